@@ -1,0 +1,61 @@
+# elt_governance — PGXS build.
+#
+# Two commands are for people (see README.md):
+#   make demo   install what is missing, build, install, run scripts/demo.sql
+#   make test   install what is missing, build, install, run every suite
+# Both are driven by scripts in scripts/ and need no PostgreSQL headers to be
+# present beforehand, so they are defined before PGXS is included.
+
+ORCHESTRATION_GOALS := demo test setup
+ifneq ($(filter $(ORCHESTRATION_GOALS),$(MAKECMDGOALS)),)
+
+.PHONY: $(ORCHESTRATION_GOALS)
+demo:
+	@bash scripts/demo.sh
+test:
+	@bash scripts/test.sh
+setup:
+	@bash scripts/setup.sh
+
+else
+
+EXTENSION = elt_governance
+MODULE_big = elt_governance
+OBJS = \
+	src/elt_governance.o \
+	src/util.o \
+	src/audit.o \
+	src/govern.o \
+	src/ddl_capture.o
+
+DATA = $(wildcard sql/elt_governance--*.sql)
+
+PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers
+SHLIB_LINK = -lcrypto
+
+# pg_regress suites, one per engine (test/sql, test/expected)
+REGRESS = setup govern versions diff history audit
+# isolation specs (test/specs, test/expected)
+ISOLATION = concurrent_ddl
+# TAP tests (test/t)
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+# Each kind of suite gets its own temporary cluster with the library
+# preloaded, so none depends on a server being set up beforehand.
+REGRESS_OPTS = --inputdir=test --outputdir=test \
+	--temp-instance=$(CURDIR)/tmp_check_regress \
+	--temp-config=$(srcdir)/test/elt.conf
+ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso \
+	--temp-instance=$(CURDIR)/tmp_check_iso \
+	--temp-config=$(srcdir)/test/elt.conf
+
+EXTRA_CLEAN = tmp_check_regress tmp_check_iso test/results test/output_iso \
+	test/regression.diffs test/regression.out test/log
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+endif

@@ -1,0 +1,21 @@
+/*
+ * audit.h — the hash-chained audit log.
+ */
+#ifndef ELT_AUDIT_H
+#define ELT_AUDIT_H
+
+#include "postgres.h"
+#include "access/htup.h"
+#include "access/tupdesc.h"
+
+#include "util.h"
+
+extern void EltAuditLock(void);
+extern void EltAuditInit(void);
+extern void EltAuditRecord(Oid actor, const char *action, const char *object,
+						   const char *details_json, const char *reason);
+extern void EltVersionRowHash(HeapTuple tuple, TupleDesc desc, const char *prefix,
+							  char *out);
+extern const char *EltAuditReason(const char *given);
+
+#endif							/* ELT_AUDIT_H */

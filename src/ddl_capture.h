@@ -1,0 +1,18 @@
+/*
+ * ddl_capture.h — schema versions recorded by event triggers.
+ */
+#ifndef ELT_DDL_CAPTURE_H
+#define ELT_DDL_CAPTURE_H
+
+#include "postgres.h"
+
+#include "util.h"
+
+extern void EltDdlCaptureInit(void);
+extern char *EltCurrentStatement(void);
+extern int	EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
+							 const char *command_tag, const char *statement,
+							 bool only_if_changed);
+extern bool EltTableInScope(Oid relid, bool *tracked);
+
+#endif							/* ELT_DDL_CAPTURE_H */

@@ -1,0 +1,52 @@
+/*
+ * elt_governance.c — module entry point: settings and hooks.
+ *
+ * The library works loaded on demand (the first call of one of its functions
+ * or event triggers loads it) and preloaded through shared_preload_libraries.
+ * _PG_init only defines settings and installs per-backend hooks, so both ways
+ * behave the same for everything in this file.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "audit.h"
+#include "ddl_capture.h"
+#include "elt_governance.h"
+
+PG_MODULE_MAGIC;
+
+bool		elt_enabled = true;
+char	   *elt_reason = NULL;
+
+void		_PG_init(void);
+
+/* Define the elt.* settings and install hooks. */
+void
+_PG_init(void)
+{
+	DefineCustomBoolVariable("elt.enabled",
+							 "Enables elt_governance's capture of DDL on governed tables.",
+							 "Turn off only for a maintenance window or a restore: "
+							 "while off, DDL is neither recorded nor checked.",
+							 &elt_enabled,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("elt.reason",
+							   "Reason recorded in the audit log for governance actions of this session.",
+							   "For example a ticket number; a reason passed to a function takes precedence.",
+							   &elt_reason,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("elt");
+
+	EltAuditInit();
+	EltDdlCaptureInit();
+}

@@ -1,0 +1,431 @@
+/*
+ * govern.c — putting schemas and tables under governance: elt.govern() and
+ * elt.ungovern().  Owns elt.governed_targets.
+ *
+ * Privileges: only the owner of a schema or table (or a superuser) may
+ * govern or ungovern it; the check runs as the caller before anything is
+ * written.  The catalog is then written as the extension owner.
+ *
+ * Locking: governing a schema takes AccessExclusiveLock on the schema object
+ * (the lock DROP SCHEMA takes; CREATE TABLE in the schema takes
+ * AccessShareLock), so no table can appear in the schema between the
+ * listing and the commit, and then AccessShareLock on each of its tables,
+ * so none changes shape while its baseline is taken.  Governing a table
+ * takes AccessShareLock on it.  All locks are taken before any history lock
+ * (see ddl_capture.c) and are held to the end of the transaction.
+ */
+#include "postgres.h"
+
+#include "catalog/catalog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+
+#include "audit.h"
+#include "ddl_capture.h"
+#include "util.h"
+
+/* A resolved target of govern/ungovern. */
+typedef struct EltTarget
+{
+	bool		is_schema;
+	char	   *schema;
+	char	   *table;			/* NULL for a schema */
+	Oid			nspoid;			/* InvalidOid if the schema is gone */
+	Oid			relid;			/* table only */
+	char	   *display;		/* quoted name, as shown in elt.governed */
+} EltTarget;
+
+static SPIPlanPtr target_lookup_plan = NULL;
+static SPIPlanPtr target_insert_plan = NULL;
+static SPIPlanPtr target_policy_plan = NULL;
+static SPIPlanPtr target_delete_plan = NULL;
+static SPIPlanPtr schema_tables_plan = NULL;
+
+/* Validate a policy name. */
+static void
+check_policy(const char *policy)
+{
+	if (strcmp(policy, "enforce") != 0 &&
+		strcmp(policy, "warn") != 0 &&
+		strcmp(policy, "off") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown policy \"%s\"", policy),
+				 errdetail("Allowed policies are enforce, warn and off."),
+				 errhint("enforce blocks breaking changes, warn reports them, off only records them.")));
+}
+
+/* Schemas that belong to PostgreSQL or to elt_governance itself. */
+static void
+check_not_system_schema(const char *nspname, Oid nspoid)
+{
+	if (IsCatalogNamespace(nspoid) || IsToastNamespace(nspoid) ||
+		isAnyTempNamespace(nspoid) || IsReservedName(nspname) ||
+		strcmp(nspname, "information_schema") == 0 ||
+		strcmp(nspname, ELT_SCHEMA_NAME) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot govern objects in system schema \"%s\"", nspname),
+				 errdetail("pg_catalog, information_schema, pg_toast, temporary schemas and elt itself cannot be governed."),
+				 errhint("Govern the schemas that hold your own tables, for example elt.govern('analytics').")));
+}
+
+/* The argument of a function as a C string, or an error naming it. */
+static char *
+required_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
+				  const char *hint)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name),
+				 errhint("%s", hint)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/*
+ * Parse and check a target: a schema name, or schema.table.  When must_exist
+ * is false (ungovern), a schema that no longer exists is accepted so that a
+ * stale target can still be removed.
+ */
+static void
+resolve_target(const char *target, bool must_exist, const char *verb,
+			   EltTarget *t)
+{
+	List	   *names = stringToQualifiedNameList(target);
+
+	memset(t, 0, sizeof(EltTarget));
+	if (list_length(names) == 1)
+	{
+		t->is_schema = true;
+		t->schema = strVal(linitial(names));
+		t->display = pstrdup(quote_identifier(t->schema));
+		t->nspoid = get_namespace_oid(t->schema, true);
+		if (!OidIsValid(t->nspoid))
+		{
+			if (!must_exist)
+				return;
+			if (OidIsValid(RelnameGetRelid(t->schema)))
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_SCHEMA),
+						 errmsg("schema \"%s\" does not exist", t->schema),
+						 errhint("To %s the table \"%s\", qualify it with its schema, for example '%s'.",
+								 verb, t->schema,
+								 quote_qualified_identifier(get_namespace_name(get_rel_namespace(RelnameGetRelid(t->schema))),
+															t->schema))));
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_SCHEMA),
+					 errmsg("schema \"%s\" does not exist", t->schema),
+					 errhint("Pass the name of an existing schema, or a table as schema.table.")));
+		}
+		check_not_system_schema(t->schema, t->nspoid);
+		if (!pg_namespace_ownercheck(t->nspoid, GetUserId()))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of schema \"%s\" to %s it", t->schema, verb),
+					 errhint("Ask the owner of the schema or a superuser to run it.")));
+	}
+	else if (list_length(names) == 2)
+	{
+		RangeVar   *rv;
+		char		relkind;
+
+		t->is_schema = false;
+		t->schema = strVal(linitial(names));
+		t->table = strVal(lsecond(names));
+		t->display = quote_qualified_identifier(t->schema, t->table);
+		t->nspoid = get_namespace_oid(t->schema, true);
+		if (!OidIsValid(t->nspoid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_SCHEMA),
+					 errmsg("schema \"%s\" does not exist", t->schema),
+					 errhint("Pass a table as schema.table, with an existing schema.")));
+		check_not_system_schema(t->schema, t->nspoid);
+		rv = makeRangeVar(t->schema, t->table, -1);
+		t->relid = RangeVarGetRelid(rv, AccessShareLock, true);
+		if (!OidIsValid(t->relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation \"%s\" does not exist", t->display),
+					 errhint("Pass an existing table as schema.table.")));
+		relkind = get_rel_relkind(t->relid);
+		if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("\"%s\" is not a table", t->display),
+					 errdetail("Only ordinary and partitioned tables can be governed.")));
+		if (!pg_class_ownercheck(t->relid, GetUserId()))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of table \"%s\" to %s it", t->display, verb),
+					 errhint("Ask the owner of the table or a superuser to run it.")));
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("target \"%s\" is neither a schema nor a schema-qualified table", target),
+				 errhint("Write a schema, such as 'analytics', or a table with its schema, such as 'analytics.orders'.")));
+}
+
+/* Look up the governed_targets row of a target; returns whether it exists. */
+static bool
+lookup_target(EltTarget *t, char **policy)
+{
+	Oid			argtypes[3] = {BOOLOID, NAMEOID, OIDOID};
+	Datum		args[3];
+
+	EltPrepare(&target_lookup_plan,
+			   "SELECT target_id, policy FROM elt.governed_targets"
+			   " WHERE CASE WHEN $1 THEN kind = 'schema' AND schema_name = $2"
+			   "            ELSE kind = 'table' AND rel = $3::regclass END",
+			   3, argtypes);
+	args[0] = BoolGetDatum(t->is_schema);
+	args[1] = DirectFunctionCall1(namein, CStringGetDatum(t->schema));
+	args[2] = ObjectIdGetDatum(t->relid);
+	EltExecLatest(target_lookup_plan, args, NULL, 1);
+	if (SPI_processed == 0)
+		return false;
+	*policy = EltSpiGetText(0, "policy");
+	return true;
+}
+
+/* The tables of a target, locked against concurrent DDL. */
+static List *
+target_tables(EltTarget *t)
+{
+	List	   *tables = NIL;
+
+	if (t->is_schema)
+	{
+		Oid			argtypes[1] = {OIDOID};
+		Datum		args[1];
+		uint64		i;
+		uint64		n;
+		SPITupleTable *tt;
+		ListCell   *lc;
+
+		LockDatabaseObject(NamespaceRelationId, t->nspoid, 0, AccessExclusiveLock);
+		EltPrepare(&schema_tables_plan,
+				   "SELECT c.oid FROM pg_class c"
+				   " WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p')"
+				   " ORDER BY c.relname",
+				   1, argtypes);
+		args[0] = ObjectIdGetDatum(t->nspoid);
+		EltExecLatest(schema_tables_plan, args, NULL, 0);
+		tt = SPI_tuptable;
+		n = SPI_processed;
+		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			tables = lappend_oid(tables,
+								 DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
+		}
+		foreach(lc, tables)
+			LockRelationOid(lfirst_oid(lc), AccessShareLock);
+	}
+	else
+		tables = list_make1_oid(t->relid);
+	return tables;
+}
+
+/*
+ * elt.govern(target, policy, reason): put a schema or a table under
+ * governance, recording the baseline version of every table in scope that
+ * has no current history.  Governing again changes the policy and baselines
+ * tables that missed theirs.  Returns the number of baselines recorded.
+ */
+PG_FUNCTION_INFO_V1(elt_govern);
+Datum
+elt_govern(PG_FUNCTION_ARGS)
+{
+	char	   *target = required_text_arg(fcinfo, 0, "target",
+										   "Pass a schema such as 'analytics' or a table such as 'analytics.orders'.");
+	char	   *policy = required_text_arg(fcinfo, 1, "policy",
+										   "Pass enforce, warn or off.");
+	const char *reason = EltAuditReason(PG_ARGISNULL(2) ? NULL :
+										text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	EltTarget	t;
+	EltCatalogWrite cw;
+	List	   *tables;
+	List	   *needs_baseline = NIL;
+	ListCell   *lc;
+	char	   *old_policy = NULL;
+	char	   *statement;
+	int			baselines = 0;
+	StringInfoData details;
+
+	check_policy(policy);
+	resolve_target(target, true, "govern", &t);
+	statement = EltCurrentStatement();
+
+	EltCatalogWriteBegin(&cw);
+	tables = target_tables(&t);
+
+	/* which tables need a baseline: those without a history in scope now */
+	foreach(lc, tables)
+	{
+		bool		tracked;
+		bool		in_scope = EltTableInScope(lfirst_oid(lc), &tracked);
+
+		if (!(tracked && in_scope))
+			needs_baseline = lappend_oid(needs_baseline, lfirst_oid(lc));
+	}
+
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonString(&details, "kind", t.is_schema ? "schema" : "table");
+	if (lookup_target(&t, &old_policy))
+	{
+		if (strcmp(old_policy, policy) != 0)
+		{
+			Datum		args[4];
+			Oid			ptypes[4] = {BOOLOID, NAMEOID, OIDOID, TEXTOID};
+
+			EltPrepare(&target_policy_plan,
+					   "UPDATE elt.governed_targets SET policy = $4"
+					   " WHERE CASE WHEN $1 THEN kind = 'schema' AND schema_name = $2"
+					   "            ELSE kind = 'table' AND rel = $3::regclass END",
+					   4, ptypes);
+			args[0] = BoolGetDatum(t.is_schema);
+			args[1] = DirectFunctionCall1(namein, CStringGetDatum(t.schema));
+			args[2] = ObjectIdGetDatum(t.relid);
+			args[3] = CStringGetTextDatum(policy);
+			EltExec(target_policy_plan, args, NULL, 0);
+			EltAppendJsonString(&details, "from", old_policy);
+			EltAppendJsonString(&details, "to", policy);
+			appendStringInfoChar(&details, '}');
+			EltAuditRecord(cw.actor, "policy_changed", t.display, details.data, reason);
+		}
+		else
+			ereport(NOTICE,
+					(errmsg("%s \"%s\" is already governed with policy %s",
+							t.is_schema ? "schema" : "table", t.display, policy)));
+	}
+	else
+	{
+		Oid			argtypes[6] = {TEXTOID, NAMEOID, OIDOID, TEXTOID, NAMEOID, TEXTOID};
+		Datum		args[6];
+		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+
+		EltPrepare(&target_insert_plan,
+				   "INSERT INTO elt.governed_targets (kind, schema_name, rel, policy,"
+				   " governed_at, governed_by, reason)"
+				   " VALUES ($1, $2, $3::regclass, $4, pg_catalog.now(), $5, $6)",
+				   6, argtypes);
+		args[0] = CStringGetTextDatum(t.is_schema ? "schema" : "table");
+		if (t.is_schema)
+		{
+			args[1] = DirectFunctionCall1(namein, CStringGetDatum(t.schema));
+			nulls[2] = 'n';
+		}
+		else
+		{
+			nulls[1] = 'n';
+			args[2] = ObjectIdGetDatum(t.relid);
+		}
+		args[3] = CStringGetTextDatum(policy);
+		args[4] = DirectFunctionCall1(namein,
+									  CStringGetDatum(GetUserNameFromId(cw.actor, false)));
+		if (reason)
+			args[5] = CStringGetTextDatum(reason);
+		else
+			nulls[5] = 'n';
+		EltExec(target_insert_plan, args, nulls, 0);
+
+		EltAppendJsonString(&details, "policy", policy);
+		EltAppendJsonInt(&details, "tables", list_length(tables));
+		appendStringInfoChar(&details, '}');
+		EltAuditRecord(cw.actor, "govern", t.display, details.data, reason);
+	}
+
+	foreach(lc, needs_baseline)
+	{
+		if (EltRecordVersion(&cw, lfirst_oid(lc), "baseline", NULL, statement, false) > 0)
+			baselines++;
+	}
+
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_INT32(baselines);
+}
+
+/*
+ * elt.ungovern(target, reason): take a schema or table out of governance.
+ * Its history stays; DDL on it is no longer recorded.
+ */
+PG_FUNCTION_INFO_V1(elt_ungovern);
+Datum
+elt_ungovern(PG_FUNCTION_ARGS)
+{
+	char	   *target = required_text_arg(fcinfo, 0, "target",
+										   "Pass a governed schema or table, as listed in elt.governed.");
+	const char *reason = EltAuditReason(PG_ARGISNULL(1) ? NULL :
+										text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	EltTarget	t;
+	EltCatalogWrite cw;
+	char	   *policy = NULL;
+	StringInfoData details;
+	Oid			argtypes[3] = {BOOLOID, NAMEOID, OIDOID};
+	Datum		args[3];
+
+	resolve_target(target, false, "ungovern", &t);
+	if (t.is_schema && !OidIsValid(t.nspoid) && !superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a superuser can ungovern schema \"%s\", which no longer exists",
+						t.schema)));
+
+	EltCatalogWriteBegin(&cw);
+	if (t.is_schema && OidIsValid(t.nspoid))
+		LockDatabaseObject(NamespaceRelationId, t.nspoid, 0, AccessExclusiveLock);
+
+	if (!lookup_target(&t, &policy))
+	{
+		if (!t.is_schema)
+		{
+			char	   *nspname = get_namespace_name(t.nspoid);
+			bool		tracked;
+
+			if (EltTableInScope(t.relid, &tracked))
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("table \"%s\" is not governed on its own", t.display),
+						 errdetail("It is governed through its schema \"%s\".", nspname),
+						 errhint("Ungovern the schema, or govern the table with policy 'off' to stop checks on it.")));
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("%s \"%s\" is not governed", t.is_schema ? "schema" : "table",
+						t.display),
+				 errhint("The view elt.governed lists what is governed.")));
+	}
+
+	EltPrepare(&target_delete_plan,
+			   "DELETE FROM elt.governed_targets"
+			   " WHERE CASE WHEN $1 THEN kind = 'schema' AND schema_name = $2"
+			   "            ELSE kind = 'table' AND rel = $3::regclass END",
+			   3, argtypes);
+	args[0] = BoolGetDatum(t.is_schema);
+	args[1] = DirectFunctionCall1(namein, CStringGetDatum(t.schema));
+	args[2] = ObjectIdGetDatum(t.relid);
+	EltExec(target_delete_plan, args, NULL, 0);
+
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonString(&details, "kind", t.is_schema ? "schema" : "table");
+	EltAppendJsonString(&details, "policy", policy);
+	appendStringInfoChar(&details, '}');
+	EltAuditRecord(cw.actor, "ungovern", t.display, details.data, reason);
+
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_VOID();
+}

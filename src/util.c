@@ -1,0 +1,340 @@
+/*
+ * util.c — helpers shared by every engine of elt_governance.
+ *
+ * Owns: SHA-256 through OpenSSL; the canonical serialization behind every
+ * hash the extension stores; the "catalog write" context in which an engine
+ * writes the elt catalog on behalf of the calling role; SPI conveniences.
+ *
+ * Transaction rules: EltCatalogWriteBegin and EltCatalogWriteEnd pair up in
+ * one (sub)transaction.  Between them the user id is the extension owner's,
+ * search_path is pinned to pg_catalog and SPI is connected.  An error in
+ * between needs no cleanup here: (sub)transaction abort restores the user id,
+ * the GUC nest level and SPI.
+ */
+#include "postgres.h"
+
+#include <openssl/evp.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "util.h"
+
+/* Hex SHA-256 of a byte string; out must hold 65 bytes. */
+void
+EltSha256Hex(const char *data, size_t len, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	unsigned int i;
+
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute a SHA-256 digest")));
+	for (i = 0; i < mdlen; i++)
+	{
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 0x0f];
+	}
+	out[2 * mdlen] = '\0';
+}
+
+/*
+ * Append one field to a canonical serialization: "<bytes>:<text>" or "-1:"
+ * for NULL.  The length prefix makes the concatenation unambiguous.  A
+ * timestamptz is written as microseconds since the Unix epoch, so that the
+ * text never depends on DateStyle or TimeZone; every other type used in
+ * hashed rows (integers, oid, name, text, jsonb, xid8) prints the same under
+ * every setting.
+ */
+void
+EltCanonicalAppend(StringInfo buf, Datum value, bool isnull, Oid typid)
+{
+	char	   *text;
+
+	if (isnull)
+	{
+		appendStringInfoString(buf, "-1:");
+		return;
+	}
+	if (typid == TIMESTAMPTZOID || typid == TIMESTAMPOID)
+	{
+		int64		us = DatumGetInt64(value) +
+			(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+
+		text = psprintf(INT64_FORMAT, us);
+	}
+	else
+	{
+		Oid			outfunc;
+		bool		isvarlena;
+
+		getTypeOutputInfo(typid, &outfunc, &isvarlena);
+		text = OidOutputFunctionCall(outfunc, value);
+	}
+	appendStringInfo(buf, "%zu:", strlen(text));
+	appendBinaryStringInfo(buf, text, strlen(text));
+	pfree(text);
+}
+
+/*
+ * SHA-256 of the canonical serialization of the named columns of a tuple
+ * (each column name prefixed by prefix, for joined result sets).
+ */
+void
+EltCanonicalTupleHash(HeapTuple tuple, TupleDesc desc, const char *prefix,
+					  const char *const *columns, int ncolumns, char *out)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < ncolumns; i++)
+	{
+		char	   *name = psprintf("%s%s", prefix, columns[i]);
+		int			attno = SPI_fnumber(desc, name);
+		Datum		value;
+		bool		isnull;
+
+		if (attno <= 0)
+			elog(ERROR, "column \"%s\" missing from hashed row", name);
+		value = SPI_getbinval(tuple, desc, attno, &isnull);
+		EltCanonicalAppend(&buf, value, isnull, SPI_gettypeid(desc, attno));
+		pfree(name);
+	}
+	EltSha256Hex(buf.data, buf.len, out);
+	pfree(buf.data);
+}
+
+/*
+ * Whether the extension's catalog can be used now.  False while the
+ * extension is being created or dropped, and in databases without it.
+ */
+bool
+EltCatalogReady(void)
+{
+	Oid			extoid;
+
+	if (!IsTransactionState())
+		return false;
+	extoid = get_extension_oid(ELT_EXTENSION_NAME, true);
+	if (!OidIsValid(extoid))
+		return false;
+	if (creating_extension && CurrentExtensionObject == extoid)
+		return false;
+	return OidIsValid(EltCatalogRelid("audit_log"));
+}
+
+/* Oid of a relation in schema elt, or InvalidOid. */
+Oid
+EltCatalogRelid(const char *relname)
+{
+	Oid			nsp = get_namespace_oid(ELT_SCHEMA_NAME, true);
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return get_relname_relid(relname, nsp);
+}
+
+/* The role that owns the extension, and with it the elt catalog. */
+static Oid
+EltExtensionOwner(void)
+{
+	Oid			extoid = get_extension_oid(ELT_EXTENSION_NAME, false);
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			owner;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "could not find extension \"%s\"", ELT_EXTENSION_NAME);
+	owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return owner;
+}
+
+/*
+ * Enter the catalog write context: act as the extension owner, with a pinned
+ * search_path, and connect SPI.  The caller's own privileges must have been
+ * checked before.
+ */
+void
+EltCatalogWriteBegin(EltCatalogWrite *cw)
+{
+	Oid			owner = EltExtensionOwner();
+
+	GetUserIdAndSecContext(&cw->save_userid, &cw->save_sec_context);
+	cw->actor = cw->save_userid;
+	SetUserIdAndSecContext(owner, cw->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	cw->guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/* Leave the catalog write context. */
+void
+EltCatalogWriteEnd(EltCatalogWrite *cw)
+{
+	SPI_finish();
+	AtEOXact_GUC(true, cw->guc_level);
+	SetUserIdAndSecContext(cw->save_userid, cw->save_sec_context);
+}
+
+/* Prepare a statement once per backend and keep it. */
+SPIPlanPtr
+EltPrepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/*
+ * Run a prepared statement with the latest snapshot, so that governance
+ * state committed by others is seen even under REPEATABLE READ.  Used after
+ * taking the lock that orders governance actions.
+ */
+int
+EltExecLatest(SPIPlanPtr plan, Datum *values, const char *nulls, long count)
+{
+	int			rc;
+
+	rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(),
+							  InvalidSnapshot, false, true, count);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(rc));
+	return rc;
+}
+
+/* Run a prepared statement normally. */
+int
+EltExec(SPIPlanPtr plan, Datum *values, const char *nulls, long count)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, false, count);
+
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	return rc;
+}
+
+static int
+EltSpiColumn(const char *column)
+{
+	int			attno = SPI_fnumber(SPI_tuptable->tupdesc, column);
+
+	if (attno <= 0)
+		elog(ERROR, "column \"%s\" missing from SPI result", column);
+	return attno;
+}
+
+/* Text of a column of an SPI result row (NULL when SQL NULL). */
+char *
+EltSpiGetText(int row, const char *column)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+						EltSpiColumn(column));
+}
+
+/* Binary value of a column of an SPI result row. */
+Datum
+EltSpiGetDatum(int row, const char *column, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+						 EltSpiColumn(column), isnull);
+}
+
+/* An integer column (int2, int4, int8 or oid) of an SPI result row. */
+int64
+EltSpiGetInt64(int row, const char *column, bool *isnull)
+{
+	int			attno = EltSpiColumn(column);
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+								  attno, isnull);
+
+	if (*isnull)
+		return 0;
+	switch (SPI_gettypeid(SPI_tuptable->tupdesc, attno))
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		case OIDOID:
+		case REGCLASSOID:
+			return DatumGetObjectId(d);
+		default:
+			return DatumGetInt64(d);
+	}
+}
+
+/* A boolean column of an SPI result row. */
+bool
+EltSpiGetBool(int row, const char *column, bool *isnull)
+{
+	Datum		d = EltSpiGetDatum(row, column, isnull);
+
+	return *isnull ? false : DatumGetBool(d);
+}
+
+/* Append "key": "value" (JSON-escaped; null when value is NULL). */
+void
+EltAppendJsonString(StringInfo buf, const char *key, const char *value)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+	if (value)
+		escape_json(buf, value);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+/* Append "key": number. */
+void
+EltAppendJsonInt(StringInfo buf, const char *key, int64 value)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfo(buf, ": " INT64_FORMAT, value);
+}

@@ -1,0 +1,51 @@
+/*
+ * util.h — helpers shared by every engine of elt_governance.
+ */
+#ifndef ELT_UTIL_H
+#define ELT_UTIL_H
+
+#include "postgres.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+
+#define ELT_EXTENSION_NAME "elt_governance"
+#define ELT_SCHEMA_NAME "elt"
+#define ELT_SHA256_HEX_LEN 64
+
+/* State saved while an engine writes the elt catalog for the caller. */
+typedef struct EltCatalogWrite
+{
+	Oid			actor;			/* the role that asked: current_user before */
+	Oid			save_userid;
+	int			save_sec_context;
+	int			guc_level;
+} EltCatalogWrite;
+
+extern void EltSha256Hex(const char *data, size_t len, char *out);
+extern void EltCanonicalAppend(StringInfo buf, Datum value, bool isnull, Oid typid);
+extern void EltCanonicalTupleHash(HeapTuple tuple, TupleDesc desc,
+								  const char *prefix,
+								  const char *const *columns, int ncolumns,
+								  char *out);
+
+extern bool EltCatalogReady(void);
+extern Oid	EltCatalogRelid(const char *relname);
+extern void EltCatalogWriteBegin(EltCatalogWrite *cw);
+extern void EltCatalogWriteEnd(EltCatalogWrite *cw);
+
+extern SPIPlanPtr EltPrepare(SPIPlanPtr *cache, const char *sql,
+							 int nargs, Oid *argtypes);
+extern int	EltExecLatest(SPIPlanPtr plan, Datum *values, const char *nulls,
+						  long count);
+extern int	EltExec(SPIPlanPtr plan, Datum *values, const char *nulls,
+					long count);
+
+extern char *EltSpiGetText(int row, const char *column);
+extern int64 EltSpiGetInt64(int row, const char *column, bool *isnull);
+extern bool EltSpiGetBool(int row, const char *column, bool *isnull);
+extern Datum EltSpiGetDatum(int row, const char *column, bool *isnull);
+
+extern void EltAppendJsonString(StringInfo buf, const char *key, const char *value);
+extern void EltAppendJsonInt(StringInfo buf, const char *key, int64 value);
+
+#endif							/* ELT_UTIL_H */
