@@ -35,7 +35,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter \
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
-REGRESS = setup govern versions diff history audit
+REGRESS = govern versions diff history audit
 # isolation specs (test/specs, test/expected)
 ISOLATION = concurrent_ddl
 # TAP tests (test/t)
@@ -57,5 +57,15 @@ EXTRA_CLEAN = tmp_check_regress tmp_check_iso test/results test/output_iso \
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# One target per kind of suite, so that scripts/test.sh runs all three even
+# when one fails (installcheck stops at the first failing kind).
+.PHONY: installcheck-regress installcheck-isolation installcheck-tap
+installcheck-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+installcheck-isolation:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+installcheck-tap:
+	$(prove_installcheck)
 
 endif

@@ -88,6 +88,8 @@ SELECT pg_catalog.pg_extension_config_dump('elt.tracked_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.schema_versions', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.audit_log', '');
 
+GRANT USAGE ON SCHEMA elt TO PUBLIC;
+
 -- The catalog is written only by the extension itself.  Like pg_catalog it
 -- is readable by every role.
 REVOKE ALL ON elt.governed_targets, elt.tracked_tables, elt.schema_versions,
@@ -420,15 +422,21 @@ $$;
 
 CREATE FUNCTION elt.schema_diff(rel regclass, from_version integer, to_version integer)
     RETURNS TABLE (change text, object text, before text, after text, description text)
-    LANGUAGE plpgsql STABLE STRICT
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    tid bigint := elt._table_id(rel);
+    tid bigint;
     va elt.schema_versions;
     vb elt.schema_versions;
     last_version integer;
 BEGIN
+    IF rel IS NULL OR from_version IS NULL OR to_version IS NULL THEN
+        RAISE EXCEPTION 'table, from_version and to_version must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'elt.table_versions(table) lists the versions of a table.';
+    END IF;
+    tid := elt._table_id(rel);
     SELECT max(v.version) INTO last_version FROM elt.schema_versions v WHERE v.table_id = tid;
     SELECT * INTO va FROM elt.schema_versions v WHERE v.table_id = tid AND v.version = from_version;
     IF NOT FOUND THEN
@@ -491,9 +499,9 @@ CREATE FUNCTION elt.policy_for(rel regclass) RETURNS text
 AS $$
 SELECT COALESCE(
     (SELECT g.policy FROM elt.governed_targets g
-     WHERE g.kind = 'table' AND g.rel = rel),
+     WHERE g.kind = 'table' AND g.rel = policy_for.rel),
     (SELECT g.policy FROM elt.governed_targets g
-     JOIN pg_class c ON c.oid = rel
+     JOIN pg_class c ON c.oid = policy_for.rel
      JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE g.kind = 'schema' AND g.schema_name = n.nspname
        AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'))

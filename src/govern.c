@@ -109,7 +109,7 @@ resolve_target(const char *target, bool must_exist, const char *verb,
 		t->is_schema = true;
 		t->schema = strVal(linitial(names));
 		t->display = pstrdup(quote_identifier(t->schema));
-		t->nspoid = get_namespace_oid(t->schema, true);
+		t->nspoid = LookupNamespaceNoError(t->schema);
 		if (!OidIsValid(t->nspoid))
 		{
 			if (!must_exist)
@@ -143,7 +143,7 @@ resolve_target(const char *target, bool must_exist, const char *verb,
 		t->schema = strVal(linitial(names));
 		t->table = strVal(lsecond(names));
 		t->display = quote_qualified_identifier(t->schema, t->table);
-		t->nspoid = get_namespace_oid(t->schema, true);
+		t->nspoid = LookupNamespaceNoError(t->schema);
 		if (!OidIsValid(t->nspoid))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_SCHEMA),
@@ -241,8 +241,9 @@ target_tables(EltTarget *t)
 /*
  * elt.govern(target, policy, reason): put a schema or a table under
  * governance, recording the baseline version of every table in scope that
- * has no current history.  Governing again changes the policy and baselines
- * tables that missed theirs.  Returns the number of baselines recorded.
+ * has no current history.  Governing again changes the policy, and records a
+ * baseline for every table whose shape differs from its last version (DDL
+ * run while elt.enabled was off).  Returns the number of baselines recorded.
  */
 PG_FUNCTION_INFO_V1(elt_govern);
 Datum
@@ -258,6 +259,7 @@ elt_govern(PG_FUNCTION_ARGS)
 	EltCatalogWrite cw;
 	List	   *tables;
 	List	   *needs_baseline = NIL;
+	List	   *resync = NIL;
 	ListCell   *lc;
 	char	   *old_policy = NULL;
 	char	   *statement;
@@ -271,13 +273,18 @@ elt_govern(PG_FUNCTION_ARGS)
 	EltCatalogWriteBegin(&cw);
 	tables = target_tables(&t);
 
-	/* which tables need a baseline: those without a history in scope now */
+	/*
+	 * Tables without a history in scope now need a baseline; the others get
+	 * one only if their shape moved on unobserved (while elt.enabled was off).
+	 */
 	foreach(lc, tables)
 	{
 		bool		tracked;
 		bool		in_scope = EltTableInScope(lfirst_oid(lc), &tracked);
 
-		if (!(tracked && in_scope))
+		if (tracked && in_scope)
+			resync = lappend_oid(resync, lfirst_oid(lc));
+		else
 			needs_baseline = lappend_oid(needs_baseline, lfirst_oid(lc));
 	}
 
@@ -348,9 +355,14 @@ elt_govern(PG_FUNCTION_ARGS)
 		EltAuditRecord(cw.actor, "govern", t.display, details.data, reason);
 	}
 
-	foreach(lc, needs_baseline)
+	foreach(lc, tables)
 	{
-		if (EltRecordVersion(&cw, lfirst_oid(lc), "baseline", NULL, statement, false) > 0)
+		Oid			relid = lfirst_oid(lc);
+		bool		fresh = list_member_oid(needs_baseline, relid);
+
+		if (!fresh && !list_member_oid(resync, relid))
+			continue;
+		if (EltRecordVersion(&cw, relid, "baseline", NULL, statement, !fresh) > 0)
 			baselines++;
 	}
 

@@ -1,0 +1,35 @@
+# Shared by scripts/test.sh and scripts/demo.sh: how to run things as root
+# and as the postgres user, whether we are root or a user with sudo.
+PG_MAJOR="${PG_MAJOR:-15}"
+PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config}"
+PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  elif [ "$(id -un)" = postgres ]; then
+    "$@"
+  else
+    sudo -u postgres -- "$@"
+  fi
+}
+
+# Build as the invoking user and install as root.
+build_and_install() {
+  make -s PG_CONFIG="$PG_CONFIG" >/dev/null
+  as_root make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+}
+
+# A scratch copy of what the suites need, owned by postgres (initdb and the
+# test clusters refuse to run as root, and postgres may not read our tree).
+scratch_copy() {
+  local dir
+  dir=$(mktemp -d /tmp/elt_governance.XXXXXX)
+  cp -a Makefile elt_governance.control sql test scripts "$dir"/
+  as_root chown -R postgres: "$dir"
+  echo "$dir"
+}
