@@ -26,6 +26,7 @@ OBJS = \
 	src/util.o \
 	src/audit.o \
 	src/govern.o \
+	src/table_shape.o \
 	src/ddl_capture.o
 
 DATA = $(wildcard sql/elt_governance--*.sql)

@@ -122,89 +122,7 @@ CREATE TRIGGER audit_log_no_truncate
 -- search_path is pinned so that every expression is printed fully qualified
 -- and the same shape always prints the same way.
 CREATE FUNCTION elt.table_shape(rel regclass) RETURNS jsonb
-    LANGUAGE sql STABLE STRICT
-    SET search_path = pg_catalog, pg_temp
-AS $$
-SELECT jsonb_build_object(
-    'kind', CASE c.relkind WHEN 'p' THEN 'partitioned table' ELSE 'table' END,
-    'unlogged', c.relpersistence = 'u',
-    'partition_key', CASE WHEN c.relkind = 'p'
-                          THEN pg_get_partkeydef(c.oid) END,
-    'columns', COALESCE((
-        SELECT jsonb_agg(col ORDER BY attnum)
-        FROM (
-            SELECT a.attnum,
-                   jsonb_build_object(
-                       'name', a.attname,
-                       'attnum', a.attnum,
-                       'position', row_number() OVER (ORDER BY a.attnum),
-                       'type', format_type(a.atttypid, a.atttypmod),
-                       'not_null', a.attnotnull,
-                       'default', CASE WHEN a.attgenerated = ''
-                                       THEN pg_get_expr(d.adbin, d.adrelid) END,
-                       'collation', CASE
-                           WHEN a.attcollation = 0 THEN NULL
-                           WHEN a.attcollation = t.typcollation THEN 'default'
-                           WHEN cn.nspname = 'pg_catalog' THEN quote_ident(co.collname)
-                           ELSE quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
-                       'identity', CASE a.attidentity WHEN 'a' THEN 'always'
-                                                      WHEN 'd' THEN 'by default' END,
-                       'generated', CASE WHEN a.attgenerated <> ''
-                                         THEN pg_get_expr(d.adbin, d.adrelid) END
-                   ) AS col
-            FROM pg_attribute a
-            JOIN pg_type t ON t.oid = a.atttypid
-            LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-            LEFT JOIN pg_collation co ON co.oid = a.attcollation
-            LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-        ) cols), '[]'),
-    'primary_key', (
-        SELECT jsonb_build_object(
-                   'name', k.conname,
-                   'columns', (SELECT jsonb_agg(pa.attname ORDER BY u.ord)
-                               FROM unnest(k.conkey) WITH ORDINALITY u(attnum, ord)
-                               JOIN pg_attribute pa ON pa.attrelid = c.oid
-                                                   AND pa.attnum = u.attnum))
-        FROM pg_constraint k
-        WHERE k.conrelid = c.oid AND k.contype = 'p'),
-    'constraints', COALESCE((
-        SELECT jsonb_agg(jsonb_build_object(
-                   'name', k.conname,
-                   'type', CASE k.contype WHEN 'p' THEN 'primary key'
-                                          WHEN 'u' THEN 'unique'
-                                          WHEN 'c' THEN 'check'
-                                          WHEN 'f' THEN 'foreign key'
-                                          WHEN 'x' THEN 'exclusion' END,
-                   'definition', pg_get_constraintdef(k.oid),
-                   'validated', k.convalidated)
-               ORDER BY k.conname)
-        FROM pg_constraint k
-        WHERE k.conrelid = c.oid AND k.contype IN ('p', 'u', 'c', 'f', 'x')), '[]'),
-    'indexes', COALESCE((
-        SELECT jsonb_agg(jsonb_build_object(
-                   'name', ic.relname,
-                   'definition', CASE WHEN starts_with(idef, iprefix)
-                                      THEN substr(idef, length(iprefix) + 1)
-                                      ELSE idef END,
-                   'unique', i.indisunique,
-                   'primary', i.indisprimary,
-                   'valid', i.indisvalid)
-               ORDER BY ic.relname)
-        FROM pg_index i
-        JOIN pg_class ic ON ic.oid = i.indexrelid
-        CROSS JOIN LATERAL (
-            SELECT pg_get_indexdef(i.indexrelid) AS idef,
-                   'CREATE ' || CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END ||
-                   'INDEX ' || quote_ident(ic.relname) || ' ON ' ||
-                   CASE WHEN c.relkind = 'p' THEN 'ONLY ' ELSE '' END ||
-                   quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' '
-                       AS iprefix) def
-        WHERE i.indrelid = c.oid), '[]'))
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.oid = rel
-$$;
+    LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'elt_table_shape';
 
 -- Text for one column as it would appear in CREATE TABLE.
 CREATE FUNCTION elt._column_text(col jsonb) RETURNS text
@@ -465,9 +383,10 @@ SELECT v.table_id,
        v.command_tag,
        CASE
            WHEN v.event IN ('baseline', 'created') AND p.version IS NULL THEN
-               format('%s with %s columns',
+               format('%s with %s column%s',
                       CASE v.event WHEN 'created' THEN 'created' ELSE 'baseline' END,
-                      jsonb_array_length(v.shape->'columns'))
+                      jsonb_array_length(v.shape->'columns'),
+                      CASE jsonb_array_length(v.shape->'columns') WHEN 1 THEN '' ELSE 's' END)
            WHEN v.event = 'dropped' THEN 'dropped table'
            ELSE concat_ws(': ',
                     CASE WHEN v.event = 'baseline' THEN 'baseline' END,

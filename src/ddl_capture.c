@@ -57,6 +57,7 @@
 
 #include "audit.h"
 #include "ddl_capture.h"
+#include "table_shape.h"
 #include "elt_governance.h"
 
 /* Text of the utility statement being executed (see EltCurrentStatement). */
@@ -77,7 +78,6 @@ static SPIPlanPtr tracked_plan = NULL;
 static SPIPlanPtr tracked_insert_plan = NULL;
 static SPIPlanPtr tracked_rename_plan = NULL;
 static SPIPlanPtr tracked_drop_plan = NULL;
-static SPIPlanPtr shape_plan = NULL;
 static SPIPlanPtr version_insert_plan = NULL;
 static SPIPlanPtr commands_plan = NULL;
 static SPIPlanPtr dropped_plan = NULL;
@@ -406,11 +406,8 @@ EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 		table_id = EltSpiGetInt64(0, "table_id", &isnull);
 	}
 
-	EltPrepare(&shape_plan, "SELECT elt.table_shape($1::regclass) AS shape",
-			   1, argtypes);
-	EltExec(shape_plan, args, NULL, 1);
-	shape = EltSpiGetDatum(0, "shape", &isnull);
-	if (isnull)
+	shape = EltTableShape(relid);
+	if (shape == (Datum) 0)
 		elog(ERROR, "could not compute the shape of relation %u", relid);
 
 	if (only_if_changed && have_last &&

@@ -1,0 +1,94 @@
+-- elt_governance demo: governing a warehouse schema, recording its schema
+-- versions, reading history and diffs, and verifying the audit chain.
+-- Run by `make demo` against a throwaway cluster with the library preloaded.
+
+\pset border 2
+\set ON_ERROR_STOP 1
+
+\echo
+\echo '== 1. A small warehouse: raw data and an analytics schema built from it'
+CREATE EXTENSION elt_governance;
+CREATE SCHEMA raw;
+CREATE SCHEMA analytics;
+CREATE TABLE raw.orders (order_id bigint PRIMARY KEY, customer text, amount numeric(10,2), ordered_at date);
+INSERT INTO raw.orders
+SELECT g, 'customer ' || (g % 50), round((random() * 500)::numeric, 2), date '2026-01-01' + (g % 300)
+FROM generate_series(1, 5000) g;
+CREATE TABLE analytics.daily_revenue AS
+SELECT ordered_at AS day, count(*) AS orders, sum(amount) AS revenue
+FROM raw.orders GROUP BY ordered_at;
+ALTER TABLE analytics.daily_revenue ADD PRIMARY KEY (day);
+CREATE TABLE analytics.customers (customer text PRIMARY KEY, first_order date, lifetime_value numeric);
+INSERT INTO analytics.customers
+SELECT customer, min(ordered_at), sum(amount) FROM raw.orders GROUP BY customer;
+
+\echo
+\echo '== 2. Put analytics under contract: version 1 (the baseline) of every table'
+SELECT elt.govern('analytics', 'enforce', 'dashboards read this schema') AS baselines;
+SELECT kind, target, policy, tables, governed_by FROM elt.governed;
+
+\echo
+\echo '== 3. The schema evolves; every DDL statement becomes a version'
+SET elt.reason = 'JIRA-42: revenue in cents for the finance dashboard';
+ALTER TABLE analytics.daily_revenue ADD COLUMN revenue_cents bigint;
+UPDATE analytics.daily_revenue SET revenue_cents = (revenue * 100)::bigint;
+ALTER TABLE analytics.daily_revenue ALTER COLUMN revenue TYPE numeric(14,2),
+                                    ALTER COLUMN revenue_cents SET NOT NULL;
+CREATE INDEX daily_revenue_cents_idx ON analytics.daily_revenue (revenue_cents);
+ALTER TABLE analytics.customers RENAME COLUMN lifetime_value TO ltv;
+ALTER TABLE analytics.customers ADD CONSTRAINT ltv_not_negative CHECK (ltv >= 0) NOT VALID;
+ALTER TABLE analytics.customers VALIDATE CONSTRAINT ltv_not_negative;
+RESET elt.reason;
+-- a new table in a governed schema is governed from its creation
+CREATE TABLE analytics.monthly_revenue AS
+SELECT date_trunc('month', day)::date AS month, sum(revenue_cents) AS revenue_cents
+FROM analytics.daily_revenue GROUP BY 1;
+-- and a dropped one keeps its history
+CREATE TABLE analytics.scratch (id int);
+DROP TABLE analytics.scratch;
+-- a rolled-back change leaves nothing behind
+BEGIN;
+ALTER TABLE analytics.customers DROP COLUMN first_order;
+ROLLBACK;
+
+\echo
+\echo '== 4. The history, one readable line per version'
+SELECT table_name, version, event, command_tag, summary
+FROM elt.schema_history ORDER BY table_id, version;
+
+\echo
+\echo '== 5. What changed in daily_revenue between its baseline and now'
+SELECT change, object, before, after
+FROM elt.schema_diff('analytics.daily_revenue', 1,
+                     (SELECT max(version) FROM elt.table_versions('analytics.daily_revenue')));
+
+\echo
+\echo '== 6. The statement, role and reason behind each version'
+SELECT v.table_name, v.version, v.role, a.reason, v.statement
+FROM elt.schema_versions v
+JOIN elt.audit_log a ON a.action = 'version_recorded'
+ AND (a.details->>'table_id')::bigint = v.table_id AND (a.details->>'version')::int = v.version
+WHERE v.table_name = 'daily_revenue' ORDER BY v.version;
+
+\echo
+\echo '== 7. The audit trail is a hash chain; keep its digest outside the database'
+SELECT id, action, object, left(prev_hash, 12) AS prev_hash, left(row_hash, 12) AS row_hash
+FROM elt.audit_log ORDER BY id;
+SELECT elt.audit_digest() AS digest \gset
+\echo digest: :digest
+SELECT * FROM elt.audit_verify(:'digest');
+
+\echo
+\echo '== 8. History cannot be rewritten through SQL ...'
+\set ON_ERROR_STOP 0
+UPDATE elt.schema_versions SET statement = 'nothing to see here' WHERE version = 2;
+DELETE FROM elt.audit_log WHERE id = 3;
+\set ON_ERROR_STOP 1
+
+\echo
+\echo '== 9. ... and a superuser who goes around the triggers is caught'
+SET session_replication_role = replica;
+UPDATE elt.schema_versions SET statement = 'ALTER TABLE nothing'
+WHERE table_name = 'customers' AND version = 2;
+RESET session_replication_role;
+SELECT * FROM elt.audit_verify(:'digest');

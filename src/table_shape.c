@@ -1,0 +1,438 @@
+/*
+ * table_shape.c — the shape of a table as jsonb, as schema versions record
+ * it: kind, persistence, partition key, columns, primary key, constraints
+ * and indexes.
+ *
+ * Built in C from the relcache and the syscache (one index scan of
+ * pg_constraint), because it runs for every DDL statement on a governed
+ * table.  Expressions, constraints and indexes are printed by PostgreSQL's
+ * own deparsers with search_path pinned to pg_catalog, so that every name is
+ * qualified and the same shape always prints the same, whatever the
+ * session's settings.
+ *
+ * Locking: takes AccessShareLock on the table, kept to the end of the
+ * transaction, like any reader of its definition.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "table_shape.h"
+
+/* A tiny JSON writer: "key": value pairs with commas in the right places. */
+typedef struct JsonOut
+{
+	StringInfo	buf;
+	bool		first;
+} JsonOut;
+
+static void
+json_key(JsonOut *out, const char *key)
+{
+	if (!out->first)
+		appendStringInfoString(out->buf, ", ");
+	out->first = false;
+	if (key)
+	{
+		escape_json(out->buf, key);
+		appendStringInfoString(out->buf, ": ");
+	}
+}
+
+static void
+json_str(JsonOut *out, const char *key, const char *value)
+{
+	json_key(out, key);
+	if (value)
+		escape_json(out->buf, value);
+	else
+		appendStringInfoString(out->buf, "null");
+}
+
+static void
+json_bool(JsonOut *out, const char *key, bool value)
+{
+	json_key(out, key);
+	appendStringInfoString(out->buf, value ? "true" : "false");
+}
+
+static void
+json_int(JsonOut *out, const char *key, int value)
+{
+	json_key(out, key);
+	appendStringInfo(out->buf, "%d", value);
+}
+
+/* Call a deparser taking an oid and returning text. */
+static char *
+deparse_oid(PGFunction fn, Oid oid)
+{
+	return TextDatumGetCString(DirectFunctionCall1(fn, ObjectIdGetDatum(oid)));
+}
+
+/* The expression text of a column default or generation expression. */
+static char *
+column_expression(Relation rel, AttrNumber attnum)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	int			i;
+
+	if (constr == NULL)
+		return NULL;
+	for (i = 0; i < constr->num_defval; i++)
+	{
+		if (constr->defval[i].adnum == attnum)
+			return TextDatumGetCString(DirectFunctionCall2(pg_get_expr,
+														   CStringGetTextDatum(constr->defval[i].adbin),
+														   ObjectIdGetDatum(RelationGetRelid(rel))));
+	}
+	return NULL;
+}
+
+/* The collation of a column: null, "default" for its type's, or its name. */
+static char *
+column_collation(Form_pg_attribute att)
+{
+	HeapTuple	tup;
+	Form_pg_collation coll;
+	char	   *result;
+
+	if (!OidIsValid(att->attcollation))
+		return NULL;
+	if (att->attcollation == get_typcollation(att->atttypid))
+		return pstrdup("default");
+	tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(att->attcollation));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for collation %u", att->attcollation);
+	coll = (Form_pg_collation) GETSTRUCT(tup);
+	if (coll->collnamespace == PG_CATALOG_NAMESPACE)
+		result = pstrdup(quote_identifier(NameStr(coll->collname)));
+	else
+		result = quote_qualified_identifier(get_namespace_name(coll->collnamespace),
+											NameStr(coll->collname));
+	ReleaseSysCache(tup);
+	return result;
+}
+
+static void
+append_columns(JsonOut *out, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	JsonOut		arr = {out->buf, true};
+	int			position = 0;
+	int			i;
+
+	json_key(out, "columns");
+	appendStringInfoChar(out->buf, '[');
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		JsonOut		col = {out->buf, true};
+		char	   *expr;
+
+		if (att->attisdropped)
+			continue;
+		expr = att->atthasdef ? column_expression(rel, att->attnum) : NULL;
+		json_key(&arr, NULL);
+		appendStringInfoChar(out->buf, '{');
+		json_str(&col, "name", NameStr(att->attname));
+		json_int(&col, "attnum", att->attnum);
+		json_int(&col, "position", ++position);
+		json_str(&col, "type", format_type_with_typemod(att->atttypid, att->atttypmod));
+		json_bool(&col, "not_null", att->attnotnull);
+		json_str(&col, "default", att->attgenerated == '\0' ? expr : NULL);
+		json_str(&col, "collation", column_collation(att));
+		json_str(&col, "identity",
+				 att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS ? "always" :
+				 att->attidentity == ATTRIBUTE_IDENTITY_BY_DEFAULT ? "by default" : NULL);
+		json_str(&col, "generated", att->attgenerated != '\0' ? expr : NULL);
+		appendStringInfoChar(out->buf, '}');
+	}
+	appendStringInfoChar(out->buf, ']');
+}
+
+/* One constraint of the table, as read from pg_constraint. */
+typedef struct ShapeConstraint
+{
+	char	   *name;
+	Oid			oid;
+	char		contype;
+	bool		validated;
+	List	   *columns;		/* attribute names, for the primary key */
+} ShapeConstraint;
+
+static int
+constraint_name_cmp(const ListCell *a, const ListCell *b)
+{
+	return strcmp(((ShapeConstraint *) lfirst(a))->name,
+				  ((ShapeConstraint *) lfirst(b))->name);
+}
+
+/* Primary key, unique, check, foreign key and exclusion constraints, by name. */
+static List *
+table_constraints(Relation rel)
+{
+	Relation	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *result = NIL;
+
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(RelationGetRelid(rel)));
+	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
+							  NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+		ShapeConstraint *sc;
+
+		if (con->contype != CONSTRAINT_PRIMARY && con->contype != CONSTRAINT_UNIQUE &&
+			con->contype != CONSTRAINT_CHECK && con->contype != CONSTRAINT_FOREIGN &&
+			con->contype != CONSTRAINT_EXCLUSION)
+			continue;
+		sc = palloc0(sizeof(ShapeConstraint));
+		sc->name = pstrdup(NameStr(con->conname));
+		sc->oid = con->oid;
+		sc->contype = con->contype;
+		sc->validated = con->convalidated;
+		if (con->contype == CONSTRAINT_PRIMARY)
+		{
+			bool		isnull;
+			Datum		d = heap_getattr(tup, Anum_pg_constraint_conkey,
+										 RelationGetDescr(conrel), &isnull);
+
+			if (!isnull)
+			{
+				Datum	   *keys;
+				int			n;
+				int			i;
+
+				deconstruct_array(DatumGetArrayTypeP(d), INT2OID, 2, true,
+								  TYPALIGN_SHORT, &keys, NULL, &n);
+				for (i = 0; i < n; i++)
+					sc->columns = lappend(sc->columns,
+										  get_attname(RelationGetRelid(rel),
+													  DatumGetInt16(keys[i]), false));
+			}
+		}
+		result = lappend(result, sc);
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	list_sort(result, constraint_name_cmp);
+	return result;
+}
+
+static const char *
+constraint_type_name(char contype)
+{
+	switch (contype)
+	{
+		case CONSTRAINT_PRIMARY:
+			return "primary key";
+		case CONSTRAINT_UNIQUE:
+			return "unique";
+		case CONSTRAINT_CHECK:
+			return "check";
+		case CONSTRAINT_FOREIGN:
+			return "foreign key";
+		default:
+			return "exclusion";
+	}
+}
+
+static void
+append_constraints(JsonOut *out, List *constraints)
+{
+	JsonOut		arr = {out->buf, true};
+	ListCell   *lc;
+	ShapeConstraint *pk = NULL;
+
+	json_key(out, "primary_key");
+	foreach(lc, constraints)
+	{
+		if (((ShapeConstraint *) lfirst(lc))->contype == CONSTRAINT_PRIMARY)
+			pk = (ShapeConstraint *) lfirst(lc);
+	}
+	if (pk)
+	{
+		JsonOut		obj = {out->buf, true};
+		JsonOut		cols = {out->buf, true};
+		ListCell   *c;
+
+		appendStringInfoChar(out->buf, '{');
+		json_str(&obj, "name", pk->name);
+		json_key(&obj, "columns");
+		appendStringInfoChar(out->buf, '[');
+		foreach(c, pk->columns)
+			json_str(&cols, NULL, (char *) lfirst(c));
+		appendStringInfoString(out->buf, "]}");
+	}
+	else
+		appendStringInfoString(out->buf, "null");
+
+	json_key(out, "constraints");
+	appendStringInfoChar(out->buf, '[');
+	foreach(lc, constraints)
+	{
+		ShapeConstraint *sc = (ShapeConstraint *) lfirst(lc);
+		JsonOut		obj = {out->buf, true};
+
+		json_key(&arr, NULL);
+		appendStringInfoChar(out->buf, '{');
+		json_str(&obj, "name", sc->name);
+		json_str(&obj, "type", constraint_type_name(sc->contype));
+		json_str(&obj, "definition", deparse_oid(pg_get_constraintdef, sc->oid));
+		json_bool(&obj, "validated", sc->validated);
+		appendStringInfoChar(out->buf, '}');
+	}
+	appendStringInfoChar(out->buf, ']');
+}
+
+/* One index of the table. */
+typedef struct ShapeIndex
+{
+	char	   *name;
+	Oid			oid;
+} ShapeIndex;
+
+static int
+index_name_cmp(const ListCell *a, const ListCell *b)
+{
+	return strcmp(((ShapeIndex *) lfirst(a))->name, ((ShapeIndex *) lfirst(b))->name);
+}
+
+/*
+ * Indexes by name, each with its definition from USING on: the table's own
+ * name is left out, so that renaming the table does not change its indexes.
+ */
+static void
+append_indexes(JsonOut *out, Relation rel)
+{
+	JsonOut		arr = {out->buf, true};
+	List	   *indexes = NIL;
+	ListCell   *lc;
+	char	   *qualified = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+													   RelationGetRelationName(rel));
+
+	foreach(lc, RelationGetIndexList(rel))
+	{
+		ShapeIndex *si = palloc(sizeof(ShapeIndex));
+
+		si->oid = lfirst_oid(lc);
+		si->name = get_rel_name(si->oid);
+		indexes = lappend(indexes, si);
+	}
+	list_sort(indexes, index_name_cmp);
+
+	json_key(out, "indexes");
+	appendStringInfoChar(out->buf, '[');
+	foreach(lc, indexes)
+	{
+		ShapeIndex *si = (ShapeIndex *) lfirst(lc);
+		JsonOut		obj = {out->buf, true};
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(si->oid));
+		Form_pg_index idx;
+		char	   *def = deparse_oid(pg_get_indexdef, si->oid);
+		char	   *prefix;
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for index %u", si->oid);
+		idx = (Form_pg_index) GETSTRUCT(tup);
+		prefix = psprintf("CREATE %sINDEX %s ON %s%s ",
+						  idx->indisunique ? "UNIQUE " : "",
+						  quote_identifier(si->name),
+						  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ? "ONLY " : "",
+						  qualified);
+		json_key(&arr, NULL);
+		appendStringInfoChar(out->buf, '{');
+		json_str(&obj, "name", si->name);
+		json_str(&obj, "definition",
+				 strncmp(def, prefix, strlen(prefix)) == 0 ? def + strlen(prefix) : def);
+		json_bool(&obj, "unique", idx->indisunique);
+		json_bool(&obj, "primary", idx->indisprimary);
+		json_bool(&obj, "valid", idx->indisvalid);
+		appendStringInfoChar(out->buf, '}');
+		ReleaseSysCache(tup);
+	}
+	appendStringInfoChar(out->buf, ']');
+}
+
+/*
+ * The shape of a relation as a jsonb datum, or (Datum) 0 if no relation has
+ * that oid.
+ */
+Datum
+EltTableShape(Oid relid)
+{
+	Relation	rel;
+	StringInfoData buf;
+	JsonOut		out = {&buf, true};
+	int			guc_level;
+	Datum		result;
+
+	rel = try_relation_open(relid, AccessShareLock);
+	if (rel == NULL)
+		return (Datum) 0;
+
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	json_str(&out, "kind", rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ?
+			 "partitioned table" : "table");
+	json_bool(&out, "unlogged", rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED);
+	json_str(&out, "partition_key",
+			 rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ?
+			 deparse_oid(pg_get_partkeydef, relid) : NULL);
+	append_columns(&out, rel);
+	append_constraints(&out, table_constraints(rel));
+	append_indexes(&out, rel);
+	appendStringInfoChar(&buf, '}');
+
+	AtEOXact_GUC(true, guc_level);
+	relation_close(rel, NoLock);
+
+	result = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	pfree(buf.data);
+	return result;
+}
+
+/*
+ * elt.table_shape(rel regclass): the current shape of a table, exactly as a
+ * version would record it.
+ */
+PG_FUNCTION_INFO_V1(elt_table_shape);
+Datum
+elt_table_shape(PG_FUNCTION_ARGS)
+{
+	Datum		shape = EltTableShape(PG_GETARG_OID(0));
+
+	if (shape == (Datum) 0)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(shape);
+}
