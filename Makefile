@@ -31,14 +31,13 @@ OBJS = \
 
 DATA = $(wildcard sql/elt_governance--*.sql)
 
-PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter \
-	-Wno-missing-field-initializers
+PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
 REGRESS = govern versions diff history audit
 # isolation specs (test/specs, test/expected)
-ISOLATION = concurrent_ddl
+ISOLATION = concurrent_ddl govern_race
 # TAP tests (test/t)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

@@ -66,6 +66,7 @@ pair_latency() {
 # so only tables with the same history are compared.
 fresh_tables() {
   psql_q <<'SQL'
+SET client_min_messages = warning;
 DROP TABLE IF EXISTS gov.t, plain.t, plain.u;
 CREATE TABLE gov.t (id bigint PRIMARY KEY, a text, b numeric, c date);
 CREATE TABLE plain.t (id bigint PRIMARY KEY, a text, b numeric, c date);

@@ -316,7 +316,7 @@ DECLARE
 BEGIN
     SELECT t.table_id INTO tid FROM elt.tracked_tables t WHERE t.relid = rel;
     IF tid IS NULL THEN
-        RAISE EXCEPTION 'table % has no recorded versions', rel
+        RAISE EXCEPTION 'table "%" has no recorded versions', rel
             USING ERRCODE = 'undefined_object',
                   HINT = 'Govern the table or its schema with elt.govern() to start its history; elt.governed lists what is governed.';
     END IF;
@@ -358,13 +358,13 @@ BEGIN
     SELECT max(v.version) INTO last_version FROM elt.schema_versions v WHERE v.table_id = tid;
     SELECT * INTO va FROM elt.schema_versions v WHERE v.table_id = tid AND v.version = from_version;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'version % of table % does not exist', from_version, rel
+        RAISE EXCEPTION 'version % of table "%" does not exist', from_version, rel
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('Its versions are 1 to %s.', last_version);
     END IF;
     SELECT * INTO vb FROM elt.schema_versions v WHERE v.table_id = tid AND v.version = to_version;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'version % of table % does not exist', to_version, rel
+        RAISE EXCEPTION 'version % of table "%" does not exist', to_version, rel
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('Its versions are 1 to %s.', last_version);
     END IF;
@@ -452,7 +452,9 @@ CREATE FUNCTION elt.audit_verify(digest jsonb DEFAULT NULL,
     OUT valid boolean, OUT checked bigint, OUT first_broken_id bigint,
     OUT detail text)
     RETURNS record
-    LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_audit_verify';
+    LANGUAGE c CALLED ON NULL INPUT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'elt_audit_verify';
 
 CREATE FUNCTION elt.audit_digest() RETURNS jsonb
     LANGUAGE sql STABLE

@@ -8,13 +8,16 @@
  * Transactions and locking: an engine records an action with EltAuditRecord;
  * it waits in memory, per (sub)transaction, and is appended only just before
  * the transaction commits (XACT_EVENT_PRE_COMMIT).  Then, and only then, the
- * appender takes ShareRowExclusiveLock on elt.audit_log, which conflicts with
- * itself and is held to the end of the commit, so appenders queue up and the
+ * appender takes an exclusive object lock on elt.audit_log (not a table lock,
+ * so VACUUM does not interfere), held to the end of the commit, so
+ * appenders queue up and the
  * chain stays linear: each new row links to the row_hash of the last
  * committed row, read with the latest snapshot.  As the lock is taken by a
  * transaction that requests no other lock afterwards, it cannot deadlock
  * with DDL.  A rolled-back (sub)transaction appends nothing.  Ids are
  * consecutive and give commit order; logged_at is when the action happened.
+ * A transaction that recorded actions cannot be prepared (two-phase commit):
+ * it would hold the lock until COMMIT PREPARED.
  * Readers (SELECT, audit_verify) take only AccessShareLock and never wait.
  *
  * Row hash: row_hash = SHA-256 over the canonical serialization
@@ -27,6 +30,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "funcapi.h"
@@ -73,7 +77,11 @@ typedef struct EltPendingAudit
 /* Actions of the current transaction, in order; in TopTransactionContext. */
 static List *pending_audit = NIL;
 
-/* Serialize appenders: see the file header. */
+/*
+ * Serialize appenders: see the file header.  An object lock of our own, not
+ * a lock on the table, so that VACUUM and autovacuum of elt.audit_log never
+ * hold up a commit.
+ */
 void
 EltAuditLock(void)
 {
@@ -81,7 +89,7 @@ EltAuditLock(void)
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "elt.audit_log is missing");
-	LockRelationOid(relid, ShareRowExclusiveLock);
+	LockDatabaseObject(RelationRelationId, relid, 0, ExclusiveLock);
 }
 
 /* The reason to record: the given one, else the session's elt.reason. */
@@ -229,8 +237,20 @@ EltAuditXactCallback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
-		case XACT_EVENT_PRE_PREPARE:
 			EltAuditFlush();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+
+			/*
+			 * A prepared transaction would hold the audit lock until COMMIT
+			 * PREPARED, stopping every other governance action meanwhile.
+			 */
+			if (pending_audit != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that recorded governance actions"),
+						 errdetail("Governance actions are chained into elt.audit_log at commit."),
+						 errhint("Run DDL on governed tables, and elt.govern() or elt.ungovern(), outside two-phase transactions.")));
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:
@@ -524,7 +544,7 @@ elt_refuse_history_change(PG_FUNCTION_ARGS)
 										 RelationGetRelationName(trigdata->tg_relation));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("%s is append-only", relname),
+			 errmsg("table \"%s\" is append-only", relname),
 			 errdetail("%s is not allowed on %s: it holds governance history, which is never rewritten.",
 					   op, relname),
 			 errhint("Rows are added only by elt_governance itself; record a correction as a new governance action.")));

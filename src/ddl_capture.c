@@ -26,14 +26,24 @@
  * are recorded with EltAuditRecord and chained at commit (see audit.c).
  *
  * Notes kept between the three events live in TopMemoryContext, because DROP
- * INDEX CONCURRENTLY commits between them; they are reset at every
- * ddl_command_start.
+ * INDEX CONCURRENTLY commits between ddl_command_start and the other two;
+ * they are reset at every ddl_command_start.
+ *
+ * Under REPEATABLE READ and SERIALIZABLE, a history that another transaction
+ * started after our snapshot is seen by the latest-snapshot reads but not by
+ * our writes: recording then fails with a serialization failure, to be
+ * retried, rather than writing past it.
+ *
+ * A dropped table's history is always detached from its dead oid, even with
+ * elt.enabled off or nothing governed, so that a new table that reuses the
+ * oid never inherits it.
  */
 #include "postgres.h"
 
 #include <ctype.h>
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -261,6 +271,33 @@ EltTableInScope(Oid relid, bool *tracked)
 }
 
 /*
+ * Under REPEATABLE READ or SERIALIZABLE, stop with a serialization failure
+ * when a table's history row, found with the latest snapshot, is invisible
+ * to this transaction's own snapshot (see the file header).
+ */
+static void
+check_history_visible(int64 table_id, const char *nspname, const char *relname)
+{
+	static SPIPlanPtr visible_plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+
+	if (!IsolationUsesXactSnapshot())
+		return;
+	EltPrepare(&visible_plan,
+			   "SELECT 1 FROM elt.tracked_tables WHERE table_id = $1", 1, argtypes);
+	args[0] = Int64GetDatum(table_id);
+	EltExec(visible_plan, args, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access to the history of table \"%s.%s\"",
+						nspname, relname),
+				 errdetail("Its history was started by a transaction that committed after this one began."),
+				 errhint("Retry the transaction.")));
+}
+
+/*
  * Insert one version row and record its audit action.  The SPI result of the
  * INSERT ... RETURNING is what gets hashed, so the hash covers exactly what
  * was stored.
@@ -379,6 +416,7 @@ EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 		}
 		else
 			version = 1;
+		check_history_visible(table_id, nspname, relname);
 
 		if (strcmp(old_nsp, nspname) != 0 || strcmp(old_rel, relname) != 0)
 		{
@@ -420,8 +458,56 @@ EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 }
 
 /*
- * A tracked table was dropped: detach its history from the dead oid and, if
- * it was governed, record a last version marked dropped, with the last shape.
+ * Detach the history of a dropped table from its dead oid.  Returns the
+ * table's quoted name, or NULL if it had no history.
+ */
+static char *
+detach_history(Oid relid)
+{
+	static SPIPlanPtr detach_plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+
+	EltPrepare(&detach_plan,
+			   "UPDATE elt.tracked_tables SET relid = NULL, dropped_at = pg_catalog.now()"
+			   " WHERE relid = $1::regclass"
+			   " RETURNING format('%I.%I', schema_name, table_name) AS name",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	EltExec(detach_plan, args, NULL, 0);
+	return SPI_processed > 0 ? EltSpiGetText(0, "name") : NULL;
+}
+
+/* A dropped table governed by name is no longer governed. */
+static void
+drop_table_target(EltCatalogWrite *cw, Oid relid, const char *name)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	StringInfoData details;
+
+	EltPrepare(&drop_table_target_plan,
+			   "DELETE FROM elt.governed_targets"
+			   " WHERE kind = 'table' AND rel = $1::regclass"
+			   " RETURNING policy",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	EltExec(drop_table_target_plan, args, NULL, 0);
+	if (SPI_processed == 0)
+		return;
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonString(&details, "kind", "table");
+	EltAppendJsonString(&details, "policy", EltSpiGetText(0, "policy"));
+	EltAppendJsonString(&details, "cause", "table dropped");
+	appendStringInfoChar(&details, '}');
+	EltAuditRecord(cw->actor, "ungovern", name, details.data, EltAuditReason(NULL));
+}
+
+/*
+ * A tracked table was dropped: if it was governed, record a last version
+ * marked dropped, with the last shape; detach its history from the dead oid
+ * and end its own target.
  */
 static void
 record_dropped(EltCatalogWrite *cw, Oid relid, const char *command_tag,
@@ -462,22 +548,12 @@ record_dropped(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 	relname = EltSpiGetText(0, "table_name");
 	was_in_scope = EltSpiGetBool(0, "was_in_scope", &isnull);
 
+	check_history_visible(table_id, nspname, relname);
 	if (was_in_scope)
 		insert_version(cw, table_id, version, relid, nspname, relname,
 					   "dropped", shape, command_tag, statement);
-
-	{
-		Oid			utypes[1] = {INT8OID};
-		Datum		uargs[1];
-		static SPIPlanPtr detach_plan = NULL;
-
-		EltPrepare(&detach_plan,
-				   "UPDATE elt.tracked_tables SET relid = NULL, dropped_at = pg_catalog.now()"
-				   " WHERE table_id = $1",
-				   1, utypes);
-		uargs[0] = Int64GetDatum(table_id);
-		EltExec(detach_plan, uargs, NULL, 0);
-	}
+	(void) detach_history(relid);
+	drop_table_target(cw, relid, quote_qualified_identifier(nspname, relname));
 }
 
 /* Record a version of a table touched by DDL, if it is governed. */
@@ -505,7 +581,10 @@ record_if_governed(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 					 only_if_changed && tracked);
 }
 
-/* Tables with a column of this type (or a domain, array or composite over it). */
+/*
+ * Tables with a column of this type, or of a domain, array, composite, range
+ * or multirange over it, and tables typed by it (CREATE TABLE ... OF type).
+ */
 static void
 add_type_users(Oid typid, List **tables)
 {
@@ -526,11 +605,18 @@ add_type_users(Oid typid, List **tables)
 			   "    UNION ALL"
 			   "    SELECT c.reltype FROM pg_attribute a"
 			   "    JOIN pg_class c ON c.oid = a.attrelid AND c.relkind = 'c'"
-			   "    WHERE a.atttypid = ty.oid AND NOT a.attisdropped) d)"
-			   " SELECT DISTINCT a.attrelid AS relid"
-			   " FROM pg_attribute a JOIN ty ON a.atttypid = ty.oid"
-			   " JOIN pg_class c ON c.oid = a.attrelid"
-			   " WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')",
+			   "    WHERE a.atttypid = ty.oid AND NOT a.attisdropped"
+			   "    UNION ALL"
+			   "    SELECT r.rngtypid FROM pg_range r WHERE r.rngsubtype = ty.oid"
+			   "    UNION ALL"
+			   "    SELECT r.rngmultitypid FROM pg_range r WHERE r.rngsubtype = ty.oid) d)"
+			   " SELECT DISTINCT u.relid FROM ("
+			   "   SELECT a.attrelid AS relid FROM pg_attribute a JOIN ty ON a.atttypid = ty.oid"
+			   "   WHERE a.attnum > 0 AND NOT a.attisdropped"
+			   "   UNION ALL"
+			   "   SELECT c.oid FROM pg_class c JOIN ty ON c.reloftype = ty.oid) u"
+			   " JOIN pg_class c ON c.oid = u.relid"
+			   " WHERE c.relkind IN ('r', 'p')",
 			   1, argtypes);
 	args[0] = ObjectIdGetDatum(typid);
 	EltExec(type_users_plan, args, NULL, 0);
@@ -608,6 +694,23 @@ rename_schema_target(EltCatalogWrite *cw, const char *oldname, Oid nspoid,
 	add_schema_tables(nspoid, tables);
 }
 
+/* Inheritance children and partitions, at every level, of a table. */
+static void
+add_inheritors(Oid relid, List **tables)
+{
+	List	   *children;
+	ListCell   *lc;
+
+	if (!has_subclass(relid))
+		return;
+	children = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, children)
+	{
+		if (lfirst_oid(lc) != relid)
+			*tables = list_append_unique_oid(*tables, lfirst_oid(lc));
+	}
+}
+
 /* Command tags whose collected objects do not change a table's shape. */
 static bool
 tag_changes_nothing(const char *tag)
@@ -622,7 +725,8 @@ tag_changes_nothing(const char *tag)
 /*
  * Map the commands collected for this statement to the tables they changed:
  * primary ones get a version whatever happened; secondary ones (inheritance
- * children of an altered table) only if their shape changed.
+ * children and partitions of an altered or indexed table) only if their
+ * shape changed.
  */
 static void
 collect_commands(EltCatalogWrite *cw, List **primary, List **secondary)
@@ -656,24 +760,20 @@ collect_commands(EltCatalogWrite *cw, List **primary, List **secondary)
 			if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE)
 			{
 				*primary = list_append_unique_oid(*primary, objid);
-				if (strcmp(cmdtag, "ALTER TABLE") == 0 && has_subclass(objid))
-				{
-					List	   *children = find_all_inheritors(objid, NoLock, NULL);
-					ListCell   *lc;
-
-					foreach(lc, children)
-					{
-						if (lfirst_oid(lc) != objid)
-							*secondary = list_append_unique_oid(*secondary, lfirst_oid(lc));
-					}
-				}
+				if (strcmp(cmdtag, "ALTER TABLE") == 0)
+					add_inheritors(objid, secondary);
 			}
 			else if (relkind == RELKIND_INDEX || relkind == RELKIND_PARTITIONED_INDEX)
 			{
 				Oid			tbl = IndexGetRelation(objid, true);
 
 				if (OidIsValid(tbl))
+				{
 					*primary = list_append_unique_oid(*primary, tbl);
+					/* an index on a partitioned table is built on each partition */
+					if (relkind == RELKIND_PARTITIONED_INDEX)
+						add_inheritors(tbl, secondary);
+				}
 			}
 			else if (relkind == RELKIND_COMPOSITE_TYPE)
 				add_type_users(get_rel_type_id(objid), primary);
@@ -700,41 +800,12 @@ collect_commands(EltCatalogWrite *cw, List **primary, List **secondary)
 	}
 }
 
-/* Targets that went away with their object are no longer governed. */
+/* Governed schemas that were dropped are no longer governed. */
 static void
-drop_targets(EltCatalogWrite *cw)
+drop_schema_targets(EltCatalogWrite *cw)
 {
 	ListCell   *lc;
 
-	foreach(lc, pending_dropped)
-	{
-		Oid			argtypes[1] = {OIDOID};
-		Datum		args[1];
-
-		EltPrepare(&drop_table_target_plan,
-				   "DELETE FROM elt.governed_targets"
-				   " WHERE kind = 'table' AND rel = $1::regclass"
-				   " RETURNING policy,"
-				   "   (SELECT format('%I.%I', v.schema_name, v.table_name)"
-				   "    FROM elt.schema_versions v WHERE v.relid = $1"
-				   "    ORDER BY v.table_id DESC, v.version DESC LIMIT 1) AS name",
-				   1, argtypes);
-		args[0] = ObjectIdGetDatum(lfirst_oid(lc));
-		EltExec(drop_table_target_plan, args, NULL, 0);
-		if (SPI_processed > 0)
-		{
-			StringInfoData details;
-
-			initStringInfo(&details);
-			appendStringInfoChar(&details, '{');
-			EltAppendJsonString(&details, "kind", "table");
-			EltAppendJsonString(&details, "policy", EltSpiGetText(0, "policy"));
-			EltAppendJsonString(&details, "cause", "table dropped");
-			appendStringInfoChar(&details, '}');
-			EltAuditRecord(cw->actor, "ungovern", EltSpiGetText(0, "name"),
-						   details.data, EltAuditReason(NULL));
-		}
-	}
 	foreach(lc, pending_dropped_schemas)
 	{
 		Oid			argtypes[1] = {NAMEOID};
@@ -853,17 +924,14 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 	SPITupleTable *tt;
 	uint64		n;
 	uint64		i;
+	bool		capturing;
 
 	(void) event_trigger_data(fcinfo, "on_sql_drop");
-	if (!elt_enabled || !EltCatalogReady())
+	if (!EltCatalogReady())
 		PG_RETURN_NULL();
 
 	EltCatalogWriteBegin(&cw);
-	if (!any_target())
-	{
-		EltCatalogWriteEnd(&cw);
-		PG_RETURN_NULL();
-	}
+	capturing = elt_enabled && any_target();
 
 	EltPrepare(&dropped_plan,
 			   "SELECT objid, object_type, address_names"
@@ -884,7 +952,20 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 		if (type == NULL)
 			continue;
 		if (strcmp(type, "table") == 0)
-			remember_oid(&pending_dropped, objid);
+		{
+			/* ddl_command_end records its last version and detaches it */
+			if (capturing)
+				remember_oid(&pending_dropped, objid);
+			else
+			{
+				char	   *name = detach_history(objid);
+
+				if (name != NULL)
+					drop_table_target(&cw, objid, name);
+			}
+		}
+		else if (!capturing)
+			continue;
 		else if (strcmp(type, "table column") == 0)
 			remember_oid(&pending_changed, objid);
 		else if ((strcmp(type, "table constraint") == 0 ||
@@ -989,7 +1070,7 @@ elt_on_ddl_command_end(PG_FUNCTION_ARGS)
 			!list_member_oid(primary, lfirst_oid(lc)))
 			record_if_governed(&cw, lfirst_oid(lc), tag, statement, true);
 	}
-	drop_targets(&cw);
+	drop_schema_targets(&cw);
 
 	EltCatalogWriteEnd(&cw);
 	reset_pending();

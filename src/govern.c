@@ -9,10 +9,14 @@
  * Locking: governing a schema takes AccessExclusiveLock on the schema object
  * (the lock DROP SCHEMA takes; CREATE TABLE in the schema takes
  * AccessShareLock), so no table can appear in the schema between the
- * listing and the commit, and then AccessShareLock on each of its tables,
- * so none changes shape while its baseline is taken.  Governing a table
- * takes AccessShareLock on it.  All locks are taken before any history lock
- * (see ddl_capture.c) and are held to the end of the transaction.
+ * listing and the commit.  Governing a schema or a table takes
+ * ShareUpdateExclusiveLock on each table, which every DDL conflicts with
+ * (CREATE INDEX, CONCURRENTLY or not, ADD FOREIGN KEY and VALIDATE
+ * CONSTRAINT included) while reads and writes go on: no DDL can run
+ * unrecorded between the baseline and the commit, when its own event
+ * trigger would not yet see the new target.  All locks are taken before any
+ * history lock (see ddl_capture.c) and are held to the end of the
+ * transaction.
  */
 #include "postgres.h"
 
@@ -28,6 +32,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/syscache.h"
 
 #include "audit.h"
 #include "ddl_capture.h"
@@ -42,6 +47,8 @@ typedef struct EltTarget
 	Oid			nspoid;			/* InvalidOid if the schema is gone */
 	Oid			relid;			/* table only */
 	char	   *display;		/* quoted name, as shown in elt.governed */
+	char	   *label;			/* plain name, for messages */
+	const char *verb;			/* govern or ungovern, for messages */
 } EltTarget;
 
 static SPIPlanPtr target_lookup_plan = NULL;
@@ -61,7 +68,7 @@ check_policy(const char *policy)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown policy \"%s\"", policy),
 				 errdetail("Allowed policies are enforce, warn and off."),
-				 errhint("enforce blocks breaking changes, warn reports them, off only records them.")));
+				 errhint("Policy enforce blocks breaking changes, warn reports them, off only records them.")));
 }
 
 /* Schemas that belong to PostgreSQL or to elt_governance itself. */
@@ -93,6 +100,31 @@ required_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 }
 
 /*
+ * RangeVarGetRelidExtended callback: a table target must be a table the
+ * caller owns.  Runs before the table is locked.
+ */
+static void
+check_table_target(const RangeVar *relation, Oid relid, Oid oldrelid, void *arg)
+{
+	EltTarget  *t = (EltTarget *) arg;
+	char		relkind;
+
+	if (!OidIsValid(relid))
+		return;
+	relkind = get_rel_relkind(relid);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", t->label),
+				 errdetail("Only ordinary and partitioned tables can be governed.")));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of table \"%s\" to %s it", t->label, t->verb),
+				 errhint("Ask the owner of the table or a superuser to run it.")));
+}
+
+/*
  * Parse and check a target: a schema name, or schema.table.  When must_exist
  * is false (ungovern), a schema that no longer exists is accepted so that a
  * stale target can still be removed.
@@ -104,11 +136,13 @@ resolve_target(const char *target, bool must_exist, const char *verb,
 	List	   *names = stringToQualifiedNameList(target);
 
 	memset(t, 0, sizeof(EltTarget));
+	t->verb = verb;
 	if (list_length(names) == 1)
 	{
 		t->is_schema = true;
 		t->schema = strVal(linitial(names));
 		t->display = pstrdup(quote_identifier(t->schema));
+		t->label = t->schema;
 		t->nspoid = LookupNamespaceNoError(t->schema);
 		if (!OidIsValid(t->nspoid))
 		{
@@ -136,13 +170,11 @@ resolve_target(const char *target, bool must_exist, const char *verb,
 	}
 	else if (list_length(names) == 2)
 	{
-		RangeVar   *rv;
-		char		relkind;
-
 		t->is_schema = false;
 		t->schema = strVal(linitial(names));
 		t->table = strVal(lsecond(names));
 		t->display = quote_qualified_identifier(t->schema, t->table);
+		t->label = psprintf("%s.%s", t->schema, t->table);
 		t->nspoid = LookupNamespaceNoError(t->schema);
 		if (!OidIsValid(t->nspoid))
 			ereport(ERROR,
@@ -150,24 +182,20 @@ resolve_target(const char *target, bool must_exist, const char *verb,
 					 errmsg("schema \"%s\" does not exist", t->schema),
 					 errhint("Pass a table as schema.table, with an existing schema.")));
 		check_not_system_schema(t->schema, t->nspoid);
-		rv = makeRangeVar(t->schema, t->table, -1);
-		t->relid = RangeVarGetRelid(rv, AccessShareLock, true);
+
+		/*
+		 * Check ownership before locking, then lock out DDL on the table
+		 * (CREATE INDEX, ADD FOREIGN KEY and VALIDATE included) until commit,
+		 * so that none runs unrecorded between the baseline and the commit.
+		 */
+		t->relid = RangeVarGetRelidExtended(makeRangeVar(t->schema, t->table, -1),
+											ShareUpdateExclusiveLock, RVR_MISSING_OK,
+											check_table_target, t);
 		if (!OidIsValid(t->relid))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("relation \"%s\" does not exist", t->display),
+					 errmsg("relation \"%s\" does not exist", t->label),
 					 errhint("Pass an existing table as schema.table.")));
-		relkind = get_rel_relkind(t->relid);
-		if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("\"%s\" is not a table", t->display),
-					 errdetail("Only ordinary and partitioned tables can be governed.")));
-		if (!pg_class_ownercheck(t->relid, GetUserId()))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("must be owner of table \"%s\" to %s it", t->display, verb),
-					 errhint("Ask the owner of the table or a superuser to run it.")));
 	}
 	else
 		ereport(ERROR,
@@ -198,43 +226,58 @@ lookup_target(EltTarget *t, char **policy)
 	return true;
 }
 
-/* The tables of a target, locked against concurrent DDL. */
+/*
+ * The tables of a target, locked against concurrent DDL (see the file
+ * header).  A table dropped or moved out of the schema while we waited for
+ * its lock is left out.
+ */
 static List *
 target_tables(EltTarget *t)
 {
+	List	   *listed = NIL;
 	List	   *tables = NIL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	uint64		i;
+	uint64		n;
+	SPITupleTable *tt;
+	ListCell   *lc;
 
-	if (t->is_schema)
+	if (!t->is_schema)
+		return list_make1_oid(t->relid);
+
+	LockDatabaseObject(NamespaceRelationId, t->nspoid, 0, AccessExclusiveLock);
+	if (!SearchSysCacheExists1(NAMESPACEOID, ObjectIdGetDatum(t->nspoid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("schema \"%s\" was dropped while waiting for its lock", t->label)));
+	EltPrepare(&schema_tables_plan,
+			   "SELECT c.oid FROM pg_class c"
+			   " WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p')"
+			   " ORDER BY c.relname",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(t->nspoid);
+	EltExecLatest(schema_tables_plan, args, NULL, 0);
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
 	{
-		Oid			argtypes[1] = {OIDOID};
-		Datum		args[1];
-		uint64		i;
-		uint64		n;
-		SPITupleTable *tt;
-		ListCell   *lc;
+		bool		isnull;
 
-		LockDatabaseObject(NamespaceRelationId, t->nspoid, 0, AccessExclusiveLock);
-		EltPrepare(&schema_tables_plan,
-				   "SELECT c.oid FROM pg_class c"
-				   " WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p')"
-				   " ORDER BY c.relname",
-				   1, argtypes);
-		args[0] = ObjectIdGetDatum(t->nspoid);
-		EltExecLatest(schema_tables_plan, args, NULL, 0);
-		tt = SPI_tuptable;
-		n = SPI_processed;
-		for (i = 0; i < n; i++)
-		{
-			bool		isnull;
-
-			tables = lappend_oid(tables,
-								 DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
-		}
-		foreach(lc, tables)
-			LockRelationOid(lfirst_oid(lc), AccessShareLock);
+		listed = lappend_oid(listed,
+							 DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
 	}
-	else
-		tables = list_make1_oid(t->relid);
+	foreach(lc, listed)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		LockRelationOid(relid, ShareUpdateExclusiveLock);
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)) &&
+			get_rel_namespace(relid) == t->nspoid)
+			tables = lappend_oid(tables, relid);
+		else
+			UnlockRelationOid(relid, ShareUpdateExclusiveLock);
+	}
 	return tables;
 }
 
@@ -315,8 +358,9 @@ elt_govern(PG_FUNCTION_ARGS)
 		}
 		else
 			ereport(NOTICE,
-					(errmsg("%s \"%s\" is already governed with policy %s",
-							t.is_schema ? "schema" : "table", t.display, policy)));
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("%s \"%s\" is already governed with policy %s",
+							t.is_schema ? "schema" : "table", t.label, policy)));
 	}
 	else
 	{
@@ -410,14 +454,14 @@ elt_ungovern(PG_FUNCTION_ARGS)
 			if (EltTableInScope(t.relid, &tracked))
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_OBJECT),
-						 errmsg("table \"%s\" is not governed on its own", t.display),
+						 errmsg("table \"%s\" is not governed on its own", t.label),
 						 errdetail("It is governed through its schema \"%s\".", nspname),
 						 errhint("Ungovern the schema, or govern the table with policy 'off' to stop checks on it.")));
 		}
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("%s \"%s\" is not governed", t.is_schema ? "schema" : "table",
-						t.display),
+						t.label),
 				 errhint("The view elt.governed lists what is governed.")));
 	}
 

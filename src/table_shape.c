@@ -46,6 +46,7 @@ typedef struct JsonOut
 	bool		first;
 } JsonOut;
 
+/* Start the next member (key may be NULL inside an array). */
 static void
 json_key(JsonOut *out, const char *key)
 {
@@ -59,6 +60,7 @@ json_key(JsonOut *out, const char *key)
 	}
 }
 
+/* A string member, or null. */
 static void
 json_str(JsonOut *out, const char *key, const char *value)
 {
@@ -69,6 +71,7 @@ json_str(JsonOut *out, const char *key, const char *value)
 		appendStringInfoString(out->buf, "null");
 }
 
+/* A boolean member. */
 static void
 json_bool(JsonOut *out, const char *key, bool value)
 {
@@ -76,6 +79,7 @@ json_bool(JsonOut *out, const char *key, bool value)
 	appendStringInfoString(out->buf, value ? "true" : "false");
 }
 
+/* An integer member. */
 static void
 json_int(JsonOut *out, const char *key, int value)
 {
@@ -134,6 +138,7 @@ column_collation(Form_pg_attribute att)
 	return result;
 }
 
+/* The columns, in attribute-number order, dropped ones left out. */
 static void
 append_columns(JsonOut *out, Relation rel)
 {
@@ -181,6 +186,7 @@ typedef struct ShapeConstraint
 	List	   *columns;		/* attribute names, for the primary key */
 } ShapeConstraint;
 
+/* list_sort comparator: constraints by name. */
 static int
 constraint_name_cmp(const ListCell *a, const ListCell *b)
 {
@@ -244,6 +250,7 @@ table_constraints(Relation rel)
 	return result;
 }
 
+/* The name of a constraint type, as the shape spells it. */
 static const char *
 constraint_type_name(char contype)
 {
@@ -262,6 +269,7 @@ constraint_type_name(char contype)
 	}
 }
 
+/* The primary key on its own, then every constraint with its definition. */
 static void
 append_constraints(JsonOut *out, List *constraints)
 {
@@ -317,6 +325,7 @@ typedef struct ShapeIndex
 	Oid			oid;
 } ShapeIndex;
 
+/* list_sort comparator: indexes by name. */
 static int
 index_name_cmp(const ListCell *a, const ListCell *b)
 {

@@ -256,6 +256,7 @@ EltExec(SPIPlanPtr plan, Datum *values, const char *nulls, long count)
 	return rc;
 }
 
+/* Attribute number of a column of the current SPI result, or an error. */
 static int
 EltSpiColumn(const char *column)
 {

@@ -129,6 +129,29 @@ ALTER TABLE analytics.customers ADD COLUMN fax text;
 RESET elt.reason;
 SELECT action, object, reason FROM elt.audit_log ORDER BY id DESC LIMIT 1;
 
+-- a transaction that recorded governance actions cannot be prepared
+BEGIN;
+ALTER TABLE analytics.customers ADD COLUMN in_2pc text;
+PREPARE TRANSACTION 'elt_2pc';
+SELECT count(*) AS in_2pc_versions FROM elt.schema_versions WHERE statement LIKE '%in_2pc%';
+-- one that did not can
+BEGIN;
+CREATE TABLE public.two_phase (id int);
+PREPARE TRANSACTION 'elt_2pc_plain';
+ROLLBACK PREPARED 'elt_2pc_plain';
+
+-- a table dropped while capture is off still lets go of its history and target
+CREATE TABLE public.offline (id int);
+SELECT elt.govern('public.offline');
+SET elt.enabled = off;
+DROP TABLE public.offline;
+RESET elt.enabled;
+SELECT table_name, relid IS NULL AS detached, dropped_at IS NOT NULL AS dropped
+FROM elt.tracked_tables WHERE table_name = 'offline';
+SELECT count(*) AS offline_targets FROM elt.governed_targets WHERE kind = 'table' AND rel IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = rel);
+SELECT count(*) AS offline_versions FROM elt.schema_versions WHERE table_name = 'offline';
+
 -- the elt.* prefix is reserved
 SET elt.no_such_setting = 1;
 

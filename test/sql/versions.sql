@@ -81,12 +81,20 @@ ALTER TYPE wh.mood ADD VALUE 'happy';
 ALTER TYPE wh.mood RENAME VALUE 'sad' TO 'blue';
 ALTER DOMAIN wh.positive ADD CONSTRAINT below_million CHECK (VALUE < 1000000);
 SELECT * FROM pg_temp.recorded();
+-- tables typed by a composite type, and columns of a range over a type
+CREATE TYPE wh.pair AS (l int, r int);
+CREATE TABLE wh.typed OF wh.pair;
+ALTER TYPE wh.pair ADD ATTRIBUTE note text CASCADE;
+CREATE TYPE wh.mood_range AS RANGE (subtype = wh.mood);
+CREATE TABLE wh.mood_spans (id int, span wh.mood_range);
+ALTER TYPE wh.mood ADD VALUE 'calm';
+SELECT * FROM pg_temp.recorded();
 -- dropping a type with CASCADE drops columns
 DROP DOMAIN wh.positive CASCADE;
 SELECT * FROM pg_temp.recorded();
 SELECT string_agg(c->>'name', ', ') AS feelings_columns
 FROM elt.schema_versions v, jsonb_array_elements(v.shape->'columns') c
-WHERE v.table_name = 'feelings' AND v.version = 5;
+WHERE v.table_name = 'feelings' AND v.command_tag = 'DROP DOMAIN';
 
 -- inheritance: altering the parent changes the children, unless ONLY it is
 CREATE TABLE wh.parent (id int);
@@ -94,6 +102,15 @@ CREATE TABLE wh.child () INHERITS (wh.parent);
 ALTER TABLE wh.parent ADD COLUMN added int;
 ALTER TABLE ONLY wh.parent ADD CONSTRAINT parent_only CHECK (id > 0) NO INHERIT;
 SELECT * FROM pg_temp.recorded();
+
+-- an index on a partitioned table is built on every partition
+CREATE TABLE wh.sales (id int, at date) PARTITION BY RANGE (at);
+CREATE TABLE wh.sales_2026 PARTITION OF wh.sales FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE INDEX sales_at_idx ON wh.sales (at);
+SELECT * FROM pg_temp.recorded();
+SELECT v.table_name, i->>'name' AS index_name FROM elt.schema_versions v,
+     jsonb_array_elements(v.shape->'indexes') i
+WHERE v.table_name LIKE 'sales%' AND v.version = 2 ORDER BY 1;
 
 -- a governed schema renamed stays governed, and every table records it
 ALTER SCHEMA staging RENAME TO staging2;
