@@ -33,3 +33,25 @@ scratch_copy() {
   as_root chown -R postgres: "$dir"
   echo "$dir"
 }
+
+# Start a throwaway cluster with the library preloaded, in a scratch copy
+# ($WORK), listening only on a Unix socket in $WORK on port $1; it is
+# stopped and removed when the calling script exits.
+start_throwaway_cluster() {
+  local port=$1
+  WORK=$(scratch_copy)
+  trap stop_throwaway_cluster EXIT
+  as_postgres "$PG_BIN/initdb" -D "$WORK/data" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  as_postgres sh -c "cat >> '$WORK/data/postgresql.conf'" <<CONF
+shared_preload_libraries = 'elt_governance'
+port = $port
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+CONF
+  as_postgres "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+}
+
+stop_throwaway_cluster() {
+  as_postgres "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
+  as_root rm -rf "$WORK"
+}

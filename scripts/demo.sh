@@ -9,22 +9,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 build_and_install
 
-WORK=$(scratch_copy)
 PORT="${DEMO_PORT:-54329}"
-cleanup() {
-  as_postgres "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
-  as_root rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-as_postgres "$PG_BIN/initdb" -D "$WORK/data" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-as_postgres sh -c "cat >> '$WORK/data/postgresql.conf'" <<CONF
-shared_preload_libraries = 'elt_governance'
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-CONF
-as_postgres "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+start_throwaway_cluster "$PORT"
 as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d postgres -X -q \
   -v ON_ERROR_STOP=1 -c "CREATE DATABASE demo"
 as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d demo -X \
