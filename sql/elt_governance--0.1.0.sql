@@ -185,6 +185,19 @@ changes AS (
     SELECT 0, 0, 2, 'partition_key_changed', NULL, a->>'partition_key', b->>'partition_key'
     WHERE (a->'partition_key') IS DISTINCT FROM (b->'partition_key')
     UNION ALL
+    SELECT 0, 0, 3, 'options_changed', NULL,
+           (SELECT string_agg(o, ', ') FROM jsonb_array_elements_text(
+                CASE jsonb_typeof(a->'options') WHEN 'array' THEN a->'options' ELSE '[]' END) o),
+           (SELECT string_agg(o, ', ') FROM jsonb_array_elements_text(
+                CASE jsonb_typeof(b->'options') WHEN 'array' THEN b->'options' ELSE '[]' END) o)
+    WHERE COALESCE(a->'options', 'null') <> COALESCE(b->'options', 'null')
+    UNION ALL
+    SELECT 0, 0, 4, 'row_security_changed', NULL, a->>'row_security', b->>'row_security'
+    WHERE (a->'row_security') IS DISTINCT FROM (b->'row_security')
+    UNION ALL
+    SELECT 0, 0, 5, 'replica_identity_changed', NULL, a->>'replica_identity', b->>'replica_identity'
+    WHERE (a->'replica_identity') IS DISTINCT FROM (b->'replica_identity')
+    UNION ALL
     SELECT 1, n, 1, 'column_dropped', x->>'name', elt._column_text(x), NULL
     FROM cols WHERE y IS NULL
     UNION ALL
@@ -260,6 +273,9 @@ SELECT CASE change
     WHEN 'table_dropped' THEN 'dropped table'
     WHEN 'persistence_changed' THEN format('set %s', after)
     WHEN 'partition_key_changed' THEN format('changed partition key from %s to %s', before, after)
+    WHEN 'options_changed' THEN format('changed storage options from %s to %s', COALESCE(before, 'none'), COALESCE(after, 'none'))
+    WHEN 'row_security_changed' THEN format('row level security %s', after)
+    WHEN 'replica_identity_changed' THEN format('set replica identity %s', after)
     WHEN 'column_added' THEN format('added column %s %s', quote_ident(object), after)
     WHEN 'column_dropped' THEN format('dropped column %s', quote_ident(object))
     WHEN 'column_renamed' THEN format('renamed column %s to %s', quote_ident(before), quote_ident(after))
@@ -398,6 +414,8 @@ SELECT v.table_id,
 FROM elt.schema_versions v
 LEFT JOIN elt.schema_versions p ON p.table_id = v.table_id AND p.version = v.version - 1;
 
+GRANT SELECT ON elt.schema_history TO PUBLIC;
+
 ------------------------------------------------------------------------------
 -- Governing
 ------------------------------------------------------------------------------
@@ -443,6 +461,8 @@ SELECT g.kind,
 FROM elt.governed_targets g
 LEFT JOIN pg_class c ON c.oid = g.rel
 LEFT JOIN pg_namespace n ON n.oid = c.relnamespace;
+
+GRANT SELECT ON elt.governed TO PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Audit

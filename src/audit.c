@@ -339,15 +339,33 @@ elt_audit_verify(PG_FUNCTION_ARGS)
 
 		v_id = getKeyJsonValueFromContainer(&digest->root, "head_id", 7, NULL);
 		v_hash = getKeyJsonValueFromContainer(&digest->root, "head_hash", 9, NULL);
-		if (v_id == NULL || v_id->type != jbvNumeric ||
-			v_hash == NULL || v_hash->type != jbvString)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("digest must have a numeric \"head_id\" and a string \"head_hash\""),
-					 errhint("Pass a value returned by elt.audit_digest().")));
-		digest_id = DatumGetInt64(DirectFunctionCall1(numeric_int8,
-													  NumericGetDatum(v_id->val.numeric)));
-		digest_hash = pnstrdup(v_hash->val.string.val, v_hash->val.string.len);
+		if (v_id != NULL && v_id->type == jbvNull &&
+			v_hash != NULL && v_hash->type == jbvNull)
+		{
+			/* the digest of an empty chain: every chain contains it */
+		}
+		else
+		{
+			bool		ok = v_id != NULL && v_id->type == jbvNumeric &&
+				v_hash != NULL && v_hash->type == jbvString;
+
+			if (ok)
+			{
+				char	   *idtext = DatumGetCString(DirectFunctionCall1(numeric_out,
+																		 NumericGetDatum(v_id->val.numeric)));
+				char	   *end;
+
+				errno = 0;
+				digest_id = strtoll(idtext, &end, 10);
+				ok = (*end == '\0' && errno == 0 && digest_id > 0);
+			}
+			if (!ok)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("digest must have a positive integer \"head_id\" and a string \"head_hash\""),
+						 errhint("Pass a value returned by elt.audit_digest().")));
+			digest_hash = pnstrdup(v_hash->val.string.val, v_hash->val.string.len);
+		}
 	}
 
 	strlcpy(expected_prev, ELT_GENESIS_HASH, sizeof(expected_prev));
@@ -547,6 +565,6 @@ elt_refuse_history_change(PG_FUNCTION_ARGS)
 			 errmsg("table \"%s\" is append-only", relname),
 			 errdetail("%s is not allowed on %s: it holds governance history, which is never rewritten.",
 					   op, relname),
-			 errhint("Rows are added only by elt_governance itself; record a correction as a new governance action.")));
+			 errhint("Rows are added only by elt_governance itself, and never changed.")));
 	PG_RETURN_NULL();
 }

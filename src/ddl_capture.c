@@ -12,9 +12,13 @@
  *   sql_drop           notes dropped tables, and tables that lost a column,
  *                      constraint, default or index;
  *   ddl_command_end    maps pg_event_trigger_ddl_commands() and the notes to
- *                      tables, and records one version per governed table.
- * One statement therefore makes one version per table it touched, however
- * many subcommands it had.
+ *                      tables, and records one version per governed table
+ *                      whose shape or name changed.
+ * One statement therefore makes at most one version per table it touched,
+ * however many subcommands it had; a statement that changed nothing the
+ * shape records (ADD COLUMN IF NOT EXISTS that found the column, SET
+ * STATISTICS, OWNER TO) makes none.  DDL on a type that a table's columns
+ * use makes one whatever: the change lives outside the table's shape.
  *
  * Locking and transactions: versions are written in the DDL's own
  * transaction, so a rolled-back DDL leaves nothing.  Before reading a
@@ -305,7 +309,8 @@ check_history_visible(int64 table_id, const char *nspname, const char *relname)
 static void
 insert_version(EltCatalogWrite *cw, int64 table_id, int32 version, Oid relid,
 			   const char *nspname, const char *relname, const char *event,
-			   Datum shape, const char *command_tag, const char *statement)
+			   Datum shape, const char *command_tag, const char *statement,
+			   const char *reason)
 {
 	Oid			argtypes[10] = {INT8OID, INT4OID, OIDOID, NAMEOID, NAMEOID,
 	TEXTOID, JSONBOID, TEXTOID, TEXTOID, NAMEOID};
@@ -355,13 +360,14 @@ insert_version(EltCatalogWrite *cw, int64 table_id, int32 version, Oid relid,
 	appendStringInfoChar(&details, '}');
 	object = quote_qualified_identifier(nspname, relname);
 	EltAuditRecord(cw->actor, "version_recorded", object, details.data,
-				   EltAuditReason(NULL));
+				   EltAuditReason(reason));
 }
 
 /*
  * Record the next version of a live table: its current shape, the statement
  * and the role.  Starts the table's history if it has none.  With
- * only_if_changed, nothing is recorded when the shape equals the last one.
+ * only_if_changed, nothing is recorded when neither the shape nor the
+ * qualified name differs from the last version.
  * Returns the version number, or 0 when nothing was recorded.  The caller
  * has decided that the table is governed and is inside the catalog write
  * context.
@@ -369,7 +375,7 @@ insert_version(EltCatalogWrite *cw, int64 table_id, int32 version, Oid relid,
 int
 EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 				 const char *command_tag, const char *statement,
-				 bool only_if_changed)
+				 const char *reason, bool only_if_changed)
 {
 	Oid			argtypes[3] = {OIDOID, NAMEOID, NAMEOID};
 	Datum		args[3];
@@ -381,6 +387,7 @@ EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 	Datum		last_shape = (Datum) 0;
 	Datum		shape;
 	bool		isnull;
+	bool		renamed = false;
 
 	if (nspname == NULL || relname == NULL)
 		elog(ERROR, "cache lookup failed for relation %u", relid);
@@ -418,7 +425,8 @@ EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 			version = 1;
 		check_history_visible(table_id, nspname, relname);
 
-		if (strcmp(old_nsp, nspname) != 0 || strcmp(old_rel, relname) != 0)
+		renamed = (strcmp(old_nsp, nspname) != 0 || strcmp(old_rel, relname) != 0);
+		if (renamed)
 		{
 			Oid			rtypes[3] = {INT8OID, NAMEOID, NAMEOID};
 			Datum		rargs[3];
@@ -448,12 +456,12 @@ EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 	if (shape == (Datum) 0)
 		elog(ERROR, "could not compute the shape of relation %u", relid);
 
-	if (only_if_changed && have_last &&
+	if (only_if_changed && have_last && !renamed &&
 		DatumGetBool(DirectFunctionCall2(jsonb_eq, shape, last_shape)))
 		return 0;
 
 	insert_version(cw, table_id, version, relid, nspname, relname, event,
-				   shape, command_tag, statement);
+				   shape, command_tag, statement, reason);
 	return version;
 }
 
@@ -551,25 +559,36 @@ record_dropped(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 	check_history_visible(table_id, nspname, relname);
 	if (was_in_scope)
 		insert_version(cw, table_id, version, relid, nspname, relname,
-					   "dropped", shape, command_tag, statement);
+					   "dropped", shape, command_tag, statement, NULL);
 	(void) detach_history(relid);
 	drop_table_target(cw, relid, quote_qualified_identifier(nspname, relname));
 }
 
-/* Record a version of a table touched by DDL, if it is governed. */
+/*
+ * Record a version of a table touched by DDL, if it is governed: only when
+ * its shape or name changed, unless always (the DDL changed a type its
+ * columns use, which its own shape does not show).  A table without a
+ * history, or coming back into scope, gets a version whatever changed.
+ */
 static void
 record_if_governed(EltCatalogWrite *cw, Oid relid, const char *command_tag,
-				   const char *statement, bool only_if_changed)
+				   const char *statement, bool always)
 {
 	bool		tracked;
 	bool		was_in_scope;
 	bool		in_scope = table_scope(relid, &tracked, &was_in_scope);
 	const char *event;
+	bool		only_if_changed = false;
 
 	if (!in_scope && !(tracked && was_in_scope))
 		return;
-	if (tracked)
+	if (tracked && !was_in_scope)
+		event = "baseline";		/* back in scope: changes made outside */
+	else if (tracked)
+	{
 		event = "altered";
+		only_if_changed = !always;
+	}
 	else if (command_tag != NULL &&
 			 (strcmp(command_tag, "CREATE TABLE") == 0 ||
 			  strcmp(command_tag, "CREATE TABLE AS") == 0 ||
@@ -577,8 +596,57 @@ record_if_governed(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 		event = "created";
 	else
 		event = "baseline";
-	EltRecordVersion(cw, relid, event, command_tag, statement,
-					 only_if_changed && tracked);
+	EltRecordVersion(cw, relid, event, command_tag, statement, NULL,
+					 only_if_changed);
+}
+
+/*
+ * Tables whose constraints, defaults or indexes depend on an object: their
+ * shape prints its name, so renaming or moving it changes them.
+ */
+static void
+add_dependent_tables(Oid classid, Oid objid, List **tables)
+{
+	static SPIPlanPtr dependents_plan = NULL;
+	Oid			argtypes[2] = {OIDOID, OIDOID};
+	Datum		args[2];
+	SPITupleTable *tt;
+	uint64		n;
+	uint64		i;
+
+	EltPrepare(&dependents_plan,
+			   "SELECT DISTINCT u.relid FROM ("
+			   "  SELECT con.conrelid AS relid FROM pg_depend d"
+			   "  JOIN pg_constraint con ON con.oid = d.objid"
+			   "  WHERE d.classid = 'pg_constraint'::regclass"
+			   "    AND d.refclassid = $1 AND d.refobjid = $2"
+			   "  UNION ALL"
+			   "  SELECT ad.adrelid FROM pg_depend d"
+			   "  JOIN pg_attrdef ad ON ad.oid = d.objid"
+			   "  WHERE d.classid = 'pg_attrdef'::regclass"
+			   "    AND d.refclassid = $1 AND d.refobjid = $2"
+			   "  UNION ALL"
+			   "  SELECT i.indrelid FROM pg_depend d"
+			   "  JOIN pg_index i ON i.indexrelid = d.objid"
+			   "  WHERE d.classid = 'pg_class'::regclass"
+			   "    AND d.refclassid = $1 AND d.refobjid = $2) u"
+			   " JOIN pg_class c ON c.oid = u.relid"
+			   " WHERE c.relkind IN ('r', 'p')"
+			   "   AND NOT ($1 = 'pg_class'::regclass AND u.relid = $2)",
+			   2, argtypes);
+	args[0] = ObjectIdGetDatum(classid);
+	args[1] = ObjectIdGetDatum(objid);
+	EltExec(dependents_plan, args, NULL, 0);
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			*tables = list_append_unique_oid(*tables, DatumGetObjectId(d));
+	}
 }
 
 /*
@@ -660,7 +728,10 @@ add_schema_tables(Oid nspoid, List **tables)
 	}
 }
 
-/* A governed schema was renamed: keep it governed under its new name. */
+/*
+ * A schema was renamed: a governed one stays governed under its new name,
+ * and every table in it records a version under its new qualified name.
+ */
 static void
 rename_schema_target(EltCatalogWrite *cw, const char *oldname, Oid nspoid,
 					 List **tables)
@@ -690,7 +761,19 @@ rename_schema_target(EltCatalogWrite *cw, const char *oldname, Oid nspoid,
 		EltAuditRecord(cw->actor, "target_renamed", quote_identifier(newname),
 					   details.data, EltAuditReason(NULL));
 	}
-	/* every table's qualified name changed */
+	/*
+	 * Every table's qualified name changed: follow it in the histories, so
+	 * that the tables count as in scope all along, and record each one.
+	 */
+	{
+		static SPIPlanPtr tracked_schema_plan = NULL;
+
+		EltPrepare(&tracked_schema_plan,
+				   "UPDATE elt.tracked_tables SET schema_name = $2"
+				   " WHERE schema_name = $1 AND relid IS NOT NULL",
+				   2, argtypes);
+		EltExec(tracked_schema_plan, args, NULL, 0);
+	}
 	add_schema_tables(nspoid, tables);
 }
 
@@ -723,13 +806,13 @@ tag_changes_nothing(const char *tag)
 }
 
 /*
- * Map the commands collected for this statement to the tables they changed:
- * primary ones get a version whatever happened; secondary ones (inheritance
- * children and partitions of an altered or indexed table) only if their
- * shape changed.
+ * Map the commands collected for this statement to the tables they may have
+ * changed: the tables themselves, their inheritance children and partitions,
+ * and tables depending on the object (all into changed); tables using an
+ * altered type (into always).
  */
 static void
-collect_commands(EltCatalogWrite *cw, List **primary, List **secondary)
+collect_commands(EltCatalogWrite *cw, List **changed, List **always)
 {
 	SPITupleTable *tt;
 	uint64		n;
@@ -759,9 +842,9 @@ collect_commands(EltCatalogWrite *cw, List **primary, List **secondary)
 
 			if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE)
 			{
-				*primary = list_append_unique_oid(*primary, objid);
+				*changed = list_append_unique_oid(*changed, objid);
 				if (strcmp(cmdtag, "ALTER TABLE") == 0)
-					add_inheritors(objid, secondary);
+					add_inheritors(objid, changed);
 			}
 			else if (relkind == RELKIND_INDEX || relkind == RELKIND_PARTITIONED_INDEX)
 			{
@@ -769,17 +852,17 @@ collect_commands(EltCatalogWrite *cw, List **primary, List **secondary)
 
 				if (OidIsValid(tbl))
 				{
-					*primary = list_append_unique_oid(*primary, tbl);
+					*changed = list_append_unique_oid(*changed, tbl);
 					/* an index on a partitioned table is built on each partition */
 					if (relkind == RELKIND_PARTITIONED_INDEX)
-						add_inheritors(tbl, secondary);
+						add_inheritors(tbl, changed);
 				}
 			}
 			else if (relkind == RELKIND_COMPOSITE_TYPE)
-				add_type_users(get_rel_type_id(objid), primary);
+				add_type_users(get_rel_type_id(objid), always);
 		}
 		else if (classid == TypeRelationId)
-			add_type_users(objid, primary);
+			add_type_users(objid, always);
 		else if (classid == ConstraintRelationId)
 		{
 			HeapTuple	ctup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(objid));
@@ -789,14 +872,18 @@ collect_commands(EltCatalogWrite *cw, List **primary, List **secondary)
 				Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(ctup);
 
 				if (OidIsValid(con->conrelid))
-					*primary = list_append_unique_oid(*primary, con->conrelid);
+					*changed = list_append_unique_oid(*changed, con->conrelid);
 				else if (OidIsValid(con->contypid))
-					add_type_users(con->contypid, primary);
+					add_type_users(con->contypid, always);
 				ReleaseSysCache(ctup);
 			}
 		}
 		else if (classid == NamespaceRelationId && pending_schema_rename != NULL)
-			rename_schema_target(cw, pending_schema_rename, objid, primary);
+			rename_schema_target(cw, pending_schema_rename, objid, always);
+
+		/* a renamed or moved table, sequence or function shows in others' shapes */
+		if (classid != NamespaceRelationId)
+			add_dependent_tables(classid, objid, changed);
 	}
 }
 
@@ -1032,8 +1119,8 @@ elt_on_ddl_command_end(PG_FUNCTION_ARGS)
 	EltCatalogWrite cw;
 	const char *tag;
 	char	   *statement;
-	List	   *primary = NIL;
-	List	   *secondary = NIL;
+	List	   *changed = NIL;
+	List	   *always = NIL;
 	ListCell   *lc;
 
 	if (!elt_enabled || !EltCatalogReady())
@@ -1053,22 +1140,26 @@ elt_on_ddl_command_end(PG_FUNCTION_ARGS)
 	tag = GetCommandTagName(trigdata->tag);
 	statement = EltCurrentStatement();
 
-	collect_commands(&cw, &primary, &secondary);
+	collect_commands(&cw, &changed, &always);
 	foreach(lc, pending_changed)
-		primary = list_append_unique_oid(primary, lfirst_oid(lc));
+		changed = list_append_unique_oid(changed, lfirst_oid(lc));
 
 	foreach(lc, pending_dropped)
 		record_dropped(&cw, lfirst_oid(lc), tag, statement);
-	foreach(lc, primary)
+	foreach(lc, changed)
 	{
-		if (!list_member_oid(pending_dropped, lfirst_oid(lc)))
-			record_if_governed(&cw, lfirst_oid(lc), tag, statement, false);
+		Oid			relid = lfirst_oid(lc);
+
+		if (!list_member_oid(pending_dropped, relid))
+			record_if_governed(&cw, relid, tag, statement,
+							   list_member_oid(always, relid));
 	}
-	foreach(lc, secondary)
+	foreach(lc, always)
 	{
-		if (!list_member_oid(pending_dropped, lfirst_oid(lc)) &&
-			!list_member_oid(primary, lfirst_oid(lc)))
-			record_if_governed(&cw, lfirst_oid(lc), tag, statement, true);
+		Oid			relid = lfirst_oid(lc);
+
+		if (!list_member_oid(pending_dropped, relid) && !list_member_oid(changed, relid))
+			record_if_governed(&cw, relid, tag, statement, true);
 	}
 	drop_schema_targets(&cw);
 

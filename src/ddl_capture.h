@@ -12,7 +12,7 @@ extern void EltDdlCaptureInit(void);
 extern char *EltCurrentStatement(void);
 extern int	EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 							 const char *command_tag, const char *statement,
-							 bool only_if_changed);
+							 const char *reason, bool only_if_changed);
 extern bool EltTableInScope(Oid relid, bool *tracked);
 
 #endif							/* ELT_DDL_CAPTURE_H */

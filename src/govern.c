@@ -68,12 +68,12 @@ check_policy(const char *policy)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown policy \"%s\"", policy),
 				 errdetail("Allowed policies are enforce, warn and off."),
-				 errhint("Policy enforce blocks breaking changes, warn reports them, off only records them.")));
+				 errhint("Policy enforce is to block breaking changes, warn to report them, off to record them only.")));
 }
 
 /* Schemas that belong to PostgreSQL or to elt_governance itself. */
 static void
-check_not_system_schema(const char *nspname, Oid nspoid)
+check_not_system_schema(const char *nspname, Oid nspoid, const char *verb)
 {
 	if (IsCatalogNamespace(nspoid) || IsToastNamespace(nspoid) ||
 		isAnyTempNamespace(nspoid) || IsReservedName(nspname) ||
@@ -81,7 +81,7 @@ check_not_system_schema(const char *nspname, Oid nspoid)
 		strcmp(nspname, ELT_SCHEMA_NAME) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot govern objects in system schema \"%s\"", nspname),
+				 errmsg("cannot %s objects in system schema \"%s\"", verb, nspname),
 				 errdetail("pg_catalog, information_schema, pg_toast, temporary schemas and elt itself cannot be governed."),
 				 errhint("Govern the schemas that hold your own tables, for example elt.govern('analytics').")));
 }
@@ -133,8 +133,14 @@ static void
 resolve_target(const char *target, bool must_exist, const char *verb,
 			   EltTarget *t)
 {
-	List	   *names = stringToQualifiedNameList(target);
+	List	   *names;
 
+	if (target[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("target must not be empty"),
+				 errhint("Write a schema, such as 'analytics', or a table with its schema, such as 'analytics.orders'.")));
+	names = stringToQualifiedNameList(target);
 	memset(t, 0, sizeof(EltTarget));
 	t->verb = verb;
 	if (list_length(names) == 1)
@@ -148,6 +154,12 @@ resolve_target(const char *target, bool must_exist, const char *verb,
 		{
 			if (!must_exist)
 				return;
+			if (OidIsValid(RelnameGetRelid(t->schema)) &&
+				isAnyTempNamespace(get_rel_namespace(RelnameGetRelid(t->schema))))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("cannot %s temporary table \"%s\"", verb, t->schema),
+						 errdetail("Temporary tables cannot be governed.")));
 			if (OidIsValid(RelnameGetRelid(t->schema)))
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_SCHEMA),
@@ -161,7 +173,7 @@ resolve_target(const char *target, bool must_exist, const char *verb,
 					 errmsg("schema \"%s\" does not exist", t->schema),
 					 errhint("Pass the name of an existing schema, or a table as schema.table.")));
 		}
-		check_not_system_schema(t->schema, t->nspoid);
+		check_not_system_schema(t->schema, t->nspoid, verb);
 		if (!pg_namespace_ownercheck(t->nspoid, GetUserId()))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -181,7 +193,7 @@ resolve_target(const char *target, bool must_exist, const char *verb,
 					(errcode(ERRCODE_UNDEFINED_SCHEMA),
 					 errmsg("schema \"%s\" does not exist", t->schema),
 					 errhint("Pass a table as schema.table, with an existing schema.")));
-		check_not_system_schema(t->schema, t->nspoid);
+		check_not_system_schema(t->schema, t->nspoid, verb);
 
 		/*
 		 * Check ownership before locking, then lock out DDL on the table
@@ -406,7 +418,7 @@ elt_govern(PG_FUNCTION_ARGS)
 
 		if (!fresh && !list_member_oid(resync, relid))
 			continue;
-		if (EltRecordVersion(&cw, relid, "baseline", NULL, statement, !fresh) > 0)
+		if (EltRecordVersion(&cw, relid, "baseline", NULL, statement, reason, !fresh) > 0)
 			baselines++;
 	}
 

@@ -35,6 +35,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/syscache.h"
 
 #include "table_shape.h"
@@ -136,6 +137,69 @@ column_collation(Form_pg_attribute att)
 											NameStr(coll->collname));
 	ReleaseSysCache(tup);
 	return result;
+}
+
+/*
+ * Table-level settings readers and replication depend on: storage options
+ * (as pg_class.reloptions lists them, or null), row level security and the
+ * replica identity.
+ */
+static void
+append_table_options(JsonOut *out, Relation rel)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(RelationGetRelid(rel)));
+	bool		isnull;
+	Datum		options;
+	const char *rls;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", RelationGetRelid(rel));
+	options = SysCacheGetAttr(RELOID, tup, Anum_pg_class_reloptions, &isnull);
+	json_key(out, "options");
+	if (isnull)
+		appendStringInfoString(out->buf, "null");
+	else
+	{
+		JsonOut		arr = {out->buf, true};
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		int			i;
+
+		deconstruct_array(DatumGetArrayTypeP(options), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		appendStringInfoChar(out->buf, '[');
+		for (i = 0; i < n; i++)
+			json_str(&arr, NULL, nulls[i] ? NULL : TextDatumGetCString(elems[i]));
+		appendStringInfoChar(out->buf, ']');
+	}
+	ReleaseSysCache(tup);
+
+	rls = !rel->rd_rel->relrowsecurity ? "disabled" :
+		rel->rd_rel->relforcerowsecurity ? "forced" : "enabled";
+	json_str(out, "row_security", rls);
+
+	switch (rel->rd_rel->relreplident)
+	{
+		case REPLICA_IDENTITY_NOTHING:
+			json_str(out, "replica_identity", "nothing");
+			break;
+		case REPLICA_IDENTITY_FULL:
+			json_str(out, "replica_identity", "full");
+			break;
+		case REPLICA_IDENTITY_INDEX:
+			{
+				Oid			idx = RelationGetReplicaIndex(rel);
+
+				json_str(out, "replica_identity",
+						 psprintf("index %s", OidIsValid(idx) ?
+								  quote_identifier(get_rel_name(idx)) : "?"));
+				break;
+			}
+		default:
+			json_str(out, "replica_identity", "default");
+			break;
+	}
 }
 
 /* The columns, in attribute-number order, dropped ones left out. */
@@ -418,6 +482,7 @@ EltTableShape(Oid relid)
 	json_str(&out, "partition_key",
 			 rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ?
 			 deparse_oid(pg_get_partkeydef, relid) : NULL);
+	append_table_options(&out, rel);
 	append_columns(&out, rel);
 	append_constraints(&out, table_constraints(rel));
 	append_indexes(&out, rel);
@@ -439,7 +504,17 @@ PG_FUNCTION_INFO_V1(elt_table_shape);
 Datum
 elt_table_shape(PG_FUNCTION_ARGS)
 {
-	Datum		shape = EltTableShape(PG_GETARG_OID(0));
+	Oid			relid = PG_GETARG_OID(0);
+	char		relkind = get_rel_relkind(relid);
+	Datum		shape;
+
+	if (relkind != '\0' && relkind != RELKIND_RELATION &&
+		relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", get_rel_name(relid)),
+				 errdetail("Shapes are recorded for ordinary and partitioned tables.")));
+	shape = EltTableShape(relid);
 
 	if (shape == (Datum) 0)
 		PG_RETURN_NULL();

@@ -108,6 +108,9 @@ RESET session_replication_role;
 -- a digest that is not one
 SELECT * FROM elt.audit_verify('{}');
 SELECT * FROM elt.audit_verify('{"head_id": "x", "head_hash": 1}');
+SELECT * FROM elt.audit_verify('{"head_id": -1, "head_hash": "x"}');
+SELECT * FROM elt.audit_verify('{"head_id": 1e30, "head_hash": "x"}');
+SELECT * FROM elt.audit_verify('{"head_id": 2.5, "head_hash": "x"}');
 
 -- later digests still verify, and the chain grows from where it was
 ALTER TABLE a.t ADD COLUMN later int;
@@ -129,6 +132,9 @@ DROP EXTENSION elt_governance;
 CREATE EXTENSION elt_governance;
 SELECT * FROM elt.audit_verify();
 SELECT elt.audit_digest() - 'taken_at' - 'database';
+-- the digest of an empty chain is contained in every later chain
+SELECT elt.audit_digest() AS empty_digest \gset
+SELECT * FROM elt.audit_verify(:'empty_digest');
 
 DROP EXTENSION elt_governance;
 DROP SCHEMA a CASCADE;

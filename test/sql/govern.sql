@@ -24,6 +24,10 @@ SELECT elt.govern('loose');
 SELECT elt.govern(NULL);
 SELECT elt.govern('analytics', NULL);
 SELECT elt.govern('"unterminated');
+SELECT elt.govern('');
+SELECT elt.ungovern('pg_catalog');
+SELECT elt.table_shape('analytics.orders_pkey');
+SELECT elt.table_shape('analytics.order_view');
 SELECT count(*) AS targets FROM elt.governed_targets;
 SELECT count(*) AS versions FROM elt.schema_versions;
 SELECT count(*) AS audit_rows FROM elt.audit_log;
@@ -83,6 +87,7 @@ FROM elt.schema_versions WHERE schema_name = 'events' ORDER BY table_name;
 -- temporary tables cannot be governed
 CREATE TEMP TABLE scratch (id int);
 SELECT elt.govern('pg_temp.scratch');
+SELECT elt.govern('scratch');
 
 -- privileges: only the owner of a schema or table may govern it
 CREATE ROLE elt_alice LOGIN;
@@ -98,6 +103,9 @@ SELECT elt.govern('analytics');
 SELECT elt.ungovern('analytics');
 -- the catalog is readable but not writable by ordinary roles
 SELECT count(*) > 0 AS can_read FROM elt.schema_versions;
+SELECT count(*) > 0 AS can_read_history FROM elt.schema_history;
+SELECT count(*) > 0 AS can_read_governed FROM elt.governed;
+SELECT valid FROM elt.audit_verify();
 INSERT INTO elt.audit_log (id, logged_at, role, session_role, action, prev_hash, row_hash)
 VALUES (1000, now(), 'x', 'x', 'forged', 'x', 'y');
 DELETE FROM elt.governed_targets;

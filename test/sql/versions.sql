@@ -121,7 +121,12 @@ SELECT table_name, version, event, command_tag FROM pg_temp.recorded() ORDER BY 
 SELECT action, object, details FROM elt.audit_log WHERE action = 'target_renamed';
 ALTER SCHEMA warehouse RENAME TO wh;
 
--- nothing for statements that do not change a table's shape
+-- nothing for statements that do not change a table's shape or name
+ALTER TABLE wh.orders ADD COLUMN IF NOT EXISTS state text;
+ALTER TABLE wh.orders DROP COLUMN IF EXISTS no_such_column;
+CREATE INDEX IF NOT EXISTS orders_pkey ON wh.orders (order_id);
+ALTER TABLE wh.orders ALTER COLUMN state SET STATISTICS 500;
+ALTER TABLE wh.orders OWNER TO CURRENT_USER;
 COMMENT ON TABLE wh.orders IS 'orders';
 GRANT SELECT ON wh.orders TO PUBLIC;
 TRUNCATE wh.big_orders;
@@ -130,6 +135,33 @@ CREATE VIEW wh.order_view AS SELECT order_id FROM wh.orders;
 CREATE TABLE public.ungoverned (id int);
 ALTER TABLE public.ungoverned ADD COLUMN x int;
 SELECT * FROM pg_temp.recorded();
+
+-- but storage options, row level security and replica identity are recorded
+ALTER TABLE wh.orders SET (fillfactor = 80);
+ALTER TABLE wh.orders ENABLE ROW LEVEL SECURITY;
+ALTER TABLE wh.orders REPLICA IDENTITY FULL;
+SELECT s.table_name, s.version, s.summary FROM elt.schema_history s
+JOIN pg_temp.recorded() r ON r.table_name = s.table_name AND r.version = s.version;
+
+-- renaming what other tables' constraints and defaults name changes them too
+CREATE SEQUENCE wh.ids;
+CREATE FUNCTION wh.is_positive(n numeric) RETURNS boolean LANGUAGE sql IMMUTABLE
+    AS 'SELECT n > 0';
+CREATE TABLE wh.lines (line_id int DEFAULT nextval('wh.ids'), order_id bigint REFERENCES wh.orders,
+                       qty numeric CHECK (wh.is_positive(qty)));
+ALTER TABLE wh.orders RENAME TO purchases;
+ALTER SEQUENCE wh.ids RENAME TO line_ids;
+ALTER FUNCTION wh.is_positive(numeric) RENAME TO is_gt_zero;
+SELECT s.table_name, s.version, s.command_tag, s.summary FROM elt.schema_history s
+JOIN pg_temp.recorded() r ON r.table_name = s.table_name AND r.version = s.version;
+ALTER TABLE wh.purchases RENAME TO orders;
+
+-- a table that leaves governed scope and comes back records a baseline
+ALTER TABLE wh.lines SET SCHEMA staging2;
+ALTER TABLE staging2.lines ADD COLUMN while_away int;
+ALTER TABLE staging2.lines SET SCHEMA wh;
+SELECT s.table_name, s.version, s.event, s.summary FROM elt.schema_history s
+JOIN pg_temp.recorded() r ON r.table_name = s.table_name AND r.version = s.version;
 
 -- a rolled-back DDL leaves nothing, neither versions nor audit rows
 SELECT count(*) AS audit_before FROM elt.audit_log \gset
