@@ -887,39 +887,31 @@ collect_commands(EltCatalogWrite *cw, List **changed, List **always)
 	}
 }
 
-/* Governed schemas that were dropped are no longer governed. */
+/* A dropped governed schema is no longer governed. */
 static void
-drop_schema_targets(EltCatalogWrite *cw)
+drop_schema_target(EltCatalogWrite *cw, const char *name)
 {
-	ListCell   *lc;
+	Oid			argtypes[1] = {NAMEOID};
+	Datum		args[1];
+	StringInfoData details;
 
-	foreach(lc, pending_dropped_schemas)
-	{
-		Oid			argtypes[1] = {NAMEOID};
-		Datum		args[1];
-		const char *name = (const char *) lfirst(lc);
-
-		EltPrepare(&drop_schema_target_plan,
-				   "DELETE FROM elt.governed_targets"
-				   " WHERE kind = 'schema' AND schema_name = $1"
-				   " RETURNING policy",
-				   1, argtypes);
-		args[0] = DirectFunctionCall1(namein, CStringGetDatum(name));
-		EltExec(drop_schema_target_plan, args, NULL, 0);
-		if (SPI_processed > 0)
-		{
-			StringInfoData details;
-
-			initStringInfo(&details);
-			appendStringInfoChar(&details, '{');
-			EltAppendJsonString(&details, "kind", "schema");
-			EltAppendJsonString(&details, "policy", EltSpiGetText(0, "policy"));
-			EltAppendJsonString(&details, "cause", "schema dropped");
-			appendStringInfoChar(&details, '}');
-			EltAuditRecord(cw->actor, "ungovern", quote_identifier(name),
-						   details.data, EltAuditReason(NULL));
-		}
-	}
+	EltPrepare(&drop_schema_target_plan,
+			   "DELETE FROM elt.governed_targets"
+			   " WHERE kind = 'schema' AND schema_name = $1"
+			   " RETURNING policy",
+			   1, argtypes);
+	args[0] = DirectFunctionCall1(namein, CStringGetDatum(name));
+	EltExec(drop_schema_target_plan, args, NULL, 0);
+	if (SPI_processed == 0)
+		return;
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonString(&details, "kind", "schema");
+	EltAppendJsonString(&details, "policy", EltSpiGetText(0, "policy"));
+	EltAppendJsonString(&details, "cause", "schema dropped");
+	appendStringInfoChar(&details, '}');
+	EltAuditRecord(cw->actor, "ungovern", quote_identifier(name),
+				   details.data, EltAuditReason(NULL));
 }
 
 /* Check that an event trigger function was called as one. */
@@ -1051,6 +1043,24 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 					drop_table_target(&cw, objid, name);
 			}
 		}
+		else if (strcmp(type, "schema") == 0)
+		{
+			char	   *nspname = address_first_name(tup, tt->tupdesc, 3);
+
+			if (nspname == NULL)
+				continue;
+			if (capturing)
+			{
+				/* ends its governance after its tables' last versions */
+				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+				pending_dropped_schemas = lappend(pending_dropped_schemas,
+												  pstrdup(nspname));
+				MemoryContextSwitchTo(old);
+			}
+			else
+				drop_schema_target(&cw, nspname);
+		}
 		else if (!capturing)
 			continue;
 		else if (strcmp(type, "table column") == 0)
@@ -1090,19 +1100,6 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 
 				if (!isnull)
 					remember_oid(&pending_changed, (Oid) rel);
-			}
-		}
-		else if (strcmp(type, "schema") == 0)
-		{
-			char	   *nspname = address_first_name(tup, tt->tupdesc, 3);
-
-			if (nspname != NULL)
-			{
-				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-				pending_dropped_schemas = lappend(pending_dropped_schemas,
-												  pstrdup(nspname));
-				MemoryContextSwitchTo(old);
 			}
 		}
 	}
@@ -1161,7 +1158,8 @@ elt_on_ddl_command_end(PG_FUNCTION_ARGS)
 		if (!list_member_oid(pending_dropped, relid) && !list_member_oid(changed, relid))
 			record_if_governed(&cw, relid, tag, statement, true);
 	}
-	drop_schema_targets(&cw);
+	foreach(lc, pending_dropped_schemas)
+		drop_schema_target(&cw, (const char *) lfirst(lc));
 
 	EltCatalogWriteEnd(&cw);
 	reset_pending();
