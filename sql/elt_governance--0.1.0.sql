@@ -141,6 +141,15 @@ SELECT concat_ws(' ',
          THEN 'GENERATED ALWAYS AS (' || (col->>'generated') || ') STORED' END)
 $$;
 
+-- The elements of a JSON array as one comma-separated text (NULL if none).
+CREATE FUNCTION elt._json_list(j jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT string_agg(e, ', ')
+FROM jsonb_array_elements_text(CASE jsonb_typeof(j) WHEN 'array' THEN j ELSE '[]' END) e
+$$;
+
 -- Every difference between two shapes, one row per change, in table order:
 -- columns by attribute number (so a rename is a rename), then constraints
 -- and indexes by name.
@@ -186,10 +195,7 @@ changes AS (
     WHERE (a->'partition_key') IS DISTINCT FROM (b->'partition_key')
     UNION ALL
     SELECT 0, 0, 3, 'options_changed', NULL,
-           (SELECT string_agg(o, ', ') FROM jsonb_array_elements_text(
-                CASE jsonb_typeof(a->'options') WHEN 'array' THEN a->'options' ELSE '[]' END) o),
-           (SELECT string_agg(o, ', ') FROM jsonb_array_elements_text(
-                CASE jsonb_typeof(b->'options') WHEN 'array' THEN b->'options' ELSE '[]' END) o)
+           elt._json_list(a->'options'), elt._json_list(b->'options')
     WHERE COALESCE(a->'options', 'null') <> COALESCE(b->'options', 'null')
     UNION ALL
     SELECT 0, 0, 4, 'row_security_changed', NULL, a->>'row_security', b->>'row_security'
@@ -197,6 +203,29 @@ changes AS (
     UNION ALL
     SELECT 0, 0, 5, 'replica_identity_changed', NULL, a->>'replica_identity', b->>'replica_identity'
     WHERE (a->'replica_identity') IS DISTINCT FROM (b->'replica_identity')
+    UNION ALL
+    SELECT 0, 0, 6, 'owner_changed', NULL, a->>'owner', b->>'owner'
+    WHERE (a->'owner') IS DISTINCT FROM (b->'owner')
+    UNION ALL
+    SELECT 0, 0, 7, 'tablespace_changed', NULL, a->>'tablespace', b->>'tablespace'
+    WHERE COALESCE(a->'tablespace', 'null') <> COALESCE(b->'tablespace', 'null')
+    UNION ALL
+    SELECT 0, 0, 8, 'inheritance_changed', NULL,
+           elt._json_list(a->'inherits'), elt._json_list(b->'inherits')
+    WHERE COALESCE(a->'inherits', '[]') <> COALESCE(b->'inherits', '[]')
+    UNION ALL
+    SELECT 0, 0, 9, 'partition_of_changed', NULL,
+           NULLIF(concat_ws(' ', a->>'partition_of', a->>'partition_bound'), ''),
+           NULLIF(concat_ws(' ', b->>'partition_of', b->>'partition_bound'), '')
+    WHERE COALESCE(a->'partition_of', 'null') <> COALESCE(b->'partition_of', 'null')
+       OR COALESCE(a->'partition_bound', 'null') <> COALESCE(b->'partition_bound', 'null')
+    UNION ALL
+    SELECT 0, 0, 10, 'partitions_changed', NULL,
+           elt._json_list(a->'partitions'), elt._json_list(b->'partitions')
+    WHERE COALESCE(a->'partitions', 'null') <> COALESCE(b->'partitions', 'null')
+    UNION ALL
+    SELECT 0, 0, 11, 'clustered_on_changed', NULL, a->>'clustered_on', b->>'clustered_on'
+    WHERE COALESCE(a->'clustered_on', 'null') <> COALESCE(b->'clustered_on', 'null')
     UNION ALL
     SELECT 1, n, 1, 'column_dropped', x->>'name', elt._column_text(x), NULL
     FROM cols WHERE y IS NULL
@@ -234,6 +263,21 @@ changes AS (
     FROM cols
     WHERE x IS NOT NULL AND y IS NOT NULL
       AND (x->'generated') IS DISTINCT FROM (y->'generated')
+    UNION ALL
+    SELECT 1, n, 9, 'storage_changed', y->>'name', x->>'storage', y->>'storage'
+    FROM cols
+    WHERE x IS NOT NULL AND y IS NOT NULL
+      AND COALESCE(x->'storage', 'null') <> COALESCE(y->'storage', 'null')
+    UNION ALL
+    SELECT 1, n, 10, 'compression_changed', y->>'name', x->>'compression', y->>'compression'
+    FROM cols
+    WHERE x IS NOT NULL AND y IS NOT NULL
+      AND COALESCE(x->'compression', 'null') <> COALESCE(y->'compression', 'null')
+    UNION ALL
+    SELECT 1, n, 11, 'statistics_changed', y->>'name', x->>'statistics', y->>'statistics'
+    FROM cols
+    WHERE x IS NOT NULL AND y IS NOT NULL
+      AND COALESCE(x->'statistics', 'null') <> COALESCE(y->'statistics', 'null')
     UNION ALL
     -- a constraint whose definition changed only by losing NOT VALID
     SELECT 2, 0, 1, 'constraint_validated', nm, x->>'definition', y->>'definition'
@@ -276,6 +320,20 @@ SELECT CASE change
     WHEN 'options_changed' THEN format('changed storage options from %s to %s', COALESCE(before, 'none'), COALESCE(after, 'none'))
     WHEN 'row_security_changed' THEN format('row level security %s', after)
     WHEN 'replica_identity_changed' THEN format('set replica identity %s', after)
+    WHEN 'owner_changed' THEN format('changed owner from %s to %s', before, after)
+    WHEN 'tablespace_changed' THEN format('moved to tablespace %s', COALESCE(after, 'pg_default'))
+    WHEN 'inheritance_changed' THEN format('changed inheritance parents from %s to %s', COALESCE(before, 'none'), COALESCE(after, 'none'))
+    WHEN 'partition_of_changed' THEN
+        CASE WHEN after IS NULL THEN format('detached from %s', before)
+             WHEN before IS NULL THEN format('attached as partition of %s', after)
+             ELSE format('changed partition from %s to %s', before, after) END
+    WHEN 'partitions_changed' THEN format('changed partitions from %s to %s', COALESCE(before, 'none'), COALESCE(after, 'none'))
+    WHEN 'clustered_on_changed' THEN
+        CASE WHEN after IS NULL THEN 'removed clustering'
+             ELSE format('clustered on index %s', quote_ident(after)) END
+    WHEN 'storage_changed' THEN format('set storage of %s to %s', quote_ident(object), COALESCE(after, 'default'))
+    WHEN 'compression_changed' THEN format('set compression of %s to %s', quote_ident(object), COALESCE(after, 'default'))
+    WHEN 'statistics_changed' THEN format('set statistics target of %s to %s', quote_ident(object), COALESCE(after, 'default'))
     WHEN 'column_added' THEN format('added column %s %s', quote_ident(object), after)
     WHEN 'column_dropped' THEN format('dropped column %s', quote_ident(object))
     WHEN 'column_renamed' THEN format('renamed column %s to %s', quote_ident(before), quote_ident(after))

@@ -8,7 +8,8 @@
  *
  * Flow of one DDL statement:
  *   ddl_command_start  forgets what the previous statement left pending and
- *                      notes the old name of a schema being renamed;
+ *                      notes the old name of a schema being renamed and a
+ *                      partition being detached;
  *   sql_drop           notes dropped tables, and tables that lost a column,
  *                      constraint, default or index;
  *   ddl_command_end    maps pg_event_trigger_ddl_commands() and the notes to
@@ -942,6 +943,26 @@ elt_on_ddl_command_start(PG_FUNCTION_ARGS)
 
 		if (rs->renameType == OBJECT_SCHEMA && rs->subname != NULL)
 			pending_schema_rename = MemoryContextStrdup(TopMemoryContext, rs->subname);
+	}
+	else if (IsA(trigdata->parsetree, AlterTableStmt))
+	{
+		/* a partition being detached is no longer found from its parent */
+		ListCell   *lc;
+
+		foreach(lc, ((AlterTableStmt *) trigdata->parsetree)->cmds)
+		{
+			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+			if (cmd->subtype == AT_DetachPartition && cmd->def != NULL &&
+				IsA(cmd->def, PartitionCmd))
+			{
+				Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
+													NoLock, true);
+
+				if (OidIsValid(part))
+					remember_oid(&pending_changed, part);
+			}
+		}
 	}
 	PG_RETURN_NULL();
 }

@@ -1,13 +1,15 @@
 /*
  * table_shape.c — the shape of a table as jsonb, as schema versions record
- * it: kind, persistence, partition key, columns, primary key, constraints
- * and indexes.
+ * it: kind, persistence, partition key, storage options, owner, tablespace,
+ * row level security, replica identity, inheritance and partitions, the
+ * clustering index, columns (with storage, compression and statistics
+ * target where not the default), primary key, constraints and indexes.
  *
  * Built in C from the relcache and the syscache (one index scan of
  * pg_constraint), because it runs for every DDL statement on a governed
  * table.  Expressions, constraints and indexes are printed by PostgreSQL's
- * own deparsers with search_path pinned to pg_catalog, so that every name is
- * qualified and the same shape always prints the same, whatever the
+ * own deparsers under pinned settings (shape_settings), so that every name
+ * is qualified and the same shape always prints the same, whatever the
  * session's settings.
  *
  * Locking: takes AccessShareLock on the table, kept to the end of the
@@ -23,9 +25,12 @@
 #include "catalog/pg_collation.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/tablespace.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -175,6 +180,10 @@ append_table_options(JsonOut *out, Relation rel)
 	}
 	ReleaseSysCache(tup);
 
+	json_str(out, "owner", GetUserNameFromId(rel->rd_rel->relowner, true));
+	json_str(out, "tablespace", OidIsValid(rel->rd_rel->reltablespace) ?
+			 get_tablespace_name(rel->rd_rel->reltablespace) : NULL);
+
 	rls = !rel->rd_rel->relrowsecurity ? "disabled" :
 		rel->rd_rel->relforcerowsecurity ? "forced" : "enabled";
 	json_str(out, "row_security", rls);
@@ -199,6 +208,131 @@ append_table_options(JsonOut *out, Relation rel)
 		default:
 			json_str(out, "replica_identity", "default");
 			break;
+	}
+}
+
+/* list_sort comparator for strings. */
+static int
+string_cmp(const ListCell *a, const ListCell *b)
+{
+	return strcmp((char *) lfirst(a), (char *) lfirst(b));
+}
+
+/* The qualified name of a relation. */
+static char *
+qualified_relname(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/* A JSON array of strings. */
+static void
+json_str_array(JsonOut *out, const char *key, List *strings)
+{
+	JsonOut		arr = {out->buf, true};
+	ListCell   *lc;
+
+	json_key(out, key);
+	appendStringInfoChar(out->buf, '[');
+	foreach(lc, strings)
+		json_str(&arr, NULL, (char *) lfirst(lc));
+	appendStringInfoChar(out->buf, ']');
+}
+
+/*
+ * Where the table sits among others: its inheritance parents in order, or
+ * the partitioned table it is a partition of with its bound; the partitions
+ * of a partitioned table; the index it is clustered on.
+ */
+static void
+append_inheritance(JsonOut *out, Relation rel)
+{
+	Relation	inh = table_open(InheritsRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *parents = NIL;
+	List	   *partitions = NIL;
+	char	   *clustered = NULL;
+	ListCell   *lc;
+
+	ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(RelationGetRelid(rel)));
+	scan = systable_beginscan(inh, InheritsRelidSeqnoIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		parents = lappend(parents,
+						  qualified_relname(((Form_pg_inherits) GETSTRUCT(tup))->inhparent));
+	systable_endscan(scan);
+
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		ScanKeyInit(&key, Anum_pg_inherits_inhparent, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(RelationGetRelid(rel)));
+		scan = systable_beginscan(inh, InheritsParentIndexId, true, NULL, 1, &key);
+		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+			partitions = lappend(partitions,
+								 qualified_relname(((Form_pg_inherits) GETSTRUCT(tup))->inhrelid));
+		systable_endscan(scan);
+		list_sort(partitions, string_cmp);
+	}
+	table_close(inh, AccessShareLock);
+
+	if (rel->rd_rel->relispartition)
+	{
+		HeapTuple	ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(RelationGetRelid(rel)));
+		bool		isnull;
+		Datum		bound;
+
+		if (!HeapTupleIsValid(ctup))
+			elog(ERROR, "cache lookup failed for relation %u", RelationGetRelid(rel));
+		bound = SysCacheGetAttr(RELOID, ctup, Anum_pg_class_relpartbound, &isnull);
+		json_str_array(out, "inherits", NIL);
+		json_str(out, "partition_of", parents ? (char *) linitial(parents) : NULL);
+		json_str(out, "partition_bound", isnull ? NULL :
+				 TextDatumGetCString(DirectFunctionCall2(pg_get_expr, bound,
+														 ObjectIdGetDatum(RelationGetRelid(rel)))));
+		ReleaseSysCache(ctup);
+	}
+	else
+	{
+		json_str_array(out, "inherits", parents);
+		json_str(out, "partition_of", NULL);
+		json_str(out, "partition_bound", NULL);
+	}
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		json_str_array(out, "partitions", partitions);
+	else
+		json_str(out, "partitions", NULL);
+
+	foreach(lc, RelationGetIndexList(rel))
+	{
+		HeapTuple	itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (HeapTupleIsValid(itup))
+		{
+			if (((Form_pg_index) GETSTRUCT(itup))->indisclustered)
+				clustered = get_rel_name(lfirst_oid(lc));
+			ReleaseSysCache(itup);
+		}
+	}
+	json_str(out, "clustered_on", clustered);
+}
+
+/* The name of a column storage strategy, as ALTER TABLE spells it. */
+static const char *
+storage_name(char storage)
+{
+	switch (storage)
+	{
+		case TYPSTORAGE_PLAIN:
+			return "plain";
+		case TYPSTORAGE_EXTERNAL:
+			return "external";
+		case TYPSTORAGE_MAIN:
+			return "main";
+		default:
+			return "extended";
 	}
 }
 
@@ -235,6 +369,16 @@ append_columns(JsonOut *out, Relation rel)
 				 att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS ? "always" :
 				 att->attidentity == ATTRIBUTE_IDENTITY_BY_DEFAULT ? "by default" : NULL);
 		json_str(&col, "generated", att->attgenerated != '\0' ? expr : NULL);
+		json_str(&col, "storage", att->attstorage != get_typstorage(att->atttypid) ?
+				 storage_name(att->attstorage) : NULL);
+		json_str(&col, "compression",
+				 att->attcompression == 'p' ? "pglz" :
+				 att->attcompression == 'l' ? "lz4" : NULL);
+		json_key(&col, "statistics");
+		if (att->attstattarget >= 0)
+			appendStringInfo(out->buf, "%d", att->attstattarget);
+		else
+			appendStringInfoString(out->buf, "null");
 		appendStringInfoChar(out->buf, '}');
 	}
 	appendStringInfoChar(out->buf, ']');
@@ -453,6 +597,22 @@ append_indexes(JsonOut *out, Relation rel)
 }
 
 /*
+ * Settings under which shapes are printed, as pg_dump pins them: constants
+ * in defaults, checks and partition bounds print the same whatever the
+ * session's DateStyle, TimeZone or float settings, and every name is
+ * qualified.
+ */
+static const char *const shape_settings[][2] = {
+	{"search_path", "pg_catalog, pg_temp"},
+	{"DateStyle", "ISO, YMD"},
+	{"IntervalStyle", "postgres"},
+	{"TimeZone", "UTC"},
+	{"extra_float_digits", "1"},
+	{"standard_conforming_strings", "on"},
+	{"bytea_output", "hex"},
+};
+
+/*
  * The shape of a relation as a jsonb datum, or (Datum) 0 if no relation has
  * that oid.
  */
@@ -464,15 +624,17 @@ EltTableShape(Oid relid)
 	JsonOut		out = {&buf, true};
 	int			guc_level;
 	Datum		result;
+	size_t		i;
 
 	rel = try_relation_open(relid, AccessShareLock);
 	if (rel == NULL)
 		return (Datum) 0;
 
 	guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
+	for (i = 0; i < lengthof(shape_settings); i++)
+		(void) set_config_option(shape_settings[i][0], shape_settings[i][1],
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
@@ -483,6 +645,7 @@ EltTableShape(Oid relid)
 			 rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ?
 			 deparse_oid(pg_get_partkeydef, relid) : NULL);
 	append_table_options(&out, rel);
+	append_inheritance(&out, rel);
 	append_columns(&out, rel);
 	append_constraints(&out, table_constraints(rel));
 	append_indexes(&out, rel);

@@ -125,8 +125,10 @@ ALTER SCHEMA warehouse RENAME TO wh;
 ALTER TABLE wh.orders ADD COLUMN IF NOT EXISTS state text;
 ALTER TABLE wh.orders DROP COLUMN IF EXISTS no_such_column;
 CREATE INDEX IF NOT EXISTS orders_pkey ON wh.orders (order_id);
-ALTER TABLE wh.orders ALTER COLUMN state SET STATISTICS 500;
 ALTER TABLE wh.orders OWNER TO CURRENT_USER;
+ALTER TABLE wh.orders ALTER COLUMN state SET STATISTICS -1;
+ALTER TABLE wh.orders DISABLE TRIGGER ALL;
+ALTER TABLE wh.orders ENABLE TRIGGER ALL;
 COMMENT ON TABLE wh.orders IS 'orders';
 GRANT SELECT ON wh.orders TO PUBLIC;
 TRUNCATE wh.big_orders;
@@ -136,10 +138,43 @@ CREATE TABLE public.ungoverned (id int);
 ALTER TABLE public.ungoverned ADD COLUMN x int;
 SELECT * FROM pg_temp.recorded();
 
--- but storage options, row level security and replica identity are recorded
+-- but every ALTER TABLE that changes something the shape records is a version
+CREATE ROLE elt_versions_owner;
 ALTER TABLE wh.orders SET (fillfactor = 80);
 ALTER TABLE wh.orders ENABLE ROW LEVEL SECURITY;
 ALTER TABLE wh.orders REPLICA IDENTITY FULL;
+ALTER TABLE wh.orders OWNER TO elt_versions_owner;
+ALTER TABLE wh.orders OWNER TO CURRENT_USER;
+ALTER TABLE wh.orders ALTER COLUMN state SET STATISTICS 500;
+ALTER TABLE wh.orders ALTER COLUMN state SET STORAGE EXTERNAL;
+ALTER TABLE wh.orders ALTER COLUMN state SET COMPRESSION pglz;
+ALTER TABLE wh.orders CLUSTER ON orders_pkey;
+ALTER TABLE wh.orders SET WITHOUT CLUSTER;
+CREATE TABLE wh.sales_2027 (id int, at date);
+ALTER TABLE wh.sales ATTACH PARTITION wh.sales_2027 FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+ALTER TABLE wh.sales DETACH PARTITION wh.sales_2027;
+CREATE TABLE wh.extra (id int);
+ALTER TABLE wh.child INHERIT wh.extra;
+ALTER TABLE wh.child NO INHERIT wh.extra;
+SELECT s.table_name, s.version, s.summary FROM elt.schema_history s
+JOIN pg_temp.recorded() r ON r.table_name = s.table_name AND r.version = s.version;
+
+-- shapes print the same whatever the session's settings
+CREATE TABLE wh.dated (d date DEFAULT '2026-03-04', t timestamptz DEFAULT '2026-03-04 05:06:07+00',
+                       i interval DEFAULT '1 day 2 hours', f float8 DEFAULT 0.1);
+SELECT elt.table_shape('wh.dated') AS shape_iso \gset
+SET DateStyle = 'SQL, DMY';
+SET TimeZone = 'America/Los_Angeles';
+SET IntervalStyle = 'iso_8601';
+SET extra_float_digits = 3;
+SELECT elt.table_shape('wh.dated') = :'shape_iso'::jsonb AS same_shape;
+SELECT string_agg(c->>'default', ' | ') AS defaults
+FROM jsonb_array_elements(elt.table_shape('wh.dated')->'columns') c;
+ALTER TABLE wh.dated ADD COLUMN IF NOT EXISTS d date;
+RESET DateStyle;
+RESET TimeZone;
+RESET IntervalStyle;
+RESET extra_float_digits;
 SELECT s.table_name, s.version, s.summary FROM elt.schema_history s
 JOIN pg_temp.recorded() r ON r.table_name = s.table_name AND r.version = s.version;
 
@@ -199,3 +234,4 @@ DROP EXTENSION elt_governance;
 DROP SCHEMA wh CASCADE;
 DROP SCHEMA staging2 CASCADE;
 DROP TABLE public.ungoverned;
+DROP ROLE elt_versions_owner;
