@@ -207,6 +207,12 @@ changes AS (
     SELECT 0, 0, 6, 'owner_changed', NULL, a->>'owner', b->>'owner'
     WHERE (a->'owner') IS DISTINCT FROM (b->'owner')
     UNION ALL
+    SELECT 0, 0, 12, 'access_method_changed', NULL, a->>'access_method', b->>'access_method'
+    WHERE COALESCE(a->'access_method', 'null') <> COALESCE(b->'access_method', 'null')
+    UNION ALL
+    SELECT 0, 0, 13, 'of_type_changed', NULL, a->>'of_type', b->>'of_type'
+    WHERE COALESCE(a->'of_type', 'null') <> COALESCE(b->'of_type', 'null')
+    UNION ALL
     SELECT 0, 0, 7, 'tablespace_changed', NULL, a->>'tablespace', b->>'tablespace'
     WHERE COALESCE(a->'tablespace', 'null') <> COALESCE(b->'tablespace', 'null')
     UNION ALL
@@ -321,6 +327,10 @@ SELECT CASE change
     WHEN 'row_security_changed' THEN format('row level security %s', after)
     WHEN 'replica_identity_changed' THEN format('set replica identity %s', after)
     WHEN 'owner_changed' THEN format('changed owner from %s to %s', before, after)
+    WHEN 'access_method_changed' THEN format('changed access method from %s to %s', before, after)
+    WHEN 'of_type_changed' THEN
+        CASE WHEN after IS NULL THEN format('no longer of type %s', before)
+             ELSE format('made of type %s', after) END
     WHEN 'tablespace_changed' THEN format('moved to tablespace %s', COALESCE(after, 'pg_default'))
     WHEN 'inheritance_changed' THEN format('changed inheritance parents from %s to %s', COALESCE(before, 'none'), COALESCE(after, 'none'))
     WHEN 'partition_of_changed' THEN

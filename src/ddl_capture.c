@@ -51,6 +51,7 @@
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_inherits.h"
@@ -86,6 +87,7 @@ static List *pending_changed = NIL; /* oids of tables that lost a part */
 static List *pending_dropped = NIL; /* oids of dropped tables */
 static List *pending_dropped_schemas = NIL; /* names of dropped schemas */
 static char *pending_schema_rename = NULL;	/* old name of a renamed schema */
+static Oid	pending_schema_oid = InvalidOid;	/* and its oid */
 
 static SPIPlanPtr any_target_plan = NULL;
 static SPIPlanPtr scope_plan = NULL;
@@ -191,6 +193,7 @@ reset_pending(void)
 	pending_dropped = NIL;
 	pending_dropped_schemas = NIL;
 	pending_schema_rename = NULL;
+	pending_schema_oid = InvalidOid;
 }
 
 /* Add an oid to a note list, in TopMemoryContext. */
@@ -516,11 +519,11 @@ drop_table_target(EltCatalogWrite *cw, Oid relid, const char *name)
 /*
  * A tracked table was dropped: if it was governed, record a last version
  * marked dropped, with the last shape; detach its history from the dead oid
- * and end its own target.
+ * and end its own target.  A dropped partition's parent goes into changed.
  */
 static void
 record_dropped(EltCatalogWrite *cw, Oid relid, const char *command_tag,
-			   const char *statement)
+			   const char *statement, List **changed)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
@@ -537,6 +540,7 @@ record_dropped(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 	EltPrepare(&tracked_drop_plan,
 			   "SELECT t.table_id, t.schema_name::text AS schema_name,"
 			   "       t.table_name::text AS table_name, v.version, v.shape,"
+			   "       pg_catalog.to_regclass(v.shape->>'partition_of')::oid AS parent,"
 			   "       EXISTS (SELECT 1 FROM elt.governed_targets g"
 			   "               WHERE (g.kind = 'table' AND g.rel = t.relid)"
 			   "                  OR (g.kind = 'schema' AND g.schema_name = t.schema_name))"
@@ -556,6 +560,13 @@ record_dropped(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 	nspname = EltSpiGetText(0, "schema_name");
 	relname = EltSpiGetText(0, "table_name");
 	was_in_scope = EltSpiGetBool(0, "was_in_scope", &isnull);
+	/* a dropped partition leaves its parent's list of partitions */
+	{
+		int64		parent = EltSpiGetInt64(0, "parent", &isnull);
+
+		if (!isnull)
+			*changed = list_append_unique_oid(*changed, (Oid) parent);
+	}
 
 	check_history_visible(table_id, nspname, relname);
 	if (was_in_scope)
@@ -602,42 +613,61 @@ record_if_governed(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 }
 
 /*
- * Tables whose constraints, defaults or indexes depend on an object: their
- * shape prints its name, so renaming or moving it changes them.
+ * Tables whose constraints, defaults, indexes or columns depend on an object
+ * (refs = the object, or with in_schema every table, sequence, function,
+ * type and collation of a schema): their shapes print its qualified name, so
+ * renaming or moving it changes them.  Called only for renames and moves.
  */
+#define DEPENDENTS_SQL(refs) \
+	"WITH refs(classid, objid) AS (" refs ")" \
+	" SELECT DISTINCT u.relid FROM (" \
+	"  SELECT con.conrelid AS relid FROM refs" \
+	"  JOIN pg_depend d ON d.refclassid = refs.classid AND d.refobjid = refs.objid" \
+	"  JOIN pg_constraint con ON d.classid = 'pg_constraint'::regclass AND con.oid = d.objid" \
+	"  UNION ALL" \
+	"  SELECT ad.adrelid FROM refs" \
+	"  JOIN pg_depend d ON d.refclassid = refs.classid AND d.refobjid = refs.objid" \
+	"  JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND ad.oid = d.objid" \
+	"  UNION ALL" \
+	"  SELECT CASE WHEN d.objsubid > 0 THEN d.objid" \
+	"              ELSE (SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = d.objid) END" \
+	"  FROM refs" \
+	"  JOIN pg_depend d ON d.refclassid = refs.classid AND d.refobjid = refs.objid" \
+	"  WHERE d.classid = 'pg_class'::regclass) u" \
+	" JOIN pg_class c ON c.oid = u.relid" \
+	" WHERE c.relkind IN ('r', 'p')" \
+	"   AND NOT EXISTS (SELECT 1 FROM refs WHERE refs.classid = 'pg_class'::regclass" \
+	"                   AND refs.objid = u.relid)"
+
 static void
-add_dependent_tables(Oid classid, Oid objid, List **tables)
+add_dependent_tables(Oid classid, Oid objid, bool in_schema, List **tables)
 {
-	static SPIPlanPtr dependents_plan = NULL;
+	static SPIPlanPtr object_plan = NULL;
+	static SPIPlanPtr schema_plan = NULL;
 	Oid			argtypes[2] = {OIDOID, OIDOID};
 	Datum		args[2];
 	SPITupleTable *tt;
 	uint64		n;
 	uint64		i;
 
-	EltPrepare(&dependents_plan,
-			   "SELECT DISTINCT u.relid FROM ("
-			   "  SELECT con.conrelid AS relid FROM pg_depend d"
-			   "  JOIN pg_constraint con ON con.oid = d.objid"
-			   "  WHERE d.classid = 'pg_constraint'::regclass"
-			   "    AND d.refclassid = $1 AND d.refobjid = $2"
-			   "  UNION ALL"
-			   "  SELECT ad.adrelid FROM pg_depend d"
-			   "  JOIN pg_attrdef ad ON ad.oid = d.objid"
-			   "  WHERE d.classid = 'pg_attrdef'::regclass"
-			   "    AND d.refclassid = $1 AND d.refobjid = $2"
-			   "  UNION ALL"
-			   "  SELECT i.indrelid FROM pg_depend d"
-			   "  JOIN pg_index i ON i.indexrelid = d.objid"
-			   "  WHERE d.classid = 'pg_class'::regclass"
-			   "    AND d.refclassid = $1 AND d.refobjid = $2) u"
-			   " JOIN pg_class c ON c.oid = u.relid"
-			   " WHERE c.relkind IN ('r', 'p')"
-			   "   AND NOT ($1 = 'pg_class'::regclass AND u.relid = $2)",
-			   2, argtypes);
 	args[0] = ObjectIdGetDatum(classid);
 	args[1] = ObjectIdGetDatum(objid);
-	EltExec(dependents_plan, args, NULL, 0);
+	if (in_schema)
+	{
+		EltPrepare(&schema_plan,
+				   DEPENDENTS_SQL("SELECT 'pg_class'::regclass::oid, oid FROM pg_class WHERE relnamespace = $2"
+								  " UNION ALL SELECT 'pg_proc'::regclass::oid, oid FROM pg_proc WHERE pronamespace = $2"
+								  " UNION ALL SELECT 'pg_type'::regclass::oid, oid FROM pg_type WHERE typnamespace = $2"
+								  " UNION ALL SELECT 'pg_collation'::regclass::oid, oid FROM pg_collation"
+								  "   WHERE collnamespace = $2"),
+				   2, argtypes);
+		EltExec(schema_plan, args, NULL, 0);
+	}
+	else
+	{
+		EltPrepare(&object_plan, DEPENDENTS_SQL("VALUES ($1::oid, $2::oid)"), 2, argtypes);
+		EltExec(object_plan, args, NULL, 0);
+	}
 	tt = SPI_tuptable;
 	n = SPI_processed;
 	for (i = 0; i < n; i++)
@@ -731,25 +761,52 @@ add_schema_tables(Oid nspoid, List **tables)
 
 /*
  * A schema was renamed: a governed one stays governed under its new name,
- * and every table in it records a version under its new qualified name.
+ * and the histories of its tables follow it.  With tables lists (capture
+ * on), every table in it, and every table elsewhere whose shape names one of
+ * its objects, is up for a version.  Runs with capture off too, so that no
+ * target is left behind under the old name.
  */
 static void
 rename_schema_target(EltCatalogWrite *cw, const char *oldname, Oid nspoid,
-					 List **tables)
+					 List **always, List **changed)
 {
+	static SPIPlanPtr stale_plan = NULL;
+	static SPIPlanPtr tracked_schema_plan = NULL;
 	Oid			argtypes[2] = {NAMEOID, NAMEOID};
+	Oid			ttypes[2] = {NAMEOID, OIDOID};
 	Datum		args[2];
+	Datum		targs[2];
 	char	   *newname = get_namespace_name(nspoid);
 	StringInfoData details;
 
 	if (newname == NULL || strcmp(oldname, newname) == 0)
 		return;
+	args[0] = DirectFunctionCall1(namein, CStringGetDatum(oldname));
+	args[1] = DirectFunctionCall1(namein, CStringGetDatum(newname));
+
+	/* a target under the new name can only be a stale one */
+	EltPrepare(&stale_plan,
+			   "DELETE FROM elt.governed_targets"
+			   " WHERE kind = 'schema' AND schema_name = $2"
+			   " RETURNING policy",
+			   2, argtypes);
+	EltExec(stale_plan, args, NULL, 0);
+	if (SPI_processed > 0)
+	{
+		initStringInfo(&details);
+		appendStringInfoChar(&details, '{');
+		EltAppendJsonString(&details, "kind", "schema");
+		EltAppendJsonString(&details, "policy", EltSpiGetText(0, "policy"));
+		EltAppendJsonString(&details, "cause", "stale target replaced by a renamed schema");
+		appendStringInfoChar(&details, '}');
+		EltAuditRecord(cw->actor, "ungovern", quote_identifier(newname),
+					   details.data, EltAuditReason(NULL));
+	}
+
 	EltPrepare(&schema_rename_plan,
 			   "UPDATE elt.governed_targets SET schema_name = $2"
 			   " WHERE kind = 'schema' AND schema_name = $1",
 			   2, argtypes);
-	args[0] = DirectFunctionCall1(namein, CStringGetDatum(oldname));
-	args[1] = DirectFunctionCall1(namein, CStringGetDatum(newname));
 	EltExec(schema_rename_plan, args, NULL, 0);
 	if (SPI_processed > 0)
 	{
@@ -762,20 +819,21 @@ rename_schema_target(EltCatalogWrite *cw, const char *oldname, Oid nspoid,
 		EltAuditRecord(cw->actor, "target_renamed", quote_identifier(newname),
 					   details.data, EltAuditReason(NULL));
 	}
-	/*
-	 * Every table's qualified name changed: follow it in the histories, so
-	 * that the tables count as in scope all along, and record each one.
-	 */
-	{
-		static SPIPlanPtr tracked_schema_plan = NULL;
 
-		EltPrepare(&tracked_schema_plan,
-				   "UPDATE elt.tracked_tables SET schema_name = $2"
-				   " WHERE schema_name = $1 AND relid IS NOT NULL",
-				   2, argtypes);
-		EltExec(tracked_schema_plan, args, NULL, 0);
+	/* the tables now in the schema, whatever name their history last had */
+	EltPrepare(&tracked_schema_plan,
+			   "UPDATE elt.tracked_tables t SET schema_name = $1"
+			   " FROM pg_class c WHERE c.oid = t.relid AND c.relnamespace = $2",
+			   2, ttypes);
+	targs[0] = args[1];
+	targs[1] = ObjectIdGetDatum(nspoid);
+	EltExec(tracked_schema_plan, targs, NULL, 0);
+
+	if (always != NULL)
+	{
+		add_schema_tables(nspoid, always);
+		add_dependent_tables(NamespaceRelationId, nspoid, true, changed);
 	}
-	add_schema_tables(nspoid, tables);
 }
 
 /* Inheritance children and partitions, at every level, of a table. */
@@ -813,7 +871,7 @@ tag_changes_nothing(const char *tag)
  * altered type (into always).
  */
 static void
-collect_commands(EltCatalogWrite *cw, List **changed, List **always)
+collect_commands(EltCatalogWrite *cw, bool renaming, List **changed, List **always)
 {
 	SPITupleTable *tt;
 	uint64		n;
@@ -846,6 +904,15 @@ collect_commands(EltCatalogWrite *cw, List **changed, List **always)
 				*changed = list_append_unique_oid(*changed, objid);
 				if (strcmp(cmdtag, "ALTER TABLE") == 0)
 					add_inheritors(objid, changed);
+				/* a new or renamed partition shows in its parent's shape */
+				if ((renaming || strncmp(cmdtag, "CREATE TABLE", 12) == 0) &&
+					get_rel_relispartition(objid))
+				{
+					Oid			parent = get_partition_parent(objid, true);
+
+					if (OidIsValid(parent))
+						*changed = list_append_unique_oid(*changed, parent);
+				}
 			}
 			else if (relkind == RELKIND_INDEX || relkind == RELKIND_PARTITIONED_INDEX)
 			{
@@ -879,12 +946,10 @@ collect_commands(EltCatalogWrite *cw, List **changed, List **always)
 				ReleaseSysCache(ctup);
 			}
 		}
-		else if (classid == NamespaceRelationId && pending_schema_rename != NULL)
-			rename_schema_target(cw, pending_schema_rename, objid, always);
 
-		/* a renamed or moved table, sequence or function shows in others' shapes */
-		if (classid != NamespaceRelationId)
-			add_dependent_tables(classid, objid, changed);
+		/* a renamed or moved object shows in the shapes of tables naming it */
+		if (renaming && classid != NamespaceRelationId)
+			add_dependent_tables(classid, objid, false, changed);
 	}
 }
 
@@ -934,17 +999,22 @@ elt_on_ddl_command_start(PG_FUNCTION_ARGS)
 	EventTriggerData *trigdata = event_trigger_data(fcinfo, "on_ddl_command_start");
 
 	reset_pending();
-	if (!elt_enabled)
-		PG_RETURN_NULL();
 
+	/* noted even with capture off: see rename_schema_target */
 	if (IsA(trigdata->parsetree, RenameStmt))
 	{
 		RenameStmt *rs = (RenameStmt *) trigdata->parsetree;
 
 		if (rs->renameType == OBJECT_SCHEMA && rs->subname != NULL)
+		{
 			pending_schema_rename = MemoryContextStrdup(TopMemoryContext, rs->subname);
+			pending_schema_oid = get_namespace_oid(rs->subname, true);
+		}
 	}
-	else if (IsA(trigdata->parsetree, AlterTableStmt))
+	if (!elt_enabled)
+		PG_RETURN_NULL();
+
+	if (IsA(trigdata->parsetree, AlterTableStmt))
 	{
 		/* a partition being detached is no longer found from its parent */
 		ListCell   *lc;
@@ -953,7 +1023,8 @@ elt_on_ddl_command_start(PG_FUNCTION_ARGS)
 		{
 			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
 
-			if (cmd->subtype == AT_DetachPartition && cmd->def != NULL &&
+			if ((cmd->subtype == AT_DetachPartition ||
+				 cmd->subtype == AT_DetachPartitionFinalize) && cmd->def != NULL &&
 				IsA(cmd->def, PartitionCmd))
 			{
 				Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
@@ -1140,16 +1211,22 @@ elt_on_ddl_command_end(PG_FUNCTION_ARGS)
 	List	   *changed = NIL;
 	List	   *always = NIL;
 	ListCell   *lc;
+	bool		renaming;
 
-	if (!elt_enabled || !EltCatalogReady())
+	if (!EltCatalogReady() ||
+		(!elt_enabled && pending_schema_rename == NULL))
 	{
 		reset_pending();
 		PG_RETURN_NULL();
 	}
 
 	EltCatalogWriteBegin(&cw);
-	if (!any_target())
+	if (!elt_enabled || !any_target())
 	{
+		/* bookkeeping only: a renamed schema keeps its target */
+		if (pending_schema_rename != NULL && OidIsValid(pending_schema_oid))
+			rename_schema_target(&cw, pending_schema_rename, pending_schema_oid,
+								 NULL, NULL);
 		EltCatalogWriteEnd(&cw);
 		reset_pending();
 		PG_RETURN_NULL();
@@ -1157,13 +1234,18 @@ elt_on_ddl_command_end(PG_FUNCTION_ARGS)
 
 	tag = GetCommandTagName(trigdata->tag);
 	statement = EltCurrentStatement();
+	renaming = IsA(trigdata->parsetree, RenameStmt) ||
+		IsA(trigdata->parsetree, AlterObjectSchemaStmt);
 
-	collect_commands(&cw, &changed, &always);
+	if (pending_schema_rename != NULL && OidIsValid(pending_schema_oid))
+		rename_schema_target(&cw, pending_schema_rename, pending_schema_oid,
+							 &always, &changed);
+	collect_commands(&cw, renaming, &changed, &always);
 	foreach(lc, pending_changed)
 		changed = list_append_unique_oid(changed, lfirst_oid(lc));
 
 	foreach(lc, pending_dropped)
-		record_dropped(&cw, lfirst_oid(lc), tag, statement);
+		record_dropped(&cw, lfirst_oid(lc), tag, statement, &changed);
 	foreach(lc, changed)
 	{
 		Oid			relid = lfirst_oid(lc);

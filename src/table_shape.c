@@ -1,6 +1,7 @@
 /*
  * table_shape.c — the shape of a table as jsonb, as schema versions record
- * it: kind, persistence, partition key, storage options, owner, tablespace,
+ * it: kind, persistence, partition key, storage options, access method,
+ * the type of a typed table, owner, tablespace,
  * row level security, replica identity, inheritance and partitions, the
  * clustering index, columns (with storage, compression and statistics
  * target where not the default), primary key, constraints and indexes.
@@ -28,6 +29,7 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "commands/tablespace.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -180,6 +182,10 @@ append_table_options(JsonOut *out, Relation rel)
 	}
 	ReleaseSysCache(tup);
 
+	json_str(out, "access_method", OidIsValid(rel->rd_rel->relam) ?
+			 get_am_name(rel->rd_rel->relam) : NULL);
+	json_str(out, "of_type", OidIsValid(rel->rd_rel->reloftype) ?
+			 format_type_be(rel->rd_rel->reloftype) : NULL);
 	json_str(out, "owner", GetUserNameFromId(rel->rd_rel->relowner, true));
 	json_str(out, "tablespace", OidIsValid(rel->rd_rel->reltablespace) ?
 			 get_tablespace_name(rel->rd_rel->reltablespace) : NULL);
