@@ -302,11 +302,174 @@ EltAuditInit(void)
 	RegisterSubXactCallback(EltAuditSubXactCallback, NULL);
 }
 
+/* A governed target as the audit log describes it, replayed by audit_verify. */
+typedef struct ReplayTarget
+{
+	bool		is_schema;
+	char	   *schema;
+	int64		table_id;
+	char	   *policy;
+} ReplayTarget;
+
+/* A string member of a jsonb object, or NULL. */
+static char *
+jsonb_text_member(Jsonb *jb, const char *key)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&jb->root, key, strlen(key), NULL);
+
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* An integer member of a jsonb object; false if absent. */
+static bool
+jsonb_int_member(Jsonb *jb, const char *key, int64 *value)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&jb->root, key, strlen(key), NULL);
+
+	if (v == NULL || v->type != jbvNumeric)
+		return false;
+	*value = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
+	return true;
+}
+
+/* The replayed target with the same identity, or NULL. */
+static ReplayTarget *
+replay_find(List *targets, bool is_schema, const char *schema, int64 table_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, targets)
+	{
+		ReplayTarget *rt = (ReplayTarget *) lfirst(lc);
+
+		if (rt->is_schema == is_schema &&
+			(is_schema ? strcmp(rt->schema, schema) == 0 : rt->table_id == table_id))
+			return rt;
+	}
+	return NULL;
+}
+
+/*
+ * Apply one governance action to the replayed targets.  Returns false when
+ * the action does not carry what a replay needs (then no replay is made).
+ */
+static bool
+replay_action(List **targets, const char *action, Jsonb *details)
+{
+	char	   *kind = jsonb_text_member(details, "kind");
+	bool		is_schema;
+	char	   *schema = NULL;
+	int64		table_id = 0;
+	ReplayTarget *rt;
+
+	if (kind == NULL)
+		return false;
+	is_schema = strcmp(kind, "schema") == 0;
+	if (strcmp(action, "target_renamed") == 0)
+	{
+		char	   *from = jsonb_text_member(details, "from");
+		char	   *to = jsonb_text_member(details, "to");
+
+		if (!is_schema || from == NULL || to == NULL)
+			return false;
+		rt = replay_find(*targets, true, from, 0);
+		if (rt)
+			rt->schema = to;
+		return true;
+	}
+	if (is_schema ? (schema = jsonb_text_member(details, "schema")) == NULL :
+		!jsonb_int_member(details, "table_id", &table_id))
+		return false;
+	rt = replay_find(*targets, is_schema, schema, table_id);
+	if (strcmp(action, "ungovern") == 0)
+	{
+		if (rt)
+			*targets = list_delete_ptr(*targets, rt);
+		return true;
+	}
+	if (strcmp(action, "govern") != 0 && strcmp(action, "policy_changed") != 0)
+		return true;
+	if (rt == NULL)
+	{
+		rt = palloc0(sizeof(ReplayTarget));
+		rt->is_schema = is_schema;
+		rt->schema = schema;
+		rt->table_id = table_id;
+		*targets = lappend(*targets, rt);
+	}
+	rt->policy = jsonb_text_member(details, strcmp(action, "govern") == 0 ? "policy" : "to");
+	return rt->policy != NULL;
+}
+
+/*
+ * Compare the replayed targets with elt.governed_targets (read with the same
+ * snapshot as the chain).  Returns a description of the first difference,
+ * or NULL.
+ */
+static char *
+replay_compare(List *expected)
+{
+	uint64		i;
+	uint64		n;
+	SPITupleTable *tt;
+	List	   *seen = NIL;
+	ListCell   *lc;
+
+	if (SPI_execute("SELECT g.kind = 'schema' AS is_schema, g.schema_name::text AS schema_name,"
+					"       t.table_id, g.rel::text AS rel, g.policy"
+					" FROM elt.governed_targets g"
+					" LEFT JOIN elt.tracked_tables t ON t.relid = g.rel"
+					" ORDER BY g.target_id", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read elt.governed_targets");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	tup = tt->vals[i];
+		TupleDesc	desc = tt->tupdesc;
+		bool		isnull;
+		bool		is_schema = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
+		char	   *schema = SPI_getvalue(tup, desc, 2);
+		int64		table_id = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		bool		untracked = isnull;
+		char	   *policy = SPI_getvalue(tup, desc, 5);
+		const char *what = is_schema ? psprintf("schema \"%s\"", schema) :
+			psprintf("table %s", SPI_getvalue(tup, desc, 4));
+		ReplayTarget *rt = (!is_schema && untracked) ? NULL :
+			replay_find(expected, is_schema, schema, table_id);
+
+		if (rt == NULL)
+			return psprintf("elt.governed_targets governs %s (policy %s), which no governance action in the audit log accounts for",
+							what, policy);
+		if (strcmp(rt->policy, policy) != 0)
+			return psprintf("elt.governed_targets has policy %s for %s, but the audit log says %s",
+							policy, what, rt->policy);
+		seen = lappend(seen, rt);
+	}
+	foreach(lc, expected)
+	{
+		ReplayTarget *rt = (ReplayTarget *) lfirst(lc);
+
+		if (!list_member_ptr(seen, rt))
+			return rt->is_schema ?
+				psprintf("the audit log says schema \"%s\" is governed (policy %s), but elt.governed_targets has no such target",
+						 rt->schema, rt->policy) :
+				psprintf("the audit log says the table with table_id %lld is governed (policy %s), but elt.governed_targets has no such target",
+						 (long long) rt->table_id, rt->policy);
+	}
+	return NULL;
+}
+
 /*
  * elt.audit_verify(digest jsonb DEFAULT NULL): walk the chain in id order and
  * report whether it holds, how many rows were checked, the first broken id
  * and what is wrong.  With a digest from elt.audit_digest(), also check that
- * the chain still contains the digest's head row unchanged.
+ * the chain still contains the digest's head row unchanged.  Finally replay
+ * the governance actions and check that elt.governed_targets holds exactly
+ * what they leave behind, so that a target removed or changed behind the
+ * extension's back is caught too.
  */
 PG_FUNCTION_INFO_V1(elt_audit_verify);
 Datum
@@ -327,6 +490,8 @@ elt_audit_verify(PG_FUNCTION_ARGS)
 	char	   *digest_hash = NULL;
 	bool		digest_seen = false;
 	MemoryContext outer = CurrentMemoryContext;
+	List	   *replayed = NIL;
+	bool		replayable = true;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -486,6 +651,23 @@ elt_audit_verify(PG_FUNCTION_ARGS)
 					break;
 				}
 			}
+			/* governance actions, replayed to check the targets afterwards */
+			{
+				char	   *action = SPI_getvalue(tup, desc, SPI_fnumber(desc, "action"));
+				Datum		dd = SPI_getbinval(tup, desc, SPI_fnumber(desc, "details"), &isnull);
+
+				if (replayable && !isnull &&
+					(strcmp(action, "govern") == 0 || strcmp(action, "ungovern") == 0 ||
+					 strcmp(action, "policy_changed") == 0 ||
+					 strcmp(action, "target_renamed") == 0))
+				{
+					MemoryContext spi = MemoryContextSwitchTo(outer);
+
+					replayable = replay_action(&replayed, action,
+											   DatumGetJsonbPCopy(dd));
+					MemoryContextSwitchTo(spi);
+				}
+			}
 			if (digest_hash != NULL && id == digest_id)
 			{
 				digest_seen = true;
@@ -512,6 +694,12 @@ elt_audit_verify(PG_FUNCTION_ARGS)
 		broken_id = digest_id;
 		detail = psprintf("the chain ends at row %lld and no longer contains row %lld, the head recorded by the digest",
 						  (long long) (expected_id - 1), (long long) digest_id);
+	}
+
+	if (!broken && replayable)
+	{
+		detail = replay_compare(replayed);
+		broken = (detail != NULL);
 	}
 
 	/* the result outlives SPI's memory */

@@ -271,6 +271,39 @@ table_scope(Oid relid, bool *tracked, bool *was_in_scope)
 	return EltSpiGetBool(0, "in_scope", &isnull);
 }
 
+/*
+ * The stable identity (table_id) of a live table, starting its history row
+ * (with no version yet) if it has none.  Inside the catalog write context.
+ */
+int64
+EltEnsureTracked(Oid relid)
+{
+	static SPIPlanPtr find_plan = NULL;
+	static SPIPlanPtr start_plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	bool		isnull;
+
+	lock_table_history(relid);
+	args[0] = ObjectIdGetDatum(relid);
+	EltPrepare(&find_plan,
+			   "SELECT table_id FROM elt.tracked_tables WHERE relid = $1::regclass",
+			   1, argtypes);
+	EltExecLatest(find_plan, args, NULL, 1);
+	if (SPI_processed > 0)
+		return EltSpiGetInt64(0, "table_id", &isnull);
+	EltPrepare(&start_plan,
+			   "INSERT INTO elt.tracked_tables (relid, schema_name, table_name, tracked_at)"
+			   " SELECT c.oid, n.nspname, c.relname, pg_catalog.now()"
+			   " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+			   " WHERE c.oid = $1"
+			   " RETURNING table_id",
+			   1, argtypes);
+	if (EltExec(start_plan, args, NULL, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not start the history of relation %u", relid);
+	return EltSpiGetInt64(0, "table_id", &isnull);
+}
+
 /* Exported form of table_scope for the governing functions. */
 bool
 EltTableInScope(Oid relid, bool *tracked)
@@ -471,28 +504,33 @@ EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 
 /*
  * Detach the history of a dropped table from its dead oid.  Returns the
- * table's quoted name, or NULL if it had no history.
+ * table's quoted name and sets *table_id, or returns NULL if it had no
+ * history.
  */
 static char *
-detach_history(Oid relid)
+detach_history(Oid relid, int64 *table_id)
 {
 	static SPIPlanPtr detach_plan = NULL;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
+	bool		isnull;
 
 	EltPrepare(&detach_plan,
 			   "UPDATE elt.tracked_tables SET relid = NULL, dropped_at = pg_catalog.now()"
 			   " WHERE relid = $1::regclass"
-			   " RETURNING format('%I.%I', schema_name, table_name) AS name",
+			   " RETURNING format('%I.%I', schema_name, table_name) AS name, table_id",
 			   1, argtypes);
 	args[0] = ObjectIdGetDatum(relid);
 	EltExec(detach_plan, args, NULL, 0);
-	return SPI_processed > 0 ? EltSpiGetText(0, "name") : NULL;
+	if (SPI_processed == 0)
+		return NULL;
+	*table_id = EltSpiGetInt64(0, "table_id", &isnull);
+	return EltSpiGetText(0, "name");
 }
 
 /* A dropped table governed by name is no longer governed. */
 static void
-drop_table_target(EltCatalogWrite *cw, Oid relid, const char *name)
+drop_table_target(EltCatalogWrite *cw, Oid relid, const char *name, int64 table_id)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
@@ -510,6 +548,7 @@ drop_table_target(EltCatalogWrite *cw, Oid relid, const char *name)
 	initStringInfo(&details);
 	appendStringInfoChar(&details, '{');
 	EltAppendJsonString(&details, "kind", "table");
+	EltAppendJsonInt(&details, "table_id", table_id);
 	EltAppendJsonString(&details, "policy", EltSpiGetText(0, "policy"));
 	EltAppendJsonString(&details, "cause", "table dropped");
 	appendStringInfoChar(&details, '}');
@@ -572,8 +611,12 @@ record_dropped(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 	if (was_in_scope)
 		insert_version(cw, table_id, version, relid, nspname, relname,
 					   "dropped", shape, command_tag, statement, NULL);
-	(void) detach_history(relid);
-	drop_table_target(cw, relid, quote_qualified_identifier(nspname, relname));
+	{
+		int64		detached_id;
+
+		(void) detach_history(relid, &detached_id);
+	}
+	drop_table_target(cw, relid, quote_qualified_identifier(nspname, relname), table_id);
 }
 
 /*
@@ -796,6 +839,7 @@ rename_schema_target(EltCatalogWrite *cw, const char *oldname, Oid nspoid,
 		initStringInfo(&details);
 		appendStringInfoChar(&details, '{');
 		EltAppendJsonString(&details, "kind", "schema");
+		EltAppendJsonString(&details, "schema", newname);
 		EltAppendJsonString(&details, "policy", EltSpiGetText(0, "policy"));
 		EltAppendJsonString(&details, "cause", "stale target replaced by a renamed schema");
 		appendStringInfoChar(&details, '}');
@@ -973,6 +1017,7 @@ drop_schema_target(EltCatalogWrite *cw, const char *name)
 	initStringInfo(&details);
 	appendStringInfoChar(&details, '{');
 	EltAppendJsonString(&details, "kind", "schema");
+	EltAppendJsonString(&details, "schema", name);
 	EltAppendJsonString(&details, "policy", EltSpiGetText(0, "policy"));
 	EltAppendJsonString(&details, "cause", "schema dropped");
 	appendStringInfoChar(&details, '}');
@@ -1129,10 +1174,11 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 				remember_oid(&pending_dropped, objid);
 			else
 			{
-				char	   *name = detach_history(objid);
+				int64		table_id;
+				char	   *name = detach_history(objid, &table_id);
 
 				if (name != NULL)
-					drop_table_target(&cw, objid, name);
+					drop_table_target(&cw, objid, name, table_id);
 			}
 		}
 		else if (strcmp(type, "schema") == 0)

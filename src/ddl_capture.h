@@ -14,5 +14,6 @@ extern int	EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 							 const char *command_tag, const char *statement,
 							 const char *reason, bool only_if_changed);
 extern bool EltTableInScope(Oid relid, bool *tracked);
+extern int64 EltEnsureTracked(Oid relid);
 
 #endif							/* ELT_DDL_CAPTURE_H */

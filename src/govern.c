@@ -346,6 +346,11 @@ elt_govern(PG_FUNCTION_ARGS)
 	initStringInfo(&details);
 	appendStringInfoChar(&details, '{');
 	EltAppendJsonString(&details, "kind", t.is_schema ? "schema" : "table");
+	/* the audit log knows a target by its schema name or stable table_id */
+	if (t.is_schema)
+		EltAppendJsonString(&details, "schema", t.schema);
+	else
+		EltAppendJsonInt(&details, "table_id", EltEnsureTracked(t.relid));
 	if (lookup_target(&t, &old_policy))
 	{
 		if (strcmp(old_policy, policy) != 0)
@@ -490,6 +495,10 @@ elt_ungovern(PG_FUNCTION_ARGS)
 	initStringInfo(&details);
 	appendStringInfoChar(&details, '{');
 	EltAppendJsonString(&details, "kind", t.is_schema ? "schema" : "table");
+	if (t.is_schema)
+		EltAppendJsonString(&details, "schema", t.schema);
+	else
+		EltAppendJsonInt(&details, "table_id", EltEnsureTracked(t.relid));
 	EltAppendJsonString(&details, "policy", policy);
 	appendStringInfoChar(&details, '}');
 	EltAuditRecord(cw.actor, "ungovern", t.display, details.data, reason);

@@ -103,6 +103,16 @@ INSERT INTO elt.audit_log SELECT * FROM kept_tail;
 -- 8. a rewritten head row is not the row the digest recorded
 SELECT valid, first_broken_id = (:'digest'::jsonb->>'head_id')::bigint AS at_head
 FROM elt.audit_verify(jsonb_set(:'digest'::jsonb, '{head_hash}', to_jsonb(repeat('a', 64))));
+-- 9. governance changed behind the extension's back: the targets are
+--    checked against what the governance actions in the chain leave behind
+CREATE TEMP TABLE kept_targets AS SELECT * FROM elt.governed_targets;
+DELETE FROM elt.governed_targets;
+SELECT * FROM elt.audit_verify();
+INSERT INTO elt.governed_targets SELECT * FROM kept_targets;
+UPDATE elt.governed_targets SET policy = 'off';
+SELECT * FROM elt.audit_verify();
+UPDATE elt.governed_targets SET policy = 'enforce';
+SELECT valid FROM elt.audit_verify();
 RESET session_replication_role;
 
 -- a digest that is not one
