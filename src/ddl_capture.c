@@ -73,6 +73,7 @@
 
 #include "audit.h"
 #include "ddl_capture.h"
+#include "govern.h"
 #include "table_shape.h"
 #include "elt_governance.h"
 
@@ -102,8 +103,6 @@ static SPIPlanPtr index_owner_plan = NULL;
 static SPIPlanPtr type_users_plan = NULL;
 static SPIPlanPtr schema_tables_plan = NULL;
 static SPIPlanPtr schema_rename_plan = NULL;
-static SPIPlanPtr drop_table_target_plan = NULL;
-static SPIPlanPtr drop_schema_target_plan = NULL;
 
 /* Remember the text of each utility statement while it runs. */
 static void
@@ -528,33 +527,6 @@ detach_history(Oid relid, int64 *table_id)
 	return EltSpiGetText(0, "name");
 }
 
-/* A dropped table governed by name is no longer governed. */
-static void
-drop_table_target(EltCatalogWrite *cw, Oid relid, const char *name, int64 table_id)
-{
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
-	StringInfoData details;
-
-	EltPrepare(&drop_table_target_plan,
-			   "DELETE FROM elt.governed_targets"
-			   " WHERE kind = 'table' AND rel = $1::regclass"
-			   " RETURNING policy",
-			   1, argtypes);
-	args[0] = ObjectIdGetDatum(relid);
-	EltExec(drop_table_target_plan, args, NULL, 0);
-	if (SPI_processed == 0)
-		return;
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonString(&details, "kind", "table");
-	EltAppendJsonInt(&details, "table_id", table_id);
-	EltAppendJsonString(&details, "policy", EltSpiGetText(0, "policy"));
-	EltAppendJsonString(&details, "cause", "table dropped");
-	appendStringInfoChar(&details, '}');
-	EltAuditRecord(cw->actor, "ungovern", name, details.data, EltAuditReason(NULL));
-}
-
 /*
  * A tracked table was dropped: if it was governed, record a last version
  * marked dropped, with the last shape; detach its history from the dead oid
@@ -616,7 +588,8 @@ record_dropped(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 
 		(void) detach_history(relid, &detached_id);
 	}
-	drop_table_target(cw, relid, quote_qualified_identifier(nspname, relname), table_id);
+	EltRemoveTableTarget(cw, relid, table_id, quote_qualified_identifier(nspname, relname),
+						 "table dropped");
 }
 
 /*
@@ -813,7 +786,6 @@ static void
 rename_schema_target(EltCatalogWrite *cw, const char *oldname, Oid nspoid,
 					 List **always, List **changed)
 {
-	static SPIPlanPtr stale_plan = NULL;
 	static SPIPlanPtr tracked_schema_plan = NULL;
 	Oid			argtypes[2] = {NAMEOID, NAMEOID};
 	Oid			ttypes[2] = {NAMEOID, OIDOID};
@@ -828,24 +800,7 @@ rename_schema_target(EltCatalogWrite *cw, const char *oldname, Oid nspoid,
 	args[1] = DirectFunctionCall1(namein, CStringGetDatum(newname));
 
 	/* a target under the new name can only be a stale one */
-	EltPrepare(&stale_plan,
-			   "DELETE FROM elt.governed_targets"
-			   " WHERE kind = 'schema' AND schema_name = $2"
-			   " RETURNING policy",
-			   2, argtypes);
-	EltExec(stale_plan, args, NULL, 0);
-	if (SPI_processed > 0)
-	{
-		initStringInfo(&details);
-		appendStringInfoChar(&details, '{');
-		EltAppendJsonString(&details, "kind", "schema");
-		EltAppendJsonString(&details, "schema", newname);
-		EltAppendJsonString(&details, "policy", EltSpiGetText(0, "policy"));
-		EltAppendJsonString(&details, "cause", "stale target replaced by a renamed schema");
-		appendStringInfoChar(&details, '}');
-		EltAuditRecord(cw->actor, "ungovern", quote_identifier(newname),
-					   details.data, EltAuditReason(NULL));
-	}
+	EltRemoveSchemaTarget(cw, newname, "stale target replaced by a renamed schema");
 
 	EltPrepare(&schema_rename_plan,
 			   "UPDATE elt.governed_targets SET schema_name = $2"
@@ -995,34 +950,6 @@ collect_commands(EltCatalogWrite *cw, bool renaming, List **changed, List **alwa
 		if (renaming && classid != NamespaceRelationId)
 			add_dependent_tables(classid, objid, false, changed);
 	}
-}
-
-/* A dropped governed schema is no longer governed. */
-static void
-drop_schema_target(EltCatalogWrite *cw, const char *name)
-{
-	Oid			argtypes[1] = {NAMEOID};
-	Datum		args[1];
-	StringInfoData details;
-
-	EltPrepare(&drop_schema_target_plan,
-			   "DELETE FROM elt.governed_targets"
-			   " WHERE kind = 'schema' AND schema_name = $1"
-			   " RETURNING policy",
-			   1, argtypes);
-	args[0] = DirectFunctionCall1(namein, CStringGetDatum(name));
-	EltExec(drop_schema_target_plan, args, NULL, 0);
-	if (SPI_processed == 0)
-		return;
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonString(&details, "kind", "schema");
-	EltAppendJsonString(&details, "schema", name);
-	EltAppendJsonString(&details, "policy", EltSpiGetText(0, "policy"));
-	EltAppendJsonString(&details, "cause", "schema dropped");
-	appendStringInfoChar(&details, '}');
-	EltAuditRecord(cw->actor, "ungovern", quote_identifier(name),
-				   details.data, EltAuditReason(NULL));
 }
 
 /* Check that an event trigger function was called as one. */
@@ -1178,7 +1105,7 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 				char	   *name = detach_history(objid, &table_id);
 
 				if (name != NULL)
-					drop_table_target(&cw, objid, name, table_id);
+					EltRemoveTableTarget(&cw, objid, table_id, name, "table dropped");
 			}
 		}
 		else if (strcmp(type, "schema") == 0)
@@ -1197,7 +1124,7 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 				MemoryContextSwitchTo(old);
 			}
 			else
-				drop_schema_target(&cw, nspname);
+				EltRemoveSchemaTarget(&cw, nspname, "schema dropped");
 		}
 		else if (!capturing)
 			continue;
@@ -1308,7 +1235,7 @@ elt_on_ddl_command_end(PG_FUNCTION_ARGS)
 			record_if_governed(&cw, relid, tag, statement, true);
 	}
 	foreach(lc, pending_dropped_schemas)
-		drop_schema_target(&cw, (const char *) lfirst(lc));
+		EltRemoveSchemaTarget(&cw, (const char *) lfirst(lc), "schema dropped");
 
 	EltCatalogWriteEnd(&cw);
 	reset_pending();

@@ -36,6 +36,7 @@
 
 #include "audit.h"
 #include "ddl_capture.h"
+#include "govern.h"
 #include "util.h"
 
 /* A resolved target of govern/ungovern. */
@@ -294,6 +295,77 @@ target_tables(EltTarget *t)
 }
 
 /*
+ * Record the end of a target's governance in the audit log, with what a
+ * replay by elt.audit_verify() needs: its kind, schema name or table_id, and
+ * its policy.  The governed_targets row has just been deleted.
+ */
+static void
+audit_target_removed(EltCatalogWrite *cw, const char *object, const char *schema,
+					 int64 table_id, const char *policy, const char *cause,
+					 const char *reason)
+{
+	StringInfoData details;
+
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonString(&details, "kind", schema ? "schema" : "table");
+	if (schema)
+		EltAppendJsonString(&details, "schema", schema);
+	else
+		EltAppendJsonInt(&details, "table_id", table_id);
+	EltAppendJsonString(&details, "policy", policy);
+	if (cause)
+		EltAppendJsonString(&details, "cause", cause);
+	appendStringInfoChar(&details, '}');
+	EltAuditRecord(cw->actor, "ungovern", object, details.data, EltAuditReason(reason));
+}
+
+/*
+ * A table governed by name is gone (cause says why): remove its target, if
+ * it has one.  Inside the catalog write context.
+ */
+void
+EltRemoveTableTarget(EltCatalogWrite *cw, Oid relid, int64 table_id,
+					 const char *object, const char *cause)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+
+	EltPrepare(&plan,
+			   "DELETE FROM elt.governed_targets"
+			   " WHERE kind = 'table' AND rel = $1::regclass RETURNING policy",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	EltExec(plan, args, NULL, 0);
+	if (SPI_processed > 0)
+		audit_target_removed(cw, object, NULL, table_id, EltSpiGetText(0, "policy"),
+							 cause, NULL);
+}
+
+/*
+ * A governed schema is gone (cause says why): remove its target, if it has
+ * one.  Inside the catalog write context.
+ */
+void
+EltRemoveSchemaTarget(EltCatalogWrite *cw, const char *schema, const char *cause)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {NAMEOID};
+	Datum		args[1];
+
+	EltPrepare(&plan,
+			   "DELETE FROM elt.governed_targets"
+			   " WHERE kind = 'schema' AND schema_name = $1 RETURNING policy",
+			   1, argtypes);
+	args[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
+	EltExec(plan, args, NULL, 0);
+	if (SPI_processed > 0)
+		audit_target_removed(cw, quote_identifier(schema), schema, 0,
+							 EltSpiGetText(0, "policy"), cause, NULL);
+}
+
+/*
  * elt.govern(target, policy, reason): put a schema or a table under
  * governance, recording the baseline version of every table in scope that
  * has no current history.  Governing again changes the policy, and records a
@@ -446,7 +518,6 @@ elt_ungovern(PG_FUNCTION_ARGS)
 	EltTarget	t;
 	EltCatalogWrite cw;
 	char	   *policy = NULL;
-	StringInfoData details;
 	Oid			argtypes[3] = {BOOLOID, NAMEOID, OIDOID};
 	Datum		args[3];
 
@@ -492,16 +563,9 @@ elt_ungovern(PG_FUNCTION_ARGS)
 	args[2] = ObjectIdGetDatum(t.relid);
 	EltExec(target_delete_plan, args, NULL, 0);
 
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonString(&details, "kind", t.is_schema ? "schema" : "table");
-	if (t.is_schema)
-		EltAppendJsonString(&details, "schema", t.schema);
-	else
-		EltAppendJsonInt(&details, "table_id", EltEnsureTracked(t.relid));
-	EltAppendJsonString(&details, "policy", policy);
-	appendStringInfoChar(&details, '}');
-	EltAuditRecord(cw.actor, "ungovern", t.display, details.data, reason);
+	audit_target_removed(&cw, t.display, t.is_schema ? t.schema : NULL,
+						 t.is_schema ? 0 : EltEnsureTracked(t.relid), policy, NULL,
+						 reason);
 
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_VOID();
