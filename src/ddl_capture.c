@@ -662,9 +662,6 @@ add_dependent_tables(Oid classid, Oid objid, bool in_schema, List **tables)
 	static SPIPlanPtr schema_plan = NULL;
 	Oid			argtypes[2] = {OIDOID, OIDOID};
 	Datum		args[2];
-	SPITupleTable *tt;
-	uint64		n;
-	uint64		i;
 
 	args[0] = ObjectIdGetDatum(classid);
 	args[1] = ObjectIdGetDatum(objid);
@@ -684,16 +681,7 @@ add_dependent_tables(Oid classid, Oid objid, bool in_schema, List **tables)
 		EltPrepare(&object_plan, DEPENDENTS_SQL("VALUES ($1::oid, $2::oid)"), 2, argtypes);
 		EltExec(object_plan, args, NULL, 0);
 	}
-	tt = SPI_tuptable;
-	n = SPI_processed;
-	for (i = 0; i < n; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			*tables = list_append_unique_oid(*tables, DatumGetObjectId(d));
-	}
+	*tables = EltSpiAppendOids(*tables);
 }
 
 /*
@@ -705,9 +693,6 @@ add_type_users(Oid typid, List **tables)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
-	SPITupleTable *tt;
-	uint64		n;
-	uint64		i;
 
 	EltPrepare(&type_users_plan,
 			   "WITH RECURSIVE ty(oid) AS ("
@@ -735,16 +720,7 @@ add_type_users(Oid typid, List **tables)
 			   1, argtypes);
 	args[0] = ObjectIdGetDatum(typid);
 	EltExec(type_users_plan, args, NULL, 0);
-	tt = SPI_tuptable;
-	n = SPI_processed;
-	for (i = 0; i < n; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			*tables = list_append_unique_oid(*tables, DatumGetObjectId(d));
-	}
+	*tables = EltSpiAppendOids(*tables);
 }
 
 /* Tables of a schema, for a renamed schema. */
@@ -753,9 +729,6 @@ add_schema_tables(Oid nspoid, List **tables)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
-	SPITupleTable *tt;
-	uint64		n;
-	uint64		i;
 
 	EltPrepare(&schema_tables_plan,
 			   "SELECT c.oid FROM pg_class c"
@@ -764,15 +737,7 @@ add_schema_tables(Oid nspoid, List **tables)
 			   1, argtypes);
 	args[0] = ObjectIdGetDatum(nspoid);
 	EltExec(schema_tables_plan, args, NULL, 0);
-	tt = SPI_tuptable;
-	n = SPI_processed;
-	for (i = 0; i < n; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull);
-
-		*tables = list_append_unique_oid(*tables, DatumGetObjectId(d));
-	}
+	*tables = EltSpiAppendOids(*tables);
 }
 
 /*

@@ -251,9 +251,6 @@ target_tables(EltTarget *t)
 	List	   *tables = NIL;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
-	uint64		i;
-	uint64		n;
-	SPITupleTable *tt;
 	ListCell   *lc;
 
 	if (!t->is_schema)
@@ -271,15 +268,7 @@ target_tables(EltTarget *t)
 			   1, argtypes);
 	args[0] = ObjectIdGetDatum(t->nspoid);
 	EltExecLatest(schema_tables_plan, args, NULL, 0);
-	tt = SPI_tuptable;
-	n = SPI_processed;
-	for (i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		listed = lappend_oid(listed,
-							 DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
-	}
+	listed = EltSpiAppendOids(NIL);
 	foreach(lc, listed)
 	{
 		Oid			relid = lfirst_oid(lc);

@@ -316,6 +316,25 @@ EltSpiGetBool(int row, const char *column, bool *isnull)
 	return *isnull ? false : DatumGetBool(d);
 }
 
+/* Add the oids in the first column of the last SPI result to a list, once each. */
+List *
+EltSpiAppendOids(List *list)
+{
+	SPITupleTable *tt = SPI_tuptable;
+	uint64		n = SPI_processed;
+	uint64		i;
+
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			list = list_append_unique_oid(list, DatumGetObjectId(d));
+	}
+	return list;
+}
+
 /* Append "key": "value" (JSON-escaped; null when value is NULL). */
 void
 EltAppendJsonString(StringInfo buf, const char *key, const char *value)

@@ -44,6 +44,7 @@ extern char *EltSpiGetText(int row, const char *column);
 extern int64 EltSpiGetInt64(int row, const char *column, bool *isnull);
 extern bool EltSpiGetBool(int row, const char *column, bool *isnull);
 extern Datum EltSpiGetDatum(int row, const char *column, bool *isnull);
+extern List *EltSpiAppendOids(List *list);
 
 extern void EltAppendJsonString(StringInfo buf, const char *key, const char *value);
 extern void EltAppendJsonInt(StringInfo buf, const char *key, int64 value);
