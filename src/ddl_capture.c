@@ -101,7 +101,6 @@ static SPIPlanPtr commands_plan = NULL;
 static SPIPlanPtr dropped_plan = NULL;
 static SPIPlanPtr index_owner_plan = NULL;
 static SPIPlanPtr type_users_plan = NULL;
-static SPIPlanPtr schema_tables_plan = NULL;
 static SPIPlanPtr schema_rename_plan = NULL;
 
 /* Remember the text of each utility statement while it runs. */
@@ -503,8 +502,8 @@ EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 
 /*
  * Detach the history of a dropped table from its dead oid.  Returns the
- * table's quoted name and sets *table_id, or returns NULL if it had no
- * history.
+ * table's quoted name and sets *table_id (if not NULL), or returns NULL if
+ * it had no history.
  */
 static char *
 detach_history(Oid relid, int64 *table_id)
@@ -523,7 +522,8 @@ detach_history(Oid relid, int64 *table_id)
 	EltExec(detach_plan, args, NULL, 0);
 	if (SPI_processed == 0)
 		return NULL;
-	*table_id = EltSpiGetInt64(0, "table_id", &isnull);
+	if (table_id)
+		*table_id = EltSpiGetInt64(0, "table_id", &isnull);
 	return EltSpiGetText(0, "name");
 }
 
@@ -583,11 +583,7 @@ record_dropped(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 	if (was_in_scope)
 		insert_version(cw, table_id, version, relid, nspname, relname,
 					   "dropped", shape, command_tag, statement, NULL);
-	{
-		int64		detached_id;
-
-		(void) detach_history(relid, &detached_id);
-	}
+	(void) detach_history(relid, NULL);
 	EltRemoveTableTarget(cw, relid, table_id, quote_qualified_identifier(nspname, relname),
 						 "table dropped");
 }
@@ -723,21 +719,25 @@ add_type_users(Oid typid, List **tables)
 	*tables = EltSpiAppendOids(*tables);
 }
 
-/* Tables of a schema, for a renamed schema. */
-static void
-add_schema_tables(Oid nspoid, List **tables)
+/*
+ * Add the ordinary and partitioned tables of a schema to a list, read with
+ * the latest snapshot.  Used for a renamed schema and by elt.govern().
+ */
+List *
+EltSchemaTables(Oid nspoid, List *tables)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
 
-	EltPrepare(&schema_tables_plan,
+	EltPrepare(&plan,
 			   "SELECT c.oid FROM pg_class c"
 			   " WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p')"
 			   " ORDER BY c.relname",
 			   1, argtypes);
 	args[0] = ObjectIdGetDatum(nspoid);
-	EltExec(schema_tables_plan, args, NULL, 0);
-	*tables = EltSpiAppendOids(*tables);
+	EltExecLatest(plan, args, NULL, 0);
+	return EltSpiAppendOids(tables);
 }
 
 /*
@@ -795,7 +795,7 @@ rename_schema_target(EltCatalogWrite *cw, const char *oldname, Oid nspoid,
 
 	if (always != NULL)
 	{
-		add_schema_tables(nspoid, always);
+		*always = EltSchemaTables(nspoid, *always);
 		add_dependent_tables(NamespaceRelationId, nspoid, true, changed);
 	}
 }

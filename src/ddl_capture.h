@@ -15,5 +15,6 @@ extern int	EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 							 const char *reason, bool only_if_changed);
 extern bool EltTableInScope(Oid relid, bool *tracked);
 extern int64 EltEnsureTracked(Oid relid);
+extern List *EltSchemaTables(Oid nspoid, List *tables);
 
 #endif							/* ELT_DDL_CAPTURE_H */

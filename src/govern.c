@@ -56,7 +56,6 @@ static SPIPlanPtr target_lookup_plan = NULL;
 static SPIPlanPtr target_insert_plan = NULL;
 static SPIPlanPtr target_policy_plan = NULL;
 static SPIPlanPtr target_delete_plan = NULL;
-static SPIPlanPtr schema_tables_plan = NULL;
 
 /* Validate a policy name. */
 static void
@@ -249,8 +248,6 @@ target_tables(EltTarget *t)
 {
 	List	   *listed = NIL;
 	List	   *tables = NIL;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
 	ListCell   *lc;
 
 	if (!t->is_schema)
@@ -261,14 +258,7 @@ target_tables(EltTarget *t)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_SCHEMA),
 				 errmsg("schema \"%s\" was dropped while waiting for its lock", t->label)));
-	EltPrepare(&schema_tables_plan,
-			   "SELECT c.oid FROM pg_class c"
-			   " WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p')"
-			   " ORDER BY c.relname",
-			   1, argtypes);
-	args[0] = ObjectIdGetDatum(t->nspoid);
-	EltExecLatest(schema_tables_plan, args, NULL, 0);
-	listed = EltSpiAppendOids(NIL);
+	listed = EltSchemaTables(t->nspoid, NIL);
 	foreach(lc, listed)
 	{
 		Oid			relid = lfirst_oid(lc);
