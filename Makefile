@@ -27,7 +27,9 @@ OBJS = \
 	src/audit.o \
 	src/govern.o \
 	src/table_shape.o \
-	src/ddl_capture.o
+	src/ddl_capture.o \
+	src/contracts.o \
+	src/migrations.o
 
 DATA = $(wildcard sql/elt_governance--*.sql)
 
@@ -35,9 +37,9 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
-REGRESS = govern versions diff history audit
+REGRESS = govern versions diff history audit contracts check_ddl
 # isolation specs (test/specs, test/expected)
-ISOLATION = concurrent_ddl govern_race
+ISOLATION = concurrent_ddl govern_race migration_scope
 # TAP tests (test/t)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

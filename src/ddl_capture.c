@@ -72,6 +72,7 @@
 #include "utils/syscache.h"
 
 #include "audit.h"
+#include "contracts.h"
 #include "ddl_capture.h"
 #include "govern.h"
 #include "table_shape.h"
@@ -122,6 +123,9 @@ elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	}
 	PG_TRY();
 	{
+		/* TRUNCATE fires no event trigger: classify it here */
+		if (IsA(pstmt->utilityStmt, TruncateStmt) && elt_enabled)
+			EltContractsCheck(pstmt->utilityStmt, CMDTAG_TRUNCATE_TABLE);
 		if (prev_ProcessUtility)
 			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
@@ -205,8 +209,8 @@ remember_oid(List **list, Oid oid)
 }
 
 /* Whether anything at all is governed; the fast path for everything else. */
-static bool
-any_target(void)
+bool
+EltAnyTarget(void)
 {
 	bool		isnull;
 
@@ -347,10 +351,11 @@ insert_version(EltCatalogWrite *cw, int64 table_id, int32 version, Oid relid,
 			   Datum shape, const char *command_tag, const char *statement,
 			   const char *reason)
 {
-	Oid			argtypes[10] = {INT8OID, INT4OID, OIDOID, NAMEOID, NAMEOID,
-	TEXTOID, JSONBOID, TEXTOID, TEXTOID, NAMEOID};
-	Datum		values[10];
-	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			argtypes[11] = {INT8OID, INT4OID, OIDOID, NAMEOID, NAMEOID,
+	TEXTOID, JSONBOID, TEXTOID, TEXTOID, NAMEOID, INT8OID};
+	Datum		values[11];
+	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int64		migration = EltCurrentMigration();
 	char		hash[ELT_SHA256_HEX_LEN + 1];
 	StringInfoData details;
 	char	   *object;
@@ -358,11 +363,11 @@ insert_version(EltCatalogWrite *cw, int64 table_id, int32 version, Oid relid,
 	EltPrepare(&version_insert_plan,
 			   "INSERT INTO elt.schema_versions (table_id, version, relid,"
 			   " schema_name, table_name, event, shape, statement, command_tag,"
-			   " role, xid, recorded_at)"
+			   " role, xid, recorded_at, migration_id)"
 			   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-			   " pg_catalog.pg_current_xact_id(), pg_catalog.now())"
+			   " pg_catalog.pg_current_xact_id(), pg_catalog.now(), $11)"
 			   " RETURNING *",
-			   10, argtypes);
+			   11, argtypes);
 	values[0] = Int64GetDatum(table_id);
 	values[1] = Int32GetDatum(version);
 	values[2] = ObjectIdGetDatum(relid);
@@ -380,6 +385,10 @@ insert_version(EltCatalogWrite *cw, int64 table_id, int32 version, Oid relid,
 		nulls[8] = 'n';
 	values[9] = DirectFunctionCall1(namein,
 									CStringGetDatum(GetUserNameFromId(cw->actor, false)));
+	if (migration > 0)
+		values[10] = Int64GetDatum(migration);
+	else
+		nulls[10] = 'n';
 	if (EltExec(version_insert_plan, values, nulls, 1) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != 1)
 		elog(ERROR, "could not insert into elt.schema_versions");
@@ -972,6 +981,9 @@ elt_on_ddl_command_start(PG_FUNCTION_ARGS)
 			}
 		}
 	}
+
+	/* judge the statement against the contracts before it runs */
+	EltContractsCheck(trigdata->parsetree, trigdata->tag);
 	PG_RETURN_NULL();
 }
 
@@ -1039,7 +1051,7 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 
 	EltCatalogWriteBegin(&cw);
-	capturing = elt_enabled && any_target();
+	capturing = elt_enabled && EltAnyTarget();
 
 	EltPrepare(&dropped_plan,
 			   "SELECT objid, object_type, address_names"
@@ -1059,6 +1071,11 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 
 		if (type == NULL)
 			continue;
+		if ((strcmp(type, "table") == 0 || strcmp(type, "view") == 0 ||
+			 strcmp(type, "materialized view") == 0 ||
+			 strcmp(type, "foreign table") == 0) &&
+			address_schema_and_name(tup, tt->tupdesc, 3, &schema, &name))
+			EltForgetConsumers(&cw, objid, quote_qualified_identifier(schema, name));
 		if (strcmp(type, "table") == 0)
 		{
 			/* ddl_command_end records its last version and detaches it */
@@ -1159,7 +1176,7 @@ elt_on_ddl_command_end(PG_FUNCTION_ARGS)
 	}
 
 	EltCatalogWriteBegin(&cw);
-	if (!elt_enabled || !any_target())
+	if (!elt_enabled || !EltAnyTarget())
 	{
 		/* bookkeeping only: a renamed schema keeps its target */
 		if (pending_schema_rename != NULL && OidIsValid(pending_schema_oid))
@@ -1170,6 +1187,7 @@ elt_on_ddl_command_end(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	}
 
+	EltContractsRecordDeferred(&cw);
 	tag = GetCommandTagName(trigdata->tag);
 	statement = EltCurrentStatement();
 	renaming = IsA(trigdata->parsetree, RenameStmt) ||

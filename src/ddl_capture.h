@@ -13,6 +13,7 @@ extern char *EltCurrentStatement(void);
 extern int	EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 							 const char *command_tag, const char *statement,
 							 const char *reason, bool only_if_changed);
+extern bool EltAnyTarget(void);
 extern bool EltTableInScope(Oid relid, bool *tracked);
 extern int64 EltEnsureTracked(Oid relid);
 extern List *EltSchemaTables(Oid nspoid, List *tables);

@@ -12,6 +12,7 @@
 #include "utils/guc.h"
 
 #include "audit.h"
+#include "contracts.h"
 #include "ddl_capture.h"
 #include "elt_governance.h"
 
@@ -45,8 +46,28 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 
+	DefineCustomIntVariable("elt.large_table_rows",
+							"Rows above which CREATE INDEX or DROP INDEX without CONCURRENTLY on a governed table is a lock hazard.",
+							"Compared with the planner's estimate of the table's rows.",
+							&elt_large_table_rows,
+							100000,
+							0, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("elt.require_second_approver",
+							 "Refuses a migration approved by the session user.",
+							 "With it on, elt.migration_begin() needs an approver other than the session user.",
+							 &elt_require_second_approver,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("elt");
 
 	EltAuditInit();
 	EltDdlCaptureInit();
+	EltMigrationsInit();
 }

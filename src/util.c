@@ -155,7 +155,7 @@ EltCatalogRelid(const char *relname)
 }
 
 /* The role that owns the extension, and with it the elt catalog. */
-static Oid
+Oid
 EltExtensionOwner(void)
 {
 	Oid			extoid = get_extension_oid(ELT_EXTENSION_NAME, false);

@@ -30,6 +30,7 @@ extern void EltCanonicalTupleHash(HeapTuple tuple, TupleDesc desc,
 
 extern bool EltCatalogReady(void);
 extern Oid	EltCatalogRelid(const char *relname);
+extern Oid	EltExtensionOwner(void);
 extern void EltCatalogWriteBegin(EltCatalogWrite *cw);
 extern void EltCatalogWriteEnd(EltCatalogWrite *cw);
 

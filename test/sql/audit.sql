@@ -4,7 +4,10 @@ CREATE SCHEMA a;
 CREATE TABLE a.t (id int PRIMARY KEY, v text);
 SELECT elt.govern('a', 'enforce', 'initial contract');
 ALTER TABLE a.t ADD COLUMN w int;
+SELECT elt.approver_add('dba-team');
+SELECT elt.migration_begin('rename v', 'clearer name', 'dba-team');
 ALTER TABLE a.t RENAME COLUMN v TO v2;
+SELECT elt.migration_end();
 CREATE INDEX t_w ON a.t (w);
 
 SELECT id, action, object, reason, length(row_hash) AS hash_len,

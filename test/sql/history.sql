@@ -2,7 +2,7 @@
 CREATE EXTENSION elt_governance;
 CREATE SCHEMA h;
 CREATE TABLE h.orders (order_id bigint PRIMARY KEY, amount numeric NOT NULL, note text);
-SELECT elt.govern('h');
+SELECT elt.govern('h', 'off');  -- versions only; see contracts.sql
 ALTER TABLE h.orders ADD COLUMN status text NOT NULL DEFAULT 'new', ALTER COLUMN note SET DEFAULT '';
 ALTER TABLE h.orders RENAME COLUMN note TO remark;
 ALTER TABLE h.orders ALTER COLUMN amount TYPE numeric(12,2), ALTER COLUMN amount DROP NOT NULL;
@@ -15,7 +15,7 @@ DROP TABLE h.lines;
 -- DDL while ungoverned is missed; governing again records a baseline with the difference
 SELECT elt.ungovern('h');
 ALTER TABLE h.purchases DROP COLUMN remark;
-SELECT elt.govern('h');
+SELECT elt.govern('h', 'off');
 
 SELECT schema_name, table_name, version, event, command_tag, summary
 FROM elt.schema_history ORDER BY table_id, version;

@@ -27,7 +27,21 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres', q{SELECT statement FROM elt.schema_versions WHERE version = 2}),
 	'ALTER TABLE s.t ADD COLUMN a int', 'statement text recorded');
 is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't', 'audit chain verifies');
-is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.audit_log}), '5', 'one audit row per action');
+# govern, a baseline, then per ALTER its classification and its version
+is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.audit_log}), '8', 'one audit row per action');
+
+# contracts are enforced by the event trigger, which loads the library
+my ($ret, $out, $err) = $node->psql('postgres', 'ALTER TABLE s.t DROP COLUMN a');
+isnt($ret, 0, 'a breaking change is blocked without preload');
+like($err, qr/EG104/, 'with its rule code');
+
+# TRUNCATE fires no event trigger: without preload it is caught only in a
+# session that has loaded the library
+($ret, $out, $err) = $node->psql('postgres', 'TRUNCATE s.t');
+is($ret, 0, 'TRUNCATE in a session that never loaded the library is not seen');
+($ret, $out, $err) = $node->psql('postgres', q{LOAD 'elt_governance'; TRUNCATE s.t});
+isnt($ret, 0, 'TRUNCATE is blocked once the library is loaded');
+like($err, qr/EG118/, 'with its rule code');
 
 $node->stop;
 done_testing();

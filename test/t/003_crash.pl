@@ -40,8 +40,12 @@ $victim->quit;
 # the postmaster restarts every backend after a crashed one
 $node->poll_query_until('postgres', 'SELECT 1', '1') or die 'server did not come back';
 is($node->safe_psql('postgres', $versions), '1,2', 'no version from the killed transaction');
-is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.audit_log}), '3',
+# govern, baseline, then the first ALTER's classification and version
+is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.audit_log}), '4',
 	'no audit row from the killed transaction');
+is($node->safe_psql('postgres',
+		q{SELECT count(*) FROM elt.schema_changes WHERE statement LIKE '%never_committed%'}),
+	'0', 'no classified change from the killed transaction');
 is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't',
 	'chain verifies after the backend crash');
 is($node->safe_psql('postgres',

@@ -1,0 +1,2381 @@
+/*
+ * contracts.c — backward-compatibility contracts: every DDL statement that
+ * touches a governed object is classified from its parse tree, against the
+ * live catalog, before PostgreSQL runs it.
+ *
+ * Owns: the rule table (codes EG1xx breaking, EG2xx lock hazards, EG001 for
+ * check_ddl), elt.schema_changes, elt.check_ddl() and elt.rules().
+ *
+ * Flow of one statement (EltContractsCheck, from ddl_command_start, or from
+ * the ProcessUtility hook for TRUNCATE, which fires no event trigger):
+ *   1. classify   reads the parse tree in the caller's context (its
+ *                 search_path resolves the names) and makes candidates:
+ *                 findings, and "touches" of objects with no finding;
+ *   2. judge      in the catalog context keeps what concerns governed
+ *                 objects, with its policy; adds the dependents of breaking
+ *                 findings (pg_depend views, materialized views and
+ *                 functions, per column where PostgreSQL records it, and
+ *                 registered consumers), table sizes for index builds,
+ *                 EG117 for columns a registered consumer uses, EG208;
+ *   3. decide     a statement is judged as a whole: outside a migration any
+ *                 breaking or lock-hazard finding under policy enforce
+ *                 blocks it (SQLSTATE EG000), policy warn raises one
+ *                 WARNING, policy off records only; inside a migration
+ *                 everything is approved.  What goes ahead is written to
+ *                 elt.schema_changes and the audit log in the statement's
+ *                 own transaction, so a statement that fails leaves nothing;
+ *                 a blocked one is written to the server log.
+ *
+ * elt.check_ddl() runs steps 1 and 2 on every statement of a script parsed
+ * with the raw parser, and remembers simple effects of earlier statements
+ * (tables created, renamed or dropped, columns added, renamed or dropped,
+ * SET lock_timeout) for the later ones.
+ *
+ * Locking: classification takes no lock, except to estimate the size of a
+ * governed table for CREATE INDEX and DROP INDEX without CONCURRENTLY: it
+ * then takes the lock the statement is about to take anyway (SHARE, ACCESS
+ * EXCLUSIVE), so that it never upgrades a lock it holds.
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_enum.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
+#include "mb/pg_wchar.h"
+#include "optimizer/plancat.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_type.h"
+#include "parser/parser.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "audit.h"
+#include "contracts.h"
+#include "ddl_capture.h"
+#include "elt_governance.h"
+#include "util.h"
+
+int			elt_large_table_rows = 100000;
+
+/* ------------------------------------------------------------------------
+ * Rules
+ * ------------------------------------------------------------------------
+ */
+typedef enum EltRuleId
+{
+	R_MISSING,
+	R_DROP_TABLE,
+	R_DROP_VIEW,
+	R_DROP_SCHEMA,
+	R_DROP_COLUMN,
+	R_RENAME_TABLE,
+	R_RENAME_COLUMN,
+	R_TYPE_NARROWING,
+	R_DROP_NOT_NULL,
+	R_SET_NOT_NULL,
+	R_ADD_NOT_NULL_COLUMN,
+	R_DROP_DEFAULT,
+	R_ADD_CHECK,
+	R_ADD_UNIQUE,
+	R_ADD_FOREIGN_KEY,
+	R_ENUM_ADD_VALUE,
+	R_ENUM_RENAME_VALUE,
+	R_CONSUMER_COLUMN,
+	R_TRUNCATE,
+	R_RENAME_SCHEMA,
+	R_TYPE_REWRITE,
+	R_VOLATILE_DEFAULT,
+	R_NOT_NULL_SCAN,
+	R_VALIDATION_SCAN,
+	R_INDEX_BUILD,
+	R_CREATE_INDEX,
+	R_DROP_INDEX,
+	R_NO_LOCK_TIMEOUT,
+	R_TABLE_REWRITE,
+	R_COUNT
+} EltRuleId;
+
+typedef struct EltRule
+{
+	const char *code;
+	const char *class;			/* breaking, lock_hazard, error */
+	const char *title;
+	const char *suggestion;
+} EltRule;
+
+static const EltRule rules[R_COUNT] = {
+	[R_MISSING] = {"EG001", "error", "object does not exist",
+		"Create the object first, or fix its name: the statement would fail."},
+	[R_DROP_TABLE] = {"EG101", "breaking", "DROP TABLE",
+		"Move every reader to the replacement first, then drop the table inside an approved migration (elt.migration_begin)."},
+	[R_DROP_VIEW] = {"EG102", "breaking", "DROP VIEW or MATERIALIZED VIEW",
+		"Keep the view until its readers have moved; drop it inside an approved migration."},
+	[R_DROP_SCHEMA] = {"EG103", "breaking", "DROP SCHEMA",
+		"Move the readers of its tables and views first, then drop the schema inside an approved migration."},
+	[R_DROP_COLUMN] = {"EG104", "breaking", "DROP COLUMN",
+		"Stop writing the column, move every reader off it, then drop it inside an approved migration."},
+	[R_RENAME_TABLE] = {"EG105", "breaking", "rename or move a table or view",
+		"Create the new table beside the old one (or a view under the new name), move the readers, then drop the old name inside an approved migration."},
+	[R_RENAME_COLUMN] = {"EG106", "breaking", "RENAME COLUMN",
+		"Add the new column, backfill it, move the readers to it, then drop the old column inside an approved migration."},
+	[R_TYPE_NARROWING] = {"EG107", "breaking", "column type change that is not a widening",
+		"Add a column of the new type, backfill it, move the readers, then drop the old column inside an approved migration."},
+	[R_DROP_NOT_NULL] = {"EG108", "breaking", "DROP NOT NULL",
+		"Check that every reader handles NULL in the column, then drop NOT NULL inside an approved migration."},
+	[R_SET_NOT_NULL] = {"EG109", "breaking", "SET NOT NULL",
+		"Fix the writers that store NULL, add CHECK (column IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL inside an approved migration."},
+	[R_ADD_NOT_NULL_COLUMN] = {"EG110", "breaking", "ADD COLUMN ... NOT NULL without a default",
+		"Add the column with a constant DEFAULT, or nullable; backfill it, then SET NOT NULL inside an approved migration."},
+	[R_DROP_DEFAULT] = {"EG111", "breaking", "DROP DEFAULT or DROP IDENTITY",
+		"Keep the default until every writer supplies the column, then drop it inside an approved migration."},
+	[R_ADD_CHECK] = {"EG112", "breaking", "ADD CHECK constraint",
+		"Add the constraint NOT VALID (existing rows are not checked), fix the writers, then VALIDATE CONSTRAINT."},
+	[R_ADD_UNIQUE] = {"EG113", "breaking", "ADD UNIQUE, PRIMARY KEY or EXCLUDE constraint, CREATE UNIQUE INDEX",
+		"Check for duplicates and fix the writers; then, inside an approved migration, CREATE UNIQUE INDEX CONCURRENTLY and ADD CONSTRAINT ... USING INDEX."},
+	[R_ADD_FOREIGN_KEY] = {"EG114", "breaking", "ADD FOREIGN KEY",
+		"Add the foreign key NOT VALID, fix the writers and the orphan rows, then VALIDATE CONSTRAINT."},
+	[R_ENUM_ADD_VALUE] = {"EG115", "breaking", "ALTER TYPE ... ADD VALUE without BEFORE or AFTER",
+		"Say where the value goes with BEFORE or AFTER once the readers of the columns handle it, or add it inside an approved migration."},
+	[R_ENUM_RENAME_VALUE] = {"EG116", "breaking", "ALTER TYPE ... RENAME VALUE",
+		"Add the new value, update the rows and move the readers to it, inside an approved migration."},
+	[R_CONSUMER_COLUMN] = {"EG117", "breaking", "change to a column a registered consumer uses",
+		"Agree the change with the consumer (elt.consumers lists them), then make it inside an approved migration."},
+	[R_TRUNCATE] = {"EG118", "breaking", "TRUNCATE",
+		"Delete the rows you mean to replace in the same transaction as their replacement, or truncate inside an approved migration."},
+	[R_RENAME_SCHEMA] = {"EG119", "breaking", "ALTER SCHEMA ... RENAME",
+		"Create the new schema with views over the old tables, move the readers, then rename inside an approved migration."},
+	[R_TYPE_REWRITE] = {"EG201", "lock_hazard", "column type change that rewrites the table",
+		"Add a column of the new type, backfill it in chunks (elt.backfill_create), then swap the columns inside an approved migration."},
+	[R_VOLATILE_DEFAULT] = {"EG202", "lock_hazard", "ADD COLUMN with a volatile default, identity, serial or stored generated column",
+		"Add the column with no default or a constant one, set the default for new rows, and backfill the old rows in chunks."},
+	[R_NOT_NULL_SCAN] = {"EG203", "lock_hazard", "SET NOT NULL scans the table",
+		"Add CHECK (column IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT (no exclusive lock), then SET NOT NULL, which uses the constraint and skips the scan."},
+	[R_VALIDATION_SCAN] = {"EG204", "lock_hazard", "ADD CONSTRAINT without NOT VALID",
+		"Add the constraint NOT VALID, then VALIDATE CONSTRAINT in a second statement: validation takes a lock that lets reads and writes go on."},
+	[R_INDEX_BUILD] = {"EG205", "lock_hazard", "ADD PRIMARY KEY or UNIQUE without USING INDEX",
+		"CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT ... USING INDEX."},
+	[R_CREATE_INDEX] = {"EG206", "lock_hazard", "CREATE INDEX without CONCURRENTLY on a large table",
+		"Use CREATE INDEX CONCURRENTLY."},
+	[R_DROP_INDEX] = {"EG207", "lock_hazard", "DROP INDEX without CONCURRENTLY on a large table",
+		"Use DROP INDEX CONCURRENTLY."},
+	[R_NO_LOCK_TIMEOUT] = {"EG208", "lock_hazard", "hazardous DDL with no lock_timeout",
+		"SET lock_timeout (for example to '5s') before the statement, and retry it if it times out."},
+	[R_TABLE_REWRITE] = {"EG209", "lock_hazard", "SET TABLESPACE, SET LOGGED, SET UNLOGGED or SET ACCESS METHOD rewrites the table",
+		"Schedule it in a maintenance window, inside an approved migration."},
+};
+
+#define RULE_IS_BREAKING(r) (strcmp(rules[r].class, "breaking") == 0)
+#define RULE_IS_HAZARD(r) (strcmp(rules[r].class, "lock_hazard") == 0)
+
+/* Candidate flags */
+#define CAND_NEEDS_SIZE		0x01	/* keep only on a large table */
+#define CAND_NOT_NULL_PROOF	0x02	/* drop if a valid CHECK proves NOT NULL */
+#define CAND_WRITERS		0x04	/* breaks writers: dependents are functions */
+
+/*
+ * One candidate finding, or (rule < 0) a touch: an object the statement
+ * changes in a way no rule flags (kept to record a 'safe' change, and for
+ * EG117 when it is a column a registered consumer uses).
+ */
+typedef struct EltCandidate
+{
+	int			rule;			/* EltRuleId, or -1 for a touch */
+	Oid			relid;			/* relation concerned */
+	Oid			nspoid;			/* schema concerned */
+	Oid			typid;			/* enum type concerned */
+	AttrNumber	attnum;			/* column of relid, or 0 */
+	char	   *colname;		/* its name */
+	char	   *object;
+	char	   *reason;
+	int			flags;
+	LOCKMODE	lockmode;		/* for CAND_NEEDS_SIZE */
+	/* set by judge */
+	const char *policy;
+	List	   *dependents;		/* of char * */
+} EltCandidate;
+
+/* What earlier statements of a check_ddl script did. */
+typedef struct EltScript
+{
+	List	   *created;		/* char *: qualified names of new relations */
+	List	   *created_types;	/* char *: qualified names of new types */
+	List	   *created_schemas;	/* char * */
+	List	   *alias_names;	/* char *: new qualified name of a live rel */
+	List	   *alias_oids;		/* its oid */
+	List	   *gone;			/* oids dropped, renamed or moved away */
+	List	   *col_keys;		/* char *: "<oid>.<name>" */
+	List	   *col_attnums;	/* int: live attnum, 0 new, -1 gone */
+	bool		lock_timeout;	/* a lock_timeout is set */
+} EltScript;
+
+typedef enum
+{
+	FOUND_LIVE,
+	FOUND_NEW,					/* created by the script: nothing to judge */
+	FOUND_MISSING
+} EltFound;
+
+typedef struct EltClassified
+{
+	List	   *cands;			/* EltCandidate * */
+	EltScript  *script;			/* NULL for a live statement */
+	MemoryContext cxt;			/* where candidates live */
+} EltClassified;
+
+static EltCandidate *
+add_cand(EltClassified *c, int rule, Oid relid, AttrNumber attnum,
+		 const char *colname, char *object, char *reason, int flags)
+{
+	EltCandidate *cand = palloc0(sizeof(EltCandidate));
+
+	cand->rule = rule;
+	cand->relid = relid;
+	cand->attnum = attnum;
+	cand->colname = colname ? pstrdup(colname) : NULL;
+	cand->object = object;
+	cand->reason = reason;
+	cand->flags = flags;
+	c->cands = lappend(c->cands, cand);
+	return cand;
+}
+
+static char *
+rel_display(Oid relid)
+{
+	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
+	char	   *rel = get_rel_name(relid);
+
+	if (nsp == NULL || rel == NULL)
+		return psprintf("relation %u", relid);
+	return quote_qualified_identifier(nsp, rel);
+}
+
+static char *
+col_display(Oid relid, const char *col)
+{
+	return psprintf("%s.%s", rel_display(relid), quote_identifier(col));
+}
+
+/* ------------------------------------------------------------------------
+ * Names: live catalog, or the script's view of it
+ * ------------------------------------------------------------------------
+ */
+
+/* The qualified name a RangeVar would create or find first. */
+static char *
+rangevar_qualified(const RangeVar *rv)
+{
+	const char *nsp = rv->schemaname;
+
+	if (nsp == NULL)
+	{
+		List	   *path = fetch_search_path(false);
+
+		nsp = path != NIL ? get_namespace_name(linitial_oid(path)) : NULL;
+		if (nsp == NULL)
+			nsp = "public";
+	}
+	return quote_qualified_identifier(nsp, rv->relname);
+}
+
+static bool
+string_member(List *list, const char *s)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+	{
+		if (strcmp((const char *) lfirst(lc), s) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Find a relation, in the catalog and, for check_ddl, in the script. */
+static EltFound
+find_relation(EltClassified *c, const RangeVar *rv, Oid *relid)
+{
+	EltScript  *s = c->script;
+
+	*relid = InvalidOid;
+	if (s != NULL)
+	{
+		char	   *qual = rangevar_qualified(rv);
+		ListCell   *ln;
+		ListCell   *lo;
+
+		forboth(ln, s->alias_names, lo, s->alias_oids)
+		{
+			if (strcmp((char *) lfirst(ln), qual) == 0)
+			{
+				*relid = lfirst_oid(lo);
+				return FOUND_LIVE;
+			}
+		}
+		if (string_member(s->created, qual))
+			return FOUND_NEW;
+	}
+	*relid = RangeVarGetRelid(rv, NoLock, true);
+	if (!OidIsValid(*relid))
+		return FOUND_MISSING;
+	if (s != NULL && list_member_oid(s->gone, *relid))
+	{
+		*relid = InvalidOid;
+		return FOUND_MISSING;
+	}
+	return FOUND_LIVE;
+}
+
+static char *
+col_key(Oid relid, const char *col)
+{
+	return psprintf("%u.%s", relid, col);
+}
+
+/* Find a column of a live relation; *att is a copy of its attribute row. */
+static EltFound
+find_column(EltClassified *c, Oid relid, const char *col, FormData_pg_attribute *att)
+{
+	HeapTuple	tup;
+	AttrNumber	attnum = InvalidAttrNumber;
+
+	if (c->script != NULL)
+	{
+		char	   *key = col_key(relid, col);
+		ListCell   *lk;
+		ListCell   *la;
+
+		forboth(lk, c->script->col_keys, la, c->script->col_attnums)
+		{
+			if (strcmp((char *) lfirst(lk), key) == 0)
+			{
+				if (lfirst_int(la) == 0)
+					return FOUND_NEW;
+				if (lfirst_int(la) < 0)
+					return FOUND_MISSING;
+				attnum = (AttrNumber) lfirst_int(la);
+			}
+		}
+	}
+	if (attnum != InvalidAttrNumber)
+		tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+	else
+		tup = SearchSysCacheAttName(relid, col);
+	if (!HeapTupleIsValid(tup))
+		return FOUND_MISSING;
+	memcpy(att, GETSTRUCT(tup), ATTRIBUTE_FIXED_PART_SIZE);
+	ReleaseSysCache(tup);
+	if (att->attisdropped || att->attnum <= 0)
+		return FOUND_MISSING;
+	return FOUND_LIVE;
+}
+
+/* EG001 for check_ddl: the statement names something that is not there. */
+static void
+missing(EltClassified *c, char *object, const char *what)
+{
+	if (c->script == NULL)
+		return;					/* a live statement fails by itself */
+	add_cand(c, R_MISSING, InvalidOid, 0, NULL, object,
+			 psprintf("%s %s does not exist, so the statement would fail", what, object), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Types: widening and rewrites
+ * ------------------------------------------------------------------------
+ */
+
+static void
+numeric_typmod(int32 typmod, int *precision, int *scale)
+{
+	int32		tmp = typmod - VARHDRSZ;
+
+	*precision = (tmp >> 16) & 0xffff;
+	*scale = ((tmp & 0x7ff) ^ 1024) - 1024;
+}
+
+/* Whether numeric(typmod) holds every value of an integer type. */
+static bool
+numeric_holds_integer(Oid from, int32 typmod)
+{
+	int			digits = from == INT2OID ? 5 : from == INT4OID ? 10 : 19;
+	int			p;
+	int			s;
+
+	if (typmod < 0)
+		return true;
+	numeric_typmod(typmod, &p, &s);
+	return s >= 0 && p - s >= digits;
+}
+
+/* Whether every value of the old type reads the same in the new one. */
+static bool
+type_is_widening(Oid otyp, int32 omod, Oid ntyp, int32 nmod)
+{
+	if (otyp == ntyp)
+	{
+		if (nmod == omod)
+			return true;
+		switch (otyp)
+		{
+			case VARCHAROID:
+			case BPCHAROID:
+			case VARBITOID:
+			case TIMESTAMPOID:
+			case TIMESTAMPTZOID:
+			case TIMEOID:
+			case TIMETZOID:
+				return nmod < 0 || (omod >= 0 && nmod >= omod);
+			case NUMERICOID:
+				{
+					int			op,
+								os,
+								np,
+								ns;
+
+					if (nmod < 0)
+						return true;
+					if (omod < 0)
+						return false;
+					numeric_typmod(omod, &op, &os);
+					numeric_typmod(nmod, &np, &ns);
+					return ns == os && np >= op;
+				}
+			default:
+				return nmod < 0 && omod < 0;
+		}
+	}
+	switch (otyp)
+	{
+		case INT2OID:
+			return ntyp == INT4OID || ntyp == INT8OID || ntyp == FLOAT4OID ||
+				ntyp == FLOAT8OID ||
+				(ntyp == NUMERICOID && numeric_holds_integer(otyp, nmod));
+		case INT4OID:
+			return ntyp == INT8OID || ntyp == FLOAT8OID ||
+				(ntyp == NUMERICOID && numeric_holds_integer(otyp, nmod));
+		case INT8OID:
+			return ntyp == NUMERICOID && numeric_holds_integer(otyp, nmod);
+		case FLOAT4OID:
+			return ntyp == FLOAT8OID;
+		case VARCHAROID:
+			return ntyp == TEXTOID;
+		case TEXTOID:
+			return ntyp == VARCHAROID && nmod < 0;
+		case CIDROID:
+			return ntyp == INETOID;
+		default:
+			return false;
+	}
+}
+
+/* Whether ALTER COLUMN TYPE rewrites the table (PostgreSQL's own cases). */
+static bool
+type_change_rewrites(Oid otyp, int32 omod, Oid ntyp, int32 nmod, bool using)
+{
+	if (using)
+		return true;
+	if (otyp == ntyp)
+	{
+		if (nmod == omod)
+			return false;
+		switch (otyp)
+		{
+			case VARCHAROID:
+			case VARBITOID:
+			case TIMESTAMPOID:
+			case TIMESTAMPTZOID:
+				return !(nmod < 0 || (omod >= 0 && nmod >= omod));
+			case NUMERICOID:
+				{
+					int			op,
+								os,
+								np,
+								ns;
+
+					if (nmod < 0)
+						return false;
+					if (omod < 0)
+						return true;
+					numeric_typmod(omod, &op, &os);
+					numeric_typmod(nmod, &np, &ns);
+					return !(ns == os && np >= op);
+				}
+			default:
+				return true;
+		}
+	}
+	return !(IsBinaryCoercible(otyp, ntyp) && nmod < 0);
+}
+
+static char *
+type_display(Oid typid, int32 typmod)
+{
+	return format_type_with_typemod(typid, typmod);
+}
+
+/* Whether a raw expression calls a volatile function (any overload). */
+static bool
+raw_volatile_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncCall))
+	{
+		FuncCall   *fc = (FuncCall *) node;
+		FuncCandidateList cl = FuncnameGetCandidates(fc->funcname, -1, NIL,
+													 false, false, false, true);
+
+		for (; cl != NULL; cl = cl->next)
+		{
+			if (func_volatile(cl->oid) == PROVOLATILE_VOLATILE)
+				return true;
+		}
+	}
+	return raw_expression_tree_walker(node, raw_volatile_walker, context);
+}
+
+static bool
+is_serial_type(TypeName *tn)
+{
+	const char *name;
+
+	if (tn == NULL || list_length(tn->names) != 1 || tn->arrayBounds != NIL)
+		return false;
+	name = strVal(linitial(tn->names));
+	return strcmp(name, "serial") == 0 || strcmp(name, "serial4") == 0 ||
+		strcmp(name, "bigserial") == 0 || strcmp(name, "serial8") == 0 ||
+		strcmp(name, "smallserial") == 0 || strcmp(name, "serial2") == 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Step 1: classify a statement from its parse tree
+ * ------------------------------------------------------------------------
+ */
+
+static void
+classify_add_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
+{
+	ColumnDef  *cd = (ColumnDef *) cmd->def;
+	ListCell   *lc;
+	bool		not_null = false;
+	bool		has_default = false;
+	bool		rewrite = false;
+	bool		builds_index = false;
+	FormData_pg_attribute att;
+	char	   *object;
+
+	if (cd == NULL || !IsA(cd, ColumnDef))
+		return;
+	if (find_column(c, relid, cd->colname, &att) == FOUND_LIVE)
+	{
+		return;					/* IF NOT EXISTS does nothing; else it fails */
+	}
+	object = col_display(relid, cd->colname);
+	if (is_serial_type(cd->typeName))
+	{
+		has_default = true;
+		rewrite = true;
+	}
+	foreach(lc, cd->constraints)
+	{
+		Constraint *con = (Constraint *) lfirst(lc);
+
+		switch (con->contype)
+		{
+			case CONSTR_NOTNULL:
+				not_null = true;
+				break;
+			case CONSTR_PRIMARY:
+				not_null = true;
+				builds_index = true;
+				break;
+			case CONSTR_UNIQUE:
+				builds_index = true;
+				break;
+			case CONSTR_DEFAULT:
+				has_default = true;
+				if (raw_volatile_walker(con->raw_expr, NULL))
+					rewrite = true;
+				break;
+			case CONSTR_IDENTITY:
+			case CONSTR_GENERATED:
+				has_default = true;
+				rewrite = true;
+				break;
+			default:
+				break;
+		}
+	}
+	if (not_null && !has_default)
+		add_cand(c, R_ADD_NOT_NULL_COLUMN, relid, 0, NULL, object,
+				 psprintf("adds column %s NOT NULL without a default: every INSERT that does not name it fails",
+						  object), CAND_WRITERS);
+	if (rewrite)
+		add_cand(c, R_VOLATILE_DEFAULT, relid, 0, NULL, object,
+				 psprintf("adds column %s whose default is computed per row: the table is rewritten under an ACCESS EXCLUSIVE lock",
+						  object), 0);
+	if (builds_index)
+		add_cand(c, R_INDEX_BUILD, relid, 0, NULL, object,
+				 psprintf("adds column %s with a PRIMARY KEY or UNIQUE constraint: its index is built under an ACCESS EXCLUSIVE lock",
+						  object), 0);
+	if (!not_null || has_default)
+		add_cand(c, -1, relid, 0, NULL, object, NULL, 0);
+}
+
+static void
+classify_type_change(EltClassified *c, Oid relid, AlterTableCmd *cmd)
+{
+	ColumnDef  *cd = (ColumnDef *) cmd->def;
+	FormData_pg_attribute att;
+	EltFound	f;
+	Type		tup;
+	int32		nmod = -1;
+	Oid			ntyp;
+	char	   *object;
+	char	   *from;
+	char	   *to;
+	bool		widening;
+	bool		rewrite;
+
+	f = find_column(c, relid, cmd->name, &att);
+	if (f == FOUND_NEW)
+		return;
+	object = col_display(relid, cmd->name);
+	if (f == FOUND_MISSING)
+	{
+		missing(c, object, "column");
+		return;
+	}
+	if (cd == NULL || !IsA(cd, ColumnDef) || cd->typeName == NULL)
+		return;
+	tup = LookupTypeName(NULL, cd->typeName, &nmod, true);
+	if (tup == NULL)
+		return;					/* a type the script creates: cannot judge */
+	ntyp = typeTypeId(tup);
+	ReleaseSysCache(tup);
+
+	if (ntyp == att.atttypid && nmod == att.atttypmod && cd->raw_default == NULL)
+		return;					/* the type it already has: no change */
+	from = type_display(att.atttypid, att.atttypmod);
+	to = type_display(ntyp, nmod);
+	widening = type_is_widening(att.atttypid, att.atttypmod, ntyp, nmod) &&
+		cd->raw_default == NULL;
+	rewrite = type_change_rewrites(att.atttypid, att.atttypmod, ntyp, nmod,
+								   cd->raw_default != NULL);
+	if (!widening)
+		add_cand(c, R_TYPE_NARROWING, relid, att.attnum, cmd->name, object,
+				 psprintf("changes column %s from %s to %s, which is not a widening: values or their text change for readers",
+						  object, from, to), 0);
+	if (rewrite)
+		add_cand(c, R_TYPE_REWRITE, relid, att.attnum, cmd->name, object,
+				 psprintf("changes column %s from %s to %s, which rewrites the table and its indexes under an ACCESS EXCLUSIVE lock",
+						  object, from, to), 0);
+	add_cand(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
+}
+
+/* A column subcommand: look the column up; returns false if nothing to judge. */
+static bool
+column_of(EltClassified *c, Oid relid, const char *name, FormData_pg_attribute *att,
+		  char **object)
+{
+	EltFound	f;
+
+	if (name == NULL)
+		return false;
+	f = find_column(c, relid, name, att);
+	if (f == FOUND_NEW)
+		return false;
+	*object = col_display(relid, name);
+	if (f == FOUND_MISSING)
+	{
+		missing(c, *object, "column");
+		return false;
+	}
+	return true;
+}
+
+/* Whether the columns of an existing index are all NOT NULL. */
+static bool
+index_columns_not_null(Oid relid, const char *indexname)
+{
+	Oid			indexoid = get_relname_relid(indexname, get_rel_namespace(relid));
+	HeapTuple	tup;
+	Form_pg_index idx;
+	bool		all = true;
+	int			i;
+
+	if (!OidIsValid(indexoid))
+		return true;
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+	if (!HeapTupleIsValid(tup))
+		return true;
+	idx = (Form_pg_index) GETSTRUCT(tup);
+	for (i = 0; i < idx->indnkeyatts; i++)
+	{
+		AttrNumber	a = idx->indkey.values[i];
+		HeapTuple	atup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(a));
+
+		if (HeapTupleIsValid(atup))
+		{
+			if (!((Form_pg_attribute) GETSTRUCT(atup))->attnotnull)
+				all = false;
+			ReleaseSysCache(atup);
+		}
+	}
+	ReleaseSysCache(tup);
+	return all;
+}
+
+static void
+classify_add_constraint(EltClassified *c, Oid relid, Constraint *con)
+{
+	char	   *table = rel_display(relid);
+	char	   *name = con->conname ? psprintf("%s on %s", quote_identifier(con->conname), table) : table;
+
+	switch (con->contype)
+	{
+		case CONSTR_CHECK:
+			if (con->skip_validation)
+				break;
+			add_cand(c, R_ADD_CHECK, relid, 0, NULL, table,
+					 psprintf("adds CHECK constraint %s: writes that break it start to fail", name),
+					 CAND_WRITERS);
+			add_cand(c, R_VALIDATION_SCAN, relid, 0, NULL, table,
+					 psprintf("adds CHECK constraint %s without NOT VALID: the whole table is scanned under an ACCESS EXCLUSIVE lock", name), 0);
+			break;
+		case CONSTR_FOREIGN:
+			if (con->skip_validation)
+				break;
+			add_cand(c, R_ADD_FOREIGN_KEY, relid, 0, NULL, table,
+					 psprintf("adds FOREIGN KEY %s: writes of keys missing from the referenced table start to fail", name),
+					 CAND_WRITERS);
+			add_cand(c, R_VALIDATION_SCAN, relid, 0, NULL, table,
+					 psprintf("adds FOREIGN KEY %s without NOT VALID: the whole table is scanned while writes are blocked", name), 0);
+			break;
+		case CONSTR_PRIMARY:
+		case CONSTR_UNIQUE:
+		case CONSTR_EXCLUSION:
+			if (con->indexname != NULL)
+			{
+				/* the index already enforces it; a primary key adds NOT NULL */
+				if (con->contype == CONSTR_PRIMARY &&
+					!index_columns_not_null(relid, con->indexname))
+				{
+					add_cand(c, R_SET_NOT_NULL, relid, 0, NULL, table,
+							 psprintf("adds PRIMARY KEY %s over nullable columns, which become NOT NULL: writers that store NULL start to fail", name),
+							 CAND_WRITERS);
+					add_cand(c, R_NOT_NULL_SCAN, relid, 0, NULL, table,
+							 psprintf("adds PRIMARY KEY %s over nullable columns: the whole table is scanned under an ACCESS EXCLUSIVE lock", name), 0);
+				}
+				break;
+			}
+			add_cand(c, R_ADD_UNIQUE, relid, 0, NULL, table,
+					 psprintf("adds %s constraint %s: writes of duplicate values start to fail",
+							  con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" :
+							  con->contype == CONSTR_UNIQUE ? "UNIQUE" : "EXCLUDE", name),
+					 CAND_WRITERS);
+			add_cand(c, R_INDEX_BUILD, relid, 0, NULL, table,
+					 psprintf("adds constraint %s without USING INDEX: its index is built under an ACCESS EXCLUSIVE lock", name), 0);
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
+{
+	Oid			relid;
+	EltFound	f;
+	ListCell   *lc;
+	char		relkind;
+
+	if (stmt->objtype != OBJECT_TABLE || stmt->relation == NULL)
+		return;
+	f = find_relation(c, stmt->relation, &relid);
+	if (f == FOUND_NEW)
+		return;
+	if (f == FOUND_MISSING)
+	{
+		if (!stmt->missing_ok)
+			missing(c, rangevar_qualified(stmt->relation), "relation");
+		return;
+	}
+	relkind = get_rel_relkind(relid);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		return;
+
+	add_cand(c, -1, relid, 0, NULL, rel_display(relid), NULL, 0);
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+		FormData_pg_attribute att;
+		char	   *object;
+
+		switch (cmd->subtype)
+		{
+			case AT_AddColumn:
+				classify_add_column(c, relid, cmd);
+				break;
+			case AT_DropColumn:
+				{
+					EltFound	cf;
+
+					cf = find_column(c, relid, cmd->name, &att);
+					if (cf == FOUND_NEW)
+						break;
+					object = col_display(relid, cmd->name);
+					if (cf == FOUND_MISSING)
+					{
+						if (!cmd->missing_ok)
+							missing(c, object, "column");
+						break;
+					}
+					add_cand(c, R_DROP_COLUMN, relid, att.attnum, cmd->name, object,
+							 psprintf("drops column %s: readers that select it fail", object), 0);
+					break;
+				}
+			case AT_AlterColumnType:
+				classify_type_change(c, relid, cmd);
+				break;
+			case AT_SetNotNull:
+				if (!column_of(c, relid, cmd->name, &att, &object) || att.attnotnull)
+					break;
+				add_cand(c, R_SET_NOT_NULL, relid, att.attnum, cmd->name, object,
+						 psprintf("sets column %s NOT NULL: writers that store NULL in it start to fail", object),
+						 CAND_WRITERS);
+				add_cand(c, R_NOT_NULL_SCAN, relid, att.attnum, cmd->name, object,
+						 psprintf("sets column %s NOT NULL: the whole table is scanned under an ACCESS EXCLUSIVE lock", object),
+						 CAND_NOT_NULL_PROOF);
+				break;
+			case AT_DropNotNull:
+				if (!column_of(c, relid, cmd->name, &att, &object) || !att.attnotnull)
+					break;
+				add_cand(c, R_DROP_NOT_NULL, relid, att.attnum, cmd->name, object,
+						 psprintf("drops NOT NULL on column %s: readers that rely on a value meet NULL", object), 0);
+				break;
+			case AT_ColumnDefault:
+				if (!column_of(c, relid, cmd->name, &att, &object))
+					break;
+				if (cmd->def == NULL)
+				{
+					if (att.atthasdef)
+						add_cand(c, R_DROP_DEFAULT, relid, att.attnum, cmd->name, object,
+								 psprintf("drops the default of column %s: writers that leave it out store NULL or fail", object),
+								 CAND_WRITERS);
+				}
+				else
+					add_cand(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
+				break;
+			case AT_DropIdentity:
+				if (!column_of(c, relid, cmd->name, &att, &object) || att.attidentity == '\0')
+					break;
+				add_cand(c, R_DROP_DEFAULT, relid, att.attnum, cmd->name, object,
+						 psprintf("drops the identity of column %s: writers that leave it out store NULL or fail", object),
+						 CAND_WRITERS);
+				break;
+			case AT_AddIdentity:
+			case AT_SetIdentity:
+			case AT_DropExpression:
+			case AT_SetStorage:
+			case AT_SetCompression:
+			case AT_SetStatistics:
+			case AT_SetOptions:
+			case AT_ResetOptions:
+				if (column_of(c, relid, cmd->name, &att, &object) &&
+					(cmd->subtype == AT_AddIdentity || cmd->subtype == AT_SetIdentity ||
+					 cmd->subtype == AT_DropExpression))
+					add_cand(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
+				break;
+			case AT_AddConstraint:
+				if (cmd->def != NULL && IsA(cmd->def, Constraint))
+					classify_add_constraint(c, relid, (Constraint *) cmd->def);
+				break;
+			case AT_SetTableSpace:
+			case AT_SetLogged:
+			case AT_SetUnLogged:
+			case AT_SetAccessMethod:
+				add_cand(c, R_TABLE_REWRITE, relid, 0, NULL, rel_display(relid),
+						 psprintf("%s copies every row of %s under an ACCESS EXCLUSIVE lock",
+								  cmd->subtype == AT_SetTableSpace ? "SET TABLESPACE" :
+								  cmd->subtype == AT_SetLogged ? "SET LOGGED" :
+								  cmd->subtype == AT_SetUnLogged ? "SET UNLOGGED" :
+								  "SET ACCESS METHOD",
+								  rel_display(relid)), 0);
+				break;
+			default:
+				break;
+		}
+	}
+}
+
+static bool
+is_view_kind(char relkind)
+{
+	return relkind == RELKIND_VIEW || relkind == RELKIND_MATVIEW;
+}
+
+static bool
+is_table_kind(char relkind)
+{
+	return relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE;
+}
+
+static void
+classify_rename(EltClassified *c, RenameStmt *stmt)
+{
+	Oid			relid;
+	EltFound	f;
+	char		relkind;
+
+	switch (stmt->renameType)
+	{
+		case OBJECT_SCHEMA:
+			{
+				Oid			nsp = get_namespace_oid(stmt->subname, true);
+				EltCandidate *cand;
+
+				if (!OidIsValid(nsp))
+					return;
+				cand = add_cand(c, R_RENAME_SCHEMA, InvalidOid, 0, NULL,
+								pstrdup(quote_identifier(stmt->subname)),
+								psprintf("renames schema %s to %s: readers that name its tables and views fail",
+										 quote_identifier(stmt->subname),
+										 quote_identifier(stmt->newname)), 0);
+				cand->nspoid = nsp;
+				return;
+			}
+		case OBJECT_TABLE:
+		case OBJECT_VIEW:
+		case OBJECT_MATVIEW:
+		case OBJECT_COLUMN:
+			break;
+		default:
+			return;
+	}
+	if (stmt->relation == NULL)
+		return;
+	f = find_relation(c, stmt->relation, &relid);
+	if (f == FOUND_NEW)
+		return;
+	if (f == FOUND_MISSING)
+	{
+		if (!stmt->missing_ok)
+			missing(c, rangevar_qualified(stmt->relation), "relation");
+		return;
+	}
+	relkind = get_rel_relkind(relid);
+	if (!is_table_kind(relkind) && !is_view_kind(relkind))
+		return;
+	if (stmt->renameType == OBJECT_COLUMN)
+	{
+		FormData_pg_attribute att;
+		char	   *object;
+
+		if (!column_of(c, relid, stmt->subname, &att, &object))
+			return;
+		add_cand(c, R_RENAME_COLUMN, relid, att.attnum, stmt->subname, object,
+				 psprintf("renames column %s to %s: readers that select it by its old name fail",
+						  object, quote_identifier(stmt->newname)), 0);
+		return;
+	}
+	add_cand(c, R_RENAME_TABLE, relid, 0, NULL, rel_display(relid),
+			 psprintf("renames %s %s to %s: readers that name it fail",
+					  is_view_kind(relkind) ? "view" : "table", rel_display(relid),
+					  quote_identifier(stmt->newname)), 0);
+}
+
+static void
+classify_set_schema(EltClassified *c, AlterObjectSchemaStmt *stmt)
+{
+	Oid			relid;
+	EltFound	f;
+	char		relkind;
+
+	if ((stmt->objectType != OBJECT_TABLE && stmt->objectType != OBJECT_VIEW &&
+		 stmt->objectType != OBJECT_MATVIEW) || stmt->relation == NULL)
+		return;
+	f = find_relation(c, stmt->relation, &relid);
+	if (f == FOUND_NEW)
+		return;
+	if (f == FOUND_MISSING)
+	{
+		if (!stmt->missing_ok)
+			missing(c, rangevar_qualified(stmt->relation), "relation");
+		return;
+	}
+	relkind = get_rel_relkind(relid);
+	if (!is_table_kind(relkind) && !is_view_kind(relkind))
+		return;
+	add_cand(c, R_RENAME_TABLE, relid, 0, NULL, rel_display(relid),
+			 psprintf("moves %s %s to schema %s: readers that name it fail",
+					  is_view_kind(relkind) ? "view" : "table", rel_display(relid),
+					  quote_identifier(stmt->newschema)), 0);
+}
+
+static void
+classify_drop(EltClassified *c, DropStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->objects)
+	{
+		Node	   *obj = (Node *) lfirst(lc);
+
+		if (stmt->removeType == OBJECT_SCHEMA)
+		{
+			const char *name = strVal(obj);
+			Oid			nsp = get_namespace_oid(name, true);
+			EltCandidate *cand;
+
+			if (!OidIsValid(nsp))
+			{
+				if (!stmt->missing_ok &&
+					(c->script == NULL || !string_member(c->script->created_schemas, name)))
+					missing(c, pstrdup(quote_identifier(name)), "schema");
+				continue;
+			}
+			cand = add_cand(c, R_DROP_SCHEMA, InvalidOid, 0, NULL,
+							pstrdup(quote_identifier(name)),
+							psprintf("drops schema %s%s: readers of its tables and views fail",
+									 quote_identifier(name),
+									 stmt->behavior == DROP_CASCADE ? " and everything in it" : ""), 0);
+			cand->nspoid = nsp;
+		}
+		else if (stmt->removeType == OBJECT_TABLE || stmt->removeType == OBJECT_VIEW ||
+				 stmt->removeType == OBJECT_MATVIEW || stmt->removeType == OBJECT_INDEX)
+		{
+			RangeVar   *rv = makeRangeVarFromNameList(castNode(List, obj));
+			Oid			relid;
+			EltFound	f = find_relation(c, rv, &relid);
+			char		relkind;
+
+			if (f == FOUND_NEW)
+				continue;
+			if (f == FOUND_MISSING)
+			{
+				if (!stmt->missing_ok)
+					missing(c, rangevar_qualified(rv), "relation");
+				continue;
+			}
+			relkind = get_rel_relkind(relid);
+			if (stmt->removeType == OBJECT_INDEX)
+			{
+				Oid			table;
+
+				if (relkind != RELKIND_INDEX && relkind != RELKIND_PARTITIONED_INDEX)
+					continue;
+				table = IndexGetRelation(relid, true);
+				if (!OidIsValid(table))
+					continue;
+				if (!stmt->concurrent)
+				{
+					EltCandidate *cand;
+
+					cand = add_cand(c, R_DROP_INDEX, table, 0, NULL, rel_display(relid),
+									psprintf("drops index %s of %s without CONCURRENTLY: reads and writes of the table wait for it",
+											 rel_display(relid), rel_display(table)),
+									CAND_NEEDS_SIZE);
+					cand->lockmode = AccessExclusiveLock;
+				}
+				add_cand(c, -1, table, 0, NULL, rel_display(table), NULL, 0);
+			}
+			else if (is_table_kind(relkind))
+				add_cand(c, R_DROP_TABLE, relid, 0, NULL, rel_display(relid),
+						 psprintf("drops table %s: its readers fail and its rows are gone", rel_display(relid)), 0);
+			else if (is_view_kind(relkind))
+				add_cand(c, R_DROP_VIEW, relid, 0, NULL, rel_display(relid),
+						 psprintf("drops %s %s: its readers fail",
+								  relkind == RELKIND_MATVIEW ? "materialized view" : "view",
+								  rel_display(relid)), 0);
+		}
+	}
+}
+
+static void
+classify_enum(EltClassified *c, AlterEnumStmt *stmt)
+{
+	TypeName   *tn = makeTypeNameFromNameList(stmt->typeName);
+	Type		tup = LookupTypeName(NULL, tn, NULL, true);
+	Oid			typid;
+	char	   *object;
+	EltCandidate *cand;
+
+	if (tup == NULL)
+	{
+		if (c->script != NULL &&
+			!string_member(c->script->created_types, NameListToQuotedString(stmt->typeName)))
+			missing(c, NameListToQuotedString(stmt->typeName), "type");
+		return;
+	}
+	typid = typeTypeId(tup);
+	ReleaseSysCache(tup);
+	if (get_typtype(typid) != TYPTYPE_ENUM)
+		return;
+	object = format_type_be_qualified(typid);
+	if (stmt->oldVal != NULL)
+		cand = add_cand(c, R_ENUM_RENAME_VALUE, InvalidOid, 0, NULL, object,
+						psprintf("renames value %s of type %s to %s: rows and readers that use the old value change meaning",
+								 quote_literal_cstr(stmt->oldVal), object,
+								 quote_literal_cstr(stmt->newVal)), 0);
+	else if (stmt->newValNeighbor == NULL)
+		cand = add_cand(c, R_ENUM_ADD_VALUE, InvalidOid, 0, NULL, object,
+						psprintf("adds value %s to type %s without BEFORE or AFTER: readers that handle a closed set of values meet one they do not know, sorted last",
+								 quote_literal_cstr(stmt->newVal), object), 0);
+	else
+		cand = add_cand(c, -1, InvalidOid, 0, NULL, object, NULL, 0);
+	cand->typid = typid;
+}
+
+static void
+classify_index(EltClassified *c, IndexStmt *stmt)
+{
+	Oid			relid;
+	EltFound	f;
+	char	   *table;
+	char	   *name;
+
+	if (stmt->relation == NULL)
+		return;
+	f = find_relation(c, stmt->relation, &relid);
+	if (f == FOUND_NEW)
+		return;
+	if (f == FOUND_MISSING)
+	{
+		missing(c, rangevar_qualified(stmt->relation), "relation");
+		return;
+	}
+	if (!is_table_kind(get_rel_relkind(relid)))
+		return;
+	table = rel_display(relid);
+	name = stmt->idxname ? pstrdup(quote_identifier(stmt->idxname)) : "an index";
+	if (stmt->unique)
+		add_cand(c, R_ADD_UNIQUE, relid, 0, NULL, table,
+				 psprintf("creates unique index %s on %s: writes of duplicate values start to fail",
+						  name, table), CAND_WRITERS);
+	if (!stmt->concurrent)
+	{
+		EltCandidate *cand;
+
+		cand = add_cand(c, R_CREATE_INDEX, relid, 0, NULL, table,
+						psprintf("creates index %s on %s without CONCURRENTLY: writes to the table wait until it is built",
+								 name, table), CAND_NEEDS_SIZE);
+		cand->lockmode = ShareLock;
+	}
+	add_cand(c, -1, relid, 0, NULL, table, NULL, 0);
+}
+
+static void
+classify_truncate(EltClassified *c, TruncateStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->relations)
+	{
+		RangeVar   *rv = (RangeVar *) lfirst(lc);
+		Oid			relid;
+
+		if (find_relation(c, rv, &relid) != FOUND_LIVE)
+			continue;
+		if (!is_table_kind(get_rel_relkind(relid)))
+			continue;
+		add_cand(c, R_TRUNCATE, relid, 0, NULL, rel_display(relid),
+				 psprintf("truncates %s: its readers see no rows until it is loaded again",
+						  rel_display(relid)), 0);
+	}
+}
+
+/* Step 1 for one statement. */
+static void
+classify(EltClassified *c, Node *stmt)
+{
+	MemoryContext old = MemoryContextSwitchTo(c->cxt);
+
+	switch (nodeTag(stmt))
+	{
+		case T_AlterTableStmt:
+			classify_alter_table(c, (AlterTableStmt *) stmt);
+			break;
+		case T_RenameStmt:
+			classify_rename(c, (RenameStmt *) stmt);
+			break;
+		case T_AlterObjectSchemaStmt:
+			classify_set_schema(c, (AlterObjectSchemaStmt *) stmt);
+			break;
+		case T_DropStmt:
+			classify_drop(c, (DropStmt *) stmt);
+			break;
+		case T_AlterEnumStmt:
+			classify_enum(c, (AlterEnumStmt *) stmt);
+			break;
+		case T_IndexStmt:
+			classify_index(c, (IndexStmt *) stmt);
+			break;
+		case T_TruncateStmt:
+			classify_truncate(c, (TruncateStmt *) stmt);
+			break;
+		default:
+			break;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* ------------------------------------------------------------------------
+ * Step 2: judge the candidates against governance and the catalog
+ * ------------------------------------------------------------------------
+ */
+
+static int
+policy_rank(const char *policy)
+{
+	if (policy == NULL)
+		return 0;
+	if (strcmp(policy, "off") == 0)
+		return 1;
+	if (strcmp(policy, "warn") == 0)
+		return 2;
+	return 3;
+}
+
+/* Policy in force for a relation (table target, else its schema's). */
+static const char *
+relation_policy(Oid relid)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+
+	EltPrepare(&plan,
+			   "SELECT COALESCE("
+			   "  (SELECT g.policy FROM elt.governed_targets g"
+			   "   WHERE g.kind = 'table' AND g.rel = $1::pg_catalog.regclass),"
+			   "  (SELECT g.policy FROM elt.governed_targets g"
+			   "   JOIN pg_catalog.pg_namespace n ON n.nspname = g.schema_name"
+			   "   JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
+			   "   WHERE g.kind = 'schema' AND c.oid = $1"
+			   "     AND c.relpersistence <> 't')) AS policy",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	EltExecLatest(plan, args, NULL, 1);
+	return SPI_processed > 0 ? EltSpiGetText(0, "policy") : NULL;
+}
+
+/* Policy for a schema: its own target's, else the strictest of its tables'. */
+static const char *
+schema_policy(Oid nspoid)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+
+	EltPrepare(&plan,
+			   "SELECT COALESCE("
+			   "  (SELECT g.policy FROM elt.governed_targets g"
+			   "   JOIN pg_catalog.pg_namespace n ON n.nspname = g.schema_name"
+			   "   WHERE g.kind = 'schema' AND n.oid = $1),"
+			   "  (SELECT g.policy FROM elt.governed_targets g"
+			   "   JOIN pg_catalog.pg_class c ON c.oid = g.rel::pg_catalog.oid"
+			   "   WHERE g.kind = 'table' AND c.relnamespace = $1"
+			   "   ORDER BY array_position(ARRAY['enforce', 'warn', 'off'], g.policy)"
+			   "   LIMIT 1)) AS policy",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(nspoid);
+	EltExecLatest(plan, args, NULL, 1);
+	return SPI_processed > 0 ? EltSpiGetText(0, "policy") : NULL;
+}
+
+/*
+ * Governed tables with a column of an enum type (or an array of it): the
+ * strictest policy among them, and the columns as dependents.
+ */
+static const char *
+type_policy(Oid typid, List **dependents)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	const char *policy = NULL;
+	uint64		i;
+
+	EltPrepare(&plan,
+			   "SELECT format('column %s.%I', c.oid::pg_catalog.regclass, a.attname) AS dependent,"
+			   "       elt.policy_for(c.oid::pg_catalog.regclass) AS policy"
+			   " FROM pg_catalog.pg_attribute a"
+			   " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+			   " JOIN pg_catalog.pg_type t ON t.oid = $1"
+			   " WHERE a.atttypid IN (t.oid, t.typarray) AND a.attnum > 0"
+			   "   AND NOT a.attisdropped AND c.relkind IN ('r', 'p')"
+			   "   AND elt.policy_for(c.oid::pg_catalog.regclass) IS NOT NULL"
+			   " ORDER BY 1",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(typid);
+	EltExecLatest(plan, args, NULL, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *p = EltSpiGetText((int) i, "policy");
+
+		if (policy_rank(p) > policy_rank(policy))
+			policy = p;
+		*dependents = lappend(*dependents, EltSpiGetText((int) i, "dependent"));
+	}
+	return policy;
+}
+
+/*
+ * Views, materialized views (also through other views) and functions that
+ * depend on a relation or one of its columns; only functions when
+ * writers_only.
+ */
+static void
+add_dependents(Oid relid, AttrNumber attnum, bool writers_only, List **out)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {OIDOID, INT2OID, BOOLOID};
+	Datum		args[3];
+	uint64		i;
+
+	EltPrepare(&plan,
+			   "WITH RECURSIVE dep(is_rule, oid, depth) AS ("
+			   "  SELECT d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass,"
+			   "         COALESCE(r.ev_class, d.objid), 1"
+			   "  FROM pg_catalog.pg_depend d"
+			   "  LEFT JOIN pg_catalog.pg_rewrite r"
+			   "         ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = d.objid"
+			   "  WHERE d.deptype = 'n'"
+			   "    AND ((d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+			   "          AND d.refobjid = $1 AND ($2 = 0 OR d.refobjsubid IN (0, $2)))"
+			   "      OR (d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass"
+			   "          AND d.refobjid = (SELECT c.reltype FROM pg_catalog.pg_class c WHERE c.oid = $1)))"
+			   "    AND (d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+			   "         OR (NOT $3 AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass))"
+			   "  UNION"
+			   "  SELECT d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass,"
+			   "         COALESCE(r.ev_class, d.objid), dep.depth + 1"
+			   "  FROM dep"
+			   "  JOIN pg_catalog.pg_depend d"
+			   "    ON dep.is_rule AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+			   "   AND d.refobjid = dep.oid AND d.deptype = 'n'"
+			   "  LEFT JOIN pg_catalog.pg_rewrite r"
+			   "         ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = d.objid"
+			   "  WHERE dep.depth < 8 AND dep.oid <> $1"
+			   "    AND d.classid IN ('pg_catalog.pg_rewrite'::pg_catalog.regclass,"
+			   "                      'pg_catalog.pg_proc'::pg_catalog.regclass))"
+			   " SELECT DISTINCT"
+			   "   CASE WHEN NOT dep.is_rule THEN 'function ' || dep.oid::pg_catalog.regprocedure::text"
+			   "        WHEN c.relkind = 'm' THEN 'materialized view ' || dep.oid::pg_catalog.regclass::text"
+			   "        ELSE 'view ' || dep.oid::pg_catalog.regclass::text END AS dependent"
+			   " FROM dep"
+			   " LEFT JOIN pg_catalog.pg_class c ON dep.is_rule AND c.oid = dep.oid"
+			   " WHERE NOT (dep.is_rule AND dep.oid = $1)"
+			   " ORDER BY 1",
+			   3, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = Int16GetDatum(attnum);
+	args[2] = BoolGetDatum(writers_only);
+	EltExecLatest(plan, args, NULL, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *d = EltSpiGetText((int) i, "dependent");
+
+		if (!string_member(*out, d))
+			*out = lappend(*out, d);
+	}
+}
+
+/* Registered consumers of a relation, or of one of its columns. */
+static void
+add_consumers(Oid relid, const char *colname, List **out)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+	uint64		i;
+
+	EltPrepare(&plan,
+			   "SELECT 'consumer ' || r.consumer AS dependent"
+			   " FROM elt.consumer_registrations r"
+			   " WHERE r.rel = $1::pg_catalog.regclass"
+			   "   AND ($2 IS NULL OR r.columns IS NULL OR $2 = ANY (r.columns))"
+			   " ORDER BY r.consumer",
+			   2, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	if (colname)
+		args[1] = CStringGetTextDatum(colname);
+	else
+		nulls[1] = 'n';
+	EltExecLatest(plan, args, nulls, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *d = EltSpiGetText((int) i, "dependent");
+
+		if (!string_member(*out, d))
+			*out = lappend(*out, d);
+	}
+}
+
+/* Dependents of every table and view of a schema, outside that schema. */
+static void
+add_schema_dependents(Oid nspoid, List **out)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	List	   *rels;
+	ListCell   *lc;
+
+	EltPrepare(&plan,
+			   "SELECT c.oid FROM pg_catalog.pg_class c"
+			   " WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p', 'v', 'm')"
+			   " ORDER BY c.relname",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(nspoid);
+	EltExecLatest(plan, args, NULL, 0);
+	rels = EltSpiAppendOids(NIL);
+	foreach(lc, rels)
+	{
+		add_dependents(lfirst_oid(lc), 0, false, out);
+		add_consumers(lfirst_oid(lc), NULL, out);
+	}
+	/* what lives in the schema goes with it */
+	{
+		char	   *prefix = psprintf(" %s.", quote_identifier(get_namespace_name(nspoid)));
+		List	   *kept = NIL;
+		ListCell   *dc;
+
+		foreach(dc, *out)
+		{
+			char	   *d = (char *) lfirst(dc);
+
+			if (strncmp(d, "consumer ", 9) == 0 || strstr(d, prefix) == NULL)
+				kept = lappend(kept, d);
+		}
+		*out = kept;
+	}
+}
+
+/* Rows the planner expects in a table (see the file header on locking). */
+static double
+estimated_rows(Oid relid, LOCKMODE lockmode)
+{
+	Relation	rel;
+	BlockNumber pages;
+	double		tuples = 0;
+	double		allvisfrac;
+
+	LockRelationOid(relid, lockmode);
+	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+	{
+		List	   *parts = find_all_inheritors(relid, NoLock, NULL);
+		ListCell   *lc;
+
+		foreach(lc, parts)
+		{
+			HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+			if (HeapTupleIsValid(tup))
+			{
+				Form_pg_class form = (Form_pg_class) GETSTRUCT(tup);
+
+				if (form->relkind == RELKIND_RELATION && form->reltuples > 0)
+					tuples += form->reltuples;
+				ReleaseSysCache(tup);
+			}
+		}
+		return tuples;
+	}
+	rel = relation_open(relid, NoLock);
+	estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
+	relation_close(rel, NoLock);
+	return tuples;
+}
+
+/* Whether a validated CHECK (col IS NOT NULL) lets SET NOT NULL skip its scan. */
+static bool
+not_null_proven(Oid relid, const char *colname)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		args[2];
+
+	EltPrepare(&plan,
+			   "SELECT 1 FROM pg_catalog.pg_constraint"
+			   " WHERE conrelid = $1 AND contype = 'c' AND convalidated"
+			   "   AND pg_catalog.pg_get_constraintdef(oid)"
+			   "       = pg_catalog.format('CHECK ((%s IS NOT NULL))', pg_catalog.quote_ident($2))",
+			   2, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = CStringGetTextDatum(colname);
+	EltExecLatest(plan, args, NULL, 1);
+	return SPI_processed > 0;
+}
+
+static bool
+has_breaking_on_column(List *cands, Oid relid, AttrNumber attnum)
+{
+	ListCell   *lc;
+
+	foreach(lc, cands)
+	{
+		EltCandidate *o = (EltCandidate *) lfirst(lc);
+
+		if (o->rule >= 0 && RULE_IS_BREAKING(o->rule) && o->relid == relid &&
+			o->attnum == attnum)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Step 2.  Inside the catalog context.  Keeps the candidates that concern
+ * governed objects, with their policy and dependents; list allocations go
+ * to c->cxt.  lock_timeout_set: whether the statement will run with one.
+ */
+static void
+judge(EltClassified *c, bool lock_timeout_set)
+{
+	List	   *kept = NIL;
+	ListCell   *lc;
+	EltCandidate *hazard = NULL;
+
+	foreach(lc, c->cands)
+	{
+		EltCandidate *cand = (EltCandidate *) lfirst(lc);
+		MemoryContext old;
+		List	   *deps = NIL;
+		const char *policy;
+
+		if (cand->rule == R_MISSING)
+		{
+			kept = lappend(kept, cand);
+			continue;
+		}
+		old = MemoryContextSwitchTo(c->cxt);
+		if (OidIsValid(cand->typid))
+			policy = type_policy(cand->typid, &deps);
+		else if (OidIsValid(cand->nspoid))
+			policy = schema_policy(cand->nspoid);
+		else if (OidIsValid(cand->relid))
+			policy = relation_policy(cand->relid);
+		else
+			policy = NULL;
+		if (policy == NULL)
+		{
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+		cand->policy = pstrdup(policy);
+
+		if (cand->rule < 0)
+		{
+			/* a touched column that a registered consumer uses: EG117 */
+			if (cand->attnum > 0 &&
+				!has_breaking_on_column(c->cands, cand->relid, cand->attnum))
+			{
+				add_consumers(cand->relid, cand->colname, &deps);
+				if (deps != NIL)
+				{
+					cand->rule = R_CONSUMER_COLUMN;
+					cand->reason = psprintf("changes column %s, which registered consumers use",
+											cand->object);
+				}
+			}
+		}
+		else if (cand->flags & CAND_NEEDS_SIZE)
+		{
+			/* a dry run only reads; a live statement takes its own lock early */
+			double		rows = estimated_rows(cand->relid,
+											  c->script ? AccessShareLock : cand->lockmode);
+
+			if (rows <= (double) elt_large_table_rows)
+			{
+				MemoryContextSwitchTo(old);
+				continue;
+			}
+			cand->reason = psprintf("%s (about %.0f rows, over elt.large_table_rows = %d)",
+									cand->reason, rows, elt_large_table_rows);
+		}
+		else if ((cand->flags & CAND_NOT_NULL_PROOF) &&
+				 not_null_proven(cand->relid, cand->colname))
+		{
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+		else if (RULE_IS_BREAKING(cand->rule))
+		{
+			if (OidIsValid(cand->typid))
+				 /* dependents are the columns using the type */ ;
+			else if (OidIsValid(cand->nspoid))
+				add_schema_dependents(cand->nspoid, &deps);
+			else if (cand->flags & CAND_WRITERS)
+				add_dependents(cand->relid, cand->attnum, true, &deps);
+			else
+			{
+				add_dependents(cand->relid, cand->attnum, false, &deps);
+				add_consumers(cand->relid, cand->colname, &deps);
+			}
+		}
+		if (cand->rule >= 0 && RULE_IS_HAZARD(cand->rule) && hazard == NULL)
+			hazard = cand;
+		cand->dependents = deps;
+		kept = lappend(kept, cand);
+		MemoryContextSwitchTo(old);
+	}
+	if (hazard != NULL && !lock_timeout_set)
+	{
+		MemoryContext old = MemoryContextSwitchTo(c->cxt);
+		EltCandidate *cand = palloc0(sizeof(EltCandidate));
+
+		cand->rule = R_NO_LOCK_TIMEOUT;
+		cand->relid = hazard->relid;
+		cand->object = hazard->object;
+		cand->policy = hazard->policy;
+		cand->reason = psprintf("runs a lock hazard (%s) on %s with lock_timeout = 0: while it waits for its lock, every query on the table queues behind it",
+								rules[hazard->rule].code, hazard->object);
+		kept = lappend(kept, cand);
+		MemoryContextSwitchTo(old);
+	}
+	c->cands = kept;
+}
+
+/* ------------------------------------------------------------------------
+ * Step 3: decide and record (live statements)
+ * ------------------------------------------------------------------------
+ */
+
+static char *
+join_strings(List *list, const char *sep)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, list)
+	{
+		if (buf.len > 0)
+			appendStringInfoString(&buf, sep);
+		appendStringInfoString(&buf, (const char *) lfirst(lc));
+	}
+	return buf.data;
+}
+
+static Datum
+text_array(List *list)
+{
+	int			n = list_length(list);
+	Datum	   *elems = palloc(sizeof(Datum) * (n > 0 ? n : 1));
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, list)
+		elems[i++] = CStringGetTextDatum((const char *) lfirst(lc));
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* Message, detail and hint of findings that block or warn. */
+static void
+describe(List *findings, char **msg, char **detail, char **hint)
+{
+	StringInfoData m;
+	StringInfoData d;
+	StringInfoData h;
+	ListCell   *lc;
+	List	   *codes = NIL;
+
+	initStringInfo(&m);
+	initStringInfo(&d);
+	initStringInfo(&h);
+	foreach(lc, findings)
+	{
+		EltCandidate *f = (EltCandidate *) lfirst(lc);
+
+		if (!string_member(codes, rules[f->rule].code))
+			codes = lappend(codes, (char *) rules[f->rule].code);
+	}
+	if (list_length(findings) == 1)
+	{
+		EltCandidate *f = (EltCandidate *) linitial(findings);
+
+		appendStringInfo(&m, "%s: %s", rules[f->rule].code, f->reason);
+		if (f->dependents != NIL)
+			appendStringInfo(&d, "Breaks: %s. ", join_strings(f->dependents, ", "));
+		appendStringInfo(&d, "Class %s; %s is governed with policy %s.",
+						 rules[f->rule].class, f->object, f->policy);
+		appendStringInfoString(&h, rules[f->rule].suggestion);
+	}
+	else
+	{
+		List	   *hints = NIL;
+
+		appendStringInfo(&m, "%s: this statement makes %d changes that break the contract",
+						 join_strings(codes, ", "), list_length(findings));
+		foreach(lc, findings)
+		{
+			EltCandidate *f = (EltCandidate *) lfirst(lc);
+			char	   *s = psprintf("%s: %s", rules[f->rule].code, rules[f->rule].suggestion);
+
+			if (d.len > 0)
+				appendStringInfoChar(&d, '\n');
+			appendStringInfo(&d, "%s (%s, policy %s): %s.", rules[f->rule].code,
+							 rules[f->rule].class, f->policy, f->reason);
+			if (f->dependents != NIL)
+				appendStringInfo(&d, " Breaks: %s.", join_strings(f->dependents, ", "));
+			if (!string_member(hints, s))
+				hints = lappend(hints, s);
+		}
+		appendStringInfoString(&h, join_strings(hints, "\n"));
+	}
+	*msg = m.data;
+	*detail = d.data;
+	*hint = h.data;
+}
+
+static void
+record_change(EltCatalogWrite *cw, EltCandidate *f, const char *tag,
+			  const char *statement, const char *decision, int64 migration,
+			  StringInfo audit)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[12] = {NAMEOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[12];
+	char		nulls[12];
+	bool		safe = f->rule < 0;
+	bool		isnull;
+	int64		change_id;
+	StringInfoData one;
+
+	memset(nulls, ' ', sizeof(nulls));
+	EltPrepare(&plan,
+			   "INSERT INTO elt.schema_changes (recorded_at, role, xid, command_tag,"
+			   " statement, rule, class, object, reason, dependents, suggestion, policy,"
+			   " decision, migration_id)"
+			   " VALUES (pg_catalog.now(), $1, pg_catalog.pg_current_xact_id(), $2, $3,"
+			   " $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING change_id",
+			   12, argtypes);
+	values[0] = DirectFunctionCall1(namein,
+									CStringGetDatum(GetUserNameFromId(cw->actor, false)));
+	if (tag)
+		values[1] = CStringGetTextDatum(tag);
+	else
+		nulls[1] = 'n';
+	if (statement)
+		values[2] = CStringGetTextDatum(statement);
+	else
+		nulls[2] = 'n';
+	if (safe)
+		nulls[3] = 'n';
+	else
+		values[3] = CStringGetTextDatum(rules[f->rule].code);
+	values[4] = CStringGetTextDatum(safe ? "safe" : rules[f->rule].class);
+	values[5] = CStringGetTextDatum(f->object);
+	values[6] = CStringGetTextDatum(safe ? "no compatibility or locking finding" : f->reason);
+	values[7] = text_array(f->dependents);
+	if (safe)
+		nulls[8] = 'n';
+	else
+		values[8] = CStringGetTextDatum(rules[f->rule].suggestion);
+	values[9] = CStringGetTextDatum(f->policy);
+	values[10] = CStringGetTextDatum(decision);
+	if (migration > 0)
+		values[11] = Int64GetDatum(migration);
+	else
+		nulls[11] = 'n';
+	if (EltExec(plan, values, nulls, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not insert into elt.schema_changes");
+	change_id = EltSpiGetInt64(0, "change_id", &isnull);
+
+	initStringInfo(&one);
+	appendStringInfoChar(&one, '{');
+	EltAppendJsonInt(&one, "change_id", change_id);
+	EltAppendJsonString(&one, "rule", safe ? NULL : rules[f->rule].code);
+	EltAppendJsonString(&one, "class", safe ? "safe" : rules[f->rule].class);
+	EltAppendJsonString(&one, "object", f->object);
+	EltAppendJsonString(&one, "decision", decision);
+	appendStringInfoChar(&one, '}');
+	if (audit->len > 1)
+		appendStringInfoString(audit, ", ");
+	appendBinaryStringInfo(audit, one.data, one.len);
+}
+
+/*
+ * DROP INDEX CONCURRENTLY must be the first action of its transaction, so
+ * nothing can be written before it runs: its classification is kept here,
+ * in TopMemoryContext, and written by ddl_command_end.
+ */
+typedef struct EltDeferred
+{
+	List	   *findings;		/* EltCandidate *, copied */
+	List	   *decisions;		/* char * */
+	char	   *tag;
+	char	   *statement;
+	int64		migration;
+} EltDeferred;
+
+static EltDeferred *deferred = NULL;
+
+static EltCandidate *
+copy_candidate(EltCandidate *f)
+{
+	EltCandidate *n = palloc(sizeof(EltCandidate));
+	ListCell   *lc;
+
+	memcpy(n, f, sizeof(EltCandidate));
+	n->colname = f->colname ? pstrdup(f->colname) : NULL;
+	n->object = pstrdup(f->object);
+	n->reason = f->reason ? pstrdup(f->reason) : NULL;
+	n->policy = pstrdup(f->policy);
+	n->dependents = NIL;
+	foreach(lc, f->dependents)
+		n->dependents = lappend(n->dependents, pstrdup((char *) lfirst(lc)));
+	return n;
+}
+
+/* Write what a statement did to elt.schema_changes and the audit log. */
+static void
+write_records(EltCatalogWrite *cw, List *findings, List *decisions,
+			  const char *tagname, const char *statement, int64 migration)
+{
+	StringInfoData audit;
+	StringInfoData details;
+	ListCell   *lf;
+	ListCell   *ld;
+	EltCandidate *first = NULL;
+
+	initStringInfo(&audit);
+	appendStringInfoChar(&audit, '[');
+	forboth(lf, findings, ld, decisions)
+	{
+		EltCandidate *f = (EltCandidate *) lfirst(lf);
+
+		if (first == NULL)
+			first = f;
+		record_change(cw, f, tagname, statement, (const char *) lfirst(ld),
+					  migration, &audit);
+	}
+	appendStringInfoChar(&audit, ']');
+	if (first == NULL)
+		return;
+
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonString(&details, "command_tag", tagname);
+	if (migration > 0)
+		EltAppendJsonInt(&details, "migration_id", migration);
+	appendStringInfo(&details, ", \"changes\": %s}", audit.data);
+	EltAuditRecord(cw->actor, "change_classified", first->object, details.data,
+				   EltAuditReason(NULL));
+}
+
+/* ddl_command_end: write the classification kept for a concurrent drop. */
+void
+EltContractsRecordDeferred(EltCatalogWrite *cw)
+{
+	EltDeferred *d = deferred;
+
+	deferred = NULL;
+	if (d == NULL || !EltContractsReady())
+		return;
+	write_records(cw, d->findings, d->decisions, d->tag, d->statement, d->migration);
+}
+
+/* Forget a kept classification (a new statement starts). */
+static void
+forget_deferred(void)
+{
+	/* a few small allocations in TopMemoryContext; freed with their lists */
+	if (deferred != NULL)
+	{
+		list_free(deferred->findings);
+		list_free(deferred->decisions);
+		pfree(deferred);
+		deferred = NULL;
+	}
+}
+
+static void
+decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool defer)
+{
+	int64		migration = EltCurrentMigration();
+	List	   *blocked = NIL;
+	List	   *warned = NIL;
+	List	   *findings = NIL;
+	EltCandidate *touch = NULL;
+	ListCell   *lc;
+	const char *tagname = GetCommandTagName(tag);
+	char	   *statement;
+	List	   *decisions = NIL;
+	char	   *msg;
+	char	   *detail;
+	char	   *hint;
+
+	foreach(lc, c->cands)
+	{
+		EltCandidate *f = (EltCandidate *) lfirst(lc);
+
+		if (f->rule < 0)
+		{
+			if (touch == NULL)
+				touch = f;
+			continue;
+		}
+		findings = lappend(findings, f);
+		if (migration > 0)
+			continue;
+		if (strcmp(f->policy, "enforce") == 0)
+			blocked = lappend(blocked, f);
+		else if (strcmp(f->policy, "warn") == 0)
+			warned = lappend(warned, f);
+	}
+	if (findings == NIL && touch == NULL)
+		return;
+
+	if (blocked != NIL)
+	{
+		describe(blocked, &msg, &detail, &hint);
+		ereport(LOG,
+				(errmsg("elt_governance blocked a change by role \"%s\": %s",
+						GetUserNameFromId(cw->actor, false), msg),
+				 errhidecontext(true)));
+		ereport(ERROR,
+				(errcode(ERRCODE_ELT_CHANGE_BLOCKED),
+				 errmsg("%s", msg),
+				 errdetail("%s", detail),
+				 errhint("%s\nTo approve the change, run it after SELECT elt.migration_begin(name, reason, approved_by).",
+						 hint)));
+	}
+	if (warned != NIL)
+	{
+		describe(warned, &msg, &detail, &hint);
+		ereport(WARNING,
+				(errcode(ERRCODE_ELT_CHANGE_BLOCKED),
+				 errmsg("%s", msg),
+				 errdetail("%s", detail),
+				 errhint("%s", hint)));
+	}
+	if (migration > 0 && findings != NIL)
+	{
+		List	   *codes = NIL;
+
+		foreach(lc, findings)
+		{
+			EltCandidate *f = (EltCandidate *) lfirst(lc);
+
+			if (!string_member(codes, rules[f->rule].code))
+				codes = lappend(codes, (char *) rules[f->rule].code);
+		}
+		ereport(NOTICE,
+				(errmsg("%s approved by migration %lld",
+						join_strings(codes, ", "), (long long) migration)));
+	}
+
+	statement = EltCurrentStatement();
+	if (findings == NIL)
+	{
+		findings = list_make1(touch);
+		decisions = list_make1("allowed");
+	}
+	else
+	{
+		foreach(lc, findings)
+		{
+			EltCandidate *f = (EltCandidate *) lfirst(lc);
+
+			if (migration > 0 && strcmp(f->policy, "off") != 0)
+				decisions = lappend(decisions, "approved");
+			else if (strcmp(f->policy, "warn") == 0)
+				decisions = lappend(decisions, "warned");
+			else
+				decisions = lappend(decisions, "recorded");
+		}
+	}
+	if (defer)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		EltDeferred *d = palloc0(sizeof(EltDeferred));
+
+		foreach(lc, findings)
+			d->findings = lappend(d->findings, copy_candidate((EltCandidate *) lfirst(lc)));
+		foreach(lc, decisions)
+			d->decisions = lappend(d->decisions, pstrdup((char *) lfirst(lc)));
+		d->tag = pstrdup(tagname);
+		d->statement = statement ? pstrdup(statement) : NULL;
+		d->migration = migration;
+		deferred = d;
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	write_records(cw, findings, decisions, tagname, statement, migration);
+}
+
+/* Whether the catalog has the contracts tables (extension at 0.2.0 or later). */
+bool
+EltContractsReady(void)
+{
+	return OidIsValid(EltCatalogRelid("schema_changes"));
+}
+
+/*
+ * Classify a statement about to run, and block, warn about or record it.
+ * Called from ddl_command_start and, for TRUNCATE, the ProcessUtility hook.
+ */
+void
+EltContractsCheck(Node *parsetree, CommandTag tag)
+{
+	EltClassified c;
+	EltCatalogWrite cw;
+
+	forget_deferred();
+	if (!elt_enabled || parsetree == NULL || !EltCatalogReady() || !EltContractsReady())
+		return;
+	memset(&c, 0, sizeof(c));
+	c.cxt = CurrentMemoryContext;
+	classify(&c, parsetree);
+	if (c.cands == NIL)
+		return;
+	EltCatalogWriteBegin(&cw);
+	if (EltAnyTarget())
+	{
+		judge(&c, LockTimeout > 0);
+		decide_and_record(&cw, &c, tag,
+						  IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->concurrent);
+	}
+	EltCatalogWriteEnd(&cw);
+}
+
+/* ------------------------------------------------------------------------
+ * elt.check_ddl(sql): a dry run of a script
+ * ------------------------------------------------------------------------
+ */
+
+static void
+script_add_col(EltScript *s, Oid relid, const char *col, int attnum)
+{
+	s->col_keys = lappend(s->col_keys, col_key(relid, col));
+	s->col_attnums = lappend_int(s->col_attnums, attnum);
+}
+
+/* Remember what a statement of the script does, for the later ones. */
+static void
+script_apply(EltClassified *c, Node *stmt)
+{
+	EltScript  *s = c->script;
+	MemoryContext old = MemoryContextSwitchTo(c->cxt);
+	Oid			relid;
+
+	switch (nodeTag(stmt))
+	{
+		case T_CreateStmt:
+			s->created = lappend(s->created, rangevar_qualified(((CreateStmt *) stmt)->relation));
+			break;
+		case T_CreateTableAsStmt:
+			s->created = lappend(s->created,
+								 rangevar_qualified(((CreateTableAsStmt *) stmt)->into->rel));
+			break;
+		case T_ViewStmt:
+			s->created = lappend(s->created, rangevar_qualified(((ViewStmt *) stmt)->view));
+			break;
+		case T_CreateEnumStmt:
+			s->created_types = lappend(s->created_types,
+									   NameListToQuotedString(((CreateEnumStmt *) stmt)->typeName));
+			break;
+		case T_CreateSchemaStmt:
+			if (((CreateSchemaStmt *) stmt)->schemaname)
+				s->created_schemas = lappend(s->created_schemas,
+											 pstrdup(((CreateSchemaStmt *) stmt)->schemaname));
+			break;
+		case T_AlterTableStmt:
+			{
+				AlterTableStmt *at = (AlterTableStmt *) stmt;
+				ListCell   *lc;
+
+				if (at->relation == NULL || find_relation(c, at->relation, &relid) != FOUND_LIVE)
+					break;
+				foreach(lc, at->cmds)
+				{
+					AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+					if (cmd->subtype == AT_AddColumn && cmd->def && IsA(cmd->def, ColumnDef))
+						script_add_col(s, relid, ((ColumnDef *) cmd->def)->colname, 0);
+					else if (cmd->subtype == AT_DropColumn && cmd->name)
+						script_add_col(s, relid, cmd->name, -1);
+				}
+				break;
+			}
+		case T_RenameStmt:
+			{
+				RenameStmt *rs = (RenameStmt *) stmt;
+
+				if (rs->relation == NULL || find_relation(c, rs->relation, &relid) != FOUND_LIVE)
+					break;
+				if (rs->renameType == OBJECT_COLUMN)
+				{
+					FormData_pg_attribute att;
+
+					if (find_column(c, relid, rs->subname, &att) == FOUND_LIVE)
+						script_add_col(s, relid, rs->newname, att.attnum);
+					else
+						script_add_col(s, relid, rs->newname, 0);
+					script_add_col(s, relid, rs->subname, -1);
+				}
+				else if (rs->renameType == OBJECT_TABLE || rs->renameType == OBJECT_VIEW ||
+						 rs->renameType == OBJECT_MATVIEW)
+				{
+					s->gone = lappend_oid(s->gone, relid);
+					s->alias_names = lappend(s->alias_names,
+											 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+																		rs->newname));
+					s->alias_oids = lappend_oid(s->alias_oids, relid);
+				}
+				break;
+			}
+		case T_AlterObjectSchemaStmt:
+			{
+				AlterObjectSchemaStmt *as = (AlterObjectSchemaStmt *) stmt;
+
+				if (as->relation == NULL || find_relation(c, as->relation, &relid) != FOUND_LIVE)
+					break;
+				s->gone = lappend_oid(s->gone, relid);
+				s->alias_names = lappend(s->alias_names,
+										 quote_qualified_identifier(as->newschema, get_rel_name(relid)));
+				s->alias_oids = lappend_oid(s->alias_oids, relid);
+				break;
+			}
+		case T_DropStmt:
+			{
+				DropStmt   *ds = (DropStmt *) stmt;
+				ListCell   *lc;
+
+				if (ds->removeType != OBJECT_TABLE && ds->removeType != OBJECT_VIEW &&
+					ds->removeType != OBJECT_MATVIEW)
+					break;
+				foreach(lc, ds->objects)
+				{
+					RangeVar   *rv = makeRangeVarFromNameList(castNode(List, lfirst(lc)));
+
+					if (find_relation(c, rv, &relid) == FOUND_LIVE)
+						s->gone = lappend_oid(s->gone, relid);
+				}
+				break;
+			}
+		case T_VariableSetStmt:
+			{
+				VariableSetStmt *vs = (VariableSetStmt *) stmt;
+
+				if (vs->name == NULL || strcmp(vs->name, "lock_timeout") != 0)
+					break;
+				if (vs->kind == VAR_SET_VALUE && vs->args != NIL &&
+					IsA(linitial(vs->args), A_Const))
+				{
+					A_Const    *ac = (A_Const *) linitial(vs->args);
+
+					if (IsA(&ac->val, Integer))
+						s->lock_timeout = intVal(&ac->val) != 0;
+					else if (IsA(&ac->val, String))
+						s->lock_timeout = strcmp(strVal(&ac->val), "0") != 0;
+				}
+				else if (vs->kind == VAR_SET_DEFAULT || vs->kind == VAR_RESET)
+					s->lock_timeout = false;
+				break;
+			}
+		default:
+			break;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* The text of one statement of a script, trimmed. */
+static char *
+statement_text(const char *sql, RawStmt *rs)
+{
+	int			len = strlen(sql);
+	int			start = rs->stmt_location < 0 ? 0 : rs->stmt_location;
+	int			end = rs->stmt_len > 0 ? start + rs->stmt_len : len;
+
+	if (end > len)
+		end = len;
+	while (start < end && isspace((unsigned char) sql[start]))
+		start++;
+	while (end > start && (isspace((unsigned char) sql[end - 1]) || sql[end - 1] == ';'))
+		end--;
+	return pnstrdup(sql + start, end - start);
+}
+
+/* Parse a script; a syntax error points at its line and column. */
+static List *
+parse_script(const char *sql)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *stmts = NIL;
+
+	PG_TRY();
+	{
+		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		int			line = 1;
+		int			col = 1;
+		int			i;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		/* cursorpos counts characters from 1 */
+		for (i = 0; sql[i] != '\0' && i < edata->cursorpos - 1;)
+		{
+			int			l = pg_mblen(&sql[i]);
+
+			if (sql[i] == '\n')
+			{
+				line++;
+				col = 1;
+			}
+			else
+				col++;
+			i += l;
+		}
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("%s in the script at line %d, column %d", edata->message, line, col),
+				 edata->cursorpos > 0 ? internalerrposition(edata->cursorpos) : 0,
+				 edata->cursorpos > 0 ? internalerrquery(sql) : 0,
+				 errhint("elt.check_ddl() parses the whole script before it classifies any statement.")));
+	}
+	PG_END_TRY();
+	return stmts;
+}
+
+PG_FUNCTION_INFO_V1(elt_check_ddl);
+Datum
+elt_check_ddl(PG_FUNCTION_ARGS)
+{
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *stmts;
+	ListCell   *lc;
+	EltScript	script;
+	EltClassified c;
+	int			n = 0;
+	bool		governed;
+
+	if (!EltContractsReady())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the elt_governance catalog is older than its library"),
+				 errhint("Run ALTER EXTENSION elt_governance UPDATE.")));
+	InitMaterializedSRF(fcinfo, 0);
+	stmts = parse_script(sql);
+
+	memset(&script, 0, sizeof(script));
+	script.lock_timeout = LockTimeout > 0;
+	memset(&c, 0, sizeof(c));
+	c.script = &script;
+	c.cxt = CurrentMemoryContext;
+
+	{
+		EltCatalogWrite cw;
+
+		EltCatalogWriteBegin(&cw);
+		governed = EltAnyTarget();
+		EltCatalogWriteEnd(&cw);
+	}
+
+	foreach(lc, stmts)
+	{
+		RawStmt    *rs = lfirst_node(RawStmt, lc);
+		char	   *text = statement_text(sql, rs);
+		ListCell   *fc;
+
+		n++;
+		c.cands = NIL;
+		classify(&c, rs->stmt);
+		if (c.cands != NIL)
+		{
+			EltCatalogWrite cw;
+
+			EltCatalogWriteBegin(&cw);
+			if (governed)
+				judge(&c, script.lock_timeout);
+			else
+			{
+				/* only EG001 can concern an ungoverned database */
+				List	   *kept = NIL;
+
+				foreach(fc, c.cands)
+				{
+					if (((EltCandidate *) lfirst(fc))->rule == R_MISSING)
+						kept = lappend(kept, lfirst(fc));
+				}
+				c.cands = kept;
+			}
+			EltCatalogWriteEnd(&cw);
+		}
+		foreach(fc, c.cands)
+		{
+			EltCandidate *f = (EltCandidate *) lfirst(fc);
+			Datum		values[8];
+			bool		nulls[8] = {false, false, false, false, false, false, false, false};
+
+			if (f->rule < 0)
+				continue;
+			values[0] = Int32GetDatum(n);
+			values[1] = CStringGetTextDatum(text);
+			values[2] = CStringGetTextDatum(rules[f->rule].code);
+			values[3] = CStringGetTextDatum(rules[f->rule].class);
+			values[4] = CStringGetTextDatum(f->object);
+			values[5] = CStringGetTextDatum(f->reason);
+			values[6] = text_array(f->dependents);
+			values[7] = CStringGetTextDatum(rules[f->rule].suggestion);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		script_apply(&c, rs->stmt);
+	}
+	return (Datum) 0;
+}
+
+/* elt.rules(): the rule table, for the README and for tools. */
+PG_FUNCTION_INFO_V1(elt_rules);
+Datum
+elt_rules(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (i = 0; i < R_COUNT; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = CStringGetTextDatum(rules[i].code);
+		values[1] = CStringGetTextDatum(rules[i].class);
+		values[2] = CStringGetTextDatum(rules[i].title);
+		values[3] = CStringGetTextDatum(rules[i].suggestion);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

@@ -1,0 +1,31 @@
+/*
+ * contracts.h — backward-compatibility contracts: classification of DDL
+ * before it runs, policies, migrations and consumers.
+ */
+#ifndef ELT_CONTRACTS_H
+#define ELT_CONTRACTS_H
+
+#include "postgres.h"
+
+#include "nodes/nodes.h"
+#include "tcop/cmdtag.h"
+
+#include "util.h"
+
+/* The one SQLSTATE of every change blocked by a contract. */
+#define ERRCODE_ELT_CHANGE_BLOCKED MAKE_SQLSTATE('E','G','0','0','0')
+
+extern int	elt_large_table_rows;
+extern bool elt_require_second_approver;
+
+/* contracts.c */
+extern void EltContractsCheck(Node *parsetree, CommandTag tag);
+extern bool EltContractsReady(void);
+extern void EltContractsRecordDeferred(EltCatalogWrite *cw);
+
+/* migrations.c */
+extern void EltMigrationsInit(void);
+extern int64 EltCurrentMigration(void);
+extern void EltForgetConsumers(EltCatalogWrite *cw, Oid relid, const char *object);
+
+#endif							/* ELT_CONTRACTS_H */

@@ -1,0 +1,641 @@
+/*
+ * migrations.c — the change protocol of the contracts engine: approvers,
+ * migration windows, registered consumers.
+ *
+ * Owns: elt.approvers, elt.migration_windows, elt.consumer_registrations.
+ *
+ * A migration window belongs to the session that opened it: the open
+ * migration's id lives in this backend's memory (never in a setting a user
+ * could change), so a window open in one session lets nothing through in
+ * another.  The row in elt.migration_windows is written in the caller's
+ * transaction; if that transaction (or the subtransaction that opened or
+ * closed the window) rolls back, the session's state rolls back with it.
+ * A session that ends with a window open leaves it open in the catalog; the
+ * view elt.migrations shows it as 'abandoned'.
+ *
+ * approved_by is a name that is recorded and audited, not authenticated: it
+ * must be listed in elt.approvers, and with elt.require_second_approver on
+ * it must differ from the session user.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "audit.h"
+#include "contracts.h"
+#include "util.h"
+
+bool		elt_require_second_approver = false;
+
+/* The migration open in this session (0: none). */
+static int64 current_migration = 0;
+
+/* Changes of current_migration in the open transaction, to undo on abort. */
+typedef struct MigrationChange
+{
+	SubTransactionId subid;
+	int64		before;
+} MigrationChange;
+
+static List *changes = NIL;
+
+static void
+set_current_migration(int64 id)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	MigrationChange *ch = palloc(sizeof(MigrationChange));
+
+	ch->subid = GetCurrentSubTransactionId();
+	ch->before = current_migration;
+	changes = lappend(changes, ch);
+	MemoryContextSwitchTo(old);
+	current_migration = id;
+}
+
+static void
+migration_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (changes != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that began or ended a migration"),
+						 errhint("Begin and end migrations in ordinary transactions.")));
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			if (changes != NIL)
+				current_migration = ((MigrationChange *) linitial(changes))->before;
+			list_free_deep(changes);
+			changes = NIL;
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			list_free_deep(changes);
+			changes = NIL;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+migration_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						   SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (changes == NIL)
+		return;
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, changes)
+		{
+			MigrationChange *ch = (MigrationChange *) lfirst(lc);
+
+			if (ch->subid == mySubid)
+				ch->subid = parentSubid;
+		}
+	}
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		/* changes of this subtransaction are the last ones in the list */
+		foreach(lc, changes)
+		{
+			MigrationChange *ch = (MigrationChange *) lfirst(lc);
+
+			if (ch->subid == mySubid)
+			{
+				current_migration = ch->before;
+				changes = list_truncate(changes, foreach_current_index(lc));
+				break;
+			}
+		}
+	}
+}
+
+/* Register the transaction callbacks; called once from _PG_init. */
+void
+EltMigrationsInit(void)
+{
+	RegisterXactCallback(migration_xact_callback, NULL);
+	RegisterSubXactCallback(migration_subxact_callback, NULL);
+}
+
+/* The id of the migration open in this session, or 0. */
+int64
+EltCurrentMigration(void)
+{
+	return current_migration;
+}
+
+/* Stop unless the 0.2.0 catalog is there. */
+static void
+require_catalog(void)
+{
+	if (!EltCatalogReady() || !EltContractsReady())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the elt_governance catalog is older than its library"),
+				 errhint("Run ALTER EXTENSION elt_governance UPDATE.")));
+}
+
+/* A text argument that must be given and not empty. */
+static char *
+required_text(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	char	   *s;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname)));
+	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (s[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", argname)));
+	return s;
+}
+
+/* Only the extension owner's members and superusers manage approvers. */
+static void
+require_catalog_owner(const char *what)
+{
+	if (!superuser() && !has_privs_of_role(GetUserId(), EltExtensionOwner()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s", what),
+				 errhint("Only a superuser or a member of the role that owns the extension (%s) may do it.",
+						 GetUserNameFromId(EltExtensionOwner(), false))));
+}
+
+PG_FUNCTION_INFO_V1(elt_approver_add);
+Datum
+elt_approver_add(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *approver = required_text(fcinfo, 0, "approver");
+	char	   *note = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Oid			argtypes[3] = {TEXTOID, NAMEOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	EltCatalogWrite cw;
+	StringInfoData details;
+
+	require_catalog();
+	require_catalog_owner("add an approver");
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&plan,
+			   "INSERT INTO elt.approvers (approver, added_by, added_at, note)"
+			   " VALUES ($1, $2, pg_catalog.now(), $3) ON CONFLICT (approver) DO NOTHING",
+			   3, argtypes);
+	values[0] = CStringGetTextDatum(approver);
+	values[1] = DirectFunctionCall1(namein,
+									CStringGetDatum(GetUserNameFromId(cw.actor, false)));
+	if (note)
+		values[2] = CStringGetTextDatum(note);
+	else
+		nulls[2] = 'n';
+	EltExec(plan, values, nulls, 0);
+	if (SPI_processed == 0)
+		ereport(NOTICE,
+				(errmsg("\"%s\" is already an approver, skipping", approver)));
+	else
+	{
+		initStringInfo(&details);
+		appendStringInfoChar(&details, '{');
+		EltAppendJsonString(&details, "approver", approver);
+		appendStringInfoChar(&details, '}');
+		EltAuditRecord(cw.actor, "approver_added", approver, details.data,
+					   EltAuditReason(note));
+	}
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(elt_approver_remove);
+Datum
+elt_approver_remove(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *approver = required_text(fcinfo, 0, "approver");
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	EltCatalogWrite cw;
+	StringInfoData details;
+
+	require_catalog();
+	require_catalog_owner("remove an approver");
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&plan, "DELETE FROM elt.approvers WHERE approver = $1", 1, argtypes);
+	values[0] = CStringGetTextDatum(approver);
+	EltExec(plan, values, NULL, 0);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("\"%s\" is not an approver", approver),
+				 errhint("SELECT * FROM elt.approvers lists the approvers.")));
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonString(&details, "approver", approver);
+	appendStringInfoChar(&details, '}');
+	EltAuditRecord(cw.actor, "approver_removed", approver, details.data,
+				   EltAuditReason(NULL));
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(elt_migration_begin);
+Datum
+elt_migration_begin(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr approver_plan = NULL;
+	static SPIPlanPtr insert_plan = NULL;
+	char	   *name = required_text(fcinfo, 0, "name");
+	char	   *reason = required_text(fcinfo, 1, "reason");
+	char	   *approved_by = required_text(fcinfo, 2, "approved_by");
+	char	   *session_user = GetUserNameFromId(GetSessionUserId(), false);
+	Oid			argtypes[7] = {TEXTOID, TEXTOID, TEXTOID, NAMEOID, NAMEOID, INT4OID,
+	TIMESTAMPTZOID};
+	Datum		values[7];
+	Datum		args[1];
+	Oid			argtypes1[1] = {TEXTOID};
+	EltCatalogWrite cw;
+	StringInfoData details;
+	bool		isnull;
+	int64		id;
+
+	require_catalog();
+	if (current_migration != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration %lld is already open in this session",
+						(long long) current_migration),
+				 errhint("End it with SELECT elt.migration_end() before beginning another.")));
+	if (elt_require_second_approver && strcmp(approved_by, session_user) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("migration \"%s\" cannot be approved by the session user \"%s\"",
+						name, session_user),
+				 errdetail("elt.require_second_approver is on."),
+				 errhint("Ask another approver (SELECT * FROM elt.approvers).")));
+
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&approver_plan, "SELECT 1 FROM elt.approvers WHERE approver = $1",
+			   1, argtypes1);
+	args[0] = CStringGetTextDatum(approved_by);
+	EltExecLatest(approver_plan, args, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("\"%s\" is not an approver", approved_by),
+				 errhint("SELECT * FROM elt.approvers lists who may approve; a superuser adds one with elt.approver_add().")));
+
+	EltPrepare(&insert_plan,
+			   "INSERT INTO elt.migration_windows (name, reason, approved_by, opened_by,"
+			   " role, backend_pid, backend_start, opened_at)"
+			   " VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.now())"
+			   " RETURNING migration_id",
+			   7, argtypes);
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(reason);
+	values[2] = CStringGetTextDatum(approved_by);
+	values[3] = DirectFunctionCall1(namein, CStringGetDatum(session_user));
+	values[4] = DirectFunctionCall1(namein,
+									CStringGetDatum(GetUserNameFromId(cw.actor, false)));
+	values[5] = Int32GetDatum(MyProcPid);
+	values[6] = TimestampTzGetDatum(MyStartTimestamp);
+	if (EltExec(insert_plan, values, NULL, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not insert into elt.migration_windows");
+	id = EltSpiGetInt64(0, "migration_id", &isnull);
+
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonInt(&details, "migration_id", id);
+	EltAppendJsonString(&details, "name", name);
+	EltAppendJsonString(&details, "approved_by", approved_by);
+	appendStringInfoChar(&details, '}');
+	EltAuditRecord(cw.actor, "migration_begun", name, details.data, reason);
+	EltCatalogWriteEnd(&cw);
+
+	set_current_migration(id);
+	PG_RETURN_INT64(id);
+}
+
+PG_FUNCTION_INFO_V1(elt_migration_end);
+Datum
+elt_migration_end(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	EltCatalogWrite cw;
+	StringInfoData details;
+	int64		id = current_migration;
+	char	   *name;
+
+	require_catalog();
+	if (id == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no migration is open in this session"),
+				 errhint("Begin one with SELECT elt.migration_begin(name, reason, approved_by).")));
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&plan,
+			   "UPDATE elt.migration_windows SET closed_at = pg_catalog.now()"
+			   " WHERE migration_id = $1 AND closed_at IS NULL RETURNING name",
+			   1, argtypes);
+	values[0] = Int64GetDatum(id);
+	EltExec(plan, values, NULL, 1);
+	if (SPI_processed != 1)
+		elog(ERROR, "migration " INT64_FORMAT " is not open in elt.migration_windows", id);
+	name = EltSpiGetText(0, "name");
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonInt(&details, "migration_id", id);
+	appendStringInfoChar(&details, '}');
+	EltAuditRecord(cw.actor, "migration_ended", name, details.data, EltAuditReason(NULL));
+	EltCatalogWriteEnd(&cw);
+
+	set_current_migration(0);
+	PG_RETURN_INT64(id);
+}
+
+PG_FUNCTION_INFO_V1(elt_migration_current);
+Datum
+elt_migration_current(PG_FUNCTION_ARGS)
+{
+	if (current_migration == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(current_migration);
+}
+
+/* ------------------------------------------------------------------------
+ * Registered consumers
+ * ------------------------------------------------------------------------
+ */
+
+/* Lock a relation against DROP and check it is one with columns. */
+static void
+lock_consumed_relation(Oid relid)
+{
+	char		relkind;
+
+	LockRelationOid(relid, AccessShareLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	relkind = get_rel_relkind(relid);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE &&
+		relkind != RELKIND_VIEW && relkind != RELKIND_MATVIEW &&
+		relkind != RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table, view or materialized view",
+						get_rel_name(relid)),
+				 errhint("Register consumers of the relations they read.")));
+}
+
+PG_FUNCTION_INFO_V1(elt_consumer_register);
+Datum
+elt_consumer_register(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			relid;
+	char	   *consumer;
+	Datum	   *elems = NULL;
+	bool	   *elnulls = NULL;
+	int			nelems = 0;
+	int			i;
+	bool		table_select;
+	Oid			argtypes[4] = {OIDOID, TEXTOID, TEXTARRAYOID, NAMEOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	EltCatalogWrite cw;
+	StringInfoData details;
+	char	   *object;
+
+	require_catalog();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rel must not be null")));
+	relid = PG_GETARG_OID(0);
+	consumer = required_text(fcinfo, 1, "consumer");
+	lock_consumed_relation(relid);
+	object = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										get_rel_name(relid));
+
+	table_select = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
+	if (!PG_ARGISNULL(2))
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(2);
+
+		if (ARR_NDIM(arr) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("columns must be a one-dimensional array")));
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &elnulls, &nelems);
+		if (nelems == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("columns must not be empty"),
+					 errhint("Pass NULL for a consumer of every column.")));
+		for (i = 0; i < nelems; i++)
+		{
+			char	   *col;
+			AttrNumber	attnum;
+			int			j;
+
+			if (elnulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("columns must not contain nulls")));
+			col = TextDatumGetCString(elems[i]);
+			attnum = get_attnum(relid, col);
+			if (attnum <= 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("column \"%s\" of relation %s does not exist", col, object),
+						 errhint("Name the columns as the relation has them now.")));
+			for (j = 0; j < i; j++)
+			{
+				if (strcmp(col, TextDatumGetCString(elems[j])) == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("column \"%s\" is listed twice", col)));
+			}
+			if (!table_select &&
+				pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied to register a consumer of column %s.%s",
+								object, quote_identifier(col)),
+						 errhint("A consumer can be registered only by a role that may read what it reads.")));
+		}
+	}
+	else if (!table_select)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to register a consumer of %s", object),
+				 errhint("A consumer can be registered only by a role that may read what it reads.")));
+
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&plan,
+			   "INSERT INTO elt.consumer_registrations"
+			   " (rel, consumer, columns, registered_by, registered_at)"
+			   " VALUES ($1::pg_catalog.regclass, $2, $3, $4, pg_catalog.now())"
+			   " ON CONFLICT (rel, consumer) DO UPDATE"
+			   " SET columns = EXCLUDED.columns, registered_by = EXCLUDED.registered_by,"
+			   "     registered_at = EXCLUDED.registered_at",
+			   4, argtypes);
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(consumer);
+	if (PG_ARGISNULL(2))
+		nulls[2] = 'n';
+	else
+		values[2] = PG_GETARG_DATUM(2);
+	values[3] = DirectFunctionCall1(namein,
+									CStringGetDatum(GetUserNameFromId(cw.actor, false)));
+	EltExec(plan, values, nulls, 0);
+
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonString(&details, "consumer", consumer);
+	if (!PG_ARGISNULL(2))
+	{
+		appendStringInfoString(&details, ",\"columns\":[");
+		for (i = 0; i < nelems; i++)
+		{
+			if (i > 0)
+				appendStringInfoChar(&details, ',');
+			escape_json(&details, TextDatumGetCString(elems[i]));
+		}
+		appendStringInfoChar(&details, ']');
+	}
+	appendStringInfoChar(&details, '}');
+	EltAuditRecord(cw.actor, "consumer_registered", object, details.data,
+				   EltAuditReason(NULL));
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(elt_consumer_unregister);
+Datum
+elt_consumer_unregister(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr find_plan = NULL;
+	static SPIPlanPtr delete_plan = NULL;
+	Oid			relid;
+	char	   *consumer;
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
+	EltCatalogWrite cw;
+	StringInfoData details;
+	char	   *object;
+	char	   *registered_by;
+	char	   *me = GetUserNameFromId(GetUserId(), false);
+
+	require_catalog();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rel must not be null")));
+	relid = PG_GETARG_OID(0);
+	consumer = required_text(fcinfo, 1, "consumer");
+	lock_consumed_relation(relid);
+	object = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										get_rel_name(relid));
+
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&find_plan,
+			   "SELECT registered_by::text AS registered_by FROM elt.consumer_registrations"
+			   " WHERE rel = $1::pg_catalog.regclass AND consumer = $2 FOR UPDATE",
+			   2, argtypes);
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(consumer);
+	EltExec(find_plan, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("consumer \"%s\" of %s is not registered", consumer, object),
+				 errhint("SELECT * FROM elt.consumers WHERE kind = 'registered' lists them.")));
+	registered_by = EltSpiGetText(0, "registered_by");
+	if (strcmp(registered_by, me) != 0 && !superuser_arg(cw.actor) &&
+		!pg_class_ownercheck(relid, cw.actor))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to unregister consumer \"%s\" of %s", consumer, object),
+				 errhint("The role that registered it (%s), the owner of the relation or a superuser may.",
+						 registered_by)));
+	EltPrepare(&delete_plan,
+			   "DELETE FROM elt.consumer_registrations"
+			   " WHERE rel = $1::pg_catalog.regclass AND consumer = $2",
+			   2, argtypes);
+	EltExec(delete_plan, values, NULL, 0);
+
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonString(&details, "consumer", consumer);
+	appendStringInfoChar(&details, '}');
+	EltAuditRecord(cw.actor, "consumer_unregistered", object, details.data,
+				   EltAuditReason(NULL));
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_VOID();
+}
+
+/*
+ * A relation was dropped: its registrations go with it (a dangling regclass
+ * would break pg_dump), each recorded in the audit log.  Inside the catalog
+ * write context.
+ */
+void
+EltForgetConsumers(EltCatalogWrite *cw, Oid relid, const char *object)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	uint64		i;
+	uint64		n;
+	SPITupleTable *tt;
+
+	if (!EltContractsReady())
+		return;
+	EltPrepare(&plan,
+			   "DELETE FROM elt.consumer_registrations WHERE rel = $1::pg_catalog.regclass"
+			   " RETURNING consumer",
+			   1, argtypes);
+	values[0] = ObjectIdGetDatum(relid);
+	EltExec(plan, values, NULL, 0);
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		StringInfoData details;
+
+		initStringInfo(&details);
+		appendStringInfoChar(&details, '{');
+		EltAppendJsonString(&details, "consumer", SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
+		EltAppendJsonString(&details, "cause", "relation dropped");
+		appendStringInfoChar(&details, '}');
+		EltAuditRecord(cw->actor, "consumer_unregistered", object, details.data,
+					   EltAuditReason(NULL));
+	}
+}

@@ -1,0 +1,379 @@
+-- Backward-compatibility contracts: every rule under every policy, safe
+-- statements, multi-subcommand statements, ungoverned tables, consumers,
+-- migrations and the record of changes.
+CREATE EXTENSION elt_governance;
+SET elt.large_table_rows = 100;
+
+CREATE SCHEMA c;
+CREATE TYPE c.mood AS ENUM ('sad', 'ok');
+CREATE TABLE c.customers (customer_id int PRIMARY KEY, name text);
+CREATE TABLE c.orders (
+    order_id    bigint PRIMARY KEY,
+    amount      numeric(10,2) NOT NULL,
+    status      text DEFAULT 'new',
+    note        varchar(20),
+    qty         int,
+    customer_id int,
+    price       numeric(8,2),
+    label       text,
+    mood        c.mood);
+ALTER TABLE c.orders ADD CONSTRAINT orders_qty_check CHECK (qty >= 0) NOT VALID;
+CREATE INDEX orders_note_idx ON c.orders (note);
+CREATE TABLE c.big (id int PRIMARY KEY, v int);
+INSERT INTO c.big SELECT g, g FROM generate_series(1, 1000) g;
+ANALYZE c.big;
+ANALYZE c.orders;   -- known empty; a never-analyzed table counts 10 pages, as the planner assumes
+ANALYZE c.customers;
+CREATE INDEX big_v_idx ON c.big (v);
+CREATE VIEW c.order_totals AS SELECT order_id, amount FROM c.orders;
+CREATE VIEW public.report AS SELECT order_id, amount FROM c.order_totals;
+CREATE MATERIALIZED VIEW c.daily AS SELECT status, count(*) AS n FROM c.orders GROUP BY status;
+CREATE FUNCTION c.all_orders() RETURNS SETOF c.orders LANGUAGE sql AS 'SELECT * FROM c.orders';
+CREATE VIEW c.v_simple AS SELECT 1 AS one;
+CREATE SCHEMA c2;
+CREATE TABLE c2.t (id int);
+
+SELECT elt.govern('c');
+SELECT elt.govern('c2');
+SELECT elt.consumer_register('c.orders', 'dashboard:revenue', ARRAY['amount', 'qty']);
+SELECT elt.approver_add('cto', 'signs off schema changes');
+
+-- try(policy, statement, in_migration): run a statement with both schemas
+-- under a policy, report what happened, and roll it all back
+CREATE FUNCTION pg_temp.try(policy text, stmt text, in_migration boolean DEFAULT false)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    last bigint;
+    r text;
+    msgs text := current_setting('client_min_messages');
+BEGIN
+    BEGIN
+        PERFORM set_config('client_min_messages', 'warning', true);
+        PERFORM elt.govern('c', policy);
+        PERFORM elt.govern('c2', policy);
+        PERFORM set_config('client_min_messages', msgs, true);
+        IF in_migration THEN
+            PERFORM elt.migration_begin('try', 'testing every rule', 'cto');
+        END IF;
+        SELECT coalesce(max(change_id), 0) INTO last FROM elt.schema_changes;
+        EXECUTE stmt;
+        SELECT string_agg(coalesce(rule, 'safe') || ':' || decision, ' ' ORDER BY change_id)
+          INTO r FROM elt.schema_changes WHERE change_id > last;
+        RAISE EXCEPTION USING ERRCODE = 'P0099', MESSAGE = coalesce(r, 'nothing recorded');
+    EXCEPTION
+        WHEN SQLSTATE 'P0099' THEN RETURN 'ran ' || SQLERRM;
+        WHEN SQLSTATE 'EG000' THEN RETURN 'blocked ' || split_part(SQLERRM, ':', 1);
+        WHEN OTHERS THEN RETURN 'failed: ' || SQLERRM;
+    END;
+END
+$$;
+
+CREATE TEMP TABLE cases (code text, stmt text);
+INSERT INTO cases VALUES
+ ('EG101', 'DROP TABLE c.customers'),
+ ('EG102', 'DROP VIEW c.v_simple'),
+ ('EG103', 'DROP SCHEMA c2 CASCADE'),
+ ('EG104', 'ALTER TABLE c.orders DROP COLUMN price'),
+ ('EG105', 'ALTER TABLE c.customers RENAME TO clients'),
+ ('EG105', 'ALTER TABLE c.customers SET SCHEMA public'),
+ ('EG106', 'ALTER TABLE c.customers RENAME COLUMN name TO full_name'),
+ ('EG107', 'ALTER TABLE c.orders ALTER COLUMN note TYPE varchar(10)'),
+ ('EG108', 'ALTER TABLE c.orders ALTER COLUMN amount DROP NOT NULL'),
+ ('EG109', 'ALTER TABLE c.customers ALTER COLUMN name SET NOT NULL'),
+ ('EG110', 'ALTER TABLE c.customers ADD COLUMN tier int NOT NULL'),
+ ('EG111', 'ALTER TABLE c.orders ALTER COLUMN status DROP DEFAULT'),
+ ('EG112', 'ALTER TABLE c.customers ADD CONSTRAINT name_len CHECK (length(name) < 100)'),
+ ('EG113', 'ALTER TABLE c.customers ADD CONSTRAINT name_uq UNIQUE (name)'),
+ ('EG114', 'ALTER TABLE c.orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES c.customers'),
+ ('EG115', 'ALTER TYPE c.mood ADD VALUE ''happy'''),
+ ('EG116', 'ALTER TYPE c.mood RENAME VALUE ''sad'' TO ''blue'''),
+ ('EG117', 'ALTER TABLE c.orders ALTER COLUMN qty SET DEFAULT 1'),
+ ('EG118', 'TRUNCATE c.customers'),
+ ('EG119', 'ALTER SCHEMA c2 RENAME TO c3'),
+ ('EG201', 'ALTER TABLE c.orders ALTER COLUMN customer_id TYPE bigint'),
+ ('EG202', 'ALTER TABLE c.orders ADD COLUMN uid uuid DEFAULT gen_random_uuid()'),
+ ('EG203', 'ALTER TABLE c.orders ALTER COLUMN customer_id SET NOT NULL'),
+ ('EG204', 'ALTER TABLE c.orders ADD CONSTRAINT price_pos CHECK (price > 0)'),
+ ('EG205', 'ALTER TABLE c.orders ADD CONSTRAINT note_uq UNIQUE (note)'),
+ ('EG206', 'CREATE INDEX big_id_v_idx ON c.big (id, v)'),
+ ('EG207', 'DROP INDEX c.big_v_idx'),
+ ('EG208', 'ALTER TABLE c.big SET UNLOGGED'),
+ ('EG209', 'ALTER TABLE c.big SET LOGGED');
+
+-- enforce: every rule blocks, with its code first in the message
+SELECT code, pg_temp.try('enforce', stmt) AS enforce FROM cases ORDER BY code, stmt;
+-- and nothing was left behind
+SELECT count(*) AS changes_left FROM elt.schema_changes;
+SELECT attname FROM pg_attribute WHERE attrelid = 'c.orders'::regclass AND attname = 'price';
+
+-- warn: every statement runs and is recorded as warned (the WARNING itself
+-- is shown below for a few statements)
+SET client_min_messages = error;
+SELECT code, pg_temp.try('warn', stmt) AS warn FROM cases ORDER BY code, stmt;
+RESET client_min_messages;
+
+-- off: every statement runs, silently, and is recorded
+SELECT code, pg_temp.try('off', stmt) AS off FROM cases ORDER BY code, stmt;
+
+-- inside a migration: every statement is approved
+SET client_min_messages = warning;
+SELECT code, pg_temp.try('enforce', stmt, true) AS in_migration FROM cases ORDER BY code, stmt;
+RESET client_min_messages;
+
+-- what a blocked statement says: rule, dependents (views, also through other
+-- views, materialized views, functions, registered consumers) and the way out
+ALTER TABLE c.orders DROP COLUMN amount;
+ALTER TABLE c.orders RENAME COLUMN status TO state;
+ALTER TABLE c.orders ALTER COLUMN qty TYPE bigint;
+DROP SCHEMA c2 CASCADE;
+ALTER TYPE c.mood RENAME VALUE 'sad' TO 'blue';
+CREATE INDEX ON c.big (v, id);
+-- the same under warn: a WARNING with the same content, and it runs
+SELECT elt.govern('c', 'warn');
+BEGIN;
+ALTER TABLE c.orders RENAME COLUMN status TO state;
+ROLLBACK;
+SELECT elt.govern('c');
+
+-- a lock_timeout removes EG208, and nothing else
+SET lock_timeout = '5s';
+SELECT pg_temp.try('enforce', 'ALTER TABLE c.orders ALTER COLUMN customer_id TYPE bigint');
+RESET lock_timeout;
+-- a validated CHECK (col IS NOT NULL) lets SET NOT NULL skip its scan: no EG203
+ALTER TABLE c.customers ADD CONSTRAINT name_nn CHECK (name IS NOT NULL) NOT VALID;
+ALTER TABLE c.customers VALIDATE CONSTRAINT name_nn;
+SELECT pg_temp.try('enforce', 'ALTER TABLE c.customers ALTER COLUMN name SET NOT NULL');
+-- CREATE INDEX without CONCURRENTLY on a small table is no hazard
+SELECT pg_temp.try('enforce', 'CREATE INDEX ON c.orders (qty)');
+SET elt.large_table_rows = 100000;
+SELECT pg_temp.try('enforce', 'CREATE INDEX ON c.big (v, id)');
+SET elt.large_table_rows = 100;
+-- a unique index is a stricter write contract, concurrently or not
+SELECT pg_temp.try('enforce', 'CREATE UNIQUE INDEX ON c.orders (note)');
+-- the prefix of the settings is reserved and they are superuser-only
+SELECT name, setting, context FROM pg_settings
+WHERE name IN ('elt.large_table_rows', 'elt.require_second_approver') ORDER BY name;
+
+-- widenings are safe for readers; a rewrite is still a lock hazard
+CREATE TEMP TABLE type_cases (stmt text);
+INSERT INTO type_cases VALUES
+ ('ALTER TABLE c.orders ALTER COLUMN customer_id TYPE bigint'),
+ ('ALTER TABLE c.orders ALTER COLUMN customer_id TYPE numeric'),
+ ('ALTER TABLE c.orders ALTER COLUMN customer_id TYPE numeric(10,0)'),
+ ('ALTER TABLE c.orders ALTER COLUMN customer_id TYPE numeric(9,0)'),
+ ('ALTER TABLE c.orders ALTER COLUMN customer_id TYPE smallint'),
+ ('ALTER TABLE c.orders ALTER COLUMN customer_id TYPE double precision'),
+ ('ALTER TABLE c.orders ALTER COLUMN customer_id TYPE real'),
+ ('ALTER TABLE c.orders ALTER COLUMN customer_id TYPE text'),
+ ('ALTER TABLE c.orders ALTER COLUMN customer_id TYPE bigint USING customer_id + 0'),
+ ('ALTER TABLE c.orders ALTER COLUMN note TYPE varchar(40)'),
+ ('ALTER TABLE c.orders ALTER COLUMN note TYPE varchar'),
+ ('ALTER TABLE c.orders ALTER COLUMN note TYPE text'),
+ ('ALTER TABLE c.orders ALTER COLUMN note TYPE varchar(20)'),
+ ('ALTER TABLE c.orders ALTER COLUMN note TYPE char(20)'),
+ ('ALTER TABLE c.orders ALTER COLUMN price TYPE numeric(12,2)'),
+ ('ALTER TABLE c.orders ALTER COLUMN price TYPE numeric(12,4)'),
+ ('ALTER TABLE c.orders ALTER COLUMN price TYPE numeric(6,2)'),
+ ('ALTER TABLE c.orders ALTER COLUMN price TYPE numeric'),
+ ('ALTER TABLE c.orders ALTER COLUMN price TYPE float8'),
+ ('ALTER TABLE c.orders ALTER COLUMN label TYPE varchar'),
+ ('ALTER TABLE c.orders ALTER COLUMN label TYPE varchar(5)');
+SET lock_timeout = '5s';
+SELECT stmt, pg_temp.try('off', stmt) AS result FROM type_cases;
+RESET lock_timeout;
+
+-- safe statements: never flagged under enforce
+CREATE INDEX orders_small_idx ON c.orders (customer_id);
+CREATE TEMP TABLE safe_cases (n serial, stmt text);
+INSERT INTO safe_cases (stmt) VALUES
+ ('ALTER TABLE c.orders ADD COLUMN note2 text'),
+ ('ALTER TABLE c.orders ADD COLUMN flag boolean DEFAULT false'),
+ ('ALTER TABLE c.orders ADD COLUMN created date DEFAULT ''2026-01-01'''),
+ ('ALTER TABLE c.orders ADD COLUMN seen_at timestamptz DEFAULT now()'),
+ ('ALTER TABLE c.orders ADD COLUMN n int NOT NULL DEFAULT 0'),
+ ('ALTER TABLE c.orders ADD COLUMN tags text[] DEFAULT ''{}'''),
+ ('ALTER TABLE c.orders ADD COLUMN IF NOT EXISTS note text'),
+ ('ALTER TABLE c.orders ADD COLUMN a int, ADD COLUMN b text DEFAULT ''x'''),
+ ('ALTER TABLE c.orders ADD CONSTRAINT qty_pos CHECK (qty > 0) NOT VALID'),
+ ('ALTER TABLE c.orders ADD CONSTRAINT fk_c FOREIGN KEY (customer_id) REFERENCES c.customers NOT VALID'),
+ ('ALTER TABLE c.orders VALIDATE CONSTRAINT orders_qty_check'),
+ ('ALTER TABLE c.orders DROP CONSTRAINT orders_qty_check'),
+ ('ALTER TABLE c.orders RENAME CONSTRAINT orders_qty_check TO qty_check'),
+ ('ALTER TABLE c.orders ALTER COLUMN note TYPE varchar(40)'),
+ ('ALTER TABLE c.orders ALTER COLUMN note TYPE text'),
+ ('ALTER TABLE c.orders ALTER COLUMN price TYPE numeric(12,2)'),
+ ('ALTER TABLE c.orders ALTER COLUMN price TYPE numeric'),
+ ('ALTER TABLE c.orders ALTER COLUMN qty TYPE int'),
+ ('ALTER TABLE c.orders ALTER COLUMN status SET DEFAULT ''open'''),
+ ('ALTER TABLE c.orders ALTER COLUMN note DROP NOT NULL'),
+ ('ALTER TABLE c.orders ALTER COLUMN amount SET NOT NULL'),
+ ('ALTER TABLE c.orders ALTER COLUMN qty SET STATISTICS 500'),
+ ('ALTER TABLE c.orders ALTER COLUMN note SET STORAGE EXTERNAL'),
+ ('ALTER TABLE c.orders ALTER COLUMN note SET COMPRESSION pglz'),
+ ('ALTER TABLE c.orders ALTER COLUMN note SET (n_distinct = 10)'),
+ ('ALTER TABLE c.orders SET (fillfactor = 90)'),
+ ('ALTER TABLE c.orders RESET (fillfactor)'),
+ ('ALTER TABLE c.orders OWNER TO CURRENT_USER'),
+ ('ALTER TABLE c.orders REPLICA IDENTITY FULL'),
+ ('ALTER TABLE c.orders CLUSTER ON orders_pkey'),
+ ('ALTER TABLE c.orders SET WITHOUT CLUSTER'),
+ ('ALTER TABLE c.orders DISABLE TRIGGER USER'),
+ ('ALTER TABLE c.orders ENABLE ROW LEVEL SECURITY'),
+ ('ALTER INDEX c.orders_note_idx RENAME TO orders_note_ix'),
+ ('ALTER TYPE c.mood ADD VALUE ''happy'' AFTER ''ok'''),
+ ('ALTER TYPE c.mood ADD VALUE ''meh'' BEFORE ''ok'''),
+ ('CREATE INDEX ON c.orders (qty)'),
+ ('DROP INDEX c.orders_small_idx'),
+ ('CREATE TABLE c.new_table (id int)'),
+ ('CREATE VIEW c.new_view AS SELECT order_id FROM c.orders'),
+ ('CREATE STATISTICS c.orders_stats ON qty, price FROM c.orders'),
+ ('COMMENT ON TABLE c.orders IS ''all orders'''),
+ ('COMMENT ON COLUMN c.orders.amount IS ''in euros'''),
+ ('GRANT SELECT ON c.orders TO PUBLIC'),
+ ('REVOKE SELECT ON c.orders FROM PUBLIC'),
+ ('ALTER TABLE c.orders ALTER COLUMN status SET DEFAULT ''new'', ALTER COLUMN note SET STATISTICS 100');
+SELECT count(*) AS safe_statements,
+       count(*) FILTER (WHERE r NOT IN ('ran safe:allowed', 'ran nothing recorded')) AS flagged
+FROM (SELECT pg_temp.try('enforce', stmt) AS r FROM safe_cases) s;
+SELECT n, stmt, pg_temp.try('enforce', stmt) AS result FROM safe_cases ORDER BY n;
+
+-- CONCURRENTLY cannot run inside a function: at top level
+CREATE INDEX CONCURRENTLY big_v2_idx ON c.big (v);
+DROP INDEX CONCURRENTLY c.big_v2_idx;
+SELECT command_tag, rule, class, object, decision FROM elt.schema_changes
+ORDER BY change_id DESC LIMIT 2;
+
+-- a statement with one breaking part is judged as a whole: nothing runs
+ALTER TABLE c.orders ADD COLUMN kept int, DROP COLUMN price, ALTER COLUMN note TYPE text;
+SELECT count(*) AS kept_added FROM pg_attribute WHERE attrelid = 'c.orders'::regclass AND attname = 'kept';
+-- several breaking parts are all named
+ALTER TABLE c.customers ADD COLUMN tier int NOT NULL, ADD CONSTRAINT name_uq UNIQUE (name);
+ALTER TABLE c.customers RENAME COLUMN name TO full_name;
+ALTER TABLE c.orders DROP COLUMN price, DROP COLUMN mood, ALTER COLUMN status DROP DEFAULT;
+-- DROP of several tables: one governed is enough
+CREATE TABLE public.scratch (id int);
+DROP TABLE public.scratch, c.customers;
+SELECT to_regclass('public.scratch') IS NOT NULL AS scratch_still_there;
+
+-- ungoverned tables are never blocked, and nothing is recorded for them
+CREATE TABLE public.loose (id int PRIMARY KEY, v text, w int);
+CREATE VIEW public.loose_v AS SELECT v FROM public.loose;
+SELECT count(*) AS before FROM elt.schema_changes \gset
+ALTER TABLE public.loose RENAME COLUMN w TO w2;
+ALTER TABLE public.loose ALTER COLUMN w2 TYPE text;
+ALTER TABLE public.loose ADD COLUMN z int NOT NULL;
+TRUNCATE public.loose;
+DROP VIEW public.loose_v;
+ALTER TABLE public.loose DROP COLUMN v;
+DROP TABLE public.loose;
+SELECT count(*) - :before AS recorded FROM elt.schema_changes;
+-- nor with elt.enabled off (a superuser's maintenance switch)
+SET elt.enabled = off;
+ALTER TABLE c.orders RENAME COLUMN note TO remark;
+ALTER TABLE c.orders RENAME COLUMN remark TO note;
+RESET elt.enabled;
+
+-- consumers
+SELECT kind, rel, consumer, columns FROM elt.consumers ORDER BY kind, rel::text, consumer;
+SELECT elt.consumer_register('c.orders', 'dashboard:revenue', ARRAY['amount', 'status']);
+SELECT rel, consumer, columns FROM elt.consumers WHERE kind = 'registered';
+SELECT elt.consumer_register('c.orders', 'x', ARRAY['nope']);
+SELECT elt.consumer_register('c.orders', 'x', ARRAY['qty', 'qty']);
+SELECT elt.consumer_register('c.orders', 'x', ARRAY[]::text[]);
+SELECT elt.consumer_register('c.orders', 'x', ARRAY['qty', NULL]);
+SELECT elt.consumer_register('c.orders', '', NULL);
+SELECT elt.consumer_register(NULL, 'x', NULL);
+SELECT elt.consumer_register('c.orders_pkey', 'x', NULL);
+SELECT elt.consumer_unregister('c.orders', 'nobody');
+-- a consumer of the whole table: any column change is EG117
+SELECT elt.consumer_register('c.customers', 'export:crm');
+SELECT pg_temp.try('enforce', 'ALTER TABLE c.customers ALTER COLUMN name SET DEFAULT ''?''');
+-- privileges: only a role that may read what the consumer reads
+CREATE ROLE elt_contract_reader;
+CREATE ROLE elt_contract_other;
+GRANT USAGE ON SCHEMA c TO elt_contract_reader, elt_contract_other;
+GRANT SELECT (order_id, qty) ON c.orders TO elt_contract_reader;
+SET ROLE elt_contract_reader;
+SELECT elt.consumer_register('c.orders', 'reader:qty', ARRAY['qty']);
+SELECT elt.consumer_register('c.orders', 'reader:amount', ARRAY['amount']);
+SELECT elt.consumer_register('c.orders', 'reader:all');
+SET ROLE elt_contract_other;
+SELECT elt.consumer_unregister('c.orders', 'reader:qty');
+SELECT elt.approver_add('me');
+RESET ROLE;
+SET ROLE elt_contract_reader;
+SELECT elt.consumer_unregister('c.orders', 'reader:qty');
+RESET ROLE;
+REVOKE ALL ON c.orders FROM elt_contract_reader;
+REVOKE ALL ON SCHEMA c FROM elt_contract_reader, elt_contract_other;
+-- a dropped relation takes its registrations with it
+CREATE TABLE c.tmp (id int, v int);
+SELECT elt.consumer_register('c.tmp', 'job:tmp', ARRAY['v']);
+SELECT elt.govern('c', 'off');
+DROP TABLE c.tmp;
+SELECT elt.govern('c');
+SELECT count(*) AS registrations FROM elt.consumer_registrations WHERE consumer = 'job:tmp';
+SELECT action, object, details FROM elt.audit_log
+WHERE action LIKE 'consumer%' ORDER BY id DESC LIMIT 2;
+
+-- migrations
+SELECT elt.migration_end();
+SELECT elt.migration_begin('x', 'y', 'nobody');
+SELECT elt.migration_begin('', 'y', 'cto');
+SELECT elt.migration_begin('x', NULL, 'cto');
+SELECT elt.migration_current() IS NULL AS none_open;
+-- a migration begun in a transaction that rolls back was never open
+BEGIN;
+SELECT elt.migration_begin('rolled back', 'test', 'cto') > 0 AS begun;
+ROLLBACK;
+SELECT elt.migration_current() IS NULL AS none_open;
+-- nor in a subtransaction that rolls back
+BEGIN;
+SAVEPOINT s;
+SELECT elt.migration_begin('rolled back too', 'test', 'cto') > 0 AS begun;
+ROLLBACK TO SAVEPOINT s;
+SELECT elt.migration_current() IS NULL AS none_open;
+COMMIT;
+-- one that commits stays open across transactions
+SELECT elt.migration_begin('split orders.note', 'notes move to their own table', 'cto') AS mig \gset
+SELECT elt.migration_begin('another', 'nested', 'cto');
+ALTER TABLE c.orders DROP COLUMN note CASCADE;
+ALTER TABLE c.orders RENAME COLUMN status TO state;
+-- an end that rolls back leaves it open
+BEGIN;
+SELECT elt.migration_end() = :mig AS ended;
+ROLLBACK;
+SELECT elt.migration_current() = :mig AS still_open;
+SELECT elt.migration_end() = :mig AS ended;
+SELECT name, reason, approved_by, status, changes, versions FROM elt.migrations ORDER BY migration_id;
+SELECT rule, class, object, decision, migration_id = :mig AS in_migration
+FROM elt.schema_changes WHERE migration_id IS NOT NULL ORDER BY change_id;
+SELECT table_name, version, migration_id = :mig AS in_migration
+FROM elt.schema_versions WHERE migration_id IS NOT NULL ORDER BY version;
+-- and after it, the contract holds again
+ALTER TABLE c.orders RENAME COLUMN state TO status;
+-- a second approver
+SET elt.require_second_approver = on;
+SELECT elt.approver_add(session_user);
+SELECT elt.migration_begin('self', 'approving myself', session_user);
+RESET elt.require_second_approver;
+SELECT approver FROM elt.approvers ORDER BY approver;
+SELECT elt.approver_add('cto');
+SELECT elt.approver_remove(session_user);
+SELECT elt.approver_remove('nobody');
+SELECT elt.approver_add(NULL);
+
+-- the record: append-only, and in the audit chain
+SELECT class, count(*) FROM elt.schema_changes GROUP BY class ORDER BY class;
+SELECT decision, count(*) FROM elt.schema_changes GROUP BY decision ORDER BY decision;
+UPDATE elt.schema_changes SET decision = 'allowed';
+DELETE FROM elt.schema_changes;
+SELECT count(*) > 0 AS audited FROM elt.audit_log WHERE action = 'change_classified';
+SELECT valid, detail FROM elt.audit_verify();
+SELECT rule, class, title FROM elt.rules() ORDER BY rule;
+
+DROP EXTENSION elt_governance;
+DROP SCHEMA c CASCADE;
+DROP SCHEMA c2 CASCADE;
+DROP ROLE elt_contract_reader;
+DROP ROLE elt_contract_other;

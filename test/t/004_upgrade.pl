@@ -1,0 +1,63 @@
+# ALTER EXTENSION elt_governance UPDATE from 0.1.0 keeps the history and the
+# audit chain, and the contracts start to apply; the 0.2.0 library also runs
+# a 0.1.0 catalog (capture only) until the update.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('upgrade');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'elt_governance'");
+$node->start;
+
+$node->safe_psql('postgres', q{
+CREATE EXTENSION elt_governance VERSION '0.1.0';
+CREATE SCHEMA s;
+CREATE TABLE s.t (id int PRIMARY KEY, a int, b int);
+SELECT elt.govern('s');
+ALTER TABLE s.t ADD COLUMN c int;
+});
+is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'}),
+	'0.1.0', 'installed at 0.1.0');
+
+# with the 0.1.0 catalog, the library records versions and judges nothing
+$node->safe_psql('postgres', 'ALTER TABLE s.t DROP COLUMN b');
+is($node->safe_psql('postgres', q{SELECT string_agg(version::text, ',' ORDER BY version) FROM elt.schema_versions}),
+	'1,2,3', 'versions recorded before the update');
+
+$node->safe_psql('postgres', q{ALTER EXTENSION elt_governance UPDATE TO '0.2.0'});
+is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'}),
+	'0.2.0', 'updated to 0.2.0');
+is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't',
+	'the audit chain verifies after the update');
+
+my ($ret, $out, $err) = $node->psql('postgres', 'ALTER TABLE s.t DROP COLUMN a');
+isnt($ret, 0, 'a breaking change is blocked after the update');
+like($err, qr/EG104/, 'with its rule code');
+
+$node->safe_psql('postgres', q{
+SELECT elt.approver_add('cto');
+SELECT elt.migration_begin('drop a', 'unused', 'cto');
+ALTER TABLE s.t DROP COLUMN a;
+SELECT elt.migration_end();
+});
+is($node->safe_psql('postgres',
+		q{SELECT string_agg(version || ':' || coalesce(migration_id::text, '-'), ',' ORDER BY version) FROM elt.schema_versions}),
+	'1:-,2:-,3:-,4:1', 'history continues, the new version in its migration');
+is($node->safe_psql('postgres', q{SELECT rule || ':' || decision FROM elt.schema_changes}),
+	'EG104:approved', 'the approved change is recorded');
+is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't', 'the chain still verifies');
+
+# a fresh install of the default version is the same catalog as an update
+$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('fresh', 'CREATE EXTENSION elt_governance');
+my $objects = q{SELECT string_agg(pg_describe_object(classid, objid, 0), ',' ORDER BY 1)
+	FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+	AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'elt_governance')};
+is($node->safe_psql('fresh', $objects), $node->safe_psql('postgres', $objects),
+	'a fresh install and an update have the same objects');
+
+$node->stop;
+done_testing();
