@@ -1,5 +1,6 @@
--- elt_governance demo: governing a warehouse schema, recording its schema
--- versions, reading history and diffs, and verifying the audit chain.
+-- elt_governance demo: governing a warehouse schema, contracts that stop
+-- breaking changes before they run, approved migrations, schema versions,
+-- history and diffs, and the audit chain.
 -- Run by `make demo` against a throwaway cluster with the library preloaded.
 
 \pset border 2
@@ -28,42 +29,85 @@ SELECT elt.govern('analytics', 'enforce', 'dashboards read this schema') AS base
 SELECT kind, target, policy, tables, governed_by FROM elt.governed;
 
 \echo
-\echo '== 3. The schema evolves; every DDL statement becomes a version'
+\echo '== 3. Dashboards read analytics: a view, and a reader the catalog cannot see'
+CREATE VIEW analytics.top_customers AS
+SELECT customer, lifetime_value FROM analytics.customers ORDER BY lifetime_value DESC LIMIT 10;
+SELECT elt.consumer_register('analytics.daily_revenue', 'dashboard:finance', ARRAY['day', 'revenue']);
+SELECT kind, rel, consumer, columns FROM elt.consumers ORDER BY rel::text, kind;
+
+\echo
+\echo '== 4. Compatible changes go through and become versions'
 SET elt.reason = 'JIRA-42: revenue in cents for the finance dashboard';
 ALTER TABLE analytics.daily_revenue ADD COLUMN revenue_cents bigint;
 UPDATE analytics.daily_revenue SET revenue_cents = (revenue * 100)::bigint;
-ALTER TABLE analytics.daily_revenue ALTER COLUMN revenue TYPE numeric(14,2),
-                                    ALTER COLUMN revenue_cents SET NOT NULL;
 CREATE INDEX daily_revenue_cents_idx ON analytics.daily_revenue (revenue_cents);
-ALTER TABLE analytics.customers RENAME COLUMN lifetime_value TO ltv;
-ALTER TABLE analytics.customers ADD CONSTRAINT ltv_not_negative CHECK (ltv >= 0) NOT VALID;
-ALTER TABLE analytics.customers VALIDATE CONSTRAINT ltv_not_negative;
+ALTER TABLE analytics.customers ADD CONSTRAINT lifetime_value_not_negative
+    CHECK (lifetime_value >= 0) NOT VALID;
+ALTER TABLE analytics.customers VALIDATE CONSTRAINT lifetime_value_not_negative;
 RESET elt.reason;
 -- a new table in a governed schema is governed from its creation
 CREATE TABLE analytics.monthly_revenue AS
 SELECT date_trunc('month', day)::date AS month, sum(revenue_cents) AS revenue_cents
 FROM analytics.daily_revenue GROUP BY 1;
--- and a dropped one keeps its history
-CREATE TABLE analytics.scratch (id int);
-DROP TABLE analytics.scratch;
 -- a rolled-back change leaves nothing behind
 BEGIN;
-ALTER TABLE analytics.customers DROP COLUMN first_order;
+ALTER TABLE analytics.customers ADD COLUMN segment text;
 ROLLBACK;
 
 \echo
-\echo '== 4. The history, one readable line per version'
+\echo '== 5. A breaking change is stopped before it runs, with what it would break'
+\set ON_ERROR_STOP 0
+ALTER TABLE analytics.customers RENAME COLUMN lifetime_value TO ltv;
+ALTER TABLE analytics.daily_revenue ALTER COLUMN revenue TYPE numeric(14,2),
+                                    ALTER COLUMN revenue_cents SET NOT NULL;
+\set ON_ERROR_STOP 1
+SELECT attname FROM pg_attribute
+WHERE attrelid = 'analytics.customers'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
+
+\echo
+\echo '== 6. Lint the migration before running it: elt.check_ddl knows the live database'
+SELECT statement_no, rule, class, object, dependents
+FROM elt.check_ddl($$
+  ALTER TABLE analytics.customers RENAME COLUMN lifetime_value TO ltv;
+  ALTER TABLE analytics.daily_revenue ALTER COLUMN revenue TYPE numeric(14,2);
+  ALTER TABLE analytics.daily_revenue ALTER COLUMN revenue_cents SET NOT NULL;
+  CREATE TABLE analytics.scratch (id int);
+  DROP TABLE analytics.scratch;
+  DROP TABLE analytics.monthly_revenue;
+$$);
+
+\echo
+\echo '== 7. The same change, on purpose: an approved migration'
+SELECT elt.approver_add('data-platform-lead', 'signs off breaking changes');
+SELECT elt.migration_begin('customers: lifetime_value -> ltv',
+                           'shorter name for the new dashboards',
+                           'data-platform-lead') AS migration \gset
+ALTER TABLE analytics.customers RENAME COLUMN lifetime_value TO ltv;
+CREATE OR REPLACE VIEW analytics.top_customers AS
+SELECT customer, ltv AS lifetime_value FROM analytics.customers ORDER BY ltv DESC LIMIT 10;
+SET lock_timeout = '5s';
+ALTER TABLE analytics.daily_revenue ALTER COLUMN revenue_cents SET NOT NULL;
+RESET lock_timeout;
+CREATE TABLE analytics.scratch (id int);
+DROP TABLE analytics.scratch;
+SELECT elt.migration_end();
+SELECT name, approved_by, status, changes, versions FROM elt.migrations;
+SELECT rule, class, object, decision, migration_id FROM elt.schema_changes
+WHERE class <> 'safe' ORDER BY change_id;
+
+\echo
+\echo '== 8. The history, one readable line per version'
 SELECT table_name, version, event, command_tag, summary
 FROM elt.schema_history ORDER BY table_id, version;
 
 \echo
-\echo '== 5. What changed in daily_revenue between its baseline and now'
+\echo '== 9. What changed in daily_revenue between its baseline and now'
 SELECT change, object, before, after
 FROM elt.schema_diff('analytics.daily_revenue', 1,
                      (SELECT max(version) FROM elt.table_versions('analytics.daily_revenue')));
 
 \echo
-\echo '== 6. The statement, role and reason behind each version'
+\echo '== 10. The statement, role and reason behind each version'
 SELECT v.table_name, v.version, v.role, a.reason, v.statement
 FROM elt.schema_versions v
 JOIN elt.audit_log a ON a.action = 'version_recorded'
@@ -71,7 +115,7 @@ JOIN elt.audit_log a ON a.action = 'version_recorded'
 WHERE v.table_name = 'daily_revenue' ORDER BY v.version;
 
 \echo
-\echo '== 7. The audit trail is a hash chain; keep its digest outside the database'
+\echo '== 11. The audit trail is a hash chain; keep its digest outside the database'
 SELECT id, action, object, left(prev_hash, 12) AS prev_hash, left(row_hash, 12) AS row_hash
 FROM elt.audit_log ORDER BY id;
 SELECT elt.audit_digest() AS digest \gset
@@ -79,14 +123,14 @@ SELECT elt.audit_digest() AS digest \gset
 SELECT * FROM elt.audit_verify(:'digest');
 
 \echo
-\echo '== 8. History cannot be rewritten through SQL ...'
+\echo '== 12. History cannot be rewritten through SQL ...'
 \set ON_ERROR_STOP 0
 UPDATE elt.schema_versions SET statement = 'nothing to see here' WHERE version = 2;
 DELETE FROM elt.audit_log WHERE id = 3;
 \set ON_ERROR_STOP 1
 
 \echo
-\echo '== 9. ... and a superuser who goes around the triggers is caught'
+\echo '== 13. ... and a superuser who goes around the triggers is caught'
 SET session_replication_role = replica;
 UPDATE elt.schema_versions SET statement = 'ALTER TABLE nothing'
 WHERE table_name = 'customers' AND version = 2;

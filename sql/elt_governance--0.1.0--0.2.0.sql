@@ -115,6 +115,11 @@ CREATE FUNCTION elt.migration_end() RETURNS bigint
 CREATE FUNCTION elt.migration_current() RETURNS bigint
     LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'elt_migration_current';
 
+-- Whether the session that opened a window still runs (pg_stat_activity
+-- hides backend_start of other roles' sessions).
+CREATE FUNCTION elt._backend_alive(pid integer, started timestamptz) RETURNS boolean
+    LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'elt_backend_alive';
+
 CREATE VIEW elt.migrations AS
 SELECT m.migration_id,
        m.name,
@@ -126,10 +131,7 @@ SELECT m.migration_id,
        m.closed_at,
        CASE
            WHEN m.closed_at IS NOT NULL THEN 'closed'
-           WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
-                        WHERE a.pid = m.backend_pid
-                          AND a.backend_start IS NOT DISTINCT FROM m.backend_start)
-               THEN 'open'
+           WHEN elt._backend_alive(m.backend_pid, m.backend_start) THEN 'open'
            ELSE 'abandoned'
        END AS status,
        (SELECT count(*) FROM elt.schema_changes c

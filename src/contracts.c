@@ -64,9 +64,11 @@
 #include "parser/parser.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
@@ -104,6 +106,7 @@ typedef enum EltRuleId
 	R_CONSUMER_COLUMN,
 	R_TRUNCATE,
 	R_RENAME_SCHEMA,
+	R_DETACH_PARTITION,
 	R_TYPE_REWRITE,
 	R_VOLATILE_DEFAULT,
 	R_NOT_NULL_SCAN,
@@ -165,6 +168,8 @@ static const EltRule rules[R_COUNT] = {
 		"Delete the rows you mean to replace in the same transaction as their replacement, or truncate inside an approved migration."},
 	[R_RENAME_SCHEMA] = {"EG119", "breaking", "ALTER SCHEMA ... RENAME",
 		"Create the new schema with views over the old tables, move the readers, then rename inside an approved migration."},
+	[R_DETACH_PARTITION] = {"EG120", "breaking", "ALTER TABLE ... DETACH PARTITION",
+		"Copy the rows the readers still need elsewhere and move the readers first, then detach inside an approved migration."},
 	[R_TYPE_REWRITE] = {"EG201", "lock_hazard", "column type change that rewrites the table",
 		"Add a column of the new type, backfill it in chunks (elt.backfill_create), then swap the columns inside an approved migration."},
 	[R_VOLATILE_DEFAULT] = {"EG202", "lock_hazard", "ADD COLUMN with a volatile default, identity, serial or stored generated column",
@@ -210,6 +215,8 @@ typedef struct EltCandidate
 	char	   *reason;
 	int			flags;
 	LOCKMODE	lockmode;		/* for CAND_NEEDS_SIZE */
+	bool		recurse;		/* also acts on inheritors (and partitions) */
+	char	   *newname;		/* a renamed column's new name */
 	/* set by judge */
 	const char *policy;
 	List	   *dependents;		/* of char * */
@@ -241,8 +248,11 @@ typedef struct EltClassified
 	List	   *cands;			/* EltCandidate * */
 	EltScript  *script;			/* NULL for a live statement */
 	MemoryContext cxt;			/* where candidates live */
+	Oid			actor;			/* the role running the statement */
+	bool		recurse;		/* the statement also acts on inheritors */
 } EltClassified;
 
+/* Append a candidate finding (rule >= 0) or touch (rule -1) to c. */
 static EltCandidate *
 add_cand(EltClassified *c, int rule, Oid relid, AttrNumber attnum,
 		 const char *colname, char *object, char *reason, int flags)
@@ -256,10 +266,12 @@ add_cand(EltClassified *c, int rule, Oid relid, AttrNumber attnum,
 	cand->object = object;
 	cand->reason = reason;
 	cand->flags = flags;
+	cand->recurse = c->recurse;
 	c->cands = lappend(c->cands, cand);
 	return cand;
 }
 
+/* A relation's schema-qualified name, quoted where needed. */
 static char *
 rel_display(Oid relid)
 {
@@ -271,6 +283,7 @@ rel_display(Oid relid)
 	return quote_qualified_identifier(nsp, rel);
 }
 
+/* A column's qualified name: schema.table.column. */
 static char *
 col_display(Oid relid, const char *col)
 {
@@ -299,6 +312,7 @@ rangevar_qualified(const RangeVar *rv)
 	return quote_qualified_identifier(nsp, rv->relname);
 }
 
+/* Whether a list of C strings holds s. */
 static bool
 string_member(List *list, const char *s)
 {
@@ -347,6 +361,7 @@ find_relation(EltClassified *c, const RangeVar *rv, Oid *relid)
 	return FOUND_LIVE;
 }
 
+/* Key of a column in the script's column map. */
 static char *
 col_key(Oid relid, const char *col)
 {
@@ -359,6 +374,8 @@ find_column(EltClassified *c, Oid relid, const char *col, FormData_pg_attribute 
 {
 	HeapTuple	tup;
 	AttrNumber	attnum = InvalidAttrNumber;
+	bool		found = false;
+	int			last = 0;
 
 	if (c->script != NULL)
 	{
@@ -368,15 +385,19 @@ find_column(EltClassified *c, Oid relid, const char *col, FormData_pg_attribute 
 
 		forboth(lk, c->script->col_keys, la, c->script->col_attnums)
 		{
+			/* the last entry for a name is what the script did last */
 			if (strcmp((char *) lfirst(lk), key) == 0)
 			{
-				if (lfirst_int(la) == 0)
-					return FOUND_NEW;
-				if (lfirst_int(la) < 0)
-					return FOUND_MISSING;
-				attnum = (AttrNumber) lfirst_int(la);
+				found = true;
+				last = lfirst_int(la);
 			}
 		}
+		if (found && last == 0)
+			return FOUND_NEW;
+		if (found && last < 0)
+			return FOUND_MISSING;
+		if (found)
+			attnum = (AttrNumber) last;
 	}
 	if (attnum != InvalidAttrNumber)
 		tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
@@ -406,6 +427,7 @@ missing(EltClassified *c, char *object, const char *what)
  * ------------------------------------------------------------------------
  */
 
+/* Precision and scale of a numeric typmod. */
 static void
 numeric_typmod(int32 typmod, int *precision, int *scale)
 {
@@ -447,6 +469,8 @@ type_is_widening(Oid otyp, int32 omod, Oid ntyp, int32 nmod)
 			case TIMEOID:
 			case TIMETZOID:
 				return nmod < 0 || (omod >= 0 && nmod >= omod);
+			case INTERVALOID:
+				return nmod < 0;
 			case NUMERICOID:
 				{
 					int			op,
@@ -506,7 +530,11 @@ type_change_rewrites(Oid otyp, int32 omod, Oid ntyp, int32 nmod, bool using)
 			case VARBITOID:
 			case TIMESTAMPOID:
 			case TIMESTAMPTZOID:
+			case TIMEOID:
+			case TIMETZOID:
 				return !(nmod < 0 || (omod >= 0 && nmod >= omod));
+			case INTERVALOID:
+				return nmod >= 0;
 			case NUMERICOID:
 				{
 					int			op,
@@ -529,6 +557,7 @@ type_change_rewrites(Oid otyp, int32 omod, Oid ntyp, int32 nmod, bool using)
 	return !(IsBinaryCoercible(otyp, ntyp) && nmod < 0);
 }
 
+/* A type with its modifier, as in a column definition. */
 static char *
 type_display(Oid typid, int32 typmod)
 {
@@ -556,6 +585,7 @@ raw_volatile_walker(Node *node, void *context)
 	return raw_expression_tree_walker(node, raw_volatile_walker, context);
 }
 
+/* Whether a column's type name is one of the serial pseudo-types. */
 static bool
 is_serial_type(TypeName *tn)
 {
@@ -574,6 +604,9 @@ is_serial_type(TypeName *tn)
  * ------------------------------------------------------------------------
  */
 
+static void classify_add_constraint(EltClassified *c, Oid relid, Constraint *con);
+
+/* ADD COLUMN: NOT NULL without a default, per-row defaults, inline constraints. */
 static void
 classify_add_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 {
@@ -624,6 +657,11 @@ classify_add_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 				has_default = true;
 				rewrite = true;
 				break;
+			case CONSTR_CHECK:
+				/* checked against every row, and may name other columns */
+				if (!con->skip_validation)
+					classify_add_constraint(c, relid, con);
+				break;
 			default:
 				break;
 		}
@@ -644,6 +682,25 @@ classify_add_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 		add_cand(c, -1, relid, 0, NULL, object, NULL, 0);
 }
 
+/*
+ * Whether a USING expression is just the column, or the column cast to a
+ * type: the conversion ALTER COLUMN TYPE would make without it.
+ */
+static bool
+using_is_plain(Node *expr, const char *colname)
+{
+	ColumnRef  *ref;
+
+	if (IsA(expr, TypeCast))
+		expr = ((TypeCast *) expr)->arg;
+	if (!IsA(expr, ColumnRef))
+		return false;
+	ref = (ColumnRef *) expr;
+	return list_length(ref->fields) == 1 && IsA(linitial(ref->fields), String) &&
+		strcmp(strVal(linitial(ref->fields)), colname) == 0;
+}
+
+/* ALTER COLUMN TYPE: widening or not, rewrite or not, collation. */
 static void
 classify_type_change(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 {
@@ -658,6 +715,8 @@ classify_type_change(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 	char	   *to;
 	bool		widening;
 	bool		rewrite;
+	bool		using;
+	bool		collation_changes = false;
 
 	f = find_column(c, relid, cmd->name, &att);
 	if (f == FOUND_NEW)
@@ -676,14 +735,24 @@ classify_type_change(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 	ntyp = typeTypeId(tup);
 	ReleaseSysCache(tup);
 
-	if (ntyp == att.atttypid && nmod == att.atttypmod && cd->raw_default == NULL)
+	using = cd->raw_default != NULL && !using_is_plain(cd->raw_default, cmd->name);
+	if (cd->collClause != NULL)
+	{
+		Oid			coll = get_collation_oid(cd->collClause->collname, true);
+
+		if (OidIsValid(coll) && coll != att.attcollation)
+			collation_changes = true;
+	}
+	if (ntyp == att.atttypid && nmod == att.atttypmod && !using && !collation_changes)
 		return;					/* the type it already has: no change */
 	from = type_display(att.atttypid, att.atttypmod);
 	to = type_display(ntyp, nmod);
-	widening = type_is_widening(att.atttypid, att.atttypmod, ntyp, nmod) &&
-		cd->raw_default == NULL;
-	rewrite = type_change_rewrites(att.atttypid, att.atttypmod, ntyp, nmod,
-								   cd->raw_default != NULL);
+	widening = type_is_widening(att.atttypid, att.atttypmod, ntyp, nmod) && !using;
+	rewrite = type_change_rewrites(att.atttypid, att.atttypmod, ntyp, nmod, using);
+	if (collation_changes && widening)
+		add_cand(c, R_TYPE_NARROWING, relid, att.attnum, cmd->name, object,
+				 psprintf("changes the collation of column %s: ordering, comparisons and unique keys change for readers",
+						  object), 0);
 	if (!widening)
 		add_cand(c, R_TYPE_NARROWING, relid, att.attnum, cmd->name, object,
 				 psprintf("changes column %s from %s to %s, which is not a widening: values or their text change for readers",
@@ -804,6 +873,7 @@ classify_add_constraint(EltClassified *c, Oid relid, Constraint *con)
 	}
 }
 
+/* ALTER TABLE: every subcommand on a table or partitioned table. */
 static void
 classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 {
@@ -827,6 +897,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
 		return;
 
+	c->recurse = stmt->relation->inh;
 	add_cand(c, -1, relid, 0, NULL, rel_display(relid), NULL, 0);
 	foreach(lc, stmt->cmds)
 	{
@@ -865,7 +936,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 					break;
 				add_cand(c, R_SET_NOT_NULL, relid, att.attnum, cmd->name, object,
 						 psprintf("sets column %s NOT NULL: writers that store NULL in it start to fail", object),
-						 CAND_WRITERS);
+						 CAND_WRITERS | CAND_NOT_NULL_PROOF);
 				add_cand(c, R_NOT_NULL_SCAN, relid, att.attnum, cmd->name, object,
 						 psprintf("sets column %s NOT NULL: the whole table is scanned under an ACCESS EXCLUSIVE lock", object),
 						 CAND_NOT_NULL_PROOF);
@@ -879,7 +950,8 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 			case AT_ColumnDefault:
 				if (!column_of(c, relid, cmd->name, &att, &object))
 					break;
-				if (cmd->def == NULL)
+				if (cmd->def == NULL ||
+					(IsA(cmd->def, A_Const) && ((A_Const *) cmd->def)->isnull))
 				{
 					if (att.atthasdef)
 						add_cand(c, R_DROP_DEFAULT, relid, att.attnum, cmd->name, object,
@@ -913,10 +985,24 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 				if (cmd->def != NULL && IsA(cmd->def, Constraint))
 					classify_add_constraint(c, relid, (Constraint *) cmd->def);
 				break;
+			case AT_DetachPartition:
+				if (cmd->def != NULL && IsA(cmd->def, PartitionCmd))
+				{
+					Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
+														NoLock, true);
+
+					if (OidIsValid(part))
+						add_cand(c, R_DETACH_PARTITION, relid, 0, NULL, rel_display(relid),
+								 psprintf("detaches partition %s from %s: readers of %s no longer see its rows",
+										  rel_display(part), rel_display(relid), rel_display(relid)), 0);
+				}
+				break;
 			case AT_SetTableSpace:
 			case AT_SetLogged:
 			case AT_SetUnLogged:
 			case AT_SetAccessMethod:
+				if (relkind == RELKIND_PARTITIONED_TABLE)
+					break;		/* no storage of its own to copy */
 				add_cand(c, R_TABLE_REWRITE, relid, 0, NULL, rel_display(relid),
 						 psprintf("%s copies every row of %s under an ACCESS EXCLUSIVE lock",
 								  cmd->subtype == AT_SetTableSpace ? "SET TABLESPACE" :
@@ -931,18 +1017,21 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 	}
 }
 
+/* Views and materialized views. */
 static bool
 is_view_kind(char relkind)
 {
 	return relkind == RELKIND_VIEW || relkind == RELKIND_MATVIEW;
 }
 
+/* Ordinary and partitioned tables. */
 static bool
 is_table_kind(char relkind)
 {
 	return relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE;
 }
 
+/* RENAME of a schema, table, view, materialized view or column. */
 static void
 classify_rename(EltClassified *c, RenameStmt *stmt)
 {
@@ -993,12 +1082,15 @@ classify_rename(EltClassified *c, RenameStmt *stmt)
 	{
 		FormData_pg_attribute att;
 		char	   *object;
+		EltCandidate *cand;
 
 		if (!column_of(c, relid, stmt->subname, &att, &object))
 			return;
-		add_cand(c, R_RENAME_COLUMN, relid, att.attnum, stmt->subname, object,
-				 psprintf("renames column %s to %s: readers that select it by its old name fail",
-						  object, quote_identifier(stmt->newname)), 0);
+		c->recurse = stmt->relation->inh;
+		cand = add_cand(c, R_RENAME_COLUMN, relid, att.attnum, stmt->subname, object,
+						psprintf("renames column %s to %s: readers that select it by its old name fail",
+								 object, quote_identifier(stmt->newname)), 0);
+		cand->newname = pstrdup(stmt->newname);
 		return;
 	}
 	add_cand(c, R_RENAME_TABLE, relid, 0, NULL, rel_display(relid),
@@ -1007,6 +1099,7 @@ classify_rename(EltClassified *c, RenameStmt *stmt)
 					  quote_identifier(stmt->newname)), 0);
 }
 
+/* ALTER TABLE/VIEW ... SET SCHEMA: a rename of the qualified name. */
 static void
 classify_set_schema(EltClassified *c, AlterObjectSchemaStmt *stmt)
 {
@@ -1035,6 +1128,7 @@ classify_set_schema(EltClassified *c, AlterObjectSchemaStmt *stmt)
 					  quote_identifier(stmt->newschema)), 0);
 }
 
+/* DROP SCHEMA, TABLE, VIEW, MATERIALIZED VIEW or INDEX, several at once. */
 static void
 classify_drop(EltClassified *c, DropStmt *stmt)
 {
@@ -1103,8 +1197,13 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 				add_cand(c, -1, table, 0, NULL, rel_display(table), NULL, 0);
 			}
 			else if (is_table_kind(relkind))
+			{
+				/* partitions go with their table, children with CASCADE */
+				c->recurse = true;
 				add_cand(c, R_DROP_TABLE, relid, 0, NULL, rel_display(relid),
 						 psprintf("drops table %s: its readers fail and its rows are gone", rel_display(relid)), 0);
+				c->recurse = false;
+			}
 			else if (is_view_kind(relkind))
 				add_cand(c, R_DROP_VIEW, relid, 0, NULL, rel_display(relid),
 						 psprintf("drops %s %s: its readers fail",
@@ -1114,6 +1213,7 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 	}
 }
 
+/* ALTER TYPE ... ADD VALUE / RENAME VALUE on an enum. */
 static void
 classify_enum(EltClassified *c, AlterEnumStmt *stmt)
 {
@@ -1135,6 +1235,10 @@ classify_enum(EltClassified *c, AlterEnumStmt *stmt)
 	if (get_typtype(typid) != TYPTYPE_ENUM)
 		return;
 	object = format_type_be_qualified(typid);
+	if (stmt->oldVal == NULL && stmt->skipIfNewValExists &&
+		SearchSysCacheExists2(ENUMTYPOIDNAME, ObjectIdGetDatum(typid),
+							  CStringGetDatum(stmt->newVal)))
+		return;					/* IF NOT EXISTS on a value that exists */
 	if (stmt->oldVal != NULL)
 		cand = add_cand(c, R_ENUM_RENAME_VALUE, InvalidOid, 0, NULL, object,
 						psprintf("renames value %s of type %s to %s: rows and readers that use the old value change meaning",
@@ -1149,6 +1253,7 @@ classify_enum(EltClassified *c, AlterEnumStmt *stmt)
 	cand->typid = typid;
 }
 
+/* CREATE INDEX: unique (stricter writes) and blocking builds. */
 static void
 classify_index(EltClassified *c, IndexStmt *stmt)
 {
@@ -1169,13 +1274,20 @@ classify_index(EltClassified *c, IndexStmt *stmt)
 	}
 	if (!is_table_kind(get_rel_relkind(relid)))
 		return;
+	/* IF NOT EXISTS on an index that exists does nothing */
+	if (stmt->if_not_exists && stmt->idxname != NULL &&
+		OidIsValid(get_relname_relid(stmt->idxname, get_rel_namespace(relid))))
+		return;
+	c->recurse = stmt->relation->inh;
 	table = rel_display(relid);
 	name = stmt->idxname ? pstrdup(quote_identifier(stmt->idxname)) : "an index";
 	if (stmt->unique)
 		add_cand(c, R_ADD_UNIQUE, relid, 0, NULL, table,
 				 psprintf("creates unique index %s on %s: writes of duplicate values start to fail",
 						  name, table), CAND_WRITERS);
-	if (!stmt->concurrent)
+	/* ON ONLY a partitioned table builds nothing but an invalid parent index */
+	if (!stmt->concurrent &&
+		!(get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE && !stmt->relation->inh))
 	{
 		EltCandidate *cand;
 
@@ -1187,6 +1299,7 @@ classify_index(EltClassified *c, IndexStmt *stmt)
 	add_cand(c, -1, relid, 0, NULL, table, NULL, 0);
 }
 
+/* TRUNCATE (from the ProcessUtility hook). */
 static void
 classify_truncate(EltClassified *c, TruncateStmt *stmt)
 {
@@ -1201,6 +1314,7 @@ classify_truncate(EltClassified *c, TruncateStmt *stmt)
 			continue;
 		if (!is_table_kind(get_rel_relkind(relid)))
 			continue;
+		c->recurse = rv->inh;
 		add_cand(c, R_TRUNCATE, relid, 0, NULL, rel_display(relid),
 				 psprintf("truncates %s: its readers see no rows until it is loaded again",
 						  rel_display(relid)), 0);
@@ -1213,6 +1327,7 @@ classify(EltClassified *c, Node *stmt)
 {
 	MemoryContext old = MemoryContextSwitchTo(c->cxt);
 
+	c->recurse = false;
 	switch (nodeTag(stmt))
 	{
 		case T_AlterTableStmt:
@@ -1247,6 +1362,7 @@ classify(EltClassified *c, Node *stmt)
  * ------------------------------------------------------------------------
  */
 
+/* Order of strictness of a policy: enforce > warn > off > none. */
 static int
 policy_rank(const char *policy)
 {
@@ -1259,27 +1375,54 @@ policy_rank(const char *policy)
 	return 3;
 }
 
-/* Policy in force for a relation (table target, else its schema's). */
+/*
+ * Policy in force for a relation: the strictest of its own (its table
+ * target's, else its schema's), its ancestors' (a partition or inheritance
+ * child carries its parent's rows) and, when the statement recurses, its
+ * descendants'.  NULL if none is governed.  *created_now tells whether the
+ * relation was created by this very transaction (a governed table whose
+ * first version, 'created', carries our xid): it has no readers yet.
+ */
 static const char *
-relation_policy(Oid relid)
+relation_policy(Oid relid, bool recurse, bool *created_now)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
+	Oid			argtypes[2] = {OIDOID, BOOLOID};
+	Datum		args[2];
+	bool		isnull;
 
 	EltPrepare(&plan,
-			   "SELECT COALESCE("
-			   "  (SELECT g.policy FROM elt.governed_targets g"
-			   "   WHERE g.kind = 'table' AND g.rel = $1::pg_catalog.regclass),"
-			   "  (SELECT g.policy FROM elt.governed_targets g"
-			   "   JOIN pg_catalog.pg_namespace n ON n.nspname = g.schema_name"
-			   "   JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
-			   "   WHERE g.kind = 'schema' AND c.oid = $1"
-			   "     AND c.relpersistence <> 't')) AS policy",
-			   1, argtypes);
+			   "WITH RECURSIVE up(oid) AS ("
+			   "  SELECT $1"
+			   "  UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.oid),"
+			   " down(oid) AS ("
+			   "  SELECT $1 WHERE $2"
+			   "  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.oid),"
+			   " pol AS ("
+			   "  SELECT COALESCE("
+			   "    (SELECT g.policy FROM elt.governed_targets g"
+			   "     WHERE g.kind = 'table' AND g.rel = r.oid::pg_catalog.regclass),"
+			   "    (SELECT g.policy FROM elt.governed_targets g"
+			   "     JOIN pg_catalog.pg_namespace n ON n.nspname = g.schema_name"
+			   "     JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
+			   "     WHERE g.kind = 'schema' AND c.oid = r.oid AND c.relpersistence <> 't'))"
+			   "    AS policy"
+			   "  FROM (SELECT oid FROM up UNION SELECT oid FROM down) r)"
+			   " SELECT (SELECT p.policy FROM pol p WHERE p.policy IS NOT NULL"
+			   "         ORDER BY pg_catalog.array_position(ARRAY['enforce', 'warn', 'off'], p.policy)"
+			   "         LIMIT 1) AS policy,"
+			   "        EXISTS (SELECT 1 FROM elt.tracked_tables t"
+			   "                JOIN elt.schema_versions v ON v.table_id = t.table_id AND v.version = 1"
+			   "                WHERE t.relid = $1::pg_catalog.regclass AND v.event = 'created'"
+			   "                  AND v.xid = pg_catalog.pg_current_xact_id_if_assigned()) AS created_now",
+			   2, argtypes);
 	args[0] = ObjectIdGetDatum(relid);
+	args[1] = BoolGetDatum(recurse);
 	EltExecLatest(plan, args, NULL, 1);
-	return SPI_processed > 0 ? EltSpiGetText(0, "policy") : NULL;
+	if (SPI_processed == 0)
+		return NULL;
+	*created_now = EltSpiGetBool(0, "created_now", &isnull);
+	return EltSpiGetText(0, "policy");
 }
 
 /* Policy for a schema: its own target's, else the strictest of its tables'. */
@@ -1476,16 +1619,26 @@ add_schema_dependents(Oid nspoid, List **out)
 	}
 }
 
-/* Rows the planner expects in a table (see the file header on locking). */
+/*
+ * Rows the planner expects in a table, or -1 when it is not ours to look at.
+ * A live statement takes the lock it is about to take anyway (see the file
+ * header), and only when the role running it owns the table: otherwise the
+ * statement is about to fail on privileges, and a lock taken first would
+ * let a role without rights queue up everyone behind it.  A dry run locks
+ * nothing it cannot get at once, and lets go at once.  A partitioned table
+ * counts its leaf partitions' statistics.
+ */
 static double
-estimated_rows(Oid relid, LOCKMODE lockmode)
+estimated_rows(Oid relid, LOCKMODE lockmode, Oid actor, bool live)
 {
 	Relation	rel;
 	BlockNumber pages;
 	double		tuples = 0;
 	double		allvisfrac;
+	HeapTuple	tup;
 
-	LockRelationOid(relid, lockmode);
+	if (live && !pg_class_ownercheck(relid, actor))
+		return -1;
 	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
 	{
 		List	   *parts = find_all_inheritors(relid, NoLock, NULL);
@@ -1493,8 +1646,7 @@ estimated_rows(Oid relid, LOCKMODE lockmode)
 
 		foreach(lc, parts)
 		{
-			HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
-
+			tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
 			if (HeapTupleIsValid(tup))
 			{
 				Form_pg_class form = (Form_pg_class) GETSTRUCT(tup);
@@ -1506,9 +1658,29 @@ estimated_rows(Oid relid, LOCKMODE lockmode)
 		}
 		return tuples;
 	}
-	rel = relation_open(relid, NoLock);
-	estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
-	relation_close(rel, NoLock);
+	if (live)
+		LockRelationOid(relid, lockmode);
+	else if (!ConditionalLockRelationOid(relid, AccessShareLock))
+	{
+		/* busy: the statistics alone */
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		if (HeapTupleIsValid(tup))
+		{
+			tuples = Max(((Form_pg_class) GETSTRUCT(tup))->reltuples, 0);
+			ReleaseSysCache(tup);
+		}
+		return tuples;
+	}
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		tuples = 0;				/* dropped meanwhile */
+	else
+	{
+		rel = relation_open(relid, NoLock);
+		estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
+		relation_close(rel, NoLock);
+	}
+	if (!live)
+		UnlockRelationOid(relid, AccessShareLock);
 	return tuples;
 }
 
@@ -1532,6 +1704,7 @@ not_null_proven(Oid relid, const char *colname)
 	return SPI_processed > 0;
 }
 
+/* Whether the statement already has a breaking finding on a column. */
 static bool
 has_breaking_on_column(List *cands, Oid relid, AttrNumber attnum)
 {
@@ -1578,7 +1751,14 @@ judge(EltClassified *c, bool lock_timeout_set)
 		else if (OidIsValid(cand->nspoid))
 			policy = schema_policy(cand->nspoid);
 		else if (OidIsValid(cand->relid))
-			policy = relation_policy(cand->relid);
+		{
+			bool		created_now = false;
+
+			policy = relation_policy(cand->relid, cand->recurse, &created_now);
+			/* created by this transaction: nobody reads it yet */
+			if (created_now && c->script == NULL)
+				policy = NULL;
+		}
 		else
 			policy = NULL;
 		if (policy == NULL)
@@ -1605,9 +1785,8 @@ judge(EltClassified *c, bool lock_timeout_set)
 		}
 		else if (cand->flags & CAND_NEEDS_SIZE)
 		{
-			/* a dry run only reads; a live statement takes its own lock early */
-			double		rows = estimated_rows(cand->relid,
-											  c->script ? AccessShareLock : cand->lockmode);
+			double		rows = estimated_rows(cand->relid, cand->lockmode, c->actor,
+											  c->script == NULL);
 
 			if (rows <= (double) elt_large_table_rows)
 			{
@@ -1665,6 +1844,7 @@ judge(EltClassified *c, bool lock_timeout_set)
  * ------------------------------------------------------------------------
  */
 
+/* Join a list of C strings with a separator. */
 static char *
 join_strings(List *list, const char *sep)
 {
@@ -1681,6 +1861,7 @@ join_strings(List *list, const char *sep)
 	return buf.data;
 }
 
+/* A text[] Datum from a list of C strings. */
 static Datum
 text_array(List *list)
 {
@@ -1752,6 +1933,7 @@ describe(List *findings, char **msg, char **detail, char **hint)
 	*hint = h.data;
 }
 
+/* Insert one elt.schema_changes row and add it to the audit details. */
 static void
 record_change(EltCatalogWrite *cw, EltCandidate *f, const char *tag,
 			  const char *statement, const char *decision, int64 migration,
@@ -1835,7 +2017,11 @@ typedef struct EltDeferred
 } EltDeferred;
 
 static EltDeferred *deferred = NULL;
+static MemoryContext deferred_cxt = NULL;
 
+static void forget_deferred(void);
+
+/* Deep copy of a finding, in the current memory context. */
 static EltCandidate *
 copy_candidate(EltCandidate *f)
 {
@@ -1844,6 +2030,7 @@ copy_candidate(EltCandidate *f)
 
 	memcpy(n, f, sizeof(EltCandidate));
 	n->colname = f->colname ? pstrdup(f->colname) : NULL;
+	n->newname = f->newname ? pstrdup(f->newname) : NULL;
 	n->object = pstrdup(f->object);
 	n->reason = f->reason ? pstrdup(f->reason) : NULL;
 	n->policy = pstrdup(f->policy);
@@ -1895,26 +2082,99 @@ EltContractsRecordDeferred(EltCatalogWrite *cw)
 {
 	EltDeferred *d = deferred;
 
-	deferred = NULL;
-	if (d == NULL || !EltContractsReady())
-		return;
-	write_records(cw, d->findings, d->decisions, d->tag, d->statement, d->migration);
+	if (d != NULL && EltContractsReady())
+		write_records(cw, d->findings, d->decisions, d->tag, d->statement, d->migration);
+	forget_deferred();
 }
 
-/* Forget a kept classification (a new statement starts). */
+/* Forget a kept classification (a new statement starts, or it was written). */
 static void
 forget_deferred(void)
 {
-	/* a few small allocations in TopMemoryContext; freed with their lists */
-	if (deferred != NULL)
+	deferred = NULL;
+	if (deferred_cxt != NULL)
 	{
-		list_free(deferred->findings);
-		list_free(deferred->decisions);
-		pfree(deferred);
-		deferred = NULL;
+		MemoryContextDelete(deferred_cxt);
+		deferred_cxt = NULL;
 	}
 }
 
+/*
+ * Registered consumers follow a column that an allowed statement renames
+ * (its readers have moved, or the rename was approved) and lose one it
+ * drops; a registration left with no column goes, recorded in the audit log.
+ */
+static void
+follow_registrations(EltCatalogWrite *cw, List *findings)
+{
+	static SPIPlanPtr rename_plan = NULL;
+	static SPIPlanPtr drop_plan = NULL;
+	static SPIPlanPtr empty_plan = NULL;
+	Oid			rtypes[3] = {OIDOID, TEXTOID, TEXTOID};
+	Oid			dtypes[2] = {OIDOID, TEXTOID};
+	ListCell   *lc;
+
+	foreach(lc, findings)
+	{
+		EltCandidate *f = (EltCandidate *) lfirst(lc);
+		Datum		args[3];
+		uint64		i;
+
+		if (f->colname == NULL || !OidIsValid(f->relid))
+			continue;
+		args[0] = ObjectIdGetDatum(f->relid);
+		args[1] = CStringGetTextDatum(f->colname);
+		if (f->rule == R_RENAME_COLUMN && f->newname != NULL)
+		{
+			EltPrepare(&rename_plan,
+					   "UPDATE elt.consumer_registrations"
+					   " SET columns = pg_catalog.array_replace(columns, $2, $3)"
+					   " WHERE rel = $1::pg_catalog.regclass AND $2 = ANY (columns)",
+					   3, rtypes);
+			args[2] = CStringGetTextDatum(f->newname);
+			EltExec(rename_plan, args, NULL, 0);
+		}
+		else if (f->rule == R_DROP_COLUMN)
+		{
+			SPITupleTable *tt;
+			uint64		n;
+
+			EltPrepare(&drop_plan,
+					   "UPDATE elt.consumer_registrations"
+					   " SET columns = pg_catalog.array_remove(columns, $2)"
+					   " WHERE rel = $1::pg_catalog.regclass AND $2 = ANY (columns)",
+					   2, dtypes);
+			EltExec(drop_plan, args, NULL, 0);
+			EltPrepare(&empty_plan,
+					   "DELETE FROM elt.consumer_registrations"
+					   " WHERE rel = $1::pg_catalog.regclass"
+					   "   AND pg_catalog.cardinality(columns) = 0"
+					   " RETURNING consumer",
+					   1, dtypes);
+			EltExec(empty_plan, args, NULL, 0);
+			tt = SPI_tuptable;
+			n = SPI_processed;
+			for (i = 0; i < n; i++)
+			{
+				StringInfoData details;
+
+				initStringInfo(&details);
+				appendStringInfoChar(&details, '{');
+				EltAppendJsonString(&details, "consumer",
+									SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
+				EltAppendJsonString(&details, "cause", "its last column dropped");
+				appendStringInfoChar(&details, '}');
+				EltAuditRecord(cw->actor, "consumer_unregistered", rel_display(f->relid),
+							   details.data, EltAuditReason(NULL));
+			}
+		}
+	}
+}
+
+/*
+ * Step 3: block, warn or approve the statement as a whole, then record what
+ * goes ahead (now, or at ddl_command_end when defer).
+ */
 static void
 decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool defer)
 {
@@ -1987,10 +2247,12 @@ decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool de
 				codes = lappend(codes, (char *) rules[f->rule].code);
 		}
 		ereport(NOTICE,
-				(errmsg("%s approved by migration %lld",
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("%s approved by migration %lld",
 						join_strings(codes, ", "), (long long) migration)));
 	}
 
+	follow_registrations(cw, findings);
 	statement = EltCurrentStatement();
 	if (findings == NIL)
 	{
@@ -2013,8 +2275,14 @@ decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool de
 	}
 	if (defer)
 	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-		EltDeferred *d = palloc0(sizeof(EltDeferred));
+		MemoryContext old;
+		EltDeferred *d;
+
+		forget_deferred();
+		deferred_cxt = AllocSetContextCreate(TopMemoryContext, "elt deferred change",
+											 ALLOCSET_SMALL_SIZES);
+		old = MemoryContextSwitchTo(deferred_cxt);
+		d = palloc0(sizeof(EltDeferred));
 
 		foreach(lc, findings)
 			d->findings = lappend(d->findings, copy_candidate((EltCandidate *) lfirst(lc)));
@@ -2052,6 +2320,7 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 		return;
 	memset(&c, 0, sizeof(c));
 	c.cxt = CurrentMemoryContext;
+	c.actor = GetUserId();
 	classify(&c, parsetree);
 	if (c.cands == NIL)
 		return;
@@ -2070,6 +2339,30 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
  * ------------------------------------------------------------------------
  */
 
+/* A live relation now goes by another name; forget its earlier aliases. */
+static void
+script_alias(EltScript *s, Oid relid, char *qualified)
+{
+	List	   *names = NIL;
+	List	   *oids = NIL;
+	ListCell   *ln;
+	ListCell   *lo;
+
+	forboth(ln, s->alias_names, lo, s->alias_oids)
+	{
+		if (lfirst_oid(lo) != relid)
+		{
+			names = lappend(names, lfirst(ln));
+			oids = lappend_oid(oids, lfirst_oid(lo));
+		}
+	}
+	s->alias_names = lappend(names, qualified);
+	s->alias_oids = lappend_oid(oids, relid);
+	if (!list_member_oid(s->gone, relid))
+		s->gone = lappend_oid(s->gone, relid);
+}
+
+/* Note what the script did to a column (attnum, 0 new, -1 gone). */
 static void
 script_add_col(EltScript *s, Oid relid, const char *col, int attnum)
 {
@@ -2142,13 +2435,9 @@ script_apply(EltClassified *c, Node *stmt)
 				}
 				else if (rs->renameType == OBJECT_TABLE || rs->renameType == OBJECT_VIEW ||
 						 rs->renameType == OBJECT_MATVIEW)
-				{
-					s->gone = lappend_oid(s->gone, relid);
-					s->alias_names = lappend(s->alias_names,
-											 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-																		rs->newname));
-					s->alias_oids = lappend_oid(s->alias_oids, relid);
-				}
+					script_alias(s, relid,
+								 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+															rs->newname));
 				break;
 			}
 		case T_AlterObjectSchemaStmt:
@@ -2157,10 +2446,8 @@ script_apply(EltClassified *c, Node *stmt)
 
 				if (as->relation == NULL || find_relation(c, as->relation, &relid) != FOUND_LIVE)
 					break;
-				s->gone = lappend_oid(s->gone, relid);
-				s->alias_names = lappend(s->alias_names,
-										 quote_qualified_identifier(as->newschema, get_rel_name(relid)));
-				s->alias_oids = lappend_oid(s->alias_oids, relid);
+				script_alias(s, relid,
+							 quote_qualified_identifier(as->newschema, get_rel_name(relid)));
 				break;
 			}
 		case T_DropStmt:
@@ -2176,7 +2463,11 @@ script_apply(EltClassified *c, Node *stmt)
 					RangeVar   *rv = makeRangeVarFromNameList(castNode(List, lfirst(lc)));
 
 					if (find_relation(c, rv, &relid) == FOUND_LIVE)
-						s->gone = lappend_oid(s->gone, relid);
+					{
+						script_alias(s, relid, "");
+						s->alias_names = list_truncate(s->alias_names, list_length(s->alias_names) - 1);
+						s->alias_oids = list_truncate(s->alias_oids, list_length(s->alias_oids) - 1);
+					}
 				}
 				break;
 			}
@@ -2269,6 +2560,11 @@ parse_script(const char *sql)
 	return stmts;
 }
 
+/*
+ * elt.check_ddl(sql): parse the script, then classify and judge each
+ * statement in turn (as the caller, then in the catalog context), remembering
+ * what it does for the later ones.  Nothing is executed.
+ */
 PG_FUNCTION_INFO_V1(elt_check_ddl);
 Datum
 elt_check_ddl(PG_FUNCTION_ARGS)
@@ -2295,6 +2591,7 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 	memset(&c, 0, sizeof(c));
 	c.script = &script;
 	c.cxt = CurrentMemoryContext;
+	c.actor = GetUserId();
 
 	{
 		EltCatalogWrite cw;

@@ -25,6 +25,7 @@
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
+#include "utils/backend_status.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -50,6 +51,7 @@ typedef struct MigrationChange
 
 static List *changes = NIL;
 
+/* Open (id) or close (0) this session's window, undoably. */
 static void
 set_current_migration(int64 id)
 {
@@ -63,6 +65,7 @@ set_current_migration(int64 id)
 	current_migration = id;
 }
 
+/* End of a transaction: keep the window's changes, or undo them. */
 static void
 migration_xact_callback(XactEvent event, void *arg)
 {
@@ -93,6 +96,7 @@ migration_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/* End of a subtransaction: hand its changes to the parent, or undo them. */
 static void
 migration_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						   SubTransactionId parentSubid, void *arg)
@@ -120,8 +124,13 @@ migration_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 			if (ch->subid == mySubid)
 			{
+				int			keep = foreach_current_index(lc);
+				int			j;
+
 				current_migration = ch->before;
-				changes = list_truncate(changes, foreach_current_index(lc));
+				for (j = keep; j < list_length(changes); j++)
+					pfree(list_nth(changes, j));
+				changes = list_truncate(changes, keep);
 				break;
 			}
 		}
@@ -214,7 +223,8 @@ elt_approver_add(PG_FUNCTION_ARGS)
 	EltExec(plan, values, nulls, 0);
 	if (SPI_processed == 0)
 		ereport(NOTICE,
-				(errmsg("\"%s\" is already an approver, skipping", approver)));
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("\"%s\" is already an approver, skipping", approver)));
 	else
 	{
 		initStringInfo(&details);
@@ -376,6 +386,32 @@ elt_migration_end(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
+/*
+ * elt._backend_alive(pid, started): whether the session that opened a
+ * window still runs.  Read from the backend status array directly, because
+ * pg_stat_activity hides other roles' backend_start from roles without
+ * pg_read_all_stats.
+ */
+PG_FUNCTION_INFO_V1(elt_backend_alive);
+Datum
+elt_backend_alive(PG_FUNCTION_ARGS)
+{
+	int32		pid = PG_GETARG_INT32(0);
+	TimestampTz started = PG_GETARG_TIMESTAMPTZ(1);
+	int			n = pgstat_fetch_stat_numbackends();
+	int			i;
+
+	for (i = 1; i <= n; i++)
+	{
+		PgBackendStatus *be = pgstat_fetch_stat_beentry(i);
+
+		if (be != NULL && be->st_procpid == pid &&
+			be->st_proc_start_timestamp == started)
+			PG_RETURN_BOOL(true);
+	}
+	PG_RETURN_BOOL(false);
+}
+
 PG_FUNCTION_INFO_V1(elt_migration_current);
 Datum
 elt_migration_current(PG_FUNCTION_ARGS)
@@ -407,7 +443,7 @@ lock_consumed_relation(Oid relid)
 		relkind != RELKIND_FOREIGN_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table, view or materialized view",
+				 errmsg("\"%s\" is not a table, view, materialized view or foreign table",
 						get_rel_name(relid)),
 				 errhint("Register consumers of the relations they read.")));
 }

@@ -61,6 +61,20 @@ CREATE TYPE k.level AS ENUM ('low');
 ALTER TYPE k.level ADD VALUE 'high';
 $$) ORDER BY statement_no, rule;
 
+-- the last thing the script did to a name is what counts
+SELECT statement_no, rule, object FROM elt.check_ddl($$
+ALTER TABLE k.orders DROP COLUMN qty;
+ALTER TABLE k.orders ADD COLUMN qty int;
+ALTER TABLE k.orders ALTER COLUMN qty SET NOT NULL;
+ALTER TABLE k.orders RENAME COLUMN note TO note2;
+ALTER TABLE k.orders RENAME COLUMN note2 TO note;
+ALTER TABLE k.orders DROP COLUMN note;
+ALTER TABLE k.orders RENAME TO orders2;
+ALTER TABLE k.orders2 RENAME TO orders;
+ALTER TABLE k.orders2 ADD COLUMN z int;
+ALTER TABLE k.orders ADD COLUMN z int NOT NULL;
+$$) ORDER BY statement_no, rule;
+
 -- the live catalog is unchanged
 SELECT attname FROM pg_attribute WHERE attrelid = 'k.orders'::regclass AND attnum > 0
 ORDER BY attnum;
