@@ -2298,6 +2298,92 @@ decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool de
 	write_records(cw, findings, decisions, tagname, statement, migration);
 }
 
+/*
+ * Whether the statement being run had breaking findings that went ahead
+ * (under warn or off, or approved): then what it drops by cascade was part
+ * of what was judged.  See EltContractsCheckCascade.
+ */
+static bool judged_breaking = false;
+
+/*
+ * sql_drop: a governed table, view or column dropped by a statement that was
+ * not judged as dropping it — DROP ... CASCADE of an ungoverned object
+ * (a type, a sequence, a view), DROP OWNED BY — is judged here, after the
+ * fact but before the transaction commits: under enforce the statement
+ * fails, under warn it warns.  relid is the dropped relation (or the table
+ * of a dropped column), schema and name its names, column NULL for a
+ * relation.
+ */
+void
+EltContractsCheckCascade(EltCatalogWrite *cw, Oid relid, const char *type,
+						 const char *schema, const char *name, const char *column)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {OIDOID, NAMEOID};
+	Datum		args[2];
+	char	   *policy;
+	int			rule;
+	char	   *object;
+	char	   *reason;
+
+	if (!elt_enabled || judged_breaking || EltCurrentMigration() > 0 || !EltContractsReady())
+		return;
+	EltPrepare(&plan,
+			   "SELECT COALESCE("
+			   "  (SELECT g.policy FROM elt.governed_targets g"
+			   "   WHERE g.kind = 'table' AND g.rel = $1::pg_catalog.regclass),"
+			   "  (SELECT g.policy FROM elt.governed_targets g"
+			   "   WHERE g.kind = 'schema' AND g.schema_name = $2)) AS policy"
+			   " WHERE NOT EXISTS (SELECT 1 FROM elt.tracked_tables t"
+			   "                   JOIN elt.schema_versions v ON v.table_id = t.table_id AND v.version = 1"
+			   "                   WHERE t.relid = $1::pg_catalog.regclass AND v.event = 'created'"
+			   "                     AND v.xid = pg_catalog.pg_current_xact_id_if_assigned())",
+			   2, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = DirectFunctionCall1(namein, CStringGetDatum(schema));
+	EltExecLatest(plan, args, NULL, 1);
+	policy = SPI_processed > 0 ? EltSpiGetText(0, "policy") : NULL;
+	if (policy == NULL || strcmp(policy, "off") == 0)
+		return;
+	object = quote_qualified_identifier(schema, name);
+	if (column != NULL)
+	{
+		rule = R_DROP_COLUMN;
+		object = psprintf("%s.%s", object, quote_identifier(column));
+		reason = psprintf("drops column %s as a side effect (CASCADE or DROP OWNED): readers that select it fail",
+						  object);
+	}
+	else if (strcmp(type, "table") == 0)
+	{
+		rule = R_DROP_TABLE;
+		reason = psprintf("drops table %s as a side effect (CASCADE or DROP OWNED): its readers fail and its rows are gone",
+						  object);
+	}
+	else
+	{
+		rule = R_DROP_VIEW;
+		reason = psprintf("drops %s %s as a side effect (CASCADE or DROP OWNED): its readers fail",
+						  type, object);
+	}
+	if (strcmp(policy, "enforce") == 0)
+	{
+		ereport(LOG,
+				(errmsg("elt_governance blocked a change by role \"%s\": %s: %s",
+						GetUserNameFromId(cw->actor, false), rules[rule].code, reason),
+				 errhidecontext(true)));
+		ereport(ERROR,
+				(errcode(ERRCODE_ELT_CHANGE_BLOCKED),
+				 errmsg("%s: %s", rules[rule].code, reason),
+				 errdetail("Class breaking; %s is governed with policy enforce.", object),
+				 errhint("Drop the governed object by name, or run the statement inside an approved migration: SELECT elt.migration_begin(name, reason, approved_by).")));
+	}
+	ereport(WARNING,
+			(errcode(ERRCODE_ELT_CHANGE_BLOCKED),
+			 errmsg("%s: %s", rules[rule].code, reason),
+			 errdetail("Class breaking; %s is governed with policy warn.", object),
+			 errhint("%s", rules[rule].suggestion)));
+}
+
 /* Whether the catalog has the contracts tables (extension at 0.2.0 or later). */
 bool
 EltContractsReady(void)
@@ -2316,6 +2402,7 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 	EltCatalogWrite cw;
 
 	forget_deferred();
+	judged_breaking = false;
 	if (!elt_enabled || parsetree == NULL || !EltCatalogReady() || !EltContractsReady())
 		return;
 	memset(&c, 0, sizeof(c));
@@ -2327,9 +2414,19 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 	EltCatalogWriteBegin(&cw);
 	if (EltAnyTarget())
 	{
+		ListCell   *lc;
+
 		judge(&c, LockTimeout > 0);
 		decide_and_record(&cw, &c, tag,
 						  IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->concurrent);
+		/* it goes ahead: what it drops by cascade was judged with it */
+		foreach(lc, c.cands)
+		{
+			EltCandidate *f = (EltCandidate *) lfirst(lc);
+
+			if (f->rule >= 0 && RULE_IS_BREAKING(f->rule))
+				judged_breaking = true;
+		}
 	}
 	EltCatalogWriteEnd(&cw);
 }

@@ -22,6 +22,9 @@ extern bool elt_require_second_approver;
 extern void EltContractsCheck(Node *parsetree, CommandTag tag);
 extern bool EltContractsReady(void);
 extern void EltContractsRecordDeferred(EltCatalogWrite *cw);
+extern void EltContractsCheckCascade(EltCatalogWrite *cw, Oid relid, const char *type,
+									 const char *schema, const char *name,
+									 const char *column);
 
 /* migrations.c */
 extern void EltMigrationsInit(void);

@@ -1075,7 +1075,18 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 			 strcmp(type, "materialized view") == 0 ||
 			 strcmp(type, "foreign table") == 0) &&
 			address_schema_and_name(tup, tt->tupdesc, 3, &schema, &name))
+		{
+			if (capturing && strcmp(type, "foreign table") != 0)
+				EltContractsCheckCascade(&cw, objid, type, schema, name, NULL);
 			EltForgetConsumers(&cw, objid, quote_qualified_identifier(schema, name));
+		}
+		else if (capturing && strcmp(type, "table column") == 0)
+		{
+			char	  **names;
+
+			if (address_names(tup, tt->tupdesc, 3, &names) >= 3)
+				EltContractsCheckCascade(&cw, objid, type, names[0], names[1], names[2]);
+		}
 		if (strcmp(type, "table") == 0)
 		{
 			/* ddl_command_end records its last version and detaches it */

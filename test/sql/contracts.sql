@@ -349,6 +349,27 @@ ALTER TABLE c.fresh DROP COLUMN v;
 COMMIT;
 ALTER TABLE c.fresh ADD COLUMN w int NOT NULL;
 
+-- what a statement drops by cascade, or DROP OWNED, is judged too
+CREATE TYPE public.level AS ENUM ('low', 'high');
+ALTER TABLE c.fresh ADD COLUMN lvl public.level;
+DROP TYPE public.level CASCADE;
+CREATE VIEW public.ids AS SELECT 1 AS id;
+CREATE VIEW c.ids_view AS SELECT id FROM public.ids;
+DROP VIEW public.ids CASCADE;
+CREATE ROLE elt_contract_owner;
+CREATE TABLE c.owned (id int);
+ALTER TABLE c.owned OWNER TO elt_contract_owner;
+DROP OWNED BY elt_contract_owner;
+SELECT to_regclass('c.owned') IS NOT NULL AS owned_still_there;
+SELECT elt.govern('c', 'warn');
+DROP VIEW public.ids CASCADE;
+SELECT elt.govern('c');
+-- a table created and dropped by the same transaction is not judged
+BEGIN;
+CREATE TABLE c.scratch (id int);
+DROP TABLE c.scratch;
+COMMIT;
+
 -- more of what the catalog knows
 SELECT stmt, pg_temp.try('enforce', stmt) AS result FROM (VALUES
  ('ALTER TABLE c.orders ADD COLUMN y int CHECK (qty > 0)'),
@@ -429,7 +450,7 @@ SELECT name, reason, approved_by, status, changes, versions FROM elt.migrations 
 SELECT rule, class, object, decision, migration_id = :mig AS in_migration
 FROM elt.schema_changes WHERE migration_id IS NOT NULL ORDER BY change_id;
 SELECT table_name, version, migration_id = :mig AS in_migration
-FROM elt.schema_versions WHERE migration_id IS NOT NULL ORDER BY version;
+FROM elt.schema_versions WHERE migration_id IS NOT NULL ORDER BY table_name, version;
 -- and after it, the contract holds again
 ALTER TABLE c.orders RENAME COLUMN state TO status;
 -- a second approver
@@ -457,3 +478,4 @@ DROP SCHEMA c CASCADE;
 DROP SCHEMA c2 CASCADE;
 DROP ROLE elt_contract_reader;
 DROP ROLE elt_contract_other;
+DROP ROLE elt_contract_owner;
