@@ -1450,8 +1450,9 @@ schema_policy(Oid nspoid)
 }
 
 /*
- * Governed tables with a column of an enum type (or an array of it): the
- * strictest policy among them, and the columns as dependents.
+ * Governed tables with a column of an enum type (an array of it, or a domain
+ * over either): the strictest policy among them, and the columns as
+ * dependents.
  */
 static const char *
 type_policy(Oid typid, List **dependents)
@@ -1468,7 +1469,10 @@ type_policy(Oid typid, List **dependents)
 			   " FROM pg_catalog.pg_attribute a"
 			   " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
 			   " JOIN pg_catalog.pg_type t ON t.oid = $1"
-			   " WHERE a.atttypid IN (t.oid, t.typarray) AND a.attnum > 0"
+			   " WHERE (a.atttypid IN (t.oid, t.typarray)"
+			   "        OR a.atttypid IN (SELECT d.oid FROM pg_catalog.pg_type d"
+			   "                          WHERE d.typtype = 'd' AND d.typbasetype IN (t.oid, t.typarray)))"
+			   "   AND a.attnum > 0"
 			   "   AND NOT a.attisdropped AND c.relkind IN ('r', 'p')"
 			   "   AND elt.policy_for(c.oid::pg_catalog.regclass) IS NOT NULL"
 			   " ORDER BY 1",

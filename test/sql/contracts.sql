@@ -390,6 +390,11 @@ SELECT stmt, pg_temp.try('enforce', stmt) AS result FROM (VALUES
  ('ALTER TABLE c.times ALTER COLUMN ts TYPE timestamp(3)'),
  ('ALTER TABLE c.times ALTER COLUMN ts TYPE timestamp(0) with time zone')) v(stmt);
 RESET lock_timeout;
+-- an enum a governed column uses through a domain
+CREATE TYPE public.severity AS ENUM ('low', 'high');
+CREATE DOMAIN public.severity_d AS public.severity;
+ALTER TABLE c.times ADD COLUMN sev public.severity_d;
+SELECT pg_temp.try('enforce', 'ALTER TYPE public.severity RENAME VALUE ''low'' TO ''minor''');
 
 -- without ownership, DROP INDEX on a large table fails on privileges, at
 -- once: the size is looked up (under the statement's own lock) only for the
@@ -476,6 +481,8 @@ SELECT rule, class, title FROM elt.rules() ORDER BY rule;
 DROP EXTENSION elt_governance;
 DROP SCHEMA c CASCADE;
 DROP SCHEMA c2 CASCADE;
+DROP DOMAIN public.severity_d;
+DROP TYPE public.severity;
 DROP ROLE elt_contract_reader;
 DROP ROLE elt_contract_other;
 DROP ROLE elt_contract_owner;
