@@ -8,6 +8,7 @@
 
 CREATE SEQUENCE elt.migration_id_seq;
 CREATE SEQUENCE elt.change_id_seq;
+CREATE SEQUENCE elt.approval_id_seq;
 
 -- Who may approve a migration (a name: a person, a team, a role).
 CREATE TABLE elt.approvers (
@@ -31,6 +32,18 @@ CREATE TABLE elt.migration_windows (
     backend_start timestamptz,
     opened_at     timestamptz NOT NULL,
     closed_at     timestamptz
+);
+
+-- Approvals given by an approver in their own session, for a migration of a
+-- given name; with elt.require_second_approver on, migration_begin() uses
+-- one up (migration_id is set then).
+CREATE TABLE elt.migration_approvals (
+    approval_id  bigint PRIMARY KEY DEFAULT pg_catalog.nextval('elt.approval_id_seq'),
+    name         text NOT NULL CHECK (name <> ''),
+    approver     text NOT NULL,
+    note         text,
+    approved_at  timestamptz NOT NULL,
+    migration_id bigint UNIQUE REFERENCES elt.migration_windows (migration_id)
 );
 
 -- External readers of a relation and the columns they use (NULL: all).
@@ -75,15 +88,17 @@ CREATE INDEX schema_versions_migration_idx ON elt.schema_versions (migration_id)
 
 SELECT pg_catalog.pg_extension_config_dump('elt.migration_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.change_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('elt.approval_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('elt.migration_approvals', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.approvers', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.migration_windows', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.consumer_registrations', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.schema_changes', '');
 
-REVOKE ALL ON elt.approvers, elt.migration_windows, elt.consumer_registrations,
-    elt.schema_changes FROM PUBLIC;
-GRANT SELECT ON elt.approvers, elt.migration_windows, elt.consumer_registrations,
-    elt.schema_changes TO PUBLIC;
+REVOKE ALL ON elt.approvers, elt.migration_windows, elt.migration_approvals,
+    elt.consumer_registrations, elt.schema_changes FROM PUBLIC;
+GRANT SELECT ON elt.approvers, elt.migration_windows, elt.migration_approvals,
+    elt.consumer_registrations, elt.schema_changes TO PUBLIC;
 
 CREATE TRIGGER schema_changes_append_only
     BEFORE UPDATE OR DELETE ON elt.schema_changes
@@ -107,6 +122,11 @@ CREATE FUNCTION elt.approver_remove(approver text)
 CREATE FUNCTION elt.migration_begin(name text, reason text, approved_by text)
     RETURNS bigint
     LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_migration_begin';
+
+-- An approver approves a migration, by name, in their own session.
+CREATE FUNCTION elt.migration_approve(name text, note text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_migration_approve';
 
 CREATE FUNCTION elt.migration_end() RETURNS bigint
     LANGUAGE c AS 'MODULE_PATHNAME', 'elt_migration_end';

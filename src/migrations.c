@@ -13,9 +13,12 @@
  * A session that ends with a window open leaves it open in the catalog; the
  * view elt.migrations shows it as 'abandoned'.
  *
- * approved_by is a name that is recorded and audited, not authenticated: it
- * must be listed in elt.approvers, and with elt.require_second_approver on
- * it must differ from the session user.
+ * approved_by must be listed in elt.approvers.  With
+ * elt.require_second_approver off it is a name that is recorded and audited,
+ * not authenticated.  With it on, it must differ from the session user, and
+ * the approver must have approved a migration of that name in their own
+ * session (elt.migration_approve, checked against their session user); each
+ * approval opens one window.
  */
 #include "postgres.h"
 
@@ -276,6 +279,9 @@ elt_migration_begin(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr approver_plan = NULL;
 	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr approval_plan = NULL;
+	static SPIPlanPtr use_plan = NULL;
+	int64		approval_id = 0;
 	char	   *name = required_text(fcinfo, 0, "name");
 	char	   *reason = required_text(fcinfo, 1, "reason");
 	char	   *approved_by = required_text(fcinfo, 2, "approved_by");
@@ -315,6 +321,28 @@ elt_migration_begin(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("\"%s\" is not an approver", approved_by),
 				 errhint("SELECT * FROM elt.approvers lists who may approve; a superuser adds one with elt.approver_add().")));
+	if (elt_require_second_approver)
+	{
+		Oid			atypes[2] = {TEXTOID, TEXTOID};
+		Datum		aargs[2];
+
+		EltPrepare(&approval_plan,
+				   "SELECT approval_id FROM elt.migration_approvals"
+				   " WHERE name = $1 AND approver = $2 AND migration_id IS NULL"
+				   " ORDER BY approval_id LIMIT 1 FOR UPDATE",
+				   2, atypes);
+		aargs[0] = CStringGetTextDatum(name);
+		aargs[1] = CStringGetTextDatum(approved_by);
+		EltExec(approval_plan, aargs, NULL, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("migration \"%s\" has no approval from \"%s\"", name, approved_by),
+					 errdetail("elt.require_second_approver is on."),
+					 errhint("Ask %s to run SELECT elt.migration_approve(%s) in their own session.",
+							 approved_by, quote_literal_cstr(name))));
+		approval_id = EltSpiGetInt64(0, "approval_id", &isnull);
+	}
 
 	EltPrepare(&insert_plan,
 			   "INSERT INTO elt.migration_windows (name, reason, approved_by, opened_by,"
@@ -333,17 +361,88 @@ elt_migration_begin(PG_FUNCTION_ARGS)
 	if (EltExec(insert_plan, values, NULL, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not insert into elt.migration_windows");
 	id = EltSpiGetInt64(0, "migration_id", &isnull);
+	if (approval_id > 0)
+	{
+		Oid			utypes[2] = {INT8OID, INT8OID};
+		Datum		uargs[2];
+
+		EltPrepare(&use_plan,
+				   "UPDATE elt.migration_approvals SET migration_id = $2 WHERE approval_id = $1",
+				   2, utypes);
+		uargs[0] = Int64GetDatum(approval_id);
+		uargs[1] = Int64GetDatum(id);
+		EltExec(use_plan, uargs, NULL, 0);
+	}
 
 	initStringInfo(&details);
 	appendStringInfoChar(&details, '{');
 	EltAppendJsonInt(&details, "migration_id", id);
 	EltAppendJsonString(&details, "name", name);
 	EltAppendJsonString(&details, "approved_by", approved_by);
+	if (approval_id > 0)
+		EltAppendJsonInt(&details, "approval_id", approval_id);
 	appendStringInfoChar(&details, '}');
 	EltAuditRecord(cw.actor, "migration_begun", name, details.data, reason);
 	EltCatalogWriteEnd(&cw);
 
 	set_current_migration(id);
+	PG_RETURN_INT64(id);
+}
+
+/*
+ * elt.migration_approve(name, note): the session user, who must be an
+ * approver, approves one migration of that name, to be opened by someone
+ * else's elt.migration_begin() while elt.require_second_approver is on.
+ */
+PG_FUNCTION_INFO_V1(elt_migration_approve);
+Datum
+elt_migration_approve(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr approver_plan = NULL;
+	static SPIPlanPtr insert_plan = NULL;
+	char	   *name = required_text(fcinfo, 0, "name");
+	char	   *note = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *approver = GetUserNameFromId(GetSessionUserId(), false);
+	Oid			argtypes1[1] = {TEXTOID};
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	EltCatalogWrite cw;
+	StringInfoData details;
+	bool		isnull;
+	int64		id;
+
+	require_catalog();
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&approver_plan, "SELECT 1 FROM elt.approvers WHERE approver = $1",
+			   1, argtypes1);
+	values[0] = CStringGetTextDatum(approver);
+	EltExecLatest(approver_plan, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("session user \"%s\" is not an approver", approver),
+				 errhint("SELECT * FROM elt.approvers lists who may approve; a superuser adds one with elt.approver_add().")));
+	EltPrepare(&insert_plan,
+			   "INSERT INTO elt.migration_approvals (name, approver, note, approved_at)"
+			   " VALUES ($1, $2, $3, pg_catalog.now()) RETURNING approval_id",
+			   3, argtypes);
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(approver);
+	if (note)
+		values[2] = CStringGetTextDatum(note);
+	else
+		nulls[2] = 'n';
+	if (EltExec(insert_plan, values, nulls, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not insert into elt.migration_approvals");
+	id = EltSpiGetInt64(0, "approval_id", &isnull);
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonInt(&details, "approval_id", id);
+	EltAppendJsonString(&details, "approver", approver);
+	appendStringInfoChar(&details, '}');
+	EltAuditRecord(cw.actor, "migration_approved", name, details.data, EltAuditReason(note));
+	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(id);
 }
 

@@ -462,6 +462,20 @@ ALTER TABLE c.orders RENAME COLUMN state TO status;
 SET elt.require_second_approver = on;
 SELECT elt.approver_add(session_user);
 SELECT elt.migration_begin('self', 'approving myself', session_user);
+-- the approver must have approved it, in their own session
+SELECT elt.migration_begin('widen qty', 'bigger orders', 'cto');
+SET SESSION AUTHORIZATION elt_contract_reader;
+SELECT elt.migration_approve('widen qty');
+RESET SESSION AUTHORIZATION;
+SELECT elt.approver_add('elt_contract_reader');
+SET SESSION AUTHORIZATION elt_contract_reader;
+SELECT elt.migration_approve('widen qty', 'checked the dashboards') > 0 AS approved;
+RESET SESSION AUTHORIZATION;
+SELECT elt.migration_begin('widen qty', 'bigger orders', 'elt_contract_reader') > 0 AS open;
+SELECT elt.migration_end() > 0 AS closed;
+-- one approval opens one window
+SELECT elt.migration_begin('widen qty', 'again', 'elt_contract_reader');
+SELECT name, approver, note, migration_id IS NOT NULL AS used FROM elt.migration_approvals;
 RESET elt.require_second_approver;
 SELECT approver FROM elt.approvers ORDER BY approver;
 SELECT elt.approver_add('cto');
