@@ -2008,8 +2008,10 @@ record_change(EltCatalogWrite *cw, EltCandidate *f, const char *tag,
 
 /*
  * DROP INDEX CONCURRENTLY must be the first action of its transaction, so
- * nothing can be written before it runs: its classification is kept here,
- * in TopMemoryContext, and written by ddl_command_end.
+ * nothing can be written before it runs, and CREATE INDEX CONCURRENTLY
+ * commits between its phases, so what is written before it survives a build
+ * that fails: the classification of both is kept here, in a memory context
+ * of its own, and written by ddl_command_end.
  */
 typedef struct EltDeferred
 {
@@ -2422,7 +2424,8 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 
 		judge(&c, LockTimeout > 0);
 		decide_and_record(&cw, &c, tag,
-						  IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->concurrent);
+						  (IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->concurrent) ||
+						  (IsA(parsetree, IndexStmt) && ((IndexStmt *) parsetree)->concurrent));
 		/* it goes ahead: what it drops by cascade was judged with it */
 		foreach(lc, c.cands)
 		{
