@@ -35,12 +35,14 @@ CREATE TABLE elt.migration_windows (
 );
 
 -- Approvals given by an approver in their own session, for a migration of a
--- given name; with elt.require_second_approver on, migration_begin() uses
--- one up (migration_id is set then).
+-- given name to be opened by a given session user; with
+-- elt.require_second_approver on, migration_begin() uses one up
+-- (migration_id is set then).
 CREATE TABLE elt.migration_approvals (
     approval_id  bigint PRIMARY KEY DEFAULT pg_catalog.nextval('elt.approval_id_seq'),
     name         text NOT NULL CHECK (name <> ''),
     approver     text NOT NULL,
+    requested_by text NOT NULL,
     note         text,
     approved_at  timestamptz NOT NULL,
     migration_id bigint UNIQUE REFERENCES elt.migration_windows (migration_id)
@@ -124,7 +126,8 @@ CREATE FUNCTION elt.migration_begin(name text, reason text, approved_by text)
     LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_migration_begin';
 
 -- An approver approves a migration, by name, in their own session.
-CREATE FUNCTION elt.migration_approve(name text, note text DEFAULT NULL)
+CREATE FUNCTION elt.migration_approve(name text, requested_by text,
+                                      note text DEFAULT NULL)
     RETURNS bigint
     LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_migration_approve';
 

@@ -43,6 +43,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/xact.h"
+#include "catalog/heap.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
@@ -71,6 +72,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "audit.h"
 #include "contracts.h"
@@ -131,7 +133,7 @@ static const EltRule rules[R_COUNT] = {
 	[R_MISSING] = {"EG001", "error", "object does not exist",
 		"Create the object first, or fix its name: the statement would fail."},
 	[R_DROP_TABLE] = {"EG101", "breaking", "DROP TABLE",
-		"Move every reader to the replacement first, then drop the table inside an approved migration (elt.migration_begin)."},
+		"Move every reader to the replacement first, then drop the table inside an approved migration."},
 	[R_DROP_VIEW] = {"EG102", "breaking", "DROP VIEW or MATERIALIZED VIEW",
 		"Keep the view until its readers have moved; drop it inside an approved migration."},
 	[R_DROP_SCHEMA] = {"EG103", "breaking", "DROP SCHEMA",
@@ -171,7 +173,7 @@ static const EltRule rules[R_COUNT] = {
 	[R_DETACH_PARTITION] = {"EG120", "breaking", "ALTER TABLE ... DETACH PARTITION",
 		"Copy the rows the readers still need elsewhere and move the readers first, then detach inside an approved migration."},
 	[R_TYPE_REWRITE] = {"EG201", "lock_hazard", "column type change that rewrites the table",
-		"Add a column of the new type, backfill it in chunks (elt.backfill_create), then swap the columns inside an approved migration."},
+		"Add a column of the new type, backfill it in chunks, then swap the columns inside an approved migration."},
 	[R_VOLATILE_DEFAULT] = {"EG202", "lock_hazard", "ADD COLUMN with a volatile default, identity, serial or stored generated column",
 		"Add the column with no default or a constant one, set the default for new rows, and backfill the old rows in chunks."},
 	[R_NOT_NULL_SCAN] = {"EG203", "lock_hazard", "SET NOT NULL scans the table",
@@ -462,7 +464,6 @@ type_is_widening(Oid otyp, int32 omod, Oid ntyp, int32 nmod)
 		switch (otyp)
 		{
 			case VARCHAROID:
-			case BPCHAROID:
 			case VARBITOID:
 			case TIMESTAMPOID:
 			case TIMESTAMPTZOID:
@@ -520,6 +521,11 @@ type_change_rewrites(Oid otyp, int32 omod, Oid ntyp, int32 nmod, bool using)
 {
 	if (using)
 		return true;
+	/* PostgreSQL keeps the data when the session's time zone is UTC */
+	if (otyp == TIMESTAMPOID && ntyp == TIMESTAMPTZOID &&
+		(nmod < 0 || (omod >= 0 && nmod >= omod)) &&
+		!TimestampTimestampTzRequiresRewrite())
+		return false;
 	if (otyp == ntyp)
 	{
 		if (nmod == omod)
@@ -1304,6 +1310,7 @@ static void
 classify_truncate(EltClassified *c, TruncateStmt *stmt)
 {
 	ListCell   *lc;
+	List	   *named = NIL;
 
 	foreach(lc, stmt->relations)
 	{
@@ -1318,6 +1325,33 @@ classify_truncate(EltClassified *c, TruncateStmt *stmt)
 		add_cand(c, R_TRUNCATE, relid, 0, NULL, rel_display(relid),
 				 psprintf("truncates %s: its readers see no rows until it is loaded again",
 						  rel_display(relid)), 0);
+		named = lappend_oid(named, relid);
+	}
+	/* CASCADE also truncates every table that references them, transitively */
+	if (stmt->behavior == DROP_CASCADE && named != NIL)
+	{
+		List	   *all = list_copy(named);
+		List	   *next = named;
+
+		while (next != NIL)
+		{
+			List	   *refs = heap_truncate_find_FKs(next);
+
+			next = NIL;
+			foreach(lc, refs)
+			{
+				Oid			ref = lfirst_oid(lc);
+
+				if (list_member_oid(all, ref))
+					continue;
+				all = lappend_oid(all, ref);
+				next = lappend_oid(next, ref);
+				c->recurse = true;
+				add_cand(c, R_TRUNCATE, ref, 0, NULL, rel_display(ref),
+						 psprintf("truncates %s through TRUNCATE ... CASCADE (it references a truncated table): its readers see no rows",
+								  rel_display(ref)), 0);
+			}
+		}
 	}
 }
 
@@ -1387,10 +1421,35 @@ static const char *
 relation_policy(Oid relid, bool recurse, bool *created_now)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plain_plan = NULL;
 	Oid			argtypes[2] = {OIDOID, BOOLOID};
 	Datum		args[2];
 	bool		isnull;
 
+	if (!has_superclass(relid) && !(recurse && has_subclass(relid)))
+	{
+		/* the common case: no inheritance to follow */
+		EltPrepare(&plain_plan,
+				   "SELECT COALESCE("
+				   "  (SELECT g.policy FROM elt.governed_targets g"
+				   "   WHERE g.kind = 'table' AND g.rel = $1::pg_catalog.regclass),"
+				   "  (SELECT g.policy FROM elt.governed_targets g"
+				   "   JOIN pg_catalog.pg_namespace n ON n.nspname = g.schema_name"
+				   "   JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
+				   "   WHERE g.kind = 'schema' AND c.oid = $1 AND c.relpersistence <> 't'))"
+				   "    AS policy,"
+				   "  EXISTS (SELECT 1 FROM elt.tracked_tables t"
+				   "          JOIN elt.schema_versions v ON v.table_id = t.table_id AND v.version = 1"
+				   "          WHERE t.relid = $1::pg_catalog.regclass AND v.event = 'created'"
+				   "            AND v.xid = pg_catalog.pg_current_xact_id_if_assigned()) AS created_now",
+				   1, argtypes);
+		args[0] = ObjectIdGetDatum(relid);
+		EltExecLatest(plain_plan, args, NULL, 1);
+		if (SPI_processed == 0)
+			return NULL;
+		*created_now = EltSpiGetBool(0, "created_now", &isnull);
+		return EltSpiGetText(0, "policy");
+	}
 	EltPrepare(&plan,
 			   "WITH RECURSIVE up(oid) AS ("
 			   "  SELECT $1"
@@ -1504,9 +1563,9 @@ add_dependents(Oid relid, AttrNumber attnum, bool writers_only, List **out)
 	uint64		i;
 
 	EltPrepare(&plan,
-			   "WITH RECURSIVE dep(is_rule, oid, depth) AS ("
+			   "WITH RECURSIVE dep(is_rule, oid) AS ("
 			   "  SELECT d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass,"
-			   "         COALESCE(r.ev_class, d.objid), 1"
+			   "         COALESCE(r.ev_class, d.objid)"
 			   "  FROM pg_catalog.pg_depend d"
 			   "  LEFT JOIN pg_catalog.pg_rewrite r"
 			   "         ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = d.objid"
@@ -1519,14 +1578,15 @@ add_dependents(Oid relid, AttrNumber attnum, bool writers_only, List **out)
 			   "         OR (NOT $3 AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass))"
 			   "  UNION"
 			   "  SELECT d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass,"
-			   "         COALESCE(r.ev_class, d.objid), dep.depth + 1"
+			   "         COALESCE(r.ev_class, d.objid)"
 			   "  FROM dep"
 			   "  JOIN pg_catalog.pg_depend d"
 			   "    ON dep.is_rule AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
 			   "   AND d.refobjid = dep.oid AND d.deptype = 'n'"
 			   "  LEFT JOIN pg_catalog.pg_rewrite r"
 			   "         ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = d.objid"
-			   "  WHERE dep.depth < 8 AND dep.oid <> $1"
+			   "  WHERE dep.oid <> $1"
+			   "    AND COALESCE(r.ev_class, d.objid) <> dep.oid"
 			   "    AND d.classid IN ('pg_catalog.pg_rewrite'::pg_catalog.regclass,"
 			   "                      'pg_catalog.pg_proc'::pg_catalog.regclass))"
 			   " SELECT DISTINCT"
@@ -1726,6 +1786,28 @@ has_breaking_on_column(List *cands, Oid relid, AttrNumber attnum)
 }
 
 /*
+ * Whether the role running a live statement may do what a candidate is
+ * about: own the relation, type or schema (TRUNCATE: hold the privilege).
+ * If not, the statement is about to fail on privileges, and that is the
+ * error to see; a dry run judges whatever it is given.
+ */
+static bool
+actor_may(EltClassified *c, EltCandidate *cand)
+{
+	if (c->script != NULL || superuser_arg(c->actor))
+		return true;
+	if (OidIsValid(cand->typid))
+		return pg_type_ownercheck(cand->typid, c->actor);
+	if (OidIsValid(cand->nspoid))
+		return pg_namespace_ownercheck(cand->nspoid, c->actor);
+	if (!OidIsValid(cand->relid))
+		return true;
+	if (cand->rule == R_TRUNCATE)
+		return pg_class_aclcheck(cand->relid, c->actor, ACL_TRUNCATE) == ACLCHECK_OK;
+	return pg_class_ownercheck(cand->relid, c->actor);
+}
+
+/*
  * Step 2.  Inside the catalog context.  Keeps the candidates that concern
  * governed objects, with their policy and dependents; list allocations go
  * to c->cxt.  lock_timeout_set: whether the statement will run with one.
@@ -1749,6 +1831,8 @@ judge(EltClassified *c, bool lock_timeout_set)
 			kept = lappend(kept, cand);
 			continue;
 		}
+		if (!actor_may(c, cand))
+			continue;
 		old = MemoryContextSwitchTo(c->cxt);
 		if (OidIsValid(cand->typid))
 			policy = type_policy(cand->typid, &deps);
@@ -1914,7 +1998,7 @@ describe(List *findings, char **msg, char **detail, char **hint)
 	{
 		List	   *hints = NIL;
 
-		appendStringInfo(&m, "%s: this statement makes %d changes that break the contract",
+		appendStringInfo(&m, "%s: this statement has %d findings under the contract",
 						 join_strings(codes, ", "), list_length(findings));
 		foreach(lc, findings)
 		{
@@ -2309,7 +2393,8 @@ decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool de
  * (under warn or off, or approved): then what it drops by cascade was part
  * of what was judged.  See EltContractsCheckCascade.
  */
-static bool judged_breaking = false;
+static int	judged_rank = 0;		/* strictest policy it went ahead under */
+static List *judged_relids = NIL;	/* relations its findings named */
 
 /*
  * sql_drop: a governed table, view or column dropped by a statement that was
@@ -2332,7 +2417,8 @@ EltContractsCheckCascade(EltCatalogWrite *cw, Oid relid, const char *type,
 	char	   *object;
 	char	   *reason;
 
-	if (!elt_enabled || judged_breaking || EltCurrentMigration() > 0 || !EltContractsReady())
+	if (!elt_enabled || EltCurrentMigration() > 0 || !EltContractsReady() ||
+		list_member_oid(judged_relids, relid))
 		return;
 	EltPrepare(&plan,
 			   "SELECT COALESCE("
@@ -2349,10 +2435,19 @@ EltContractsCheckCascade(EltCatalogWrite *cw, Oid relid, const char *type,
 	args[1] = DirectFunctionCall1(namein, CStringGetDatum(schema));
 	EltExecLatest(plan, args, NULL, 1);
 	policy = SPI_processed > 0 ? EltSpiGetText(0, "policy") : NULL;
-	if (policy == NULL || strcmp(policy, "off") == 0)
+	/* off, or no stricter than what the statement itself went ahead under */
+	if (policy == NULL || strcmp(policy, "off") == 0 ||
+		policy_rank(policy) <= judged_rank)
 		return;
 	object = quote_qualified_identifier(schema, name);
-	if (column != NULL)
+	if (strcmp(type, "default value") == 0 && column != NULL)
+	{
+		rule = R_DROP_DEFAULT;
+		object = psprintf("%s.%s", object, quote_identifier(column));
+		reason = psprintf("drops the default of column %s as a side effect (CASCADE): writers that leave it out store NULL or fail",
+						  object);
+	}
+	else if (column != NULL)
 	{
 		rule = R_DROP_COLUMN;
 		object = psprintf("%s.%s", object, quote_identifier(column));
@@ -2408,7 +2503,9 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 	EltCatalogWrite cw;
 
 	forget_deferred();
-	judged_breaking = false;
+	judged_rank = 0;
+	list_free(judged_relids);
+	judged_relids = NIL;
 	if (!elt_enabled || parsetree == NULL || !EltCatalogReady() || !EltContractsReady())
 		return;
 	memset(&c, 0, sizeof(c));
@@ -2426,13 +2523,24 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 		decide_and_record(&cw, &c, tag,
 						  (IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->concurrent) ||
 						  (IsA(parsetree, IndexStmt) && ((IndexStmt *) parsetree)->concurrent));
-		/* it goes ahead: what it drops by cascade was judged with it */
+		/*
+		 * It goes ahead: note what it was judged on, so that sql_drop judges
+		 * only what it drops beyond that under a stricter policy.
+		 */
 		foreach(lc, c.cands)
 		{
 			EltCandidate *f = (EltCandidate *) lfirst(lc);
 
-			if (f->rule >= 0 && RULE_IS_BREAKING(f->rule))
-				judged_breaking = true;
+			if (f->rule < 0 || !RULE_IS_BREAKING(f->rule))
+				continue;
+			judged_rank = Max(judged_rank, policy_rank(f->policy));
+			if (OidIsValid(f->relid))
+			{
+				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+				judged_relids = list_append_unique_oid(judged_relids, f->relid);
+				MemoryContextSwitchTo(old);
+			}
 		}
 	}
 	EltCatalogWriteEnd(&cw);

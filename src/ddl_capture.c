@@ -1080,12 +1080,21 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 				EltContractsCheckCascade(&cw, objid, type, schema, name, NULL);
 			EltForgetConsumers(&cw, objid, quote_qualified_identifier(schema, name));
 		}
-		else if (capturing && strcmp(type, "table column") == 0)
+		else if (capturing && (strcmp(type, "table column") == 0 ||
+							   strcmp(type, "default value") == 0))
 		{
 			char	  **names;
 
 			if (address_names(tup, tt->tupdesc, 3, &names) >= 3)
-				EltContractsCheckCascade(&cw, objid, type, names[0], names[1], names[2]);
+			{
+				/* a default's objid is its pg_attrdef row: find the table */
+				Oid			nsp = get_namespace_oid(names[0], true);
+				Oid			rel = strcmp(type, "table column") == 0 ? objid :
+					OidIsValid(nsp) ? get_relname_relid(names[1], nsp) : InvalidOid;
+
+				if (OidIsValid(rel))
+					EltContractsCheckCascade(&cw, rel, type, names[0], names[1], names[2]);
+			}
 		}
 		if (strcmp(type, "table") == 0)
 		{

@@ -323,24 +323,28 @@ elt_migration_begin(PG_FUNCTION_ARGS)
 				 errhint("SELECT * FROM elt.approvers lists who may approve; a superuser adds one with elt.approver_add().")));
 	if (elt_require_second_approver)
 	{
-		Oid			atypes[2] = {TEXTOID, TEXTOID};
-		Datum		aargs[2];
+		Oid			atypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+		Datum		aargs[3];
 
 		EltPrepare(&approval_plan,
 				   "SELECT approval_id FROM elt.migration_approvals"
-				   " WHERE name = $1 AND approver = $2 AND migration_id IS NULL"
+				   " WHERE name = $1 AND approver = $2 AND requested_by = $3"
+				   "   AND migration_id IS NULL"
 				   " ORDER BY approval_id LIMIT 1 FOR UPDATE",
-				   2, atypes);
+				   3, atypes);
 		aargs[0] = CStringGetTextDatum(name);
 		aargs[1] = CStringGetTextDatum(approved_by);
+		aargs[2] = CStringGetTextDatum(session_user);
 		EltExec(approval_plan, aargs, NULL, 1);
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("migration \"%s\" has no approval from \"%s\"", name, approved_by),
+					 errmsg("migration \"%s\" has no approval from \"%s\" for \"%s\"",
+							name, approved_by, session_user),
 					 errdetail("elt.require_second_approver is on."),
-					 errhint("Ask %s to run SELECT elt.migration_approve(%s) in their own session.",
-							 approved_by, quote_literal_cstr(name))));
+					 errhint("Ask %s to run SELECT elt.migration_approve(%s, %s) in their own session.",
+							 approved_by, quote_literal_cstr(name),
+							 quote_literal_cstr(session_user))));
 		approval_id = EltSpiGetInt64(0, "approval_id", &isnull);
 	}
 
@@ -390,9 +394,10 @@ elt_migration_begin(PG_FUNCTION_ARGS)
 }
 
 /*
- * elt.migration_approve(name, note): the session user, who must be an
- * approver, approves one migration of that name, to be opened by someone
- * else's elt.migration_begin() while elt.require_second_approver is on.
+ * elt.migration_approve(name, requested_by, note): the session user, who
+ * must be an approver, approves one migration of that name, to be opened by
+ * requested_by's elt.migration_begin() while elt.require_second_approver is
+ * on.
  */
 PG_FUNCTION_INFO_V1(elt_migration_approve);
 Datum
@@ -401,12 +406,13 @@ elt_migration_approve(PG_FUNCTION_ARGS)
 	static SPIPlanPtr approver_plan = NULL;
 	static SPIPlanPtr insert_plan = NULL;
 	char	   *name = required_text(fcinfo, 0, "name");
-	char	   *note = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *requested_by = required_text(fcinfo, 1, "requested_by");
+	char	   *note = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	char	   *approver = GetUserNameFromId(GetSessionUserId(), false);
 	Oid			argtypes1[1] = {TEXTOID};
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	EltCatalogWrite cw;
 	StringInfoData details;
 	bool		isnull;
@@ -423,16 +429,22 @@ elt_migration_approve(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("session user \"%s\" is not an approver", approver),
 				 errhint("SELECT * FROM elt.approvers lists who may approve; a superuser adds one with elt.approver_add().")));
+	if (strcmp(requested_by, approver) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("an approver cannot approve their own migration"),
+				 errhint("Name the session user who will run elt.migration_begin().")));
 	EltPrepare(&insert_plan,
-			   "INSERT INTO elt.migration_approvals (name, approver, note, approved_at)"
-			   " VALUES ($1, $2, $3, pg_catalog.now()) RETURNING approval_id",
-			   3, argtypes);
+			   "INSERT INTO elt.migration_approvals (name, approver, requested_by, note, approved_at)"
+			   " VALUES ($1, $2, $3, $4, pg_catalog.now()) RETURNING approval_id",
+			   4, argtypes);
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(approver);
+	values[2] = CStringGetTextDatum(requested_by);
 	if (note)
-		values[2] = CStringGetTextDatum(note);
+		values[3] = CStringGetTextDatum(note);
 	else
-		nulls[2] = 'n';
+		nulls[3] = 'n';
 	if (EltExec(insert_plan, values, nulls, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not insert into elt.migration_approvals");
 	id = EltSpiGetInt64(0, "approval_id", &isnull);
@@ -440,6 +452,7 @@ elt_migration_approve(PG_FUNCTION_ARGS)
 	appendStringInfoChar(&details, '{');
 	EltAppendJsonInt(&details, "approval_id", id);
 	EltAppendJsonString(&details, "approver", approver);
+	EltAppendJsonString(&details, "requested_by", requested_by);
 	appendStringInfoChar(&details, '}');
 	EltAuditRecord(cw.actor, "migration_approved", name, details.data, EltAuditReason(note));
 	EltCatalogWriteEnd(&cw);

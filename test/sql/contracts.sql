@@ -364,6 +364,38 @@ SELECT to_regclass('c.owned') IS NOT NULL AS owned_still_there;
 SELECT elt.govern('c', 'warn');
 DROP VIEW public.ids CASCADE;
 SELECT elt.govern('c');
+-- a stricter neighbour is not lost to a cascade that warn lets through
+CREATE SCHEMA c3;
+CREATE TABLE c3.loose (id int);
+CREATE TABLE c3.strict (id int);
+SELECT elt.govern('c3', 'warn');
+SELECT elt.govern('c3.strict', 'enforce');
+DROP SCHEMA c3 CASCADE;
+SELECT to_regclass('c3.strict') IS NOT NULL AS strict_still_there;
+SELECT elt.govern('c3', 'off');
+SELECT elt.govern('c3.strict', 'off');
+DROP SCHEMA c3 CASCADE;
+-- TRUNCATE ... CASCADE reaches the tables that reference the truncated one
+CREATE TABLE public.dim (code int PRIMARY KEY);
+ALTER TABLE c.fresh ADD COLUMN code int,
+    ADD CONSTRAINT fresh_code_fk FOREIGN KEY (code) REFERENCES public.dim NOT VALID;
+TRUNCATE public.dim CASCADE;
+TRUNCATE public.dim;
+-- a default dropped with the sequence it uses
+CREATE SEQUENCE public.fresh_seq;
+SELECT elt.govern('c', 'off');
+ALTER TABLE c.fresh ADD COLUMN n bigint DEFAULT nextval('public.fresh_seq');
+SELECT elt.govern('c');
+DROP SEQUENCE public.fresh_seq CASCADE;
+-- without the privilege, the privilege error, not a contract finding
+GRANT USAGE ON SCHEMA c TO elt_contract_reader;
+SET ROLE elt_contract_reader;
+DROP TABLE c.fresh;
+TRUNCATE c.fresh;
+ALTER TABLE c.fresh DROP COLUMN id;
+RESET ROLE;
+REVOKE USAGE ON SCHEMA c FROM elt_contract_reader;
+
 -- a table created and dropped by the same transaction is not judged
 BEGIN;
 CREATE TABLE c.scratch (id int);
@@ -465,17 +497,21 @@ SELECT elt.migration_begin('self', 'approving myself', session_user);
 -- the approver must have approved it, in their own session
 SELECT elt.migration_begin('widen qty', 'bigger orders', 'cto');
 SET SESSION AUTHORIZATION elt_contract_reader;
-SELECT elt.migration_approve('widen qty');
+SELECT elt.migration_approve('widen qty', 'postgres');
 RESET SESSION AUTHORIZATION;
 SELECT elt.approver_add('elt_contract_reader');
 SET SESSION AUTHORIZATION elt_contract_reader;
-SELECT elt.migration_approve('widen qty', 'checked the dashboards') > 0 AS approved;
+SELECT elt.migration_approve('widen qty', 'elt_contract_reader');
+-- approved for one session user, usable by no other
+SELECT elt.migration_approve('widen qty', 'elt_contract_other', 'for the other team') > 0 AS approved;
+SELECT elt.migration_approve('widen qty', 'postgres', 'for the current one') > 0 AS approved;
 RESET SESSION AUTHORIZATION;
 SELECT elt.migration_begin('widen qty', 'bigger orders', 'elt_contract_reader') > 0 AS open;
 SELECT elt.migration_end() > 0 AS closed;
 -- one approval opens one window
 SELECT elt.migration_begin('widen qty', 'again', 'elt_contract_reader');
-SELECT name, approver, note, migration_id IS NOT NULL AS used FROM elt.migration_approvals;
+SELECT name, approver, note, migration_id IS NOT NULL AS used FROM elt.migration_approvals
+ORDER BY approval_id;
 RESET elt.require_second_approver;
 SELECT approver FROM elt.approvers ORDER BY approver;
 SELECT elt.approver_add('cto');
@@ -497,6 +533,8 @@ DROP SCHEMA c CASCADE;
 DROP SCHEMA c2 CASCADE;
 DROP DOMAIN public.severity_d;
 DROP TYPE public.severity;
+DROP TABLE public.dim CASCADE;
+DROP SEQUENCE public.fresh_seq;
 DROP ROLE elt_contract_reader;
 DROP ROLE elt_contract_other;
 DROP ROLE elt_contract_owner;
