@@ -48,6 +48,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_index.h"
@@ -109,6 +110,8 @@ typedef enum EltRuleId
 	R_TRUNCATE,
 	R_RENAME_SCHEMA,
 	R_DETACH_PARTITION,
+	R_ROW_SECURITY,
+	R_DROP_UNIQUE,
 	R_TYPE_REWRITE,
 	R_VOLATILE_DEFAULT,
 	R_NOT_NULL_SCAN,
@@ -170,8 +173,12 @@ static const EltRule rules[R_COUNT] = {
 		"Delete the rows you mean to replace in the same transaction as their replacement, or truncate inside an approved migration."},
 	[R_RENAME_SCHEMA] = {"EG119", "breaking", "ALTER SCHEMA ... RENAME",
 		"Create the new schema with views over the old tables, move the readers, then rename inside an approved migration."},
-	[R_DETACH_PARTITION] = {"EG120", "breaking", "ALTER TABLE ... DETACH PARTITION",
+	[R_DETACH_PARTITION] = {"EG120", "breaking", "ALTER TABLE ... DETACH PARTITION or NO INHERIT",
 		"Copy the rows the readers still need elsewhere and move the readers first, then detach inside an approved migration."},
+	[R_ROW_SECURITY] = {"EG121", "breaking", "ENABLE ROW LEVEL SECURITY",
+		"Create the policies that let every reader see what it saw before, then enable row level security inside an approved migration."},
+	[R_DROP_UNIQUE] = {"EG122", "breaking", "DROP of a PRIMARY KEY or UNIQUE constraint, or of a unique index",
+		"Check that no upsert (INSERT ... ON CONFLICT), foreign key or reader relies on the key, then drop it inside an approved migration."},
 	[R_TYPE_REWRITE] = {"EG201", "lock_hazard", "column type change that rewrites the table",
 		"Add a column of the new type, backfill it in chunks, then swap the columns inside an approved migration."},
 	[R_VOLATILE_DEFAULT] = {"EG202", "lock_hazard", "ADD COLUMN with a volatile default, identity, serial or stored generated column",
@@ -612,6 +619,28 @@ is_serial_type(TypeName *tn)
 
 static void classify_add_constraint(EltClassified *c, Oid relid, Constraint *con);
 
+/* Whether a raw expression names a column other than colname. */
+static bool
+raw_names_other_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, ColumnRef))
+	{
+		ColumnRef  *ref = (ColumnRef *) node;
+		Node	   *last = llast(ref->fields);
+
+		return !(IsA(last, String) && strcmp(strVal(last), (const char *) context) == 0);
+	}
+	return raw_expression_tree_walker(node, raw_names_other_walker, context);
+}
+
+static bool
+raw_names_other_column(Node *expr, const char *colname)
+{
+	return raw_names_other_walker(expr, (void *) colname);
+}
+
 /* ADD COLUMN: NOT NULL without a default, per-row defaults, inline constraints. */
 static void
 classify_add_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
@@ -622,6 +651,7 @@ classify_add_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 	bool		has_default = false;
 	bool		rewrite = false;
 	bool		builds_index = false;
+	List	   *inline_checks = NIL;
 	FormData_pg_attribute att;
 	char	   *object;
 
@@ -664,13 +694,20 @@ classify_add_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 				rewrite = true;
 				break;
 			case CONSTR_CHECK:
-				/* checked against every row, and may name other columns */
+				/* checked against every row: matters once it can fail on them */
 				if (!con->skip_validation)
-					classify_add_constraint(c, relid, con);
+					inline_checks = lappend(inline_checks, con);
 				break;
 			default:
 				break;
 		}
+	}
+	foreach(lc, inline_checks)
+	{
+		Constraint *con = (Constraint *) lfirst(lc);
+
+		if (has_default || raw_names_other_column(con->raw_expr, cd->colname))
+			classify_add_constraint(c, relid, con);
 	}
 	if (not_null && !has_default)
 		add_cand(c, R_ADD_NOT_NULL_COLUMN, relid, 0, NULL, object,
@@ -827,7 +864,8 @@ static void
 classify_add_constraint(EltClassified *c, Oid relid, Constraint *con)
 {
 	char	   *table = rel_display(relid);
-	char	   *name = con->conname ? psprintf("%s on %s", quote_identifier(con->conname), table) : table;
+	char	   *name = con->conname ? psprintf("%s on %s", quote_identifier(con->conname), table) :
+		psprintf("(unnamed) on %s", table);
 
 	switch (con->contype)
 	{
@@ -877,6 +915,25 @@ classify_add_constraint(EltClassified *c, Oid relid, Constraint *con)
 		default:
 			break;
 	}
+}
+
+/* The type of a table's constraint, or '\0' if it has none of that name. */
+static char
+constraint_type(Oid relid, const char *conname)
+{
+	Oid			conoid = get_relation_constraint_oid(relid, conname, true);
+	HeapTuple	tup;
+	char		contype = '\0';
+
+	if (!OidIsValid(conoid))
+		return '\0';
+	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+	if (HeapTupleIsValid(tup))
+	{
+		contype = ((Form_pg_constraint) GETSTRUCT(tup))->contype;
+		ReleaseSysCache(tup);
+	}
+	return contype;
 }
 
 /* ALTER TABLE: every subcommand on a table or partitioned table. */
@@ -990,6 +1047,42 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 			case AT_AddConstraint:
 				if (cmd->def != NULL && IsA(cmd->def, Constraint))
 					classify_add_constraint(c, relid, (Constraint *) cmd->def);
+				break;
+			case AT_DropInherit:
+				if (cmd->def != NULL && IsA(cmd->def, RangeVar))
+				{
+					Oid			parent = RangeVarGetRelid((RangeVar *) cmd->def, NoLock, true);
+
+					if (OidIsValid(parent))
+					{
+						EltCandidate *cand;
+
+						/* the parent's readers lose this table's rows */
+						cand = add_cand(c, R_DETACH_PARTITION, parent, 0, NULL, rel_display(parent),
+										psprintf("takes %s out of the inheritance of %s: readers of %s no longer see its rows",
+												 rel_display(relid), rel_display(parent), rel_display(parent)), 0);
+						cand->recurse = false;
+					}
+				}
+				break;
+			case AT_EnableRowSecurity:
+			case AT_ForceRowSecurity:
+				add_cand(c, R_ROW_SECURITY, relid, 0, NULL, rel_display(relid),
+						 psprintf("%s row level security on %s: readers no policy lets through see no rows",
+								  cmd->subtype == AT_EnableRowSecurity ? "enables" : "forces",
+								  rel_display(relid)), 0);
+				break;
+			case AT_DropConstraint:
+				if (cmd->name != NULL)
+				{
+					char		contype = constraint_type(relid, cmd->name);
+
+					if (contype == CONSTRAINT_PRIMARY || contype == CONSTRAINT_UNIQUE)
+						add_cand(c, R_DROP_UNIQUE, relid, 0, NULL, rel_display(relid),
+								 psprintf("drops %s constraint %s of %s: upserts (ON CONFLICT) and foreign keys that rely on it fail, and duplicates become possible",
+										  contype == CONSTRAINT_PRIMARY ? "PRIMARY KEY" : "UNIQUE",
+										  quote_identifier(cmd->name), rel_display(relid)), 0);
+				}
 				break;
 			case AT_DetachPartition:
 				if (cmd->def != NULL && IsA(cmd->def, PartitionCmd))
@@ -1190,6 +1283,18 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 				table = IndexGetRelation(relid, true);
 				if (!OidIsValid(table))
 					continue;
+				{
+					HeapTuple	itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(relid));
+
+					if (HeapTupleIsValid(itup))
+					{
+						if (((Form_pg_index) GETSTRUCT(itup))->indisunique)
+							add_cand(c, R_DROP_UNIQUE, table, 0, NULL, rel_display(table),
+									 psprintf("drops unique index %s of %s: upserts (ON CONFLICT) that rely on it fail, and duplicates become possible",
+											  rel_display(relid), rel_display(table)), 0);
+						ReleaseSysCache(itup);
+					}
+				}
 				if (!stmt->concurrent)
 				{
 					EltCandidate *cand;
@@ -1286,7 +1391,7 @@ classify_index(EltClassified *c, IndexStmt *stmt)
 		return;
 	c->recurse = stmt->relation->inh;
 	table = rel_display(relid);
-	name = stmt->idxname ? pstrdup(quote_identifier(stmt->idxname)) : "an index";
+	name = stmt->idxname ? pstrdup(quote_identifier(stmt->idxname)) : "(unnamed)";
 	if (stmt->unique)
 		add_cand(c, R_ADD_UNIQUE, relid, 0, NULL, table,
 				 psprintf("creates unique index %s on %s: writes of duplicate values start to fail",
@@ -1574,7 +1679,9 @@ add_dependents(Oid relid, AttrNumber attnum, bool writers_only, List **out)
 			   "          AND d.refobjid = $1 AND ($2 = 0 OR d.refobjsubid IN (0, $2)))"
 			   "      OR (d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass"
 			   "          AND d.refobjid = (SELECT c.reltype FROM pg_catalog.pg_class c WHERE c.oid = $1)))"
-			   "    AND (d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+			   "    AND ((d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+			   "          AND (NOT $3 OR (SELECT p.provolatile FROM pg_catalog.pg_proc p"
+			   "                          WHERE p.oid = d.objid) = 'v'))"
 			   "         OR (NOT $3 AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass))"
 			   "  UNION"
 			   "  SELECT d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass,"
@@ -1881,8 +1988,10 @@ judge(EltClassified *c, bool lock_timeout_set)
 				MemoryContextSwitchTo(old);
 				continue;
 			}
-			cand->reason = psprintf("%s (about %.0f rows, over elt.large_table_rows = %d)",
-									cand->reason, rows, elt_large_table_rows);
+			cand->reason = psprintf("%s (about %.0f rows, over elt.large_table_rows = %d)%s",
+									cand->reason, rows, elt_large_table_rows,
+									get_rel_relkind(cand->relid) == RELKIND_PARTITIONED_TABLE ?
+									"; a partitioned table cannot be indexed CONCURRENTLY: create the index ON ONLY the parent, CONCURRENTLY on each partition, then ATTACH PARTITION each" : "");
 		}
 		else if ((cand->flags & CAND_NOT_NULL_PROOF) &&
 				 not_null_proven(cand->relid, cand->colname))
@@ -1990,8 +2099,7 @@ describe(List *findings, char **msg, char **detail, char **hint)
 		appendStringInfo(&m, "%s: %s", rules[f->rule].code, f->reason);
 		if (f->dependents != NIL)
 			appendStringInfo(&d, "Breaks: %s. ", join_strings(f->dependents, ", "));
-		appendStringInfo(&d, "Class %s; %s is governed with policy %s.",
-						 rules[f->rule].class, f->object, f->policy);
+		appendStringInfo(&d, "Class %s, under policy %s.", rules[f->rule].class, f->policy);
 		appendStringInfoString(&h, rules[f->rule].suggestion);
 	}
 	else

@@ -30,6 +30,8 @@ CREATE VIEW public.report AS SELECT order_id, amount FROM c.order_totals;
 CREATE MATERIALIZED VIEW c.daily AS SELECT status, count(*) AS n FROM c.orders GROUP BY status;
 CREATE FUNCTION c.all_orders() RETURNS SETOF c.orders LANGUAGE sql AS 'SELECT * FROM c.orders';
 CREATE VIEW c.v_simple AS SELECT 1 AS one;
+CREATE TABLE c.ev (id int, at date) PARTITION BY RANGE (at);
+CREATE TABLE c.ev_2026 PARTITION OF c.ev FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 CREATE SCHEMA c2;
 CREATE TABLE c2.t (id int);
 
@@ -90,6 +92,9 @@ INSERT INTO cases VALUES
  ('EG117', 'ALTER TABLE c.orders ALTER COLUMN qty SET DEFAULT 1'),
  ('EG118', 'TRUNCATE c.customers'),
  ('EG119', 'ALTER SCHEMA c2 RENAME TO c3'),
+ ('EG120', 'ALTER TABLE c.ev DETACH PARTITION c.ev_2026'),
+ ('EG121', 'ALTER TABLE c.customers ENABLE ROW LEVEL SECURITY'),
+ ('EG122', 'ALTER TABLE c.customers DROP CONSTRAINT customers_pkey'),
  ('EG201', 'ALTER TABLE c.orders ALTER COLUMN customer_id TYPE bigint'),
  ('EG202', 'ALTER TABLE c.orders ADD COLUMN uid uuid DEFAULT gen_random_uuid()'),
  ('EG203', 'ALTER TABLE c.orders ALTER COLUMN customer_id SET NOT NULL'),
@@ -218,7 +223,7 @@ INSERT INTO safe_cases (stmt) VALUES
  ('ALTER TABLE c.orders CLUSTER ON orders_pkey'),
  ('ALTER TABLE c.orders SET WITHOUT CLUSTER'),
  ('ALTER TABLE c.orders DISABLE TRIGGER USER'),
- ('ALTER TABLE c.orders ENABLE ROW LEVEL SECURITY'),
+ ('ALTER TABLE c.orders DISABLE ROW LEVEL SECURITY'),
  ('ALTER INDEX c.orders_note_idx RENAME TO orders_note_ix'),
  ('ALTER TYPE c.mood ADD VALUE ''happy'' AFTER ''ok'''),
  ('ALTER TYPE c.mood ADD VALUE ''meh'' BEFORE ''ok'''),
@@ -340,6 +345,15 @@ SELECT elt.ungovern('public.events');
 SET elt.enabled = off;
 DROP TABLE public.events, public.parent CASCADE;
 RESET elt.enabled;
+
+-- unique keys that upserts rely on
+SET elt.enabled = off;
+CREATE UNIQUE INDEX big_v_uq ON c.big (v);
+RESET elt.enabled;
+SELECT pg_temp.try('enforce', 'DROP INDEX c.big_v_uq');
+-- an inline CHECK on a new column matters only if it can fail on existing rows
+SELECT pg_temp.try('enforce', 'ALTER TABLE c.customers ADD COLUMN score int CHECK (score > 0)');
+SELECT pg_temp.try('enforce', 'ALTER TABLE c.customers ADD COLUMN score int DEFAULT 1 CHECK (score > 0)');
 
 -- a table created by this very transaction has no readers yet
 BEGIN;
