@@ -143,8 +143,8 @@ static const EltRule rules[R_COUNT] = {
 		"Move the readers of its tables and views first, then drop the schema inside an approved migration."},
 	[R_DROP_COLUMN] = {"EG104", "breaking", "DROP COLUMN",
 		"Stop writing the column, move every reader off it, then drop it inside an approved migration."},
-	[R_RENAME_TABLE] = {"EG105", "breaking", "rename or move a table or view",
-		"Create the new table beside the old one (or a view under the new name), move the readers, then drop the old name inside an approved migration."},
+	[R_RENAME_TABLE] = {"EG105", "breaking", "rename or move a table, view, type or domain",
+		"Create the new object beside the old one (for a table, a view under the new name), move the readers, then drop the old name inside an approved migration."},
 	[R_RENAME_COLUMN] = {"EG106", "breaking", "RENAME COLUMN",
 		"Add the new column, backfill it, move the readers to it, then drop the old column inside an approved migration."},
 	[R_TYPE_NARROWING] = {"EG107", "breaking", "column type change that is not a widening",
@@ -1130,6 +1130,9 @@ is_table_kind(char relkind)
 	return relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE;
 }
 
+static void classify_type_rename(EltClassified *c, List *names, const char *what,
+								 const char *to);
+
 /* RENAME of a schema, table, view, materialized view or column. */
 static void
 classify_rename(EltClassified *c, RenameStmt *stmt)
@@ -1155,6 +1158,12 @@ classify_rename(EltClassified *c, RenameStmt *stmt)
 				cand->nspoid = nsp;
 				return;
 			}
+		case OBJECT_TYPE:
+		case OBJECT_DOMAIN:
+			if (stmt->object != NULL && IsA(stmt->object, List))
+				classify_type_rename(c, (List *) stmt->object, "renames",
+									 psprintf("to %s", quote_identifier(stmt->newname)));
+			return;
 		case OBJECT_TABLE:
 		case OBJECT_VIEW:
 		case OBJECT_MATVIEW:
@@ -1206,6 +1215,13 @@ classify_set_schema(EltClassified *c, AlterObjectSchemaStmt *stmt)
 	EltFound	f;
 	char		relkind;
 
+	if ((stmt->objectType == OBJECT_TYPE || stmt->objectType == OBJECT_DOMAIN) &&
+		stmt->object != NULL && IsA(stmt->object, List))
+	{
+		classify_type_rename(c, (List *) stmt->object, "moves",
+							 psprintf("to schema %s", quote_identifier(stmt->newschema)));
+		return;
+	}
 	if ((stmt->objectType != OBJECT_TABLE && stmt->objectType != OBJECT_VIEW &&
 		 stmt->objectType != OBJECT_MATVIEW) || stmt->relation == NULL)
 		return;
@@ -1322,6 +1338,114 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 								  rel_display(relid)), 0);
 		}
 	}
+}
+
+/* A type named by a list of names, or InvalidOid. */
+static Oid
+type_from_names(List *names)
+{
+	Type		tup = LookupTypeName(NULL, makeTypeNameFromNameList(names), NULL, true);
+	Oid			typid;
+
+	if (tup == NULL)
+		return InvalidOid;
+	typid = typeTypeId(tup);
+	ReleaseSysCache(tup);
+	return typid;
+}
+
+/*
+ * A rename or move of a type or domain: readers and writers that name it
+ * (casts, function signatures) fail.  Judged by the governed columns that
+ * use it.
+ */
+static void
+classify_type_rename(EltClassified *c, List *names, const char *what, const char *to)
+{
+	Oid			typid = type_from_names(names);
+	EltCandidate *cand;
+	char	   *object;
+
+	if (!OidIsValid(typid))
+		return;
+	object = format_type_be_qualified(typid);
+	cand = add_cand(c, R_RENAME_TABLE, InvalidOid, 0, NULL, object,
+					psprintf("%s type %s %s: readers and writers that name it (casts, function signatures) fail",
+							 what, object, to), 0);
+	cand->typid = typid;
+}
+
+/* ALTER DOMAIN: its default, NOT NULL and constraints apply to every column of it. */
+static void
+classify_domain(EltClassified *c, AlterDomainStmt *stmt)
+{
+	Oid			typid = type_from_names(stmt->typeName);
+	char	   *object;
+	HeapTuple	tup;
+	bool		notnull = false;
+	bool		hasdefault = false;
+	EltCandidate *cand = NULL;
+	EltCandidate *hazard = NULL;
+
+	if (!OidIsValid(typid) || get_typtype(typid) != TYPTYPE_DOMAIN)
+	{
+		if (!OidIsValid(typid))
+			missing(c, NameListToQuotedString(stmt->typeName), "domain");
+		return;
+	}
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_type form = (Form_pg_type) GETSTRUCT(tup);
+
+		notnull = form->typnotnull;
+		hasdefault = !heap_attisnull(tup, Anum_pg_type_typdefault, NULL);
+		ReleaseSysCache(tup);
+	}
+	object = format_type_be_qualified(typid);
+	switch (stmt->subtype)
+	{
+		case 'T':
+			if (stmt->def == NULL && hasdefault)
+				cand = add_cand(c, R_DROP_DEFAULT, InvalidOid, 0, NULL, object,
+								psprintf("drops the default of domain %s: writers that leave its columns out store NULL or fail",
+										 object), CAND_WRITERS);
+			break;
+		case 'N':
+			if (notnull)
+				cand = add_cand(c, R_DROP_NOT_NULL, InvalidOid, 0, NULL, object,
+								psprintf("drops NOT NULL on domain %s: readers of its columns meet NULL", object), 0);
+			break;
+		case 'O':
+			if (!notnull)
+			{
+				cand = add_cand(c, R_SET_NOT_NULL, InvalidOid, 0, NULL, object,
+								psprintf("sets domain %s NOT NULL: writers that store NULL in its columns start to fail",
+										 object), CAND_WRITERS);
+				hazard = add_cand(c, R_NOT_NULL_SCAN, InvalidOid, 0, NULL, object,
+								  psprintf("sets domain %s NOT NULL: every table with a column of it is scanned", object), 0);
+			}
+			break;
+		case 'C':
+			if (stmt->def != NULL && IsA(stmt->def, Constraint) &&
+				!((Constraint *) stmt->def)->skip_validation)
+			{
+				cand = add_cand(c, R_ADD_CHECK, InvalidOid, 0, NULL, object,
+								psprintf("adds a constraint to domain %s: writes of its columns that break it start to fail",
+										 object), CAND_WRITERS);
+				hazard = add_cand(c, R_VALIDATION_SCAN, InvalidOid, 0, NULL, object,
+								  psprintf("adds a constraint to domain %s without NOT VALID: every table with a column of it is scanned",
+										   object), 0);
+			}
+			break;
+		default:
+			break;
+	}
+	if (cand == NULL)
+		cand = add_cand(c, -1, InvalidOid, 0, NULL, object, NULL, 0);
+	cand->typid = typid;
+	if (hazard != NULL)
+		hazard->typid = typid;
 }
 
 /* ALTER TYPE ... ADD VALUE / RENAME VALUE on an enum. */
@@ -1483,6 +1607,9 @@ classify(EltClassified *c, Node *stmt)
 			break;
 		case T_AlterEnumStmt:
 			classify_enum(c, (AlterEnumStmt *) stmt);
+			break;
+		case T_AlterDomainStmt:
+			classify_domain(c, (AlterDomainStmt *) stmt);
 			break;
 		case T_IndexStmt:
 			classify_index(c, (IndexStmt *) stmt);

@@ -442,6 +442,21 @@ CREATE DOMAIN public.severity_d AS public.severity;
 ALTER TABLE c.times ADD COLUMN sev public.severity_d;
 SELECT pg_temp.try('enforce', 'ALTER TYPE public.severity RENAME VALUE ''low'' TO ''minor''');
 
+-- domains and types that governed columns use
+CREATE DOMAIN c.amount_d AS numeric DEFAULT 0;
+CREATE TABLE c.refunds (id int, amount c.amount_d);
+CREATE DOMAIN public.unused_d AS int;
+SELECT stmt, pg_temp.try('enforce', stmt) AS result FROM (VALUES
+ ('ALTER DOMAIN c.amount_d DROP DEFAULT'),
+ ('ALTER DOMAIN c.amount_d SET DEFAULT 1'),
+ ('ALTER DOMAIN c.amount_d SET NOT NULL'),
+ ('ALTER DOMAIN c.amount_d ADD CONSTRAINT amount_pos CHECK (VALUE >= 0)'),
+ ('ALTER DOMAIN c.amount_d ADD CONSTRAINT amount_pos CHECK (VALUE >= 0) NOT VALID'),
+ ('ALTER DOMAIN c.amount_d RENAME TO money_d'),
+ ('ALTER TYPE c.mood RENAME TO feeling'),
+ ('ALTER TYPE c.mood SET SCHEMA public'),
+ ('ALTER DOMAIN public.unused_d SET NOT NULL')) v(stmt);
+
 -- without ownership, DROP INDEX on a large table fails on privileges, at
 -- once: the size is looked up (under the statement's own lock) only for the
 -- owner
@@ -546,6 +561,7 @@ DROP EXTENSION elt_governance;
 DROP SCHEMA c CASCADE;
 DROP SCHEMA c2 CASCADE;
 DROP DOMAIN public.severity_d;
+DROP DOMAIN public.unused_d;
 DROP TYPE public.severity;
 DROP TABLE public.dim CASCADE;
 DROP SEQUENCE public.fresh_seq;
