@@ -59,7 +59,9 @@
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_type.h"
 #include "storage/lmgr.h"
 #include "tcop/cmdtag.h"
 #include "tcop/tcopprot.h"
@@ -90,6 +92,7 @@ static List *pending_dropped = NIL; /* oids of dropped tables */
 static List *pending_dropped_schemas = NIL; /* names of dropped schemas */
 static char *pending_schema_rename = NULL;	/* old name of a renamed schema */
 static Oid	pending_schema_oid = InvalidOid;	/* and its oid */
+static bool pending_noop = false;	/* ADD VALUE IF NOT EXISTS that will skip */
 
 static SPIPlanPtr any_target_plan = NULL;
 static SPIPlanPtr scope_plan = NULL;
@@ -196,6 +199,7 @@ reset_pending(void)
 	pending_dropped_schemas = NIL;
 	pending_schema_rename = NULL;
 	pending_schema_oid = InvalidOid;
+	pending_noop = false;
 }
 
 /* Add an oid to a note list, in TopMemoryContext. */
@@ -960,6 +964,23 @@ elt_on_ddl_command_start(PG_FUNCTION_ARGS)
 	if (!elt_enabled)
 		PG_RETURN_NULL();
 
+	/* an enum value that exists already: the statement changes nothing */
+	if (IsA(trigdata->parsetree, AlterEnumStmt))
+	{
+		AlterEnumStmt *ae = (AlterEnumStmt *) trigdata->parsetree;
+		Type		tup;
+
+		if (ae->oldVal == NULL && ae->skipIfNewValExists &&
+			(tup = LookupTypeName(NULL, makeTypeNameFromNameList(ae->typeName), NULL, true)) != NULL)
+		{
+			Oid			typid = typeTypeId(tup);
+
+			ReleaseSysCache(tup);
+			pending_noop = SearchSysCacheExists2(ENUMTYPOIDNAME, ObjectIdGetDatum(typid),
+												 CStringGetDatum(ae->newVal));
+		}
+	}
+
 	if (IsA(trigdata->parsetree, AlterTableStmt))
 	{
 		/* a partition being detached is no longer found from its parent */
@@ -1217,6 +1238,8 @@ elt_on_ddl_command_end(PG_FUNCTION_ARGS)
 		rename_schema_target(&cw, pending_schema_rename, pending_schema_oid,
 							 &always, &changed);
 	collect_commands(&cw, renaming, &changed, &always);
+	if (pending_noop)
+		always = NIL;			/* the enum already had the value */
 	foreach(lc, pending_changed)
 		changed = list_append_unique_oid(changed, lfirst_oid(lc));
 

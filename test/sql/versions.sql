@@ -82,6 +82,9 @@ ALTER TYPE wh.mood ADD VALUE 'happy';
 ALTER TYPE wh.mood RENAME VALUE 'sad' TO 'blue';
 ALTER DOMAIN wh.positive ADD CONSTRAINT below_million CHECK (VALUE < 1000000);
 SELECT * FROM pg_temp.recorded();
+-- an idempotent ADD VALUE IF NOT EXISTS that finds the value records nothing
+ALTER TYPE wh.mood ADD VALUE IF NOT EXISTS 'happy';
+SELECT * FROM pg_temp.recorded();
 -- tables typed by a composite type, and columns of a range over a type
 CREATE TYPE wh.pair AS (l int, r int);
 CREATE TABLE wh.typed OF wh.pair;
