@@ -69,6 +69,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -2842,10 +2843,27 @@ script_apply(EltClassified *c, Node *stmt)
 									   NameListToQuotedString(((CreateEnumStmt *) stmt)->typeName));
 			break;
 		case T_CreateSchemaStmt:
-			if (((CreateSchemaStmt *) stmt)->schemaname)
-				s->created_schemas = lappend(s->created_schemas,
-											 pstrdup(((CreateSchemaStmt *) stmt)->schemaname));
-			break;
+			{
+				CreateSchemaStmt *cs = (CreateSchemaStmt *) stmt;
+				ListCell   *lc;
+
+				if (cs->schemaname == NULL)
+					break;
+				s->created_schemas = lappend(s->created_schemas, pstrdup(cs->schemaname));
+				/* tables and views created with it live in it */
+				foreach(lc, cs->schemaElts)
+				{
+					Node	   *e = (Node *) lfirst(lc);
+					RangeVar   *rv = IsA(e, CreateStmt) ? ((CreateStmt *) e)->relation :
+						IsA(e, ViewStmt) ? ((ViewStmt *) e)->view : NULL;
+
+					if (rv != NULL)
+						s->created = lappend(s->created,
+											 quote_qualified_identifier(rv->schemaname ? rv->schemaname : cs->schemaname,
+																		rv->relname));
+				}
+				break;
+			}
 		case T_AlterTableStmt:
 			{
 				AlterTableStmt *at = (AlterTableStmt *) stmt;
@@ -2922,6 +2940,19 @@ script_apply(EltClassified *c, Node *stmt)
 			{
 				VariableSetStmt *vs = (VariableSetStmt *) stmt;
 
+				/* later names resolve in the script's search_path */
+				if (vs->name != NULL && strcmp(vs->name, "search_path") == 0)
+				{
+					if (vs->kind == VAR_SET_VALUE)
+						(void) set_config_option("search_path", ExtractSetVariableArgs(vs),
+												 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+												 true, 0, false);
+					else if (vs->kind == VAR_SET_DEFAULT || vs->kind == VAR_RESET)
+						(void) set_config_option("search_path", NULL,
+												 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+												 true, 0, false);
+					break;
+				}
 				if (vs->name == NULL || strcmp(vs->name, "lock_timeout") != 0)
 					break;
 				if (vs->kind == VAR_SET_VALUE && vs->args != NIL &&
@@ -3024,6 +3055,7 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 	EltClassified c;
 	int			n = 0;
 	bool		governed;
+	int			guc_level;
 
 	if (!EltContractsReady())
 		ereport(ERROR,
@@ -3047,6 +3079,8 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 		governed = EltAnyTarget();
 		EltCatalogWriteEnd(&cw);
 	}
+	/* SET search_path in the script holds until the end of the check */
+	guc_level = NewGUCNestLevel();
 
 	foreach(lc, stmts)
 	{
@@ -3098,6 +3132,7 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 		}
 		script_apply(&c, rs->stmt);
 	}
+	AtEOXact_GUC(true, guc_level);
 	return (Datum) 0;
 }
 

@@ -75,6 +75,17 @@ ALTER TABLE k.orders2 ADD COLUMN z int;
 ALTER TABLE k.orders ADD COLUMN z int NOT NULL;
 $$) ORDER BY statement_no, rule;
 
+-- SET search_path in the script, and tables created with their schema
+SELECT statement_no, rule, object FROM elt.check_ddl($$
+SET search_path = k;
+ALTER TABLE orders DROP COLUMN qty;
+RESET search_path;
+ALTER TABLE orders DROP COLUMN qty;
+CREATE SCHEMA k2 CREATE TABLE t (id int) CREATE VIEW v AS SELECT 1 AS one;
+ALTER TABLE k2.t ADD COLUMN x int NOT NULL;
+$$) ORDER BY statement_no, rule;
+SHOW search_path;
+
 -- the live catalog is unchanged
 SELECT attname FROM pg_attribute WHERE attrelid = 'k.orders'::regclass AND attnum > 0
 ORDER BY attnum;
