@@ -24,6 +24,7 @@
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
@@ -154,16 +155,25 @@ EltCatalogRelid(const char *relname)
 	return get_relname_relid(relname, nsp);
 }
 
-/* The role that owns the extension, and with it the elt catalog. */
+/*
+ * The role that owns the extension, and with it the elt catalog.  Looked up
+ * once per transaction: every governed DDL statement asks several times.
+ */
 Oid
 EltExtensionOwner(void)
 {
-	Oid			extoid = get_extension_oid(ELT_EXTENSION_NAME, false);
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static Oid	cached_owner = InvalidOid;
+	Oid			extoid;
 	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tuple;
 	Oid			owner;
+
+	if (cached_lxid != InvalidLocalTransactionId && cached_lxid == MyProc->lxid)
+		return cached_owner;
+	extoid = get_extension_oid(ELT_EXTENSION_NAME, false);
 
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
@@ -175,6 +185,8 @@ EltExtensionOwner(void)
 	owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	cached_owner = owner;
+	cached_lxid = MyProc->lxid;
 	return owner;
 }
 
