@@ -75,6 +75,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 
 #include "audit.h"
 #include "contracts.h"
@@ -227,6 +228,8 @@ typedef struct EltCandidate
 	LOCKMODE	lockmode;		/* for CAND_NEEDS_SIZE */
 	bool		recurse;		/* also acts on inheritors (and partitions) */
 	char	   *newname;		/* a renamed column's new name */
+	Oid			privrel;		/* relation whose owner may run it, if not relid */
+	bool		schema_owner_may;	/* DROP: the schema's owner may too */
 	/* set by judge */
 	const char *policy;
 	List	   *dependents;		/* of char * */
@@ -305,6 +308,42 @@ col_display(Oid relid, const char *col)
  * ------------------------------------------------------------------------
  */
 
+static bool string_member(List *list, const char *s);
+
+/*
+ * Schemas a check_ddl script created: they count as existing.  Reset at the
+ * start of every check and of every live classification, so that one left
+ * behind by a check that failed is never read.
+ */
+static List *script_schemas = NIL;
+
+/*
+ * The first schema of search_path that exists, live or created earlier in
+ * the script ($user stands for the current role): where an unqualified name
+ * is created.
+ */
+static const char *
+creation_schema(void)
+{
+	char	   *raw = pstrdup(namespace_search_path);
+	List	   *names;
+	ListCell   *lc;
+
+	if (SplitIdentifierString(raw, ',', &names))
+	{
+		foreach(lc, names)
+		{
+			char	   *name = (char *) lfirst(lc);
+
+			if (strcmp(name, "$user") == 0)
+				name = GetUserNameFromId(GetUserId(), false);
+			if (OidIsValid(get_namespace_oid(name, true)) || string_member(script_schemas, name))
+				return name;
+		}
+	}
+	return "public";
+}
+
 /* The qualified name a RangeVar would create or find first. */
 static char *
 rangevar_qualified(const RangeVar *rv)
@@ -312,13 +351,7 @@ rangevar_qualified(const RangeVar *rv)
 	const char *nsp = rv->schemaname;
 
 	if (nsp == NULL)
-	{
-		List	   *path = fetch_search_path(false);
-
-		nsp = path != NIL ? get_namespace_name(linitial_oid(path)) : NULL;
-		if (nsp == NULL)
-			nsp = "public";
-	}
+		nsp = creation_schema();
 	return quote_qualified_identifier(nsp, rv->relname);
 }
 
@@ -1063,6 +1096,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 										psprintf("takes %s out of the inheritance of %s: readers of %s no longer see its rows",
 												 rel_display(relid), rel_display(parent), rel_display(parent)), 0);
 						cand->recurse = false;
+						cand->privrel = relid;	/* the child's owner runs it */
 					}
 				}
 				break;
@@ -1092,9 +1126,14 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 														NoLock, true);
 
 					if (OidIsValid(part))
-						add_cand(c, R_DETACH_PARTITION, relid, 0, NULL, rel_display(relid),
-								 psprintf("detaches partition %s from %s: readers of %s no longer see its rows",
-										  rel_display(part), rel_display(relid), rel_display(relid)), 0);
+					{
+						EltCandidate *cand;
+
+						cand = add_cand(c, R_DETACH_PARTITION, relid, 0, NULL, rel_display(relid),
+										psprintf("detaches partition %s from %s: readers of %s no longer see its rows",
+												 rel_display(part), rel_display(relid), rel_display(relid)), 0);
+						cand->recurse = false;	/* siblings keep their rows */
+					}
 				}
 				break;
 			case AT_SetTableSpace:
@@ -1390,7 +1429,8 @@ classify_domain(EltClassified *c, AlterDomainStmt *stmt)
 
 	if (!OidIsValid(typid) || get_typtype(typid) != TYPTYPE_DOMAIN)
 	{
-		if (!OidIsValid(typid))
+		if (!OidIsValid(typid) && c->script != NULL &&
+			!string_member(c->script->created_types, NameListToQuotedString(stmt->typeName)))
 			missing(c, NameListToQuotedString(stmt->typeName), "domain");
 		return;
 	}
@@ -1560,8 +1600,23 @@ classify_truncate(EltClassified *c, TruncateStmt *stmt)
 	/* CASCADE also truncates every table that references them, transitively */
 	if (stmt->behavior == DROP_CASCADE && named != NIL)
 	{
-		List	   *all = list_copy(named);
-		List	   *next = named;
+		List	   *all = NIL;
+		List	   *next;
+
+		/* what TRUNCATE empties: the named tables and, unless ONLY, their inheritors */
+		foreach(lc, stmt->relations)
+		{
+			RangeVar   *rv = (RangeVar *) lfirst(lc);
+			Oid			relid;
+
+			if (find_relation(c, rv, &relid) != FOUND_LIVE)
+				continue;
+			if (rv->inh && has_subclass(relid))
+				all = list_concat_unique_oid(all, find_all_inheritors(relid, NoLock, NULL));
+			else
+				all = list_append_unique_oid(all, relid);
+		}
+		next = list_copy(all);
 
 		while (next != NIL)
 		{
@@ -1604,8 +1659,16 @@ classify(EltClassified *c, Node *stmt)
 			classify_set_schema(c, (AlterObjectSchemaStmt *) stmt);
 			break;
 		case T_DropStmt:
-			classify_drop(c, (DropStmt *) stmt);
-			break;
+			{
+				int			before = list_length(c->cands);
+				int			i;
+
+				classify_drop(c, (DropStmt *) stmt);
+				/* the owner of a schema may drop what is in it */
+				for (i = before; i < list_length(c->cands); i++)
+					((EltCandidate *) list_nth(c->cands, i))->schema_owner_may = true;
+				break;
+			}
 		case T_AlterEnumStmt:
 			classify_enum(c, (AlterEnumStmt *) stmt);
 			break;
@@ -1651,12 +1714,12 @@ policy_rank(const char *policy)
  * first version, 'created', carries our xid): it has no readers yet.
  */
 static const char *
-relation_policy(Oid relid, bool recurse, bool *created_now)
+relation_policy(Oid relid, bool recurse, bool live, bool *created_now)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plain_plan = NULL;
-	Oid			argtypes[2] = {OIDOID, BOOLOID};
-	Datum		args[2];
+	Oid			argtypes[3] = {OIDOID, BOOLOID, BOOLOID};
+	Datum		args[3];
 	bool		isnull;
 
 	if (!has_superclass(relid) && !(recurse && has_subclass(relid)))
@@ -1691,7 +1754,11 @@ relation_policy(Oid relid, bool recurse, bool *created_now)
 			   "  SELECT $1 WHERE $2"
 			   "  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.oid),"
 			   " pol AS ("
-			   "  SELECT COALESCE("
+			   "  SELECT NOT EXISTS (SELECT 1 FROM elt.tracked_tables t"
+			   "                     JOIN elt.schema_versions v ON v.table_id = t.table_id AND v.version = 1"
+			   "                     WHERE t.relid = r.oid::pg_catalog.regclass AND v.event = 'created'"
+			   "                       AND v.xid = pg_catalog.pg_current_xact_id_if_assigned()) AS old,"
+			   "         COALESCE("
 			   "    (SELECT g.policy FROM elt.governed_targets g"
 			   "     WHERE g.kind = 'table' AND g.rel = r.oid::pg_catalog.regclass),"
 			   "    (SELECT g.policy FROM elt.governed_targets g"
@@ -1701,15 +1768,14 @@ relation_policy(Oid relid, bool recurse, bool *created_now)
 			   "    AS policy"
 			   "  FROM (SELECT oid FROM up UNION SELECT oid FROM down) r)"
 			   " SELECT (SELECT p.policy FROM pol p WHERE p.policy IS NOT NULL"
+			   "           AND (p.old OR NOT $3)"
 			   "         ORDER BY pg_catalog.array_position(ARRAY['enforce', 'warn', 'off'], p.policy)"
 			   "         LIMIT 1) AS policy,"
-			   "        EXISTS (SELECT 1 FROM elt.tracked_tables t"
-			   "                JOIN elt.schema_versions v ON v.table_id = t.table_id AND v.version = 1"
-			   "                WHERE t.relid = $1::pg_catalog.regclass AND v.event = 'created'"
-			   "                  AND v.xid = pg_catalog.pg_current_xact_id_if_assigned()) AS created_now",
-			   2, argtypes);
+			   "        false AS created_now",
+			   3, argtypes);
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = BoolGetDatum(recurse);
+	args[2] = BoolGetDatum(live);
 	EltExecLatest(plan, args, NULL, 1);
 	if (SPI_processed == 0)
 		return NULL;
@@ -1957,19 +2023,22 @@ estimated_rows(Oid relid, LOCKMODE lockmode, Oid actor, bool live)
 		}
 		return tuples;
 	}
-	if (live)
-		LockRelationOid(relid, lockmode);
-	else if (!ConditionalLockRelationOid(relid, AccessShareLock))
+	/*
+	 * Statistics first: a statement that is about to be blocked must not wait
+	 * for its lock.  Only a table never vacuumed or analyzed needs its size
+	 * read, under the statement's own lock if that is free at once.
+	 */
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (HeapTupleIsValid(tup))
 	{
-		/* busy: the statistics alone */
-		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-		if (HeapTupleIsValid(tup))
-		{
-			tuples = Max(((Form_pg_class) GETSTRUCT(tup))->reltuples, 0);
-			ReleaseSysCache(tup);
-		}
-		return tuples;
+		float4		reltuples = ((Form_pg_class) GETSTRUCT(tup))->reltuples;
+
+		ReleaseSysCache(tup);
+		if (reltuples >= 0)
+			return reltuples;
 	}
+	if (!ConditionalLockRelationOid(relid, live ? lockmode : AccessShareLock))
+		return -2;				/* never analyzed, and busy: size unknown */
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
 		tuples = 0;				/* dropped meanwhile */
 	else
@@ -2039,6 +2108,11 @@ actor_may(EltClassified *c, EltCandidate *cand)
 		return true;
 	if (cand->rule == R_TRUNCATE)
 		return pg_class_aclcheck(cand->relid, c->actor, ACL_TRUNCATE) == ACLCHECK_OK;
+	if (OidIsValid(cand->privrel))
+		return pg_class_ownercheck(cand->privrel, c->actor);
+	if (cand->schema_owner_may &&
+		pg_namespace_ownercheck(get_rel_namespace(cand->relid), c->actor))
+		return true;
 	return pg_class_ownercheck(cand->relid, c->actor);
 }
 
@@ -2077,7 +2151,8 @@ judge(EltClassified *c, bool lock_timeout_set)
 		{
 			bool		created_now = false;
 
-			policy = relation_policy(cand->relid, cand->recurse, &created_now);
+			policy = relation_policy(cand->relid, cand->recurse, c->script == NULL,
+									 &created_now);
 			/* created by this transaction: nobody reads it yet */
 			if (created_now && c->script == NULL)
 				policy = NULL;
@@ -2111,13 +2186,21 @@ judge(EltClassified *c, bool lock_timeout_set)
 			double		rows = estimated_rows(cand->relid, cand->lockmode, c->actor,
 											  c->script == NULL);
 
-			if (rows <= (double) elt_large_table_rows)
+			if (rows == -2)
+			{
+				/* never analyzed and locked by others: assume it is large */
+				cand->reason = psprintf("%s (size unknown: never analyzed, and in use; ANALYZE it)",
+										cand->reason);
+			}
+			else if (rows <= (double) elt_large_table_rows)
 			{
 				MemoryContextSwitchTo(old);
 				continue;
 			}
-			cand->reason = psprintf("%s (about %.0f rows, over elt.large_table_rows = %d)%s",
-									cand->reason, rows, elt_large_table_rows,
+			if (rows >= 0)
+				cand->reason = psprintf("%s (about %.0f rows, over elt.large_table_rows = %d)",
+										cand->reason, rows, elt_large_table_rows);
+			cand->reason = psprintf("%s%s", cand->reason,
 									get_rel_relkind(cand->relid) == RELKIND_PARTITIONED_TABLE ?
 									"; a partitioned table cannot be indexed CONCURRENTLY: create the index ON ONLY the parent, CONCURRENTLY on each partition, then ATTACH PARTITION each" : "");
 		}
@@ -2739,6 +2822,7 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 	EltCatalogWrite cw;
 
 	forget_deferred();
+	script_schemas = NIL;		/* only a dry run has a script */
 	judged_rank = 0;
 	list_free(judged_relids);
 	judged_relids = NIL;
@@ -2767,9 +2851,9 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 		{
 			EltCandidate *f = (EltCandidate *) lfirst(lc);
 
-			if (f->rule < 0 || !RULE_IS_BREAKING(f->rule))
-				continue;
-			judged_rank = Max(judged_rank, policy_rank(f->policy));
+			if (f->rule >= 0 && RULE_IS_BREAKING(f->rule))
+				judged_rank = Max(judged_rank, policy_rank(f->policy));
+			/* what it names, found safe or not, is judged already */
 			if (OidIsValid(f->relid))
 			{
 				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -2818,6 +2902,27 @@ script_add_col(EltScript *s, Oid relid, const char *col, int attnum)
 	s->col_attnums = lappend_int(s->col_attnums, attnum);
 }
 
+/* Whether a lock_timeout value ('5s', 5000, '0') sets a timeout. */
+static bool
+timeout_is_set(const char *value)
+{
+	int			ms = 0;
+	char	   *v;
+
+	if (value == NULL)
+		return false;
+	v = pstrdup(value);
+	/* ExtractSetVariableArgs quotes strings */
+	if (v[0] == '\'' && strlen(v) >= 2)
+	{
+		v[strlen(v) - 1] = '\0';
+		v++;
+	}
+	if (!parse_int(v, &ms, GUC_UNIT_MS, NULL))
+		return true;			/* PostgreSQL will refuse it; do not guess */
+	return ms != 0;
+}
+
 /* Remember what a statement of the script does, for the later ones. */
 static void
 script_apply(EltClassified *c, Node *stmt)
@@ -2842,6 +2947,10 @@ script_apply(EltClassified *c, Node *stmt)
 			s->created_types = lappend(s->created_types,
 									   NameListToQuotedString(((CreateEnumStmt *) stmt)->typeName));
 			break;
+		case T_CreateDomainStmt:
+			s->created_types = lappend(s->created_types,
+									   NameListToQuotedString(((CreateDomainStmt *) stmt)->domainname));
+			break;
 		case T_CreateSchemaStmt:
 			{
 				CreateSchemaStmt *cs = (CreateSchemaStmt *) stmt;
@@ -2850,6 +2959,7 @@ script_apply(EltClassified *c, Node *stmt)
 				if (cs->schemaname == NULL)
 					break;
 				s->created_schemas = lappend(s->created_schemas, pstrdup(cs->schemaname));
+				script_schemas = s->created_schemas;
 				/* tables and views created with it live in it */
 				foreach(lc, cs->schemaElts)
 				{
@@ -2955,18 +3065,10 @@ script_apply(EltClassified *c, Node *stmt)
 				}
 				if (vs->name == NULL || strcmp(vs->name, "lock_timeout") != 0)
 					break;
-				if (vs->kind == VAR_SET_VALUE && vs->args != NIL &&
-					IsA(linitial(vs->args), A_Const))
-				{
-					A_Const    *ac = (A_Const *) linitial(vs->args);
-
-					if (IsA(&ac->val, Integer))
-						s->lock_timeout = intVal(&ac->val) != 0;
-					else if (IsA(&ac->val, String))
-						s->lock_timeout = strcmp(strVal(&ac->val), "0") != 0;
-				}
+				if (vs->kind == VAR_SET_VALUE)
+					s->lock_timeout = timeout_is_set(ExtractSetVariableArgs(vs));
 				else if (vs->kind == VAR_SET_DEFAULT || vs->kind == VAR_RESET)
-					s->lock_timeout = false;
+					s->lock_timeout = timeout_is_set(GetConfigOptionResetString("lock_timeout"));
 				break;
 			}
 		default:
@@ -3043,6 +3145,13 @@ parse_script(const char *sql)
  * statement in turn (as the caller, then in the catalog context), remembering
  * what it does for the later ones.  Nothing is executed.
  */
+/* Error context: which statement of the script was being checked. */
+static void
+check_ddl_context(void *arg)
+{
+	errcontext("elt.check_ddl(), statement %d of the script", *(int *) arg);
+}
+
 PG_FUNCTION_INFO_V1(elt_check_ddl);
 Datum
 elt_check_ddl(PG_FUNCTION_ARGS)
@@ -3056,6 +3165,7 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 	int			n = 0;
 	bool		governed;
 	int			guc_level;
+	ErrorContextCallback errcb;
 
 	if (!EltContractsReady())
 		ereport(ERROR,
@@ -3081,7 +3191,12 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 	}
 	/* SET search_path in the script holds until the end of the check */
 	guc_level = NewGUCNestLevel();
+	script_schemas = NIL;
 
+	errcb.callback = check_ddl_context;
+	errcb.arg = &n;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
 	foreach(lc, stmts)
 	{
 		RawStmt    *rs = lfirst_node(RawStmt, lc);
@@ -3132,7 +3247,9 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 		}
 		script_apply(&c, rs->stmt);
 	}
+	error_context_stack = errcb.previous;
 	AtEOXact_GUC(true, guc_level);
+	script_schemas = NIL;
 	return (Datum) 0;
 }
 

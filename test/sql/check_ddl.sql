@@ -85,6 +85,24 @@ CREATE SCHEMA k2 CREATE TABLE t (id int) CREATE VIEW v AS SELECT 1 AS one;
 ALTER TABLE k2.t ADD COLUMN x int NOT NULL;
 $$) ORDER BY statement_no, rule;
 SHOW search_path;
+-- a schema the script creates comes first in its search_path
+SELECT statement_no, rule, object FROM elt.check_ddl($$
+CREATE SCHEMA staging;
+SET search_path = staging;
+CREATE TABLE orders (id int);
+SET search_path = k;
+DROP TABLE orders;
+$$);
+-- domains the script creates, and lock_timeout '0s' is no timeout
+SELECT statement_no, rule, object FROM elt.check_ddl($$
+CREATE DOMAIN public.d AS int;
+ALTER DOMAIN public.d SET NOT NULL;
+SET lock_timeout = '0s';
+ALTER TABLE k.orders ALTER COLUMN qty TYPE bigint;
+$$) ORDER BY statement_no, rule;
+-- an error while checking names the statement
+SELECT * FROM elt.check_ddl($$ALTER TABLE k.orders ADD COLUMN a int;
+ALTER TABLE k.orders ALTER COLUMN note TYPE varchar(0);$$);
 
 -- the live catalog is unchanged
 SELECT attname FROM pg_attribute WHERE attrelid = 'k.orders'::regclass AND attnum > 0

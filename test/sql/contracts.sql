@@ -410,6 +410,40 @@ ALTER TABLE c.fresh DROP COLUMN id;
 RESET ROLE;
 REVOKE USAGE ON SCHEMA c FROM elt_contract_reader;
 
+
+-- a parent created by this transaction does not exempt the governed tables
+-- under it
+BEGIN;
+CREATE TABLE c.p_new (name text);
+ALTER TABLE c.customers INHERIT c.p_new;
+ALTER TABLE c.p_new RENAME COLUMN name TO full_name;
+ROLLBACK;
+-- the owner of a schema may drop what is in it, and is judged for it; the
+-- owner of a child takes it out of its parent
+CREATE ROLE elt_contract_schema_owner;
+CREATE SCHEMA c4 AUTHORIZATION elt_contract_schema_owner;
+CREATE TABLE c4.t (id int UNIQUE);
+CREATE TABLE c4.par (id int);
+CREATE TABLE c4.kid () INHERITS (c4.par);
+ALTER TABLE c4.kid OWNER TO elt_contract_schema_owner;
+SELECT elt.govern('c4');
+SET ROLE elt_contract_schema_owner;
+DROP INDEX c4.t_id_key;
+DROP TABLE c4.t;
+ALTER TABLE c4.kid NO INHERIT c4.par;
+RESET ROLE;
+SELECT elt.ungovern('c4');
+DROP SCHEMA c4 CASCADE;
+DROP ROLE elt_contract_schema_owner;
+-- DETACH is judged by the parent, not by its other partitions
+CREATE TABLE public.ev (id int, at date) PARTITION BY RANGE (at);
+CREATE TABLE public.ev_old PARTITION OF public.ev FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
+CREATE TABLE c.ev_new PARTITION OF public.ev FOR VALUES FROM ('2021-01-01') TO ('2022-01-01');
+ALTER TABLE public.ev DETACH PARTITION public.ev_old;
+-- DROP EXPRESSION makes a generated column an ordinary one: safe
+CREATE TABLE c.gen (a int, b int GENERATED ALWAYS AS (a * 2) STORED);
+ALTER TABLE c.gen ALTER COLUMN b DROP EXPRESSION;
+
 -- a table created and dropped by the same transaction is not judged
 BEGIN;
 CREATE TABLE c.scratch (id int);
@@ -564,6 +598,7 @@ DROP DOMAIN public.severity_d;
 DROP DOMAIN public.unused_d;
 DROP TYPE public.severity;
 DROP TABLE public.dim CASCADE;
+DROP TABLE public.ev, public.ev_old;
 DROP SEQUENCE public.fresh_seq;
 DROP ROLE elt_contract_reader;
 DROP ROLE elt_contract_other;
