@@ -2528,6 +2528,7 @@ follow_registrations(EltCatalogWrite *cw, List *findings)
 		EltCandidate *f = (EltCandidate *) lfirst(lc);
 		Datum		args[3];
 		uint64		i;
+		bool		emptied;
 
 		if (f->colname == NULL || !OidIsValid(f->relid))
 			continue;
@@ -2551,9 +2552,21 @@ follow_registrations(EltCatalogWrite *cw, List *findings)
 			EltPrepare(&drop_plan,
 					   "UPDATE elt.consumer_registrations"
 					   " SET columns = pg_catalog.array_remove(columns, $2)"
-					   " WHERE rel = $1::pg_catalog.regclass AND $2 = ANY (columns)",
+					   " WHERE rel = $1::pg_catalog.regclass AND $2 = ANY (columns)"
+					   " RETURNING pg_catalog.cardinality(columns) = 0 AS emptied",
 					   2, dtypes);
 			EltExec(drop_plan, args, NULL, 0);
+			emptied = false;
+			for (i = 0; i < SPI_processed; i++)
+			{
+				bool		isnull;
+
+				if (EltSpiGetBool((int) i, "emptied", &isnull))
+					emptied = true;
+			}
+			if (!emptied)
+				continue;
+			/* a registration left with no column goes */
 			EltPrepare(&empty_plan,
 					   "DELETE FROM elt.consumer_registrations"
 					   " WHERE rel = $1::pg_catalog.regclass"
