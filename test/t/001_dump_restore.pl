@@ -28,6 +28,11 @@ DROP TABLE analytics.scratch;
 CREATE TABLE public.solo (id int);
 SELECT elt.govern('public.solo', 'off');
 ALTER TABLE public.solo ADD COLUMN v text;
+SELECT elt.consumer_register('analytics.orders', 'dashboard:revenue', ARRAY['amount', 'state']);
+SELECT elt.approver_add('lead');
+SELECT elt.migration_begin('drop state', 'unused', 'lead');
+ALTER TABLE analytics.orders DROP COLUMN state;
+SELECT elt.migration_end();
 });
 
 my $versions_sql = q{
@@ -37,10 +42,15 @@ SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', table_id, version, schema_name,
 FROM elt.schema_versions};
 my $audit_sql = q{SELECT string_agg(id || ':' || row_hash, ',' ORDER BY id) FROM elt.audit_log};
 my $targets_sql = q{SELECT string_agg(kind || ':' || target || ':' || policy, ',' ORDER BY target) FROM elt.governed};
+my $contracts_sql = q{SELECT (SELECT string_agg(format('%s|%s|%s|%s|%s', change_id, rule, object, decision, migration_id), ',' ORDER BY change_id) FROM elt.schema_changes)
+	|| ';' || (SELECT string_agg(format('%s|%s|%s', rel, consumer, columns), ',') FROM elt.consumer_registrations)
+	|| ';' || (SELECT string_agg(format('%s|%s|%s', migration_id, name, approved_by), ',') FROM elt.migration_windows)
+	|| ';' || (SELECT string_agg(approver, ',') FROM elt.approvers)};
 
 my $versions = $node->safe_psql('src', $versions_sql);
 my $audit    = $node->safe_psql('src', $audit_sql);
 my $targets  = $node->safe_psql('src', $targets_sql);
+my $contracts = $node->safe_psql('src', $contracts_sql);
 my $digest   = $node->safe_psql('src', 'SELECT elt.audit_digest()');
 is($node->safe_psql('src', 'SELECT valid FROM elt.audit_verify()'), 't', 'source chain verifies');
 
@@ -59,6 +69,8 @@ $node->safe_psql('postgres', 'CREATE DATABASE dst');
 is($node->safe_psql('dst', $versions_sql), $versions, 'schema versions restored unchanged');
 is($node->safe_psql('dst', $audit_sql), $audit, 'audit rows restored unchanged');
 is($node->safe_psql('dst', $targets_sql), $targets, 'governed targets restored');
+is($node->safe_psql('dst', $contracts_sql), $contracts,
+	'changes, consumer registrations, migrations and approvers restored');
 is($node->safe_psql('dst', q{SELECT valid::int || ':' || checked FROM elt.audit_verify()}),
 	'1:' . $node->safe_psql('src', 'SELECT count(*) FROM elt.audit_log'),
 	'restored chain verifies');
@@ -70,10 +82,17 @@ isnt($node->safe_psql('dst', q{SELECT 'analytics.orders'::regclass::oid}),
 	$node->safe_psql('src', q{SELECT 'analytics.orders'::regclass::oid}),
 	'restored table has a new oid');
 is($node->safe_psql('dst', q{SELECT max(version) FROM elt.table_versions('analytics.orders')}),
-	'4', 'table_versions finds the restored table');
+	'5', 'table_versions finds the restored table');
 is($node->safe_psql('dst',
 		q{SELECT string_agg(change, ',') FROM elt.schema_diff('analytics.orders', 1, 4)}),
 	'column_added,index_added', 'schema_diff works on the restored history');
+is($node->safe_psql('dst', q{SELECT consumer FROM elt.consumers WHERE kind = 'registered'}),
+	'dashboard:revenue', 'the registration follows the restored table');
+
+# contracts hold in the restored database
+my ($ret, $out, $err) = $node->psql('dst', 'ALTER TABLE analytics.orders DROP COLUMN amount');
+is($ret, 0, 'policy warn lets the breaking change run');
+like($err, qr/WARNING:  EG104.*consumer dashboard:revenue/s, 'with the restored consumer named');
 is($node->safe_psql('dst', q{SELECT elt.policy_for('public.solo')}), 'off',
 	'table target re-attached to the restored table');
 
@@ -81,7 +100,7 @@ is($node->safe_psql('dst', q{SELECT elt.policy_for('public.solo')}), 'off',
 $node->safe_psql('dst', 'ALTER TABLE analytics.orders ADD COLUMN after_restore int');
 is($node->safe_psql('dst',
 		q{SELECT version || ':' || event FROM elt.table_versions('analytics.orders') ORDER BY version DESC LIMIT 1}),
-	'5:altered', 'new DDL after the restore is version 5');
+	'7:altered', 'new DDL after the restore goes on from the restored head');
 is($node->safe_psql('dst', 'SELECT valid FROM elt.audit_verify()'), 't',
 	'chain verifies after new actions');
 is($node->safe_psql('dst', qq{SELECT valid FROM elt.audit_verify('$digest')}), 't',
