@@ -222,13 +222,20 @@ EltCatalogWriteEnd(EltCatalogWrite *cw)
 	SetUserIdAndSecContext(cw->save_userid, cw->save_sec_context);
 }
 
-/* Prepare a statement once per backend and keep it. */
+/* Prepare a statement once per backend, with a generic plan, and keep it. */
 SPIPlanPtr
 EltPrepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+		/*
+		 * A generic plan, made once: these are short catalog lookups, and
+		 * re-planning them with their parameters (the plan cache's default
+		 * for the first executions, and for good when a custom plan looks
+		 * cheaper) costs more than running them.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
