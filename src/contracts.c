@@ -494,44 +494,54 @@ numeric_holds_integer(Oid from, int32 typmod)
 	return s >= 0 && p - s >= digits;
 }
 
+/*
+ * Whether a change of type modifier within one type keeps every value as it
+ * was.  PostgreSQL then also keeps the data (its length-coercion support
+ * functions make the cast a no-op), so this answers both questions for a
+ * same-type change: widening, and no rewrite.
+ */
+static bool
+typmod_change_keeps_values(Oid typid, int32 omod, int32 nmod)
+{
+	if (nmod == omod)
+		return true;
+	switch (typid)
+	{
+		case VARCHAROID:
+		case VARBITOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case TIMEOID:
+		case TIMETZOID:
+			return nmod < 0 || (omod >= 0 && nmod >= omod);
+		case INTERVALOID:
+			return nmod < 0;
+		case NUMERICOID:
+			{
+				int			op,
+							os,
+							np,
+							ns;
+
+				if (nmod < 0)
+					return true;
+				if (omod < 0)
+					return false;
+				numeric_typmod(omod, &op, &os);
+				numeric_typmod(nmod, &np, &ns);
+				return ns == os && np >= op;
+			}
+		default:
+			return false;
+	}
+}
+
 /* Whether every value of the old type reads the same in the new one. */
 static bool
 type_is_widening(Oid otyp, int32 omod, Oid ntyp, int32 nmod)
 {
 	if (otyp == ntyp)
-	{
-		if (nmod == omod)
-			return true;
-		switch (otyp)
-		{
-			case VARCHAROID:
-			case VARBITOID:
-			case TIMESTAMPOID:
-			case TIMESTAMPTZOID:
-			case TIMEOID:
-			case TIMETZOID:
-				return nmod < 0 || (omod >= 0 && nmod >= omod);
-			case INTERVALOID:
-				return nmod < 0;
-			case NUMERICOID:
-				{
-					int			op,
-								os,
-								np,
-								ns;
-
-					if (nmod < 0)
-						return true;
-					if (omod < 0)
-						return false;
-					numeric_typmod(omod, &op, &os);
-					numeric_typmod(nmod, &np, &ns);
-					return ns == os && np >= op;
-				}
-			default:
-				return nmod < 0 && omod < 0;
-		}
-	}
+		return typmod_change_keeps_values(otyp, omod, nmod);
 	switch (otyp)
 	{
 		case INT2OID:
@@ -568,39 +578,7 @@ type_change_rewrites(Oid otyp, int32 omod, Oid ntyp, int32 nmod, bool using)
 		!TimestampTimestampTzRequiresRewrite())
 		return false;
 	if (otyp == ntyp)
-	{
-		if (nmod == omod)
-			return false;
-		switch (otyp)
-		{
-			case VARCHAROID:
-			case VARBITOID:
-			case TIMESTAMPOID:
-			case TIMESTAMPTZOID:
-			case TIMEOID:
-			case TIMETZOID:
-				return !(nmod < 0 || (omod >= 0 && nmod >= omod));
-			case INTERVALOID:
-				return nmod >= 0;
-			case NUMERICOID:
-				{
-					int			op,
-								os,
-								np,
-								ns;
-
-					if (nmod < 0)
-						return false;
-					if (omod < 0)
-						return true;
-					numeric_typmod(omod, &op, &os);
-					numeric_typmod(nmod, &np, &ns);
-					return !(ns == os && np >= op);
-				}
-			default:
-				return true;
-		}
-	}
+		return !typmod_change_keeps_values(otyp, omod, nmod);
 	return !(IsBinaryCoercible(otyp, ntyp) && nmod < 0);
 }
 
@@ -1489,6 +1467,23 @@ classify_domain(EltClassified *c, AlterDomainStmt *stmt)
 		hazard->typid = typid;
 }
 
+/*
+ * Whether an ALTER TYPE ... ADD VALUE IF NOT EXISTS will find its value
+ * there and do nothing.  Also used by the version recorder.
+ */
+bool
+EltEnumAddFindsValue(AlterEnumStmt *stmt)
+{
+	Oid			typid;
+
+	if (stmt->oldVal != NULL || !stmt->skipIfNewValExists)
+		return false;
+	typid = type_from_names(stmt->typeName);
+	return OidIsValid(typid) &&
+		SearchSysCacheExists2(ENUMTYPOIDNAME, ObjectIdGetDatum(typid),
+							  CStringGetDatum(stmt->newVal));
+}
+
 /* ALTER TYPE ... ADD VALUE / RENAME VALUE on an enum. */
 static void
 classify_enum(EltClassified *c, AlterEnumStmt *stmt)
@@ -1511,9 +1506,7 @@ classify_enum(EltClassified *c, AlterEnumStmt *stmt)
 	if (get_typtype(typid) != TYPTYPE_ENUM)
 		return;
 	object = format_type_be_qualified(typid);
-	if (stmt->oldVal == NULL && stmt->skipIfNewValExists &&
-		SearchSysCacheExists2(ENUMTYPOIDNAME, ObjectIdGetDatum(typid),
-							  CStringGetDatum(stmt->newVal)))
+	if (EltEnumAddFindsValue(stmt))
 		return;					/* IF NOT EXISTS on a value that exists */
 	if (stmt->oldVal != NULL)
 		cand = add_cand(c, R_ENUM_RENAME_VALUE, InvalidOid, 0, NULL, object,
@@ -1706,6 +1699,17 @@ policy_rank(const char *policy)
 }
 
 /*
+ * SQL condition: the relation (an expression of type regclass) was created
+ * by this very transaction — its history starts with a 'created' version
+ * carrying our xid.
+ */
+#define CREATED_NOW_SQL(rel) \
+	"EXISTS (SELECT 1 FROM elt.tracked_tables t" \
+	"        JOIN elt.schema_versions v ON v.table_id = t.table_id AND v.version = 1" \
+	"        WHERE t.relid = " rel " AND v.event = 'created'" \
+	"          AND v.xid = pg_catalog.pg_current_xact_id_if_assigned())"
+
+/*
  * Policy in force for a relation: the strictest of its own (its table
  * target's, else its schema's), its ancestors' (a partition or inheritance
  * child carries its parent's rows) and, when the statement recurses, its
@@ -1733,11 +1737,8 @@ relation_policy(Oid relid, bool recurse, bool live, bool *created_now)
 				   "   JOIN pg_catalog.pg_namespace n ON n.nspname = g.schema_name"
 				   "   JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
 				   "   WHERE g.kind = 'schema' AND c.oid = $1 AND c.relpersistence <> 't'))"
-				   "    AS policy,"
-				   "  EXISTS (SELECT 1 FROM elt.tracked_tables t"
-				   "          JOIN elt.schema_versions v ON v.table_id = t.table_id AND v.version = 1"
-				   "          WHERE t.relid = $1::pg_catalog.regclass AND v.event = 'created'"
-				   "            AND v.xid = pg_catalog.pg_current_xact_id_if_assigned()) AS created_now",
+				   "    AS policy, "
+				   CREATED_NOW_SQL("$1::pg_catalog.regclass") " AS created_now",
 				   1, argtypes);
 		args[0] = ObjectIdGetDatum(relid);
 		EltExecLatest(plain_plan, args, NULL, 1);
@@ -1754,10 +1755,7 @@ relation_policy(Oid relid, bool recurse, bool live, bool *created_now)
 			   "  SELECT $1 WHERE $2"
 			   "  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.oid),"
 			   " pol AS ("
-			   "  SELECT NOT EXISTS (SELECT 1 FROM elt.tracked_tables t"
-			   "                     JOIN elt.schema_versions v ON v.table_id = t.table_id AND v.version = 1"
-			   "                     WHERE t.relid = r.oid::pg_catalog.regclass AND v.event = 'created'"
-			   "                       AND v.xid = pg_catalog.pg_current_xact_id_if_assigned()) AS old,"
+			   "  SELECT NOT " CREATED_NOW_SQL("r.oid::pg_catalog.regclass") " AS old,"
 			   "         COALESCE("
 			   "    (SELECT g.policy FROM elt.governed_targets g"
 			   "     WHERE g.kind = 'table' AND g.rel = r.oid::pg_catalog.regclass),"
@@ -2125,6 +2123,7 @@ static void
 judge(EltClassified *c, bool lock_timeout_set)
 {
 	List	   *kept = NIL;
+	List	   *looked_up = NIL;	/* candidates whose relation was looked up */
 	ListCell   *lc;
 	EltCandidate *hazard = NULL;
 
@@ -2149,13 +2148,31 @@ judge(EltClassified *c, bool lock_timeout_set)
 			policy = schema_policy(cand->nspoid);
 		else if (OidIsValid(cand->relid))
 		{
-			bool		created_now = false;
+			/* one lookup per relation: a statement's candidates share tables */
+			EltCandidate *same = NULL;
+			ListCell   *pc;
 
-			policy = relation_policy(cand->relid, cand->recurse, c->script == NULL,
-									 &created_now);
-			/* created by this transaction: nobody reads it yet */
-			if (created_now && c->script == NULL)
-				policy = NULL;
+			foreach(pc, looked_up)
+			{
+				EltCandidate *o = (EltCandidate *) lfirst(pc);
+
+				if (o->relid == cand->relid && o->recurse == cand->recurse)
+					same = o;
+			}
+			if (same != NULL)
+				policy = same->policy;
+			else
+			{
+				bool		created_now = false;
+
+				policy = relation_policy(cand->relid, cand->recurse, c->script == NULL,
+										 &created_now);
+				/* created by this transaction: nobody reads it yet */
+				if (created_now && c->script == NULL)
+					policy = NULL;
+				cand->policy = policy ? pstrdup(policy) : NULL;
+				looked_up = lappend(looked_up, cand);
+			}
 		}
 		else
 			policy = NULL;
@@ -2758,10 +2775,7 @@ EltContractsCheckCascade(EltCatalogWrite *cw, Oid relid, const char *type,
 			   "   WHERE g.kind = 'table' AND g.rel = $1::pg_catalog.regclass),"
 			   "  (SELECT g.policy FROM elt.governed_targets g"
 			   "   WHERE g.kind = 'schema' AND g.schema_name = $2)) AS policy"
-			   " WHERE NOT EXISTS (SELECT 1 FROM elt.tracked_tables t"
-			   "                   JOIN elt.schema_versions v ON v.table_id = t.table_id AND v.version = 1"
-			   "                   WHERE t.relid = $1::pg_catalog.regclass AND v.event = 'created'"
-			   "                     AND v.xid = pg_catalog.pg_current_xact_id_if_assigned())",
+			   " WHERE NOT " CREATED_NOW_SQL("$1::pg_catalog.regclass"),
 			   2, argtypes);
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = DirectFunctionCall1(namein, CStringGetDatum(schema));

@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "nodes/nodes.h"
+#include "nodes/parsenodes.h"
 #include "tcop/cmdtag.h"
 
 #include "util.h"
@@ -21,6 +22,7 @@ extern bool elt_require_second_approver;
 /* contracts.c */
 extern void EltContractsCheck(Node *parsetree, CommandTag tag);
 extern bool EltContractsReady(void);
+extern bool EltEnumAddFindsValue(AlterEnumStmt *stmt);
 extern void EltContractsRecordDeferred(EltCatalogWrite *cw);
 extern void EltContractsCheckCascade(EltCatalogWrite *cw, Oid relid, const char *type,
 									 const char *schema, const char *name,

@@ -59,9 +59,7 @@
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
-#include "parser/parse_type.h"
 #include "storage/lmgr.h"
 #include "tcop/cmdtag.h"
 #include "tcop/tcopprot.h"
@@ -966,20 +964,7 @@ elt_on_ddl_command_start(PG_FUNCTION_ARGS)
 
 	/* an enum value that exists already: the statement changes nothing */
 	if (IsA(trigdata->parsetree, AlterEnumStmt))
-	{
-		AlterEnumStmt *ae = (AlterEnumStmt *) trigdata->parsetree;
-		Type		tup;
-
-		if (ae->oldVal == NULL && ae->skipIfNewValExists &&
-			(tup = LookupTypeName(NULL, makeTypeNameFromNameList(ae->typeName), NULL, true)) != NULL)
-		{
-			Oid			typid = typeTypeId(tup);
-
-			ReleaseSysCache(tup);
-			pending_noop = SearchSysCacheExists2(ENUMTYPOIDNAME, ObjectIdGetDatum(typid),
-												 CStringGetDatum(ae->newVal));
-		}
-	}
+		pending_noop = EltEnumAddFindsValue((AlterEnumStmt *) trigdata->parsetree);
 
 	if (IsA(trigdata->parsetree, AlterTableStmt))
 	{
