@@ -395,6 +395,13 @@ ALTER TABLE c.fresh ADD COLUMN code int,
     ADD CONSTRAINT fresh_code_fk FOREIGN KEY (code) REFERENCES public.dim NOT VALID;
 TRUNCATE public.dim CASCADE;
 TRUNCATE public.dim;
+-- ... also through foreign keys that reference an inheritance child
+CREATE TABLE public.dim_parent (code int);
+CREATE TABLE public.dim_child (code int PRIMARY KEY) INHERITS (public.dim_parent);
+ALTER TABLE c.fresh ADD COLUMN child_code int,
+    ADD CONSTRAINT fresh_child_fk FOREIGN KEY (child_code) REFERENCES public.dim_child NOT VALID;
+TRUNCATE public.dim_parent CASCADE;
+TRUNCATE ONLY public.dim_parent CASCADE;
 -- a default dropped with the sequence it uses
 CREATE SEQUENCE public.fresh_seq;
 SELECT elt.govern('c', 'off');
@@ -598,6 +605,7 @@ DROP DOMAIN public.severity_d;
 DROP DOMAIN public.unused_d;
 DROP TYPE public.severity;
 DROP TABLE public.dim CASCADE;
+DROP TABLE public.dim_parent, public.dim_child CASCADE;
 DROP TABLE public.ev, public.ev_old;
 DROP SEQUENCE public.fresh_seq;
 DROP ROLE elt_contract_reader;
