@@ -2546,8 +2546,19 @@ follow_registrations(EltCatalogWrite *cw, List *findings)
 		Datum		args[3];
 		uint64		i;
 		bool		emptied;
+		bool		registered;
+		ListCell   *dc;
 
 		if (f->colname == NULL || !OidIsValid(f->relid))
+			continue;
+		/* judge listed the registered consumers of the column: none, no work */
+		registered = false;
+		foreach(dc, f->dependents)
+		{
+			if (strncmp((const char *) lfirst(dc), "consumer ", 9) == 0)
+				registered = true;
+		}
+		if (!registered)
 			continue;
 		args[0] = ObjectIdGetDatum(f->relid);
 		args[1] = CStringGetTextDatum(f->colname);
