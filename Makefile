@@ -29,7 +29,9 @@ OBJS = \
 	src/table_shape.o \
 	src/ddl_capture.o \
 	src/contracts.o \
-	src/migrations.o
+	src/migrations.o \
+	src/backfill.o \
+	src/backfill_worker.o
 
 DATA = $(wildcard sql/elt_governance--*.sql)
 
@@ -37,9 +39,9 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
-REGRESS = govern versions diff history audit contracts check_ddl
+REGRESS = govern versions diff history audit contracts check_ddl backfill
 # isolation specs (test/specs, test/expected)
-ISOLATION = concurrent_ddl govern_race migration_scope contracts_locks
+ISOLATION = concurrent_ddl govern_race migration_scope contracts_locks backfill_race backfill_writes
 # TAP tests (test/t)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

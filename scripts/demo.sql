@@ -115,7 +115,54 @@ JOIN elt.audit_log a ON a.action = 'version_recorded'
 WHERE v.table_name = 'daily_revenue' ORDER BY v.version;
 
 \echo
-\echo '== 11. The audit trail is a hash chain; keep its digest outside the database'
+\echo '== 11. New logic for old rows: a backfill in chunks, by background workers'
+-- raw.orders gets a column that history must be reprocessed into
+ALTER TABLE raw.orders ADD COLUMN amount_cents bigint;
+INSERT INTO raw.orders (order_id, customer, amount, ordered_at)
+SELECT g, 'c' || (g % 500), (g % 1000) / 10.0, DATE '2024-01-01' + (g % 365)
+FROM generate_series(1000, 200000) g ON CONFLICT DO NOTHING;
+SELECT elt.backfill_create('orders_cents', 'raw.orders',
+  'UPDATE raw.orders SET amount_cents = amount * 100
+   WHERE order_id >= $1 AND order_id < $2',
+  chunk_rows => 5000, options => '{"target_chunk_ms": 100}');
+SELECT elt.backfill_start('orders_cents', workers => 2);
+SELECT pg_sleep(0.3);
+\echo progress while the workers run (each chunk is its own transaction):
+SELECT name, state, chunks_done, chunks_total, percent, live_workers FROM elt.backfill_status;
+SELECT pid, backend_type, query FROM pg_stat_activity WHERE backend_type = 'elt_governance backfill';
+-- wait for the end (a demo only; a real caller just reads the view)
+DO $$ BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN (SELECT state FROM elt.backfills WHERE name = 'orders_cents') <> 'running';
+    PERFORM pg_sleep(0.1); PERFORM pg_stat_clear_snapshot();
+  END LOOP;
+END $$;
+SELECT name, state, chunks_done, chunks_total, rows_done, percent, live_workers FROM elt.backfill_status;
+\echo chunks grew toward 100 ms each (target_chunk_ms), every range exactly once:
+SELECT chunk_no, lower_bound, upper_bound, rows_planned, round(duration_ms) AS ms, attempts
+FROM elt.backfill_chunks ORDER BY chunk_no LIMIT 8;
+SELECT count(*) FILTER (WHERE amount_cents = amount * 100) AS done, count(*) AS total FROM raw.orders;
+
+\echo
+\echo '== 12. The same, driven from a session or pg_cron: one transaction per chunk'
+-- a new column (a compatible change: a new version), filled by a backfill
+-- with a text key this time
+ALTER TABLE analytics.customers ADD COLUMN segment text;
+SELECT elt.backfill_create('segments', 'analytics.customers',
+  'UPDATE analytics.customers SET segment = CASE WHEN ltv >= 25000 THEN ''large'' ELSE ''small'' END
+   WHERE customer >= $1 AND customer < $2', chunk_rows => 20);
+CALL elt.backfill_run('segments', max_chunks => 2);
+SELECT name, state, chunks_done, rows_done, runner FROM elt.backfill_status WHERE name = 'segments';
+CALL elt.backfill_run('segments');
+SELECT segment, count(*) FROM analytics.customers GROUP BY segment ORDER BY segment;
+SELECT chunk_no, lower_bound, upper_bound, rows_planned FROM elt.backfill_chunks c
+JOIN elt.backfills b USING (backfill_id) WHERE b.name = 'segments' ORDER BY chunk_no;
+\echo the lifecycle is in the audit log:
+SELECT action, object, details->>'workers' AS workers, details->>'chunks' AS chunks
+FROM elt.audit_log WHERE action LIKE 'backfill%' ORDER BY id;
+
+\echo
+\echo '== 13. The audit trail is a hash chain; keep its digest outside the database'
 SELECT id, action, object, left(prev_hash, 12) AS prev_hash, left(row_hash, 12) AS row_hash
 FROM elt.audit_log ORDER BY id;
 SELECT elt.audit_digest() AS digest \gset
@@ -123,14 +170,14 @@ SELECT elt.audit_digest() AS digest \gset
 SELECT * FROM elt.audit_verify(:'digest');
 
 \echo
-\echo '== 12. History cannot be rewritten through SQL ...'
+\echo '== 14. History cannot be rewritten through SQL ...'
 \set ON_ERROR_STOP 0
 UPDATE elt.schema_versions SET statement = 'nothing to see here' WHERE version = 2;
 DELETE FROM elt.audit_log WHERE id = 3;
 \set ON_ERROR_STOP 1
 
 \echo
-\echo '== 13. ... and a superuser who goes around the triggers is caught'
+\echo '== 15. ... and a superuser who goes around the triggers is caught'
 SET session_replication_role = replica;
 UPDATE elt.schema_versions SET statement = 'ALTER TABLE nothing'
 WHERE table_name = 'customers' AND version = 2;

@@ -78,6 +78,7 @@
 #include "utils/varlena.h"
 
 #include "audit.h"
+#include "backfill.h"
 #include "contracts.h"
 #include "ddl_capture.h"
 #include "elt_governance.h"
@@ -2487,6 +2488,9 @@ write_records(EltCatalogWrite *cw, List *findings, List *decisions,
 			first = f;
 		record_change(cw, f, tagname, statement, (const char *) lfirst(ld),
 					  migration, &audit);
+		if (f->rule >= 0 && strcmp(rules[f->rule].class, "breaking") == 0 &&
+			OidIsValid(f->relid))
+			EltBackfillPauseForChange(f->relid, rules[f->rule].code, f->reason);
 	}
 	appendStringInfoChar(&audit, ']');
 	if (first == NULL)

@@ -12,6 +12,7 @@
 #include "utils/guc.h"
 
 #include "audit.h"
+#include "backfill.h"
 #include "contracts.h"
 #include "ddl_capture.h"
 #include "elt_governance.h"
@@ -65,6 +66,7 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	EltBackfillInit();
 	MarkGUCPrefixReserved("elt");
 
 	EltAuditInit();

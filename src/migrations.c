@@ -155,35 +155,6 @@ EltCurrentMigration(void)
 	return current_migration;
 }
 
-/* Stop unless the 0.2.0 catalog is there. */
-static void
-require_catalog(void)
-{
-	if (!EltCatalogReady() || !EltContractsReady())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the elt_governance catalog is older than its library"),
-				 errhint("Run ALTER EXTENSION elt_governance UPDATE.")));
-}
-
-/* A text argument that must be given and not empty. */
-static char *
-required_text(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	char	   *s;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname)));
-	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	if (s[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be empty", argname)));
-	return s;
-}
-
 /* Only the extension owner's members and superusers manage approvers. */
 static void
 require_catalog_owner(const char *what)
@@ -201,7 +172,7 @@ Datum
 elt_approver_add(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	char	   *approver = required_text(fcinfo, 0, "approver");
+	char	   *approver = EltRequiredText(fcinfo, 0, "approver");
 	char	   *note = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	Oid			argtypes[3] = {TEXTOID, NAMEOID, TEXTOID};
 	Datum		values[3];
@@ -209,7 +180,7 @@ elt_approver_add(PG_FUNCTION_ARGS)
 	EltCatalogWrite cw;
 	StringInfoData details;
 
-	require_catalog();
+	EltRequireCatalog("schema_changes");
 	require_catalog_owner("add an approver");
 	EltCatalogWriteBegin(&cw);
 	EltPrepare(&plan,
@@ -246,13 +217,13 @@ Datum
 elt_approver_remove(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	char	   *approver = required_text(fcinfo, 0, "approver");
+	char	   *approver = EltRequiredText(fcinfo, 0, "approver");
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	EltCatalogWrite cw;
 	StringInfoData details;
 
-	require_catalog();
+	EltRequireCatalog("schema_changes");
 	require_catalog_owner("remove an approver");
 	EltCatalogWriteBegin(&cw);
 	EltPrepare(&plan, "DELETE FROM elt.approvers WHERE approver = $1", 1, argtypes);
@@ -282,9 +253,9 @@ elt_migration_begin(PG_FUNCTION_ARGS)
 	static SPIPlanPtr approval_plan = NULL;
 	static SPIPlanPtr use_plan = NULL;
 	int64		approval_id = 0;
-	char	   *name = required_text(fcinfo, 0, "name");
-	char	   *reason = required_text(fcinfo, 1, "reason");
-	char	   *approved_by = required_text(fcinfo, 2, "approved_by");
+	char	   *name = EltRequiredText(fcinfo, 0, "name");
+	char	   *reason = EltRequiredText(fcinfo, 1, "reason");
+	char	   *approved_by = EltRequiredText(fcinfo, 2, "approved_by");
 	char	   *session_user = GetUserNameFromId(GetSessionUserId(), false);
 	Oid			argtypes[7] = {TEXTOID, TEXTOID, TEXTOID, NAMEOID, NAMEOID, INT4OID,
 	TIMESTAMPTZOID};
@@ -296,7 +267,7 @@ elt_migration_begin(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int64		id;
 
-	require_catalog();
+	EltRequireCatalog("schema_changes");
 	if (current_migration != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -405,8 +376,8 @@ elt_migration_approve(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr approver_plan = NULL;
 	static SPIPlanPtr insert_plan = NULL;
-	char	   *name = required_text(fcinfo, 0, "name");
-	char	   *requested_by = required_text(fcinfo, 1, "requested_by");
+	char	   *name = EltRequiredText(fcinfo, 0, "name");
+	char	   *requested_by = EltRequiredText(fcinfo, 1, "requested_by");
 	char	   *note = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	char	   *approver = GetUserNameFromId(GetSessionUserId(), false);
 	Oid			argtypes1[1] = {TEXTOID};
@@ -418,7 +389,7 @@ elt_migration_approve(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int64		id;
 
-	require_catalog();
+	EltRequireCatalog("schema_changes");
 	EltCatalogWriteBegin(&cw);
 	EltPrepare(&approver_plan, "SELECT 1 FROM elt.approvers WHERE approver = $1",
 			   1, argtypes1);
@@ -471,7 +442,7 @@ elt_migration_end(PG_FUNCTION_ARGS)
 	int64		id = current_migration;
 	char	   *name;
 
-	require_catalog();
+	EltRequireCatalog("schema_changes");
 	if (id == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -579,13 +550,13 @@ elt_consumer_register(PG_FUNCTION_ARGS)
 	StringInfoData details;
 	char	   *object;
 
-	require_catalog();
+	EltRequireCatalog("schema_changes");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("rel must not be null")));
 	relid = PG_GETARG_OID(0);
-	consumer = required_text(fcinfo, 1, "consumer");
+	consumer = EltRequiredText(fcinfo, 1, "consumer");
 	lock_consumed_relation(relid);
 	object = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										get_rel_name(relid));
@@ -701,13 +672,13 @@ elt_consumer_unregister(PG_FUNCTION_ARGS)
 	char	   *registered_by;
 	char	   *me = GetUserNameFromId(GetUserId(), false);
 
-	require_catalog();
+	EltRequireCatalog("schema_changes");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("rel must not be null")));
 	relid = PG_GETARG_OID(0);
-	consumer = required_text(fcinfo, 1, "consumer");
+	consumer = EltRequiredText(fcinfo, 1, "consumer");
 	lock_consumed_relation(relid);
 	object = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										get_rel_name(relid));

@@ -144,6 +144,38 @@ EltCatalogReady(void)
 	return OidIsValid(EltCatalogRelid("audit_log"));
 }
 
+/*
+ * Stop unless the catalog is there and has the relation an engine needs
+ * (an older catalog under a newer library: the update was not run yet).
+ */
+void
+EltRequireCatalog(const char *relname)
+{
+	if (!EltCatalogReady() || !OidIsValid(EltCatalogRelid(relname)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the elt_governance catalog is older than its library"),
+				 errhint("Run ALTER EXTENSION elt_governance UPDATE.")));
+}
+
+/* A text argument that must be given and not empty. */
+char *
+EltRequiredText(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	char	   *s;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname)));
+	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (s[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", argname)));
+	return s;
+}
+
 /* Oid of a relation in schema elt, or InvalidOid. */
 Oid
 EltCatalogRelid(const char *relname)

@@ -6,6 +6,7 @@
 
 #include "postgres.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 
 #define ELT_EXTENSION_NAME "elt_governance"
@@ -30,6 +31,8 @@ extern void EltCanonicalTupleHash(HeapTuple tuple, TupleDesc desc,
 
 extern bool EltCatalogReady(void);
 extern Oid	EltCatalogRelid(const char *relname);
+extern void EltRequireCatalog(const char *relname);
+extern char *EltRequiredText(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern Oid	EltExtensionOwner(void);
 extern void EltCatalogWriteBegin(EltCatalogWrite *cw);
 extern void EltCatalogWriteEnd(EltCatalogWrite *cw);

@@ -33,7 +33,12 @@ SELECT elt.approver_add('lead');
 SELECT elt.migration_begin('drop state', 'unused', 'lead');
 ALTER TABLE analytics.orders DROP COLUMN state;
 SELECT elt.migration_end();
+INSERT INTO analytics.customers SELECT g, 'c' || g FROM generate_series(1, 50) g;
+SELECT elt.backfill_create('names', 'analytics.customers',
+  'UPDATE analytics.customers SET name = upper(name) WHERE customer_id >= $1 AND customer_id < $2',
+  chunk_rows => 10, options => '{"target_chunk_ms": 0}');
 });
+$node->safe_psql('src', q{CALL elt.backfill_run('names', max_chunks => 2)});
 
 my $versions_sql = q{
 SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', table_id, version, schema_name,
@@ -45,7 +50,9 @@ my $targets_sql = q{SELECT string_agg(kind || ':' || target || ':' || policy, ',
 my $contracts_sql = q{SELECT (SELECT string_agg(format('%s|%s|%s|%s|%s', change_id, rule, object, decision, migration_id), ',' ORDER BY change_id) FROM elt.schema_changes)
 	|| ';' || (SELECT string_agg(format('%s|%s|%s', rel, consumer, columns), ',') FROM elt.consumer_registrations)
 	|| ';' || (SELECT string_agg(format('%s|%s|%s', migration_id, name, approved_by), ',') FROM elt.migration_windows)
-	|| ';' || (SELECT string_agg(approver, ',') FROM elt.approvers)};
+	|| ';' || (SELECT string_agg(approver, ',') FROM elt.approvers)
+	|| ';' || (SELECT string_agg(format('%s|%s|%s|%s|%s|%s', name, rel, state, chunks_planned, next_lower, options), ',') FROM elt.backfills)
+	|| ';' || (SELECT string_agg(format('%s|%s|%s|%s', chunk_no, lower_bound, upper_bound, state), ',' ORDER BY chunk_no) FROM elt.backfill_chunks)};
 
 my $versions = $node->safe_psql('src', $versions_sql);
 my $audit    = $node->safe_psql('src', $audit_sql);
@@ -105,6 +112,12 @@ is($node->safe_psql('dst', 'SELECT valid FROM elt.audit_verify()'), 't',
 	'chain verifies after new actions');
 is($node->safe_psql('dst', qq{SELECT valid FROM elt.audit_verify('$digest')}), 't',
 	'old digest still verifies after new actions');
+# a restored backfill goes on from its checkpoint
+$node->safe_psql('dst', q{CALL elt.backfill_run('names')});
+is($node->safe_psql('dst', q{SELECT state || ':' || chunks_done FROM elt.backfill_status}), 'finished:5',
+	'the restored backfill finishes from its checkpoint');
+is($node->safe_psql('dst', q{SELECT count(*) FROM analytics.customers WHERE name = upper('c' || customer_id)}),
+	'50', 'and every row is processed once');
 $node->safe_psql('dst', 'CREATE TABLE analytics.newer (id int)');
 is($node->safe_psql('dst', q{SELECT table_id > 3 FROM elt.tracked_tables WHERE table_name = 'newer'}),
 	't', 'table ids continue after the restored ones');

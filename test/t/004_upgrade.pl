@@ -1,5 +1,6 @@
-# ALTER EXTENSION elt_governance UPDATE from 0.1.0 keeps the history and the
-# audit chain, and the contracts start to apply; the 0.2.0 library also runs
+# ALTER EXTENSION elt_governance UPDATE from 0.1.0, step by step to the
+# default version, keeps the history and the audit chain; the contracts
+# start to apply at 0.2.0 and backfills at 0.3.0; the 0.2.0 library also runs
 # a 0.1.0 catalog (capture only) until the update.
 use strict;
 use warnings;
@@ -49,6 +50,20 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres', q{SELECT rule || ':' || decision FROM elt.schema_changes}),
 	'EG104:approved', 'the approved change is recorded');
 is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't', 'the chain still verifies');
+
+# 0.2.0 -> 0.3.0: backfills
+$node->safe_psql('postgres', q{ALTER EXTENSION elt_governance UPDATE TO '0.3.0'});
+is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'}),
+	'0.3.0', 'updated to 0.3.0');
+$node->safe_psql('postgres', q{
+SELECT elt.backfill_create('fill_c', 's.t', 'UPDATE s.t SET c = id WHERE id >= $1 AND id < $2');
+INSERT INTO s.t (id) SELECT generate_series(1, 100);
+});
+$node->safe_psql('postgres', q{CALL elt.backfill_run('fill_c')});
+is($node->safe_psql('postgres', q{SELECT state || ':' || rows_done FROM elt.backfill_status}),
+	'finished:100', 'a backfill runs after the update');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM s.t WHERE c = id}), '100', 'and did its work');
+is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't', 'the chain verifies at 0.3.0');
 
 # a fresh install of the default version is the same catalog as an update
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
