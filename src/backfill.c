@@ -350,17 +350,29 @@ bf_check_control(Backfill *bf, Oid actor)
 static void
 bf_check_relation(Backfill *bf)
 {
+	AttrNumber	attnum;
+
 	if (bf->relname == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("the relation of backfill \"%s\" no longer exists", bf->name),
 				 errhint("Cancel the backfill with elt.backfill_cancel('%s').", bf->name)));
-	if (get_attnum(bf->relid, bf->key) == InvalidAttrNumber)
+	attnum = get_attnum(bf->relid, bf->key);
+
+	if (attnum == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("key column \"%s\" of backfill \"%s\" no longer exists in %s",
 						bf->key, bf->name, bf->relname),
 				 errhint("Cancel the backfill with elt.backfill_cancel('%s').", bf->name)));
+	if (get_atttype(bf->relid, attnum) != bf->keytype)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("key column \"%s\" of %s changed type since backfill \"%s\" was created",
+						bf->key, bf->relname, bf->name),
+				 errdetail("It was %s; it is %s.", format_type_be(bf->keytype),
+						   format_type_be(get_atttype(bf->relid, attnum))),
+				 errhint("Its chunk bounds no longer apply: cancel it and create a new backfill.")));
 }
 
 /* Pin the settings under which bounds are converted; returns the level to close. */
@@ -528,8 +540,10 @@ bf_as_owner_begin(Backfill *bf, BfAsOwner *s, bool planning)
 						bf->owner, bf->name),
 				 errhint("Cancel the backfill and create it again as another role.")));
 	GetUserIdAndSecContext(&s->save_userid, &s->save_sec_context);
+	/* another role's statement may not change this session's state */
 	SetUserIdAndSecContext(bf->owner_oid,
-						   s->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+						   s->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   (s->save_userid != bf->owner_oid ? SECURITY_RESTRICTED_OPERATION : 0));
 	s->guc_level = NewGUCNestLevel();
 	if (planning)
 	{
@@ -551,7 +565,8 @@ static void
 bf_as_owner_end(BfAsOwner *s)
 {
 	SPI_finish();
-	AtEOXact_GUC(true, s->guc_level);
+	/* false: settings the statement changed, even with SET, are undone */
+	AtEOXact_GUC(false, s->guc_level);
 	SetUserIdAndSecContext(s->save_userid, s->save_sec_context);
 }
 
@@ -1634,7 +1649,8 @@ elt_backfill_purge(PG_FUNCTION_ARGS)
 			   "WITH purged AS (DELETE FROM elt.backfills b"
 			   " WHERE b.state IN ('finished', 'cancelled', 'failed')"
 			   "   AND b.finished_at < pg_catalog.now() - $1"
-			   "   AND ($3 OR pg_catalog.pg_has_role($2, b.owner, 'USAGE'))"
+			   "   AND ($3 OR (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = b.owner)"
+			   "                AND pg_catalog.pg_has_role($2, b.owner, 'USAGE')))"
 			   " RETURNING b.name) SELECT name FROM purged ORDER BY name",
 			   3, types);
 	EltExec(plan, values, NULL, 0);
@@ -1662,7 +1678,7 @@ elt_backfill_purge(PG_FUNCTION_ARGS)
  * inside its catalog write context.
  */
 void
-EltBackfillPauseForChange(Oid relid, const char *code, const char *reason)
+EltBackfillPauseForChange(Oid actor, Oid relid, const char *code, const char *reason)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[2] = {OIDOID, TEXTOID};
@@ -1702,7 +1718,7 @@ EltBackfillPauseForChange(Oid relid, const char *code, const char *reason)
 						bf.name, code, bf.relname),
 				 errhint("Check its chunk statement against the new shape, then elt.backfill_resume('%s').",
 						 bf.name)));
-		bf_audit(GetUserId(), "backfill_paused", &bf, extra);
+		bf_audit(actor, "backfill_paused", &bf, extra);
 	}
 }
 
@@ -1863,6 +1879,9 @@ bf_execute(Backfill *bf, BfChunk *ch, EltBackfillRunner *r, BfOutcome *out)
 			{
 				disable_timeout(chunk_timeout_id, false);
 				timer = false;
+				/* fired after the statement ended: nothing left to cancel */
+				if (chunk_timed_out)
+					QueryCancelPending = false;
 			}
 			bf_as_owner_end(&s);
 		}
@@ -2047,9 +2066,10 @@ bf_plan(Backfill *bf, EltCatalogWrite *cw, MemoryContext cxt)
 	char	   *lower_text = NULL;
 	char	   *upper_text = NULL;
 	int64		rows = size;
-	const char *q = quote_identifier(bf->key);
+	const char *q;
 
 	EltCatalogWriteEnd(cw);
+	q = quote_identifier(bf->key);	/* after SPI_finish: it must outlive it */
 	bf_check_relation(bf);
 	level = bf_pin_settings();
 	if (bf->chunks_planned == 0)
@@ -2161,6 +2181,16 @@ bf_plan_or_finish(EltBackfillRunner *r, MemoryContext cxt)
 	}
 	if (!bf.planning_done)
 	{
+		/*
+		 * Holding the backfill's row, do not wait for the table: DDL that
+		 * pauses backfills holds the table and then wants the row.
+		 */
+		if (!ConditionalLockRelationOid(bf.relid, AccessShareLock))
+		{
+			EltCatalogWriteEnd(&cw);
+			r->wait_ms = 100;
+			return BF_STEP_WAIT;
+		}
 		bf_plan(&bf, &cw, cxt);
 		EltCatalogWriteEnd(&cw);
 		return BF_STEP_PLANNED;
@@ -2298,6 +2328,52 @@ EltBackfillStepRun(EltBackfillRunner *r)
 	return BF_STEP_CHUNK;
 }
 
+
+/*
+ * A worker stopped by an error outside a chunk (the relation or its key
+ * changed, a privilege was revoked, ...): pause the backfill with the error
+ * as the reason, so that it is neither left running with no worker nor
+ * relaunched into the same error.  In a transaction of its own.
+ */
+void
+EltBackfillPauseAfterError(int64 backfill_id, int32 generation, const char *error)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
+	Datum		values[3];
+	EltCatalogWrite cw;
+
+	values[0] = Int64GetDatum(backfill_id);
+	values[1] = Int32GetDatum(generation);
+	values[2] = CStringGetTextDatum(psprintf("stopped by an error: %s", error));
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&plan,
+			   "UPDATE elt.backfills SET state = 'paused', state_reason = $3"
+			   " WHERE backfill_id = $1 AND generation = $2 AND state = 'running'"
+			   " RETURNING name, rel::pg_catalog.oid AS relid, owner::pg_catalog.text AS owner",
+			   3, types);
+	EltExec(plan, values, NULL, 1);
+	if (SPI_processed > 0)
+	{
+		Backfill	bf;
+		StringInfoData extra;
+		Oid			relid = (Oid) spi_int(0, "relid");
+		Oid			owner = get_role_oid(EltSpiGetText(0, "owner"), true);
+
+		memset(&bf, 0, sizeof(bf));
+		bf.id = backfill_id;
+		bf.name = EltSpiGetText(0, "name");
+		bf.relname = get_rel_name(relid) ?
+			quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									   get_rel_name(relid)) : psprintf("%u", relid);
+		initStringInfo(&extra);
+		appendStringInfoString(&extra, "\"error\": ");
+		escape_json(&extra, error);
+		bf_audit(OidIsValid(owner) ? owner : cw.actor, "backfill_paused", &bf, extra.data);
+	}
+	EltCatalogWriteEnd(&cw);
+}
+
 /* ---------------------------------------------------------------------
  * In a session: CALL elt.backfill_run
  * --------------------------------------------------------------------- */
@@ -2426,7 +2502,7 @@ elt_backfill_run(PG_FUNCTION_ARGS)
 				break;
 			}
 			if (max_seconds > 0 &&
-				TimestampDifferenceExceeds(start, GetCurrentTimestamp(), max_seconds * 1000))
+				GetCurrentTimestamp() >= start + (int64) max_seconds * USECS_PER_SEC)
 			{
 				ended = "max_seconds reached";
 				break;
@@ -2520,9 +2596,17 @@ EltBackfillResumeInterrupted(void)
 		bool		canlogin = false;
 		int			n;
 
-		if (!bf_load(&bf, BF_BY_ID_FOR_UPDATE, *(int64 *) lfirst(lc), NULL,
-					 CurrentMemoryContext) ||
-			strcmp(bf.state, "running") != 0)
+		int64		id = *(int64 *) lfirst(lc);
+
+		/* a row someone holds is someone's business now; look next time */
+		if (SPI_execute(psprintf("SELECT 1 FROM elt.backfills WHERE backfill_id = " INT64_FORMAT
+								 " AND state = 'running' AND runner = 'workers'"
+								 " AND (launched_at IS NULL OR launched_at < pg_catalog.now() - interval '5 seconds')"
+								 " AND elt._backfill_live_workers(backfill_id) = 0"
+								 " FOR UPDATE SKIP LOCKED", id), false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock a backfill");
+		if (SPI_processed == 0 ||
+			!bf_load(&bf, BF_BY_ID, id, NULL, CurrentMemoryContext))
 			continue;
 		if (OidIsValid(bf.owner_oid))
 		{
@@ -2533,10 +2617,13 @@ EltBackfillResumeInterrupted(void)
 				ReleaseSysCache(tup);
 			}
 		}
-		if (!canlogin || bf.relname == NULL)
+		if (!canlogin || bf.relname == NULL ||
+			get_attnum(bf.relid, bf.key) == InvalidAttrNumber ||
+			get_atttype(bf.relid, get_attnum(bf.relid, bf.key)) != bf.keytype)
 		{
 			char	   *why = bf.relname == NULL ? "its relation no longer exists" :
-				psprintf("role \"%s\" cannot log in", bf.owner);
+				!canlogin ? psprintf("role \"%s\" cannot log in", bf.owner) :
+				psprintf("key column \"%s\" was dropped or changed type", bf.key);
 
 			bf_set_state(&bf, "paused", psprintf("could not resume after a restart: %s", why),
 						 NULL, 0, false);

@@ -42,8 +42,10 @@ extern EltBackfillStep EltBackfillStepRun(EltBackfillRunner *r);
 extern void EltBackfillReadCommitted(void);
 extern long EltBackfillThrottleMs(EltBackfillRunner *r, double elapsed_ms);
 extern void EltBackfillAdvisoryLock(int64 backfill_id, bool acquire);
-extern void EltBackfillPauseForChange(Oid relid, const char *code,
+extern void EltBackfillPauseForChange(Oid actor, Oid relid, const char *code,
 									  const char *reason);
+extern void EltBackfillPauseAfterError(int64 backfill_id, int32 generation,
+									   const char *error);
 extern void EltBackfillResumeInterrupted(void);
 
 /* backfill_worker.c */

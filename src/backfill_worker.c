@@ -158,8 +158,8 @@ elt_backfill_worker_main(Datum main_arg)
 	EltBackfillAdvisoryLock(args.backfill_id, true);
 	for (;;)
 	{
-		EltBackfillStep step;
-		MemoryContext old;
+		volatile EltBackfillStep step = BF_STEP_STOPPED;
+		volatile bool failed = false;
 		instr_time	t0;
 		instr_time	t1;
 
@@ -169,16 +169,48 @@ elt_backfill_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		EltBackfillReadCommitted();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		INSTR_TIME_SET_CURRENT(t0);
-		old = MemoryContextSwitchTo(stepcxt);
-		step = EltBackfillStepRun(&r);
-		MemoryContextSwitchTo(old);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		PG_TRY();
+		{
+			MemoryContext old;
+
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+			EltBackfillReadCommitted();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			INSTR_TIME_SET_CURRENT(t0);
+			old = MemoryContextSwitchTo(stepcxt);
+			step = EltBackfillStepRun(&r);
+			MemoryContextSwitchTo(old);
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+			bool		transient;
+
+			MemoryContextSwitchTo(TopMemoryContext);
+			edata = CopyErrorData();
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			transient = edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+				edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
+				edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+			/* a transient error: the launcher starts a worker again */
+			if (!transient)
+			{
+				StartTransactionCommand();
+				PushActiveSnapshot(GetTransactionSnapshot());
+				EltBackfillPauseAfterError(r.backfill_id, r.generation, edata->message);
+				PopActiveSnapshot();
+				CommitTransactionCommand();
+			}
+			failed = true;
+		}
+		PG_END_TRY();
+		if (failed)
+			break;
 		INSTR_TIME_SET_CURRENT(t1);
 		INSTR_TIME_SUBTRACT(t1, t0);
 		pgstat_report_stat(false);

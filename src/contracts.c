@@ -2490,7 +2490,7 @@ write_records(EltCatalogWrite *cw, List *findings, List *decisions,
 					  migration, &audit);
 		if (f->rule >= 0 && strcmp(rules[f->rule].class, "breaking") == 0 &&
 			OidIsValid(f->relid))
-			EltBackfillPauseForChange(f->relid, rules[f->rule].code, f->reason);
+			EltBackfillPauseForChange(cw->actor, f->relid, rules[f->rule].code, f->reason);
 	}
 	appendStringInfoChar(&audit, ']');
 	if (first == NULL)

@@ -282,6 +282,23 @@ SELECT elt.backfill_cancel('st');
 SELECT elt.backfill_pause('nope');
 SELECT applied, count(*) FROM st GROUP BY 1 ORDER BY 1;
 
+
+-- a key whose type changed: its bounds no longer apply, an error says so
+CREATE TABLE retyped (id int PRIMARY KEY, applied int NOT NULL DEFAULT 0);
+INSERT INTO retyped (id) SELECT generate_series(1, 30);
+SELECT elt.backfill_create('retyped', 'retyped', 'UPDATE retyped SET applied = applied + 1 WHERE id >= $1 AND id < $2',
+  chunk_rows => 10, options => '{"target_chunk_ms": 0}');
+CALL elt.backfill_run('retyped', max_chunks => 1);
+ALTER TABLE retyped ALTER COLUMN id TYPE numeric;
+CALL elt.backfill_run('retyped');
+SELECT applied, count(*) FROM retyped GROUP BY 1 ORDER BY 1;
+
+-- what the statement sets does not stay in the session that runs it
+SELECT elt.backfill_create('setter', 'st', 'SELECT set_config(''work_mem'', ''1234kB'', false) WHERE $1 < $2');
+SHOW work_mem;
+CALL elt.backfill_run('setter');
+SHOW work_mem;
+
 -------------------------------------------------------------------------------
 -- Background workers
 -------------------------------------------------------------------------------

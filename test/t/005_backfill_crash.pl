@@ -142,5 +142,24 @@ $node->safe_psql('postgres', q{SELECT elt.backfill_start('bf', 2)});
 wait_finished('started again without preload');
 check_exactly_once('without preload');
 
+# 4. a worker stopped by an error outside a chunk pauses the backfill, with
+# the error, rather than leaving it running with no worker
+$node->safe_psql('postgres', q{
+DROP TABLE t, ranges, expected;
+SELECT elt.backfill_purge('0');
+} . $setup);
+$node->safe_psql('postgres', q{SELECT elt.backfill_start('bf', 1)});
+$node->poll_query_until('postgres',
+	q{SELECT count(*) >= 2 FROM elt.backfill_chunks WHERE state = 'done'})
+  or die 'no chunk done';
+$node->safe_psql('postgres', q{ALTER TABLE t ALTER COLUMN id TYPE numeric});
+$node->poll_query_until('postgres', q{SELECT state FROM elt.backfill_status}, 'paused')
+  or die 'not paused: ' . $node->safe_psql('postgres', 'SELECT state, state_reason FROM elt.backfill_status');
+like($node->safe_psql('postgres', q{SELECT state_reason FROM elt.backfill_status}),
+	qr/stopped by an error: key column "id" of public\.t changed type/,
+	'a worker error pauses the backfill with the error');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.audit_log WHERE action = 'backfill_paused'}),
+	'1', 'once, in the audit log');
+
 $node->stop;
 done_testing();
