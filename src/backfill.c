@@ -346,6 +346,32 @@ bf_check_control(Backfill *bf, Oid actor)
 				 errhint("Only the role that created a backfill, the members of that role and superusers may control it.")));
 }
 
+/* Whether the key column is still there, with the type the bounds have. */
+static bool
+bf_key_intact(Backfill *bf)
+{
+	AttrNumber	attnum = get_attnum(bf->relid, bf->key);
+
+	return attnum != InvalidAttrNumber && get_atttype(bf->relid, attnum) == bf->keytype;
+}
+
+/* Whether the owner exists and may log in (workers connect as the owner). */
+static bool
+bf_can_login(Backfill *bf)
+{
+	HeapTuple	tup;
+	bool		canlogin;
+
+	if (!OidIsValid(bf->owner_oid))
+		return false;
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(bf->owner_oid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	canlogin = ((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin;
+	ReleaseSysCache(tup);
+	return canlogin;
+}
+
 /* The relation must still be there for the backfill to run. */
 static void
 bf_check_relation(Backfill *bf)
@@ -357,40 +383,25 @@ bf_check_relation(Backfill *bf)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("the relation of backfill \"%s\" no longer exists", bf->name),
 				 errhint("Cancel the backfill with elt.backfill_cancel('%s').", bf->name)));
+	if (bf_key_intact(bf))
+		return;
 	attnum = get_attnum(bf->relid, bf->key);
-
 	if (attnum == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("key column \"%s\" of backfill \"%s\" no longer exists in %s",
 						bf->key, bf->name, bf->relname),
 				 errhint("Cancel the backfill with elt.backfill_cancel('%s').", bf->name)));
-	if (get_atttype(bf->relid, attnum) != bf->keytype)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("key column \"%s\" of %s changed type since backfill \"%s\" was created",
-						bf->key, bf->relname, bf->name),
-				 errdetail("It was %s; it is %s.", format_type_be(bf->keytype),
-						   format_type_be(get_atttype(bf->relid, attnum))),
-				 errhint("Its chunk bounds no longer apply: cancel it and create a new backfill.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("key column \"%s\" of %s changed type since backfill \"%s\" was created",
+					bf->key, bf->relname, bf->name),
+			 errdetail("It was %s; it is %s.", format_type_be(bf->keytype),
+					   format_type_be(get_atttype(bf->relid, attnum))),
+			 errhint("Its chunk bounds no longer apply: cancel it and create a new backfill.")));
 }
 
-/* Pin the settings under which bounds are converted; returns the level to close. */
-static int
-bf_pin_settings(void)
-{
-	int			level = NewGUCNestLevel();
-
-	(void) set_config_option("DateStyle", "ISO, YMD", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("TimeZone", "UTC", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	return level;
-}
-
-/* A key value from its stored text (settings pinned by the caller). */
+/* A key value from its stored text (EltPinPrintSettings by the caller). */
 static Datum
 bf_key_in(Backfill *bf, const char *text)
 {
@@ -401,7 +412,7 @@ bf_key_in(Backfill *bf, const char *text)
 	return OidInputFunctionCall(infunc, (char *) text, ioparam, -1);
 }
 
-/* The stored text of a key value (settings pinned by the caller). */
+/* The stored text of a key value (EltPinPrintSettings by the caller). */
 static char *
 bf_key_out(Backfill *bf, Datum value)
 {
@@ -571,13 +582,14 @@ bf_as_owner_end(BfAsOwner *s)
 }
 
 /*
- * One key of the relation, as its owner: "SELECT key FROM rel <tail>" with
- * up to two key arguments and an optional integer ($3).  The value is
- * copied into cxt.  found is false when there is no row.
+ * One value from the relation, as its owner: "SELECT <what> FROM rel
+ * <tail>" with up to two key arguments and an optional integer (after
+ * them).  The value is copied into cxt; found is false when there is no row
+ * or it is NULL.
  */
 static Datum
-bf_key_query(Backfill *bf, const char *tail, int nkeys, Datum *keys,
-			 int64 n, bool *found, MemoryContext cxt)
+bf_query(Backfill *bf, const char *what, const char *tail, int nkeys, Datum *keys,
+		 int64 n, bool *found, MemoryContext cxt)
 {
 	BfAsOwner	s;
 	Oid			types[3];
@@ -599,10 +611,10 @@ bf_key_query(Backfill *bf, const char *tail, int nkeys, Datum *keys,
 		types[nargs] = INT8OID;
 		values[nargs++] = Int64GetDatum(n);
 	}
-	sql = psprintf("SELECT %s FROM %s %s", quote_identifier(bf->key), bf->relname, tail);
+	sql = psprintf("SELECT %s FROM %s %s", what, bf->relname, tail);
 	bf_as_owner_begin(bf, &s, true);
 	if (SPI_execute_with_args(sql, nargs, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "key query failed: %s", sql);
+		elog(ERROR, "query on the backfill's relation failed: %s", sql);
 	*found = SPI_processed > 0;
 	if (*found)
 	{
@@ -620,24 +632,25 @@ bf_key_query(Backfill *bf, const char *tail, int nkeys, Datum *keys,
 	return result;
 }
 
+/* One key of the relation, as its owner: "SELECT key FROM rel <tail>". */
+static Datum
+bf_key_query(Backfill *bf, const char *tail, int nkeys, Datum *keys,
+			 int64 n, bool *found, MemoryContext cxt)
+{
+	return bf_query(bf, quote_identifier(bf->key), tail, nkeys, keys, n, found, cxt);
+}
+
 /* The number of keys in [lower, upper), as the owner. */
 static int64
 bf_count_range(Backfill *bf, Datum lower, Datum upper)
 {
 	Datum		keys[2] = {lower, upper};
-	Oid			types[2] = {bf->keytype, bf->keytype};
 	const char *q = quote_identifier(bf->key);
-	BfAsOwner	s;
-	int64		n;
+	bool		found;
 
-	bf_as_owner_begin(bf, &s, true);
-	if (SPI_execute_with_args(psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s >= $1 AND %s < $2",
-									   bf->relname, q, q),
-							  2, types, keys, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not count the keys of a chunk");
-	n = spi_int(0, "count");
-	bf_as_owner_end(&s);
-	return n;
+	return DatumGetInt64(bf_query(bf, "pg_catalog.count(*)",
+								  psprintf("WHERE %s >= $1 AND %s < $2", q, q),
+								  2, keys, -1, &found, CurrentMemoryContext));
 }
 
 /* Timeout handler: the chunk ran longer than statement_timeout_ms. */
@@ -1300,17 +1313,14 @@ bf_first_start(Backfill *bf)
 	if (unknown && found)
 	{
 		/* never analyzed: count the keys once */
-		BfAsOwner	s;
+		bool		counted;
 
-		bf_as_owner_begin(bf, &s, false);
-		if (SPI_execute(psprintf("SELECT pg_catalog.count(%s) FROM %s",
-								 quote_identifier(bf->key), bf->relname), true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "count failed");
-		tuples = (double) spi_int(0, "count");
-		bf_as_owner_end(&s);
+		tuples = (double) DatumGetInt64(bf_query(bf, psprintf("pg_catalog.count(%s)",
+															  quote_identifier(bf->key)),
+												 "", 0, NULL, -1, &counted, cxt));
 	}
 	values[0] = Int64GetDatum(bf->id);
-	level = bf_pin_settings();
+	level = EltPinPrintSettings();
 	if (found)
 		values[1] = CStringGetTextDatum(bf_key_out(bf, last));
 	else
@@ -1365,20 +1375,13 @@ bf_set_state(Backfill *bf, const char *state, const char *reason, const char *ru
 static void
 bf_check_login(Backfill *bf)
 {
-	HeapTuple	tup;
-	bool		canlogin;
-
 	if (!OidIsValid(bf->owner_oid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("role \"%s\", owner of backfill \"%s\", no longer exists",
-						bf->owner, bf->name)));
-	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(bf->owner_oid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for role %u", bf->owner_oid);
-	canlogin = ((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin;
-	ReleaseSysCache(tup);
-	if (!canlogin)
+						bf->owner, bf->name),
+				 errhint("Cancel the backfill and create it again as another role.")));
+	if (!bf_can_login(bf))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("role \"%s\", owner of backfill \"%s\", cannot log in",
@@ -1408,11 +1411,25 @@ bf_check_workers(FunctionCallInfo fcinfo, int argno)
 	return n;
 }
 
-/* Launch n workers for the backfill, as its owner; all or an error. */
+/*
+ * How many workers to relaunch a backfill with: as many as it last had
+ * (within what the server allows), none for one run by sessions.
+ */
+static int
+bf_worker_count(Backfill *bf)
+{
+	if (bf->runner == NULL || strcmp(bf->runner, "workers") != 0)
+		return 0;
+	return Min(Max(bf->workers, 1), max_worker_processes);
+}
+
+/*
+ * Launch n workers for the backfill, as its owner (checked by the caller
+ * with bf_check_login before changing anything); all or an error.
+ */
 static void
 bf_launch(Backfill *bf, int n)
 {
-	bf_check_login(bf);
 	(void) EltBackfillLaunch(bf->id, bf->generation, bf->name, bf->owner_oid, n, ERROR);
 }
 
@@ -1529,13 +1546,9 @@ elt_backfill_resume(PG_FUNCTION_ARGS)
 		  DatumGetInt32(DirectFunctionCall1(elt_backfill_live_workers, Int64GetDatum(bf.id))) == 0))
 		bf_wrong_state(&bf, "resume");
 	bf_check_relation(&bf);
-	if (bf.runner != NULL && strcmp(bf.runner, "workers") == 0)
-	{
-		n = Max(bf.workers, 1);
-		if (n > max_worker_processes)
-			n = max_worker_processes;
+	n = bf_worker_count(&bf);
+	if (n > 0)
 		bf_check_login(&bf);
-	}
 	bf_set_state(&bf, "running", NULL, NULL, n, true);
 	bf_audit(cw.actor, "backfill_resumed", &bf, psprintf("\"workers\": %d", n));
 	EltCatalogWriteEnd(&cw);
@@ -1604,11 +1617,9 @@ elt_backfill_retry(PG_FUNCTION_ARGS)
 	if (strcmp(bf.state, "failed") == 0)
 	{
 		bf_check_relation(&bf);
-		if (bf.runner != NULL && strcmp(bf.runner, "workers") == 0)
-		{
-			n = Min(Max(bf.workers, 1), max_worker_processes);
+		n = bf_worker_count(&bf);
+		if (n > 0)
 			bf_check_login(&bf);
-		}
 		bf_set_state(&bf, "running", NULL, NULL, n, true);
 	}
 	bf_audit(cw.actor, "backfill_retried", &bf, psprintf("\"chunks\": %d", chunks));
@@ -1812,7 +1823,7 @@ bf_execute(Backfill *bf, BfChunk *ch, EltBackfillRunner *r, BfOutcome *out)
 		instr_time	duration;
 		int			rc;
 
-		level = bf_pin_settings();
+		level = EltPinPrintSettings();
 		if (ch->lower != NULL)
 			bounds[0] = bf_key_in(bf, ch->lower);
 		if (ch->upper != NULL)
@@ -2071,7 +2082,7 @@ bf_plan(Backfill *bf, EltCatalogWrite *cw, MemoryContext cxt)
 	EltCatalogWriteEnd(cw);
 	q = quote_identifier(bf->key);	/* after SPI_finish: it must outlive it */
 	bf_check_relation(bf);
-	level = bf_pin_settings();
+	level = EltPinPrintSettings();
 	if (bf->chunks_planned == 0)
 	{
 		lower = bf_key_query(bf, psprintf("WHERE %s IS NOT NULL ORDER BY 1 LIMIT 1", q),
@@ -2576,11 +2587,13 @@ EltBackfillResumeInterrupted(void)
 	uint64		i;
 
 	EltCatalogWriteBegin(&cw);
+	/* a row someone holds is someone's business now; look next time */
 	if (SPI_execute("SELECT backfill_id FROM elt.backfills"
 					" WHERE state = 'running' AND runner = 'workers'"
 					"   AND (launched_at IS NULL OR launched_at < pg_catalog.now() - interval '5 seconds')"
-					"   AND elt._backfill_live_workers(backfill_id) = 0",
-					true, 0) != SPI_OK_SELECT)
+					"   AND elt._backfill_live_workers(backfill_id) = 0"
+					" FOR UPDATE SKIP LOCKED",
+					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list interrupted backfills");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -2592,38 +2605,16 @@ EltBackfillResumeInterrupted(void)
 	foreach(lc, ids)
 	{
 		Backfill	bf;
-		HeapTuple	tup;
-		bool		canlogin = false;
 		int			n;
 
-		int64		id = *(int64 *) lfirst(lc);
-
-		/* a row someone holds is someone's business now; look next time */
-		if (SPI_execute(psprintf("SELECT 1 FROM elt.backfills WHERE backfill_id = " INT64_FORMAT
-								 " AND state = 'running' AND runner = 'workers'"
-								 " AND (launched_at IS NULL OR launched_at < pg_catalog.now() - interval '5 seconds')"
-								 " AND elt._backfill_live_workers(backfill_id) = 0"
-								 " FOR UPDATE SKIP LOCKED", id), false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not lock a backfill");
-		if (SPI_processed == 0 ||
-			!bf_load(&bf, BF_BY_ID, id, NULL, CurrentMemoryContext))
+		if (!bf_load(&bf, BF_BY_ID, *(int64 *) lfirst(lc), NULL, CurrentMemoryContext))
 			continue;
-		if (OidIsValid(bf.owner_oid))
-		{
-			tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(bf.owner_oid));
-			if (HeapTupleIsValid(tup))
-			{
-				canlogin = ((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin;
-				ReleaseSysCache(tup);
-			}
-		}
-		if (!canlogin || bf.relname == NULL ||
-			get_attnum(bf.relid, bf.key) == InvalidAttrNumber ||
-			get_atttype(bf.relid, get_attnum(bf.relid, bf.key)) != bf.keytype)
+		if (bf.relname == NULL || !bf_key_intact(&bf) || !bf_can_login(&bf))
 		{
 			char	   *why = bf.relname == NULL ? "its relation no longer exists" :
-				!canlogin ? psprintf("role \"%s\" cannot log in", bf.owner) :
-				psprintf("key column \"%s\" was dropped or changed type", bf.key);
+				!bf_key_intact(&bf) ?
+				psprintf("key column \"%s\" was dropped or changed type", bf.key) :
+				psprintf("role \"%s\" cannot log in", bf.owner);
 
 			bf_set_state(&bf, "paused", psprintf("could not resume after a restart: %s", why),
 						 NULL, 0, false);
@@ -2632,10 +2623,8 @@ EltBackfillResumeInterrupted(void)
 					(errmsg("elt_governance: backfill \"%s\" paused: %s", bf.name, why)));
 			continue;
 		}
-		n = Min(Max(bf.workers, 1), max_worker_processes);
-		if (SPI_execute(psprintf("UPDATE elt.backfills SET launched_at = pg_catalog.now()"
-								 " WHERE backfill_id = " INT64_FORMAT, bf.id), false, 0) < 0)
-			elog(ERROR, "could not record the launch");
+		n = bf_worker_count(&bf);
+		bf_set_state(&bf, "running", NULL, NULL, n, false);	/* launched_at */
 		if (EltBackfillLaunch(bf.id, bf.generation, bf.name, bf.owner_oid, n, LOG) > 0)
 		{
 			bf_audit(bf.owner_oid, "backfill_resumed", &bf,

@@ -9,7 +9,7 @@
  * Built in C from the relcache and the syscache (one index scan of
  * pg_constraint), because it runs for every DDL statement on a governed
  * table.  Expressions, constraints and indexes are printed by PostgreSQL's
- * own deparsers under pinned settings (shape_settings), so that every name
+ * own deparsers under pinned settings (EltPinPrintSettings), so that every name
  * is qualified and the same shape always prints the same, whatever the
  * session's settings.
  *
@@ -46,6 +46,7 @@
 #include "utils/syscache.h"
 
 #include "table_shape.h"
+#include "util.h"
 
 /* A tiny JSON writer: "key": value pairs with commas in the right places. */
 typedef struct JsonOut
@@ -603,22 +604,6 @@ append_indexes(JsonOut *out, Relation rel)
 }
 
 /*
- * Settings under which shapes are printed, as pg_dump pins them: constants
- * in defaults, checks and partition bounds print the same whatever the
- * session's DateStyle, TimeZone or float settings, and every name is
- * qualified.
- */
-static const char *const shape_settings[][2] = {
-	{"search_path", "pg_catalog, pg_temp"},
-	{"DateStyle", "ISO, YMD"},
-	{"IntervalStyle", "postgres"},
-	{"TimeZone", "UTC"},
-	{"extra_float_digits", "1"},
-	{"standard_conforming_strings", "on"},
-	{"bytea_output", "hex"},
-};
-
-/*
  * The shape of a relation as a jsonb datum, or (Datum) 0 if no relation has
  * that oid.
  */
@@ -630,17 +615,13 @@ EltTableShape(Oid relid)
 	JsonOut		out = {&buf, true};
 	int			guc_level;
 	Datum		result;
-	size_t		i;
 
 	rel = try_relation_open(relid, AccessShareLock);
 	if (rel == NULL)
 		return (Datum) 0;
 
-	guc_level = NewGUCNestLevel();
-	for (i = 0; i < lengthof(shape_settings); i++)
-		(void) set_config_option(shape_settings[i][0], shape_settings[i][1],
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-								 true, 0, false);
+	/* constants in defaults, checks and bounds print the same for everyone */
+	guc_level = EltPinPrintSettings();
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');

@@ -254,6 +254,38 @@ EltCatalogWriteEnd(EltCatalogWrite *cw)
 	SetUserIdAndSecContext(cw->save_userid, cw->save_sec_context);
 }
 
+/*
+ * Settings under which values print (and read back) the same whatever the
+ * session's settings, as pg_dump pins them: dates, times and intervals in
+ * ISO form and UTC, floats exact, every name qualified.
+ */
+static const char *const print_settings[][2] = {
+	{"search_path", "pg_catalog, pg_temp"},
+	{"DateStyle", "ISO, YMD"},
+	{"IntervalStyle", "postgres"},
+	{"TimeZone", "UTC"},
+	{"extra_float_digits", "1"},
+	{"standard_conforming_strings", "on"},
+	{"bytea_output", "hex"},
+};
+
+/*
+ * Pin the print settings at a new GUC nest level; the caller closes it with
+ * AtEOXact_GUC(true, level).
+ */
+int
+EltPinPrintSettings(void)
+{
+	int			level = NewGUCNestLevel();
+	size_t		i;
+
+	for (i = 0; i < lengthof(print_settings); i++)
+		(void) set_config_option(print_settings[i][0], print_settings[i][1],
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	return level;
+}
+
 /* Prepare a statement once per backend, with a generic plan, and keep it. */
 SPIPlanPtr
 EltPrepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)

@@ -36,6 +36,7 @@ extern char *EltRequiredText(FunctionCallInfo fcinfo, int argno, const char *arg
 extern Oid	EltExtensionOwner(void);
 extern void EltCatalogWriteBegin(EltCatalogWrite *cw);
 extern void EltCatalogWriteEnd(EltCatalogWrite *cw);
+extern int	EltPinPrintSettings(void);
 
 extern SPIPlanPtr EltPrepare(SPIPlanPtr *cache, const char *sql,
 							 int nargs, Oid *argtypes);
