@@ -408,6 +408,18 @@ SELECT elt.backfill_start('alice4');
 SELECT state FROM elt.backfill_status WHERE name = 'alice4';
 
 -------------------------------------------------------------------------------
+-- Throttle: max_rows_per_second spaces chunks out (60 rows at 200 rows/s
+-- take at least 0.3 s; a lower bound, which no slow machine breaks)
+-------------------------------------------------------------------------------
+CREATE TABLE throttled (id int PRIMARY KEY);
+INSERT INTO throttled SELECT generate_series(1, 60);
+SELECT elt.backfill_create('throttled', 'throttled', 'UPDATE throttled SET id = id WHERE id >= $1 AND id < $2',
+  chunk_rows => 20, options => '{"target_chunk_ms": 0, "max_rows_per_second": 200}');
+SELECT clock_timestamp() AS t0 \gset
+CALL elt.backfill_run('throttled');
+SELECT clock_timestamp() - :'t0'::timestamptz >= interval '250 ms' AS spaced_out;
+
+-------------------------------------------------------------------------------
 -- Purge
 -------------------------------------------------------------------------------
 SELECT elt.backfill_purge('-1 day');
