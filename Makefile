@@ -31,7 +31,11 @@ OBJS = \
 	src/contracts.o \
 	src/migrations.o \
 	src/backfill.o \
-	src/backfill_worker.o
+	src/backfill_worker.o \
+	src/transform.o \
+	src/lineage.o \
+	src/lineage_rows.o \
+	src/openlineage.o
 
 DATA = $(wildcard sql/elt_governance--*.sql)
 
@@ -39,7 +43,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
-REGRESS = govern versions diff history audit contracts check_ddl backfill
+REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage
 # isolation specs (test/specs, test/expected)
 ISOLATION = concurrent_ddl govern_race migration_scope contracts_locks backfill_race backfill_writes
 # TAP tests (test/t)

@@ -1,6 +1,7 @@
 -- elt_governance demo: governing a warehouse schema, contracts that stop
 -- breaking changes before they run, approved migrations, schema versions,
--- history and diffs, and the audit chain.
+-- history and diffs, backfills, transforms traced to their raw rows, and the
+-- audit chain.
 -- Run by `make demo` against a throwaway cluster with the library preloaded.
 
 \pset border 2
@@ -162,22 +163,90 @@ SELECT action, object, details->>'workers' AS workers, details->>'chunks' AS chu
 FROM elt.audit_log WHERE action LIKE 'backfill%' ORDER BY id;
 
 \echo
-\echo '== 13. The audit trail is a hash chain; keep its digest outside the database'
-SELECT id, action, object, left(prev_hash, 12) AS prev_hash, left(row_hash, 12) AS row_hash
-FROM elt.audit_log ORDER BY id;
+\echo '== 13. Transforms: versioned SQL that feeds a table, recording row lineage'
+CREATE SCHEMA marts;
+CREATE TABLE raw.customers (customer text PRIMARY KEY, region text NOT NULL);
+INSERT INTO raw.customers
+SELECT 'customer ' || g, (ARRAY['north', 'south', 'west'])[1 + g % 3] FROM generate_series(0, 49) g;
+CREATE TABLE marts.customer_days (customer text, day date, region text, orders bigint, revenue numeric,
+                                  PRIMARY KEY (customer, day));
+CREATE TABLE marts.region_days (region text, day date, revenue numeric, PRIMARY KEY (region, day));
+CREATE TABLE marts.region_months (region text, month date, revenue numeric, PRIMARY KEY (region, month));
+SELECT elt.transform_create('customer_days', 'marts.customer_days', $$
+  SELECT o.customer, o.ordered_at AS day, c.region, count(*) AS orders, sum(o.amount) AS revenue
+  FROM raw.orders o JOIN raw.customers c ON c.customer = o.customer
+  WHERE o.ordered_at >= date '2026-01-01'
+  GROUP BY o.customer, o.ordered_at, c.region $$, 'merge') AS transform_id;
+SELECT elt.transform_create('region_days', 'marts.region_days', $$
+  SELECT region, day, sum(revenue) AS revenue FROM marts.customer_days GROUP BY region, day $$,
+  'replace') AS transform_id;
+-- the dashboard's table
+SELECT elt.transform_create('region_months', 'marts.region_months', $$
+  SELECT region, date_trunc('month', day)::date AS month, sum(revenue) AS revenue
+  FROM marts.region_days GROUP BY region, date_trunc('month', day)::date $$,
+  'replace') AS transform_id;
+SELECT name, target, mode, current_version, lineage_level, left(code_hash, 16) AS code_hash
+FROM elt.transforms ORDER BY name;
+SELECT elt.transform_run('customer_days') AS run_1,
+       elt.transform_run('region_days') AS run_2,
+       elt.transform_run('region_months') AS run_3 \gset
+SELECT run_id, d.name AS transform, version, lineage, status, rows_read, rows_written, rows_deleted,
+       round(extract(epoch FROM finished_at - started_at) * 1000) AS ms
+FROM elt.transform_runs r JOIN elt.transform_defs d USING (transform_id) ORDER BY run_id;
+
+\echo
+\echo '== 14. "Why is this number what it is?" Trace it down to the raw rows'
+SELECT region, month, revenue FROM marts.region_months WHERE region = 'north' AND month = '2026-02-01';
+SELECT depth, relation, count(*) AS rows, min(key) AS first_key, bool_and(leaf) AS raw_rows,
+       min(transform) AS made_by, min(version) AS version, min(run_id) AS run
+FROM elt.trace('marts.region_months', '(north,2026-02-01)') GROUP BY depth, relation ORDER BY depth, relation;
+\echo the raw orders it found add up to the number:
+SELECT sum(o.amount) AS revenue_of_traced_orders
+FROM elt.trace('marts.region_months', '(north,2026-02-01)') t
+JOIN raw.orders o ON t.relation = 'raw.orders'::regclass AND o.order_id = t.key::bigint;
+\echo and back up: everything one raw order feeds
+SELECT order_id AS order_to_follow FROM raw.orders o JOIN raw.customers c USING (customer)
+WHERE c.region = 'north' AND o.ordered_at = date '2026-02-03' ORDER BY order_id LIMIT 1 \gset
+SELECT depth, relation, key, transform, run_id FROM elt.impact('raw.orders', :'order_to_follow') ORDER BY depth;
+
+\echo
+\echo '== 15. Column lineage, an OpenLineage event, and a new version'
+SELECT target_column, source_relation, source_column, kind FROM elt.column_lineage('marts.customer_days');
+SELECT e->>'eventType' AS event, e->'job'->>'name' AS job, e->'run'->>'runId' AS run_id,
+       (SELECT string_agg(i->>'name', ', ') FROM jsonb_array_elements(e->'inputs') i) AS inputs,
+       e->'outputs'->0->>'name' AS output,
+       e->'outputs'->0->'outputFacets'->'outputStatistics'->>'rowCount' AS rows
+FROM elt.openlineage_event(:run_1) e;
+-- comments and layout do not make a new version; a change of logic does
+SELECT elt.transform_update('region_days', $$
+  -- revenue per region and day
+  SELECT region, day,
+         sum(revenue) AS revenue
+  FROM marts.customer_days
+  GROUP BY region, day $$) AS version;
+SELECT elt.transform_update('region_days', $$
+  SELECT region, day, round(sum(revenue), 0) AS revenue FROM marts.customer_days GROUP BY region, day $$) AS version;
+SELECT transform, version, current, left(code_hash, 16) AS code_hash, created_by
+FROM elt.transform_versions WHERE transform = 'region_days' ORDER BY version;
+
+\echo
+\echo '== 16. The audit trail is a hash chain; keep its digest outside the database'
+SELECT count(*) AS audit_rows FROM elt.audit_log;
+SELECT * FROM (SELECT id, action, object, left(prev_hash, 12) AS prev_hash, left(row_hash, 12) AS row_hash
+               FROM elt.audit_log ORDER BY id DESC LIMIT 8) last ORDER BY id;
 SELECT elt.audit_digest() AS digest \gset
 \echo digest: :digest
 SELECT * FROM elt.audit_verify(:'digest');
 
 \echo
-\echo '== 14. History cannot be rewritten through SQL ...'
+\echo '== 17. History cannot be rewritten through SQL ...'
 \set ON_ERROR_STOP 0
 UPDATE elt.schema_versions SET statement = 'nothing to see here' WHERE version = 2;
 DELETE FROM elt.audit_log WHERE id = 3;
 \set ON_ERROR_STOP 1
 
 \echo
-\echo '== 15. ... and a superuser who goes around the triggers is caught'
+\echo '== 18. ... and a superuser who goes around the triggers is caught'
 SET session_replication_role = replica;
 UPDATE elt.schema_versions SET statement = 'ALTER TABLE nothing'
 WHERE table_name = 'customers' AND version = 2;

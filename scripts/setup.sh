@@ -15,6 +15,7 @@ PACKAGES=(
   "postgresql-${PG_MAJOR}-cron"
   libssl-dev
   libipc-run-perl
+  python3 python3-jsonschema python3-rfc3987
 )
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -16,6 +16,7 @@
 #include "contracts.h"
 #include "ddl_capture.h"
 #include "elt_governance.h"
+#include "openlineage.h"
 
 PG_MODULE_MAGIC;
 
@@ -67,6 +68,7 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	EltBackfillInit();
+	EltOpenLineageInit();
 	MarkGUCPrefixReserved("elt");
 
 	EltAuditInit();

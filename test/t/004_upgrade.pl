@@ -1,6 +1,7 @@
 # ALTER EXTENSION elt_governance UPDATE from 0.1.0, step by step to the
 # default version, keeps the history and the audit chain; the contracts
-# start to apply at 0.2.0 and backfills at 0.3.0; the 0.2.0 library also runs
+# start to apply at 0.2.0, backfills at 0.3.0 and transforms at 0.4.0; the
+# 0.2.0 library also runs
 # a 0.1.0 catalog (capture only) until the update.
 use strict;
 use warnings;
@@ -64,6 +65,21 @@ is($node->safe_psql('postgres', q{SELECT state || ':' || rows_done FROM elt.back
 	'finished:100', 'a backfill runs after the update');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM s.t WHERE c = id}), '100', 'and did its work');
 is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't', 'the chain verifies at 0.3.0');
+
+# 0.3.0 -> 0.4.0: transforms and row lineage
+$node->safe_psql('postgres', q{ALTER EXTENSION elt_governance UPDATE TO '0.4.0'});
+is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'}),
+	'0.4.0', 'updated to 0.4.0');
+$node->safe_psql('postgres', q{
+CREATE TABLE s.c_totals (c int PRIMARY KEY, n bigint);
+SELECT elt.transform_create('c_totals', 's.c_totals', 'SELECT c, count(*) AS n FROM s.t GROUP BY c');
+SELECT elt.transform_run('c_totals');
+});
+is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.trace('s.c_totals', '7')}), '1',
+	'a transform runs and is traced after the update');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.backfill_status WHERE state = 'finished'}), '1',
+	'the backfill is still there');
+is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't', 'the chain verifies at 0.4.0');
 
 # a fresh install of the default version is the same catalog as an update
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');

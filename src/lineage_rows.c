@@ -1,0 +1,1216 @@
+/*
+ * lineage_rows.c — row lineage at run time and afterwards: key capture,
+ * the receiver that collects a run's lineage, tracing and purging.
+ *
+ * Keys: an integer primary key is kept as bigint; any other is kept as
+ * canonical text, the key's output with DateStyle ISO, IntervalStyle
+ * postgres, TimeZone UTC, extra_float_digits 1 and bytea_output hex (a row
+ * literal for a composite key), whatever the session's settings.  A key
+ * given to elt.trace() is read with the session's settings and printed the
+ * same way, so both sides compare equal.
+ *
+ * A run's lineage is collected by a DestReceiver into a tuplestore while
+ * the run's statement executes as the caller, and handed to the catalog
+ * insert (made as the extension's owner) by elt._lineage_pending().
+ * elt.lineage_rows is read only here, as the extension's owner, after the
+ * caller's privileges on each relation have been checked.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgtime.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/bytea.h"
+#include "utils/datetime.h"
+#include "utils/float.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/typcache.h"
+#include "utils/fmgrprotos.h"
+#include "utils/timestamp.h"
+
+#include "audit.h"
+#include "lineage.h"
+#include "util.h"
+
+/* ---------------------------------------------------------------------
+ * Canonical key text
+ * ---------------------------------------------------------------------
+ */
+
+/* Print value of type typid as canonical key text. */
+char *
+EltLineageKeyText(Datum value, Oid typid)
+{
+	static pg_tz *utc = NULL;
+	int			save_datestyle = DateStyle;
+	int			save_dateorder = DateOrder;
+	int			save_intervalstyle = IntervalStyle;
+	int			save_float = extra_float_digits;
+	int			save_bytea = bytea_output;
+	pg_tz	   *save_tz = session_timezone;
+	Oid			outfn;
+	bool		varlena;
+	char	   *result;
+
+	if (utc == NULL)
+		utc = pg_tzset("UTC");
+	getTypeOutputInfo(typid, &outfn, &varlena);
+	DateStyle = USE_ISO_DATES;
+	DateOrder = DATEORDER_YMD;
+	IntervalStyle = INTSTYLE_POSTGRES;
+	extra_float_digits = 1;
+	bytea_output = BYTEA_OUTPUT_HEX;
+	if (utc != NULL)
+		session_timezone = utc;
+	PG_TRY();
+	{
+		result = OidOutputFunctionCall(outfn, value);
+	}
+	PG_FINALLY();
+	{
+		DateStyle = save_datestyle;
+		DateOrder = save_dateorder;
+		IntervalStyle = save_intervalstyle;
+		extra_float_digits = save_float;
+		bytea_output = save_bytea;
+		session_timezone = save_tz;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+PG_FUNCTION_INFO_V1(elt_lineage_key_text);
+
+/* elt._lineage_key_text(anyelement): canonical text of a key. */
+Datum
+elt_lineage_key_text(PG_FUNCTION_ARGS)
+{
+	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 0);
+
+	PG_RETURN_TEXT_P(cstring_to_text(EltLineageKeyText(PG_GETARG_DATUM(0), typid)));
+}
+
+/* Split a row literal "(a,b)" into its fields (NULL for an empty field). */
+static List *
+split_row_literal(const char *s, bool *ok)
+{
+	List	   *fields = NIL;
+	const char *p = s;
+
+	*ok = false;
+	while (*p && isspace((unsigned char) *p))
+		p++;
+	if (*p++ != '(')
+		return NIL;
+	for (;;)
+	{
+		StringInfoData buf;
+		bool		quoted = false;
+		bool		any = false;
+
+		initStringInfo(&buf);
+		while (*p && (quoted || (*p != ',' && *p != ')')))
+		{
+			any = true;
+			if (*p == '\\')
+			{
+				p++;
+				if (*p == '\0')
+					return NIL;
+				appendStringInfoChar(&buf, *p++);
+			}
+			else if (*p == '"')
+			{
+				p++;
+				if (quoted && *p == '"')
+					appendStringInfoChar(&buf, *p++);
+				else
+					quoted = !quoted;
+			}
+			else
+				appendStringInfoChar(&buf, *p++);
+		}
+		if (*p == '\0')
+			return NIL;
+		fields = lappend(fields, any ? buf.data : NULL);
+		if (*p++ == ')')
+			break;
+	}
+	while (*p && isspace((unsigned char) *p))
+		p++;
+	*ok = (*p == '\0');
+	return fields;
+}
+
+/*
+ * The canonical form of key, a primary key value of relation relid typed
+ * by a user: *is_int and *ival for an integer key, else the text.
+ */
+char *
+EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *ival)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *cols = EltPrimaryKeyColumns(rel);
+	char	   *relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+													 RelationGetRelationName(rel));
+	char	   *result;
+
+	if (cols == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("relation %s has no primary key", relname),
+				 errdetail("Row lineage identifies rows by primary key.")));
+	*is_int = false;
+	if (list_length(cols) == 1)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, linitial_int(cols) - 1);
+		Oid			infn,
+					ioparam;
+		Datum		v;
+
+		if (att->atttypid == INT2OID || att->atttypid == INT4OID || att->atttypid == INT8OID)
+		{
+			bool		bad = false;
+
+			PG_TRY();
+			{
+				*ival = DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(key)));
+			}
+			PG_CATCH();
+			{
+				FlushErrorState();
+				bad = true;
+			}
+			PG_END_TRY();
+			if (bad)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+						 errmsg("invalid key \"%s\" for %s", key, relname),
+						 errdetail("Its primary key \"%s\" is an integer.", NameStr(att->attname))));
+			*is_int = true;
+			table_close(rel, AccessShareLock);
+			return psprintf(INT64_FORMAT, *ival);
+		}
+		getTypeInputInfo(att->atttypid, &infn, &ioparam);
+		v = OidInputFunctionCall(infn, (char *) key, ioparam, att->atttypmod);
+		result = EltLineageKeyText(v, att->atttypid);
+	}
+	else
+	{
+		bool		ok;
+		List	   *fields = split_row_literal(key, &ok);
+		TupleDesc	rowdesc;
+		Datum	   *values;
+		bool	   *nulls;
+		ListCell   *lc;
+		int			i = 0;
+
+		if (!ok || list_length(fields) != list_length(cols))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid key \"%s\" for %s", key, relname),
+					 errdetail("Its primary key has %d columns; give them as a row literal, for example (1,2026-01-31).",
+							   list_length(cols))));
+		rowdesc = CreateTemplateTupleDesc(list_length(cols));
+		values = palloc(sizeof(Datum) * list_length(cols));
+		nulls = palloc(sizeof(bool) * list_length(cols));
+		foreach(lc, cols)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, lfirst_int(lc) - 1);
+			char	   *field = list_nth(fields, i);
+			Oid			infn,
+						ioparam;
+
+			TupleDescInitEntry(rowdesc, i + 1, NameStr(att->attname), att->atttypid,
+							   att->atttypmod, 0);
+			getTypeInputInfo(att->atttypid, &infn, &ioparam);
+			nulls[i] = (field == NULL);
+			values[i] = field ? OidInputFunctionCall(infn, field, ioparam, att->atttypmod) : (Datum) 0;
+			i++;
+		}
+		rowdesc = BlessTupleDesc(rowdesc);
+		result = EltLineageKeyText(HeapTupleGetDatum(heap_form_tuple(rowdesc, values, nulls)),
+								   RECORDOID);
+	}
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/* ---------------------------------------------------------------------
+ * Aggregates: the distinct keys of a group
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct KeyAcc
+{
+	int			n;
+	int			cap;
+	bool		sorted;
+	int64	   *ints;
+	text	  **texts;
+} KeyAcc;
+
+/* The group's accumulator, made in the aggregate's context. */
+static KeyAcc *
+key_acc(FunctionCallInfo fcinfo, bool is_text, MemoryContext *aggcxt)
+{
+	KeyAcc	   *acc;
+
+	if (!AggCheckCallContext(fcinfo, aggcxt))
+		elog(ERROR, "lineage key aggregate called in non-aggregate context");
+	if (!PG_ARGISNULL(0))
+		return (KeyAcc *) PG_GETARG_POINTER(0);
+	acc = MemoryContextAllocZero(*aggcxt, sizeof(KeyAcc));
+	acc->cap = 4;
+	if (is_text)
+		acc->texts = MemoryContextAlloc(*aggcxt, sizeof(text *) * acc->cap);
+	else
+		acc->ints = MemoryContextAlloc(*aggcxt, sizeof(int64) * acc->cap);
+	return acc;
+}
+
+static void
+key_grow(KeyAcc *acc, int more)
+{
+	if (acc->n + more <= acc->cap)
+		return;
+	while (acc->n + more > acc->cap)
+		acc->cap *= 2;
+	if (acc->texts)
+		acc->texts = repalloc(acc->texts, sizeof(text *) * acc->cap);
+	else
+		acc->ints = repalloc(acc->ints, sizeof(int64) * acc->cap);
+}
+
+PG_FUNCTION_INFO_V1(elt_lineage_int8_add);
+Datum
+elt_lineage_int8_add(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KeyAcc	   *acc = key_acc(fcinfo, false, &aggcxt);
+
+	if (!PG_ARGISNULL(1))
+	{
+		key_grow(acc, 1);
+		acc->ints[acc->n++] = PG_GETARG_INT64(1);
+		acc->sorted = false;
+	}
+	PG_RETURN_POINTER(acc);
+}
+
+PG_FUNCTION_INFO_V1(elt_lineage_int8_cat);
+Datum
+elt_lineage_int8_cat(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KeyAcc	   *acc = key_acc(fcinfo, false, &aggcxt);
+
+	if (!PG_ARGISNULL(1))
+	{
+		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
+		int			n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+
+		if (ARR_HASNULL(a))
+			elog(ERROR, "lineage key array contains NULL");
+		key_grow(acc, n);
+		memcpy(acc->ints + acc->n, (char *) a + ARR_OVERHEAD_NONULLS(ARR_NDIM(a)), sizeof(int64) * n);
+		acc->n += n;
+		acc->sorted = false;
+	}
+	PG_RETURN_POINTER(acc);
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+cmp_text(const void *a, const void *b)
+{
+	text	   *x = *(text *const *) a;
+	text	   *y = *(text *const *) b;
+	int			lx = VARSIZE_ANY_EXHDR(x);
+	int			ly = VARSIZE_ANY_EXHDR(y);
+	int			c = memcmp(VARDATA_ANY(x), VARDATA_ANY(y), Min(lx, ly));
+
+	return c != 0 ? c : (lx > ly) - (lx < ly);
+}
+
+/* Sort and remove duplicates, in place (idempotent). */
+static void
+key_unique(KeyAcc *acc)
+{
+	int			i,
+				j;
+
+	if (acc->sorted || acc->n < 2)
+	{
+		acc->sorted = true;
+		return;
+	}
+	if (acc->texts)
+	{
+		qsort(acc->texts, acc->n, sizeof(text *), cmp_text);
+		for (i = 1, j = 0; i < acc->n; i++)
+			if (cmp_text(&acc->texts[i], &acc->texts[j]) != 0)
+				acc->texts[++j] = acc->texts[i];
+	}
+	else
+	{
+		qsort(acc->ints, acc->n, sizeof(int64), cmp_int64);
+		for (i = 1, j = 0; i < acc->n; i++)
+			if (acc->ints[i] != acc->ints[j])
+				acc->ints[++j] = acc->ints[i];
+	}
+	acc->n = j + 1;
+	acc->sorted = true;
+}
+
+PG_FUNCTION_INFO_V1(elt_lineage_int8_final);
+Datum
+elt_lineage_int8_final(PG_FUNCTION_ARGS)
+{
+	KeyAcc	   *acc;
+	Datum	   *d;
+	int			i;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	acc = (KeyAcc *) PG_GETARG_POINTER(0);
+	if (acc->n == 0)
+		PG_RETURN_NULL();
+	key_unique(acc);
+	d = palloc(sizeof(Datum) * acc->n);
+	for (i = 0; i < acc->n; i++)
+		d[i] = Int64GetDatum(acc->ints[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(d, acc->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+PG_FUNCTION_INFO_V1(elt_lineage_text_add);
+Datum
+elt_lineage_text_add(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KeyAcc	   *acc = key_acc(fcinfo, true, &aggcxt);
+
+	if (!PG_ARGISNULL(1))
+	{
+		key_grow(acc, 1);
+		acc->texts[acc->n++] = (text *) MemoryContextAlloc(aggcxt, VARSIZE_ANY(PG_GETARG_DATUM(1)));
+		memcpy(acc->texts[acc->n - 1], DatumGetPointer(PG_GETARG_DATUM(1)),
+			   VARSIZE_ANY(PG_GETARG_DATUM(1)));
+		acc->sorted = false;
+	}
+	PG_RETURN_POINTER(acc);
+}
+
+PG_FUNCTION_INFO_V1(elt_lineage_text_cat);
+Datum
+elt_lineage_text_cat(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KeyAcc	   *acc = key_acc(fcinfo, true, &aggcxt);
+
+	if (!PG_ARGISNULL(1))
+	{
+		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n,
+					i;
+
+		deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		key_grow(acc, n);
+		for (i = 0; i < n; i++)
+		{
+			if (nulls[i])
+				continue;
+			acc->texts[acc->n] = (text *) MemoryContextAlloc(aggcxt, VARSIZE_ANY(elems[i]));
+			memcpy(acc->texts[acc->n++], DatumGetPointer(elems[i]), VARSIZE_ANY(elems[i]));
+		}
+		acc->sorted = false;
+	}
+	PG_RETURN_POINTER(acc);
+}
+
+PG_FUNCTION_INFO_V1(elt_lineage_text_final);
+Datum
+elt_lineage_text_final(PG_FUNCTION_ARGS)
+{
+	KeyAcc	   *acc;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	acc = (KeyAcc *) PG_GETARG_POINTER(0);
+	if (acc->n == 0)
+		PG_RETURN_NULL();
+	key_unique(acc);
+	PG_RETURN_ARRAYTYPE_P(construct_array((Datum *) acc->texts, acc->n, TEXTOID, -1, false,
+										  TYPALIGN_INT));
+}
+
+/* ---------------------------------------------------------------------
+ * Collecting a run's lineage
+ * ---------------------------------------------------------------------
+ */
+
+/* Lineage collected by the running statement, for elt._lineage_pending(). */
+static Tuplestorestate *pending = NULL;
+static TupleDesc pending_desc = NULL;
+
+typedef struct LineageReceiver
+{
+	DestReceiver pub;
+	int			nslots;
+	EltLineageSlot *slots;
+	int			nrels;
+	Oid		   *rels;
+	bool		target_text;
+	int64	   *rows_written;
+	uint64	   *rows_seen;
+	Tuplestorestate *store;
+	MemoryContext rowcxt;
+} LineageReceiver;
+
+/* The result type of elt._lineage_pending(). */
+static TupleDesc
+pending_tupdesc(void)
+{
+	TupleDesc	d = CreateTemplateTupleDesc(5);
+
+	TupleDescInitEntry(d, 1, "target_key", INT8OID, -1, 0);
+	TupleDescInitEntry(d, 2, "target_key_text", TEXTOID, -1, 0);
+	TupleDescInitEntry(d, 3, "source_rel", OIDOID, -1, 0);
+	TupleDescInitEntry(d, 4, "source_keys", INT8ARRAYOID, -1, 0);
+	TupleDescInitEntry(d, 5, "source_keys_text", TEXTARRAYOID, -1, 0);
+	return d;
+}
+
+static void
+receiver_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	LineageReceiver *r = (LineageReceiver *) self;
+
+	if (typeinfo->natts != r->nslots + 2)
+		elog(ERROR, "lineage receiver expected %d columns, got %d", r->nslots + 2, typeinfo->natts);
+}
+
+/* Append the keys of one slot value to acc. */
+static void
+receiver_collect(KeyAcc *acc, EltLineageSlot *s, Datum v)
+{
+	if (!s->array)
+	{
+		key_grow(acc, 1);
+		if (s->text)
+			acc->texts[acc->n++] = DatumGetTextPP(v);
+		else
+			acc->ints[acc->n++] = DatumGetInt64(v);
+		return;
+	}
+	else
+	{
+		ArrayType  *a = DatumGetArrayTypeP(v);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n,
+					i;
+
+		if (s->text)
+			deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		else
+			deconstruct_array(a, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+		key_grow(acc, n);
+		for (i = 0; i < n; i++)
+		{
+			if (nulls[i])
+				continue;
+			if (s->text)
+				acc->texts[acc->n++] = DatumGetTextPP(elems[i]);
+			else
+				acc->ints[acc->n++] = DatumGetInt64(elems[i]);
+		}
+	}
+}
+
+/* One output row of the run: its target key and the keys of each source. */
+static bool
+receiver_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	LineageReceiver *r = (LineageReceiver *) self;
+	MemoryContext old;
+	int			i,
+				k;
+	Datum		values[5];
+	bool		nulls[5];
+
+	slot_getallattrs(slot);
+	(*r->rows_seen)++;
+	if (!slot->tts_isnull[0])
+		*r->rows_written = DatumGetInt64(slot->tts_values[0]);
+	if (slot->tts_isnull[1])
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("a row written by the transform has a NULL primary key")));
+
+	old = MemoryContextSwitchTo(r->rowcxt);
+	memset(nulls, true, sizeof(nulls));
+	if (r->target_text)
+	{
+		values[1] = slot->tts_values[1];
+		nulls[1] = false;
+	}
+	else
+	{
+		values[0] = slot->tts_values[1];
+		nulls[0] = false;
+	}
+	for (k = 0; k < r->nrels; k++)
+	{
+		KeyAcc		acc;
+		int			used = 0;
+		bool		is_text = false;
+
+		memset(&acc, 0, sizeof(acc));
+		acc.cap = 8;
+		for (i = 0; i < r->nslots; i++)
+		{
+			EltLineageSlot *s = &r->slots[i];
+
+			if (s->relid != r->rels[k] || slot->tts_isnull[i + 2])
+				continue;
+			is_text = s->text;
+			if (acc.ints == NULL && acc.texts == NULL)
+			{
+				if (is_text)
+					acc.texts = palloc(sizeof(text *) * acc.cap);
+				else
+					acc.ints = palloc(sizeof(int64) * acc.cap);
+			}
+			receiver_collect(&acc, s, slot->tts_values[i + 2]);
+			used++;
+		}
+		if (acc.n == 0)
+			continue;
+		if (used > 1)
+			key_unique(&acc);
+		values[2] = ObjectIdGetDatum(r->rels[k]);
+		nulls[2] = false;
+		nulls[3] = nulls[4] = true;
+		if (is_text)
+		{
+			values[4] = PointerGetDatum(construct_array((Datum *) acc.texts, acc.n, TEXTOID, -1,
+														false, TYPALIGN_INT));
+			nulls[4] = false;
+		}
+		else
+		{
+			Datum	   *d = palloc(sizeof(Datum) * acc.n);
+
+			for (i = 0; i < acc.n; i++)
+				d[i] = Int64GetDatum(acc.ints[i]);
+			values[3] = PointerGetDatum(construct_array(d, acc.n, INT8OID, 8, FLOAT8PASSBYVAL,
+														TYPALIGN_DOUBLE));
+			nulls[3] = false;
+		}
+		tuplestore_putvalues(r->store, pending_desc, values, nulls);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(r->rowcxt);
+	return true;
+}
+
+static void
+receiver_shutdown(DestReceiver *self)
+{
+}
+
+static void
+receiver_destroy(DestReceiver *self)
+{
+	LineageReceiver *r = (LineageReceiver *) self;
+
+	MemoryContextDelete(r->rowcxt);
+}
+
+/*
+ * A receiver for a run's statement, whose columns are the rows written, the
+ * target key and one column per slot.  The lineage goes to a tuplestore,
+ * made current memory context, that EltLineageSetPending() hands over.
+ */
+DestReceiver *
+EltLineageReceiver(List *slots, bool target_text, int64 *rows_written, uint64 *rows_seen)
+{
+	LineageReceiver *r = palloc0(sizeof(LineageReceiver));
+	ListCell   *lc;
+	int			i = 0;
+
+	r->pub.receiveSlot = receiver_receive;
+	r->pub.rStartup = receiver_startup;
+	r->pub.rShutdown = receiver_shutdown;
+	r->pub.rDestroy = receiver_destroy;
+	r->pub.mydest = DestNone;
+	r->nslots = list_length(slots);
+	r->slots = palloc0(sizeof(EltLineageSlot) * Max(r->nslots, 1));
+	r->rels = palloc0(sizeof(Oid) * Max(r->nslots, 1));
+	foreach(lc, slots)
+	{
+		EltLineageSlot *s = lfirst(lc);
+		int			k;
+
+		r->slots[i++] = *s;
+		for (k = 0; k < r->nrels; k++)
+			if (r->rels[k] == s->relid)
+				break;
+		if (k == r->nrels)
+			r->rels[r->nrels++] = s->relid;
+	}
+	r->target_text = target_text;
+	r->rows_written = rows_written;
+	r->rows_seen = rows_seen;
+	if (pending_desc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		pending_desc = pending_tupdesc();
+		MemoryContextSwitchTo(old);
+	}
+	r->store = tuplestore_begin_heap(false, false, work_mem);
+	r->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "elt lineage row",
+									  ALLOCSET_DEFAULT_SIZES);
+	pending = r->store;
+	return (DestReceiver *) r;
+}
+
+/* Forget lineage that was not consumed (its memory goes with its context). */
+void
+EltLineageDropPending(void)
+{
+	pending = NULL;
+}
+
+PG_FUNCTION_INFO_V1(elt_lineage_pending);
+
+/* elt._lineage_pending(): the lineage the current run collected, once. */
+Datum
+elt_lineage_pending(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	if (pending == NULL)
+	{
+		InitMaterializedSRF(fcinfo, 0);
+		return (Datum) 0;
+	}
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = pending;
+	rsinfo->setDesc = CreateTupleDescCopy(pending_desc);
+	pending = NULL;
+	return (Datum) 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Tracing
+ * ---------------------------------------------------------------------
+ */
+
+/* A row of some relation, as lineage knows it. */
+typedef struct TNode
+{
+	Oid			relid;
+	bool		is_int;
+	int64		ival;
+	char	   *tval;
+} TNode;
+
+typedef struct TVisitKey
+{
+	Oid			relid;
+	char		key[NAMEDATALEN * 2];
+} TVisitKey;
+
+/* One output row waiting for its raw flag. */
+typedef struct TRow
+{
+	int			depth;
+	TNode		node;
+	char	   *transform;
+	int			version;
+	int64		run_id;
+	TimestampTz run_at;
+	bool		expanded;		/* looked up at the next level */
+	bool		raw;
+} TRow;
+
+static const char *trace_up_int =
+"SELECT k.key AS tkey, NULL::text AS tkey_text, l.source_rel AS rel, l.source_keys AS keys,"
+" l.source_keys_text AS keys_text, d.name, r.version, r.run_id, r.finished_at"
+" FROM pg_catalog.unnest($2::int8[]) k(key)"
+" CROSS JOIN LATERAL (SELECT pg_catalog.max(x.run_id) AS run_id FROM elt.lineage_rows x"
+"   WHERE x.target_rel = $1 AND x.target_key = k.key) m"
+" JOIN elt.lineage_rows l ON l.target_rel = $1 AND l.target_key = k.key AND l.run_id = m.run_id"
+" JOIN elt.transform_runs r ON r.run_id = l.run_id"
+" JOIN elt.transform_defs d ON d.transform_id = r.transform_id"
+" WHERE NOT EXISTS (SELECT 1 FROM elt.transform_defs sd JOIN elt.transform_runs s"
+"   ON s.transform_id = sd.transform_id AND s.lineage <> 'row' AND s.run_id > m.run_id"
+"   WHERE sd.target OPERATOR(pg_catalog.=) $1)";
+
+static const char *trace_up_text =
+"SELECT NULL::int8 AS tkey, k.key AS tkey_text, l.source_rel AS rel, l.source_keys AS keys,"
+" l.source_keys_text AS keys_text, d.name, r.version, r.run_id, r.finished_at"
+" FROM pg_catalog.unnest($2::text[]) k(key)"
+" CROSS JOIN LATERAL (SELECT pg_catalog.max(x.run_id) AS run_id FROM elt.lineage_rows x"
+"   WHERE x.target_rel = $1 AND x.target_key_text = k.key) m"
+" JOIN elt.lineage_rows l ON l.target_rel = $1 AND l.target_key_text = k.key AND l.run_id = m.run_id"
+" JOIN elt.transform_runs r ON r.run_id = l.run_id"
+" JOIN elt.transform_defs d ON d.transform_id = r.transform_id"
+" WHERE NOT EXISTS (SELECT 1 FROM elt.transform_defs sd JOIN elt.transform_runs s"
+"   ON s.transform_id = sd.transform_id AND s.lineage <> 'row' AND s.run_id > m.run_id"
+"   WHERE sd.target OPERATOR(pg_catalog.=) $1)";
+
+/*
+ * Upstream lookups above and downstream ones below take the latest run
+ * that recorded row lineage for a row, unless a later run wrote the same
+ * target without row lineage: it may have rewritten the row, so the older
+ * lineage is no longer known to hold and the row is shown as a leaf.
+ *
+ * Downstream: target rows whose latest run used one of the keys.  The
+ * matched key is found again in the array, so that each output row says
+ * which source row it came from.
+ */
+static const char *trace_down_int =
+"SELECT k.key AS tkey, NULL::text AS tkey_text, l.target_rel AS rel,"
+" CASE WHEN l.target_key IS NOT NULL THEN ARRAY[l.target_key] END AS keys,"
+" CASE WHEN l.target_key_text IS NOT NULL THEN ARRAY[l.target_key_text] END AS keys_text,"
+" d.name, r.version, r.run_id, r.finished_at"
+" FROM elt.lineage_rows l"
+" CROSS JOIN LATERAL pg_catalog.unnest($2::int8[]) k(key)"
+" JOIN elt.transform_runs r ON r.run_id = l.run_id"
+" JOIN elt.transform_defs d ON d.transform_id = r.transform_id"
+" WHERE l.source_rel = $1 AND l.source_keys OPERATOR(pg_catalog.&&) $2::int8[]"
+"   AND k.key = ANY (l.source_keys)"
+"   AND l.run_id = CASE WHEN l.target_key IS NOT NULL"
+"     THEN (SELECT pg_catalog.max(x.run_id) FROM elt.lineage_rows x"
+"           WHERE x.target_rel = l.target_rel AND x.target_key = l.target_key)"
+"     ELSE (SELECT pg_catalog.max(x.run_id) FROM elt.lineage_rows x"
+"           WHERE x.target_rel = l.target_rel AND x.target_key_text = l.target_key_text) END"
+"   AND NOT EXISTS (SELECT 1 FROM elt.transform_defs sd JOIN elt.transform_runs s"
+"     ON s.transform_id = sd.transform_id AND s.lineage <> 'row' AND s.run_id > l.run_id"
+"     WHERE sd.target OPERATOR(pg_catalog.=) l.target_rel)";
+
+static const char *trace_down_text =
+"SELECT NULL::int8 AS tkey, k.key AS tkey_text, l.target_rel AS rel,"
+" CASE WHEN l.target_key IS NOT NULL THEN ARRAY[l.target_key] END AS keys,"
+" CASE WHEN l.target_key_text IS NOT NULL THEN ARRAY[l.target_key_text] END AS keys_text,"
+" d.name, r.version, r.run_id, r.finished_at"
+" FROM elt.lineage_rows l"
+" CROSS JOIN LATERAL pg_catalog.unnest($2::text[]) k(key)"
+" JOIN elt.transform_runs r ON r.run_id = l.run_id"
+" JOIN elt.transform_defs d ON d.transform_id = r.transform_id"
+" WHERE l.source_rel = $1 AND l.source_keys_text OPERATOR(pg_catalog.&&) $2::text[]"
+"   AND k.key = ANY (l.source_keys_text)"
+"   AND l.run_id = CASE WHEN l.target_key IS NOT NULL"
+"     THEN (SELECT pg_catalog.max(x.run_id) FROM elt.lineage_rows x"
+"           WHERE x.target_rel = l.target_rel AND x.target_key = l.target_key)"
+"     ELSE (SELECT pg_catalog.max(x.run_id) FROM elt.lineage_rows x"
+"           WHERE x.target_rel = l.target_rel AND x.target_key_text = l.target_key_text) END"
+"   AND NOT EXISTS (SELECT 1 FROM elt.transform_defs sd JOIN elt.transform_runs s"
+"     ON s.transform_id = sd.transform_id AND s.lineage <> 'row' AND s.run_id > l.run_id"
+"     WHERE sd.target OPERATOR(pg_catalog.=) l.target_rel)";
+
+/* Key of a node for the visited set (long text keys are hashed). */
+static void
+visit_key(TNode *n, TVisitKey *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->relid = n->relid;
+	if (n->is_int)
+		snprintf(k->key, sizeof(k->key), "i" INT64_FORMAT, n->ival);
+	else if (strlen(n->tval) < sizeof(k->key) - 2)
+		snprintf(k->key, sizeof(k->key), "t%s", n->tval);
+	else
+	{
+		char		hex[ELT_SHA256_HEX_LEN + 1];
+
+		EltSha256Hex(n->tval, strlen(n->tval), hex);
+		snprintf(k->key, sizeof(k->key), "h%s", hex);
+	}
+}
+
+/* Whether the caller may read relid (a relation that is gone: no). */
+static bool
+can_read(Oid relid, Oid actor, HTAB *cache)
+{
+	bool		found;
+	bool	   *entry = hash_search(cache, &relid, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		if (get_rel_name(relid) == NULL)
+			*(entry) = false;
+		else
+			*(entry) = (pg_class_aclcheck(relid, actor, ACL_SELECT) == ACLCHECK_OK);
+	}
+	return *entry;
+}
+
+/*
+ * Walk lineage from (relid, key) upstream (to sources) or downstream (to
+ * targets), level by level, one catalog query per relation and level.
+ */
+static void
+trace_walk(FunctionCallInfo fcinfo, bool upstream)
+{
+	static SPIPlanPtr plans[4] = {NULL, NULL, NULL, NULL};
+	ReturnSetInfo *rsinfo;
+	Oid			relid;
+	char	   *key;
+	int			maxdepth = -1;
+	TNode		start;
+	List	   *frontier;
+	List	   *level_rows = NIL;
+	HTAB	   *visited;
+	HTAB	   *readable;
+	HASHCTL		ctl;
+	EltCatalogWrite cw;
+	int			depth = 0;
+	int64		hidden = 0;
+	char	   *relname;
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			argtypes_int[2] = {REGCLASSOID, INT8ARRAYOID};
+	Oid			argtypes_text[2] = {REGCLASSOID, TEXTARRAYOID};
+
+	EltRequireCatalog("lineage_rows");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rel must not be null")));
+	relid = PG_GETARG_OID(0);
+	key = EltRequiredText(fcinfo, 1, "key");
+	if (!PG_ARGISNULL(2))
+	{
+		maxdepth = PG_GETARG_INT32(2);
+		if (maxdepth < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("depth must be at least 1, or NULL for no limit")));
+	}
+	relname = get_rel_name(relid);
+	if (relname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), relname);
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to trace %s", relname),
+				 errhint("Lineage shows key values; it is shown only to roles that may read the relation.")));
+
+	start.relid = relid;
+	start.tval = EltNormalizeKey(relid, key, &start.is_int, &start.ival);
+
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(TVisitKey);
+	ctl.entrysize = sizeof(TVisitKey);
+	ctl.hcxt = CurrentMemoryContext;
+	visited = hash_create("elt trace visited", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(Oid) + sizeof(bool) + 3;
+	ctl.hcxt = CurrentMemoryContext;
+	readable = hash_create("elt trace readable", 32, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	{
+		TVisitKey	vk;
+
+		visit_key(&start, &vk);
+		(void) hash_search(visited, &vk, HASH_ENTER, NULL);
+	}
+	frontier = list_make1(palloc(sizeof(TNode)));
+	*(TNode *) linitial(frontier) = start;
+
+	EltCatalogWriteBegin(&cw);
+	while (frontier != NIL)
+	{
+		List	   *next = NIL;
+		List	   *rels = NIL;
+		ListCell   *lc;
+		ListCell   *lr;
+		bool		last = (maxdepth > 0 && depth >= maxdepth);
+
+		depth++;
+		/* one query per relation of the frontier */
+		foreach(lc, frontier)
+			rels = list_append_unique_oid(rels, ((TNode *) lfirst(lc))->relid);
+		foreach(lr, rels)
+		{
+			Oid			rel = lfirst_oid(lr);
+			List	   *ints = NIL;
+			List	   *texts = NIL;
+			int			pass;
+
+			foreach(lc, frontier)
+			{
+				TNode	   *n = lfirst(lc);
+
+				if (n->relid != rel)
+					continue;
+				if (n->is_int)
+					ints = lappend(ints, n);
+				else
+					texts = lappend(texts, n);
+			}
+			for (pass = 0; pass < 2; pass++)
+			{
+				List	   *nodes = pass == 0 ? ints : texts;
+				Datum	   *elems;
+				Datum		args[2];
+				int			i = 0;
+				uint64		row;
+				int			plan_no = (upstream ? 0 : 2) + pass;
+
+				if (nodes == NIL)
+					continue;
+				elems = palloc(sizeof(Datum) * list_length(nodes));
+				foreach(lc, nodes)
+				{
+					TNode	   *n = lfirst(lc);
+
+					elems[i++] = pass == 0 ? Int64GetDatum(n->ival) : CStringGetTextDatum(n->tval);
+				}
+				args[0] = ObjectIdGetDatum(rel);
+				args[1] = pass == 0
+					? PointerGetDatum(construct_array(elems, i, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))
+					: PointerGetDatum(construct_array(elems, i, TEXTOID, -1, false, TYPALIGN_INT));
+				EltPrepare(&plans[plan_no],
+						   upstream ? (pass == 0 ? trace_up_int : trace_up_text)
+						   : (pass == 0 ? trace_down_int : trace_down_text),
+						   2, pass == 0 ? argtypes_int : argtypes_text);
+				EltExec(plans[plan_no], args, NULL, 0);
+
+				/* the frontier's rows that were looked up and found nothing are raw */
+				foreach(lc, level_rows)
+				{
+					TRow	   *tr = lfirst(lc);
+
+					if (tr->node.relid == rel && tr->node.is_int == (pass == 0))
+						tr->expanded = true;
+				}
+				for (row = 0; row < SPI_processed; row++)
+				{
+					HeapTuple	tup = SPI_tuptable->vals[row];
+					TupleDesc	desc = SPI_tuptable->tupdesc;
+					bool		isnull;
+					Datum		tkey = SPI_getbinval(tup, desc, 1, &isnull);
+					Datum		tkey_text = SPI_getbinval(tup, desc, 2, &isnull);
+					Oid			nrel = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+					bool		knull,
+								tnull;
+					Datum		keys = SPI_getbinval(tup, desc, 4, &knull);
+					Datum		keys_text = SPI_getbinval(tup, desc, 5, &tnull);
+					char	   *tname = SPI_getvalue(tup, desc, 6);
+					int			version = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+					int64		run_id = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
+					TimestampTz run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 9, &isnull));
+					Datum	   *kv;
+					bool	   *kn;
+					int			nk,
+								j;
+					MemoryContext old;
+
+					/* mark the frontier row as having lineage */
+					foreach(lc, level_rows)
+					{
+						TRow	   *tr = lfirst(lc);
+
+						if (tr->node.relid != rel)
+							continue;
+						if (pass == 0 ? (tr->node.is_int && tr->node.ival == DatumGetInt64(tkey))
+							: (!tr->node.is_int && strcmp(tr->node.tval, TextDatumGetCString(tkey_text)) == 0))
+							tr->raw = false;
+					}
+					if (last)
+						continue;
+					if (!can_read(nrel, cw.actor, readable))
+					{
+						hidden++;
+						continue;
+					}
+					if (!knull)
+						deconstruct_array(DatumGetArrayTypeP(keys), INT8OID, 8, FLOAT8PASSBYVAL,
+										  TYPALIGN_DOUBLE, &kv, &kn, &nk);
+					else
+						deconstruct_array(DatumGetArrayTypeP(keys_text), TEXTOID, -1, false,
+										  TYPALIGN_INT, &kv, &kn, &nk);
+					old = MemoryContextSwitchTo(outer);
+					for (j = 0; j < nk; j++)
+					{
+						TRow	   *tr = palloc0(sizeof(TRow));
+						TVisitKey	vk;
+						bool		found;
+
+						tr->depth = depth;
+						tr->node.relid = nrel;
+						tr->node.is_int = !knull;
+						if (!knull)
+						{
+							tr->node.ival = DatumGetInt64(kv[j]);
+							tr->node.tval = psprintf(INT64_FORMAT, tr->node.ival);
+						}
+						else
+							tr->node.tval = TextDatumGetCString(kv[j]);
+						tr->transform = pstrdup(tname);
+						tr->version = version;
+						tr->run_id = run_id;
+						tr->run_at = run_at;
+						tr->raw = true;
+						next = lappend(next, tr);
+						visit_key(&tr->node, &vk);
+						(void) hash_search(visited, &vk, HASH_ENTER, &found);
+						if (found)
+							tr->expanded = true;	/* shown, not walked again */
+					}
+					MemoryContextSwitchTo(old);
+				}
+			}
+		}
+
+		/* emit the previous level, now that its raw flags are known */
+		foreach(lc, level_rows)
+		{
+			TRow	   *tr = lfirst(lc);
+			Datum		values[8];
+			bool		nulls[8] = {false, false, false, false, false, false, false, false};
+
+			values[0] = Int32GetDatum(tr->depth);
+			values[1] = ObjectIdGetDatum(tr->node.relid);
+			values[2] = CStringGetTextDatum(tr->node.tval);
+			values[3] = CStringGetTextDatum(tr->transform);
+			values[4] = Int32GetDatum(tr->version);
+			values[5] = Int64GetDatum(tr->run_id);
+			values[6] = TimestampTzGetDatum(tr->run_at);
+			values[7] = BoolGetDatum(tr->raw);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+
+		/* the next frontier: new rows not walked before */
+		{
+			List	   *nf = NIL;
+
+			foreach(lc, next)
+			{
+				TRow	   *tr = lfirst(lc);
+
+				if (!tr->expanded)
+					nf = lappend(nf, &tr->node);
+			}
+			level_rows = next;
+			frontier = nf;
+		}
+		if (last)
+			break;
+	}
+	EltCatalogWriteEnd(&cw);
+
+	if (hidden > 0)
+		ereport(NOTICE,
+				(errmsg("%lld lineage rows of relations you cannot read were left out",
+						(long long) hidden)));
+}
+
+PG_FUNCTION_INFO_V1(elt_trace);
+
+/* elt.trace(rel, key, depth): the source rows a row was made from. */
+Datum
+elt_trace(PG_FUNCTION_ARGS)
+{
+	trace_walk(fcinfo, true);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(elt_impact);
+
+/* elt.impact(rel, key, depth): the rows made from a row, downstream. */
+Datum
+elt_impact(PG_FUNCTION_ARGS)
+{
+	trace_walk(fcinfo, false);
+	return (Datum) 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Retention
+ * ---------------------------------------------------------------------
+ */
+
+PG_FUNCTION_INFO_V1(elt_lineage_purge);
+
+/*
+ * elt.lineage_purge(before): delete the row lineage of runs that finished
+ * before the given time, for the transforms the caller owns (all of them
+ * for a superuser).  Runs stay recorded.
+ */
+Datum
+elt_lineage_purge(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {TIMESTAMPTZOID, OIDOID, BOOLOID};
+	Datum		args[3];
+	EltCatalogWrite cw;
+	int64		deleted;
+	StringInfoData details;
+	bool		super;
+
+	EltRequireCatalog("lineage_rows");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("before must not be null")));
+	super = superuser();
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&plan,
+			   "DELETE FROM elt.lineage_rows l USING elt.transform_runs r, elt.transform_defs d"
+			   " WHERE l.run_id = r.run_id AND d.transform_id = r.transform_id"
+			   "   AND r.finished_at < $1"
+			   "   AND ($3 OR pg_catalog.pg_has_role($2, d.owner, 'MEMBER'))",
+			   3, argtypes);
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = ObjectIdGetDatum(cw.actor);
+	args[2] = BoolGetDatum(super);
+	EltExec(plan, args, NULL, 0);
+	deleted = (int64) SPI_processed;
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonString(&details, "before",
+						DatumGetCString(DirectFunctionCall1(timestamptz_out, PG_GETARG_DATUM(0))));
+	EltAppendJsonInt(&details, "lineage_rows", deleted);
+	appendStringInfoChar(&details, '}');
+	EltAuditRecord(cw.actor, "lineage_purge", NULL, details.data, EltAuditReason(NULL));
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_INT64(deleted);
+}

@@ -1,0 +1,12 @@
+/*
+ * transform.h — versioned SQL transforms and their runs.
+ */
+#ifndef ELT_TRANSFORM_H
+#define ELT_TRANSFORM_H
+
+#include "postgres.h"
+
+extern char *EltNormalizeSql(const char *sql);
+extern int64 EltCurrentRunId(void);
+
+#endif							/* ELT_TRANSFORM_H */

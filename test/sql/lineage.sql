@@ -1,0 +1,435 @@
+-- Row lineage: every supported shape, compared exactly with the lineage
+-- recomputed independently in plain SQL; chains traced up and down; merge
+-- re-runs; unsupported constructs; failed runs; privileges.
+CREATE EXTENSION IF NOT EXISTS elt_governance;
+SET client_min_messages = notice;
+-- canonical keys are ISO: the expected lineage is printed the same way
+SET DateStyle = ISO;
+SELECT coalesce(max(id), 0) AS audit_start FROM elt.audit_log \gset
+
+CREATE SCHEMA raw;
+CREATE SCHEMA mart;
+CREATE TABLE raw.customers (id int PRIMARY KEY, name text NOT NULL, region text NOT NULL);
+CREATE TABLE raw.orders (id bigint PRIMARY KEY, customer_id int, day date NOT NULL,
+                         amount numeric NOT NULL);
+CREATE TABLE raw.products (sku text PRIMARY KEY, title text);
+CREATE TABLE raw.order_lines (order_id bigint, line_no int, sku text, qty int,
+                              PRIMARY KEY (order_id, line_no));
+INSERT INTO raw.customers
+SELECT g, 'customer ' || g, (ARRAY['north', 'south', 'east'])[1 + g % 3]
+FROM generate_series(1, 30) g;
+-- customer_id 99 does not exist: outer joins leave it unmatched
+INSERT INTO raw.orders
+SELECT g, CASE WHEN g % 17 = 0 THEN 99 ELSE 1 + g % 30 END,
+       date '2026-01-01' + (g % 5), (g * 7) % 50
+FROM generate_series(1, 200) g;
+INSERT INTO raw.products SELECT 'SKU-' || g, 'product ' || g FROM generate_series(1, 8) g;
+INSERT INTO raw.order_lines
+SELECT o, l, 'SKU-' || (1 + (o + l) % 8), 1 + (o * l) % 4
+FROM generate_series(1, 60) o, generate_series(1, 3) l;
+
+-- the lineage of a run, one row per (target key, source relation, source key)
+CREATE FUNCTION lin(run bigint) RETURNS TABLE (tkey text, src regclass, skey text)
+LANGUAGE sql AS $$
+  SELECT COALESCE(l.target_key::text, l.target_key_text), l.source_rel::regclass, k
+  FROM elt.lineage_rows l,
+       unnest(COALESCE(l.source_keys::text[], l.source_keys_text)) k
+  WHERE l.run_id = run
+$$;
+
+-- differences between the recorded lineage and the expected one
+CREATE FUNCTION lineage_diff(run bigint, expected text)
+RETURNS TABLE (side text, tkey text, src regclass, skey text)
+LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY EXECUTE format(
+    'WITH e AS (%s), a AS (SELECT * FROM lin(%s))
+     (SELECT ''missing'', * FROM (SELECT * FROM e EXCEPT ALL SELECT * FROM a) x)
+     UNION ALL
+     (SELECT ''extra'', * FROM (SELECT * FROM a EXCEPT ALL SELECT * FROM e) y)
+     ORDER BY 1, 2, 3, 4', expected, run);
+END $$;
+
+-- edges recorded by a run, per source relation
+CREATE FUNCTION edges(run bigint) RETURNS TABLE (src regclass, edges bigint)
+LANGUAGE sql AS $$
+  SELECT src, count(*) FROM lin(run) GROUP BY src ORDER BY src::text
+$$;
+
+-------------------------------------------------------------------------------
+-- Filter and projection
+-------------------------------------------------------------------------------
+CREATE TABLE mart.big_orders (id bigint PRIMARY KEY, cents bigint);
+SELECT elt.transform_create('big_orders', 'mart.big_orders',
+  'SELECT id, (amount * 100)::bigint AS cents FROM raw.orders WHERE amount > 30') > 0 AS created;
+SELECT elt.transform_run('big_orders') AS run \gset
+SELECT * FROM edges(:run);
+SELECT * FROM lineage_diff(:run,
+  $$SELECT id::text, 'raw.orders'::regclass, id::text FROM raw.orders WHERE amount > 30$$);
+
+-------------------------------------------------------------------------------
+-- Inner join
+-------------------------------------------------------------------------------
+CREATE TABLE mart.order_customers (order_id bigint PRIMARY KEY, customer text);
+SELECT elt.transform_create('order_customers', 'mart.order_customers',
+  'SELECT o.id AS order_id, c.name AS customer
+   FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id') > 0 AS created;
+SELECT elt.transform_run('order_customers') AS run \gset
+SELECT * FROM edges(:run);
+SELECT * FROM lineage_diff(:run, $$
+  SELECT o.id::text, 'raw.orders'::regclass, o.id::text
+  FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id
+  UNION ALL
+  SELECT o.id::text, 'raw.customers'::regclass, c.id::text
+  FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id$$);
+
+-------------------------------------------------------------------------------
+-- Left join: no customer key for orders without a customer
+-------------------------------------------------------------------------------
+CREATE TABLE mart.order_regions (order_id bigint PRIMARY KEY, region text);
+SELECT elt.transform_create('order_regions', 'mart.order_regions',
+  'SELECT o.id AS order_id, coalesce(c.region, ''unknown'') AS region
+   FROM raw.orders o LEFT JOIN raw.customers c ON c.id = o.customer_id') > 0 AS created;
+SELECT elt.transform_run('order_regions') AS run \gset
+SELECT * FROM edges(:run);
+SELECT count(*) AS unmatched_orders FROM mart.order_regions WHERE region = 'unknown';
+SELECT * FROM lineage_diff(:run, $$
+  SELECT o.id::text, 'raw.orders'::regclass, o.id::text FROM raw.orders o
+  UNION ALL
+  SELECT o.id::text, 'raw.customers'::regclass, c.id::text
+  FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id$$);
+
+-------------------------------------------------------------------------------
+-- GROUP BY with aggregates: the keys of the group
+-------------------------------------------------------------------------------
+CREATE TABLE mart.customer_totals (customer_id int PRIMARY KEY, orders bigint, revenue numeric);
+SELECT elt.transform_create('customer_totals', 'mart.customer_totals',
+  'SELECT customer_id, count(*) AS orders, sum(amount) AS revenue
+   FROM raw.orders WHERE customer_id <> 99 GROUP BY customer_id HAVING sum(amount) > 0') > 0 AS created;
+SELECT elt.transform_run('customer_totals') AS run \gset
+SELECT * FROM edges(:run);
+SELECT * FROM lineage_diff(:run, $$
+  SELECT o.customer_id::text, 'raw.orders'::regclass, o.id::text
+  FROM raw.orders o
+  WHERE o.customer_id IN (SELECT customer_id FROM raw.orders WHERE customer_id <> 99
+                          GROUP BY customer_id HAVING sum(amount) > 0)$$);
+-- a group's keys are stored as one array per target row
+SELECT count(*) AS lineage_rows, count(*) = (SELECT count(*) FROM mart.customer_totals) AS one_per_target
+FROM elt.lineage_rows WHERE run_id = :run;
+
+-------------------------------------------------------------------------------
+-- DISTINCT: a text target key, and the keys of the rows that collapsed
+-------------------------------------------------------------------------------
+CREATE TABLE mart.regions (region text PRIMARY KEY);
+SELECT elt.transform_create('regions', 'mart.regions',
+  'SELECT DISTINCT region FROM raw.customers') > 0 AS created;
+SELECT elt.transform_run('regions') AS run \gset
+SELECT * FROM edges(:run);
+SELECT * FROM lineage_diff(:run, $$
+  SELECT region, 'raw.customers'::regclass, id::text FROM raw.customers$$);
+
+-------------------------------------------------------------------------------
+-- UNION ALL: each branch's own sources
+-------------------------------------------------------------------------------
+CREATE TABLE mart.things (id bigint PRIMARY KEY, kind text);
+SELECT elt.transform_create('things', 'mart.things',
+  'SELECT id, ''order'' AS kind FROM raw.orders WHERE id <= 20
+   UNION ALL
+   SELECT id + 1000, ''customer'' FROM raw.customers
+   UNION ALL
+   SELECT o.id + 2000, c.region FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id
+   WHERE o.id <= 5') > 0 AS created;
+SELECT elt.transform_run('things') AS run \gset
+SELECT * FROM edges(:run);
+SELECT * FROM lineage_diff(:run, $$
+  SELECT id::text, 'raw.orders'::regclass, id::text FROM raw.orders WHERE id <= 20
+  UNION ALL
+  SELECT (id + 1000)::text, 'raw.customers'::regclass, id::text FROM raw.customers
+  UNION ALL
+  SELECT (o.id + 2000)::text, 'raw.orders'::regclass, o.id::text
+  FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id WHERE o.id <= 5
+  UNION ALL
+  SELECT (o.id + 2000)::text, 'raw.customers'::regclass, c.id::text
+  FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id WHERE o.id <= 5$$);
+
+-------------------------------------------------------------------------------
+-- CTE, referenced twice
+-------------------------------------------------------------------------------
+CREATE TABLE mart.day_pairs (day date PRIMARY KEY, orders bigint, next_day_orders bigint);
+SELECT elt.transform_create('day_pairs', 'mart.day_pairs',
+  'WITH per_day AS (SELECT day, count(*) AS n FROM raw.orders WHERE amount > 2 GROUP BY day)
+   SELECT a.day, a.n AS orders, b.n AS next_day_orders
+   FROM per_day a LEFT JOIN per_day b ON b.day = a.day + 1') > 0 AS created;
+SELECT elt.transform_run('day_pairs') AS run \gset
+SELECT * FROM edges(:run);
+SELECT * FROM lineage_diff(:run, $$
+  SELECT d.day::text, 'raw.orders'::regclass, o.id::text
+  FROM mart.day_pairs d JOIN raw.orders o
+    ON o.amount > 2 AND (o.day = d.day OR o.day = d.day + 1)$$);
+
+-------------------------------------------------------------------------------
+-- Subquery in FROM, and a lateral function (no rows of a table)
+-------------------------------------------------------------------------------
+CREATE TABLE mart.cheap_order_regions (order_id bigint PRIMARY KEY, region text, n int);
+SELECT elt.transform_create('cheap_order_regions', 'mart.cheap_order_regions',
+  'SELECT s.id AS order_id, c.region, g.n
+   FROM (SELECT id, customer_id FROM raw.orders WHERE amount < 10) s
+   JOIN raw.customers c ON c.id = s.customer_id
+   CROSS JOIN LATERAL (SELECT 1 AS n) g') > 0 AS created;
+SELECT elt.transform_run('cheap_order_regions') AS run \gset
+SELECT * FROM edges(:run);
+SELECT * FROM lineage_diff(:run, $$
+  SELECT o.id::text, 'raw.orders'::regclass, o.id::text
+  FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id WHERE o.amount < 10
+  UNION ALL
+  SELECT o.id::text, 'raw.customers'::regclass, c.id::text
+  FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id WHERE o.amount < 10$$);
+
+-------------------------------------------------------------------------------
+-- Composite and text keys; settings do not change stored keys
+-------------------------------------------------------------------------------
+CREATE TABLE mart.sku_qty (sku text PRIMARY KEY, qty bigint);
+SELECT elt.transform_create('sku_qty', 'mart.sku_qty',
+  'SELECT p.sku, sum(l.qty) AS qty
+   FROM raw.order_lines l JOIN raw.products p ON p.sku = l.sku GROUP BY p.sku') > 0 AS created;
+SELECT elt.transform_run('sku_qty') AS run \gset
+SELECT * FROM edges(:run);
+SELECT * FROM lineage_diff(:run, $$
+  SELECT l.sku, 'raw.order_lines'::regclass, ROW(l.order_id, l.line_no)::text FROM raw.order_lines l
+  UNION ALL
+  SELECT p.sku, 'raw.products'::regclass, p.sku FROM raw.products p$$);
+
+CREATE TABLE raw.readings (taken_at timestamptz, sensor int, value float8,
+                           PRIMARY KEY (taken_at, sensor));
+INSERT INTO raw.readings VALUES ('2026-03-01 10:00:00+00', 1, 0.1), ('2026-03-01 10:00:00+00', 2, 1.0 / 3),
+                                ('2026-03-02 23:30:00+00', 1, 2.5);
+CREATE TABLE mart.sensor_days (day date, sensor int, total float8, PRIMARY KEY (day, sensor));
+SELECT elt.transform_create('sensor_days', 'mart.sensor_days',
+  'SELECT (taken_at AT TIME ZONE ''UTC'')::date AS day, sensor, sum(value) AS total
+   FROM raw.readings GROUP BY 1, 2') > 0 AS created;
+SET TimeZone = 'Pacific/Chatham';
+SET DateStyle = 'SQL, DMY';
+SELECT elt.transform_run('sensor_days') AS run \gset
+SET DateStyle = ISO;
+RESET TimeZone;
+-- keys are ISO and UTC whatever the session's settings were
+SELECT tkey, src, skey FROM lin(:run) ORDER BY 1, 3;
+SET DateStyle = 'SQL, DMY';
+SET TimeZone = 'America/New_York';
+-- and a key typed under the session's settings finds them
+SELECT depth, relation, key, transform, leaf FROM elt.trace('mart.sensor_days', '(01/03/2026,1)') ORDER BY key;
+SELECT depth, relation, key, transform FROM elt.impact('raw.readings', '(01/03/2026 05:00:00 EST,2)');
+SET DateStyle = ISO;
+RESET TimeZone;
+
+-------------------------------------------------------------------------------
+-- A chain of three transforms, traced to raw rows and back
+-------------------------------------------------------------------------------
+CREATE TABLE mart.daily (customer_id int, day date, region text, orders bigint, revenue numeric,
+                         PRIMARY KEY (customer_id, day));
+CREATE TABLE mart.region_day (region text, day date, revenue numeric, PRIMARY KEY (region, day));
+CREATE TABLE mart.region_total (region text PRIMARY KEY, revenue numeric);
+SELECT elt.transform_create('daily', 'mart.daily',
+  'SELECT c.id AS customer_id, o.day, c.region, count(*) AS orders, sum(o.amount) AS revenue
+   FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id
+   GROUP BY c.id, o.day, c.region', 'merge') > 0 AS created;
+SELECT elt.transform_create('region_day', 'mart.region_day',
+  'SELECT region, day, sum(revenue) AS revenue FROM mart.daily GROUP BY region, day', 'replace') > 0 AS created;
+SELECT elt.transform_create('region_total', 'mart.region_total',
+  'SELECT region, sum(revenue) AS revenue FROM mart.region_day GROUP BY region', 'replace') > 0 AS created;
+SELECT elt.transform_run('daily') AS run1 \gset
+SELECT elt.transform_run('region_day') AS run2 \gset
+SELECT elt.transform_run('region_total') AS run3 \gset
+SELECT * FROM mart.region_total ORDER BY region;
+
+-- upstream from one region: depth 1 region days, depth 2 daily rows, depth 3 raw rows
+SELECT depth, relation, count(*) AS rows, bool_and(leaf) AS all_leaves, min(transform) AS transform
+FROM elt.trace('mart.region_total', 'north') GROUP BY 1, 2 ORDER BY 1, 2;
+-- the raw orders reached are exactly the north customers' orders
+SELECT (SELECT array_agg(key::bigint ORDER BY key::bigint) FROM elt.trace('mart.region_total', 'north')
+        WHERE relation = 'raw.orders'::regclass)
+     = (SELECT array_agg(o.id ORDER BY o.id) FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id
+        WHERE c.region = 'north') AS exact;
+-- depth limits the walk
+SELECT depth, relation, count(*) FROM elt.trace('mart.region_total', 'north', 1) GROUP BY 1, 2;
+-- downstream from one raw order, to the region total
+SELECT depth, relation, key, transform, leaf FROM elt.impact('raw.orders', '3') ORDER BY depth, relation::text, key;
+SELECT depth, relation, key FROM elt.impact('raw.customers', '4') ORDER BY depth, relation::text, key;
+
+-------------------------------------------------------------------------------
+-- Merge re-runs: trace shows the sources of the latest run that wrote a row
+-------------------------------------------------------------------------------
+SELECT key FROM elt.trace('mart.daily', '(3,2026-01-03)') WHERE relation = 'raw.orders'::regclass ORDER BY key::bigint;
+INSERT INTO raw.orders VALUES (1001, 3, '2026-01-03', 10);
+DELETE FROM raw.orders WHERE id = 2;
+-- re-merge one customer's rows, the customer given as a run parameter
+SELECT elt.transform_create('daily_one', 'mart.daily',
+  'SELECT c.id AS customer_id, o.day, c.region, count(*) AS orders, sum(o.amount) AS revenue
+   FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id
+   WHERE c.id = elt.param(''customer'')::int
+   GROUP BY c.id, o.day, c.region', 'merge') > 0 AS created;
+SELECT elt.transform_run('daily_one', '{"customer": 3}') AS rerun \gset
+SELECT orders, revenue FROM mart.daily WHERE customer_id = 3 AND day = '2026-01-03';
+SELECT key, transform, run_id = :rerun AS latest_run FROM elt.trace('mart.daily', '(3,2026-01-03)')
+WHERE relation = 'raw.orders'::regclass ORDER BY key::bigint;
+-- order 2 made that row in the first run only: no longer upstream of it
+SELECT count(*) AS rows_made_from_order_2 FROM elt.impact('raw.orders', '2') WHERE relation = 'mart.daily'::regclass;
+SELECT depth, relation, key, transform FROM elt.impact('raw.orders', '1001') ORDER BY depth;
+-- a row the re-run did not write keeps the lineage of the run that did
+SELECT DISTINCT transform, run_id = :run1 AS from_first_run FROM elt.trace('mart.daily', '(1,2026-01-01)');
+
+-- a run without row lineage may rewrite rows: older row lineage of its
+-- target is no longer shown
+CREATE TABLE mart.order_copy (id bigint PRIMARY KEY, amount numeric);
+SELECT elt.transform_create('order_copy', 'mart.order_copy',
+  'SELECT id, amount FROM raw.orders WHERE id <= 3', 'merge') > 0 AS created;
+SELECT elt.transform_run('order_copy') > 0 AS ran;
+SELECT count(*) AS traced FROM elt.trace('mart.order_copy', '1');
+SELECT elt.transform_run('order_copy', lineage => 'table') AS run \gset
+SELECT lineage FROM elt.transform_runs WHERE run_id = :run;
+SELECT count(*) AS lineage_rows FROM elt.lineage_rows WHERE run_id = :run;
+SELECT count(*) AS traced FROM elt.trace('mart.order_copy', '1');
+SELECT count(*) AS impacted FROM elt.impact('raw.orders', '1') WHERE relation = 'mart.order_copy'::regclass;
+-- until a run records row lineage again
+SELECT elt.transform_run('order_copy') > 0 AS ran;
+SELECT count(*) AS traced FROM elt.trace('mart.order_copy', '1');
+
+-------------------------------------------------------------------------------
+-- Constructs whose row lineage cannot be exact: an error naming them
+-------------------------------------------------------------------------------
+CREATE TABLE mart.any_orders (id bigint PRIMARY KEY, n bigint);
+\set VERBOSITY terse
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, count(*) OVER () AS n FROM raw.orders');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, generate_series(1, 2) AS n FROM raw.orders');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT DISTINCT ON (customer_id) id, customer_id AS n FROM raw.orders');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, 1 AS n FROM raw.orders LIMIT 10');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, 1 AS n FROM raw.orders INTERSECT SELECT id, 1 FROM raw.customers');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, 1 AS n FROM raw.orders EXCEPT SELECT id, 1 FROM raw.customers');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, 1 AS n FROM raw.orders UNION SELECT id, 1 FROM raw.customers');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'WITH RECURSIVE r(id, n) AS (SELECT 1::bigint, 1::bigint UNION ALL SELECT id + 1, n FROM r WHERE id < 3)
+   SELECT id, n FROM r');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT o.id, c.id AS n FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id AND random() < 0.5');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, 1 AS n FROM raw.orders WHERE customer_id IN (SELECT id FROM raw.customers)');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, (SELECT count(*) FROM raw.customers) AS n FROM raw.orders');
+CREATE VIEW raw.orders_view AS SELECT * FROM raw.orders;
+SELECT elt.transform_create('bad', 'mart.any_orders', 'SELECT id, 1 AS n FROM raw.orders_view');
+CREATE TABLE raw.no_key (id bigint, n bigint);
+SELECT elt.transform_create('bad', 'mart.any_orders', 'SELECT id, n FROM raw.no_key');
+CREATE FUNCTION raw.lookup(bigint) RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM raw.customers WHERE id = $1';
+SELECT elt.transform_create('bad', 'mart.any_orders', 'SELECT id, raw.lookup(customer_id) AS n FROM raw.orders');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT j.order_id AS id, 1 AS n FROM (raw.orders o JOIN raw.customers c ON c.id = o.customer_id) AS j(order_id)');
+CREATE TABLE raw.parent (id bigint PRIMARY KEY);
+CREATE TABLE raw.child () INHERITS (raw.parent);
+SELECT elt.transform_create('bad', 'mart.any_orders', 'SELECT id, 1 AS n FROM raw.parent');
+CREATE TABLE mart.no_key_target (id bigint, n bigint);
+SELECT elt.transform_create('bad', 'mart.no_key_target', 'SELECT id, 1 AS n FROM raw.orders');
+\set VERBOSITY default
+-- the first one in full
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, count(*) OVER () AS n FROM raw.orders');
+SELECT count(*) AS nothing_created FROM elt.transforms WHERE name = 'bad';
+
+-- with lineage => 'table' they are accepted; runs keep no row lineage
+SELECT elt.transform_create('top_orders', 'mart.any_orders',
+  'SELECT id, count(*) OVER () AS n FROM raw.orders ORDER BY amount DESC LIMIT 5',
+  options => '{"lineage": "table"}') > 0 AS created;
+SELECT transform, lineage_level, lineage_note FROM elt.transform_versions WHERE transform = 'top_orders';
+SELECT elt.transform_run('top_orders') AS run \gset
+SELECT lineage, rows_written FROM elt.transform_runs WHERE run_id = :run;
+SELECT count(*) AS lineage_rows FROM elt.lineage_rows WHERE run_id = :run;
+-- and column lineage is still known
+SELECT target_column, source_relation, source_column, kind FROM elt.column_lineage('mart.any_orders');
+
+SELECT elt.transform_run('big_orders', lineage => 'some');
+
+-- a source that lost its key after creation stops row lineage at run time
+CREATE TABLE raw.tags (id int PRIMARY KEY, tag text);
+INSERT INTO raw.tags VALUES (1, 'a');
+CREATE TABLE mart.tags (id int PRIMARY KEY, tag text);
+SELECT elt.transform_create('tags', 'mart.tags', 'SELECT id, tag FROM raw.tags') > 0 AS created;
+ALTER TABLE raw.tags DROP CONSTRAINT tags_pkey;
+SELECT elt.transform_run('tags');
+SELECT elt.transform_run('tags', lineage => 'table') > 0 AS ran_with_table_lineage;
+
+-------------------------------------------------------------------------------
+-- A failed run leaves neither rows, lineage nor a run
+-------------------------------------------------------------------------------
+SELECT count(*) AS runs_before FROM elt.transform_runs \gset
+SELECT count(*) AS lineage_before FROM elt.lineage_rows \gset
+SELECT count(*) AS rows_before FROM mart.big_orders \gset
+-- appending the same keys again violates the target's primary key
+SELECT elt.transform_run('big_orders');
+SELECT (SELECT count(*) FROM elt.transform_runs) = :runs_before AS no_run,
+       (SELECT count(*) FROM elt.lineage_rows) = :lineage_before AS no_lineage,
+       (SELECT count(*) FROM mart.big_orders) = :rows_before AS no_rows;
+
+-------------------------------------------------------------------------------
+-- Column lineage
+-------------------------------------------------------------------------------
+SELECT target_column, source_relation, source_column, kind FROM elt.column_lineage('mart.daily');
+SELECT target_column, source_relation, source_column, kind FROM elt.column_lineage('mart.things');
+SELECT target_column, source_relation, source_column, kind FROM elt.column_lineage('mart.day_pairs');
+
+-------------------------------------------------------------------------------
+-- Privileges
+-------------------------------------------------------------------------------
+CREATE ROLE lineage_analyst;
+CREATE ROLE lineage_engineer;
+GRANT USAGE ON SCHEMA raw, mart TO lineage_analyst, lineage_engineer;
+GRANT SELECT ON mart.region_total, mart.region_day TO lineage_analyst;
+GRANT SELECT ON raw.orders TO lineage_engineer;
+GRANT SELECT, INSERT ON mart.big_orders TO lineage_engineer;
+SET ROLE lineage_analyst;
+-- the analyst may read the marts but not the daily table or the raw rows:
+-- those rows are left out
+SELECT depth, relation, count(*) FROM elt.trace('mart.region_total', 'south') GROUP BY 1, 2;
+-- tracing a relation one cannot read is refused
+SELECT * FROM elt.trace('raw.orders', '1');
+SELECT * FROM elt.impact('mart.daily', '(1,2026-01-02)');
+-- the catalog of keys is not readable directly
+SELECT count(*) FROM elt.lineage_rows;
+-- creating a transform needs the right to read its sources and write its target
+SELECT elt.transform_create('analyst_copy', 'mart.region_total',
+  'SELECT region, sum(revenue) AS revenue FROM mart.region_day GROUP BY region');
+RESET ROLE;
+SET ROLE lineage_engineer;
+SELECT elt.transform_create('engineer_copy', 'mart.big_orders',
+  'SELECT o.id, 1::bigint AS cents FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id');
+-- a transform belongs to its creator
+SELECT elt.transform_update('big_orders', 'SELECT id, 0::bigint AS cents FROM raw.orders');
+-- running needs the right to write the target
+SELECT elt.transform_run('region_total');
+-- and lineage purge only touches one's own transforms
+SELECT elt.lineage_purge(now() + interval '1 day') AS purged_by_engineer;
+RESET ROLE;
+
+-------------------------------------------------------------------------------
+-- Retention
+-------------------------------------------------------------------------------
+CREATE TABLE mart.kept (id bigint PRIMARY KEY, amount numeric);
+SELECT elt.transform_create('kept', 'mart.kept', 'SELECT id, amount FROM raw.orders WHERE id <= 3',
+  'merge', '{"keep_runs": 2}') > 0 AS created;
+SELECT elt.transform_run('kept') AS k1 \gset
+SELECT elt.transform_run('kept') AS k2 \gset
+SELECT elt.transform_run('kept') AS k3 \gset
+SELECT run_id = :k1 AS first, count(*) AS lineage_rows FROM elt.lineage_rows
+WHERE run_id IN (:k1, :k2, :k3) GROUP BY 1 ORDER BY 1;
+SELECT elt.lineage_purge(now() + interval '1 day') > 0 AS purged;
+SELECT count(*) AS lineage_rows_left FROM elt.lineage_rows;
+SELECT count(*) > 0 AS runs_kept FROM elt.transform_runs;
+SELECT elt.lineage_purge(NULL);
+SELECT action, count(*) FROM elt.audit_log
+WHERE id > :audit_start AND (action LIKE 'transform%' OR action = 'lineage_purge')
+GROUP BY action ORDER BY action;
