@@ -9,6 +9,11 @@
  * Row lineage comes from the rewritten query (lineage.c) and is stored with
  * the run record as the extension's owner once the statement has run.
  *
+ * A run executes in a subtransaction of the caller's transaction; when it
+ * fails, the subtransaction is rolled back (no rows, no lineage) and a
+ * short-lived background worker records the run as failed in a transaction
+ * of its own, before the error goes on to the caller.
+ *
  * Locking: replace mode takes SHARE ROW EXCLUSIVE on the target, so that two
  * replace runs of one target follow each other while readers go on; new
  * versions lock the transform's row.
@@ -16,6 +21,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
@@ -28,6 +34,12 @@
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_coerce.h"
 #include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
+#include "tcop/tcopprot.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -37,6 +49,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/ruleutils.h"
 #include "utils/timestamp.h"
 
@@ -464,7 +477,8 @@ transform_load(Transform *t, const char *name, bool for_update, MemoryContext cx
 
 	if (for_update)
 	{
-		EltPrepare(&plan_locked, psprintf("%s FOR UPDATE OF d", sql), 1, types);
+		/* not FOR UPDATE: a failed run's recorder checks its key meanwhile */
+		EltPrepare(&plan_locked, psprintf("%s FOR NO KEY UPDATE OF d", sql), 1, types);
 		EltExecLatest(plan_locked, &arg, NULL, 1);
 	}
 	else
@@ -1219,6 +1233,239 @@ store_run(Transform *t, int64 run_id, Jsonb *params, const char *lineage,
 	EltLineageDropPending();
 }
 
+/* A run in progress, shared by its body and its failure handler. */
+typedef struct RunCall
+{
+	Transform	t;
+	RunState	run;
+	const char *lineage;		/* what the run records */
+	bool		row;
+	MemoryContext cxt;
+} RunCall;
+
+/* The body of a run: analyze, execute as the caller, record as the owner. */
+static void
+run_body(RunCall *rc)
+{
+	Transform  *t = &rc->t;
+	EltLineageInfo *info;
+	TargetInfo	ti;
+	char	   *blocker = NULL;
+	char	   *stmt;
+	RunCounts	counts;
+	TimestampTz finished;
+	EltCatalogWrite cw;
+	int			guc_level;
+
+	/* the version's SQL means what it meant when it was written */
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", t->search_path, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
+	info = EltLineageAnalyze(t->sql, rc->row);
+	check_target(info->query, t->target, t->mode, rc->row, &ti, &blocker);
+	check_target_privileges(t->target, ti.relname, t->mode, GetUserId());
+	if (rc->row && (!info->row_ok || blocker != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("row lineage can no longer be recorded for transform \"%s\": %s",
+						t->name, blocker ? blocker : info->blocker),
+				 errhint("A table it reads or writes has changed since version %d. Run it with lineage => 'table', or add a new version.",
+						 t->version)));
+	stmt = run_statement(t, info, &ti, rc->row);
+	execute_run(t, &rc->run, info, &ti, rc->row, stmt, rc->cxt, &counts);
+	AtEOXact_GUC(true, guc_level);
+	finished = GetCurrentTimestamp();
+
+	EltCatalogWriteBegin(&cw);
+	store_run(t, rc->run.run_id, rc->run.params, rc->lineage, rc->run.started_at, finished,
+			  &counts, rc->row, cw.actor, ti.relname);
+	EltCatalogWriteEnd(&cw);
+}
+
+/* What the failure recorder is told: the failed run, in a DSM segment. */
+typedef struct FailedRun
+{
+	int64		run_id;
+	int64		transform_id;
+	int32		version;
+	Oid			actor;
+	TimestampTz started_at;
+	TimestampTz finished_at;
+	char		data[FLEXIBLE_ARRAY_MEMBER];	/* name, code_hash, params,
+												 * lineage, role, error:
+												 * NUL-terminated, in turn */
+} FailedRun;
+
+/* bgw_extra of the failure recorder. */
+typedef struct FailedRunArgs
+{
+	Oid			dboid;
+	Oid			roleoid;
+} FailedRunArgs;
+
+/*
+ * Record a failed run through a background worker (a transaction of its
+ * own, which outlives the caller's rollback) and wait for it.  Best effort:
+ * a WARNING when it cannot be done.
+ */
+static void
+record_failure(RunCall *rc, ErrorData *edata)
+{
+	const char *strings[6];
+	char	   *params = JsonbToCString(NULL, &rc->run.params->root, VARSIZE(rc->run.params));
+	char	   *error = psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode),
+								 edata->message ? edata->message : "error");
+	Size		len = 0;
+	int			i;
+	dsm_segment *seg;
+	FailedRun  *fr;
+	char	   *p;
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	FailedRunArgs args;
+	Oid			owner = EltExtensionOwner();
+
+	strings[0] = rc->t.name;
+	strings[1] = rc->t.code_hash;
+	strings[2] = params;
+	strings[3] = rc->lineage;
+	strings[4] = GetUserNameFromId(GetUserId(), false);
+	strings[5] = error;
+	for (i = 0; i < 6; i++)
+		len += strlen(strings[i]) + 1;
+	seg = dsm_create(offsetof(FailedRun, data) + len, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	if (seg == NULL)
+	{
+		ereport(WARNING,
+				(errmsg("failed run %lld of transform \"%s\" could not be recorded: no shared memory segment",
+						(long long) rc->run.run_id, rc->t.name)));
+		return;
+	}
+	fr = dsm_segment_address(seg);
+	fr->run_id = rc->run.run_id;
+	fr->transform_id = rc->t.id;
+	fr->version = rc->t.version;
+	fr->actor = GetUserId();
+	fr->started_at = rc->run.started_at;
+	fr->finished_at = GetCurrentTimestamp();
+	p = fr->data;
+	for (i = 0; i < 6; i++)
+	{
+		strcpy(p, strings[i]);
+		p += strlen(strings[i]) + 1;
+	}
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "elt_governance");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "elt_transform_failure_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "elt_governance failed run %lld", (long long) rc->run.run_id);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "elt_governance failed run");
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+	worker.bgw_notify_pid = MyProcPid;
+	args.dboid = MyDatabaseId;
+	args.roleoid = owner;
+	memcpy(worker.bgw_extra, &args, sizeof(args));
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		ereport(WARNING,
+				(errmsg("failed run %lld of transform \"%s\" could not be recorded: no background worker slot",
+						(long long) rc->run.run_id, rc->t.name),
+				 errhint("Raise max_worker_processes.")));
+	else
+	{
+		/* at most 10 s: it could wait for a lock this transaction holds */
+		pid_t		pid;
+		int			waited;
+
+		for (waited = 0; waited < 10000; waited += 50)
+		{
+			if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
+				break;
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 50, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+		if (waited >= 10000)
+			ereport(WARNING,
+					(errmsg("failed run %lld of transform \"%s\" is not recorded yet",
+							(long long) rc->run.run_id, rc->t.name),
+					 errdetail("Its recorder is still waiting, probably for a lock this transaction holds; it records the run once the transaction ends.")));
+	}
+	dsm_detach(seg);
+}
+
+
+/* Background worker: write one failed run (and its audit row), then exit. */
+void
+elt_transform_failure_main(Datum main_arg)
+{
+	FailedRunArgs args;
+	dsm_segment *seg;
+	FailedRun  *fr;
+	const char *strings[6];
+	const char *p;
+	int			i;
+	Oid			types[10] = {INT8OID, INT8OID, INT4OID, TEXTOID, JSONBOID, TEXTOID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID, NAMEOID, TEXTOID};
+	Datum		v[10];
+	int			rc;
+	StringInfoData details;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	BackgroundWorkerInitializeConnectionByOid(args.dboid, args.roleoid, 0);
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	seg = dsm_attach(DatumGetUInt32(main_arg));
+	if (seg == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the failed run to record is gone")));
+	fr = dsm_segment_address(seg);
+	p = fr->data;
+	for (i = 0; i < 6; i++)
+	{
+		strings[i] = pstrdup(p);
+		p += strlen(p) + 1;
+	}
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	v[0] = Int64GetDatum(fr->run_id);
+	v[1] = Int64GetDatum(fr->transform_id);
+	v[2] = Int32GetDatum(fr->version);
+	v[3] = CStringGetTextDatum(strings[1]);
+	v[4] = DirectFunctionCall1(jsonb_in, CStringGetDatum(strings[2]));
+	v[5] = CStringGetTextDatum(strings[3]);
+	v[6] = TimestampTzGetDatum(fr->started_at);
+	v[7] = TimestampTzGetDatum(fr->finished_at);
+	v[8] = DirectFunctionCall1(namein, CStringGetDatum(strings[4]));
+	v[9] = CStringGetTextDatum(strings[5]);
+	rc = SPI_execute_with_args("INSERT INTO elt.transform_runs (run_id, transform_id, version, code_hash,"
+							   " params, lineage, status, started_at, finished_at, role, error)"
+							   " VALUES ($1, $2, $3, $4, $5, $6, 'failed', $7, $8, $9, $10)",
+							   10, types, v, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "recording failed run: %s", SPI_result_code_string(rc));
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	EltAppendJsonInt(&details, "run_id", fr->run_id);
+	EltAppendJsonInt(&details, "version", fr->version);
+	EltAppendJsonString(&details, "status", "failed");
+	EltAppendJsonString(&details, "error", strings[5]);
+	appendStringInfoChar(&details, '}');
+	EltAuditRecord(fr->actor, "transform_run", strings[0], details.data, NULL);
+	SPI_finish();
+	PopActiveSnapshot();
+	dsm_detach(seg);
+	CommitTransactionCommand();
+	proc_exit(0);
+}
+
 PG_FUNCTION_INFO_V1(elt_transform_run);
 
 /*
@@ -1232,19 +1479,10 @@ elt_transform_run(PG_FUNCTION_ARGS)
 	char	   *name;
 	Jsonb	   *params;
 	char	   *lineage;
-	Transform	t;
+	RunCall    *rc;
 	EltCatalogWrite cw;
 	MemoryContext cxt = CurrentMemoryContext;
-	RunState	run;
-	int64		run_id;
-	bool		row;
-	EltLineageInfo *info;
-	TargetInfo	ti;
-	char	   *blocker = NULL;
-	char	   *stmt;
-	RunCounts	counts;
-	TimestampTz finished;
-	int			guc_level;
+	ResourceOwner owner = CurrentResourceOwner;
 	bool		isnull;
 
 	EltRequireCatalog("transform_runs");
@@ -1269,49 +1507,46 @@ elt_transform_run(PG_FUNCTION_ARGS)
 				 errmsg("elt.transform_run() cannot be called inside a transform run"),
 				 errhint("Chain transforms by running them one after the other.")));
 
+	rc = palloc0(sizeof(RunCall));
+	rc->cxt = cxt;
 	EltCatalogWriteBegin(&cw);
-	transform_load(&t, name, false, cxt);
+	transform_load(&rc->t, name, false, cxt);
 	EltPrepare(&seq_plan, "SELECT pg_catalog.nextval('elt.run_id_seq') AS run_id", 0, NULL);
 	EltExec(seq_plan, NULL, NULL, 1);
-	run_id = EltSpiGetInt64(0, "run_id", &isnull);
+	rc->run.run_id = EltSpiGetInt64(0, "run_id", &isnull);
 	EltCatalogWriteEnd(&cw);
 
 	/* a version that only supports table lineage records table lineage */
-	row = strcmp(lineage, "row") == 0 && strcmp(t.lineage_level, "row") == 0;
-	if (strcmp(lineage, "row") == 0 && !row)
-		lineage = "table";
+	rc->row = strcmp(lineage, "row") == 0 && strcmp(rc->t.lineage_level, "row") == 0;
+	rc->lineage = (strcmp(lineage, "row") == 0 && !rc->row) ? "table" : lineage;
+	rc->run.params = params;
+	rc->run.started_at = GetCurrentTimestamp();
+	pg_prng_seed(&rc->run.prng, (uint64) rc->run.run_id * UINT64CONST(0x9E3779B97F4A7C15));
 
-	run.run_id = run_id;
-	run.params = params;
-	run.started_at = GetCurrentTimestamp();
-	pg_prng_seed(&run.prng, (uint64) run_id * UINT64CONST(0x9E3779B97F4A7C15));
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		run_body(rc);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
 
-	/* the version's SQL means what it meant when it was written */
-	guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", t.search_path, PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-
-	info = EltLineageAnalyze(t.sql, row);
-	check_target(info->query, t.target, t.mode, row, &ti, &blocker);
-	check_target_privileges(t.target, ti.relname, t.mode, GetUserId());
-	if (row && (!info->row_ok || blocker != NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("row lineage can no longer be recorded for transform \"%s\": %s",
-						t.name, blocker ? blocker : info->blocker),
-				 errhint("A table it reads or writes has changed since version %d. Run it with lineage => 'table', or add a new version.",
-						 t.version)));
-	stmt = run_statement(&t, info, &ti, row);
-
-	execute_run(&t, &run, info, &ti, row, stmt, cxt, &counts);
-	AtEOXact_GUC(true, guc_level);
-	finished = GetCurrentTimestamp();
-
-	EltCatalogWriteBegin(&cw);
-	store_run(&t, run_id, params, row ? "row" : lineage, run.started_at, finished,
-			  &counts, row, cw.actor, ti.relname);
-	EltCatalogWriteEnd(&cw);
-	PG_RETURN_INT64(run_id);
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		record_failure(rc, edata);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	PG_RETURN_INT64(rc->run.run_id);
 }
 
 /* ---------------------------------------------------------------------

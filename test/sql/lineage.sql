@@ -364,16 +364,19 @@ SELECT elt.transform_run('tags');
 SELECT elt.transform_run('tags', lineage => 'table') > 0 AS ran_with_table_lineage;
 
 -------------------------------------------------------------------------------
--- A failed run leaves neither rows, lineage nor a run
+-- A failed run leaves neither rows nor lineage; it is recorded as failed
 -------------------------------------------------------------------------------
 SELECT count(*) AS runs_before FROM elt.transform_runs \gset
 SELECT count(*) AS lineage_before FROM elt.lineage_rows \gset
 SELECT count(*) AS rows_before FROM mart.big_orders \gset
 -- appending the same keys again violates the target's primary key
 SELECT elt.transform_run('big_orders');
-SELECT (SELECT count(*) FROM elt.transform_runs) = :runs_before AS no_run,
-       (SELECT count(*) FROM elt.lineage_rows) = :lineage_before AS no_lineage,
-       (SELECT count(*) FROM mart.big_orders) = :rows_before AS no_rows;
+SELECT (SELECT count(*) FROM elt.lineage_rows) = :lineage_before AS no_lineage,
+       (SELECT count(*) FROM mart.big_orders) = :rows_before AS no_rows,
+       (SELECT count(*) FROM elt.transform_runs) = :runs_before + 1 AS one_run_more;
+SELECT d.name, r.status, r.error, r.rows_written, r.role = current_user AS by_me
+FROM elt.transform_runs r JOIN elt.transform_defs d USING (transform_id)
+ORDER BY r.run_id DESC LIMIT 1;
 
 -------------------------------------------------------------------------------
 -- Column lineage

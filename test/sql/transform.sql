@@ -184,6 +184,13 @@ SELECT e->>'eventType' AS type, e->'job'->>'name' AS job, e->>'schemaURL' AS sch
 FROM elt.openlineage_event(:run) e;
 SELECT jsonb_pretty(elt.openlineage_event(:run)->'outputs'->0->'facets'->'columnLineage');
 SELECT elt.openlineage_event(:run)->'run'->>'runId' = elt.openlineage_event(:run)->'run'->>'runId' AS stable_id;
+-- a failed run is a FAIL event, with its error
+SELECT run_id AS failed FROM elt.transform_runs WHERE status = 'failed' ORDER BY run_id LIMIT 1 \gset
+SELECT e->>'eventType' AS type, e->'run'->'facets'->'errorMessage'->>'message' AS message,
+       e->'outputs'->0->'outputFacets'->'outputStatistics'->>'rowCount' AS row_count
+FROM elt.openlineage_event(:failed) e;
+SELECT d.name, r.status, count(*) FROM elt.transform_runs r JOIN elt.transform_defs d USING (transform_id)
+WHERE r.status = 'failed' GROUP BY 1, 2 ORDER BY 1;
 SELECT elt.openlineage_event(-1);
 SELECT elt.openlineage_event(NULL);
 

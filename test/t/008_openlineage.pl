@@ -46,16 +46,20 @@ SELECT elt.transform_run('top');
 SELECT elt.transform_run('scratch');
 DROP TABLE raw.scratch;
 });
+# a failed run: recorded as failed by a worker, while the caller's work is undone
+my ($ret, $o, $e) = $node->psql('postgres', q{SELECT elt.transform_run('top')});
+isnt($ret, 0, 'a run that violates the target key fails');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM mart.top}), '3', 'and writes nothing');
 
 my $events = $node->safe_psql('postgres',
 	q{SELECT elt.openlineage_event(run_id)::text FROM elt.transform_runs ORDER BY run_id});
 my @lines = split /\n/, $events;
-is(scalar(@lines), 5, 'one event per run');
+is(scalar(@lines), 6, 'one event per run');
 
 my ($out, $err);
 my $ok = run([ '/usr/bin/python3', $validator ], '<', \$events, '>', \$out, '2>', \$err);
 ok($ok, 'every event validates against the OpenLineage schema') or diag("$out\n$err");
-like($out, qr/^ok 5$/m, 'five events checked');
+like($out, qr/^ok 6$/m, 'six events checked');
 
 # the validator does reject a broken event
 my $broken = $lines[0];
@@ -67,7 +71,12 @@ like($out, qr/is not a 'uuid'/, 'by the uuid format check');
 # what the events say
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(DISTINCT e->>'eventType', ',')
-	FROM elt.transform_runs r, elt.openlineage_event(r.run_id) e}), 'COMPLETE', 'runs that committed are COMPLETE');
+	FROM elt.transform_runs r, elt.openlineage_event(r.run_id) e WHERE r.status = 'succeeded'}),
+	'COMPLETE', 'runs that committed are COMPLETE');
+is($node->safe_psql('postgres', q{
+	SELECT e->>'eventType' || ' ' || (e->'run'->'facets'->'errorMessage'->>'message' LIKE '23505: duplicate key%')::text
+	FROM elt.transform_runs r, elt.openlineage_event(r.run_id) e WHERE r.status = 'failed'}),
+	'FAIL true', 'the failed run is a FAIL event with its error');
 is($node->safe_psql('postgres', q{
 	SELECT e->'inputs'->0->>'name' || ' ' || (e->'inputs'->0->'facets' ? 'schema')::text
 	FROM elt.transform_runs r JOIN elt.transform_defs d USING (transform_id),

@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# Benchmark of transforms with row lineage (issue: transforms and row-level
+# lineage).
+#
+# Data (deterministic, hashint4-based):
+#   raw.customers (id int PRIMARY KEY, name text, region text)      10,000 rows, 4 regions
+#   raw.orders (id bigint PRIMARY KEY, customer_id int, ordered_at timestamptz,
+#               amount numeric(12,2))                          1,000,000 rows over the
+#                                                              90 days 2026-01-01..03-31 (UTC)
+#
+# 1. Cost of a run.  The same statement feeds
+#      mart.daily (customer_id int, day date, region text, orders bigint,
+#                  revenue numeric, PRIMARY KEY (customer_id, day))
+#    from
+#      SELECT c.id AS customer_id, o.ordered_at::date AS day, c.region,
+#             count(*) AS orders, sum(o.amount) AS revenue
+#      FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id
+#      GROUP BY c.id, o.ordered_at::date, c.region
+#    in four ways:
+#      plain     INSERT INTO mart.daily SELECT ... (the peer every ratio is to);
+#      elt_row   SELECT elt.transform_run('daily')  (row lineage; the transform
+#                was made with elt.transform_create(..., 'append'));
+#      elt_table SELECT elt.transform_run('daily', '{}', 'table');
+#      trigger   the plain INSERT with an AFTER INSERT FOR EACH ROW PL/pgSQL
+#                trigger on mart.daily writing to_jsonb(NEW) to a log table
+#                (the pgMemento / supa_audit way).
+#    Each is run REPEATS times, round-robin; before every run mart.daily,
+#    elt.lineage_rows and the audit log are TRUNCATEd and a CHECKPOINT is
+#    taken.  Time is psql's \timing of the one statement; the median is
+#    reported.  For the elt runs auto_explain (log_analyze off,
+#    log_nested_statements on, log_min_duration 500 ms) logs the duration of
+#    the statements the run executes through SPI, so the time is split into
+#    the transform's statement and the insert of its lineage.
+#
+# 2. Tracing.  A chain of three transforms:
+#      raw.orders + raw.customers -> mart.daily          ('daily', above)
+#      mart.daily -> mart.region_day (region, day)        ('region_day', replace)
+#      mart.region_day -> mart.region_month (region, month) ('region_month', replace)
+#    elt.lineage_rows is grown to at least MIN_EDGES edges (an edge = one
+#    source key): 'daily', 'region_day' and 'region_month' run once, then
+#    'daily_merge' (the same query as 'daily', mode merge, same target)
+#    runs until the count is reached (a trace follows the latest run of
+#    each key); then elt.lineage_rows is VACUUM ANALYZEd (what autovacuum
+#    would do).  Then pgbench -n -t N -f <file>
+#    (one client, one connection) times
+#      SELECT count(*) FROM elt.trace(<rel>, <key>[, depth])
+#      SELECT count(*) FROM elt.impact(<rel>, <key>)
+#    for one key of each level, and the fan-out (rows returned) of each is
+#    reported.  A key of mart.region_month reaches a whole region-month of raw
+#    rows; its full trace is tried once, with statement_timeout, and its
+#    depth-1 trace is timed with pgbench.
+#
+# The server runs under a per-process address-space limit (ulimit -v,
+# MEM_CAP_GB, default 8 GB, shared_buffers included) so that a call that
+# runs away with memory fails with "out of memory" instead of waking the
+# kernel's OOM killer.
+#
+# Uses the INSTALLED build of elt_governance (it neither builds nor
+# installs it) on a throwaway cluster with the library preloaded,
+# shared_buffers 2GB, max_wal_size 8GB, work_mem 64MB,
+# maintenance_work_mem 512MB, checkpoint_timeout 30min, TimeZone UTC.
+#
+# Usage: bash bench/lineage.sh [repeats, default 3] [min edges, default 10000000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/common.sh
+
+REPEATS="${1:-3}"
+MIN_EDGES="${2:-10000000}"
+PORT="${BENCH_PORT:-5511}"
+MEM_CAP_GB="${MEM_CAP_GB:-8}"
+MAX_MERGES=12           # growth runs at most this many merge runs
+TRACE_TIMEOUT_S=600     # the full trace of a region-month key
+
+log() { echo "[lineage] $*" >&2; }
+
+# --- the installed extension ------------------------------------------------
+if ! [ -f "$("$PG_CONFIG" --sharedir)/extension/elt_governance--0.3.0--0.4.0.sql" ]; then
+  echo "lineage.sh: elt_governance 0.4.0 is not installed (make install)" >&2
+  exit 1
+fi
+SO="$("$PG_CONFIG" --pkglibdir)/elt_governance.so"
+SO_SUM=$(md5sum <"$SO")
+T_START=$(date +%s)
+
+start_throwaway_cluster "$PORT"
+on_exit() {
+  local rc=$?
+  if [ "$rc" -ne 0 ] && [ -f "$WORK/server.log" ]; then
+    echo "--- last 40 lines of the server log ---" >&2
+    tail -n 40 "$WORK/server.log" >&2 || true
+  fi
+  stop_throwaway_cluster
+}
+trap on_exit EXIT
+as_postgres sh -c "cat >> '$WORK/data/postgresql.conf'" <<CONF
+shared_buffers = 2GB
+max_wal_size = 8GB
+work_mem = 64MB
+maintenance_work_mem = 512MB
+checkpoint_timeout = 30min
+lc_messages = 'C'
+timezone = 'UTC'
+log_timezone = 'UTC'
+CONF
+as_postgres sh -c "ulimit -v $(( MEM_CAP_GB * 1024 * 1024 )) && exec '$PG_BIN/pg_ctl' -D '$WORK/data' -l '$WORK/server.log' -w restart" >/dev/null
+
+psql_q() { as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d bench -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+put() { as_postgres sh -c "cat > '$WORK/$1'"; }
+# run the statements (psql -c arguments), print the \timing of the last one in ms
+timed() {
+  local out
+  out=$(psql_q -c '\timing on' "$@")
+  grep -o 'Time: [0-9.]* ms' <<<"$out" | tail -n 1 | awk '{print $2}'
+}
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {printf "%.1f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+log_pos() { as_postgres sh -c "wc -c < '$WORK/server.log'"; }
+# durations auto_explain logged since byte $1: "<statement ms> <lineage insert ms>"
+spi_split() {
+  as_postgres sh -c "tail -c +$(( $1 + 1 )) '$WORK/server.log'" | awk '
+    /LOG:  duration: [0-9.]+ ms  plan:/ { for (i = 1; i <= NF; i++) if ($i == "duration:") d = $(i + 1); want = 1; next }
+    want && /Query Text:/ {
+      if ($0 ~ /WITH __elt_src/) s += d
+      else if ($0 ~ /INSERT INTO elt.lineage_rows/) l += d
+      want = 0 }
+    END {printf "%.1f %.1f\n", s, l}'
+}
+as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d postgres -X -q -v ON_ERROR_STOP=1 \
+  -c "CREATE DATABASE bench" >/dev/null
+
+echo "# command: bash bench/lineage.sh $*  (repeats=$REPEATS, min edges=$MIN_EDGES)"
+echo "# PostgreSQL $(psql_q -c 'SHOW server_version'), elt_governance $(psql_q -c "CREATE EXTENSION elt_governance" -c "SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'") (installed build, $(stat -c %y "$SO" | cut -d. -f1), md5 ${SO_SUM%% *})"
+echo "# tree: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src sql 2>/dev/null || echo ' with uncommitted changes in src/ or sql/')"
+echo "# machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; $(. /etc/os-release && echo "$PRETTY_NAME")"
+echo "# settings: shared_buffers $(psql_q -c 'SHOW shared_buffers'), max_wal_size $(psql_q -c 'SHOW max_wal_size'), work_mem $(psql_q -c 'SHOW work_mem'), maintenance_work_mem $(psql_q -c 'SHOW maintenance_work_mem'), checkpoint_timeout $(psql_q -c 'SHOW checkpoint_timeout'), jit $(psql_q -c 'SHOW jit'), TimeZone $(psql_q -c 'SHOW timezone'); server address space capped at ${MEM_CAP_GB} GB per process"
+echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
+
+##############################################################################
+# Setup
+##############################################################################
+QUERY='SELECT c.id AS customer_id, o.ordered_at::date AS day, c.region, count(*) AS orders, sum(o.amount) AS revenue FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id GROUP BY c.id, o.ordered_at::date, c.region'
+log "loading raw.customers (10000) and raw.orders (1000000)"
+t=$(date +%s.%N)
+psql_q <<SQL
+CREATE SCHEMA raw;
+CREATE SCHEMA mart;
+CREATE TABLE raw.customers (id int PRIMARY KEY, name text, region text);
+INSERT INTO raw.customers
+SELECT g, 'customer ' || g,
+       (ARRAY['north', 'south', 'east', 'west'])[1 + (hashint4(g)::bigint + 2147483648) % 4]
+FROM generate_series(1, 10000) g;
+CREATE TABLE raw.orders (id bigint PRIMARY KEY, customer_id int, ordered_at timestamptz, amount numeric(12,2));
+INSERT INTO raw.orders
+SELECT g,
+       1 + (hashint4(g)::bigint + 2147483648) % 10000,
+       timestamptz '2026-01-01 00:00:00+00'
+         + ((hashint4(-g)::bigint + 2147483648) % (90 * 86400)) * interval '1 second',
+       ((hashint4(g + 1000000007)::bigint + 2147483648) % 100000) / 100.0
+FROM generate_series(1, 1000000) g;
+VACUUM ANALYZE raw.customers, raw.orders;
+
+CREATE TABLE mart.daily (customer_id int, day date, region text, orders bigint, revenue numeric,
+                         PRIMARY KEY (customer_id, day));
+CREATE TABLE mart.region_day (region text, day date, orders bigint, revenue numeric,
+                              PRIMARY KEY (region, day));
+CREATE TABLE mart.region_month (region text, month date, revenue numeric,
+                                PRIMARY KEY (region, month));
+
+-- the audit-trigger peer (pgMemento / supa_audit style): one jsonb row per written row
+CREATE TABLE public.audit_log (id bigserial PRIMARY KEY, table_name text NOT NULL, op text NOT NULL,
+                               at timestamptz NOT NULL DEFAULT now(), row_data jsonb NOT NULL);
+CREATE FUNCTION public.audit_row() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+  INSERT INTO public.audit_log (table_name, op, row_data)
+  VALUES (TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, TG_OP, to_jsonb(NEW));
+  RETURN NULL;
+END \$\$;
+
+SELECT elt.transform_create('daily', 'mart.daily', \$q\$$QUERY\$q\$, 'append');
+SELECT elt.transform_create('daily_merge', 'mart.daily', \$q\$$QUERY\$q\$, 'merge');
+SELECT elt.transform_create('region_day', 'mart.region_day',
+  \$q\$SELECT region, day, sum(orders) AS orders, sum(revenue) AS revenue FROM mart.daily GROUP BY region, day\$q\$,
+  'replace');
+SELECT elt.transform_create('region_month', 'mart.region_month',
+  \$q\$SELECT region, date_trunc('month', day)::date AS month, sum(revenue) AS revenue FROM mart.region_day GROUP BY region, date_trunc('month', day)::date\$q\$,
+  'replace');
+SQL
+log "loaded in $(awk -v a="$(date +%s.%N)" -v b="$t" 'BEGIN {printf "%.1f", a - b}') s"
+echo "# lineage level of each transform: $(psql_q -c "SELECT string_agg(transform || '=' || lineage_level || coalesce(' (' || lineage_note || ')', ''), ', ' ORDER BY transform) FROM elt.transform_versions")"
+
+##############################################################################
+# 1. Cost of a run
+##############################################################################
+EDGES_SQL='SELECT coalesce(sum(coalesce(cardinality(source_keys), 0) + coalesce(cardinality(source_keys_text), 0)), 0) FROM elt.lineage_rows'
+AE=(-c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 500"
+    -c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_analyze = off")
+declare -A MS SPLIT_S SPLIT_L
+CONTENDERS="plain elt_row elt_table trigger"
+for rep in $(seq 1 "$REPEATS"); do
+  for c in $CONTENDERS; do
+    psql_q -c "TRUNCATE mart.daily, public.audit_log, elt.lineage_rows" -c "CHECKPOINT"
+    pos=$(log_pos)
+    case "$c" in
+      plain)     ms=$(timed -c "INSERT INTO mart.daily $QUERY") ;;
+      elt_row)   ms=$(timed "${AE[@]}" -c "SELECT elt.transform_run('daily')") ;;
+      elt_table) ms=$(timed "${AE[@]}" -c "SELECT elt.transform_run('daily', '{}', 'table')") ;;
+      trigger)
+        psql_q -c "CREATE TRIGGER daily_audit AFTER INSERT ON mart.daily FOR EACH ROW EXECUTE FUNCTION public.audit_row()"
+        ms=$(timed -c "INSERT INTO mart.daily $QUERY")
+        psql_q -c "DROP TRIGGER daily_audit ON mart.daily" ;;
+    esac
+    rows=$(psql_q -c "SELECT count(*) FROM mart.daily")
+    extra=""
+    case "$c" in
+      elt_*)
+        read -r s l <<<"$(spi_split "$pos")"
+        SPLIT_S[$c]="${SPLIT_S[$c]:-} $s"; SPLIT_L[$c]="${SPLIT_L[$c]:-} $l"
+        extra="; statement $s ms, lineage insert $l ms; lineage rows $(psql_q -c 'SELECT count(*) FROM elt.lineage_rows'), edges $(psql_q -c "$EDGES_SQL")" ;;
+      trigger) extra="; audit rows $(psql_q -c 'SELECT count(*) FROM public.audit_log')" ;;
+    esac
+    MS[$c]="${MS[$c]:-} $ms"
+    log "run $rep $c: $ms ms, $rows rows in mart.daily$extra"
+  done
+done
+psql_q -c "TRUNCATE mart.daily, public.audit_log, elt.lineage_rows"
+
+label() {
+  case "$1" in
+    plain) echo "plain INSERT … SELECT (peer)" ;;
+    elt_row) echo "elt.transform_run('daily'), row lineage" ;;
+    elt_table) echo "elt.transform_run('daily', '{}', 'table'), table lineage" ;;
+    trigger) echo "INSERT … SELECT + AFTER INSERT FOR EACH ROW audit trigger (to_jsonb(NEW))" ;;
+  esac
+}
+base=$(median <<<"${MS[plain]}")
+echo
+echo "## 1. One run writing $(psql_q -c "SELECT count(*) FROM (SELECT 1 FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id GROUP BY c.id, o.ordered_at::date, c.region) s") rows of mart.daily from 1,000,000 orders (median of $REPEATS)"
+echo
+echo "| contender | runs, ms | median ms | × plain INSERT | of which: transform statement ms | lineage insert ms |"
+echo "|---|---|---|---|---|---|"
+for c in $CONTENDERS; do
+  m=$(median <<<"${MS[$c]}")
+  s="–"; l="–"
+  if [ -n "${SPLIT_S[$c]:-}" ]; then s=$(median <<<"${SPLIT_S[$c]}"); l=$(median <<<"${SPLIT_L[$c]}"); fi
+  echo "| $(label "$c") | $(echo ${MS[$c]} | sed 's/ / \/ /g') | $m | $(ratio "$m" "$base") | $s | $l |"
+done
+echo
+echo "(statement and lineage-insert times are auto_explain's durations of the statements the run executes through SPI; the rest of a run is its own catalog work and commit.)"
+
+##############################################################################
+# 2. Tracing through a chain of three transforms
+##############################################################################
+log "growing elt.lineage_rows to >= $MIN_EDGES edges"
+echo
+echo "## 2. Tracing: raw.orders + raw.customers -> mart.daily -> mart.region_day -> mart.region_month"
+echo
+echo "| run | transform | ms | lineage rows after | edges after |"
+echo "|---|---|---|---|---|"
+growth_row() {   # transform label
+  local ms
+  ms=$(timed -c "SELECT elt.transform_run('$1')")
+  echo "| $2 | $1 | $ms | $(psql_q -c 'SELECT count(*) FROM elt.lineage_rows') | $(psql_q -c "$EDGES_SQL") |"
+}
+growth_row daily 1
+growth_row region_day 2
+growth_row region_month 3
+n=0
+while [ "$(psql_q -c "$EDGES_SQL")" -lt "$MIN_EDGES" ] && [ "$n" -lt "$MAX_MERGES" ]; do
+  n=$((n + 1))
+  growth_row daily_merge "$((n + 3))"
+done
+vac=$(timed -c "VACUUM ANALYZE elt.lineage_rows")
+EDGES=$(psql_q -c "$EDGES_SQL")
+echo
+echo "elt.lineage_rows: $(psql_q -c 'SELECT count(*) FROM elt.lineage_rows') rows, **$EDGES edges**, $(psql_q -c "SELECT pg_size_pretty(pg_table_size('elt.lineage_rows'))") table + $(psql_q -c "SELECT pg_size_pretty(pg_indexes_size('elt.lineage_rows'))") indexes; VACUUM ANALYZE elt.lineage_rows took $vac ms."
+if [ "$EDGES" -lt "$MIN_EDGES" ]; then echo "WARNING: fewer than $MIN_EDGES edges"; fi
+
+K_DAILY=$(psql_q -c "SELECT format('(%s,%s)', customer_id, day) FROM mart.daily WHERE day = '2026-01-05' ORDER BY customer_id LIMIT 1")
+K_RD='(north,2026-01-05)'
+K_RM='(north,2026-01-01)'
+ORDER_ID=12345
+CUSTOMER_ID=$(psql_q -c "SELECT customer_id FROM raw.orders WHERE id = $ORDER_ID")
+
+# fan-out of one call: rows, raw rows, rows per depth and relation
+fanout2() {
+  psql_q -c "WITH t AS (SELECT * FROM $1),
+                  g AS (SELECT depth, relation, count(*) AS n FROM t GROUP BY depth, relation)
+             SELECT (SELECT count(*) FROM t) || ' rows (' || (SELECT count(*) FROM t WHERE raw) || ' raw); '
+                    || coalesce((SELECT string_agg(format('%s:%s×%s', depth, relation, n), ', ' ORDER BY depth, relation::text) FROM g), '')"
+}
+pgb() {   # transactions sql -> average latency ms
+  local f="pgb_$RANDOM.sql" out
+  echo "$2" | put "$f"
+  out=$(as_postgres sh -c "cd '$WORK' && PGOPTIONS='-c statement_timeout=${TRACE_TIMEOUT_S}s' '$PG_BIN/pgbench' -h '$WORK' -p $PORT -n -t $1 -f '$WORK/$f' bench 2>&1") || {
+    log "pgbench failed: $out"; echo "failed"; return 0; }
+  grep -o 'latency average = [0-9.]* ms' <<<"$out" | awk '{print $4}'
+}
+
+echo
+echo "Keys: mart.daily $K_DAILY; mart.region_day $K_RD; mart.region_month $K_RM; raw.orders $ORDER_ID (customer $CUSTOMER_ID)."
+echo
+echo "| call | hops | pgbench -t | average latency ms | fan-out (rows returned; depth:relation×rows) |"
+echo "|---|---|---|---|---|"
+trace_row() {   # label hops transactions call
+  local lat fo
+  log "timing $4 (pgbench -t $3)"
+  fo=$(fanout2 "$4")
+  lat=$(pgb "$3" "SELECT count(*) FROM $4;")
+  echo "| \`$4\` | $2 | $3 | $lat | $fo |"
+}
+trace_row "daily key" 1 200 "elt.trace('mart.daily', '$K_DAILY')"
+trace_row "region_day key" 2 20 "elt.trace('mart.region_day', '$K_RD')"
+trace_row "region_month key, depth 1" 1 200 "elt.trace('mart.region_month', '$K_RM', 1)"
+trace_row "impact of one order" 3 50 "elt.impact('raw.orders', '$ORDER_ID')"
+trace_row "impact of one customer" 3 20 "elt.impact('raw.customers', '$CUSTOMER_ID')"
+
+# the full trace of a region-month key: once, bounded by statement_timeout and the memory cap
+log "full trace of mart.region_month $K_RM (statement_timeout ${TRACE_TIMEOUT_S}s, ${MEM_CAP_GB} GB cap)"
+t=$(date +%s.%N)
+if out=$(psql_q -c "SET statement_timeout = '${TRACE_TIMEOUT_S}s'" \
+                -c "SELECT count(*) || ' rows (' || count(*) FILTER (WHERE raw) || ' raw)' FROM elt.trace('mart.region_month', '$K_RM')" 2>&1); then
+  res="$out"
+else
+  res="ERROR: $(grep -o 'ERROR: .*' <<<"$out" | head -n 1 | sed 's/^ERROR: *//')"
+fi
+el=$(awk -v a="$(date +%s.%N)" -v b="$t" 'BEGIN {printf "%.0f", (a - b) * 1000}')
+echo "| \`elt.trace('mart.region_month', '$K_RM')\` (full) | 3 | 1 (psql) | $el | $res |"
+# upstream fan-out of the region-month key, counted from the tables themselves
+echo
+echo "What a full trace of $K_RM would return, counted from the tables: $(psql_q -c "
+  SELECT format('%s region_day rows, %s daily rows, %s orders, %s customers',
+    (SELECT count(*) FROM mart.region_day WHERE region = 'north' AND day >= '2026-01-01' AND day < '2026-02-01'),
+    (SELECT count(*) FROM mart.daily WHERE region = 'north' AND day >= '2026-01-01' AND day < '2026-02-01'),
+    (SELECT count(*) FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id
+      WHERE c.region = 'north' AND o.ordered_at >= '2026-01-01' AND o.ordered_at < '2026-02-01'),
+    (SELECT count(DISTINCT customer_id) FROM mart.daily WHERE region = 'north' AND day >= '2026-01-01' AND day < '2026-02-01'))")."
+
+echo
+echo "Server log: $(grep -c 'ERROR' "$WORK/server.log" || true) ERROR lines, $(grep -c 'terminated by signal' "$WORK/server.log" || true) crashed backends; by message:"
+grep -o 'ERROR: .*' "$WORK/server.log" | sed 's/[0-9]\{3,\}/N/g' | sort | uniq -c | sort -rn | head -10 || true
+echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC'); total $(( $(date +%s) - T_START )) s"
+if [ "$(md5sum <"$SO")" != "$SO_SUM" ]; then
+  echo "# WARNING: $SO was reinstalled during the run; the server kept the build it loaded at start, the md5 above"
+  log "WARNING: $SO was reinstalled during the run"
+fi
+log "done"
