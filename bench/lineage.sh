@@ -40,15 +40,16 @@
 #    source key): 'daily', 'region_day' and 'region_month' run once, then
 #    'daily_merge' (the same query as 'daily', mode merge, same target)
 #    runs until the count is reached (a trace follows the latest run of
-#    each key); then elt.lineage_rows is VACUUM ANALYZEd (what autovacuum
-#    would do).  Then pgbench -n -t N -f <file>
-#    (one client, one connection) times
+#    each key).  Then pgbench -n -t N -f <file> (one client, one
+#    connection) times
 #      SELECT count(*) FROM elt.trace(<rel>, <key>[, depth])
 #      SELECT count(*) FROM elt.impact(<rel>, <key>)
-#    for one key of each level, and the fan-out (rows returned) of each is
-#    reported.  A key of mart.region_month reaches a whole region-month of raw
-#    rows; its full trace is tried once, with statement_timeout, and its
-#    depth-1 trace is timed with pgbench.
+#    for one key of each level, twice: as the runs left elt.lineage_rows
+#    (autovacuum may or may not have visited it; the GIN pending lists are
+#    reported) and after VACUUM ANALYZE elt.lineage_rows.  The fan-out (rows
+#    returned) of each call is reported.  A key of mart.region_month reaches
+#    a whole region-month of raw rows; its full trace is tried once, with
+#    statement_timeout, and its depth-1 trace is timed with pgbench.
 #
 # The server runs under a per-process address-space limit (ulimit -v,
 # MEM_CAP_GB, default 8 GB, shared_buffers included) so that a call that
@@ -270,10 +271,9 @@ while [ "$(psql_q -c "$EDGES_SQL")" -lt "$MIN_EDGES" ] && [ "$n" -lt "$MAX_MERGE
   n=$((n + 1))
   growth_row daily_merge "$((n + 3))"
 done
-vac=$(timed -c "VACUUM ANALYZE elt.lineage_rows")
 EDGES=$(psql_q -c "$EDGES_SQL")
 echo
-echo "elt.lineage_rows: $(psql_q -c 'SELECT count(*) FROM elt.lineage_rows') rows, **$EDGES edges**, $(psql_q -c "SELECT pg_size_pretty(pg_table_size('elt.lineage_rows'))") table + $(psql_q -c "SELECT pg_size_pretty(pg_indexes_size('elt.lineage_rows'))") indexes; VACUUM ANALYZE elt.lineage_rows took $vac ms."
+echo "elt.lineage_rows: $(psql_q -c 'SELECT count(*) FROM elt.lineage_rows') rows, **$EDGES edges**, $(psql_q -c "SELECT pg_size_pretty(pg_table_size('elt.lineage_rows'))") table + $(psql_q -c "SELECT pg_size_pretty(pg_indexes_size('elt.lineage_rows'))") indexes."
 if [ "$EDGES" -lt "$MIN_EDGES" ]; then echo "WARNING: fewer than $MIN_EDGES edges"; fi
 
 K_DAILY=$(psql_q -c "SELECT format('(%s,%s)', customer_id, day) FROM mart.daily WHERE day = '2026-01-05' ORDER BY customer_id LIMIT 1")
@@ -283,37 +283,68 @@ ORDER_ID=12345
 CUSTOMER_ID=$(psql_q -c "SELECT customer_id FROM raw.orders WHERE id = $ORDER_ID")
 
 # fan-out of one call: rows, raw rows, rows per depth and relation
-fanout2() {
+fanout() {
   psql_q -c "WITH t AS (SELECT * FROM $1),
                   g AS (SELECT depth, relation, count(*) AS n FROM t GROUP BY depth, relation)
-             SELECT (SELECT count(*) FROM t) || ' rows (' || (SELECT count(*) FROM t WHERE raw) || ' raw); '
-                    || coalesce((SELECT string_agg(format('%s:%s×%s', depth, relation, n), ', ' ORDER BY depth, relation::text) FROM g), '')"
+             SELECT (SELECT count(*) FROM t) || ' rows (' || (SELECT count(*) FROM t WHERE raw) || ' raw): '
+                    || coalesce((SELECT string_agg(format('%s %s ×%s', depth, relation, n), ', ' ORDER BY depth, relation::text) FROM g), '')"
 }
 pgb() {   # transactions sql -> average latency ms
   local f="pgb_$RANDOM.sql" out
   echo "$2" | put "$f"
-  out=$(as_postgres sh -c "cd '$WORK' && PGOPTIONS='-c statement_timeout=${TRACE_TIMEOUT_S}s' '$PG_BIN/pgbench' -h '$WORK' -p $PORT -n -t $1 -f '$WORK/$f' bench 2>&1") || {
-    log "pgbench failed: $out"; echo "failed"; return 0; }
+  if ! out=$(as_postgres sh -c "cd '$WORK' && PGOPTIONS='-c statement_timeout=${TRACE_TIMEOUT_S}s' '$PG_BIN/pgbench' -h '$WORK' -p $PORT -n -t $1 -f '$WORK/$f' bench" 2>&1); then
+    log "pgbench failed: $out"; echo "failed"; return 0
+  fi
   grep -o 'latency average = [0-9.]* ms' <<<"$out" | awk '{print $4}'
 }
+# pending-list pages of the two GIN indexes, and lineage_rows' vacuum state
+gin_state() {
+  psql_q -c "SELECT format('GIN pending list: source_keys %s pages (%s entries), source_keys_text %s pages (%s entries); lineage_rows last (auto)vacuum %s, rows inserted since %s',
+                a.pending_pages, a.pending_tuples, b.pending_pages, b.pending_tuples,
+                coalesce(to_char(greatest(s.last_vacuum, s.last_autovacuum), 'HH24:MI:SS'), 'never'), s.n_ins_since_vacuum)
+             FROM pgstatginindex('elt.lineage_rows_source_idx') a, pgstatginindex('elt.lineage_rows_source_text_idx') b,
+                  pg_stat_all_tables s WHERE s.relid = 'elt.lineage_rows'::regclass"
+}
+psql_q -c "CREATE EXTENSION pgstattuple"
+
+# label hops transactions-before transactions-after call
+CALLS=(
+  "1|3|200|elt.trace('mart.daily', '$K_DAILY')"
+  "2|10|20|elt.trace('mart.region_day', '$K_RD')"
+  "1|20|200|elt.trace('mart.region_month', '$K_RM', 1)"
+  "3|5|50|elt.impact('raw.orders', '$ORDER_ID')"
+  "3|5|20|elt.impact('raw.customers', '$CUSTOMER_ID')"
+)
+declare -A LAT_A LAT_B FAN
+STATE_A=$(gin_state)
+log "timing the calls as the runs left elt.lineage_rows ($STATE_A)"
+for c in "${CALLS[@]}"; do
+  IFS='|' read -r hops ta tb call <<<"$c"
+  log "  $call (pgbench -t $ta)"
+  LAT_A[$call]=$(pgb "$ta" "SELECT count(*) FROM $call;")
+done
+log "VACUUM ANALYZE elt.lineage_rows"
+vac=$(timed -c "VACUUM ANALYZE elt.lineage_rows")
+STATE_B=$(gin_state)
+for c in "${CALLS[@]}"; do
+  IFS='|' read -r hops ta tb call <<<"$c"
+  log "  $call (pgbench -t $tb)"
+  FAN[$call]=$(fanout "$call")
+  LAT_B[$call]=$(pgb "$tb" "SELECT count(*) FROM $call;")
+done
 
 echo
-echo "Keys: mart.daily $K_DAILY; mart.region_day $K_RD; mart.region_month $K_RM; raw.orders $ORDER_ID (customer $CUSTOMER_ID)."
+echo "Keys: mart.daily $K_DAILY; mart.region_day $K_RD; mart.region_month $K_RM; raw.orders $ORDER_ID (of customer $CUSTOMER_ID)."
+echo "Average latency of pgbench -n -t N -f <file> (one connection) running \`SELECT count(*) FROM <call>;\`, in ms:"
+echo "- *as the runs left it*: right after the last run; $STATE_A;"
+echo "- *after VACUUM ANALYZE elt.lineage_rows* ($vac ms): $STATE_B."
 echo
-echo "| call | hops | pgbench -t | average latency ms | fan-out (rows returned; depth:relation×rows) |"
+echo "| call | hops | as the runs left it (-t) | after VACUUM ANALYZE (-t) | fan-out: rows returned, by depth and relation |"
 echo "|---|---|---|---|---|"
-trace_row() {   # label hops transactions call
-  local lat fo
-  log "timing $4 (pgbench -t $3)"
-  fo=$(fanout2 "$4")
-  lat=$(pgb "$3" "SELECT count(*) FROM $4;")
-  echo "| \`$4\` | $2 | $3 | $lat | $fo |"
-}
-trace_row "daily key" 1 200 "elt.trace('mart.daily', '$K_DAILY')"
-trace_row "region_day key" 2 20 "elt.trace('mart.region_day', '$K_RD')"
-trace_row "region_month key, depth 1" 1 200 "elt.trace('mart.region_month', '$K_RM', 1)"
-trace_row "impact of one order" 3 50 "elt.impact('raw.orders', '$ORDER_ID')"
-trace_row "impact of one customer" 3 20 "elt.impact('raw.customers', '$CUSTOMER_ID')"
+for c in "${CALLS[@]}"; do
+  IFS='|' read -r hops ta tb call <<<"$c"
+  echo "| \`$call\` | $hops | ${LAT_A[$call]} ($ta) | ${LAT_B[$call]} ($tb) | ${FAN[$call]} |"
+done
 
 # the full trace of a region-month key: once, bounded by statement_timeout and the memory cap
 log "full trace of mart.region_month $K_RM (statement_timeout ${TRACE_TIMEOUT_S}s, ${MEM_CAP_GB} GB cap)"
@@ -325,7 +356,7 @@ else
   res="ERROR: $(grep -o 'ERROR: .*' <<<"$out" | head -n 1 | sed 's/^ERROR: *//')"
 fi
 el=$(awk -v a="$(date +%s.%N)" -v b="$t" 'BEGIN {printf "%.0f", (a - b) * 1000}')
-echo "| \`elt.trace('mart.region_month', '$K_RM')\` (full) | 3 | 1 (psql) | $el | $res |"
+echo "| \`elt.trace('mart.region_month', '$K_RM')\` (full, once, with psql) | 3 | – | $el | $res |"
 # upstream fan-out of the region-month key, counted from the tables themselves
 echo
 echo "What a full trace of $K_RM would return, counted from the tables: $(psql_q -c "

@@ -187,10 +187,10 @@ SELECT elt.transform_create('region_months', 'marts.region_months', $$
   'replace') AS transform_id;
 SELECT name, target, mode, current_version, lineage_level, left(code_hash, 16) AS code_hash
 FROM elt.transforms ORDER BY name;
-SELECT elt.transform_run('customer_days') AS run_1,
-       elt.transform_run('region_days') AS run_2,
-       elt.transform_run('region_months') AS run_3 \gset
-SELECT run_id, d.name AS transform, version, lineage, status, rows_read, rows_written, rows_deleted,
+SELECT elt.transform_run('customer_days') AS run_1 \gset
+SELECT elt.transform_run('region_days') AS run_2 \gset
+SELECT elt.transform_run('region_months') AS run_3 \gset
+SELECT run_id, d.name AS transform, version, r.lineage, status, rows_read, rows_written, rows_deleted,
        round(extract(epoch FROM finished_at - started_at) * 1000) AS ms
 FROM elt.transform_runs r JOIN elt.transform_defs d USING (transform_id) ORDER BY run_id;
 
