@@ -143,7 +143,7 @@ echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-
 QUERY='SELECT c.id AS customer_id, o.ordered_at::date AS day, c.region, count(*) AS orders, sum(o.amount) AS revenue FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id GROUP BY c.id, o.ordered_at::date, c.region'
 log "loading raw.customers (10000) and raw.orders (1000000)"
 t=$(date +%s.%N)
-psql_q <<SQL
+psql_q >/dev/null <<SQL
 CREATE SCHEMA raw;
 CREATE SCHEMA mart;
 CREATE TABLE raw.customers (id int PRIMARY KEY, name text, region text);
@@ -282,11 +282,14 @@ K_RM='(north,2026-01-01)'
 ORDER_ID=12345
 CUSTOMER_ID=$(psql_q -c "SELECT customer_id FROM raw.orders WHERE id = $ORDER_ID")
 
+# the boolean column that marks rows with no lineage of their own (raw
+# rows): the last output column of elt.trace, whatever it is called
+LEAF=$(psql_q -c "SELECT proargnames[array_length(proargnames, 1)] FROM pg_proc WHERE oid = 'elt.trace(regclass, text, integer)'::regprocedure")
 # fan-out of one call: rows, raw rows, rows per depth and relation
 fanout() {
   psql_q -c "WITH t AS (SELECT * FROM $1),
                   g AS (SELECT depth, relation, count(*) AS n FROM t GROUP BY depth, relation)
-             SELECT (SELECT count(*) FROM t) || ' rows (' || (SELECT count(*) FROM t WHERE raw) || ' raw): '
+             SELECT (SELECT count(*) FROM t) || ' rows (' || (SELECT count(*) FROM t WHERE $LEAF) || ' $LEAF): '
                     || coalesce((SELECT string_agg(format('%s %s ×%s', depth, relation, n), ', ' ORDER BY depth, relation::text) FROM g), '')"
 }
 pgb() {   # transactions sql -> average latency ms
@@ -350,7 +353,7 @@ done
 log "full trace of mart.region_month $K_RM (statement_timeout ${TRACE_TIMEOUT_S}s, ${MEM_CAP_GB} GB cap)"
 t=$(date +%s.%N)
 if out=$(psql_q -c "SET statement_timeout = '${TRACE_TIMEOUT_S}s'" \
-                -c "SELECT count(*) || ' rows (' || count(*) FILTER (WHERE raw) || ' raw)' FROM elt.trace('mart.region_month', '$K_RM')" 2>&1); then
+                -c "SELECT count(*) || ' rows (' || count(*) FILTER (WHERE $LEAF) || ' $LEAF)' FROM elt.trace('mart.region_month', '$K_RM')" 2>&1); then
   res="$out"
 else
   res="ERROR: $(grep -o 'ERROR: .*' <<<"$out" | head -n 1 | sed 's/^ERROR: *//')"

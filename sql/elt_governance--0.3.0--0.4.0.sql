@@ -62,9 +62,11 @@ CREATE TABLE elt.lineage_columns (
 );
 CREATE INDEX lineage_columns_version_idx ON elt.lineage_columns (transform_id, version);
 
--- One row per transform run that committed.  A run is written in the
--- caller's transaction: a run that fails leaves nothing here, except the
--- row with status 'failed' that the failure recorder writes on its own.
+-- One row per transform run that committed, written in the caller's
+-- transaction, and per failed run, written by the failure recorder in a
+-- transaction of its own.  run_id is drawn when the run is recorded, after
+-- its rows are written: of two runs that wrote one row, the later writer
+-- has the greater id.  random_seed seeds elt.random() in the run.
 CREATE TABLE elt.transform_runs (
     run_id        bigint PRIMARY KEY,
     transform_id  bigint NOT NULL REFERENCES elt.transform_defs (transform_id),
@@ -79,7 +81,8 @@ CREATE TABLE elt.transform_runs (
     rows_written  bigint,
     rows_deleted  bigint,
     role          name NOT NULL,
-    error         text
+    error         text,
+    random_seed   bigint
 );
 CREATE INDEX transform_runs_transform_idx ON elt.transform_runs (transform_id, run_id);
 CREATE INDEX transform_runs_finished_idx ON elt.transform_runs (finished_at);
@@ -112,10 +115,8 @@ CREATE INDEX lineage_rows_target_idx ON elt.lineage_rows (target_rel, target_key
 CREATE INDEX lineage_rows_target_text_idx ON elt.lineage_rows (target_rel, target_key_text, run_id)
     WHERE target_key_text IS NOT NULL;
 CREATE INDEX lineage_rows_source_idx ON elt.lineage_rows USING gin (source_keys)
-    WITH (fastupdate = on, gin_pending_list_limit = 65536)
     WHERE source_keys IS NOT NULL;
 CREATE INDEX lineage_rows_source_text_idx ON elt.lineage_rows USING gin (source_keys_text)
-    WITH (fastupdate = on, gin_pending_list_limit = 65536)
     WHERE source_keys_text IS NOT NULL;
 CREATE INDEX lineage_rows_run_idx ON elt.lineage_rows (run_id);
 
@@ -274,6 +275,12 @@ CREATE FUNCTION elt._lineage_pending()
     RETURNS TABLE (target_key bigint, target_key_text text, source_rel oid,
                    source_keys bigint[], source_keys_text text[])
     LANGUAGE c AS 'MODULE_PATHNAME', 'elt_lineage_pending';
+REVOKE EXECUTE ON FUNCTION elt._lineage_pending() FROM PUBLIC;
+-- the aggregates' internal-state helpers are called only by the aggregates
+REVOKE EXECUTE ON FUNCTION elt._lineage_int8_add(internal, bigint),
+    elt._lineage_int8_cat(internal, bigint[]), elt._lineage_int8_final(internal),
+    elt._lineage_text_add(internal, text), elt._lineage_text_cat(internal, text[]),
+    elt._lineage_text_final(internal) FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Views

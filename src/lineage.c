@@ -30,6 +30,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_language.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"
@@ -75,6 +76,9 @@ typedef struct Rewrite
 	Oid			agg_int8_arr;
 	Oid			agg_text;
 	Oid			agg_text_arr;
+	List	   *setop_names;	/* names of the key columns of the set
+								 * operation rewritten last (its leftmost
+								 * branch's, which its output takes) */
 } Rewrite;
 
 static void block(Rewrite *rw, const char *hint, const char *fmt,...) pg_attribute_printf(3, 4);
@@ -203,8 +207,25 @@ check_one_function(Oid funcid, void *context)
 
 	/*
 	 * A function written in SQL or a procedural language may read tables
-	 * that the query tree does not show; row lineage would miss them.
+	 * that the query tree does not show; row lineage would miss them.  So
+	 * do the built-in functions that run a query given as text.
 	 */
+	if (fc->rw != NULL && proc->pronamespace == PG_CATALOG_NAMESPACE &&
+		(strncmp(NameStr(proc->proname), "query_to_xml", 12) == 0 ||
+		 strncmp(NameStr(proc->proname), "cursor_to_xml", 13) == 0 ||
+		 strncmp(NameStr(proc->proname), "table_to_xml", 12) == 0 ||
+		 strncmp(NameStr(proc->proname), "schema_to_xml", 13) == 0 ||
+		 strncmp(NameStr(proc->proname), "database_to_xml", 15) == 0 ||
+		 strcmp(NameStr(proc->proname), "ts_stat") == 0))
+		block(fc->rw,
+			  "Read the tables in the query itself, or create the transform with lineage => 'table'.",
+			  "function %s() runs a query that row lineage cannot see",
+			  NameStr(proc->proname));
+	if (fc->rw != NULL && strncmp(NameStr(proc->proname), "dblink", 6) == 0)
+		block(fc->rw,
+			  "Load the remote rows into a table first, or create the transform with lineage => 'table'.",
+			  "function %s() reads rows that row lineage cannot see",
+			  NameStr(proc->proname));
 	if (fc->rw != NULL && proc->prolang != INTERNALlanguageId &&
 		proc->prolang != ClanguageId && proc->provolatile != PROVOLATILE_IMMUTABLE)
 		block(fc->rw,
@@ -446,7 +467,7 @@ aggregate_slot(Rewrite *rw, EltLineageSlot *s, Expr *arg)
  * Returns the names given.
  */
 static List *
-append_slot_columns(Rewrite *rw, Query *q, List *exprs, bool top)
+append_slot_columns(Rewrite *rw, Query *q, List *exprs, bool top, List *names_given)
 {
 	List	   *visible = NIL;
 	List	   *junk = NIL;
@@ -467,7 +488,8 @@ append_slot_columns(Rewrite *rw, Query *q, List *exprs, bool top)
 		lfirst_node(TargetEntry, lc)->resno = resno++;
 	foreach(lc, exprs)
 	{
-		char	   *name = top ? psprintf(ELT_KEY_PREFIX "%d", list_length(names) + 1)
+		char	   *name = names_given ? strVal(list_nth(names_given, list_length(names)))
+			: top ? psprintf(ELT_KEY_PREFIX "%d", list_length(names) + 1)
 			: psprintf(ELT_SLOT_PREFIX "%d", ++rw->counter);
 
 		visible = lappend(visible, makeTargetEntry((Expr *) lfirst(lc), resno++, name, false));
@@ -542,6 +564,49 @@ setop_extend(Node *node, List *slots)
 	}
 	setop_extend(op->larg, slots);
 	setop_extend(op->rarg, slots);
+}
+
+typedef struct WholeRow
+{
+	Rewrite    *rw;
+	List	   *stack;			/* Query *, innermost first */
+} WholeRow;
+
+/*
+ * Walker: refuse a whole-row reference to a subquery or WITH query, which
+ * would see the key columns the rewrite adds to it.
+ */
+static bool
+wholerow_walker(Node *node, WholeRow *w)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *v = (Var *) node;
+
+		if (v->varattno == 0 && v->varlevelsup < (Index) list_length(w->stack))
+		{
+			Query	   *q = list_nth(w->stack, v->varlevelsup);
+			RangeTblEntry *rte = rt_fetch(v->varno, q->rtable);
+
+			if (rte->rtekind == RTE_SUBQUERY || rte->rtekind == RTE_CTE)
+				block(w->rw, "Name the columns instead of the whole row, or create the transform with lineage => 'table'.",
+					  "a whole-row reference to subquery or WITH query \"%s\"",
+					  rte->eref->aliasname);
+		}
+		return false;
+	}
+	if (IsA(node, Query))
+	{
+		bool		result;
+
+		w->stack = lcons(node, w->stack);
+		result = query_tree_walker((Query *) node, wholerow_walker, w, 0);
+		w->stack = list_delete_first(w->stack);
+		return result;
+	}
+	return expression_tree_walker(node, wholerow_walker, w);
 }
 
 /* Refuse volatile join conditions anywhere in a join tree. */
@@ -656,7 +721,8 @@ rewrite_query(Rewrite *rw, Query *q, Scope *parent, List **exprs)
 		rc->slots = rewrite_query(rw, cq, &scope, &cexprs);
 		if (rw->blocker != NULL)
 			return NIL;
-		names = append_slot_columns(rw, cq, cexprs, false);
+		names = append_slot_columns(rw, cq, cexprs, false,
+									 cq->setOperations ? rw->setop_names : NIL);
 		rc->names = names;
 		cte->ctecolnames = list_concat(cte->ctecolnames, list_copy(names));
 		foreach(lc2, rc->slots)
@@ -679,6 +745,7 @@ rewrite_query(Rewrite *rw, Query *q, Scope *parent, List **exprs)
 		int			offset = 0;
 		int			leftmost;
 		int			first_attno;
+		List	   *leftmost_names = NIL;
 
 		setop_leaves(rw, q->setOperations, &leaves);
 		if (rw->blocker != NULL)
@@ -724,12 +791,16 @@ rewrite_query(Rewrite *rw, Query *q, Scope *parent, List **exprs)
 						full = lappend(full, makeNullConst(slot_type(s), -1, slot_collation(s)));
 					i++;
 				}
-				names = append_slot_columns(rw, rte->subquery, full, false);
+				names = append_slot_columns(rw, rte->subquery, full, false, NIL);
 				rte->eref->colnames = list_concat(rte->eref->colnames, names);
+				if (l1 == list_head(leaves))
+					leftmost_names = names;
 				offset += list_length(own);
 			}
 		}
 		setop_extend(q->setOperations, all);
+		/* the set operation's output columns are named after its first branch's */
+		rw->setop_names = leftmost_names;
 		foreach(lc, all)
 		{
 			EltLineageSlot *s = lfirst(lc);
@@ -774,7 +845,8 @@ rewrite_query(Rewrite *rw, Query *q, Scope *parent, List **exprs)
 					ss = rewrite_query(rw, rte->subquery, &scope, &sexprs);
 					if (rw->blocker != NULL)
 						return NIL;
-					names = append_slot_columns(rw, rte->subquery, sexprs, false);
+					names = append_slot_columns(rw, rte->subquery, sexprs, false,
+										 rte->subquery->setOperations ? rw->setop_names : NIL);
 					rte->eref->colnames = list_concat(rte->eref->colnames, names);
 					foreach(l2, ss)
 					{
@@ -1233,6 +1305,14 @@ EltLineageAnalyze(const char *sql, bool rewrite)
 	fc.elt_random = elt_function("random", 0, InvalidOid);
 	(void) functions_walker((Node *) info->query, &fc);
 
+	{
+		WholeRow	w;
+
+		w.rw = &rw;
+		w.stack = NIL;
+		(void) wholerow_walker((Node *) info->query, &w);
+	}
+
 	copy = copyObject(info->query);
 	info->slots = rewrite_query(&rw, copy, NULL, &exprs);
 	info->row_ok = (rw.blocker == NULL);
@@ -1240,8 +1320,12 @@ EltLineageAnalyze(const char *sql, bool rewrite)
 	info->blocker_hint = rw.hint;
 	if (info->row_ok && rewrite)
 	{
-		(void) append_slot_columns(&rw, copy, exprs, true);
+		(void) append_slot_columns(&rw, copy, exprs, true, NIL);
 		info->rewritten = pg_get_querydef(copy, false);
+		/* what runs must parse, and have the columns the run expects */
+		if (list_length(EltAnalyzeSelect(info->rewritten)->targetList) <
+			list_length(info->query->targetList) + list_length(info->slots))
+			elog(ERROR, "rewritten transform query lost columns: %s", info->rewritten);
 	}
 	return info;
 }

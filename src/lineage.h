@@ -50,7 +50,7 @@ extern EltLineageInfo *EltLineageAnalyze(const char *sql, bool rewrite);
 /* lineage_rows.c */
 extern DestReceiver *EltLineageReceiver(List *slots, bool target_text,
 										int64 *rows_written, uint64 *rows_seen);
-extern void EltLineageSetPending(Tuplestorestate *store);
+extern void EltLineageOpenPending(bool open);
 extern void EltLineageDropPending(void);
 extern char *EltLineageKeyText(Datum value, Oid typid);
 extern char *EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *ival);

@@ -36,6 +36,7 @@
 #include "utils/rel.h"
 #include "utils/typcache.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "audit.h"
@@ -473,6 +474,7 @@ elt_lineage_text_final(PG_FUNCTION_ARGS)
 /* Lineage collected by the running statement, for elt._lineage_pending(). */
 static Tuplestorestate *pending = NULL;
 static TupleDesc pending_desc = NULL;
+static bool pending_open = false;	/* the catalog insert is reading it */
 
 typedef struct LineageReceiver
 {
@@ -703,6 +705,14 @@ void
 EltLineageDropPending(void)
 {
 	pending = NULL;
+	pending_open = false;
+}
+
+/* Allow elt._lineage_pending() while the run's catalog insert reads it. */
+void
+EltLineageOpenPending(bool open)
+{
+	pending_open = open;
 }
 
 PG_FUNCTION_INFO_V1(elt_lineage_pending);
@@ -713,6 +723,10 @@ elt_lineage_pending(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
+	if (!pending_open)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("elt._lineage_pending() is used only by elt.transform_run()")));
 	if (pending == NULL)
 	{
 		InitMaterializedSRF(fcinfo, 0);
@@ -759,9 +773,24 @@ typedef struct TRow
 	int			version;
 	int64		run_id;
 	TimestampTz run_at;
-	bool		expanded;		/* looked up at the next level */
+	bool		expanded;		/* shown before: not walked again */
+	struct TRow *first;			/* for those: where it was first shown */
 	bool		raw;
 } TRow;
+
+/* A node seen by the walk, and the first output row that showed it. */
+typedef struct TVisited
+{
+	TVisitKey	key;
+	TRow	   *first;			/* NULL for the row the walk started from */
+} TVisited;
+
+/* The output rows of one level that show one node. */
+typedef struct TLevelEntry
+{
+	TVisitKey	key;
+	List	   *rows;
+} TLevelEntry;
 
 static const char *trace_up_int =
 "SELECT k.key AS tkey, NULL::text AS tkey_text, l.source_rel AS rel, l.source_keys AS keys,"
@@ -774,7 +803,8 @@ static const char *trace_up_int =
 " JOIN elt.transform_defs d ON d.transform_id = r.transform_id"
 " WHERE NOT EXISTS (SELECT 1 FROM elt.transform_defs sd JOIN elt.transform_runs s"
 "   ON s.transform_id = sd.transform_id AND s.lineage <> 'row' AND s.run_id > m.run_id"
-"   WHERE sd.target OPERATOR(pg_catalog.=) $1)";
+"   AND s.status = 'succeeded' AND s.rows_written > 0"
+"   WHERE sd.target OPERATOR(pg_catalog.=) $1 AND sd.mode IN ('merge', 'replace'))";
 
 static const char *trace_up_text =
 "SELECT NULL::int8 AS tkey, k.key AS tkey_text, l.source_rel AS rel, l.source_keys AS keys,"
@@ -787,7 +817,8 @@ static const char *trace_up_text =
 " JOIN elt.transform_defs d ON d.transform_id = r.transform_id"
 " WHERE NOT EXISTS (SELECT 1 FROM elt.transform_defs sd JOIN elt.transform_runs s"
 "   ON s.transform_id = sd.transform_id AND s.lineage <> 'row' AND s.run_id > m.run_id"
-"   WHERE sd.target OPERATOR(pg_catalog.=) $1)";
+"   AND s.status = 'succeeded' AND s.rows_written > 0"
+"   WHERE sd.target OPERATOR(pg_catalog.=) $1 AND sd.mode IN ('merge', 'replace'))";
 
 /*
  * Upstream lookups above and downstream ones below take the latest run
@@ -817,7 +848,8 @@ static const char *trace_down_int =
 "           WHERE x.target_rel = l.target_rel AND x.target_key_text = l.target_key_text) END"
 "   AND NOT EXISTS (SELECT 1 FROM elt.transform_defs sd JOIN elt.transform_runs s"
 "     ON s.transform_id = sd.transform_id AND s.lineage <> 'row' AND s.run_id > l.run_id"
-"     WHERE sd.target OPERATOR(pg_catalog.=) l.target_rel)";
+"     AND s.status = 'succeeded' AND s.rows_written > 0"
+"     WHERE sd.target OPERATOR(pg_catalog.=) l.target_rel AND sd.mode IN ('merge', 'replace'))";
 
 static const char *trace_down_text =
 "SELECT NULL::int8 AS tkey, k.key AS tkey_text, l.target_rel AS rel,"
@@ -837,7 +869,8 @@ static const char *trace_down_text =
 "           WHERE x.target_rel = l.target_rel AND x.target_key_text = l.target_key_text) END"
 "   AND NOT EXISTS (SELECT 1 FROM elt.transform_defs sd JOIN elt.transform_runs s"
 "     ON s.transform_id = sd.transform_id AND s.lineage <> 'row' AND s.run_id > l.run_id"
-"     WHERE sd.target OPERATOR(pg_catalog.=) l.target_rel)";
+"     AND s.status = 'succeeded' AND s.rows_written > 0"
+"     WHERE sd.target OPERATOR(pg_catalog.=) l.target_rel AND sd.mode IN ('merge', 'replace'))";
 
 /* Key of a node for the visited set (long text keys are hashed). */
 static void
@@ -858,21 +891,23 @@ visit_key(TNode *n, TVisitKey *k)
 	}
 }
 
+typedef struct ReadableEntry
+{
+	Oid			relid;
+	bool		ok;
+} ReadableEntry;
+
 /* Whether the caller may read relid (a relation that is gone: no). */
 static bool
 can_read(Oid relid, Oid actor, HTAB *cache)
 {
 	bool		found;
-	bool	   *entry = hash_search(cache, &relid, HASH_ENTER, &found);
+	ReadableEntry *entry = hash_search(cache, &relid, HASH_ENTER, &found);
 
 	if (!found)
-	{
-		if (get_rel_name(relid) == NULL)
-			*(entry) = false;
-		else
-			*(entry) = (pg_class_aclcheck(relid, actor, ACL_SELECT) == ACLCHECK_OK);
-	}
-	return *entry;
+		entry->ok = get_rel_name(relid) != NULL &&
+			pg_class_aclcheck(relid, actor, ACL_SELECT) == ACLCHECK_OK;
+	return entry->ok;
 }
 
 /*
@@ -936,25 +971,30 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(TVisitKey);
-	ctl.entrysize = sizeof(TVisitKey);
+	ctl.entrysize = sizeof(TVisited);
 	ctl.hcxt = CurrentMemoryContext;
 	visited = hash_create("elt trace visited", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(Oid);
-	ctl.entrysize = sizeof(Oid) + sizeof(bool) + 3;
+	ctl.entrysize = sizeof(ReadableEntry);
 	ctl.hcxt = CurrentMemoryContext;
 	readable = hash_create("elt trace readable", 32, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	{
 		TVisitKey	vk;
+		TVisited   *ve;
 
 		visit_key(&start, &vk);
-		(void) hash_search(visited, &vk, HASH_ENTER, NULL);
+		ve = hash_search(visited, &vk, HASH_ENTER, NULL);
+		ve->first = NULL;
 	}
 	frontier = list_make1(palloc(sizeof(TNode)));
 	*(TNode *) linitial(frontier) = start;
 
 	EltCatalogWriteBegin(&cw);
+	/* short catalog queries: compiling them would cost more than running them */
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	while (frontier != NIL)
 	{
 		List	   *next = NIL;
@@ -962,8 +1002,30 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 		ListCell   *lc;
 		ListCell   *lr;
 		bool		last = (maxdepth > 0 && depth >= maxdepth);
+		HTAB	   *level;
 
 		depth++;
+		/* the rows of the level being looked up, by node */
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(TVisitKey);
+		ctl.entrysize = sizeof(TLevelEntry);
+		ctl.hcxt = outer;
+		level = hash_create("elt trace level", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		foreach(lc, level_rows)
+		{
+			TRow	   *tr = lfirst(lc);
+			TVisitKey	vk;
+			bool		found;
+			TLevelEntry *le;
+			MemoryContext old = MemoryContextSwitchTo(outer);
+
+			visit_key(&tr->node, &vk);
+			le = hash_search(level, &vk, HASH_ENTER, &found);
+			if (!found)
+				le->rows = NIL;
+			le->rows = lappend(le->rows, tr);
+			MemoryContextSwitchTo(old);
+		}
 		/* one query per relation of the frontier */
 		foreach(lc, frontier)
 			rels = list_append_unique_oid(rels, ((TNode *) lfirst(lc))->relid);
@@ -1013,14 +1075,6 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 						   2, pass == 0 ? argtypes_int : argtypes_text);
 				EltExec(plans[plan_no], args, NULL, 0);
 
-				/* the frontier's rows that were looked up and found nothing are raw */
-				foreach(lc, level_rows)
-				{
-					TRow	   *tr = lfirst(lc);
-
-					if (tr->node.relid == rel && tr->node.is_int == (pass == 0))
-						tr->expanded = true;
-				}
 				for (row = 0; row < SPI_processed; row++)
 				{
 					HeapTuple	tup = SPI_tuptable->vals[row];
@@ -1043,16 +1097,25 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 								j;
 					MemoryContext old;
 
-					/* mark the frontier row as having lineage */
-					foreach(lc, level_rows)
+					/* the rows that showed this node are not leaves */
 					{
-						TRow	   *tr = lfirst(lc);
+						TNode		tn;
+						TVisitKey	vk;
+						TLevelEntry *le;
 
-						if (tr->node.relid != rel)
-							continue;
-						if (pass == 0 ? (tr->node.is_int && tr->node.ival == DatumGetInt64(tkey))
-							: (!tr->node.is_int && strcmp(tr->node.tval, TextDatumGetCString(tkey_text)) == 0))
-							tr->raw = false;
+						tn.relid = rel;
+						tn.is_int = (pass == 0);
+						tn.ival = pass == 0 ? DatumGetInt64(tkey) : 0;
+						tn.tval = pass == 0 ? NULL : TextDatumGetCString(tkey_text);
+						visit_key(&tn, &vk);
+						le = hash_search(level, &vk, HASH_FIND, NULL);
+						if (le != NULL)
+						{
+							ListCell   *l2;
+
+							foreach(l2, le->rows)
+								((TRow *) lfirst(l2))->raw = false;
+						}
 					}
 					if (last)
 						continue;
@@ -1073,6 +1136,7 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 						TRow	   *tr = palloc0(sizeof(TRow));
 						TVisitKey	vk;
 						bool		found;
+						TVisited   *ve;
 
 						tr->depth = depth;
 						tr->node.relid = nrel;
@@ -1091,9 +1155,14 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 						tr->raw = true;
 						next = lappend(next, tr);
 						visit_key(&tr->node, &vk);
-						(void) hash_search(visited, &vk, HASH_ENTER, &found);
+						ve = hash_search(visited, &vk, HASH_ENTER, &found);
 						if (found)
+						{
 							tr->expanded = true;	/* shown, not walked again */
+							tr->first = ve->first;
+						}
+						else
+							ve->first = tr;
 					}
 					MemoryContextSwitchTo(old);
 				}
@@ -1114,7 +1183,8 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 			values[4] = Int32GetDatum(tr->version);
 			values[5] = Int64GetDatum(tr->run_id);
 			values[6] = TimestampTzGetDatum(tr->run_at);
-			values[7] = BoolGetDatum(tr->raw);
+			/* a node shown before is a leaf if it was one there */
+			values[7] = BoolGetDatum(tr->expanded ? (tr->first ? tr->first->raw : false) : tr->raw);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
 
@@ -1131,6 +1201,7 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 			}
 			level_rows = next;
 			frontier = nf;
+			hash_destroy(level);
 		}
 		if (last)
 			break;
@@ -1197,7 +1268,8 @@ elt_lineage_purge(PG_FUNCTION_ARGS)
 			   "DELETE FROM elt.lineage_rows l USING elt.transform_runs r, elt.transform_defs d"
 			   " WHERE l.run_id = r.run_id AND d.transform_id = r.transform_id"
 			   "   AND r.finished_at < $1"
-			   "   AND ($3 OR pg_catalog.pg_has_role($2, d.owner, 'MEMBER'))",
+			   "   AND ($3 OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles o WHERE o.rolname = d.owner"
+			   "                      AND pg_catalog.pg_has_role($2, o.oid, 'MEMBER')))",
 			   3, argtypes);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = ObjectIdGetDatum(cw.actor);

@@ -61,7 +61,8 @@
 /* The run in progress in this backend, for elt.param(), elt.now(), elt.random(). */
 typedef struct RunState
 {
-	int64		run_id;
+	int64		run_id;			/* drawn when the run is recorded */
+	int64		seed;			/* of elt.random() */
 	Jsonb	   *params;
 	TimestampTz started_at;
 	pg_prng_state prng;
@@ -674,7 +675,7 @@ static EltLineageInfo *
 analyze_version(const char *name, const char *sql, Oid target, const char *mode,
 				const char *lineage, char **level, char **note, TargetInfo *ti)
 {
-	EltLineageInfo *info = EltLineageAnalyze(sql, false);
+	EltLineageInfo *info = EltLineageAnalyze(sql, true);
 	char	   *target_blocker = NULL;
 
 	check_target(info->query, target, mode, true, ti, &target_blocker);
@@ -816,7 +817,7 @@ elt_transform_create(PG_FUNCTION_ARGS)
 
 /* Only the transform's owner role, its members and superusers may change it. */
 static void
-check_owner(Transform *t, Oid actor)
+check_owner(Transform *t, Oid actor, const char *verb)
 {
 	Oid			owner;
 
@@ -828,7 +829,8 @@ check_owner(Transform *t, Oid actor)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for transform \"%s\"", t->name),
 				 errdetail("It belongs to role \"%s\".", t->owner),
-				 errhint("Only the role that created a transform, the members of that role and superusers may change it.")));
+				 errhint("Only the role that created a transform, the members of that role and superusers may %s it.",
+						 verb)));
 }
 
 PG_FUNCTION_INFO_V1(elt_transform_update);
@@ -858,23 +860,27 @@ elt_transform_update(PG_FUNCTION_ARGS)
 	EltCatalogWriteBegin(&cw);
 	transform_load(&t, name, true, cxt);
 	EltCatalogWriteEnd(&cw);
-	check_owner(&t, GetUserId());
+	check_owner(&t, GetUserId(), "change");
 
 	info = analyze_version(name, sql, t.target, t.mode, t.lineage, &level, &note, &ti);
 	warn_nondeterministic(name, info->nondeterministic);
 	norm = EltNormalizeSql(sql);
 	EltSha256Hex(norm, strlen(norm), hash);
+	search_path = GetConfigOptionByName("search_path", NULL, false);
+
+	/* the current version again, now that the row lock is held */
+	EltCatalogWriteBegin(&cw);
+	transform_load(&t, name, false, cxt);
 	if (strcmp(hash, t.code_hash) == 0)
 	{
+		EltCatalogWriteEnd(&cw);
 		ereport(NOTICE,
 				(errmsg("transform \"%s\" is unchanged at version %d", name, t.version),
 				 errdetail("The SQL differs from the current version's only in comments, whitespace or case.")));
 		PG_RETURN_INT32(t.version);
 	}
-	search_path = GetConfigOptionByName("search_path", NULL, false);
 	version = t.version + 1;
 
-	EltCatalogWriteBegin(&cw);
 	insert_version(t.id, version, sql, hash, search_path, info, level, note, cw.actor);
 	EltAuditRecord(cw.actor, "transform_update", name,
 				   transform_details(t.id, ti.relname, version, hash,
@@ -918,6 +924,19 @@ rows_read(List *sources)
 	return total;
 }
 
+/* The type of a column with its modifier (char(4), numeric(10,2)), qualified. */
+static char *
+column_type(Oid relid, AttrNumber attnum)
+{
+	Oid			typid;
+	int32		typmod;
+	Oid			collid;
+
+	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
+	return format_type_extended(typid, typmod,
+								FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+}
+
 /* The expression of the target key over __elt_src. */
 static char *
 target_key_sql(Oid target, TargetInfo *ti)
@@ -952,10 +971,10 @@ target_key_sql(Oid target, TargetInfo *ti)
 			appendStringInfoString(&buf, ", ");
 		if (col)
 			appendStringInfo(&buf, "CAST(__elt_src.%s AS %s)", quote_identifier(col),
-							 format_type_be_qualified(get_atttype(target, attnum)));
+							 column_type(target, attnum));
 		else
 			appendStringInfo(&buf, "CAST(__elt_src.__elt_pk_%d AS %s)", i,
-							 format_type_be_qualified(get_atttype(target, attnum)));
+							 column_type(target, attnum));
 	}
 	if (list_length(ti->pk) > 1)
 		appendStringInfoChar(&buf, ')');
@@ -1068,40 +1087,50 @@ run_statement(Transform *t, EltLineageInfo *info, TargetInfo *ti, bool row)
 }
 
 /* Record a run, store its lineage and apply keep_runs (inside a catalog write). */
-static void
-record_run(Transform *t, int64 run_id, Jsonb *params, const char *lineage,
+static int64
+record_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
 		   TimestampTz started, TimestampTz finished, int64 read, int64 written,
 		   int64 deleted, bool store_lineage, Oid actor, const char *relname)
 {
 	static SPIPlanPtr run_plan = NULL;
 	static SPIPlanPtr lineage_plan = NULL;
 	static SPIPlanPtr keep_plan = NULL;
-	Oid			rtypes[11] = {INT8OID, INT8OID, INT4OID, TEXTOID, JSONBOID, TEXTOID,
-	TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID};
-	Datum		v[11];
-	char		n[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			rtypes[13] = {INT8OID, INT4OID, TEXTOID, JSONBOID, TEXTOID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, NAMEOID, INT8OID, INT8OID};
+	Datum		v[13];
+	char		n[13] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int64		lineage_rows = 0;
+	int64		run_id;
+	bool		isnull;
 	StringInfoData extra;
 
+	/*
+	 * The run id is drawn now, after the target rows are written and locked:
+	 * of two runs that wrote one row, the one that wrote it last has the
+	 * greater id, whichever started first.
+	 */
 	EltPrepare(&run_plan,
 			   "INSERT INTO elt.transform_runs (run_id, transform_id, version, code_hash, params, lineage,"
-			   " status, started_at, finished_at, rows_read, rows_written, rows_deleted, role)"
-			   " VALUES ($1, $2, $3, $4, $5, $6, 'succeeded', $7, $8, $9, $10, $11, current_user)",
-			   11, rtypes);
-	v[0] = Int64GetDatum(run_id);
-	v[1] = Int64GetDatum(t->id);
-	v[2] = Int32GetDatum(t->version);
-	v[3] = CStringGetTextDatum(t->code_hash);
-	v[4] = JsonbPGetDatum(params);
-	v[5] = CStringGetTextDatum(lineage);
-	v[6] = TimestampTzGetDatum(started);
-	v[7] = TimestampTzGetDatum(finished);
-	v[8] = Int64GetDatum(read);
-	v[9] = Int64GetDatum(written);
-	v[10] = Int64GetDatum(deleted);
+			   " status, started_at, finished_at, rows_read, rows_written, rows_deleted, role, random_seed)"
+			   " VALUES (pg_catalog.nextval('elt.run_id_seq'), $1, $2, $3, $4, $5, 'succeeded', $6, $7, $8, $9,"
+			   " $10, $11, $12) RETURNING run_id",
+			   12, rtypes);
+	v[0] = Int64GetDatum(t->id);
+	v[1] = Int32GetDatum(t->version);
+	v[2] = CStringGetTextDatum(t->code_hash);
+	v[3] = JsonbPGetDatum(params);
+	v[4] = CStringGetTextDatum(lineage);
+	v[5] = TimestampTzGetDatum(started);
+	v[6] = TimestampTzGetDatum(finished);
+	v[7] = Int64GetDatum(read);
+	v[8] = Int64GetDatum(written);
+	v[9] = Int64GetDatum(deleted);
 	if (strcmp(t->mode, "replace") != 0)
-		n[10] = 'n';
+		n[9] = 'n';
+	v[10] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(actor, false)));
+	v[11] = Int64GetDatum(seed);
 	EltExec(run_plan, v, n, 0);
+	run_id = EltSpiGetInt64(0, "run_id", &isnull);
 
 	if (store_lineage)
 	{
@@ -1116,7 +1145,9 @@ record_run(Transform *t, int64 run_id, Jsonb *params, const char *lineage,
 				   2, ltypes);
 		lv[0] = Int64GetDatum(run_id);
 		lv[1] = ObjectIdGetDatum(t->target);
+		EltLineageOpenPending(true);
 		EltExec(lineage_plan, lv, NULL, 0);
+		EltLineageOpenPending(false);
 		lineage_rows = (int64) SPI_processed;
 	}
 	if (t->keep_runs > 0)
@@ -1124,11 +1155,11 @@ record_run(Transform *t, int64 run_id, Jsonb *params, const char *lineage,
 		Oid			ktypes[2] = {INT8OID, INT4OID};
 		Datum		kv[2];
 
-		/* the run that just left the window of the last keep_runs runs */
+		/* runs that left the window of the last keep_runs runs (and a margin) */
 		EltPrepare(&keep_plan,
-				   "DELETE FROM elt.lineage_rows WHERE run_id = ("
+				   "DELETE FROM elt.lineage_rows WHERE run_id IN ("
 				   " SELECT r.run_id FROM elt.transform_runs r WHERE r.transform_id = $1"
-				   " ORDER BY r.run_id DESC OFFSET $2 LIMIT 1)",
+				   " ORDER BY r.run_id DESC OFFSET $2 LIMIT 100)",
 				   2, ktypes);
 		kv[0] = Int64GetDatum(t->id);
 		kv[1] = Int32GetDatum(t->keep_runs);
@@ -1144,6 +1175,7 @@ record_run(Transform *t, int64 run_id, Jsonb *params, const char *lineage,
 	EltAuditRecord(actor, "transform_run", t->name,
 				   transform_details(t->id, relname, t->version, t->code_hash, extra.data + 1),
 				   EltAuditReason(NULL));
+	return run_id;
 }
 
 /* Counts of one run. */
@@ -1172,6 +1204,12 @@ execute_run(Transform *t, RunState *run, EltLineageInfo *info, TargetInfo *ti, b
 			elog(ERROR, "SPI_connect failed");
 		if (strcmp(t->mode, "replace") == 0)
 		{
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("replace mode runs only at isolation level READ COMMITTED"),
+						 errdetail("Under a transaction snapshot, rows another run wrote meanwhile would be neither deleted nor seen."),
+						 errhint("Run it in a READ COMMITTED transaction, or use merge mode.")));
 			rc = SPI_execute(psprintf("LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", ti->relname), false, 0);
 			if (rc < 0)
 				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
@@ -1214,15 +1252,17 @@ execute_run(Transform *t, RunState *run, EltLineageInfo *info, TargetInfo *ti, b
 }
 
 /* Record a run and its lineage; pending lineage never outlives this. */
-static void
-store_run(Transform *t, int64 run_id, Jsonb *params, const char *lineage,
+static int64
+store_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
 		  TimestampTz started, TimestampTz finished, RunCounts *counts,
 		  bool store_lineage, Oid actor, const char *relname)
 {
+	int64		run_id = 0;
+
 	PG_TRY();
 	{
-		record_run(t, run_id, params, lineage, started, finished, counts->read,
-				   counts->written, counts->deleted, store_lineage, actor, relname);
+		run_id = record_run(t, seed, params, lineage, started, finished, counts->read,
+							counts->written, counts->deleted, store_lineage, actor, relname);
 	}
 	PG_CATCH();
 	{
@@ -1231,6 +1271,7 @@ store_run(Transform *t, int64 run_id, Jsonb *params, const char *lineage,
 	}
 	PG_END_TRY();
 	EltLineageDropPending();
+	return run_id;
 }
 
 /* A run in progress, shared by its body and its failure handler. */
@@ -1256,6 +1297,18 @@ run_body(RunCall *rc)
 	TimestampTz finished;
 	EltCatalogWrite cw;
 	int			guc_level;
+	Oid			owner = get_role_oid(t->owner, false);
+	Oid			save_user;
+	int			save_sec;
+
+	/*
+	 * As the transform's owner, like a view: the caller is a member of that
+	 * role (or a superuser), and a superuser running someone's transform
+	 * does not run their functions with superuser rights.
+	 */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   (owner != save_user ? SECURITY_RESTRICTED_OPERATION : 0));
 
 	/* the version's SQL means what it meant when it was written */
 	guc_level = NewGUCNestLevel();
@@ -1275,11 +1328,12 @@ run_body(RunCall *rc)
 	stmt = run_statement(t, info, &ti, rc->row);
 	execute_run(t, &rc->run, info, &ti, rc->row, stmt, rc->cxt, &counts);
 	AtEOXact_GUC(true, guc_level);
+	SetUserIdAndSecContext(save_user, save_sec);
 	finished = GetCurrentTimestamp();
 
 	EltCatalogWriteBegin(&cw);
-	store_run(t, rc->run.run_id, rc->run.params, rc->lineage, rc->run.started_at, finished,
-			  &counts, rc->row, cw.actor, ti.relname);
+	rc->run.run_id = store_run(t, rc->run.seed, rc->run.params, rc->lineage, rc->run.started_at,
+							   finished, &counts, rc->row, cw.actor, ti.relname);
 	EltCatalogWriteEnd(&cw);
 }
 
@@ -1288,6 +1342,7 @@ typedef struct FailedRun
 {
 	int64		run_id;
 	int64		transform_id;
+	int64		seed;
 	int32		version;
 	Oid			actor;
 	TimestampTz started_at;
@@ -1325,6 +1380,15 @@ record_failure(RunCall *rc, ErrorData *edata)
 	BackgroundWorkerHandle *handle;
 	FailedRunArgs args;
 	Oid			owner = EltExtensionOwner();
+	EltCatalogWrite cw;
+	bool		isnull;
+
+	/* the failed run's id */
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute("SELECT pg_catalog.nextval('elt.run_id_seq') AS run_id", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "drawing a run id failed");
+	rc->run.run_id = EltSpiGetInt64(0, "run_id", &isnull);
+	EltCatalogWriteEnd(&cw);
 
 	strings[0] = rc->t.name;
 	strings[1] = rc->t.code_hash;
@@ -1345,6 +1409,7 @@ record_failure(RunCall *rc, ErrorData *edata)
 	fr = dsm_segment_address(seg);
 	fr->run_id = rc->run.run_id;
 	fr->transform_id = rc->t.id;
+	fr->seed = rc->run.seed;
 	fr->version = rc->t.version;
 	fr->actor = GetUserId();
 	fr->started_at = rc->run.started_at;
@@ -1408,9 +1473,9 @@ elt_transform_failure_main(Datum main_arg)
 	const char *strings[6];
 	const char *p;
 	int			i;
-	Oid			types[10] = {INT8OID, INT8OID, INT4OID, TEXTOID, JSONBOID, TEXTOID,
-	TIMESTAMPTZOID, TIMESTAMPTZOID, NAMEOID, TEXTOID};
-	Datum		v[10];
+	Oid			types[11] = {INT8OID, INT8OID, INT4OID, TEXTOID, JSONBOID, TEXTOID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID, NAMEOID, TEXTOID, INT8OID};
+	Datum		v[11];
 	int			rc;
 	StringInfoData details;
 
@@ -1445,10 +1510,11 @@ elt_transform_failure_main(Datum main_arg)
 	v[7] = TimestampTzGetDatum(fr->finished_at);
 	v[8] = DirectFunctionCall1(namein, CStringGetDatum(strings[4]));
 	v[9] = CStringGetTextDatum(strings[5]);
+	v[10] = Int64GetDatum(fr->seed);
 	rc = SPI_execute_with_args("INSERT INTO elt.transform_runs (run_id, transform_id, version, code_hash,"
-							   " params, lineage, status, started_at, finished_at, role, error)"
-							   " VALUES ($1, $2, $3, $4, $5, $6, 'failed', $7, $8, $9, $10)",
-							   10, types, v, NULL, false, 0);
+							   " params, lineage, status, started_at, finished_at, role, error, random_seed)"
+							   " VALUES ($1, $2, $3, $4, $5, $6, 'failed', $7, $8, $9, $10, $11)",
+							   11, types, v, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "recording failed run: %s", SPI_result_code_string(rc));
 	initStringInfo(&details);
@@ -1475,7 +1541,6 @@ PG_FUNCTION_INFO_V1(elt_transform_run);
 Datum
 elt_transform_run(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr seq_plan = NULL;
 	char	   *name;
 	Jsonb	   *params;
 	char	   *lineage;
@@ -1483,7 +1548,6 @@ elt_transform_run(PG_FUNCTION_ARGS)
 	EltCatalogWrite cw;
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	bool		isnull;
 
 	EltRequireCatalog("transform_runs");
 	name = EltRequiredText(fcinfo, 0, "name");
@@ -1511,17 +1575,16 @@ elt_transform_run(PG_FUNCTION_ARGS)
 	rc->cxt = cxt;
 	EltCatalogWriteBegin(&cw);
 	transform_load(&rc->t, name, false, cxt);
-	EltPrepare(&seq_plan, "SELECT pg_catalog.nextval('elt.run_id_seq') AS run_id", 0, NULL);
-	EltExec(seq_plan, NULL, NULL, 1);
-	rc->run.run_id = EltSpiGetInt64(0, "run_id", &isnull);
 	EltCatalogWriteEnd(&cw);
+	check_owner(&rc->t, GetUserId(), "run");
 
 	/* a version that only supports table lineage records table lineage */
 	rc->row = strcmp(lineage, "row") == 0 && strcmp(rc->t.lineage_level, "row") == 0;
 	rc->lineage = (strcmp(lineage, "row") == 0 && !rc->row) ? "table" : lineage;
 	rc->run.params = params;
 	rc->run.started_at = GetCurrentTimestamp();
-	pg_prng_seed(&rc->run.prng, (uint64) rc->run.run_id * UINT64CONST(0x9E3779B97F4A7C15));
+	rc->run.seed = (int64) pg_prng_uint64(&pg_global_prng_state);
+	pg_prng_seed(&rc->run.prng, (uint64) rc->run.seed);
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
@@ -1542,6 +1605,8 @@ elt_transform_run(PG_FUNCTION_ARGS)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
+		EltLineageDropPending();
+		current_run = NULL;
 		record_failure(rc, edata);
 		ReThrowError(edata);
 	}

@@ -152,6 +152,19 @@ SELECT * FROM lineage_diff(:run, $$
   SELECT (o.id + 2000)::text, 'raw.customers'::regclass, c.id::text
   FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id WHERE o.id <= 5$$);
 
+-- inside a subquery without a column list, grouped above
+CREATE TABLE mart.kind_counts (kind text PRIMARY KEY, n bigint);
+SELECT elt.transform_create('kind_counts', 'mart.kind_counts',
+  'SELECT u.kind, count(*) AS n FROM
+     (SELECT id, ''order'' AS kind FROM raw.orders WHERE id <= 10
+      UNION ALL SELECT id, ''customer'' FROM raw.customers WHERE id <= 5) u
+   GROUP BY u.kind') > 0 AS created;
+SELECT elt.transform_run('kind_counts') AS run \gset
+SELECT * FROM lineage_diff(:run, $$
+  SELECT 'order', 'raw.orders'::regclass, id::text FROM raw.orders WHERE id <= 10
+  UNION ALL
+  SELECT 'customer', 'raw.customers'::regclass, id::text FROM raw.customers WHERE id <= 5$$);
+
 -------------------------------------------------------------------------------
 -- CTE, referenced twice
 -------------------------------------------------------------------------------
@@ -198,6 +211,14 @@ SELECT * FROM lineage_diff(:run, $$
   SELECT l.sku, 'raw.order_lines'::regclass, ROW(l.order_id, l.line_no)::text FROM raw.order_lines l
   UNION ALL
   SELECT p.sku, 'raw.products'::regclass, p.sku FROM raw.products p$$);
+
+-- a char(n) target key is kept as the table stores it
+CREATE TABLE mart.sku_codes (code char(6) PRIMARY KEY, lines bigint);
+SELECT elt.transform_create('sku_codes', 'mart.sku_codes',
+  'SELECT sku AS code, count(*) AS lines FROM raw.order_lines GROUP BY sku') > 0 AS created;
+SELECT elt.transform_run('sku_codes') AS run \gset
+SELECT count(DISTINCT tkey) AS target_keys, min(tkey) AS first FROM lin(:run);
+SELECT count(*) AS traced FROM elt.trace('mart.sku_codes', 'SKU-1');
 
 CREATE TABLE raw.readings (taken_at timestamptz, sensor int, value float8,
                            PRIMARY KEY (taken_at, sensor));
@@ -278,6 +299,16 @@ SELECT depth, relation, key, transform FROM elt.impact('raw.orders', '1001') ORD
 -- a row the re-run did not write keeps the lineage of the run that did
 SELECT DISTINCT transform, run_id = :run1 AS from_first_run FROM elt.trace('mart.daily', '(1,2026-01-01)');
 
+-- a diamond: daily rows reached twice keep their leaf flag
+CREATE TABLE mart.customer_day_share (customer_id int, day date, share numeric,
+                                      PRIMARY KEY (customer_id, day));
+SELECT elt.transform_create('customer_day_share', 'mart.customer_day_share',
+  'SELECT d.customer_id, d.day, d.revenue / r.revenue AS share
+   FROM mart.daily d JOIN mart.region_day r ON r.region = d.region AND r.day = d.day') > 0 AS created;
+SELECT elt.transform_run('customer_day_share') > 0 AS ran;
+SELECT depth, relation, count(*) AS rows, bool_or(leaf) AS any_leaf
+FROM elt.trace('mart.customer_day_share', '(3,2026-01-03)') GROUP BY 1, 2 ORDER BY 1, relation::text;
+
 -- a run without row lineage may rewrite rows: older row lineage of its
 -- target is no longer shown
 CREATE TABLE mart.order_copy (id bigint PRIMARY KEY, amount numeric);
@@ -293,6 +324,14 @@ SELECT count(*) AS impacted FROM elt.impact('raw.orders', '1') WHERE relation = 
 -- until a run records row lineage again
 SELECT elt.transform_run('order_copy') > 0 AS ran;
 SELECT count(*) AS traced FROM elt.trace('mart.order_copy', '1');
+-- an append run, or a run that wrote nothing, rewrites nothing: it hides nothing
+CREATE TABLE mart.order_log (id bigint PRIMARY KEY, amount numeric);
+SELECT elt.transform_create('order_log', 'mart.order_log',
+  'SELECT id, amount FROM raw.orders WHERE id BETWEEN elt.param(''lo'')::int AND elt.param(''hi'')::int') > 0 AS created;
+SELECT elt.transform_run('order_log', '{"lo": 1, "hi": 3}') > 0 AS ran;
+SELECT elt.transform_run('order_log', '{"lo": 4, "hi": 6}', 'none') > 0 AS ran;
+SELECT elt.transform_run('order_copy', '{}', 'none') > 0 AS ran_again;
+SELECT count(*) AS traced_log FROM elt.trace('mart.order_log', '1');
 
 -------------------------------------------------------------------------------
 -- Constructs whose row lineage cannot be exact: an error naming them
@@ -330,6 +369,11 @@ CREATE FUNCTION raw.lookup(bigint) RETURNS bigint LANGUAGE sql AS 'SELECT count(
 SELECT elt.transform_create('bad', 'mart.any_orders', 'SELECT id, raw.lookup(customer_id) AS n FROM raw.orders');
 SELECT elt.transform_create('bad', 'mart.any_orders',
   'SELECT j.order_id AS id, 1 AS n FROM (raw.orders o JOIN raw.customers c ON c.id = o.customer_id) AS j(order_id)');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT s.id, length(row_to_json(s)::text)::bigint AS n FROM (SELECT id, amount FROM raw.orders) s');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, length(query_to_xml(''SELECT * FROM raw.customers'', true, false, '''')::text)::bigint AS n
+   FROM raw.orders');
 CREATE TABLE raw.parent (id bigint PRIMARY KEY);
 CREATE TABLE raw.child () INHERITS (raw.parent);
 SELECT elt.transform_create('bad', 'mart.any_orders', 'SELECT id, 1 AS n FROM raw.parent');
@@ -412,11 +456,29 @@ SELECT elt.transform_create('engineer_copy', 'mart.big_orders',
   'SELECT o.id, 1::bigint AS cents FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id');
 -- a transform belongs to its creator
 SELECT elt.transform_update('big_orders', 'SELECT id, 0::bigint AS cents FROM raw.orders');
--- running needs the right to write the target
+-- running someone else's transform is for members of its owner role
 SELECT elt.transform_run('region_total');
+-- one's own: it runs as its owner, and the run records who ran it
+SELECT elt.transform_create('engineer_copy', 'mart.big_orders',
+  'SELECT id, 1::bigint AS cents FROM raw.orders WHERE id = 1001') > 0 AS created;
+SELECT elt.transform_run('engineer_copy') AS run \gset
+SELECT role FROM elt.transform_runs WHERE run_id = :run;
+-- the catalog's internals are not for calling
+SELECT * FROM elt._lineage_pending();
 -- and lineage purge only touches one's own transforms
 SELECT elt.lineage_purge(now() + interval '1 day') AS purged_by_engineer;
 RESET ROLE;
+-- a superuser running it runs it as its owner, who may not read raw.customers
+SELECT elt.transform_update('engineer_copy',
+  'SELECT o.id, 1::bigint AS cents FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id WHERE o.id = 1001')
+  AS version;
+SELECT elt.transform_run('engineer_copy');
+SELECT elt.transform_update('engineer_copy', 'SELECT id, 2::bigint AS cents FROM raw.orders WHERE id = 1001') AS version;
+GRANT UPDATE ON mart.big_orders TO lineage_engineer;
+-- replace mode under a transaction snapshot is refused
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT elt.transform_run('region_total');
+ROLLBACK;
 
 -------------------------------------------------------------------------------
 -- Retention
