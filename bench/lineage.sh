@@ -285,11 +285,12 @@ CUSTOMER_ID=$(psql_q -c "SELECT customer_id FROM raw.orders WHERE id = $ORDER_ID
 # the boolean column that marks rows with no lineage of their own (raw
 # rows): the last output column of elt.trace, whatever it is called
 LEAF=$(psql_q -c "SELECT proargnames[array_length(proargnames, 1)] FROM pg_proc WHERE oid = 'elt.trace(regclass, text, integer)'::regprocedure")
-# fan-out of one call: rows, raw rows, rows per depth and relation
+# fan-out of one call: rows, leaf rows, distinct (relation, key), rows per depth and relation
 fanout() {
   psql_q -c "WITH t AS (SELECT * FROM $1),
                   g AS (SELECT depth, relation, count(*) AS n FROM t GROUP BY depth, relation)
-             SELECT (SELECT count(*) FROM t) || ' rows (' || (SELECT count(*) FROM t WHERE $LEAF) || ' $LEAF): '
+             SELECT (SELECT count(*) FROM t) || ' rows (' || (SELECT count(*) FROM t WHERE $LEAF) || ' $LEAF, '
+                    || (SELECT count(DISTINCT (relation, key)) FROM t) || ' distinct rows): '
                     || coalesce((SELECT string_agg(format('%s %s ×%s', depth, relation, n), ', ' ORDER BY depth, relation::text) FROM g), '')"
 }
 pgb() {   # transactions sql -> average latency ms
@@ -312,10 +313,10 @@ psql_q -c "CREATE EXTENSION pgstattuple"
 
 # label hops transactions-before transactions-after call
 CALLS=(
-  "1|3|200|elt.trace('mart.daily', '$K_DAILY')"
+  "1|200|200|elt.trace('mart.daily', '$K_DAILY')"
   "2|10|20|elt.trace('mart.region_day', '$K_RD')"
-  "1|20|200|elt.trace('mart.region_month', '$K_RM', 1)"
-  "3|5|50|elt.impact('raw.orders', '$ORDER_ID')"
+  "1|200|200|elt.trace('mart.region_month', '$K_RM', 1)"
+  "3|50|50|elt.impact('raw.orders', '$ORDER_ID')"
   "3|5|20|elt.impact('raw.customers', '$CUSTOMER_ID')"
 )
 declare -A LAT_A LAT_B FAN
