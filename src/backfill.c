@@ -1110,11 +1110,7 @@ elt_backfill_create(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("chunk_rows must be at least 1")));
-	if (strlen(name) >= 64 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:") != strlen(name))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid backfill name \"%s\"", name),
-				 errdetail("A name has at most 63 characters: letters, digits, \"_\", \"-\", \".\" and \":\".")));
+	EltCheckObjectName("backfill", name);
 
 	/* the relation, locked against concurrent DDL while it is checked */
 	if (get_rel_name(relid) == NULL)

@@ -109,18 +109,6 @@ block(Rewrite *rw, const char *hint, const char *fmt,...)
 	rw->hint = hint ? pstrdup(hint) : NULL;
 }
 
-/* Qualified, quoted name of a relation. */
-static char *
-rel_display_name(Oid relid)
-{
-	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
-	char	   *rel = get_rel_name(relid);
-
-	if (nsp == NULL || rel == NULL)
-		return psprintf("%u", relid);
-	return quote_qualified_identifier(nsp, rel);
-}
-
 /*
  * Parse and analyze sql, which must be exactly one plain SELECT.  Errors
  * say what is wrong with the statement.
@@ -302,8 +290,8 @@ EltPrimaryKeyColumns(Relation rel)
 }
 
 /* An integer type whose values are kept as bigint keys. */
-static bool
-integer_key_type(Oid typid)
+bool
+EltIntegerKeyType(Oid typid)
 {
 	return typid == INT2OID || typid == INT4OID || typid == INT8OID;
 }
@@ -318,7 +306,7 @@ base_key_expr(Rewrite *rw, RangeTblEntry *rte, int rtindex, EltLineageSlot *slot
 	Relation	rel;
 	List	   *cols;
 	Expr	   *result;
-	char	   *relname = rel_display_name(rte->relid);
+	char	   *relname = EltRelDisplayName(rte->relid);
 
 	switch (rte->relkind)
 	{
@@ -361,7 +349,7 @@ base_key_expr(Rewrite *rw, RangeTblEntry *rte, int rtindex, EltLineageSlot *slot
 	slot->relid = rte->relid;
 	slot->array = false;
 	if (list_length(cols) == 1 &&
-		integer_key_type(TupleDescAttr(RelationGetDescr(rel), linitial_int(cols) - 1)->atttypid))
+		EltIntegerKeyType(TupleDescAttr(RelationGetDescr(rel), linitial_int(cols) - 1)->atttypid))
 	{
 		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), linitial_int(cols) - 1);
 		Var		   *v = makeVar(rtindex, att->attnum, att->atttypid, att->atttypmod,
@@ -968,7 +956,7 @@ add_edge(ColCtx *cc, Oid relid, const char *column, const char *kind)
 	e = palloc0(sizeof(EltColumnEdge));
 	e->target_column = cc->target ? pstrdup(cc->target) : NULL;
 	e->relid = relid;
-	e->relname = rel_display_name(relid);
+	e->relname = EltRelDisplayName(relid);
 	e->column = pstrdup(column);
 	e->kind = kind;
 	cc->edges = lappend(cc->edges, e);

@@ -55,5 +55,6 @@ extern void EltLineageDropPending(void);
 extern char *EltLineageKeyText(Datum value, Oid typid);
 extern char *EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *ival);
 extern List *EltPrimaryKeyColumns(Relation rel);
+extern bool EltIntegerKeyType(Oid typid);
 
 #endif							/* ELT_LINEAGE_H */

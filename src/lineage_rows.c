@@ -48,9 +48,9 @@
  * ---------------------------------------------------------------------
  */
 
-/* Print value of type typid as canonical key text. */
-char *
-EltLineageKeyText(Datum value, Oid typid)
+/* Call a type's output function with the canonical settings pinned. */
+static char *
+key_text_call(FmgrInfo *out, Datum value)
 {
 	static pg_tz *utc = NULL;
 	int			save_datestyle = DateStyle;
@@ -59,13 +59,10 @@ EltLineageKeyText(Datum value, Oid typid)
 	int			save_float = extra_float_digits;
 	int			save_bytea = bytea_output;
 	pg_tz	   *save_tz = session_timezone;
-	Oid			outfn;
-	bool		varlena;
 	char	   *result;
 
 	if (utc == NULL)
 		utc = pg_tzset("UTC");
-	getTypeOutputInfo(typid, &outfn, &varlena);
 	DateStyle = USE_ISO_DATES;
 	DateOrder = DATEORDER_YMD;
 	IntervalStyle = INTSTYLE_POSTGRES;
@@ -75,7 +72,7 @@ EltLineageKeyText(Datum value, Oid typid)
 		session_timezone = utc;
 	PG_TRY();
 	{
-		result = OidOutputFunctionCall(outfn, value);
+		result = OutputFunctionCall(out, value);
 	}
 	PG_FINALLY();
 	{
@@ -90,15 +87,41 @@ EltLineageKeyText(Datum value, Oid typid)
 	return result;
 }
 
+/* Print value of type typid as canonical key text. */
+char *
+EltLineageKeyText(Datum value, Oid typid)
+{
+	Oid			outfn;
+	bool		varlena;
+	FmgrInfo	out;
+
+	getTypeOutputInfo(typid, &outfn, &varlena);
+	fmgr_info(outfn, &out);
+	return key_text_call(&out, value);
+}
+
 PG_FUNCTION_INFO_V1(elt_lineage_key_text);
 
-/* elt._lineage_key_text(anyelement): canonical text of a key. */
+/*
+ * elt._lineage_key_text(anyelement): canonical text of a key.  Called once
+ * per row of a run: the output function is looked up once per call site.
+ */
 Datum
 elt_lineage_key_text(PG_FUNCTION_ARGS)
 {
-	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	FmgrInfo   *out = (FmgrInfo *) fcinfo->flinfo->fn_extra;
 
-	PG_RETURN_TEXT_P(cstring_to_text(EltLineageKeyText(PG_GETARG_DATUM(0), typid)));
+	if (out == NULL)
+	{
+		Oid			outfn;
+		bool		varlena;
+
+		getTypeOutputInfo(get_fn_expr_argtype(fcinfo->flinfo, 0), &outfn, &varlena);
+		out = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(FmgrInfo));
+		fmgr_info_cxt(outfn, out, fcinfo->flinfo->fn_mcxt);
+		fcinfo->flinfo->fn_extra = out;
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(key_text_call(out, PG_GETARG_DATUM(0))));
 }
 
 /* Split a row literal "(a,b)" into its fields (NULL for an empty field). */
@@ -163,8 +186,7 @@ EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *ival)
 	Relation	rel = table_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
 	List	   *cols = EltPrimaryKeyColumns(rel);
-	char	   *relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-													 RelationGetRelationName(rel));
+	char	   *relname = EltRelDisplayName(relid);
 	char	   *result;
 
 	if (cols == NIL)
@@ -180,7 +202,7 @@ EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *ival)
 					ioparam;
 		Datum		v;
 
-		if (att->atttypid == INT2OID || att->atttypid == INT4OID || att->atttypid == INT8OID)
+		if (EltIntegerKeyType(att->atttypid))
 		{
 			bool		bad = false;
 
@@ -294,6 +316,18 @@ key_grow(KeyAcc *acc, int more)
 		acc->ints = repalloc(acc->ints, sizeof(int64) * acc->cap);
 }
 
+/* A bigint[] of n keys. */
+static ArrayType *
+int8_array(const int64 *keys, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		d[i] = Int64GetDatum(keys[i]);
+	return construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+}
+
 PG_FUNCTION_INFO_V1(elt_lineage_int8_add);
 Datum
 elt_lineage_int8_add(PG_FUNCTION_ARGS)
@@ -388,8 +422,6 @@ Datum
 elt_lineage_int8_final(PG_FUNCTION_ARGS)
 {
 	KeyAcc	   *acc;
-	Datum	   *d;
-	int			i;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -397,10 +429,17 @@ elt_lineage_int8_final(PG_FUNCTION_ARGS)
 	if (acc->n == 0)
 		PG_RETURN_NULL();
 	key_unique(acc);
-	d = palloc(sizeof(Datum) * acc->n);
-	for (i = 0; i < acc->n; i++)
-		d[i] = Int64GetDatum(acc->ints[i]);
-	PG_RETURN_ARRAYTYPE_P(construct_array(d, acc->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	PG_RETURN_ARRAYTYPE_P(int8_array(acc->ints, acc->n));
+}
+
+/* Append a copy of a text key, made in the aggregate's context. */
+static void
+key_add_text(KeyAcc *acc, MemoryContext aggcxt, Datum v)
+{
+	Size		len = VARSIZE_ANY(DatumGetPointer(v));
+
+	acc->texts[acc->n] = (text *) MemoryContextAlloc(aggcxt, len);
+	memcpy(acc->texts[acc->n++], DatumGetPointer(v), len);
 }
 
 PG_FUNCTION_INFO_V1(elt_lineage_text_add);
@@ -413,9 +452,7 @@ elt_lineage_text_add(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1))
 	{
 		key_grow(acc, 1);
-		acc->texts[acc->n++] = (text *) MemoryContextAlloc(aggcxt, VARSIZE_ANY(PG_GETARG_DATUM(1)));
-		memcpy(acc->texts[acc->n - 1], DatumGetPointer(PG_GETARG_DATUM(1)),
-			   VARSIZE_ANY(PG_GETARG_DATUM(1)));
+		key_add_text(acc, aggcxt, PG_GETARG_DATUM(1));
 		acc->sorted = false;
 	}
 	PG_RETURN_POINTER(acc);
@@ -440,10 +477,8 @@ elt_lineage_text_cat(PG_FUNCTION_ARGS)
 		key_grow(acc, n);
 		for (i = 0; i < n; i++)
 		{
-			if (nulls[i])
-				continue;
-			acc->texts[acc->n] = (text *) MemoryContextAlloc(aggcxt, VARSIZE_ANY(elems[i]));
-			memcpy(acc->texts[acc->n++], DatumGetPointer(elems[i]), VARSIZE_ANY(elems[i]));
+			if (!nulls[i])
+				key_add_text(acc, aggcxt, elems[i]);
 		}
 		acc->sorted = false;
 	}
@@ -623,12 +658,7 @@ receiver_receive(TupleTableSlot *slot, DestReceiver *self)
 		}
 		else
 		{
-			Datum	   *d = palloc(sizeof(Datum) * acc.n);
-
-			for (i = 0; i < acc.n; i++)
-				d[i] = Int64GetDatum(acc.ints[i]);
-			values[3] = PointerGetDatum(construct_array(d, acc.n, INT8OID, 8, FLOAT8PASSBYVAL,
-														TYPALIGN_DOUBLE));
+			values[3] = PointerGetDatum(int8_array(acc.ints, acc.n));
 			nulls[3] = false;
 		}
 		tuplestore_putvalues(r->store, pending_desc, values, nulls);
@@ -951,12 +981,11 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("depth must be at least 1, or NULL for no limit")));
 	}
-	relname = get_rel_name(relid);
-	if (relname == NULL)
+	if (get_rel_name(relid) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
-	relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), relname);
+	relname = EltRelDisplayName(relid);
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

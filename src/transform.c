@@ -254,8 +254,7 @@ check_target(Query *q, Oid target, const char *mode, bool row_lineage, TargetInf
 	bool	   *written = palloc0(sizeof(bool) * (desc->natts + 1));
 
 	memset(ti, 0, sizeof(*ti));
-	ti->relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-											 RelationGetRelationName(rel));
+	ti->relname = EltRelDisplayName(target);
 	foreach(lc, q->targetList)
 	{
 		TargetEntry *tle = lfirst_node(TargetEntry, lc);
@@ -337,9 +336,7 @@ check_target(Query *q, Oid target, const char *mode, bool row_lineage, TargetInf
 		else
 		{
 			ti->key_text = !(list_length(ti->pk) == 1 &&
-							 (TupleDescAttr(desc, linitial_int(ti->pk) - 1)->atttypid == INT2OID ||
-							  TupleDescAttr(desc, linitial_int(ti->pk) - 1)->atttypid == INT4OID ||
-							  TupleDescAttr(desc, linitial_int(ti->pk) - 1)->atttypid == INT8OID));
+							 EltIntegerKeyType(TupleDescAttr(desc, linitial_int(ti->pk) - 1)->atttypid));
 			foreach(lc, ti->pk)
 			{
 				Form_pg_attribute att = TupleDescAttr(desc, lfirst_int(lc) - 1);
@@ -403,9 +400,7 @@ check_source_privileges(List *sources, Oid actor)
 			pg_attribute_aclcheck_all(relid, actor, ACL_SELECT, ACLMASK_ANY) != ACLCHECK_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied to read %s",
-							quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-													   get_rel_name(relid))),
+					 errmsg("permission denied to read %s", EltRelDisplayName(relid)),
 					 errhint("A transform may read only what its creator may read.")));
 	}
 }
@@ -510,8 +505,7 @@ source_arrays(List *sources, Datum *oids, Datum *names)
 		Oid			relid = lfirst_oid(lc);
 
 		o[i] = ObjectIdGetDatum(relid);
-		s[i] = CStringGetTextDatum(quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-															  get_rel_name(relid)));
+		s[i] = CStringGetTextDatum(EltRelDisplayName(relid));
 		i++;
 	}
 	*oids = PointerGetDatum(construct_array(o, n, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT));
@@ -598,17 +592,6 @@ transform_details(int64 id, const char *target, int version, const char *hash, c
 		appendStringInfo(&d, ", %s", extra);
 	appendStringInfoChar(&d, '}');
 	return d.data;
-}
-
-static void
-check_name(const char *name)
-{
-	if (strlen(name) >= 64 ||
-		strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:") != strlen(name))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid transform name \"%s\"", name),
-				 errdetail("A name has at most 63 characters: letters, digits, \"_\", \"-\", \".\" and \":\".")));
 }
 
 /* Options of elt.transform_create(): lineage and keep_runs. */
@@ -739,7 +722,7 @@ elt_transform_create(PG_FUNCTION_ARGS)
 
 	EltRequireCatalog("transform_defs");
 	name = EltRequiredText(fcinfo, 0, "name");
-	check_name(name);
+	EltCheckObjectName("transform", name);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -765,9 +748,7 @@ elt_transform_create(PG_FUNCTION_ARGS)
 	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("%s is not a table",
-						quote_qualified_identifier(get_namespace_name(get_rel_namespace(target)),
-												   get_rel_name(target))),
+				 errmsg("%s is not a table", EltRelDisplayName(target)),
 				 errhint("A transform writes a table or a partitioned table.")));
 	if (get_rel_persistence(target) == RELPERSISTENCE_TEMP)
 		ereport(ERROR,

@@ -441,3 +441,30 @@ EltAppendJsonInt(StringInfo buf, const char *key, int64 value)
 	escape_json(buf, key);
 	appendStringInfo(buf, ": " INT64_FORMAT, value);
 }
+
+/*
+ * Refuse a name for a backfill or a transform that is too long or has
+ * characters other than letters, digits, "_", "-", "." and ":".
+ */
+void
+EltCheckObjectName(const char *kind, const char *name)
+{
+	if (strlen(name) >= 64 ||
+		strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:") != strlen(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s name \"%s\"", kind, name),
+				 errdetail("A name has at most 63 characters: letters, digits, \"_\", \"-\", \".\" and \":\".")));
+}
+
+/* Qualified, quoted name of a relation, or its OID if it is gone. */
+char *
+EltRelDisplayName(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+	char	   *nsp = rel ? get_namespace_name(get_rel_namespace(relid)) : NULL;
+
+	if (nsp == NULL || rel == NULL)
+		return psprintf("%u", relid);
+	return quote_qualified_identifier(nsp, rel);
+}
