@@ -35,6 +35,7 @@ OBJS = \
 	src/transform.o \
 	src/lineage.o \
 	src/lineage_rows.o \
+	src/lineage_store.o \
 	src/openlineage.o
 
 DATA = $(wildcard sql/elt_governance--*.sql)

@@ -25,18 +25,19 @@
 #                trigger on mart.daily writing to_jsonb(NEW) to a log table
 #                (the pgMemento / supa_audit way).
 #    Each is run REPEATS times, round-robin; before every run mart.daily,
-#    elt.lineage_rows and the audit log are TRUNCATEd and a CHECKPOINT is
+#    elt.lineage_chunks and the audit log are TRUNCATEd and a CHECKPOINT is
 #    taken.  Time is psql's \timing of the one statement; the median is
 #    reported.  For the elt runs auto_explain (log_analyze off,
 #    log_nested_statements on, log_min_duration 500 ms) logs the duration of
 #    the statements the run executes through SPI, so the time is split into
-#    the transform's statement and the insert of its lineage.
+#    the transform's INSERT (with the capture of its lineage), the insert of
+#    the lineage chunks, and the rest (encoding the chunks, bookkeeping).
 #
 # 2. Tracing.  A chain of three transforms:
 #      raw.orders + raw.customers -> mart.daily          ('daily', above)
 #      mart.daily -> mart.region_day (region, day)        ('region_day', replace)
 #      mart.region_day -> mart.region_month (region, month) ('region_month', replace)
-#    elt.lineage_rows is grown to at least MIN_EDGES edges (an edge = one
+#    row lineage is grown to at least MIN_EDGES edges (an edge = one
 #    source key): 'daily', 'region_day' and 'region_month' run once, then
 #    'daily_merge' (the same query as 'daily', mode merge, same target)
 #    runs until the count is reached (a trace follows the latest run of
@@ -44,9 +45,9 @@
 #    connection) times
 #      SELECT count(*) FROM elt.trace(<rel>, <key>[, depth])
 #      SELECT count(*) FROM elt.impact(<rel>, <key>)
-#    for one key of each level, twice: as the runs left elt.lineage_rows
-#    (autovacuum may or may not have visited it; the GIN pending lists are
-#    reported) and after VACUUM ANALYZE elt.lineage_rows.  The fan-out (rows
+#    for one key of each level, twice: as the runs left elt.lineage_chunks
+#    (autovacuum may or may not have visited it) and after VACUUM ANALYZE
+#    elt.lineage_chunks.  The fan-out (rows
 #    returned) of each call is reported.  A key of mart.region_month reaches
 #    a whole region-month of raw rows; its full trace is tried once, with
 #    statement_timeout, and its depth-1 trace is timed with pgbench.
@@ -122,8 +123,8 @@ spi_split() {
   as_postgres sh -c "tail -c +$(( $1 + 1 )) '$WORK/server.log'" | awk '
     /LOG:  duration: [0-9.]+ ms  plan:/ { for (i = 1; i <= NF; i++) if ($i == "duration:") d = $(i + 1); want = 1; next }
     want && /Query Text:/ {
-      if ($0 ~ /WITH __elt_src/) s += d
-      else if ($0 ~ /INSERT INTO elt.lineage_rows/) l += d
+      if ($0 ~ /AS __elt_t /) s += d
+      else if ($0 ~ /INSERT INTO elt.lineage_chunks/) l += d
       want = 0 }
     END {printf "%.1f %.1f\n", s, l}'
 }
@@ -194,13 +195,14 @@ echo "# lineage level of each transform: $(psql_q -c "SELECT string_agg(transfor
 # 1. Cost of a run
 ##############################################################################
 EDGES_SQL='SELECT coalesce(sum(coalesce(cardinality(source_keys), 0) + coalesce(cardinality(source_keys_text), 0)), 0) FROM elt.lineage_rows'
+CHUNKS_SQL="SELECT format('%s lineage rows in %s chunks', coalesce(sum(entries) FILTER (WHERE dir = 't'), 0), count(*)) FROM elt.lineage_chunks"
 AE=(-c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 500"
     -c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_analyze = off")
 declare -A MS SPLIT_S SPLIT_L
 CONTENDERS="plain elt_row elt_table trigger"
 for rep in $(seq 1 "$REPEATS"); do
   for c in $CONTENDERS; do
-    psql_q -c "TRUNCATE mart.daily, public.audit_log, elt.lineage_rows" -c "CHECKPOINT"
+    psql_q -c "TRUNCATE mart.daily, public.audit_log, elt.lineage_chunks, elt.lineage_layout" -c "CHECKPOINT"
     pos=$(log_pos)
     case "$c" in
       plain)     ms=$(timed -c "INSERT INTO mart.daily $QUERY") ;;
@@ -217,14 +219,14 @@ for rep in $(seq 1 "$REPEATS"); do
       elt_*)
         read -r s l <<<"$(spi_split "$pos")"
         SPLIT_S[$c]="${SPLIT_S[$c]:-} $s"; SPLIT_L[$c]="${SPLIT_L[$c]:-} $l"
-        extra="; statement $s ms, lineage insert $l ms; lineage rows $(psql_q -c 'SELECT count(*) FROM elt.lineage_rows'), edges $(psql_q -c "$EDGES_SQL")" ;;
+        extra="; statement $s ms, lineage insert $l ms; $(psql_q -c "$CHUNKS_SQL"), edges $(psql_q -c "$EDGES_SQL")" ;;
       trigger) extra="; audit rows $(psql_q -c 'SELECT count(*) FROM public.audit_log')" ;;
     esac
     MS[$c]="${MS[$c]:-} $ms"
     log "run $rep $c: $ms ms, $rows rows in mart.daily$extra"
   done
 done
-psql_q -c "TRUNCATE mart.daily, public.audit_log, elt.lineage_rows"
+psql_q -c "TRUNCATE mart.daily, public.audit_log, elt.lineage_chunks, elt.lineage_layout"
 
 label() {
   case "$1" in
@@ -238,7 +240,7 @@ base=$(median <<<"${MS[plain]}")
 echo
 echo "## 1. One run writing $(psql_q -c "SELECT count(*) FROM (SELECT 1 FROM raw.orders o JOIN raw.customers c ON c.id = o.customer_id GROUP BY c.id, o.ordered_at::date, c.region) s") rows of mart.daily from 1,000,000 orders (median of $REPEATS)"
 echo
-echo "| contender | runs, ms | median ms | × plain INSERT | of which: transform statement ms | lineage insert ms |"
+echo "| contender | runs, ms | median ms | × plain INSERT | of which: transform INSERT (with capture) ms | lineage chunks insert ms |"
 echo "|---|---|---|---|---|---|"
 for c in $CONTENDERS; do
   m=$(median <<<"${MS[$c]}")
@@ -247,21 +249,21 @@ for c in $CONTENDERS; do
   echo "| $(label "$c") | $(echo ${MS[$c]} | sed 's/ / \/ /g') | $m | $(ratio "$m" "$base") | $s | $l |"
 done
 echo
-echo "(statement and lineage-insert times are auto_explain's durations of the statements the run executes through SPI; the rest of a run is its own catalog work and commit.)"
+echo "(INSERT and chunk-insert times are auto_explain's durations of the statements the run executes through SPI; the rest of a run is encoding the captured lineage into chunks, its own catalog work and commit.)"
 
 ##############################################################################
 # 2. Tracing through a chain of three transforms
 ##############################################################################
-log "growing elt.lineage_rows to >= $MIN_EDGES edges"
+log "growing row lineage to >= $MIN_EDGES edges"
 echo
 echo "## 2. Tracing: raw.orders + raw.customers -> mart.daily -> mart.region_day -> mart.region_month"
 echo
-echo "| run | transform | ms | lineage rows after | edges after |"
+echo "| run | transform | ms | lineage after | edges after |"
 echo "|---|---|---|---|---|"
 growth_row() {   # transform label
   local ms
   ms=$(timed -c "SELECT elt.transform_run('$1')")
-  echo "| $2 | $1 | $ms | $(psql_q -c 'SELECT count(*) FROM elt.lineage_rows') | $(psql_q -c "$EDGES_SQL") |"
+  echo "| $2 | $1 | $ms | $(psql_q -c "$CHUNKS_SQL") | $(psql_q -c "$EDGES_SQL") |"
 }
 growth_row daily 1
 growth_row region_day 2
@@ -273,7 +275,7 @@ while [ "$(psql_q -c "$EDGES_SQL")" -lt "$MIN_EDGES" ] && [ "$n" -lt "$MAX_MERGE
 done
 EDGES=$(psql_q -c "$EDGES_SQL")
 echo
-echo "elt.lineage_rows: $(psql_q -c 'SELECT count(*) FROM elt.lineage_rows') rows, **$EDGES edges**, $(psql_q -c "SELECT pg_size_pretty(pg_table_size('elt.lineage_rows'))") table + $(psql_q -c "SELECT pg_size_pretty(pg_indexes_size('elt.lineage_rows'))") indexes."
+echo "elt.lineage_chunks: $(psql_q -c "$CHUNKS_SQL"), **$EDGES edges**, $(psql_q -c "SELECT pg_size_pretty(pg_table_size('elt.lineage_chunks'))") table (TOAST included) + $(psql_q -c "SELECT pg_size_pretty(pg_indexes_size('elt.lineage_chunks'))") indexes."
 if [ "$EDGES" -lt "$MIN_EDGES" ]; then echo "WARNING: fewer than $MIN_EDGES edges"; fi
 
 K_DAILY=$(psql_q -c "SELECT format('(%s,%s)', customer_id, day) FROM mart.daily WHERE day = '2026-01-05' ORDER BY customer_id LIMIT 1")
@@ -301,15 +303,12 @@ pgb() {   # transactions sql -> average latency ms
   fi
   grep -o 'latency average = [0-9.]* ms' <<<"$out" | awk '{print $4}'
 }
-# pending-list pages of the two GIN indexes, and lineage_rows' vacuum state
+# lineage_chunks' vacuum state
 gin_state() {
-  psql_q -c "SELECT format('GIN pending list: source_keys %s pages (%s entries), source_keys_text %s pages (%s entries); lineage_rows last (auto)vacuum %s, rows inserted since %s',
-                a.pending_pages, a.pending_tuples, b.pending_pages, b.pending_tuples,
+  psql_q -c "SELECT format('lineage_chunks last (auto)vacuum %s, rows inserted since %s',
                 coalesce(to_char(greatest(s.last_vacuum, s.last_autovacuum), 'HH24:MI:SS'), 'never'), s.n_ins_since_vacuum)
-             FROM pgstatginindex('elt.lineage_rows_source_idx') a, pgstatginindex('elt.lineage_rows_source_text_idx') b,
-                  pg_stat_all_tables s WHERE s.relid = 'elt.lineage_rows'::regclass"
+             FROM pg_stat_all_tables s WHERE s.relid = 'elt.lineage_chunks'::regclass"
 }
-psql_q -c "CREATE EXTENSION pgstattuple"
 
 # label hops transactions-before transactions-after call
 CALLS=(
@@ -321,14 +320,14 @@ CALLS=(
 )
 declare -A LAT_A LAT_B FAN
 STATE_A=$(gin_state)
-log "timing the calls as the runs left elt.lineage_rows ($STATE_A)"
+log "timing the calls as the runs left elt.lineage_chunks ($STATE_A)"
 for c in "${CALLS[@]}"; do
   IFS='|' read -r hops ta tb call <<<"$c"
   log "  $call (pgbench -t $ta)"
   LAT_A[$call]=$(pgb "$ta" "SELECT count(*) FROM $call;")
 done
-log "VACUUM ANALYZE elt.lineage_rows"
-vac=$(timed -c "VACUUM ANALYZE elt.lineage_rows")
+log "VACUUM ANALYZE elt.lineage_chunks"
+vac=$(timed -c "VACUUM ANALYZE elt.lineage_chunks")
 STATE_B=$(gin_state)
 for c in "${CALLS[@]}"; do
   IFS='|' read -r hops ta tb call <<<"$c"
@@ -341,7 +340,7 @@ echo
 echo "Keys: mart.daily $K_DAILY; mart.region_day $K_RD; mart.region_month $K_RM; raw.orders $ORDER_ID (of customer $CUSTOMER_ID)."
 echo "Average latency of pgbench -n -t N -f <file> (one connection) running \`SELECT count(*) FROM <call>;\`, in ms:"
 echo "- *as the runs left it*: right after the last run; $STATE_A;"
-echo "- *after VACUUM ANALYZE elt.lineage_rows* ($vac ms): $STATE_B."
+echo "- *after VACUUM ANALYZE elt.lineage_chunks* ($vac ms): $STATE_B."
 echo
 echo "| call | hops | as the runs left it (-t) | after VACUUM ANALYZE (-t) | fan-out: rows returned, by depth and relation |"
 echo "|---|---|---|---|---|"

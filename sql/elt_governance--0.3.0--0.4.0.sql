@@ -93,32 +93,39 @@ CREATE INDEX transform_runs_no_row_lineage_idx ON elt.transform_runs (transform_
 -- Relations are regclass so that pg_dump and restore keep pointing at them
 -- by name (a relation dropped since keeps its number).
 --
--- Row lineage: for one run, one target row and one source relation, the
--- keys of the source rows that made the target row.  Integer keys are kept
--- as bigint, others as canonical text (the key's output under DateStyle ISO
--- and TimeZone UTC; a row literal for a composite key).  Forward lookups
--- (target key -> sources) use the btree indexes, backward ones (source key
--- -> targets) the GIN indexes.
-CREATE TABLE elt.lineage_rows (
-    run_id           bigint NOT NULL,
-    target_rel       regclass NOT NULL,
-    target_key       bigint,
-    target_key_text  text,
-    source_rel       regclass NOT NULL,
-    source_keys      bigint[],
-    source_keys_text text[],
-    CHECK ((target_key IS NULL) <> (target_key_text IS NULL)),
-    CHECK ((source_keys IS NULL) <> (source_keys_text IS NULL))
+-- Row lineage, in chunks.  A chunk holds the lineage of one run, in one
+-- direction, between two relations, for the keys whose hash falls in its
+-- bucket:
+--   dir 't': rel is the target, other_rel a source; each entry is a target
+--            key and the keys of the source rows in other_rel that made it;
+--   dir 's': rel is a source, other_rel the target; each entry is a source
+--            key and the keys of the target rows made from it.
+-- bucket is (bits << 32) | the top `bits` bits of the key's hash; a run's
+-- rows are split into about 1 kB chunks, so a run of ten rows makes one
+-- chunk and one of a million some thousands.  Integer keys are kept as
+-- integers, others as canonical text (the key's output under DateStyle ISO
+-- and TimeZone UTC; a row literal for a composite key).  data is encoded
+-- by the extension (see src/lineage_store.c); elt.lineage_rows decodes it.
+CREATE TABLE elt.lineage_chunks (
+    run_id    bigint NOT NULL,
+    rel       regclass NOT NULL,
+    dir       "char" NOT NULL CHECK (dir IN ('t', 's')),
+    other_rel regclass NOT NULL,
+    bucket    bigint NOT NULL,
+    entries   integer NOT NULL,
+    data      bytea NOT NULL
 );
-CREATE INDEX lineage_rows_target_idx ON elt.lineage_rows (target_rel, target_key, run_id)
-    WHERE target_key IS NOT NULL;
-CREATE INDEX lineage_rows_target_text_idx ON elt.lineage_rows (target_rel, target_key_text, run_id)
-    WHERE target_key_text IS NOT NULL;
-CREATE INDEX lineage_rows_source_idx ON elt.lineage_rows USING gin (source_keys)
-    WHERE source_keys IS NOT NULL;
-CREATE INDEX lineage_rows_source_text_idx ON elt.lineage_rows USING gin (source_keys_text)
-    WHERE source_keys_text IS NOT NULL;
-CREATE INDEX lineage_rows_run_idx ON elt.lineage_rows (run_id);
+CREATE INDEX lineage_chunks_lookup_idx ON elt.lineage_chunks (rel, dir, bucket);
+CREATE INDEX lineage_chunks_run_idx ON elt.lineage_chunks (run_id);
+
+-- The bucket sizes (bits) in use for a relation and direction: a lookup
+-- reads, for each, the one bucket its key falls in.
+CREATE TABLE elt.lineage_layout (
+    rel  regclass NOT NULL,
+    dir  "char" NOT NULL,
+    bits integer NOT NULL,
+    PRIMARY KEY (rel, dir, bits)
+);
 
 SELECT pg_catalog.pg_extension_config_dump('elt.transform_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.run_id_seq', '');
@@ -126,14 +133,15 @@ SELECT pg_catalog.pg_extension_config_dump('elt.transform_defs', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.transform_code', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.lineage_columns', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.transform_runs', '');
-SELECT pg_catalog.pg_extension_config_dump('elt.lineage_rows', '');
+SELECT pg_catalog.pg_extension_config_dump('elt.lineage_chunks', '');
+SELECT pg_catalog.pg_extension_config_dump('elt.lineage_layout', '');
 
 -- Definitions, code and runs are readable by every role, like the rest of
 -- the catalog.  Row lineage holds key values of the sources, so it is read
 -- only through elt.trace() and elt.impact(), which check the caller's
 -- privileges on each relation.
 REVOKE ALL ON elt.transform_defs, elt.transform_code, elt.lineage_columns,
-    elt.transform_runs, elt.lineage_rows FROM PUBLIC;
+    elt.transform_runs, elt.lineage_chunks, elt.lineage_layout FROM PUBLIC;
 GRANT SELECT ON elt.transform_defs, elt.transform_code, elt.lineage_columns,
     elt.transform_runs TO PUBLIC;
 
@@ -270,12 +278,32 @@ CREATE AGGREGATE elt._lineage_keys(text[]) (
     SFUNC = elt._lineage_text_cat, STYPE = internal, SSPACE = 64, FINALFUNC_MODIFY = READ_WRITE,
     FINALFUNC = elt._lineage_text_final);
 
--- The lineage a run collected, handed over once to the catalog insert.
+-- Called by a run's INSERT for each row it writes (with the run's token,
+-- the row's key and its key columns): keeps the row's lineage in memory.
+-- Refused outside elt.transform_run().
+CREATE FUNCTION elt._lineage_capture(bigint, VARIADIC "any") RETURNS boolean
+    LANGUAGE c AS 'MODULE_PATHNAME', 'elt_lineage_capture';
+
+-- The chunks a run encoded, handed over once to the catalog insert.
 CREATE FUNCTION elt._lineage_pending()
-    RETURNS TABLE (target_key bigint, target_key_text text, source_rel oid,
-                   source_keys bigint[], source_keys_text text[])
+    RETURNS TABLE (rel oid, dir "char", other_rel oid, bucket bigint, entries integer, data bytea)
     LANGUAGE c AS 'MODULE_PATHNAME', 'elt_lineage_pending';
 REVOKE EXECUTE ON FUNCTION elt._lineage_pending() FROM PUBLIC;
+
+-- The entries of a chunk, decoded.
+CREATE FUNCTION elt._lineage_chunk_entries(data bytea)
+    RETURNS TABLE (key bigint, key_text text, keys bigint[], keys_text text[])
+    LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'elt_lineage_chunk_entries';
+
+-- Row lineage one row per target row and source relation, decoded from the
+-- chunks; like them, not readable by PUBLIC.
+CREATE VIEW elt.lineage_rows AS
+SELECT c.run_id, c.rel AS target_rel, e.key AS target_key, e.key_text AS target_key_text,
+       c.other_rel AS source_rel, e.keys AS source_keys, e.keys_text AS source_keys_text
+FROM elt.lineage_chunks c, LATERAL elt._lineage_chunk_entries(c.data) e
+WHERE c.dir = 't';
+REVOKE ALL ON elt.lineage_rows FROM PUBLIC;
+
 -- the aggregates' internal-state helpers are called only by the aggregates
 REVOKE EXECUTE ON FUNCTION elt._lineage_int8_add(internal, bigint),
     elt._lineage_int8_cat(internal, bigint[]), elt._lineage_int8_final(internal),

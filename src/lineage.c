@@ -417,6 +417,41 @@ slot_collation(EltLineageSlot *s)
 	return s->text ? DEFAULT_COLLATION_OID : InvalidOid;
 }
 
+/* Whether every column expr reads is a plain grouping column. */
+static bool
+grouped_by(Node *expr, List *group_exprs)
+{
+	List	   *vars;
+	ListCell   *lc;
+
+	if (group_exprs == NIL)
+		return false;
+	vars = pull_var_clause(expr, 0);
+	if (vars == NIL)
+		return false;
+	foreach(lc, vars)
+	{
+		Var		   *v = lfirst(lc);
+		ListCell   *lg;
+		bool		found = false;
+
+		foreach(lg, group_exprs)
+		{
+			Var		   *g = lfirst(lg);
+
+			if (IsA(g, Var) && g->varno == v->varno && g->varattno == v->varattno &&
+				g->varlevelsup == v->varlevelsup)
+			{
+				found = true;
+				break;
+			}
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 /* Wrap a slot expression in the aggregate that collects a group's keys. */
 static Expr *
 aggregate_slot(Rewrite *rw, EltLineageSlot *s, Expr *arg)
@@ -909,9 +944,23 @@ rewrite_query(Rewrite *rw, Query *q, Scope *parent, List **exprs)
 		ListCell   *l1,
 				   *l2;
 
+		List	   *group_exprs = NIL;
+
+		/* without grouping sets, a grouping column is one value per group */
+		if (q->groupingSets == NIL)
+			foreach(l1, q->groupClause)
+				group_exprs = lappend(group_exprs,
+									  get_sortgroupclause_expr(lfirst(l1), q->targetList));
 		q->hasAggs = true;
 		forboth(l1, slots, l2, *exprs)
-			lfirst(l2) = aggregate_slot(rw, lfirst(l1), lfirst(l2));
+		{
+			EltLineageSlot *s = lfirst(l1);
+
+			/* a source's key that is grouped by is its group's only key */
+			if (!s->array && grouped_by(lfirst(l2), group_exprs))
+				continue;
+			lfirst(l2) = aggregate_slot(rw, s, lfirst(l2));
+		}
 	}
 	return slots;
 }

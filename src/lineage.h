@@ -6,7 +6,8 @@
 
 #include "postgres.h"
 #include "nodes/parsenodes.h"
-#include "tcop/dest.h"
+#include "fmgr.h"
+#include "utils/rel.h"
 #include "utils/tuplestore.h"
 
 /* One key column that the rewritten query adds to its output. */
@@ -48,13 +49,32 @@ extern Query *EltAnalyzeSelect(const char *sql);
 extern EltLineageInfo *EltLineageAnalyze(const char *sql, bool rewrite);
 
 /* lineage_rows.c */
-extern DestReceiver *EltLineageReceiver(List *slots, bool target_text,
-										int64 *rows_written, uint64 *rows_seen);
-extern void EltLineageOpenPending(bool open);
-extern void EltLineageDropPending(void);
+extern char *EltKeyTextCall(FmgrInfo *out, Datum value);
 extern char *EltLineageKeyText(Datum value, Oid typid);
 extern char *EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *ival);
 extern List *EltPrimaryKeyColumns(Relation rel);
 extern bool EltIntegerKeyType(Oid typid);
+
+/* lineage_store.c */
+extern void EltCaptureBegin(Oid target, bool target_text, List *slots, int64 token,
+							MemoryContext cxt);
+extern int64 EltCaptureEnd(void);
+extern void EltCaptureDrop(void);
+extern void EltCaptureOpenPending(bool open);
+
+/* What a lookup found for one of the keys it was given. */
+typedef struct EltLineageHit
+{
+	int			index;			/* which key */
+	int64		run_id;
+	Oid			rel;			/* the relation of the keys below */
+	bool		is_int;
+	int			n;
+	int64	   *ints;
+	char	  **texts;
+} EltLineageHit;
+
+extern List *EltLineageLookup(Oid rel, bool upstream, bool want_keys, int n,
+							  const bool *is_int, const int64 *ivals, char *const *tvals);
 
 #endif							/* ELT_LINEAGE_H */

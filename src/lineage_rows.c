@@ -1,6 +1,6 @@
 /*
- * lineage_rows.c — row lineage at run time and afterwards: key capture,
- * the receiver that collects a run's lineage, tracing and purging.
+ * lineage_rows.c — row lineage at run time and afterwards: canonical keys,
+ * the aggregates that collect a group's keys, tracing and purging.
  *
  * Keys: an integer primary key is kept as bigint; any other is kept as
  * canonical text, the key's output with DateStyle ISO, IntervalStyle
@@ -9,11 +9,9 @@
  * given to elt.trace() is read with the session's settings and printed the
  * same way, so both sides compare equal.
  *
- * A run's lineage is collected by a DestReceiver into a tuplestore while
- * the run's statement executes as the caller, and handed to the catalog
- * insert (made as the extension's owner) by elt._lineage_pending().
- * elt.lineage_rows is read only here, as the extension's owner, after the
- * caller's privileges on each relation have been checked.
+ * How a run's lineage is captured, stored and looked up is in
+ * lineage_store.c.  Lineage is read only here, as the extension's owner,
+ * after the caller's privileges on each relation have been checked.
  */
 #include "postgres.h"
 
@@ -49,8 +47,8 @@
  */
 
 /* Call a type's output function with the canonical settings pinned. */
-static char *
-key_text_call(FmgrInfo *out, Datum value)
+char *
+EltKeyTextCall(FmgrInfo *out, Datum value)
 {
 	static pg_tz *utc = NULL;
 	int			save_datestyle = DateStyle;
@@ -97,7 +95,7 @@ EltLineageKeyText(Datum value, Oid typid)
 
 	getTypeOutputInfo(typid, &outfn, &varlena);
 	fmgr_info(outfn, &out);
-	return key_text_call(&out, value);
+	return EltKeyTextCall(&out, value);
 }
 
 PG_FUNCTION_INFO_V1(elt_lineage_key_text);
@@ -121,7 +119,7 @@ elt_lineage_key_text(PG_FUNCTION_ARGS)
 		fmgr_info_cxt(outfn, out, fcinfo->flinfo->fn_mcxt);
 		fcinfo->flinfo->fn_extra = out;
 	}
-	PG_RETURN_TEXT_P(cstring_to_text(key_text_call(out, PG_GETARG_DATUM(0))));
+	PG_RETURN_TEXT_P(cstring_to_text(EltKeyTextCall(out, PG_GETARG_DATUM(0))));
 }
 
 /* Split a row literal "(a,b)" into its fields (NULL for an empty field). */
@@ -367,15 +365,6 @@ elt_lineage_int8_cat(PG_FUNCTION_ARGS)
 }
 
 static int
-cmp_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
-static int
 cmp_text(const void *a, const void *b)
 {
 	text	   *x = *(text *const *) a;
@@ -408,7 +397,7 @@ key_unique(KeyAcc *acc)
 	}
 	else
 	{
-		qsort(acc->ints, acc->n, sizeof(int64), cmp_int64);
+		qsort(acc->ints, acc->n, sizeof(int64), EltCmpInt64);
 		for (i = 1, j = 0; i < acc->n; i++)
 			if (acc->ints[i] != acc->ints[j])
 				acc->ints[++j] = acc->ints[i];
@@ -502,279 +491,6 @@ elt_lineage_text_final(PG_FUNCTION_ARGS)
 }
 
 /* ---------------------------------------------------------------------
- * Collecting a run's lineage
- * ---------------------------------------------------------------------
- */
-
-/* Lineage collected by the running statement, for elt._lineage_pending(). */
-static Tuplestorestate *pending = NULL;
-static TupleDesc pending_desc = NULL;
-static bool pending_open = false;	/* the catalog insert is reading it */
-
-typedef struct LineageReceiver
-{
-	DestReceiver pub;
-	int			nslots;
-	EltLineageSlot *slots;
-	int			nrels;
-	Oid		   *rels;
-	bool		target_text;
-	int64	   *rows_written;
-	uint64	   *rows_seen;
-	Tuplestorestate *store;
-	MemoryContext rowcxt;
-} LineageReceiver;
-
-/* The result type of elt._lineage_pending(). */
-static TupleDesc
-pending_tupdesc(void)
-{
-	TupleDesc	d = CreateTemplateTupleDesc(5);
-
-	TupleDescInitEntry(d, 1, "target_key", INT8OID, -1, 0);
-	TupleDescInitEntry(d, 2, "target_key_text", TEXTOID, -1, 0);
-	TupleDescInitEntry(d, 3, "source_rel", OIDOID, -1, 0);
-	TupleDescInitEntry(d, 4, "source_keys", INT8ARRAYOID, -1, 0);
-	TupleDescInitEntry(d, 5, "source_keys_text", TEXTARRAYOID, -1, 0);
-	return d;
-}
-
-static void
-receiver_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
-{
-	LineageReceiver *r = (LineageReceiver *) self;
-
-	if (typeinfo->natts != r->nslots + 2)
-		elog(ERROR, "lineage receiver expected %d columns, got %d", r->nslots + 2, typeinfo->natts);
-}
-
-/* Append the keys of one slot value to acc. */
-static void
-receiver_collect(KeyAcc *acc, EltLineageSlot *s, Datum v)
-{
-	if (!s->array)
-	{
-		key_grow(acc, 1);
-		if (s->text)
-			acc->texts[acc->n++] = DatumGetTextPP(v);
-		else
-			acc->ints[acc->n++] = DatumGetInt64(v);
-		return;
-	}
-	else
-	{
-		ArrayType  *a = DatumGetArrayTypeP(v);
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n,
-					i;
-
-		if (s->text)
-			deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-		else
-			deconstruct_array(a, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
-		key_grow(acc, n);
-		for (i = 0; i < n; i++)
-		{
-			if (nulls[i])
-				continue;
-			if (s->text)
-				acc->texts[acc->n++] = DatumGetTextPP(elems[i]);
-			else
-				acc->ints[acc->n++] = DatumGetInt64(elems[i]);
-		}
-	}
-}
-
-/* One output row of the run: its target key and the keys of each source. */
-static bool
-receiver_receive(TupleTableSlot *slot, DestReceiver *self)
-{
-	LineageReceiver *r = (LineageReceiver *) self;
-	MemoryContext old;
-	int			i,
-				k;
-	Datum		values[5];
-	bool		nulls[5];
-
-	slot_getallattrs(slot);
-	(*r->rows_seen)++;
-	if (!slot->tts_isnull[0])
-		*r->rows_written = DatumGetInt64(slot->tts_values[0]);
-	if (slot->tts_isnull[1])
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("a row written by the transform has a NULL primary key")));
-
-	old = MemoryContextSwitchTo(r->rowcxt);
-	memset(nulls, true, sizeof(nulls));
-	if (r->target_text)
-	{
-		values[1] = slot->tts_values[1];
-		nulls[1] = false;
-	}
-	else
-	{
-		values[0] = slot->tts_values[1];
-		nulls[0] = false;
-	}
-	for (k = 0; k < r->nrels; k++)
-	{
-		KeyAcc		acc;
-		int			used = 0;
-		bool		is_text = false;
-
-		memset(&acc, 0, sizeof(acc));
-		acc.cap = 8;
-		for (i = 0; i < r->nslots; i++)
-		{
-			EltLineageSlot *s = &r->slots[i];
-
-			if (s->relid != r->rels[k] || slot->tts_isnull[i + 2])
-				continue;
-			is_text = s->text;
-			if (acc.ints == NULL && acc.texts == NULL)
-			{
-				if (is_text)
-					acc.texts = palloc(sizeof(text *) * acc.cap);
-				else
-					acc.ints = palloc(sizeof(int64) * acc.cap);
-			}
-			receiver_collect(&acc, s, slot->tts_values[i + 2]);
-			used++;
-		}
-		if (acc.n == 0)
-			continue;
-		if (used > 1)
-			key_unique(&acc);
-		values[2] = ObjectIdGetDatum(r->rels[k]);
-		nulls[2] = false;
-		nulls[3] = nulls[4] = true;
-		if (is_text)
-		{
-			values[4] = PointerGetDatum(construct_array((Datum *) acc.texts, acc.n, TEXTOID, -1,
-														false, TYPALIGN_INT));
-			nulls[4] = false;
-		}
-		else
-		{
-			values[3] = PointerGetDatum(int8_array(acc.ints, acc.n));
-			nulls[3] = false;
-		}
-		tuplestore_putvalues(r->store, pending_desc, values, nulls);
-	}
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(r->rowcxt);
-	return true;
-}
-
-static void
-receiver_shutdown(DestReceiver *self)
-{
-}
-
-static void
-receiver_destroy(DestReceiver *self)
-{
-	LineageReceiver *r = (LineageReceiver *) self;
-
-	MemoryContextDelete(r->rowcxt);
-}
-
-/*
- * A receiver for a run's statement, whose columns are the rows written, the
- * target key and one column per slot.  The lineage goes to a tuplestore,
- * made current memory context, that EltLineageSetPending() hands over.
- */
-DestReceiver *
-EltLineageReceiver(List *slots, bool target_text, int64 *rows_written, uint64 *rows_seen)
-{
-	LineageReceiver *r = palloc0(sizeof(LineageReceiver));
-	ListCell   *lc;
-	int			i = 0;
-
-	r->pub.receiveSlot = receiver_receive;
-	r->pub.rStartup = receiver_startup;
-	r->pub.rShutdown = receiver_shutdown;
-	r->pub.rDestroy = receiver_destroy;
-	r->pub.mydest = DestNone;
-	r->nslots = list_length(slots);
-	r->slots = palloc0(sizeof(EltLineageSlot) * Max(r->nslots, 1));
-	r->rels = palloc0(sizeof(Oid) * Max(r->nslots, 1));
-	foreach(lc, slots)
-	{
-		EltLineageSlot *s = lfirst(lc);
-		int			k;
-
-		r->slots[i++] = *s;
-		for (k = 0; k < r->nrels; k++)
-			if (r->rels[k] == s->relid)
-				break;
-		if (k == r->nrels)
-			r->rels[r->nrels++] = s->relid;
-	}
-	r->target_text = target_text;
-	r->rows_written = rows_written;
-	r->rows_seen = rows_seen;
-	if (pending_desc == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		pending_desc = pending_tupdesc();
-		MemoryContextSwitchTo(old);
-	}
-	r->store = tuplestore_begin_heap(false, false, work_mem);
-	r->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "elt lineage row",
-									  ALLOCSET_DEFAULT_SIZES);
-	pending = r->store;
-	return (DestReceiver *) r;
-}
-
-/* Forget lineage that was not consumed (its memory goes with its context). */
-void
-EltLineageDropPending(void)
-{
-	pending = NULL;
-	pending_open = false;
-}
-
-/* Allow elt._lineage_pending() while the run's catalog insert reads it. */
-void
-EltLineageOpenPending(bool open)
-{
-	pending_open = open;
-}
-
-PG_FUNCTION_INFO_V1(elt_lineage_pending);
-
-/* elt._lineage_pending(): the lineage the current run collected, once. */
-Datum
-elt_lineage_pending(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-
-	if (!pending_open)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("elt._lineage_pending() is used only by elt.transform_run()")));
-	if (pending == NULL)
-	{
-		InitMaterializedSRF(fcinfo, 0);
-		return (Datum) 0;
-	}
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = pending;
-	rsinfo->setDesc = CreateTupleDescCopy(pending_desc);
-	pending = NULL;
-	return (Datum) 0;
-}
-
-/* ---------------------------------------------------------------------
  * Tracing
  * ---------------------------------------------------------------------
  */
@@ -822,86 +538,6 @@ typedef struct TLevelEntry
 	List	   *rows;
 } TLevelEntry;
 
-static const char *trace_up_int =
-"SELECT k.key AS tkey, NULL::text AS tkey_text, l.source_rel AS rel, l.source_keys AS keys,"
-" l.source_keys_text AS keys_text, d.name, r.version, r.run_id, r.finished_at"
-" FROM pg_catalog.unnest($2::int8[]) k(key)"
-" CROSS JOIN LATERAL (SELECT pg_catalog.max(x.run_id) AS run_id FROM elt.lineage_rows x"
-"   WHERE x.target_rel = $1 AND x.target_key = k.key) m"
-" JOIN elt.lineage_rows l ON l.target_rel = $1 AND l.target_key = k.key AND l.run_id = m.run_id"
-" JOIN elt.transform_runs r ON r.run_id = l.run_id"
-" JOIN elt.transform_defs d ON d.transform_id = r.transform_id"
-" WHERE NOT EXISTS (SELECT 1 FROM elt.transform_defs sd JOIN elt.transform_runs s"
-"   ON s.transform_id = sd.transform_id AND s.lineage <> 'row' AND s.run_id > m.run_id"
-"   AND s.status = 'succeeded' AND s.rows_written > 0"
-"   WHERE sd.target OPERATOR(pg_catalog.=) $1 AND sd.mode IN ('merge', 'replace'))";
-
-static const char *trace_up_text =
-"SELECT NULL::int8 AS tkey, k.key AS tkey_text, l.source_rel AS rel, l.source_keys AS keys,"
-" l.source_keys_text AS keys_text, d.name, r.version, r.run_id, r.finished_at"
-" FROM pg_catalog.unnest($2::text[]) k(key)"
-" CROSS JOIN LATERAL (SELECT pg_catalog.max(x.run_id) AS run_id FROM elt.lineage_rows x"
-"   WHERE x.target_rel = $1 AND x.target_key_text = k.key) m"
-" JOIN elt.lineage_rows l ON l.target_rel = $1 AND l.target_key_text = k.key AND l.run_id = m.run_id"
-" JOIN elt.transform_runs r ON r.run_id = l.run_id"
-" JOIN elt.transform_defs d ON d.transform_id = r.transform_id"
-" WHERE NOT EXISTS (SELECT 1 FROM elt.transform_defs sd JOIN elt.transform_runs s"
-"   ON s.transform_id = sd.transform_id AND s.lineage <> 'row' AND s.run_id > m.run_id"
-"   AND s.status = 'succeeded' AND s.rows_written > 0"
-"   WHERE sd.target OPERATOR(pg_catalog.=) $1 AND sd.mode IN ('merge', 'replace'))";
-
-/*
- * Upstream lookups above and downstream ones below take the latest run
- * that recorded row lineage for a row, unless a later run wrote the same
- * target without row lineage: it may have rewritten the row, so the older
- * lineage is no longer known to hold and the row is shown as a leaf.
- *
- * Downstream: target rows whose latest run used one of the keys.  The
- * matched key is found again in the array, so that each output row says
- * which source row it came from.
- */
-static const char *trace_down_int =
-"SELECT k.key AS tkey, NULL::text AS tkey_text, l.target_rel AS rel,"
-" CASE WHEN l.target_key IS NOT NULL THEN ARRAY[l.target_key] END AS keys,"
-" CASE WHEN l.target_key_text IS NOT NULL THEN ARRAY[l.target_key_text] END AS keys_text,"
-" d.name, r.version, r.run_id, r.finished_at"
-" FROM elt.lineage_rows l"
-" CROSS JOIN LATERAL pg_catalog.unnest($2::int8[]) k(key)"
-" JOIN elt.transform_runs r ON r.run_id = l.run_id"
-" JOIN elt.transform_defs d ON d.transform_id = r.transform_id"
-" WHERE l.source_rel = $1 AND l.source_keys OPERATOR(pg_catalog.&&) $2::int8[]"
-"   AND k.key = ANY (l.source_keys)"
-"   AND l.run_id = CASE WHEN l.target_key IS NOT NULL"
-"     THEN (SELECT pg_catalog.max(x.run_id) FROM elt.lineage_rows x"
-"           WHERE x.target_rel = l.target_rel AND x.target_key = l.target_key)"
-"     ELSE (SELECT pg_catalog.max(x.run_id) FROM elt.lineage_rows x"
-"           WHERE x.target_rel = l.target_rel AND x.target_key_text = l.target_key_text) END"
-"   AND NOT EXISTS (SELECT 1 FROM elt.transform_defs sd JOIN elt.transform_runs s"
-"     ON s.transform_id = sd.transform_id AND s.lineage <> 'row' AND s.run_id > l.run_id"
-"     AND s.status = 'succeeded' AND s.rows_written > 0"
-"     WHERE sd.target OPERATOR(pg_catalog.=) l.target_rel AND sd.mode IN ('merge', 'replace'))";
-
-static const char *trace_down_text =
-"SELECT NULL::int8 AS tkey, k.key AS tkey_text, l.target_rel AS rel,"
-" CASE WHEN l.target_key IS NOT NULL THEN ARRAY[l.target_key] END AS keys,"
-" CASE WHEN l.target_key_text IS NOT NULL THEN ARRAY[l.target_key_text] END AS keys_text,"
-" d.name, r.version, r.run_id, r.finished_at"
-" FROM elt.lineage_rows l"
-" CROSS JOIN LATERAL pg_catalog.unnest($2::text[]) k(key)"
-" JOIN elt.transform_runs r ON r.run_id = l.run_id"
-" JOIN elt.transform_defs d ON d.transform_id = r.transform_id"
-" WHERE l.source_rel = $1 AND l.source_keys_text OPERATOR(pg_catalog.&&) $2::text[]"
-"   AND k.key = ANY (l.source_keys_text)"
-"   AND l.run_id = CASE WHEN l.target_key IS NOT NULL"
-"     THEN (SELECT pg_catalog.max(x.run_id) FROM elt.lineage_rows x"
-"           WHERE x.target_rel = l.target_rel AND x.target_key = l.target_key)"
-"     ELSE (SELECT pg_catalog.max(x.run_id) FROM elt.lineage_rows x"
-"           WHERE x.target_rel = l.target_rel AND x.target_key_text = l.target_key_text) END"
-"   AND NOT EXISTS (SELECT 1 FROM elt.transform_defs sd JOIN elt.transform_runs s"
-"     ON s.transform_id = sd.transform_id AND s.lineage <> 'row' AND s.run_id > l.run_id"
-"     AND s.status = 'succeeded' AND s.rows_written > 0"
-"     WHERE sd.target OPERATOR(pg_catalog.=) l.target_rel AND sd.mode IN ('merge', 'replace'))";
-
 /* Key of a node for the visited set (long text keys are hashed). */
 static void
 visit_key(TNode *n, TVisitKey *k)
@@ -919,6 +555,50 @@ visit_key(TNode *n, TVisitKey *k)
 		EltSha256Hex(n->tval, strlen(n->tval), hex);
 		snprintf(k->key, sizeof(k->key), "h%s", hex);
 	}
+}
+
+/* A run, as trace shows it. */
+typedef struct TRunInfo
+{
+	int64		run_id;
+	bool		exists;
+	char	   *name;
+	int			version;
+	TimestampTz finished_at;
+} TRunInfo;
+
+/* The transform, version and end of a run (NULL if it is not recorded), cached. */
+static TRunInfo *
+run_info(HTAB *cache, int64 run_id, MemoryContext cxt)
+{
+	static SPIPlanPtr plan = NULL;
+	bool		found;
+	TRunInfo   *ri = hash_search(cache, &run_id, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		Oid			types[1] = {INT8OID};
+		Datum		args[1];
+		bool		isnull;
+		MemoryContext old;
+
+		EltPrepare(&plan,
+				   "SELECT d.name, r.version, r.finished_at FROM elt.transform_runs r"
+				   " JOIN elt.transform_defs d ON d.transform_id = r.transform_id WHERE r.run_id = $1",
+				   1, types);
+		args[0] = Int64GetDatum(run_id);
+		EltExec(plan, args, NULL, 1);
+		ri->exists = SPI_processed == 1;
+		if (ri->exists)
+		{
+			old = MemoryContextSwitchTo(cxt);
+			ri->name = EltSpiGetText(0, "name");
+			MemoryContextSwitchTo(old);
+			ri->version = (int) EltSpiGetInt64(0, "version", &isnull);
+			ri->finished_at = DatumGetTimestampTz(EltSpiGetDatum(0, "finished_at", &isnull));
+		}
+	}
+	return ri->exists ? ri : NULL;
 }
 
 typedef struct ReadableEntry
@@ -947,7 +627,6 @@ can_read(Oid relid, Oid actor, HTAB *cache)
 static void
 trace_walk(FunctionCallInfo fcinfo, bool upstream)
 {
-	static SPIPlanPtr plans[4] = {NULL, NULL, NULL, NULL};
 	ReturnSetInfo *rsinfo;
 	Oid			relid;
 	char	   *key;
@@ -957,16 +636,15 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 	List	   *level_rows = NIL;
 	HTAB	   *visited;
 	HTAB	   *readable;
+	HTAB	   *runs;
 	HASHCTL		ctl;
 	EltCatalogWrite cw;
 	int			depth = 0;
 	int64		hidden = 0;
 	char	   *relname;
 	MemoryContext outer = CurrentMemoryContext;
-	Oid			argtypes_int[2] = {REGCLASSOID, INT8ARRAYOID};
-	Oid			argtypes_text[2] = {REGCLASSOID, TEXTARRAYOID};
 
-	EltRequireCatalog("lineage_rows");
+	EltRequireCatalog("lineage_chunks");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1008,6 +686,11 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 	ctl.entrysize = sizeof(ReadableEntry);
 	ctl.hcxt = CurrentMemoryContext;
 	readable = hash_create("elt trace readable", 32, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(TRunInfo);
+	ctl.hcxt = CurrentMemoryContext;
+	runs = hash_create("elt trace runs", 32, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	{
 		TVisitKey	vk;
@@ -1061,140 +744,101 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 		foreach(lr, rels)
 		{
 			Oid			rel = lfirst_oid(lr);
-			List	   *ints = NIL;
-			List	   *texts = NIL;
-			int			pass;
+			List	   *nodes = NIL;
+			List	   *hits;
+			TNode	  **nv;
+			bool	   *is_int;
+			int64	   *ivals;
+			char	  **tvals;
+			int			i = 0;
 
 			foreach(lc, frontier)
 			{
 				TNode	   *n = lfirst(lc);
 
-				if (n->relid != rel)
-					continue;
-				if (n->is_int)
-					ints = lappend(ints, n);
-				else
-					texts = lappend(texts, n);
+				if (n->relid == rel)
+					nodes = lappend(nodes, n);
 			}
-			for (pass = 0; pass < 2; pass++)
+			nv = palloc(sizeof(TNode *) * list_length(nodes));
+			is_int = palloc(sizeof(bool) * list_length(nodes));
+			ivals = palloc(sizeof(int64) * list_length(nodes));
+			tvals = palloc(sizeof(char *) * list_length(nodes));
+			foreach(lc, nodes)
 			{
-				List	   *nodes = pass == 0 ? ints : texts;
-				Datum	   *elems;
-				Datum		args[2];
-				int			i = 0;
-				uint64		row;
-				int			plan_no = (upstream ? 0 : 2) + pass;
+				TNode	   *n = lfirst(lc);
 
-				if (nodes == NIL)
+				nv[i] = n;
+				is_int[i] = n->is_int;
+				ivals[i] = n->ival;
+				tvals[i] = n->tval;
+				i++;
+			}
+			hits = EltLineageLookup(rel, upstream, !last, i, is_int, ivals, tvals);
+
+			foreach(lc, hits)
+			{
+				EltLineageHit *h = lfirst(lc);
+				TRunInfo   *ri = run_info(runs, h->run_id, outer);
+				int			j;
+				MemoryContext old;
+
+				/* the rows that showed this node are not leaves */
+				{
+					TVisitKey	vk;
+					TLevelEntry *le;
+
+					visit_key(nv[h->index], &vk);
+					le = hash_search(level, &vk, HASH_FIND, NULL);
+					if (le != NULL)
+					{
+						ListCell   *l2;
+
+						foreach(l2, le->rows)
+							((TRow *) lfirst(l2))->raw = false;
+					}
+				}
+				if (last || ri == NULL)
 					continue;
-				elems = palloc(sizeof(Datum) * list_length(nodes));
-				foreach(lc, nodes)
+				if (!can_read(h->rel, cw.actor, readable))
 				{
-					TNode	   *n = lfirst(lc);
-
-					elems[i++] = pass == 0 ? Int64GetDatum(n->ival) : CStringGetTextDatum(n->tval);
+					hidden++;
+					continue;
 				}
-				args[0] = ObjectIdGetDatum(rel);
-				args[1] = pass == 0
-					? PointerGetDatum(construct_array(elems, i, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))
-					: PointerGetDatum(construct_array(elems, i, TEXTOID, -1, false, TYPALIGN_INT));
-				EltPrepare(&plans[plan_no],
-						   upstream ? (pass == 0 ? trace_up_int : trace_up_text)
-						   : (pass == 0 ? trace_down_int : trace_down_text),
-						   2, pass == 0 ? argtypes_int : argtypes_text);
-				EltExec(plans[plan_no], args, NULL, 0);
-
-				for (row = 0; row < SPI_processed; row++)
+				old = MemoryContextSwitchTo(outer);
+				for (j = 0; j < h->n; j++)
 				{
-					HeapTuple	tup = SPI_tuptable->vals[row];
-					TupleDesc	desc = SPI_tuptable->tupdesc;
-					bool		isnull;
-					Datum		tkey = SPI_getbinval(tup, desc, 1, &isnull);
-					Datum		tkey_text = SPI_getbinval(tup, desc, 2, &isnull);
-					Oid			nrel = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
-					bool		knull,
-								tnull;
-					Datum		keys = SPI_getbinval(tup, desc, 4, &knull);
-					Datum		keys_text = SPI_getbinval(tup, desc, 5, &tnull);
-					char	   *tname = SPI_getvalue(tup, desc, 6);
-					int			version = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
-					int64		run_id = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
-					TimestampTz run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 9, &isnull));
-					Datum	   *kv;
-					bool	   *kn;
-					int			nk,
-								j;
-					MemoryContext old;
+					TRow	   *tr = palloc0(sizeof(TRow));
+					TVisitKey	vk;
+					bool		found;
+					TVisited   *ve;
 
-					/* the rows that showed this node are not leaves */
+					tr->depth = depth;
+					tr->node.relid = h->rel;
+					tr->node.is_int = h->is_int;
+					if (h->is_int)
 					{
-						TNode		tn;
-						TVisitKey	vk;
-						TLevelEntry *le;
-
-						tn.relid = rel;
-						tn.is_int = (pass == 0);
-						tn.ival = pass == 0 ? DatumGetInt64(tkey) : 0;
-						tn.tval = pass == 0 ? NULL : TextDatumGetCString(tkey_text);
-						visit_key(&tn, &vk);
-						le = hash_search(level, &vk, HASH_FIND, NULL);
-						if (le != NULL)
-						{
-							ListCell   *l2;
-
-							foreach(l2, le->rows)
-								((TRow *) lfirst(l2))->raw = false;
-						}
+						tr->node.ival = h->ints[j];
+						tr->node.tval = psprintf(INT64_FORMAT, tr->node.ival);
 					}
-					if (last)
-						continue;
-					if (!can_read(nrel, cw.actor, readable))
-					{
-						hidden++;
-						continue;
-					}
-					if (!knull)
-						deconstruct_array(DatumGetArrayTypeP(keys), INT8OID, 8, FLOAT8PASSBYVAL,
-										  TYPALIGN_DOUBLE, &kv, &kn, &nk);
 					else
-						deconstruct_array(DatumGetArrayTypeP(keys_text), TEXTOID, -1, false,
-										  TYPALIGN_INT, &kv, &kn, &nk);
-					old = MemoryContextSwitchTo(outer);
-					for (j = 0; j < nk; j++)
+						tr->node.tval = pstrdup(h->texts[j]);
+					tr->transform = ri->name;
+					tr->version = ri->version;
+					tr->run_id = h->run_id;
+					tr->run_at = ri->finished_at;
+					tr->raw = true;
+					next = lappend(next, tr);
+					visit_key(&tr->node, &vk);
+					ve = hash_search(visited, &vk, HASH_ENTER, &found);
+					if (found)
 					{
-						TRow	   *tr = palloc0(sizeof(TRow));
-						TVisitKey	vk;
-						bool		found;
-						TVisited   *ve;
-
-						tr->depth = depth;
-						tr->node.relid = nrel;
-						tr->node.is_int = !knull;
-						if (!knull)
-						{
-							tr->node.ival = DatumGetInt64(kv[j]);
-							tr->node.tval = psprintf(INT64_FORMAT, tr->node.ival);
-						}
-						else
-							tr->node.tval = TextDatumGetCString(kv[j]);
-						tr->transform = pstrdup(tname);
-						tr->version = version;
-						tr->run_id = run_id;
-						tr->run_at = run_at;
-						tr->raw = true;
-						next = lappend(next, tr);
-						visit_key(&tr->node, &vk);
-						ve = hash_search(visited, &vk, HASH_ENTER, &found);
-						if (found)
-						{
-							tr->expanded = true;	/* shown, not walked again */
-							tr->first = ve->first;
-						}
-						else
-							ve->first = tr;
+						tr->expanded = true;	/* shown, not walked again */
+						tr->first = ve->first;
 					}
-					MemoryContextSwitchTo(old);
+					else
+						ve->first = tr;
 				}
+				MemoryContextSwitchTo(old);
 			}
 		}
 
@@ -1286,7 +930,7 @@ elt_lineage_purge(PG_FUNCTION_ARGS)
 	StringInfoData details;
 	bool		super;
 
-	EltRequireCatalog("lineage_rows");
+	EltRequireCatalog("lineage_chunks");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1294,17 +938,23 @@ elt_lineage_purge(PG_FUNCTION_ARGS)
 	super = superuser();
 	EltCatalogWriteBegin(&cw);
 	EltPrepare(&plan,
-			   "DELETE FROM elt.lineage_rows l USING elt.transform_runs r, elt.transform_defs d"
+			   "WITH d AS (DELETE FROM elt.lineage_chunks l USING elt.transform_runs r, elt.transform_defs d"
 			   " WHERE l.run_id = r.run_id AND d.transform_id = r.transform_id"
 			   "   AND r.finished_at < $1"
 			   "   AND ($3 OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles o WHERE o.rolname = d.owner"
-			   "                      AND pg_catalog.pg_has_role($2, o.oid, 'MEMBER')))",
+			   "                      AND pg_catalog.pg_has_role($2, o.oid, 'MEMBER')))"
+			   " RETURNING l.dir, l.entries)"
+			   " SELECT pg_catalog.sum(d.entries) FILTER (WHERE d.dir = 't') AS n FROM d",
 			   3, argtypes);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = ObjectIdGetDatum(cw.actor);
 	args[2] = BoolGetDatum(super);
 	EltExec(plan, args, NULL, 0);
-	deleted = (int64) SPI_processed;
+	{
+		bool		isnull;
+
+		deleted = EltSpiGetInt64(0, "n", &isnull);
+	}
 	initStringInfo(&details);
 	appendStringInfoChar(&details, '{');
 	EltAppendJsonString(&details, "before",

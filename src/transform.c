@@ -918,14 +918,13 @@ column_type(Oid relid, AttrNumber attnum)
 								FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
 }
 
-/* The expression of the target key over __elt_src. */
+/* The expression of the target key over __elt_src: a bigint, or a value or row to print. */
 static char *
 target_key_sql(Oid target, TargetInfo *ti)
 {
 	StringInfoData buf;
 	ListCell   *l1,
-			   *l2,
-			   *l3;
+			   *l2;
 	int			i = 0;
 
 	initStringInfo(&buf);
@@ -939,10 +938,9 @@ target_key_sql(Oid target, TargetInfo *ti)
 			appendStringInfoString(&buf, "(__elt_src.__elt_pk_1)::pg_catalog.int8");
 		return buf.data;
 	}
-	appendStringInfoString(&buf, "elt._lineage_key_text(");
 	if (list_length(ti->pk) > 1)
 		appendStringInfoString(&buf, "ROW(");
-	forthree(l1, ti->pk, l2, ti->pk_exprs, l3, ti->pk_defaults)
+	forboth(l1, ti->pk, l2, ti->pk_exprs)
 	{
 		AttrNumber	attnum = lfirst_int(l1);
 		char	   *col = lfirst(l2);
@@ -959,14 +957,13 @@ target_key_sql(Oid target, TargetInfo *ti)
 	}
 	if (list_length(ti->pk) > 1)
 		appendStringInfoChar(&buf, ')');
-	appendStringInfoChar(&buf, ')');
 	return buf.data;
 }
 
 /*
- * The statement of a run.  With row lineage it returns, per written row,
- * the rows written so far (first column), the target key and the key
- * columns; otherwise one row with the count of rows written.
+ * The statement of a run: one INSERT ... SELECT.  With row lineage its
+ * WHERE clause hands each written row's target key and key columns to
+ * elt._lineage_capture(), with the run's token as $1, which keeps them.
  */
 static char *
 run_statement(Transform *t, EltLineageInfo *info, TargetInfo *ti, bool row)
@@ -974,6 +971,7 @@ run_statement(Transform *t, EltLineageInfo *info, TargetInfo *ti, bool row)
 	StringInfoData s;
 	StringInfoData cols;
 	StringInfoData vals;
+	StringInfoData alias;
 	ListCell   *lc;
 	int			i;
 
@@ -987,12 +985,13 @@ run_statement(Transform *t, EltLineageInfo *info, TargetInfo *ti, bool row)
 		appendStringInfo(&vals, "%s__elt_src.%s", vals.len ? ", " : "", c);
 	}
 	initStringInfo(&s);
-	appendStringInfoString(&s, "WITH __elt_src AS MATERIALIZED (SELECT __elt_q.*");
+	appendStringInfoString(&s, "SELECT __elt_q.*");
 	if (row)
 	{
 		ListCell   *l1,
 				   *l2;
 
+		/* key columns filled by defaults are computed here, once per row */
 		i = 0;
 		forboth(l1, ti->pk_defaults, l2, ti->pk)
 		{
@@ -1008,19 +1007,29 @@ run_statement(Transform *t, EltLineageInfo *info, TargetInfo *ti, bool row)
 		}
 	}
 	/* output columns are named by position: set operations name them after their first branch */
+	initStringInfo(&alias);
+	foreach(lc, ti->columns)
+		appendStringInfo(&alias, "%s%s", alias.len ? ", " : "", quote_identifier((char *) lfirst(lc)));
+	if (row)
+		for (i = 1; i <= list_length(info->slots); i++)
+			appendStringInfo(&alias, ", " ELT_KEY_PREFIX "%d", i);
+	/* OFFSET 0 keeps the subquery (and its defaults) evaluated once per row */
+	appendStringInfo(&s, " FROM (%s) __elt_q(%s) OFFSET 0",
+					 row ? info->rewritten : pg_get_querydef(info->query, false), alias.data);
 	{
-		StringInfoData alias;
+		char	   *inner = s.data;
 
-		initStringInfo(&alias);
-		foreach(lc, ti->columns)
-			appendStringInfo(&alias, "%s%s", alias.len ? ", " : "", quote_identifier((char *) lfirst(lc)));
-		if (row)
-			for (i = 1; i <= list_length(info->slots); i++)
-				appendStringInfo(&alias, ", " ELT_KEY_PREFIX "%d", i);
-		appendStringInfo(&s, " FROM (%s) __elt_q(%s)), __elt_w AS (INSERT INTO %s AS __elt_t (%s)%s SELECT %s FROM __elt_src",
-						 row ? info->rewritten : pg_get_querydef(info->query, false),
-						 alias.data, ti->relname, cols.data,
-						 ti->override ? " OVERRIDING SYSTEM VALUE" : "", vals.data);
+		initStringInfo(&s);
+		appendStringInfo(&s, "INSERT INTO %s AS __elt_t (%s)%s SELECT %s FROM (%s) __elt_src",
+						 ti->relname, cols.data, ti->override ? " OVERRIDING SYSTEM VALUE" : "",
+						 vals.data, inner);
+	}
+	if (row)
+	{
+		appendStringInfo(&s, " WHERE elt._lineage_capture($1, %s", target_key_sql(t->target, ti));
+		for (i = 1; i <= list_length(info->slots); i++)
+			appendStringInfo(&s, ", __elt_src." ELT_KEY_PREFIX "%d", i);
+		appendStringInfoChar(&s, ')');
 	}
 	if (strcmp(t->mode, "merge") == 0)
 	{
@@ -1053,17 +1062,6 @@ run_statement(Transform *t, EltLineageInfo *info, TargetInfo *ti, bool row)
 		appendStringInfo(&s, ") DO UPDATE SET %s", set.data);
 		table_close(rel, AccessShareLock);
 	}
-	appendStringInfoString(&s, " RETURNING 1)");
-	if (row)
-	{
-		appendStringInfo(&s, " SELECT (SELECT pg_catalog.count(*) FROM __elt_w), %s",
-						 target_key_sql(t->target, ti));
-		for (i = 1; i <= list_length(info->slots); i++)
-			appendStringInfo(&s, ", __elt_src." ELT_KEY_PREFIX "%d", i);
-		appendStringInfoString(&s, " FROM __elt_src");
-	}
-	else
-		appendStringInfoString(&s, " SELECT pg_catalog.count(*) FROM __elt_w");
 	return s.data;
 }
 
@@ -1071,7 +1069,7 @@ run_statement(Transform *t, EltLineageInfo *info, TargetInfo *ti, bool row)
 static int64
 record_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
 		   TimestampTz started, TimestampTz finished, int64 read, int64 written,
-		   int64 deleted, bool store_lineage, Oid actor, const char *relname)
+		   int64 deleted, bool store_lineage, int64 lineage_rows, Oid actor, const char *relname)
 {
 	static SPIPlanPtr run_plan = NULL;
 	static SPIPlanPtr lineage_plan = NULL;
@@ -1080,7 +1078,6 @@ record_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
 	TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, NAMEOID, INT8OID, INT8OID};
 	Datum		v[13];
 	char		n[13] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int64		lineage_rows = 0;
 	int64		run_id;
 	bool		isnull;
 	StringInfoData extra;
@@ -1115,21 +1112,22 @@ record_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
 
 	if (store_lineage)
 	{
-		Oid			ltypes[2] = {INT8OID, REGCLASSOID};
-		Datum		lv[2];
+		Oid			ltypes[1] = {INT8OID};
+		Datum		lv[1];
 
+		/* the run's chunks, and the bucket sizes they use for lookups */
 		EltPrepare(&lineage_plan,
-				   "INSERT INTO elt.lineage_rows (run_id, target_rel, target_key, target_key_text,"
-				   " source_rel, source_keys, source_keys_text)"
-				   " SELECT $1, $2, p.target_key, p.target_key_text, p.source_rel::pg_catalog.regclass, p.source_keys,"
-				   " p.source_keys_text FROM elt._lineage_pending() p",
-				   2, ltypes);
+				   "WITH c AS (INSERT INTO elt.lineage_chunks (run_id, rel, dir, other_rel, bucket, entries, data)"
+				   " SELECT $1, p.rel::pg_catalog.regclass, p.dir, p.other_rel::pg_catalog.regclass, p.bucket,"
+				   " p.entries, p.data FROM elt._lineage_pending() p RETURNING rel, dir, bucket)"
+				   " INSERT INTO elt.lineage_layout (rel, dir, bits)"
+				   " SELECT DISTINCT c.rel, c.dir, (c.bucket OPERATOR(pg_catalog.>>) 32)::pg_catalog.int4 FROM c"
+				   " ON CONFLICT DO NOTHING",
+				   1, ltypes);
 		lv[0] = Int64GetDatum(run_id);
-		lv[1] = ObjectIdGetDatum(t->target);
-		EltLineageOpenPending(true);
+		EltCaptureOpenPending(true);
 		EltExec(lineage_plan, lv, NULL, 0);
-		EltLineageOpenPending(false);
-		lineage_rows = (int64) SPI_processed;
+		EltCaptureOpenPending(false);
 	}
 	if (t->keep_runs > 0)
 	{
@@ -1138,7 +1136,7 @@ record_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
 
 		/* runs that left the window of the last keep_runs runs (and a margin) */
 		EltPrepare(&keep_plan,
-				   "DELETE FROM elt.lineage_rows WHERE run_id IN ("
+				   "DELETE FROM elt.lineage_chunks WHERE run_id IN ("
 				   " SELECT r.run_id FROM elt.transform_runs r WHERE r.transform_id = $1"
 				   " ORDER BY r.run_id DESC OFFSET $2 LIMIT 100)",
 				   2, ktypes);
@@ -1165,13 +1163,13 @@ typedef struct RunCounts
 	int64		read;
 	int64		written;
 	int64		deleted;
-	uint64		seen;
+	int64		lineage_rows;	/* (target row, source relation) pairs */
 } RunCounts;
 
 /* Execute a run's statement as the caller, with the run's state set. */
 static void
 execute_run(Transform *t, RunState *run, EltLineageInfo *info, TargetInfo *ti, bool row,
-			const char *stmt, MemoryContext cxt, RunCounts *counts)
+			const char *stmt, int64 token, MemoryContext cxt, RunCounts *counts)
 {
 	memset(counts, 0, sizeof(*counts));
 	current_run = run;
@@ -1179,7 +1177,6 @@ execute_run(Transform *t, RunState *run, EltLineageInfo *info, TargetInfo *ti, b
 	{
 		int			rc;
 		int64		before;
-		bool		isnull;
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
@@ -1201,27 +1198,19 @@ execute_run(Transform *t, RunState *run, EltLineageInfo *info, TargetInfo *ti, b
 		}
 		before = rows_read(info->sources);
 		if (row)
+			EltCaptureBegin(t->target, ti->key_text, info->slots, token, cxt);
 		{
-			SPIExecuteOptions opts;
-			MemoryContext old = MemoryContextSwitchTo(cxt);
-			DestReceiver *dest = EltLineageReceiver(info->slots, ti->key_text,
-													&counts->written, &counts->seen);
+			Oid			types[1] = {INT8OID};
+			Datum		args[1];
 
-			MemoryContextSwitchTo(old);
-			memset(&opts, 0, sizeof(opts));
-			opts.dest = dest;
-			rc = SPI_execute_extended(stmt, &opts);
-			if (rc < 0)
-				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
-			dest->rDestroy(dest);
+			args[0] = Int64GetDatum(token);
+			rc = SPI_execute_with_args(stmt, row ? 1 : 0, types, args, NULL, false, 0);
 		}
-		else
-		{
-			rc = SPI_execute(stmt, false, 0);
-			if (rc < 0)
-				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
-			counts->written = EltSpiGetInt64(0, "count", &isnull);
-		}
+		if (rc < 0)
+			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+		counts->written = (int64) SPI_processed;
+		if (row)
+			counts->lineage_rows = EltCaptureEnd();
 		counts->read = rows_read(info->sources) - before;
 		SPI_finish();
 	}
@@ -1243,15 +1232,16 @@ store_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
 	PG_TRY();
 	{
 		run_id = record_run(t, seed, params, lineage, started, finished, counts->read,
-							counts->written, counts->deleted, store_lineage, actor, relname);
+							counts->written, counts->deleted, store_lineage, counts->lineage_rows,
+							actor, relname);
 	}
 	PG_CATCH();
 	{
-		EltLineageDropPending();
+		EltCaptureDrop();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	EltLineageDropPending();
+	EltCaptureDrop();
 	return run_id;
 }
 
@@ -1274,6 +1264,7 @@ run_body(RunCall *rc)
 	TargetInfo	ti;
 	char	   *blocker = NULL;
 	char	   *stmt;
+	int64		token;
 	RunCounts	counts;
 	TimestampTz finished;
 	EltCatalogWrite cw;
@@ -1306,8 +1297,10 @@ run_body(RunCall *rc)
 						t->name, blocker ? blocker : info->blocker),
 				 errhint("A table it reads or writes has changed since version %d. Run it with lineage => 'table', or add a new version.",
 						 t->version)));
+	if (!pg_strong_random(&token, sizeof(token)))
+		token = (int64) pg_prng_uint64(&pg_global_prng_state);
 	stmt = run_statement(t, info, &ti, rc->row);
-	execute_run(t, &rc->run, info, &ti, rc->row, stmt, rc->cxt, &counts);
+	execute_run(t, &rc->run, info, &ti, rc->row, stmt, token, rc->cxt, &counts);
 	AtEOXact_GUC(true, guc_level);
 	SetUserIdAndSecContext(save_user, save_sec);
 	finished = GetCurrentTimestamp();
@@ -1586,7 +1579,7 @@ elt_transform_run(PG_FUNCTION_ARGS)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		EltLineageDropPending();
+		EltCaptureDrop();
 		current_run = NULL;
 		record_failure(rc, edata);
 		ReThrowError(edata);

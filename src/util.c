@@ -468,3 +468,13 @@ EltRelDisplayName(Oid relid)
 		return psprintf("%u", relid);
 	return quote_qualified_identifier(nsp, rel);
 }
+
+/* qsort comparator for int64. */
+int
+EltCmpInt64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}

@@ -23,6 +23,7 @@ typedef struct EltCatalogWrite
 } EltCatalogWrite;
 
 extern void EltSha256Hex(const char *data, size_t len, char *out);
+extern int	EltCmpInt64(const void *a, const void *b);
 extern void EltCanonicalAppend(StringInfo buf, Datum value, bool isnull, Oid typid);
 extern void EltCanonicalTupleHash(HeapTuple tuple, TupleDesc desc,
 								  const char *prefix,

@@ -37,17 +37,30 @@ LANGUAGE sql AS $$
   WHERE l.run_id = run
 $$;
 
--- differences between the recorded lineage and the expected one
+-- the same, from the chunks that look up by source key
+CREATE FUNCTION lin_by_source(run bigint) RETURNS TABLE (tkey text, src regclass, skey text)
+LANGUAGE sql AS $$
+  SELECT t, c.rel::regclass, COALESCE(e.key::text, e.key_text)
+  FROM elt.lineage_chunks c, elt._lineage_chunk_entries(c.data) e,
+       unnest(COALESCE(e.keys::text[], e.keys_text)) t
+  WHERE c.run_id = run AND c.dir = 's'
+$$;
+
+-- differences between the recorded lineage (both ways) and the expected one
 CREATE FUNCTION lineage_diff(run bigint, expected text)
 RETURNS TABLE (side text, tkey text, src regclass, skey text)
 LANGUAGE plpgsql AS $$
 BEGIN
   RETURN QUERY EXECUTE format(
-    'WITH e AS (%s), a AS (SELECT * FROM lin(%s))
+    'WITH e AS (%s), a AS (SELECT * FROM lin(%s)), b AS (SELECT * FROM lin_by_source(%s))
      (SELECT ''missing'', * FROM (SELECT * FROM e EXCEPT ALL SELECT * FROM a) x)
      UNION ALL
      (SELECT ''extra'', * FROM (SELECT * FROM a EXCEPT ALL SELECT * FROM e) y)
-     ORDER BY 1, 2, 3, 4', expected, run);
+     UNION ALL
+     (SELECT ''missing by source'', * FROM (SELECT * FROM e EXCEPT ALL SELECT * FROM b) x)
+     UNION ALL
+     (SELECT ''extra by source'', * FROM (SELECT * FROM b EXCEPT ALL SELECT * FROM e) y)
+     ORDER BY 1, 2, 3, 4', expected, run, run);
 END $$;
 
 -- edges recorded by a run, per source relation
@@ -465,6 +478,7 @@ SELECT elt.transform_run('engineer_copy') AS run \gset
 SELECT role FROM elt.transform_runs WHERE run_id = :run;
 -- the catalog's internals are not for calling
 SELECT * FROM elt._lineage_pending();
+SELECT elt._lineage_capture(1, 1::bigint);
 -- and lineage purge only touches one's own transforms
 SELECT elt.lineage_purge(now() + interval '1 day') AS purged_by_engineer;
 RESET ROLE;
@@ -479,6 +493,39 @@ GRANT UPDATE ON mart.big_orders TO lineage_engineer;
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT elt.transform_run('region_total');
 ROLLBACK;
+
+-------------------------------------------------------------------------------
+-- A run larger than maintenance_work_mem: lineage kept in batches of chunks
+-------------------------------------------------------------------------------
+CREATE TABLE raw.clicks (id bigint PRIMARY KEY, customer_id int NOT NULL, page text NOT NULL);
+INSERT INTO raw.clicks SELECT g, 1 + g % 30, 'page ' || (g % 8000) FROM generate_series(1, 120000) g;
+CREATE TABLE mart.page_customers (page text, customer_id int, clicks bigint, region text,
+                                  PRIMARY KEY (page, customer_id));
+SELECT elt.transform_create('page_customers', 'mart.page_customers',
+  'SELECT k.page, k.customer_id, count(*) AS clicks, c.region
+   FROM raw.clicks k JOIN raw.customers c ON c.id = k.customer_id
+   GROUP BY k.page, k.customer_id, c.region') > 0 AS created;
+SET maintenance_work_mem = '1MB';
+SELECT elt.transform_run('page_customers') AS run \gset
+RESET maintenance_work_mem;
+SELECT * FROM lineage_diff(:run, $$
+  SELECT (k.page, k.customer_id)::text, 'raw.clicks'::regclass, k.id::text FROM raw.clicks k
+  UNION ALL
+  SELECT DISTINCT (k.page, k.customer_id)::text, 'raw.customers'::regclass, k.customer_id::text
+  FROM raw.clicks k$$);
+-- one customer's target rows were written in several batches
+SELECT count(*) > 1 AS batches FROM elt.lineage_chunks c, elt._lineage_chunk_entries(c.data) e
+WHERE c.run_id = :run AND c.dir = 's' AND c.rel = 'raw.customers'::regclass AND e.key = 1;
+-- a damaged chunk is an error, not a crash
+SELECT * FROM elt._lineage_chunk_entries('\x0200'::bytea);
+SELECT * FROM elt._lineage_chunk_entries('\x010005'::bytea);
+-- and the chunks stay small
+SELECT count(*) > 100 AS many_chunks, max(length(data)) < 8192 AS small_chunks
+FROM elt.lineage_chunks WHERE run_id = :run;
+-- impact finds all of them; trace finds a row's clicks
+SELECT count(*) = (SELECT count(*) FROM mart.page_customers WHERE customer_id = 1) AS all_rows
+FROM elt.impact('raw.customers', '1', 1) WHERE relation = 'mart.page_customers'::regclass;
+SELECT relation, key FROM elt.trace('mart.page_customers', '("page 7",8)') ORDER BY 1, 2;
 
 -------------------------------------------------------------------------------
 -- Retention
