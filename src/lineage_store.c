@@ -4,8 +4,9 @@
  *
  * Capture.  The run's INSERT ... SELECT calls elt._lineage_capture() once
  * per written row, in its WHERE clause, with the row's target key and the
- * key columns the rewritten query added.  The keys go to memory; past
- * maintenance_work_mem they are encoded and set aside, and capture goes on.
+ * key columns the rewritten query added.  The keys go to memory; past half
+ * of maintenance_work_mem (encoding takes as much again) they are encoded
+ * and set aside, and capture goes on.
  *
  * Chunks.  elt.lineage_chunks holds the lineage of one run, one direction
  * and one pair of relations, split by a hash of the key it is looked up by:
@@ -179,12 +180,13 @@ get_text(Reader *r, int *len)
 
 /* Append a sorted, distinct list of integer keys. */
 static void
-put_int_list(StringInfo s, const int64 *keys, int n)
+put_int_list(StringInfo s, const int64 *keys, uint64 n)
 {
-	int			i;
+	uint64		i;
 
+	/* gaps wrap around modulo 2^64: any order decodes back exactly */
 	for (i = 0; i < n; i++)
-		put_varint(s, i == 0 ? zigzag(keys[0]) : (uint64) (keys[i] - keys[i - 1]));
+		put_varint(s, i == 0 ? zigzag(keys[0]) : (uint64) keys[i] - (uint64) keys[i - 1]);
 }
 
 /* ---------------------------------------------------------------------
@@ -297,7 +299,8 @@ EltCaptureBegin(Oid target, bool target_text, List *slots, int64 token, MemoryCo
 		}
 		c->slot_rel[i++] = k;
 	}
-	c->limit = (Size) maintenance_work_mem * 1024;
+	/* encoding a batch needs about as much again */
+	c->limit = (Size) maintenance_work_mem * 1024 / 2;
 	c->desc = pending_tupdesc();
 	c->store = tuplestore_begin_heap(false, false, work_mem);
 	MemoryContextSwitchTo(old);
@@ -571,6 +574,7 @@ flush_target(Capture *c, int k)
 	{
 		uint64		j;
 
+		CHECK_FOR_INTERRUPTS();
 		if (start[b] == start[b + 1])
 			continue;
 		resetStringInfo(&buf);
@@ -722,6 +726,7 @@ flush_source(Capture *c, int k)
 		uint64		j,
 					entries = 0;
 
+		CHECK_FOR_INTERRUPTS();
 		if (start[b] == start[b + 1])
 			continue;
 		qsort(sorted + start[b], start[b + 1] - start[b], sizeof(SPair), cmp_spair);
@@ -760,7 +765,7 @@ flush_source(Capture *c, int k)
 				}
 				for (x = j; x < g; x++)
 					tk[x - j] = c->tint[sorted[x].row];
-				put_int_list(&list, tk, (int) cnt);
+				put_int_list(&list, tk, cnt);
 			}
 			put_varint(&buf, (uint64) list.len);
 			put_varint(&buf, cnt);
