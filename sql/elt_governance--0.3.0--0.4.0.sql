@@ -101,7 +101,8 @@ CREATE INDEX transform_runs_no_row_lineage_idx ON elt.transform_runs (transform_
 --   dir 's': rel is a source, other_rel the target; each entry is a source
 --            key and the keys of the target rows made from it.
 -- bucket is (bits << 32) | the top `bits` bits of the key's hash; a run's
--- rows are split into about 1 kB chunks, so a run of ten rows makes one
+-- rows are split into chunks of 2 to 4 kB (kept inline and uncompressed:
+-- toast_tuple_target is the largest), so a run of ten rows makes one
 -- chunk and one of a million some thousands.  Integer keys are kept as
 -- integers, others as canonical text (the key's output under DateStyle ISO
 -- and TimeZone UTC; a row literal for a composite key).  data is encoded
@@ -114,7 +115,7 @@ CREATE TABLE elt.lineage_chunks (
     bucket    bigint NOT NULL,
     entries   integer NOT NULL,
     data      bytea NOT NULL
-);
+) WITH (toast_tuple_target = 8160);
 CREATE INDEX lineage_chunks_lookup_idx ON elt.lineage_chunks (rel, dir, bucket);
 CREATE INDEX lineage_chunks_run_idx ON elt.lineage_chunks (run_id);
 

@@ -7,6 +7,7 @@
 #include "postgres.h"
 #include "nodes/parsenodes.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
@@ -49,6 +50,33 @@ extern Query *EltAnalyzeSelect(const char *sql);
 extern EltLineageInfo *EltLineageAnalyze(const char *sql, bool rewrite);
 
 /* lineage_rows.c */
+
+/* Prints keys as canonical text, fast for the common types. */
+typedef enum EltKeyPrintKind
+{
+	ELT_KP_INT2,
+	ELT_KP_INT4,
+	ELT_KP_INT8,
+	ELT_KP_DATE,
+	ELT_KP_TEXT,
+	ELT_KP_OUT					/* the type's output function, settings pinned */
+} EltKeyPrintKind;
+
+typedef struct EltKeyCol
+{
+	EltKeyPrintKind kind;
+	FmgrInfo	out;
+} EltKeyCol;
+
+typedef struct EltKeyPrinter
+{
+	int			ncols;
+	bool		row;			/* a row literal (several columns, or a row type) */
+	EltKeyCol  *cols;
+} EltKeyPrinter;
+
+extern void EltKeyPrinterInit(EltKeyPrinter *p, int ncols, const Oid *types, MemoryContext cxt);
+extern void EltKeyPrint(EltKeyPrinter *p, const Datum *values, const bool *isnull, StringInfo out);
 extern char *EltKeyTextCall(FmgrInfo *out, Datum value);
 extern char *EltLineageKeyText(Datum value, Oid typid);
 extern char *EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *ival);
@@ -56,7 +84,7 @@ extern List *EltPrimaryKeyColumns(Relation rel);
 extern bool EltIntegerKeyType(Oid typid);
 
 /* lineage_store.c */
-extern void EltCaptureBegin(Oid target, bool target_text, List *slots, int64 token,
+extern void EltCaptureBegin(Oid target, int key_cols, List *slots, int64 token,
 							MemoryContext cxt);
 extern int64 EltCaptureEnd(void);
 extern void EltCaptureDrop(void);

@@ -49,7 +49,7 @@
 #include "util.h"
 
 #define CHUNK_FORMAT 1
-#define CHUNK_BYTES 1024		/* about this much encoded lineage per chunk */
+#define CHUNK_BYTES 4096		/* at most this much encoded lineage per chunk, on average */
 #define CHUNK_MAX_BITS 20
 
 #define FLAG_KEY_TEXT 1
@@ -191,50 +191,66 @@ put_int_list(StringInfo s, const int64 *keys, uint64 n)
 
 /* ---------------------------------------------------------------------
  * Capture
+ *
+ * Each captured row is encoded at once, while its values are at hand,
+ * into partitions by the top PART_BITS bits of a key hash: for each
+ * source relation, its 't' entry (target key and its source keys) goes
+ * to the partition of the target key's hash, and one 's' record per
+ * (source key, target key) pair to the partition of the source key's
+ * hash.  A flush then reads the partitions in hash order, each small
+ * enough to sort in cache, and cuts them into chunks.
+ *
+ *   't' record: hash (4 bytes), length (4), the entry as a chunk holds it;
+ *   's' record: hash (4), length (4), source key, target key; a key is
+ *               8 bytes for an integer, else its length (4) and bytes.
  * ---------------------------------------------------------------------
  */
 
-/* The keys of one source relation, for all captured rows, in row order. */
+#define PART_BITS 8
+#define NPART (1 << PART_BITS)
+
+/* The lineage captured for one source relation. */
 typedef struct CapRel
 {
 	Oid			relid;
 	bool		text;
+	/* the keys of the row being captured */
 	int64	   *ints;
-	char	  **texts;
-	uint32	   *lens;			/* of texts */
+	char	  **texts;			/* NUL-terminated copies */
+	uint32	   *lens;
 	uint64		n;
 	uint64		cap;
+	/* encoded records, by partition */
+	StringInfoData tpart[NPART];
+	StringInfoData spart[NPART];
+	uint64		tbytes;			/* size of the 't' entries */
+	uint64		sbytes;			/* about the size of the 's' entries */
 } CapRel;
 
 typedef struct Capture
 {
 	MemoryContext cxt;			/* the capture, its chunks */
-	MemoryContext arena;		/* captured rows, reset at each flush */
-	MemoryContext rowcxt;		/* printing one row's key */
-	char	   *pool;			/* key texts, packed */
-	Size		pool_left;
+	MemoryContext arena;		/* captured records, reset at each flush */
+	MemoryContext rowcxt;		/* one row's scratch */
 	int64		token;
 	Oid			target;
 	bool		target_text;
+	int			key_cols;		/* arguments that make the target key */
+	EltKeyPrinter keyprint;
+	bool		keyprint_set;
+	StringInfoData keybuf;		/* the row's target key, printed */
+	StringInfoData list;		/* scratch: an encoded list */
+	Datum	   *keyvals;
+	bool	   *keynulls;
 	int			nslots;
 	EltLineageSlot *slots;
 	int		   *slot_rel;		/* the index in rels of each slot's relation */
 	int			nrels;
 	CapRel	   *rels;
-	/* per captured row */
-	uint64		n;
-	uint64		cap;
-	int64	   *tint;
-	char	  **ttext;
-	uint32	   *tlen;
-	uint32	   *thash;
-	uint64	   *kstart;			/* n * nrels: where its keys start in rels[k] */
-	uint32	   *kcount;			/* n * nrels: how many */
+	uint64		n;				/* rows in this batch */
 	Size		mem;
 	Size		limit;
 	int64		lineage_rows;	/* (target row, source relation) pairs */
-	FmgrInfo	keyout;
-	bool		keyout_set;
 	Tuplestorestate *store;		/* encoded chunks */
 	TupleDesc	desc;
 } Capture;
@@ -259,11 +275,11 @@ pending_tupdesc(void)
 
 /*
  * Start capturing the lineage of a run that writes target, whose statement
- * passes token, the target key and one value per slot to
- * elt._lineage_capture().  Lives in cxt.
+ * passes token, the target key (a bigint, or key_cols columns printed as
+ * text) and one value per slot to elt._lineage_capture().  Lives in cxt.
  */
 void
-EltCaptureBegin(Oid target, bool target_text, List *slots, int64 token, MemoryContext cxt)
+EltCaptureBegin(Oid target, int key_cols, List *slots, int64 token, MemoryContext cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	Capture    *c = palloc0(sizeof(Capture));
@@ -277,7 +293,12 @@ EltCaptureBegin(Oid target, bool target_text, List *slots, int64 token, MemoryCo
 	c->rowcxt = AllocSetContextCreate(cxt, "elt lineage capture row", ALLOCSET_SMALL_SIZES);
 	c->token = token;
 	c->target = target;
-	c->target_text = target_text;
+	c->target_text = (key_cols > 0);
+	c->key_cols = Max(key_cols, 1);
+	initStringInfo(&c->keybuf);
+	initStringInfo(&c->list);
+	c->keyvals = palloc(sizeof(Datum) * c->key_cols);
+	c->keynulls = palloc0(sizeof(bool) * c->key_cols);
 	c->nslots = list_length(slots);
 	c->slots = palloc0(sizeof(EltLineageSlot) * Max(c->nslots, 1));
 	c->slot_rel = palloc0(sizeof(int) * Max(c->nslots, 1));
@@ -299,86 +320,38 @@ EltCaptureBegin(Oid target, bool target_text, List *slots, int64 token, MemoryCo
 		}
 		c->slot_rel[i++] = k;
 	}
-	/* encoding a batch needs about as much again */
-	c->limit = (Size) maintenance_work_mem * 1024 / 2;
+	/* a flush needs little more than the records themselves */
+	c->limit = (Size) maintenance_work_mem * 1024;
 	c->desc = pending_tupdesc();
 	c->store = tuplestore_begin_heap(false, false, work_mem);
 	MemoryContextSwitchTo(old);
 	capture = c;
 }
 
-/* A NUL-terminated copy of a key text, packed with the others. */
-static char *
-pool_copy(Capture *c, const char *s, Size len)
-{
-	char	   *p;
-
-	if (c->pool_left < len + 1)
-	{
-		Size		size = Max(len + 1, 64 * 1024);
-
-		c->pool = MemoryContextAlloc(c->arena, size);
-		c->pool_left = size;
-		c->mem += size;
-	}
-	p = c->pool;
-	memcpy(p, s, len);
-	p[len] = '\0';
-	c->pool += len + 1;
-	c->pool_left -= len + 1;
-	return p;
-}
-
-static void
-cap_grow_rows(Capture *c)
-{
-	uint64		cap = c->cap ? c->cap * 2 : 1024;
-
-	if (c->cap == 0)
-	{
-		c->tint = MemoryContextAllocHuge(c->arena, sizeof(int64) * cap);
-		c->ttext = MemoryContextAllocHuge(c->arena, sizeof(char *) * cap);
-		c->tlen = MemoryContextAllocHuge(c->arena, sizeof(uint32) * cap);
-		c->thash = MemoryContextAllocHuge(c->arena, sizeof(uint32) * cap);
-		c->kstart = MemoryContextAllocHuge(c->arena, sizeof(uint64) * cap * Max(c->nrels, 1));
-		c->kcount = MemoryContextAllocHuge(c->arena, sizeof(uint32) * cap * Max(c->nrels, 1));
-	}
-	else
-	{
-		c->tint = repalloc_huge(c->tint, sizeof(int64) * cap);
-		c->ttext = repalloc_huge(c->ttext, sizeof(char *) * cap);
-		c->tlen = repalloc_huge(c->tlen, sizeof(uint32) * cap);
-		c->thash = repalloc_huge(c->thash, sizeof(uint32) * cap);
-		c->kstart = repalloc_huge(c->kstart, sizeof(uint64) * cap * Max(c->nrels, 1));
-		c->kcount = repalloc_huge(c->kcount, sizeof(uint32) * cap * Max(c->nrels, 1));
-	}
-	c->mem += (cap - c->cap) * (sizeof(int64) + sizeof(char *) + 2 * sizeof(uint32) +
-								(sizeof(uint64) + sizeof(uint32)) * Max(c->nrels, 1));
-	c->cap = cap;
-}
-
+/* Room for more keys of the current row of r (in the row context). */
 static void
 cap_grow_keys(Capture *c, CapRel *r, uint64 more)
 {
 	uint64		cap;
+	MemoryContext old;
 
 	if (r->n + more <= r->cap)
 		return;
-	cap = r->cap ? r->cap : 1024;
+	cap = r->cap ? r->cap : 16;
 	while (r->n + more > cap)
 		cap *= 2;
+	old = MemoryContextSwitchTo(c->cxt);
 	if (r->text)
 	{
 		r->texts = r->cap ? repalloc_huge(r->texts, sizeof(char *) * cap)
-			: MemoryContextAllocHuge(c->arena, sizeof(char *) * cap);
+			: MemoryContextAllocHuge(c->cxt, sizeof(char *) * cap);
 		r->lens = r->cap ? repalloc_huge(r->lens, sizeof(uint32) * cap)
-			: MemoryContextAllocHuge(c->arena, sizeof(uint32) * cap);
-		c->mem += (cap - r->cap) * sizeof(uint32);
+			: MemoryContextAllocHuge(c->cxt, sizeof(uint32) * cap);
 	}
 	else
 		r->ints = r->cap ? repalloc_huge(r->ints, sizeof(int64) * cap)
-			: MemoryContextAllocHuge(c->arena, sizeof(int64) * cap);
-	c->mem += (cap - r->cap) * (r->text ? sizeof(char *) : sizeof(int64));
+			: MemoryContextAllocHuge(c->cxt, sizeof(int64) * cap);
+	MemoryContextSwitchTo(old);
 	r->cap = cap;
 }
 
@@ -388,11 +361,11 @@ cmp_cstr(const void *a, const void *b)
 	return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-/* Sort keys [from, r->n) of r and drop duplicates. */
+/* Sort the current row's keys of r and drop duplicates. */
 static void
-cap_unique(CapRel *r, uint64 from)
+cap_unique(CapRel *r)
 {
-	uint64		n = r->n - from;
+	uint64		n = r->n;
 	uint64		i,
 				j;
 
@@ -400,26 +373,39 @@ cap_unique(CapRel *r, uint64 from)
 		return;
 	if (r->text)
 	{
-		char	  **t = r->texts + from;
-
-		qsort(t, n, sizeof(char *), cmp_cstr);
+		qsort(r->texts, n, sizeof(char *), cmp_cstr);
 		for (i = 1, j = 0; i < n; i++)
-			if (strcmp(t[i], t[j]) != 0)
-				t[++j] = t[i];
+			if (strcmp(r->texts[i], r->texts[j]) != 0)
+			{
+				j++;
+				r->texts[j] = r->texts[i];
+				r->lens[j] = r->lens[i];
+			}
 	}
 	else
 	{
-		int64	   *v = r->ints + from;
-
-		qsort(v, n, sizeof(int64), EltCmpInt64);
+		qsort(r->ints, n, sizeof(int64), EltCmpInt64);
 		for (i = 1, j = 0; i < n; i++)
-			if (v[i] != v[j])
-				v[++j] = v[i];
+			if (r->ints[i] != r->ints[j])
+				r->ints[++j] = r->ints[i];
 	}
-	r->n = from + j + 1;
+	r->n = j + 1;
 }
 
-/* Append the keys of one slot value (one key, or an array of them). */
+/* Add one text key to the current row of r (copied into the row context). */
+static inline void
+cap_add_text(Capture *c, CapRel *r, text *t)
+{
+	uint32		len = VARSIZE_ANY_EXHDR(t);
+
+	r->lens[r->n] = len;
+	r->texts[r->n] = MemoryContextAlloc(c->rowcxt, len + 1);
+	memcpy(r->texts[r->n], VARDATA_ANY(t), len);
+	r->texts[r->n][len] = '\0';
+	r->n++;
+}
+
+/* Add the keys of one slot value (one key, or an array of them) to the current row. */
 static void
 cap_add(Capture *c, CapRel *r, EltLineageSlot *s, Datum v)
 {
@@ -427,50 +413,176 @@ cap_add(Capture *c, CapRel *r, EltLineageSlot *s, Datum v)
 	{
 		cap_grow_keys(c, r, 1);
 		if (s->text)
-		{
-			text	   *t = DatumGetTextPP(v);
-
-			r->lens[r->n] = VARSIZE_ANY_EXHDR(t);
-			r->texts[r->n] = pool_copy(c, VARDATA_ANY(t), r->lens[r->n]);
-
-		}
+			cap_add_text(c, r, DatumGetTextPP(v));
 		else
-			r->ints[r->n] = DatumGetInt64(v);
-		r->n++;
+			r->ints[r->n++] = DatumGetInt64(v);
 	}
 	else
 	{
 		ArrayType  *a = DatumGetArrayTypeP(v);
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n,
-					i;
+		int			n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
 
-		if (s->text)
-			deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-		else
-			deconstruct_array(a, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
 		cap_grow_keys(c, r, n);
-		for (i = 0; i < n; i++)
+		if (!s->text && !ARR_HASNULL(a))
 		{
-			if (nulls[i])
-				continue;
-			if (s->text)
-			{
-				text	   *t = DatumGetTextPP(elems[i]);
-
-				r->lens[r->n] = VARSIZE_ANY_EXHDR(t);
-				r->texts[r->n] = pool_copy(c, VARDATA_ANY(t), r->lens[r->n]);
-
-			}
-			else
-				r->ints[r->n] = DatumGetInt64(elems[i]);
-			r->n++;
+			/* bigint[] without NULLs: the values are an aligned C array */
+			memcpy(r->ints + r->n, (char *) a + ARR_OVERHEAD_NONULLS(ARR_NDIM(a)), sizeof(int64) * n);
+			r->n += n;
 		}
-		pfree(elems);
-		pfree(nulls);
-		if ((Pointer) a != DatumGetPointer(v))
-			pfree(a);
+		else
+		{
+			Datum	   *elems;
+			bool	   *nulls;
+			int			i;
+			MemoryContext old = MemoryContextSwitchTo(c->rowcxt);
+
+			if (s->text)
+				deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+			else
+				deconstruct_array(a, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+			MemoryContextSwitchTo(old);
+			for (i = 0; i < n; i++)
+			{
+				if (nulls[i])
+					continue;
+				if (s->text)
+					cap_add_text(c, r, DatumGetTextPP(elems[i]));
+				else
+					r->ints[r->n++] = DatumGetInt64(elems[i]);
+			}
+		}
+	}
+}
+
+static inline uint32
+get_u32(const char *p)
+{
+	uint32		v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline int64
+get_i64(const char *p)
+{
+	int64		v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* Write a varint at p; returns the end. */
+static inline char *
+write_varint(char *p, uint64 v)
+{
+	while (v >= 0x80)
+	{
+		*p++ = (char) ((v & 0x7f) | 0x80);
+		v >>= 7;
+	}
+	*p++ = (char) v;
+	return p;
+}
+
+/* Write an 's' record key at p: 8 bytes, or length and bytes; returns the end. */
+static inline char *
+write_rec_key(char *p, bool is_text, int64 v, const char *t, uint32 len)
+{
+	if (is_text)
+	{
+		memcpy(p, &len, sizeof(len));
+		memcpy(p + sizeof(len), t, len);
+		return p + sizeof(len) + len;
+	}
+	memcpy(p, &v, sizeof(v));
+	return p + sizeof(v);
+}
+
+/* Room for more bytes at the end of a partition buffer, counted in c->mem. */
+static inline char *
+part_reserve(Capture *c, StringInfo s, Size more)
+{
+	if (s->data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(c->arena);
+
+		initStringInfo(s);
+		MemoryContextSwitchTo(old);
+		c->mem += s->maxlen;
+	}
+	if ((Size) s->len + more >= (Size) s->maxlen)
+	{
+		int			before = s->maxlen;
+
+		enlargeStringInfo(s, (int) more);
+		c->mem += s->maxlen - before;
+	}
+	return s->data + s->len;
+}
+
+/* Encode the current row's keys of r: its 't' entry and its 's' pairs. */
+static void
+cap_encode_row(Capture *c, CapRel *r, uint32 thash, int64 tkey)
+{
+	StringInfo	list = &c->list;
+	StringInfo	s;
+	char	   *p;
+	char	   *lenp;
+	uint32		len;
+	uint64		x;
+
+	/* 't': the target key and the sorted source keys */
+	resetStringInfo(list);
+	if (r->text)
+		for (x = 0; x < r->n; x++)
+			put_text(list, r->texts[x], r->lens[x]);
+	else
+		put_int_list(list, r->ints, r->n);
+	s = &r->tpart[thash >> (32 - PART_BITS)];
+	p = part_reserve(c, s, 2 * sizeof(uint32) + 30 + c->keybuf.len + list->len);
+	memcpy(p, &thash, sizeof(thash));
+	lenp = p + sizeof(uint32);
+	p = lenp + sizeof(uint32);
+	{
+		char	   *entry = p;
+
+		if (c->target_text)
+		{
+			p = write_varint(p, (uint64) c->keybuf.len);
+			memcpy(p, c->keybuf.data, c->keybuf.len);
+			p += c->keybuf.len;
+		}
+		else
+			p = write_varint(p, zigzag(tkey));
+		p = write_varint(p, (uint64) list->len);
+		p = write_varint(p, r->n);
+		memcpy(p, list->data, list->len);
+		p += list->len;
+		len = (uint32) (p - entry);
+	}
+	memcpy(lenp, &len, sizeof(len));
+	r->tbytes += len;
+	s->len = p - s->data;
+
+	/* 's': one pair per source key */
+	for (x = 0; x < r->n; x++)
+	{
+		uint32		h = r->text ? hash_text_key(r->texts[x], r->lens[x]) : hash_int_key(r->ints[x]);
+
+		len = (r->text ? sizeof(uint32) + r->lens[x] : sizeof(int64)) +
+			(c->target_text ? sizeof(uint32) + c->keybuf.len : sizeof(int64));
+		s = &r->spart[h >> (32 - PART_BITS)];
+		p = part_reserve(c, s, 2 * sizeof(uint32) + len);
+		memcpy(p, &h, sizeof(h));
+		memcpy(p + sizeof(uint32), &len, sizeof(len));
+		p += 2 * sizeof(uint32);
+		p = write_rec_key(p, r->text, r->text ? 0 : r->ints[x], r->text ? r->texts[x] : NULL,
+						  r->text ? r->lens[x] : 0);
+		p = write_rec_key(p, c->target_text, tkey, c->keybuf.data, c->keybuf.len);
+		s->len = p - s->data;
+		/* the entry's key once per pair at most, the list's share */
+		r->sbytes += (r->text ? r->lens[x] + 1 : 4) + (c->target_text ? c->keybuf.len + 1 : 3);
 	}
 }
 
@@ -505,31 +617,123 @@ bits_for(uint64 bytes)
 	return bits;
 }
 
-/*
- * Counting sort of n items by bucket (their hash's top bits): on return
- * order[] lists the items bucket by bucket and start[b] .. start[b + 1]
- * delimits bucket b.
- */
-static void
-bucket_sort(const uint32 *hash, const uint32 *items, uint64 n, int bits,
-			uint32 *order, uint64 *start)
+/* The chunk being filled while a flush walks the partitions in hash order. */
+typedef struct ChunkOut
 {
-	uint64		nb = (uint64) 1 << bits;
-	uint64		i;
+	Capture    *c;
+	Oid			rel;
+	char		dir;
+	Oid			other;
+	int			bits;
+	char		flags;
+	bool		open;
+	uint64		bucket;
+	int			entries;
+	StringInfoData buf;
+} ChunkOut;
 
-	memset(start, 0, sizeof(uint64) * (nb + 1));
-	for (i = 0; i < n; i++)
-		start[(bits ? hash[i] >> (32 - bits) : 0) + 1]++;
-	for (i = 0; i < nb; i++)
-		start[i + 1] += start[i];
+static void
+out_flush(ChunkOut *o)
+{
+	if (o->open && o->entries > 0)
+		cap_put_chunk(o->c, o->rel, o->dir, o->other, o->bucket, o->entries, &o->buf);
+	o->open = false;
+}
+
+/* Make the chunk of hash's bucket the current one; the previous is stored. */
+static inline void
+out_bucket(ChunkOut *o, uint32 hash)
+{
+	uint64		b = bucket_of(hash, o->bits);
+
+	if (o->open && o->bucket == b)
+		return;
+	out_flush(o);
+	resetStringInfo(&o->buf);
+	appendStringInfoChar(&o->buf, CHUNK_FORMAT);
+	appendStringInfoChar(&o->buf, o->flags);
+	o->bucket = b;
+	o->entries = 0;
+	o->open = true;
+}
+
+/* An 's' record of a partition, for sorting; text keys point into the record. */
+typedef struct SRec
+{
+	uint32		hash;
+	uint32		seq;			/* capture order */
+	uint32		slen;
+	uint32		tlen;
+	int64		s;				/* the key, or its bytes */
+	int64		t;
+} SRec;
+
+#define SREC_TEXT(v) ((const char *) (uintptr_t) (v))
+
+static inline int
+cmp_bytes(const char *a, uint32 alen, const char *b, uint32 blen)
+{
+	int			r = memcmp(a, b, Min(alen, blen));
+
+	if (r != 0)
+		return r;
+	return (alen > blen) - (alen < blen);
+}
+
+/*
+ * 's' records in hash order, the pairs of a source key together, sorted
+ * by target key (integers) or in capture order.  flags: 1 source keys are
+ * text, 2 target keys are text.
+ */
+static inline int
+cmp_srec(const SRec *x, const SRec *y, int *flags)
+{
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	if (*flags & 1)
 	{
-		uint64	   *pos = palloc(sizeof(uint64) * nb);
+		int			r = cmp_bytes(SREC_TEXT(x->s), x->slen, SREC_TEXT(y->s), y->slen);
 
-		memcpy(pos, start, sizeof(uint64) * nb);
-		for (i = 0; i < n; i++)
-			order[pos[bits ? hash[i] >> (32 - bits) : 0]++] = items ? items[i] : (uint32) i;
-		pfree(pos);
+		if (r != 0)
+			return r;
 	}
+	else if (x->s != y->s)
+		return x->s < y->s ? -1 : 1;
+	if (!(*flags & 2) && x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+#define ST_SORT sort_srec
+#define ST_ELEMENT_TYPE SRec
+#define ST_COMPARE(a, b, arg) cmp_srec(a, b, arg)
+#define ST_COMPARE_ARG_TYPE int
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+static inline bool
+same_source(const SRec *x, const SRec *y, bool text)
+{
+	if (x->hash != y->hash)
+		return false;
+	return text ? cmp_bytes(SREC_TEXT(x->s), x->slen, SREC_TEXT(y->s), y->slen) == 0
+		: x->s == y->s;
+}
+
+/* Read a key of an 's' record at p into *v (or its bytes) and *len; returns the end. */
+static inline const char *
+read_rec_key(const char *p, bool is_text, int64 *v, uint32 *len)
+{
+	if (is_text)
+	{
+		*len = get_u32(p);
+		*v = (int64) (uintptr_t) (p + sizeof(uint32));
+		return p + sizeof(uint32) + *len;
+	}
+	*v = get_i64(p);
+	*len = 0;
+	return p + sizeof(int64);
 }
 
 /* Chunks of direction 't' for source relation k: target key -> its keys. */
@@ -537,121 +741,95 @@ static void
 flush_target(Capture *c, int k)
 {
 	CapRel	   *r = &c->rels[k];
-	uint32	   *items;
-	uint32	   *hash;
-	uint32	   *order;
-	uint64	   *start;
-	uint64		m = 0,
-				i,
-				bytes = 0;
-	int			bits;
-	uint64		b;
-	StringInfoData buf;
-	StringInfoData list;
+	ChunkOut	o;
+	int			p;
+	int			sub_bits;
+	uint32	   *offs = NULL;
+	uint64	   *start = NULL;
+	uint64		offcap = 0;
 
-	items = MemoryContextAllocHuge(c->arena, sizeof(uint32) * Max(c->n, 1));
-	hash = MemoryContextAllocHuge(c->arena, sizeof(uint32) * Max(c->n, 1));
-	for (i = 0; i < c->n; i++)
-	{
-		uint32		cnt = c->kcount[i * c->nrels + k];
-
-		if (cnt == 0)
-			continue;
-		items[m] = (uint32) i;
-		hash[m] = c->thash[i];
-		m++;
-		bytes += (c->target_text ? c->tlen[i] + 1 : 5) + 3 + (uint64) cnt * (r->text ? 16 : 3);
-	}
-	if (m == 0)
+	if (r->tbytes == 0)
 		return;
-	bits = bits_for(bytes);
-	order = MemoryContextAllocHuge(c->arena, sizeof(uint32) * m);
-	start = MemoryContextAllocHuge(c->arena, sizeof(uint64) * (((uint64) 1 << bits) + 1));
-	bucket_sort(hash, items, m, bits, order, start);
-	initStringInfo(&buf);
-	initStringInfo(&list);
-	for (b = 0; b < ((uint64) 1 << bits); b++)
+	memset(&o, 0, sizeof(o));
+	o.c = c;
+	o.rel = c->target;
+	o.dir = 't';
+	o.other = r->relid;
+	o.bits = bits_for(r->tbytes);
+	o.flags = (c->target_text ? FLAG_KEY_TEXT : 0) | (r->text ? FLAG_LIST_TEXT : 0);
+	initStringInfo(&o.buf);
+	/* a partition holds one bucket, part of one, or several buckets */
+	sub_bits = Max(o.bits - PART_BITS, 0);
+	if (sub_bits > 0)
+		start = palloc(sizeof(uint64) * (((uint64) 1 << sub_bits) + 1));
+	for (p = 0; p < NPART; p++)
 	{
-		uint64		j;
+		StringInfo	s = &r->tpart[p];
+		int			pos;
 
 		CHECK_FOR_INTERRUPTS();
-		if (start[b] == start[b + 1])
+		if (s->data == NULL)
 			continue;
-		resetStringInfo(&buf);
-		appendStringInfoChar(&buf, CHUNK_FORMAT);
-		appendStringInfoChar(&buf, (c->target_text ? FLAG_KEY_TEXT : 0) | (r->text ? FLAG_LIST_TEXT : 0));
-		for (j = start[b]; j < start[b + 1]; j++)
+		if (sub_bits == 0)
 		{
-			uint64		e = order[j];
-			uint64		ks = c->kstart[e * c->nrels + k];
-			uint32		cnt = c->kcount[e * c->nrels + k];
-			uint32		x;
+			/* in capture order */
+			for (pos = 0; pos < s->len;)
+			{
+				uint32		len = get_u32(s->data + pos + sizeof(uint32));
 
-			if (c->target_text)
-				put_text(&buf, c->ttext[e], c->tlen[e]);
-			else
-				put_varint(&buf, zigzag(c->tint[e]));
-			resetStringInfo(&list);
-			if (r->text)
-				for (x = 0; x < cnt; x++)
-					put_text(&list, r->texts[ks + x], r->lens[ks + x]);
-			else
-				put_int_list(&list, r->ints + ks, cnt);
-			put_varint(&buf, (uint64) list.len);
-			put_varint(&buf, cnt);
-			appendBinaryStringInfo(&buf, list.data, list.len);
+				out_bucket(&o, get_u32(s->data + pos));
+				appendBinaryStringInfo(&o.buf, s->data + pos + 2 * sizeof(uint32), len);
+				o.entries++;
+				pos += 2 * sizeof(uint32) + len;
+			}
 		}
-		cap_put_chunk(c, c->target, 't', r->relid, bucket_of((uint32) (b << (32 - Max(bits, 1))), bits),
-					  (int) (start[b + 1] - start[b]), &buf);
+		else
+		{
+			/* counting sort of the records by bucket */
+			uint64		nb = (uint64) 1 << sub_bits;
+			uint64		n = 0,
+						i;
+			uint64	   *fill;
+
+			memset(start, 0, sizeof(uint64) * (nb + 1));
+			for (pos = 0; pos < s->len; n++)
+			{
+				start[((get_u32(s->data + pos) << PART_BITS) >> (32 - sub_bits)) + 1]++;
+				pos += 2 * sizeof(uint32) + get_u32(s->data + pos + sizeof(uint32));
+			}
+			for (i = 0; i < nb; i++)
+				start[i + 1] += start[i];
+			if (n > offcap)
+			{
+				offcap = n;
+				offs = offs ? repalloc_huge(offs, sizeof(uint32) * offcap)
+					: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint32) * offcap);
+			}
+			fill = palloc(sizeof(uint64) * nb);
+			memcpy(fill, start, sizeof(uint64) * nb);
+			for (pos = 0; pos < s->len;)
+			{
+				offs[fill[(get_u32(s->data + pos) << PART_BITS) >> (32 - sub_bits)]++] = (uint32) pos;
+				pos += 2 * sizeof(uint32) + get_u32(s->data + pos + sizeof(uint32));
+			}
+			pfree(fill);
+			for (i = 0; i < n; i++)
+			{
+				const char *rec = s->data + offs[i];
+				uint32		len = get_u32(rec + sizeof(uint32));
+
+				out_bucket(&o, get_u32(rec));
+				appendBinaryStringInfo(&o.buf, rec + 2 * sizeof(uint32), len);
+				o.entries++;
+			}
+		}
 	}
-	pfree(buf.data);
-	pfree(list.data);
-	pfree(items);
-	pfree(hash);
-	pfree(order);
-	pfree(start);
-}
-
-/* One (source key, target row) pair of direction 's'. */
-typedef struct SPair
-{
-	uint32		hash;
-	uint32		row;			/* the captured target row */
-	uint64		pos;			/* the source key in rels[k] */
-} SPair;
-
-static const Capture *sort_cap;
-static const CapRel *sort_rel;
-
-static int
-cmp_spair(const void *a, const void *b)
-{
-	const SPair *x = a;
-	const SPair *y = b;
-
-	if (x->hash != y->hash)
-		return x->hash < y->hash ? -1 : 1;
-	if (sort_rel->text)
-	{
-		int			r = strcmp(sort_rel->texts[x->pos], sort_rel->texts[y->pos]);
-
-		if (r != 0)
-			return r;
-	}
-	else if (sort_rel->ints[x->pos] != sort_rel->ints[y->pos])
-		return sort_rel->ints[x->pos] < sort_rel->ints[y->pos] ? -1 : 1;
-	if (!sort_cap->target_text && sort_cap->tint[x->row] != sort_cap->tint[y->row])
-		return sort_cap->tint[x->row] < sort_cap->tint[y->row] ? -1 : 1;
-	return (x->row > y->row) - (x->row < y->row);
-}
-
-static inline bool
-same_source(const CapRel *r, const SPair *x, const SPair *y)
-{
-	if (x->hash != y->hash)
-		return false;
-	return r->text ? strcmp(r->texts[x->pos], r->texts[y->pos]) == 0
-		: r->ints[x->pos] == r->ints[y->pos];
+	out_flush(&o);
+	if (start)
+		pfree(start);
+	if (offs)
+		pfree(offs);
+	pfree(o.buf.data);
 }
 
 /* Chunks of direction 's' for source relation k: source key -> target keys. */
@@ -659,128 +837,100 @@ static void
 flush_source(Capture *c, int k)
 {
 	CapRel	   *r = &c->rels[k];
-	SPair	   *pairs;
-	SPair	   *sorted;
-	uint32	   *hash;
-	uint32	   *order;
-	uint64	   *start;
-	uint64		n = r->n,
-				i,
-				p = 0,
-				bytes = 0;
-	int			bits;
-	uint64		b;
-	StringInfoData buf;
-	StringInfoData list;
+	ChunkOut	o;
+	StringInfo	list = &c->list;
 	int64	   *tk;
-	uint64		tkcap;
+	uint64		tkcap = 64;
+	SRec	   *recs = NULL;
+	uint64		reccap = 0;
+	int			flags = (r->text ? 1 : 0) | (c->target_text ? 2 : 0);
+	int			p;
 
-	if (n == 0)
+	if (r->sbytes == 0)
 		return;
-	if (n > PG_UINT32_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many lineage keys in one batch"),
-				 errhint("Lower maintenance_work_mem for the run.")));
-	pairs = MemoryContextAllocHuge(c->arena, sizeof(SPair) * n);
-	hash = MemoryContextAllocHuge(c->arena, sizeof(uint32) * n);
-	for (i = 0; i < c->n; i++)
-	{
-		uint64		ks = c->kstart[i * c->nrels + k];
-		uint32		cnt = c->kcount[i * c->nrels + k];
-		uint32		x;
-
-		for (x = 0; x < cnt; x++)
-		{
-			uint64		pos = ks + x;
-
-			pairs[p].hash = r->text ? hash_text_key(r->texts[pos], r->lens[pos])
-				: hash_int_key(r->ints[pos]);
-			pairs[p].row = (uint32) i;
-			pairs[p].pos = pos;
-			hash[p] = pairs[p].hash;
-			bytes += (r->text ? r->lens[pos] + 1 : 4) +
-				(c->target_text ? c->tlen[i] + 1 : 3);
-			p++;
-		}
-	}
-	Assert(p == n);
-	bits = bits_for(bytes);
-	order = MemoryContextAllocHuge(c->arena, sizeof(uint32) * n);
-	start = MemoryContextAllocHuge(c->arena, sizeof(uint64) * (((uint64) 1 << bits) + 1));
-	bucket_sort(hash, NULL, n, bits, order, start);
-	pfree(hash);
-	sorted = MemoryContextAllocHuge(c->arena, sizeof(SPair) * n);
-	for (i = 0; i < n; i++)
-		sorted[i] = pairs[order[i]];
-	pfree(pairs);
-	pfree(order);
-	sort_cap = c;
-	sort_rel = r;
-	initStringInfo(&buf);
-	initStringInfo(&list);
-	tkcap = 64;
+	memset(&o, 0, sizeof(o));
+	o.c = c;
+	o.rel = r->relid;
+	o.dir = 's';
+	o.other = c->target;
+	o.bits = bits_for(r->sbytes);
+	o.flags = (r->text ? FLAG_KEY_TEXT : 0) | (c->target_text ? FLAG_LIST_TEXT : 0);
+	initStringInfo(&o.buf);
 	tk = palloc(sizeof(int64) * tkcap);
-	for (b = 0; b < ((uint64) 1 << bits); b++)
+	for (p = 0; p < NPART; p++)
 	{
-		uint64		j,
-					entries = 0;
+		StringInfo	s = &r->spart[p];
+		uint64		n = 0,
+					i,
+					j;
+		int			pos;
 
 		CHECK_FOR_INTERRUPTS();
-		if (start[b] == start[b + 1])
+		if (s->data == NULL)
 			continue;
-		qsort(sorted + start[b], start[b + 1] - start[b], sizeof(SPair), cmp_spair);
-		resetStringInfo(&buf);
-		appendStringInfoChar(&buf, CHUNK_FORMAT);
-		appendStringInfoChar(&buf, (r->text ? FLAG_KEY_TEXT : 0) | (c->target_text ? FLAG_LIST_TEXT : 0));
-		for (j = start[b]; j < start[b + 1];)
+		for (pos = 0; pos < s->len; n++)
 		{
-			uint64		g = j;
+			const char *q;
+
+			if (n == reccap)
+			{
+				reccap = reccap ? reccap * 2 : 4096;
+				recs = recs ? repalloc_huge(recs, sizeof(SRec) * reccap)
+					: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(SRec) * reccap);
+			}
+			recs[n].hash = get_u32(s->data + pos);
+			recs[n].seq = (uint32) n;
+			q = read_rec_key(s->data + pos + 2 * sizeof(uint32), r->text, &recs[n].s, &recs[n].slen);
+			(void) read_rec_key(q, c->target_text, &recs[n].t, &recs[n].tlen);
+			pos += 2 * sizeof(uint32) + get_u32(s->data + pos + sizeof(uint32));
+		}
+		sort_srec(recs, n, &flags);
+		for (i = 0; i < n; i = j)
+		{
 			uint64		cnt;
 
-			while (g < start[b + 1] && same_source(r, &sorted[j], &sorted[g]))
-				g++;
-			cnt = g - j;
+			/* the pairs of one source key */
+			for (j = i + 1; j < n && same_source(&recs[j], &recs[i], r->text); j++)
+				;
+			cnt = j - i;
+			out_bucket(&o, recs[i].hash);
 			if (r->text)
-				put_text(&buf, r->texts[sorted[j].pos], r->lens[sorted[j].pos]);
+				put_text(&o.buf, SREC_TEXT(recs[i].s), recs[i].slen);
 			else
-				put_varint(&buf, zigzag(r->ints[sorted[j].pos]));
-			resetStringInfo(&list);
+				put_varint(&o.buf, zigzag(recs[i].s));
+			resetStringInfo(list);
 			if (c->target_text)
 			{
 				uint64		x;
 
-				for (x = j; x < g; x++)
-					put_text(&list, c->ttext[sorted[x].row], c->tlen[sorted[x].row]);
+				for (x = i; x < j; x++)
+					put_text(list, SREC_TEXT(recs[x].t), recs[x].tlen);
 			}
 			else
 			{
 				uint64		x;
 
-				/* sorted by target key within the group; one row per key */
+				/* sorted by target key; a target row is written once per batch */
 				if (cnt > tkcap)
 				{
 					tkcap = cnt;
 					tk = repalloc_huge(tk, sizeof(int64) * tkcap);
 				}
-				for (x = j; x < g; x++)
-					tk[x - j] = c->tint[sorted[x].row];
-				put_int_list(&list, tk, cnt);
+				for (x = i; x < j; x++)
+					tk[x - i] = recs[x].t;
+				put_int_list(list, tk, cnt);
 			}
-			put_varint(&buf, (uint64) list.len);
-			put_varint(&buf, cnt);
-			appendBinaryStringInfo(&buf, list.data, list.len);
-			entries++;
-			j = g;
+			put_varint(&o.buf, (uint64) list->len);
+			put_varint(&o.buf, cnt);
+			appendBinaryStringInfo(&o.buf, list->data, list->len);
+			o.entries++;
 		}
-		cap_put_chunk(c, r->relid, 's', c->target, bucket_of((uint32) (b << (32 - Max(bits, 1))), bits),
-					  (int) entries, &buf);
 	}
+	out_flush(&o);
+	if (recs)
+		pfree(recs);
 	pfree(tk);
-	pfree(buf.data);
-	pfree(list.data);
-	pfree(sorted);
-	pfree(start);
+	pfree(o.buf.data);
 }
 
 /* Encode what was captured so far into chunks, and forget it. */
@@ -797,12 +947,16 @@ cap_flush(Capture *c)
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(c->arena);
-	c->pool = NULL;
-	c->pool_left = 0;
-	c->n = c->cap = 0;
+	c->n = 0;
 	c->mem = 0;
 	for (k = 0; k < c->nrels; k++)
-		c->rels[k].n = c->rels[k].cap = 0;
+	{
+		CapRel	   *r = &c->rels[k];
+
+		memset(r->tpart, 0, sizeof(r->tpart));
+		memset(r->spart, 0, sizeof(r->spart));
+		r->tbytes = r->sbytes = 0;
+	}
 }
 
 /* The run's statement is done: encode the rest.  Returns the lineage rows. */
@@ -837,15 +991,16 @@ EltCaptureOpenPending(bool open)
 PG_FUNCTION_INFO_V1(elt_lineage_capture);
 
 /*
- * elt._lineage_capture(token, target_key, VARIADIC keys): keep the lineage
- * of one row the running transform writes.  Always true.
+ * elt._lineage_capture(token, target key columns, key columns): keep the
+ * lineage of one row the running transform writes.  Always true.
  */
 Datum
 elt_lineage_capture(PG_FUNCTION_ARGS)
 {
 	Capture    *c = capture;
 	MemoryContext old;
-	uint64		e;
+	uint32		thash;
+	int64		tkey = 0;
 	int			i,
 				k;
 
@@ -853,70 +1008,65 @@ elt_lineage_capture(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("elt._lineage_capture() is used only by elt.transform_run()")));
-	if (PG_NARGS() != c->nslots + 2)
-		elog(ERROR, "elt._lineage_capture() expected %d arguments, got %d", c->nslots + 2, PG_NARGS());
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("a row written by the transform has a NULL primary key")));
+	if (PG_NARGS() != c->nslots + 1 + c->key_cols)
+		elog(ERROR, "elt._lineage_capture() expected %d arguments, got %d",
+			 c->nslots + 1 + c->key_cols, PG_NARGS());
+	for (i = 1; i <= c->key_cols; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("a row written by the transform has a NULL primary key")));
 
-	old = MemoryContextSwitchTo(c->arena);
-	if (c->n == c->cap)
-		cap_grow_rows(c);
-	e = c->n;
+	old = MemoryContextSwitchTo(c->rowcxt);
 	if (c->target_text)
 	{
-		if (!c->keyout_set)
+		if (!c->keyprint_set)
 		{
-			Oid			outfn;
-			bool		varlena;
+			Oid		   *types = palloc(sizeof(Oid) * c->key_cols);
 
-			getTypeOutputInfo(get_fn_expr_argtype(fcinfo->flinfo, 1), &outfn, &varlena);
-			fmgr_info_cxt(outfn, &c->keyout, c->cxt);
-			c->keyout_set = true;
+			for (i = 0; i < c->key_cols; i++)
+				types[i] = get_fn_expr_argtype(fcinfo->flinfo, i + 1);
+			EltKeyPrinterInit(&c->keyprint, c->key_cols, types, c->cxt);
+			c->keyprint_set = true;
 		}
-		{
-			MemoryContext o2 = MemoryContextSwitchTo(c->rowcxt);
-			char	   *k = EltKeyTextCall(&c->keyout, PG_GETARG_DATUM(1));
-
-			MemoryContextSwitchTo(o2);
-			c->tlen[e] = strlen(k);
-			c->ttext[e] = pool_copy(c, k, c->tlen[e]);
-			MemoryContextReset(c->rowcxt);
-		}
-		c->thash[e] = hash_text_key(c->ttext[e], c->tlen[e]);
+		for (i = 0; i < c->key_cols; i++)
+			c->keyvals[i] = PG_GETARG_DATUM(i + 1);
+		resetStringInfo(&c->keybuf);
+		EltKeyPrint(&c->keyprint, c->keyvals, c->keynulls, &c->keybuf);
+		thash = hash_text_key(c->keybuf.data, c->keybuf.len);
 	}
 	else
 	{
-		c->tint[e] = PG_GETARG_INT64(1);
-		c->thash[e] = hash_int_key(c->tint[e]);
+		tkey = PG_GETARG_INT64(1);
+		thash = hash_int_key(tkey);
 	}
 	for (k = 0; k < c->nrels; k++)
 	{
 		CapRel	   *r = &c->rels[k];
-		uint64		from = r->n;
 		int			used = 0;
 
+		r->n = 0;
 		for (i = 0; i < c->nslots; i++)
 		{
-			if (c->slot_rel[i] != k || PG_ARGISNULL(i + 2))
+			if (c->slot_rel[i] != k || PG_ARGISNULL(i + 1 + c->key_cols))
 				continue;
-			cap_add(c, r, &c->slots[i], PG_GETARG_DATUM(i + 2));
+			cap_add(c, r, &c->slots[i], PG_GETARG_DATUM(i + 1 + c->key_cols));
 			used++;
 		}
+		if (r->n == 0)
+			continue;
 		if (used > 1)
-			cap_unique(r, from);
-		if (r->n - from > PG_UINT32_MAX)
+			cap_unique(r);
+		if (r->n > PG_UINT32_MAX)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("a row written by the transform has too many source rows")));
-		c->kstart[e * c->nrels + k] = from;
-		c->kcount[e * c->nrels + k] = (uint32) (r->n - from);
-		if (r->n > from)
-			c->lineage_rows++;
+		cap_encode_row(c, r, thash, tkey);
+		c->lineage_rows++;
 	}
 	c->n++;
 	MemoryContextSwitchTo(old);
+	MemoryContextReset(c->rowcxt);
 	if (c->mem > c->limit || c->n >= PG_UINT32_MAX - 1)
 		cap_flush(c);
 	PG_RETURN_BOOL(true);

@@ -938,8 +938,7 @@ target_key_sql(Oid target, TargetInfo *ti)
 			appendStringInfoString(&buf, "(__elt_src.__elt_pk_1)::pg_catalog.int8");
 		return buf.data;
 	}
-	if (list_length(ti->pk) > 1)
-		appendStringInfoString(&buf, "ROW(");
+	/* one argument per key column: elt._lineage_capture() prints them */
 	forboth(l1, ti->pk, l2, ti->pk_exprs)
 	{
 		AttrNumber	attnum = lfirst_int(l1);
@@ -955,8 +954,6 @@ target_key_sql(Oid target, TargetInfo *ti)
 			appendStringInfo(&buf, "CAST(__elt_src.__elt_pk_%d AS %s)", i,
 							 column_type(target, attnum));
 	}
-	if (list_length(ti->pk) > 1)
-		appendStringInfoChar(&buf, ')');
 	return buf.data;
 }
 
@@ -1198,7 +1195,7 @@ execute_run(Transform *t, RunState *run, EltLineageInfo *info, TargetInfo *ti, b
 		}
 		before = rows_read(info->sources);
 		if (row)
-			EltCaptureBegin(t->target, ti->key_text, info->slots, token, cxt);
+			EltCaptureBegin(t->target, ti->key_text ? list_length(ti->pk) : 0, info->slots, token, cxt);
 		{
 			Oid			types[1] = {INT8OID};
 			Datum		args[1];

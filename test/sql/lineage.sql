@@ -233,6 +233,23 @@ SELECT elt.transform_run('sku_codes') AS run \gset
 SELECT count(DISTINCT tkey) AS target_keys, min(tkey) AS first FROM lin(:run);
 SELECT count(*) AS traced FROM elt.trace('mart.sku_codes', 'SKU-1');
 
+-- a composite key is printed as record_out prints it: quoted fields, empty
+-- strings, special and BC dates, types without a fast path (numeric)
+CREATE TABLE raw.labels (id int PRIMARY KEY, label text, d date, amount numeric);
+INSERT INTO raw.labels VALUES (1, 'a b', '2026-01-02', 1.50), (2, 'x,y', 'infinity', 2),
+  (3, 'q"t', '-infinity', 3), (4, 'back\slash', '0044-03-15 BC', 4.0), (5, '', '2026-12-31', 5),
+  (6, '(paren)', '2026-01-01', 6), (7, 'plain', '2026-01-01', -7.25), (8, 'plain', '2026-01-01', 1e-3);
+CREATE TABLE mart.labels (label text, d date, amount numeric, n bigint, PRIMARY KEY (label, d, amount));
+SELECT elt.transform_create('labels', 'mart.labels',
+  'SELECT label, d, amount, count(*) AS n FROM raw.labels GROUP BY 1, 2, 3') > 0 AS created;
+SET DateStyle = 'SQL, DMY';
+SELECT elt.transform_run('labels') AS run \gset
+SET DateStyle = ISO;
+SELECT * FROM lineage_diff(:run, $$
+  SELECT ROW(label, d, amount)::text, 'raw.labels'::regclass, id::text FROM raw.labels$$);
+SELECT key FROM elt.trace('mart.labels', '("q""t",-infinity,3)') ORDER BY 1;
+SELECT key FROM elt.trace('mart.labels', '(back\\slash,0044-03-15 BC,4.0)') ORDER BY 1;
+
 CREATE TABLE raw.readings (taken_at timestamptz, sensor int, value float8,
                            PRIMARY KEY (taken_at, sensor));
 INSERT INTO raw.readings VALUES ('2026-03-01 10:00:00+00', 1, 0.1), ('2026-03-01 10:00:00+00', 2, 1.0 / 3),
@@ -519,8 +536,11 @@ WHERE c.run_id = :run AND c.dir = 's' AND c.rel = 'raw.customers'::regclass AND 
 -- a damaged chunk is an error, not a crash
 SELECT * FROM elt._lineage_chunk_entries('\x0200'::bytea);
 SELECT * FROM elt._lineage_chunk_entries('\x010005'::bytea);
--- and the chunks stay small
-SELECT count(*) > 100 AS many_chunks, max(length(data)) < 8192 AS small_chunks
+-- and chunks of small entries stay small (a customer's entry by source
+-- key lists thousands of target keys: it is one entry, whatever its size)
+SELECT count(*) > 100 AS many_chunks,
+       max(length(data)) FILTER (WHERE rel <> 'raw.customers'::regclass) < 8192 AS small_chunks,
+       max(length(data)) FILTER (WHERE rel = 'raw.customers'::regclass) > 8192 AS big_entries
 FROM elt.lineage_chunks WHERE run_id = :run;
 -- impact finds all of them; trace finds a row's clicks
 SELECT count(*) = (SELECT count(*) FROM mart.page_customers WHERE customer_id = 1) AS all_rows
