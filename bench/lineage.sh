@@ -28,10 +28,11 @@
 #    elt.lineage_chunks and the audit log are TRUNCATEd and a CHECKPOINT is
 #    taken.  Time is psql's \timing of the one statement; the median is
 #    reported.  For the elt runs auto_explain (log_analyze off,
-#    log_nested_statements on, log_min_duration 500 ms) logs the duration of
+#    log_nested_statements on, log_min_duration 50 ms) logs the duration of
 #    the statements the run executes through SPI, so the time is split into
 #    the transform's INSERT (with the capture of its lineage), the insert of
-#    the lineage chunks, and the rest (encoding the chunks, bookkeeping).
+#    the lineage chunks, and the rest (cutting the captured records into
+#    chunks, bookkeeping).
 #
 # 2. Tracing.  A chain of three transforms:
 #      raw.orders + raw.customers -> mart.daily          ('daily', above)
@@ -196,7 +197,7 @@ echo "# lineage level of each transform: $(psql_q -c "SELECT string_agg(transfor
 ##############################################################################
 EDGES_SQL='SELECT coalesce(sum(coalesce(cardinality(source_keys), 0) + coalesce(cardinality(source_keys_text), 0)), 0) FROM elt.lineage_rows'
 CHUNKS_SQL="SELECT format('%s lineage rows in %s chunks', coalesce(sum(entries) FILTER (WHERE dir = 't'), 0), count(*)) FROM elt.lineage_chunks"
-AE=(-c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 500"
+AE=(-c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 50"
     -c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_analyze = off")
 declare -A MS SPLIT_S SPLIT_L
 CONTENDERS="plain elt_row elt_table trigger"
@@ -249,7 +250,7 @@ for c in $CONTENDERS; do
   echo "| $(label "$c") | $(echo ${MS[$c]} | sed 's/ / \/ /g') | $m | $(ratio "$m" "$base") | $s | $l |"
 done
 echo
-echo "(INSERT and chunk-insert times are auto_explain's durations of the statements the run executes through SPI; the rest of a run is encoding the captured lineage into chunks, its own catalog work and commit.)"
+echo "(INSERT and chunk-insert times are auto_explain's durations of the statements the run executes through SPI; the INSERT includes encoding each captured row; the rest of a run is cutting the encoded rows into chunks, its own catalog work and commit.)"
 
 ##############################################################################
 # 2. Tracing through a chain of three transforms

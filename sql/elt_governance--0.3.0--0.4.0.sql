@@ -101,12 +101,13 @@ CREATE INDEX transform_runs_no_row_lineage_idx ON elt.transform_runs (transform_
 --   dir 's': rel is a source, other_rel the target; each entry is a source
 --            key and the keys of the target rows made from it.
 -- bucket is (bits << 32) | the top `bits` bits of the key's hash; a run's
--- rows are split into chunks of 2 to 4 kB (kept inline and uncompressed:
--- toast_tuple_target is the largest), so a run of ten rows makes one
+-- rows are split into chunks of 1 to 2 kB on average (toast_tuple_target
+-- keeps them inline and uncompressed), so a run of ten rows makes one
 -- chunk and one of a million some thousands.  Integer keys are kept as
 -- integers, others as canonical text (the key's output under DateStyle ISO
--- and TimeZone UTC; a row literal for a composite key).  data is encoded
--- by the extension (see src/lineage_store.c); elt.lineage_rows decodes it.
+-- and TimeZone UTC; a row literal for a composite key), target keys with
+-- integer or date columns packed.  data is encoded by the extension (see
+-- src/lineage_store.c); elt.lineage_rows decodes it.
 CREATE TABLE elt.lineage_chunks (
     run_id    bigint NOT NULL,
     rel       regclass NOT NULL,
@@ -267,10 +268,10 @@ CREATE FUNCTION elt._lineage_text_final(internal) RETURNS text[]
 
 -- The distinct non-null keys of a group, sorted.
 CREATE AGGREGATE elt._lineage_keys(bigint) (
-    SFUNC = elt._lineage_int8_add, STYPE = internal, SSPACE = 48, FINALFUNC_MODIFY = READ_WRITE,
+    SFUNC = elt._lineage_int8_add, STYPE = internal, SSPACE = 32, FINALFUNC_MODIFY = READ_WRITE,
     FINALFUNC = elt._lineage_int8_final);
 CREATE AGGREGATE elt._lineage_keys(bigint[]) (
-    SFUNC = elt._lineage_int8_cat, STYPE = internal, SSPACE = 48, FINALFUNC_MODIFY = READ_WRITE,
+    SFUNC = elt._lineage_int8_cat, STYPE = internal, SSPACE = 32, FINALFUNC_MODIFY = READ_WRITE,
     FINALFUNC = elt._lineage_int8_final);
 CREATE AGGREGATE elt._lineage_keys(text) (
     SFUNC = elt._lineage_text_add, STYPE = internal, SSPACE = 64, FINALFUNC_MODIFY = READ_WRITE,

@@ -138,13 +138,13 @@ EltKeyPrinterInit(EltKeyPrinter *p, int ncols, const Oid *types, MemoryContext c
 	}
 }
 
-/* Append the canonical text of one column's value. */
-static void
-key_print_value(EltKeyCol *c, Datum v, StringInfo out)
+/* Append the canonical text of one column's value (out: the output function of ELT_KP_OUT). */
+void
+EltKeyPrintValue(EltKeyPrintKind kind, FmgrInfo *outfn, Datum v, StringInfo out)
 {
 	char		buf[MAXDATELEN + 1];
 
-	switch (c->kind)
+	switch (kind)
 	{
 		case ELT_KP_INT2:
 			pg_itoa(DatumGetInt16(v), buf);
@@ -181,7 +181,7 @@ key_print_value(EltKeyCol *c, Datum v, StringInfo out)
 			return;
 		case ELT_KP_OUT:
 			{
-				char	   *s = EltKeyTextCall(&c->out, v);
+				char	   *s = EltKeyTextCall(outfn, v);
 
 				appendStringInfoString(out, s);
 				pfree(s);
@@ -189,6 +189,41 @@ key_print_value(EltKeyCol *c, Datum v, StringInfo out)
 			return;
 	}
 	appendStringInfoString(out, buf);
+}
+
+/*
+ * Quote the field of a row literal that starts at start of out, as
+ * record_out does: empty strings and fields with special characters.
+ */
+void
+EltKeyQuoteField(StringInfo out, int start)
+{
+	bool		quote = (out->len == start);
+	int			j;
+	int			len;
+	char	   *field;
+
+	for (j = start; j < out->len && !quote; j++)
+	{
+		char		ch = out->data[j];
+
+		quote = (ch == '"' || ch == '\\' || ch == '(' || ch == ')' || ch == ',' ||
+				 isspace((unsigned char) ch));
+	}
+	if (!quote)
+		return;
+	len = out->len - start;
+	field = pnstrdup(out->data + start, len);
+	out->len = start;
+	appendStringInfoChar(out, '"');
+	for (j = 0; j < len; j++)
+	{
+		if (field[j] == '"' || field[j] == '\\')
+			appendStringInfoChar(out, field[j]);
+		appendStringInfoChar(out, field[j]);
+	}
+	appendStringInfoChar(out, '"');
+	pfree(field);
 }
 
 /*
@@ -202,47 +237,21 @@ EltKeyPrint(EltKeyPrinter *p, const Datum *values, const bool *isnull, StringInf
 
 	if (!p->row)
 	{
-		key_print_value(&p->cols[0], values[0], out);
+		EltKeyPrintValue(p->cols[0].kind, &p->cols[0].out, values[0], out);
 		return;
 	}
 	appendStringInfoChar(out, '(');
 	for (i = 0; i < p->ncols; i++)
 	{
 		int			start;
-		int			j;
-		bool		quote;
 
 		if (i > 0)
 			appendStringInfoChar(out, ',');
 		if (isnull[i])
 			continue;
 		start = out->len;
-		key_print_value(&p->cols[i], values[i], out);
-		/* record_out's quoting: empty strings and special characters */
-		quote = (out->len == start);
-		for (j = start; j < out->len && !quote; j++)
-		{
-			char		ch = out->data[j];
-
-			quote = (ch == '"' || ch == '\\' || ch == '(' || ch == ')' || ch == ',' ||
-					 isspace((unsigned char) ch));
-		}
-		if (quote)
-		{
-			int			len = out->len - start;
-			char	   *field = pnstrdup(out->data + start, len);
-
-			out->len = start;
-			appendStringInfoChar(out, '"');
-			for (j = 0; j < len; j++)
-			{
-				if (field[j] == '"' || field[j] == '\\')
-					appendStringInfoChar(out, field[j]);
-				appendStringInfoChar(out, field[j]);
-			}
-			appendStringInfoChar(out, '"');
-			pfree(field);
-		}
+		EltKeyPrintValue(p->cols[i].kind, &p->cols[i].out, values[i], out);
+		EltKeyQuoteField(out, start);
 	}
 	appendStringInfoChar(out, ')');
 	out->data[out->len] = '\0';
@@ -362,8 +371,8 @@ elt_lineage_key_text(PG_FUNCTION_ARGS)
 }
 
 /* Split a row literal "(a,b)" into its fields (NULL for an empty field). */
-static List *
-split_row_literal(const char *s, bool *ok)
+List *
+EltSplitRowLiteral(const char *s, bool *ok)
 {
 	List	   *fields = NIL;
 	const char *p = s;
@@ -469,7 +478,7 @@ EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *ival)
 	else
 	{
 		bool		ok;
-		List	   *fields = split_row_literal(key, &ok);
+		List	   *fields = EltSplitRowLiteral(key, &ok);
 		TupleDesc	rowdesc;
 		Datum	   *values;
 		bool	   *nulls;
@@ -557,26 +566,81 @@ key_grow(KeyAcc *acc, int more)
 static ArrayType *
 int8_array(const int64 *keys, int n)
 {
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-	int			i;
+	Size		nbytes = ARR_OVERHEAD_NONULLS(1) + sizeof(int64) * n;
+	ArrayType  *a = palloc0(nbytes);
 
-	for (i = 0; i < n; i++)
-		d[i] = Int64GetDatum(keys[i]);
-	return construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	SET_VARSIZE(a, nbytes);
+	a->ndim = 1;
+	a->dataoffset = 0;
+	a->elemtype = INT8OID;
+	ARR_DIMS(a)[0] = n;
+	ARR_LBOUND(a)[0] = 1;
+	memcpy((char *) a + ARR_OVERHEAD_NONULLS(1), keys, sizeof(int64) * n);
+	return a;
+}
+
+/*
+ * The integer keys of a group: one allocation, small at first (most groups
+ * have a key or two), so that a hash aggregate keeps as many groups in
+ * memory as it can.
+ */
+typedef struct IntAcc
+{
+	int32		n;
+	int32		cap;
+	bool		sorted;
+	int64		ints[FLEXIBLE_ARRAY_MEMBER];
+} IntAcc;
+
+/* The group's accumulator with room for more keys (it may move). */
+static IntAcc *
+int_acc(FunctionCallInfo fcinfo, int more)
+{
+	MemoryContext aggcxt;
+	IntAcc	   *acc;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "lineage key aggregate called in non-aggregate context");
+	if (PG_ARGISNULL(0))
+	{
+		int			cap = Max(more, 2);
+
+		acc = MemoryContextAlloc(aggcxt, offsetof(IntAcc, ints) + sizeof(int64) * cap);
+		acc->n = 0;
+		acc->cap = cap;
+		acc->sorted = true;
+		return acc;
+	}
+	acc = (IntAcc *) PG_GETARG_POINTER(0);
+	if ((int64) acc->n + more > acc->cap)
+	{
+		int64		cap = acc->cap;
+
+		while ((int64) acc->n + more > cap)
+			cap *= 2;
+		if (cap > (int64) (MaxAllocSize - offsetof(IntAcc, ints)) / (int64) sizeof(int64))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("a group of the transform has too many source rows")));
+		acc = repalloc(acc, offsetof(IntAcc, ints) + sizeof(int64) * cap);
+		acc->cap = (int32) cap;
+	}
+	return acc;
 }
 
 PG_FUNCTION_INFO_V1(elt_lineage_int8_add);
 Datum
 elt_lineage_int8_add(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt;
-	KeyAcc	   *acc = key_acc(fcinfo, false, &aggcxt);
+	IntAcc	   *acc = int_acc(fcinfo, PG_ARGISNULL(1) ? 0 : 1);
 
 	if (!PG_ARGISNULL(1))
 	{
-		key_grow(acc, 1);
-		acc->ints[acc->n++] = PG_GETARG_INT64(1);
-		acc->sorted = false;
+		int64		v = PG_GETARG_INT64(1);
+
+		if (acc->n > 0 && acc->ints[acc->n - 1] >= v)
+			acc->sorted = false;
+		acc->ints[acc->n++] = v;
 	}
 	PG_RETURN_POINTER(acc);
 }
@@ -585,22 +649,46 @@ PG_FUNCTION_INFO_V1(elt_lineage_int8_cat);
 Datum
 elt_lineage_int8_cat(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt;
-	KeyAcc	   *acc = key_acc(fcinfo, false, &aggcxt);
+	ArrayType  *a = PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1);
+	int			n = a ? ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a)) : 0;
+	IntAcc	   *acc;
 
-	if (!PG_ARGISNULL(1))
+	if (a && ARR_HASNULL(a))
+		elog(ERROR, "lineage key array contains NULL");
+	acc = int_acc(fcinfo, n);
+	if (n > 0)
 	{
-		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
-		int			n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
-
-		if (ARR_HASNULL(a))
-			elog(ERROR, "lineage key array contains NULL");
-		key_grow(acc, n);
 		memcpy(acc->ints + acc->n, (char *) a + ARR_OVERHEAD_NONULLS(ARR_NDIM(a)), sizeof(int64) * n);
 		acc->n += n;
 		acc->sorted = false;
 	}
 	PG_RETURN_POINTER(acc);
+}
+
+PG_FUNCTION_INFO_V1(elt_lineage_int8_final);
+Datum
+elt_lineage_int8_final(PG_FUNCTION_ARGS)
+{
+	IntAcc	   *acc;
+	int			i,
+				j;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	acc = (IntAcc *) PG_GETARG_POINTER(0);
+	if (acc->n == 0)
+		PG_RETURN_NULL();
+	if (!acc->sorted)
+	{
+		/* sort and drop duplicates, in place (idempotent) */
+		qsort(acc->ints, acc->n, sizeof(int64), EltCmpInt64);
+		for (i = 1, j = 0; i < acc->n; i++)
+			if (acc->ints[i] != acc->ints[j])
+				acc->ints[++j] = acc->ints[i];
+		acc->n = j + 1;
+		acc->sorted = true;
+	}
+	PG_RETURN_ARRAYTYPE_P(int8_array(acc->ints, acc->n));
 }
 
 static int
@@ -643,21 +731,6 @@ key_unique(KeyAcc *acc)
 	}
 	acc->n = j + 1;
 	acc->sorted = true;
-}
-
-PG_FUNCTION_INFO_V1(elt_lineage_int8_final);
-Datum
-elt_lineage_int8_final(PG_FUNCTION_ARGS)
-{
-	KeyAcc	   *acc;
-
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	acc = (KeyAcc *) PG_GETARG_POINTER(0);
-	if (acc->n == 0)
-		PG_RETURN_NULL();
-	key_unique(acc);
-	PG_RETURN_ARRAYTYPE_P(int8_array(acc->ints, acc->n));
 }
 
 /* Append a copy of a text key, made in the aggregate's context. */

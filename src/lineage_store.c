@@ -3,10 +3,11 @@
  * executes, written in chunks, and looked up in both directions.
  *
  * Capture.  The run's INSERT ... SELECT calls elt._lineage_capture() once
- * per written row, in its WHERE clause, with the row's target key and the
- * key columns the rewritten query added.  The keys go to memory; past half
- * of maintenance_work_mem (encoding takes as much again) they are encoded
- * and set aside, and capture goes on.
+ * per written row, in its WHERE clause, with the row's target key columns
+ * and the key columns the rewritten query added.  Each row is encoded at
+ * once into partitions by key hash (see "Capture" below); past
+ * maintenance_work_mem the partitions are cut into chunks and set aside,
+ * and capture goes on.
  *
  * Chunks.  elt.lineage_chunks holds the lineage of one run, one direction
  * and one pair of relations, split by a hash of the key it is looked up by:
@@ -22,10 +23,15 @@
  * direction, so that a lookup knows which buckets to read.
  *
  * Encoding of a chunk (format 1): a format byte, a flags byte (1: entry
- * keys are text, 2: listed keys are text), then per entry: the key, the
- * byte length of its list, the list's count, the list.  Integers are
- * zigzag varints; a list of integers is sorted, stored as its first value
- * and the gaps; a text is its length as a varint and its bytes.
+ * keys are text, 2: listed keys are text, 4: listed keys are packed target
+ * keys, 8: entry keys are packed target keys), with 4 or 8 the layout of
+ * packed keys (a byte for the number of columns, a byte per column for its
+ * kind), then per entry: the key, the byte length of its list, the list's
+ * count, the list.  Integers are zigzag varints; a list of integers is
+ * sorted, stored as its first value and the gaps; a text is its length as
+ * a varint and its bytes; a packed key is a text whose bytes are, per
+ * column, a zigzag varint (integers, dates) or a text (canonical text of
+ * any other type), and it is read back as the key's canonical text.
  *
  * The hash (FNV-1a over the key's canonical bytes for text, a 64-bit mix
  * for integers) depends on nothing but the key, so chunks mean the same
@@ -41,6 +47,8 @@
 #include "port/pg_bswap.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
@@ -49,11 +57,14 @@
 #include "util.h"
 
 #define CHUNK_FORMAT 1
-#define CHUNK_BYTES 4096		/* at most this much encoded lineage per chunk, on average */
+#define CHUNK_BYTES 2048		/* at most this much encoded lineage per chunk, on average */
 #define CHUNK_MAX_BITS 20
 
 #define FLAG_KEY_TEXT 1
 #define FLAG_LIST_TEXT 2
+#define FLAG_LIST_PACKED 4		/* listed keys are packed target keys */
+#define FLAG_KEY_PACKED 8		/* entry keys are packed target keys */
+#define MAX_PACKED_COLS 32
 
 /* ---------------------------------------------------------------------
  * Hashing and encoding
@@ -135,6 +146,11 @@ typedef struct Reader
 {
 	const unsigned char *p;
 	const unsigned char *end;
+	/* packed keys: the kind of each column */
+	int			ncols;
+	const unsigned char *kinds;
+	bool		key_packed;
+	bool		list_packed;
 } Reader;
 
 static void
@@ -189,6 +205,222 @@ put_int_list(StringInfo s, const int64 *keys, uint64 n)
 		put_varint(s, i == 0 ? zigzag(keys[0]) : (uint64) keys[i] - (uint64) keys[i - 1]);
 }
 
+/*
+ * Packed keys.  A target key of several columns, or of an integer or date
+ * column, is kept in the lists of 's' chunks packed: per column, an
+ * integer or a date as a zigzag varint, any other value as its canonical
+ * text (length and bytes).  The chunk's header lists the columns' kinds,
+ * and unpacking prints exactly the canonical text of the key.
+ */
+
+/* Whether keys of these kinds are worth packing. */
+static bool
+pack_worth(const EltKeyPrinter *p)
+{
+	int			i;
+
+	if (p->ncols > MAX_PACKED_COLS)
+		return false;
+	for (i = 0; i < p->ncols; i++)
+		if (p->cols[i].kind != ELT_KP_TEXT && p->cols[i].kind != ELT_KP_OUT)
+			return true;
+	return false;
+}
+
+/* Pack a key's values (no NULLs) into out. */
+static void
+key_pack(EltKeyPrinter *p, const Datum *values, StringInfo out)
+{
+	int			i;
+
+	for (i = 0; i < p->ncols; i++)
+	{
+		EltKeyCol  *col = &p->cols[i];
+
+		switch (col->kind)
+		{
+			case ELT_KP_INT2:
+				put_varint(out, zigzag(DatumGetInt16(values[i])));
+				break;
+			case ELT_KP_INT4:
+				put_varint(out, zigzag(DatumGetInt32(values[i])));
+				break;
+			case ELT_KP_INT8:
+				put_varint(out, zigzag(DatumGetInt64(values[i])));
+				break;
+			case ELT_KP_DATE:
+				put_varint(out, zigzag(DatumGetDateADT(values[i])));
+				break;
+			case ELT_KP_TEXT:
+			case ELT_KP_OUT:
+				{
+					StringInfoData t;
+
+					initStringInfo(&t);
+					EltKeyPrintValue(col->kind, &col->out, values[i], &t);
+					put_text(out, t.data, t.len);
+					pfree(t.data);
+				}
+				break;
+		}
+	}
+}
+
+/* Print the canonical text of the packed key [p, end) into out. */
+static void
+key_unpack(const Reader *layout, const unsigned char *p, const unsigned char *end, StringInfo out)
+{
+	Reader		r;
+	int			i;
+	bool		row = (layout->ncols != 1);
+
+	r.p = p;
+	r.end = end;
+	if (row)
+		appendStringInfoChar(out, '(');
+	for (i = 0; i < layout->ncols; i++)
+	{
+		int			start;
+
+		if (i > 0)
+			appendStringInfoChar(out, ',');
+		start = out->len;
+		switch (layout->kinds[i])
+		{
+			case ELT_KP_INT2:
+			case ELT_KP_INT4:
+			case ELT_KP_INT8:
+				EltKeyPrintValue(ELT_KP_INT8, NULL, Int64GetDatum(unzigzag(get_varint(&r))), out);
+				break;
+			case ELT_KP_DATE:
+				{
+					int64		d = unzigzag(get_varint(&r));
+
+					if (d < PG_INT32_MIN || d > PG_INT32_MAX)
+						corrupt();
+					EltKeyPrintValue(ELT_KP_DATE, NULL, DateADTGetDatum((DateADT) d), out);
+				}
+				break;
+			default:
+				{
+					int			len;
+					const char *t = get_text(&r, &len);
+
+					appendBinaryStringInfo(out, t, len);
+				}
+				break;
+		}
+		if (row)
+			EltKeyQuoteField(out, start);
+	}
+	if (row)
+		appendStringInfoChar(out, ')');
+	if (r.p != r.end)
+		corrupt();
+}
+
+/* An ISO date as date_out prints it under DateStyle ISO; false if it is not one. */
+static bool
+parse_iso_date(const char *s, DateADT *d)
+{
+	int			y,
+				m,
+				day,
+				n = 0;
+	bool		bc = false;
+	size_t		len = strlen(s);
+
+	if (strcmp(s, "infinity") == 0)
+	{
+		DATE_NOEND(*d);
+		return true;
+	}
+	if (strcmp(s, "-infinity") == 0)
+	{
+		DATE_NOBEGIN(*d);
+		return true;
+	}
+	if (len > 3 && strcmp(s + len - 3, " BC") == 0)
+		bc = true;
+	if (sscanf(s, "%d-%d-%d%n", &y, &m, &day, &n) != 3 || n != (int) (bc ? len - 3 : len) || y < 1)
+		return false;
+	if (bc)
+		y = -(y - 1);
+	if (m < 1 || m > 12 || day < 1 || day > 31 || !IS_VALID_JULIAN(y, m, day))
+		return false;
+	*d = date2j(y, m, day) - POSTGRES_EPOCH_JDATE;
+	return true;
+}
+
+/*
+ * Pack a key given as canonical text, for the layout of r; false if it
+ * cannot be a key of that layout.  A packed key unpacks to one text only,
+ * so the result is checked by unpacking it: no text that is not exactly
+ * canonical can match.
+ */
+static bool
+key_pack_text(const Reader *layout, const char *text, StringInfo out)
+{
+	List	   *fields;
+	bool		ok = true;
+	int			i;
+	StringInfoData check;
+
+	resetStringInfo(out);
+	if (layout->ncols == 1)
+		fields = list_make1((char *) text);
+	else
+	{
+		fields = EltSplitRowLiteral(text, &ok);
+		if (!ok || list_length(fields) != layout->ncols)
+			return false;
+	}
+	for (i = 0; i < layout->ncols && ok; i++)
+	{
+		const char *f = list_nth(fields, i);
+
+		if (f == NULL)
+			return false;
+		switch (layout->kinds[i])
+		{
+			case ELT_KP_INT2:
+			case ELT_KP_INT4:
+			case ELT_KP_INT8:
+				{
+					char	   *end;
+					int64		v;
+
+					errno = 0;
+					v = strtoi64(f, &end, 10);
+					ok = (*f != '\0' && *end == '\0' && errno == 0);
+					if (ok)
+						put_varint(out, zigzag(v));
+				}
+				break;
+			case ELT_KP_DATE:
+				{
+					DateADT		d;
+
+					ok = parse_iso_date(f, &d);
+					if (ok)
+						put_varint(out, zigzag(d));
+				}
+				break;
+			default:
+				put_text(out, f, strlen(f));
+				break;
+		}
+	}
+	if (!ok)
+		return false;
+	initStringInfo(&check);
+	key_unpack(layout, (const unsigned char *) out->data,
+			   (const unsigned char *) out->data + out->len, &check);
+	ok = (strcmp(check.data, text) == 0);
+	pfree(check.data);
+	return ok;
+}
+
 /* ---------------------------------------------------------------------
  * Capture
  *
@@ -206,8 +438,27 @@ put_int_list(StringInfo s, const int64 *keys, uint64 n)
  * ---------------------------------------------------------------------
  */
 
-#define PART_BITS 8
+#define PART_BITS 6
 #define NPART (1 << PART_BITS)
+#define PART_BLOCK_MAX (64 * 1024)
+
+/* A partition: a list of blocks of records (a record never spans blocks). */
+typedef struct PartBlock
+{
+	struct PartBlock *next;
+	Size		len;
+	Size		cap;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} PartBlock;
+
+typedef struct Part
+{
+	char	   *pos;			/* where the next record goes in tail */
+	char	   *lim;			/* the end of tail */
+	PartBlock  *head;
+	PartBlock  *tail;			/* its len is set when it is left, or by part_close() */
+	uint64		nrec;
+} Part;
 
 /* The lineage captured for one source relation. */
 typedef struct CapRel
@@ -221,8 +472,8 @@ typedef struct CapRel
 	uint64		n;
 	uint64		cap;
 	/* encoded records, by partition */
-	StringInfoData tpart[NPART];
-	StringInfoData spart[NPART];
+	Part		tpart[NPART];
+	Part		spart[NPART];
 	uint64		tbytes;			/* size of the 't' entries */
 	uint64		sbytes;			/* about the size of the 's' entries */
 } CapRel;
@@ -239,6 +490,8 @@ typedef struct Capture
 	EltKeyPrinter keyprint;
 	bool		keyprint_set;
 	StringInfoData keybuf;		/* the row's target key, printed */
+	bool		pack;			/* pack target keys in 's' lists */
+	StringInfoData keypack;		/* the row's target key, packed */
 	StringInfoData list;		/* scratch: an encoded list */
 	Datum	   *keyvals;
 	bool	   *keynulls;
@@ -296,6 +549,7 @@ EltCaptureBegin(Oid target, int key_cols, List *slots, int64 token, MemoryContex
 	c->target_text = (key_cols > 0);
 	c->key_cols = Max(key_cols, 1);
 	initStringInfo(&c->keybuf);
+	initStringInfo(&c->keypack);
 	initStringInfo(&c->list);
 	c->keyvals = palloc(sizeof(Datum) * c->key_cols);
 	c->keynulls = palloc0(sizeof(bool) * c->key_cols);
@@ -499,26 +753,52 @@ write_rec_key(char *p, bool is_text, int64 v, const char *t, uint32 len)
 	return p + sizeof(v);
 }
 
-/* Room for more bytes at the end of a partition buffer, counted in c->mem. */
+/*
+ * Room for a record of up to more bytes at the end of a partition; blocks
+ * grow from 1 kB to PART_BLOCK_MAX, and are counted in c->mem.
+ */
 static inline char *
-part_reserve(Capture *c, StringInfo s, Size more)
+part_reserve(Capture *c, Part *pt, Size more)
 {
-	if (s->data == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(c->arena);
+	PartBlock  *b;
+	Size		cap;
 
-		initStringInfo(s);
-		MemoryContextSwitchTo(old);
-		c->mem += s->maxlen;
-	}
-	if ((Size) s->len + more >= (Size) s->maxlen)
+	if (pt->pos != NULL && (Size) (pt->lim - pt->pos) >= more)
+		return pt->pos;
+	cap = pt->tail ? Min(pt->tail->cap * 2, PART_BLOCK_MAX) : 1024;
+	cap = Max(cap, more);
+	b = MemoryContextAllocHuge(c->arena, offsetof(PartBlock, data) + cap);
+	b->next = NULL;
+	b->len = 0;
+	b->cap = cap;
+	if (pt->tail)
 	{
-		int			before = s->maxlen;
-
-		enlargeStringInfo(s, (int) more);
-		c->mem += s->maxlen - before;
+		pt->tail->len = pt->pos - pt->tail->data;
+		pt->tail->next = b;
 	}
-	return s->data + s->len;
+	else
+		pt->head = b;
+	pt->tail = b;
+	pt->pos = b->data;
+	pt->lim = b->data + cap;
+	c->mem += offsetof(PartBlock, data) + cap;
+	return pt->pos;
+}
+
+/* The record reserved by part_reserve() ends at end. */
+static inline void
+part_commit(Part *pt, char *end)
+{
+	pt->pos = end;
+	pt->nrec++;
+}
+
+/* Before reading a partition: the length of its last block. */
+static inline void
+part_close(Part *pt)
+{
+	if (pt->tail)
+		pt->tail->len = pt->pos - pt->tail->data;
 }
 
 /* Encode the current row's keys of r: its 't' entry and its 's' pairs. */
@@ -526,7 +806,8 @@ static void
 cap_encode_row(Capture *c, CapRel *r, uint32 thash, int64 tkey)
 {
 	StringInfo	list = &c->list;
-	StringInfo	s;
+	StringInfo	tk;
+	Part	   *s;
 	char	   *p;
 	char	   *lenp;
 	uint32		len;
@@ -549,9 +830,11 @@ cap_encode_row(Capture *c, CapRel *r, uint32 thash, int64 tkey)
 
 		if (c->target_text)
 		{
-			p = write_varint(p, (uint64) c->keybuf.len);
-			memcpy(p, c->keybuf.data, c->keybuf.len);
-			p += c->keybuf.len;
+			StringInfo	key = c->pack ? &c->keypack : &c->keybuf;
+
+			p = write_varint(p, (uint64) key->len);
+			memcpy(p, key->data, key->len);
+			p += key->len;
 		}
 		else
 			p = write_varint(p, zigzag(tkey));
@@ -563,15 +846,16 @@ cap_encode_row(Capture *c, CapRel *r, uint32 thash, int64 tkey)
 	}
 	memcpy(lenp, &len, sizeof(len));
 	r->tbytes += len;
-	s->len = p - s->data;
+	part_commit(s, p);
 
-	/* 's': one pair per source key */
+	/* 's': one pair per source key; the target key packed if worth it */
+	tk = c->pack ? &c->keypack : &c->keybuf;
 	for (x = 0; x < r->n; x++)
 	{
 		uint32		h = r->text ? hash_text_key(r->texts[x], r->lens[x]) : hash_int_key(r->ints[x]);
 
 		len = (r->text ? sizeof(uint32) + r->lens[x] : sizeof(int64)) +
-			(c->target_text ? sizeof(uint32) + c->keybuf.len : sizeof(int64));
+			(c->target_text ? sizeof(uint32) + tk->len : sizeof(int64));
 		s = &r->spart[h >> (32 - PART_BITS)];
 		p = part_reserve(c, s, 2 * sizeof(uint32) + len);
 		memcpy(p, &h, sizeof(h));
@@ -579,10 +863,10 @@ cap_encode_row(Capture *c, CapRel *r, uint32 thash, int64 tkey)
 		p += 2 * sizeof(uint32);
 		p = write_rec_key(p, r->text, r->text ? 0 : r->ints[x], r->text ? r->texts[x] : NULL,
 						  r->text ? r->lens[x] : 0);
-		p = write_rec_key(p, c->target_text, tkey, c->keybuf.data, c->keybuf.len);
-		s->len = p - s->data;
+		p = write_rec_key(p, c->target_text, tkey, tk->data, tk->len);
+		part_commit(s, p);
 		/* the entry's key once per pair at most, the list's share */
-		r->sbytes += (r->text ? r->lens[x] + 1 : 4) + (c->target_text ? c->keybuf.len + 1 : 3);
+		r->sbytes += (r->text ? r->lens[x] + 1 : 4) + (c->target_text ? tk->len + 1 : 3);
 	}
 }
 
@@ -626,6 +910,7 @@ typedef struct ChunkOut
 	Oid			other;
 	int			bits;
 	char		flags;
+	StringInfoData hdr;			/* after the flags: the packed layout, if any */
 	bool		open;
 	uint64		bucket;
 	int			entries;
@@ -640,6 +925,17 @@ out_flush(ChunkOut *o)
 	o->open = false;
 }
 
+/* The layout of packed target keys, for a chunk's header. */
+static void
+out_layout(Capture *c, StringInfo hdr)
+{
+	int			i;
+
+	appendStringInfoChar(hdr, (char) c->keyprint.ncols);
+	for (i = 0; i < c->keyprint.ncols; i++)
+		appendStringInfoChar(hdr, (char) c->keyprint.cols[i].kind);
+}
+
 /* Make the chunk of hash's bucket the current one; the previous is stored. */
 static inline void
 out_bucket(ChunkOut *o, uint32 hash)
@@ -652,6 +948,8 @@ out_bucket(ChunkOut *o, uint32 hash)
 	resetStringInfo(&o->buf);
 	appendStringInfoChar(&o->buf, CHUNK_FORMAT);
 	appendStringInfoChar(&o->buf, o->flags);
+	if (o->hdr.len > 0)
+		appendBinaryStringInfo(&o->buf, o->hdr.data, o->hdr.len);
 	o->bucket = b;
 	o->entries = 0;
 	o->open = true;
@@ -744,7 +1042,7 @@ flush_target(Capture *c, int k)
 	ChunkOut	o;
 	int			p;
 	int			sub_bits;
-	uint32	   *offs = NULL;
+	const char **offs = NULL;
 	uint64	   *start = NULL;
 	uint64		offcap = 0;
 
@@ -758,64 +1056,79 @@ flush_target(Capture *c, int k)
 	o.bits = bits_for(r->tbytes);
 	o.flags = (c->target_text ? FLAG_KEY_TEXT : 0) | (r->text ? FLAG_LIST_TEXT : 0);
 	initStringInfo(&o.buf);
+	initStringInfo(&o.hdr);
+	if (c->pack)
+	{
+		o.flags |= FLAG_KEY_PACKED;
+		out_layout(c, &o.hdr);
+	}
 	/* a partition holds one bucket, part of one, or several buckets */
 	sub_bits = Max(o.bits - PART_BITS, 0);
 	if (sub_bits > 0)
 		start = palloc(sizeof(uint64) * (((uint64) 1 << sub_bits) + 1));
 	for (p = 0; p < NPART; p++)
 	{
-		StringInfo	s = &r->tpart[p];
-		int			pos;
+		Part	   *pt = &r->tpart[p];
+		PartBlock  *blk;
+		Size		pos;
 
 		CHECK_FOR_INTERRUPTS();
-		if (s->data == NULL)
+		if (pt->head == NULL)
 			continue;
+		part_close(pt);
 		if (sub_bits == 0)
 		{
 			/* in capture order */
-			for (pos = 0; pos < s->len;)
-			{
-				uint32		len = get_u32(s->data + pos + sizeof(uint32));
+			for (blk = pt->head; blk; blk = blk->next)
+				for (pos = 0; pos < blk->len;)
+				{
+					const char *rec = blk->data + pos;
+					uint32		len = get_u32(rec + sizeof(uint32));
 
-				out_bucket(&o, get_u32(s->data + pos));
-				appendBinaryStringInfo(&o.buf, s->data + pos + 2 * sizeof(uint32), len);
-				o.entries++;
-				pos += 2 * sizeof(uint32) + len;
-			}
+					out_bucket(&o, get_u32(rec));
+					appendBinaryStringInfo(&o.buf, rec + 2 * sizeof(uint32), len);
+					o.entries++;
+					pos += 2 * sizeof(uint32) + len;
+				}
 		}
 		else
 		{
 			/* counting sort of the records by bucket */
 			uint64		nb = (uint64) 1 << sub_bits;
-			uint64		n = 0,
-						i;
+			uint64		i;
 			uint64	   *fill;
 
 			memset(start, 0, sizeof(uint64) * (nb + 1));
-			for (pos = 0; pos < s->len; n++)
-			{
-				start[((get_u32(s->data + pos) << PART_BITS) >> (32 - sub_bits)) + 1]++;
-				pos += 2 * sizeof(uint32) + get_u32(s->data + pos + sizeof(uint32));
-			}
+			for (blk = pt->head; blk; blk = blk->next)
+				for (pos = 0; pos < blk->len;)
+				{
+					const char *rec = blk->data + pos;
+
+					start[((get_u32(rec) << PART_BITS) >> (32 - sub_bits)) + 1]++;
+					pos += 2 * sizeof(uint32) + get_u32(rec + sizeof(uint32));
+				}
 			for (i = 0; i < nb; i++)
 				start[i + 1] += start[i];
-			if (n > offcap)
+			if (pt->nrec > offcap)
 			{
-				offcap = n;
-				offs = offs ? repalloc_huge(offs, sizeof(uint32) * offcap)
-					: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint32) * offcap);
+				offcap = pt->nrec;
+				offs = offs ? repalloc_huge(offs, sizeof(char *) * offcap)
+					: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(char *) * offcap);
 			}
 			fill = palloc(sizeof(uint64) * nb);
 			memcpy(fill, start, sizeof(uint64) * nb);
-			for (pos = 0; pos < s->len;)
-			{
-				offs[fill[(get_u32(s->data + pos) << PART_BITS) >> (32 - sub_bits)]++] = (uint32) pos;
-				pos += 2 * sizeof(uint32) + get_u32(s->data + pos + sizeof(uint32));
-			}
+			for (blk = pt->head; blk; blk = blk->next)
+				for (pos = 0; pos < blk->len;)
+				{
+					const char *rec = blk->data + pos;
+
+					offs[fill[(get_u32(rec) << PART_BITS) >> (32 - sub_bits)]++] = rec;
+					pos += 2 * sizeof(uint32) + get_u32(rec + sizeof(uint32));
+				}
 			pfree(fill);
-			for (i = 0; i < n; i++)
+			for (i = 0; i < pt->nrec; i++)
 			{
-				const char *rec = s->data + offs[i];
+				const char *rec = offs[i];
 				uint32		len = get_u32(rec + sizeof(uint32));
 
 				out_bucket(&o, get_u32(rec));
@@ -856,34 +1169,48 @@ flush_source(Capture *c, int k)
 	o.bits = bits_for(r->sbytes);
 	o.flags = (r->text ? FLAG_KEY_TEXT : 0) | (c->target_text ? FLAG_LIST_TEXT : 0);
 	initStringInfo(&o.buf);
+	initStringInfo(&o.hdr);
+	if (c->pack)
+	{
+		o.flags |= FLAG_LIST_PACKED;
+		out_layout(c, &o.hdr);
+	}
 	tk = palloc(sizeof(int64) * tkcap);
 	for (p = 0; p < NPART; p++)
 	{
-		StringInfo	s = &r->spart[p];
+		Part	   *pt = &r->spart[p];
+		PartBlock  *blk;
 		uint64		n = 0,
 					i,
 					j;
-		int			pos;
 
 		CHECK_FOR_INTERRUPTS();
-		if (s->data == NULL)
+		if (pt->head == NULL)
 			continue;
-		for (pos = 0; pos < s->len; n++)
+		part_close(pt);
+		if (pt->nrec > reccap)
 		{
-			const char *q;
-
-			if (n == reccap)
-			{
-				reccap = reccap ? reccap * 2 : 4096;
-				recs = recs ? repalloc_huge(recs, sizeof(SRec) * reccap)
-					: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(SRec) * reccap);
-			}
-			recs[n].hash = get_u32(s->data + pos);
-			recs[n].seq = (uint32) n;
-			q = read_rec_key(s->data + pos + 2 * sizeof(uint32), r->text, &recs[n].s, &recs[n].slen);
-			(void) read_rec_key(q, c->target_text, &recs[n].t, &recs[n].tlen);
-			pos += 2 * sizeof(uint32) + get_u32(s->data + pos + sizeof(uint32));
+			reccap = pt->nrec;
+			recs = recs ? repalloc_huge(recs, sizeof(SRec) * reccap)
+				: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(SRec) * reccap);
 		}
+		for (blk = pt->head; blk; blk = blk->next)
+		{
+			Size		pos;
+
+			for (pos = 0; pos < blk->len; n++)
+			{
+				const char *rec = blk->data + pos;
+				const char *q;
+
+				recs[n].hash = get_u32(rec);
+				recs[n].seq = (uint32) n;
+				q = read_rec_key(rec + 2 * sizeof(uint32), r->text, &recs[n].s, &recs[n].slen);
+				(void) read_rec_key(q, c->target_text, &recs[n].t, &recs[n].tlen);
+				pos += 2 * sizeof(uint32) + get_u32(rec + sizeof(uint32));
+			}
+		}
+		Assert(n == pt->nrec);
 		sort_srec(recs, n, &flags);
 		for (i = 0; i < n; i = j)
 		{
@@ -1027,12 +1354,18 @@ elt_lineage_capture(PG_FUNCTION_ARGS)
 			for (i = 0; i < c->key_cols; i++)
 				types[i] = get_fn_expr_argtype(fcinfo->flinfo, i + 1);
 			EltKeyPrinterInit(&c->keyprint, c->key_cols, types, c->cxt);
+			c->pack = pack_worth(&c->keyprint);
 			c->keyprint_set = true;
 		}
 		for (i = 0; i < c->key_cols; i++)
 			c->keyvals[i] = PG_GETARG_DATUM(i + 1);
 		resetStringInfo(&c->keybuf);
 		EltKeyPrint(&c->keyprint, c->keyvals, c->keynulls, &c->keybuf);
+		if (c->pack)
+		{
+			resetStringInfo(&c->keypack);
+			key_pack(&c->keyprint, c->keyvals, &c->keypack);
+		}
 		thash = hash_text_key(c->keybuf.data, c->keybuf.len);
 	}
 	else
@@ -1117,13 +1450,24 @@ decode_list(Reader *r, bool text, uint64 count, int64 **ints, char ***texts)
 		corrupt();				/* every key takes a byte at least */
 	if (text)
 	{
+		StringInfoData buf;
+
 		*texts = palloc(sizeof(char *) * Max(count, 1));
+		if (r->list_packed)
+			initStringInfo(&buf);
 		for (i = 0; i < count; i++)
 		{
 			int			len;
 			const char *s = get_text(r, &len);
 
-			(*texts)[i] = pnstrdup(s, len);
+			if (r->list_packed)
+			{
+				resetStringInfo(&buf);
+				key_unpack(r, (const unsigned char *) s, (const unsigned char *) s + len, &buf);
+				(*texts)[i] = pstrdup(buf.data);
+			}
+			else
+				(*texts)[i] = pnstrdup(s, len);
 		}
 	}
 	else
@@ -1150,7 +1494,30 @@ chunk_header(Reader *r, bytea *data, bool *key_text, bool *list_text)
 		corrupt();
 	*key_text = (r->p[1] & FLAG_KEY_TEXT) != 0;
 	*list_text = (r->p[1] & FLAG_LIST_TEXT) != 0;
-	r->p += 2;
+	r->ncols = 0;
+	r->kinds = NULL;
+	r->key_packed = (r->p[1] & FLAG_KEY_PACKED) != 0;
+	r->list_packed = (r->p[1] & FLAG_LIST_PACKED) != 0;
+	if (r->p[1] & ~(FLAG_KEY_TEXT | FLAG_LIST_TEXT | FLAG_LIST_PACKED | FLAG_KEY_PACKED))
+		corrupt();
+	if (r->key_packed || r->list_packed)
+	{
+		int			i;
+
+		if ((r->key_packed && !*key_text) || (r->list_packed && !*list_text) ||
+			r->end - r->p < 3)
+			corrupt();
+		r->ncols = r->p[2];
+		r->kinds = r->p + 3;
+		if (r->ncols < 1 || r->ncols > MAX_PACKED_COLS || r->end - r->kinds < r->ncols)
+			corrupt();
+		for (i = 0; i < r->ncols; i++)
+			if (r->kinds[i] < ELT_KP_INT2 || r->kinds[i] > ELT_KP_OUT)
+				corrupt();
+		r->p = r->kinds + r->ncols;
+	}
+	else
+		r->p += 2;
 }
 
 PG_FUNCTION_INFO_V1(elt_lineage_chunk_entries);
@@ -1191,7 +1558,17 @@ elt_lineage_chunk_entries(PG_FUNCTION_ARGS)
 			int			klen;
 			const char *s = get_text(&r, &klen);
 
-			values[1] = PointerGetDatum(cstring_to_text_with_len(s, klen));
+			if (r.key_packed)
+			{
+				StringInfoData buf;
+
+				initStringInfo(&buf);
+				key_unpack(&r, (const unsigned char *) s, (const unsigned char *) s + klen, &buf);
+				values[1] = PointerGetDatum(cstring_to_text_with_len(buf.data, buf.len));
+				pfree(buf.data);
+			}
+			else
+				values[1] = PointerGetDatum(cstring_to_text_with_len(s, klen));
 			nulls[1] = false;
 		}
 		else
@@ -1203,7 +1580,7 @@ elt_lineage_chunk_entries(PG_FUNCTION_ARGS)
 		count = get_varint(&r);
 		if (len > (uint64) (r.end - r.p))
 			corrupt();
-		lr.p = r.p;
+		lr = r;
 		lr.end = r.p + len;
 		r.p += len;
 		decode_list(&lr, list_text, count, &ints, &texts);
@@ -1280,6 +1657,86 @@ hiding_run(Oid rel)
 typedef void (*HitFn) (void *arg, int index, int64 run_id, Oid other, bool list_text,
 					   uint64 count, Reader *list);
 
+/*
+ * The wanted keys packed for a layout of target keys (kept for the last
+ * layout seen: a relation's chunks share one unless its key changed), with
+ * the hashes of their packed forms for chunks where many keys are wanted.
+ */
+typedef struct PackedWant
+{
+	StringInfoData layout;		/* ncols and kinds, as in the header */
+	char	  **keys;			/* per wanted key; NULL if it cannot be one */
+	int		   *len;
+	WantKey    *byhash;			/* packable keys by hash of the packed form */
+	int			nbyhash;
+} PackedWant;
+
+static void
+packed_want_layout(PackedWant *pw, const Reader *r, int n, const bool *is_int, char *const *tvals)
+{
+	StringInfoData buf;
+	int			i;
+
+	if (pw->layout.data != NULL && pw->layout.len == r->ncols + 1 &&
+		(unsigned char) pw->layout.data[0] == r->ncols &&
+		memcmp(pw->layout.data + 1, r->kinds, r->ncols) == 0)
+		return;
+	if (pw->layout.data == NULL)
+	{
+		initStringInfo(&pw->layout);
+		pw->keys = palloc(sizeof(char *) * n);
+		pw->len = palloc(sizeof(int) * n);
+		pw->byhash = palloc(sizeof(WantKey) * n);
+	}
+	resetStringInfo(&pw->layout);
+	appendStringInfoChar(&pw->layout, (char) r->ncols);
+	appendBinaryStringInfo(&pw->layout, (const char *) r->kinds, r->ncols);
+	initStringInfo(&buf);
+	pw->nbyhash = 0;
+	for (i = 0; i < n; i++)
+	{
+		pw->keys[i] = NULL;
+		pw->len[i] = -1;
+		if (is_int[i] || !key_pack_text(r, tvals[i], &buf))
+			continue;
+		pw->keys[i] = pnstrdup(buf.data, buf.len);
+		pw->len[i] = buf.len;
+		pw->byhash[pw->nbyhash].hash = hash_text_key(buf.data, buf.len);
+		pw->byhash[pw->nbyhash].index = i;
+		pw->nbyhash++;
+	}
+	pfree(buf.data);
+	qsort(pw->byhash, pw->nbyhash, sizeof(WantKey), cmp_want);
+}
+
+/* Call fn for each wanted key equal to the packed entry key ks. */
+static void
+packed_want_match(PackedWant *pw, const char *ks, int klen, HitFn fn, void *arg, int64 run_id,
+				  Oid other, bool list_text, uint64 count, const Reader *list)
+{
+	uint32		h = hash_text_key(ks, klen);
+	int			lo = 0,
+				hi = pw->nbyhash;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (pw->byhash[mid].hash < h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < pw->nbyhash && pw->byhash[lo].hash == h; lo++)
+	{
+		int			x = pw->byhash[lo].index;
+		Reader		copy = *list;
+
+		if (pw->len[x] == klen && memcmp(pw->keys[x], ks, klen) == 0)
+			fn(arg, x, run_id, other, list_text, count, &copy);
+	}
+}
+
 static void
 scan_chunks(Oid rel, char dir, int n, const bool *is_int, const int64 *ivals,
 			char *const *tvals, HitFn fn, void *arg)
@@ -1290,6 +1747,8 @@ scan_chunks(Oid rel, char dir, int n, const bool *is_int, const int64 *ivals,
 	Oid			ctypes[3] = {OIDOID, CHAROID, INT8ARRAYOID};
 	Datum		args[3];
 	int		   *bits;
+	int		   *wlen;
+	PackedWant	packed;
 	int			nbits,
 				i,
 				j;
@@ -1338,7 +1797,7 @@ scan_chunks(Oid rel, char dir, int n, const bool *is_int, const int64 *ivals,
 			elems[j++] = Int64GetDatum((int64) buckets[i]);
 
 	EltPrepare(&chunk_plan,
-			   "SELECT run_id, other_rel::pg_catalog.oid, data FROM elt.lineage_chunks"
+			   "SELECT run_id, other_rel::pg_catalog.oid, bucket, data FROM elt.lineage_chunks"
 			   " WHERE rel = $1::pg_catalog.regclass AND dir = $2 AND bucket = ANY ($3)",
 			   3, ctypes);
 	args[2] = PointerGetDatum(construct_array(elems, j, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
@@ -1346,70 +1805,131 @@ scan_chunks(Oid rel, char dir, int n, const bool *is_int, const int64 *ivals,
 	tt = SPI_tuptable;
 	nrows = SPI_processed;
 
+	wlen = palloc(sizeof(int) * n);
+	for (i = 0; i < n; i++)
+		wlen[i] = is_int[i] ? 0 : (int) strlen(tvals[i]);
+	memset(&packed, 0, sizeof(packed));
 	for (row = 0; row < nrows; row++)
 	{
 		HeapTuple	tup = tt->vals[row];
 		bool		isnull;
 		int64		run_id = DatumGetInt64(SPI_getbinval(tup, tt->tupdesc, 1, &isnull));
 		Oid			other = DatumGetObjectId(SPI_getbinval(tup, tt->tupdesc, 2, &isnull));
-		bytea	   *data = DatumGetByteaPP(SPI_getbinval(tup, tt->tupdesc, 3, &isnull));
+		uint64		bucket = (uint64) DatumGetInt64(SPI_getbinval(tup, tt->tupdesc, 3, &isnull));
+		bytea	   *data = DatumGetByteaPP(SPI_getbinval(tup, tt->tupdesc, 4, &isnull));
+		int			bbits = (int) (bucket >> 32);
+		uint32		prefix = (uint32) bucket;
+		int			first,
+					last;
+		bool		by_hash;
 		Reader		r;
 		bool		key_text,
 					list_text;
 
+		/* the wanted keys in this chunk's bucket: a range of want[] */
+		first = 0;
+		last = n;
+		if (bbits > 0)
+		{
+			int			lo = 0,
+						hi = n;
+
+			while (lo < hi)
+			{
+				int			mid = (lo + hi) / 2;
+
+				if ((want[mid].hash >> (32 - bbits)) < prefix)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			first = lo;
+			hi = n;
+			while (lo < hi)
+			{
+				int			mid = (lo + hi) / 2;
+
+				if ((want[mid].hash >> (32 - bbits)) <= prefix)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			last = lo;
+		}
+		if (first == last)
+			continue;
+		/* few keys: compare each entry with them; many: look each entry up by hash */
+		by_hash = (last - first > 4);
+
 		chunk_header(&r, data, &key_text, &list_text);
+		if (r.key_packed)
+			packed_want_layout(&packed, &r, n, is_int, tvals);
 		while (r.p < r.end)
 		{
 			bool		kint = !key_text;
 			int64		kv = 0;
 			const char *ks = NULL;
 			int			klen = 0;
-			uint32		h;
 			uint64		len,
 						count;
 			Reader		lr;
-			int			lo,
-						hi;
+			int			lo;
+			uint32		h = 0;
 
 			if (key_text)
-			{
 				ks = get_text(&r, &klen);
-				h = hash_text_key(ks, klen);
-			}
 			else
-			{
 				kv = unzigzag(get_varint(&r));
-				h = hash_int_key(kv);
-			}
 			len = get_varint(&r);
 			count = get_varint(&r);
 			if (len > (uint64) (r.end - r.p))
 				corrupt();
-			lr.p = r.p;
+			lr = r;
 			lr.end = r.p + len;
 			r.p += len;
 
-			/* the first wanted key with this hash */
-			lo = 0;
-			hi = n;
-			while (lo < hi)
+			if (by_hash)
 			{
-				int			mid = (lo + hi) / 2;
+				int			hi = last;
 
-				if (want[mid].hash < h)
-					lo = mid + 1;
-				else
-					hi = mid;
+				if (r.key_packed)
+				{
+					/* compare packed forms, found by their own hash */
+					packed_want_match(&packed, ks, klen, fn, arg, run_id, other, list_text,
+									  count, &lr);
+					continue;
+				}
+				/* the first wanted key with this hash */
+				h = kint ? hash_int_key(kv) : hash_text_key(ks, klen);
+				lo = first;
+				while (lo < hi)
+				{
+					int			mid = (lo + hi) / 2;
+
+					if (want[mid].hash < h)
+						lo = mid + 1;
+					else
+						hi = mid;
+				}
 			}
-			for (; lo < n && want[lo].hash == h; lo++)
+			else
+				lo = first;
+			for (; lo < last; lo++)
 			{
 				int			x = want[lo].index;
 				Reader		copy = lr;
 
+				if (by_hash && want[lo].hash != h)
+					break;
 				if (is_int[x] != kint)
 					continue;
-				if (kint ? ivals[x] != kv
-					: ((int) strlen(tvals[x]) != klen || memcmp(tvals[x], ks, klen) != 0))
+				if (r.key_packed)
+				{
+					if (packed.len[x] != klen || memcmp(packed.keys[x], ks, klen) != 0)
+						continue;
+				}
+				else if (kint ? ivals[x] != kv
+						 : (wlen[x] != klen || memcmp(tvals[x], ks, klen) != 0))
 					continue;
 				fn(arg, x, run_id, other, list_text, count, &copy);
 			}

@@ -536,11 +536,13 @@ WHERE c.run_id = :run AND c.dir = 's' AND c.rel = 'raw.customers'::regclass AND 
 -- a damaged chunk is an error, not a crash
 SELECT * FROM elt._lineage_chunk_entries('\x0200'::bytea);
 SELECT * FROM elt._lineage_chunk_entries('\x010005'::bytea);
+SELECT * FROM elt._lineage_chunk_entries('\x010902'::bytea);
+SELECT * FROM elt._lineage_chunk_entries('\x0109010903'::bytea);
+SELECT * FROM elt._lineage_chunk_entries('\x01090103020501'::bytea);
 -- and chunks of small entries stay small (a customer's entry by source
 -- key lists thousands of target keys: it is one entry, whatever its size)
 SELECT count(*) > 100 AS many_chunks,
-       max(length(data)) FILTER (WHERE rel <> 'raw.customers'::regclass) < 8192 AS small_chunks,
-       max(length(data)) FILTER (WHERE rel = 'raw.customers'::regclass) > 8192 AS big_entries
+       max(length(data)) FILTER (WHERE rel <> 'raw.customers'::regclass) < 8192 AS small_chunks
 FROM elt.lineage_chunks WHERE run_id = :run;
 -- impact finds all of them; trace finds a row's clicks
 SELECT count(*) = (SELECT count(*) FROM mart.page_customers WHERE customer_id = 1) AS all_rows
