@@ -213,7 +213,8 @@ EltKeyQuoteField(StringInfo out, int start)
 	if (!quote)
 		return;
 	len = out->len - start;
-	field = pnstrdup(out->data + start, len);
+	field = palloc(len);
+	memcpy(field, out->data + start, len);
 	out->len = start;
 	appendStringInfoChar(out, '"');
 	for (j = 0; j < len; j++)

@@ -296,7 +296,8 @@ key_unpack(const Reader *layout, const unsigned char *p, const unsigned char *en
 				{
 					int64		d = unzigzag(get_varint(&r));
 
-					if (d < PG_INT32_MIN || d > PG_INT32_MAX)
+					if (d < PG_INT32_MIN || d > PG_INT32_MAX ||
+						!(DATE_NOT_FINITE((DateADT) d) || IS_VALID_DATE((DateADT) d)))
 						corrupt();
 					EltKeyPrintValue(ELT_KP_DATE, NULL, DateADTGetDatum((DateADT) d), out);
 				}
@@ -306,6 +307,9 @@ key_unpack(const Reader *layout, const unsigned char *p, const unsigned char *en
 					int			len;
 					const char *t = get_text(&r, &len);
 
+					/* canonical text never holds a zero byte */
+					if (memchr(t, 0, len) != NULL)
+						corrupt();
 					appendBinaryStringInfo(out, t, len);
 				}
 				break;
@@ -319,16 +323,31 @@ key_unpack(const Reader *layout, const unsigned char *p, const unsigned char *en
 		corrupt();
 }
 
+/* Read an unsigned decimal of 1 to 9 digits at *p; false if there is none. */
+static bool
+iso_field(const char **p, int *v)
+{
+	const char *s = *p;
+	int			n = 0;
+
+	*v = 0;
+	while (*s >= '0' && *s <= '9' && n < 9)
+	{
+		*v = *v * 10 + (*s++ - '0');
+		n++;
+	}
+	*p = s;
+	return n > 0 && !(*s >= '0' && *s <= '9');
+}
+
 /* An ISO date as date_out prints it under DateStyle ISO; false if it is not one. */
 static bool
 parse_iso_date(const char *s, DateADT *d)
 {
 	int			y,
 				m,
-				day,
-				n = 0;
-	bool		bc = false;
-	size_t		len = strlen(s);
+				day;
+	const char *p = s;
 
 	if (strcmp(s, "infinity") == 0)
 	{
@@ -340,16 +359,17 @@ parse_iso_date(const char *s, DateADT *d)
 		DATE_NOBEGIN(*d);
 		return true;
 	}
-	if (len > 3 && strcmp(s + len - 3, " BC") == 0)
-		bc = true;
-	if (sscanf(s, "%d-%d-%d%n", &y, &m, &day, &n) != 3 || n != (int) (bc ? len - 3 : len) || y < 1)
+	if (!iso_field(&p, &y) || *p++ != '-' || !iso_field(&p, &m) || *p++ != '-' ||
+		!iso_field(&p, &day) || y < 1)
 		return false;
-	if (bc)
+	if (strcmp(p, " BC") == 0)
 		y = -(y - 1);
+	else if (*p != '\0')
+		return false;
 	if (m < 1 || m > 12 || day < 1 || day > 31 || !IS_VALID_JULIAN(y, m, day))
 		return false;
 	*d = date2j(y, m, day) - POSTGRES_EPOCH_JDATE;
-	return true;
+	return IS_VALID_DATE(*d);
 }
 
 /*
@@ -820,8 +840,10 @@ cap_encode_row(Capture *c, CapRel *r, uint32 thash, int64 tkey)
 			put_text(list, r->texts[x], r->lens[x]);
 	else
 		put_int_list(list, r->ints, r->n);
+	tk = c->pack ? &c->keypack : &c->keybuf;
 	s = &r->tpart[thash >> (32 - PART_BITS)];
-	p = part_reserve(c, s, 2 * sizeof(uint32) + 30 + c->keybuf.len + list->len);
+	/* hash, length, three varints, the key's and the list's bytes */
+	p = part_reserve(c, s, 2 * sizeof(uint32) + 3 * 10 + tk->len + list->len);
 	memcpy(p, &thash, sizeof(thash));
 	lenp = p + sizeof(uint32);
 	p = lenp + sizeof(uint32);
@@ -830,11 +852,9 @@ cap_encode_row(Capture *c, CapRel *r, uint32 thash, int64 tkey)
 
 		if (c->target_text)
 		{
-			StringInfo	key = c->pack ? &c->keypack : &c->keybuf;
-
-			p = write_varint(p, (uint64) key->len);
-			memcpy(p, key->data, key->len);
-			p += key->len;
+			p = write_varint(p, (uint64) tk->len);
+			memcpy(p, tk->data, tk->len);
+			p += tk->len;
 		}
 		else
 			p = write_varint(p, zigzag(tkey));
@@ -849,7 +869,6 @@ cap_encode_row(Capture *c, CapRel *r, uint32 thash, int64 tkey)
 	part_commit(s, p);
 
 	/* 's': one pair per source key; the target key packed if worth it */
-	tk = c->pack ? &c->keypack : &c->keybuf;
 	for (x = 0; x < r->n; x++)
 	{
 		uint32		h = r->text ? hash_text_key(r->texts[x], r->lens[x]) : hash_int_key(r->ints[x]);
@@ -1145,6 +1164,49 @@ flush_target(Capture *c, int k)
 	pfree(o.buf.data);
 }
 
+/*
+ * Sort the n records of a partition (all share the top PART_BITS bits of
+ * their hash): distributed by the next bits of the hash, about one record
+ * per slot, then each slot sorted.  *recs and *tmp (both of room for n)
+ * may be swapped.
+ */
+static void
+sort_srecs(SRec **recs, SRec **tmp, uint64 n, int *flags)
+{
+	int			rb = 0;
+	uint64		nb,
+				i;
+	uint32	   *start;
+	uint32	   *fill;
+	SRec	   *in = *recs;
+	SRec	   *out = *tmp;
+
+	while (rb < 16 && ((uint64) 1 << rb) < n)
+		rb++;
+	if (rb < 4 || n > PG_UINT32_MAX)
+	{
+		sort_srec(in, n, flags);
+		return;
+	}
+	nb = (uint64) 1 << rb;
+	start = palloc0(sizeof(uint32) * (nb + 1));
+	for (i = 0; i < n; i++)
+		start[((in[i].hash << PART_BITS) >> (32 - rb)) + 1]++;
+	for (i = 0; i < nb; i++)
+		start[i + 1] += start[i];
+	fill = palloc(sizeof(uint32) * nb);
+	memcpy(fill, start, sizeof(uint32) * nb);
+	for (i = 0; i < n; i++)
+		out[fill[(in[i].hash << PART_BITS) >> (32 - rb)]++] = in[i];
+	for (i = 0; i < nb; i++)
+		if (start[i + 1] - start[i] > 1)
+			sort_srec(out + start[i], start[i + 1] - start[i], flags);
+	pfree(fill);
+	pfree(start);
+	*recs = out;
+	*tmp = in;
+}
+
 /* Chunks of direction 's' for source relation k: source key -> target keys. */
 static void
 flush_source(Capture *c, int k)
@@ -1155,6 +1217,7 @@ flush_source(Capture *c, int k)
 	int64	   *tk;
 	uint64		tkcap = 64;
 	SRec	   *recs = NULL;
+	SRec	   *tmp = NULL;
 	uint64		reccap = 0;
 	int			flags = (r->text ? 1 : 0) | (c->target_text ? 2 : 0);
 	int			p;
@@ -1193,6 +1256,8 @@ flush_source(Capture *c, int k)
 			reccap = pt->nrec;
 			recs = recs ? repalloc_huge(recs, sizeof(SRec) * reccap)
 				: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(SRec) * reccap);
+			tmp = tmp ? repalloc_huge(tmp, sizeof(SRec) * reccap)
+				: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(SRec) * reccap);
 		}
 		for (blk = pt->head; blk; blk = blk->next)
 		{
@@ -1211,7 +1276,7 @@ flush_source(Capture *c, int k)
 			}
 		}
 		Assert(n == pt->nrec);
-		sort_srec(recs, n, &flags);
+		sort_srecs(&recs, &tmp, n, &flags);
 		for (i = 0; i < n; i = j)
 		{
 			uint64		cnt;
@@ -1256,6 +1321,8 @@ flush_source(Capture *c, int k)
 	out_flush(&o);
 	if (recs)
 		pfree(recs);
+	if (tmp)
+		pfree(tmp);
 	pfree(tk);
 	pfree(o.buf.data);
 }

@@ -539,6 +539,9 @@ SELECT * FROM elt._lineage_chunk_entries('\x010005'::bytea);
 SELECT * FROM elt._lineage_chunk_entries('\x010902'::bytea);
 SELECT * FROM elt._lineage_chunk_entries('\x0109010903'::bytea);
 SELECT * FROM elt._lineage_chunk_entries('\x01090103020501'::bytea);
+-- a packed text field with a zero byte, a day number out of range
+SELECT * FROM elt._lineage_chunk_entries('\x0109020505060300204101610000'::bytea);
+SELECT * FROM elt._lineage_chunk_entries('\x0109010405fcffffff0f0000'::bytea);
 -- and chunks of small entries stay small (a customer's entry by source
 -- key lists thousands of target keys: it is one entry, whatever its size)
 SELECT count(*) > 100 AS many_chunks,
