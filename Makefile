@@ -36,7 +36,8 @@ OBJS = \
 	src/lineage.o \
 	src/lineage_rows.o \
 	src/lineage_store.o \
-	src/openlineage.o
+	src/openlineage.o \
+	src/checksum.o
 
 DATA = $(wildcard sql/elt_governance--*.sql)
 
@@ -44,7 +45,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
-REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage
+REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage checksum
 # isolation specs (test/specs, test/expected)
 ISOLATION = concurrent_ddl govern_race migration_scope contracts_locks backfill_race backfill_writes transform_runs
 # TAP tests (test/t)

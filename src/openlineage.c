@@ -27,7 +27,7 @@
 #include "openlineage.h"
 #include "util.h"
 
-#define ELT_OL_PRODUCER "https://github.com/elt-governance/elt_governance/tree/v0.4.0"
+#define ELT_OL_PRODUCER "https://github.com/elt-governance/elt_governance/tree/v0.5.0"
 
 static char *elt_openlineage_namespace = NULL;
 

@@ -1,8 +1,8 @@
 # ALTER EXTENSION elt_governance UPDATE from 0.1.0, step by step to the
 # default version, keeps the history and the audit chain; the contracts
-# start to apply at 0.2.0, backfills at 0.3.0 and transforms at 0.4.0; the
-# 0.2.0 library also runs
-# a 0.1.0 catalog (capture only) until the update.
+# start to apply at 0.2.0, backfills at 0.3.0, transforms at 0.4.0 and
+# checksums at 0.5.0; the 0.2.0 library also runs a 0.1.0 catalog (capture
+# only) until the update.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -80,6 +80,16 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.trace('s.c_totals', '
 is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.backfill_status WHERE state = 'finished'}), '1',
 	'the backfill is still there');
 is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't', 'the chain verifies at 0.4.0');
+
+# 0.4.0 -> 0.5.0: environment fingerprint and table checksums
+$node->safe_psql('postgres', q{ALTER EXTENSION elt_governance UPDATE TO '0.5.0'});
+is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'}),
+	'0.5.0', 'updated to 0.5.0');
+like($node->safe_psql('postgres', q{SELECT elt.table_checksum('s.c_totals')}), qr/^v1:\d+:[0-9a-f]{32}$/,
+	'a table checksum after the update');
+is($node->safe_psql('postgres', q{SELECT elt.env_fingerprint() ? 'id'}), 't', 'a fingerprint after the update');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.trace('s.c_totals', '7')}), '1',
+	'lineage is still traced');
 
 # a fresh install of the default version is the same catalog as an update
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');

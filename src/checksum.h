@@ -1,0 +1,13 @@
+/*
+ * checksum.h — table checksums (checksum.c).
+ */
+#ifndef ELT_CHECKSUM_H
+#define ELT_CHECKSUM_H
+
+#include "postgres.h"
+#include "nodes/pg_list.h"
+
+/* "v1:<rows>:<hex>" over the named columns of relid (all if NIL); checks privileges. */
+extern char *EltTableChecksum(Oid relid, List *colnames);
+
+#endif							/* ELT_CHECKSUM_H */

@@ -1,0 +1,183 @@
+-- Reproducible runs, first part: the environment fingerprint and table checksums
+SET client_min_messages = warning;
+SET DateStyle = ISO;
+
+-------------------------------------------------------------------------------
+-- The row hash is SipHash-2-4-128: checked against the reference vectors
+-------------------------------------------------------------------------------
+SELECT elt._checksum_selftest() AS siphash_reference_vectors;
+
+-------------------------------------------------------------------------------
+-- Table checksums
+-------------------------------------------------------------------------------
+CREATE SCHEMA ck;
+CREATE TABLE ck.a (id bigint PRIMARY KEY, amount numeric(12,2), label text, note text,
+                   at timestamptz, doc jsonb, ratio float8, day date, flag boolean,
+                   raw bytea, tag uuid, ints int[], small int2);
+INSERT INTO ck.a
+SELECT g, (g * 1.25)::numeric(12,2), 'label ' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE 'note' END,
+       '2026-01-01 00:00:00+00'::timestamptz + g * interval '1 hour',
+       jsonb_build_object('g', g, 'even', g % 2 = 0), g / 3.0, DATE '2026-01-01' + g, g % 2 = 0,
+       decode(md5(g::text), 'hex'), md5(g::text)::uuid, ARRAY[g::int, NULL, 7], g::int2
+FROM generate_series(1, 500) g;
+SELECT elt.table_checksum('ck.a') AS a \gset
+SELECT :'a' ~ '^v1:500:[0-9a-f]{32}$' AS format_ok;
+
+-- the same rows inserted in another order
+CREATE TABLE ck.b (LIKE ck.a INCLUDING ALL);
+INSERT INTO ck.b SELECT * FROM ck.a ORDER BY md5(id::text);
+SELECT elt.table_checksum('ck.b') = :'a' AS other_order;
+-- after CLUSTER and VACUUM FULL
+CLUSTER ck.b USING b_pkey;
+SELECT elt.table_checksum('ck.b') = :'a' AS after_cluster;
+UPDATE ck.b SET note = note WHERE id % 7 = 0;
+VACUUM FULL ck.b;
+SELECT elt.table_checksum('ck.b') = :'a' AS after_vacuum_full;
+-- under other settings
+SET DateStyle = 'SQL, DMY';
+SET TimeZone = 'Pacific/Chatham';
+SET extra_float_digits = -3;
+SET IntervalStyle = 'sql_standard';
+SET bytea_output = 'escape';
+SELECT elt.table_checksum('ck.b') = :'a' AS other_settings;
+RESET DateStyle;
+RESET TimeZone;
+RESET extra_float_digits;
+RESET IntervalStyle;
+RESET bytea_output;
+SET DateStyle = ISO;
+
+-- what must change it
+BEGIN;
+UPDATE ck.b SET amount = amount + 0.01 WHERE id = 250;
+SELECT elt.table_checksum('ck.b') <> :'a' AS one_changed_value;
+ROLLBACK;
+BEGIN;
+UPDATE ck.b SET note = '' WHERE id = 3;      -- was NULL
+SELECT elt.table_checksum('ck.b') <> :'a' AS null_vs_empty;
+ROLLBACK;
+BEGIN;
+UPDATE ck.b SET note = 'NULL' WHERE id = 3;
+SELECT elt.table_checksum('ck.b') <> :'a' AS null_vs_text_null;
+ROLLBACK;
+BEGIN;
+UPDATE ck.b SET label = note, note = label WHERE id = 1;
+SELECT elt.table_checksum('ck.b') <> :'a' AS swapped_between_columns;
+ROLLBACK;
+BEGIN;
+DELETE FROM ck.b WHERE id = 17;
+SELECT elt.table_checksum('ck.b') <> :'a' AS deleted_row;
+ROLLBACK;
+-- column boundaries are unambiguous
+CREATE TABLE ck.bnd (x text, y text);
+INSERT INTO ck.bnd VALUES ('ab', 'c');
+SELECT elt.table_checksum('ck.bnd') AS bnd \gset
+UPDATE ck.bnd SET x = 'a', y = 'bc';
+SELECT elt.table_checksum('ck.bnd') <> :'bnd' AS column_boundary;
+
+-- a duplicated row counts (a sum, not XOR, of the row hashes)
+CREATE TABLE ck.d (v text);
+INSERT INTO ck.d VALUES ('x'), ('y');
+SELECT elt.table_checksum('ck.d') AS d \gset
+INSERT INTO ck.d VALUES ('x');
+SELECT elt.table_checksum('ck.d') <> :'d' AS duplicated_row;
+INSERT INTO ck.d VALUES ('x');
+SELECT elt.table_checksum('ck.d') <> :'d' AS duplicated_twice;
+SELECT split_part(elt.table_checksum('ck.d'), ':', 2) AS rows;
+-- an empty table
+CREATE TABLE ck.empty (v text);
+SELECT elt.table_checksum('ck.empty');
+
+-- a subset of the columns, in the order given
+SELECT elt.table_checksum('ck.a', ARRAY['id', 'label']) = elt.table_checksum('ck.b', ARRAY['id', 'label'])
+  AS subset;
+SELECT elt.table_checksum('ck.a', ARRAY['id', 'label']) <> elt.table_checksum('ck.a', ARRAY['label', 'id'])
+  AS order_matters;
+BEGIN;
+UPDATE ck.b SET note = 'changed';
+SELECT elt.table_checksum('ck.a', ARRAY['id', 'label']) = elt.table_checksum('ck.b', ARRAY['id', 'label'])
+  AS other_columns_ignored;
+ROLLBACK;
+
+-- a partitioned table: its partitions' rows, whatever their column order
+CREATE TABLE ck.p (id bigint, label text, day date) PARTITION BY RANGE (id);
+CREATE TABLE ck.p1 (day date, label text, id bigint);
+ALTER TABLE ck.p ATTACH PARTITION ck.p1 FOR VALUES FROM (0) TO (250);
+CREATE TABLE ck.p2 PARTITION OF ck.p FOR VALUES FROM (250) TO (1000);
+INSERT INTO ck.p SELECT id, label, day FROM ck.a;
+CREATE TABLE ck.flat AS SELECT id, label, day FROM ck.a;
+SELECT elt.table_checksum('ck.p') = elt.table_checksum('ck.flat') AS partitioned;
+-- a materialized view
+CREATE MATERIALIZED VIEW ck.mv AS SELECT id, label, day FROM ck.a;
+SELECT elt.table_checksum('ck.mv') = elt.table_checksum('ck.flat') AS matview;
+CREATE MATERIALIZED VIEW ck.mv_empty AS SELECT 1 AS x WITH NO DATA;
+SELECT elt.table_checksum('ck.mv_empty');
+
+-- bad input: clear errors
+CREATE VIEW ck.v AS SELECT * FROM ck.a;
+SELECT elt.table_checksum('ck.v');
+SELECT elt.table_checksum('ck.a', ARRAY['id', 'nope']);
+SELECT elt.table_checksum('ck.a', ARRAY['id', 'id']);
+SELECT elt.table_checksum('ck.a', ARRAY[]::text[]);
+SELECT elt.table_checksum('ck.a', ARRAY['id', NULL]);
+SELECT elt.table_checksum(NULL) IS NULL AS null_relation;
+CREATE TABLE ck.pt (p point);
+INSERT INTO ck.pt VALUES ('(1,2)');
+SELECT elt.table_checksum('ck.pt') ~ '^v1:1:' AS point_by_send;
+
+-- privileges: the caller's own right to read
+CREATE ROLE ck_reader;
+GRANT USAGE ON SCHEMA ck TO ck_reader;
+GRANT SELECT (id, label) ON ck.a TO ck_reader;
+SET ROLE ck_reader;
+SELECT elt.table_checksum('ck.a', ARRAY['id', 'label']) = elt.table_checksum('ck.a', ARRAY['id', 'label'])
+  AS granted_columns;
+SELECT elt.table_checksum('ck.a');
+SELECT elt.table_checksum('ck.a', ARRAY['id', 'note']);
+RESET ROLE;
+-- row-level security applies to the caller: refused rather than partial
+CREATE TABLE ck.secret (id int, owner name);
+INSERT INTO ck.secret VALUES (1, 'ck_reader'), (2, 'someone');
+ALTER TABLE ck.secret ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mine ON ck.secret USING (owner = current_user);
+GRANT SELECT ON ck.secret TO ck_reader;
+SET ROLE ck_reader;
+SELECT elt.table_checksum('ck.secret');
+RESET ROLE;
+SELECT elt.table_checksum('ck.secret') ~ '^v1:2:' AS owner_reads_all;
+
+-------------------------------------------------------------------------------
+-- Environment fingerprint
+-------------------------------------------------------------------------------
+SELECT elt.env_fingerprint() AS f \gset
+SELECT (:'f'::jsonb) ?& ARRAY['id', 'server_version', 'server_version_num', 'extensions', 'database',
+                              'collations', 'settings'] AS has_keys;
+SELECT (:'f'::jsonb)->'extensions' ? 'elt_governance' AS lists_extensions,
+       (:'f'::jsonb)->'settings' ?& ARRAY['TimeZone', 'DateStyle', 'IntervalStyle', 'extra_float_digits',
+         'search_path', 'standard_conforming_strings', 'bytea_output', 'lc_monetary', 'lc_numeric',
+         'lc_time', 'default_text_search_config', 'timezone_abbreviations', 'xmloption'] AS lists_settings,
+       (:'f'::jsonb)->'collations'->'default' ? 'actual' AS default_collation,
+       (:'f'::jsonb)->'database' ?& ARRAY['encoding', 'collate', 'ctype'] AS database;
+-- its id is the SHA-256 of the canonical JSON of the rest
+SELECT (:'f'::jsonb)->>'id' = encode(sha256(convert_to(((:'f'::jsonb) - 'id')::text, 'UTF8')), 'hex') AS id_ok;
+-- the same environment, the same fingerprint
+SELECT elt.env_fingerprint() = :'f'::jsonb AS stable;
+SELECT count(*) AS no_differences FROM elt.env_diff(:'f'::jsonb, elt.env_fingerprint());
+-- the caller's search_path, not the function's
+SET search_path = ck, public;
+SELECT elt.env_fingerprint()->'settings'->>'search_path' AS search_path;
+RESET search_path;
+-- another time zone and float output: listed as differences, with another id
+SET TimeZone = 'Asia/Kathmandu';
+SET extra_float_digits = 0;
+SET elt.large_table_rows = 12345;
+SELECT key, a_value, b_value FROM elt.env_diff(:'f'::jsonb, elt.env_fingerprint());
+SELECT elt.env_fingerprint()->>'id' <> (:'f'::jsonb)->>'id' AS other_id;
+RESET TimeZone;
+RESET extra_float_digits;
+RESET elt.large_table_rows;
+-- bad input
+SELECT * FROM elt.env_diff('[1]', '{}');
+SELECT * FROM elt.env_diff(NULL, '{}');
+
+RESET client_min_messages;
