@@ -109,3 +109,15 @@ CREATE FUNCTION elt.table_checksum(rel regclass, columns text[] DEFAULT NULL) RE
 -- The row hash checked against the SipHash-2-4-128 reference vectors (tests).
 CREATE FUNCTION elt._checksum_selftest() RETURNS boolean
     LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'elt_checksum_selftest';
+
+-- Per range of a key column: its rows and their checksum, in one scan.
+-- Ranges are cut at the key's quantiles (segments) or at the bounds given
+-- (for comparing two tables over the same ranges); segment 0 holds the rows
+-- with a NULL key, segment i >= 1 the keys from lower (inclusive) to upper
+-- (exclusive).  Bounds are canonical text (DateStyle ISO, TimeZone UTC).
+CREATE FUNCTION elt.table_checksum_ranges(rel regclass, key text, segments integer)
+RETURNS TABLE (segment integer, lower text, upper text, row_count bigint, checksum text)
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'elt_table_checksum_ranges';
+CREATE FUNCTION elt.table_checksum_ranges(rel regclass, key text, bounds text[])
+RETURNS TABLE (segment integer, lower text, upper text, row_count bigint, checksum text)
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'elt_table_checksum_ranges';

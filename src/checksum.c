@@ -11,15 +11,18 @@
  * extra_float_digits or client_encoding do not change the result.
  *
  * Row encoding, per column in the order given: a NULL is the byte 0; a
- * value is the byte 1, its length as 4 bytes big-endian and its bytes.  So
- * NULL, '' and 'NULL' differ, and no value can run into the next column.
- * A value's bytes are:
- *   - for bool, int2/4/8, oid, float4/8, date, time, timestamp and
- *     timestamptz: the value big-endian, as the type's send function
- *     writes it;
- *   - for text, varchar, char(n), name and json: the stored characters;
- *   - for any other type: its send function's output (binary COPY
- *     format), with client_encoding pinned to the database encoding.
+ * value is the byte 1 and then its bytes, preceded by their length (a
+ * varint) unless the type has a fixed width.  So NULL, '' and 'NULL'
+ * differ, and no value can run into the next column.  A value's bytes are:
+ *   - bool, int2/4/8, oid, float4/8, date, time, timestamp, timestamptz:
+ *     the value big-endian, as the type's send function writes it;
+ *   - text, varchar, char(n), name, json: the stored characters;
+ *   - numeric: what numeric_send writes (read from the stored form);
+ *   - jsonb: its tokens ('{' 'k' key value ... '}', '[' ... ']', '$' for a
+ *     bare scalar, 's' and a string, '#' and a numeric, 'n', 't', 'f'),
+ *     object keys in jsonb's stored order;
+ *   - any other type: its send function's output (binary COPY format),
+ *     with client_encoding pinned to the database encoding.
  * Domains use their base type.
  *
  * Result: "v1:<rows>:<32 hex digits of the sum>".  The prefix versions the
@@ -35,12 +38,19 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
+#include "catalog/namespace.h"
+#include "utils/typcache.h"
+#include "utils/datum.h"
+#include "funcapi.h"
+#include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -49,6 +59,7 @@
 #include "utils/syscache.h"
 
 #include "checksum.h"
+#include "lineage.h"
 #include "util.h"
 
 #define CHECKSUM_PREFIX "v1"
@@ -66,11 +77,12 @@ static const uint8 checksum_key[16] = {
 static inline uint64
 load_le64(const uint8 *p)
 {
-	uint64		v = 0;
-	int			i;
+	uint64		v;
 
-	for (i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
+	memcpy(&v, p, 8);
+#ifdef WORDS_BIGENDIAN
+	v = pg_bswap64(v);
+#endif
 	return v;
 }
 
@@ -147,6 +159,8 @@ typedef enum ColKind
 	CK_FLOAT8,
 	CK_STRING,					/* text, varchar, bpchar, json */
 	CK_NAME,
+	CK_NUMERIC,					/* as numeric_send writes it, without the call */
+	CK_JSONB,					/* a token stream */
 	CK_SEND
 } ColKind;
 
@@ -165,7 +179,18 @@ typedef struct Checksum
 	uint64		sum[2];			/* [0] low, [1] high word */
 	uint64		rows;
 	StringInfoData buf;
+	StringInfoData scratch;		/* an aligned copy of a jsonb value */
 	MemoryContext rowcxt;
+	/* by ranges of a key column: segment 0 holds NULL keys, segment i >= 1 the keys in [bounds[i-2], bounds[i-1]) */
+	char	   *keyname;		/* NULL: one sum for the table */
+	AttrNumber	keyattnum;		/* in the relation being read */
+	Oid			keytype;
+	Oid			keycoll;
+	FmgrInfo	cmp;
+	int			nbounds;
+	Datum	   *bounds;
+	uint64	   *seg_sum;		/* 2 words per segment */
+	uint64	   *seg_rows;
 } Checksum;
 
 static ColKind
@@ -201,6 +226,10 @@ col_kind(Oid typid, const char *colname, char *relname, FmgrInfo *send)
 			return CK_STRING;
 		case NAMEOID:
 			return CK_NAME;
+		case NUMERICOID:
+			return CK_NUMERIC;
+		case JSONBOID:
+			return CK_JSONB;
 		default:
 			break;
 	}
@@ -215,44 +244,295 @@ col_kind(Oid typid, const char *colname, char *relname, FmgrInfo *send)
 	return CK_SEND;
 }
 
+/* Room for n more bytes at the end of s; returns where they go. */
+static inline char *
+reserve(StringInfo s, int n)
+{
+	if (s->len + n >= s->maxlen)
+		enlargeStringInfo(s, n);
+	return s->data + s->len;
+}
+
+static inline void
+put_byte(StringInfo s, char c)
+{
+	*reserve(s, 1) = c;
+	s->len++;
+}
+
 static inline void
 put_be32(StringInfo s, uint32 v)
 {
 	v = pg_hton32(v);
-	appendBinaryStringInfo(s, (char *) &v, 4);
+	memcpy(reserve(s, 4), &v, 4);
+	s->len += 4;
 }
 
 static inline void
 put_be64(StringInfo s, uint64 v)
 {
 	v = pg_hton64(v);
-	appendBinaryStringInfo(s, (char *) &v, 8);
+	memcpy(reserve(s, 8), &v, 8);
+	s->len += 8;
 }
 
-/* Append the encoding of one value (not NULL). */
+/* A length, as a varint (7 bits a byte, low first). */
+static inline void
+put_len(StringInfo s, uint32 len)
+{
+	char	   *d = reserve(s, 5);
+	int			n = 0;
+
+	while (len >= 0x80)
+	{
+		d[n++] = (char) ((len & 0x7f) | 0x80);
+		len >>= 7;
+	}
+	d[n++] = (char) len;
+	s->len += n;
+}
+
+/* A length and the bytes. */
+static inline void
+put_bytes(StringInfo s, const char *p, int len)
+{
+	put_len(s, (uint32) len);
+	memcpy(reserve(s, len), p, len);
+	s->len += len;
+}
+
+/* A varlena value as stored, detoasted only if it is compressed or out of line. */
+static inline struct varlena *
+varlena_value(Datum v)
+{
+	struct varlena *p = (struct varlena *) DatumGetPointer(v);
+
+	if (VARATT_IS_COMPRESSED(p) || VARATT_IS_EXTERNAL(p))
+		return PG_DETOAST_DATUM_PACKED(v);
+	return p;
+}
+
+/*
+ * A numeric's on-disk header (see numeric.c; the format is fixed by
+ * pg_upgrade): a 16-bit word that is either the short header (sign, display
+ * scale and weight packed) or, for the long header, the sign and display
+ * scale followed by a 16-bit weight; then the base-10000 digits.
+ */
+#define NUM_SIGN_MASK 0xC000
+#define NUM_NEG 0x4000
+#define NUM_SHORT 0x8000
+#define NUM_SPECIAL 0xC000
+#define NUM_SHORT_SIGN_MASK 0x2000
+#define NUM_SHORT_DSCALE_MASK 0x1F80
+#define NUM_SHORT_DSCALE_SHIFT 7
+#define NUM_SHORT_WEIGHT_SIGN_MASK 0x0040
+#define NUM_SHORT_WEIGHT_MASK 0x003F
+#define NUM_DSCALE_MASK 0x3FFF
+
+
+/*
+ * Append what numeric_send writes for v (ndigits, weight, sign, dscale,
+ * digits, 16 bits each, big-endian), read from the stored form.  NaN and
+ * the infinities go through numeric_send itself.
+ */
 static void
-encode_value(ChecksumCol *col, Datum v, StringInfo s)
+encode_numeric(Datum v, StringInfo s)
+{
+	struct varlena *n = varlena_value(v);
+	const char *data = VARDATA_ANY(n);
+	int			len = VARSIZE_ANY_EXHDR(n);
+	uint16		head;
+	uint16		sign,
+				dscale;
+	int16		weight;
+	int			hdr,
+				ndigits,
+				i;
+
+	if (len < 2)
+		elog(ERROR, "numeric value too short");
+	memcpy(&head, data, 2);
+	if ((head & NUM_SIGN_MASK) == NUM_SPECIAL)
+	{
+		bytea	   *b = DatumGetByteaPP(DirectFunctionCall1(numeric_send, PointerGetDatum(n)));
+
+		put_bytes(s, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+		return;
+	}
+	if ((head & NUM_SIGN_MASK) == NUM_SHORT)
+	{
+		hdr = 2;
+		sign = (head & NUM_SHORT_SIGN_MASK) ? NUM_NEG : 0;
+		dscale = (head & NUM_SHORT_DSCALE_MASK) >> NUM_SHORT_DSCALE_SHIFT;
+		weight = (head & NUM_SHORT_WEIGHT_SIGN_MASK)
+			? (int16) (~NUM_SHORT_WEIGHT_MASK | (head & NUM_SHORT_WEIGHT_MASK))
+			: (int16) (head & NUM_SHORT_WEIGHT_MASK);
+	}
+	else
+	{
+		if (len < 4)
+			elog(ERROR, "numeric value too short");
+		hdr = 4;
+		sign = head & NUM_SIGN_MASK;
+		dscale = head & NUM_DSCALE_MASK;
+		memcpy(&weight, data + 2, 2);
+	}
+	ndigits = (len - hdr) / 2;
+	put_len(s, (uint32) (8 + 2 * ndigits));
+	{
+		char	   *d = reserve(s, 8 + 2 * ndigits);
+		uint16		w[4];
+
+		w[0] = pg_hton16((uint16) ndigits);
+		w[1] = pg_hton16((uint16) weight);
+		w[2] = pg_hton16(sign);
+		w[3] = pg_hton16(dscale);
+		memcpy(d, w, 8);
+		d += 8;
+		for (i = 0; i < ndigits; i++)
+		{
+			uint16		x;
+
+			memcpy(&x, data + hdr + 2 * i, 2);
+			x = pg_hton16(x);
+			memcpy(d + 2 * i, &x, 2);
+		}
+		s->len += 8 + 2 * ndigits;
+	}
+}
+
+/*
+ * A jsonb value as the stream of its tokens, read from its binary
+ * containers (whose object keys are stored sorted): '{' 'k' key value ...
+ * '}', '[' elements ']', '$' scalar ']' for a bare scalar; a string is 's'
+ * and its length and bytes, a number '#' and its numeric encoding, then
+ * 'n', 't', 'f'.
+ */
+static void encode_jsonb_container(const JsonbContainer *jc, StringInfo s);
+
+static void
+encode_jsonb_child(JEntry e, const char *base, uint32 off, uint32 len, StringInfo s)
+{
+	if (JBE_ISSTRING(e))
+	{
+		put_byte(s, 's');
+		put_bytes(s, base + off, (int) len);
+	}
+	else if (JBE_ISNUMERIC(e))
+	{
+		put_byte(s, '#');
+		encode_numeric(PointerGetDatum(base + INTALIGN(off)), s);
+	}
+	else if (JBE_ISNULL(e))
+		put_byte(s, 'n');
+	else if (JBE_ISBOOL_TRUE(e))
+		put_byte(s, 't');
+	else if (JBE_ISBOOL_FALSE(e))
+		put_byte(s, 'f');
+	else if (JBE_ISCONTAINER(e))
+		encode_jsonb_container((const JsonbContainer *) (base + INTALIGN(off)), s);
+	else
+		elog(ERROR, "unexpected jsonb entry type %u", (unsigned) (e & JENTRY_TYPEMASK));
+}
+
+static void
+encode_jsonb_container(const JsonbContainer *jc, StringInfo s)
+{
+	uint32		count = JsonContainerSize(jc);
+	bool		object = JsonContainerIsObject(jc);
+	uint32		nchildren = object ? count * 2 : count;
+	const char *base = (const char *) &jc->children[nchildren];
+	uint32		local[2 * 32];
+	uint32	   *offlen = nchildren <= 32 ? local : palloc(sizeof(uint32) * 2 * nchildren);
+	uint32		off = 0,
+				i;
+
+	check_stack_depth();
+	/* each child's offset and length, in storage order (keys, then values) */
+	for (i = 0; i < nchildren; i++)
+	{
+		JEntry		e = jc->children[i];
+		uint32		len = JBE_HAS_OFF(e) ? JBE_OFFLENFLD(e) - off : JBE_OFFLENFLD(e);
+
+		offlen[2 * i] = off;
+		offlen[2 * i + 1] = len;
+		off += len;
+	}
+	put_byte(s, object ? '{' : JsonContainerIsScalar(jc) ? '$' : '[');
+	for (i = 0; i < count; i++)
+	{
+		if (object)
+		{
+			put_byte(s, 'k');
+			encode_jsonb_child(jc->children[i], base, offlen[2 * i], offlen[2 * i + 1], s);
+			encode_jsonb_child(jc->children[i + count], base, offlen[2 * (i + count)],
+							   offlen[2 * (i + count) + 1], s);
+		}
+		else
+			encode_jsonb_child(jc->children[i], base, offlen[2 * i], offlen[2 * i + 1], s);
+	}
+	put_byte(s, object ? '}' : ']');
+	if (offlen != local)
+		pfree(offlen);
+}
+
+static void
+encode_jsonb(Datum d, StringInfo s, StringInfo scratch)
+{
+	struct varlena *v = varlena_value(d);
+	int			start,
+				len,
+				lenlen;
+	char		lenbuf[5];
+	StringInfoData lb;
+
+	/* the container, 4-byte aligned: a value with a short header is copied */
+	if (VARATT_IS_SHORT(v))
+	{
+		resetStringInfo(scratch);
+		enlargeStringInfo(scratch, VARSIZE_ANY_EXHDR(v));
+		memcpy(scratch->data, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+	}
+	start = s->len;
+	encode_jsonb_container(VARATT_IS_SHORT(v) ? (const JsonbContainer *) scratch->data
+						   : (const JsonbContainer *) VARDATA(v), s);
+	/* then its length goes in front */
+	len = s->len - start;
+	lb.data = lenbuf;
+	lb.len = 0;
+	lb.maxlen = sizeof(lenbuf) + 1;
+	put_len(&lb, (uint32) len);
+	lenlen = lb.len;
+	reserve(s, lenlen);
+	memmove(s->data + start + lenlen, s->data + start, len);
+	memcpy(s->data + start, lenbuf, lenlen);
+	s->len += lenlen;
+}
+
+/*
+ * Append the encoding of one value (not NULL): fixed-width values as their
+ * bytes, the others as a length and their bytes.
+ */
+static void
+encode_value(ChecksumCol *col, Datum v, StringInfo s, StringInfo scratch)
 {
 	switch (col->kind)
 	{
 		case CK_BOOL:
-			put_be32(s, 1);
-			appendStringInfoChar(s, DatumGetBool(v) ? 1 : 0);
+			put_byte(s, DatumGetBool(v) ? 1 : 0);
 			break;
 		case CK_INT2:
 			{
 				uint16		x = pg_hton16((uint16) DatumGetInt16(v));
 
-				put_be32(s, 2);
-				appendBinaryStringInfo(s, (char *) &x, 2);
+				memcpy(reserve(s, 2), &x, 2);
+				s->len += 2;
 			}
 			break;
 		case CK_INT4:
-			put_be32(s, 4);
 			put_be32(s, (uint32) DatumGetInt32(v));
 			break;
 		case CK_INT8:
-			put_be32(s, 8);
 			put_be64(s, (uint64) DatumGetInt64(v));
 			break;
 		case CK_FLOAT4:
@@ -261,7 +541,6 @@ encode_value(ChecksumCol *col, Datum v, StringInfo s)
 				uint32		bits;
 
 				memcpy(&bits, &f, 4);
-				put_be32(s, 4);
 				put_be32(s, bits);
 			}
 			break;
@@ -271,40 +550,61 @@ encode_value(ChecksumCol *col, Datum v, StringInfo s)
 				uint64		bits;
 
 				memcpy(&bits, &f, 8);
-				put_be32(s, 8);
 				put_be64(s, bits);
 			}
 			break;
 		case CK_STRING:
 			{
-				text	   *t = DatumGetTextPP(v);
-				int			len = VARSIZE_ANY_EXHDR(t);
+				struct varlena *t = varlena_value(v);
 
-				put_be32(s, (uint32) len);
-				appendBinaryStringInfo(s, VARDATA_ANY(t), len);
-				if ((Pointer) t != DatumGetPointer(v))
-					pfree(t);
+				put_bytes(s, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 			}
 			break;
 		case CK_NAME:
 			{
 				const char *n = NameStr(*DatumGetName(v));
-				int			len = strlen(n);
 
-				put_be32(s, (uint32) len);
-				appendBinaryStringInfo(s, n, len);
+				put_bytes(s, n, strlen(n));
 			}
+			break;
+		case CK_NUMERIC:
+			encode_numeric(v, s);
+			break;
+		case CK_JSONB:
+			encode_jsonb(v, s, scratch);
 			break;
 		case CK_SEND:
 			{
 				bytea	   *b = SendFunctionCall(&col->send, v);
-				int			len = VARSIZE(b) - VARHDRSZ;
 
-				put_be32(s, (uint32) len);
-				appendBinaryStringInfo(s, VARDATA(b), len);
+				put_bytes(s, VARDATA(b), VARSIZE(b) - VARHDRSZ);
 			}
 			break;
 	}
+}
+
+/* The segment of the row in slot: 0 for a NULL key, else 1 + the bounds at or below its key. */
+static int
+key_segment(Checksum *cs, TupleTableSlot *slot)
+{
+	int			a = cs->keyattnum - 1;
+	Datum		key;
+	int			lo = 0,
+				hi = cs->nbounds;
+
+	if (slot->tts_isnull[a])
+		return 0;
+	key = slot->tts_values[a];
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (DatumGetInt32(FunctionCall2Coll(&cs->cmp, cs->keycoll, cs->bounds[mid], key)) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 1 + lo;
 }
 
 /* Add the rows of one relation (a table, a leaf partition or a materialized view). */
@@ -326,6 +626,12 @@ checksum_relation(Checksum *cs, Relation rel)
 				 RelationGetRelationName(rel));
 		cs->cols[i].attnum = a;
 	}
+	if (cs->keyname)
+	{
+		cs->keyattnum = get_attnum(RelationGetRelid(rel), cs->keyname);
+		if (cs->keyattnum == InvalidAttrNumber)
+			elog(ERROR, "column \"%s\" not found in %s", cs->keyname, RelationGetRelationName(rel));
+	}
 	slot = table_slot_create(rel, NULL);
 	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
@@ -343,16 +649,26 @@ checksum_relation(Checksum *cs, Relation rel)
 			int			a = cs->cols[i].attnum - 1;
 
 			if (slot->tts_isnull[a])
-				appendStringInfoChar(&cs->buf, 0);
+				put_byte(&cs->buf, 0);
 			else
 			{
-				appendStringInfoChar(&cs->buf, 1);
-				encode_value(&cs->cols[i], slot->tts_values[a], &cs->buf);
+				put_byte(&cs->buf, 1);
+				encode_value(&cs->cols[i], slot->tts_values[a], &cs->buf, &cs->scratch);
 			}
 		}
 		siphash128((const uint8 *) cs->buf.data, cs->buf.len, checksum_key, h);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(cs->rowcxt);
+		if (cs->keyname)
+		{
+			int			seg = key_segment(cs, slot);
+			uint64	   *sum = &cs->seg_sum[2 * seg];
+
+			lo = sum[0] + h[0];
+			sum[1] += h[1] + (lo < sum[0] ? 1 : 0);
+			sum[0] = lo;
+			cs->seg_rows[seg]++;
+		}
 		/* sum modulo 2^128 */
 		lo = cs->sum[0] + h[0];
 		cs->sum[1] += h[1] + (lo < cs->sum[0] ? 1 : 0);
@@ -392,17 +708,16 @@ checksum_scan(Checksum *cs, List *rels)
 }
 
 /*
- * The checksum of relid's rows over the named columns (all columns, in
- * order, if NIL), after checking that the caller may read them.
+ * Check relid and the named columns (all, in order, if NIL) and the
+ * caller's right to read them, and list the relations to scan.
  */
-char *
-EltTableChecksum(Oid relid, List *colnames)
+static List *
+checksum_setup(Checksum *cs, Oid relid, List *colnames)
 {
 	Relation	rel = relation_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
 	char	   *relname = EltRelDisplayName(relid);
 	char		kind = rel->rd_rel->relkind;
-	Checksum	cs;
 	List	   *rels = NIL;
 	ListCell   *lc;
 	int			i;
@@ -424,15 +739,14 @@ EltTableChecksum(Oid relid, List *colnames)
 				 errdetail("A checksum reads every row of the table."),
 				 errhint("Run it as the table's owner or a role that bypasses row-level security.")));
 
-	memset(&cs, 0, sizeof(cs));
 	if (colnames == NIL)
 	{
 		for (i = 0; i < desc->natts; i++)
 			if (!TupleDescAttr(desc, i)->attisdropped)
 				colnames = lappend(colnames, pstrdup(NameStr(TupleDescAttr(desc, i)->attname)));
 	}
-	cs.ncols = list_length(colnames);
-	cs.cols = palloc0(sizeof(ChecksumCol) * Max(cs.ncols, 1));
+	cs->ncols = list_length(colnames);
+	cs->cols = palloc0(sizeof(ChecksumCol) * Max(cs->ncols, 1));
 	i = 0;
 	foreach(lc, colnames)
 	{
@@ -445,7 +759,7 @@ EltTableChecksum(Oid relid, List *colnames)
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("column \"%s\" of %s does not exist", name, relname)));
 		for (j = 0; j < i; j++)
-			if (strcmp(cs.cols[j].name, name) == 0)
+			if (strcmp(cs->cols[j].name, name) == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_DUPLICATE_COLUMN),
 						 errmsg("column \"%s\" is listed twice", name)));
@@ -454,11 +768,11 @@ EltTableChecksum(Oid relid, List *colnames)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to read column \"%s\" of %s", name, relname)));
-		cs.cols[i].name = name;
-		cs.cols[i].kind = col_kind(TupleDescAttr(desc, a - 1)->atttypid, name, relname, &cs.cols[i].send);
+		cs->cols[i].name = name;
+		cs->cols[i].kind = col_kind(TupleDescAttr(desc, a - 1)->atttypid, name, relname, &cs->cols[i].send);
 		i++;
 	}
-	if (cs.ncols == 0 && pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+	if (cs->ncols == 0 && pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to read %s", relname)));
@@ -476,13 +790,34 @@ EltTableChecksum(Oid relid, List *colnames)
 	else
 		rels = list_make1_oid(relid);
 	relation_close(rel, NoLock);
+	initStringInfo(&cs->buf);
+	initStringInfo(&cs->scratch);
+	cs->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "elt checksum row", ALLOCSET_DEFAULT_SIZES);
+	return rels;
+}
 
-	initStringInfo(&cs.buf);
-	cs.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "elt checksum row", ALLOCSET_DEFAULT_SIZES);
+static char *
+format_checksum(uint64 rows, const uint64 *sum)
+{
+	return psprintf(CHECKSUM_PREFIX ":" UINT64_FORMAT ":%016" INT64_MODIFIER "x%016" INT64_MODIFIER "x",
+					rows, sum[1], sum[0]);
+}
+
+/*
+ * The checksum of relid's rows over the named columns (all columns, in
+ * order, if NIL), after checking that the caller may read them.
+ */
+char *
+EltTableChecksum(Oid relid, List *colnames)
+{
+	Checksum	cs;
+	List	   *rels;
+
+	memset(&cs, 0, sizeof(cs));
+	rels = checksum_setup(&cs, relid, colnames);
 	checksum_scan(&cs, rels);
 	MemoryContextDelete(cs.rowcxt);
-	return psprintf(CHECKSUM_PREFIX ":" UINT64_FORMAT ":%016" INT64_MODIFIER "x%016" INT64_MODIFIER "x",
-					cs.rows, cs.sum[1], cs.sum[0]);
+	return format_checksum(cs.rows, cs.sum);
 }
 
 PG_FUNCTION_INFO_V1(elt_table_checksum);
@@ -525,7 +860,8 @@ PG_FUNCTION_INFO_V1(elt_checksum_selftest);
 
 /*
  * elt._checksum_selftest(): the row hash against the SipHash-2-4-128
- * reference vectors (key 00..0f, messages 00..(n-1)) for n = 0 .. 4.
+ * reference vectors (key 00..0f, messages 00..(n-1)) for n = 0 .. 4, and
+ * the encoding of numerics against numeric_send.
  */
 Datum
 elt_checksum_selftest(PG_FUNCTION_ARGS)
@@ -560,5 +896,218 @@ elt_checksum_selftest(PG_FUNCTION_ARGS)
 		if (memcmp(tag, expected[n], 16) != 0)
 			PG_RETURN_BOOL(false);
 	}
+	/* numerics read from their stored form, short and long headers: as numeric_send */
+	{
+		static const char *const nums[] = {
+			"0", "1", "-1", "1.50", "-0.001", "123456789.123456789", "1e100", "-1e-100",
+			"1e300", "-1e-300", "0.0000000000000000000000000000000000000000000000000000000000000000000001",
+			"99999999999999999999.99", "NaN", "Infinity", "-Infinity"
+		};
+
+		for (i = 0; i < (int) lengthof(nums); i++)
+		{
+			Datum		num = DirectFunctionCall3(numeric_in, CStringGetDatum(nums[i]),
+												  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+			bytea	   *b = DatumGetByteaPP(DirectFunctionCall1(numeric_send, num));
+			StringInfoData a;
+			uint32		len;
+
+			initStringInfo(&a);
+			encode_numeric(num, &a);
+			/* a length of one varint byte, then numeric_send's bytes */
+			len = (unsigned char) a.data[0];
+			if (len >= 0x80 || a.len != 1 + (int) VARSIZE_ANY_EXHDR(b) || len != VARSIZE_ANY_EXHDR(b) ||
+				memcmp(a.data + 1, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)) != 0)
+				PG_RETURN_BOOL(false);
+		}
+	}
 	PG_RETURN_BOOL(true);
+}
+
+/* The distinct values of the key at the quantiles i / segments (0 < i < segments), sorted. */
+static Datum *
+quantile_bounds(Checksum *cs, Oid relid, int segments, int *nbounds)
+{
+	Datum	   *fr;
+	Datum		arg;
+	Oid			argtype = FLOAT8ARRAYOID;
+	char	   *sql;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	Datum	   *bounds = NULL;
+	int			n = 0,
+				i;
+	MemoryContext outer = CurrentMemoryContext;
+
+	*nbounds = 0;
+	if (segments < 2)
+		return NULL;
+	fr = palloc(sizeof(Datum) * (segments - 1));
+	for (i = 1; i < segments; i++)
+		fr[i - 1] = Float8GetDatum((double) i / segments);
+	arg = PointerGetDatum(construct_array(fr, segments - 1, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	sql = psprintf("SELECT pg_catalog.percentile_disc($1) WITHIN GROUP (ORDER BY %s) FROM %s",
+				   quote_identifier(cs->keyname),
+				   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+											  get_rel_name(relid)));
+	get_typlenbyvalalign(cs->keytype, &typlen, &typbyval, &typalign);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the quantiles of %s", cs->keyname);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		a = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *nulls;
+			int			ne;
+			MemoryContext spi = MemoryContextSwitchTo(outer);
+
+			deconstruct_array(DatumGetArrayTypeP(a), cs->keytype, typlen, typbyval, typalign,
+							  &elems, &nulls, &ne);
+			bounds = palloc(sizeof(Datum) * Max(ne, 1));
+			for (i = 0; i < ne; i++)
+				if (!nulls[i])
+					bounds[n++] = datumCopy(elems[i], typbyval, typlen);
+			MemoryContextSwitchTo(spi);
+		}
+	}
+	SPI_finish();
+	/* sorted already (quantiles ascend); drop repeats */
+	if (n > 1)
+	{
+		int			j = 0;
+
+		for (i = 1; i < n; i++)
+			if (DatumGetInt32(FunctionCall2Coll(&cs->cmp, cs->keycoll, bounds[j], bounds[i])) != 0)
+				bounds[++j] = bounds[i];
+		n = j + 1;
+	}
+	*nbounds = n;
+	return bounds;
+}
+
+/* Bounds given as text: read with the key type's input function, strictly increasing. */
+static Datum *
+given_bounds(Checksum *cs, ArrayType *arr, int *nbounds)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	Oid			infn,
+				ioparam;
+	Datum	   *bounds;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	getTypeInputInfo(cs->keytype, &infn, &ioparam);
+	bounds = palloc(sizeof(Datum) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("bounds contains a NULL")));
+		bounds[i] = OidInputFunctionCall(infn, TextDatumGetCString(elems[i]), ioparam, -1);
+		if (i > 0 &&
+			DatumGetInt32(FunctionCall2Coll(&cs->cmp, cs->keycoll, bounds[i - 1], bounds[i])) >= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("bounds must be strictly increasing: \"%s\" does not follow \"%s\"",
+							TextDatumGetCString(elems[i]), TextDatumGetCString(elems[i - 1]))));
+	}
+	*nbounds = n;
+	return bounds;
+}
+
+PG_FUNCTION_INFO_V1(elt_table_checksum_ranges);
+
+/*
+ * elt.table_checksum_ranges(rel, key, segments int) and
+ * elt.table_checksum_ranges(rel, key, bounds text[]): the rows and checksum
+ * of each range of the key column, cut at the key's quantiles or at the
+ * bounds given; one scan of the table.
+ */
+Datum
+elt_table_checksum_ranges(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo;
+	Oid			relid;
+	char	   *key;
+	Checksum	cs;
+	List	   *rels;
+	AttrNumber	ka;
+	int32		typmod;
+	TypeCacheEntry *tc;
+	int			seg;
+
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("elt.table_checksum_ranges() needs a relation, a key column and segments or bounds")));
+	relid = PG_GETARG_OID(0);
+	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	memset(&cs, 0, sizeof(cs));
+	rels = checksum_setup(&cs, relid, NIL);
+	ka = get_attnum(relid, key);
+	if (ka == InvalidAttrNumber || ka < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of %s does not exist", key, EltRelDisplayName(relid)),
+				 errhint("Give the column that identifies rows, usually the primary key.")));
+	cs.keyname = key;
+	get_atttypetypmodcoll(relid, ka, &cs.keytype, &typmod, &cs.keycoll);
+	tc = lookup_type_cache(cs.keytype, TYPECACHE_CMP_PROC_FINFO);
+	if (!OidIsValid(tc->cmp_proc))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("column \"%s\" of %s has type %s, which has no ordering",
+						key, EltRelDisplayName(relid), format_type_be(cs.keytype)),
+				 errhint("Give a key column whose type has a btree operator class.")));
+	fmgr_info_copy(&cs.cmp, &tc->cmp_proc_finfo, CurrentMemoryContext);
+	if (get_fn_expr_argtype(fcinfo->flinfo, 2) == INT4OID)
+	{
+		int			segments = PG_GETARG_INT32(2);
+
+		if (segments < 1 || segments > 100000)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("segments must be between 1 and 100000, not %d", segments)));
+		cs.bounds = quantile_bounds(&cs, relid, segments, &cs.nbounds);
+	}
+	else
+		cs.bounds = given_bounds(&cs, PG_GETARG_ARRAYTYPE_P(2), &cs.nbounds);
+	cs.seg_sum = palloc0(sizeof(uint64) * 2 * (cs.nbounds + 2));
+	cs.seg_rows = palloc0(sizeof(uint64) * (cs.nbounds + 2));
+	checksum_scan(&cs, rels);
+	MemoryContextDelete(cs.rowcxt);
+
+	for (seg = (cs.seg_rows[0] > 0 ? 0 : 1); seg <= cs.nbounds + 1; seg++)
+	{
+		Datum		values[5];
+		bool		nulls[5] = {false, true, true, false, false};
+
+		values[0] = Int32GetDatum(seg);
+		if (seg >= 2)
+		{
+			values[1] = CStringGetTextDatum(EltLineageKeyText(cs.bounds[seg - 2], cs.keytype));
+			nulls[1] = false;
+		}
+		if (seg >= 1 && seg <= cs.nbounds)
+		{
+			values[2] = CStringGetTextDatum(EltLineageKeyText(cs.bounds[seg - 1], cs.keytype));
+			nulls[2] = false;
+		}
+		values[3] = Int64GetDatum((int64) cs.seg_rows[seg]);
+		values[4] = CStringGetTextDatum(format_checksum(cs.seg_rows[seg], &cs.seg_sum[2 * seg]));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

@@ -88,6 +88,40 @@ SELECT split_part(elt.table_checksum('ck.d'), ':', 2) AS rows;
 CREATE TABLE ck.empty (v text);
 SELECT elt.table_checksum('ck.empty');
 
+-- jsonb and numeric are read from their stored form: nested values, bare
+-- scalars, numerics with short and long headers, special values, TOASTed values
+CREATE TABLE ck.j (id int, doc jsonb, n numeric, t text);
+INSERT INTO ck.j VALUES
+  (1, '{"b": [1, 2.50, {"c": null}], "a": true}', 1e300, 'x'),
+  (2, '"bare"', -1e-300, ''),
+  (3, '[]', 'NaN', NULL),
+  (4, (SELECT jsonb_agg(g) FROM generate_series(1, 5000) g), '-Infinity', repeat('long text ', 1000)),
+  (5, NULL, NULL, 'y');
+SELECT elt.table_checksum('ck.j') AS j \gset
+CREATE TABLE ck.j2 (t text, n numeric, doc jsonb, id int);
+INSERT INTO ck.j2 SELECT t, n, doc::text::jsonb, id FROM ck.j ORDER BY id DESC;
+SELECT elt.table_checksum('ck.j2', ARRAY['id', 'doc', 'n', 't']) = :'j' AS jsonb_numeric_same;
+BEGIN;
+UPDATE ck.j2 SET doc = '{"b": [1, 2.5, {"c": null}], "a": true}' WHERE id = 1;
+SELECT elt.table_checksum('ck.j2', ARRAY['id', 'doc', 'n', 't']) <> :'j' AS numeric_scale_in_jsonb;
+ROLLBACK;
+BEGIN;
+UPDATE ck.j2 SET doc = '{"b": [1, 2.50, {"c": null}], "a": "true"}' WHERE id = 1;
+SELECT elt.table_checksum('ck.j2', ARRAY['id', 'doc', 'n', 't']) <> :'j' AS string_vs_boolean;
+ROLLBACK;
+BEGIN;
+UPDATE ck.j2 SET doc = '["bare"]' WHERE id = 2;
+SELECT elt.table_checksum('ck.j2', ARRAY['id', 'doc', 'n', 't']) <> :'j' AS scalar_vs_array;
+ROLLBACK;
+BEGIN;
+UPDATE ck.j2 SET n = -1.0e-300 WHERE id = 2;
+SELECT elt.table_checksum('ck.j2', ARRAY['id', 'doc', 'n', 't']) <> :'j' AS numeric_scale;
+ROLLBACK;
+BEGIN;
+UPDATE ck.j2 SET doc = doc || '5001'::jsonb WHERE id = 4;
+SELECT elt.table_checksum('ck.j2', ARRAY['id', 'doc', 'n', 't']) <> :'j' AS toasted_value_changed;
+ROLLBACK;
+
 -- a subset of the columns, in the order given
 SELECT elt.table_checksum('ck.a', ARRAY['id', 'label']) = elt.table_checksum('ck.b', ARRAY['id', 'label'])
   AS subset;
@@ -145,6 +179,42 @@ SET ROLE ck_reader;
 SELECT elt.table_checksum('ck.secret');
 RESET ROLE;
 SELECT elt.table_checksum('ck.secret') ~ '^v1:2:' AS owner_reads_all;
+
+-------------------------------------------------------------------------------
+-- Checksums by key range
+-------------------------------------------------------------------------------
+SELECT segment, lower, upper, row_count FROM elt.table_checksum_ranges('ck.a', 'id', 4) ORDER BY segment;
+-- the ranges add up to the table
+SELECT sum(row_count) AS rows FROM elt.table_checksum_ranges('ck.a', 'id', 7);
+-- the same bounds on a table with one changed row: only its range differs
+BEGIN;
+UPDATE ck.b SET label = 'changed' WHERE id = 321;
+SELECT a.segment, a.lower, a.upper, a.row_count
+FROM elt.table_checksum_ranges('ck.a', 'id', 4) a
+JOIN elt.table_checksum_ranges('ck.b', 'id',
+       (SELECT array_agg(upper ORDER BY segment) FILTER (WHERE upper IS NOT NULL)
+        FROM elt.table_checksum_ranges('ck.a', 'id', 4))) b USING (segment)
+WHERE a.checksum <> b.checksum;
+ROLLBACK;
+-- dates as bounds, in canonical text, read back under another DateStyle
+SET DateStyle = 'SQL, DMY';
+SELECT segment, lower, upper, row_count FROM elt.table_checksum_ranges('ck.a', 'day', ARRAY['2026-03-01', '2026-06-01'])
+ORDER BY segment;
+SET DateStyle = ISO;
+-- NULL keys in segment 0; one segment is the whole table
+SELECT segment, lower, upper, row_count FROM elt.table_checksum_ranges('ck.a', 'note', 1) ORDER BY segment;
+SELECT checksum = elt.table_checksum('ck.a') AS one_segment_is_the_table
+FROM elt.table_checksum_ranges('ck.a', 'id', 1);
+-- skewed keys: repeated quantiles give fewer ranges
+SELECT count(*) AS segments FROM elt.table_checksum_ranges('ck.d', 'v', 10);
+-- bad input
+SELECT * FROM elt.table_checksum_ranges('ck.a', 'nope', 4);
+SELECT * FROM elt.table_checksum_ranges('ck.a', 'id', 0);
+SELECT * FROM elt.table_checksum_ranges('ck.a', 'id', ARRAY['10', '5']);
+SELECT * FROM elt.table_checksum_ranges('ck.a', 'id', ARRAY['10', NULL]);
+SELECT * FROM elt.table_checksum_ranges('ck.a', 'id', ARRAY['ten']);
+SELECT * FROM elt.table_checksum_ranges('ck.pt', 'p', 2);
+SELECT * FROM elt.table_checksum_ranges('ck.a', NULL, 2);
 
 -------------------------------------------------------------------------------
 -- Environment fingerprint

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Benchmark of table checksums (issue: reproducible runs).
+#
+# Data (deterministic): bench.t (id bigint PRIMARY KEY, amount numeric(12,2),
+# label text, at timestamptz, doc jsonb), ROWS rows (default 10,000,000),
+# about 10% NULLs in each of amount, label, at and doc.
+#
+# Contenders, each run REPEATS times round-robin after a warm-up read of the
+# table, median of psql's \timing reported:
+#   elt       SELECT elt.table_checksum('bench.t')
+#   md5_agg   SELECT md5(string_agg(t::text, '' ORDER BY id)) FROM bench.t t
+#             (the hand-written whole-table hash; it builds one text of the
+#             whole table, which must stay under 1 GB)
+#   datadiff  SELECT sum(('x' || substring(md5(t::text), 21))::bit(48)::bigint)
+#             FROM bench.t t   (data-diff's per-row checksum, summed)
+#   scan      SELECT count(*) FROM bench.t t WHERE t IS NOT NULL
+#             (reads and deforms every column of every row: the limit)
+# A contender that fails (for example md5_agg past 1 GB of text) is
+# reported with its error.  The same contenders also run on the first
+# SMALL_ROWS rows (a copy, bench.s), where md5_agg fits.
+#
+# Goals: elt at least 10x faster than md5_agg, 3x faster than datadiff,
+# within 2x of scan.
+#
+# Uses the INSTALLED build of elt_governance on a throwaway cluster with
+# the library preloaded, shared_buffers 4GB, work_mem 64MB, jit off (so
+# that the hand-written queries are not charged for JIT compilation),
+# max_parallel_workers_per_gather 0 (one process each, as the C function).
+#
+# Usage: bash bench/checksum.sh [repeats, default 3] [rows, default 10000000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/common.sh
+
+REPEATS="${1:-3}"
+ROWS="${2:-10000000}"
+SMALL_ROWS="${SMALL_ROWS:-1000000}"
+PORT="${BENCH_PORT:-5512}"
+
+log() { echo "[checksum] $*" >&2; }
+
+if ! [ -f "$("$PG_CONFIG" --sharedir)/extension/elt_governance--0.4.0--0.5.0.sql" ]; then
+  echo "checksum.sh: elt_governance 0.5.0 is not installed (make install)" >&2
+  exit 1
+fi
+SO="$("$PG_CONFIG" --pkglibdir)/elt_governance.so"
+SO_SUM=$(md5sum <"$SO")
+T_START=$(date +%s)
+
+start_throwaway_cluster "$PORT"
+trap stop_throwaway_cluster EXIT
+as_postgres sh -c "cat >> '$WORK/data/postgresql.conf'" <<CONF
+shared_buffers = 4GB
+work_mem = 64MB
+maintenance_work_mem = 1GB
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+jit = off
+max_parallel_workers_per_gather = 0
+lc_messages = 'C'
+timezone = 'UTC'
+CONF
+as_postgres "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w restart >/dev/null
+
+psql_q() { as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d bench -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d postgres -X -q -c "CREATE DATABASE bench" >/dev/null
+psql_q -c "CREATE EXTENSION elt_governance"
+
+echo "# command: bash bench/checksum.sh $*  (repeats=$REPEATS, rows=$ROWS, small rows=$SMALL_ROWS)"
+echo "# PostgreSQL $(psql_q -c 'SHOW server_version'), elt_governance $(psql_q -c "SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'") (installed build, $(stat -c %y "$SO" | cut -d. -f1), md5 ${SO_SUM%% *})"
+echo "# tree: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src sql 2>/dev/null || echo ' with uncommitted changes in src/ or sql/')"
+echo "# machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; $(. /etc/os-release && echo "$PRETTY_NAME")"
+echo "# settings: shared_buffers $(psql_q -c 'SHOW shared_buffers'), work_mem $(psql_q -c 'SHOW work_mem'), jit $(psql_q -c 'SHOW jit'), max_parallel_workers_per_gather $(psql_q -c 'SHOW max_parallel_workers_per_gather')"
+echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
+
+log "loading $ROWS rows"
+psql_q <<SQL
+CREATE SCHEMA bench;
+CREATE TABLE bench.t (id bigint PRIMARY KEY, amount numeric(12,2), label text, at timestamptz, doc jsonb);
+INSERT INTO bench.t
+SELECT g,
+       CASE WHEN g % 10 = 1 THEN NULL ELSE (hashint8(g) % 1000000) / 100.0 END,
+       CASE WHEN g % 10 = 2 THEN NULL ELSE 'customer ' || (hashint8(g) % 100000) || ' / order ' || g END,
+       CASE WHEN g % 10 = 3 THEN NULL ELSE timestamptz '2026-01-01 00:00:00+00' + (g % 7776000) * interval '1 second' END,
+       CASE WHEN g % 10 = 4 THEN NULL ELSE jsonb_build_object('region', (ARRAY['north', 'south', 'east', 'west'])[1 + g % 4], 'items', g % 17, 'paid', g % 3 = 0) END
+FROM generate_series(1, $ROWS) g;
+CREATE TABLE bench.s AS SELECT * FROM bench.t WHERE id <= $SMALL_ROWS;
+ALTER TABLE bench.s ADD PRIMARY KEY (id);
+VACUUM ANALYZE bench.t;
+VACUUM ANALYZE bench.s;
+SQL
+echo "# data: bench.t $(psql_q -c "SELECT pg_size_pretty(pg_table_size('bench.t'))") ($ROWS rows), bench.s $(psql_q -c "SELECT pg_size_pretty(pg_table_size('bench.s'))") ($SMALL_ROWS rows)"
+
+declare -A SQLS=(
+  [elt]="SELECT elt.table_checksum('%T')"
+  [md5_agg]="SELECT md5(string_agg(t::text, '' ORDER BY id)) FROM %T t"
+  [datadiff]="SELECT sum(('x' || substring(md5(t::text), 21))::bit(48)::bigint) FROM %T t"
+  [scan]="SELECT count(*) FROM %T t WHERE t IS NOT NULL"
+)
+ORDER=(elt md5_agg datadiff scan)
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else printf "%.1f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+run_table() {
+  local table=$1 rows=$2
+  declare -A TIMES ERR
+  local c r sql out
+  psql_q -c "SELECT count(*) FROM $table" >/dev/null   # warm the cache
+  for r in $(seq 1 "$REPEATS"); do
+    for c in "${ORDER[@]}"; do
+      [ -n "${ERR[$c]:-}" ] && continue
+      sql=${SQLS[$c]//%T/$table}
+      if out=$(psql_q -c '\timing on' -c "$sql" 2>&1); then
+        t=$(grep -o 'Time: [0-9.]* ms' <<<"$out" | tail -n 1 | awk '{print $2}')
+        TIMES[$c]="${TIMES[$c]:-} $t"
+        log "$table run $r $c: $t ms"
+      else
+        ERR[$c]=$(grep -m1 ERROR <<<"$out" || echo "$out" | head -n 1)
+        log "$table run $r $c: failed: ${ERR[$c]}"
+      fi
+    done
+  done
+  local elt_ms
+  elt_ms=$(echo "${TIMES[elt]:-}" | median)
+  echo
+  echo "### $table: $rows rows, median of $REPEATS"
+  echo
+  echo "| contender | runs, ms | median ms | elt.table_checksum is faster by |"
+  echo "|---|---|---|---|"
+  for c in "${ORDER[@]}"; do
+    local m
+    if [ -n "${ERR[$c]:-}" ]; then
+      echo "| $c: \`${SQLS[$c]//%T/$table}\` | failed: ${ERR[$c]} | – | – |"
+      continue
+    fi
+    m=$(echo "${TIMES[$c]}" | median)
+    echo "| $c: \`${SQLS[$c]//%T/$table}\` | $(echo ${TIMES[$c]} | sed 's/ / \/ /g') | $m | $(awk -v a="$m" -v b="$elt_ms" 'BEGIN {printf "%.2fx", a / b}') |"
+  done
+}
+
+run_table bench.s "$SMALL_ROWS"
+run_table bench.t "$ROWS"
+
+echo
+echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC'); total $(( $(date +%s) - T_START )) s"
