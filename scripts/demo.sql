@@ -230,7 +230,38 @@ SELECT transform, version, current, left(code_hash, 16) AS code_hash, created_by
 FROM elt.transform_versions WHERE transform = 'region_days' ORDER BY version;
 
 \echo
-\echo '== 16. The audit trail is a hash chain; keep its digest outside the database'
+\echo '== 16. Reproducibility, first part: what a result depends on, and what the data is'
+CREATE TEMP TABLE fingerprint AS SELECT elt.env_fingerprint() AS f;
+SELECT left(f->>'id', 16) AS fingerprint_id, f->>'server_version' AS server, f->'extensions' AS extensions,
+       f->'database'->>'encoding' AS encoding
+FROM fingerprint;
+\echo a session with other settings reads and prints values differently; the fingerprint says how:
+SET TimeZone = 'Asia/Kolkata';
+SET DateStyle = 'SQL, DMY';
+SELECT d.* FROM fingerprint, elt.env_diff(f, elt.env_fingerprint()) d;
+\echo ... and the table checksum does not care: the same rows, the same checksum
+CREATE TEMP TABLE checksum_then AS SELECT elt.table_checksum('marts.customer_days') AS c;
+RESET TimeZone;
+RESET DateStyle;
+SELECT c AS checksum, c = elt.table_checksum('marts.customer_days') AS same_under_other_settings
+FROM checksum_then;
+\echo one changed cent in one row changes it, and checksums by key range say where:
+CREATE TEMP TABLE ranges_before AS
+SELECT * FROM elt.table_checksum_ranges('marts.customer_days', 'customer', 5);
+BEGIN;
+UPDATE marts.customer_days SET revenue = revenue + 0.01
+WHERE (customer, day) = (SELECT customer, day FROM marts.customer_days ORDER BY customer, day LIMIT 1 OFFSET 100);
+SELECT c <> elt.table_checksum('marts.customer_days') AS changed FROM checksum_then;
+SELECT b.segment, b.lower, b.upper, b.row_count
+FROM ranges_before b
+JOIN elt.table_checksum_ranges('marts.customer_days', 'customer',
+       (SELECT array_agg(upper ORDER BY segment) FILTER (WHERE upper IS NOT NULL) FROM ranges_before)) a
+  USING (segment)
+WHERE a.checksum <> b.checksum;
+ROLLBACK;
+
+\echo
+\echo '== 17. The audit trail is a hash chain; keep its digest outside the database'
 SELECT count(*) AS audit_rows FROM elt.audit_log;
 SELECT * FROM (SELECT id, action, object, left(prev_hash, 12) AS prev_hash, left(row_hash, 12) AS row_hash
                FROM elt.audit_log ORDER BY id DESC LIMIT 8) last ORDER BY id;
@@ -239,14 +270,14 @@ SELECT elt.audit_digest() AS digest \gset
 SELECT * FROM elt.audit_verify(:'digest');
 
 \echo
-\echo '== 17. History cannot be rewritten through SQL ...'
+\echo '== 18. History cannot be rewritten through SQL ...'
 \set ON_ERROR_STOP 0
 UPDATE elt.schema_versions SET statement = 'nothing to see here' WHERE version = 2;
 DELETE FROM elt.audit_log WHERE id = 3;
 \set ON_ERROR_STOP 1
 
 \echo
-\echo '== 18. ... and a superuser who goes around the triggers is caught'
+\echo '== 19. ... and a superuser who goes around the triggers is caught'
 SET session_replication_role = replica;
 UPDATE elt.schema_versions SET statement = 'ALTER TABLE nothing'
 WHERE table_name = 'customers' AND version = 2;
