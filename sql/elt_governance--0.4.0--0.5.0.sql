@@ -104,7 +104,7 @@ $$;
 -- An order-independent checksum of a table's rows, computed in C from the
 -- values' binary form (see src/checksum.c): "v1:<rows>:<128-bit sum>".
 CREATE FUNCTION elt.table_checksum(rel regclass, columns text[] DEFAULT NULL) RETURNS text
-    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'elt_table_checksum';
+    LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'elt_table_checksum';
 
 -- The row hash checked against the SipHash-2-4-128 reference vectors (tests).
 CREATE FUNCTION elt._checksum_selftest() RETURNS boolean
@@ -113,11 +113,12 @@ CREATE FUNCTION elt._checksum_selftest() RETURNS boolean
 -- Per range of a key column: its rows and their checksum, in one scan.
 -- Ranges are cut at the key's quantiles (segments) or at the bounds given
 -- (for comparing two tables over the same ranges); segment 0 holds the rows
--- with a NULL key, segment i >= 1 the keys from lower (inclusive) to upper
+-- with a NULL key (listed always, so that two results join on segment),
+-- segment i >= 1 the keys from lower (inclusive) to upper
 -- (exclusive).  Bounds are canonical text (DateStyle ISO, TimeZone UTC).
 CREATE FUNCTION elt.table_checksum_ranges(rel regclass, key text, segments integer)
 RETURNS TABLE (segment integer, lower text, upper text, row_count bigint, checksum text)
-    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'elt_table_checksum_ranges';
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'elt_table_checksum_ranges_n';
 CREATE FUNCTION elt.table_checksum_ranges(rel regclass, key text, bounds text[])
 RETURNS TABLE (segment integer, lower text, upper text, row_count bigint, checksum text)
-    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'elt_table_checksum_ranges';
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'elt_table_checksum_ranges_b';

@@ -15,12 +15,16 @@
  * varint) unless the type has a fixed width.  So NULL, '' and 'NULL'
  * differ, and no value can run into the next column.  A value's bytes are:
  *   - bool, int2/4/8, oid, float4/8, date, time, timestamp, timestamptz:
- *     the value big-endian, as the type's send function writes it;
+ *     the value big-endian, as the type's send function writes it (any
+ *     float NaN as the one NaN float8in makes);
  *   - text, varchar, char(n), name, json: the stored characters;
  *   - numeric: what numeric_send writes (read from the stored form);
  *   - jsonb: its tokens ('{' 'k' key value ... '}', '[' ... ']', '$' for a
  *     bare scalar, 's' and a string, '#' and a numeric, 'n', 't', 'f'),
  *     object keys in jsonb's stored order;
+ *   - arrays: the number of dimensions, each dimension's length and lower
+ *     bound, then each element (NULL marker, encoding); composites: each
+ *     field the same way (so no type oids, no NULL bitmap left by updates);
  *   - any other type: its send function's output (binary COPY format),
  *     with client_encoding pinned to the database encoding.
  * Domains use their base type.
@@ -29,6 +33,8 @@
  * format.
  */
 #include "postgres.h"
+
+#include <math.h>
 
 #include "access/heapam.h"
 #include "access/relation.h"
@@ -153,14 +159,16 @@ typedef enum ColKind
 {
 	CK_BOOL,
 	CK_INT2,
-	CK_INT4,					/* int4, oid, date, float4 (bits) */
-	CK_INT8,					/* int8, time, timestamp(tz), float8 (bits) */
+	CK_INT4,					/* int4, oid, date */
+	CK_INT8,					/* int8, time, timestamp(tz) */
 	CK_FLOAT4,
 	CK_FLOAT8,
 	CK_STRING,					/* text, varchar, bpchar, json */
 	CK_NAME,
 	CK_NUMERIC,					/* as numeric_send writes it, without the call */
 	CK_JSONB,					/* a token stream */
+	CK_ARRAY,					/* dimensions, then each element */
+	CK_RECORD,					/* each field */
 	CK_SEND
 } ColKind;
 
@@ -170,6 +178,15 @@ typedef struct ChecksumCol
 	ColKind		kind;
 	FmgrInfo	send;
 	AttrNumber	attnum;			/* in the relation being read */
+	/* CK_ARRAY: the element */
+	struct ChecksumCol *elem;
+	Oid			elemtype;
+	int16		elmlen;
+	bool		elmbyval;
+	char		elmalign;
+	/* CK_RECORD: the fields (dropped ones included, and skipped) */
+	TupleDesc	fdesc;
+	struct ChecksumCol *fields;
 } ChecksumCol;
 
 typedef struct Checksum
@@ -193,45 +210,82 @@ typedef struct Checksum
 	uint64	   *seg_rows;
 } Checksum;
 
-static ColKind
-col_kind(Oid typid, const char *colname, char *relname, FmgrInfo *send)
+/* How values of type typid are encoded; arrays and composites recursively. */
+static void
+col_setup(ChecksumCol *c, Oid typid, const char *colname, char *relname)
 {
 	Oid			base = getBaseType(typid);
 	Oid			sendfn;
 	bool		varlena;
+	Oid			elem;
 
+	check_stack_depth();
 	switch (base)
 	{
 		case BOOLOID:
-			return CK_BOOL;
+			c->kind = CK_BOOL;
+			return;
 		case INT2OID:
-			return CK_INT2;
+			c->kind = CK_INT2;
+			return;
 		case INT4OID:
 		case OIDOID:
 		case DATEOID:
-			return CK_INT4;
+			c->kind = CK_INT4;
+			return;
 		case INT8OID:
 		case TIMEOID:
 		case TIMESTAMPOID:
 		case TIMESTAMPTZOID:
-			return CK_INT8;
+			c->kind = CK_INT8;
+			return;
 		case FLOAT4OID:
-			return CK_FLOAT4;
+			c->kind = CK_FLOAT4;
+			return;
 		case FLOAT8OID:
-			return CK_FLOAT8;
+			c->kind = CK_FLOAT8;
+			return;
 		case TEXTOID:
 		case VARCHAROID:
 		case BPCHAROID:
 		case JSONOID:
-			return CK_STRING;
+			c->kind = CK_STRING;
+			return;
 		case NAMEOID:
-			return CK_NAME;
+			c->kind = CK_NAME;
+			return;
 		case NUMERICOID:
-			return CK_NUMERIC;
+			c->kind = CK_NUMERIC;
+			return;
 		case JSONBOID:
-			return CK_JSONB;
+			c->kind = CK_JSONB;
+			return;
 		default:
 			break;
+	}
+	/* array_send would write the element type's oid and whether a NULL bitmap is stored */
+	elem = get_element_type(base);
+	if (OidIsValid(elem) && get_typlen(base) == -1)
+	{
+		c->kind = CK_ARRAY;
+		c->elemtype = elem;
+		get_typlenbyvalalign(elem, &c->elmlen, &c->elmbyval, &c->elmalign);
+		c->elem = palloc0(sizeof(ChecksumCol));
+		col_setup(c->elem, elem, colname, relname);
+		return;
+	}
+	/* and record_send each field's type oid */
+	if (get_typtype(base) == TYPTYPE_COMPOSITE)
+	{
+		int			i;
+
+		c->kind = CK_RECORD;
+		c->fdesc = lookup_rowtype_tupdesc_copy(base, -1);
+		c->fields = palloc0(sizeof(ChecksumCol) * Max(c->fdesc->natts, 1));
+		for (i = 0; i < c->fdesc->natts; i++)
+			if (!TupleDescAttr(c->fdesc, i)->attisdropped)
+				col_setup(&c->fields[i], TupleDescAttr(c->fdesc, i)->atttypid, colname, relname);
+		return;
 	}
 	getTypeBinaryOutputInfo(base, &sendfn, &varlena);
 	if (!OidIsValid(sendfn))
@@ -240,8 +294,8 @@ col_kind(Oid typid, const char *colname, char *relname, FmgrInfo *send)
 				 errmsg("column \"%s\" of %s has type %s, which has no binary output function",
 						colname, relname, format_type_be(typid)),
 				 errhint("Leave the column out with the columns argument.")));
-	fmgr_info(sendfn, send);
-	return CK_SEND;
+	fmgr_info(sendfn, &c->send);
+	c->kind = CK_SEND;
 }
 
 /* Room for n more bytes at the end of s; returns where they go. */
@@ -276,11 +330,10 @@ put_be64(StringInfo s, uint64 v)
 	s->len += 8;
 }
 
-/* A length, as a varint (7 bits a byte, low first). */
-static inline void
-put_len(StringInfo s, uint32 len)
+/* Write len as a varint (7 bits a byte, low first) at d; returns its size (at most 5). */
+static inline int
+write_len(char *d, uint32 len)
 {
-	char	   *d = reserve(s, 5);
 	int			n = 0;
 
 	while (len >= 0x80)
@@ -289,7 +342,14 @@ put_len(StringInfo s, uint32 len)
 		len >>= 7;
 	}
 	d[n++] = (char) len;
-	s->len += n;
+	return n;
+}
+
+/* A length, as a varint. */
+static inline void
+put_len(StringInfo s, uint32 len)
+{
+	s->len += write_len(reserve(s, 5), len);
 }
 
 /* A length and the bytes. */
@@ -484,7 +544,6 @@ encode_jsonb(Datum d, StringInfo s, StringInfo scratch)
 				len,
 				lenlen;
 	char		lenbuf[5];
-	StringInfoData lb;
 
 	/* the container, 4-byte aligned: a value with a short header is copied */
 	if (VARATT_IS_SHORT(v))
@@ -498,11 +557,7 @@ encode_jsonb(Datum d, StringInfo s, StringInfo scratch)
 						   : (const JsonbContainer *) VARDATA(v), s);
 	/* then its length goes in front */
 	len = s->len - start;
-	lb.data = lenbuf;
-	lb.len = 0;
-	lb.maxlen = sizeof(lenbuf) + 1;
-	put_len(&lb, (uint32) len);
-	lenlen = lb.len;
+	lenlen = write_len(lenbuf, (uint32) len);
 	reserve(s, lenlen);
 	memmove(s->data + start + lenlen, s->data + start, len);
 	memcpy(s->data + start, lenbuf, lenlen);
@@ -511,7 +566,9 @@ encode_jsonb(Datum d, StringInfo s, StringInfo scratch)
 
 /*
  * Append the encoding of one value (not NULL): fixed-width values as their
- * bytes, the others as a length and their bytes.
+ * bytes, the others as a length and their bytes; an array as its
+ * dimensions and elements, a composite as its fields (each element or
+ * field with a NULL marker).
  */
 static void
 encode_value(ChecksumCol *col, Datum v, StringInfo s, StringInfo scratch)
@@ -540,7 +597,11 @@ encode_value(ChecksumCol *col, Datum v, StringInfo s, StringInfo scratch)
 				float4		f = DatumGetFloat4(v);
 				uint32		bits;
 
-				memcpy(&bits, &f, 4);
+				/* every NaN prints as NaN: one bit pattern for all */
+				if (isnan(f))
+					bits = (uint32) 0x7FC00000;
+				else
+					memcpy(&bits, &f, 4);
 				put_be32(s, bits);
 			}
 			break;
@@ -549,7 +610,10 @@ encode_value(ChecksumCol *col, Datum v, StringInfo s, StringInfo scratch)
 				float8		f = DatumGetFloat8(v);
 				uint64		bits;
 
-				memcpy(&bits, &f, 8);
+				if (isnan(f))
+					bits = UINT64CONST(0x7FF8000000000000);
+				else
+					memcpy(&bits, &f, 8);
 				put_be64(s, bits);
 			}
 			break;
@@ -572,6 +636,62 @@ encode_value(ChecksumCol *col, Datum v, StringInfo s, StringInfo scratch)
 			break;
 		case CK_JSONB:
 			encode_jsonb(v, s, scratch);
+			break;
+		case CK_ARRAY:
+			{
+				ArrayType  *a = DatumGetArrayTypeP(v);
+				int			ndim = ARR_NDIM(a);
+				Datum	   *elems;
+				bool	   *nulls;
+				int			n,
+							i;
+
+				put_byte(s, (char) ndim);
+				for (i = 0; i < ndim; i++)
+				{
+					put_be32(s, (uint32) ARR_DIMS(a)[i]);
+					put_be32(s, (uint32) ARR_LBOUND(a)[i]);
+				}
+				deconstruct_array(a, col->elemtype, col->elmlen, col->elmbyval, col->elmalign,
+								  &elems, &nulls, &n);
+				for (i = 0; i < n; i++)
+				{
+					if (nulls[i])
+						put_byte(s, 0);
+					else
+					{
+						put_byte(s, 1);
+						encode_value(col->elem, elems[i], s, scratch);
+					}
+				}
+			}
+			break;
+		case CK_RECORD:
+			{
+				HeapTupleHeader th = DatumGetHeapTupleHeader(v);
+				HeapTupleData tup;
+				Datum	   *values = palloc(sizeof(Datum) * Max(col->fdesc->natts, 1));
+				bool	   *nulls = palloc(sizeof(bool) * Max(col->fdesc->natts, 1));
+				int			i;
+
+				tup.t_len = HeapTupleHeaderGetDatumLength(th);
+				ItemPointerSetInvalid(&tup.t_self);
+				tup.t_tableOid = InvalidOid;
+				tup.t_data = th;
+				heap_deform_tuple(&tup, col->fdesc, values, nulls);
+				for (i = 0; i < col->fdesc->natts; i++)
+				{
+					if (TupleDescAttr(col->fdesc, i)->attisdropped)
+						continue;
+					if (nulls[i])
+						put_byte(s, 0);
+					else
+					{
+						put_byte(s, 1);
+						encode_value(&col->fields[i], values[i], s, scratch);
+					}
+				}
+			}
 			break;
 		case CK_SEND:
 			{
@@ -639,6 +759,7 @@ checksum_relation(Checksum *cs, Relation rel)
 		MemoryContext old;
 		uint64		h[2];
 		uint64		lo;
+		int			seg;
 
 		CHECK_FOR_INTERRUPTS();
 		slot_getallattrs(slot);
@@ -657,11 +778,11 @@ checksum_relation(Checksum *cs, Relation rel)
 			}
 		}
 		siphash128((const uint8 *) cs->buf.data, cs->buf.len, checksum_key, h);
+		seg = cs->keyname ? key_segment(cs, slot) : 0;
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(cs->rowcxt);
 		if (cs->keyname)
 		{
-			int			seg = key_segment(cs, slot);
 			uint64	   *sum = &cs->seg_sum[2 * seg];
 
 			lo = sum[0] + h[0];
@@ -769,7 +890,7 @@ checksum_setup(Checksum *cs, Oid relid, List *colnames)
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to read column \"%s\" of %s", name, relname)));
 		cs->cols[i].name = name;
-		cs->cols[i].kind = col_kind(TupleDescAttr(desc, a - 1)->atttypid, name, relname, &cs->cols[i].send);
+		col_setup(&cs->cols[i], TupleDescAttr(desc, a - 1)->atttypid, name, relname);
 		i++;
 	}
 	if (cs->ncols == 0 && pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
@@ -783,6 +904,12 @@ checksum_setup(Checksum *cs, Oid relid, List *colnames)
 		{
 			Oid			child = lfirst_oid(lc);
 
+			if (get_rel_relkind(child) == RELKIND_FOREIGN_TABLE)
+				ereport(ERROR,
+						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						 errmsg("partition %s of %s is a foreign table", EltRelDisplayName(child), relname),
+						 errdetail("A checksum reads the rows stored in this database only."),
+						 errhint("Checksum the other partitions one by one.")));
 			if (RELKIND_HAS_STORAGE(get_rel_relkind(child)))
 				rels = lappend_oid(rels, child);
 		}
@@ -860,34 +987,40 @@ PG_FUNCTION_INFO_V1(elt_checksum_selftest);
 
 /*
  * elt._checksum_selftest(): the row hash against the SipHash-2-4-128
- * reference vectors (key 00..0f, messages 00..(n-1)) for n = 0 .. 4, and
+ * reference vectors (key 00..0f, messages 00..(n-1)) for n = 0 to 4, 7,
+ * 8, 15 and 16, and
  * the encoding of numerics against numeric_send.
  */
 Datum
 elt_checksum_selftest(PG_FUNCTION_ARGS)
 {
-	static const uint8 expected[5][16] = {
+	static const int lengths[9] = {0, 1, 2, 3, 4, 7, 8, 15, 16};
+	static const uint8 expected[9][16] = {
 		{0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6, 0x6d, 0xf6, 0x72, 0x14, 0xc7, 0x55, 0x02, 0x93},
 		{0xda, 0x87, 0xc1, 0xd8, 0x6b, 0x99, 0xaf, 0x44, 0x34, 0x76, 0x59, 0x11, 0x9b, 0x22, 0xfc, 0x45},
 		{0x81, 0x77, 0x22, 0x8d, 0xa4, 0xa4, 0x5d, 0xc7, 0xfc, 0xa3, 0x8b, 0xde, 0xf6, 0x0a, 0xff, 0xe4},
 		{0x9c, 0x70, 0xb6, 0x0c, 0x52, 0x67, 0xa9, 0x4e, 0x5f, 0x33, 0xb6, 0xb0, 0x29, 0x85, 0xed, 0x51},
 		{0xf8, 0x81, 0x64, 0xc1, 0x2d, 0x9c, 0x8f, 0xaf, 0x7d, 0x0f, 0x6e, 0x7c, 0x7b, 0xcd, 0x55, 0x79},
+		{0xa1, 0xf1, 0xeb, 0xbe, 0xd8, 0xdb, 0xc1, 0x53, 0xc0, 0xb8, 0x4a, 0xa6, 0x1f, 0xf0, 0x82, 0x39},
+		{0x3b, 0x62, 0xa9, 0xba, 0x62, 0x58, 0xf5, 0x61, 0x0f, 0x83, 0xe2, 0x64, 0xf3, 0x14, 0x97, 0xb4},
+		{0x54, 0x93, 0xe9, 0x99, 0x33, 0xb0, 0xa8, 0x11, 0x7e, 0x08, 0xec, 0x0f, 0x97, 0xcf, 0xc3, 0xd9},
+		{0x6e, 0xe2, 0xa4, 0xca, 0x67, 0xb0, 0x54, 0xbb, 0xfd, 0x33, 0x15, 0xbf, 0x85, 0x23, 0x05, 0x77},
 	};
 	uint8		key[16];
-	uint8		msg[8];
+	uint8		msg[16];
 	int			n,
 				i;
 
 	for (i = 0; i < 16; i++)
 		key[i] = (uint8) i;
-	for (i = 0; i < 8; i++)
+	for (i = 0; i < 16; i++)
 		msg[i] = (uint8) i;
-	for (n = 0; n < 5; n++)
+	for (n = 0; n < (int) lengthof(lengths); n++)
 	{
 		uint64		h[2];
 		uint8		tag[16];
 
-		siphash128(msg, n, key, h);
+		siphash128(msg, lengths[n], key, h);
 		for (i = 0; i < 8; i++)
 		{
 			tag[i] = (uint8) (h[0] >> (8 * i));
@@ -947,11 +1080,12 @@ quantile_bounds(Checksum *cs, Oid relid, int segments, int *nbounds)
 	for (i = 1; i < segments; i++)
 		fr[i - 1] = Float8GetDatum((double) i / segments);
 	arg = PointerGetDatum(construct_array(fr, segments - 1, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	sql = psprintf("SELECT pg_catalog.percentile_disc($1) WITHIN GROUP (ORDER BY %s) FROM %s",
+	/* the rows the scan reads: a table's own (ONLY), a partitioned table's partitions' */
+	sql = psprintf("SELECT pg_catalog.percentile_disc($1) WITHIN GROUP (ORDER BY %s) FROM %s%s",
 				   quote_identifier(cs->keyname),
+				   get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
 				   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 											  get_rel_name(relid)));
-	get_typlenbyvalalign(cs->keytype, &typlen, &typbyval, &typalign);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
@@ -968,7 +1102,10 @@ quantile_bounds(Checksum *cs, Oid relid, int segments, int *nbounds)
 			int			ne;
 			MemoryContext spi = MemoryContextSwitchTo(outer);
 
-			deconstruct_array(DatumGetArrayTypeP(a), cs->keytype, typlen, typbyval, typalign,
+			ArrayType  *arr = DatumGetArrayTypeP(a);
+
+			get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
+			deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign,
 							  &elems, &nulls, &ne);
 			bounds = palloc(sizeof(Datum) * Max(ne, 1));
 			for (i = 0; i < ne; i++)
@@ -1025,16 +1162,14 @@ given_bounds(Checksum *cs, ArrayType *arr, int *nbounds)
 	return bounds;
 }
 
-PG_FUNCTION_INFO_V1(elt_table_checksum_ranges);
-
 /*
  * elt.table_checksum_ranges(rel, key, segments int) and
  * elt.table_checksum_ranges(rel, key, bounds text[]): the rows and checksum
  * of each range of the key column, cut at the key's quantiles or at the
  * bounds given; one scan of the table.
  */
-Datum
-elt_table_checksum_ranges(PG_FUNCTION_ARGS)
+static Datum
+checksum_ranges(FunctionCallInfo fcinfo, bool by_segments)
 {
 	ReturnSetInfo *rsinfo;
 	Oid			relid;
@@ -1072,7 +1207,7 @@ elt_table_checksum_ranges(PG_FUNCTION_ARGS)
 						key, EltRelDisplayName(relid), format_type_be(cs.keytype)),
 				 errhint("Give a key column whose type has a btree operator class.")));
 	fmgr_info_copy(&cs.cmp, &tc->cmp_proc_finfo, CurrentMemoryContext);
-	if (get_fn_expr_argtype(fcinfo->flinfo, 2) == INT4OID)
+	if (by_segments)
 	{
 		int			segments = PG_GETARG_INT32(2);
 
@@ -1089,7 +1224,7 @@ elt_table_checksum_ranges(PG_FUNCTION_ARGS)
 	checksum_scan(&cs, rels);
 	MemoryContextDelete(cs.rowcxt);
 
-	for (seg = (cs.seg_rows[0] > 0 ? 0 : 1); seg <= cs.nbounds + 1; seg++)
+	for (seg = 0; seg <= cs.nbounds + 1; seg++)
 	{
 		Datum		values[5];
 		bool		nulls[5] = {false, true, true, false, false};
@@ -1110,4 +1245,19 @@ elt_table_checksum_ranges(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(elt_table_checksum_ranges_n);
+PG_FUNCTION_INFO_V1(elt_table_checksum_ranges_b);
+
+Datum
+elt_table_checksum_ranges_n(PG_FUNCTION_ARGS)
+{
+	return checksum_ranges(fcinfo, true);
+}
+
+Datum
+elt_table_checksum_ranges_b(PG_FUNCTION_ARGS)
+{
+	return checksum_ranges(fcinfo, false);
 }
