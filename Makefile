@@ -37,7 +37,8 @@ OBJS = \
 	src/lineage_rows.o \
 	src/lineage_store.o \
 	src/openlineage.o \
-	src/checksum.o
+	src/checksum.o \
+	src/snapshot.o
 
 DATA = $(wildcard sql/elt_governance--*.sql)
 

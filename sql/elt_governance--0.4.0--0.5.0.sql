@@ -122,3 +122,61 @@ RETURNS TABLE (segment integer, lower text, upper text, row_count bigint, checks
 CREATE FUNCTION elt.table_checksum_ranges(rel regclass, key text, bounds text[])
 RETURNS TABLE (segment integer, lower text, upper text, row_count bigint, checksum text)
     LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'elt_table_checksum_ranges_b';
+
+-- Snapshots: immutable, content-addressed copies of a relation's rows (see
+-- src/snapshot.c).  The copies live in the schema elt_snapshots, made on
+-- first use (a plain schema, so that pg_dump keeps them), one table per
+-- content; this catalog lists them.
+CREATE SEQUENCE elt.snapshot_id_seq;
+CREATE TABLE elt.snapshot_defs (
+    snapshot_id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('elt.snapshot_id_seq'),
+    storage     name NOT NULL UNIQUE,            -- the table in elt_snapshots
+    source_name text NOT NULL,                   -- the relation, when it was copied
+    source_oid  oid,
+    columns     jsonb NOT NULL,                  -- [{"name": ..., "type": ...}]
+    shape_hash  text NOT NULL,                   -- SHA-256 of columns
+    checksum    text NOT NULL,                   -- elt.table_checksum of the copy
+    row_count   bigint NOT NULL,
+    created_by  name NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    UNIQUE (shape_hash, checksum)
+);
+SELECT pg_catalog.pg_extension_config_dump('elt.snapshot_defs', '');
+SELECT pg_catalog.pg_extension_config_dump('elt.snapshot_id_seq', '');
+REVOKE ALL ON elt.snapshot_defs FROM PUBLIC;
+GRANT SELECT ON elt.snapshot_defs TO PUBLIC;
+
+-- Refuses every change to a snapshot's rows.
+CREATE FUNCTION elt._snapshot_immutable() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'snapshot %.% is immutable', TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING ERRCODE = '55000',
+              HINT = 'Make a new snapshot with elt.snapshot_create(); elt.snapshot_drop() removes one.';
+END
+$$;
+
+CREATE VIEW elt.snapshots AS
+SELECT s.snapshot_id,
+       s.source_name,
+       pg_catalog.format('elt_snapshots.%I', s.storage) AS storage,
+       s.row_count,
+       s.checksum,
+       s.columns,
+       (SELECT pg_catalog.pg_total_relation_size(c.oid)
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'elt_snapshots' AND c.relname = s.storage) AS bytes,
+       s.created_by,
+       s.created_at
+FROM elt.snapshot_defs s;
+GRANT SELECT ON elt.snapshots TO PUBLIC;
+
+CREATE FUNCTION elt.snapshot_create(rel regclass) RETURNS bigint
+    LANGUAGE c AS 'MODULE_PATHNAME', 'elt_snapshot_create';
+CREATE FUNCTION elt.snapshot_verify(snapshot_id bigint) RETURNS boolean
+    LANGUAGE c AS 'MODULE_PATHNAME', 'elt_snapshot_verify';
+CREATE FUNCTION elt.snapshot_drop(snapshot_id bigint, force boolean DEFAULT false) RETURNS boolean
+    LANGUAGE c AS 'MODULE_PATHNAME', 'elt_snapshot_drop';
+CREATE FUNCTION elt.snapshot_purge(older_than interval DEFAULT NULL, keep_last integer DEFAULT NULL)
+RETURNS bigint
+    LANGUAGE c AS 'MODULE_PATHNAME', 'elt_snapshot_purge';

@@ -237,6 +237,66 @@ SELECT * FROM elt.table_checksum_ranges('ck.pt', 'p', 2);
 SELECT * FROM elt.table_checksum_ranges('ck.a', NULL, 2);
 
 -------------------------------------------------------------------------------
+-- Snapshots
+-------------------------------------------------------------------------------
+SELECT elt.snapshot_create('ck.a') AS s1 \gset
+SELECT source_name, storage ~ '^elt_snapshots\.s_[0-9a-f]{24}$' AS content_named, row_count,
+       checksum = elt.table_checksum('ck.a') AS checksum_ok, columns->0 AS first_column, bytes > 0 AS stored
+FROM elt.snapshots WHERE snapshot_id = :s1;
+-- the same content and shape: reused, not copied
+SELECT elt.snapshot_create('ck.a') = :s1 AS reused;
+SELECT elt.snapshot_create('ck.b') = :s1 AS same_rows_other_table_reused;
+SELECT count(*) AS snapshot_tables FROM pg_tables WHERE schemaname = 'elt_snapshots';
+-- other content, other shape: new snapshots
+INSERT INTO ck.b SELECT id + 1000, amount, label, note, at, doc, ratio, day, flag, raw, tag, ints, small
+FROM ck.a WHERE id <= 3;
+SELECT elt.snapshot_create('ck.b') AS s2 \gset
+SELECT :s2 <> :s1 AS new_content;
+SELECT elt.snapshot_create('ck.flat') AS s3 \gset
+SELECT row_count, jsonb_array_length(columns) AS columns FROM elt.snapshots WHERE snapshot_id = :s3;
+-- the rows cannot be changed
+SELECT storage AS s1_table FROM elt.snapshots WHERE snapshot_id = :s1 \gset
+UPDATE :s1_table SET label = 'x';
+DELETE FROM :s1_table;
+TRUNCATE :s1_table;
+SELECT count(*) AS rows_still FROM :s1_table;
+SELECT elt.snapshot_verify(:s1) AS verified;
+-- the source changes and goes; the snapshot stays
+DROP TABLE ck.flat;
+SELECT elt.snapshot_verify(:s3) AS verified_after_source_dropped;
+-- privileges: the caller must read the source; others may not read a snapshot
+SET ROLE ck_reader;
+SELECT elt.snapshot_create('ck.a');
+SELECT count(*) FROM :s1_table;
+SELECT elt.snapshot_verify(:s1);
+SELECT elt.snapshot_drop(:s1);
+-- a role that may read the whole source gets its own snapshot, or reads a reused one
+RESET ROLE;
+CREATE TABLE ck.mine (id int PRIMARY KEY, v text);
+INSERT INTO ck.mine VALUES (1, 'a'), (2, 'b');
+GRANT SELECT ON ck.mine TO ck_reader;
+SET ROLE ck_reader;
+SELECT elt.snapshot_create('ck.mine') AS s4 \gset
+SELECT storage AS s4_table FROM elt.snapshots WHERE snapshot_id = :s4 \gset
+SELECT count(*) AS readable FROM :s4_table;
+SELECT elt.snapshot_verify(:s4) AS verified_by_maker;
+RESET ROLE;
+-- drop and purge; bad input
+SELECT elt.snapshot_drop(:s2) AS dropped;
+SELECT count(*) AS gone FROM elt.snapshots WHERE snapshot_id = :s2;
+SELECT elt.snapshot_drop(:s2);
+SELECT elt.snapshot_create(NULL);
+SELECT elt.snapshot_create('ck.v');
+SELECT elt.snapshot_purge();
+SELECT elt.snapshot_purge(keep_last => -1);
+SELECT elt.snapshot_purge(keep_last => 1) AS purged;
+SELECT elt.snapshot_purge(interval '0 seconds') AS purged_all;
+SELECT count(*) AS left FROM elt.snapshots;
+SELECT count(*) AS tables_left FROM pg_tables WHERE schemaname = 'elt_snapshots';
+SELECT action, details->>'reused' AS reused, details->>'ok' AS ok
+FROM elt.audit_log WHERE action LIKE 'snapshot%' ORDER BY id;
+
+-------------------------------------------------------------------------------
 -- Environment fingerprint
 -------------------------------------------------------------------------------
 SELECT elt.env_fingerprint() AS f \gset

@@ -1,6 +1,7 @@
 # pg_dump / pg_restore of a governed database into a new database keeps the
 # schema versions and an audit chain that still verifies, re-attaches the
-# history to the restored tables, and goes on recording from there.
+# history to the restored tables, and goes on recording from there; a
+# snapshot keeps its rows, its checksum and its immutability.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -39,6 +40,8 @@ SELECT elt.backfill_create('names', 'analytics.customers',
   chunk_rows => 10, options => '{"target_chunk_ms": 0}');
 });
 $node->safe_psql('src', q{CALL elt.backfill_run('names', max_chunks => 2)});
+$node->safe_psql('src', q{SELECT elt.snapshot_create('analytics.customers')});
+my $snapshot_sum = $node->safe_psql('src', q{SELECT checksum FROM elt.snapshots WHERE snapshot_id = 1});
 
 my $versions_sql = q{
 SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', table_id, version, schema_name,
@@ -83,6 +86,14 @@ is($node->safe_psql('dst', q{SELECT valid::int || ':' || checked FROM elt.audit_
 	'restored chain verifies');
 is($node->safe_psql('dst', qq{SELECT valid FROM elt.audit_verify('$digest')}), 't',
 	'restored chain contains the digest taken before the dump');
+
+# a snapshot's rows, catalog entry and immutability survive
+is($node->safe_psql('dst', q{SELECT checksum FROM elt.snapshots WHERE snapshot_id = 1}), $snapshot_sum,
+	'the snapshot is listed with its checksum');
+is($node->safe_psql('dst', q{SELECT elt.snapshot_verify(1)}), 't', 'and its restored rows verify');
+my $storage = $node->safe_psql('dst', q{SELECT storage FROM elt.snapshots WHERE snapshot_id = 1});
+my ($sret, $sout, $serr) = $node->psql('dst', "DELETE FROM $storage");
+like($serr, qr/is immutable/, 'and stay immutable');
 
 # the history follows the restored tables, whose oids are new
 isnt($node->safe_psql('dst', q{SELECT 'analytics.orders'::regclass::oid}),

@@ -1,0 +1,473 @@
+/*
+ * snapshot.c — content-addressed, immutable copies of a relation's rows.
+ *
+ * elt.snapshot_create(rel) checksums rel (elt.table_checksum, with the
+ * caller's privileges); a snapshot with the same shape (column names and
+ * types) and checksum is reused without copying.  Otherwise the rows are
+ * copied with CREATE TABLE AS into the schema elt_snapshots (made on first
+ * use, a plain schema so that pg_dump keeps the copies), the copy is
+ * checksummed again (the source may have changed in between: the copy is
+ * what is recorded, and if its content already has a snapshot the copy is
+ * dropped and that one reused), and it is renamed after its content:
+ * s_<24 hex digits of SHA-256(shape hash, checksum)>.  A statement trigger
+ * refuses every change to it; the creating role (and each role that reuses
+ * it) may read it.  elt.snapshot_defs lists snapshots; elt.snapshots shows
+ * them.
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+
+#include "audit.h"
+#include "checksum.h"
+#include "util.h"
+
+#define SNAPSHOT_SCHEMA "elt_snapshots"
+
+/* The shape of relid, as JSON: [{"name": ..., "type": ...}, ...] in column order. */
+static char *
+shape_json(Oid relid)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData buf;
+	int			i,
+				n = 0;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (n++ > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, "{\"name\": ");
+		escape_json(&buf, NameStr(att->attname));
+		appendStringInfoString(&buf, ", \"type\": ");
+		escape_json(&buf, format_type_with_typemod(att->atttypid, att->atttypmod));
+		appendStringInfoChar(&buf, '}');
+	}
+	appendStringInfoChar(&buf, ']');
+	relation_close(rel, AccessShareLock);
+	return buf.data;
+}
+
+/* The row count in a checksum "v1:<rows>:<hex>". */
+static int64
+checksum_rows(const char *checksum)
+{
+	const char *p = strchr(checksum, ':');
+
+	return p ? strtoi64(p + 1, NULL, 10) : 0;
+}
+
+static void
+exec_ddl(const char *sql)
+{
+	if (SPI_execute(sql, false, 0) < 0)
+		elog(ERROR, "could not run: %s", sql);
+}
+
+/* The existing snapshot with this shape and checksum, or 0; with its storage name. */
+static int64
+find_snapshot(const char *shape_hash, const char *checksum, char **storage)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	bool		isnull;
+	int64		id;
+
+	EltPrepare(&plan,
+			   "SELECT snapshot_id, storage::pg_catalog.text AS storage FROM elt.snapshot_defs"
+			   " WHERE shape_hash = $1 AND checksum = $2",
+			   2, types);
+	args[0] = CStringGetTextDatum(shape_hash);
+	args[1] = CStringGetTextDatum(checksum);
+	EltExec(plan, args, NULL, 1);
+	if (SPI_processed == 0)
+		return 0;
+	id = EltSpiGetInt64(0, "snapshot_id", &isnull);
+	*storage = EltSpiGetText(0, "storage");
+	return id;
+}
+
+static void
+grant_read(const char *storage, Oid role)
+{
+	const char *r = quote_identifier(GetUserNameFromId(role, false));
+
+	exec_ddl(psprintf("GRANT USAGE ON SCHEMA %s TO %s", SNAPSHOT_SCHEMA, r));
+	exec_ddl(psprintf("GRANT SELECT ON %s.%s TO %s", SNAPSHOT_SCHEMA, quote_identifier(storage), r));
+}
+
+static void
+audit_snapshot(Oid actor, const char *action, int64 id, const char *source, const char *checksum,
+			   int64 rows, const char *extra_key, bool extra)
+{
+	StringInfoData d;
+
+	initStringInfo(&d);
+	appendStringInfoChar(&d, '{');
+	EltAppendJsonInt(&d, "snapshot_id", id);
+	if (source)
+		EltAppendJsonString(&d, "source", source);
+	if (checksum)
+	{
+		EltAppendJsonString(&d, "checksum", checksum);
+		EltAppendJsonInt(&d, "rows", rows);
+	}
+	if (extra_key)
+		appendStringInfo(&d, ", \"%s\": %s", extra_key, extra ? "true" : "false");
+	appendStringInfoChar(&d, '}');
+	EltAuditRecord(actor, action, source, d.data, EltAuditReason(NULL));
+}
+
+PG_FUNCTION_INFO_V1(elt_snapshot_create);
+
+/* elt.snapshot_create(rel regclass) RETURNS bigint */
+Datum
+elt_snapshot_create(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *relname;
+	char	   *checksum;
+	char	   *shape;
+	char		shape_hash[ELT_SHA256_HEX_LEN + 1];
+	char	   *storage = NULL;
+	EltCatalogWrite cw;
+	int64		id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rel must not be null")));
+	EltRequireCatalog("snapshot_defs");
+	relid = PG_GETARG_OID(0);
+	relname = EltRelDisplayName(relid);
+	/* the caller's right to read every row and column, and the content now */
+	checksum = EltTableChecksum(relid, NIL);
+	shape = shape_json(relid);
+	EltSha256Hex(shape, strlen(shape), shape_hash);
+
+	EltCatalogWriteBegin(&cw);
+	id = find_snapshot(shape_hash, checksum, &storage);
+	if (id == 0)
+	{
+		static SPIPlanPtr ins = NULL;
+		Oid			types[8] = {TEXTOID, TEXTOID, OIDOID, JSONBOID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+		Datum		args[8];
+		char		tmp[40];
+		char		name_hash[ELT_SHA256_HEX_LEN + 1];
+		char	   *copy_checksum;
+		Oid			copy_oid;
+		char	   *key;
+		bool		isnull;
+		int64		rows;
+
+		exec_ddl("CREATE SCHEMA IF NOT EXISTS " SNAPSHOT_SCHEMA);
+		exec_ddl("REVOKE ALL ON SCHEMA " SNAPSHOT_SCHEMA " FROM PUBLIC");
+		snprintf(tmp, sizeof(tmp), "copy_%d_%d", MyProcPid, (int) GetCurrentTransactionNestLevel());
+		exec_ddl(psprintf("CREATE TABLE %s.%s AS SELECT * FROM %s%s", SNAPSHOT_SCHEMA,
+						  quote_identifier(tmp),
+						  get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+						  quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+													 get_rel_name(relid))));
+		CommandCounterIncrement();
+		copy_oid = get_relname_relid(tmp, get_namespace_oid(SNAPSHOT_SCHEMA, false));
+		/* what was copied is what is recorded (read with a snapshot that sees the copy) */
+		PushCopiedSnapshot(GetActiveSnapshot());
+		UpdateActiveSnapshotCommandId();
+		copy_checksum = EltTableChecksum(copy_oid, NIL);
+		PopActiveSnapshot();
+		id = find_snapshot(shape_hash, copy_checksum, &storage);
+		if (id != 0)
+		{
+			exec_ddl(psprintf("DROP TABLE %s.%s", SNAPSHOT_SCHEMA, quote_identifier(tmp)));
+			grant_read(storage, cw.actor);
+			audit_snapshot(cw.actor, "snapshot_create", id, relname, copy_checksum,
+						   checksum_rows(copy_checksum), "reused", true);
+			EltCatalogWriteEnd(&cw);
+			PG_RETURN_INT64(id);
+		}
+		key = psprintf("%s:%s", shape_hash, copy_checksum);
+		EltSha256Hex(key, strlen(key), name_hash);
+		storage = psprintf("s_%.24s", name_hash);
+		exec_ddl(psprintf("ALTER TABLE %s.%s RENAME TO %s", SNAPSHOT_SCHEMA, quote_identifier(tmp),
+						  quote_identifier(storage)));
+		exec_ddl(psprintf("REVOKE ALL ON %s.%s FROM PUBLIC", SNAPSHOT_SCHEMA, quote_identifier(storage)));
+		exec_ddl(psprintf("CREATE TRIGGER immutable BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE"
+						  " ON %s.%s FOR EACH STATEMENT EXECUTE FUNCTION elt._snapshot_immutable()",
+						  SNAPSHOT_SCHEMA, quote_identifier(storage)));
+		grant_read(storage, cw.actor);
+		rows = checksum_rows(copy_checksum);
+		EltPrepare(&ins,
+				   "INSERT INTO elt.snapshot_defs (storage, source_name, source_oid, columns, shape_hash,"
+				   " checksum, row_count, created_by)"
+				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+				   " RETURNING snapshot_id",
+				   8, types);
+		args[0] = CStringGetTextDatum(storage);
+		args[1] = CStringGetTextDatum(relname);
+		args[2] = ObjectIdGetDatum(relid);
+		args[3] = DirectFunctionCall1(jsonb_in, CStringGetDatum(shape));
+		args[4] = CStringGetTextDatum(shape_hash);
+		args[5] = CStringGetTextDatum(copy_checksum);
+		args[6] = Int64GetDatum(rows);
+		args[7] = CStringGetTextDatum(GetUserNameFromId(cw.actor, false));
+		EltExec(ins, args, NULL, 1);
+		id = EltSpiGetInt64(0, "snapshot_id", &isnull);
+		audit_snapshot(cw.actor, "snapshot_create", id, relname, copy_checksum, rows, "reused", false);
+	}
+	else
+	{
+		grant_read(storage, cw.actor);
+		audit_snapshot(cw.actor, "snapshot_create", id, relname, checksum, checksum_rows(checksum),
+					   "reused", true);
+	}
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_INT64(id);
+}
+
+/* A snapshot's storage, checksum and creator, or an error naming it. */
+static void
+load_snapshot(int64 id, char **storage, char **checksum, char **created_by, char **source)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {INT8OID};
+	Datum		args[1];
+
+	EltPrepare(&plan,
+			   "SELECT storage::pg_catalog.text AS storage, checksum, created_by::pg_catalog.text AS created_by,"
+			   " source_name FROM elt.snapshot_defs WHERE snapshot_id = $1",
+			   1, types);
+	args[0] = Int64GetDatum(id);
+	EltExec(plan, args, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("snapshot " INT64_FORMAT " does not exist", id),
+				 errhint("elt.snapshots lists the snapshots.")));
+	*storage = EltSpiGetText(0, "storage");
+	*checksum = EltSpiGetText(0, "checksum");
+	*created_by = EltSpiGetText(0, "created_by");
+	*source = EltSpiGetText(0, "source_name");
+}
+
+static Oid
+storage_oid(const char *storage)
+{
+	Oid			nsp = get_namespace_oid(SNAPSHOT_SCHEMA, true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid(storage, nsp) : InvalidOid;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the rows of snapshot %s are missing", storage),
+				 errdetail("Table %s.%s does not exist.", SNAPSHOT_SCHEMA, storage)));
+	return relid;
+}
+
+/* Whether the caller may manage a snapshot made by created_by. */
+static bool
+may_manage(Oid actor, const char *created_by)
+{
+	Oid			creator = get_role_oid(created_by, true);
+
+	return superuser_arg(actor) || (OidIsValid(creator) && has_privs_of_role(actor, creator));
+}
+
+PG_FUNCTION_INFO_V1(elt_snapshot_verify);
+
+/* elt.snapshot_verify(snapshot_id bigint) RETURNS boolean: the rows still have the recorded checksum. */
+Datum
+elt_snapshot_verify(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	char	   *storage,
+			   *recorded,
+			   *created_by,
+			   *source;
+	char	   *actual;
+	Oid			relid;
+	EltCatalogWrite cw;
+	bool		ok;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("snapshot_id must not be null")));
+	EltRequireCatalog("snapshot_defs");
+	id = PG_GETARG_INT64(0);
+	EltCatalogWriteBegin(&cw);
+	load_snapshot(id, &storage, &recorded, &created_by, &source);
+	relid = storage_oid(storage);
+	if (pg_class_aclcheck(relid, cw.actor, ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read snapshot " INT64_FORMAT, id),
+				 errhint("Snapshots are readable by the roles that made them.")));
+	actual = EltTableChecksum(relid, NIL);
+	ok = (strcmp(actual, recorded) == 0);
+	if (!ok)
+		ereport(WARNING,
+				(errmsg("snapshot " INT64_FORMAT " does not match its checksum", id),
+				 errdetail("Recorded %s, now %s.", recorded, actual)));
+	audit_snapshot(cw.actor, "snapshot_verify", id, source, actual, checksum_rows(actual), "ok", ok);
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_BOOL(ok);
+}
+
+/* Drop snapshot id's rows and its entry (inside a catalog write). */
+static void
+drop_snapshot(int64 id, const char *storage)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {INT8OID};
+	Datum		args[1];
+	Oid			nsp = get_namespace_oid(SNAPSHOT_SCHEMA, true);
+
+	if (OidIsValid(nsp) && OidIsValid(get_relname_relid(storage, nsp)))
+		exec_ddl(psprintf("DROP TABLE %s.%s", SNAPSHOT_SCHEMA, quote_identifier(storage)));
+	EltPrepare(&plan, "DELETE FROM elt.snapshot_defs WHERE snapshot_id = $1", 1, types);
+	args[0] = Int64GetDatum(id);
+	EltExec(plan, args, NULL, 0);
+}
+
+PG_FUNCTION_INFO_V1(elt_snapshot_drop);
+
+/*
+ * elt.snapshot_drop(snapshot_id bigint, force boolean DEFAULT false):
+ * drop a snapshot made by the caller's role (any, for a superuser).
+ * Nothing references snapshots yet; when run manifests do, a referenced
+ * snapshot will need force.
+ */
+Datum
+elt_snapshot_drop(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	bool		force;
+	char	   *storage,
+			   *checksum,
+			   *created_by,
+			   *source;
+	EltCatalogWrite cw;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("snapshot_id must not be null")));
+	EltRequireCatalog("snapshot_defs");
+	id = PG_GETARG_INT64(0);
+	force = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	EltCatalogWriteBegin(&cw);
+	load_snapshot(id, &storage, &checksum, &created_by, &source);
+	if (!may_manage(cw.actor, created_by))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("snapshot " INT64_FORMAT " belongs to role %s", id, created_by),
+				 errhint("Only members of the role that made it, or a superuser, may drop it.")));
+	drop_snapshot(id, storage);
+	audit_snapshot(cw.actor, "snapshot_drop", id, source, checksum, checksum_rows(checksum), "force", force);
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_BOOL(true);
+}
+
+PG_FUNCTION_INFO_V1(elt_snapshot_purge);
+
+/*
+ * elt.snapshot_purge(older_than interval DEFAULT NULL, keep_last integer
+ * DEFAULT NULL) RETURNS bigint: drop the caller's snapshots (all, for a
+ * superuser) made more than older_than ago, except the keep_last newest of
+ * each source; returns how many were dropped.
+ */
+Datum
+elt_snapshot_purge(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {INTERVALOID, INT4OID};
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+	EltCatalogWrite cw;
+	uint64		i,
+				n;
+	SPITupleTable *tt;
+	int64		dropped = 0;
+
+	if (PG_ARGISNULL(0) && PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("give older_than, keep_last or both"),
+				 errhint("For example elt.snapshot_purge(interval '90 days', 3).")));
+	if (!PG_ARGISNULL(1) && PG_GETARG_INT32(1) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("keep_last must not be negative")));
+	EltRequireCatalog("snapshot_defs");
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&plan,
+			   "SELECT snapshot_id, storage::pg_catalog.text AS storage, created_by::pg_catalog.text AS created_by"
+			   " FROM (SELECT s.*, pg_catalog.row_number() OVER (PARTITION BY source_name"
+			   "                                                 ORDER BY created_at DESC, snapshot_id DESC) AS nth"
+			   "       FROM elt.snapshot_defs s) s"
+			   " WHERE ($1 IS NULL OR created_at < pg_catalog.now() - $1)"
+			   "   AND ($2 IS NULL OR nth > $2)"
+			   " ORDER BY snapshot_id",
+			   2, types);
+	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
+	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	EltExec(plan, args, nulls, 0);
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	{
+		int64	   *ids = palloc(sizeof(int64) * Max(n, 1));
+		char	  **storages = palloc(sizeof(char *) * Max(n, 1));
+		char	  **creators = palloc(sizeof(char *) * Max(n, 1));
+
+		/* read them all before the drops run statements of their own */
+		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			ids[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+			storages[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+			creators[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
+		}
+		for (i = 0; i < n; i++)
+		{
+			if (!may_manage(cw.actor, creators[i]))
+				continue;
+			drop_snapshot(ids[i], storages[i]);
+			dropped++;
+		}
+	}
+	{
+		StringInfoData d;
+
+		initStringInfo(&d);
+		appendStringInfoChar(&d, '{');
+		EltAppendJsonInt(&d, "dropped", dropped);
+		appendStringInfoChar(&d, '}');
+		EltAuditRecord(cw.actor, "snapshot_purge", NULL, d.data, EltAuditReason(NULL));
+	}
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_INT64(dropped);
+}
