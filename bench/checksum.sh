@@ -22,6 +22,15 @@
 # Goals: elt at least 10x faster than md5_agg, 3x faster than datadiff,
 # within 2x of scan.
 #
+# Snapshots (SECTIONS contains "snapshot"): on the big table, REPEATS times,
+#   ctas      CREATE TABLE bench.copy AS SELECT * FROM bench.t (then dropped)
+#   snapshot  SELECT elt.snapshot_create('bench.t') on a changed table (one
+#             row updated before each run, so that nothing can be reused)
+#   reuse     SELECT elt.snapshot_create('bench.t') again, unchanged (reused:
+#             a checksum, no copy)
+#
+# SECTIONS (default "checksum snapshot") chooses what runs.
+#
 # Uses the INSTALLED build of elt_governance on a throwaway cluster with
 # the library preloaded, shared_buffers 4GB, work_mem 64MB, jit off (so
 # that the hand-written queries are not charged for JIT compilation),
@@ -35,6 +44,7 @@ cd "$(dirname "$0")/.."
 REPEATS="${1:-3}"
 ROWS="${2:-10000000}"
 SMALL_ROWS="${SMALL_ROWS:-1000000}"
+SECTIONS="${SECTIONS:-checksum snapshot}"
 PORT="${BENCH_PORT:-5512}"
 
 log() { echo "[checksum] $*" >&2; }
@@ -138,8 +148,34 @@ run_table() {
   done
 }
 
-run_table bench.s "$SMALL_ROWS"
-run_table bench.t "$ROWS"
+if [[ " $SECTIONS " == *" checksum "* ]]; then
+  run_table bench.s "$SMALL_ROWS"
+  run_table bench.t "$ROWS"
+fi
+
+if [[ " $SECTIONS " == *" snapshot "* ]]; then
+  declare -a T_CTAS T_SNAP T_REUSE
+  timed_ms() { psql_q -c '\timing on' "$@" | grep -o 'Time: [0-9.]* ms' | tail -n 1 | awk '{print $2}'; }
+  psql_q -c "SELECT count(*) FROM bench.t" >/dev/null
+  for r in $(seq 1 "$REPEATS"); do
+    T_CTAS+=("$(timed_ms -c "CREATE TABLE bench.copy AS SELECT * FROM bench.t")")
+    psql_q -c "DROP TABLE bench.copy" -c "CHECKPOINT"
+    psql_q -c "UPDATE bench.t SET label = label || '.' WHERE id = $r" -c "CHECKPOINT"
+    T_SNAP+=("$(timed_ms -c "SELECT elt.snapshot_create('bench.t')")")
+    T_REUSE+=("$(timed_ms -c "SELECT elt.snapshot_create('bench.t')")")
+    log "snapshot run $r: ctas ${T_CTAS[-1]} ms, snapshot ${T_SNAP[-1]} ms, reuse ${T_REUSE[-1]} ms"
+    psql_q -c "SELECT elt.snapshot_purge(interval '0 seconds')" -c "CHECKPOINT" >/dev/null
+  done
+  ctas=$(echo "${T_CTAS[*]}" | median); snap=$(echo "${T_SNAP[*]}" | median); reuse=$(echo "${T_REUSE[*]}" | median)
+  echo
+  echo "### Snapshots of bench.t ($ROWS rows), median of $REPEATS"
+  echo
+  echo "| contender | runs, ms | median ms | × CREATE TABLE AS |"
+  echo "|---|---|---|---|"
+  echo "| \`CREATE TABLE bench.copy AS SELECT * FROM bench.t\` (peer) | ${T_CTAS[*]} | $ctas | 1.00 |"
+  echo "| \`elt.snapshot_create('bench.t')\`, new content (checksum, copy, checksum of the copy) | ${T_SNAP[*]} | $snap | $(awk -v a="$snap" -v b="$ctas" 'BEGIN {printf "%.2f", a / b}') |"
+  echo "| \`elt.snapshot_create('bench.t')\`, same content (reused: a checksum, no copy) | ${T_REUSE[*]} | $reuse | $(awk -v a="$reuse" -v b="$ctas" 'BEGIN {printf "%.2f", a / b}') |"
+fi
 
 echo
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC'); total $(( $(date +%s) - T_START )) s"

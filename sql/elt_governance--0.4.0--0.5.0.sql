@@ -126,7 +126,7 @@ RETURNS TABLE (segment integer, lower text, upper text, row_count bigint, checks
 -- Snapshots: immutable, content-addressed copies of a relation's rows (see
 -- src/snapshot.c).  The copies live in the schema elt_snapshots, made on
 -- first use (a plain schema, so that pg_dump keeps them), one table per
--- content; this catalog lists them.
+-- content and owning role; this catalog lists them.
 CREATE SEQUENCE elt.snapshot_id_seq;
 CREATE TABLE elt.snapshot_defs (
     snapshot_id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('elt.snapshot_id_seq'),
@@ -137,14 +137,13 @@ CREATE TABLE elt.snapshot_defs (
     shape_hash  text NOT NULL,                   -- SHA-256 of columns
     checksum    text NOT NULL,                   -- elt.table_checksum of the copy
     row_count   bigint NOT NULL,
-    created_by  name NOT NULL,
+    created_by  regrole NOT NULL,                -- the owning role: it reads, verifies, drops
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    UNIQUE (shape_hash, checksum)
+    UNIQUE (created_by, shape_hash, checksum)
 );
 SELECT pg_catalog.pg_extension_config_dump('elt.snapshot_defs', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.snapshot_id_seq', '');
 REVOKE ALL ON elt.snapshot_defs FROM PUBLIC;
-GRANT SELECT ON elt.snapshot_defs TO PUBLIC;
 
 -- Refuses every change to a snapshot's rows.
 CREATE FUNCTION elt._snapshot_immutable() RETURNS trigger
@@ -156,6 +155,7 @@ BEGIN
 END
 $$;
 
+-- Each role sees the snapshots of the roles it has the privileges of.
 CREATE VIEW elt.snapshots AS
 SELECT s.snapshot_id,
        s.source_name,
@@ -168,7 +168,8 @@ SELECT s.snapshot_id,
         WHERE n.nspname = 'elt_snapshots' AND c.relname = s.storage) AS bytes,
        s.created_by,
        s.created_at
-FROM elt.snapshot_defs s;
+FROM elt.snapshot_defs s
+WHERE pg_catalog.pg_has_role(s.created_by, 'USAGE');
 GRANT SELECT ON elt.snapshots TO PUBLIC;
 
 CREATE FUNCTION elt.snapshot_create(rel regclass) RETURNS bigint

@@ -2,17 +2,19 @@
  * snapshot.c — content-addressed, immutable copies of a relation's rows.
  *
  * elt.snapshot_create(rel) checksums rel (elt.table_checksum, with the
- * caller's privileges); a snapshot with the same shape (column names and
- * types) and checksum is reused without copying.  Otherwise the rows are
+ * caller's privileges); a snapshot of the same role with the same shape
+ * (column names and qualified types) and checksum is reused without
+ * copying.  Reuse stays within a role: the checksum detects accidents, not
+ * forgery, so equal checksums never grant one role another's rows.  Otherwise the rows are
  * copied with CREATE TABLE AS into the schema elt_snapshots (made on first
  * use, a plain schema so that pg_dump keeps the copies), the copy is
  * checksummed again (the source may have changed in between: the copy is
  * what is recorded, and if its content already has a snapshot the copy is
  * dropped and that one reused), and it is renamed after its content:
- * s_<24 hex digits of SHA-256(shape hash, checksum)>.  A statement trigger
- * refuses every change to it; the creating role (and each role that reuses
- * it) may read it.  elt.snapshot_defs lists snapshots; elt.snapshots shows
- * them.
+ * s_<24 hex digits of SHA-256(shape hash, checksum, role)>.  A statement
+ * trigger refuses every change to it; the role that made it may read it.
+ * Creation is serialized by a transaction-level advisory lock.
+ * elt.snapshot_defs lists snapshots; elt.snapshots shows each role its own.
  */
 #include "postgres.h"
 
@@ -24,6 +26,8 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "catalog/pg_namespace.h"
+#include "utils/syscache.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -36,6 +40,7 @@
 #include "util.h"
 
 #define SNAPSHOT_SCHEMA "elt_snapshots"
+#define SNAPSHOT_LOCK_KEY INT64CONST(0x656c74736e617073)	/* "eltsnaps" */
 
 /* The shape of relid, as JSON: [{"name": ..., "type": ...}, ...] in column order. */
 static char *
@@ -60,7 +65,8 @@ shape_json(Oid relid)
 		appendStringInfoString(&buf, "{\"name\": ");
 		escape_json(&buf, NameStr(att->attname));
 		appendStringInfoString(&buf, ", \"type\": ");
-		escape_json(&buf, format_type_with_typemod(att->atttypid, att->atttypmod));
+		escape_json(&buf, format_type_extended(att->atttypid, att->atttypmod,
+											   FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
 		appendStringInfoChar(&buf, '}');
 	}
 	appendStringInfoChar(&buf, ']');
@@ -84,28 +90,77 @@ exec_ddl(const char *sql)
 		elog(ERROR, "could not run: %s", sql);
 }
 
-/* The existing snapshot with this shape and checksum, or 0; with its storage name. */
+/* The role's snapshot with this shape and checksum, or 0; with its storage name. */
 static int64
-find_snapshot(const char *shape_hash, const char *checksum, char **storage)
+find_snapshot(Oid role, const char *shape_hash, const char *checksum, char **storage)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		args[2];
+	Oid			types[3] = {OIDOID, TEXTOID, TEXTOID};
+	Datum		args[3];
 	bool		isnull;
 	int64		id;
 
 	EltPrepare(&plan,
 			   "SELECT snapshot_id, storage::pg_catalog.text AS storage FROM elt.snapshot_defs"
-			   " WHERE shape_hash = $1 AND checksum = $2",
-			   2, types);
-	args[0] = CStringGetTextDatum(shape_hash);
-	args[1] = CStringGetTextDatum(checksum);
-	EltExec(plan, args, NULL, 1);
+			   " WHERE created_by = $1::pg_catalog.regrole AND shape_hash = $2 AND checksum = $3",
+			   3, types);
+	args[0] = ObjectIdGetDatum(role);
+	args[1] = CStringGetTextDatum(shape_hash);
+	args[2] = CStringGetTextDatum(checksum);
+	/* the latest snapshot: another session may have committed one since ours began */
+	EltExecLatest(plan, args, NULL, 1);
 	if (SPI_processed == 0)
 		return 0;
 	id = EltSpiGetInt64(0, "snapshot_id", &isnull);
 	*storage = EltSpiGetText(0, "storage");
 	return id;
+}
+
+/* Whether the storage table of a snapshot is there. */
+static bool
+storage_exists(const char *storage)
+{
+	Oid			nsp = get_namespace_oid(SNAPSHOT_SCHEMA, true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid(storage, nsp));
+}
+
+/* Forget a snapshot whose storage was dropped by hand. */
+static void
+forget_snapshot(int64 id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {INT8OID};
+	Datum		args[1];
+
+	EltPrepare(&plan, "DELETE FROM elt.snapshot_defs WHERE snapshot_id = $1", 1, types);
+	args[0] = Int64GetDatum(id);
+	EltExec(plan, args, NULL, 0);
+}
+
+/* Make the storage schema, or check that the one there is the extension's. */
+static void
+ensure_schema(void)
+{
+	Oid			nsp;
+	HeapTuple	tup;
+	Oid			owner;
+
+	exec_ddl("CREATE SCHEMA IF NOT EXISTS " SNAPSHOT_SCHEMA);
+	CommandCounterIncrement();
+	nsp = get_namespace_oid(SNAPSHOT_SCHEMA, false);
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for schema %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	if (owner != EltExtensionOwner())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("schema " SNAPSHOT_SCHEMA " belongs to role %s, not to the extension's owner",
+						GetUserNameFromId(owner, false)),
+				 errhint("Snapshots are kept only in a schema " SNAPSHOT_SCHEMA " that the extension made; rename or drop that schema.")));
+	exec_ddl("REVOKE ALL ON SCHEMA " SNAPSHOT_SCHEMA " FROM PUBLIC");
 }
 
 static void
@@ -167,11 +222,18 @@ elt_snapshot_create(PG_FUNCTION_ARGS)
 	EltSha256Hex(shape, strlen(shape), shape_hash);
 
 	EltCatalogWriteBegin(&cw);
-	id = find_snapshot(shape_hash, checksum, &storage);
+	/* one creator at a time: two sessions copying the same content would collide */
+	(void) DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(SNAPSHOT_LOCK_KEY));
+	id = find_snapshot(cw.actor, shape_hash, checksum, &storage);
+	if (id != 0 && !storage_exists(storage))
+	{
+		forget_snapshot(id);
+		id = 0;
+	}
 	if (id == 0)
 	{
 		static SPIPlanPtr ins = NULL;
-		Oid			types[8] = {TEXTOID, TEXTOID, OIDOID, JSONBOID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+		Oid			types[8] = {TEXTOID, TEXTOID, OIDOID, JSONBOID, TEXTOID, TEXTOID, INT8OID, OIDOID};
 		Datum		args[8];
 		char		tmp[40];
 		char		name_hash[ELT_SHA256_HEX_LEN + 1];
@@ -181,8 +243,7 @@ elt_snapshot_create(PG_FUNCTION_ARGS)
 		bool		isnull;
 		int64		rows;
 
-		exec_ddl("CREATE SCHEMA IF NOT EXISTS " SNAPSHOT_SCHEMA);
-		exec_ddl("REVOKE ALL ON SCHEMA " SNAPSHOT_SCHEMA " FROM PUBLIC");
+		ensure_schema();
 		snprintf(tmp, sizeof(tmp), "copy_%d_%d", MyProcPid, (int) GetCurrentTransactionNestLevel());
 		exec_ddl(psprintf("CREATE TABLE %s.%s AS SELECT * FROM %s%s", SNAPSHOT_SCHEMA,
 						  quote_identifier(tmp),
@@ -196,17 +257,21 @@ elt_snapshot_create(PG_FUNCTION_ARGS)
 		UpdateActiveSnapshotCommandId();
 		copy_checksum = EltTableChecksum(copy_oid, NIL);
 		PopActiveSnapshot();
-		id = find_snapshot(shape_hash, copy_checksum, &storage);
+		id = find_snapshot(cw.actor, shape_hash, copy_checksum, &storage);
+		if (id != 0 && !storage_exists(storage))
+		{
+			forget_snapshot(id);
+			id = 0;
+		}
 		if (id != 0)
 		{
 			exec_ddl(psprintf("DROP TABLE %s.%s", SNAPSHOT_SCHEMA, quote_identifier(tmp)));
-			grant_read(storage, cw.actor);
 			audit_snapshot(cw.actor, "snapshot_create", id, relname, copy_checksum,
 						   checksum_rows(copy_checksum), "reused", true);
 			EltCatalogWriteEnd(&cw);
 			PG_RETURN_INT64(id);
 		}
-		key = psprintf("%s:%s", shape_hash, copy_checksum);
+		key = psprintf("%s:%s:%u", shape_hash, copy_checksum, cw.actor);
 		EltSha256Hex(key, strlen(key), name_hash);
 		storage = psprintf("s_%.24s", name_hash);
 		exec_ddl(psprintf("ALTER TABLE %s.%s RENAME TO %s", SNAPSHOT_SCHEMA, quote_identifier(tmp),
@@ -220,7 +285,7 @@ elt_snapshot_create(PG_FUNCTION_ARGS)
 		EltPrepare(&ins,
 				   "INSERT INTO elt.snapshot_defs (storage, source_name, source_oid, columns, shape_hash,"
 				   " checksum, row_count, created_by)"
-				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::pg_catalog.regrole)"
 				   " RETURNING snapshot_id",
 				   8, types);
 		args[0] = CStringGetTextDatum(storage);
@@ -230,31 +295,28 @@ elt_snapshot_create(PG_FUNCTION_ARGS)
 		args[4] = CStringGetTextDatum(shape_hash);
 		args[5] = CStringGetTextDatum(copy_checksum);
 		args[6] = Int64GetDatum(rows);
-		args[7] = CStringGetTextDatum(GetUserNameFromId(cw.actor, false));
+		args[7] = ObjectIdGetDatum(cw.actor);
 		EltExec(ins, args, NULL, 1);
 		id = EltSpiGetInt64(0, "snapshot_id", &isnull);
 		audit_snapshot(cw.actor, "snapshot_create", id, relname, copy_checksum, rows, "reused", false);
 	}
 	else
-	{
-		grant_read(storage, cw.actor);
 		audit_snapshot(cw.actor, "snapshot_create", id, relname, checksum, checksum_rows(checksum),
 					   "reused", true);
-	}
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(id);
 }
 
 /* A snapshot's storage, checksum and creator, or an error naming it. */
 static void
-load_snapshot(int64 id, char **storage, char **checksum, char **created_by, char **source)
+load_snapshot(int64 id, char **storage, char **checksum, Oid *owner, char **source)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[1] = {INT8OID};
 	Datum		args[1];
 
 	EltPrepare(&plan,
-			   "SELECT storage::pg_catalog.text AS storage, checksum, created_by::pg_catalog.text AS created_by,"
+			   "SELECT storage::pg_catalog.text AS storage, checksum, created_by::pg_catalog.oid AS owner,"
 			   " source_name FROM elt.snapshot_defs WHERE snapshot_id = $1",
 			   1, types);
 	args[0] = Int64GetDatum(id);
@@ -266,7 +328,11 @@ load_snapshot(int64 id, char **storage, char **checksum, char **created_by, char
 				 errhint("elt.snapshots lists the snapshots.")));
 	*storage = EltSpiGetText(0, "storage");
 	*checksum = EltSpiGetText(0, "checksum");
-	*created_by = EltSpiGetText(0, "created_by");
+	{
+		bool		isnull;
+
+		*owner = DatumGetObjectId(EltSpiGetDatum(0, "owner", &isnull));
+	}
 	*source = EltSpiGetText(0, "source_name");
 }
 
@@ -284,13 +350,11 @@ storage_oid(const char *storage)
 	return relid;
 }
 
-/* Whether the caller may manage a snapshot made by created_by. */
+/* Whether the caller may manage a snapshot of the role owner. */
 static bool
-may_manage(Oid actor, const char *created_by)
+may_manage(Oid actor, Oid owner)
 {
-	Oid			creator = get_role_oid(created_by, true);
-
-	return superuser_arg(actor) || (OidIsValid(creator) && has_privs_of_role(actor, creator));
+	return superuser_arg(actor) || has_privs_of_role(actor, owner);
 }
 
 PG_FUNCTION_INFO_V1(elt_snapshot_verify);
@@ -302,8 +366,8 @@ elt_snapshot_verify(PG_FUNCTION_ARGS)
 	int64		id;
 	char	   *storage,
 			   *recorded,
-			   *created_by,
 			   *source;
+	Oid			owner;
 	char	   *actual;
 	Oid			relid;
 	EltCatalogWrite cw;
@@ -316,7 +380,7 @@ elt_snapshot_verify(PG_FUNCTION_ARGS)
 	EltRequireCatalog("snapshot_defs");
 	id = PG_GETARG_INT64(0);
 	EltCatalogWriteBegin(&cw);
-	load_snapshot(id, &storage, &recorded, &created_by, &source);
+	load_snapshot(id, &storage, &recorded, &owner, &source);
 	relid = storage_oid(storage);
 	if (pg_class_aclcheck(relid, cw.actor, ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
@@ -365,8 +429,8 @@ elt_snapshot_drop(PG_FUNCTION_ARGS)
 	bool		force;
 	char	   *storage,
 			   *checksum,
-			   *created_by,
 			   *source;
+	Oid			owner;
 	EltCatalogWrite cw;
 
 	if (PG_ARGISNULL(0))
@@ -377,11 +441,11 @@ elt_snapshot_drop(PG_FUNCTION_ARGS)
 	id = PG_GETARG_INT64(0);
 	force = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
 	EltCatalogWriteBegin(&cw);
-	load_snapshot(id, &storage, &checksum, &created_by, &source);
-	if (!may_manage(cw.actor, created_by))
+	load_snapshot(id, &storage, &checksum, &owner, &source);
+	if (!may_manage(cw.actor, owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("snapshot " INT64_FORMAT " belongs to role %s", id, created_by),
+				 errmsg("snapshot " INT64_FORMAT " belongs to role %s", id, GetUserNameFromId(owner, false)),
 				 errhint("Only members of the role that made it, or a superuser, may drop it.")));
 	drop_snapshot(id, storage);
 	audit_snapshot(cw.actor, "snapshot_drop", id, source, checksum, checksum_rows(checksum), "force", force);
@@ -393,9 +457,10 @@ PG_FUNCTION_INFO_V1(elt_snapshot_purge);
 
 /*
  * elt.snapshot_purge(older_than interval DEFAULT NULL, keep_last integer
- * DEFAULT NULL) RETURNS bigint: drop the caller's snapshots (all, for a
- * superuser) made more than older_than ago, except the keep_last newest of
- * each source; returns how many were dropped.
+ * DEFAULT NULL) RETURNS bigint: drop the snapshots of the roles the caller
+ * has the privileges of (all, for a superuser) made more than older_than
+ * ago, except each role's keep_last newest of each source; returns how many
+ * were dropped.
  */
 Datum
 elt_snapshot_purge(PG_FUNCTION_ARGS)
@@ -422,8 +487,8 @@ elt_snapshot_purge(PG_FUNCTION_ARGS)
 	EltRequireCatalog("snapshot_defs");
 	EltCatalogWriteBegin(&cw);
 	EltPrepare(&plan,
-			   "SELECT snapshot_id, storage::pg_catalog.text AS storage, created_by::pg_catalog.text AS created_by"
-			   " FROM (SELECT s.*, pg_catalog.row_number() OVER (PARTITION BY source_name"
+			   "SELECT snapshot_id, storage::pg_catalog.text AS storage, created_by::pg_catalog.oid AS owner"
+			   " FROM (SELECT s.*, pg_catalog.row_number() OVER (PARTITION BY created_by, source_name"
 			   "                                                 ORDER BY created_at DESC, snapshot_id DESC) AS nth"
 			   "       FROM elt.snapshot_defs s) s"
 			   " WHERE ($1 IS NULL OR created_at < pg_catalog.now() - $1)"
@@ -440,7 +505,7 @@ elt_snapshot_purge(PG_FUNCTION_ARGS)
 	{
 		int64	   *ids = palloc(sizeof(int64) * Max(n, 1));
 		char	  **storages = palloc(sizeof(char *) * Max(n, 1));
-		char	  **creators = palloc(sizeof(char *) * Max(n, 1));
+		Oid		   *owners = palloc(sizeof(Oid) * Max(n, 1));
 
 		/* read them all before the drops run statements of their own */
 		for (i = 0; i < n; i++)
@@ -449,11 +514,11 @@ elt_snapshot_purge(PG_FUNCTION_ARGS)
 
 			ids[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
 			storages[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
-			creators[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
+			owners[i] = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
 		}
 		for (i = 0; i < n; i++)
 		{
-			if (!may_manage(cw.actor, creators[i]))
+			if (!may_manage(cw.actor, owners[i]))
 				continue;
 			drop_snapshot(ids[i], storages[i]);
 			dropped++;

@@ -280,6 +280,16 @@ SELECT elt.snapshot_create('ck.mine') AS s4 \gset
 SELECT storage AS s4_table FROM elt.snapshots WHERE snapshot_id = :s4 \gset
 SELECT count(*) AS readable FROM :s4_table;
 SELECT elt.snapshot_verify(:s4) AS verified_by_maker;
+-- each role sees its own snapshots
+SELECT count(*) AS visible, bool_and(snapshot_id = :s4) AS only_its_own FROM elt.snapshots;
+RESET ROLE;
+-- reuse stays within a role: the same content makes another role its own copy
+SELECT elt.snapshot_create('ck.mine') <> :s4 AS own_copy;
+SELECT count(*) AS copies_of_mine FROM elt.snapshots WHERE source_name = 'ck.mine';
+-- a copy dropped by hand is made again
+DROP TABLE :s4_table;
+SET ROLE ck_reader;
+SELECT elt.snapshot_create('ck.mine') <> :s4 AS made_again;
 RESET ROLE;
 -- drop and purge; bad input
 SELECT elt.snapshot_drop(:s2) AS dropped;
@@ -293,6 +303,11 @@ SELECT elt.snapshot_purge(keep_last => 1) AS purged;
 SELECT elt.snapshot_purge(interval '0 seconds') AS purged_all;
 SELECT count(*) AS left FROM elt.snapshots;
 SELECT count(*) AS tables_left FROM pg_tables WHERE schemaname = 'elt_snapshots';
+-- a schema elt_snapshots made by another role is refused
+DROP SCHEMA elt_snapshots;
+CREATE SCHEMA elt_snapshots AUTHORIZATION ck_reader;
+SELECT elt.snapshot_create('ck.mine');
+DROP SCHEMA elt_snapshots;
 SELECT action, details->>'reused' AS reused, details->>'ok' AS ok
 FROM elt.audit_log WHERE action LIKE 'snapshot%' ORDER BY id;
 
