@@ -146,8 +146,11 @@ ensure_schema(void)
 	HeapTuple	tup;
 	Oid			owner;
 
-	exec_ddl("CREATE SCHEMA IF NOT EXISTS " SNAPSHOT_SCHEMA);
-	CommandCounterIncrement();
+	if (!OidIsValid(get_namespace_oid(SNAPSHOT_SCHEMA, true)))
+	{
+		exec_ddl("CREATE SCHEMA " SNAPSHOT_SCHEMA);
+		CommandCounterIncrement();
+	}
 	nsp = get_namespace_oid(SNAPSHOT_SCHEMA, false);
 	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
 	if (!HeapTupleIsValid(tup))
