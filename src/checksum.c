@@ -330,19 +330,11 @@ put_be64(StringInfo s, uint64 v)
 	s->len += 8;
 }
 
-/* Write len as a varint (7 bits a byte, low first) at d; returns its size (at most 5). */
+/* Write len as a varint at d; returns its size (at most 5). */
 static inline int
 write_len(char *d, uint32 len)
 {
-	int			n = 0;
-
-	while (len >= 0x80)
-	{
-		d[n++] = (char) ((len & 0x7f) | 0x80);
-		len >>= 7;
-	}
-	d[n++] = (char) len;
-	return n;
+	return (int) (EltWriteVarint(d, len) - d);
 }
 
 /* A length, as a varint. */

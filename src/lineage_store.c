@@ -108,17 +108,8 @@ bucket_of(uint32 hash, int bits)
 static inline void
 put_varint(StringInfo s, uint64 v)
 {
-	char	   *p;
-
 	enlargeStringInfo(s, 10);
-	p = s->data + s->len;
-	while (v >= 0x80)
-	{
-		*p++ = (char) ((v & 0x7f) | 0x80);
-		v >>= 7;
-	}
-	*p++ = (char) v;
-	s->len = p - s->data;
+	s->len = EltWriteVarint(s->data + s->len, v) - s->data;
 	s->data[s->len] = '\0';
 }
 
@@ -746,19 +737,6 @@ get_i64(const char *p)
 	return v;
 }
 
-/* Write a varint at p; returns the end. */
-static inline char *
-write_varint(char *p, uint64 v)
-{
-	while (v >= 0x80)
-	{
-		*p++ = (char) ((v & 0x7f) | 0x80);
-		v >>= 7;
-	}
-	*p++ = (char) v;
-	return p;
-}
-
 /* Write an 's' record key at p: 8 bytes, or length and bytes; returns the end. */
 static inline char *
 write_rec_key(char *p, bool is_text, int64 v, const char *t, uint32 len)
@@ -852,14 +830,14 @@ cap_encode_row(Capture *c, CapRel *r, uint32 thash, int64 tkey)
 
 		if (c->target_text)
 		{
-			p = write_varint(p, (uint64) tk->len);
+			p = EltWriteVarint(p, (uint64) tk->len);
 			memcpy(p, tk->data, tk->len);
 			p += tk->len;
 		}
 		else
-			p = write_varint(p, zigzag(tkey));
-		p = write_varint(p, (uint64) list->len);
-		p = write_varint(p, r->n);
+			p = EltWriteVarint(p, zigzag(tkey));
+		p = EltWriteVarint(p, (uint64) list->len);
+		p = EltWriteVarint(p, r->n);
 		memcpy(p, list->data, list->len);
 		p += list->len;
 		len = (uint32) (p - entry);
@@ -953,6 +931,31 @@ out_layout(Capture *c, StringInfo hdr)
 	appendStringInfoChar(hdr, (char) c->keyprint.ncols);
 	for (i = 0; i < c->keyprint.ncols; i++)
 		appendStringInfoChar(hdr, (char) c->keyprint.cols[i].kind);
+}
+
+/*
+ * Start the chunks of one direction and pair of relations, sized for bytes
+ * of entries; packed_flag marks the side that holds target keys, packed
+ * when the capture packs them.
+ */
+static void
+out_begin(ChunkOut *o, Capture *c, Oid rel, char dir, Oid other, uint64 bytes, char flags,
+		  char packed_flag)
+{
+	memset(o, 0, sizeof(*o));
+	o->c = c;
+	o->rel = rel;
+	o->dir = dir;
+	o->other = other;
+	o->bits = bits_for(bytes);
+	o->flags = flags;
+	initStringInfo(&o->buf);
+	initStringInfo(&o->hdr);
+	if (c->pack)
+	{
+		o->flags |= packed_flag;
+		out_layout(c, &o->hdr);
+	}
 }
 
 /* Make the chunk of hash's bucket the current one; the previous is stored. */
@@ -1067,20 +1070,8 @@ flush_target(Capture *c, int k)
 
 	if (r->tbytes == 0)
 		return;
-	memset(&o, 0, sizeof(o));
-	o.c = c;
-	o.rel = c->target;
-	o.dir = 't';
-	o.other = r->relid;
-	o.bits = bits_for(r->tbytes);
-	o.flags = (c->target_text ? FLAG_KEY_TEXT : 0) | (r->text ? FLAG_LIST_TEXT : 0);
-	initStringInfo(&o.buf);
-	initStringInfo(&o.hdr);
-	if (c->pack)
-	{
-		o.flags |= FLAG_KEY_PACKED;
-		out_layout(c, &o.hdr);
-	}
+	out_begin(&o, c, c->target, 't', r->relid, r->tbytes,
+			  (c->target_text ? FLAG_KEY_TEXT : 0) | (r->text ? FLAG_LIST_TEXT : 0), FLAG_KEY_PACKED);
 	/* a partition holds one bucket, part of one, or several buckets */
 	sub_bits = Max(o.bits - PART_BITS, 0);
 	if (sub_bits > 0)
@@ -1224,20 +1215,8 @@ flush_source(Capture *c, int k)
 
 	if (r->sbytes == 0)
 		return;
-	memset(&o, 0, sizeof(o));
-	o.c = c;
-	o.rel = r->relid;
-	o.dir = 's';
-	o.other = c->target;
-	o.bits = bits_for(r->sbytes);
-	o.flags = (r->text ? FLAG_KEY_TEXT : 0) | (c->target_text ? FLAG_LIST_TEXT : 0);
-	initStringInfo(&o.buf);
-	initStringInfo(&o.hdr);
-	if (c->pack)
-	{
-		o.flags |= FLAG_LIST_PACKED;
-		out_layout(c, &o.hdr);
-	}
+	out_begin(&o, c, r->relid, 's', c->target, r->sbytes,
+			  (r->text ? FLAG_KEY_TEXT : 0) | (c->target_text ? FLAG_LIST_TEXT : 0), FLAG_LIST_PACKED);
 	tk = palloc(sizeof(int64) * tkcap);
 	for (p = 0; p < NPART; p++)
 	{

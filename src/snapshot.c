@@ -116,16 +116,22 @@ find_snapshot(Oid role, const char *shape_hash, const char *checksum, char **sto
 	return id;
 }
 
-/* Whether the storage table of a snapshot is there. */
-static bool
-storage_exists(const char *storage)
+/* The storage table of a snapshot, or InvalidOid if it is not there. */
+static Oid
+storage_relid(const char *storage)
 {
 	Oid			nsp = get_namespace_oid(SNAPSHOT_SCHEMA, true);
 
-	return OidIsValid(nsp) && OidIsValid(get_relname_relid(storage, nsp));
+	return OidIsValid(nsp) ? get_relname_relid(storage, nsp) : InvalidOid;
 }
 
-/* Forget a snapshot whose storage was dropped by hand. */
+static bool
+storage_exists(const char *storage)
+{
+	return OidIsValid(storage_relid(storage));
+}
+
+/* Remove a snapshot's entry (its storage is gone or being dropped). */
 static void
 forget_snapshot(int64 id)
 {
@@ -254,7 +260,7 @@ elt_snapshot_create(PG_FUNCTION_ARGS)
 						  quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 													 get_rel_name(relid))));
 		CommandCounterIncrement();
-		copy_oid = get_relname_relid(tmp, get_namespace_oid(SNAPSHOT_SCHEMA, false));
+		copy_oid = storage_relid(tmp);
 		/* what was copied is what is recorded (read with a snapshot that sees the copy) */
 		PushCopiedSnapshot(GetActiveSnapshot());
 		UpdateActiveSnapshotCommandId();
@@ -342,8 +348,7 @@ load_snapshot(int64 id, char **storage, char **checksum, Oid *owner, char **sour
 static Oid
 storage_oid(const char *storage)
 {
-	Oid			nsp = get_namespace_oid(SNAPSHOT_SCHEMA, true);
-	Oid			relid = OidIsValid(nsp) ? get_relname_relid(storage, nsp) : InvalidOid;
+	Oid			relid = storage_relid(storage);
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -405,16 +410,9 @@ elt_snapshot_verify(PG_FUNCTION_ARGS)
 static void
 drop_snapshot(int64 id, const char *storage)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[1] = {INT8OID};
-	Datum		args[1];
-	Oid			nsp = get_namespace_oid(SNAPSHOT_SCHEMA, true);
-
-	if (OidIsValid(nsp) && OidIsValid(get_relname_relid(storage, nsp)))
+	if (storage_exists(storage))
 		exec_ddl(psprintf("DROP TABLE %s.%s", SNAPSHOT_SCHEMA, quote_identifier(storage)));
-	EltPrepare(&plan, "DELETE FROM elt.snapshot_defs WHERE snapshot_id = $1", 1, types);
-	args[0] = Int64GetDatum(id);
-	EltExec(plan, args, NULL, 0);
+	forget_snapshot(id);
 }
 
 PG_FUNCTION_INFO_V1(elt_snapshot_drop);

@@ -22,6 +22,22 @@ typedef struct EltCatalogWrite
 	int			guc_level;
 } EltCatalogWrite;
 
+/*
+ * Write v as a varint (7 bits a byte, low first, at most 10 bytes) at p;
+ * returns the end.  Used by the lineage chunks and the table checksums.
+ */
+static inline char *
+EltWriteVarint(char *p, uint64 v)
+{
+	while (v >= 0x80)
+	{
+		*p++ = (char) ((v & 0x7f) | 0x80);
+		v >>= 7;
+	}
+	*p++ = (char) v;
+	return p;
+}
+
 extern void EltSha256Hex(const char *data, size_t len, char *out);
 extern int	EltCmpInt64(const void *a, const void *b);
 extern void EltCanonicalAppend(StringInfo buf, Datum value, bool isnull, Oid typid);
