@@ -38,7 +38,8 @@ OBJS = \
 	src/lineage_store.o \
 	src/openlineage.o \
 	src/checksum.o \
-	src/snapshot.o
+	src/snapshot.o \
+	src/manifest.o
 
 DATA = $(wildcard sql/elt_governance--*.sql)
 
@@ -46,7 +47,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
-REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage checksum
+REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage checksum manifest
 # isolation specs (test/specs, test/expected)
 ISOLATION = concurrent_ddl govern_race migration_scope contracts_locks backfill_race backfill_writes transform_runs
 # TAP tests (test/t)
@@ -68,6 +69,9 @@ EXTRA_CLEAN = tmp_check_regress tmp_check_iso test/results test/output_iso \
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: rebuild every object when a header changes.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
 
 # One target per kind of suite, so that scripts/test.sh runs all three even
 # when one fails (installcheck stops at the first failing kind).

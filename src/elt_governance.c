@@ -13,6 +13,7 @@
 
 #include "audit.h"
 #include "backfill.h"
+#include "manifest.h"
 #include "contracts.h"
 #include "ddl_capture.h"
 #include "elt_governance.h"
@@ -68,6 +69,7 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	EltBackfillInit();
+	EltManifestInit();
 	EltOpenLineageInit();
 	MarkGUCPrefixReserved("elt");
 

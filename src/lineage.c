@@ -110,11 +110,90 @@ block(Rewrite *rw, const char *hint, const char *fmt,...)
 }
 
 /*
- * Parse and analyze sql, which must be exactly one plain SELECT.  Errors
- * say what is wrong with the statement.
+ * Relation references in a SELECT's raw parse tree, in the order the
+ * parser's walker meets them.  A name without a schema that a WITH clause
+ * around it defines is a CTE reference, not a relation; every other
+ * RangeVar is.  With remap, the references are replaced in turn by the
+ * qualified names it lists (pairs of schema and relation), which is how a
+ * replay reads its sandbox copies with the recorded SQL.
  */
-Query *
-EltAnalyzeSelect(const char *sql)
+typedef struct RawRefs
+{
+	List	   *ctes;			/* stack of lists of CTE names in scope */
+	List	   *refs;			/* RangeVar *, in order */
+	List	   *remap;			/* char *: schema, name, schema, name, ... */
+	int			next;
+} RawRefs;
+
+static bool
+raw_refs_walker(Node *node, RawRefs *rr)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SelectStmt) && ((SelectStmt *) node)->withClause != NULL)
+	{
+		List	   *names = NIL;
+		ListCell   *lc;
+		bool		r;
+
+		foreach(lc, ((SelectStmt *) node)->withClause->ctes)
+			names = lappend(names, lfirst_node(CommonTableExpr, lc)->ctename);
+		rr->ctes = lcons(names, rr->ctes);
+		r = raw_expression_tree_walker(node, raw_refs_walker, (void *) rr);
+		rr->ctes = list_delete_first(rr->ctes);
+		return r;
+	}
+	if (IsA(node, RangeVar))
+	{
+		RangeVar   *rv = (RangeVar *) node;
+		ListCell   *lc;
+
+		if (rv->schemaname == NULL)
+			foreach(lc, rr->ctes)
+			{
+				ListCell   *lc2;
+
+				foreach(lc2, (List *) lfirst(lc))
+					if (strcmp((char *) lfirst(lc2), rv->relname) == 0)
+						return false;
+			}
+		rr->refs = lappend(rr->refs, rv);
+		if (rr->remap != NIL)
+		{
+			if (rr->next + 1 >= list_length(rr->remap))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("the recorded SQL reads more relations than were recorded")));
+			rv->catalogname = NULL;
+			rv->schemaname = list_nth(rr->remap, rr->next);
+			rv->relname = list_nth(rr->remap, rr->next + 1);
+			rr->next += 2;
+		}
+		return false;
+	}
+	return raw_expression_tree_walker(node, raw_refs_walker, (void *) rr);
+}
+
+/* The relation references (RangeVar *) of a SELECT, in walk order. */
+List *
+EltRawRelationRefs(const char *sql)
+{
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	RawRefs		rr;
+
+	memset(&rr, 0, sizeof(rr));
+	if (list_length(raw) == 1)
+		(void) raw_refs_walker(linitial_node(RawStmt, raw)->stmt, &rr);
+	return rr.refs;
+}
+
+/*
+ * Parse and analyze sql, which must be exactly one plain SELECT.  Errors
+ * say what is wrong with the statement.  With remap (pairs of schema and
+ * relation names), its relation references are replaced in turn first.
+ */
+static Query *
+analyze_select(const char *sql, List *remap)
 {
 	List	   *raw;
 	RawStmt    *stmt;
@@ -136,6 +215,18 @@ EltAnalyzeSelect(const char *sql)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a transform's SQL must not use SELECT INTO")));
+	if (remap != NIL)
+	{
+		RawRefs		rr;
+
+		memset(&rr, 0, sizeof(rr));
+		rr.remap = remap;
+		(void) raw_refs_walker(stmt->stmt, &rr);
+		if (rr.next != list_length(remap))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("the recorded SQL reads fewer relations than were recorded")));
+	}
 	q = parse_analyze_fixedparams(stmt, sql, NULL, 0, NULL);
 	if (q->commandType != CMD_SELECT || q->utilityStmt != NULL)
 		ereport(ERROR,
@@ -147,6 +238,19 @@ EltAnalyzeSelect(const char *sql)
 				 errmsg("a transform's SQL must not modify data"),
 				 errdetail("It has a WITH clause that contains INSERT, UPDATE or DELETE.")));
 	return q;
+}
+
+Query *
+EltAnalyzeSelect(const char *sql)
+{
+	return analyze_select(sql, NIL);
+}
+
+/* The SELECT sql analyzed with its relation references replaced (replay). */
+Query *
+EltAnalyzeSelectRemapped(const char *sql, List *remap)
+{
+	return analyze_select(sql, remap);
 }
 
 /* ---------------------------------------------------------------------

@@ -47,6 +47,8 @@ typedef struct EltLineageInfo
 #define ELT_KEY_PREFIX "__elt_key_"
 
 extern Query *EltAnalyzeSelect(const char *sql);
+extern Query *EltAnalyzeSelectRemapped(const char *sql, List *remap);
+extern List *EltRawRelationRefs(const char *sql);
 extern EltLineageInfo *EltLineageAnalyze(const char *sql, bool rewrite);
 
 /* lineage_rows.c */

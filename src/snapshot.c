@@ -37,6 +37,7 @@
 
 #include "audit.h"
 #include "checksum.h"
+#include "manifest.h"
 #include "util.h"
 
 #define SNAPSHOT_SCHEMA "elt_snapshots"
@@ -203,13 +204,13 @@ audit_snapshot(Oid actor, const char *action, int64 id, const char *source, cons
 	EltAuditRecord(actor, action, source, d.data, EltAuditReason(NULL));
 }
 
-PG_FUNCTION_INFO_V1(elt_snapshot_create);
-
-/* elt.snapshot_create(rel regclass) RETURNS bigint */
-Datum
-elt_snapshot_create(PG_FUNCTION_ARGS)
+/*
+ * Snapshot relid for the current user (see the top of this file): the id
+ * of the new or reused snapshot, with its checksum and shape hash.
+ */
+int64
+EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 {
-	Oid			relid;
 	char	   *relname;
 	char	   *checksum;
 	char	   *shape;
@@ -218,12 +219,6 @@ elt_snapshot_create(PG_FUNCTION_ARGS)
 	EltCatalogWrite cw;
 	int64		id;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("rel must not be null")));
-	EltRequireCatalog("snapshot_defs");
-	relid = PG_GETARG_OID(0);
 	relname = EltRelDisplayName(relid);
 	/* the caller's right to read every row and column, and the content now */
 	checksum = EltTableChecksum(relid, NIL);
@@ -278,7 +273,9 @@ elt_snapshot_create(PG_FUNCTION_ARGS)
 			audit_snapshot(cw.actor, "snapshot_create", id, relname, copy_checksum,
 						   checksum_rows(copy_checksum), "reused", true);
 			EltCatalogWriteEnd(&cw);
-			PG_RETURN_INT64(id);
+			*checksum_out = copy_checksum;
+			*shape_hash_out = pstrdup(shape_hash);
+			return id;
 		}
 		key = psprintf("%s:%s:%u", shape_hash, copy_checksum, cw.actor);
 		EltSha256Hex(key, strlen(key), name_hash);
@@ -308,12 +305,32 @@ elt_snapshot_create(PG_FUNCTION_ARGS)
 		EltExec(ins, args, NULL, 1);
 		id = EltSpiGetInt64(0, "snapshot_id", &isnull);
 		audit_snapshot(cw.actor, "snapshot_create", id, relname, copy_checksum, rows, "reused", false);
+		checksum = copy_checksum;
 	}
 	else
 		audit_snapshot(cw.actor, "snapshot_create", id, relname, checksum, checksum_rows(checksum),
 					   "reused", true);
 	EltCatalogWriteEnd(&cw);
-	PG_RETURN_INT64(id);
+	*checksum_out = checksum;
+	*shape_hash_out = pstrdup(shape_hash);
+	return id;
+}
+
+PG_FUNCTION_INFO_V1(elt_snapshot_create);
+
+/* elt.snapshot_create(rel regclass) RETURNS bigint */
+Datum
+elt_snapshot_create(PG_FUNCTION_ARGS)
+{
+	char	   *checksum;
+	char	   *shape_hash;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rel must not be null")));
+	EltRequireCatalog("snapshot_defs");
+	PG_RETURN_INT64(EltSnapshotCreate(PG_GETARG_OID(0), &checksum, &shape_hash));
 }
 
 /* A snapshot's storage, checksum and creator, or an error naming it. */
@@ -419,9 +436,9 @@ PG_FUNCTION_INFO_V1(elt_snapshot_drop);
 
 /*
  * elt.snapshot_drop(snapshot_id bigint, force boolean DEFAULT false):
- * drop a snapshot made by the caller's role (any, for a superuser).
- * Nothing references snapshots yet; when run manifests do, a referenced
- * snapshot will need force.
+ * drop a snapshot made by the caller's role (any, for a superuser).  One
+ * that a run's manifest references (elt.run_snapshots) needs force: the
+ * run cannot be replayed without it.
  */
 Datum
 elt_snapshot_drop(PG_FUNCTION_ARGS)
@@ -448,6 +465,31 @@ elt_snapshot_drop(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("snapshot " INT64_FORMAT " belongs to role %s", id, GetUserNameFromId(owner, false)),
 				 errhint("Only members of the role that made it, or a superuser, may drop it.")));
+	{
+		static SPIPlanPtr refs = NULL;
+		Oid			types[1] = {INT8OID};
+		Datum		args[1];
+
+		EltPrepare(&refs,
+				   "SELECT pg_catalog.count(*) AS n, pg_catalog.string_agg(run_id::pg_catalog.text, ', '"
+				   " ORDER BY run_id) AS runs FROM (SELECT run_id FROM elt.run_snapshots"
+				   " WHERE snapshot_id = $1 ORDER BY run_id LIMIT 10) r",
+				   1, types);
+		args[0] = Int64GetDatum(id);
+		EltExecLatest(refs, args, NULL, 1);
+		if (!force && SPI_processed > 0)
+		{
+			bool		isnull;
+
+			if (EltSpiGetInt64(0, "n", &isnull) > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+						 errmsg("snapshot " INT64_FORMAT " is referenced by the manifest of run %s",
+								id, EltSpiGetText(0, "runs")),
+						 errdetail("Without it, the run cannot be replayed."),
+						 errhint("Pass force => true to drop it anyway.")));
+		}
+	}
 	drop_snapshot(id, storage);
 	audit_snapshot(cw.actor, "snapshot_drop", id, source, checksum, checksum_rows(checksum), "force", force);
 	EltCatalogWriteEnd(&cw);
@@ -460,8 +502,8 @@ PG_FUNCTION_INFO_V1(elt_snapshot_purge);
  * elt.snapshot_purge(older_than interval DEFAULT NULL, keep_last integer
  * DEFAULT NULL) RETURNS bigint: drop the snapshots of the roles the caller
  * has the privileges of (all, for a superuser) made more than older_than
- * ago, except each role's keep_last newest of each source; returns how many
- * were dropped.
+ * ago, except each role's keep_last newest of each source and those that a
+ * run's manifest references; returns how many were dropped.
  */
 Datum
 elt_snapshot_purge(PG_FUNCTION_ARGS)
@@ -494,6 +536,7 @@ elt_snapshot_purge(PG_FUNCTION_ARGS)
 			   "       FROM elt.snapshot_defs s) s"
 			   " WHERE ($1 IS NULL OR created_at < pg_catalog.now() - $1)"
 			   "   AND ($2 IS NULL OR nth > $2)"
+			   "   AND NOT EXISTS (SELECT FROM elt.run_snapshots r WHERE r.snapshot_id = s.snapshot_id)"
 			   " ORDER BY snapshot_id",
 			   2, types);
 	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);

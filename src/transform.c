@@ -55,6 +55,7 @@
 
 #include "audit.h"
 #include "lineage.h"
+#include "manifest.h"
 #include "transform.h"
 #include "util.h"
 
@@ -65,6 +66,7 @@ typedef struct RunState
 	int64		seed;			/* of elt.random() */
 	Jsonb	   *params;
 	TimestampTz started_at;
+	TimestampTz clock;			/* of elt.now(): the run's logical time */
 	pg_prng_state prng;
 } RunState;
 
@@ -1250,6 +1252,7 @@ typedef struct RunCall
 	const char *lineage;		/* what the run records */
 	bool		row;
 	MemoryContext cxt;
+	EltRunStep	step;			/* its part of a run manifest */
 } RunCall;
 
 /* The body of a run: analyze, execute as the caller, record as the owner. */
@@ -1297,14 +1300,23 @@ run_body(RunCall *rc)
 	if (!pg_strong_random(&token, sizeof(token)))
 		token = (int64) pg_prng_uint64(&pg_global_prng_state);
 	stmt = run_statement(t, info, &ti, rc->row);
+	/* the manifest's inputs: what the statement is about to read */
+	EltRunStepInputs(&rc->step, info->sources);
 	execute_run(t, &rc->run, info, &ti, rc->row, stmt, token, rc->cxt, &counts);
+	rc->step.rows_read = counts.read;
+	rc->step.rows_written = counts.written;
+	rc->step.rows_deleted = counts.deleted;
+	rc->step.rows_deleted_known = strcmp(t->mode, "replace") == 0;
+	EltRunStepOutput(&rc->step);
 	AtEOXact_GUC(true, guc_level);
 	SetUserIdAndSecContext(save_user, save_sec);
 	finished = GetCurrentTimestamp();
+	rc->step.finished_at = finished;
 
 	EltCatalogWriteBegin(&cw);
 	rc->run.run_id = store_run(t, rc->run.seed, rc->run.params, rc->lineage, rc->run.started_at,
 							   finished, &counts, rc->row, cw.actor, ti.relname);
+	EltRunStepRecord(&rc->step, rc->run.run_id);
 	EltCatalogWriteEnd(&cw);
 }
 
@@ -1554,7 +1566,23 @@ elt_transform_run(PG_FUNCTION_ARGS)
 	rc->lineage = (strcmp(lineage, "row") == 0 && !rc->row) ? "table" : lineage;
 	rc->run.params = params;
 	rc->run.started_at = GetCurrentTimestamp();
-	rc->run.seed = (int64) pg_prng_uint64(&pg_global_prng_state);
+
+	/* the run's step of a manifest: its clock and seed */
+	EltRunStepBegin(&rc->step, rc->run.started_at);
+	rc->step.role = get_role_oid(rc->t.owner, false);
+	rc->step.transform = rc->t.name;
+	rc->step.transform_id = rc->t.id;
+	rc->step.version = rc->t.version;
+	rc->step.code_hash = rc->t.code_hash;
+	rc->step.mode = rc->t.mode;
+	rc->step.lineage = rc->lineage;
+	rc->step.sql = rc->t.sql;
+	rc->step.search_path = rc->t.search_path;
+	rc->step.params = params;
+	rc->step.target = rc->t.target;
+	rc->step.started_at = rc->run.started_at;
+	rc->run.clock = rc->step.clock;
+	rc->run.seed = rc->step.seed;
 	pg_prng_seed(&rc->run.prng, (uint64) rc->run.seed);
 
 	BeginInternalSubTransaction(NULL);
@@ -1634,23 +1662,31 @@ elt_param(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(elt_now);
 
-/* elt.now(): the run's clock (its start), else the transaction's start. */
+/* elt.now(): the run's clock (see manifest.c), else the transaction's start. */
 Datum
 elt_now(PG_FUNCTION_ARGS)
 {
+	TimestampTz clock;
+
 	if (current_run != NULL)
-		PG_RETURN_TIMESTAMPTZ(current_run->started_at);
+		PG_RETURN_TIMESTAMPTZ(current_run->clock);
+	if (EltPipelineClock(&clock))
+		PG_RETURN_TIMESTAMPTZ(clock);
 	PG_RETURN_TIMESTAMPTZ(GetCurrentTransactionStartTimestamp());
 }
 
 PG_FUNCTION_INFO_V1(elt_random);
 
-/* elt.random(): the run's random sequence, seeded from the run. */
+/* elt.random(): the run's random sequence, seeded from the run and step. */
 Datum
 elt_random(PG_FUNCTION_ARGS)
 {
+	double		v;
+
 	if (current_run != NULL)
 		PG_RETURN_FLOAT8(pg_prng_double(&current_run->prng));
+	if (EltPipelineRandom(&v))
+		PG_RETURN_FLOAT8(v);
 	PG_RETURN_FLOAT8(pg_prng_double(&pg_global_prng_state));
 }
 
@@ -1659,4 +1695,49 @@ int64
 EltCurrentRunId(void)
 {
 	return current_run ? current_run->run_id : 0;
+}
+
+/*
+ * Replay one step (manifest.c): the recorded SQL with its relation
+ * references replaced (remap: schema, name, ...), written into a sandbox
+ * table in the recorded mode, as the caller, with the recorded search_path,
+ * parameters, clock and seed.  No lineage is recorded.
+ */
+void
+EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
+			  const char *mode, Jsonb *params, TimestampTz clock, int64 seed,
+			  int64 *written, int64 *deleted)
+{
+	Transform	t;
+	EltLineageInfo info;
+	TargetInfo	ti;
+	char	   *blocker = NULL;
+	char	   *stmt;
+	RunState	run;
+	RunCounts	counts;
+	int			guc_level;
+
+	memset(&t, 0, sizeof(t));
+	t.name = "replay";
+	t.target = target;
+	t.mode = (char *) mode;
+	memset(&info, 0, sizeof(info));
+
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	info.query = EltAnalyzeSelectRemapped(sql, remap);
+	check_target(info.query, target, mode, false, &ti, &blocker);
+	stmt = run_statement(&t, &info, &ti, false);
+
+	memset(&run, 0, sizeof(run));
+	run.seed = seed;
+	run.params = params;
+	run.started_at = GetCurrentTimestamp();
+	run.clock = clock;
+	pg_prng_seed(&run.prng, (uint64) seed);
+	execute_run(&t, &run, &info, &ti, false, stmt, 0, CurrentMemoryContext, &counts);
+	AtEOXact_GUC(true, guc_level);
+	*written = counts.written;
+	*deleted = counts.deleted;
 }

@@ -1,0 +1,1968 @@
+/*
+ * manifest.c — run manifests, replay and verification.
+ *
+ * A run is a transform run on its own, or the work between elt.run_begin()
+ * and elt.run_end().  Each of its steps (a transform run) records, in the
+ * transaction of its work, what it executed (version, code hash, SQL,
+ * search_path, parameters, seed, timings) and the relations it read first
+ * (inputs) and wrote (outputs): their columns and schema version, and by
+ * policy their rows and checksum ('checksum') and a snapshot ('full').
+ * When the run ends its manifest is assembled from the steps, with the
+ * environment fingerprint, the run's clock and random seed, and kept
+ * immutable with an id: the SHA-256 of its canonical JSON (jsonb's text
+ * form) without "id".
+ *
+ * Consistency: with a policy other than 'none', under READ COMMITTED the
+ * inputs of a step are locked in SHARE mode (and a target whose earlier
+ * rows count, in SHARE ROW EXCLUSIVE mode) before they are checksummed, so
+ * that the checksums and snapshots are of the rows the step reads; writers
+ * of those relations wait until the transaction ends.  Under REPEATABLE
+ * READ the transaction's snapshot does the same without locks.
+ *
+ * Inside a run, elt.now() is the run's clock (the time elt.run_begin() was
+ * called, or a transform run's start) and elt.random() draws from a seed
+ * derived from the run's seed and the step's number, so that a replayed
+ * step draws the same numbers.
+ *
+ * elt.replay() re-executes the recorded SQL of every step, its relation
+ * references replaced by copies of the run's snapshots in a new sandbox
+ * schema, with the recorded settings, clock and seeds, and records the
+ * replay as a run of its own; elt.verify_replay() compares the two.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "parser/parse_type.h"
+#include "parser/parser.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "audit.h"
+#include "checksum.h"
+#include "lineage.h"
+#include "manifest.h"
+#include "transform.h"
+#include "util.h"
+
+/* ---------------------------------------------------------------------
+ * Settings and the run in progress
+ * ---------------------------------------------------------------------
+ */
+
+enum
+{
+	POLICY_NONE,
+	POLICY_CHECKSUM,
+	POLICY_FULL
+};
+
+static const char *const policy_names[] = {"none", "checksum", "full"};
+
+static const struct config_enum_entry policy_options[] = {
+	{"none", POLICY_NONE, false},
+	{"checksum", POLICY_CHECKSUM, false},
+	{"full", POLICY_FULL, false},
+	{NULL, 0, false}
+};
+
+static int	manifest_policy = POLICY_CHECKSUM;
+
+/* The settings a replay applies from the recorded fingerprint. */
+static const char *const replay_settings[] = {
+	"TimeZone", "DateStyle", "IntervalStyle", "extra_float_digits",
+	"standard_conforming_strings", "bytea_output", "lc_monetary", "lc_numeric",
+	"lc_time", "default_text_search_config", "timezone_abbreviations", "xmloption",
+	NULL
+};
+
+/* The run begun by elt.run_begin() in this session. */
+typedef struct PipelineRun
+{
+	int64		run_id;
+	char	   *pipeline;
+	const char *policy;
+	TimestampTz clock;
+	int64		seed;
+	pg_prng_state prng;
+	SubTransactionId begin_subid;	/* while elt.run_begin() is uncommitted */
+	SubTransactionId end_subid; /* while elt.run_end() is uncommitted */
+} PipelineRun;
+
+static PipelineRun *pipeline = NULL;
+
+static void
+free_pipeline(void)
+{
+	if (pipeline == NULL)
+		return;
+	pfree(pipeline->pipeline);
+	pfree(pipeline);
+	pipeline = NULL;
+}
+
+/* The run in progress: begun, and not ended. */
+static PipelineRun *
+active_pipeline(void)
+{
+	if (pipeline == NULL || pipeline->end_subid != InvalidSubTransactionId)
+		return NULL;
+	return pipeline;
+}
+
+/*
+ * A run begun in a transaction that rolls back never began; a run ended
+ * in one that rolls back is still open.
+ */
+static void
+manifest_xact_callback(XactEvent event, void *arg)
+{
+	if (pipeline == NULL)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			if (pipeline->end_subid != InvalidSubTransactionId)
+				free_pipeline();
+			else
+				pipeline->begin_subid = InvalidSubTransactionId;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			if (pipeline->begin_subid != InvalidSubTransactionId)
+				free_pipeline();
+			else
+				pipeline->end_subid = InvalidSubTransactionId;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+manifest_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg)
+{
+	if (pipeline == NULL)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		if (pipeline->begin_subid == mySubid)
+			free_pipeline();
+		else if (pipeline->end_subid == mySubid)
+			pipeline->end_subid = InvalidSubTransactionId;
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		if (pipeline->begin_subid == mySubid)
+			pipeline->begin_subid = parentSubid;
+		if (pipeline->end_subid == mySubid)
+			pipeline->end_subid = parentSubid;
+	}
+}
+
+void
+EltManifestInit(void)
+{
+	DefineCustomEnumVariable("elt.manifest_policy",
+							 "What the manifest of a transform run on its own records of the relations it reads and writes.",
+							 "none: their columns; checksum: also their rows and checksums; "
+							 "full: also snapshots, so that the run can be replayed. "
+							 "elt.run_begin() takes its own policy.",
+							 &manifest_policy,
+							 POLICY_CHECKSUM,
+							 policy_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	RegisterXactCallback(manifest_xact_callback, NULL);
+	RegisterSubXactCallback(manifest_subxact_callback, NULL);
+}
+
+/* elt.now() outside a transform run: the clock of the run in progress. */
+bool
+EltPipelineClock(TimestampTz *clock)
+{
+	PipelineRun *p = active_pipeline();
+
+	if (p == NULL)
+		return false;
+	*clock = p->clock;
+	return true;
+}
+
+/* elt.random() outside a transform run: the run's own sequence. */
+bool
+EltPipelineRandom(double *value)
+{
+	PipelineRun *p = active_pipeline();
+
+	if (p == NULL)
+		return false;
+	*value = pg_prng_double(&p->prng);
+	return true;
+}
+
+/* The seed of step n of a run seeded with seed. */
+static int64
+step_seed(int64 seed, int step)
+{
+	return (int64) hash_bytes_uint32_extended((uint32) step, (uint64) seed);
+}
+
+/* ---------------------------------------------------------------------
+ * Helpers
+ * ---------------------------------------------------------------------
+ */
+
+/* A timestamp as canonical text: ISO 8601, UTC, microseconds. */
+static char *
+utc_text(TimestampTz ts)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	return psprintf("%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year, tm.tm_mon, tm.tm_mday,
+					tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+}
+
+static void
+json_key(StringInfo buf, const char *key)
+{
+	if (buf->len > 0 && buf->data[buf->len - 1] != '{' && buf->data[buf->len - 1] != '[')
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+}
+
+static void
+json_text(StringInfo buf, const char *key, const char *value)
+{
+	json_key(buf, key);
+	if (value)
+		escape_json(buf, value);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+static void
+json_int(StringInfo buf, const char *key, int64 value)
+{
+	json_key(buf, key);
+	appendStringInfo(buf, INT64_FORMAT, value);
+}
+
+static void
+json_raw(StringInfo buf, const char *key, const char *json)
+{
+	json_key(buf, key);
+	appendStringInfoString(buf, json ? json : "null");
+}
+
+/* The row count of a checksum "v1:<rows>:<hex>". */
+static int64
+checksum_rows(const char *checksum)
+{
+	return strtoi64(checksum + 3, NULL, 10);
+}
+
+/* Run one statement through SPI (connected), as the current user. */
+static void
+exec_sql(const char *sql)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "SPI_execute failed: %s: %s", SPI_result_code_string(rc), sql);
+}
+
+/* The fingerprint of the environment, as the current user sees it. */
+static char *
+current_fingerprint(void)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	char	   *fp;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT elt.env_fingerprint()::pg_catalog.text AS f", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "computing the environment fingerprint failed");
+	fp = MemoryContextStrdup(outer, EltSpiGetText(0, "f"));
+	SPI_finish();
+	return fp;
+}
+
+/* Why relid cannot be checksummed by role, or NULL. */
+static const char *
+not_checksummable(Oid relid)
+{
+	char		relkind = get_rel_relkind(relid);
+
+	if (relkind == RELKIND_VIEW)
+		return "it is a view";
+	if (relkind == RELKIND_FOREIGN_TABLE)
+		return "it is a foreign table";
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE &&
+		relkind != RELKIND_MATVIEW)
+		return "it is not a table";
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		return "row-level security applies to it";
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		return "the role running it may not read all of it";
+	return NULL;
+}
+
+/*
+ * The JSON of a relation read or written by a step: its name, columns,
+ * primary key and schema version, and by policy its rows, checksum and
+ * snapshot.  Read with the active snapshot, as the current user.
+ */
+static char *
+relation_json(EltRunStep *st, Oid relid, const char *role, bool output)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	StringInfoData buf;
+	char	   *shape;
+	char	   *checksum = NULL;
+	const char *note = NULL;
+	int			policy = strcmp(st->policy, "full") == 0 ? POLICY_FULL :
+		strcmp(st->policy, "checksum") == 0 ? POLICY_CHECKSUM : POLICY_NONE;
+	char	   *snapshot = NULL;
+	EltCatalogWrite cw;
+
+	/* columns, key and schema version, read as the extension's owner */
+	EltCatalogWriteBegin(&cw);
+	{
+		static SPIPlanPtr plan = NULL;
+		Oid			types[1] = {OIDOID};
+		Datum		args[1];
+
+		EltPrepare(&plan, "SELECT elt._relation_shape($1)::pg_catalog.text AS s", 1, types);
+		args[0] = ObjectIdGetDatum(relid);
+		EltExec(plan, args, NULL, 1);
+		shape = MemoryContextStrdup(outer, EltSpiGetText(0, "s"));
+	}
+	EltCatalogWriteEnd(&cw);
+
+	if (policy != POLICY_NONE)
+	{
+		note = not_checksummable(relid);
+		if (note && policy == POLICY_FULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot snapshot %s for the run's manifest: %s", EltRelDisplayName(relid), note),
+					 errhint("Under snapshot_policy 'full' every relation a run reads or writes is copied. "
+							 "Read the tables behind it, or use snapshot_policy 'checksum'.")));
+		if (note == NULL && policy == POLICY_FULL)
+		{
+			char	   *shape_hash;
+			int64		id = EltSnapshotCreate(relid, &checksum, &shape_hash);
+			StringInfoData s;
+
+			initStringInfo(&s);
+			appendStringInfoChar(&s, '{');
+			json_int(&s, "id", id);
+			json_text(&s, "checksum", checksum);
+			json_text(&s, "shape_hash", shape_hash);
+			appendStringInfoChar(&s, '}');
+			snapshot = s.data;
+			st->snapshots = lappend(st->snapshots, psprintf(INT64_FORMAT, id));
+		}
+		else if (note == NULL)
+			checksum = EltTableChecksum(relid, NIL);
+	}
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	json_text(&buf, "relation", EltRelDisplayName(relid));
+	json_text(&buf, "schema", get_namespace_name(get_rel_namespace(relid)));
+	json_text(&buf, "name", get_rel_name(relid));
+	json_int(&buf, "step", st->step);
+	if (!output)
+		json_text(&buf, "role", role);
+	/* the shape's keys: columns, primary_key, schema_version */
+	appendStringInfoString(&buf, ", ");
+	appendBinaryStringInfo(&buf, shape + 1, strlen(shape) - 2);
+	json_raw(&buf, "rows", checksum ? psprintf(INT64_FORMAT, checksum_rows(checksum)) : NULL);
+	json_text(&buf, "checksum", checksum);
+	json_raw(&buf, "snapshot", snapshot);
+	if (note)
+		json_text(&buf, "not_checksummed", note);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/* ---------------------------------------------------------------------
+ * Steps: called by transform.c for every transform run
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Start a step: the run it belongs to, its number, clock and seed.  A
+ * transform run on its own is a run of one step with its own fingerprint,
+ * whose clock is its start.
+ */
+void
+EltRunStepBegin(EltRunStep *st, TimestampTz started)
+{
+	PipelineRun *p = active_pipeline();
+
+	initStringInfo(&st->inputs);
+	st->relations = NIL;
+	st->snapshots = NIL;
+	st->output = NULL;
+	st->not_replayable = NULL;
+	/* a library newer than the extension's SQL (before ALTER EXTENSION UPDATE) */
+	st->enabled = OidIsValid(EltCatalogRelid("run_manifests"));
+	if (!st->enabled)
+	{
+		st->run_id = 0;
+		st->policy = "none";
+		st->clock = GetCurrentTimestamp();
+		st->step = 1;
+		st->seed = (int64) pg_prng_uint64(&pg_global_prng_state);
+		st->fingerprint = NULL;
+		return;
+	}
+	if (p != NULL)
+	{
+		static SPIPlanPtr plan = NULL;
+		Oid			types[1] = {INT8OID};
+		Datum		args[1];
+		EltCatalogWrite cw;
+		bool		isnull;
+
+		st->run_id = p->run_id;
+		st->policy = p->policy;
+		st->clock = p->clock;
+		/* steps that rolled back left no row: their numbers are used again */
+		EltCatalogWriteBegin(&cw);
+		EltPrepare(&plan,
+				   "SELECT coalesce(pg_catalog.max(step), 0) + 1 AS n"
+				   " FROM elt.run_steps WHERE run_id = $1",
+				   1, types);
+		args[0] = Int64GetDatum(p->run_id);
+		EltExecLatest(plan, args, NULL, 1);
+		st->step = (int) EltSpiGetInt64(0, "n", &isnull);
+		EltCatalogWriteEnd(&cw);
+		st->seed = step_seed(p->seed, st->step);
+		st->fingerprint = NULL;
+	}
+	else
+	{
+		st->run_id = 0;
+		st->policy = policy_names[manifest_policy];
+		st->clock = started;
+		st->step = 1;
+		st->seed = (int64) pg_prng_uint64(&pg_global_prng_state);
+		st->fingerprint = current_fingerprint();
+	}
+}
+
+/* The relations a step's relation references name, and whether it can be replayed. */
+static void
+step_references(EltRunStep *st, List *sources)
+{
+	List	   *refs = EltRawRelationRefs(st->sql);
+	List	   *named = NIL;
+	ListCell   *lc;
+
+	foreach(lc, refs)
+	{
+		RangeVar   *rv = lfirst_node(RangeVar, lc);
+		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+		if (!OidIsValid(relid))
+		{
+			st->not_replayable = psprintf("relation \"%s\" it names was not found", rv->relname);
+			st->relations = lappend(st->relations, pstrdup(rv->relname));
+			continue;
+		}
+		st->relations = lappend(st->relations, EltRelDisplayName(relid));
+		named = list_append_unique_oid(named, relid);
+	}
+	foreach(lc, sources)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		if (!list_member_oid(named, relid))
+			st->not_replayable = psprintf("it reads %s, which its SQL does not name", EltRelDisplayName(relid));
+		else if (get_rel_relkind(relid) == RELKIND_VIEW || get_rel_relkind(relid) == RELKIND_FOREIGN_TABLE)
+			st->not_replayable = psprintf("it reads %s, which is not a table", EltRelDisplayName(relid));
+	}
+	foreach(lc, named)
+		if (!list_member_oid(sources, lfirst_oid(lc)))
+			st->not_replayable = psprintf("its SQL names %s, which the analyzed query does not read",
+										  EltRelDisplayName(lfirst_oid(lc)));
+}
+
+/* The relations a pipeline run has read or written in earlier steps. */
+static List *
+known_relations(int64 run_id)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			types[1] = {INT8OID};
+	Datum		args[1];
+	EltCatalogWrite cw;
+	List	   *names = NIL;
+	uint64		i;
+
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&plan,
+			   "SELECT i.value ->> 'relation' AS relation FROM elt.run_steps s"
+			   " CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(s.fragment -> 'inputs') i"
+			   " WHERE s.run_id = $1"
+			   " UNION SELECT s.fragment -> 'output' ->> 'relation' FROM elt.run_steps s"
+			   " WHERE s.run_id = $1 AND s.fragment ? 'output'",
+			   1, types);
+	args[0] = Int64GetDatum(run_id);
+	EltExecLatest(plan, args, NULL, 0);
+	for (i = 0; i < SPI_processed; i++)
+		names = lappend(names, MemoryContextStrdup(outer, EltSpiGetText(i, "relation")));
+	EltCatalogWriteEnd(&cw);
+	return names;
+}
+
+static bool
+name_member(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+static int
+cmp_oid(const ListCell *a, const ListCell *b)
+{
+	Oid			x = lfirst_oid(a);
+	Oid			y = lfirst_oid(b);
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Before a step executes (as the transform's owner, with its search_path):
+ * its relation references, and the relations it reads that the run has
+ * not met yet, as inputs.  A target whose earlier rows stay (append,
+ * merge) is an input too.
+ */
+void
+EltRunStepInputs(EltRunStep *st, List *sources)
+{
+	List	   *known = st->run_id != 0 ? known_relations(st->run_id) : NIL;
+	List	   *inputs = NIL;
+	bool		target_input = false;
+	ListCell   *lc;
+
+	if (!st->enabled)
+		return;
+
+	step_references(st, sources);
+	foreach(lc, sources)
+		if (!name_member(known, EltRelDisplayName(lfirst_oid(lc))))
+			inputs = lappend_oid(inputs, lfirst_oid(lc));
+	if (strcmp(st->mode, "replace") != 0 && !list_member_oid(sources, st->target) &&
+		!name_member(known, EltRelDisplayName(st->target)))
+		target_input = true;
+
+	if (strcmp(st->policy, "none") != 0 && !IsolationUsesXactSnapshot())
+	{
+		List	   *sorted = list_copy(inputs);
+
+		/* in OID order, so that two runs do not lock each other out */
+		list_sort(sorted, cmp_oid);
+		foreach(lc, sorted)
+			if (lfirst_oid(lc) != st->target)
+				LockRelationOid(lfirst_oid(lc), ShareLock);
+		if (strcmp(st->mode, "replace") != 0)
+			LockRelationOid(st->target, ShareRowExclusiveLock);
+	}
+
+	/* what the step will read: a snapshot taken after the locks */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	foreach(lc, inputs)
+	{
+		if (st->inputs.len > 0)
+			appendStringInfoString(&st->inputs, ", ");
+		appendStringInfoString(&st->inputs,
+							   relation_json(st, lfirst_oid(lc),
+											 lfirst_oid(lc) == st->target ? "source, target" : "source",
+											 false));
+	}
+	if (target_input)
+	{
+		if (st->inputs.len > 0)
+			appendStringInfoString(&st->inputs, ", ");
+		appendStringInfoString(&st->inputs, relation_json(st, st->target, "target", false));
+	}
+	PopActiveSnapshot();
+}
+
+/* After a step executed: its target, as an output (seeing the step's rows). */
+void
+EltRunStepOutput(EltRunStep *st)
+{
+	if (!st->enabled)
+		return;
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	st->output = relation_json(st, st->target, NULL, true);
+	PopActiveSnapshot();
+	if (st->sandbox_target)
+	{
+		/* a replay's output: named as the original, with the sandbox table */
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendBinaryStringInfo(&buf, st->output, strlen(st->output) - 1);
+		json_text(&buf, "sandbox_relation", st->sandbox_target);
+		appendStringInfoChar(&buf, '}');
+		st->output = buf.data;
+	}
+}
+
+/* The step's part of the manifest. */
+static char *
+step_json(EltRunStep *st, int64 transform_run_id)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"step\": {");
+	json_int(&buf, "step", st->step);
+	json_text(&buf, "transform", st->transform);
+	if (st->transform_id != 0)
+		json_int(&buf, "transform_id", st->transform_id);
+	json_int(&buf, "version", st->version);
+	json_text(&buf, "code_hash", st->code_hash);
+	json_text(&buf, "mode", st->mode);
+	json_text(&buf, "lineage", st->lineage);
+	json_text(&buf, "target", st->sandbox_target ? NULL : EltRelDisplayName(st->target));
+	json_text(&buf, "sql", st->sql);
+	json_text(&buf, "search_path", st->search_path);
+	json_raw(&buf, "params", JsonbToCString(NULL, &st->params->root, VARSIZE(st->params)));
+	json_int(&buf, "seed", st->seed);
+	json_text(&buf, "started_at", utc_text(st->started_at));
+	json_text(&buf, "finished_at", utc_text(st->finished_at));
+	json_raw(&buf, "duration_ms", psprintf("%.3f", (double) (st->finished_at - st->started_at) / 1000.0));
+	json_int(&buf, "rows_read", st->rows_read);
+	json_int(&buf, "rows_written", st->rows_written);
+	if (st->rows_deleted_known)
+		json_int(&buf, "rows_deleted", st->rows_deleted);
+	if (transform_run_id != 0)
+		json_int(&buf, "transform_run_id", transform_run_id);
+	json_key(&buf, "relations");
+	appendStringInfoChar(&buf, '[');
+	foreach(lc, st->relations)
+	{
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, (char *) lfirst(lc));
+	}
+	appendStringInfoChar(&buf, ']');
+	json_raw(&buf, "replayable", st->not_replayable ? "false" : "true");
+	if (st->not_replayable)
+		json_text(&buf, "not_replayable", st->not_replayable);
+	if (st->sandbox_target)
+		json_text(&buf, "sandbox_target", st->sandbox_target);
+	appendStringInfoString(&buf, "}, \"inputs\": [");
+	appendStringInfoString(&buf, st->inputs.data);
+	appendStringInfoChar(&buf, ']');
+	if (st->output)
+		appendStringInfo(&buf, ", \"output\": %s", st->output);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/* Insert a run's row (inside a catalog write). */
+static void
+insert_run(int64 run_id, const char *pipeline_name, const char *kind, Jsonb *params,
+		   const char *policy, TimestampTz clock, int64 seed, const char *fingerprint,
+		   Oid role, TimestampTz started, int64 replay_of, const char *sandbox, bool imported)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[13] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID,
+	TEXTOID, OIDOID, TIMESTAMPTZOID, INT8OID, TEXTOID, BOOLOID};
+	Datum		v[13];
+	char		n[13] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	EltPrepare(&plan,
+			   "INSERT INTO elt.run_defs (run_id, pipeline, kind, params, snapshot_policy, clock,"
+			   " random_seed, fingerprint, role, started_at, replay_of, sandbox, imported)"
+			   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::pg_catalog.jsonb, $9::pg_catalog.regrole, $10,"
+			   " $11, $12, $13)",
+			   13, types);
+	v[0] = Int64GetDatum(run_id);
+	v[1] = CStringGetTextDatum(pipeline_name);
+	v[2] = CStringGetTextDatum(kind);
+	v[3] = JsonbPGetDatum(params);
+	v[4] = CStringGetTextDatum(policy);
+	v[5] = TimestampTzGetDatum(clock);
+	v[6] = Int64GetDatum(seed);
+	v[7] = CStringGetTextDatum(fingerprint);
+	v[8] = ObjectIdGetDatum(role);
+	v[9] = TimestampTzGetDatum(started);
+	v[10] = Int64GetDatum(replay_of);
+	n[10] = replay_of ? ' ' : 'n';
+	v[11] = sandbox ? CStringGetTextDatum(sandbox) : (Datum) 0;
+	n[11] = sandbox ? ' ' : 'n';
+	v[12] = BoolGetDatum(imported);
+	EltExec(plan, v, n, 0);
+}
+
+/* Insert a step and the snapshots it references (inside a catalog write). */
+static void
+insert_step(int64 run_id, EltRunStep *st, int64 transform_run_id)
+{
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr snap_plan = NULL;
+	Oid			types[4] = {INT8OID, INT4OID, INT8OID, TEXTOID};
+	Datum		v[4];
+	char		n[4] = {' ', ' ', ' ', ' '};
+	ListCell   *lc;
+
+	EltPrepare(&plan,
+			   "INSERT INTO elt.run_steps (run_id, step, transform_run_id, fragment)"
+			   " VALUES ($1, $2, $3, $4::pg_catalog.jsonb)",
+			   4, types);
+	v[0] = Int64GetDatum(run_id);
+	v[1] = Int32GetDatum(st->step);
+	v[2] = Int64GetDatum(transform_run_id);
+	n[2] = transform_run_id ? ' ' : 'n';
+	v[3] = CStringGetTextDatum(step_json(st, transform_run_id));
+	EltExec(plan, v, n, 0);
+
+	EltPrepare(&snap_plan,
+			   "INSERT INTO elt.run_snapshots (run_id, snapshot_id)"
+			   " SELECT $1, pg_catalog.unnest($2::pg_catalog.int8[]) ON CONFLICT DO NOTHING",
+			   2, (Oid[]) {INT8OID, TEXTOID});
+	if (st->snapshots != NIL)
+	{
+		StringInfoData arr;
+
+		initStringInfo(&arr);
+		appendStringInfoChar(&arr, '{');
+		foreach(lc, st->snapshots)
+			appendStringInfo(&arr, "%s%s", foreach_current_index(lc) > 0 ? "," : "", (char *) lfirst(lc));
+		appendStringInfoChar(&arr, '}');
+		EltExec(snap_plan, (Datum[]) {Int64GetDatum(run_id), CStringGetTextDatum(arr.data)}, NULL, 0);
+	}
+}
+
+/* Assemble, hash and keep a finished run's manifest (inside a catalog write). */
+static char *
+store_manifest(int64 run_id, TimestampTz finished)
+{
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr ins = NULL;
+	Oid			types[2] = {INT8OID, TIMESTAMPTZOID};
+	Datum		v[2];
+	char	   *manifest;
+	char		id[ELT_SHA256_HEX_LEN + 1];
+
+	EltPrepare(&plan, "SELECT elt._run_manifest_assemble($1, $2)::pg_catalog.text AS m", 2, types);
+	v[0] = Int64GetDatum(run_id);
+	v[1] = TimestampTzGetDatum(finished);
+	EltExecLatest(plan, v, NULL, 1);
+	manifest = EltSpiGetText(0, "m");
+	EltSha256Hex(manifest, strlen(manifest), id);
+	EltPrepare(&ins,
+			   "INSERT INTO elt.run_manifests (run_id, manifest_id, manifest, finished_at)"
+			   " VALUES ($1, $2, pg_catalog.jsonb_build_object('id', $2) OPERATOR(pg_catalog.||)"
+			   " $3::pg_catalog.jsonb, $4)",
+			   4, (Oid[]) {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID});
+	EltExec(ins, (Datum[]) {Int64GetDatum(run_id), CStringGetTextDatum(id),
+			CStringGetTextDatum(manifest), TimestampTzGetDatum(finished)}, NULL, 0);
+	return pstrdup(id);
+}
+
+/*
+ * Record a step (inside the catalog write of its transform run).  A
+ * transform run on its own is also recorded as a run, with its manifest,
+ * under the transform run's id.
+ */
+void
+EltRunStepRecord(EltRunStep *st, int64 transform_run_id)
+{
+	int64		run_id = st->run_id;
+
+	if (!st->enabled)
+		return;
+
+	if (run_id == 0)
+	{
+		run_id = transform_run_id;
+		insert_run(run_id, st->transform, "transform", st->params, st->policy, st->clock,
+				   st->seed, st->fingerprint, st->role, st->started_at, 0, NULL, false);
+	}
+	insert_step(run_id, st, transform_run_id);
+	if (st->run_id == 0)
+		(void) store_manifest(run_id, st->finished_at);
+}
+
+/* ---------------------------------------------------------------------
+ * elt.run_begin, elt.run_end, elt.run_manifest, elt.run_manifest_import
+ * ---------------------------------------------------------------------
+ */
+
+static void
+audit_run(Oid actor, const char *action, const char *object, int64 run_id, const char *extra)
+{
+	StringInfoData d;
+
+	initStringInfo(&d);
+	appendStringInfoChar(&d, '{');
+	EltAppendJsonInt(&d, "run_id", run_id);
+	if (extra)
+		appendStringInfo(&d, ", %s", extra);
+	appendStringInfoChar(&d, '}');
+	EltAuditRecord(actor, action, object, d.data, EltAuditReason(NULL));
+}
+
+PG_FUNCTION_INFO_V1(elt_run_begin);
+
+/*
+ * elt.run_begin(pipeline text, params jsonb DEFAULT '{}', snapshot_policy
+ * text DEFAULT 'checksum') RETURNS bigint: begin a run in this session.
+ */
+Datum
+elt_run_begin(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	Jsonb	   *params;
+	char	   *policy;
+	int			p;
+	char	   *fingerprint;
+	EltCatalogWrite cw;
+	bool		isnull;
+	int64		run_id;
+	int64		seed;
+	TimestampTz clock;
+	MemoryContext old;
+
+	EltRequireCatalog("run_defs");
+	name = EltRequiredText(fcinfo, 0, "pipeline");
+	EltCheckObjectName("pipeline", name);
+	params = PG_ARGISNULL(1)
+		? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
+		: PG_GETARG_JSONB_P(1);
+	if (!JB_ROOT_IS_OBJECT(params))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("params must be a JSON object"),
+				 errhint("For example '{\"day\": \"2026-01-31\"}'.")));
+	policy = PG_ARGISNULL(2) ? "checksum" : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	for (p = 0; p < 3; p++)
+		if (strcmp(policy, policy_names[p]) == 0)
+			break;
+	if (p == 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid snapshot_policy \"%s\"", policy),
+				 errhint("Policies: \"none\" (columns only), \"checksum\" (also rows and checksums) or \"full\" (also snapshots, for replay).")));
+	if (pipeline != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run " INT64_FORMAT " (\"%s\") is already open in this session",
+						pipeline->run_id, pipeline->pipeline),
+				 errhint(pipeline->end_subid != InvalidSubTransactionId
+						 ? "It ends when this transaction commits."
+						 : "End it with elt.run_end() first.")));
+	if (EltCurrentRunId() != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("elt.run_begin() cannot be called inside a transform run")));
+
+	fingerprint = current_fingerprint();
+	clock = GetCurrentTimestamp();
+	seed = (int64) pg_prng_uint64(&pg_global_prng_state);
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute("SELECT pg_catalog.nextval('elt.run_id_seq') AS run_id", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "drawing a run id failed");
+	run_id = EltSpiGetInt64(0, "run_id", &isnull);
+	insert_run(run_id, name, "pipeline", params, policy_names[p], clock, seed, fingerprint,
+			   cw.actor, clock, 0, NULL, false);
+	{
+		StringInfoData extra;
+
+		initStringInfo(&extra);
+		appendStringInfoChar(&extra, '{');
+		EltAppendJsonString(&extra, "snapshot_policy", policy_names[p]);
+		audit_run(cw.actor, "run_begin", name, run_id, extra.data + 1);
+	}
+	EltCatalogWriteEnd(&cw);
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	pipeline = palloc0(sizeof(PipelineRun));
+	pipeline->run_id = run_id;
+	pipeline->pipeline = pstrdup(name);
+	pipeline->policy = policy_names[p];
+	pipeline->clock = clock;
+	pipeline->seed = seed;
+	pg_prng_seed(&pipeline->prng, (uint64) seed);
+	pipeline->begin_subid = GetCurrentSubTransactionId();
+	pipeline->end_subid = InvalidSubTransactionId;
+	MemoryContextSwitchTo(old);
+	PG_RETURN_INT64(run_id);
+}
+
+PG_FUNCTION_INFO_V1(elt_run_end);
+
+/* elt.run_end() RETURNS bigint: end the session's run and keep its manifest. */
+Datum
+elt_run_end(PG_FUNCTION_ARGS)
+{
+	PipelineRun *p = active_pipeline();
+	EltCatalogWrite cw;
+	char	   *id;
+	int64		run_id;
+
+	EltRequireCatalog("run_defs");
+	if (p == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no run is open in this session"),
+				 errhint("Begin one with elt.run_begin(pipeline).")));
+	if (EltCurrentRunId() != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("elt.run_end() cannot be called inside a transform run")));
+	run_id = p->run_id;
+	EltCatalogWriteBegin(&cw);
+	id = store_manifest(run_id, GetCurrentTimestamp());
+	{
+		StringInfoData extra;
+
+		initStringInfo(&extra);
+		appendStringInfoChar(&extra, '{');
+		EltAppendJsonString(&extra, "manifest_id", id);
+		audit_run(cw.actor, "run_end", p->pipeline, run_id, extra.data + 1);
+	}
+	EltCatalogWriteEnd(&cw);
+	p->end_subid = GetCurrentSubTransactionId();
+	PG_RETURN_INT64(run_id);
+}
+
+/*
+ * A finished run's manifest, its role, kind and sandbox, read as the
+ * extension's owner; an error unless the caller has the privileges of the
+ * run's role.
+ */
+static char *
+load_manifest(int64 run_id, Oid *role_out, char **sandbox_out)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			types[1] = {INT8OID};
+	Datum		args[1];
+	EltCatalogWrite cw;
+	char	   *manifest;
+	Oid			role;
+	bool		isnull;
+
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&plan,
+			   "SELECT r.role::pg_catalog.oid AS role, m.manifest::pg_catalog.text AS manifest, r.sandbox"
+			   " FROM elt.run_defs r LEFT JOIN elt.run_manifests m ON m.run_id = r.run_id"
+			   " WHERE r.run_id = $1",
+			   1, types);
+	args[0] = Int64GetDatum(run_id);
+	EltExecLatest(plan, args, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("run " INT64_FORMAT " does not exist", run_id),
+				 errhint("elt.runs lists the runs you may read.")));
+	role = DatumGetObjectId(EltSpiGetDatum(0, "role", &isnull));
+	if (!superuser_arg(cw.actor) && !has_privs_of_role(cw.actor, role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for run " INT64_FORMAT, run_id),
+				 errhint("Only members of role %s, whose run it is, may read or replay it.",
+						 GetUserNameFromId(role, false))));
+	(void) EltSpiGetDatum(0, "manifest", &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run " INT64_FORMAT " is still open: it has no manifest yet", run_id),
+				 errhint("The session that began it ends it with elt.run_end().")));
+	manifest = MemoryContextStrdup(outer, EltSpiGetText(0, "manifest"));
+	if (sandbox_out)
+	{
+		char	   *s = EltSpiGetText(0, "sandbox");
+
+		*sandbox_out = s ? MemoryContextStrdup(outer, s) : NULL;
+	}
+	EltCatalogWriteEnd(&cw);
+	if (role_out)
+		*role_out = role;
+	return manifest;
+}
+
+PG_FUNCTION_INFO_V1(elt_run_manifest);
+
+/* elt.run_manifest(run_id bigint) RETURNS jsonb */
+Datum
+elt_run_manifest(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run_id must not be null")));
+	EltRequireCatalog("run_manifests");
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in,
+										CStringGetDatum(load_manifest(PG_GETARG_INT64(0), NULL, NULL))));
+}
+
+PG_FUNCTION_INFO_V1(elt_run_manifest_import);
+
+/*
+ * elt.run_manifest_import(manifest jsonb) RETURNS bigint: keep a manifest
+ * exported from another database as a run of the caller's, after checking
+ * that its id is the hash of its content.  Importing one twice returns
+ * the run made the first time.
+ */
+Datum
+elt_run_manifest_import(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr check = NULL;
+	static SPIPlanPtr find = NULL;
+	static SPIPlanPtr ins = NULL;
+	Jsonb	   *m;
+	EltCatalogWrite cw;
+	char	   *given;
+	char	   *content;
+	char		id[ELT_SHA256_HEX_LEN + 1];
+	char	   *pipeline_name;
+	bool		isnull;
+	int64		run_id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("manifest must not be null")));
+	EltRequireCatalog("run_manifests");
+	m = PG_GETARG_JSONB_P(0);
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&check,
+			   "SELECT $1 ->> 'id' AS id, ($1 OPERATOR(pg_catalog.-) 'id'::pg_catalog.text)::pg_catalog.text AS content,"
+			   " $1 ->> 'format' AS format, pg_catalog.jsonb_typeof($1 -> 'run') AS run,"
+			   " pg_catalog.jsonb_typeof($1 -> 'steps') AS steps,"
+			   " $1 -> 'run' ->> 'kind' AS kind, $1 -> 'run' ->> 'pipeline' AS pipeline,"
+			   " $1 -> 'run' ->> 'snapshot_policy' AS policy",
+			   1, (Oid[]) {JSONBOID});
+	EltExec(check, (Datum[]) {JsonbPGetDatum(m)}, NULL, 1);
+	if (!JB_ROOT_IS_OBJECT(m) || EltSpiGetText(0, "format") == NULL ||
+		strcmp(EltSpiGetText(0, "format"), "elt_governance.run_manifest.v1") != 0 ||
+		EltSpiGetText(0, "run") == NULL || strcmp(EltSpiGetText(0, "run"), "object") != 0 ||
+		EltSpiGetText(0, "steps") == NULL || strcmp(EltSpiGetText(0, "steps"), "array") != 0 ||
+		EltSpiGetText(0, "kind") == NULL || EltSpiGetText(0, "pipeline") == NULL ||
+		EltSpiGetText(0, "policy") == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("not a run manifest"),
+				 errdetail("A manifest is an object with \"format\": \"elt_governance.run_manifest.v1\", \"id\", \"run\" and \"steps\"."),
+				 errhint("Export one with elt.run_manifest(run_id).")));
+	pipeline_name = pstrdup(EltSpiGetText(0, "pipeline"));
+	given = EltSpiGetText(0, "id");
+	content = EltSpiGetText(0, "content");
+	EltSha256Hex(content, strlen(content), id);
+	if (given == NULL || strcmp(given, id) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the manifest's id does not match its content"),
+				 errdetail("The id is %s; the SHA-256 of the rest is %s.", given ? given : "missing", id),
+				 errhint("The manifest was changed after it was exported. Export it again.")));
+
+	/* the same manifest again: the run it became */
+	EltPrepare(&find,
+			   "SELECT r.run_id FROM elt.run_manifests m JOIN elt.run_defs r ON r.run_id = m.run_id"
+			   " WHERE m.manifest_id = $1 AND r.imported AND r.role = $2::pg_catalog.regrole",
+			   2, (Oid[]) {TEXTOID, OIDOID});
+	EltExecLatest(find, (Datum[]) {CStringGetTextDatum(id), ObjectIdGetDatum(cw.actor)}, NULL, 1);
+	if (SPI_processed > 0)
+	{
+		run_id = EltSpiGetInt64(0, "run_id", &isnull);
+		EltCatalogWriteEnd(&cw);
+		PG_RETURN_INT64(run_id);
+	}
+	if (SPI_execute("SELECT pg_catalog.nextval('elt.run_id_seq') AS run_id", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "drawing a run id failed");
+	run_id = EltSpiGetInt64(0, "run_id", &isnull);
+	EltPrepare(&ins,
+			   "WITH r AS (INSERT INTO elt.run_defs (run_id, pipeline, kind, params, snapshot_policy, clock,"
+			   "  random_seed, fingerprint, role, started_at, imported)"
+			   " SELECT $1, $2 -> 'run' ->> 'pipeline', $2 -> 'run' ->> 'kind',"
+			   "  coalesce($2 -> 'run' -> 'params', '{}'), $2 -> 'run' ->> 'snapshot_policy',"
+			   "  ($2 -> 'run' ->> 'clock')::pg_catalog.timestamptz,"
+			   "  ($2 -> 'run' ->> 'random_seed')::pg_catalog.int8,"
+			   "  coalesce($2 -> 'fingerprint', '{}'), $3::pg_catalog.regrole,"
+			   "  ($2 -> 'run' ->> 'started_at')::pg_catalog.timestamptz, true"
+			   " RETURNING run_id)"
+			   " INSERT INTO elt.run_manifests (run_id, manifest_id, manifest, finished_at)"
+			   " SELECT r.run_id, $4, $2, ($2 -> 'run' ->> 'finished_at')::pg_catalog.timestamptz FROM r",
+			   4, (Oid[]) {INT8OID, JSONBOID, OIDOID, TEXTOID});
+	EltExec(ins, (Datum[]) {Int64GetDatum(run_id), JsonbPGetDatum(m), ObjectIdGetDatum(cw.actor),
+			CStringGetTextDatum(id)}, NULL, 0);
+	{
+		StringInfoData extra;
+
+		initStringInfo(&extra);
+		appendStringInfoChar(&extra, '{');
+		EltAppendJsonString(&extra, "manifest_id", id);
+		audit_run(cw.actor, "run_manifest_import", pipeline_name, run_id, extra.data + 1);
+	}
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_INT64(run_id);
+}
+
+/* ---------------------------------------------------------------------
+ * Replay
+ * ---------------------------------------------------------------------
+ */
+
+/* A relation of the run being replayed, and its copy in the sandbox. */
+typedef struct ReplayRel
+{
+	char	   *relation;		/* as recorded: qualified, quoted */
+	char	   *schema;
+	char	   *name;
+	int			input_step;		/* the step that read it first, or 0 */
+	char	   *input_role;
+	char	   *input_columns;	/* JSON */
+	char	   *snapshot_id;	/* or NULL */
+	char	   *snapshot_checksum;
+	char	   *snapshot_shape;
+	char	   *output_shape;	/* {"columns": ..., "primary_key": ...}, or NULL */
+	char	   *sandbox_name;
+	char	   *sandbox;		/* qualified, quoted */
+	Oid			sandbox_oid;
+	char	   *storage;		/* the snapshot it is copied from */
+	char	   *input_json;		/* the replay's record of it as an input */
+} ReplayRel;
+
+static ReplayRel *
+find_rel(List *rels, const char *relation)
+{
+	ListCell   *lc;
+
+	foreach(lc, rels)
+		if (strcmp(((ReplayRel *) lfirst(lc))->relation, relation) == 0)
+			return lfirst(lc);
+	return NULL;
+}
+
+/* Check that expr is one expression, not more SQL (it comes from a manifest). */
+static void
+check_expression(const char *expr, const char *relation)
+{
+	List	   *raw = raw_parser(psprintf("SELECT (%s)", expr), RAW_PARSE_DEFAULT);
+	SelectStmt *s;
+
+	if (list_length(raw) != 1 || !IsA(linitial_node(RawStmt, raw)->stmt, SelectStmt) ||
+		(s = (SelectStmt *) linitial_node(RawStmt, raw)->stmt)->fromClause != NIL ||
+		list_length(s->targetList) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the manifest's default for a column of %s is not an expression: %s",
+						relation, expr)));
+}
+
+/*
+ * The CREATE TABLE statement of a relation's sandbox copy from its
+ * recorded shape: column types checked as type names, defaults as single
+ * expressions, identity columns as identity columns of the sandbox.
+ */
+static char *
+sandbox_table_sql(ReplayRel *r)
+{
+	StringInfoData buf;
+	uint64		i;
+	int			rc;
+
+	rc = SPI_execute_with_args("SELECT c ->> 'name' AS name, c ->> 'type' AS type,"
+							   " (c ->> 'not_null')::boolean AS not_null, c ->> 'default' AS def,"
+							   " c ->> 'generated' AS generated, (c ->> 'identity')::boolean AS identity"
+							   " FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb -> 'columns') c",
+							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(r->output_shape)},
+							   NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading a recorded shape failed");
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "CREATE TABLE %s (", r->sandbox);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *name = EltSpiGetText(i, "name");
+		char	   *type = EltSpiGetText(i, "type");
+		char	   *def = EltSpiGetText(i, "def");
+		char	   *gen = EltSpiGetText(i, "generated");
+		bool		isnull;
+		bool		notnull = EltSpiGetBool(i, "not_null", &isnull);
+		bool		identity = EltSpiGetBool(i, "identity", &isnull);
+		Oid			typid;
+		int32		typmod;
+
+		if (name == NULL || type == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("the manifest's shape of %s has a column without a name or type", r->relation)));
+		parseTypeString(type, &typid, &typmod, false);
+		appendStringInfo(&buf, "%s%s %s", i > 0 ? ", " : "", quote_identifier(name),
+						 format_type_extended(typid, typmod,
+											  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+		if (gen)
+		{
+			check_expression(gen, r->relation);
+			appendStringInfo(&buf, " GENERATED ALWAYS AS (%s) STORED", gen);
+		}
+		else if (identity)
+			appendStringInfoString(&buf, " GENERATED BY DEFAULT AS IDENTITY");
+		else if (def)
+		{
+			check_expression(def, r->relation);
+			appendStringInfo(&buf, " DEFAULT (%s)", def);
+		}
+		if (notnull)
+			appendStringInfoString(&buf, " NOT NULL");
+	}
+	rc = SPI_execute_with_args("SELECT k FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb -> 'primary_key') k",
+							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(r->output_shape)},
+							   NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading a recorded key failed");
+	if (SPI_processed > 0)
+	{
+		appendStringInfoString(&buf, ", PRIMARY KEY (");
+		for (i = 0; i < SPI_processed; i++)
+			appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "", quote_identifier(EltSpiGetText(i, "k")));
+		appendStringInfoChar(&buf, ')');
+	}
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
+/*
+ * The storage of the snapshot an input refers to: the recorded snapshot if
+ * it is there with the recorded checksum, else one with the same shape and
+ * checksum that the caller may read (an imported manifest's, or one made
+ * again).  NULL when there is none.
+ */
+static char *
+snapshot_storage(ReplayRel *r)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext outer = CurrentMemoryContext;
+	EltCatalogWrite cw;
+	char	   *storage = NULL;
+
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&plan,
+			   "SELECT pg_catalog.format('elt_snapshots.%I', s.storage) AS storage FROM elt.snapshot_defs s"
+			   " WHERE s.checksum = $2 AND s.shape_hash = $3"
+			   "   AND (pg_catalog.pg_has_role($4, s.created_by, 'USAGE') OR s.snapshot_id = $1)"
+			   "   AND pg_catalog.to_regclass(pg_catalog.format('elt_snapshots.%I', s.storage)) IS NOT NULL"
+			   " ORDER BY s.snapshot_id = $1 DESC, s.snapshot_id DESC LIMIT 1",
+			   4, (Oid[]) {INT8OID, TEXTOID, TEXTOID, OIDOID});
+	EltExecLatest(plan, (Datum[]) {Int64GetDatum(strtoi64(r->snapshot_id, NULL, 10)),
+				  CStringGetTextDatum(r->snapshot_checksum), CStringGetTextDatum(r->snapshot_shape),
+				  ObjectIdGetDatum(cw.actor)}, NULL, 1);
+	if (SPI_processed > 0)
+		storage = MemoryContextStrdup(outer, EltSpiGetText(0, "storage"));
+	EltCatalogWriteEnd(&cw);
+	return storage;
+}
+
+/* A text column of an SPI result row, copied into cxt (NULL stays NULL). */
+static char *
+spi_text(MemoryContext cxt, uint64 row, const char *column)
+{
+	char	   *v = EltSpiGetText(row, column);
+
+	return v ? MemoryContextStrdup(cxt, v) : NULL;
+}
+
+/* Read the relations of a manifest (inputs first, then outputs not read), into cxt. */
+static List *
+replay_relations(const char *manifest, int64 run_id, MemoryContext cxt)
+{
+	List	   *rels = NIL;
+	uint64		i;
+	int			rc;
+
+	rc = SPI_execute_with_args("SELECT i ->> 'relation' AS relation, i ->> 'schema' AS schema, i ->> 'name' AS name,"
+							   " (i ->> 'step')::int AS step, i ->> 'role' AS role, (i -> 'columns')::text AS columns,"
+							   " i -> 'snapshot' ->> 'id' AS snapshot_id, i -> 'snapshot' ->> 'checksum' AS snapshot_checksum,"
+							   " i -> 'snapshot' ->> 'shape_hash' AS snapshot_shape"
+							   " FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb -> 'inputs') i",
+							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(manifest)}, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading the manifest's inputs failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		ReplayRel  *r = MemoryContextAllocZero(cxt, sizeof(ReplayRel));
+		bool		isnull;
+
+		r->relation = spi_text(cxt, i, "relation");
+		r->schema = spi_text(cxt, i, "schema");
+		r->name = spi_text(cxt, i, "name");
+		r->input_step = (int) EltSpiGetInt64(i, "step", &isnull);
+		r->input_role = spi_text(cxt, i, "role");
+		r->input_columns = spi_text(cxt, i, "columns");
+		r->snapshot_id = spi_text(cxt, i, "snapshot_id");
+		r->snapshot_checksum = spi_text(cxt, i, "snapshot_checksum");
+		r->snapshot_shape = spi_text(cxt, i, "snapshot_shape");
+		if (r->relation == NULL || r->name == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("run " INT64_FORMAT "'s manifest has an input without a name", run_id)));
+		if (r->snapshot_id == NULL || r->snapshot_checksum == NULL || r->snapshot_shape == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("run " INT64_FORMAT " cannot be replayed: it kept no snapshot of %s",
+							run_id, r->relation),
+					 errhint("Runs recorded with snapshot_policy 'full' can be replayed: "
+							 "elt.run_begin(pipeline, params, 'full'), or SET elt.manifest_policy = 'full' for transform runs on their own.")));
+		if (find_rel(rels, r->relation) == NULL)
+			{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			rels = lappend(rels, r);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	rc = SPI_execute_with_args("SELECT o ->> 'relation' AS relation, o ->> 'schema' AS schema, o ->> 'name' AS name,"
+							   " pg_catalog.jsonb_build_object('columns', o -> 'columns',"
+							   "  'primary_key', o -> 'primary_key')::text AS shape"
+							   " FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb -> 'outputs') o",
+							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(manifest)}, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading the manifest's outputs failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *relation = spi_text(cxt, i, "relation");
+		ReplayRel  *r = relation ? find_rel(rels, relation) : NULL;
+
+		if (relation == NULL || EltSpiGetText(i, "name") == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("run " INT64_FORMAT "'s manifest has an output without a name", run_id)));
+		if (r == NULL)
+		{
+			r = MemoryContextAllocZero(cxt, sizeof(ReplayRel));
+			r->relation = relation;
+			r->schema = spi_text(cxt, i, "schema");
+			r->name = spi_text(cxt, i, "name");
+			{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			rels = lappend(rels, r);
+			MemoryContextSwitchTo(old);
+		}
+		}
+		r->output_shape = spi_text(cxt, i, "shape");
+	}
+	return rels;
+}
+
+/* Apply the recorded settings; WARNING with what still differs from the recorded fingerprint. */
+static void
+apply_recorded_settings(const char *manifest, int64 run_id)
+{
+	uint64		i;
+	int			rc;
+
+	rc = SPI_execute_with_args("SELECT s.key, s.value FROM pg_catalog.jsonb_each_text($1::pg_catalog.jsonb -> 'fingerprint' -> 'settings') s",
+							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(manifest)}, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading the recorded settings failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *key = EltSpiGetText(i, "key");
+		char	   *value = EltSpiGetText(i, "value");
+		int			k;
+
+		for (k = 0; replay_settings[k]; k++)
+			if (strcmp(replay_settings[k], key) == 0 && value != NULL)
+				(void) set_config_option(key, value, PGC_USERSET, PGC_S_SESSION,
+										 GUC_ACTION_SAVE, true, 0, false);
+	}
+	rc = SPI_execute_with_args("SELECT pg_catalog.count(*) AS n, pg_catalog.string_agg(pg_catalog.format('%s: %s, now %s', d.key,"
+							   " coalesce(d.a_value::text, 'none'), coalesce(d.b_value::text, 'none')),"
+							   " E'\\n' ORDER BY d.key) AS diff"
+							   " FROM elt.env_diff($1::pg_catalog.jsonb -> 'fingerprint', elt.env_fingerprint()) d"
+							   " WHERE d.key NOT IN ('settings.search_path', 'settings.elt.reason')",
+							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(manifest)}, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "comparing fingerprints failed");
+	{
+		bool		isnull;
+
+		if (EltSpiGetInt64(0, "n", &isnull) > 0)
+			ereport(WARNING,
+					(errmsg("the environment differs from the one run " INT64_FORMAT " recorded", run_id),
+					 errdetail("%s", EltSpiGetText(0, "diff")),
+					 errhint("Results that depend on these may differ; elt.verify_replay() shows whether they do.")));
+	}
+}
+
+/* One step of the manifest, as read for its replay. */
+typedef struct ReplayStep
+{
+	int			step;
+	char	   *transform;
+	int64		transform_id;
+	int			version;
+	char	   *code_hash;
+	char	   *mode;
+	char	   *lineage;
+	char	   *target;
+	char	   *sql;
+	char	   *search_path;
+	char	   *params;
+	int64		seed;
+	char	   *relations;		/* JSON array */
+	bool		replayable;
+	char	   *not_replayable;
+} ReplayStep;
+
+static List *
+replay_steps(const char *manifest, int64 run_id, MemoryContext cxt)
+{
+	List	   *steps = NIL;
+	uint64		i;
+	int			rc;
+
+	rc = SPI_execute_with_args("SELECT (s ->> 'step')::int AS step, s ->> 'transform' AS transform,"
+							   " (s ->> 'transform_id')::int8 AS transform_id,"
+							   " (s ->> 'version')::int AS version, s ->> 'code_hash' AS code_hash,"
+							   " s ->> 'mode' AS mode, s ->> 'lineage' AS lineage, s ->> 'target' AS target,"
+							   " s ->> 'sql' AS sql, s ->> 'search_path' AS search_path,"
+							   " coalesce(s -> 'params', '{}')::text AS params,"
+							   " (s ->> 'seed')::int8 AS seed, coalesce(s -> 'relations', '[]')::text AS relations,"
+							   " coalesce((s ->> 'replayable')::boolean, false) AS replayable,"
+							   " s ->> 'not_replayable' AS not_replayable"
+							   " FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb -> 'steps') s"
+							   " ORDER BY 1",
+							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(manifest)}, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading the manifest's steps failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		ReplayStep *s = MemoryContextAllocZero(cxt, sizeof(ReplayStep));
+		bool		isnull;
+
+		s->step = (int) EltSpiGetInt64(i, "step", &isnull);
+		s->transform = spi_text(cxt, i, "transform");
+		s->transform_id = EltSpiGetInt64(i, "transform_id", &isnull);
+		s->version = (int) EltSpiGetInt64(i, "version", &isnull);
+		s->code_hash = spi_text(cxt, i, "code_hash");
+		s->mode = spi_text(cxt, i, "mode");
+		s->lineage = spi_text(cxt, i, "lineage");
+		s->target = spi_text(cxt, i, "target");
+		s->sql = spi_text(cxt, i, "sql");
+		s->search_path = spi_text(cxt, i, "search_path");
+		s->params = spi_text(cxt, i, "params");
+		s->seed = EltSpiGetInt64(i, "seed", &isnull);
+		s->relations = spi_text(cxt, i, "relations");
+		s->replayable = EltSpiGetBool(i, "replayable", &isnull);
+		s->not_replayable = spi_text(cxt, i, "not_replayable");
+		if (s->transform == NULL || s->code_hash == NULL || s->mode == NULL || s->target == NULL ||
+			s->sql == NULL || s->search_path == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("step %d of run " INT64_FORMAT "'s manifest is incomplete", s->step, run_id)));
+		if (!s->replayable)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("run " INT64_FORMAT " cannot be replayed: step %d (transform \"%s\") %s",
+							run_id, s->step, s->transform,
+							s->not_replayable ? s->not_replayable : "was not recorded as replayable")));
+		if (strcmp(s->mode, "append") != 0 && strcmp(s->mode, "replace") != 0 &&
+			strcmp(s->mode, "merge") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("step %d of run " INT64_FORMAT " has an unknown mode \"%s\"", s->step, run_id, s->mode)));
+		{
+			char	   *norm = EltNormalizeSql(s->sql);
+			char		hash[ELT_SHA256_HEX_LEN + 1];
+
+			EltSha256Hex(norm, strlen(norm), hash);
+			if (strcmp(hash, s->code_hash) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("step %d of run " INT64_FORMAT ": its SQL does not match its code hash",
+								s->step, run_id)));
+		}
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			steps = lappend(steps, s);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	if (steps == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run " INT64_FORMAT " has no steps to replay", run_id),
+				 errhint("Only transform runs are replayed: work between elt.run_begin() and elt.run_end() other than elt.transform_run() is not recorded.")));
+	return steps;
+}
+
+/* A sandbox table name for r not used yet. */
+static char *
+sandbox_name(List *rels, ReplayRel *r)
+{
+	char	   *name = r->name;
+	int			n = 1;
+
+	for (;;)
+	{
+		ListCell   *lc;
+		bool		used = false;
+
+		foreach(lc, rels)
+		{
+			ReplayRel  *o = lfirst(lc);
+
+			if (o != r && o->sandbox_name && strcmp(o->sandbox_name, name) == 0)
+				used = true;
+		}
+		if (!used)
+			return name;
+		n++;
+		name = psprintf("%s_%d", r->name, n);
+		if (strlen(name) >= NAMEDATALEN)
+			name = psprintf("rel_%d", n);
+	}
+}
+
+/*
+ * A relation's JSON made by relation_json() for a sandbox table, named as
+ * the original relation (with sandbox_relation when given).
+ */
+static char *
+rename_relation_json(const char *json, ReplayRel *r, const char *sandbox_relation)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	char	   *out;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT ($1::pg_catalog.jsonb OPERATOR(pg_catalog.||)"
+							  " pg_catalog.jsonb_build_object('relation', $2, 'schema', $3, 'name', $4)"
+							  " OPERATOR(pg_catalog.||) CASE WHEN $5 IS NULL THEN '{}'::pg_catalog.jsonb"
+							  "  ELSE pg_catalog.jsonb_build_object('sandbox_relation', $5) END)::text AS o",
+							  5, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID},
+							  (Datum[]) {CStringGetTextDatum(json), CStringGetTextDatum(r->relation),
+							  r->schema ? CStringGetTextDatum(r->schema) : (Datum) 0, CStringGetTextDatum(r->name),
+							  sandbox_relation ? CStringGetTextDatum(sandbox_relation) : (Datum) 0},
+							  r->schema ? (sandbox_relation ? "     " : "    n") : (sandbox_relation ? "  n  " : "  n n"),
+							  true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "naming a replayed relation failed");
+	out = MemoryContextStrdup(outer, EltSpiGetText(0, "o"));
+	SPI_finish();
+	return out;
+}
+
+/* The replay of one step, executed and recorded in st. */
+static void
+replay_step(ReplayStep *s, List *rels, const char *sandbox, TimestampTz clock, EltRunStep *st, int64 run_id)
+{
+	List	   *remap = NIL;
+	ReplayRel  *target = find_rel(rels, s->target);
+	uint64		i;
+	int			rc;
+	ListCell   *lc;
+
+	if (target == NULL || target->sandbox_oid == InvalidOid || target->output_shape == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("step %d of run " INT64_FORMAT " writes %s, which the manifest does not list as an output",
+						s->step, run_id, s->target)));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args("SELECT r FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb) r",
+							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(s->relations)}, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading a step's relations failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *name = EltSpiGetText(i, "r");
+		ReplayRel  *r = name ? find_rel(rels, name) : NULL;
+
+		if (r == NULL || r->sandbox_oid == InvalidOid)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("step %d of run " INT64_FORMAT " reads %s, which the manifest lists neither as an input nor as an output",
+							s->step, run_id, name ? name : "a relation")));
+		remap = lappend(remap, MemoryContextStrdup(TopTransactionContext, sandbox));
+		remap = lappend(remap, MemoryContextStrdup(TopTransactionContext, r->sandbox_name));
+	}
+	SPI_finish();
+
+	initStringInfo(&st->inputs);
+	foreach(lc, rels)
+	{
+		ReplayRel  *r = lfirst(lc);
+
+		if (r->input_step == s->step && r->input_json)
+		{
+			if (st->inputs.len > 0)
+				appendStringInfoString(&st->inputs, ", ");
+			appendStringInfoString(&st->inputs, r->input_json);
+		}
+	}
+	st->enabled = true;
+	st->run_id = run_id;
+	st->policy = "checksum";
+	st->step = s->step;
+	st->clock = clock;
+	st->seed = s->seed;
+	st->transform = s->transform;
+	st->transform_id = s->transform_id;
+	st->version = s->version;
+	st->code_hash = s->code_hash;
+	st->mode = s->mode;
+	st->lineage = "none";
+	st->sql = s->sql;
+	st->search_path = s->search_path;
+	st->params = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s->params)));
+	st->target = target->sandbox_oid;
+	st->sandbox_target = target->sandbox;
+	st->relations = NIL;
+	{
+		/* the step's references, as recorded */
+		int			k;
+
+		for (k = 0; k < list_length(remap); k += 2)
+			st->relations = lappend(st->relations,
+									quote_qualified_identifier(list_nth(remap, k), list_nth(remap, k + 1)));
+	}
+	st->started_at = GetCurrentTimestamp();
+	EltReplayStep(s->sql, s->search_path, remap, target->sandbox_oid, s->mode, st->params,
+				  clock, s->seed, &st->rows_written, &st->rows_deleted);
+	st->rows_deleted_known = strcmp(s->mode, "replace") == 0;
+	st->finished_at = GetCurrentTimestamp();
+	EltRunStepOutput(st);
+	/* recorded under the original's name, with the sandbox table */
+	st->output = rename_relation_json(st->output, target, NULL);
+}
+
+PG_FUNCTION_INFO_V1(elt_replay);
+
+/*
+ * elt.replay(run_id bigint, into_schema text DEFAULT NULL) RETURNS bigint:
+ * re-execute a run's steps against copies of its snapshots in a new
+ * sandbox schema (elt_replay_<id> unless named), with the recorded
+ * settings, clock and seeds; the replay is recorded as a run of its own,
+ * whose id is returned.
+ */
+Datum
+elt_replay(PG_FUNCTION_ARGS)
+{
+	int64		run_id;
+	char	   *into;
+	char	   *manifest;
+	Oid			role;
+	List	   *rels;
+	List	   *steps;
+	List	   *done = NIL;
+	int64		replay_id;
+	char	   *fingerprint;
+	TimestampTz clock;
+	TimestampTz started = GetCurrentTimestamp();
+	int64		seed;
+	char	   *pipeline_name;
+	char	   *params;
+	char	   *policy;
+	int			guc_level;
+	EltCatalogWrite cw;
+	bool		isnull;
+	ListCell   *lc;
+	char	   *id;
+	MemoryContext fn = CurrentMemoryContext;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run_id must not be null")));
+	EltRequireCatalog("run_manifests");
+	run_id = PG_GETARG_INT64(0);
+	into = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (into != NULL && (into[0] == '\0' || strlen(into) >= NAMEDATALEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid into_schema \"%s\"", into),
+				 errhint("Name a new schema (at most 63 bytes), or pass NULL for elt_replay_<id>.")));
+	if (active_pipeline() != NULL || EltCurrentRunId() != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("elt.replay() cannot be called inside a run"),
+				 errhint("End the run with elt.run_end() first.")));
+	manifest = load_manifest(run_id, &role, NULL);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT m -> 'run' ->> 'kind' AS kind, m -> 'run' ->> 'pipeline' AS pipeline,"
+							  " coalesce(m -> 'run' -> 'params', '{}')::text AS params,"
+							  " (m -> 'run' ->> 'clock')::pg_catalog.timestamptz AS clock,"
+							  " (m -> 'run' ->> 'random_seed')::pg_catalog.int8 AS seed,"
+							  " m -> 'run' ->> 'snapshot_policy' AS policy"
+							  " FROM (SELECT $1::pg_catalog.jsonb AS m) s",
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(manifest)}, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading the manifest failed");
+	if (EltSpiGetText(0, "kind") != NULL && strcmp(EltSpiGetText(0, "kind"), "replay") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("run " INT64_FORMAT " is a replay", run_id),
+				 errhint("Replay the original run.")));
+	pipeline_name = MemoryContextStrdup(TopTransactionContext, EltSpiGetText(0, "pipeline"));
+	params = MemoryContextStrdup(TopTransactionContext, EltSpiGetText(0, "params"));
+	policy = MemoryContextStrdup(TopTransactionContext, EltSpiGetText(0, "policy"));
+	clock = DatumGetTimestampTz(EltSpiGetDatum(0, "clock", &isnull));
+	seed = EltSpiGetInt64(0, "seed", &isnull);
+	SPI_finish();
+
+	/* steps and relations, read into this function's context */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	steps = replay_steps(manifest, run_id, fn);
+	rels = replay_relations(manifest, run_id, fn);
+	SPI_finish();
+
+	/* the snapshots first: a missing one is an error naming what is missing */
+	foreach(lc, rels)
+	{
+		ReplayRel  *r = lfirst(lc);
+
+		if (r->snapshot_id == NULL)
+			continue;
+		r->storage = snapshot_storage(r);
+		if (r->storage == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("run " INT64_FORMAT " cannot be replayed: snapshot %s of %s is missing",
+							run_id, r->snapshot_id, r->relation),
+					 errdetail("No snapshot you may read has its checksum %s.", r->snapshot_checksum),
+					 errhint("It was dropped with force, or the manifest was imported without its snapshots.")));
+	}
+
+	guc_level = NewGUCNestLevel();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	apply_recorded_settings(manifest, run_id);
+	SPI_finish();
+
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute("SELECT pg_catalog.nextval('elt.run_id_seq') AS run_id", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "drawing a run id failed");
+	replay_id = EltSpiGetInt64(0, "run_id", &isnull);
+	EltCatalogWriteEnd(&cw);
+	if (into == NULL)
+		into = psprintf("elt_replay_" INT64_FORMAT, replay_id);
+	if (OidIsValid(get_namespace_oid(into, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_SCHEMA),
+				 errmsg("schema \"%s\" already exists", into),
+				 errhint("A replay writes into a new schema: name another, or drop that one first.")));
+
+	/* the sandbox, made and filled as the caller */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	exec_sql(psprintf("CREATE SCHEMA %s", quote_identifier(into)));
+	foreach(lc, rels)
+	{
+		ReplayRel  *r = lfirst(lc);
+		char	   *storage = r->storage;
+
+		r->sandbox_name = MemoryContextStrdup(fn, sandbox_name(rels, r));
+		r->sandbox = MemoryContextStrdup(fn, quote_qualified_identifier(into, r->sandbox_name));
+		if (r->output_shape != NULL)
+		{
+			exec_sql(sandbox_table_sql(r));
+			if (storage != NULL)
+			{
+				/* the rows it had before the run: the snapshot's columns that it has */
+				if (SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c ->> 'name'), ', ') AS cols"
+										  " FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) c"
+										  " WHERE c ->> 'name' IN (SELECT o ->> 'name' FROM pg_catalog.jsonb_array_elements($2::pg_catalog.jsonb -> 'columns') o"
+										  "                       WHERE o ->> 'generated' IS NULL)",
+										  2, (Oid[]) {TEXTOID, TEXTOID},
+										  (Datum[]) {CStringGetTextDatum(r->input_columns), CStringGetTextDatum(r->output_shape)},
+										  NULL, true, 1) != SPI_OK_SELECT)
+					elog(ERROR, "reading columns failed");
+				{
+					char	   *cols = EltSpiGetText(0, "cols");
+
+					if (cols != NULL)
+						exec_sql(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s",
+										  r->sandbox, cols, cols, storage));
+				}
+			}
+		}
+		else
+			exec_sql(psprintf("CREATE TABLE %s AS SELECT * FROM %s", r->sandbox, storage));
+		CommandCounterIncrement();
+		r->sandbox_oid = RangeVarGetRelid(makeRangeVar(into, r->sandbox_name, -1), NoLock, false);
+	}
+	SPI_finish();
+
+	/* the replay's inputs: the sandbox copies as the steps find them */
+	foreach(lc, rels)
+	{
+		ReplayRel  *r = lfirst(lc);
+		EltRunStep	st;
+
+		if (r->input_step == 0)
+			continue;
+		memset(&st, 0, sizeof(st));
+		st.policy = "checksum";
+		st.step = r->input_step;
+		PushActiveSnapshot(GetTransactionSnapshot());
+		r->input_json = relation_json(&st, r->sandbox_oid, r->input_role, false);
+		PopActiveSnapshot();
+		r->input_json = rename_relation_json(r->input_json, r, r->sandbox);
+	}
+
+	foreach(lc, steps)
+	{
+		EltRunStep *st = palloc0(sizeof(EltRunStep));
+
+		replay_step(lfirst(lc), rels, into, clock, st, replay_id);
+		done = lappend(done, st);
+	}
+	AtEOXact_GUC(true, guc_level);
+
+	fingerprint = current_fingerprint();
+	EltCatalogWriteBegin(&cw);
+	insert_run(replay_id, pipeline_name, "replay",
+			   DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(params))),
+			   "checksum", clock, seed, fingerprint, cw.actor, started, run_id, into, false);
+	foreach(lc, done)
+		insert_step(replay_id, lfirst(lc), 0);
+	id = store_manifest(replay_id, GetCurrentTimestamp());
+	{
+		StringInfoData extra;
+
+		initStringInfo(&extra);
+		appendStringInfoChar(&extra, '{');
+		EltAppendJsonInt(&extra, "replay_id", replay_id);
+		EltAppendJsonString(&extra, "sandbox", into);
+		EltAppendJsonString(&extra, "manifest_id", id);
+		EltAppendJsonString(&extra, "snapshot_policy", policy ? policy : "none");
+		audit_run(cw.actor, "replay", pipeline_name, run_id, extra.data + 1);
+	}
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_INT64(replay_id);
+}
+
+/* ---------------------------------------------------------------------
+ * Verification
+ * ---------------------------------------------------------------------
+ */
+
+PG_FUNCTION_INFO_V1(elt_verify_replay);
+
+/*
+ * elt.verify_replay(original bigint, replay bigint, numeric_tolerance
+ * float8 DEFAULT 0): the checks of elt._verify_replay(), audited.
+ */
+Datum
+elt_verify_replay(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		original,
+				replay;
+	double		tolerance;
+	uint64		i,
+				failed = 0,
+				n;
+	EltCatalogWrite cw;
+	MemoryContext per_query;
+	MemoryContext old;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("original and replay must not be null"),
+				 errhint("Pass the run and its replay: elt.verify_replay(run_id, elt.replay(run_id)).")));
+	EltRequireCatalog("run_manifests");
+	original = PG_GETARG_INT64(0);
+	replay = PG_GETARG_INT64(1);
+	tolerance = PG_ARGISNULL(2) ? 0 : PG_GETARG_FLOAT8(2);
+	InitMaterializedSRF(fcinfo, 0);
+	per_query = rsinfo->econtext->ecxt_per_query_memory;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT check_name, relation, expected, actual, ok"
+							  " FROM elt._verify_replay($1, $2, $3)",
+							  3, (Oid[]) {INT8OID, INT8OID, FLOAT8OID},
+							  (Datum[]) {Int64GetDatum(original), Int64GetDatum(replay), Float8GetDatum(tolerance)},
+							  NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "verifying the replay failed");
+	n = SPI_processed;
+	old = MemoryContextSwitchTo(per_query);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[5];
+		bool		nulls[5];
+		int			c;
+
+		for (c = 0; c < 5; c++)
+		{
+			values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
+			if (!nulls[c] && c < 4)
+				values[c] = PointerGetDatum(PG_DETOAST_DATUM_COPY(values[c]));
+		}
+		if (nulls[4] || !DatumGetBool(values[4]))
+			failed++;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+
+	EltCatalogWriteBegin(&cw);
+	{
+		StringInfoData extra;
+
+		initStringInfo(&extra);
+		appendStringInfoChar(&extra, '{');
+		EltAppendJsonInt(&extra, "replay_id", replay);
+		EltAppendJsonInt(&extra, "checks", (int64) n);
+		EltAppendJsonInt(&extra, "failed", (int64) failed);
+		appendStringInfo(&extra, ", \"numeric_tolerance\": %s", psprintf("%g", tolerance));
+		audit_run(cw.actor, "verify_replay", NULL, original, extra.data + 1);
+	}
+	EltCatalogWriteEnd(&cw);
+	return (Datum) 0;
+}

@@ -1,0 +1,70 @@
+#ifndef ELT_MANIFEST_H
+#define ELT_MANIFEST_H
+
+#include "postgres.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+/*
+ * One step of a run's manifest: a transform run, on its own or inside
+ * elt.run_begin() ... elt.run_end(), or a step of a replay.  transform.c
+ * fills in what ran; manifest.c records what was read and written.
+ */
+typedef struct EltRunStep
+{
+	/* set by EltRunStepBegin */
+	bool		enabled;		/* false while the extension's SQL predates manifests */
+	int64		run_id;			/* the pipeline run, or 0: a run of its own */
+	const char *policy;			/* none, checksum, full */
+	int			step;
+	TimestampTz clock;			/* elt.now() */
+	int64		seed;			/* of elt.random() */
+	char	   *fingerprint;	/* a run of its own: its fingerprint */
+	Oid			role;			/* a run of its own: whose it is */
+
+	/* what ran, set by the caller */
+	const char *transform;
+	int64		transform_id;
+	int			version;
+	const char *code_hash;
+	const char *mode;
+	const char *lineage;
+	const char *sql;
+	const char *search_path;
+	Jsonb	   *params;
+	Oid			target;
+	TimestampTz started_at;
+	TimestampTz finished_at;
+	int64		rows_read;
+	int64		rows_written;
+	int64		rows_deleted;
+	bool		rows_deleted_known;
+
+	/* what was read and written, set by manifest.c */
+	List	   *relations;		/* names of the SQL's relation references */
+	char	   *not_replayable;	/* why the step cannot be replayed, or NULL */
+	StringInfoData inputs;		/* JSON objects, comma separated */
+	char	   *output;			/* JSON object */
+	List	   *snapshots;		/* ids referenced, as decimal strings */
+	const char *sandbox_target;	/* replay: the sandbox table written */
+} EltRunStep;
+
+extern void EltManifestInit(void);
+extern void EltRunStepBegin(EltRunStep *st, TimestampTz started);
+extern void EltRunStepInputs(EltRunStep *st, List *sources);
+extern void EltRunStepOutput(EltRunStep *st);
+extern void EltRunStepRecord(EltRunStep *st, int64 transform_run_id);
+extern bool EltPipelineClock(TimestampTz *clock);
+extern bool EltPipelineRandom(double *value);
+
+/* snapshot.c */
+extern int64 EltSnapshotCreate(Oid relid, char **checksum, char **shape_hash);
+
+/* transform.c */
+extern void EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
+						  const char *mode, Jsonb *params, TimestampTz clock, int64 seed,
+						  int64 *written, int64 *deleted);
+
+#endif							/* ELT_MANIFEST_H */
