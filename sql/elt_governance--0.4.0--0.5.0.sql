@@ -204,7 +204,9 @@ CREATE TABLE elt.run_defs (
     started_at      timestamptz NOT NULL,
     replay_of       bigint REFERENCES elt.run_defs (run_id),
     sandbox         text,                       -- the schema a replay wrote
-    imported        boolean NOT NULL DEFAULT false
+    imported        boolean NOT NULL DEFAULT false,
+    backend_pid     integer,                    -- a pipeline run: the session that began it
+    backend_start   timestamptz
 );
 CREATE INDEX run_defs_replay_of_idx ON elt.run_defs (replay_of);
 
@@ -341,12 +343,16 @@ FROM elt.run_defs r
 WHERE r.run_id = p_run_id
 $$;
 
--- Runs: each role sees the runs of the roles it has the privileges of.
+-- Runs: each role sees the runs of the roles it has the privileges of.  A
+-- run whose session ended before elt.run_end() is abandoned: it has no
+-- manifest, and its committed steps stay in elt.run_steps.
 CREATE VIEW elt.runs AS
 SELECT r.run_id,
        r.pipeline,
        r.kind,
-       CASE WHEN m.run_id IS NOT NULL THEN 'finished' ELSE 'open' END AS status,
+       CASE WHEN m.run_id IS NOT NULL THEN 'finished'
+            WHEN elt._backend_alive(r.backend_pid, r.backend_start) THEN 'open'
+            ELSE 'abandoned' END AS status,
        r.snapshot_policy,
        r.params,
        r.clock,
@@ -374,7 +380,8 @@ CREATE FUNCTION elt.run_manifest(run_id bigint) RETURNS jsonb
     LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'elt_run_manifest';
 CREATE FUNCTION elt.run_manifest_import(manifest jsonb) RETURNS bigint
     LANGUAGE c AS 'MODULE_PATHNAME', 'elt_run_manifest_import';
-CREATE FUNCTION elt.replay(run_id bigint, into_schema text DEFAULT NULL) RETURNS bigint
+CREATE FUNCTION elt.replay(run_id bigint, into_schema text DEFAULT NULL,
+                           trust_imported boolean DEFAULT false) RETURNS bigint
     LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_replay';
 CREATE FUNCTION elt.verify_replay(original bigint, replay bigint,
                                   numeric_tolerance double precision DEFAULT 0)
@@ -413,6 +420,10 @@ BEGIN
     IF mr -> 'run' ->> 'kind' IS DISTINCT FROM 'replay' THEN
         RAISE EXCEPTION 'run % is not a replay', replay
             USING ERRCODE = '22023', HINT = 'Make one with elt.replay(run_id); elt.runs lists runs and their kinds.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM elt.runs x WHERE x.run_id = replay AND x.replay_of = original AND NOT x.imported) THEN
+        RAISE EXCEPTION 'run % is not a replay of run %', replay, original
+            USING ERRCODE = '22023', HINT = 'elt.runs lists each replay with the run it replays (replay_of).';
     END IF;
     IF tolerance IS NULL OR tolerance < 0 OR tolerance = 'NaN' THEN
         RAISE EXCEPTION 'numeric_tolerance must be zero or positive'
@@ -477,10 +488,11 @@ BEGIN
         END IF;
 
         -- they differ (or were not recorded): compare the rows
-        rep_rel := r ->> 'sandbox_relation';
+        -- names as regclass, printed back quoted: never SQL from a manifest
+        rep_rel := to_regclass(r ->> 'sandbox_relation')::text;
         orig_rel := NULL;
         IF o -> 'snapshot' ->> 'id' IS NOT NULL THEN
-            SELECT s.storage INTO orig_rel FROM elt.snapshots s
+            SELECT to_regclass(s.storage)::text INTO orig_rel FROM elt.snapshots s
             WHERE s.snapshot_id = (o -> 'snapshot' ->> 'id')::bigint
               AND s.checksum = o ->> 'checksum'
               AND to_regclass(s.storage) IS NOT NULL;
@@ -489,7 +501,7 @@ BEGIN
            AND to_regclass(o ->> 'relation') IS NOT NULL
            AND has_table_privilege(o ->> 'relation', 'SELECT')
            AND elt.table_checksum((o ->> 'relation')::regclass) = o ->> 'checksum' THEN
-            orig_rel := o ->> 'relation';
+            orig_rel := to_regclass(o ->> 'relation')::text;
         END IF;
         IF orig_rel IS NULL OR rep_rel IS NULL THEN
             ok := false;
@@ -509,7 +521,7 @@ BEGIN
                         AND EXISTS (SELECT FROM jsonb_array_elements(r -> 'columns') y
                                     WHERE y ->> 'name' = x ->> 'name'));
         numeric_cols := ARRAY(SELECT x ->> 'name' FROM jsonb_array_elements(o -> 'columns') x
-                              WHERE x ->> 'type' ~ '^(smallint|integer|bigint|numeric|real|double precision)');
+                              WHERE x ->> 'type' ~ '^(smallint|integer|bigint|numeric|real|double precision)(\(\d+(,\d+)?\))?$');
         IF cardinality(keys) > 0 THEN
             cond := format('o.%I IS NULL OR r.%I IS NULL', keys[1], keys[1]);
             o_show := '';
@@ -551,7 +563,7 @@ BEGIN
         tol_ok := (n = 0);
         ok := tol_ok;
         IF tol_ok AND tolerance > 0 THEN
-            actual := actual || format(' (rows equal within %s)', tolerance);
+            actual := coalesce(actual, 'none') || format(' (rows equal within %s)', tolerance);
         END IF;
         RETURN NEXT;
         check_name := 'rows';

@@ -132,14 +132,32 @@ raw_refs_walker(Node *node, RawRefs *rr)
 		return false;
 	if (IsA(node, SelectStmt) && ((SelectStmt *) node)->withClause != NULL)
 	{
+		SelectStmt *stmt = (SelectStmt *) node;
+		WithClause *with = stmt->withClause;
 		List	   *names = NIL;
 		ListCell   *lc;
 		bool		r;
 
-		foreach(lc, ((SelectStmt *) node)->withClause->ctes)
-			names = lappend(names, lfirst_node(CommonTableExpr, lc)->ctename);
+		/*
+		 * A CTE's body sees the CTEs before it (all of them, and itself,
+		 * under WITH RECURSIVE); the statement sees them all.
+		 */
+		if (with->recursive)
+			foreach(lc, with->ctes)
+				names = lappend(names, lfirst_node(CommonTableExpr, lc)->ctename);
 		rr->ctes = lcons(names, rr->ctes);
+		foreach(lc, with->ctes)
+		{
+			CommonTableExpr *cte = lfirst_node(CommonTableExpr, lc);
+
+			if (raw_refs_walker(cte->ctequery, rr))
+				return true;
+			if (!with->recursive)
+				linitial(rr->ctes) = lappend((List *) linitial(rr->ctes), cte->ctename);
+		}
+		stmt->withClause = NULL;
 		r = raw_expression_tree_walker(node, raw_refs_walker, (void *) rr);
+		stmt->withClause = with;
 		rr->ctes = list_delete_first(rr->ctes);
 		return r;
 	}
@@ -163,7 +181,11 @@ raw_refs_walker(Node *node, RawRefs *rr)
 			if (rr->next + 1 >= list_length(rr->remap))
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_EXCEPTION),
-						 errmsg("the recorded SQL reads more relations than were recorded")));
+						 errmsg("the recorded SQL names more relations than its step recorded"),
+						 errhint("The manifest is inconsistent: its step lists the relations its SQL names, in order.")));
+			/* columns qualified by the relation's name keep resolving */
+			if (rv->alias == NULL)
+				rv->alias = makeAlias(rv->relname, NIL);
 			rv->catalogname = NULL;
 			rv->schemaname = list_nth(rr->remap, rr->next);
 			rv->relname = list_nth(rr->remap, rr->next + 1);
@@ -225,7 +247,8 @@ analyze_select(const char *sql, List *remap)
 		if (rr.next != list_length(remap))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("the recorded SQL reads fewer relations than were recorded")));
+					 errmsg("the recorded SQL names fewer relations than its step recorded"),
+					 errhint("The manifest is inconsistent: its step lists the relations its SQL names, in order.")));
 	}
 	q = parse_analyze_fixedparams(stmt, sql, NULL, 0, NULL);
 	if (q->commandType != CMD_SELECT || q->utilityStmt != NULL)

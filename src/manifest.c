@@ -31,6 +31,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -103,6 +105,7 @@ typedef struct PipelineRun
 	TimestampTz clock;
 	int64		seed;
 	pg_prng_state prng;
+	Oid			role;			/* who began it: other roles of the session do not see it */
 	SubTransactionId begin_subid;	/* while elt.run_begin() is uncommitted */
 	SubTransactionId end_subid; /* while elt.run_end() is uncommitted */
 } PipelineRun;
@@ -123,7 +126,8 @@ free_pipeline(void)
 static PipelineRun *
 active_pipeline(void)
 {
-	if (pipeline == NULL || pipeline->end_subid != InvalidSubTransactionId)
+	if (pipeline == NULL || pipeline->end_subid != InvalidSubTransactionId ||
+		pipeline->role != GetUserId())
 		return NULL;
 	return pipeline;
 }
@@ -139,6 +143,14 @@ manifest_xact_callback(XactEvent event, void *arg)
 		return;
 	switch (event)
 	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (pipeline->begin_subid != InvalidSubTransactionId ||
+				pipeline->end_subid != InvalidSubTransactionId)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that began or ended a run"),
+						 errhint("Begin and end runs in transactions that commit directly.")));
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
@@ -375,8 +387,8 @@ relation_json(EltRunStep *st, Oid relid, const char *role, bool output)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot snapshot %s for the run's manifest: %s", EltRelDisplayName(relid), note),
-					 errhint("Under snapshot_policy 'full' every relation a run reads or writes is copied. "
-							 "Read the tables behind it, or use snapshot_policy 'checksum'.")));
+					 errhint("Under snapshot_policy 'full' (or elt.manifest_policy = full) every relation a run reads or writes is copied. "
+							 "Read the tables behind it, or use the policy 'checksum'.")));
 		if (note == NULL && policy == POLICY_FULL)
 		{
 			char	   *shape_hash;
@@ -543,7 +555,12 @@ known_relations(int64 run_id)
 	args[0] = Int64GetDatum(run_id);
 	EltExecLatest(plan, args, NULL, 0);
 	for (i = 0; i < SPI_processed; i++)
-		names = lappend(names, MemoryContextStrdup(outer, EltSpiGetText(i, "relation")));
+	{
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		names = lappend(names, pstrdup(EltSpiGetText(i, "relation")));
+		MemoryContextSwitchTo(spi);
+	}
 	EltCatalogWriteEnd(&cw);
 	return names;
 }
@@ -597,13 +614,17 @@ EltRunStepInputs(EltRunStep *st, List *sources)
 	{
 		List	   *sorted = list_copy(inputs);
 
-		/* in OID order, so that two runs do not lock each other out */
+		/*
+		 * In OID order, the target among them, so that two runs lock in
+		 * the same order; the target in SHARE ROW EXCLUSIVE mode (which a
+		 * replace run takes anyway) so that no one else writes it either.
+		 */
+		if (!list_member_oid(sorted, st->target))
+			sorted = lappend_oid(sorted, st->target);
 		list_sort(sorted, cmp_oid);
 		foreach(lc, sorted)
-			if (lfirst_oid(lc) != st->target)
-				LockRelationOid(lfirst_oid(lc), ShareLock);
-		if (strcmp(st->mode, "replace") != 0)
-			LockRelationOid(st->target, ShareRowExclusiveLock);
+			LockRelationOid(lfirst_oid(lc),
+							lfirst_oid(lc) == st->target ? ShareRowExclusiveLock : ShareLock);
 	}
 
 	/* what the step will read: a snapshot taken after the locks */
@@ -710,17 +731,19 @@ insert_run(int64 run_id, const char *pipeline_name, const char *kind, Jsonb *par
 		   Oid role, TimestampTz started, int64 replay_of, const char *sandbox, bool imported)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[13] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID,
-	TEXTOID, OIDOID, TIMESTAMPTZOID, INT8OID, TEXTOID, BOOLOID};
-	Datum		v[13];
-	char		n[13] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[14] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID,
+	TEXTOID, OIDOID, TIMESTAMPTZOID, INT8OID, TEXTOID, BOOLOID, TIMESTAMPTZOID};
+	Datum		v[14];
+	char		n[14] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	EltPrepare(&plan,
 			   "INSERT INTO elt.run_defs (run_id, pipeline, kind, params, snapshot_policy, clock,"
-			   " random_seed, fingerprint, role, started_at, replay_of, sandbox, imported)"
+			   " random_seed, fingerprint, role, started_at, replay_of, sandbox, imported,"
+			   " backend_pid, backend_start)"
 			   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::pg_catalog.jsonb, $9::pg_catalog.regrole, $10,"
-			   " $11, $12, $13)",
-			   13, types);
+			   " $11, $12, $13, CASE WHEN $3 = 'pipeline' THEN pg_catalog.pg_backend_pid() END,"
+			   " CASE WHEN $3 = 'pipeline' THEN $14 END)",
+			   14, types);
 	v[0] = Int64GetDatum(run_id);
 	v[1] = CStringGetTextDatum(pipeline_name);
 	v[2] = CStringGetTextDatum(kind);
@@ -736,6 +759,7 @@ insert_run(int64 run_id, const char *pipeline_name, const char *kind, Jsonb *par
 	v[11] = sandbox ? CStringGetTextDatum(sandbox) : (Datum) 0;
 	n[11] = sandbox ? ' ' : 'n';
 	v[12] = BoolGetDatum(imported);
+	v[13] = TimestampTzGetDatum(MyStartTimestamp);
 	EltExec(plan, v, n, 0);
 }
 
@@ -793,7 +817,12 @@ store_manifest(int64 run_id, TimestampTz finished)
 	v[0] = Int64GetDatum(run_id);
 	v[1] = TimestampTzGetDatum(finished);
 	EltExecLatest(plan, v, NULL, 1);
-	manifest = EltSpiGetText(0, "m");
+	manifest = SPI_processed > 0 ? EltSpiGetText(0, "m") : NULL;
+	if (manifest == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run " INT64_FORMAT " is not recorded", run_id),
+				 errdetail("The transaction that began it did not commit, or the extension was created again since.")));
 	EltSha256Hex(manifest, strlen(manifest), id);
 	EltPrepare(&ins,
 			   "INSERT INTO elt.run_manifests (run_id, manifest_id, manifest, finished_at)"
@@ -929,6 +958,7 @@ elt_run_begin(PG_FUNCTION_ARGS)
 	pipeline->clock = clock;
 	pipeline->seed = seed;
 	pg_prng_seed(&pipeline->prng, (uint64) seed);
+	pipeline->role = GetUserId();
 	pipeline->begin_subid = GetCurrentSubTransactionId();
 	pipeline->end_subid = InvalidSubTransactionId;
 	MemoryContextSwitchTo(old);
@@ -947,6 +977,12 @@ elt_run_end(PG_FUNCTION_ARGS)
 	int64		run_id;
 
 	EltRequireCatalog("run_defs");
+	if (p == NULL && pipeline != NULL && pipeline->end_subid == InvalidSubTransactionId)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("run " INT64_FORMAT " was begun by role %s", pipeline->run_id,
+						GetUserNameFromId(pipeline->role, false)),
+				 errhint("End it as that role.")));
 	if (p == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -978,7 +1014,7 @@ elt_run_end(PG_FUNCTION_ARGS)
  * run's role.
  */
 static char *
-load_manifest(int64 run_id, Oid *role_out, char **sandbox_out)
+load_manifest(int64 run_id, Oid *role_out, bool *imported_out)
 {
 	static SPIPlanPtr plan = NULL;
 	MemoryContext outer = CurrentMemoryContext;
@@ -991,7 +1027,8 @@ load_manifest(int64 run_id, Oid *role_out, char **sandbox_out)
 
 	EltCatalogWriteBegin(&cw);
 	EltPrepare(&plan,
-			   "SELECT r.role::pg_catalog.oid AS role, m.manifest::pg_catalog.text AS manifest, r.sandbox"
+			   "SELECT r.role::pg_catalog.oid AS role, m.manifest::pg_catalog.text AS manifest, r.imported,"
+			   " elt._backend_alive(r.backend_pid, r.backend_start) AS alive"
 			   " FROM elt.run_defs r LEFT JOIN elt.run_manifests m ON m.run_id = r.run_id"
 			   " WHERE r.run_id = $1",
 			   1, types);
@@ -1010,18 +1047,21 @@ load_manifest(int64 run_id, Oid *role_out, char **sandbox_out)
 				 errhint("Only members of role %s, whose run it is, may read or replay it.",
 						 GetUserNameFromId(role, false))));
 	(void) EltSpiGetDatum(0, "manifest", &isnull);
+	if (isnull && !EltSpiGetBool(0, "alive", &isnull))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run " INT64_FORMAT " was abandoned: its session ended before elt.run_end()", run_id),
+				 errdetail("It has no manifest; the steps that committed are in elt.run_steps."),
+				 errhint("Begin a new run with elt.run_begin().")));
+	(void) EltSpiGetDatum(0, "manifest", &isnull);
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("run " INT64_FORMAT " is still open: it has no manifest yet", run_id),
 				 errhint("The session that began it ends it with elt.run_end().")));
 	manifest = MemoryContextStrdup(outer, EltSpiGetText(0, "manifest"));
-	if (sandbox_out)
-	{
-		char	   *s = EltSpiGetText(0, "sandbox");
-
-		*sandbox_out = s ? MemoryContextStrdup(outer, s) : NULL;
-	}
+	if (imported_out)
+		*imported_out = EltSpiGetBool(0, "imported", &isnull);
 	EltCatalogWriteEnd(&cw);
 	if (role_out)
 		*role_out = role;
@@ -1072,13 +1112,23 @@ elt_run_manifest_import(PG_FUNCTION_ARGS)
 				 errmsg("manifest must not be null")));
 	EltRequireCatalog("run_manifests");
 	m = PG_GETARG_JSONB_P(0);
+	if (!JB_ROOT_IS_OBJECT(m) || JB_ROOT_IS_SCALAR(m))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("not a run manifest: a manifest is a JSON object"),
+				 errhint("Export one with elt.run_manifest(run_id).")));
 	EltCatalogWriteBegin(&cw);
 	EltPrepare(&check,
 			   "SELECT $1 ->> 'id' AS id, ($1 OPERATOR(pg_catalog.-) 'id'::pg_catalog.text)::pg_catalog.text AS content,"
 			   " $1 ->> 'format' AS format, pg_catalog.jsonb_typeof($1 -> 'run') AS run,"
 			   " pg_catalog.jsonb_typeof($1 -> 'steps') AS steps,"
 			   " $1 -> 'run' ->> 'kind' AS kind, $1 -> 'run' ->> 'pipeline' AS pipeline,"
-			   " $1 -> 'run' ->> 'snapshot_policy' AS policy",
+			   " $1 -> 'run' ->> 'snapshot_policy' AS policy,"
+			   " ($1 -> 'run' ->> 'kind') IN ('transform', 'pipeline', 'replay')"
+			   "  AND ($1 -> 'run' ->> 'snapshot_policy') IN ('none', 'checksum', 'full')"
+			   "  AND pg_catalog.jsonb_typeof($1 -> 'run' -> 'random_seed') = 'number'"
+			   "  AND ($1 -> 'run' ->> 'clock') IS NOT NULL AND ($1 -> 'run' ->> 'started_at') IS NOT NULL"
+			   "  AND ($1 -> 'run' ->> 'finished_at') IS NOT NULL AS complete",
 			   1, (Oid[]) {JSONBOID});
 	EltExec(check, (Datum[]) {JsonbPGetDatum(m)}, NULL, 1);
 	if (!JB_ROOT_IS_OBJECT(m) || EltSpiGetText(0, "format") == NULL ||
@@ -1086,11 +1136,12 @@ elt_run_manifest_import(PG_FUNCTION_ARGS)
 		EltSpiGetText(0, "run") == NULL || strcmp(EltSpiGetText(0, "run"), "object") != 0 ||
 		EltSpiGetText(0, "steps") == NULL || strcmp(EltSpiGetText(0, "steps"), "array") != 0 ||
 		EltSpiGetText(0, "kind") == NULL || EltSpiGetText(0, "pipeline") == NULL ||
-		EltSpiGetText(0, "policy") == NULL)
+		EltSpiGetText(0, "policy") == NULL || EltSpiGetText(0, "complete") == NULL ||
+		strcmp(EltSpiGetText(0, "complete"), "t") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("not a run manifest"),
-				 errdetail("A manifest is an object with \"format\": \"elt_governance.run_manifest.v1\", \"id\", \"run\" and \"steps\"."),
+				 errdetail("A manifest is an object with \"format\": \"elt_governance.run_manifest.v1\", \"id\", \"steps\" and \"run\" with its kind, snapshot_policy, random_seed, clock, started_at and finished_at."),
 				 errhint("Export one with elt.run_manifest(run_id).")));
 	pipeline_name = pstrdup(EltSpiGetText(0, "pipeline"));
 	given = EltSpiGetText(0, "id");
@@ -1263,7 +1314,15 @@ sandbox_table_sql(ReplayRel *r)
 	{
 		appendStringInfoString(&buf, ", PRIMARY KEY (");
 		for (i = 0; i < SPI_processed; i++)
-			appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "", quote_identifier(EltSpiGetText(i, "k")));
+		{
+			char	   *k = EltSpiGetText(i, "k");
+
+			if (k == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("the manifest's primary key of %s has a NULL column", r->relation)));
+			appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "", quote_identifier(k));
+		}
 		appendStringInfoChar(&buf, ')');
 	}
 	appendStringInfoChar(&buf, ')');
@@ -1598,6 +1657,7 @@ static void
 replay_step(ReplayStep *s, List *rels, const char *sandbox, TimestampTz clock, EltRunStep *st, int64 run_id)
 {
 	List	   *remap = NIL;
+	MemoryContext outer = CurrentMemoryContext;
 	ReplayRel  *target = find_rel(rels, s->target);
 	uint64		i;
 	int			rc;
@@ -1624,8 +1684,13 @@ replay_step(ReplayStep *s, List *rels, const char *sandbox, TimestampTz clock, E
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("step %d of run " INT64_FORMAT " reads %s, which the manifest lists neither as an input nor as an output",
 							s->step, run_id, name ? name : "a relation")));
-		remap = lappend(remap, MemoryContextStrdup(TopTransactionContext, sandbox));
-		remap = lappend(remap, MemoryContextStrdup(TopTransactionContext, r->sandbox_name));
+		{
+			MemoryContext spi = MemoryContextSwitchTo(outer);
+
+			remap = lappend(remap, pstrdup(sandbox));
+			remap = lappend(remap, pstrdup(r->sandbox_name));
+			MemoryContextSwitchTo(spi);
+		}
 	}
 	SPI_finish();
 
@@ -1680,7 +1745,8 @@ replay_step(ReplayStep *s, List *rels, const char *sandbox, TimestampTz clock, E
 PG_FUNCTION_INFO_V1(elt_replay);
 
 /*
- * elt.replay(run_id bigint, into_schema text DEFAULT NULL) RETURNS bigint:
+ * elt.replay(run_id bigint, into_schema text DEFAULT NULL, trust_imported
+ * boolean DEFAULT false) RETURNS bigint:
  * re-execute a run's steps against copies of its snapshots in a new
  * sandbox schema (elt_replay_<id> unless named), with the recorded
  * settings, clock and seeds; the replay is recorded as a run of its own,
@@ -1709,6 +1775,8 @@ elt_replay(PG_FUNCTION_ARGS)
 	bool		isnull;
 	ListCell   *lc;
 	char	   *id;
+	bool		imported;
+	bool		trust_imported;
 	MemoryContext fn = CurrentMemoryContext;
 
 	if (PG_ARGISNULL(0))
@@ -1718,6 +1786,7 @@ elt_replay(PG_FUNCTION_ARGS)
 	EltRequireCatalog("run_manifests");
 	run_id = PG_GETARG_INT64(0);
 	into = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	trust_imported = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
 	if (into != NULL && (into[0] == '\0' || strlen(into) >= NAMEDATALEN))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1728,7 +1797,13 @@ elt_replay(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("elt.replay() cannot be called inside a run"),
 				 errhint("End the run with elt.run_end() first.")));
-	manifest = load_manifest(run_id, &role, NULL);
+	manifest = load_manifest(run_id, &role, &imported);
+	if (imported && !trust_imported)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("run " INT64_FORMAT " was imported: replaying it runs its SQL as you", run_id),
+				 errdetail("An imported manifest's SQL, search_path and column defaults come from another database; its id proves only that it is intact, not who wrote it."),
+				 errhint("Read its steps with elt.run_manifest(); if you trust them, call elt.replay(run_id, into_schema, trust_imported => true).")));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1811,6 +1886,10 @@ elt_replay(PG_FUNCTION_ARGS)
 			exec_sql(sandbox_table_sql(r));
 			if (storage != NULL)
 			{
+				if (r->input_columns == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_EXCEPTION),
+							 errmsg("the manifest's input %s has no columns", r->relation)));
 				/* the rows it had before the run: the snapshot's columns that it has */
 				if (SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c ->> 'name'), ', ') AS cols"
 										  " FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) c"
@@ -1919,6 +1998,11 @@ elt_verify_replay(PG_FUNCTION_ARGS)
 	original = PG_GETARG_INT64(0);
 	replay = PG_GETARG_INT64(1);
 	tolerance = PG_ARGISNULL(2) ? 0 : PG_GETARG_FLOAT8(2);
+	if (isnan(tolerance) || isinf(tolerance) || tolerance < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("numeric_tolerance must be zero or a positive finite number"),
+				 errhint("For example 1e-9: numbers that differ by at most that count as equal.")));
 	InitMaterializedSRF(fcinfo, 0);
 	per_query = rsinfo->econtext->ecxt_per_query_memory;
 

@@ -218,6 +218,7 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 	char	   *storage = NULL;
 	EltCatalogWrite cw;
 	int64		id;
+	MemoryContext outer = CurrentMemoryContext;
 
 	relname = EltRelDisplayName(relid);
 	/* the caller's right to read every row and column, and the content now */
@@ -272,9 +273,9 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 			exec_ddl(psprintf("DROP TABLE %s.%s", SNAPSHOT_SCHEMA, quote_identifier(tmp)));
 			audit_snapshot(cw.actor, "snapshot_create", id, relname, copy_checksum,
 						   checksum_rows(copy_checksum), "reused", true);
+			*checksum_out = MemoryContextStrdup(outer, copy_checksum);
+			*shape_hash_out = MemoryContextStrdup(outer, shape_hash);
 			EltCatalogWriteEnd(&cw);
-			*checksum_out = copy_checksum;
-			*shape_hash_out = pstrdup(shape_hash);
 			return id;
 		}
 		key = psprintf("%s:%s:%u", shape_hash, copy_checksum, cw.actor);
@@ -310,9 +311,9 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 	else
 		audit_snapshot(cw.actor, "snapshot_create", id, relname, checksum, checksum_rows(checksum),
 					   "reused", true);
+	*checksum_out = MemoryContextStrdup(outer, checksum);
+	*shape_hash_out = MemoryContextStrdup(outer, shape_hash);
 	EltCatalogWriteEnd(&cw);
-	*checksum_out = checksum;
-	*shape_hash_out = pstrdup(shape_hash);
 	return id;
 }
 
@@ -459,6 +460,8 @@ elt_snapshot_drop(PG_FUNCTION_ARGS)
 	id = PG_GETARG_INT64(0);
 	force = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
 	EltCatalogWriteBegin(&cw);
+	/* after every creation and reference in flight (they hold this lock until they end) */
+	(void) DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(SNAPSHOT_LOCK_KEY));
 	load_snapshot(id, &storage, &checksum, &owner, &source);
 	if (!may_manage(cw.actor, owner))
 		ereport(ERROR,
@@ -471,8 +474,9 @@ elt_snapshot_drop(PG_FUNCTION_ARGS)
 		Datum		args[1];
 
 		EltPrepare(&refs,
-				   "SELECT pg_catalog.count(*) AS n, pg_catalog.string_agg(run_id::pg_catalog.text, ', '"
-				   " ORDER BY run_id) AS runs FROM (SELECT run_id FROM elt.run_snapshots"
+				   "SELECT (SELECT pg_catalog.count(*) FROM elt.run_snapshots WHERE snapshot_id = $1) AS n,"
+				   " pg_catalog.string_agg(run_id::pg_catalog.text, ', ' ORDER BY run_id) AS runs"
+				   " FROM (SELECT run_id FROM elt.run_snapshots"
 				   " WHERE snapshot_id = $1 ORDER BY run_id LIMIT 10) r",
 				   1, types);
 		args[0] = Int64GetDatum(id);
@@ -481,12 +485,17 @@ elt_snapshot_drop(PG_FUNCTION_ARGS)
 		{
 			bool		isnull;
 
-			if (EltSpiGetInt64(0, "n", &isnull) > 0)
+			int64		n = EltSpiGetInt64(0, "n", &isnull);
+
+			if (n > 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-						 errmsg("snapshot " INT64_FORMAT " is referenced by the manifest of run %s",
-								id, EltSpiGetText(0, "runs")),
-						 errdetail("Without it, the run cannot be replayed."),
+						 n == 1
+						 ? errmsg("snapshot " INT64_FORMAT " is referenced by the manifest of run %s",
+								  id, EltSpiGetText(0, "runs"))
+						 : errmsg("snapshot " INT64_FORMAT " is referenced by the manifests of " INT64_FORMAT " runs: %s%s",
+								  id, n, EltSpiGetText(0, "runs"), n > 10 ? ", ..." : ""),
+						 errdetail("Without it, those runs cannot be replayed."),
 						 errhint("Pass force => true to drop it anyway.")));
 		}
 	}
@@ -529,6 +538,7 @@ elt_snapshot_purge(PG_FUNCTION_ARGS)
 				 errmsg("keep_last must not be negative")));
 	EltRequireCatalog("snapshot_defs");
 	EltCatalogWriteBegin(&cw);
+	(void) DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(SNAPSHOT_LOCK_KEY));
 	EltPrepare(&plan,
 			   "SELECT snapshot_id, storage::pg_catalog.text AS storage, created_by::pg_catalog.oid AS owner"
 			   " FROM (SELECT s.*, pg_catalog.row_number() OVER (PARTITION BY created_by, source_name"

@@ -1716,6 +1716,8 @@ EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 	RunState	run;
 	RunCounts	counts;
 	int			guc_level;
+	Oid			save_user;
+	int			save_sec;
 
 	memset(&t, 0, sizeof(t));
 	t.name = "replay";
@@ -1736,7 +1738,11 @@ EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 	run.started_at = GetCurrentTimestamp();
 	run.clock = clock;
 	pg_prng_seed(&run.prng, (uint64) seed);
+	/* the recorded SQL runs as the caller, restricted like a view's code */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(save_user, save_sec | SECURITY_RESTRICTED_OPERATION);
 	execute_run(&t, &run, &info, &ti, false, stmt, 0, CurrentMemoryContext, &counts);
+	SetUserIdAndSecContext(save_user, save_sec);
 	AtEOXact_GUC(true, guc_level);
 	*written = counts.written;
 	*deleted = counts.deleted;

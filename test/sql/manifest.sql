@@ -190,6 +190,8 @@ SELECT check_name, relation, ok, actual LIKE '%within%' AS within FROM elt.verif
 WHERE check_name IN ('checksum', 'rows');
 SELECT elt.verify_replay(:prun, :prep2, -1);
 SELECT elt.verify_replay(:prun, :prun);
+SELECT elt.verify_replay(:run, :prep);
+SELECT elt.verify_replay(:prun, :prep2, 'infinity');
 SELECT elt.verify_replay(NULL, :prun);
 
 -------------------------------------------------------------------------------
@@ -201,8 +203,10 @@ SELECT elt.run_manifest_import(:'pm') AS imp \gset
 SELECT kind, imported, manifest_id = (:'pm'::jsonb ->> 'id') AS same_id FROM elt.runs WHERE run_id = :imp;
 SELECT elt.run_manifest_import(:'pm') = :imp AS idempotent;
 SELECT elt.run_manifest(:imp) = :'pm'::jsonb AS same_manifest;
--- an imported run replays from the snapshots with its checksums
-SELECT elt.replay(:imp) AS irep \gset
+-- an imported run's SQL comes from elsewhere: replaying it needs trust
+SELECT elt.replay(:imp);
+-- it replays from the snapshots with its checksums
+SELECT elt.replay(:imp, trust_imported => true) AS irep \gset
 SELECT count(*) FILTER (WHERE NOT ok) AS differing_checks FROM elt.verify_replay(:imp, :irep);
 \set VERBOSITY terse
 SELECT elt.run_manifest_import(jsonb_set(:'pm'::jsonb, '{run,pipeline}', '"forged"'));
@@ -224,6 +228,13 @@ SELECT elt.run_manifest(9999999);
 -- Privileges: a role sees and replays its own runs
 -------------------------------------------------------------------------------
 CREATE ROLE rp_eve;
+-- a run belongs to the role that began it, even in a shared session
+SELECT elt.run_begin('mine') > 0 AS begun;
+SET ROLE rp_eve;
+SELECT elt.run_end();
+SELECT elt.now() = now() AS eve_sees_no_run_clock;
+RESET ROLE;
+SELECT elt.run_end() > 0 AS ended;
 SET ROLE rp_eve;
 SELECT count(*) AS eve_sees FROM elt.runs;
 SELECT elt.run_manifest(:run);
