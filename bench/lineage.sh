@@ -21,6 +21,10 @@
 #      elt_row   SELECT elt.transform_run('daily')  (row lineage; the transform
 #                was made with elt.transform_create(..., 'append'));
 #      elt_table SELECT elt.transform_run('daily', '{}', 'table');
+#      elt_manifest  elt_row with the run's manifest checksumming its inputs
+#                and output (elt.manifest_policy = checksum, the default;
+#                every other run of this script sets it to none, so that
+#                the lineage figures are of lineage alone);
 #      trigger   the plain INSERT with an AFTER INSERT FOR EACH ROW PL/pgSQL
 #                trigger on mart.daily writing to_jsonb(NEW) to a log table
 #                (the pgMemento / supa_audit way).
@@ -130,7 +134,7 @@ spi_split() {
     END {printf "%.1f %.1f\n", s, l}'
 }
 as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d postgres -X -q -v ON_ERROR_STOP=1 \
-  -c "CREATE DATABASE bench" >/dev/null
+  -c "CREATE DATABASE bench" -c "ALTER DATABASE bench SET elt.manifest_policy = none" >/dev/null
 
 echo "# command: bash bench/lineage.sh $*  (repeats=$REPEATS, min edges=$MIN_EDGES)"
 echo "# PostgreSQL $(psql_q -c 'SHOW server_version'), elt_governance $(psql_q -c "CREATE EXTENSION elt_governance" -c "SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'") (installed build, $(stat -c %y "$SO" | cut -d. -f1), md5 ${SO_SUM%% *})"
@@ -200,7 +204,7 @@ CHUNKS_SQL="SELECT format('%s lineage rows in %s chunks', coalesce(sum(entries) 
 AE=(-c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 50"
     -c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_analyze = off")
 declare -A MS SPLIT_S SPLIT_L
-CONTENDERS="plain elt_row elt_table trigger"
+CONTENDERS="plain elt_row elt_table elt_manifest trigger"
 for rep in $(seq 1 "$REPEATS"); do
   for c in $CONTENDERS; do
     psql_q -c "TRUNCATE mart.daily, public.audit_log, elt.lineage_chunks, elt.lineage_layout" -c "CHECKPOINT"
@@ -209,6 +213,7 @@ for rep in $(seq 1 "$REPEATS"); do
       plain)     ms=$(timed -c "INSERT INTO mart.daily $QUERY") ;;
       elt_row)   ms=$(timed "${AE[@]}" -c "SELECT elt.transform_run('daily')") ;;
       elt_table) ms=$(timed "${AE[@]}" -c "SELECT elt.transform_run('daily', '{}', 'table')") ;;
+      elt_manifest) ms=$(timed "${AE[@]}" -c "SET elt.manifest_policy = checksum" -c "SELECT elt.transform_run('daily')") ;;
       trigger)
         psql_q -c "CREATE TRIGGER daily_audit AFTER INSERT ON mart.daily FOR EACH ROW EXECUTE FUNCTION public.audit_row()"
         ms=$(timed -c "INSERT INTO mart.daily $QUERY")
@@ -234,6 +239,7 @@ label() {
     plain) echo "plain INSERT … SELECT (peer)" ;;
     elt_row) echo "elt.transform_run('daily'), row lineage" ;;
     elt_table) echo "elt.transform_run('daily', '{}', 'table'), table lineage" ;;
+    elt_manifest) echo "elt.transform_run('daily'), row lineage and a manifest with checksums of the 2 sources and the target (elt.manifest_policy = checksum, the default)" ;;
     trigger) echo "INSERT … SELECT + AFTER INSERT FOR EACH ROW audit trigger (to_jsonb(NEW))" ;;
   esac
 }
