@@ -1253,3 +1253,12 @@ elt_table_checksum_ranges_b(PG_FUNCTION_ARGS)
 {
 	return checksum_ranges(fcinfo, false);
 }
+
+/* The row count in a checksum "v1:<rows>:<hex>". */
+int64
+EltChecksumRows(const char *checksum)
+{
+	const char *p = strchr(checksum, ':');
+
+	return p ? strtoi64(p + 1, NULL, 10) : 0;
+}

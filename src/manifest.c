@@ -295,23 +295,6 @@ json_raw(StringInfo buf, const char *key, const char *json)
 	appendStringInfoString(buf, json ? json : "null");
 }
 
-/* The row count of a checksum "v1:<rows>:<hex>". */
-static int64
-checksum_rows(const char *checksum)
-{
-	return strtoi64(checksum + 3, NULL, 10);
-}
-
-/* Run one statement through SPI (connected), as the current user. */
-static void
-exec_sql(const char *sql)
-{
-	int			rc = SPI_execute(sql, false, 0);
-
-	if (rc < 0)
-		elog(ERROR, "SPI_execute failed: %s: %s", SPI_result_code_string(rc), sql);
-}
-
 /* The fingerprint of the environment, as the current user sees it. */
 static char *
 current_fingerprint(void)
@@ -419,7 +402,7 @@ relation_json(EltRunStep *st, Oid relid, const char *role, bool output)
 	/* the shape's keys: columns, primary_key, schema_version */
 	appendStringInfoString(&buf, ", ");
 	appendBinaryStringInfo(&buf, shape + 1, strlen(shape) - 2);
-	json_raw(&buf, "rows", checksum ? psprintf(INT64_FORMAT, checksum_rows(checksum)) : NULL);
+	json_raw(&buf, "rows", checksum ? psprintf(INT64_FORMAT, EltChecksumRows(checksum)) : NULL);
 	json_text(&buf, "checksum", checksum);
 	json_raw(&buf, "snapshot", snapshot);
 	if (note)
@@ -892,7 +875,6 @@ elt_run_begin(PG_FUNCTION_ARGS)
 	int			p;
 	char	   *fingerprint;
 	EltCatalogWrite cw;
-	bool		isnull;
 	int64		run_id;
 	int64		seed;
 	TimestampTz clock;
@@ -935,9 +917,7 @@ elt_run_begin(PG_FUNCTION_ARGS)
 	clock = GetCurrentTimestamp();
 	seed = (int64) pg_prng_uint64(&pg_global_prng_state);
 	EltCatalogWriteBegin(&cw);
-	if (SPI_execute("SELECT pg_catalog.nextval('elt.run_id_seq') AS run_id", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "drawing a run id failed");
-	run_id = EltSpiGetInt64(0, "run_id", &isnull);
+	run_id = EltDrawRunId();
 	insert_run(run_id, name, "pipeline", params, policy_names[p], clock, seed, fingerprint,
 			   cw.actor, clock, 0, NULL, false);
 	{
@@ -1166,9 +1146,7 @@ elt_run_manifest_import(PG_FUNCTION_ARGS)
 		EltCatalogWriteEnd(&cw);
 		PG_RETURN_INT64(run_id);
 	}
-	if (SPI_execute("SELECT pg_catalog.nextval('elt.run_id_seq') AS run_id", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "drawing a run id failed");
-	run_id = EltSpiGetInt64(0, "run_id", &isnull);
+	run_id = EltDrawRunId();
 	EltPrepare(&ins,
 			   "WITH r AS (INSERT INTO elt.run_defs (run_id, pipeline, kind, params, snapshot_policy, clock,"
 			   "  random_seed, fingerprint, role, started_at, imported)"
@@ -1858,9 +1836,7 @@ elt_replay(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	EltCatalogWriteBegin(&cw);
-	if (SPI_execute("SELECT pg_catalog.nextval('elt.run_id_seq') AS run_id", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "drawing a run id failed");
-	replay_id = EltSpiGetInt64(0, "run_id", &isnull);
+	replay_id = EltDrawRunId();
 	EltCatalogWriteEnd(&cw);
 	if (into == NULL)
 		into = psprintf("elt_replay_" INT64_FORMAT, replay_id);
@@ -1873,7 +1849,7 @@ elt_replay(PG_FUNCTION_ARGS)
 	/* the sandbox, made and filled as the caller */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	exec_sql(psprintf("CREATE SCHEMA %s", quote_identifier(into)));
+	EltSpiExec(psprintf("CREATE SCHEMA %s", quote_identifier(into)));
 	foreach(lc, rels)
 	{
 		ReplayRel  *r = lfirst(lc);
@@ -1883,7 +1859,7 @@ elt_replay(PG_FUNCTION_ARGS)
 		r->sandbox = MemoryContextStrdup(fn, quote_qualified_identifier(into, r->sandbox_name));
 		if (r->output_shape != NULL)
 		{
-			exec_sql(sandbox_table_sql(r));
+			EltSpiExec(sandbox_table_sql(r));
 			if (storage != NULL)
 			{
 				if (r->input_columns == NULL)
@@ -1903,13 +1879,13 @@ elt_replay(PG_FUNCTION_ARGS)
 					char	   *cols = EltSpiGetText(0, "cols");
 
 					if (cols != NULL)
-						exec_sql(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s",
+						EltSpiExec(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s",
 										  r->sandbox, cols, cols, storage));
 				}
 			}
 		}
 		else
-			exec_sql(psprintf("CREATE TABLE %s AS SELECT * FROM %s", r->sandbox, storage));
+			EltSpiExec(psprintf("CREATE TABLE %s AS SELECT * FROM %s", r->sandbox, storage));
 		CommandCounterIncrement();
 		r->sandbox_oid = RangeVarGetRelid(makeRangeVar(into, r->sandbox_name, -1), NoLock, false);
 	}

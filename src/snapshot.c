@@ -75,22 +75,6 @@ shape_json(Oid relid)
 	return buf.data;
 }
 
-/* The row count in a checksum "v1:<rows>:<hex>". */
-static int64
-checksum_rows(const char *checksum)
-{
-	const char *p = strchr(checksum, ':');
-
-	return p ? strtoi64(p + 1, NULL, 10) : 0;
-}
-
-static void
-exec_ddl(const char *sql)
-{
-	if (SPI_execute(sql, false, 0) < 0)
-		elog(ERROR, "could not run: %s", sql);
-}
-
 /* The role's snapshot with this shape and checksum, or 0; with its storage name. */
 static int64
 find_snapshot(Oid role, const char *shape_hash, const char *checksum, char **storage)
@@ -155,7 +139,7 @@ ensure_schema(void)
 
 	if (!OidIsValid(get_namespace_oid(SNAPSHOT_SCHEMA, true)))
 	{
-		exec_ddl("CREATE SCHEMA " SNAPSHOT_SCHEMA);
+		EltSpiExec("CREATE SCHEMA " SNAPSHOT_SCHEMA);
 		CommandCounterIncrement();
 	}
 	nsp = get_namespace_oid(SNAPSHOT_SCHEMA, false);
@@ -170,7 +154,7 @@ ensure_schema(void)
 				 errmsg("schema " SNAPSHOT_SCHEMA " belongs to role %s, not to the extension's owner",
 						GetUserNameFromId(owner, false)),
 				 errhint("Snapshots are kept only in a schema " SNAPSHOT_SCHEMA " that the extension made; rename or drop that schema.")));
-	exec_ddl("REVOKE ALL ON SCHEMA " SNAPSHOT_SCHEMA " FROM PUBLIC");
+	EltSpiExec("REVOKE ALL ON SCHEMA " SNAPSHOT_SCHEMA " FROM PUBLIC");
 }
 
 static void
@@ -178,8 +162,8 @@ grant_read(const char *storage, Oid role)
 {
 	const char *r = quote_identifier(GetUserNameFromId(role, false));
 
-	exec_ddl(psprintf("GRANT USAGE ON SCHEMA %s TO %s", SNAPSHOT_SCHEMA, r));
-	exec_ddl(psprintf("GRANT SELECT ON %s.%s TO %s", SNAPSHOT_SCHEMA, quote_identifier(storage), r));
+	EltSpiExec(psprintf("GRANT USAGE ON SCHEMA %s TO %s", SNAPSHOT_SCHEMA, r));
+	EltSpiExec(psprintf("GRANT SELECT ON %s.%s TO %s", SNAPSHOT_SCHEMA, quote_identifier(storage), r));
 }
 
 static void
@@ -250,7 +234,7 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 
 		ensure_schema();
 		snprintf(tmp, sizeof(tmp), "copy_%d_%d", MyProcPid, (int) GetCurrentTransactionNestLevel());
-		exec_ddl(psprintf("CREATE TABLE %s.%s AS SELECT * FROM %s%s", SNAPSHOT_SCHEMA,
+		EltSpiExec(psprintf("CREATE TABLE %s.%s AS SELECT * FROM %s%s", SNAPSHOT_SCHEMA,
 						  quote_identifier(tmp),
 						  get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
 						  quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
@@ -270,9 +254,9 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 		}
 		if (id != 0)
 		{
-			exec_ddl(psprintf("DROP TABLE %s.%s", SNAPSHOT_SCHEMA, quote_identifier(tmp)));
+			EltSpiExec(psprintf("DROP TABLE %s.%s", SNAPSHOT_SCHEMA, quote_identifier(tmp)));
 			audit_snapshot(cw.actor, "snapshot_create", id, relname, copy_checksum,
-						   checksum_rows(copy_checksum), "reused", true);
+						   EltChecksumRows(copy_checksum), "reused", true);
 			*checksum_out = MemoryContextStrdup(outer, copy_checksum);
 			*shape_hash_out = MemoryContextStrdup(outer, shape_hash);
 			EltCatalogWriteEnd(&cw);
@@ -281,14 +265,14 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 		key = psprintf("%s:%s:%u", shape_hash, copy_checksum, cw.actor);
 		EltSha256Hex(key, strlen(key), name_hash);
 		storage = psprintf("s_%.24s", name_hash);
-		exec_ddl(psprintf("ALTER TABLE %s.%s RENAME TO %s", SNAPSHOT_SCHEMA, quote_identifier(tmp),
+		EltSpiExec(psprintf("ALTER TABLE %s.%s RENAME TO %s", SNAPSHOT_SCHEMA, quote_identifier(tmp),
 						  quote_identifier(storage)));
-		exec_ddl(psprintf("REVOKE ALL ON %s.%s FROM PUBLIC", SNAPSHOT_SCHEMA, quote_identifier(storage)));
-		exec_ddl(psprintf("CREATE TRIGGER immutable BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE"
+		EltSpiExec(psprintf("REVOKE ALL ON %s.%s FROM PUBLIC", SNAPSHOT_SCHEMA, quote_identifier(storage)));
+		EltSpiExec(psprintf("CREATE TRIGGER immutable BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE"
 						  " ON %s.%s FOR EACH STATEMENT EXECUTE FUNCTION elt._snapshot_immutable()",
 						  SNAPSHOT_SCHEMA, quote_identifier(storage)));
 		grant_read(storage, cw.actor);
-		rows = checksum_rows(copy_checksum);
+		rows = EltChecksumRows(copy_checksum);
 		EltPrepare(&ins,
 				   "INSERT INTO elt.snapshot_defs (storage, source_name, source_oid, columns, shape_hash,"
 				   " checksum, row_count, created_by)"
@@ -309,7 +293,7 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 		checksum = copy_checksum;
 	}
 	else
-		audit_snapshot(cw.actor, "snapshot_create", id, relname, checksum, checksum_rows(checksum),
+		audit_snapshot(cw.actor, "snapshot_create", id, relname, checksum, EltChecksumRows(checksum),
 					   "reused", true);
 	*checksum_out = MemoryContextStrdup(outer, checksum);
 	*shape_hash_out = MemoryContextStrdup(outer, shape_hash);
@@ -419,7 +403,7 @@ elt_snapshot_verify(PG_FUNCTION_ARGS)
 		ereport(WARNING,
 				(errmsg("snapshot " INT64_FORMAT " does not match its checksum", id),
 				 errdetail("Recorded %s, now %s.", recorded, actual)));
-	audit_snapshot(cw.actor, "snapshot_verify", id, source, actual, checksum_rows(actual), "ok", ok);
+	audit_snapshot(cw.actor, "snapshot_verify", id, source, actual, EltChecksumRows(actual), "ok", ok);
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_BOOL(ok);
 }
@@ -429,7 +413,7 @@ static void
 drop_snapshot(int64 id, const char *storage)
 {
 	if (storage_exists(storage))
-		exec_ddl(psprintf("DROP TABLE %s.%s", SNAPSHOT_SCHEMA, quote_identifier(storage)));
+		EltSpiExec(psprintf("DROP TABLE %s.%s", SNAPSHOT_SCHEMA, quote_identifier(storage)));
 	forget_snapshot(id);
 }
 
@@ -500,7 +484,7 @@ elt_snapshot_drop(PG_FUNCTION_ARGS)
 		}
 	}
 	drop_snapshot(id, storage);
-	audit_snapshot(cw.actor, "snapshot_drop", id, source, checksum, checksum_rows(checksum), "force", force);
+	audit_snapshot(cw.actor, "snapshot_drop", id, source, checksum, EltChecksumRows(checksum), "force", force);
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_BOOL(true);
 }

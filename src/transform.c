@@ -1156,6 +1156,17 @@ record_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
 	return run_id;
 }
 
+/* A new id of a transform run or run (inside a catalog write). */
+int64
+EltDrawRunId(void)
+{
+	bool		isnull;
+
+	if (SPI_execute("SELECT pg_catalog.nextval('elt.run_id_seq') AS run_id", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "drawing a run id failed");
+	return EltSpiGetInt64(0, "run_id", &isnull);
+}
+
 /* Counts of one run. */
 typedef struct RunCounts
 {
@@ -1364,13 +1375,10 @@ record_failure(RunCall *rc, ErrorData *edata)
 	FailedRunArgs args;
 	Oid			owner = EltExtensionOwner();
 	EltCatalogWrite cw;
-	bool		isnull;
 
 	/* the failed run's id */
 	EltCatalogWriteBegin(&cw);
-	if (SPI_execute("SELECT pg_catalog.nextval('elt.run_id_seq') AS run_id", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "drawing a run id failed");
-	rc->run.run_id = EltSpiGetInt64(0, "run_id", &isnull);
+	rc->run.run_id = EltDrawRunId();
 	EltCatalogWriteEnd(&cw);
 
 	strings[0] = rc->t.name;

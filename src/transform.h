@@ -8,6 +8,7 @@
 
 extern char *EltNormalizeSql(const char *sql);
 extern int64 EltCurrentRunId(void);
+extern int64 EltDrawRunId(void);
 extern PGDLLEXPORT void elt_transform_failure_main(Datum main_arg);
 
 #endif							/* ELT_TRANSFORM_H */

@@ -339,6 +339,16 @@ EltExec(SPIPlanPtr plan, Datum *values, const char *nulls, long count)
 	return rc;
 }
 
+/* Run one statement without parameters through SPI (connected). */
+void
+EltSpiExec(const char *sql)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "SPI_execute failed: %s: %s", SPI_result_code_string(rc), sql);
+}
+
 /* Attribute number of a column of the current SPI result, or an error. */
 static int
 EltSpiColumn(const char *column)

@@ -64,6 +64,7 @@ extern int	EltExecLatest(SPIPlanPtr plan, Datum *values, const char *nulls,
 extern int	EltExec(SPIPlanPtr plan, Datum *values, const char *nulls,
 					long count);
 
+extern void EltSpiExec(const char *sql);
 extern char *EltSpiGetText(int row, const char *column);
 extern int64 EltSpiGetInt64(int row, const char *column, bool *isnull);
 extern bool EltSpiGetBool(int row, const char *column, bool *isnull);

@@ -254,3 +254,30 @@ WHERE action = 'verify_replay' AND (details ->> 'replay_id')::bigint = :prep ORD
 -- history is append-only
 DELETE FROM elt.run_manifests;
 UPDATE elt.run_defs SET pipeline = 'x';
+
+-------------------------------------------------------------------------------
+-- Names in replayed SQL: a CTE named like the table its body reads, and two
+-- tables of one name (the second copy is renamed in the sandbox; columns
+-- qualified by the table's name still resolve)
+-------------------------------------------------------------------------------
+CREATE TABLE rp_mart.items (id int PRIMARY KEY, factor numeric NOT NULL);
+INSERT INTO rp_mart.items SELECT g, 1 + g % 3 FROM generate_series(1, 20) g;
+CREATE TABLE rp_mart.cte_named (id int PRIMARY KEY, gross numeric);
+CREATE TABLE rp_mart.weighted (id int PRIMARY KEY, gross numeric);
+SET search_path = rp_raw, public;
+SELECT elt.transform_create('rp_cte_named', 'rp_mart.cte_named',
+  'WITH items AS (SELECT id, price FROM items WHERE id <= 10) SELECT id, price AS gross FROM items',
+  'replace', '{"lineage": "table"}') IS NOT NULL AS created;
+RESET search_path;
+SELECT elt.transform_create('rp_weighted', 'rp_mart.weighted',
+  'SELECT r.id, r.price * items.factor AS gross FROM rp_raw.items r JOIN rp_mart.items ON items.id = r.id',
+  'replace') IS NOT NULL AS created;
+SELECT elt.run_begin('names', '{}', 'full') AS nrun \gset
+SELECT elt.transform_run('rp_cte_named') IS NOT NULL AS ran;
+SELECT elt.transform_run('rp_weighted') IS NOT NULL AS ran;
+SELECT elt.run_end() = :nrun AS ended;
+SELECT s ->> 'transform' AS transform, s -> 'relations' AS relations, s ->> 'replayable' AS replayable
+FROM jsonb_array_elements(elt.run_manifest(:nrun) -> 'steps') s ORDER BY (s ->> 'step')::int;
+SELECT elt.replay(:nrun, 'rp_replay_names') AS nrep \gset
+SELECT relname FROM pg_class WHERE relnamespace = 'rp_replay_names'::regnamespace AND relkind = 'r' ORDER BY 1;
+SELECT bool_and(ok) AS all_ok, count(*) AS checks FROM elt.verify_replay(:nrun, :nrep);
