@@ -106,7 +106,7 @@ $$;
 CREATE FUNCTION elt.table_checksum(rel regclass, columns text[] DEFAULT NULL) RETURNS text
     LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'elt_table_checksum';
 
--- The row hash checked against the SipHash-2-4-128 reference vectors (tests).
+-- The row hash checked against the SipHash-1-3-128 reference vectors (tests).
 CREATE FUNCTION elt._checksum_selftest() RETURNS boolean
     LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'elt_checksum_selftest';
 

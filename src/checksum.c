@@ -4,7 +4,7 @@
  *
  * elt.table_checksum(rel, columns) reads the rows of rel (under the
  * statement's snapshot), encodes each row from the values' binary form,
- * hashes it with SipHash-2-4 (128-bit output, a fixed public key) and adds
+ * hashes it with SipHash-1-3 (128-bit output, a fixed public key) and adds
  * the row hashes modulo 2^128.  Addition, unlike XOR, does not cancel a
  * row that appears twice; the order of the rows, their physical place
  * (VACUUM FULL, CLUSTER) and the session's DateStyle, TimeZone,
@@ -12,13 +12,16 @@
  *
  * Row encoding, per column in the order given: a NULL is the byte 0; a
  * value is the byte 1 and then its bytes, preceded by their length (a
- * varint) unless the type has a fixed width.  So NULL, '' and 'NULL'
- * differ, and no value can run into the next column.  A value's bytes are:
+ * varint) unless the type has a fixed width or its bytes say where they
+ * end (numeric: its digit count; jsonb: its closing bracket; arrays and
+ * composites: their elements').  So NULL, '' and 'NULL' differ, and no
+ * value can run into the next column.  A value's bytes are:
  *   - bool, int2/4/8, oid, float4/8, date, time, timestamp, timestamptz:
  *     the value big-endian, as the type's send function writes it (any
  *     float NaN as the one NaN float8in makes);
  *   - text, varchar, char(n), name, json: the stored characters;
- *   - numeric: what numeric_send writes (read from the stored form);
+ *   - numeric: what numeric_send writes (read from the stored form),
+ *     which starts with its number of digits;
  *   - jsonb: its tokens ('{' 'k' key value ... '}', '[' ... ']', '$' for a
  *     bare scalar, 's' and a string, '#' and a numeric, 'n', 't', 'f'),
  *     object keys in jsonb's stored order;
@@ -41,6 +44,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/partition.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
@@ -71,7 +75,11 @@
 #define CHECKSUM_PREFIX "v1"
 
 /* ---------------------------------------------------------------------
- * SipHash-2-4, 128-bit output
+ * SipHash-1-3, 128-bit output: one compression round per word and three
+ * finalization rounds (the variant Rust's compiler and Python's hash
+ * tables use).  The checksum detects accidental differences, and its key
+ * is public either way; SipHash-2-4 made the whole checksum about 10%
+ * slower.
  * ---------------------------------------------------------------------
  */
 
@@ -127,23 +135,19 @@ siphash128(const uint8 *in, size_t len, const uint8 *key, uint64 out[2])
 
 		v3 ^= m;
 		SIP_ROUND(v0, v1, v2, v3);
-		SIP_ROUND(v0, v1, v2, v3);
 		v0 ^= m;
 	}
 	while (left-- > 0)
 		b |= ((uint64) in[left]) << (8 * left);
 	v3 ^= b;
 	SIP_ROUND(v0, v1, v2, v3);
-	SIP_ROUND(v0, v1, v2, v3);
 	v0 ^= b;
 	v2 ^= 0xee;
 	SIP_ROUND(v0, v1, v2, v3);
 	SIP_ROUND(v0, v1, v2, v3);
 	SIP_ROUND(v0, v1, v2, v3);
-	SIP_ROUND(v0, v1, v2, v3);
 	out[0] = v0 ^ v1 ^ v2 ^ v3;
 	v1 ^= 0xdd;
-	SIP_ROUND(v0, v1, v2, v3);
 	SIP_ROUND(v0, v1, v2, v3);
 	SIP_ROUND(v0, v1, v2, v3);
 	SIP_ROUND(v0, v1, v2, v3);
@@ -387,7 +391,7 @@ varlena_value(Datum v)
  * digits, 16 bits each, big-endian), read from the stored form.  NaN and
  * the infinities go through numeric_send itself.
  */
-static void
+static pg_attribute_always_inline void
 encode_numeric(Datum v, StringInfo s)
 {
 	struct varlena *n = varlena_value(v);
@@ -408,7 +412,8 @@ encode_numeric(Datum v, StringInfo s)
 	{
 		bytea	   *b = DatumGetByteaPP(DirectFunctionCall1(numeric_send, PointerGetDatum(n)));
 
-		put_bytes(s, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+		memcpy(reserve(s, VARSIZE_ANY_EXHDR(b)), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+		s->len += VARSIZE_ANY_EXHDR(b);
 		return;
 	}
 	if ((head & NUM_SIGN_MASK) == NUM_SHORT)
@@ -430,7 +435,6 @@ encode_numeric(Datum v, StringInfo s)
 		memcpy(&weight, data + 2, 2);
 	}
 	ndigits = (len - hdr) / 2;
-	put_len(s, (uint32) (8 + 2 * ndigits));
 	{
 		char	   *d = reserve(s, 8 + 2 * ndigits);
 		uint16		w[4];
@@ -462,7 +466,7 @@ encode_numeric(Datum v, StringInfo s)
  */
 static void encode_jsonb_container(const JsonbContainer *jc, StringInfo s);
 
-static void
+static pg_attribute_always_inline void
 encode_jsonb_child(JEntry e, const char *base, uint32 off, uint32 len, StringInfo s)
 {
 	if (JBE_ISSTRING(e))
@@ -528,32 +532,27 @@ encode_jsonb_container(const JsonbContainer *jc, StringInfo s)
 		pfree(offlen);
 }
 
+/*
+ * A jsonb value: its token stream, which needs no length in front (it
+ * ends with the bracket that closes its first token, and its strings and
+ * numbers carry their lengths).
+ */
 static void
 encode_jsonb(Datum d, StringInfo s, StringInfo scratch)
 {
 	struct varlena *v = varlena_value(d);
-	int			start,
-				len,
-				lenlen;
-	char		lenbuf[5];
 
 	/* the container, 4-byte aligned: a value with a short header is copied */
 	if (VARATT_IS_SHORT(v))
 	{
-		resetStringInfo(scratch);
-		enlargeStringInfo(scratch, VARSIZE_ANY_EXHDR(v));
-		memcpy(scratch->data, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+		int			n = VARSIZE_ANY_EXHDR(v);
+
+		scratch->len = 0;
+		memcpy(reserve(scratch, n), VARDATA_ANY(v), n);
+		encode_jsonb_container((const JsonbContainer *) scratch->data, s);
 	}
-	start = s->len;
-	encode_jsonb_container(VARATT_IS_SHORT(v) ? (const JsonbContainer *) scratch->data
-						   : (const JsonbContainer *) VARDATA(v), s);
-	/* then its length goes in front */
-	len = s->len - start;
-	lenlen = write_len(lenbuf, (uint32) len);
-	reserve(s, lenlen);
-	memmove(s->data + start + lenlen, s->data + start, len);
-	memcpy(s->data + start, lenbuf, lenlen);
-	s->len += lenlen;
+	else
+		encode_jsonb_container((const JsonbContainer *) VARDATA(v), s);
 }
 
 /*
@@ -695,18 +694,18 @@ encode_value(ChecksumCol *col, Datum v, StringInfo s, StringInfo scratch)
 	}
 }
 
-/* The segment of the row in slot: 0 for a NULL key, else 1 + the bounds at or below its key. */
+/* The segment of a row: 0 for a NULL key, else 1 + the bounds at or below its key. */
 static int
-key_segment(Checksum *cs, TupleTableSlot *slot)
+key_segment(Checksum *cs, const Datum *values, const bool *nulls)
 {
 	int			a = cs->keyattnum - 1;
 	Datum		key;
 	int			lo = 0,
 				hi = cs->nbounds;
 
-	if (slot->tts_isnull[a])
+	if (nulls[a])
 		return 0;
-	key = slot->tts_values[a];
+	key = values[a];
 	while (lo < hi)
 	{
 		int			mid = (lo + hi) / 2;
@@ -719,13 +718,78 @@ key_segment(Checksum *cs, TupleTableSlot *slot)
 	return 1 + lo;
 }
 
+/* Add one row, its column values (by attribute number - 1) in values/nulls. */
+static inline void
+checksum_row(Checksum *cs, const Datum *values, const bool *nulls)
+{
+	MemoryContext old = MemoryContextSwitchTo(cs->rowcxt);
+	uint64		h[2];
+	uint64		lo;
+	int			i;
+
+	cs->buf.len = 0;
+	for (i = 0; i < cs->ncols; i++)
+	{
+		int			a = cs->cols[i].attnum - 1;
+
+		if (nulls[a])
+			put_byte(&cs->buf, 0);
+		else
+		{
+			put_byte(&cs->buf, 1);
+			/* the common kinds here, without a call */
+			switch (cs->cols[i].kind)
+			{
+				case CK_INT4:
+					put_be32(&cs->buf, (uint32) DatumGetInt32(values[a]));
+					break;
+				case CK_INT8:
+					put_be64(&cs->buf, (uint64) DatumGetInt64(values[a]));
+					break;
+				case CK_STRING:
+					{
+						struct varlena *t = varlena_value(values[a]);
+
+						put_bytes(&cs->buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+					}
+					break;
+				case CK_NUMERIC:
+					encode_numeric(values[a], &cs->buf);
+					break;
+				default:
+					encode_value(&cs->cols[i], values[a], &cs->buf, &cs->scratch);
+					break;
+			}
+		}
+	}
+	siphash128((const uint8 *) cs->buf.data, cs->buf.len, checksum_key, h);
+	if (cs->keyname)
+	{
+		int			seg = key_segment(cs, values, nulls);
+		uint64	   *sum = &cs->seg_sum[2 * seg];
+
+		lo = sum[0] + h[0];
+		sum[1] += h[1] + (lo < sum[0] ? 1 : 0);
+		sum[0] = lo;
+		cs->seg_rows[seg]++;
+	}
+	MemoryContextSwitchTo(old);
+	/* only detoasted values, send functions, arrays and composites allocate */
+	if (!cs->rowcxt->isReset)
+		MemoryContextReset(cs->rowcxt);
+	/* sum modulo 2^128 */
+	lo = cs->sum[0] + h[0];
+	cs->sum[1] += h[1] + (lo < cs->sum[0] ? 1 : 0);
+	cs->sum[0] = lo;
+	cs->rows++;
+}
+
 /* Add the rows of one relation (a table, a leaf partition or a materialized view). */
 static void
 checksum_relation(Checksum *cs, Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	TableScanDesc scan;
-	TupleTableSlot *slot;
 	int			i;
 
 	/* columns by name: a partition may number them differently */
@@ -744,53 +808,36 @@ checksum_relation(Checksum *cs, Relation rel)
 		if (cs->keyattnum == InvalidAttrNumber)
 			elog(ERROR, "column \"%s\" not found in %s", cs->keyname, RelationGetRelationName(rel));
 	}
-	slot = table_slot_create(rel, NULL);
 	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	if (rel->rd_rel->relam == HEAP_TABLE_AM_OID)
 	{
-		MemoryContext old;
-		uint64		h[2];
-		uint64		lo;
-		int			seg;
+		/* the heap's tuples deformed straight into arrays, without a slot */
+		Datum	   *values = palloc(sizeof(Datum) * Max(desc->natts, 1));
+		bool	   *nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+		HeapTuple	tuple;
 
-		CHECK_FOR_INTERRUPTS();
-		slot_getallattrs(slot);
-		old = MemoryContextSwitchTo(cs->rowcxt);
-		resetStringInfo(&cs->buf);
-		for (i = 0; i < cs->ncols; i++)
+		while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 		{
-			int			a = cs->cols[i].attnum - 1;
-
-			if (slot->tts_isnull[a])
-				put_byte(&cs->buf, 0);
-			else
-			{
-				put_byte(&cs->buf, 1);
-				encode_value(&cs->cols[i], slot->tts_values[a], &cs->buf, &cs->scratch);
-			}
+			CHECK_FOR_INTERRUPTS();
+			heap_deform_tuple(tuple, desc, values, nulls);
+			checksum_row(cs, values, nulls);
 		}
-		siphash128((const uint8 *) cs->buf.data, cs->buf.len, checksum_key, h);
-		seg = cs->keyname ? key_segment(cs, slot) : 0;
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(cs->rowcxt);
-		if (cs->keyname)
+		pfree(values);
+		pfree(nulls);
+	}
+	else
+	{
+		TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 		{
-			uint64	   *sum = &cs->seg_sum[2 * seg];
-
-			lo = sum[0] + h[0];
-			sum[1] += h[1] + (lo < sum[0] ? 1 : 0);
-			sum[0] = lo;
-			cs->seg_rows[seg]++;
+			CHECK_FOR_INTERRUPTS();
+			slot_getallattrs(slot);
+			checksum_row(cs, slot->tts_values, slot->tts_isnull);
 		}
-		/* sum modulo 2^128 */
-		lo = cs->sum[0] + h[0];
-		cs->sum[1] += h[1] + (lo < cs->sum[0] ? 1 : 0);
-		cs->sum[0] = lo;
-		cs->rows++;
+		ExecDropSingleTupleTableSlot(slot);
 	}
 	table_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	(void) desc;
 }
 
 /* Run the scans with client_encoding set to the database's (send functions convert text to it). */
@@ -978,7 +1025,7 @@ elt_table_checksum(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(elt_checksum_selftest);
 
 /*
- * elt._checksum_selftest(): the row hash against the SipHash-2-4-128
+ * elt._checksum_selftest(): the row hash against the SipHash-1-3-128
  * reference vectors (key 00..0f, messages 00..(n-1)) for n = 0 to 4, 7,
  * 8, 15 and 16, and
  * the encoding of numerics against numeric_send.
@@ -988,15 +1035,15 @@ elt_checksum_selftest(PG_FUNCTION_ARGS)
 {
 	static const int lengths[9] = {0, 1, 2, 3, 4, 7, 8, 15, 16};
 	static const uint8 expected[9][16] = {
-		{0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6, 0x6d, 0xf6, 0x72, 0x14, 0xc7, 0x55, 0x02, 0x93},
-		{0xda, 0x87, 0xc1, 0xd8, 0x6b, 0x99, 0xaf, 0x44, 0x34, 0x76, 0x59, 0x11, 0x9b, 0x22, 0xfc, 0x45},
-		{0x81, 0x77, 0x22, 0x8d, 0xa4, 0xa4, 0x5d, 0xc7, 0xfc, 0xa3, 0x8b, 0xde, 0xf6, 0x0a, 0xff, 0xe4},
-		{0x9c, 0x70, 0xb6, 0x0c, 0x52, 0x67, 0xa9, 0x4e, 0x5f, 0x33, 0xb6, 0xb0, 0x29, 0x85, 0xed, 0x51},
-		{0xf8, 0x81, 0x64, 0xc1, 0x2d, 0x9c, 0x8f, 0xaf, 0x7d, 0x0f, 0x6e, 0x7c, 0x7b, 0xcd, 0x55, 0x79},
-		{0xa1, 0xf1, 0xeb, 0xbe, 0xd8, 0xdb, 0xc1, 0x53, 0xc0, 0xb8, 0x4a, 0xa6, 0x1f, 0xf0, 0x82, 0x39},
-		{0x3b, 0x62, 0xa9, 0xba, 0x62, 0x58, 0xf5, 0x61, 0x0f, 0x83, 0xe2, 0x64, 0xf3, 0x14, 0x97, 0xb4},
-		{0x54, 0x93, 0xe9, 0x99, 0x33, 0xb0, 0xa8, 0x11, 0x7e, 0x08, 0xec, 0x0f, 0x97, 0xcf, 0xc3, 0xd9},
-		{0x6e, 0xe2, 0xa4, 0xca, 0x67, 0xb0, 0x54, 0xbb, 0xfd, 0x33, 0x15, 0xbf, 0x85, 0x23, 0x05, 0x77},
+		{0xe7, 0x7e, 0xbc, 0xb2, 0x27, 0x88, 0xa5, 0xbe, 0xfd, 0x62, 0xdb, 0x6a, 0xdd, 0x30, 0x30, 0x01},
+		{0xfc, 0x6f, 0x37, 0x04, 0x60, 0xd3, 0xed, 0xa8, 0x5e, 0x05, 0x73, 0xcc, 0x2b, 0x2f, 0xf0, 0x63},
+		{0x75, 0x78, 0x7f, 0x09, 0x05, 0x69, 0x83, 0x9b, 0x85, 0x5b, 0xc9, 0x54, 0x8c, 0x6a, 0xea, 0x95},
+		{0x6b, 0xc5, 0xcc, 0xfa, 0x1e, 0xdc, 0xf7, 0x9f, 0x48, 0x23, 0x18, 0x77, 0x12, 0xeb, 0xd7, 0x43},
+		{0x0c, 0x78, 0x4e, 0x71, 0xac, 0x2b, 0x28, 0x5a, 0x9f, 0x8e, 0x92, 0xe7, 0x8f, 0xbf, 0x2c, 0x25},
+		{0x10, 0x84, 0xb9, 0x23, 0xf2, 0xaa, 0xe0, 0xc3, 0xa6, 0x2f, 0x2e, 0xc8, 0x08, 0x48, 0xab, 0x77},
+		{0xaa, 0x12, 0xfe, 0xe1, 0xd5, 0xe3, 0xda, 0xb4, 0x72, 0x4f, 0x16, 0xab, 0x35, 0xf9, 0xc7, 0x99},
+		{0xc1, 0x7e, 0x55, 0x05, 0xb2, 0xbd, 0x52, 0x6c, 0x29, 0x21, 0xcd, 0xec, 0x1e, 0x7e, 0x01, 0x09},
+		{0xd0, 0xa8, 0xd9, 0x57, 0x15, 0x51, 0x8e, 0xeb, 0xb5, 0x13, 0xb0, 0xf8, 0x3d, 0x9e, 0x17, 0x93},
 	};
 	uint8		key[16];
 	uint8		msg[16];
@@ -1035,14 +1082,12 @@ elt_checksum_selftest(PG_FUNCTION_ARGS)
 												  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 			bytea	   *b = DatumGetByteaPP(DirectFunctionCall1(numeric_send, num));
 			StringInfoData a;
-			uint32		len;
 
 			initStringInfo(&a);
 			encode_numeric(num, &a);
-			/* a length of one varint byte, then numeric_send's bytes */
-			len = (unsigned char) a.data[0];
-			if (len >= 0x80 || a.len != 1 + (int) VARSIZE_ANY_EXHDR(b) || len != VARSIZE_ANY_EXHDR(b) ||
-				memcmp(a.data + 1, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)) != 0)
+			/* numeric_send's bytes exactly */
+			if (a.len != (int) VARSIZE_ANY_EXHDR(b) ||
+				memcmp(a.data, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)) != 0)
 				PG_RETURN_BOOL(false);
 		}
 	}

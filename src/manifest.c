@@ -515,9 +515,12 @@ step_references(EltRunStep *st, List *sources)
 										  EltRelDisplayName(lfirst_oid(lc)));
 }
 
-/* The relations a pipeline run has read or written in earlier steps. */
+/*
+ * The relations a pipeline run has written in earlier steps: a later step
+ * that reads one reads the run's own rows, which a replay makes again.
+ */
 static List *
-known_relations(int64 run_id)
+written_relations(int64 run_id)
 {
 	static SPIPlanPtr plan = NULL;
 	MemoryContext outer = CurrentMemoryContext;
@@ -529,10 +532,7 @@ known_relations(int64 run_id)
 
 	EltCatalogWriteBegin(&cw);
 	EltPrepare(&plan,
-			   "SELECT i.value ->> 'relation' AS relation FROM elt.run_steps s"
-			   " CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(s.fragment -> 'inputs') i"
-			   " WHERE s.run_id = $1"
-			   " UNION SELECT s.fragment -> 'output' ->> 'relation' FROM elt.run_steps s"
+			   "SELECT DISTINCT s.fragment -> 'output' ->> 'relation' AS relation FROM elt.run_steps s"
 			   " WHERE s.run_id = $1 AND s.fragment ? 'output'",
 			   1, types);
 	args[0] = Int64GetDatum(run_id);
@@ -571,13 +571,15 @@ cmp_oid(const ListCell *a, const ListCell *b)
 /*
  * Before a step executes (as the transform's owner, with its search_path):
  * its relation references, and the relations it reads that the run has
- * not met yet, as inputs.  A target whose earlier rows stay (append,
- * merge) is an input too.
+ * not written, as inputs.  A target whose earlier rows stay (append,
+ * merge) is an input too.  A relation read by several steps is recorded
+ * at each, since it may have changed in between (another transaction of
+ * the pipeline, another session); a replay reloads its copy when it did.
  */
 void
 EltRunStepInputs(EltRunStep *st, List *sources)
 {
-	List	   *known = st->run_id != 0 ? known_relations(st->run_id) : NIL;
+	List	   *written = st->run_id != 0 ? written_relations(st->run_id) : NIL;
 	List	   *inputs = NIL;
 	bool		target_input = false;
 	ListCell   *lc;
@@ -587,10 +589,10 @@ EltRunStepInputs(EltRunStep *st, List *sources)
 
 	step_references(st, sources);
 	foreach(lc, sources)
-		if (!name_member(known, EltRelDisplayName(lfirst_oid(lc))))
+		if (!name_member(written, EltRelDisplayName(lfirst_oid(lc))))
 			inputs = lappend_oid(inputs, lfirst_oid(lc));
 	if (strcmp(st->mode, "replace") != 0 && !list_member_oid(sources, st->target) &&
-		!name_member(known, EltRelDisplayName(st->target)))
+		!name_member(written, EltRelDisplayName(st->target)))
 		target_input = true;
 
 	if (strcmp(st->policy, "none") != 0 && !IsolationUsesXactSnapshot())
@@ -1179,24 +1181,31 @@ elt_run_manifest_import(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
+/* A relation as a step of the run being replayed read it (an input). */
+typedef struct ReplayInput
+{
+	int			step;
+	char	   *role;
+	char	   *columns;		/* JSON */
+	char	   *snapshot_id;
+	char	   *snapshot_checksum;
+	char	   *snapshot_shape;
+	char	   *storage;		/* the snapshot it is copied from */
+} ReplayInput;
+
 /* A relation of the run being replayed, and its copy in the sandbox. */
 typedef struct ReplayRel
 {
 	char	   *relation;		/* as recorded: qualified, quoted */
 	char	   *schema;
 	char	   *name;
-	int			input_step;		/* the step that read it first, or 0 */
-	char	   *input_role;
-	char	   *input_columns;	/* JSON */
-	char	   *snapshot_id;	/* or NULL */
-	char	   *snapshot_checksum;
-	char	   *snapshot_shape;
+	List	   *inputs;			/* ReplayInput, by step: each time a step read it */
 	char	   *output_shape;	/* {"columns": ..., "primary_key": ...}, or NULL */
+	char	   *sandbox_schema;
 	char	   *sandbox_name;
 	char	   *sandbox;		/* qualified, quoted */
 	Oid			sandbox_oid;
-	char	   *storage;		/* the snapshot it is copied from */
-	char	   *input_json;		/* the replay's record of it as an input */
+	ReplayInput *loaded;		/* the input whose rows the copy holds */
 } ReplayRel;
 
 static ReplayRel *
@@ -1314,7 +1323,7 @@ sandbox_table_sql(ReplayRel *r)
  * again).  NULL when there is none.
  */
 static char *
-snapshot_storage(ReplayRel *r)
+snapshot_storage(ReplayInput *in)
 {
 	static SPIPlanPtr plan = NULL;
 	MemoryContext outer = CurrentMemoryContext;
@@ -1329,8 +1338,8 @@ snapshot_storage(ReplayRel *r)
 			   "   AND pg_catalog.to_regclass(pg_catalog.format('elt_snapshots.%I', s.storage)) IS NOT NULL"
 			   " ORDER BY s.snapshot_id = $1 DESC, s.snapshot_id DESC LIMIT 1",
 			   4, (Oid[]) {INT8OID, TEXTOID, TEXTOID, OIDOID});
-	EltExecLatest(plan, (Datum[]) {Int64GetDatum(strtoi64(r->snapshot_id, NULL, 10)),
-				  CStringGetTextDatum(r->snapshot_checksum), CStringGetTextDatum(r->snapshot_shape),
+	EltExecLatest(plan, (Datum[]) {Int64GetDatum(strtoi64(in->snapshot_id, NULL, 10)),
+				  CStringGetTextDatum(in->snapshot_checksum), CStringGetTextDatum(in->snapshot_shape),
 				  ObjectIdGetDatum(cw.actor)}, NULL, 1);
 	if (SPI_processed > 0)
 		storage = MemoryContextStrdup(outer, EltSpiGetText(0, "storage"));
@@ -1347,7 +1356,10 @@ spi_text(MemoryContext cxt, uint64 row, const char *column)
 	return v ? MemoryContextStrdup(cxt, v) : NULL;
 }
 
-/* Read the relations of a manifest (inputs first, then outputs not read), into cxt. */
+/*
+ * Read the relations of a manifest (inputs first, each with the steps that
+ * read it in order, then outputs not read), into cxt.
+ */
 static List *
 replay_relations(const char *manifest, int64 run_id, MemoryContext cxt)
 {
@@ -1359,42 +1371,52 @@ replay_relations(const char *manifest, int64 run_id, MemoryContext cxt)
 							   " (i ->> 'step')::int AS step, i ->> 'role' AS role, (i -> 'columns')::text AS columns,"
 							   " i -> 'snapshot' ->> 'id' AS snapshot_id, i -> 'snapshot' ->> 'checksum' AS snapshot_checksum,"
 							   " i -> 'snapshot' ->> 'shape_hash' AS snapshot_shape"
-							   " FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb -> 'inputs') i",
+							   " FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb -> 'inputs') WITH ORDINALITY e(i, n)"
+							   " ORDER BY (i ->> 'step')::int, n",
 							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(manifest)}, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "reading the manifest's inputs failed");
 	for (i = 0; i < SPI_processed; i++)
 	{
-		ReplayRel  *r = MemoryContextAllocZero(cxt, sizeof(ReplayRel));
+		ReplayInput *in = MemoryContextAllocZero(cxt, sizeof(ReplayInput));
+		char	   *relation = spi_text(cxt, i, "relation");
+		ReplayRel  *r;
 		bool		isnull;
+		MemoryContext old;
 
-		r->relation = spi_text(cxt, i, "relation");
-		r->schema = spi_text(cxt, i, "schema");
-		r->name = spi_text(cxt, i, "name");
-		r->input_step = (int) EltSpiGetInt64(i, "step", &isnull);
-		r->input_role = spi_text(cxt, i, "role");
-		r->input_columns = spi_text(cxt, i, "columns");
-		r->snapshot_id = spi_text(cxt, i, "snapshot_id");
-		r->snapshot_checksum = spi_text(cxt, i, "snapshot_checksum");
-		r->snapshot_shape = spi_text(cxt, i, "snapshot_shape");
-		if (r->relation == NULL || r->name == NULL)
+		in->step = (int) EltSpiGetInt64(i, "step", &isnull);
+		in->role = spi_text(cxt, i, "role");
+		in->columns = spi_text(cxt, i, "columns");
+		in->snapshot_id = spi_text(cxt, i, "snapshot_id");
+		in->snapshot_checksum = spi_text(cxt, i, "snapshot_checksum");
+		in->snapshot_shape = spi_text(cxt, i, "snapshot_shape");
+		if (relation == NULL || EltSpiGetText(i, "name") == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("run " INT64_FORMAT "'s manifest has an input without a name", run_id)));
-		if (r->snapshot_id == NULL || r->snapshot_checksum == NULL || r->snapshot_shape == NULL)
+		if (in->snapshot_id == NULL || in->snapshot_checksum == NULL || in->snapshot_shape == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("run " INT64_FORMAT " cannot be replayed: it kept no snapshot of %s",
-							run_id, r->relation),
+							run_id, relation),
 					 errhint("Runs recorded with snapshot_policy 'full' can be replayed: "
 							 "elt.run_begin(pipeline, params, 'full'), or SET elt.manifest_policy = 'full' for transform runs on their own.")));
-		if (find_rel(rels, r->relation) == NULL)
-			{
-			MemoryContext old = MemoryContextSwitchTo(cxt);
-
+		if (in->columns == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("the manifest's input %s has no columns", relation)));
+		old = MemoryContextSwitchTo(cxt);
+		r = find_rel(rels, relation);
+		if (r == NULL)
+		{
+			r = palloc0(sizeof(ReplayRel));
+			r->relation = relation;
+			r->schema = spi_text(cxt, i, "schema");
+			r->name = spi_text(cxt, i, "name");
 			rels = lappend(rels, r);
-			MemoryContextSwitchTo(old);
 		}
+		r->inputs = lappend(r->inputs, in);
+		MemoryContextSwitchTo(old);
 	}
 	rc = SPI_execute_with_args("SELECT o ->> 'relation' AS relation, o ->> 'schema' AS schema, o ->> 'name' AS name,"
 							   " pg_catalog.jsonb_build_object('columns', o -> 'columns',"
@@ -1414,16 +1436,14 @@ replay_relations(const char *manifest, int64 run_id, MemoryContext cxt)
 					 errmsg("run " INT64_FORMAT "'s manifest has an output without a name", run_id)));
 		if (r == NULL)
 		{
-			r = MemoryContextAllocZero(cxt, sizeof(ReplayRel));
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			r = palloc0(sizeof(ReplayRel));
 			r->relation = relation;
 			r->schema = spi_text(cxt, i, "schema");
 			r->name = spi_text(cxt, i, "name");
-			{
-			MemoryContext old = MemoryContextSwitchTo(cxt);
-
 			rels = lappend(rels, r);
 			MemoryContextSwitchTo(old);
-		}
 		}
 		r->output_shape = spi_text(cxt, i, "shape");
 	}
@@ -1630,6 +1650,46 @@ rename_relation_json(const char *json, ReplayRel *r, const char *sandbox_relatio
 	return out;
 }
 
+/*
+ * Fill r's sandbox copy with the rows of the snapshot of input in (SPI
+ * connected): a table made from the relation's output shape gets the
+ * snapshot's columns that it has; another is made from the snapshot.  A
+ * copy filled before is emptied (or made again) first.
+ */
+static void
+load_sandbox(ReplayRel *r, ReplayInput *in)
+{
+	if (r->output_shape != NULL)
+	{
+		char	   *cols;
+
+		if (r->loaded != NULL)
+			EltSpiExec(psprintf("TRUNCATE %s", r->sandbox));
+		if (SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c ->> 'name'), ', ') AS cols"
+								  " FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) c"
+								  " WHERE c ->> 'name' IN (SELECT o ->> 'name' FROM pg_catalog.jsonb_array_elements($2::pg_catalog.jsonb -> 'columns') o"
+								  "                       WHERE o ->> 'generated' IS NULL)",
+								  2, (Oid[]) {TEXTOID, TEXTOID},
+								  (Datum[]) {CStringGetTextDatum(in->columns), CStringGetTextDatum(r->output_shape)},
+								  NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "reading columns failed");
+		cols = EltSpiGetText(0, "cols");
+		if (cols != NULL)
+			EltSpiExec(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s",
+								r->sandbox, cols, cols, in->storage));
+	}
+	else
+	{
+		/* its columns may have changed between the steps that read it */
+		if (r->loaded != NULL)
+			EltSpiExec(psprintf("DROP TABLE %s", r->sandbox));
+		EltSpiExec(psprintf("CREATE TABLE %s AS SELECT * FROM %s", r->sandbox, in->storage));
+	}
+	CommandCounterIncrement();
+	r->sandbox_oid = RangeVarGetRelid(makeRangeVar(r->sandbox_schema, r->sandbox_name, -1), NoLock, false);
+	r->loaded = in;
+}
+
 /* The replay of one step, executed and recorded in st. */
 static void
 replay_step(ReplayStep *s, List *rels, const char *sandbox, TimestampTz clock, EltRunStep *st, int64 run_id)
@@ -1672,16 +1732,41 @@ replay_step(ReplayStep *s, List *rels, const char *sandbox, TimestampTz clock, E
 	}
 	SPI_finish();
 
+	/*
+	 * What this step read, as the run recorded it: a copy that holds other
+	 * rows (the relation changed since an earlier step read it) is filled
+	 * again, then recorded as the step finds it.
+	 */
 	initStringInfo(&st->inputs);
 	foreach(lc, rels)
 	{
 		ReplayRel  *r = lfirst(lc);
+		ListCell   *lc2;
 
-		if (r->input_step == s->step && r->input_json)
+		foreach(lc2, r->inputs)
 		{
+			ReplayInput *in = lfirst(lc2);
+			EltRunStep	ist;
+			char	   *json;
+
+			if (in->step != s->step)
+				continue;
+			if (r->loaded != in && strcmp(r->loaded->storage, in->storage) != 0)
+			{
+				if (SPI_connect() != SPI_OK_CONNECT)
+					elog(ERROR, "SPI_connect failed");
+				load_sandbox(r, in);
+				SPI_finish();
+			}
+			memset(&ist, 0, sizeof(ist));
+			ist.policy = "checksum";
+			ist.step = s->step;
+			PushActiveSnapshot(GetTransactionSnapshot());
+			json = relation_json(&ist, r->sandbox_oid, in->role, false);
+			PopActiveSnapshot();
 			if (st->inputs.len > 0)
 				appendStringInfoString(&st->inputs, ", ");
-			appendStringInfoString(&st->inputs, r->input_json);
+			appendStringInfoString(&st->inputs, rename_relation_json(json, r, r->sandbox));
 		}
 	}
 	st->enabled = true;
@@ -1816,17 +1901,21 @@ elt_replay(PG_FUNCTION_ARGS)
 	foreach(lc, rels)
 	{
 		ReplayRel  *r = lfirst(lc);
+		ListCell   *lc2;
 
-		if (r->snapshot_id == NULL)
-			continue;
-		r->storage = snapshot_storage(r);
-		if (r->storage == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("run " INT64_FORMAT " cannot be replayed: snapshot %s of %s is missing",
-							run_id, r->snapshot_id, r->relation),
-					 errdetail("No snapshot you may read has its checksum %s.", r->snapshot_checksum),
-					 errhint("It was dropped with force, or the manifest was imported without its snapshots.")));
+		foreach(lc2, r->inputs)
+		{
+			ReplayInput *in = lfirst(lc2);
+
+			in->storage = snapshot_storage(in);
+			if (in->storage == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_TABLE),
+						 errmsg("run " INT64_FORMAT " cannot be replayed: snapshot %s of %s (read by step %d) is missing",
+								run_id, in->snapshot_id, r->relation, in->step),
+						 errdetail("No snapshot you may read has its checksum %s.", in->snapshot_checksum),
+						 errhint("It was dropped with force, or the manifest was imported without its snapshots.")));
+		}
 	}
 
 	guc_level = NewGUCNestLevel();
@@ -1853,60 +1942,21 @@ elt_replay(PG_FUNCTION_ARGS)
 	foreach(lc, rels)
 	{
 		ReplayRel  *r = lfirst(lc);
-		char	   *storage = r->storage;
 
+		r->sandbox_schema = into;
 		r->sandbox_name = MemoryContextStrdup(fn, sandbox_name(rels, r));
 		r->sandbox = MemoryContextStrdup(fn, quote_qualified_identifier(into, r->sandbox_name));
 		if (r->output_shape != NULL)
 		{
 			EltSpiExec(sandbox_table_sql(r));
-			if (storage != NULL)
-			{
-				if (r->input_columns == NULL)
-					ereport(ERROR,
-							(errcode(ERRCODE_DATA_EXCEPTION),
-							 errmsg("the manifest's input %s has no columns", r->relation)));
-				/* the rows it had before the run: the snapshot's columns that it has */
-				if (SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c ->> 'name'), ', ') AS cols"
-										  " FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) c"
-										  " WHERE c ->> 'name' IN (SELECT o ->> 'name' FROM pg_catalog.jsonb_array_elements($2::pg_catalog.jsonb -> 'columns') o"
-										  "                       WHERE o ->> 'generated' IS NULL)",
-										  2, (Oid[]) {TEXTOID, TEXTOID},
-										  (Datum[]) {CStringGetTextDatum(r->input_columns), CStringGetTextDatum(r->output_shape)},
-										  NULL, true, 1) != SPI_OK_SELECT)
-					elog(ERROR, "reading columns failed");
-				{
-					char	   *cols = EltSpiGetText(0, "cols");
-
-					if (cols != NULL)
-						EltSpiExec(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s",
-										  r->sandbox, cols, cols, storage));
-				}
-			}
+			CommandCounterIncrement();
+			r->sandbox_oid = RangeVarGetRelid(makeRangeVar(into, r->sandbox_name, -1), NoLock, false);
 		}
-		else
-			EltSpiExec(psprintf("CREATE TABLE %s AS SELECT * FROM %s", r->sandbox, storage));
-		CommandCounterIncrement();
-		r->sandbox_oid = RangeVarGetRelid(makeRangeVar(into, r->sandbox_name, -1), NoLock, false);
+		/* the rows the first step that read it found */
+		if (r->inputs != NIL)
+			load_sandbox(r, linitial(r->inputs));
 	}
 	SPI_finish();
-
-	/* the replay's inputs: the sandbox copies as the steps find them */
-	foreach(lc, rels)
-	{
-		ReplayRel  *r = lfirst(lc);
-		EltRunStep	st;
-
-		if (r->input_step == 0)
-			continue;
-		memset(&st, 0, sizeof(st));
-		st.policy = "checksum";
-		st.step = r->input_step;
-		PushActiveSnapshot(GetTransactionSnapshot());
-		r->input_json = relation_json(&st, r->sandbox_oid, r->input_role, false);
-		PopActiveSnapshot();
-		r->input_json = rename_relation_json(r->input_json, r, r->sandbox);
-	}
 
 	foreach(lc, steps)
 	{

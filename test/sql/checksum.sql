@@ -3,7 +3,7 @@ SET client_min_messages = warning;
 SET DateStyle = ISO;
 
 -------------------------------------------------------------------------------
--- The row hash is SipHash-2-4-128: checked against the reference vectors
+-- The row hash is SipHash-1-3-128: checked against the reference vectors
 -------------------------------------------------------------------------------
 SELECT elt._checksum_selftest() AS siphash_reference_vectors;
 
