@@ -39,7 +39,9 @@ OBJS = \
 	src/openlineage.o \
 	src/checksum.o \
 	src/snapshot.o \
-	src/manifest.o
+	src/manifest.o \
+	src/checks.o \
+	src/deploy.o
 
 DATA = $(wildcard sql/elt_governance--*.sql)
 
@@ -47,7 +49,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
-REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage checksum manifest
+REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage checksum manifest deploy
 # isolation specs (test/specs, test/expected)
 ISOLATION = concurrent_ddl govern_race migration_scope contracts_locks backfill_race backfill_writes transform_runs manifest_locks
 # TAP tests (test/t)

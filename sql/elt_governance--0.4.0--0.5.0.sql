@@ -116,10 +116,10 @@ CREATE FUNCTION elt._checksum_selftest() RETURNS boolean
 -- with a NULL key (listed always, so that two results join on segment),
 -- segment i >= 1 the keys from lower (inclusive) to upper
 -- (exclusive).  Bounds are canonical text (DateStyle ISO, TimeZone UTC).
-CREATE FUNCTION elt.table_checksum_ranges(rel regclass, key text, segments integer)
+CREATE FUNCTION elt.table_checksum_ranges(rel regclass, key text, segments integer, columns text[] DEFAULT NULL)
 RETURNS TABLE (segment integer, lower text, upper text, row_count bigint, checksum text)
     LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'elt_table_checksum_ranges_n';
-CREATE FUNCTION elt.table_checksum_ranges(rel regclass, key text, bounds text[])
+CREATE FUNCTION elt.table_checksum_ranges(rel regclass, key text, bounds text[], columns text[] DEFAULT NULL)
 RETURNS TABLE (segment integer, lower text, upper text, row_count bigint, checksum text)
     LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'elt_table_checksum_ranges_b';
 

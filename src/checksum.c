@@ -988,38 +988,44 @@ EltTableChecksum(Oid relid, List *colnames)
 
 PG_FUNCTION_INFO_V1(elt_table_checksum);
 
+/* The column names of a columns argument (NIL for NULL: all columns). */
+static List *
+column_list(FunctionCallInfo fcinfo, int argno)
+{
+	List	   *cols = NIL;
+	ArrayType  *a;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NIL;
+	a = PG_GETARG_ARRAYTYPE_P(argno);
+	deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("columns is empty"),
+				 errhint("Give at least one column, or NULL for all of them.")));
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("columns contains a NULL")));
+		cols = lappend(cols, TextDatumGetCString(elems[i]));
+	}
+	return cols;
+}
+
 /* elt.table_checksum(rel regclass, columns text[] DEFAULT NULL) */
 Datum
 elt_table_checksum(PG_FUNCTION_ARGS)
 {
-	List	   *cols = NIL;
-
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	if (!PG_ARGISNULL(1))
-	{
-		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n,
-					i;
-
-		deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-		if (n == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("columns is empty"),
-					 errhint("Give at least one column, or NULL for all of them.")));
-		for (i = 0; i < n; i++)
-		{
-			if (nulls[i])
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("columns contains a NULL")));
-			cols = lappend(cols, TextDatumGetCString(elems[i]));
-		}
-	}
-	PG_RETURN_TEXT_P(cstring_to_text(EltTableChecksum(PG_GETARG_OID(0), cols)));
+	PG_RETURN_TEXT_P(cstring_to_text(EltTableChecksum(PG_GETARG_OID(0), column_list(fcinfo, 1))));
 }
 
 PG_FUNCTION_INFO_V1(elt_checksum_selftest);
@@ -1205,6 +1211,8 @@ given_bounds(Checksum *cs, ArrayType *arr, int *nbounds)
  * of each range of the key column, cut at the key's quantiles or at the
  * bounds given; one scan of the table.
  */
+static List *column_list(FunctionCallInfo fcinfo, int argno);
+
 static Datum
 checksum_ranges(FunctionCallInfo fcinfo, bool by_segments)
 {
@@ -1227,7 +1235,7 @@ checksum_ranges(FunctionCallInfo fcinfo, bool by_segments)
 	relid = PG_GETARG_OID(0);
 	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	memset(&cs, 0, sizeof(cs));
-	rels = checksum_setup(&cs, relid, NIL);
+	rels = checksum_setup(&cs, relid, column_list(fcinfo, 3));
 	ka = get_attnum(relid, key);
 	if (ka == InvalidAttrNumber || ka < 0)
 		ereport(ERROR,

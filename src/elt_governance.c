@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "backfill.h"
 #include "manifest.h"
+#include "deploy.h"
 #include "contracts.h"
 #include "ddl_capture.h"
 #include "elt_governance.h"
@@ -70,6 +71,7 @@ _PG_init(void)
 
 	EltBackfillInit();
 	EltManifestInit();
+	EltDeployInit();
 	EltOpenLineageInit();
 	MarkGUCPrefixReserved("elt");
 

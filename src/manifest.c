@@ -132,6 +132,15 @@ active_pipeline(void)
 	return pipeline;
 }
 
+/* The id of the run this session's role has begun and not ended, or 0. */
+int64
+EltPipelineRunId(void)
+{
+	PipelineRun *p = active_pipeline();
+
+	return p ? p->run_id : 0;
+}
+
 /*
  * A run begun in a transaction that rolls back never began; a run ended
  * in one that rolls back is still open.

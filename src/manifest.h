@@ -57,6 +57,7 @@ extern void EltRunStepInputs(EltRunStep *st, List *sources);
 extern void EltRunStepOutput(EltRunStep *st);
 extern void EltRunStepRecord(EltRunStep *st, int64 transform_run_id);
 extern bool EltPipelineClock(TimestampTz *clock);
+extern int64 EltPipelineRunId(void);
 extern bool EltPipelineRandom(double *value);
 
 /* snapshot.c */

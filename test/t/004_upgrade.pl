@@ -91,6 +91,13 @@ is($node->safe_psql('postgres', q{SELECT elt.env_fingerprint() ? 'id'}), 't', 'a
 is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.trace('s.c_totals', '7')}), '1',
 	'lineage is still traced');
 
+# 0.5.0 -> 0.6.0: blue-green deployments and quality checks
+$node->safe_psql('postgres', q{ALTER EXTENSION elt_governance UPDATE TO '0.6.0'});
+is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'}),
+	'0.6.0', 'updated to 0.6.0');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.deployments}), '0', 'deployments after the update');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.check_run('s')}), '0', 'checks after the update');
+
 # a fresh install of the default version is the same catalog as an update
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION elt_governance');

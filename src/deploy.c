@@ -1,0 +1,994 @@
+/*
+ * deploy.c — blue-green deployments of a schema behind an interface of
+ * views.
+ *
+ * Owns elt.deploy_interfaces, elt.deployment_defs and
+ * elt.deployment_event_log.  elt.deploy_init() moves a schema's tables to
+ * <interface>__blue (ALTER TABLE ... SET SCHEMA keeps oids, data, indexes
+ * and grants) and puts one view per table in the interface schema;
+ * deploy_prepare() makes the idle color's tables; deploy_promote() runs
+ * the gates and repoints every view to the candidate; deploy_rollback()
+ * repoints them back; deploy_decommission() drops the old color.  The
+ * comparisons (deploy_compare, deploy_diff) are SQL functions of the
+ * extension script.
+ *
+ * Privileges: the DDL runs as the caller, so PostgreSQL checks that the
+ * caller may move, create and drop what it touches; catalog rows and the
+ * audit are written as the extension's owner (EltCatalogWriteBegin).
+ *
+ * Locking: a switch takes ACCESS EXCLUSIVE locks on every view of the
+ * interface, in OID order, with a short lock_timeout
+ * (elt.deploy_lock_timeout), retried (elt.deploy_lock_retries) with a
+ * growing pause, so that it never queues long behind readers and never
+ * fails a reader; the views are then replaced in the same transaction,
+ * so a query sees either every old definition or every new one.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/catalog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "utils/syscache.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "audit.h"
+#include "checks.h"
+#include "contracts.h"
+#include "deploy.h"
+#include "util.h"
+
+static int	deploy_lock_timeout_ms = 500;
+static int	deploy_lock_retries = 20;
+
+/* Settings. */
+void
+EltDeployInit(void)
+{
+	DefineCustomIntVariable("elt.deploy_lock_timeout",
+							"How long a promotion or rollback waits for one attempt at locking the interface's views.",
+							"After it, the attempt is given up and retried (elt.deploy_lock_retries), so that readers never queue behind a switch for long.",
+							&deploy_lock_timeout_ms, 500, 1, 60000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("elt.deploy_lock_retries",
+							"How many times a promotion or rollback tries again to lock the interface's views.",
+							NULL,
+							&deploy_lock_retries, 20, 0, 1000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+}
+
+/* A deployment as the catalog has it. */
+typedef struct Deployment
+{
+	int64		id;				/* 0: none */
+	char	   *state;
+	char	   *from_color;
+	char	   *to_color;
+	TimestampTz promoted_at;
+} Deployment;
+
+/* An interface as the catalog has it. */
+typedef struct Interface
+{
+	char	   *name;
+	Oid			nsp;
+	char	   *live_color;
+	Oid			owner;
+	Deployment last;
+} Interface;
+
+/* The owner of a schema. */
+static Oid
+get_namespace_owner(Oid nsp)
+{
+	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for schema %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+static const char *
+other_color(const char *color)
+{
+	return strcmp(color, "blue") == 0 ? "green" : "blue";
+}
+
+static char *
+color_schema(const char *interface, const char *color)
+{
+	return psprintf("%s__%s", interface, color);
+}
+
+/* The interface argument: a name that leaves room for "__green". */
+static char *
+interface_arg(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *name = EltRequiredText(fcinfo, argno, "interface");
+
+	if (strlen(name) + strlen("__green") >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("interface name \"%s\" is too long", name),
+				 errdetail("Its colors are named <interface>__blue and <interface>__green, which must fit in %d bytes.",
+						   NAMEDATALEN - 1)));
+	return name;
+}
+
+/*
+ * Read an interface and its last deployment (as the extension owner);
+ * check that the caller has the privileges of the interface schema's
+ * owner.
+ */
+static void
+load_interface(const char *name, Interface *iface)
+{
+	EltCatalogWrite cw;
+	MemoryContext outer = CurrentMemoryContext;
+	bool		isnull;
+
+	memset(iface, 0, sizeof(*iface));
+	iface->name = pstrdup(name);
+	EltRequireCatalog("deploy_interfaces");
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute_with_args("SELECT i.live_color, i.owner, d.deployment_id, d.state, d.from_color, d.to_color, d.promoted_at"
+							  " FROM elt.deploy_interfaces i"
+							  " LEFT JOIN LATERAL (SELECT * FROM elt.deployment_defs x WHERE x.interface = i.interface"
+							  "                    ORDER BY x.deployment_id DESC LIMIT 1) d ON true"
+							  " WHERE i.interface = $1",
+							  1, (Oid[]) {NAMEOID}, (Datum[]) {CStringGetDatum(name)}, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading the interface failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("schema \"%s\" is not a deployment interface", name),
+				 errhint("Make it one with elt.deploy_init('%s').", name)));
+	iface->live_color = MemoryContextStrdup(outer, EltSpiGetText(0, "live_color"));
+	iface->owner = DatumGetObjectId(EltSpiGetDatum(0, "owner", &isnull));
+	iface->last.id = EltSpiGetInt64(0, "deployment_id", &isnull);
+	if (!isnull)
+	{
+		Datum		p;
+
+		iface->last.state = MemoryContextStrdup(outer, EltSpiGetText(0, "state"));
+		iface->last.from_color = MemoryContextStrdup(outer, EltSpiGetText(0, "from_color"));
+		iface->last.to_color = MemoryContextStrdup(outer, EltSpiGetText(0, "to_color"));
+		p = EltSpiGetDatum(0, "promoted_at", &isnull);
+		iface->last.promoted_at = isnull ? 0 : DatumGetTimestampTz(p);
+	}
+	else
+		iface->last.id = 0;
+	EltCatalogWriteEnd(&cw);
+	iface->nsp = get_namespace_oid(name, true);
+	if (!OidIsValid(iface->nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("the interface schema \"%s\" no longer exists", name)));
+	if (!pg_namespace_ownercheck(iface->nsp, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for interface \"%s\"", name),
+				 errhint("Only members of the role that owns schema \"%s\" may deploy it.", name)));
+}
+
+/* Run statements an SQL query returns (one text column), in order (SPI connected). */
+static void
+exec_generated(const char *query, int nargs, Oid *types, Datum *values)
+{
+	List	   *stmts = NIL;
+	uint64		i;
+	ListCell   *lc;
+	MemoryContext outer = CurrentMemoryContext;
+
+	/* not read-only: it must see what the statements before it made */
+	CommandCounterIncrement();
+	if (SPI_execute_with_args(query, nargs, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "generating statements failed");
+	for (i = 0; i < SPI_processed; i++)
+		stmts = lappend(stmts, MemoryContextStrdup(outer, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+	foreach(lc, stmts)
+		EltSpiExec(lfirst(lc));
+}
+
+/* Give object (e.g. "TABLE a.b") the grants of relation src, and its owner. */
+static void
+copy_relation_grants(Oid src, const char *object, const char *target_rel, bool comments)
+{
+	exec_generated("SELECT pg_catalog.format('ALTER %s OWNER TO %I', $2, pg_catalog.pg_get_userbyid(c.relowner))"
+				   " FROM pg_catalog.pg_class c WHERE c.oid = $1"
+				   " UNION ALL SELECT g FROM pg_catalog.pg_class c, elt._acl_grants(c.relacl, c.relowner, $2) g"
+				   " WHERE c.oid = $1",
+				   2, (Oid[]) {OIDOID, TEXTOID}, (Datum[]) {ObjectIdGetDatum(src), CStringGetTextDatum(object)});
+	if (comments)
+		exec_generated("SELECT elt._comment_copies($1, $2)", 2, (Oid[]) {OIDOID, TEXTOID},
+					   (Datum[]) {ObjectIdGetDatum(src), CStringGetTextDatum(target_rel)});
+}
+
+/* Write an event (and the audit row) as the extension's owner. */
+static void
+record_event(EltCatalogWrite *cw, int64 deployment_id, const char *interface, const char *action,
+			 const char *reason, const char *details)
+{
+	static SPIPlanPtr plan = NULL;
+	StringInfoData a;
+
+	EltPrepare(&plan,
+			   "INSERT INTO elt.deployment_event_log (deployment_id, interface, action, actor, happened_at, reason, details)"
+			   " VALUES ($1, $2, $3, $4, pg_catalog.clock_timestamp(), $5, $6::pg_catalog.jsonb)",
+			   6, (Oid[]) {INT8OID, NAMEOID, TEXTOID, OIDOID, TEXTOID, TEXTOID});
+	EltExec(plan, (Datum[]) {Int64GetDatum(deployment_id), CStringGetDatum(interface),
+			CStringGetTextDatum(action), ObjectIdGetDatum(cw->actor),
+			reason ? CStringGetTextDatum(reason) : (Datum) 0, CStringGetTextDatum(details)},
+			(char[]) {deployment_id ? ' ' : 'n', ' ', ' ', ' ', reason ? ' ' : 'n', ' '}, 0);
+	initStringInfo(&a);
+	appendStringInfoChar(&a, '{');
+	if (deployment_id)
+		EltAppendJsonInt(&a, "deployment_id", deployment_id);
+	appendStringInfo(&a, "%s\"event\": %s}", deployment_id ? ", " : "", details);
+	EltAuditRecord(cw->actor, action, interface, a.data, EltAuditReason(reason));
+}
+
+/* ---------------------------------------------------------------------
+ * Switching the views
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Lock the interface's views in ACCESS EXCLUSIVE mode, in OID order, each
+ * attempt with elt.deploy_lock_timeout; retried with a growing pause.
+ * Returns the number of attempts.  SPI connected.
+ */
+static int
+lock_views(Oid nsp, const char *interface)
+{
+	char	   *sql = NULL;
+	int			attempt;
+
+	if (SPI_execute_with_args("SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ' ORDER BY c.oid) AS v"
+							  " FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'v'",
+							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "listing views failed");
+	if (EltSpiGetText(0, "v") == NULL)
+		return 0;
+	sql = psprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", EltSpiGetText(0, "v"));
+	for (attempt = 1;; attempt++)
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+		ResourceOwner owner = CurrentResourceOwner;
+		bool		locked = false;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			int			level = NewGUCNestLevel();
+
+			(void) set_config_option("lock_timeout", psprintf("%d", deploy_lock_timeout_ms),
+									 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+			EltSpiExec(sql);
+			AtEOXact_GUC(true, level);
+			ReleaseCurrentSubTransaction();
+			locked = true;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *e;
+
+			MemoryContextSwitchTo(cxt);
+			e = CopyErrorData();
+			if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE || attempt > deploy_lock_retries)
+			{
+				RollbackAndReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(cxt);
+				CurrentResourceOwner = owner;
+				if (e->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+					ereport(ERROR,
+							(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+							 errmsg("could not lock the views of interface \"%s\" after %d attempts",
+									interface, attempt),
+							 errdetail("Long-running queries hold them; each attempt waited %d ms.",
+									   deploy_lock_timeout_ms),
+							 errhint("Try again later, or raise elt.deploy_lock_timeout or elt.deploy_lock_retries.")));
+				ReThrowError(e);
+			}
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (locked)
+			return attempt;
+		/* a growing pause, so that the readers that hold the views finish */
+		pg_usleep(Min(attempt, 10) * 20000L);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Point every view of the interface at the tables of schema target.  A
+ * view keeps its columns in order (its dependents use them): a column the
+ * target lacks reads NULL (a rollback to a version before a column was
+ * added); the target's other columns are appended.  A table the target
+ * lacks (forced promotions only) loses its view; a new table gets one.
+ * With a column of another type (forced only), the view is made again,
+ * which fails if objects depend on it.  Returns a JSON list of what
+ * changed.  SPI connected, views locked.
+ */
+static char *
+point_views(Oid nsp, const char *interface, const char *target, bool allow_drop)
+{
+	uint64		i;
+	List	   *stmts = NIL;
+	List	   *grants = NIL;
+	MemoryContext outer = CurrentMemoryContext;
+	ListCell   *lc;
+	StringInfoData changes;
+
+	if (SPI_execute_with_args("SELECT coalesce(v.relname, t.relname) AS name, v.oid AS view, t.oid AS tab,"
+							  " (SELECT pg_catalog.string_agg(CASE WHEN tc.name IS NULL THEN pg_catalog.format('NULL::%s AS %I', vc.type, vc.name)"
+							  "                                    ELSE pg_catalog.format('%I', vc.name) END, ', ' ORDER BY vc.attnum)"
+							  "  FROM elt._deploy_columns(v.oid) vc LEFT JOIN elt._deploy_columns(t.oid) tc USING (name)) AS kept,"
+							  " (SELECT pg_catalog.string_agg(pg_catalog.format('%I', tc.name), ', ' ORDER BY tc.attnum)"
+							  "  FROM elt._deploy_columns(t.oid) tc"
+							  "  WHERE v.oid IS NULL OR tc.name NOT IN (SELECT vc.name FROM elt._deploy_columns(v.oid) vc)) AS added,"
+							  " EXISTS (SELECT FROM elt._deploy_columns(v.oid) vc JOIN elt._deploy_columns(t.oid) tc USING (name)"
+							  "         WHERE vc.type <> tc.type) AS retyped"
+							  " FROM (SELECT c.oid, c.relname FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'v') v"
+							  " FULL JOIN (SELECT c.oid, c.relname FROM pg_catalog.pg_class c"
+							  "            WHERE c.relnamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident($2))"
+							  "              AND c.relkind IN ('r', 'p') AND NOT c.relispartition) t ON t.relname = v.relname"
+							  " ORDER BY 1",
+							  2, (Oid[]) {OIDOID, TEXTOID},
+							  (Datum[]) {ObjectIdGetDatum(nsp), CStringGetTextDatum(target)}, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the views failed");
+	initStringInfo(&changes);
+	appendStringInfoChar(&changes, '[');
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *name = EltSpiGetText(i, "name");
+		bool		isnull_v,
+					isnull_t,
+					isnull;
+		Datum		view = EltSpiGetDatum(i, "view", &isnull_v);
+		Datum		tab = EltSpiGetDatum(i, "tab", &isnull_t);
+		char	   *kept = EltSpiGetText(i, "kept");
+		char	   *added = EltSpiGetText(i, "added");
+		bool		retyped = EltSpiGetBool(i, "retyped", &isnull);
+		char	   *qview = quote_qualified_identifier(interface, name);
+		char	   *qtab = quote_qualified_identifier(target, name);
+		char	   *cols;
+		const char *what;
+
+		if (isnull_t)
+		{
+			if (!allow_drop)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_TABLE),
+						 errmsg("schema \"%s\" has no table \"%s\" for the view %s", target, name, qview)));
+			stmts = lappend(stmts, psprintf("DROP VIEW %s", qview));
+			what = "view dropped";
+		}
+		else if (isnull_v || retyped)
+		{
+			if (retyped && !allow_drop)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("table %s changes the type of a column of the view %s", qtab, qview)));
+			if (retyped)
+				stmts = lappend(stmts, psprintf("DROP VIEW %s", qview));
+			stmts = lappend(stmts, psprintf("CREATE VIEW %s AS SELECT %s FROM %s", qview, added ? added : "", qtab));
+			grants = lappend(grants, list_make3(MemoryContextStrdup(outer, qview), (void *) (uintptr_t) DatumGetObjectId(tab), NULL));
+			what = retyped ? "view made again" : "view created";
+		}
+		else
+		{
+			cols = added ? psprintf("%s, %s", kept, added) : kept;
+			stmts = lappend(stmts, psprintf("CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s", qview, cols, qtab));
+			what = "view repointed";
+		}
+		if (changes.len > 1)
+			appendStringInfoString(&changes, ", ");
+		{
+			StringInfoData one;
+
+			initStringInfo(&one);
+			appendStringInfoChar(&one, '{');
+			EltAppendJsonString(&one, "view", name);
+			EltAppendJsonString(&one, "change", what);
+			appendStringInfo(&changes, "%s}", one.data);
+		}
+		(void) view;
+	}
+	appendStringInfoChar(&changes, ']');
+	foreach(lc, stmts)
+		EltSpiExec(lfirst(lc));
+	CommandCounterIncrement();
+	foreach(lc, grants)
+	{
+		List	   *g = lfirst(lc);
+
+		copy_relation_grants((Oid) (uintptr_t) lsecond(g), psprintf("TABLE %s", (char *) linitial(g)),
+							 linitial(g), true);
+	}
+	return changes.data;
+}
+
+/* ---------------------------------------------------------------------
+ * elt.deploy_init
+ * ---------------------------------------------------------------------
+ */
+
+PG_FUNCTION_INFO_V1(elt_deploy_init);
+
+/*
+ * elt.deploy_init(interface text) RETURNS integer: move the schema's
+ * tables to <interface>__blue and give the schema one view per table;
+ * returns the number of tables.  Anything else in the schema, and objects
+ * elsewhere that depend on its tables, are listed in an error and nothing
+ * changes.
+ */
+Datum
+elt_deploy_init(PG_FUNCTION_ARGS)
+{
+	char	   *name = interface_arg(fcinfo, 0);
+	Oid			nsp = get_namespace_oid(name, true);
+	char	   *blue = color_schema(name, "blue");
+	EltCatalogWrite cw;
+	List	   *tables = NIL;
+	StringInfoData problems;
+	uint64		i;
+	ListCell   *lc;
+	int			n;
+
+	EltRequireCatalog("deploy_interfaces");
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("schema \"%s\" does not exist", name)));
+	if (!pg_namespace_ownercheck(nsp, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of schema %s", name)));
+	if (strcmp(name, ELT_SCHEMA_NAME) == 0 || strcmp(name, "elt_snapshots") == 0 || IsCatalogNamespace(nsp) ||
+		isAnyTempNamespace(nsp) || strcmp(name, "public") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("schema \"%s\" cannot be a deployment interface", name),
+				 errhint("Move the tables consumers read into a schema of their own first.")));
+	{
+		EltCatalogWrite rcw;
+		bool		exists;
+
+		EltCatalogWriteBegin(&rcw);
+		if (SPI_execute_with_args("SELECT FROM elt.deploy_interfaces WHERE interface = $1", 1, (Oid[]) {NAMEOID},
+								  (Datum[]) {CStringGetDatum(name)}, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "reading interfaces failed");
+		exists = SPI_processed > 0;
+		EltCatalogWriteEnd(&rcw);
+		if (exists)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("schema \"%s\" is already a deployment interface", name),
+					 errhint("elt.deployments lists its deployments; elt.deploy_prepare('%s') starts a new one.", name)));
+	}
+	if (OidIsValid(get_namespace_oid(blue, true)) || OidIsValid(get_namespace_oid(color_schema(name, "green"), true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_SCHEMA),
+				 errmsg("schema \"%s\" or \"%s\" already exists", blue, color_schema(name, "green")),
+				 errhint("The colors of an interface are schemas of their own: rename or drop those first.")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* what cannot be handled, in one list */
+	if (SPI_execute_with_args(
+		"SELECT p FROM ("
+		" SELECT 1 AS o, pg_catalog.format('%s %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'"
+		"   WHEN 'f' THEN 'foreign table' WHEN 'p' THEN 'partitioned table' WHEN 'S' THEN 'sequence' WHEN 'c' THEN 'type'"
+		"   ELSE 'relation' END, c.oid::pg_catalog.regclass) AS p"
+		"  FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind NOT IN ('r', 'i', 'I', 't')"
+		"   AND NOT (c.relkind = 'S' AND EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+		"        AND d.objid = c.oid AND d.deptype IN ('a', 'i') AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass))"
+		" UNION ALL SELECT 1, pg_catalog.format('partition %s', c.oid::pg_catalog.regclass) FROM pg_catalog.pg_class c"
+		"  WHERE c.relnamespace = $1 AND c.relkind = 'r' AND c.relispartition"
+		" UNION ALL SELECT 2, pg_catalog.format('function %s', p.oid::pg_catalog.regprocedure) FROM pg_catalog.pg_proc p WHERE p.pronamespace = $1"
+		" UNION ALL SELECT 3, pg_catalog.format('type %s', t.oid::pg_catalog.regtype) FROM pg_catalog.pg_type t"
+		"  WHERE t.typnamespace = $1 AND t.typrelid = 0 AND t.typelem = 0"
+		" UNION ALL SELECT 4, pg_catalog.format('table %s is owned by %s, not by you', c.oid::pg_catalog.regclass, c.relowner::pg_catalog.regrole)"
+		"  FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'r'"
+		"   AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')"
+		" UNION ALL SELECT DISTINCT 5, pg_catalog.format('%s %s depends on %s (it would keep reading the moved table)',"
+		"   CASE v.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, v.oid::pg_catalog.regclass, t.oid::pg_catalog.regclass)"
+		"  FROM pg_catalog.pg_class t JOIN pg_catalog.pg_depend d ON d.refobjid = t.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+		"  JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+		"  JOIN pg_catalog.pg_class v ON v.oid = w.ev_class"
+		"  WHERE t.relnamespace = $1 AND t.relkind = 'r' AND v.oid <> t.oid"
+		" ) x ORDER BY o, p",
+		1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "inspecting the schema failed");
+	initStringInfo(&problems);
+	for (i = 0; i < SPI_processed; i++)
+		appendStringInfo(&problems, "%s%s", i > 0 ? "\n" : "", EltSpiGetText(i, "p"));
+	if (problems.len > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("schema \"%s\" has objects a deployment interface cannot handle", name),
+				 errdetail("%s", problems.data),
+				 errhint("An interface holds ordinary tables (with their indexes, constraints and sequences). "
+						 "Move the rest to another schema, and make dependent views again on the interface's views after elt.deploy_init().")));
+	if (SPI_execute_with_args("SELECT c.oid, c.relname FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'r' ORDER BY c.relname",
+							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "listing tables failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext spi = MemoryContextSwitchTo(TopTransactionContext);
+
+		tables = lappend(tables, list_make2((void *) (uintptr_t) DatumGetObjectId(EltSpiGetDatum(i, "oid", &isnull)),
+											pstrdup(EltSpiGetText(i, "relname"))));
+		MemoryContextSwitchTo(spi);
+	}
+	if (tables == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("schema \"%s\" has no tables", name)));
+
+	/* the blue color, owned and granted as the interface schema */
+	EltSpiExec(psprintf("CREATE SCHEMA %s AUTHORIZATION %s", quote_identifier(blue),
+						quote_identifier(GetUserNameFromId(get_namespace_owner(nsp), false))));
+	exec_generated("SELECT g FROM pg_catalog.pg_namespace n, elt._acl_grants(n.nspacl, n.nspowner, $2) g WHERE n.oid = $1",
+				   2, (Oid[]) {OIDOID, TEXTOID},
+				   (Datum[]) {ObjectIdGetDatum(nsp), CStringGetTextDatum(psprintf("SCHEMA %s", quote_identifier(blue)))});
+	foreach(lc, tables)
+	{
+		List	   *t = lfirst(lc);
+		Oid			relid = (Oid) (uintptr_t) linitial(t);
+		char	   *rel = lsecond(t);
+		char	   *qview = quote_qualified_identifier(name, rel);
+
+		EltSpiExec(psprintf("ALTER TABLE %s SET SCHEMA %s", qview, quote_identifier(blue)));
+		CommandCounterIncrement();
+		exec_generated("SELECT pg_catalog.format('CREATE VIEW %s AS SELECT %s FROM %s', $2,"
+					   " pg_catalog.string_agg(pg_catalog.format('%I', c.name), ', ' ORDER BY c.attnum), $1::pg_catalog.regclass)"
+					   " FROM elt._deploy_columns($1) c",
+					   2, (Oid[]) {OIDOID, TEXTOID}, (Datum[]) {ObjectIdGetDatum(relid), CStringGetTextDatum(qview)});
+		CommandCounterIncrement();
+		copy_relation_grants(relid, psprintf("TABLE %s", qview), qview, true);
+	}
+	SPI_finish();
+	n = list_length(tables);
+
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute_with_args("INSERT INTO elt.deploy_interfaces (interface, live_color, owner, initialized_by, initialized_at)"
+							  " VALUES ($1, 'blue', $2, $3, pg_catalog.now())",
+							  3, (Oid[]) {NAMEOID, OIDOID, OIDOID},
+							  (Datum[]) {CStringGetDatum(name), ObjectIdGetDatum(get_namespace_owner(nsp)), ObjectIdGetDatum(cw.actor)},
+							  NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "recording the interface failed");
+	{
+		StringInfoData d;
+
+		initStringInfo(&d);
+		appendStringInfoChar(&d, '{');
+		EltAppendJsonString(&d, "live", blue);
+		EltAppendJsonInt(&d, "tables", n);
+		appendStringInfoChar(&d, '}');
+		record_event(&cw, 0, name, "deploy_init", NULL, d.data);
+	}
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_INT32(n);
+}
+
+/* ---------------------------------------------------------------------
+ * elt.deploy_prepare
+ * ---------------------------------------------------------------------
+ */
+
+/* Drop the tables of a color schema and the schema (RESTRICT: dependents are an error). SPI connected. */
+static void
+drop_color(const char *schema)
+{
+	/* one statement, so that foreign keys between them are no obstacle */
+	exec_generated("SELECT pg_catalog.format('DROP TABLE %s', pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ' ORDER BY c.relname))"
+				   " FROM pg_catalog.pg_class c"
+				   " WHERE c.relnamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident($1))"
+				   "   AND c.relkind IN ('r', 'p') AND NOT c.relispartition HAVING count(*) > 0",
+				   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(schema)});
+	EltSpiExec(psprintf("DROP SCHEMA %s", quote_identifier(schema)));
+}
+
+PG_FUNCTION_INFO_V1(elt_deploy_prepare);
+
+/*
+ * elt.deploy_prepare(interface text, copy_data boolean DEFAULT false)
+ * RETURNS text: make the idle color's schema with the live tables'
+ * definitions (and rows, if asked) for the new version to build into;
+ * returns its name.  A candidate that was never promoted, or was rolled
+ * back, is replaced; the previous live color, kept for rollback after a
+ * promotion, must be decommissioned first.
+ */
+Datum
+elt_deploy_prepare(PG_FUNCTION_ARGS)
+{
+	char	   *name = interface_arg(fcinfo, 0);
+	bool		copy_data = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	Interface	iface;
+	const char *idle;
+	char	   *idle_schema;
+	char	   *live_schema;
+	EltCatalogWrite cw;
+	int64		id;
+	bool		replaced = false;
+	uint64		i;
+	List	   *tables = NIL;
+	ListCell   *lc;
+
+	load_interface(name, &iface);
+	idle = other_color(iface.live_color);
+	idle_schema = color_schema(name, idle);
+	live_schema = color_schema(name, iface.live_color);
+	if (iface.last.id != 0 && strcmp(iface.last.state, "promoted") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("schema \"%s\" still holds the version before deployment " INT64_FORMAT, idle_schema, iface.last.id),
+				 errdetail("It is kept so that elt.deploy_rollback() can switch back to it."),
+				 errhint("Drop it with elt.deploy_decommission('%s') after its grace period, then prepare again.", name)));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (OidIsValid(get_namespace_oid(idle_schema, true)))
+	{
+		if (iface.last.id == 0 || strcmp(iface.last.state, "decommissioned") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_SCHEMA),
+					 errmsg("schema \"%s\" exists but belongs to no deployment", idle_schema),
+					 errhint("Rename or drop it; deploy_prepare makes the idle color itself.")));
+		/* an unpromoted or rolled-back candidate: replaced */
+		drop_color(idle_schema);
+		replaced = true;
+	}
+	EltSpiExec(psprintf("CREATE SCHEMA %s AUTHORIZATION %s", quote_identifier(idle_schema),
+						quote_identifier(GetUserNameFromId(get_namespace_owner(iface.nsp), false))));
+	exec_generated("SELECT g FROM pg_catalog.pg_namespace n, elt._acl_grants(n.nspacl, n.nspowner, $2) g"
+				   " WHERE n.oid = pg_catalog.to_regnamespace(pg_catalog.quote_ident($1))",
+				   2, (Oid[]) {TEXTOID, TEXTOID},
+				   (Datum[]) {CStringGetTextDatum(live_schema), CStringGetTextDatum(psprintf("SCHEMA %s", quote_identifier(idle_schema)))});
+	if (SPI_execute_with_args("SELECT c.oid, c.relname,"
+							  " (SELECT pg_catalog.string_agg(pg_catalog.format('%I', a.attname), ', ' ORDER BY a.attnum)"
+							  "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+							  "   AND a.attgenerated = '') AS cols"
+							  " FROM pg_catalog.pg_class c WHERE c.relnamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident($1))"
+							  "   AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname",
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(live_schema)}, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "listing tables failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext spi = MemoryContextSwitchTo(TopTransactionContext);
+
+		tables = lappend(tables, list_make3((void *) (uintptr_t) DatumGetObjectId(EltSpiGetDatum(i, "oid", &isnull)),
+											pstrdup(EltSpiGetText(i, "relname")),
+											pstrdup(EltSpiGetText(i, "cols"))));
+		MemoryContextSwitchTo(spi);
+	}
+	foreach(lc, tables)
+	{
+		List	   *t = lfirst(lc);
+		Oid			relid = (Oid) (uintptr_t) linitial(t);
+		char	   *from = quote_qualified_identifier(live_schema, lsecond(t));
+		char	   *to = quote_qualified_identifier(idle_schema, lsecond(t));
+
+		EltSpiExec(psprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL)", to, from));
+		CommandCounterIncrement();
+		copy_relation_grants(relid, psprintf("TABLE %s", to), to, false);
+		if (copy_data)
+			EltSpiExec(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s",
+								to, (char *) lthird(t), (char *) lthird(t), from));
+	}
+	SPI_finish();
+
+	EltCatalogWriteBegin(&cw);
+	if (replaced && strcmp(iface.last.state, "prepared") == 0)
+	{
+		if (SPI_execute_with_args("UPDATE elt.deployment_defs SET state = 'abandoned' WHERE deployment_id = $1",
+								  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(iface.last.id)}, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "updating the deployment failed");
+	}
+	if (SPI_execute("SELECT pg_catalog.nextval('elt.deployment_id_seq') AS id", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "drawing a deployment id failed");
+	{
+		bool		isnull;
+
+		id = EltSpiGetInt64(0, "id", &isnull);
+	}
+	if (SPI_execute_with_args("INSERT INTO elt.deployment_defs (deployment_id, interface, from_color, to_color, state, copy_data,"
+							  " prepared_by, prepared_at) VALUES ($1, $2, $3, $4, 'prepared', $5, $6, pg_catalog.now())",
+							  6, (Oid[]) {INT8OID, NAMEOID, TEXTOID, TEXTOID, BOOLOID, OIDOID},
+							  (Datum[]) {Int64GetDatum(id), CStringGetDatum(name), CStringGetTextDatum(iface.live_color),
+							  CStringGetTextDatum(idle), BoolGetDatum(copy_data), ObjectIdGetDatum(cw.actor)},
+							  NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "recording the deployment failed");
+	{
+		StringInfoData d;
+
+		initStringInfo(&d);
+		appendStringInfoChar(&d, '{');
+		EltAppendJsonString(&d, "candidate", idle_schema);
+		EltAppendJsonInt(&d, "tables", list_length(tables));
+		appendStringInfo(&d, ", \"copy_data\": %s", copy_data ? "true" : "false");
+		if (replaced)
+			EltAppendJsonInt(&d, "replaces_deployment", iface.last.id);
+		appendStringInfoChar(&d, '}');
+		record_event(&cw, id, name, "deploy_prepare", NULL, d.data);
+	}
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_TEXT_P(cstring_to_text(idle_schema));
+}
+
+/* ---------------------------------------------------------------------
+ * elt.deploy_promote, elt.deploy_rollback
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The shape gate: tables of live missing in the candidate, and breaking
+ * column changes, as lines of text ("" when compatible).  SPI connected.
+ */
+static char *
+shape_gate(const char *interface)
+{
+	StringInfoData out;
+	uint64		i;
+
+	if (SPI_execute_with_args("SELECT p.name, d.change, d.col, d.before, d.after FROM elt._deploy_pairs($1) p"
+							  " LEFT JOIN LATERAL elt._deploy_shape_diff(p.live, p.candidate) d ON p.live IS NOT NULL AND p.candidate IS NOT NULL"
+							  " WHERE p.live IS NOT NULL AND (p.candidate IS NULL OR d.compatibility = 'breaking')"
+							  " ORDER BY 1, 3",
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(interface)}, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "comparing shapes failed");
+	initStringInfo(&out);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *change = EltSpiGetText(i, "change");
+
+		if (out.len > 0)
+			appendStringInfoChar(&out, '\n');
+		if (change == NULL)
+			appendStringInfo(&out, "table %s is missing in the candidate", EltSpiGetText(i, "name"));
+		else
+			appendStringInfo(&out, "%s.%s: %s%s%s%s", EltSpiGetText(i, "name"), EltSpiGetText(i, "col"), change,
+							 EltSpiGetText(i, "before") ? " (" : "",
+							 EltSpiGetText(i, "before") ? EltSpiGetText(i, "before") : "",
+							 EltSpiGetText(i, "before") ? (EltSpiGetText(i, "after") ? psprintf(" -> %s)", EltSpiGetText(i, "after")) : ")") : "");
+	}
+	return out.data;
+}
+
+/* Switch the interface's views to schema target; returns what changed and the lock attempts, as JSON. */
+static char *
+switch_views(Interface *iface, const char *target, bool allow_drop)
+{
+	int			attempts;
+	char	   *changes;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	attempts = lock_views(iface->nsp, iface->name);
+	changes = point_views(iface->nsp, iface->name, target, allow_drop);
+	SPI_finish();
+	return psprintf("\"lock_attempts\": %d, \"views\": %s", attempts, changes);
+}
+
+PG_FUNCTION_INFO_V1(elt_deploy_promote);
+
+/*
+ * elt.deploy_promote(interface text, reason text, force boolean DEFAULT
+ * false) RETURNS bigint: the gates — every error-severity check passes on
+ * the candidate, and the candidate's shape is backward compatible with
+ * live (unless forced inside an approved migration) — then every view of
+ * the interface switched to the candidate in this transaction.  The
+ * previous color stays as it is.  Returns the deployment id.
+ */
+Datum
+elt_deploy_promote(PG_FUNCTION_ARGS)
+{
+	char	   *name = interface_arg(fcinfo, 0);
+	char	   *reason = EltRequiredText(fcinfo, 1, "reason");
+	bool		force = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	Interface	iface;
+	char	   *candidate;
+	char	   *shape;
+	char	   *checks;
+	char	   *failed;
+	char	   *switched;
+	EltCatalogWrite cw;
+	StringInfoData gates;
+
+	load_interface(name, &iface);
+	if (iface.last.id == 0 || strcmp(iface.last.state, "prepared") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("interface \"%s\" has nothing prepared to promote", name),
+				 errhint("Prepare a candidate with elt.deploy_prepare('%s') and build the new version into it.", name)));
+	candidate = color_schema(name, iface.last.to_color);
+	if (force && EltCurrentMigration() == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("a forced promotion needs an approved migration"),
+				 errhint("Begin one with elt.migration_begin(name, reason, approved_by) and promote inside it.")));
+
+	/* gate 1: the shape */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	shape = MemoryContextStrdup(TopTransactionContext, shape_gate(name));
+	SPI_finish();
+	if (shape[0] != '\0' && !force)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the candidate %s is not backward compatible with the live version of \"%s\"", candidate, name),
+				 errdetail("%s", shape),
+				 errhint("Fix the candidate, or promote with force => true inside an approved migration.")));
+
+	/* gate 2: the checks, run against the candidate */
+	checks = EltChecksRunGate(candidate, iface.last.id, &failed);
+	if (failed != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("the candidate %s fails checks of severity error", candidate),
+				 errdetail("%s", failed),
+				 errhint("elt.check_run('%s') shows the failing rows; fix them and promote again.", candidate)));
+
+	switched = switch_views(&iface, candidate, force);
+
+	initStringInfo(&gates);
+	appendStringInfoString(&gates, "{\"checks\": ");
+	appendStringInfoString(&gates, checks);
+	EltAppendJsonString(&gates, "shape", shape[0] ? shape : "compatible");
+	appendStringInfo(&gates, ", \"forced\": %s}", force ? "true" : "false");
+
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute_with_args("UPDATE elt.deploy_interfaces SET live_color = $2, canary_deployment = NULL,"
+							  " canary_roles = NULL, canary_percent = NULL WHERE interface = $1",
+							  2, (Oid[]) {NAMEOID, TEXTOID},
+							  (Datum[]) {CStringGetDatum(name), CStringGetTextDatum(iface.last.to_color)}, NULL, false, 0) != SPI_OK_UPDATE ||
+		SPI_execute_with_args("UPDATE elt.deployment_defs SET state = 'promoted', promoted_by = $2, promoted_at = pg_catalog.now(),"
+							  " promote_reason = $3, forced = $4, gates = $5::pg_catalog.jsonb WHERE deployment_id = $1",
+							  5, (Oid[]) {INT8OID, OIDOID, TEXTOID, BOOLOID, TEXTOID},
+							  (Datum[]) {Int64GetDatum(iface.last.id), ObjectIdGetDatum(cw.actor), CStringGetTextDatum(reason),
+							  BoolGetDatum(force), CStringGetTextDatum(gates.data)}, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "recording the promotion failed");
+	record_event(&cw, iface.last.id, name, "deploy_promote", reason,
+				 psprintf("{\"live\": \"%s\", \"gates\": %s, %s}", candidate, gates.data, switched));
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_INT64(iface.last.id);
+}
+
+PG_FUNCTION_INFO_V1(elt_deploy_rollback);
+
+/*
+ * elt.deploy_rollback(interface text, reason text) RETURNS bigint: switch
+ * the views back to the color the last promotion left, in one
+ * transaction.  Columns the promotion added read NULL, so that views made
+ * on the interface since keep working.
+ */
+Datum
+elt_deploy_rollback(PG_FUNCTION_ARGS)
+{
+	char	   *name = interface_arg(fcinfo, 0);
+	char	   *reason = EltRequiredText(fcinfo, 1, "reason");
+	Interface	iface;
+	char	   *previous;
+	char	   *switched;
+	EltCatalogWrite cw;
+
+	load_interface(name, &iface);
+	if (iface.last.id == 0 || strcmp(iface.last.state, "promoted") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("interface \"%s\" has no promotion to roll back", name),
+				 errhint("elt.deployments lists its deployments and their states.")));
+	previous = color_schema(name, iface.last.from_color);
+	if (!OidIsValid(get_namespace_oid(previous, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("schema \"%s\" of the previous version no longer exists", previous)));
+	switched = switch_views(&iface, previous, true);
+
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute_with_args("UPDATE elt.deploy_interfaces SET live_color = $2 WHERE interface = $1",
+							  2, (Oid[]) {NAMEOID, TEXTOID},
+							  (Datum[]) {CStringGetDatum(name), CStringGetTextDatum(iface.last.from_color)}, NULL, false, 0) != SPI_OK_UPDATE ||
+		SPI_execute_with_args("UPDATE elt.deployment_defs SET state = 'rolled_back', rolled_back_by = $2,"
+							  " rolled_back_at = pg_catalog.now(), rollback_reason = $3 WHERE deployment_id = $1",
+							  3, (Oid[]) {INT8OID, OIDOID, TEXTOID},
+							  (Datum[]) {Int64GetDatum(iface.last.id), ObjectIdGetDatum(cw.actor), CStringGetTextDatum(reason)},
+							  NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "recording the rollback failed");
+	record_event(&cw, iface.last.id, name, "deploy_rollback", reason,
+				 psprintf("{\"live\": \"%s\", %s}", previous, switched));
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_INT64(iface.last.id);
+}
+
+PG_FUNCTION_INFO_V1(elt_deploy_decommission);
+
+/*
+ * elt.deploy_decommission(interface text, keep interval DEFAULT '7 days')
+ * RETURNS text: drop the color the last promotion left, once the grace
+ * period since the promotion has passed and if it was not rolled back;
+ * returns the schema dropped.
+ */
+Datum
+elt_deploy_decommission(PG_FUNCTION_ARGS)
+{
+	char	   *name = interface_arg(fcinfo, 0);
+	Interval   *keep;
+	Interface	iface;
+	char	   *old;
+	TimestampTz until;
+	EltCatalogWrite cw;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("keep must not be null")));
+	keep = PG_GETARG_INTERVAL_P(1);
+	load_interface(name, &iface);
+	if (iface.last.id == 0 || strcmp(iface.last.state, "promoted") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("interface \"%s\" has no previous color to decommission", name),
+				 errdetail("%s", iface.last.id == 0 ? "Nothing was promoted yet." :
+						   strcmp(iface.last.state, "rolled_back") == 0 ?
+						   psprintf("Deployment " INT64_FORMAT " was rolled back: the live color is the previous one again.", iface.last.id) :
+						   psprintf("Deployment " INT64_FORMAT " is %s.", iface.last.id, iface.last.state)),
+				 errhint("A rolled-back candidate is replaced by the next elt.deploy_prepare().")));
+	until = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+													TimestampTzGetDatum(iface.last.promoted_at),
+													IntervalPGetDatum(keep)));
+	if (GetCurrentTransactionStartTimestamp() < until)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the grace period of deployment " INT64_FORMAT " ends at %s", iface.last.id,
+						timestamptz_to_str(until)),
+				 errdetail("Until then the previous color is kept for elt.deploy_rollback()."),
+				 errhint("Decommission after that, or pass a shorter keep.")));
+	old = color_schema(name, iface.last.from_color);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (OidIsValid(get_namespace_oid(old, true)))
+		drop_color(old);
+	SPI_finish();
+
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute_with_args("UPDATE elt.deployment_defs SET state = 'decommissioned', decommissioned_by = $2,"
+							  " decommissioned_at = pg_catalog.now() WHERE deployment_id = $1",
+							  2, (Oid[]) {INT8OID, OIDOID},
+							  (Datum[]) {Int64GetDatum(iface.last.id), ObjectIdGetDatum(cw.actor)}, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "recording the decommission failed");
+	{
+		StringInfoData d;
+
+		initStringInfo(&d);
+		appendStringInfoChar(&d, '{');
+		EltAppendJsonString(&d, "dropped", old);
+		appendStringInfoChar(&d, '}');
+		record_event(&cw, iface.last.id, name, "deploy_decommission", NULL, d.data);
+	}
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_TEXT_P(cstring_to_text(old));
+}
