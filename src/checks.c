@@ -68,7 +68,8 @@ require_one_select(const char *sql)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a check's query must be one SELECT"),
-				 errdetail("Query: %s", sql)));
+				 errdetail("Query: %s", sql),
+				 errhint("A custom check is one SELECT that returns the failing rows; {rel} stands for the relation checked.")));
 }
 
 /* The failing-rows query of a job (SPI connected). */

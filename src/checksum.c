@@ -556,6 +556,36 @@ encode_jsonb(Datum d, StringInfo s, StringInfo scratch)
 }
 
 /*
+ * The common kinds of value, inline (the row loop calls this for every
+ * column); false for the others, which encode_value() handles.
+ */
+static pg_attribute_always_inline bool
+encode_common(ChecksumCol *col, Datum v, StringInfo s)
+{
+	switch (col->kind)
+	{
+		case CK_INT4:
+			put_be32(s, (uint32) DatumGetInt32(v));
+			return true;
+		case CK_INT8:
+			put_be64(s, (uint64) DatumGetInt64(v));
+			return true;
+		case CK_STRING:
+			{
+				struct varlena *t = varlena_value(v);
+
+				put_bytes(s, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+			}
+			return true;
+		case CK_NUMERIC:
+			encode_numeric(v, s);
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
  * Append the encoding of one value (not NULL): fixed-width values as their
  * bytes, the others as a length and their bytes; an array as its
  * dimensions and elements, a composite as its fields (each element or
@@ -564,6 +594,8 @@ encode_jsonb(Datum d, StringInfo s, StringInfo scratch)
 static void
 encode_value(ChecksumCol *col, Datum v, StringInfo s, StringInfo scratch)
 {
+	if (encode_common(col, v, s))
+		return;
 	switch (col->kind)
 	{
 		case CK_BOOL:
@@ -576,12 +608,6 @@ encode_value(ChecksumCol *col, Datum v, StringInfo s, StringInfo scratch)
 				memcpy(reserve(s, 2), &x, 2);
 				s->len += 2;
 			}
-			break;
-		case CK_INT4:
-			put_be32(s, (uint32) DatumGetInt32(v));
-			break;
-		case CK_INT8:
-			put_be64(s, (uint64) DatumGetInt64(v));
 			break;
 		case CK_FLOAT4:
 			{
@@ -608,22 +634,12 @@ encode_value(ChecksumCol *col, Datum v, StringInfo s, StringInfo scratch)
 				put_be64(s, bits);
 			}
 			break;
-		case CK_STRING:
-			{
-				struct varlena *t = varlena_value(v);
-
-				put_bytes(s, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-			}
-			break;
 		case CK_NAME:
 			{
 				const char *n = NameStr(*DatumGetName(v));
 
 				put_bytes(s, n, strlen(n));
 			}
-			break;
-		case CK_NUMERIC:
-			encode_numeric(v, s);
 			break;
 		case CK_JSONB:
 			encode_jsonb(v, s, scratch);
@@ -691,6 +707,9 @@ encode_value(ChecksumCol *col, Datum v, StringInfo s, StringInfo scratch)
 				put_bytes(s, VARDATA(b), VARSIZE(b) - VARHDRSZ);
 			}
 			break;
+		default:
+			/* encode_common() did it */
+			break;
 	}
 }
 
@@ -737,29 +756,8 @@ checksum_row(Checksum *cs, const Datum *values, const bool *nulls)
 		else
 		{
 			put_byte(&cs->buf, 1);
-			/* the common kinds here, without a call */
-			switch (cs->cols[i].kind)
-			{
-				case CK_INT4:
-					put_be32(&cs->buf, (uint32) DatumGetInt32(values[a]));
-					break;
-				case CK_INT8:
-					put_be64(&cs->buf, (uint64) DatumGetInt64(values[a]));
-					break;
-				case CK_STRING:
-					{
-						struct varlena *t = varlena_value(values[a]);
-
-						put_bytes(&cs->buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-					}
-					break;
-				case CK_NUMERIC:
-					encode_numeric(values[a], &cs->buf);
-					break;
-				default:
-					encode_value(&cs->cols[i], values[a], &cs->buf, &cs->scratch);
-					break;
-			}
+			if (!encode_common(&cs->cols[i], values[a], &cs->buf))
+				encode_value(&cs->cols[i], values[a], &cs->buf, &cs->scratch);
 		}
 	}
 	siphash128((const uint8 *) cs->buf.data, cs->buf.len, checksum_key, h);

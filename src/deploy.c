@@ -28,8 +28,6 @@
 #include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_namespace.h"
-#include "utils/syscache.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -85,20 +83,6 @@ typedef struct Interface
 	Oid			owner;
 	Deployment last;
 } Interface;
-
-/* The owner of a schema. */
-static Oid
-get_namespace_owner(Oid nsp)
-{
-	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for schema %u", nsp);
-	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
 
 static const char *
 other_color(const char *color)
@@ -175,7 +159,8 @@ load_interface(const char *name, Interface *iface)
 	if (!OidIsValid(iface->nsp))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_SCHEMA),
-				 errmsg("the interface schema \"%s\" no longer exists", name)));
+				 errmsg("the interface schema \"%s\" no longer exists", name),
+				 errhint("It was dropped or renamed outside elt_governance; rename it back, or make it again with its views.")));
 	if (!pg_namespace_ownercheck(iface->nsp, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -339,7 +324,7 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop)
 	ListCell   *lc;
 	StringInfoData changes;
 
-	if (SPI_execute_with_args("SELECT coalesce(v.relname, t.relname) AS name, v.oid AS view, t.oid AS tab,"
+	if (SPI_execute_with_args("SELECT coalesce(v.relname, t.relname) AS name, v.oid IS NULL AS no_view, t.oid AS tab,"
 							  " (SELECT pg_catalog.string_agg(CASE WHEN tc.name IS NULL THEN pg_catalog.format('NULL::%s AS %I', vc.type, vc.name)"
 							  "                                    ELSE pg_catalog.format('%I', vc.name) END, ', ' ORDER BY vc.attnum)"
 							  "  FROM elt._deploy_columns(v.oid) vc LEFT JOIN elt._deploy_columns(t.oid) tc USING (name)) AS kept,"
@@ -361,10 +346,9 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop)
 	for (i = 0; i < SPI_processed; i++)
 	{
 		char	   *name = EltSpiGetText(i, "name");
-		bool		isnull_v,
-					isnull_t,
+		bool		isnull_t,
 					isnull;
-		Datum		view = EltSpiGetDatum(i, "view", &isnull_v);
+		bool		no_view = EltSpiGetBool(i, "no_view", &isnull);
 		Datum		tab = EltSpiGetDatum(i, "tab", &isnull_t);
 		char	   *kept = EltSpiGetText(i, "kept");
 		char	   *added = EltSpiGetText(i, "added");
@@ -383,7 +367,7 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop)
 			stmts = lappend(stmts, psprintf("DROP VIEW %s", qview));
 			what = "view dropped";
 		}
-		else if (isnull_v || retyped)
+		else if (no_view || retyped)
 		{
 			if (retyped && !allow_drop)
 				ereport(ERROR,
@@ -412,7 +396,6 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop)
 			EltAppendJsonString(&one, "change", what);
 			appendStringInfo(&changes, "%s}", one.data);
 		}
-		(void) view;
 	}
 	appendStringInfoChar(&changes, ']');
 	foreach(lc, stmts)
@@ -459,7 +442,8 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 	if (!OidIsValid(nsp))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_SCHEMA),
-				 errmsg("schema \"%s\" does not exist", name)));
+				 errmsg("schema \"%s\" does not exist", name),
+				 errhint("Give the schema whose tables consumers read.")));
 	if (!pg_namespace_ownercheck(nsp, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -545,11 +529,12 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 	if (tables == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("schema \"%s\" has no tables", name)));
+				 errmsg("schema \"%s\" has no tables", name),
+				 errhint("An interface puts a view in front of each table: create the tables first.")));
 
 	/* the blue color, owned and granted as the interface schema */
 	EltSpiExec(psprintf("CREATE SCHEMA %s AUTHORIZATION %s", quote_identifier(blue),
-						quote_identifier(GetUserNameFromId(get_namespace_owner(nsp), false))));
+						quote_identifier(GetUserNameFromId(EltNamespaceOwner(nsp), false))));
 	exec_generated("SELECT g FROM pg_catalog.pg_namespace n, elt._acl_grants(n.nspacl, n.nspowner, $2) g WHERE n.oid = $1",
 				   2, (Oid[]) {OIDOID, TEXTOID},
 				   (Datum[]) {ObjectIdGetDatum(nsp), CStringGetTextDatum(psprintf("SCHEMA %s", quote_identifier(blue)))});
@@ -576,7 +561,7 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 	if (SPI_execute_with_args("INSERT INTO elt.deploy_interfaces (interface, live_color, owner, initialized_by, initialized_at)"
 							  " VALUES ($1, 'blue', $2, $3, pg_catalog.now())",
 							  3, (Oid[]) {NAMEOID, OIDOID, OIDOID},
-							  (Datum[]) {CStringGetDatum(name), ObjectIdGetDatum(get_namespace_owner(nsp)), ObjectIdGetDatum(cw.actor)},
+							  (Datum[]) {CStringGetDatum(name), ObjectIdGetDatum(EltNamespaceOwner(nsp)), ObjectIdGetDatum(cw.actor)},
 							  NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "recording the interface failed");
 	{
@@ -662,7 +647,7 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 		replaced = true;
 	}
 	EltSpiExec(psprintf("CREATE SCHEMA %s AUTHORIZATION %s", quote_identifier(idle_schema),
-						quote_identifier(GetUserNameFromId(get_namespace_owner(iface.nsp), false))));
+						quote_identifier(GetUserNameFromId(EltNamespaceOwner(iface.nsp), false))));
 	exec_generated("SELECT g FROM pg_catalog.pg_namespace n, elt._acl_grants(n.nspacl, n.nspowner, $2) g"
 				   " WHERE n.oid = pg_catalog.to_regnamespace(pg_catalog.quote_ident($1))",
 				   2, (Oid[]) {TEXTOID, TEXTOID},
@@ -905,7 +890,8 @@ elt_deploy_rollback(PG_FUNCTION_ARGS)
 	if (!OidIsValid(get_namespace_oid(previous, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_SCHEMA),
-				 errmsg("schema \"%s\" of the previous version no longer exists", previous)));
+				 errmsg("schema \"%s\" of the previous version no longer exists", previous),
+				 errhint("It was dropped outside elt.deploy_decommission(); prepare and promote a fixed version instead.")));
 	switched = switch_views(&iface, previous, true);
 
 	EltCatalogWriteBegin(&cw);

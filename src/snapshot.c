@@ -134,7 +134,6 @@ static void
 ensure_schema(void)
 {
 	Oid			nsp;
-	HeapTuple	tup;
 	Oid			owner;
 
 	if (!OidIsValid(get_namespace_oid(SNAPSHOT_SCHEMA, true)))
@@ -143,11 +142,7 @@ ensure_schema(void)
 		CommandCounterIncrement();
 	}
 	nsp = get_namespace_oid(SNAPSHOT_SCHEMA, false);
-	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for schema %u", nsp);
-	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
-	ReleaseSysCache(tup);
+	owner = EltNamespaceOwner(nsp);
 	if (owner != EltExtensionOwner())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -52,6 +52,7 @@ extern void EltRequireCatalog(const char *relname);
 extern char *EltRequiredText(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern void EltCheckObjectName(const char *kind, const char *name);
 extern char *EltRelDisplayName(Oid relid);
+extern Oid	EltNamespaceOwner(Oid nsp);
 extern Oid	EltExtensionOwner(void);
 extern void EltCatalogWriteBegin(EltCatalogWrite *cw);
 extern void EltCatalogWriteEnd(EltCatalogWrite *cw);

@@ -65,6 +65,11 @@ SELECT elt.check_create('analytics.orders', 'not_null', '{"column": "id"}', 'fat
 SELECT elt.check_create('analytics.orders', 'custom', '{"sql": "SELECT 1; DROP TABLE analytics.orders"}');
 SELECT name, relation, kind, severity FROM elt.checks ORDER BY relation::text, name;
 SELECT relation, check_name, status, failing_rows FROM elt.check_run('analytics') ORDER BY 1, 2;
+-- inside a run, results carry its id
+SELECT elt.run_begin('nightly_checks', '{}', 'none') AS crun \gset
+SELECT count(*) AS ran FROM elt.check_run('analytics.customers');
+SELECT elt.run_end() = :crun AS ended;
+SELECT count(*) AS results_of_the_run FROM elt.check_results WHERE run_id = :crun;
 
 -------------------------------------------------------------------------------
 -- Prepare, compare, diff
@@ -99,6 +104,7 @@ SELECT elt.deploy_promote('analytics', '');
 SELECT elt.deploy_promote('analytics', 'v2: channel') > 0 AS promoted;
 SELECT interface, state, live, promote_reason, gates ->> 'shape' AS shape,
        jsonb_array_length(gates -> 'checks') AS checks FROM elt.deployments;
+SELECT count(*) AS gate_results_kept FROM elt.check_results r JOIN elt.deployments d USING (deployment_id);
 -- consumers read v2, with the new column; the dependent view and grants still work
 SET ROLE dp_reader;
 SELECT count(*) AS orders, sum(amount) AS total FROM analytics.orders;
