@@ -1,6 +1,7 @@
 -- elt_governance demo: governing a warehouse schema, contracts that stop
 -- breaking changes before they run, approved migrations, schema versions,
--- history and diffs, backfills, transforms traced to their raw rows, and the
+-- history and diffs, backfills, transforms traced to their raw rows,
+-- reproducible runs, blue-green deployments with quality gates, and the
 -- audit chain.
 -- Run by `make demo` against a throwaway cluster with the library preloaded.
 
@@ -302,7 +303,96 @@ FROM marts.region_months m JOIN elt_replay_:replay_id.region_months r USING (reg
 WHERE m.region = 'north' ORDER BY m.month;
 
 \echo
-\echo '== 18. The audit trail is a hash chain; keep its digest outside the database'
+\echo '== 18. Blue-green: dashboards read an interface of views; a new version is built beside it'
+CREATE ROLE dashboards;
+CREATE ROLE dashboards_beta IN ROLE dashboards;
+CREATE SCHEMA dash;
+GRANT USAGE ON SCHEMA dash TO dashboards;
+CREATE TABLE dash.customer_revenue (customer text PRIMARY KEY, orders bigint NOT NULL, revenue numeric);
+CREATE TABLE dash.monthly_revenue (month date PRIMARY KEY, revenue numeric);
+INSERT INTO dash.customer_revenue SELECT customer, count(*), sum(amount) FROM raw.orders GROUP BY customer;
+INSERT INTO dash.monthly_revenue SELECT date_trunc('month', ordered_at)::date, sum(amount) FROM raw.orders GROUP BY 1;
+GRANT SELECT ON dash.customer_revenue, dash.monthly_revenue TO dashboards;
+\echo the tables move to dash__blue and dash keeps one view per table, with the same grants:
+SELECT elt.deploy_init('dash') AS tables;
+SELECT n.nspname AS schema, c.relname, CASE c.relkind WHEN 'v' THEN 'view' ELSE 'table' END AS kind
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname IN ('dash', 'dash__blue') AND c.relkind IN ('r', 'v') ORDER BY 1, 2;
+\echo a report is built on the interface, as consumers do:
+CREATE SCHEMA bi;
+GRANT USAGE ON SCHEMA bi TO dashboards;
+CREATE VIEW bi.top_customers AS
+SELECT customer, revenue FROM dash.customer_revenue ORDER BY revenue DESC, customer LIMIT 3;
+GRANT SELECT ON bi.top_customers TO dashboards;
+\echo quality checks on the interface: they run against the candidate at promotion
+SELECT elt.check_create('dash.customer_revenue', 'not_null', '{"column": "revenue"}') AS check_id;
+SELECT elt.check_create('dash.customer_revenue', 'expression', '{"expression": "revenue >= 0"}',
+                        name => 'revenue_not_negative') AS check_id;
+SELECT elt.check_create('dash.customer_revenue', 'row_count_delta', '{"max_percent": 10}', 'warn') AS check_id;
+
+\echo
+\echo '== 19. Version 2, net of refunds, is built into the idle color; a gate stops it, a fix lets it pass'
+CREATE TABLE raw.refunds (order_id bigint PRIMARY KEY, amount numeric(10,2) NOT NULL);
+INSERT INTO raw.refunds SELECT order_id, round(amount / 2, 2) FROM raw.orders WHERE order_id % 70 = 0;
+SELECT elt.deploy_prepare('dash', copy_data => true) AS candidate;
+ALTER TABLE dash__green.customer_revenue ADD COLUMN avg_order numeric;
+TRUNCATE dash__green.customer_revenue;
+INSERT INTO dash__green.customer_revenue
+SELECT o.customer, count(*), sum(o.amount) - r.refunded, round(avg(o.amount), 2)
+FROM raw.orders o
+LEFT JOIN (SELECT x.customer, sum(f.amount) AS refunded
+           FROM raw.refunds f JOIN raw.orders x USING (order_id) GROUP BY x.customer) r USING (customer)
+GROUP BY o.customer, r.refunded;
+\echo compare it with live: shape, then rows (key-range checksums first, rows only where they differ)
+SELECT relation, shape, compatibility, live_rows, candidate_rows, missing, extra, changed
+FROM elt.deploy_compare('dash');
+SELECT key, columns, live ->> 'revenue' AS live_revenue, candidate ->> 'revenue' AS candidate_revenue
+FROM elt.deploy_diff('dash', 'customer_revenue', 3);
+\echo the gate stops the promotion: customers without refunds lost their revenue (amount minus NULL)
+\set ON_ERROR_STOP 0
+SELECT elt.deploy_promote('dash', 'v2: net of refunds');
+\set ON_ERROR_STOP 1
+SELECT relation, check_name, status, failing_rows, sample -> 0 ->> 'customer' AS first_failing
+FROM elt.check_run('dash__green') WHERE status <> 'pass';
+\echo the fix: no refund is a refund of 0
+TRUNCATE dash__green.customer_revenue;
+INSERT INTO dash__green.customer_revenue
+SELECT o.customer, count(*), sum(o.amount) - coalesce(r.refunded, 0), round(avg(o.amount), 2)
+FROM raw.orders o
+LEFT JOIN (SELECT x.customer, sum(f.amount) AS refunded
+           FROM raw.refunds f JOIN raw.orders x USING (order_id) GROUP BY x.customer) r USING (customer)
+GROUP BY o.customer, r.refunded;
+SELECT relation, check_name, status FROM elt.check_run('dash__green') ORDER BY 1, 2;
+SELECT relation, compatibility, changed FROM elt.deploy_compare('dash');
+
+\echo '== 20. A canary: the dashboards_beta role reads version 2, everyone else version 1'
+SELECT elt.deploy_canary('dash', roles => ARRAY['dashboards_beta']) AS deployment;
+SET ROLE dashboards;
+SELECT 'dashboards' AS reader, * FROM bi.top_customers;
+SET ROLE dashboards_beta;
+SELECT 'dashboards_beta' AS reader, * FROM bi.top_customers;
+RESET ROLE;
+\echo each query picks its branch once, and keeps its indexes:
+EXPLAIN (COSTS OFF) SELECT revenue FROM dash.customer_revenue WHERE customer = 'c7';
+
+\echo
+\echo '== 21. Promote: every view switches to dash__green in one transaction; the report follows'
+SELECT elt.deploy_promote('dash', 'v2: net revenue, average order') AS deployment;
+SET ROLE dashboards;
+SELECT * FROM bi.top_customers;
+SELECT customer, revenue, avg_order FROM dash.customer_revenue ORDER BY customer LIMIT 3;
+RESET ROLE;
+\echo the totals look wrong to finance: roll back, in one transaction (the new column reads NULL)
+SELECT elt.deploy_rollback('dash', 'finance disputes net revenue') AS deployment;
+SELECT customer, revenue, avg_order FROM dash.customer_revenue ORDER BY customer LIMIT 3;
+SELECT * FROM bi.top_customers;
+SELECT deployment_id, from_color, to_color, state, promote_reason, rollback_reason, gates ->> 'shape' AS shape
+FROM elt.deployments WHERE interface = 'dash';
+SELECT event_id, action, actor, reason, details ->> 'lock_attempts' AS lock_attempts
+FROM elt.deployment_events WHERE interface = 'dash' ORDER BY event_id;
+
+\echo
+\echo '== 22. The audit trail is a hash chain; keep its digest outside the database'
 SELECT count(*) AS audit_rows FROM elt.audit_log;
 SELECT * FROM (SELECT id, action, object, left(prev_hash, 12) AS prev_hash, left(row_hash, 12) AS row_hash
                FROM elt.audit_log ORDER BY id DESC LIMIT 8) last ORDER BY id;
@@ -311,14 +401,14 @@ SELECT elt.audit_digest() AS digest \gset
 SELECT * FROM elt.audit_verify(:'digest');
 
 \echo
-\echo '== 19. History cannot be rewritten through SQL ...'
+\echo '== 23. History cannot be rewritten through SQL ...'
 \set ON_ERROR_STOP 0
 UPDATE elt.schema_versions SET statement = 'nothing to see here' WHERE version = 2;
 DELETE FROM elt.audit_log WHERE id = 3;
 \set ON_ERROR_STOP 1
 
 \echo
-\echo '== 20. ... and a superuser who goes around the triggers is caught'
+\echo '== 24. ... and a superuser who goes around the triggers is caught'
 SET session_replication_role = replica;
 UPDATE elt.schema_versions SET statement = 'ALTER TABLE nothing'
 WHERE table_name = 'customers' AND version = 2;

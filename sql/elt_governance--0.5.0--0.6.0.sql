@@ -16,7 +16,7 @@ CREATE TABLE elt.deploy_interfaces (
     initialized_at timestamptz NOT NULL,
     canary_deployment bigint,
     canary_roles oid[],
-    canary_percent integer CHECK (canary_percent BETWEEN 0 AND 100)
+    canary_percent integer CHECK (canary_percent BETWEEN 1 AND 100)
 );
 
 CREATE SEQUENCE elt.deployment_id_seq;
@@ -105,7 +105,7 @@ SELECT pg_catalog.pg_extension_config_dump('elt.check_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.check_result_log', '');
 REVOKE ALL ON elt.deploy_interfaces, elt.deployment_defs, elt.deployment_event_log,
     elt.check_defs, elt.check_result_log FROM PUBLIC;
--- the canary function reads an interface's canary as the querying role
+-- which color each interface reads, and who is in its canary: public
 GRANT SELECT ON elt.deploy_interfaces TO PUBLIC;
 
 CREATE TRIGGER deployment_event_log_append_only
@@ -133,6 +133,8 @@ SELECT d.deployment_id, d.interface,
        d.state,
        i.live_color = d.to_color AND d.state = 'promoted' AS live,
        i.canary_deployment IS NOT DISTINCT FROM d.deployment_id AS canary,
+       CASE WHEN i.canary_deployment = d.deployment_id THEN i.canary_roles::regrole[] END AS canary_roles,
+       CASE WHEN i.canary_deployment = d.deployment_id THEN i.canary_percent END AS canary_percent,
        d.copy_data,
        d.prepared_by::regrole AS prepared_by, d.prepared_at,
        d.promoted_by::regrole AS promoted_by, d.promoted_at, d.promote_reason, d.forced, d.gates,
@@ -309,6 +311,19 @@ LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_deploy_rollback';
 
 CREATE FUNCTION elt.deploy_decommission(interface text, keep interval DEFAULT '7 days') RETURNS text
 LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_deploy_decommission';
+
+CREATE FUNCTION elt.deploy_canary(interface text, roles text[] DEFAULT NULL, percent integer DEFAULT NULL)
+RETURNS bigint
+LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_deploy_canary';
+
+CREATE FUNCTION elt.deploy_canary_stop(interface text, reason text DEFAULT NULL) RETURNS bigint
+LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_deploy_canary_stop';
+
+-- Whether this session reads a canary's candidate (called by the
+-- interface's views during a canary, as the querying role; stable, so that
+-- each query chooses one branch).
+CREATE FUNCTION elt._canary(deployment bigint, roles regrole[], percent integer) RETURNS boolean
+LANGUAGE c STABLE PARALLEL SAFE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_deploy_canary_reads';
 
 -- The columns of a table as the interface shows them: name, type, not null.
 CREATE FUNCTION elt._deploy_columns(rel regclass)

@@ -80,6 +80,7 @@
 #include "audit.h"
 #include "backfill.h"
 #include "contracts.h"
+#include "deploy.h"
 #include "ddl_capture.h"
 #include "elt_governance.h"
 #include "util.h"
@@ -1255,6 +1256,9 @@ classify_set_schema(EltClassified *c, AlterObjectSchemaStmt *stmt)
 	}
 	relkind = get_rel_relkind(relid);
 	if (!is_table_kind(relkind) && !is_view_kind(relkind))
+		return;
+	/* elt.deploy_init() puts a view of the same name and columns in its place */
+	if (relid == EltDeployMovingTable)
 		return;
 	add_cand(c, R_RENAME_TABLE, relid, 0, NULL, rel_display(relid),
 			 psprintf("moves %s %s to schema %s: readers that name it fail",

@@ -17,11 +17,10 @@
  * audit are written as the extension's owner (EltCatalogWriteBegin).
  *
  * Locking: a switch takes ACCESS EXCLUSIVE locks on every view of the
- * interface, in OID order, with a short lock_timeout
- * (elt.deploy_lock_timeout), retried (elt.deploy_lock_retries) with a
- * growing pause, so that it never queues long behind readers and never
- * fails a reader; the views are then replaced in the same transaction,
- * so a query sees either every old definition or every new one.
+ * interface (lock_views: never waiting long for one while holding others,
+ * so that it closes no lock cycle with readers, and retried), then
+ * replaces the views in the same transaction, so a query sees either every
+ * old definition or every new one.
  */
 #include "postgres.h"
 
@@ -29,11 +28,18 @@
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/backendid.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -45,6 +51,8 @@
 #include "deploy.h"
 #include "util.h"
 
+Oid			EltDeployMovingTable = InvalidOid;
+
 static int	deploy_lock_timeout_ms = 500;
 static int	deploy_lock_retries = 20;
 
@@ -53,12 +61,12 @@ void
 EltDeployInit(void)
 {
 	DefineCustomIntVariable("elt.deploy_lock_timeout",
-							"How long a promotion or rollback waits for one attempt at locking the interface's views.",
-							"After it, the attempt is given up and retried (elt.deploy_lock_retries), so that readers never queue behind a switch for long.",
+							"How long a promotion, rollback or canary switch waits for a view of the interface while it holds none.",
+							"Readers that come meanwhile queue behind it, so none waits longer; then the attempt is given up and retried (elt.deploy_lock_retries).",
 							&deploy_lock_timeout_ms, 500, 1, 60000,
 							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("elt.deploy_lock_retries",
-							"How many times a promotion or rollback tries again to lock the interface's views.",
+							"How many times a promotion, rollback or canary switch tries again to lock the interface's views.",
 							NULL,
 							&deploy_lock_retries, 20, 0, 1000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
@@ -81,6 +89,7 @@ typedef struct Interface
 	Oid			nsp;
 	char	   *live_color;
 	Oid			owner;
+	int64		canary;			/* deployment a canary reads, 0: none */
 	Deployment last;
 } Interface;
 
@@ -114,7 +123,10 @@ interface_arg(FunctionCallInfo fcinfo, int argno)
 /*
  * Read an interface and its last deployment (as the extension owner);
  * check that the caller has the privileges of the interface schema's
- * owner.
+ * owner.  The interface's row is locked FOR UPDATE first, so that the
+ * deployments of an interface change one at a time, and each reads the
+ * state the one before it left (a statement after the lock, with a new
+ * snapshot).
  */
 static void
 load_interface(const char *name, Interface *iface)
@@ -127,12 +139,15 @@ load_interface(const char *name, Interface *iface)
 	iface->name = pstrdup(name);
 	EltRequireCatalog("deploy_interfaces");
 	EltCatalogWriteBegin(&cw);
-	if (SPI_execute_with_args("SELECT i.live_color, i.owner, d.deployment_id, d.state, d.from_color, d.to_color, d.promoted_at"
+	if (SPI_execute_with_args("SELECT FROM elt.deploy_interfaces WHERE interface = $1 FOR UPDATE",
+							  1, (Oid[]) {NAMEOID}, (Datum[]) {CStringGetDatum(name)}, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "locking the interface failed");
+	if (SPI_execute_with_args("SELECT i.live_color, i.owner, i.canary_deployment, d.deployment_id, d.state, d.from_color, d.to_color, d.promoted_at"
 							  " FROM elt.deploy_interfaces i"
 							  " LEFT JOIN LATERAL (SELECT * FROM elt.deployment_defs x WHERE x.interface = i.interface"
 							  "                    ORDER BY x.deployment_id DESC LIMIT 1) d ON true"
 							  " WHERE i.interface = $1",
-							  1, (Oid[]) {NAMEOID}, (Datum[]) {CStringGetDatum(name)}, NULL, true, 1) != SPI_OK_SELECT)
+							  1, (Oid[]) {NAMEOID}, (Datum[]) {CStringGetDatum(name)}, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the interface failed");
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -141,6 +156,9 @@ load_interface(const char *name, Interface *iface)
 				 errhint("Make it one with elt.deploy_init('%s').", name)));
 	iface->live_color = MemoryContextStrdup(outer, EltSpiGetText(0, "live_color"));
 	iface->owner = DatumGetObjectId(EltSpiGetDatum(0, "owner", &isnull));
+	iface->canary = EltSpiGetInt64(0, "canary_deployment", &isnull);
+	if (isnull)
+		iface->canary = 0;
 	iface->last.id = EltSpiGetInt64(0, "deployment_id", &isnull);
 	if (!isnull)
 	{
@@ -231,75 +249,154 @@ record_event(EltCatalogWrite *cw, int64 deployment_id, const char *interface, co
  */
 
 /*
- * Lock the interface's views in ACCESS EXCLUSIVE mode, in OID order, each
- * attempt with elt.deploy_lock_timeout; retried with a growing pause.
- * Returns the number of attempts.  SPI connected.
+ * Wait at most timeout_ms for an ACCESS EXCLUSIVE lock on relid, queued like
+ * any lock request (readers that come later queue behind it); false when
+ * the wait timed out (or was a deadlock's victim).  The lock belongs to
+ * the current (sub)transaction.
+ */
+static bool
+wait_for_lock(Oid relid, int timeout_ms)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool locked = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		int			level = NewGUCNestLevel();
+
+		(void) set_config_option("lock_timeout", psprintf("%d", timeout_ms),
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+		LockRelationOid(relid, AccessExclusiveLock);
+		AtEOXact_GUC(true, level);
+		ReleaseCurrentSubTransaction();
+		locked = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE && e->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
+			ReThrowError(e);
+		FreeErrorData(e);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return locked;
+}
+
+/*
+ * Lock the interface's views in ACCESS EXCLUSIVE mode, all of them, without
+ * ever making a reader fail or wait long.
+ *
+ * Readers lock views in any order (a join, a UNION ALL, one statement after
+ * another in a transaction), so a switch that waited for a view while
+ * holding others would close lock cycles with them: readers would stall
+ * until the wait timed out, and a deadlock check could cancel a reader.
+ * So an attempt takes each view at once if it can; it waits for a view
+ * while holding none for up to elt.deploy_lock_timeout (readers that come
+ * later queue behind it, the ones before finish), and while holding some
+ * only briefly (at most 50 ms, and never so long that a reader it blocks
+ * reaches deadlock_timeout).  When that is not enough, the attempt gives
+ * every lock back, and the next one starts by waiting for that view: the
+ * order adapts to the readers'.  Attempts are retried
+ * (elt.deploy_lock_retries) with a growing pause.  Returns the number of
+ * attempts.  SPI connected.
  */
 static int
 lock_views(Oid nsp, const char *interface)
 {
-	char	   *sql = NULL;
+	Oid		   *order;
+	int			n;
 	int			attempt;
+	int			slice = Max(1, Min(Min(50, deploy_lock_timeout_ms), DeadlockTimeout / 4));
+	uint64		i;
 
-	if (SPI_execute_with_args("SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ' ORDER BY c.oid) AS v"
-							  " FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'v'",
-							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'v' ORDER BY c.oid",
+							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "listing views failed");
-	if (EltSpiGetText(0, "v") == NULL)
+	n = (int) SPI_processed;
+	if (n == 0)
 		return 0;
-	sql = psprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", EltSpiGetText(0, "v"));
+	order = palloc(sizeof(Oid) * n);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		order[i] = DatumGetObjectId(EltSpiGetDatum(i, "oid", &isnull));
+	}
 	for (attempt = 1;; attempt++)
 	{
 		MemoryContext cxt = CurrentMemoryContext;
 		ResourceOwner owner = CurrentResourceOwner;
-		bool		locked = false;
+		int			contended = -1;
+		bool		holding = false;
+		TimestampTz since = GetCurrentTimestamp();
+		int			k;
 
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(cxt);
-		PG_TRY();
+		for (k = 0; k < n && contended < 0; k++)
 		{
-			int			level = NewGUCNestLevel();
+			bool		locked;
 
-			(void) set_config_option("lock_timeout", psprintf("%d", deploy_lock_timeout_ms),
-									 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-			EltSpiExec(sql);
-			AtEOXact_GUC(true, level);
-			ReleaseCurrentSubTransaction();
-			locked = true;
+			if (ConditionalLockRelationOid(order[k], AccessExclusiveLock))
+				locked = true;
+			else if (!holding)
+				locked = wait_for_lock(order[k], deploy_lock_timeout_ms);
+
+			/*
+			 * Readers may have queued behind this attempt since it began:
+			 * wait while holding locks only while none of them can have
+			 * reached deadlock_timeout (its deadlock check could then find
+			 * a cycle through this wait and cancel the reader).
+			 */
+			else if (TimestampDifferenceExceeds(since, GetCurrentTimestamp(), DeadlockTimeout / 2 - slice))
+				locked = false;
+			else
+				locked = wait_for_lock(order[k], slice);
+			if (!locked)
+				contended = k;
+			holding = holding || locked;
 		}
-		PG_CATCH();
+		if (contended < 0)
 		{
-			ErrorData  *e;
-
-			MemoryContextSwitchTo(cxt);
-			e = CopyErrorData();
-			if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE || attempt > deploy_lock_retries)
-			{
-				RollbackAndReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(cxt);
-				CurrentResourceOwner = owner;
-				if (e->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
-					ereport(ERROR,
-							(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-							 errmsg("could not lock the views of interface \"%s\" after %d attempts",
-									interface, attempt),
-							 errdetail("Long-running queries hold them; each attempt waited %d ms.",
-									   deploy_lock_timeout_ms),
-							 errhint("Try again later, or raise elt.deploy_lock_timeout or elt.deploy_lock_retries.")));
-				ReThrowError(e);
-			}
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
+			ReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(cxt);
 			CurrentResourceOwner = owner;
+			return attempt;
 		}
-		PG_END_TRY();
+		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		if (locked)
-			return attempt;
-		/* a growing pause, so that the readers that hold the views finish */
-		pg_usleep(Min(attempt, 10) * 20000L);
+		if (attempt > deploy_lock_retries)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("could not lock the views of interface \"%s\" after %d attempts", interface, attempt),
+					 errdetail("Queries held them through every attempt; the last one could not lock %s.",
+							   EltRelDisplayName(order[contended])),
+					 errhint("pg_locks and pg_stat_activity show who holds it. Try again later, or raise elt.deploy_lock_timeout or elt.deploy_lock_retries.")));
+		/* next, wait for that view first, holding nothing */
+		{
+			Oid			v = order[contended];
+
+			memmove(order + 1, order, sizeof(Oid) * contended);
+			order[0] = v;
+		}
+		/*
+		 * A growing pause, so that the readers that hold the views finish;
+		 * with jitter, so that two switches do not keep meeting.
+		 */
+		pg_usleep(Min(attempt, 10) * 20000L + (long) pg_prng_uint64_range(&pg_global_prng_state, 0, 20000));
 		CHECK_FOR_INTERRUPTS();
 	}
 }
@@ -339,7 +436,7 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop)
 							  "              AND c.relkind IN ('r', 'p') AND NOT c.relispartition) t ON t.relname = v.relname"
 							  " ORDER BY 1",
 							  2, (Oid[]) {OIDOID, TEXTOID},
-							  (Datum[]) {ObjectIdGetDatum(nsp), CStringGetTextDatum(target)}, NULL, true, 0) != SPI_OK_SELECT)
+							  (Datum[]) {ObjectIdGetDatum(nsp), CStringGetTextDatum(target)}, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the views failed");
 	initStringInfo(&changes);
 	appendStringInfoChar(&changes, '[');
@@ -374,8 +471,14 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop)
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
 						 errmsg("table %s changes the type of a column of the view %s", qtab, qview)));
 			if (retyped)
+			{
+				/* its columns as before, in the same order, then the new ones */
 				stmts = lappend(stmts, psprintf("DROP VIEW %s", qview));
-			stmts = lappend(stmts, psprintf("CREATE VIEW %s AS SELECT %s FROM %s", qview, added ? added : "", qtab));
+				cols = added ? psprintf("%s, %s", kept, added) : kept;
+			}
+			else
+				cols = added;
+			stmts = lappend(stmts, psprintf("CREATE VIEW %s AS SELECT %s FROM %s", qview, cols, qtab));
 			grants = lappend(grants, list_make3(MemoryContextStrdup(outer, qview), (void *) (uintptr_t) DatumGetObjectId(tab), NULL));
 			what = retyped ? "view made again" : "view created";
 		}
@@ -545,7 +648,16 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 		char	   *rel = lsecond(t);
 		char	   *qview = quote_qualified_identifier(name, rel);
 
-		EltSpiExec(psprintf("ALTER TABLE %s SET SCHEMA %s", qview, quote_identifier(blue)));
+		EltDeployMovingTable = relid;
+		PG_TRY();
+		{
+			EltSpiExec(psprintf("ALTER TABLE %s SET SCHEMA %s", qview, quote_identifier(blue)));
+		}
+		PG_FINALLY();
+		{
+			EltDeployMovingTable = InvalidOid;
+		}
+		PG_END_TRY();
 		CommandCounterIncrement();
 		exec_generated("SELECT pg_catalog.format('CREATE VIEW %s AS SELECT %s FROM %s', $2,"
 					   " pg_catalog.string_agg(pg_catalog.format('%I', c.name), ', ' ORDER BY c.attnum), $1::pg_catalog.regclass)"
@@ -626,6 +738,11 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 	idle = other_color(iface.live_color);
 	idle_schema = color_schema(name, idle);
 	live_schema = color_schema(name, iface.live_color);
+	if (iface.canary != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a canary of deployment " INT64_FORMAT " reads schema \"%s\"", iface.canary, idle_schema),
+				 errhint("Stop it with elt.deploy_canary_stop('%s'), or promote it, before preparing again.", name)));
 	if (iface.last.id != 0 && strcmp(iface.last.state, "promoted") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -743,7 +860,7 @@ shape_gate(const char *interface)
 							  " LEFT JOIN LATERAL elt._deploy_shape_diff(p.live, p.candidate) d ON p.live IS NOT NULL AND p.candidate IS NOT NULL"
 							  " WHERE p.live IS NOT NULL AND (p.candidate IS NULL OR d.compatibility = 'breaking')"
 							  " ORDER BY 1, 3",
-							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(interface)}, NULL, true, 0) != SPI_OK_SELECT)
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(interface)}, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "comparing shapes failed");
 	initStringInfo(&out);
 	for (i = 0; i < SPI_processed; i++)
@@ -770,10 +887,12 @@ switch_views(Interface *iface, const char *target, bool allow_drop)
 	int			attempts;
 	char	   *changes;
 
+	MemoryContext outer = CurrentMemoryContext;
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	attempts = lock_views(iface->nsp, iface->name);
-	changes = point_views(iface->nsp, iface->name, target, allow_drop);
+	changes = MemoryContextStrdup(outer, point_views(iface->nsp, iface->name, target, allow_drop));
 	SPI_finish();
 	return psprintf("\"lock_attempts\": %d, \"views\": %s", attempts, changes);
 }
@@ -857,7 +976,8 @@ elt_deploy_promote(PG_FUNCTION_ARGS)
 							  BoolGetDatum(force), CStringGetTextDatum(gates.data)}, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "recording the promotion failed");
 	record_event(&cw, iface.last.id, name, "deploy_promote", reason,
-				 psprintf("{\"live\": \"%s\", \"gates\": %s, %s}", candidate, gates.data, switched));
+				 psprintf("{\"live\": \"%s\", \"gates\": %s, %s%s}", candidate, gates.data, switched,
+						  iface.canary != 0 ? ", \"canary_ended\": true" : ""));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(iface.last.id);
 }
@@ -908,6 +1028,306 @@ elt_deploy_rollback(PG_FUNCTION_ARGS)
 				 psprintf("{\"live\": \"%s\", %s}", previous, switched));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(iface.last.id);
+}
+
+/* ---------------------------------------------------------------------
+ * Canary: some sessions read the candidate
+ * ---------------------------------------------------------------------
+ */
+
+PG_FUNCTION_INFO_V1(elt_deploy_canary_reads);
+
+/*
+ * elt._canary(deployment bigint, roles regrole[], percent integer)
+ * RETURNS boolean, STABLE: whether this session reads the candidate of a
+ * canary.  True when the current role is one of roles or a member of one
+ * (superusers only when they are: a pipeline running as a superuser keeps
+ * reading live), or when the session falls in the percent share.  The share is drawn from
+ * the session's backend slot (the leader's, in a parallel worker) and the
+ * deployment, so that it holds for the whole session, in parallel workers
+ * too, and differs between deployments.  The canary's views call it with
+ * constants only, so the planner makes it a one-time filter: each query
+ * reads one branch.
+ */
+Datum
+elt_deploy_canary_reads(PG_FUNCTION_ARGS)
+{
+	int64		deployment = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
+
+	if (!PG_ARGISNULL(1))
+	{
+		ArrayType  *roles = PG_GETARG_ARRAYTYPE_P(1);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		int			i;
+
+		deconstruct_array(roles, REGROLEOID, sizeof(Oid), true, TYPALIGN_INT, &elems, &nulls, &n);
+		for (i = 0; i < n; i++)
+			if (!nulls[i] && is_member_of_role_nosuper(GetUserId(), DatumGetObjectId(elems[i])))
+				PG_RETURN_BOOL(true);
+	}
+	if (!PG_ARGISNULL(2))
+	{
+		uint32		h = hash_combine(hash_uint32((uint32) BackendIdForTempRelations()),
+									 hash_uint32((uint32) deployment ^ (uint32) (deployment >> 32)));
+
+		PG_RETURN_BOOL((int) (h % 100) < PG_GETARG_INT32(2));
+	}
+	PG_RETURN_BOOL(false);
+}
+
+/*
+ * Make every view of the interface read the live tables in sessions
+ * outside the canary and the candidate's in sessions inside it:
+ *   SELECT cols FROM live.t WHERE NOT elt._canary(...)
+ *   UNION ALL SELECT cols FROM candidate.t WHERE elt._canary(...)
+ * The views keep their columns (the candidate's new columns and tables
+ * appear at promotion).  Returns a JSON list of the views.  SPI connected,
+ * views locked, shapes compatible.
+ */
+static char *
+canary_views(Oid nsp, const char *interface, const char *live, const char *candidate, const char *pick)
+{
+	uint64		i;
+	List	   *stmts = NIL;
+	ListCell   *lc;
+	StringInfoData changes;
+	const char *cols = "(SELECT pg_catalog.string_agg(CASE WHEN tc.name IS NULL THEN pg_catalog.format('NULL::%%s AS %%I', vc.type, vc.name)"
+		"                                    ELSE pg_catalog.format('%%I', vc.name) END, ', ' ORDER BY vc.attnum)"
+		"  FROM elt._deploy_columns(v.oid) vc LEFT JOIN elt._deploy_columns(%s.oid) tc USING (name)) AS %s_cols,"
+		" EXISTS (SELECT FROM elt._deploy_columns(v.oid) vc JOIN elt._deploy_columns(%s.oid) tc USING (name)"
+		"         WHERE vc.type <> tc.type) AS %s_retyped";
+
+	if (SPI_execute_with_args(psprintf("SELECT v.relname AS name, l.oid IS NULL AS no_live, c.oid IS NULL AS no_candidate, %s, %s"
+									   " FROM pg_catalog.pg_class v"
+									   " LEFT JOIN pg_catalog.pg_class l ON l.relname = v.relname AND l.relkind IN ('r', 'p')"
+									   "  AND l.relnamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident($2))"
+									   " LEFT JOIN pg_catalog.pg_class c ON c.relname = v.relname AND c.relkind IN ('r', 'p')"
+									   "  AND c.relnamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident($3))"
+									   " WHERE v.relnamespace = $1 AND v.relkind = 'v' ORDER BY 1",
+									   psprintf(cols, "l", "live", "l", "live"), psprintf(cols, "c", "candidate", "c", "candidate")),
+							  3, (Oid[]) {OIDOID, TEXTOID, TEXTOID},
+							  (Datum[]) {ObjectIdGetDatum(nsp), CStringGetTextDatum(live), CStringGetTextDatum(candidate)},
+							  NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the views failed");
+	initStringInfo(&changes);
+	appendStringInfoChar(&changes, '[');
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *name = EltSpiGetText(i, "name");
+		char	   *qview = quote_qualified_identifier(interface, name);
+		bool		isnull;
+
+		if (EltSpiGetBool(i, "no_live", &isnull) || EltSpiGetBool(i, "no_candidate", &isnull))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("schema \"%s\" has no table \"%s\" for the view %s",
+							EltSpiGetBool(i, "no_live", &isnull) ? live : candidate, name, qview)));
+		if (EltSpiGetBool(i, "live_retyped", &isnull) || EltSpiGetBool(i, "candidate_retyped", &isnull))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("a column of the view %s has another type in %s or %s", qview, live, candidate),
+					 errhint("A canary reads both colors through the same view columns.")));
+		stmts = lappend(stmts, psprintf("CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s WHERE NOT %s"
+										" UNION ALL SELECT %s FROM %s WHERE %s",
+										qview, EltSpiGetText(i, "live_cols"), quote_qualified_identifier(live, name), pick,
+										EltSpiGetText(i, "candidate_cols"), quote_qualified_identifier(candidate, name), pick));
+		if (changes.len > 1)
+			appendStringInfoString(&changes, ", ");
+		escape_json(&changes, name);
+	}
+	appendStringInfoChar(&changes, ']');
+	foreach(lc, stmts)
+		EltSpiExec(lfirst(lc));
+	return changes.data;
+}
+
+PG_FUNCTION_INFO_V1(elt_deploy_canary);
+
+/*
+ * elt.deploy_canary(interface text, roles text[] DEFAULT NULL, percent
+ * integer DEFAULT NULL) RETURNS bigint: sessions of the given roles (and
+ * of their members), and that share of all sessions, read the prepared
+ * candidate through the interface's views; the others read live.  The
+ * candidate must be shape-compatible and pass its error-severity checks.
+ * Called again, it changes who reads the candidate.  Returns the
+ * deployment id.
+ */
+Datum
+elt_deploy_canary(PG_FUNCTION_ARGS)
+{
+	char	   *name = interface_arg(fcinfo, 0);
+	int			percent = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT32(2);
+	List	   *roles = NIL;
+	Interface	iface;
+	char	   *candidate;
+	char	   *live;
+	char	   *shape;
+	char	   *checks;
+	char	   *failed;
+	char	   *views;
+	int			attempts;
+	StringInfoData rolearr;
+	StringInfoData d;
+	EltCatalogWrite cw;
+	ListCell   *lc;
+
+	if (!PG_ARGISNULL(1))
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		int			i;
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		for (i = 0; i < n; i++)
+		{
+			Oid			role;
+
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("roles must not contain null")));
+			role = get_role_oid(TextDatumGetCString(elems[i]), false);
+			if (!list_member_oid(roles, role))
+				roles = lappend_oid(roles, role);
+		}
+	}
+	if (percent != -1 && (percent < 1 || percent > 100))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("percent must be between 1 and 100, not %d", percent)));
+	if (roles == NIL && percent == -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a canary needs roles, a percent of sessions, or both"),
+				 errhint("For example elt.deploy_canary('%s', roles => ARRAY['analyst_beta']) or elt.deploy_canary('%s', percent => 10).",
+						 name, name)));
+
+	load_interface(name, &iface);
+	if (iface.last.id == 0 || strcmp(iface.last.state, "prepared") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("interface \"%s\" has no prepared candidate for a canary", name),
+				 errhint("Prepare one with elt.deploy_prepare('%s') and build the new version into it.", name)));
+	candidate = color_schema(name, iface.last.to_color);
+	live = color_schema(name, iface.live_color);
+
+	/* the gates: a compatible shape (always), and the checks */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	shape = MemoryContextStrdup(TopTransactionContext, shape_gate(name));
+	SPI_finish();
+	if (shape[0] != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a canary needs a candidate that is backward compatible with the live version of \"%s\"", name),
+				 errdetail("%s", shape),
+				 errhint("Consumers in and out of the canary read the same view columns. Fix the candidate, "
+						 "or promote it without a canary (with force => true inside an approved migration).")));
+	checks = EltChecksRunGate(candidate, iface.last.id, &failed);
+	if (failed != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("the candidate %s fails checks of severity error", candidate),
+				 errdetail("%s", failed),
+				 errhint("elt.check_run('%s') shows the failing rows; fix them before a canary.", candidate)));
+
+	/* the views' branch choice, with the settings as constants */
+	initStringInfo(&rolearr);
+	foreach(lc, roles)
+		appendStringInfo(&rolearr, "%s%u", rolearr.len > 0 ? "," : "", lfirst_oid(lc));
+	{
+		/* the settings as typed constants: the stored views read clearly, and the planner makes a one-time filter */
+		char	   *pick = psprintf("%s._canary(" INT64_FORMAT "::pg_catalog.int8, %s::pg_catalog.regrole[], %s::pg_catalog.int4)",
+									 ELT_SCHEMA_NAME, iface.last.id,
+									 roles != NIL ? quote_literal_cstr(psprintf("{%s}", rolearr.data)) : "NULL",
+									 percent != -1 ? psprintf("%d", percent) : "NULL");
+
+		MemoryContext outer = CurrentMemoryContext;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		attempts = lock_views(iface.nsp, name);
+		views = MemoryContextStrdup(outer, canary_views(iface.nsp, name, live, candidate, pick));
+		SPI_finish();
+	}
+
+	EltCatalogWriteBegin(&cw);
+	{
+		Datum		rolesd = (Datum) 0;
+
+		if (roles != NIL)
+		{
+			Datum	   *r = palloc(sizeof(Datum) * list_length(roles));
+			int			k = 0;
+
+			foreach(lc, roles)
+				r[k++] = ObjectIdGetDatum(lfirst_oid(lc));
+			rolesd = PointerGetDatum(construct_array(r, k, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+		}
+		if (SPI_execute_with_args("UPDATE elt.deploy_interfaces SET canary_deployment = $2, canary_roles = $3, canary_percent = $4"
+								  " WHERE interface = $1",
+								  4, (Oid[]) {NAMEOID, INT8OID, OIDARRAYOID, INT4OID},
+								  (Datum[]) {CStringGetDatum(name), Int64GetDatum(iface.last.id), rolesd, Int32GetDatum(percent)},
+								  (char[]) {' ', ' ', roles != NIL ? ' ' : 'n', percent != -1 ? ' ' : 'n'}, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "recording the canary failed");
+	}
+	initStringInfo(&d);
+	appendStringInfoChar(&d, '{');
+	EltAppendJsonString(&d, "candidate", candidate);
+	appendStringInfoString(&d, ", \"roles\": [");
+	foreach(lc, roles)
+	{
+		if (lc != list_head(roles))
+			appendStringInfoString(&d, ", ");
+		escape_json(&d, GetUserNameFromId(lfirst_oid(lc), false));
+	}
+	appendStringInfoChar(&d, ']');
+	if (percent != -1)
+		EltAppendJsonInt(&d, "percent", percent);
+	appendStringInfo(&d, ", \"gates\": {\"checks\": %s}, \"lock_attempts\": %d, \"views\": %s}", checks, attempts, views);
+	record_event(&cw, iface.last.id, name, iface.canary != 0 ? "deploy_canary_change" : "deploy_canary", NULL, d.data);
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_INT64(iface.last.id);
+}
+
+PG_FUNCTION_INFO_V1(elt_deploy_canary_stop);
+
+/*
+ * elt.deploy_canary_stop(interface text, reason text DEFAULT NULL) RETURNS
+ * bigint: every session reads live again; the candidate stays prepared.
+ * Returns the deployment id.
+ */
+Datum
+elt_deploy_canary_stop(PG_FUNCTION_ARGS)
+{
+	char	   *name = interface_arg(fcinfo, 0);
+	char	   *reason = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Interface	iface;
+	char	   *switched;
+	EltCatalogWrite cw;
+	int64		id;
+
+	load_interface(name, &iface);
+	if (iface.canary == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("interface \"%s\" has no canary running", name),
+				 errhint("elt.deployments shows which deployment, if any, is in a canary.")));
+	id = iface.canary;
+	switched = switch_views(&iface, color_schema(name, iface.live_color), false);
+
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute_with_args("UPDATE elt.deploy_interfaces SET canary_deployment = NULL, canary_roles = NULL,"
+							  " canary_percent = NULL WHERE interface = $1",
+							  1, (Oid[]) {NAMEOID}, (Datum[]) {CStringGetDatum(name)}, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "recording the end of the canary failed");
+	record_event(&cw, id, name, "deploy_canary_stop", reason,
+				 psprintf("{\"live\": \"%s\", %s}", color_schema(name, iface.live_color), switched));
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_INT64(id);
 }
 
 PG_FUNCTION_INFO_V1(elt_deploy_decommission);

@@ -99,11 +99,61 @@ SELECT relation, check_name, status, failing_rows, sample -> 0 ->> 'id' AS first
 WHERE status <> 'pass' ORDER BY 1, 2;
 SELECT elt.deploy_promote('analytics', 'v2: channel');
 SELECT sum(amount) AS live_total_unchanged FROM analytics.orders;
+-- nor a canary
+SELECT elt.deploy_canary('analytics', ARRAY['dp_reader']);
 UPDATE analytics__green.orders SET status = 'open' WHERE id = 40;
 SELECT elt.deploy_promote('analytics', '');
+
+-------------------------------------------------------------------------------
+-- Canary: some sessions read the candidate, the others live
+-------------------------------------------------------------------------------
+CREATE ROLE dp_beta IN ROLE dp_reader;
+CREATE ROLE dp_beta_member IN ROLE dp_beta;
+SELECT elt.deploy_canary('analytics', ARRAY['dp_beta']) > 0 AS canary;
+SELECT state, canary, canary_roles, canary_percent FROM elt.deployments WHERE state = 'prepared';
+-- each query chooses its branch once (a one-time filter), and keeps its indexes
+EXPLAIN (COSTS OFF) SELECT * FROM analytics.customers WHERE id = 1;
+SET ROLE dp_reader;
+SELECT count(*) AS orders, sum(amount) AS total FROM analytics.orders;
+RESET ROLE;
+SET ROLE dp_beta;
+SELECT count(*) AS orders, sum(amount) AS total FROM analytics.orders;
+RESET ROLE;
+-- members of a canary role too, through views that depend on the interface as well
+SET ROLE dp_beta_member;
+SELECT (SELECT count(*) FROM analytics.orders) AS orders, (SELECT count(*) FROM reports.paid) AS paid;
+RESET ROLE;
+-- a superuser is in it only as a member (a pipeline running as one keeps reading live)
+SELECT count(*) AS orders, sum(amount) AS total FROM analytics.orders;
+-- the views keep live's columns: the candidate's new column comes with the promotion
+SELECT channel FROM analytics.orders LIMIT 1;
+-- a share of the sessions (here all of them)
+SELECT elt.deploy_canary('analytics', percent => 100) > 0 AS canary_changed;
+SELECT count(*) AS orders, sum(amount) AS total FROM analytics.orders;
+SET ROLE dp_reader;
+SELECT elt._canary(1, NULL, 100) AS all_sessions, elt._canary(1, NULL, NULL) AS nobody,
+       elt._canary(1, '{dp_beta}', NULL) AS not_a_member, elt._canary(1, '{dp_beta,dp_reader}', NULL) AS member;
+RESET ROLE;
+-- bad input, and what a canary forbids, change nothing
+SELECT elt.deploy_canary('analytics');
+SELECT elt.deploy_canary('analytics', ARRAY['nobody']);
+SELECT elt.deploy_canary('analytics', ARRAY[NULL]);
+SELECT elt.deploy_canary('analytics', percent => 101);
+SELECT elt.deploy_prepare('analytics');
+SET ROLE dp_reader;
+SELECT elt.deploy_canary('analytics', percent => 5);
+SELECT elt.deploy_canary_stop('analytics');
+RESET ROLE;
+SELECT canary_roles, canary_percent FROM elt.deployments WHERE canary;
+SELECT elt.deploy_canary_stop('analytics', 'seen enough') > 0 AS stopped;
+SELECT count(*) AS orders, sum(amount) AS total FROM analytics.orders;
+SELECT pg_get_viewdef('analytics.orders') NOT LIKE '%UNION%' AS one_branch_again;
+SELECT elt.deploy_canary_stop('analytics');
+SELECT elt.deploy_canary('analytics', ARRAY['dp_beta'], 10) > 0 AS canary_again;
 SELECT elt.deploy_promote('analytics', 'v2: channel') > 0 AS promoted;
-SELECT interface, state, live, promote_reason, gates ->> 'shape' AS shape,
+SELECT interface, state, live, canary, promote_reason, gates ->> 'shape' AS shape,
        jsonb_array_length(gates -> 'checks') AS checks FROM elt.deployments;
+SELECT canary_deployment, canary_roles, canary_percent FROM elt.deploy_interfaces WHERE interface = 'analytics';
 SELECT count(*) AS gate_results_kept FROM elt.check_results r JOIN elt.deployments d USING (deployment_id);
 -- consumers read v2, with the new column; the dependent view and grants still work
 SET ROLE dp_reader;
@@ -169,3 +219,34 @@ SELECT count(*) AS view_still_there FROM nokey.t;
 CREATE TABLE nokey__green.t (a text, id int PRIMARY KEY);
 SELECT relation, shape, compatibility FROM elt.deploy_compare('nokey');
 SELECT elt.deploy_promote('nokey', 'retype a');
+SELECT elt.deploy_canary('nokey', percent => 10);
+-- forced inside an approved migration, the view is made again; a view built on it must go first
+SELECT elt.approver_add('deploy-lead', 'signs off forced promotions') IS NOT NULL AS approver;
+CREATE VIEW reports.nokey_a AS SELECT a FROM nokey.t;
+SELECT elt.migration_begin('retype nokey.t.a', 'codes are text now', 'deploy-lead') > 0 AS begun;
+SELECT elt.deploy_promote('nokey', 'retype a', force => true);
+SELECT elt.migration_end() > 0 AS ended;
+BEGIN;
+SELECT elt.migration_begin('retype nokey.t.a', 'codes are text now', 'deploy-lead') > 0 AS begun;
+DROP VIEW reports.nokey_a;
+SELECT elt.deploy_promote('nokey', 'retype a', force => true) > 0 AS promoted;
+CREATE VIEW reports.nokey_a AS SELECT a FROM nokey.t;
+SELECT elt.migration_end() > 0 AS ended;
+COMMIT;
+SELECT state, forced, gates ->> 'shape' AS shape FROM elt.deployments WHERE interface = 'nokey';
+SELECT attrelid::regclass AS view, attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+WHERE attrelid IN ('nokey.t'::regclass, 'reports.nokey_a'::regclass) AND attnum > 0 ORDER BY 1, attnum;
+
+-------------------------------------------------------------------------------
+-- A governed schema under enforce becomes an interface: the moves are not
+-- breaking, a view with the same name and columns takes each table's place
+-------------------------------------------------------------------------------
+CREATE SCHEMA govd;
+CREATE TABLE govd.t (id int PRIMARY KEY, v int);
+SELECT elt.govern('govd', 'enforce', 'dashboards read it') AS baselines;
+SELECT elt.deploy_init('govd') AS tables;
+SELECT c.relname, c.relkind FROM pg_class c WHERE c.relnamespace = 'govd'::regnamespace;
+-- moving the view away by hand is still breaking
+ALTER VIEW govd.t SET SCHEMA public;
+SELECT elt.deploy_prepare('govd') AS candidate;
+SELECT elt.deploy_promote('govd', 'same shape') > 0 AS promoted;
