@@ -250,3 +250,13 @@ SELECT c.relname, c.relkind FROM pg_class c WHERE c.relnamespace = 'govd'::regna
 ALTER VIEW govd.t SET SCHEMA public;
 SELECT elt.deploy_prepare('govd') AS candidate;
 SELECT elt.deploy_promote('govd', 'same shape') > 0 AS promoted;
+-- preparing again before a promotion abandons the candidate before it
+SELECT elt.deploy_decommission('govd', '0 seconds') AS dropped;
+SELECT elt.deploy_prepare('govd') AS candidate;
+INSERT INTO govd__green.t VALUES (2, 2);   -- live
+INSERT INTO govd__blue.t VALUES (1, 1);    -- the candidate's build
+SELECT elt.deploy_prepare('govd', copy_data => true) AS candidate_again;
+SELECT array_agg(id) AS rows_of_the_new_candidate FROM govd__blue.t;
+SELECT state, copy_data FROM elt.deployments WHERE interface = 'govd' ORDER BY deployment_id;
+SELECT action, details ->> 'replaces_deployment' IS NOT NULL AS replaces FROM elt.deployment_events
+WHERE interface = 'govd' ORDER BY event_id;
