@@ -604,6 +604,11 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 		"  JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
 		"  JOIN pg_catalog.pg_class v ON v.oid = w.ev_class"
 		"  WHERE t.relnamespace = $1 AND t.relkind = 'r' AND v.oid <> t.oid"
+		" UNION ALL SELECT 6, pg_catalog.format('foreign key %I of %s references %s (it would keep checking the moved table)',"
+		"   k.conname, k.conrelid::pg_catalog.regclass, k.confrelid::pg_catalog.regclass)"
+		"  FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class t ON t.oid = k.confrelid"
+		"  JOIN pg_catalog.pg_class r ON r.oid = k.conrelid"
+		"  WHERE k.contype = 'f' AND t.relnamespace = $1 AND r.relnamespace <> $1"
 		" ) x ORDER BY o, p",
 		1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "inspecting the schema failed");
@@ -616,7 +621,8 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 				 errmsg("schema \"%s\" has objects a deployment interface cannot handle", name),
 				 errdetail("%s", problems.data),
 				 errhint("An interface holds ordinary tables (with their indexes, constraints and sequences). "
-						 "Move the rest to another schema, and make dependent views again on the interface's views after elt.deploy_init().")));
+						 "Move the rest to another schema, make dependent views again on the interface's views after elt.deploy_init(), "
+						 "and drop foreign keys from other schemas into it (a view cannot be referenced).")));
 	if (SPI_execute_with_args("SELECT c.oid, c.relname FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'r' ORDER BY c.relname",
 							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "listing tables failed");

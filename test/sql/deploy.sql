@@ -24,9 +24,11 @@ SELECT 1 + g % 20, g * 1.5, CASE WHEN g % 3 = 0 THEN 'paid' ELSE 'open' END FROM
 CREATE VIEW analytics.big_orders AS SELECT * FROM analytics.orders WHERE amount > 100;
 CREATE SCHEMA reports;
 CREATE VIEW reports.paid AS SELECT id, amount FROM analytics.orders WHERE status = 'paid';
+CREATE TABLE reports.refunds (order_id bigint REFERENCES analytics.orders, amount numeric);
 SELECT elt.deploy_init('analytics');
 SELECT count(*) AS tables_still_here FROM pg_tables WHERE schemaname = 'analytics';
 DROP VIEW analytics.big_orders, reports.paid;
+DROP TABLE reports.refunds;
 SELECT elt.deploy_init('nope');
 SELECT elt.deploy_init('public');
 SELECT elt.deploy_init('analytics') AS tables;
