@@ -131,7 +131,9 @@ SELECT d.deployment_id, d.interface,
        d.from_color, d.to_color,
        pg_catalog.format('%s__%s', d.interface, d.to_color) AS candidate_schema,
        d.state,
-       i.live_color = d.to_color AND d.state = 'promoted' AS live,
+       i.live_color = d.to_color AND d.state IN ('promoted', 'decommissioned')
+         AND d.deployment_id = (SELECT max(x.deployment_id) FROM elt.deployment_defs x
+                                WHERE x.interface = d.interface AND x.state IN ('promoted', 'decommissioned')) AS live,
        i.canary_deployment IS NOT DISTINCT FROM d.deployment_id AS canary,
        CASE WHEN i.canary_deployment = d.deployment_id THEN i.canary_roles::regrole[] END AS canary_roles,
        CASE WHEN i.canary_deployment = d.deployment_id THEN i.canary_percent END AS canary_percent,
@@ -473,7 +475,7 @@ BEGIN
         SELECT string_agg(format('%s %s%s', d.change, d.col,
                                  CASE WHEN d.before IS NOT NULL AND d.after IS NOT NULL
                                       THEN format(' (%s -> %s)', d.before, d.after) ELSE '' END), ', '),
-               CASE WHEN bool_or(d.compatibility = 'breaking') THEN 'breaking' ELSE 'safe' END
+               CASE WHEN count(*) = 0 THEN NULL WHEN bool_or(d.compatibility = 'breaking') THEN 'breaking' ELSE 'safe' END
         INTO shape, compatibility
         FROM elt._deploy_shape_diff(p.live, p.candidate) d;
         compatibility := coalesce(compatibility, 'same');

@@ -17,6 +17,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -26,6 +27,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/timestamp.h"
 
 #include "audit.h"
@@ -182,8 +184,14 @@ find_jobs(const char *target)
 		nsp = get_namespace_oid(target, true);
 	if (!OidIsValid(nsp))
 	{
-		relid = DatumGetObjectId(DirectFunctionCall1(to_regclass, CStringGetTextDatum(target)));
-		if (!OidIsValid(relid))
+		List	   *names = stringToQualifiedNameList(target);
+
+		/* a quoted schema name, or a relation */
+		if (list_length(names) == 1)
+			nsp = get_namespace_oid(strVal(linitial(names)), true);
+		if (!OidIsValid(nsp))
+			relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
+		if (!OidIsValid(nsp) && !OidIsValid(relid))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("\"%s\" is neither a relation nor a schema", target),
@@ -394,6 +402,27 @@ elt_check_create(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to read %s", rel),
 				 errhint("A check runs as the role that declared it, which must be able to read the relation.")));
+	/* the checks of an interface gate its promotions: its owner declares them */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT i.interface::text AS i FROM elt.deploy_interfaces i, pg_catalog.pg_namespace n"
+							  " WHERE n.oid = $1 AND n.nspname::text IN (i.interface, i.interface || '__blue', i.interface || '__green')",
+							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(get_rel_namespace(relid))},
+							  NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading interfaces failed");
+	if (SPI_processed > 0)
+	{
+		char	   *interface = pstrdup(EltSpiGetText(0, "i"));
+		Oid			insp = get_namespace_oid(interface, true);
+
+		if (OidIsValid(insp) && !pg_namespace_ownercheck(insp, GetUserId()))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to declare checks on %s", rel),
+					 errdetail("It belongs to deployment interface \"%s\", whose checks gate its promotions.", interface),
+					 errhint("Only members of the role that owns schema \"%s\" may declare them.", interface)));
+	}
+	SPI_finish();
 	if (strcmp(severity, "error") != 0 && strcmp(severity, "warn") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -150,10 +150,19 @@ load_interface(const char *name, Interface *iface)
 							  1, (Oid[]) {NAMEOID}, (Datum[]) {CStringGetDatum(name)}, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the interface failed");
 	if (SPI_processed == 0)
+	{
+		size_t		len = strlen(name);
+
+		if ((len > 6 && strcmp(name + len - 6, "__blue") == 0) || (len > 7 && strcmp(name + len - 7, "__green") == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("schema \"%s\" is not a deployment interface", name),
+					 errhint("Give the interface, not one of its colors: \"%.*s\".", (int) (len - (name[len - 1] == 'e' ? 6 : 7)), name)));
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("schema \"%s\" is not a deployment interface", name),
 				 errhint("Make it one with elt.deploy_init('%s').", name)));
+	}
 	iface->live_color = MemoryContextStrdup(outer, EltSpiGetText(0, "live_color"));
 	iface->owner = DatumGetObjectId(EltSpiGetDatum(0, "owner", &isnull));
 	iface->canary = EltSpiGetInt64(0, "canary_deployment", &isnull);
@@ -412,7 +421,7 @@ lock_views(Oid nsp, const char *interface)
  * changed.  SPI connected, views locked.
  */
 static char *
-point_views(Oid nsp, const char *interface, const char *target, bool allow_drop)
+point_views(Oid nsp, const char *interface, const char *target, bool allow_drop, List **remade)
 {
 	uint64		i;
 	List	   *stmts = NIL;
@@ -421,7 +430,7 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop)
 	ListCell   *lc;
 	StringInfoData changes;
 
-	if (SPI_execute_with_args("SELECT coalesce(v.relname, t.relname) AS name, v.oid IS NULL AS no_view, t.oid AS tab,"
+	if (SPI_execute_with_args("SELECT coalesce(v.relname, t.relname) AS name, v.oid IS NULL AS no_view, t.oid AS tab, v.oid AS view,"
 							  " (SELECT pg_catalog.string_agg(CASE WHEN tc.name IS NULL THEN pg_catalog.format('NULL::%s AS %I', vc.type, vc.name)"
 							  "                                    ELSE pg_catalog.format('%I', vc.name) END, ', ' ORDER BY vc.attnum)"
 							  "  FROM elt._deploy_columns(v.oid) vc LEFT JOIN elt._deploy_columns(t.oid) tc USING (name)) AS kept,"
@@ -472,9 +481,15 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop)
 						 errmsg("table %s changes the type of a column of the view %s", qtab, qview)));
 			if (retyped)
 			{
+				bool		isnull_v;
+				Datum		old = EltSpiGetDatum(i, "view", &isnull_v);
+
 				/* its columns as before, in the same order, then the new ones */
 				stmts = lappend(stmts, psprintf("DROP VIEW %s", qview));
 				cols = added ? psprintf("%s, %s", kept, added) : kept;
+				/* the checks declared on it follow it to the new view */
+				*remade = lappend(*remade, list_make2((void *) (uintptr_t) DatumGetObjectId(old),
+													  MemoryContextStrdup(outer, qview)));
 			}
 			else
 				cols = added;
@@ -560,13 +575,24 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 	{
 		EltCatalogWrite rcw;
 		bool		exists;
+		bool		isnull_same;
+		char	   *color_of = NULL;
 
 		EltCatalogWriteBegin(&rcw);
-		if (SPI_execute_with_args("SELECT FROM elt.deploy_interfaces WHERE interface = $1", 1, (Oid[]) {NAMEOID},
+		if (SPI_execute_with_args("SELECT interface::text AS i, interface = $1 AS same FROM elt.deploy_interfaces"
+								  " WHERE interface = $1 OR $1::text IN (interface || '__blue', interface || '__green')",
+								  1, (Oid[]) {NAMEOID},
 								  (Datum[]) {CStringGetDatum(name)}, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "reading interfaces failed");
 		exists = SPI_processed > 0;
+		if (exists && !EltSpiGetBool(0, "same", &isnull_same))
+			color_of = pstrdup(EltSpiGetText(0, "i"));
 		EltCatalogWriteEnd(&rcw);
+		if (color_of)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("schema \"%s\" is a color of interface \"%s\"", name, color_of),
+					 errhint("Consumers read the interface; deploy it with elt.deploy_prepare('%s') and elt.deploy_promote().", color_of)));
 		if (exists)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -806,6 +832,34 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 		if (copy_data)
 			EltSpiExec(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s",
 								to, (char *) lthird(t), (char *) lthird(t), from));
+
+		/*
+		 * Sequences: LIKE gives an identity column a sequence of its own, but
+		 * a serial column's default would go on drawing from live's sequence
+		 * (and keep the previous color from being dropped): the candidate
+		 * gets its own, owned by its column.  Both continue from live's.
+		 */
+		exec_generated("SELECT x.s FROM (SELECT a.attnum, a.attidentity, q.oid AS seq, q.relname AS seqname,"
+					   "   pg_catalog.format_type(sq.seqtypid, NULL) AS seqtype,"
+					   "   pg_catalog.pg_sequence_last_value(q.oid) AS last, a.attname"
+					   "  FROM pg_catalog.pg_attribute a"
+					   "  JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+					   "   AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+					   "   AND d.deptype IN ('a', 'i')"
+					   "  JOIN pg_catalog.pg_class q ON q.oid = d.objid AND q.relkind = 'S'"
+					   "  JOIN pg_catalog.pg_sequence sq ON sq.seqrelid = q.oid"
+					   "  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped) c,"
+					   " LATERAL (VALUES"
+					   "  (1, CASE WHEN c.attidentity = '' THEN pg_catalog.format('CREATE SEQUENCE %I.%I AS %s OWNED BY %s.%I',"
+					   "        $2, c.seqname, c.seqtype, $3, c.attname) END),"
+					   "  (2, CASE WHEN c.attidentity = '' THEN pg_catalog.format("
+					   "        'ALTER TABLE %s ALTER COLUMN %I SET DEFAULT pg_catalog.nextval(%L::pg_catalog.regclass)',"
+					   "        $3, c.attname, pg_catalog.format('%I.%I', $2, c.seqname)) END),"
+					   "  (3, CASE WHEN c.last IS NOT NULL THEN pg_catalog.format("
+					   "        'SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(%L, %L), %s)', $3, c.attname, c.last) END)"
+					   " ) x(o, s) WHERE x.s IS NOT NULL ORDER BY c.attnum, x.o",
+					   3, (Oid[]) {OIDOID, TEXTOID, TEXTOID},
+					   (Datum[]) {ObjectIdGetDatum(relid), CStringGetTextDatum(idle_schema), CStringGetTextDatum(to)});
 	}
 	SPI_finish();
 
@@ -894,12 +948,31 @@ switch_views(Interface *iface, const char *target, bool allow_drop)
 	char	   *changes;
 
 	MemoryContext outer = CurrentMemoryContext;
+	List	   *remade = NIL;
+	ListCell   *lc;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	attempts = lock_views(iface->nsp, iface->name);
-	changes = MemoryContextStrdup(outer, point_views(iface->nsp, iface->name, target, allow_drop));
+	changes = MemoryContextStrdup(outer, point_views(iface->nsp, iface->name, target, allow_drop, &remade));
 	SPI_finish();
+	if (remade != NIL)
+	{
+		EltCatalogWrite cw;
+
+		EltCatalogWriteBegin(&cw);
+		foreach(lc, remade)
+		{
+			List	   *r = lfirst(lc);
+
+			if (SPI_execute_with_args("UPDATE elt.check_defs SET relation = pg_catalog.to_regclass($2) WHERE relation = $1",
+									  2, (Oid[]) {OIDOID, TEXTOID},
+									  (Datum[]) {ObjectIdGetDatum((Oid) (uintptr_t) linitial(r)), CStringGetTextDatum(lsecond(r))},
+									  NULL, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "moving the checks of a view failed");
+		}
+		EltCatalogWriteEnd(&cw);
+	}
 	return psprintf("\"lock_attempts\": %d, \"views\": %s", attempts, changes);
 }
 
@@ -1164,7 +1237,8 @@ Datum
 elt_deploy_canary(PG_FUNCTION_ARGS)
 {
 	char	   *name = interface_arg(fcinfo, 0);
-	int			percent = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT32(2);
+	bool		has_percent = !PG_ARGISNULL(2);
+	int			percent = has_percent ? PG_GETARG_INT32(2) : -1;
 	List	   *roles = NIL;
 	Interface	iface;
 	char	   *candidate;
@@ -1200,7 +1274,7 @@ elt_deploy_canary(PG_FUNCTION_ARGS)
 				roles = lappend_oid(roles, role);
 		}
 	}
-	if (percent != -1 && (percent < 1 || percent > 100))
+	if (has_percent && (percent < 1 || percent > 100))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("percent must be between 1 and 100, not %d", percent)));
