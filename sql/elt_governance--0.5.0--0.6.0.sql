@@ -527,7 +527,9 @@ BEGIN
     IF max_rows IS NULL OR max_rows < 1 THEN
         RAISE EXCEPTION 'max_rows must be at least 1' USING ERRCODE = '22023';
     END IF;
-    SELECT * INTO p FROM elt._deploy_pairs(interface) x WHERE x.name = rel;
+    -- the table's name, or the view's as deploy_compare lists it
+    SELECT * INTO p FROM elt._deploy_pairs(interface) x
+    WHERE x.name = rel OR format('%I.%I', interface, x.name) = rel;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'interface "%" has no table "%"', interface, rel
             USING ERRCODE = '42P01', HINT = 'elt.deploy_compare(interface) lists its tables.';

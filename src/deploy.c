@@ -1433,6 +1433,13 @@ elt_deploy_decommission(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("keep must not be null")));
 	keep = PG_GETARG_INTERVAL_P(1);
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(keep),
+										  DirectFunctionCall3(interval_in, CStringGetDatum("0"),
+															  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)))) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("keep must not be negative"),
+				 errhint("It is how long the previous color is kept after the promotion, for example '7 days'.")));
 	load_interface(name, &iface);
 	if (iface.last.id == 0 || strcmp(iface.last.state, "promoted") != 0)
 		ereport(ERROR,

@@ -92,6 +92,7 @@ FROM elt.deploy_compare('analytics');
 SELECT key, change, columns, live ->> 'amount' AS live_amount, candidate ->> 'amount' AS candidate_amount
 FROM elt.deploy_diff('analytics', 'orders');
 SELECT count(*) AS limited FROM elt.deploy_diff('analytics', 'orders', 2);
+SELECT count(*) AS by_the_listed_name FROM elt.deploy_diff('analytics', 'analytics.orders', 2);
 SELECT * FROM elt.deploy_diff('analytics', 'nope');
 
 -------------------------------------------------------------------------------
@@ -287,6 +288,7 @@ SELECT pg_get_serial_sequence('seqd__green.ev', 'id') AS ev_sequence, pg_get_ser
 SELECT elt.deploy_init('seqd__green');
 SELECT elt.deploy_promote('seqd__green', 'wrong name');
 SELECT elt.deploy_promote('seqd', 'v2') > 0 AS promoted;
+SELECT elt.deploy_decommission('seqd', '-1 day');
 SELECT elt.deploy_decommission('seqd', '0 seconds') AS dropped;
 SELECT state, live FROM elt.deployments WHERE interface = 'seqd';
 INSERT INTO seqd__green.ev (v) VALUES ('after') RETURNING id;
