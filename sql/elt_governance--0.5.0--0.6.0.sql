@@ -337,6 +337,17 @@ WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 $$;
 
+-- The select list over table tab that keeps a view's columns, in order:
+-- a column tab lacks reads NULL of the view's type (a rollback past an
+-- added column).  retyped: a column has another type in tab.
+CREATE FUNCTION elt._deploy_kept_columns(view regclass, tab regclass, OUT cols text, OUT retyped boolean)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT string_agg(CASE WHEN tc.name IS NULL THEN format('NULL::%s AS %I', vc.type, vc.name)
+                       ELSE format('%I', vc.name) END, ', ' ORDER BY vc.attnum),
+       coalesce(bool_or(vc.type <> tc.type), false)
+FROM elt._deploy_columns(view) vc LEFT JOIN elt._deploy_columns(tab) tc USING (name)
+$$;
+
 -- The shape differences of a candidate table against live, with their
 -- compatibility class for the interface's consumers.
 CREATE FUNCTION elt._deploy_shape_diff(live regclass, candidate regclass)

@@ -431,18 +431,16 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 	StringInfoData changes;
 
 	if (SPI_execute_with_args("SELECT coalesce(v.relname, t.relname) AS name, v.oid IS NULL AS no_view, t.oid AS tab, v.oid AS view,"
-							  " (SELECT pg_catalog.string_agg(CASE WHEN tc.name IS NULL THEN pg_catalog.format('NULL::%s AS %I', vc.type, vc.name)"
-							  "                                    ELSE pg_catalog.format('%I', vc.name) END, ', ' ORDER BY vc.attnum)"
-							  "  FROM elt._deploy_columns(v.oid) vc LEFT JOIN elt._deploy_columns(t.oid) tc USING (name)) AS kept,"
+							  " k.cols AS kept,"
 							  " (SELECT pg_catalog.string_agg(pg_catalog.format('%I', tc.name), ', ' ORDER BY tc.attnum)"
 							  "  FROM elt._deploy_columns(t.oid) tc"
 							  "  WHERE v.oid IS NULL OR tc.name NOT IN (SELECT vc.name FROM elt._deploy_columns(v.oid) vc)) AS added,"
-							  " EXISTS (SELECT FROM elt._deploy_columns(v.oid) vc JOIN elt._deploy_columns(t.oid) tc USING (name)"
-							  "         WHERE vc.type <> tc.type) AS retyped"
+							  " k.retyped"
 							  " FROM (SELECT c.oid, c.relname FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'v') v"
 							  " FULL JOIN (SELECT c.oid, c.relname FROM pg_catalog.pg_class c"
 							  "            WHERE c.relnamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident($2))"
 							  "              AND c.relkind IN ('r', 'p') AND NOT c.relispartition) t ON t.relname = v.relname"
+							  " LEFT JOIN LATERAL elt._deploy_kept_columns(v.oid, t.oid) k ON true"
 							  " ORDER BY 1",
 							  2, (Oid[]) {OIDOID, TEXTOID},
 							  (Datum[]) {ObjectIdGetDatum(nsp), CStringGetTextDatum(target)}, NULL, false, 0) != SPI_OK_SELECT)
@@ -908,14 +906,17 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 
 /*
  * The shape gate: tables of live missing in the candidate, and breaking
- * column changes, as lines of text ("" when compatible).  SPI connected.
+ * column changes, as lines of text ("" when compatible).
  */
 static char *
 shape_gate(const char *interface)
 {
+	MemoryContext outer = CurrentMemoryContext;
 	StringInfoData out;
 	uint64		i;
 
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT p.name, d.change, d.col, d.before, d.after FROM elt._deploy_pairs($1) p"
 							  " LEFT JOIN LATERAL elt._deploy_shape_diff(p.live, p.candidate) d ON p.live IS NOT NULL AND p.candidate IS NOT NULL"
 							  " WHERE p.live IS NOT NULL AND (p.candidate IS NULL OR d.compatibility = 'breaking')"
@@ -937,6 +938,8 @@ shape_gate(const char *interface)
 							 EltSpiGetText(i, "before") ? EltSpiGetText(i, "before") : "",
 							 EltSpiGetText(i, "before") ? (EltSpiGetText(i, "after") ? psprintf(" -> %s)", EltSpiGetText(i, "after")) : ")") : "");
 	}
+	out.data = MemoryContextStrdup(outer, out.data);
+	SPI_finish();
 	return out.data;
 }
 
@@ -1015,10 +1018,7 @@ elt_deploy_promote(PG_FUNCTION_ARGS)
 				 errhint("Begin one with elt.migration_begin(name, reason, approved_by) and promote inside it.")));
 
 	/* gate 1: the shape */
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	shape = MemoryContextStrdup(TopTransactionContext, shape_gate(name));
-	SPI_finish();
+	shape = shape_gate(name);
 	if (shape[0] != '\0' && !force)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1172,20 +1172,16 @@ canary_views(Oid nsp, const char *interface, const char *live, const char *candi
 	List	   *stmts = NIL;
 	ListCell   *lc;
 	StringInfoData changes;
-	const char *cols = "(SELECT pg_catalog.string_agg(CASE WHEN tc.name IS NULL THEN pg_catalog.format('NULL::%%s AS %%I', vc.type, vc.name)"
-		"                                    ELSE pg_catalog.format('%%I', vc.name) END, ', ' ORDER BY vc.attnum)"
-		"  FROM elt._deploy_columns(v.oid) vc LEFT JOIN elt._deploy_columns(%s.oid) tc USING (name)) AS %s_cols,"
-		" EXISTS (SELECT FROM elt._deploy_columns(v.oid) vc JOIN elt._deploy_columns(%s.oid) tc USING (name)"
-		"         WHERE vc.type <> tc.type) AS %s_retyped";
-
-	if (SPI_execute_with_args(psprintf("SELECT v.relname AS name, l.oid IS NULL AS no_live, c.oid IS NULL AS no_candidate, %s, %s"
-									   " FROM pg_catalog.pg_class v"
-									   " LEFT JOIN pg_catalog.pg_class l ON l.relname = v.relname AND l.relkind IN ('r', 'p')"
-									   "  AND l.relnamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident($2))"
-									   " LEFT JOIN pg_catalog.pg_class c ON c.relname = v.relname AND c.relkind IN ('r', 'p')"
-									   "  AND c.relnamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident($3))"
-									   " WHERE v.relnamespace = $1 AND v.relkind = 'v' ORDER BY 1",
-									   psprintf(cols, "l", "live", "l", "live"), psprintf(cols, "c", "candidate", "c", "candidate")),
+	if (SPI_execute_with_args("SELECT v.relname AS name, l.oid IS NULL AS no_live, c.oid IS NULL AS no_candidate,"
+							  " lk.cols AS live_cols, lk.retyped AS live_retyped, ck.cols AS candidate_cols, ck.retyped AS candidate_retyped"
+							  " FROM pg_catalog.pg_class v"
+							  " LEFT JOIN pg_catalog.pg_class l ON l.relname = v.relname AND l.relkind IN ('r', 'p')"
+							  "  AND l.relnamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident($2))"
+							  " LEFT JOIN pg_catalog.pg_class c ON c.relname = v.relname AND c.relkind IN ('r', 'p')"
+							  "  AND c.relnamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident($3))"
+							  " LEFT JOIN LATERAL elt._deploy_kept_columns(v.oid, l.oid) lk ON true"
+							  " LEFT JOIN LATERAL elt._deploy_kept_columns(v.oid, c.oid) ck ON true"
+							  " WHERE v.relnamespace = $1 AND v.relkind = 'v' ORDER BY 1",
 							  3, (Oid[]) {OIDOID, TEXTOID, TEXTOID},
 							  (Datum[]) {ObjectIdGetDatum(nsp), CStringGetTextDatum(live), CStringGetTextDatum(candidate)},
 							  NULL, false, 0) != SPI_OK_SELECT)
@@ -1295,10 +1291,7 @@ elt_deploy_canary(PG_FUNCTION_ARGS)
 	live = color_schema(name, iface.live_color);
 
 	/* the gates: a compatible shape (always), and the checks */
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	shape = MemoryContextStrdup(TopTransactionContext, shape_gate(name));
-	SPI_finish();
+	shape = shape_gate(name);
 	if (shape[0] != '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
