@@ -98,6 +98,12 @@ is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extn
 is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.deployments}), '0', 'deployments after the update');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.check_run('s')}), '0', 'checks after the update');
 
+# 0.6.0 -> 0.7.0: the role model and least privilege
+$node->safe_psql('postgres', q{ALTER EXTENSION elt_governance UPDATE TO '0.7.0'});
+is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'}),
+	'0.7.0', 'updated to 0.7.0');
+is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't', 'the chain verifies at 0.7.0');
+
 # a fresh install of the default version is the same catalog as an update
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION elt_governance');
