@@ -3,3 +3,343 @@
 -- as the role that owns it.
 
 \echo Use "ALTER EXTENSION elt_governance UPDATE TO '0.7.0'" to load this file. \quit
+
+-------------------------------------------------------------------------------
+-- The role model (see src/roles.c and the README's Security section)
+-------------------------------------------------------------------------------
+
+-- Three group roles, made once per cluster: roles are shared by every
+-- database, and DROP EXTENSION leaves them.  A role of one of these names
+-- that someone else made is used only if it is a plain NOLOGIN role that
+-- belongs to no other role: it gets powers over governance.
+DO $roles$
+DECLARE
+    r text;
+    bad text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['elt_reader', 'elt_operator', 'elt_admin'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles x WHERE x.rolname = r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+            EXECUTE pg_catalog.format('COMMENT ON ROLE %I IS %L', r, CASE r
+                WHEN 'elt_reader' THEN 'elt_governance: sees every record of the governance catalog'
+                WHEN 'elt_operator' THEN 'elt_governance: controls the backfills, checks and purges of every role'
+                ELSE 'elt_governance: administers governance (approvers, governed targets) and is elt_reader and elt_operator' END);
+            CONTINUE;
+        END IF;
+        SELECT pg_catalog.concat_ws(', ',
+                   CASE WHEN x.rolcanlogin THEN 'it can log in' END,
+                   CASE WHEN x.rolsuper THEN 'it is a superuser' END,
+                   CASE WHEN x.rolcreaterole OR x.rolcreatedb OR x.rolreplication OR x.rolbypassrls
+                        THEN 'it has CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS' END,
+                   CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                                     JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
+                                     WHERE m.member = x.oid
+                                       AND g.rolname NOT IN ('elt_reader', 'elt_operator', 'elt_admin'))
+                        THEN 'it is a member of other roles' END)
+        INTO bad
+        FROM pg_catalog.pg_roles x WHERE x.rolname = r;
+        IF bad <> '' THEN
+            RAISE EXCEPTION 'role "%" exists and is not a plain group role: %', r, bad
+                USING ERRCODE = '42710',
+                      DETAIL = 'elt_governance gives the roles elt_reader, elt_operator and elt_admin powers over governance; their members get them.',
+                      HINT = pg_catalog.format('Rename that role (ALTER ROLE %I RENAME TO ...) or make it a NOLOGIN role without attributes or memberships, then create or update the extension again.', r);
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                   WHERE m.roleid = 'elt_reader'::pg_catalog.regrole AND m.member = 'elt_admin'::pg_catalog.regrole) THEN
+        GRANT elt_reader TO elt_admin;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                   WHERE m.roleid = 'elt_operator'::pg_catalog.regrole AND m.member = 'elt_admin'::pg_catalog.regrole) THEN
+        GRANT elt_operator TO elt_admin;
+    END IF;
+END
+$roles$;
+
+-- Whether the querying role sees every record (elt_reader, superusers).
+CREATE FUNCTION elt._sees_all() RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'elt_sees_all';
+-- Whether the querying role sees what the catalog records of a role's work:
+-- that role's members, elt_reader, superusers (NULL or a dropped role:
+-- elt_reader and superusers only).
+CREATE FUNCTION elt._sees_role(role oid) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'elt_sees_role';
+CREATE FUNCTION elt._sees_role_name(role name) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'elt_sees_role_name';
+
+-- Whether the querying role reads the values of a column of a relation as
+-- a query shows them: SELECT on it, and no row-level security applying
+-- (which would hide rows).  A relation or column that is gone: no.
+CREATE FUNCTION elt._reads_column(rel oid, col name) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT coalesce((SELECT has_column_privilege(a.attrelid, a.attnum, 'SELECT')
+                        AND NOT row_security_active(a.attrelid)
+                 FROM pg_attribute a
+                 WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped), false)
+$$;
+
+-- The same for whole rows: SELECT on the relation and no row-level security.
+CREATE FUNCTION elt._reads_rows(rel oid) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT coalesce((SELECT has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid)
+                 FROM pg_class c WHERE c.oid = rel), false)
+$$;
+
+-------------------------------------------------------------------------------
+-- What each role sees of the catalog
+-------------------------------------------------------------------------------
+
+-- Tables that hold values copied from the warehouse's tables (run
+-- parameters and errors, key bounds, audit details) are no longer readable
+-- by PUBLIC: the views below show each role its own, like
+-- pg_stat_activity.  elt_reader reads every catalog table except row
+-- lineage (which holds the keys of whole tables: elt.trace and elt.impact
+-- show it to the roles that may read them).
+REVOKE SELECT ON elt.audit_log, elt.transform_runs, elt.backfills, elt.backfill_chunks FROM PUBLIC;
+GRANT SELECT ON elt.governed_targets, elt.tracked_tables, elt.schema_versions, elt.audit_log,
+    elt.approvers, elt.migration_windows, elt.migration_approvals, elt.consumer_registrations,
+    elt.schema_changes, elt.backfills, elt.backfill_chunks, elt.transform_defs, elt.transform_code,
+    elt.lineage_columns, elt.transform_runs, elt.snapshot_defs, elt.run_defs, elt.run_steps,
+    elt.run_manifests, elt.run_snapshots, elt.deploy_interfaces, elt.deployment_defs,
+    elt.deployment_event_log, elt.check_defs, elt.check_result_log
+    TO elt_reader;
+
+-- Every governance action; details are shown for the actions that record
+-- only what the catalog shows everyone anyway (names, policies, versions,
+-- migrations), and otherwise to the members of the role that acted and to
+-- elt_reader: details can hold checksums, row counts, parameters, errors,
+-- key bounds and check arguments of tables the reader may not read.
+CREATE VIEW elt.audit_trail AS
+SELECT a.id, a.logged_at, a.role, a.session_role, a.action, a.object,
+       CASE WHEN a.action IN ('govern', 'ungovern', 'policy_changed', 'target_renamed',
+                              'version_recorded', 'change_classified', 'migration_begun',
+                              'migration_approved', 'migration_ended', 'approver_added',
+                              'approver_removed', 'consumer_registered', 'consumer_unregistered',
+                              'transform_create', 'transform_update', 'backfill_created',
+                              'deploy_init', 'deploy_prepare', 'deploy_canary_stop',
+                              'deploy_decommission', 'check_drop')
+                 OR elt._sees_role_name(a.role)
+            THEN a.details END AS details,
+       a.reason, a.prev_hash, a.row_hash
+FROM elt.audit_log a;
+
+-- Every transform run; its parameters and error for the members of the
+-- role that ran it and of the transform's owner, and elt_reader.
+CREATE VIEW elt.transform_run_history AS
+SELECT r.run_id, d.name AS transform, r.transform_id, r.version, r.code_hash,
+       CASE WHEN v.sees THEN r.params END AS params,
+       r.lineage, r.status, r.started_at, r.finished_at, r.rows_read, r.rows_written,
+       r.rows_deleted, r.role,
+       CASE WHEN v.sees THEN r.error END AS error,
+       r.random_seed
+FROM elt.transform_runs r
+JOIN elt.transform_defs d ON d.transform_id = r.transform_id
+CROSS JOIN LATERAL (SELECT elt._sees_role_name(r.role) OR elt._sees_role_name(d.owner) AS sees) v;
+
+-- Every chunk of every backfill; key bounds for the roles that may read the
+-- key column (without row-level security) and the backfill owner's members,
+-- errors for the owner's members; elt_reader sees all.
+CREATE VIEW elt.backfill_chunk_status AS
+SELECT b.name AS backfill, c.chunk_no,
+       CASE WHEN v.bounds THEN c.lower_bound END AS lower_bound,
+       CASE WHEN v.bounds THEN c.upper_bound END AS upper_bound,
+       c.final, c.state, c.rows_planned, c.rows_affected, c.attempts, c.retry_at, c.duration_ms,
+       CASE WHEN o.sees THEN c.last_error END AS last_error,
+       c.planned_at, c.finished_at
+FROM elt.backfill_chunks c
+JOIN elt.backfills b ON b.backfill_id = c.backfill_id
+CROSS JOIN LATERAL (SELECT elt._sees_role_name(b.owner) AS sees) o
+CROSS JOIN LATERAL (SELECT o.sees OR elt._reads_column(b.rel, b.key_column) AS bounds) v;
+
+GRANT SELECT ON elt.audit_trail, elt.transform_run_history, elt.backfill_chunk_status TO PUBLIC;
+
+-- Errors and state reasons (which quote what failed) for the owner's
+-- members and elt_reader.
+CREATE OR REPLACE VIEW elt.backfill_status AS
+SELECT b.name,
+       CASE WHEN b.state = 'running' AND b.runner = 'workers' AND w.live = 0
+            THEN 'interrupted' ELSE b.state END AS state,
+       b.rel AS relation,
+       c.done AS chunks_done,
+       c.failed AS chunks_failed,
+       CASE WHEN b.planning_done OR b.state IN ('finished', 'cancelled', 'failed')
+            THEN c.total
+            ELSE c.total + pg_catalog.ceil(GREATEST(COALESCE(b.rows_estimate, 0) - c.rows_planned, 0)
+                                  / GREATEST(b.chunk_rows_current, 1))::bigint
+       END AS chunks_total,
+       c.rows_done,
+       t.rows_total AS rows_total_estimate,
+       c.rows_affected,
+       CASE WHEN b.state = 'finished' THEN 100.0
+            WHEN t.rows_total > 0
+            THEN LEAST(pg_catalog.round(100.0 * c.rows_done / t.rows_total, 1), 100.0)
+            ELSE 0.0 END AS percent,
+       r.rows_per_second,
+       CASE WHEN b.state = 'running' AND r.rows_per_second > 0
+            THEN pg_catalog.make_interval(secs => GREATEST(t.rows_total - c.rows_done, 0)
+                                                  / r.rows_per_second)
+       END AS eta,
+       CASE WHEN o.sees
+            THEN COALESCE(e.last_error, CASE WHEN b.state IN ('failed', 'paused') THEN b.state_reason END)
+       END AS last_error,
+       w.live AS live_workers,
+       CASE WHEN o.sees THEN b.state_reason END AS state_reason,
+       b.runner,
+       b.owner,
+       b.created_at,
+       b.started_at,
+       b.finished_at
+FROM elt.backfills b
+CROSS JOIN LATERAL (SELECT elt._sees_role_name(b.owner) AS sees) o
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE ch.state = 'done') AS done,
+           count(*) FILTER (WHERE ch.state = 'failed') AS failed,
+           count(*) AS total,
+           COALESCE(sum(ch.rows_planned) FILTER (WHERE ch.state = 'done'), 0) AS rows_done,
+           COALESCE(sum(ch.rows_planned), 0) AS rows_planned,
+           COALESCE(sum(ch.rows_affected) FILTER (WHERE ch.state = 'done'), 0) AS rows_affected
+    FROM elt.backfill_chunks ch
+    WHERE ch.backfill_id = b.backfill_id) c
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN b.state = 'finished' OR (b.planning_done AND NOT EXISTS (
+                    SELECT 1 FROM elt.backfill_chunks f
+                    WHERE f.backfill_id = b.backfill_id AND f.final AND f.rows_planned IS NULL))
+                THEN c.rows_planned
+                ELSE GREATEST(COALESCE(b.rows_estimate, 0), c.rows_planned) END AS rows_total) t
+CROSS JOIN LATERAL (
+    SELECT pg_catalog.round(sum(ch.rows_planned)
+               / GREATEST(EXTRACT(epoch FROM pg_catalog.now()
+                                  - GREATEST(pg_catalog.now() - interval '60 seconds', b.started_at)), 1)
+           , 1) AS rows_per_second
+    FROM elt.backfill_chunks ch
+    WHERE ch.backfill_id = b.backfill_id AND ch.finished_at IS NOT NULL
+      AND ch.finished_at > pg_catalog.now() - interval '60 seconds'
+      AND ch.state = 'done') r
+LEFT JOIN LATERAL (
+    SELECT ch.last_error
+    FROM elt.backfill_chunks ch
+    WHERE ch.backfill_id = b.backfill_id AND ch.last_error IS NOT NULL
+    ORDER BY COALESCE(ch.finished_at, ch.retry_at, ch.planned_at) DESC
+    LIMIT 1) e ON true
+CROSS JOIN LATERAL (SELECT elt._backfill_live_workers(b.backfill_id) AS live) w;
+
+-- Runs and snapshots: also every one for elt_reader.
+CREATE OR REPLACE VIEW elt.runs AS
+SELECT r.run_id,
+       r.pipeline,
+       r.kind,
+       CASE WHEN m.run_id IS NOT NULL THEN 'finished'
+            WHEN elt._backend_alive(r.backend_pid, r.backend_start) THEN 'open'
+            ELSE 'abandoned' END AS status,
+       r.snapshot_policy,
+       r.params,
+       r.clock,
+       r.random_seed,
+       (SELECT count(*) FROM elt.run_steps s WHERE s.run_id = r.run_id) AS steps,
+       r.role,
+       r.started_at,
+       m.finished_at,
+       m.manifest_id,
+       r.replay_of,
+       r.sandbox,
+       r.imported
+FROM elt.run_defs r
+LEFT JOIN elt.run_manifests m ON m.run_id = r.run_id
+WHERE elt._sees_role(r.role::oid);
+
+CREATE OR REPLACE VIEW elt.snapshots AS
+SELECT s.snapshot_id,
+       s.source_name,
+       pg_catalog.format('elt_snapshots.%I', s.storage) AS storage,
+       s.row_count,
+       s.checksum,
+       s.columns,
+       (SELECT pg_catalog.pg_total_relation_size(c.oid)
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'elt_snapshots' AND c.relname = s.storage) AS bytes,
+       s.created_by,
+       s.created_at
+FROM elt.snapshot_defs s
+WHERE elt._sees_role(s.created_by::oid);
+
+-- Deployments of the interfaces whose schema the caller may use (by oid:
+-- an interface schema dropped or renamed behind the extension's back is
+-- not an error), and every one for elt_reader.
+CREATE OR REPLACE VIEW elt.deployments AS
+SELECT d.deployment_id, d.interface,
+       d.from_color, d.to_color,
+       pg_catalog.format('%s__%s', d.interface, d.to_color) AS candidate_schema,
+       d.state,
+       i.live_color = d.to_color AND d.state IN ('promoted', 'decommissioned')
+         AND d.deployment_id = (SELECT max(x.deployment_id) FROM elt.deployment_defs x
+                                WHERE x.interface = d.interface AND x.state IN ('promoted', 'decommissioned')) AS live,
+       i.canary_deployment IS NOT DISTINCT FROM d.deployment_id AS canary,
+       CASE WHEN i.canary_deployment = d.deployment_id THEN i.canary_roles::regrole[] END AS canary_roles,
+       CASE WHEN i.canary_deployment = d.deployment_id THEN i.canary_percent END AS canary_percent,
+       d.copy_data,
+       d.prepared_by::regrole AS prepared_by, d.prepared_at,
+       d.promoted_by::regrole AS promoted_by, d.promoted_at, d.promote_reason, d.forced, d.gates,
+       d.rolled_back_by::regrole AS rolled_back_by, d.rolled_back_at, d.rollback_reason,
+       d.decommissioned_by::regrole AS decommissioned_by, d.decommissioned_at
+FROM elt.deployment_defs d
+JOIN elt.deploy_interfaces i USING (interface)
+WHERE elt._sees_all()
+   OR pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace(pg_catalog.quote_ident(i.interface))::oid, 'USAGE');
+
+CREATE OR REPLACE VIEW elt.deployment_events AS
+SELECT e.event_id, e.deployment_id, e.interface, e.action,
+       e.actor::regrole AS actor, e.happened_at, e.reason, e.details
+FROM elt.deployment_event_log e
+WHERE elt._sees_all()
+   OR pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace(pg_catalog.quote_ident(e.interface))::oid, 'USAGE');
+
+-- Checks: on relations the caller may read, or of a role whose privileges
+-- it has; arguments (accepted values, expressions, custom SQL) for the
+-- owner's members and elt_reader.
+CREATE OR REPLACE VIEW elt.checks AS
+SELECT c.check_id, c.name, c.relation::regclass AS relation, c.kind,
+       CASE WHEN o.sees THEN c.args END AS args,
+       c.severity, c.owner::regrole AS owner, c.created_at
+FROM elt.check_defs c
+CROSS JOIN LATERAL (SELECT elt._sees_role(c.owner) AS sees) o
+WHERE o.sees OR pg_catalog.has_table_privilege(c.relation, 'SELECT');
+
+-- The check's owner when it ran (results before 0.7.0: the role that ran
+-- it, which had the owner's privileges).
+ALTER TABLE elt.check_result_log ADD COLUMN check_owner oid;
+
+-- Check results: samples and messages hold rows (and values) of the
+-- relation checked, read as the check's owner: shown to the owner's
+-- members and elt_reader, and to roles that read the declared and the
+-- checked relation themselves with no row-level security applying (never
+-- for custom checks, whose SQL may read other tables).
+CREATE OR REPLACE VIEW elt.check_results AS
+SELECT r.result_id, r.check_id, r.check_name, r.declared_on::regclass AS declared_on,
+       r.checked_relation, r.kind, r.severity, r.status, r.failing_rows,
+       CASE WHEN v.rows THEN r.sample END AS sample,
+       CASE WHEN v.rows THEN r.message END AS message,
+       r.run_id, r.deployment_id, r.checked_by::regrole AS checked_by, r.checked_at, r.duration_ms
+FROM elt.check_result_log r
+CROSS JOIN LATERAL (SELECT elt._sees_role(coalesce(r.check_owner, r.checked_by)) AS sees) o
+CROSS JOIN LATERAL (SELECT o.sees OR (r.kind <> 'custom' AND elt._reads_rows(r.declared_on)
+                                      AND elt._reads_rows(pg_catalog.to_regclass(r.checked_relation))) AS rows) v
+WHERE o.sees
+   OR (EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = r.declared_on)
+       AND pg_catalog.has_table_privilege(r.declared_on, 'SELECT'));
+
+-- The chain head, for every role: read through elt.audit_trail (ids and
+-- hashes are shown to all), now that elt.audit_log is not readable by PUBLIC.
+CREATE OR REPLACE FUNCTION elt.audit_digest() RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT jsonb_build_object(
+    'head_id', h.id,
+    'head_hash', h.row_hash,
+    'rows', (SELECT count(*) FROM elt.audit_trail),
+    'database', current_database(),
+    'taken_at', now())
+FROM (SELECT 1) one
+LEFT JOIN LATERAL (SELECT a.id, a.row_hash FROM elt.audit_trail a
+                   ORDER BY a.id DESC LIMIT 1) h ON true
+$$;

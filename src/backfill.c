@@ -90,6 +90,7 @@
 
 #include "audit.h"
 #include "backfill.h"
+#include "roles.h"
 
 /* advisory lock tag field4 of "a process works on backfill N" */
 #define ELT_BACKFILL_LOCKTAG 0x4542
@@ -329,21 +330,23 @@ bf_load_named(Backfill *bf, const char *name, MemoryContext cxt)
 }
 
 /*
- * Only the backfill's owner, its members and superusers control it.  actor
- * is the calling role (inside the catalog write context, the current user
- * is the extension owner).
+ * Only the backfill's owner, its members, elt_operator and superusers
+ * control it (its chunks run as the owner whoever starts them).  actor is
+ * the calling role (inside the catalog write context, the current user is
+ * the extension owner).
  */
 static void
 bf_check_control(Backfill *bf, Oid actor)
 {
-	if (superuser_arg(actor))
+	if (EltRoleIsOperator(actor))
 		return;
 	if (!OidIsValid(bf->owner_oid) || !has_privs_of_role(actor, bf->owner_oid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for backfill \"%s\"", bf->name),
 				 errdetail("It belongs to role \"%s\".", bf->owner),
-				 errhint("Only the role that created a backfill, the members of that role and superusers may control it.")));
+				 errhint("Only the role that created a backfill, the members of that role, members of %s and superusers may control it.",
+						 ELT_ROLE_OPERATOR)));
 }
 
 /* Whether the key column is still there, with the type the bounds have. */
@@ -1626,6 +1629,13 @@ elt_backfill_retry(PG_FUNCTION_ARGS)
 }
 
 PG_FUNCTION_INFO_V1(elt_backfill_purge);
+
+/*
+ * elt.backfill_purge(older_than interval) RETURNS integer: delete the
+ * finished, failed and cancelled backfills (and their chunks) that ended
+ * more than older_than ago, of the roles the caller has the privileges of
+ * (all, for elt_operator and superusers); the audit log keeps their story.
+ */
 Datum
 elt_backfill_purge(PG_FUNCTION_ARGS)
 {
@@ -1651,7 +1661,7 @@ elt_backfill_purge(PG_FUNCTION_ARGS)
 	EltCatalogWriteBegin(&cw);
 	values[0] = IntervalPGetDatum(older);
 	values[1] = ObjectIdGetDatum(cw.actor);
-	values[2] = BoolGetDatum(superuser_arg(cw.actor));
+	values[2] = BoolGetDatum(EltRoleIsOperator(cw.actor));
 	EltPrepare(&plan,
 			   "WITH purged AS (DELETE FROM elt.backfills b"
 			   " WHERE b.state IN ('finished', 'cancelled', 'failed')"

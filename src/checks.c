@@ -6,8 +6,13 @@
  * elt._check_sql from its kind and arguments) returns the failing rows; it
  * runs as the check's owner, as a security-restricted operation, in a
  * subtransaction (an error is the check's status, not the caller's), and
- * only for callers that have the privileges of that owner: a check never
- * runs with more rights than the role that declared it.  A check declared
+ * only for callers that have the privileges of that owner or are
+ * elt_operator: a check never runs with more rights than the role that
+ * declared it.  What it finds (the sample of failing rows, an error
+ * message) was read with the owner's rights, so elt.check_run() returns it
+ * only to the owner's members and elt_reader, and elt.check_results shows
+ * it to them and to roles that read the relations themselves (no
+ * row-level security applying; never for custom checks).  A check declared
  * on a view of a deployment interface also applies to the table of the
  * same name in either color, so that a candidate is checked before it is
  * promoted.
@@ -34,6 +39,7 @@
 #include "checks.h"
 #include "manifest.h"
 #include "transform.h"
+#include "roles.h"
 #include "util.h"
 
 #define CHECK_SAMPLE_ROWS 5
@@ -57,6 +63,7 @@ typedef struct CheckJob
 	bool		failing_null;
 	char	   *sample;
 	char	   *message;
+	bool		refused;		/* not run: the caller may not run it */
 	double		ms;
 } CheckJob;
 
@@ -104,11 +111,14 @@ run_job(CheckJob *j)
 	int			usecs;
 
 	j->failing_null = true;
-	if (!has_privs_of_role(GetUserId(), j->owner))
+	if (!has_privs_of_role(GetUserId(), j->owner) && !EltRoleIsOperator(GetUserId()))
 	{
+		const char *owner = GetUserNameFromId(j->owner, true);
+
 		j->status = "error";
-		j->message = psprintf("check \"%s\" belongs to role %s: only its members may run it",
-							  j->name, GetUserNameFromId(j->owner, true));
+		j->message = psprintf("check \"%s\" belongs to role %s: only its members and members of %s may run it",
+							  j->name, owner ? owner : psprintf("%u (dropped)", j->owner), ELT_ROLE_OPERATOR);
+		j->refused = true;
 		return;
 	}
 	BeginInternalSubTransaction(NULL);
@@ -248,31 +258,47 @@ static void
 record_results(List *jobs, int64 deployment_id)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_0_6 = NULL;
+	SPIPlanPtr	insert;
 	EltCatalogWrite cw;
 	int64		run_id = EltPipelineRunId();
 	ListCell   *lc;
+	Oid			types[15] = {INT8OID, TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID,
+	TEXTOID, INT8OID, INT8OID, OIDOID, FLOAT8OID, OIDOID};
 
 	if (run_id == 0)
 		run_id = EltCurrentRunId();
 	EltCatalogWriteBegin(&cw);
-	EltPrepare(&plan,
-			   "INSERT INTO elt.check_result_log (check_id, check_name, declared_on, checked_relation, kind, severity,"
-			   " status, failing_rows, sample, message, run_id, deployment_id, checked_by, checked_at, duration_ms)"
-			   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::pg_catalog.jsonb, $10, $11, $12, $13, pg_catalog.clock_timestamp(), $14)",
-			   14, (Oid[]) {INT8OID, TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
-			   INT8OID, INT8OID, OIDOID, FLOAT8OID});
+	/* a 0.6.0 catalog (not updated yet) has no check_owner: results keep the runner */
+	if (get_attnum(EltCatalogRelid("check_result_log"), "check_owner") != InvalidAttrNumber)
+		insert = EltPrepare(&plan,
+							"INSERT INTO elt.check_result_log (check_id, check_name, declared_on, checked_relation, kind,"
+							" severity, status, failing_rows, sample, message, run_id, deployment_id, checked_by, checked_at,"
+							" duration_ms, check_owner)"
+							" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::pg_catalog.jsonb, $10, $11, $12, $13,"
+							" pg_catalog.clock_timestamp(), $14, $15)",
+							15, types);
+	else
+		insert = EltPrepare(&plan_0_6,
+							"INSERT INTO elt.check_result_log (check_id, check_name, declared_on, checked_relation, kind,"
+							" severity, status, failing_rows, sample, message, run_id, deployment_id, checked_by, checked_at,"
+							" duration_ms)"
+							" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::pg_catalog.jsonb, $10, $11, $12, $13,"
+							" pg_catalog.clock_timestamp(), $14)",
+							14, types);
 	foreach(lc, jobs)
 	{
 		CheckJob   *j = lfirst(lc);
 
-		EltExec(plan, (Datum[]) {Int64GetDatum(j->check_id), CStringGetTextDatum(j->name), ObjectIdGetDatum(j->declared_on),
+		EltExec(insert, (Datum[]) {Int64GetDatum(j->check_id), CStringGetTextDatum(j->name), ObjectIdGetDatum(j->declared_on),
 				CStringGetTextDatum(j->checked), CStringGetTextDatum(j->kind), CStringGetTextDatum(j->severity),
 				CStringGetTextDatum(j->status), Int64GetDatum(j->failing),
 				j->sample ? CStringGetTextDatum(j->sample) : (Datum) 0,
 				j->message ? CStringGetTextDatum(j->message) : (Datum) 0,
-				Int64GetDatum(run_id), Int64GetDatum(deployment_id), ObjectIdGetDatum(cw.actor), Float8GetDatum(j->ms)},
+				Int64GetDatum(run_id), Int64GetDatum(deployment_id), ObjectIdGetDatum(cw.actor), Float8GetDatum(j->ms),
+				ObjectIdGetDatum(j->owner)},
 				(char[]) {' ', ' ', ' ', ' ', ' ', ' ', ' ', j->failing_null ? 'n' : ' ', j->sample ? ' ' : 'n',
-				j->message ? ' ' : 'n', run_id ? ' ' : 'n', deployment_id ? ' ' : 'n', ' ', ' '}, 0);
+				j->message ? ' ' : 'n', run_id ? ' ' : 'n', deployment_id ? ' ' : 'n', ' ', ' ', ' '}, 0);
 	}
 	EltCatalogWriteEnd(&cw);
 }
@@ -344,6 +370,8 @@ elt_check_run(PG_FUNCTION_ARGS)
 		CheckJob   *j = lfirst(lc);
 		Datum		values[9];
 		bool		nulls[9] = {false};
+		/* rows read as the owner: for those who may see its results */
+		bool		shown = j->refused || EltRoleSeesRole(GetUserId(), j->owner);
 
 		values[0] = Int64GetDatum(j->check_id);
 		values[1] = CStringGetTextDatum(j->name);
@@ -353,12 +381,12 @@ elt_check_run(PG_FUNCTION_ARGS)
 		values[5] = CStringGetTextDatum(j->status);
 		values[6] = Int64GetDatum(j->failing);
 		nulls[6] = j->failing_null;
-		if (j->sample)
+		if (j->sample && shown)
 			values[7] = DirectFunctionCall1(jsonb_in, CStringGetDatum(j->sample));
-		nulls[7] = j->sample == NULL;
-		if (j->message)
+		nulls[7] = j->sample == NULL || !shown;
+		if (j->message && shown)
 			values[8] = CStringGetTextDatum(j->message);
-		nulls[8] = j->message == NULL;
+		nulls[8] = j->message == NULL || !shown;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -540,11 +568,12 @@ elt_check_drop(PG_FUNCTION_ARGS)
 				 errmsg("%s has no check named \"%s\"", EltRelDisplayName(relid), name),
 				 errhint("elt.checks lists the checks.")));
 	owner = DatumGetObjectId(EltSpiGetDatum(0, "owner", &isnull));
-	if (!has_privs_of_role(cw.actor, owner))
+	if (!has_privs_of_role(cw.actor, owner) && !EltRoleIsAdmin(cw.actor))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("check \"%s\" belongs to role %s", name, GetUserNameFromId(owner, true)),
-				 errhint("Only members of the role that declared it may drop it.")));
+				 errhint("Only members of the role that declared it, members of %s and superusers may drop it.",
+						 ELT_ROLE_ADMIN)));
 	if (SPI_execute_with_args("DELETE FROM elt.check_defs WHERE relation = $1 AND name = $2", 2, (Oid[]) {OIDOID, TEXTOID},
 							  (Datum[]) {ObjectIdGetDatum(relid), CStringGetTextDatum(name)}, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "dropping the check failed");

@@ -2,9 +2,9 @@
  * govern.c — putting schemas and tables under governance: elt.govern() and
  * elt.ungovern().  Owns elt.governed_targets.
  *
- * Privileges: only the owner of a schema or table (or a superuser) may
- * govern or ungovern it; the check runs as the caller before anything is
- * written.  The catalog is then written as the extension owner.
+ * Privileges: only the owner of a schema or table, a member of elt_admin
+ * or a superuser may govern or ungovern it; the check runs as the caller
+ * before anything is written.  The catalog is then written as the extension owner.
  *
  * Locking: governing a schema takes AccessExclusiveLock on the schema object
  * (the lock DROP SCHEMA takes; CREATE TABLE in the schema takes
@@ -37,6 +37,7 @@
 #include "audit.h"
 #include "ddl_capture.h"
 #include "govern.h"
+#include "roles.h"
 #include "util.h"
 
 /* A resolved target of govern/ungovern. */
@@ -117,11 +118,12 @@ check_table_target(const RangeVar *relation, Oid relid, Oid oldrelid, void *arg)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", t->label),
 				 errdetail("Only ordinary and partitioned tables can be governed.")));
-	if (!pg_class_ownercheck(relid, GetUserId()))
+	if (!pg_class_ownercheck(relid, GetUserId()) && !EltRoleIsAdmin(GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of table \"%s\" to %s it", t->label, t->verb),
-				 errhint("Ask the owner of the table or a superuser to run it.")));
+				 errhint("Ask the owner of the table, a member of %s or a superuser to run it.",
+						 ELT_ROLE_ADMIN)));
 }
 
 /*
@@ -174,11 +176,12 @@ resolve_target(const char *target, bool must_exist, const char *verb,
 					 errhint("Pass the name of an existing schema, or a table as schema.table.")));
 		}
 		check_not_system_schema(t->schema, t->nspoid, verb);
-		if (!pg_namespace_ownercheck(t->nspoid, GetUserId()))
+		if (!pg_namespace_ownercheck(t->nspoid, GetUserId()) && !EltRoleIsAdmin(GetUserId()))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("must be owner of schema \"%s\" to %s it", t->schema, verb),
-					 errhint("Ask the owner of the schema or a superuser to run it.")));
+					 errhint("Ask the owner of the schema, a member of %s or a superuser to run it.",
+							 ELT_ROLE_ADMIN)));
 	}
 	else if (list_length(names) == 2)
 	{
@@ -501,11 +504,11 @@ elt_ungovern(PG_FUNCTION_ARGS)
 	Datum		args[3];
 
 	resolve_target(target, false, "ungovern", &t);
-	if (t.is_schema && !OidIsValid(t.nspoid) && !superuser())
+	if (t.is_schema && !OidIsValid(t.nspoid) && !EltRoleIsAdmin(GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only a superuser can ungovern schema \"%s\", which no longer exists",
-						t.schema)));
+				 errmsg("only a member of %s or a superuser can ungovern schema \"%s\", which no longer exists",
+						ELT_ROLE_ADMIN, t.schema)));
 
 	EltCatalogWriteBegin(&cw);
 	if (t.is_schema && OidIsValid(t.nspoid))

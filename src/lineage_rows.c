@@ -40,6 +40,7 @@
 
 #include "audit.h"
 #include "lineage.h"
+#include "roles.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------------
@@ -1230,7 +1231,7 @@ PG_FUNCTION_INFO_V1(elt_lineage_purge);
 /*
  * elt.lineage_purge(before): delete the row lineage of runs that finished
  * before the given time, for the transforms the caller owns (all of them
- * for a superuser).  Runs stay recorded.
+ * for elt_operator and superusers).  Runs stay recorded.
  */
 Datum
 elt_lineage_purge(PG_FUNCTION_ARGS)
@@ -1248,7 +1249,7 @@ elt_lineage_purge(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("before must not be null")));
-	super = superuser();
+	super = EltRoleIsOperator(GetUserId());
 	EltCatalogWriteBegin(&cw);
 	EltPrepare(&plan,
 			   "WITH d AS (DELETE FROM elt.lineage_chunks l USING elt.transform_runs r, elt.transform_defs d"

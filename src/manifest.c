@@ -62,6 +62,7 @@
 #include "checksum.h"
 #include "lineage.h"
 #include "manifest.h"
+#include "roles.h"
 #include "transform.h"
 #include "util.h"
 
@@ -1002,10 +1003,10 @@ elt_run_end(PG_FUNCTION_ARGS)
 /*
  * A finished run's manifest, its role, kind and sandbox, read as the
  * extension's owner; an error unless the caller has the privileges of the
- * run's role.
+ * run's role (or, to read it without replaying it, is elt_reader).
  */
 static char *
-load_manifest(int64 run_id, Oid *role_out, bool *imported_out)
+load_manifest(int64 run_id, Oid *role_out, bool *imported_out, bool to_replay)
 {
 	static SPIPlanPtr plan = NULL;
 	MemoryContext outer = CurrentMemoryContext;
@@ -1031,12 +1032,22 @@ load_manifest(int64 run_id, Oid *role_out, bool *imported_out)
 				 errmsg("run " INT64_FORMAT " does not exist", run_id),
 				 errhint("elt.runs lists the runs you may read.")));
 	role = DatumGetObjectId(EltSpiGetDatum(0, "role", &isnull));
-	if (!superuser_arg(cw.actor) && !has_privs_of_role(cw.actor, role))
+	if (!superuser_arg(cw.actor) && !has_privs_of_role(cw.actor, role) &&
+		(to_replay || !EltRoleIsReader(cw.actor)))
+	{
+		const char *rolename = GetUserNameFromId(role, true);
+
+		if (rolename == NULL)
+			rolename = psprintf("with OID %u, which no longer exists,", role);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for run " INT64_FORMAT, run_id),
-				 errhint("Only members of role %s, whose run it is, may read or replay it.",
-						 GetUserNameFromId(role, false))));
+				 to_replay ?
+				 errhint("Only members of role %s, whose run it is, and superusers may replay it: it runs that role's SQL.",
+						 rolename) :
+				 errhint("Only members of role %s, whose run it is, members of %s and superusers may read it.",
+						 rolename, ELT_ROLE_READER)));
+	}
 	(void) EltSpiGetDatum(0, "manifest", &isnull);
 	if (isnull && !EltSpiGetBool(0, "alive", &isnull))
 		ereport(ERROR,
@@ -1071,7 +1082,7 @@ elt_run_manifest(PG_FUNCTION_ARGS)
 				 errmsg("run_id must not be null")));
 	EltRequireCatalog("run_manifests");
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in,
-										CStringGetDatum(load_manifest(PG_GETARG_INT64(0), NULL, NULL))));
+										CStringGetDatum(load_manifest(PG_GETARG_INT64(0), NULL, NULL, false))));
 }
 
 PG_FUNCTION_INFO_V1(elt_run_manifest_import);
@@ -1869,7 +1880,7 @@ elt_replay(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("elt.replay() cannot be called inside a run"),
 				 errhint("End the run with elt.run_end() first.")));
-	manifest = load_manifest(run_id, &role, &imported);
+	manifest = load_manifest(run_id, &role, &imported, true);
 	if (imported && !trust_imported)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -38,6 +38,7 @@
 
 #include "audit.h"
 #include "contracts.h"
+#include "roles.h"
 #include "util.h"
 
 bool		elt_require_second_approver = false;
@@ -155,16 +156,16 @@ EltCurrentMigration(void)
 	return current_migration;
 }
 
-/* Only the extension owner's members and superusers manage approvers. */
+/* Only elt_admin, the extension owner's members and superusers manage approvers. */
 static void
 require_catalog_owner(const char *what)
 {
-	if (!superuser() && !has_privs_of_role(GetUserId(), EltExtensionOwner()))
+	if (!EltRoleIsAdmin(GetUserId()) && !has_privs_of_role(GetUserId(), EltExtensionOwner()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to %s", what),
-				 errhint("Only a superuser or a member of the role that owns the extension (%s) may do it.",
-						 GetUserNameFromId(EltExtensionOwner(), false))));
+				 errhint("Only members of %s, of the role that owns the extension (%s) and superusers may do it.",
+						 ELT_ROLE_ADMIN, GetUserNameFromId(EltExtensionOwner(), false))));
 }
 
 PG_FUNCTION_INFO_V1(elt_approver_add);
@@ -697,13 +698,13 @@ elt_consumer_unregister(PG_FUNCTION_ARGS)
 				 errmsg("consumer \"%s\" of %s is not registered", consumer, object),
 				 errhint("SELECT * FROM elt.consumers WHERE kind = 'registered' lists them.")));
 	registered_by = EltSpiGetText(0, "registered_by");
-	if (strcmp(registered_by, me) != 0 && !superuser_arg(cw.actor) &&
+	if (strcmp(registered_by, me) != 0 && !EltRoleIsAdmin(cw.actor) &&
 		!pg_class_ownercheck(relid, cw.actor))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to unregister consumer \"%s\" of %s", consumer, object),
-				 errhint("The role that registered it (%s), the owner of the relation or a superuser may.",
-						 registered_by)));
+				 errhint("The role that registered it (%s), the owner of the relation, members of %s and superusers may.",
+						 registered_by, ELT_ROLE_ADMIN)));
 	EltPrepare(&delete_plan,
 			   "DELETE FROM elt.consumer_registrations"
 			   " WHERE rel = $1::pg_catalog.regclass AND consumer = $2",

@@ -7,7 +7,10 @@
  * PostgreSQL tables: namespace postgres://host:port, name db.schema.table.
  * The run id is a UUIDv7: the run's start time, then bits of the SHA-256 of
  * the cluster's system identifier, the database and the run number, so the
- * same run always gets the same id.  Read-only; no locks beyond the reads.
+ * same run always gets the same id.  A failed run's error message (which
+ * can quote the values that failed) is in the event only for the members of
+ * the role that ran it or of the transform's owner, and elt_reader; others
+ * get "failed".  Read-only; no locks beyond the reads.
  */
 #include "postgres.h"
 
@@ -25,6 +28,7 @@
 
 #include "lineage.h"
 #include "openlineage.h"
+#include "roles.h"
 #include "util.h"
 
 #define ELT_OL_PRODUCER "https://github.com/elt-governance/elt_governance/tree/v0.5.0"
@@ -115,7 +119,8 @@ static const char *event_sql =
 "     CASE WHEN run.status = 'failed' THEN pg_catalog.jsonb_build_object('errorMessage',"
 "       pg_catalog.jsonb_build_object('_producer', $3,"
 "         '_schemaURL', 'https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet',"
-"         'message', COALESCE(run.error, 'failed'), 'programmingLanguage', 'SQL'))"
+"         'message', CASE WHEN $5 THEN COALESCE(run.error, 'failed') ELSE 'failed' END,"
+"         'programmingLanguage', 'SQL'))"
 "     ELSE '{}'::jsonb END),"
 "  'job', pg_catalog.jsonb_build_object('namespace', $2,"
 "     'name', pg_catalog.current_database() || '.' || run.name,"
@@ -162,8 +167,9 @@ elt_openlineage_event(PG_FUNCTION_ARGS)
 	static SPIPlanPtr find_plan = NULL;
 	static SPIPlanPtr event_plan = NULL;
 	Oid			ftypes[1] = {INT8OID};
-	Oid			etypes[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		args[4];
+	Oid			etypes[5] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID};
+	Datum		args[5];
+	bool		shown;
 	int64		run_id;
 	int64		start_ms;
 	bool		isnull;
@@ -180,21 +186,37 @@ elt_openlineage_event(PG_FUNCTION_ARGS)
 
 	EltCatalogWriteBegin(&cw);
 	EltPrepare(&find_plan,
-			   "SELECT (EXTRACT(epoch FROM started_at) * 1000)::int8 AS ms"
-			   " FROM elt.transform_runs WHERE run_id = $1", 1, ftypes);
+			   "SELECT (EXTRACT(epoch FROM r.started_at) * 1000)::int8 AS ms,"
+			   " (SELECT o.oid FROM pg_catalog.pg_roles o WHERE o.rolname = r.role) AS runner,"
+			   " (SELECT o.oid FROM pg_catalog.pg_roles o WHERE o.rolname = d.owner) AS owner"
+			   " FROM elt.transform_runs r JOIN elt.transform_defs d ON d.transform_id = r.transform_id"
+			   " WHERE r.run_id = $1", 1, ftypes);
 	args[0] = Int64GetDatum(run_id);
 	EltExecLatest(find_plan, args, NULL, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("transform run %lld does not exist", (long long) run_id),
-				 errhint("See elt.transform_runs for the runs recorded.")));
+				 errhint("See elt.transform_run_history for the runs recorded.")));
 	start_ms = EltSpiGetInt64(0, "ms", &isnull);
+	/* a failed run's error quotes what failed: for those who see the run's details */
+	{
+		Oid			runner = DatumGetObjectId(EltSpiGetDatum(0, "runner", &isnull));
+		Oid			owner;
 
-	EltPrepare(&event_plan, event_sql, 4, etypes);
+		if (isnull)
+			runner = InvalidOid;
+		owner = DatumGetObjectId(EltSpiGetDatum(0, "owner", &isnull));
+		if (isnull)
+			owner = InvalidOid;
+		shown = EltRoleSeesRole(cw.actor, runner) || EltRoleSeesRole(cw.actor, owner);
+	}
+
+	EltPrepare(&event_plan, event_sql, 5, etypes);
 	args[1] = CStringGetTextDatum(ol_namespace());
 	args[2] = CStringGetTextDatum(ELT_OL_PRODUCER);
 	args[3] = CStringGetTextDatum(run_uuid(run_id, start_ms));
+	args[4] = BoolGetDatum(shown);
 	EltExecLatest(event_plan, args, NULL, 1);
 	{
 		Datum		d = EltSpiGetDatum(0, "event", &isnull);

@@ -38,6 +38,7 @@
 #include "audit.h"
 #include "checksum.h"
 #include "manifest.h"
+#include "roles.h"
 #include "util.h"
 
 #define SNAPSHOT_SCHEMA "elt_snapshots"
@@ -355,11 +356,11 @@ storage_oid(const char *storage)
 	return relid;
 }
 
-/* Whether the caller may manage a snapshot of the role owner. */
+/* Whether the caller may drop a snapshot of the role owner: its members, elt_operator. */
 static bool
 may_manage(Oid actor, Oid owner)
 {
-	return superuser_arg(actor) || has_privs_of_role(actor, owner);
+	return EltRoleIsOperator(actor) || has_privs_of_role(actor, owner);
 }
 
 PG_FUNCTION_INFO_V1(elt_snapshot_verify);
@@ -416,7 +417,8 @@ PG_FUNCTION_INFO_V1(elt_snapshot_drop);
 
 /*
  * elt.snapshot_drop(snapshot_id bigint, force boolean DEFAULT false):
- * drop a snapshot made by the caller's role (any, for a superuser).  One
+ * drop a snapshot made by the caller's role (any, for elt_operator and
+ * superusers).  One
  * that a run's manifest references (elt.run_snapshots) needs force: the
  * run cannot be replayed without it.
  */
@@ -446,7 +448,7 @@ elt_snapshot_drop(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("snapshot " INT64_FORMAT " belongs to role %s", id, GetUserNameFromId(owner, false)),
-				 errhint("Only members of the role that made it, or a superuser, may drop it.")));
+				 errhint("Only members of the role that made it, members of %s and superusers may drop it.", ELT_ROLE_OPERATOR)));
 	{
 		static SPIPlanPtr refs = NULL;
 		Oid			types[1] = {INT8OID};
@@ -489,9 +491,10 @@ PG_FUNCTION_INFO_V1(elt_snapshot_purge);
 /*
  * elt.snapshot_purge(older_than interval DEFAULT NULL, keep_last integer
  * DEFAULT NULL) RETURNS bigint: drop the snapshots of the roles the caller
- * has the privileges of (all, for a superuser) made more than older_than
- * ago, except each role's keep_last newest of each source and those that a
- * run's manifest references; returns how many were dropped.
+ * has the privileges of (all, for elt_operator and superusers) made more
+ * than older_than ago, except each role's keep_last newest of each source
+ * and those that a run's manifest references; returns how many were
+ * dropped.
  */
 Datum
 elt_snapshot_purge(PG_FUNCTION_ARGS)

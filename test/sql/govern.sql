@@ -119,7 +119,7 @@ SELECT elt.govern('alice_area');
 ALTER TABLE alice_area.t ADD COLUMN v text;
 SELECT table_name, version, event, role FROM elt.schema_versions
 WHERE schema_name = 'alice_area' ORDER BY version;
-SELECT action, object, role FROM elt.audit_log WHERE object LIKE 'alice_area%' ORDER BY id;
+SELECT action, object, role FROM elt.audit_trail WHERE object LIKE 'alice_area%' ORDER BY id;
 RESET ROLE;
 
 -- elt.enabled = off: a maintenance window, nothing is captured

@@ -492,7 +492,7 @@ SELECT elt.transform_run('region_total');
 SELECT elt.transform_create('engineer_copy', 'mart.big_orders',
   'SELECT id, 1::bigint AS cents FROM raw.orders WHERE id = 1001') > 0 AS created;
 SELECT elt.transform_run('engineer_copy') AS run \gset
-SELECT role FROM elt.transform_runs WHERE run_id = :run;
+SELECT role FROM elt.transform_run_history WHERE run_id = :run;
 -- the catalog's internals are not for calling
 SELECT * FROM elt._lineage_pending();
 SELECT elt._lineage_capture(1, 1::bigint);

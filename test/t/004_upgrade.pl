@@ -103,6 +103,15 @@ $node->safe_psql('postgres', q{ALTER EXTENSION elt_governance UPDATE TO '0.7.0'}
 is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'}),
 	'0.7.0', 'updated to 0.7.0');
 is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't', 'the chain verifies at 0.7.0');
+is($node->safe_psql('postgres', q{SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'elt\_%'}),
+	'elt_admin,elt_operator,elt_reader', 'the group roles exist after the update');
+$node->safe_psql('postgres', q{CREATE ROLE nobody});
+my ($rc, $stdout, $stderr) = $node->psql('postgres', q{SET ROLE nobody; SELECT count(*) FROM elt.audit_log});
+like($stderr, qr/permission denied for table audit_log/, 'the audit log is no longer readable by PUBLIC');
+is($node->safe_psql('postgres', q{SET ROLE nobody; SELECT count(*) > 0 FROM elt.audit_trail WHERE details IS NULL}),
+	't', 'elt.audit_trail shows every row, without the details of others\' runs');
+is($node->safe_psql('postgres', q{SET ROLE nobody; SELECT valid FROM elt.audit_verify()}), 't',
+	'any role may verify the chain');
 
 # a fresh install of the default version is the same catalog as an update
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
