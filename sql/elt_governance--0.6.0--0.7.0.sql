@@ -293,13 +293,18 @@ FROM elt.deployment_event_log e
 WHERE elt._sees_all()
    OR pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace(pg_catalog.quote_ident(e.interface))::oid, 'USAGE');
 
+-- The search_path a check was declared with: its SQL runs with it, never
+-- with the caller's (NULL for checks declared before 0.7.0: a member of the
+-- owner runs them with its own, anyone else with pg_catalog only).
+ALTER TABLE elt.check_defs ADD COLUMN search_path text;
+
 -- Checks: on relations the caller may read, or of a role whose privileges
 -- it has; arguments (accepted values, expressions, custom SQL) for the
 -- owner's members and elt_reader.
 CREATE OR REPLACE VIEW elt.checks AS
 SELECT c.check_id, c.name, c.relation::regclass AS relation, c.kind,
        CASE WHEN o.sees THEN c.args END AS args,
-       c.severity, c.owner::regrole AS owner, c.created_at
+       c.severity, c.owner::regrole AS owner, c.created_at, c.search_path
 FROM elt.check_defs c
 CROSS JOIN LATERAL (SELECT elt._sees_role(c.owner) AS sees) o
 WHERE o.sees OR pg_catalog.has_table_privilege(c.relation, 'SELECT');

@@ -29,6 +29,7 @@
 #include "parser/parser.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -53,6 +54,7 @@ typedef struct CheckJob
 	char	   *args;
 	char	   *severity;
 	Oid			owner;
+	char	   *search_path;	/* recorded at creation; NULL before 0.7.0 */
 	Oid			declared_on;
 	char	   *checked;		/* the relation checked, quoted */
 	char	   *live;			/* the interface view (live rows), for row_count_delta */
@@ -128,10 +130,24 @@ run_job(CheckJob *j)
 		Oid			save_user;
 		int			save_sec;
 		char	   *sql;
+		const char *path = j->search_path;
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		sql = job_sql(j);
+
+		/*
+		 * Names in the check's SQL mean what they meant to its owner: the
+		 * search_path it was declared with, never one the caller chose (an
+		 * operator's function would run as the owner).  A check declared
+		 * before 0.7.0 has none: a member of the owner keeps its own, anyone
+		 * else gets pg_catalog only.
+		 */
+		if (path == NULL && !has_privs_of_role(GetUserId(), j->owner))
+			path = "pg_catalog, pg_temp";
+		if (path != NULL)
+			(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
 		GetUserIdAndSecContext(&save_user, &save_sec);
 		SetUserIdAndSecContext(j->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 		if (SPI_execute_with_args(psprintf("WITH q AS MATERIALIZED (%s)"
@@ -209,21 +225,24 @@ find_jobs(const char *target)
 	}
 	EltRequireCatalog("check_defs");
 	EltCatalogWriteBegin(&cw);
-	if (SPI_execute_with_args(
+	/* a 0.6.0 catalog (not updated yet) records no search_path */
+	if (SPI_execute_with_args(psprintf(
 		"WITH t AS ("
 		"  SELECT c.oid AS rel, n.nspname, c.relname, i.interface"
 		"  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 		"  LEFT JOIN elt.deploy_interfaces i ON n.nspname::text IN (i.interface || '__blue', i.interface || '__green')"
 		"  WHERE (c.oid = $1 OR (c.relnamespace = $2 AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition)))"
 		" SELECT d.check_id, d.name, d.kind, d.args::text AS args, d.severity, d.owner, d.relation AS declared_on,"
+		" %s AS search_path,"
 		"  t.rel::pg_catalog.regclass::text AS checked,"
-		"  CASE WHEN t.interface IS NOT NULL THEN pg_catalog.format('%I.%I', t.interface, t.relname) END AS live,"
+		"  CASE WHEN t.interface IS NOT NULL THEN pg_catalog.format('%%I.%%I', t.interface, t.relname) END AS live,"
 		"  CASE WHEN d.kind = 'relationships' AND t.interface IS NOT NULL AND r.relnamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident(t.interface))"
-		"   THEN pg_catalog.format('%I.%I', t.nspname, r.relname) END AS related"
+		"   THEN pg_catalog.format('%%I.%%I', t.nspname, r.relname) END AS related"
 		" FROM t JOIN elt.check_defs d ON d.relation = t.rel"
-		"  OR (t.interface IS NOT NULL AND d.relation = pg_catalog.to_regclass(pg_catalog.format('%I.%I', t.interface, t.relname)))"
+		"  OR (t.interface IS NOT NULL AND d.relation = pg_catalog.to_regclass(pg_catalog.format('%%I.%%I', t.interface, t.relname)))"
 		" LEFT JOIN pg_catalog.pg_class r ON r.oid = pg_catalog.to_regclass(d.args ->> 'to')"
-		" ORDER BY 8, 2",
+		" ORDER BY 9, 2",
+		get_attnum(EltCatalogRelid("check_defs"), "search_path") != InvalidAttrNumber ? "d.search_path" : "NULL::text"),
 		2, (Oid[]) {OIDOID, OIDOID}, (Datum[]) {ObjectIdGetDatum(relid), ObjectIdGetDatum(nsp)},
 		NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "finding checks failed");
@@ -240,6 +259,8 @@ find_jobs(const char *target)
 		j->args = pstrdup(EltSpiGetText(i, "args"));
 		j->severity = pstrdup(EltSpiGetText(i, "severity"));
 		j->owner = DatumGetObjectId(EltSpiGetDatum(i, "owner", &isnull));
+		v = EltSpiGetText(i, "search_path");
+		j->search_path = v ? pstrdup(v) : NULL;
 		j->declared_on = DatumGetObjectId(EltSpiGetDatum(i, "declared_on", &isnull));
 		j->checked = pstrdup(EltSpiGetText(i, "checked"));
 		v = EltSpiGetText(i, "live");
@@ -409,6 +430,7 @@ elt_check_create(PG_FUNCTION_ARGS)
 	char	   *severity = PG_ARGISNULL(3) ? "error" : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	char	   *name = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
 	char	   *rel;
+	char	   *search_path;
 	EltCatalogWrite cw;
 	int64		id;
 	bool		isnull;
@@ -421,6 +443,13 @@ elt_check_create(PG_FUNCTION_ARGS)
 	relid = PG_GETARG_OID(0);
 	rel = EltRelDisplayName(relid);
 	EltRequireCatalog("check_defs");
+	/* the check's SQL will always mean what it means now (0.7.0 catalogs record it) */
+	if (get_attnum(EltCatalogRelid("check_defs"), "search_path") == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the elt_governance catalog is older than its library"),
+				 errhint("Run ALTER EXTENSION elt_governance UPDATE.")));
+	search_path = GetConfigOptionByName("search_path", NULL, false);
 	if (!OidIsValid(get_rel_namespace(relid)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -517,12 +546,13 @@ elt_check_create(PG_FUNCTION_ARGS)
 	if (SPI_execute("SELECT pg_catalog.nextval('elt.check_id_seq') AS id", false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "drawing a check id failed");
 	id = EltSpiGetInt64(0, "id", &isnull);
-	if (SPI_execute_with_args("INSERT INTO elt.check_defs (check_id, name, relation, kind, args, severity, owner, created_at)"
-							  " VALUES ($1, $2, $3, $4, $5::pg_catalog.jsonb, $6, $7, pg_catalog.now())",
-							  7, (Oid[]) {INT8OID, TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, OIDOID},
+	if (SPI_execute_with_args("INSERT INTO elt.check_defs (check_id, name, relation, kind, args, severity, owner, created_at,"
+							  " search_path)"
+							  " VALUES ($1, $2, $3, $4, $5::pg_catalog.jsonb, $6, $7, pg_catalog.now(), $8)",
+							  8, (Oid[]) {INT8OID, TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, OIDOID, TEXTOID},
 							  (Datum[]) {Int64GetDatum(id), CStringGetTextDatum(name), ObjectIdGetDatum(relid),
 							  CStringGetTextDatum(kind), CStringGetTextDatum(args), CStringGetTextDatum(severity),
-							  ObjectIdGetDatum(cw.actor)}, NULL, false, 0) != SPI_OK_INSERT)
+							  ObjectIdGetDatum(cw.actor), CStringGetTextDatum(search_path)}, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "recording the check failed");
 	{
 		StringInfoData d;
@@ -533,6 +563,7 @@ elt_check_create(PG_FUNCTION_ARGS)
 		EltAppendJsonString(&d, "name", name);
 		EltAppendJsonString(&d, "kind", kind);
 		EltAppendJsonString(&d, "severity", severity);
+		EltAppendJsonString(&d, "search_path", search_path);
 		appendStringInfo(&d, ", \"args\": %s}", args);
 		EltAuditRecord(cw.actor, "check_create", rel, d.data, EltAuditReason(NULL));
 	}

@@ -236,6 +236,45 @@ SET ROLE sec_member;
 SELECT check_name, status, jsonb_array_length(sample) AS sample_rows
 FROM elt.check_results r WHERE checked_by = 'sec_operator'::regrole ORDER BY 1;
 RESET ROLE;
+-- the check's names mean what they meant to its owner: an operator's
+-- search_path cannot put its own function in the owner's check
+SET ROLE sec_owner;
+CREATE FUNCTION sec_shop.sec_norm(t text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT lower(t)';
+SET search_path = sec_shop, public;
+SELECT elt.check_create('sec_shop.customers', 'expression', '{"expression": "sec_norm(region) IN (''north'', ''south'')"}',
+  name => 'sec_normalized') > 0 AS created;
+RESET search_path;
+RESET ROLE;
+CREATE SCHEMA sec_evil AUTHORIZATION sec_operator;
+SET ROLE sec_operator;
+CREATE TABLE sec_evil.loot (who text);
+CREATE FUNCTION sec_evil.sec_norm(t text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sec_evil.loot VALUES (current_user);
+    RETURN 'north';
+END
+$$;
+GRANT INSERT ON sec_evil.loot TO PUBLIC;
+GRANT USAGE ON SCHEMA sec_evil TO PUBLIC;
+SET search_path = sec_evil, sec_shop, public;
+SELECT check_name, status, failing_rows FROM elt.check_run('sec_shop.customers') WHERE check_name = 'sec_normalized';
+-- a check made before 0.7.0 (no search_path) runs with pg_catalog only for the operator
+RESET ROLE;
+UPDATE elt.check_defs SET search_path = NULL WHERE name = 'sec_normalized';
+SET ROLE sec_operator;
+SET search_path = sec_evil, sec_shop, public;
+SELECT check_name, status, message FROM elt.check_run('sec_shop.customers') WHERE check_name = 'sec_normalized';
+RESET search_path;
+SELECT count(*) AS evil_ran FROM sec_evil.loot;
+RESET ROLE;
+-- its members still run it with their own search_path
+SET ROLE sec_member;
+SET search_path = sec_shop, public;
+SELECT check_name, status FROM elt.check_run('sec_shop.customers') WHERE check_name = 'sec_normalized';
+RESET search_path;
+RESET ROLE;
+UPDATE elt.check_defs SET search_path = 'sec_shop, public' WHERE name = 'sec_normalized';
+SELECT search_path FROM elt.checks WHERE name = 'sec_normalized';
 REVOKE SELECT ON sec_shop.customers FROM sec_other;
 
 -------------------------------------------------------------------------------
@@ -363,5 +402,6 @@ SELECT valid, detail FROM elt.audit_verify();
 DROP FUNCTION sec_try(text), sec_audit_view(), sec_runs_view(), sec_backfill_view(), sec_chunks_view(),
   sec_checks_view(), sec_results_view();
 DROP SCHEMA sec_shop CASCADE;
+DROP SCHEMA sec_evil CASCADE;
 DROP OWNED BY sec_owner, sec_member, sec_other, sec_admin, sec_operator, sec_reader;
 DROP ROLE sec_owner, sec_member, sec_other, sec_admin, sec_operator, sec_reader;
