@@ -872,7 +872,7 @@ checksum_scan(Checksum *cs, List *rels)
 static List *
 checksum_setup(Checksum *cs, Oid relid, List *colnames)
 {
-	Relation	rel = relation_open(relid, AccessShareLock);
+	Relation	rel = EltOpenGivenRelation(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
 	char	   *relname = EltRelDisplayName(relid);
 	char		kind = rel->rd_rel->relkind;

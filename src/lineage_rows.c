@@ -11,7 +11,10 @@
  *
  * How a run's lineage is captured, stored and looked up is in
  * lineage_store.c.  Lineage is read only here, as the extension's owner,
- * after the caller's privileges on each relation have been checked.
+ * after the caller's privileges on each relation have been checked: a
+ * trace starts only from a relation the caller may read in full (SELECT,
+ * and no row-level security that applies to it), and leaves out the
+ * relations it reaches that the caller may not read in full.
  */
 #include "postgres.h"
 
@@ -33,6 +36,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/typcache.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
@@ -921,7 +925,13 @@ typedef struct ReadableEntry
 	bool		ok;
 } ReadableEntry;
 
-/* Whether the caller may read relid (a relation that is gone: no). */
+/*
+ * Whether the caller (actor) may read every row of relid: it has SELECT
+ * and no row-level security applies to it there (a relation that is gone:
+ * no).  Checked as actor, not as the current user: the walk runs in a
+ * catalog write, as the extension's owner.  Lineage shows keys, so a row
+ * a policy hides from the caller must not be shown by its key either.
+ */
 static bool
 can_read(Oid relid, Oid actor, HTAB *cache)
 {
@@ -930,7 +940,8 @@ can_read(Oid relid, Oid actor, HTAB *cache)
 
 	if (!found)
 		entry->ok = get_rel_name(relid) != NULL &&
-			pg_class_aclcheck(relid, actor, ACL_SELECT) == ACLCHECK_OK;
+			pg_class_aclcheck(relid, actor, ACL_SELECT) == ACLCHECK_OK &&
+			check_enable_rls(relid, actor, true) != RLS_ENABLED;
 	return entry->ok;
 }
 
@@ -983,6 +994,12 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to trace %s", relname),
 				 errhint("Lineage shows key values; it is shown only to roles that may read the relation.")));
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s has row-level security for the current role", relname),
+				 errdetail("Lineage shows the keys of rows, and row-level security may hide some of them from you."),
+				 errhint("Run it as the table's owner or a role that bypasses row-level security.")));
 
 	start.relid = relid;
 	start.tval = EltNormalizeKey(relid, key, &start.is_int, &start.ival);
@@ -1197,8 +1214,10 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 
 	if (hidden > 0)
 		ereport(NOTICE,
-				(errmsg("%lld lineage rows of relations you cannot read were left out",
-						(long long) hidden)));
+				(errmsg_plural("%lld lineage row of a relation you cannot read in full was left out",
+							   "%lld lineage rows of relations you cannot read in full were left out",
+							   (unsigned long) hidden, (long long) hidden),
+				 errdetail("Lineage leaves out the relations you have no SELECT privilege on and those whose row-level security applies to you.")));
 }
 
 PG_FUNCTION_INFO_V1(elt_trace);

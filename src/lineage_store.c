@@ -31,7 +31,9 @@
  * sorted, stored as its first value and the gaps; a text is its length as
  * a varint and its bytes; a packed key is a text whose bytes are, per
  * column, a zigzag varint (integers, dates) or a text (canonical text of
- * any other type), and it is read back as the key's canonical text.
+ * any other type), and it is read back as the key's canonical text.  A
+ * packed key is binary (a 0, a date 2000-01-01 or an empty text is a zero
+ * byte): it is copied and compared by its length, never as a C string.
  *
  * The hash (FNV-1a over the key's canonical bytes for text, a 64-bit mix
  * for integers) depends on nothing but the key, so chunks mean the same
@@ -1711,12 +1713,19 @@ typedef void (*HitFn) (void *arg, int index, int64 run_id, Oid other, bool list_
 typedef struct PackedWant
 {
 	StringInfoData layout;		/* ncols and kinds, as in the header */
-	char	  **keys;			/* per wanted key; NULL if it cannot be one */
+	char	  **keys;			/* per wanted key, len bytes (not a C string:
+								 * zero bytes are common); NULL if it cannot
+								 * be one */
 	int		   *len;
 	WantKey    *byhash;			/* packable keys by hash of the packed form */
 	int			nbyhash;
 } PackedWant;
 
+/*
+ * Pack the wanted keys for the layout of the chunk r is reading, once per
+ * layout, and index them by the hash of their packed form.  Packed keys
+ * are bytes, not C strings: they are copied and compared by length.
+ */
 static void
 packed_want_layout(PackedWant *pw, const Reader *r, int n, const bool *is_int, char *const *tvals)
 {
@@ -1745,7 +1754,9 @@ packed_want_layout(PackedWant *pw, const Reader *r, int n, const bool *is_int, c
 		pw->len[i] = -1;
 		if (is_int[i] || !key_pack_text(r, tvals[i], &buf))
 			continue;
-		pw->keys[i] = pnstrdup(buf.data, buf.len);
+		/* by length: a packed key holds zero bytes (a varint 0, an empty text) */
+		pw->keys[i] = palloc(buf.len);
+		memcpy(pw->keys[i], buf.data, buf.len);
 		pw->len[i] = buf.len;
 		pw->byhash[pw->nbyhash].hash = hash_text_key(buf.data, buf.len);
 		pw->byhash[pw->nbyhash].index = i;

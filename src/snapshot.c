@@ -13,7 +13,10 @@
  * dropped and that one reused), and it is renamed after its content:
  * s_<24 hex digits of SHA-256(shape hash, checksum, role)>.  A statement
  * trigger refuses every change to it; the role that made it may read it.
- * Creation is serialized by a transaction-level advisory lock.
+ * Locking: creation, drop and purge are serialized by a transaction-level
+ * object lock whose class is elt.snapshot_defs (lock_snapshots): no SQL
+ * command can take such a lock, so no role can hold it to stall snapshots,
+ * as it could an advisory key.
  * elt.snapshot_defs lists snapshots; elt.snapshots shows each role its own.
  */
 #include "postgres.h"
@@ -25,6 +28,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "catalog/pg_namespace.h"
 #include "utils/syscache.h"
@@ -42,7 +46,23 @@
 #include "util.h"
 
 #define SNAPSHOT_SCHEMA "elt_snapshots"
-#define SNAPSHOT_LOCK_KEY INT64CONST(0x656c74736e617073)	/* "eltsnaps" */
+
+/*
+ * Serialize snapshot creation, drop and purge until the end of the
+ * transaction.  The lock is an object lock whose class id is
+ * elt.snapshot_defs, like the table history locks of ddl_capture.c: only
+ * the extension takes such locks (an advisory key could be held by any role
+ * to stall every snapshot).
+ */
+static void
+lock_snapshots(void)
+{
+	Oid			defs = EltCatalogRelid("snapshot_defs");
+
+	if (!OidIsValid(defs))
+		elog(ERROR, "elt.snapshot_defs is missing");
+	LockDatabaseObject(defs, defs, 0, ExclusiveLock);
+}
 
 /* The shape of relid, as JSON: [{"name": ..., "type": ...}, ...] in column order. */
 static char *
@@ -208,7 +228,7 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 
 	EltCatalogWriteBegin(&cw);
 	/* one creator at a time: two sessions copying the same content would collide */
-	(void) DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(SNAPSHOT_LOCK_KEY));
+	lock_snapshots();
 	id = find_snapshot(cw.actor, shape_hash, checksum, &storage);
 	if (id != 0 && !storage_exists(storage))
 	{
@@ -442,7 +462,7 @@ elt_snapshot_drop(PG_FUNCTION_ARGS)
 	force = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
 	EltCatalogWriteBegin(&cw);
 	/* after every creation and reference in flight (they hold this lock until they end) */
-	(void) DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(SNAPSHOT_LOCK_KEY));
+	lock_snapshots();
 	load_snapshot(id, &storage, &checksum, &owner, &source);
 	if (!may_manage(cw.actor, owner))
 		ereport(ERROR,
@@ -520,7 +540,7 @@ elt_snapshot_purge(PG_FUNCTION_ARGS)
 				 errmsg("keep_last must not be negative")));
 	EltRequireCatalog("snapshot_defs");
 	EltCatalogWriteBegin(&cw);
-	(void) DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(SNAPSHOT_LOCK_KEY));
+	lock_snapshots();
 	EltPrepare(&plan,
 			   "SELECT snapshot_id, storage::pg_catalog.text AS storage, created_by::pg_catalog.oid AS owner"
 			   " FROM (SELECT s.*, pg_catalog.row_number() OVER (PARTITION BY created_by, source_name"

@@ -816,6 +816,23 @@ check_owner(Transform *t, Oid actor, const char *verb)
 						 verb)));
 }
 
+/*
+ * Stop when the transform's target was dropped.  A transform writes one
+ * table for its whole life (elt.transform_defs keeps its OID), so neither
+ * a run nor a new version can do anything for it; say so before anything
+ * is recorded.
+ */
+static void
+require_target(Transform *t)
+{
+	if (get_rel_relkind(t->target) == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the target table of transform \"%s\" no longer exists", t->name),
+				 errdetail("The table it wrote was dropped; a new table of the same name is another table."),
+				 errhint("A transform writes one table for its whole life: create a transform with another name for the new table.")));
+}
+
 PG_FUNCTION_INFO_V1(elt_transform_update);
 
 /* elt.transform_update(name, sql): a new version, unless the code is unchanged. */
@@ -844,6 +861,7 @@ elt_transform_update(PG_FUNCTION_ARGS)
 	transform_load(&t, name, true, cxt);
 	EltCatalogWriteEnd(&cw);
 	check_owner(&t, GetUserId(), "change");
+	require_target(&t);
 
 	info = analyze_version(name, sql, t.target, t.mode, t.lineage, &level, &note, &ti);
 	warn_nondeterministic(name, info->nondeterministic);
@@ -1568,6 +1586,7 @@ elt_transform_run(PG_FUNCTION_ARGS)
 	transform_load(&rc->t, name, false, cxt);
 	EltCatalogWriteEnd(&cw);
 	check_owner(&rc->t, GetUserId(), "run");
+	require_target(&rc->t);
 
 	/* a version that only supports table lineage records table lineage */
 	rc->row = strcmp(lineage, "row") == 0 && strcmp(rc->t.lineage_level, "row") == 0;

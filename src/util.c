@@ -17,6 +17,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
@@ -493,6 +494,25 @@ EltRelDisplayName(Oid relid)
 	if (nsp == NULL || rel == NULL)
 		return psprintf("%u", relid);
 	return quote_qualified_identifier(nsp, rel);
+}
+
+/*
+ * Open a relation that a caller passed by OID (a regclass argument), with
+ * an error a user can act on when the OID names no relation: 0, or a
+ * relation that was dropped.  try_relation_open locks before it looks, so
+ * a relation dropped meanwhile gets this error too, never an internal one.
+ */
+Relation
+EltOpenGivenRelation(Oid relid, LOCKMODE lockmode)
+{
+	Relation	rel = try_relation_open(relid, lockmode);
+
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("Name the relation, as in 'schema.table'; an OID names nothing once its relation is dropped.")));
+	return rel;
 }
 
 /* qsort comparator for int64. */

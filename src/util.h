@@ -8,6 +8,8 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "storage/lockdefs.h"
+#include "utils/relcache.h"
 
 #define ELT_EXTENSION_NAME "elt_governance"
 #define ELT_SCHEMA_NAME "elt"
@@ -52,6 +54,7 @@ extern void EltRequireCatalog(const char *relname);
 extern char *EltRequiredText(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern void EltCheckObjectName(const char *kind, const char *name);
 extern char *EltRelDisplayName(Oid relid);
+extern Relation EltOpenGivenRelation(Oid relid, LOCKMODE lockmode);
 extern Oid	EltNamespaceOwner(Oid nsp);
 extern Oid	EltExtensionOwner(void);
 extern void EltCatalogWriteBegin(EltCatalogWrite *cw);

@@ -359,3 +359,46 @@ SELECT * FROM elt.env_diff('[1]', '{}');
 SELECT * FROM elt.env_diff(NULL, '{}');
 
 RESET client_min_messages;
+
+-------------------------------------------------------------------------------
+-- A relation given by an OID that names none (0, a dropped table's): a
+-- clear error (SQLSTATE 42P01), and nothing made
+-------------------------------------------------------------------------------
+-- an error's SQLSTATE, message and hint; OIDs other than 0 masked
+CREATE FUNCTION ck.error_of(sql text) RETURNS TABLE (sqlstate text, message text, hint text)
+LANGUAGE plpgsql AS $$
+DECLARE
+  st text;
+  msg text;
+  hnt text;
+BEGIN
+  EXECUTE sql;
+  RETURN QUERY SELECT 'none'::text, NULL::text, NULL::text;
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hnt = PG_EXCEPTION_HINT;
+  RETURN QUERY SELECT st, regexp_replace(msg, 'OID [1-9][0-9]*', 'OID n'), hnt;
+END $$;
+CREATE TABLE ck.gone (id int PRIMARY KEY);
+SELECT 'ck.gone'::regclass::oid AS gone \gset
+DROP TABLE ck.gone;
+CREATE SEQUENCE ck.seq;
+SELECT count(*) AS snapshots_before FROM elt.snapshot_defs \gset
+SELECT max(id) AS audit_before FROM elt.audit_log \gset
+\x on
+SELECT * FROM ck.error_of('SELECT elt.table_checksum(0)');
+SELECT * FROM ck.error_of(format('SELECT elt.table_checksum(%s)', :gone));
+SELECT * FROM ck.error_of('SELECT elt.table_checksum(''ck.seq'')');
+SELECT * FROM ck.error_of('SELECT * FROM elt.table_checksum_ranges(0, ''id'', 4)');
+SELECT * FROM ck.error_of(format('SELECT * FROM elt.table_checksum_ranges(%s, ''id'', 4)', :gone));
+SELECT * FROM ck.error_of(format('SELECT * FROM elt.table_checksum_ranges(%s, ''id'', ARRAY[''1''])', :gone));
+SELECT * FROM ck.error_of('SELECT elt.snapshot_create(0)');
+SELECT * FROM ck.error_of(format('SELECT elt.snapshot_create(%s)', :gone));
+\x off
+-- at the top level too: the SQLSTATE, and nothing made
+\set VERBOSITY sqlstate
+SELECT elt.snapshot_create(0);
+SELECT elt.snapshot_create(:gone);
+\set VERBOSITY default
+SELECT (SELECT count(*) FROM elt.snapshot_defs) = :snapshots_before AS no_snapshot,
+       (SELECT max(id) FROM elt.audit_log) = :audit_before AS nothing_audited,
+       (SELECT count(*) FROM pg_tables WHERE schemaname = 'elt_snapshots') AS snapshot_tables;

@@ -570,3 +570,90 @@ SELECT elt.lineage_purge(NULL);
 SELECT action, count(*) FROM elt.audit_log
 WHERE id > :audit_start AND (action LIKE 'transform%' OR action = 'lineage_purge')
 GROUP BY action ORDER BY action;
+
+-------------------------------------------------------------------------------
+-- Composite target keys whose packed form holds zero bytes: the integer 0,
+-- the date 2000-01-01 (day 0 of PostgreSQL's epoch) and the empty text are
+-- each a zero byte; multi-byte varints (64, 128, 8192, a text of 128 bytes)
+-- for contrast.  Every key is traced and impacted, against plain SQL.
+-------------------------------------------------------------------------------
+CREATE SCHEMA zk;
+CREATE TABLE zk.src (id int PRIMARY KEY, i int NOT NULL, j int NOT NULL, s smallint NOT NULL,
+                     b bigint NOT NULL, d date NOT NULL, t text NOT NULL);
+INSERT INTO zk.src VALUES
+  (1, 0, 0, 0, 0, '2000-01-01', ''),
+  (2, 0, 0, 0, 0, '2000-01-01', 'a'),
+  (3, 0, 1, 0, 1, '2000-01-01', ''),
+  (4, 1, 0, 1, 0, '2000-01-02', 'a'),
+  (5, 0, 0, 0, 0, '2000-01-01', 'a'),
+  (6, -1, 0, -1, -1, '1999-12-31', 'b'),
+  (7, 64, 128, 64, 8192, '2000-03-05', repeat('x', 128)),
+  (8, 0, 0, 0, 0, '2000-01-01', '');
+CREATE TABLE zk.int_text (i int, t text, n bigint, PRIMARY KEY (i, t));
+CREATE TABLE zk.bigint_date (b bigint, d date, n bigint, PRIMARY KEY (b, d));
+CREATE TABLE zk.smallint_int (s smallint, j int, n bigint, PRIMARY KEY (s, j));
+CREATE TABLE zk.date_text (d date, t text, n bigint, PRIMARY KEY (d, t));
+CREATE TABLE zk.int_int (i int, j int, n bigint, PRIMARY KEY (i, j));
+-- and one level more, reading every key of zk.int_text at once
+CREATE TABLE zk.total (id int PRIMARY KEY, n bigint);
+SELECT elt.transform_create('zk_int_text', 'zk.int_text',
+  'SELECT i, t, count(*) AS n FROM zk.src GROUP BY i, t') > 0 AS created;
+SELECT elt.transform_create('zk_bigint_date', 'zk.bigint_date',
+  'SELECT b, d, count(*) AS n FROM zk.src GROUP BY b, d') > 0 AS created;
+SELECT elt.transform_create('zk_smallint_int', 'zk.smallint_int',
+  'SELECT s, j, count(*) AS n FROM zk.src GROUP BY s, j') > 0 AS created;
+SELECT elt.transform_create('zk_date_text', 'zk.date_text',
+  'SELECT d, t, count(*) AS n FROM zk.src GROUP BY d, t') > 0 AS created;
+SELECT elt.transform_create('zk_int_int', 'zk.int_int',
+  'SELECT i, j, count(*) AS n FROM zk.src GROUP BY i, j') > 0 AS created;
+SELECT elt.transform_create('zk_total', 'zk.total',
+  'SELECT 1 AS id, sum(n) AS n FROM zk.int_text') > 0 AS created;
+SELECT elt.transform_run('zk_int_text') AS run_it \gset
+SELECT elt.transform_run('zk_bigint_date') AS run_bd \gset
+SELECT elt.transform_run('zk_smallint_int') AS run_si \gset
+SELECT elt.transform_run('zk_date_text') AS run_dt \gset
+SELECT elt.transform_run('zk_int_int') AS run_ii \gset
+SELECT elt.transform_run('zk_total') > 0 AS ran;
+-- what was recorded, both ways
+SELECT * FROM lineage_diff(:run_it, $$SELECT ROW(i, t)::text, 'zk.src'::regclass, id::text FROM zk.src$$);
+SELECT * FROM lineage_diff(:run_bd, $$SELECT ROW(b, d)::text, 'zk.src'::regclass, id::text FROM zk.src$$);
+SELECT * FROM lineage_diff(:run_si, $$SELECT ROW(s, j)::text, 'zk.src'::regclass, id::text FROM zk.src$$);
+SELECT * FROM lineage_diff(:run_dt, $$SELECT ROW(d, t)::text, 'zk.src'::regclass, id::text FROM zk.src$$);
+SELECT * FROM lineage_diff(:run_ii, $$SELECT ROW(i, j)::text, 'zk.src'::regclass, id::text FROM zk.src$$);
+
+-- the expected edges: (source row, target, target key)
+CREATE VIEW zk.expected AS
+  SELECT id, 'zk.int_text'::regclass AS target, ROW(i, t)::text AS tkey FROM zk.src
+  UNION ALL SELECT id, 'zk.bigint_date'::regclass, ROW(b, d)::text FROM zk.src
+  UNION ALL SELECT id, 'zk.smallint_int'::regclass, ROW(s, j)::text FROM zk.src
+  UNION ALL SELECT id, 'zk.date_text'::regclass, ROW(d, t)::text FROM zk.src
+  UNION ALL SELECT id, 'zk.int_int'::regclass, ROW(i, j)::text FROM zk.src;
+-- every target row traced to its source rows: differences with plain SQL
+WITH traced AS (
+  SELECT x.key::int AS id, e.target, e.tkey
+  FROM (SELECT DISTINCT target, tkey FROM zk.expected) e, elt.trace(e.target, e.tkey) x
+  WHERE x.relation = 'zk.src'::regclass)
+(SELECT 'missing' AS side, * FROM (SELECT * FROM zk.expected EXCEPT ALL SELECT * FROM traced) m)
+UNION ALL
+(SELECT 'extra', * FROM (SELECT * FROM traced EXCEPT ALL SELECT * FROM zk.expected) x)
+ORDER BY 1, 2, 3, 4;
+-- every source row impacted: the same edges seen from the other side
+WITH impacted AS (
+  SELECT s.id, x.relation AS target, x.key AS tkey
+  FROM zk.src s, elt.impact('zk.src', s.id::text, 1) x)
+(SELECT 'missing' AS side, * FROM (SELECT * FROM zk.expected EXCEPT ALL SELECT * FROM impacted) m)
+UNION ALL
+(SELECT 'extra', * FROM (SELECT * FROM impacted EXCEPT ALL SELECT * FROM zk.expected) x)
+ORDER BY 1, 2, 3, 4;
+-- the keys made of zero bytes only, in full
+SELECT depth, relation, key, transform FROM elt.trace('zk.int_text', '(0,"")') ORDER BY key::int;
+SELECT depth, relation, key, transform FROM elt.trace('zk.int_text', '(0,a)') ORDER BY key::int;
+SELECT depth, relation, key, transform FROM elt.trace('zk.bigint_date', '(0,2000-01-01)') ORDER BY key::int;
+SELECT depth, relation, key, transform FROM elt.trace('zk.smallint_int', '(0,0)') ORDER BY key::int;
+SELECT depth, relation, key, transform FROM elt.trace('zk.date_text', '(2000-01-01,"")') ORDER BY key::int;
+SELECT depth, relation, key, transform FROM elt.trace('zk.int_int', '(0,0)') ORDER BY key::int;
+SELECT depth, relation, key, transform FROM elt.impact('zk.src', '1') ORDER BY depth, relation::text, key;
+-- two levels up: every key of zk.int_text looked up at once, then the source rows
+SELECT depth, relation, left(key, 16) AS key_start FROM elt.trace('zk.total', '1') ORDER BY depth, relation::text, key;
+SELECT (SELECT array_agg(key::int ORDER BY key::int) FROM elt.trace('zk.total', '1')
+        WHERE relation = 'zk.src'::regclass) = (SELECT array_agg(id ORDER BY id) FROM zk.src) AS exact;

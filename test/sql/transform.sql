@@ -202,3 +202,30 @@ FROM elt.audit_log WHERE action IN ('transform_create', 'transform_update')
 ORDER BY id;
 SELECT count(*) > 0 AS runs_audited FROM elt.audit_log WHERE action = 'transform_run';
 SELECT valid FROM elt.audit_verify();
+
+-------------------------------------------------------------------------------
+-- A transform whose target was dropped: a clear error, and nothing recorded
+-------------------------------------------------------------------------------
+CREATE TABLE doomed (id bigint PRIMARY KEY, amount numeric);
+SELECT elt.transform_create('doomed', 'doomed', 'SELECT id, amount FROM src WHERE id <= 3') > 0 AS created;
+SELECT elt.transform_run('doomed') > 0 AS ran;
+DROP TABLE doomed;
+SELECT count(*) AS runs_before FROM elt.transform_runs \gset
+SELECT count(*) AS versions_before FROM elt.transform_versions \gset
+SELECT max(id) AS audit_before FROM elt.audit_log \gset
+\set VERBOSITY sqlstate
+SELECT elt.transform_run('doomed');
+SELECT elt.transform_update('doomed', 'SELECT id, amount FROM src');
+\set VERBOSITY default
+SELECT elt.transform_run('doomed');
+SELECT elt.transform_update('doomed', 'SELECT id, amount FROM src');
+-- a new table of the same name is another table
+CREATE TABLE doomed (id bigint PRIMARY KEY, amount numeric);
+SELECT elt.transform_run('doomed');
+SELECT (SELECT count(*) FROM elt.transform_runs) = :runs_before AS no_run_recorded,
+       (SELECT count(*) FROM elt.transform_versions) = :versions_before AS no_version_added,
+       (SELECT max(id) FROM elt.audit_log) = :audit_before AS nothing_audited;
+-- what the hint says works
+SELECT elt.transform_create('doomed_again', 'doomed', 'SELECT id, amount FROM src WHERE id <= 3') > 0 AS created;
+SELECT elt.transform_run('doomed_again') > 0 AS ran;
+SELECT count(*) AS rows_written FROM doomed;
