@@ -1708,8 +1708,11 @@ EltCurrentRunId(void)
 /*
  * Replay one step (manifest.c): the recorded SQL with its relation
  * references replaced (remap: schema, name, ...), written into a sandbox
- * table in the recorded mode, as the caller, with the recorded search_path,
- * parameters, clock and seed.  No lineage is recorded.
+ * table in the recorded mode, with the recorded search_path, parameters,
+ * clock and seed.  No lineage is recorded.  It runs as the current user:
+ * manifest.c has switched to the run's role, in a security-restricted
+ * operation (like run_body); anything else is a bug that would run the
+ * recorded SQL with the caller's privileges.
  */
 void
 EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
@@ -1724,9 +1727,9 @@ EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 	RunState	run;
 	RunCounts	counts;
 	int			guc_level;
-	Oid			save_user;
-	int			save_sec;
 
+	if (!InSecurityRestrictedOperation())
+		elog(ERROR, "a replayed step must run in a security-restricted operation");
 	memset(&t, 0, sizeof(t));
 	t.name = "replay";
 	t.target = target;
@@ -1746,11 +1749,7 @@ EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 	run.started_at = GetCurrentTimestamp();
 	run.clock = clock;
 	pg_prng_seed(&run.prng, (uint64) seed);
-	/* the recorded SQL runs as the caller, restricted like a view's code */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(save_user, save_sec | SECURITY_RESTRICTED_OPERATION);
 	execute_run(&t, &run, &info, &ti, false, stmt, 0, CurrentMemoryContext, &counts);
-	SetUserIdAndSecContext(save_user, save_sec);
 	AtEOXact_GUC(true, guc_level);
 	*written = counts.written;
 	*deleted = counts.deleted;
