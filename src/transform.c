@@ -4,8 +4,10 @@
  * A transform is a named SELECT that feeds a target table in one of three
  * modes (append, replace, merge).  Each edit is an immutable version with
  * the SHA-256 of its normalized SQL.  elt.transform_run() runs the current
- * version in the caller's transaction and as the caller: the target is
- * written with the caller's privileges, and a failed run leaves nothing.
+ * version in the caller's transaction and as the transform's owner (like a
+ * view; restricted when the caller is another role): the target is written
+ * with the owner's privileges, and a failed run leaves nothing.  A replay
+ * runs a recorded step as the run's role (EltReplayStep, manifest.c).
  * Row lineage comes from the rewritten query (lineage.c) and is stored with
  * the run record as the extension's owner once the statement has run.
  *
@@ -1266,7 +1268,10 @@ typedef struct RunCall
 	EltRunStep	step;			/* its part of a run manifest */
 } RunCall;
 
-/* The body of a run: analyze, execute as the caller, record as the owner. */
+/*
+ * The body of a run: analyze and execute as the transform's owner, record
+ * as the extension's owner.
+ */
 static void
 run_body(RunCall *rc)
 {
@@ -1527,7 +1532,7 @@ PG_FUNCTION_INFO_V1(elt_transform_run);
 
 /*
  * elt.transform_run(name, params, lineage): run the current version in the
- * caller's transaction, as the caller, and record the run.
+ * caller's transaction, as the transform's owner, and record the run.
  */
 Datum
 elt_transform_run(PG_FUNCTION_ARGS)
