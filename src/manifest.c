@@ -27,7 +27,10 @@
  * elt.replay() re-executes the recorded SQL of every step, its relation
  * references replaced by copies of the run's snapshots in a new sandbox
  * schema, with the recorded settings, clock and seeds, and records the
- * replay as a run of its own; elt.verify_replay() compares the two.
+ * replay as a run of its own; elt.verify_replay() compares the two.  Both
+ * run as the run's role in a security-restricted operation, never as the
+ * caller (who makes the sandbox schema for that role): the sandbox, its
+ * rows and the code that writes and reads them are that role's.
  */
 #include "postgres.h"
 
@@ -56,6 +59,7 @@
 #include "utils/memutils.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "audit.h"
@@ -1003,7 +1007,8 @@ elt_run_end(PG_FUNCTION_ARGS)
 /*
  * A finished run's manifest, its role, kind and sandbox, read as the
  * extension's owner; an error unless the caller has the privileges of the
- * run's role (or, to read it without replaying it, is elt_reader).
+ * run's role (or, to read it without replaying or verifying it, which runs
+ * the role's SQL, is elt_reader).
  */
 static char *
 load_manifest(int64 run_id, Oid *role_out, bool *imported_out, bool to_replay)
@@ -1035,18 +1040,22 @@ load_manifest(int64 run_id, Oid *role_out, bool *imported_out, bool to_replay)
 	if (!superuser_arg(cw.actor) && !has_privs_of_role(cw.actor, role) &&
 		(to_replay || !EltRoleIsReader(cw.actor)))
 	{
-		const char *rolename = GetUserNameFromId(role, true);
+		/* a dropped role: run_defs.role is a regrole, it keeps the number */
+		const char *name = GetUserNameFromId(role, true);
 
-		if (rolename == NULL)
-			rolename = psprintf("with OID %u, which no longer exists,", role);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for run " INT64_FORMAT, run_id),
+				 name == NULL ?
+				 (to_replay ?
+				  errhint("Its role (OID %u) has been dropped: nobody may replay or verify it.", role) :
+				  errhint("Its role (OID %u) has been dropped: only members of %s and superusers may read it.",
+						  role, ELT_ROLE_READER)) :
 				 to_replay ?
-				 errhint("Only members of role %s, whose run it is, and superusers may replay it: it runs that role's SQL.",
-						 rolename) :
+				 errhint("Only members of role %s, whose run it is, and superusers may replay or verify it: that runs the role's SQL.",
+						 name) :
 				 errhint("Only members of role %s, whose run it is, members of %s and superusers may read it.",
-						 rolename, ELT_ROLE_READER)));
+						 name, ELT_ROLE_READER)));
 	}
 	(void) EltSpiGetDatum(0, "manifest", &isnull);
 	if (isnull && !EltSpiGetBool(0, "alive", &isnull))
@@ -1337,13 +1346,16 @@ sandbox_table_sql(ReplayRel *r)
 }
 
 /*
- * The storage of the snapshot an input refers to: the recorded snapshot if
- * it is there with the recorded checksum, else one with the same shape and
- * checksum that the caller may read (an imported manifest's, or one made
+ * The storage of the snapshot an input refers to, among those that role
+ * (the one the replay runs as) may read: a snapshot is readable by the
+ * role that made it and its members (snapshot.c), and a replay's steps
+ * ran as that role, so the recorded snapshot is normally one.  Preferred is
+ * the recorded snapshot, if it is there with the recorded checksum, else
+ * one with the same shape and checksum (an imported manifest's, or one made
  * again).  NULL when there is none.
  */
 static char *
-snapshot_storage(ReplayInput *in)
+snapshot_storage(ReplayInput *in, Oid role)
 {
 	static SPIPlanPtr plan = NULL;
 	MemoryContext outer = CurrentMemoryContext;
@@ -1354,13 +1366,13 @@ snapshot_storage(ReplayInput *in)
 	EltPrepare(&plan,
 			   "SELECT pg_catalog.format('elt_snapshots.%I', s.storage) AS storage FROM elt.snapshot_defs s"
 			   " WHERE s.checksum = $2 AND s.shape_hash = $3"
-			   "   AND (pg_catalog.pg_has_role($4, s.created_by, 'USAGE') OR s.snapshot_id = $1)"
+			   "   AND pg_catalog.pg_has_role($4, s.created_by, 'USAGE')"
 			   "   AND pg_catalog.to_regclass(pg_catalog.format('elt_snapshots.%I', s.storage)) IS NOT NULL"
 			   " ORDER BY s.snapshot_id = $1 DESC, s.snapshot_id DESC LIMIT 1",
 			   4, (Oid[]) {INT8OID, TEXTOID, TEXTOID, OIDOID});
 	EltExecLatest(plan, (Datum[]) {Int64GetDatum(strtoi64(in->snapshot_id, NULL, 10)),
 				  CStringGetTextDatum(in->snapshot_checksum), CStringGetTextDatum(in->snapshot_shape),
-				  ObjectIdGetDatum(cw.actor)}, NULL, 1);
+				  ObjectIdGetDatum(role)}, NULL, 1);
 	if (SPI_processed > 0)
 		storage = MemoryContextStrdup(outer, EltSpiGetText(0, "storage"));
 	EltCatalogWriteEnd(&cw);
@@ -1672,9 +1684,11 @@ rename_relation_json(const char *json, ReplayRel *r, const char *sandbox_relatio
 
 /*
  * Fill r's sandbox copy with the rows of the snapshot of input in (SPI
- * connected): a table made from the relation's output shape gets the
- * snapshot's columns that it has; another is made from the snapshot.  A
- * copy filled before is emptied (or made again) first.
+ * connected, as the role the replay runs as, so that the defaults of
+ * columns the snapshot lacks run as that role): a table made from the
+ * relation's output shape gets the snapshot's columns that it has; another
+ * is made from the snapshot.  A copy filled before is emptied (or made
+ * again) first.
  */
 static void
 load_sandbox(ReplayRel *r, ReplayInput *in)
@@ -1710,7 +1724,10 @@ load_sandbox(ReplayRel *r, ReplayInput *in)
 	r->loaded = in;
 }
 
-/* The replay of one step, executed and recorded in st. */
+/*
+ * The replay of one step, executed and recorded in st, as the role the
+ * replay runs as (elt_replay has switched to it).
+ */
 static void
 replay_step(ReplayStep *s, List *rels, const char *sandbox, TimestampTz clock, EltRunStep *st, int64 run_id)
 {
@@ -1825,6 +1842,108 @@ replay_step(ReplayStep *s, List *rels, const char *sandbox, TimestampTz clock, E
 	st->output = rename_relation_json(st->output, target, NULL);
 }
 
+/*
+ * The role a replay runs as, checked: the run's role, which the caller has
+ * the privileges of (load_manifest), and which must still exist.  The
+ * steps of a non-imported pipeline run must have run as that role too: a
+ * transform runs as its owner (transform.c), who may be another role than
+ * the one that began the run (a superuser, or a member of the owner), and
+ * replaying that role's SQL as the run's role would give it privileges it
+ * did not have.  An imported run's role is the importer, and its
+ * transforms are another database's.
+ */
+static Oid
+replay_role(int64 run_id, Oid role, const char *kind, bool imported, List *steps)
+{
+	ListCell   *lc;
+
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("run " INT64_FORMAT " cannot be replayed: its role no longer exists", run_id),
+				 errdetail("The run belongs to the role with OID %u, which has been dropped. "
+						   "A replay runs the recorded SQL as the run's role, never as another.", role),
+				 errhint("Read what it ran with elt.run_manifest(" INT64_FORMAT "). To replay it, run its transforms "
+						 "again as an existing role with snapshot_policy 'full', and replay that run.", run_id)));
+	if (!imported && kind != NULL && strcmp(kind, "pipeline") == 0)
+	{
+		static SPIPlanPtr plan = NULL;
+		EltCatalogWrite cw;
+
+		EltCatalogWriteBegin(&cw);
+		EltPrepare(&plan,
+				   "SELECT owner::pg_catalog.text AS owner FROM elt.transform_defs WHERE transform_id = $1",
+				   1, (Oid[]) {INT8OID});
+		foreach(lc, steps)
+		{
+			ReplayStep *s = lfirst(lc);
+			char	   *owner;
+			Oid			o;
+
+			EltExecLatest(plan, (Datum[]) {Int64GetDatum(s->transform_id)}, NULL, 1);
+			owner = SPI_processed > 0 ? EltSpiGetText(0, "owner") : NULL;
+			if (owner == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("step %d of run " INT64_FORMAT " names transform \"%s\" (id " INT64_FORMAT "), which does not exist",
+								s->step, run_id, s->transform, s->transform_id)));
+			/* an owner dropped since is not the run's role either */
+			o = get_role_oid(owner, true);
+			if (o != role)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("run " INT64_FORMAT " cannot be replayed: step %d ran transform \"%s\" as role \"%s\", not as the run's role \"%s\"",
+								run_id, s->step, s->transform, owner, GetUserNameFromId(role, false)),
+						 errdetail("A transform runs as its owner, and a replay runs every step as the run's role: "
+								   "role \"%s\"'s SQL would run with the privileges of role \"%s\".",
+								   owner, GetUserNameFromId(role, false)),
+						 errhint("To record a run that can be replayed, begin it as the owner of its transforms: "
+								 "SET ROLE %s before elt.run_begin().", quote_identifier(owner))));
+		}
+		EltCatalogWriteEnd(&cw);
+	}
+	return role;
+}
+
+/* The caller's identity, saved while a replay acts as the run's role. */
+typedef struct RunAsRole
+{
+	Oid			save_user;
+	int			save_sec;
+	int			guc_level;
+} RunAsRole;
+
+/*
+ * Act as role, the role of the run being replayed or verified, like a
+ * transform run (transform.c, run_body): what a replay does with the run's
+ * SQL and with its sandbox — making the tables, filling them from the
+ * snapshots, the steps, the checksums of what they read and wrote — runs
+ * as that role in a security-restricted operation, also when the caller is
+ * that role, so that the SQL, column defaults and the functions they call
+ * never run with the caller's privileges, and leave no temporary objects
+ * behind.
+ */
+static void
+run_as_role_begin(RunAsRole *ra, Oid role)
+{
+	GetUserIdAndSecContext(&ra->save_user, &ra->save_sec);
+	SetUserIdAndSecContext(role, ra->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	ra->guc_level = NewGUCNestLevel();
+}
+
+/*
+ * Back to the caller.  Every setting changed as the role is rolled back,
+ * also those set without LOCAL: code run as the role does not leave a
+ * search_path (or anything else) in the caller's session.
+ */
+static void
+run_as_role_end(RunAsRole *ra)
+{
+	AtEOXact_GUC(false, ra->guc_level);
+	SetUserIdAndSecContext(ra->save_user, ra->save_sec);
+}
+
 PG_FUNCTION_INFO_V1(elt_replay);
 
 /*
@@ -1832,8 +1951,10 @@ PG_FUNCTION_INFO_V1(elt_replay);
  * boolean DEFAULT false) RETURNS bigint:
  * re-execute a run's steps against copies of its snapshots in a new
  * sandbox schema (elt_replay_<id> unless named), with the recorded
- * settings, clock and seeds; the replay is recorded as a run of its own,
- * whose id is returned.
+ * settings, clock and seeds, as the run's role (replay_role): the caller
+ * makes the schema for that role, which makes, fills and writes the
+ * sandbox.  The replay is recorded as a run of that role's, audited as
+ * the caller's; its id is returned.
  */
 Datum
 elt_replay(PG_FUNCTION_ARGS)
@@ -1842,6 +1963,8 @@ elt_replay(PG_FUNCTION_ARGS)
 	char	   *into;
 	char	   *manifest;
 	Oid			role;
+	char	   *kind;
+	RunAsRole	ra;
 	List	   *rels;
 	List	   *steps;
 	List	   *done = NIL;
@@ -1898,7 +2021,8 @@ elt_replay(PG_FUNCTION_ARGS)
 							  " FROM (SELECT $1::pg_catalog.jsonb AS m) s",
 							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(manifest)}, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the manifest failed");
-	if (EltSpiGetText(0, "kind") != NULL && strcmp(EltSpiGetText(0, "kind"), "replay") == 0)
+	kind = EltSpiGetText(0, "kind") ? MemoryContextStrdup(fn, EltSpiGetText(0, "kind")) : NULL;
+	if (kind != NULL && strcmp(kind, "replay") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("run " INT64_FORMAT " is a replay", run_id),
@@ -1917,6 +2041,9 @@ elt_replay(PG_FUNCTION_ARGS)
 	rels = replay_relations(manifest, run_id, fn);
 	SPI_finish();
 
+	/* the role whose SQL it is: the replay runs as that role, or not at all */
+	role = replay_role(run_id, role, kind, imported, steps);
+
 	/* the snapshots first: a missing one is an error naming what is missing */
 	foreach(lc, rels)
 	{
@@ -1927,13 +2054,14 @@ elt_replay(PG_FUNCTION_ARGS)
 		{
 			ReplayInput *in = lfirst(lc2);
 
-			in->storage = snapshot_storage(in);
+			in->storage = snapshot_storage(in, role);
 			if (in->storage == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_TABLE),
 						 errmsg("run " INT64_FORMAT " cannot be replayed: snapshot %s of %s (read by step %d) is missing",
 								run_id, in->snapshot_id, r->relation, in->step),
-						 errdetail("No snapshot you may read has its checksum %s.", in->snapshot_checksum),
+						 errdetail("No snapshot readable by role \"%s\", the run's role, has its checksum %s.",
+								   GetUserNameFromId(role, false), in->snapshot_checksum),
 						 errhint("It was dropped with force, or the manifest was imported without its snapshots.")));
 		}
 	}
@@ -1955,10 +2083,21 @@ elt_replay(PG_FUNCTION_ARGS)
 				 errmsg("schema \"%s\" already exists", into),
 				 errhint("A replay writes into a new schema: name another, or drop that one first.")));
 
-	/* the sandbox, made and filled as the caller */
+	/*
+	 * The sandbox schema, made by the caller for the role (CREATE on the
+	 * database is the caller's; the caller has the role's privileges), then
+	 * its tables, made and filled as the role, and the steps.
+	 */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	EltSpiExec(psprintf("CREATE SCHEMA %s", quote_identifier(into)));
+	EltSpiExec(psprintf("CREATE SCHEMA %s AUTHORIZATION %s", quote_identifier(into),
+						quote_identifier(GetUserNameFromId(role, false))));
+	SPI_finish();
+	CommandCounterIncrement();
+
+	run_as_role_begin(&ra, role);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	foreach(lc, rels)
 	{
 		ReplayRel  *r = lfirst(lc);
@@ -1985,13 +2124,15 @@ elt_replay(PG_FUNCTION_ARGS)
 		replay_step(lfirst(lc), rels, into, clock, st, replay_id);
 		done = lappend(done, st);
 	}
+	run_as_role_end(&ra);
 	AtEOXact_GUC(true, guc_level);
 
 	fingerprint = current_fingerprint();
 	EltCatalogWriteBegin(&cw);
+	/* a run of the role the code ran as; the audit row names the caller */
 	insert_run(replay_id, pipeline_name, "replay",
 			   DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(params))),
-			   "checksum", clock, seed, fingerprint, cw.actor, started, run_id, into, false);
+			   "checksum", clock, seed, fingerprint, role, started, run_id, into, false);
 	foreach(lc, done)
 		insert_step(replay_id, lfirst(lc), 0);
 	id = store_manifest(replay_id, GetCurrentTimestamp());
@@ -2019,7 +2160,12 @@ PG_FUNCTION_INFO_V1(elt_verify_replay);
 
 /*
  * elt.verify_replay(original bigint, replay bigint, numeric_tolerance
- * float8 DEFAULT 0): the checks of elt._verify_replay(), audited.
+ * float8 DEFAULT 0): the checks of elt._verify_replay(), audited.  They
+ * read the replay's sandbox, which belongs to the replay's role, and the
+ * run's relations, so they run as that role (restricted, as the replay
+ * did): what that role has put there — a view in place of a sandbox table,
+ * a row-level security policy — never runs with the caller's privileges.
+ * The caller needs the privileges of the replay's role (load_manifest).
  */
 Datum
 elt_verify_replay(PG_FUNCTION_ARGS)
@@ -2031,6 +2177,8 @@ elt_verify_replay(PG_FUNCTION_ARGS)
 	uint64		i,
 				failed = 0,
 				n;
+	Oid			role;
+	RunAsRole	ra;
 	EltCatalogWrite cw;
 	MemoryContext per_query;
 	MemoryContext old;
@@ -2049,9 +2197,19 @@ elt_verify_replay(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("numeric_tolerance must be zero or a positive finite number"),
 				 errhint("For example 1e-9: numbers that differ by at most that count as equal.")));
+	(void) load_manifest(replay, &role, NULL, true);
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("replay " INT64_FORMAT " cannot be verified: its role no longer exists", replay),
+				 errdetail("It belongs to the role with OID %u, which has been dropped. "
+						   "A replay's sandbox is read as the replay's role, never as another.", role),
+				 errhint("Compare the manifests instead: elt.run_manifest(" INT64_FORMAT ") and elt.run_manifest(" INT64_FORMAT ").",
+						 original, replay)));
 	InitMaterializedSRF(fcinfo, 0);
 	per_query = rsinfo->econtext->ecxt_per_query_memory;
 
+	run_as_role_begin(&ra, role);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT check_name, relation, expected, actual, ok"
@@ -2080,6 +2238,7 @@ elt_verify_replay(PG_FUNCTION_ARGS)
 	}
 	MemoryContextSwitchTo(old);
 	SPI_finish();
+	run_as_role_end(&ra);
 
 	EltCatalogWriteBegin(&cw);
 	{

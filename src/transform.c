@@ -4,8 +4,10 @@
  * A transform is a named SELECT that feeds a target table in one of three
  * modes (append, replace, merge).  Each edit is an immutable version with
  * the SHA-256 of its normalized SQL.  elt.transform_run() runs the current
- * version in the caller's transaction and as the caller: the target is
- * written with the caller's privileges, and a failed run leaves nothing.
+ * version in the caller's transaction and as the transform's owner (like a
+ * view; restricted when the caller is another role): the target is written
+ * with the owner's privileges, and a failed run leaves nothing.  A replay
+ * runs a recorded step as the run's role (EltReplayStep, manifest.c).
  * Row lineage comes from the rewritten query (lineage.c) and is stored with
  * the run record as the extension's owner once the statement has run.
  *
@@ -1284,7 +1286,10 @@ typedef struct RunCall
 	EltRunStep	step;			/* its part of a run manifest */
 } RunCall;
 
-/* The body of a run: analyze, execute as the caller, record as the owner. */
+/*
+ * The body of a run: analyze and execute as the transform's owner, record
+ * as the extension's owner.
+ */
 static void
 run_body(RunCall *rc)
 {
@@ -1545,7 +1550,7 @@ PG_FUNCTION_INFO_V1(elt_transform_run);
 
 /*
  * elt.transform_run(name, params, lineage): run the current version in the
- * caller's transaction, as the caller, and record the run.
+ * caller's transaction, as the transform's owner, and record the run.
  */
 Datum
 elt_transform_run(PG_FUNCTION_ARGS)
@@ -1727,8 +1732,11 @@ EltCurrentRunId(void)
 /*
  * Replay one step (manifest.c): the recorded SQL with its relation
  * references replaced (remap: schema, name, ...), written into a sandbox
- * table in the recorded mode, as the caller, with the recorded search_path,
- * parameters, clock and seed.  No lineage is recorded.
+ * table in the recorded mode, with the recorded search_path, parameters,
+ * clock and seed.  No lineage is recorded.  It runs as the current user:
+ * manifest.c has switched to the run's role, in a security-restricted
+ * operation (like run_body); anything else is a bug that would run the
+ * recorded SQL with the caller's privileges.
  */
 void
 EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
@@ -1743,9 +1751,9 @@ EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 	RunState	run;
 	RunCounts	counts;
 	int			guc_level;
-	Oid			save_user;
-	int			save_sec;
 
+	if (!InSecurityRestrictedOperation())
+		elog(ERROR, "a replayed step must run in a security-restricted operation");
 	memset(&t, 0, sizeof(t));
 	t.name = "replay";
 	t.target = target;
@@ -1765,11 +1773,7 @@ EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 	run.started_at = GetCurrentTimestamp();
 	run.clock = clock;
 	pg_prng_seed(&run.prng, (uint64) seed);
-	/* the recorded SQL runs as the caller, restricted like a view's code */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(save_user, save_sec | SECURITY_RESTRICTED_OPERATION);
 	execute_run(&t, &run, &info, &ti, false, stmt, 0, CurrentMemoryContext, &counts);
-	SetUserIdAndSecContext(save_user, save_sec);
 	AtEOXact_GUC(true, guc_level);
 	*written = counts.written;
 	*deleted = counts.deleted;

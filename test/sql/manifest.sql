@@ -2,6 +2,8 @@
 CREATE EXTENSION IF NOT EXISTS elt_governance;
 SET client_min_messages = warning;
 SET DateStyle = ISO;
+-- run and snapshot ids in messages below do not depend on the suites before
+SELECT setval('elt.run_id_seq', 1000) > 0 AS runs_from_1001, setval('elt.snapshot_id_seq', 100) > 0 AS snapshots_from_101;
 
 CREATE SCHEMA rp_raw;
 CREATE SCHEMA rp_mart;
