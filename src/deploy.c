@@ -3,7 +3,9 @@
  * views.
  *
  * Owns elt.deploy_interfaces, elt.deployment_defs and
- * elt.deployment_event_log.  elt.deploy_init() moves a schema's tables to
+ * elt.deployment_event_log, and the rule that a color's tables never have
+ * row level security (EltDeployGuardRowSecurity, which ddl_capture.c calls
+ * at ddl_command_start).  elt.deploy_init() moves a schema's tables to
  * <interface>__blue (ALTER TABLE ... SET SCHEMA keeps oids, data, indexes
  * and grants) and puts one view per table in the interface schema;
  * deploy_prepare() makes the idle color's tables; deploy_promote() runs
@@ -14,7 +16,13 @@
  *
  * Privileges: the DDL runs as the caller, so PostgreSQL checks that the
  * caller may move, create and drop what it touches; catalog rows and the
- * audit are written as the extension's owner (EltCatalogWriteBegin).
+ * audit are written as the extension's owner (EltCatalogWriteBegin).  An
+ * interface must not widen what a role reads: views and candidate tables
+ * get the owner, grants and column grants of their tables; and as a view
+ * reads its table as its owner, whom row level security does not restrict,
+ * an interface's tables never have it (deploy_init refuses such a table,
+ * the ddl_command_start trigger refuses turning it on in a color, and the
+ * deployments refuse to go on when it was turned on behind its back).
  *
  * Locking: a switch takes ACCESS EXCLUSIVE locks on every view of the
  * interface (lock_views: never waiting long for one while holding others,
@@ -25,13 +33,16 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/htup_details.h"
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "storage/backendid.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
@@ -43,6 +54,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "audit.h"
@@ -195,6 +207,47 @@ load_interface(const char *name, Interface *iface)
 				 errhint("Only members of the role that owns schema \"%s\" may deploy it.", name)));
 }
 
+/*
+ * Refuse to go on when a table of color schema a or b (b may be NULL) has
+ * row level security enabled or forced.  The interface's views read their
+ * tables as their owner, so policies never restrict the views' readers:
+ * every reader would read every row.  The event trigger refuses to enable
+ * it on a color's table (EltDeployGuardRowSecurity); this catches what was
+ * done while event triggers did not fire.  action names the function, for
+ * the hint.
+ */
+static void
+refuse_row_security(const char *interface, const char *action, const char *a, const char *b)
+{
+	char	   *tables = NULL;
+	MemoryContext outer = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s)', c.oid::pg_catalog.regclass,"
+							  "  CASE WHEN NOT c.relrowsecurity THEN 'forced' WHEN c.relforcerowsecurity THEN 'enabled and forced'"
+							  "  ELSE 'enabled' END), ', ' ORDER BY n.nspname, c.relname) AS tables"
+							  " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+							  " WHERE n.nspname IN ($1, $2) AND c.relkind IN ('r', 'p')"
+							  "   AND (c.relrowsecurity OR c.relforcerowsecurity)",
+							  2, (Oid[]) {TEXTOID, TEXTOID},
+							  (Datum[]) {CStringGetTextDatum(a), b ? CStringGetTextDatum(b) : (Datum) 0},
+							  (char[]) {' ', b ? ' ' : 'n'}, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading row level security failed");
+	if (SPI_processed > 0 && EltSpiGetText(0, "tables") != NULL)
+		tables = MemoryContextStrdup(outer, EltSpiGetText(0, "tables"));
+	SPI_finish();
+	if (tables != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tables of interface \"%s\" have row level security", interface),
+				 errdetail("Row level security is on for %s. The interface's views read their tables as their owner, "
+						   "so the policies would not restrict the views' readers: every reader would read every row.", tables),
+				 errhint("It was turned on while elt_governance's event triggers did not fire. If the policies are not needed, "
+						 "turn it off (ALTER TABLE ... DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY) and run %s again; "
+						 "a table that needs them belongs outside the interface.", action)));
+}
+
 /* Run statements an SQL query returns (one text column), in order (SPI connected). */
 static void
 exec_generated(const char *query, int nargs, Oid *types, Datum *values)
@@ -214,14 +267,20 @@ exec_generated(const char *query, int nargs, Oid *types, Datum *values)
 		EltSpiExec(lfirst(lc));
 }
 
-/* Give object (e.g. "TABLE a.b") the grants of relation src, and its owner. */
+/*
+ * Give object (e.g. "TABLE a.b", a view or table with src's column names)
+ * the owner of relation src, its grants and its column grants: a reader
+ * granted only some columns of a table reads the same columns through its
+ * view, and through the candidate's table after a promotion.
+ */
 static void
 copy_relation_grants(Oid src, const char *object, const char *target_rel, bool comments)
 {
 	exec_generated("SELECT pg_catalog.format('ALTER %s OWNER TO %I', $2, pg_catalog.pg_get_userbyid(c.relowner))"
 				   " FROM pg_catalog.pg_class c WHERE c.oid = $1"
 				   " UNION ALL SELECT g FROM pg_catalog.pg_class c, elt._acl_grants(c.relacl, c.relowner, $2) g"
-				   " WHERE c.oid = $1",
+				   " WHERE c.oid = $1"
+				   " UNION ALL SELECT g FROM elt._column_acl_grants($1, $2) g",
 				   2, (Oid[]) {OIDOID, TEXTOID}, (Datum[]) {ObjectIdGetDatum(src), CStringGetTextDatum(object)});
 	if (comments)
 		exec_generated("SELECT elt._comment_copies($1, $2)", 2, (Oid[]) {OIDOID, TEXTOID},
@@ -417,8 +476,10 @@ lock_views(Oid nsp, const char *interface)
  * added); the target's other columns are appended.  A table the target
  * lacks (forced promotions only) loses its view; a new table gets one.
  * With a column of another type (forced only), the view is made again,
- * which fails if objects depend on it.  Returns a JSON list of what
- * changed.  SPI connected, views locked.
+ * which fails if objects depend on it.  A new or remade view gets its
+ * table's owner, grants, column grants and comments; a repointed view keeps
+ * its own, and the columns appended to it get the table's column grants.
+ * Returns a JSON list of what changed.  SPI connected, views locked.
  */
 static char *
 point_views(Oid nsp, const char *interface, const char *target, bool allow_drop, List **remade)
@@ -426,6 +487,7 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 	uint64		i;
 	List	   *stmts = NIL;
 	List	   *grants = NIL;
+	List	   *added_grants = NIL;
 	MemoryContext outer = CurrentMemoryContext;
 	ListCell   *lc;
 	StringInfoData changes;
@@ -435,6 +497,8 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 							  " (SELECT pg_catalog.string_agg(pg_catalog.format('%I', tc.name), ', ' ORDER BY tc.attnum)"
 							  "  FROM elt._deploy_columns(t.oid) tc"
 							  "  WHERE v.oid IS NULL OR tc.name NOT IN (SELECT vc.name FROM elt._deploy_columns(v.oid) vc)) AS added,"
+							  " (SELECT pg_catalog.array_agg(tc.name) FROM elt._deploy_columns(t.oid) tc"
+							  "  WHERE tc.name NOT IN (SELECT vc.name FROM elt._deploy_columns(v.oid) vc))::text AS added_names,"
 							  " k.retyped"
 							  " FROM (SELECT c.oid, c.relname FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'v') v"
 							  " FULL JOIN (SELECT c.oid, c.relname FROM pg_catalog.pg_class c"
@@ -499,6 +563,12 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 		{
 			cols = added ? psprintf("%s, %s", kept, added) : kept;
 			stmts = lappend(stmts, psprintf("CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s", qview, cols, qtab));
+			/* the view keeps its columns' grants; the appended ones get the table's */
+			if (added)
+				added_grants = lappend(added_grants,
+									   list_make3(MemoryContextStrdup(outer, qview),
+												  (void *) (uintptr_t) DatumGetObjectId(tab),
+												  MemoryContextStrdup(outer, EltSpiGetText(i, "added_names"))));
 			what = "view repointed";
 		}
 		if (changes.len > 1)
@@ -524,7 +594,133 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 		copy_relation_grants((Oid) (uintptr_t) lsecond(g), psprintf("TABLE %s", (char *) linitial(g)),
 							 linitial(g), true);
 	}
+	foreach(lc, added_grants)
+	{
+		List	   *g = lfirst(lc);
+
+		exec_generated("SELECT g FROM elt._column_acl_grants($1, $2, $3::pg_catalog.text[]) g",
+					   3, (Oid[]) {OIDOID, TEXTOID, TEXTOID},
+					   (Datum[]) {ObjectIdGetDatum((Oid) (uintptr_t) lsecond(g)),
+					   CStringGetTextDatum(psprintf("TABLE %s", (char *) linitial(g))),
+					   CStringGetTextDatum(lthird(g))});
+	}
 	return changes.data;
+}
+
+/* ---------------------------------------------------------------------
+ * Row level security stays off behind an interface
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The interface whose color schema nsp is, or NULL: a schema named
+ * <interface>__blue or __green whose interface is in
+ * elt.deploy_interfaces (read as the extension's owner).
+ */
+static char *
+interface_of_color(Oid nsp)
+{
+	char	   *schema = get_namespace_name(nsp);
+	size_t		len = schema ? strlen(schema) : 0;
+	size_t		suffix;
+	char	   *interface = NULL;
+	MemoryContext outer = CurrentMemoryContext;
+	EltCatalogWrite cw;
+
+	if (len > 6 && strcmp(schema + len - 6, "__blue") == 0)
+		suffix = 6;
+	else if (len > 7 && strcmp(schema + len - 7, "__green") == 0)
+		suffix = 7;
+	else
+		return NULL;
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute_with_args("SELECT interface::text AS i FROM elt.deploy_interfaces WHERE interface = $1",
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(pnstrdup(schema, len - suffix))},
+							  NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading interfaces failed");
+	if (SPI_processed > 0)
+		interface = MemoryContextStrdup(outer, EltSpiGetText(0, "i"));
+	EltCatalogWriteEnd(&cw);
+	return interface;
+}
+
+/* Whether relation relid has row level security enabled or forced. */
+static bool
+has_row_security(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	bool		on;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	on = ((Form_pg_class) GETSTRUCT(tup))->relrowsecurity || ((Form_pg_class) GETSTRUCT(tup))->relforcerowsecurity;
+	ReleaseSysCache(tup);
+	return on;
+}
+
+/*
+ * See deploy.h.  A security invariant rather than a governance policy, so
+ * it holds with elt.enabled off as well: that setting is for maintenance
+ * windows and restores, and neither needs row level security on an
+ * interface's tables (a restore never has it to restore: it was refused).
+ * Names resolve as the statement will resolve them (the caller's
+ * search_path); a relation that does not exist is left to the statement.
+ */
+void
+EltDeployGuardRowSecurity(Node *parsetree)
+{
+	RangeVar   *relation = NULL;
+	const char *what = NULL;
+	const char *into = NULL;
+	Oid			relid;
+	Oid			nsp;
+	char	   *interface;
+
+	if (IsA(parsetree, AlterTableStmt))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+		{
+			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+			if (cmd->subtype == AT_EnableRowSecurity)
+				what = "enable";
+			else if (cmd->subtype == AT_ForceRowSecurity && what == NULL)
+				what = "force";
+		}
+		relation = ((AlterTableStmt *) parsetree)->relation;
+	}
+	else if (IsA(parsetree, AlterObjectSchemaStmt) && ((AlterObjectSchemaStmt *) parsetree)->relation != NULL)
+	{
+		relation = ((AlterObjectSchemaStmt *) parsetree)->relation;
+		into = ((AlterObjectSchemaStmt *) parsetree)->newschema;
+	}
+	if ((what == NULL && into == NULL) || relation == NULL ||
+		!EltCatalogReady() || !OidIsValid(EltCatalogRelid("deploy_interfaces")))
+		return;
+	relid = RangeVarGetRelid(relation, NoLock, true);
+	if (!OidIsValid(relid))
+		return;
+	if (into != NULL)
+	{
+		if (!has_row_security(relid))
+			return;
+		nsp = get_namespace_oid(into, true);
+	}
+	else
+		nsp = get_rel_namespace(relid);
+	if (!OidIsValid(nsp) || (interface = interface_of_color(nsp)) == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 into ? errmsg("cannot move table %s with row level security into schema \"%s\"", EltRelDisplayName(relid), into)
+			 : errmsg("cannot %s row level security on table %s", what, EltRelDisplayName(relid)),
+			 errdetail("Schema \"%s\" is a color of deployment interface \"%s\", whose views read its tables as their owner: "
+					   "the policies would not restrict the views' readers.", get_namespace_name(nsp), interface),
+			 errhint("Keep tables that need row level security outside deployment interfaces. "
+					 "To limit what readers see through the interface, grant them only some columns, "
+					 "or give them views of their own on the interface's views.")));
 }
 
 /* ---------------------------------------------------------------------
@@ -553,6 +749,7 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 	uint64		i;
 	ListCell   *lc;
 	int			n;
+	bool		row_security = false;
 
 	EltRequireCatalog("deploy_interfaces");
 	if (!OidIsValid(nsp))
@@ -607,7 +804,7 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	/* what cannot be handled, in one list */
 	if (SPI_execute_with_args(
-		"SELECT p FROM ("
+		"SELECT o, p FROM ("
 		" SELECT 1 AS o, pg_catalog.format('%s %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'"
 		"   WHEN 'f' THEN 'foreign table' WHEN 'p' THEN 'partitioned table' WHEN 'S' THEN 'sequence' WHEN 'c' THEN 'type'"
 		"   ELSE 'relation' END, c.oid::pg_catalog.regclass) AS p"
@@ -633,12 +830,21 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 		"  FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class t ON t.oid = k.confrelid"
 		"  JOIN pg_catalog.pg_class r ON r.oid = k.conrelid"
 		"  WHERE k.contype = 'f' AND t.relnamespace = $1 AND r.relnamespace <> $1"
+		" UNION ALL SELECT 7, pg_catalog.format('table %s has row level security %s (its view would show every row to every reader: a view reads as its owner)',"
+		"   c.oid::pg_catalog.regclass, CASE WHEN NOT c.relrowsecurity THEN 'forced' WHEN c.relforcerowsecurity THEN 'enabled and forced' ELSE 'enabled' END)"
+		"  FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'r' AND (c.relrowsecurity OR c.relforcerowsecurity)"
 		" ) x ORDER BY o, p",
 		1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "inspecting the schema failed");
 	initStringInfo(&problems);
 	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
 		appendStringInfo(&problems, "%s%s", i > 0 ? "\n" : "", EltSpiGetText(i, "p"));
+		if (DatumGetInt32(EltSpiGetDatum(i, "o", &isnull)) == 7)
+			row_security = true;
+	}
 	if (problems.len > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -646,7 +852,9 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 				 errdetail("%s", problems.data),
 				 errhint("An interface holds ordinary tables (with their indexes, constraints and sequences). "
 						 "Move the rest to another schema, make dependent views again on the interface's views after elt.deploy_init(), "
-						 "and drop foreign keys from other schemas into it (a view cannot be referenced).")));
+						 "and drop foreign keys from other schemas into it (a view cannot be referenced).%s",
+						 row_security ? " Keep tables with row level security outside the interface schema, "
+						 "or DISABLE ROW LEVEL SECURITY on them if their policies are not needed." : "")));
 	if (SPI_execute_with_args("SELECT c.oid, c.relname FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'r' ORDER BY c.relname",
 							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "listing tables failed");
@@ -779,6 +987,7 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 				 errmsg("schema \"%s\" still holds the version before deployment " INT64_FORMAT, idle_schema, iface.last.id),
 				 errdetail("It is kept so that elt.deploy_rollback() can switch back to it."),
 				 errhint("Drop it with elt.deploy_decommission('%s') after its grace period, then prepare again.", name)));
+	refuse_row_security(name, "elt.deploy_prepare()", live_schema, NULL);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1016,6 +1225,7 @@ elt_deploy_promote(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("a forced promotion needs an approved migration"),
 				 errhint("Begin one with elt.migration_begin(name, reason, approved_by) and promote inside it.")));
+	refuse_row_security(name, "elt.deploy_promote()", color_schema(name, iface.live_color), candidate);
 
 	/* gate 1: the shape */
 	shape = shape_gate(name);
@@ -1091,6 +1301,7 @@ elt_deploy_rollback(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_SCHEMA),
 				 errmsg("schema \"%s\" of the previous version no longer exists", previous),
 				 errhint("It was dropped outside elt.deploy_decommission(); prepare and promote a fixed version instead.")));
+	refuse_row_security(name, "elt.deploy_rollback()", previous, NULL);
 	switched = switch_views(&iface, previous, true);
 
 	EltCatalogWriteBegin(&cw);
@@ -1289,6 +1500,7 @@ elt_deploy_canary(PG_FUNCTION_ARGS)
 				 errhint("Prepare one with elt.deploy_prepare('%s') and build the new version into it.", name)));
 	candidate = color_schema(name, iface.last.to_color);
 	live = color_schema(name, iface.live_color);
+	refuse_row_security(name, "elt.deploy_canary()", live, candidate);
 
 	/* the gates: a compatible shape (always), and the checks */
 	shape = shape_gate(name);
