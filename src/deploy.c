@@ -14,8 +14,9 @@
  * comparisons (deploy_compare, deploy_diff) are SQL functions of the
  * extension script.
  *
- * Privileges: the DDL runs as the caller, so PostgreSQL checks that the
- * caller may move, create and drop what it touches; catalog rows and the
+ * Privileges: the DDL runs as the caller (but see below for the
+ * candidate's tables), so PostgreSQL checks that the caller may move,
+ * create and drop what it touches; catalog rows and the
  * audit are written as the extension's owner (EltCatalogWriteBegin).  An
  * interface must not widen what a role reads: views and candidate tables
  * get the owner, grants and column grants of their tables; and as a view
@@ -23,6 +24,26 @@
  * an interface's tables never have it (deploy_init refuses such a table,
  * the ddl_command_start trigger refuses turning it on in a color, and the
  * deployments refuse to go on when it was turned on behind its back).
+ *
+ * Whose code runs: deploy_prepare makes and fills each candidate table as
+ * the live table's owner, in a security-restricted operation with a pinned
+ * search_path (exec_as_owner): CREATE TABLE ... LIKE plans the index
+ * expressions and predicates it copies, which calls their functions over
+ * constants, and writing rows runs index expressions, constraints and
+ * defaults, all code of the owner's.  Nothing else here runs code of
+ * another role with the caller's rights: the other statements move,
+ * create, grant and drop without evaluating an expression (views are
+ * column references over a table), setval and the catalog queries call
+ * built-in functions only, the gates run each check as its owner
+ * (checks.c), and the canary's views add only elt._canary.  The
+ * comparisons (deploy_compare, deploy_diff) read both colors with the
+ * caller's rights, so that they show only what the caller may read; what
+ * they call is built in, except, left open here, a cast to text (compare)
+ * or json (diff), or a domain's CHECK on the key, of a type that a table's
+ * owner created, and the constant parts of its index expressions and
+ * predicates, which PostgreSQL evaluates when it plans a query on the
+ * table: those run as the caller, as in any query the caller writes on
+ * those tables.
  *
  * Locking: a switch takes ACCESS EXCLUSIVE locks on every view of the
  * interface (lock_views: never waiting long for one while holding others,
@@ -248,13 +269,15 @@ refuse_row_security(const char *interface, const char *action, const char *a, co
 						 "a table that needs them belongs outside the interface.", action)));
 }
 
-/* Run statements an SQL query returns (one text column), in order (SPI connected). */
-static void
-exec_generated(const char *query, int nargs, Oid *types, Datum *values)
+/*
+ * The statements an SQL query returns (one text column), in order, in the
+ * current memory context (SPI connected).
+ */
+static List *
+generated_statements(const char *query, int nargs, Oid *types, Datum *values)
 {
 	List	   *stmts = NIL;
 	uint64		i;
-	ListCell   *lc;
 	MemoryContext outer = CurrentMemoryContext;
 
 	/* not read-only: it must see what the statements before it made */
@@ -263,8 +286,43 @@ exec_generated(const char *query, int nargs, Oid *types, Datum *values)
 		elog(ERROR, "generating statements failed");
 	for (i = 0; i < SPI_processed; i++)
 		stmts = lappend(stmts, MemoryContextStrdup(outer, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+	return stmts;
+}
+
+/* Run the statements an SQL query returns (one text column), in order (SPI connected). */
+static void
+exec_generated(const char *query, int nargs, Oid *types, Datum *values)
+{
+	ListCell   *lc;
+
+	foreach(lc, generated_statements(query, nargs, types, values))
+		EltSpiExec(lfirst(lc));
+}
+
+/*
+ * Run statements as role owner, in a security-restricted operation with
+ * search_path pinned to pg_catalog, pg_temp: for statements that run code
+ * of owner's (see the file header), so that it never runs with the
+ * caller's rights.  The statements name everything with its schema.  SPI
+ * connected.
+ */
+static void
+exec_as_owner(Oid owner, List *stmts)
+{
+	Oid			save_user;
+	int			save_sec;
+	int			level;
+	ListCell   *lc;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	foreach(lc, stmts)
 		EltSpiExec(lfirst(lc));
+	AtEOXact_GUC(true, level);
+	SetUserIdAndSecContext(save_user, save_sec);
 }
 
 /*
@@ -946,6 +1004,40 @@ drop_color(const char *schema)
 	EltSpiExec(psprintf("DROP SCHEMA %s", quote_identifier(schema)));
 }
 
+/*
+ * Check that role owner, the owner of live table from, may make and fill
+ * its candidate in schema idle_schema as deploy_prepare does it (as that
+ * role): USAGE on both schemas, CREATE on the candidate's.  A clear error
+ * rather than a failure on a name.
+ */
+static void
+require_owner_can_build(Oid owner, const char *from, const char *live_schema, const char *idle_schema)
+{
+	static const struct
+	{
+		bool		idle;
+		AclMode		mode;
+		const char *name;
+	}			needs[] = {{false, ACL_USAGE, "USAGE"}, {true, ACL_USAGE, "USAGE"}, {true, ACL_CREATE, "CREATE"}};
+	size_t		k;
+
+	for (k = 0; k < lengthof(needs); k++)
+	{
+		const char *schema = needs[k].idle ? idle_schema : live_schema;
+		const char *privilege = needs[k].name;
+
+		if (pg_namespace_aclcheck(get_namespace_oid(schema, false), owner, needs[k].mode) == ACLCHECK_OK)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" cannot make the candidate of table %s", GetUserNameFromId(owner, false), from),
+				 errdetail("It owns the table but has no %s privilege on schema \"%s\".", privilege, schema),
+				 errhint("A candidate's tables are made and filled as their owners, so that their code never runs with your rights. "
+						 "Grant that role USAGE and CREATE on schema \"%s\", whose grants the candidate's schema takes, and prepare again.",
+						 live_schema)));
+	}
+}
+
 PG_FUNCTION_INFO_V1(elt_deploy_prepare);
 
 /*
@@ -1008,7 +1100,7 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 				   " WHERE n.oid = pg_catalog.to_regnamespace(pg_catalog.quote_ident($1))",
 				   2, (Oid[]) {TEXTOID, TEXTOID},
 				   (Datum[]) {CStringGetTextDatum(live_schema), CStringGetTextDatum(psprintf("SCHEMA %s", quote_identifier(idle_schema)))});
-	if (SPI_execute_with_args("SELECT c.oid, c.relname,"
+	if (SPI_execute_with_args("SELECT c.oid, c.relname, c.relowner,"
 							  " (SELECT pg_catalog.string_agg(pg_catalog.format('%I', a.attname), ', ' ORDER BY a.attnum)"
 							  "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
 							  "   AND a.attgenerated = '') AS cols"
@@ -1021,9 +1113,10 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 		bool		isnull;
 		MemoryContext spi = MemoryContextSwitchTo(TopTransactionContext);
 
-		tables = lappend(tables, list_make3((void *) (uintptr_t) DatumGetObjectId(EltSpiGetDatum(i, "oid", &isnull)),
+		tables = lappend(tables, list_make4((void *) (uintptr_t) DatumGetObjectId(EltSpiGetDatum(i, "oid", &isnull)),
 											pstrdup(EltSpiGetText(i, "relname")),
-											pstrdup(EltSpiGetText(i, "cols"))));
+											pstrdup(EltSpiGetText(i, "cols")),
+											(void *) (uintptr_t) DatumGetObjectId(EltSpiGetDatum(i, "relowner", &isnull))));
 		MemoryContextSwitchTo(spi);
 	}
 	foreach(lc, tables)
@@ -1033,20 +1126,26 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 		char	   *from = quote_qualified_identifier(live_schema, lsecond(t));
 		char	   *to = quote_qualified_identifier(idle_schema, lsecond(t));
 
-		EltSpiExec(psprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL)", to, from));
-		CommandCounterIncrement();
-		copy_relation_grants(relid, psprintf("TABLE %s", to), to, false);
-		if (copy_data)
-			EltSpiExec(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s",
-								to, (char *) lthird(t), (char *) lthird(t), from));
+		Oid			owner = (Oid) (uintptr_t) lfourth(t);
+
+		/*
+		 * As the live table's owner: LIKE plans the index expressions and
+		 * predicates it copies, which calls the owner's functions over
+		 * constants, and writing the rows runs index expressions,
+		 * constraints and defaults (see the file header).  The caller may
+		 * act as the owner anyway (see copy_relation_grants below).
+		 */
+		require_owner_can_build(owner, from, live_schema, idle_schema);
+		exec_as_owner(owner, list_make1(psprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL)", to, from)));
 
 		/*
 		 * Sequences: LIKE gives an identity column a sequence of its own, but
 		 * a serial column's default would go on drawing from live's sequence
 		 * (and keep the previous color from being dropped): the candidate
-		 * gets its own, owned by its column.  Both continue from live's.
+		 * gets its own, owned by its column and so by the table's owner.
+		 * Both continue from live's (read as the caller).
 		 */
-		exec_generated("SELECT x.s FROM (SELECT a.attnum, a.attidentity, q.oid AS seq, q.relname AS seqname,"
+		exec_as_owner(owner, generated_statements("SELECT x.s FROM (SELECT a.attnum, a.attidentity, q.oid AS seq, q.relname AS seqname,"
 					   "   pg_catalog.format_type(sq.seqtypid, NULL) AS seqtype,"
 					   "   pg_catalog.pg_sequence_last_value(q.oid) AS last, a.attname"
 					   "  FROM pg_catalog.pg_attribute a"
@@ -1066,7 +1165,12 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 					   "        'SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(%L, %L), %s)', $3, c.attname, c.last) END)"
 					   " ) x(o, s) WHERE x.s IS NOT NULL ORDER BY c.attnum, x.o",
 					   3, (Oid[]) {OIDOID, TEXTOID, TEXTOID},
-					   (Datum[]) {ObjectIdGetDatum(relid), CStringGetTextDatum(idle_schema), CStringGetTextDatum(to)});
+					   (Datum[]) {ObjectIdGetDatum(relid), CStringGetTextDatum(idle_schema), CStringGetTextDatum(to)}));
+		/* the grants and column grants, given by the caller (a member of the owner, or a superuser) */
+		copy_relation_grants(relid, psprintf("TABLE %s", to), to, false);
+		if (copy_data)
+			exec_as_owner(owner, list_make1(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s",
+													 to, (char *) lthird(t), (char *) lthird(t), from)));
 	}
 	SPI_finish();
 
