@@ -9,7 +9,9 @@
  * Flow of one DDL statement:
  *   ddl_command_start  forgets what the previous statement left pending and
  *                      notes the old name of a schema being renamed and a
- *                      partition being detached;
+ *                      partition being detached; refuses row level security
+ *                      on a deployment color's table, even with elt.enabled
+ *                      off (deploy.c's rule);
  *   sql_drop           notes dropped tables, and tables that lost a column,
  *                      constraint, default or index;
  *   ddl_command_end    maps pg_event_trigger_ddl_commands() and the notes to
@@ -74,6 +76,7 @@
 #include "audit.h"
 #include "contracts.h"
 #include "ddl_capture.h"
+#include "deploy.h"
 #include "govern.h"
 #include "table_shape.h"
 #include "elt_governance.h"
@@ -947,6 +950,9 @@ elt_on_ddl_command_start(PG_FUNCTION_ARGS)
 	EventTriggerData *trigdata = event_trigger_data(fcinfo, "on_ddl_command_start");
 
 	reset_pending();
+
+	/* a security invariant, enforced even with capture off: see deploy.h */
+	EltDeployGuardRowSecurity(trigdata->parsetree);
 
 	/* noted even with capture off: see rename_schema_target */
 	if (IsA(trigdata->parsetree, RenameStmt))

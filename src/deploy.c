@@ -3,7 +3,9 @@
  * views.
  *
  * Owns elt.deploy_interfaces, elt.deployment_defs and
- * elt.deployment_event_log.  elt.deploy_init() moves a schema's tables to
+ * elt.deployment_event_log, and the rule that a color's tables never have
+ * row level security (EltDeployGuardRowSecurity, which ddl_capture.c calls
+ * at ddl_command_start).  elt.deploy_init() moves a schema's tables to
  * <interface>__blue (ALTER TABLE ... SET SCHEMA keeps oids, data, indexes
  * and grants) and puts one view per table in the interface schema;
  * deploy_prepare() makes the idle color's tables; deploy_promote() runs
@@ -12,9 +14,36 @@
  * comparisons (deploy_compare, deploy_diff) are SQL functions of the
  * extension script.
  *
- * Privileges: the DDL runs as the caller, so PostgreSQL checks that the
- * caller may move, create and drop what it touches; catalog rows and the
- * audit are written as the extension's owner (EltCatalogWriteBegin).
+ * Privileges: the DDL runs as the caller (but see below for the
+ * candidate's tables), so PostgreSQL checks that the caller may move,
+ * create and drop what it touches; catalog rows and the
+ * audit are written as the extension's owner (EltCatalogWriteBegin).  An
+ * interface must not widen what a role reads: views and candidate tables
+ * get the owner, grants and column grants of their tables; and as a view
+ * reads its table as its owner, whom row level security does not restrict,
+ * an interface's tables never have it (deploy_init refuses such a table,
+ * the ddl_command_start trigger refuses turning it on in a color, and the
+ * deployments refuse to go on when it was turned on behind its back).
+ *
+ * Whose code runs: deploy_prepare makes and fills each candidate table as
+ * the live table's owner, in a security-restricted operation with a pinned
+ * search_path (exec_as_owner): CREATE TABLE ... LIKE plans the index
+ * expressions and predicates it copies, which calls their functions over
+ * constants, and writing rows runs index expressions, constraints and
+ * defaults, all code of the owner's.  Nothing else here runs code of
+ * another role with the caller's rights: the other statements move,
+ * create, grant and drop without evaluating an expression (views are
+ * column references over a table), setval and the catalog queries call
+ * built-in functions only, the gates run each check as its owner
+ * (checks.c), and the canary's views add only elt._canary.  The
+ * comparisons (deploy_compare, deploy_diff) read both colors with the
+ * caller's rights, so that they show only what the caller may read; what
+ * they call is built in, except, left open here, a cast to text (compare)
+ * or json (diff), or a domain's CHECK on the key, of a type that a table's
+ * owner created, and the constant parts of its index expressions and
+ * predicates, which PostgreSQL evaluates when it plans a query on the
+ * table: those run as the caller, as in any query the caller writes on
+ * those tables.
  *
  * Locking: a switch takes ACCESS EXCLUSIVE locks on every view of the
  * interface (lock_views: never waiting long for one while holding others,
@@ -25,13 +54,16 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/htup_details.h"
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "storage/backendid.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
@@ -43,6 +75,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "audit.h"
@@ -195,13 +228,56 @@ load_interface(const char *name, Interface *iface)
 				 errhint("Only members of the role that owns schema \"%s\" may deploy it.", name)));
 }
 
-/* Run statements an SQL query returns (one text column), in order (SPI connected). */
+/*
+ * Refuse to go on when a table of color schema a or b (b may be NULL) has
+ * row level security enabled or forced.  The interface's views read their
+ * tables as their owner, so policies never restrict the views' readers:
+ * every reader would read every row.  The event trigger refuses to enable
+ * it on a color's table (EltDeployGuardRowSecurity); this catches what was
+ * done while event triggers did not fire.  action names the function, for
+ * the hint.
+ */
 static void
-exec_generated(const char *query, int nargs, Oid *types, Datum *values)
+refuse_row_security(const char *interface, const char *action, const char *a, const char *b)
+{
+	char	   *tables = NULL;
+	MemoryContext outer = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s)', c.oid::pg_catalog.regclass,"
+							  "  CASE WHEN NOT c.relrowsecurity THEN 'forced' WHEN c.relforcerowsecurity THEN 'enabled and forced'"
+							  "  ELSE 'enabled' END), ', ' ORDER BY n.nspname, c.relname) AS tables"
+							  " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+							  " WHERE n.nspname IN ($1, $2) AND c.relkind IN ('r', 'p')"
+							  "   AND (c.relrowsecurity OR c.relforcerowsecurity)",
+							  2, (Oid[]) {TEXTOID, TEXTOID},
+							  (Datum[]) {CStringGetTextDatum(a), b ? CStringGetTextDatum(b) : (Datum) 0},
+							  (char[]) {' ', b ? ' ' : 'n'}, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading row level security failed");
+	if (SPI_processed > 0 && EltSpiGetText(0, "tables") != NULL)
+		tables = MemoryContextStrdup(outer, EltSpiGetText(0, "tables"));
+	SPI_finish();
+	if (tables != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tables of interface \"%s\" have row level security", interface),
+				 errdetail("Row level security is on for %s. The interface's views read their tables as their owner, "
+						   "so the policies would not restrict the views' readers: every reader would read every row.", tables),
+				 errhint("It was turned on while elt_governance's event triggers did not fire. If the policies are not needed, "
+						 "turn it off (ALTER TABLE ... DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY) and run %s again; "
+						 "a table that needs them belongs outside the interface.", action)));
+}
+
+/*
+ * The statements an SQL query returns (one text column), in order, in the
+ * current memory context (SPI connected).
+ */
+static List *
+generated_statements(const char *query, int nargs, Oid *types, Datum *values)
 {
 	List	   *stmts = NIL;
 	uint64		i;
-	ListCell   *lc;
 	MemoryContext outer = CurrentMemoryContext;
 
 	/* not read-only: it must see what the statements before it made */
@@ -210,18 +286,59 @@ exec_generated(const char *query, int nargs, Oid *types, Datum *values)
 		elog(ERROR, "generating statements failed");
 	for (i = 0; i < SPI_processed; i++)
 		stmts = lappend(stmts, MemoryContextStrdup(outer, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
-	foreach(lc, stmts)
+	return stmts;
+}
+
+/* Run the statements an SQL query returns (one text column), in order (SPI connected). */
+static void
+exec_generated(const char *query, int nargs, Oid *types, Datum *values)
+{
+	ListCell   *lc;
+
+	foreach(lc, generated_statements(query, nargs, types, values))
 		EltSpiExec(lfirst(lc));
 }
 
-/* Give object (e.g. "TABLE a.b") the grants of relation src, and its owner. */
+/*
+ * Run statements as role owner, in a security-restricted operation with
+ * search_path pinned to pg_catalog, pg_temp: for statements that run code
+ * of owner's (see the file header), so that it never runs with the
+ * caller's rights.  The statements name everything with its schema.  SPI
+ * connected.
+ */
+static void
+exec_as_owner(Oid owner, List *stmts)
+{
+	Oid			save_user;
+	int			save_sec;
+	int			level;
+	ListCell   *lc;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	foreach(lc, stmts)
+		EltSpiExec(lfirst(lc));
+	AtEOXact_GUC(true, level);
+	SetUserIdAndSecContext(save_user, save_sec);
+}
+
+/*
+ * Give object (e.g. "TABLE a.b", a view or table with src's column names)
+ * the owner of relation src, its grants and its column grants: a reader
+ * granted only some columns of a table reads the same columns through its
+ * view, and through the candidate's table after a promotion.
+ */
 static void
 copy_relation_grants(Oid src, const char *object, const char *target_rel, bool comments)
 {
 	exec_generated("SELECT pg_catalog.format('ALTER %s OWNER TO %I', $2, pg_catalog.pg_get_userbyid(c.relowner))"
 				   " FROM pg_catalog.pg_class c WHERE c.oid = $1"
 				   " UNION ALL SELECT g FROM pg_catalog.pg_class c, elt._acl_grants(c.relacl, c.relowner, $2) g"
-				   " WHERE c.oid = $1",
+				   " WHERE c.oid = $1"
+				   " UNION ALL SELECT g FROM elt._column_acl_grants($1, $2) g",
 				   2, (Oid[]) {OIDOID, TEXTOID}, (Datum[]) {ObjectIdGetDatum(src), CStringGetTextDatum(object)});
 	if (comments)
 		exec_generated("SELECT elt._comment_copies($1, $2)", 2, (Oid[]) {OIDOID, TEXTOID},
@@ -417,8 +534,10 @@ lock_views(Oid nsp, const char *interface)
  * added); the target's other columns are appended.  A table the target
  * lacks (forced promotions only) loses its view; a new table gets one.
  * With a column of another type (forced only), the view is made again,
- * which fails if objects depend on it.  Returns a JSON list of what
- * changed.  SPI connected, views locked.
+ * which fails if objects depend on it.  A new or remade view gets its
+ * table's owner, grants, column grants and comments; a repointed view keeps
+ * its own, and the columns appended to it get the table's column grants.
+ * Returns a JSON list of what changed.  SPI connected, views locked.
  */
 static char *
 point_views(Oid nsp, const char *interface, const char *target, bool allow_drop, List **remade)
@@ -426,6 +545,7 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 	uint64		i;
 	List	   *stmts = NIL;
 	List	   *grants = NIL;
+	List	   *added_grants = NIL;
 	MemoryContext outer = CurrentMemoryContext;
 	ListCell   *lc;
 	StringInfoData changes;
@@ -435,6 +555,8 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 							  " (SELECT pg_catalog.string_agg(pg_catalog.format('%I', tc.name), ', ' ORDER BY tc.attnum)"
 							  "  FROM elt._deploy_columns(t.oid) tc"
 							  "  WHERE v.oid IS NULL OR tc.name NOT IN (SELECT vc.name FROM elt._deploy_columns(v.oid) vc)) AS added,"
+							  " (SELECT pg_catalog.array_agg(tc.name) FROM elt._deploy_columns(t.oid) tc"
+							  "  WHERE tc.name NOT IN (SELECT vc.name FROM elt._deploy_columns(v.oid) vc))::text AS added_names,"
 							  " k.retyped"
 							  " FROM (SELECT c.oid, c.relname FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'v') v"
 							  " FULL JOIN (SELECT c.oid, c.relname FROM pg_catalog.pg_class c"
@@ -499,6 +621,12 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 		{
 			cols = added ? psprintf("%s, %s", kept, added) : kept;
 			stmts = lappend(stmts, psprintf("CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s", qview, cols, qtab));
+			/* the view keeps its columns' grants; the appended ones get the table's */
+			if (added)
+				added_grants = lappend(added_grants,
+									   list_make3(MemoryContextStrdup(outer, qview),
+												  (void *) (uintptr_t) DatumGetObjectId(tab),
+												  MemoryContextStrdup(outer, EltSpiGetText(i, "added_names"))));
 			what = "view repointed";
 		}
 		if (changes.len > 1)
@@ -524,7 +652,133 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 		copy_relation_grants((Oid) (uintptr_t) lsecond(g), psprintf("TABLE %s", (char *) linitial(g)),
 							 linitial(g), true);
 	}
+	foreach(lc, added_grants)
+	{
+		List	   *g = lfirst(lc);
+
+		exec_generated("SELECT g FROM elt._column_acl_grants($1, $2, $3::pg_catalog.text[]) g",
+					   3, (Oid[]) {OIDOID, TEXTOID, TEXTOID},
+					   (Datum[]) {ObjectIdGetDatum((Oid) (uintptr_t) lsecond(g)),
+					   CStringGetTextDatum(psprintf("TABLE %s", (char *) linitial(g))),
+					   CStringGetTextDatum(lthird(g))});
+	}
 	return changes.data;
+}
+
+/* ---------------------------------------------------------------------
+ * Row level security stays off behind an interface
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The interface whose color schema nsp is, or NULL: a schema named
+ * <interface>__blue or __green whose interface is in
+ * elt.deploy_interfaces (read as the extension's owner).
+ */
+static char *
+interface_of_color(Oid nsp)
+{
+	char	   *schema = get_namespace_name(nsp);
+	size_t		len = schema ? strlen(schema) : 0;
+	size_t		suffix;
+	char	   *interface = NULL;
+	MemoryContext outer = CurrentMemoryContext;
+	EltCatalogWrite cw;
+
+	if (len > 6 && strcmp(schema + len - 6, "__blue") == 0)
+		suffix = 6;
+	else if (len > 7 && strcmp(schema + len - 7, "__green") == 0)
+		suffix = 7;
+	else
+		return NULL;
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute_with_args("SELECT interface::text AS i FROM elt.deploy_interfaces WHERE interface = $1",
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(pnstrdup(schema, len - suffix))},
+							  NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading interfaces failed");
+	if (SPI_processed > 0)
+		interface = MemoryContextStrdup(outer, EltSpiGetText(0, "i"));
+	EltCatalogWriteEnd(&cw);
+	return interface;
+}
+
+/* Whether relation relid has row level security enabled or forced. */
+static bool
+has_row_security(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	bool		on;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	on = ((Form_pg_class) GETSTRUCT(tup))->relrowsecurity || ((Form_pg_class) GETSTRUCT(tup))->relforcerowsecurity;
+	ReleaseSysCache(tup);
+	return on;
+}
+
+/*
+ * See deploy.h.  A security invariant rather than a governance policy, so
+ * it holds with elt.enabled off as well: that setting is for maintenance
+ * windows and restores, and neither needs row level security on an
+ * interface's tables (a restore never has it to restore: it was refused).
+ * Names resolve as the statement will resolve them (the caller's
+ * search_path); a relation that does not exist is left to the statement.
+ */
+void
+EltDeployGuardRowSecurity(Node *parsetree)
+{
+	RangeVar   *relation = NULL;
+	const char *what = NULL;
+	const char *into = NULL;
+	Oid			relid;
+	Oid			nsp;
+	char	   *interface;
+
+	if (IsA(parsetree, AlterTableStmt))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+		{
+			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+			if (cmd->subtype == AT_EnableRowSecurity)
+				what = "enable";
+			else if (cmd->subtype == AT_ForceRowSecurity && what == NULL)
+				what = "force";
+		}
+		relation = ((AlterTableStmt *) parsetree)->relation;
+	}
+	else if (IsA(parsetree, AlterObjectSchemaStmt) && ((AlterObjectSchemaStmt *) parsetree)->relation != NULL)
+	{
+		relation = ((AlterObjectSchemaStmt *) parsetree)->relation;
+		into = ((AlterObjectSchemaStmt *) parsetree)->newschema;
+	}
+	if ((what == NULL && into == NULL) || relation == NULL ||
+		!EltCatalogReady() || !OidIsValid(EltCatalogRelid("deploy_interfaces")))
+		return;
+	relid = RangeVarGetRelid(relation, NoLock, true);
+	if (!OidIsValid(relid))
+		return;
+	if (into != NULL)
+	{
+		if (!has_row_security(relid))
+			return;
+		nsp = get_namespace_oid(into, true);
+	}
+	else
+		nsp = get_rel_namespace(relid);
+	if (!OidIsValid(nsp) || (interface = interface_of_color(nsp)) == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 into ? errmsg("cannot move table %s with row level security into schema \"%s\"", EltRelDisplayName(relid), into)
+			 : errmsg("cannot %s row level security on table %s", what, EltRelDisplayName(relid)),
+			 errdetail("Schema \"%s\" is a color of deployment interface \"%s\", whose views read its tables as their owner: "
+					   "the policies would not restrict the views' readers.", get_namespace_name(nsp), interface),
+			 errhint("Keep tables that need row level security outside deployment interfaces. "
+					 "To limit what readers see through the interface, grant them only some columns, "
+					 "or give them views of their own on the interface's views.")));
 }
 
 /* ---------------------------------------------------------------------
@@ -553,6 +807,7 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 	uint64		i;
 	ListCell   *lc;
 	int			n;
+	bool		row_security = false;
 
 	EltRequireCatalog("deploy_interfaces");
 	if (!OidIsValid(nsp))
@@ -607,7 +862,7 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	/* what cannot be handled, in one list */
 	if (SPI_execute_with_args(
-		"SELECT p FROM ("
+		"SELECT o, p FROM ("
 		" SELECT 1 AS o, pg_catalog.format('%s %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'"
 		"   WHEN 'f' THEN 'foreign table' WHEN 'p' THEN 'partitioned table' WHEN 'S' THEN 'sequence' WHEN 'c' THEN 'type'"
 		"   ELSE 'relation' END, c.oid::pg_catalog.regclass) AS p"
@@ -633,12 +888,21 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 		"  FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class t ON t.oid = k.confrelid"
 		"  JOIN pg_catalog.pg_class r ON r.oid = k.conrelid"
 		"  WHERE k.contype = 'f' AND t.relnamespace = $1 AND r.relnamespace <> $1"
+		" UNION ALL SELECT 7, pg_catalog.format('table %s has row level security %s (its view would show every row to every reader: a view reads as its owner)',"
+		"   c.oid::pg_catalog.regclass, CASE WHEN NOT c.relrowsecurity THEN 'forced' WHEN c.relforcerowsecurity THEN 'enabled and forced' ELSE 'enabled' END)"
+		"  FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'r' AND (c.relrowsecurity OR c.relforcerowsecurity)"
 		" ) x ORDER BY o, p",
 		1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "inspecting the schema failed");
 	initStringInfo(&problems);
 	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
 		appendStringInfo(&problems, "%s%s", i > 0 ? "\n" : "", EltSpiGetText(i, "p"));
+		if (DatumGetInt32(EltSpiGetDatum(i, "o", &isnull)) == 7)
+			row_security = true;
+	}
 	if (problems.len > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -646,7 +910,9 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 				 errdetail("%s", problems.data),
 				 errhint("An interface holds ordinary tables (with their indexes, constraints and sequences). "
 						 "Move the rest to another schema, make dependent views again on the interface's views after elt.deploy_init(), "
-						 "and drop foreign keys from other schemas into it (a view cannot be referenced).")));
+						 "and drop foreign keys from other schemas into it (a view cannot be referenced).%s",
+						 row_security ? " Keep tables with row level security outside the interface schema, "
+						 "or DISABLE ROW LEVEL SECURITY on them if their policies are not needed." : "")));
 	if (SPI_execute_with_args("SELECT c.oid, c.relname FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'r' ORDER BY c.relname",
 							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "listing tables failed");
@@ -738,6 +1004,40 @@ drop_color(const char *schema)
 	EltSpiExec(psprintf("DROP SCHEMA %s", quote_identifier(schema)));
 }
 
+/*
+ * Check that role owner, the owner of live table from, may make and fill
+ * its candidate in schema idle_schema as deploy_prepare does it (as that
+ * role): USAGE on both schemas, CREATE on the candidate's.  A clear error
+ * rather than a failure on a name.
+ */
+static void
+require_owner_can_build(Oid owner, const char *from, const char *live_schema, const char *idle_schema)
+{
+	static const struct
+	{
+		bool		idle;
+		AclMode		mode;
+		const char *name;
+	}			needs[] = {{false, ACL_USAGE, "USAGE"}, {true, ACL_USAGE, "USAGE"}, {true, ACL_CREATE, "CREATE"}};
+	size_t		k;
+
+	for (k = 0; k < lengthof(needs); k++)
+	{
+		const char *schema = needs[k].idle ? idle_schema : live_schema;
+		const char *privilege = needs[k].name;
+
+		if (pg_namespace_aclcheck(get_namespace_oid(schema, false), owner, needs[k].mode) == ACLCHECK_OK)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" cannot make the candidate of table %s", GetUserNameFromId(owner, false), from),
+				 errdetail("It owns the table but has no %s privilege on schema \"%s\".", privilege, schema),
+				 errhint("A candidate's tables are made and filled as their owners, so that their code never runs with your rights. "
+						 "Grant that role USAGE and CREATE on schema \"%s\", whose grants the candidate's schema takes, and prepare again.",
+						 live_schema)));
+	}
+}
+
 PG_FUNCTION_INFO_V1(elt_deploy_prepare);
 
 /*
@@ -779,6 +1079,7 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 				 errmsg("schema \"%s\" still holds the version before deployment " INT64_FORMAT, idle_schema, iface.last.id),
 				 errdetail("It is kept so that elt.deploy_rollback() can switch back to it."),
 				 errhint("Drop it with elt.deploy_decommission('%s') after its grace period, then prepare again.", name)));
+	refuse_row_security(name, "elt.deploy_prepare()", live_schema, NULL);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -799,7 +1100,7 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 				   " WHERE n.oid = pg_catalog.to_regnamespace(pg_catalog.quote_ident($1))",
 				   2, (Oid[]) {TEXTOID, TEXTOID},
 				   (Datum[]) {CStringGetTextDatum(live_schema), CStringGetTextDatum(psprintf("SCHEMA %s", quote_identifier(idle_schema)))});
-	if (SPI_execute_with_args("SELECT c.oid, c.relname,"
+	if (SPI_execute_with_args("SELECT c.oid, c.relname, c.relowner,"
 							  " (SELECT pg_catalog.string_agg(pg_catalog.format('%I', a.attname), ', ' ORDER BY a.attnum)"
 							  "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
 							  "   AND a.attgenerated = '') AS cols"
@@ -812,9 +1113,10 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 		bool		isnull;
 		MemoryContext spi = MemoryContextSwitchTo(TopTransactionContext);
 
-		tables = lappend(tables, list_make3((void *) (uintptr_t) DatumGetObjectId(EltSpiGetDatum(i, "oid", &isnull)),
+		tables = lappend(tables, list_make4((void *) (uintptr_t) DatumGetObjectId(EltSpiGetDatum(i, "oid", &isnull)),
 											pstrdup(EltSpiGetText(i, "relname")),
-											pstrdup(EltSpiGetText(i, "cols"))));
+											pstrdup(EltSpiGetText(i, "cols")),
+											(void *) (uintptr_t) DatumGetObjectId(EltSpiGetDatum(i, "relowner", &isnull))));
 		MemoryContextSwitchTo(spi);
 	}
 	foreach(lc, tables)
@@ -824,20 +1126,26 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 		char	   *from = quote_qualified_identifier(live_schema, lsecond(t));
 		char	   *to = quote_qualified_identifier(idle_schema, lsecond(t));
 
-		EltSpiExec(psprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL)", to, from));
-		CommandCounterIncrement();
-		copy_relation_grants(relid, psprintf("TABLE %s", to), to, false);
-		if (copy_data)
-			EltSpiExec(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s",
-								to, (char *) lthird(t), (char *) lthird(t), from));
+		Oid			owner = (Oid) (uintptr_t) lfourth(t);
+
+		/*
+		 * As the live table's owner: LIKE plans the index expressions and
+		 * predicates it copies, which calls the owner's functions over
+		 * constants, and writing the rows runs index expressions,
+		 * constraints and defaults (see the file header).  The caller may
+		 * act as the owner anyway (see copy_relation_grants below).
+		 */
+		require_owner_can_build(owner, from, live_schema, idle_schema);
+		exec_as_owner(owner, list_make1(psprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL)", to, from)));
 
 		/*
 		 * Sequences: LIKE gives an identity column a sequence of its own, but
 		 * a serial column's default would go on drawing from live's sequence
 		 * (and keep the previous color from being dropped): the candidate
-		 * gets its own, owned by its column.  Both continue from live's.
+		 * gets its own, owned by its column and so by the table's owner.
+		 * Both continue from live's (read as the caller).
 		 */
-		exec_generated("SELECT x.s FROM (SELECT a.attnum, a.attidentity, q.oid AS seq, q.relname AS seqname,"
+		exec_as_owner(owner, generated_statements("SELECT x.s FROM (SELECT a.attnum, a.attidentity, q.oid AS seq, q.relname AS seqname,"
 					   "   pg_catalog.format_type(sq.seqtypid, NULL) AS seqtype,"
 					   "   pg_catalog.pg_sequence_last_value(q.oid) AS last, a.attname"
 					   "  FROM pg_catalog.pg_attribute a"
@@ -857,7 +1165,12 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 					   "        'SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(%L, %L), %s)', $3, c.attname, c.last) END)"
 					   " ) x(o, s) WHERE x.s IS NOT NULL ORDER BY c.attnum, x.o",
 					   3, (Oid[]) {OIDOID, TEXTOID, TEXTOID},
-					   (Datum[]) {ObjectIdGetDatum(relid), CStringGetTextDatum(idle_schema), CStringGetTextDatum(to)});
+					   (Datum[]) {ObjectIdGetDatum(relid), CStringGetTextDatum(idle_schema), CStringGetTextDatum(to)}));
+		/* the grants and column grants, given by the caller (a member of the owner, or a superuser) */
+		copy_relation_grants(relid, psprintf("TABLE %s", to), to, false);
+		if (copy_data)
+			exec_as_owner(owner, list_make1(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s",
+													 to, (char *) lthird(t), (char *) lthird(t), from)));
 	}
 	SPI_finish();
 
@@ -1016,6 +1329,7 @@ elt_deploy_promote(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("a forced promotion needs an approved migration"),
 				 errhint("Begin one with elt.migration_begin(name, reason, approved_by) and promote inside it.")));
+	refuse_row_security(name, "elt.deploy_promote()", color_schema(name, iface.live_color), candidate);
 
 	/* gate 1: the shape */
 	shape = shape_gate(name);
@@ -1091,6 +1405,7 @@ elt_deploy_rollback(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_SCHEMA),
 				 errmsg("schema \"%s\" of the previous version no longer exists", previous),
 				 errhint("It was dropped outside elt.deploy_decommission(); prepare and promote a fixed version instead.")));
+	refuse_row_security(name, "elt.deploy_rollback()", previous, NULL);
 	switched = switch_views(&iface, previous, true);
 
 	EltCatalogWriteBegin(&cw);
@@ -1289,6 +1604,7 @@ elt_deploy_canary(PG_FUNCTION_ARGS)
 				 errhint("Prepare one with elt.deploy_prepare('%s') and build the new version into it.", name)));
 	candidate = color_schema(name, iface.last.to_color);
 	live = color_schema(name, iface.live_color);
+	refuse_row_security(name, "elt.deploy_canary()", live, candidate);
 
 	/* the gates: a compatible shape (always), and the checks */
 	shape = shape_gate(name);

@@ -4,6 +4,8 @@
 #ifndef ELT_DEPLOY_H
 #define ELT_DEPLOY_H
 
+#include "nodes/nodes.h"
+
 extern void EltDeployInit(void);
 
 /*
@@ -13,5 +15,14 @@ extern void EltDeployInit(void);
  * contracts do not classify the move.
  */
 extern Oid	EltDeployMovingTable;
+
+/*
+ * From ddl_command_start, whatever elt.enabled and the policies: refuse
+ * ALTER TABLE ... ENABLE or FORCE ROW LEVEL SECURITY on a table of a color
+ * schema of an interface, and moving a table with row level security into
+ * one (the interface's views would read it as their owner, so its policies
+ * would restrict no reader).
+ */
+extern void EltDeployGuardRowSecurity(Node *parsetree);
 
 #endif							/* ELT_DEPLOY_H */
