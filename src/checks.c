@@ -129,6 +129,7 @@ run_job(CheckJob *j)
 	{
 		Oid			save_user;
 		int			save_sec;
+		int			guc_level;
 		char	   *sql;
 		const char *path = j->search_path;
 
@@ -145,6 +146,7 @@ run_job(CheckJob *j)
 		 */
 		if (path == NULL && !has_privs_of_role(GetUserId(), j->owner))
 			path = "pg_catalog, pg_temp";
+		guc_level = NewGUCNestLevel();
 		if (path != NULL)
 			(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION,
 									 GUC_ACTION_SAVE, true, 0, false);
@@ -156,6 +158,8 @@ run_job(CheckJob *j)
 										   sql, CHECK_SAMPLE_ROWS),
 								  0, NULL, NULL, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "running a check failed");
+		/* nothing the owner's code set stays in the caller's session */
+		AtEOXact_GUC(false, guc_level);
 		SetUserIdAndSecContext(save_user, save_sec);
 		{
 			bool		isnull;

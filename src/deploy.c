@@ -321,7 +321,8 @@ exec_as_owner(Oid owner, List *stmts)
 							 GUC_ACTION_SAVE, true, 0, false);
 	foreach(lc, stmts)
 		EltSpiExec(lfirst(lc));
-	AtEOXact_GUC(true, level);
+	/* nothing the owner's code set stays in the caller's session */
+	AtEOXact_GUC(false, level);
 	SetUserIdAndSecContext(save_user, save_sec);
 }
 

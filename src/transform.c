@@ -1342,7 +1342,12 @@ run_body(RunCall *rc)
 	rc->step.rows_deleted = counts.deleted;
 	rc->step.rows_deleted_known = strcmp(t->mode, "replace") == 0;
 	EltRunStepOutput(&rc->step);
-	AtEOXact_GUC(true, guc_level);
+	/*
+	 * Every setting the owner's code changed is rolled back, plain SETs
+	 * too: they must not stay in the caller's session (a search_path left
+	 * there would make the caller run the owner's functions).
+	 */
+	AtEOXact_GUC(false, guc_level);
 	SetUserIdAndSecContext(save_user, save_sec);
 	finished = GetCurrentTimestamp();
 	rc->step.finished_at = finished;
@@ -1774,7 +1779,7 @@ EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 	run.clock = clock;
 	pg_prng_seed(&run.prng, (uint64) seed);
 	execute_run(&t, &run, &info, &ti, false, stmt, 0, CurrentMemoryContext, &counts);
-	AtEOXact_GUC(true, guc_level);
+	AtEOXact_GUC(false, guc_level);
 	*written = counts.written;
 	*deleted = counts.deleted;
 }

@@ -387,6 +387,30 @@ SELECT elt.transform_create('sec_whoami', 'sec_shop.whoami',
 RESET ROLE;
 SELECT elt.transform_run('sec_whoami', lineage => 'none') > 0 AS ran;
 SELECT who FROM sec_shop.whoami;
+-- settings the owner's code changes stay in it: a search_path planted by a
+-- transform or a check does not stay in the caller's session (where the
+-- caller would then run the owner's functions)
+SET ROLE sec_owner;
+CREATE FUNCTION sec_shop.sec_plant() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('search_path', 'sec_shop', false);
+    RETURN 1;
+END
+$$;
+CREATE TABLE sec_shop.planted (id int PRIMARY KEY);
+SELECT elt.transform_create('sec_plant', 'sec_shop.planted', 'SELECT sec_shop.sec_plant() AS id', 'replace',
+  '{"lineage": "table"}') > 0 AS created;
+SELECT elt.check_create('sec_shop.planted', 'expression', '{"expression": "sec_shop.sec_plant() = 1"}',
+  name => 'sec_plant') > 0 AS created;
+RESET ROLE;
+SHOW search_path;
+SELECT elt.transform_run('sec_plant', lineage => 'none') > 0 AS ran;
+SHOW search_path;
+RESET search_path;
+SET ROLE sec_operator;
+SELECT check_name, status FROM elt.check_run('sec_shop.planted');
+SHOW search_path;
+RESET ROLE;
 -- manifests: the run's role's members and elt_reader read them; replay runs
 -- the role's SQL, so only its members (and superusers) may
 SET ROLE sec_reader;
