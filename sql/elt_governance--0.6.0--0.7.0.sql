@@ -223,8 +223,10 @@ LEFT JOIN LATERAL (
     LIMIT 1) e ON true
 CROSS JOIN LATERAL (SELECT elt._backfill_live_workers(b.backfill_id) AS live) w;
 
--- Runs and snapshots: also every one for elt_reader.
-CREATE OR REPLACE VIEW elt.runs AS
+-- Runs and snapshots: also every one for elt_reader.  The views that leave
+-- rows out are security barriers: a function in the reader's WHERE clause
+-- never sees a row the view's own condition leaves out.
+CREATE OR REPLACE VIEW elt.runs WITH (security_barrier = true) AS
 SELECT r.run_id,
        r.pipeline,
        r.kind,
@@ -247,7 +249,7 @@ FROM elt.run_defs r
 LEFT JOIN elt.run_manifests m ON m.run_id = r.run_id
 WHERE elt._sees_role(r.role::oid);
 
-CREATE OR REPLACE VIEW elt.snapshots AS
+CREATE OR REPLACE VIEW elt.snapshots WITH (security_barrier = true) AS
 SELECT s.snapshot_id,
        s.source_name,
        pg_catalog.format('elt_snapshots.%I', s.storage) AS storage,
@@ -265,7 +267,7 @@ WHERE elt._sees_role(s.created_by::oid);
 -- Deployments of the interfaces whose schema the caller may use (by oid:
 -- an interface schema dropped or renamed behind the extension's back is
 -- not an error), and every one for elt_reader.
-CREATE OR REPLACE VIEW elt.deployments AS
+CREATE OR REPLACE VIEW elt.deployments WITH (security_barrier = true) AS
 SELECT d.deployment_id, d.interface,
        d.from_color, d.to_color,
        pg_catalog.format('%s__%s', d.interface, d.to_color) AS candidate_schema,
@@ -286,7 +288,7 @@ JOIN elt.deploy_interfaces i USING (interface)
 WHERE elt._sees_all()
    OR pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace(pg_catalog.quote_ident(i.interface))::oid, 'USAGE');
 
-CREATE OR REPLACE VIEW elt.deployment_events AS
+CREATE OR REPLACE VIEW elt.deployment_events WITH (security_barrier = true) AS
 SELECT e.event_id, e.deployment_id, e.interface, e.action,
        e.actor::regrole AS actor, e.happened_at, e.reason, e.details
 FROM elt.deployment_event_log e
@@ -301,7 +303,7 @@ ALTER TABLE elt.check_defs ADD COLUMN search_path text;
 -- Checks: on relations the caller may read, or of a role whose privileges
 -- it has; arguments (accepted values, expressions, custom SQL) for the
 -- owner's members and elt_reader.
-CREATE OR REPLACE VIEW elt.checks AS
+CREATE OR REPLACE VIEW elt.checks WITH (security_barrier = true) AS
 SELECT c.check_id, c.name, c.relation::regclass AS relation, c.kind,
        CASE WHEN o.sees THEN c.args END AS args,
        c.severity, c.owner::regrole AS owner, c.created_at, c.search_path
@@ -318,7 +320,7 @@ ALTER TABLE elt.check_result_log ADD COLUMN check_owner oid;
 -- members and elt_reader, and to roles that read the declared and the
 -- checked relation themselves with no row-level security applying (never
 -- for custom checks, whose SQL may read other tables).
-CREATE OR REPLACE VIEW elt.check_results AS
+CREATE OR REPLACE VIEW elt.check_results WITH (security_barrier = true) AS
 SELECT r.result_id, r.check_id, r.check_name, r.declared_on::regclass AS declared_on,
        r.checked_relation, r.kind, r.severity, r.status, r.failing_rows,
        CASE WHEN v.rows THEN r.sample END AS sample,
@@ -369,3 +371,12 @@ WHERE c.oid = src AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NU
   AND x.grantee <> c.relowner AND (cols IS NULL OR a.attname::text = ANY (cols))
 ORDER BY a.attnum, x.privilege_type, x.grantee
 $$;
+
+-------------------------------------------------------------------------------
+-- Internal functions that are not for calling
+-------------------------------------------------------------------------------
+
+-- Decodes chunks of elt.lineage_chunks for elt.lineage_rows (which only
+-- superusers and the extension's owner read); any bytea given to it is
+-- decoded and checked, but it has nothing to offer PUBLIC.
+REVOKE EXECUTE ON FUNCTION elt._lineage_chunk_entries(bytea) FROM PUBLIC;

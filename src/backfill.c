@@ -1874,7 +1874,8 @@ bf_execute(Backfill *bf, BfChunk *ch, EltBackfillRunner *r, BfOutcome *out)
 												out->upper ? out->upper : ch->upper,
 												ch->attempts + 1));
 			bf_as_owner_begin(bf, &s, false);
-			(void) set_config_option("search_path", bf->search_path, PGC_USERSET,
+			/* pg_temp last: the session's temporary objects never stand for the owner's */
+			(void) set_config_option("search_path", EltSearchPathTempLast(bf->search_path), PGC_USERSET,
 									 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 			(void) set_config_option("lock_timeout", psprintf("%d", bf->lock_timeout_ms),
 									 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
@@ -2476,6 +2477,15 @@ elt_backfill_run(PG_FUNCTION_ARGS)
 	EltCatalogWriteBegin(&cw);
 	bf_load_named(&bf, name, callcxt);
 	bf_check_control(&bf, cw.actor);
+	/* an operator's temporary objects must not stand for names in the owner's statement */
+	if (OidIsValid(bf.owner_oid) && !has_privs_of_role(cw.actor, bf.owner_oid) && EltSessionHasTempObjects())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("backfill \"%s\" runs as role \"%s\", and this session has temporary tables or types",
+						name, bf.owner),
+				 errdetail("A temporary object could stand for a name in the backfill's statement, which runs as its owner."),
+				 errhint("Run it from a session without temporary objects (a new session, or after DISCARD TEMP), "
+						 "or start it on workers with elt.backfill_start('%s').", name)));
 	if (strcmp(bf.state, "finished") == 0 || strcmp(bf.state, "paused") == 0)
 	{
 		EltCatalogWriteEnd(&cw);

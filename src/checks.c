@@ -123,6 +123,15 @@ run_job(CheckJob *j)
 		j->refused = true;
 		return;
 	}
+	if (!has_privs_of_role(GetUserId(), j->owner) && EltSessionHasTempObjects())
+	{
+		j->status = "error";
+		j->message = psprintf("check \"%s\" runs as its owner, and this session has temporary tables or types: "
+							  "run it in a session without them (a temporary object could stand for a name in its SQL)",
+							  j->name);
+		j->refused = true;
+		return;
+	}
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
@@ -146,6 +155,8 @@ run_job(CheckJob *j)
 		 */
 		if (path == NULL && !has_privs_of_role(GetUserId(), j->owner))
 			path = "pg_catalog, pg_temp";
+		else if (path != NULL)
+			path = EltSearchPathTempLast(path);
 		guc_level = NewGUCNestLevel();
 		if (path != NULL)
 			(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION,

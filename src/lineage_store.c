@@ -45,6 +45,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "utils/array.h"
@@ -1515,7 +1516,11 @@ decode_list(Reader *r, bool text, uint64 count, int64 **ints, char ***texts)
 				(*texts)[i] = pstrdup(buf.data);
 			}
 			else
+			{
+				if (memchr(s, '\0', len) != NULL)
+					corrupt();
 				(*texts)[i] = pnstrdup(s, len);
+			}
 		}
 	}
 	else
@@ -1571,6 +1576,19 @@ chunk_header(Reader *r, bytea *data, bool *key_text, bool *list_text)
 PG_FUNCTION_INFO_V1(elt_lineage_chunk_entries);
 
 /*
+ * A text decoded from a chunk, checked: canonical texts of keys are valid
+ * in the database encoding and hold no zero byte, and anything else is a
+ * corrupt chunk (never a text value that could not be stored or dumped).
+ */
+static text *
+chunk_text(const char *s, int len)
+{
+	if (memchr(s, '\0', len) != NULL || !pg_verifymbstr(s, len, true))
+		corrupt();
+	return cstring_to_text_with_len(s, len);
+}
+
+/*
  * elt._lineage_chunk_entries(data bytea): the entries of a chunk, as
  * (key bigint, key_text text, keys bigint[], keys_text text[]).
  */
@@ -1612,11 +1630,11 @@ elt_lineage_chunk_entries(PG_FUNCTION_ARGS)
 
 				initStringInfo(&buf);
 				key_unpack(&r, (const unsigned char *) s, (const unsigned char *) s + klen, &buf);
-				values[1] = PointerGetDatum(cstring_to_text_with_len(buf.data, buf.len));
+				values[1] = PointerGetDatum(chunk_text(buf.data, buf.len));
 				pfree(buf.data);
 			}
 			else
-				values[1] = PointerGetDatum(cstring_to_text_with_len(s, klen));
+				values[1] = PointerGetDatum(chunk_text(s, klen));
 			nulls[1] = false;
 		}
 		else
@@ -1634,7 +1652,7 @@ elt_lineage_chunk_entries(PG_FUNCTION_ARGS)
 		decode_list(&lr, list_text, count, &ints, &texts);
 		elems = palloc(sizeof(Datum) * Max(count, 1));
 		for (i = 0; i < count; i++)
-			elems[i] = list_text ? CStringGetTextDatum(texts[i]) : Int64GetDatum(ints[i]);
+			elems[i] = list_text ? PointerGetDatum(chunk_text(texts[i], strlen(texts[i]))) : Int64GetDatum(ints[i]);
 		if (list_text)
 		{
 			values[3] = PointerGetDatum(construct_array(elems, (int) count, TEXTOID, -1, false, TYPALIGN_INT));

@@ -1318,7 +1318,7 @@ run_body(RunCall *rc)
 
 	/* the version's SQL means what it meant when it was written */
 	guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", t->search_path, PGC_USERSET, PGC_S_SESSION,
+	(void) set_config_option("search_path", EltSearchPathTempLast(t->search_path), PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 
 	info = EltLineageAnalyze(t->sql, rc->row);
@@ -1766,7 +1766,7 @@ EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 	memset(&info, 0, sizeof(info));
 
 	guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
+	(void) set_config_option("search_path", EltSearchPathTempLast(search_path), PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	info.query = EltAnalyzeSelectRemapped(sql, remap);
 	check_target(info.query, target, mode, false, &ti, &blocker);

@@ -21,6 +21,7 @@
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_namespace.h"
@@ -28,6 +29,7 @@
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/varlena.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -287,6 +289,65 @@ EltPinPrintSettings(void)
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
 	return level;
+}
+
+/*
+ * A search_path with pg_temp named last (unless it names pg_temp already),
+ * for code that runs as another role than the caller: left unnamed,
+ * pg_temp is searched first for relations and types, so that the caller's
+ * temporary objects would stand for the owner's.
+ */
+char *
+EltSearchPathTempLast(const char *path)
+{
+	char	   *copy = pstrdup(path);
+	List	   *names;
+	ListCell   *lc;
+
+	if (!SplitIdentifierString(copy, ',', &names))
+		return psprintf("%s, pg_temp", path);	/* PostgreSQL rejects it as it is */
+	foreach(lc, names)
+		if (strcmp((char *) lfirst(lc), "pg_temp") == 0)
+			return pstrdup(path);
+	return names == NIL ? pstrdup("pg_temp") : psprintf("%s, pg_temp", path);
+}
+
+/*
+ * Whether this session has temporary relations or types.  Even named last
+ * in search_path, pg_temp answers for a name no schema before it has: code
+ * of another role's that names something missing would find the session's
+ * object, and run as that role.
+ */
+bool
+EltSessionHasTempObjects(void)
+{
+	Oid			nsp = LookupNamespaceNoError("pg_temp");
+	static const struct
+	{
+		Oid			catalog;
+		AttrNumber	attnum;
+	}			kinds[] = {
+		{RelationRelationId, Anum_pg_class_relnamespace},
+		{TypeRelationId, Anum_pg_type_typnamespace},
+	};
+	size_t		i;
+	bool		found = false;
+
+	if (!OidIsValid(nsp))
+		return false;
+	for (i = 0; i < lengthof(kinds) && !found; i++)
+	{
+		Relation	rel = table_open(kinds[i].catalog, AccessShareLock);
+		ScanKeyData key;
+		SysScanDesc scan;
+
+		ScanKeyInit(&key, kinds[i].attnum, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(nsp));
+		scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+		found = HeapTupleIsValid(systable_getnext(scan));
+		systable_endscan(scan);
+		table_close(rel, AccessShareLock);
+	}
+	return found;
 }
 
 /* Prepare a statement once per backend, with a generic plan, and keep it. */

@@ -60,6 +60,8 @@ extern Oid	EltExtensionOwner(void);
 extern void EltCatalogWriteBegin(EltCatalogWrite *cw);
 extern void EltCatalogWriteEnd(EltCatalogWrite *cw);
 extern int	EltPinPrintSettings(void);
+extern char *EltSearchPathTempLast(const char *path);
+extern bool EltSessionHasTempObjects(void);
 
 extern SPIPlanPtr EltPrepare(SPIPlanPtr *cache, const char *sql,
 							 int nargs, Oid *argtypes);

@@ -278,6 +278,74 @@ SELECT search_path FROM elt.checks WHERE name = 'sec_normalized';
 REVOKE SELECT ON sec_shop.customers FROM sec_other;
 
 -------------------------------------------------------------------------------
+-- Views that leave rows out are security barriers: a cheap function in the
+-- reader's WHERE clause never sees the rows they leave out
+-------------------------------------------------------------------------------
+SET ROLE sec_other;
+CREATE FUNCTION pg_temp.sec_leak(x anyelement) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $$
+BEGIN
+    RAISE NOTICE 'leaked: %', x;
+    RETURN false;
+END
+$$;
+SELECT count(*) FROM elt.runs WHERE pg_temp.sec_leak(params);
+SELECT count(*) FROM elt.snapshots WHERE pg_temp.sec_leak(checksum);
+SELECT count(*) FROM elt.checks WHERE pg_temp.sec_leak(name);
+SELECT count(*) FROM elt.check_results WHERE pg_temp.sec_leak(failing_rows);
+SELECT count(*) FROM elt.deployments WHERE pg_temp.sec_leak(interface);
+SELECT count(*) FROM elt.deployment_events WHERE pg_temp.sec_leak(details);
+DISCARD TEMP;
+RESET ROLE;
+
+-------------------------------------------------------------------------------
+-- The caller's temporary objects never stand for the owner's: pg_temp is
+-- searched last when another role's code runs, and an operator running
+-- another role's check or backfill in a session with temporary objects is
+-- refused (a name missing from the owner's schemas would find them)
+-------------------------------------------------------------------------------
+SET ROLE sec_owner;
+SET search_path = sec_shop;
+CREATE TABLE sec_shop.regions (name text PRIMARY KEY);
+INSERT INTO sec_shop.regions VALUES ('north'), ('south');
+SELECT elt.transform_create('sec_region_count', 'sec_shop.totals',
+  'SELECT r.name AS region, count(*) AS n FROM regions r JOIN customers c ON c.region = r.name GROUP BY r.name',
+  'replace', '{"lineage": "table"}') > 0 AS created;
+SELECT elt.check_create('sec_shop.customers', 'custom',
+  '{"sql": "SELECT * FROM {rel} c WHERE c.region NOT IN (SELECT name FROM regions)"}', 'warn', 'sec_known_region') > 0 AS created;
+RESET search_path;
+RESET ROLE;
+-- a superuser's temporary table named like the owner's table
+CREATE TEMP TABLE regions (name text);
+INSERT INTO regions VALUES ('nowhere');
+SELECT elt.transform_run('sec_region_count', lineage => 'none') > 0 AS ran;
+SELECT region, n FROM sec_shop.totals ORDER BY region;
+DROP TABLE pg_temp.regions;
+-- an operator with temporary objects
+SET ROLE sec_operator;
+CREATE TEMP VIEW regions AS SELECT 'north'::text AS name;
+SELECT check_name, status, message FROM elt.check_run('sec_shop.customers') WHERE check_name = 'sec_known_region';
+SET ROLE sec_owner;
+SELECT elt.backfill_create('sec_fill3', 'sec_shop.customers',
+  'UPDATE sec_shop.customers SET region = region WHERE id >= $1 AND id < $2', chunk_rows => 5) > 0 AS created;
+SET ROLE sec_operator;
+CALL elt.backfill_run('sec_fill3');
+DISCARD TEMP;
+SELECT check_name, status, failing_rows FROM elt.check_run('sec_shop.customers') WHERE check_name = 'sec_known_region';
+CALL elt.backfill_run('sec_fill3');
+RESET ROLE;
+SELECT elt.check_drop('sec_shop.customers', 'sec_known_region');
+
+-------------------------------------------------------------------------------
+-- Internal functions are not for calling
+-------------------------------------------------------------------------------
+SET ROLE sec_other;
+SELECT * FROM elt._lineage_chunk_entries('\x0101036100620000'::bytea);
+RESET ROLE;
+-- a text with a zero byte, or not in the database encoding, is a corrupt chunk
+SELECT * FROM elt._lineage_chunk_entries('\x0101036100620000'::bytea);
+SELECT * FROM elt._lineage_chunk_entries('\x010101ff0000'::bytea);
+
+-------------------------------------------------------------------------------
 -- What each role may do
 -------------------------------------------------------------------------------
 -- governing: the owner, its members and elt_admin; not others, not the
