@@ -10,6 +10,9 @@
 
 #include "util.h"
 
+/* The prev_hash of the first row of the chain. */
+#define ELT_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+
 extern void EltAuditLock(void);
 extern void EltAuditInit(void);
 extern void EltAuditRecord(Oid actor, const char *action, const char *object,
