@@ -23,8 +23,10 @@
  * Row hash: row_hash = SHA-256 over the canonical serialization
  * (EltCanonicalAppend) of id, logged_at, role, session_role, action, object,
  * details, reason and prev_hash, in that order.  The first row's prev_hash is
- * 64 zeros.  A version_recorded row carries in details the SHA-256 of its
- * schema_versions row, so an edited or deleted version breaks the chain too.
+ * 64 zeros (audit_hash_columns lists the same fields, for audit_verify).  A
+ * version_recorded row carries in details the SHA-256 of its schema_versions
+ * row, and a transform_run row that of its transform_runs row, so that an
+ * edited or deleted version or run is caught too.
  */
 #include "postgres.h"
 
@@ -46,10 +48,21 @@
 #include "audit.h"
 #include "elt_governance.h"
 
+static const char *const audit_hash_columns[] = {
+	"id", "logged_at", "role", "session_role", "action", "object",
+	"details", "reason", "prev_hash"
+};
+
 static const char *const version_hash_columns[] = {
 	"table_id", "version", "relid", "schema_name", "table_name", "event",
 	"shape", "statement", "command_tag", "role", "xid", "recorded_at",
 	"migration_id"
+};
+
+static const char *const run_hash_columns[] = {
+	"run_id", "transform_id", "version", "code_hash", "params", "lineage",
+	"status", "started_at", "finished_at", "rows_read", "rows_written",
+	"rows_deleted", "role", "error", "random_seed"
 };
 
 static SPIPlanPtr head_plan = NULL;
@@ -102,6 +115,42 @@ EltVersionRowHash(HeapTuple tuple, TupleDesc desc, const char *prefix, char *out
 {
 	EltCanonicalTupleHash(tuple, desc, prefix, version_hash_columns,
 						  lengthof(version_hash_columns), out);
+}
+
+/*
+ * The hash that a transform_run audit row carries for its run row (from
+ * 0.7.0 on), so that a run edited or deleted behind the extension's back is
+ * caught by audit_verify.
+ */
+void
+EltRunRowHash(HeapTuple tuple, TupleDesc desc, const char *prefix, char *out)
+{
+	EltCanonicalTupleHash(tuple, desc, prefix, run_hash_columns,
+						  lengthof(run_hash_columns), out);
+}
+
+/*
+ * The attribute numbers in desc of the fields that the hash of a row of the
+ * given kind covers, in order, named with prefix; *n is how many.  For
+ * audit_verify, which hashes many rows of one result set.
+ */
+int *
+EltHashedRowAttnos(EltHashedRow kind, TupleDesc desc, const char *prefix, int *n)
+{
+	switch (kind)
+	{
+		case ELT_HASHED_AUDIT:
+			*n = lengthof(audit_hash_columns);
+			return EltColumnAttnos(desc, prefix, audit_hash_columns, *n);
+		case ELT_HASHED_VERSION:
+			*n = lengthof(version_hash_columns);
+			return EltColumnAttnos(desc, prefix, version_hash_columns, *n);
+		case ELT_HASHED_RUN:
+			*n = lengthof(run_hash_columns);
+			return EltColumnAttnos(desc, prefix, run_hash_columns, *n);
+	}
+	elog(ERROR, "unknown kind of hashed row %d", (int) kind);
+	return NULL;
 }
 
 /*
