@@ -25,6 +25,7 @@ OBJS = \
 	src/elt_governance.o \
 	src/util.o \
 	src/audit.o \
+	src/audit_verify.o \
 	src/govern.o \
 	src/table_shape.o \
 	src/ddl_capture.o \

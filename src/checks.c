@@ -579,6 +579,9 @@ elt_check_create(PG_FUNCTION_ARGS)
 		EltAppendJsonString(&d, "kind", kind);
 		EltAppendJsonString(&d, "severity", severity);
 		EltAppendJsonString(&d, "search_path", search_path);
+		/* oids, as elt.check_defs has them, for audit_verify to compare */
+		EltAppendJsonInt(&d, "relation", relid);
+		EltAppendJsonInt(&d, "owner", cw.actor);
 		appendStringInfo(&d, ", \"args\": %s}", args);
 		EltAuditRecord(cw.actor, "check_create", rel, d.data, EltAuditReason(NULL));
 	}
@@ -596,6 +599,7 @@ elt_check_drop(PG_FUNCTION_ARGS)
 	char	   *name = EltRequiredText(fcinfo, 1, "name");
 	EltCatalogWrite cw;
 	Oid			owner;
+	int64		check_id;
 	bool		isnull;
 
 	if (PG_ARGISNULL(0))
@@ -605,7 +609,7 @@ elt_check_drop(PG_FUNCTION_ARGS)
 	relid = PG_GETARG_OID(0);
 	EltRequireCatalog("check_defs");
 	EltCatalogWriteBegin(&cw);
-	if (SPI_execute_with_args("SELECT owner FROM elt.check_defs WHERE relation = $1 AND name = $2", 2, (Oid[]) {OIDOID, TEXTOID},
+	if (SPI_execute_with_args("SELECT owner, check_id FROM elt.check_defs WHERE relation = $1 AND name = $2", 2, (Oid[]) {OIDOID, TEXTOID},
 							  (Datum[]) {ObjectIdGetDatum(relid), CStringGetTextDatum(name)}, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading checks failed");
 	if (SPI_processed == 0)
@@ -614,6 +618,7 @@ elt_check_drop(PG_FUNCTION_ARGS)
 				 errmsg("%s has no check named \"%s\"", EltRelDisplayName(relid), name),
 				 errhint("elt.checks lists the checks.")));
 	owner = DatumGetObjectId(EltSpiGetDatum(0, "owner", &isnull));
+	check_id = EltSpiGetInt64(0, "check_id", &isnull);
 	if (!has_privs_of_role(cw.actor, owner) && !EltRoleIsAdmin(cw.actor))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -628,6 +633,7 @@ elt_check_drop(PG_FUNCTION_ARGS)
 
 		initStringInfo(&d);
 		appendStringInfoChar(&d, '{');
+		EltAppendJsonInt(&d, "check_id", check_id);
 		EltAppendJsonString(&d, "name", name);
 		appendStringInfoChar(&d, '}');
 		EltAuditRecord(cw.actor, "check_drop", EltRelDisplayName(relid), d.data, EltAuditReason(NULL));

@@ -1257,9 +1257,13 @@ shape_gate(const char *interface)
 	return out.data;
 }
 
-/* Switch the interface's views to schema target; returns what changed and the lock attempts, as JSON. */
+/*
+ * Switch the interface's views to schema target; returns what changed and
+ * the lock attempts, as JSON.  The checks of a view made again move to the
+ * new view, each move audited (check_moved) with the switch's reason.
+ */
 static char *
-switch_views(Interface *iface, const char *target, bool allow_drop)
+switch_views(Interface *iface, const char *target, bool allow_drop, const char *reason)
 {
 	int			attempts;
 	char	   *changes;
@@ -1281,12 +1285,30 @@ switch_views(Interface *iface, const char *target, bool allow_drop)
 		foreach(lc, remade)
 		{
 			List	   *r = lfirst(lc);
+			Oid			from = (Oid) (uintptr_t) linitial(r);
+			uint64		i;
 
-			if (SPI_execute_with_args("UPDATE elt.check_defs SET relation = pg_catalog.to_regclass($2) WHERE relation = $1",
+			if (SPI_execute_with_args("UPDATE elt.check_defs SET relation = pg_catalog.to_regclass($2) WHERE relation = $1"
+									  " RETURNING check_id, name, relation",
 									  2, (Oid[]) {OIDOID, TEXTOID},
-									  (Datum[]) {ObjectIdGetDatum((Oid) (uintptr_t) linitial(r)), CStringGetTextDatum(lsecond(r))},
-									  NULL, false, 0) != SPI_OK_UPDATE)
+									  (Datum[]) {ObjectIdGetDatum(from), CStringGetTextDatum(lsecond(r))},
+									  NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 				elog(ERROR, "moving the checks of a view failed");
+			/* each move audited, so that audit_verify can replay it */
+			for (i = 0; i < SPI_processed; i++)
+			{
+				StringInfoData d;
+				bool		isnull;
+
+				initStringInfo(&d);
+				appendStringInfoChar(&d, '{');
+				EltAppendJsonInt(&d, "check_id", EltSpiGetInt64(i, "check_id", &isnull));
+				EltAppendJsonString(&d, "name", EltSpiGetText(i, "name"));
+				EltAppendJsonInt(&d, "from_relation", from);
+				EltAppendJsonInt(&d, "relation", DatumGetObjectId(EltSpiGetDatum(i, "relation", &isnull)));
+				appendStringInfoChar(&d, '}');
+				EltAuditRecord(cw.actor, "check_moved", lsecond(r), d.data, EltAuditReason(reason));
+			}
 		}
 		EltCatalogWriteEnd(&cw);
 	}
@@ -1350,7 +1372,7 @@ elt_deploy_promote(PG_FUNCTION_ARGS)
 				 errdetail("%s", failed),
 				 errhint("elt.check_run('%s') shows the failing rows; fix them and promote again.", candidate)));
 
-	switched = switch_views(&iface, candidate, force);
+	switched = switch_views(&iface, candidate, force, reason);
 
 	initStringInfo(&gates);
 	appendStringInfoString(&gates, "{\"checks\": ");
@@ -1407,7 +1429,7 @@ elt_deploy_rollback(PG_FUNCTION_ARGS)
 				 errmsg("schema \"%s\" of the previous version no longer exists", previous),
 				 errhint("It was dropped outside elt.deploy_decommission(); prepare and promote a fixed version instead.")));
 	refuse_row_security(name, "elt.deploy_rollback()", previous, NULL);
-	switched = switch_views(&iface, previous, true);
+	switched = switch_views(&iface, previous, true, reason);
 
 	EltCatalogWriteBegin(&cw);
 	if (SPI_execute_with_args("UPDATE elt.deploy_interfaces SET live_color = $2 WHERE interface = $1",
@@ -1707,7 +1729,7 @@ elt_deploy_canary_stop(PG_FUNCTION_ARGS)
 				 errmsg("interface \"%s\" has no canary running", name),
 				 errhint("elt.deployments shows which deployment, if any, is in a canary.")));
 	id = iface.canary;
-	switched = switch_views(&iface, color_schema(name, iface.live_color), false);
+	switched = switch_views(&iface, color_schema(name, iface.live_color), false, reason);
 
 	EltCatalogWriteBegin(&cw);
 	if (SPI_execute_with_args("UPDATE elt.deploy_interfaces SET canary_deployment = NULL, canary_roles = NULL,"

@@ -205,6 +205,7 @@ elt_approver_add(PG_FUNCTION_ARGS)
 		initStringInfo(&details);
 		appendStringInfoChar(&details, '{');
 		EltAppendJsonString(&details, "approver", approver);
+		EltAppendJsonString(&details, "note", note);
 		appendStringInfoChar(&details, '}');
 		EltAuditRecord(cw.actor, "approver_added", approver, details.data,
 					   EltAuditReason(note));
@@ -355,6 +356,7 @@ elt_migration_begin(PG_FUNCTION_ARGS)
 	EltAppendJsonInt(&details, "migration_id", id);
 	EltAppendJsonString(&details, "name", name);
 	EltAppendJsonString(&details, "approved_by", approved_by);
+	EltAppendJsonString(&details, "opened_by", session_user);
 	if (approval_id > 0)
 		EltAppendJsonInt(&details, "approval_id", approval_id);
 	appendStringInfoChar(&details, '}');

@@ -1100,6 +1100,7 @@ record_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
 	int64		run_id;
 	bool		isnull;
 	StringInfoData extra;
+	char		run_hash[ELT_SHA256_HEX_LEN + 1];
 
 	/*
 	 * The run id is drawn now, after the target rows are written and locked:
@@ -1110,7 +1111,7 @@ record_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
 			   "INSERT INTO elt.transform_runs (run_id, transform_id, version, code_hash, params, lineage,"
 			   " status, started_at, finished_at, rows_read, rows_written, rows_deleted, role, random_seed)"
 			   " VALUES (pg_catalog.nextval('elt.run_id_seq'), $1, $2, $3, $4, $5, 'succeeded', $6, $7, $8, $9,"
-			   " $10, $11, $12) RETURNING run_id",
+			   " $10, $11, $12) RETURNING *",
 			   12, rtypes);
 	v[0] = Int64GetDatum(t->id);
 	v[1] = Int32GetDatum(t->version);
@@ -1128,6 +1129,7 @@ record_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
 	v[11] = Int64GetDatum(seed);
 	EltExec(run_plan, v, n, 0);
 	run_id = EltSpiGetInt64(0, "run_id", &isnull);
+	EltRunRowHash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, "", run_hash);
 
 	if (store_lineage)
 	{
@@ -1167,9 +1169,11 @@ record_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
 	initStringInfo(&extra);
 	appendStringInfoChar(&extra, '{');
 	EltAppendJsonInt(&extra, "run_id", run_id);
+	EltAppendJsonString(&extra, "status", "succeeded");
 	EltAppendJsonString(&extra, "lineage", lineage);
 	EltAppendJsonInt(&extra, "rows_written", written);
 	EltAppendJsonInt(&extra, "lineage_rows", lineage_rows);
+	EltAppendJsonString(&extra, "run_hash", run_hash);
 	EltAuditRecord(actor, "transform_run", t->name,
 				   transform_details(t->id, relname, t->version, t->code_hash, extra.data + 1),
 				   EltAuditReason(NULL));
@@ -1497,6 +1501,7 @@ elt_transform_failure_main(Datum main_arg)
 	Datum		v[11];
 	int			rc;
 	StringInfoData details;
+	char		run_hash[ELT_SHA256_HEX_LEN + 1];
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -1532,16 +1537,21 @@ elt_transform_failure_main(Datum main_arg)
 	v[10] = Int64GetDatum(fr->seed);
 	rc = SPI_execute_with_args("INSERT INTO elt.transform_runs (run_id, transform_id, version, code_hash,"
 							   " params, lineage, status, started_at, finished_at, role, error, random_seed)"
-							   " VALUES ($1, $2, $3, $4, $5, $6, 'failed', $7, $8, $9, $10, $11)",
+							   " VALUES ($1, $2, $3, $4, $5, $6, 'failed', $7, $8, $9, $10, $11) RETURNING *",
 							   11, types, v, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "recording failed run: %s", SPI_result_code_string(rc));
+	EltRunRowHash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, "", run_hash);
 	initStringInfo(&details);
 	appendStringInfoChar(&details, '{');
 	EltAppendJsonInt(&details, "run_id", fr->run_id);
+	EltAppendJsonInt(&details, "transform_id", fr->transform_id);
 	EltAppendJsonInt(&details, "version", fr->version);
+	EltAppendJsonString(&details, "code_hash", strings[1]);
 	EltAppendJsonString(&details, "status", "failed");
+	EltAppendJsonString(&details, "lineage", strings[3]);
 	EltAppendJsonString(&details, "error", strings[5]);
+	EltAppendJsonString(&details, "run_hash", run_hash);
 	appendStringInfoChar(&details, '}');
 	EltAuditRecord(fr->actor, "transform_run", strings[0], details.data, NULL);
 	SPI_finish();

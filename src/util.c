@@ -102,6 +102,47 @@ EltCanonicalAppend(StringInfo buf, Datum value, bool isnull, Oid typid)
 }
 
 /*
+ * The attribute numbers in desc of the named columns (each name prefixed by
+ * prefix, for joined result sets), looked up once for many rows.
+ */
+int *
+EltColumnAttnos(TupleDesc desc, const char *prefix, const char *const *columns, int ncolumns)
+{
+	int		   *attnos = palloc(sizeof(int) * ncolumns);
+	int			i;
+
+	for (i = 0; i < ncolumns; i++)
+	{
+		char	   *name = psprintf("%s%s", prefix, columns[i]);
+
+		attnos[i] = SPI_fnumber(desc, name);
+		if (attnos[i] <= 0)
+			elog(ERROR, "column \"%s\" missing from hashed row", name);
+		pfree(name);
+	}
+	return attnos;
+}
+
+/*
+ * SHA-256 of the canonical serialization of the given attributes of a row
+ * deformed into values and nulls.
+ */
+void
+EltCanonicalValuesHash(const Datum *values, const bool *nulls, TupleDesc desc,
+					   const int *attnos, int n, char *out)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < n; i++)
+		EltCanonicalAppend(&buf, values[attnos[i] - 1], nulls[attnos[i] - 1],
+						   TupleDescAttr(desc, attnos[i] - 1)->atttypid);
+	EltSha256Hex(buf.data, buf.len, out);
+	pfree(buf.data);
+}
+
+/*
  * SHA-256 of the canonical serialization of the named columns of a tuple
  * (each column name prefixed by prefix, for joined result sets).
  */
@@ -109,25 +150,15 @@ void
 EltCanonicalTupleHash(HeapTuple tuple, TupleDesc desc, const char *prefix,
 					  const char *const *columns, int ncolumns, char *out)
 {
-	StringInfoData buf;
-	int			i;
+	int		   *attnos = EltColumnAttnos(desc, prefix, columns, ncolumns);
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
 
-	initStringInfo(&buf);
-	for (i = 0; i < ncolumns; i++)
-	{
-		char	   *name = psprintf("%s%s", prefix, columns[i]);
-		int			attno = SPI_fnumber(desc, name);
-		Datum		value;
-		bool		isnull;
-
-		if (attno <= 0)
-			elog(ERROR, "column \"%s\" missing from hashed row", name);
-		value = SPI_getbinval(tuple, desc, attno, &isnull);
-		EltCanonicalAppend(&buf, value, isnull, SPI_gettypeid(desc, attno));
-		pfree(name);
-	}
-	EltSha256Hex(buf.data, buf.len, out);
-	pfree(buf.data);
+	heap_deform_tuple(tuple, desc, values, nulls);
+	EltCanonicalValuesHash(values, nulls, desc, attnos, ncolumns, out);
+	pfree(values);
+	pfree(nulls);
+	pfree(attnos);
 }
 
 /*

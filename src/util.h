@@ -43,6 +43,11 @@ EltWriteVarint(char *p, uint64 v)
 extern void EltSha256Hex(const char *data, size_t len, char *out);
 extern int	EltCmpInt64(const void *a, const void *b);
 extern void EltCanonicalAppend(StringInfo buf, Datum value, bool isnull, Oid typid);
+extern int *EltColumnAttnos(TupleDesc desc, const char *prefix,
+							const char *const *columns, int ncolumns);
+extern void EltCanonicalValuesHash(const Datum *values, const bool *nulls,
+								   TupleDesc desc, const int *attnos, int n,
+								   char *out);
 extern void EltCanonicalTupleHash(HeapTuple tuple, TupleDesc desc,
 								  const char *prefix,
 								  const char *const *columns, int ncolumns,

@@ -294,3 +294,14 @@ SELECT state, live FROM elt.deployments WHERE interface = 'seqd';
 INSERT INTO seqd__green.ev (v) VALUES ('after') RETURNING id;
 SELECT elt.deploy_prepare('seqd', copy_data => true) AS next_candidate;
 INSERT INTO seqd__blue.ev (v) VALUES ('next') RETURNING id;
+
+-- the audit chain accounts for everything the suites sharing this database
+-- did: versions, transform runs and versions, checks (moved by forced
+-- promotions too), approvers, governed targets
+SELECT valid, detail FROM elt.audit_verify();
+-- and notices a check changed behind the extension's back (here the one
+-- the forced promotion moved)
+UPDATE elt.check_defs SET severity = 'error' WHERE name = 'not_null_a';
+SELECT valid, detail FROM elt.audit_verify();
+UPDATE elt.check_defs SET severity = 'warn' WHERE name = 'not_null_a';
+SELECT valid FROM elt.audit_verify();

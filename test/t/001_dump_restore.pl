@@ -40,6 +40,14 @@ SELECT elt.backfill_create('names', 'analytics.customers',
   chunk_rows => 10, options => '{"target_chunk_ms": 0}');
 });
 $node->safe_psql('src', q{CALL elt.backfill_run('names', max_chunks => 2)});
+# a check, a transform and its run: audit_verify compares them with the chain
+$node->safe_psql('src', q{
+SELECT elt.check_create('analytics.customers', 'not_null', '{"column": "name"}');
+CREATE TABLE analytics.name_counts (name text PRIMARY KEY, n bigint);
+SELECT elt.transform_create('name_counts', 'analytics.name_counts',
+  'SELECT name, count(*) AS n FROM analytics.customers GROUP BY name', 'replace');
+SELECT elt.transform_run('name_counts');
+});
 $node->safe_psql('src', q{SELECT elt.snapshot_create('analytics.customers')});
 my $snapshot_sum = $node->safe_psql('src', q{SELECT checksum FROM elt.snapshots WHERE snapshot_id = 1});
 
@@ -81,6 +89,9 @@ is($node->safe_psql('dst', $audit_sql), $audit, 'audit rows restored unchanged')
 is($node->safe_psql('dst', $targets_sql), $targets, 'governed targets restored');
 is($node->safe_psql('dst', $contracts_sql), $contracts,
 	'changes, consumer registrations, migrations and approvers restored');
+is($node->safe_psql('dst', q{SELECT count(*) FROM elt.check_defs}) . ':'
+	. $node->safe_psql('dst', q{SELECT string_agg(status, ',') FROM elt.transform_runs}),
+	'1:succeeded', 'checks and transform runs restored');
 is($node->safe_psql('dst', q{SELECT valid::int || ':' || checked FROM elt.audit_verify()}),
 	'1:' . $node->safe_psql('src', 'SELECT count(*) FROM elt.audit_log'),
 	'restored chain verifies');
