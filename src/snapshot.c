@@ -6,8 +6,9 @@
  * (column names and qualified types) and checksum is reused without
  * copying.  Reuse stays within a role: the checksum detects accidents, not
  * forgery, so equal checksums never grant one role another's rows.  Otherwise the rows are
- * copied with CREATE TABLE AS into the schema elt_snapshots (made on first
- * use, a plain schema so that pg_dump keeps the copies), the copy is
+ * copied into the schema elt_snapshots (made on first use, a plain schema
+ * so that pg_dump keeps the copies; the table made as the extension's
+ * owner, the rows read and written as the caller, restricted), the copy is
  * checksummed again (the source may have changed in between: the copy is
  * what is recorded, and if its content already has a snapshot the copy is
  * dropped and that one reused), and it is renamed after its content:
@@ -36,6 +37,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 
@@ -182,6 +184,43 @@ grant_read(const char *storage, Oid role)
 	EltSpiExec(psprintf("GRANT SELECT ON %s.%s TO %s", SNAPSHOT_SCHEMA, quote_identifier(storage), r));
 }
 
+/*
+ * Copy the rows of relid into a new table tmp of elt_snapshots (inside a
+ * catalog write).  The table is made, empty, as the extension's owner; the
+ * rows are read and written as actor, the role making the snapshot, in a
+ * security-restricted operation: the copy reads what that role may read,
+ * as it would read it (never with the owner's rights, whatever the
+ * relation has become since its checksum: a partition attached meanwhile,
+ * a foreign table's user mapping).
+ */
+static void
+copy_rows(Oid relid, const char *tmp, Oid actor)
+{
+	const char *src = psprintf("%s%s",
+							   get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+							   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+														  get_rel_name(relid)));
+	const char *dst = psprintf("%s.%s", SNAPSHOT_SCHEMA, quote_identifier(tmp));
+	Oid			save_user;
+	int			save_sec;
+	int			guc_level;
+
+	EltSpiExec(psprintf("CREATE TABLE %s AS SELECT * FROM %s WITH NO DATA", dst, src));
+	/* the schema's USAGE stays: the role reads its snapshots there (grant_read) */
+	EltSpiExec(psprintf("GRANT USAGE ON SCHEMA %s TO %s", SNAPSHOT_SCHEMA,
+						quote_identifier(GetUserNameFromId(actor, false))));
+	EltSpiExec(psprintf("GRANT INSERT ON %s TO %s", dst, quote_identifier(GetUserNameFromId(actor, false))));
+	CommandCounterIncrement();
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(actor, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	guc_level = NewGUCNestLevel();
+	EltSpiExec(psprintf("INSERT INTO %s SELECT * FROM %s", dst, src));
+	AtEOXact_GUC(false, guc_level);
+	SetUserIdAndSecContext(save_user, save_sec);
+	EltSpiExec(psprintf("REVOKE INSERT ON %s FROM %s", dst, quote_identifier(GetUserNameFromId(actor, false))));
+	CommandCounterIncrement();
+}
+
 static void
 audit_snapshot(Oid actor, const char *action, int64 id, const char *source, const char *checksum,
 			   int64 rows, const char *extra_key, bool extra)
@@ -250,12 +289,7 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 
 		ensure_schema();
 		snprintf(tmp, sizeof(tmp), "copy_%d_%d", MyProcPid, (int) GetCurrentTransactionNestLevel());
-		EltSpiExec(psprintf("CREATE TABLE %s.%s AS SELECT * FROM %s%s", SNAPSHOT_SCHEMA,
-						  quote_identifier(tmp),
-						  get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
-						  quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-													 get_rel_name(relid))));
-		CommandCounterIncrement();
+		copy_rows(relid, tmp, cw.actor);
 		copy_oid = storage_relid(tmp);
 		/* what was copied is what is recorded (read with a snapshot that sees the copy) */
 		PushCopiedSnapshot(GetActiveSnapshot());
