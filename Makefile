@@ -43,6 +43,7 @@ OBJS = \
 	src/manifest.o \
 	src/checks.o \
 	src/deploy.o \
+	src/deploy_compare.o \
 	src/roles.o
 
 DATA = $(wildcard sql/elt_governance--*.sql)

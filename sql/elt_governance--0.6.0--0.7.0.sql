@@ -380,3 +380,139 @@ $$;
 -- superusers and the extension's owner read); any bytea given to it is
 -- decoded and checked, but it has nothing to offer PUBLIC.
 REVOKE EXECUTE ON FUNCTION elt._lineage_chunk_entries(bytea) FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Deployments: deploy_compare and deploy_diff compare each table as its owner
+-------------------------------------------------------------------------------
+
+-- They were PL/pgSQL functions that ran as the caller, and comparing rows
+-- calls code of the tables' owner: a cast of a column's type to text or
+-- json, the CHECK of a domain on the key, constant parts of index
+-- expressions and predicates.  Now C functions (src/deploy_compare.c) list
+-- the tables as the caller, check that it has the privileges of each
+-- table's owner, and compare each table as that owner, in a
+-- security-restricted operation with search_path pinned, by calling the
+-- two functions below.
+DROP FUNCTION elt.deploy_compare(text, integer);
+DROP FUNCTION elt.deploy_diff(text, text, integer);
+
+-- One row of elt.deploy_compare for the table tab of an interface (live or
+-- candidate NULL: the table is only in the other color): shape differences,
+-- live and candidate rows, missing, extra and changed rows.  Key-range
+-- checksums over the common columns first; only ranges whose checksums
+-- differ are compared row by row.  Runs with the rights of whoever calls it:
+-- elt.deploy_compare calls it as the tables' owner.
+CREATE FUNCTION elt._deploy_compare_pair(interface text, tab text, live regclass, candidate regclass, segments integer)
+RETURNS TABLE (relation text, shape text, compatibility text, live_rows bigint, candidate_rows bigint,
+               missing bigint, extra bigint, changed bigint, ranges_compared integer)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m record;
+    bounds text[];
+    r record;
+    cond text;
+    a bigint;
+    b bigint;
+    ch bigint;
+BEGIN
+    relation := format('%I.%I', interface, tab);
+    ranges_compared := 0;
+    IF candidate IS NULL THEN
+        shape := 'table missing in the candidate';
+        compatibility := 'breaking';
+        EXECUTE format('SELECT count(*) FROM %s', live) INTO live_rows;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF live IS NULL THEN
+        shape := 'new table';
+        compatibility := 'safe';
+        EXECUTE format('SELECT count(*) FROM %s', candidate) INTO candidate_rows;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    SELECT string_agg(format('%s %s%s', d.change, d.col,
+                             CASE WHEN d.before IS NOT NULL AND d.after IS NOT NULL
+                                  THEN format(' (%s -> %s)', d.before, d.after) ELSE '' END), ', '),
+           CASE WHEN count(*) = 0 THEN NULL WHEN bool_or(d.compatibility = 'breaking') THEN 'breaking' ELSE 'safe' END
+    INTO shape, compatibility
+    FROM elt._deploy_shape_diff(live, candidate) d;
+    compatibility := coalesce(compatibility, 'same');
+    SELECT * INTO m FROM elt._deploy_rowmatch(live, candidate);
+    -- the live table's ranges cut the candidate's the same way
+    SELECT array_agg(x.upper ORDER BY x.segment) FILTER (WHERE x.upper IS NOT NULL)
+    INTO bounds
+    FROM elt.table_checksum_ranges(live, m.key[1], segments, m.cols) x;
+    live_rows := 0; candidate_rows := 0; missing := 0; extra := 0; changed := 0;
+    FOR r IN
+        SELECT x.segment, x.lower, x.upper, x.row_count AS lrows, y.row_count AS crows,
+               x.checksum IS DISTINCT FROM y.checksum AS differs
+        FROM elt.table_checksum_ranges(live, m.key[1], coalesce(bounds, '{}'), m.cols) x
+        JOIN elt.table_checksum_ranges(candidate, m.key[1], coalesce(bounds, '{}'), m.cols) y USING (segment)
+        ORDER BY x.segment
+    LOOP
+        live_rows := live_rows + r.lrows;
+        candidate_rows := candidate_rows + r.crows;
+        CONTINUE WHEN NOT r.differs OR r.segment = 0;
+        ranges_compared := ranges_compared + 1;
+        cond := concat_ws(' AND ',
+                          CASE WHEN r.lower IS NOT NULL THEN format('%I >= %L::%s', m.key[1], r.lower, m.keytype) END,
+                          CASE WHEN r.upper IS NOT NULL THEN format('%I < %L::%s', m.key[1], r.upper, m.keytype) END,
+                          'true');
+        EXECUTE format('SELECT count(*) FILTER (WHERE c.%1$I IS NULL), count(*) FILTER (WHERE l.%1$I IS NULL),'
+                       ' count(*) FILTER (WHERE l.%1$I IS NOT NULL AND c.%1$I IS NOT NULL AND (%2$s))'
+                       ' FROM (SELECT * FROM %3$s WHERE %4$s) l FULL JOIN (SELECT * FROM %5$s WHERE %4$s) c ON %6$s',
+                       m.key[1], m.diffcond, live, cond, candidate, m.joincond)
+        INTO a, b, ch;
+        missing := missing + a;
+        extra := extra + b;
+        changed := changed + ch;
+    END LOOP;
+    RETURN NEXT;
+END
+$$;
+
+-- The rows of elt.deploy_diff: those that differ between a live table and
+-- its candidate, side by side, by key, at most max_rows.  Runs with the
+-- rights of whoever calls it: elt.deploy_diff calls it as the tables' owner.
+CREATE FUNCTION elt._deploy_diff_rows(live_rel regclass, candidate_rel regclass, max_rows integer)
+RETURNS TABLE (key jsonb, change text, columns text[], live jsonb, candidate jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m record;
+    collist text;
+BEGIN
+    SELECT * INTO m FROM elt._deploy_rowmatch(live_rel, candidate_rel);
+    collist := (SELECT string_agg(format('%I', x), ', ') FROM unnest(m.cols) x);
+    RETURN QUERY EXECUTE format(
+        'SELECT jsonb_build_object(%1$s),'
+        ' CASE WHEN c.%2$I IS NULL THEN ''missing'' WHEN l.%2$I IS NULL THEN ''extra'' ELSE ''changed'' END,'
+        ' CASE WHEN c.%2$I IS NOT NULL AND l.%2$I IS NOT NULL THEN'
+        '  ARRAY(SELECT a.key FROM jsonb_each(to_jsonb(l)) a JOIN jsonb_each(to_jsonb(c)) b USING (key)'
+        '        WHERE a.value::text IS DISTINCT FROM b.value::text ORDER BY a.key) END,'
+        ' to_jsonb(l), to_jsonb(c)'
+        ' FROM (SELECT %3$s FROM %4$s) l FULL JOIN (SELECT %3$s FROM %5$s) c ON %6$s'
+        ' WHERE c.%2$I IS NULL OR l.%2$I IS NULL OR (%7$s)'
+        ' ORDER BY %8$s LIMIT %9$s',
+        (SELECT string_agg(format('%1$L, coalesce(l.%1$I, c.%1$I)', k), ', ') FROM unnest(m.key) k),
+        m.key[1], collist, live_rel, candidate_rel, m.joincond, m.diffcond,
+        (SELECT string_agg(format('coalesce(l.%1$I, c.%1$I)', k), ', ') FROM unnest(m.key) k),
+        max_rows);
+END
+$$;
+
+-- Per table of an interface's prepared deployment: shape differences, live
+-- and candidate rows, missing, extra and changed rows, each table compared
+-- as its owner (elt._deploy_compare_pair); the caller must have the
+-- privileges of every table's owner.
+CREATE FUNCTION elt.deploy_compare(interface text, segments integer DEFAULT 16)
+RETURNS TABLE (relation text, shape text, compatibility text, live_rows bigint, candidate_rows bigint,
+               missing bigint, extra bigint, changed bigint, ranges_compared integer)
+LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_deploy_compare';
+
+-- The rows of one table of an interface that differ between live and the
+-- candidate, side by side, by key, compared as the table's owner
+-- (elt._deploy_diff_rows); the caller must have that role's privileges.
+CREATE FUNCTION elt.deploy_diff(interface text, rel text, max_rows integer DEFAULT 100)
+RETURNS TABLE (key jsonb, change text, columns text[], live jsonb, candidate jsonb)
+LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_deploy_diff';

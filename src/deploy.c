@@ -11,8 +11,7 @@
  * deploy_prepare() makes the idle color's tables; deploy_promote() runs
  * the gates and repoints every view to the candidate; deploy_rollback()
  * repoints them back; deploy_decommission() drops the old color.  The
- * comparisons (deploy_compare, deploy_diff) are SQL functions of the
- * extension script.
+ * comparisons (deploy_compare, deploy_diff) are in deploy_compare.c.
  *
  * Privileges: the DDL runs as the caller (but see below for the
  * candidate's tables), so PostgreSQL checks that the caller may move,
@@ -36,14 +35,8 @@
  * column references over a table), setval and the catalog queries call
  * built-in functions only, the gates run each check as its owner
  * (checks.c), and the canary's views add only elt._canary.  The
- * comparisons (deploy_compare, deploy_diff) read both colors with the
- * caller's rights, so that they show only what the caller may read; what
- * they call is built in, except, left open here, a cast to text (compare)
- * or json (diff), or a domain's CHECK on the key, of a type that a table's
- * owner created, and the constant parts of its index expressions and
- * predicates, which PostgreSQL evaluates when it plans a query on the
- * table: those run as the caller, as in any query the caller writes on
- * those tables.
+ * comparisons (deploy_compare, deploy_diff) compare each table as its
+ * owner, the same way (deploy_compare.c).
  *
  * Locking: a switch takes ACCESS EXCLUSIVE locks on every view of the
  * interface (lock_views: never waiting long for one while holding others,

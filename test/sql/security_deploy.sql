@@ -6,6 +6,7 @@
 --   sdp_member      a member of sdp_owner, who deploys
 --   sdp_analyst     owns nothing; may read some columns of one table
 --   sdp_rls_reader  reads a table through a row level security policy
+--   sdp_reviewer    reads both colors of an interface; not a member of sdp_owner
 CREATE EXTENSION IF NOT EXISTS elt_governance;
 SET client_min_messages = warning;
 
@@ -13,6 +14,7 @@ CREATE ROLE sdp_owner;
 CREATE ROLE sdp_member IN ROLE sdp_owner;
 CREATE ROLE sdp_analyst;
 CREATE ROLE sdp_rls_reader;
+CREATE ROLE sdp_reviewer;
 SELECT current_database() AS db \gset
 GRANT CREATE ON DATABASE :"db" TO sdp_owner;
 
@@ -308,8 +310,130 @@ FROM pg_class WHERE oid = 'sdp_mart__blue.regions'::regclass;
 SELECT rolsuper AS owner_is_superuser FROM pg_roles WHERE rolname = 'sdp_owner';
 
 -------------------------------------------------------------------------------
+-- 9. deploy_compare and deploy_diff compare each table as its owner, in a
+--    security-restricted operation with search_path pinned: what they call
+--    of the owner's (casts of its enum to text and json, the CHECK of its
+--    domain on the key, its = operator if it were ever found) runs as
+--    sdp_owner and finds no superuser rights to take, and settings it
+--    changes do not stay in the caller's session.  A member of the owner
+--    compares too; a role that reads both colors but is not a member is
+--    refused before anything runs; a candidate with another owner than its
+--    live table is refused.
+-------------------------------------------------------------------------------
+SET ROLE sdp_owner;
+CREATE FUNCTION sdp_fns.trap(what text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    tried text := '';
+BEGIN
+    IF current_setting('is_superuser') = 'on' THEN
+        BEGIN
+            PERFORM sdp_fns.escalate();
+            tried := ', made sdp_owner a superuser';
+        EXCEPTION WHEN insufficient_privilege THEN
+            tried := ', could not escalate';
+        END;
+    END IF;
+    RAISE NOTICE '% runs as %', what, current_user || tried;
+END
+$$;
+CREATE TYPE sdp_fns.mood AS ENUM ('happy', 'sad');
+CREATE FUNCTION sdp_fns.mood_text(m sdp_fns.mood) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM sdp_fns.trap('cast to text');
+    RETURN m::varchar;
+END
+$$;
+-- the cast to json also plants a search_path in the session it runs in
+CREATE FUNCTION sdp_fns.mood_json(m sdp_fns.mood) RETURNS json LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM sdp_fns.trap('cast to json');
+    PERFORM set_config('search_path', 'sdp_fns, public', false);
+    RETURN to_json(m::varchar);
+END
+$$;
+CREATE FUNCTION sdp_fns.mood_eq(a sdp_fns.mood, b sdp_fns.mood) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM sdp_fns.trap('= operator');
+    RETURN a::varchar = b::varchar;
+END
+$$;
+CREATE FUNCTION sdp_fns.code_ok(c int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('sdp.trace_code', true) = 'on' THEN
+        PERFORM sdp_fns.trap('domain check');
+    END IF;
+    RETURN c > 0;
+END
+$$;
+CREATE CAST (sdp_fns.mood AS text) WITH FUNCTION sdp_fns.mood_text(sdp_fns.mood);
+CREATE CAST (sdp_fns.mood AS json) WITH FUNCTION sdp_fns.mood_json(sdp_fns.mood);
+CREATE OPERATOR sdp_fns.= (LEFTARG = sdp_fns.mood, RIGHTARG = sdp_fns.mood, FUNCTION = sdp_fns.mood_eq);
+CREATE DOMAIN sdp_fns.code AS int CHECK (sdp_fns.code_ok(VALUE));
+CREATE SCHEMA sdp_dash;
+CREATE TABLE sdp_dash.moods (id sdp_fns.code, k sdp_fns.mood, m sdp_fns.mood, PRIMARY KEY (id, k));
+INSERT INTO sdp_dash.moods VALUES (1, 'happy', 'happy'), (2, 'happy', 'sad'), (3, 'sad', 'happy');
+RESET ROLE;
+SET ROLE sdp_member;
+SELECT elt.deploy_init('sdp_dash') AS tables;
+SELECT elt.deploy_prepare('sdp_dash', copy_data => true) AS candidate;
+RESET ROLE;
+SET ROLE sdp_owner;
+UPDATE sdp_dash__green.moods SET m = 'sad' WHERE id = 1;
+DELETE FROM sdp_dash__green.moods WHERE id = 3;
+INSERT INTO sdp_dash__green.moods VALUES (4, 'sad', 'sad');
+RESET ROLE;
+-- a superuser reviews the candidate: the owner's code runs as the owner
+SHOW search_path;
+SET sdp.trace_code = on;
+SET client_min_messages = notice;
+SELECT relation, shape, compatibility, live_rows, candidate_rows, missing, extra, changed
+FROM elt.deploy_compare('sdp_dash');
+SELECT key, change, columns, live, candidate FROM elt.deploy_diff('sdp_dash', 'moods');
+SET client_min_messages = warning;
+RESET sdp.trace_code;
+SHOW search_path;
+SELECT rolsuper AS owner_is_superuser FROM pg_roles WHERE rolname = 'sdp_owner';
+-- a member of the owner compares
+SET ROLE sdp_member;
+SELECT relation, compatibility, live_rows, candidate_rows, missing, extra, changed FROM elt.deploy_compare('sdp_dash');
+SELECT key, change, columns FROM elt.deploy_diff('sdp_dash', 'sdp_dash.moods');
+RESET ROLE;
+-- a role that may read both colors, but not act as their owner, is refused
+-- before any of the owner's code runs
+SET ROLE sdp_owner;
+GRANT USAGE ON SCHEMA sdp_dash, sdp_dash__blue, sdp_dash__green TO sdp_reviewer;
+GRANT SELECT ON sdp_dash__blue.moods, sdp_dash__green.moods TO sdp_reviewer;
+RESET ROLE;
+SET ROLE sdp_reviewer;
+SELECT count(*) AS reads_live FROM sdp_dash__blue.moods;
+SET sdp.trace_code = on;
+SET client_min_messages = notice;
+SELECT * FROM elt.deploy_compare('sdp_dash');
+SELECT * FROM elt.deploy_diff('sdp_dash', 'moods');
+SET client_min_messages = warning;
+RESET sdp.trace_code;
+RESET ROLE;
+-- a candidate that has another owner than its live table: refused
+ALTER TABLE sdp_dash__green.moods OWNER TO sdp_loader;
+SELECT * FROM elt.deploy_compare('sdp_dash');
+SELECT * FROM elt.deploy_diff('sdp_dash', 'moods');
+ALTER TABLE sdp_dash__green.moods OWNER TO sdp_owner;
+SELECT relation, changed FROM elt.deploy_compare('sdp_dash');
+SELECT rolsuper AS owner_is_superuser FROM pg_roles WHERE rolname = 'sdp_owner';
+-- the tables of one interface with different owners (sdp_mart.regions
+-- belongs to sdp_loader since step 8): each is compared as its own owner; a
+-- member of sdp_owner compares sdp_owner's tables, and is refused the
+-- interface as a whole
+SELECT relation, compatibility, live_rows, candidate_rows, missing, extra, changed FROM elt.deploy_compare('sdp_mart');
+SET ROLE sdp_member;
+SELECT count(*) AS customers_differ FROM elt.deploy_diff('sdp_mart', 'customers');
+SELECT relation FROM elt.deploy_compare('sdp_mart');
+SELECT count(*) FROM elt.deploy_diff('sdp_mart', 'regions');
+RESET ROLE;
+
+-------------------------------------------------------------------------------
 -- Clean up
 -------------------------------------------------------------------------------
-DROP SCHEMA sdp_mart, sdp_mart__blue, sdp_mart__green, sdp_private, sdp_fns CASCADE;
-DROP OWNED BY sdp_owner, sdp_member, sdp_analyst, sdp_rls_reader, sdp_loader;
-DROP ROLE sdp_member, sdp_analyst, sdp_rls_reader, sdp_loader, sdp_owner;
+DROP SCHEMA sdp_mart, sdp_mart__blue, sdp_mart__green, sdp_dash, sdp_dash__blue, sdp_dash__green, sdp_private, sdp_fns CASCADE;
+DROP OWNED BY sdp_owner, sdp_member, sdp_analyst, sdp_rls_reader, sdp_loader, sdp_reviewer;
+DROP ROLE sdp_member, sdp_analyst, sdp_rls_reader, sdp_loader, sdp_reviewer, sdp_owner;
