@@ -1170,7 +1170,12 @@ quantile_bounds(Checksum *cs, Oid relid, int segments, int *nbounds)
 	return bounds;
 }
 
-/* Bounds given as text: read with the key type's input function, strictly increasing. */
+/*
+ * Bounds given as text: read with the input function of the key's type
+ * (of its base type for a domain: a domain's CHECK is code of the domain's
+ * owner, and a bound need not be a value of the domain), strictly
+ * increasing.
+ */
 static Datum *
 given_bounds(Checksum *cs, ArrayType *arr, int *nbounds)
 {
@@ -1183,7 +1188,7 @@ given_bounds(Checksum *cs, ArrayType *arr, int *nbounds)
 	Datum	   *bounds;
 
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	getTypeInputInfo(cs->keytype, &infn, &ioparam);
+	getTypeInputInfo(getBaseType(cs->keytype), &infn, &ioparam);
 	bounds = palloc(sizeof(Datum) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{

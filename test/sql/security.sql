@@ -335,6 +335,22 @@ CALL elt.backfill_run('sec_fill3');
 RESET ROLE;
 SELECT elt.check_drop('sec_shop.customers', 'sec_known_region');
 
+-- bounds given to table_checksum_ranges are read with the base type's
+-- input function: a domain key's CHECK (its owner's code) does not run as
+-- the caller
+SET ROLE sec_owner;
+CREATE FUNCTION sec_shop.sec_positive(x int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RAISE NOTICE 'domain check runs as %', current_user;
+    RETURN x > 0;
+END
+$$;
+CREATE DOMAIN sec_shop.sec_id AS int CHECK (sec_shop.sec_positive(VALUE));
+CREATE TABLE sec_shop.keyed (id sec_shop.sec_id PRIMARY KEY, v text);
+INSERT INTO sec_shop.keyed VALUES (1, 'a'), (7, 'b');
+RESET ROLE;
+SELECT segment, lower, upper, row_count FROM elt.table_checksum_ranges('sec_shop.keyed', 'id', ARRAY['5']) ORDER BY segment;
+
 -------------------------------------------------------------------------------
 -- Internal functions are not for calling
 -------------------------------------------------------------------------------
