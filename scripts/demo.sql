@@ -1,8 +1,8 @@
 -- elt_governance demo: governing a warehouse schema, contracts that stop
 -- breaking changes before they run, approved migrations, schema versions,
 -- history and diffs, backfills, transforms traced to their raw rows,
--- reproducible runs, blue-green deployments with quality gates, and the
--- audit chain.
+-- reproducible runs, blue-green deployments with quality gates, least
+-- privilege for many roles, and the audit chain.
 -- Run by `make demo` against a throwaway cluster with the library preloaded.
 
 \pset border 2
@@ -392,7 +392,34 @@ SELECT event_id, action, actor, reason, details ->> 'lock_attempts' AS lock_atte
 FROM elt.deployment_events WHERE interface = 'dash' ORDER BY event_id;
 
 \echo
-\echo '== 22. The audit trail is a hash chain; keep its digest outside the database'
+\echo '== 22. Many roles, least privilege: what an analyst sees, what the platform team may do'
+CREATE ROLE demo_analyst;
+CREATE ROLE demo_platform IN ROLE elt_admin;
+GRANT USAGE ON SCHEMA marts TO demo_analyst;
+GRANT SELECT ON marts.region_months TO demo_analyst;
+SET ROLE demo_analyst;
+\echo the catalog tables that hold values of tables (run parameters, errors, key bounds) are not for everyone ...
+\set ON_ERROR_STOP 0
+SELECT count(*) FROM elt.transform_runs;
+\set ON_ERROR_STOP 1
+\echo ... the views show every run and every action, without the values of the work of other roles
+SELECT run_id, transform, status, rows_written, params IS NULL AS params_hidden
+FROM elt.transform_run_history ORDER BY run_id LIMIT 4;
+SELECT action, count(*) AS actions, count(details) AS with_details
+FROM elt.audit_trail GROUP BY action ORDER BY action;
+\echo lineage shows only the relations the analyst may read (the NOTICE counts what it left out)
+SELECT depth, relation, count(*) AS rows FROM elt.trace('marts.region_months', '(north,2026-02-01)') GROUP BY 1, 2;
+\echo any role verifies the audit chain
+SELECT valid, checked FROM elt.audit_verify();
+RESET ROLE;
+SET ROLE demo_platform;
+\echo the platform team (elt_admin) adds approvers and sees every run, without being superuser
+SELECT elt.approver_add('data-platform-oncall', 'pages the platform team');
+SELECT count(*) AS runs_seen, count(params) AS with_params FROM elt.runs;
+RESET ROLE;
+
+\echo
+\echo '== 23. The audit trail is a hash chain; keep its digest outside the database'
 SELECT count(*) AS audit_rows FROM elt.audit_log;
 SELECT * FROM (SELECT id, action, object, left(prev_hash, 12) AS prev_hash, left(row_hash, 12) AS row_hash
                FROM elt.audit_log ORDER BY id DESC LIMIT 8) last ORDER BY id;
@@ -401,14 +428,14 @@ SELECT elt.audit_digest() AS digest \gset
 SELECT * FROM elt.audit_verify(:'digest');
 
 \echo
-\echo '== 23. History cannot be rewritten through SQL ...'
+\echo '== 24. History cannot be rewritten through SQL ...'
 \set ON_ERROR_STOP 0
 UPDATE elt.schema_versions SET statement = 'nothing to see here' WHERE version = 2;
 DELETE FROM elt.audit_log WHERE id = 3;
 \set ON_ERROR_STOP 1
 
 \echo
-\echo '== 24. ... and a superuser who goes around the triggers is caught'
+\echo '== 25. ... and a superuser who goes around the triggers is caught'
 SET session_replication_role = replica;
 UPDATE elt.schema_versions SET statement = 'ALTER TABLE nothing'
 WHERE table_name = 'customers' AND version = 2;
