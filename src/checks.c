@@ -136,9 +136,7 @@ run_job(CheckJob *j)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		Oid			save_user;
-		int			save_sec;
-		int			guc_level;
+		EltAsRole	ar;
 		char	   *sql;
 		const char *path = j->search_path;
 
@@ -155,23 +153,14 @@ run_job(CheckJob *j)
 		 */
 		if (path == NULL && !has_privs_of_role(GetUserId(), j->owner))
 			path = "pg_catalog, pg_temp";
-		else if (path != NULL)
-			path = EltSearchPathTempLast(path);
-		guc_level = NewGUCNestLevel();
-		if (path != NULL)
-			(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_SAVE, true, 0, false);
-		GetUserIdAndSecContext(&save_user, &save_sec);
-		SetUserIdAndSecContext(j->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+		EltAsRoleBegin(&ar, j->owner, path, true);
 		if (SPI_execute_with_args(psprintf("WITH q AS MATERIALIZED (%s)"
 										   " SELECT (SELECT pg_catalog.count(*) FROM q) AS n,"
 										   " (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(s)) FROM (SELECT * FROM q LIMIT %d) s)::text AS sample",
 										   sql, CHECK_SAMPLE_ROWS),
 								  0, NULL, NULL, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "running a check failed");
-		/* nothing the owner's code set stays in the caller's session */
-		AtEOXact_GUC(false, guc_level);
-		SetUserIdAndSecContext(save_user, save_sec);
+		EltAsRoleEnd(&ar);
 		{
 			bool		isnull;
 			char	   *sample = EltSpiGetText(0, "sample");

@@ -302,21 +302,13 @@ exec_generated(const char *query, int nargs, Oid *types, Datum *values)
 static void
 exec_as_owner(Oid owner, List *stmts)
 {
-	Oid			save_user;
-	int			save_sec;
-	int			level;
+	EltAsRole	ar;
 	ListCell   *lc;
 
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	EltAsRoleBegin(&ar, owner, "pg_catalog, pg_temp", true);
 	foreach(lc, stmts)
 		EltSpiExec(lfirst(lc));
-	/* nothing the owner's code set stays in the caller's session */
-	AtEOXact_GUC(false, level);
-	SetUserIdAndSecContext(save_user, save_sec);
+	EltAsRoleEnd(&ar);
 }
 
 /*

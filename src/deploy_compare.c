@@ -172,9 +172,7 @@ static void
 query_as_owner(ReturnSetInfo *rsinfo, Oid owner, const char *query,
 			   int nargs, Oid *types, Datum *values, const char *nulls)
 {
-	Oid			save_user;
-	int			save_sec;
-	int			level;
+	EltAsRole	ar;
 	uint64		i;
 	int			natts = rsinfo->setDesc->natts;
 	Datum	   *row = palloc(sizeof(Datum) * natts);
@@ -182,16 +180,10 @@ query_as_owner(ReturnSetInfo *rsinfo, Oid owner, const char *query,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	EltAsRoleBegin(&ar, owner, "pg_catalog, pg_temp", true);
 	if (SPI_execute_with_args(query, nargs, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "comparing tables failed: %s", query);
-	/* nothing the owner's code set stays in the caller's session */
-	AtEOXact_GUC(false, level);
-	SetUserIdAndSecContext(save_user, save_sec);
+	EltAsRoleEnd(&ar);
 	if (SPI_tuptable->tupdesc->natts != natts)
 		elog(ERROR, "comparing tables returned %d columns, not %d", SPI_tuptable->tupdesc->natts, natts);
 	for (i = 0; i < SPI_processed; i++)

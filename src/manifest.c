@@ -1905,45 +1905,6 @@ replay_role(int64 run_id, Oid role, const char *kind, bool imported, List *steps
 	return role;
 }
 
-/* The caller's identity, saved while a replay acts as the run's role. */
-typedef struct RunAsRole
-{
-	Oid			save_user;
-	int			save_sec;
-	int			guc_level;
-} RunAsRole;
-
-/*
- * Act as role, the role of the run being replayed or verified, like a
- * transform run (transform.c, run_body): what a replay does with the run's
- * SQL and with its sandbox — making the tables, filling them from the
- * snapshots, the steps, the checksums of what they read and wrote — runs
- * as that role in a security-restricted operation, also when the caller is
- * that role, so that the SQL, column defaults and the functions they call
- * never run with the caller's privileges, and leave no temporary objects
- * behind.
- */
-static void
-run_as_role_begin(RunAsRole *ra, Oid role)
-{
-	GetUserIdAndSecContext(&ra->save_user, &ra->save_sec);
-	SetUserIdAndSecContext(role, ra->save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	ra->guc_level = NewGUCNestLevel();
-}
-
-/*
- * Back to the caller.  Every setting changed as the role is rolled back,
- * also those set without LOCAL: code run as the role does not leave a
- * search_path (or anything else) in the caller's session.
- */
-static void
-run_as_role_end(RunAsRole *ra)
-{
-	AtEOXact_GUC(false, ra->guc_level);
-	SetUserIdAndSecContext(ra->save_user, ra->save_sec);
-}
-
 PG_FUNCTION_INFO_V1(elt_replay);
 
 /*
@@ -1964,7 +1925,7 @@ elt_replay(PG_FUNCTION_ARGS)
 	char	   *manifest;
 	Oid			role;
 	char	   *kind;
-	RunAsRole	ra;
+	EltAsRole	ra;
 	List	   *rels;
 	List	   *steps;
 	List	   *done = NIL;
@@ -2095,7 +2056,14 @@ elt_replay(PG_FUNCTION_ARGS)
 	SPI_finish();
 	CommandCounterIncrement();
 
-	run_as_role_begin(&ra, role);
+	/*
+	 * As the run's role, restricted, also when the caller is that role: the
+	 * sandbox's tables, their filling from the snapshots, the steps and the
+	 * checksums of what they read and wrote are that role's doing, and the
+	 * SQL, column defaults and functions never run with the caller's
+	 * privileges nor leave anything in the caller's session.
+	 */
+	EltAsRoleBegin(&ra, role, NULL, true);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	foreach(lc, rels)
@@ -2124,7 +2092,7 @@ elt_replay(PG_FUNCTION_ARGS)
 		replay_step(lfirst(lc), rels, into, clock, st, replay_id);
 		done = lappend(done, st);
 	}
-	run_as_role_end(&ra);
+	EltAsRoleEnd(&ra);
 	AtEOXact_GUC(true, guc_level);
 
 	fingerprint = current_fingerprint();
@@ -2178,7 +2146,7 @@ elt_verify_replay(PG_FUNCTION_ARGS)
 				failed = 0,
 				n;
 	Oid			role;
-	RunAsRole	ra;
+	EltAsRole	ra;
 	EltCatalogWrite cw;
 	MemoryContext per_query;
 	MemoryContext old;
@@ -2209,7 +2177,7 @@ elt_verify_replay(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	per_query = rsinfo->econtext->ecxt_per_query_memory;
 
-	run_as_role_begin(&ra, role);
+	EltAsRoleBegin(&ra, role, NULL, true);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT check_name, relation, expected, actual, ok"
@@ -2238,7 +2206,7 @@ elt_verify_replay(PG_FUNCTION_ARGS)
 	}
 	MemoryContextSwitchTo(old);
 	SPI_finish();
-	run_as_role_end(&ra);
+	EltAsRoleEnd(&ra);
 
 	EltCatalogWriteBegin(&cw);
 	{

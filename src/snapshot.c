@@ -201,9 +201,7 @@ copy_rows(Oid relid, const char *tmp, Oid actor)
 							   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 														  get_rel_name(relid)));
 	const char *dst = psprintf("%s.%s", SNAPSHOT_SCHEMA, quote_identifier(tmp));
-	Oid			save_user;
-	int			save_sec;
-	int			guc_level;
+	EltAsRole	ar;
 
 	EltSpiExec(psprintf("CREATE TABLE %s AS SELECT * FROM %s WITH NO DATA", dst, src));
 	/* the schema's USAGE stays: the role reads its snapshots there (grant_read) */
@@ -211,12 +209,9 @@ copy_rows(Oid relid, const char *tmp, Oid actor)
 						quote_identifier(GetUserNameFromId(actor, false))));
 	EltSpiExec(psprintf("GRANT INSERT ON %s TO %s", dst, quote_identifier(GetUserNameFromId(actor, false))));
 	CommandCounterIncrement();
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(actor, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	guc_level = NewGUCNestLevel();
+	EltAsRoleBegin(&ar, actor, "pg_catalog", true);
 	EltSpiExec(psprintf("INSERT INTO %s SELECT * FROM %s", dst, src));
-	AtEOXact_GUC(false, guc_level);
-	SetUserIdAndSecContext(save_user, save_sec);
+	EltAsRoleEnd(&ar);
 	EltSpiExec(psprintf("REVOKE INSERT ON %s FROM %s", dst, quote_identifier(GetUserNameFromId(actor, false))));
 	CommandCounterIncrement();
 }

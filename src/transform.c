@@ -1306,24 +1306,17 @@ run_body(RunCall *rc)
 	RunCounts	counts;
 	TimestampTz finished;
 	EltCatalogWrite cw;
-	int			guc_level;
 	Oid			owner = get_role_oid(t->owner, false);
-	Oid			save_user;
-	int			save_sec;
+	EltAsRole	ar;
 
 	/*
 	 * As the transform's owner, like a view: the caller is a member of that
 	 * role (or a superuser), and a superuser running someone's transform
-	 * does not run their functions with superuser rights.
+	 * does not run their functions with superuser rights (restricted when
+	 * the caller is another role).  The version's SQL means what it meant
+	 * when it was written: its search_path.
 	 */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   (owner != save_user ? SECURITY_RESTRICTED_OPERATION : 0));
-
-	/* the version's SQL means what it meant when it was written */
-	guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", EltSearchPathTempLast(t->search_path), PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	EltAsRoleBegin(&ar, owner, t->search_path, owner != GetUserId());
 
 	info = EltLineageAnalyze(t->sql, rc->row);
 	check_target(info->query, t->target, t->mode, rc->row, &ti, &blocker);
@@ -1346,13 +1339,7 @@ run_body(RunCall *rc)
 	rc->step.rows_deleted = counts.deleted;
 	rc->step.rows_deleted_known = strcmp(t->mode, "replace") == 0;
 	EltRunStepOutput(&rc->step);
-	/*
-	 * Every setting the owner's code changed is rolled back, plain SETs
-	 * too: they must not stay in the caller's session (a search_path left
-	 * there would make the caller run the owner's functions).
-	 */
-	AtEOXact_GUC(false, guc_level);
-	SetUserIdAndSecContext(save_user, save_sec);
+	EltAsRoleEnd(&ar);
 	finished = GetCurrentTimestamp();
 	rc->step.finished_at = finished;
 

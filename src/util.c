@@ -291,6 +291,41 @@ EltCatalogWriteEnd(EltCatalogWrite *cw)
 }
 
 /*
+ * Act as role, to run code that is role's (a transform's SQL, a check, a
+ * backfill chunk, a replayed step, a deployment copy): never with the
+ * caller's rights on role's behalf.  restricted makes it a
+ * security-restricted operation (no SET ROLE, no temporary objects, no
+ * cursors that outlive it: nothing that outlives the code in the caller's
+ * session).  A new GUC nest level holds what the code sets, and
+ * search_path, unless NULL, is set to it with pg_temp named last, so that
+ * the caller's temporary objects never stand for role's.  The caller's
+ * privileges to have role act must have been checked before.
+ */
+void
+EltAsRoleBegin(EltAsRole *ar, Oid role, const char *search_path, bool restricted)
+{
+	GetUserIdAndSecContext(&ar->save_userid, &ar->save_sec_context);
+	SetUserIdAndSecContext(role, ar->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   (restricted ? SECURITY_RESTRICTED_OPERATION : 0));
+	ar->guc_level = NewGUCNestLevel();
+	if (search_path != NULL)
+		(void) set_config_option("search_path", EltSearchPathTempLast(search_path),
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * Back to the caller: every setting the code changed is rolled back, plain
+ * SETs too (a search_path left in the caller's session would make the
+ * caller run role's functions), then the caller's identity.
+ */
+void
+EltAsRoleEnd(EltAsRole *ar)
+{
+	AtEOXact_GUC(false, ar->guc_level);
+	SetUserIdAndSecContext(ar->save_userid, ar->save_sec_context);
+}
+
+/*
  * Settings under which values print (and read back) the same whatever the
  * session's settings, as pg_dump pins them: dates, times and intervals in
  * ISO form and UTC, floats exact, every name qualified.

@@ -15,6 +15,14 @@
 #define ELT_SCHEMA_NAME "elt"
 #define ELT_SHA256_HEX_LEN 64
 
+/* The caller's identity, saved while a role's code runs (EltAsRoleBegin). */
+typedef struct EltAsRole
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			guc_level;
+} EltAsRole;
+
 /* State saved while an engine writes the elt catalog for the caller. */
 typedef struct EltCatalogWrite
 {
@@ -64,6 +72,8 @@ extern Oid	EltNamespaceOwner(Oid nsp);
 extern Oid	EltExtensionOwner(void);
 extern void EltCatalogWriteBegin(EltCatalogWrite *cw);
 extern void EltCatalogWriteEnd(EltCatalogWrite *cw);
+extern void EltAsRoleBegin(EltAsRole *ar, Oid role, const char *search_path, bool restricted);
+extern void EltAsRoleEnd(EltAsRole *ar);
 extern int	EltPinPrintSettings(void);
 extern char *EltSearchPathTempLast(const char *path);
 extern bool EltSessionHasTempObjects(void);
