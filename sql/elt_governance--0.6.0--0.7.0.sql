@@ -516,3 +516,21 @@ LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_deploy_compare';
 CREATE FUNCTION elt.deploy_diff(interface text, rel text, max_rows integer DEFAULT 100)
 RETURNS TABLE (key jsonb, change text, columns text[], live jsonb, candidate jsonb)
 LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_deploy_diff';
+
+-------------------------------------------------------------------------------
+-- Snapshots: serialized per role; the storage schema's privileges are set once
+-------------------------------------------------------------------------------
+
+-- Every role may use the schema elt_snapshots (each copy's own privileges
+-- say who reads it; PUBLIC creates nothing in it), so that a creation no
+-- longer grants USAGE to its role: two roles' creations updated the
+-- schema's catalog row and waited for each other.  A schema made by 0.6.0
+-- gets these privileges here; one made later gets them when it is made.
+DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_extension e ON e.extowner = n.nspowner
+             WHERE n.nspname = 'elt_snapshots' AND e.extname = 'elt_governance') THEN
+    REVOKE ALL ON SCHEMA elt_snapshots FROM PUBLIC;
+    GRANT USAGE ON SCHEMA elt_snapshots TO PUBLIC;
+  END IF;
+END $$;

@@ -39,7 +39,9 @@
  *
  * Liveness.  Every process working on a backfill holds a session-level
  * advisory lock on it (shared mode); elt._backfill_live_workers counts the
- * holders.  A process that dies for any reason stops holding it.
+ * holders.  A process that dies for any reason stops holding it.  The caps
+ * on backfill workers count the holders that are workers, and every launch
+ * happens under the launch lock (backfill_worker.c).
  */
 #include "postgres.h"
 
@@ -91,9 +93,6 @@
 #include "audit.h"
 #include "backfill.h"
 #include "roles.h"
-
-/* advisory lock tag field4 of "a process works on backfill N" */
-#define ELT_BACKFILL_LOCKTAG 0x4542
 
 /* a retried chunk waits 100 ms, then 200 ms, ..., at most this long */
 #define ELT_BACKFILL_MAX_BACKOFF_MS 30000
@@ -1422,14 +1421,76 @@ bf_worker_count(Backfill *bf)
 	return Min(Max(bf->workers, 1), max_worker_processes);
 }
 
+/* "1 worker", "2 workers" */
+static char *
+bf_workers_text(int n)
+{
+	return psprintf("%d %s", n, n == 1 ? "worker" : "workers");
+}
+
+/*
+ * Why no more workers may start for bf now (room, from
+ * EltBackfillWorkerRoom), as a sentence.
+ */
+static char *
+bf_cap_detail(Backfill *bf, EltWorkerRoom *room)
+{
+	if (room->role_binds)
+		return psprintf("Role \"%s\" runs %s for its backfills; elt.max_backfill_workers_per_role is %d.",
+						bf->owner, bf_workers_text(room->live_role), room->cap_role);
+	return psprintf("%s run for backfills in the cluster; elt.max_backfill_workers is %d.",
+					bf_workers_text(room->live_all), room->cap_all);
+}
+
+/*
+ * Take the launch lock and decide how many of wanted workers bf may start
+ * now, under the caps (see backfill_worker.c): the caller launches them
+ * with bf_launch, which releases the lock.  None: an error (verb says what
+ * was refused; nothing changes).  Fewer than wanted: they start, and a
+ * NOTICE says why.  Fewer rather than none, because a backfill does the
+ * same work with fewer workers, and a resume or retry has no count to lower
+ * but the last one; the caller learns the count from the return value.
+ */
+static int
+bf_capped_workers(Backfill *bf, int wanted, const char *verb)
+{
+	EltWorkerRoom room;
+
+	EltBackfillLaunchLock();
+	EltBackfillWorkerRoom(bf->owner_oid, &room);
+	if (room.room == 0 && room.role_binds)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("cannot %s backfill \"%s\" on workers: its role already has as many backfill workers as elt.max_backfill_workers_per_role allows (%d)",
+						verb, bf->name, room.cap_role),
+				 errdetail("%s", bf_cap_detail(bf, &room)),
+				 errhint("Wait for one of the role's backfills to finish or pause one with elt.backfill_pause(), "
+						 "or run this one in a session with CALL elt.backfill_run('%s').", bf->name)));
+	if (room.room == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("cannot %s backfill \"%s\" on workers: the cluster already has as many backfill workers as elt.max_backfill_workers allows (%d)",
+						verb, bf->name, room.cap_all),
+				 errdetail("%s", bf_cap_detail(bf, &room)),
+				 errhint("Wait for a backfill to finish, or run this one in a session with CALL elt.backfill_run('%s'); "
+						 "a superuser can raise elt.max_backfill_workers.", bf->name)));
+	if (room.room < wanted)
+		ereport(NOTICE,
+				(errmsg("backfill \"%s\" gets %d of %s", bf->name, room.room, bf_workers_text(wanted)),
+				 errdetail("%s", bf_cap_detail(bf, &room))));
+	return Min(room.room, wanted);
+}
+
 /*
  * Launch n workers for the backfill, as its owner (checked by the caller
- * with bf_check_login before changing anything); all or an error.
+ * with bf_check_login before changing anything), after bf_capped_workers;
+ * all or an error.  Releases the launch lock.
  */
 static void
 bf_launch(Backfill *bf, int n)
 {
 	(void) EltBackfillLaunch(bf->id, bf->generation, bf->name, bf->owner_oid, n, ERROR);
+	EltBackfillLaunchUnlock();
 }
 
 /* The error for a state a function cannot act on. */
@@ -1494,6 +1555,7 @@ elt_backfill_start(PG_FUNCTION_ARGS)
 	bf_check_login(&bf);
 	if (!bf.started)
 		bf_first_start(&bf);
+	n = bf_capped_workers(&bf, n, "start");
 	bf_set_state(&bf, "running", NULL, "workers", n, true);
 	bf_audit(cw.actor, resume ? "backfill_resumed" : "backfill_started", &bf,
 			 psprintf("\"workers\": %d", n));
@@ -1547,7 +1609,10 @@ elt_backfill_resume(PG_FUNCTION_ARGS)
 	bf_check_relation(&bf);
 	n = bf_worker_count(&bf);
 	if (n > 0)
+	{
 		bf_check_login(&bf);
+		n = bf_capped_workers(&bf, n, "resume");
+	}
 	bf_set_state(&bf, "running", NULL, NULL, n, true);
 	bf_audit(cw.actor, "backfill_resumed", &bf, psprintf("\"workers\": %d", n));
 	EltCatalogWriteEnd(&cw);
@@ -1618,7 +1683,10 @@ elt_backfill_retry(PG_FUNCTION_ARGS)
 		bf_check_relation(&bf);
 		n = bf_worker_count(&bf);
 		if (n > 0)
+		{
 			bf_check_login(&bf);
+			n = bf_capped_workers(&bf, n, "retry");
+		}
 		bf_set_state(&bf, "running", NULL, NULL, n, true);
 	}
 	bf_audit(cw.actor, "backfill_retried", &bf, psprintf("\"chunks\": %d", chunks));
@@ -2621,6 +2689,7 @@ EltBackfillResumeInterrupted(void)
 	foreach(lc, ids)
 	{
 		Backfill	bf;
+		EltWorkerRoom room;
 		int			n;
 
 		if (!bf_load(&bf, BF_BY_ID, *(int64 *) lfirst(lc), NULL, CurrentMemoryContext))
@@ -2640,8 +2709,22 @@ EltBackfillResumeInterrupted(void)
 			continue;
 		}
 		n = bf_worker_count(&bf);
+		/* under the caps, as bf_capped_workers; at none, wait for the next round */
+		EltBackfillLaunchLock();
+		EltBackfillWorkerRoom(bf.owner_oid, &room);
+		if (room.room == 0)
+		{
+			EltBackfillLaunchUnlock();
+			bf_set_state(&bf, "running",
+						 psprintf("waiting for a background worker: %s", bf_cap_detail(&bf, &room)),
+						 NULL, 0, false);
+			continue;
+		}
+		n = Min(n, room.room);
 		bf_set_state(&bf, "running", NULL, NULL, n, false);	/* launched_at */
-		if (EltBackfillLaunch(bf.id, bf.generation, bf.name, bf.owner_oid, n, LOG) > 0)
+		n = EltBackfillLaunch(bf.id, bf.generation, bf.name, bf.owner_oid, n, LOG);
+		EltBackfillLaunchUnlock();
+		if (n > 0)
 		{
 			bf_audit(bf.owner_oid, "backfill_resumed", &bf,
 					 psprintf("\"by\": \"launcher\", \"workers\": %d", n));

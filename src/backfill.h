@@ -10,6 +10,20 @@
 
 #include "util.h"
 
+/* advisory lock tag field4 of "a process works on backfill N" (backfill.c) */
+#define ELT_BACKFILL_LOCKTAG 0x4542
+
+/* How many more backfill workers may start now, and why not more. */
+typedef struct EltWorkerRoom
+{
+	int			live_all;		/* backfill workers running in the cluster */
+	int			live_role;		/* ... whose backfills belong to the role */
+	int			cap_all;		/* elt.max_backfill_workers, in effect */
+	int			cap_role;		/* elt.max_backfill_workers_per_role, in effect */
+	int			room;			/* Min of what both caps leave, >= 0 */
+	bool		role_binds;		/* the role's cap leaves no more than the cluster's */
+} EltWorkerRoom;
+
 /* How one step of a backfill ended. */
 typedef enum EltBackfillStep
 {
@@ -50,7 +64,12 @@ extern void EltBackfillResumeInterrupted(void);
 
 /* backfill_worker.c */
 extern int	elt_launcher_naptime;
+extern int	elt_max_backfill_workers;
+extern int	elt_max_backfill_workers_per_role;
 extern void EltBackfillInit(void);
+extern void EltBackfillLaunchLock(void);
+extern void EltBackfillLaunchUnlock(void);
+extern void EltBackfillWorkerRoom(Oid role, EltWorkerRoom *room);
 extern int	EltBackfillLaunch(int64 backfill_id, int32 generation, const char *name,
 							  Oid roleoid, int n, int elevel);
 extern PGDLLEXPORT void elt_backfill_worker_main(Datum arg);

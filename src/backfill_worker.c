@@ -19,6 +19,22 @@
  * live process (EltBackfillResumeInterrupted), then exits.  Scanners connect
  * as the bootstrap superuser and run no user SQL; the workers they launch
  * connect as each backfill's owner.
+ *
+ * Caps.  Backfill workers take slots of max_worker_processes, which
+ * parallel queries, replication and other extensions need too, and a
+ * backfill's own SQL decides how long they run.  So the backfill workers of
+ * the cluster are capped (elt.max_backfill_workers) and so are those of
+ * each role, the backfills' owner (elt.max_backfill_workers_per_role): one
+ * role cannot take every slot.  Every launch (start, resume, retry, the
+ * scanner's) counts the running workers and registers new ones under one
+ * cluster-wide lock (EltBackfillLaunchLock, a session-level lock in a
+ * space no SQL can lock: an advisory tag whose database is 0), and waits,
+ * before releasing it, until each new worker is counted: a worker's first
+ * act is to take its hold on its backfill, which is what is counted
+ * (EltBackfillWorkerRoom).  So the counts are exact: only a worker that
+ * takes longer than ELT_WORKER_START_WAIT_MS to start goes uncounted until
+ * it does.  The lock is held only while a launch runs, never to the end of
+ * the caller's transaction.
  */
 #include "postgres.h"
 
@@ -33,9 +49,13 @@
 #include "portability/instr_time.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "postmaster/postmaster.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
+#include "utils/timestamp.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -44,6 +64,18 @@
 #include "backfill.h"
 
 int			elt_launcher_naptime = 10;
+int			elt_max_backfill_workers = -1;
+int			elt_max_backfill_workers_per_role = -1;
+
+/* advisory lock tag field4 of the launch lock (on database 0: see the file header) */
+#define ELT_BACKFILL_LAUNCH_LOCKTAG 0x4543
+
+/* how long a launch waits for a new worker to be counted */
+#define ELT_WORKER_START_WAIT_MS 30000
+
+static bool launch_lock_held = false;
+static int	launch_lock_level = 0;
+static bool launch_callbacks_registered = false;
 
 /* What a backfill worker is told at launch (bgw_extra). */
 typedef struct EltWorkerArgs
@@ -70,6 +102,26 @@ EltBackfillInit(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("elt.max_backfill_workers",
+							"Most backfill workers that may run at once in the cluster.",
+							"-1 means half of max_worker_processes. The rest of max_worker_processes "
+							"stays free for parallel queries, replication and other extensions.",
+							&elt_max_backfill_workers,
+							-1, -1, MAX_BACKENDS,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("elt.max_backfill_workers_per_role",
+							"Most backfill workers that the backfills of one role may run at once.",
+							"-1 means half of elt.max_backfill_workers (at least 1). Counted in every "
+							"database, by the role that owns the backfills.",
+							&elt_max_backfill_workers_per_role,
+							-1, -1, MAX_BACKENDS,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	memset(&worker, 0, sizeof(worker));
@@ -83,10 +135,203 @@ EltBackfillInit(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+static void
+launch_lock_tag(LOCKTAG *tag)
+{
+	SET_LOCKTAG_ADVISORY(*tag, InvalidOid, 0, 0, ELT_BACKFILL_LAUNCH_LOCKTAG);
+}
+
+/* The launch lock is never kept past the (sub)transaction that took it. */
+static void
+launch_xact_callback(XactEvent event, void *arg)
+{
+	EltBackfillLaunchUnlock();
+}
+
+static void
+launch_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && launch_lock_held &&
+		GetCurrentTransactionNestLevel() <= launch_lock_level)
+		EltBackfillLaunchUnlock();
+}
+
 /*
- * Register n workers for a backfill.  Returns how many were registered; when
- * fewer than n, reports at elevel (ERROR stops the caller, whose transaction
- * then rolls back and so turns away the workers already registered).
+ * Take the cluster-wide lock that orders launches of backfill workers (see
+ * the file header), until EltBackfillLaunchUnlock, or an error that ends
+ * the (sub)transaction that took it.
+ */
+void
+EltBackfillLaunchLock(void)
+{
+	LOCKTAG		tag;
+
+	if (launch_lock_held)
+		return;
+	if (!launch_callbacks_registered)
+	{
+		RegisterXactCallback(launch_xact_callback, NULL);
+		RegisterSubXactCallback(launch_subxact_callback, NULL);
+		launch_callbacks_registered = true;
+	}
+	launch_lock_tag(&tag);
+	(void) LockAcquire(&tag, ExclusiveLock, true, false);
+	launch_lock_held = true;
+	launch_lock_level = GetCurrentTransactionNestLevel();
+}
+
+/* Release the launch lock, if held. */
+void
+EltBackfillLaunchUnlock(void)
+{
+	LOCKTAG		tag;
+
+	if (!launch_lock_held)
+		return;
+	launch_lock_tag(&tag);
+	LockRelease(&tag, ExclusiveLock, true);
+	launch_lock_held = false;
+}
+
+/*
+ * The PGPROC of a process that holds a backfill (ELT_BACKFILL_LOCKTAG, in
+ * any database) as a background worker, or NULL: a session running
+ * elt.backfill_run holds one too, but takes no worker slot.
+ */
+static PGPROC *
+backfill_worker_proc(LockInstanceData *inst)
+{
+	PGPROC	   *proc;
+
+	if (inst->locktag.locktag_type != LOCKTAG_ADVISORY ||
+		inst->locktag.locktag_field4 != ELT_BACKFILL_LOCKTAG ||
+		(inst->holdMask & LOCKBIT_ON(AccessShareLock)) == 0)
+		return NULL;
+	proc = BackendPidGetProc(inst->pid);
+	return proc != NULL && proc->isBackgroundWorker ? proc : NULL;
+}
+
+/* The caps in effect (see the settings' descriptions). */
+static void
+worker_caps(int *cap_all, int *cap_role)
+{
+	*cap_all = elt_max_backfill_workers >= 0 ? elt_max_backfill_workers :
+		Max(max_worker_processes / 2, 1);
+	*cap_role = elt_max_backfill_workers_per_role >= 0 ? elt_max_backfill_workers_per_role :
+		Max(*cap_all / 2, 1);
+}
+
+/*
+ * How many more backfill workers may start now for a backfill of role:
+ * the running ones counted in every database (each holds its backfill),
+ * against both caps.  Exact under the launch lock (see the file header).
+ */
+void
+EltBackfillWorkerRoom(Oid role, EltWorkerRoom *room)
+{
+	LockData   *data = GetLockStatusData();
+	int			i;
+
+	memset(room, 0, sizeof(*room));
+	worker_caps(&room->cap_all, &room->cap_role);
+	for (i = 0; i < data->nelements; i++)
+	{
+		PGPROC	   *proc = backfill_worker_proc(&data->locks[i]);
+
+		if (proc == NULL)
+			continue;
+		room->live_all++;
+		if (proc->roleId == role)
+			room->live_role++;
+	}
+	pfree(data->locks);
+	pfree(data);
+	room->role_binds = room->cap_role - room->live_role <= room->cap_all - room->live_all;
+	room->room = Max(Min(room->cap_all - room->live_all, room->cap_role - room->live_role), 0);
+}
+
+/* Whether process pid holds backfill backfill_id of this database. */
+static bool
+holds_backfill(LockData *data, int pid, int64 backfill_id)
+{
+	int			i;
+
+	for (i = 0; i < data->nelements; i++)
+	{
+		LockInstanceData *inst = &data->locks[i];
+
+		if (inst->pid == pid &&
+			inst->locktag.locktag_type == LOCKTAG_ADVISORY &&
+			inst->locktag.locktag_field1 == MyDatabaseId &&
+			inst->locktag.locktag_field2 == (uint32) (backfill_id >> 32) &&
+			inst->locktag.locktag_field3 == (uint32) backfill_id &&
+			inst->locktag.locktag_field4 == ELT_BACKFILL_LOCKTAG &&
+			(inst->holdMask & LOCKBIT_ON(AccessShareLock)) != 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Wait until each registered worker holds its backfill (and is counted by
+ * EltBackfillWorkerRoom) or has exited, for at most
+ * ELT_WORKER_START_WAIT_MS.  A worker takes its hold before it waits for
+ * the transaction that launched it, so this does not wait for us.
+ */
+static void
+wait_counted(int64 backfill_id, BackgroundWorkerHandle **handles, int n)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   ELT_WORKER_START_WAIT_MS);
+	bool	   *done = palloc0(sizeof(bool) * Max(n, 1));
+
+	for (;;)
+	{
+		LockData   *data = NULL;
+		int			pending = 0;
+		int			i;
+
+		for (i = 0; i < n; i++)
+		{
+			pid_t		pid;
+			BgwHandleStatus st;
+
+			if (done[i])
+				continue;
+			st = GetBackgroundWorkerPid(handles[i], &pid);
+			if (st == BGWH_STOPPED || st == BGWH_POSTMASTER_DIED)
+				done[i] = true;
+			else if (st == BGWH_STARTED)
+			{
+				if (data == NULL)
+					data = GetLockStatusData();
+				done[i] = holds_backfill(data, (int) pid, backfill_id);
+			}
+			if (!done[i])
+				pending++;
+		}
+		if (data != NULL)
+		{
+			pfree(data->locks);
+			pfree(data);
+		}
+		if (pending == 0 || GetCurrentTimestamp() >= deadline)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	pfree(done);
+}
+
+/*
+ * Register n workers for a backfill, under the launch lock (taken by the
+ * caller, who counted the room for them), and wait until they are counted.
+ * Returns how many were registered; when fewer than n, reports at elevel
+ * (ERROR stops the caller, whose transaction then rolls back and so turns
+ * away the workers already registered).
  */
 int
 EltBackfillLaunch(int64 backfill_id, int32 generation, const char *name,
@@ -94,6 +339,7 @@ EltBackfillLaunch(int64 backfill_id, int32 generation, const char *name,
 {
 	BackgroundWorker worker;
 	EltWorkerArgs args;
+	BackgroundWorkerHandle **handles = palloc(sizeof(BackgroundWorkerHandle *) * Max(n, 1));
 	int			i;
 
 	memset(&worker, 0, sizeof(worker));
@@ -112,9 +358,10 @@ EltBackfillLaunch(int64 backfill_id, int32 generation, const char *name,
 	StaticAssertStmt(sizeof(EltWorkerArgs) <= BGW_EXTRALEN, "worker arguments too long");
 	memcpy(worker.bgw_extra, &args, sizeof(args));
 
+	Assert(launch_lock_held);
 	for (i = 0; i < n; i++)
 	{
-		if (!RegisterDynamicBackgroundWorker(&worker, NULL))
+		if (!RegisterDynamicBackgroundWorker(&worker, &handles[i]))
 		{
 			ereport(elevel,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -124,10 +371,11 @@ EltBackfillLaunch(int64 backfill_id, int32 generation, const char *name,
 							   max_worker_processes),
 					 errhint("Start fewer workers, raise max_worker_processes, or run the backfill in a session with CALL elt.backfill_run('%s').",
 							 name)));
-			return i;
+			break;
 		}
 	}
-	return n;
+	wait_counted(backfill_id, handles, i);
+	return i;
 }
 
 /*

@@ -16,8 +16,14 @@
  * inputs of a step are locked in SHARE mode (and a target whose earlier
  * rows count, in SHARE ROW EXCLUSIVE mode) before they are checksummed, so
  * that the checksums and snapshots are of the rows the step reads; writers
- * of those relations wait until the transaction ends.  Under REPEATABLE
- * READ the transaction's snapshot does the same without locks.
+ * of those relations wait until the transaction ends.  Only where the
+ * step's role (the transform's owner) could take that lock itself, by
+ * PostgreSQL's rule for LOCK TABLE (UPDATE, DELETE or TRUNCATE on the
+ * relation): a role that may only read a table must not make its writers
+ * wait.  A relation it may not lock is recorded as not checksummed, with
+ * the reason, and under the policy 'full' the run is refused.  Under
+ * REPEATABLE READ the transaction's snapshot does the same without locks,
+ * for every relation.
  *
  * Inside a run, elt.now() is the run's clock (the time elt.run_begin() was
  * called, or a transform run's start) and elt.random() draws from a seed
@@ -346,9 +352,31 @@ not_checksummable(Oid relid)
 }
 
 /*
+ * Whether the current user may lock relid in SHARE mode or stronger, by
+ * PostgreSQL's rule for LOCK TABLE: UPDATE, DELETE or TRUNCATE on it.
+ */
+static bool
+may_lock_share(Oid relid)
+{
+	return pg_class_aclcheck(relid, GetUserId(), ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE) == ACLCHECK_OK;
+}
+
+/* Why a relation the step's role may not lock is not checksummed. */
+static const char *
+unlocked_note(bool target)
+{
+	return target ?
+		"the role running it cannot lock it in SHARE ROW EXCLUSIVE mode (needs UPDATE, DELETE or TRUNCATE on it); "
+		"under REPEATABLE READ it is checksummed without a lock" :
+		"the role running it cannot lock it in SHARE mode (needs UPDATE, DELETE or TRUNCATE on it); "
+		"under REPEATABLE READ it is checksummed without a lock";
+}
+
+/*
  * The JSON of a relation read or written by a step: its name, columns,
  * primary key and schema version, and by policy its rows, checksum and
- * snapshot.  Read with the active snapshot, as the current user.
+ * snapshot.  Read with the active snapshot, as the current user.  A
+ * relation the step could not lock (st->unlocked) is not checksummed.
  */
 static char *
 relation_json(EltRunStep *st, Oid relid, const char *role, bool output)
@@ -386,6 +414,21 @@ relation_json(EltRunStep *st, Oid relid, const char *role, bool output)
 					 errmsg("cannot snapshot %s for the run's manifest: %s", EltRelDisplayName(relid), note),
 					 errhint("Under snapshot_policy 'full' (or elt.manifest_policy = full) every relation a run reads or writes is copied. "
 							 "Read the tables behind it, or use the policy 'checksum'.")));
+		if (note == NULL && list_member_oid(st->unlocked, relid))
+		{
+			note = unlocked_note(relid == st->target);
+			if (policy == POLICY_FULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("cannot snapshot %s for the run's manifest: %s", EltRelDisplayName(relid),
+								relid == st->target ?
+								"the role running it cannot lock it in SHARE ROW EXCLUSIVE mode" :
+								"the role running it cannot lock it in SHARE mode"),
+						 errdetail("At READ COMMITTED the copy is kept consistent with what the step reads by that lock, "
+								   "which needs UPDATE, DELETE or TRUNCATE on the table."),
+						 errhint("Run the step in a REPEATABLE READ transaction, where the copy is taken without a lock, "
+								 "or use the policy 'checksum'.")));
+		}
 		if (note == NULL && policy == POLICY_FULL)
 		{
 			char	   *shape_hash;
@@ -443,6 +486,7 @@ EltRunStepBegin(EltRunStep *st, TimestampTz started)
 	initStringInfo(&st->inputs);
 	st->relations = NIL;
 	st->snapshots = NIL;
+	st->unlocked = NIL;
 	st->output = NULL;
 	st->not_replayable = NULL;
 	/* a library newer than the extension's SQL (before ALTER EXTENSION UPDATE) */
@@ -589,6 +633,8 @@ cmp_oid(const ListCell *a, const ListCell *b)
  * merge) is an input too.  A relation read by several steps is recorded
  * at each, since it may have changed in between (another transaction of
  * the pipeline, another session); a replay reloads its copy when it did.
+ * At READ COMMITTED the relations to checksum are locked first (see the
+ * file header), those the owner may lock; the others are not checksummed.
  */
 void
 EltRunStepInputs(EltRunStep *st, List *sources)
@@ -617,13 +663,27 @@ EltRunStepInputs(EltRunStep *st, List *sources)
 		 * In OID order, the target among them, so that two runs lock in
 		 * the same order; the target in SHARE ROW EXCLUSIVE mode (which a
 		 * replace run takes anyway) so that no one else writes it either.
+		 * Not a relation that is not checksummed anyway (a view, a foreign
+		 * table, row-level security, no SELECT), nor one the owner could
+		 * not lock with LOCK TABLE: reading a table must not let a role
+		 * hold up its writers.
 		 */
 		if (!list_member_oid(sorted, st->target))
 			sorted = lappend_oid(sorted, st->target);
 		list_sort(sorted, cmp_oid);
 		foreach(lc, sorted)
-			LockRelationOid(lfirst_oid(lc),
-							lfirst_oid(lc) == st->target ? ShareRowExclusiveLock : ShareLock);
+		{
+			Oid			relid = lfirst_oid(lc);
+
+			if (not_checksummable(relid) != NULL)
+				continue;
+			if (!may_lock_share(relid))
+			{
+				st->unlocked = lappend_oid(st->unlocked, relid);
+				continue;
+			}
+			LockRelationOid(relid, relid == st->target ? ShareRowExclusiveLock : ShareLock);
+		}
 	}
 
 	/* what the step will read: a snapshot taken after the locks */
@@ -1402,7 +1462,7 @@ replay_relations(const char *manifest, int64 run_id, MemoryContext cxt)
 	rc = SPI_execute_with_args("SELECT i ->> 'relation' AS relation, i ->> 'schema' AS schema, i ->> 'name' AS name,"
 							   " (i ->> 'step')::int AS step, i ->> 'role' AS role, (i -> 'columns')::text AS columns,"
 							   " i -> 'snapshot' ->> 'id' AS snapshot_id, i -> 'snapshot' ->> 'checksum' AS snapshot_checksum,"
-							   " i -> 'snapshot' ->> 'shape_hash' AS snapshot_shape"
+							   " i -> 'snapshot' ->> 'shape_hash' AS snapshot_shape, i ->> 'not_checksummed' AS not_checksummed"
 							   " FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb -> 'inputs') WITH ORDINALITY e(i, n)"
 							   " ORDER BY (i ->> 'step')::int, n",
 							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(manifest)}, NULL, true, 0);
@@ -1427,12 +1487,17 @@ replay_relations(const char *manifest, int64 run_id, MemoryContext cxt)
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("run " INT64_FORMAT "'s manifest has an input without a name", run_id)));
 		if (in->snapshot_id == NULL || in->snapshot_checksum == NULL || in->snapshot_shape == NULL)
+		{
+			const char *why = EltSpiGetText(i, "not_checksummed");
+
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("run " INT64_FORMAT " cannot be replayed: it kept no snapshot of %s",
 							run_id, relation),
+					 why ? errdetail("Its manifest says it was not checksummed: %s.", why) : 0,
 					 errhint("Runs recorded with snapshot_policy 'full' can be replayed: "
 							 "elt.run_begin(pipeline, params, 'full'), or SET elt.manifest_policy = 'full' for transform runs on their own.")));
+		}
 		if (in->columns == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),

@@ -48,6 +48,7 @@ typedef struct EltRunStep
 	StringInfoData inputs;		/* JSON objects, comma separated */
 	char	   *output;			/* JSON object */
 	List	   *snapshots;		/* ids referenced, as decimal strings */
+	List	   *unlocked;		/* relations the step's role may not lock (READ COMMITTED) */
 	const char *sandbox_target;	/* replay: the sandbox table written */
 } EltRunStep;
 

@@ -13,11 +13,29 @@
  * what is recorded, and if its content already has a snapshot the copy is
  * dropped and that one reused), and it is renamed after its content:
  * s_<24 hex digits of SHA-256(shape hash, checksum, role)>.  A statement
- * trigger refuses every change to it; the role that made it may read it.
- * Locking: creation, drop and purge are serialized by a transaction-level
- * object lock whose class is elt.snapshot_defs (lock_snapshots): no SQL
- * command can take such a lock, so no role can hold it to stall snapshots,
- * as it could an advisory key.
+ * trigger refuses every change to it; the role that made it may read it
+ * (SELECT on the copy; the schema is usable by PUBLIC, see ensure_schema).
+ *
+ * Locking: what must not happen at once is per role: two creations of the
+ * same content by one role would both copy it and collide on the storage
+ * name (which is derived from content and role), and a drop or purge must
+ * come after every creation in flight that may reuse, or a run that may
+ * reference, the snapshot it drops.  Both concern only the snapshots of
+ * one role (reuse never crosses roles, and a run references the snapshots
+ * its steps made as the transform's owner).  So creation is serialized per
+ * creating role, and drop and purge take the lock of the role of each
+ * snapshot they drop, by a transaction-level object lock whose class is
+ * elt.snapshot_defs and whose object is the role (lock_snapshots): no SQL
+ * command can take such a lock, and a role holding its own (an open
+ * transaction after elt.snapshot_create) holds up only its own snapshots.
+ * Nothing else a creation writes is shared between roles: the copy is a
+ * new table, and the schema's privileges are set when it is made, not at
+ * every creation (two transactions granting on one schema would wait for
+ * each other, and the second fail).  The first creation in a database,
+ * which makes the schema, still makes the others wait until it commits.
+ * A transaction that creates snapshots as several roles (a pipeline whose
+ * transforms have different owners, under 'full') can deadlock with one
+ * that does so in the other order; PostgreSQL detects it and cancels one.
  * elt.snapshot_defs lists snapshots; elt.snapshots shows each role its own.
  */
 #include "postgres.h"
@@ -50,20 +68,21 @@
 #define SNAPSHOT_SCHEMA "elt_snapshots"
 
 /*
- * Serialize snapshot creation, drop and purge until the end of the
- * transaction.  The lock is an object lock whose class id is
- * elt.snapshot_defs, like the table history locks of ddl_capture.c: only
- * the extension takes such locks (an advisory key could be held by any role
- * to stall every snapshot).
+ * Serialize the creation, drop and purge of role's snapshots until the end
+ * of the transaction (see the top of this file).  The lock is an object
+ * lock whose class id is elt.snapshot_defs and whose object id is the role,
+ * like the table history locks of ddl_capture.c: only the extension takes
+ * such locks (an advisory key could be held by any role to stall every
+ * snapshot), and one role's lock holds up no other role's snapshots.
  */
 static void
-lock_snapshots(void)
+lock_snapshots(Oid role)
 {
 	Oid			defs = EltCatalogRelid("snapshot_defs");
 
 	if (!OidIsValid(defs))
 		elog(ERROR, "elt.snapshot_defs is missing");
-	LockDatabaseObject(defs, defs, 0, ExclusiveLock);
+	LockDatabaseObject(defs, role, 0, ExclusiveLock);
 }
 
 /* The shape of relid, as JSON: [{"name": ..., "type": ...}, ...] in column order. */
@@ -152,7 +171,37 @@ forget_snapshot(int64 id)
 	EltExec(plan, args, NULL, 0);
 }
 
-/* Make the storage schema, or check that the one there is the extension's. */
+/*
+ * Whether PUBLIC's privileges on the storage schema are USAGE and nothing
+ * else: every role may name the copies (whose own privileges say who reads
+ * them), none may create objects among them.
+ */
+static bool
+schema_acl_ok(Oid nsp)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {OIDOID};
+	Datum		args[1];
+	bool		isnull;
+
+	EltPrepare(&plan,
+			   "SELECT coalesce(pg_catalog.array_agg(a.privilege_type::pg_catalog.text)"
+			   "                 = ARRAY['USAGE'], false) AS ok"
+			   " FROM pg_catalog.pg_namespace n,"
+			   "      pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a"
+			   " WHERE n.oid = $1 AND a.grantee = 0",
+			   1, types);
+	args[0] = ObjectIdGetDatum(nsp);
+	EltExecLatest(plan, args, NULL, 1);
+	return EltSpiGetBool(0, "ok", &isnull);
+}
+
+/*
+ * Make the storage schema, or check that the one there is the extension's.
+ * Its privileges are written only when they are not what they should be
+ * (when it is made, normally): a GRANT updates the schema's catalog row,
+ * and creations by two roles must not wait for each other on it.
+ */
 static void
 ensure_schema(void)
 {
@@ -172,15 +221,20 @@ ensure_schema(void)
 				 errmsg("schema " SNAPSHOT_SCHEMA " belongs to role %s, not to the extension's owner",
 						GetUserNameFromId(owner, false)),
 				 errhint("Snapshots are kept only in a schema " SNAPSHOT_SCHEMA " that the extension made; rename or drop that schema.")));
-	EltSpiExec("REVOKE ALL ON SCHEMA " SNAPSHOT_SCHEMA " FROM PUBLIC");
+	if (!schema_acl_ok(nsp))
+	{
+		EltSpiExec("REVOKE ALL ON SCHEMA " SNAPSHOT_SCHEMA " FROM PUBLIC");
+		EltSpiExec("GRANT USAGE ON SCHEMA " SNAPSHOT_SCHEMA " TO PUBLIC");
+		CommandCounterIncrement();
+	}
 }
 
+/* Let role read a new copy (the copy is the creating transaction's alone). */
 static void
 grant_read(const char *storage, Oid role)
 {
 	const char *r = quote_identifier(GetUserNameFromId(role, false));
 
-	EltSpiExec(psprintf("GRANT USAGE ON SCHEMA %s TO %s", SNAPSHOT_SCHEMA, r));
 	EltSpiExec(psprintf("GRANT SELECT ON %s.%s TO %s", SNAPSHOT_SCHEMA, quote_identifier(storage), r));
 }
 
@@ -204,9 +258,6 @@ copy_rows(Oid relid, const char *tmp, Oid actor)
 	EltAsRole	ar;
 
 	EltSpiExec(psprintf("CREATE TABLE %s AS SELECT * FROM %s WITH NO DATA", dst, src));
-	/* the schema's USAGE stays: the role reads its snapshots there (grant_read) */
-	EltSpiExec(psprintf("GRANT USAGE ON SCHEMA %s TO %s", SNAPSHOT_SCHEMA,
-						quote_identifier(GetUserNameFromId(actor, false))));
 	EltSpiExec(psprintf("GRANT INSERT ON %s TO %s", dst, quote_identifier(GetUserNameFromId(actor, false))));
 	CommandCounterIncrement();
 	EltAsRoleBegin(&ar, actor, "pg_catalog", true);
@@ -261,8 +312,8 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 	EltSha256Hex(shape, strlen(shape), shape_hash);
 
 	EltCatalogWriteBegin(&cw);
-	/* one creator at a time: two sessions copying the same content would collide */
-	lock_snapshots();
+	/* one creator per role at a time: two copying the same content would collide */
+	lock_snapshots(cw.actor);
 	id = find_snapshot(cw.actor, shape_hash, checksum, &storage);
 	if (id != 0 && !storage_exists(storage))
 	{
@@ -363,9 +414,12 @@ elt_snapshot_create(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(EltSnapshotCreate(PG_GETARG_OID(0), &checksum, &shape_hash));
 }
 
-/* A snapshot's storage, checksum and creator, or an error naming it. */
+/*
+ * A snapshot's storage, checksum and creator, or an error naming it; with
+ * the latest snapshot when latest (after waiting for a lock).
+ */
 static void
-load_snapshot(int64 id, char **storage, char **checksum, Oid *owner, char **source)
+load_snapshot(int64 id, char **storage, char **checksum, Oid *owner, char **source, bool latest)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[1] = {INT8OID};
@@ -376,7 +430,10 @@ load_snapshot(int64 id, char **storage, char **checksum, Oid *owner, char **sour
 			   " source_name FROM elt.snapshot_defs WHERE snapshot_id = $1",
 			   1, types);
 	args[0] = Int64GetDatum(id);
-	EltExec(plan, args, NULL, 1);
+	if (latest)
+		EltExecLatest(plan, args, NULL, 1);
+	else
+		EltExec(plan, args, NULL, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -435,7 +492,7 @@ elt_snapshot_verify(PG_FUNCTION_ARGS)
 	EltRequireCatalog("snapshot_defs");
 	id = PG_GETARG_INT64(0);
 	EltCatalogWriteBegin(&cw);
-	load_snapshot(id, &storage, &recorded, &owner, &source);
+	load_snapshot(id, &storage, &recorded, &owner, &source, false);
 	relid = storage_oid(storage);
 	if (pg_class_aclcheck(relid, cw.actor, ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
@@ -490,14 +547,19 @@ elt_snapshot_drop(PG_FUNCTION_ARGS)
 	id = PG_GETARG_INT64(0);
 	force = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
 	EltCatalogWriteBegin(&cw);
-	/* after every creation and reference in flight (they hold this lock until they end) */
-	lock_snapshots();
-	load_snapshot(id, &storage, &checksum, &owner, &source);
+	load_snapshot(id, &storage, &checksum, &owner, &source, false);
 	if (!may_manage(cw.actor, owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("snapshot " INT64_FORMAT " belongs to role %s", id, GetUserNameFromId(owner, false)),
 				 errhint("Only members of the role that made it, members of %s and superusers may drop it.", ELT_ROLE_OPERATOR)));
+	/*
+	 * After every creation and reference in flight of the role's snapshots
+	 * (they hold this lock until they end); then read it again, as a drop
+	 * that committed meanwhile left it.
+	 */
+	lock_snapshots(owner);
+	load_snapshot(id, &storage, &checksum, &owner, &source, true);
 	{
 		static SPIPlanPtr refs = NULL;
 		Oid			types[1] = {INT8OID};
@@ -557,6 +619,8 @@ elt_snapshot_purge(PG_FUNCTION_ARGS)
 				n;
 	SPITupleTable *tt;
 	int64		dropped = 0;
+	List	   *locked = NIL;
+	ListCell   *lc;
 
 	if (PG_ARGISNULL(0) && PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -569,7 +633,6 @@ elt_snapshot_purge(PG_FUNCTION_ARGS)
 				 errmsg("keep_last must not be negative")));
 	EltRequireCatalog("snapshot_defs");
 	EltCatalogWriteBegin(&cw);
-	lock_snapshots();
 	EltPrepare(&plan,
 			   "SELECT snapshot_id, storage::pg_catalog.text AS storage, created_by::pg_catalog.oid AS owner"
 			   " FROM (SELECT s.*, pg_catalog.row_number() OVER (PARTITION BY created_by, source_name"
@@ -584,7 +647,29 @@ elt_snapshot_purge(PG_FUNCTION_ARGS)
 	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+
+	/*
+	 * Lock the roles whose snapshots it would drop (see the top of this
+	 * file), in OID order so that two purges do not deadlock, then choose
+	 * again with the latest snapshot: creations and references that were
+	 * in flight have ended.  A snapshot that only now qualifies, of a role
+	 * not locked, is left for the next purge.
+	 */
 	EltExec(plan, args, nulls, 0);
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Oid			owner = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
+
+		if (may_manage(cw.actor, owner))
+			locked = list_append_unique_oid(locked, owner);
+	}
+	list_sort(locked, list_oid_cmp);
+	foreach(lc, locked)
+		lock_snapshots(lfirst_oid(lc));
+	EltExecLatest(plan, args, nulls, 0);
 	tt = SPI_tuptable;
 	n = SPI_processed;
 	{
@@ -603,7 +688,7 @@ elt_snapshot_purge(PG_FUNCTION_ARGS)
 		}
 		for (i = 0; i < n; i++)
 		{
-			if (!may_manage(cw.actor, owners[i]))
+			if (!list_member_oid(locked, owners[i]))
 				continue;
 			drop_snapshot(ids[i], storages[i]);
 			dropped++;

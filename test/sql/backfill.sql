@@ -322,8 +322,13 @@ SELECT count(*) AS gaps FROM (
 WHERE next_lo IS NOT NULL AND hi <> next_lo;
 
 -- more workers than free slots: an error, and the backfill is not started
+-- (with caps that allow every slot; backfill_caps tests the caps)
 SELECT elt.backfill_create('wk2', 'wk', 'UPDATE wk SET applied = applied + 1 WHERE id >= $1 AND id < $2');
+SET elt.max_backfill_workers = 1000;
+SET elt.max_backfill_workers_per_role = 1000;
 SELECT elt.backfill_start('wk2', workers => current_setting('max_worker_processes')::int);
+RESET elt.max_backfill_workers;
+RESET elt.max_backfill_workers_per_role;
 SELECT state FROM elt.backfill_status WHERE name = 'wk2';
 -- (the workers registered before the error see the start roll back, and exit)
 DO $$ BEGIN

@@ -281,6 +281,9 @@ SELECT elt.snapshot_verify(:s3) AS verified_after_source_dropped;
 SET ROLE ck_reader;
 SELECT elt.snapshot_create('ck.a');
 SELECT count(*) FROM :s1_table;
+-- every role may use the schema (each copy says who reads it), none creates in it
+SELECT has_schema_privilege('elt_snapshots', 'USAGE') AS may_use,
+       has_schema_privilege('elt_snapshots', 'CREATE') AS may_create;
 SELECT elt.snapshot_verify(:s1);
 SELECT elt.snapshot_drop(:s1);
 -- a role that may read the whole source gets its own snapshot, or reads a reused one

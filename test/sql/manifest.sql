@@ -317,3 +317,66 @@ SELECT (SELECT sum(price) FROM rp_replay_reread.first_prices) AS first_sum,
        (SELECT sum(price) FROM rp_mart.later_prices) AS live_later_sum;
 -- the sandbox copy holds the rows the last step read
 SELECT count(*) AS copy_rows, count(currency) AS with_currency FROM rp_replay_reread.prices;
+
+-------------------------------------------------------------------------------
+-- A role that may only read a source cannot make its writers wait: its run
+-- does not lock the source (LOCK TABLE ... IN SHARE MODE needs UPDATE,
+-- DELETE or TRUNCATE), which is recorded as not checksummed, with the
+-- reason; 'full' is refused at READ COMMITTED and a replay says why
+-------------------------------------------------------------------------------
+CREATE ROLE rp_reader;
+GRANT USAGE ON SCHEMA rp_raw, rp_mart TO rp_reader;
+GRANT SELECT ON rp_raw.prices TO rp_reader;
+CREATE TABLE rp_mart.reader_copy (id int PRIMARY KEY, price numeric);
+ALTER TABLE rp_mart.reader_copy OWNER TO rp_reader;
+SET ROLE rp_reader;
+SELECT elt.transform_create('rp_reader_copy', 'rp_mart.reader_copy',
+  'SELECT id, price FROM rp_raw.prices', 'merge') IS NOT NULL AS created;
+BEGIN;
+SELECT elt.transform_run('rp_reader_copy') AS crun \gset
+-- its own target is locked, the source it only reads is not
+SELECT relation::regclass, mode FROM pg_locks
+WHERE pid = pg_backend_pid() AND relation IN ('rp_raw.prices'::regclass, 'rp_mart.reader_copy'::regclass)
+  AND mode IN ('ShareLock', 'ShareRowExclusiveLock') ORDER BY 1;
+COMMIT;
+SELECT i ->> 'relation' AS input, i ->> 'role' AS role, i ->> 'checksum' IS NOT NULL AS checksummed,
+       i ->> 'not_checksummed' AS not_checksummed
+FROM jsonb_array_elements(elt.run_manifest(:crun) -> 'inputs') i ORDER BY 1;
+SELECT o ->> 'relation' AS output, o ->> 'checksum' IS NOT NULL AS checksummed
+FROM jsonb_array_elements(elt.run_manifest(:crun) -> 'outputs') o;
+SELECT elt.replay(:crun, 'rp_replay_reader');
+-- an append target it may only read and insert into is not locked either: as an
+-- input (its earlier rows) and as an output it is not checksummed
+RESET ROLE;
+CREATE TABLE rp_mart.reader_log (id int PRIMARY KEY, price numeric);
+GRANT SELECT, INSERT ON rp_mart.reader_log TO rp_reader;
+SET ROLE rp_reader;
+SELECT elt.transform_create('rp_reader_log', 'rp_mart.reader_log',
+  'SELECT id, price FROM rp_raw.prices', 'append') IS NOT NULL AS created;
+SELECT elt.transform_run('rp_reader_log') AS lrun \gset
+SELECT 'input' AS side, i ->> 'relation' AS relation, i ->> 'not_checksummed' AS not_checksummed
+FROM jsonb_array_elements(elt.run_manifest(:lrun) -> 'inputs') i
+UNION ALL
+SELECT 'output', o ->> 'relation', o ->> 'not_checksummed'
+FROM jsonb_array_elements(elt.run_manifest(:lrun) -> 'outputs') o ORDER BY 1, 2;
+-- 'full' at READ COMMITTED: refused, and nothing is recorded
+SET elt.manifest_policy = full;
+SELECT count(*) AS runs_before FROM elt.runs WHERE role = 'rp_reader'::regrole;
+SELECT elt.transform_run('rp_reader_copy');
+SELECT count(*) AS runs_after FROM elt.runs WHERE role = 'rp_reader'::regrole;
+-- at REPEATABLE READ it is checksummed and copied, without a lock
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT elt.transform_run('rp_reader_copy') AS frun \gset
+SELECT count(*) AS share_locks FROM pg_locks
+WHERE pid = pg_backend_pid() AND relation = 'rp_raw.prices'::regclass AND mode = 'ShareLock';
+COMMIT;
+SELECT i ->> 'relation' AS input, i ->> 'checksum' = elt.table_checksum((i ->> 'relation')::regclass) AS checksum_is_now,
+       (i -> 'snapshot' ->> 'checksum') = (i ->> 'checksum') AS copied, i ->> 'not_checksummed' AS not_checksummed
+FROM jsonb_array_elements(elt.run_manifest(:frun) -> 'inputs') i ORDER BY 1;
+RESET elt.manifest_policy;
+RESET ROLE;
+SELECT count(elt.snapshot_drop(snapshot_id, force => true)) AS snapshots_dropped
+FROM elt.snapshots WHERE created_by = 'rp_reader'::regrole;
+DROP TABLE rp_mart.reader_log;
+DROP OWNED BY rp_reader;
+DROP ROLE rp_reader;

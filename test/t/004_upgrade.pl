@@ -97,6 +97,8 @@ is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extn
 	'0.6.0', 'updated to 0.6.0');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.deployments}), '0', 'deployments after the update');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.check_run('s')}), '0', 'checks after the update');
+# the snapshot schema as 0.6.0 made it: usable only by the roles it granted
+$node->safe_psql('postgres', q{CREATE SCHEMA elt_snapshots; REVOKE ALL ON SCHEMA elt_snapshots FROM PUBLIC});
 
 # 0.6.0 -> 0.7.0: the role model and least privilege
 $node->safe_psql('postgres', q{ALTER EXTENSION elt_governance UPDATE TO '0.7.0'});
@@ -112,6 +114,9 @@ is($node->safe_psql('postgres', q{SET ROLE nobody; SELECT count(*) > 0 FROM elt.
 	't', 'elt.audit_trail shows every row, without the details of others\' runs');
 is($node->safe_psql('postgres', q{SET ROLE nobody; SELECT valid FROM elt.audit_verify()}), 't',
 	'any role may verify the chain');
+is($node->safe_psql('postgres',
+	q{SELECT has_schema_privilege('nobody', 'elt_snapshots', 'USAGE') || ':' || has_schema_privilege('nobody', 'elt_snapshots', 'CREATE')}),
+	'true:false', 'every role may use the snapshot schema, so that no creation grants on it; none creates in it');
 
 # a fresh install of the default version is the same catalog as an update
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
