@@ -171,12 +171,7 @@ typedef struct BfOutcome
 } BfOutcome;
 
 /* user id switched to a backfill's owner, with its own settings level */
-typedef struct BfAsOwner
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			guc_level;
-} BfAsOwner;
+typedef EltAsRole BfAsOwner;
 
 #define BF_COLUMNS \
 	"SELECT backfill_id, name, rel::pg_catalog.oid AS relid, key_column::pg_catalog.text AS key_column," \
@@ -552,17 +547,12 @@ bf_as_owner_begin(Backfill *bf, BfAsOwner *s, bool planning)
 				 errmsg("role \"%s\", owner of backfill \"%s\", no longer exists",
 						bf->owner, bf->name),
 				 errhint("Cancel the backfill and create it again as another role.")));
-	GetUserIdAndSecContext(&s->save_userid, &s->save_sec_context);
 	/* another role's statement may not change this session's state */
-	SetUserIdAndSecContext(bf->owner_oid,
-						   s->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   (s->save_userid != bf->owner_oid ? SECURITY_RESTRICTED_OPERATION : 0));
-	s->guc_level = NewGUCNestLevel();
+	EltAsRoleBegin(s, bf->owner_oid, planning ? "pg_catalog, pg_temp" : NULL,
+				   GetUserId() != bf->owner_oid);
 	if (planning)
 	{
 		/* keyset pagination must walk the index, never sort the table */
-		(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
-								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 		(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 		(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
@@ -578,9 +568,8 @@ static void
 bf_as_owner_end(BfAsOwner *s)
 {
 	SPI_finish();
-	/* false: settings the statement changed, even with SET, are undone */
-	AtEOXact_GUC(false, s->guc_level);
-	SetUserIdAndSecContext(s->save_userid, s->save_sec_context);
+	/* settings the statement changed, even with SET, are undone */
+	EltAsRoleEnd(s);
 }
 
 /*
