@@ -85,6 +85,17 @@ lock_snapshots(Oid role)
 	LockDatabaseObject(defs, role, 0, ExclusiveLock);
 }
 
+/* lock_snapshots, without waiting: false when another transaction holds it. */
+static bool
+try_lock_snapshots(Oid role)
+{
+	Oid			defs = EltCatalogRelid("snapshot_defs");
+
+	if (!OidIsValid(defs))
+		elog(ERROR, "elt.snapshot_defs is missing");
+	return ConditionalLockDatabaseObject(defs, role, 0, ExclusiveLock);
+}
+
 /* The shape of relid, as JSON: [{"name": ..., "type": ...}, ...] in column order. */
 static char *
 shape_json(Oid relid)
@@ -650,10 +661,13 @@ elt_snapshot_purge(PG_FUNCTION_ARGS)
 
 	/*
 	 * Lock the roles whose snapshots it would drop (see the top of this
-	 * file), in OID order so that two purges do not deadlock, then choose
-	 * again with the latest snapshot: creations and references that were
-	 * in flight have ended.  A snapshot that only now qualifies, of a role
-	 * not locked, is left for the next purge.
+	 * file), then choose again with the latest snapshot: creations and
+	 * references that were in flight have ended.  A role whose snapshots
+	 * are being made or dropped right now is skipped, not waited for:
+	 * waiting while holding other roles' locks would make them wait too
+	 * (one role's open transaction would hold up every role's snapshots).
+	 * Its snapshots, like one that only now qualifies, are left for the
+	 * next purge.
 	 */
 	EltExec(plan, args, nulls, 0);
 	tt = SPI_tuptable;
@@ -668,7 +682,19 @@ elt_snapshot_purge(PG_FUNCTION_ARGS)
 	}
 	list_sort(locked, list_oid_cmp);
 	foreach(lc, locked)
-		lock_snapshots(lfirst_oid(lc));
+	{
+		Oid			role = lfirst_oid(lc);
+
+		if (!try_lock_snapshots(role))
+		{
+			const char *name = GetUserNameFromId(role, true);
+
+			ereport(NOTICE,
+					(errmsg("the snapshots of role %s are left for the next purge: it is making or dropping one now",
+							name ? quote_identifier(name) : psprintf("%u", role))));
+			locked = foreach_delete_current(locked, lc);
+		}
+	}
 	EltExecLatest(plan, args, nulls, 0);
 	tt = SPI_tuptable;
 	n = SPI_processed;
