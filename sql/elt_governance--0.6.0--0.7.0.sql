@@ -266,7 +266,10 @@ WHERE elt._sees_role(s.created_by::oid);
 
 -- Deployments of the interfaces whose schema the caller may use (by oid:
 -- an interface schema dropped or renamed behind the extension's back is
--- not an error), and every one for elt_reader.
+-- not an error), and every one for elt_reader.  The checks in a
+-- promotion's or canary's gates (their statuses and counts of failing rows,
+-- taken as the checks' owners) for the members of the interface's owner
+-- and elt_reader.
 CREATE OR REPLACE VIEW elt.deployments WITH (security_barrier = true) AS
 SELECT d.deployment_id, d.interface,
        d.from_color, d.to_color,
@@ -280,7 +283,8 @@ SELECT d.deployment_id, d.interface,
        CASE WHEN i.canary_deployment = d.deployment_id THEN i.canary_percent END AS canary_percent,
        d.copy_data,
        d.prepared_by::regrole AS prepared_by, d.prepared_at,
-       d.promoted_by::regrole AS promoted_by, d.promoted_at, d.promote_reason, d.forced, d.gates,
+       d.promoted_by::regrole AS promoted_by, d.promoted_at, d.promote_reason, d.forced,
+       CASE WHEN elt._sees_role(i.owner) THEN d.gates ELSE d.gates - 'checks' END AS gates,
        d.rolled_back_by::regrole AS rolled_back_by, d.rolled_back_at, d.rollback_reason,
        d.decommissioned_by::regrole AS decommissioned_by, d.decommissioned_at
 FROM elt.deployment_defs d
@@ -290,8 +294,11 @@ WHERE elt._sees_all()
 
 CREATE OR REPLACE VIEW elt.deployment_events WITH (security_barrier = true) AS
 SELECT e.event_id, e.deployment_id, e.interface, e.action,
-       e.actor::regrole AS actor, e.happened_at, e.reason, e.details
+       e.actor::regrole AS actor, e.happened_at, e.reason,
+       CASE WHEN elt._sees_role(i.owner) OR NOT e.details ? 'gates' THEN e.details
+            ELSE pg_catalog.jsonb_set(e.details, '{gates}', (e.details -> 'gates') - 'checks') END AS details
 FROM elt.deployment_event_log e
+LEFT JOIN elt.deploy_interfaces i ON i.interface = e.interface
 WHERE elt._sees_all()
    OR pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace(pg_catalog.quote_ident(e.interface))::oid, 'USAGE');
 
@@ -315,14 +322,17 @@ WHERE o.sees OR pg_catalog.has_table_privilege(c.relation, 'SELECT');
 -- it, which had the owner's privileges).
 ALTER TABLE elt.check_result_log ADD COLUMN check_owner oid;
 
--- Check results: samples and messages hold rows (and values) of the
--- relation checked, read as the check's owner: shown to the owner's
--- members and elt_reader, and to roles that read the declared and the
--- checked relation themselves with no row-level security applying (never
--- for custom checks, whose SQL may read other tables).
+-- Check results: the status, the count of failing rows, samples and
+-- messages were read as the check's owner (a count over rows that
+-- row-level security hides, or over other tables in a custom check's SQL,
+-- tells about them too): shown to the owner's members and elt_reader, and
+-- to roles that read the declared and the checked relation themselves with
+-- no row-level security applying (never for custom checks).
 CREATE OR REPLACE VIEW elt.check_results WITH (security_barrier = true) AS
 SELECT r.result_id, r.check_id, r.check_name, r.declared_on::regclass AS declared_on,
-       r.checked_relation, r.kind, r.severity, r.status, r.failing_rows,
+       r.checked_relation, r.kind, r.severity,
+       CASE WHEN v.rows THEN r.status END AS status,
+       CASE WHEN v.rows THEN r.failing_rows END AS failing_rows,
        CASE WHEN v.rows THEN r.sample END AS sample,
        CASE WHEN v.rows THEN r.message END AS message,
        r.run_id, r.deployment_id, r.checked_by::regrole AS checked_by, r.checked_at, r.duration_ms

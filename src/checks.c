@@ -8,11 +8,12 @@
  * subtransaction (an error is the check's status, not the caller's), and
  * only for callers that have the privileges of that owner or are
  * elt_operator: a check never runs with more rights than the role that
- * declared it.  What it finds (the sample of failing rows, an error
- * message) was read with the owner's rights, so elt.check_run() returns it
- * only to the owner's members and elt_reader, and elt.check_results shows
- * it to them and to roles that read the relations themselves (no
- * row-level security applying; never for custom checks).  A check declared
+ * declared it.  What it finds (the count and a sample of failing rows, an
+ * error message) was read with the owner's rights, so elt.check_run()
+ * returns it only to the owner's members and elt_reader (an operator gets
+ * the status), and elt.check_results shows it, the status too, to them and
+ * to roles that read the relations themselves (no row-level security
+ * applying; never for custom checks).  A check declared
  * on a view of a deployment interface also applies to the table of the
  * same name in either color, so that a candidate is checked before it is
  * promoted.
@@ -405,7 +406,7 @@ elt_check_run(PG_FUNCTION_ARGS)
 		values[4] = CStringGetTextDatum(j->severity);
 		values[5] = CStringGetTextDatum(j->status);
 		values[6] = Int64GetDatum(j->failing);
-		nulls[6] = j->failing_null;
+		nulls[6] = j->failing_null || !shown;
 		if (j->sample && shown)
 			values[7] = DirectFunctionCall1(jsonb_in, CStringGetDatum(j->sample));
 		nulls[7] = j->sample == NULL || !shown;

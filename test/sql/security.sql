@@ -194,8 +194,9 @@ ALTER TABLE sec_shop.customers DISABLE ROW LEVEL SECURITY;
 REVOKE SELECT (id) ON sec_shop.customers FROM sec_other;
 
 -------------------------------------------------------------------------------
--- Checks: arguments for the owner's members; samples and messages for them
--- and for roles that read the rows themselves (never for custom checks)
+-- Checks: arguments for the owner's members; results (status, count, sample,
+-- message) for them and for roles that read the rows themselves (never for
+-- custom checks, whose SQL may read other tables)
 -------------------------------------------------------------------------------
 CREATE FUNCTION sec_checks_view() RETURNS TABLE (name text, kind text, args jsonb)
 LANGUAGE sql AS $$ SELECT name, kind, args FROM elt.checks WHERE relation = 'sec_shop.customers'::regclass ORDER BY name $$;
@@ -213,7 +214,8 @@ SET ROLE sec_other;
 SELECT * FROM sec_checks_view();
 SELECT check_name, status, failing_rows, jsonb_array_length(sample) AS sample_rows FROM sec_results_view();
 RESET ROLE;
--- row-level security that hides rows from the reader hides the samples too
+-- row-level security that hides rows from the reader hides the results too
+-- (a count over hidden rows tells about them)
 ALTER TABLE sec_shop.customers ENABLE ROW LEVEL SECURITY;
 SET ROLE sec_other;
 SELECT check_name, status, failing_rows, jsonb_array_length(sample) AS sample_rows FROM sec_results_view();
@@ -227,7 +229,7 @@ RESET ROLE;
 SET ROLE sec_other;
 SELECT check_name, status, failing_rows, sample, message FROM elt.check_run('sec_shop.customers') ORDER BY 1;
 RESET ROLE;
--- ... done by elt_operator, as the check's owner, without showing it the rows
+-- ... done by elt_operator, as the check's owner, showing it the status only
 SET ROLE sec_operator;
 SELECT check_name, status, failing_rows, sample, message FROM elt.check_run('sec_shop.customers') ORDER BY 1;
 RESET ROLE;
