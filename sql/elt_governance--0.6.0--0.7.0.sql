@@ -9,13 +9,17 @@
 -------------------------------------------------------------------------------
 
 -- Three group roles, made once per cluster: roles are shared by every
--- database, and DROP EXTENSION leaves them.  A role of one of these names
--- that someone else made is used only if it is a plain NOLOGIN role that
--- belongs to no other role: it gets powers over governance.
+-- database, and DROP EXTENSION leaves them.  One that the extension made
+-- (its comment says so: in another database, or before a DROP EXTENSION)
+-- is used with the members it was granted to, as long as it cannot log in
+-- and has no attributes.  A role of one of these names that someone else
+-- made is used only if it is also without members and memberships: it gets
+-- powers over governance, and its members with it.
 DO $roles$
 DECLARE
     r text;
     bad text;
+    ours boolean;
 BEGIN
     FOREACH r IN ARRAY ARRAY['elt_reader', 'elt_operator', 'elt_admin'] LOOP
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles x WHERE x.rolname = r) THEN
@@ -26,23 +30,30 @@ BEGIN
                 ELSE 'elt_governance: administers governance (approvers, governed targets) and is elt_reader and elt_operator' END);
             CONTINUE;
         END IF;
+        ours := coalesce(pg_catalog.shobj_description(r::pg_catalog.regrole, 'pg_authid') LIKE 'elt_governance: %', false);
         SELECT pg_catalog.concat_ws(', ',
                    CASE WHEN x.rolcanlogin THEN 'it can log in' END,
                    CASE WHEN x.rolsuper THEN 'it is a superuser' END,
                    CASE WHEN x.rolcreaterole OR x.rolcreatedb OR x.rolreplication OR x.rolbypassrls
                         THEN 'it has CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS' END,
-                   CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                   CASE WHEN NOT ours AND EXISTS (SELECT FROM pg_catalog.pg_auth_members m
                                      JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
                                      WHERE m.member = x.oid
                                        AND g.rolname NOT IN ('elt_reader', 'elt_operator', 'elt_admin'))
-                        THEN 'it is a member of other roles' END)
+                        THEN 'it is a member of other roles' END,
+                   CASE WHEN NOT ours AND EXISTS (SELECT FROM pg_catalog.pg_auth_members m WHERE m.roleid = x.oid)
+                        THEN 'it has members' END)
         INTO bad
         FROM pg_catalog.pg_roles x WHERE x.rolname = r;
         IF bad <> '' THEN
             RAISE EXCEPTION 'role "%" exists and is not a plain group role: %', r, bad
                 USING ERRCODE = '42710',
-                      DETAIL = 'elt_governance gives the roles elt_reader, elt_operator and elt_admin powers over governance; their members get them.',
-                      HINT = pg_catalog.format('Rename that role (ALTER ROLE %I RENAME TO ...) or make it a NOLOGIN role without attributes or memberships, then create or update the extension again.', r);
+                      DETAIL = 'elt_governance gives the roles elt_reader, elt_operator and elt_admin powers over governance; their members get them. '
+                               || CASE WHEN ours THEN 'It made this one, which has been changed since.'
+                                       ELSE 'It did not make this one.' END,
+                      HINT = CASE WHEN ours
+                                  THEN pg_catalog.format('Make it a group role again (ALTER ROLE %I NOLOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS), then create or update the extension again.', r)
+                                  ELSE pg_catalog.format('Rename that role (ALTER ROLE %I RENAME TO ...) or make it a NOLOGIN role without attributes, members or memberships, then create or update the extension again.', r) END;
         END IF;
     END LOOP;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m

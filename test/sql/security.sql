@@ -21,9 +21,22 @@ ALTER ROLE elt_operator LOGIN;
 CREATE EXTENSION elt_governance;
 SELECT count(*) AS extensions FROM pg_extension WHERE extname = 'elt_governance';
 ALTER ROLE elt_operator NOLOGIN;
--- a plain role of that name is used: another database shares the roles
+-- a role of that name that the extension did not make, with members, is
+-- refused too: they would get its powers
+ALTER ROLE elt_reader RENAME TO elt_reader_kept;
+CREATE ROLE elt_reader NOLOGIN;
+CREATE ROLE sec_mallory;
+GRANT elt_reader TO sec_mallory;
+CREATE EXTENSION elt_governance;
+DROP ROLE elt_reader;
+DROP ROLE sec_mallory;
+ALTER ROLE elt_reader_kept RENAME TO elt_reader;
+-- the extension's own roles are used, members and all: another database
+-- shares them
+GRANT elt_reader TO elt_operator;
 CREATE EXTENSION elt_governance;
 SELECT extversion FROM pg_extension WHERE extname = 'elt_governance';
+REVOKE elt_reader FROM elt_operator;
 DROP EXTENSION elt_governance;
 \c contrib_regression
 DROP DATABASE sec_other_db;

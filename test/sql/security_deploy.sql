@@ -432,6 +432,24 @@ SELECT count(*) FROM elt.deploy_diff('sdp_mart', 'regions');
 RESET ROLE;
 
 -------------------------------------------------------------------------------
+-- 10. A promotion's gates list their checks' results (taken as the checks'
+--     owners) to the interface owner's members and elt_reader only; a role
+--     that may use the interface sees the deployments without them
+-------------------------------------------------------------------------------
+SET ROLE sdp_analyst;
+SELECT count(*) AS promotions, count(*) FILTER (WHERE gates ? 'checks') AS with_checks
+FROM elt.deployments WHERE interface = 'sdp_mart' AND gates IS NOT NULL;
+SELECT count(*) AS promote_events, count(*) FILTER (WHERE details -> 'gates' ? 'checks') AS with_checks
+FROM elt.deployment_events WHERE interface = 'sdp_mart' AND action = 'deploy_promote';
+RESET ROLE;
+SET ROLE sdp_member;
+SELECT count(*) AS promotions, count(*) FILTER (WHERE gates ? 'checks') AS with_checks
+FROM elt.deployments WHERE interface = 'sdp_mart' AND gates IS NOT NULL;
+SELECT count(*) AS promote_events, count(*) FILTER (WHERE details -> 'gates' ? 'checks') AS with_checks
+FROM elt.deployment_events WHERE interface = 'sdp_mart' AND action = 'deploy_promote';
+RESET ROLE;
+
+-------------------------------------------------------------------------------
 -- Clean up
 -------------------------------------------------------------------------------
 DROP SCHEMA sdp_mart, sdp_mart__blue, sdp_mart__green, sdp_dash, sdp_dash__blue, sdp_dash__green, sdp_private, sdp_fns CASCADE;
