@@ -27,6 +27,7 @@
 #include "catalog/pg_namespace.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
+#include "nodes/value.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/varlena.h"
@@ -36,6 +37,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "utils/portal.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -290,13 +292,38 @@ EltCatalogWriteEnd(EltCatalogWrite *cw)
 	SetUserIdAndSecContext(cw->save_userid, cw->save_sec_context);
 }
 
+/* The names of this session's open cursors (String nodes), as pg_cursors lists them. */
+static List *
+session_cursors(void)
+{
+	List	   *names = NIL;
+	MemoryContext outer = CurrentMemoryContext;
+	uint64		i;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT name FROM pg_catalog.pg_cursors", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "listing the session's cursors failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		names = lappend(names, makeString(pstrdup(SPI_getvalue(SPI_tuptable->vals[i],
+															   SPI_tuptable->tupdesc, 1))));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return names;
+}
+
 /*
  * Act as role, to run code that is role's (a transform's SQL, a check, a
  * backfill chunk, a replayed step, a deployment copy): never with the
  * caller's rights on role's behalf.  restricted makes it a
  * security-restricted operation (no SET ROLE, no temporary objects, no
  * cursors that outlive it: nothing that outlives the code in the caller's
- * session).  A new GUC nest level holds what the code sets, and
+ * session; cursors it leaves open are closed at the end).  A new GUC nest
+ * level holds what the code sets, and
  * search_path, unless NULL, is set to it with pg_temp named last, so that
  * the caller's temporary objects never stand for role's.  The caller's
  * privileges to have role act must have been checked before.
@@ -304,6 +331,7 @@ EltCatalogWriteEnd(EltCatalogWrite *cw)
 void
 EltAsRoleBegin(EltAsRole *ar, Oid role, const char *search_path, bool restricted)
 {
+	ar->cursors = session_cursors();
 	GetUserIdAndSecContext(&ar->save_userid, &ar->save_sec_context);
 	SetUserIdAndSecContext(role, ar->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   (restricted ? SECURITY_RESTRICTED_OPERATION : 0));
@@ -314,13 +342,27 @@ EltAsRoleBegin(EltAsRole *ar, Oid role, const char *search_path, bool restricted
 }
 
 /*
- * Back to the caller: every setting the code changed is rolled back, plain
- * SETs too (a search_path left in the caller's session would make the
- * caller run role's functions), then the caller's identity.
+ * Back to the caller: every cursor the code left open is closed (a FETCH
+ * by the caller would run role's query with the caller's rights), every
+ * setting it changed is rolled back, plain SETs too (a search_path left in
+ * the caller's session would make the caller run role's functions), then
+ * the caller's identity is back.
  */
 void
 EltAsRoleEnd(EltAsRole *ar)
 {
+	ListCell   *lc;
+
+	foreach(lc, session_cursors())
+	{
+		Portal		portal;
+
+		if (list_member(ar->cursors, lfirst(lc)))
+			continue;
+		portal = GetPortalByName(strVal(lfirst(lc)));
+		if (PortalIsValid(portal) && portal->status != PORTAL_ACTIVE && !portal->portalPinned)
+			PortalDrop(portal, false);
+	}
 	AtEOXact_GUC(false, ar->guc_level);
 	SetUserIdAndSecContext(ar->save_userid, ar->save_sec_context);
 }

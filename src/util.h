@@ -21,6 +21,7 @@ typedef struct EltAsRole
 	Oid			save_userid;
 	int			save_sec_context;
 	int			guc_level;
+	List	   *cursors;		/* the session's cursors before */
 } EltAsRole;
 
 /* State saved while an engine writes the elt catalog for the caller. */

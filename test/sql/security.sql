@@ -478,6 +478,29 @@ RESET ROLE;
 SET ROLE sec_member;
 SELECT elt.transform_run('sec_totals', '{"skip": "0"}') > 0 AS ran;
 RESET ROLE;
+-- cursors the owner's code leaves open are closed: a FETCH by the caller
+-- would run the owner's query with the caller's rights
+SET ROLE sec_owner;
+CREATE FUNCTION sec_shop.sec_leave_cursor() RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    c refcursor := 'sec_left_open';
+BEGIN
+    OPEN c FOR SELECT current_user;
+    RETURN 1;
+END
+$$;
+CREATE TABLE sec_shop.cursed (id int PRIMARY KEY);
+SELECT elt.transform_create('sec_cursor', 'sec_shop.cursed', 'SELECT sec_shop.sec_leave_cursor() AS id', 'replace',
+  '{"lineage": "table"}') > 0 AS created;
+SELECT elt.check_create('sec_shop.cursed', 'expression', '{"expression": "sec_shop.sec_leave_cursor() = 1"}',
+  name => 'sec_cursor') > 0 AS created;
+RESET ROLE;
+BEGIN;
+SELECT elt.transform_run('sec_cursor', lineage => 'none') > 0 AS ran;
+SELECT count(*) AS cursors_left FROM pg_cursors WHERE name = 'sec_left_open';
+SELECT check_name, status FROM elt.check_run('sec_shop.cursed');
+SELECT count(*) AS cursors_left FROM pg_cursors WHERE name = 'sec_left_open';
+COMMIT;
 -- a superuser running the owner's transform runs it as the owner
 SET ROLE sec_owner;
 CREATE TABLE sec_shop.whoami (id int PRIMARY KEY, who text NOT NULL);
