@@ -152,15 +152,17 @@ CROSS JOIN LATERAL (SELECT elt._sees_role_name(r.role) OR elt._sees_role_name(d.
 -- errors for the owner's members; elt_reader sees all.
 CREATE VIEW elt.backfill_chunk_status AS
 SELECT b.name AS backfill, c.chunk_no,
-       CASE WHEN v.bounds THEN c.lower_bound END AS lower_bound,
-       CASE WHEN v.bounds THEN c.upper_bound END AS upper_bound,
+       CASE WHEN b.bounds THEN c.lower_bound END AS lower_bound,
+       CASE WHEN b.bounds THEN c.upper_bound END AS upper_bound,
        c.final, c.state, c.rows_planned, c.rows_affected, c.attempts, c.retry_at, c.duration_ms,
-       CASE WHEN o.sees THEN c.last_error END AS last_error,
+       CASE WHEN b.sees THEN c.last_error END AS last_error,
        c.planned_at, c.finished_at
 FROM elt.backfill_chunks c
-JOIN elt.backfills b ON b.backfill_id = c.backfill_id
-CROSS JOIN LATERAL (SELECT elt._sees_role_name(b.owner) AS sees) o
-CROSS JOIN LATERAL (SELECT o.sees OR elt._reads_column(b.rel, b.key_column) AS bounds) v;
+-- what the reader sees, decided once per backfill (OFFSET 0), not per chunk
+JOIN (SELECT b.backfill_id, b.name, o.sees, o.sees OR elt._reads_column(b.rel, b.key_column) AS bounds
+      FROM elt.backfills b
+      CROSS JOIN LATERAL (SELECT elt._sees_role_name(b.owner) AS sees) o
+      OFFSET 0) b ON b.backfill_id = c.backfill_id;
 
 GRANT SELECT ON elt.audit_trail, elt.transform_run_history, elt.backfill_chunk_status TO PUBLIC;
 
