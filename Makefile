@@ -24,6 +24,8 @@ MODULE_big = elt_governance
 OBJS = \
 	src/elt_governance.o \
 	src/util.o \
+	src/util_json.o \
+	src/util_subxact.o \
 	src/audit.o \
 	src/audit_verify.o \
 	src/govern.o \

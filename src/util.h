@@ -10,6 +10,7 @@
 #include "lib/stringinfo.h"
 #include "storage/lockdefs.h"
 #include "utils/relcache.h"
+#include "utils/resowner.h"
 
 #define ELT_EXTENSION_NAME "elt_governance"
 #define ELT_SCHEMA_NAME "elt"
@@ -95,5 +96,40 @@ extern List *EltSpiAppendOids(List *list);
 
 extern void EltAppendJsonString(StringInfo buf, const char *key, const char *value);
 extern void EltAppendJsonInt(StringInfo buf, const char *key, int64 value);
+
+/* util_json.c: a JSON document built with escaping (audit and event details) */
+#define ELT_JSON_MAX_DEPTH 8
+typedef struct EltJson
+{
+	StringInfoData buf;
+	int			depth;
+	bool		first[ELT_JSON_MAX_DEPTH];
+	bool		in_array[ELT_JSON_MAX_DEPTH];
+} EltJson;
+
+extern void EltJsonBegin(EltJson *j);
+extern char *EltJsonFinish(EltJson *j);
+extern void EltJsonString(EltJson *j, const char *key, const char *value);
+extern void EltJsonInt(EltJson *j, const char *key, int64 value);
+extern void EltJsonFloat(EltJson *j, const char *key, double value);
+extern void EltJsonBool(EltJson *j, const char *key, bool value);
+extern void EltJsonNull(EltJson *j, const char *key);
+extern void EltJsonRaw(EltJson *j, const char *key, const char *json);
+extern void EltJsonBeginObject(EltJson *j, const char *key);
+extern void EltJsonEndObject(EltJson *j);
+extern void EltJsonBeginArray(EltJson *j, const char *key);
+extern void EltJsonEndArray(EltJson *j);
+
+/* util_subxact.c: work that may fail without failing the caller */
+typedef struct EltSubxact
+{
+	MemoryContext cxt;
+	ResourceOwner owner;
+} EltSubxact;
+
+extern void EltSubxactBegin(EltSubxact *s);
+extern void EltSubxactCommit(EltSubxact *s);
+extern void EltSubxactRollback(EltSubxact *s);
+extern ErrorData *EltTrySubxact(void (*fn) (void *arg), void *arg);
 
 #endif							/* ELT_UTIL_H */
