@@ -29,7 +29,8 @@ build_and_install() {
 scratch_copy() {
   local dir
   dir=$(mktemp -d /tmp/elt_governance.XXXXXX)
-  cp -a Makefile elt_governance.control sql test scripts "$dir"/
+  cp -a Makefile elt_governance.control README.md CHANGELOG.md docs sql test scripts "$dir"/
+  mkdir "$dir/bench" && cp -a bench/README.md "$dir/bench/"   # the docs test reads them
   as_root chown -R postgres: "$dir"
   echo "$dir"
 }
