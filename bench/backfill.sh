@@ -42,9 +42,7 @@
 #
 # Usage: bash bench/backfill.sh [rows] [baseline_seconds]
 #        CONTENDERS="update elt1" bash bench/backfill.sh   # a subset
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/common.sh
+. "$(dirname "$0")/lib.sh"
 
 ROWS="${1:-10000000}"
 BASELINE_S="${2:-30}"
@@ -57,38 +55,13 @@ MARGIN_S=3              # ... and this long after it ends
 ELT_TIMEOUT_S="${ELT_TIMEOUT_S:-900}"    # give up on an elt run after this
 PGBENCH_MAX_S=3600      # pgbench -T: it is stopped earlier (SIGALRM), this is a backstop
 
-log() { echo "[backfill] $*" >&2; }
-
-# --- the installed extension ------------------------------------------------
-if ! [ -f "$("$PG_CONFIG" --sharedir)/extension/elt_governance--0.2.0--0.3.0.sql" ]; then
-  echo "backfill.sh: elt_governance 0.3.0 is not installed (make install)" >&2
-  exit 1
-fi
-SO="$("$PG_CONFIG" --pkglibdir)/elt_governance.so"
-SO_SUM=$(md5sum <"$SO")
-
-start_throwaway_cluster "$PORT"
-# on failure, show the end of the server log before the cluster is removed
-on_exit() {
-  local rc=$?
-  if [ "$rc" -ne 0 ] && [ -f "$WORK/server.log" ]; then
-    echo "--- last 40 lines of the server log ---" >&2
-    tail -n 40 "$WORK/server.log" >&2 || true
-  fi
-  stop_throwaway_cluster
-}
-trap on_exit EXIT
-as_postgres sh -c "cat >> '$WORK/data/postgresql.conf'" <<CONF
+bench_require_installed 0.3.0 0.2.0--0.3.0
+bench_start_cluster "$PORT"
+bench_configure <<CONF
 shared_buffers = 2GB
 max_wal_size = 8GB
 checkpoint_timeout = 30min
 CONF
-as_postgres "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w restart >/dev/null
-
-psql_q() { as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d bench -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-put() { as_postgres sh -c "cat > '$WORK/$1'"; }
-now_s() { date +%s.%N; }
-sub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
 as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d postgres -X -q -v ON_ERROR_STOP=1 \
   -c "CREATE DATABASE bench" >/dev/null
 
@@ -97,9 +70,9 @@ echo "# command: bash bench/backfill.sh $*  (rows=$ROWS baseline=${BASELINE_S}s 
 echo "# write load: pgbench $PGBENCH_OPTS -T <run> -l -f writers.sql, writers.sql:"
 echo "#   \\set id random(1, $ROWS)"
 echo "#   UPDATE orders SET note = 'x' WHERE order_id = :id;"
-echo "# PostgreSQL $(psql_q -c 'SHOW server_version'), elt_governance $(psql_q -c "CREATE EXTENSION elt_governance" -c "SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'") (installed build, $(stat -c %y "$SO" | cut -d. -f1), md5 ${SO_SUM%% *})"
+echo "# PostgreSQL $(psql_q -c 'SHOW server_version'), elt_governance $(psql_q -c "CREATE EXTENSION elt_governance" -c "SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'") $(bench_build)"
 echo "# tree: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src sql 2>/dev/null || echo ' with uncommitted changes in src/ or sql/'); $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB; shared_buffers $(psql_q -c 'SHOW shared_buffers'), max_wal_size $(psql_q -c 'SHOW max_wal_size'), checkpoint_timeout $(psql_q -c 'SHOW checkpoint_timeout')"
-echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
+bench_load_start
 
 ##############################################################################
 # Setup: the template table, the loops, the side tables
@@ -414,9 +387,6 @@ psql_q -c "SELECT b.name || ': ' || string_agg(format('%s:%s:%s', chunk_no, rows
 echo
 echo "Server log: $(grep -c 'ERROR' "$WORK/server.log" || true) ERROR lines; by message:"
 grep -o 'ERROR: .*' "$WORK/server.log" | sed 's/[0-9]\{3,\}/N/g' | sort | uniq -c | sort -rn | head -10 || true
-echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
-if [ "$(md5sum <"$SO")" != "$SO_SUM" ]; then
-  echo "# WARNING: $SO was reinstalled during the run; the numbers may mix builds"
-  log "WARNING: $SO was reinstalled during the run"
-fi
+bench_load_end
+bench_check_library
 log "done"

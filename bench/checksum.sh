@@ -37,9 +37,7 @@
 # max_parallel_workers_per_gather 0 (one process each, as the C function).
 #
 # Usage: bash bench/checksum.sh [repeats, default 3] [rows, default 10000000]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/common.sh
+. "$(dirname "$0")/lib.sh"
 
 REPEATS="${1:-3}"
 ROWS="${2:-10000000}"
@@ -47,19 +45,9 @@ SMALL_ROWS="${SMALL_ROWS:-1000000}"
 SECTIONS="${SECTIONS:-checksum snapshot}"
 PORT="${BENCH_PORT:-5512}"
 
-log() { echo "[checksum] $*" >&2; }
-
-if ! [ -f "$("$PG_CONFIG" --sharedir)/extension/elt_governance--0.4.0--0.5.0.sql" ]; then
-  echo "checksum.sh: elt_governance 0.5.0 is not installed (make install)" >&2
-  exit 1
-fi
-SO="$("$PG_CONFIG" --pkglibdir)/elt_governance.so"
-SO_SUM=$(md5sum <"$SO")
-T_START=$(date +%s)
-
-start_throwaway_cluster "$PORT"
-trap stop_throwaway_cluster EXIT
-as_postgres sh -c "cat >> '$WORK/data/postgresql.conf'" <<CONF
+bench_require_installed 0.5.0 0.4.0--0.5.0
+bench_start_cluster "$PORT"
+bench_configure <<CONF
 shared_buffers = 4GB
 work_mem = 64MB
 maintenance_work_mem = 1GB
@@ -70,18 +58,16 @@ max_parallel_workers_per_gather = 0
 lc_messages = 'C'
 timezone = 'UTC'
 CONF
-as_postgres "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w restart >/dev/null
 
-psql_q() { as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d bench -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d postgres -X -q -c "CREATE DATABASE bench" >/dev/null
 psql_q -c "CREATE EXTENSION elt_governance"
 
 echo "# command: bash bench/checksum.sh $*  (repeats=$REPEATS, rows=$ROWS, small rows=$SMALL_ROWS)"
-echo "# PostgreSQL $(psql_q -c 'SHOW server_version'), elt_governance $(psql_q -c "SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'") (installed build, $(stat -c %y "$SO" | cut -d. -f1), md5 ${SO_SUM%% *})"
-echo "# tree: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src sql 2>/dev/null || echo ' with uncommitted changes in src/ or sql/')"
-echo "# machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; $(. /etc/os-release && echo "$PRETTY_NAME")"
+echo "# PostgreSQL $(psql_q -c 'SHOW server_version'), elt_governance $(psql_q -c "SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'") $(bench_build)"
+bench_tree
+bench_machine
 echo "# settings: shared_buffers $(psql_q -c 'SHOW shared_buffers'), work_mem $(psql_q -c 'SHOW work_mem'), jit $(psql_q -c 'SHOW jit'), max_parallel_workers_per_gather $(psql_q -c 'SHOW max_parallel_workers_per_gather')"
-echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
+bench_load_start
 
 log "loading $ROWS rows"
 psql_q <<SQL
@@ -109,7 +95,6 @@ declare -A SQLS=(
 )
 ORDER=(elt md5_agg datadiff scan)
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else printf "%.1f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 run_table() {
   local table=$1 rows=$2
@@ -155,7 +140,6 @@ fi
 
 if [[ " $SECTIONS " == *" snapshot "* ]]; then
   declare -a T_CTAS T_SNAP T_REUSE
-  timed_ms() { psql_q -c '\timing on' "$@" | grep -o 'Time: [0-9.]* ms' | tail -n 1 | awk '{print $2}'; }
   psql_q -c "SELECT count(*) FROM bench.t" >/dev/null
   for r in $(seq 1 "$REPEATS"); do
     T_CTAS+=("$(timed_ms -c "CREATE TABLE bench.copy AS SELECT * FROM bench.t")")
@@ -178,4 +162,5 @@ if [[ " $SECTIONS " == *" snapshot "* ]]; then
 fi
 
 echo
-echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC'); total $(( $(date +%s) - T_START )) s"
+bench_load_end
+bench_check_library

@@ -24,9 +24,7 @@
 # with npm into bench/.squawk (not globally) if it is not there.
 #
 # Usage: bash bench/contracts.sh [transactions] [repeats] [large_table_rows]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/common.sh
+. "$(dirname "$0")/lib.sh"
 
 TX="${1:-200}"             # pgbench transactions per measurement (part 1)
 REPEATS="${2:-5}"          # repeats of every measurement
@@ -35,7 +33,6 @@ SQUAWK_VERSION="${SQUAWK_VERSION:-2.66.0}"
 PORT="${BENCH_PORT:-5510}"
 HERE="$PWD/bench"
 
-log() { echo "[contracts] $*" >&2; }
 
 # --- squawk -----------------------------------------------------------------
 SQUAWK_DIR="$HERE/.squawk"
@@ -50,28 +47,16 @@ fi
 SQUAWK_NATIVE=$(ls "$SQUAWK_DIR"/node_modules/@squawk-cli/*/bin/squawk 2>/dev/null | head -1 || true)
 
 # --- the installed extension ------------------------------------------------
-if ! [ -f "$("$PG_CONFIG" --sharedir)/extension/elt_governance--0.1.0--0.2.0.sql" ]; then
-  echo "contracts.sh: elt_governance 0.2.0 is not installed (make install)" >&2
-  exit 1
-fi
+bench_require_installed 0.2.0 0.1.0--0.2.0
+bench_start_cluster "$PORT"
 
-# the library the cluster preloads; a reinstall during the run would mix builds
-SO="$("$PG_CONFIG" --pkglibdir)/elt_governance.so"
-SO_SUM=$(md5sum <"$SO")
-
-start_throwaway_cluster "$PORT"
-
-psql_db() { local db=$1; shift; as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d "$db" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-psql_q() { psql_db bench "$@"; }
 as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d postgres -X -q -v ON_ERROR_STOP=1 \
   -c "ALTER SYSTEM SET elt.large_table_rows = $LARGE_ROWS" -c "SELECT pg_reload_conf()" \
   -c "CREATE DATABASE bench" -c "CREATE DATABASE bench01" -c "CREATE DATABASE bare" >/dev/null
 
-# write a file in $WORK (readable by postgres) from stdin
-put() { as_postgres sh -c "cat > '$WORK/$1'"; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+# this report's medians keep three decimals (lib.sh's median, one)
+median3() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 minmax() { sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {print lo "–" hi}'; }
-now_ns() { date +%s%N; }
 # server time (ms) of elt.check_ddl() on a script file in $WORK, twice in one
 # new session: "first second" (the first call also prepares the plans of the
 # catalog queries and warms the caches of the backend)
@@ -89,9 +74,9 @@ EXT_VERSION=$(psql_q -c "CREATE EXTENSION elt_governance" -c "SELECT extversion 
 psql_db bench01 -c "CREATE EXTENSION elt_governance VERSION '0.1.0'"
 psql_db bare -c "CREATE EXTENSION elt_governance"
 echo "# bench/contracts.sh tx=$TX repeats=$REPEATS elt.large_table_rows=$(psql_q -c 'SHOW elt.large_table_rows')"
-echo "# PostgreSQL $SERVER_VERSION, elt_governance $EXT_VERSION (installed build, $(stat -c %y "$SO" | cut -d. -f1)), $(nproc) cores, $("$SQUAWK" --version)"
-echo "# tree: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src sql 2>/dev/null || echo ' with uncommitted changes in src/ or sql/'); library md5 ${SO_SUM%% *}"
-echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# PostgreSQL $SERVER_VERSION, elt_governance $EXT_VERSION $(bench_build), $(nproc) cores, $("$SQUAWK" --version)"
+bench_tree
+bench_load_start
 
 ##############################################################################
 # 1. Classification overhead per DDL statement
@@ -179,7 +164,7 @@ for i in "${!P1_STATEMENTS[@]}"; do
   name=${P1_STATEMENTS[$i]%%|*}
   sql=$(printf "${P1_STATEMENTS[$i]#*|}" gov.t)
   finding=$(psql_q -v s="$sql" <<<"SELECT coalesce(string_agg(rule || CASE WHEN cardinality(dependents) > 0 THEN ' (' || cardinality(dependents) || ' dependents)' ELSE '' END, ', ' ORDER BY rule), 'safe') FROM elt.check_ddl(:'s')")
-  med() { tr ' ' '\n' <<<"${P1[$i,$1]}" | grep . | median; }
+  med() { tr ' ' '\n' <<<"${P1[$i,$1]}" | grep . | median3; }
   rng() { tr ' ' '\n' <<<"${P1[$i,$1]}" | grep . | minmax; }
   echo "| $name | $finding | $(med p) | $(med g) | **$(med o)** ($(rng o)) | $(med v) | $(med c) ($(rng c)) | $(med n) | $(med f) ($(rng f)) |"
 done
@@ -259,8 +244,8 @@ for r in $(seq 1 "$REPEATS"); do
   CK1+=("$first"); CK+=("$second")
   echo "$r,$first,$second,$(sps "$first" "$NSTMT"),$(sps "$second" "$NSTMT")"
 done
-ck1_med=$(printf '%s\n' "${CK1[@]}" | median)
-ck_med=$(printf '%s\n' "${CK[@]}" | median)
+ck1_med=$(printf '%s\n' "${CK1[@]}" | median3)
+ck_med=$(printf '%s\n' "${CK[@]}" | median3)
 echo
 echo "check_ddl, server side, median of $REPEATS: first call in a session $ck1_med ms = $(sps "$ck1_med" "$NSTMT") statements/s; second call $ck_med ms = $(sps "$ck_med" "$NSTMT") statements/s ($(awk -v n="$NSTMT" -v ms="$ck_med" 'BEGIN {printf "%.3f", ms / n}') ms per statement)"
 summary=$(psql_q <<SQL
@@ -288,10 +273,10 @@ for r in $(seq 1 "$REPEATS"); do
 done
 sq_findings=$(jq 'length' "$WORK/squawk.out")
 sq_rules=$(jq -r 'group_by(.rule_name) | map("\(.[0].rule_name)×\(length)") | join(", ")' "$WORK/squawk.out")
-sq_med=$(printf '%s\n' "${SQ[@]}" | median)
+sq_med=$(printf '%s\n' "${SQ[@]}" | median3)
 echo "squawk (npm wrapper, wall clock incl. process start): median $sq_med ms = $(awk -v n="$NSTMT" -v ms="$sq_med" 'BEGIN {printf "%.0f", n / ms * 1000}') statements/s"
 if [ -n "$SQUAWK_NATIVE" ]; then
-  sqn_med=$(printf '%s\n' "${SQN[@]}" | median)
+  sqn_med=$(printf '%s\n' "${SQN[@]}" | median3)
   echo "squawk (native binary, wall clock incl. process start): median $sqn_med ms = $(awk -v n="$NSTMT" -v ms="$sqn_med" 'BEGIN {printf "%.0f", n / ms * 1000}') statements/s"
 fi
 echo "squawk findings: $sq_findings; by rule: $sq_rules"
@@ -402,7 +387,7 @@ awk '
 per() { awk -v ms="$1" -v n="$2" 'BEGIN {printf "%.3f", ms / n}'; }
 row() {   # label, ms array..., n
   local label=$1 n=$2; shift 2
-  local m; m=$(printf '%s\n' "$@" | median)
+  local m; m=$(printf '%s\n' "$@" | median3)
   echo "| $label | $m | $(per "$m" "$n") |"
 }
 echo
@@ -412,16 +397,16 @@ echo "Time for the $NCORPUS-statement corpus (median of $REPEATS) and, from part
 echo
 echo "| tool | corpus ms | ms / statement | $NSTMT-statement script ms | ms / statement |"
 echo "|---|---|---|---|---|"
-m1=$(printf '%s\n' "${E_SRV1[@]}" | median)
+m1=$(printf '%s\n' "${E_SRV1[@]}" | median3)
 echo "| elt.check_ddl(), server time, first call in a session | $m1 | $(per "$m1" "$NCORPUS") | $ck1_med | $(per "$ck1_med" "$NSTMT") |"
-m1=$(printf '%s\n' "${E_SRV[@]}" | median)
+m1=$(printf '%s\n' "${E_SRV[@]}" | median3)
 echo "| elt.check_ddl(), server time, second call | $m1 | $(per "$m1" "$NCORPUS") | $ck_med | $(per "$ck_med" "$NSTMT") |"
-m1=$(printf '%s\n' "${E_WALL[@]}" | median)
+m1=$(printf '%s\n' "${E_WALL[@]}" | median3)
 echo "| elt.check_ddl() via a new psql process (connect + check) | $m1 | $(per "$m1" "$NCORPUS") | – | – |"
-m1=$(printf '%s\n' "${S_NODE[@]}" | median)
+m1=$(printf '%s\n' "${S_NODE[@]}" | median3)
 echo "| squawk via npm wrapper (node + binary) | $m1 | $(per "$m1" "$NCORPUS") | $sq_med | $(per "$sq_med" "$NSTMT") |"
 if [ -n "$SQUAWK_NATIVE" ]; then
-  m1=$(printf '%s\n' "${S_NAT[@]}" | median)
+  m1=$(printf '%s\n' "${S_NAT[@]}" | median3)
   echo "| squawk native binary | $m1 | $(per "$m1" "$NCORPUS") | $sqn_med | $(per "$sqn_med" "$NSTMT") |"
 fi
 
@@ -464,9 +449,6 @@ echo "|---|---|---|---|---|---|"
 psql_q -f "$WORK/compare.sql"
 echo
 echo "elt.large_table_rows = $(psql_q -c 'SHOW elt.large_table_rows') (lowered from 100000 for this run); planner estimates: $(psql_q -c "SELECT string_agg(format('%s %s', oid::regclass, reltuples::bigint), ', ' ORDER BY oid::regclass::text) FROM pg_class WHERE oid IN ('app.orders'::regclass, 'app.small'::regclass, 'legacy.orders'::regclass)")"
-echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-if [ "$(md5sum <"$SO")" != "$SO_SUM" ]; then
-  echo "# WARNING: $SO was reinstalled during the run; the numbers mix builds"
-  log "WARNING: $SO was reinstalled during the run; the numbers mix builds"
-fi
+bench_load_end
+bench_check_library
 log "done"

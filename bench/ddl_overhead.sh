@@ -10,9 +10,7 @@
 #
 # Runs a throwaway cluster with the library preloaded, like make demo.
 # Usage: bash bench/ddl_overhead.sh [pairs] [tables] [repeats]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/common.sh
+. "$(dirname "$0")/lib.sh"
 
 PAIRS="${1:-1000}"
 TABLES="${2:-1000}"
@@ -22,9 +20,8 @@ bash scripts/setup.sh >/dev/null
 build_and_install
 
 PORT="${BENCH_PORT:-54339}"
-start_throwaway_cluster "$PORT"
+bench_start_cluster "$PORT"
 
-psql_q() { as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d bench -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d postgres -X -q -c "CREATE DATABASE bench"
 
 psql_q <<'SQL'

@@ -81,9 +81,7 @@
 #        [rows, default 20000]; environment CLIENTS, RATE, MODES, BASE_S,
 #        RUN_S, LONG_S (0: no long reader), W_REVERSE, BENCH_PORT (default
 #        5531).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/common.sh
+. "$(dirname "$0")/lib.sh"
 
 CYCLES="${1:-10}"
 TABLES="${2:-50}"
@@ -99,29 +97,19 @@ PORT="${BENCH_PORT:-5531}"
 SW1_AT=1.0
 SW2_AT=2.5
 
-log() { echo "[deploy] $*" >&2; }
-
-if ! [ -f "$("$PG_CONFIG" --sharedir)/extension/elt_governance--0.5.0--0.6.0.sql" ]; then
-  echo "deploy.sh: elt_governance 0.6.0 is not installed (make install)" >&2
-  exit 1
-fi
+bench_require_installed 0.6.0 0.5.0--0.6.0
 if [ "$TABLES" -lt 2 ] || [ "$TABLES" -gt 999 ]; then
   echo "deploy.sh: tables must be between 2 and 999" >&2
   exit 1
 fi
-SO="$("$PG_CONFIG" --pkglibdir)/elt_governance.so"
-SO_SUM=$(md5sum <"$SO")
-T_START=$(date +%s)
 
 PGBENCH_PID=""
-cleanup() {
+bench_before_stop() {   # called by lib.sh's exit trap
   if [ -n "$PGBENCH_PID" ]; then kill "$PGBENCH_PID" 2>/dev/null || true; fi
-  stop_throwaway_cluster
 }
-start_throwaway_cluster "$PORT"
-trap cleanup EXIT
+bench_start_cluster "$PORT"
 # no preloaded library (see above); the other settings for a read load
-as_postgres sh -c "cat >> '$WORK/data/postgresql.conf'" <<CONF
+bench_configure <<CONF
 shared_preload_libraries = ''
 shared_buffers = 1GB
 max_wal_size = 4GB
@@ -130,10 +118,8 @@ jit = off
 lc_messages = 'C'
 timezone = 'UTC'
 CONF
-as_postgres "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w restart >/dev/null
 
-psql_db() { local db=$1; shift; as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d "$db" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-put() { as_postgres sh -c "cat > '$1'"; }            # write stdin to a file in $WORK
+putf() { as_postgres sh -c "cat > '$1'"; }           # write stdin to a file in $WORK, by its full path
 get() { as_postgres sh -c "cat $1"; }               # read files of $WORK (0700, postgres); $1 may be a glob
 tname() { printf 't%03d' "$1"; }
 
@@ -141,11 +127,11 @@ psql_db postgres -c "CREATE DATABASE bench" -c "CREATE DATABASE peer"
 psql_db bench -c "CREATE EXTENSION elt_governance"
 
 echo "# command: bash bench/deploy.sh $*  (cycles=$CYCLES, tables=$TABLES, rows=$ROWS, clients=$CLIENTS, rate=$RATE tps, modes=$MODES, run=${RUN_S}s, baseline=${BASE_S}s, long reader=${LONG_S}s, reverse-join weight=$W_REVERSE)"
-echo "# PostgreSQL $(psql_db bench -c 'SHOW server_version'), pgbench $("$PG_BIN/pgbench" --version | awk '{print $3}'), elt_governance $(psql_db bench -c "SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'") (installed build, $(stat -c %y "$SO" | cut -d. -f1), md5 ${SO_SUM%% *})"
-echo "# tree: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src sql 2>/dev/null || echo ' with uncommitted changes in src/ or sql/')"
-echo "# machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; $(. /etc/os-release && echo "$PRETTY_NAME")"
+echo "# PostgreSQL $(psql_db bench -c 'SHOW server_version'), pgbench $("$PG_BIN/pgbench" --version | awk '{print $3}'), elt_governance $(psql_db bench -c "SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'") $(bench_build)"
+bench_tree
+bench_machine
 echo "# settings: shared_preload_libraries '$(psql_db bench -c 'SHOW shared_preload_libraries')', shared_buffers $(psql_db bench -c 'SHOW shared_buffers'), deadlock_timeout $(psql_db bench -c 'SHOW deadlock_timeout'), elt.deploy_lock_timeout $(psql_db bench -c "LOAD 'elt_governance'" -c 'SHOW elt.deploy_lock_timeout'), elt.deploy_lock_retries $(psql_db bench -c "LOAD 'elt_governance'" -c 'SHOW elt.deploy_lock_retries'), readers' pgbench -R $RATE -c $CLIENTS -j 2"
-echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
+bench_load_start
 
 # ---------------------------------------------------------------------
 # Data
@@ -213,7 +199,7 @@ reader_scripts() {  # schema file-prefix
       echo "SELECT version, val, label FROM $s.$(tname "$i") WHERE id = :id;"
     done
     echo "\\endif"
-  } | put "${f}_0.sql"
+  } | putf "${f}_0.sql"
   { echo "\\set id random(1, $ROWS)"
     echo "\\set t random(1, $(( TABLES - 1 )))"
     for i in $(seq 1 $(( TABLES - 1 ))); do
@@ -221,13 +207,13 @@ reader_scripts() {  # schema file-prefix
       echo "SELECT 1 / (a.version = b.version)::int AS same_version, a.val + b.val FROM $s.$(tname "$i") a JOIN $s.$(tname $(( i + 1 ))) b USING (id) WHERE a.id = :id;"
     done
     echo "\\endif"
-  } | put "${f}_1.sql"
+  } | putf "${f}_1.sql"
   { echo "\\set id random(1, $ROWS)"
     echo "SELECT 1 / (a.version = b.version)::int AS same_version, a.val + b.val FROM $s.$(tname "$TABLES") a JOIN $s.t001 b USING (id) WHERE a.id = :id;"
-  } | put "${f}_2.sql"
+  } | putf "${f}_2.sql"
   { echo "\\set id random(1, $ROWS)"
     echo "SELECT v_a, v_b, total FROM reporting.totals WHERE id = :id;"
-  } | put "${f}_3.sql"
+  } | putf "${f}_3.sql"
 }
 reader_scripts mart "$WORK/read_elt"
 reader_scripts mart_h "$WORK/read_hand"
@@ -282,10 +268,10 @@ sleep_until() {  # start_ns seconds
 
 RES="$WORK/switches.txt"       # contender mode cycle kind ms t0 t1 table_v view_v expected lock_attempts
 RUNS="$WORK/runs.txt"          # contender mode run failed aborted tps
-echo -n | put "$RES"
-echo -n | put "$RUNS"
+echo -n | putf "$RES"
+echo -n | putf "$RUNS"
 ERRS="$WORK/errors.txt"
-echo -n | put "$ERRS"
+echo -n | putf "$ERRS"
 
 # pgbench run in the background: contender mode run seconds
 start_readers() {
@@ -436,7 +422,6 @@ baseline_stats() {  # contender mode
   get "$WORK/log_$1_$2_0.*" | awk '$3 ~ /^[0-9]+$/ {print ($3 - (($7 ~ /^[0-9]+$/) ? $7 : 0)) / 1000}' | sort -g |
     awk '{a[NR] = $1} END {printf "%.2f %.2f %.2f %.1f", a[int(NR * 0.5) + 1], a[int(NR * 0.99) + 1], a[int(NR * 0.999) + 1], a[NR]}'
 }
-median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else printf "%.1f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 col() { awk -v c="$1" -v m="$2" -v k="$3" -v f="$4" '$1 == c && $2 == m && (k == 0 || $4 == k) {print $f}' <<<"$SW"; }
 maxof() { sort -g | tail -n 1; }
 
@@ -562,9 +547,6 @@ for c in elt hand; do
       printf "\n" }' <<<"$v"
 done
 
-if [ "$(md5sum <"$SO")" != "$SO_SUM" ]; then
-  echo
-  echo "# WARNING: $SO changed during the run (reinstalled); the figures may mix two builds. Run under flock -s /tmp/elt-install.lock."
-fi
 echo
-echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC'); total $(( $(date +%s) - T_START )) s"
+bench_check_library
+bench_load_end

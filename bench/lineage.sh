@@ -68,9 +68,7 @@
 # maintenance_work_mem 512MB, checkpoint_timeout 30min, TimeZone UTC.
 #
 # Usage: bash bench/lineage.sh [repeats, default 3] [min edges, default 10000000]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/common.sh
+. "$(dirname "$0")/lib.sh"
 
 REPEATS="${1:-3}"
 MIN_EDGES="${2:-10000000}"
@@ -79,28 +77,10 @@ MEM_CAP_GB="${MEM_CAP_GB:-8}"
 MAX_MERGES=12           # growth runs at most this many merge runs
 TRACE_TIMEOUT_S=600     # the full trace of a region-month key
 
-log() { echo "[lineage] $*" >&2; }
-
 # --- the installed extension ------------------------------------------------
-if ! [ -f "$("$PG_CONFIG" --sharedir)/extension/elt_governance--0.3.0--0.4.0.sql" ]; then
-  echo "lineage.sh: elt_governance 0.4.0 is not installed (make install)" >&2
-  exit 1
-fi
-SO="$("$PG_CONFIG" --pkglibdir)/elt_governance.so"
-SO_SUM=$(md5sum <"$SO")
-T_START=$(date +%s)
-
-start_throwaway_cluster "$PORT"
-on_exit() {
-  local rc=$?
-  if [ "$rc" -ne 0 ] && [ -f "$WORK/server.log" ]; then
-    echo "--- last 40 lines of the server log ---" >&2
-    tail -n 40 "$WORK/server.log" >&2 || true
-  fi
-  stop_throwaway_cluster
-}
-trap on_exit EXIT
-as_postgres sh -c "cat >> '$WORK/data/postgresql.conf'" <<CONF
+bench_require_installed 0.4.0 0.3.0--0.4.0
+bench_start_cluster "$PORT"
+bench_configure norestart <<CONF
 shared_buffers = 2GB
 max_wal_size = 8GB
 work_mem = 64MB
@@ -112,15 +92,6 @@ log_timezone = 'UTC'
 CONF
 as_postgres sh -c "ulimit -v $(( MEM_CAP_GB * 1024 * 1024 )) && exec '$PG_BIN/pg_ctl' -D '$WORK/data' -l '$WORK/server.log' -w restart" >/dev/null
 
-psql_q() { as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d bench -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-put() { as_postgres sh -c "cat > '$WORK/$1'"; }
-# run the statements (psql -c arguments), print the \timing of the last one in ms
-timed() {
-  local out
-  out=$(psql_q -c '\timing on' "$@")
-  grep -o 'Time: [0-9.]* ms' <<<"$out" | tail -n 1 | awk '{print $2}'
-}
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {printf "%.1f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 log_pos() { as_postgres sh -c "wc -c < '$WORK/server.log'"; }
 # durations auto_explain logged since byte $1: "<statement ms> <lineage insert ms>"
@@ -137,11 +108,11 @@ as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d postgres -X -q -v ON_ERROR_S
   -c "CREATE DATABASE bench" -c "ALTER DATABASE bench SET elt.manifest_policy = none" >/dev/null
 
 echo "# command: bash bench/lineage.sh $*  (repeats=$REPEATS, min edges=$MIN_EDGES)"
-echo "# PostgreSQL $(psql_q -c 'SHOW server_version'), elt_governance $(psql_q -c "CREATE EXTENSION elt_governance" -c "SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'") (installed build, $(stat -c %y "$SO" | cut -d. -f1), md5 ${SO_SUM%% *})"
-echo "# tree: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src sql 2>/dev/null || echo ' with uncommitted changes in src/ or sql/')"
-echo "# machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; $(. /etc/os-release && echo "$PRETTY_NAME")"
+echo "# PostgreSQL $(psql_q -c 'SHOW server_version'), elt_governance $(psql_q -c "CREATE EXTENSION elt_governance" -c "SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'") $(bench_build)"
+bench_tree
+bench_machine
 echo "# settings: shared_buffers $(psql_q -c 'SHOW shared_buffers'), max_wal_size $(psql_q -c 'SHOW max_wal_size'), work_mem $(psql_q -c 'SHOW work_mem'), maintenance_work_mem $(psql_q -c 'SHOW maintenance_work_mem'), checkpoint_timeout $(psql_q -c 'SHOW checkpoint_timeout'), jit $(psql_q -c 'SHOW jit'), TimeZone $(psql_q -c 'SHOW timezone'); server address space capped at ${MEM_CAP_GB} GB per process"
-echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
+bench_load_start
 
 ##############################################################################
 # Setup
@@ -210,13 +181,13 @@ for rep in $(seq 1 "$REPEATS"); do
     psql_q -c "TRUNCATE mart.daily, public.audit_log, elt.lineage_chunks, elt.lineage_layout" -c "CHECKPOINT"
     pos=$(log_pos)
     case "$c" in
-      plain)     ms=$(timed -c "INSERT INTO mart.daily $QUERY") ;;
-      elt_row)   ms=$(timed "${AE[@]}" -c "SELECT elt.transform_run('daily')") ;;
-      elt_table) ms=$(timed "${AE[@]}" -c "SELECT elt.transform_run('daily', '{}', 'table')") ;;
-      elt_manifest) ms=$(timed "${AE[@]}" -c "SET elt.manifest_policy = checksum" -c "SELECT elt.transform_run('daily')") ;;
+      plain)     ms=$(timed_ms -c "INSERT INTO mart.daily $QUERY") ;;
+      elt_row)   ms=$(timed_ms "${AE[@]}" -c "SELECT elt.transform_run('daily')") ;;
+      elt_table) ms=$(timed_ms "${AE[@]}" -c "SELECT elt.transform_run('daily', '{}', 'table')") ;;
+      elt_manifest) ms=$(timed_ms "${AE[@]}" -c "SET elt.manifest_policy = checksum" -c "SELECT elt.transform_run('daily')") ;;
       trigger)
         psql_q -c "CREATE TRIGGER daily_audit AFTER INSERT ON mart.daily FOR EACH ROW EXECUTE FUNCTION public.audit_row()"
-        ms=$(timed -c "INSERT INTO mart.daily $QUERY")
+        ms=$(timed_ms -c "INSERT INTO mart.daily $QUERY")
         psql_q -c "DROP TRIGGER daily_audit ON mart.daily" ;;
     esac
     rows=$(psql_q -c "SELECT count(*) FROM mart.daily")
@@ -269,7 +240,7 @@ echo "| run | transform | ms | lineage after | edges after |"
 echo "|---|---|---|---|---|"
 growth_row() {   # transform label
   local ms
-  ms=$(timed -c "SELECT elt.transform_run('$1')")
+  ms=$(timed_ms -c "SELECT elt.transform_run('$1')")
   echo "| $2 | $1 | $ms | $(psql_q -c "$CHUNKS_SQL") | $(psql_q -c "$EDGES_SQL") |"
 }
 growth_row daily 1
@@ -334,7 +305,7 @@ for c in "${CALLS[@]}"; do
   LAT_A[$call]=$(pgb "$ta" "SELECT count(*) FROM $call;")
 done
 log "VACUUM ANALYZE elt.lineage_chunks"
-vac=$(timed -c "VACUUM ANALYZE elt.lineage_chunks")
+vac=$(timed_ms -c "VACUUM ANALYZE elt.lineage_chunks")
 STATE_B=$(gin_state)
 for c in "${CALLS[@]}"; do
   IFS='|' read -r hops ta tb call <<<"$c"
@@ -380,9 +351,6 @@ echo "What a full trace of $K_RM would return, counted from the tables: $(psql_q
 echo
 echo "Server log: $(grep -c 'ERROR' "$WORK/server.log" || true) ERROR lines, $(grep -c 'terminated by signal' "$WORK/server.log" || true) crashed backends; by message:"
 grep -o 'ERROR: .*' "$WORK/server.log" | sed 's/[0-9]\{3,\}/N/g' | sort | uniq -c | sort -rn | head -10 || true
-echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC'); total $(( $(date +%s) - T_START )) s"
-if [ "$(md5sum <"$SO")" != "$SO_SUM" ]; then
-  echo "# WARNING: $SO was reinstalled during the run; the server kept the build it loaded at start, the md5 above"
-  log "WARNING: $SO was reinstalled during the run"
-fi
+bench_load_end
+bench_check_library
 log "done"
