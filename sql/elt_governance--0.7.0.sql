@@ -1536,10 +1536,13 @@ CREATE FUNCTION elt._lineage_pending()
     LANGUAGE c AS 'MODULE_PATHNAME', 'elt_lineage_pending';
 REVOKE EXECUTE ON FUNCTION elt._lineage_pending() FROM PUBLIC;
 
--- The entries of a chunk, decoded.
+-- The entries of a chunk, decoded, for elt.lineage_rows (which only
+-- superusers and the extension's owner read); any bytea given to it is
+-- decoded and checked, but it has nothing to offer PUBLIC.
 CREATE FUNCTION elt._lineage_chunk_entries(data bytea)
     RETURNS TABLE (key bigint, key_text text, keys bigint[], keys_text text[])
     LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'elt_lineage_chunk_entries';
+REVOKE EXECUTE ON FUNCTION elt._lineage_chunk_entries(bytea) FROM PUBLIC;
 
 -- Row lineage one row per target row and source relation, decoded from the
 -- chunks; like them, not readable by PUBLIC.
@@ -1555,11 +1558,6 @@ REVOKE EXECUTE ON FUNCTION elt._lineage_int8_add(internal, bigint),
     elt._lineage_int8_cat(internal, bigint[]), elt._lineage_int8_final(internal),
     elt._lineage_text_add(internal, text), elt._lineage_text_cat(internal, text[]),
     elt._lineage_text_final(internal) FROM PUBLIC;
-
--- Decodes chunks of elt.lineage_chunks for elt.lineage_rows (which only
--- superusers and the extension's owner read); any bytea given to it is
--- decoded and checked, but it has nothing to offer PUBLIC.
-REVOKE EXECUTE ON FUNCTION elt._lineage_chunk_entries(bytea) FROM PUBLIC;
 
 -- ==========================================================================
 -- 9. Checksums and snapshots
@@ -1653,8 +1651,9 @@ RETURNS bigint
 -- Every role may use the schema elt_snapshots (each copy's own privileges
 -- say who reads it; PUBLIC creates nothing in it), so that a creation no
 -- longer grants USAGE to its role: two roles' creations updated the
--- schema's catalog row and waited for each other.  A schema made by 0.6.0
--- gets these privileges here; one made later gets them when it is made.
+-- schema's catalog row and waited for each other.  A schema that exists
+-- already (made by 0.6.0, or left by DROP EXTENSION) gets these privileges
+-- here; one made later gets them when it is made.
 DO $$
 BEGIN
   IF EXISTS (SELECT FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_extension e ON e.extowner = n.nspowner
