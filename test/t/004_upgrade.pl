@@ -118,14 +118,156 @@ is($node->safe_psql('postgres',
 	q{SELECT has_schema_privilege('nobody', 'elt_snapshots', 'USAGE') || ':' || has_schema_privilege('nobody', 'elt_snapshots', 'CREATE')}),
 	'true:false', 'every role may use the snapshot schema, so that no creation grants on it; none creates in it');
 
-# a fresh install of the default version is the same catalog as an update
+# A fresh install of the default version is the same catalog as an update.
+# CREATE EXTENSION without a version runs the full script of the default
+# version (sql/elt_governance--<default>.sql), not the chain from 0.1.0.
+my $default = (PostgreSQL::Test::Utils::slurp_file("elt_governance.control") =~ /^default_version\s*=\s*'([^']+)'/m)[0];
+ok(defined $default, "the default version is $default");
+my $sharedir = $node->config_data('--sharedir');
+ok(-f "$sharedir/extension/elt_governance--$default.sql", 'the full script of the default version is installed');
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION elt_governance');
-my $objects = q{SELECT string_agg(pg_describe_object(classid, objid, 0), ',' ORDER BY 1)
-	FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-	AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'elt_governance')};
-is($node->safe_psql('fresh', $objects), $node->safe_psql('postgres', $objects),
-	'a fresh install and an update have the same objects');
+is($node->safe_psql('fresh', q{SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'}),
+	$default, 'a fresh install is at the default version');
+# objects get oids in the order a script makes them: the full script makes
+# the role helpers (0.7.0) before the governed targets (0.1.0), the chain after
+is($node->safe_psql('fresh',
+		q{SELECT 'elt._sees_all()'::regprocedure::oid < 'elt.governed_targets'::regclass::oid}),
+	't', 'the fresh install ran the full script, not the chain from 0.1.0');
+is($node->safe_psql('postgres',
+		q{SELECT 'elt._sees_all()'::regprocedure::oid < 'elt.governed_targets'::regclass::oid}),
+	'f', 'the updated database went through the chain');
+
+# The catalog as one sorted line (or block) per fact: the extension's member
+# objects, the tables pg_dump dumps (pg_extension_config_dump), the schema,
+# every relation in elt with its kind, options and privileges, columns in
+# order (by position among the live columns: an upgrade's dropped column
+# leaves a gap the full script cannot have) with type, default, not null,
+# collation, storage and privileges, constraints, indexes, sequences and
+# their owning columns, functions (pg_get_functiondef, volatility,
+# strictness, security, parallel safety, settings, owner, privileges),
+# aggregates, views (pg_get_viewdef; security_barrier is a relation option),
+# rules, triggers, event triggers, policies, types, comments and the
+# initial privileges pg_dump compares with (pg_init_privs).  Column options
+# leave out pg_attver, which some server builds set to a different value
+# for every column made.
+my $catalog = q{
+	CREATE FUNCTION pg_temp.acl(a aclitem[]) RETURNS text LANGUAGE sql IMMUTABLE AS
+	$$SELECT CASE WHEN a IS NULL THEN 'default' ELSE array(SELECT x::text FROM unnest(a) x ORDER BY 1)::text END$$;
+	WITH ext AS (SELECT e.* FROM pg_extension e WHERE e.extname = 'elt_governance'),
+	members AS (
+	    SELECT d.classid, d.objid FROM pg_depend d, ext
+	    WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'),
+	owned AS (
+	    SELECT classid, objid FROM members
+	    UNION ALL SELECT 'pg_extension'::regclass, oid FROM ext
+	    UNION ALL SELECT 'pg_namespace'::regclass, 'elt'::regnamespace),
+	rels AS (SELECT c.* FROM pg_class c WHERE c.relnamespace = 'elt'::regnamespace),
+	procs AS (SELECT p.* FROM pg_proc p WHERE p.pronamespace = 'elt'::regnamespace)
+	SELECT l FROM (
+	    SELECT 'member ' || pg_describe_object(classid, objid, 0) FROM members
+	    UNION ALL
+	    SELECT format('extension %s relocatable=%s schema=%s owner=%s', extversion, extrelocatable,
+	                  extnamespace::regnamespace, extowner::regrole) FROM ext
+	    UNION ALL
+	    SELECT format('config_dump %s condition=%L', c.cfg::regclass, c.cond)
+	    FROM ext, unnest(ext.extconfig, ext.extcondition) c(cfg, cond)
+	    UNION ALL
+	    SELECT format('schema %s owner=%s acl=%s', nspname, nspowner::regrole, pg_temp.acl(nspacl))
+	    FROM pg_namespace WHERE nspname = 'elt'
+	    UNION ALL
+	    SELECT format('relation %s kind=%s persistence=%s am=%s owner=%s options=%s acl=%s rls=%s/%s replident=%s oftype=%s',
+	                  c.oid::regclass, c.relkind, c.relpersistence, (SELECT amname FROM pg_am WHERE oid = c.relam), c.relowner::regrole,
+	                  c.reloptions, pg_temp.acl(c.relacl), c.relrowsecurity, c.relforcerowsecurity,
+	                  c.relreplident, c.reloftype::regtype)
+	    FROM rels c
+	    UNION ALL
+	    SELECT format('column %s #%s %s %s notnull=%s default=%s identity=%s generated=%s collation=%s storage=%s compression=%s stats=%s acl=%s options=%s',
+	                  a.attrelid::regclass,
+	                  row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum),
+	                  a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+	                  pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
+	                  a.attcollation::regcollation, a.attstorage, a.attcompression, a.attstattarget,
+	                  pg_temp.acl(a.attacl),
+	                  array(SELECT o FROM unnest(a.attoptions) o WHERE o NOT LIKE 'pg\_attver=%'))
+	    FROM rels c
+	    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+	    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+	    UNION ALL
+	    SELECT format('constraint %s %s type=%s %s deferrable=%s/%s validated=%s noinherit=%s',
+	                  x.conrelid::regclass, x.conname, x.contype, pg_get_constraintdef(x.oid),
+	                  x.condeferrable, x.condeferred, x.convalidated, x.connoinherit)
+	    FROM pg_constraint x WHERE x.connamespace = 'elt'::regnamespace
+	    UNION ALL
+	    SELECT format('index %s primary=%s unique=%s clustered=%s replident=%s immediate=%s',
+	                  pg_get_indexdef(i.indexrelid), i.indisprimary, i.indisunique, i.indisclustered,
+	                  i.indisreplident, i.indimmediate)
+	    FROM pg_index i JOIN rels c ON c.oid = i.indrelid
+	    UNION ALL
+	    SELECT format('sequence %s type=%s start=%s increment=%s min=%s max=%s cache=%s cycle=%s owned_by=%s',
+	                  s.seqrelid::regclass, s.seqtypid::regtype, s.seqstart, s.seqincrement, s.seqmin,
+	                  s.seqmax, s.seqcache, s.seqcycle,
+	                  (SELECT string_agg(format('%s.%s (%s)', d.refobjid::regclass, a.attname, d.deptype), ', ')
+	                   FROM pg_depend d
+	                   JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+	                   WHERE d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid
+	                     AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
+	    FROM pg_sequence s JOIN rels c ON c.oid = s.seqrelid
+	    UNION ALL
+	    SELECT format('function %s kind=%s volatile=%s strict=%s secdef=%s leakproof=%s parallel=%s cost=%s rows=%s config=%s owner=%s acl=%s' || chr(10) || '%s',
+	                  p.oid::regprocedure, p.prokind, p.provolatile, p.proisstrict, p.prosecdef,
+	                  p.proleakproof, p.proparallel, p.procost, p.prorows, p.proconfig,
+	                  p.proowner::regrole, pg_temp.acl(p.proacl),
+	                  CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END)
+	    FROM procs p
+	    UNION ALL
+	    SELECT format('aggregate %s kind=%s direct=%s trans=%s final=%s extra=%s modify=%s combine=%s serial=%s deserial=%s mtrans=%s minv=%s mfinal=%s sortop=%s type=%s space=%s mtype=%s init=%s',
+	                  g.aggfnoid::regprocedure, g.aggkind, g.aggnumdirectargs, g.aggtransfn::regprocedure,
+	                  g.aggfinalfn::regprocedure, g.aggfinalextra, g.aggfinalmodify, g.aggcombinefn,
+	                  g.aggserialfn, g.aggdeserialfn, g.aggmtransfn, g.aggminvtransfn, g.aggmfinalfn,
+	                  g.aggsortop, g.aggtranstype::regtype, g.aggtransspace, g.aggmtranstype, g.agginitval)
+	    FROM pg_aggregate g JOIN procs p ON p.oid = g.aggfnoid
+	    UNION ALL
+	    SELECT format('view %s' || chr(10) || '%s', c.oid::regclass, pg_get_viewdef(c.oid))
+	    FROM rels c WHERE c.relkind IN ('v', 'm')
+	    UNION ALL
+	    SELECT format('rule %s %s', r.ev_class::regclass, pg_get_ruledef(r.oid))
+	    FROM pg_rewrite r JOIN rels c ON c.oid = r.ev_class WHERE r.rulename <> '_RETURN'
+	    UNION ALL
+	    SELECT format('trigger %s enabled=%s', pg_get_triggerdef(t.oid), t.tgenabled)
+	    FROM pg_trigger t JOIN rels c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal
+	    UNION ALL
+	    SELECT format('event trigger %s on %s tags=%s function=%s enabled=%s owner=%s',
+	                  e.evtname, e.evtevent, e.evttags, e.evtfoid::regprocedure, e.evtenabled, e.evtowner::regrole)
+	    FROM pg_event_trigger e
+	    UNION ALL
+	    SELECT format('policy %s %s cmd=%s permissive=%s roles=%s using=%s check=%s',
+	                  p.polrelid::regclass, p.polname, p.polcmd, p.polpermissive, p.polroles::regrole[],
+	                  pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
+	    FROM pg_policy p JOIN rels c ON c.oid = p.polrelid
+	    UNION ALL
+	    SELECT format('type %s kind=%s owner=%s acl=%s', t.oid::regtype, t.typtype, t.typowner::regrole, pg_temp.acl(t.typacl))
+	    FROM pg_type t WHERE t.typnamespace = 'elt'::regnamespace
+	    UNION ALL
+	    SELECT format('comment on %s: %s', pg_describe_object(d.classoid, d.objoid, d.objsubid), d.description)
+	    FROM pg_description d JOIN owned o ON o.classid = d.classoid AND o.objid = d.objoid
+	    UNION ALL
+	    SELECT format('initial privileges of %s (%s): %s', pg_describe_object(i.classoid, i.objoid, i.objsubid),
+	                  i.privtype, pg_temp.acl(i.initprivs))
+	    FROM pg_init_privs i JOIN owned o ON o.classid = i.classoid AND o.objid = i.objoid
+	) x(l)
+	ORDER BY l COLLATE "C";
+};
+my $fresh = $node->safe_psql('fresh', $catalog);
+my $upgraded = $node->safe_psql('postgres', $catalog);
+cmp_ok(scalar(() = $fresh =~ /^(?:relation|column|function|view|trigger|config_dump) /mg), '>', 500,
+	'the catalog comparison sees the whole catalog');
+my %fresh_lines = map { $_ => 1 } split /\n/, $fresh;
+my %upgraded_lines = map { $_ => 1 } split /\n/, $upgraded;
+ok($fresh eq $upgraded, 'a fresh install and an update have the same catalog')
+	or diag(join("\n",
+		(map { "only in the fresh install: $_" } grep { !$upgraded_lines{$_} } split /\n/, $fresh),
+		(map { "only in the updated one:   $_" } grep { !$fresh_lines{$_} } split /\n/, $upgraded)));
 
 $node->stop;
 done_testing();
