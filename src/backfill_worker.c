@@ -419,9 +419,9 @@ bf_cap_detail(Backfill *bf, EltWorkerRoom *room)
 /*
  * Take the launch lock and decide how many of wanted workers bf may start
  * now, under the caps (see the file header): the caller launches them
- * with EltBackfillLaunch, then releases the lock.  None: an error (verb says what
- * was refused; nothing changes).  Fewer than wanted: they start, and a
- * NOTICE says why.  Fewer rather than none, because a backfill does the
+ * with EltBackfillLaunch, then releases the lock.  None: an error (verb
+ * says what was refused; nothing changes).  Fewer than wanted: they start,
+ * and a NOTICE says why.  Fewer rather than none, because a backfill does the
  * same work with fewer workers, and a resume or retry has no count to lower
  * but the last one; the caller learns the count from the return value.
  */
