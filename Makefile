@@ -34,6 +34,7 @@ OBJS = \
 	src/contracts.o \
 	src/migrations.o \
 	src/backfill.o \
+	src/backfill_chunk.o \
 	src/backfill_worker.o \
 	src/transform.o \
 	src/lineage.o \

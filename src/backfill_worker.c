@@ -1,12 +1,17 @@
 /*
  * backfill_worker.c — the processes of the backfill engine: backfill workers,
- * the launcher, and its per-database scanners.
+ * the launcher, and its per-database scanners; and every launch of workers,
+ * under the caps.
+ *
+ * Layering: called by backfill.c (the SQL API: start, resume and retry
+ * launch here); calls backfill_chunk.c (the backfill's row, one step of the
+ * work), never backfill.c.
  *
  * Workers are dynamic background workers, one per requested worker, in the
  * backfill's database, connected as the backfill's owner (so the chunk
  * statement never runs with more rights than the role that wrote it).  Each
- * loops over EltBackfillStepRun (backfill.c), one transaction per step, until
- * the backfill is over, stopped, or has nothing left for it.  A worker waits
+ * loops over EltBackfillStepRun (backfill_chunk.c), one transaction per
+ * step, until the backfill is over, stopped, or has nothing left for it.  A worker waits
  * for the transaction that launched it: its first step locks the backfill's
  * row FOR SHARE, and a worker whose start rolled back, or was superseded by a
  * later start (generation), exits.
@@ -16,7 +21,7 @@
  * elt.launcher_naptime seconds starts, one database at a time, a short-lived
  * scanner in each database that accepts connections.  A scanner resumes the
  * backfills of its database that should be running on workers but have no
- * live process (EltBackfillResumeInterrupted), then exits.  Scanners connect
+ * live process (resume_interrupted), then exits.  Scanners connect
  * as the bootstrap superuser and run no user SQL; the workers they launch
  * connect as each backfill's owner.
  *
@@ -61,7 +66,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
-#include "backfill.h"
+#include "backfill_int.h"
 
 int			elt_launcher_naptime = 10;
 int			elt_max_backfill_workers = -1;
@@ -379,6 +384,78 @@ EltBackfillLaunch(int64 backfill_id, int32 generation, const char *name,
 }
 
 /*
+ * How many workers to relaunch a backfill with: as many as it last had
+ * (within what the server allows), none for one run by sessions.
+ */
+int
+EltBackfillWorkerCount(Backfill *bf)
+{
+	if (bf->runner == NULL || strcmp(bf->runner, "workers") != 0)
+		return 0;
+	return Min(Max(bf->workers, 1), max_worker_processes);
+}
+
+/* "1 worker", "2 workers" */
+static char *
+bf_workers_text(int n)
+{
+	return psprintf("%d %s", n, n == 1 ? "worker" : "workers");
+}
+
+/*
+ * Why no more workers may start for bf now (room, from
+ * EltBackfillWorkerRoom), as a sentence.
+ */
+static char *
+bf_cap_detail(Backfill *bf, EltWorkerRoom *room)
+{
+	if (room->role_binds)
+		return psprintf("Role \"%s\" runs %s for its backfills; elt.max_backfill_workers_per_role is %d.",
+						bf->owner, bf_workers_text(room->live_role), room->cap_role);
+	return psprintf("%s run for backfills in the cluster; elt.max_backfill_workers is %d.",
+					bf_workers_text(room->live_all), room->cap_all);
+}
+
+/*
+ * Take the launch lock and decide how many of wanted workers bf may start
+ * now, under the caps (see the file header): the caller launches them
+ * with EltBackfillLaunch, then releases the lock.  None: an error (verb
+ * says what was refused; nothing changes).  Fewer than wanted: they start,
+ * and a NOTICE says why.  Fewer rather than none, because a backfill does the
+ * same work with fewer workers, and a resume or retry has no count to lower
+ * but the last one; the caller learns the count from the return value.
+ */
+int
+EltBackfillCappedWorkers(Backfill *bf, int wanted, const char *verb)
+{
+	EltWorkerRoom room;
+
+	EltBackfillLaunchLock();
+	EltBackfillWorkerRoom(bf->owner_oid, &room);
+	if (room.room == 0 && room.role_binds)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("cannot %s backfill \"%s\" on workers: its role already has as many backfill workers as elt.max_backfill_workers_per_role allows (%d)",
+						verb, bf->name, room.cap_role),
+				 errdetail("%s", bf_cap_detail(bf, &room)),
+				 errhint("Wait for one of the role's backfills to finish or pause one with elt.backfill_pause(), "
+						 "or run this one in a session with CALL elt.backfill_run('%s').", bf->name)));
+	if (room.room == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("cannot %s backfill \"%s\" on workers: the cluster already has as many backfill workers as elt.max_backfill_workers allows (%d)",
+						verb, bf->name, room.cap_all),
+				 errdetail("%s", bf_cap_detail(bf, &room)),
+				 errhint("Wait for a backfill to finish, or run this one in a session with CALL elt.backfill_run('%s'); "
+						 "a superuser can raise elt.max_backfill_workers.", bf->name)));
+	if (room.room < wanted)
+		ereport(NOTICE,
+				(errmsg("backfill \"%s\" gets %d of %s", bf->name, room.room, bf_workers_text(wanted)),
+				 errdetail("%s", bf_cap_detail(bf, &room))));
+	return Min(room.room, wanted);
+}
+
+/*
  * A backfill worker: wait for the start that launched it, hold the backfill,
  * then step until there is nothing left for it.
  */
@@ -595,6 +672,94 @@ elt_launcher_main(Datum main_arg)
 	proc_exit(0);
 }
 
+/* ---------------------------------------------------------------------
+ * After a restart (called by the launcher's per-database scanner)
+ * --------------------------------------------------------------------- */
+
+/*
+ * Launch workers for every backfill that should be running on workers and
+ * has no live process, unless it was launched a moment ago (its workers may
+ * still be starting).  An owner that cannot log in any more pauses it.
+ */
+static void
+resume_interrupted(void)
+{
+	EltCatalogWrite cw;
+	List	   *ids = NIL;
+	ListCell   *lc;
+	uint64		i;
+
+	EltCatalogWriteBegin(&cw);
+	/* a row someone holds is someone's business now; look next time */
+	if (SPI_execute("SELECT backfill_id FROM elt.backfills"
+					" WHERE state = 'running' AND runner = 'workers'"
+					"   AND (launched_at IS NULL OR launched_at < pg_catalog.now() - interval '5 seconds')"
+					"   AND elt._backfill_live_workers(backfill_id) = 0"
+					" FOR UPDATE SKIP LOCKED",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list interrupted backfills");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		int64	   *id = palloc(sizeof(int64));
+
+		*id = spi_int(i, "backfill_id");
+		ids = lappend(ids, id);
+	}
+	foreach(lc, ids)
+	{
+		Backfill	bf;
+		EltWorkerRoom room;
+		EltJson		details;
+		int			n;
+
+		if (!EltBackfillLoad(&bf, BF_BY_ID, *(int64 *) lfirst(lc), NULL, CurrentMemoryContext))
+			continue;
+		if (bf.relname == NULL || !EltBackfillKeyIntact(&bf) || !EltBackfillCanLogin(&bf))
+		{
+			char	   *why = bf.relname == NULL ? "its relation no longer exists" :
+				!EltBackfillKeyIntact(&bf) ?
+				psprintf("key column \"%s\" was dropped or changed type", bf.key) :
+				psprintf("role \"%s\" cannot log in", bf.owner);
+
+			EltBackfillSetState(&bf, "paused", psprintf("could not resume after a restart: %s", why),
+						 NULL, 0, false);
+			EltBackfillAuditDetails(&details, &bf);
+			EltJsonString(&details, "by", "launcher");
+			EltBackfillAudit(cw.actor, "backfill_paused", &bf, &details);
+			ereport(LOG,
+					(errmsg("elt_governance: backfill \"%s\" paused: %s", bf.name, why)));
+			continue;
+		}
+		n = EltBackfillWorkerCount(&bf);
+		/* under the caps, as EltBackfillCappedWorkers; at none, wait for the next round */
+		EltBackfillLaunchLock();
+		EltBackfillWorkerRoom(bf.owner_oid, &room);
+		if (room.room == 0)
+		{
+			EltBackfillLaunchUnlock();
+			EltBackfillSetState(&bf, "running",
+						 psprintf("waiting for a background worker: %s", bf_cap_detail(&bf, &room)),
+						 NULL, 0, false);
+			continue;
+		}
+		n = Min(n, room.room);
+		EltBackfillSetState(&bf, "running", NULL, NULL, n, false);	/* launched_at */
+		n = EltBackfillLaunch(bf.id, bf.generation, bf.name, bf.owner_oid, n, LOG);
+		EltBackfillLaunchUnlock();
+		if (n > 0)
+		{
+			EltBackfillAuditDetails(&details, &bf);
+			EltJsonString(&details, "by", "launcher");
+			EltJsonInt(&details, "workers", n);
+			EltBackfillAudit(bf.owner_oid, "backfill_resumed", &bf, &details);
+			ereport(LOG,
+					(errmsg("elt_governance: resumed backfill \"%s\" with %d %s",
+							bf.name, n, n == 1 ? "worker" : "workers")));
+		}
+	}
+	EltCatalogWriteEnd(&cw);
+}
+
 /* A scanner: resume the database's interrupted backfills, then exit. */
 void
 elt_backfill_scanner_main(Datum main_arg)
@@ -607,7 +772,7 @@ elt_backfill_scanner_main(Datum main_arg)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (EltCatalogReady() && OidIsValid(EltCatalogRelid("backfills")))
-		EltBackfillResumeInterrupted();
+		resume_interrupted();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	proc_exit(0);
