@@ -34,10 +34,14 @@ $victim->query_safe('BEGIN');
 $victim->query_safe('ALTER TABLE s.t ADD COLUMN never_committed int');
 is($victim->query_safe(q{SELECT count(*) FROM elt.schema_versions WHERE statement LIKE '%never_committed%'}),
 	'1', 'the version exists inside the open transaction');
+my $log_offset = -s $node->logfile;
 kill 'KILL', $pid;
 $victim->quit;
 
-# the postmaster restarts every backend after a crashed one
+# the postmaster restarts every backend after a crashed one: wait until it
+# has noticed (a query could otherwise still reach the old server, or find
+# it in recovery), then until it accepts connections again
+$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 $node->poll_query_until('postgres', 'SELECT 1', '1') or die 'server did not come back';
 is($node->safe_psql('postgres', $versions), '1,2', 'no version from the killed transaction');
 # govern, baseline, then the first ALTER's classification and version
