@@ -26,6 +26,7 @@ OBJS = \
 	src/util.o \
 	src/util_json.o \
 	src/util_subxact.o \
+	src/util_sql.o \
 	src/audit.o \
 	src/audit_verify.o \
 	src/govern.o \
@@ -36,6 +37,7 @@ OBJS = \
 	src/backfill.o \
 	src/backfill_worker.o \
 	src/transform.o \
+	src/transform_run.o \
 	src/lineage.o \
 	src/lineage_rows.o \
 	src/lineage_store.o \
@@ -43,6 +45,7 @@ OBJS = \
 	src/checksum.o \
 	src/snapshot.o \
 	src/manifest.o \
+	src/replay.o \
 	src/checks.o \
 	src/deploy.o \
 	src/deploy_compare.o \

@@ -40,7 +40,6 @@
 #include "audit.h"
 #include "checks.h"
 #include "manifest.h"
-#include "transform.h"
 #include "roles.h"
 #include "util.h"
 
