@@ -306,39 +306,6 @@ utc_text(TimestampTz ts)
 					tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
 }
 
-static void
-json_key(StringInfo buf, const char *key)
-{
-	if (buf->len > 0 && buf->data[buf->len - 1] != '{' && buf->data[buf->len - 1] != '[')
-		appendStringInfoString(buf, ", ");
-	escape_json(buf, key);
-	appendStringInfoString(buf, ": ");
-}
-
-static void
-json_text(StringInfo buf, const char *key, const char *value)
-{
-	json_key(buf, key);
-	if (value)
-		escape_json(buf, value);
-	else
-		appendStringInfoString(buf, "null");
-}
-
-static void
-json_int(StringInfo buf, const char *key, int64 value)
-{
-	json_key(buf, key);
-	appendStringInfo(buf, INT64_FORMAT, value);
-}
-
-static void
-json_raw(StringInfo buf, const char *key, const char *json)
-{
-	json_key(buf, key);
-	appendStringInfoString(buf, json ? json : "null");
-}
-
 /* The fingerprint of the environment, as the current user sees it. */
 char *
 EltCurrentFingerprint(void)
@@ -401,13 +368,16 @@ unlocked_note(bool target)
  * primary key and schema version, and by policy its rows, checksum and
  * snapshot.  Read with the active snapshot, as the current user.  A
  * relation the step could not lock (st->unlocked) is not checksummed.
+ * A replay's output also names its sandbox table.
  */
 char *
 EltRelationJson(EltRunStep *st, Oid relid, const char *role, bool output)
 {
 	MemoryContext outer = CurrentMemoryContext;
-	StringInfoData buf;
-	char	   *shape;
+	EltJson		buf;
+	char	   *columns;
+	char	   *primary_key;
+	char	   *schema_version;
 	char	   *checksum = NULL;
 	const char *note = NULL;
 	int			policy = strcmp(st->policy, "full") == 0 ? POLICY_FULL :
@@ -422,10 +392,18 @@ EltRelationJson(EltRunStep *st, Oid relid, const char *role, bool output)
 		Oid			types[1] = {OIDOID};
 		Datum		args[1];
 
-		EltPrepare(&plan, "SELECT elt._relation_shape($1)::pg_catalog.text AS s", 1, types);
+		/* the shape's keys, each as jsonb writes it */
+		EltPrepare(&plan,
+				   "SELECT (s OPERATOR(pg_catalog.->) 'columns')::pg_catalog.text AS c,"
+				   " (s OPERATOR(pg_catalog.->) 'primary_key')::pg_catalog.text AS k,"
+				   " (s OPERATOR(pg_catalog.->) 'schema_version')::pg_catalog.text AS v"
+				   " FROM elt._relation_shape($1) s",
+				   1, types);
 		args[0] = ObjectIdGetDatum(relid);
 		EltExec(plan, args, NULL, 1);
-		shape = MemoryContextStrdup(outer, EltSpiGetText(0, "s"));
+		columns = MemoryContextStrdup(outer, EltSpiGetText(0, "c"));
+		primary_key = MemoryContextStrdup(outer, EltSpiGetText(0, "k"));
+		schema_version = MemoryContextStrdup(outer, EltSpiGetText(0, "v"));
 	}
 	EltCatalogWriteEnd(&cw);
 
@@ -457,39 +435,42 @@ EltRelationJson(EltRunStep *st, Oid relid, const char *role, bool output)
 		{
 			char	   *shape_hash;
 			int64		id = EltSnapshotCreate(relid, &checksum, &shape_hash);
-			StringInfoData s;
+			EltJson		s;
 
-			initStringInfo(&s);
-			appendStringInfoChar(&s, '{');
-			json_int(&s, "id", id);
-			json_text(&s, "checksum", checksum);
-			json_text(&s, "shape_hash", shape_hash);
-			appendStringInfoChar(&s, '}');
-			snapshot = s.data;
+			EltJsonBegin(&s);
+			EltJsonInt(&s, "id", id);
+			EltJsonString(&s, "checksum", checksum);
+			EltJsonString(&s, "shape_hash", shape_hash);
+			snapshot = EltJsonFinish(&s);
 			st->snapshots = lappend(st->snapshots, psprintf(INT64_FORMAT, id));
 		}
 		else if (note == NULL)
 			checksum = EltTableChecksum(relid, NIL);
 	}
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	json_text(&buf, "relation", EltRelDisplayName(relid));
-	json_text(&buf, "schema", get_namespace_name(get_rel_namespace(relid)));
-	json_text(&buf, "name", get_rel_name(relid));
-	json_int(&buf, "step", st->step);
+	EltJsonBegin(&buf);
+	EltJsonString(&buf, "relation", EltRelDisplayName(relid));
+	EltJsonString(&buf, "schema", get_namespace_name(get_rel_namespace(relid)));
+	EltJsonString(&buf, "name", get_rel_name(relid));
+	EltJsonInt(&buf, "step", st->step);
 	if (!output)
-		json_text(&buf, "role", role);
+		EltJsonString(&buf, "role", role);
 	/* the shape's keys: columns, primary_key, schema_version */
-	appendStringInfoString(&buf, ", ");
-	appendBinaryStringInfo(&buf, shape + 1, strlen(shape) - 2);
-	json_raw(&buf, "rows", checksum ? psprintf(INT64_FORMAT, EltChecksumRows(checksum)) : NULL);
-	json_text(&buf, "checksum", checksum);
-	json_raw(&buf, "snapshot", snapshot);
+	EltJsonRaw(&buf, "columns", columns);
+	EltJsonRaw(&buf, "primary_key", primary_key);
+	EltJsonRaw(&buf, "schema_version", schema_version);
+	if (checksum)
+		EltJsonInt(&buf, "rows", EltChecksumRows(checksum));
+	else
+		EltJsonNull(&buf, "rows");
+	EltJsonString(&buf, "checksum", checksum);
+	EltJsonRaw(&buf, "snapshot", snapshot);
 	if (note)
-		json_text(&buf, "not_checksummed", note);
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
+		EltJsonString(&buf, "not_checksummed", note);
+	/* a replay's output: named as the original, with the sandbox table */
+	if (output && st->sandbox_target)
+		EltJsonString(&buf, "sandbox_relation", st->sandbox_target);
+	return EltJsonFinish(&buf);
 }
 
 /* ---------------------------------------------------------------------
@@ -740,71 +721,54 @@ EltRunStepOutput(EltRunStep *st)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	st->output = EltRelationJson(st, st->target, NULL, true);
 	PopActiveSnapshot();
-	if (st->sandbox_target)
-	{
-		/* a replay's output: named as the original, with the sandbox table */
-		StringInfoData buf;
-
-		initStringInfo(&buf);
-		appendBinaryStringInfo(&buf, st->output, strlen(st->output) - 1);
-		json_text(&buf, "sandbox_relation", st->sandbox_target);
-		appendStringInfoChar(&buf, '}');
-		st->output = buf.data;
-	}
 }
 
 /* The step's part of the manifest. */
 static char *
 step_json(EltRunStep *st, int64 transform_run_id)
 {
-	StringInfoData buf;
+	EltJson		buf;
 	ListCell   *lc;
 
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"step\": {");
-	json_int(&buf, "step", st->step);
-	json_text(&buf, "transform", st->transform);
+	EltJsonBegin(&buf);
+	EltJsonBeginObject(&buf, "step");
+	EltJsonInt(&buf, "step", st->step);
+	EltJsonString(&buf, "transform", st->transform);
 	if (st->transform_id != 0)
-		json_int(&buf, "transform_id", st->transform_id);
-	json_int(&buf, "version", st->version);
-	json_text(&buf, "code_hash", st->code_hash);
-	json_text(&buf, "mode", st->mode);
-	json_text(&buf, "lineage", st->lineage);
-	json_text(&buf, "target", st->sandbox_target ? NULL : EltRelDisplayName(st->target));
-	json_text(&buf, "sql", st->sql);
-	json_text(&buf, "search_path", st->search_path);
-	json_raw(&buf, "params", JsonbToCString(NULL, &st->params->root, VARSIZE(st->params)));
-	json_int(&buf, "seed", st->seed);
-	json_text(&buf, "started_at", utc_text(st->started_at));
-	json_text(&buf, "finished_at", utc_text(st->finished_at));
-	json_raw(&buf, "duration_ms", psprintf("%.3f", (double) (st->finished_at - st->started_at) / 1000.0));
-	json_int(&buf, "rows_read", st->rows_read);
-	json_int(&buf, "rows_written", st->rows_written);
+		EltJsonInt(&buf, "transform_id", st->transform_id);
+	EltJsonInt(&buf, "version", st->version);
+	EltJsonString(&buf, "code_hash", st->code_hash);
+	EltJsonString(&buf, "mode", st->mode);
+	EltJsonString(&buf, "lineage", st->lineage);
+	EltJsonString(&buf, "target", st->sandbox_target ? NULL : EltRelDisplayName(st->target));
+	EltJsonString(&buf, "sql", st->sql);
+	EltJsonString(&buf, "search_path", st->search_path);
+	EltJsonRaw(&buf, "params", JsonbToCString(NULL, &st->params->root, VARSIZE(st->params)));
+	EltJsonInt(&buf, "seed", st->seed);
+	EltJsonString(&buf, "started_at", utc_text(st->started_at));
+	EltJsonString(&buf, "finished_at", utc_text(st->finished_at));
+	EltJsonRaw(&buf, "duration_ms", psprintf("%.3f", (double) (st->finished_at - st->started_at) / 1000.0));
+	EltJsonInt(&buf, "rows_read", st->rows_read);
+	EltJsonInt(&buf, "rows_written", st->rows_written);
 	if (st->rows_deleted_known)
-		json_int(&buf, "rows_deleted", st->rows_deleted);
+		EltJsonInt(&buf, "rows_deleted", st->rows_deleted);
 	if (transform_run_id != 0)
-		json_int(&buf, "transform_run_id", transform_run_id);
-	json_key(&buf, "relations");
-	appendStringInfoChar(&buf, '[');
+		EltJsonInt(&buf, "transform_run_id", transform_run_id);
+	EltJsonBeginArray(&buf, "relations");
 	foreach(lc, st->relations)
-	{
-		if (foreach_current_index(lc) > 0)
-			appendStringInfoString(&buf, ", ");
-		escape_json(&buf, (char *) lfirst(lc));
-	}
-	appendStringInfoChar(&buf, ']');
-	json_raw(&buf, "replayable", st->not_replayable ? "false" : "true");
+		EltJsonString(&buf, NULL, (char *) lfirst(lc));
+	EltJsonEndArray(&buf);
+	EltJsonBool(&buf, "replayable", st->not_replayable == NULL);
 	if (st->not_replayable)
-		json_text(&buf, "not_replayable", st->not_replayable);
+		EltJsonString(&buf, "not_replayable", st->not_replayable);
 	if (st->sandbox_target)
-		json_text(&buf, "sandbox_target", st->sandbox_target);
-	appendStringInfoString(&buf, "}, \"inputs\": [");
-	appendStringInfoString(&buf, st->inputs.data);
-	appendStringInfoChar(&buf, ']');
+		EltJsonString(&buf, "sandbox_target", st->sandbox_target);
+	EltJsonEndObject(&buf);
+	/* the inputs: finished documents, comma separated */
+	EltJsonRaw(&buf, "inputs", psprintf("[%s]", st->inputs.data));
 	if (st->output)
-		appendStringInfo(&buf, ", \"output\": %s", st->output);
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
+		EltJsonRaw(&buf, "output", st->output);
+	return EltJsonFinish(&buf);
 }
 
 /* Insert a run's row (inside a catalog write). */
@@ -946,18 +910,19 @@ EltRunStepRecord(EltRunStep *st, int64 transform_run_id)
  * ---------------------------------------------------------------------
  */
 
+/* Begin the audit details of an action on a run: {"run_id": ..., then the caller's. */
 void
-EltAuditRun(Oid actor, const char *action, const char *object, int64 run_id, const char *extra)
+EltAuditRunBegin(EltJson *d, int64 run_id)
 {
-	StringInfoData d;
+	EltJsonBegin(d);
+	EltJsonInt(d, "run_id", run_id);
+}
 
-	initStringInfo(&d);
-	appendStringInfoChar(&d, '{');
-	EltAppendJsonInt(&d, "run_id", run_id);
-	if (extra)
-		appendStringInfo(&d, ", %s", extra);
-	appendStringInfoChar(&d, '}');
-	EltAuditRecord(actor, action, object, d.data, EltAuditReason(NULL));
+/* Audit an action on a run, with the details begun by EltAuditRunBegin. */
+void
+EltAuditRun(Oid actor, const char *action, const char *object, EltJson *d)
+{
+	EltAuditRecord(actor, action, object, EltJsonFinish(d), EltAuditReason(NULL));
 }
 
 PG_FUNCTION_INFO_V1(elt_run_begin);
@@ -1021,12 +986,11 @@ elt_run_begin(PG_FUNCTION_ARGS)
 	EltInsertRun(run_id, name, "pipeline", params, policy_names[p], clock, seed, fingerprint,
 			   cw.actor, clock, 0, NULL, false);
 	{
-		StringInfoData extra;
+		EltJson		extra;
 
-		initStringInfo(&extra);
-		appendStringInfoChar(&extra, '{');
-		EltAppendJsonString(&extra, "snapshot_policy", policy_names[p]);
-		EltAuditRun(cw.actor, "run_begin", name, run_id, extra.data + 1);
+		EltAuditRunBegin(&extra, run_id);
+		EltJsonString(&extra, "snapshot_policy", policy_names[p]);
+		EltAuditRun(cw.actor, "run_begin", name, &extra);
 	}
 	EltCatalogWriteEnd(&cw);
 
@@ -1076,12 +1040,11 @@ elt_run_end(PG_FUNCTION_ARGS)
 	EltCatalogWriteBegin(&cw);
 	id = EltStoreManifest(run_id, GetCurrentTimestamp());
 	{
-		StringInfoData extra;
+		EltJson		extra;
 
-		initStringInfo(&extra);
-		appendStringInfoChar(&extra, '{');
-		EltAppendJsonString(&extra, "manifest_id", id);
-		EltAuditRun(cw.actor, "run_end", p->pipeline, run_id, extra.data + 1);
+		EltAuditRunBegin(&extra, run_id);
+		EltJsonString(&extra, "manifest_id", id);
+		EltAuditRun(cw.actor, "run_end", p->pipeline, &extra);
 	}
 	EltCatalogWriteEnd(&cw);
 	p->end_subid = GetCurrentSubTransactionId();
@@ -1278,12 +1241,11 @@ elt_run_manifest_import(PG_FUNCTION_ARGS)
 	EltExec(ins, (Datum[]) {Int64GetDatum(run_id), JsonbPGetDatum(m), ObjectIdGetDatum(cw.actor),
 			CStringGetTextDatum(id)}, NULL, 0);
 	{
-		StringInfoData extra;
+		EltJson		extra;
 
-		initStringInfo(&extra);
-		appendStringInfoChar(&extra, '{');
-		EltAppendJsonString(&extra, "manifest_id", id);
-		EltAuditRun(cw.actor, "run_manifest_import", pipeline_name, run_id, extra.data + 1);
+		EltAuditRunBegin(&extra, run_id);
+		EltJsonString(&extra, "manifest_id", id);
+		EltAuditRun(cw.actor, "run_manifest_import", pipeline_name, &extra);
 	}
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(run_id);

@@ -7,6 +7,8 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "util.h"
+
 /*
  * One step of a run's manifest: a transform run, on its own or inside
  * elt.run_begin() ... elt.run_end(), or a step of a replay.  transform.c
@@ -72,7 +74,8 @@ extern void EltInsertRun(int64 run_id, const char *pipeline_name, const char *ki
 						 Oid role, TimestampTz started, int64 replay_of, const char *sandbox, bool imported);
 extern void EltInsertStep(int64 run_id, EltRunStep *st, int64 transform_run_id);
 extern char *EltStoreManifest(int64 run_id, TimestampTz finished);
-extern void EltAuditRun(Oid actor, const char *action, const char *object, int64 run_id, const char *extra);
+extern void EltAuditRunBegin(EltJson *d, int64 run_id);
+extern void EltAuditRun(Oid actor, const char *action, const char *object, EltJson *d);
 extern char *EltLoadManifest(int64 run_id, Oid *role_out, bool *imported_out, bool to_replay);
 
 /* snapshot.c */

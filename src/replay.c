@@ -967,15 +967,14 @@ elt_replay(PG_FUNCTION_ARGS)
 		EltInsertStep(replay_id, lfirst(lc), 0);
 	id = EltStoreManifest(replay_id, GetCurrentTimestamp());
 	{
-		StringInfoData extra;
+		EltJson		extra;
 
-		initStringInfo(&extra);
-		appendStringInfoChar(&extra, '{');
-		EltAppendJsonInt(&extra, "replay_id", replay_id);
-		EltAppendJsonString(&extra, "sandbox", into);
-		EltAppendJsonString(&extra, "manifest_id", id);
-		EltAppendJsonString(&extra, "snapshot_policy", policy ? policy : "none");
-		EltAuditRun(cw.actor, "replay", pipeline_name, run_id, extra.data + 1);
+		EltAuditRunBegin(&extra, run_id);
+		EltJsonInt(&extra, "replay_id", replay_id);
+		EltJsonString(&extra, "sandbox", into);
+		EltJsonString(&extra, "manifest_id", id);
+		EltJsonString(&extra, "snapshot_policy", policy ? policy : "none");
+		EltAuditRun(cw.actor, "replay", pipeline_name, &extra);
 	}
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(replay_id);
@@ -1072,15 +1071,14 @@ elt_verify_replay(PG_FUNCTION_ARGS)
 
 	EltCatalogWriteBegin(&cw);
 	{
-		StringInfoData extra;
+		EltJson		extra;
 
-		initStringInfo(&extra);
-		appendStringInfoChar(&extra, '{');
-		EltAppendJsonInt(&extra, "replay_id", replay);
-		EltAppendJsonInt(&extra, "checks", (int64) n);
-		EltAppendJsonInt(&extra, "failed", (int64) failed);
-		appendStringInfo(&extra, ", \"numeric_tolerance\": %s", psprintf("%g", tolerance));
-		EltAuditRun(cw.actor, "verify_replay", NULL, original, extra.data + 1);
+		EltAuditRunBegin(&extra, original);
+		EltJsonInt(&extra, "replay_id", replay);
+		EltJsonInt(&extra, "checks", (int64) n);
+		EltJsonInt(&extra, "failed", (int64) failed);
+		EltJsonRaw(&extra, "numeric_tolerance", psprintf("%g", tolerance));
+		EltAuditRun(cw.actor, "verify_replay", NULL, &extra);
 	}
 	EltCatalogWriteEnd(&cw);
 	return (Datum) 0;

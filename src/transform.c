@@ -52,7 +52,6 @@
 
 #include "audit.h"
 #include "lineage.h"
-#include "manifest.h"
 #include "transform.h"
 #include "util.h"
 
@@ -395,22 +394,15 @@ insert_version(int64 transform_id, int version, const char *sql, const char *has
 	}
 }
 
-/* Audit details of a transform action. */
-char *
-EltTransformDetails(int64 id, const char *target, int version, const char *hash, const char *extra)
+/* Begin the audit details of a transform action; the caller adds its own and finishes. */
+void
+EltTransformDetails(EltJson *d, int64 id, const char *target, int version, const char *hash)
 {
-	StringInfoData d;
-
-	initStringInfo(&d);
-	appendStringInfoChar(&d, '{');
-	EltAppendJsonInt(&d, "transform_id", id);
-	EltAppendJsonString(&d, "target", target);
-	EltAppendJsonInt(&d, "version", version);
-	EltAppendJsonString(&d, "code_hash", hash);
-	if (extra)
-		appendStringInfo(&d, ", %s", extra);
-	appendStringInfoChar(&d, '}');
-	return d.data;
+	EltJsonBegin(d);
+	EltJsonInt(d, "transform_id", id);
+	EltJsonString(d, "target", target);
+	EltJsonInt(d, "version", version);
+	EltJsonString(d, "code_hash", hash);
 }
 
 /* Options of elt.transform_create(): lineage and keep_runs. */
@@ -530,6 +522,7 @@ elt_transform_create(PG_FUNCTION_ARGS)
 	char	   *norm;
 	char	   *search_path;
 	EltCatalogWrite cw;
+	EltJson		d;
 	Oid			itypes[7] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, INT4OID, JSONBOID, NAMEOID};
 	Datum		v[7];
 	char		n[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
@@ -607,10 +600,10 @@ elt_transform_create(PG_FUNCTION_ARGS)
 	EltExec(insert_plan, v, n, 0);
 	id = EltSpiGetInt64(0, "transform_id", &isnull);
 	insert_version(id, 1, sql, hash, search_path, info, level, note, cw.actor);
-	EltAuditRecord(cw.actor, "transform_create", name,
-				   EltTransformDetails(id, ti.relname, 1, hash,
-									 psprintf("\"mode\": \"%s\", \"lineage\": \"%s\"", mode, level)),
-				   EltAuditReason(NULL));
+	EltTransformDetails(&d, id, ti.relname, 1, hash);
+	EltJsonString(&d, "mode", mode);
+	EltJsonString(&d, "lineage", level);
+	EltAuditRecord(cw.actor, "transform_create", name, EltJsonFinish(&d), EltAuditReason(NULL));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(id);
 }
@@ -667,6 +660,7 @@ elt_transform_update(PG_FUNCTION_ARGS)
 	char	   *norm;
 	char	   *search_path;
 	EltCatalogWrite cw;
+	EltJson		d;
 	MemoryContext cxt = CurrentMemoryContext;
 	int			version;
 
@@ -700,11 +694,10 @@ elt_transform_update(PG_FUNCTION_ARGS)
 	version = t.version + 1;
 
 	insert_version(t.id, version, sql, hash, search_path, info, level, note, cw.actor);
-	EltAuditRecord(cw.actor, "transform_update", name,
-				   EltTransformDetails(t.id, ti.relname, version, hash,
-									 psprintf("\"previous_hash\": \"%s\", \"lineage\": \"%s\"",
-											  t.code_hash, level)),
-				   EltAuditReason(NULL));
+	EltTransformDetails(&d, t.id, ti.relname, version, hash);
+	EltJsonString(&d, "previous_hash", t.code_hash);
+	EltJsonString(&d, "lineage", level);
+	EltAuditRecord(cw.actor, "transform_update", name, EltJsonFinish(&d), EltAuditReason(NULL));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT32(version);
 }

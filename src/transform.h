@@ -11,6 +11,8 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "util.h"
+
 /* A transform and its current version, copied out of SPI. */
 typedef struct EltTransform
 {
@@ -45,8 +47,8 @@ extern void EltTransformCheckTarget(Query *q, Oid target, const char *mode, bool
 									EltTargetInfo *ti, char **blocker);
 extern void EltTransformCheckPrivileges(Oid target, const char *relname, const char *mode, Oid actor);
 extern void EltTransformLoad(EltTransform *t, const char *name, bool for_update, MemoryContext cxt);
-extern char *EltTransformDetails(int64 id, const char *target, int version, const char *hash,
-								 const char *extra);
+extern void EltTransformDetails(EltJson *d, int64 id, const char *target, int version,
+								const char *hash);
 extern void EltTransformCheckOwner(EltTransform *t, Oid actor, const char *verb);
 extern void EltTransformRequireTarget(EltTransform *t);
 

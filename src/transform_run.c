@@ -283,7 +283,7 @@ record_run(EltTransform *t, int64 seed, Jsonb *params, const char *lineage,
 	char		n[13] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int64		run_id;
 	bool		isnull;
-	StringInfoData extra;
+	EltJson		extra;
 	char		run_hash[ELT_SHA256_HEX_LEN + 1];
 
 	/*
@@ -350,17 +350,14 @@ record_run(EltTransform *t, int64 seed, Jsonb *params, const char *lineage,
 		EltExec(keep_plan, kv, NULL, 0);
 	}
 
-	initStringInfo(&extra);
-	appendStringInfoChar(&extra, '{');
-	EltAppendJsonInt(&extra, "run_id", run_id);
-	EltAppendJsonString(&extra, "status", "succeeded");
-	EltAppendJsonString(&extra, "lineage", lineage);
-	EltAppendJsonInt(&extra, "rows_written", written);
-	EltAppendJsonInt(&extra, "lineage_rows", lineage_rows);
-	EltAppendJsonString(&extra, "run_hash", run_hash);
-	EltAuditRecord(actor, "transform_run", t->name,
-				   EltTransformDetails(t->id, relname, t->version, t->code_hash, extra.data + 1),
-				   EltAuditReason(NULL));
+	EltTransformDetails(&extra, t->id, relname, t->version, t->code_hash);
+	EltJsonInt(&extra, "run_id", run_id);
+	EltJsonString(&extra, "status", "succeeded");
+	EltJsonString(&extra, "lineage", lineage);
+	EltJsonInt(&extra, "rows_written", written);
+	EltJsonInt(&extra, "lineage_rows", lineage_rows);
+	EltJsonString(&extra, "run_hash", run_hash);
+	EltAuditRecord(actor, "transform_run", t->name, EltJsonFinish(&extra), EltAuditReason(NULL));
 	return run_id;
 }
 
@@ -470,9 +467,10 @@ typedef struct RunCall
  * as the extension's owner.
  */
 static void
-run_body(RunCall *rc)
+run_body(void *arg)
 {
-	EltTransform  *t = &rc->t;
+	RunCall    *rc = arg;
+	EltTransform *t = &rc->t;
 	EltLineageInfo *info;
 	EltTargetInfo	ti;
 	char	   *blocker = NULL;
@@ -662,7 +660,7 @@ elt_transform_failure_main(Datum main_arg)
 	TIMESTAMPTZOID, TIMESTAMPTZOID, NAMEOID, TEXTOID, INT8OID};
 	Datum		v[11];
 	int			rc;
-	StringInfoData details;
+	EltJson		details;
 	char		run_hash[ELT_SHA256_HEX_LEN + 1];
 
 	pqsignal(SIGTERM, die);
@@ -704,18 +702,16 @@ elt_transform_failure_main(Datum main_arg)
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "recording failed run: %s", SPI_result_code_string(rc));
 	EltRunRowHash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, "", run_hash);
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonInt(&details, "run_id", fr->run_id);
-	EltAppendJsonInt(&details, "transform_id", fr->transform_id);
-	EltAppendJsonInt(&details, "version", fr->version);
-	EltAppendJsonString(&details, "code_hash", strings[1]);
-	EltAppendJsonString(&details, "status", "failed");
-	EltAppendJsonString(&details, "lineage", strings[3]);
-	EltAppendJsonString(&details, "error", strings[5]);
-	EltAppendJsonString(&details, "run_hash", run_hash);
-	appendStringInfoChar(&details, '}');
-	EltAuditRecord(fr->actor, "transform_run", strings[0], details.data, NULL);
+	EltJsonBegin(&details);
+	EltJsonInt(&details, "run_id", fr->run_id);
+	EltJsonInt(&details, "transform_id", fr->transform_id);
+	EltJsonInt(&details, "version", fr->version);
+	EltJsonString(&details, "code_hash", strings[1]);
+	EltJsonString(&details, "status", "failed");
+	EltJsonString(&details, "lineage", strings[3]);
+	EltJsonString(&details, "error", strings[5]);
+	EltJsonString(&details, "run_hash", run_hash);
+	EltAuditRecord(fr->actor, "transform_run", strings[0], EltJsonFinish(&details), NULL);
 	SPI_finish();
 	PopActiveSnapshot();
 	dsm_detach(seg);
@@ -738,7 +734,7 @@ elt_transform_run(PG_FUNCTION_ARGS)
 	RunCall    *rc;
 	EltCatalogWrite cw;
 	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *edata;
 
 	EltRequireCatalog("transform_runs");
 	name = EltRequiredText(fcinfo, 0, "name");
@@ -794,32 +790,15 @@ elt_transform_run(PG_FUNCTION_ARGS)
 	rc->run.seed = rc->step.seed;
 	pg_prng_seed(&rc->run.prng, (uint64) rc->run.seed);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	edata = EltTrySubxact(run_body, rc);
+	if (edata != NULL)
 	{
-		run_body(rc);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		EltCaptureDrop();
 		current_run = NULL;
 		EltSetCurrentRunId(0);
 		record_failure(rc, edata);
 		ReThrowError(edata);
 	}
-	PG_END_TRY();
 	PG_RETURN_INT64(rc->run.run_id);
 }
 
