@@ -17,6 +17,10 @@
  * on a view of a deployment interface also applies to the table of the
  * same name in either color, so that a candidate is checked before it is
  * promoted.
+ *
+ * Layering: an engine below deploy.c (EltChecksRunGate).  It calls
+ * manifest.c only for the run a result belongs to (EltPipelineRunId,
+ * EltCurrentRunId), and the shared layers: audit, roles, util.
  */
 #include "postgres.h"
 

@@ -37,6 +37,10 @@
  * transforms have different owners, under 'full') can deadlock with one
  * that does so in the other order; PostgreSQL detects it and cancels one.
  * elt.snapshot_defs lists snapshots; elt.snapshots shows each role its own.
+ *
+ * Layering: a shared layer of the runs engine: manifest.c calls
+ * EltSnapshotCreate (declared in manifest.h) for a run under 'full'; this
+ * file calls only checksum, audit, roles and util.
  */
 #include "postgres.h"
 
