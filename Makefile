@@ -26,6 +26,7 @@ OBJS = \
 	src/util.o \
 	src/util_json.o \
 	src/util_subxact.o \
+	src/util_sql.o \
 	src/audit.o \
 	src/audit_verify.o \
 	src/govern.o \
@@ -37,6 +38,7 @@ OBJS = \
 	src/backfill_chunk.o \
 	src/backfill_worker.o \
 	src/transform.o \
+	src/transform_run.o \
 	src/lineage.o \
 	src/lineage_rows.o \
 	src/lineage_store.o \
@@ -44,6 +46,7 @@ OBJS = \
 	src/checksum.o \
 	src/snapshot.o \
 	src/manifest.o \
+	src/replay.o \
 	src/checks.o \
 	src/deploy.o \
 	src/deploy_compare.o \
@@ -55,7 +58,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
-REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage checksum manifest deploy security security_lineage security_replay security_deploy backfill_caps
+REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage checksum manifest deploy security security_lineage security_replay security_deploy backfill_caps checks snapshot
 # isolation specs (test/specs, test/expected)
 ISOLATION = concurrent_ddl govern_race migration_scope contracts_locks backfill_race backfill_writes transform_runs manifest_locks deploy_switch snapshot_lock
 # TAP tests (test/t)

@@ -42,7 +42,7 @@
 
 #include "audit.h"
 #include "roles.h"
-#include "transform.h"
+#include "util.h"
 
 /* A governed target as the audit log describes it, replayed by audit_verify. */
 typedef struct ReplayTarget

@@ -17,6 +17,10 @@
  * on a view of a deployment interface also applies to the table of the
  * same name in either color, so that a candidate is checked before it is
  * promoted.
+ *
+ * Layering: an engine below deploy.c (EltChecksRunGate).  It calls
+ * manifest.c only for the run a result belongs to (EltPipelineRunId,
+ * EltCurrentRunId), and the shared layers: audit, roles, util.
  */
 #include "postgres.h"
 
@@ -40,7 +44,6 @@
 #include "audit.h"
 #include "checks.h"
 #include "manifest.h"
-#include "transform.h"
 #include "roles.h"
 #include "util.h"
 
@@ -103,15 +106,59 @@ job_sql(CheckJob *j)
 	return sql;
 }
 
+/*
+ * The body of run_job, in a subtransaction (EltTrySubxact): the check's
+ * query as its owner; the failing rows and sample are set.
+ */
+static void
+run_job_query(void *arg)
+{
+	CheckJob   *j = arg;
+	MemoryContext cxt = CurrentMemoryContext;
+	EltAsRole	ar;
+	char	   *sql;
+	const char *path = j->search_path;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	sql = job_sql(j);
+
+	/*
+	 * Names in the check's SQL mean what they meant to its owner: the
+	 * search_path it was declared with, never one the caller chose (an
+	 * operator's function would run as the owner).  A check declared
+	 * before 0.7.0 has none: a member of the owner keeps its own, anyone
+	 * else gets pg_catalog only.
+	 */
+	if (path == NULL && !has_privs_of_role(GetUserId(), j->owner))
+		path = "pg_catalog, pg_temp";
+	EltAsRoleBegin(&ar, j->owner, path, true);
+	if (SPI_execute_with_args(psprintf("WITH q AS MATERIALIZED (%s)"
+									   " SELECT (SELECT pg_catalog.count(*) FROM q) AS n,"
+									   " (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(s)) FROM (SELECT * FROM q LIMIT %d) s)::text AS sample",
+									   sql, CHECK_SAMPLE_ROWS),
+							  0, NULL, NULL, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "running a check failed");
+	EltAsRoleEnd(&ar);
+	{
+		bool		isnull;
+		char	   *sample = EltSpiGetText(0, "sample");
+
+		j->failing = EltSpiGetInt64(0, "n", &isnull);
+		j->failing_null = false;
+		j->sample = sample ? MemoryContextStrdup(cxt, sample) : NULL;
+	}
+	SPI_finish();
+}
+
 /* Run one job as its owner; its status, failing rows, sample or message are set. */
 static void
 run_job(CheckJob *j)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
 	TimestampTz start = GetCurrentTimestamp();
 	long		secs;
 	int			usecs;
+	ErrorData  *e;
 
 	j->failing_null = true;
 	if (!has_privs_of_role(GetUserId(), j->owner) && !EltRoleIsOperator(GetUserId()))
@@ -133,65 +180,16 @@ run_job(CheckJob *j)
 		j->refused = true;
 		return;
 	}
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		EltAsRole	ar;
-		char	   *sql;
-		const char *path = j->search_path;
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		sql = job_sql(j);
-
-		/*
-		 * Names in the check's SQL mean what they meant to its owner: the
-		 * search_path it was declared with, never one the caller chose (an
-		 * operator's function would run as the owner).  A check declared
-		 * before 0.7.0 has none: a member of the owner keeps its own, anyone
-		 * else gets pg_catalog only.
-		 */
-		if (path == NULL && !has_privs_of_role(GetUserId(), j->owner))
-			path = "pg_catalog, pg_temp";
-		EltAsRoleBegin(&ar, j->owner, path, true);
-		if (SPI_execute_with_args(psprintf("WITH q AS MATERIALIZED (%s)"
-										   " SELECT (SELECT pg_catalog.count(*) FROM q) AS n,"
-										   " (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(s)) FROM (SELECT * FROM q LIMIT %d) s)::text AS sample",
-										   sql, CHECK_SAMPLE_ROWS),
-								  0, NULL, NULL, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "running a check failed");
-		EltAsRoleEnd(&ar);
-		{
-			bool		isnull;
-			char	   *sample = EltSpiGetText(0, "sample");
-
-			j->failing = EltSpiGetInt64(0, "n", &isnull);
-			j->failing_null = false;
-			j->sample = sample ? MemoryContextStrdup(cxt, sample) : NULL;
-		}
-		SPI_finish();
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
+	e = EltTrySubxact(run_job_query, j);
+	if (e == NULL)
 		j->status = j->failing == 0 ? "pass" : strcmp(j->severity, "error") == 0 ? "fail" : "warn";
-	}
-	PG_CATCH();
+	else
 	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		j->status = "error";
 		j->message = e->message;
 		j->failing_null = true;
 		j->sample = NULL;
 	}
-	PG_END_TRY();
 	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
 	j->ms = secs * 1000.0 + usecs / 1000.0;
 }
@@ -348,18 +346,18 @@ EltChecksRunGate(const char *candidate, int64 deployment_id, char **failed)
 	foreach(lc, jobs)
 	{
 		CheckJob   *j = lfirst(lc);
-		StringInfoData one;
+		EltJson		one;
 
 		run_job(j);
-		initStringInfo(&one);
-		appendStringInfoChar(&one, '{');
-		EltAppendJsonString(&one, "check", j->name);
-		EltAppendJsonString(&one, "relation", j->checked);
-		EltAppendJsonString(&one, "severity", j->severity);
-		EltAppendJsonString(&one, "status", j->status);
+		EltJsonBegin(&one);
+		EltJsonString(&one, "check", j->name);
+		EltJsonString(&one, "relation", j->checked);
+		EltJsonString(&one, "severity", j->severity);
+		EltJsonString(&one, "status", j->status);
 		if (!j->failing_null)
-			EltAppendJsonInt(&one, "failing_rows", j->failing);
-		appendStringInfo(&out, "%s%s}", out.len > 1 ? ", " : "", one.data);
+			EltJsonInt(&one, "failing_rows", j->failing);
+		/* a JSON array of the finished objects */
+		appendStringInfo(&out, "%s%s", out.len > 1 ? ", " : "", EltJsonFinish(&one));
 		if (strcmp(j->severity, "error") == 0 && strcmp(j->status, "pass") != 0)
 			appendStringInfo(&bad, "%s%s on %s: %s", bad.len > 0 ? "\n" : "", j->name, j->checked,
 							 j->failing_null ? j->message : psprintf(INT64_FORMAT " failing rows", j->failing));
@@ -560,20 +558,19 @@ elt_check_create(PG_FUNCTION_ARGS)
 							  ObjectIdGetDatum(cw.actor), CStringGetTextDatum(search_path)}, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "recording the check failed");
 	{
-		StringInfoData d;
+		EltJson		d;
 
-		initStringInfo(&d);
-		appendStringInfoChar(&d, '{');
-		EltAppendJsonInt(&d, "check_id", id);
-		EltAppendJsonString(&d, "name", name);
-		EltAppendJsonString(&d, "kind", kind);
-		EltAppendJsonString(&d, "severity", severity);
-		EltAppendJsonString(&d, "search_path", search_path);
+		EltJsonBegin(&d);
+		EltJsonInt(&d, "check_id", id);
+		EltJsonString(&d, "name", name);
+		EltJsonString(&d, "kind", kind);
+		EltJsonString(&d, "severity", severity);
+		EltJsonString(&d, "search_path", search_path);
 		/* oids, as elt.check_defs has them, for audit_verify to compare */
-		EltAppendJsonInt(&d, "relation", relid);
-		EltAppendJsonInt(&d, "owner", cw.actor);
-		appendStringInfo(&d, ", \"args\": %s}", args);
-		EltAuditRecord(cw.actor, "check_create", rel, d.data, EltAuditReason(NULL));
+		EltJsonInt(&d, "relation", relid);
+		EltJsonInt(&d, "owner", cw.actor);
+		EltJsonRaw(&d, "args", args);
+		EltAuditRecord(cw.actor, "check_create", rel, EltJsonFinish(&d), EltAuditReason(NULL));
 	}
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(id);
@@ -619,14 +616,12 @@ elt_check_drop(PG_FUNCTION_ARGS)
 							  (Datum[]) {ObjectIdGetDatum(relid), CStringGetTextDatum(name)}, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "dropping the check failed");
 	{
-		StringInfoData d;
+		EltJson		d;
 
-		initStringInfo(&d);
-		appendStringInfoChar(&d, '{');
-		EltAppendJsonInt(&d, "check_id", check_id);
-		EltAppendJsonString(&d, "name", name);
-		appendStringInfoChar(&d, '}');
-		EltAuditRecord(cw.actor, "check_drop", EltRelDisplayName(relid), d.data, EltAuditReason(NULL));
+		EltJsonBegin(&d);
+		EltJsonInt(&d, "check_id", check_id);
+		EltJsonString(&d, "name", name);
+		EltAuditRecord(cw.actor, "check_drop", EltRelDisplayName(relid), EltJsonFinish(&d), EltAuditReason(NULL));
 	}
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_BOOL(true);

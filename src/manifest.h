@@ -7,6 +7,8 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "util.h"
+
 /*
  * One step of a run's manifest: a transform run, on its own or inside
  * elt.run_begin() ... elt.run_end(), or a step of a replay.  transform.c
@@ -60,13 +62,23 @@ extern void EltRunStepRecord(EltRunStep *st, int64 transform_run_id);
 extern bool EltPipelineClock(TimestampTz *clock);
 extern int64 EltPipelineRunId(void);
 extern bool EltPipelineRandom(double *value);
+extern void EltSetCurrentRunId(int64 run_id);
+extern int64 EltCurrentRunId(void);
+extern int64 EltDrawRunId(void);
+
+/* what replay.c shares with the recording of runs */
+extern char *EltCurrentFingerprint(void);
+extern char *EltRelationJson(EltRunStep *st, Oid relid, const char *role, bool output);
+extern void EltInsertRun(int64 run_id, const char *pipeline_name, const char *kind, Jsonb *params,
+						 const char *policy, TimestampTz clock, int64 seed, const char *fingerprint,
+						 Oid role, TimestampTz started, int64 replay_of, const char *sandbox, bool imported);
+extern void EltInsertStep(int64 run_id, EltRunStep *st, int64 transform_run_id);
+extern char *EltStoreManifest(int64 run_id, TimestampTz finished);
+extern void EltAuditRunBegin(EltJson *d, int64 run_id);
+extern void EltAuditRun(Oid actor, const char *action, const char *object, EltJson *d);
+extern char *EltLoadManifest(int64 run_id, Oid *role_out, bool *imported_out, bool to_replay);
 
 /* snapshot.c */
 extern int64 EltSnapshotCreate(Oid relid, char **checksum, char **shape_hash);
-
-/* transform.c */
-extern void EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
-						  const char *mode, Jsonb *params, TimestampTz clock, int64 seed,
-						  int64 *written, int64 *deleted);
 
 #endif							/* ELT_MANIFEST_H */

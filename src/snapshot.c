@@ -37,6 +37,10 @@
  * transforms have different owners, under 'full') can deadlock with one
  * that does so in the other order; PostgreSQL detects it and cancels one.
  * elt.snapshot_defs lists snapshots; elt.snapshots shows each role its own.
+ *
+ * Layering: a shared layer of the runs engine: manifest.c calls
+ * EltSnapshotCreate (declared in manifest.h) for a run under 'full'; this
+ * file calls only checksum, audit, roles and util.
  */
 #include "postgres.h"
 
@@ -106,22 +110,23 @@ shape_json(Oid relid)
 	int			i,
 				n = 0;
 
+	/* a JSON array of finished objects, one per column */
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '[');
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
+		EltJson		col;
 
 		if (att->attisdropped)
 			continue;
 		if (n++ > 0)
 			appendStringInfoString(&buf, ", ");
-		appendStringInfoString(&buf, "{\"name\": ");
-		escape_json(&buf, NameStr(att->attname));
-		appendStringInfoString(&buf, ", \"type\": ");
-		escape_json(&buf, format_type_extended(att->atttypid, att->atttypmod,
-											   FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
-		appendStringInfoChar(&buf, '}');
+		EltJsonBegin(&col);
+		EltJsonString(&col, "name", NameStr(att->attname));
+		EltJsonString(&col, "type", format_type_extended(att->atttypid, att->atttypmod,
+														 FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+		appendStringInfoString(&buf, EltJsonFinish(&col));
 	}
 	appendStringInfoChar(&buf, ']');
 	relation_close(rel, AccessShareLock);
@@ -282,22 +287,20 @@ static void
 audit_snapshot(Oid actor, const char *action, int64 id, const char *source, const char *checksum,
 			   int64 rows, const char *extra_key, bool extra)
 {
-	StringInfoData d;
+	EltJson		d;
 
-	initStringInfo(&d);
-	appendStringInfoChar(&d, '{');
-	EltAppendJsonInt(&d, "snapshot_id", id);
+	EltJsonBegin(&d);
+	EltJsonInt(&d, "snapshot_id", id);
 	if (source)
-		EltAppendJsonString(&d, "source", source);
+		EltJsonString(&d, "source", source);
 	if (checksum)
 	{
-		EltAppendJsonString(&d, "checksum", checksum);
-		EltAppendJsonInt(&d, "rows", rows);
+		EltJsonString(&d, "checksum", checksum);
+		EltJsonInt(&d, "rows", rows);
 	}
 	if (extra_key)
-		appendStringInfo(&d, ", \"%s\": %s", extra_key, extra ? "true" : "false");
-	appendStringInfoChar(&d, '}');
-	EltAuditRecord(actor, action, source, d.data, EltAuditReason(NULL));
+		EltJsonBool(&d, extra_key, extra);
+	EltAuditRecord(actor, action, source, EltJsonFinish(&d), EltAuditReason(NULL));
 }
 
 /*
@@ -721,13 +724,11 @@ elt_snapshot_purge(PG_FUNCTION_ARGS)
 		}
 	}
 	{
-		StringInfoData d;
+		EltJson		d;
 
-		initStringInfo(&d);
-		appendStringInfoChar(&d, '{');
-		EltAppendJsonInt(&d, "dropped", dropped);
-		appendStringInfoChar(&d, '}');
-		EltAuditRecord(cw.actor, "snapshot_purge", NULL, d.data, EltAuditReason(NULL));
+		EltJsonBegin(&d);
+		EltJsonInt(&d, "dropped", dropped);
+		EltAuditRecord(cw.actor, "snapshot_purge", NULL, EltJsonFinish(&d), EltAuditReason(NULL));
 	}
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(dropped);

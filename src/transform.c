@@ -1,245 +1,46 @@
 /*
- * transform.c — versioned SQL transforms and their runs.
+ * transform.c — versioned SQL transforms: their SQL API and catalog.
  *
  * A transform is a named SELECT that feeds a target table in one of three
  * modes (append, replace, merge).  Each edit is an immutable version with
- * the SHA-256 of its normalized SQL.  elt.transform_run() runs the current
- * version in the caller's transaction and as the transform's owner (like a
- * view; restricted when the caller is another role): the target is written
- * with the owner's privileges, and a failed run leaves nothing.  A replay
- * runs a recorded step as the run's role (EltReplayStep, manifest.c).
- * Row lineage comes from the rewritten query (lineage.c) and is stored with
- * the run record as the extension's owner once the statement has run.
+ * the SHA-256 of its normalized SQL (EltNormalizeSql, util_sql.c).  This
+ * file owns elt.transform_create() and elt.transform_update(), the checks
+ * of a query against its target, and loading a transform's current
+ * version; running one is transform_run.c's, which uses those checks
+ * (EltTransformCheckTarget, EltTransformLoad, ...).
  *
- * A run executes in a subtransaction of the caller's transaction; when it
- * fails, the subtransaction is rolled back (no rows, no lineage) and a
- * short-lived background worker records the run as failed in a transaction
- * of its own, before the error goes on to the caller.
+ * Layering: an engine; it calls lineage.c (analysis), audit and util,
+ * never transform_run.c or manifest.c.
  *
- * Locking: replace mode takes SHARE ROW EXCLUSIVE on the target, so that two
- * replace runs of one target follow each other while readers go on; new
- * versions lock the transform's row.
+ * Locking: new versions lock the transform's row (SELECT ... FOR UPDATE
+ * in EltTransformLoad).
  */
 #include "postgres.h"
 
 #include "access/table.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
-#include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_coerce.h"
-#include "pgstat.h"
-#include "postmaster/bgworker.h"
-#include "storage/dsm.h"
-#include "storage/ipc.h"
-#include "storage/latch.h"
-#include "utils/wait_event.h"
-#include "tcop/tcopprot.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/snapmgr.h"
 #include "utils/ruleutils.h"
-#include "utils/timestamp.h"
 
 #include "audit.h"
 #include "lineage.h"
-#include "manifest.h"
 #include "transform.h"
 #include "util.h"
-
-/* The run in progress in this backend, for elt.param(), elt.now(), elt.random(). */
-typedef struct RunState
-{
-	int64		run_id;			/* drawn when the run is recorded */
-	int64		seed;			/* of elt.random() */
-	Jsonb	   *params;
-	TimestampTz started_at;
-	TimestampTz clock;			/* of elt.now(): the run's logical time */
-	pg_prng_state prng;
-} RunState;
-
-static RunState *current_run = NULL;
-
-/* A transform and its current version, copied out of SPI. */
-typedef struct Transform
-{
-	int64		id;
-	char	   *name;
-	Oid			target;
-	char	   *mode;
-	char	   *lineage;
-	int			keep_runs;		/* 0: keep all */
-	char	   *owner;
-	int			version;
-	char	   *sql;
-	char	   *code_hash;
-	char	   *search_path;
-	char	   *lineage_level;
-} Transform;
-
-/* What the target requires of the query, found while checking it. */
-typedef struct TargetInfo
-{
-	char	   *relname;		/* qualified, quoted */
-	List	   *columns;		/* names of the columns the query writes */
-	List	   *pk;				/* attnums of the primary key */
-	List	   *pk_exprs;		/* per pk column: output name, or NULL */
-	List	   *pk_defaults;	/* per pk column not written: default SQL */
-	bool		override;		/* a pk column is GENERATED ALWAYS */
-	bool		key_text;		/* target key kept as text */
-} TargetInfo;
-
-/* ---------------------------------------------------------------------
- * Normalizing SQL for the code hash
- * ---------------------------------------------------------------------
- */
-
-static bool
-word_char(char c)
-{
-	return isalnum((unsigned char) c) || c == '_' || c == '$' || c == '"' ||
-		c == '\'' || IS_HIGHBIT_SET(c);
-}
-
-static bool
-op_char(char c)
-{
-	return strchr("+-*/<>=~!@#%^&|`?", c) != NULL;
-}
-
-/*
- * The SQL with comments removed, whitespace runs collapsed (and dropped
- * where no token boundary needs them), text outside quotes lower-cased (the
- * parser folds it anyway) and trailing semicolons removed.  Quoted
- * identifiers, string and dollar-quoted literals are kept as they are.
- */
-char *
-EltNormalizeSql(const char *sql)
-{
-	StringInfoData out;
-	const char *p = sql;
-	bool		pending_space = false;
-
-	initStringInfo(&out);
-	while (*p)
-	{
-		if (isspace((unsigned char) *p))
-		{
-			pending_space = true;
-			p++;
-			continue;
-		}
-		if (p[0] == '-' && p[1] == '-')
-		{
-			while (*p && *p != '\n')
-				p++;
-			pending_space = true;
-			continue;
-		}
-		if (p[0] == '/' && p[1] == '*')
-		{
-			int			depth = 0;
-
-			do
-			{
-				if (p[0] == '/' && p[1] == '*')
-				{
-					depth++;
-					p += 2;
-				}
-				else if (p[0] == '*' && p[1] == '/')
-				{
-					depth--;
-					p += 2;
-				}
-				else
-					p++;
-			} while (*p && depth > 0);
-			pending_space = true;
-			continue;
-		}
-		if (pending_space && out.len > 0)
-		{
-			char		prev = out.data[out.len - 1];
-
-			if ((word_char(prev) && word_char(*p)) || (op_char(prev) && op_char(*p)))
-				appendStringInfoChar(&out, ' ');
-		}
-		pending_space = false;
-
-		if (*p == '\'' || *p == '"')
-		{
-			char		q = *p;
-			bool		escapes = (q == '\'' && p > sql &&
-								   (p[-1] == 'e' || p[-1] == 'E') &&
-								   (p - 1 == sql || !word_char(p[-2])));
-
-			appendStringInfoChar(&out, *p++);
-			while (*p)
-			{
-				if (escapes && *p == '\\' && p[1])
-				{
-					appendStringInfoChar(&out, *p++);
-					appendStringInfoChar(&out, *p++);
-					continue;
-				}
-				if (*p == q)
-				{
-					appendStringInfoChar(&out, *p++);
-					if (*p == q)
-					{
-						appendStringInfoChar(&out, *p++);
-						continue;
-					}
-					break;
-				}
-				appendStringInfoChar(&out, *p++);
-			}
-			continue;
-		}
-		if (*p == '$' && (out.len == 0 || !word_char(out.data[out.len - 1]) ||
-						  out.data[out.len - 1] == '$'))
-		{
-			/* a dollar quote: $tag$ ... $tag$ */
-			const char *end = p + 1;
-
-			while (*end && (isalnum((unsigned char) *end) || *end == '_'))
-				end++;
-			if (*end == '$' && !isdigit((unsigned char) p[1]))
-			{
-				int			taglen = end - p + 1;
-				const char *close = strstr(end + 1, pnstrdup(p, taglen));
-
-				if (close != NULL)
-				{
-					appendBinaryStringInfo(&out, p, close + taglen - p);
-					p = close + taglen;
-					continue;
-				}
-			}
-		}
-		appendStringInfoChar(&out, pg_tolower((unsigned char) *p));
-		p++;
-	}
-	while (out.len > 0 && (out.data[out.len - 1] == ';' || out.data[out.len - 1] == ' '))
-		out.data[--out.len] = '\0';
-	return out.data;
-}
-
 
 /* ---------------------------------------------------------------------
  * Checking a query against its target
@@ -247,8 +48,8 @@ EltNormalizeSql(const char *sql)
  */
 
 /* Check that the query can write the target in the mode; fill ti. */
-static void
-check_target(Query *q, Oid target, const char *mode, bool row_lineage, TargetInfo *ti,
+void
+EltTransformCheckTarget(Query *q, Oid target, const char *mode, bool row_lineage, EltTargetInfo *ti,
 			 char **blocker)
 {
 	Relation	rel = table_open(target, AccessShareLock);
@@ -372,8 +173,8 @@ check_target(Query *q, Oid target, const char *mode, bool row_lineage, TargetInf
 }
 
 /* Check the caller's privileges on the target for the mode. */
-static void
-check_target_privileges(Oid target, const char *relname, const char *mode, Oid actor)
+void
+EltTransformCheckPrivileges(Oid target, const char *relname, const char *mode, Oid actor)
 {
 	AclMode		need = ACL_INSERT;
 
@@ -437,7 +238,7 @@ warn_nondeterministic(const char *name, List *funcs)
  */
 
 static void
-transform_from_spi(Transform *t, MemoryContext cxt)
+transform_from_spi(EltTransform *t, MemoryContext cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	bool		isnull;
@@ -460,8 +261,8 @@ transform_from_spi(Transform *t, MemoryContext cxt)
 }
 
 /* Load a transform and its current version (inside a catalog write). */
-static void
-transform_load(Transform *t, const char *name, bool for_update, MemoryContext cxt)
+void
+EltTransformLoad(EltTransform *t, const char *name, bool for_update, MemoryContext cxt)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_locked = NULL;
@@ -580,22 +381,15 @@ insert_version(int64 transform_id, int version, const char *sql, const char *has
 	}
 }
 
-/* Audit details of a transform action. */
-static char *
-transform_details(int64 id, const char *target, int version, const char *hash, const char *extra)
+/* Begin the audit details of a transform action; the caller adds its own and finishes. */
+void
+EltTransformDetails(EltJson *d, int64 id, const char *target, int version, const char *hash)
 {
-	StringInfoData d;
-
-	initStringInfo(&d);
-	appendStringInfoChar(&d, '{');
-	EltAppendJsonInt(&d, "transform_id", id);
-	EltAppendJsonString(&d, "target", target);
-	EltAppendJsonInt(&d, "version", version);
-	EltAppendJsonString(&d, "code_hash", hash);
-	if (extra)
-		appendStringInfo(&d, ", %s", extra);
-	appendStringInfoChar(&d, '}');
-	return d.data;
+	EltJsonBegin(d);
+	EltJsonInt(d, "transform_id", id);
+	EltJsonString(d, "target", target);
+	EltJsonInt(d, "version", version);
+	EltJsonString(d, "code_hash", hash);
 }
 
 /* Options of elt.transform_create(): lineage and keep_runs. */
@@ -660,13 +454,13 @@ parse_options(Jsonb *options, char **lineage, int *keep_runs)
  */
 static EltLineageInfo *
 analyze_version(const char *name, const char *sql, Oid target, const char *mode,
-				const char *lineage, char **level, char **note, TargetInfo *ti)
+				const char *lineage, char **level, char **note, EltTargetInfo *ti)
 {
 	EltLineageInfo *info = EltLineageAnalyze(sql, true);
 	char	   *target_blocker = NULL;
 
-	check_target(info->query, target, mode, true, ti, &target_blocker);
-	check_target_privileges(target, ti->relname, mode, GetUserId());
+	EltTransformCheckTarget(info->query, target, mode, true, ti, &target_blocker);
+	EltTransformCheckPrivileges(target, ti->relname, mode, GetUserId());
 	check_source_privileges(info->sources, GetUserId());
 	if (target_blocker != NULL && info->row_ok)
 	{
@@ -709,12 +503,13 @@ elt_transform_create(PG_FUNCTION_ARGS)
 	int			keep_runs;
 	char	   *level;
 	char	   *note;
-	TargetInfo	ti;
+	EltTargetInfo	ti;
 	EltLineageInfo *info;
 	char		hash[ELT_SHA256_HEX_LEN + 1];
 	char	   *norm;
 	char	   *search_path;
 	EltCatalogWrite cw;
+	EltJson		d;
 	Oid			itypes[7] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, INT4OID, JSONBOID, NAMEOID};
 	Datum		v[7];
 	char		n[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
@@ -792,17 +587,17 @@ elt_transform_create(PG_FUNCTION_ARGS)
 	EltExec(insert_plan, v, n, 0);
 	id = EltSpiGetInt64(0, "transform_id", &isnull);
 	insert_version(id, 1, sql, hash, search_path, info, level, note, cw.actor);
-	EltAuditRecord(cw.actor, "transform_create", name,
-				   transform_details(id, ti.relname, 1, hash,
-									 psprintf("\"mode\": \"%s\", \"lineage\": \"%s\"", mode, level)),
-				   EltAuditReason(NULL));
+	EltTransformDetails(&d, id, ti.relname, 1, hash);
+	EltJsonString(&d, "mode", mode);
+	EltJsonString(&d, "lineage", level);
+	EltAuditRecord(cw.actor, "transform_create", name, EltJsonFinish(&d), EltAuditReason(NULL));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(id);
 }
 
 /* Only the transform's owner role, its members and superusers may change it. */
-static void
-check_owner(Transform *t, Oid actor, const char *verb)
+void
+EltTransformCheckOwner(EltTransform *t, Oid actor, const char *verb)
 {
 	Oid			owner;
 
@@ -824,8 +619,8 @@ check_owner(Transform *t, Oid actor, const char *verb)
  * a run nor a new version can do anything for it; say so before anything
  * is recorded.
  */
-static void
-require_target(Transform *t)
+void
+EltTransformRequireTarget(EltTransform *t)
 {
 	if (get_rel_relkind(t->target) == '\0')
 		ereport(ERROR,
@@ -843,15 +638,16 @@ elt_transform_update(PG_FUNCTION_ARGS)
 {
 	char	   *name;
 	char	   *sql;
-	Transform	t;
+	EltTransform	t;
 	char	   *level;
 	char	   *note;
-	TargetInfo	ti;
+	EltTargetInfo	ti;
 	EltLineageInfo *info;
 	char		hash[ELT_SHA256_HEX_LEN + 1];
 	char	   *norm;
 	char	   *search_path;
 	EltCatalogWrite cw;
+	EltJson		d;
 	MemoryContext cxt = CurrentMemoryContext;
 	int			version;
 
@@ -860,10 +656,10 @@ elt_transform_update(PG_FUNCTION_ARGS)
 	sql = EltRequiredText(fcinfo, 1, "sql");
 
 	EltCatalogWriteBegin(&cw);
-	transform_load(&t, name, true, cxt);
+	EltTransformLoad(&t, name, true, cxt);
 	EltCatalogWriteEnd(&cw);
-	check_owner(&t, GetUserId(), "change");
-	require_target(&t);
+	EltTransformCheckOwner(&t, GetUserId(), "change");
+	EltTransformRequireTarget(&t);
 
 	info = analyze_version(name, sql, t.target, t.mode, t.lineage, &level, &note, &ti);
 	warn_nondeterministic(name, info->nondeterministic);
@@ -873,7 +669,7 @@ elt_transform_update(PG_FUNCTION_ARGS)
 
 	/* the current version again, now that the row lock is held */
 	EltCatalogWriteBegin(&cw);
-	transform_load(&t, name, false, cxt);
+	EltTransformLoad(&t, name, false, cxt);
 	if (strcmp(hash, t.code_hash) == 0)
 	{
 		EltCatalogWriteEnd(&cw);
@@ -885,898 +681,10 @@ elt_transform_update(PG_FUNCTION_ARGS)
 	version = t.version + 1;
 
 	insert_version(t.id, version, sql, hash, search_path, info, level, note, cw.actor);
-	EltAuditRecord(cw.actor, "transform_update", name,
-				   transform_details(t.id, ti.relname, version, hash,
-									 psprintf("\"previous_hash\": \"%s\", \"lineage\": \"%s\"",
-											  t.code_hash, level)),
-				   EltAuditReason(NULL));
+	EltTransformDetails(&d, t.id, ti.relname, version, hash);
+	EltJsonString(&d, "previous_hash", t.code_hash);
+	EltJsonString(&d, "lineage", level);
+	EltAuditRecord(cw.actor, "transform_update", name, EltJsonFinish(&d), EltAuditReason(NULL));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT32(version);
-}
-
-/* ---------------------------------------------------------------------
- * Runs
- * ---------------------------------------------------------------------
- */
-
-/* Rows read so far in this transaction from relations (and their partitions). */
-static int64
-rows_read(List *sources)
-{
-	int64		total = 0;
-	ListCell   *lc;
-
-	foreach(lc, sources)
-	{
-		Oid			relid = lfirst_oid(lc);
-		List	   *rels;
-		ListCell   *lc2;
-
-		if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
-			rels = find_all_inheritors(relid, NoLock, NULL);
-		else
-			rels = list_make1_oid(relid);
-		foreach(lc2, rels)
-		{
-			PgStat_TableStatus *st = find_tabstat_entry(lfirst_oid(lc2));
-
-			if (st != NULL)
-				total += st->t_counts.t_tuples_returned + st->t_counts.t_tuples_fetched;
-		}
-	}
-	return total;
-}
-
-/* The type of a column with its modifier (char(4), numeric(10,2)), qualified. */
-static char *
-column_type(Oid relid, AttrNumber attnum)
-{
-	Oid			typid;
-	int32		typmod;
-	Oid			collid;
-
-	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
-	return format_type_extended(typid, typmod,
-								FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
-}
-
-/* The expression of the target key over __elt_src: a bigint, or a value or row to print. */
-static char *
-target_key_sql(Oid target, TargetInfo *ti)
-{
-	StringInfoData buf;
-	ListCell   *l1,
-			   *l2;
-	int			i = 0;
-
-	initStringInfo(&buf);
-	if (!ti->key_text)
-	{
-		char	   *col = linitial(ti->pk_exprs);
-
-		if (col)
-			appendStringInfo(&buf, "(__elt_src.%s)::pg_catalog.int8", quote_identifier(col));
-		else
-			appendStringInfoString(&buf, "(__elt_src.__elt_pk_1)::pg_catalog.int8");
-		return buf.data;
-	}
-	/* one argument per key column: elt._lineage_capture() prints them */
-	forboth(l1, ti->pk, l2, ti->pk_exprs)
-	{
-		AttrNumber	attnum = lfirst_int(l1);
-		char	   *col = lfirst(l2);
-
-		i++;
-		if (i > 1)
-			appendStringInfoString(&buf, ", ");
-		if (col)
-			appendStringInfo(&buf, "CAST(__elt_src.%s AS %s)", quote_identifier(col),
-							 column_type(target, attnum));
-		else
-			appendStringInfo(&buf, "CAST(__elt_src.__elt_pk_%d AS %s)", i,
-							 column_type(target, attnum));
-	}
-	return buf.data;
-}
-
-/*
- * The statement of a run: one INSERT ... SELECT.  With row lineage its
- * WHERE clause hands each written row's target key and key columns to
- * elt._lineage_capture(), with the run's token as $1, which keeps them.
- */
-static char *
-run_statement(Transform *t, EltLineageInfo *info, TargetInfo *ti, bool row)
-{
-	StringInfoData s;
-	StringInfoData cols;
-	StringInfoData vals;
-	StringInfoData alias;
-	ListCell   *lc;
-	int			i;
-
-	initStringInfo(&cols);
-	initStringInfo(&vals);
-	foreach(lc, ti->columns)
-	{
-		const char *c = quote_identifier((char *) lfirst(lc));
-
-		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", c);
-		appendStringInfo(&vals, "%s__elt_src.%s", vals.len ? ", " : "", c);
-	}
-	initStringInfo(&s);
-	appendStringInfoString(&s, "SELECT __elt_q.*");
-	if (row)
-	{
-		ListCell   *l1,
-				   *l2;
-
-		/* key columns filled by defaults are computed here, once per row */
-		i = 0;
-		forboth(l1, ti->pk_defaults, l2, ti->pk)
-		{
-			char	   *def = lfirst(l1);
-
-			i++;
-			if (def == NULL)
-				continue;
-			appendStringInfo(&s, ", (%s) AS __elt_pk_%d", def, i);
-			appendStringInfo(&cols, ", %s",
-							 quote_identifier(get_attname(t->target, lfirst_int(l2), false)));
-			appendStringInfo(&vals, ", __elt_src.__elt_pk_%d", i);
-		}
-	}
-	/* output columns are named by position: set operations name them after their first branch */
-	initStringInfo(&alias);
-	foreach(lc, ti->columns)
-		appendStringInfo(&alias, "%s%s", alias.len ? ", " : "", quote_identifier((char *) lfirst(lc)));
-	if (row)
-		for (i = 1; i <= list_length(info->slots); i++)
-			appendStringInfo(&alias, ", " ELT_KEY_PREFIX "%d", i);
-	/* OFFSET 0 keeps the subquery (and its defaults) evaluated once per row */
-	appendStringInfo(&s, " FROM (%s) __elt_q(%s) OFFSET 0",
-					 row ? info->rewritten : pg_get_querydef(info->query, false), alias.data);
-	{
-		char	   *inner = s.data;
-
-		initStringInfo(&s);
-		appendStringInfo(&s, "INSERT INTO %s AS __elt_t (%s)%s SELECT %s FROM (%s) __elt_src",
-						 ti->relname, cols.data, ti->override ? " OVERRIDING SYSTEM VALUE" : "",
-						 vals.data, inner);
-	}
-	if (row)
-	{
-		appendStringInfo(&s, " WHERE elt._lineage_capture($1, %s", target_key_sql(t->target, ti));
-		for (i = 1; i <= list_length(info->slots); i++)
-			appendStringInfo(&s, ", __elt_src." ELT_KEY_PREFIX "%d", i);
-		appendStringInfoChar(&s, ')');
-	}
-	if (strcmp(t->mode, "merge") == 0)
-	{
-		Relation	rel = table_open(t->target, AccessShareLock);
-		List	   *pk = EltPrimaryKeyColumns(rel);
-		StringInfoData set;
-
-		initStringInfo(&set);
-		appendStringInfoString(&s, " ON CONFLICT (");
-		i = 0;
-		foreach(lc, pk)
-			appendStringInfo(&s, "%s%s", i++ ? ", " : "",
-							 quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel), lfirst_int(lc) - 1)->attname)));
-		foreach(lc, ti->columns)
-		{
-			const char *c = (char *) lfirst(lc);
-			AttrNumber	attnum = get_attnum(t->target, c);
-
-			if (list_member_int(pk, attnum))
-				continue;
-			appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
-							 quote_identifier(c), quote_identifier(c));
-		}
-		if (set.len == 0)
-		{
-			const char *c = quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel), linitial_int(pk) - 1)->attname));
-
-			appendStringInfo(&set, "%s = EXCLUDED.%s", c, c);
-		}
-		appendStringInfo(&s, ") DO UPDATE SET %s", set.data);
-		table_close(rel, AccessShareLock);
-	}
-	return s.data;
-}
-
-/* Record a run, store its lineage and apply keep_runs (inside a catalog write). */
-static int64
-record_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
-		   TimestampTz started, TimestampTz finished, int64 read, int64 written,
-		   int64 deleted, bool store_lineage, int64 lineage_rows, Oid actor, const char *relname)
-{
-	static SPIPlanPtr run_plan = NULL;
-	static SPIPlanPtr lineage_plan = NULL;
-	static SPIPlanPtr keep_plan = NULL;
-	Oid			rtypes[13] = {INT8OID, INT4OID, TEXTOID, JSONBOID, TEXTOID,
-	TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, NAMEOID, INT8OID, INT8OID};
-	Datum		v[13];
-	char		n[13] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int64		run_id;
-	bool		isnull;
-	StringInfoData extra;
-	char		run_hash[ELT_SHA256_HEX_LEN + 1];
-
-	/*
-	 * The run id is drawn now, after the target rows are written and locked:
-	 * of two runs that wrote one row, the one that wrote it last has the
-	 * greater id, whichever started first.
-	 */
-	EltPrepare(&run_plan,
-			   "INSERT INTO elt.transform_runs (run_id, transform_id, version, code_hash, params, lineage,"
-			   " status, started_at, finished_at, rows_read, rows_written, rows_deleted, role, random_seed)"
-			   " VALUES (pg_catalog.nextval('elt.run_id_seq'), $1, $2, $3, $4, $5, 'succeeded', $6, $7, $8, $9,"
-			   " $10, $11, $12) RETURNING *",
-			   12, rtypes);
-	v[0] = Int64GetDatum(t->id);
-	v[1] = Int32GetDatum(t->version);
-	v[2] = CStringGetTextDatum(t->code_hash);
-	v[3] = JsonbPGetDatum(params);
-	v[4] = CStringGetTextDatum(lineage);
-	v[5] = TimestampTzGetDatum(started);
-	v[6] = TimestampTzGetDatum(finished);
-	v[7] = Int64GetDatum(read);
-	v[8] = Int64GetDatum(written);
-	v[9] = Int64GetDatum(deleted);
-	if (strcmp(t->mode, "replace") != 0)
-		n[9] = 'n';
-	v[10] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(actor, false)));
-	v[11] = Int64GetDatum(seed);
-	EltExec(run_plan, v, n, 0);
-	run_id = EltSpiGetInt64(0, "run_id", &isnull);
-	EltRunRowHash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, "", run_hash);
-
-	if (store_lineage)
-	{
-		Oid			ltypes[1] = {INT8OID};
-		Datum		lv[1];
-
-		/* the run's chunks, and the bucket sizes they use for lookups */
-		EltPrepare(&lineage_plan,
-				   "WITH c AS (INSERT INTO elt.lineage_chunks (run_id, rel, dir, other_rel, bucket, entries, data)"
-				   " SELECT $1, p.rel::pg_catalog.regclass, p.dir, p.other_rel::pg_catalog.regclass, p.bucket,"
-				   " p.entries, p.data FROM elt._lineage_pending() p RETURNING rel, dir, bucket)"
-				   " INSERT INTO elt.lineage_layout (rel, dir, bits)"
-				   " SELECT DISTINCT c.rel, c.dir, (c.bucket OPERATOR(pg_catalog.>>) 32)::pg_catalog.int4 FROM c"
-				   " ON CONFLICT DO NOTHING",
-				   1, ltypes);
-		lv[0] = Int64GetDatum(run_id);
-		EltCaptureOpenPending(true);
-		EltExec(lineage_plan, lv, NULL, 0);
-		EltCaptureOpenPending(false);
-	}
-	if (t->keep_runs > 0)
-	{
-		Oid			ktypes[2] = {INT8OID, INT4OID};
-		Datum		kv[2];
-
-		/* runs that left the window of the last keep_runs runs (and a margin) */
-		EltPrepare(&keep_plan,
-				   "DELETE FROM elt.lineage_chunks WHERE run_id IN ("
-				   " SELECT r.run_id FROM elt.transform_runs r WHERE r.transform_id = $1"
-				   " ORDER BY r.run_id DESC OFFSET $2 LIMIT 100)",
-				   2, ktypes);
-		kv[0] = Int64GetDatum(t->id);
-		kv[1] = Int32GetDatum(t->keep_runs);
-		EltExec(keep_plan, kv, NULL, 0);
-	}
-
-	initStringInfo(&extra);
-	appendStringInfoChar(&extra, '{');
-	EltAppendJsonInt(&extra, "run_id", run_id);
-	EltAppendJsonString(&extra, "status", "succeeded");
-	EltAppendJsonString(&extra, "lineage", lineage);
-	EltAppendJsonInt(&extra, "rows_written", written);
-	EltAppendJsonInt(&extra, "lineage_rows", lineage_rows);
-	EltAppendJsonString(&extra, "run_hash", run_hash);
-	EltAuditRecord(actor, "transform_run", t->name,
-				   transform_details(t->id, relname, t->version, t->code_hash, extra.data + 1),
-				   EltAuditReason(NULL));
-	return run_id;
-}
-
-/* A new id of a transform run or run (inside a catalog write). */
-int64
-EltDrawRunId(void)
-{
-	bool		isnull;
-
-	if (SPI_execute("SELECT pg_catalog.nextval('elt.run_id_seq') AS run_id", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "drawing a run id failed");
-	return EltSpiGetInt64(0, "run_id", &isnull);
-}
-
-/* Counts of one run. */
-typedef struct RunCounts
-{
-	int64		read;
-	int64		written;
-	int64		deleted;
-	int64		lineage_rows;	/* (target row, source relation) pairs */
-} RunCounts;
-
-/* Execute a run's statement as the caller, with the run's state set. */
-static void
-execute_run(Transform *t, RunState *run, EltLineageInfo *info, TargetInfo *ti, bool row,
-			const char *stmt, int64 token, MemoryContext cxt, RunCounts *counts)
-{
-	memset(counts, 0, sizeof(*counts));
-	current_run = run;
-	PG_TRY();
-	{
-		int			rc;
-		int64		before;
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (strcmp(t->mode, "replace") == 0)
-		{
-			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("replace mode runs only at isolation level READ COMMITTED"),
-						 errdetail("Under a transaction snapshot, rows another run wrote meanwhile would be neither deleted nor seen."),
-						 errhint("Run it in a READ COMMITTED transaction, or use merge mode.")));
-			rc = SPI_execute(psprintf("LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", ti->relname), false, 0);
-			if (rc < 0)
-				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
-			rc = SPI_execute(psprintf("DELETE FROM %s", ti->relname), false, 0);
-			if (rc < 0)
-				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
-			counts->deleted = (int64) SPI_processed;
-		}
-		before = rows_read(info->sources);
-		if (row)
-			EltCaptureBegin(t->target, ti->key_text ? list_length(ti->pk) : 0, info->slots, token, cxt);
-		{
-			Oid			types[1] = {INT8OID};
-			Datum		args[1];
-
-			args[0] = Int64GetDatum(token);
-			rc = SPI_execute_with_args(stmt, row ? 1 : 0, types, args, NULL, false, 0);
-		}
-		if (rc < 0)
-			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
-		counts->written = (int64) SPI_processed;
-		if (row)
-			counts->lineage_rows = EltCaptureEnd();
-		counts->read = rows_read(info->sources) - before;
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		current_run = NULL;
-	}
-	PG_END_TRY();
-}
-
-/* Record a run and its lineage; pending lineage never outlives this. */
-static int64
-store_run(Transform *t, int64 seed, Jsonb *params, const char *lineage,
-		  TimestampTz started, TimestampTz finished, RunCounts *counts,
-		  bool store_lineage, Oid actor, const char *relname)
-{
-	int64		run_id = 0;
-
-	PG_TRY();
-	{
-		run_id = record_run(t, seed, params, lineage, started, finished, counts->read,
-							counts->written, counts->deleted, store_lineage, counts->lineage_rows,
-							actor, relname);
-	}
-	PG_CATCH();
-	{
-		EltCaptureDrop();
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	EltCaptureDrop();
-	return run_id;
-}
-
-/* A run in progress, shared by its body and its failure handler. */
-typedef struct RunCall
-{
-	Transform	t;
-	RunState	run;
-	const char *lineage;		/* what the run records */
-	bool		row;
-	MemoryContext cxt;
-	EltRunStep	step;			/* its part of a run manifest */
-} RunCall;
-
-/*
- * The body of a run: analyze and execute as the transform's owner, record
- * as the extension's owner.
- */
-static void
-run_body(RunCall *rc)
-{
-	Transform  *t = &rc->t;
-	EltLineageInfo *info;
-	TargetInfo	ti;
-	char	   *blocker = NULL;
-	char	   *stmt;
-	int64		token;
-	RunCounts	counts;
-	TimestampTz finished;
-	EltCatalogWrite cw;
-	Oid			owner = get_role_oid(t->owner, false);
-	EltAsRole	ar;
-
-	/*
-	 * As the transform's owner, like a view: the caller is a member of that
-	 * role (or a superuser), and a superuser running someone's transform
-	 * does not run their functions with superuser rights (restricted when
-	 * the caller is another role).  The version's SQL means what it meant
-	 * when it was written: its search_path.
-	 */
-	EltAsRoleBegin(&ar, owner, t->search_path, owner != GetUserId());
-
-	info = EltLineageAnalyze(t->sql, rc->row);
-	check_target(info->query, t->target, t->mode, rc->row, &ti, &blocker);
-	check_target_privileges(t->target, ti.relname, t->mode, GetUserId());
-	if (rc->row && (!info->row_ok || blocker != NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("row lineage can no longer be recorded for transform \"%s\": %s",
-						t->name, blocker ? blocker : info->blocker),
-				 errhint("A table it reads or writes has changed since version %d. Run it with lineage => 'table', or add a new version.",
-						 t->version)));
-	if (!pg_strong_random(&token, sizeof(token)))
-		token = (int64) pg_prng_uint64(&pg_global_prng_state);
-	stmt = run_statement(t, info, &ti, rc->row);
-	/* the manifest's inputs: what the statement is about to read */
-	EltRunStepInputs(&rc->step, info->sources);
-	execute_run(t, &rc->run, info, &ti, rc->row, stmt, token, rc->cxt, &counts);
-	rc->step.rows_read = counts.read;
-	rc->step.rows_written = counts.written;
-	rc->step.rows_deleted = counts.deleted;
-	rc->step.rows_deleted_known = strcmp(t->mode, "replace") == 0;
-	EltRunStepOutput(&rc->step);
-	EltAsRoleEnd(&ar);
-	finished = GetCurrentTimestamp();
-	rc->step.finished_at = finished;
-
-	EltCatalogWriteBegin(&cw);
-	rc->run.run_id = store_run(t, rc->run.seed, rc->run.params, rc->lineage, rc->run.started_at,
-							   finished, &counts, rc->row, cw.actor, ti.relname);
-	EltRunStepRecord(&rc->step, rc->run.run_id);
-	EltCatalogWriteEnd(&cw);
-}
-
-/* What the failure recorder is told: the failed run, in a DSM segment. */
-typedef struct FailedRun
-{
-	int64		run_id;
-	int64		transform_id;
-	int64		seed;
-	int32		version;
-	Oid			actor;
-	TimestampTz started_at;
-	TimestampTz finished_at;
-	char		data[FLEXIBLE_ARRAY_MEMBER];	/* name, code_hash, params,
-												 * lineage, role, error:
-												 * NUL-terminated, in turn */
-} FailedRun;
-
-/* bgw_extra of the failure recorder. */
-typedef struct FailedRunArgs
-{
-	Oid			dboid;
-	Oid			roleoid;
-} FailedRunArgs;
-
-/*
- * Record a failed run through a background worker (a transaction of its
- * own, which outlives the caller's rollback) and wait for it.  Best effort:
- * a WARNING when it cannot be done.
- */
-static void
-record_failure(RunCall *rc, ErrorData *edata)
-{
-	const char *strings[6];
-	char	   *params = JsonbToCString(NULL, &rc->run.params->root, VARSIZE(rc->run.params));
-	char	   *error = psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode),
-								 edata->message ? edata->message : "error");
-	Size		len = 0;
-	int			i;
-	dsm_segment *seg;
-	FailedRun  *fr;
-	char	   *p;
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	FailedRunArgs args;
-	Oid			owner = EltExtensionOwner();
-	EltCatalogWrite cw;
-
-	/* the failed run's id */
-	EltCatalogWriteBegin(&cw);
-	rc->run.run_id = EltDrawRunId();
-	EltCatalogWriteEnd(&cw);
-
-	strings[0] = rc->t.name;
-	strings[1] = rc->t.code_hash;
-	strings[2] = params;
-	strings[3] = rc->lineage;
-	strings[4] = GetUserNameFromId(GetUserId(), false);
-	strings[5] = error;
-	for (i = 0; i < 6; i++)
-		len += strlen(strings[i]) + 1;
-	seg = dsm_create(offsetof(FailedRun, data) + len, DSM_CREATE_NULL_IF_MAXSEGMENTS);
-	if (seg == NULL)
-	{
-		ereport(WARNING,
-				(errmsg("failed run %lld of transform \"%s\" could not be recorded: no shared memory segment",
-						(long long) rc->run.run_id, rc->t.name)));
-		return;
-	}
-	fr = dsm_segment_address(seg);
-	fr->run_id = rc->run.run_id;
-	fr->transform_id = rc->t.id;
-	fr->seed = rc->run.seed;
-	fr->version = rc->t.version;
-	fr->actor = GetUserId();
-	fr->started_at = rc->run.started_at;
-	fr->finished_at = GetCurrentTimestamp();
-	p = fr->data;
-	for (i = 0; i < 6; i++)
-	{
-		strcpy(p, strings[i]);
-		p += strlen(strings[i]) + 1;
-	}
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "elt_governance");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "elt_transform_failure_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "elt_governance failed run %lld", (long long) rc->run.run_id);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "elt_governance failed run");
-	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	worker.bgw_notify_pid = MyProcPid;
-	args.dboid = MyDatabaseId;
-	args.roleoid = owner;
-	memcpy(worker.bgw_extra, &args, sizeof(args));
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-		ereport(WARNING,
-				(errmsg("failed run %lld of transform \"%s\" could not be recorded: no background worker slot",
-						(long long) rc->run.run_id, rc->t.name),
-				 errhint("Raise max_worker_processes.")));
-	else
-	{
-		/* at most 10 s: it could wait for a lock this transaction holds */
-		pid_t		pid;
-		int			waited;
-
-		for (waited = 0; waited < 10000; waited += 50)
-		{
-			if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
-				break;
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 50, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-		}
-		if (waited >= 10000)
-			ereport(WARNING,
-					(errmsg("failed run %lld of transform \"%s\" is not recorded yet",
-							(long long) rc->run.run_id, rc->t.name),
-					 errdetail("Its recorder is still waiting, probably for a lock this transaction holds; it records the run once the transaction ends.")));
-	}
-	dsm_detach(seg);
-}
-
-
-/* Background worker: write one failed run (and its audit row), then exit. */
-void
-elt_transform_failure_main(Datum main_arg)
-{
-	FailedRunArgs args;
-	dsm_segment *seg;
-	FailedRun  *fr;
-	const char *strings[6];
-	const char *p;
-	int			i;
-	Oid			types[11] = {INT8OID, INT8OID, INT4OID, TEXTOID, JSONBOID, TEXTOID,
-	TIMESTAMPTZOID, TIMESTAMPTZOID, NAMEOID, TEXTOID, INT8OID};
-	Datum		v[11];
-	int			rc;
-	StringInfoData details;
-	char		run_hash[ELT_SHA256_HEX_LEN + 1];
-
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
-	BackgroundWorkerInitializeConnectionByOid(args.dboid, args.roleoid, 0);
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	seg = dsm_attach(DatumGetUInt32(main_arg));
-	if (seg == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the failed run to record is gone")));
-	fr = dsm_segment_address(seg);
-	p = fr->data;
-	for (i = 0; i < 6; i++)
-	{
-		strings[i] = pstrdup(p);
-		p += strlen(p) + 1;
-	}
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	v[0] = Int64GetDatum(fr->run_id);
-	v[1] = Int64GetDatum(fr->transform_id);
-	v[2] = Int32GetDatum(fr->version);
-	v[3] = CStringGetTextDatum(strings[1]);
-	v[4] = DirectFunctionCall1(jsonb_in, CStringGetDatum(strings[2]));
-	v[5] = CStringGetTextDatum(strings[3]);
-	v[6] = TimestampTzGetDatum(fr->started_at);
-	v[7] = TimestampTzGetDatum(fr->finished_at);
-	v[8] = DirectFunctionCall1(namein, CStringGetDatum(strings[4]));
-	v[9] = CStringGetTextDatum(strings[5]);
-	v[10] = Int64GetDatum(fr->seed);
-	rc = SPI_execute_with_args("INSERT INTO elt.transform_runs (run_id, transform_id, version, code_hash,"
-							   " params, lineage, status, started_at, finished_at, role, error, random_seed)"
-							   " VALUES ($1, $2, $3, $4, $5, $6, 'failed', $7, $8, $9, $10, $11) RETURNING *",
-							   11, types, v, NULL, false, 0);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "recording failed run: %s", SPI_result_code_string(rc));
-	EltRunRowHash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, "", run_hash);
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonInt(&details, "run_id", fr->run_id);
-	EltAppendJsonInt(&details, "transform_id", fr->transform_id);
-	EltAppendJsonInt(&details, "version", fr->version);
-	EltAppendJsonString(&details, "code_hash", strings[1]);
-	EltAppendJsonString(&details, "status", "failed");
-	EltAppendJsonString(&details, "lineage", strings[3]);
-	EltAppendJsonString(&details, "error", strings[5]);
-	EltAppendJsonString(&details, "run_hash", run_hash);
-	appendStringInfoChar(&details, '}');
-	EltAuditRecord(fr->actor, "transform_run", strings[0], details.data, NULL);
-	SPI_finish();
-	PopActiveSnapshot();
-	dsm_detach(seg);
-	CommitTransactionCommand();
-	proc_exit(0);
-}
-
-PG_FUNCTION_INFO_V1(elt_transform_run);
-
-/*
- * elt.transform_run(name, params, lineage): run the current version in the
- * caller's transaction, as the transform's owner, and record the run.
- */
-Datum
-elt_transform_run(PG_FUNCTION_ARGS)
-{
-	char	   *name;
-	Jsonb	   *params;
-	char	   *lineage;
-	RunCall    *rc;
-	EltCatalogWrite cw;
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-
-	EltRequireCatalog("transform_runs");
-	name = EltRequiredText(fcinfo, 0, "name");
-	params = PG_ARGISNULL(1)
-		? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
-		: PG_GETARG_JSONB_P_COPY(1);
-	if (!JB_ROOT_IS_OBJECT(params))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("params must be a JSON object"),
-				 errhint("For example '{\"day\": \"2026-01-31\"}'; read a parameter with elt.param('day').")));
-	lineage = PG_ARGISNULL(2) ? "row" : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	if (strcmp(lineage, "row") != 0 && strcmp(lineage, "table") != 0 && strcmp(lineage, "none") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid lineage \"%s\"", lineage),
-				 errhint("Lineage: \"row\" (keys of every row), \"table\" (relations and columns only) or \"none\".")));
-	if (current_run != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("elt.transform_run() cannot be called inside a transform run"),
-				 errhint("Chain transforms by running them one after the other.")));
-
-	rc = palloc0(sizeof(RunCall));
-	rc->cxt = cxt;
-	EltCatalogWriteBegin(&cw);
-	transform_load(&rc->t, name, false, cxt);
-	EltCatalogWriteEnd(&cw);
-	check_owner(&rc->t, GetUserId(), "run");
-	require_target(&rc->t);
-
-	/* a version that only supports table lineage records table lineage */
-	rc->row = strcmp(lineage, "row") == 0 && strcmp(rc->t.lineage_level, "row") == 0;
-	rc->lineage = (strcmp(lineage, "row") == 0 && !rc->row) ? "table" : lineage;
-	rc->run.params = params;
-	rc->run.started_at = GetCurrentTimestamp();
-
-	/* the run's step of a manifest: its clock and seed */
-	EltRunStepBegin(&rc->step, rc->run.started_at);
-	rc->step.role = get_role_oid(rc->t.owner, false);
-	rc->step.transform = rc->t.name;
-	rc->step.transform_id = rc->t.id;
-	rc->step.version = rc->t.version;
-	rc->step.code_hash = rc->t.code_hash;
-	rc->step.mode = rc->t.mode;
-	rc->step.lineage = rc->lineage;
-	rc->step.sql = rc->t.sql;
-	rc->step.search_path = rc->t.search_path;
-	rc->step.params = params;
-	rc->step.target = rc->t.target;
-	rc->step.started_at = rc->run.started_at;
-	rc->run.clock = rc->step.clock;
-	rc->run.seed = rc->step.seed;
-	pg_prng_seed(&rc->run.prng, (uint64) rc->run.seed);
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		run_body(rc);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		EltCaptureDrop();
-		current_run = NULL;
-		record_failure(rc, edata);
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
-	PG_RETURN_INT64(rc->run.run_id);
-}
-
-/* ---------------------------------------------------------------------
- * Inside a run
- * ---------------------------------------------------------------------
- */
-
-PG_FUNCTION_INFO_V1(elt_param);
-
-/* elt.param(name): a parameter of the run in progress, as text. */
-Datum
-elt_param(PG_FUNCTION_ARGS)
-{
-	char	   *name;
-	JsonbValue	k;
-	JsonbValue *v;
-
-	name = EltRequiredText(fcinfo, 0, "name");
-	if (current_run == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("elt.param() can be used only while a transform runs"),
-				 errhint("Run the transform with elt.transform_run(name, params).")));
-	k.type = jbvString;
-	k.val.string.val = name;
-	k.val.string.len = strlen(name);
-	v = findJsonbValueFromContainer(&current_run->params->root, JB_FOBJECT, &k);
-	if (v == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("run parameter \"%s\" is not set", name),
-				 errhint("Pass it in params, for example elt.transform_run('transform', '{\"%s\": ...}').",
-						 name)));
-	switch (v->type)
-	{
-		case jbvNull:
-			PG_RETURN_NULL();
-		case jbvString:
-			PG_RETURN_TEXT_P(cstring_to_text_with_len(v->val.string.val, v->val.string.len));
-		case jbvNumeric:
-			PG_RETURN_TEXT_P(cstring_to_text(DatumGetCString(DirectFunctionCall1(numeric_out,
-																				 NumericGetDatum(v->val.numeric)))));
-		case jbvBool:
-			PG_RETURN_TEXT_P(cstring_to_text(v->val.boolean ? "true" : "false"));
-		default:
-			PG_RETURN_TEXT_P(cstring_to_text(JsonbToCString(NULL, v->val.binary.data, v->val.binary.len)));
-	}
-}
-
-PG_FUNCTION_INFO_V1(elt_now);
-
-/* elt.now(): the run's clock (see manifest.c), else the transaction's start. */
-Datum
-elt_now(PG_FUNCTION_ARGS)
-{
-	TimestampTz clock;
-
-	if (current_run != NULL)
-		PG_RETURN_TIMESTAMPTZ(current_run->clock);
-	if (EltPipelineClock(&clock))
-		PG_RETURN_TIMESTAMPTZ(clock);
-	PG_RETURN_TIMESTAMPTZ(GetCurrentTransactionStartTimestamp());
-}
-
-PG_FUNCTION_INFO_V1(elt_random);
-
-/* elt.random(): the run's random sequence, seeded from the run and step. */
-Datum
-elt_random(PG_FUNCTION_ARGS)
-{
-	double		v;
-
-	if (current_run != NULL)
-		PG_RETURN_FLOAT8(pg_prng_double(&current_run->prng));
-	if (EltPipelineRandom(&v))
-		PG_RETURN_FLOAT8(v);
-	PG_RETURN_FLOAT8(pg_prng_double(&pg_global_prng_state));
-}
-
-/* The run in progress in this backend, or 0. */
-int64
-EltCurrentRunId(void)
-{
-	return current_run ? current_run->run_id : 0;
-}
-
-/*
- * Replay one step (manifest.c): the recorded SQL with its relation
- * references replaced (remap: schema, name, ...), written into a sandbox
- * table in the recorded mode, with the recorded search_path, parameters,
- * clock and seed.  No lineage is recorded.  It runs as the current user:
- * manifest.c has switched to the run's role, in a security-restricted
- * operation (like run_body); anything else is a bug that would run the
- * recorded SQL with the caller's privileges.
- */
-void
-EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
-			  const char *mode, Jsonb *params, TimestampTz clock, int64 seed,
-			  int64 *written, int64 *deleted)
-{
-	Transform	t;
-	EltLineageInfo info;
-	TargetInfo	ti;
-	char	   *blocker = NULL;
-	char	   *stmt;
-	RunState	run;
-	RunCounts	counts;
-	int			guc_level;
-
-	if (!InSecurityRestrictedOperation())
-		elog(ERROR, "a replayed step must run in a security-restricted operation");
-	memset(&t, 0, sizeof(t));
-	t.name = "replay";
-	t.target = target;
-	t.mode = (char *) mode;
-	memset(&info, 0, sizeof(info));
-
-	guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", EltSearchPathTempLast(search_path), PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	info.query = EltAnalyzeSelectRemapped(sql, remap);
-	check_target(info.query, target, mode, false, &ti, &blocker);
-	stmt = run_statement(&t, &info, &ti, false);
-
-	memset(&run, 0, sizeof(run));
-	run.seed = seed;
-	run.params = params;
-	run.started_at = GetCurrentTimestamp();
-	run.clock = clock;
-	pg_prng_seed(&run.prng, (uint64) seed);
-	execute_run(&t, &run, &info, &ti, false, stmt, 0, CurrentMemoryContext, &counts);
-	AtEOXact_GUC(false, guc_level);
-	*written = counts.written;
-	*deleted = counts.deleted;
 }

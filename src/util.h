@@ -97,6 +97,9 @@ extern List *EltSpiAppendOids(List *list);
 extern void EltAppendJsonString(StringInfo buf, const char *key, const char *value);
 extern void EltAppendJsonInt(StringInfo buf, const char *key, int64 value);
 
+/* util_sql.c: SQL text normalized for a code hash */
+extern char *EltNormalizeSql(const char *sql);
+
 /* util_json.c: a JSON document built with escaping (audit and event details) */
 #define ELT_JSON_MAX_DEPTH 8
 typedef struct EltJson
