@@ -29,8 +29,8 @@ OBJS = \
 	src/audit.o \
 	src/audit_verify.o \
 	src/govern.o \
-	src/table_shape.o \
-	src/ddl_capture.o \
+	src/versions_shape.o \
+	src/versions_capture.o \
 	src/contracts.o \
 	src/migrations.o \
 	src/backfill.o \

@@ -81,7 +81,7 @@
 #include "backfill.h"
 #include "contracts.h"
 #include "deploy.h"
-#include "ddl_capture.h"
+#include "versions_capture.h"
 #include "elt_governance.h"
 #include "util.h"
 

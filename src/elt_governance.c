@@ -16,7 +16,7 @@
 #include "manifest.h"
 #include "deploy.h"
 #include "contracts.h"
-#include "ddl_capture.h"
+#include "versions_capture.h"
 #include "elt_governance.h"
 #include "openlineage.h"
 

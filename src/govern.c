@@ -35,7 +35,7 @@
 #include "utils/syscache.h"
 
 #include "audit.h"
-#include "ddl_capture.h"
+#include "versions_capture.h"
 #include "govern.h"
 #include "roles.h"
 #include "util.h"

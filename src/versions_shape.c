@@ -1,5 +1,5 @@
 /*
- * table_shape.c — the shape of a table as jsonb, as schema versions record
+ * versions_shape.c — the shape of a table as jsonb, as schema versions record
  * it: kind, persistence, partition key, storage options, access method,
  * the type of a typed table, owner, tablespace,
  * row level security, replica identity, inheritance and partitions, the
@@ -45,7 +45,7 @@
 #include "utils/relcache.h"
 #include "utils/syscache.h"
 
-#include "table_shape.h"
+#include "versions_shape.h"
 #include "util.h"
 
 /* A tiny JSON writer: "key": value pairs with commas in the right places. */

@@ -1,5 +1,5 @@
 /*
- * ddl_capture.c — schema versions of governed tables, recorded by event
+ * versions_capture.c — schema versions of governed tables, recorded by event
  * triggers (ddl_command_start, sql_drop, ddl_command_end).
  *
  * Owns: elt.tracked_tables and elt.schema_versions; the ProcessUtility hook
@@ -75,10 +75,10 @@
 
 #include "audit.h"
 #include "contracts.h"
-#include "ddl_capture.h"
+#include "versions_capture.h"
 #include "deploy.h"
 #include "govern.h"
-#include "table_shape.h"
+#include "versions_shape.h"
 #include "elt_governance.h"
 
 /* Text of the utility statement being executed (see EltCurrentStatement). */

@@ -1,8 +1,8 @@
 /*
- * ddl_capture.h — schema versions recorded by event triggers.
+ * versions_capture.h — schema versions recorded by event triggers.
  */
-#ifndef ELT_DDL_CAPTURE_H
-#define ELT_DDL_CAPTURE_H
+#ifndef ELT_VERSIONS_CAPTURE_H
+#define ELT_VERSIONS_CAPTURE_H
 
 #include "postgres.h"
 
@@ -18,4 +18,4 @@ extern bool EltTableInScope(Oid relid, bool *tracked);
 extern int64 EltEnsureTracked(Oid relid);
 extern List *EltSchemaTables(Oid nspoid, List *tables);
 
-#endif							/* ELT_DDL_CAPTURE_H */
+#endif							/* ELT_VERSIONS_CAPTURE_H */
