@@ -26,9 +26,11 @@ OBJS = \
 	src/util.o \
 	src/util_json.o \
 	src/util_subxact.o \
+	src/settings.o \
 	src/audit.o \
 	src/audit_verify.o \
 	src/govern.o \
+	src/versions_store.o \
 	src/versions_shape.o \
 	src/versions_capture.o \
 	src/contracts.o \
