@@ -10,9 +10,11 @@
  * Layering: a shared layer under the engines.  The capture triggers
  * (versions_capture.c) and elt.govern() (govern.c) call it; it calls
  * versions_shape.c for a table's shape, audit.c for the audit rows,
- * EltCurrentMigration (contracts.h) for the migration a version belongs to,
- * and the SPI helpers of util.c.  It never decides whether a table is
- * governed: its callers have.
+ * EltCurrentMigration (migrations.c, declared in contracts.h) for the
+ * migration a version belongs to, and util.c and util_json.c.  It never
+ * decides whether a table is governed: its callers have (govern.c).  The
+ * one call upward, to migrations.c, reads a session variable; migrations.c
+ * does not call the store, so there is no circle.
  *
  * Locking and transactions: versions are written in the caller's
  * transaction (the DDL's own, or elt.govern's), so a rolled-back DDL leaves
