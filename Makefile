@@ -27,11 +27,13 @@ OBJS = \
 	src/util_json.o \
 	src/util_subxact.o \
 	src/util_sql.o \
+	src/settings.o \
 	src/audit.o \
 	src/audit_verify.o \
 	src/govern.o \
-	src/table_shape.o \
-	src/ddl_capture.o \
+	src/versions_store.o \
+	src/versions_shape.o \
+	src/versions_capture.o \
 	src/contracts.o \
 	src/migrations.o \
 	src/backfill.o \

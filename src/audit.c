@@ -46,7 +46,7 @@
 #include "utils/timestamp.h"
 
 #include "audit.h"
-#include "elt_governance.h"
+#include "settings.h"
 
 static const char *const audit_hash_columns[] = {
 	"id", "logged_at", "role", "session_role", "action", "object",

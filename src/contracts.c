@@ -81,8 +81,8 @@
 #include "backfill.h"
 #include "contracts.h"
 #include "deploy.h"
-#include "ddl_capture.h"
-#include "elt_governance.h"
+#include "govern.h"
+#include "settings.h"
 #include "util.h"
 
 int			elt_large_table_rows = 100000;

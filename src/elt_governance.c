@@ -5,6 +5,11 @@
  * or event triggers loads it) and preloaded through shared_preload_libraries.
  * _PG_init only defines settings and installs per-backend hooks, so both ways
  * behave the same for everything in this file.
+ *
+ * Layering: the top.  It calls down into the engines' Init functions and
+ * points the settings at variables that live below it (settings.c for
+ * those several engines read, the owning engine for the others); nothing
+ * calls back into it, and it has no header.
  */
 #include "postgres.h"
 
@@ -16,14 +21,11 @@
 #include "manifest.h"
 #include "deploy.h"
 #include "contracts.h"
-#include "ddl_capture.h"
-#include "elt_governance.h"
 #include "openlineage.h"
+#include "settings.h"
+#include "versions_capture.h"
 
 PG_MODULE_MAGIC;
-
-bool		elt_enabled = true;
-char	   *elt_reason = NULL;
 
 void		_PG_init(void);
 

@@ -1,6 +1,16 @@
 /*
  * govern.c — putting schemas and tables under governance: elt.govern() and
- * elt.ungovern().  Owns elt.governed_targets.
+ * elt.ungovern().  Owns elt.governed_targets, and answers the questions
+ * asked of it: is anything governed (EltAnyTarget), is this table in scope
+ * (EltTableScope), which tables does a schema hold (EltSchemaTables); and
+ * the changes of targets that DDL causes (a dropped table or schema, a
+ * renamed schema).
+ *
+ * Layering: the policy layer, under the engines.  The capture triggers
+ * (versions_capture.c) and contracts call it; it calls the version store
+ * (versions_store.c: a baseline, a table's stable id), settings.c (the
+ * statement being run), audit.c, roles.c and util.c, never the capture
+ * triggers.
  *
  * Privileges: only the owner of a schema or table, a member of elt_admin
  * or a superuser may govern or ungovern it; the check runs as the caller
@@ -15,7 +25,7 @@
  * CONSTRAINT included) while reads and writes go on: no DDL can run
  * unrecorded between the baseline and the commit, when its own event
  * trigger would not yet see the new target.  All locks are taken before any
- * history lock (see ddl_capture.c) and are held to the end of the
+ * history lock (see versions_store.c) and are held to the end of the
  * transaction.
  */
 #include "postgres.h"
@@ -35,10 +45,11 @@
 #include "utils/syscache.h"
 
 #include "audit.h"
-#include "ddl_capture.h"
 #include "govern.h"
 #include "roles.h"
+#include "settings.h"
 #include "util.h"
+#include "versions_store.h"
 
 /* A resolved target of govern/ungovern. */
 typedef struct EltTarget
@@ -57,6 +68,9 @@ static SPIPlanPtr target_lookup_plan = NULL;
 static SPIPlanPtr target_insert_plan = NULL;
 static SPIPlanPtr target_policy_plan = NULL;
 static SPIPlanPtr target_delete_plan = NULL;
+static SPIPlanPtr any_target_plan = NULL;
+static SPIPlanPtr scope_plan = NULL;
+static SPIPlanPtr schema_rename_plan = NULL;
 
 /* Validate a policy name. */
 static void
@@ -276,6 +290,127 @@ target_tables(EltTarget *t)
 	return tables;
 }
 
+/* Whether anything at all is governed; the fast path for everything else. */
+bool
+EltAnyTarget(void)
+{
+	bool		isnull;
+
+	EltPrepare(&any_target_plan,
+			   "SELECT EXISTS (SELECT 1 FROM elt.governed_targets) AS any", 0, NULL);
+	EltExecLatest(any_target_plan, NULL, NULL, 1);
+	return EltSpiGetBool(0, "any", &isnull);
+}
+
+/*
+ * Whether a live table is in the scope of a governed target now; *tracked
+ * tells whether it has a history.  *was_in_scope (when not NULL) tells
+ * whether the schema or table under which it was last recorded is governed.
+ * Returns false for anything that is not an ordinary or partitioned
+ * permanent table.
+ */
+bool
+EltTableScope(Oid relid, bool *tracked, bool *was_in_scope)
+{
+	Datum		args[1];
+	Oid			argtypes[1] = {OIDOID};
+	bool		isnull;
+
+	EltPrepare(&scope_plan,
+			   "SELECT c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AS is_table,"
+			   "       t.table_id IS NOT NULL AS tracked,"
+			   "       EXISTS (SELECT 1 FROM elt.governed_targets g"
+			   "               WHERE (g.kind = 'table' AND g.rel = c.oid::regclass)"
+			   "                  OR (g.kind = 'schema' AND g.schema_name = n.nspname))"
+			   "         AS in_scope,"
+			   "       t.table_id IS NOT NULL AND"
+			   "       EXISTS (SELECT 1 FROM elt.governed_targets g"
+			   "               WHERE (g.kind = 'table' AND g.rel = t.relid)"
+			   "                  OR (g.kind = 'schema' AND g.schema_name = t.schema_name))"
+			   "         AS was_in_scope"
+			   " FROM pg_class c"
+			   " JOIN pg_namespace n ON n.oid = c.relnamespace"
+			   " LEFT JOIN elt.tracked_tables t ON t.relid = c.oid::regclass"
+			   " WHERE c.oid = $1",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	EltExecLatest(scope_plan, args, NULL, 1);
+	if (SPI_processed == 0 || !EltSpiGetBool(0, "is_table", &isnull))
+	{
+		*tracked = false;
+		if (was_in_scope)
+			*was_in_scope = false;
+		return false;
+	}
+	*tracked = EltSpiGetBool(0, "tracked", &isnull);
+	if (was_in_scope)
+		*was_in_scope = EltSpiGetBool(0, "was_in_scope", &isnull);
+	return EltSpiGetBool(0, "in_scope", &isnull);
+}
+
+/* EltTableScope without was_in_scope, for the governing functions. */
+bool
+EltTableInScope(Oid relid, bool *tracked)
+{
+	return EltTableScope(relid, tracked, NULL);
+}
+
+/*
+ * Add the ordinary and partitioned tables of a schema to a list, read with
+ * the latest snapshot.  Used for a renamed schema and by elt.govern().
+ */
+List *
+EltSchemaTables(Oid nspoid, List *tables)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+
+	EltPrepare(&plan,
+			   "SELECT c.oid FROM pg_class c"
+			   " WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p')"
+			   " ORDER BY c.relname",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(nspoid);
+	EltExecLatest(plan, args, NULL, 0);
+	return EltSpiAppendOids(tables);
+}
+
+/*
+ * A schema was renamed: a governed one stays governed under its new name
+ * (a target already under the new name can only be a stale one, and goes).
+ * Inside the catalog write context; runs with capture off too, so that no
+ * target is left behind under the old name.
+ */
+void
+EltRenameSchemaTarget(EltCatalogWrite *cw, const char *oldname, const char *newname)
+{
+	Oid			argtypes[2] = {NAMEOID, NAMEOID};
+	Datum		args[2];
+	EltJson		details;
+
+	args[0] = DirectFunctionCall1(namein, CStringGetDatum(oldname));
+	args[1] = DirectFunctionCall1(namein, CStringGetDatum(newname));
+
+	/* a target under the new name can only be a stale one */
+	EltRemoveSchemaTarget(cw, newname, "stale target replaced by a renamed schema");
+
+	EltPrepare(&schema_rename_plan,
+			   "UPDATE elt.governed_targets SET schema_name = $2"
+			   " WHERE kind = 'schema' AND schema_name = $1",
+			   2, argtypes);
+	EltExec(schema_rename_plan, args, NULL, 0);
+	if (SPI_processed > 0)
+	{
+		EltJsonBegin(&details);
+		EltJsonString(&details, "kind", "schema");
+		EltJsonString(&details, "from", oldname);
+		EltJsonString(&details, "to", newname);
+		EltAuditRecord(cw->actor, "target_renamed", quote_identifier(newname),
+					   EltJsonFinish(&details), EltAuditReason(NULL));
+	}
+}
+
 /*
  * Record the end of a target's governance in the audit log, with what a
  * replay by elt.audit_verify() needs: its kind, schema name or table_id, and
@@ -286,20 +421,19 @@ audit_target_removed(EltCatalogWrite *cw, const char *object, const char *schema
 					 int64 table_id, const char *policy, const char *cause,
 					 const char *reason)
 {
-	StringInfoData details;
+	EltJson		details;
 
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonString(&details, "kind", schema ? "schema" : "table");
+	EltJsonBegin(&details);
+	EltJsonString(&details, "kind", schema ? "schema" : "table");
 	if (schema)
-		EltAppendJsonString(&details, "schema", schema);
+		EltJsonString(&details, "schema", schema);
 	else
-		EltAppendJsonInt(&details, "table_id", table_id);
-	EltAppendJsonString(&details, "policy", policy);
+		EltJsonInt(&details, "table_id", table_id);
+	EltJsonString(&details, "policy", policy);
 	if (cause)
-		EltAppendJsonString(&details, "cause", cause);
-	appendStringInfoChar(&details, '}');
-	EltAuditRecord(cw->actor, "ungovern", object, details.data, EltAuditReason(reason));
+		EltJsonString(&details, "cause", cause);
+	EltAuditRecord(cw->actor, "ungovern", object, EltJsonFinish(&details),
+				   EltAuditReason(reason));
 }
 
 /*
@@ -373,7 +507,7 @@ elt_govern(PG_FUNCTION_ARGS)
 	char	   *old_policy = NULL;
 	char	   *statement;
 	int			baselines = 0;
-	StringInfoData details;
+	EltJson		details;
 
 	check_policy(policy);
 	resolve_target(target, true, "govern", &t);
@@ -397,14 +531,13 @@ elt_govern(PG_FUNCTION_ARGS)
 			needs_baseline = lappend_oid(needs_baseline, lfirst_oid(lc));
 	}
 
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonString(&details, "kind", t.is_schema ? "schema" : "table");
+	EltJsonBegin(&details);
+	EltJsonString(&details, "kind", t.is_schema ? "schema" : "table");
 	/* the audit log knows a target by its schema name or stable table_id */
 	if (t.is_schema)
-		EltAppendJsonString(&details, "schema", t.schema);
+		EltJsonString(&details, "schema", t.schema);
 	else
-		EltAppendJsonInt(&details, "table_id", EltEnsureTracked(t.relid));
+		EltJsonInt(&details, "table_id", EltEnsureTracked(t.relid));
 	if (lookup_target(&t, &old_policy))
 	{
 		if (strcmp(old_policy, policy) != 0)
@@ -422,10 +555,10 @@ elt_govern(PG_FUNCTION_ARGS)
 			args[2] = ObjectIdGetDatum(t.relid);
 			args[3] = CStringGetTextDatum(policy);
 			EltExec(target_policy_plan, args, NULL, 0);
-			EltAppendJsonString(&details, "from", old_policy);
-			EltAppendJsonString(&details, "to", policy);
-			appendStringInfoChar(&details, '}');
-			EltAuditRecord(cw.actor, "policy_changed", t.display, details.data, reason);
+			EltJsonString(&details, "from", old_policy);
+			EltJsonString(&details, "to", policy);
+			EltAuditRecord(cw.actor, "policy_changed", t.display,
+						   EltJsonFinish(&details), reason);
 		}
 		else
 			ereport(NOTICE,
@@ -464,10 +597,9 @@ elt_govern(PG_FUNCTION_ARGS)
 			nulls[5] = 'n';
 		EltExec(target_insert_plan, args, nulls, 0);
 
-		EltAppendJsonString(&details, "policy", policy);
-		EltAppendJsonInt(&details, "tables", list_length(tables));
-		appendStringInfoChar(&details, '}');
-		EltAuditRecord(cw.actor, "govern", t.display, details.data, reason);
+		EltJsonString(&details, "policy", policy);
+		EltJsonInt(&details, "tables", list_length(tables));
+		EltAuditRecord(cw.actor, "govern", t.display, EltJsonFinish(&details), reason);
 	}
 
 	foreach(lc, tables)

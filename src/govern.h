@@ -1,5 +1,6 @@
 /*
- * govern.h — governed targets (elt.governed_targets).
+ * govern.h — governed targets (elt.governed_targets): which tables are
+ * governed, and the changes of targets that DDL causes (govern.c).
  */
 #ifndef ELT_GOVERN_H
 #define ELT_GOVERN_H
@@ -8,9 +9,15 @@
 
 #include "util.h"
 
+extern bool EltAnyTarget(void);
+extern bool EltTableScope(Oid relid, bool *tracked, bool *was_in_scope);
+extern bool EltTableInScope(Oid relid, bool *tracked);
+extern List *EltSchemaTables(Oid nspoid, List *tables);
 extern void EltRemoveTableTarget(EltCatalogWrite *cw, Oid relid, int64 table_id,
 								 const char *object, const char *cause);
 extern void EltRemoveSchemaTarget(EltCatalogWrite *cw, const char *schema,
 								  const char *cause);
+extern void EltRenameSchemaTarget(EltCatalogWrite *cw, const char *oldname,
+								  const char *newname);
 
 #endif							/* ELT_GOVERN_H */

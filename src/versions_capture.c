@@ -1,10 +1,17 @@
 /*
- * ddl_capture.c — schema versions of governed tables, recorded by event
+ * versions_capture.c — schema versions of governed tables, recorded by event
  * triggers (ddl_command_start, sql_drop, ddl_command_end).
  *
- * Owns: elt.tracked_tables and elt.schema_versions; the ProcessUtility hook
- * that remembers the text of the statement being run; the three event
- * trigger functions.
+ * Owns: deciding which tables a DDL statement changed and recording their
+ * versions; the ProcessUtility hook that tells settings.c the text of the
+ * statement being run (and classifies TRUNCATE, which fires no event
+ * trigger); the three event trigger functions.
+ *
+ * Layering: an engine.  It calls the version store (versions_store.c) to
+ * write versions and histories, govern.c for what is governed and for the
+ * targets a drop or a schema rename changes, contracts.c to judge the
+ * statement, deploy.c's row security guard, settings.c, audit.c and util.c.
+ * Nothing but _PG_init (EltDdlCaptureInit) and the event triggers calls it.
  *
  * Flow of one DDL statement:
  *   ddl_command_start  forgets what the previous statement left pending and
@@ -24,22 +31,13 @@
  * use makes one whatever: the change lives outside the table's shape.
  *
  * Locking and transactions: versions are written in the DDL's own
- * transaction, so a rolled-back DDL leaves nothing.  Before reading a
- * table's last version, the recorder takes an exclusive object lock on that
- * table's history (class elt.tracked_tables, object = table oid), held to
- * the end of the transaction; with reads done under the latest snapshot,
- * version numbers stay gap-free even for DDL that takes weak table locks
- * (CREATE INDEX) and under REPEATABLE READ.  Audit rows for each version
- * are recorded with EltAuditRecord and chained at commit (see audit.c).
+ * transaction, through the version store, which takes the history locks
+ * and keeps version numbers gap-free (see versions_store.c); the table
+ * locks are the DDL's own.
  *
  * Notes kept between the three events live in TopMemoryContext, because DROP
  * INDEX CONCURRENTLY commits between ddl_command_start and the other two;
  * they are reset at every ddl_command_start.
- *
- * Under REPEATABLE READ and SERIALIZABLE, a history that another transaction
- * started after our snapshot is seen by the latest-snapshot reads but not by
- * our writes: recording then fails with a serialization failure, to be
- * retried, rather than writing past it.
  *
  * A dropped table's history is always detached from its dead oid, even with
  * elt.enabled off or nothing governed, so that a new table that reuses the
@@ -47,10 +45,7 @@
  */
 #include "postgres.h"
 
-#include <ctype.h>
-
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
@@ -60,32 +55,25 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
-#include "miscadmin.h"
 #include "nodes/parsenodes.h"
-#include "storage/lmgr.h"
 #include "tcop/cmdtag.h"
-#include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
 #include "audit.h"
 #include "contracts.h"
-#include "ddl_capture.h"
 #include "deploy.h"
 #include "govern.h"
-#include "table_shape.h"
-#include "elt_governance.h"
+#include "settings.h"
+#include "versions_capture.h"
+#include "versions_store.h"
 
-/* Text of the utility statement being executed (see EltCurrentStatement). */
+/* The hook that remembers the text of each statement (see settings.c). */
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
-static const char *stmt_source = NULL;
-static int	stmt_location = -1;
-static int	stmt_len = 0;
 
 /* Notes from ddl_command_start and sql_drop for ddl_command_end. */
 static List *pending_changed = NIL; /* oids of tables that lost a part */
@@ -95,18 +83,11 @@ static char *pending_schema_rename = NULL;	/* old name of a renamed schema */
 static Oid	pending_schema_oid = InvalidOid;	/* and its oid */
 static bool pending_noop = false;	/* ADD VALUE IF NOT EXISTS that will skip */
 
-static SPIPlanPtr any_target_plan = NULL;
-static SPIPlanPtr scope_plan = NULL;
-static SPIPlanPtr tracked_plan = NULL;
-static SPIPlanPtr tracked_insert_plan = NULL;
-static SPIPlanPtr tracked_rename_plan = NULL;
 static SPIPlanPtr tracked_drop_plan = NULL;
-static SPIPlanPtr version_insert_plan = NULL;
 static SPIPlanPtr commands_plan = NULL;
 static SPIPlanPtr dropped_plan = NULL;
 static SPIPlanPtr index_owner_plan = NULL;
 static SPIPlanPtr type_users_plan = NULL;
-static SPIPlanPtr schema_rename_plan = NULL;
 
 /* Remember the text of each utility statement while it runs. */
 static void
@@ -115,16 +96,12 @@ elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				   ParamListInfo params, QueryEnvironment *queryEnv,
 				   DestReceiver *dest, QueryCompletion *qc)
 {
-	const char *save_source = stmt_source;
-	int			save_location = stmt_location;
-	int			save_len = stmt_len;
+	EltStatementText saved = {NULL, -1, 0};
+	bool		top = (context != PROCESS_UTILITY_SUBCOMMAND);
 
-	if (context != PROCESS_UTILITY_SUBCOMMAND)
-	{
-		stmt_source = queryString;
-		stmt_location = pstmt->stmt_location;
-		stmt_len = pstmt->stmt_len;
-	}
+	if (top)
+		EltStatementEnter(queryString, pstmt->stmt_location, pstmt->stmt_len,
+						  &saved);
 	PG_TRY();
 	{
 		/* TRUNCATE fires no event trigger: classify it here */
@@ -139,9 +116,8 @@ elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	}
 	PG_FINALLY();
 	{
-		stmt_source = save_source;
-		stmt_location = save_location;
-		stmt_len = save_len;
+		if (top)
+			EltStatementLeave(&saved);
 	}
 	PG_END_TRY();
 }
@@ -152,38 +128,6 @@ EltDdlCaptureInit(void)
 {
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = elt_ProcessUtility;
-}
-
-/*
- * The text of the statement being run, trimmed: exactly the statement when
- * the hook saw it start, else the whole query string the client sent (the
- * case for the first statement of a session that loaded the library).
- */
-char *
-EltCurrentStatement(void)
-{
-	const char *src = stmt_source ? stmt_source : debug_query_string;
-	int			loc = stmt_source ? stmt_location : -1;
-	int			len = stmt_source ? stmt_len : 0;
-	size_t		srclen;
-	const char *start;
-	const char *end;
-
-	if (src == NULL)
-		return NULL;
-	srclen = strlen(src);
-	if (loc < 0 || (size_t) loc > srclen)
-	{
-		loc = 0;
-		len = 0;
-	}
-	start = src + loc;
-	end = (len > 0 && (size_t) loc + len <= srclen) ? start + len : src + srclen;
-	while (start < end && isspace((unsigned char) *start))
-		start++;
-	while (end > start && (isspace((unsigned char) end[-1]) || end[-1] == ';'))
-		end--;
-	return pnstrdup(start, end - start);
 }
 
 /* Forget the notes of the previous statement. */
@@ -213,334 +157,6 @@ remember_oid(List **list, Oid oid)
 	MemoryContextSwitchTo(old);
 }
 
-/* Whether anything at all is governed; the fast path for everything else. */
-bool
-EltAnyTarget(void)
-{
-	bool		isnull;
-
-	EltPrepare(&any_target_plan,
-			   "SELECT EXISTS (SELECT 1 FROM elt.governed_targets) AS any", 0, NULL);
-	EltExecLatest(any_target_plan, NULL, NULL, 1);
-	return EltSpiGetBool(0, "any", &isnull);
-}
-
-/* Serialize the recording of one table's versions; see the file header. */
-static void
-lock_table_history(Oid relid)
-{
-	LockDatabaseObject(EltCatalogRelid("tracked_tables"), relid, 0, ExclusiveLock);
-}
-
-/*
- * Whether a live table is in the scope of a governed target now; *tracked
- * tells whether it has a history.  *was_in_scope (when not NULL) tells
- * whether the schema or table under which it was last recorded is governed.
- * Returns false for anything that is not an ordinary or partitioned
- * permanent table.
- */
-static bool
-table_scope(Oid relid, bool *tracked, bool *was_in_scope)
-{
-	Datum		args[1];
-	Oid			argtypes[1] = {OIDOID};
-	bool		isnull;
-
-	EltPrepare(&scope_plan,
-			   "SELECT c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AS is_table,"
-			   "       t.table_id IS NOT NULL AS tracked,"
-			   "       EXISTS (SELECT 1 FROM elt.governed_targets g"
-			   "               WHERE (g.kind = 'table' AND g.rel = c.oid::regclass)"
-			   "                  OR (g.kind = 'schema' AND g.schema_name = n.nspname))"
-			   "         AS in_scope,"
-			   "       t.table_id IS NOT NULL AND"
-			   "       EXISTS (SELECT 1 FROM elt.governed_targets g"
-			   "               WHERE (g.kind = 'table' AND g.rel = t.relid)"
-			   "                  OR (g.kind = 'schema' AND g.schema_name = t.schema_name))"
-			   "         AS was_in_scope"
-			   " FROM pg_class c"
-			   " JOIN pg_namespace n ON n.oid = c.relnamespace"
-			   " LEFT JOIN elt.tracked_tables t ON t.relid = c.oid::regclass"
-			   " WHERE c.oid = $1",
-			   1, argtypes);
-	args[0] = ObjectIdGetDatum(relid);
-	EltExecLatest(scope_plan, args, NULL, 1);
-	if (SPI_processed == 0 || !EltSpiGetBool(0, "is_table", &isnull))
-	{
-		*tracked = false;
-		if (was_in_scope)
-			*was_in_scope = false;
-		return false;
-	}
-	*tracked = EltSpiGetBool(0, "tracked", &isnull);
-	if (was_in_scope)
-		*was_in_scope = EltSpiGetBool(0, "was_in_scope", &isnull);
-	return EltSpiGetBool(0, "in_scope", &isnull);
-}
-
-/*
- * The stable identity (table_id) of a live table, starting its history row
- * (with no version yet) if it has none.  Inside the catalog write context.
- */
-int64
-EltEnsureTracked(Oid relid)
-{
-	static SPIPlanPtr find_plan = NULL;
-	static SPIPlanPtr start_plan = NULL;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
-	bool		isnull;
-
-	lock_table_history(relid);
-	args[0] = ObjectIdGetDatum(relid);
-	EltPrepare(&find_plan,
-			   "SELECT table_id FROM elt.tracked_tables WHERE relid = $1::regclass",
-			   1, argtypes);
-	EltExecLatest(find_plan, args, NULL, 1);
-	if (SPI_processed > 0)
-		return EltSpiGetInt64(0, "table_id", &isnull);
-	EltPrepare(&start_plan,
-			   "INSERT INTO elt.tracked_tables (relid, schema_name, table_name, tracked_at)"
-			   " SELECT c.oid, n.nspname, c.relname, pg_catalog.now()"
-			   " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-			   " WHERE c.oid = $1"
-			   " RETURNING table_id",
-			   1, argtypes);
-	if (EltExec(start_plan, args, NULL, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "could not start the history of relation %u", relid);
-	return EltSpiGetInt64(0, "table_id", &isnull);
-}
-
-/* Exported form of table_scope for the governing functions. */
-bool
-EltTableInScope(Oid relid, bool *tracked)
-{
-	return table_scope(relid, tracked, NULL);
-}
-
-/*
- * Under REPEATABLE READ or SERIALIZABLE, stop with a serialization failure
- * when a table's history row, found with the latest snapshot, is invisible
- * to this transaction's own snapshot (see the file header).
- */
-static void
-check_history_visible(int64 table_id, const char *nspname, const char *relname)
-{
-	static SPIPlanPtr visible_plan = NULL;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1];
-
-	if (!IsolationUsesXactSnapshot())
-		return;
-	EltPrepare(&visible_plan,
-			   "SELECT 1 FROM elt.tracked_tables WHERE table_id = $1", 1, argtypes);
-	args[0] = Int64GetDatum(table_id);
-	EltExec(visible_plan, args, NULL, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access to the history of table \"%s.%s\"",
-						nspname, relname),
-				 errdetail("Its history was started by a transaction that committed after this one began."),
-				 errhint("Retry the transaction.")));
-}
-
-/*
- * Insert one version row and record its audit action.  The SPI result of the
- * INSERT ... RETURNING is what gets hashed, so the hash covers exactly what
- * was stored.
- */
-static void
-insert_version(EltCatalogWrite *cw, int64 table_id, int32 version, Oid relid,
-			   const char *nspname, const char *relname, const char *event,
-			   Datum shape, const char *command_tag, const char *statement,
-			   const char *reason)
-{
-	Oid			argtypes[11] = {INT8OID, INT4OID, OIDOID, NAMEOID, NAMEOID,
-	TEXTOID, JSONBOID, TEXTOID, TEXTOID, NAMEOID, INT8OID};
-	Datum		values[11];
-	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int64		migration = EltCurrentMigration();
-	char		hash[ELT_SHA256_HEX_LEN + 1];
-	StringInfoData details;
-	char	   *object;
-
-	EltPrepare(&version_insert_plan,
-			   "INSERT INTO elt.schema_versions (table_id, version, relid,"
-			   " schema_name, table_name, event, shape, statement, command_tag,"
-			   " role, xid, recorded_at, migration_id)"
-			   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-			   " pg_catalog.pg_current_xact_id(), pg_catalog.now(), $11)"
-			   " RETURNING *",
-			   11, argtypes);
-	values[0] = Int64GetDatum(table_id);
-	values[1] = Int32GetDatum(version);
-	values[2] = ObjectIdGetDatum(relid);
-	values[3] = DirectFunctionCall1(namein, CStringGetDatum(nspname));
-	values[4] = DirectFunctionCall1(namein, CStringGetDatum(relname));
-	values[5] = CStringGetTextDatum(event);
-	values[6] = shape;
-	if (statement)
-		values[7] = CStringGetTextDatum(statement);
-	else
-		nulls[7] = 'n';
-	if (command_tag)
-		values[8] = CStringGetTextDatum(command_tag);
-	else
-		nulls[8] = 'n';
-	values[9] = DirectFunctionCall1(namein,
-									CStringGetDatum(GetUserNameFromId(cw->actor, false)));
-	if (migration > 0)
-		values[10] = Int64GetDatum(migration);
-	else
-		nulls[10] = 'n';
-	if (EltExec(version_insert_plan, values, nulls, 1) != SPI_OK_INSERT_RETURNING ||
-		SPI_processed != 1)
-		elog(ERROR, "could not insert into elt.schema_versions");
-	EltVersionRowHash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, "", hash);
-
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonInt(&details, "table_id", table_id);
-	EltAppendJsonInt(&details, "version", version);
-	EltAppendJsonString(&details, "event", event);
-	EltAppendJsonString(&details, "command_tag", command_tag);
-	EltAppendJsonString(&details, "version_hash", hash);
-	appendStringInfoChar(&details, '}');
-	object = quote_qualified_identifier(nspname, relname);
-	EltAuditRecord(cw->actor, "version_recorded", object, details.data,
-				   EltAuditReason(reason));
-}
-
-/*
- * Record the next version of a live table: its current shape, the statement
- * and the role.  Starts the table's history if it has none.  With
- * only_if_changed, nothing is recorded when neither the shape nor the
- * qualified name differs from the last version.
- * Returns the version number, or 0 when nothing was recorded.  The caller
- * has decided that the table is governed and is inside the catalog write
- * context.
- */
-int
-EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
-				 const char *command_tag, const char *statement,
-				 const char *reason, bool only_if_changed)
-{
-	Oid			argtypes[3] = {OIDOID, NAMEOID, NAMEOID};
-	Datum		args[3];
-	char	   *nspname = get_namespace_name(get_rel_namespace(relid));
-	char	   *relname = get_rel_name(relid);
-	int64		table_id;
-	int32		version = 1;
-	bool		have_last = false;
-	Datum		last_shape = (Datum) 0;
-	Datum		shape;
-	bool		isnull;
-	bool		renamed = false;
-
-	if (nspname == NULL || relname == NULL)
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-
-	lock_table_history(relid);
-
-	args[0] = ObjectIdGetDatum(relid);
-	args[1] = DirectFunctionCall1(namein, CStringGetDatum(nspname));
-	args[2] = DirectFunctionCall1(namein, CStringGetDatum(relname));
-
-	EltPrepare(&tracked_plan,
-			   "SELECT t.table_id, t.schema_name::text AS schema_name,"
-			   "       t.table_name::text AS table_name, v.version, v.shape"
-			   " FROM elt.tracked_tables t"
-			   " LEFT JOIN LATERAL (SELECT s.version, s.shape FROM elt.schema_versions s"
-			   "                    WHERE s.table_id = t.table_id"
-			   "                    ORDER BY s.version DESC LIMIT 1) v ON true"
-			   " WHERE t.relid = $1::regclass",
-			   1, argtypes);
-	EltExecLatest(tracked_plan, args, NULL, 1);
-	if (SPI_processed > 0)
-	{
-		char	   *old_nsp = EltSpiGetText(0, "schema_name");
-		char	   *old_rel = EltSpiGetText(0, "table_name");
-
-		table_id = EltSpiGetInt64(0, "table_id", &isnull);
-		version = (int32) EltSpiGetInt64(0, "version", &isnull);
-		if (!isnull)
-		{
-			last_shape = EltSpiGetDatum(0, "shape", &isnull);
-			have_last = true;
-			version++;
-		}
-		else
-			version = 1;
-		check_history_visible(table_id, nspname, relname);
-
-		renamed = (strcmp(old_nsp, nspname) != 0 || strcmp(old_rel, relname) != 0);
-		if (renamed)
-		{
-			Oid			rtypes[3] = {INT8OID, NAMEOID, NAMEOID};
-			Datum		rargs[3];
-
-			EltPrepare(&tracked_rename_plan,
-					   "UPDATE elt.tracked_tables SET schema_name = $2, table_name = $3"
-					   " WHERE table_id = $1",
-					   3, rtypes);
-			rargs[0] = Int64GetDatum(table_id);
-			rargs[1] = args[1];
-			rargs[2] = args[2];
-			EltExec(tracked_rename_plan, rargs, NULL, 0);
-		}
-	}
-	else
-	{
-		EltPrepare(&tracked_insert_plan,
-				   "INSERT INTO elt.tracked_tables (relid, schema_name, table_name, tracked_at)"
-				   " VALUES ($1::regclass, $2, $3, pg_catalog.now()) RETURNING table_id",
-				   3, argtypes);
-		if (EltExec(tracked_insert_plan, args, NULL, 1) != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "could not insert into elt.tracked_tables");
-		table_id = EltSpiGetInt64(0, "table_id", &isnull);
-	}
-
-	shape = EltTableShape(relid);
-	if (shape == (Datum) 0)
-		elog(ERROR, "could not compute the shape of relation %u", relid);
-
-	if (only_if_changed && have_last && !renamed &&
-		DatumGetBool(DirectFunctionCall2(jsonb_eq, shape, last_shape)))
-		return 0;
-
-	insert_version(cw, table_id, version, relid, nspname, relname, event,
-				   shape, command_tag, statement, reason);
-	return version;
-}
-
-/*
- * Detach the history of a dropped table from its dead oid.  Returns the
- * table's quoted name and sets *table_id (if not NULL), or returns NULL if
- * it had no history.
- */
-static char *
-detach_history(Oid relid, int64 *table_id)
-{
-	static SPIPlanPtr detach_plan = NULL;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
-	bool		isnull;
-
-	EltPrepare(&detach_plan,
-			   "UPDATE elt.tracked_tables SET relid = NULL, dropped_at = pg_catalog.now()"
-			   " WHERE relid = $1::regclass"
-			   " RETURNING format('%I.%I', schema_name, table_name) AS name, table_id",
-			   1, argtypes);
-	args[0] = ObjectIdGetDatum(relid);
-	EltExec(detach_plan, args, NULL, 0);
-	if (SPI_processed == 0)
-		return NULL;
-	if (table_id)
-		*table_id = EltSpiGetInt64(0, "table_id", &isnull);
-	return EltSpiGetText(0, "name");
-}
-
 /*
  * A tracked table was dropped: if it was governed, record a last version
  * marked dropped, with the last shape; detach its history from the dead oid
@@ -560,7 +176,7 @@ record_dropped(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 	char	   *relname;
 	bool		was_in_scope;
 
-	lock_table_history(relid);
+	EltLockTableHistory(relid);
 	args[0] = ObjectIdGetDatum(relid);
 	EltPrepare(&tracked_drop_plan,
 			   "SELECT t.table_id, t.schema_name::text AS schema_name,"
@@ -593,11 +209,11 @@ record_dropped(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 			*changed = list_append_unique_oid(*changed, (Oid) parent);
 	}
 
-	check_history_visible(table_id, nspname, relname);
+	EltCheckHistoryVisible(table_id, nspname, relname);
 	if (was_in_scope)
-		insert_version(cw, table_id, version, relid, nspname, relname,
-					   "dropped", shape, command_tag, statement, NULL);
-	(void) detach_history(relid, NULL);
+		EltInsertVersion(cw, table_id, version, relid, nspname, relname,
+						 "dropped", shape, command_tag, statement, NULL);
+	(void) EltDetachHistory(relid, NULL);
 	EltRemoveTableTarget(cw, relid, table_id, quote_qualified_identifier(nspname, relname),
 						 "table dropped");
 }
@@ -614,7 +230,7 @@ record_if_governed(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 {
 	bool		tracked;
 	bool		was_in_scope;
-	bool		in_scope = table_scope(relid, &tracked, &was_in_scope);
+	bool		in_scope = EltTableScope(relid, &tracked, &was_in_scope);
 	const char *event;
 	bool		only_if_changed = false;
 
@@ -734,27 +350,6 @@ add_type_users(Oid typid, List **tables)
 }
 
 /*
- * Add the ordinary and partitioned tables of a schema to a list, read with
- * the latest snapshot.  Used for a renamed schema and by elt.govern().
- */
-List *
-EltSchemaTables(Oid nspoid, List *tables)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
-
-	EltPrepare(&plan,
-			   "SELECT c.oid FROM pg_class c"
-			   " WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p')"
-			   " ORDER BY c.relname",
-			   1, argtypes);
-	args[0] = ObjectIdGetDatum(nspoid);
-	EltExecLatest(plan, args, NULL, 0);
-	return EltSpiAppendOids(tables);
-}
-
-/*
  * A schema was renamed: a governed one stays governed under its new name,
  * and the histories of its tables follow it.  With tables lists (capture
  * on), every table in it, and every table elsewhere whose shape names one of
@@ -765,47 +360,14 @@ static void
 rename_schema_target(EltCatalogWrite *cw, const char *oldname, Oid nspoid,
 					 List **always, List **changed)
 {
-	static SPIPlanPtr tracked_schema_plan = NULL;
-	Oid			argtypes[2] = {NAMEOID, NAMEOID};
-	Oid			ttypes[2] = {NAMEOID, OIDOID};
-	Datum		args[2];
-	Datum		targs[2];
 	char	   *newname = get_namespace_name(nspoid);
-	StringInfoData details;
 
 	if (newname == NULL || strcmp(oldname, newname) == 0)
 		return;
-	args[0] = DirectFunctionCall1(namein, CStringGetDatum(oldname));
-	args[1] = DirectFunctionCall1(namein, CStringGetDatum(newname));
-
-	/* a target under the new name can only be a stale one */
-	EltRemoveSchemaTarget(cw, newname, "stale target replaced by a renamed schema");
-
-	EltPrepare(&schema_rename_plan,
-			   "UPDATE elt.governed_targets SET schema_name = $2"
-			   " WHERE kind = 'schema' AND schema_name = $1",
-			   2, argtypes);
-	EltExec(schema_rename_plan, args, NULL, 0);
-	if (SPI_processed > 0)
-	{
-		initStringInfo(&details);
-		appendStringInfoChar(&details, '{');
-		EltAppendJsonString(&details, "kind", "schema");
-		EltAppendJsonString(&details, "from", oldname);
-		EltAppendJsonString(&details, "to", newname);
-		appendStringInfoChar(&details, '}');
-		EltAuditRecord(cw->actor, "target_renamed", quote_identifier(newname),
-					   details.data, EltAuditReason(NULL));
-	}
+	EltRenameSchemaTarget(cw, oldname, newname);
 
 	/* the tables now in the schema, whatever name their history last had */
-	EltPrepare(&tracked_schema_plan,
-			   "UPDATE elt.tracked_tables t SET schema_name = $1"
-			   " FROM pg_class c WHERE c.oid = t.relid AND c.relnamespace = $2",
-			   2, ttypes);
-	targs[0] = args[1];
-	targs[1] = ObjectIdGetDatum(nspoid);
-	EltExec(tracked_schema_plan, targs, NULL, 0);
+	EltRenameSchemaHistories(nspoid, newname);
 
 	if (always != NULL)
 	{
@@ -1116,7 +678,7 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 			else
 			{
 				int64		table_id;
-				char	   *name = detach_history(objid, &table_id);
+				char	   *name = EltDetachHistory(objid, &table_id);
 
 				if (name != NULL)
 					EltRemoveTableTarget(&cw, objid, table_id, name, "table dropped");

@@ -1,5 +1,5 @@
 /*
- * table_shape.c — the shape of a table as jsonb, as schema versions record
+ * versions_shape.c — the shape of a table as jsonb, as schema versions record
  * it: kind, persistence, partition key, storage options, access method,
  * the type of a typed table, owner, tablespace,
  * row level security, replica identity, inheritance and partitions, the
@@ -12,6 +12,12 @@
  * own deparsers under pinned settings (EltPinPrintSettings), so that every name
  * is qualified and the same shape always prints the same, whatever the
  * session's settings.
+ *
+ * The document is written with EltJson (util_json.c) and parsed into jsonb.
+ *
+ * Layering: a leaf of the versions engine.  The version store
+ * (versions_store.c) and elt.table_shape() call it; it calls only util.c
+ * and util_json.c.
  *
  * Locking: takes AccessShareLock on the table, kept to the end of the
  * transaction, like any reader of its definition.
@@ -33,68 +39,18 @@
 #include "commands/tablespace.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
-#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/syscache.h"
 
-#include "table_shape.h"
+#include "versions_shape.h"
 #include "util.h"
-
-/* A tiny JSON writer: "key": value pairs with commas in the right places. */
-typedef struct JsonOut
-{
-	StringInfo	buf;
-	bool		first;
-} JsonOut;
-
-/* Start the next member (key may be NULL inside an array). */
-static void
-json_key(JsonOut *out, const char *key)
-{
-	if (!out->first)
-		appendStringInfoString(out->buf, ", ");
-	out->first = false;
-	if (key)
-	{
-		escape_json(out->buf, key);
-		appendStringInfoString(out->buf, ": ");
-	}
-}
-
-/* A string member, or null. */
-static void
-json_str(JsonOut *out, const char *key, const char *value)
-{
-	json_key(out, key);
-	if (value)
-		escape_json(out->buf, value);
-	else
-		appendStringInfoString(out->buf, "null");
-}
-
-/* A boolean member. */
-static void
-json_bool(JsonOut *out, const char *key, bool value)
-{
-	json_key(out, key);
-	appendStringInfoString(out->buf, value ? "true" : "false");
-}
-
-/* An integer member. */
-static void
-json_int(JsonOut *out, const char *key, int value)
-{
-	json_key(out, key);
-	appendStringInfo(out->buf, "%d", value);
-}
 
 /* Call a deparser taking an oid and returning text. */
 static char *
@@ -153,7 +109,7 @@ column_collation(Form_pg_attribute att)
  * replica identity.
  */
 static void
-append_table_options(JsonOut *out, Relation rel)
+append_table_options(EltJson *out, Relation rel)
 {
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(RelationGetRelid(rel)));
 	bool		isnull;
@@ -163,12 +119,10 @@ append_table_options(JsonOut *out, Relation rel)
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for relation %u", RelationGetRelid(rel));
 	options = SysCacheGetAttr(RELOID, tup, Anum_pg_class_reloptions, &isnull);
-	json_key(out, "options");
 	if (isnull)
-		appendStringInfoString(out->buf, "null");
+		EltJsonNull(out, "options");
 	else
 	{
-		JsonOut		arr = {out->buf, true};
 		Datum	   *elems;
 		bool	   *nulls;
 		int			n;
@@ -176,44 +130,44 @@ append_table_options(JsonOut *out, Relation rel)
 
 		deconstruct_array(DatumGetArrayTypeP(options), TEXTOID, -1, false,
 						  TYPALIGN_INT, &elems, &nulls, &n);
-		appendStringInfoChar(out->buf, '[');
+		EltJsonBeginArray(out, "options");
 		for (i = 0; i < n; i++)
-			json_str(&arr, NULL, nulls[i] ? NULL : TextDatumGetCString(elems[i]));
-		appendStringInfoChar(out->buf, ']');
+			EltJsonString(out, NULL, nulls[i] ? NULL : TextDatumGetCString(elems[i]));
+		EltJsonEndArray(out);
 	}
 	ReleaseSysCache(tup);
 
-	json_str(out, "access_method", OidIsValid(rel->rd_rel->relam) ?
-			 get_am_name(rel->rd_rel->relam) : NULL);
-	json_str(out, "of_type", OidIsValid(rel->rd_rel->reloftype) ?
-			 format_type_be(rel->rd_rel->reloftype) : NULL);
-	json_str(out, "owner", GetUserNameFromId(rel->rd_rel->relowner, true));
-	json_str(out, "tablespace", OidIsValid(rel->rd_rel->reltablespace) ?
-			 get_tablespace_name(rel->rd_rel->reltablespace) : NULL);
+	EltJsonString(out, "access_method", OidIsValid(rel->rd_rel->relam) ?
+				  get_am_name(rel->rd_rel->relam) : NULL);
+	EltJsonString(out, "of_type", OidIsValid(rel->rd_rel->reloftype) ?
+				  format_type_be(rel->rd_rel->reloftype) : NULL);
+	EltJsonString(out, "owner", GetUserNameFromId(rel->rd_rel->relowner, true));
+	EltJsonString(out, "tablespace", OidIsValid(rel->rd_rel->reltablespace) ?
+				  get_tablespace_name(rel->rd_rel->reltablespace) : NULL);
 
 	rls = !rel->rd_rel->relrowsecurity ? "disabled" :
 		rel->rd_rel->relforcerowsecurity ? "forced" : "enabled";
-	json_str(out, "row_security", rls);
+	EltJsonString(out, "row_security", rls);
 
 	switch (rel->rd_rel->relreplident)
 	{
 		case REPLICA_IDENTITY_NOTHING:
-			json_str(out, "replica_identity", "nothing");
+			EltJsonString(out, "replica_identity", "nothing");
 			break;
 		case REPLICA_IDENTITY_FULL:
-			json_str(out, "replica_identity", "full");
+			EltJsonString(out, "replica_identity", "full");
 			break;
 		case REPLICA_IDENTITY_INDEX:
 			{
 				Oid			idx = RelationGetReplicaIndex(rel);
 
-				json_str(out, "replica_identity",
-						 psprintf("index %s", OidIsValid(idx) ?
-								  quote_identifier(get_rel_name(idx)) : "?"));
+				EltJsonString(out, "replica_identity",
+							  psprintf("index %s", OidIsValid(idx) ?
+									   quote_identifier(get_rel_name(idx)) : "?"));
 				break;
 			}
 		default:
-			json_str(out, "replica_identity", "default");
+			EltJsonString(out, "replica_identity", "default");
 			break;
 	}
 }
@@ -235,16 +189,14 @@ qualified_relname(Oid relid)
 
 /* A JSON array of strings. */
 static void
-json_str_array(JsonOut *out, const char *key, List *strings)
+shape_str_array(EltJson *out, const char *key, List *strings)
 {
-	JsonOut		arr = {out->buf, true};
 	ListCell   *lc;
 
-	json_key(out, key);
-	appendStringInfoChar(out->buf, '[');
+	EltJsonBeginArray(out, key);
 	foreach(lc, strings)
-		json_str(&arr, NULL, (char *) lfirst(lc));
-	appendStringInfoChar(out->buf, ']');
+		EltJsonString(out, NULL, (char *) lfirst(lc));
+	EltJsonEndArray(out);
 }
 
 /*
@@ -253,7 +205,7 @@ json_str_array(JsonOut *out, const char *key, List *strings)
  * of a partitioned table; the index it is clustered on.
  */
 static void
-append_inheritance(JsonOut *out, Relation rel)
+append_inheritance(EltJson *out, Relation rel)
 {
 	Relation	inh = table_open(InheritsRelationId, AccessShareLock);
 	ScanKeyData key;
@@ -294,23 +246,23 @@ append_inheritance(JsonOut *out, Relation rel)
 		if (!HeapTupleIsValid(ctup))
 			elog(ERROR, "cache lookup failed for relation %u", RelationGetRelid(rel));
 		bound = SysCacheGetAttr(RELOID, ctup, Anum_pg_class_relpartbound, &isnull);
-		json_str_array(out, "inherits", NIL);
-		json_str(out, "partition_of", parents ? (char *) linitial(parents) : NULL);
-		json_str(out, "partition_bound", isnull ? NULL :
-				 TextDatumGetCString(DirectFunctionCall2(pg_get_expr, bound,
-														 ObjectIdGetDatum(RelationGetRelid(rel)))));
+		shape_str_array(out, "inherits", NIL);
+		EltJsonString(out, "partition_of", parents ? (char *) linitial(parents) : NULL);
+		EltJsonString(out, "partition_bound", isnull ? NULL :
+					  TextDatumGetCString(DirectFunctionCall2(pg_get_expr, bound,
+															  ObjectIdGetDatum(RelationGetRelid(rel)))));
 		ReleaseSysCache(ctup);
 	}
 	else
 	{
-		json_str_array(out, "inherits", parents);
-		json_str(out, "partition_of", NULL);
-		json_str(out, "partition_bound", NULL);
+		shape_str_array(out, "inherits", parents);
+		EltJsonString(out, "partition_of", NULL);
+		EltJsonString(out, "partition_bound", NULL);
 	}
 	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
-		json_str_array(out, "partitions", partitions);
+		shape_str_array(out, "partitions", partitions);
 	else
-		json_str(out, "partitions", NULL);
+		EltJsonString(out, "partitions", NULL);
 
 	foreach(lc, RelationGetIndexList(rel))
 	{
@@ -323,7 +275,7 @@ append_inheritance(JsonOut *out, Relation rel)
 			ReleaseSysCache(itup);
 		}
 	}
-	json_str(out, "clustered_on", clustered);
+	EltJsonString(out, "clustered_on", clustered);
 }
 
 /* The name of a column storage strategy, as ALTER TABLE spells it. */
@@ -345,50 +297,45 @@ storage_name(char storage)
 
 /* The columns, in attribute-number order, dropped ones left out. */
 static void
-append_columns(JsonOut *out, Relation rel)
+append_columns(EltJson *out, Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-	JsonOut		arr = {out->buf, true};
 	int			position = 0;
 	int			i;
 
-	json_key(out, "columns");
-	appendStringInfoChar(out->buf, '[');
+	EltJsonBeginArray(out, "columns");
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		JsonOut		col = {out->buf, true};
 		char	   *expr;
 
 		if (att->attisdropped)
 			continue;
 		expr = att->atthasdef ? column_expression(rel, att->attnum) : NULL;
-		json_key(&arr, NULL);
-		appendStringInfoChar(out->buf, '{');
-		json_str(&col, "name", NameStr(att->attname));
-		json_int(&col, "attnum", att->attnum);
-		json_int(&col, "position", ++position);
-		json_str(&col, "type", format_type_with_typemod(att->atttypid, att->atttypmod));
-		json_bool(&col, "not_null", att->attnotnull);
-		json_str(&col, "default", att->attgenerated == '\0' ? expr : NULL);
-		json_str(&col, "collation", column_collation(att));
-		json_str(&col, "identity",
-				 att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS ? "always" :
-				 att->attidentity == ATTRIBUTE_IDENTITY_BY_DEFAULT ? "by default" : NULL);
-		json_str(&col, "generated", att->attgenerated != '\0' ? expr : NULL);
-		json_str(&col, "storage", att->attstorage != get_typstorage(att->atttypid) ?
-				 storage_name(att->attstorage) : NULL);
-		json_str(&col, "compression",
-				 att->attcompression == 'p' ? "pglz" :
-				 att->attcompression == 'l' ? "lz4" : NULL);
-		json_key(&col, "statistics");
+		EltJsonBeginObject(out, NULL);
+		EltJsonString(out, "name", NameStr(att->attname));
+		EltJsonInt(out, "attnum", att->attnum);
+		EltJsonInt(out, "position", ++position);
+		EltJsonString(out, "type", format_type_with_typemod(att->atttypid, att->atttypmod));
+		EltJsonBool(out, "not_null", att->attnotnull);
+		EltJsonString(out, "default", att->attgenerated == '\0' ? expr : NULL);
+		EltJsonString(out, "collation", column_collation(att));
+		EltJsonString(out, "identity",
+					  att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS ? "always" :
+					  att->attidentity == ATTRIBUTE_IDENTITY_BY_DEFAULT ? "by default" : NULL);
+		EltJsonString(out, "generated", att->attgenerated != '\0' ? expr : NULL);
+		EltJsonString(out, "storage", att->attstorage != get_typstorage(att->atttypid) ?
+					  storage_name(att->attstorage) : NULL);
+		EltJsonString(out, "compression",
+					  att->attcompression == 'p' ? "pglz" :
+					  att->attcompression == 'l' ? "lz4" : NULL);
 		if (att->attstattarget >= 0)
-			appendStringInfo(out->buf, "%d", att->attstattarget);
+			EltJsonInt(out, "statistics", att->attstattarget);
 		else
-			appendStringInfoString(out->buf, "null");
-		appendStringInfoChar(out->buf, '}');
+			EltJsonNull(out, "statistics");
+		EltJsonEndObject(out);
 	}
-	appendStringInfoChar(out->buf, ']');
+	EltJsonEndArray(out);
 }
 
 /* One constraint of the table, as read from pg_constraint. */
@@ -486,13 +433,11 @@ constraint_type_name(char contype)
 
 /* The primary key on its own, then every constraint with its definition. */
 static void
-append_constraints(JsonOut *out, List *constraints)
+append_constraints(EltJson *out, List *constraints)
 {
-	JsonOut		arr = {out->buf, true};
 	ListCell   *lc;
 	ShapeConstraint *pk = NULL;
 
-	json_key(out, "primary_key");
 	foreach(lc, constraints)
 	{
 		if (((ShapeConstraint *) lfirst(lc))->contype == CONSTRAINT_PRIMARY)
@@ -500,37 +445,32 @@ append_constraints(JsonOut *out, List *constraints)
 	}
 	if (pk)
 	{
-		JsonOut		obj = {out->buf, true};
-		JsonOut		cols = {out->buf, true};
 		ListCell   *c;
 
-		appendStringInfoChar(out->buf, '{');
-		json_str(&obj, "name", pk->name);
-		json_key(&obj, "columns");
-		appendStringInfoChar(out->buf, '[');
+		EltJsonBeginObject(out, "primary_key");
+		EltJsonString(out, "name", pk->name);
+		EltJsonBeginArray(out, "columns");
 		foreach(c, pk->columns)
-			json_str(&cols, NULL, (char *) lfirst(c));
-		appendStringInfoString(out->buf, "]}");
+			EltJsonString(out, NULL, (char *) lfirst(c));
+		EltJsonEndArray(out);
+		EltJsonEndObject(out);
 	}
 	else
-		appendStringInfoString(out->buf, "null");
+		EltJsonNull(out, "primary_key");
 
-	json_key(out, "constraints");
-	appendStringInfoChar(out->buf, '[');
+	EltJsonBeginArray(out, "constraints");
 	foreach(lc, constraints)
 	{
 		ShapeConstraint *sc = (ShapeConstraint *) lfirst(lc);
-		JsonOut		obj = {out->buf, true};
 
-		json_key(&arr, NULL);
-		appendStringInfoChar(out->buf, '{');
-		json_str(&obj, "name", sc->name);
-		json_str(&obj, "type", constraint_type_name(sc->contype));
-		json_str(&obj, "definition", deparse_oid(pg_get_constraintdef, sc->oid));
-		json_bool(&obj, "validated", sc->validated);
-		appendStringInfoChar(out->buf, '}');
+		EltJsonBeginObject(out, NULL);
+		EltJsonString(out, "name", sc->name);
+		EltJsonString(out, "type", constraint_type_name(sc->contype));
+		EltJsonString(out, "definition", deparse_oid(pg_get_constraintdef, sc->oid));
+		EltJsonBool(out, "validated", sc->validated);
+		EltJsonEndObject(out);
 	}
-	appendStringInfoChar(out->buf, ']');
+	EltJsonEndArray(out);
 }
 
 /* One index of the table. */
@@ -552,9 +492,8 @@ index_name_cmp(const ListCell *a, const ListCell *b)
  * name is left out, so that renaming the table does not change its indexes.
  */
 static void
-append_indexes(JsonOut *out, Relation rel)
+append_indexes(EltJson *out, Relation rel)
 {
-	JsonOut		arr = {out->buf, true};
 	List	   *indexes = NIL;
 	ListCell   *lc;
 	char	   *qualified = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
@@ -570,12 +509,10 @@ append_indexes(JsonOut *out, Relation rel)
 	}
 	list_sort(indexes, index_name_cmp);
 
-	json_key(out, "indexes");
-	appendStringInfoChar(out->buf, '[');
+	EltJsonBeginArray(out, "indexes");
 	foreach(lc, indexes)
 	{
 		ShapeIndex *si = (ShapeIndex *) lfirst(lc);
-		JsonOut		obj = {out->buf, true};
 		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(si->oid));
 		Form_pg_index idx;
 		char	   *def = deparse_oid(pg_get_indexdef, si->oid);
@@ -589,18 +526,17 @@ append_indexes(JsonOut *out, Relation rel)
 						  quote_identifier(si->name),
 						  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ? "ONLY " : "",
 						  qualified);
-		json_key(&arr, NULL);
-		appendStringInfoChar(out->buf, '{');
-		json_str(&obj, "name", si->name);
-		json_str(&obj, "definition",
-				 strncmp(def, prefix, strlen(prefix)) == 0 ? def + strlen(prefix) : def);
-		json_bool(&obj, "unique", idx->indisunique);
-		json_bool(&obj, "primary", idx->indisprimary);
-		json_bool(&obj, "valid", idx->indisvalid);
-		appendStringInfoChar(out->buf, '}');
+		EltJsonBeginObject(out, NULL);
+		EltJsonString(out, "name", si->name);
+		EltJsonString(out, "definition",
+					  strncmp(def, prefix, strlen(prefix)) == 0 ? def + strlen(prefix) : def);
+		EltJsonBool(out, "unique", idx->indisunique);
+		EltJsonBool(out, "primary", idx->indisprimary);
+		EltJsonBool(out, "valid", idx->indisvalid);
+		EltJsonEndObject(out);
 		ReleaseSysCache(tup);
 	}
-	appendStringInfoChar(out->buf, ']');
+	EltJsonEndArray(out);
 }
 
 /*
@@ -611,8 +547,8 @@ Datum
 EltTableShape(Oid relid)
 {
 	Relation	rel;
-	StringInfoData buf;
-	JsonOut		out = {&buf, true};
+	EltJson		out;
+	char	   *text;
 	int			guc_level;
 	Datum		result;
 
@@ -623,26 +559,25 @@ EltTableShape(Oid relid)
 	/* constants in defaults, checks and bounds print the same for everyone */
 	guc_level = EltPinPrintSettings();
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	json_str(&out, "kind", rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ?
-			 "partitioned table" : "table");
-	json_bool(&out, "unlogged", rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED);
-	json_str(&out, "partition_key",
-			 rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ?
-			 deparse_oid(pg_get_partkeydef, relid) : NULL);
+	EltJsonBegin(&out);
+	EltJsonString(&out, "kind", rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ?
+				  "partitioned table" : "table");
+	EltJsonBool(&out, "unlogged", rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED);
+	EltJsonString(&out, "partition_key",
+				  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ?
+				  deparse_oid(pg_get_partkeydef, relid) : NULL);
 	append_table_options(&out, rel);
 	append_inheritance(&out, rel);
 	append_columns(&out, rel);
 	append_constraints(&out, table_constraints(rel));
 	append_indexes(&out, rel);
-	appendStringInfoChar(&buf, '}');
+	text = EltJsonFinish(&out);
 
 	AtEOXact_GUC(true, guc_level);
 	relation_close(rel, NoLock);
 
-	result = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
-	pfree(buf.data);
+	result = DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
+	pfree(text);
 	return result;
 }
 

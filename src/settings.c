@@ -1,0 +1,86 @@
+/*
+ * settings.c — session state that several engines read, below all of them.
+ *
+ * Owns: the variables behind the elt.* settings that more than one engine
+ * reads (elt.enabled: contracts and capture; elt.reason: audit), and the
+ * text of the utility statement being run (EltCurrentStatement: versions,
+ * govern, contracts).  The settings are defined in _PG_init
+ * (elt_governance.c), which points them at these variables; the statement
+ * text is set by the ProcessUtility hook of versions_capture.c through
+ * EltStatementEnter/Leave.
+ *
+ * Layering: calls nothing of the extension; every engine may call it.
+ * No locking, no SPI, no catalog access: backend-local state only.
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "tcop/tcopprot.h"
+
+#include "settings.h"
+
+bool		elt_enabled = true;
+char	   *elt_reason = NULL;
+
+/* Text of the utility statement being executed (see EltCurrentStatement). */
+static const char *stmt_source = NULL;
+static int	stmt_location = -1;
+static int	stmt_len = 0;
+
+/*
+ * A utility statement starts: remember where its text lies, and save in
+ * *saved what was remembered before (the statement it is nested in).
+ */
+void
+EltStatementEnter(const char *source, int location, int len,
+				  EltStatementText *saved)
+{
+	saved->source = stmt_source;
+	saved->location = stmt_location;
+	saved->len = stmt_len;
+	stmt_source = source;
+	stmt_location = location;
+	stmt_len = len;
+}
+
+/* A utility statement ended, or failed: restore what EltStatementEnter saved. */
+void
+EltStatementLeave(const EltStatementText *saved)
+{
+	stmt_source = saved->source;
+	stmt_location = saved->location;
+	stmt_len = saved->len;
+}
+
+/*
+ * The text of the statement being run, trimmed: exactly the statement when
+ * the hook saw it start, else the whole query string the client sent (the
+ * case for the first statement of a session that loaded the library).
+ */
+char *
+EltCurrentStatement(void)
+{
+	const char *src = stmt_source ? stmt_source : debug_query_string;
+	int			loc = stmt_source ? stmt_location : -1;
+	int			len = stmt_source ? stmt_len : 0;
+	size_t		srclen;
+	const char *start;
+	const char *end;
+
+	if (src == NULL)
+		return NULL;
+	srclen = strlen(src);
+	if (loc < 0 || (size_t) loc > srclen)
+	{
+		loc = 0;
+		len = 0;
+	}
+	start = src + loc;
+	end = (len > 0 && (size_t) loc + len <= srclen) ? start + len : src + srclen;
+	while (start < end && isspace((unsigned char) *start))
+		start++;
+	while (end > start && (isspace((unsigned char) end[-1]) || end[-1] == ';'))
+		end--;
+	return pnstrdup(start, end - start);
+}

@@ -1,0 +1,335 @@
+/*
+ * versions_store.c — the version store: elt.tracked_tables and
+ * elt.schema_versions.
+ *
+ * Owns: starting a table's history (its stable table_id), recording its next
+ * version (EltRecordVersion, EltInsertVersion, with the audit action
+ * version_recorded for each), detaching the history of a dropped table from
+ * its dead oid, following a renamed schema, and the history locks.
+ *
+ * Layering: a shared layer under the engines.  The capture triggers
+ * (versions_capture.c) and elt.govern() (govern.c) call it; it calls
+ * versions_shape.c for a table's shape, audit.c for the audit rows,
+ * EltCurrentMigration (migrations.c, declared in contracts.h) for the
+ * migration a version belongs to, and util.c and util_json.c.  It never
+ * decides whether a table is governed: its callers have (govern.c).  The
+ * one call upward, to migrations.c, reads a session variable; migrations.c
+ * does not call the store, so there is no circle.
+ *
+ * Locking and transactions: versions are written in the caller's
+ * transaction (the DDL's own, or elt.govern's), so a rolled-back DDL leaves
+ * nothing; every write runs inside the caller's catalog write context
+ * (EltCatalogWriteBegin).  Before reading a table's last version, the
+ * recorder takes an exclusive object lock on that table's history (class
+ * elt.tracked_tables, object = table oid; EltLockTableHistory), held to the
+ * end of the transaction; with reads done under the latest snapshot,
+ * version numbers stay gap-free even for DDL that takes weak table locks
+ * (CREATE INDEX) and under REPEATABLE READ.  Audit rows for each version
+ * are recorded with EltAuditRecord and chained at commit (see audit.c).
+ *
+ * Under REPEATABLE READ and SERIALIZABLE, a history that another transaction
+ * started after our snapshot is seen by the latest-snapshot reads but not by
+ * our writes: recording then fails with a serialization failure, to be
+ * retried, rather than writing past it (EltCheckHistoryVisible).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+
+#include "audit.h"
+#include "contracts.h"
+#include "versions_shape.h"
+#include "versions_store.h"
+
+static SPIPlanPtr tracked_plan = NULL;
+static SPIPlanPtr tracked_insert_plan = NULL;
+static SPIPlanPtr tracked_rename_plan = NULL;
+static SPIPlanPtr version_insert_plan = NULL;
+
+/* Serialize the recording of one table's versions; see the file header. */
+void
+EltLockTableHistory(Oid relid)
+{
+	LockDatabaseObject(EltCatalogRelid("tracked_tables"), relid, 0, ExclusiveLock);
+}
+
+/*
+ * The stable identity (table_id) of a live table, starting its history row
+ * (with no version yet) if it has none.  Inside the catalog write context.
+ */
+int64
+EltEnsureTracked(Oid relid)
+{
+	static SPIPlanPtr find_plan = NULL;
+	static SPIPlanPtr start_plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	bool		isnull;
+
+	EltLockTableHistory(relid);
+	args[0] = ObjectIdGetDatum(relid);
+	EltPrepare(&find_plan,
+			   "SELECT table_id FROM elt.tracked_tables WHERE relid = $1::regclass",
+			   1, argtypes);
+	EltExecLatest(find_plan, args, NULL, 1);
+	if (SPI_processed > 0)
+		return EltSpiGetInt64(0, "table_id", &isnull);
+	EltPrepare(&start_plan,
+			   "INSERT INTO elt.tracked_tables (relid, schema_name, table_name, tracked_at)"
+			   " SELECT c.oid, n.nspname, c.relname, pg_catalog.now()"
+			   " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+			   " WHERE c.oid = $1"
+			   " RETURNING table_id",
+			   1, argtypes);
+	if (EltExec(start_plan, args, NULL, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not start the history of relation %u", relid);
+	return EltSpiGetInt64(0, "table_id", &isnull);
+}
+
+/*
+ * Under REPEATABLE READ or SERIALIZABLE, stop with a serialization failure
+ * when a table's history row, found with the latest snapshot, is invisible
+ * to this transaction's own snapshot (see the file header).
+ */
+void
+EltCheckHistoryVisible(int64 table_id, const char *nspname, const char *relname)
+{
+	static SPIPlanPtr visible_plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+
+	if (!IsolationUsesXactSnapshot())
+		return;
+	EltPrepare(&visible_plan,
+			   "SELECT 1 FROM elt.tracked_tables WHERE table_id = $1", 1, argtypes);
+	args[0] = Int64GetDatum(table_id);
+	EltExec(visible_plan, args, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access to the history of table \"%s.%s\"",
+						nspname, relname),
+				 errdetail("Its history was started by a transaction that committed after this one began."),
+				 errhint("Retry the transaction.")));
+}
+
+/*
+ * Insert one version row and record its audit action.  The SPI result of the
+ * INSERT ... RETURNING is what gets hashed, so the hash covers exactly what
+ * was stored.
+ */
+void
+EltInsertVersion(EltCatalogWrite *cw, int64 table_id, int32 version, Oid relid,
+				 const char *nspname, const char *relname, const char *event,
+				 Datum shape, const char *command_tag, const char *statement,
+				 const char *reason)
+{
+	Oid			argtypes[11] = {INT8OID, INT4OID, OIDOID, NAMEOID, NAMEOID,
+	TEXTOID, JSONBOID, TEXTOID, TEXTOID, NAMEOID, INT8OID};
+	Datum		values[11];
+	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int64		migration = EltCurrentMigration();
+	char		hash[ELT_SHA256_HEX_LEN + 1];
+	EltJson		details;
+	char	   *object;
+
+	EltPrepare(&version_insert_plan,
+			   "INSERT INTO elt.schema_versions (table_id, version, relid,"
+			   " schema_name, table_name, event, shape, statement, command_tag,"
+			   " role, xid, recorded_at, migration_id)"
+			   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+			   " pg_catalog.pg_current_xact_id(), pg_catalog.now(), $11)"
+			   " RETURNING *",
+			   11, argtypes);
+	values[0] = Int64GetDatum(table_id);
+	values[1] = Int32GetDatum(version);
+	values[2] = ObjectIdGetDatum(relid);
+	values[3] = DirectFunctionCall1(namein, CStringGetDatum(nspname));
+	values[4] = DirectFunctionCall1(namein, CStringGetDatum(relname));
+	values[5] = CStringGetTextDatum(event);
+	values[6] = shape;
+	if (statement)
+		values[7] = CStringGetTextDatum(statement);
+	else
+		nulls[7] = 'n';
+	if (command_tag)
+		values[8] = CStringGetTextDatum(command_tag);
+	else
+		nulls[8] = 'n';
+	values[9] = DirectFunctionCall1(namein,
+									CStringGetDatum(GetUserNameFromId(cw->actor, false)));
+	if (migration > 0)
+		values[10] = Int64GetDatum(migration);
+	else
+		nulls[10] = 'n';
+	if (EltExec(version_insert_plan, values, nulls, 1) != SPI_OK_INSERT_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "could not insert into elt.schema_versions");
+	EltVersionRowHash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, "", hash);
+
+	EltJsonBegin(&details);
+	EltJsonInt(&details, "table_id", table_id);
+	EltJsonInt(&details, "version", version);
+	EltJsonString(&details, "event", event);
+	EltJsonString(&details, "command_tag", command_tag);
+	EltJsonString(&details, "version_hash", hash);
+	object = quote_qualified_identifier(nspname, relname);
+	EltAuditRecord(cw->actor, "version_recorded", object, EltJsonFinish(&details),
+				   EltAuditReason(reason));
+}
+
+/*
+ * Record the next version of a live table: its current shape, the statement
+ * and the role.  Starts the table's history if it has none.  With
+ * only_if_changed, nothing is recorded when neither the shape nor the
+ * qualified name differs from the last version.
+ * Returns the version number, or 0 when nothing was recorded.  The caller
+ * has decided that the table is governed and is inside the catalog write
+ * context.
+ */
+int
+EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
+				 const char *command_tag, const char *statement,
+				 const char *reason, bool only_if_changed)
+{
+	Oid			argtypes[3] = {OIDOID, NAMEOID, NAMEOID};
+	Datum		args[3];
+	char	   *nspname = get_namespace_name(get_rel_namespace(relid));
+	char	   *relname = get_rel_name(relid);
+	int64		table_id;
+	int32		version = 1;
+	bool		have_last = false;
+	Datum		last_shape = (Datum) 0;
+	Datum		shape;
+	bool		isnull;
+	bool		renamed = false;
+
+	if (nspname == NULL || relname == NULL)
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+
+	EltLockTableHistory(relid);
+
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = DirectFunctionCall1(namein, CStringGetDatum(nspname));
+	args[2] = DirectFunctionCall1(namein, CStringGetDatum(relname));
+
+	EltPrepare(&tracked_plan,
+			   "SELECT t.table_id, t.schema_name::text AS schema_name,"
+			   "       t.table_name::text AS table_name, v.version, v.shape"
+			   " FROM elt.tracked_tables t"
+			   " LEFT JOIN LATERAL (SELECT s.version, s.shape FROM elt.schema_versions s"
+			   "                    WHERE s.table_id = t.table_id"
+			   "                    ORDER BY s.version DESC LIMIT 1) v ON true"
+			   " WHERE t.relid = $1::regclass",
+			   1, argtypes);
+	EltExecLatest(tracked_plan, args, NULL, 1);
+	if (SPI_processed > 0)
+	{
+		char	   *old_nsp = EltSpiGetText(0, "schema_name");
+		char	   *old_rel = EltSpiGetText(0, "table_name");
+
+		table_id = EltSpiGetInt64(0, "table_id", &isnull);
+		version = (int32) EltSpiGetInt64(0, "version", &isnull);
+		if (!isnull)
+		{
+			last_shape = EltSpiGetDatum(0, "shape", &isnull);
+			have_last = true;
+			version++;
+		}
+		else
+			version = 1;
+		EltCheckHistoryVisible(table_id, nspname, relname);
+
+		renamed = (strcmp(old_nsp, nspname) != 0 || strcmp(old_rel, relname) != 0);
+		if (renamed)
+		{
+			Oid			rtypes[3] = {INT8OID, NAMEOID, NAMEOID};
+			Datum		rargs[3];
+
+			EltPrepare(&tracked_rename_plan,
+					   "UPDATE elt.tracked_tables SET schema_name = $2, table_name = $3"
+					   " WHERE table_id = $1",
+					   3, rtypes);
+			rargs[0] = Int64GetDatum(table_id);
+			rargs[1] = args[1];
+			rargs[2] = args[2];
+			EltExec(tracked_rename_plan, rargs, NULL, 0);
+		}
+	}
+	else
+	{
+		EltPrepare(&tracked_insert_plan,
+				   "INSERT INTO elt.tracked_tables (relid, schema_name, table_name, tracked_at)"
+				   " VALUES ($1::regclass, $2, $3, pg_catalog.now()) RETURNING table_id",
+				   3, argtypes);
+		if (EltExec(tracked_insert_plan, args, NULL, 1) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "could not insert into elt.tracked_tables");
+		table_id = EltSpiGetInt64(0, "table_id", &isnull);
+	}
+
+	shape = EltTableShape(relid);
+	if (shape == (Datum) 0)
+		elog(ERROR, "could not compute the shape of relation %u", relid);
+
+	if (only_if_changed && have_last && !renamed &&
+		DatumGetBool(DirectFunctionCall2(jsonb_eq, shape, last_shape)))
+		return 0;
+
+	EltInsertVersion(cw, table_id, version, relid, nspname, relname, event,
+					 shape, command_tag, statement, reason);
+	return version;
+}
+
+/*
+ * Detach the history of a dropped table from its dead oid.  Returns the
+ * table's quoted name and sets *table_id (if not NULL), or returns NULL if
+ * it had no history.
+ */
+char *
+EltDetachHistory(Oid relid, int64 *table_id)
+{
+	static SPIPlanPtr detach_plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	bool		isnull;
+
+	EltPrepare(&detach_plan,
+			   "UPDATE elt.tracked_tables SET relid = NULL, dropped_at = pg_catalog.now()"
+			   " WHERE relid = $1::regclass"
+			   " RETURNING format('%I.%I', schema_name, table_name) AS name, table_id",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	EltExec(detach_plan, args, NULL, 0);
+	if (SPI_processed == 0)
+		return NULL;
+	if (table_id)
+		*table_id = EltSpiGetInt64(0, "table_id", &isnull);
+	return EltSpiGetText(0, "name");
+}
+
+/*
+ * A schema was renamed: the histories of the tables now in it take its new
+ * name, whatever name they were last recorded under.  Inside the catalog
+ * write context.
+ */
+void
+EltRenameSchemaHistories(Oid nspoid, const char *newname)
+{
+	static SPIPlanPtr tracked_schema_plan = NULL;
+	Oid			ttypes[2] = {NAMEOID, OIDOID};
+	Datum		targs[2];
+
+	EltPrepare(&tracked_schema_plan,
+			   "UPDATE elt.tracked_tables t SET schema_name = $1"
+			   " FROM pg_class c WHERE c.oid = t.relid AND c.relnamespace = $2",
+			   2, ttypes);
+	targs[0] = DirectFunctionCall1(namein, CStringGetDatum(newname));
+	targs[1] = ObjectIdGetDatum(nspoid);
+	EltExec(tracked_schema_plan, targs, NULL, 0);
+}
