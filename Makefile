@@ -31,7 +31,11 @@ OBJS = \
 	src/govern.o \
 	src/table_shape.o \
 	src/ddl_capture.o \
-	src/contracts.o \
+	src/contracts_classify.o \
+	src/contracts_judge.o \
+	src/contracts_record.o \
+	src/contracts_rules.o \
+	src/contracts_script.o \
 	src/migrations.o \
 	src/backfill.o \
 	src/backfill_worker.o \

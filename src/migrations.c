@@ -155,6 +155,16 @@ EltCurrentMigration(void)
 {
 	return current_migration;
 }
+/*
+ * Whether the catalog has the contracts tables (extension at 0.2.0 or
+ * later): elt.schema_changes, elt.consumer_registrations and the migration
+ * tables came in the same version step.
+ */
+bool
+EltContractsReady(void)
+{
+	return OidIsValid(EltCatalogRelid("schema_changes"));
+}
 
 /* Only elt_admin, the extension owner's members and superusers manage approvers. */
 static void
