@@ -109,7 +109,78 @@ type_display(Oid typid, int32 typmod)
  * ------------------------------------------------------------------------
  */
 
+/* Views and materialized views. */
+static bool
+is_view_kind(char relkind)
+{
+	return relkind == RELKIND_VIEW || relkind == RELKIND_MATVIEW;
+}
+
+/* Ordinary and partitioned tables. */
+static bool
+is_table_kind(char relkind)
+{
+	return relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE;
+}
+
+/* Tables, partitioned tables, views and materialized views. */
+static bool
+is_table_or_view_kind(char relkind)
+{
+	return is_table_kind(relkind) || is_view_kind(relkind);
+}
+
+/*
+ * The guard at the top of a classify_* function on a relation: find it,
+ * live or as a check_ddl script left it; report EG001 for one that is
+ * missing unless missing_ok; true only for a live relation of a kind the
+ * caller judges (kind_ok NULL: any kind), with *relid and *relkind set.
+ * A relation the script created is new: nothing to judge.
+ */
+static bool
+target_relation(EltClassified *c, const RangeVar *rv, bool missing_ok,
+				bool (*kind_ok) (char relkind), Oid *relid, char *relkind)
+{
+	EltFound	f = EltFindRelation(c, rv, relid);
+
+	if (f == FOUND_NEW)
+		return false;
+	if (f == FOUND_MISSING)
+	{
+		if (!missing_ok)
+			missing(c, EltRangeVarQualified(rv), "relation");
+		return false;
+	}
+	*relkind = get_rel_relkind(*relid);
+	return kind_ok == NULL || kind_ok(*relkind);
+}
+
 static void classify_add_constraint(EltClassified *c, Oid relid, Constraint *con);
+
+/*
+ * A column subcommand: look the column up (EG001 if it is missing, unless
+ * missing_ok); returns false if there is nothing to judge.
+ */
+static bool
+column_of(EltClassified *c, Oid relid, const char *name, bool missing_ok,
+		  FormData_pg_attribute *att, char **object)
+{
+	EltFound	f;
+
+	if (name == NULL)
+		return false;
+	f = EltFindColumn(c, relid, name, att);
+	if (f == FOUND_NEW)
+		return false;
+	*object = EltColDisplay(relid, name);
+	if (f == FOUND_MISSING)
+	{
+		if (!missing_ok)
+			missing(c, *object, "column");
+		return false;
+	}
+	return true;
+}
 
 /* Whether a raw expression names a column other than colname. */
 static bool
@@ -241,7 +312,6 @@ classify_type_change(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 {
 	ColumnDef  *cd = (ColumnDef *) cmd->def;
 	FormData_pg_attribute att;
-	EltFound	f;
 	Type		tup;
 	int32		nmod = -1;
 	Oid			ntyp;
@@ -253,15 +323,8 @@ classify_type_change(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 	bool		using;
 	bool		collation_changes = false;
 
-	f = EltFindColumn(c, relid, cmd->name, &att);
-	if (f == FOUND_NEW)
+	if (!column_of(c, relid, cmd->name, false, &att, &object))
 		return;
-	object = EltColDisplay(relid, cmd->name);
-	if (f == FOUND_MISSING)
-	{
-		missing(c, object, "column");
-		return;
-	}
 	if (cd == NULL || !IsA(cd, ColumnDef) || cd->typeName == NULL)
 		return;
 	tup = LookupTypeName(NULL, cd->typeName, &nmod, true);
@@ -297,27 +360,6 @@ classify_type_change(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 				 psprintf("changes column %s from %s to %s, which rewrites the table and its indexes under an ACCESS EXCLUSIVE lock",
 						  object, from, to), 0);
 	add_cand(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
-}
-
-/* A column subcommand: look the column up; returns false if nothing to judge. */
-static bool
-column_of(EltClassified *c, Oid relid, const char *name, FormData_pg_attribute *att,
-		  char **object)
-{
-	EltFound	f;
-
-	if (name == NULL)
-		return false;
-	f = EltFindColumn(c, relid, name, att);
-	if (f == FOUND_NEW)
-		return false;
-	*object = EltColDisplay(relid, name);
-	if (f == FOUND_MISSING)
-	{
-		missing(c, *object, "column");
-		return false;
-	}
-	return true;
 }
 
 /* Whether the columns of an existing index are all NOT NULL. */
@@ -433,23 +475,11 @@ static void
 classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 {
 	Oid			relid;
-	EltFound	f;
 	ListCell   *lc;
 	char		relkind;
 
-	if (stmt->objtype != OBJECT_TABLE || stmt->relation == NULL)
-		return;
-	f = EltFindRelation(c, stmt->relation, &relid);
-	if (f == FOUND_NEW)
-		return;
-	if (f == FOUND_MISSING)
-	{
-		if (!stmt->missing_ok)
-			missing(c, EltRangeVarQualified(stmt->relation), "relation");
-		return;
-	}
-	relkind = get_rel_relkind(relid);
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+	if (stmt->objtype != OBJECT_TABLE || stmt->relation == NULL ||
+		!target_relation(c, stmt->relation, stmt->missing_ok, is_table_kind, &relid, &relkind))
 		return;
 
 	c->recurse = stmt->relation->inh;
@@ -466,28 +496,16 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 				classify_add_column(c, relid, cmd);
 				break;
 			case AT_DropColumn:
-				{
-					EltFound	cf;
-
-					cf = EltFindColumn(c, relid, cmd->name, &att);
-					if (cf == FOUND_NEW)
-						break;
-					object = EltColDisplay(relid, cmd->name);
-					if (cf == FOUND_MISSING)
-					{
-						if (!cmd->missing_ok)
-							missing(c, object, "column");
-						break;
-					}
-					add_cand(c, R_DROP_COLUMN, relid, att.attnum, cmd->name, object,
-							 psprintf("drops column %s: readers that select it fail", object), 0);
+				if (!column_of(c, relid, cmd->name, cmd->missing_ok, &att, &object))
 					break;
-				}
+				add_cand(c, R_DROP_COLUMN, relid, att.attnum, cmd->name, object,
+						 psprintf("drops column %s: readers that select it fail", object), 0);
+				break;
 			case AT_AlterColumnType:
 				classify_type_change(c, relid, cmd);
 				break;
 			case AT_SetNotNull:
-				if (!column_of(c, relid, cmd->name, &att, &object) || att.attnotnull)
+				if (!column_of(c, relid, cmd->name, false, &att, &object) || att.attnotnull)
 					break;
 				add_cand(c, R_SET_NOT_NULL, relid, att.attnum, cmd->name, object,
 						 psprintf("sets column %s NOT NULL: writers that store NULL in it start to fail", object),
@@ -497,13 +515,13 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 						 CAND_NOT_NULL_PROOF);
 				break;
 			case AT_DropNotNull:
-				if (!column_of(c, relid, cmd->name, &att, &object) || !att.attnotnull)
+				if (!column_of(c, relid, cmd->name, false, &att, &object) || !att.attnotnull)
 					break;
 				add_cand(c, R_DROP_NOT_NULL, relid, att.attnum, cmd->name, object,
 						 psprintf("drops NOT NULL on column %s: readers that rely on a value meet NULL", object), 0);
 				break;
 			case AT_ColumnDefault:
-				if (!column_of(c, relid, cmd->name, &att, &object))
+				if (!column_of(c, relid, cmd->name, false, &att, &object))
 					break;
 				if (cmd->def == NULL ||
 					(IsA(cmd->def, A_Const) && ((A_Const *) cmd->def)->isnull))
@@ -517,7 +535,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 					add_cand(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
 				break;
 			case AT_DropIdentity:
-				if (!column_of(c, relid, cmd->name, &att, &object) || att.attidentity == '\0')
+				if (!column_of(c, relid, cmd->name, false, &att, &object) || att.attidentity == '\0')
 					break;
 				add_cand(c, R_DROP_DEFAULT, relid, att.attnum, cmd->name, object,
 						 psprintf("drops the identity of column %s: writers that leave it out store NULL or fail", object),
@@ -531,7 +549,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 			case AT_SetStatistics:
 			case AT_SetOptions:
 			case AT_ResetOptions:
-				if (column_of(c, relid, cmd->name, &att, &object) &&
+				if (column_of(c, relid, cmd->name, false, &att, &object) &&
 					(cmd->subtype == AT_AddIdentity || cmd->subtype == AT_SetIdentity ||
 					 cmd->subtype == AT_DropExpression))
 					add_cand(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
@@ -614,20 +632,6 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 	}
 }
 
-/* Views and materialized views. */
-static bool
-is_view_kind(char relkind)
-{
-	return relkind == RELKIND_VIEW || relkind == RELKIND_MATVIEW;
-}
-
-/* Ordinary and partitioned tables. */
-static bool
-is_table_kind(char relkind)
-{
-	return relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE;
-}
-
 static void classify_type_rename(EltClassified *c, List *names, const char *what,
 								 const char *to);
 
@@ -636,7 +640,6 @@ static void
 classify_rename(EltClassified *c, RenameStmt *stmt)
 {
 	Oid			relid;
-	EltFound	f;
 	char		relkind;
 
 	switch (stmt->renameType)
@@ -670,19 +673,9 @@ classify_rename(EltClassified *c, RenameStmt *stmt)
 		default:
 			return;
 	}
-	if (stmt->relation == NULL)
-		return;
-	f = EltFindRelation(c, stmt->relation, &relid);
-	if (f == FOUND_NEW)
-		return;
-	if (f == FOUND_MISSING)
-	{
-		if (!stmt->missing_ok)
-			missing(c, EltRangeVarQualified(stmt->relation), "relation");
-		return;
-	}
-	relkind = get_rel_relkind(relid);
-	if (!is_table_kind(relkind) && !is_view_kind(relkind))
+	if (stmt->relation == NULL ||
+		!target_relation(c, stmt->relation, stmt->missing_ok, is_table_or_view_kind,
+						 &relid, &relkind))
 		return;
 	if (stmt->renameType == OBJECT_COLUMN)
 	{
@@ -690,7 +683,7 @@ classify_rename(EltClassified *c, RenameStmt *stmt)
 		char	   *object;
 		EltCandidate *cand;
 
-		if (!column_of(c, relid, stmt->subname, &att, &object))
+		if (!column_of(c, relid, stmt->subname, false, &att, &object))
 			return;
 		c->recurse = stmt->relation->inh;
 		cand = add_cand(c, R_RENAME_COLUMN, relid, att.attnum, stmt->subname, object,
@@ -710,7 +703,6 @@ static void
 classify_set_schema(EltClassified *c, AlterObjectSchemaStmt *stmt)
 {
 	Oid			relid;
-	EltFound	f;
 	char		relkind;
 
 	if ((stmt->objectType == OBJECT_TYPE || stmt->objectType == OBJECT_DOMAIN) &&
@@ -721,19 +713,9 @@ classify_set_schema(EltClassified *c, AlterObjectSchemaStmt *stmt)
 		return;
 	}
 	if ((stmt->objectType != OBJECT_TABLE && stmt->objectType != OBJECT_VIEW &&
-		 stmt->objectType != OBJECT_MATVIEW) || stmt->relation == NULL)
-		return;
-	f = EltFindRelation(c, stmt->relation, &relid);
-	if (f == FOUND_NEW)
-		return;
-	if (f == FOUND_MISSING)
-	{
-		if (!stmt->missing_ok)
-			missing(c, EltRangeVarQualified(stmt->relation), "relation");
-		return;
-	}
-	relkind = get_rel_relkind(relid);
-	if (!is_table_kind(relkind) && !is_view_kind(relkind))
+		 stmt->objectType != OBJECT_MATVIEW) || stmt->relation == NULL ||
+		!target_relation(c, stmt->relation, stmt->missing_ok, is_table_or_view_kind,
+						 &relid, &relkind))
 		return;
 	/* elt.deploy_init() puts a view of the same name and columns in its place */
 	if (relid == EltDeployMovingTable)
@@ -779,18 +761,10 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 		{
 			RangeVar   *rv = makeRangeVarFromNameList(castNode(List, obj));
 			Oid			relid;
-			EltFound	f = EltFindRelation(c, rv, &relid);
 			char		relkind;
 
-			if (f == FOUND_NEW)
+			if (!target_relation(c, rv, stmt->missing_ok, NULL, &relid, &relkind))
 				continue;
-			if (f == FOUND_MISSING)
-			{
-				if (!stmt->missing_ok)
-					missing(c, EltRangeVarQualified(rv), "relation");
-				continue;
-			}
-			relkind = get_rel_relkind(relid);
 			if (stmt->removeType == OBJECT_INDEX)
 			{
 				Oid			table;
@@ -856,6 +830,26 @@ type_from_names(List *names)
 }
 
 /*
+ * The guard at the top of classify_domain and classify_enum: find the type
+ * a statement names; for check_ddl, report EG001 (as a "what") for one that
+ * is missing and not created earlier in the script; true only when it is
+ * of the kind (typtype) the caller judges.
+ */
+static bool
+target_type(EltClassified *c, List *names, char typtype, const char *what, Oid *typid)
+{
+	*typid = type_from_names(names);
+	if (!OidIsValid(*typid))
+	{
+		if (c->script != NULL &&
+			!EltStringMember(c->script->created_types, NameListToQuotedString(names)))
+			missing(c, NameListToQuotedString(names), what);
+		return false;
+	}
+	return get_typtype(*typid) == typtype;
+}
+
+/*
  * A rename or move of a type or domain: readers and writers that name it
  * (casts, function signatures) fail.  Judged by the governed columns that
  * use it.
@@ -880,7 +874,7 @@ classify_type_rename(EltClassified *c, List *names, const char *what, const char
 static void
 classify_domain(EltClassified *c, AlterDomainStmt *stmt)
 {
-	Oid			typid = type_from_names(stmt->typeName);
+	Oid			typid;
 	char	   *object;
 	HeapTuple	tup;
 	bool		notnull = false;
@@ -888,13 +882,8 @@ classify_domain(EltClassified *c, AlterDomainStmt *stmt)
 	EltCandidate *cand = NULL;
 	EltCandidate *hazard = NULL;
 
-	if (!OidIsValid(typid) || get_typtype(typid) != TYPTYPE_DOMAIN)
-	{
-		if (!OidIsValid(typid) && c->script != NULL &&
-			!EltStringMember(c->script->created_types, NameListToQuotedString(stmt->typeName)))
-			missing(c, NameListToQuotedString(stmt->typeName), "domain");
+	if (!target_type(c, stmt->typeName, TYPTYPE_DOMAIN, "domain", &typid))
 		return;
-	}
 	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
 	if (HeapTupleIsValid(tup))
 	{
@@ -971,22 +960,11 @@ EltEnumAddFindsValue(AlterEnumStmt *stmt)
 static void
 classify_enum(EltClassified *c, AlterEnumStmt *stmt)
 {
-	TypeName   *tn = makeTypeNameFromNameList(stmt->typeName);
-	Type		tup = LookupTypeName(NULL, tn, NULL, true);
 	Oid			typid;
 	char	   *object;
 	EltCandidate *cand;
 
-	if (tup == NULL)
-	{
-		if (c->script != NULL &&
-			!EltStringMember(c->script->created_types, NameListToQuotedString(stmt->typeName)))
-			missing(c, NameListToQuotedString(stmt->typeName), "type");
-		return;
-	}
-	typid = typeTypeId(tup);
-	ReleaseSysCache(tup);
-	if (get_typtype(typid) != TYPTYPE_ENUM)
+	if (!target_type(c, stmt->typeName, TYPTYPE_ENUM, "type", &typid))
 		return;
 	object = format_type_be_qualified(typid);
 	if (EltEnumAddFindsValue(stmt))
@@ -1010,21 +988,12 @@ static void
 classify_index(EltClassified *c, IndexStmt *stmt)
 {
 	Oid			relid;
-	EltFound	f;
+	char		relkind;
 	char	   *table;
 	char	   *name;
 
-	if (stmt->relation == NULL)
-		return;
-	f = EltFindRelation(c, stmt->relation, &relid);
-	if (f == FOUND_NEW)
-		return;
-	if (f == FOUND_MISSING)
-	{
-		missing(c, EltRangeVarQualified(stmt->relation), "relation");
-		return;
-	}
-	if (!is_table_kind(get_rel_relkind(relid)))
+	if (stmt->relation == NULL ||
+		!target_relation(c, stmt->relation, false, is_table_kind, &relid, &relkind))
 		return;
 	/* IF NOT EXISTS on an index that exists does nothing */
 	if (stmt->if_not_exists && stmt->idxname != NULL &&
@@ -1039,7 +1008,7 @@ classify_index(EltClassified *c, IndexStmt *stmt)
 						  name, table), CAND_WRITERS);
 	/* ON ONLY a partitioned table builds nothing but an invalid parent index */
 	if (!stmt->concurrent &&
-		!(get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE && !stmt->relation->inh))
+		!(relkind == RELKIND_PARTITIONED_TABLE && !stmt->relation->inh))
 	{
 		EltCandidate *cand;
 
@@ -1062,10 +1031,9 @@ classify_truncate(EltClassified *c, TruncateStmt *stmt)
 	{
 		RangeVar   *rv = (RangeVar *) lfirst(lc);
 		Oid			relid;
+		char		relkind;
 
-		if (EltFindRelation(c, rv, &relid) != FOUND_LIVE)
-			continue;
-		if (!is_table_kind(get_rel_relkind(relid)))
+		if (!target_relation(c, rv, true, is_table_kind, &relid, &relkind))
 			continue;
 		c->recurse = rv->inh;
 		add_cand(c, R_TRUNCATE, relid, 0, NULL, EltRelDisplay(relid),
@@ -1084,8 +1052,9 @@ classify_truncate(EltClassified *c, TruncateStmt *stmt)
 		{
 			RangeVar   *rv = (RangeVar *) lfirst(lc);
 			Oid			relid;
+			char		relkind;
 
-			if (EltFindRelation(c, rv, &relid) != FOUND_LIVE)
+			if (!target_relation(c, rv, true, NULL, &relid, &relkind))
 				continue;
 			if (rv->inh && has_subclass(relid))
 				all = list_concat_unique_oid(all, find_all_inheritors(relid, NoLock, NULL));
