@@ -71,7 +71,7 @@
 static void
 record_change(EltCatalogWrite *cw, EltCandidate *f, const char *tag,
 			  const char *statement, const char *decision, int64 migration,
-			  StringInfo audit)
+			  EltJson *audit)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[12] = {NAMEOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
@@ -81,7 +81,6 @@ record_change(EltCatalogWrite *cw, EltCandidate *f, const char *tag,
 	bool		safe = f->rule < 0;
 	bool		isnull;
 	int64		change_id;
-	StringInfoData one;
 
 	memset(nulls, ' ', sizeof(nulls));
 	EltPrepare(&plan,
@@ -123,17 +122,13 @@ record_change(EltCatalogWrite *cw, EltCandidate *f, const char *tag,
 		elog(ERROR, "could not insert into elt.schema_changes");
 	change_id = EltSpiGetInt64(0, "change_id", &isnull);
 
-	initStringInfo(&one);
-	appendStringInfoChar(&one, '{');
-	EltAppendJsonInt(&one, "change_id", change_id);
-	EltAppendJsonString(&one, "rule", safe ? NULL : EltContractRules[f->rule].code);
-	EltAppendJsonString(&one, "class", safe ? "safe" : EltContractRules[f->rule].class);
-	EltAppendJsonString(&one, "object", f->object);
-	EltAppendJsonString(&one, "decision", decision);
-	appendStringInfoChar(&one, '}');
-	if (audit->len > 1)
-		appendStringInfoString(audit, ", ");
-	appendBinaryStringInfo(audit, one.data, one.len);
+	EltJsonBeginObject(audit, NULL);
+	EltJsonInt(audit, "change_id", change_id);
+	EltJsonString(audit, "rule", safe ? NULL : EltContractRules[f->rule].code);
+	EltJsonString(audit, "class", safe ? "safe" : EltContractRules[f->rule].class);
+	EltJsonString(audit, "object", f->object);
+	EltJsonString(audit, "decision", decision);
+	EltJsonEndObject(audit);
 }
 
 /*
@@ -177,16 +172,19 @@ copy_candidate(EltCandidate *f)
 /* Write what a statement did to elt.schema_changes and the audit log. */
 void
 EltContractsWriteRecords(EltCatalogWrite *cw, List *findings, List *decisions,
-			  const char *tagname, const char *statement, int64 migration)
+						 const char *tagname, const char *statement, int64 migration)
 {
-	StringInfoData audit;
-	StringInfoData details;
+	EltJson		details;
 	ListCell   *lf;
 	ListCell   *ld;
 	EltCandidate *first = NULL;
 
-	initStringInfo(&audit);
-	appendStringInfoChar(&audit, '[');
+	/* the details of the audit row: {"command_tag", "migration_id", "changes": [...]} */
+	EltJsonBegin(&details);
+	EltJsonString(&details, "command_tag", tagname);
+	if (migration > 0)
+		EltJsonInt(&details, "migration_id", migration);
+	EltJsonBeginArray(&details, "changes");
 	forboth(lf, findings, ld, decisions)
 	{
 		EltCandidate *f = (EltCandidate *) lfirst(lf);
@@ -194,22 +192,15 @@ EltContractsWriteRecords(EltCatalogWrite *cw, List *findings, List *decisions,
 		if (first == NULL)
 			first = f;
 		record_change(cw, f, tagname, statement, (const char *) lfirst(ld),
-					  migration, &audit);
+					  migration, &details);
 		if (f->rule >= 0 && strcmp(EltContractRules[f->rule].class, "breaking") == 0 &&
 			OidIsValid(f->relid))
 			EltBackfillPauseForChange(cw->actor, f->relid, EltContractRules[f->rule].code, f->reason);
 	}
-	appendStringInfoChar(&audit, ']');
+	EltJsonEndArray(&details);
 	if (first == NULL)
 		return;
-
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonString(&details, "command_tag", tagname);
-	if (migration > 0)
-		EltAppendJsonInt(&details, "migration_id", migration);
-	appendStringInfo(&details, ", \"changes\": %s}", audit.data);
-	EltAuditRecord(cw->actor, "change_classified", first->object, details.data,
+	EltAuditRecord(cw->actor, "change_classified", first->object, EltJsonFinish(&details),
 				   EltAuditReason(NULL));
 }
 
@@ -346,16 +337,14 @@ EltContractsFollowRegistrations(EltCatalogWrite *cw, List *findings)
 			n = SPI_processed;
 			for (i = 0; i < n; i++)
 			{
-				StringInfoData details;
+				EltJson		details;
 
-				initStringInfo(&details);
-				appendStringInfoChar(&details, '{');
-				EltAppendJsonString(&details, "consumer",
-									SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
-				EltAppendJsonString(&details, "cause", "its last column dropped");
-				appendStringInfoChar(&details, '}');
+				EltJsonBegin(&details);
+				EltJsonString(&details, "consumer",
+							  SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
+				EltJsonString(&details, "cause", "its last column dropped");
 				EltAuditRecord(cw->actor, "consumer_unregistered", EltRelDisplay(f->relid),
-							   details.data, EltAuditReason(NULL));
+							   EltJsonFinish(&details), EltAuditReason(NULL));
 			}
 		}
 	}
