@@ -23,8 +23,11 @@
  *            to the server log.
  *
  * Calls: contracts_classify.c, contracts_record.c, contracts_rules.c;
- * migrations.c (EltCurrentMigration, EltContractsReady), the policy of
- * governed targets (SQL on elt.governed_targets), util.c.
+ * migrations.c (EltCurrentMigration, EltContractsReady); SQL on
+ * elt.governed_targets for policies; util.c; and, until they move to the
+ * shared layers, EltCurrentStatement and EltAnyTarget (ddl_capture.c) and
+ * elt_enabled (elt_governance.c).  Called by the capture triggers
+ * (ddl_capture.c) and contracts_script.c.
  *
  * Locking: judging takes no lock, except to estimate the size of a governed
  * table for CREATE INDEX and DROP INDEX without CONCURRENTLY: it then takes

@@ -2,7 +2,12 @@
  * migrations.c — the change protocol of the contracts engine: approvers,
  * migration windows, registered consumers.
  *
- * Owns: elt.approvers, elt.migration_windows, elt.consumer_registrations.
+ * Owns: elt.approvers, elt.migration_windows, elt.consumer_registrations;
+ * EltContractsReady (whether the catalog has these tables yet).
+ *
+ * Calls: audit.c, roles.c, util.c, util_json.c.  The contracts_*.c files
+ * call into this one (EltCurrentMigration, EltContractsReady,
+ * EltForgetConsumers), never the other way.
  *
  * A migration window belongs to the session that opened it: the open
  * migration's id lives in this backend's memory (never in a setting a user
