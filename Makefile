@@ -34,7 +34,11 @@ OBJS = \
 	src/versions_store.o \
 	src/versions_shape.o \
 	src/versions_capture.o \
-	src/contracts.o \
+	src/contracts_classify.o \
+	src/contracts_judge.o \
+	src/contracts_record.o \
+	src/contracts_rules.o \
+	src/contracts_script.o \
 	src/migrations.o \
 	src/backfill.o \
 	src/backfill_chunk.o \
@@ -60,7 +64,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
-REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage checksum manifest deploy security security_lineage security_replay security_deploy backfill_caps checks snapshot
+REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage checksum manifest deploy security security_lineage security_replay security_deploy backfill_caps checks snapshot migrations
 # isolation specs (test/specs, test/expected)
 ISOLATION = concurrent_ddl govern_race migration_scope contracts_locks backfill_race backfill_writes transform_runs manifest_locks deploy_switch snapshot_lock
 # TAP tests (test/t)

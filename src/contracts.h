@@ -1,6 +1,8 @@
 /*
  * contracts.h — backward-compatibility contracts: classification of DDL
- * before it runs, policies, migrations and consumers.
+ * before it runs, policies, migrations and consumers.  The engine's face
+ * for other engines (the capture triggers, deploy.c, the entry point); what
+ * its own files share is in contracts_int.h.
  */
 #ifndef ELT_CONTRACTS_H
 #define ELT_CONTRACTS_H
@@ -19,18 +21,22 @@
 extern int	elt_large_table_rows;
 extern bool elt_require_second_approver;
 
-/* contracts.c */
+/* contracts_judge.c */
 extern void EltContractsCheck(Node *parsetree, CommandTag tag);
-extern bool EltContractsReady(void);
-extern bool EltEnumAddFindsValue(AlterEnumStmt *stmt);
-extern void EltContractsRecordDeferred(EltCatalogWrite *cw);
 extern void EltContractsCheckCascade(EltCatalogWrite *cw, Oid relid, const char *type,
 									 const char *schema, const char *name,
 									 const char *column);
 
+/* contracts_classify.c */
+extern bool EltEnumAddFindsValue(AlterEnumStmt *stmt);
+
+/* contracts_record.c */
+extern void EltContractsRecordDeferred(EltCatalogWrite *cw);
+
 /* migrations.c */
 extern void EltMigrationsInit(void);
 extern int64 EltCurrentMigration(void);
+extern bool EltContractsReady(void);
 extern void EltForgetConsumers(EltCatalogWrite *cw, Oid relid, const char *object);
 
 #endif							/* ELT_CONTRACTS_H */

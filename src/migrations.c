@@ -2,7 +2,12 @@
  * migrations.c — the change protocol of the contracts engine: approvers,
  * migration windows, registered consumers.
  *
- * Owns: elt.approvers, elt.migration_windows, elt.consumer_registrations.
+ * Owns: elt.approvers, elt.migration_windows, elt.consumer_registrations;
+ * EltContractsReady (whether the catalog has these tables yet).
+ *
+ * Calls: audit.c, roles.c, util.c, util_json.c.  The contracts_*.c files
+ * call into this one (EltCurrentMigration, EltContractsReady,
+ * EltForgetConsumers), never the other way.
  *
  * A migration window belongs to the session that opened it: the open
  * migration's id lives in this backend's memory (never in a setting a user
@@ -31,7 +36,6 @@
 #include "utils/backend_status.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -155,6 +159,16 @@ EltCurrentMigration(void)
 {
 	return current_migration;
 }
+/*
+ * Whether the catalog has the contracts tables (extension at 0.2.0 or
+ * later): elt.schema_changes, elt.consumer_registrations and the migration
+ * tables came in the same version step.
+ */
+bool
+EltContractsReady(void)
+{
+	return OidIsValid(EltCatalogRelid("schema_changes"));
+}
 
 /* Only elt_admin, the extension owner's members and superusers manage approvers. */
 static void
@@ -179,7 +193,7 @@ elt_approver_add(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
 	EltCatalogWrite cw;
-	StringInfoData details;
+	EltJson		details;
 
 	EltRequireCatalog("schema_changes");
 	require_catalog_owner("add an approver");
@@ -202,12 +216,10 @@ elt_approver_add(PG_FUNCTION_ARGS)
 				 errmsg("\"%s\" is already an approver, skipping", approver)));
 	else
 	{
-		initStringInfo(&details);
-		appendStringInfoChar(&details, '{');
-		EltAppendJsonString(&details, "approver", approver);
-		EltAppendJsonString(&details, "note", note);
-		appendStringInfoChar(&details, '}');
-		EltAuditRecord(cw.actor, "approver_added", approver, details.data,
+		EltJsonBegin(&details);
+		EltJsonString(&details, "approver", approver);
+		EltJsonString(&details, "note", note);
+		EltAuditRecord(cw.actor, "approver_added", approver, EltJsonFinish(&details),
 					   EltAuditReason(note));
 	}
 	EltCatalogWriteEnd(&cw);
@@ -223,7 +235,7 @@ elt_approver_remove(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	EltCatalogWrite cw;
-	StringInfoData details;
+	EltJson		details;
 
 	EltRequireCatalog("schema_changes");
 	require_catalog_owner("remove an approver");
@@ -236,11 +248,9 @@ elt_approver_remove(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("\"%s\" is not an approver", approver),
 				 errhint("SELECT * FROM elt.approvers lists the approvers.")));
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonString(&details, "approver", approver);
-	appendStringInfoChar(&details, '}');
-	EltAuditRecord(cw.actor, "approver_removed", approver, details.data,
+	EltJsonBegin(&details);
+	EltJsonString(&details, "approver", approver);
+	EltAuditRecord(cw.actor, "approver_removed", approver, EltJsonFinish(&details),
 				   EltAuditReason(NULL));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_VOID();
@@ -265,7 +275,7 @@ elt_migration_begin(PG_FUNCTION_ARGS)
 	Datum		args[1];
 	Oid			argtypes1[1] = {TEXTOID};
 	EltCatalogWrite cw;
-	StringInfoData details;
+	EltJson		details;
 	bool		isnull;
 	int64		id;
 
@@ -351,16 +361,14 @@ elt_migration_begin(PG_FUNCTION_ARGS)
 		EltExec(use_plan, uargs, NULL, 0);
 	}
 
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonInt(&details, "migration_id", id);
-	EltAppendJsonString(&details, "name", name);
-	EltAppendJsonString(&details, "approved_by", approved_by);
-	EltAppendJsonString(&details, "opened_by", session_user);
+	EltJsonBegin(&details);
+	EltJsonInt(&details, "migration_id", id);
+	EltJsonString(&details, "name", name);
+	EltJsonString(&details, "approved_by", approved_by);
+	EltJsonString(&details, "opened_by", session_user);
 	if (approval_id > 0)
-		EltAppendJsonInt(&details, "approval_id", approval_id);
-	appendStringInfoChar(&details, '}');
-	EltAuditRecord(cw.actor, "migration_begun", name, details.data, reason);
+		EltJsonInt(&details, "approval_id", approval_id);
+	EltAuditRecord(cw.actor, "migration_begun", name, EltJsonFinish(&details), reason);
 	EltCatalogWriteEnd(&cw);
 
 	set_current_migration(id);
@@ -388,7 +396,7 @@ elt_migration_approve(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	EltCatalogWrite cw;
-	StringInfoData details;
+	EltJson		details;
 	bool		isnull;
 	int64		id;
 
@@ -422,13 +430,12 @@ elt_migration_approve(PG_FUNCTION_ARGS)
 	if (EltExec(insert_plan, values, nulls, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not insert into elt.migration_approvals");
 	id = EltSpiGetInt64(0, "approval_id", &isnull);
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonInt(&details, "approval_id", id);
-	EltAppendJsonString(&details, "approver", approver);
-	EltAppendJsonString(&details, "requested_by", requested_by);
-	appendStringInfoChar(&details, '}');
-	EltAuditRecord(cw.actor, "migration_approved", name, details.data, EltAuditReason(note));
+	EltJsonBegin(&details);
+	EltJsonInt(&details, "approval_id", id);
+	EltJsonString(&details, "approver", approver);
+	EltJsonString(&details, "requested_by", requested_by);
+	EltAuditRecord(cw.actor, "migration_approved", name, EltJsonFinish(&details),
+				   EltAuditReason(note));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(id);
 }
@@ -441,7 +448,7 @@ elt_migration_end(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
 	EltCatalogWrite cw;
-	StringInfoData details;
+	EltJson		details;
 	int64		id = current_migration;
 	char	   *name;
 
@@ -461,11 +468,10 @@ elt_migration_end(PG_FUNCTION_ARGS)
 	if (SPI_processed != 1)
 		elog(ERROR, "migration " INT64_FORMAT " is not open in elt.migration_windows", id);
 	name = EltSpiGetText(0, "name");
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonInt(&details, "migration_id", id);
-	appendStringInfoChar(&details, '}');
-	EltAuditRecord(cw.actor, "migration_ended", name, details.data, EltAuditReason(NULL));
+	EltJsonBegin(&details);
+	EltJsonInt(&details, "migration_id", id);
+	EltAuditRecord(cw.actor, "migration_ended", name, EltJsonFinish(&details),
+				   EltAuditReason(NULL));
 	EltCatalogWriteEnd(&cw);
 
 	set_current_migration(0);
@@ -550,7 +556,7 @@ elt_consumer_register(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	EltCatalogWrite cw;
-	StringInfoData details;
+	EltJson		details;
 	char	   *object;
 
 	EltRequireCatalog("schema_changes");
@@ -638,22 +644,16 @@ elt_consumer_register(PG_FUNCTION_ARGS)
 									CStringGetDatum(GetUserNameFromId(cw.actor, false)));
 	EltExec(plan, values, nulls, 0);
 
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonString(&details, "consumer", consumer);
+	EltJsonBegin(&details);
+	EltJsonString(&details, "consumer", consumer);
 	if (!PG_ARGISNULL(2))
 	{
-		appendStringInfoString(&details, ",\"columns\":[");
+		EltJsonBeginArray(&details, "columns");
 		for (i = 0; i < nelems; i++)
-		{
-			if (i > 0)
-				appendStringInfoChar(&details, ',');
-			escape_json(&details, TextDatumGetCString(elems[i]));
-		}
-		appendStringInfoChar(&details, ']');
+			EltJsonString(&details, NULL, TextDatumGetCString(elems[i]));
+		EltJsonEndArray(&details);
 	}
-	appendStringInfoChar(&details, '}');
-	EltAuditRecord(cw.actor, "consumer_registered", object, details.data,
+	EltAuditRecord(cw.actor, "consumer_registered", object, EltJsonFinish(&details),
 				   EltAuditReason(NULL));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_VOID();
@@ -670,7 +670,7 @@ elt_consumer_unregister(PG_FUNCTION_ARGS)
 	Oid			argtypes[2] = {OIDOID, TEXTOID};
 	Datum		values[2];
 	EltCatalogWrite cw;
-	StringInfoData details;
+	EltJson		details;
 	char	   *object;
 	char	   *registered_by;
 	char	   *me = GetUserNameFromId(GetUserId(), false);
@@ -713,11 +713,9 @@ elt_consumer_unregister(PG_FUNCTION_ARGS)
 			   2, argtypes);
 	EltExec(delete_plan, values, NULL, 0);
 
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonString(&details, "consumer", consumer);
-	appendStringInfoChar(&details, '}');
-	EltAuditRecord(cw.actor, "consumer_unregistered", object, details.data,
+	EltJsonBegin(&details);
+	EltJsonString(&details, "consumer", consumer);
+	EltAuditRecord(cw.actor, "consumer_unregistered", object, EltJsonFinish(&details),
 				   EltAuditReason(NULL));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_VOID();
@@ -750,14 +748,12 @@ EltForgetConsumers(EltCatalogWrite *cw, Oid relid, const char *object)
 	n = SPI_processed;
 	for (i = 0; i < n; i++)
 	{
-		StringInfoData details;
+		EltJson		details;
 
-		initStringInfo(&details);
-		appendStringInfoChar(&details, '{');
-		EltAppendJsonString(&details, "consumer", SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
-		EltAppendJsonString(&details, "cause", "relation dropped");
-		appendStringInfoChar(&details, '}');
-		EltAuditRecord(cw->actor, "consumer_unregistered", object, details.data,
+		EltJsonBegin(&details);
+		EltJsonString(&details, "consumer", SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
+		EltJsonString(&details, "cause", "relation dropped");
+		EltAuditRecord(cw->actor, "consumer_unregistered", object, EltJsonFinish(&details),
 					   EltAuditReason(NULL));
 	}
 }

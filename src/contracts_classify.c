@@ -1,0 +1,1133 @@
+/*
+ * contracts_classify.c — step 1 of the contracts engine: every DDL statement
+ * that may touch a governed object is classified from its parse tree,
+ * against the live catalog, before PostgreSQL runs it.
+ *
+ * Owns: the classify_* functions, one per kind of statement (ALTER TABLE,
+ * RENAME, SET SCHEMA, DROP, ALTER TYPE ... VALUE, ALTER DOMAIN, CREATE
+ * INDEX, TRUNCATE), which turn a statement into candidates: findings under
+ * a rule of the table in contracts_rules.c, and "touches" of objects with
+ * no finding.  Nothing here knows about policies: contracts_judge.c keeps
+ * the candidates that concern governed objects.
+ *
+ * Calls: contracts_rules.c (names, rule codes, type widening); deploy.c
+ * (the table elt.deploy_init() is moving).  Called by contracts_judge.c
+ * (live statements), contracts_script.c (elt.check_ddl()) and, for
+ * EltEnumAddFindsValue, the version recorder.
+ *
+ * Runs in the caller's context (its search_path resolves the names) and
+ * allocates candidates in c->cxt.  Takes no lock, runs no SQL.
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/heap.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_enum.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
+#include "mb/pg_wchar.h"
+#include "optimizer/plancat.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_type.h"
+#include "parser/parser.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "audit.h"
+#include "backfill.h"
+#include "contracts.h"
+#include "contracts_int.h"
+#include "deploy.h"
+#include "govern.h"
+#include "settings.h"
+#include "util.h"
+
+/* Append a candidate finding (rule >= 0) or touch (rule -1) to c. */
+static EltCandidate *
+add_cand(EltClassified *c, int rule, Oid relid, AttrNumber attnum,
+		 const char *colname, char *object, char *reason, int flags)
+{
+	EltCandidate *cand = palloc0(sizeof(EltCandidate));
+
+	cand->rule = rule;
+	cand->relid = relid;
+	cand->attnum = attnum;
+	cand->colname = colname ? pstrdup(colname) : NULL;
+	cand->object = object;
+	cand->reason = reason;
+	cand->flags = flags;
+	cand->recurse = c->recurse;
+	c->cands = lappend(c->cands, cand);
+	return cand;
+}
+
+/* EG001 for check_ddl: the statement names something that is not there. */
+static void
+missing(EltClassified *c, char *object, const char *what)
+{
+	if (c->script == NULL)
+		return;					/* a live statement fails by itself */
+	add_cand(c, R_MISSING, InvalidOid, 0, NULL, object,
+			 psprintf("%s %s does not exist, so the statement would fail", what, object), 0);
+}
+
+/* A type with its modifier, as in a column definition. */
+static char *
+type_display(Oid typid, int32 typmod)
+{
+	return format_type_with_typemod(typid, typmod);
+}
+
+/* ------------------------------------------------------------------------
+ * Step 1: classify a statement from its parse tree
+ * ------------------------------------------------------------------------
+ */
+
+/* Views and materialized views. */
+static bool
+is_view_kind(char relkind)
+{
+	return relkind == RELKIND_VIEW || relkind == RELKIND_MATVIEW;
+}
+
+/* Ordinary and partitioned tables. */
+static bool
+is_table_kind(char relkind)
+{
+	return relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE;
+}
+
+/* Tables, partitioned tables, views and materialized views. */
+static bool
+is_table_or_view_kind(char relkind)
+{
+	return is_table_kind(relkind) || is_view_kind(relkind);
+}
+
+/*
+ * The guard at the top of a classify_* function on a relation: find it,
+ * live or as a check_ddl script left it; report EG001 for one that is
+ * missing unless missing_ok; true only for a live relation of a kind the
+ * caller judges (kind_ok NULL: any kind), with *relid and *relkind set.
+ * A relation the script created is new: nothing to judge.
+ */
+static bool
+target_relation(EltClassified *c, const RangeVar *rv, bool missing_ok,
+				bool (*kind_ok) (char relkind), Oid *relid, char *relkind)
+{
+	EltFound	f = EltFindRelation(c, rv, relid);
+
+	if (f == FOUND_NEW)
+		return false;
+	if (f == FOUND_MISSING)
+	{
+		if (!missing_ok)
+			missing(c, EltRangeVarQualified(rv), "relation");
+		return false;
+	}
+	*relkind = get_rel_relkind(*relid);
+	return kind_ok == NULL || kind_ok(*relkind);
+}
+
+static void classify_add_constraint(EltClassified *c, Oid relid, Constraint *con);
+
+/*
+ * A column subcommand: look the column up (EG001 if it is missing, unless
+ * missing_ok); returns false if there is nothing to judge.
+ */
+static bool
+column_of(EltClassified *c, Oid relid, const char *name, bool missing_ok,
+		  FormData_pg_attribute *att, char **object)
+{
+	EltFound	f;
+
+	if (name == NULL)
+		return false;
+	f = EltFindColumn(c, relid, name, att);
+	if (f == FOUND_NEW)
+		return false;
+	*object = EltColDisplay(relid, name);
+	if (f == FOUND_MISSING)
+	{
+		if (!missing_ok)
+			missing(c, *object, "column");
+		return false;
+	}
+	return true;
+}
+
+/* Whether a raw expression names a column other than colname. */
+static bool
+raw_names_other_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, ColumnRef))
+	{
+		ColumnRef  *ref = (ColumnRef *) node;
+		Node	   *last = llast(ref->fields);
+
+		return !(IsA(last, String) && strcmp(strVal(last), (const char *) context) == 0);
+	}
+	return raw_expression_tree_walker(node, raw_names_other_walker, context);
+}
+
+static bool
+raw_names_other_column(Node *expr, const char *colname)
+{
+	return raw_names_other_walker(expr, (void *) colname);
+}
+
+/* ADD COLUMN: NOT NULL without a default, per-row defaults, inline constraints. */
+static void
+classify_add_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
+{
+	ColumnDef  *cd = (ColumnDef *) cmd->def;
+	ListCell   *lc;
+	bool		not_null = false;
+	bool		has_default = false;
+	bool		rewrite = false;
+	bool		builds_index = false;
+	List	   *inline_checks = NIL;
+	FormData_pg_attribute att;
+	char	   *object;
+
+	if (cd == NULL || !IsA(cd, ColumnDef))
+		return;
+	if (EltFindColumn(c, relid, cd->colname, &att) == FOUND_LIVE)
+	{
+		return;					/* IF NOT EXISTS does nothing; else it fails */
+	}
+	object = EltColDisplay(relid, cd->colname);
+	if (EltIsSerialType(cd->typeName))
+	{
+		has_default = true;
+		rewrite = true;
+	}
+	foreach(lc, cd->constraints)
+	{
+		Constraint *con = (Constraint *) lfirst(lc);
+
+		switch (con->contype)
+		{
+			case CONSTR_NOTNULL:
+				not_null = true;
+				break;
+			case CONSTR_PRIMARY:
+				not_null = true;
+				builds_index = true;
+				break;
+			case CONSTR_UNIQUE:
+				builds_index = true;
+				break;
+			case CONSTR_DEFAULT:
+				has_default = true;
+				if (EltRawVolatileWalker(con->raw_expr, NULL))
+					rewrite = true;
+				break;
+			case CONSTR_IDENTITY:
+			case CONSTR_GENERATED:
+				has_default = true;
+				rewrite = true;
+				break;
+			case CONSTR_CHECK:
+				/* checked against every row: matters once it can fail on them */
+				if (!con->skip_validation)
+					inline_checks = lappend(inline_checks, con);
+				break;
+			default:
+				break;
+		}
+	}
+	foreach(lc, inline_checks)
+	{
+		Constraint *con = (Constraint *) lfirst(lc);
+
+		if (has_default || raw_names_other_column(con->raw_expr, cd->colname))
+			classify_add_constraint(c, relid, con);
+	}
+	if (not_null && !has_default)
+		add_cand(c, R_ADD_NOT_NULL_COLUMN, relid, 0, NULL, object,
+				 psprintf("adds column %s NOT NULL without a default: every INSERT that does not name it fails",
+						  object), CAND_WRITERS);
+	if (rewrite)
+		add_cand(c, R_VOLATILE_DEFAULT, relid, 0, NULL, object,
+				 psprintf("adds column %s whose default is computed per row: the table is rewritten under an ACCESS EXCLUSIVE lock",
+						  object), 0);
+	if (builds_index)
+		add_cand(c, R_INDEX_BUILD, relid, 0, NULL, object,
+				 psprintf("adds column %s with a PRIMARY KEY or UNIQUE constraint: its index is built under an ACCESS EXCLUSIVE lock",
+						  object), 0);
+	if (!not_null || has_default)
+		add_cand(c, -1, relid, 0, NULL, object, NULL, 0);
+}
+
+/*
+ * Whether a USING expression is just the column, or the column cast to a
+ * type: the conversion ALTER COLUMN TYPE would make without it.
+ */
+static bool
+using_is_plain(Node *expr, const char *colname)
+{
+	ColumnRef  *ref;
+
+	if (IsA(expr, TypeCast))
+		expr = ((TypeCast *) expr)->arg;
+	if (!IsA(expr, ColumnRef))
+		return false;
+	ref = (ColumnRef *) expr;
+	return list_length(ref->fields) == 1 && IsA(linitial(ref->fields), String) &&
+		strcmp(strVal(linitial(ref->fields)), colname) == 0;
+}
+
+/* ALTER COLUMN TYPE: widening or not, rewrite or not, collation. */
+static void
+classify_type_change(EltClassified *c, Oid relid, AlterTableCmd *cmd)
+{
+	ColumnDef  *cd = (ColumnDef *) cmd->def;
+	FormData_pg_attribute att;
+	Type		tup;
+	int32		nmod = -1;
+	Oid			ntyp;
+	char	   *object;
+	char	   *from;
+	char	   *to;
+	bool		widening;
+	bool		rewrite;
+	bool		using;
+	bool		collation_changes = false;
+
+	if (!column_of(c, relid, cmd->name, false, &att, &object))
+		return;
+	if (cd == NULL || !IsA(cd, ColumnDef) || cd->typeName == NULL)
+		return;
+	tup = LookupTypeName(NULL, cd->typeName, &nmod, true);
+	if (tup == NULL)
+		return;					/* a type the script creates: cannot judge */
+	ntyp = typeTypeId(tup);
+	ReleaseSysCache(tup);
+
+	using = cd->raw_default != NULL && !using_is_plain(cd->raw_default, cmd->name);
+	if (cd->collClause != NULL)
+	{
+		Oid			coll = get_collation_oid(cd->collClause->collname, true);
+
+		if (OidIsValid(coll) && coll != att.attcollation)
+			collation_changes = true;
+	}
+	if (ntyp == att.atttypid && nmod == att.atttypmod && !using && !collation_changes)
+		return;					/* the type it already has: no change */
+	from = type_display(att.atttypid, att.atttypmod);
+	to = type_display(ntyp, nmod);
+	widening = EltTypeIsWidening(att.atttypid, att.atttypmod, ntyp, nmod) && !using;
+	rewrite = EltTypeChangeRewrites(att.atttypid, att.atttypmod, ntyp, nmod, using);
+	if (collation_changes && widening)
+		add_cand(c, R_TYPE_NARROWING, relid, att.attnum, cmd->name, object,
+				 psprintf("changes the collation of column %s: ordering, comparisons and unique keys change for readers",
+						  object), 0);
+	if (!widening)
+		add_cand(c, R_TYPE_NARROWING, relid, att.attnum, cmd->name, object,
+				 psprintf("changes column %s from %s to %s, which is not a widening: values or their text change for readers",
+						  object, from, to), 0);
+	if (rewrite)
+		add_cand(c, R_TYPE_REWRITE, relid, att.attnum, cmd->name, object,
+				 psprintf("changes column %s from %s to %s, which rewrites the table and its indexes under an ACCESS EXCLUSIVE lock",
+						  object, from, to), 0);
+	add_cand(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
+}
+
+/* Whether the columns of an existing index are all NOT NULL. */
+static bool
+index_columns_not_null(Oid relid, const char *indexname)
+{
+	Oid			indexoid = get_relname_relid(indexname, get_rel_namespace(relid));
+	HeapTuple	tup;
+	Form_pg_index idx;
+	bool		all = true;
+	int			i;
+
+	if (!OidIsValid(indexoid))
+		return true;
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+	if (!HeapTupleIsValid(tup))
+		return true;
+	idx = (Form_pg_index) GETSTRUCT(tup);
+	for (i = 0; i < idx->indnkeyatts; i++)
+	{
+		AttrNumber	a = idx->indkey.values[i];
+		HeapTuple	atup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(a));
+
+		if (HeapTupleIsValid(atup))
+		{
+			if (!((Form_pg_attribute) GETSTRUCT(atup))->attnotnull)
+				all = false;
+			ReleaseSysCache(atup);
+		}
+	}
+	ReleaseSysCache(tup);
+	return all;
+}
+
+static void
+classify_add_constraint(EltClassified *c, Oid relid, Constraint *con)
+{
+	char	   *table = EltRelDisplay(relid);
+	char	   *name = con->conname ? psprintf("%s on %s", quote_identifier(con->conname), table) :
+		psprintf("(unnamed) on %s", table);
+
+	switch (con->contype)
+	{
+		case CONSTR_CHECK:
+			if (con->skip_validation)
+				break;
+			add_cand(c, R_ADD_CHECK, relid, 0, NULL, table,
+					 psprintf("adds CHECK constraint %s: writes that break it start to fail", name),
+					 CAND_WRITERS);
+			add_cand(c, R_VALIDATION_SCAN, relid, 0, NULL, table,
+					 psprintf("adds CHECK constraint %s without NOT VALID: the whole table is scanned under an ACCESS EXCLUSIVE lock", name), 0);
+			break;
+		case CONSTR_FOREIGN:
+			if (con->skip_validation)
+				break;
+			add_cand(c, R_ADD_FOREIGN_KEY, relid, 0, NULL, table,
+					 psprintf("adds FOREIGN KEY %s: writes of keys missing from the referenced table start to fail", name),
+					 CAND_WRITERS);
+			add_cand(c, R_VALIDATION_SCAN, relid, 0, NULL, table,
+					 psprintf("adds FOREIGN KEY %s without NOT VALID: the whole table is scanned while writes are blocked", name), 0);
+			break;
+		case CONSTR_PRIMARY:
+		case CONSTR_UNIQUE:
+		case CONSTR_EXCLUSION:
+			if (con->indexname != NULL)
+			{
+				/* the index already enforces it; a primary key adds NOT NULL */
+				if (con->contype == CONSTR_PRIMARY &&
+					!index_columns_not_null(relid, con->indexname))
+				{
+					add_cand(c, R_SET_NOT_NULL, relid, 0, NULL, table,
+							 psprintf("adds PRIMARY KEY %s over nullable columns, which become NOT NULL: writers that store NULL start to fail", name),
+							 CAND_WRITERS);
+					add_cand(c, R_NOT_NULL_SCAN, relid, 0, NULL, table,
+							 psprintf("adds PRIMARY KEY %s over nullable columns: the whole table is scanned under an ACCESS EXCLUSIVE lock", name), 0);
+				}
+				break;
+			}
+			add_cand(c, R_ADD_UNIQUE, relid, 0, NULL, table,
+					 psprintf("adds %s constraint %s: writes of duplicate values start to fail",
+							  con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" :
+							  con->contype == CONSTR_UNIQUE ? "UNIQUE" : "EXCLUDE", name),
+					 CAND_WRITERS);
+			add_cand(c, R_INDEX_BUILD, relid, 0, NULL, table,
+					 psprintf("adds constraint %s without USING INDEX: its index is built under an ACCESS EXCLUSIVE lock", name), 0);
+			break;
+		default:
+			break;
+	}
+}
+
+/* The type of a table's constraint, or '\0' if it has none of that name. */
+static char
+constraint_type(Oid relid, const char *conname)
+{
+	Oid			conoid = get_relation_constraint_oid(relid, conname, true);
+	HeapTuple	tup;
+	char		contype = '\0';
+
+	if (!OidIsValid(conoid))
+		return '\0';
+	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+	if (HeapTupleIsValid(tup))
+	{
+		contype = ((Form_pg_constraint) GETSTRUCT(tup))->contype;
+		ReleaseSysCache(tup);
+	}
+	return contype;
+}
+
+/* ALTER TABLE: every subcommand on a table or partitioned table. */
+static void
+classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
+{
+	Oid			relid;
+	ListCell   *lc;
+	char		relkind;
+
+	if (stmt->objtype != OBJECT_TABLE || stmt->relation == NULL ||
+		!target_relation(c, stmt->relation, stmt->missing_ok, is_table_kind, &relid, &relkind))
+		return;
+
+	c->recurse = stmt->relation->inh;
+	add_cand(c, -1, relid, 0, NULL, EltRelDisplay(relid), NULL, 0);
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+		FormData_pg_attribute att;
+		char	   *object;
+
+		switch (cmd->subtype)
+		{
+			case AT_AddColumn:
+				classify_add_column(c, relid, cmd);
+				break;
+			case AT_DropColumn:
+				if (!column_of(c, relid, cmd->name, cmd->missing_ok, &att, &object))
+					break;
+				add_cand(c, R_DROP_COLUMN, relid, att.attnum, cmd->name, object,
+						 psprintf("drops column %s: readers that select it fail", object), 0);
+				break;
+			case AT_AlterColumnType:
+				classify_type_change(c, relid, cmd);
+				break;
+			case AT_SetNotNull:
+				if (!column_of(c, relid, cmd->name, false, &att, &object) || att.attnotnull)
+					break;
+				add_cand(c, R_SET_NOT_NULL, relid, att.attnum, cmd->name, object,
+						 psprintf("sets column %s NOT NULL: writers that store NULL in it start to fail", object),
+						 CAND_WRITERS | CAND_NOT_NULL_PROOF);
+				add_cand(c, R_NOT_NULL_SCAN, relid, att.attnum, cmd->name, object,
+						 psprintf("sets column %s NOT NULL: the whole table is scanned under an ACCESS EXCLUSIVE lock", object),
+						 CAND_NOT_NULL_PROOF);
+				break;
+			case AT_DropNotNull:
+				if (!column_of(c, relid, cmd->name, false, &att, &object) || !att.attnotnull)
+					break;
+				add_cand(c, R_DROP_NOT_NULL, relid, att.attnum, cmd->name, object,
+						 psprintf("drops NOT NULL on column %s: readers that rely on a value meet NULL", object), 0);
+				break;
+			case AT_ColumnDefault:
+				if (!column_of(c, relid, cmd->name, false, &att, &object))
+					break;
+				if (cmd->def == NULL ||
+					(IsA(cmd->def, A_Const) && ((A_Const *) cmd->def)->isnull))
+				{
+					if (att.atthasdef)
+						add_cand(c, R_DROP_DEFAULT, relid, att.attnum, cmd->name, object,
+								 psprintf("drops the default of column %s: writers that leave it out store NULL or fail", object),
+								 CAND_WRITERS);
+				}
+				else
+					add_cand(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
+				break;
+			case AT_DropIdentity:
+				if (!column_of(c, relid, cmd->name, false, &att, &object) || att.attidentity == '\0')
+					break;
+				add_cand(c, R_DROP_DEFAULT, relid, att.attnum, cmd->name, object,
+						 psprintf("drops the identity of column %s: writers that leave it out store NULL or fail", object),
+						 CAND_WRITERS);
+				break;
+			case AT_AddIdentity:
+			case AT_SetIdentity:
+			case AT_DropExpression:
+			case AT_SetStorage:
+			case AT_SetCompression:
+			case AT_SetStatistics:
+			case AT_SetOptions:
+			case AT_ResetOptions:
+				if (column_of(c, relid, cmd->name, false, &att, &object) &&
+					(cmd->subtype == AT_AddIdentity || cmd->subtype == AT_SetIdentity ||
+					 cmd->subtype == AT_DropExpression))
+					add_cand(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
+				break;
+			case AT_AddConstraint:
+				if (cmd->def != NULL && IsA(cmd->def, Constraint))
+					classify_add_constraint(c, relid, (Constraint *) cmd->def);
+				break;
+			case AT_DropInherit:
+				if (cmd->def != NULL && IsA(cmd->def, RangeVar))
+				{
+					Oid			parent = RangeVarGetRelid((RangeVar *) cmd->def, NoLock, true);
+
+					if (OidIsValid(parent))
+					{
+						EltCandidate *cand;
+
+						/* the parent's readers lose this table's rows */
+						cand = add_cand(c, R_DETACH_PARTITION, parent, 0, NULL, EltRelDisplay(parent),
+										psprintf("takes %s out of the inheritance of %s: readers of %s no longer see its rows",
+												 EltRelDisplay(relid), EltRelDisplay(parent), EltRelDisplay(parent)), 0);
+						cand->recurse = false;
+						cand->privrel = relid;	/* the child's owner runs it */
+					}
+				}
+				break;
+			case AT_EnableRowSecurity:
+			case AT_ForceRowSecurity:
+				add_cand(c, R_ROW_SECURITY, relid, 0, NULL, EltRelDisplay(relid),
+						 psprintf("%s row level security on %s: readers no policy lets through see no rows",
+								  cmd->subtype == AT_EnableRowSecurity ? "enables" : "forces",
+								  EltRelDisplay(relid)), 0);
+				break;
+			case AT_DropConstraint:
+				if (cmd->name != NULL)
+				{
+					char		contype = constraint_type(relid, cmd->name);
+
+					if (contype == CONSTRAINT_PRIMARY || contype == CONSTRAINT_UNIQUE)
+						add_cand(c, R_DROP_UNIQUE, relid, 0, NULL, EltRelDisplay(relid),
+								 psprintf("drops %s constraint %s of %s: upserts (ON CONFLICT) and foreign keys that rely on it fail, and duplicates become possible",
+										  contype == CONSTRAINT_PRIMARY ? "PRIMARY KEY" : "UNIQUE",
+										  quote_identifier(cmd->name), EltRelDisplay(relid)), 0);
+				}
+				break;
+			case AT_DetachPartition:
+				if (cmd->def != NULL && IsA(cmd->def, PartitionCmd))
+				{
+					Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
+														NoLock, true);
+
+					if (OidIsValid(part))
+					{
+						EltCandidate *cand;
+
+						cand = add_cand(c, R_DETACH_PARTITION, relid, 0, NULL, EltRelDisplay(relid),
+										psprintf("detaches partition %s from %s: readers of %s no longer see its rows",
+												 EltRelDisplay(part), EltRelDisplay(relid), EltRelDisplay(relid)), 0);
+						cand->recurse = false;	/* siblings keep their rows */
+					}
+				}
+				break;
+			case AT_SetTableSpace:
+			case AT_SetLogged:
+			case AT_SetUnLogged:
+			case AT_SetAccessMethod:
+				if (relkind == RELKIND_PARTITIONED_TABLE)
+					break;		/* no storage of its own to copy */
+				add_cand(c, R_TABLE_REWRITE, relid, 0, NULL, EltRelDisplay(relid),
+						 psprintf("%s copies every row of %s under an ACCESS EXCLUSIVE lock",
+								  cmd->subtype == AT_SetTableSpace ? "SET TABLESPACE" :
+								  cmd->subtype == AT_SetLogged ? "SET LOGGED" :
+								  cmd->subtype == AT_SetUnLogged ? "SET UNLOGGED" :
+								  "SET ACCESS METHOD",
+								  EltRelDisplay(relid)), 0);
+				break;
+			default:
+				break;
+		}
+	}
+}
+
+static void classify_type_rename(EltClassified *c, List *names, const char *what,
+								 const char *to);
+
+/* RENAME of a schema, table, view, materialized view or column. */
+static void
+classify_rename(EltClassified *c, RenameStmt *stmt)
+{
+	Oid			relid;
+	char		relkind;
+
+	switch (stmt->renameType)
+	{
+		case OBJECT_SCHEMA:
+			{
+				Oid			nsp = get_namespace_oid(stmt->subname, true);
+				EltCandidate *cand;
+
+				if (!OidIsValid(nsp))
+					return;
+				cand = add_cand(c, R_RENAME_SCHEMA, InvalidOid, 0, NULL,
+								pstrdup(quote_identifier(stmt->subname)),
+								psprintf("renames schema %s to %s: readers that name its tables and views fail",
+										 quote_identifier(stmt->subname),
+										 quote_identifier(stmt->newname)), 0);
+				cand->nspoid = nsp;
+				return;
+			}
+		case OBJECT_TYPE:
+		case OBJECT_DOMAIN:
+			if (stmt->object != NULL && IsA(stmt->object, List))
+				classify_type_rename(c, (List *) stmt->object, "renames",
+									 psprintf("to %s", quote_identifier(stmt->newname)));
+			return;
+		case OBJECT_TABLE:
+		case OBJECT_VIEW:
+		case OBJECT_MATVIEW:
+		case OBJECT_COLUMN:
+			break;
+		default:
+			return;
+	}
+	if (stmt->relation == NULL ||
+		!target_relation(c, stmt->relation, stmt->missing_ok, is_table_or_view_kind,
+						 &relid, &relkind))
+		return;
+	if (stmt->renameType == OBJECT_COLUMN)
+	{
+		FormData_pg_attribute att;
+		char	   *object;
+		EltCandidate *cand;
+
+		if (!column_of(c, relid, stmt->subname, false, &att, &object))
+			return;
+		c->recurse = stmt->relation->inh;
+		cand = add_cand(c, R_RENAME_COLUMN, relid, att.attnum, stmt->subname, object,
+						psprintf("renames column %s to %s: readers that select it by its old name fail",
+								 object, quote_identifier(stmt->newname)), 0);
+		cand->newname = pstrdup(stmt->newname);
+		return;
+	}
+	add_cand(c, R_RENAME_TABLE, relid, 0, NULL, EltRelDisplay(relid),
+			 psprintf("renames %s %s to %s: readers that name it fail",
+					  is_view_kind(relkind) ? "view" : "table", EltRelDisplay(relid),
+					  quote_identifier(stmt->newname)), 0);
+}
+
+/* ALTER TABLE/VIEW ... SET SCHEMA: a rename of the qualified name. */
+static void
+classify_set_schema(EltClassified *c, AlterObjectSchemaStmt *stmt)
+{
+	Oid			relid;
+	char		relkind;
+
+	if ((stmt->objectType == OBJECT_TYPE || stmt->objectType == OBJECT_DOMAIN) &&
+		stmt->object != NULL && IsA(stmt->object, List))
+	{
+		classify_type_rename(c, (List *) stmt->object, "moves",
+							 psprintf("to schema %s", quote_identifier(stmt->newschema)));
+		return;
+	}
+	if ((stmt->objectType != OBJECT_TABLE && stmt->objectType != OBJECT_VIEW &&
+		 stmt->objectType != OBJECT_MATVIEW) || stmt->relation == NULL ||
+		!target_relation(c, stmt->relation, stmt->missing_ok, is_table_or_view_kind,
+						 &relid, &relkind))
+		return;
+	/* elt.deploy_init() puts a view of the same name and columns in its place */
+	if (relid == EltDeployMovingTable)
+		return;
+	add_cand(c, R_RENAME_TABLE, relid, 0, NULL, EltRelDisplay(relid),
+			 psprintf("moves %s %s to schema %s: readers that name it fail",
+					  is_view_kind(relkind) ? "view" : "table", EltRelDisplay(relid),
+					  quote_identifier(stmt->newschema)), 0);
+}
+
+/* DROP SCHEMA, TABLE, VIEW, MATERIALIZED VIEW or INDEX, several at once. */
+static void
+classify_drop(EltClassified *c, DropStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->objects)
+	{
+		Node	   *obj = (Node *) lfirst(lc);
+
+		if (stmt->removeType == OBJECT_SCHEMA)
+		{
+			const char *name = strVal(obj);
+			Oid			nsp = get_namespace_oid(name, true);
+			EltCandidate *cand;
+
+			if (!OidIsValid(nsp))
+			{
+				if (!stmt->missing_ok &&
+					(c->script == NULL || !EltStringMember(c->script->created_schemas, name)))
+					missing(c, pstrdup(quote_identifier(name)), "schema");
+				continue;
+			}
+			cand = add_cand(c, R_DROP_SCHEMA, InvalidOid, 0, NULL,
+							pstrdup(quote_identifier(name)),
+							psprintf("drops schema %s%s: readers of its tables and views fail",
+									 quote_identifier(name),
+									 stmt->behavior == DROP_CASCADE ? " and everything in it" : ""), 0);
+			cand->nspoid = nsp;
+		}
+		else if (stmt->removeType == OBJECT_TABLE || stmt->removeType == OBJECT_VIEW ||
+				 stmt->removeType == OBJECT_MATVIEW || stmt->removeType == OBJECT_INDEX)
+		{
+			RangeVar   *rv = makeRangeVarFromNameList(castNode(List, obj));
+			Oid			relid;
+			char		relkind;
+
+			if (!target_relation(c, rv, stmt->missing_ok, NULL, &relid, &relkind))
+				continue;
+			if (stmt->removeType == OBJECT_INDEX)
+			{
+				Oid			table;
+
+				if (relkind != RELKIND_INDEX && relkind != RELKIND_PARTITIONED_INDEX)
+					continue;
+				table = IndexGetRelation(relid, true);
+				if (!OidIsValid(table))
+					continue;
+				{
+					HeapTuple	itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(relid));
+
+					if (HeapTupleIsValid(itup))
+					{
+						if (((Form_pg_index) GETSTRUCT(itup))->indisunique)
+							add_cand(c, R_DROP_UNIQUE, table, 0, NULL, EltRelDisplay(table),
+									 psprintf("drops unique index %s of %s: upserts (ON CONFLICT) that rely on it fail, and duplicates become possible",
+											  EltRelDisplay(relid), EltRelDisplay(table)), 0);
+						ReleaseSysCache(itup);
+					}
+				}
+				if (!stmt->concurrent)
+				{
+					EltCandidate *cand;
+
+					cand = add_cand(c, R_DROP_INDEX, table, 0, NULL, EltRelDisplay(relid),
+									psprintf("drops index %s of %s without CONCURRENTLY: reads and writes of the table wait for it",
+											 EltRelDisplay(relid), EltRelDisplay(table)),
+									CAND_NEEDS_SIZE);
+					cand->lockmode = AccessExclusiveLock;
+				}
+				add_cand(c, -1, table, 0, NULL, EltRelDisplay(table), NULL, 0);
+			}
+			else if (is_table_kind(relkind))
+			{
+				/* partitions go with their table, children with CASCADE */
+				c->recurse = true;
+				add_cand(c, R_DROP_TABLE, relid, 0, NULL, EltRelDisplay(relid),
+						 psprintf("drops table %s: its readers fail and its rows are gone", EltRelDisplay(relid)), 0);
+				c->recurse = false;
+			}
+			else if (is_view_kind(relkind))
+				add_cand(c, R_DROP_VIEW, relid, 0, NULL, EltRelDisplay(relid),
+						 psprintf("drops %s %s: its readers fail",
+								  relkind == RELKIND_MATVIEW ? "materialized view" : "view",
+								  EltRelDisplay(relid)), 0);
+		}
+	}
+}
+
+/* A type named by a list of names, or InvalidOid. */
+static Oid
+type_from_names(List *names)
+{
+	Type		tup = LookupTypeName(NULL, makeTypeNameFromNameList(names), NULL, true);
+	Oid			typid;
+
+	if (tup == NULL)
+		return InvalidOid;
+	typid = typeTypeId(tup);
+	ReleaseSysCache(tup);
+	return typid;
+}
+
+/*
+ * The guard at the top of classify_domain and classify_enum: find the type
+ * a statement names; for check_ddl, report EG001 (as a "what") for one that
+ * is missing and not created earlier in the script; true only when it is
+ * of the kind (typtype) the caller judges.
+ */
+static bool
+target_type(EltClassified *c, List *names, char typtype, const char *what, Oid *typid)
+{
+	*typid = type_from_names(names);
+	if (!OidIsValid(*typid))
+	{
+		if (c->script != NULL &&
+			!EltStringMember(c->script->created_types, NameListToQuotedString(names)))
+			missing(c, NameListToQuotedString(names), what);
+		return false;
+	}
+	return get_typtype(*typid) == typtype;
+}
+
+/*
+ * A rename or move of a type or domain: readers and writers that name it
+ * (casts, function signatures) fail.  Judged by the governed columns that
+ * use it.
+ */
+static void
+classify_type_rename(EltClassified *c, List *names, const char *what, const char *to)
+{
+	Oid			typid = type_from_names(names);
+	EltCandidate *cand;
+	char	   *object;
+
+	if (!OidIsValid(typid))
+		return;
+	object = format_type_be_qualified(typid);
+	cand = add_cand(c, R_RENAME_TABLE, InvalidOid, 0, NULL, object,
+					psprintf("%s type %s %s: readers and writers that name it (casts, function signatures) fail",
+							 what, object, to), 0);
+	cand->typid = typid;
+}
+
+/* ALTER DOMAIN: its default, NOT NULL and constraints apply to every column of it. */
+static void
+classify_domain(EltClassified *c, AlterDomainStmt *stmt)
+{
+	Oid			typid;
+	char	   *object;
+	HeapTuple	tup;
+	bool		notnull = false;
+	bool		hasdefault = false;
+	EltCandidate *cand = NULL;
+	EltCandidate *hazard = NULL;
+
+	if (!target_type(c, stmt->typeName, TYPTYPE_DOMAIN, "domain", &typid))
+		return;
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_type form = (Form_pg_type) GETSTRUCT(tup);
+
+		notnull = form->typnotnull;
+		hasdefault = !heap_attisnull(tup, Anum_pg_type_typdefault, NULL);
+		ReleaseSysCache(tup);
+	}
+	object = format_type_be_qualified(typid);
+	switch (stmt->subtype)
+	{
+		case 'T':
+			if (stmt->def == NULL && hasdefault)
+				cand = add_cand(c, R_DROP_DEFAULT, InvalidOid, 0, NULL, object,
+								psprintf("drops the default of domain %s: writers that leave its columns out store NULL or fail",
+										 object), CAND_WRITERS);
+			break;
+		case 'N':
+			if (notnull)
+				cand = add_cand(c, R_DROP_NOT_NULL, InvalidOid, 0, NULL, object,
+								psprintf("drops NOT NULL on domain %s: readers of its columns meet NULL", object), 0);
+			break;
+		case 'O':
+			if (!notnull)
+			{
+				cand = add_cand(c, R_SET_NOT_NULL, InvalidOid, 0, NULL, object,
+								psprintf("sets domain %s NOT NULL: writers that store NULL in its columns start to fail",
+										 object), CAND_WRITERS);
+				hazard = add_cand(c, R_NOT_NULL_SCAN, InvalidOid, 0, NULL, object,
+								  psprintf("sets domain %s NOT NULL: every table with a column of it is scanned", object), 0);
+			}
+			break;
+		case 'C':
+			if (stmt->def != NULL && IsA(stmt->def, Constraint) &&
+				!((Constraint *) stmt->def)->skip_validation)
+			{
+				cand = add_cand(c, R_ADD_CHECK, InvalidOid, 0, NULL, object,
+								psprintf("adds a constraint to domain %s: writes of its columns that break it start to fail",
+										 object), CAND_WRITERS);
+				hazard = add_cand(c, R_VALIDATION_SCAN, InvalidOid, 0, NULL, object,
+								  psprintf("adds a constraint to domain %s without NOT VALID: every table with a column of it is scanned",
+										   object), 0);
+			}
+			break;
+		default:
+			break;
+	}
+	if (cand == NULL)
+		cand = add_cand(c, -1, InvalidOid, 0, NULL, object, NULL, 0);
+	cand->typid = typid;
+	if (hazard != NULL)
+		hazard->typid = typid;
+}
+
+/*
+ * Whether an ALTER TYPE ... ADD VALUE IF NOT EXISTS will find its value
+ * there and do nothing.  Also used by the version recorder.
+ */
+bool
+EltEnumAddFindsValue(AlterEnumStmt *stmt)
+{
+	Oid			typid;
+
+	if (stmt->oldVal != NULL || !stmt->skipIfNewValExists)
+		return false;
+	typid = type_from_names(stmt->typeName);
+	return OidIsValid(typid) &&
+		SearchSysCacheExists2(ENUMTYPOIDNAME, ObjectIdGetDatum(typid),
+							  CStringGetDatum(stmt->newVal));
+}
+
+/* ALTER TYPE ... ADD VALUE / RENAME VALUE on an enum. */
+static void
+classify_enum(EltClassified *c, AlterEnumStmt *stmt)
+{
+	Oid			typid;
+	char	   *object;
+	EltCandidate *cand;
+
+	if (!target_type(c, stmt->typeName, TYPTYPE_ENUM, "type", &typid))
+		return;
+	object = format_type_be_qualified(typid);
+	if (EltEnumAddFindsValue(stmt))
+		return;					/* IF NOT EXISTS on a value that exists */
+	if (stmt->oldVal != NULL)
+		cand = add_cand(c, R_ENUM_RENAME_VALUE, InvalidOid, 0, NULL, object,
+						psprintf("renames value %s of type %s to %s: rows and readers that use the old value change meaning",
+								 quote_literal_cstr(stmt->oldVal), object,
+								 quote_literal_cstr(stmt->newVal)), 0);
+	else if (stmt->newValNeighbor == NULL)
+		cand = add_cand(c, R_ENUM_ADD_VALUE, InvalidOid, 0, NULL, object,
+						psprintf("adds value %s to type %s without BEFORE or AFTER: readers that handle a closed set of values meet one they do not know, sorted last",
+								 quote_literal_cstr(stmt->newVal), object), 0);
+	else
+		cand = add_cand(c, -1, InvalidOid, 0, NULL, object, NULL, 0);
+	cand->typid = typid;
+}
+
+/* CREATE INDEX: unique (stricter writes) and blocking builds. */
+static void
+classify_index(EltClassified *c, IndexStmt *stmt)
+{
+	Oid			relid;
+	char		relkind;
+	char	   *table;
+	char	   *name;
+
+	if (stmt->relation == NULL ||
+		!target_relation(c, stmt->relation, false, is_table_kind, &relid, &relkind))
+		return;
+	/* IF NOT EXISTS on an index that exists does nothing */
+	if (stmt->if_not_exists && stmt->idxname != NULL &&
+		OidIsValid(get_relname_relid(stmt->idxname, get_rel_namespace(relid))))
+		return;
+	c->recurse = stmt->relation->inh;
+	table = EltRelDisplay(relid);
+	name = stmt->idxname ? pstrdup(quote_identifier(stmt->idxname)) : "(unnamed)";
+	if (stmt->unique)
+		add_cand(c, R_ADD_UNIQUE, relid, 0, NULL, table,
+				 psprintf("creates unique index %s on %s: writes of duplicate values start to fail",
+						  name, table), CAND_WRITERS);
+	/* ON ONLY a partitioned table builds nothing but an invalid parent index */
+	if (!stmt->concurrent &&
+		!(relkind == RELKIND_PARTITIONED_TABLE && !stmt->relation->inh))
+	{
+		EltCandidate *cand;
+
+		cand = add_cand(c, R_CREATE_INDEX, relid, 0, NULL, table,
+						psprintf("creates index %s on %s without CONCURRENTLY: writes to the table wait until it is built",
+								 name, table), CAND_NEEDS_SIZE);
+		cand->lockmode = ShareLock;
+	}
+	add_cand(c, -1, relid, 0, NULL, table, NULL, 0);
+}
+
+/* TRUNCATE (from the ProcessUtility hook). */
+static void
+classify_truncate(EltClassified *c, TruncateStmt *stmt)
+{
+	ListCell   *lc;
+	List	   *named = NIL;
+
+	foreach(lc, stmt->relations)
+	{
+		RangeVar   *rv = (RangeVar *) lfirst(lc);
+		Oid			relid;
+		char		relkind;
+
+		if (!target_relation(c, rv, true, is_table_kind, &relid, &relkind))
+			continue;
+		c->recurse = rv->inh;
+		add_cand(c, R_TRUNCATE, relid, 0, NULL, EltRelDisplay(relid),
+				 psprintf("truncates %s: its readers see no rows until it is loaded again",
+						  EltRelDisplay(relid)), 0);
+		named = lappend_oid(named, relid);
+	}
+	/* CASCADE also truncates every table that references them, transitively */
+	if (stmt->behavior == DROP_CASCADE && named != NIL)
+	{
+		List	   *all = NIL;
+		List	   *next;
+
+		/* what TRUNCATE empties: the named tables and, unless ONLY, their inheritors */
+		foreach(lc, stmt->relations)
+		{
+			RangeVar   *rv = (RangeVar *) lfirst(lc);
+			Oid			relid;
+			char		relkind;
+
+			if (!target_relation(c, rv, true, NULL, &relid, &relkind))
+				continue;
+			if (rv->inh && has_subclass(relid))
+				all = list_concat_unique_oid(all, find_all_inheritors(relid, NoLock, NULL));
+			else
+				all = list_append_unique_oid(all, relid);
+		}
+		next = list_copy(all);
+
+		while (next != NIL)
+		{
+			List	   *refs = heap_truncate_find_FKs(next);
+
+			next = NIL;
+			foreach(lc, refs)
+			{
+				Oid			ref = lfirst_oid(lc);
+
+				if (list_member_oid(all, ref))
+					continue;
+				all = lappend_oid(all, ref);
+				next = lappend_oid(next, ref);
+				c->recurse = true;
+				add_cand(c, R_TRUNCATE, ref, 0, NULL, EltRelDisplay(ref),
+						 psprintf("truncates %s through TRUNCATE ... CASCADE (it references a truncated table): its readers see no rows",
+								  EltRelDisplay(ref)), 0);
+			}
+		}
+	}
+}
+
+/* Step 1 for one statement. */
+void
+EltClassify(EltClassified *c, Node *stmt)
+{
+	MemoryContext old = MemoryContextSwitchTo(c->cxt);
+
+	c->recurse = false;
+	switch (nodeTag(stmt))
+	{
+		case T_AlterTableStmt:
+			classify_alter_table(c, (AlterTableStmt *) stmt);
+			break;
+		case T_RenameStmt:
+			classify_rename(c, (RenameStmt *) stmt);
+			break;
+		case T_AlterObjectSchemaStmt:
+			classify_set_schema(c, (AlterObjectSchemaStmt *) stmt);
+			break;
+		case T_DropStmt:
+			{
+				int			before = list_length(c->cands);
+				int			i;
+
+				classify_drop(c, (DropStmt *) stmt);
+				/* the owner of a schema may drop what is in it */
+				for (i = before; i < list_length(c->cands); i++)
+					((EltCandidate *) list_nth(c->cands, i))->schema_owner_may = true;
+				break;
+			}
+		case T_AlterEnumStmt:
+			classify_enum(c, (AlterEnumStmt *) stmt);
+			break;
+		case T_AlterDomainStmt:
+			classify_domain(c, (AlterDomainStmt *) stmt);
+			break;
+		case T_IndexStmt:
+			classify_index(c, (IndexStmt *) stmt);
+			break;
+		case T_TruncateStmt:
+			classify_truncate(c, (TruncateStmt *) stmt);
+			break;
+		default:
+			break;
+	}
+	MemoryContextSwitchTo(old);
+}

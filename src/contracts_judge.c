@@ -1,0 +1,1009 @@
+/*
+ * contracts_judge.c — steps 2 and 3 of the contracts engine for a live
+ * statement: judge its candidates against governance, then block, warn or
+ * approve it as a whole.
+ *
+ * Owns: the check at ddl_command_start (EltContractsCheck, also called from
+ * the ProcessUtility hook for TRUNCATE, which fires no event trigger) and
+ * at sql_drop (EltContractsCheckCascade); EltJudge, also used by
+ * elt.check_ddl(); the GUC elt.large_table_rows.
+ *
+ *   judge    in the catalog context keeps what concerns governed objects,
+ *            with its policy; adds the dependents of breaking findings
+ *            (pg_depend views, materialized views and functions, per column
+ *            where PostgreSQL records it, and registered consumers), table
+ *            sizes for index builds, EG117 for columns a registered
+ *            consumer uses, EG208;
+ *   decide   outside a migration any breaking or lock-hazard finding under
+ *            policy enforce blocks the statement (SQLSTATE EG000), policy
+ *            warn raises one WARNING, policy off records only; inside a
+ *            migration everything is approved.  What goes ahead is written
+ *            by contracts_record.c in the statement's own transaction, so a
+ *            statement that fails leaves nothing; a blocked one is written
+ *            to the server log.
+ *
+ * Calls: contracts_classify.c, contracts_record.c, contracts_rules.c;
+ * migrations.c (EltCurrentMigration, EltContractsReady); SQL on
+ * elt.governed_targets for policies; util.c; and, until they move to the
+ * shared layers, EltCurrentStatement and EltAnyTarget (ddl_capture.c) and
+ * elt_enabled (elt_governance.c).  Called by the capture triggers
+ * (ddl_capture.c) and contracts_script.c.
+ *
+ * Locking: judging takes no lock, except to estimate the size of a governed
+ * table for CREATE INDEX and DROP INDEX without CONCURRENTLY: it then takes
+ * the lock the statement is about to take anyway (SHARE, ACCESS EXCLUSIVE),
+ * so that it never upgrades a lock it holds.
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/heap.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_enum.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
+#include "mb/pg_wchar.h"
+#include "optimizer/plancat.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_type.h"
+#include "parser/parser.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "audit.h"
+#include "backfill.h"
+#include "contracts.h"
+#include "contracts_int.h"
+#include "deploy.h"
+#include "govern.h"
+#include "settings.h"
+#include "util.h"
+
+int			elt_large_table_rows = 100000;
+
+/* ------------------------------------------------------------------------
+ * Step 2: judge the candidates against governance and the catalog
+ * ------------------------------------------------------------------------
+ */
+
+/* Order of strictness of a policy: enforce > warn > off > none. */
+static int
+policy_rank(const char *policy)
+{
+	if (policy == NULL)
+		return 0;
+	if (strcmp(policy, "off") == 0)
+		return 1;
+	if (strcmp(policy, "warn") == 0)
+		return 2;
+	return 3;
+}
+
+/*
+ * SQL condition: the relation (an expression of type regclass) was created
+ * by this very transaction — its history starts with a 'created' version
+ * carrying our xid.
+ */
+#define CREATED_NOW_SQL(rel) \
+	"EXISTS (SELECT 1 FROM elt.tracked_tables t" \
+	"        JOIN elt.schema_versions v ON v.table_id = t.table_id AND v.version = 1" \
+	"        WHERE t.relid = " rel " AND v.event = 'created'" \
+	"          AND v.xid = pg_catalog.pg_current_xact_id_if_assigned())"
+
+/*
+ * Policy in force for a relation: the strictest of its own (its table
+ * target's, else its schema's), its ancestors' (a partition or inheritance
+ * child carries its parent's rows) and, when the statement recurses, its
+ * descendants'.  NULL if none is governed.  *created_now tells whether the
+ * relation was created by this very transaction (a governed table whose
+ * first version, 'created', carries our xid): it has no readers yet.
+ */
+static const char *
+relation_policy(Oid relid, bool recurse, bool live, bool *created_now)
+{
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plain_plan = NULL;
+	Oid			argtypes[3] = {OIDOID, BOOLOID, BOOLOID};
+	Datum		args[3];
+	bool		isnull;
+
+	if (!has_superclass(relid) && !(recurse && has_subclass(relid)))
+	{
+		/* the common case: no inheritance to follow */
+		EltPrepare(&plain_plan,
+				   "SELECT COALESCE("
+				   "  (SELECT g.policy FROM elt.governed_targets g"
+				   "   WHERE g.kind = 'table' AND g.rel = $1::pg_catalog.regclass),"
+				   "  (SELECT g.policy FROM elt.governed_targets g"
+				   "   JOIN pg_catalog.pg_namespace n ON n.nspname = g.schema_name"
+				   "   JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
+				   "   WHERE g.kind = 'schema' AND c.oid = $1 AND c.relpersistence <> 't'))"
+				   "    AS policy, "
+				   CREATED_NOW_SQL("$1::pg_catalog.regclass") " AS created_now",
+				   1, argtypes);
+		args[0] = ObjectIdGetDatum(relid);
+		EltExecLatest(plain_plan, args, NULL, 1);
+		if (SPI_processed == 0)
+			return NULL;
+		*created_now = EltSpiGetBool(0, "created_now", &isnull);
+		return EltSpiGetText(0, "policy");
+	}
+	EltPrepare(&plan,
+			   "WITH RECURSIVE up(oid) AS ("
+			   "  SELECT $1"
+			   "  UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.oid),"
+			   " down(oid) AS ("
+			   "  SELECT $1 WHERE $2"
+			   "  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.oid),"
+			   " pol AS ("
+			   "  SELECT NOT " CREATED_NOW_SQL("r.oid::pg_catalog.regclass") " AS old,"
+			   "         COALESCE("
+			   "    (SELECT g.policy FROM elt.governed_targets g"
+			   "     WHERE g.kind = 'table' AND g.rel = r.oid::pg_catalog.regclass),"
+			   "    (SELECT g.policy FROM elt.governed_targets g"
+			   "     JOIN pg_catalog.pg_namespace n ON n.nspname = g.schema_name"
+			   "     JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
+			   "     WHERE g.kind = 'schema' AND c.oid = r.oid AND c.relpersistence <> 't'))"
+			   "    AS policy"
+			   "  FROM (SELECT oid FROM up UNION SELECT oid FROM down) r)"
+			   " SELECT (SELECT p.policy FROM pol p WHERE p.policy IS NOT NULL"
+			   "           AND (p.old OR NOT $3)"
+			   "         ORDER BY pg_catalog.array_position(ARRAY['enforce', 'warn', 'off'], p.policy)"
+			   "         LIMIT 1) AS policy,"
+			   "        false AS created_now",
+			   3, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = BoolGetDatum(recurse);
+	args[2] = BoolGetDatum(live);
+	EltExecLatest(plan, args, NULL, 1);
+	if (SPI_processed == 0)
+		return NULL;
+	*created_now = EltSpiGetBool(0, "created_now", &isnull);
+	return EltSpiGetText(0, "policy");
+}
+
+/* Policy for a schema: its own target's, else the strictest of its tables'. */
+static const char *
+schema_policy(Oid nspoid)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+
+	EltPrepare(&plan,
+			   "SELECT COALESCE("
+			   "  (SELECT g.policy FROM elt.governed_targets g"
+			   "   JOIN pg_catalog.pg_namespace n ON n.nspname = g.schema_name"
+			   "   WHERE g.kind = 'schema' AND n.oid = $1),"
+			   "  (SELECT g.policy FROM elt.governed_targets g"
+			   "   JOIN pg_catalog.pg_class c ON c.oid = g.rel::pg_catalog.oid"
+			   "   WHERE g.kind = 'table' AND c.relnamespace = $1"
+			   "   ORDER BY array_position(ARRAY['enforce', 'warn', 'off'], g.policy)"
+			   "   LIMIT 1)) AS policy",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(nspoid);
+	EltExecLatest(plan, args, NULL, 1);
+	return SPI_processed > 0 ? EltSpiGetText(0, "policy") : NULL;
+}
+
+/*
+ * Governed tables with a column of an enum type (an array of it, or a domain
+ * over either): the strictest policy among them, and the columns as
+ * dependents.
+ */
+static const char *
+type_policy(Oid typid, List **dependents)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	const char *policy = NULL;
+	uint64		i;
+
+	EltPrepare(&plan,
+			   "SELECT format('column %s.%I', c.oid::pg_catalog.regclass, a.attname) AS dependent,"
+			   "       elt.policy_for(c.oid::pg_catalog.regclass) AS policy"
+			   " FROM pg_catalog.pg_attribute a"
+			   " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+			   " JOIN pg_catalog.pg_type t ON t.oid = $1"
+			   " WHERE (a.atttypid IN (t.oid, t.typarray)"
+			   "        OR a.atttypid IN (SELECT d.oid FROM pg_catalog.pg_type d"
+			   "                          WHERE d.typtype = 'd' AND d.typbasetype IN (t.oid, t.typarray)))"
+			   "   AND a.attnum > 0"
+			   "   AND NOT a.attisdropped AND c.relkind IN ('r', 'p')"
+			   "   AND elt.policy_for(c.oid::pg_catalog.regclass) IS NOT NULL"
+			   " ORDER BY 1",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(typid);
+	EltExecLatest(plan, args, NULL, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *p = EltSpiGetText((int) i, "policy");
+
+		if (policy_rank(p) > policy_rank(policy))
+			policy = p;
+		*dependents = lappend(*dependents, EltSpiGetText((int) i, "dependent"));
+	}
+	return policy;
+}
+
+/*
+ * Views, materialized views (also through other views) and functions that
+ * depend on a relation or one of its columns; only functions when
+ * writers_only.
+ */
+static void
+add_dependents(Oid relid, AttrNumber attnum, bool writers_only, List **out)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {OIDOID, INT2OID, BOOLOID};
+	Datum		args[3];
+	uint64		i;
+
+	EltPrepare(&plan,
+			   "WITH RECURSIVE dep(is_rule, oid) AS ("
+			   "  SELECT d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass,"
+			   "         COALESCE(r.ev_class, d.objid)"
+			   "  FROM pg_catalog.pg_depend d"
+			   "  LEFT JOIN pg_catalog.pg_rewrite r"
+			   "         ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = d.objid"
+			   "  WHERE d.deptype = 'n'"
+			   "    AND ((d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+			   "          AND d.refobjid = $1 AND ($2 = 0 OR d.refobjsubid IN (0, $2)))"
+			   "      OR (d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass"
+			   "          AND d.refobjid = (SELECT c.reltype FROM pg_catalog.pg_class c WHERE c.oid = $1)))"
+			   "    AND ((d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+			   "          AND (NOT $3 OR (SELECT p.provolatile FROM pg_catalog.pg_proc p"
+			   "                          WHERE p.oid = d.objid) = 'v'))"
+			   "         OR (NOT $3 AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass))"
+			   "  UNION"
+			   "  SELECT d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass,"
+			   "         COALESCE(r.ev_class, d.objid)"
+			   "  FROM dep"
+			   "  JOIN pg_catalog.pg_depend d"
+			   "    ON dep.is_rule AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+			   "   AND d.refobjid = dep.oid AND d.deptype = 'n'"
+			   "  LEFT JOIN pg_catalog.pg_rewrite r"
+			   "         ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = d.objid"
+			   "  WHERE dep.oid <> $1"
+			   "    AND COALESCE(r.ev_class, d.objid) <> dep.oid"
+			   "    AND d.classid IN ('pg_catalog.pg_rewrite'::pg_catalog.regclass,"
+			   "                      'pg_catalog.pg_proc'::pg_catalog.regclass))"
+			   " SELECT DISTINCT"
+			   "   CASE WHEN NOT dep.is_rule THEN 'function ' || dep.oid::pg_catalog.regprocedure::text"
+			   "        WHEN c.relkind = 'm' THEN 'materialized view ' || dep.oid::pg_catalog.regclass::text"
+			   "        ELSE 'view ' || dep.oid::pg_catalog.regclass::text END AS dependent"
+			   " FROM dep"
+			   " LEFT JOIN pg_catalog.pg_class c ON dep.is_rule AND c.oid = dep.oid"
+			   " WHERE NOT (dep.is_rule AND dep.oid = $1)"
+			   " ORDER BY 1",
+			   3, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = Int16GetDatum(attnum);
+	args[2] = BoolGetDatum(writers_only);
+	EltExecLatest(plan, args, NULL, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *d = EltSpiGetText((int) i, "dependent");
+
+		if (!EltStringMember(*out, d))
+			*out = lappend(*out, d);
+	}
+}
+
+/* Registered consumers of a relation, or of one of its columns. */
+static void
+add_consumers(Oid relid, const char *colname, List **out)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+	uint64		i;
+
+	EltPrepare(&plan,
+			   "SELECT 'consumer ' || r.consumer AS dependent"
+			   " FROM elt.consumer_registrations r"
+			   " WHERE r.rel = $1::pg_catalog.regclass"
+			   "   AND ($2 IS NULL OR r.columns IS NULL OR $2 = ANY (r.columns))"
+			   " ORDER BY r.consumer",
+			   2, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	if (colname)
+		args[1] = CStringGetTextDatum(colname);
+	else
+		nulls[1] = 'n';
+	EltExecLatest(plan, args, nulls, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *d = EltSpiGetText((int) i, "dependent");
+
+		if (!EltStringMember(*out, d))
+			*out = lappend(*out, d);
+	}
+}
+
+/* Dependents of every table and view of a schema, outside that schema. */
+static void
+add_schema_dependents(Oid nspoid, List **out)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	List	   *rels;
+	ListCell   *lc;
+
+	EltPrepare(&plan,
+			   "SELECT c.oid FROM pg_catalog.pg_class c"
+			   " WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p', 'v', 'm')"
+			   " ORDER BY c.relname",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(nspoid);
+	EltExecLatest(plan, args, NULL, 0);
+	rels = EltSpiAppendOids(NIL);
+	foreach(lc, rels)
+	{
+		add_dependents(lfirst_oid(lc), 0, false, out);
+		add_consumers(lfirst_oid(lc), NULL, out);
+	}
+	/* what lives in the schema goes with it */
+	{
+		char	   *prefix = psprintf(" %s.", quote_identifier(get_namespace_name(nspoid)));
+		List	   *kept = NIL;
+		ListCell   *dc;
+
+		foreach(dc, *out)
+		{
+			char	   *d = (char *) lfirst(dc);
+
+			if (strncmp(d, "consumer ", 9) == 0 || strstr(d, prefix) == NULL)
+				kept = lappend(kept, d);
+		}
+		*out = kept;
+	}
+}
+
+/*
+ * Rows the planner expects in a table, or -1 when it is not ours to look at.
+ * A live statement takes the lock it is about to take anyway (see the file
+ * header), and only when the role running it owns the table: otherwise the
+ * statement is about to fail on privileges, and a lock taken first would
+ * let a role without rights queue up everyone behind it.  A dry run locks
+ * nothing it cannot get at once, and lets go at once.  A partitioned table
+ * counts its leaf partitions' statistics.
+ */
+static double
+estimated_rows(Oid relid, LOCKMODE lockmode, Oid actor, bool live)
+{
+	Relation	rel;
+	BlockNumber pages;
+	double		tuples = 0;
+	double		allvisfrac;
+	HeapTuple	tup;
+
+	if (live && !pg_class_ownercheck(relid, actor))
+		return -1;
+	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+	{
+		List	   *parts = find_all_inheritors(relid, NoLock, NULL);
+		ListCell   *lc;
+
+		foreach(lc, parts)
+		{
+			tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
+			if (HeapTupleIsValid(tup))
+			{
+				Form_pg_class form = (Form_pg_class) GETSTRUCT(tup);
+
+				if (form->relkind == RELKIND_RELATION && form->reltuples > 0)
+					tuples += form->reltuples;
+				ReleaseSysCache(tup);
+			}
+		}
+		return tuples;
+	}
+	/*
+	 * Statistics first: a statement that is about to be blocked must not wait
+	 * for its lock.  Only a table never vacuumed or analyzed needs its size
+	 * read, under the statement's own lock if that is free at once.
+	 */
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (HeapTupleIsValid(tup))
+	{
+		float4		reltuples = ((Form_pg_class) GETSTRUCT(tup))->reltuples;
+
+		ReleaseSysCache(tup);
+		if (reltuples >= 0)
+			return reltuples;
+	}
+	if (!ConditionalLockRelationOid(relid, live ? lockmode : AccessShareLock))
+		return -2;				/* never analyzed, and busy: size unknown */
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		tuples = 0;				/* dropped meanwhile */
+	else
+	{
+		rel = relation_open(relid, NoLock);
+		estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
+		relation_close(rel, NoLock);
+	}
+	if (!live)
+		UnlockRelationOid(relid, AccessShareLock);
+	return tuples;
+}
+
+/* Whether a validated CHECK (col IS NOT NULL) lets SET NOT NULL skip its scan. */
+static bool
+not_null_proven(Oid relid, const char *colname)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		args[2];
+
+	EltPrepare(&plan,
+			   "SELECT 1 FROM pg_catalog.pg_constraint"
+			   " WHERE conrelid = $1 AND contype = 'c' AND convalidated"
+			   "   AND pg_catalog.pg_get_constraintdef(oid)"
+			   "       = pg_catalog.format('CHECK ((%s IS NOT NULL))', pg_catalog.quote_ident($2))",
+			   2, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = CStringGetTextDatum(colname);
+	EltExecLatest(plan, args, NULL, 1);
+	return SPI_processed > 0;
+}
+
+/* Whether the statement already has a breaking finding on a column. */
+static bool
+has_breaking_on_column(List *cands, Oid relid, AttrNumber attnum)
+{
+	ListCell   *lc;
+
+	foreach(lc, cands)
+	{
+		EltCandidate *o = (EltCandidate *) lfirst(lc);
+
+		if (o->rule >= 0 && RULE_IS_BREAKING(o->rule) && o->relid == relid &&
+			o->attnum == attnum)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Whether the role running a live statement may do what a candidate is
+ * about: own the relation, type or schema (TRUNCATE: hold the privilege).
+ * If not, the statement is about to fail on privileges, and that is the
+ * error to see; a dry run judges whatever it is given.
+ */
+static bool
+actor_may(EltClassified *c, EltCandidate *cand)
+{
+	if (c->script != NULL || superuser_arg(c->actor))
+		return true;
+	if (OidIsValid(cand->typid))
+		return pg_type_ownercheck(cand->typid, c->actor);
+	if (OidIsValid(cand->nspoid))
+		return pg_namespace_ownercheck(cand->nspoid, c->actor);
+	if (!OidIsValid(cand->relid))
+		return true;
+	if (cand->rule == R_TRUNCATE)
+		return pg_class_aclcheck(cand->relid, c->actor, ACL_TRUNCATE) == ACLCHECK_OK;
+	if (OidIsValid(cand->privrel))
+		return pg_class_ownercheck(cand->privrel, c->actor);
+	if (cand->schema_owner_may &&
+		pg_namespace_ownercheck(get_rel_namespace(cand->relid), c->actor))
+		return true;
+	return pg_class_ownercheck(cand->relid, c->actor);
+}
+
+/*
+ * Step 2.  Inside the catalog context.  Keeps the candidates that concern
+ * governed objects, with their policy and dependents; list allocations go
+ * to c->cxt.  lock_timeout_set: whether the statement will run with one.
+ */
+void
+EltJudge(EltClassified *c, bool lock_timeout_set)
+{
+	List	   *kept = NIL;
+	List	   *looked_up = NIL;	/* candidates whose relation was looked up */
+	ListCell   *lc;
+	EltCandidate *hazard = NULL;
+
+	foreach(lc, c->cands)
+	{
+		EltCandidate *cand = (EltCandidate *) lfirst(lc);
+		MemoryContext old;
+		List	   *deps = NIL;
+		const char *policy;
+
+		if (cand->rule == R_MISSING)
+		{
+			kept = lappend(kept, cand);
+			continue;
+		}
+		if (!actor_may(c, cand))
+			continue;
+		old = MemoryContextSwitchTo(c->cxt);
+		if (OidIsValid(cand->typid))
+			policy = type_policy(cand->typid, &deps);
+		else if (OidIsValid(cand->nspoid))
+			policy = schema_policy(cand->nspoid);
+		else if (OidIsValid(cand->relid))
+		{
+			/* one lookup per relation: a statement's candidates share tables */
+			EltCandidate *same = NULL;
+			ListCell   *pc;
+
+			foreach(pc, looked_up)
+			{
+				EltCandidate *o = (EltCandidate *) lfirst(pc);
+
+				if (o->relid == cand->relid && o->recurse == cand->recurse)
+					same = o;
+			}
+			if (same != NULL)
+				policy = same->policy;
+			else
+			{
+				bool		created_now = false;
+
+				policy = relation_policy(cand->relid, cand->recurse, c->script == NULL,
+										 &created_now);
+				/* created by this transaction: nobody reads it yet */
+				if (created_now && c->script == NULL)
+					policy = NULL;
+				cand->policy = policy ? pstrdup(policy) : NULL;
+				looked_up = lappend(looked_up, cand);
+			}
+		}
+		else
+			policy = NULL;
+		if (policy == NULL)
+		{
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+		cand->policy = pstrdup(policy);
+
+		if (cand->rule < 0)
+		{
+			/* a touched column that a registered consumer uses: EG117 */
+			if (cand->attnum > 0 &&
+				!has_breaking_on_column(c->cands, cand->relid, cand->attnum))
+			{
+				add_consumers(cand->relid, cand->colname, &deps);
+				if (deps != NIL)
+				{
+					cand->rule = R_CONSUMER_COLUMN;
+					cand->reason = psprintf("changes column %s, which registered consumers use",
+											cand->object);
+				}
+			}
+		}
+		else if (cand->flags & CAND_NEEDS_SIZE)
+		{
+			double		rows = estimated_rows(cand->relid, cand->lockmode, c->actor,
+											  c->script == NULL);
+
+			if (rows == -2)
+			{
+				/* never analyzed and locked by others: assume it is large */
+				cand->reason = psprintf("%s (size unknown: never analyzed, and in use; ANALYZE it)",
+										cand->reason);
+			}
+			else if (rows <= (double) elt_large_table_rows)
+			{
+				MemoryContextSwitchTo(old);
+				continue;
+			}
+			if (rows >= 0)
+				cand->reason = psprintf("%s (about %.0f rows, over elt.large_table_rows = %d)",
+										cand->reason, rows, elt_large_table_rows);
+			cand->reason = psprintf("%s%s", cand->reason,
+									get_rel_relkind(cand->relid) == RELKIND_PARTITIONED_TABLE ?
+									"; a partitioned table cannot be indexed CONCURRENTLY: create the index ON ONLY the parent, CONCURRENTLY on each partition, then ATTACH PARTITION each" : "");
+		}
+		else if ((cand->flags & CAND_NOT_NULL_PROOF) &&
+				 not_null_proven(cand->relid, cand->colname))
+		{
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+		else if (RULE_IS_BREAKING(cand->rule))
+		{
+			if (OidIsValid(cand->typid))
+				 /* dependents are the columns using the type */ ;
+			else if (OidIsValid(cand->nspoid))
+				add_schema_dependents(cand->nspoid, &deps);
+			else if (cand->flags & CAND_WRITERS)
+				add_dependents(cand->relid, cand->attnum, true, &deps);
+			else
+			{
+				add_dependents(cand->relid, cand->attnum, false, &deps);
+				add_consumers(cand->relid, cand->colname, &deps);
+			}
+		}
+		if (cand->rule >= 0 && RULE_IS_HAZARD(cand->rule) && hazard == NULL)
+			hazard = cand;
+		cand->dependents = deps;
+		kept = lappend(kept, cand);
+		MemoryContextSwitchTo(old);
+	}
+	if (hazard != NULL && !lock_timeout_set)
+	{
+		MemoryContext old = MemoryContextSwitchTo(c->cxt);
+		EltCandidate *cand = palloc0(sizeof(EltCandidate));
+
+		cand->rule = R_NO_LOCK_TIMEOUT;
+		cand->relid = hazard->relid;
+		cand->object = hazard->object;
+		cand->policy = hazard->policy;
+		cand->reason = psprintf("runs a lock hazard (%s) on %s with lock_timeout = 0: while it waits for its lock, every query on the table queues behind it",
+								EltContractRules[hazard->rule].code, hazard->object);
+		kept = lappend(kept, cand);
+		MemoryContextSwitchTo(old);
+	}
+	c->cands = kept;
+}
+
+/* ------------------------------------------------------------------------
+ * Step 3: decide and record (live statements)
+ * ------------------------------------------------------------------------
+ */
+
+/* Join a list of C strings with a separator. */
+static char *
+join_strings(List *list, const char *sep)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, list)
+	{
+		if (buf.len > 0)
+			appendStringInfoString(&buf, sep);
+		appendStringInfoString(&buf, (const char *) lfirst(lc));
+	}
+	return buf.data;
+}
+
+/* Message, detail and hint of findings that block or warn. */
+static void
+describe(List *findings, char **msg, char **detail, char **hint)
+{
+	StringInfoData m;
+	StringInfoData d;
+	StringInfoData h;
+	ListCell   *lc;
+	List	   *codes = NIL;
+
+	initStringInfo(&m);
+	initStringInfo(&d);
+	initStringInfo(&h);
+	foreach(lc, findings)
+	{
+		EltCandidate *f = (EltCandidate *) lfirst(lc);
+
+		if (!EltStringMember(codes, EltContractRules[f->rule].code))
+			codes = lappend(codes, (char *) EltContractRules[f->rule].code);
+	}
+	if (list_length(findings) == 1)
+	{
+		EltCandidate *f = (EltCandidate *) linitial(findings);
+
+		appendStringInfo(&m, "%s: %s", EltContractRules[f->rule].code, f->reason);
+		if (f->dependents != NIL)
+			appendStringInfo(&d, "Breaks: %s. ", join_strings(f->dependents, ", "));
+		appendStringInfo(&d, "Class %s, under policy %s.", EltContractRules[f->rule].class, f->policy);
+		appendStringInfoString(&h, EltContractRules[f->rule].suggestion);
+	}
+	else
+	{
+		List	   *hints = NIL;
+
+		appendStringInfo(&m, "%s: this statement has %d findings under the contract",
+						 join_strings(codes, ", "), list_length(findings));
+		foreach(lc, findings)
+		{
+			EltCandidate *f = (EltCandidate *) lfirst(lc);
+			char	   *s = psprintf("%s: %s", EltContractRules[f->rule].code, EltContractRules[f->rule].suggestion);
+
+			if (d.len > 0)
+				appendStringInfoChar(&d, '\n');
+			appendStringInfo(&d, "%s (%s, policy %s): %s.", EltContractRules[f->rule].code,
+							 EltContractRules[f->rule].class, f->policy, f->reason);
+			if (f->dependents != NIL)
+				appendStringInfo(&d, " Breaks: %s.", join_strings(f->dependents, ", "));
+			if (!EltStringMember(hints, s))
+				hints = lappend(hints, s);
+		}
+		appendStringInfoString(&h, join_strings(hints, "\n"));
+	}
+	*msg = m.data;
+	*detail = d.data;
+	*hint = h.data;
+}
+
+/*
+ * Step 3: block, warn or approve the statement as a whole, then record what
+ * goes ahead (now, or at ddl_command_end when defer).
+ */
+static void
+decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool defer)
+{
+	int64		migration = EltCurrentMigration();
+	List	   *blocked = NIL;
+	List	   *warned = NIL;
+	List	   *findings = NIL;
+	EltCandidate *touch = NULL;
+	ListCell   *lc;
+	const char *tagname = GetCommandTagName(tag);
+	char	   *statement;
+	List	   *decisions = NIL;
+	char	   *msg;
+	char	   *detail;
+	char	   *hint;
+
+	foreach(lc, c->cands)
+	{
+		EltCandidate *f = (EltCandidate *) lfirst(lc);
+
+		if (f->rule < 0)
+		{
+			if (touch == NULL)
+				touch = f;
+			continue;
+		}
+		findings = lappend(findings, f);
+		if (migration > 0)
+			continue;
+		if (strcmp(f->policy, "enforce") == 0)
+			blocked = lappend(blocked, f);
+		else if (strcmp(f->policy, "warn") == 0)
+			warned = lappend(warned, f);
+	}
+	if (findings == NIL && touch == NULL)
+		return;
+
+	if (blocked != NIL)
+	{
+		describe(blocked, &msg, &detail, &hint);
+		ereport(LOG,
+				(errmsg("elt_governance blocked a change by role \"%s\": %s",
+						GetUserNameFromId(cw->actor, false), msg),
+				 errhidecontext(true)));
+		ereport(ERROR,
+				(errcode(ERRCODE_ELT_CHANGE_BLOCKED),
+				 errmsg("%s", msg),
+				 errdetail("%s", detail),
+				 errhint("%s\nTo approve the change, run it after SELECT elt.migration_begin(name, reason, approved_by).",
+						 hint)));
+	}
+	if (warned != NIL)
+	{
+		describe(warned, &msg, &detail, &hint);
+		ereport(WARNING,
+				(errcode(ERRCODE_ELT_CHANGE_BLOCKED),
+				 errmsg("%s", msg),
+				 errdetail("%s", detail),
+				 errhint("%s", hint)));
+	}
+	if (migration > 0 && findings != NIL)
+	{
+		List	   *codes = NIL;
+
+		foreach(lc, findings)
+		{
+			EltCandidate *f = (EltCandidate *) lfirst(lc);
+
+			if (!EltStringMember(codes, EltContractRules[f->rule].code))
+				codes = lappend(codes, (char *) EltContractRules[f->rule].code);
+		}
+		ereport(NOTICE,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("%s approved by migration %lld",
+						join_strings(codes, ", "), (long long) migration)));
+	}
+
+	EltContractsFollowRegistrations(cw, findings);
+	statement = EltCurrentStatement();
+	if (findings == NIL)
+	{
+		findings = list_make1(touch);
+		decisions = list_make1("allowed");
+	}
+	else
+	{
+		foreach(lc, findings)
+		{
+			EltCandidate *f = (EltCandidate *) lfirst(lc);
+
+			if (migration > 0 && strcmp(f->policy, "off") != 0)
+				decisions = lappend(decisions, "approved");
+			else if (strcmp(f->policy, "warn") == 0)
+				decisions = lappend(decisions, "warned");
+			else
+				decisions = lappend(decisions, "recorded");
+		}
+	}
+	if (defer)
+	{
+		EltContractsKeepDeferred(findings, decisions, tagname, statement, migration);
+		return;
+	}
+	EltContractsWriteRecords(cw, findings, decisions, tagname, statement, migration);
+}
+
+/*
+ * Whether the statement being run had breaking findings that went ahead
+ * (under warn or off, or approved): then what it drops by cascade was part
+ * of what was judged.  See EltContractsCheckCascade.
+ */
+static int	judged_rank = 0;		/* strictest policy it went ahead under */
+static List *judged_relids = NIL;	/* relations its findings named */
+
+/*
+ * sql_drop: a governed table, view or column dropped by a statement that was
+ * not judged as dropping it — DROP ... CASCADE of an ungoverned object
+ * (a type, a sequence, a view), DROP OWNED BY — is judged here, after the
+ * fact but before the transaction commits: under enforce the statement
+ * fails, under warn it warns.  relid is the dropped relation (or the table
+ * of a dropped column), schema and name its names, column NULL for a
+ * relation.
+ */
+void
+EltContractsCheckCascade(EltCatalogWrite *cw, Oid relid, const char *type,
+						 const char *schema, const char *name, const char *column)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {OIDOID, NAMEOID};
+	Datum		args[2];
+	char	   *policy;
+	int			rule;
+	char	   *object;
+	char	   *reason;
+
+	if (!elt_enabled || EltCurrentMigration() > 0 || !EltContractsReady() ||
+		list_member_oid(judged_relids, relid))
+		return;
+	EltPrepare(&plan,
+			   "SELECT COALESCE("
+			   "  (SELECT g.policy FROM elt.governed_targets g"
+			   "   WHERE g.kind = 'table' AND g.rel = $1::pg_catalog.regclass),"
+			   "  (SELECT g.policy FROM elt.governed_targets g"
+			   "   WHERE g.kind = 'schema' AND g.schema_name = $2)) AS policy"
+			   " WHERE NOT " CREATED_NOW_SQL("$1::pg_catalog.regclass"),
+			   2, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = DirectFunctionCall1(namein, CStringGetDatum(schema));
+	EltExecLatest(plan, args, NULL, 1);
+	policy = SPI_processed > 0 ? EltSpiGetText(0, "policy") : NULL;
+	/* off, or no stricter than what the statement itself went ahead under */
+	if (policy == NULL || strcmp(policy, "off") == 0 ||
+		policy_rank(policy) <= judged_rank)
+		return;
+	object = quote_qualified_identifier(schema, name);
+	if (strcmp(type, "default value") == 0 && column != NULL)
+	{
+		rule = R_DROP_DEFAULT;
+		object = psprintf("%s.%s", object, quote_identifier(column));
+		reason = psprintf("drops the default of column %s as a side effect (CASCADE): writers that leave it out store NULL or fail",
+						  object);
+	}
+	else if (column != NULL)
+	{
+		rule = R_DROP_COLUMN;
+		object = psprintf("%s.%s", object, quote_identifier(column));
+		reason = psprintf("drops column %s as a side effect (CASCADE or DROP OWNED): readers that select it fail",
+						  object);
+	}
+	else if (strcmp(type, "table") == 0)
+	{
+		rule = R_DROP_TABLE;
+		reason = psprintf("drops table %s as a side effect (CASCADE or DROP OWNED): its readers fail and its rows are gone",
+						  object);
+	}
+	else
+	{
+		rule = R_DROP_VIEW;
+		reason = psprintf("drops %s %s as a side effect (CASCADE or DROP OWNED): its readers fail",
+						  type, object);
+	}
+	if (strcmp(policy, "enforce") == 0)
+	{
+		ereport(LOG,
+				(errmsg("elt_governance blocked a change by role \"%s\": %s: %s",
+						GetUserNameFromId(cw->actor, false), EltContractRules[rule].code, reason),
+				 errhidecontext(true)));
+		ereport(ERROR,
+				(errcode(ERRCODE_ELT_CHANGE_BLOCKED),
+				 errmsg("%s: %s", EltContractRules[rule].code, reason),
+				 errdetail("Class breaking; %s is governed with policy enforce.", object),
+				 errhint("Drop the governed object by name, or run the statement inside an approved migration: SELECT elt.migration_begin(name, reason, approved_by).")));
+	}
+	ereport(WARNING,
+			(errcode(ERRCODE_ELT_CHANGE_BLOCKED),
+			 errmsg("%s: %s", EltContractRules[rule].code, reason),
+			 errdetail("Class breaking; %s is governed with policy warn.", object),
+			 errhint("%s", EltContractRules[rule].suggestion)));
+}
+
+/*
+ * Classify a statement about to run, and block, warn about or record it.
+ * Called from ddl_command_start and, for TRUNCATE, the ProcessUtility hook.
+ */
+void
+EltContractsCheck(Node *parsetree, CommandTag tag)
+{
+	EltClassified c;
+	EltCatalogWrite cw;
+
+	EltContractsForgetDeferred();
+	EltScriptSchemas = NIL;		/* only a dry run has a script */
+	judged_rank = 0;
+	list_free(judged_relids);
+	judged_relids = NIL;
+	if (!elt_enabled || parsetree == NULL || !EltCatalogReady() || !EltContractsReady())
+		return;
+	memset(&c, 0, sizeof(c));
+	c.cxt = CurrentMemoryContext;
+	c.actor = GetUserId();
+	EltClassify(&c, parsetree);
+	if (c.cands == NIL)
+		return;
+	EltCatalogWriteBegin(&cw);
+	if (EltAnyTarget())
+	{
+		ListCell   *lc;
+
+		EltJudge(&c, LockTimeout > 0);
+		decide_and_record(&cw, &c, tag,
+						  (IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->concurrent) ||
+						  (IsA(parsetree, IndexStmt) && ((IndexStmt *) parsetree)->concurrent));
+		/*
+		 * It goes ahead: note what it was judged on, so that sql_drop judges
+		 * only what it drops beyond that under a stricter policy.
+		 */
+		foreach(lc, c.cands)
+		{
+			EltCandidate *f = (EltCandidate *) lfirst(lc);
+
+			if (f->rule >= 0 && RULE_IS_BREAKING(f->rule))
+				judged_rank = Max(judged_rank, policy_rank(f->policy));
+			/* what it names, found safe or not, is judged already */
+			if (OidIsValid(f->relid))
+			{
+				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+				judged_relids = list_append_unique_oid(judged_relids, f->relid);
+				MemoryContextSwitchTo(old);
+			}
+		}
+	}
+	EltCatalogWriteEnd(&cw);
+}
