@@ -64,9 +64,9 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
-REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage checksum manifest deploy security security_lineage security_replay security_deploy backfill_caps checks snapshot migrations
+REGRESS = govern versions_capture versions_diff versions_history audit contracts contracts_script backfill transform lineage checksum manifest deploy security security_lineage security_replay security_deploy backfill_caps checks snapshot migrations
 # isolation specs (test/specs, test/expected)
-ISOLATION = concurrent_ddl govern_race migration_scope contracts_locks backfill_race backfill_writes transform_runs manifest_locks deploy_switch snapshot_lock
+ISOLATION = versions_concurrent_ddl govern_race migrations_scope contracts_locks backfill_race backfill_writes transform_runs manifest_locks deploy_switch snapshot_lock
 # TAP tests (test/t)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
