@@ -45,6 +45,7 @@ OBJS = \
 	src/manifest.o \
 	src/checks.o \
 	src/deploy.o \
+	src/deploy_switch.o \
 	src/deploy_compare.o \
 	src/roles.o
 
