@@ -294,7 +294,7 @@ EltDeployRecordEvent(EltCatalogWrite *cw, int64 deployment_id, const char *inter
 			 const char *reason, const char *details)
 {
 	static SPIPlanPtr plan = NULL;
-	StringInfoData a;
+	EltJson		a;
 
 	EltPrepare(&plan,
 			   "INSERT INTO elt.deployment_event_log (deployment_id, interface, action, actor, happened_at, reason, details)"
@@ -304,12 +304,11 @@ EltDeployRecordEvent(EltCatalogWrite *cw, int64 deployment_id, const char *inter
 			CStringGetTextDatum(action), ObjectIdGetDatum(cw->actor),
 			reason ? CStringGetTextDatum(reason) : (Datum) 0, CStringGetTextDatum(details)},
 			(char[]) {deployment_id ? ' ' : 'n', ' ', ' ', ' ', reason ? ' ' : 'n', ' '}, 0);
-	initStringInfo(&a);
-	appendStringInfoChar(&a, '{');
+	EltJsonBegin(&a);
 	if (deployment_id)
-		EltAppendJsonInt(&a, "deployment_id", deployment_id);
-	appendStringInfo(&a, "%s\"event\": %s}", deployment_id ? ", " : "", details);
-	EltAuditRecord(cw->actor, action, interface, a.data, EltAuditReason(reason));
+		EltJsonInt(&a, "deployment_id", deployment_id);
+	EltJsonRaw(&a, "event", details);
+	EltAuditRecord(cw->actor, action, interface, EltJsonFinish(&a), EltAuditReason(reason));
 }
 
 /* ---------------------------------------------------------------------
@@ -620,14 +619,12 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 							  NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "recording the interface failed");
 	{
-		StringInfoData d;
+		EltJson		d;
 
-		initStringInfo(&d);
-		appendStringInfoChar(&d, '{');
-		EltAppendJsonString(&d, "live", blue);
-		EltAppendJsonInt(&d, "tables", n);
-		appendStringInfoChar(&d, '}');
-		EltDeployRecordEvent(&cw, 0, name, "deploy_init", NULL, d.data);
+		EltJsonBegin(&d);
+		EltJsonString(&d, "live", blue);
+		EltJsonInt(&d, "tables", n);
+		EltDeployRecordEvent(&cw, 0, name, "deploy_init", NULL, EltJsonFinish(&d));
 	}
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT32(n);
@@ -843,17 +840,15 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 							  NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "recording the deployment failed");
 	{
-		StringInfoData d;
+		EltJson		d;
 
-		initStringInfo(&d);
-		appendStringInfoChar(&d, '{');
-		EltAppendJsonString(&d, "candidate", idle_schema);
-		EltAppendJsonInt(&d, "tables", list_length(tables));
-		appendStringInfo(&d, ", \"copy_data\": %s", copy_data ? "true" : "false");
+		EltJsonBegin(&d);
+		EltJsonString(&d, "candidate", idle_schema);
+		EltJsonInt(&d, "tables", list_length(tables));
+		EltJsonBool(&d, "copy_data", copy_data);
 		if (replaced)
-			EltAppendJsonInt(&d, "replaces_deployment", iface.last.id);
-		appendStringInfoChar(&d, '}');
-		EltDeployRecordEvent(&cw, id, name, "deploy_prepare", NULL, d.data);
+			EltJsonInt(&d, "replaces_deployment", iface.last.id);
+		EltDeployRecordEvent(&cw, id, name, "deploy_prepare", NULL, EltJsonFinish(&d));
 	}
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_TEXT_P(cstring_to_text(idle_schema));
@@ -923,13 +918,11 @@ elt_deploy_decommission(PG_FUNCTION_ARGS)
 							  (Datum[]) {Int64GetDatum(iface.last.id), ObjectIdGetDatum(cw.actor)}, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "recording the decommission failed");
 	{
-		StringInfoData d;
+		EltJson		d;
 
-		initStringInfo(&d);
-		appendStringInfoChar(&d, '{');
-		EltAppendJsonString(&d, "dropped", old);
-		appendStringInfoChar(&d, '}');
-		EltDeployRecordEvent(&cw, iface.last.id, name, "deploy_decommission", NULL, d.data);
+		EltJsonBegin(&d);
+		EltJsonString(&d, "dropped", old);
+		EltDeployRecordEvent(&cw, iface.last.id, name, "deploy_decommission", NULL, EltJsonFinish(&d));
 	}
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_TEXT_P(cstring_to_text(old));

@@ -43,7 +43,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/json.h"
 #include "utils/timestamp.h"
 
 #include "audit.h"
@@ -77,6 +76,26 @@ EltDeployInit(void)
  * ---------------------------------------------------------------------
  */
 
+/* What wait_for_lock's subtransaction needs. */
+typedef struct LockWait
+{
+	Oid			relid;
+	int			timeout_ms;
+} LockWait;
+
+/* The lock request itself, with lock_timeout set for it alone. */
+static void
+lock_with_timeout(void *arg)
+{
+	LockWait   *w = arg;
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("lock_timeout", psprintf("%d", w->timeout_ms),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	LockRelationOid(w->relid, AccessExclusiveLock);
+	AtEOXact_GUC(true, level);
+}
+
 /*
  * Wait at most timeout_ms for an ACCESS EXCLUSIVE lock on relid, queued like
  * any lock request (readers that come later queue behind it); false when
@@ -86,41 +105,15 @@ EltDeployInit(void)
 static bool
 wait_for_lock(Oid relid, int timeout_ms)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool locked = false;
+	LockWait	w = {relid, timeout_ms};
+	ErrorData  *e = EltTrySubxact(lock_with_timeout, &w);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		int			level = NewGUCNestLevel();
-
-		(void) set_config_option("lock_timeout", psprintf("%d", timeout_ms),
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-		LockRelationOid(relid, AccessExclusiveLock);
-		AtEOXact_GUC(true, level);
-		ReleaseCurrentSubTransaction();
-		locked = true;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE && e->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
-			ReThrowError(e);
-		FreeErrorData(e);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return locked;
+	if (e == NULL)
+		return true;
+	if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE && e->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
+		ReThrowError(e);
+	FreeErrorData(e);
+	return false;
 }
 
 /*
@@ -165,15 +158,13 @@ lock_views(Oid nsp, const char *interface)
 	}
 	for (attempt = 1;; attempt++)
 	{
-		MemoryContext cxt = CurrentMemoryContext;
-		ResourceOwner owner = CurrentResourceOwner;
+		EltSubxact	sub;
 		int			contended = -1;
 		bool		holding = false;
 		TimestampTz since = GetCurrentTimestamp();
 		int			k;
 
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
+		EltSubxactBegin(&sub);
 		for (k = 0; k < n && contended < 0; k++)
 		{
 			bool		locked;
@@ -199,14 +190,10 @@ lock_views(Oid nsp, const char *interface)
 		}
 		if (contended < 0)
 		{
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
+			EltSubxactCommit(&sub);
 			return attempt;
 		}
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
+		EltSubxactRollback(&sub);
 		if (attempt > deploy_lock_retries)
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
@@ -240,10 +227,13 @@ lock_views(Oid nsp, const char *interface)
  * which fails if objects depend on it.  A new or remade view gets its
  * table's owner, grants, column grants and comments; a repointed view keeps
  * its own, and the columns appended to it get the table's column grants.
- * Returns a JSON list of what changed.  SPI connected, views locked.
+ * Writes what changed into the open array of views, one object a view; the
+ * views made again go into *remade, allocated in keep (which outlives the
+ * SPI connection).  SPI connected, views locked.
  */
-static char *
-point_views(Oid nsp, const char *interface, const char *target, bool allow_drop, List **remade)
+static void
+point_views(Oid nsp, const char *interface, const char *target, bool allow_drop, List **remade,
+			MemoryContext keep, EltJson *views)
 {
 	uint64		i;
 	List	   *stmts = NIL;
@@ -251,7 +241,6 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 	List	   *added_grants = NIL;
 	MemoryContext outer = CurrentMemoryContext;
 	ListCell   *lc;
-	StringInfoData changes;
 
 	if (SPI_execute_with_args("SELECT coalesce(v.relname, t.relname) AS name, v.oid IS NULL AS no_view, t.oid AS tab, v.oid AS view,"
 							  " k.cols AS kept,"
@@ -270,8 +259,6 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 							  2, (Oid[]) {OIDOID, TEXTOID},
 							  (Datum[]) {ObjectIdGetDatum(nsp), CStringGetTextDatum(target)}, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the views failed");
-	initStringInfo(&changes);
-	appendStringInfoChar(&changes, '[');
 	for (i = 0; i < SPI_processed; i++)
 	{
 		char	   *name = EltSpiGetText(i, "name");
@@ -311,8 +298,12 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 				stmts = lappend(stmts, psprintf("DROP VIEW %s", qview));
 				cols = added ? psprintf("%s, %s", kept, added) : kept;
 				/* the checks declared on it follow it to the new view */
-				*remade = lappend(*remade, list_make2((void *) (uintptr_t) DatumGetObjectId(old),
-													  MemoryContextStrdup(outer, qview)));
+				{
+					MemoryContext cxt = MemoryContextSwitchTo(keep);
+
+					*remade = lappend(*remade, list_make2((void *) (uintptr_t) DatumGetObjectId(old), pstrdup(qview)));
+					MemoryContextSwitchTo(cxt);
+				}
 			}
 			else
 				cols = added;
@@ -332,19 +323,11 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 												  MemoryContextStrdup(outer, EltSpiGetText(i, "added_names"))));
 			what = "view repointed";
 		}
-		if (changes.len > 1)
-			appendStringInfoString(&changes, ", ");
-		{
-			StringInfoData one;
-
-			initStringInfo(&one);
-			appendStringInfoChar(&one, '{');
-			EltAppendJsonString(&one, "view", name);
-			EltAppendJsonString(&one, "change", what);
-			appendStringInfo(&changes, "%s}", one.data);
-		}
+		EltJsonBeginObject(views, NULL);
+		EltJsonString(views, "view", name);
+		EltJsonString(views, "change", what);
+		EltJsonEndObject(views);
 	}
-	appendStringInfoChar(&changes, ']');
 	foreach(lc, stmts)
 		EltSpiExec(lfirst(lc));
 	CommandCounterIncrement();
@@ -365,7 +348,6 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 					   CStringGetTextDatum(psprintf("TABLE %s", (char *) linitial(g))),
 					   CStringGetTextDatum(lthird(g))});
 	}
-	return changes.data;
 }
 
 /* ---------------------------------------------------------------------
@@ -413,15 +395,15 @@ shape_gate(const char *interface)
 }
 
 /*
- * Switch the interface's views to schema target; returns what changed and
- * the lock attempts, as JSON.  The checks of a view made again move to the
- * new view, each move audited (check_moved) with the switch's reason.
+ * Switch the interface's views to schema target; writes the lock attempts
+ * and what changed into event (members lock_attempts and views).  The
+ * checks of a view made again move to the new view, each move audited
+ * (check_moved) with the switch's reason.
  */
-static char *
-switch_views(Interface *iface, const char *target, bool allow_drop, const char *reason)
+static void
+switch_views(Interface *iface, const char *target, bool allow_drop, const char *reason, EltJson *event)
 {
 	int			attempts;
-	char	   *changes;
 
 	MemoryContext outer = CurrentMemoryContext;
 	List	   *remade = NIL;
@@ -430,7 +412,10 @@ switch_views(Interface *iface, const char *target, bool allow_drop, const char *
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	attempts = lock_views(iface->nsp, iface->name);
-	changes = MemoryContextStrdup(outer, point_views(iface->nsp, iface->name, target, allow_drop, &remade));
+	EltJsonInt(event, "lock_attempts", attempts);
+	EltJsonBeginArray(event, "views");
+	point_views(iface->nsp, iface->name, target, allow_drop, &remade, outer, event);
+	EltJsonEndArray(event);
 	SPI_finish();
 	if (remade != NIL)
 	{
@@ -452,22 +437,19 @@ switch_views(Interface *iface, const char *target, bool allow_drop, const char *
 			/* each move audited, so that audit_verify can replay it */
 			for (i = 0; i < SPI_processed; i++)
 			{
-				StringInfoData d;
+				EltJson		d;
 				bool		isnull;
 
-				initStringInfo(&d);
-				appendStringInfoChar(&d, '{');
-				EltAppendJsonInt(&d, "check_id", EltSpiGetInt64(i, "check_id", &isnull));
-				EltAppendJsonString(&d, "name", EltSpiGetText(i, "name"));
-				EltAppendJsonInt(&d, "from_relation", from);
-				EltAppendJsonInt(&d, "relation", DatumGetObjectId(EltSpiGetDatum(i, "relation", &isnull)));
-				appendStringInfoChar(&d, '}');
-				EltAuditRecord(cw.actor, "check_moved", lsecond(r), d.data, EltAuditReason(reason));
+				EltJsonBegin(&d);
+				EltJsonInt(&d, "check_id", EltSpiGetInt64(i, "check_id", &isnull));
+				EltJsonString(&d, "name", EltSpiGetText(i, "name"));
+				EltJsonInt(&d, "from_relation", from);
+				EltJsonInt(&d, "relation", DatumGetObjectId(EltSpiGetDatum(i, "relation", &isnull)));
+				EltAuditRecord(cw.actor, "check_moved", lsecond(r), EltJsonFinish(&d), EltAuditReason(reason));
 			}
 		}
 		EltCatalogWriteEnd(&cw);
 	}
-	return psprintf("\"lock_attempts\": %d, \"views\": %s", attempts, changes);
 }
 
 PG_FUNCTION_INFO_V1(elt_deploy_promote);
@@ -491,9 +473,10 @@ elt_deploy_promote(PG_FUNCTION_ARGS)
 	char	   *shape;
 	char	   *checks;
 	char	   *failed;
-	char	   *switched;
+	char	   *gates;
 	EltCatalogWrite cw;
-	StringInfoData gates;
+	EltJson		g;
+	EltJson		event;
 
 	EltDeployLoadInterface(name, &iface);
 	if (iface.last.id == 0 || strcmp(iface.last.state, "prepared") != 0)
@@ -527,13 +510,18 @@ elt_deploy_promote(PG_FUNCTION_ARGS)
 				 errdetail("%s", failed),
 				 errhint("elt.check_run('%s') shows the failing rows; fix them and promote again.", candidate)));
 
-	switched = switch_views(&iface, candidate, force, reason);
+	EltJsonBegin(&g);
+	EltJsonRaw(&g, "checks", checks);
+	EltJsonString(&g, "shape", shape[0] ? shape : "compatible");
+	EltJsonBool(&g, "forced", force);
+	gates = EltJsonFinish(&g);
 
-	initStringInfo(&gates);
-	appendStringInfoString(&gates, "{\"checks\": ");
-	appendStringInfoString(&gates, checks);
-	EltAppendJsonString(&gates, "shape", shape[0] ? shape : "compatible");
-	appendStringInfo(&gates, ", \"forced\": %s}", force ? "true" : "false");
+	EltJsonBegin(&event);
+	EltJsonString(&event, "live", candidate);
+	EltJsonRaw(&event, "gates", gates);
+	switch_views(&iface, candidate, force, reason, &event);
+	if (iface.canary != 0)
+		EltJsonBool(&event, "canary_ended", true);
 
 	EltCatalogWriteBegin(&cw);
 	if (SPI_execute_with_args("UPDATE elt.deploy_interfaces SET live_color = $2, canary_deployment = NULL,"
@@ -544,11 +532,9 @@ elt_deploy_promote(PG_FUNCTION_ARGS)
 							  " promote_reason = $3, forced = $4, gates = $5::pg_catalog.jsonb WHERE deployment_id = $1",
 							  5, (Oid[]) {INT8OID, OIDOID, TEXTOID, BOOLOID, TEXTOID},
 							  (Datum[]) {Int64GetDatum(iface.last.id), ObjectIdGetDatum(cw.actor), CStringGetTextDatum(reason),
-							  BoolGetDatum(force), CStringGetTextDatum(gates.data)}, NULL, false, 0) != SPI_OK_UPDATE)
+							  BoolGetDatum(force), CStringGetTextDatum(gates)}, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "recording the promotion failed");
-	EltDeployRecordEvent(&cw, iface.last.id, name, "deploy_promote", reason,
-				 psprintf("{\"live\": \"%s\", \"gates\": %s, %s%s}", candidate, gates.data, switched,
-						  iface.canary != 0 ? ", \"canary_ended\": true" : ""));
+	EltDeployRecordEvent(&cw, iface.last.id, name, "deploy_promote", reason, EltJsonFinish(&event));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(iface.last.id);
 }
@@ -568,7 +554,7 @@ elt_deploy_rollback(PG_FUNCTION_ARGS)
 	char	   *reason = EltRequiredText(fcinfo, 1, "reason");
 	Interface	iface;
 	char	   *previous;
-	char	   *switched;
+	EltJson		event;
 	EltCatalogWrite cw;
 
 	EltDeployLoadInterface(name, &iface);
@@ -584,7 +570,9 @@ elt_deploy_rollback(PG_FUNCTION_ARGS)
 				 errmsg("schema \"%s\" of the previous version no longer exists", previous),
 				 errhint("It was dropped outside elt.deploy_decommission(); prepare and promote a fixed version instead.")));
 	EltDeployRefuseRowSecurity(name, "elt.deploy_rollback()", previous, NULL);
-	switched = switch_views(&iface, previous, true, reason);
+	EltJsonBegin(&event);
+	EltJsonString(&event, "live", previous);
+	switch_views(&iface, previous, true, reason, &event);
 
 	EltCatalogWriteBegin(&cw);
 	if (SPI_execute_with_args("UPDATE elt.deploy_interfaces SET live_color = $2 WHERE interface = $1",
@@ -596,8 +584,7 @@ elt_deploy_rollback(PG_FUNCTION_ARGS)
 							  (Datum[]) {Int64GetDatum(iface.last.id), ObjectIdGetDatum(cw.actor), CStringGetTextDatum(reason)},
 							  NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "recording the rollback failed");
-	EltDeployRecordEvent(&cw, iface.last.id, name, "deploy_rollback", reason,
-				 psprintf("{\"live\": \"%s\", %s}", previous, switched));
+	EltDeployRecordEvent(&cw, iface.last.id, name, "deploy_rollback", reason, EltJsonFinish(&event));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(iface.last.id);
 }
@@ -655,16 +642,17 @@ elt_deploy_canary_reads(PG_FUNCTION_ARGS)
  *   SELECT cols FROM live.t WHERE NOT elt._canary(...)
  *   UNION ALL SELECT cols FROM candidate.t WHERE elt._canary(...)
  * The views keep their columns (the candidate's new columns and tables
- * appear at promotion).  Returns a JSON list of the views.  SPI connected,
- * views locked, shapes compatible.
+ * appear at promotion).  Writes the views' names into the open array
+ * views.  SPI connected, views locked, shapes compatible.
  */
-static char *
-canary_views(Oid nsp, const char *interface, const char *live, const char *candidate, const char *pick)
+static void
+canary_views(Oid nsp, const char *interface, const char *live, const char *candidate, const char *pick,
+			 EltJson *views)
 {
 	uint64		i;
 	List	   *stmts = NIL;
 	ListCell   *lc;
-	StringInfoData changes;
+
 	if (SPI_execute_with_args("SELECT v.relname AS name, l.oid IS NULL AS no_live, c.oid IS NULL AS no_candidate,"
 							  " lk.cols AS live_cols, lk.retyped AS live_retyped, ck.cols AS candidate_cols, ck.retyped AS candidate_retyped"
 							  " FROM pg_catalog.pg_class v"
@@ -679,8 +667,6 @@ canary_views(Oid nsp, const char *interface, const char *live, const char *candi
 							  (Datum[]) {ObjectIdGetDatum(nsp), CStringGetTextDatum(live), CStringGetTextDatum(candidate)},
 							  NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the views failed");
-	initStringInfo(&changes);
-	appendStringInfoChar(&changes, '[');
 	for (i = 0; i < SPI_processed; i++)
 	{
 		char	   *name = EltSpiGetText(i, "name");
@@ -701,14 +687,10 @@ canary_views(Oid nsp, const char *interface, const char *live, const char *candi
 										" UNION ALL SELECT %s FROM %s WHERE %s",
 										qview, EltSpiGetText(i, "live_cols"), quote_qualified_identifier(live, name), pick,
 										EltSpiGetText(i, "candidate_cols"), quote_qualified_identifier(candidate, name), pick));
-		if (changes.len > 1)
-			appendStringInfoString(&changes, ", ");
-		escape_json(&changes, name);
+		EltJsonString(views, NULL, name);
 	}
-	appendStringInfoChar(&changes, ']');
 	foreach(lc, stmts)
 		EltSpiExec(lfirst(lc));
-	return changes.data;
 }
 
 PG_FUNCTION_INFO_V1(elt_deploy_canary);
@@ -735,10 +717,8 @@ elt_deploy_canary(PG_FUNCTION_ARGS)
 	char	   *shape;
 	char	   *checks;
 	char	   *failed;
-	char	   *views;
-	int			attempts;
 	StringInfoData rolearr;
-	StringInfoData d;
+	EltJson		d;
 	EltCatalogWrite cw;
 	ListCell   *lc;
 
@@ -801,6 +781,19 @@ elt_deploy_canary(PG_FUNCTION_ARGS)
 				 errdetail("%s", failed),
 				 errhint("elt.check_run('%s') shows the failing rows; fix them before a canary.", candidate)));
 
+	/* the event: the settings and the gates, then the views as they are switched */
+	EltJsonBegin(&d);
+	EltJsonString(&d, "candidate", candidate);
+	EltJsonBeginArray(&d, "roles");
+	foreach(lc, roles)
+		EltJsonString(&d, NULL, GetUserNameFromId(lfirst_oid(lc), false));
+	EltJsonEndArray(&d);
+	if (percent != -1)
+		EltJsonInt(&d, "percent", percent);
+	EltJsonBeginObject(&d, "gates");
+	EltJsonRaw(&d, "checks", checks);
+	EltJsonEndObject(&d);
+
 	/* the views' branch choice, with the settings as constants */
 	initStringInfo(&rolearr);
 	foreach(lc, roles)
@@ -812,12 +805,12 @@ elt_deploy_canary(PG_FUNCTION_ARGS)
 									 roles != NIL ? quote_literal_cstr(psprintf("{%s}", rolearr.data)) : "NULL",
 									 percent != -1 ? psprintf("%d", percent) : "NULL");
 
-		MemoryContext outer = CurrentMemoryContext;
-
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		attempts = lock_views(iface.nsp, name);
-		views = MemoryContextStrdup(outer, canary_views(iface.nsp, name, live, candidate, pick));
+		EltJsonInt(&d, "lock_attempts", lock_views(iface.nsp, name));
+		EltJsonBeginArray(&d, "views");
+		canary_views(iface.nsp, name, live, candidate, pick, &d);
+		EltJsonEndArray(&d);
 		SPI_finish();
 	}
 
@@ -841,21 +834,8 @@ elt_deploy_canary(PG_FUNCTION_ARGS)
 								  (char[]) {' ', ' ', roles != NIL ? ' ' : 'n', percent != -1 ? ' ' : 'n'}, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "recording the canary failed");
 	}
-	initStringInfo(&d);
-	appendStringInfoChar(&d, '{');
-	EltAppendJsonString(&d, "candidate", candidate);
-	appendStringInfoString(&d, ", \"roles\": [");
-	foreach(lc, roles)
-	{
-		if (lc != list_head(roles))
-			appendStringInfoString(&d, ", ");
-		escape_json(&d, GetUserNameFromId(lfirst_oid(lc), false));
-	}
-	appendStringInfoChar(&d, ']');
-	if (percent != -1)
-		EltAppendJsonInt(&d, "percent", percent);
-	appendStringInfo(&d, ", \"gates\": {\"checks\": %s}, \"lock_attempts\": %d, \"views\": %s}", checks, attempts, views);
-	EltDeployRecordEvent(&cw, iface.last.id, name, iface.canary != 0 ? "deploy_canary_change" : "deploy_canary", NULL, d.data);
+	EltDeployRecordEvent(&cw, iface.last.id, name, iface.canary != 0 ? "deploy_canary_change" : "deploy_canary", NULL,
+						 EltJsonFinish(&d));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(iface.last.id);
 }
@@ -873,7 +853,7 @@ elt_deploy_canary_stop(PG_FUNCTION_ARGS)
 	char	   *name = EltDeployInterfaceArg(fcinfo, 0);
 	char	   *reason = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	Interface	iface;
-	char	   *switched;
+	EltJson		event;
 	EltCatalogWrite cw;
 	int64		id;
 
@@ -884,15 +864,16 @@ elt_deploy_canary_stop(PG_FUNCTION_ARGS)
 				 errmsg("interface \"%s\" has no canary running", name),
 				 errhint("elt.deployments shows which deployment, if any, is in a canary.")));
 	id = iface.canary;
-	switched = switch_views(&iface, EltDeployColorSchema(name, iface.live_color), false, reason);
+	EltJsonBegin(&event);
+	EltJsonString(&event, "live", EltDeployColorSchema(name, iface.live_color));
+	switch_views(&iface, EltDeployColorSchema(name, iface.live_color), false, reason, &event);
 
 	EltCatalogWriteBegin(&cw);
 	if (SPI_execute_with_args("UPDATE elt.deploy_interfaces SET canary_deployment = NULL, canary_roles = NULL,"
 							  " canary_percent = NULL WHERE interface = $1",
 							  1, (Oid[]) {NAMEOID}, (Datum[]) {CStringGetDatum(name)}, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "recording the end of the canary failed");
-	EltDeployRecordEvent(&cw, id, name, "deploy_canary_stop", reason,
-				 psprintf("{\"live\": \"%s\", %s}", EltDeployColorSchema(name, iface.live_color), switched));
+	EltDeployRecordEvent(&cw, id, name, "deploy_canary_stop", reason, EltJsonFinish(&event));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(id);
 }
