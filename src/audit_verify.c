@@ -53,6 +53,38 @@ typedef struct ReplayTarget
 	char	   *policy;
 } ReplayTarget;
 
+/*
+ * A field of a table's row that differs from what the audit log says:
+ * "<table> has <field> <value> for <what>, but the audit log says <said>",
+ * both values as the message shows them (quoted, shown, a role).  Every
+ * replay compares its rows this way.
+ */
+static char *
+differs(const char *table, const char *field, const char *value, const char *what, const char *said)
+{
+	return psprintf("%s has %s %s for %s, but the audit log says %s", table, field, value, what, said);
+}
+
+/*
+ * The entry with the lowest key among those of a replay's hash table that
+ * its table did not have (whose bool at seen_offset is false), or NULL:
+ * the first row the audit log has and the table lacks.  The key is the
+ * int64 an entry starts with.
+ */
+static void *
+first_unseen(HTAB *replayed, size_t seen_offset)
+{
+	HASH_SEQ_STATUS seq;
+	char	   *entry;
+	char	   *first = NULL;
+
+	hash_seq_init(&seq, replayed);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+		if (!*(bool *) (entry + seen_offset) && (first == NULL || *(int64 *) entry < *(int64 *) first))
+			first = entry;
+	return first;
+}
+
 /* A string member of a jsonb object, or NULL. */
 static char *
 jsonb_text_member(Jsonb *jb, const char *key)
@@ -186,8 +218,7 @@ replay_compare(List *expected)
 			return psprintf("elt.governed_targets governs %s (policy %s), which no governance action in the audit log accounts for",
 							what, policy);
 		if (strcmp(rt->policy, policy) != 0)
-			return psprintf("elt.governed_targets has policy %s for %s, but the audit log says %s",
-							policy, what, rt->policy);
+			return differs("elt.governed_targets", "policy", policy, what, rt->policy);
 		seen = lappend(seen, rt);
 	}
 	foreach(lc, expected)
@@ -410,7 +441,6 @@ checks_compare_rows(HTAB *checks)
 	SPITupleTable *tt = SPI_tuptable;
 	uint64		n = SPI_processed;
 	uint64		i;
-	HASH_SEQ_STATUS seq;
 	ReplayCheck *rc;
 	ReplayCheck *missing = NULL;
 
@@ -437,34 +467,26 @@ checks_compare_rows(HTAB *checks)
 							what);
 		rc->seen = true;
 		if (strcmp(rc->name, name) != 0)
-			return psprintf("elt.check_defs has name \"%s\" for check_id %lld on %s, but the audit log says \"%s\"",
-							name, (long long) check_id, rel, rc->name);
+			return differs("elt.check_defs", "name", quoted(name), psprintf("check_id %lld on %s", (long long) check_id, rel),
+						   quoted(rc->name));
 		if (rc->has_relation && rc->relation != relation)
 			return psprintf("elt.check_defs has %s, but the audit log says it is on %s",
 							what, replay_check_relation(rc));
 		if (strcmp(rc->kind, kind) != 0)
-			return psprintf("elt.check_defs has kind %s for %s, but the audit log says %s",
-							kind, what, rc->kind);
+			return differs("elt.check_defs", "kind", kind, what, rc->kind);
 		if (strcmp(rc->args, args) != 0)
-			return psprintf("elt.check_defs has args %s for %s, but the audit log says %s",
-							args, what, rc->args);
+			return differs("elt.check_defs", "args", args, what, rc->args);
 		if (strcmp(rc->severity, severity) != 0)
-			return psprintf("elt.check_defs has severity %s for %s, but the audit log says %s",
-							severity, what, rc->severity);
+			return differs("elt.check_defs", "severity", severity, what, rc->severity);
 		if (rc->has_owner && rc->owner != owner)
-			return psprintf("elt.check_defs has owner %s for %s, but the audit log says %s",
-							role_display(owner), what, role_display(rc->owner));
+			return differs("elt.check_defs", "owner", role_display(owner), what, role_display(rc->owner));
 		/* the names in its SQL resolve with it: a changed one could make it call other functions */
 		if (rc->has_search_path && (search_path == NULL || strcmp(rc->search_path, search_path) != 0))
-			return psprintf("elt.check_defs has search_path %s for %s, but the audit log says %s",
-							search_path ? quote_literal_cstr(search_path) : "NULL", what,
-							quote_literal_cstr(rc->search_path));
+			return differs("elt.check_defs", "search_path", search_path ? quote_literal_cstr(search_path) : "NULL", what,
+						   quote_literal_cstr(rc->search_path));
 	}
 	/* the first check, by check_id, that the log has and the table does not */
-	hash_seq_init(&seq, checks);
-	while ((rc = hash_seq_search(&seq)) != NULL)
-		if (!rc->seen && (missing == NULL || rc->check_id < missing->check_id))
-			missing = rc;
+	missing = first_unseen(checks, offsetof(ReplayCheck, seen));
 	if (missing != NULL)
 		return psprintf("the audit log says check \"%s\" (check_id %lld) on %s exists (declared in row %lld), but elt.check_defs has no such check",
 						missing->name, (long long) missing->check_id,
@@ -600,11 +622,9 @@ approvers_compare(List *approvers)
 							approver);
 		ra->seen = true;
 		if (strcmp(ra->added_by, added_by) != 0)
-			return psprintf("elt.approvers has added_by %s for approver \"%s\", but the audit log says %s",
-							added_by, approver, ra->added_by);
+			return differs("elt.approvers", "added_by", added_by, psprintf("approver \"%s\"", approver), ra->added_by);
 		if (ra->has_note && text_differs(note, ra->note))
-			return psprintf("elt.approvers has note %s for approver \"%s\", but the audit log says %s",
-							quoted(note), approver, quoted(ra->note));
+			return differs("elt.approvers", "note", quoted(note), psprintf("approver \"%s\"", approver), quoted(ra->note));
 	}
 	foreach(lc, approvers)
 	{
@@ -724,7 +744,6 @@ migrations_compare(HTAB *migrations)
 	uint64		i;
 	uint64		n;
 	SPITupleTable *tt;
-	HASH_SEQ_STATUS seq;
 	ReplayMigration *rm;
 	ReplayMigration *missing = NULL;
 
@@ -754,29 +773,22 @@ migrations_compare(HTAB *migrations)
 							what);
 		rm->seen = true;
 		if (strcmp(rm->name, name) != 0)
-			return psprintf("elt.migration_windows has name %s for migration %lld, but the audit log says %s",
-							quoted(name), (long long) migration_id, quoted(rm->name));
+			return differs("elt.migration_windows", "name", quoted(name), psprintf("migration %lld", (long long) migration_id),
+						   quoted(rm->name));
 		if (text_differs(reason, rm->reason))
-			return psprintf("elt.migration_windows has reason %s for %s, but the audit log says %s",
-							quoted(reason), what, quoted(rm->reason));
+			return differs("elt.migration_windows", "reason", quoted(reason), what, quoted(rm->reason));
 		if (strcmp(rm->approved_by, approved_by) != 0)
-			return psprintf("elt.migration_windows has approved_by %s for %s, but the audit log says %s",
-							quoted(approved_by), what, quoted(rm->approved_by));
+			return differs("elt.migration_windows", "approved_by", quoted(approved_by), what, quoted(rm->approved_by));
 		if (strcmp(rm->role, role) != 0)
-			return psprintf("elt.migration_windows has role %s for %s, but the audit log says %s",
-							role, what, rm->role);
+			return differs("elt.migration_windows", "role", role, what, rm->role);
 		if (rm->opened_by != NULL && strcmp(rm->opened_by, opened_by) != 0)
-			return psprintf("elt.migration_windows has opened_by %s for %s, but the audit log says %s",
-							opened_by, what, rm->opened_by);
+			return differs("elt.migration_windows", "opened_by", opened_by, what, rm->opened_by);
 		if (closed != rm->ended)
 			return closed ?
 				psprintf("elt.migration_windows has %s closed, but the audit log says it was never ended", what) :
 				psprintf("elt.migration_windows has %s open, but the audit log says it was ended", what);
 	}
-	hash_seq_init(&seq, migrations);
-	while ((rm = hash_seq_search(&seq)) != NULL)
-		if (!rm->seen && (missing == NULL || rm->migration_id < missing->migration_id))
-			missing = rm;
+	missing = first_unseen(migrations, offsetof(ReplayMigration, seen));
 	if (missing != NULL)
 		return psprintf("the audit log says migration %lld (%s) was begun (row %lld), but elt.migration_windows has no such migration",
 						(long long) missing->migration_id, quoted(missing->name),
@@ -797,7 +809,6 @@ approvals_compare(HTAB *approvals)
 	uint64		i;
 	uint64		n;
 	SPITupleTable *tt;
-	HASH_SEQ_STATUS seq;
 	ReplayApproval *ra;
 	ReplayApproval *missing = NULL;
 
@@ -825,23 +836,17 @@ approvals_compare(HTAB *approvals)
 							what);
 		ra->seen = true;
 		if (strcmp(ra->name, name) != 0)
-			return psprintf("elt.migration_approvals has migration %s for approval %lld, but the audit log says %s",
-							quoted(name), (long long) approval_id, quoted(ra->name));
+			return differs("elt.migration_approvals", "migration", quoted(name), psprintf("approval %lld", (long long) approval_id),
+						   quoted(ra->name));
 		if (strcmp(ra->approver, approver) != 0)
-			return psprintf("elt.migration_approvals has approver %s for %s, but the audit log says %s",
-							quoted(approver), what, quoted(ra->approver));
+			return differs("elt.migration_approvals", "approver", quoted(approver), what, quoted(ra->approver));
 		if (ra->requested_by != NULL && strcmp(ra->requested_by, requested_by) != 0)
-			return psprintf("elt.migration_approvals has requested_by %s for %s, but the audit log says %s",
-							quoted(requested_by), what, quoted(ra->requested_by));
+			return differs("elt.migration_approvals", "requested_by", quoted(requested_by), what, quoted(ra->requested_by));
 		said_used_by = ra->migration_id > 0 ? psprintf("%lld", (long long) ra->migration_id) : NULL;
 		if (text_differs(used_by, said_used_by))
-			return psprintf("elt.migration_approvals has migration_id %s for %s, but the audit log says %s",
-							shown(used_by), what, shown(said_used_by));
+			return differs("elt.migration_approvals", "migration_id", shown(used_by), what, shown(said_used_by));
 	}
-	hash_seq_init(&seq, approvals);
-	while ((ra = hash_seq_search(&seq)) != NULL)
-		if (!ra->seen && (missing == NULL || ra->approval_id < missing->approval_id))
-			missing = ra;
+	missing = first_unseen(approvals, offsetof(ReplayApproval, seen));
 	if (missing != NULL)
 		return psprintf("the audit log says approval %lld of migration %s was given (row %lld), but elt.migration_approvals has no such approval",
 						(long long) missing->approval_id, quoted(missing->name),
@@ -1223,17 +1228,15 @@ run_compare(Verify *vf, int64 id, Jsonb *details)
 							"a role that may read elt.transform_runs sees both",
 							run_fields[i].key, run_id, (long long) id);
 		if (text_differs(has, said))
-			return psprintf("elt.transform_runs has %s %s for run %s (recorded by row %lld), but the audit log says %s",
-							run_fields[i].key,
-							run_fields[i].free_text ? quoted(has) : shown(has),
-							run_id, (long long) id,
-							run_fields[i].free_text ? quoted(said) : shown(said));
+			return differs("elt.transform_runs", run_fields[i].key, run_fields[i].free_text ? quoted(has) : shown(has),
+						   psprintf("run %s (recorded by row %lld)", run_id, (long long) id),
+						   run_fields[i].free_text ? quoted(said) : shown(said));
 	}
 	role = col_text(vf, COL_ROLE);
 	has = col_text(vf, COL_R_ROLE);
 	if (text_differs(has, role))
-		return psprintf("elt.transform_runs has role %s for run %s (recorded by row %lld), but the audit log says %s",
-						shown(has), run_id, (long long) id, shown(role));
+		return differs("elt.transform_runs", "role", shown(has), psprintf("run %s (recorded by row %lld)", run_id, (long long) id),
+					   shown(role));
 	run_hash = jsonb_text_member(details, "run_hash");
 	if (run_hash != NULL)
 	{
@@ -1267,13 +1270,13 @@ code_compare(Verify *vf, int64 id, Jsonb *details)
 
 	said = jsonb_member_as_text(details, "code_hash", &present);
 	if (text_differs(hash, said))
-		return psprintf("elt.transform_code has code_hash %s for %s (recorded by row %lld), but the audit log says %s",
-						shown(hash), what, (long long) id, shown(said));
+		return differs("elt.transform_code", "code_hash", shown(hash), psprintf("%s (recorded by row %lld)", what, (long long) id),
+					   shown(said));
 	said = jsonb_member_as_text(details, "lineage", &present);
 	has = col_text(vf, COL_C_LINEAGE_LEVEL);
 	if (present && text_differs(has, said))
-		return psprintf("elt.transform_code has lineage_level %s for %s (recorded by row %lld), but the audit log says %s",
-						shown(has), what, (long long) id, shown(said));
+		return differs("elt.transform_code", "lineage_level", shown(has), psprintf("%s (recorded by row %lld)", what, (long long) id),
+					   shown(said));
 	norm = EltNormalizeSql(sql ? sql : "");
 	EltSha256Hex(norm, strlen(norm), computed);
 	if (hash == NULL || strcmp(hash, computed) != 0)
