@@ -28,6 +28,7 @@ OBJS = \
 	src/util_subxact.o \
 	src/audit.o \
 	src/audit_verify.o \
+	src/audit_replay.o \
 	src/govern.o \
 	src/table_shape.o \
 	src/ddl_capture.o \

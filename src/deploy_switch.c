@@ -9,7 +9,9 @@
  * calls deploy.c for what both halves of the engine share (deploy_int.h:
  * reading and locking the interface, the row level security refusal,
  * grants of a new view, the event log), checks.c for the gates and
- * contracts.c for the current migration; below those, audit.c and util*.c.
+ * migrations.c for the current migration (contracts.h); below those,
+ * audit.c and util*.c (util_subxact.c for the lock attempts, util_json.c
+ * for the event details).
  * deploy.c never calls this file.
  *
  * Privileges: as in deploy.c — the views are replaced as the caller, the
