@@ -30,6 +30,7 @@ OBJS = \
 	src/settings.o \
 	src/audit.o \
 	src/audit_verify.o \
+	src/audit_replay.o \
 	src/govern.o \
 	src/versions_store.o \
 	src/versions_shape.o \
@@ -55,6 +56,7 @@ OBJS = \
 	src/replay.o \
 	src/checks.o \
 	src/deploy.o \
+	src/deploy_switch.o \
 	src/deploy_compare.o \
 	src/roles.o
 

@@ -305,3 +305,24 @@ UPDATE elt.check_defs SET severity = 'error' WHERE name = 'not_null_a';
 SELECT valid, detail FROM elt.audit_verify();
 UPDATE elt.check_defs SET severity = 'warn' WHERE name = 'not_null_a';
 SELECT valid FROM elt.audit_verify();
+
+-------------------------------------------------------------------------------
+-- Names with a quote and a backslash (an interface, its tables, a canary
+-- role): every event and its audit row hold them as valid JSON
+-------------------------------------------------------------------------------
+CREATE SCHEMA "q""b\s";
+CREATE TABLE "q""b\s"."t""1" (id int PRIMARY KEY, v text);
+INSERT INTO "q""b\s"."t""1" VALUES (1, 'a');
+CREATE ROLE "r""o\le";
+SELECT elt.deploy_init('q"b\s') AS tables;
+SELECT elt.deploy_prepare('q"b\s', copy_data => true) AS candidate;
+SELECT elt.deploy_canary('q"b\s', roles => ARRAY['r"o\le']) > 0 AS canary;
+SELECT elt.deploy_canary_stop('q"b\s', 'stop "it"') > 0 AS stopped;
+SELECT elt.deploy_promote('q"b\s', 'names') > 0 AS promoted;
+SELECT elt.deploy_rollback('q"b\s', 'back') > 0 AS rolled_back;
+SELECT action, details ->> 'live' AS live, details ->> 'candidate' AS candidate, details -> 'roles' AS roles,
+       details -> 'views' AS views
+FROM elt.deployment_events WHERE interface = 'q"b\s' ORDER BY event_id;
+SELECT action, object, details -> 'event' ->> 'live' AS live, details -> 'event' ->> 'candidate' AS candidate
+FROM elt.audit_log WHERE object = 'q"b\s' ORDER BY id;
+SELECT valid FROM elt.audit_verify();
