@@ -336,36 +336,32 @@ char *
 EltChecksRunGate(const char *candidate, int64 deployment_id, char **failed)
 {
 	List	   *jobs = find_jobs(candidate);
-	StringInfoData out;
+	EltJson		out;
 	StringInfoData bad;
 	ListCell   *lc;
 
-	initStringInfo(&out);
+	EltJsonBeginList(&out);
 	initStringInfo(&bad);
-	appendStringInfoChar(&out, '[');
 	foreach(lc, jobs)
 	{
 		CheckJob   *j = lfirst(lc);
-		EltJson		one;
 
 		run_job(j);
-		EltJsonBegin(&one);
-		EltJsonString(&one, "check", j->name);
-		EltJsonString(&one, "relation", j->checked);
-		EltJsonString(&one, "severity", j->severity);
-		EltJsonString(&one, "status", j->status);
+		EltJsonBeginObject(&out, NULL);
+		EltJsonString(&out, "check", j->name);
+		EltJsonString(&out, "relation", j->checked);
+		EltJsonString(&out, "severity", j->severity);
+		EltJsonString(&out, "status", j->status);
 		if (!j->failing_null)
-			EltJsonInt(&one, "failing_rows", j->failing);
-		/* a JSON array of the finished objects */
-		appendStringInfo(&out, "%s%s", out.len > 1 ? ", " : "", EltJsonFinish(&one));
+			EltJsonInt(&out, "failing_rows", j->failing);
+		EltJsonEndObject(&out);
 		if (strcmp(j->severity, "error") == 0 && strcmp(j->status, "pass") != 0)
 			appendStringInfo(&bad, "%s%s on %s: %s", bad.len > 0 ? "\n" : "", j->name, j->checked,
 							 j->failing_null ? j->message : psprintf(INT64_FORMAT " failing rows", j->failing));
 	}
-	appendStringInfoChar(&out, ']');
 	record_results(jobs, deployment_id);
 	*failed = bad.len > 0 ? bad.data : NULL;
-	return out.data;
+	return EltJsonFinish(&out);
 }
 
 PG_FUNCTION_INFO_V1(elt_check_run);

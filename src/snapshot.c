@@ -106,31 +106,25 @@ shape_json(Oid relid)
 {
 	Relation	rel = relation_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
-	StringInfoData buf;
-	int			i,
-				n = 0;
+	EltJson		buf;
+	int			i;
 
-	/* a JSON array of finished objects, one per column */
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '[');
+	/* a JSON array of objects, one per column */
+	EltJsonBeginList(&buf);
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		EltJson		col;
 
 		if (att->attisdropped)
 			continue;
-		if (n++ > 0)
-			appendStringInfoString(&buf, ", ");
-		EltJsonBegin(&col);
-		EltJsonString(&col, "name", NameStr(att->attname));
-		EltJsonString(&col, "type", format_type_extended(att->atttypid, att->atttypmod,
+		EltJsonBeginObject(&buf, NULL);
+		EltJsonString(&buf, "name", NameStr(att->attname));
+		EltJsonString(&buf, "type", format_type_extended(att->atttypid, att->atttypmod,
 														 FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
-		appendStringInfoString(&buf, EltJsonFinish(&col));
+		EltJsonEndObject(&buf);
 	}
-	appendStringInfoChar(&buf, ']');
 	relation_close(rel, AccessShareLock);
-	return buf.data;
+	return EltJsonFinish(&buf);
 }
 
 /* The role's snapshot with this shape and checksum, or 0; with its storage name. */

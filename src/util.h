@@ -111,6 +111,7 @@ typedef struct EltJson
 } EltJson;
 
 extern void EltJsonBegin(EltJson *j);
+extern void EltJsonBeginList(EltJson *j);
 extern char *EltJsonFinish(EltJson *j);
 extern void EltJsonString(EltJson *j, const char *key, const char *value);
 extern void EltJsonInt(EltJson *j, const char *key, int64 value);

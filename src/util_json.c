@@ -73,13 +73,28 @@ EltJsonBegin(EltJson *j)
 	json_open(j, NULL, false);
 }
 
-/* Close the document and return its text (every nested level closed). */
+/*
+ * Start a document that is an array (its members take a NULL key; an
+ * object member is opened with EltJsonBeginObject(j, NULL)).
+ */
+void
+EltJsonBeginList(EltJson *j)
+{
+	initStringInfo(&j->buf);
+	j->depth = 0;
+	json_open(j, NULL, true);
+}
+
+/*
+ * Close the document, object or array as it was begun, and return its text;
+ * every nested level must have been closed.
+ */
 char *
 EltJsonFinish(EltJson *j)
 {
-	json_close(j, false);
-	if (j->depth != 0)
-		elog(ERROR, "JSON builder finished with %d levels still open", j->depth);
+	if (j->depth != 1)
+		elog(ERROR, "JSON builder finished with %d levels open", j->depth);
+	json_close(j, j->in_array[0]);
 	return j->buf.data;
 }
 
