@@ -37,6 +37,7 @@ OBJS = \
 	src/backfill_worker.o \
 	src/transform.o \
 	src/lineage.o \
+	src/lineage_keys.o \
 	src/lineage_rows.o \
 	src/lineage_store.o \
 	src/openlineage.o \

@@ -52,39 +52,6 @@ extern List *EltRawRelationRefs(const char *sql);
 extern EltLineageInfo *EltLineageAnalyze(const char *sql, bool rewrite);
 
 /* lineage_rows.c */
-
-/* Prints keys as canonical text, fast for the common types. */
-typedef enum EltKeyPrintKind
-{
-	/* stored in chunks of packed keys: the values are fixed */
-	ELT_KP_INT2 = 1,
-	ELT_KP_INT4 = 2,
-	ELT_KP_INT8 = 3,
-	ELT_KP_DATE = 4,
-	ELT_KP_TEXT = 5,
-	ELT_KP_OUT = 6				/* the type's output function, settings pinned */
-} EltKeyPrintKind;
-
-typedef struct EltKeyCol
-{
-	EltKeyPrintKind kind;
-	FmgrInfo	out;
-} EltKeyCol;
-
-typedef struct EltKeyPrinter
-{
-	int			ncols;
-	bool		row;			/* a row literal (several columns, or a row type) */
-	EltKeyCol  *cols;
-} EltKeyPrinter;
-
-extern void EltKeyPrinterInit(EltKeyPrinter *p, int ncols, const Oid *types, MemoryContext cxt);
-extern void EltKeyPrint(EltKeyPrinter *p, const Datum *values, const bool *isnull, StringInfo out);
-extern void EltKeyPrintValue(EltKeyPrintKind kind, FmgrInfo *out, Datum v, StringInfo buf);
-extern void EltKeyQuoteField(StringInfo out, int start);
-extern List *EltSplitRowLiteral(const char *s, bool *ok);
-extern char *EltKeyTextCall(FmgrInfo *out, Datum value);
-extern char *EltLineageKeyText(Datum value, Oid typid);
 extern char *EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *ival);
 extern List *EltPrimaryKeyColumns(Relation rel);
 extern bool EltIntegerKeyType(Oid typid);

@@ -57,6 +57,7 @@
 #include "utils/tuplestore.h"
 
 #include "lineage.h"
+#include "lineage_keys.h"
 #include "util.h"
 
 #define CHUNK_FORMAT 1
