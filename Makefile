@@ -39,6 +39,8 @@ OBJS = \
 	src/lineage.o \
 	src/lineage_keys.o \
 	src/lineage_rows.o \
+	src/lineage_capture.o \
+	src/lineage_chunk.o \
 	src/lineage_store.o \
 	src/openlineage.o \
 	src/checksum.o \

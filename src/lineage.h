@@ -1,5 +1,10 @@
 /*
- * lineage.h — row and column lineage of transform queries.
+ * lineage.h — row and column lineage of transform queries: the analysis
+ * of a query (lineage.c), the capture of a run's row lineage
+ * (lineage_capture.c), lookups in the stored lineage (lineage_store.c) and
+ * keys typed by a user (lineage_rows.c).  Canonical key text is in
+ * lineage_keys.h; the encoding of a chunk, private to capture and store,
+ * in lineage_chunk.h.
  */
 #ifndef ELT_LINEAGE_H
 #define ELT_LINEAGE_H
@@ -46,22 +51,25 @@ typedef struct EltLineageInfo
 #define ELT_SLOT_PREFIX "__elt_lk_"
 #define ELT_KEY_PREFIX "__elt_key_"
 
+/* lineage.c */
 extern Query *EltAnalyzeSelect(const char *sql);
 extern Query *EltAnalyzeSelectRemapped(const char *sql, List *remap);
 extern List *EltRawRelationRefs(const char *sql);
 extern EltLineageInfo *EltLineageAnalyze(const char *sql, bool rewrite);
-
-/* lineage_rows.c */
-extern char *EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *ival);
 extern List *EltPrimaryKeyColumns(Relation rel);
 extern bool EltIntegerKeyType(Oid typid);
 
-/* lineage_store.c */
+/* lineage_rows.c */
+extern char *EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *ival);
+
+/* lineage_capture.c */
 extern void EltCaptureBegin(Oid target, int key_cols, List *slots, int64 token,
 							MemoryContext cxt);
 extern int64 EltCaptureEnd(void);
 extern void EltCaptureDrop(void);
 extern void EltCaptureOpenPending(bool open);
+
+/* lineage_store.c */
 
 /* What a lookup found for one of the keys it was given. */
 typedef struct EltLineageHit
