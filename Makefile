@@ -57,7 +57,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
-REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage checksum manifest deploy security security_lineage security_replay security_deploy backfill_caps
+REGRESS = govern versions diff history audit contracts check_ddl backfill transform lineage checksum manifest deploy security security_lineage security_replay security_deploy backfill_caps openlineage
 # isolation specs (test/specs, test/expected)
 ISOLATION = concurrent_ddl govern_race migration_scope contracts_locks backfill_race backfill_writes transform_runs manifest_locks deploy_switch snapshot_lock
 # TAP tests (test/t)
