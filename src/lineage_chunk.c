@@ -21,9 +21,9 @@
  * reader helpers are inline in lineage_chunk.h.
  *
  * Layering: called by lineage_capture.c (writing) and lineage_store.c
- * (reading); calls lineage_keys.c (canonical key text) and util
- * (EltWriteVarint).  Pure encoding: no SPI, no locks; a chunk that does
- * not decode is an error (ERRCODE_DATA_CORRUPTED), never a crash.
+ * (reading); calls lineage_keys.c (canonical key text) and util.h's inline
+ * EltWriteVarint.  Pure encoding: no SPI, no locks; a chunk that does not
+ * decode is an error (ERRCODE_DATA_CORRUPTED), never a crash.
  */
 #include "postgres.h"
 

@@ -877,7 +877,7 @@ elt_lineage_purge(PG_FUNCTION_ARGS)
 	Datum		args[3];
 	EltCatalogWrite cw;
 	int64		deleted;
-	StringInfoData details;
+	EltJson		details;
 	bool		super;
 
 	EltRequireCatalog("lineage_chunks");
@@ -905,13 +905,11 @@ elt_lineage_purge(PG_FUNCTION_ARGS)
 
 		deleted = EltSpiGetInt64(0, "n", &isnull);
 	}
-	initStringInfo(&details);
-	appendStringInfoChar(&details, '{');
-	EltAppendJsonString(&details, "before",
-						DatumGetCString(DirectFunctionCall1(timestamptz_out, PG_GETARG_DATUM(0))));
-	EltAppendJsonInt(&details, "lineage_rows", deleted);
-	appendStringInfoChar(&details, '}');
-	EltAuditRecord(cw.actor, "lineage_purge", NULL, details.data, EltAuditReason(NULL));
+	EltJsonBegin(&details);
+	EltJsonString(&details, "before",
+				  DatumGetCString(DirectFunctionCall1(timestamptz_out, PG_GETARG_DATUM(0))));
+	EltJsonInt(&details, "lineage_rows", deleted);
+	EltAuditRecord(cw.actor, "lineage_purge", NULL, EltJsonFinish(&details), EltAuditReason(NULL));
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_INT64(deleted);
 }

@@ -18,11 +18,12 @@
  * is encoded is in lineage_chunk.c; how a run captures and cuts them, in
  * lineage_capture.c.
  *
- * Layering: called by lineage_rows.c (tracing); calls lineage_chunk.c,
- * lineage_keys.c and util (SPI helpers).  A lookup runs inside SPI, as
- * the extension's owner, after lineage_rows.c has checked the caller's
- * privileges; it only reads elt.lineage_layout, elt.lineage_chunks and
- * elt.transform_runs, and takes no locks beyond those reads.
+ * Layering: called by lineage_rows.c (tracing); calls lineage_chunk.c
+ * (decoding, packed keys) and util (SPI helpers).  A lookup runs inside
+ * SPI, as the extension's owner, after lineage_rows.c has checked the
+ * caller's privileges; it only reads elt.lineage_layout,
+ * elt.lineage_chunks, elt.transform_runs and elt.transform_defs, and
+ * takes no locks beyond those reads.
  */
 #include "postgres.h"
 
