@@ -47,7 +47,10 @@ OBJS = \
 	src/transform.o \
 	src/transform_run.o \
 	src/lineage.o \
+	src/lineage_keys.o \
 	src/lineage_rows.o \
+	src/lineage_capture.o \
+	src/lineage_chunk.o \
 	src/lineage_store.o \
 	src/openlineage.o \
 	src/checksum.o \
@@ -66,7 +69,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
-REGRESS = govern versions_capture versions_diff versions_history audit contracts contracts_script backfill transform lineage checksum manifest deploy security security_lineage security_replay security_deploy backfill_caps checks snapshot migrations
+REGRESS = govern versions_capture versions_diff versions_history audit contracts contracts_script backfill transform lineage checksum manifest deploy security security_lineage security_replay security_deploy backfill_caps checks snapshot migrations openlineage
 # isolation specs (test/specs, test/expected)
 ISOLATION = versions_concurrent_ddl govern_race migrations_scope contracts_locks backfill_race backfill_writes transform_runs manifest_locks deploy_switch snapshot_lock
 # TAP tests (test/t)

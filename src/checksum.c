@@ -69,7 +69,7 @@
 #include "utils/syscache.h"
 
 #include "checksum.h"
-#include "lineage.h"
+#include "lineage_keys.h"
 #include "util.h"
 
 #define CHECKSUM_PREFIX "v1"

@@ -1,5 +1,10 @@
 /*
- * lineage.h — row and column lineage of transform queries.
+ * lineage.h — row and column lineage of transform queries: the analysis
+ * of a query (lineage.c), the capture of a run's row lineage
+ * (lineage_capture.c), lookups in the stored lineage (lineage_store.c) and
+ * keys typed by a user (lineage_rows.c).  Canonical key text is in
+ * lineage_keys.h; the encoding of a chunk, private to capture and store,
+ * in lineage_chunk.h.
  */
 #ifndef ELT_LINEAGE_H
 #define ELT_LINEAGE_H
@@ -46,55 +51,25 @@ typedef struct EltLineageInfo
 #define ELT_SLOT_PREFIX "__elt_lk_"
 #define ELT_KEY_PREFIX "__elt_key_"
 
+/* lineage.c */
 extern Query *EltAnalyzeSelect(const char *sql);
 extern Query *EltAnalyzeSelectRemapped(const char *sql, List *remap);
 extern List *EltRawRelationRefs(const char *sql);
 extern EltLineageInfo *EltLineageAnalyze(const char *sql, bool rewrite);
-
-/* lineage_rows.c */
-
-/* Prints keys as canonical text, fast for the common types. */
-typedef enum EltKeyPrintKind
-{
-	/* stored in chunks of packed keys: the values are fixed */
-	ELT_KP_INT2 = 1,
-	ELT_KP_INT4 = 2,
-	ELT_KP_INT8 = 3,
-	ELT_KP_DATE = 4,
-	ELT_KP_TEXT = 5,
-	ELT_KP_OUT = 6				/* the type's output function, settings pinned */
-} EltKeyPrintKind;
-
-typedef struct EltKeyCol
-{
-	EltKeyPrintKind kind;
-	FmgrInfo	out;
-} EltKeyCol;
-
-typedef struct EltKeyPrinter
-{
-	int			ncols;
-	bool		row;			/* a row literal (several columns, or a row type) */
-	EltKeyCol  *cols;
-} EltKeyPrinter;
-
-extern void EltKeyPrinterInit(EltKeyPrinter *p, int ncols, const Oid *types, MemoryContext cxt);
-extern void EltKeyPrint(EltKeyPrinter *p, const Datum *values, const bool *isnull, StringInfo out);
-extern void EltKeyPrintValue(EltKeyPrintKind kind, FmgrInfo *out, Datum v, StringInfo buf);
-extern void EltKeyQuoteField(StringInfo out, int start);
-extern List *EltSplitRowLiteral(const char *s, bool *ok);
-extern char *EltKeyTextCall(FmgrInfo *out, Datum value);
-extern char *EltLineageKeyText(Datum value, Oid typid);
-extern char *EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *ival);
 extern List *EltPrimaryKeyColumns(Relation rel);
 extern bool EltIntegerKeyType(Oid typid);
 
-/* lineage_store.c */
+/* lineage_rows.c */
+extern char *EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *ival);
+
+/* lineage_capture.c */
 extern void EltCaptureBegin(Oid target, int key_cols, List *slots, int64 token,
 							MemoryContext cxt);
 extern int64 EltCaptureEnd(void);
 extern void EltCaptureDrop(void);
 extern void EltCaptureOpenPending(bool open);
+
+/* lineage_store.c */
 
 /* What a lookup found for one of the keys it was given. */
 typedef struct EltLineageHit
