@@ -333,18 +333,18 @@ check_one_function(Oid funcid, void *context)
 		 strncmp(NameStr(proc->proname), "database_to_xml", 15) == 0 ||
 		 strcmp(NameStr(proc->proname), "ts_stat") == 0))
 		block(fc->rw,
-			  "Read the tables in the query itself, or create the transform with lineage => 'table'.",
+			  "Read the tables in the query itself, or create the transform with options => '{\"lineage\": \"table\"}'.",
 			  "function %s() runs a query that row lineage cannot see",
 			  NameStr(proc->proname));
 	if (fc->rw != NULL && strncmp(NameStr(proc->proname), "dblink", 6) == 0)
 		block(fc->rw,
-			  "Load the remote rows into a table first, or create the transform with lineage => 'table'.",
+			  "Load the remote rows into a table first, or create the transform with options => '{\"lineage\": \"table\"}'.",
 			  "function %s() reads rows that row lineage cannot see",
 			  NameStr(proc->proname));
 	if (fc->rw != NULL && proc->prolang != INTERNALlanguageId &&
 		proc->prolang != ClanguageId && proc->provolatile != PROVOLATILE_IMMUTABLE)
 		block(fc->rw,
-			  "Declare the function IMMUTABLE if it reads no tables, or create the transform with lineage => 'table'.",
+			  "Declare the function IMMUTABLE if it reads no tables, or create the transform with options => '{\"lineage\": \"table\"}'.",
 			  "function %s() may read tables that row lineage cannot see",
 			  NameStr(proc->proname));
 	ReleaseSysCache(tup);
@@ -441,15 +441,15 @@ base_key_expr(Rewrite *rw, RangeTblEntry *rte, int rtindex, EltLineageSlot *slot
 		case RELKIND_PARTITIONED_TABLE:
 			break;
 		case RELKIND_VIEW:
-			block(rw, "Read the view's tables directly, or create the transform with lineage => 'table'.",
+			block(rw, "Read the view's tables directly, or create the transform with options => '{\"lineage\": \"table\"}'.",
 				  "view %s has no key to record", relname);
 			return NULL;
 		case RELKIND_MATVIEW:
-			block(rw, "Read the tables it is built from, or create the transform with lineage => 'table'.",
+			block(rw, "Read the tables it is built from, or create the transform with options => '{\"lineage\": \"table\"}'.",
 				  "materialized view %s has no primary key to record", relname);
 			return NULL;
 		case RELKIND_FOREIGN_TABLE:
-			block(rw, "Load it into a table with a primary key first, or create the transform with lineage => 'table'.",
+			block(rw, "Load it into a table with a primary key first, or create the transform with options => '{\"lineage\": \"table\"}'.",
 				  "foreign table %s has no primary key to record", relname);
 			return NULL;
 		default:
@@ -458,7 +458,7 @@ base_key_expr(Rewrite *rw, RangeTblEntry *rte, int rtindex, EltLineageSlot *slot
 	}
 	if (rte->inh && rte->relkind == RELKIND_RELATION && has_subclass(rte->relid))
 	{
-		block(rw, "Read it with ONLY, or create the transform with lineage => 'table'.",
+		block(rw, "Read it with ONLY, or create the transform with options => '{\"lineage\": \"table\"}'.",
 			  "table %s has inheritance children, whose keys may repeat the parent's", relname);
 		return NULL;
 	}
@@ -468,7 +468,7 @@ base_key_expr(Rewrite *rw, RangeTblEntry *rte, int rtindex, EltLineageSlot *slot
 	if (cols == NIL)
 	{
 		table_close(rel, AccessShareLock);
-		block(rw, "Add a primary key to it, or create the transform with lineage => 'table'.",
+		block(rw, "Add a primary key to it, or create the transform with options => '{\"lineage\": \"table\"}'.",
 			  "table %s has no primary key, and row lineage identifies source rows by primary key",
 			  relname);
 		return NULL;
@@ -681,7 +681,7 @@ setop_leaves(Rewrite *rw, Node *node, List **leaves)
 		SetOperationStmt *op = (SetOperationStmt *) node;
 
 		if (op->op != SETOP_UNION)
-			block(rw, "Rewrite it with joins, or create the transform with lineage => 'table'.",
+			block(rw, "Rewrite it with joins, or create the transform with options => '{\"lineage\": \"table\"}'.",
 				  "%s makes each row's sources a matter of other rows",
 				  op->op == SETOP_INTERSECT ? "INTERSECT" : "EXCEPT");
 		else if (!op->all)
@@ -741,7 +741,7 @@ wholerow_walker(Node *node, WholeRow *w)
 			RangeTblEntry *rte = rt_fetch(v->varno, q->rtable);
 
 			if (rte->rtekind == RTE_SUBQUERY || rte->rtekind == RTE_CTE)
-				block(w->rw, "Name the columns instead of the whole row, or create the transform with lineage => 'table'.",
+				block(w->rw, "Name the columns instead of the whole row, or create the transform with options => '{\"lineage\": \"table\"}'.",
 					  "a whole-row reference to subquery or WITH query \"%s\"",
 					  rte->eref->aliasname);
 		}
@@ -779,7 +779,7 @@ check_join_quals(Rewrite *rw, Node *node)
 
 			if (contain_volatile_functions(cond) &&
 				bms_num_members(pull_varnos(NULL, cond)) > 1)
-				block(rw, "Compute the volatile value in a subquery first, or create the transform with lineage => 'table'.",
+				block(rw, "Compute the volatile value in a subquery first, or create the transform with options => '{\"lineage\": \"table\"}'.",
 					  "a volatile function in a join condition");
 		}
 	}
@@ -790,7 +790,7 @@ check_join_quals(Rewrite *rw, Node *node)
 		check_join_quals(rw, j->larg);
 		check_join_quals(rw, j->rarg);
 		if (contain_volatile_functions(j->quals))
-			block(rw, "Compute the volatile value in a subquery first, or create the transform with lineage => 'table'.",
+			block(rw, "Compute the volatile value in a subquery first, or create the transform with options => '{\"lineage\": \"table\"}'.",
 				  "a volatile function in a join condition");
 	}
 }
@@ -836,21 +836,21 @@ rewrite_query(Rewrite *rw, Query *q, Scope *parent, List **exprs)
 	scope.cte_slots = NIL;
 
 	if (q->hasWindowFuncs)
-		block(rw, "Compute the window in a later transform over this one's target, or create the transform with lineage => 'table'.",
+		block(rw, "Compute the window in a later transform over this one's target, or create the transform with options => '{\"lineage\": \"table\"}'.",
 			  "window functions");
 	if (q->hasTargetSRFs)
-		block(rw, "Call the function in FROM (LATERAL) instead, or create the transform with lineage => 'table'.",
+		block(rw, "Call the function in FROM (LATERAL) instead, or create the transform with options => '{\"lineage\": \"table\"}'.",
 			  "a set-returning function in the select list");
 	if (q->hasDistinctOn)
-		block(rw, "Use GROUP BY with aggregates instead, or create the transform with lineage => 'table'.",
+		block(rw, "Use GROUP BY with aggregates instead, or create the transform with options => '{\"lineage\": \"table\"}'.",
 			  "DISTINCT ON");
 	if (q->limitCount != NULL || q->limitOffset != NULL)
-		block(rw, "Filter rows with WHERE instead, or create the transform with lineage => 'table'.",
+		block(rw, "Filter rows with WHERE instead, or create the transform with options => '{\"lineage\": \"table\"}'.",
 			  "LIMIT or OFFSET");
 	if (q->hasRecursive)
 		block(rw, "Create the transform with lineage => 'table'.", "a recursive WITH query");
 	if (q->hasSubLinks)
-		block(rw, "Write the subquery as a join or a subquery in FROM, or create the transform with lineage => 'table'.",
+		block(rw, "Write the subquery as a join or a subquery in FROM, or create the transform with options => '{\"lineage\": \"table\"}'.",
 			  "a subquery in an expression (EXISTS, IN, ANY or a scalar subquery)");
 	if (q->rowMarks != NIL)
 		block(rw, "Remove the locking clause.", "FOR UPDATE or FOR SHARE");
@@ -1039,7 +1039,7 @@ rewrite_query(Rewrite *rw, Query *q, Scope *parent, List **exprs)
 			case RTE_JOIN:
 				if (rte->alias != NULL)
 				{
-					block(rw, "Remove the alias of the parenthesized join, or create the transform with lineage => 'table'.",
+					block(rw, "Remove the alias of the parenthesized join, or create the transform with options => '{\"lineage\": \"table\"}'.",
 						  "a join with an alias (\"%s\"), which hides its tables' keys",
 						  rte->alias->aliasname);
 					return NIL;

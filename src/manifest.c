@@ -35,7 +35,7 @@
  * EltInsertStep and EltStoreManifest.
  *
  * Layering: transform_run.c calls the EltRunStep* functions for every
- * transform run and tells the run in progress (EltSetCurrentRunId); run ids
+ * transform run and tells the run in progress (EltTransformRunEnter); run ids
  * are drawn here (EltDrawRunId), where the run record lives.  This file
  * calls the shared layers (audit, checksum, lineage, snapshot, roles,
  * util) and never an engine above it.
@@ -140,18 +140,37 @@ EltPipelineRunId(void)
 
 /*
  * The transform run in progress in this backend, as transform_run.c tells
- * it (EltSetCurrentRunId), or 0.
+ * it (EltTransformRunEnter/Leave): whether its statement is executing, and
+ * its run id (0 while the statement executes: the id is drawn when the run
+ * is recorded, after it).
  */
+static bool in_transform_run = false;
 static int64 current_transform_run = 0;
 
-/* Set by transform_run.c while a run's statement executes, 0 after. */
+/* Called by transform_run.c when a run's statement starts executing. */
 void
-EltSetCurrentRunId(int64 run_id)
+EltTransformRunEnter(int64 run_id)
 {
+	in_transform_run = true;
 	current_transform_run = run_id;
 }
 
-/* The run in progress in this backend, or 0. */
+/* Called by transform_run.c when the statement has ended, or failed. */
+void
+EltTransformRunLeave(void)
+{
+	in_transform_run = false;
+	current_transform_run = 0;
+}
+
+/* Whether a transform run's statement is executing in this backend. */
+bool
+EltInTransformRun(void)
+{
+	return in_transform_run;
+}
+
+/* The id of the transform run in progress in this backend, or 0. */
 int64
 EltCurrentRunId(void)
 {
@@ -966,7 +985,7 @@ elt_run_begin(PG_FUNCTION_ARGS)
 				 errhint(pipeline->end_subid != InvalidSubTransactionId
 						 ? "It ends when this transaction commits."
 						 : "End it with elt.run_end() first.")));
-	if (EltCurrentRunId() != 0)
+	if (EltInTransformRun())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("elt.run_begin() cannot be called inside a transform run")));
@@ -1025,7 +1044,7 @@ elt_run_end(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no run is open in this session"),
 				 errhint("Begin one with elt.run_begin(pipeline).")));
-	if (EltCurrentRunId() != 0)
+	if (EltInTransformRun())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("elt.run_end() cannot be called inside a transform run")));

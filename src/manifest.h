@@ -62,7 +62,9 @@ extern void EltRunStepRecord(EltRunStep *st, int64 transform_run_id);
 extern bool EltPipelineClock(TimestampTz *clock);
 extern int64 EltPipelineRunId(void);
 extern bool EltPipelineRandom(double *value);
-extern void EltSetCurrentRunId(int64 run_id);
+extern void EltTransformRunEnter(int64 run_id);
+extern void EltTransformRunLeave(void);
+extern bool EltInTransformRun(void);
 extern int64 EltCurrentRunId(void);
 extern int64 EltDrawRunId(void);
 

@@ -812,7 +812,7 @@ elt_replay(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid into_schema \"%s\"", into),
 				 errhint("Name a new schema (at most 63 bytes), or pass NULL for elt_replay_<id>.")));
-	if (EltPipelineRunId() != 0 || EltCurrentRunId() != 0)
+	if (EltPipelineRunId() != 0 || EltInTransformRun())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("elt.replay() cannot be called inside a run"),

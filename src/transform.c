@@ -466,7 +466,7 @@ analyze_version(const char *name, const char *sql, Oid target, const char *mode,
 	{
 		info->row_ok = false;
 		info->blocker = target_blocker;
-		info->blocker_hint = "Add a primary key to the target, or create the transform with lineage => 'table'.";
+		info->blocker_hint = "Add a primary key to the target, or create the transform with options => '{\"lineage\": \"table\"}'.";
 	}
 	if (info->row_ok)
 	{

@@ -368,7 +368,7 @@ execute_run(EltTransform *t, RunState *run, EltLineageInfo *info, EltTargetInfo 
 {
 	memset(counts, 0, sizeof(*counts));
 	current_run = run;
-	EltSetCurrentRunId(run->run_id);
+	EltTransformRunEnter(run->run_id);
 	PG_TRY();
 	{
 		int			rc;
@@ -413,7 +413,7 @@ execute_run(EltTransform *t, RunState *run, EltLineageInfo *info, EltTargetInfo 
 	PG_FINALLY();
 	{
 		current_run = NULL;
-		EltSetCurrentRunId(0);
+		EltTransformRunLeave();
 	}
 	PG_END_TRY();
 }
@@ -786,7 +786,7 @@ elt_transform_run(PG_FUNCTION_ARGS)
 	{
 		EltCaptureDrop();
 		current_run = NULL;
-		EltSetCurrentRunId(0);
+		EltTransformRunLeave();
 		record_failure(rc, edata);
 		ReThrowError(edata);
 	}

@@ -146,6 +146,26 @@ CREATE FUNCTION nested_run() RETURNS text LANGUAGE plpgsql IMMUTABLE AS
 CREATE TABLE nest (k text PRIMARY KEY);
 SELECT elt.transform_create('nest', 'nest', 'SELECT nested_run() AS k') > 0 AS created;
 SELECT elt.transform_run('nest');
+-- nor can a pipeline run begin, end or replay inside one (0.7.0 checked a
+-- run id that is drawn only after the statement: these calls went through)
+CREATE FUNCTION nested_pipeline(what text) RETURNS text LANGUAGE plpgsql VOLATILE AS
+  $$ BEGIN
+       IF what = 'begin' THEN PERFORM elt.run_begin('inner');
+       ELSIF what = 'end' THEN PERFORM elt.run_end();
+       ELSE PERFORM elt.replay(1); END IF;
+       RETURN what;
+     END $$;
+SELECT elt.transform_create('nest_begin', 'nest', 'SELECT nested_pipeline(''begin'') AS k', options => '{"lineage": "table"}') > 0 AS created;
+SELECT elt.transform_run('nest_begin');
+SELECT elt.transform_create('nest_replay', 'nest', 'SELECT nested_pipeline(''replay'') AS k', options => '{"lineage": "table"}') > 0 AS created;
+SELECT elt.transform_run('nest_replay');
+SELECT elt.transform_create('nest_end', 'nest', 'SELECT nested_pipeline(''end'') AS k', options => '{"lineage": "table"}') > 0 AS created;
+BEGIN;
+SELECT elt.run_begin('outer') > 0 AS begun;
+SELECT elt.transform_run('nest_end');
+ROLLBACK;
+SELECT count(*) AS nest_rows FROM nest;
+SELECT count(*) AS open_runs FROM elt.runs WHERE pipeline IN ('inner', 'outer');
 SELECT elt.transform_run('no_such');
 SELECT elt.transform_run(NULL);
 
