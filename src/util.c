@@ -34,7 +34,6 @@
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
-#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/portal.h"
@@ -598,30 +597,6 @@ EltSpiAppendOids(List *list)
 			list = list_append_unique_oid(list, DatumGetObjectId(d));
 	}
 	return list;
-}
-
-/* Append "key": "value" (JSON-escaped; null when value is NULL). */
-void
-EltAppendJsonString(StringInfo buf, const char *key, const char *value)
-{
-	if (buf->len > 1)
-		appendStringInfoString(buf, ", ");
-	escape_json(buf, key);
-	appendStringInfoString(buf, ": ");
-	if (value)
-		escape_json(buf, value);
-	else
-		appendStringInfoString(buf, "null");
-}
-
-/* Append "key": number. */
-void
-EltAppendJsonInt(StringInfo buf, const char *key, int64 value)
-{
-	if (buf->len > 1)
-		appendStringInfoString(buf, ", ");
-	escape_json(buf, key);
-	appendStringInfo(buf, ": " INT64_FORMAT, value);
 }
 
 /*

@@ -94,8 +94,6 @@ extern bool EltSpiGetBool(int row, const char *column, bool *isnull);
 extern Datum EltSpiGetDatum(int row, const char *column, bool *isnull);
 extern List *EltSpiAppendOids(List *list);
 
-extern void EltAppendJsonString(StringInfo buf, const char *key, const char *value);
-extern void EltAppendJsonInt(StringInfo buf, const char *key, int64 value);
 
 /* util_sql.c: SQL text normalized for a code hash */
 extern char *EltNormalizeSql(const char *sql);
