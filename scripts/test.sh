@@ -62,6 +62,9 @@ run_tap() {
 }
 
 start=$(date +%s)
+# the house plan: no import circle between C files, none too long
+echo "=== layers"
+if bash scripts/layers.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 run_regress_kind installcheck-regress
 run_regress_kind installcheck-isolation
 run_tap

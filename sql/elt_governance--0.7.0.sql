@@ -1398,7 +1398,7 @@ CREATE INDEX lineage_columns_version_idx ON elt.lineage_columns (transform_id, v
 -- integers, others as canonical text (the key's output under DateStyle ISO
 -- and TimeZone UTC; a row literal for a composite key), target keys with
 -- integer or date columns packed.  data is encoded by the extension (see
--- src/lineage_store.c); elt.lineage_rows decodes it.
+-- src/lineage_chunk.c); elt.lineage_rows decodes it.
 CREATE TABLE elt.lineage_chunks (
     run_id    bigint NOT NULL,
     rel       regclass NOT NULL,

@@ -14,7 +14,7 @@
  * and compared at the end by audit_replay.c.
  *
  * Layering: the SQL entry point; calls audit_replay.c (audit_replay.h),
- * audit.c (row hashes), transform.c (normalized SQL), roles.c and util*.c.
+ * audit.c (row hashes), util_sql.c (normalized SQL), roles.c and util*.c.
  *
  * Any role may verify: everything is read as the extension's owner, and
  * values of tables that PUBLIC may not read (a check's arguments, a run's

@@ -24,10 +24,10 @@
  *
  * Calls: contracts_classify.c, contracts_record.c, contracts_rules.c;
  * migrations.c (EltCurrentMigration, EltContractsReady); SQL on
- * elt.governed_targets for policies; util.c; and, until they move to the
- * shared layers, EltCurrentStatement and EltAnyTarget (ddl_capture.c) and
- * elt_enabled (elt_governance.c).  Called by the capture triggers
- * (ddl_capture.c) and contracts_script.c.
+ * elt.governed_targets for policies; util.c; the shared layers govern.c
+ * (EltAnyTarget) and settings.c (EltCurrentStatement, elt_enabled).
+ * Called by the capture triggers (versions_capture.c) and
+ * contracts_script.c.
  *
  * Locking: judging takes no lock, except to estimate the size of a governed
  * table for CREATE INDEX and DROP INDEX without CONCURRENTLY: it then takes

@@ -10,8 +10,7 @@
  * Nothing is executed and nothing is recorded.
  *
  * Calls: contracts_classify.c, contracts_judge.c, contracts_rules.c,
- * migrations.c (EltContractsReady), util.c, and EltAnyTarget (in
- * ddl_capture.c until it moves to the policy layer).
+ * migrations.c (EltContractsReady), util.c, and govern.c (EltAnyTarget).
  *
  * Locking: as judging (a dry run locks nothing it cannot get at once, and
  * lets go at once).  SET search_path in the script holds until the end of

@@ -5,7 +5,7 @@
  *
  * Owns elt.deploy_interfaces, elt.deployment_defs and
  * elt.deployment_event_log, and the rule that a color's tables never have
- * row level security (EltDeployGuardRowSecurity, which ddl_capture.c calls
+ * row level security (EltDeployGuardRowSecurity, which versions_capture.c calls
  * at ddl_command_start).  elt.deploy_init() moves a schema's tables to
  * <interface>__blue (ALTER TABLE ... SET SCHEMA keeps oids, data, indexes
  * and grants) and puts one view per table in the interface schema;
@@ -16,7 +16,7 @@
  * file (deploy_int.h); the comparisons (deploy_compare, deploy_diff) are
  * in deploy_compare.c.
  *
- * Layering: called from the entry point and ddl_capture.c (deploy.h) and
+ * Layering: called from the entry point and versions_capture.c (deploy.h) and
  * from deploy_switch.c (deploy_int.h); calls audit.c and util*.c only.
  *
  * Privileges: the DDL runs as the caller (but see below for the

@@ -18,7 +18,7 @@
  * pinned to pg_catalog, pg_temp, at a GUC nest level rolled back
  * afterwards, so that nothing the owner's code sets stays in the caller's
  * session: as deploy_prepare makes the candidates (exec_as_owner in
- * deploy.c) and as a transform runs (run_body in transform.c).  A
+ * deploy.c) and as a transform runs (run_body in transform_run.c).  A
  * table's owner is the live table's (the candidate's, for a table only in
  * the candidate); the candidate must have the same (deploy_prepare makes
  * it so).  The caller must have the privileges of that owner (superusers

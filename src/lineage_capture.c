@@ -12,7 +12,7 @@
  * elt._lineage_pending() (opened only for that insert by
  * EltCaptureOpenPending).
  *
- * Layering: called by transform.c (EltCaptureBegin/End/Drop/OpenPending);
+ * Layering: called by transform_run.c (EltCaptureBegin/End/Drop/OpenPending);
  * calls lineage_chunk.c (the encoding of a chunk) and lineage_keys.c
  * (canonical key text).  One capture at a time per backend, held in a
  * static for the run that started it and checked by the run's token; its

@@ -486,7 +486,7 @@ EltRelationJson(EltRunStep *st, Oid relid, const char *role, bool output)
 }
 
 /* ---------------------------------------------------------------------
- * Steps: called by transform.c for every transform run
+ * Steps: called by transform_run.c for every transform run
  * ---------------------------------------------------------------------
  */
 

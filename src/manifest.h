@@ -11,8 +11,9 @@
 
 /*
  * One step of a run's manifest: a transform run, on its own or inside
- * elt.run_begin() ... elt.run_end(), or a step of a replay.  transform.c
- * fills in what ran; manifest.c records what was read and written.
+ * elt.run_begin() ... elt.run_end(), or a step of a replay.
+ * transform_run.c fills in what ran; manifest.c records what was read and
+ * written.
  */
 typedef struct EltRunStep
 {

@@ -699,7 +699,7 @@ replay_step(ReplayStep *s, List *rels, const char *sandbox, TimestampTz clock, E
  * The role a replay runs as, checked: the run's role, which the caller has
  * the privileges of (load_manifest), and which must still exist.  The
  * steps of a non-imported pipeline run must have run as that role too: a
- * transform runs as its owner (transform.c), who may be another role than
+ * transform runs as its owner (transform_run.c), who may be another role than
  * the one that began the run (a superuser, or a member of the owner), and
  * replaying that role's SQL as the run's role would give it privileges it
  * did not have.  An imported run's role is the importer, and its

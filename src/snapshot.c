@@ -75,7 +75,7 @@
  * Serialize the creation, drop and purge of role's snapshots until the end
  * of the transaction (see the top of this file).  The lock is an object
  * lock whose class id is elt.snapshot_defs and whose object id is the role,
- * like the table history locks of ddl_capture.c: only the extension takes
+ * like the table history locks of versions_store.c: only the extension takes
  * such locks (an advisory key could be held by any role to stall every
  * snapshot), and one role's lock holds up no other role's snapshots.
  */

@@ -9,7 +9,7 @@
  *
  * Layering: an engine.  It calls the version store (versions_store.c) to
  * write versions and histories, govern.c for what is governed and for the
- * targets a drop or a schema rename changes, contracts.c to judge the
+ * targets a drop or a schema rename changes, contracts_judge.c to judge the
  * statement, deploy.c's row security guard, settings.c, audit.c and util.c.
  * Nothing but _PG_init (EltDdlCaptureInit) and the event triggers calls it.
  *
