@@ -1,6 +1,7 @@
 /*
  * contracts.h — backward-compatibility contracts: classification of DDL
- * before it runs, policies, migrations and consumers.  The engine's face
+ * before it runs and policies (migration windows, approvers and consumers
+ * are in migrations.h).  The engine's face
  * for other engines (the capture triggers, deploy.c, the entry point); what
  * its own files share is in contracts_int.h.
  */
@@ -13,13 +14,13 @@
 #include "nodes/parsenodes.h"
 #include "tcop/cmdtag.h"
 
+#include "migrations.h"
 #include "util.h"
 
 /* The one SQLSTATE of every change blocked by a contract. */
 #define ERRCODE_ELT_CHANGE_BLOCKED MAKE_SQLSTATE('E','G','0','0','0')
 
 extern int	elt_large_table_rows;
-extern bool elt_require_second_approver;
 
 /* contracts_judge.c */
 extern void EltContractsCheck(Node *parsetree, CommandTag tag);
@@ -32,11 +33,5 @@ extern bool EltEnumAddFindsValue(AlterEnumStmt *stmt);
 
 /* contracts_record.c */
 extern void EltContractsRecordDeferred(EltCatalogWrite *cw);
-
-/* migrations.c */
-extern void EltMigrationsInit(void);
-extern int64 EltCurrentMigration(void);
-extern bool EltContractsReady(void);
-extern void EltForgetConsumers(EltCatalogWrite *cw, Oid relid, const char *object);
 
 #endif							/* ELT_CONTRACTS_H */

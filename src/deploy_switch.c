@@ -49,7 +49,7 @@
 
 #include "audit.h"
 #include "checks.h"
-#include "contracts.h"
+#include "migrations.h"
 #include "deploy.h"
 #include "deploy_int.h"
 #include "util.h"

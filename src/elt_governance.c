@@ -21,6 +21,7 @@
 #include "manifest.h"
 #include "deploy.h"
 #include "contracts.h"
+#include "migrations.h"
 #include "openlineage.h"
 #include "settings.h"
 #include "versions_capture.h"

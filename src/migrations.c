@@ -41,7 +41,7 @@
 #include "utils/syscache.h"
 
 #include "audit.h"
-#include "contracts.h"
+#include "migrations.h"
 #include "roles.h"
 #include "util.h"
 

@@ -10,7 +10,7 @@
  * Layering: a shared layer under the engines.  The capture triggers
  * (versions_capture.c) and elt.govern() (govern.c) call it; it calls
  * versions_shape.c for a table's shape, audit.c for the audit rows,
- * EltCurrentMigration (migrations.c, declared in contracts.h) for the
+ * EltCurrentMigration (migrations.c, migrations.h) for the
  * migration a version belongs to, and util.c and util_json.c.  It never
  * decides whether a table is governed: its callers have (govern.c).  The
  * one call upward, to migrations.c, reads a session variable; migrations.c
@@ -43,7 +43,7 @@
 #include "utils/lsyscache.h"
 
 #include "audit.h"
-#include "contracts.h"
+#include "migrations.h"
 #include "versions_shape.h"
 #include "versions_store.h"
 
