@@ -65,7 +65,12 @@ OBJS = \
 
 DATA = $(wildcard sql/elt_governance--*.sql)
 
-PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter
+# the version the library reports (OpenLineage's producer): the control file's
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" elt_governance.control)
+ifeq ($(EXTVERSION),)
+$(error no default_version in elt_governance.control)
+endif
+PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter -DELT_EXTVERSION='"$(EXTVERSION)"'
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)

@@ -848,7 +848,7 @@ rewrite_query(Rewrite *rw, Query *q, Scope *parent, List **exprs)
 		block(rw, "Filter rows with WHERE instead, or create the transform with options => '{\"lineage\": \"table\"}'.",
 			  "LIMIT or OFFSET");
 	if (q->hasRecursive)
-		block(rw, "Create the transform with lineage => 'table'.", "a recursive WITH query");
+		block(rw, "Create the transform with options => '{\"lineage\": \"table\"}'.", "a recursive WITH query");
 	if (q->hasSubLinks)
 		block(rw, "Write the subquery as a join or a subquery in FROM, or create the transform with options => '{\"lineage\": \"table\"}'.",
 			  "a subquery in an expression (EXISTS, IN, ANY or a scalar subquery)");

@@ -31,7 +31,8 @@
 #include "roles.h"
 #include "util.h"
 
-#define ELT_OL_PRODUCER "https://github.com/elt-governance/elt_governance/tree/v0.5.0"
+/* the producer of every event: this build's version (the control file's) */
+#define ELT_OL_PRODUCER "https://github.com/elt-governance/elt_governance/tree/v" ELT_EXTVERSION
 
 static char *elt_openlineage_namespace = NULL;
 
