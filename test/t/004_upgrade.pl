@@ -118,6 +118,12 @@ is($node->safe_psql('postgres',
 	q{SELECT has_schema_privilege('nobody', 'elt_snapshots', 'USAGE') || ':' || has_schema_privilege('nobody', 'elt_snapshots', 'CREATE')}),
 	'true:false', 'every role may use the snapshot schema, so that no creation grants on it; none creates in it');
 
+# 0.7.0 -> 0.8.0: working with the tools warehouses run
+$node->safe_psql('postgres', q{ALTER EXTENSION elt_governance UPDATE TO '0.8.0'});
+is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'}),
+	'0.8.0', 'updated to 0.8.0');
+is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't', 'the chain verifies at 0.8.0');
+
 # A fresh install of the default version is the same catalog as an update.
 # CREATE EXTENSION without a version runs the full script of the default
 # version (sql/elt_governance--<default>.sql), not the chain from 0.1.0.

@@ -1,4 +1,4 @@
-/* elt_governance 0.7.0: the complete current schema, one section per engine */
+/* elt_governance 0.8.0: the complete current schema, one section per engine */
 
 \echo Use "CREATE EXTENSION elt_governance" to load this file. \quit
 
