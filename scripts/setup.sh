@@ -16,6 +16,11 @@ PACKAGES=(
   libssl-dev
   libipc-run-perl
   python3 python3-jsonschema python3-rfc3987
+  # the tools warehouses run next to us, which the TAP tests run for real
+  "postgresql-${PG_MAJOR}-partman"
+  "postgresql-${PG_MAJOR}-repack"
+  sqitch
+  python3-alembic python3-psycopg2
 )
 
 if [ "$(id -u)" -eq 0 ]; then
