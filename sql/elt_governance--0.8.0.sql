@@ -312,6 +312,10 @@ CREATE INDEX tracked_tables_schema_idx ON elt.tracked_tables (schema_name);
 CREATE TABLE elt.schema_versions (
     table_id     bigint NOT NULL REFERENCES elt.tracked_tables (table_id),
     version      integer NOT NULL CHECK (version > 0),
+    -- the table's oid when this version was recorded: a historical record
+    -- that the audit chain's version_hash covers, so it stays a plain oid
+    -- (after a restore it is the old cluster's; elt.tracked_tables.relid,
+    -- a regclass, is the live table)
     relid        oid NOT NULL,
     schema_name  name NOT NULL,
     table_name   name NOT NULL,
@@ -1594,7 +1598,7 @@ CREATE TABLE elt.snapshot_defs (
     snapshot_id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('elt.snapshot_id_seq'),
     storage     name NOT NULL UNIQUE,            -- the table in elt_snapshots
     source_name text NOT NULL,                   -- the relation, when it was copied
-    source_oid  oid,
+    source_oid  regclass,                        -- the relation (restored by name; a dropped one's oid stays a number)
     columns     jsonb NOT NULL,                  -- [{"name": ..., "type": ...}]
     shape_hash  text NOT NULL,                   -- SHA-256 of columns
     checksum    text NOT NULL,                   -- elt.table_checksum of the copy
@@ -1884,7 +1888,8 @@ SELECT jsonb_build_object(
         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
         WHERE i.indrelid = rel AND i.indisprimary),
     'schema_version', (
-        SELECT max(v.version) FROM elt.schema_versions v WHERE v.relid = rel))
+        SELECT max(v.version) FROM elt.schema_versions v
+        JOIN elt.tracked_tables t ON t.table_id = v.table_id WHERE t.relid = rel))
 $$;
 
 -- A finished run's manifest from its steps: the steps in order, the
@@ -2176,17 +2181,19 @@ $$;
 
 CREATE SEQUENCE elt.check_id_seq;
 
--- A declared expectation on a relation.
+-- A declared expectation on a relation.  The relation is a regclass and the
+-- owner a regrole: pg_dump writes them as names, and a restore (into
+-- another cluster too, where oids differ) resolves them again.
 CREATE TABLE elt.check_defs (
     check_id bigint PRIMARY KEY,
     name text NOT NULL,
-    relation oid NOT NULL,
+    relation regclass NOT NULL,
     kind text NOT NULL CHECK (kind IN ('not_null', 'unique', 'accepted_values', 'relationships',
                                        'row_count_between', 'freshness', 'expression', 'custom',
                                        'row_count_delta')),
     args jsonb NOT NULL,
     severity text NOT NULL CHECK (severity IN ('error', 'warn')),
-    owner oid NOT NULL,
+    owner regrole NOT NULL,
     created_at timestamptz NOT NULL,
     -- added by 0.7.0: the search_path the check was declared with; its SQL
     -- runs with it, never with the caller's (NULL for checks declared
@@ -2196,12 +2203,16 @@ CREATE TABLE elt.check_defs (
     UNIQUE (relation, name)
 );
 
--- Every result of every check run (append-only).
+-- Every result of every check run (append-only).  Its ids come from a
+-- sequence of the extension that pg_dump dumps (an identity column's
+-- sequence is not a member of the extension: a restore would start it
+-- over).  A result of a relation or role dropped since keeps its number.
+CREATE SEQUENCE elt.check_result_id_seq;
 CREATE TABLE elt.check_result_log (
-    result_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    result_id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('elt.check_result_id_seq'),
     check_id bigint NOT NULL,
     check_name text NOT NULL,
-    declared_on oid NOT NULL,
+    declared_on regclass NOT NULL,
     checked_relation text NOT NULL,
     kind text NOT NULL,
     severity text NOT NULL,
@@ -2211,18 +2222,19 @@ CREATE TABLE elt.check_result_log (
     message text,
     run_id bigint,
     deployment_id bigint,
-    checked_by oid NOT NULL,
+    checked_by regrole NOT NULL,
     checked_at timestamptz NOT NULL,
     duration_ms double precision NOT NULL,
     -- added by 0.7.0: the check's owner when it ran (results before 0.7.0:
     -- NULL, the role that ran it had the owner's privileges)
-    check_owner oid
+    check_owner regrole
 );
 CREATE INDEX check_result_log_check_idx ON elt.check_result_log (check_id, result_id);
 
 SELECT pg_catalog.pg_extension_config_dump('elt.check_defs', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.check_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.check_result_log', '');
+SELECT pg_catalog.pg_extension_config_dump('elt.check_result_id_seq', '');
 
 -- Arguments and results are read through elt.checks and elt.check_results,
 -- which show each role what it may see; elt_reader reads them all.
@@ -2398,15 +2410,17 @@ LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_check_run';
 -- ==========================================================================
 
 -- An interface schema: views that consumers read, over the tables of the
--- live color (<interface>__blue or <interface>__green).
+-- live color (<interface>__blue or <interface>__green).  Roles here and in
+-- the deployments and their events are regroles: pg_dump writes them as
+-- names, a restore into another cluster resolves them again.
 CREATE TABLE elt.deploy_interfaces (
     interface name PRIMARY KEY,
     live_color text NOT NULL CHECK (live_color IN ('blue', 'green')),
-    owner oid NOT NULL,
-    initialized_by oid NOT NULL,
+    owner regrole NOT NULL,
+    initialized_by regrole NOT NULL,
     initialized_at timestamptz NOT NULL,
     canary_deployment bigint,
-    canary_roles oid[],
+    canary_roles regrole[],
     canary_percent integer CHECK (canary_percent BETWEEN 1 AND 100)
 );
 
@@ -2421,28 +2435,30 @@ CREATE TABLE elt.deployment_defs (
     to_color text NOT NULL CHECK (to_color IN ('blue', 'green')),
     state text NOT NULL CHECK (state IN ('prepared', 'promoted', 'rolled_back', 'decommissioned', 'abandoned')),
     copy_data boolean NOT NULL,
-    prepared_by oid NOT NULL,
+    prepared_by regrole NOT NULL,
     prepared_at timestamptz NOT NULL,
-    promoted_by oid,
+    promoted_by regrole,
     promoted_at timestamptz,
     promote_reason text,
     forced boolean,
     gates jsonb,
-    rolled_back_by oid,
+    rolled_back_by regrole,
     rolled_back_at timestamptz,
     rollback_reason text,
-    decommissioned_by oid,
+    decommissioned_by regrole,
     decommissioned_at timestamptz
 );
 CREATE INDEX deployment_defs_interface_idx ON elt.deployment_defs (interface, deployment_id);
 
--- What happened to each interface, in order (append-only).
+-- What happened to each interface, in order (append-only); ids from a
+-- sequence pg_dump dumps, as for elt.check_result_log.
+CREATE SEQUENCE elt.deployment_event_id_seq;
 CREATE TABLE elt.deployment_event_log (
-    event_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('elt.deployment_event_id_seq'),
     deployment_id bigint,
     interface name NOT NULL,
     action text NOT NULL,
-    actor oid NOT NULL,
+    actor regrole NOT NULL,
     happened_at timestamptz NOT NULL,
     reason text,
     details jsonb NOT NULL DEFAULT '{}'
@@ -2453,6 +2469,7 @@ SELECT pg_catalog.pg_extension_config_dump('elt.deploy_interfaces', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.deployment_defs', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.deployment_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.deployment_event_log', '');
+SELECT pg_catalog.pg_extension_config_dump('elt.deployment_event_id_seq', '');
 
 -- Deployments and their events are read through elt.deployments and
 -- elt.deployment_events; elt_reader reads them all.

@@ -292,8 +292,10 @@ typedef struct ReplayCheck
 	char	   *object;			/* its relation's name when it was declared */
 	bool		has_relation;	/* recorded from 0.7.0 on, or by a check_moved */
 	Oid			relation;
+	char	   *relation_name;	/* its name when declared or moved */
 	bool		has_owner;		/* recorded from 0.7.0 on */
 	Oid			owner;
+	char	   *owner_name;		/* the role of the check_create row */
 	bool		has_search_path;	/* recorded from 0.7.0 on */
 	char	   *search_path;
 	int64		audit_id;		/* the check_create row */
@@ -341,7 +343,8 @@ replay_check_legacy_drop(HTAB *checks, const char *name, const char *object)
  * written before 0.7.0 cannot be told apart (then no comparison is made).
  */
 static bool
-replay_check(HTAB *checks, int64 id, const char *action, const char *object, Jsonb *details)
+replay_check(HTAB *checks, int64 id, const char *action, const char *object, const char *role,
+			 Jsonb *details)
 {
 	int64		check_id;
 	int64		oid;
@@ -361,8 +364,10 @@ replay_check(HTAB *checks, int64 id, const char *action, const char *object, Jso
 		rc->object = pstrdup(object);
 		rc->has_relation = jsonb_int_member(details, "relation", &oid);
 		rc->relation = (Oid) oid;
+		rc->relation_name = rc->object;
 		rc->has_owner = jsonb_int_member(details, "owner", &oid);
 		rc->owner = (Oid) oid;
+		rc->owner_name = role != NULL ? pstrdup(role) : NULL;
 		rc->search_path = EltJsonbTextMember(details, "search_path");
 		rc->has_search_path = rc->search_path != NULL;
 		rc->audit_id = id;
@@ -379,6 +384,7 @@ replay_check(HTAB *checks, int64 id, const char *action, const char *object, Jso
 		{
 			rc->has_relation = true;
 			rc->relation = (Oid) oid;
+			rc->relation_name = object != NULL ? pstrdup(object) : NULL;
 		}
 		return true;
 	}
@@ -416,12 +422,58 @@ role_display(Oid role)
 }
 
 /*
+ * Whether relation, the regclass elt.check_defs has for a check, is the
+ * relation the audit log recorded by the oid it had then.  The same oid;
+ * else (a restore, into another database or cluster, resolved the
+ * relation by name to a new oid) a relation of the name the audit log
+ * recorded, or the live table of a history in which it had that oid
+ * (elt.schema_versions keeps the oids a table had: it may have been
+ * renamed since).  Runs a query: tt, the caller's tuple table, stays.
+ */
+static bool
+check_same_relation(ReplayCheck *rc, Oid relation)
+{
+	if (rc->relation == relation)
+		return true;
+	if (rc->relation_name != NULL && strcmp(rc->relation_name, EltRelDisplayName(relation)) == 0)
+		return true;
+	if (!OidIsValid(EltCatalogRelid("schema_versions")))
+		return false;
+	if (SPI_execute_with_args("SELECT FROM elt.tracked_tables t JOIN elt.schema_versions v USING (table_id)"
+							  " WHERE t.relid OPERATOR(pg_catalog.=) $1 AND v.relid OPERATOR(pg_catalog.=) $2 LIMIT 1",
+							  2, (Oid[]) {OIDOID, OIDOID},
+							  (Datum[]) {ObjectIdGetDatum(relation), ObjectIdGetDatum(rc->relation)},
+							  NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read elt.schema_versions");
+	return SPI_processed > 0;
+}
+
+/*
+ * Whether owner, the regrole elt.check_defs has for a check, is the role
+ * the audit log recorded: the same oid, or (a restore into another
+ * cluster, which resolves roles by name) the same name as the role of the
+ * check_create row.
+ */
+static bool
+check_same_owner(ReplayCheck *rc, Oid owner)
+{
+	char	   *name;
+
+	if (rc->owner == owner)
+		return true;
+	name = GetUserNameFromId(owner, true);
+	return name != NULL && rc->owner_name != NULL && strcmp(name, rc->owner_name) == 0;
+}
+
+/*
  * Compare the replayed checks with the rows of elt.check_defs in
  * SPI_tuptable (ordered by check_id): every check there was declared (and
  * not dropped) according to the audit log, with the name, relation, kind,
  * arguments, severity and owner it says; every check the log leaves behind
  * is there.  Relation, owner and search_path are compared for checks
- * declared from 0.7.0 on (a relation also for checks moved since).
+ * declared from 0.7.0 on (a relation also for checks moved since); a
+ * relation and an owner that a restore resolved to new oids are the same
+ * (check_same_relation, check_same_owner).
  * Returns the first difference, or NULL.
  */
 static char *
@@ -458,7 +510,7 @@ checks_compare_rows(HTAB *checks)
 		if (strcmp(rc->name, name) != 0)
 			return EltVerifyDiffers("elt.check_defs", "name", EltVerifyQuoted(name), psprintf("check_id %lld on %s", (long long) check_id, rel),
 						   EltVerifyQuoted(rc->name));
-		if (rc->has_relation && rc->relation != relation)
+		if (rc->has_relation && !check_same_relation(rc, relation))
 			return psprintf("elt.check_defs has %s, but the audit log says it is on %s",
 							what, replay_check_relation(rc));
 		if (strcmp(rc->kind, kind) != 0)
@@ -467,7 +519,7 @@ checks_compare_rows(HTAB *checks)
 			return EltVerifyDiffers("elt.check_defs", "args", args, what, rc->args);
 		if (strcmp(rc->severity, severity) != 0)
 			return EltVerifyDiffers("elt.check_defs", "severity", severity, what, rc->severity);
-		if (rc->has_owner && rc->owner != owner)
+		if (rc->has_owner && !check_same_owner(rc, owner))
 			return EltVerifyDiffers("elt.check_defs", "owner", role_display(owner), what, role_display(rc->owner));
 		/* the names in its SQL resolve with it: a changed one could make it call other functions */
 		if (rc->has_search_path && (search_path == NULL || strcmp(rc->search_path, search_path) != 0))
@@ -897,7 +949,7 @@ EltReplayRow(Replay *rp, MemoryContext cxt, int64 id, const char *action, const 
 			 strcmp(action, "check_drop") == 0)
 	{
 		if (rp->checks != NULL && rp->checks_ok)
-			rp->checks_ok = replay_check(rp->checks, id, action, object, DatumGetJsonbPCopy(details));
+			rp->checks_ok = replay_check(rp->checks, id, action, object, role, DatumGetJsonbPCopy(details));
 	}
 	else if (strcmp(action, "approver_added") == 0 || strcmp(action, "approver_removed") == 0)
 	{

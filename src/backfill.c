@@ -624,8 +624,9 @@ elt_backfill_create(PG_FUNCTION_ARGS)
 				 errmsg("backfill \"%s\" already exists", name),
 				 errhint("Choose another name, or purge the old one with elt.backfill_purge().")));
 	EltPrepare(&version_plan,
-			   "SELECT version FROM elt.schema_versions WHERE relid = $1"
-			   " ORDER BY recorded_at DESC, version DESC LIMIT 1", 1, vtypes);
+			   /* by table_id: a version's relid is the oid it had then, not after a restore */
+			   "SELECT v.version FROM elt.schema_versions v JOIN elt.tracked_tables t USING (table_id)"
+			   " WHERE t.relid = $1 ORDER BY v.recorded_at DESC, v.version DESC LIMIT 1", 1, vtypes);
 	arg = ObjectIdGetDatum(relid);
 	EltExec(version_plan, &arg, NULL, 1);
 	if (SPI_processed > 0)
