@@ -241,8 +241,10 @@ find_jobs(const char *target)
 		"  CASE WHEN t.interface IS NOT NULL THEN pg_catalog.format('%%I.%%I', t.interface, t.relname) END AS live,"
 		"  CASE WHEN d.kind = 'relationships' AND t.interface IS NOT NULL AND r.relnamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident(t.interface))"
 		"   THEN pg_catalog.format('%%I.%%I', t.nspname, r.relname) END AS related"
+		/* quote_ident, not format: the planner may evaluate it where interface is NULL (an index key) */
 		" FROM t JOIN elt.check_defs d ON d.relation = t.rel"
-		"  OR (t.interface IS NOT NULL AND d.relation = pg_catalog.to_regclass(pg_catalog.format('%%I.%%I', t.interface, t.relname)))"
+		"  OR (t.interface IS NOT NULL AND d.relation = pg_catalog.to_regclass(pg_catalog.quote_ident(t.interface)"
+		"      OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(t.relname)))"
 		" LEFT JOIN pg_catalog.pg_class r ON r.oid = pg_catalog.to_regclass(d.args ->> 'to')"
 		" ORDER BY 9, 2",
 		get_attnum(EltCatalogRelid("check_defs"), "search_path") != InvalidAttrNumber ? "d.search_path" : "NULL::text"),

@@ -178,6 +178,38 @@ is($dst->safe_psql('wh',
 	'deploy_canary_stop:etl,deploy_promote:etl,deploy_rollback:etl', 'every action recorded, by etl');
 is($dst->safe_psql('wh', 'SELECT valid FROM elt.audit_verify()'), 't', 'the chain verifies after new actions');
 
+# The upgrade from 0.7.0 converts the columns in place and moves the ids
+# to the new sequences, going on after the last one.
+$dst->safe_psql('postgres', 'CREATE DATABASE old OWNER etl');
+$dst->safe_psql('old', q{
+SET ROLE etl;
+CREATE EXTENSION elt_governance VERSION '0.7.0';
+CREATE SCHEMA shop;
+CREATE TABLE shop.items (id int PRIMARY KEY, label text);
+INSERT INTO shop.items VALUES (1, 'a'), (2, NULL);
+SELECT elt.deploy_init('shop');
+SELECT elt.check_create('shop.items', 'not_null', '{"column": "label"}', name => 'labelled');
+SELECT elt.deploy_prepare('shop');
+SELECT status FROM elt.check_run('shop.items');
+SELECT status FROM elt.check_run('shop.items');
+});
+my $events_old = $dst->safe_psql('old', q{SELECT max(event_id) FROM elt.deployment_event_log});
+$dst->safe_psql('old', q{ALTER EXTENSION elt_governance UPDATE TO '0.8.0'});
+is($dst->safe_psql('old', q{
+SELECT string_agg(format('%s.%s:%s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod)), ',' ORDER BY c.relname, a.attname)
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE c.relnamespace = 'elt'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+  AND a.atttypid IN ('oid'::regtype, 'oid[]'::regtype)}),
+	'schema_versions.relid:oid', 'after the upgrade only schema_versions.relid is an oid');
+is($dst->safe_psql('old', q{SELECT format('%s|%s', relation, owner) FROM elt.checks}),
+	'shop.items|etl', 'the check keeps its relation and owner');
+$dst->safe_psql('old', q{SET ROLE etl; SELECT elt.check_run('shop.items'); SELECT elt.deploy_canary('shop', percent => 10)});
+is($dst->safe_psql('old', q{SELECT string_agg(result_id::text, ',' ORDER BY result_id) FROM elt.check_result_log}),
+	'1,2,3,4', 'check results go on after the upgrade (a check_run, then the gate of the canary)');
+ok($dst->safe_psql('old', q{SELECT max(event_id) FROM elt.deployment_event_log}) > $events_old,
+	'deployment events go on after the upgrade');
+is($dst->safe_psql('old', 'SELECT valid FROM elt.audit_verify()'), 't', 'the upgraded chain verifies');
+
 $src->stop;
 $dst->stop;
 done_testing();
