@@ -1074,6 +1074,79 @@ bf_sleep(long ms)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/* What to do about a paused backfill, by the reason it was paused. */
+static char *
+bf_paused_hint(const char *name, const char *reason)
+{
+	if (reason && strncmp(reason, "paused by breaking change", 25) == 0)
+		return psprintf("Check its chunk statement against the new shape, then resume it with elt.backfill_resume('%s').",
+						name);
+	if (reason && strncmp(reason, "paused by ", 10) == 0)
+		return psprintf("Resume it with elt.backfill_resume('%s') when it should go on.", name);
+	return psprintf("Fix the cause, then resume it with elt.backfill_resume('%s').", name);
+}
+
+/*
+ * End CALL elt.backfill_run in an error because its backfill is failed or
+ * paused and cannot progress, so that a scheduler (pg_cron) records the run
+ * as failed, with the reason, instead of succeeded.  The chunks this call did
+ * are committed already and stay so.  The reason (state_reason, the last
+ * chunk error) quotes the table's values: it is read through
+ * elt.backfill_status, which shows it only to the roles that may see it (the
+ * owner's members, elt_reader); others are told where to look.
+ */
+static void
+bf_run_cannot_progress(const char *name, const char *state, int chunks, int64 rows)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		arg = CStringGetTextDatum(name);
+	char	   *reason = NULL;
+	char	   *last_error = NULL;
+	char	   *owner = NULL;
+	bool		sees = false;
+	bool		failed = strcmp(state, "failed") == 0;
+	StringInfoData detail;
+
+	if (SPI_execute_with_args("SELECT state_reason, last_error, owner::pg_catalog.text AS owner,"
+							  " elt._sees_role_name(owner) AS sees"
+							  " FROM elt.backfill_status WHERE name = $1",
+							  1, types, &arg, NULL, true, 1) == SPI_OK_SELECT && SPI_processed > 0)
+	{
+		reason = EltSpiGetText(0, "state_reason");
+		last_error = EltSpiGetText(0, "last_error");
+		owner = EltSpiGetText(0, "owner");
+		sees = EltSpiGetText(0, "sees") && strcmp(EltSpiGetText(0, "sees"), "t") == 0;
+	}
+	initStringInfo(&detail);
+	if (!sees)
+		appendStringInfo(&detail, "Its reason is shown in elt.backfill_status to the members of role \"%s\" and to elt_reader.",
+						 owner ? owner : "?");
+	else if (reason)
+	{
+		appendStringInfo(&detail, "Reason: %s.", reason);
+		/* a failed backfill's reason may only count its failed chunks */
+		if (failed && last_error && strstr(reason, last_error) == NULL)
+			appendStringInfo(&detail, " The last chunk error: %s.", last_error);
+	}
+	else
+		appendStringInfo(&detail, "No reason was recorded.");
+	if (chunks > 0)
+		appendStringInfo(&detail, " This call did %d %s (" INT64_FORMAT " rows), which stay committed.",
+						 chunks, chunks == 1 ? "chunk" : "chunks", rows);
+	if (failed)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("backfill \"%s\" failed", name),
+				 errdetail_internal("%s", detail.data),
+				 errhint("Fix the cause, then rerun its failed chunks with elt.backfill_retry('%s') "
+						 "and run it again; see elt.backfill_chunk_status for the chunks.", name)));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("backfill \"%s\" is paused", name),
+			 errdetail_internal("%s", detail.data),
+			 errhint("%s", bf_paused_hint(name, reason))));
+}
+
 PG_FUNCTION_INFO_V1(elt_backfill_run);
 Datum
 elt_backfill_run(PG_FUNCTION_ARGS)
@@ -1120,15 +1193,18 @@ elt_backfill_run(PG_FUNCTION_ARGS)
 				 errdetail("A temporary object could stand for a name in the backfill's statement, which runs as its owner."),
 				 errhint("Run it from a session without temporary objects (a new session, or after DISCARD TEMP), "
 						 "or start it on workers with elt.backfill_start('%s').", name)));
-	if (strcmp(bf.state, "finished") == 0 || strcmp(bf.state, "paused") == 0)
+	if (strcmp(bf.state, "finished") == 0)
 	{
 		EltCatalogWriteEnd(&cw);
 		ereport(NOTICE,
-				(errmsg("backfill \"%s\" is %s; nothing to do", name, bf.state),
-				 strcmp(bf.state, "paused") == 0 ?
-				 errhint("Resume it with elt.backfill_resume('%s').", name) : 0));
+				(errmsg("backfill \"%s\" is %s; nothing to do", name, bf.state)));
 		SPI_finish();
 		PG_RETURN_VOID();
+	}
+	if (strcmp(bf.state, "paused") == 0 || strcmp(bf.state, "failed") == 0)
+	{
+		EltCatalogWriteEnd(&cw);
+		bf_run_cannot_progress(name, bf.state, 0, 0);
 	}
 	if (strcmp(bf.state, "created") == 0)
 	{
@@ -1213,6 +1289,8 @@ elt_backfill_run(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	EltBackfillAdvisoryLock(bf.id, false);
 
+	if (ended && (strcmp(ended, "failed") == 0 || strcmp(ended, "paused") == 0))
+		bf_run_cannot_progress(name, ended, chunks, rows);
 	ereport(NOTICE,
 			(errmsg("backfill \"%s\": %d %s done in this call (" INT64_FORMAT " rows); %s",
 					name, chunks, chunks == 1 ? "chunk" : "chunks", rows,

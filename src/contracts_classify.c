@@ -16,14 +16,20 @@
  * EltEnumAddFindsValue, the version recorder.
  *
  * Runs in the caller's context (its search_path resolves the names) and
- * allocates candidates in c->cxt.  Takes no lock, runs no SQL.
+ * allocates candidates in c->cxt.  Runs no SQL.  Takes no lock, except
+ * AccessShareLock on a table a CREATE UNIQUE INDEX or DROP INDEX of a unique
+ * index targets, to compare the index with the table's unique indexes (a
+ * twin of one, as pg_repack builds, changes no write); the statement takes a
+ * stronger lock on it anyway.
  */
 #include "postgres.h"
 
 #include <ctype.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/heap.h"
 #include "catalog/index.h"
@@ -36,15 +42,18 @@
 #include "catalog/pg_index.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "mb/pg_wchar.h"
+#include "optimizer/optimizer.h"
 #include "optimizer/plancat.h"
 #include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
+#include "parser/parse_utilcmd.h"
 #include "parser/parser.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
@@ -726,6 +735,26 @@ classify_set_schema(EltClassified *c, AlterObjectSchemaStmt *stmt)
 					  quote_identifier(stmt->newschema)), 0);
 }
 
+static bool unique_index_has_twin(Oid table, Oid idx, List *also_dropped);
+
+/* The indexes a DROP INDEX statement names that exist. */
+static List *
+drop_index_oids(DropStmt *stmt)
+{
+	List	   *oids = NIL;
+	ListCell   *lc;
+
+	foreach(lc, stmt->objects)
+	{
+		Oid			oid = RangeVarGetRelid(makeRangeVarFromNameList(castNode(List, lfirst(lc))),
+										   NoLock, true);
+
+		if (OidIsValid(oid))
+			oids = lappend_oid(oids, oid);
+	}
+	return oids;
+}
+
 /* DROP SCHEMA, TABLE, VIEW, MATERIALIZED VIEW or INDEX, several at once. */
 static void
 classify_drop(EltClassified *c, DropStmt *stmt)
@@ -779,7 +808,10 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 
 					if (HeapTupleIsValid(itup))
 					{
-						if (((Form_pg_index) GETSTRUCT(itup))->indisunique)
+						/* not when a twin with the same key stays (pg_repack --only-indexes) */
+						if (((Form_pg_index) GETSTRUCT(itup))->indisunique &&
+							(stmt->behavior == DROP_CASCADE ||
+							 !unique_index_has_twin(table, relid, drop_index_oids(stmt))))
 							add_cand(c, R_DROP_UNIQUE, table, 0, NULL, EltRelDisplay(table),
 									 psprintf("drops unique index %s of %s: upserts (ON CONFLICT) that rely on it fail, and duplicates become possible",
 											  EltRelDisplay(relid), EltRelDisplay(table)), 0);
@@ -983,6 +1015,225 @@ classify_enum(EltClassified *c, AlterEnumStmt *stmt)
 	cand->typid = typid;
 }
 
+/* ---------------------------------------------------------------------
+ * Unique indexes that duplicate one the table has
+ * --------------------------------------------------------------------- */
+
+/* What decides which rows a unique index lets in: its keys, not its name. */
+typedef struct UniqueKey
+{
+	Oid			am;
+	int			nkeys;
+	AttrNumber	attnums[INDEX_MAX_KEYS];	/* 0 for an expression */
+	Oid			opfamily[INDEX_MAX_KEYS];
+	Oid			opcintype[INDEX_MAX_KEYS];
+	Oid			collation[INDEX_MAX_KEYS];
+	List	   *exprs;			/* planner form, as the relcache keeps it */
+	List	   *pred;			/* implicit-AND list, NIL for none */
+	bool		nulls_not_distinct;
+} UniqueKey;
+
+/* The key of an existing unique index, whatever its state. */
+static void
+unique_key_of_index(Relation irel, UniqueKey *k)
+{
+	Form_pg_index ix = irel->rd_index;
+	int			i;
+
+	k->am = irel->rd_rel->relam;
+	k->nkeys = ix->indnkeyatts;
+	for (i = 0; i < k->nkeys; i++)
+	{
+		k->attnums[i] = ix->indkey.values[i];
+		k->opfamily[i] = irel->rd_opfamily[i];
+		k->opcintype[i] = irel->rd_opcintype[i];
+		k->collation[i] = irel->rd_indcollation[i];
+	}
+	k->exprs = RelationGetIndexExpressions(irel);
+	k->pred = RelationGetIndexPredicate(irel);
+	k->nulls_not_distinct = ix->indnullsnotdistinct;
+}
+
+/* Whether an index is unique and checks every write now: valid, not deferrable. */
+static bool
+unique_index_checks_now(Relation irel)
+{
+	Form_pg_index ix = irel->rd_index;
+
+	return ix->indisunique && ix->indisvalid && ix->indisready && ix->indislive &&
+		ix->indimmediate;
+}
+
+/*
+ * The key CREATE UNIQUE INDEX would build, from its statement transformed
+ * as PostgreSQL transforms it (expressions and predicate cooked, then
+ * brought to the relcache's planner form), or false if a name in it does
+ * not resolve (PostgreSQL reports that when it runs the statement).
+ */
+static bool
+unique_key_of_stmt(Oid relid, IndexStmt *stmt, UniqueKey *k)
+{
+	/* transformIndexStmt scribbles on its argument: PostgreSQL transforms the original later */
+	IndexStmt  *t = transformIndexStmt(relid, copyObject(stmt), NULL);
+	ListCell   *lc;
+	int			i = 0;
+
+	k->am = get_index_am_oid(t->accessMethod, true);
+	if (!OidIsValid(k->am) || list_length(t->indexParams) > INDEX_MAX_KEYS)
+		return false;
+	k->nkeys = list_length(t->indexParams);
+	k->exprs = NIL;
+	foreach(lc, t->indexParams)
+	{
+		IndexElem  *e = lfirst_node(IndexElem, lc);
+		Oid			type;
+		Oid			coll;
+		Oid			opclass;
+
+		if (e->name != NULL)
+		{
+			k->attnums[i] = get_attnum(relid, e->name);
+			if (k->attnums[i] == InvalidAttrNumber)
+				return false;
+			{
+				int32		typmod;
+
+				get_atttypetypmodcoll(relid, k->attnums[i], &type, &typmod, &coll);
+			}
+		}
+		else
+		{
+			Node	   *expr = eval_const_expressions(NULL, e->expr);
+
+			fix_opfuncids(expr);
+			k->attnums[i] = 0;
+			k->exprs = lappend(k->exprs, expr);
+			type = exprType(expr);
+			coll = exprCollation(expr);
+		}
+		if (e->collation != NIL)
+			coll = get_collation_oid(e->collation, true);
+		opclass = e->opclass != NIL ? get_opclass_oid(k->am, e->opclass, true)
+			: GetDefaultOpClass(type, k->am);
+		if (!OidIsValid(opclass))
+			return false;
+		k->opfamily[i] = get_opclass_family(opclass);
+		k->opcintype[i] = get_opclass_input_type(opclass);
+		k->collation[i] = coll;
+		i++;
+	}
+	k->pred = NIL;
+	if (t->whereClause != NULL)
+	{
+		Node	   *pred = eval_const_expressions(NULL, t->whereClause);
+
+		pred = (Node *) canonicalize_qual((Expr *) pred, false);
+		fix_opfuncids(pred);
+		k->pred = make_ands_implicit((Expr *) pred);
+	}
+	k->nulls_not_distinct = t->nulls_not_distinct;
+	return true;
+}
+
+/*
+ * Whether every write that "have" lets in, "want" lets in too: the same
+ * access method, key columns and expressions (operator families, input
+ * types, collations) and predicate, and NULLs distinct in "want" unless
+ * "have" treats them as not distinct.  INCLUDE columns and sort orders do
+ * not decide which rows a unique index lets in.
+ */
+static bool
+unique_key_covers(const UniqueKey *have, const UniqueKey *want)
+{
+	int			i;
+
+	if (have->am != want->am || have->nkeys != want->nkeys ||
+		(want->nulls_not_distinct && !have->nulls_not_distinct))
+		return false;
+	for (i = 0; i < have->nkeys; i++)
+		if (have->attnums[i] != want->attnums[i] || have->opfamily[i] != want->opfamily[i] ||
+			have->opcintype[i] != want->opcintype[i] || have->collation[i] != want->collation[i])
+			return false;
+	return equal(have->exprs, want->exprs) && equal(have->pred, want->pred);
+}
+
+/*
+ * Whether a valid unique index of the table, other than skip and the
+ * indexes in also_dropped, lets in no more writes than key: then a new
+ * unique index with that key (pg_repack --only-indexes builds one on the
+ * key of every unique index) makes no write fail, and dropping an index
+ * with that key leaves the same rule in place.
+ */
+static bool
+unique_key_exists(Oid relid, const UniqueKey *key, Oid skip, List *also_dropped)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, indexes)
+	{
+		Oid			ioid = lfirst_oid(lc);
+		Relation	irel;
+		UniqueKey	have;
+
+		if (ioid == skip || list_member_oid(also_dropped, ioid))
+			continue;
+		irel = index_open(ioid, AccessShareLock);
+		if (unique_index_checks_now(irel))
+		{
+			unique_key_of_index(irel, &have);
+			found = unique_key_covers(&have, key);
+		}
+		index_close(irel, AccessShareLock);
+		if (found)
+			break;
+	}
+	list_free(indexes);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Whether CREATE UNIQUE INDEX duplicates a unique index (of a primary key,
+ * a unique constraint, or alone) the table has: exactly the same key
+ * columns, expressions and predicate.
+ */
+static bool
+unique_index_is_duplicate(Oid relid, IndexStmt *stmt)
+{
+	UniqueKey	want;
+
+	/* the statement will take ShareUpdateExclusiveLock or more on it anyway */
+	LockRelationOid(relid, AccessShareLock);
+	if (!unique_key_of_stmt(relid, stmt, &want))
+		return false;
+	return unique_key_exists(relid, &want, InvalidOid, NIL);
+}
+
+/*
+ * Whether dropping the unique index idx of table, with the indexes in
+ * also_dropped, leaves a twin that lets in no more writes: then upserts
+ * find the twin and no duplicate becomes possible.  Not for the replica
+ * identity index (logical replication would lose its key).
+ */
+static bool
+unique_index_has_twin(Oid table, Oid idx, List *also_dropped)
+{
+	Relation	irel = index_open(idx, AccessShareLock);
+	UniqueKey	key;
+	bool		twin = false;
+
+	if (irel->rd_index->indisunique && !irel->rd_index->indisreplident)
+	{
+		unique_key_of_index(irel, &key);
+		twin = unique_key_exists(table, &key, idx, also_dropped);
+	}
+	index_close(irel, AccessShareLock);
+	return twin;
+}
+
 /* CREATE INDEX: unique (stricter writes) and blocking builds. */
 static void
 classify_index(EltClassified *c, IndexStmt *stmt)
@@ -1002,7 +1253,8 @@ classify_index(EltClassified *c, IndexStmt *stmt)
 	c->recurse = stmt->relation->inh;
 	table = EltRelDisplay(relid);
 	name = stmt->idxname ? pstrdup(quote_identifier(stmt->idxname)) : "(unnamed)";
-	if (stmt->unique)
+	/* a twin of a unique index the table has (pg_repack --only-indexes) lets in the same writes */
+	if (stmt->unique && !unique_index_is_duplicate(relid, stmt))
 		add_cand(c, R_ADD_UNIQUE, relid, 0, NULL, table,
 				 psprintf("creates unique index %s on %s: writes of duplicate values start to fail",
 						  name, table), CAND_WRITERS);

@@ -24,6 +24,9 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+#include <errno.h>
+
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
@@ -478,6 +481,10 @@ typedef struct ShapeIndex
 {
 	char	   *name;
 	Oid			oid;
+	char	   *definition;		/* from USING on */
+	bool		unique;
+	bool		primary;
+	bool		valid;
 } ShapeIndex;
 
 /* list_sort comparator: indexes by name. */
@@ -488,8 +495,38 @@ index_name_cmp(const ListCell *a, const ListCell *b)
 }
 
 /*
+ * Whether an index is the copy pg_repack builds of another index of the
+ * table while it repacks indexes: named index_<oid of the other>, with the
+ * same definition.  It lives only until pg_repack swaps the files and drops
+ * it, so it is not part of the table's shape (a repack records no version).
+ */
+static bool
+index_is_repack_twin(const ShapeIndex *si, List *indexes)
+{
+	ListCell   *lc;
+	char	   *end;
+	unsigned long other;
+
+	if (strncmp(si->name, "index_", 6) != 0 || !isdigit((unsigned char) si->name[6]))
+		return false;
+	errno = 0;
+	other = strtoul(si->name + 6, &end, 10);
+	if (*end != '\0' || errno != 0 || other == si->oid)
+		return false;
+	foreach(lc, indexes)
+	{
+		ShapeIndex *o = (ShapeIndex *) lfirst(lc);
+
+		if (o->oid == (Oid) other)
+			return o->unique == si->unique && strcmp(o->definition, si->definition) == 0;
+	}
+	return false;
+}
+
+/*
  * Indexes by name, each with its definition from USING on: the table's own
  * name is left out, so that renaming the table does not change its indexes.
+ * pg_repack's passing copies of indexes are left out too.
  */
 static void
 append_indexes(EltJson *out, Relation rel)
@@ -502,9 +539,28 @@ append_indexes(EltJson *out, Relation rel)
 	foreach(lc, RelationGetIndexList(rel))
 	{
 		ShapeIndex *si = palloc(sizeof(ShapeIndex));
+		HeapTuple	tup;
+		Form_pg_index idx;
+		char	   *def;
+		char	   *prefix;
 
 		si->oid = lfirst_oid(lc);
 		si->name = get_rel_name(si->oid);
+		tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(si->oid));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for index %u", si->oid);
+		idx = (Form_pg_index) GETSTRUCT(tup);
+		def = deparse_oid(pg_get_indexdef, si->oid);
+		prefix = psprintf("CREATE %sINDEX %s ON %s%s ",
+						  idx->indisunique ? "UNIQUE " : "",
+						  quote_identifier(si->name),
+						  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ? "ONLY " : "",
+						  qualified);
+		si->definition = strncmp(def, prefix, strlen(prefix)) == 0 ? def + strlen(prefix) : def;
+		si->unique = idx->indisunique;
+		si->primary = idx->indisprimary;
+		si->valid = idx->indisvalid;
+		ReleaseSysCache(tup);
 		indexes = lappend(indexes, si);
 	}
 	list_sort(indexes, index_name_cmp);
@@ -513,28 +569,16 @@ append_indexes(EltJson *out, Relation rel)
 	foreach(lc, indexes)
 	{
 		ShapeIndex *si = (ShapeIndex *) lfirst(lc);
-		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(si->oid));
-		Form_pg_index idx;
-		char	   *def = deparse_oid(pg_get_indexdef, si->oid);
-		char	   *prefix;
 
-		if (!HeapTupleIsValid(tup))
-			elog(ERROR, "cache lookup failed for index %u", si->oid);
-		idx = (Form_pg_index) GETSTRUCT(tup);
-		prefix = psprintf("CREATE %sINDEX %s ON %s%s ",
-						  idx->indisunique ? "UNIQUE " : "",
-						  quote_identifier(si->name),
-						  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ? "ONLY " : "",
-						  qualified);
+		if (index_is_repack_twin(si, indexes))
+			continue;
 		EltJsonBeginObject(out, NULL);
 		EltJsonString(out, "name", si->name);
-		EltJsonString(out, "definition",
-					  strncmp(def, prefix, strlen(prefix)) == 0 ? def + strlen(prefix) : def);
-		EltJsonBool(out, "unique", idx->indisunique);
-		EltJsonBool(out, "primary", idx->indisprimary);
-		EltJsonBool(out, "valid", idx->indisvalid);
+		EltJsonString(out, "definition", si->definition);
+		EltJsonBool(out, "unique", si->unique);
+		EltJsonBool(out, "primary", si->primary);
+		EltJsonBool(out, "valid", si->valid);
 		EltJsonEndObject(out);
-		ReleaseSysCache(tup);
 	}
 	EltJsonEndArray(out);
 }

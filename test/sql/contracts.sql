@@ -598,6 +598,42 @@ SELECT count(*) > 0 AS audited FROM elt.audit_log WHERE action = 'change_classif
 SELECT valid, detail FROM elt.audit_verify();
 SELECT rule, class, title FROM elt.rules() ORDER BY rule;
 
+-- a unique index over exactly the key of a unique index the table has
+-- (pg_repack --only-indexes builds one for each) makes no write fail: safe;
+-- over a subset or a superset, with another predicate, expression, collation
+-- or NULLS NOT DISTINCT: EG113.  Dropping a unique index whose twin stays is
+-- safe; dropping the last one with that key is EG122.
+CREATE SCHEMA rp;
+CREATE TABLE rp.t (id bigint PRIMARY KEY, a int NOT NULL, b text, c text,
+  CONSTRAINT t_ab_key UNIQUE (a, b));
+CREATE UNIQUE INDEX t_c_live ON rp.t (lower(c)) WHERE a > 0;
+CREATE UNIQUE INDEX t_defer_src ON rp.t (c);
+CREATE VIEW rp.v AS SELECT id, a, b FROM rp.t;
+SELECT elt.govern('rp', 'enforce');
+SELECT count(*) AS versions_before FROM elt.schema_versions WHERE schema_name = 'rp';
+CREATE UNIQUE INDEX CONCURRENTLY index_twin_pk ON rp.t (id);           -- safe
+CREATE UNIQUE INDEX CONCURRENTLY index_twin_ab ON rp.t USING btree (a, b) INCLUDE (c);  -- safe
+CREATE UNIQUE INDEX CONCURRENTLY index_twin_c ON rp.t (lower(c)) WHERE a > 0;  -- safe
+CREATE UNIQUE INDEX CONCURRENTLY bad_subset ON rp.t (a);                -- EG113
+CREATE UNIQUE INDEX CONCURRENTLY bad_superset ON rp.t (id, a);          -- EG113
+CREATE UNIQUE INDEX CONCURRENTLY bad_order ON rp.t (b, a);              -- EG113
+CREATE UNIQUE INDEX CONCURRENTLY bad_pred ON rp.t (lower(c)) WHERE a > 1;  -- EG113
+CREATE UNIQUE INDEX CONCURRENTLY bad_partial ON rp.t (id) WHERE a > 0;  -- EG113: not exactly the key's predicate
+CREATE UNIQUE INDEX CONCURRENTLY bad_expr ON rp.t (upper(c)) WHERE a > 0;  -- EG113
+CREATE UNIQUE INDEX CONCURRENTLY bad_coll ON rp.t (c COLLATE "C");      -- EG113
+CREATE UNIQUE INDEX CONCURRENTLY bad_nnd ON rp.t (a, b) NULLS NOT DISTINCT;  -- EG113
+SELECT rule, reason FROM elt.check_ddl('CREATE UNIQUE INDEX x ON rp.t (id); CREATE UNIQUE INDEX y ON rp.t (id, b)');
+SELECT relname FROM pg_class WHERE relnamespace = 'rp'::regnamespace AND relkind = 'i' ORDER BY relname;
+DROP INDEX CONCURRENTLY rp.index_twin_pk;                               -- safe: t_pkey stays
+DROP INDEX rp.index_twin_ab, rp.t_defer_src;                            -- safe for the twin; t_defer_src has none: EG122
+DROP INDEX CONCURRENTLY rp.t_defer_src;                                 -- EG122
+DROP INDEX CONCURRENTLY rp.index_twin_c;                                -- safe
+SELECT rule, class, decision, statement FROM elt.schema_changes
+WHERE statement ~ 'index_twin' ORDER BY change_id;
+SELECT count(*) AS versions_after FROM elt.schema_versions WHERE schema_name = 'rp';
+SELECT elt.ungovern('rp');
+DROP SCHEMA rp CASCADE;
+
 DROP EXTENSION elt_governance;
 DROP SCHEMA c CASCADE;
 DROP SCHEMA c2 CASCADE;
