@@ -573,6 +573,9 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 
 				policy = relation_policy(cand->relid, cand->recurse, c->script == NULL,
 										 &created_now);
+				/* a view has no history: the capture hook noted its creation */
+				if (!created_now && EltViewCreatedNow(cand->relid))
+					created_now = true;
 				/* created by this transaction: nobody reads it yet */
 				if (created_now && c->script == NULL)
 					policy = NULL;

@@ -89,7 +89,30 @@ static SPIPlanPtr dropped_plan = NULL;
 static SPIPlanPtr index_owner_plan = NULL;
 static SPIPlanPtr type_users_plan = NULL;
 
-/* Remember the text of each utility statement while it runs. */
+/*
+ * The name of the view or materialized view a statement is about to create,
+ * or NULL: not such a statement, or CREATE OR REPLACE VIEW (or IF NOT
+ * EXISTS) of a view that exists already, which keeps its readers.
+ */
+static pg_noinline RangeVar *
+created_view_name(Node *stmt)
+{
+	RangeVar   *rv = NULL;
+
+	if (IsA(stmt, ViewStmt))
+		rv = ((ViewStmt *) stmt)->view;
+	else if (IsA(stmt, CreateTableAsStmt) &&
+			 ((CreateTableAsStmt *) stmt)->objtype == OBJECT_MATVIEW)
+		rv = ((CreateTableAsStmt *) stmt)->into->rel;
+	if (rv == NULL || OidIsValid(RangeVarGetRelid(rv, NoLock, true)))
+		return NULL;
+	return rv;
+}
+
+/*
+ * Remember the text of each utility statement while it runs, and note the
+ * views it creates (settings.c: they are not judged in their own transaction).
+ */
 static void
 elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				   bool readOnlyTree, ProcessUtilityContext context,
@@ -98,6 +121,7 @@ elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 {
 	EltStatementText saved = {NULL, -1, 0};
 	bool		top = (context != PROCESS_UTILITY_SUBCOMMAND);
+	RangeVar   *new_view = created_view_name(pstmt->utilityStmt);
 
 	if (top)
 		EltStatementEnter(queryString, pstmt->stmt_location, pstmt->stmt_len,
@@ -113,6 +137,13 @@ elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		else
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
+		if (new_view != NULL)
+		{
+			Oid			relid = RangeVarGetRelid(new_view, NoLock, true);
+
+			if (OidIsValid(relid))
+				EltNoteCreatedView(relid);
+		}
 	}
 	PG_FINALLY();
 	{
