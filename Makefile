@@ -37,6 +37,7 @@ OBJS = \
 	src/versions_capture.o \
 	src/contracts_classify.o \
 	src/contracts_judge.o \
+	src/contracts_swap.o \
 	src/contracts_record.o \
 	src/contracts_rules.o \
 	src/contracts_script.o \
