@@ -22,7 +22,8 @@
  *            statement that fails leaves nothing; a blocked one is written
  *            to the server log.
  *
- * Calls: contracts_classify.c, contracts_record.c, contracts_rules.c;
+ * Calls: contracts_classify.c, contracts_record.c, contracts_rules.c,
+ * contracts_swap.c (dbt's swap: a rename out deferred to the rename in);
  * migrations.c (EltCurrentMigration, EltContractsReady); SQL on
  * elt.governed_targets for policies; util.c; the shared layers govern.c
  * (EltAnyTarget) and settings.c (EltCurrentStatement, elt_enabled).
@@ -207,7 +208,7 @@ swap_rename_out(EltClassified *c, EltCandidate *cand)
 	bool		created_now = false;
 	List	   *deps = NIL;
 
-	if (c->script != NULL || EltCurrentMigration() > 0)
+	if (c->script != NULL)
 		return false;
 	tmp = EltSwapTmpFor(cand->relid);
 	if (!OidIsValid(tmp))
@@ -215,6 +216,12 @@ swap_rename_out(EltClassified *c, EltCandidate *cand)
 	(void) relation_policy(tmp, false, true, &created_now);
 	if (!created_now && !EltViewCreatedNow(tmp))
 		return false;
+	if (EltCurrentMigration() > 0)
+	{
+		/* approved: recorded as such, and its backup retired at commit */
+		EltSwapRenameOut(cand->relid, tmp, cand->reason, "off");
+		return false;
+	}
 	add_dependents(cand->relid, 0, false, &deps);
 	add_consumers(cand->relid, NULL, &deps);
 	if (deps == NIL)

@@ -5,7 +5,8 @@
  * Owns: deciding which tables a DDL statement changed and recording their
  * versions; the ProcessUtility hook that tells settings.c the text of the
  * statement being run (and classifies TRUNCATE, which fires no event
- * trigger); the three event trigger functions.
+ * trigger) and notes the views it creates (settings.c); the three event
+ * trigger functions.
  *
  * Layering: an engine.  It calls the version store (versions_store.c) to
  * write versions and histories, govern.c for what is governed and for the

@@ -135,6 +135,29 @@ SELECT * FROM dbt_marts.analyst_top;
 -- a plain drop of a model is still judged (the swap retires only its backup)
 drop table if exists "contrib_regression"."dbt_marts"."customer_revenue" cascade;
 
+-- the approval pattern of docs/tools/dbt.md: the model's pre-hook opens an
+-- approved migration in the model's transaction, its post-hook closes it;
+-- the incompatible rebuild runs, and its backup's drop after the commit too
+SELECT elt.approver_add('dbt_lead');
+SET client_min_messages = warning;  -- the NOTICEs name the migration's id
+BEGIN;
+select elt.migration_begin('drop customer_revenue.orders', 'orders moved to a model of its own', 'dbt_lead') > 0 AS migration;
+DROP VIEW dbt_marts.analyst_top;  -- the analyst agreed to move off the column
+  create  table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp"
+    as
+  (
+    select customer_id, sum(amount) as revenue from dbt_src.orders group by customer_id
+  );
+alter table "contrib_regression"."dbt_marts"."customer_revenue" rename to "customer_revenue__dbt_backup";
+alter table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp" rename to "customer_revenue";
+select elt.migration_end() > 0 AS ended;
+COMMIT;
+drop table if exists "contrib_regression"."dbt_marts"."customer_revenue__dbt_backup" cascade;
+SELECT * FROM dbt_marts.customer_revenue ORDER BY customer_id;
+RESET client_min_messages;
+SELECT count(*) AS approved FROM elt.schema_changes WHERE statement LIKE '%customer_revenue%' AND migration_id IS NOT NULL;
+SELECT elt.approver_remove('dbt_lead');
+
 -- cleanup
 SELECT elt.ungovern('dbt_marts');
 DROP SCHEMA dbt_marts CASCADE;
