@@ -22,7 +22,8 @@
  *            statement that fails leaves nothing; a blocked one is written
  *            to the server log.
  *
- * Calls: contracts_classify.c, contracts_record.c, contracts_rules.c;
+ * Calls: contracts_classify.c, contracts_record.c, contracts_rules.c,
+ * contracts_swap.c (dbt's swap: a rename out deferred to the rename in);
  * migrations.c (EltCurrentMigration, EltContractsReady); SQL on
  * elt.governed_targets for policies; util.c; the shared layers govern.c
  * (EltAnyTarget) and settings.c (EltCurrentStatement, elt_enabled).
@@ -81,6 +82,7 @@
 #include "contracts_int.h"
 #include "deploy.h"
 #include "govern.h"
+#include "contracts_swap.h"
 #include "settings.h"
 #include "util.h"
 
@@ -114,6 +116,14 @@ policy_rank(const char *policy)
 	"        JOIN elt.schema_versions v ON v.table_id = t.table_id AND v.version = 1" \
 	"        WHERE t.relid = " rel " AND v.event = 'created'" \
 	"          AND v.xid = pg_catalog.pg_current_xact_id_if_assigned())"
+
+/*
+ * A rename of a relation out of the way of one this transaction built to
+ * replace it (dbt's swap, see contracts_swap.c): deferred to the rename in,
+ * true, when nothing depends on the relation; else the finding stays, and
+ * says that the dependents would be lost with the old relation.
+ */
+static bool swap_rename_out(EltClassified *c, EltCandidate *cand);
 
 /*
  * Policy in force for a relation: the strictest of its own (its table
@@ -185,6 +195,43 @@ relation_policy(Oid relid, bool recurse, bool live, bool *created_now)
 		return NULL;
 	*created_now = EltSpiGetBool(0, "created_now", &isnull);
 	return EltSpiGetText(0, "policy");
+}
+
+static void add_dependents(Oid relid, AttrNumber attnum, bool writers_only, List **out);
+static void add_consumers(Oid relid, const char *colname, List **out);
+
+/* See the declaration above. */
+static bool
+swap_rename_out(EltClassified *c, EltCandidate *cand)
+{
+	Oid			tmp;
+	bool		created_now = false;
+	List	   *deps = NIL;
+
+	if (c->script != NULL)
+		return false;
+	tmp = EltSwapTmpFor(cand->relid);
+	if (!OidIsValid(tmp))
+		return false;
+	(void) relation_policy(tmp, false, true, &created_now);
+	if (!created_now && !EltViewCreatedNow(tmp))
+		return false;
+	if (EltCurrentMigration() > 0)
+	{
+		/* approved: recorded as such, and its backup retired at commit */
+		EltSwapRenameOut(cand->relid, tmp, cand->reason, "off");
+		return false;
+	}
+	add_dependents(cand->relid, 0, false, &deps);
+	add_consumers(cand->relid, NULL, &deps);
+	if (deps == NIL)
+	{
+		EltSwapRenameOut(cand->relid, tmp, cand->reason, cand->policy);
+		return true;
+	}
+	cand->reason = psprintf("%s; as the first half of a swap with %s, built by this transaction, it would leave its dependents on the old relation, which the build then drops",
+							cand->reason, EltRelDisplay(tmp));
+	return false;
 }
 
 /* Policy for a schema: its own target's, else the strictest of its tables'. */
@@ -547,6 +594,10 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 		}
 		if (!actor_may(c, cand))
 			continue;
+		/* the old relation of a committed swap: dbt drops its backup */
+		if ((cand->rule == R_DROP_TABLE || cand->rule == R_DROP_VIEW) &&
+			EltSwapRetired(cand->relid))
+			continue;
 		old = MemoryContextSwitchTo(c->cxt);
 		if (OidIsValid(cand->typid))
 			policy = type_policy(cand->typid, &deps);
@@ -573,6 +624,9 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 
 				policy = relation_policy(cand->relid, cand->recurse, c->script == NULL,
 										 &created_now);
+				/* a view has no history: the capture hook noted its creation */
+				if (!created_now && EltViewCreatedNow(cand->relid))
+					created_now = true;
 				/* created by this transaction: nobody reads it yet */
 				if (created_now && c->script == NULL)
 					policy = NULL;
@@ -588,6 +642,11 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 			continue;
 		}
 		cand->policy = pstrdup(policy);
+		if (cand->rule == R_RENAME_TABLE && swap_rename_out(c, cand))
+		{
+			MemoryContextSwitchTo(old);
+			continue;
+		}
 
 		if (cand->rule < 0)
 		{
@@ -889,7 +948,8 @@ EltContractsCheckCascade(EltCatalogWrite *cw, Oid relid, const char *type,
 	char	   *reason;
 
 	if (!elt_enabled || EltCurrentMigration() > 0 || !EltContractsReady() ||
-		list_member_oid(judged_relids, relid))
+		list_member_oid(judged_relids, relid) ||
+		(column == NULL && EltSwapRetired(relid)))
 		return;
 	EltPrepare(&plan,
 			   "SELECT COALESCE("
@@ -970,6 +1030,18 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 	judged_relids = NIL;
 	if (!elt_enabled || parsetree == NULL || !EltCatalogReady() || !EltContractsReady())
 		return;
+	/* the second half of a swap judges the new relation against the old */
+	if (IsA(parsetree, RenameStmt) && ((RenameStmt *) parsetree)->relation != NULL &&
+		(((RenameStmt *) parsetree)->renameType == OBJECT_TABLE ||
+		 ((RenameStmt *) parsetree)->renameType == OBJECT_VIEW ||
+		 ((RenameStmt *) parsetree)->renameType == OBJECT_MATVIEW))
+	{
+		RenameStmt *rs = (RenameStmt *) parsetree;
+		Oid			relid = RangeVarGetRelid(rs->relation, NoLock, true);
+
+		if (OidIsValid(relid))
+			EltSwapRenameIn(relid, rs->newname);
+	}
 	memset(&c, 0, sizeof(c));
 	c.cxt = CurrentMemoryContext;
 	c.actor = GetUserId();

@@ -7,7 +7,9 @@
  * govern, contracts).  The settings are defined in _PG_init
  * (elt_governance.c), which points them at these variables; the statement
  * text is set by the ProcessUtility hook of versions_capture.c through
- * EltStatementEnter/Leave.
+ * EltStatementEnter/Leave; the views created by the running transaction
+ * (EltNoteCreatedView, EltViewCreatedNow), noted by the same hook, so that
+ * the contracts engine does not judge a view nobody can read yet.
  *
  * Layering: calls nothing of the extension; every engine may call it.
  * No locking, no SPI, no catalog access: backend-local state only.
@@ -16,7 +18,11 @@
 
 #include <ctype.h>
 
+#include "access/transam.h"
+#include "access/xact.h"
+#include "nodes/pg_list.h"
 #include "tcop/tcopprot.h"
+#include "utils/memutils.h"
 
 #include "settings.h"
 
@@ -27,6 +33,10 @@ char	   *elt_reason = NULL;
 static const char *stmt_source = NULL;
 static int	stmt_location = -1;
 static int	stmt_len = 0;
+
+/* Views created by the transaction created_xid (see EltNoteCreatedView). */
+static List *created_views = NIL;
+static TransactionId created_xid = InvalidTransactionId;
 
 /*
  * A utility statement starts: remember where its text lies, and save in
@@ -83,4 +93,41 @@ EltCurrentStatement(void)
 	while (end > start && (isspace((unsigned char) end[-1]) || end[-1] == ';'))
 		end--;
 	return pnstrdup(start, end - start);
+}
+
+/*
+ * A view or materialized view was created by the running transaction (not
+ * replaced: CREATE OR REPLACE of an existing view is not noted).  The note
+ * holds for the top-level transaction only: a later transaction finds the
+ * list stale and starts a new one.  A view created by a subtransaction that
+ * rolled back has vanished, and its oid is not handed out again within the
+ * transaction, so the note can stay.
+ */
+void
+EltNoteCreatedView(Oid relid)
+{
+	TransactionId xid = GetTopTransactionIdIfAny();
+	MemoryContext old;
+
+	if (!TransactionIdIsValid(xid))
+		return;
+	if (!TransactionIdEquals(xid, created_xid))
+	{
+		list_free(created_views);
+		created_views = NIL;
+		created_xid = xid;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	created_views = list_append_unique_oid(created_views, relid);
+	MemoryContextSwitchTo(old);
+}
+
+/* Was this view created by the running transaction?  (See EltNoteCreatedView.) */
+bool
+EltViewCreatedNow(Oid relid)
+{
+	TransactionId xid = GetTopTransactionIdIfAny();
+
+	return TransactionIdIsValid(xid) && TransactionIdEquals(xid, created_xid) &&
+		list_member_oid(created_views, relid);
 }

@@ -25,4 +25,8 @@ extern void EltStatementEnter(const char *source, int location, int len,
 extern void EltStatementLeave(const EltStatementText *saved);
 extern char *EltCurrentStatement(void);
 
+/* Views created by the running transaction (see settings.c). */
+extern void EltNoteCreatedView(Oid relid);
+extern bool EltViewCreatedNow(Oid relid);
+
 #endif							/* ELT_SETTINGS_H */

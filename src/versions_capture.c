@@ -5,7 +5,8 @@
  * Owns: deciding which tables a DDL statement changed and recording their
  * versions; the ProcessUtility hook that tells settings.c the text of the
  * statement being run (and classifies TRUNCATE, which fires no event
- * trigger); the three event trigger functions.
+ * trigger) and notes the views it creates (settings.c); the three event
+ * trigger functions.
  *
  * Layering: an engine.  It calls the version store (versions_store.c) to
  * write versions and histories, govern.c for what is governed and for the
@@ -89,7 +90,30 @@ static SPIPlanPtr dropped_plan = NULL;
 static SPIPlanPtr index_owner_plan = NULL;
 static SPIPlanPtr type_users_plan = NULL;
 
-/* Remember the text of each utility statement while it runs. */
+/*
+ * The name of the view or materialized view a statement is about to create,
+ * or NULL: not such a statement, or CREATE OR REPLACE VIEW (or IF NOT
+ * EXISTS) of a view that exists already, which keeps its readers.
+ */
+static pg_noinline RangeVar *
+created_view_name(Node *stmt)
+{
+	RangeVar   *rv = NULL;
+
+	if (IsA(stmt, ViewStmt))
+		rv = ((ViewStmt *) stmt)->view;
+	else if (IsA(stmt, CreateTableAsStmt) &&
+			 ((CreateTableAsStmt *) stmt)->objtype == OBJECT_MATVIEW)
+		rv = ((CreateTableAsStmt *) stmt)->into->rel;
+	if (rv == NULL || OidIsValid(RangeVarGetRelid(rv, NoLock, true)))
+		return NULL;
+	return rv;
+}
+
+/*
+ * Remember the text of each utility statement while it runs, and note the
+ * views it creates (settings.c: they are not judged in their own transaction).
+ */
 static void
 elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				   bool readOnlyTree, ProcessUtilityContext context,
@@ -98,6 +122,7 @@ elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 {
 	EltStatementText saved = {NULL, -1, 0};
 	bool		top = (context != PROCESS_UTILITY_SUBCOMMAND);
+	RangeVar   *new_view = created_view_name(pstmt->utilityStmt);
 
 	if (top)
 		EltStatementEnter(queryString, pstmt->stmt_location, pstmt->stmt_len,
@@ -113,6 +138,13 @@ elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		else
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
+		if (new_view != NULL)
+		{
+			Oid			relid = RangeVarGetRelid(new_view, NoLock, true);
+
+			if (OidIsValid(relid))
+				EltNoteCreatedView(relid);
+		}
 	}
 	PG_FINALLY();
 	{

@@ -1,0 +1,16 @@
+/*
+ * contracts_swap.h — a swap of two relations' names in one transaction,
+ * judged as the replacement of one relation (contracts_swap.c).
+ */
+#ifndef ELT_CONTRACTS_SWAP_H
+#define ELT_CONTRACTS_SWAP_H
+
+#include "postgres.h"
+
+extern Oid	EltSwapTmpFor(Oid relid);
+extern void EltSwapRenameOut(Oid relid, Oid tmp_relid, const char *reason,
+							 const char *policy);
+extern void EltSwapRenameIn(Oid relid, const char *newname);
+extern bool EltSwapRetired(Oid relid);
+
+#endif							/* ELT_CONTRACTS_SWAP_H */
