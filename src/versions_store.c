@@ -134,7 +134,7 @@ EltInsertVersion(EltCatalogWrite *cw, int64 table_id, int32 version, Oid relid,
 	TEXTOID, JSONBOID, TEXTOID, TEXTOID, NAMEOID, INT8OID};
 	Datum		values[11];
 	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int64		migration = EltCurrentMigration();
+	int64		migration = EltMigrationJoin(cw);
 	char		hash[ELT_SHA256_HEX_LEN + 1];
 	EltJson		details;
 	char	   *object;
