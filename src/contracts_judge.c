@@ -13,7 +13,8 @@
  *            (pg_depend views, materialized views and functions, per column
  *            where PostgreSQL records it, and registered consumers), table
  *            sizes for index builds, EG117 for columns a registered
- *            consumer uses, EG208;
+ *            consumer uses, EG208; drops breaking findings on a table
+ *            the session's named migration created that nothing reads;
  *   decide   outside a migration any breaking or lock-hazard finding under
  *            policy enforce blocks the statement (SQLSTATE 42ZEG), policy
  *            warn raises one WARNING, policy off records only; inside a

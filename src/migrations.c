@@ -3,9 +3,11 @@
  * migration windows, registered consumers.
  *
  * Owns: elt.approvers, elt.migration_windows, elt.consumer_registrations;
+ * the settings elt.migration and elt.approved_by (defined in _PG_init);
  * EltContractsReady (whether the catalog has these tables yet).
  *
- * Calls: audit.c, roles.c, util.c, util_json.c.  The contracts_*.c files
+ * Calls: audit.c, roles.c, settings.c (elt.reason), util.c, util_json.c.
+ * The contracts_*.c files and versions_store.c (EltMigrationJoin)
  * call into this one (EltCurrentMigration, EltContractsReady,
  * EltForgetConsumers), never the other way.
  *
@@ -24,6 +26,21 @@
  * the approver must have approved a migration of that name in their own
  * session (elt.migration_approve, checked against their session user); each
  * approval opens one window.
+ *
+ * Windows named by settings (for migration tools that run a session per
+ * change): with elt.migration set, the first governed statement of a
+ * session (EltMigrationJoin, from the capture and contracts engines) joins
+ * the open window opened through the settings with that name, the same
+ * elt.approved_by (or none) and the same session user, or opens one with
+ * migration_begin's checks (an approval, under elt.require_second_approver,
+ * is used up by the session that opens it; the others join).  Such a
+ * window is not tied to a session: it stays open until elt.migration_end()
+ * runs in a session with the same settings.  Without elt.approved_by it
+ * approves nothing (EltCurrentMigration stays 0): it only names the run,
+ * and its id is what the run's versions and changes carry.  Opening takes
+ * an advisory lock, on a tag no SQL can take, per session user and
+ * settings, until the transaction ends, so that sessions starting together
+ * open one window.
  */
 #include "postgres.h"
 
