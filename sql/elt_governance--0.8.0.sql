@@ -736,20 +736,25 @@ CREATE TABLE elt.approvers (
     note      text
 );
 
--- Approved change windows.  A window belongs to one session (backend_pid,
--- backend_start) and is open until elt.migration_end() or the end of that
--- session.
+-- Change windows.  A window opened by elt.migration_begin() belongs to one
+-- session (backend_pid, backend_start) and is open until elt.migration_end()
+-- or the end of that session.  A window opened through the settings
+-- elt.migration and elt.approved_by (opened_via 'settings') is joined by
+-- every session of the same session user with the same settings until
+-- elt.migration_end(); approved_by is NULL when it approves nothing.
 CREATE TABLE elt.migration_windows (
     migration_id  bigint PRIMARY KEY DEFAULT pg_catalog.nextval('elt.migration_id_seq'),
     name          text NOT NULL CHECK (name <> ''),
     reason        text NOT NULL CHECK (reason <> ''),
-    approved_by   text NOT NULL,
+    approved_by   text,
     opened_by     name NOT NULL,
     role          name NOT NULL,
     backend_pid   integer NOT NULL,
     backend_start timestamptz,
     opened_at     timestamptz NOT NULL,
-    closed_at     timestamptz
+    closed_at     timestamptz,
+    opened_via    text NOT NULL DEFAULT 'function'
+                  CHECK (opened_via IN ('function', 'settings'))
 );
 
 -- Approvals given by an approver in their own session, for a migration of a
@@ -874,13 +879,15 @@ SELECT m.migration_id,
        m.closed_at,
        CASE
            WHEN m.closed_at IS NOT NULL THEN 'closed'
+           WHEN m.opened_via = 'settings' THEN 'open'
            WHEN elt._backend_alive(m.backend_pid, m.backend_start) THEN 'open'
            ELSE 'abandoned'
        END AS status,
        (SELECT count(*) FROM elt.schema_changes c
         WHERE c.migration_id = m.migration_id AND c.class <> 'safe') AS changes,
        (SELECT count(*) FROM elt.schema_versions v
-        WHERE v.migration_id = m.migration_id) AS versions
+        WHERE v.migration_id = m.migration_id) AS versions,
+       m.opened_via
 FROM elt.migration_windows m;
 
 GRANT SELECT ON elt.migrations TO PUBLIC;

@@ -767,7 +767,8 @@ replay_migration(HTAB *migrations, HTAB *approvals, int64 id, const char *action
 			if (ra != NULL)
 				ra->migration_id = key;
 		}
-		return rm->name != NULL && rm->approved_by != NULL;
+		/* approved_by is absent for a named window that approves nothing */
+		return rm->name != NULL;
 	}
 }
 
@@ -818,7 +819,7 @@ migrations_compare(HTAB *migrations)
 						   EltVerifyQuoted(rm->name));
 		if (EltVerifyTextDiffers(reason, rm->reason))
 			return EltVerifyDiffers("elt.migration_windows", "reason", EltVerifyQuoted(reason), what, EltVerifyQuoted(rm->reason));
-		if (strcmp(rm->approved_by, approved_by) != 0)
+		if (EltVerifyTextDiffers(rm->approved_by, approved_by))
 			return EltVerifyDiffers("elt.migration_windows", "approved_by", EltVerifyQuoted(approved_by), what, EltVerifyQuoted(rm->approved_by));
 		if (strcmp(rm->role, role) != 0)
 			return EltVerifyDiffers("elt.migration_windows", "role", role, what, rm->role);

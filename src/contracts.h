@@ -17,8 +17,14 @@
 #include "migrations.h"
 #include "util.h"
 
-/* The one SQLSTATE of every change blocked by a contract. */
-#define ERRCODE_ELT_CHANGE_BLOCKED MAKE_SQLSTATE('E','G','0','0','0')
+/*
+ * The one SQLSTATE of every change blocked (or warned about) by a contract:
+ * class 42, "syntax error or access rule violation" — a rule forbids the
+ * change — so that client libraries raise their class-42 error (psycopg2
+ * ProgrammingError); subclass ZEG is implementation-defined (Z) and ours
+ * (EG).  Until 0.8.0 it was EG000, a class no client knows.
+ */
+#define ERRCODE_ELT_CHANGE_BLOCKED MAKE_SQLSTATE('4','2','Z','E','G')
 
 extern int	elt_large_table_rows;
 

@@ -13,9 +13,10 @@
  *            (pg_depend views, materialized views and functions, per column
  *            where PostgreSQL records it, and registered consumers), table
  *            sizes for index builds, EG117 for columns a registered
- *            consumer uses, EG208;
+ *            consumer uses, EG208; drops breaking findings on a table
+ *            the session's named migration created that nothing reads;
  *   decide   outside a migration any breaking or lock-hazard finding under
- *            policy enforce blocks the statement (SQLSTATE EG000), policy
+ *            policy enforce blocks the statement (SQLSTATE 42ZEG), policy
  *            warn raises one WARNING, policy off records only; inside a
  *            migration everything is approved.  What goes ahead is written
  *            by contracts_record.c in the statement's own transaction, so a
@@ -568,6 +569,35 @@ actor_may(EltClassified *c, EltCandidate *cand)
 }
 
 /*
+ * Whether a relation was created by the migration window this session's
+ * changes carry (elt.migration, in any of the window's sessions): its first
+ * version, 'created', carries the window's id.  *window caches the window
+ * (-1: not looked up yet).
+ */
+static bool
+created_by_window(Oid relid, int64 *window)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {OIDOID, INT8OID};
+	Datum		args[2];
+
+	if (*window < 0)
+		*window = EltMigrationWindowPeek();
+	if (*window == 0)
+		return false;
+	EltPrepare(&plan,
+			   "SELECT 1 FROM elt.tracked_tables t"
+			   " JOIN elt.schema_versions v ON v.table_id = t.table_id AND v.version = 1"
+			   " WHERE t.relid = $1::pg_catalog.regclass AND v.event = 'created'"
+			   "   AND v.migration_id = $2",
+			   2, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = Int64GetDatum(*window);
+	EltExecLatest(plan, args, NULL, 1);
+	return SPI_processed > 0;
+}
+
+/*
  * Step 2.  Inside the catalog context.  Keeps the candidates that concern
  * governed objects, with their policy and dependents; list allocations go
  * to c->cxt.  lock_timeout_set: whether the statement will run with one.
@@ -579,6 +609,7 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 	List	   *looked_up = NIL;	/* candidates whose relation was looked up */
 	ListCell   *lc;
 	EltCandidate *hazard = NULL;
+	int64		window = -1;	/* the session's migration window, once looked up */
 
 	foreach(lc, c->cands)
 	{
@@ -705,6 +736,14 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 				add_dependents(cand->relid, cand->attnum, false, &deps);
 				add_consumers(cand->relid, cand->colname, &deps);
 			}
+			/* a table its own migration created, that nothing reads yet */
+			if (deps == NIL && c->script == NULL && OidIsValid(cand->relid) &&
+				!OidIsValid(cand->typid) && !OidIsValid(cand->nspoid) &&
+				created_by_window(cand->relid, &window))
+			{
+				MemoryContextSwitchTo(old);
+				continue;
+			}
 		}
 		if (cand->rule >= 0 && RULE_IS_HAZARD(cand->rule) && hazard == NULL)
 			hazard = cand;
@@ -815,7 +854,8 @@ describe(List *findings, char **msg, char **detail, char **hint)
 static void
 decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool defer)
 {
-	int64		migration = EltCurrentMigration();
+	int64		window;
+	int64		migration;
 	List	   *blocked = NIL;
 	List	   *warned = NIL;
 	List	   *findings = NIL;
@@ -828,6 +868,11 @@ decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool de
 	char	   *detail;
 	char	   *hint;
 
+	if (c->cands == NIL)
+		return;
+	/* a governed statement: join the migration the settings name, if any */
+	window = EltMigrationJoin(cw);
+	migration = EltCurrentMigration();
 	foreach(lc, c->cands)
 	{
 		EltCandidate *f = (EltCandidate *) lfirst(lc);
@@ -912,10 +957,10 @@ decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool de
 	}
 	if (defer)
 	{
-		EltContractsKeepDeferred(findings, decisions, tagname, statement, migration);
+		EltContractsKeepDeferred(findings, decisions, tagname, statement, window);
 		return;
 	}
-	EltContractsWriteRecords(cw, findings, decisions, tagname, statement, migration);
+	EltContractsWriteRecords(cw, findings, decisions, tagname, statement, window);
 }
 
 /*
@@ -967,6 +1012,16 @@ EltContractsCheckCascade(EltCatalogWrite *cw, Oid relid, const char *type,
 	if (policy == NULL || strcmp(policy, "off") == 0 ||
 		policy_rank(policy) <= judged_rank)
 		return;
+	/* approved by the migration the settings name, or created by it */
+	EltMigrationJoin(cw);
+	if (EltCurrentMigration() > 0)
+		return;
+	{
+		int64		window = -1;
+
+		if (created_by_window(relid, &window))
+			return;
+	}
 	object = quote_qualified_identifier(schema, name);
 	if (strcmp(type, "default value") == 0 && column != NULL)
 	{

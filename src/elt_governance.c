@@ -72,6 +72,24 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomStringVariable("elt.migration",
+							   "Name of the migration every governed change of this session joins.",
+							   "Set through PGOPTIONS for a migration tool's run: the first governed statement opens or joins the named window of the session user.",
+							   &elt_migration_setting,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("elt.approved_by",
+							   "Approver of the migration named by elt.migration.",
+							   "Checked as elt.migration_begin() checks approved_by; empty: the named migration approves nothing.",
+							   &elt_approved_by_setting,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
 	EltBackfillInit();
 	EltManifestInit();
 	EltDeployInit();

@@ -3,9 +3,11 @@
  * migration windows, registered consumers.
  *
  * Owns: elt.approvers, elt.migration_windows, elt.consumer_registrations;
+ * the settings elt.migration and elt.approved_by (defined in _PG_init);
  * EltContractsReady (whether the catalog has these tables yet).
  *
- * Calls: audit.c, roles.c, util.c, util_json.c.  The contracts_*.c files
+ * Calls: audit.c, roles.c, settings.c (elt.reason), util.c, util_json.c.
+ * The contracts_*.c files and versions_store.c (EltMigrationJoin)
  * call into this one (EltCurrentMigration, EltContractsReady,
  * EltForgetConsumers), never the other way.
  *
@@ -24,14 +26,31 @@
  * the approver must have approved a migration of that name in their own
  * session (elt.migration_approve, checked against their session user); each
  * approval opens one window.
+ *
+ * Windows named by settings (for migration tools that run a session per
+ * change): with elt.migration set, the first governed statement of a
+ * session (EltMigrationJoin, from the capture and contracts engines) joins
+ * the open window opened through the settings with that name, the same
+ * elt.approved_by (or none) and the same session user, or opens one with
+ * migration_begin's checks (an approval, under elt.require_second_approver,
+ * is used up by the session that opens it; the others join).  Such a
+ * window is not tied to a session: it stays open until elt.migration_end()
+ * runs in a session with the same settings.  Without elt.approved_by it
+ * approves nothing (EltCurrentMigration stays 0): it only names the run,
+ * and its id is what the run's versions and changes carry.  Opening takes
+ * an advisory lock, on a tag no SQL can take, per session user and
+ * settings, until the transaction ends, so that sessions starting together
+ * open one window.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/backend_status.h"
 #include "utils/array.h"
@@ -43,34 +62,61 @@
 #include "audit.h"
 #include "migrations.h"
 #include "roles.h"
+#include "settings.h"
 #include "util.h"
 
+/* advisory lock tag field4 of the lock that opens a settings window once */
+#define ELT_MIGRATION_JOIN_LOCKTAG 0x4D49
+
 bool		elt_require_second_approver = false;
+char	   *elt_migration_setting = NULL;
+char	   *elt_approved_by_setting = NULL;
 
-/* The migration open in this session (0: none). */
-static int64 current_migration = 0;
+/*
+ * This session's migration state: the approved window open in it (0: none),
+ * the window its changes carry (the approved one, or a named window joined
+ * through elt.migration without approval; 0: none), and, for a window
+ * joined through the settings, the settings it was joined with.
+ */
+typedef struct MigrationState
+{
+	int64		approved;
+	int64		window;
+	char	   *key;			/* "name\napprover" (TopMemoryContext), or NULL */
+} MigrationState;
 
-/* Changes of current_migration in the open transaction, to undo on abort. */
+static MigrationState state = {0, 0, NULL};
+
+/* Changes of the state in the open transaction, to undo on abort. */
 typedef struct MigrationChange
 {
 	SubTransactionId subid;
-	int64		before;
+	MigrationState before;
 } MigrationChange;
 
 static List *changes = NIL;
 
-/* Open (id) or close (0) this session's window, undoably. */
+/* Change this session's migration state, undoably. */
 static void
-set_current_migration(int64 id)
+set_state(int64 approved, int64 window, const char *key)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 	MigrationChange *ch = palloc(sizeof(MigrationChange));
 
 	ch->subid = GetCurrentSubTransactionId();
-	ch->before = current_migration;
+	ch->before = state;
 	changes = lappend(changes, ch);
+	state.approved = approved;
+	state.window = window;
+	state.key = key ? pstrdup(key) : NULL;
 	MemoryContextSwitchTo(old);
-	current_migration = id;
+}
+
+/* Open this session's approved window, undoably. */
+static void
+set_current_migration(int64 id)
+{
+	set_state(id, id, NULL);
 }
 
 /* End of a transaction: keep the window's changes, or undo them. */
@@ -89,7 +135,7 @@ migration_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			if (changes != NIL)
-				current_migration = ((MigrationChange *) linitial(changes))->before;
+				state = ((MigrationChange *) linitial(changes))->before;
 			list_free_deep(changes);
 			changes = NIL;
 			break;
@@ -135,7 +181,7 @@ migration_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				int			keep = foreach_current_index(lc);
 				int			j;
 
-				current_migration = ch->before;
+				state = ch->before;
 				for (j = keep; j < list_length(changes); j++)
 					pfree(list_nth(changes, j));
 				changes = list_truncate(changes, keep);
@@ -157,7 +203,7 @@ EltMigrationsInit(void)
 int64
 EltCurrentMigration(void)
 {
-	return current_migration;
+	return state.approved;
 }
 /*
  * Whether the catalog has the contracts tables (extension at 0.2.0 or
@@ -256,55 +302,65 @@ elt_approver_remove(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-PG_FUNCTION_INFO_V1(elt_migration_begin);
-Datum
-elt_migration_begin(PG_FUNCTION_ARGS)
+/* Whether the catalog has windows opened through settings (0.8.0 on). */
+static bool
+settings_ready(void)
+{
+	return get_attnum(EltCatalogRelid("migration_windows"), "opened_via") != InvalidAttrNumber;
+}
+
+/*
+ * Open a migration window in the catalog context and audit it: approved_by
+ * (NULL for a named window opened through elt.migration without approval)
+ * must be in elt.approvers, and with elt.require_second_approver on it must
+ * differ from the session user and have approved a migration of that name
+ * for the session user, an approval this window uses up.  via_settings:
+ * opened through elt.migration and elt.approved_by, for every session of
+ * the same session user with the same settings to join.
+ */
+static int64
+open_window(EltCatalogWrite *cw, const char *name, const char *reason,
+			const char *approved_by, bool via_settings)
 {
 	static SPIPlanPtr approver_plan = NULL;
 	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr old_insert_plan = NULL;
 	static SPIPlanPtr approval_plan = NULL;
 	static SPIPlanPtr use_plan = NULL;
+	SPIPlanPtr	plan;
 	int64		approval_id = 0;
-	char	   *name = EltRequiredText(fcinfo, 0, "name");
-	char	   *reason = EltRequiredText(fcinfo, 1, "reason");
-	char	   *approved_by = EltRequiredText(fcinfo, 2, "approved_by");
 	char	   *session_user = GetUserNameFromId(GetSessionUserId(), false);
-	Oid			argtypes[7] = {TEXTOID, TEXTOID, TEXTOID, NAMEOID, NAMEOID, INT4OID,
-	TIMESTAMPTZOID};
-	Datum		values[7];
+	Oid			argtypes[8] = {TEXTOID, TEXTOID, TEXTOID, NAMEOID, NAMEOID, INT4OID,
+	TIMESTAMPTZOID, TEXTOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Datum		args[1];
 	Oid			argtypes1[1] = {TEXTOID};
-	EltCatalogWrite cw;
 	EltJson		details;
 	bool		isnull;
 	int64		id;
 
-	EltRequireCatalog("schema_changes");
-	if (current_migration != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("migration %lld is already open in this session",
-						(long long) current_migration),
-				 errhint("End it with SELECT elt.migration_end() before beginning another.")));
-	if (elt_require_second_approver && strcmp(approved_by, session_user) == 0)
+	if (approved_by != NULL && elt_require_second_approver &&
+		strcmp(approved_by, session_user) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("migration \"%s\" cannot be approved by the session user \"%s\"",
 						name, session_user),
 				 errdetail("elt.require_second_approver is on."),
 				 errhint("Ask another approver (SELECT * FROM elt.approvers).")));
-
-	EltCatalogWriteBegin(&cw);
-	EltPrepare(&approver_plan, "SELECT 1 FROM elt.approvers WHERE approver = $1",
-			   1, argtypes1);
-	args[0] = CStringGetTextDatum(approved_by);
-	EltExecLatest(approver_plan, args, NULL, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("\"%s\" is not an approver", approved_by),
-				 errhint("SELECT * FROM elt.approvers lists who may approve; a superuser adds one with elt.approver_add().")));
-	if (elt_require_second_approver)
+	if (approved_by != NULL)
+	{
+		EltPrepare(&approver_plan, "SELECT 1 FROM elt.approvers WHERE approver = $1",
+				   1, argtypes1);
+		args[0] = CStringGetTextDatum(approved_by);
+		EltExecLatest(approver_plan, args, NULL, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("\"%s\" is not an approver", approved_by),
+					 errhint("SELECT * FROM elt.approvers lists who may approve; a superuser adds one with elt.approver_add().")));
+	}
+	if (approved_by != NULL && elt_require_second_approver)
 	{
 		Oid			atypes[3] = {TEXTOID, TEXTOID, TEXTOID};
 		Datum		aargs[3];
@@ -331,21 +387,45 @@ elt_migration_begin(PG_FUNCTION_ARGS)
 		approval_id = EltSpiGetInt64(0, "approval_id", &isnull);
 	}
 
-	EltPrepare(&insert_plan,
-			   "INSERT INTO elt.migration_windows (name, reason, approved_by, opened_by,"
-			   " role, backend_pid, backend_start, opened_at)"
-			   " VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.now())"
-			   " RETURNING migration_id",
-			   7, argtypes);
+	if (!settings_ready())
+	{
+		if (via_settings)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("elt.migration needs elt_governance 0.8.0 or later in this database"),
+					 errhint("Run ALTER EXTENSION elt_governance UPDATE, or reset elt.migration.")));
+		/* a catalog from before 0.8.0: every window is opened by the function */
+		EltPrepare(&old_insert_plan,
+				   "INSERT INTO elt.migration_windows (name, reason, approved_by, opened_by,"
+				   " role, backend_pid, backend_start, opened_at)"
+				   " VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.now())"
+				   " RETURNING migration_id",
+				   7, argtypes);
+		plan = old_insert_plan;
+	}
+	else
+	{
+		EltPrepare(&insert_plan,
+				   "INSERT INTO elt.migration_windows (name, reason, approved_by, opened_by,"
+				   " role, backend_pid, backend_start, opened_at, opened_via)"
+				   " VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.now(), $8)"
+				   " RETURNING migration_id",
+				   8, argtypes);
+		plan = insert_plan;
+	}
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(reason);
-	values[2] = CStringGetTextDatum(approved_by);
+	if (approved_by != NULL)
+		values[2] = CStringGetTextDatum(approved_by);
+	else
+		nulls[2] = 'n';
 	values[3] = DirectFunctionCall1(namein, CStringGetDatum(session_user));
 	values[4] = DirectFunctionCall1(namein,
-									CStringGetDatum(GetUserNameFromId(cw.actor, false)));
+									CStringGetDatum(GetUserNameFromId(cw->actor, false)));
 	values[5] = Int32GetDatum(MyProcPid);
 	values[6] = TimestampTzGetDatum(MyStartTimestamp);
-	if (EltExec(insert_plan, values, NULL, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+	values[7] = CStringGetTextDatum(via_settings ? "settings" : "function");
+	if (EltExec(plan, values, nulls, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not insert into elt.migration_windows");
 	id = EltSpiGetInt64(0, "migration_id", &isnull);
 	if (approval_id > 0)
@@ -368,11 +448,169 @@ elt_migration_begin(PG_FUNCTION_ARGS)
 	EltJsonString(&details, "opened_by", session_user);
 	if (approval_id > 0)
 		EltJsonInt(&details, "approval_id", approval_id);
-	EltAuditRecord(cw.actor, "migration_begun", name, EltJsonFinish(&details), reason);
-	EltCatalogWriteEnd(&cw);
+	if (via_settings)
+		EltJsonString(&details, "via", "settings");
+	EltAuditRecord(cw->actor, "migration_begun", name, EltJsonFinish(&details), reason);
+	return id;
+}
 
+PG_FUNCTION_INFO_V1(elt_migration_begin);
+Datum
+elt_migration_begin(PG_FUNCTION_ARGS)
+{
+	char	   *name = EltRequiredText(fcinfo, 0, "name");
+	char	   *reason = EltRequiredText(fcinfo, 1, "reason");
+	char	   *approved_by = EltRequiredText(fcinfo, 2, "approved_by");
+	EltCatalogWrite cw;
+	int64		id;
+
+	EltRequireCatalog("schema_changes");
+	if (state.approved != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration %lld is already open in this session",
+						(long long) state.approved),
+				 errhint("End it with SELECT elt.migration_end() before beginning another.")));
+	EltCatalogWriteBegin(&cw);
+	id = open_window(&cw, name, reason, approved_by, false);
+	EltCatalogWriteEnd(&cw);
 	set_current_migration(id);
 	PG_RETURN_INT64(id);
+}
+
+/* ------------------------------------------------------------------------
+ * Migrations named by settings: elt.migration and elt.approved_by
+ * ------------------------------------------------------------------------
+ */
+
+/* Whether a setting holds a value (set and not empty). */
+static bool
+setting_given(const char *value)
+{
+	return value != NULL && value[0] != '\0';
+}
+
+/* "name\napprover" of the settings now, or NULL when elt.migration is unset. */
+static char *
+settings_key(void)
+{
+	if (!setting_given(elt_migration_setting))
+		return NULL;
+	return psprintf("%s\n%s", elt_migration_setting,
+					setting_given(elt_approved_by_setting) ? elt_approved_by_setting : "");
+}
+
+/*
+ * The open window the settings name for this session user: opened through
+ * the settings, of that name and approver (or none), not closed.  0 if
+ * none.  In the catalog context.
+ */
+static int64
+find_settings_window(void)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, NAMEOID};
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	bool		isnull;
+
+	if (!settings_ready())
+		return 0;
+	EltPrepare(&plan,
+			   "SELECT migration_id FROM elt.migration_windows"
+			   " WHERE name = $1 AND approved_by IS NOT DISTINCT FROM $2"
+			   "   AND opened_by = $3 AND opened_via = 'settings' AND closed_at IS NULL"
+			   " ORDER BY migration_id DESC LIMIT 1",
+			   3, argtypes);
+	args[0] = CStringGetTextDatum(elt_migration_setting);
+	if (setting_given(elt_approved_by_setting))
+		args[1] = CStringGetTextDatum(elt_approved_by_setting);
+	else
+		nulls[1] = 'n';
+	args[2] = DirectFunctionCall1(namein,
+								  CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false)));
+	EltExecLatest(plan, args, nulls, 1);
+	if (SPI_processed == 0)
+		return 0;
+	return EltSpiGetInt64(0, "migration_id", &isnull);
+}
+
+/*
+ * The window this session's changes carry, joining or opening the one that
+ * elt.migration and elt.approved_by name if the session has none yet (see
+ * the file header).  Called in the catalog context by the first governed
+ * statement of a session; 0 when neither a window nor the settings.
+ */
+int64
+EltMigrationJoin(EltCatalogWrite *cw)
+{
+	static SPIPlanPtr approver_plan = NULL;
+	char	   *key = settings_key();
+	const char *approved_by;
+	int64		id;
+
+	/* joined through settings that changed since: leave that window */
+	if (state.key != NULL && (key == NULL || strcmp(key, state.key) != 0))
+		set_state(0, 0, NULL);
+	if (state.window != 0 || key == NULL)
+		return state.window;
+	approved_by = setting_given(elt_approved_by_setting) ? elt_approved_by_setting : NULL;
+
+	/* one window per name: sessions that start together open it once */
+	{
+		LOCKTAG		tag;
+		uint32		h = hash_bytes((const unsigned char *) key, strlen(key));
+
+		/* field4 no SQL advisory lock uses: no role can hold it to stall a deploy */
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, h, GetSessionUserId(),
+							 ELT_MIGRATION_JOIN_LOCKTAG);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+	id = find_settings_window();
+	if (id != 0 && approved_by != NULL)
+	{
+		Oid			argtypes1[1] = {TEXTOID};
+		Datum		args[1];
+
+		/* an approver removed since stops every later session from joining */
+		EltPrepare(&approver_plan, "SELECT 1 FROM elt.approvers WHERE approver = $1",
+				   1, argtypes1);
+		args[0] = CStringGetTextDatum(approved_by);
+		EltExecLatest(approver_plan, args, NULL, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("\"%s\" is not an approver", approved_by),
+					 errdetail("elt.approved_by names \"%s\" for migration \"%s\".",
+							   approved_by, elt_migration_setting),
+					 errhint("SELECT * FROM elt.approvers lists who may approve; a superuser adds one with elt.approver_add().")));
+	}
+	if (id == 0)
+		id = open_window(cw, elt_migration_setting,
+						 setting_given(elt_reason) ? elt_reason :
+						 (approved_by ? "opened through elt.migration and elt.approved_by" :
+						  "opened through elt.migration, without approval"),
+						 approved_by, true);
+	set_state(approved_by ? id : 0, id, key);
+	return id;
+}
+
+/*
+ * The window this session's changes carry or would carry: the one it has,
+ * else the open one its settings name (without opening it).  0 if none.
+ * In the catalog context.
+ */
+int64
+EltMigrationWindowPeek(void)
+{
+	char	   *key = settings_key();
+
+	if (state.window != 0 &&
+		(state.key == NULL || (key != NULL && strcmp(key, state.key) == 0)))
+		return state.window;
+	if (key == NULL)
+		return 0;
+	return find_settings_window();
 }
 
 /*
@@ -449,16 +687,17 @@ elt_migration_end(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	EltCatalogWrite cw;
 	EltJson		details;
-	int64		id = current_migration;
+	int64		id;
 	char	   *name;
 
 	EltRequireCatalog("schema_changes");
+	EltCatalogWriteBegin(&cw);
+	id = EltMigrationWindowPeek();
 	if (id == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no migration is open in this session"),
 				 errhint("Begin one with SELECT elt.migration_begin(name, reason, approved_by).")));
-	EltCatalogWriteBegin(&cw);
 	EltPrepare(&plan,
 			   "UPDATE elt.migration_windows SET closed_at = pg_catalog.now()"
 			   " WHERE migration_id = $1 AND closed_at IS NULL RETURNING name",
@@ -474,7 +713,7 @@ elt_migration_end(PG_FUNCTION_ARGS)
 				   EltAuditReason(NULL));
 	EltCatalogWriteEnd(&cw);
 
-	set_current_migration(0);
+	set_state(0, 0, NULL);
 	PG_RETURN_INT64(id);
 }
 
@@ -508,9 +747,9 @@ PG_FUNCTION_INFO_V1(elt_migration_current);
 Datum
 elt_migration_current(PG_FUNCTION_ARGS)
 {
-	if (current_migration == 0)
+	if (state.approved == 0)
 		PG_RETURN_NULL();
-	PG_RETURN_INT64(current_migration);
+	PG_RETURN_INT64(state.approved);
 }
 
 /* ------------------------------------------------------------------------

@@ -12,9 +12,13 @@
 #include "util.h"
 
 extern bool elt_require_second_approver;
+extern char *elt_migration_setting;
+extern char *elt_approved_by_setting;
 
 extern void EltMigrationsInit(void);
 extern int64 EltCurrentMigration(void);
+extern int64 EltMigrationJoin(EltCatalogWrite *cw);
+extern int64 EltMigrationWindowPeek(void);
 extern bool EltContractsReady(void);
 extern void EltForgetConsumers(EltCatalogWrite *cw, Oid relid, const char *object);
 

@@ -10,11 +10,12 @@
  * Layering: a shared layer under the engines.  The capture triggers
  * (versions_capture.c) and elt.govern() (govern.c) call it; it calls
  * versions_shape.c for a table's shape, audit.c for the audit rows,
- * EltCurrentMigration (migrations.c, migrations.h) for the
- * migration a version belongs to, and util.c and util_json.c.  It never
+ * EltMigrationJoin (migrations.c, migrations.h) for the
+ * migration a version belongs to (joining the one elt.migration names, at
+ * a session's first governed change), and util.c and util_json.c.  It never
  * decides whether a table is governed: its callers have (govern.c).  The
- * one call upward, to migrations.c, reads a session variable; migrations.c
- * does not call the store, so there is no circle.
+ * one call upward, to migrations.c, reads or sets the session's window;
+ * migrations.c does not call the store, so there is no circle.
  *
  * Locking and transactions: versions are written in the caller's
  * transaction (the DDL's own, or elt.govern's), so a rolled-back DDL leaves
@@ -134,7 +135,7 @@ EltInsertVersion(EltCatalogWrite *cw, int64 table_id, int32 version, Oid relid,
 	TEXTOID, JSONBOID, TEXTOID, TEXTOID, NAMEOID, INT8OID};
 	Datum		values[11];
 	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int64		migration = EltCurrentMigration();
+	int64		migration = EltMigrationJoin(cw);
 	char		hash[ELT_SHA256_HEX_LEN + 1];
 	EltJson		details;
 	char	   *object;

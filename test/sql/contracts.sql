@@ -64,7 +64,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'P0099', MESSAGE = coalesce(r, 'nothing recorded');
     EXCEPTION
         WHEN SQLSTATE 'P0099' THEN RETURN 'ran ' || SQLERRM;
-        WHEN SQLSTATE 'EG000' THEN RETURN 'blocked ' || split_part(SQLERRM, ':', 1);
+        WHEN SQLSTATE '42ZEG' THEN RETURN 'blocked ' || split_part(SQLERRM, ':', 1);
         WHEN OTHERS THEN RETURN 'failed: ' || SQLERRM;
     END;
 END

@@ -131,6 +131,49 @@ SELECT count(*) AS registrations FROM elt.consumer_registrations;
 SELECT object, details FROM elt.audit_log WHERE action = 'consumer_unregistered' ORDER BY id;
 SELECT valid, detail FROM elt.audit_verify();
 
+-- windows named by settings (elt.migration, elt.approved_by)
+CREATE TABLE m.named (id int, a int);
+-- a breaking change to a table the named window did not create is judged
+BEGIN;
+SET LOCAL elt.migration = 'rel-x';
+ALTER TABLE m.named DROP COLUMN a;
+ROLLBACK;
+SELECT count(*) AS rolled_back_windows FROM elt.migration_windows WHERE name = 'rel-x';
+-- a table the named window created, that nothing reads: not judged
+SET elt.migration = 'rel-x';
+CREATE TABLE m.fresh (id int, a int);
+ALTER TABLE m.fresh RENAME COLUMN a TO b;
+SELECT elt.migration_current() IS NULL AS approves_nothing;
+-- a view reads it: judged again
+CREATE VIEW public.fresh_v AS SELECT id, b FROM m.fresh;
+ALTER TABLE m.fresh RENAME COLUMN b TO c;
+DROP VIEW public.fresh_v;
+ALTER TABLE m.fresh RENAME COLUMN b TO c;
+-- a table created outside it is still judged by name
+ALTER TABLE m.named RENAME COLUMN a TO b;
+-- an approver that is not one is refused at the first governed statement
+SET elt.approved_by = 'nobody';
+ALTER TABLE m.named ADD COLUMN c int;
+-- approved: a new window (another approver), joined by the later statements
+SET elt.approved_by = 'lead "one" \ two';
+ALTER TABLE m.named RENAME COLUMN a TO b;
+ALTER TABLE m.named RENAME COLUMN b TO a;
+SELECT elt.migration_current() > 0 AS approved;
+SELECT name, approved_by, status, opened_via, changes, versions FROM elt.migrations
+ WHERE name = 'rel-x' ORDER BY migration_id;
+SELECT elt.migration_end() > 0 AS ended;
+SELECT name, approved_by, status FROM elt.migrations WHERE name = 'rel-x' ORDER BY migration_id;
+RESET elt.approved_by;
+SELECT elt.migration_end() > 0 AS ended_the_named_one;
+RESET elt.migration;
+SELECT elt.migration_end();
+SELECT count(*) AS open_windows FROM elt.migrations WHERE name = 'rel-x' AND status = 'open';
+SELECT details->>'via' AS via, details->>'approved_by' AS approved_by FROM elt.audit_log
+ WHERE action = 'migration_begun' AND details->>'name' = 'rel-x' ORDER BY id;
+SELECT elt.migration_begin('cleanup', 'test tables', 'lead "one" \ two') > 0 AS begun;
+DROP TABLE m.fresh, m.named;
+SELECT elt.migration_end() > 0 AS ended;
+
 -- the suites after this one share the extension
 SELECT elt.ungovern('m');
 DROP SCHEMA m CASCADE;
