@@ -241,6 +241,9 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 	List	   *stmts = NIL;
 	List	   *grants = NIL;
 	List	   *added_grants = NIL;
+	Oid		   *retyped_views;
+	int			n_retyped = 0;
+	List	   *outside = NIL;
 	MemoryContext outer = CurrentMemoryContext;
 	ListCell   *lc;
 
@@ -261,6 +264,7 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 							  2, (Oid[]) {OIDOID, TEXTOID},
 							  (Datum[]) {ObjectIdGetDatum(nsp), CStringGetTextDatum(target)}, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the views failed");
+	retyped_views = palloc(sizeof(Oid) * (SPI_processed + 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		char	   *name = EltSpiGetText(i, "name");
@@ -298,6 +302,7 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 
 				/* its columns as before, in the same order, then the new ones */
 				stmts = lappend(stmts, psprintf("DROP VIEW %s", qview));
+				retyped_views[n_retyped++] = DatumGetObjectId(old);
 				cols = added ? psprintf("%s, %s", kept, added) : kept;
 				/* the checks declared on it follow it to the new view */
 				{
@@ -330,9 +335,45 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 		EltJsonString(views, "change", what);
 		EltJsonEndObject(views);
 	}
+
+	/*
+	 * Views elsewhere on a view made again (a reporting schema's) are made
+	 * again after it, from their definitions, as their owners, with their
+	 * grants and comments; their checks follow them too.
+	 */
+	outside = EltDeployOutsideViews(retyped_views, n_retyped, nsp, interface, true, true, outer);
+	if (outside != NIL)
+	{
+		StringInfoData drop;
+
+		initStringInfo(&drop);
+		foreach(lc, outside)
+		{
+			DeployOutsideView *v = lfirst(lc);
+
+			appendStringInfo(&drop, "%s%s", drop.len > 0 ? ", " : "DROP VIEW ", v->name);
+		}
+		/* one statement: they may depend on each other */
+		stmts = lcons(drop.data, stmts);
+	}
 	foreach(lc, stmts)
 		EltSpiExec(lfirst(lc));
 	CommandCounterIncrement();
+	foreach(lc, outside)
+	{
+		DeployOutsideView *v = lfirst(lc);
+		MemoryContext cxt;
+
+		EltDeployRemakeOutsideView(v, interface, false);
+		CommandCounterIncrement();
+		EltJsonBeginObject(views, NULL);
+		EltJsonString(views, "view", v->name);
+		EltJsonString(views, "change", "dependent view made again");
+		EltJsonEndObject(views);
+		cxt = MemoryContextSwitchTo(keep);
+		*remade = lappend(*remade, list_make2((void *) (uintptr_t) v->oid, pstrdup(v->name)));
+		MemoryContextSwitchTo(cxt);
+	}
 	foreach(lc, grants)
 	{
 		List	   *g = lfirst(lc);
