@@ -9,6 +9,10 @@
  * at ddl_command_start).  elt.deploy_init() moves a schema's tables to
  * <interface>__blue (ALTER TABLE ... SET SCHEMA keeps oids, data, indexes
  * and grants) and puts one view per table in the interface schema;
+ * views elsewhere that read those tables (a reporting schema's) are made
+ * again to read the interface's views (EltDeployOutsideViews,
+ * EltDeployRemakeOutsideView, which deploy_switch.c also uses when a forced
+ * switch makes an interface view again);
  * deploy_prepare() makes the idle color's tables; deploy_decommission()
  * drops the old color.  Switching the views (deploy_promote,
  * deploy_rollback, the canary) is in deploy_switch.c, which shares
@@ -35,7 +39,10 @@
  * search_path (exec_as_owner): CREATE TABLE ... LIKE plans the index
  * expressions and predicates it copies, which calls their functions over
  * constants, and writing rows runs index expressions, constraints and
- * defaults, all code of the owner's.  Nothing else here runs code of
+ * defaults, all code of the owner's.  A view elsewhere that reads the
+ * interface is made again as its owner in the same way (names in it are
+ * resolved with the owner's privileges), and only when the caller has the
+ * owner's privileges.  Nothing else here runs code of
  * another role with the caller's rights: the other statements move,
  * create, grant and drop without evaluating an expression (views are
  * column references over a table), setval and the catalog queries call
@@ -602,9 +609,12 @@ PG_FUNCTION_INFO_V1(elt_deploy_init);
 /*
  * elt.deploy_init(interface text) RETURNS integer: move the schema's
  * tables to <interface>__blue and give the schema one view per table;
- * returns the number of tables.  Anything else in the schema, and objects
- * elsewhere that depend on its tables, are listed in an error and nothing
- * changes.
+ * returns the number of tables.  Views elsewhere that read the tables are
+ * made again to read the interface's views instead (as their owners), so
+ * that they follow every switch.  Anything else in the schema, and objects
+ * elsewhere that name its tables and cannot follow (foreign keys,
+ * materialized views, function bodies, rules, policies, views of owners
+ * the caller cannot act for), are listed in an error and nothing changes.
  */
 Datum
 elt_deploy_init(PG_FUNCTION_ARGS)

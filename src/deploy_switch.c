@@ -19,7 +19,9 @@
  * (EltCatalogWriteBegin); a new or remade view gets its table's owner and
  * grants.  Nothing here runs code of another role with the caller's
  * rights: views are column references over a table, the canary's add only
- * elt._canary, and the gates run each check as its owner (checks.c).
+ * elt._canary, the gates run each check as its owner (checks.c), and views
+ * elsewhere made again after a forced switch are made as their owners
+ * (deploy.c), when the caller has their privileges.
  *
  * Locking: a switch first locks the interface's row FOR UPDATE
  * (EltDeployLoadInterface), so the deployments of an interface change one
@@ -225,8 +227,11 @@ lock_views(Oid nsp, const char *interface)
  * target lacks reads NULL (a rollback to a version before a column was
  * added); the target's other columns are appended.  A table the target
  * lacks (forced promotions only) loses its view; a new table gets one.
- * With a column of another type (forced only), the view is made again,
- * which fails if objects depend on it.  A new or remade view gets its
+ * With a column of another type (forced only), the view is made again;
+ * views elsewhere built on it (and on those) are dropped with it and made
+ * again after it, as their owners, with their grants and comments
+ * (deploy.c), their checks following them through *remade; other objects
+ * that depend on it make it fail.  A new or remade view gets its
  * table's owner, grants, column grants and comments; a repointed view keeps
  * its own, and the columns appended to it get the table's column grants.
  * Writes what changed into the open array of views, one object a view; the
