@@ -111,6 +111,12 @@ SELECT count(*) AS tables_still_here FROM pg_tables WHERE schemaname = 'dv_sales
 DROP MATERIALIZED VIEW dv_rep.totals;
 DROP FUNCTION dv_rep.order_count();
 DROP TABLE dv_rep.notes;
+-- a temporary view cannot be made again from here
+CREATE TEMPORARY VIEW dv_scratch AS SELECT id FROM dv_sales.orders;
+SET ROLE dv_member;
+SELECT elt.deploy_init('dv_sales');
+RESET ROLE;
+DROP VIEW dv_scratch;
 -- a view whose column would change type: a whole-row reference reads the
 -- table's row type, which the interface's view does not have
 SET ROLE dv_bi;
