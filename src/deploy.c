@@ -9,6 +9,10 @@
  * at ddl_command_start).  elt.deploy_init() moves a schema's tables to
  * <interface>__blue (ALTER TABLE ... SET SCHEMA keeps oids, data, indexes
  * and grants) and puts one view per table in the interface schema;
+ * views elsewhere that read those tables (a reporting schema's) are made
+ * again to read the interface's views (EltDeployOutsideViews,
+ * EltDeployRemakeOutsideView, which deploy_switch.c also uses when a forced
+ * switch makes an interface view again);
  * deploy_prepare() makes the idle color's tables; deploy_decommission()
  * drops the old color.  Switching the views (deploy_promote,
  * deploy_rollback, the canary) is in deploy_switch.c, which shares
@@ -35,7 +39,10 @@
  * search_path (exec_as_owner): CREATE TABLE ... LIKE plans the index
  * expressions and predicates it copies, which calls their functions over
  * constants, and writing rows runs index expressions, constraints and
- * defaults, all code of the owner's.  Nothing else here runs code of
+ * defaults, all code of the owner's.  A view elsewhere that reads the
+ * interface is made again as its owner in the same way (names in it are
+ * resolved with the owner's privileges), and only when the caller has the
+ * owner's privileges.  Nothing else here runs code of
  * another role with the caller's rights: the other statements move,
  * create, grant and drop without evaluating an expression (views are
  * column references over a table), setval and the catalog queries call
@@ -62,6 +69,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -288,6 +296,170 @@ EltDeployCopyRelationGrants(Oid src, const char *object, const char *target_rel,
 					   (Datum[]) {ObjectIdGetDatum(src), CStringGetTextDatum(target_rel)});
 }
 
+/*
+ * The views outside schema inside (InvalidOid: none) that read one of the
+ * relations rels, and with transitive the views that read those, in
+ * dependency order (a view after the views it reads), allocated in cxt.
+ * Their definitions are read with search_path pinned to pg_catalog, so
+ * that every other name in them is qualified: made again after the
+ * interface's view took a table's name, the same text reads the view.
+ * With grants, each also gets the statements that give it back its
+ * grants, column grants and comments (for a view dropped and made again),
+ * once the caller is found to have its owner's privileges (interface
+ * names the interface in the error).  Materialized views are not listed (deploy_init refuses them).
+ * SPI connected.
+ */
+List *
+EltDeployOutsideViews(Oid *rels, int nrels, Oid inside, const char *interface, bool transitive, bool grants,
+					  MemoryContext cxt)
+{
+	EltAsRole	ar;
+	List	   *views = NIL;
+	uint64		i;
+	Datum	   *d;
+	int			k;
+
+	if (nrels == 0)
+		return NIL;
+	d = palloc(sizeof(Datum) * nrels);
+	for (k = 0; k < nrels; k++)
+		d[k] = ObjectIdGetDatum(rels[k]);
+	/* as the caller, with only the search_path pinned: built-in functions over the catalogs */
+	EltAsRoleBegin(&ar, GetUserId(), "pg_catalog, pg_temp", false);
+	if (SPI_execute_with_args("WITH RECURSIVE dep(oid, depth, reads) AS ("
+							  " SELECT v.oid, 1, d.refobjid FROM pg_catalog.pg_depend d"
+							  "  JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid JOIN pg_catalog.pg_class v ON v.oid = w.ev_class"
+							  "  WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+							  "   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+							  "   AND d.refobjid OPERATOR(pg_catalog.=) ANY ($1) AND v.oid <> d.refobjid AND v.relkind = 'v' AND v.relpersistence <> 't' AND v.relnamespace <> $2"
+							  " UNION ALL"
+							  " SELECT v.oid, dep.depth + 1, d.refobjid FROM dep JOIN pg_catalog.pg_depend d ON d.refobjid = dep.oid"
+							  "   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+							  "  JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid JOIN pg_catalog.pg_class v ON v.oid = w.ev_class"
+							  "  WHERE $3 AND v.oid <> dep.oid AND v.relkind = 'v' AND v.relpersistence <> 't' AND v.relnamespace <> $2)"
+							  " SELECT c.oid, c.relowner, c.oid::pg_catalog.regclass::pg_catalog.text AS name,"
+							  "  (SELECT pg_catalog.string_agg(DISTINCT x.reads::pg_catalog.regclass::pg_catalog.text, ', ')"
+							  "   FROM dep x WHERE x.oid = c.oid) AS reads,"
+							  "  (SELECT pg_catalog.string_agg(pg_catalog.format('%I=%L', pg_catalog.split_part(o, '=', 1),"
+							  "     pg_catalog.substr(o, pg_catalog.strpos(o, '=') + 1)), ', ') FROM pg_catalog.unnest(c.reloptions) o) AS options,"
+							  "  pg_catalog.pg_get_viewdef(c.oid) AS definition"
+							  " FROM (SELECT oid, pg_catalog.max(depth) AS depth FROM dep GROUP BY oid) o"
+							  " JOIN pg_catalog.pg_class c ON c.oid = o.oid ORDER BY o.depth, c.oid",
+							  3, (Oid[]) {OIDARRAYOID, OIDOID, BOOLOID},
+							  (Datum[]) {PointerGetDatum(construct_array(d, nrels, OIDOID, sizeof(Oid), true, TYPALIGN_INT)),
+							  ObjectIdGetDatum(inside), BoolGetDatum(transitive)}, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "listing the views that read the interface failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext spi = MemoryContextSwitchTo(cxt);
+		DeployOutsideView *v = palloc0(sizeof(DeployOutsideView));
+		char	   *options = EltSpiGetText(i, "options");
+
+		v->oid = DatumGetObjectId(EltSpiGetDatum(i, "oid", &isnull));
+		v->owner = DatumGetObjectId(EltSpiGetDatum(i, "relowner", &isnull));
+		v->name = pstrdup(EltSpiGetText(i, "name"));
+		v->reads = pstrdup(EltSpiGetText(i, "reads"));
+		v->options = options ? psprintf(" WITH (%s)", options) : pstrdup("");
+		v->definition = pstrdup(EltSpiGetText(i, "definition"));
+		views = lappend(views, v);
+		MemoryContextSwitchTo(spi);
+	}
+	EltAsRoleEnd(&ar);
+	if (grants)
+	{
+		ListCell   *lc;
+
+		foreach(lc, views)
+		{
+			DeployOutsideView *v = lfirst(lc);
+			char	   *object = psprintf("TABLE %s", v->name);
+			List	   *stmts;
+			ListCell   *sc;
+			MemoryContext spi;
+
+			EltDeployRequireViewOwner(v, interface);
+			stmts = generated_statements("SELECT g FROM pg_catalog.pg_class c, elt._acl_grants(c.relacl, c.relowner, $2) g"
+										 " WHERE c.oid = $1"
+										 " UNION ALL SELECT g FROM elt._column_acl_grants($1, $2) g"
+										 " UNION ALL SELECT elt._comment_copies($1, $3)",
+										 3, (Oid[]) {OIDOID, TEXTOID, TEXTOID},
+										 (Datum[]) {ObjectIdGetDatum(v->oid), CStringGetTextDatum(object),
+										 CStringGetTextDatum(v->name)});
+			spi = MemoryContextSwitchTo(cxt);
+			foreach(sc, stmts)
+				v->grants = lappend(v->grants, pstrdup(lfirst(sc)));
+			MemoryContextSwitchTo(spi);
+		}
+	}
+	return views;
+}
+
+/* Run one statement (EltTrySubxact's callback). */
+static void
+exec_statement(void *sql)
+{
+	EltSpiExec(sql);
+}
+
+/*
+ * Refuse to drop or remake outside view v unless the caller has the
+ * privileges of its owner (or is a superuser): what it could do to the
+ * view directly.
+ */
+void
+EltDeployRequireViewOwner(DeployOutsideView *v, const char *interface)
+{
+	if (!has_privs_of_role(GetUserId(), v->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to make view %s read the views of interface \"%s\"", v->name, interface),
+				 errdetail("The view reads %s and is owned by role \"%s\", whose privileges you do not have.",
+						   v->reads, GetUserNameFromId(v->owner, false)),
+				 errhint("A member of role \"%s\" (or a superuser) must do it, or the view must be dropped first.",
+						 GetUserNameFromId(v->owner, false))));
+}
+
+/*
+ * Make outside view v again from its definition (CREATE OR REPLACE with
+ * replace, which keeps its oid, owner, grants, comments and the views on
+ * it; else CREATE, after which v->grants are run), with its options, so
+ * that it reads what now has the names it names: the interface's views.
+ * It is made as its owner, in a security-restricted operation with a
+ * pinned search_path, so that no one gains rights: the caller must have
+ * the privileges of the owner (or be a superuser), as to replace it
+ * directly.  A failure names the view and says what to do.  SPI
+ * connected.
+ */
+void
+EltDeployRemakeOutsideView(DeployOutsideView *v, const char *interface, bool replace)
+{
+	EltAsRole	ar;
+	ErrorData  *e;
+	ListCell   *lc;
+
+	EltDeployRequireViewOwner(v, interface);
+	EltAsRoleBegin(&ar, v->owner, "pg_catalog, pg_temp", true);
+	e = EltTrySubxact(exec_statement, psprintf("CREATE %sVIEW %s%s AS %s", replace ? "OR REPLACE " : "",
+											   v->name, v->options, v->definition));
+	EltAsRoleEnd(&ar);
+	if (e != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("view %s cannot be made to read the views of interface \"%s\"", v->name, interface),
+				 errdetail("It reads %s; made again on the interface's views: %s.", v->reads, e->message),
+				 errhint("It is made again as its owner, role \"%s\", with that role's privileges (USAGE on the schemas it names), "
+						 "and follows the interface when it reads columns the interface's views have, with the same types "
+						 "(not a whole-row reference or a system column such as ctid). Fix that, or drop the view "
+						 "and make it again on the interface's views afterwards.", GetUserNameFromId(v->owner, false))));
+	if (!replace)
+	{
+		CommandCounterIncrement();
+		foreach(lc, v->grants)
+			EltSpiExec(lfirst(lc));
+	}
+}
+
 /* Write an event (and the audit row) as the extension's owner. */
 void
 EltDeployRecordEvent(EltCatalogWrite *cw, int64 deployment_id, const char *interface, const char *action,
@@ -437,9 +609,12 @@ PG_FUNCTION_INFO_V1(elt_deploy_init);
 /*
  * elt.deploy_init(interface text) RETURNS integer: move the schema's
  * tables to <interface>__blue and give the schema one view per table;
- * returns the number of tables.  Anything else in the schema, and objects
- * elsewhere that depend on its tables, are listed in an error and nothing
- * changes.
+ * returns the number of tables.  Views elsewhere that read the tables are
+ * made again to read the interface's views instead (as their owners), so
+ * that they follow every switch.  Anything else in the schema, and objects
+ * elsewhere that name its tables and cannot follow (foreign keys,
+ * materialized views, function bodies, rules, policies, views of owners
+ * the caller cannot act for), are listed in an error and nothing changes.
  */
 Datum
 elt_deploy_init(PG_FUNCTION_ARGS)
@@ -454,6 +629,8 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	int			n;
 	bool		row_security = false;
+	List	   *outside = NIL;
+	MemoryContext outer = CurrentMemoryContext;
 
 	EltRequireCatalog("deploy_interfaces");
 	if (!OidIsValid(nsp))
@@ -523,12 +700,40 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 		" UNION ALL SELECT 4, pg_catalog.format('table %s is owned by %s, not by you', c.oid::pg_catalog.regclass, c.relowner::pg_catalog.regrole)"
 		"  FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'r'"
 		"   AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')"
-		" UNION ALL SELECT DISTINCT 5, pg_catalog.format('%s %s depends on %s (it would keep reading the moved table)',"
-		"   CASE v.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, v.oid::pg_catalog.regclass, t.oid::pg_catalog.regclass)"
+		" UNION ALL SELECT DISTINCT 5, pg_catalog.format('materialized view %s reads %s (it holds rows: refreshed, it would keep reading the moved table)',"
+		"   v.oid::pg_catalog.regclass, t.oid::pg_catalog.regclass)"
 		"  FROM pg_catalog.pg_class t JOIN pg_catalog.pg_depend d ON d.refobjid = t.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
 		"  JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
 		"  JOIN pg_catalog.pg_class v ON v.oid = w.ev_class"
-		"  WHERE t.relnamespace = $1 AND t.relkind = 'r' AND v.oid <> t.oid"
+		"  WHERE t.relnamespace = $1 AND t.relkind = 'r' AND v.oid <> t.oid AND v.relkind = 'm'"
+		" UNION ALL SELECT 5, pg_catalog.format('view %s reads %s and is owned by %s, whose privileges you do not have"
+		" (it would be made again as its owner to read the interface''s views)',"
+		"   v.oid::pg_catalog.regclass, pg_catalog.string_agg(DISTINCT t.oid::pg_catalog.regclass::pg_catalog.text, ', '),"
+		"   v.relowner::pg_catalog.regrole)"
+		"  FROM pg_catalog.pg_class t JOIN pg_catalog.pg_depend d ON d.refobjid = t.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+		"  JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+		"  JOIN pg_catalog.pg_class v ON v.oid = w.ev_class"
+		"  WHERE t.relnamespace = $1 AND t.relkind = 'r' AND v.oid <> t.oid AND v.relkind = 'v' AND v.relnamespace <> $1"
+		"   AND NOT pg_catalog.pg_has_role(v.relowner, 'USAGE') AND v.relpersistence <> 't' GROUP BY v.oid"
+		" UNION ALL SELECT DISTINCT 5, pg_catalog.format('temporary view %s reads %s (it would keep reading the moved table: its session must end first)',"
+		"   v.oid::pg_catalog.regclass, t.oid::pg_catalog.regclass)"
+		"  FROM pg_catalog.pg_class t JOIN pg_catalog.pg_depend d ON d.refobjid = t.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+		"  JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+		"  JOIN pg_catalog.pg_class v ON v.oid = w.ev_class"
+		"  WHERE t.relnamespace = $1 AND t.relkind = 'r' AND v.oid <> t.oid AND v.relkind = 'v' AND v.relpersistence = 't'"
+		" UNION ALL SELECT DISTINCT 5, pg_catalog.format('%s names %s (it would keep using the moved table)',"
+		"   pg_catalog.pg_describe_object(d.classid, d.objid, 0), t.oid::pg_catalog.regclass)"
+		"  FROM pg_catalog.pg_class t JOIN pg_catalog.pg_depend d ON d.refobjid = t.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+		"  LEFT JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+		"  LEFT JOIN pg_catalog.pg_class wr ON wr.oid = w.ev_class"
+		"  LEFT JOIN pg_catalog.pg_policy y ON y.oid = d.objid AND d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass"
+		"  LEFT JOIN pg_catalog.pg_trigger g ON g.oid = d.objid AND d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass"
+		"  LEFT JOIN pg_catalog.pg_proc f ON f.oid = d.objid AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+		"  WHERE t.relnamespace = $1 AND t.relkind = 'r' AND d.deptype = 'n'"
+		"   AND COALESCE((SELECT o.relnamespace FROM pg_catalog.pg_class o WHERE o.oid = COALESCE(w.ev_class, y.polrelid, g.tgrelid)),"
+		"        f.pronamespace) <> $1"
+		"   AND (f.oid IS NOT NULL OR y.oid IS NOT NULL OR g.oid IS NOT NULL"
+		"        OR (w.oid IS NOT NULL AND NOT (w.rulename = '_RETURN' AND wr.relkind IN ('v', 'm'))))"
 		" UNION ALL SELECT 6, pg_catalog.format('foreign key %I of %s references %s (it would keep checking the moved table)',"
 		"   k.conname, k.conrelid::pg_catalog.regclass, k.confrelid::pg_catalog.regclass)"
 		"  FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class t ON t.oid = k.confrelid"
@@ -554,9 +759,11 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("schema \"%s\" has objects a deployment interface cannot handle", name),
 				 errdetail("%s", problems.data),
-				 errhint("An interface holds ordinary tables (with their indexes, constraints and sequences). "
-						 "Move the rest to another schema, make dependent views again on the interface's views after elt.deploy_init(), "
-						 "and drop foreign keys from other schemas into it (a view cannot be referenced).%s",
+				 errhint("An interface holds ordinary tables (with their indexes, constraints and sequences); "
+						 "views elsewhere that read them are made to read the interface's views. "
+						 "Move the rest to another schema; drop what names its tables elsewhere (foreign keys into it: a view cannot be referenced; "
+						 "materialized views, functions, rules, policies) and make it again on the interface's views after elt.deploy_init(); "
+						 "a view owned by a role whose privileges you lack is made to follow by a member of that role.%s",
 						 row_security ? " Keep tables with row level security outside the interface schema, "
 						 "or DISABLE ROW LEVEL SECURITY on them if their policies are not needed." : "")));
 	if (SPI_execute_with_args("SELECT c.oid, c.relname FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'r' ORDER BY c.relname",
@@ -576,6 +783,20 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("schema \"%s\" has no tables", name),
 				 errhint("An interface puts a view in front of each table: create the tables first.")));
+
+	/*
+	 * The views elsewhere that read the tables, with their definitions as
+	 * they are now (every name qualified): made again once the interface's
+	 * views have the tables' names, they read those.
+	 */
+	{
+		Oid		   *rels = palloc(sizeof(Oid) * list_length(tables));
+		int			k = 0;
+
+		foreach(lc, tables)
+			rels[k++] = (Oid) (uintptr_t) linitial((List *) lfirst(lc));
+		outside = EltDeployOutsideViews(rels, k, nsp, name, false, false, outer);
+	}
 
 	/* the blue color, owned and granted as the interface schema */
 	EltSpiExec(psprintf("CREATE SCHEMA %s AUTHORIZATION %s", quote_identifier(blue),
@@ -608,6 +829,9 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 		CommandCounterIncrement();
 		EltDeployCopyRelationGrants(relid, psprintf("TABLE %s", qview), qview, true);
 	}
+	CommandCounterIncrement();
+	foreach(lc, outside)
+		EltDeployRemakeOutsideView(lfirst(lc), name, true);
 	SPI_finish();
 	n = list_length(tables);
 
@@ -624,6 +848,13 @@ elt_deploy_init(PG_FUNCTION_ARGS)
 		EltJsonBegin(&d);
 		EltJsonString(&d, "live", blue);
 		EltJsonInt(&d, "tables", n);
+		if (outside != NIL)
+		{
+			EltJsonBeginArray(&d, "views_repointed");
+			foreach(lc, outside)
+				EltJsonString(&d, NULL, ((DeployOutsideView *) lfirst(lc))->name);
+			EltJsonEndArray(&d);
+		}
 		EltDeployRecordEvent(&cw, 0, name, "deploy_init", NULL, EltJsonFinish(&d));
 	}
 	EltCatalogWriteEnd(&cw);

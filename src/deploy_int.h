@@ -35,12 +35,32 @@ typedef struct Interface
 	Deployment last;
 } Interface;
 
+/*
+ * A view outside an interface schema that reads one of its relations (its
+ * tables at deploy_init, its views at a forced switch), as it was before:
+ * enough to make it again, as its owner, reading what then has the name.
+ */
+typedef struct DeployOutsideView
+{
+	Oid			oid;
+	Oid			owner;
+	char	   *name;			/* qualified, quoted */
+	char	   *reads;			/* the relations it reads, for messages */
+	char	   *options;		/* " WITH (...)" or "" */
+	char	   *definition;		/* pg_get_viewdef(), every name qualified */
+	List	   *grants;			/* its owner, grants and comments as statements (when asked) */
+} DeployOutsideView;
+
 extern char *EltDeployColorSchema(const char *interface, const char *color);
 extern char *EltDeployInterfaceArg(FunctionCallInfo fcinfo, int argno);
 extern void EltDeployLoadInterface(const char *name, Interface *iface);
 extern void EltDeployRefuseRowSecurity(const char *interface, const char *action, const char *a, const char *b);
 extern void EltDeployExecGenerated(const char *query, int nargs, Oid *types, Datum *values);
 extern void EltDeployCopyRelationGrants(Oid src, const char *object, const char *target_rel, bool comments);
+extern List *EltDeployOutsideViews(Oid *rels, int nrels, Oid inside, const char *interface, bool transitive,
+								   bool grants, MemoryContext cxt);
+extern void EltDeployRequireViewOwner(DeployOutsideView *v, const char *interface);
+extern void EltDeployRemakeOutsideView(DeployOutsideView *v, const char *interface, bool replace);
 extern void EltDeployRecordEvent(EltCatalogWrite *cw, int64 deployment_id, const char *interface, const char *action,
 								 const char *reason, const char *details);
 

@@ -19,7 +19,9 @@
  * (EltCatalogWriteBegin); a new or remade view gets its table's owner and
  * grants.  Nothing here runs code of another role with the caller's
  * rights: views are column references over a table, the canary's add only
- * elt._canary, and the gates run each check as its owner (checks.c).
+ * elt._canary, the gates run each check as its owner (checks.c), and views
+ * elsewhere made again after a forced switch are made as their owners
+ * (deploy.c), when the caller has their privileges.
  *
  * Locking: a switch first locks the interface's row FOR UPDATE
  * (EltDeployLoadInterface), so the deployments of an interface change one
@@ -225,8 +227,11 @@ lock_views(Oid nsp, const char *interface)
  * target lacks reads NULL (a rollback to a version before a column was
  * added); the target's other columns are appended.  A table the target
  * lacks (forced promotions only) loses its view; a new table gets one.
- * With a column of another type (forced only), the view is made again,
- * which fails if objects depend on it.  A new or remade view gets its
+ * With a column of another type (forced only), the view is made again;
+ * views elsewhere built on it (and on those) are dropped with it and made
+ * again after it, as their owners, with their grants and comments
+ * (deploy.c), their checks following them through *remade; other objects
+ * that depend on it make it fail.  A new or remade view gets its
  * table's owner, grants, column grants and comments; a repointed view keeps
  * its own, and the columns appended to it get the table's column grants.
  * Writes what changed into the open array of views, one object a view; the
@@ -241,6 +246,9 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 	List	   *stmts = NIL;
 	List	   *grants = NIL;
 	List	   *added_grants = NIL;
+	Oid		   *retyped_views;
+	int			n_retyped = 0;
+	List	   *outside = NIL;
 	MemoryContext outer = CurrentMemoryContext;
 	ListCell   *lc;
 
@@ -261,6 +269,7 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 							  2, (Oid[]) {OIDOID, TEXTOID},
 							  (Datum[]) {ObjectIdGetDatum(nsp), CStringGetTextDatum(target)}, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the views failed");
+	retyped_views = palloc(sizeof(Oid) * (SPI_processed + 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		char	   *name = EltSpiGetText(i, "name");
@@ -298,6 +307,7 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 
 				/* its columns as before, in the same order, then the new ones */
 				stmts = lappend(stmts, psprintf("DROP VIEW %s", qview));
+				retyped_views[n_retyped++] = DatumGetObjectId(old);
 				cols = added ? psprintf("%s, %s", kept, added) : kept;
 				/* the checks declared on it follow it to the new view */
 				{
@@ -330,9 +340,45 @@ point_views(Oid nsp, const char *interface, const char *target, bool allow_drop,
 		EltJsonString(views, "change", what);
 		EltJsonEndObject(views);
 	}
+
+	/*
+	 * Views elsewhere on a view made again (a reporting schema's) are made
+	 * again after it, from their definitions, as their owners, with their
+	 * grants and comments; their checks follow them too.
+	 */
+	outside = EltDeployOutsideViews(retyped_views, n_retyped, nsp, interface, true, true, outer);
+	if (outside != NIL)
+	{
+		StringInfoData drop;
+
+		initStringInfo(&drop);
+		foreach(lc, outside)
+		{
+			DeployOutsideView *v = lfirst(lc);
+
+			appendStringInfo(&drop, "%s%s", drop.len > 0 ? ", " : "DROP VIEW ", v->name);
+		}
+		/* one statement: they may depend on each other */
+		stmts = lcons(drop.data, stmts);
+	}
 	foreach(lc, stmts)
 		EltSpiExec(lfirst(lc));
 	CommandCounterIncrement();
+	foreach(lc, outside)
+	{
+		DeployOutsideView *v = lfirst(lc);
+		MemoryContext cxt;
+
+		EltDeployRemakeOutsideView(v, interface, false);
+		CommandCounterIncrement();
+		EltJsonBeginObject(views, NULL);
+		EltJsonString(views, "view", v->name);
+		EltJsonString(views, "change", "dependent view made again");
+		EltJsonEndObject(views);
+		cxt = MemoryContextSwitchTo(keep);
+		*remade = lappend(*remade, list_make2((void *) (uintptr_t) v->oid, pstrdup(v->name)));
+		MemoryContextSwitchTo(cxt);
+	}
 	foreach(lc, grants)
 	{
 		List	   *g = lfirst(lc);
