@@ -9,7 +9,9 @@
  * elt.check_ddl(); the GUC elt.large_table_rows.
  *
  *   judge    in the catalog context keeps what concerns governed objects,
- *            with its policy; adds the dependents of breaking findings
+ *            with its policy (dropping a partition of a governed parent is
+ *            judged only under the partition's own target, else recorded
+ *            as safe); adds the dependents of breaking findings
  *            (pg_depend views, materialized views and functions, per column
  *            where PostgreSQL records it, and registered consumers), table
  *            sizes for index builds, EG117 for columns a registered
@@ -185,6 +187,37 @@ relation_policy(Oid relid, bool recurse, bool live, bool *created_now)
 		return NULL;
 	*created_now = EltSpiGetBool(0, "created_now", &isnull);
 	return EltSpiGetText(0, "policy");
+}
+
+/*
+ * Policy for dropping a partition of a governed parent: a partition governed
+ * on its own (a table target) is judged under that target's policy only;
+ * otherwise the drop is no finding but a safe change of the partition set
+ * (the candidate becomes a touch, recorded under the parent's policy): the
+ * parent's shape is unchanged and retention drops rows on purpose.
+ */
+static const char *
+partition_policy(EltCandidate *cand)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	bool		created_now = false;
+	const char *policy;
+
+	EltPrepare(&plan,
+			   "SELECT g.policy FROM elt.governed_targets g"
+			   " WHERE g.kind = 'table' AND g.rel = $1::pg_catalog.regclass",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(cand->relid);
+	EltExecLatest(plan, args, NULL, 1);
+	if (SPI_processed > 0)
+		return EltSpiGetText(0, "policy");
+	policy = relation_policy(cand->relid, false, true, &created_now);
+	cand->rule = -1;
+	cand->reason = NULL;
+	cand->attnum = 0;
+	return policy;
 }
 
 /* Policy for a schema: its own target's, else the strictest of its tables'. */
@@ -552,6 +585,8 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 			policy = type_policy(cand->typid, &deps);
 		else if (OidIsValid(cand->nspoid))
 			policy = schema_policy(cand->nspoid);
+		else if ((cand->flags & CAND_PARTITION) && EltPartitionOfGoverned(cand->relid))
+			policy = partition_policy(cand);
 		else if (OidIsValid(cand->relid))
 		{
 			/* one lookup per relation: a statement's candidates share tables */
