@@ -118,12 +118,31 @@ policy_rank(const char *policy)
 	"          AND v.xid = pg_catalog.pg_current_xact_id_if_assigned())"
 
 /*
+ * SQL condition: the relation (an expression of type oid) was a partition of
+ * a governed parent until this very transaction detached it: the parent's
+ * version recorded by this transaction no longer lists it, the one before
+ * did.  Like a table created now, it has no readers as a table of its own
+ * yet (pg_partman's retention_schema detaches a partition, then moves it).
+ */
+#define DETACHED_NOW_SQL(rel) \
+	"EXISTS (SELECT 1 FROM pg_catalog.pg_class dc" \
+	"        JOIN pg_catalog.pg_namespace dn ON dn.oid = dc.relnamespace," \
+	"        LATERAL pg_catalog.jsonb_build_array(pg_catalog.format('%I.%I', dn.nspname, dc.relname)) dp(name)," \
+	"        elt.schema_versions v" \
+	"        JOIN elt.schema_versions p ON p.table_id = v.table_id AND p.version = v.version - 1" \
+	"        WHERE dc.oid = " rel " AND NOT dc.relispartition" \
+	"          AND v.xid = pg_catalog.pg_current_xact_id_if_assigned()" \
+	"          AND p.shape->'partitions' @> dp.name" \
+	"          AND NOT v.shape->'partitions' @> dp.name)"
+
+/*
  * Policy in force for a relation: the strictest of its own (its table
  * target's, else its schema's), its ancestors' (a partition or inheritance
  * child carries its parent's rows) and, when the statement recurses, its
  * descendants'.  NULL if none is governed.  *created_now tells whether the
  * relation was created by this very transaction (a governed table whose
- * first version, 'created', carries our xid): it has no readers yet.
+ * first version, 'created', carries our xid), or detached by it from a
+ * governed parent (DETACHED_NOW_SQL): it has no readers yet.
  */
 static const char *
 relation_policy(Oid relid, bool recurse, bool live, bool *created_now)
@@ -146,7 +165,8 @@ relation_policy(Oid relid, bool recurse, bool live, bool *created_now)
 				   "   JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
 				   "   WHERE g.kind = 'schema' AND c.oid = $1 AND c.relpersistence <> 't'))"
 				   "    AS policy, "
-				   CREATED_NOW_SQL("$1::pg_catalog.regclass") " AS created_now",
+				   CREATED_NOW_SQL("$1::pg_catalog.regclass")
+				   " OR " DETACHED_NOW_SQL("$1") " AS created_now",
 				   1, argtypes);
 		args[0] = ObjectIdGetDatum(relid);
 		EltExecLatest(plain_plan, args, NULL, 1);

@@ -103,6 +103,20 @@ is($node->safe_psql('postgres', qq{
 	'1', 'the parent history records the partition detached');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.tracked_tables}),
 	'1', 'the kept table got no history either');
+# retention_schema: detach, then ALTER TABLE ... SET SCHEMA in the same run
+my $moved = part('events', -3);
+$node->safe_psql('postgres', q{
+CREATE SCHEMA archive;
+UPDATE partman.part_config SET retention = '2 days', retention_schema = 'archive'
+WHERE parent_table = 'ev.events';
+CALL partman.run_maintenance_proc();
+UPDATE partman.part_config SET retention = '3 days', retention_schema = NULL
+WHERE parent_table = 'ev.events';
+});
+is($node->safe_psql('postgres', qq{SELECT to_regclass('archive.$moved') IS NOT NULL}),
+	't', 'retention_schema moved the detached partition to the archive schema');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM elt.tracked_tables}),
+	'1', 'the moved table got no history either');
 unlike(slurp_file($node->logfile, $log_offset), qr/EG\d{3}/,
 	'maintenance met no EG error');
 
@@ -135,10 +149,10 @@ is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}),
 
 # 6. a partition governed on its own under enforce is judged on its own: its
 # drop by retention is blocked, and run_maintenance() is one transaction ...
-my $own = part('ev.events', -3);
+my $own = part('ev.events', -2);
 $node->safe_psql('postgres', qq{
 SELECT elt.govern('$own', 'enforce');
-UPDATE partman.part_config SET retention = '2 days', retention_keep_table = false,
+UPDATE partman.part_config SET retention = '1 day', retention_keep_table = false,
     premake = 7 WHERE parent_table IN ('ev.events', 'other.metrics');
 });
 ($ret, $out, $err) = $node->psql('postgres', 'SELECT partman.run_maintenance()');
