@@ -123,6 +123,8 @@ policy_rank(const char *policy)
  * version recorded by this transaction no longer lists it, the one before
  * did.  Like a table created now, it has no readers as a table of its own
  * yet (pg_partman's retention_schema detaches a partition, then moves it).
+ * Versions of this transaction carry its start time: the recorded_at index
+ * finds them.
  */
 #define DETACHED_NOW_SQL(rel) \
 	"EXISTS (SELECT 1 FROM pg_catalog.pg_class dc" \
@@ -131,6 +133,7 @@ policy_rank(const char *policy)
 	"        elt.schema_versions v" \
 	"        JOIN elt.schema_versions p ON p.table_id = v.table_id AND p.version = v.version - 1" \
 	"        WHERE dc.oid = " rel " AND NOT dc.relispartition" \
+	"          AND v.recorded_at = pg_catalog.now()" \
 	"          AND v.xid = pg_catalog.pg_current_xact_id_if_assigned()" \
 	"          AND p.shape->'partitions' @> dp.name" \
 	"          AND NOT v.shape->'partitions' @> dp.name)"

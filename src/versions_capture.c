@@ -16,9 +16,9 @@
  * Flow of one DDL statement:
  *   ddl_command_start  forgets what the previous statement left pending and
  *                      notes the old name of a schema being renamed and a
- *                      partition being attached or detached; refuses row level security
- *                      on a deployment color's table, even with elt.enabled
- *                      off (deploy.c's rule);
+ *                      partition being attached or detached; refuses row
+ *                      level security on a deployment color's table, even
+ *                      with elt.enabled off (deploy.c's rule);
  *   sql_drop           notes dropped tables, and tables that lost a column,
  *                      constraint, default or index;
  *   ddl_command_end    maps pg_event_trigger_ddl_commands() and the notes to
@@ -654,11 +654,11 @@ note_partition_parent(const char *schema, const char *name)
 
 	EltPrepare(&partition_parent_plan,
 			   "SELECT t.relid::oid AS relid FROM elt.tracked_tables t"
+			   " JOIN pg_class c ON c.oid = t.relid AND c.relkind = 'p'"
 			   " JOIN LATERAL (SELECT s.shape FROM elt.schema_versions s"
 			   "               WHERE s.table_id = t.table_id"
 			   "               ORDER BY s.version DESC LIMIT 1) v ON true"
-			   " WHERE t.relid IS NOT NULL"
-			   "   AND v.shape->'partitions' @> pg_catalog.jsonb_build_array($1)",
+			   " WHERE v.shape->'partitions' @> pg_catalog.jsonb_build_array($1)",
 			   1, argtypes);
 	args[0] = CStringGetTextDatum(quote_qualified_identifier(schema, name));
 	EltExecLatest(partition_parent_plan, args, NULL, 0);
