@@ -462,9 +462,17 @@ changes AS (
     WHERE COALESCE(a->'partition_of', 'null') <> COALESCE(b->'partition_of', 'null')
        OR COALESCE(a->'partition_bound', 'null') <> COALESCE(b->'partition_bound', 'null')
     UNION ALL
-    SELECT 0, 0, 10, 'partitions_changed', NULL,
-           elt._json_list(a->'partitions'), elt._json_list(b->'partitions')
-    WHERE COALESCE(a->'partitions', 'null') <> COALESCE(b->'partitions', 'null')
+    SELECT 0, 0, 10, 'partition_attached', x, NULL, x
+    FROM jsonb_array_elements_text(CASE jsonb_typeof(b->'partitions')
+                                   WHEN 'array' THEN b->'partitions' ELSE '[]' END) x
+    WHERE NOT (jsonb_typeof(a->'partitions') = 'array'
+               AND a->'partitions' @> jsonb_build_array(x))
+    UNION ALL
+    SELECT 0, 0, 10, 'partition_detached', x, x, NULL
+    FROM jsonb_array_elements_text(CASE jsonb_typeof(a->'partitions')
+                                   WHEN 'array' THEN a->'partitions' ELSE '[]' END) x
+    WHERE NOT (jsonb_typeof(b->'partitions') = 'array'
+               AND b->'partitions' @> jsonb_build_array(x))
     UNION ALL
     SELECT 0, 0, 11, 'clustered_on_changed', NULL, a->>'clustered_on', b->>'clustered_on'
     WHERE COALESCE(a->'clustered_on', 'null') <> COALESCE(b->'clustered_on', 'null')
@@ -573,7 +581,9 @@ SELECT CASE change
         CASE WHEN after IS NULL THEN format('detached from %s', before)
              WHEN before IS NULL THEN format('attached as partition of %s', after)
              ELSE format('changed partition from %s to %s', before, after) END
-    WHEN 'partitions_changed' THEN format('changed partitions from %s to %s', COALESCE(before, 'none'), COALESCE(after, 'none'))
+    WHEN 'partition_attached' THEN format('partition %s attached', object)
+    WHEN 'partition_detached' THEN format('partition %s detached', object)
+    WHEN 'partition_dropped' THEN format('partition %s dropped', object)
     WHEN 'clustered_on_changed' THEN
         CASE WHEN after IS NULL THEN 'removed clustering'
              ELSE format('clustered on index %s', quote_ident(after)) END
@@ -621,7 +631,10 @@ FROM (
     SELECT 1, 'table_dropped', NULL, NULL, NULL
     WHERE b.event = 'dropped' AND a.event <> 'dropped'
     UNION ALL
-    SELECT 2, s.change, s.object, s.before, s.after
+    SELECT 2,
+           CASE WHEN s.change = 'partition_detached' AND b.command_tag LIKE 'DROP %'
+                THEN 'partition_dropped' ELSE s.change END,
+           s.object, s.before, s.after
     FROM elt._shape_diff(a.shape, b.shape) s
     WHERE b.event <> 'dropped' AND a.event <> 'dropped') d
 $$;

@@ -27,6 +27,11 @@
  * version_recorded row carries in details the SHA-256 of its schema_versions
  * row, and a transform_run row that of its transform_runs row, so that an
  * edited or deleted version or run is caught too.
+ *
+ * Take-back: the versions a transaction recorded for a table it then
+ * attached as a partition of a governed parent are deleted before commit
+ * (versions_store.c), and their pending version_recorded actions are never
+ * appended; nothing committed is ever changed.
  */
 #include "postgres.h"
 
@@ -78,10 +83,15 @@ typedef struct EltPendingAudit
 	char	   *object;
 	char	   *details;
 	char	   *reason;
+	int64		version_table;	/* version_recorded: its table_id, else 0 */
+	int			taken_back;		/* nest level that took it back, or 0 */
 } EltPendingAudit;
 
 /* Actions of the current transaction, in order; in TopTransactionContext. */
 static List *pending_audit = NIL;
+
+/* Set only while EltHistoryTakeBack deletes this transaction's versions. */
+static bool history_takeback = false;
 
 /*
  * Serialize appenders: see the file header.  An object lock of our own, not
@@ -180,6 +190,49 @@ EltAuditRecord(Oid actor, const char *action, const char *object,
 }
 
 /*
+ * Tag the action just recorded as the version_recorded action of a version
+ * of table_id, so that EltAuditTakeBackVersions can find it.
+ */
+void
+EltAuditTagVersion(int64 table_id)
+{
+	if (pending_audit != NIL)
+		((EltPendingAudit *) llast(pending_audit))->version_table = table_id;
+}
+
+/*
+ * The versions of table_id recorded by this transaction are being taken
+ * back (see versions_store.c, EltTakeBackNewHistory): their version_recorded
+ * actions are not appended at commit.  Undone if the subtransaction that
+ * takes them back aborts, as the deletion of the rows is.
+ */
+void
+EltAuditTakeBackVersions(int64 table_id)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	foreach(lc, pending_audit)
+	{
+		EltPendingAudit *pa = (EltPendingAudit *) lfirst(lc);
+
+		if (pa->version_table == table_id && pa->taken_back == 0)
+			pa->taken_back = level;
+	}
+}
+
+/*
+ * Allow (on) or refuse again (off) the deletion of schema_versions rows by
+ * the append-only trigger.  Only EltTakeBackNewHistory turns it on, around
+ * one DELETE of rows this very transaction wrote.
+ */
+void
+EltAuditAllowTakeBack(bool on)
+{
+	history_takeback = on;
+}
+
+/*
  * Append the transaction's pending actions to the chain.  Runs just before
  * commit, under the audit lock, which it holds until the commit is done.
  */
@@ -241,6 +294,8 @@ EltAuditFlush(void)
 		StringInfoData canon;
 		int			i;
 
+		if (pa->taken_back > 0)
+			continue;			/* its version was taken back */
 		values[0] = Int64GetDatum(++id);
 		values[1] = TimestampTzGetDatum(pa->at);
 		values[2] = DirectFunctionCall1(namein,
@@ -322,6 +377,8 @@ EltAuditSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 
 			if (pa->nest_level >= level)
 				pending_audit = foreach_delete_current(pending_audit, lc);
+			else if (pa->taken_back >= level)
+				pa->taken_back = 0; /* the take-back is rolled back too */
 		}
 	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
@@ -332,6 +389,8 @@ EltAuditSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 
 			if (pa->nest_level >= level)
 				pa->nest_level = level - 1;
+			if (pa->taken_back >= level)
+				pa->taken_back = level - 1;
 		}
 	}
 }
@@ -345,7 +404,8 @@ EltAuditInit(void)
 }
 
 /*
- * Trigger on the history tables: UPDATE, DELETE and TRUNCATE are refused.
+ * Trigger on the history tables: UPDATE, DELETE and TRUNCATE are refused,
+ * except the one DELETE of EltAuditAllowTakeBack.
  */
 PG_FUNCTION_INFO_V1(elt_refuse_history_change);
 Datum
@@ -368,6 +428,12 @@ elt_refuse_history_change(PG_FUNCTION_ARGS)
 		op = "TRUNCATE";
 	else
 		op = "this command";
+
+	/* this transaction's own versions of a table attached as a partition */
+	if (history_takeback && TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) &&
+		TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) &&
+		RelationGetRelid(trigdata->tg_relation) == EltCatalogRelid("schema_versions"))
+		return PointerGetDatum(trigdata->tg_trigtuple);
 
 	relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(trigdata->tg_relation)),
 										 RelationGetRelationName(trigdata->tg_relation));

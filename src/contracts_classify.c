@@ -610,14 +610,17 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 					Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
 														NoLock, true);
 
+					/*
+					 * Not breaking: the parent's shape is unchanged, and rows
+					 * leave with a partition on purpose (retention, archiving,
+					 * pg_partman).  Recorded as a safe change of the parent.
+					 */
 					if (OidIsValid(part))
 					{
 						EltCandidate *cand;
 
-						cand = add_cand(c, R_DETACH_PARTITION, relid, 0, NULL, EltRelDisplay(relid),
-										psprintf("detaches partition %s from %s: readers of %s no longer see its rows",
-												 EltRelDisplay(part), EltRelDisplay(relid), EltRelDisplay(relid)), 0);
-						cand->recurse = false;	/* siblings keep their rows */
+						cand = add_cand(c, -1, relid, 0, NULL, EltRelDisplay(relid), NULL, 0);
+						cand->recurse = false;	/* siblings are not touched */
 					}
 				}
 				break;
@@ -835,7 +838,8 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 				/* partitions go with their table, children with CASCADE */
 				c->recurse = true;
 				add_cand(c, R_DROP_TABLE, relid, 0, NULL, EltRelDisplay(relid),
-						 psprintf("drops table %s: its readers fail and its rows are gone", EltRelDisplay(relid)), 0);
+						 psprintf("drops table %s: its readers fail and its rows are gone", EltRelDisplay(relid)),
+						 get_rel_relispartition(relid) ? CAND_PARTITION : 0);
 				c->recurse = false;
 			}
 			else if (is_view_kind(relkind))

@@ -85,6 +85,8 @@ typedef struct EltRule
 #define CAND_NEEDS_SIZE		0x01	/* keep only on a large table */
 #define CAND_NOT_NULL_PROOF	0x02	/* drop if a valid CHECK proves NOT NULL */
 #define CAND_WRITERS		0x04	/* breaks writers: dependents are functions */
+#define CAND_PARTITION		0x08	/* drops a partition: judged only under its
+									 * own target if its parent is governed */
 
 /*
  * One candidate finding, or (rule < 0) a touch: an object the statement

@@ -9,7 +9,9 @@
  * elt.check_ddl(); the GUC elt.large_table_rows.
  *
  *   judge    in the catalog context keeps what concerns governed objects,
- *            with its policy; adds the dependents of breaking findings
+ *            with its policy (dropping a partition of a governed parent is
+ *            judged only under the partition's own target, else recorded
+ *            as safe); adds the dependents of breaking findings
  *            (pg_depend views, materialized views and functions, per column
  *            where PostgreSQL records it, and registered consumers), table
  *            sizes for index builds, EG117 for columns a registered
@@ -127,12 +129,34 @@ policy_rank(const char *policy)
 static bool swap_rename_out(EltClassified *c, EltCandidate *cand);
 
 /*
+ * SQL condition: the relation (an expression of type oid) was a partition of
+ * a governed parent until this very transaction detached it: the parent's
+ * version recorded by this transaction no longer lists it, the one before
+ * did.  Like a table created now, it has no readers as a table of its own
+ * yet (pg_partman's retention_schema detaches a partition, then moves it).
+ * Versions of this transaction carry its start time: the recorded_at index
+ * finds them.
+ */
+#define DETACHED_NOW_SQL(rel) \
+	"EXISTS (SELECT 1 FROM pg_catalog.pg_class dc" \
+	"        JOIN pg_catalog.pg_namespace dn ON dn.oid = dc.relnamespace," \
+	"        LATERAL pg_catalog.jsonb_build_array(pg_catalog.format('%I.%I', dn.nspname, dc.relname)) dp(name)," \
+	"        elt.schema_versions v" \
+	"        JOIN elt.schema_versions p ON p.table_id = v.table_id AND p.version = v.version - 1" \
+	"        WHERE dc.oid = " rel " AND NOT dc.relispartition" \
+	"          AND v.recorded_at = pg_catalog.now()" \
+	"          AND v.xid = pg_catalog.pg_current_xact_id_if_assigned()" \
+	"          AND p.shape->'partitions' @> dp.name" \
+	"          AND NOT v.shape->'partitions' @> dp.name)"
+
+/*
  * Policy in force for a relation: the strictest of its own (its table
  * target's, else its schema's), its ancestors' (a partition or inheritance
  * child carries its parent's rows) and, when the statement recurses, its
  * descendants'.  NULL if none is governed.  *created_now tells whether the
  * relation was created by this very transaction (a governed table whose
- * first version, 'created', carries our xid): it has no readers yet.
+ * first version, 'created', carries our xid), or detached by it from a
+ * governed parent (DETACHED_NOW_SQL): it has no readers yet.
  */
 static const char *
 relation_policy(Oid relid, bool recurse, bool live, bool *created_now)
@@ -155,7 +179,8 @@ relation_policy(Oid relid, bool recurse, bool live, bool *created_now)
 				   "   JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
 				   "   WHERE g.kind = 'schema' AND c.oid = $1 AND c.relpersistence <> 't'))"
 				   "    AS policy, "
-				   CREATED_NOW_SQL("$1::pg_catalog.regclass") " AS created_now",
+				   CREATED_NOW_SQL("$1::pg_catalog.regclass")
+				   " OR " DETACHED_NOW_SQL("$1") " AS created_now",
 				   1, argtypes);
 		args[0] = ObjectIdGetDatum(relid);
 		EltExecLatest(plain_plan, args, NULL, 1);
@@ -233,6 +258,37 @@ swap_rename_out(EltClassified *c, EltCandidate *cand)
 	cand->reason = psprintf("%s; as the first half of a swap with %s, built by this transaction, it would leave its dependents on the old relation, which the build then drops",
 							cand->reason, EltRelDisplay(tmp));
 	return false;
+}
+
+/*
+ * Policy for dropping a partition of a governed parent: a partition governed
+ * on its own (a table target) is judged under that target's policy only;
+ * otherwise the drop is no finding but a safe change of the partition set
+ * (the candidate becomes a touch, recorded under the parent's policy): the
+ * parent's shape is unchanged and retention drops rows on purpose.
+ */
+static const char *
+partition_policy(EltCandidate *cand)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	bool		created_now = false;
+	const char *policy;
+
+	EltPrepare(&plan,
+			   "SELECT g.policy FROM elt.governed_targets g"
+			   " WHERE g.kind = 'table' AND g.rel = $1::pg_catalog.regclass",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(cand->relid);
+	EltExecLatest(plan, args, NULL, 1);
+	if (SPI_processed > 0)
+		return EltSpiGetText(0, "policy");
+	policy = relation_policy(cand->relid, false, true, &created_now);
+	cand->rule = -1;
+	cand->reason = NULL;
+	cand->attnum = 0;
+	return policy;
 }
 
 /* Policy for a schema: its own target's, else the strictest of its tables'. */
@@ -634,6 +690,8 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 			policy = type_policy(cand->typid, &deps);
 		else if (OidIsValid(cand->nspoid))
 			policy = schema_policy(cand->nspoid);
+		else if ((cand->flags & CAND_PARTITION) && EltPartitionOfGoverned(cand->relid))
+			policy = partition_policy(cand);
 		else if (OidIsValid(cand->relid))
 		{
 			/* one lookup per relation: a statement's candidates share tables */

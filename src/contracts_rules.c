@@ -104,7 +104,7 @@ const EltRule EltContractRules[R_COUNT] = {
 		"Delete the rows you mean to replace in the same transaction as their replacement, or truncate inside an approved migration."},
 	[R_RENAME_SCHEMA] = {"EG119", "breaking", "ALTER SCHEMA ... RENAME",
 		"Create the new schema with views over the old tables, move the readers, then rename inside an approved migration."},
-	[R_DETACH_PARTITION] = {"EG120", "breaking", "ALTER TABLE ... DETACH PARTITION or NO INHERIT",
+	[R_DETACH_PARTITION] = {"EG120", "breaking", "ALTER TABLE ... NO INHERIT from a governed parent",
 		"Copy the rows the readers still need elsewhere and move the readers first, then detach inside an approved migration."},
 	[R_ROW_SECURITY] = {"EG121", "breaking", "ENABLE ROW LEVEL SECURITY",
 		"Create the policies that let every reader see what it saw before, then enable row level security inside an approved migration."},

@@ -303,11 +303,30 @@ EltAnyTarget(void)
 }
 
 /*
+ * SQL condition: the relation (alias c of pg_class) is a partition whose
+ * parent is governed, by its own target or its schema's.  Such a partition
+ * is no table of its own for governance: its rows are the parent's, and
+ * creating, attaching, detaching and dropping it is recorded in the
+ * parent's history.  A table target on the partition itself still governs
+ * it.
+ */
+#define PARTITION_OF_GOVERNED_SQL(c) \
+	"(" c ".relispartition AND EXISTS (" \
+	"   SELECT 1 FROM pg_inherits i" \
+	"   JOIN pg_class pc ON pc.oid = i.inhparent" \
+	"   JOIN pg_namespace pn ON pn.oid = pc.relnamespace" \
+	"   JOIN elt.governed_targets pg" \
+	"     ON (pg.kind = 'table' AND pg.rel = pc.oid::regclass)" \
+	"     OR (pg.kind = 'schema' AND pg.schema_name = pn.nspname)" \
+	"   WHERE i.inhrelid = " c ".oid))"
+
+/*
  * Whether a live table is in the scope of a governed target now; *tracked
  * tells whether it has a history.  *was_in_scope (when not NULL) tells
  * whether the schema or table under which it was last recorded is governed.
  * Returns false for anything that is not an ordinary or partitioned
- * permanent table.
+ * permanent table, and for a partition of a governed parent that is not
+ * governed on its own (see PARTITION_OF_GOVERNED_SQL).
  */
 bool
 EltTableScope(Oid relid, bool *tracked, bool *was_in_scope)
@@ -321,12 +340,14 @@ EltTableScope(Oid relid, bool *tracked, bool *was_in_scope)
 			   "       t.table_id IS NOT NULL AS tracked,"
 			   "       EXISTS (SELECT 1 FROM elt.governed_targets g"
 			   "               WHERE (g.kind = 'table' AND g.rel = c.oid::regclass)"
-			   "                  OR (g.kind = 'schema' AND g.schema_name = n.nspname))"
+			   "                  OR (g.kind = 'schema' AND g.schema_name = n.nspname"
+			   "                      AND NOT " PARTITION_OF_GOVERNED_SQL("c") "))"
 			   "         AS in_scope,"
 			   "       t.table_id IS NOT NULL AND"
 			   "       EXISTS (SELECT 1 FROM elt.governed_targets g"
 			   "               WHERE (g.kind = 'table' AND g.rel = t.relid)"
-			   "                  OR (g.kind = 'schema' AND g.schema_name = t.schema_name))"
+			   "                  OR (g.kind = 'schema' AND g.schema_name = t.schema_name"
+			   "                      AND NOT " PARTITION_OF_GOVERNED_SQL("c") "))"
 			   "         AS was_in_scope"
 			   " FROM pg_class c"
 			   " JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -346,6 +367,29 @@ EltTableScope(Oid relid, bool *tracked, bool *was_in_scope)
 	if (was_in_scope)
 		*was_in_scope = EltSpiGetBool(0, "was_in_scope", &isnull);
 	return EltSpiGetBool(0, "in_scope", &isnull);
+}
+
+/*
+ * Whether a live relation is a partition of a governed parent (by the
+ * parent's own target or its schema's): see PARTITION_OF_GOVERNED_SQL.
+ */
+bool
+EltPartitionOfGoverned(Oid relid)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	bool		isnull;
+
+	if (!get_rel_relispartition(relid))
+		return false;
+	EltPrepare(&plan,
+			   "SELECT " PARTITION_OF_GOVERNED_SQL("c") " AS partition_of_governed"
+			   " FROM pg_class c WHERE c.oid = $1",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	EltExecLatest(plan, args, NULL, 1);
+	return SPI_processed > 0 && EltSpiGetBool(0, "partition_of_governed", &isnull);
 }
 
 /* EltTableScope without was_in_scope, for the governing functions. */
@@ -484,7 +528,8 @@ EltRemoveSchemaTarget(EltCatalogWrite *cw, const char *schema, const char *cause
 /*
  * elt.govern(target, policy, reason): put a schema or a table under
  * governance, recording the baseline version of every table in scope that
- * has no current history.  Governing again changes the policy, and records a
+ * has no current history (a partition of a governed parent is not in
+ * scope: its parent's history records it).  Governing again changes the policy, and records a
  * baseline for every table whose shape differs from its last version (DDL
  * run while elt.enabled was off).  Returns the number of baselines recorded.
  */
@@ -609,6 +654,14 @@ elt_govern(PG_FUNCTION_ARGS)
 
 		if (!fresh && !list_member_oid(resync, relid))
 			continue;
+		/* a partition of a governed parent has no history of its own */
+		if (fresh && t.is_schema)
+		{
+			bool		tracked;
+
+			if (!EltTableInScope(relid, &tracked))
+				continue;
+		}
 		if (EltRecordVersion(&cw, relid, "baseline", NULL, statement, reason, !fresh) > 0)
 			baselines++;
 	}

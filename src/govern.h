@@ -12,6 +12,7 @@
 extern bool EltAnyTarget(void);
 extern bool EltTableScope(Oid relid, bool *tracked, bool *was_in_scope);
 extern bool EltTableInScope(Oid relid, bool *tracked);
+extern bool EltPartitionOfGoverned(Oid relid);
 extern List *EltSchemaTables(Oid nspoid, List *tables);
 extern void EltRemoveTableTarget(EltCatalogWrite *cw, Oid relid, int64 table_id,
 								 const char *object, const char *cause);

@@ -17,14 +17,21 @@
  * Flow of one DDL statement:
  *   ddl_command_start  forgets what the previous statement left pending and
  *                      notes the old name of a schema being renamed and a
- *                      partition being detached; refuses row level security
- *                      on a deployment color's table, even with elt.enabled
- *                      off (deploy.c's rule);
+ *                      partition being attached or detached; refuses row
+ *                      level security on a deployment color's table, even
+ *                      with elt.enabled off (deploy.c's rule);
  *   sql_drop           notes dropped tables, and tables that lost a column,
  *                      constraint, default or index;
  *   ddl_command_end    maps pg_event_trigger_ddl_commands() and the notes to
  *                      tables, and records one version per governed table
  *                      whose shape or name changed.
+ * A partition of a governed parent that is not governed on its own gets no
+ * version: creating, attaching, detaching and dropping it changes the list
+ * of partitions in its parent's shape, and the parent's version records it
+ * (the history reads "partition ... attached"); a table that the same
+ * transaction created and then attached has its versions taken back
+ * (versions_store.c), and an older table's own history records its attach,
+ * pauses while it is a partition, and goes on once it is detached.
  * One statement therefore makes at most one version per table it touched,
  * however many subcommands it had; a statement that changed nothing the
  * shape records (ADD COLUMN IF NOT EXISTS that found the column, SET
@@ -80,6 +87,8 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static List *pending_changed = NIL; /* oids of tables that lost a part */
 static List *pending_dropped = NIL; /* oids of dropped tables */
 static List *pending_dropped_schemas = NIL; /* names of dropped schemas */
+static List *pending_detached = NIL;	/* oids of partitions being detached */
+static List *pending_attached = NIL;	/* oids of tables being attached */
 static char *pending_schema_rename = NULL;	/* old name of a renamed schema */
 static Oid	pending_schema_oid = InvalidOid;	/* and its oid */
 static bool pending_noop = false;	/* ADD VALUE IF NOT EXISTS that will skip */
@@ -89,6 +98,7 @@ static SPIPlanPtr commands_plan = NULL;
 static SPIPlanPtr dropped_plan = NULL;
 static SPIPlanPtr index_owner_plan = NULL;
 static SPIPlanPtr type_users_plan = NULL;
+static SPIPlanPtr partition_parent_plan = NULL;
 
 /*
  * The name of the view or materialized view a statement is about to create,
@@ -169,6 +179,10 @@ reset_pending(void)
 	list_free(pending_changed);
 	list_free(pending_dropped);
 	list_free_deep(pending_dropped_schemas);
+	list_free(pending_detached);
+	list_free(pending_attached);
+	pending_detached = NIL;
+	pending_attached = NIL;
 	if (pending_schema_rename)
 		pfree(pending_schema_rename);
 	pending_changed = NIL;
@@ -254,7 +268,10 @@ record_dropped(EltCatalogWrite *cw, Oid relid, const char *command_tag,
  * Record a version of a table touched by DDL, if it is governed: only when
  * its shape or name changed, unless always (the DDL changed a type its
  * columns use, which its own shape does not show).  A table without a
- * history, or coming back into scope, gets a version whatever changed.
+ * history, or coming back into scope, gets a version whatever changed.  A
+ * partition of a governed parent is recorded only in its parent's history;
+ * if this transaction created it, the versions it got before it was
+ * attached are taken back.
  */
 static void
 record_if_governed(EltCatalogWrite *cw, Oid relid, const char *command_tag,
@@ -267,7 +284,16 @@ record_if_governed(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 	bool		only_if_changed = false;
 
 	if (!in_scope && !(tracked && was_in_scope))
+	{
+		/*
+		 * Attached to a governed parent: a history this transaction started
+		 * is taken back; an older one records the attach, then pauses.
+		 */
+		if (tracked && EltPartitionOfGoverned(relid) &&
+			!EltTakeBackNewHistory(relid) && list_member_oid(pending_attached, relid))
+			EltRecordVersion(cw, relid, "altered", command_tag, statement, NULL, true);
 		return;
+	}
 	if (tracked && !was_in_scope)
 		event = "baseline";		/* back in scope: changes made outside */
 	else if (tracked)
@@ -568,7 +594,10 @@ elt_on_ddl_command_start(PG_FUNCTION_ARGS)
 
 	if (IsA(trigdata->parsetree, AlterTableStmt))
 	{
-		/* a partition being detached is no longer found from its parent */
+		/*
+		 * A partition being detached is no longer found from its parent; a
+		 * table being attached may have a history of its own to pause.
+		 */
 		ListCell   *lc;
 
 		foreach(lc, ((AlterTableStmt *) trigdata->parsetree)->cmds)
@@ -576,14 +605,16 @@ elt_on_ddl_command_start(PG_FUNCTION_ARGS)
 			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
 
 			if ((cmd->subtype == AT_DetachPartition ||
-				 cmd->subtype == AT_DetachPartitionFinalize) && cmd->def != NULL &&
+				 cmd->subtype == AT_DetachPartitionFinalize ||
+				 cmd->subtype == AT_AttachPartition) && cmd->def != NULL &&
 				IsA(cmd->def, PartitionCmd))
 			{
 				Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
 													NoLock, true);
 
 				if (OidIsValid(part))
-					remember_oid(&pending_changed, part);
+					remember_oid(cmd->subtype == AT_AttachPartition ?
+								 &pending_attached : &pending_detached, part);
 			}
 		}
 	}
@@ -639,6 +670,37 @@ address_schema_and_name(HeapTuple tup, TupleDesc desc, int attno,
 	*schema = names[0];
 	*name = names[1];
 	return true;
+}
+
+/*
+ * A dropped table may have been a partition without a history of its own:
+ * the governed parent whose last version lists it records the drop.
+ */
+static void
+note_partition_parent(const char *schema, const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	bool		isnull;
+	uint64		i;
+
+	EltPrepare(&partition_parent_plan,
+			   "SELECT t.relid::oid AS relid FROM elt.tracked_tables t"
+			   " JOIN pg_class c ON c.oid = t.relid AND c.relkind = 'p'"
+			   " JOIN LATERAL (SELECT s.shape FROM elt.schema_versions s"
+			   "               WHERE s.table_id = t.table_id"
+			   "               ORDER BY s.version DESC LIMIT 1) v ON true"
+			   " WHERE v.shape->'partitions' @> pg_catalog.jsonb_build_array($1)",
+			   1, argtypes);
+	args[0] = CStringGetTextDatum(quote_qualified_identifier(schema, name));
+	EltExecLatest(partition_parent_plan, args, NULL, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		int64		rel = EltSpiGetInt64((int) i, "relid", &isnull);
+
+		if (!isnull)
+			remember_oid(&pending_changed, (Oid) rel);
+	}
 }
 
 /* sql_drop: note dropped tables and tables that lost a part. */
@@ -706,7 +768,11 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 		{
 			/* ddl_command_end records its last version and detaches it */
 			if (capturing)
+			{
 				remember_oid(&pending_dropped, objid);
+				if (address_schema_and_name(tup, tt->tupdesc, 3, &schema, &name))
+					note_partition_parent(schema, name);
+			}
 			else
 			{
 				int64		table_id;
@@ -827,6 +893,19 @@ elt_on_ddl_command_end(PG_FUNCTION_ARGS)
 		always = NIL;			/* the enum already had the value */
 	foreach(lc, pending_changed)
 		changed = list_append_unique_oid(changed, lfirst_oid(lc));
+	/*
+	 * A detached partition with a history of its own records the detach; one
+	 * without gets none now (its parent's history records the detach), and
+	 * a baseline at the first DDL that touches it as a table.
+	 */
+	foreach(lc, pending_detached)
+	{
+		bool		tracked;
+
+		(void) EltTableInScope(lfirst_oid(lc), &tracked);
+		if (tracked)
+			changed = list_append_unique_oid(changed, lfirst_oid(lc));
+	}
 
 	foreach(lc, pending_dropped)
 		record_dropped(&cw, lfirst_oid(lc), tag, statement, &changed);

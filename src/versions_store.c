@@ -5,7 +5,10 @@
  * Owns: starting a table's history (its stable table_id), recording its next
  * version (EltRecordVersion, EltInsertVersion, with the audit action
  * version_recorded for each), detaching the history of a dropped table from
- * its dead oid, following a renamed schema, and the history locks.
+ * its dead oid, taking back the history of a table created and attached as
+ * a partition of a governed parent in the same transaction
+ * (EltTakeBackNewHistory), following a renamed schema, and the history
+ * locks.
  *
  * Layering: a shared layer under the engines.  The capture triggers
  * (versions_capture.c) and elt.govern() (govern.c) call it; it calls
@@ -183,6 +186,72 @@ EltInsertVersion(EltCatalogWrite *cw, int64 table_id, int32 version, Oid relid,
 	object = quote_qualified_identifier(nspname, relname);
 	EltAuditRecord(cw->actor, "version_recorded", object, EltJsonFinish(&details),
 				   EltAuditReason(reason));
+	EltAuditTagVersion(table_id);
+}
+
+/*
+ * A table that this very transaction created (its history starts with a
+ * 'created' version, and every version carries our xid) has just become a
+ * partition of a governed parent, and is not governed on its own: take its
+ * history back, so that it never gets one (pg_partman creates each
+ * partition with CREATE TABLE ... (LIKE parent) and attaches it in the same
+ * transaction).  Its version rows and history row are deleted, and their
+ * version_recorded actions are never appended to the audit log; nothing
+ * committed changes.  Returns whether it was taken back.  Inside the
+ * catalog write context; the caller has checked the scope.
+ */
+bool
+EltTakeBackNewHistory(Oid relid)
+{
+	static SPIPlanPtr own_plan = NULL;
+	static SPIPlanPtr delete_versions_plan = NULL;
+	static SPIPlanPtr delete_tracked_plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Oid			idtypes[1] = {INT8OID};
+	Datum		args[1];
+	bool		isnull;
+	int64		table_id;
+
+	EltLockTableHistory(relid);
+	EltPrepare(&own_plan,
+			   "SELECT t.table_id FROM elt.tracked_tables t"
+			   " WHERE t.relid = $1::regclass"
+			   "   AND EXISTS (SELECT 1 FROM elt.schema_versions v"
+			   "               WHERE v.table_id = t.table_id AND v.version = 1"
+			   "                 AND v.event = 'created'"
+			   "                 AND v.xid = pg_catalog.pg_current_xact_id_if_assigned())"
+			   "   AND NOT EXISTS (SELECT 1 FROM elt.schema_versions v"
+			   "                   WHERE v.table_id = t.table_id"
+			   "                     AND v.xid IS DISTINCT FROM pg_catalog.pg_current_xact_id_if_assigned())"
+			   "   AND NOT EXISTS (SELECT 1 FROM elt.governed_targets g"
+			   "                   WHERE g.kind = 'table' AND g.rel = t.relid)",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	EltExecLatest(own_plan, args, NULL, 1);
+	if (SPI_processed == 0)
+		return false;
+	table_id = EltSpiGetInt64(0, "table_id", &isnull);
+
+	EltPrepare(&delete_versions_plan,
+			   "DELETE FROM elt.schema_versions WHERE table_id = $1"
+			   "   AND xid = pg_catalog.pg_current_xact_id_if_assigned()",
+			   1, idtypes);
+	EltPrepare(&delete_tracked_plan,
+			   "DELETE FROM elt.tracked_tables WHERE table_id = $1", 1, idtypes);
+	args[0] = Int64GetDatum(table_id);
+	EltAuditAllowTakeBack(true);
+	PG_TRY();
+	{
+		EltExec(delete_versions_plan, args, NULL, 0);
+	}
+	PG_FINALLY();
+	{
+		EltAuditAllowTakeBack(false);
+	}
+	PG_END_TRY();
+	EltExec(delete_tracked_plan, args, NULL, 0);
+	EltAuditTakeBackVersions(table_id);
+	return true;
 }
 
 /*
