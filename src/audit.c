@@ -84,6 +84,7 @@ typedef struct EltPendingAudit
 	char	   *details;
 	char	   *reason;
 	int64		version_table;	/* version_recorded: its table_id, else 0 */
+	int32		version_number;	/* version_recorded: the version, else 0 */
 	int			taken_back;		/* nest level that took it back, or 0 */
 } EltPendingAudit;
 
@@ -190,24 +191,29 @@ EltAuditRecord(Oid actor, const char *action, const char *object,
 }
 
 /*
- * Tag the action just recorded as the version_recorded action of a version
+ * Tag the action just recorded as the version_recorded action of version
  * of table_id, so that EltAuditTakeBackVersions can find it.
  */
 void
-EltAuditTagVersion(int64 table_id)
+EltAuditTagVersion(int64 table_id, int32 version)
 {
 	if (pending_audit != NIL)
+	{
 		((EltPendingAudit *) llast(pending_audit))->version_table = table_id;
+		((EltPendingAudit *) llast(pending_audit))->version_number = version;
+	}
 }
 
 /*
- * The versions of table_id recorded by this transaction are being taken
- * back (see versions_store.c, EltTakeBackNewHistory): their version_recorded
- * actions are not appended at commit.  Undone if the subtransaction that
- * takes them back aborts, as the deletion of the rows is.
+ * The versions of table_id recorded by this transaction (only the one
+ * numbered version, unless version is 0) are being taken back (see
+ * versions_store.c, EltTakeBackNewHistory and EltTakeOverHistory): their
+ * version_recorded actions are not appended at commit.  Undone if the
+ * subtransaction that takes them back aborts, as the deletion of the rows
+ * is.
  */
 void
-EltAuditTakeBackVersions(int64 table_id)
+EltAuditTakeBackVersions(int64 table_id, int32 version)
 {
 	int			level = GetCurrentTransactionNestLevel();
 	ListCell   *lc;
@@ -216,15 +222,16 @@ EltAuditTakeBackVersions(int64 table_id)
 	{
 		EltPendingAudit *pa = (EltPendingAudit *) lfirst(lc);
 
-		if (pa->version_table == table_id && pa->taken_back == 0)
+		if (pa->version_table == table_id && pa->taken_back == 0 &&
+			(version == 0 || pa->version_number == version))
 			pa->taken_back = level;
 	}
 }
 
 /*
  * Allow (on) or refuse again (off) the deletion of schema_versions rows by
- * the append-only trigger.  Only EltTakeBackNewHistory turns it on, around
- * one DELETE of rows this very transaction wrote.
+ * the append-only trigger.  Only EltTakeBackNewHistory and EltTakeOverHistory
+ * turn it on, around one DELETE of rows this very transaction wrote.
  */
 void
 EltAuditAllowTakeBack(bool on)

@@ -25,8 +25,8 @@ extern void EltAuditLock(void);
 extern void EltAuditInit(void);
 extern void EltAuditRecord(Oid actor, const char *action, const char *object,
 						   const char *details_json, const char *reason);
-extern void EltAuditTagVersion(int64 table_id);
-extern void EltAuditTakeBackVersions(int64 table_id);
+extern void EltAuditTagVersion(int64 table_id, int32 version);
+extern void EltAuditTakeBackVersions(int64 table_id, int32 version);
 extern void EltAuditAllowTakeBack(bool on);
 extern void EltVersionRowHash(HeapTuple tuple, TupleDesc desc, const char *prefix,
 							  char *out);

@@ -4,7 +4,8 @@
  * of one relation instead of a rename and a drop.
  *
  * Owns: the swaps of the running transaction and the relations the session
- * swapped out (EltSwapRenameOut, EltSwapRenameIn, EltSwapRetired).  dbt's
+ * swapped out (EltSwapRenameOut, EltSwapRenameIn, EltSwapHistoryFrom,
+ * EltSwapRetired).  dbt's
  * table, view and incremental --full-refresh materializations run, in one
  * transaction:
  *     create table|view m__dbt_tmp ...;
@@ -21,7 +22,10 @@
  * commit, a rename out that nothing took the name back from is an EG105
  * error after all.  A committed swap's old relation is retired for the
  * session: dbt's drop of the backup, in its next transaction, is not judged
- * (the views a CASCADE would take with it still are).  Inside an approved
+ * (the views a CASCADE would take with it still are).  The version capture
+ * asks EltSwapHistoryFrom at the rename in, and hands the old relation's
+ * history to the new one: a model keeps one table_id, and its new version
+ * is compared with its old shape.  Inside an approved
  * migration the rename out is approved as usual and still noted, so that
  * the backup is retired.
  *
@@ -58,6 +62,7 @@ typedef struct EltSwap
 	char	   *reason;			/* the EG105 finding, for the commit check */
 	char	   *policy;
 	bool		done;
+	bool		handed;			/* history handed to the new relation */
 } EltSwap;
 
 static List *swaps = NIL;		/* of EltSwap, this transaction */
@@ -259,6 +264,29 @@ EltSwapRenameIn(Oid relid, const char *newname)
 					 errhint("Keep the old columns and their types in the model, or approve the change: run the build after SELECT elt.migration_begin(name, reason, approved_by).")));
 		s->done = true;
 	}
+}
+
+/*
+ * The relation whose name relid took back in this transaction's swap, once:
+ * the capture trigger hands its history to relid (versions_store.c,
+ * EltTakeOverHistory).  InvalidOid when relid completed no swap.
+ */
+Oid
+EltSwapHistoryFrom(Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, swaps)
+	{
+		EltSwap    *s = (EltSwap *) lfirst(lc);
+
+		if (s->done && !s->handed && s->tmp_relid == relid)
+		{
+			s->handed = true;
+			return s->old_relid;
+		}
+	}
+	return InvalidOid;
 }
 
 /* Was relid swapped out by a transaction of this session that committed? */

@@ -11,6 +11,7 @@ extern Oid	EltSwapTmpFor(Oid relid);
 extern void EltSwapRenameOut(Oid relid, Oid tmp_relid, const char *reason,
 							 const char *policy);
 extern void EltSwapRenameIn(Oid relid, const char *newname);
+extern Oid	EltSwapHistoryFrom(Oid relid);
 extern bool EltSwapRetired(Oid relid);
 
 #endif							/* ELT_CONTRACTS_SWAP_H */

@@ -11,7 +11,8 @@
  * Layering: an engine.  It calls the version store (versions_store.c) to
  * write versions and histories, govern.c for what is governed and for the
  * targets a drop or a schema rename changes, contracts_judge.c to judge the
- * statement, deploy.c's row security guard, settings.c, audit.c and util.c.
+ * statement, contracts_swap.c for the swap whose new relation takes over the
+ * old one's history, deploy.c's row security guard, settings.c, audit.c and util.c.
  * Nothing but _PG_init (EltDdlCaptureInit) and the event triggers calls it.
  *
  * Flow of one DDL statement:
@@ -74,6 +75,7 @@
 
 #include "audit.h"
 #include "contracts.h"
+#include "contracts_swap.h"
 #include "deploy.h"
 #include "govern.h"
 #include "settings.h"
@@ -279,9 +281,15 @@ record_if_governed(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 {
 	bool		tracked;
 	bool		was_in_scope;
-	bool		in_scope = EltTableScope(relid, &tracked, &was_in_scope);
+	bool		in_scope;
 	const char *event;
 	bool		only_if_changed = false;
+	Oid			swapped_out = EltSwapHistoryFrom(relid);
+
+	/* the second half of a swap: the model's history goes on (contracts_swap.c) */
+	if (OidIsValid(swapped_out))
+		(void) EltTakeOverHistory(swapped_out, relid);
+	in_scope = EltTableScope(relid, &tracked, &was_in_scope);
 
 	if (!in_scope && !(tracked && was_in_scope))
 	{

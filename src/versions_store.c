@@ -7,8 +7,9 @@
  * version_recorded for each), detaching the history of a dropped table from
  * its dead oid, taking back the history of a table created and attached as
  * a partition of a governed parent in the same transaction
- * (EltTakeBackNewHistory), following a renamed schema, and the history
- * locks.
+ * (EltTakeBackNewHistory), handing a relation's history to the relation
+ * that took its name in a swap (EltTakeOverHistory), following a renamed
+ * schema, and the history locks.
  *
  * Layering: a shared layer under the engines.  The capture triggers
  * (versions_capture.c) and elt.govern() (govern.c) call it; it calls
@@ -186,7 +187,7 @@ EltInsertVersion(EltCatalogWrite *cw, int64 table_id, int32 version, Oid relid,
 	object = quote_qualified_identifier(nspname, relname);
 	EltAuditRecord(cw->actor, "version_recorded", object, EltJsonFinish(&details),
 				   EltAuditReason(reason));
-	EltAuditTagVersion(table_id);
+	EltAuditTagVersion(table_id, version);
 }
 
 /*
@@ -250,7 +251,148 @@ EltTakeBackNewHistory(Oid relid)
 	}
 	PG_END_TRY();
 	EltExec(delete_tracked_plan, args, NULL, 0);
-	EltAuditTakeBackVersions(table_id);
+	EltAuditTakeBackVersions(table_id, 0);
+	return true;
+}
+
+/*
+ * Delete this transaction's versions of table_id (only the one numbered
+ * version, unless version is 0), with their pending audit actions.
+ */
+static void
+take_back_versions(int64 table_id, int32 version)
+{
+	static SPIPlanPtr delete_plan = NULL;
+	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Datum		args[2];
+
+	EltPrepare(&delete_plan,
+			   "DELETE FROM elt.schema_versions WHERE table_id = $1"
+			   "   AND ($2 = 0 OR version = $2)"
+			   "   AND xid = pg_catalog.pg_current_xact_id_if_assigned()",
+			   2, argtypes);
+	args[0] = Int64GetDatum(table_id);
+	args[1] = Int32GetDatum(version);
+	EltAuditAllowTakeBack(true);
+	PG_TRY();
+	{
+		EltExec(delete_plan, args, NULL, 0);
+	}
+	PG_FINALLY();
+	{
+		EltAuditAllowTakeBack(false);
+	}
+	PG_END_TRY();
+	EltAuditTakeBackVersions(table_id, version);
+}
+
+/*
+ * A swap (dbt's table materialization): new_relid, built by this
+ * transaction, has just taken the name of old_relid, which this transaction
+ * renamed out of the way.  The new relation takes over the old one's
+ * history, so that a model keeps one table_id: the history the new relation
+ * got in this transaction (its 'created' version and the rename) is taken
+ * back, so is the old history's last version if it is this transaction's
+ * rename out (the old relation's current name), and the old history row is
+ * pointed at the new relation under its name.  The caller then records the
+ * new relation's version, which compares its shape with the old one's.  The
+ * relation left under the backup name has no history any more.  Returns
+ * whether the history was taken over: not when the old relation has none,
+ * or when the new one has versions of an earlier transaction.  Inside the
+ * catalog write context.
+ */
+bool
+EltTakeOverHistory(Oid old_relid, Oid new_relid)
+{
+	static SPIPlanPtr old_plan = NULL;
+	static SPIPlanPtr new_plan = NULL;
+	static SPIPlanPtr drop_new_plan = NULL;
+	static SPIPlanPtr move_plan = NULL;
+	Oid			argtypes[2] = {OIDOID, NAMEOID};
+	Oid			movetypes[4] = {INT8OID, OIDOID, NAMEOID, NAMEOID};
+	Datum		args[2];
+	Datum		margs[4];
+	bool		isnull;
+	int64		old_id;
+	int64		new_id = 0;
+	int32		last_rename = 0;
+	char	   *oldname = get_rel_name(old_relid);
+	char	   *nspname = get_namespace_name(get_rel_namespace(new_relid));
+	char	   *newname = get_rel_name(new_relid);
+
+	if (oldname == NULL || nspname == NULL || newname == NULL)
+		return false;
+	EltLockTableHistory(old_relid);
+	EltLockTableHistory(new_relid);
+
+	/* the old history, and its last version if it is our rename out */
+	EltPrepare(&old_plan,
+			   "SELECT t.table_id,"
+			   "       (SELECT v.version FROM elt.schema_versions v"
+			   "        WHERE v.table_id = t.table_id"
+			   "          AND v.version = (SELECT max(w.version) FROM elt.schema_versions w"
+			   "                           WHERE w.table_id = t.table_id)"
+			   "          AND v.xid = pg_catalog.pg_current_xact_id_if_assigned()"
+			   "          AND v.event = 'altered' AND v.table_name = $2) AS rename_out"
+			   " FROM elt.tracked_tables t WHERE t.relid = $1::regclass",
+			   2, argtypes);
+	args[0] = ObjectIdGetDatum(old_relid);
+	args[1] = DirectFunctionCall1(namein, CStringGetDatum(oldname));
+	EltExecLatest(old_plan, args, NULL, 1);
+	if (SPI_processed == 0)
+		return false;
+	old_id = EltSpiGetInt64(0, "table_id", &isnull);
+	last_rename = (int32) EltSpiGetInt64(0, "rename_out", &isnull);
+	if (isnull)
+		last_rename = 0;
+
+	/* the new relation's own history: only one this transaction started */
+	EltPrepare(&new_plan,
+			   "SELECT t.table_id,"
+			   "       EXISTS (SELECT 1 FROM elt.schema_versions v"
+			   "               WHERE v.table_id = t.table_id"
+			   "                 AND v.xid IS DISTINCT FROM pg_catalog.pg_current_xact_id_if_assigned())"
+			   "         AS older"
+			   " FROM elt.tracked_tables t WHERE t.relid = $1::regclass",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(new_relid);
+	EltExecLatest(new_plan, args, NULL, 1);
+	if (SPI_processed > 0)
+	{
+		new_id = EltSpiGetInt64(0, "table_id", &isnull);
+		if (EltSpiGetBool(0, "older", &isnull))
+			return false;
+	}
+	EltCheckHistoryVisible(old_id, nspname, newname);
+
+	if (new_id > 0)
+	{
+		Oid			idtypes[1] = {INT8OID};
+
+		take_back_versions(new_id, 0);
+		EltPrepare(&drop_new_plan,
+				   "DELETE FROM elt.tracked_tables WHERE table_id = $1", 1, idtypes);
+		args[0] = Int64GetDatum(new_id);
+		EltExec(drop_new_plan, args, NULL, 0);
+	}
+	if (last_rename > 0)
+		take_back_versions(old_id, last_rename);
+
+	/* the history follows the name; its last version is the old shape */
+	EltPrepare(&move_plan,
+			   "UPDATE elt.tracked_tables t SET relid = $2::regclass,"
+			   "       schema_name = COALESCE(v.schema_name, $3),"
+			   "       table_name = COALESCE(v.table_name, $4)"
+			   " FROM (SELECT NULL::name AS schema_name, NULL::name AS table_name) d"
+			   " LEFT JOIN LATERAL (SELECT s.schema_name, s.table_name FROM elt.schema_versions s"
+			   "                    WHERE s.table_id = $1 ORDER BY s.version DESC LIMIT 1) v ON true"
+			   " WHERE t.table_id = $1",
+			   4, movetypes);
+	margs[0] = Int64GetDatum(old_id);
+	margs[1] = ObjectIdGetDatum(new_relid);
+	margs[2] = DirectFunctionCall1(namein, CStringGetDatum(nspname));
+	margs[3] = DirectFunctionCall1(namein, CStringGetDatum(newname));
+	EltExec(move_plan, margs, NULL, 0);
 	return true;
 }
 

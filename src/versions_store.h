@@ -21,6 +21,7 @@ extern int	EltRecordVersion(EltCatalogWrite *cw, Oid relid, const char *event,
 							 const char *command_tag, const char *statement,
 							 const char *reason, bool only_if_changed);
 extern bool EltTakeBackNewHistory(Oid relid);
+extern bool EltTakeOverHistory(Oid old_relid, Oid new_relid);
 extern char *EltDetachHistory(Oid relid, int64 *table_id);
 extern void EltRenameSchemaHistories(Oid nspoid, const char *newname);
 

@@ -93,8 +93,22 @@ alter table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp" rename 
 COMMIT;
 drop table if exists "contrib_regression"."dbt_marts"."customer_revenue__dbt_backup" cascade;
 SELECT * FROM dbt_marts.customer_revenue ORDER BY customer_id;
--- what the history holds today: each build is a table of its own (the old one dropped)
-SELECT table_name, version, event FROM elt.schema_history WHERE table_name LIKE 'customer_revenue%' ORDER BY table_id, version;
+-- one history per model: the rebuild is the next version of the same table,
+-- compared with the old shape; the backup has no history of its own
+SELECT dense_rank() OVER (ORDER BY table_id) AS history, table_name, version, event, summary FROM elt.schema_history WHERE table_name LIKE 'customer_revenue%' ORDER BY table_id, version;
+SELECT count(*) AS tables FROM elt.tracked_tables WHERE table_name LIKE 'customer_revenue%';
+-- a rebuild that changes nothing records no version
+BEGIN;
+  create  table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp"
+    as
+  (
+    select customer_id, sum(amount) as revenue, count(*) as orders from dbt_src.orders group by customer_id
+  );
+alter table "contrib_regression"."dbt_marts"."customer_revenue" rename to "customer_revenue__dbt_backup";
+alter table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp" rename to "customer_revenue";
+COMMIT;
+drop table if exists "contrib_regression"."dbt_marts"."customer_revenue__dbt_backup" cascade;
+SELECT max(version) AS last_version, count(DISTINCT table_id) AS histories FROM elt.schema_history WHERE table_name LIKE 'customer_revenue%';
 
 -- rebuild with an incompatible change: a column removed, another retyped;
 -- stopped at the rename in, before anything is dropped
@@ -146,7 +160,7 @@ DROP VIEW dbt_marts.analyst_top;  -- the analyst agreed to move off the column
   create  table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp"
     as
   (
-    select customer_id, sum(amount) as revenue from dbt_src.orders group by customer_id
+    select customer_id, sum(amount)::float8 as revenue from dbt_src.orders group by customer_id
   );
 alter table "contrib_regression"."dbt_marts"."customer_revenue" rename to "customer_revenue__dbt_backup";
 alter table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp" rename to "customer_revenue";
@@ -156,6 +170,9 @@ drop table if exists "contrib_regression"."dbt_marts"."customer_revenue__dbt_bac
 SELECT * FROM dbt_marts.customer_revenue ORDER BY customer_id;
 RESET client_min_messages;
 SELECT count(*) AS approved FROM elt.schema_changes WHERE statement LIKE '%customer_revenue%' AND migration_id IS NOT NULL;
+-- the approved rebuild is a version of the same table: a retyped column and a dropped one
+SELECT h.version, h.event, h.summary, (SELECT s.migration_id IS NOT NULL FROM elt.schema_versions s WHERE s.table_id = h.table_id AND s.version = h.version) AS approved FROM elt.schema_history h WHERE table_name LIKE 'customer_revenue%' ORDER BY table_id, version DESC LIMIT 1;
+SELECT valid FROM elt.audit_verify();
 SELECT elt.approver_remove('dbt_lead');
 
 -- cleanup
