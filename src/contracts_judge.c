@@ -233,6 +233,9 @@ swap_rename_out(EltClassified *c, EltCandidate *cand)
 	Oid			tmp;
 	bool		created_now = false;
 	List	   *deps = NIL;
+	List	   *views;
+	bool		views_ok;
+	ListCell   *lc;
 
 	if (c->script != NULL)
 		return false;
@@ -242,19 +245,28 @@ swap_rename_out(EltClassified *c, EltCandidate *cand)
 	(void) relation_policy(tmp, false, true, &created_now);
 	if (!created_now && !EltViewCreatedNow(tmp))
 		return false;
+	/* the views that read it follow it to the new relation */
+	views = EltSwapCaptureViews(cand->relid, &views_ok);
 	if (EltCurrentMigration() > 0)
 	{
 		/* approved: recorded as such, and its backup retired at commit */
-		EltSwapRenameOut(cand->relid, tmp, cand->reason, "off");
+		EltSwapRenameOut(cand->relid, tmp, cand->reason, "off", views);
 		return false;
 	}
 	add_dependents(cand->relid, 0, false, &deps);
 	add_consumers(cand->relid, NULL, &deps);
-	if (deps == NIL)
+	/* views (and views on them) follow; anything else would be lost */
+	foreach(lc, deps)
 	{
-		EltSwapRenameOut(cand->relid, tmp, cand->reason, cand->policy);
+		if (strncmp((const char *) lfirst(lc), "view ", 5) != 0)
+			views_ok = false;
+	}
+	if (views_ok)
+	{
+		EltSwapRenameOut(cand->relid, tmp, cand->reason, cand->policy, views);
 		return true;
 	}
+	list_free_deep(views);		/* (none when views_ok was false from the start) */
 	cand->reason = psprintf("%s; as the first half of a swap with %s, built by this transaction, it would leave its dependents on the old relation, which the build then drops",
 							cand->reason, EltRelDisplay(tmp));
 	return false;

@@ -14,9 +14,13 @@
  *     commit;
  *     drop table|view if exists m__dbt_backup cascade;
  * A rename out of a governed relation m is deferred when this transaction
- * created m__dbt_tmp in the same schema and nothing depends on m (a view or
- * a registered consumer would be lost with the backup, so that case is still
- * judged, and stopped, at the rename).  The rename in then compares the new
+ * created m__dbt_tmp in the same schema and nothing depends on m but views
+ * (a materialized view, a function, a rule or a registered consumer would
+ * be lost with the backup, so that case is still judged, and stopped, at
+ * the rename).  The views that read m are noted with their definitions at
+ * the rename out (EltSwapCaptureViews), and made again as their owners on
+ * the new relation at the end of the rename in (EltSwapFollowViews), before
+ * dbt drops the backup.  The rename in then compares the new
  * relation's columns with the old one's: a column removed or retyped is a
  * breaking change, stopped under enforce before anything is dropped.  At
  * commit, a rename out that nothing took the name back from is an EG105
@@ -29,8 +33,9 @@
  * migration the rename out is approved as usual and still noted, so that
  * the backup is retired.
  *
- * Layering: part of the contracts engine; called by contracts_judge.c;
- * calls settings.c and util.c only.  State is backend-local, in
+ * Layering: part of the contracts engine; called by contracts_judge.c and
+ * the capture triggers (versions_capture.c); calls settings.c and util.c
+ * only.  State is backend-local, in
  * TopMemoryContext, reset by a transaction callback.  Takes no lock beyond
  * the statements' own.
  */
@@ -40,6 +45,11 @@
 #include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/pg_attribute.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "catalog/namespace.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
@@ -63,7 +73,19 @@ typedef struct EltSwap
 	char	   *policy;
 	bool		done;
 	bool		handed;			/* history handed to the new relation */
+	bool		followed;		/* views made again on the new relation */
+	List	   *views;			/* of EltSwapView: the views that read it */
 } EltSwap;
+
+/* A view that reads a swapped-out relation, to be made again on the new one. */
+typedef struct EltSwapView
+{
+	Oid			oid;
+	Oid			owner;
+	char	   *name;			/* qualified and quoted */
+	char	   *options;		/* " WITH (...)" or "" */
+	char	   *definition;		/* every name qualified but pg_catalog's */
+} EltSwapView;
 
 static List *swaps = NIL;		/* of EltSwap, this transaction */
 static List *retired = NIL;		/* old relids of committed swaps, this session */
@@ -122,8 +144,19 @@ swap_xact_callback(XactEvent event, void *arg)
 		{
 			EltSwap    *s = (EltSwap *) lfirst(lc);
 
+			ListCell   *vc;
+
 			pfree(s->reason);
 			pfree(s->policy);
+			foreach(vc, s->views)
+			{
+				EltSwapView *v = (EltSwapView *) lfirst(vc);
+
+				pfree(v->name);
+				pfree(v->options);
+				pfree(v->definition);
+			}
+			list_free_deep(s->views);
 		}
 		list_free_deep(swaps);
 		swaps = NIL;
@@ -154,11 +187,78 @@ EltSwapTmpFor(Oid relid)
 }
 
 /*
+ * The views that read relid directly, with their owners, options and
+ * definitions, to be made again on the relation that takes relid's name
+ * (EltSwapFollowViews), in TopMemoryContext; *ok is false, and the list
+ * NIL, when something reads relid that cannot follow that way: a rule of
+ * another kind, a temporary view (another session's cannot be made again
+ * from here).  The definitions are read with search_path pinned to
+ * pg_catalog (the caller is in the catalog write context), so that every
+ * other name in them is qualified: made again after the swap, the same
+ * text reads the new relation.  SPI connected.
+ */
+List *
+EltSwapCaptureViews(Oid relid, bool *ok)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	List	   *views = NIL;
+	uint64		i;
+
+	*ok = true;
+	EltPrepare(&plan,
+			   "SELECT DISTINCT v.oid, v.relowner,"
+			   "       v.relkind = 'v' AND w.rulename = '_RETURN' AND v.relpersistence <> 't' AS followable,"
+			   "       v.oid::pg_catalog.regclass::pg_catalog.text AS name,"
+			   "       (SELECT pg_catalog.string_agg(pg_catalog.format('%I=%L', pg_catalog.split_part(o, '=', 1),"
+			   "          pg_catalog.substr(o, pg_catalog.strpos(o, '=') + 1)), ', ')"
+			   "        FROM pg_catalog.unnest(v.reloptions) o) AS options,"
+			   "       CASE WHEN v.relkind = 'v' THEN pg_catalog.pg_get_viewdef(v.oid) END AS definition"
+			   " FROM pg_catalog.pg_depend d"
+			   " JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid"
+			   " JOIN pg_catalog.pg_class v ON v.oid = w.ev_class"
+			   " WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+			   "   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+			   "   AND d.refobjid = $1 AND v.oid <> $1"
+			   " ORDER BY v.oid",
+			   1, argtypes);
+	args[0] = ObjectIdGetDatum(relid);
+	EltExecLatest(plan, args, NULL, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		char	   *options;
+		MemoryContext old;
+		EltSwapView *v;
+
+		if (!EltSpiGetBool((int) i, "followable", &isnull))
+		{
+			*ok = false;
+			return NIL;
+		}
+		options = EltSpiGetText((int) i, "options");
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		v = palloc0(sizeof(EltSwapView));
+		v->oid = DatumGetObjectId(EltSpiGetDatum((int) i, "oid", &isnull));
+		v->owner = DatumGetObjectId(EltSpiGetDatum((int) i, "relowner", &isnull));
+		v->name = pstrdup(EltSpiGetText((int) i, "name"));
+		v->options = options ? psprintf(" WITH (%s)", options) : pstrdup("");
+		v->definition = pstrdup(EltSpiGetText((int) i, "definition"));
+		views = lappend(views, v);
+		MemoryContextSwitchTo(old);
+	}
+	return views;
+}
+
+/*
  * Defer the rename out of relid (judged breaking under policy, for reason):
- * the transaction built tmp_relid to take its name.
+ * the transaction built tmp_relid to take its name.  views (from
+ * EltSwapCaptureViews) are made again on tmp_relid once it has the name.
  */
 void
-EltSwapRenameOut(Oid relid, Oid tmp_relid, const char *reason, const char *policy)
+EltSwapRenameOut(Oid relid, Oid tmp_relid, const char *reason, const char *policy,
+				 List *views)
 {
 	MemoryContext old;
 	EltSwap    *s;
@@ -176,6 +276,7 @@ EltSwapRenameOut(Oid relid, Oid tmp_relid, const char *reason, const char *polic
 	strlcpy(s->name, get_rel_name(relid), NAMEDATALEN);
 	s->reason = pstrdup(reason);
 	s->policy = pstrdup(policy);
+	s->views = views;
 	swaps = lappend(swaps, s);
 	MemoryContextSwitchTo(old);
 }
@@ -287,6 +388,85 @@ EltSwapHistoryFrom(Oid relid)
 		}
 	}
 	return InvalidOid;
+}
+
+/* Run one statement (EltTrySubxact's callback). */
+static void
+exec_statement(void *sql)
+{
+	EltSpiExec((const char *) sql);
+}
+
+/*
+ * The rename in of a swap has given the model's name to the new relation:
+ * make every view that read the old relation again from its definition
+ * (CREATE OR REPLACE VIEW, which keeps its oid, owner, grants, column
+ * grants, comments and the views on it; with its options), so that it
+ * reads the new relation and dbt's drop ... cascade of the backup does not
+ * take it.  Each is made as its owner, in a security-restricted operation
+ * with search_path pinned: never with the build's rights.  The text is
+ * the owner's own; the caller only has to be who could drop the view with
+ * the old relation (drop ... cascade): a role with the privileges of the
+ * old relation's owner, as PostgreSQL required of the rename out.  A view
+ * that cannot be made again (a column it reads is gone, or its columns
+ * would change type) stops the statement, naming it: nothing has been
+ * dropped.  Called by the capture trigger at ddl_command_end, outside the
+ * catalog write context, as the statement's role.
+ */
+void
+EltSwapFollowViews(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, swaps)
+	{
+		EltSwap    *s = (EltSwap *) lfirst(lc);
+		ListCell   *vc;
+		Oid			old_owner;
+		HeapTuple	tup;
+
+		if (!s->done || s->followed || s->views == NIL)
+			continue;
+		s->followed = true;
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(s->old_relid));
+		if (!HeapTupleIsValid(tup))
+			continue;
+		old_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+		if (!has_privs_of_role(GetUserId(), old_owner))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to make the views on %s read the relation that replaces it",
+							quote_qualified_identifier(get_namespace_name(s->nspoid), s->name)),
+					 errdetail("The relation it replaces is owned by role \"%s\", whose privileges you do not have.",
+							   GetUserNameFromId(old_owner, false)),
+					 errhint("Run the build as the owner of the model.")));
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		foreach(vc, s->views)
+		{
+			EltSwapView *v = (EltSwapView *) lfirst(vc);
+			EltAsRole	ar;
+			ErrorData  *e;
+
+			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(v->oid)))
+				continue;		/* dropped by the build itself */
+			EltAsRoleBegin(&ar, v->owner, "pg_catalog, pg_temp", true);
+			e = EltTrySubxact(exec_statement,
+							  psprintf("CREATE OR REPLACE VIEW %s%s AS %s",
+									   v->name, v->options, v->definition));
+			EltAsRoleEnd(&ar);
+			if (e != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+						 errmsg("view %s cannot follow %s to the relation that replaces it",
+								v->name, quote_qualified_identifier(get_namespace_name(s->nspoid), s->name)),
+						 errdetail("Made again from its definition on the new relation: %s. Nothing has been dropped.",
+								   e->message),
+						 errhint("Keep the columns the view reads, with their types, in the model; or drop the view (or change it) in the build's transaction, for example in an approved migration.")));
+		}
+		SPI_finish();
+	}
 }
 
 /* Was relid swapped out by a transaction of this session that committed? */

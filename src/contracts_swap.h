@@ -7,9 +7,13 @@
 
 #include "postgres.h"
 
+#include "nodes/pg_list.h"
+
 extern Oid	EltSwapTmpFor(Oid relid);
+extern List *EltSwapCaptureViews(Oid relid, bool *ok);
 extern void EltSwapRenameOut(Oid relid, Oid tmp_relid, const char *reason,
-							 const char *policy);
+							 const char *policy, List *views);
+extern void EltSwapFollowViews(void);
 extern void EltSwapRenameIn(Oid relid, const char *newname);
 extern Oid	EltSwapHistoryFrom(Oid relid);
 extern bool EltSwapRetired(Oid relid);

@@ -937,5 +937,7 @@ elt_on_ddl_command_end(PG_FUNCTION_ARGS)
 
 	EltCatalogWriteEnd(&cw);
 	reset_pending();
+	/* the views on a swapped-out model follow it (after our notes: it runs DDL) */
+	EltSwapFollowViews();
 	PG_RETURN_NULL();
 }

@@ -134,29 +134,122 @@ alter table "contrib_regression"."dbt_marts"."customer_revenue" rename to "custo
 COMMIT;
 SELECT count(*) FROM dbt_marts.customer_revenue;
 
--- an analyst's own view on the model: the rebuild is stopped at the rename,
--- before the drop ... cascade could take the view with the backup
-CREATE VIEW dbt_marts.analyst_top AS SELECT customer_id FROM dbt_marts.customer_revenue WHERE revenue > 6;
+-- an analyst's own view on the model follows it to the rebuilt table: made
+-- again from its definition as its owner at the rename in, before dbt's
+-- drop ... cascade of the backup, keeping its oid, owner, grants, column
+-- grants, comments and options (and the views on it)
+CREATE ROLE dbt_analyst;
+CREATE ROLE dbt_reader;
+CREATE ROLE dbt_nobody;
+GRANT USAGE ON SCHEMA dbt_marts TO dbt_analyst, dbt_reader, dbt_nobody;
+GRANT CREATE ON SCHEMA dbt_marts TO dbt_analyst, dbt_nobody;
+GRANT SELECT ON dbt_marts.customer_revenue TO dbt_analyst;
+CREATE SCHEMA dbt_analyst_priv AUTHORIZATION dbt_analyst;  -- the builder has no USAGE on it
+SET ROLE dbt_analyst;
+CREATE TABLE dbt_analyst_priv.excluded (customer_id int);
+CREATE VIEW dbt_marts.analyst_top WITH (security_barrier) AS SELECT customer_id, revenue FROM dbt_marts.customer_revenue
+  WHERE revenue > 6 AND customer_id NOT IN (SELECT customer_id FROM dbt_analyst_priv.excluded);
+CREATE VIEW dbt_marts.analyst_top_ids AS SELECT customer_id FROM dbt_marts.analyst_top;
+COMMENT ON VIEW dbt_marts.analyst_top IS 'big customers';
+COMMENT ON COLUMN dbt_marts.analyst_top.revenue IS 'in euros';
+GRANT SELECT (customer_id) ON dbt_marts.analyst_top TO dbt_reader;
+RESET ROLE;
+CREATE TEMP TABLE analyst_before AS SELECT 'dbt_marts.analyst_top'::regclass::oid AS oid;
 BEGIN;
 create  table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp"
     as
   (
-    select customer_id, sum(amount) as revenue, count(*) as orders from dbt_src.orders group by customer_id
+    select customer_id, sum(amount) as revenue, count(*) as orders, max(order_id) as last_order from dbt_src.orders group by customer_id
   );
 alter table "contrib_regression"."dbt_marts"."customer_revenue" rename to "customer_revenue__dbt_backup";
-ROLLBACK;
+alter table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp" rename to "customer_revenue";
+COMMIT;
+drop table if exists "contrib_regression"."dbt_marts"."customer_revenue__dbt_backup" cascade;
+-- the view reads the new table with its owner's rights: the owner needs
+-- SELECT on it, as the model's grants config gives it (dbt's apply_grants)
 SELECT * FROM dbt_marts.analyst_top;
+grant select on "contrib_regression"."dbt_marts"."customer_revenue" to "dbt_analyst";
+SELECT * FROM dbt_marts.analyst_top;
+SELECT * FROM dbt_marts.analyst_top_ids;
+SELECT c.oid = b.oid AS same_view, pg_get_userbyid(c.relowner) AS owner, c.reloptions,
+       obj_description(c.oid, 'pg_class') AS comment, col_description(c.oid, 2) AS column_comment,
+       has_column_privilege('dbt_reader', c.oid, 'customer_id', 'SELECT') AS reader_id,
+       has_column_privilege('dbt_reader', c.oid, 'revenue', 'SELECT') AS reader_revenue,
+       (SELECT array_agg(DISTINCT d.refobjid::regclass::text) FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid
+        WHERE w.ev_class = c.oid AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> c.oid) AS reads
+FROM pg_class c, analyst_before b WHERE c.oid = 'dbt_marts.analyst_top'::regclass;
+SELECT valid FROM elt.audit_verify();
+
+-- a view that reads a column the rebuild leaves out cannot follow: under an
+-- approved migration the swap itself is not judged, the view is; the build
+-- is stopped at the rename in, naming it, and nothing is dropped
+SELECT elt.approver_add('dbt_lead');
+SET client_min_messages = warning;
+BEGIN;
+select elt.migration_begin('drop customer_revenue.revenue', 'no longer used', 'dbt_lead') > 0 AS migration;
+create  table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp"
+    as
+  (
+    select customer_id, count(*) as orders from dbt_src.orders group by customer_id
+  );
+alter table "contrib_regression"."dbt_marts"."customer_revenue" rename to "customer_revenue__dbt_backup";
+alter table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp" rename to "customer_revenue";
+ROLLBACK;
+RESET client_min_messages;
+SELECT * FROM dbt_marts.analyst_top;
+
+-- a role that owns nothing cannot start a swap of the model (PostgreSQL
+-- refuses the rename out), so it cannot get the analyst's view made again
+SET ROLE dbt_nobody;
+BEGIN;
+create  table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp" as (select 1 as customer_id, 1::numeric as revenue);
+alter table "contrib_regression"."dbt_marts"."customer_revenue" rename to "customer_revenue__dbt_backup";
+ROLLBACK;
+-- nor make its own relation take the name of one it built
+BEGIN;
+create  table "contrib_regression"."dbt_marts"."analyst_top__dbt_tmp" as (select 1 as customer_id, 1::numeric as revenue);
+alter table "contrib_regression"."dbt_marts"."analyst_top" rename to "analyst_top__dbt_backup";
+ROLLBACK;
+RESET ROLE;
+-- a model whose view follows is built by a role that is not a member of the
+-- view's owner: the view is made again as its owner, not as the builder
+-- (who could not, having no USAGE on the analyst's schema the view names)
+CREATE ROLE dbt_builder;
+GRANT USAGE, CREATE ON SCHEMA dbt_marts TO dbt_builder;
+GRANT SELECT ON dbt_src.orders TO dbt_builder;
+GRANT USAGE ON SCHEMA dbt_src TO dbt_builder;
+ALTER TABLE dbt_marts.customer_revenue OWNER TO dbt_builder;
+SET ROLE dbt_builder;
+BEGIN;
+create  table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp"
+    as
+  (
+    select customer_id, sum(amount) as revenue, count(*) as orders, max(order_id) as last_order from dbt_src.orders group by customer_id
+  );
+alter table "contrib_regression"."dbt_marts"."customer_revenue" rename to "customer_revenue__dbt_backup";
+alter table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp" rename to "customer_revenue";
+COMMIT;
+drop table if exists "contrib_regression"."dbt_marts"."customer_revenue__dbt_backup" cascade;
+RESET ROLE;
+SELECT pg_get_userbyid(relowner) AS owner, pg_has_role('dbt_builder', 'dbt_analyst', 'MEMBER') AS builder_is_member
+FROM pg_class WHERE oid = 'dbt_marts.analyst_top'::regclass;
+SET ROLE dbt_builder;
+SELECT count(*) FROM dbt_analyst_priv.excluded;
+RESET ROLE;
+GRANT SELECT ON dbt_marts.customer_revenue TO dbt_analyst;
+SELECT * FROM dbt_marts.analyst_top;
+ALTER TABLE dbt_marts.customer_revenue OWNER TO CURRENT_USER;
+
 -- a plain drop of a model is still judged (the swap retires only its backup)
 drop table if exists "contrib_regression"."dbt_marts"."customer_revenue" cascade;
 
 -- the approval pattern of docs/tools/dbt.md: the model's pre-hook opens an
 -- approved migration in the model's transaction, its post-hook closes it;
 -- the incompatible rebuild runs, and its backup's drop after the commit too
-SELECT elt.approver_add('dbt_lead');
 SET client_min_messages = warning;  -- the NOTICEs name the migration's id
 BEGIN;
 select elt.migration_begin('drop customer_revenue.orders', 'orders moved to a model of its own', 'dbt_lead') > 0 AS migration;
-DROP VIEW dbt_marts.analyst_top;  -- the analyst agreed to move off the column
+DROP VIEW dbt_marts.analyst_top CASCADE;  -- the analyst agreed to move off the column
   create  table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp"
     as
   (
@@ -170,8 +263,9 @@ drop table if exists "contrib_regression"."dbt_marts"."customer_revenue__dbt_bac
 SELECT * FROM dbt_marts.customer_revenue ORDER BY customer_id;
 RESET client_min_messages;
 SELECT count(*) AS approved FROM elt.schema_changes WHERE statement LIKE '%customer_revenue%' AND migration_id IS NOT NULL;
--- the approved rebuild is a version of the same table: a retyped column and a dropped one
-SELECT h.version, h.event, h.summary, (SELECT s.migration_id IS NOT NULL FROM elt.schema_versions s WHERE s.table_id = h.table_id AND s.version = h.version) AS approved FROM elt.schema_history h WHERE table_name LIKE 'customer_revenue%' ORDER BY table_id, version DESC LIMIT 1;
+-- the model's whole history, one table: the approved rebuild is its last
+-- version, a retyped column and dropped ones
+SELECT h.version, h.event, replace(h.summary, current_user, 'CURRENT_USER') AS summary, (SELECT s.migration_id IS NOT NULL FROM elt.schema_versions s WHERE s.table_id = h.table_id AND s.version = h.version) AS approved FROM elt.schema_history h WHERE table_name LIKE 'customer_revenue%' ORDER BY table_id, version;
 SELECT valid FROM elt.audit_verify();
 SELECT elt.approver_remove('dbt_lead');
 
@@ -179,3 +273,8 @@ SELECT elt.approver_remove('dbt_lead');
 SELECT elt.ungovern('dbt_marts');
 DROP SCHEMA dbt_marts CASCADE;
 DROP SCHEMA dbt_src CASCADE;
+DROP SCHEMA dbt_analyst_priv CASCADE;
+DROP ROLE dbt_analyst;
+DROP ROLE dbt_reader;
+DROP ROLE dbt_nobody;
+DROP ROLE dbt_builder;
