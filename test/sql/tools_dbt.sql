@@ -243,6 +243,102 @@ ALTER TABLE dbt_marts.customer_revenue OWNER TO CURRENT_USER;
 -- a plain drop of a model is still judged (the swap retires only its backup)
 drop table if exists "contrib_regression"."dbt_marts"."customer_revenue" cascade;
 
+-- incremental model (incremental.sql; postgres__make_temp_relation: a
+-- temporary "<model>__dbt_tmp<HHMMSSffffff>"; on_schema_change.sql,
+-- default__alter_relation_add_remove_columns in adapters/columns.sql;
+-- get_insert_into_sql in incremental/strategies.sql).  First build: the
+-- table is created under its own name
+BEGIN;
+
+  create  table "contrib_regression"."dbt_marts"."order_facts"
+  
+  
+    as
+  
+  (
+    select order_id, customer_id, amount from dbt_src.orders where order_id <= 1
+  );
+COMMIT;
+CREATE VIEW dbt_marts.analyst_amounts AS SELECT customer_id, amount FROM dbt_marts.order_facts;
+INSERT INTO dbt_src.orders VALUES (3, 10, 2.50, 'new');
+-- incremental run, on_schema_change='append_new_columns', the model gained
+-- status: the column is added, the new rows inserted; runs
+BEGIN;
+
+  create temporary table "order_facts__dbt_tmp051503123456"
+  
+  
+    as
+  
+  (
+    select order_id, customer_id, amount, status from dbt_src.orders where order_id > (select max(order_id) from "contrib_regression"."dbt_marts"."order_facts")
+  );
+alter table "contrib_regression"."dbt_marts"."order_facts"
+
+            
+               add column "status" text
+            
+;
+    insert into "contrib_regression"."dbt_marts"."order_facts" ("order_id", "customer_id", "amount", "status")
+    (
+        select "order_id", "customer_id", "amount", "status"
+        from "order_facts__dbt_tmp051503123456"
+    )
+;
+COMMIT;
+SELECT * FROM dbt_marts.order_facts ORDER BY order_id;
+-- on_schema_change='sync_all_columns', the model gained note and lost
+-- amount, which the analyst's view reads: stopped at the ALTER, in the
+-- run's transaction (nothing inserted, nothing dropped)
+BEGIN;
+
+  create temporary table "order_facts__dbt_tmp051611654321"
+  
+  
+    as
+  
+  (
+    select order_id, customer_id, status, 'x'::text as note from dbt_src.orders where order_id > (select max(order_id) from "contrib_regression"."dbt_marts"."order_facts")
+  );
+alter table "contrib_regression"."dbt_marts"."order_facts"
+
+            
+               add column "note" text
+            ,
+
+            
+                drop column "amount"
+            
+;
+ROLLBACK;
+-- sync_all_columns with only an added column: runs
+BEGIN;
+
+  create temporary table "order_facts__dbt_tmp051702000001"
+  
+  
+    as
+  
+  (
+    select order_id, customer_id, amount, status, 'x'::text as note from dbt_src.orders where order_id > (select max(order_id) from "contrib_regression"."dbt_marts"."order_facts")
+  );
+alter table "contrib_regression"."dbt_marts"."order_facts"
+
+            
+               add column "note" text
+            
+;
+    insert into "contrib_regression"."dbt_marts"."order_facts" ("order_id", "customer_id", "amount", "status", "note")
+    (
+        select "order_id", "customer_id", "amount", "status", "note"
+        from "order_facts__dbt_tmp051702000001"
+    )
+;
+COMMIT;
+SELECT * FROM dbt_marts.analyst_amounts ORDER BY customer_id, amount;
+SELECT version, event, summary FROM elt.schema_history WHERE table_name = 'order_facts' ORDER BY version;
+DELETE FROM dbt_src.orders WHERE order_id = 3;
+
 -- the approval pattern of docs/tools/dbt.md: the model's pre-hook opens an
 -- approved migration in the model's transaction, its post-hook closes it;
 -- the incompatible rebuild runs, and its backup's drop after the commit too
