@@ -335,6 +335,14 @@ alter table "contrib_regression"."dbt_marts"."order_facts"
     )
 ;
 COMMIT;
+-- sync_all_columns with a column retyped (default__alter_column_type): the
+-- drop ... cascade of the old column is judged as a drop, and stopped
+BEGIN;
+    alter table "contrib_regression"."dbt_marts"."order_facts" add column "status__dbt_alter" character varying(10);
+    update "contrib_regression"."dbt_marts"."order_facts" set "status__dbt_alter" = "status";
+    alter table "contrib_regression"."dbt_marts"."order_facts" drop column "status" cascade;
+    alter table "contrib_regression"."dbt_marts"."order_facts" rename column "status__dbt_alter" to "status";
+ROLLBACK;
 SELECT * FROM dbt_marts.analyst_amounts ORDER BY customer_id, amount;
 SELECT version, event, summary FROM elt.schema_history WHERE table_name = 'order_facts' ORDER BY version;
 DELETE FROM dbt_src.orders WHERE order_id = 3;
