@@ -77,6 +77,23 @@ COMMIT;
 drop view if exists "contrib_regression"."dbt_marts"."stg_orders__dbt_backup" cascade;
 SELECT * FROM dbt_marts.stg_orders ORDER BY order_id;
 
+-- a view on a view model follows it too (dbt's view on view, or a
+-- reporting view): view.sql rebuild with a new column
+CREATE VIEW dbt_marts.stg_paid AS SELECT order_id, amount FROM dbt_marts.stg_orders WHERE status = 'paid';
+BEGIN;
+create view "contrib_regression"."dbt_marts"."stg_orders__dbt_tmp"
+  as (
+    select order_id, customer_id, amount, status, amount * 2 as double_amount from dbt_src.orders
+  );
+alter table "contrib_regression"."dbt_marts"."stg_orders" rename to "stg_orders__dbt_backup";
+alter table "contrib_regression"."dbt_marts"."stg_orders__dbt_tmp" rename to "stg_orders";
+COMMIT;
+drop view if exists "contrib_regression"."dbt_marts"."stg_orders__dbt_backup" cascade;
+SELECT * FROM dbt_marts.stg_paid;
+SELECT refobjid::regclass AS reads FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid
+WHERE w.ev_class = 'dbt_marts.stg_paid'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> w.ev_class
+GROUP BY 1;
+
 -- table model, rebuild with a compatible change (table.sql): a new column
 BEGIN;
 
