@@ -33,7 +33,8 @@
  * the open window opened through the settings with that name, the same
  * elt.approved_by (or none) and the same session user, or opens one with
  * migration_begin's checks (an approval, under elt.require_second_approver,
- * is used up by the session that opens it; the others join).  Such a
+ * is used up by the session that opens it; the others join, and under that
+ * rule only a window opened with an approval can be joined).  Such a
  * window is not tied to a session: it stays open until elt.migration_end()
  * runs in a session with the same settings.  Without elt.approved_by it
  * approves nothing (EltCurrentMigration stays 0): it only names the run,
@@ -584,6 +585,32 @@ EltMigrationJoin(EltCatalogWrite *cw)
 					 errdetail("elt.approved_by names \"%s\" for migration \"%s\".",
 							   approved_by, elt_migration_setting),
 					 errhint("SELECT * FROM elt.approvers lists who may approve; a superuser adds one with elt.approver_add().")));
+	}
+	if (id != 0 && approved_by != NULL && elt_require_second_approver)
+	{
+		static SPIPlanPtr approval_plan = NULL;
+		Oid			argtypes1[1] = {INT8OID};
+		Datum		args[1];
+		char	   *session_user = GetUserNameFromId(GetSessionUserId(), false);
+
+		/*
+		 * A window opened while the rule was off may be self-approved: the
+		 * rule holds for every session that joins it, not only the first.
+		 */
+		EltPrepare(&approval_plan,
+				   "SELECT 1 FROM elt.migration_approvals WHERE migration_id = $1",
+				   1, argtypes1);
+		args[0] = Int64GetDatum(id);
+		EltExecLatest(approval_plan, args, NULL, 1);
+		if (SPI_processed == 0 || strcmp(approved_by, session_user) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("migration \"%s\" (window %lld) was opened without a second approver",
+							elt_migration_setting, (long long) id),
+					 errdetail("elt.require_second_approver is on; the window was opened while it was off."),
+					 errhint("End the window with SELECT elt.migration_end() under the same settings; then an approver other than %s runs SELECT elt.migration_approve(%s, %s) in their own session, and elt.approved_by names them.",
+							 session_user, quote_literal_cstr(elt_migration_setting),
+							 quote_literal_cstr(session_user))));
 	}
 	if (id == 0)
 		id = open_window(cw, elt_migration_setting,

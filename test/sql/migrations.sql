@@ -174,6 +174,33 @@ SELECT elt.migration_begin('cleanup', 'test tables', 'lead "one" \ two') > 0 AS 
 DROP TABLE m.fresh, m.named;
 SELECT elt.migration_end() > 0 AS ended;
 
+-- a window opened while elt.require_second_approver was off, without an
+-- approval, cannot be joined by a later session once it is on
+CREATE TABLE m.gate (id int, a int);
+SET elt.migration = 'rel-y';
+SET elt.approved_by = 'lead "one" \ two';
+ALTER TABLE m.gate ADD COLUMN b int;
+SELECT elt.migration_current() > 0 AS approved;
+\c -
+SET elt.require_second_approver = on;
+SET elt.migration = 'rel-y';
+SET elt.approved_by = 'lead "one" \ two';
+\set VERBOSITY terse
+ALTER TABLE m.gate DROP COLUMN a;
+\set VERBOSITY default
+SELECT elt.migration_current() IS NULL AS approves_nothing;
+SELECT attname FROM pg_attribute WHERE attrelid = 'm.gate'::regclass AND attnum > 0
+ AND NOT attisdropped ORDER BY attnum;
+-- its session user still ends it
+SELECT elt.migration_end() > 0 AS ended;
+SELECT count(*) AS open_windows FROM elt.migrations WHERE name = 'rel-y' AND status = 'open';
+RESET elt.require_second_approver;
+RESET elt.migration;
+RESET elt.approved_by;
+SET elt.enabled = off;
+DROP TABLE m.gate;
+RESET elt.enabled;
+
 -- the suites after this one share the extension
 SELECT elt.ungovern('m');
 DROP SCHEMA m CASCADE;
