@@ -34,7 +34,10 @@
  * elt.approved_by (or none) and the same session user, or opens one with
  * migration_begin's checks (an approval, under elt.require_second_approver,
  * is used up by the session that opens it; the others join, and under that
- * rule only a window opened with an approval can be joined).  Such a
+ * rule only a window opened with an approval can be joined).  A session
+ * that joined leaves the window as soon as it is ended (in any session) or
+ * its approver is removed: its next governed statement joins or opens one
+ * again, with these checks.  Such a
  * window is not tied to a session: it stays open until elt.migration_end()
  * runs in a session with the same settings.  Without elt.approved_by it
  * approves nothing (EltCurrentMigration stays 0): it only names the run,
@@ -553,6 +556,24 @@ EltMigrationJoin(EltCatalogWrite *cw)
 	/* joined through settings that changed since: leave that window */
 	if (state.key != NULL && (key == NULL || strcmp(key, state.key) != 0))
 		set_state(0, 0, NULL);
+	/* joined, and ended or its approver removed since (in any session): leave it */
+	if (state.key != NULL && state.window != 0)
+	{
+		static SPIPlanPtr open_plan = NULL;
+		Oid			argtypes1[1] = {INT8OID};
+		Datum		args[1];
+
+		EltPrepare(&open_plan,
+				   "SELECT 1 FROM elt.migration_windows w"
+				   " WHERE w.migration_id = $1 AND w.closed_at IS NULL"
+				   "   AND (w.approved_by IS NULL"
+				   "        OR EXISTS (SELECT 1 FROM elt.approvers a WHERE a.approver = w.approved_by))",
+				   1, argtypes1);
+		args[0] = Int64GetDatum(state.window);
+		EltExecLatest(open_plan, args, NULL, 1);
+		if (SPI_processed == 0)
+			set_state(0, 0, NULL);
+	}
 	if (state.window != 0 || key == NULL)
 		return state.window;
 	approved_by = setting_given(elt_approved_by_setting) ? elt_approved_by_setting : NULL;

@@ -201,6 +201,25 @@ SET elt.enabled = off;
 DROP TABLE m.gate;
 RESET elt.enabled;
 
+-- a session that joined a window leaves it once its approver is removed:
+-- its next breaking change is refused, not approved by the old window
+SELECT elt.approver_add('rel_w_approver');
+CREATE TABLE m.gate2 (id int, a int);
+SET elt.migration = 'rel-w';
+SET elt.approved_by = 'rel_w_approver';
+ALTER TABLE m.gate2 ADD COLUMN b int;
+SELECT elt.migration_current() > 0 AS approved;
+SELECT elt.approver_remove('rel_w_approver');
+ALTER TABLE m.gate2 DROP COLUMN a;
+SELECT attname FROM pg_attribute WHERE attrelid = 'm.gate2'::regclass AND attnum > 0
+ AND NOT attisdropped ORDER BY attnum;
+SELECT elt.migration_end() > 0 AS ended;
+RESET elt.migration;
+RESET elt.approved_by;
+SET elt.enabled = off;
+DROP TABLE m.gate2;
+RESET elt.enabled;
+
 -- the suites after this one share the extension
 SELECT elt.ungovern('m');
 DROP SCHEMA m CASCADE;
