@@ -16,7 +16,8 @@
  *            where PostgreSQL records it, and registered consumers), table
  *            sizes for index builds, EG117 for columns a registered
  *            consumer uses, EG208; drops breaking findings on a table
- *            the session's named migration created that nothing reads;
+ *            the session's named migration created that nothing reads
+ *            (at sql_drop: no consumer, no view dropped with it);
  *   decide   outside a migration any breaking or lock-hazard finding under
  *            policy enforce blocks the statement (SQLSTATE 42ZEG), policy
  *            warn raises one WARNING, policy off records only; inside a
@@ -1084,10 +1085,29 @@ EltContractsCheckCascade(EltCatalogWrite *cw, Oid relid, const char *type,
 	if (EltCurrentMigration() > 0)
 		return;
 	{
+		static SPIPlanPtr readers_plan = NULL;
 		int64		window = -1;
+		Oid			rtypes[1] = {OIDOID};
+		Datum		rargs[1];
 
+		/*
+		 * Created by the window, and nothing read it: no registered
+		 * consumer, no view the same statement took with it (pg_depend no
+		 * longer shows what read it).
+		 */
 		if (created_by_window(relid, &window))
-			return;
+		{
+			EltPrepare(&readers_plan,
+					   "SELECT 1 WHERE EXISTS (SELECT 1 FROM elt.consumer_registrations r"
+					   "                       WHERE r.rel = $1::pg_catalog.regclass)"
+					   "   OR EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() d"
+					   "              WHERE d.object_type IN ('view', 'materialized view'))",
+					   1, rtypes);
+			rargs[0] = ObjectIdGetDatum(relid);
+			EltExecLatest(readers_plan, rargs, NULL, 1);
+			if (SPI_processed == 0)
+				return;
+		}
 	}
 	object = quote_qualified_identifier(schema, name);
 	if (strcmp(type, "default value") == 0 && column != NULL)

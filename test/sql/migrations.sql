@@ -220,6 +220,25 @@ SET elt.enabled = off;
 DROP TABLE m.gate2;
 RESET elt.enabled;
 
+-- a table the named window created is judged when a cascade drops part of
+-- it along with a view that read it (pg_depend no longer shows the view)
+SET elt.migration = 'rel-c';
+CREATE FUNCTION public.mig_dbl(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 * 2';
+CREATE TABLE m.gen (id int, g int GENERATED ALWAYS AS (public.mig_dbl(id)) STORED);
+CREATE VIEW public.gen_report AS SELECT id, g FROM m.gen;
+DROP FUNCTION public.mig_dbl(int) CASCADE;
+SELECT to_regclass('public.gen_report') IS NOT NULL AS report_kept;
+-- once nothing reads it, the cascade goes ahead
+DROP VIEW public.gen_report;
+DROP FUNCTION public.mig_dbl(int) CASCADE;
+SELECT attname FROM pg_attribute WHERE attrelid = 'm.gen'::regclass AND attnum > 0
+ AND NOT attisdropped ORDER BY attnum;
+SELECT elt.migration_end() > 0 AS ended;
+RESET elt.migration;
+SET elt.enabled = off;
+DROP TABLE m.gen;
+RESET elt.enabled;
+
 -- the suites after this one share the extension
 SELECT elt.ungovern('m');
 DROP SCHEMA m CASCADE;
