@@ -16,7 +16,8 @@
  *            where PostgreSQL records it, and registered consumers), table
  *            sizes for index builds, EG117 for columns a registered
  *            consumer uses, EG208; drops breaking findings on a table
- *            the session's named migration created that nothing reads;
+ *            the session's named migration created that nothing reads
+ *            (at sql_drop: no consumer, no view dropped with it);
  *   decide   outside a migration any breaking or lock-hazard finding under
  *            policy enforce blocks the statement (SQLSTATE 42ZEG), policy
  *            warn raises one WARNING, policy off records only; inside a
@@ -131,23 +132,32 @@ static bool swap_rename_out(EltClassified *c, EltCandidate *cand);
 /*
  * SQL condition: the relation (an expression of type oid) was a partition of
  * a governed parent until this very transaction detached it: the parent's
- * version recorded by this transaction no longer lists it, the one before
- * did.  Like a table created now, it has no readers as a table of its own
- * yet (pg_partman's retention_schema detaches a partition, then moves it).
- * Versions of this transaction carry its start time: the recorded_at index
- * finds them.
+ * version recorded by this transaction no longer lists it, and its last
+ * version from before this transaction did.  Like a table created now, it
+ * has no readers as a table of its own yet (pg_partman's retention_schema
+ * detaches a partition, then moves it).  Not so for a table this
+ * transaction attached and detached again (its readers are those of a
+ * table), nor for one governed on its own (a table target) or read by
+ * registered consumers.  Versions of this transaction carry its start
+ * time: the recorded_at index finds them.
  */
 #define DETACHED_NOW_SQL(rel) \
 	"EXISTS (SELECT 1 FROM pg_catalog.pg_class dc" \
 	"        JOIN pg_catalog.pg_namespace dn ON dn.oid = dc.relnamespace," \
 	"        LATERAL pg_catalog.jsonb_build_array(pg_catalog.format('%I.%I', dn.nspname, dc.relname)) dp(name)," \
 	"        elt.schema_versions v" \
-	"        JOIN elt.schema_versions p ON p.table_id = v.table_id AND p.version = v.version - 1" \
 	"        WHERE dc.oid = " rel " AND NOT dc.relispartition" \
 	"          AND v.recorded_at = pg_catalog.now()" \
 	"          AND v.xid = pg_catalog.pg_current_xact_id_if_assigned()" \
-	"          AND p.shape->'partitions' @> dp.name" \
-	"          AND NOT v.shape->'partitions' @> dp.name)"
+	"          AND NOT v.shape->'partitions' @> dp.name" \
+	"          AND (SELECT p.shape->'partitions' @> dp.name FROM elt.schema_versions p" \
+	"               WHERE p.table_id = v.table_id AND p.version < v.version" \
+	"                 AND p.xid IS DISTINCT FROM pg_catalog.pg_current_xact_id_if_assigned()" \
+	"               ORDER BY p.version DESC LIMIT 1)" \
+	"          AND NOT EXISTS (SELECT 1 FROM elt.governed_targets g" \
+	"                          WHERE g.kind = 'table' AND g.rel = dc.oid::pg_catalog.regclass)" \
+	"          AND NOT EXISTS (SELECT 1 FROM elt.consumer_registrations r" \
+	"                          WHERE r.rel = dc.oid::pg_catalog.regclass))"
 
 /*
  * Policy in force for a relation: the strictest of its own (its table
@@ -1087,10 +1097,29 @@ EltContractsCheckCascade(EltCatalogWrite *cw, Oid relid, const char *type,
 	if (EltCurrentMigration() > 0)
 		return;
 	{
+		static SPIPlanPtr readers_plan = NULL;
 		int64		window = -1;
+		Oid			rtypes[1] = {OIDOID};
+		Datum		rargs[1];
 
+		/*
+		 * Created by the window, and nothing read it: no registered
+		 * consumer, no view the same statement took with it (pg_depend no
+		 * longer shows what read it).
+		 */
 		if (created_by_window(relid, &window))
-			return;
+		{
+			EltPrepare(&readers_plan,
+					   "SELECT 1 WHERE EXISTS (SELECT 1 FROM elt.consumer_registrations r"
+					   "                       WHERE r.rel = $1::pg_catalog.regclass)"
+					   "   OR EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() d"
+					   "              WHERE d.object_type IN ('view', 'materialized view'))",
+					   1, rtypes);
+			rargs[0] = ObjectIdGetDatum(relid);
+			EltExecLatest(readers_plan, rargs, NULL, 1);
+			if (SPI_processed == 0)
+				return;
+		}
 	}
 	object = quote_qualified_identifier(schema, name);
 	if (strcmp(type, "default value") == 0 && column != NULL)

@@ -23,8 +23,10 @@
  * dbt drops the backup.  The rename in then compares the new
  * relation's columns with the old one's: a column removed or retyped is a
  * breaking change, stopped under enforce before anything is dropped.  At
- * commit, a rename out that nothing took the name back from is an EG105
- * error after all.  A committed swap's old relation is retired for the
+ * commit, a rename out that nothing took the name back from, or whose new
+ * relation no longer holds the name, is an EG105 error after all; under
+ * enforce the new relation's columns are judged again there, since this
+ * transaction, which created it, may have changed it unjudged since.  A committed swap's old relation is retired for the
  * session: dbt's drop of the backup, in its next transaction, is not judged
  * (the views a CASCADE would take with it still are).  The version capture
  * asks EltSwapHistoryFrom at the rename in, and hands the old relation's
@@ -93,6 +95,8 @@ static bool callback_set = false;
 
 static const char tmp_suffix[] = "__dbt_tmp";
 
+static void swap_compare(EltSwap *s, int elevel);
+
 /*
  * At commit, a rename out whose name nothing took back is the EG105 it was
  * deferred from; committed swaps retire their old relations; an abort
@@ -111,6 +115,15 @@ swap_xact_callback(XactEvent event, void *arg)
 		{
 			EltSwap    *s = (EltSwap *) lfirst(lc);
 
+			/*
+			 * The relation that took the name must still hold it, with the
+			 * old columns: this transaction may have renamed, dropped or
+			 * altered it since (a relation it created is not judged).
+			 */
+			if (s->done && get_relname_relid(s->name, s->nspoid) != s->tmp_relid)
+				s->done = false;
+			else if (s->done && strcmp(s->policy, "enforce") == 0)
+				swap_compare(s, ERROR);
 			if (!s->done && strcmp(s->policy, "enforce") == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_ELT_CHANGE_BLOCKED),
@@ -300,11 +313,66 @@ column_type(Oid relid, const char *colname, Oid *typid, int32 *typmod)
 }
 
 /*
+ * Judge the columns of a swap's new relation against the old one's: a
+ * column of the old relation that the new one lacks, or has with another
+ * type, is breaking; under enforce (elevel ERROR) the statement or the
+ * commit fails, under warn it raises a WARNING.  The old relation is still
+ * there: dropping it in the swap's own transaction is judged as usual.
+ */
+static void
+swap_compare(EltSwap *s, int elevel)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	StringInfoData changes;
+	int			i;
+	int			n = 0;
+	Oid			relid = s->tmp_relid;
+
+	/* gone: its drop was judged on its own */
+	rel = try_relation_open(s->old_relid, AccessShareLock);
+	if (rel == NULL)
+		return;
+	initStringInfo(&changes);
+	desc = RelationGetDescr(rel);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *colname = NameStr(att->attname);
+		Oid			typid;
+		int32		typmod;
+		char	   *newtype;
+
+		if (att->attisdropped)
+			continue;
+		newtype = column_type(relid, colname, &typid, &typmod);
+		if (newtype == NULL)
+			appendStringInfo(&changes, "%sdrops column %s", n++ ? "; " : "",
+							 quote_identifier(colname));
+		else if (typid != att->atttypid || typmod != att->atttypmod)
+			appendStringInfo(&changes, "%schanges the type of column %s from %s to %s",
+							 n++ ? "; " : "", quote_identifier(colname),
+							 format_type_with_typemod(att->atttypid, att->atttypmod),
+							 newtype);
+	}
+	relation_close(rel, AccessShareLock);
+	if (n > 0)
+		ereport(elevel,
+				(errcode(ERRCODE_ELT_CHANGE_BLOCKED),
+				 errmsg("%s: replaces %s with a relation that %s: readers of the removed or retyped columns fail",
+						n > 0 && strstr(changes.data, "drops") ? "EG104" : "EG107",
+						quote_qualified_identifier(get_namespace_name(s->nspoid), s->name),
+						changes.data),
+				 errdetail("Class breaking, under policy %s. The new relation takes the name of the old one, which was renamed out of the way in the same transaction (a dbt swap); nothing has been dropped.",
+						   s->policy),
+				 errhint("Keep the old columns and their types in the model, or approve the change: run the build after SELECT elt.migration_begin(name, reason, approved_by).")));
+}
+
+/*
  * relid is being renamed to newname: if that completes a swap, judge the
- * new relation's columns against the old one's.  A column of the old
- * relation that the new one lacks, or has with another type, is breaking:
- * under enforce the rename fails (the old relation keeps its name and
- * nothing is dropped), under warn it raises a WARNING.
+ * new relation's columns against the old one's (swap_compare): under
+ * enforce the rename fails (the old relation keeps its name and nothing is
+ * dropped), under warn it raises a WARNING.  The commit judges them again.
  */
 void
 EltSwapRenameIn(Oid relid, const char *newname)
@@ -314,55 +382,13 @@ EltSwapRenameIn(Oid relid, const char *newname)
 	foreach(lc, swaps)
 	{
 		EltSwap    *s = (EltSwap *) lfirst(lc);
-		Relation	rel;
-		TupleDesc	desc;
-		StringInfoData changes;
-		int			i;
-		int			n = 0;
 
 		if (s->done || s->tmp_relid != relid || strcmp(s->name, newname) != 0 ||
 			get_rel_namespace(relid) != s->nspoid)
 			continue;
-		if (strcmp(s->policy, "off") == 0)
-		{
-			/* approved by a migration, or under policy off: nothing to judge */
-			s->done = true;
-			continue;
-		}
-		initStringInfo(&changes);
-		rel = relation_open(s->old_relid, AccessShareLock);
-		desc = RelationGetDescr(rel);
-		for (i = 0; i < desc->natts; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, i);
-			const char *colname = NameStr(att->attname);
-			Oid			typid;
-			int32		typmod;
-			char	   *newtype;
-
-			if (att->attisdropped)
-				continue;
-			newtype = column_type(relid, colname, &typid, &typmod);
-			if (newtype == NULL)
-				appendStringInfo(&changes, "%sdrops column %s", n++ ? "; " : "",
-								 quote_identifier(colname));
-			else if (typid != att->atttypid || typmod != att->atttypmod)
-				appendStringInfo(&changes, "%schanges the type of column %s from %s to %s",
-								 n++ ? "; " : "", quote_identifier(colname),
-								 format_type_with_typemod(att->atttypid, att->atttypmod),
-								 newtype);
-		}
-		relation_close(rel, AccessShareLock);
-		if (n > 0)
-			ereport(strcmp(s->policy, "enforce") == 0 ? ERROR : WARNING,
-					(errcode(ERRCODE_ELT_CHANGE_BLOCKED),
-					 errmsg("%s: replaces %s with a relation that %s: readers of the removed or retyped columns fail",
-							n > 0 && strstr(changes.data, "drops") ? "EG104" : "EG107",
-							quote_qualified_identifier(get_namespace_name(s->nspoid), s->name),
-							changes.data),
-					 errdetail("Class breaking, under policy %s. The new relation takes the name of the old one, which was renamed out of the way in the same transaction (a dbt swap); nothing has been dropped.",
-							   s->policy),
-					 errhint("Keep the old columns and their types in the model, or approve the change: run the build after SELECT elt.migration_begin(name, reason, approved_by).")));
+		/* approved by a migration, or under policy off: nothing to judge */
+		if (strcmp(s->policy, "off") != 0)
+			swap_compare(s, strcmp(s->policy, "enforce") == 0 ? ERROR : WARNING);
 		s->done = true;
 	}
 }

@@ -33,7 +33,11 @@
  * the open window opened through the settings with that name, the same
  * elt.approved_by (or none) and the same session user, or opens one with
  * migration_begin's checks (an approval, under elt.require_second_approver,
- * is used up by the session that opens it; the others join).  Such a
+ * is used up by the session that opens it; the others join, and under that
+ * rule only a window opened with an approval can be joined).  A session
+ * that joined leaves the window as soon as it is ended (in any session) or
+ * its approver is removed: its next governed statement joins or opens one
+ * again, with these checks.  Such a
  * window is not tied to a session: it stays open until elt.migration_end()
  * runs in a session with the same settings.  Without elt.approved_by it
  * approves nothing (EltCurrentMigration stays 0): it only names the run,
@@ -552,6 +556,24 @@ EltMigrationJoin(EltCatalogWrite *cw)
 	/* joined through settings that changed since: leave that window */
 	if (state.key != NULL && (key == NULL || strcmp(key, state.key) != 0))
 		set_state(0, 0, NULL);
+	/* joined, and ended or its approver removed since (in any session): leave it */
+	if (state.key != NULL && state.window != 0)
+	{
+		static SPIPlanPtr open_plan = NULL;
+		Oid			argtypes1[1] = {INT8OID};
+		Datum		args[1];
+
+		EltPrepare(&open_plan,
+				   "SELECT 1 FROM elt.migration_windows w"
+				   " WHERE w.migration_id = $1 AND w.closed_at IS NULL"
+				   "   AND (w.approved_by IS NULL"
+				   "        OR EXISTS (SELECT 1 FROM elt.approvers a WHERE a.approver = w.approved_by))",
+				   1, argtypes1);
+		args[0] = Int64GetDatum(state.window);
+		EltExecLatest(open_plan, args, NULL, 1);
+		if (SPI_processed == 0)
+			set_state(0, 0, NULL);
+	}
 	if (state.window != 0 || key == NULL)
 		return state.window;
 	approved_by = setting_given(elt_approved_by_setting) ? elt_approved_by_setting : NULL;
@@ -584,6 +606,32 @@ EltMigrationJoin(EltCatalogWrite *cw)
 					 errdetail("elt.approved_by names \"%s\" for migration \"%s\".",
 							   approved_by, elt_migration_setting),
 					 errhint("SELECT * FROM elt.approvers lists who may approve; a superuser adds one with elt.approver_add().")));
+	}
+	if (id != 0 && approved_by != NULL && elt_require_second_approver)
+	{
+		static SPIPlanPtr approval_plan = NULL;
+		Oid			argtypes1[1] = {INT8OID};
+		Datum		args[1];
+		char	   *session_user = GetUserNameFromId(GetSessionUserId(), false);
+
+		/*
+		 * A window opened while the rule was off may be self-approved: the
+		 * rule holds for every session that joins it, not only the first.
+		 */
+		EltPrepare(&approval_plan,
+				   "SELECT 1 FROM elt.migration_approvals WHERE migration_id = $1",
+				   1, argtypes1);
+		args[0] = Int64GetDatum(id);
+		EltExecLatest(approval_plan, args, NULL, 1);
+		if (SPI_processed == 0 || strcmp(approved_by, session_user) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("migration \"%s\" (window %lld) was opened without a second approver",
+							elt_migration_setting, (long long) id),
+					 errdetail("elt.require_second_approver is on; the window was opened while it was off."),
+					 errhint("End the window with SELECT elt.migration_end() under the same settings; then an approver other than %s runs SELECT elt.migration_approve(%s, %s) in their own session, and elt.approved_by names them.",
+							 session_user, quote_literal_cstr(elt_migration_setting),
+							 quote_literal_cstr(session_user))));
 	}
 	if (id == 0)
 		id = open_window(cw, elt_migration_setting,

@@ -497,8 +497,10 @@ index_name_cmp(const ListCell *a, const ListCell *b)
 /*
  * Whether an index is the copy pg_repack builds of another index of the
  * table while it repacks indexes: named index_<oid of the other>, with the
- * same definition.  It lives only until pg_repack swaps the files and drops
- * it, so it is not part of the table's shape (a repack records no version).
+ * same definition and validity (a valid copy of an invalid index enforces
+ * what the other does not: a change of its own).  It lives only until
+ * pg_repack swaps the files and drops it, so it is not part of the table's
+ * shape (a repack records no version).
  */
 static bool
 index_is_repack_twin(const ShapeIndex *si, List *indexes)
@@ -518,7 +520,8 @@ index_is_repack_twin(const ShapeIndex *si, List *indexes)
 		ShapeIndex *o = (ShapeIndex *) lfirst(lc);
 
 		if (o->oid == (Oid) other)
-			return o->unique == si->unique && strcmp(o->definition, si->definition) == 0;
+			return o->unique == si->unique && o->valid == si->valid &&
+				strcmp(o->definition, si->definition) == 0;
 	}
 	return false;
 }

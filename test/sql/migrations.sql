@@ -174,6 +174,71 @@ SELECT elt.migration_begin('cleanup', 'test tables', 'lead "one" \ two') > 0 AS 
 DROP TABLE m.fresh, m.named;
 SELECT elt.migration_end() > 0 AS ended;
 
+-- a window opened while elt.require_second_approver was off, without an
+-- approval, cannot be joined by a later session once it is on
+CREATE TABLE m.gate (id int, a int);
+SET elt.migration = 'rel-y';
+SET elt.approved_by = 'lead "one" \ two';
+ALTER TABLE m.gate ADD COLUMN b int;
+SELECT elt.migration_current() > 0 AS approved;
+\c -
+SET elt.require_second_approver = on;
+SET elt.migration = 'rel-y';
+SET elt.approved_by = 'lead "one" \ two';
+\set VERBOSITY terse
+ALTER TABLE m.gate DROP COLUMN a;
+\set VERBOSITY default
+SELECT elt.migration_current() IS NULL AS approves_nothing;
+SELECT attname FROM pg_attribute WHERE attrelid = 'm.gate'::regclass AND attnum > 0
+ AND NOT attisdropped ORDER BY attnum;
+-- its session user still ends it
+SELECT elt.migration_end() > 0 AS ended;
+SELECT count(*) AS open_windows FROM elt.migrations WHERE name = 'rel-y' AND status = 'open';
+RESET elt.require_second_approver;
+RESET elt.migration;
+RESET elt.approved_by;
+SET elt.enabled = off;
+DROP TABLE m.gate;
+RESET elt.enabled;
+
+-- a session that joined a window leaves it once its approver is removed:
+-- its next breaking change is refused, not approved by the old window
+SELECT elt.approver_add('rel_w_approver');
+CREATE TABLE m.gate2 (id int, a int);
+SET elt.migration = 'rel-w';
+SET elt.approved_by = 'rel_w_approver';
+ALTER TABLE m.gate2 ADD COLUMN b int;
+SELECT elt.migration_current() > 0 AS approved;
+SELECT elt.approver_remove('rel_w_approver');
+ALTER TABLE m.gate2 DROP COLUMN a;
+SELECT attname FROM pg_attribute WHERE attrelid = 'm.gate2'::regclass AND attnum > 0
+ AND NOT attisdropped ORDER BY attnum;
+SELECT elt.migration_end() > 0 AS ended;
+RESET elt.migration;
+RESET elt.approved_by;
+SET elt.enabled = off;
+DROP TABLE m.gate2;
+RESET elt.enabled;
+
+-- a table the named window created is judged when a cascade drops part of
+-- it along with a view that read it (pg_depend no longer shows the view)
+SET elt.migration = 'rel-c';
+CREATE FUNCTION public.mig_dbl(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 * 2';
+CREATE TABLE m.gen (id int, g int GENERATED ALWAYS AS (public.mig_dbl(id)) STORED);
+CREATE VIEW public.gen_report AS SELECT id, g FROM m.gen;
+DROP FUNCTION public.mig_dbl(int) CASCADE;
+SELECT to_regclass('public.gen_report') IS NOT NULL AS report_kept;
+-- once nothing reads it, the cascade goes ahead
+DROP VIEW public.gen_report;
+DROP FUNCTION public.mig_dbl(int) CASCADE;
+SELECT attname FROM pg_attribute WHERE attrelid = 'm.gen'::regclass AND attnum > 0
+ AND NOT attisdropped ORDER BY attnum;
+SELECT elt.migration_end() > 0 AS ended;
+RESET elt.migration;
+SET elt.enabled = off;
+DROP TABLE m.gen;
+RESET elt.enabled;
+
 -- the suites after this one share the extension
 SELECT elt.ungovern('m');
 DROP SCHEMA m CASCADE;

@@ -151,6 +151,24 @@ alter table "contrib_regression"."dbt_marts"."customer_revenue" rename to "custo
 COMMIT;
 SELECT count(*) FROM dbt_marts.customer_revenue;
 
+-- nor does a swap whose new relation gives the name up again, or loses
+-- columns, after the rename in: dropping it, then the backup, would drop the
+-- model unjudged
+BEGIN;
+create  table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp" as (select * from dbt_marts.customer_revenue);
+alter table "contrib_regression"."dbt_marts"."customer_revenue" rename to "customer_revenue__dbt_backup";
+alter table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp" rename to "customer_revenue";
+DROP TABLE dbt_marts.customer_revenue;
+COMMIT;
+BEGIN;
+create  table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp" as (select * from dbt_marts.customer_revenue);
+alter table "contrib_regression"."dbt_marts"."customer_revenue" rename to "customer_revenue__dbt_backup";
+alter table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp" rename to "customer_revenue";
+ALTER TABLE dbt_marts.customer_revenue DROP COLUMN revenue;
+COMMIT;
+drop table if exists "contrib_regression"."dbt_marts"."customer_revenue__dbt_backup" cascade;
+SELECT * FROM dbt_marts.customer_revenue ORDER BY customer_id;
+
 -- an analyst's own view on the model follows it to the rebuilt table: made
 -- again from its definition as its owner at the rename in, before dbt's
 -- drop ... cascade of the backup, keeping its oid, owner, grants, column

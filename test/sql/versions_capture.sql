@@ -248,6 +248,22 @@ SELECT * FROM pg_temp.recorded();
 SELECT table_name, relid IS NULL AS detached, dropped_at IS NOT NULL AS dropped
 FROM elt.tracked_tables WHERE table_name IN ('big_orders', 'order_ids') ORDER BY table_name;
 
+-- a copy named like pg_repack's (index_<oid of another>) is left out of the
+-- shape only when it is the same index: a valid unique copy of an invalid
+-- one (a failed CREATE UNIQUE INDEX CONCURRENTLY) is a change of its own
+CREATE TABLE wh.twin (id int);
+INSERT INTO wh.twin VALUES (1), (1);
+CREATE UNIQUE INDEX CONCURRENTLY twin_id ON wh.twin (id);
+DELETE FROM wh.twin WHERE ctid = (SELECT max(ctid) FROM wh.twin);
+DO $$ BEGIN
+  EXECUTE format('CREATE UNIQUE INDEX %I ON wh.twin (id)', 'index_' || 'wh.twin_id'::regclass::oid);
+END $$;
+SELECT v.version, v.event,
+       jsonb_path_query_array(v.shape, '$.indexes[*].valid') AS indexes_valid
+FROM elt.tracked_tables t JOIN elt.schema_versions v USING (table_id)
+WHERE t.relid = 'wh.twin'::regclass ORDER BY v.version;
+DROP TABLE wh.twin;
+
 -- versions are numbered 1, 2, 3... per table with no gaps
 SELECT table_id, count(*) AS versions, max(version) AS last
 FROM elt.schema_versions GROUP BY table_id HAVING count(*) <> max(version);

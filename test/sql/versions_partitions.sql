@@ -99,6 +99,29 @@ SELECT version, event, summary FROM elt.schema_history
 WHERE table_name = 'events_2027' ORDER BY version;
 SELECT version, command_tag, summary FROM pg_temp.history() WHERE version > 12;
 
+-- a governed table attached and detached again by one transaction is judged
+-- as the table it was: attaching it hides none of its breaking changes
+CREATE TABLE pt.loose (id int NOT NULL, at date NOT NULL, note text);
+BEGIN;
+ALTER TABLE pt.events ATTACH PARTITION pt.loose FOR VALUES FROM ('2030-01-01') TO ('2031-01-01');
+ALTER TABLE pt.events DETACH PARTITION pt.loose;
+ALTER TABLE pt.loose RENAME TO loose_gone;
+ROLLBACK;
+-- nor is a partition governed on its own, or read by a registered consumer,
+-- once detached: its readers are its own
+CREATE TABLE pt.events_2035 PARTITION OF pt.events FOR VALUES FROM ('2035-01-01') TO ('2036-01-01');
+SELECT elt.consumer_register('pt.events_2035', 'app:billing', ARRAY['note']);
+BEGIN;
+ALTER TABLE pt.events DETACH PARTITION pt.events_2035;
+ALTER TABLE pt.events_2035 RENAME COLUMN note TO remark;
+ROLLBACK;
+SELECT elt.consumer_unregister('pt.events_2035', 'app:billing');
+SELECT attname FROM pg_attribute WHERE attrelid = 'pt.loose'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT attname FROM pg_attribute WHERE attrelid = 'pt.events_2035'::regclass AND attnum > 0 ORDER BY attnum;
+SET elt.enabled = off;
+DROP TABLE pt.loose, pt.events_2035;
+RESET elt.enabled;
+
 -- dropping the parent drops its partitions, and is still EG101
 CREATE TABLE pt.events_2029 PARTITION OF pt.events FOR VALUES FROM ('2029-01-01') TO ('2030-01-01');
 DROP TABLE pt.events CASCADE;
