@@ -1194,7 +1194,7 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 		Oid			relid = RangeVarGetRelid(rs->relation, NoLock, true);
 
 		if (OidIsValid(relid))
-			EltSwapRenameIn(relid, rs->newname);
+			EltSwapRenameIn(relid, rs->newname, GetCommandTagName(tag));
 	}
 	memset(&c, 0, sizeof(c));
 	c.cxt = CurrentMemoryContext;
