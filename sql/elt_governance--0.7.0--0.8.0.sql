@@ -458,3 +458,34 @@ FROM (
     FROM elt._shape_diff(a.shape, b.shape) s
     WHERE b.event <> 'dropped' AND a.event <> 'dropped') d
 $$;
+
+-- Findings per role (issue 20, dbt): elt.my_findings
+-- The non-safe findings of the statements the querying role ran, or a role
+-- whose privileges it has (a superuser: every role's), newest first: where a
+-- tool's user (dbt, Alembic) looks for the warnings its client did not show.
+-- elt.schema_changes shows every row to PUBLIC already; this view only picks
+-- the reader's own (a dropped role's rows: no one's).
+CREATE VIEW elt.my_findings WITH (security_barrier = true) AS
+SELECT c.change_id,
+       c.recorded_at,
+       c.role,
+       c.rule,
+       c.class,
+       c.decision,
+       c.policy,
+       c.object,
+       c.reason,
+       c.suggestion,
+       c.dependents,
+       c.command_tag,
+       c.statement,
+       c.migration_id,
+       m.name AS migration
+FROM elt.schema_changes c
+LEFT JOIN elt.migration_windows m ON m.migration_id = c.migration_id
+WHERE c.class <> 'safe'
+  AND coalesce(pg_catalog.pg_has_role(pg_catalog.to_regrole(pg_catalog.quote_ident(c.role)),
+                                      'USAGE'), false)
+ORDER BY c.change_id DESC;
+
+GRANT SELECT ON elt.my_findings TO PUBLIC;

@@ -28,7 +28,7 @@
  *
  * Calls: contracts_classify.c, contracts_record.c, contracts_rules.c,
  * contracts_swap.c (dbt's swap: a rename out deferred to the rename in);
- * migrations.c (EltCurrentMigration, EltContractsReady); SQL on
+ * migrations.c (EltCurrentMigration, EltMigrationJoin, EltContractsReady); SQL on
  * elt.governed_targets for policies; util.c; the shared layers govern.c
  * (EltAnyTarget) and settings.c (EltCurrentStatement, elt_enabled).
  * Called by the capture triggers (versions_capture.c) and
@@ -1176,6 +1176,7 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 {
 	EltClassified c;
 	EltCatalogWrite cw;
+	Oid			swap_out = InvalidOid;
 
 	EltContractsForgetDeferred();
 	EltScriptSchemas = NIL;		/* only a dry run has a script */
@@ -1194,7 +1195,11 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 		Oid			relid = RangeVarGetRelid(rs->relation, NoLock, true);
 
 		if (OidIsValid(relid))
-			EltSwapRenameIn(relid, rs->newname);
+		{
+			EltSwapRenameIn(relid, rs->newname, GetCommandTagName(tag));
+			if (OidIsValid(EltSwapTmpFor(relid)))
+				swap_out = relid;
+		}
 	}
 	memset(&c, 0, sizeof(c));
 	c.cxt = CurrentMemoryContext;
@@ -1206,7 +1211,16 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 	if (EltAnyTarget())
 	{
 		ListCell   *lc;
+		bool		created_now;
 
+		/*
+		 * A swap's rename out is approved or deferred by the window the
+		 * session is in (swap_rename_out): join the one the settings name
+		 * first.  A view model's rename out is its first governed statement
+		 * (the view built beside it is not judged).
+		 */
+		if (OidIsValid(swap_out) && relation_policy(swap_out, false, true, &created_now) != NULL)
+			(void) EltMigrationJoin(&cw);
 		EltJudge(&c, LockTimeout > 0);
 		decide_and_record(&cw, &c, tag,
 						  (IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->concurrent) ||

@@ -36,8 +36,9 @@
  * the backup is retired.
  *
  * Layering: part of the contracts engine; called by contracts_judge.c and
- * the capture triggers (versions_capture.c); calls settings.c and util.c
- * only.  State is backend-local, in
+ * the capture triggers (versions_capture.c); calls settings.c, util.c,
+ * contracts_record.c and migrations.c (to record, under warn, the findings
+ * of a swap that goes ahead, in the window the session joined).  State is backend-local, in
  * TopMemoryContext, reset by a transaction callback.  Takes no lock beyond
  * the statements' own.
  */
@@ -61,7 +62,10 @@
 #include "utils/syscache.h"
 
 #include "contracts.h"
+#include "contracts_int.h"
 #include "contracts_swap.h"
+#include "migrations.h"
+#include "settings.h"
 #include "util.h"
 
 /* A rename out waiting for its rename in. */
@@ -95,7 +99,7 @@ static bool callback_set = false;
 
 static const char tmp_suffix[] = "__dbt_tmp";
 
-static void swap_compare(EltSwap *s, int elevel);
+static void swap_compare(EltSwap *s, int elevel, const char *tagname);
 
 /*
  * At commit, a rename out whose name nothing took back is the EG105 it was
@@ -123,7 +127,7 @@ swap_xact_callback(XactEvent event, void *arg)
 			if (s->done && get_relname_relid(s->name, s->nspoid) != s->tmp_relid)
 				s->done = false;
 			else if (s->done && strcmp(s->policy, "enforce") == 0)
-				swap_compare(s, ERROR);
+				swap_compare(s, ERROR, NULL);
 			if (!s->done && strcmp(s->policy, "enforce") == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_ELT_CHANGE_BLOCKED),
@@ -313,14 +317,38 @@ column_type(Oid relid, const char *colname, Oid *typid, int32 *typmod)
 }
 
 /*
+ * One finding of a swap that goes ahead under warn, as elt.schema_changes
+ * records it: the column of the model (object "schema.model.column") that
+ * the new relation drops or retypes.  relid is left invalid: the old
+ * relation is on its way out, and its backfills are not the new one's.
+ */
+static EltCandidate *
+swap_finding(EltSwap *s, int rule, const char *model, const char *colname,
+			 char *reason)
+{
+	EltCandidate *f = palloc0(sizeof(EltCandidate));
+
+	f->rule = rule;
+	f->relid = InvalidOid;
+	f->nspoid = s->nspoid;
+	f->colname = pstrdup(colname);
+	f->object = psprintf("%s.%s", model, quote_identifier(colname));
+	f->reason = reason;
+	f->policy = s->policy;
+	f->dependents = NIL;
+	return f;
+}
+
+/*
  * Judge the columns of a swap's new relation against the old one's: a
  * column of the old relation that the new one lacks, or has with another
  * type, is breaking; under enforce (elevel ERROR) the statement or the
- * commit fails, under warn it raises a WARNING.  The old relation is still
+ * commit fails, under warn it raises a WARNING and records the findings in
+ * elt.schema_changes (decision warned, tagname the statement's tag).  The old relation is still
  * there: dropping it in the swap's own transaction is judged as usual.
  */
 static void
-swap_compare(EltSwap *s, int elevel)
+swap_compare(EltSwap *s, int elevel, const char *tagname)
 {
 	Relation	rel;
 	TupleDesc	desc;
@@ -328,12 +356,15 @@ swap_compare(EltSwap *s, int elevel)
 	int			i;
 	int			n = 0;
 	Oid			relid = s->tmp_relid;
+	char	   *model;
+	List	   *findings = NIL;
 
 	/* gone: its drop was judged on its own */
 	rel = try_relation_open(s->old_relid, AccessShareLock);
 	if (rel == NULL)
 		return;
 	initStringInfo(&changes);
+	model = quote_qualified_identifier(get_namespace_name(s->nspoid), s->name);
 	desc = RelationGetDescr(rel);
 	for (i = 0; i < desc->natts; i++)
 	{
@@ -347,13 +378,27 @@ swap_compare(EltSwap *s, int elevel)
 			continue;
 		newtype = column_type(relid, colname, &typid, &typmod);
 		if (newtype == NULL)
+		{
 			appendStringInfo(&changes, "%sdrops column %s", n++ ? "; " : "",
 							 quote_identifier(colname));
+			findings = lappend(findings,
+							   swap_finding(s, R_DROP_COLUMN, model, colname,
+											psprintf("replaces %s with a relation that drops column %s: readers that select it fail",
+													 model, quote_identifier(colname))));
+		}
 		else if (typid != att->atttypid || typmod != att->atttypmod)
+		{
 			appendStringInfo(&changes, "%schanges the type of column %s from %s to %s",
 							 n++ ? "; " : "", quote_identifier(colname),
 							 format_type_with_typemod(att->atttypid, att->atttypmod),
 							 newtype);
+			findings = lappend(findings,
+							   swap_finding(s, R_TYPE_NARROWING, model, colname,
+											psprintf("replaces %s with a relation that changes the type of column %s from %s to %s: readers of it may fail",
+													 model, quote_identifier(colname),
+													 format_type_with_typemod(att->atttypid, att->atttypmod),
+													 newtype)));
+		}
 	}
 	relation_close(rel, AccessShareLock);
 	if (n > 0)
@@ -366,16 +411,31 @@ swap_compare(EltSwap *s, int elevel)
 				 errdetail("Class breaking, under policy %s. The new relation takes the name of the old one, which was renamed out of the way in the same transaction (a dbt swap); nothing has been dropped.",
 						   s->policy),
 				 errhint("Keep the old columns and their types in the model, or approve the change: run the build after SELECT elt.migration_begin(name, reason, approved_by).")));
+	/* under warn it goes ahead: record each finding, as the judge does */
+	if (findings != NIL)
+	{
+		EltCatalogWrite cw;
+		List	   *decisions = NIL;
+		int			k;
+
+		for (k = 0; k < list_length(findings); k++)
+			decisions = lappend(decisions, "warned");
+		EltCatalogWriteBegin(&cw);
+		EltContractsWriteRecords(&cw, findings, decisions, tagname,
+								 EltCurrentStatement(), EltMigrationJoin(&cw));
+		EltCatalogWriteEnd(&cw);
+	}
 }
 
 /*
  * relid is being renamed to newname: if that completes a swap, judge the
  * new relation's columns against the old one's (swap_compare): under
  * enforce the rename fails (the old relation keeps its name and nothing is
- * dropped), under warn it raises a WARNING.  The commit judges them again.
+ * dropped), under warn it raises a WARNING and records the findings under
+ * tagname.  The commit judges them again under enforce.
  */
 void
-EltSwapRenameIn(Oid relid, const char *newname)
+EltSwapRenameIn(Oid relid, const char *newname, const char *tagname)
 {
 	ListCell   *lc;
 
@@ -388,7 +448,7 @@ EltSwapRenameIn(Oid relid, const char *newname)
 			continue;
 		/* approved by a migration, or under policy off: nothing to judge */
 		if (strcmp(s->policy, "off") != 0)
-			swap_compare(s, strcmp(s->policy, "enforce") == 0 ? ERROR : WARNING);
+			swap_compare(s, strcmp(s->policy, "enforce") == 0 ? ERROR : WARNING, tagname);
 		s->done = true;
 	}
 }

@@ -14,7 +14,7 @@ extern List *EltSwapCaptureViews(Oid relid, bool *ok);
 extern void EltSwapRenameOut(Oid relid, Oid tmp_relid, const char *reason,
 							 const char *policy, List *views);
 extern void EltSwapFollowViews(void);
-extern void EltSwapRenameIn(Oid relid, const char *newname);
+extern void EltSwapRenameIn(Oid relid, const char *newname, const char *tagname);
 extern Oid	EltSwapHistoryFrom(Oid relid);
 extern bool EltSwapRetired(Oid relid);
 

@@ -408,6 +408,42 @@ SELECT h.version, h.event, replace(h.summary, current_user, 'CURRENT_USER') AS s
 SELECT valid FROM elt.audit_verify();
 SELECT elt.approver_remove('dbt_lead');
 
+-- findings reach the dbt user where it looks: under warn, the builder's
+-- incompatible rebuild runs with WARNINGs that dbt's log buries; the builder
+-- finds them in elt.my_findings, a role that owns nothing and ran nothing
+-- sees none of them there (a superuser sees every role's)
+SELECT elt.govern('dbt_marts', 'warn') >= 0 AS governed;
+ALTER TABLE dbt_marts.customer_revenue OWNER TO dbt_builder;
+SET ROLE dbt_builder;
+BEGIN;
+create  table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp"
+    as
+  (
+    select customer_id from dbt_src.orders group by customer_id
+  );
+alter table "contrib_regression"."dbt_marts"."customer_revenue" rename to "customer_revenue__dbt_backup";
+alter table "contrib_regression"."dbt_marts"."customer_revenue__dbt_tmp" rename to "customer_revenue";
+COMMIT;
+drop table if exists "contrib_regression"."dbt_marts"."customer_revenue__dbt_backup" cascade;
+SELECT role, rule, class, decision, policy, object, command_tag, migration,
+       statement LIKE '%customer_revenue%' AS names_model, recorded_at <= now() AS recorded
+FROM elt.my_findings ORDER BY change_id;
+RESET ROLE;
+SET ROLE dbt_nobody;
+SELECT count(*) AS nobody_sees FROM elt.my_findings;
+SELECT count(*) > 0 AS still_in_schema_changes FROM elt.schema_changes WHERE role = 'dbt_builder' AND class <> 'safe';
+RESET ROLE;
+SET ROLE dbt_analyst;
+SELECT count(*) AS analyst_sees FROM elt.my_findings WHERE role = 'dbt_builder';
+RESET ROLE;
+SELECT count(*) > 0 AS superuser_sees FROM elt.my_findings WHERE role = 'dbt_builder';
+-- a member of the builder sees the builder's
+GRANT dbt_builder TO dbt_analyst;
+SET ROLE dbt_analyst;
+SELECT count(*) > 0 AS member_sees FROM elt.my_findings WHERE role = 'dbt_builder';
+RESET ROLE;
+REVOKE dbt_builder FROM dbt_analyst;
+
 -- cleanup
 SELECT elt.ungovern('dbt_marts');
 DROP SCHEMA dbt_marts CASCADE;
