@@ -253,7 +253,7 @@ swap_rename_out(EltClassified *c, EltCandidate *cand)
 	if (!OidIsValid(tmp))
 		return false;
 	(void) relation_policy(tmp, false, true, &created_now);
-	if (!created_now && !EltViewCreatedNow(tmp))
+	if (!created_now && !EltViewCreatedNow(tmp) && !EltTableCreatedNow(tmp))
 		return false;
 	/* the views that read it follow it to the new relation */
 	views = EltSwapCaptureViews(cand->relid, &views_ok);

@@ -31,7 +31,10 @@
  * (the views a CASCADE would take with it still are).  The version capture
  * asks EltSwapHistoryFrom at the rename in, and hands the old relation's
  * history to the new one: a model keeps one table_id, and its new version
- * is compared with its old shape.  Inside an approved
+ * is compared with its old shape; a model governed by name (a table target)
+ * has its target moved to the new relation (govern.c, EltMoveTableTarget).
+ * The new relation may lie outside governed scope until then: the capture
+ * hook notes the tables this transaction created (EltTableCreatedNow).  Inside an approved
  * migration the rename out is approved as usual and still noted, so that
  * the backup is retired.
  *

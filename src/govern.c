@@ -4,7 +4,7 @@
  * asked of it: is anything governed (EltAnyTarget), is this table in scope
  * (EltTableScope), which tables does a schema hold (EltSchemaTables); and
  * the changes of targets that DDL causes (a dropped table or schema, a
- * renamed schema).
+ * renamed schema, a table target whose model a swap rebuilt).
  *
  * Layering: the policy layer, under the engines.  The capture triggers
  * (versions_capture.c) and contracts call it; it calls the version store
@@ -501,6 +501,29 @@ EltRemoveTableTarget(EltCatalogWrite *cw, Oid relid, int64 table_id,
 	if (SPI_processed > 0)
 		audit_target_removed(cw, object, NULL, table_id, EltSpiGetText(0, "policy"),
 							 cause, NULL);
+}
+
+/*
+ * A swap (contracts_swap.c): new_relid has taken the name, and the history
+ * (EltTakeOverHistory), of old_relid.  A table target on old_relid moves to
+ * new_relid, so that the model stays governed under its name and the backup
+ * dbt drops next is not.  The table_id the audit log knows the target by is
+ * unchanged.  Inside the catalog write context.
+ */
+void
+EltMoveTableTarget(Oid old_relid, Oid new_relid)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {OIDOID, OIDOID};
+	Datum		args[2];
+
+	EltPrepare(&plan,
+			   "UPDATE elt.governed_targets SET rel = $2::regclass"
+			   " WHERE kind = 'table' AND rel = $1::regclass",
+			   2, argtypes);
+	args[0] = ObjectIdGetDatum(old_relid);
+	args[1] = ObjectIdGetDatum(new_relid);
+	EltExec(plan, args, NULL, 0);
 }
 
 /*

@@ -14,6 +14,7 @@ extern bool EltTableScope(Oid relid, bool *tracked, bool *was_in_scope);
 extern bool EltTableInScope(Oid relid, bool *tracked);
 extern bool EltPartitionOfGoverned(Oid relid);
 extern List *EltSchemaTables(Oid nspoid, List *tables);
+extern void EltMoveTableTarget(Oid old_relid, Oid new_relid);
 extern void EltRemoveTableTarget(EltCatalogWrite *cw, Oid relid, int64 table_id,
 								 const char *object, const char *cause);
 extern void EltRemoveSchemaTarget(EltCatalogWrite *cw, const char *schema,

@@ -9,7 +9,10 @@
  * text is set by the ProcessUtility hook of versions_capture.c through
  * EltStatementEnter/Leave; the views created by the running transaction
  * (EltNoteCreatedView, EltViewCreatedNow), noted by the same hook, so that
- * the contracts engine does not judge a view nobody can read yet.
+ * the contracts engine does not judge a view nobody can read yet; and the
+ * tables it created (EltNoteCreatedTable, EltTableCreatedNow), so that a
+ * swap is recognised when the new relation is outside governed scope (a
+ * model governed as a table target, its schema not governed).
  *
  * Layering: calls nothing of the extension; every engine may call it.
  * No locking, no SPI, no catalog access: backend-local state only.
@@ -34,8 +37,9 @@ static const char *stmt_source = NULL;
 static int	stmt_location = -1;
 static int	stmt_len = 0;
 
-/* Views created by the transaction created_xid (see EltNoteCreatedView). */
+/* Views and tables created by the transaction created_xid (see EltNoteCreatedView). */
 static List *created_views = NIL;
+static List *created_tables = NIL;
 static TransactionId created_xid = InvalidTransactionId;
 
 /*
@@ -103,8 +107,8 @@ EltCurrentStatement(void)
  * rolled back has vanished, and its oid is not handed out again within the
  * transaction, so the note can stay.
  */
-void
-EltNoteCreatedView(Oid relid)
+static void
+note_created(List **list, Oid relid)
 {
 	TransactionId xid = GetTopTransactionIdIfAny();
 	MemoryContext old;
@@ -115,11 +119,30 @@ EltNoteCreatedView(Oid relid)
 	{
 		list_free(created_views);
 		created_views = NIL;
+		list_free(created_tables);
+		created_tables = NIL;
 		created_xid = xid;
 	}
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	created_views = list_append_unique_oid(created_views, relid);
+	*list = list_append_unique_oid(*list, relid);
 	MemoryContextSwitchTo(old);
+}
+
+/* Note a view created by the running transaction (see note_created). */
+void
+EltNoteCreatedView(Oid relid)
+{
+	note_created(&created_views, relid);
+}
+
+/*
+ * Note a table created by the running transaction (see note_created): the
+ * relation dbt builds beside a model (contracts_swap.c), wherever it is.
+ */
+void
+EltNoteCreatedTable(Oid relid)
+{
+	note_created(&created_tables, relid);
 }
 
 /* Was this view created by the running transaction?  (See EltNoteCreatedView.) */
@@ -130,4 +153,14 @@ EltViewCreatedNow(Oid relid)
 
 	return TransactionIdIsValid(xid) && TransactionIdEquals(xid, created_xid) &&
 		list_member_oid(created_views, relid);
+}
+
+/* Was this table created by the running transaction?  (See EltNoteCreatedTable.) */
+bool
+EltTableCreatedNow(Oid relid)
+{
+	TransactionId xid = GetTopTransactionIdIfAny();
+
+	return TransactionIdIsValid(xid) && TransactionIdEquals(xid, created_xid) &&
+		list_member_oid(created_tables, relid);
 }

@@ -28,5 +28,7 @@ extern char *EltCurrentStatement(void);
 /* Views created by the running transaction (see settings.c). */
 extern void EltNoteCreatedView(Oid relid);
 extern bool EltViewCreatedNow(Oid relid);
+extern void EltNoteCreatedTable(Oid relid);
+extern bool EltTableCreatedNow(Oid relid);
 
 #endif							/* ELT_SETTINGS_H */

@@ -123,8 +123,29 @@ created_view_name(Node *stmt)
 }
 
 /*
+ * The name of the table a statement is about to create (CREATE TABLE, CREATE
+ * TABLE AS), or NULL: not such a statement, or IF NOT EXISTS of a table that
+ * exists already.
+ */
+static pg_noinline RangeVar *
+created_table_name(Node *stmt)
+{
+	RangeVar   *rv = NULL;
+
+	if (IsA(stmt, CreateStmt))
+		rv = ((CreateStmt *) stmt)->relation;
+	else if (IsA(stmt, CreateTableAsStmt) &&
+			 ((CreateTableAsStmt *) stmt)->objtype == OBJECT_TABLE)
+		rv = ((CreateTableAsStmt *) stmt)->into->rel;
+	if (rv == NULL || OidIsValid(RangeVarGetRelid(rv, NoLock, true)))
+		return NULL;
+	return rv;
+}
+
+/*
  * Remember the text of each utility statement while it runs, and note the
- * views it creates (settings.c: they are not judged in their own transaction).
+ * views it creates (settings.c: they are not judged in their own transaction)
+ * and the tables (the new relation of a swap, contracts_swap.c).
  */
 static void
 elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -135,6 +156,7 @@ elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	EltStatementText saved = {NULL, -1, 0};
 	bool		top = (context != PROCESS_UTILITY_SUBCOMMAND);
 	RangeVar   *new_view = created_view_name(pstmt->utilityStmt);
+	RangeVar   *new_table = created_table_name(pstmt->utilityStmt);
 
 	if (top)
 		EltStatementEnter(queryString, pstmt->stmt_location, pstmt->stmt_len,
@@ -156,6 +178,13 @@ elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 			if (OidIsValid(relid))
 				EltNoteCreatedView(relid);
+		}
+		if (new_table != NULL)
+		{
+			Oid			relid = RangeVarGetRelid(new_table, NoLock, true);
+
+			if (OidIsValid(relid))
+				EltNoteCreatedTable(relid);
 		}
 	}
 	PG_FINALLY();
@@ -287,8 +316,8 @@ record_if_governed(EltCatalogWrite *cw, Oid relid, const char *command_tag,
 	Oid			swapped_out = EltSwapHistoryFrom(relid);
 
 	/* the second half of a swap: the model's history goes on (contracts_swap.c) */
-	if (OidIsValid(swapped_out))
-		(void) EltTakeOverHistory(swapped_out, relid);
+	if (OidIsValid(swapped_out) && EltTakeOverHistory(swapped_out, relid))
+		EltMoveTableTarget(swapped_out, relid);	/* a model governed by name */
 	in_scope = EltTableScope(relid, &tracked, &was_in_scope);
 
 	if (!in_scope && !(tracked && was_in_scope))

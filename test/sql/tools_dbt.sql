@@ -444,6 +444,358 @@ SELECT count(*) > 0 AS member_sees FROM elt.my_findings WHERE role = 'dbt_builde
 RESET ROLE;
 REVOKE dbt_builder FROM dbt_analyst;
 
+-- snapshot models (snapshot.sql, helpers.sql, strategies.sql in
+-- dbt-adapters/src/dbt/include/global_project/macros/materializations/snapshots,
+-- postgres__snapshot_merge_sql in
+-- dbt-postgres/src/dbt/include/postgres/macros/materializations/snapshot_merge.sql):
+-- first run builds the table in place (create_table_as, no rename), later
+-- runs stage the changes in a temporary table, close the changed rows
+-- (update of dbt_valid_to) and insert their new versions
+CREATE TABLE dbt_src.customers (id int PRIMARY KEY, name text, updated_at timestamp);
+INSERT INTO dbt_src.customers VALUES (1, 'Ann', '2026-01-01'), (2, 'Bob', '2026-01-01');
+-- strategy timestamp, first run
+BEGIN;
+
+  create  table "contrib_regression"."dbt_marts"."customers_snap"
+  
+  
+    as
+  
+  (
+    
+
+    select *,
+        md5(coalesce(cast(id as varchar ), '')
+         || '|' || coalesce(cast(updated_at as varchar ), '')
+        ) as dbt_scd_id,
+        updated_at as dbt_updated_at,
+        updated_at as dbt_valid_from,
+        
+  
+  coalesce(nullif(updated_at, updated_at), null)
+  as dbt_valid_to
+from (
+        select * from dbt_src.customers
+    ) sbq
+
+
+
+  );
+COMMIT;
+-- strategy check (check_cols: ['name']), first run
+BEGIN;
+  create  table "contrib_regression"."dbt_marts"."customers_check_snap"
+    as
+  (
+    select *,
+        md5(coalesce(cast(id as varchar ), '')
+         || '|' || coalesce(cast(now()::timestamp without time zone as varchar ), '')
+        ) as dbt_scd_id,
+        now()::timestamp without time zone as dbt_updated_at,
+        now()::timestamp without time zone as dbt_valid_from,
+  coalesce(nullif(now()::timestamp without time zone, now()::timestamp without time zone), null)
+  as dbt_valid_to
+from (
+        select * from dbt_src.customers
+    ) sbq
+  );
+COMMIT;
+-- an analyst's view on the snapshot (current rows)
+GRANT SELECT ON dbt_marts.customers_snap TO dbt_analyst;
+SET ROLE dbt_analyst;
+CREATE VIEW dbt_marts.analyst_customers_now AS
+  SELECT id, name FROM dbt_marts.customers_snap WHERE dbt_valid_to IS NULL;
+RESET ROLE;
+-- the source changes: Ann renamed, Carl new
+UPDATE dbt_src.customers SET name = 'Anne', updated_at = '2026-02-01' WHERE id = 1;
+INSERT INTO dbt_src.customers VALUES (3, 'Carl', '2026-02-01');
+-- strategy timestamp, second run: the staging temp table
+-- (build_snapshot_staging_table; postgres__make_temp_relation), then the merge
+BEGIN;
+  create temporary table "customers_snap__dbt_tmp053519000000"
+  
+  
+    as
+  
+  (
+    with snapshot_query as (
+        select * from dbt_src.customers
+    ),
+    snapshotted_data as (
+        select *, id as dbt_unique_key
+        from "contrib_regression"."dbt_marts"."customers_snap"
+        where
+                dbt_valid_to is null
+    ),
+    insertions_source_data as (
+        select *, id as dbt_unique_key,
+            updated_at as dbt_updated_at,
+            updated_at as dbt_valid_from,
+  coalesce(nullif(updated_at, updated_at), null)
+  as dbt_valid_to,
+            md5(coalesce(cast(id as varchar ), '')
+         || '|' || coalesce(cast(updated_at as varchar ), '')
+        ) as dbt_scd_id
+        from snapshot_query
+    ),
+    updates_source_data as (
+        select *, id as dbt_unique_key,
+            updated_at as dbt_updated_at,
+            updated_at as dbt_valid_from,
+            updated_at as dbt_valid_to
+        from snapshot_query
+    ),
+    insertions as (
+        select
+            'insert' as dbt_change_type,
+            source_data.*
+        from insertions_source_data as source_data
+        left outer join snapshotted_data
+            on snapshotted_data.dbt_unique_key = source_data.dbt_unique_key
+            where snapshotted_data.dbt_unique_key is null
+            or (snapshotted_data.dbt_unique_key is not null and (
+               (snapshotted_data.dbt_valid_from < source_data.updated_at)
+            )
+        )
+    ),
+    updates as (
+        select
+            'update' as dbt_change_type,
+            source_data.*,
+            snapshotted_data.dbt_scd_id
+        from updates_source_data as source_data
+        join snapshotted_data
+            on snapshotted_data.dbt_unique_key = source_data.dbt_unique_key
+        where (
+            (snapshotted_data.dbt_valid_from < source_data.updated_at)
+        )
+    )
+    select * from insertions
+    union all
+    select * from updates
+  );
+
+    update "contrib_regression"."dbt_marts"."customers_snap"
+    set dbt_valid_to = DBT_INTERNAL_SOURCE.dbt_valid_to
+    from "customers_snap__dbt_tmp053519000000" as DBT_INTERNAL_SOURCE
+    where DBT_INTERNAL_SOURCE.dbt_scd_id::text = "contrib_regression"."dbt_marts"."customers_snap".dbt_scd_id::text
+      and DBT_INTERNAL_SOURCE.dbt_change_type::text in ('update'::text, 'delete'::text)
+        and "contrib_regression"."dbt_marts"."customers_snap".dbt_valid_to is null;
+
+    insert into "contrib_regression"."dbt_marts"."customers_snap" ("id", "name", "updated_at", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to", "dbt_scd_id")
+    select DBT_INTERNAL_SOURCE."id",DBT_INTERNAL_SOURCE."name",DBT_INTERNAL_SOURCE."updated_at",DBT_INTERNAL_SOURCE."dbt_updated_at",DBT_INTERNAL_SOURCE."dbt_valid_from",DBT_INTERNAL_SOURCE."dbt_valid_to",DBT_INTERNAL_SOURCE."dbt_scd_id"
+    from "customers_snap__dbt_tmp053519000000" as DBT_INTERNAL_SOURCE
+    where DBT_INTERNAL_SOURCE.dbt_change_type::text = 'insert'::text;
+COMMIT;
+-- strategy check, second run: row_changed compares the check columns
+BEGIN;
+  create temporary table "customers_check_snap__dbt_tmp053519000001"
+    as
+  (
+    with snapshot_query as (
+        select * from dbt_src.customers
+    ),
+    snapshotted_data as (
+        select *, id as dbt_unique_key
+        from "contrib_regression"."dbt_marts"."customers_check_snap"
+        where
+                dbt_valid_to is null
+    ),
+    insertions_source_data as (
+        select *, id as dbt_unique_key,
+            now()::timestamp without time zone as dbt_updated_at,
+            now()::timestamp without time zone as dbt_valid_from,
+  coalesce(nullif(now()::timestamp without time zone, now()::timestamp without time zone), null)
+  as dbt_valid_to,
+            md5(coalesce(cast(id as varchar ), '')
+         || '|' || coalesce(cast(now()::timestamp without time zone as varchar ), '')
+        ) as dbt_scd_id
+        from snapshot_query
+    ),
+    updates_source_data as (
+        select *, id as dbt_unique_key,
+            now()::timestamp without time zone as dbt_updated_at,
+            now()::timestamp without time zone as dbt_valid_from,
+            now()::timestamp without time zone as dbt_valid_to
+        from snapshot_query
+    ),
+    insertions as (
+        select
+            'insert' as dbt_change_type,
+            source_data.*
+        from insertions_source_data as source_data
+        left outer join snapshotted_data
+            on snapshotted_data.dbt_unique_key = source_data.dbt_unique_key
+            where snapshotted_data.dbt_unique_key is null
+            or (snapshotted_data.dbt_unique_key is not null and (
+               (snapshotted_data."name" != source_data."name"
+        or
+        (
+            ((snapshotted_data."name" is null) and not (source_data."name" is null))
+            or
+            ((not snapshotted_data."name" is null) and (source_data."name" is null))
+        ))
+            )
+        )
+    ),
+    updates as (
+        select
+            'update' as dbt_change_type,
+            source_data.*,
+            snapshotted_data.dbt_scd_id
+        from updates_source_data as source_data
+        join snapshotted_data
+            on snapshotted_data.dbt_unique_key = source_data.dbt_unique_key
+        where (
+            (snapshotted_data."name" != source_data."name"
+        or
+        (
+            ((snapshotted_data."name" is null) and not (source_data."name" is null))
+            or
+            ((not snapshotted_data."name" is null) and (source_data."name" is null))
+        ))
+        )
+    )
+    select * from insertions
+    union all
+    select * from updates
+  );
+    update "contrib_regression"."dbt_marts"."customers_check_snap"
+    set dbt_valid_to = DBT_INTERNAL_SOURCE.dbt_valid_to
+    from "customers_check_snap__dbt_tmp053519000001" as DBT_INTERNAL_SOURCE
+    where DBT_INTERNAL_SOURCE.dbt_scd_id::text = "contrib_regression"."dbt_marts"."customers_check_snap".dbt_scd_id::text
+      and DBT_INTERNAL_SOURCE.dbt_change_type::text in ('update'::text, 'delete'::text)
+        and "contrib_regression"."dbt_marts"."customers_check_snap".dbt_valid_to is null;
+    insert into "contrib_regression"."dbt_marts"."customers_check_snap" ("id", "name", "updated_at", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to", "dbt_scd_id")
+    select DBT_INTERNAL_SOURCE."id",DBT_INTERNAL_SOURCE."name",DBT_INTERNAL_SOURCE."updated_at",DBT_INTERNAL_SOURCE."dbt_updated_at",DBT_INTERNAL_SOURCE."dbt_valid_from",DBT_INTERNAL_SOURCE."dbt_valid_to",DBT_INTERNAL_SOURCE."dbt_scd_id"
+    from "customers_check_snap__dbt_tmp053519000001" as DBT_INTERNAL_SOURCE
+    where DBT_INTERNAL_SOURCE.dbt_change_type::text = 'insert'::text;
+COMMIT;
+-- the history reads: Ann closed at Anne's updated_at, Anne and Carl current
+SELECT id, name, dbt_valid_from, dbt_valid_to FROM dbt_marts.customers_snap ORDER BY id, dbt_valid_from;
+SELECT id, name, dbt_valid_to IS NULL AS current FROM dbt_marts.customers_check_snap ORDER BY id, dbt_valid_from, name;
+-- a source column added: the next run adds it to the snapshot table
+-- (create_columns: alter table ... add column), then merges
+ALTER TABLE dbt_src.customers ADD COLUMN tier text;
+UPDATE dbt_src.customers SET tier = 'gold', updated_at = '2026-03-01' WHERE id = 2;
+BEGIN;
+  create temporary table "customers_snap__dbt_tmp053519000002"
+    as
+  (
+    with snapshot_query as (
+        select * from dbt_src.customers
+    ),
+    snapshotted_data as (
+        select *, id as dbt_unique_key
+        from "contrib_regression"."dbt_marts"."customers_snap"
+        where
+                dbt_valid_to is null
+    ),
+    insertions_source_data as (
+        select *, id as dbt_unique_key,
+            updated_at as dbt_updated_at,
+            updated_at as dbt_valid_from,
+  coalesce(nullif(updated_at, updated_at), null)
+  as dbt_valid_to,
+            md5(coalesce(cast(id as varchar ), '')
+         || '|' || coalesce(cast(updated_at as varchar ), '')
+        ) as dbt_scd_id
+        from snapshot_query
+    ),
+    updates_source_data as (
+        select *, id as dbt_unique_key,
+            updated_at as dbt_updated_at,
+            updated_at as dbt_valid_from,
+            updated_at as dbt_valid_to
+        from snapshot_query
+    ),
+    insertions as (
+        select
+            'insert' as dbt_change_type,
+            source_data.*
+        from insertions_source_data as source_data
+        left outer join snapshotted_data
+            on snapshotted_data.dbt_unique_key = source_data.dbt_unique_key
+            where snapshotted_data.dbt_unique_key is null
+            or (snapshotted_data.dbt_unique_key is not null and (
+               (snapshotted_data.dbt_valid_from < source_data.updated_at)
+            )
+        )
+    ),
+    updates as (
+        select
+            'update' as dbt_change_type,
+            source_data.*,
+            snapshotted_data.dbt_scd_id
+        from updates_source_data as source_data
+        join snapshotted_data
+            on snapshotted_data.dbt_unique_key = source_data.dbt_unique_key
+        where (
+            (snapshotted_data.dbt_valid_from < source_data.updated_at)
+        )
+    )
+    select * from insertions
+    union all
+    select * from updates
+  );
+      alter table "contrib_regression"."dbt_marts"."customers_snap" add column "tier" text;
+    update "contrib_regression"."dbt_marts"."customers_snap"
+    set dbt_valid_to = DBT_INTERNAL_SOURCE.dbt_valid_to
+    from "customers_snap__dbt_tmp053519000002" as DBT_INTERNAL_SOURCE
+    where DBT_INTERNAL_SOURCE.dbt_scd_id::text = "contrib_regression"."dbt_marts"."customers_snap".dbt_scd_id::text
+      and DBT_INTERNAL_SOURCE.dbt_change_type::text in ('update'::text, 'delete'::text)
+        and "contrib_regression"."dbt_marts"."customers_snap".dbt_valid_to is null;
+    insert into "contrib_regression"."dbt_marts"."customers_snap" ("id", "name", "updated_at", "tier", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to", "dbt_scd_id")
+    select DBT_INTERNAL_SOURCE."id",DBT_INTERNAL_SOURCE."name",DBT_INTERNAL_SOURCE."updated_at",DBT_INTERNAL_SOURCE."tier",DBT_INTERNAL_SOURCE."dbt_updated_at",DBT_INTERNAL_SOURCE."dbt_valid_from",DBT_INTERNAL_SOURCE."dbt_valid_to",DBT_INTERNAL_SOURCE."dbt_scd_id"
+    from "customers_snap__dbt_tmp053519000002" as DBT_INTERNAL_SOURCE
+    where DBT_INTERNAL_SOURCE.dbt_change_type::text = 'insert'::text;
+COMMIT;
+SELECT id, name, tier, dbt_valid_from, dbt_valid_to FROM dbt_marts.customers_snap ORDER BY id, dbt_valid_from;
+-- one history for the snapshot table: created, then the added column
+SELECT table_name, version, event, summary FROM elt.schema_history WHERE table_name = 'customers_snap' ORDER BY version;
+-- the staging temporary tables have no history
+SELECT count(*) AS staging_tracked FROM elt.tracked_tables WHERE table_name LIKE '%dbt_tmp0535%';
+-- the analyst's view survives and reads the current rows
+SELECT c.oid IS NOT NULL AS view_kept FROM pg_class c WHERE c.oid = 'dbt_marts.analyst_customers_now'::regclass;
+SET ROLE dbt_analyst;
+SELECT * FROM dbt_marts.analyst_customers_now ORDER BY id;
+RESET ROLE;
+
+-- a model governed on its own as a table target, its schema not governed:
+-- a compatible table.sql rebuild keeps one history and the target follows
+-- the rebuilt relation
+CREATE SCHEMA dbt_solo;
+CREATE TABLE dbt_solo.m AS SELECT customer_id, sum(amount) AS revenue FROM dbt_src.orders GROUP BY customer_id;
+SELECT elt.govern('dbt_solo.m', 'enforce');
+BEGIN;
+  create  table "contrib_regression"."dbt_solo"."m__dbt_tmp"
+    as
+  (
+    select customer_id, sum(amount) as revenue, count(*) as orders from dbt_src.orders group by customer_id
+  );
+alter table "contrib_regression"."dbt_solo"."m" rename to "m__dbt_backup";
+alter table "contrib_regression"."dbt_solo"."m__dbt_tmp" rename to "m";
+COMMIT;
+drop table if exists "contrib_regression"."dbt_solo"."m__dbt_backup" cascade;
+SELECT kind, target, policy, tables FROM elt.governed WHERE target LIKE 'dbt_solo.%';
+SELECT count(*) AS targets_on_new_relation FROM elt.governed_targets WHERE rel = 'dbt_solo.m'::regclass;
+SELECT dense_rank() OVER (ORDER BY table_id) AS history, table_name, version, event, summary FROM elt.schema_history WHERE schema_name = 'dbt_solo' ORDER BY table_id, version;
+-- an incompatible rebuild of it is stopped at the rename in
+BEGIN;
+  create  table "contrib_regression"."dbt_solo"."m__dbt_tmp"
+    as
+  (
+    select customer_id, sum(amount) as revenue from dbt_src.orders group by customer_id
+  );
+alter table "contrib_regression"."dbt_solo"."m" rename to "m__dbt_backup";
+alter table "contrib_regression"."dbt_solo"."m__dbt_tmp" rename to "m";
+COMMIT;
+SELECT kind, target FROM elt.governed WHERE target LIKE 'dbt_solo.%';
+-- still enforced on the rebuilt relation: a breaking change is stopped
+ALTER TABLE dbt_solo.m DROP COLUMN orders;
+SELECT elt.ungovern('dbt_solo.m');
+DROP SCHEMA dbt_solo CASCADE;
+
 -- cleanup
 SELECT elt.ungovern('dbt_marts');
 DROP SCHEMA dbt_marts CASCADE;
