@@ -103,6 +103,26 @@ static SPIPlanPtr type_users_plan = NULL;
 static SPIPlanPtr partition_parent_plan = NULL;
 
 /*
+ * The relation a name stands for, or InvalidOid, looked up without any
+ * privilege check: the hook runs for every role in every database, and a
+ * role may create in a schema it has CREATE but not USAGE on, where
+ * RangeVarGetRelid would raise "permission denied for schema".  An
+ * unqualified name is looked up in the search path, which holds only the
+ * schemas the role may use (and its temporary schema).
+ */
+static Oid
+relation_named(const RangeVar *rv)
+{
+	if (rv->schemaname != NULL)
+	{
+		Oid			nsp = get_namespace_oid(rv->schemaname, true);
+
+		return OidIsValid(nsp) ? get_relname_relid(rv->relname, nsp) : InvalidOid;
+	}
+	return RangeVarGetRelid(rv, NoLock, true);
+}
+
+/*
  * The name of the view or materialized view a statement is about to create,
  * or NULL: not such a statement, or CREATE OR REPLACE VIEW (or IF NOT
  * EXISTS) of a view that exists already, which keeps its readers.
@@ -117,7 +137,7 @@ created_view_name(Node *stmt)
 	else if (IsA(stmt, CreateTableAsStmt) &&
 			 ((CreateTableAsStmt *) stmt)->objtype == OBJECT_MATVIEW)
 		rv = ((CreateTableAsStmt *) stmt)->into->rel;
-	if (rv == NULL || OidIsValid(RangeVarGetRelid(rv, NoLock, true)))
+	if (rv == NULL || OidIsValid(relation_named(rv)))
 		return NULL;
 	return rv;
 }
@@ -137,7 +157,7 @@ created_table_name(Node *stmt)
 	else if (IsA(stmt, CreateTableAsStmt) &&
 			 ((CreateTableAsStmt *) stmt)->objtype == OBJECT_TABLE)
 		rv = ((CreateTableAsStmt *) stmt)->into->rel;
-	if (rv == NULL || OidIsValid(RangeVarGetRelid(rv, NoLock, true)))
+	if (rv == NULL || OidIsValid(relation_named(rv)))
 		return NULL;
 	return rv;
 }
@@ -174,14 +194,14 @@ elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 									params, queryEnv, dest, qc);
 		if (new_view != NULL)
 		{
-			Oid			relid = RangeVarGetRelid(new_view, NoLock, true);
+			Oid			relid = relation_named(new_view);
 
 			if (OidIsValid(relid))
 				EltNoteCreatedView(relid);
 		}
 		if (new_table != NULL)
 		{
-			Oid			relid = RangeVarGetRelid(new_table, NoLock, true);
+			Oid			relid = relation_named(new_table);
 
 			if (OidIsValid(relid))
 				EltNoteCreatedTable(relid);

@@ -270,6 +270,20 @@ FROM elt.schema_versions GROUP BY table_id HAVING count(*) <> max(version);
 
 SELECT valid, checked > 0 AS checked, detail FROM elt.audit_verify();
 
+-- a role may create in a schema it has CREATE but not USAGE on, as without
+-- the extension: the statement hook looks names up without privilege checks
+CREATE ROLE elt_versions_dropbox;
+CREATE SCHEMA dropbox;
+GRANT CREATE ON SCHEMA dropbox TO elt_versions_dropbox;
+SET ROLE elt_versions_dropbox;
+CREATE TABLE dropbox.t (id int);
+CREATE TABLE dropbox.t2 AS SELECT 1 AS id;
+CREATE VIEW dropbox.v AS SELECT 1 AS x;
+RESET ROLE;
+SELECT relname FROM pg_class WHERE relnamespace = 'dropbox'::regnamespace ORDER BY 1;
+DROP SCHEMA dropbox CASCADE;
+DROP ROLE elt_versions_dropbox;
+
 DROP EXTENSION elt_governance;
 DROP SCHEMA wh CASCADE;
 DROP SCHEMA staging2 CASCADE;
