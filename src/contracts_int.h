@@ -67,19 +67,26 @@ typedef enum EltRuleId
 	R_DROP_INDEX,
 	R_NO_LOCK_TIMEOUT,
 	R_TABLE_REWRITE,
+	R_TRANSACTION_BLOCK,
+	R_HELD_LOCK_SCAN,
+	R_REINDEX,
+	R_REFRESH_MATVIEW,
+	R_DOMAIN_VALIDATE,
+	R_INDEX_REBUILD,
 	R_COUNT
 } EltRuleId;
 
 typedef struct EltRule
 {
 	const char *code;
-	const char *class;			/* breaking, lock_hazard, error */
+	const char *class;			/* breaking, lock_hazard, advice, error */
 	const char *title;
 	const char *suggestion;
 } EltRule;
 
 #define RULE_IS_BREAKING(r) (strcmp(EltContractRules[r].class, "breaking") == 0)
 #define RULE_IS_HAZARD(r) (strcmp(EltContractRules[r].class, "lock_hazard") == 0)
+#define RULE_IS_ADVICE(r) (strcmp(EltContractRules[r].class, "advice") == 0)
 
 /* Candidate flags */
 #define CAND_NEEDS_SIZE		0x01	/* keep only on a large table */

@@ -124,6 +124,12 @@ is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extn
 	'0.8.0', 'updated to 0.8.0');
 is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't', 'the chain verifies at 0.8.0');
 
+# 0.8.0 -> 0.9.0: contracts with a transaction model, rebuild commands, size-aware hazards
+$node->safe_psql('postgres', q{ALTER EXTENSION elt_governance UPDATE TO '0.9.0'});
+is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'}),
+	'0.9.0', 'updated to 0.9.0');
+is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}), 't', 'the chain verifies at 0.9.0');
+
 # A fresh install of the default version is the same catalog as an update.
 # CREATE EXTENSION without a version runs the full script of the default
 # version (sql/elt_governance--<default>.sql), not the chain from 0.1.0.

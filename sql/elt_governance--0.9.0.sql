@@ -1,4 +1,4 @@
-/* elt_governance 0.8.0: the complete current schema, one section per engine */
+/* elt_governance 0.9.0: the complete current schema, one section per engine */
 
 \echo Use "CREATE EXTENSION elt_governance" to load this file. \quit
 
@@ -804,7 +804,7 @@ CREATE TABLE elt.schema_changes (
     command_tag  text,
     statement    text,
     rule         text,
-    class        text NOT NULL CHECK (class IN ('safe', 'breaking', 'lock_hazard')),
+    class        text NOT NULL CHECK (class IN ('safe', 'breaking', 'lock_hazard', 'advice')),
     object       text NOT NULL,
     reason       text NOT NULL,
     dependents   text[] NOT NULL DEFAULT '{}',
@@ -1013,7 +1013,7 @@ CREATE FUNCTION elt.rules(OUT rule text, OUT class text, OUT title text,
     LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'elt_rules';
 
 -- Classify a script without running it.
-CREATE FUNCTION elt.check_ddl(sql text,
+CREATE FUNCTION elt.check_ddl(sql text, single_transaction boolean DEFAULT false,
     OUT statement_no integer, OUT statement text, OUT rule text,
     OUT class text, OUT object text, OUT reason text, OUT dependents text[],
     OUT suggestion text)
