@@ -92,6 +92,15 @@ add_cand(EltClassified *c, int rule, Oid relid, AttrNumber attnum,
 	cand->reason = reason;
 	cand->flags = flags;
 	cand->recurse = c->recurse;
+	/* a scan, build or rewrite matters on a large table only */
+	if (OidIsValid(relid) &&
+		(rule == R_TYPE_REWRITE || rule == R_VOLATILE_DEFAULT || rule == R_NOT_NULL_SCAN ||
+		 rule == R_VALIDATION_SCAN || rule == R_INDEX_BUILD || rule == R_TABLE_REWRITE ||
+		 rule == R_INDEX_REBUILD))
+	{
+		cand->flags |= CAND_NEEDS_SIZE;
+		cand->lockmode = AccessExclusiveLock;
+	}
 	c->cands = lappend(c->cands, cand);
 	return cand;
 }
@@ -368,6 +377,18 @@ classify_type_change(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 		add_cand(c, R_TYPE_REWRITE, relid, att.attnum, cmd->name, object,
 				 psprintf("changes column %s from %s to %s, which rewrites the table and its indexes under an ACCESS EXCLUSIVE lock",
 						  object, from, to), 0);
+	else
+	{
+		Oid			ncoll = cd->collClause != NULL ?
+			get_collation_oid(cd->collClause->collname, true) : get_typcollation(ntyp);
+		char	   *indexes = EltIndexesRebuilt(relid, att.attnum, att.atttypid,
+												att.attcollation, ntyp, ncoll);
+
+		if (indexes != NULL)
+			add_cand(c, R_INDEX_REBUILD, relid, att.attnum, cmd->name, object,
+					 psprintf("changes column %s from %s to %s, which does not rewrite the table but rebuilds its index%s %s under an ACCESS EXCLUSIVE lock",
+							  object, from, to, strchr(indexes, ',') ? "es" : "", indexes), 0);
+	}
 	add_cand(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
 }
 
@@ -428,7 +449,8 @@ classify_add_constraint(EltClassified *c, Oid relid, Constraint *con)
 					 psprintf("adds FOREIGN KEY %s: writes of keys missing from the referenced table start to fail", name),
 					 CAND_WRITERS);
 			add_cand(c, R_VALIDATION_SCAN, relid, 0, NULL, table,
-					 psprintf("adds FOREIGN KEY %s without NOT VALID: the whole table is scanned while writes are blocked", name), 0);
+					 psprintf("adds FOREIGN KEY %s without NOT VALID: the whole table is scanned while writes are blocked", name),
+					 0)->lockmode = ShareRowExclusiveLock;
 			break;
 		case CONSTR_PRIMARY:
 		case CONSTR_UNIQUE:
@@ -597,7 +619,9 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 				{
 					char		contype = constraint_type(relid, cmd->name);
 
-					if (contype == CONSTRAINT_PRIMARY || contype == CONSTRAINT_UNIQUE)
+					/* not half of a swap for an index on the same key */
+					if ((contype == CONSTRAINT_PRIMARY || contype == CONSTRAINT_UNIQUE) &&
+						!EltKeySwapKeepsKey(c, relid, cmd->name, contype, stmt->cmds))
 						add_cand(c, R_DROP_UNIQUE, relid, 0, NULL, EltRelDisplay(relid),
 								 psprintf("drops %s constraint %s of %s: upserts (ON CONFLICT) and foreign keys that rely on it fail, and duplicates become possible",
 										  contype == CONSTRAINT_PRIMARY ? "PRIMARY KEY" : "UNIQUE",
@@ -628,8 +652,9 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 			case AT_SetLogged:
 			case AT_SetUnLogged:
 			case AT_SetAccessMethod:
-				if (relkind == RELKIND_PARTITIONED_TABLE)
-					break;		/* no storage of its own to copy */
+				if (relkind == RELKIND_PARTITIONED_TABLE ||
+					EltTableSettingIsNoop(relid, cmd))
+					break;		/* no storage of its own to copy, or no change */
 				add_cand(c, R_TABLE_REWRITE, relid, 0, NULL, EltRelDisplay(relid),
 						 psprintf("%s copies every row of %s under an ACCESS EXCLUSIVE lock",
 								  cmd->subtype == AT_SetTableSpace ? "SET TABLESPACE" :
@@ -642,6 +667,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 				break;
 		}
 	}
+	EltAlterTableLocks(c, relid, stmt);
 }
 
 static void classify_type_rename(EltClassified *c, List *names, const char *what,
@@ -702,12 +728,14 @@ classify_rename(EltClassified *c, RenameStmt *stmt)
 						psprintf("renames column %s to %s: readers that select it by its old name fail",
 								 object, quote_identifier(stmt->newname)), 0);
 		cand->newname = pstrdup(stmt->newname);
+		EltAddLock(c, relid, AccessExclusiveLock);
 		return;
 	}
 	add_cand(c, R_RENAME_TABLE, relid, 0, NULL, EltRelDisplay(relid),
 			 psprintf("renames %s %s to %s: readers that name it fail",
 					  is_view_kind(relkind) ? "view" : "table", EltRelDisplay(relid),
 					  quote_identifier(stmt->newname)), 0);
+	EltAddLock(c, relid, AccessExclusiveLock);
 }
 
 /* ALTER TABLE/VIEW ... SET SCHEMA: a rename of the qualified name. */
@@ -736,9 +764,8 @@ classify_set_schema(EltClassified *c, AlterObjectSchemaStmt *stmt)
 			 psprintf("moves %s %s to schema %s: readers that name it fail",
 					  is_view_kind(relkind) ? "view" : "table", EltRelDisplay(relid),
 					  quote_identifier(stmt->newschema)), 0);
+	EltAddLock(c, relid, AccessExclusiveLock);
 }
-
-static bool unique_index_has_twin(Oid table, Oid idx, List *also_dropped);
 
 /* The indexes a DROP INDEX statement names that exist. */
 static List *
@@ -814,7 +841,7 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 						/* not when a twin with the same key stays (pg_repack --only-indexes) */
 						if (((Form_pg_index) GETSTRUCT(itup))->indisunique &&
 							(stmt->behavior == DROP_CASCADE ||
-							 !unique_index_has_twin(table, relid, drop_index_oids(stmt))))
+							 !EltUniqueIndexHasTwin(table, relid, drop_index_oids(stmt))))
 							add_cand(c, R_DROP_UNIQUE, table, 0, NULL, EltRelDisplay(table),
 									 psprintf("drops unique index %s of %s: upserts (ON CONFLICT) that rely on it fail, and duplicates become possible",
 											  EltRelDisplay(relid), EltRelDisplay(table)), 0);
@@ -830,6 +857,7 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 											 EltRelDisplay(relid), EltRelDisplay(table)),
 									CAND_NEEDS_SIZE);
 					cand->lockmode = AccessExclusiveLock;
+					EltAddLock(c, table, AccessExclusiveLock);
 				}
 				add_cand(c, -1, table, 0, NULL, EltRelDisplay(table), NULL, 0);
 			}
@@ -841,12 +869,16 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 						 psprintf("drops table %s: its readers fail and its rows are gone", EltRelDisplay(relid)),
 						 get_rel_relispartition(relid) ? CAND_PARTITION : 0);
 				c->recurse = false;
+				EltAddLock(c, relid, AccessExclusiveLock);
 			}
 			else if (is_view_kind(relkind))
+			{
 				add_cand(c, R_DROP_VIEW, relid, 0, NULL, EltRelDisplay(relid),
 						 psprintf("drops %s %s: its readers fail",
 								  relkind == RELKIND_MATVIEW ? "materialized view" : "view",
 								  EltRelDisplay(relid)), 0);
+				EltAddLock(c, relid, AccessExclusiveLock);
+			}
 		}
 	}
 }
@@ -916,7 +948,6 @@ classify_domain(EltClassified *c, AlterDomainStmt *stmt)
 	bool		notnull = false;
 	bool		hasdefault = false;
 	EltCandidate *cand = NULL;
-	EltCandidate *hazard = NULL;
 
 	if (!target_type(c, stmt->typeName, TYPTYPE_DOMAIN, "domain", &typid))
 		return;
@@ -949,8 +980,7 @@ classify_domain(EltClassified *c, AlterDomainStmt *stmt)
 				cand = add_cand(c, R_SET_NOT_NULL, InvalidOid, 0, NULL, object,
 								psprintf("sets domain %s NOT NULL: writers that store NULL in its columns start to fail",
 										 object), CAND_WRITERS);
-				hazard = add_cand(c, R_NOT_NULL_SCAN, InvalidOid, 0, NULL, object,
-								  psprintf("sets domain %s NOT NULL: every table with a column of it is scanned", object), 0);
+				EltAddDomainScans(c, typid, R_NOT_NULL_SCAN, "sets NOT NULL on domain");
 			}
 			break;
 		case 'C':
@@ -960,10 +990,12 @@ classify_domain(EltClassified *c, AlterDomainStmt *stmt)
 				cand = add_cand(c, R_ADD_CHECK, InvalidOid, 0, NULL, object,
 								psprintf("adds a constraint to domain %s: writes of its columns that break it start to fail",
 										 object), CAND_WRITERS);
-				hazard = add_cand(c, R_VALIDATION_SCAN, InvalidOid, 0, NULL, object,
-								  psprintf("adds a constraint to domain %s without NOT VALID: every table with a column of it is scanned",
-										   object), 0);
+				EltAddDomainScans(c, typid, R_VALIDATION_SCAN,
+								  "adds a constraint without NOT VALID to domain");
 			}
+			break;
+		case 'V':
+			EltAddDomainScans(c, typid, R_DOMAIN_VALIDATE, "validates a constraint of domain");
 			break;
 		default:
 			break;
@@ -971,8 +1003,6 @@ classify_domain(EltClassified *c, AlterDomainStmt *stmt)
 	if (cand == NULL)
 		cand = add_cand(c, -1, InvalidOid, 0, NULL, object, NULL, 0);
 	cand->typid = typid;
-	if (hazard != NULL)
-		hazard->typid = typid;
 }
 
 /*
@@ -1010,233 +1040,14 @@ classify_enum(EltClassified *c, AlterEnumStmt *stmt)
 						psprintf("renames value %s of type %s to %s: rows and readers that use the old value change meaning",
 								 quote_literal_cstr(stmt->oldVal), object,
 								 quote_literal_cstr(stmt->newVal)), 0);
-	else if (stmt->newValNeighbor == NULL)
-		cand = add_cand(c, R_ENUM_ADD_VALUE, InvalidOid, 0, NULL, object,
-						psprintf("adds value %s to type %s without BEFORE or AFTER: readers that handle a closed set of values meet one they do not know, sorted last",
-								 quote_literal_cstr(stmt->newVal), object), 0);
 	else
-		cand = add_cand(c, -1, InvalidOid, 0, NULL, object, NULL, 0);
+		cand = add_cand(c, R_ENUM_ADD_VALUE, InvalidOid, 0, NULL, object,
+						psprintf("adds value %s to type %s%s: readers that handle a closed set of values (an ORM's or a client language's enum) meet one they do not know",
+								 quote_literal_cstr(stmt->newVal), object,
+								 stmt->newValNeighbor == NULL ? ", sorted last" : ""), 0);
 	cand->typid = typid;
 }
 
-/* ---------------------------------------------------------------------
- * Unique indexes that duplicate one the table has
- * --------------------------------------------------------------------- */
-
-/* What decides which rows a unique index lets in: its keys, not its name. */
-typedef struct UniqueKey
-{
-	Oid			am;
-	int			nkeys;
-	AttrNumber	attnums[INDEX_MAX_KEYS];	/* 0 for an expression */
-	Oid			opfamily[INDEX_MAX_KEYS];
-	Oid			opcintype[INDEX_MAX_KEYS];
-	Oid			collation[INDEX_MAX_KEYS];
-	List	   *exprs;			/* planner form, as the relcache keeps it */
-	List	   *pred;			/* implicit-AND list, NIL for none */
-	bool		nulls_not_distinct;
-} UniqueKey;
-
-/* The key of an existing unique index, whatever its state. */
-static void
-unique_key_of_index(Relation irel, UniqueKey *k)
-{
-	Form_pg_index ix = irel->rd_index;
-	int			i;
-
-	k->am = irel->rd_rel->relam;
-	k->nkeys = ix->indnkeyatts;
-	for (i = 0; i < k->nkeys; i++)
-	{
-		k->attnums[i] = ix->indkey.values[i];
-		k->opfamily[i] = irel->rd_opfamily[i];
-		k->opcintype[i] = irel->rd_opcintype[i];
-		k->collation[i] = irel->rd_indcollation[i];
-	}
-	k->exprs = RelationGetIndexExpressions(irel);
-	k->pred = RelationGetIndexPredicate(irel);
-	k->nulls_not_distinct = ix->indnullsnotdistinct;
-}
-
-/* Whether an index is unique and checks every write now: valid, not deferrable. */
-static bool
-unique_index_checks_now(Relation irel)
-{
-	Form_pg_index ix = irel->rd_index;
-
-	return ix->indisunique && ix->indisvalid && ix->indisready && ix->indislive &&
-		ix->indimmediate;
-}
-
-/*
- * The key CREATE UNIQUE INDEX would build, from its statement transformed
- * as PostgreSQL transforms it (expressions and predicate cooked, then
- * brought to the relcache's planner form), or false if a name in it does
- * not resolve (PostgreSQL reports that when it runs the statement).
- */
-static bool
-unique_key_of_stmt(Oid relid, IndexStmt *stmt, UniqueKey *k)
-{
-	/* transformIndexStmt scribbles on its argument: PostgreSQL transforms the original later */
-	IndexStmt  *t = transformIndexStmt(relid, copyObject(stmt), NULL);
-	ListCell   *lc;
-	int			i = 0;
-
-	k->am = get_index_am_oid(t->accessMethod, true);
-	if (!OidIsValid(k->am) || list_length(t->indexParams) > INDEX_MAX_KEYS)
-		return false;
-	k->nkeys = list_length(t->indexParams);
-	k->exprs = NIL;
-	foreach(lc, t->indexParams)
-	{
-		IndexElem  *e = lfirst_node(IndexElem, lc);
-		Oid			type;
-		Oid			coll;
-		Oid			opclass;
-
-		if (e->name != NULL)
-		{
-			k->attnums[i] = get_attnum(relid, e->name);
-			if (k->attnums[i] == InvalidAttrNumber)
-				return false;
-			{
-				int32		typmod;
-
-				get_atttypetypmodcoll(relid, k->attnums[i], &type, &typmod, &coll);
-			}
-		}
-		else
-		{
-			Node	   *expr = eval_const_expressions(NULL, e->expr);
-
-			fix_opfuncids(expr);
-			k->attnums[i] = 0;
-			k->exprs = lappend(k->exprs, expr);
-			type = exprType(expr);
-			coll = exprCollation(expr);
-		}
-		if (e->collation != NIL)
-			coll = get_collation_oid(e->collation, true);
-		opclass = e->opclass != NIL ? get_opclass_oid(k->am, e->opclass, true)
-			: GetDefaultOpClass(type, k->am);
-		if (!OidIsValid(opclass))
-			return false;
-		k->opfamily[i] = get_opclass_family(opclass);
-		k->opcintype[i] = get_opclass_input_type(opclass);
-		k->collation[i] = coll;
-		i++;
-	}
-	k->pred = NIL;
-	if (t->whereClause != NULL)
-	{
-		Node	   *pred = eval_const_expressions(NULL, t->whereClause);
-
-		pred = (Node *) canonicalize_qual((Expr *) pred, false);
-		fix_opfuncids(pred);
-		k->pred = make_ands_implicit((Expr *) pred);
-	}
-	k->nulls_not_distinct = t->nulls_not_distinct;
-	return true;
-}
-
-/*
- * Whether every write that "have" lets in, "want" lets in too: the same
- * access method, key columns and expressions (operator families, input
- * types, collations) and predicate, and NULLs distinct in "want" unless
- * "have" treats them as not distinct.  INCLUDE columns and sort orders do
- * not decide which rows a unique index lets in.
- */
-static bool
-unique_key_covers(const UniqueKey *have, const UniqueKey *want)
-{
-	int			i;
-
-	if (have->am != want->am || have->nkeys != want->nkeys ||
-		(want->nulls_not_distinct && !have->nulls_not_distinct))
-		return false;
-	for (i = 0; i < have->nkeys; i++)
-		if (have->attnums[i] != want->attnums[i] || have->opfamily[i] != want->opfamily[i] ||
-			have->opcintype[i] != want->opcintype[i] || have->collation[i] != want->collation[i])
-			return false;
-	return equal(have->exprs, want->exprs) && equal(have->pred, want->pred);
-}
-
-/*
- * Whether a valid unique index of the table, other than skip and the
- * indexes in also_dropped, lets in no more writes than key: then a new
- * unique index with that key (pg_repack --only-indexes builds one on the
- * key of every unique index) makes no write fail, and dropping an index
- * with that key leaves the same rule in place.
- */
-static bool
-unique_key_exists(Oid relid, const UniqueKey *key, Oid skip, List *also_dropped)
-{
-	Relation	rel = table_open(relid, AccessShareLock);
-	List	   *indexes = RelationGetIndexList(rel);
-	ListCell   *lc;
-	bool		found = false;
-
-	foreach(lc, indexes)
-	{
-		Oid			ioid = lfirst_oid(lc);
-		Relation	irel;
-		UniqueKey	have;
-
-		if (ioid == skip || list_member_oid(also_dropped, ioid))
-			continue;
-		irel = index_open(ioid, AccessShareLock);
-		if (unique_index_checks_now(irel))
-		{
-			unique_key_of_index(irel, &have);
-			found = unique_key_covers(&have, key);
-		}
-		index_close(irel, AccessShareLock);
-		if (found)
-			break;
-	}
-	list_free(indexes);
-	table_close(rel, AccessShareLock);
-	return found;
-}
-
-/*
- * Whether CREATE UNIQUE INDEX duplicates a unique index (of a primary key,
- * a unique constraint, or alone) the table has: exactly the same key
- * columns, expressions and predicate.
- */
-static bool
-unique_index_is_duplicate(Oid relid, IndexStmt *stmt)
-{
-	UniqueKey	want;
-
-	/* the statement will take ShareUpdateExclusiveLock or more on it anyway */
-	LockRelationOid(relid, AccessShareLock);
-	if (!unique_key_of_stmt(relid, stmt, &want))
-		return false;
-	return unique_key_exists(relid, &want, InvalidOid, NIL);
-}
-
-/*
- * Whether dropping the unique index idx of table, with the indexes in
- * also_dropped, leaves a twin that lets in no more writes: then upserts
- * find the twin and no duplicate becomes possible.  Not for the replica
- * identity index (logical replication would lose its key).
- */
-static bool
-unique_index_has_twin(Oid table, Oid idx, List *also_dropped)
-{
-	Relation	irel = index_open(idx, AccessShareLock);
-	UniqueKey	key;
-	bool		twin = false;
-
-	if (irel->rd_index->indisunique && !irel->rd_index->indisreplident)
-	{
-		unique_key_of_index(irel, &key);
-		twin = unique_key_exists(table, &key, idx, also_dropped);
-	}
-	index_close(irel, AccessShareLock);
-	return twin;
-}
 
 /* CREATE INDEX: unique (stricter writes) and blocking builds. */
 static void
@@ -1258,7 +1069,7 @@ classify_index(EltClassified *c, IndexStmt *stmt)
 	table = EltRelDisplay(relid);
 	name = stmt->idxname ? pstrdup(quote_identifier(stmt->idxname)) : "(unnamed)";
 	/* a twin of a unique index the table has (pg_repack --only-indexes) lets in the same writes */
-	if (stmt->unique && !unique_index_is_duplicate(relid, stmt))
+	if (stmt->unique && !EltUniqueIndexIsDuplicate(relid, stmt))
 		add_cand(c, R_ADD_UNIQUE, relid, 0, NULL, table,
 				 psprintf("creates unique index %s on %s: writes of duplicate values start to fail",
 						  name, table), CAND_WRITERS);
@@ -1272,6 +1083,7 @@ classify_index(EltClassified *c, IndexStmt *stmt)
 						psprintf("creates index %s on %s without CONCURRENTLY: writes to the table wait until it is built",
 								 name, table), CAND_NEEDS_SIZE);
 		cand->lockmode = ShareLock;
+		EltAddLock(c, relid, ShareLock);
 	}
 	add_cand(c, -1, relid, 0, NULL, table, NULL, 0);
 }
@@ -1295,6 +1107,7 @@ classify_truncate(EltClassified *c, TruncateStmt *stmt)
 		add_cand(c, R_TRUNCATE, relid, 0, NULL, EltRelDisplay(relid),
 				 psprintf("truncates %s: its readers see no rows until it is loaded again",
 						  EltRelDisplay(relid)), 0);
+		EltAddLock(c, relid, AccessExclusiveLock);
 		named = lappend_oid(named, relid);
 	}
 	/* CASCADE also truncates every table that references them, transitively */
@@ -1378,9 +1191,19 @@ EltClassify(EltClassified *c, Node *stmt)
 			break;
 		case T_IndexStmt:
 			classify_index(c, (IndexStmt *) stmt);
+			/* a key swap later in the script may use it (EltKeySwapKeepsKey) */
+			if (c->script != NULL && ((IndexStmt *) stmt)->unique &&
+				((IndexStmt *) stmt)->idxname != NULL)
+				c->script->index_stmts = lappend(c->script->index_stmts, copyObject(stmt));
 			break;
 		case T_TruncateStmt:
 			classify_truncate(c, (TruncateStmt *) stmt);
+			break;
+		case T_ReindexStmt:
+		case T_VacuumStmt:
+		case T_ClusterStmt:
+		case T_RefreshMatViewStmt:
+			EltClassifyMaintain(c, stmt);
 			break;
 		default:
 			break;

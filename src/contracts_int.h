@@ -11,6 +11,11 @@
  *                         judge candidates against policies and dependents,
  *                         then block, warn or approve
  *   contracts_classify.c  a statement's parse tree into candidates
+ *   contracts_maintain.c  the same for rebuild commands (REINDEX, VACUUM,
+ *                         CLUSTER, REFRESH MATERIALIZED VIEW), the locks a
+ *                         statement takes (EG208), domain scans, index
+ *                         rebuilds of a type change
+ *   contracts_keys.c      keys of unique indexes, compared
  *   contracts_record.c    elt.schema_changes, deferred records, audit
  *   contracts_rules.c     the rule table (elt.rules()), names in the live
  *                         catalog or a script's view of it, type widening
@@ -94,6 +99,8 @@ typedef struct EltRule
 #define CAND_WRITERS		0x04	/* breaks writers: dependents are functions */
 #define CAND_PARTITION		0x08	/* drops a partition: judged only under its
 									 * own target if its parent is governed */
+#define CAND_LOCK			0x10	/* EG208: the statement takes lockmode on
+									 * relid (kept when no lock_timeout) */
 
 /*
  * One candidate finding, or (rule < 0) a touch: an object the statement
@@ -132,6 +139,7 @@ typedef struct EltScript
 	List	   *gone;			/* oids dropped, renamed or moved away */
 	List	   *col_keys;		/* char *: "<oid>.<name>" */
 	List	   *col_attnums;	/* int: live attnum, 0 new, -1 gone */
+	List	   *index_stmts;	/* IndexStmt *: CREATE UNIQUE INDEX with a name */
 	bool		lock_timeout;	/* a lock_timeout is set */
 } EltScript;
 
@@ -170,6 +178,21 @@ extern Datum EltTextArray(List *list);
 
 /* contracts_classify.c */
 extern void EltClassify(EltClassified *c, Node *stmt);
+
+/* contracts_maintain.c */
+extern void EltClassifyMaintain(EltClassified *c, Node *stmt);
+extern void EltAddLock(EltClassified *c, Oid relid, LOCKMODE mode);
+extern void EltAlterTableLocks(EltClassified *c, Oid relid, AlterTableStmt *stmt);
+extern void EltAddDomainScans(EltClassified *c, Oid typid, int rule, const char *what);
+extern char *EltIndexesRebuilt(Oid relid, AttrNumber attnum, Oid otyp, Oid ocoll,
+							   Oid ntyp, Oid ncoll);
+extern bool EltTableSettingIsNoop(Oid relid, AlterTableCmd *cmd);
+
+/* contracts_keys.c */
+extern bool EltUniqueIndexIsDuplicate(Oid relid, IndexStmt *stmt);
+extern bool EltUniqueIndexHasTwin(Oid table, Oid idx, List *also_dropped);
+extern bool EltKeySwapKeepsKey(EltClassified *c, Oid relid, const char *conname,
+							   char contype, List *cmds);
 
 /* contracts_judge.c */
 extern void EltJudge(EltClassified *c, bool lock_timeout_set);

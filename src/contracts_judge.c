@@ -15,10 +15,16 @@
  *            (pg_depend views, materialized views and functions, per column
  *            where PostgreSQL records it, and registered consumers), table
  *            sizes for index builds, EG117 for columns a registered
- *            consumer uses, EG208; drops breaking findings on a table
+ *            consumer uses, EG208 (advice: a lock of SHARE or stronger on
+ *            a live governed relation with lock_timeout = 0, whatever its
+ *            size); size-dependent hazards only over elt.large_table_rows;
+ *            drops breaking findings on a table
  *            the session's named migration created that nothing reads
  *            (at sql_drop: no consumer, no view dropped with it);
- *   decide   outside a migration any breaking or lock-hazard finding under
+ *   decide   (advice never blocks nor warns: it is recorded, 'allowed', and
+ *            listed in the detail of a statement blocked or warned for
+ *            other findings);
+ *            outside a migration any breaking or lock-hazard finding under
  *            policy enforce blocks the statement (SQLSTATE 42ZEG), policy
  *            warn raises one WARNING, policy off records only; inside a
  *            migration everything is approved.  What goes ahead is written
@@ -686,7 +692,6 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 	List	   *kept = NIL;
 	List	   *looked_up = NIL;	/* candidates whose relation was looked up */
 	ListCell   *lc;
-	EltCandidate *hazard = NULL;
 	int64		window = -1;	/* the session's migration window, once looked up */
 
 	foreach(lc, c->cands)
@@ -702,6 +707,9 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 			continue;
 		}
 		if (!actor_may(c, cand))
+			continue;
+		/* EG208: a lock taken with a lock_timeout cannot queue traffic for long */
+		if ((cand->flags & CAND_LOCK) && lock_timeout_set)
 			continue;
 		/* the old relation of a committed swap: dbt drops its backup */
 		if ((cand->rule == R_DROP_TABLE || cand->rule == R_DROP_VIEW) &&
@@ -794,6 +802,7 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 				cand->reason = psprintf("%s (about %.0f rows, over elt.large_table_rows = %d)",
 										cand->reason, rows, elt_large_table_rows);
 			cand->reason = psprintf("%s%s", cand->reason,
+									cand->rule == R_CREATE_INDEX &&
 									get_rel_relkind(cand->relid) == RELKIND_PARTITIONED_TABLE ?
 									"; a partitioned table cannot be indexed CONCURRENTLY: create the index ON ONLY the parent, CONCURRENTLY on each partition, then ATTACH PARTITION each" : "");
 		}
@@ -825,23 +834,7 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 				continue;
 			}
 		}
-		if (cand->rule >= 0 && RULE_IS_HAZARD(cand->rule) && hazard == NULL)
-			hazard = cand;
 		cand->dependents = deps;
-		kept = lappend(kept, cand);
-		MemoryContextSwitchTo(old);
-	}
-	if (hazard != NULL && !lock_timeout_set)
-	{
-		MemoryContext old = MemoryContextSwitchTo(c->cxt);
-		EltCandidate *cand = palloc0(sizeof(EltCandidate));
-
-		cand->rule = R_NO_LOCK_TIMEOUT;
-		cand->relid = hazard->relid;
-		cand->object = hazard->object;
-		cand->policy = hazard->policy;
-		cand->reason = psprintf("runs a lock hazard (%s) on %s with lock_timeout = 0: while it waits for its lock, every query on the table queues behind it",
-								EltContractRules[hazard->rule].code, hazard->object);
 		kept = lappend(kept, cand);
 		MemoryContextSwitchTo(old);
 	}
@@ -870,9 +863,13 @@ join_strings(List *list, const char *sep)
 	return buf.data;
 }
 
-/* Message, detail and hint of findings that block or warn. */
+/*
+ * Message, detail and hint of findings that block or warn; the statement's
+ * advice (EG208), which never blocks or warns by itself, is listed at the
+ * end of the detail.
+ */
 static void
-describe(List *findings, char **msg, char **detail, char **hint)
+describe(List *findings, List *advice, char **msg, char **detail, char **hint)
 {
 	StringInfoData m;
 	StringInfoData d;
@@ -922,6 +919,12 @@ describe(List *findings, char **msg, char **detail, char **hint)
 		}
 		appendStringInfoString(&h, join_strings(hints, "\n"));
 	}
+	foreach(lc, advice)
+	{
+		EltCandidate *f = (EltCandidate *) lfirst(lc);
+
+		appendStringInfo(&d, "\nAdvice %s: %s.", EltContractRules[f->rule].code, f->reason);
+	}
 	*msg = m.data;
 	*detail = d.data;
 	*hint = h.data;
@@ -938,6 +941,7 @@ decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool de
 	int64		migration;
 	List	   *blocked = NIL;
 	List	   *warned = NIL;
+	List	   *advice = NIL;
 	List	   *findings = NIL;
 	EltCandidate *touch = NULL;
 	ListCell   *lc;
@@ -964,6 +968,12 @@ decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool de
 			continue;
 		}
 		findings = lappend(findings, f);
+		/* advice never blocks nor warns by itself */
+		if (RULE_IS_ADVICE(f->rule))
+		{
+			advice = lappend(advice, f);
+			continue;
+		}
 		if (migration > 0)
 			continue;
 		if (strcmp(f->policy, "enforce") == 0)
@@ -976,7 +986,7 @@ decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool de
 
 	if (blocked != NIL)
 	{
-		describe(blocked, &msg, &detail, &hint);
+		describe(blocked, advice, &msg, &detail, &hint);
 		ereport(LOG,
 				(errmsg("elt_governance blocked a change by role \"%s\": %s",
 						GetUserNameFromId(cw->actor, false), msg),
@@ -990,14 +1000,14 @@ decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool de
 	}
 	if (warned != NIL)
 	{
-		describe(warned, &msg, &detail, &hint);
+		describe(warned, advice, &msg, &detail, &hint);
 		ereport(WARNING,
 				(errcode(ERRCODE_ELT_CHANGE_BLOCKED),
 				 errmsg("%s", msg),
 				 errdetail("%s", detail),
 				 errhint("%s", hint)));
 	}
-	if (migration > 0 && findings != NIL)
+	if (migration > 0 && list_length(findings) > list_length(advice))
 	{
 		List	   *codes = NIL;
 
@@ -1005,7 +1015,8 @@ decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool de
 		{
 			EltCandidate *f = (EltCandidate *) lfirst(lc);
 
-			if (!EltStringMember(codes, EltContractRules[f->rule].code))
+			if (!RULE_IS_ADVICE(f->rule) &&
+				!EltStringMember(codes, EltContractRules[f->rule].code))
 				codes = lappend(codes, (char *) EltContractRules[f->rule].code);
 		}
 		ereport(NOTICE,
@@ -1027,7 +1038,10 @@ decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool de
 		{
 			EltCandidate *f = (EltCandidate *) lfirst(lc);
 
-			if (migration > 0 && strcmp(f->policy, "off") != 0)
+			if (RULE_IS_ADVICE(f->rule))
+				decisions = lappend(decisions,
+									strcmp(f->policy, "off") == 0 ? "recorded" : "allowed");
+			else if (migration > 0 && strcmp(f->policy, "off") != 0)
 				decisions = lappend(decisions, "approved");
 			else if (strcmp(f->policy, "warn") == 0)
 				decisions = lappend(decisions, "warned");

@@ -183,9 +183,16 @@ elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 						  &saved);
 	PG_TRY();
 	{
-		/* TRUNCATE fires no event trigger: classify it here */
+		/*
+		 * TRUNCATE, REINDEX, VACUUM and CLUSTER fire no event trigger on
+		 * PostgreSQL 15: classify them here
+		 */
 		if (IsA(pstmt->utilityStmt, TruncateStmt) && elt_enabled)
 			EltContractsCheck(pstmt->utilityStmt, CMDTAG_TRUNCATE_TABLE);
+		else if ((IsA(pstmt->utilityStmt, ReindexStmt) ||
+				  IsA(pstmt->utilityStmt, VacuumStmt) ||
+				  IsA(pstmt->utilityStmt, ClusterStmt)) && elt_enabled)
+			EltContractsCheck(pstmt->utilityStmt, CreateCommandTag(pstmt->utilityStmt));
 		if (prev_ProcessUtility)
 			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);

@@ -1,0 +1,334 @@
+/*
+ * contracts_keys.c — the keys of unique indexes, for the contracts engine:
+ * what decides which rows a unique index lets in (its key columns,
+ * operator families, collations, expressions, predicate), compared between
+ * indexes and with an index a statement would build.
+ *
+ * Owns: EltUniqueIndexIsDuplicate (CREATE UNIQUE INDEX of a twin, as
+ * pg_repack builds), EltUniqueIndexHasTwin (DROP INDEX of one), and
+ * EltKeySwapKeepsKey (DROP CONSTRAINT pkey, ADD PRIMARY KEY USING INDEX on
+ * the same key).
+ *
+ * Calls: PostgreSQL's catalog and relcache only.  Called by
+ * contracts_classify.c.
+ *
+ * Locking: AccessShareLock on the table and its indexes, to read their
+ * keys; the statement being classified takes a stronger lock on the table
+ * anyway.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_index.h"
+#include "commands/defrem.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_utilcmd.h"
+#include "storage/lmgr.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+
+#include "contracts_int.h"
+
+/* What decides which rows a unique index lets in: its keys, not its name. */
+typedef struct UniqueKey
+{
+	Oid			am;
+	int			nkeys;
+	AttrNumber	attnums[INDEX_MAX_KEYS];	/* 0 for an expression */
+	Oid			opfamily[INDEX_MAX_KEYS];
+	Oid			opcintype[INDEX_MAX_KEYS];
+	Oid			collation[INDEX_MAX_KEYS];
+	List	   *exprs;			/* planner form, as the relcache keeps it */
+	List	   *pred;			/* implicit-AND list, NIL for none */
+	bool		nulls_not_distinct;
+} UniqueKey;
+
+/* The key of an existing unique index, whatever its state. */
+static void
+unique_key_of_index(Relation irel, UniqueKey *k)
+{
+	Form_pg_index ix = irel->rd_index;
+	int			i;
+
+	k->am = irel->rd_rel->relam;
+	k->nkeys = ix->indnkeyatts;
+	for (i = 0; i < k->nkeys; i++)
+	{
+		k->attnums[i] = ix->indkey.values[i];
+		k->opfamily[i] = irel->rd_opfamily[i];
+		k->opcintype[i] = irel->rd_opcintype[i];
+		k->collation[i] = irel->rd_indcollation[i];
+	}
+	k->exprs = RelationGetIndexExpressions(irel);
+	k->pred = RelationGetIndexPredicate(irel);
+	k->nulls_not_distinct = ix->indnullsnotdistinct;
+}
+
+/* Whether an index is unique and checks every write now: valid, not deferrable. */
+static bool
+unique_index_checks_now(Relation irel)
+{
+	Form_pg_index ix = irel->rd_index;
+
+	return ix->indisunique && ix->indisvalid && ix->indisready && ix->indislive &&
+		ix->indimmediate;
+}
+
+/*
+ * The key CREATE UNIQUE INDEX would build, from its statement transformed
+ * as PostgreSQL transforms it (expressions and predicate cooked, then
+ * brought to the relcache's planner form), or false if a name in it does
+ * not resolve (PostgreSQL reports that when it runs the statement).
+ */
+static bool
+unique_key_of_stmt(Oid relid, IndexStmt *stmt, UniqueKey *k)
+{
+	/* transformIndexStmt scribbles on its argument: PostgreSQL transforms the original later */
+	IndexStmt  *t = transformIndexStmt(relid, copyObject(stmt), NULL);
+	ListCell   *lc;
+	int			i = 0;
+
+	k->am = get_index_am_oid(t->accessMethod, true);
+	if (!OidIsValid(k->am) || list_length(t->indexParams) > INDEX_MAX_KEYS)
+		return false;
+	k->nkeys = list_length(t->indexParams);
+	k->exprs = NIL;
+	foreach(lc, t->indexParams)
+	{
+		IndexElem  *e = lfirst_node(IndexElem, lc);
+		Oid			type;
+		Oid			coll;
+		Oid			opclass;
+
+		if (e->name != NULL)
+		{
+			k->attnums[i] = get_attnum(relid, e->name);
+			if (k->attnums[i] == InvalidAttrNumber)
+				return false;
+			{
+				int32		typmod;
+
+				get_atttypetypmodcoll(relid, k->attnums[i], &type, &typmod, &coll);
+			}
+		}
+		else
+		{
+			Node	   *expr = eval_const_expressions(NULL, e->expr);
+
+			fix_opfuncids(expr);
+			k->attnums[i] = 0;
+			k->exprs = lappend(k->exprs, expr);
+			type = exprType(expr);
+			coll = exprCollation(expr);
+		}
+		if (e->collation != NIL)
+			coll = get_collation_oid(e->collation, true);
+		opclass = e->opclass != NIL ? get_opclass_oid(k->am, e->opclass, true)
+			: GetDefaultOpClass(type, k->am);
+		if (!OidIsValid(opclass))
+			return false;
+		k->opfamily[i] = get_opclass_family(opclass);
+		k->opcintype[i] = get_opclass_input_type(opclass);
+		k->collation[i] = coll;
+		i++;
+	}
+	k->pred = NIL;
+	if (t->whereClause != NULL)
+	{
+		Node	   *pred = eval_const_expressions(NULL, t->whereClause);
+
+		pred = (Node *) canonicalize_qual((Expr *) pred, false);
+		fix_opfuncids(pred);
+		k->pred = make_ands_implicit((Expr *) pred);
+	}
+	k->nulls_not_distinct = t->nulls_not_distinct;
+	return true;
+}
+
+/*
+ * Whether every write that "have" lets in, "want" lets in too: the same
+ * access method, key columns and expressions (operator families, input
+ * types, collations) and predicate, and NULLs distinct in "want" unless
+ * "have" treats them as not distinct.  INCLUDE columns and sort orders do
+ * not decide which rows a unique index lets in.
+ */
+static bool
+unique_key_covers(const UniqueKey *have, const UniqueKey *want)
+{
+	int			i;
+
+	if (have->am != want->am || have->nkeys != want->nkeys ||
+		(want->nulls_not_distinct && !have->nulls_not_distinct))
+		return false;
+	for (i = 0; i < have->nkeys; i++)
+		if (have->attnums[i] != want->attnums[i] || have->opfamily[i] != want->opfamily[i] ||
+			have->opcintype[i] != want->opcintype[i] || have->collation[i] != want->collation[i])
+			return false;
+	return equal(have->exprs, want->exprs) && equal(have->pred, want->pred);
+}
+
+/*
+ * Whether a valid unique index of the table, other than skip and the
+ * indexes in also_dropped, lets in no more writes than key: then a new
+ * unique index with that key (pg_repack --only-indexes builds one on the
+ * key of every unique index) makes no write fail, and dropping an index
+ * with that key leaves the same rule in place.
+ */
+static bool
+unique_key_exists(Oid relid, const UniqueKey *key, Oid skip, List *also_dropped)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, indexes)
+	{
+		Oid			ioid = lfirst_oid(lc);
+		Relation	irel;
+		UniqueKey	have;
+
+		if (ioid == skip || list_member_oid(also_dropped, ioid))
+			continue;
+		irel = index_open(ioid, AccessShareLock);
+		if (unique_index_checks_now(irel))
+		{
+			unique_key_of_index(irel, &have);
+			found = unique_key_covers(&have, key);
+		}
+		index_close(irel, AccessShareLock);
+		if (found)
+			break;
+	}
+	list_free(indexes);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Whether CREATE UNIQUE INDEX duplicates a unique index (of a primary key,
+ * a unique constraint, or alone) the table has: exactly the same key
+ * columns, expressions and predicate.
+ */
+bool
+EltUniqueIndexIsDuplicate(Oid relid, IndexStmt *stmt)
+{
+	UniqueKey	want;
+
+	/* the statement will take ShareUpdateExclusiveLock or more on it anyway */
+	LockRelationOid(relid, AccessShareLock);
+	if (!unique_key_of_stmt(relid, stmt, &want))
+		return false;
+	return unique_key_exists(relid, &want, InvalidOid, NIL);
+}
+
+/*
+ * Whether dropping the unique index idx of table, with the indexes in
+ * also_dropped, leaves a twin that lets in no more writes: then upserts
+ * find the twin and no duplicate becomes possible.  Not for the replica
+ * identity index (logical replication would lose its key).
+ */
+bool
+EltUniqueIndexHasTwin(Oid table, Oid idx, List *also_dropped)
+{
+	Relation	irel = index_open(idx, AccessShareLock);
+	UniqueKey	key;
+	bool		twin = false;
+
+	if (irel->rd_index->indisunique && !irel->rd_index->indisreplident)
+	{
+		unique_key_of_index(irel, &key);
+		twin = unique_key_exists(table, &key, idx, also_dropped);
+	}
+	index_close(irel, AccessShareLock);
+	return twin;
+}
+
+/*
+ * The key of the index a USING INDEX constraint names: a live index of the
+ * table, else (check_ddl) one a CREATE UNIQUE INDEX earlier in the script
+ * builds on it, from its statement.  False if neither.
+ */
+static bool
+key_of_named_index(EltClassified *c, Oid relid, const char *name, UniqueKey *k)
+{
+	Oid			ioid = get_relname_relid(name, get_rel_namespace(relid));
+	ListCell   *lc;
+
+	if (OidIsValid(ioid))
+	{
+		Relation	irel;
+		bool		ok;
+
+		if (IndexGetRelation(ioid, true) != relid)
+			return false;
+		irel = index_open(ioid, AccessShareLock);
+		ok = unique_index_checks_now(irel) || c->script != NULL;
+		if (ok)
+			unique_key_of_index(irel, k);
+		index_close(irel, AccessShareLock);
+		return ok;
+	}
+	if (c->script == NULL)
+		return false;
+	foreach(lc, c->script->index_stmts)
+	{
+		IndexStmt  *stmt = (IndexStmt *) lfirst(lc);
+
+		if (stmt->idxname != NULL && strcmp(stmt->idxname, name) == 0 &&
+			RangeVarGetRelid(stmt->relation, NoLock, true) == relid)
+			return unique_key_of_stmt(relid, stmt, k);
+	}
+	return false;
+}
+
+/*
+ * Whether dropping constraint conname (a PRIMARY KEY or UNIQUE constraint
+ * of relid) is half of a swap that keeps its key: another subcommand of
+ * the same ALTER TABLE adds a constraint of the same kind (a primary key
+ * for a primary key) USING INDEX an index with exactly the same key, as
+ * after CREATE UNIQUE INDEX CONCURRENTLY.  Upserts and foreign keys then
+ * find the same rule in place.
+ */
+bool
+EltKeySwapKeepsKey(EltClassified *c, Oid relid, const char *conname, char contype,
+				   List *cmds)
+{
+	Oid			conoid = get_relation_constraint_oid(relid, conname, true);
+	Oid			idx = OidIsValid(conoid) ? get_constraint_index(conoid) : InvalidOid;
+	UniqueKey	old;
+	Relation	irel;
+	ListCell   *lc;
+
+	if (!OidIsValid(idx))
+		return false;
+	irel = index_open(idx, AccessShareLock);
+	unique_key_of_index(irel, &old);
+	index_close(irel, AccessShareLock);
+	foreach(lc, cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+		Constraint *con = (Constraint *) cmd->def;
+		UniqueKey	new;
+
+		if (cmd->subtype != AT_AddConstraint || con == NULL || !IsA(con, Constraint) ||
+			con->indexname == NULL)
+			continue;
+		if (!(con->contype == CONSTR_PRIMARY ||
+			  (con->contype == CONSTR_UNIQUE && contype == CONSTRAINT_UNIQUE)))
+			continue;
+		if (key_of_named_index(c, relid, con->indexname, &new) &&
+			old.nulls_not_distinct == new.nulls_not_distinct &&
+			unique_key_covers(&old, &new) && unique_key_covers(&new, &old))
+			return true;
+	}
+	return false;
+}
