@@ -712,7 +712,8 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 		if ((cand->flags & CAND_LOCK) && lock_timeout_set)
 			continue;
 		/* the old relation of a committed swap: dbt drops its backup */
-		if ((cand->rule == R_DROP_TABLE || cand->rule == R_DROP_VIEW) &&
+		if ((cand->rule == R_DROP_TABLE || cand->rule == R_DROP_VIEW ||
+			 (cand->flags & CAND_LOCK)) &&
 			EltSwapRetired(cand->relid))
 			continue;
 		old = MemoryContextSwitchTo(c->cxt);

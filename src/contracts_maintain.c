@@ -111,7 +111,7 @@ static char *
 lock_reason(Oid relid, LOCKMODE mode)
 {
 	return psprintf("takes %s %s lock on %s with lock_timeout = 0: while it waits for the lock behind any open transaction that uses the table, every %s of the table queues behind it",
-					mode == ShareLock ? "a" : "an", lock_name(mode), EltRelDisplay(relid),
+					lock_name(mode)[0] == 'S' ? "a" : "an", lock_name(mode), EltRelDisplay(relid),
 					mode == AccessExclusiveLock ? "query (reads and writes)" : "write");
 }
 
