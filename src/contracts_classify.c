@@ -7,20 +7,23 @@
  * RENAME, SET SCHEMA, DROP, ALTER TYPE ... VALUE, ALTER DOMAIN, CREATE
  * INDEX, TRUNCATE), which turn a statement into candidates: findings under
  * a rule of the table in contracts_rules.c, and "touches" of objects with
- * no finding.  Nothing here knows about policies: contracts_judge.c keeps
- * the candidates that concern governed objects.
+ * no finding; the EG208 candidates of the locks each takes.  Scans,
+ * builds and rewrites are marked CAND_NEEDS_SIZE (add_cand).  Rebuild
+ * commands (REINDEX, VACUUM, CLUSTER, REFRESH MATERIALIZED VIEW) are
+ * dispatched to contracts_maintain.c.  Nothing here knows about policies:
+ * contracts_judge.c keeps the candidates that concern governed objects.
  *
- * Calls: contracts_rules.c (names, rule codes, type widening); deploy.c
+ * Calls: contracts_maintain.c (rebuilds, locks, domain scans, EG214, no-op
+ * settings); contracts_keys.c (unique keys: twins, key swaps);
+ * contracts_rules.c (names, rule codes, type widening); deploy.c
  * (the table elt.deploy_init() is moving).  Called by contracts_judge.c
  * (live statements), contracts_script.c (elt.check_ddl()) and, for
  * EltEnumAddFindsValue, the version recorder.
  *
  * Runs in the caller's context (its search_path resolves the names) and
- * allocates candidates in c->cxt.  Runs no SQL.  Takes no lock, except
- * AccessShareLock on a table a CREATE UNIQUE INDEX or DROP INDEX of a unique
- * index targets, to compare the index with the table's unique indexes (a
- * twin of one, as pg_repack builds, changes no write); the statement takes a
- * stronger lock on it anyway.
+ * allocates candidates in c->cxt.  Runs no SQL.  Takes no lock itself;
+ * contracts_keys.c takes AccessShareLock on a table whose unique keys it
+ * compares (the statement takes a stronger lock on it anyway).
  */
 #include "postgres.h"
 
