@@ -13,17 +13,17 @@
  *            judged only under the partition's own target, else recorded
  *            as safe); adds the dependents of breaking findings
  *            (pg_depend views, materialized views and functions, per column
- *            where PostgreSQL records it, and registered consumers), table
- *            sizes for index builds, EG117 for columns a registered
- *            consumer uses, EG208 (advice: a lock of SHARE or stronger on
- *            a live governed relation with lock_timeout = 0, whatever its
- *            size); size-dependent hazards only over elt.large_table_rows;
- *            drops breaking findings on a table
- *            the session's named migration created that nothing reads
- *            (at sql_drop: no consumer, no view dropped with it);
- *   decide   (advice never blocks nor warns: it is recorded, 'allowed', and
- *            listed in the detail of a statement blocked or warned for
- *            other findings);
+ *            where PostgreSQL records it, and registered consumers);
+ *            keeps scans, builds and rewrites (CAND_NEEDS_SIZE) only on a
+ *            relation over elt.large_table_rows; EG117 for columns a
+ *            registered consumer uses; EG208 (advice: a lock of SHARE or
+ *            stronger on a live governed relation, whatever its size) only
+ *            when no lock_timeout is set; drops breaking findings on a
+ *            table the session's named migration created that nothing
+ *            reads (at sql_drop: no consumer, no view dropped with it);
+ *   decide   advice never blocks nor warns: it is recorded ('allowed', or
+ *            'recorded' under off) and listed in the detail of a statement
+ *            blocked or warned for other findings;
  *            outside a migration any breaking or lock-hazard finding under
  *            policy enforce blocks the statement (SQLSTATE 42ZEG), policy
  *            warn raises one WARNING, policy off records only; inside a
@@ -41,9 +41,11 @@
  * contracts_script.c.
  *
  * Locking: judging takes no lock, except to estimate the size of a governed
- * table for CREATE INDEX and DROP INDEX without CONCURRENTLY: it then takes
- * the lock the statement is about to take anyway (SHARE, ACCESS EXCLUSIVE),
- * so that it never upgrades a lock it holds.
+ * relation never analyzed, for a hazard that depends on size (scans,
+ * builds, rewrites: CAND_NEEDS_SIZE): it then takes, if it is free at once,
+ * the lock the statement is about to take anyway (the candidate's
+ * lockmode: SHARE, SHARE ROW EXCLUSIVE, ACCESS EXCLUSIVE), so that it never
+ * upgrades a lock it holds.
  */
 #include "postgres.h"
 
