@@ -205,5 +205,6 @@ extern void EltContractsKeepDeferred(List *findings, List *decisions, const char
 									 const char *statement, int64 migration);
 extern void EltContractsForgetDeferred(void);
 extern void EltContractsFollowRegistrations(EltCatalogWrite *cw, List *findings);
+extern bool EltAdviceRecordable(void);
 
 #endif							/* ELT_CONTRACTS_INT_H */

@@ -1029,6 +1029,20 @@ decide_and_record(EltCatalogWrite *cw, EltClassified *c, CommandTag tag, bool de
 	}
 
 	EltContractsFollowRegistrations(cw, findings);
+	/* a catalog older than 0.9.0 has no class 'advice': its statement is safe */
+	if (advice != NIL && !EltAdviceRecordable())
+	{
+		List	   *kept = NIL;
+
+		foreach(lc, findings)
+		{
+			if (!list_member_ptr(advice, lfirst(lc)))
+				kept = lappend(kept, lfirst(lc));
+		}
+		findings = kept;
+		if (findings == NIL && touch == NULL)
+			return;
+	}
 	statement = EltCurrentStatement();
 	if (findings == NIL)
 	{

@@ -169,6 +169,24 @@ copy_candidate(EltCandidate *f)
 	return n;
 }
 
+/*
+ * Whether elt.schema_changes accepts class 'advice' (the catalog is at
+ * 0.9.0 or later; the library may run on an older one until ALTER
+ * EXTENSION UPDATE): 0.9.0 also brought elt.check_ddl(text, boolean),
+ * which the syscache finds cheaply.
+ */
+bool
+EltAdviceRecordable(void)
+{
+	Oid			nsp = get_namespace_oid(ELT_SCHEMA_NAME, true);
+	Oid			argtypes[2] = {TEXTOID, BOOLOID};
+
+	return OidIsValid(nsp) &&
+		SearchSysCacheExists3(PROCNAMEARGSNSP, CStringGetDatum("check_ddl"),
+							  PointerGetDatum(buildoidvector(argtypes, 2)),
+							  ObjectIdGetDatum(nsp));
+}
+
 /* Write what a statement did to elt.schema_changes and the audit log. */
 void
 EltContractsWriteRecords(EltCatalogWrite *cw, List *findings, List *decisions,
