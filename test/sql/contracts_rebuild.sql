@@ -225,6 +225,13 @@ ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD CONSTRAINT k_pkey PRIMARY KEY USING 
 SELECT conname, conindid::regclass FROM pg_constraint WHERE conrelid = 'r.k'::regclass AND contype = 'p';
 SELECT rule, class, object, decision FROM elt.schema_changes ORDER BY change_id DESC LIMIT 1;
 
+-- the no-op settings copy nothing, as their findings say: the file stays
+CREATE TEMP TABLE fn AS SELECT pg_relation_filenode('r.big') AS before;
+ALTER TABLE r.big SET LOGGED;
+ALTER TABLE r.big SET TABLESPACE pg_default;
+ALTER TABLE r.big SET ACCESS METHOD heap;
+SELECT pg_relation_filenode('r.big') = before AS same_file FROM fn;
+
 -- what schema_changes and elt.my_findings hold for advice
 SELECT class, decision, count(*) FROM elt.schema_changes GROUP BY 1, 2 ORDER BY 1, 2;
 
