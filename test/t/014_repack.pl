@@ -100,10 +100,16 @@ my $other = filenode('wh.other_pkey');
 repack('-t other', '-t', 'wh.orders', '--only-indexes');
 is(filenode('wh.other_pkey'), $other, '-t: the other table\'s index is not touched');
 
-# the repack did its changes as safe ones, never blocked
+# the repack did its changes as safe ones, never blocked (its short
+# ACCESS EXCLUSIVE locks, taken with no lock_timeout, are advice: EG208)
 is($node->safe_psql('postgres', q{
-	SELECT count(*) FROM elt.schema_changes WHERE rule IS NOT NULL OR decision <> 'allowed'}),
+	SELECT count(*) FROM elt.schema_changes
+	WHERE (rule IS NOT NULL AND class <> 'advice') OR decision <> 'allowed'}),
 	'0', 'every change pg_repack made was judged safe and allowed');
+is($node->safe_psql('postgres', q{
+	SELECT coalesce(string_agg(DISTINCT rule || ':' || command_tag, ','), '')
+	FROM elt.schema_changes WHERE class = 'advice'}),
+	'EG208:ALTER TABLE', 'its advice: EG208 on its ALTER TABLE');
 
 # the view still reads the table, and writes still meet every key
 is($node->safe_psql('postgres', q{SELECT count(*) > 0 FROM wh.big_orders}), 't', 'the view reads the table');

@@ -142,7 +142,7 @@ is($node->safe_psql('warehouse',
 is($node->safe_psql('warehouse',
 		q{SELECT count(DISTINCT c.xid) || ' ' || string_agg(DISTINCT c.decision, ',')
 		  FROM elt.schema_changes c JOIN elt.migration_windows m USING (migration_id)
-		  WHERE m.name = 'dbt-release-42' AND c.class <> 'safe'}),
+		  WHERE m.name = 'dbt-release-42' AND c.class NOT IN ('safe', 'advice')}),
 	'2 approved', 'the findings of both sessions carry the window, approved');
 is($node->safe_psql('warehouse',
 		q{SELECT count(*) FROM elt.schema_changes WHERE role = 'dbt' AND class <> 'safe' AND migration_id IS NULL}),
@@ -153,7 +153,8 @@ is($node->safe_psql('warehouse',
 my $seen = $node->safe_psql('warehouse',
 	q{SELECT string_agg(DISTINCT rule || ' ' || decision || ' ' || migration, ',') FROM elt.my_findings},
 	connstr => $node->connstr('warehouse') . ' user=dbt');
-is($seen, 'EG105 approved dbt-release-42', 'dbt sees its approved findings, with the window');
+is($seen, 'EG105 approved dbt-release-42,EG208 allowed dbt-release-42',
+	'dbt sees its approved findings (and its advice), with the window');
 is($node->safe_psql('warehouse', q{SELECT count(*) FROM elt.my_findings},
 		connstr => $node->connstr('warehouse') . ' user=nobody'),
 	'0', 'another role sees none of them');
