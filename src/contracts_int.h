@@ -132,8 +132,39 @@ typedef struct EltScript
 	List	   *gone;			/* oids dropped, renamed or moved away */
 	List	   *col_keys;		/* char *: "<oid>.<name>" */
 	List	   *col_attnums;	/* int: live attnum, 0 new, -1 gone */
-	bool		lock_timeout;	/* a lock_timeout is set */
+	bool		lock_timeout;	/* a lock_timeout is in force now */
+	/* contracts_script_state.c: transactions and what else the script did */
+	bool		in_block;		/* inside BEGIN ... COMMIT */
+	bool		lt_session;		/* session lock_timeout set */
+	int			lt_local;		/* SET LOCAL in the block: -1 none, 0 off, 1 on */
+	List	   *held_ae;		/* Oid: ACCESS EXCLUSIVE held in the transaction */
+	List	   *cons;			/* EltScriptCon *: last entry per name wins */
+	List	   *unnamed_con_rels;	/* Oid: got a constraint of a generated name */
+	List	   *cols;			/* EltScriptCol *: columns the script added */
+	List	   *created_funcs;	/* char *: names of functions and procedures */
+	struct EltScript *saved;	/* the state at BEGIN, for ROLLBACK */
 } EltScript;
+
+/* A constraint the script added, validated, renamed or dropped. */
+typedef struct EltScriptCon
+{
+	Oid			relid;
+	char	   *name;
+	bool		gone;			/* dropped or renamed away */
+	bool		valid;
+	char	   *notnull_col;	/* CHECK (col IS NOT NULL): col */
+} EltScriptCon;
+
+/* A column the script added to a live table, as it now is. */
+typedef struct EltScriptCol
+{
+	Oid			relid;
+	char	   *name;
+	Oid			typid;			/* InvalidOid: a type the script creates */
+	int32		typmod;
+	bool		not_null;
+	bool		has_default;
+} EltScriptCol;
 
 typedef enum
 {
@@ -170,6 +201,15 @@ extern Datum EltTextArray(List *list);
 
 /* contracts_classify.c */
 extern void EltClassify(EltClassified *c, Node *stmt);
+
+/* contracts_script_state.c */
+extern void EltScriptBegin(EltScript *s, bool single_transaction);
+extern bool EltScriptTransaction(EltScript *s, Node *stmt);
+extern void EltClassifyHeldLocks(EltClassified *c, Node *stmt);
+extern void EltScriptClassify(EltClassified *c, Node *stmt);
+extern List *EltScriptBlockFindings(EltClassified *c, Node *stmt);
+extern void EltScriptRemember(EltClassified *c, Node *stmt);
+extern void EltScriptEndStatement(EltScript *s);
 
 /* contracts_judge.c */
 extern void EltJudge(EltClassified *c, bool lock_timeout_set);

@@ -1205,6 +1205,8 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 	c.cxt = CurrentMemoryContext;
 	c.actor = GetUserId();
 	EltClassify(&c, parsetree);
+	/* before anything here locks: the locks the transaction already holds */
+	EltClassifyHeldLocks(&c, parsetree);
 	if (c.cands == NIL)
 		return;
 	EltCatalogWriteBegin(&cw);
