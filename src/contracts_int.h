@@ -206,6 +206,7 @@ extern void EltClassify(EltClassified *c, Node *stmt);
 extern void EltScriptBegin(EltScript *s, bool single_transaction);
 extern bool EltScriptTransaction(EltScript *s, Node *stmt);
 extern void EltClassifyHeldLocks(EltClassified *c, Node *stmt);
+extern void EltLiveAddedColumns(EltClassified *c, Node *stmt);
 extern void EltScriptClassify(EltClassified *c, Node *stmt);
 extern List *EltScriptBlockFindings(EltClassified *c, Node *stmt);
 extern void EltScriptRemember(EltClassified *c, Node *stmt);

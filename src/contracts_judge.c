@@ -1207,6 +1207,7 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 	EltClassify(&c, parsetree);
 	/* before anything here locks: the locks the transaction already holds */
 	EltClassifyHeldLocks(&c, parsetree);
+	EltLiveAddedColumns(&c, parsetree);
 	if (c.cands == NIL)
 		return;
 	EltCatalogWriteBegin(&cw);

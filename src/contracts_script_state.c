@@ -40,8 +40,10 @@
 #include "nodes/primnodes.h"
 #include "parser/parse_type.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 
 #include "contracts_int.h"
@@ -635,11 +637,13 @@ classify_added_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 						 CAND_WRITERS);
 			break;
 		case AT_SetNotNull:
-			if (k->not_null || k->has_default)
+			if (k->not_null)
 				break;
-			cand_add(c, R_SET_NOT_NULL, relid, object,
-					 psprintf("sets column %s, which the script added without a default, NOT NULL: every INSERT that does not name it fails", object),
-					 CAND_WRITERS | CAND_NOT_NULL_PROOF)->colname = pstrdup(cmd->name);
+			/* with a default, no writer that knows the column yet stores NULL */
+			if (!k->has_default)
+				cand_add(c, R_SET_NOT_NULL, relid, object,
+						 psprintf("sets column %s, which the script added without a default, NOT NULL: every INSERT that does not name it fails", object),
+						 CAND_WRITERS | CAND_NOT_NULL_PROOF)->colname = pstrdup(cmd->name);
 			cand_add(c, R_NOT_NULL_SCAN, relid, object,
 					 psprintf("sets column %s NOT NULL: the whole table is scanned under an ACCESS EXCLUSIVE lock", object),
 					 CAND_NOT_NULL_PROOF)->colname = pstrdup(cmd->name);
@@ -926,5 +930,121 @@ EltScriptRemember(EltClassified *c, Node *stmt)
 		default:
 			break;
 	}
+	MemoryContextSwitchTo(old);
+}
+
+/* ------------------------------------------------------------------------
+ * Live: columns added by the current transaction
+ * ------------------------------------------------------------------------
+ */
+
+/* Columns ("<oid>.<name>") the current transaction added, and its lxid. */
+static List *live_added = NIL;
+static LocalTransactionId live_added_lxid = InvalidLocalTransactionId;
+
+/* The list of the current transaction (a new one starts empty). */
+static List *
+live_added_now(void)
+{
+	if (live_added_lxid != MyProc->lxid)
+	{
+		live_added = NIL;		/* freed with the transaction that made it */
+		live_added_lxid = MyProc->lxid;
+	}
+	return live_added;
+}
+
+/* Whether a finding on a column the transaction added still applies. */
+static bool
+added_finding_applies(EltCandidate *cand)
+{
+	FormData_pg_attribute att;
+	HeapTuple	tup;
+
+	switch (cand->rule)
+	{
+		case R_DROP_COLUMN:
+		case R_RENAME_COLUMN:
+		case R_TYPE_NARROWING:
+		case R_DROP_NOT_NULL:
+		case R_CONSUMER_COLUMN:
+			return false;		/* no reader knows it yet */
+		case R_SET_NOT_NULL:
+		case R_DROP_DEFAULT:
+			tup = SearchSysCacheAttName(cand->relid, cand->colname);
+			if (!HeapTupleIsValid(tup))
+				return true;
+			memcpy(&att, GETSTRUCT(tup), ATTRIBUTE_FIXED_PART_SIZE);
+			ReleaseSysCache(tup);
+			/* writers that know it yet: only those that leave it out */
+			return cand->rule == R_SET_NOT_NULL ? !att.atthasdef : att.attnotnull;
+		default:
+			return true;
+	}
+}
+
+/*
+ * A live statement: judge the columns the current transaction added as
+ * check_ddl judges the columns a script added (only what still applies to
+ * them), and note the columns this statement adds, renames or drops.
+ * Noted at ddl_command_start: a statement that then fails aborts the
+ * transaction (a savepoint rolled back leaves a name that can only be
+ * added again, as new).
+ */
+void
+EltLiveAddedColumns(EltClassified *c, Node *stmt)
+{
+	List	   *added = live_added_now();
+	MemoryContext old;
+	Oid			relid;
+	ListCell   *lc;
+
+	if (IsA(stmt, AlterTableStmt) && ((AlterTableStmt *) stmt)->objtype == OBJECT_TABLE &&
+		((AlterTableStmt *) stmt)->relation != NULL)
+		relid = RangeVarGetRelid(((AlterTableStmt *) stmt)->relation, NoLock, true);
+	else if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->renameType == OBJECT_COLUMN &&
+			 ((RenameStmt *) stmt)->relation != NULL)
+		relid = RangeVarGetRelid(((RenameStmt *) stmt)->relation, NoLock, true);
+	else
+		return;
+	if (!OidIsValid(relid))
+		return;
+	if (added != NIL)
+	{
+		List	   *kept = NIL;
+
+		foreach(lc, c->cands)
+		{
+			EltCandidate *cand = (EltCandidate *) lfirst(lc);
+
+			if (cand->rule >= 0 && cand->relid == relid && cand->colname != NULL &&
+				EltStringMember(added, EltColKey(relid, cand->colname)) &&
+				!added_finding_applies(cand))
+				continue;
+			kept = lappend(kept, cand);
+		}
+		c->cands = kept;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	if (IsA(stmt, RenameStmt))
+	{
+		RenameStmt *rs = (RenameStmt *) stmt;
+
+		if (EltStringMember(added, EltColKey(relid, rs->subname)))
+			added = lappend(added, EltColKey(relid, rs->newname));
+	}
+	else
+	{
+		foreach(lc, ((AlterTableStmt *) stmt)->cmds)
+		{
+			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+			ColumnDef  *cd = (ColumnDef *) cmd->def;
+
+			if (cmd->subtype == AT_AddColumn && cd != NULL && IsA(cd, ColumnDef) &&
+				get_attnum(relid, cd->colname) == InvalidAttrNumber)
+				added = lappend(added, EltColKey(relid, cd->colname));
+		}
+	}
+	live_added = added;
 	MemoryContextSwitchTo(old);
 }

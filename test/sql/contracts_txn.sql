@@ -171,6 +171,9 @@ ALTER TABLE t.big ALTER COLUMN f SET NOT NULL;
 ALTER TABLE t.big ALTER COLUMN f DROP DEFAULT;
 ALTER TABLE t.small ADD COLUMN g int;
 ALTER TABLE t.small ALTER COLUMN g TYPE bigint;
+ALTER TABLE t.big ADD COLUMN h int NOT NULL DEFAULT 0;
+ALTER TABLE t.big ALTER COLUMN h DROP NOT NULL;
+ALTER TABLE t.big ALTER COLUMN h DROP DEFAULT;
 $$) ORDER BY 1, 2;
 
 -- 5. missing objects: functions in defaults, constraints and indexes
@@ -242,11 +245,26 @@ SELECT pg_temp.try(ARRAY['LOCK TABLE t.big', 'CREATE INDEX ON t.big (n)']);
 SELECT pg_temp.try(ARRAY['LOCK TABLE t.big IN SHARE MODE', 'CREATE INDEX ON t.big (n)']);
 SELECT pg_temp.try(ARRAY['ALTER TABLE t.big RENAME COLUMN n TO m',
                          'ALTER TABLE t.big VALIDATE CONSTRAINT v_pos']);
--- 3. the documented safe path to NOT NULL is allowed
+-- 3. the documented safe path to NOT NULL: in one transaction the
+-- validation runs under the lock of ADD CONSTRAINT (EG210); each statement
+-- on its own, all are allowed
 SELECT pg_temp.try(ARRAY[
     'ALTER TABLE t.big ADD CONSTRAINT w_nn CHECK (w IS NOT NULL) NOT VALID',
     'ALTER TABLE t.big VALIDATE CONSTRAINT w_nn',
     'ALTER TABLE t.big ALTER COLUMN w SET NOT NULL']);
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+ALTER TABLE t.big ADD CONSTRAINT w_nn CHECK (w IS NOT NULL) NOT VALID;
+ALTER TABLE t.big VALIDATE CONSTRAINT w_nn;
+ALTER TABLE t.big ALTER COLUMN w SET NOT NULL;
+$$, single_transaction => true);
+SELECT policy FROM elt.governed_targets WHERE schema_name = 't';
+SELECT coalesce(max(change_id), 0) AS before FROM elt.schema_changes \gset
+ALTER TABLE t.big ADD CONSTRAINT w_nn CHECK (w IS NOT NULL) NOT VALID;
+ALTER TABLE t.big VALIDATE CONSTRAINT w_nn;
+ALTER TABLE t.big ALTER COLUMN w SET NOT NULL;
+SELECT coalesce(rule, 'safe') AS rule, decision FROM elt.schema_changes
+WHERE change_id > :before ORDER BY change_id;
+SELECT attnotnull FROM pg_attribute WHERE attrelid = 't.big'::regclass AND attname = 'w';
 SELECT pg_temp.try(ARRAY[
     'ALTER TABLE t.big ADD CONSTRAINT n_nn CHECK (n IS NOT NULL) NOT VALID',
     'ALTER TABLE t.big ALTER COLUMN n SET NOT NULL']);
@@ -257,9 +275,33 @@ SELECT pg_temp.try(ARRAY['ALTER TABLE t.big ADD COLUMN d int',
                          'ALTER TABLE t.big ALTER COLUMN d SET NOT NULL']);
 SELECT pg_temp.try(ARRAY['ALTER TABLE t.big ADD COLUMN e int',
                          'ALTER TABLE t.big ALTER COLUMN e TYPE bigint']);
-SELECT pg_temp.try(ARRAY['ALTER TABLE t.big ADD COLUMN e int',
+SELECT pg_temp.try(ARRAY['ALTER TABLE t.big ADD COLUMN e int NOT NULL DEFAULT 0',
+                         'ALTER TABLE t.big ALTER COLUMN e DROP NOT NULL',
                          'ALTER TABLE t.big RENAME COLUMN e TO e2',
                          'ALTER TABLE t.big DROP COLUMN e2']);
+SELECT pg_temp.try(ARRAY['ALTER TABLE t.big ADD COLUMN f int DEFAULT 1',
+                         'ALTER TABLE t.big ALTER COLUMN f SET NOT NULL']);
+SELECT pg_temp.try(ARRAY['ALTER TABLE t.big ADD COLUMN f int DEFAULT 1',
+                         'ALTER TABLE t.big ALTER COLUMN f DROP DEFAULT']);
+SELECT pg_temp.try(ARRAY['ALTER TABLE t.big ADD COLUMN f int DEFAULT 1',
+                         'ALTER TABLE t.big ALTER COLUMN f SET NOT NULL',
+                         'ALTER TABLE t.big ALTER COLUMN f DROP DEFAULT']);
 SELECT pg_temp.try(ARRAY['ALTER TABLE t.big ADD COLUMN IF NOT EXISTS v int',
                          'ALTER TABLE t.big ALTER COLUMN v TYPE smallint']);
 RESET lock_timeout;
+
+-- EG002 and EG001 are reported whatever is governed
+SET client_min_messages = warning;
+SELECT elt.ungovern('t') IS NOT NULL AS ungoverned;
+RESET client_min_messages;
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+BEGIN;
+CREATE INDEX CONCURRENTLY ON t.big (n);
+ALTER TABLE t.big DROP CONSTRAINT nope;
+ALTER TABLE t.big DROP COLUMN n;
+COMMIT;
+$$);
+
+DROP EXTENSION elt_governance;
+DROP SCHEMA t CASCADE;
+DROP TABLE public.plain;
