@@ -10,6 +10,10 @@
  *   contracts_judge.c     the live check at ddl_command_start and sql_drop:
  *                         judge candidates against policies and dependents,
  *                         then block, warn or approve
+ *   contracts_script_state.c  what a script remembers (transaction blocks,
+ *                         locks held, constraints, added columns) and the
+ *                         findings that follow; EG210 and the columns a
+ *                         transaction added, live too
  *   contracts_classify.c  a statement's parse tree into candidates
  *   contracts_record.c    elt.schema_changes, deferred records, audit
  *   contracts_rules.c     the rule table (elt.rules()), names in the live

@@ -26,7 +26,9 @@
  *            statement that fails leaves nothing; a blocked one is written
  *            to the server log.
  *
- * Calls: contracts_classify.c, contracts_record.c, contracts_rules.c,
+ * Calls: contracts_classify.c, contracts_script_state.c (EG210 and the
+ * columns the transaction added, before judging), contracts_record.c,
+ * contracts_rules.c,
  * contracts_swap.c (dbt's swap: a rename out deferred to the rename in);
  * migrations.c (EltCurrentMigration, EltMigrationJoin, EltContractsReady); SQL on
  * elt.governed_targets for policies; util.c; the shared layers govern.c

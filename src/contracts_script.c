@@ -5,11 +5,14 @@
  * Owns: elt.check_ddl().  The script is parsed with the raw parser; every
  * statement is classified (contracts_classify.c) and judged
  * (contracts_judge.c) in turn, and simple effects of earlier statements
- * (tables created, renamed or dropped, columns added, renamed or dropped,
- * SET search_path, SET lock_timeout) are remembered for the later ones.
- * Nothing is executed and nothing is recorded.
+ * (tables and indexes created, renamed or dropped, columns added, renamed
+ * or dropped, SET search_path, SET lock_timeout) are remembered for the
+ * later ones; transaction blocks, locks held, constraints, added columns
+ * and functions are contracts_script_state.c's.  Nothing is executed and
+ * nothing is recorded.
  *
- * Calls: contracts_classify.c, contracts_judge.c, contracts_rules.c,
+ * Calls: contracts_script_state.c, contracts_classify.c, contracts_judge.c,
+ * contracts_rules.c,
  * migrations.c (EltContractsReady), util.c, and govern.c (EltAnyTarget).
  *
  * Locking: as judging (a dry run locks nothing it cannot get at once, and
