@@ -142,6 +142,7 @@ typedef struct EltScript
 	bool		lt_session;		/* session lock_timeout set */
 	int			lt_local;		/* SET LOCAL in the block: -1 none, 0 off, 1 on */
 	List	   *held_ae;		/* Oid: ACCESS EXCLUSIVE held in the transaction */
+	List	   *emptied;		/* Oid: truncated by it, not loaded since */
 	List	   *cons;			/* EltScriptCon *: last entry per name wins */
 	List	   *unnamed_con_rels;	/* Oid: got a constraint of a generated name */
 	List	   *cols;			/* EltScriptCol *: columns the script added */

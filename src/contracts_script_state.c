@@ -28,6 +28,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_constraint.h"
@@ -39,11 +40,13 @@
 #include "nodes/nodeFuncs.h"
 #include "nodes/primnodes.h"
 #include "parser/parse_type.h"
+#include "storage/bufmgr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 
 #include "contracts_int.h"
@@ -91,6 +94,7 @@ block_open(EltScript *s)
 	s->in_block = true;
 	s->lt_local = -1;
 	s->held_ae = NIL;
+	s->emptied = NIL;
 	lock_timeout_now(s);
 }
 
@@ -145,6 +149,7 @@ EltScriptTransaction(EltScript *s, Node *stmt)
 			return true;
 	}
 	s->held_ae = NIL;
+	s->emptied = NIL;
 	s->lt_local = -1;
 	lock_timeout_now(s);
 	return true;
@@ -157,6 +162,7 @@ EltScriptEndStatement(EltScript *s)
 	if (!s->in_block)
 	{
 		s->held_ae = NIL;
+		s->emptied = NIL;
 		s->lt_local = -1;
 		lock_timeout_now(s);
 	}
@@ -266,10 +272,22 @@ held_ae(EltClassified *c, Oid relid)
 {
 	LOCKTAG		tag;
 
+	/* a table truncated by the transaction is empty: its scan is instant */
 	if (c->script != NULL)
-		return list_member_oid(c->script->held_ae, relid);
+		return list_member_oid(c->script->held_ae, relid) &&
+			!list_member_oid(c->script->emptied, relid);
 	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
-	return LockHeldByMe(&tag, AccessExclusiveLock);
+	if (!LockHeldByMe(&tag, AccessExclusiveLock))
+		return false;
+	/* held: opening it waits for nothing; truncated (or created) and empty */
+	{
+		Relation	rel = relation_open(relid, NoLock);
+		bool		empty = RELKIND_HAS_STORAGE(rel->rd_rel->relkind) &&
+			RelationGetNumberOfBlocks(rel) == 0;
+
+		relation_close(rel, NoLock);
+		return !empty;
+	}
 }
 
 /* Append an EG210 candidate on a table. */
@@ -312,18 +330,29 @@ EltClassifyHeldLocks(EltClassified *c, Node *stmt)
 		foreach(lc, at->cmds)
 		{
 			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+			Constraint *fk = NULL;
+			char	   *what;
 
-			if (cmd->subtype != AT_ValidateConstraint || cmd->name == NULL)
+			/* a foreign key added without NOT VALID is validated by a scan too */
+			if (cmd->subtype == AT_AddConstraint && cmd->def != NULL && IsA(cmd->def, Constraint) &&
+				((Constraint *) cmd->def)->contype == CONSTR_FOREIGN &&
+				!((Constraint *) cmd->def)->skip_validation)
+				fk = (Constraint *) cmd->def;
+			else if (cmd->subtype != AT_ValidateConstraint || cmd->name == NULL)
 				continue;
 			if (!earlier && !same)
 				same = list_length(at->cmds) > 1 &&
 					AlterTableGetLockLevel(at->cmds) == AccessExclusiveLock;
-			if (earlier || same)
-				add_held(c, relid,
-						 psprintf("validates constraint %s of %s while %s holds an ACCESS EXCLUSIVE lock on it: reads and writes of the table wait for the whole scan",
-								  quote_identifier(cmd->name), EltRelDisplay(relid),
-								  earlier ? "an earlier statement of the transaction" :
-								  "another subcommand of the same ALTER TABLE"));
+			if (!earlier && !same)
+				continue;
+			what = fk == NULL ? psprintf("validates constraint %s", quote_identifier(cmd->name)) :
+				psprintf("adds and validates FOREIGN KEY %s",
+						 fk->conname ? quote_identifier(fk->conname) : "(unnamed)");
+			add_held(c, relid,
+					 psprintf("%s of %s while %s holds an ACCESS EXCLUSIVE lock on it: reads and writes of the table wait for the whole scan",
+							  what, EltRelDisplay(relid),
+							  earlier ? "an earlier statement of the transaction" :
+							  "another subcommand of the same ALTER TABLE"));
 		}
 	}
 	else if (IsA(stmt, IndexStmt))
@@ -377,8 +406,26 @@ remember_locks(EltClassified *c, Node *stmt)
 			break;
 		case T_TruncateStmt:
 			foreach(lc, ((TruncateStmt *) stmt)->relations)
+			{
+				Oid			relid;
+
 				note_ae(c, (RangeVar *) lfirst(lc));
+				if (EltFindRelation(c, (RangeVar *) lfirst(lc), &relid) == FOUND_LIVE)
+					c->script->emptied = list_append_unique_oid(c->script->emptied, relid);
+			}
 			break;
+		case T_InsertStmt:
+		case T_CopyStmt:
+			{
+				RangeVar   *rv = IsA(stmt, InsertStmt) ? ((InsertStmt *) stmt)->relation :
+					((CopyStmt *) stmt)->is_from ? ((CopyStmt *) stmt)->relation : NULL;
+				Oid			relid;
+
+				/* loaded again: as large as its statistics say (the live size may differ) */
+				if (rv != NULL && EltFindRelation(c, rv, &relid) == FOUND_LIVE)
+					c->script->emptied = list_delete_oid(c->script->emptied, relid);
+				break;
+			}
 		case T_LockStmt:
 			if (((LockStmt *) stmt)->mode == AccessExclusiveLock)
 				foreach(lc, ((LockStmt *) stmt)->relations)
