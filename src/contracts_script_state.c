@@ -323,7 +323,17 @@ EltClassifyHeldLocks(EltClassified *c, Node *stmt)
 		bool		same = false;
 		bool		earlier;
 
-		if (at->objtype != OBJECT_TABLE || at->relation == NULL ||
+		/* only a validation scans: most statements stop here */
+		foreach(lc, at->cmds)
+		{
+			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+			if (cmd->subtype == AT_ValidateConstraint ||
+				(cmd->subtype == AT_AddConstraint && cmd->def != NULL &&
+				 IsA(cmd->def, Constraint) && ((Constraint *) cmd->def)->contype == CONSTR_FOREIGN))
+				break;
+		}
+		if (lc == NULL || at->objtype != OBJECT_TABLE || at->relation == NULL ||
 			EltFindRelation(c, at->relation, &relid) != FOUND_LIVE)
 			goto done;
 		earlier = held_ae(c, relid);
@@ -360,6 +370,7 @@ EltClassifyHeldLocks(EltClassified *c, Node *stmt)
 		IndexStmt  *is = (IndexStmt *) stmt;
 
 		if (is->concurrent || is->relation == NULL ||
+			(c->script != NULL && c->script->held_ae == NIL) ||
 			EltFindRelation(c, is->relation, &relid) != FOUND_LIVE || !held_ae(c, relid))
 			goto done;
 		add_held(c, relid,
@@ -741,10 +752,11 @@ drop_proven(EltClassified *c)
 			foreach(kc, c->script->cons)
 			{
 				EltScriptCon *k = (EltScriptCon *) lfirst(kc);
-				EltScriptCon *now = con_find(c->script, k->relid, k->name);
 
-				if (k == now && !k->gone && k->valid && k->relid == cand->relid &&
-					k->notnull_col != NULL && strcmp(k->notnull_col, cand->colname) == 0)
+				/* the constraint's last entry says whether it still holds */
+				if (k->relid == cand->relid && k->valid && !k->gone &&
+					k->notnull_col != NULL && strcmp(k->notnull_col, cand->colname) == 0 &&
+					con_find(c->script, k->relid, k->name) == k)
 					proven = true;
 			}
 		}
@@ -840,9 +852,10 @@ remember_alter_table(EltClassified *c, AlterTableStmt *at)
 				{
 					Constraint *con = (Constraint *) cmd->def;
 
+					/* (one of that name already there: the statement fails) */
 					if (con->conname == NULL)
 						s->unnamed_con_rels = list_append_unique_oid(s->unnamed_con_rels, relid);
-					else if (!con_now(s, relid, con->conname))
+					else
 						con_note(s, relid, con->conname, false, !con->skip_validation,
 								 con->contype == CONSTR_CHECK ? raw_not_null_col(con->raw_expr) : NULL);
 				}
@@ -941,7 +954,9 @@ EltScriptRemember(EltClassified *c, Node *stmt)
 	MemoryContext old = MemoryContextSwitchTo(c->cxt);
 	Oid			relid;
 
-	remember_locks(c, stmt);
+	/* outside a block the statement's locks end with it */
+	if (s->in_block)
+		remember_locks(c, stmt);
 	switch (nodeTag(stmt))
 	{
 		case T_AlterTableStmt:
