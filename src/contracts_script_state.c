@@ -680,9 +680,11 @@ static void
 classify_added_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 {
 	EltScriptCol *k = cmd->name ? col_find(c->script, relid, cmd->name) : NULL;
+	FormData_pg_attribute att;
 	char	   *object;
 
-	if (k == NULL || EltFindColumn(c, relid, cmd->name, &(FormData_pg_attribute) {0}) != FOUND_NEW)
+	/* added by the script, and not dropped or renamed away since */
+	if (k == NULL || EltFindColumn(c, relid, cmd->name, &att) != FOUND_NEW)
 		return;
 	object = EltColDisplay(relid, cmd->name);
 	switch (cmd->subtype)
