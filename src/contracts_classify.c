@@ -80,41 +80,13 @@
 #include "settings.h"
 #include "util.h"
 
-/* Append a candidate finding (rule >= 0) or touch (rule -1) to c. */
-static EltCandidate *
-add_cand(EltClassified *c, int rule, Oid relid, AttrNumber attnum,
-		 const char *colname, char *object, char *reason, int flags)
-{
-	EltCandidate *cand = palloc0(sizeof(EltCandidate));
-
-	cand->rule = rule;
-	cand->relid = relid;
-	cand->attnum = attnum;
-	cand->colname = colname ? pstrdup(colname) : NULL;
-	cand->object = object;
-	cand->reason = reason;
-	cand->flags = flags;
-	cand->recurse = c->recurse;
-	/* a scan, build or rewrite matters on a large table only */
-	if (OidIsValid(relid) &&
-		(rule == R_TYPE_REWRITE || rule == R_VOLATILE_DEFAULT || rule == R_NOT_NULL_SCAN ||
-		 rule == R_VALIDATION_SCAN || rule == R_INDEX_BUILD || rule == R_TABLE_REWRITE ||
-		 rule == R_INDEX_REBUILD))
-	{
-		cand->flags |= CAND_NEEDS_SIZE;
-		cand->lockmode = AccessExclusiveLock;
-	}
-	c->cands = lappend(c->cands, cand);
-	return cand;
-}
-
 /* EG001 for check_ddl: the statement names something that is not there. */
 static void
 missing(EltClassified *c, char *object, const char *what)
 {
 	if (c->script == NULL)
 		return;					/* a live statement fails by itself */
-	add_cand(c, R_MISSING, InvalidOid, 0, NULL, object,
+	EltAddCandidate(c, R_MISSING, InvalidOid, 0, NULL, object,
 			 psprintf("%s %s does not exist, so the statement would fail", what, object), 0);
 }
 
@@ -294,19 +266,19 @@ classify_add_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 			classify_add_constraint(c, relid, con);
 	}
 	if (not_null && !has_default)
-		add_cand(c, R_ADD_NOT_NULL_COLUMN, relid, 0, NULL, object,
+		EltAddCandidate(c, R_ADD_NOT_NULL_COLUMN, relid, 0, NULL, object,
 				 psprintf("adds column %s NOT NULL without a default: every INSERT that does not name it fails",
 						  object), CAND_WRITERS);
 	if (rewrite)
-		add_cand(c, R_VOLATILE_DEFAULT, relid, 0, NULL, object,
+		EltAddCandidate(c, R_VOLATILE_DEFAULT, relid, 0, NULL, object,
 				 psprintf("adds column %s whose default is computed per row: the table is rewritten under an ACCESS EXCLUSIVE lock",
 						  object), 0);
 	if (builds_index)
-		add_cand(c, R_INDEX_BUILD, relid, 0, NULL, object,
+		EltAddCandidate(c, R_INDEX_BUILD, relid, 0, NULL, object,
 				 psprintf("adds column %s with a PRIMARY KEY or UNIQUE constraint: its index is built under an ACCESS EXCLUSIVE lock",
 						  object), 0);
 	if (!not_null || has_default)
-		add_cand(c, -1, relid, 0, NULL, object, NULL, 0);
+		EltAddCandidate(c, -1, relid, 0, NULL, object, NULL, 0);
 }
 
 /*
@@ -369,15 +341,15 @@ classify_type_change(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 	widening = EltTypeIsWidening(att.atttypid, att.atttypmod, ntyp, nmod) && !using;
 	rewrite = EltTypeChangeRewrites(att.atttypid, att.atttypmod, ntyp, nmod, using);
 	if (collation_changes && widening)
-		add_cand(c, R_TYPE_NARROWING, relid, att.attnum, cmd->name, object,
+		EltAddCandidate(c, R_TYPE_NARROWING, relid, att.attnum, cmd->name, object,
 				 psprintf("changes the collation of column %s: ordering, comparisons and unique keys change for readers",
 						  object), 0);
 	if (!widening)
-		add_cand(c, R_TYPE_NARROWING, relid, att.attnum, cmd->name, object,
+		EltAddCandidate(c, R_TYPE_NARROWING, relid, att.attnum, cmd->name, object,
 				 psprintf("changes column %s from %s to %s, which is not a widening: values or their text change for readers",
 						  object, from, to), 0);
 	if (rewrite)
-		add_cand(c, R_TYPE_REWRITE, relid, att.attnum, cmd->name, object,
+		EltAddCandidate(c, R_TYPE_REWRITE, relid, att.attnum, cmd->name, object,
 				 psprintf("changes column %s from %s to %s, which rewrites the table and its indexes under an ACCESS EXCLUSIVE lock",
 						  object, from, to), 0);
 	else
@@ -388,11 +360,11 @@ classify_type_change(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 												att.attcollation, ntyp, ncoll);
 
 		if (indexes != NULL)
-			add_cand(c, R_INDEX_REBUILD, relid, att.attnum, cmd->name, object,
+			EltAddCandidate(c, R_INDEX_REBUILD, relid, att.attnum, cmd->name, object,
 					 psprintf("changes column %s from %s to %s, which does not rewrite the table but rebuilds its index%s %s under an ACCESS EXCLUSIVE lock",
 							  object, from, to, strchr(indexes, ',') ? "es" : "", indexes), 0);
 	}
-	add_cand(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
+	EltAddCandidate(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
 }
 
 /* Whether the columns of an existing index are all NOT NULL. */
@@ -439,19 +411,19 @@ classify_add_constraint(EltClassified *c, Oid relid, Constraint *con)
 		case CONSTR_CHECK:
 			if (con->skip_validation)
 				break;
-			add_cand(c, R_ADD_CHECK, relid, 0, NULL, table,
+			EltAddCandidate(c, R_ADD_CHECK, relid, 0, NULL, table,
 					 psprintf("adds CHECK constraint %s: writes that break it start to fail", name),
 					 CAND_WRITERS);
-			add_cand(c, R_VALIDATION_SCAN, relid, 0, NULL, table,
+			EltAddCandidate(c, R_VALIDATION_SCAN, relid, 0, NULL, table,
 					 psprintf("adds CHECK constraint %s without NOT VALID: the whole table is scanned under an ACCESS EXCLUSIVE lock", name), 0);
 			break;
 		case CONSTR_FOREIGN:
 			if (con->skip_validation)
 				break;
-			add_cand(c, R_ADD_FOREIGN_KEY, relid, 0, NULL, table,
+			EltAddCandidate(c, R_ADD_FOREIGN_KEY, relid, 0, NULL, table,
 					 psprintf("adds FOREIGN KEY %s: writes of keys missing from the referenced table start to fail", name),
 					 CAND_WRITERS);
-			add_cand(c, R_VALIDATION_SCAN, relid, 0, NULL, table,
+			EltAddCandidate(c, R_VALIDATION_SCAN, relid, 0, NULL, table,
 					 psprintf("adds FOREIGN KEY %s without NOT VALID: the whole table is scanned while writes are blocked", name),
 					 0)->lockmode = ShareRowExclusiveLock;
 			break;
@@ -464,20 +436,20 @@ classify_add_constraint(EltClassified *c, Oid relid, Constraint *con)
 				if (con->contype == CONSTR_PRIMARY &&
 					!index_columns_not_null(relid, con->indexname))
 				{
-					add_cand(c, R_SET_NOT_NULL, relid, 0, NULL, table,
+					EltAddCandidate(c, R_SET_NOT_NULL, relid, 0, NULL, table,
 							 psprintf("adds PRIMARY KEY %s over nullable columns, which become NOT NULL: writers that store NULL start to fail", name),
 							 CAND_WRITERS);
-					add_cand(c, R_NOT_NULL_SCAN, relid, 0, NULL, table,
+					EltAddCandidate(c, R_NOT_NULL_SCAN, relid, 0, NULL, table,
 							 psprintf("adds PRIMARY KEY %s over nullable columns: the whole table is scanned under an ACCESS EXCLUSIVE lock", name), 0);
 				}
 				break;
 			}
-			add_cand(c, R_ADD_UNIQUE, relid, 0, NULL, table,
+			EltAddCandidate(c, R_ADD_UNIQUE, relid, 0, NULL, table,
 					 psprintf("adds %s constraint %s: writes of duplicate values start to fail",
 							  con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" :
 							  con->contype == CONSTR_UNIQUE ? "UNIQUE" : "EXCLUDE", name),
 					 CAND_WRITERS);
-			add_cand(c, R_INDEX_BUILD, relid, 0, NULL, table,
+			EltAddCandidate(c, R_INDEX_BUILD, relid, 0, NULL, table,
 					 psprintf("adds constraint %s without USING INDEX: its index is built under an ACCESS EXCLUSIVE lock", name), 0);
 			break;
 		default:
@@ -517,7 +489,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 		return;
 
 	c->recurse = stmt->relation->inh;
-	add_cand(c, -1, relid, 0, NULL, EltRelDisplay(relid), NULL, 0);
+	EltAddCandidate(c, -1, relid, 0, NULL, EltRelDisplay(relid), NULL, 0);
 	foreach(lc, stmt->cmds)
 	{
 		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
@@ -532,7 +504,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 			case AT_DropColumn:
 				if (!column_of(c, relid, cmd->name, cmd->missing_ok, &att, &object))
 					break;
-				add_cand(c, R_DROP_COLUMN, relid, att.attnum, cmd->name, object,
+				EltAddCandidate(c, R_DROP_COLUMN, relid, att.attnum, cmd->name, object,
 						 psprintf("drops column %s: readers that select it fail", object), 0);
 				break;
 			case AT_AlterColumnType:
@@ -541,17 +513,17 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 			case AT_SetNotNull:
 				if (!column_of(c, relid, cmd->name, false, &att, &object) || att.attnotnull)
 					break;
-				add_cand(c, R_SET_NOT_NULL, relid, att.attnum, cmd->name, object,
+				EltAddCandidate(c, R_SET_NOT_NULL, relid, att.attnum, cmd->name, object,
 						 psprintf("sets column %s NOT NULL: writers that store NULL in it start to fail", object),
 						 CAND_WRITERS | CAND_NOT_NULL_PROOF);
-				add_cand(c, R_NOT_NULL_SCAN, relid, att.attnum, cmd->name, object,
+				EltAddCandidate(c, R_NOT_NULL_SCAN, relid, att.attnum, cmd->name, object,
 						 psprintf("sets column %s NOT NULL: the whole table is scanned under an ACCESS EXCLUSIVE lock", object),
 						 CAND_NOT_NULL_PROOF);
 				break;
 			case AT_DropNotNull:
 				if (!column_of(c, relid, cmd->name, false, &att, &object) || !att.attnotnull)
 					break;
-				add_cand(c, R_DROP_NOT_NULL, relid, att.attnum, cmd->name, object,
+				EltAddCandidate(c, R_DROP_NOT_NULL, relid, att.attnum, cmd->name, object,
 						 psprintf("drops NOT NULL on column %s: readers that rely on a value meet NULL", object), 0);
 				break;
 			case AT_ColumnDefault:
@@ -561,17 +533,17 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 					(IsA(cmd->def, A_Const) && ((A_Const *) cmd->def)->isnull))
 				{
 					if (att.atthasdef)
-						add_cand(c, R_DROP_DEFAULT, relid, att.attnum, cmd->name, object,
+						EltAddCandidate(c, R_DROP_DEFAULT, relid, att.attnum, cmd->name, object,
 								 psprintf("drops the default of column %s: writers that leave it out store NULL or fail", object),
 								 CAND_WRITERS);
 				}
 				else
-					add_cand(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
+					EltAddCandidate(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
 				break;
 			case AT_DropIdentity:
 				if (!column_of(c, relid, cmd->name, false, &att, &object) || att.attidentity == '\0')
 					break;
-				add_cand(c, R_DROP_DEFAULT, relid, att.attnum, cmd->name, object,
+				EltAddCandidate(c, R_DROP_DEFAULT, relid, att.attnum, cmd->name, object,
 						 psprintf("drops the identity of column %s: writers that leave it out store NULL or fail", object),
 						 CAND_WRITERS);
 				break;
@@ -586,7 +558,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 				if (column_of(c, relid, cmd->name, false, &att, &object) &&
 					(cmd->subtype == AT_AddIdentity || cmd->subtype == AT_SetIdentity ||
 					 cmd->subtype == AT_DropExpression))
-					add_cand(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
+					EltAddCandidate(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
 				break;
 			case AT_AddConstraint:
 				if (cmd->def != NULL && IsA(cmd->def, Constraint))
@@ -602,7 +574,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 						EltCandidate *cand;
 
 						/* the parent's readers lose this table's rows */
-						cand = add_cand(c, R_DETACH_PARTITION, parent, 0, NULL, EltRelDisplay(parent),
+						cand = EltAddCandidate(c, R_DETACH_PARTITION, parent, 0, NULL, EltRelDisplay(parent),
 										psprintf("takes %s out of the inheritance of %s: readers of %s no longer see its rows",
 												 EltRelDisplay(relid), EltRelDisplay(parent), EltRelDisplay(parent)), 0);
 						cand->recurse = false;
@@ -612,7 +584,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 				break;
 			case AT_EnableRowSecurity:
 			case AT_ForceRowSecurity:
-				add_cand(c, R_ROW_SECURITY, relid, 0, NULL, EltRelDisplay(relid),
+				EltAddCandidate(c, R_ROW_SECURITY, relid, 0, NULL, EltRelDisplay(relid),
 						 psprintf("%s row level security on %s: readers no policy lets through see no rows",
 								  cmd->subtype == AT_EnableRowSecurity ? "enables" : "forces",
 								  EltRelDisplay(relid)), 0);
@@ -625,7 +597,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 					/* not half of a swap for an index on the same key */
 					if ((contype == CONSTRAINT_PRIMARY || contype == CONSTRAINT_UNIQUE) &&
 						!EltKeySwapKeepsKey(c, relid, cmd->name, contype, stmt->cmds))
-						add_cand(c, R_DROP_UNIQUE, relid, 0, NULL, EltRelDisplay(relid),
+						EltAddCandidate(c, R_DROP_UNIQUE, relid, 0, NULL, EltRelDisplay(relid),
 								 psprintf("drops %s constraint %s of %s: upserts (ON CONFLICT) and foreign keys that rely on it fail, and duplicates become possible",
 										  contype == CONSTRAINT_PRIMARY ? "PRIMARY KEY" : "UNIQUE",
 										  quote_identifier(cmd->name), EltRelDisplay(relid)), 0);
@@ -646,7 +618,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 					{
 						EltCandidate *cand;
 
-						cand = add_cand(c, -1, relid, 0, NULL, EltRelDisplay(relid), NULL, 0);
+						cand = EltAddCandidate(c, -1, relid, 0, NULL, EltRelDisplay(relid), NULL, 0);
 						cand->recurse = false;	/* siblings are not touched */
 					}
 				}
@@ -658,7 +630,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 				if (relkind == RELKIND_PARTITIONED_TABLE ||
 					EltTableSettingIsNoop(relid, cmd))
 					break;		/* no storage of its own to copy, or no change */
-				add_cand(c, R_TABLE_REWRITE, relid, 0, NULL, EltRelDisplay(relid),
+				EltAddCandidate(c, R_TABLE_REWRITE, relid, 0, NULL, EltRelDisplay(relid),
 						 psprintf("%s copies every row of %s under an ACCESS EXCLUSIVE lock",
 								  cmd->subtype == AT_SetTableSpace ? "SET TABLESPACE" :
 								  cmd->subtype == AT_SetLogged ? "SET LOGGED" :
@@ -692,7 +664,7 @@ classify_rename(EltClassified *c, RenameStmt *stmt)
 
 				if (!OidIsValid(nsp))
 					return;
-				cand = add_cand(c, R_RENAME_SCHEMA, InvalidOid, 0, NULL,
+				cand = EltAddCandidate(c, R_RENAME_SCHEMA, InvalidOid, 0, NULL,
 								pstrdup(quote_identifier(stmt->subname)),
 								psprintf("renames schema %s to %s: readers that name its tables and views fail",
 										 quote_identifier(stmt->subname),
@@ -727,14 +699,14 @@ classify_rename(EltClassified *c, RenameStmt *stmt)
 		if (!column_of(c, relid, stmt->subname, false, &att, &object))
 			return;
 		c->recurse = stmt->relation->inh;
-		cand = add_cand(c, R_RENAME_COLUMN, relid, att.attnum, stmt->subname, object,
+		cand = EltAddCandidate(c, R_RENAME_COLUMN, relid, att.attnum, stmt->subname, object,
 						psprintf("renames column %s to %s: readers that select it by its old name fail",
 								 object, quote_identifier(stmt->newname)), 0);
 		cand->newname = pstrdup(stmt->newname);
 		EltAddLock(c, relid, AccessExclusiveLock);
 		return;
 	}
-	add_cand(c, R_RENAME_TABLE, relid, 0, NULL, EltRelDisplay(relid),
+	EltAddCandidate(c, R_RENAME_TABLE, relid, 0, NULL, EltRelDisplay(relid),
 			 psprintf("renames %s %s to %s: readers that name it fail",
 					  is_view_kind(relkind) ? "view" : "table", EltRelDisplay(relid),
 					  quote_identifier(stmt->newname)), 0);
@@ -763,7 +735,7 @@ classify_set_schema(EltClassified *c, AlterObjectSchemaStmt *stmt)
 	/* elt.deploy_init() puts a view of the same name and columns in its place */
 	if (relid == EltDeployMovingTable)
 		return;
-	add_cand(c, R_RENAME_TABLE, relid, 0, NULL, EltRelDisplay(relid),
+	EltAddCandidate(c, R_RENAME_TABLE, relid, 0, NULL, EltRelDisplay(relid),
 			 psprintf("moves %s %s to schema %s: readers that name it fail",
 					  is_view_kind(relkind) ? "view" : "table", EltRelDisplay(relid),
 					  quote_identifier(stmt->newschema)), 0);
@@ -811,7 +783,7 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 					missing(c, pstrdup(quote_identifier(name)), "schema");
 				continue;
 			}
-			cand = add_cand(c, R_DROP_SCHEMA, InvalidOid, 0, NULL,
+			cand = EltAddCandidate(c, R_DROP_SCHEMA, InvalidOid, 0, NULL,
 							pstrdup(quote_identifier(name)),
 							psprintf("drops schema %s%s: readers of its tables and views fail",
 									 quote_identifier(name),
@@ -845,7 +817,7 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 						if (((Form_pg_index) GETSTRUCT(itup))->indisunique &&
 							(stmt->behavior == DROP_CASCADE ||
 							 !EltUniqueIndexHasTwin(table, relid, drop_index_oids(stmt))))
-							add_cand(c, R_DROP_UNIQUE, table, 0, NULL, EltRelDisplay(table),
+							EltAddCandidate(c, R_DROP_UNIQUE, table, 0, NULL, EltRelDisplay(table),
 									 psprintf("drops unique index %s of %s: upserts (ON CONFLICT) that rely on it fail, and duplicates become possible",
 											  EltRelDisplay(relid), EltRelDisplay(table)), 0);
 						ReleaseSysCache(itup);
@@ -855,20 +827,20 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 				{
 					EltCandidate *cand;
 
-					cand = add_cand(c, R_DROP_INDEX, table, 0, NULL, EltRelDisplay(relid),
+					cand = EltAddCandidate(c, R_DROP_INDEX, table, 0, NULL, EltRelDisplay(relid),
 									psprintf("drops index %s of %s without CONCURRENTLY: reads and writes of the table wait for it",
 											 EltRelDisplay(relid), EltRelDisplay(table)),
 									CAND_NEEDS_SIZE);
 					cand->lockmode = AccessExclusiveLock;
 					EltAddLock(c, table, AccessExclusiveLock);
 				}
-				add_cand(c, -1, table, 0, NULL, EltRelDisplay(table), NULL, 0);
+				EltAddCandidate(c, -1, table, 0, NULL, EltRelDisplay(table), NULL, 0);
 			}
 			else if (is_table_kind(relkind))
 			{
 				/* partitions go with their table, children with CASCADE */
 				c->recurse = true;
-				add_cand(c, R_DROP_TABLE, relid, 0, NULL, EltRelDisplay(relid),
+				EltAddCandidate(c, R_DROP_TABLE, relid, 0, NULL, EltRelDisplay(relid),
 						 psprintf("drops table %s: its readers fail and its rows are gone", EltRelDisplay(relid)),
 						 get_rel_relispartition(relid) ? CAND_PARTITION : 0);
 				c->recurse = false;
@@ -876,7 +848,7 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 			}
 			else if (is_view_kind(relkind))
 			{
-				add_cand(c, R_DROP_VIEW, relid, 0, NULL, EltRelDisplay(relid),
+				EltAddCandidate(c, R_DROP_VIEW, relid, 0, NULL, EltRelDisplay(relid),
 						 psprintf("drops %s %s: its readers fail",
 								  relkind == RELKIND_MATVIEW ? "materialized view" : "view",
 								  EltRelDisplay(relid)), 0);
@@ -935,7 +907,7 @@ classify_type_rename(EltClassified *c, List *names, const char *what, const char
 	if (!OidIsValid(typid))
 		return;
 	object = format_type_be_qualified(typid);
-	cand = add_cand(c, R_RENAME_TABLE, InvalidOid, 0, NULL, object,
+	cand = EltAddCandidate(c, R_RENAME_TABLE, InvalidOid, 0, NULL, object,
 					psprintf("%s type %s %s: readers and writers that name it (casts, function signatures) fail",
 							 what, object, to), 0);
 	cand->typid = typid;
@@ -968,19 +940,19 @@ classify_domain(EltClassified *c, AlterDomainStmt *stmt)
 	{
 		case 'T':
 			if (stmt->def == NULL && hasdefault)
-				cand = add_cand(c, R_DROP_DEFAULT, InvalidOid, 0, NULL, object,
+				cand = EltAddCandidate(c, R_DROP_DEFAULT, InvalidOid, 0, NULL, object,
 								psprintf("drops the default of domain %s: writers that leave its columns out store NULL or fail",
 										 object), CAND_WRITERS);
 			break;
 		case 'N':
 			if (notnull)
-				cand = add_cand(c, R_DROP_NOT_NULL, InvalidOid, 0, NULL, object,
+				cand = EltAddCandidate(c, R_DROP_NOT_NULL, InvalidOid, 0, NULL, object,
 								psprintf("drops NOT NULL on domain %s: readers of its columns meet NULL", object), 0);
 			break;
 		case 'O':
 			if (!notnull)
 			{
-				cand = add_cand(c, R_SET_NOT_NULL, InvalidOid, 0, NULL, object,
+				cand = EltAddCandidate(c, R_SET_NOT_NULL, InvalidOid, 0, NULL, object,
 								psprintf("sets domain %s NOT NULL: writers that store NULL in its columns start to fail",
 										 object), CAND_WRITERS);
 				EltAddDomainScans(c, typid, R_NOT_NULL_SCAN, "sets NOT NULL on domain");
@@ -990,7 +962,7 @@ classify_domain(EltClassified *c, AlterDomainStmt *stmt)
 			if (stmt->def != NULL && IsA(stmt->def, Constraint) &&
 				!((Constraint *) stmt->def)->skip_validation)
 			{
-				cand = add_cand(c, R_ADD_CHECK, InvalidOid, 0, NULL, object,
+				cand = EltAddCandidate(c, R_ADD_CHECK, InvalidOid, 0, NULL, object,
 								psprintf("adds a constraint to domain %s: writes of its columns that break it start to fail",
 										 object), CAND_WRITERS);
 				EltAddDomainScans(c, typid, R_VALIDATION_SCAN,
@@ -1004,7 +976,7 @@ classify_domain(EltClassified *c, AlterDomainStmt *stmt)
 			break;
 	}
 	if (cand == NULL)
-		cand = add_cand(c, -1, InvalidOid, 0, NULL, object, NULL, 0);
+		cand = EltAddCandidate(c, -1, InvalidOid, 0, NULL, object, NULL, 0);
 	cand->typid = typid;
 }
 
@@ -1039,12 +1011,12 @@ classify_enum(EltClassified *c, AlterEnumStmt *stmt)
 	if (EltEnumAddFindsValue(stmt))
 		return;					/* IF NOT EXISTS on a value that exists */
 	if (stmt->oldVal != NULL)
-		cand = add_cand(c, R_ENUM_RENAME_VALUE, InvalidOid, 0, NULL, object,
+		cand = EltAddCandidate(c, R_ENUM_RENAME_VALUE, InvalidOid, 0, NULL, object,
 						psprintf("renames value %s of type %s to %s: rows and readers that use the old value change meaning",
 								 quote_literal_cstr(stmt->oldVal), object,
 								 quote_literal_cstr(stmt->newVal)), 0);
 	else
-		cand = add_cand(c, R_ENUM_ADD_VALUE, InvalidOid, 0, NULL, object,
+		cand = EltAddCandidate(c, R_ENUM_ADD_VALUE, InvalidOid, 0, NULL, object,
 						psprintf("adds value %s to type %s%s: readers that handle a closed set of values (an ORM's or a client language's enum) meet one they do not know",
 								 quote_literal_cstr(stmt->newVal), object,
 								 stmt->newValNeighbor == NULL ? ", sorted last" : ""), 0);
@@ -1073,7 +1045,7 @@ classify_index(EltClassified *c, IndexStmt *stmt)
 	name = stmt->idxname ? pstrdup(quote_identifier(stmt->idxname)) : "(unnamed)";
 	/* a twin of a unique index the table has (pg_repack --only-indexes) lets in the same writes */
 	if (stmt->unique && !EltUniqueIndexIsDuplicate(relid, stmt))
-		add_cand(c, R_ADD_UNIQUE, relid, 0, NULL, table,
+		EltAddCandidate(c, R_ADD_UNIQUE, relid, 0, NULL, table,
 				 psprintf("creates unique index %s on %s: writes of duplicate values start to fail",
 						  name, table), CAND_WRITERS);
 	/* ON ONLY a partitioned table builds nothing but an invalid parent index */
@@ -1082,13 +1054,13 @@ classify_index(EltClassified *c, IndexStmt *stmt)
 	{
 		EltCandidate *cand;
 
-		cand = add_cand(c, R_CREATE_INDEX, relid, 0, NULL, table,
+		cand = EltAddCandidate(c, R_CREATE_INDEX, relid, 0, NULL, table,
 						psprintf("creates index %s on %s without CONCURRENTLY: writes to the table wait until it is built",
 								 name, table), CAND_NEEDS_SIZE);
 		cand->lockmode = ShareLock;
 		EltAddLock(c, relid, ShareLock);
 	}
-	add_cand(c, -1, relid, 0, NULL, table, NULL, 0);
+	EltAddCandidate(c, -1, relid, 0, NULL, table, NULL, 0);
 }
 
 /* TRUNCATE (from the ProcessUtility hook). */
@@ -1107,7 +1079,7 @@ classify_truncate(EltClassified *c, TruncateStmt *stmt)
 		if (!target_relation(c, rv, true, is_table_kind, &relid, &relkind))
 			continue;
 		c->recurse = rv->inh;
-		add_cand(c, R_TRUNCATE, relid, 0, NULL, EltRelDisplay(relid),
+		EltAddCandidate(c, R_TRUNCATE, relid, 0, NULL, EltRelDisplay(relid),
 				 psprintf("truncates %s: its readers see no rows until it is loaded again",
 						  EltRelDisplay(relid)), 0);
 		EltAddLock(c, relid, AccessExclusiveLock);
@@ -1149,7 +1121,7 @@ classify_truncate(EltClassified *c, TruncateStmt *stmt)
 				all = lappend_oid(all, ref);
 				next = lappend_oid(next, ref);
 				c->recurse = true;
-				add_cand(c, R_TRUNCATE, ref, 0, NULL, EltRelDisplay(ref),
+				EltAddCandidate(c, R_TRUNCATE, ref, 0, NULL, EltRelDisplay(ref),
 						 psprintf("truncates %s through TRUNCATE ... CASCADE (it references a truncated table): its readers see no rows",
 								  EltRelDisplay(ref)), 0);
 			}

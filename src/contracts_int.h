@@ -10,6 +10,10 @@
  *   contracts_judge.c     the live check at ddl_command_start and sql_drop:
  *                         judge candidates against policies and dependents,
  *                         then block, warn or approve
+ *   contracts_script_state.c  what a script remembers (transaction blocks,
+ *                         locks held, constraints, added columns) and the
+ *                         findings that follow; EG210 and the columns a
+ *                         transaction added, live too
  *   contracts_classify.c  a statement's parse tree into candidates
  *   contracts_maintain.c  the same for rebuild commands (REINDEX, VACUUM,
  *                         CLUSTER, REFRESH MATERIALIZED VIEW), the locks a
@@ -140,8 +144,40 @@ typedef struct EltScript
 	List	   *col_keys;		/* char *: "<oid>.<name>" */
 	List	   *col_attnums;	/* int: live attnum, 0 new, -1 gone */
 	List	   *index_stmts;	/* IndexStmt *: CREATE UNIQUE INDEX with a name */
-	bool		lock_timeout;	/* a lock_timeout is set */
+	bool		lock_timeout;	/* a lock_timeout is in force now */
+	/* contracts_script_state.c: transactions and what else the script did */
+	bool		in_block;		/* inside BEGIN ... COMMIT */
+	bool		lt_session;		/* session lock_timeout set */
+	int			lt_local;		/* SET LOCAL in the block: -1 none, 0 off, 1 on */
+	List	   *held_ae;		/* Oid: ACCESS EXCLUSIVE held in the transaction */
+	List	   *emptied;		/* Oid: truncated by it, not loaded since */
+	List	   *cons;			/* EltScriptCon *: last entry per name wins */
+	List	   *unnamed_con_rels;	/* Oid: got a constraint of a generated name */
+	List	   *cols;			/* EltScriptCol *: columns the script added */
+	List	   *created_funcs;	/* char *: names of functions and procedures */
+	struct EltScript *saved;	/* the state at BEGIN, for ROLLBACK */
 } EltScript;
+
+/* A constraint the script added, validated, renamed or dropped. */
+typedef struct EltScriptCon
+{
+	Oid			relid;
+	char	   *name;
+	bool		gone;			/* dropped or renamed away */
+	bool		valid;
+	char	   *notnull_col;	/* CHECK (col IS NOT NULL): col */
+} EltScriptCon;
+
+/* A column the script added to a live table, as it now is. */
+typedef struct EltScriptCol
+{
+	Oid			relid;
+	char	   *name;
+	Oid			typid;			/* InvalidOid: a type the script creates */
+	int32		typmod;
+	bool		not_null;
+	bool		has_default;
+} EltScriptCol;
 
 typedef enum
 {
@@ -160,6 +196,9 @@ typedef struct EltClassified
 } EltClassified;
 
 /* contracts_rules.c */
+extern EltCandidate *EltAddCandidate(EltClassified *c, int rule, Oid relid, AttrNumber attnum,
+									 const char *colname, char *object, char *reason,
+									 int flags);
 extern const EltRule EltContractRules[R_COUNT];
 extern List *EltScriptSchemas;
 extern char *EltRelDisplay(Oid relid);
@@ -179,6 +218,7 @@ extern Datum EltTextArray(List *list);
 /* contracts_classify.c */
 extern void EltClassify(EltClassified *c, Node *stmt);
 
+
 /* contracts_maintain.c */
 extern void EltClassifyMaintain(EltClassified *c, Node *stmt);
 extern void EltAddLock(EltClassified *c, Oid relid, LOCKMODE mode);
@@ -193,6 +233,15 @@ extern bool EltUniqueIndexIsDuplicate(Oid relid, IndexStmt *stmt);
 extern bool EltUniqueIndexHasTwin(Oid table, Oid idx, List *also_dropped);
 extern bool EltKeySwapKeepsKey(EltClassified *c, Oid relid, const char *conname,
 							   char contype, List *cmds);
+/* contracts_script_state.c */
+extern void EltScriptBegin(EltScript *s, bool single_transaction);
+extern bool EltScriptTransaction(EltScript *s, Node *stmt);
+extern void EltClassifyHeldLocks(EltClassified *c, Node *stmt);
+extern void EltLiveAddedColumns(EltClassified *c, Node *stmt);
+extern void EltScriptClassify(EltClassified *c, Node *stmt);
+extern List *EltScriptBlockFindings(EltClassified *c, Node *stmt);
+extern void EltScriptRemember(EltClassified *c, Node *stmt);
+extern void EltScriptEndStatement(EltScript *s);
 
 /* contracts_judge.c */
 extern void EltJudge(EltClassified *c, bool lock_timeout_set);

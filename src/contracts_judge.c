@@ -32,7 +32,9 @@
  *            statement that fails leaves nothing; a blocked one is written
  *            to the server log.
  *
- * Calls: contracts_classify.c, contracts_record.c, contracts_rules.c,
+ * Calls: contracts_classify.c, contracts_script_state.c (EG210 and the
+ * columns the transaction added, before judging), contracts_record.c,
+ * contracts_rules.c,
  * contracts_swap.c (dbt's swap: a rename out deferred to the rename in);
  * migrations.c (EltCurrentMigration, EltMigrationJoin, EltContractsReady); SQL on
  * elt.governed_targets for policies; util.c; the shared layers govern.c
@@ -785,6 +787,13 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 				}
 			}
 		}
+		else if ((cand->flags & CAND_NOT_NULL_PROOF) &&
+				 not_null_proven(cand->relid, cand->colname))
+		{
+			/* a validated CHECK (col IS NOT NULL): no scan, no NULL to fail on */
+			MemoryContextSwitchTo(old);
+			continue;
+		}
 		else if (cand->flags & CAND_NEEDS_SIZE)
 		{
 			double		rows = estimated_rows(cand->relid, cand->lockmode, c->actor,
@@ -808,12 +817,6 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 									cand->rule == R_CREATE_INDEX &&
 									get_rel_relkind(cand->relid) == RELKIND_PARTITIONED_TABLE ?
 									"; a partitioned table cannot be indexed CONCURRENTLY: create the index ON ONLY the parent, CONCURRENTLY on each partition, then ATTACH PARTITION each" : "");
-		}
-		else if ((cand->flags & CAND_NOT_NULL_PROOF) &&
-				 not_null_proven(cand->relid, cand->colname))
-		{
-			MemoryContextSwitchTo(old);
-			continue;
 		}
 		else if (RULE_IS_BREAKING(cand->rule))
 		{
@@ -1236,6 +1239,9 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 	c.cxt = CurrentMemoryContext;
 	c.actor = GetUserId();
 	EltClassify(&c, parsetree);
+	/* before anything here locks: the locks the transaction already holds */
+	EltClassifyHeldLocks(&c, parsetree);
+	EltLiveAddedColumns(&c, parsetree);
 	if (c.cands == NIL)
 		return;
 	EltCatalogWriteBegin(&cw);

@@ -48,6 +48,7 @@
 #include "commands/tablecmds.h"
 #include "commands/tablespace.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -71,21 +72,14 @@ rel_am(Oid relid)
 	return am;
 }
 
-/* Append a candidate to c (as add_cand in contracts_classify.c). */
+/* Append a candidate to c, with the lock the statement takes on relid. */
 static EltCandidate *
 new_cand(EltClassified *c, int rule, Oid relid, char *object, char *reason,
 		 int flags, LOCKMODE lockmode)
 {
-	EltCandidate *cand = palloc0(sizeof(EltCandidate));
+	EltCandidate *cand = EltAddCandidate(c, rule, relid, 0, NULL, object, reason, flags);
 
-	cand->rule = rule;
-	cand->relid = relid;
-	cand->object = object;
-	cand->reason = reason;
-	cand->flags = flags;
 	cand->lockmode = lockmode;
-	cand->recurse = c->recurse;
-	c->cands = lappend(c->cands, cand);
 	return cand;
 }
 
@@ -116,6 +110,31 @@ lock_reason(Oid relid, LOCKMODE mode)
 }
 
 /*
+ * Whether the transaction already holds mode (or a stronger lock) on relid
+ * from an earlier statement: then the statement waits for nothing, and
+ * queues no one.  A dry run knows the ACCESS EXCLUSIVE locks the script's
+ * open block took; a live statement asks the lock manager (at
+ * ddl_command_start, or in the ProcessUtility hook, the statement has not
+ * locked yet, and classifying takes nothing stronger than ACCESS SHARE).
+ */
+static bool
+lock_already_held(EltClassified *c, Oid relid, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+	LOCKMODE	m;
+
+	if (c->script != NULL)
+		return list_member_oid(c->script->held_ae, relid);
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	for (m = mode; m <= MaxLockMode; m++)
+	{
+		if (LockHeldByMe(&tag, m))
+			return true;
+	}
+	return false;
+}
+
+/*
  * EG208 candidate: the statement takes mode on relid.  Only locks that
  * block writes or reads (SHARE or stronger) count; one candidate per
  * relation, with the strongest lock.  The judge keeps it on a live
@@ -126,7 +145,7 @@ EltAddLock(EltClassified *c, Oid relid, LOCKMODE mode)
 {
 	ListCell   *lc;
 
-	if (mode < ShareLock || !OidIsValid(relid))
+	if (mode < ShareLock || !OidIsValid(relid) || lock_already_held(c, relid, mode))
 		return;
 	foreach(lc, c->cands)
 	{

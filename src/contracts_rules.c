@@ -2,8 +2,10 @@
  * contracts_rules.c — the rule table of the contracts engine and the
  * catalog facts its rules rest on.
  *
- * Owns: the rule table (codes EG1xx breaking, EG2xx lock hazards, EG001 for
- * check_ddl) and elt.rules(); finding a relation or column in the live
+ * Owns: the rule table (codes EG1xx breaking, EG2xx lock hazards, EG208
+ * advice, EG001/EG002 for check_ddl) and elt.rules(); EltAddCandidate, which
+ * every part uses to add a candidate finding (and marks the hazards that
+ * depend on size); finding a relation or column in the live
  * catalog or, for elt.check_ddl(), in the script's view of it (what earlier
  * statements of the script created, renamed or dropped); whether a type
  * change is a widening and whether it rewrites the table; display names.
@@ -141,6 +143,38 @@ const EltRule EltContractRules[R_COUNT] = {
 	[R_INDEX_REBUILD] = {"EG214", "lock_hazard", "column type change that rebuilds the column's indexes on a large table",
 		"Add a column of the new type, backfill it in chunks, index it CONCURRENTLY, then swap the columns inside an approved migration."},
 };
+
+/*
+ * Append a candidate finding (rule >= 0) or touch (rule -1) to c; a scan,
+ * build or rewrite is kept by judging only on a large relation.  Every
+ * part of the engine adds its candidates here.
+ */
+EltCandidate *
+EltAddCandidate(EltClassified *c, int rule, Oid relid, AttrNumber attnum,
+				const char *colname, char *object, char *reason, int flags)
+{
+	EltCandidate *cand = palloc0(sizeof(EltCandidate));
+
+	cand->rule = rule;
+	cand->relid = relid;
+	cand->attnum = attnum;
+	cand->colname = colname ? pstrdup(colname) : NULL;
+	cand->object = object;
+	cand->reason = reason;
+	cand->flags = flags;
+	cand->recurse = c->recurse;
+	/* a scan, build or rewrite matters on a large table only */
+	if (OidIsValid(relid) &&
+		(rule == R_TYPE_REWRITE || rule == R_VOLATILE_DEFAULT || rule == R_NOT_NULL_SCAN ||
+		 rule == R_VALIDATION_SCAN || rule == R_INDEX_BUILD || rule == R_TABLE_REWRITE ||
+		 rule == R_INDEX_REBUILD))
+	{
+		cand->flags |= CAND_NEEDS_SIZE;
+		cand->lockmode = AccessExclusiveLock;
+	}
+	c->cands = lappend(c->cands, cand);
+	return cand;
+}
 
 /* A relation's schema-qualified name, quoted where needed. */
 char *

@@ -5,11 +5,14 @@
  * Owns: elt.check_ddl().  The script is parsed with the raw parser; every
  * statement is classified (contracts_classify.c) and judged
  * (contracts_judge.c) in turn, and simple effects of earlier statements
- * (tables created, renamed or dropped, columns added, renamed or dropped,
- * SET search_path, SET lock_timeout) are remembered for the later ones.
- * Nothing is executed and nothing is recorded.
+ * (tables and indexes created, renamed or dropped, columns added, renamed
+ * or dropped, SET search_path, SET lock_timeout) are remembered for the
+ * later ones; transaction blocks, locks held, constraints, added columns
+ * and functions are contracts_script_state.c's.  Nothing is executed and
+ * nothing is recorded.
  *
- * Calls: contracts_classify.c, contracts_judge.c, contracts_rules.c,
+ * Calls: contracts_script_state.c, contracts_classify.c, contracts_judge.c,
+ * contracts_rules.c,
  * migrations.c (EltContractsReady), util.c, and govern.c (EltAnyTarget).
  *
  * Locking: as judging (a dry run locks nothing it cannot get at once, and
@@ -134,15 +137,42 @@ script_apply(EltClassified *c, Node *stmt)
 	switch (nodeTag(stmt))
 	{
 		case T_CreateStmt:
+			/* IF NOT EXISTS on a live table does nothing: it stays live */
+			if (((CreateStmt *) stmt)->if_not_exists &&
+				EltFindRelation(c, ((CreateStmt *) stmt)->relation, &relid) == FOUND_LIVE)
+				break;
 			s->created = lappend(s->created, EltRangeVarQualified(((CreateStmt *) stmt)->relation));
 			break;
 		case T_CreateTableAsStmt:
+			if (((CreateTableAsStmt *) stmt)->if_not_exists &&
+				EltFindRelation(c, ((CreateTableAsStmt *) stmt)->into->rel, &relid) == FOUND_LIVE)
+				break;
 			s->created = lappend(s->created,
 								 EltRangeVarQualified(((CreateTableAsStmt *) stmt)->into->rel));
 			break;
 		case T_ViewStmt:
+			/* OR REPLACE on a live view changes that view: it stays live */
+			if (((ViewStmt *) stmt)->replace &&
+				EltFindRelation(c, ((ViewStmt *) stmt)->view, &relid) == FOUND_LIVE)
+				break;
 			s->created = lappend(s->created, EltRangeVarQualified(((ViewStmt *) stmt)->view));
 			break;
+		case T_IndexStmt:
+			{
+				IndexStmt  *is = (IndexStmt *) stmt;
+				Oid			nsp;
+
+				/* an index of a live table, named: later statements may name it */
+				if (is->idxname == NULL || is->relation == NULL ||
+					EltFindRelation(c, is->relation, &relid) != FOUND_LIVE)
+					break;
+				nsp = get_rel_namespace(relid);
+				if (is->if_not_exists && OidIsValid(get_relname_relid(is->idxname, nsp)))
+					break;
+				s->created = lappend(s->created,
+									 quote_qualified_identifier(get_namespace_name(nsp), is->idxname));
+				break;
+			}
 		case T_CreateEnumStmt:
 			s->created_types = lappend(s->created_types,
 									   NameListToQuotedString(((CreateEnumStmt *) stmt)->typeName));
@@ -156,7 +186,8 @@ script_apply(EltClassified *c, Node *stmt)
 				CreateSchemaStmt *cs = (CreateSchemaStmt *) stmt;
 				ListCell   *lc;
 
-				if (cs->schemaname == NULL)
+				if (cs->schemaname == NULL ||
+					(cs->if_not_exists && OidIsValid(get_namespace_oid(cs->schemaname, true))))
 					break;
 				s->created_schemas = lappend(s->created_schemas, pstrdup(cs->schemaname));
 				EltScriptSchemas = s->created_schemas;
@@ -185,8 +216,14 @@ script_apply(EltClassified *c, Node *stmt)
 				{
 					AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
 
+					FormData_pg_attribute att;
+
+					/* ADD COLUMN IF NOT EXISTS on a live column does nothing */
 					if (cmd->subtype == AT_AddColumn && cmd->def && IsA(cmd->def, ColumnDef))
-						script_add_col(s, relid, ((ColumnDef *) cmd->def)->colname, 0);
+					{
+						if (EltFindColumn(c, relid, ((ColumnDef *) cmd->def)->colname, &att) != FOUND_LIVE)
+							script_add_col(s, relid, ((ColumnDef *) cmd->def)->colname, 0);
+					}
 					else if (cmd->subtype == AT_DropColumn && cmd->name)
 						script_add_col(s, relid, cmd->name, -1);
 				}
@@ -209,7 +246,7 @@ script_apply(EltClassified *c, Node *stmt)
 					script_add_col(s, relid, rs->subname, -1);
 				}
 				else if (rs->renameType == OBJECT_TABLE || rs->renameType == OBJECT_VIEW ||
-						 rs->renameType == OBJECT_MATVIEW)
+						 rs->renameType == OBJECT_MATVIEW || rs->renameType == OBJECT_INDEX)
 					script_alias(s, relid,
 								 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 															rs->newname));
@@ -231,7 +268,7 @@ script_apply(EltClassified *c, Node *stmt)
 				ListCell   *lc;
 
 				if (ds->removeType != OBJECT_TABLE && ds->removeType != OBJECT_VIEW &&
-					ds->removeType != OBJECT_MATVIEW)
+					ds->removeType != OBJECT_MATVIEW && ds->removeType != OBJECT_INDEX)
 					break;
 				foreach(lc, ds->objects)
 				{
@@ -265,10 +302,29 @@ script_apply(EltClassified *c, Node *stmt)
 				}
 				if (vs->name == NULL || strcmp(vs->name, "lock_timeout") != 0)
 					break;
-				if (vs->kind == VAR_SET_VALUE)
-					s->lock_timeout = timeout_is_set(ExtractSetVariableArgs(vs));
-				else if (vs->kind == VAR_SET_DEFAULT || vs->kind == VAR_RESET)
-					s->lock_timeout = timeout_is_set(GetConfigOptionResetString("lock_timeout"));
+				{
+					bool		set;
+
+					if (vs->kind == VAR_SET_VALUE)
+						set = timeout_is_set(ExtractSetVariableArgs(vs));
+					else if (vs->kind == VAR_SET_DEFAULT || vs->kind == VAR_RESET)
+						set = timeout_is_set(GetConfigOptionResetString("lock_timeout"));
+					else
+						break;
+					/* SET LOCAL holds to the end of the block; outside one it does nothing */
+					if (vs->is_local)
+					{
+						if (s->in_block)
+							s->lt_local = set ? 1 : 0;
+					}
+					else
+					{
+						s->lt_session = set;
+						s->lt_local = -1;
+					}
+					s->lock_timeout = (s->in_block && s->lt_local >= 0) ? s->lt_local == 1 :
+						s->lt_session;
+				}
 				break;
 			}
 		default:
@@ -377,6 +433,7 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 
 	memset(&script, 0, sizeof(script));
 	script.lock_timeout = LockTimeout > 0;
+	EltScriptBegin(&script, PG_NARGS() > 1 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1));
 	memset(&c, 0, sizeof(c));
 	c.script = &script;
 	c.cxt = CurrentMemoryContext;
@@ -404,8 +461,12 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 		ListCell   *fc;
 
 		n++;
+		if (EltScriptTransaction(&script, rs->stmt))
+			continue;
 		c.cands = NIL;
 		EltClassify(&c, rs->stmt);
+		EltClassifyHeldLocks(&c, rs->stmt);
+		EltScriptClassify(&c, rs->stmt);
 		if (c.cands != NIL)
 		{
 			EltCatalogWrite cw;
@@ -427,6 +488,8 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 			}
 			EltCatalogWriteEnd(&cw);
 		}
+		/* EG002, whatever is governed */
+		c.cands = list_concat(c.cands, EltScriptBlockFindings(&c, rs->stmt));
 		foreach(fc, c.cands)
 		{
 			EltCandidate *f = (EltCandidate *) lfirst(fc);
@@ -445,7 +508,9 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 			values[7] = CStringGetTextDatum(EltContractRules[f->rule].suggestion);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
+		EltScriptRemember(&c, rs->stmt);
 		script_apply(&c, rs->stmt);
+		EltScriptEndStatement(&script);
 	}
 	error_context_stack = errcb.previous;
 	AtEOXact_GUC(true, guc_level);

@@ -110,22 +110,28 @@ ALTER TABLE r.big ALTER COLUMN note TYPE varchar(40);
 $$) ORDER BY statement_no, rule, object;
 
 -- key swaps: a primary key or unique constraint replaced by one USING an
--- index with exactly the same key is no EG122; with another key it is
-SELECT statement_no, rule, class, object FROM elt.check_ddl($$
-ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD PRIMARY KEY USING INDEX k_id_twin;
-ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD CONSTRAINT k_pkey PRIMARY KEY USING INDEX k_id_twin;
-ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD PRIMARY KEY USING INDEX k_id_v;
-ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD CONSTRAINT k_uq UNIQUE USING INDEX k_id_twin;
-ALTER TABLE r.u DROP CONSTRAINT u_code_key, ADD CONSTRAINT u_code_key UNIQUE USING INDEX u_code_twin;
-$$) ORDER BY statement_no, rule, object;
+-- index with exactly the same key is no EG122; with another key it is.
+-- Each case is a script of its own (in one script, the second would find
+-- k_pkey dropped by the first: EG001)
+SELECT s.n, f.rule, f.class, f.object
+FROM (VALUES
+  (1, 'ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD PRIMARY KEY USING INDEX k_id_twin'),
+  (2, 'ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD CONSTRAINT k_pkey PRIMARY KEY USING INDEX k_id_twin'),
+  (3, 'ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD PRIMARY KEY USING INDEX k_id_v'),
+  (4, 'ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD CONSTRAINT k_uq UNIQUE USING INDEX k_id_twin'),
+  (5, 'ALTER TABLE r.u DROP CONSTRAINT u_code_key, ADD CONSTRAINT u_code_key UNIQUE USING INDEX u_code_twin')
+) s(n, sql), LATERAL elt.check_ddl(s.sql) f
+ORDER BY s.n, f.rule, f.object;
 
 -- ... with the index built earlier in the script (compared from its statement)
-SELECT statement_no, rule, class, object FROM elt.check_ddl($$
-CREATE UNIQUE INDEX CONCURRENTLY k_id_new ON r.k (id);
-ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD PRIMARY KEY USING INDEX k_id_new;
-CREATE UNIQUE INDEX CONCURRENTLY k_v_new ON r.k (v);
-ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD PRIMARY KEY USING INDEX k_v_new;
-$$) ORDER BY statement_no, rule, object;
+SELECT s.n, f.statement_no, f.rule, f.class, f.object
+FROM (VALUES
+  (1, 'CREATE UNIQUE INDEX CONCURRENTLY k_id_new ON r.k (id);
+       ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD PRIMARY KEY USING INDEX k_id_new'),
+  (2, 'CREATE UNIQUE INDEX CONCURRENTLY k_v_new ON r.k (v);
+       ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD PRIMARY KEY USING INDEX k_v_new')
+) s(n, sql), LATERAL elt.check_ddl(s.sql) f
+ORDER BY s.n, f.statement_no, f.rule, f.object;
 
 -- DETACH PARTITION: ACCESS EXCLUSIVE on the parent (advice); CONCURRENTLY
 -- lets traffic go on

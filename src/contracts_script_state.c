@@ -1,0 +1,1101 @@
+/*
+ * contracts_script_state.c — what a check_ddl script remembers beyond the
+ * relations it creates, renames and drops: its transaction blocks, the
+ * ACCESS EXCLUSIVE locks a transaction holds, SET [LOCAL] lock_timeout, the
+ * constraints, columns, functions and indexes it adds; and the findings
+ * that follow from them (EG002, EG210, EG001, and the rules that still
+ * apply to a column the script added).
+ *
+ * Owns: the transaction model of elt.check_ddl() and EltClassifyHeldLocks,
+ * which contracts_judge.c also calls for a live statement (there the locks
+ * are the ones the transaction really holds, looked up at
+ * ddl_command_start, before the statement takes its own and before the
+ * judging takes any).
+ *
+ * The model.  Outside a block every statement is a transaction of its own.
+ * BEGIN / START TRANSACTION opens a block (a second one is ignored, as
+ * PostgreSQL does with a warning); COMMIT / END / PREPARE TRANSACTION closes
+ * it and lets go of its locks and its SET LOCAL; ROLLBACK / ABORT closes it
+ * and undoes everything the script remembered from it (objects created,
+ * renamed or dropped, columns, constraints, SET lock_timeout; SET
+ * search_path is not undone).  SAVEPOINT, RELEASE and ROLLBACK TO are
+ * ignored: what was done after the savepoint is kept.  single_transaction
+ * opens a block before the first statement, as psql -1 does: a COMMIT in
+ * the script ends it, and the statements after it run each on its own.
+ *
+ * Calls: contracts_rules.c.  Locking: none taken; LockHeldByMe only looks.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_proc.h"
+#include "commands/defrem.h"
+#include "commands/tablecmds.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/primnodes.h"
+#include "parser/parse_type.h"
+#include "storage/bufmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "contracts_int.h"
+
+/* ------------------------------------------------------------------------
+ * Transaction blocks
+ * ------------------------------------------------------------------------
+ */
+
+/* Recompute whether a lock_timeout is in force. */
+static void
+lock_timeout_now(EltScript *s)
+{
+	s->lock_timeout = (s->in_block && s->lt_local >= 0) ? s->lt_local == 1 : s->lt_session;
+}
+
+/* A copy of the script's state, for ROLLBACK to restore. */
+static EltScript *
+script_copy(EltScript *s)
+{
+	EltScript  *copy = palloc(sizeof(EltScript));
+
+	memcpy(copy, s, sizeof(EltScript));
+	copy->created = list_copy(s->created);
+	copy->created_types = list_copy(s->created_types);
+	copy->created_schemas = list_copy(s->created_schemas);
+	copy->alias_names = list_copy(s->alias_names);
+	copy->alias_oids = list_copy(s->alias_oids);
+	copy->gone = list_copy(s->gone);
+	copy->col_keys = list_copy(s->col_keys);
+	copy->col_attnums = list_copy(s->col_attnums);
+	copy->cons = list_copy(s->cons);
+	copy->unnamed_con_rels = list_copy(s->unnamed_con_rels);
+	copy->cols = list_copy(s->cols);
+	copy->created_funcs = list_copy(s->created_funcs);
+	copy->saved = NULL;
+	return copy;
+}
+
+/* Open a transaction block. */
+static void
+block_open(EltScript *s)
+{
+	s->saved = script_copy(s);
+	s->in_block = true;
+	s->lt_local = -1;
+	s->held_ae = NIL;
+	s->emptied = NIL;
+	lock_timeout_now(s);
+}
+
+/* Start of a script: the session's lock_timeout, and -1's block. */
+void
+EltScriptBegin(EltScript *s, bool single_transaction)
+{
+	s->lt_session = s->lock_timeout;
+	s->lt_local = -1;
+	if (single_transaction)
+		block_open(s);
+	lock_timeout_now(s);
+}
+
+/*
+ * A transaction control statement: follow it; true if stmt was one (it
+ * has no finding of its own).
+ */
+bool
+EltScriptTransaction(EltScript *s, Node *stmt)
+{
+	TransactionStmt *ts;
+
+	if (!IsA(stmt, TransactionStmt))
+		return false;
+	ts = (TransactionStmt *) stmt;
+	switch (ts->kind)
+	{
+		case TRANS_STMT_BEGIN:
+		case TRANS_STMT_START:
+			if (!s->in_block)
+				block_open(s);
+			break;
+		case TRANS_STMT_COMMIT:
+		case TRANS_STMT_PREPARE:
+			s->in_block = false;
+			s->saved = NULL;
+			break;
+		case TRANS_STMT_ROLLBACK:
+			if (s->in_block && s->saved != NULL)
+			{
+				EltScript  *saved = s->saved;
+
+				memcpy(s, saved, sizeof(EltScript));
+				EltScriptSchemas = s->created_schemas;
+			}
+			s->in_block = false;
+			s->saved = NULL;
+			break;
+		default:
+			/* SAVEPOINT, RELEASE, ROLLBACK TO, COMMIT/ROLLBACK PREPARED */
+			return true;
+	}
+	s->held_ae = NIL;
+	s->emptied = NIL;
+	s->lt_local = -1;
+	lock_timeout_now(s);
+	return true;
+}
+
+/* After a statement: outside a block its transaction ends with it. */
+void
+EltScriptEndStatement(EltScript *s)
+{
+	if (!s->in_block)
+	{
+		s->held_ae = NIL;
+		s->emptied = NIL;
+		s->lt_local = -1;
+		lock_timeout_now(s);
+	}
+}
+
+/* EG002 for a statement PostgreSQL refuses inside a block; else NULL. */
+static const char *
+not_in_block(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_IndexStmt:
+			return ((IndexStmt *) stmt)->concurrent ? "CREATE INDEX CONCURRENTLY" : NULL;
+		case T_DropStmt:
+			return ((DropStmt *) stmt)->concurrent ? "DROP INDEX CONCURRENTLY" : NULL;
+		case T_ReindexStmt:
+			{
+				ReindexStmt *rs = (ReindexStmt *) stmt;
+				ListCell   *lc;
+
+				if (rs->kind == REINDEX_OBJECT_SCHEMA || rs->kind == REINDEX_OBJECT_SYSTEM ||
+					rs->kind == REINDEX_OBJECT_DATABASE)
+					return "REINDEX SCHEMA, SYSTEM or DATABASE";
+				foreach(lc, rs->params)
+				{
+					DefElem    *opt = (DefElem *) lfirst(lc);
+
+					if (strcmp(opt->defname, "concurrently") == 0 && defGetBoolean(opt))
+						return "REINDEX CONCURRENTLY";
+				}
+				return NULL;
+			}
+		case T_AlterTableStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((AlterTableStmt *) stmt)->cmds)
+				{
+					AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+					if (cmd->subtype == AT_DetachPartition && cmd->def != NULL &&
+						IsA(cmd->def, PartitionCmd) && ((PartitionCmd *) cmd->def)->concurrent)
+						return "ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY";
+				}
+				return NULL;
+			}
+		case T_VacuumStmt:
+			return ((VacuumStmt *) stmt)->is_vacuumcmd ? "VACUUM" : NULL;
+		case T_ClusterStmt:
+			return ((ClusterStmt *) stmt)->relation == NULL ? "CLUSTER without a table" : NULL;
+		case T_CreatedbStmt:
+			return "CREATE DATABASE";
+		case T_DropdbStmt:
+			return "DROP DATABASE";
+		case T_AlterSystemStmt:
+			return "ALTER SYSTEM";
+		case T_CreateTableSpaceStmt:
+			return "CREATE TABLESPACE";
+		case T_DropTableSpaceStmt:
+			return "DROP TABLESPACE";
+		case T_DiscardStmt:
+			return ((DiscardStmt *) stmt)->target == DISCARD_ALL ? "DISCARD ALL" : NULL;
+		case T_AlterDatabaseStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((AlterDatabaseStmt *) stmt)->options)
+				{
+					if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
+						return "ALTER DATABASE ... SET TABLESPACE";
+				}
+				return NULL;
+			}
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * EG002: a statement that cannot run in a transaction block, in one.
+ * Reported whatever is governed; returned apart, not judged.
+ */
+List *
+EltScriptBlockFindings(EltClassified *c, Node *stmt)
+{
+	const char *what;
+	EltCandidate *cand;
+
+	if (c->script == NULL || !c->script->in_block || (what = not_in_block(stmt)) == NULL)
+		return NIL;
+	cand = palloc0(sizeof(EltCandidate));
+	cand->rule = R_TRANSACTION_BLOCK;
+	cand->object = pstrdup(what);
+	cand->reason = psprintf("%s cannot run inside a transaction block, and the script is in one here, so the statement would fail",
+							what);
+	return list_make1(cand);
+}
+
+/* ------------------------------------------------------------------------
+ * Locks held by the transaction: EG210
+ * ------------------------------------------------------------------------
+ */
+
+/* Whether the transaction holds ACCESS EXCLUSIVE on relid before stmt. */
+static bool
+held_ae(EltClassified *c, Oid relid)
+{
+	LOCKTAG		tag;
+
+	/* a table truncated by the transaction is empty: its scan is instant */
+	if (c->script != NULL)
+		return list_member_oid(c->script->held_ae, relid) &&
+			!list_member_oid(c->script->emptied, relid);
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	if (!LockHeldByMe(&tag, AccessExclusiveLock))
+		return false;
+	/* held: opening it waits for nothing; truncated (or created) and empty */
+	{
+		Relation	rel = relation_open(relid, NoLock);
+		bool		empty = RELKIND_HAS_STORAGE(rel->rd_rel->relkind) &&
+			RelationGetNumberOfBlocks(rel) == 0;
+
+		relation_close(rel, NoLock);
+		return !empty;
+	}
+}
+
+/* Append an EG210 candidate on a table. */
+static void
+add_held(EltClassified *c, Oid relid, char *reason)
+{
+	EltCandidate *cand = EltAddCandidate(c, R_HELD_LOCK_SCAN, relid, 0, NULL,
+										 EltRelDisplay(relid), reason, CAND_NEEDS_SIZE);
+
+	cand->lockmode = AccessExclusiveLock;
+}
+
+/*
+ * EG210: a scan or build that normally runs under a weaker lock, while
+ * ACCESS EXCLUSIVE on its table is held by an earlier statement of the
+ * transaction, or taken by another subcommand of the same ALTER TABLE.
+ */
+void
+EltClassifyHeldLocks(EltClassified *c, Node *stmt)
+{
+	MemoryContext old = MemoryContextSwitchTo(c->cxt);
+	Oid			relid;
+
+	if (IsA(stmt, AlterTableStmt))
+	{
+		AlterTableStmt *at = (AlterTableStmt *) stmt;
+		ListCell   *lc;
+		bool		same = false;
+		bool		earlier;
+
+		/* only a validation scans: most statements stop here */
+		foreach(lc, at->cmds)
+		{
+			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+			if (cmd->subtype == AT_ValidateConstraint ||
+				(cmd->subtype == AT_AddConstraint && cmd->def != NULL &&
+				 IsA(cmd->def, Constraint) && ((Constraint *) cmd->def)->contype == CONSTR_FOREIGN))
+				break;
+		}
+		if (lc == NULL || at->objtype != OBJECT_TABLE || at->relation == NULL ||
+			EltFindRelation(c, at->relation, &relid) != FOUND_LIVE)
+			goto done;
+		earlier = held_ae(c, relid);
+		foreach(lc, at->cmds)
+		{
+			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+			Constraint *fk = NULL;
+			char	   *what;
+
+			/* a foreign key added without NOT VALID is validated by a scan too */
+			if (cmd->subtype == AT_AddConstraint && cmd->def != NULL && IsA(cmd->def, Constraint) &&
+				((Constraint *) cmd->def)->contype == CONSTR_FOREIGN &&
+				!((Constraint *) cmd->def)->skip_validation)
+				fk = (Constraint *) cmd->def;
+			else if (cmd->subtype != AT_ValidateConstraint || cmd->name == NULL)
+				continue;
+			if (!earlier && !same)
+				same = list_length(at->cmds) > 1 &&
+					AlterTableGetLockLevel(at->cmds) == AccessExclusiveLock;
+			if (!earlier && !same)
+				continue;
+			what = fk == NULL ? psprintf("validates constraint %s", quote_identifier(cmd->name)) :
+				psprintf("adds and validates FOREIGN KEY %s",
+						 fk->conname ? quote_identifier(fk->conname) : "(unnamed)");
+			add_held(c, relid,
+					 psprintf("%s of %s while %s holds an ACCESS EXCLUSIVE lock on it: reads and writes of the table wait for the whole scan",
+							  what, EltRelDisplay(relid),
+							  earlier ? "an earlier statement of the transaction" :
+							  "another subcommand of the same ALTER TABLE"));
+		}
+	}
+	else if (IsA(stmt, IndexStmt))
+	{
+		IndexStmt  *is = (IndexStmt *) stmt;
+
+		if (is->concurrent || is->relation == NULL ||
+			(c->script != NULL && c->script->held_ae == NIL) ||
+			EltFindRelation(c, is->relation, &relid) != FOUND_LIVE || !held_ae(c, relid))
+			goto done;
+		add_held(c, relid,
+				 psprintf("builds index %s on %s while an earlier statement of the transaction holds an ACCESS EXCLUSIVE lock on it: reads and writes of the table wait for the whole build",
+						  is->idxname ? quote_identifier(is->idxname) : "(unnamed)",
+						  EltRelDisplay(relid)));
+	}
+done:
+	MemoryContextSwitchTo(old);
+}
+
+/* Note an ACCESS EXCLUSIVE lock the statement takes on a live relation. */
+static void
+note_ae(EltClassified *c, const RangeVar *rv)
+{
+	Oid			relid;
+
+	if (rv != NULL && EltFindRelation(c, rv, &relid) == FOUND_LIVE)
+		c->script->held_ae = list_append_unique_oid(c->script->held_ae, relid);
+}
+
+/* The ACCESS EXCLUSIVE locks a statement takes, held to the end of its transaction. */
+static void
+remember_locks(EltClassified *c, Node *stmt)
+{
+	ListCell   *lc;
+
+	switch (nodeTag(stmt))
+	{
+		case T_AlterTableStmt:
+			{
+				AlterTableStmt *at = (AlterTableStmt *) stmt;
+
+				if (at->objtype == OBJECT_TABLE &&
+					AlterTableGetLockLevel(at->cmds) == AccessExclusiveLock)
+					note_ae(c, at->relation);
+				break;
+			}
+		case T_RenameStmt:
+			note_ae(c, ((RenameStmt *) stmt)->relation);
+			break;
+		case T_AlterObjectSchemaStmt:
+			note_ae(c, ((AlterObjectSchemaStmt *) stmt)->relation);
+			break;
+		case T_TruncateStmt:
+			foreach(lc, ((TruncateStmt *) stmt)->relations)
+			{
+				Oid			relid;
+
+				note_ae(c, (RangeVar *) lfirst(lc));
+				if (EltFindRelation(c, (RangeVar *) lfirst(lc), &relid) == FOUND_LIVE)
+					c->script->emptied = list_append_unique_oid(c->script->emptied, relid);
+			}
+			break;
+		case T_InsertStmt:
+		case T_CopyStmt:
+			{
+				RangeVar   *rv = IsA(stmt, InsertStmt) ? ((InsertStmt *) stmt)->relation :
+					((CopyStmt *) stmt)->is_from ? ((CopyStmt *) stmt)->relation : NULL;
+				Oid			relid;
+
+				/* loaded again: as large as its statistics say (the live size may differ) */
+				if (rv != NULL && EltFindRelation(c, rv, &relid) == FOUND_LIVE)
+					c->script->emptied = list_delete_oid(c->script->emptied, relid);
+				break;
+			}
+		case T_LockStmt:
+			if (((LockStmt *) stmt)->mode == AccessExclusiveLock)
+				foreach(lc, ((LockStmt *) stmt)->relations)
+					note_ae(c, (RangeVar *) lfirst(lc));
+			break;
+		case T_DropStmt:
+			{
+				DropStmt   *ds = (DropStmt *) stmt;
+
+				/* DROP INDEX without CONCURRENTLY locks its table */
+				if (ds->removeType != OBJECT_INDEX || ds->concurrent)
+					break;
+				foreach(lc, ds->objects)
+				{
+					Oid			idx;
+					Oid			table;
+
+					if (EltFindRelation(c, makeRangeVarFromNameList(castNode(List, lfirst(lc))),
+										&idx) != FOUND_LIVE)
+						continue;
+					table = IndexGetRelation(idx, true);
+					if (OidIsValid(table))
+						c->script->held_ae = list_append_unique_oid(c->script->held_ae, table);
+				}
+				break;
+			}
+		default:
+			break;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Constraints, columns, functions and indexes
+ * ------------------------------------------------------------------------
+ */
+
+/* The last thing the script did to a constraint of relid, or NULL. */
+static EltScriptCon *
+con_find(EltScript *s, Oid relid, const char *name)
+{
+	EltScriptCon *found = NULL;
+	ListCell   *lc;
+
+	foreach(lc, s->cons)
+	{
+		EltScriptCon *k = (EltScriptCon *) lfirst(lc);
+
+		if (k->relid == relid && strcmp(k->name, name) == 0)
+			found = k;
+	}
+	return found;
+}
+
+/* Note a constraint's new state (entries are never changed in place). */
+static EltScriptCon *
+con_note(EltScript *s, Oid relid, const char *name, bool gone, bool valid, char *notnull_col)
+{
+	EltScriptCon *k = palloc0(sizeof(EltScriptCon));
+
+	k->relid = relid;
+	k->name = pstrdup(name);
+	k->gone = gone;
+	k->valid = valid;
+	k->notnull_col = notnull_col;
+	s->cons = lappend(s->cons, k);
+	return k;
+}
+
+/* The column of a raw CHECK (col IS NOT NULL), or NULL. */
+static char *
+raw_not_null_col(Node *expr)
+{
+	NullTest   *nt;
+	ColumnRef  *ref;
+
+	if (expr == NULL || !IsA(expr, NullTest))
+		return NULL;
+	nt = (NullTest *) expr;
+	if (nt->nulltesttype != IS_NOT_NULL || !IsA(nt->arg, ColumnRef))
+		return NULL;
+	ref = (ColumnRef *) nt->arg;
+	if (list_length(ref->fields) != 1 || !IsA(linitial(ref->fields), String))
+		return NULL;
+	return pstrdup(strVal(linitial(ref->fields)));
+}
+
+/*
+ * A live constraint as the script first meets it: noted with whether it
+ * is validated and, for CHECK (col IS NOT NULL), its column; NULL if the
+ * table has none of that name.
+ */
+static EltScriptCon *
+con_live(EltScript *s, Oid relid, const char *name)
+{
+	Oid			conoid = get_relation_constraint_oid(relid, name, true);
+	HeapTuple	tup;
+	Form_pg_constraint con;
+	char	   *col = NULL;
+	bool		valid;
+
+	if (!OidIsValid(conoid))
+		return NULL;
+	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	con = (Form_pg_constraint) GETSTRUCT(tup);
+	valid = con->convalidated;
+	if (con->contype == CONSTRAINT_CHECK)
+	{
+		bool		isnull;
+		Datum		bin = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_conbin, &isnull);
+
+		if (!isnull)
+		{
+			Node	   *expr = stringToNode(TextDatumGetCString(bin));
+
+			if (IsA(expr, NullTest) && ((NullTest *) expr)->nulltesttype == IS_NOT_NULL &&
+				IsA(((NullTest *) expr)->arg, Var))
+				col = get_attname(relid, ((Var *) ((NullTest *) expr)->arg)->varattno, true);
+		}
+	}
+	ReleaseSysCache(tup);
+	return con_note(s, relid, name, false, valid, col);
+}
+
+/* The script's view of a constraint: NULL if it does not exist now. */
+static EltScriptCon *
+con_now(EltScript *s, Oid relid, const char *name)
+{
+	EltScriptCon *k = con_find(s, relid, name);
+
+	if (k == NULL)
+		k = con_live(s, relid, name);
+	return (k == NULL || k->gone) ? NULL : k;
+}
+
+/* The column the script added to relid under that name, or NULL. */
+static EltScriptCol *
+col_find(EltScript *s, Oid relid, const char *name)
+{
+	EltScriptCol *found = NULL;
+	ListCell   *lc;
+
+	foreach(lc, s->cols)
+	{
+		EltScriptCol *k = (EltScriptCol *) lfirst(lc);
+
+		if (k->relid == relid && strcmp(k->name, name) == 0)
+			found = k;
+	}
+	return found;
+}
+
+/* Note an added column's new state (a new entry: ROLLBACK keeps the old). */
+static EltScriptCol *
+col_note(EltScript *s, EltScriptCol *from, Oid relid, const char *name)
+{
+	EltScriptCol *k = palloc0(sizeof(EltScriptCol));
+
+	if (from != NULL)
+		memcpy(k, from, sizeof(EltScriptCol));
+	k->relid = relid;
+	k->name = pstrdup(name);
+	s->cols = lappend(s->cols, k);
+	return k;
+}
+
+/* Append a candidate to c. */
+static EltCandidate *
+cand_add(EltClassified *c, int rule, Oid relid, char *object, char *reason, int flags)
+{
+	return EltAddCandidate(c, rule, relid, 0, NULL, object, reason, flags);
+}
+
+/* EG001: the statement names something that is not there. */
+static void
+cand_missing(EltClassified *c, char *object, const char *what)
+{
+	cand_add(c, R_MISSING, InvalidOid, object,
+			 psprintf("%s %s does not exist, so the statement would fail", what, object), 0);
+}
+
+/* Walker: EG001 for each function a default calls that does not exist. */
+static bool
+missing_func_walker(Node *node, void *context)
+{
+	EltClassified *c = (EltClassified *) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncCall))
+	{
+		FuncCall   *fc = (FuncCall *) node;
+		char	   *name = strVal(llast(fc->funcname));
+
+		if (!EltStringMember(c->script->created_funcs, name) &&
+			FuncnameGetCandidates(fc->funcname, -1, NIL, false, false, false, true) == NULL)
+			cand_missing(c, NameListToQuotedString(fc->funcname), "function");
+	}
+	return raw_expression_tree_walker(node, missing_func_walker, context);
+}
+
+/* The default a column definition gives, or NULL. */
+static Node *
+coldef_default(ColumnDef *cd)
+{
+	ListCell   *lc;
+
+	foreach(lc, cd->constraints)
+	{
+		Constraint *con = (Constraint *) lfirst(lc);
+
+		if (con->contype == CONSTR_DEFAULT)
+			return con->raw_expr;
+	}
+	return NULL;
+}
+
+/* EG001 for a constraint that is not there (unless the script named it unknowingly). */
+static void
+check_con(EltClassified *c, Oid relid, const char *name)
+{
+	if (con_now(c->script, relid, name) != NULL ||
+		(con_find(c->script, relid, name) == NULL &&
+		 list_member_oid(c->script->unnamed_con_rels, relid)))
+		return;
+	cand_missing(c, psprintf("%s on %s", quote_identifier(name), EltRelDisplay(relid)),
+				 "constraint");
+}
+
+/* The rules that still apply to a column the script added. */
+static void
+classify_added_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
+{
+	EltScriptCol *k = cmd->name ? col_find(c->script, relid, cmd->name) : NULL;
+	FormData_pg_attribute att;
+	char	   *object;
+
+	/* added by the script, and not dropped or renamed away since */
+	if (k == NULL || EltFindColumn(c, relid, cmd->name, &att) != FOUND_NEW)
+		return;
+	object = EltColDisplay(relid, cmd->name);
+	switch (cmd->subtype)
+	{
+		case AT_ColumnDefault:
+			if ((cmd->def == NULL || (IsA(cmd->def, A_Const) && ((A_Const *) cmd->def)->isnull)) &&
+				k->has_default && k->not_null)
+				cand_add(c, R_DROP_DEFAULT, relid, object,
+						 psprintf("drops the default of column %s, which the script added NOT NULL: every INSERT that does not name it fails", object),
+						 CAND_WRITERS);
+			break;
+		case AT_SetNotNull:
+			if (k->not_null)
+				break;
+			/* with a default, no writer that knows the column yet stores NULL */
+			if (!k->has_default)
+				cand_add(c, R_SET_NOT_NULL, relid, object,
+						 psprintf("sets column %s, which the script added without a default, NOT NULL: every INSERT that does not name it fails", object),
+						 CAND_WRITERS | CAND_NOT_NULL_PROOF)->colname = pstrdup(cmd->name);
+			cand_add(c, R_NOT_NULL_SCAN, relid, object,
+					 psprintf("sets column %s NOT NULL: the whole table is scanned under an ACCESS EXCLUSIVE lock", object),
+					 CAND_NOT_NULL_PROOF)->colname = pstrdup(cmd->name);
+			break;
+		case AT_AlterColumnType:
+			{
+				ColumnDef  *cd = (ColumnDef *) cmd->def;
+				int32		nmod = -1;
+				Type		tup;
+				Oid			ntyp;
+				EltCandidate *cand;
+
+				if (!OidIsValid(k->typid) || cd == NULL || !IsA(cd, ColumnDef) || cd->typeName == NULL ||
+					(tup = LookupTypeName(NULL, cd->typeName, &nmod, true)) == NULL)
+					break;
+				ntyp = typeTypeId(tup);
+				ReleaseSysCache(tup);
+				if (!EltTypeChangeRewrites(k->typid, k->typmod, ntyp, nmod, cd->raw_default != NULL))
+					break;
+				cand = cand_add(c, R_TYPE_REWRITE, relid, object,
+								psprintf("changes column %s, which the script added, from %s to %s, which rewrites the table and its indexes under an ACCESS EXCLUSIVE lock",
+										 object, format_type_with_typemod(k->typid, k->typmod),
+										 format_type_with_typemod(ntyp, nmod)), CAND_NEEDS_SIZE);
+				cand->lockmode = AccessExclusiveLock;
+				break;
+			}
+		default:
+			break;
+	}
+}
+
+/* Drop NOT NULL candidates a validated CHECK (col IS NOT NULL) of the script proves. */
+static void
+drop_proven(EltClassified *c)
+{
+	List	   *kept = NIL;
+	ListCell   *lc;
+
+	foreach(lc, c->cands)
+	{
+		EltCandidate *cand = (EltCandidate *) lfirst(lc);
+		bool		proven = false;
+
+		if ((cand->flags & CAND_NOT_NULL_PROOF) && cand->colname != NULL)
+		{
+			ListCell   *kc;
+
+			foreach(kc, c->script->cons)
+			{
+				EltScriptCon *k = (EltScriptCon *) lfirst(kc);
+
+				/* the constraint's last entry says whether it still holds */
+				if (k->relid == cand->relid && k->valid && !k->gone &&
+					k->notnull_col != NULL && strcmp(k->notnull_col, cand->colname) == 0 &&
+					con_find(c->script, k->relid, k->name) == k)
+					proven = true;
+			}
+		}
+		if (!proven)
+			kept = lappend(kept, cand);
+	}
+	c->cands = kept;
+}
+
+/*
+ * Before judging a statement of a script: EG001 for a function, constraint
+ * or index it names that is not there; the rules that still apply to the
+ * columns the script added; NOT NULL findings a CHECK the script validated
+ * proves wrong are dropped.
+ */
+void
+EltScriptClassify(EltClassified *c, Node *stmt)
+{
+	MemoryContext old = MemoryContextSwitchTo(c->cxt);
+	Oid			relid;
+	ListCell   *lc;
+
+	if (IsA(stmt, AlterTableStmt))
+	{
+		AlterTableStmt *at = (AlterTableStmt *) stmt;
+
+		if (at->relation == NULL)
+			goto done;
+		if (at->objtype == OBJECT_INDEX)
+		{
+			if (EltFindRelation(c, at->relation, &relid) == FOUND_MISSING && !at->missing_ok)
+				cand_missing(c, EltRangeVarQualified(at->relation), "index");
+			goto done;
+		}
+		if (at->objtype != OBJECT_TABLE || EltFindRelation(c, at->relation, &relid) != FOUND_LIVE)
+			goto done;
+		foreach(lc, at->cmds)
+		{
+			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+			if (cmd->subtype == AT_AddColumn && cmd->def && IsA(cmd->def, ColumnDef))
+				(void) missing_func_walker(coldef_default((ColumnDef *) cmd->def), c);
+			else if (cmd->subtype == AT_ColumnDefault && cmd->def != NULL)
+				(void) missing_func_walker(cmd->def, c);
+			if ((cmd->subtype == AT_DropConstraint && !cmd->missing_ok) ||
+				cmd->subtype == AT_ValidateConstraint)
+			{
+				if (cmd->name != NULL)
+					check_con(c, relid, cmd->name);
+			}
+			classify_added_column(c, relid, cmd);
+		}
+	}
+	else if (IsA(stmt, RenameStmt))
+	{
+		RenameStmt *rs = (RenameStmt *) stmt;
+
+		if (rs->relation == NULL)
+			goto done;
+		if (rs->renameType == OBJECT_INDEX &&
+			EltFindRelation(c, rs->relation, &relid) == FOUND_MISSING && !rs->missing_ok)
+			cand_missing(c, EltRangeVarQualified(rs->relation), "index");
+		else if (rs->renameType == OBJECT_TABCONSTRAINT && rs->subname != NULL &&
+				 EltFindRelation(c, rs->relation, &relid) == FOUND_LIVE)
+			check_con(c, relid, rs->subname);
+	}
+done:
+	drop_proven(c);
+	MemoryContextSwitchTo(old);
+}
+
+/* Remember the constraints and columns an ALTER TABLE adds, validates and drops. */
+static void
+remember_alter_table(EltClassified *c, AlterTableStmt *at)
+{
+	EltScript  *s = c->script;
+	ListCell   *lc;
+	Oid			relid;
+
+	if (at->objtype != OBJECT_TABLE || at->relation == NULL ||
+		EltFindRelation(c, at->relation, &relid) != FOUND_LIVE)
+		return;
+	foreach(lc, at->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+		EltScriptCol *k = cmd->name ? col_find(s, relid, cmd->name) : NULL;
+		FormData_pg_attribute att;
+
+		switch (cmd->subtype)
+		{
+			case AT_AddConstraint:
+				if (cmd->def != NULL && IsA(cmd->def, Constraint))
+				{
+					Constraint *con = (Constraint *) cmd->def;
+
+					/* (one of that name already there: the statement fails) */
+					if (con->conname == NULL)
+						s->unnamed_con_rels = list_append_unique_oid(s->unnamed_con_rels, relid);
+					else
+						con_note(s, relid, con->conname, false, !con->skip_validation,
+								 con->contype == CONSTR_CHECK ? raw_not_null_col(con->raw_expr) : NULL);
+				}
+				break;
+			case AT_ValidateConstraint:
+				if (cmd->name != NULL)
+				{
+					EltScriptCon *k2 = con_now(s, relid, cmd->name);
+
+					if (k2 != NULL)
+						con_note(s, relid, cmd->name, false, true, k2->notnull_col);
+				}
+				break;
+			case AT_DropConstraint:
+				if (cmd->name != NULL)
+					con_note(s, relid, cmd->name, true, false, NULL);
+				break;
+			case AT_AddColumn:
+				{
+					ColumnDef  *cd = (ColumnDef *) cmd->def;
+					ListCell   *cc;
+					Type		tup;
+					EltScriptCol *n;
+
+					if (cd == NULL || !IsA(cd, ColumnDef) ||
+						EltFindColumn(c, relid, cd->colname, &att) == FOUND_LIVE)
+						break;
+					n = col_note(s, NULL, relid, cd->colname);
+					tup = cd->typeName ? LookupTypeName(NULL, cd->typeName, &n->typmod, true) : NULL;
+					if (tup != NULL)
+					{
+						n->typid = typeTypeId(tup);
+						ReleaseSysCache(tup);
+					}
+					n->has_default = EltIsSerialType(cd->typeName);
+					foreach(cc, cd->constraints)
+					{
+						Constraint *con = (Constraint *) lfirst(cc);
+
+						if (con->contype == CONSTR_NOTNULL || con->contype == CONSTR_PRIMARY)
+							n->not_null = true;
+						if (con->contype == CONSTR_DEFAULT || con->contype == CONSTR_IDENTITY ||
+							con->contype == CONSTR_GENERATED)
+							n->has_default = true;
+						if (con->contype == CONSTR_CHECK || con->contype == CONSTR_PRIMARY ||
+							con->contype == CONSTR_UNIQUE || con->contype == CONSTR_FOREIGN)
+						{
+							if (con->conname == NULL)
+								s->unnamed_con_rels = list_append_unique_oid(s->unnamed_con_rels, relid);
+							else
+								con_note(s, relid, con->conname, false, !con->skip_validation, NULL);
+						}
+					}
+					break;
+				}
+			case AT_ColumnDefault:
+				if (k != NULL)
+					col_note(s, k, relid, cmd->name)->has_default =
+						!(cmd->def == NULL || (IsA(cmd->def, A_Const) && ((A_Const *) cmd->def)->isnull));
+				break;
+			case AT_SetNotNull:
+			case AT_DropNotNull:
+				if (k != NULL)
+					col_note(s, k, relid, cmd->name)->not_null = cmd->subtype == AT_SetNotNull;
+				break;
+			case AT_AlterColumnType:
+				if (k != NULL && cmd->def != NULL && IsA(cmd->def, ColumnDef))
+				{
+					ColumnDef  *cd = (ColumnDef *) cmd->def;
+					EltScriptCol *n = col_note(s, k, relid, cmd->name);
+					Type		tup = LookupTypeName(NULL, cd->typeName, &n->typmod, true);
+
+					n->typid = InvalidOid;
+					if (tup != NULL)
+					{
+						n->typid = typeTypeId(tup);
+						ReleaseSysCache(tup);
+					}
+				}
+				break;
+			default:
+				break;
+		}
+	}
+}
+
+/*
+ * After a statement of a script (before script_apply notes its relations
+ * and columns): the locks it holds, and the constraints, added columns,
+ * functions and indexes it creates, renames or drops.
+ */
+void
+EltScriptRemember(EltClassified *c, Node *stmt)
+{
+	EltScript  *s = c->script;
+	MemoryContext old = MemoryContextSwitchTo(c->cxt);
+	Oid			relid;
+
+	/* outside a block the statement's locks end with it */
+	if (s->in_block)
+		remember_locks(c, stmt);
+	switch (nodeTag(stmt))
+	{
+		case T_AlterTableStmt:
+			remember_alter_table(c, (AlterTableStmt *) stmt);
+			break;
+		case T_RenameStmt:
+			{
+				RenameStmt *rs = (RenameStmt *) stmt;
+
+				if (rs->relation == NULL || EltFindRelation(c, rs->relation, &relid) != FOUND_LIVE)
+					break;
+				if (rs->renameType == OBJECT_TABCONSTRAINT && rs->subname != NULL)
+				{
+					EltScriptCon *k = con_now(s, relid, rs->subname);
+
+					if (k != NULL)
+						con_note(s, relid, rs->newname, false, k->valid, k->notnull_col);
+					con_note(s, relid, rs->subname, true, false, NULL);
+				}
+				else if (rs->renameType == OBJECT_COLUMN && rs->subname != NULL)
+				{
+					EltScriptCol *k = col_find(s, relid, rs->subname);
+
+					if (k != NULL)
+						col_note(s, k, relid, rs->newname);
+				}
+				break;
+			}
+		case T_CreateFunctionStmt:
+			s->created_funcs = lappend(s->created_funcs,
+									   pstrdup(strVal(llast(((CreateFunctionStmt *) stmt)->funcname))));
+			break;
+		default:
+			break;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* ------------------------------------------------------------------------
+ * Live: columns added by the current transaction
+ * ------------------------------------------------------------------------
+ */
+
+/* Columns ("<oid>.<name>") the current transaction added, and its lxid. */
+static List *live_added = NIL;
+static LocalTransactionId live_added_lxid = InvalidLocalTransactionId;
+
+/* The list of the current transaction (a new one starts empty). */
+static List *
+live_added_now(void)
+{
+	if (live_added_lxid != MyProc->lxid)
+	{
+		live_added = NIL;		/* freed with the transaction that made it */
+		live_added_lxid = MyProc->lxid;
+	}
+	return live_added;
+}
+
+/* Whether a finding on a column the transaction added still applies. */
+static bool
+added_finding_applies(EltCandidate *cand)
+{
+	FormData_pg_attribute att;
+	HeapTuple	tup;
+
+	switch (cand->rule)
+	{
+		case R_DROP_COLUMN:
+		case R_RENAME_COLUMN:
+		case R_TYPE_NARROWING:
+		case R_DROP_NOT_NULL:
+		case R_CONSUMER_COLUMN:
+			return false;		/* no reader knows it yet */
+		case R_SET_NOT_NULL:
+		case R_DROP_DEFAULT:
+			tup = SearchSysCacheAttName(cand->relid, cand->colname);
+			if (!HeapTupleIsValid(tup))
+				return true;
+			memcpy(&att, GETSTRUCT(tup), ATTRIBUTE_FIXED_PART_SIZE);
+			ReleaseSysCache(tup);
+			/* writers that know it yet: only those that leave it out */
+			return cand->rule == R_SET_NOT_NULL ? !att.atthasdef : att.attnotnull;
+		default:
+			return true;
+	}
+}
+
+/*
+ * A live statement: judge the columns the current transaction added as
+ * check_ddl judges the columns a script added (only what still applies to
+ * them), and note the columns this statement adds, renames or drops.
+ * Noted at ddl_command_start: a statement that then fails aborts the
+ * transaction (a savepoint rolled back leaves a name that can only be
+ * added again, as new).
+ */
+void
+EltLiveAddedColumns(EltClassified *c, Node *stmt)
+{
+	List	   *added = live_added_now();
+	MemoryContext old;
+	Oid			relid;
+	ListCell   *lc;
+
+	if (IsA(stmt, AlterTableStmt) && ((AlterTableStmt *) stmt)->objtype == OBJECT_TABLE &&
+		((AlterTableStmt *) stmt)->relation != NULL)
+		relid = RangeVarGetRelid(((AlterTableStmt *) stmt)->relation, NoLock, true);
+	else if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->renameType == OBJECT_COLUMN &&
+			 ((RenameStmt *) stmt)->relation != NULL)
+		relid = RangeVarGetRelid(((RenameStmt *) stmt)->relation, NoLock, true);
+	else
+		return;
+	if (!OidIsValid(relid))
+		return;
+	if (added != NIL)
+	{
+		List	   *kept = NIL;
+
+		foreach(lc, c->cands)
+		{
+			EltCandidate *cand = (EltCandidate *) lfirst(lc);
+
+			if (cand->rule >= 0 && cand->relid == relid && cand->colname != NULL &&
+				EltStringMember(added, EltColKey(relid, cand->colname)) &&
+				!added_finding_applies(cand))
+				continue;
+			kept = lappend(kept, cand);
+		}
+		c->cands = kept;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	if (IsA(stmt, RenameStmt))
+	{
+		RenameStmt *rs = (RenameStmt *) stmt;
+
+		if (EltStringMember(added, EltColKey(relid, rs->subname)))
+			added = lappend(added, EltColKey(relid, rs->newname));
+	}
+	else
+	{
+		foreach(lc, ((AlterTableStmt *) stmt)->cmds)
+		{
+			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+			ColumnDef  *cd = (ColumnDef *) cmd->def;
+
+			if (cmd->subtype == AT_AddColumn && cd != NULL && IsA(cd, ColumnDef) &&
+				get_attnum(relid, cd->colname) == InvalidAttrNumber)
+				added = lappend(added, EltColKey(relid, cd->colname));
+		}
+	}
+	live_added = added;
+	MemoryContextSwitchTo(old);
+}
