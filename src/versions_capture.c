@@ -833,10 +833,10 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 			else
 			{
 				int64		table_id;
-				char	   *name = EltDetachHistory(objid, &table_id);
+				char	   *detached = EltDetachHistory(objid, &table_id);
 
-				if (name != NULL)
-					EltRemoveTableTarget(&cw, objid, table_id, name, "table dropped");
+				if (detached != NULL)
+					EltRemoveTableTarget(&cw, objid, table_id, detached, "table dropped");
 			}
 		}
 		else if (strcmp(type, "schema") == 0)

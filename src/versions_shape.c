@@ -332,8 +332,8 @@ append_columns(EltJson *out, Relation rel)
 		EltJsonString(out, "compression",
 					  att->attcompression == 'p' ? "pglz" :
 					  att->attcompression == 'l' ? "lz4" : NULL);
-		if (att->attstattarget >= 0)
-			EltJsonInt(out, "statistics", att->attstattarget);
+		if (EltAttStatTarget(att) >= 0)
+			EltJsonInt(out, "statistics", EltAttStatTarget(att));
 		else
 			EltJsonNull(out, "statistics");
 		EltJsonEndObject(out);
