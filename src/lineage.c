@@ -544,28 +544,6 @@ slot_collation(EltLineageSlot *s)
 	return s->text ? DEFAULT_COLLATION_OID : InvalidOid;
 }
 
-/*
- * The expression a grouped column stands for.  From PostgreSQL 18 on, the
- * parser makes a grouped column a Var of the query's RTE_GROUP entry; the
- * engines follow it to what was grouped by, as they did on 15 to 17.
- */
-static Node *
-group_var_expr(Query *q, Node *e)
-{
-#if PG_VERSION_NUM >= 180000
-	if (e != NULL && IsA(e, Var) && q->hasGroupRTE && ((Var *) e)->varlevelsup == 0 &&
-		((Var *) e)->varno >= 1 && ((Var *) e)->varno <= list_length(q->rtable))
-	{
-		RangeTblEntry *rte = rt_fetch(((Var *) e)->varno, q->rtable);
-		AttrNumber	attno = ((Var *) e)->varattno;
-
-		if (rte->rtekind == RTE_GROUP && attno > 0 && attno <= list_length(rte->groupexprs))
-			return list_nth(rte->groupexprs, attno - 1);
-	}
-#endif
-	return e;
-}
-
 /* Whether every column expr reads is a plain grouping column. */
 static bool
 grouped_by(Node *expr, List *group_exprs)
@@ -1099,8 +1077,8 @@ rewrite_query(Rewrite *rw, Query *q, Scope *parent, List **exprs)
 		if (q->groupingSets == NIL)
 			foreach(l1, q->groupClause)
 				group_exprs = lappend(group_exprs,
-									  group_var_expr(q, get_sortgroupclause_expr(lfirst(l1),
-																				 q->targetList)));
+									  EltGroupedExpr(q->rtable, get_sortgroupclause_expr(lfirst(l1),
+																						 q->targetList), 0));
 		q->hasAggs = true;
 		forboth(l1, slots, l2, *exprs)
 		{
@@ -1203,6 +1181,8 @@ col_var(ColCtx *cc, Scope *scope, Var *var, int kind, const char *indirect)
 	if (scope == NULL || var->varno < 1 || var->varno > list_length(scope->q->rtable))
 		return;
 	rte = rt_fetch(var->varno, scope->q->rtable);
+	if (EltGroupedExpr(scope->q->rtable, (Node *) var, var->varlevelsup) != (Node *) var)
+		col_expr(cc, scope, EltGroupedExpr(scope->q->rtable, (Node *) var, var->varlevelsup), kind, indirect);
 	switch (rte->rtekind)
 	{
 		case RTE_RELATION:
@@ -1237,13 +1217,6 @@ col_var(ColCtx *cc, Scope *scope, Var *var, int kind, const char *indirect)
 			if (var->varattno > 0 && var->varattno <= list_length(rte->joinaliasvars))
 				col_expr(cc, scope, list_nth(rte->joinaliasvars, var->varattno - 1), kind, indirect);
 			break;
-#if PG_VERSION_NUM >= 180000
-		case RTE_GROUP:
-			/* 18: a grouped column, followed to what was grouped by */
-			if (var->varattno > 0 && var->varattno <= list_length(rte->groupexprs))
-				col_expr(cc, scope, list_nth(rte->groupexprs, var->varattno - 1), kind, indirect);
-			break;
-#endif
 		case RTE_CTE:
 			{
 				Scope	   *s = scope;

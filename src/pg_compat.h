@@ -6,9 +6,9 @@
  * inline function here keeps one of them working on the later versions, so
  * that the call sites stay as they are and no engine tests PG_VERSION_NUM
  * itself (the way pgvector and pg_cron keep their version tests together).
- * Where a later version changes behaviour rather than a name (18's grouped
- * columns in lineage.c, 17's pg_database.datlocale in the install script),
- * the place that handles it says so.
+ * Where a later version changes behaviour rather than a name, the helper
+ * says so (18's RTE_GROUP Vars, EltGroupedExpr); 17's pg_database.datlocale
+ * is handled in the install script (elt._env_fingerprint).
  *
  * Included from util.h, which every engine includes, and from the few
  * headers and files that do not see util.h.  Owns no state and no locks.
@@ -26,6 +26,8 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parsetree.h"
 #include "pgstat.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
@@ -106,6 +108,31 @@
 #else
 #define EltProcIsBackgroundWorker(proc) ((proc)->isBackgroundWorker)
 #endif
+
+/*
+ * What a grouped column stands for: from PostgreSQL 18 on, the parser makes
+ * a column of GROUP BY a Var of the query's RTE_GROUP entry (rtable), which
+ * column lineage follows to what was grouped by, as it reads on 15 to 17.
+ * e itself when it is not such a Var (of level levelsup).
+ */
+static inline Node *
+EltGroupedExpr(List *rtable, Node *e, Index levelsup)
+{
+#if PG_VERSION_NUM >= 180000
+	Var		   *v = (Var *) e;
+
+	if (e != NULL && IsA(e, Var) && v->varlevelsup == levelsup &&
+		v->varno >= 1 && v->varno <= list_length(rtable))
+	{
+		RangeTblEntry *rte = rt_fetch(v->varno, rtable);
+
+		if (rte->rtekind == RTE_GROUP && v->varattno > 0 &&
+			v->varattno <= list_length(rte->groupexprs))
+			return list_nth(rte->groupexprs, v->varattno - 1);
+	}
+#endif
+	return e;
+}
 
 /*
  * The i-th (1-based) entry of this transaction's snapshot of the backend
