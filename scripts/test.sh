@@ -96,6 +96,6 @@ if [ "$failed" -eq 0 ]; then
 else
   echo "test output kept in $WORK"
 fi
-[ "$skipped" -gt 0 ] && echo "${skipped} TAP files skipped (a tool missing for PostgreSQL $PG_MAJOR, named above)"
+[ "$skipped" -gt 0 ] && echo "${skipped} TAP files skipped on PostgreSQL $PG_MAJOR (each with its reason above)"
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
