@@ -110,6 +110,19 @@
 #endif
 
 /*
+ * 18: virtual generated columns, computed when read.  Adding one rewrites
+ * nothing (a stored one rewrites the table); the shape of a table says
+ * which kind a generated column is.
+ */
+#if PG_VERSION_NUM >= 180000
+#define EltGeneratedIsVirtual(con) ((con)->generated_kind == ATTRIBUTE_GENERATED_VIRTUAL)
+#define EltAttIsVirtual(att) ((att)->attgenerated == ATTRIBUTE_GENERATED_VIRTUAL)
+#else
+#define EltGeneratedIsVirtual(con) false
+#define EltAttIsVirtual(att) false
+#endif
+
+/*
  * What a grouped column stands for: from PostgreSQL 18 on, the parser makes
  * a column of GROUP BY a Var of the query's RTE_GROUP entry (rtable), which
  * column lineage follows to what was grouped by, as it reads on 15 to 17.

@@ -327,6 +327,8 @@ append_columns(EltJson *out, Relation rel)
 					  att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS ? "always" :
 					  att->attidentity == ATTRIBUTE_IDENTITY_BY_DEFAULT ? "by default" : NULL);
 		EltJsonString(out, "generated", att->attgenerated != '\0' ? expr : NULL);
+		if (EltAttIsVirtual(att))	/* 18; absent for a stored one, as before */
+			EltJsonBool(out, "virtual", true);
 		EltJsonString(out, "storage", att->attstorage != get_typstorage(att->atttypid) ?
 					  storage_name(att->attstorage) : NULL);
 		EltJsonString(out, "compression",
