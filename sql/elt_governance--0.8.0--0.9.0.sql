@@ -22,3 +22,65 @@ CREATE FUNCTION elt.check_ddl(sql text, single_transaction boolean DEFAULT false
     OUT suggestion text)
     RETURNS SETOF record
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'elt_check_ddl';
+
+-- --------------------------------------------------------------------------
+-- PostgreSQL 15 to 18 (issue 22): the environment fingerprint reads the
+-- database's locale from pg_database.datlocale on 17 and later
+-- (daticulocale before), and names the builtin locale provider
+-- --------------------------------------------------------------------------
+-- The environment a result depends on, as one JSON object: the server
+-- version, every installed extension, the database's encoding and locale,
+-- the versions of the collations in use (recorded in the catalog and
+-- reported by the library now), and every setting that changes how values
+-- are read, printed or compared.  "id" is the SHA-256 of the canonical
+-- JSON (jsonb's text form) of everything else.
+CREATE OR REPLACE FUNCTION elt._env_fingerprint(caller_search_path text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f jsonb;
+BEGIN
+    SELECT jsonb_build_object(
+        'server_version', current_setting('server_version'),
+        'server_version_num', current_setting('server_version_num')::int,
+        'extensions', (SELECT coalesce(jsonb_object_agg(e.extname, e.extversion), '{}'::jsonb)
+                       FROM pg_extension e),
+        'database', jsonb_build_object(
+            'encoding', pg_encoding_to_char(d.encoding),
+            'collate', d.datcollate,
+            'ctype', d.datctype,
+            'locale_provider', CASE d.datlocprovider WHEN 'c' THEN 'libc' WHEN 'i' THEN 'icu'
+                                    WHEN 'b' THEN 'builtin' ELSE d.datlocprovider::text END,
+            -- daticulocale until PostgreSQL 16, datlocale from 17 on
+            'icu_locale', coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale')),
+        'collations', jsonb_build_object('default', jsonb_build_object(
+                'recorded', d.datcollversion,
+                'actual', pg_database_collation_actual_version(d.oid)))
+            || (SELECT coalesce(jsonb_object_agg(
+                    format('%I.%I', n.nspname, c.collname),
+                    jsonb_build_object('recorded', c.collversion,
+                                       'actual', pg_collation_actual_version(c.oid))), '{}'::jsonb)
+                FROM pg_collation c
+                JOIN pg_namespace n ON n.oid = c.collnamespace
+                WHERE c.oid IN (SELECT a.attcollation FROM pg_attribute a
+                                JOIN pg_class r ON r.oid = a.attrelid
+                                WHERE a.attnum > 0 AND NOT a.attisdropped
+                                  AND r.relkind IN ('r', 'p', 'm', 'v', 'f')
+                                  AND r.relnamespace NOT IN ('pg_catalog'::regnamespace,
+                                                             'information_schema'::regnamespace))
+                  AND c.collname NOT IN ('default', 'C', 'POSIX', 'ucs_basic')),
+        'settings', (SELECT jsonb_object_agg(s.name, CASE s.name WHEN 'search_path'
+                                                         THEN caller_search_path
+                                                         ELSE s.setting END)
+                     FROM pg_settings s
+                     WHERE s.name IN ('TimeZone', 'DateStyle', 'IntervalStyle', 'extra_float_digits',
+                                      'search_path', 'standard_conforming_strings', 'bytea_output',
+                                      'lc_monetary', 'lc_numeric', 'lc_time',
+                                      'default_text_search_config', 'timezone_abbreviations',
+                                      'xmloption')
+                        OR s.name LIKE 'elt.%'))
+    INTO f
+    FROM pg_database d
+    WHERE d.datname = current_database();
+    RETURN jsonb_build_object('id', encode(sha256(convert_to(f::text, 'UTF8')), 'hex')) || f;
+END
+$$;

@@ -1742,8 +1742,9 @@ BEGIN
             'collate', d.datcollate,
             'ctype', d.datctype,
             'locale_provider', CASE d.datlocprovider WHEN 'c' THEN 'libc' WHEN 'i' THEN 'icu'
-                                    ELSE d.datlocprovider::text END,
-            'icu_locale', d.daticulocale),
+                                    WHEN 'b' THEN 'builtin' ELSE d.datlocprovider::text END,
+            -- daticulocale until PostgreSQL 16, datlocale from 17 on
+            'icu_locale', coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale')),
         'collations', jsonb_build_object('default', jsonb_build_object(
                 'recorded', d.datcollversion,
                 'actual', pg_database_collation_actual_version(d.oid)))

@@ -1152,8 +1152,9 @@ Datum
 elt_backfill_run(PG_FUNCTION_ARGS)
 {
 	char	   *name;
-	int			max_chunks = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
-	int			max_seconds = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2);
+	/* volatile: read inside PG_TRY (newer compilers and headers warn) */
+	volatile int max_chunks = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
+	volatile int max_seconds = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2);
 	bool		atomic;
 	Backfill	bf;
 	EltCatalogWrite cw;

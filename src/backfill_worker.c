@@ -214,7 +214,7 @@ backfill_worker_proc(LockInstanceData *inst)
 		(inst->holdMask & LOCKBIT_ON(AccessShareLock)) == 0)
 		return NULL;
 	proc = BackendPidGetProc(inst->pid);
-	return proc != NULL && proc->isBackgroundWorker ? proc : NULL;
+	return proc != NULL && EltProcIsBackgroundWorker(proc) ? proc : NULL;
 }
 
 /* The caps in effect (see the settings' descriptions). */
@@ -494,6 +494,8 @@ elt_backfill_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		/* set before PG_TRY: a variable set inside may be clobbered */
+		INSTR_TIME_SET_CURRENT(t0);
 		PG_TRY();
 		{
 			MemoryContext old;
@@ -502,7 +504,6 @@ elt_backfill_worker_main(Datum main_arg)
 			StartTransactionCommand();
 			EltBackfillReadCommitted();
 			PushActiveSnapshot(GetTransactionSnapshot());
-			INSTR_TIME_SET_CURRENT(t0);
 			old = MemoryContextSwitchTo(stepcxt);
 			step = EltBackfillStepRun(&r);
 			MemoryContextSwitchTo(old);

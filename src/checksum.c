@@ -963,7 +963,7 @@ checksum_setup(Checksum *cs, Oid relid, List *colnames)
 static char *
 format_checksum(uint64 rows, const uint64 *sum)
 {
-	return psprintf(CHECKSUM_PREFIX ":" UINT64_FORMAT ":%016" INT64_MODIFIER "x%016" INT64_MODIFIER "x",
+	return psprintf(CHECKSUM_PREFIX ":" UINT64_FORMAT ":" ELT_INT64_HEX ELT_INT64_HEX,
 					rows, sum[1], sum[0]);
 }
 

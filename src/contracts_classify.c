@@ -247,7 +247,7 @@ classify_add_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 			case CONSTR_IDENTITY:
 			case CONSTR_GENERATED:
 				has_default = true;
-				rewrite = true;
+				rewrite = !EltGeneratedIsVirtual(con);	/* 18: VIRTUAL, no rewrite */
 				break;
 			case CONSTR_CHECK:
 				/* checked against every row: matters once it can fail on them */

@@ -128,7 +128,7 @@ lock_already_held(EltClassified *c, Oid relid, LOCKMODE mode)
 	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
 	for (m = mode; m <= MaxLockMode; m++)
 	{
-		if (LockHeldByMe(&tag, m))
+		if (EltLockHeldByMe(&tag, m))
 			return true;
 	}
 	return false;

@@ -277,7 +277,7 @@ held_ae(EltClassified *c, Oid relid)
 		return list_member_oid(c->script->held_ae, relid) &&
 			!list_member_oid(c->script->emptied, relid);
 	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
-	if (!LockHeldByMe(&tag, AccessExclusiveLock))
+	if (!EltLockHeldByMe(&tag, AccessExclusiveLock))
 		return false;
 	/* held: opening it waits for nothing; truncated (or created) and empty */
 	{
@@ -997,10 +997,10 @@ static LocalTransactionId live_added_lxid = InvalidLocalTransactionId;
 static List *
 live_added_now(void)
 {
-	if (live_added_lxid != MyProc->lxid)
+	if (live_added_lxid != EltMyLocalTransactionId())
 	{
 		live_added = NIL;		/* freed with the transaction that made it */
-		live_added_lxid = MyProc->lxid;
+		live_added_lxid = EltMyLocalTransactionId();
 	}
 	return live_added;
 }

@@ -1077,7 +1077,8 @@ rewrite_query(Rewrite *rw, Query *q, Scope *parent, List **exprs)
 		if (q->groupingSets == NIL)
 			foreach(l1, q->groupClause)
 				group_exprs = lappend(group_exprs,
-									  get_sortgroupclause_expr(lfirst(l1), q->targetList));
+									  EltGroupedExpr(q->rtable, get_sortgroupclause_expr(lfirst(l1),
+																						 q->targetList), 0));
 		q->hasAggs = true;
 		forboth(l1, slots, l2, *exprs)
 		{
@@ -1180,6 +1181,8 @@ col_var(ColCtx *cc, Scope *scope, Var *var, int kind, const char *indirect)
 	if (scope == NULL || var->varno < 1 || var->varno > list_length(scope->q->rtable))
 		return;
 	rte = rt_fetch(var->varno, scope->q->rtable);
+	if (EltGroupedExpr(scope->q->rtable, (Node *) var, var->varlevelsup) != (Node *) var)
+		col_expr(cc, scope, EltGroupedExpr(scope->q->rtable, (Node *) var, var->varlevelsup), kind, indirect);
 	switch (rte->rtekind)
 	{
 		case RTE_RELATION:

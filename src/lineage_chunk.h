@@ -102,7 +102,7 @@ typedef struct Reader
 	bool		list_packed;
 } Reader;
 
-extern void EltChunkCorrupt(void) pg_attribute_noreturn();
+pg_noreturn extern void EltChunkCorrupt(void);
 
 static inline uint64
 get_varint(Reader *r)

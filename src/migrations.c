@@ -782,7 +782,7 @@ elt_backend_alive(PG_FUNCTION_ARGS)
 
 	for (i = 1; i <= n; i++)
 	{
-		PgBackendStatus *be = pgstat_fetch_stat_beentry(i);
+		PgBackendStatus *be = EltBackendStatusByIndex(i);
 
 		if (be != NULL && be->st_procpid == pid &&
 			be->st_proc_start_timestamp == started)

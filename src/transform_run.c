@@ -96,7 +96,7 @@ rows_read(List *sources)
 			PgStat_TableStatus *st = find_tabstat_entry(lfirst_oid(lc2));
 
 			if (st != NULL)
-				total += st->t_counts.t_tuples_returned + st->t_counts.t_tuples_fetched;
+				total += EltTableStatusTuplesRead(st);
 		}
 	}
 	return total;

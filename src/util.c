@@ -240,7 +240,7 @@ EltExtensionOwner(void)
 	HeapTuple	tuple;
 	Oid			owner;
 
-	if (cached_lxid != InvalidLocalTransactionId && cached_lxid == MyProc->lxid)
+	if (cached_lxid != InvalidLocalTransactionId && cached_lxid == EltMyLocalTransactionId())
 		return cached_owner;
 	extoid = get_extension_oid(ELT_EXTENSION_NAME, false);
 
@@ -255,7 +255,7 @@ EltExtensionOwner(void)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	cached_owner = owner;
-	cached_lxid = MyProc->lxid;
+	cached_lxid = EltMyLocalTransactionId();
 	return owner;
 }
 

@@ -12,6 +12,8 @@
 #include "utils/relcache.h"
 #include "utils/resowner.h"
 
+#include "pg_compat.h"
+
 #define ELT_EXTENSION_NAME "elt_governance"
 #define ELT_SCHEMA_NAME "elt"
 #define ELT_SHA256_HEX_LEN 64

@@ -184,12 +184,12 @@ elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	PG_TRY();
 	{
 		/*
-		 * TRUNCATE, REINDEX, VACUUM and CLUSTER fire no event trigger on
-		 * PostgreSQL 15: classify them here
+		 * TRUNCATE, VACUUM and CLUSTER fire no event trigger, nor does
+		 * REINDEX before PostgreSQL 17: classify them here
 		 */
 		if (IsA(pstmt->utilityStmt, TruncateStmt) && elt_enabled)
 			EltContractsCheck(pstmt->utilityStmt, CMDTAG_TRUNCATE_TABLE);
-		else if ((IsA(pstmt->utilityStmt, ReindexStmt) ||
+		else if (((IsA(pstmt->utilityStmt, ReindexStmt) && !ELT_REINDEX_FIRES_EVENT_TRIGGERS) ||
 				  IsA(pstmt->utilityStmt, VacuumStmt) ||
 				  IsA(pstmt->utilityStmt, ClusterStmt)) && elt_enabled)
 			EltContractsCheck(pstmt->utilityStmt, CreateCommandTag(pstmt->utilityStmt));
@@ -840,10 +840,10 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 			else
 			{
 				int64		table_id;
-				char	   *name = EltDetachHistory(objid, &table_id);
+				char	   *detached = EltDetachHistory(objid, &table_id);
 
-				if (name != NULL)
-					EltRemoveTableTarget(&cw, objid, table_id, name, "table dropped");
+				if (detached != NULL)
+					EltRemoveTableTarget(&cw, objid, table_id, detached, "table dropped");
 			}
 		}
 		else if (strcmp(type, "schema") == 0)

@@ -327,13 +327,15 @@ append_columns(EltJson *out, Relation rel)
 					  att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS ? "always" :
 					  att->attidentity == ATTRIBUTE_IDENTITY_BY_DEFAULT ? "by default" : NULL);
 		EltJsonString(out, "generated", att->attgenerated != '\0' ? expr : NULL);
+		if (EltAttIsVirtual(att))	/* 18; absent for a stored one, as before */
+			EltJsonBool(out, "virtual", true);
 		EltJsonString(out, "storage", att->attstorage != get_typstorage(att->atttypid) ?
 					  storage_name(att->attstorage) : NULL);
 		EltJsonString(out, "compression",
 					  att->attcompression == 'p' ? "pglz" :
 					  att->attcompression == 'l' ? "lz4" : NULL);
-		if (att->attstattarget >= 0)
-			EltJsonInt(out, "statistics", att->attstattarget);
+		if (EltAttStatTarget(att) >= 0)
+			EltJsonInt(out, "statistics", EltAttStatTarget(att));
 		else
 			EltJsonNull(out, "statistics");
 		EltJsonEndObject(out);

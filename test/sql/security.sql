@@ -17,6 +17,8 @@ FROM pg_roles r WHERE r.rolname IN ('elt_reader', 'elt_operator', 'elt_admin') O
 -- a role of that name that can log in is refused, and nothing is made
 CREATE DATABASE sec_other_db;
 \c sec_other_db
+-- (no CONTEXT: from PostgreSQL 18 on it quotes the install script too)
+\set SHOW_CONTEXT never
 ALTER ROLE elt_operator LOGIN;
 CREATE EXTENSION elt_governance;
 SELECT count(*) AS extensions FROM pg_extension WHERE extname = 'elt_governance';
@@ -38,6 +40,7 @@ CREATE EXTENSION elt_governance;
 SELECT extversion FROM pg_extension WHERE extname = 'elt_governance';
 REVOKE elt_reader FROM elt_operator;
 DROP EXTENSION elt_governance;
+\set SHOW_CONTEXT errors
 \c contrib_regression
 DROP DATABASE sec_other_db;
 SET client_min_messages = notice;

@@ -84,7 +84,7 @@ BEGIN
         BEGIN
             PERFORM sdp_fns.escalate();
         EXCEPTION WHEN insufficient_privilege THEN
-            RAISE NOTICE 'escalation failed: %', SQLERRM;
+            RAISE NOTICE 'escalation failed: %', SQLSTATE;
         END;
     END IF;
     RETURN x;
