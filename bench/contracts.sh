@@ -13,7 +13,10 @@
 #      where nothing is governed, which shows what the peer itself pays for
 #      sharing a database with governed tables (the fast path).
 #   2. elt.check_ddl() throughput on a generated 1000-statement migration
-#      script against 20 governed tables; squawk on the same script.
+#      script against 20 governed tables; squawk on the same script; the same
+#      script in a database of 500 schemas x 20 tables with enums and domains
+#      in use (CATALOG_SCHEMAS=n changes the 500), and two enum statements
+#      there (a type 20 tables use, one 10,000 tables use).
 #   3. Side by side with squawk on a corpus of representative migration
 #      statements: time per statement, and what each tool says per statement;
 #      as a cross-check, the corpus also runs for real on a copy of the tables
@@ -23,12 +26,13 @@
 # it) on a throwaway cluster with the library preloaded; installs squawk-cli
 # with npm into bench/.squawk (not globally) if it is not there.
 #
-# Usage: bash bench/contracts.sh [transactions] [repeats] [large_table_rows]
+# Usage: [BENCH_PORT=5510] [CATALOG_SCHEMAS=500] bash bench/contracts.sh [transactions] [repeats] [large_table_rows]
 . "$(dirname "$0")/lib.sh"
 
 TX="${1:-200}"             # pgbench transactions per measurement (part 1)
 REPEATS="${2:-5}"          # repeats of every measurement
 LARGE_ROWS="${3:-10000}"   # elt.large_table_rows for the run (default 100000)
+CATALOG_SCHEMAS="${CATALOG_SCHEMAS:-500}"   # part 2b: schemas of 20 tables each
 SQUAWK_VERSION="${SQUAWK_VERSION:-2.66.0}"
 PORT="${BENCH_PORT:-5510}"
 HERE="$PWD/bench"
@@ -257,6 +261,55 @@ summary=$(psql_q <<SQL
 SQL
 )
 echo "findings: $summary"
+
+# the same script in a database of $CATALOG_SCHEMAS schemas x 20 tables whose
+# columns use enums and domains (half the schemas governed): the cost of a
+# lookup must grow with the tables a statement touches, not with the catalog
+log "part 2b: the same script in a database of $CATALOG_SCHEMAS schemas x 20 tables"
+psql_db postgres -c "CREATE DATABASE catalog"
+psql_db catalog -c "CREATE EXTENSION elt_governance"
+sed -n '/^CREATE SCHEMA mix;/,/^SELECT elt.govern(.mix.);/p' "$0" | psql_db catalog >/dev/null
+psql_db catalog >/dev/null <<SQL
+CREATE TYPE public.status AS ENUM ('new', 'open', 'done');
+CREATE DOMAIN public.email AS text CHECK (VALUE LIKE '%@%');
+CREATE DOMAIN public.status_d AS public.status;
+CREATE PROCEDURE public.make_catalog() LANGUAGE plpgsql AS \$\$
+BEGIN
+  FOR s IN 1..$CATALOG_SCHEMAS LOOP
+    EXECUTE format('CREATE SCHEMA s%s', lpad(s::text, 3, '0'));
+    EXECUTE format('CREATE TYPE s%s.kind AS ENUM (''a'', ''b'')', lpad(s::text, 3, '0'));
+    FOR t IN 1..20 LOOP
+      EXECUTE format('CREATE TABLE s%s.t%s (id bigint PRIMARY KEY, st public.status, em public.email,'
+                     ' sd public.status_d, tags public.status[], k s%s.kind, note text)',
+                     lpad(s::text, 3, '0'), lpad(t::text, 2, '0'), lpad(s::text, 3, '0'));
+    END LOOP;
+    IF s % 2 = 1 THEN PERFORM elt.govern(format('s%s', lpad(s::text, 3, '0'))); END IF;
+    COMMIT;
+  END LOOP;
+END \$\$;
+CALL public.make_catalog();
+DROP PROCEDURE public.make_catalog();
+SQL
+check_ms_db() {   # db file statement-or-empty
+  as_postgres "$PG_BIN/psql" -h "$WORK" -p "$PORT" -d "$1" -X -q <<SQL | awk '/^Time:/ {print $2}' | paste -sd' '
+\\set script \`cat $WORK/$2\`
+\\timing on
+SELECT count(*) FROM elt.check_ddl(:'script');
+SELECT count(*) FROM elt.check_ddl(:'script');
+SQL
+}
+declare -a CC
+for r in $(seq 1 "$REPEATS"); do
+  read -r _ second <<<"$(check_ms_db catalog mix.sql)"
+  CC+=("$second")
+done
+cc_med=$(printf '%s\n' "${CC[@]}" | median3)
+echo "check_ddl in a database of $CATALOG_SCHEMAS schemas x 20 tables (enums, domains, arrays of enums in use; $((CATALOG_SCHEMAS / 2 + CATALOG_SCHEMAS % 2)) schemas governed), second call, median of $REPEATS: $cc_med ms = $(sps "$cc_med" "$NSTMT") statements/s"
+for stmt in "ALTER TYPE s001.kind RENAME VALUE 'a' TO 'z'" "ALTER TYPE public.status RENAME VALUE 'new' TO 'fresh'"; do
+  printf '%s;\n' "$stmt" | put one.sql
+  read -r _ second <<<"$(check_ms_db catalog one.sql)"
+  echo "check_ddl of \`$stmt\` in that database: $second ms"
+done
 
 # squawk on the same script
 sq_run() {   # binary file -> wall ms

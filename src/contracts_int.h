@@ -245,6 +245,8 @@ extern void EltScriptEndStatement(EltScript *s);
 
 /* contracts_judge.c */
 extern void EltJudge(EltClassified *c, bool lock_timeout_set);
+extern void EltJudgeCacheBegin(void);
+extern void EltJudgeCacheEnd(void);
 
 /* contracts_record.c */
 extern void EltContractsWriteRecords(EltCatalogWrite *cw, List *findings, List *decisions,

@@ -83,6 +83,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -106,6 +107,122 @@ int			elt_large_table_rows = 100000;
  * Step 2: judge the candidates against governance and the catalog
  * ------------------------------------------------------------------------
  */
+
+/*
+ * Lookups cached for one elt.check_ddl() call.  A dry run changes nothing in
+ * the catalog, so within one call a lookup by oid (a relation's policy, its
+ * dependents, its consumers, a proof of NOT NULL, a type's or a schema's
+ * policy) answers the same every time: the script's own renames and drops
+ * are resolved to oids before the judge runs (EltFindRelation), and the
+ * lookups never read the script's view.  The cache lives in a memory
+ * context under the call's: EltJudgeCacheBegin makes it, EltJudgeCacheEnd
+ * (or the end of the call's context, on error) deletes it, and a reset
+ * callback forgets it, so it never outlives the call.  Live statements
+ * never use it (their catalog changes between statements).
+ */
+typedef struct JudgeCacheEntry
+{
+	char		key[128];		/* kind, oid, number, name */
+	const char *text;			/* a policy (NULL: none) */
+	List	   *list;			/* char *: dependents */
+	bool		flag;			/* a proof */
+} JudgeCacheEntry;
+
+static MemoryContext script_cache_cxt = NULL;
+static HTAB *script_cache = NULL;
+static HTAB *judge_lookups = NULL;	/* the cache, while EltJudge judges a script */
+
+/* The cache's context is gone: forget it. */
+static void
+script_cache_forget(void *arg)
+{
+	script_cache_cxt = NULL;
+	script_cache = NULL;
+	judge_lookups = NULL;
+}
+
+/* Start caching lookups for one elt.check_ddl() call (see above). */
+void
+EltJudgeCacheBegin(void)
+{
+	HASHCTL		ctl;
+	MemoryContextCallback *cb;
+
+	EltJudgeCacheEnd();
+	script_cache_cxt = AllocSetContextCreate(CurrentMemoryContext,
+											 "elt check_ddl lookups",
+											 ALLOCSET_DEFAULT_SIZES);
+	cb = MemoryContextAlloc(script_cache_cxt, sizeof(MemoryContextCallback));
+	cb->func = script_cache_forget;
+	cb->arg = NULL;
+	MemoryContextRegisterResetCallback(script_cache_cxt, cb);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(((JudgeCacheEntry *) NULL)->key);
+	ctl.entrysize = sizeof(JudgeCacheEntry);
+	ctl.hcxt = script_cache_cxt;
+	script_cache = hash_create("elt check_ddl lookups", 256, &ctl,
+							   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+/* Stop caching: the end of an elt.check_ddl() call. */
+void
+EltJudgeCacheEnd(void)
+{
+	if (script_cache_cxt != NULL)
+		MemoryContextDelete(script_cache_cxt);	/* the callback forgets it */
+}
+
+/*
+ * The cached answer of a lookup, if any (*hit); else a new entry to fill in,
+ * or NULL when nothing is cached (a live statement).
+ */
+static JudgeCacheEntry *
+cache_entry(char kind, Oid oid, int num, const char *name, bool *hit)
+{
+	char		key[128];
+
+	*hit = false;
+	if (judge_lookups == NULL)
+		return NULL;
+	snprintf(key, sizeof(key), "%c:%u:%d:%s", kind, oid, num, name ? name : "");
+	return (JudgeCacheEntry *) hash_search(judge_lookups, key, HASH_ENTER, hit);
+}
+
+/* A copy of a string in the cache's context (NULL stays NULL). */
+static const char *
+cache_strdup(const char *s)
+{
+	return s ? MemoryContextStrdup(script_cache_cxt, s) : NULL;
+}
+
+/* Append cached dependents to *out, skipping those already there. */
+static void
+cache_append(List *cached, List **out)
+{
+	ListCell   *lc;
+
+	foreach(lc, cached)
+	{
+		if (!EltStringMember(*out, (char *) lfirst(lc)))
+			*out = lappend(*out, pstrdup((char *) lfirst(lc)));
+	}
+}
+
+/* Remember the dependents a lookup found. */
+static void
+cache_keep(JudgeCacheEntry *e, List *found)
+{
+	MemoryContext old;
+	ListCell   *lc;
+
+	if (e == NULL)
+		return;
+	old = MemoryContextSwitchTo(script_cache_cxt);
+	e->list = NIL;
+	foreach(lc, found)
+		e->list = lappend(e->list, pstrdup((char *) lfirst(lc)));
+	MemoryContextSwitchTo(old);
+}
 
 /* Order of strictness of a policy: enforce > warn > off > none. */
 static int
@@ -330,6 +447,12 @@ schema_policy(Oid nspoid)
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
+	const char *policy;
+	bool		hit;
+	JudgeCacheEntry *e = cache_entry('s', nspoid, 0, NULL, &hit);
+
+	if (hit)
+		return e->text ? pstrdup(e->text) : NULL;
 
 	EltPrepare(&plan,
 			   "SELECT COALESCE("
@@ -344,13 +467,20 @@ schema_policy(Oid nspoid)
 			   1, argtypes);
 	args[0] = ObjectIdGetDatum(nspoid);
 	EltExecLatest(plan, args, NULL, 1);
-	return SPI_processed > 0 ? EltSpiGetText(0, "policy") : NULL;
+	policy = SPI_processed > 0 ? EltSpiGetText(0, "policy") : NULL;
+	if (e != NULL)
+		e->text = cache_strdup(policy);
+	return policy;
 }
 
 /*
  * Governed tables with a column of an enum type (an array of it, or a domain
  * over either): the strictest policy among them, and the columns as
- * dependents.
+ * dependents.  The columns are found through pg_depend (a column depends on
+ * its type, a domain on its base type), so the cost grows with the tables
+ * that use the type, not with the catalog; the policy is elt.policy_for()'s,
+ * inlined (a function with SET search_path is never inlined by the planner),
+ * and looked up once per table.
  */
 static const char *
 type_policy(Oid typid, List **dependents)
@@ -360,19 +490,47 @@ type_policy(Oid typid, List **dependents)
 	Datum		args[1];
 	const char *policy = NULL;
 	uint64		i;
+	bool		hit;
+	JudgeCacheEntry *e = cache_entry('t', typid, 0, NULL, &hit);
+	List	   *found = NIL;
 
+	if (hit)
+	{
+		cache_append(e->list, dependents);
+		return e->text ? pstrdup(e->text) : NULL;
+	}
 	EltPrepare(&plan,
-			   "SELECT format('column %s.%I', c.oid::pg_catalog.regclass, a.attname) AS dependent,"
-			   "       elt.policy_for(c.oid::pg_catalog.regclass) AS policy"
-			   " FROM pg_catalog.pg_attribute a"
-			   " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
-			   " JOIN pg_catalog.pg_type t ON t.oid = $1"
-			   " WHERE (a.atttypid IN (t.oid, t.typarray)"
-			   "        OR a.atttypid IN (SELECT d.oid FROM pg_catalog.pg_type d"
-			   "                          WHERE d.typtype = 'd' AND d.typbasetype IN (t.oid, t.typarray)))"
-			   "   AND a.attnum > 0"
-			   "   AND NOT a.attisdropped AND c.relkind IN ('r', 'p')"
-			   "   AND elt.policy_for(c.oid::pg_catalog.regclass) IS NOT NULL"
+			   "WITH t AS (SELECT p.oid, p.typarray FROM pg_catalog.pg_type p WHERE p.oid = $1),"
+			   " ty(oid) AS ("
+			   "  SELECT t.oid FROM t"
+			   "  UNION SELECT t.typarray FROM t WHERE t.typarray <> 0"
+			   "  UNION SELECT d.objid FROM t, pg_catalog.pg_depend d"
+			   "   JOIN pg_catalog.pg_type dt ON dt.oid = d.objid"
+			   "   WHERE d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass"
+			   "     AND d.refobjid IN (t.oid, t.typarray) AND d.refobjsubid = 0"
+			   "     AND d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass"
+			   "     AND dt.typtype = 'd' AND dt.typbasetype IN (t.oid, t.typarray)),"
+			   " col AS MATERIALIZED ("
+			   "  SELECT DISTINCT d.objid AS relid, d.objsubid::pg_catalog.int2 AS attnum,"
+			   "         d.refobjid AS typ"
+			   "  FROM ty JOIN pg_catalog.pg_depend d ON d.refobjid = ty.oid"
+			   "  WHERE d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass"
+			   "    AND d.refobjsubid = 0 AND d.objsubid > 0"
+			   "    AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass)"
+			   " SELECT format('column %s.%I', c.oid::pg_catalog.regclass, a.attname) AS dependent,"
+			   "        p.policy"
+			   " FROM col"
+			   " JOIN pg_catalog.pg_class c ON c.oid = col.relid"
+			   " JOIN pg_catalog.pg_attribute a ON a.attrelid = col.relid AND a.attnum = col.attnum,"
+			   " LATERAL (SELECT COALESCE("
+			   "    (SELECT g.policy FROM elt.governed_targets g"
+			   "     WHERE g.kind = 'table' AND g.rel = c.oid::pg_catalog.regclass),"
+			   "    (SELECT g.policy FROM elt.governed_targets g"
+			   "     JOIN pg_catalog.pg_namespace n ON n.nspname = g.schema_name"
+			   "     WHERE g.kind = 'schema' AND n.oid = c.relnamespace"
+			   "       AND c.relpersistence <> 't')) AS policy) p"
+			   " WHERE c.relkind IN ('r', 'p') AND NOT a.attisdropped AND a.atttypid = col.typ"
+			   "   AND p.policy IS NOT NULL"
 			   " ORDER BY 1",
 			   1, argtypes);
 	args[0] = ObjectIdGetDatum(typid);
@@ -383,8 +541,14 @@ type_policy(Oid typid, List **dependents)
 
 		if (policy_rank(p) > policy_rank(policy))
 			policy = p;
-		*dependents = lappend(*dependents, EltSpiGetText((int) i, "dependent"));
+		found = lappend(found, EltSpiGetText((int) i, "dependent"));
 	}
+	if (e != NULL)
+	{
+		cache_keep(e, found);
+		e->text = cache_strdup(policy);
+	}
+	*dependents = list_concat(*dependents, found);
 	return policy;
 }
 
@@ -400,7 +564,15 @@ add_dependents(Oid relid, AttrNumber attnum, bool writers_only, List **out)
 	Oid			argtypes[3] = {OIDOID, INT2OID, BOOLOID};
 	Datum		args[3];
 	uint64		i;
+	bool		hit;
+	JudgeCacheEntry *e = cache_entry(writers_only ? 'w' : 'd', relid, attnum, NULL, &hit);
+	List	   *found = NIL;
 
+	if (hit)
+	{
+		cache_append(e->list, out);
+		return;
+	}
 	EltPrepare(&plan,
 			   "WITH RECURSIVE dep(is_rule, oid) AS ("
 			   "  SELECT d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass,"
@@ -444,12 +616,9 @@ add_dependents(Oid relid, AttrNumber attnum, bool writers_only, List **out)
 	args[2] = BoolGetDatum(writers_only);
 	EltExecLatest(plan, args, NULL, 0);
 	for (i = 0; i < SPI_processed; i++)
-	{
-		char	   *d = EltSpiGetText((int) i, "dependent");
-
-		if (!EltStringMember(*out, d))
-			*out = lappend(*out, d);
-	}
+		found = lappend(found, EltSpiGetText((int) i, "dependent"));
+	cache_keep(e, found);
+	cache_append(found, out);
 }
 
 /* Registered consumers of a relation, or of one of its columns. */
@@ -461,7 +630,15 @@ add_consumers(Oid relid, const char *colname, List **out)
 	Datum		args[2];
 	char		nulls[2] = {' ', ' '};
 	uint64		i;
+	bool		hit;
+	JudgeCacheEntry *e = cache_entry('c', relid, colname ? 1 : 0, colname, &hit);
+	List	   *found = NIL;
 
+	if (hit)
+	{
+		cache_append(e->list, out);
+		return;
+	}
 	EltPrepare(&plan,
 			   "SELECT 'consumer ' || r.consumer AS dependent"
 			   " FROM elt.consumer_registrations r"
@@ -476,12 +653,9 @@ add_consumers(Oid relid, const char *colname, List **out)
 		nulls[1] = 'n';
 	EltExecLatest(plan, args, nulls, 0);
 	for (i = 0; i < SPI_processed; i++)
-	{
-		char	   *d = EltSpiGetText((int) i, "dependent");
-
-		if (!EltStringMember(*out, d))
-			*out = lappend(*out, d);
-	}
+		found = lappend(found, EltSpiGetText((int) i, "dependent"));
+	cache_keep(e, found);
+	cache_append(found, out);
 }
 
 /* Dependents of every table and view of a schema, outside that schema. */
@@ -599,7 +773,11 @@ not_null_proven(Oid relid, const char *colname)
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[2] = {OIDOID, TEXTOID};
 	Datum		args[2];
+	bool		hit;
+	JudgeCacheEntry *e = cache_entry('n', relid, 0, colname, &hit);
 
+	if (hit)
+		return e->flag;
 	EltPrepare(&plan,
 			   "SELECT 1 FROM pg_catalog.pg_constraint"
 			   " WHERE conrelid = $1 AND contype = 'c' AND convalidated"
@@ -609,6 +787,8 @@ not_null_proven(Oid relid, const char *colname)
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = CStringGetTextDatum(colname);
 	EltExecLatest(plan, args, NULL, 1);
+	if (e != NULL)
+		e->flag = SPI_processed > 0;
 	return SPI_processed > 0;
 }
 
@@ -698,6 +878,9 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 	ListCell   *lc;
 	int64		window = -1;	/* the session's migration window, once looked up */
 
+	/* a dry run uses the call's cache of lookups; a live statement none */
+	judge_lookups = c->script != NULL ? script_cache : NULL;
+
 	foreach(lc, c->cands)
 	{
 		EltCandidate *cand = (EltCandidate *) lfirst(lc);
@@ -745,11 +928,22 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 			else
 			{
 				bool		created_now = false;
+				bool		hit;
+				JudgeCacheEntry *e = cache_entry(cand->recurse ? 'R' : 'r', cand->relid,
+												 0, NULL, &hit);
 
-				policy = relation_policy(cand->relid, cand->recurse, c->script == NULL,
-										 &created_now);
+				/* a dry run: created_now changes nothing (below) */
+				if (hit)
+					policy = e->text;
+				else
+				{
+					policy = relation_policy(cand->relid, cand->recurse, c->script == NULL,
+											 &created_now);
+					if (e != NULL)
+						e->text = cache_strdup(policy);
+				}
 				/* a view has no history: the capture hook noted its creation */
-				if (!created_now && EltViewCreatedNow(cand->relid))
+				if (!created_now && c->script == NULL && EltViewCreatedNow(cand->relid))
 					created_now = true;
 				/* created by this transaction: nobody reads it yet */
 				if (created_now && c->script == NULL)
@@ -845,6 +1039,7 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 		MemoryContextSwitchTo(old);
 	}
 	c->cands = kept;
+	judge_lookups = NULL;
 }
 
 /* ------------------------------------------------------------------------

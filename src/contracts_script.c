@@ -450,6 +450,8 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 	guc_level = NewGUCNestLevel();
 	EltScriptSchemas = NIL;
 
+	/* lookups cached for this call only (contracts_judge.c) */
+	EltJudgeCacheBegin();
 	errcb.callback = check_ddl_context;
 	errcb.arg = &n;
 	errcb.previous = error_context_stack;
@@ -513,6 +515,7 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 		EltScriptEndStatement(&script);
 	}
 	error_context_stack = errcb.previous;
+	EltJudgeCacheEnd();
 	AtEOXact_GUC(true, guc_level);
 	EltScriptSchemas = NIL;
 	return (Datum) 0;

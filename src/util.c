@@ -491,9 +491,12 @@ int
 EltExecLatest(SPIPlanPtr plan, Datum *values, const char *nulls, long count)
 {
 	int			rc;
+	MemoryContext caller = CurrentMemoryContext;
 
 	rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(),
 							  InvalidSnapshot, false, true, count);
+	/* SPI leaves us in its procedure context: back to the caller's */
+	MemoryContextSwitchTo(caller);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(rc));
 	return rc;
@@ -503,8 +506,11 @@ EltExecLatest(SPIPlanPtr plan, Datum *values, const char *nulls, long count)
 int
 EltExec(SPIPlanPtr plan, Datum *values, const char *nulls, long count)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	int			rc = SPI_execute_plan(plan, values, nulls, false, count);
 
+	/* SPI leaves us in its procedure context: back to the caller's */
+	MemoryContextSwitchTo(caller);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	return rc;
