@@ -601,6 +601,9 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 				{
 					char		contype = constraint_type(relid, cmd->name);
 
+					/* 18: a NOT NULL constraint: DROP NOT NULL of its column */
+					if (contype != '\0' && contype == EltConstraintNotNull)
+						EltClassifyDropNotNullConstraint(c, relid, cmd->name);
 					/* not half of a swap for an index on the same key */
 					if ((contype == CONSTRAINT_PRIMARY || contype == CONSTRAINT_UNIQUE) &&
 						!EltKeySwapKeepsKey(c, relid, cmd->name, contype, stmt->cmds))

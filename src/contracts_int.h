@@ -225,6 +225,7 @@ extern void EltClassify(EltClassified *c, Node *stmt);
 /* contracts_newer.c: ALTER TABLE forms of PostgreSQL 17 and 18 */
 extern bool EltClassifyNewerAlter(EltClassified *c, Oid relid, AlterTableCmd *cmd);
 extern void EltClassifyNotNullConstraint(EltClassified *c, Oid relid, Constraint *con);
+extern void EltClassifyDropNotNullConstraint(EltClassified *c, Oid relid, const char *conname);
 
 /* contracts_maintain.c */
 extern void EltClassifyMaintain(EltClassified *c, Node *stmt);

@@ -11,7 +11,8 @@
  * stored column; ALTER CONSTRAINT ENFORCED: EG114 and EG204, as adding the
  * foreign key) and EltClassifyNotNullConstraint (EG109, and EG203 unless
  * NOT VALID; both dropped when a validated CHECK (col IS NOT NULL) proves
- * the column, as for SET NOT NULL).
+ * the column, as for SET NOT NULL) and EltClassifyDropNotNullConstraint
+ * (DROP CONSTRAINT of a NOT NULL constraint: EG108).
  *
  * Calls: contracts_rules.c (candidates, names, the script's view of a
  * column).  Called by contracts_classify.c (classify_alter_table and
@@ -179,4 +180,35 @@ EltClassifyNotNullConstraint(EltClassified *c, Oid relid, Constraint *con)
 						psprintf("adds NOT NULL constraint %s on column %s without NOT VALID: the whole table is scanned under an ACCESS EXCLUSIVE lock",
 								 name, object),
 						CAND_NOT_NULL_PROOF);
+}
+
+/*
+ * 18: DROP CONSTRAINT of a NOT NULL constraint is DROP NOT NULL of its
+ * column (EG108): readers that rely on a value meet NULL.  A NOT VALID one
+ * never promised the old rows anything, but new rows lose the promise too,
+ * so it is a finding as well.  Before 18 no constraint has contype 'n'.
+ */
+void
+EltClassifyDropNotNullConstraint(EltClassified *c, Oid relid, const char *conname)
+{
+	Oid			conoid = get_relation_constraint_oid(relid, conname, true);
+	HeapTuple	tup;
+	AttrNumber	attnum = InvalidAttrNumber;
+	char	   *col;
+	char	   *object;
+
+	if (!OidIsValid(conoid))
+		return;
+	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+	if (!HeapTupleIsValid(tup))
+		return;
+	if (((Form_pg_constraint) GETSTRUCT(tup))->contype == EltConstraintNotNull)
+		attnum = EltNotNullColumn(tup);
+	ReleaseSysCache(tup);
+	if (attnum <= 0 || (col = get_attname(relid, attnum, true)) == NULL)
+		return;
+	object = EltColDisplay(relid, col);
+	EltAddCandidate(c, R_DROP_NOT_NULL, relid, attnum, col, object,
+					psprintf("drops NOT NULL constraint %s of column %s: readers that rely on a value meet NULL",
+							 quote_identifier(conname), object), 0);
 }

@@ -5,7 +5,7 @@
 # absent for a stored one, so that shapes recorded before keep their text).
 # SET EXPRESSION of a virtual column is EG123 without a rewrite.  NOT NULL
 # constraints: ADD CONSTRAINT nn NOT NULL col is EG109 + EG203, NOT VALID
-# EG109 only, VALIDATE CONSTRAINT safe; the shape says "not_null" only when
+# EG109 only, VALIDATE CONSTRAINT safe, DROP CONSTRAINT of one EG108; the shape says "not_null" only when
 # validated ("not_null_not_valid": true otherwise).  NOT ENFORCED
 # constraints are safe to add; ALTER CONSTRAINT ... ENFORCED is EG114 +
 # EG204.
@@ -126,6 +126,10 @@ is(findings('ALTER TABLE g.n ALTER COLUMN c SET NOT NULL'), '1|EG203|lock_hazard
 	'SET NOT NULL over a NOT VALID NOT NULL: the scan only (writers are checked already)');
 $node->safe_psql('postgres', q{ALTER TABLE g.n VALIDATE CONSTRAINT c_nn});
 is(col_shape('c'), 'true|absent', 'VALIDATE CONSTRAINT is allowed under enforce, and the shape says it holds');
+is(findings('ALTER TABLE g.n DROP CONSTRAINT c_nn'), '1|EG108|breaking|g.n.c',
+	'DROP CONSTRAINT of a NOT NULL constraint is DROP NOT NULL: EG108');
+($rc, $out, $err) = $node->psql('postgres', 'ALTER TABLE g.n DROP CONSTRAINT c_nn');
+like($err, qr/ERROR:  EG108: drops NOT NULL constraint c_nn of column g\.n\.c/, 'refused under enforce as EG108');
 
 # NOT ENFORCED (18): adding one is safe; ENFORCED is adding the foreign key
 is(findings('ALTER TABLE g.ch ADD CONSTRAINT ch_p FOREIGN KEY (p_id) REFERENCES g.p NOT ENFORCED; ALTER TABLE g.ch ADD CONSTRAINT ch_chk CHECK (p_id > 0) NOT ENFORCED'),
