@@ -38,6 +38,7 @@ OBJS = \
 	src/contracts_classify.o \
 	src/contracts_keys.o \
 	src/contracts_maintain.o \
+	src/contracts_newer.o \
 	src/contracts_judge.o \
 	src/contracts_swap.o \
 	src/contracts_record.o \

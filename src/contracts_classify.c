@@ -13,7 +13,8 @@
  * dispatched to contracts_maintain.c.  Nothing here knows about policies:
  * contracts_judge.c keeps the candidates that concern governed objects.
  *
- * Calls: contracts_maintain.c (rebuilds, locks, domain scans, EG214, no-op
+ * Calls: contracts_newer.c (ALTER TABLE forms of 17 and 18: SET EXPRESSION,
+ * NOT NULL constraints, ALTER CONSTRAINT ... ENFORCED); contracts_maintain.c (rebuilds, locks, domain scans, EG214, no-op
  * settings); contracts_keys.c (unique keys: twins, key swaps);
  * contracts_rules.c (names, rule codes, type widening); deploy.c
  * (the table elt.deploy_init() is moving).  Called by contracts_judge.c
@@ -452,6 +453,9 @@ classify_add_constraint(EltClassified *c, Oid relid, Constraint *con)
 			EltAddCandidate(c, R_INDEX_BUILD, relid, 0, NULL, table,
 					 psprintf("adds constraint %s without USING INDEX: its index is built under an ACCESS EXCLUSIVE lock", name), 0);
 			break;
+		case CONSTR_NOTNULL:	/* 18: ADD CONSTRAINT nn NOT NULL col */
+			EltClassifyNotNullConstraint(c, relid, con);
+			break;
 		default:
 			break;
 	}
@@ -511,11 +515,14 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 				classify_type_change(c, relid, cmd);
 				break;
 			case AT_SetNotNull:
-				if (!column_of(c, relid, cmd->name, false, &att, &object) || att.attnotnull)
+				/* 18: a NOT VALID NOT NULL is validated (scanned) by it */
+				if (!column_of(c, relid, cmd->name, false, &att, &object) ||
+					EltAttNotNullState(relid, att.attnum, att.attnotnull) == 'v')
 					break;
-				EltAddCandidate(c, R_SET_NOT_NULL, relid, att.attnum, cmd->name, object,
-						 psprintf("sets column %s NOT NULL: writers that store NULL in it start to fail", object),
-						 CAND_WRITERS | CAND_NOT_NULL_PROOF);
+				if (!att.attnotnull)
+					EltAddCandidate(c, R_SET_NOT_NULL, relid, att.attnum, cmd->name, object,
+							 psprintf("sets column %s NOT NULL: writers that store NULL in it start to fail", object),
+							 CAND_WRITERS | CAND_NOT_NULL_PROOF);
 				EltAddCandidate(c, R_NOT_NULL_SCAN, relid, att.attnum, cmd->name, object,
 						 psprintf("sets column %s NOT NULL: the whole table is scanned under an ACCESS EXCLUSIVE lock", object),
 						 CAND_NOT_NULL_PROOF);
@@ -594,6 +601,9 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 				{
 					char		contype = constraint_type(relid, cmd->name);
 
+					/* 18: a NOT NULL constraint: DROP NOT NULL of its column */
+					if (contype != '\0' && contype == EltConstraintNotNull)
+						EltClassifyDropNotNullConstraint(c, relid, cmd->name);
 					/* not half of a swap for an index on the same key */
 					if ((contype == CONSTRAINT_PRIMARY || contype == CONSTRAINT_UNIQUE) &&
 						!EltKeySwapKeepsKey(c, relid, cmd->name, contype, stmt->cmds))
@@ -639,6 +649,8 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 								  EltRelDisplay(relid)), 0);
 				break;
 			default:
+				/* 17 and 18: SET EXPRESSION, ALTER CONSTRAINT ... ENFORCED */
+				(void) EltClassifyNewerAlter(c, relid, cmd);
 				break;
 		}
 	}

@@ -15,6 +15,8 @@
  *                         findings that follow; EG210 and the columns a
  *                         transaction added, live too
  *   contracts_classify.c  a statement's parse tree into candidates
+ *   contracts_newer.c     the same for ALTER TABLE forms of 17 and 18 (SET
+ *                         EXPRESSION, NOT NULL constraints, ENFORCED)
  *   contracts_maintain.c  the same for rebuild commands (REINDEX, VACUUM,
  *                         CLUSTER, REFRESH MATERIALIZED VIEW), the locks a
  *                         statement takes (EG208), domain scans, index
@@ -82,6 +84,7 @@ typedef enum EltRuleId
 	R_REFRESH_MATVIEW,
 	R_DOMAIN_VALIDATE,
 	R_INDEX_REBUILD,
+	R_SET_EXPRESSION,
 	R_COUNT
 } EltRuleId;
 
@@ -218,6 +221,11 @@ extern Datum EltTextArray(List *list);
 /* contracts_classify.c */
 extern void EltClassify(EltClassified *c, Node *stmt);
 
+
+/* contracts_newer.c: ALTER TABLE forms of PostgreSQL 17 and 18 */
+extern bool EltClassifyNewerAlter(EltClassified *c, Oid relid, AlterTableCmd *cmd);
+extern void EltClassifyNotNullConstraint(EltClassified *c, Oid relid, Constraint *con);
+extern void EltClassifyDropNotNullConstraint(EltClassified *c, Oid relid, const char *conname);
 
 /* contracts_maintain.c */
 extern void EltClassifyMaintain(EltClassified *c, Node *stmt);

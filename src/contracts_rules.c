@@ -128,7 +128,7 @@ const EltRule EltContractRules[R_COUNT] = {
 		"Use DROP INDEX CONCURRENTLY."},
 	[R_NO_LOCK_TIMEOUT] = {"EG208", "advice", "a lock that blocks reads or writes, taken with no lock_timeout",
 		"SET lock_timeout (for example to '5s') before the statement, and retry it if it times out: while it waits for its lock, every query on the table queues behind it."},
-	[R_TABLE_REWRITE] = {"EG209", "lock_hazard", "rewrites a large table under an ACCESS EXCLUSIVE lock: SET TABLESPACE, SET LOGGED, SET UNLOGGED, SET ACCESS METHOD, VACUUM FULL, CLUSTER",
+	[R_TABLE_REWRITE] = {"EG209", "lock_hazard", "rewrites a large table under an ACCESS EXCLUSIVE lock: SET TABLESPACE, SET LOGGED, SET UNLOGGED, SET ACCESS METHOD, VACUUM FULL, CLUSTER, SET EXPRESSION of a stored generated column",
 		"Rewrite it online with pg_repack, or schedule it in a maintenance window, inside an approved migration."},
 	[R_TRANSACTION_BLOCK] = {"EG002", "error", "cannot run inside a transaction block",
 		"Run the statement on its own, outside BEGIN ... COMMIT (a migration tool: in a migration that is not run in a transaction)."},
@@ -142,6 +142,8 @@ const EltRule EltContractRules[R_COUNT] = {
 		"Validate in a quiet period, or move to a CHECK constraint on each column (NOT VALID, then VALIDATE CONSTRAINT, which lets writes go on)."},
 	[R_INDEX_REBUILD] = {"EG214", "lock_hazard", "column type change that rebuilds the column's indexes on a large table",
 		"Add a column of the new type, backfill it in chunks, index it CONCURRENTLY, then swap the columns inside an approved migration."},
+	[R_SET_EXPRESSION] = {"EG123", "breaking", "SET EXPRESSION of a generated column: its values change for readers",
+		"Add a new generated column beside the old one, move the readers to it, then drop the old one in an approved migration."},
 };
 
 /*

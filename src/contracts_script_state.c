@@ -519,6 +519,20 @@ raw_not_null_col(Node *expr)
 }
 
 /*
+ * The column of 18's NOT NULL constraint (ADD CONSTRAINT nn NOT NULL col),
+ * or NULL: once validated it proves the column as CHECK (col IS NOT NULL)
+ * does.
+ */
+static char *
+con_notnull_key(Constraint *con)
+{
+	if (con->contype != CONSTR_NOTNULL || list_length(con->keys) != 1 ||
+		!IsA(linitial(con->keys), String))
+		return NULL;
+	return pstrdup(strVal(linitial(con->keys)));
+}
+
+/*
  * A live constraint as the script first meets it: noted with whether it
  * is validated and, for CHECK (col IS NOT NULL), its column; NULL if the
  * table has none of that name.
@@ -539,7 +553,9 @@ con_live(EltScript *s, Oid relid, const char *name)
 		return NULL;
 	con = (Form_pg_constraint) GETSTRUCT(tup);
 	valid = con->convalidated;
-	if (con->contype == CONSTRAINT_CHECK)
+	if (con->contype == EltConstraintNotNull)	/* 18: NOT NULL col */
+		col = get_attname(relid, EltNotNullColumn(tup), true);
+	else if (con->contype == CONSTRAINT_CHECK)
 	{
 		bool		isnull;
 		Datum		bin = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_conbin, &isnull);
@@ -846,7 +862,8 @@ remember_alter_table(EltClassified *c, AlterTableStmt *at)
 						s->unnamed_con_rels = list_append_unique_oid(s->unnamed_con_rels, relid);
 					else
 						con_note(s, relid, con->conname, false, !con->skip_validation,
-								 con->contype == CONSTR_CHECK ? raw_not_null_col(con->raw_expr) : NULL);
+								 con->contype == CONSTR_CHECK ? raw_not_null_col(con->raw_expr) :
+								 con_notnull_key(con));
 				}
 				break;
 			case AT_ValidateConstraint:

@@ -23,6 +23,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -135,6 +136,79 @@
 #define EltGeneratedIsVirtual(con) false
 #define EltAttIsVirtual(att) false
 #endif
+
+/*
+ * 17: ALTER TABLE ... ALTER COLUMN ... SET EXPRESSION AS (...) recomputes a
+ * generated column.  Before 17 no subcommand has this number.
+ */
+#if PG_VERSION_NUM >= 170000
+#define ELT_AT_SET_EXPRESSION ((int) AT_SetExpression)
+#else
+#define ELT_AT_SET_EXPRESSION (-1)
+#endif
+
+/*
+ * 18: ALTER TABLE ... ALTER CONSTRAINT c [NOT] ENFORCED (foreign keys).
+ * The constraint's name if the subcommand makes it ENFORCED, else NULL;
+ * before 18 ALTER CONSTRAINT changes deferrability only.
+ */
+static inline const char *
+EltAlterConstraintEnforces(AlterTableCmd *cmd)
+{
+#if PG_VERSION_NUM >= 180000
+	ATAlterConstraint *ac = (ATAlterConstraint *) cmd->def;
+
+	if (cmd->subtype == AT_AlterConstraint && ac != NULL && IsA(ac, ATAlterConstraint) &&
+		ac->alterEnforceability && ac->is_enforced)
+		return ac->conname;
+#endif
+	return NULL;
+}
+
+/*
+ * 18: pg_constraint holds NOT NULL constraints (contype 'n'); their column.
+ * Before 18 no constraint has that type ('\0' never matches).
+ */
+#if PG_VERSION_NUM >= 180000
+#define EltConstraintNotNull CONSTRAINT_NOTNULL
+#define EltNotNullColumn(contup) extractNotNullColumn(contup)
+#else
+#define EltConstraintNotNull '\0'
+#define EltNotNullColumn(contup) InvalidAttrNumber
+#endif
+
+/* 18: pg_constraint.conenforced (NOT ENFORCED); before 18 all are enforced */
+#if PG_VERSION_NUM >= 180000
+#define EltConstraintEnforced(contup) (((Form_pg_constraint) GETSTRUCT(contup))->conenforced)
+#else
+#define EltConstraintEnforced(contup) true
+#endif
+
+/*
+ * 18: NOT NULL is a constraint in pg_constraint (contype 'n') and can be
+ * NOT VALID, while pg_attribute.attnotnull is set either way.  What holds
+ * for a column: 'v' a validated NOT NULL, 'n' one NOT VALID (new writes
+ * are checked, old rows are not), '\0' none.  Before 18, attnotnull.
+ */
+static inline char
+EltAttNotNullState(Oid relid, AttrNumber attnum, bool attnotnull)
+{
+	char		state = attnotnull ? 'v' : '\0';
+#if PG_VERSION_NUM >= 180000
+	HeapTuple	tup;
+
+	if (!attnotnull)
+		return '\0';
+	tup = findNotNullConstraintAttnum(relid, attnum);
+	if (HeapTupleIsValid(tup))
+	{
+		if (!((Form_pg_constraint) GETSTRUCT(tup))->convalidated)
+			state = 'n';
+		heap_freetuple(tup);
+	}
+#endif
+	return state;
+}
 
 /*
  * What a grouped column stands for: from PostgreSQL 18 on, the parser makes

@@ -311,6 +311,7 @@ append_columns(EltJson *out, Relation rel)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 		char	   *expr;
+		char		not_null;
 
 		if (att->attisdropped)
 			continue;
@@ -320,7 +321,10 @@ append_columns(EltJson *out, Relation rel)
 		EltJsonInt(out, "attnum", att->attnum);
 		EltJsonInt(out, "position", ++position);
 		EltJsonString(out, "type", format_type_with_typemod(att->atttypid, att->atttypmod));
-		EltJsonBool(out, "not_null", att->attnotnull);
+		not_null = EltAttNotNullState(RelationGetRelid(rel), att->attnum, att->attnotnull);
+		EltJsonBool(out, "not_null", not_null == 'v');
+		if (not_null == 'n')	/* 18: NOT VALID; absent otherwise, as before */
+			EltJsonBool(out, "not_null_not_valid", true);
 		EltJsonString(out, "default", att->attgenerated == '\0' ? expr : NULL);
 		EltJsonString(out, "collation", column_collation(att));
 		EltJsonString(out, "identity",
