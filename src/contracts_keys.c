@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/index.h"
@@ -32,6 +33,7 @@
 #include "parser/parse_utilcmd.h"
 #include "storage/lmgr.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 
@@ -82,6 +84,30 @@ unique_index_checks_now(Relation irel)
 		ix->indimmediate;
 }
 
+/* check_functions_in_node callback: a function not built into PostgreSQL. */
+static bool
+user_function_checker(Oid func_id, void *context)
+{
+	return func_id >= FirstNormalObjectId;
+}
+
+/*
+ * Whether an analyzed expression calls a function (or operator, cast, type
+ * I/O) that is not built in.  Such an expression is never folded: folding
+ * runs IMMUTABLE functions called with constants, and a user's function run
+ * here would run with the rights of whoever checks the statement (a
+ * superuser linting someone's script), before PostgreSQL's own checks.
+ */
+static bool
+calls_user_function(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, user_function_checker, context))
+		return true;
+	return expression_tree_walker(node, calls_user_function, context);
+}
+
 /*
  * The key CREATE UNIQUE INDEX would build, from its statement transformed
  * as PostgreSQL transforms it (expressions and predicate cooked, then
@@ -121,7 +147,11 @@ unique_key_of_stmt(Oid relid, IndexStmt *stmt, UniqueKey *k)
 		}
 		else
 		{
-			Node	   *expr = eval_const_expressions(NULL, e->expr);
+			Node	   *expr;
+
+			if (calls_user_function(e->expr, NULL))
+				return false;	/* compared only when folding runs no user code */
+			expr = eval_const_expressions(NULL, e->expr);
 
 			fix_opfuncids(expr);
 			k->attnums[i] = 0;
@@ -143,7 +173,11 @@ unique_key_of_stmt(Oid relid, IndexStmt *stmt, UniqueKey *k)
 	k->pred = NIL;
 	if (t->whereClause != NULL)
 	{
-		Node	   *pred = eval_const_expressions(NULL, t->whereClause);
+		Node	   *pred;
+
+		if (calls_user_function(t->whereClause, NULL))
+			return false;
+		pred = eval_const_expressions(NULL, t->whereClause);
 
 		pred = (Node *) canonicalize_qual((Expr *) pred, false);
 		fix_opfuncids(pred);
@@ -295,8 +329,9 @@ key_of_named_index(EltClassified *c, Oid relid, const char *name, UniqueKey *k)
  * of relid) is half of a swap that keeps its key: another subcommand of
  * the same ALTER TABLE adds a constraint of the same kind (a primary key
  * for a primary key) USING INDEX an index with exactly the same key, as
- * after CREATE UNIQUE INDEX CONCURRENTLY.  Upserts and foreign keys then
- * find the same rule in place.
+ * after CREATE UNIQUE INDEX CONCURRENTLY, and as deferrable (and initially
+ * deferred) as the dropped one.  Upserts and foreign keys then find the
+ * same rule in place.
  */
 bool
 EltKeySwapKeepsKey(EltClassified *c, Oid relid, const char *conname, char contype,
@@ -307,12 +342,23 @@ EltKeySwapKeepsKey(EltClassified *c, Oid relid, const char *conname, char contyp
 	UniqueKey	old;
 	Relation	irel;
 	ListCell   *lc;
+	bool		deferrable;
+	bool		deferred;
 
 	if (!OidIsValid(idx))
 		return false;
 	irel = index_open(idx, AccessShareLock);
 	unique_key_of_index(irel, &old);
 	index_close(irel, AccessShareLock);
+	{
+		HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+
+		if (!HeapTupleIsValid(tup))
+			return false;
+		deferrable = ((Form_pg_constraint) GETSTRUCT(tup))->condeferrable;
+		deferred = ((Form_pg_constraint) GETSTRUCT(tup))->condeferred;
+		ReleaseSysCache(tup);
+	}
 	foreach(lc, cmds)
 	{
 		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
@@ -324,6 +370,9 @@ EltKeySwapKeepsKey(EltClassified *c, Oid relid, const char *conname, char contyp
 			continue;
 		if (!(con->contype == CONSTR_PRIMARY ||
 			  (con->contype == CONSTR_UNIQUE && contype == CONSTRAINT_UNIQUE)))
+			continue;
+		/* a deferrable key is no key for ON CONFLICT or a new foreign key */
+		if (con->deferrable != deferrable || con->initdeferred != deferred)
 			continue;
 		if (key_of_named_index(c, relid, con->indexname, &new) &&
 			old.nulls_not_distinct == new.nulls_not_distinct &&

@@ -519,8 +519,11 @@ classify_reindex(EltClassified *c, ReindexStmt *stmt)
 		case REINDEX_OBJECT_INDEX:
 			relid = rebuild_target(c, stmt->relation);
 			if (OidIsValid(relid) && OidIsValid(IndexGetRelation(relid, true)))
+			{
+				c->recurse = true;	/* a partitioned index: every partition's */
 				reindex_one(c, IndexGetRelation(relid, true),
 							psprintf("REINDEX INDEX %s", EltRelDisplay(relid)));
+			}
 			return;
 		case REINDEX_OBJECT_TABLE:
 			relid = rebuild_target(c, stmt->relation);

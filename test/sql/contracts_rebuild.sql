@@ -133,6 +133,29 @@ FROM (VALUES
 ) s(n, sql), LATERAL elt.check_ddl(s.sql) f
 ORDER BY s.n, f.statement_no, f.rule, f.object;
 
+-- not the same key: a deferrable one (ON CONFLICT refuses it, a new foreign
+-- key cannot reference it)
+SELECT s.n, f.rule, f.class, f.object
+FROM (VALUES
+  (1, 'ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD CONSTRAINT k_pkey PRIMARY KEY USING INDEX k_id_twin DEFERRABLE'),
+  (2, 'ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD CONSTRAINT k_pkey PRIMARY KEY USING INDEX k_id_twin DEFERRABLE INITIALLY DEFERRED')
+) s(n, sql), LATERAL elt.check_ddl(s.sql) f
+ORDER BY s.n, f.rule, f.object;
+
+-- a unique index whose key calls a function that is not built in is never
+-- compared (comparing would fold it: run it, with the rights of whoever
+-- checks the script): it stays EG113, and the function does not run
+CREATE FUNCTION public.elt_probe(i int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RAISE NOTICE 'elt_probe ran';
+    RETURN i;
+END
+$$;
+SELECT rule, class FROM elt.check_ddl($$
+CREATE UNIQUE INDEX ON r.k (id, (public.elt_probe(1)));
+CREATE UNIQUE INDEX ON r.k (id) WHERE public.elt_probe(1) = 1;
+$$) WHERE rule = 'EG113' ORDER BY statement_no;
+
 -- DETACH PARTITION: ACCESS EXCLUSIVE on the parent (advice); CONCURRENTLY
 -- lets traffic go on
 SELECT statement_no, rule, class, object FROM elt.check_ddl($$
@@ -194,6 +217,21 @@ SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
  ('ALTER TABLE r.ev DETACH PARTITION r.ev_2026'),
  ('ALTER TYPE r.mood ADD VALUE ''c0'' AFTER ''a''')) v(stmt);
 
+-- a deferrable key is not the same key; a key over a user function is not
+-- compared (nor run); REINDEX of a partitioned index reaches its governed
+-- partitions
+CREATE SCHEMA r_free;
+CREATE TABLE r_free.pp (id int, v int) PARTITION BY RANGE (id);
+CREATE TABLE r.pp_1 PARTITION OF r_free.pp FOR VALUES FROM (0) TO (100000);
+INSERT INTO r_free.pp SELECT g, g FROM generate_series(1, 1000) g;
+CREATE INDEX pp_v_idx ON r_free.pp (v);
+ANALYZE r.pp_1;
+SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
+ ('ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD CONSTRAINT k_pkey PRIMARY KEY USING INDEX k_id_twin DEFERRABLE INITIALLY DEFERRED'),
+ ('CREATE UNIQUE INDEX ON r.k (id, (public.elt_probe(1)))'),
+ ('REINDEX INDEX r_free.pp_v_idx'),
+ ('REINDEX TABLE r_free.pp')) v(stmt);
+
 -- the same with a lock_timeout: the advice goes, a safe change is recorded
 SET lock_timeout = '2s';
 SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
@@ -244,4 +282,6 @@ SELECT class, decision, count(*) FROM elt.schema_changes GROUP BY 1, 2 ORDER BY 
 SELECT rule, class, decision FROM elt.my_findings WHERE class = 'advice' ORDER BY change_id DESC LIMIT 1;
 
 DROP EXTENSION elt_governance;
+DROP SCHEMA r_free CASCADE;
 DROP SCHEMA r CASCADE;
+DROP FUNCTION public.elt_probe(int);
