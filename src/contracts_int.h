@@ -108,6 +108,11 @@ typedef struct EltRule
 									 * own target if its parent is governed */
 #define CAND_LOCK			0x10	/* EG208: the statement takes lockmode on
 									 * relid (kept when no lock_timeout) */
+#define CAND_MAINTAIN		0x20	/* a maintenance command: who may run it
+									 * follows PostgreSQL's rule for it
+									 * (MAINTAIN on 17+, else the owner) */
+#define CAND_DB_OWNER_MAY	0x40	/* with CAND_MAINTAIN: the database's owner
+									 * may too (VACUUM, REINDEX DATABASE) */
 
 /*
  * One candidate finding, or (rule < 0) a touch: an object the statement

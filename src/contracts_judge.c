@@ -42,12 +42,13 @@
  * Called by the capture triggers (versions_capture.c) and
  * contracts_script.c.
  *
- * Locking: judging takes no lock, except to estimate the size of a governed
- * relation never analyzed, for a hazard that depends on size (scans,
- * builds, rewrites: CAND_NEEDS_SIZE): it then takes, if it is free at once,
- * the lock the statement is about to take anyway (the candidate's
- * lockmode: SHARE, SHARE ROW EXCLUSIVE, ACCESS EXCLUSIVE), so that it never
- * upgrades a lock it holds.
+ * Locking: judging takes no lock, except to read the page count of a
+ * governed relation for a hazard that depends on size (scans, builds,
+ * rewrites: CAND_NEEDS_SIZE; reltuples is scaled by it as the planner
+ * does): it then takes, if it is free at once, the lock the statement is
+ * about to take anyway (the candidate's lockmode: SHARE, SHARE ROW
+ * EXCLUSIVE, ACCESS EXCLUSIVE), so that it never upgrades a lock it holds;
+ * a dry run takes ACCESS SHARE, if free at once, and lets go at once.
  */
 #include "postgres.h"
 
@@ -77,6 +78,7 @@
 #include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
 #include "parser/parser.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
@@ -699,70 +701,82 @@ add_schema_dependents(Oid nspoid, List **out)
 }
 
 /*
- * Rows the planner expects in a table, or -1 when it is not ours to look at.
- * A live statement takes the lock it is about to take anyway (see the file
- * header), and only when the role running it owns the table: otherwise the
- * statement is about to fail on privileges, and a lock taken first would
- * let a role without rights queue up everyone behind it.  A dry run locks
- * nothing it cannot get at once, and lets go at once.  A partitioned table
- * counts its leaf partitions' statistics.
+ * Rows in one relation, as the planner estimates them: reltuples scaled by
+ * the pages the relation has now, so that statistics taken when it was
+ * empty, or before a load, do not hide its size (attacker #5); a relation
+ * with no page has no row (not the planner's ten-page guess).  Reading the
+ * page count needs a lock, taken only if free at once: a live statement's
+ * own lockmode, kept (it takes it next anyway, and never upgrades one it
+ * holds); a dry run's ACCESS SHARE, let go at once.  Busy: reltuples, or
+ * -2 (size unknown) if never analyzed.
  */
 static double
-estimated_rows(Oid relid, LOCKMODE lockmode, Oid actor, bool live)
+rel_rows(Oid relid, LOCKMODE lockmode, bool live)
 {
-	Relation	rel;
-	BlockNumber pages;
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	float4		reltuples;
+	char		relkind;
+	LOCKMODE	mode = live && lockmode != NoLock ? lockmode : AccessShareLock;
 	double		tuples = 0;
-	double		allvisfrac;
-	HeapTuple	tup;
 
-	if (live && !pg_class_ownercheck(relid, actor))
-		return -1;
-	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+	if (!HeapTupleIsValid(tup))
+		return 0;
+	reltuples = ((Form_pg_class) GETSTRUCT(tup))->reltuples;
+	relkind = ((Form_pg_class) GETSTRUCT(tup))->relkind;
+	ReleaseSysCache(tup);
+	if (!RELKIND_HAS_STORAGE(relkind))
+		return reltuples > 0 ? reltuples : 0;
+	if (!ConditionalLockRelationOid(relid, mode))
+		return reltuples >= 0 ? reltuples : -2;
+	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))	/* not dropped meanwhile */
 	{
-		List	   *parts = find_all_inheritors(relid, NoLock, NULL);
-		ListCell   *lc;
+		Relation	rel = relation_open(relid, NoLock);
 
-		foreach(lc, parts)
+		BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+
+		if (nblocks > 0)
 		{
-			tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
-			if (HeapTupleIsValid(tup))
-			{
-				Form_pg_class form = (Form_pg_class) GETSTRUCT(tup);
+			BlockNumber pages;
+			double		allvisfrac;
 
-				if (form->relkind == RELKIND_RELATION && form->reltuples > 0)
-					tuples += form->reltuples;
-				ReleaseSysCache(tup);
-			}
+			estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
+			if (pages > nblocks)	/* the planner's ten pages for a table never vacuumed */
+				tuples = tuples * nblocks / pages;
 		}
-		return tuples;
-	}
-	/*
-	 * Statistics first: a statement that is about to be blocked must not wait
-	 * for its lock.  Only a table never vacuumed or analyzed needs its size
-	 * read, under the statement's own lock if that is free at once.
-	 */
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (HeapTupleIsValid(tup))
-	{
-		float4		reltuples = ((Form_pg_class) GETSTRUCT(tup))->reltuples;
-
-		ReleaseSysCache(tup);
-		if (reltuples >= 0)
-			return reltuples;
-	}
-	if (!ConditionalLockRelationOid(relid, live ? lockmode : AccessShareLock))
-		return -2;				/* never analyzed, and busy: size unknown */
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-		tuples = 0;				/* dropped meanwhile */
-	else
-	{
-		rel = relation_open(relid, NoLock);
-		estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
 		relation_close(rel, NoLock);
 	}
-	if (!live)
-		UnlockRelationOid(relid, AccessShareLock);
+	if (mode != lockmode || !live)
+		UnlockRelationOid(relid, mode);
+	return tuples;
+}
+
+/*
+ * Rows the planner expects in a relation (rel_rows); a partitioned table
+ * counts its leaf partitions, and is of unknown size (-2) when a leaf
+ * never analyzed is busy.  Called only once actor_may passed: a role the
+ * statement's privilege check is about to refuse locks nothing.
+ */
+static double
+estimated_rows(Oid relid, LOCKMODE lockmode, bool live)
+{
+	List	   *parts;
+	ListCell   *lc;
+	double		tuples = 0;
+
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return rel_rows(relid, lockmode, live);
+	parts = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, parts)
+	{
+		double		n;
+
+		if (get_rel_relkind(lfirst_oid(lc)) != RELKIND_RELATION)
+			continue;
+		n = rel_rows(lfirst_oid(lc), lockmode, live);
+		if (n < 0)
+			return -2;
+		tuples += n;
+	}
 	return tuples;
 }
 
@@ -811,7 +825,8 @@ has_breaking_on_column(List *cands, Oid relid, AttrNumber attnum)
 
 /*
  * Whether the role running a live statement may do what a candidate is
- * about: own the relation, type or schema (TRUNCATE: hold the privilege).
+ * about: own the relation, type or schema (TRUNCATE: hold the privilege;
+ * a maintenance command: PostgreSQL's rule for it, see CAND_MAINTAIN).
  * If not, the statement is about to fail on privileges, and that is the
  * error to see; a dry run judges whatever it is given.
  */
@@ -828,6 +843,12 @@ actor_may(EltClassified *c, EltCandidate *cand)
 		return true;
 	if (cand->rule == R_TRUNCATE)
 		return pg_class_aclcheck(cand->relid, c->actor, ACL_TRUNCATE) == ACLCHECK_OK;
+	if (cand->flags & CAND_MAINTAIN)
+		return EltMaintainCheck(cand->relid, c->actor) ||
+			((cand->flags & CAND_DB_OWNER_MAY) &&
+			 pg_database_ownercheck(MyDatabaseId, c->actor)) ||
+			(cand->schema_owner_may &&
+			 pg_namespace_ownercheck(get_rel_namespace(cand->relid), c->actor));
 	if (OidIsValid(cand->privrel))
 		return pg_class_ownercheck(cand->privrel, c->actor);
 	if (cand->schema_owner_may &&
@@ -990,7 +1011,7 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 		}
 		else if (cand->flags & CAND_NEEDS_SIZE)
 		{
-			double		rows = estimated_rows(cand->relid, cand->lockmode, c->actor,
+			double		rows = estimated_rows(cand->relid, cand->lockmode,
 											  c->script == NULL);
 
 			if (rows == -2)

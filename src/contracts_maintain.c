@@ -83,6 +83,27 @@ new_cand(EltClassified *c, int rule, Oid relid, char *object, char *reason,
 	return cand;
 }
 
+/*
+ * Mark the candidates appended since the first-th as a maintenance
+ * command's, so that the judge asks PostgreSQL's own question of who may
+ * run it (attacker #3: a database or schema owner who owns no table runs
+ * VACUUM FULL or REINDEX SCHEMA of every table): flags adds
+ * CAND_DB_OWNER_MAY, schema_owner for REINDEX SCHEMA.
+ */
+static void
+mark_maintain(EltClassified *c, int first, int flags, bool schema_owner)
+{
+	int			i;
+
+	for (i = first; i < list_length(c->cands); i++)
+	{
+		EltCandidate *cand = (EltCandidate *) list_nth(c->cands, i);
+
+		cand->flags |= CAND_MAINTAIN | flags;
+		cand->schema_owner_may |= schema_owner;
+	}
+}
+
 /* The SQL name of a lock mode of SHARE or stronger. */
 static const char *
 lock_name(LOCKMODE mode)
@@ -642,19 +663,34 @@ classify_refresh(EltClassified *c, RefreshMatViewStmt *stmt)
 void
 EltClassifyMaintain(EltClassified *c, Node *stmt)
 {
+	int			first = list_length(c->cands);
+
 	switch (nodeTag(stmt))
 	{
 		case T_ReindexStmt:
-			classify_reindex(c, (ReindexStmt *) stmt);
-			break;
+			{
+				ReindexStmt *r = (ReindexStmt *) stmt;
+
+				classify_reindex(c, r);
+				/* PostgreSQL checks the schema's or database's owner, then
+				 * rebuilds every table in it that is not shared */
+				mark_maintain(c, first,
+							  r->kind == REINDEX_OBJECT_DATABASE ? CAND_DB_OWNER_MAY : 0,
+							  r->kind == REINDEX_OBJECT_SCHEMA);
+				break;
+			}
 		case T_VacuumStmt:
 			classify_vacuum(c, (VacuumStmt *) stmt);
+			/* the database's owner may vacuum every table that is not shared */
+			mark_maintain(c, first, CAND_DB_OWNER_MAY, false);
 			break;
 		case T_ClusterStmt:
 			classify_cluster(c, (ClusterStmt *) stmt);
+			mark_maintain(c, first, 0, false);
 			break;
 		case T_RefreshMatViewStmt:
 			classify_refresh(c, (RefreshMatViewStmt *) stmt);
+			mark_maintain(c, first, 0, false);
 			break;
 		default:
 			break;

@@ -223,8 +223,8 @@ SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
 CREATE SCHEMA r_free;
 CREATE TABLE r_free.pp (id int, v int) PARTITION BY RANGE (id);
 CREATE TABLE r.pp_1 PARTITION OF r_free.pp FOR VALUES FROM (0) TO (100000);
+CREATE INDEX pp_v_idx ON r_free.pp (v);   -- empty yet: no build hazard
 INSERT INTO r_free.pp SELECT g, g FROM generate_series(1, 1000) g;
-CREATE INDEX pp_v_idx ON r_free.pp (v);
 ANALYZE r.pp_1;
 SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
  ('ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD CONSTRAINT k_pkey PRIMARY KEY USING INDEX k_id_twin DEFERRABLE INITIALLY DEFERRED'),
@@ -281,7 +281,73 @@ SELECT class, decision, count(*) FROM elt.schema_changes GROUP BY 1, 2 ORDER BY 
 
 SELECT rule, class, decision FROM elt.my_findings WHERE class = 'advice' ORDER BY change_id DESC LIMIT 1;
 
+-- sizes from the pages a table has now (attacker #5): statistics taken
+-- when it was empty hide nothing; a leaf never analyzed counts; a table with
+-- no page has no row (not the planner's ten-page guess)
+CREATE TABLE r.late (id int, v int) WITH (autovacuum_enabled = off);
+ANALYZE r.late;
+INSERT INTO r.late SELECT g, g FROM generate_series(1, 1000) g;
+CREATE TABLE r.evl (id int, v int) PARTITION BY RANGE (id);
+CREATE TABLE r.evl_1 PARTITION OF r.evl FOR VALUES FROM (0) TO (100000)
+  WITH (autovacuum_enabled = off);
+INSERT INTO r.evl SELECT g, g FROM generate_series(1, 1000) g;
+CREATE TABLE r.none (id int, v int) WITH (autovacuum_enabled = off);
+SELECT relname, reltuples FROM pg_class WHERE oid IN ('r.late'::regclass, 'r.evl_1'::regclass, 'r.none'::regclass)
+ORDER BY 1;
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+ALTER TABLE r.late ALTER COLUMN v TYPE bigint;
+ALTER TABLE r.evl ALTER COLUMN v TYPE bigint;
+ALTER TABLE r.none ALTER COLUMN v TYPE bigint;
+$$) ORDER BY statement_no, rule, object;
+SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
+ ('ALTER TABLE r.late ALTER COLUMN v TYPE bigint'),
+ ('ALTER TABLE r.evl ALTER COLUMN v TYPE bigint'),
+ ('ALTER TABLE r.none ALTER COLUMN v TYPE bigint')) v(stmt);
+
+-- maintenance by a database owner or a schema owner who owns no table
+-- (attacker #3): PostgreSQL lets them rebuild the tables, so the contract
+-- judges it; a role with no such right is left to PostgreSQL's own check
+CREATE ROLE elt_rb_dbo;
+CREATE ROLE elt_rb_nspo;
+CREATE ROLE elt_rb_nobody;
+GRANT USAGE ON SCHEMA r TO elt_rb_dbo, elt_rb_nobody;
+CREATE SCHEMA r_nsp AUTHORIZATION elt_rb_nspo;
+GRANT USAGE ON SCHEMA r_nsp TO elt_rb_dbo;
+CREATE TABLE r_nsp.big (id int PRIMARY KEY, v int) WITH (autovacuum_enabled = off);
+INSERT INTO r_nsp.big SELECT g, g FROM generate_series(1, 1000) g;
+ANALYZE r_nsp.big;
+SELECT elt.govern('r_nsp');
+SELECT statement_no, rule, class, object FROM elt.check_ddl('REINDEX SCHEMA r_nsp')
+ORDER BY rule, object;
+SELECT pg_catalog.pg_get_userbyid(datdba) AS dbowner FROM pg_database
+WHERE datname = current_database() \gset
+SELECT format('ALTER DATABASE %I OWNER TO elt_rb_dbo', current_database()) \gexec
+SET ROLE elt_rb_dbo;
+VACUUM FULL r.big;
+VACUUM (FULL) r_nsp.big;
+\set VERBOSITY terse
+SELECT format('REINDEX DATABASE %I', current_database()) \gexec
+\set VERBOSITY default
+RESET ROLE;
+SET ROLE elt_rb_nspo;
+REINDEX SCHEMA r_nsp;
+RESET ROLE;
+SET ROLE elt_rb_nobody;
+SET client_min_messages = error;
+VACUUM FULL r.big;      -- PostgreSQL skips it (a warning): nothing to judge
+RESET client_min_messages;
+RESET ROLE;
+SELECT format('ALTER DATABASE %I OWNER TO %I', current_database(), :'dbowner') \gexec
+SELECT count(*) AS vacuum_full_records FROM elt.schema_changes
+WHERE command_tag = 'VACUUM' AND rule = 'EG209';
+REVOKE USAGE ON SCHEMA r FROM elt_rb_dbo, elt_rb_nobody;
+REVOKE USAGE ON SCHEMA r_nsp FROM elt_rb_dbo;
+DROP ROLE elt_rb_dbo;
+DROP ROLE elt_rb_nobody;
+
 DROP EXTENSION elt_governance;
+DROP SCHEMA r_nsp CASCADE;
+DROP ROLE elt_rb_nspo;
 DROP SCHEMA r_free CASCADE;
 DROP SCHEMA r CASCADE;
 DROP FUNCTION public.elt_probe(int);
