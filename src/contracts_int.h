@@ -164,6 +164,9 @@ typedef struct EltScript
 	List	   *cols;			/* EltScriptCol *: columns the script added */
 	List	   *created_funcs;	/* char *: names of functions and procedures */
 	struct EltScript *saved;	/* the state at BEGIN, for ROLLBACK */
+	MemoryContext cxt;			/* where this state lives, for the whole
+								 * check; a statement's candidates live in
+								 * c->cxt, reset after the statement */
 } EltScript;
 
 /* A constraint the script added, validated, renamed or dropped. */

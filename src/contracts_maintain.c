@@ -475,6 +475,7 @@ relations_in(Oid nspoid)
 	{
 		Form_pg_class form = (Form_pg_class) GETSTRUCT(tup);
 
+		CHECK_FOR_INTERRUPTS();
 		if ((form->relkind != RELKIND_RELATION && form->relkind != RELKIND_MATVIEW) ||
 			form->relpersistence == RELPERSISTENCE_TEMP ||
 			IsCatalogNamespace(form->relnamespace) || IsToastNamespace(form->relnamespace))

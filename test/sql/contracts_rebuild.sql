@@ -304,6 +304,16 @@ SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
  ('ALTER TABLE r.evl ALTER COLUMN v TYPE bigint'),
  ('ALTER TABLE r.none ALTER COLUMN v TYPE bigint')) v(stmt);
 
+-- a long script of statements that reach every table: each statement is
+-- classified in its own memory, freed once its rows are out (attacker #7);
+-- what the script remembers (a unique index it built) lives on
+SELECT count(*) AS findings, count(DISTINCT statement_no) AS statements
+FROM elt.check_ddl(repeat('REINDEX SCHEMA r; ', 200));
+SELECT statement_no, rule, object FROM elt.check_ddl(
+  'CREATE UNIQUE INDEX CONCURRENTLY k_id_new2 ON r.k (id); ' || repeat('REINDEX TABLE r.small; ', 50) ||
+  'ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD CONSTRAINT k_pkey PRIMARY KEY USING INDEX k_id_new2')
+WHERE rule <> 'EG208' ORDER BY 1, 2, 3;
+
 -- maintenance by a database owner or a schema owner who owns no table
 -- (attacker #3): PostgreSQL lets them rebuild the tables, so the contract
 -- judges it; a role with no such right is left to PostgreSQL's own check
