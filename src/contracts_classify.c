@@ -1200,5 +1200,7 @@ EltClassify(EltClassified *c, Node *stmt)
 		default:
 			break;
 	}
+	/* the lock of a trigger, policy or rule statement, of LOCK TABLE */
+	EltClassifyLockOnly(c, stmt);
 	MemoryContextSwitchTo(old);
 }

@@ -237,6 +237,7 @@ extern void EltClassifyDropNotNullConstraint(EltClassified *c, Oid relid, const 
 
 /* contracts_maintain.c */
 extern void EltClassifyMaintain(EltClassified *c, Node *stmt);
+extern void EltClassifyLockOnly(EltClassified *c, Node *stmt);
 extern void EltAddLock(EltClassified *c, Oid relid, LOCKMODE mode);
 extern void EltAlterTableLocks(EltClassified *c, Oid relid, AlterTableStmt *stmt);
 extern void EltAddDomainScans(EltClassified *c, Oid typid, int rule, const char *what);

@@ -10,6 +10,8 @@
  * CONCURRENTLY, each on a large relation: CAND_NEEDS_SIZE); EltAddLock and
  * EltAlterTableLocks (EG208 candidates: a lock of SHARE or stronger on a
  * relation, kept by the judge only when no lock_timeout is set);
+ * EltClassifyLockOnly (EG208 of CREATE TRIGGER, POLICY, RULE, their DROP
+ * and RENAME, LOCK TABLE);
  * EltAddDomainScans (EG203, EG204, EG213: one candidate per table with a
  * column of the domain); EltIndexesRebuilt (EG214, after PostgreSQL's
  * CheckIndexCompatible); EltTableSettingIsNoop.
@@ -49,6 +51,7 @@
 #include "commands/tablespace.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -230,18 +233,20 @@ EltAlterTableLocks(EltClassified *c, Oid relid, AlterTableStmt *stmt)
 }
 
 /*
- * Tables (with storage) that have a column of a type: pg_depend records a
- * column's dependency on a type that is not pinned.  Returns relids, each
- * once.
+ * Tables (with storage) that have a column of a type, or of a domain over
+ * it (as PostgreSQL's get_rels_with_domain follows them): pg_depend records
+ * a column's dependency on a type that is not pinned, and a domain's on its
+ * base type.  Adds relids to out, each once.
  */
 static List *
-tables_using_type(Oid typid)
+tables_using_type(Oid typid, List *out)
 {
 	Relation	dep = table_open(DependRelationId, AccessShareLock);
 	ScanKeyData key[2];
 	SysScanDesc scan;
 	HeapTuple	tup;
-	List	   *out = NIL;
+	List	   *subdomains = NIL;
+	ListCell   *lc;
 
 	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(TypeRelationId));
@@ -253,6 +258,8 @@ tables_using_type(Oid typid)
 		Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
 		char		relkind;
 
+		if (d->classid == TypeRelationId && get_typtype(d->objid) == TYPTYPE_DOMAIN)
+			subdomains = lappend_oid(subdomains, d->objid);
 		if (d->classid != RelationRelationId || d->objsubid <= 0)
 			continue;
 		relkind = get_rel_relkind(d->objid);
@@ -261,6 +268,8 @@ tables_using_type(Oid typid)
 	}
 	systable_endscan(scan);
 	table_close(dep, AccessShareLock);
+	foreach(lc, subdomains)
+		out = tables_using_type(lfirst_oid(lc), out);
 	return out;
 }
 
@@ -269,13 +278,13 @@ tables_using_type(Oid typid)
  * CONSTRAINT, SET NOT NULL, VALIDATE CONSTRAINT): PostgreSQL scans each
  * table with such a column under a SHARE lock, which blocks its writes.  One
  * candidate of rule per table (kept on a large governed one), and its
- * EG208.  Columns of a domain over this one, or of an array of it, are not
- * followed.
+ * EG208.  Columns of a domain over this one count (PostgreSQL checks them
+ * too); an array or composite of it makes PostgreSQL refuse the statement.
  */
 void
 EltAddDomainScans(EltClassified *c, Oid typid, int rule, const char *what)
 {
-	List	   *rels = tables_using_type(typid);
+	List	   *rels = tables_using_type(typid, NIL);
 	char	   *domain = format_type_be_qualified(typid);
 	ListCell   *lc;
 
@@ -335,7 +344,8 @@ EltIndexesRebuilt(Oid relid, AttrNumber attnum, Oid otyp, Oid ocoll, Oid ntyp, O
 		int			i;
 
 		if (d->classid != RelationRelationId || d->objsubid != 0 ||
-			get_rel_relkind(d->objid) != RELKIND_INDEX)
+			(get_rel_relkind(d->objid) != RELKIND_INDEX &&
+			 get_rel_relkind(d->objid) != RELKIND_PARTITIONED_INDEX))
 			continue;
 		itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(d->objid));
 		if (!HeapTupleIsValid(itup))
@@ -457,10 +467,11 @@ rebuild_target(EltClassified *c, RangeVar *rv)
 /*
  * Tables and materialized views of a schema (nspoid valid) or of the
  * database outside the system schemas (nspoid invalid): what REINDEX
- * SCHEMA / DATABASE and VACUUM FULL without a table list go through.
+ * SCHEMA / DATABASE (indexed: only those with an index, the others have
+ * nothing to rebuild) and VACUUM FULL without a table list go through.
  */
 static List *
-relations_in(Oid nspoid)
+relations_in(Oid nspoid, bool indexed)
 {
 	Relation	rel = table_open(RelationRelationId, AccessShareLock);
 	TableScanDesc scan;
@@ -477,7 +488,7 @@ relations_in(Oid nspoid)
 
 		CHECK_FOR_INTERRUPTS();
 		if ((form->relkind != RELKIND_RELATION && form->relkind != RELKIND_MATVIEW) ||
-			form->relpersistence == RELPERSISTENCE_TEMP ||
+			form->relpersistence == RELPERSISTENCE_TEMP || (indexed && !form->relhasindex) ||
 			IsCatalogNamespace(form->relnamespace) || IsToastNamespace(form->relnamespace))
 			continue;
 		out = lappend_oid(out, form->oid);
@@ -561,11 +572,11 @@ classify_reindex(EltClassified *c, ReindexStmt *stmt)
 
 				if (!OidIsValid(nsp))
 					return;
-				rels = relations_in(nsp);
+				rels = relations_in(nsp, true);
 				break;
 			}
 		case REINDEX_OBJECT_DATABASE:
-			rels = relations_in(InvalidOid);
+			rels = relations_in(InvalidOid, true);
 			break;
 		default:
 			return;				/* SYSTEM: the catalogs, never governed */
@@ -596,7 +607,7 @@ classify_vacuum(EltClassified *c, VacuumStmt *stmt)
 		return;
 	if (stmt->rels == NIL)
 	{
-		foreach(lc, relations_in(InvalidOid))
+		foreach(lc, relations_in(InvalidOid, false))
 			rewrite_one(c, lfirst_oid(lc), "VACUUM FULL");
 		return;
 	}
@@ -658,6 +669,91 @@ classify_refresh(EltClassified *c, RefreshMatViewStmt *stmt)
 						  EltRelDisplay(relid)),
 				 CAND_NEEDS_SIZE, AccessExclusiveLock);
 	EltAddLock(c, relid, AccessExclusiveLock);
+}
+
+/* EG208 on a live relation a statement names (one the script made: none). */
+static void
+lock_named(EltClassified *c, RangeVar *rv, LOCKMODE mode)
+{
+	Oid			relid;
+
+	if (rv != NULL && EltFindRelation(c, rv, &relid) == FOUND_LIVE)
+		EltAddLock(c, relid, mode);
+}
+
+/*
+ * EG208 for statements whose only hazard is the lock they take on a table:
+ * CREATE TRIGGER (SHARE ROW EXCLUSIVE); CREATE or ALTER POLICY, CREATE
+ * RULE, and DROP or RENAME of a trigger, policy or rule (ACCESS
+ * EXCLUSIVE); LOCK TABLE without NOWAIT (its mode; inheritors too unless
+ * ONLY).  LOCK fires no event trigger: only check_ddl sees it.
+ */
+void
+EltClassifyLockOnly(EltClassified *c, Node *stmt)
+{
+	ListCell   *lc;
+
+	switch (nodeTag(stmt))
+	{
+		case T_CreateTrigStmt:
+			lock_named(c, ((CreateTrigStmt *) stmt)->relation, ShareRowExclusiveLock);
+			break;
+		case T_CreatePolicyStmt:
+			lock_named(c, ((CreatePolicyStmt *) stmt)->table, AccessExclusiveLock);
+			break;
+		case T_AlterPolicyStmt:
+			lock_named(c, ((AlterPolicyStmt *) stmt)->table, AccessExclusiveLock);
+			break;
+		case T_RuleStmt:
+			lock_named(c, ((RuleStmt *) stmt)->relation, AccessExclusiveLock);
+			break;
+		case T_RenameStmt:
+			{
+				RenameStmt *rs = (RenameStmt *) stmt;
+
+				if (rs->renameType == OBJECT_TRIGGER || rs->renameType == OBJECT_POLICY ||
+					rs->renameType == OBJECT_RULE)
+					lock_named(c, rs->relation, AccessExclusiveLock);
+				break;
+			}
+		case T_DropStmt:
+			{
+				DropStmt   *ds = (DropStmt *) stmt;
+
+				if (ds->removeType != OBJECT_TRIGGER && ds->removeType != OBJECT_POLICY &&
+					ds->removeType != OBJECT_RULE)
+					break;
+				/* each object: the table's name, then the trigger's */
+				foreach(lc, ds->objects)
+				{
+					List	   *names = castNode(List, lfirst(lc));
+
+					if (list_length(names) >= 2)
+						lock_named(c, makeRangeVarFromNameList(list_truncate(list_copy(names),
+																			 list_length(names) - 1)),
+								   AccessExclusiveLock);
+				}
+				break;
+			}
+		case T_LockStmt:
+			{
+				LockStmt   *ls = (LockStmt *) stmt;
+
+				if (ls->nowait)
+					break;		/* fails at once rather than queue */
+				foreach(lc, ls->relations)
+				{
+					RangeVar   *rv = (RangeVar *) lfirst(lc);
+
+					c->recurse = rv->inh;
+					lock_named(c, rv, (LOCKMODE) ls->mode);
+				}
+				c->recurse = false;
+				break;
+			}
+		default:
+			break;
+	}
 }
 
 /* Step 1 for the rebuild commands (see the file header). */

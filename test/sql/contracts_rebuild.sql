@@ -281,6 +281,56 @@ SELECT class, decision, count(*) FROM elt.schema_changes GROUP BY 1, 2 ORDER BY 
 
 SELECT rule, class, decision FROM elt.my_findings WHERE class = 'advice' ORDER BY change_id DESC LIMIT 1;
 
+-- a column type change that keeps a partitioned table's rows rebuilds its
+-- partitioned index (EG214, sized over the partitions); ALTER DOMAIN scans
+-- the columns of a domain over the domain too (EG213)
+CREATE TABLE r.pts (id int, ts timestamp) PARTITION BY RANGE (id);
+CREATE TABLE r.pts_1 PARTITION OF r.pts FOR VALUES FROM (0) TO (100000);
+CREATE INDEX pts_ts_idx ON r.pts (ts);
+INSERT INTO r.pts SELECT g, '2026-01-01'::timestamp + g * interval '1 hour' FROM generate_series(1, 1000) g;
+ANALYZE r.pts_1;
+CREATE DOMAIN r.base_d AS int;
+CREATE DOMAIN r.sub_d AS r.base_d;
+CREATE TABLE r.dd (id int, p r.sub_d);
+INSERT INTO r.dd SELECT g, g FROM generate_series(1, 1000) g;
+ANALYZE r.dd;
+ALTER DOMAIN r.base_d ADD CONSTRAINT base_ck CHECK (VALUE > 0) NOT VALID;
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+ALTER TABLE r.pts ALTER COLUMN ts TYPE timestamptz;
+ALTER DOMAIN r.base_d VALIDATE CONSTRAINT base_ck;
+$$) ORDER BY statement_no, rule, object;
+SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
+ ('ALTER TABLE r.pts ALTER COLUMN ts TYPE timestamptz'),
+ ('ALTER DOMAIN r.base_d VALIDATE CONSTRAINT base_ck')) v(stmt);
+
+-- EG208 for the lock of a trigger, policy or rule statement (SHARE ROW
+-- EXCLUSIVE for CREATE TRIGGER, else ACCESS EXCLUSIVE) and of LOCK TABLE
+-- (check_ddl only: LOCK fires no event trigger); not with NOWAIT, not
+-- under SHARE
+SELECT statement_no, rule, class, object, reason FROM elt.check_ddl($$
+CREATE TRIGGER trg BEFORE UPDATE ON r.small FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+CREATE POLICY pol ON r.small USING (true);
+ALTER POLICY pol ON r.small USING (id > 0);
+CREATE RULE rl AS ON DELETE TO r.small DO INSTEAD NOTHING;
+ALTER TRIGGER trg ON r.small RENAME TO trg2;
+DROP TRIGGER IF EXISTS trg2 ON r.small;
+DROP POLICY pol ON r.small;
+DROP RULE rl ON r.small;
+LOCK TABLE r.small IN SHARE MODE;
+LOCK TABLE r.small IN ACCESS EXCLUSIVE MODE NOWAIT;
+LOCK TABLE r.small IN ROW EXCLUSIVE MODE;
+CREATE TABLE r.newt (id int);
+CREATE TRIGGER trg BEFORE UPDATE ON r.newt FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+$$) ORDER BY statement_no, rule, object;
+SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
+ ('CREATE TRIGGER trg BEFORE UPDATE ON r.small FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()'),
+ ('CREATE POLICY pol ON r.small USING (true)'),
+ ('CREATE RULE rl AS ON DELETE TO r.small DO INSTEAD NOTHING')) v(stmt);
+SET lock_timeout = '5s';
+SELECT stmt, pg_temp.try(stmt) AS with_timeout FROM (VALUES
+ ('CREATE TRIGGER trg BEFORE UPDATE ON r.small FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()')) v(stmt);
+RESET lock_timeout;
+
 -- sizes from the pages a table has now (attacker #5): statistics taken
 -- when it was empty hide nothing; a leaf never analyzed counts; a table with
 -- no page has no row (not the planner's ten-page guess)
@@ -299,6 +349,10 @@ ALTER TABLE r.late ALTER COLUMN v TYPE bigint;
 ALTER TABLE r.evl ALTER COLUMN v TYPE bigint;
 ALTER TABLE r.none ALTER COLUMN v TYPE bigint;
 $$) ORDER BY statement_no, rule, object;
+-- REINDEX SCHEMA passes over a table with no index (nothing to rebuild);
+-- VACUUM FULL does not
+SELECT statement_no, rule, object FROM elt.check_ddl('REINDEX SCHEMA r; VACUUM FULL r.late')
+WHERE object LIKE 'r.late%' ORDER BY 1, 2, 3;
 SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
  ('ALTER TABLE r.late ALTER COLUMN v TYPE bigint'),
  ('ALTER TABLE r.evl ALTER COLUMN v TYPE bigint'),
