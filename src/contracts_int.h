@@ -244,6 +244,7 @@ extern void EltAddDomainScans(EltClassified *c, Oid typid, int rule, const char 
 extern char *EltIndexesRebuilt(Oid relid, AttrNumber attnum, Oid otyp, Oid ocoll,
 							   Oid ntyp, Oid ncoll);
 extern bool EltTableSettingIsNoop(Oid relid, AlterTableCmd *cmd);
+extern double EltEstimatedRows(Oid relid, LOCKMODE lockmode, bool live);
 
 /* contracts_keys.c */
 extern bool EltUniqueIndexIsDuplicate(Oid relid, IndexStmt *stmt);

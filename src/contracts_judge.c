@@ -32,7 +32,8 @@
  *            statement that fails leaves nothing; a blocked one is written
  *            to the server log.
  *
- * Calls: contracts_classify.c, contracts_script_state.c (EG210 and the
+ * Calls: contracts_classify.c, contracts_maintain.c (EltEstimatedRows),
+ * contracts_script_state.c (EG210 and the
  * columns the transaction added, before judging), contracts_record.c,
  * contracts_rules.c,
  * contracts_swap.c (dbt's swap: a rename out deferred to the rename in);
@@ -78,7 +79,6 @@
 #include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
 #include "parser/parser.h"
-#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
@@ -700,86 +700,6 @@ add_schema_dependents(Oid nspoid, List **out)
 	}
 }
 
-/*
- * Rows in one relation, as the planner estimates them: reltuples scaled by
- * the pages the relation has now, so that statistics taken when it was
- * empty, or before a load, do not hide its size (attacker #5); a relation
- * with no page has no row (not the planner's ten-page guess).  Reading the
- * page count needs a lock, taken only if free at once: a live statement's
- * own lockmode, kept (it takes it next anyway, and never upgrades one it
- * holds); a dry run's ACCESS SHARE, let go at once.  Busy: reltuples, or
- * -2 (size unknown) if never analyzed.
- */
-static double
-rel_rows(Oid relid, LOCKMODE lockmode, bool live)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	float4		reltuples;
-	char		relkind;
-	LOCKMODE	mode = live && lockmode != NoLock ? lockmode : AccessShareLock;
-	double		tuples = 0;
-
-	if (!HeapTupleIsValid(tup))
-		return 0;
-	reltuples = ((Form_pg_class) GETSTRUCT(tup))->reltuples;
-	relkind = ((Form_pg_class) GETSTRUCT(tup))->relkind;
-	ReleaseSysCache(tup);
-	if (!RELKIND_HAS_STORAGE(relkind))
-		return reltuples > 0 ? reltuples : 0;
-	if (!ConditionalLockRelationOid(relid, mode))
-		return reltuples >= 0 ? reltuples : -2;
-	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))	/* not dropped meanwhile */
-	{
-		Relation	rel = relation_open(relid, NoLock);
-
-		BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
-
-		if (nblocks > 0)
-		{
-			BlockNumber pages;
-			double		allvisfrac;
-
-			estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
-			if (pages > nblocks)	/* the planner's ten pages for a table never vacuumed */
-				tuples = tuples * nblocks / pages;
-		}
-		relation_close(rel, NoLock);
-	}
-	if (mode != lockmode || !live)
-		UnlockRelationOid(relid, mode);
-	return tuples;
-}
-
-/*
- * Rows the planner expects in a relation (rel_rows); a partitioned table
- * counts its leaf partitions, and is of unknown size (-2) when a leaf
- * never analyzed is busy.  Called only once actor_may passed: a role the
- * statement's privilege check is about to refuse locks nothing.
- */
-static double
-estimated_rows(Oid relid, LOCKMODE lockmode, bool live)
-{
-	List	   *parts;
-	ListCell   *lc;
-	double		tuples = 0;
-
-	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
-		return rel_rows(relid, lockmode, live);
-	parts = find_all_inheritors(relid, NoLock, NULL);
-	foreach(lc, parts)
-	{
-		double		n;
-
-		if (get_rel_relkind(lfirst_oid(lc)) != RELKIND_RELATION)
-			continue;
-		n = rel_rows(lfirst_oid(lc), lockmode, live);
-		if (n < 0)
-			return -2;
-		tuples += n;
-	}
-	return tuples;
-}
-
 /* Whether a validated CHECK (col IS NOT NULL) lets SET NOT NULL skip its scan. */
 static bool
 not_null_proven(Oid relid, const char *colname)
@@ -1011,8 +931,8 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 		}
 		else if (cand->flags & CAND_NEEDS_SIZE)
 		{
-			double		rows = estimated_rows(cand->relid, cand->lockmode,
-											  c->script == NULL);
+			double		rows = EltEstimatedRows(cand->relid, cand->lockmode,
+												c->script == NULL);
 
 			if (rows == -2)
 			{

@@ -14,7 +14,8 @@
  * and RENAME, LOCK TABLE);
  * EltAddDomainScans (EG203, EG204, EG213: one candidate per table with a
  * column of the domain); EltIndexesRebuilt (EG214, after PostgreSQL's
- * CheckIndexCompatible); EltTableSettingIsNoop.
+ * CheckIndexCompatible); EltTableSettingIsNoop; EltEstimatedRows (the
+ * size the judge weighs CAND_NEEDS_SIZE by).
  *
  * Calls: contracts_rules.c (names, the script's view of relations);
  * PostgreSQL's catalogs.  Called by contracts_classify.c.
@@ -26,7 +27,8 @@
  * fire ddl_command_start.
  *
  * Runs no SQL and takes no lock: catalogs are read with catalog scans and
- * the syscache.  Allocates candidates in the current context (EltClassify
+ * the syscache; except EltEstimatedRows, which reads a relation's page
+ * count under a lock free at once (see there).  Allocates candidates in the current context (EltClassify
  * switches to c->cxt).
  */
 #include "postgres.h"
@@ -50,6 +52,10 @@
 #include "commands/tablecmds.h"
 #include "commands/tablespace.h"
 #include "miscadmin.h"
+#include "optimizer/plancat.h"
+#include "catalog/pg_inherits.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
@@ -427,6 +433,87 @@ EltTableSettingIsNoop(Oid relid, AlterTableCmd *cmd)
 	}
 	ReleaseSysCache(tup);
 	return noop;
+}
+
+/*
+ * Rows in one relation, as the planner estimates them: reltuples scaled by
+ * the pages the relation has now, so that statistics taken when it was
+ * empty, or before a load, do not hide its size (attacker #5); a relation
+ * with no page has no row (not the planner's ten-page guess).  Reading the
+ * page count needs a lock, taken only if free at once: a live statement's
+ * own lockmode, kept (it takes it next anyway, and never upgrades one it
+ * holds); a dry run's ACCESS SHARE, let go at once.  Busy: reltuples, or
+ * -2 (size unknown) if never analyzed.
+ */
+static double
+rel_rows(Oid relid, LOCKMODE lockmode, bool live)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	float4		reltuples;
+	char		relkind;
+	LOCKMODE	mode = live && lockmode != NoLock ? lockmode : AccessShareLock;
+	double		tuples = 0;
+
+	if (!HeapTupleIsValid(tup))
+		return 0;
+	reltuples = ((Form_pg_class) GETSTRUCT(tup))->reltuples;
+	relkind = ((Form_pg_class) GETSTRUCT(tup))->relkind;
+	ReleaseSysCache(tup);
+	if (!RELKIND_HAS_STORAGE(relkind))
+		return reltuples > 0 ? reltuples : 0;
+	if (!ConditionalLockRelationOid(relid, mode))
+		return reltuples >= 0 ? reltuples : -2;
+	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))	/* not dropped meanwhile */
+	{
+		Relation	rel = relation_open(relid, NoLock);
+
+		BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+
+		if (nblocks > 0)
+		{
+			BlockNumber pages;
+			double		allvisfrac;
+
+			estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
+			if (pages > nblocks)	/* the planner's ten pages for a table never vacuumed */
+				tuples = tuples * nblocks / pages;
+		}
+		relation_close(rel, NoLock);
+	}
+	if (mode != lockmode || !live)
+		UnlockRelationOid(relid, mode);
+	return tuples;
+}
+
+/*
+ * Rows the planner expects in a relation (rel_rows), for the judge's
+ * CAND_NEEDS_SIZE; a partitioned table counts its leaf partitions, and is
+ * of unknown size (-2) when a leaf never analyzed is busy.  The judge calls
+ * it only once actor_may passed: a role the statement's privilege check is
+ * about to refuse locks nothing.
+ */
+double
+EltEstimatedRows(Oid relid, LOCKMODE lockmode, bool live)
+{
+	List	   *parts;
+	ListCell   *lc;
+	double		tuples = 0;
+
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return rel_rows(relid, lockmode, live);
+	parts = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, parts)
+	{
+		double		n;
+
+		if (get_rel_relkind(lfirst_oid(lc)) != RELKIND_RELATION)
+			continue;
+		n = rel_rows(lfirst_oid(lc), lockmode, live);
+		if (n < 0)
+			return -2;
+		tuples += n;
+	}
+	return tuples;
 }
 
 /* Whether a generic option list (REINDEX, VACUUM, CLUSTER) sets name true. */
