@@ -1181,7 +1181,12 @@ EltClassify(EltClassified *c, Node *stmt)
 			/* a key swap later in the script may use it (EltKeySwapKeepsKey) */
 			if (c->script != NULL && ((IndexStmt *) stmt)->unique &&
 				((IndexStmt *) stmt)->idxname != NULL)
+			{
+				/* the script's state outlives the statement's context */
+				MemoryContextSwitchTo(c->script->cxt);
 				c->script->index_stmts = lappend(c->script->index_stmts, copyObject(stmt));
+				MemoryContextSwitchTo(c->cxt);
+			}
 			break;
 		case T_TruncateStmt:
 			classify_truncate(c, (TruncateStmt *) stmt);
@@ -1195,5 +1200,7 @@ EltClassify(EltClassified *c, Node *stmt)
 		default:
 			break;
 	}
+	/* the lock of a trigger, policy or rule statement, of LOCK TABLE */
+	EltClassifyLockOnly(c, stmt);
 	MemoryContextSwitchTo(old);
 }

@@ -108,6 +108,11 @@ typedef struct EltRule
 									 * own target if its parent is governed */
 #define CAND_LOCK			0x10	/* EG208: the statement takes lockmode on
 									 * relid (kept when no lock_timeout) */
+#define CAND_MAINTAIN		0x20	/* a maintenance command: who may run it
+									 * follows PostgreSQL's rule for it
+									 * (MAINTAIN on 17+, else the owner) */
+#define CAND_DB_OWNER_MAY	0x40	/* with CAND_MAINTAIN: the database's owner
+									 * may too (VACUUM, REINDEX DATABASE) */
 
 /*
  * One candidate finding, or (rule < 0) a touch: an object the statement
@@ -159,6 +164,9 @@ typedef struct EltScript
 	List	   *cols;			/* EltScriptCol *: columns the script added */
 	List	   *created_funcs;	/* char *: names of functions and procedures */
 	struct EltScript *saved;	/* the state at BEGIN, for ROLLBACK */
+	MemoryContext cxt;			/* where this state lives, for the whole
+								 * check; a statement's candidates live in
+								 * c->cxt, reset after the statement */
 } EltScript;
 
 /* A constraint the script added, validated, renamed or dropped. */
@@ -229,12 +237,14 @@ extern void EltClassifyDropNotNullConstraint(EltClassified *c, Oid relid, const 
 
 /* contracts_maintain.c */
 extern void EltClassifyMaintain(EltClassified *c, Node *stmt);
+extern void EltClassifyLockOnly(EltClassified *c, Node *stmt);
 extern void EltAddLock(EltClassified *c, Oid relid, LOCKMODE mode);
 extern void EltAlterTableLocks(EltClassified *c, Oid relid, AlterTableStmt *stmt);
 extern void EltAddDomainScans(EltClassified *c, Oid typid, int rule, const char *what);
 extern char *EltIndexesRebuilt(Oid relid, AttrNumber attnum, Oid otyp, Oid ocoll,
 							   Oid ntyp, Oid ncoll);
 extern bool EltTableSettingIsNoop(Oid relid, AlterTableCmd *cmd);
+extern double EltEstimatedRows(Oid relid, LOCKMODE lockmode, bool live);
 
 /* contracts_keys.c */
 extern bool EltUniqueIndexIsDuplicate(Oid relid, IndexStmt *stmt);

@@ -32,7 +32,8 @@
  *            statement that fails leaves nothing; a blocked one is written
  *            to the server log.
  *
- * Calls: contracts_classify.c, contracts_script_state.c (EG210 and the
+ * Calls: contracts_classify.c, contracts_maintain.c (EltEstimatedRows),
+ * contracts_script_state.c (EG210 and the
  * columns the transaction added, before judging), contracts_record.c,
  * contracts_rules.c,
  * contracts_swap.c (dbt's swap: a rename out deferred to the rename in);
@@ -42,12 +43,13 @@
  * Called by the capture triggers (versions_capture.c) and
  * contracts_script.c.
  *
- * Locking: judging takes no lock, except to estimate the size of a governed
- * relation never analyzed, for a hazard that depends on size (scans,
- * builds, rewrites: CAND_NEEDS_SIZE): it then takes, if it is free at once,
- * the lock the statement is about to take anyway (the candidate's
- * lockmode: SHARE, SHARE ROW EXCLUSIVE, ACCESS EXCLUSIVE), so that it never
- * upgrades a lock it holds.
+ * Locking: judging takes no lock, except to read the page count of a
+ * governed relation for a hazard that depends on size (scans, builds,
+ * rewrites: CAND_NEEDS_SIZE; reltuples is scaled by it as the planner
+ * does): it then takes, if it is free at once, the lock the statement is
+ * about to take anyway (the candidate's lockmode: SHARE, SHARE ROW
+ * EXCLUSIVE, ACCESS EXCLUSIVE), so that it never upgrades a lock it holds;
+ * a dry run takes ACCESS SHARE, if free at once, and lets go at once.
  */
 #include "postgres.h"
 
@@ -62,6 +64,7 @@
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_index.h"
@@ -698,74 +701,6 @@ add_schema_dependents(Oid nspoid, List **out)
 	}
 }
 
-/*
- * Rows the planner expects in a table, or -1 when it is not ours to look at.
- * A live statement takes the lock it is about to take anyway (see the file
- * header), and only when the role running it owns the table: otherwise the
- * statement is about to fail on privileges, and a lock taken first would
- * let a role without rights queue up everyone behind it.  A dry run locks
- * nothing it cannot get at once, and lets go at once.  A partitioned table
- * counts its leaf partitions' statistics.
- */
-static double
-estimated_rows(Oid relid, LOCKMODE lockmode, Oid actor, bool live)
-{
-	Relation	rel;
-	BlockNumber pages;
-	double		tuples = 0;
-	double		allvisfrac;
-	HeapTuple	tup;
-
-	if (live && !pg_class_ownercheck(relid, actor))
-		return -1;
-	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
-	{
-		List	   *parts = find_all_inheritors(relid, NoLock, NULL);
-		ListCell   *lc;
-
-		foreach(lc, parts)
-		{
-			tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
-			if (HeapTupleIsValid(tup))
-			{
-				Form_pg_class form = (Form_pg_class) GETSTRUCT(tup);
-
-				if (form->relkind == RELKIND_RELATION && form->reltuples > 0)
-					tuples += form->reltuples;
-				ReleaseSysCache(tup);
-			}
-		}
-		return tuples;
-	}
-	/*
-	 * Statistics first: a statement that is about to be blocked must not wait
-	 * for its lock.  Only a table never vacuumed or analyzed needs its size
-	 * read, under the statement's own lock if that is free at once.
-	 */
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (HeapTupleIsValid(tup))
-	{
-		float4		reltuples = ((Form_pg_class) GETSTRUCT(tup))->reltuples;
-
-		ReleaseSysCache(tup);
-		if (reltuples >= 0)
-			return reltuples;
-	}
-	if (!ConditionalLockRelationOid(relid, live ? lockmode : AccessShareLock))
-		return -2;				/* never analyzed, and busy: size unknown */
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-		tuples = 0;				/* dropped meanwhile */
-	else
-	{
-		rel = relation_open(relid, NoLock);
-		estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
-		relation_close(rel, NoLock);
-	}
-	if (!live)
-		UnlockRelationOid(relid, AccessShareLock);
-	return tuples;
-}
-
 /* Whether a validated CHECK (col IS NOT NULL) lets SET NOT NULL skip its scan. */
 static bool
 not_null_proven(Oid relid, const char *colname)
@@ -811,7 +746,8 @@ has_breaking_on_column(List *cands, Oid relid, AttrNumber attnum)
 
 /*
  * Whether the role running a live statement may do what a candidate is
- * about: own the relation, type or schema (TRUNCATE: hold the privilege).
+ * about: own the relation, type or schema (TRUNCATE: hold the privilege;
+ * a maintenance command: PostgreSQL's rule for it, see CAND_MAINTAIN).
  * If not, the statement is about to fail on privileges, and that is the
  * error to see; a dry run judges whatever it is given.
  */
@@ -828,6 +764,12 @@ actor_may(EltClassified *c, EltCandidate *cand)
 		return true;
 	if (cand->rule == R_TRUNCATE)
 		return pg_class_aclcheck(cand->relid, c->actor, ACL_TRUNCATE) == ACLCHECK_OK;
+	if (cand->flags & CAND_MAINTAIN)
+		return EltMaintainCheck(cand->relid, c->actor) ||
+			((cand->flags & CAND_DB_OWNER_MAY) &&
+			 pg_database_ownercheck(MyDatabaseId, c->actor)) ||
+			(cand->schema_owner_may &&
+			 pg_namespace_ownercheck(get_rel_namespace(cand->relid), c->actor));
 	if (OidIsValid(cand->privrel))
 		return pg_class_ownercheck(cand->privrel, c->actor);
 	if (cand->schema_owner_may &&
@@ -990,8 +932,8 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 		}
 		else if (cand->flags & CAND_NEEDS_SIZE)
 		{
-			double		rows = estimated_rows(cand->relid, cand->lockmode, c->actor,
-											  c->script == NULL);
+			double		rows = EltEstimatedRows(cand->relid, cand->lockmode,
+												c->script == NULL);
 
 			if (rows == -2)
 			{

@@ -9,12 +9,15 @@
  * EltKeySwapKeepsKey (DROP CONSTRAINT pkey, ADD PRIMARY KEY USING INDEX on
  * the same key).
  *
- * Calls: PostgreSQL's catalog and relcache only.  Called by
+ * Calls: PostgreSQL's catalogs (pg_index through the syscache and a catalog
+ * scan) and parse analysis of a CREATE INDEX.  Called by
  * contracts_classify.c.
  *
- * Locking: AccessShareLock on the table and its indexes, to read their
- * keys; the statement being classified takes a stronger lock on the table
- * anyway.
+ * Locking: the keys of existing indexes are read from pg_index, with no
+ * lock on the table or its indexes (a dry run must never wait, and an index
+ * is never locked before its table).  Transforming a statement's index
+ * needs an ACCESS SHARE lock on its table: taken only if free at once, and
+ * let go at once; busy, the key is unknown ("not the same key").
  */
 #include "postgres.h"
 
@@ -23,6 +26,8 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/index.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_class.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_index.h"
@@ -32,6 +37,8 @@
 #include "optimizer/optimizer.h"
 #include "parser/parse_utilcmd.h"
 #include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/rel.h"
@@ -53,33 +60,88 @@ typedef struct UniqueKey
 	bool		nulls_not_distinct;
 } UniqueKey;
 
-/* The key of an existing unique index, whatever its state. */
-static void
-unique_key_of_index(Relation irel, UniqueKey *k)
+/* forward: used to read stored keys too */
+static bool calls_user_function(Node *node, void *context);
+
+/*
+ * A stored expression list (indexprs, indpred) in the planner's form, as
+ * the relcache builds it: constants folded, unless a function that is not
+ * built in is called (folding would run it with the checker's rights; two
+ * stored trees still compare equal unfolded).  pred: canonicalized as a
+ * qual, into an implicit-AND list.
+ */
+static List *
+stored_exprs(HeapTuple tup, int attno, bool pred)
 {
-	Form_pg_index ix = irel->rd_index;
+	bool		isnull;
+	Datum		d = SysCacheGetAttr(INDEXRELID, tup, attno, &isnull);
+	Node	   *n;
+
+	if (isnull)
+		return NIL;
+	n = (Node *) stringToNode(TextDatumGetCString(d));
+	if (!calls_user_function(n, NULL))
+	{
+		n = eval_const_expressions(NULL, n);
+		if (pred)
+			n = (Node *) canonicalize_qual((Expr *) n, false);
+	}
+	fix_opfuncids(n);
+	return pred ? make_ands_implicit((Expr *) n) : (List *) n;
+}
+
+/*
+ * The key of an existing index, whatever its state, read from pg_index with
+ * no lock (see the file header); *ix_out gets a copy of its flags.  False if
+ * the index is gone.
+ */
+static bool
+unique_key_of_index(Oid ioid, UniqueKey *k, FormData_pg_index *ix_out)
+{
+	HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(ioid));
+	HeapTuple	ctup;
+	Form_pg_index ix;
+	oidvector  *indclass;
+	oidvector  *indcoll;
+	bool		isnull;
 	int			i;
 
-	k->am = irel->rd_rel->relam;
+	if (!HeapTupleIsValid(tup))
+		return false;
+	ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(ioid));
+	if (!HeapTupleIsValid(ctup))
+	{
+		ReleaseSysCache(tup);
+		return false;
+	}
+	k->am = ((Form_pg_class) GETSTRUCT(ctup))->relam;
+	ReleaseSysCache(ctup);
+	ix = (Form_pg_index) GETSTRUCT(tup);
+	indclass = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, tup,
+															 Anum_pg_index_indclass, &isnull));
+	indcoll = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, tup,
+															Anum_pg_index_indcollation, &isnull));
 	k->nkeys = ix->indnkeyatts;
 	for (i = 0; i < k->nkeys; i++)
 	{
 		k->attnums[i] = ix->indkey.values[i];
-		k->opfamily[i] = irel->rd_opfamily[i];
-		k->opcintype[i] = irel->rd_opcintype[i];
-		k->collation[i] = irel->rd_indcollation[i];
+		k->opfamily[i] = get_opclass_family(indclass->values[i]);
+		k->opcintype[i] = get_opclass_input_type(indclass->values[i]);
+		k->collation[i] = indcoll->values[i];
 	}
-	k->exprs = RelationGetIndexExpressions(irel);
-	k->pred = RelationGetIndexPredicate(irel);
+	k->exprs = stored_exprs(tup, Anum_pg_index_indexprs, false);
+	k->pred = stored_exprs(tup, Anum_pg_index_indpred, true);
 	k->nulls_not_distinct = ix->indnullsnotdistinct;
+	if (ix_out != NULL)
+		memcpy(ix_out, ix, sizeof(FormData_pg_index));
+	ReleaseSysCache(tup);
+	return true;
 }
 
 /* Whether an index is unique and checks every write now: valid, not deferrable. */
 static bool
-unique_index_checks_now(Relation irel)
+unique_index_checks_now(const FormData_pg_index *ix)
 {
-	Form_pg_index ix = irel->rd_index;
-
 	return ix->indisunique && ix->indisvalid && ix->indisready && ix->indislive &&
 		ix->indimmediate;
 }
@@ -117,10 +179,16 @@ calls_user_function(Node *node, void *context)
 static bool
 unique_key_of_stmt(Oid relid, IndexStmt *stmt, UniqueKey *k)
 {
-	/* transformIndexStmt scribbles on its argument: PostgreSQL transforms the original later */
-	IndexStmt  *t = transformIndexStmt(relid, copyObject(stmt), NULL);
+	IndexStmt  *t;
 	ListCell   *lc;
 	int			i = 0;
+
+	/* transformIndexStmt opens the table: only under a lock free at once */
+	if (!ConditionalLockRelationOid(relid, AccessShareLock))
+		return false;
+	/* it scribbles on its argument: PostgreSQL transforms the original later */
+	t = transformIndexStmt(relid, copyObject(stmt), NULL);
+	UnlockRelationOid(relid, AccessShareLock);
 
 	k->am = get_index_am_oid(t->accessMethod, true);
 	if (!OidIsValid(k->am) || list_length(t->indexParams) > INDEX_MAX_KEYS)
@@ -219,31 +287,38 @@ unique_key_covers(const UniqueKey *have, const UniqueKey *want)
 static bool
 unique_key_exists(Oid relid, const UniqueKey *key, Oid skip, List *also_dropped)
 {
-	Relation	rel = table_open(relid, AccessShareLock);
-	List	   *indexes = RelationGetIndexList(rel);
+	Relation	pgindex = table_open(IndexRelationId, AccessShareLock);
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *indexes = NIL;
 	ListCell   *lc;
 	bool		found = false;
 
+	/* the table's indexes from pg_index (RelationGetIndexList would lock it) */
+	ScanKeyInit(&skey, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(pgindex, IndexIndrelidIndexId, true, NULL, 1, &skey);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		indexes = lappend_oid(indexes, ((Form_pg_index) GETSTRUCT(tup))->indexrelid);
+	systable_endscan(scan);
+	table_close(pgindex, AccessShareLock);
 	foreach(lc, indexes)
 	{
 		Oid			ioid = lfirst_oid(lc);
-		Relation	irel;
 		UniqueKey	have;
+		FormData_pg_index ix;
 
 		if (ioid == skip || list_member_oid(also_dropped, ioid))
 			continue;
-		irel = index_open(ioid, AccessShareLock);
-		if (unique_index_checks_now(irel))
+		if (unique_key_of_index(ioid, &have, &ix) && unique_index_checks_now(&ix) &&
+			unique_key_covers(&have, key))
 		{
-			unique_key_of_index(irel, &have);
-			found = unique_key_covers(&have, key);
-		}
-		index_close(irel, AccessShareLock);
-		if (found)
+			found = true;
 			break;
+		}
 	}
 	list_free(indexes);
-	table_close(rel, AccessShareLock);
 	return found;
 }
 
@@ -257,8 +332,6 @@ EltUniqueIndexIsDuplicate(Oid relid, IndexStmt *stmt)
 {
 	UniqueKey	want;
 
-	/* the statement will take ShareUpdateExclusiveLock or more on it anyway */
-	LockRelationOid(relid, AccessShareLock);
 	if (!unique_key_of_stmt(relid, stmt, &want))
 		return false;
 	return unique_key_exists(relid, &want, InvalidOid, NIL);
@@ -273,17 +346,12 @@ EltUniqueIndexIsDuplicate(Oid relid, IndexStmt *stmt)
 bool
 EltUniqueIndexHasTwin(Oid table, Oid idx, List *also_dropped)
 {
-	Relation	irel = index_open(idx, AccessShareLock);
 	UniqueKey	key;
-	bool		twin = false;
+	FormData_pg_index ix;
 
-	if (irel->rd_index->indisunique && !irel->rd_index->indisreplident)
-	{
-		unique_key_of_index(irel, &key);
-		twin = unique_key_exists(table, &key, idx, also_dropped);
-	}
-	index_close(irel, AccessShareLock);
-	return twin;
+	if (!unique_key_of_index(idx, &key, &ix) || !ix.indisunique || ix.indisreplident)
+		return false;
+	return unique_key_exists(table, &key, idx, also_dropped);
 }
 
 /*
@@ -299,17 +367,11 @@ key_of_named_index(EltClassified *c, Oid relid, const char *name, UniqueKey *k)
 
 	if (OidIsValid(ioid))
 	{
-		Relation	irel;
-		bool		ok;
+		FormData_pg_index ix;
 
-		if (IndexGetRelation(ioid, true) != relid)
+		if (IndexGetRelation(ioid, true) != relid || !unique_key_of_index(ioid, k, &ix))
 			return false;
-		irel = index_open(ioid, AccessShareLock);
-		ok = unique_index_checks_now(irel) || c->script != NULL;
-		if (ok)
-			unique_key_of_index(irel, k);
-		index_close(irel, AccessShareLock);
-		return ok;
+		return unique_index_checks_now(&ix) || c->script != NULL;
 	}
 	if (c->script == NULL)
 		return false;
@@ -340,16 +402,14 @@ EltKeySwapKeepsKey(EltClassified *c, Oid relid, const char *conname, char contyp
 	Oid			conoid = get_relation_constraint_oid(relid, conname, true);
 	Oid			idx = OidIsValid(conoid) ? get_constraint_index(conoid) : InvalidOid;
 	UniqueKey	old;
-	Relation	irel;
 	ListCell   *lc;
 	bool		deferrable;
 	bool		deferred;
 
 	if (!OidIsValid(idx))
 		return false;
-	irel = index_open(idx, AccessShareLock);
-	unique_key_of_index(irel, &old);
-	index_close(irel, AccessShareLock);
+	if (!unique_key_of_index(idx, &old, NULL))
+		return false;
 	{
 		HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
 

@@ -10,9 +10,12 @@
  * CONCURRENTLY, each on a large relation: CAND_NEEDS_SIZE); EltAddLock and
  * EltAlterTableLocks (EG208 candidates: a lock of SHARE or stronger on a
  * relation, kept by the judge only when no lock_timeout is set);
+ * EltClassifyLockOnly (EG208 of CREATE TRIGGER, POLICY, RULE, their DROP
+ * and RENAME, LOCK TABLE);
  * EltAddDomainScans (EG203, EG204, EG213: one candidate per table with a
  * column of the domain); EltIndexesRebuilt (EG214, after PostgreSQL's
- * CheckIndexCompatible); EltTableSettingIsNoop.
+ * CheckIndexCompatible); EltTableSettingIsNoop; EltEstimatedRows (the
+ * size the judge weighs CAND_NEEDS_SIZE by).
  *
  * Calls: contracts_rules.c (names, the script's view of relations);
  * PostgreSQL's catalogs.  Called by contracts_classify.c.
@@ -24,7 +27,8 @@
  * fire ddl_command_start.
  *
  * Runs no SQL and takes no lock: catalogs are read with catalog scans and
- * the syscache.  Allocates candidates in the current context (EltClassify
+ * the syscache; except EltEstimatedRows, which reads a relation's page
+ * count under a lock free at once (see there).  Allocates candidates in the current context (EltClassify
  * switches to c->cxt).
  */
 #include "postgres.h"
@@ -48,7 +52,12 @@
 #include "commands/tablecmds.h"
 #include "commands/tablespace.h"
 #include "miscadmin.h"
+#include "optimizer/plancat.h"
+#include "catalog/pg_inherits.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -81,6 +90,27 @@ new_cand(EltClassified *c, int rule, Oid relid, char *object, char *reason,
 
 	cand->lockmode = lockmode;
 	return cand;
+}
+
+/*
+ * Mark the candidates appended since the first-th as a maintenance
+ * command's, so that the judge asks PostgreSQL's own question of who may
+ * run it (attacker #3: a database or schema owner who owns no table runs
+ * VACUUM FULL or REINDEX SCHEMA of every table): flags adds
+ * CAND_DB_OWNER_MAY, schema_owner for REINDEX SCHEMA.
+ */
+static void
+mark_maintain(EltClassified *c, int first, int flags, bool schema_owner)
+{
+	int			i;
+
+	for (i = first; i < list_length(c->cands); i++)
+	{
+		EltCandidate *cand = (EltCandidate *) list_nth(c->cands, i);
+
+		cand->flags |= CAND_MAINTAIN | flags;
+		cand->schema_owner_may |= schema_owner;
+	}
 }
 
 /* The SQL name of a lock mode of SHARE or stronger. */
@@ -209,18 +239,20 @@ EltAlterTableLocks(EltClassified *c, Oid relid, AlterTableStmt *stmt)
 }
 
 /*
- * Tables (with storage) that have a column of a type: pg_depend records a
- * column's dependency on a type that is not pinned.  Returns relids, each
- * once.
+ * Tables (with storage) that have a column of a type, or of a domain over
+ * it (as PostgreSQL's get_rels_with_domain follows them): pg_depend records
+ * a column's dependency on a type that is not pinned, and a domain's on its
+ * base type.  Adds relids to out, each once.
  */
 static List *
-tables_using_type(Oid typid)
+tables_using_type(Oid typid, List *out)
 {
 	Relation	dep = table_open(DependRelationId, AccessShareLock);
 	ScanKeyData key[2];
 	SysScanDesc scan;
 	HeapTuple	tup;
-	List	   *out = NIL;
+	List	   *subdomains = NIL;
+	ListCell   *lc;
 
 	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(TypeRelationId));
@@ -232,6 +264,8 @@ tables_using_type(Oid typid)
 		Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
 		char		relkind;
 
+		if (d->classid == TypeRelationId && get_typtype(d->objid) == TYPTYPE_DOMAIN)
+			subdomains = lappend_oid(subdomains, d->objid);
 		if (d->classid != RelationRelationId || d->objsubid <= 0)
 			continue;
 		relkind = get_rel_relkind(d->objid);
@@ -240,6 +274,8 @@ tables_using_type(Oid typid)
 	}
 	systable_endscan(scan);
 	table_close(dep, AccessShareLock);
+	foreach(lc, subdomains)
+		out = tables_using_type(lfirst_oid(lc), out);
 	return out;
 }
 
@@ -248,13 +284,13 @@ tables_using_type(Oid typid)
  * CONSTRAINT, SET NOT NULL, VALIDATE CONSTRAINT): PostgreSQL scans each
  * table with such a column under a SHARE lock, which blocks its writes.  One
  * candidate of rule per table (kept on a large governed one), and its
- * EG208.  Columns of a domain over this one, or of an array of it, are not
- * followed.
+ * EG208.  Columns of a domain over this one count (PostgreSQL checks them
+ * too); an array or composite of it makes PostgreSQL refuse the statement.
  */
 void
 EltAddDomainScans(EltClassified *c, Oid typid, int rule, const char *what)
 {
-	List	   *rels = tables_using_type(typid);
+	List	   *rels = tables_using_type(typid, NIL);
 	char	   *domain = format_type_be_qualified(typid);
 	ListCell   *lc;
 
@@ -314,7 +350,8 @@ EltIndexesRebuilt(Oid relid, AttrNumber attnum, Oid otyp, Oid ocoll, Oid ntyp, O
 		int			i;
 
 		if (d->classid != RelationRelationId || d->objsubid != 0 ||
-			get_rel_relkind(d->objid) != RELKIND_INDEX)
+			(get_rel_relkind(d->objid) != RELKIND_INDEX &&
+			 get_rel_relkind(d->objid) != RELKIND_PARTITIONED_INDEX))
 			continue;
 		itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(d->objid));
 		if (!HeapTupleIsValid(itup))
@@ -398,6 +435,87 @@ EltTableSettingIsNoop(Oid relid, AlterTableCmd *cmd)
 	return noop;
 }
 
+/*
+ * Rows in one relation, as the planner estimates them: reltuples scaled by
+ * the pages the relation has now, so that statistics taken when it was
+ * empty, or before a load, do not hide its size (attacker #5); a relation
+ * with no page has no row (not the planner's ten-page guess).  Reading the
+ * page count needs a lock, taken only if free at once: a live statement's
+ * own lockmode, kept (it takes it next anyway, and never upgrades one it
+ * holds); a dry run's ACCESS SHARE, let go at once.  Busy: reltuples, or
+ * -2 (size unknown) if never analyzed.
+ */
+static double
+rel_rows(Oid relid, LOCKMODE lockmode, bool live)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	float4		reltuples;
+	char		relkind;
+	LOCKMODE	mode = live && lockmode != NoLock ? lockmode : AccessShareLock;
+	double		tuples = 0;
+
+	if (!HeapTupleIsValid(tup))
+		return 0;
+	reltuples = ((Form_pg_class) GETSTRUCT(tup))->reltuples;
+	relkind = ((Form_pg_class) GETSTRUCT(tup))->relkind;
+	ReleaseSysCache(tup);
+	if (!RELKIND_HAS_STORAGE(relkind))
+		return reltuples > 0 ? reltuples : 0;
+	if (!ConditionalLockRelationOid(relid, mode))
+		return reltuples >= 0 ? reltuples : -2;
+	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))	/* not dropped meanwhile */
+	{
+		Relation	rel = relation_open(relid, NoLock);
+
+		BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+
+		if (nblocks > 0)
+		{
+			BlockNumber pages;
+			double		allvisfrac;
+
+			estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
+			if (pages > nblocks)	/* the planner's ten pages for a table never vacuumed */
+				tuples = tuples * nblocks / pages;
+		}
+		relation_close(rel, NoLock);
+	}
+	if (mode != lockmode || !live)
+		UnlockRelationOid(relid, mode);
+	return tuples;
+}
+
+/*
+ * Rows the planner expects in a relation (rel_rows), for the judge's
+ * CAND_NEEDS_SIZE; a partitioned table counts its leaf partitions, and is
+ * of unknown size (-2) when a leaf never analyzed is busy.  The judge calls
+ * it only once actor_may passed: a role the statement's privilege check is
+ * about to refuse locks nothing.
+ */
+double
+EltEstimatedRows(Oid relid, LOCKMODE lockmode, bool live)
+{
+	List	   *parts;
+	ListCell   *lc;
+	double		tuples = 0;
+
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return rel_rows(relid, lockmode, live);
+	parts = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, parts)
+	{
+		double		n;
+
+		if (get_rel_relkind(lfirst_oid(lc)) != RELKIND_RELATION)
+			continue;
+		n = rel_rows(lfirst_oid(lc), lockmode, live);
+		if (n < 0)
+			return -2;
+		tuples += n;
+	}
+	return tuples;
+}
+
 /* Whether a generic option list (REINDEX, VACUUM, CLUSTER) sets name true. */
 static bool
 option_set(List *params, const char *name)
@@ -436,10 +554,11 @@ rebuild_target(EltClassified *c, RangeVar *rv)
 /*
  * Tables and materialized views of a schema (nspoid valid) or of the
  * database outside the system schemas (nspoid invalid): what REINDEX
- * SCHEMA / DATABASE and VACUUM FULL without a table list go through.
+ * SCHEMA / DATABASE (indexed: only those with an index, the others have
+ * nothing to rebuild) and VACUUM FULL without a table list go through.
  */
 static List *
-relations_in(Oid nspoid)
+relations_in(Oid nspoid, bool indexed)
 {
 	Relation	rel = table_open(RelationRelationId, AccessShareLock);
 	TableScanDesc scan;
@@ -454,8 +573,9 @@ relations_in(Oid nspoid)
 	{
 		Form_pg_class form = (Form_pg_class) GETSTRUCT(tup);
 
+		CHECK_FOR_INTERRUPTS();
 		if ((form->relkind != RELKIND_RELATION && form->relkind != RELKIND_MATVIEW) ||
-			form->relpersistence == RELPERSISTENCE_TEMP ||
+			form->relpersistence == RELPERSISTENCE_TEMP || (indexed && !form->relhasindex) ||
 			IsCatalogNamespace(form->relnamespace) || IsToastNamespace(form->relnamespace))
 			continue;
 		out = lappend_oid(out, form->oid);
@@ -539,11 +659,11 @@ classify_reindex(EltClassified *c, ReindexStmt *stmt)
 
 				if (!OidIsValid(nsp))
 					return;
-				rels = relations_in(nsp);
+				rels = relations_in(nsp, true);
 				break;
 			}
 		case REINDEX_OBJECT_DATABASE:
-			rels = relations_in(InvalidOid);
+			rels = relations_in(InvalidOid, true);
 			break;
 		default:
 			return;				/* SYSTEM: the catalogs, never governed */
@@ -574,7 +694,7 @@ classify_vacuum(EltClassified *c, VacuumStmt *stmt)
 		return;
 	if (stmt->rels == NIL)
 	{
-		foreach(lc, relations_in(InvalidOid))
+		foreach(lc, relations_in(InvalidOid, false))
 			rewrite_one(c, lfirst_oid(lc), "VACUUM FULL");
 		return;
 	}
@@ -638,23 +758,123 @@ classify_refresh(EltClassified *c, RefreshMatViewStmt *stmt)
 	EltAddLock(c, relid, AccessExclusiveLock);
 }
 
+/* EG208 on a live relation a statement names (one the script made: none). */
+static void
+lock_named(EltClassified *c, RangeVar *rv, LOCKMODE mode)
+{
+	Oid			relid;
+
+	if (rv != NULL && EltFindRelation(c, rv, &relid) == FOUND_LIVE)
+		EltAddLock(c, relid, mode);
+}
+
+/*
+ * EG208 for statements whose only hazard is the lock they take on a table:
+ * CREATE TRIGGER (SHARE ROW EXCLUSIVE); CREATE or ALTER POLICY, CREATE
+ * RULE, and DROP or RENAME of a trigger, policy or rule (ACCESS
+ * EXCLUSIVE); LOCK TABLE without NOWAIT (its mode; inheritors too unless
+ * ONLY).  LOCK fires no event trigger: only check_ddl sees it.
+ */
+void
+EltClassifyLockOnly(EltClassified *c, Node *stmt)
+{
+	ListCell   *lc;
+
+	switch (nodeTag(stmt))
+	{
+		case T_CreateTrigStmt:
+			lock_named(c, ((CreateTrigStmt *) stmt)->relation, ShareRowExclusiveLock);
+			break;
+		case T_CreatePolicyStmt:
+			lock_named(c, ((CreatePolicyStmt *) stmt)->table, AccessExclusiveLock);
+			break;
+		case T_AlterPolicyStmt:
+			lock_named(c, ((AlterPolicyStmt *) stmt)->table, AccessExclusiveLock);
+			break;
+		case T_RuleStmt:
+			lock_named(c, ((RuleStmt *) stmt)->relation, AccessExclusiveLock);
+			break;
+		case T_RenameStmt:
+			{
+				RenameStmt *rs = (RenameStmt *) stmt;
+
+				if (rs->renameType == OBJECT_TRIGGER || rs->renameType == OBJECT_POLICY ||
+					rs->renameType == OBJECT_RULE)
+					lock_named(c, rs->relation, AccessExclusiveLock);
+				break;
+			}
+		case T_DropStmt:
+			{
+				DropStmt   *ds = (DropStmt *) stmt;
+
+				if (ds->removeType != OBJECT_TRIGGER && ds->removeType != OBJECT_POLICY &&
+					ds->removeType != OBJECT_RULE)
+					break;
+				/* each object: the table's name, then the trigger's */
+				foreach(lc, ds->objects)
+				{
+					List	   *names = castNode(List, lfirst(lc));
+
+					if (list_length(names) >= 2)
+						lock_named(c, makeRangeVarFromNameList(list_truncate(list_copy(names),
+																			 list_length(names) - 1)),
+								   AccessExclusiveLock);
+				}
+				break;
+			}
+		case T_LockStmt:
+			{
+				LockStmt   *ls = (LockStmt *) stmt;
+
+				if (ls->nowait)
+					break;		/* fails at once rather than queue */
+				foreach(lc, ls->relations)
+				{
+					RangeVar   *rv = (RangeVar *) lfirst(lc);
+
+					c->recurse = rv->inh;
+					lock_named(c, rv, (LOCKMODE) ls->mode);
+				}
+				c->recurse = false;
+				break;
+			}
+		default:
+			break;
+	}
+}
+
 /* Step 1 for the rebuild commands (see the file header). */
 void
 EltClassifyMaintain(EltClassified *c, Node *stmt)
 {
+	int			first = list_length(c->cands);
+
 	switch (nodeTag(stmt))
 	{
 		case T_ReindexStmt:
-			classify_reindex(c, (ReindexStmt *) stmt);
-			break;
+			{
+				ReindexStmt *r = (ReindexStmt *) stmt;
+
+				classify_reindex(c, r);
+				/* PostgreSQL checks the schema's or database's owner, then
+				 * rebuilds every table in it that is not shared */
+				mark_maintain(c, first,
+							  r->kind == REINDEX_OBJECT_DATABASE ? CAND_DB_OWNER_MAY : 0,
+							  r->kind == REINDEX_OBJECT_SCHEMA);
+				break;
+			}
 		case T_VacuumStmt:
 			classify_vacuum(c, (VacuumStmt *) stmt);
+			/* the database's owner may vacuum every table that is not shared */
+			mark_maintain(c, first, CAND_DB_OWNER_MAY, false);
 			break;
 		case T_ClusterStmt:
 			classify_cluster(c, (ClusterStmt *) stmt);
+			mark_maintain(c, first, 0, false);
 			break;
 		case T_RefreshMatViewStmt:
 			classify_refresh(c, (RefreshMatViewStmt *) stmt);
+			mark_maintain(c, first, 0, false);
 			break;
 		default:
 			break;

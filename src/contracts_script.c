@@ -15,6 +15,11 @@
  * contracts_rules.c,
  * migrations.c (EltContractsReady), util.c, and govern.c (EltAnyTarget).
  *
+ * Memory: what the script remembers (EltScript) lives in script.cxt for
+ * the whole check; each statement is classified and judged in a context
+ * reset after its rows are in the tuplestore, so a long script of
+ * statements that reach every table (REINDEX DATABASE) stays small.
+ *
  * Locking: as judging (a dry run locks nothing it cannot get at once, and
  * lets go at once).  SET search_path in the script holds until the end of
  * the check, in a GUC nest level of its own.
@@ -422,6 +427,8 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 	bool		governed;
 	int			guc_level;
 	ErrorContextCallback errcb;
+	MemoryContext call_cxt = CurrentMemoryContext;
+	MemoryContext stmt_cxt;
 
 	if (!EltContractsReady())
 		ereport(ERROR,
@@ -431,12 +438,22 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	stmts = parse_script(sql);
 
+	/*
+	 * What the script remembers lives for the whole check; what one
+	 * statement classifies and judges (REINDEX DATABASE: a candidate per
+	 * table) is freed once its rows are in the tuplestore.
+	 */
 	memset(&script, 0, sizeof(script));
+	script.cxt = AllocSetContextCreate(call_cxt, "elt.check_ddl script",
+									   ALLOCSET_DEFAULT_SIZES);
+	stmt_cxt = AllocSetContextCreate(call_cxt, "elt.check_ddl statement",
+									 ALLOCSET_DEFAULT_SIZES);
 	script.lock_timeout = LockTimeout > 0;
+	MemoryContextSwitchTo(script.cxt);
 	EltScriptBegin(&script, PG_NARGS() > 1 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1));
+	MemoryContextSwitchTo(call_cxt);
 	memset(&c, 0, sizeof(c));
 	c.script = &script;
-	c.cxt = CurrentMemoryContext;
 	c.actor = GetUserId();
 
 	{
@@ -459,16 +476,27 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 	foreach(lc, stmts)
 	{
 		RawStmt    *rs = lfirst_node(RawStmt, lc);
-		char	   *text = statement_text(sql, rs);
+		char	   *text;
 		ListCell   *fc;
+		bool		txn;
 
+		CHECK_FOR_INTERRUPTS();
 		n++;
-		if (EltScriptTransaction(&script, rs->stmt))
+		MemoryContextReset(stmt_cxt);
+		MemoryContextSwitchTo(script.cxt);
+		txn = EltScriptTransaction(&script, rs->stmt);
+		MemoryContextSwitchTo(stmt_cxt);
+		if (txn)
 			continue;
+		text = statement_text(sql, rs);
+		c.cxt = stmt_cxt;
 		c.cands = NIL;
 		EltClassify(&c, rs->stmt);
+		/* these note what they look up in the script's state (con_live) */
+		c.cxt = script.cxt;
 		EltClassifyHeldLocks(&c, rs->stmt);
 		EltScriptClassify(&c, rs->stmt);
+		c.cxt = stmt_cxt;
 		if (c.cands != NIL)
 		{
 			EltCatalogWrite cw;
@@ -510,13 +538,20 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 			values[7] = CStringGetTextDatum(EltContractRules[f->rule].suggestion);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
+		/* what the statement leaves for the later ones: the script's */
+		c.cxt = script.cxt;
+		MemoryContextSwitchTo(script.cxt);
 		EltScriptRemember(&c, rs->stmt);
 		script_apply(&c, rs->stmt);
 		EltScriptEndStatement(&script);
+		MemoryContextSwitchTo(stmt_cxt);
 	}
+	MemoryContextSwitchTo(call_cxt);
 	error_context_stack = errcb.previous;
 	EltJudgeCacheEnd();
 	AtEOXact_GUC(true, guc_level);
 	EltScriptSchemas = NIL;
+	MemoryContextDelete(stmt_cxt);
+	MemoryContextDelete(script.cxt);
 	return (Datum) 0;
 }

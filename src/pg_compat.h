@@ -55,6 +55,21 @@
 	object_ownercheck(NamespaceRelationId, (nspid), (roleid))
 #define pg_namespace_aclcheck(nspid, roleid, mode) \
 	object_aclcheck(NamespaceRelationId, (nspid), (roleid), (mode))
+#define pg_database_ownercheck(dbid, roleid) \
+	object_ownercheck(DatabaseRelationId, (dbid), (roleid))
+#endif
+
+/*
+ * Whether a role may run the maintenance commands on a relation (VACUUM,
+ * CLUSTER, REFRESH MATERIALIZED VIEW, REINDEX TABLE/INDEX): 17 grants it
+ * with the MAINTAIN privilege (held by the owner, grantable, and by
+ * pg_maintain); before 17 only the owner may.
+ */
+#if PG_VERSION_NUM >= 170000
+#define EltMaintainCheck(relid, roleid) \
+	(pg_class_aclcheck((relid), (roleid), ACL_MAINTAIN) == ACLCHECK_OK)
+#else
+#define EltMaintainCheck(relid, roleid) pg_class_ownercheck((relid), (roleid))
 #endif
 
 /*

@@ -22,7 +22,7 @@ CREATE INDEX orders_note_idx ON c.orders (note);
 CREATE TABLE c.big (id int PRIMARY KEY, v int);
 INSERT INTO c.big SELECT g, g FROM generate_series(1, 1000) g;
 ANALYZE c.big;
-ANALYZE c.orders;   -- known empty; a never-analyzed table counts 10 pages, as the planner assumes
+ANALYZE c.orders;   -- known empty (a table is measured by its pages now: an empty one has no rows)
 ANALYZE c.customers;
 CREATE INDEX big_v_idx ON c.big (v);
 CREATE VIEW c.order_totals AS SELECT order_id, amount FROM c.orders;

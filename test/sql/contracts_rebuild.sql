@@ -223,8 +223,8 @@ SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
 CREATE SCHEMA r_free;
 CREATE TABLE r_free.pp (id int, v int) PARTITION BY RANGE (id);
 CREATE TABLE r.pp_1 PARTITION OF r_free.pp FOR VALUES FROM (0) TO (100000);
+CREATE INDEX pp_v_idx ON r_free.pp (v);   -- empty yet: no build hazard
 INSERT INTO r_free.pp SELECT g, g FROM generate_series(1, 1000) g;
-CREATE INDEX pp_v_idx ON r_free.pp (v);
 ANALYZE r.pp_1;
 SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
  ('ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD CONSTRAINT k_pkey PRIMARY KEY USING INDEX k_id_twin DEFERRABLE INITIALLY DEFERRED'),
@@ -281,7 +281,137 @@ SELECT class, decision, count(*) FROM elt.schema_changes GROUP BY 1, 2 ORDER BY 
 
 SELECT rule, class, decision FROM elt.my_findings WHERE class = 'advice' ORDER BY change_id DESC LIMIT 1;
 
+-- a column type change that keeps a partitioned table's rows rebuilds its
+-- partitioned index (EG214, sized over the partitions); ALTER DOMAIN scans
+-- the columns of a domain over the domain too (EG213)
+CREATE TABLE r.pts (id int, ts timestamp) PARTITION BY RANGE (id);
+CREATE TABLE r.pts_1 PARTITION OF r.pts FOR VALUES FROM (0) TO (100000);
+CREATE INDEX pts_ts_idx ON r.pts (ts);
+INSERT INTO r.pts SELECT g, '2026-01-01'::timestamp + g * interval '1 hour' FROM generate_series(1, 1000) g;
+ANALYZE r.pts_1;
+CREATE DOMAIN r.base_d AS int;
+CREATE DOMAIN r.sub_d AS r.base_d;
+CREATE TABLE r.dd (id int, p r.sub_d);
+INSERT INTO r.dd SELECT g, g FROM generate_series(1, 1000) g;
+ANALYZE r.dd;
+ALTER DOMAIN r.base_d ADD CONSTRAINT base_ck CHECK (VALUE > 0) NOT VALID;
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+ALTER TABLE r.pts ALTER COLUMN ts TYPE timestamptz;
+ALTER DOMAIN r.base_d VALIDATE CONSTRAINT base_ck;
+$$) ORDER BY statement_no, rule, object;
+SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
+ ('ALTER TABLE r.pts ALTER COLUMN ts TYPE timestamptz'),
+ ('ALTER DOMAIN r.base_d VALIDATE CONSTRAINT base_ck')) v(stmt);
+
+-- EG208 for the lock of a trigger, policy or rule statement (SHARE ROW
+-- EXCLUSIVE for CREATE TRIGGER, else ACCESS EXCLUSIVE) and of LOCK TABLE
+-- (check_ddl only: LOCK fires no event trigger); not with NOWAIT, not
+-- under SHARE
+SELECT statement_no, rule, class, object, reason FROM elt.check_ddl($$
+CREATE TRIGGER trg BEFORE UPDATE ON r.small FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+CREATE POLICY pol ON r.small USING (true);
+ALTER POLICY pol ON r.small USING (id > 0);
+CREATE RULE rl AS ON DELETE TO r.small DO INSTEAD NOTHING;
+ALTER TRIGGER trg ON r.small RENAME TO trg2;
+DROP TRIGGER IF EXISTS trg2 ON r.small;
+DROP POLICY pol ON r.small;
+DROP RULE rl ON r.small;
+LOCK TABLE r.small IN SHARE MODE;
+LOCK TABLE r.small IN ACCESS EXCLUSIVE MODE NOWAIT;
+LOCK TABLE r.small IN ROW EXCLUSIVE MODE;
+CREATE TABLE r.newt (id int);
+CREATE TRIGGER trg BEFORE UPDATE ON r.newt FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+$$) ORDER BY statement_no, rule, object;
+SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
+ ('CREATE TRIGGER trg BEFORE UPDATE ON r.small FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()'),
+ ('CREATE POLICY pol ON r.small USING (true)'),
+ ('CREATE RULE rl AS ON DELETE TO r.small DO INSTEAD NOTHING')) v(stmt);
+SET lock_timeout = '5s';
+SELECT stmt, pg_temp.try(stmt) AS with_timeout FROM (VALUES
+ ('CREATE TRIGGER trg BEFORE UPDATE ON r.small FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()')) v(stmt);
+RESET lock_timeout;
+
+-- sizes from the pages a table has now (attacker #5): statistics taken
+-- when it was empty hide nothing; a leaf never analyzed counts; a table with
+-- no page has no row (not the planner's ten-page guess)
+CREATE TABLE r.late (id int, v int) WITH (autovacuum_enabled = off);
+ANALYZE r.late;
+INSERT INTO r.late SELECT g, g FROM generate_series(1, 1000) g;
+CREATE TABLE r.evl (id int, v int) PARTITION BY RANGE (id);
+CREATE TABLE r.evl_1 PARTITION OF r.evl FOR VALUES FROM (0) TO (100000)
+  WITH (autovacuum_enabled = off);
+INSERT INTO r.evl SELECT g, g FROM generate_series(1, 1000) g;
+CREATE TABLE r.none (id int, v int) WITH (autovacuum_enabled = off);
+SELECT relname, reltuples FROM pg_class WHERE oid IN ('r.late'::regclass, 'r.evl_1'::regclass, 'r.none'::regclass)
+ORDER BY 1;
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+ALTER TABLE r.late ALTER COLUMN v TYPE bigint;
+ALTER TABLE r.evl ALTER COLUMN v TYPE bigint;
+ALTER TABLE r.none ALTER COLUMN v TYPE bigint;
+$$) ORDER BY statement_no, rule, object;
+-- REINDEX SCHEMA passes over a table with no index (nothing to rebuild);
+-- VACUUM FULL does not
+SELECT statement_no, rule, object FROM elt.check_ddl('REINDEX SCHEMA r; VACUUM FULL r.late')
+WHERE object LIKE 'r.late%' ORDER BY 1, 2, 3;
+SELECT stmt, pg_temp.try(stmt) AS enforce FROM (VALUES
+ ('ALTER TABLE r.late ALTER COLUMN v TYPE bigint'),
+ ('ALTER TABLE r.evl ALTER COLUMN v TYPE bigint'),
+ ('ALTER TABLE r.none ALTER COLUMN v TYPE bigint')) v(stmt);
+
+-- a long script of statements that reach every table: each statement is
+-- classified in its own memory, freed once its rows are out (attacker #7);
+-- what the script remembers (a unique index it built) lives on
+SELECT count(*) AS findings, count(DISTINCT statement_no) AS statements
+FROM elt.check_ddl(repeat('REINDEX SCHEMA r; ', 200));
+SELECT statement_no, rule, object FROM elt.check_ddl(
+  'CREATE UNIQUE INDEX CONCURRENTLY k_id_new2 ON r.k (id); ' || repeat('REINDEX TABLE r.small; ', 50) ||
+  'ALTER TABLE r.k DROP CONSTRAINT k_pkey, ADD CONSTRAINT k_pkey PRIMARY KEY USING INDEX k_id_new2')
+WHERE rule <> 'EG208' ORDER BY 1, 2, 3;
+
+-- maintenance by a database owner or a schema owner who owns no table
+-- (attacker #3): PostgreSQL lets them rebuild the tables, so the contract
+-- judges it; a role with no such right is left to PostgreSQL's own check
+CREATE ROLE elt_rb_dbo;
+CREATE ROLE elt_rb_nspo;
+CREATE ROLE elt_rb_nobody;
+GRANT USAGE ON SCHEMA r TO elt_rb_dbo, elt_rb_nobody;
+CREATE SCHEMA r_nsp AUTHORIZATION elt_rb_nspo;
+GRANT USAGE ON SCHEMA r_nsp TO elt_rb_dbo;
+CREATE TABLE r_nsp.big (id int PRIMARY KEY, v int) WITH (autovacuum_enabled = off);
+INSERT INTO r_nsp.big SELECT g, g FROM generate_series(1, 1000) g;
+ANALYZE r_nsp.big;
+SELECT elt.govern('r_nsp');
+SELECT statement_no, rule, class, object FROM elt.check_ddl('REINDEX SCHEMA r_nsp')
+ORDER BY rule, object;
+SELECT pg_catalog.pg_get_userbyid(datdba) AS dbowner FROM pg_database
+WHERE datname = current_database() \gset
+SELECT format('ALTER DATABASE %I OWNER TO elt_rb_dbo', current_database()) \gexec
+SET ROLE elt_rb_dbo;
+VACUUM FULL r.big;
+VACUUM (FULL) r_nsp.big;
+\set VERBOSITY terse
+SELECT format('REINDEX DATABASE %I', current_database()) \gexec
+\set VERBOSITY default
+RESET ROLE;
+SET ROLE elt_rb_nspo;
+REINDEX SCHEMA r_nsp;
+RESET ROLE;
+SET ROLE elt_rb_nobody;
+SET client_min_messages = error;
+VACUUM FULL r.big;      -- PostgreSQL skips it (a warning): nothing to judge
+RESET client_min_messages;
+RESET ROLE;
+SELECT format('ALTER DATABASE %I OWNER TO %I', current_database(), :'dbowner') \gexec
+SELECT count(*) AS vacuum_full_records FROM elt.schema_changes
+WHERE command_tag = 'VACUUM' AND rule = 'EG209';
+REVOKE USAGE ON SCHEMA r FROM elt_rb_dbo, elt_rb_nobody;
+REVOKE USAGE ON SCHEMA r_nsp FROM elt_rb_dbo;
+DROP ROLE elt_rb_dbo;
+DROP ROLE elt_rb_nobody;
+
 DROP EXTENSION elt_governance;
+DROP SCHEMA r_nsp CASCADE;
+DROP ROLE elt_rb_nspo;
 DROP SCHEMA r_free CASCADE;
 DROP SCHEMA r CASCADE;
 DROP FUNCTION public.elt_probe(int);
