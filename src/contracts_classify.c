@@ -167,6 +167,9 @@ column_of(EltClassified *c, Oid relid, const char *name, bool missing_ok,
 	if (f == FOUND_NEW)
 		return false;
 	*object = EltColDisplay(relid, name);
+	/* a script's ADD COLUMN merged into an inheritor's column: judged as live */
+	if (f == FOUND_MISSING && c->script != NULL && EltInheritorHasColumn(c, relid, name, att))
+		return true;
 	if (f == FOUND_MISSING)
 	{
 		if (!missing_ok)

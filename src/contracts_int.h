@@ -212,6 +212,8 @@ extern EltFound EltFindRelation(EltClassified *c, const RangeVar *rv, Oid *relid
 extern char *EltColKey(Oid relid, const char *col);
 extern EltFound EltFindColumn(EltClassified *c, Oid relid, const char *col,
 							  FormData_pg_attribute *att);
+extern bool EltInheritorHasColumn(EltClassified *c, Oid relid, const char *col,
+								  FormData_pg_attribute *att);
 extern bool EltTypeIsWidening(Oid otyp, int32 omod, Oid ntyp, int32 nmod);
 extern bool EltTypeChangeRewrites(Oid otyp, int32 omod, Oid ntyp, int32 nmod, bool using);
 extern bool EltRawVolatileWalker(Node *node, void *context);

@@ -347,6 +347,34 @@ EltFindColumn(EltClassified *c, Oid relid, const char *col, FormData_pg_attribut
 	return FOUND_LIVE;
 }
 
+/*
+ * Whether an inheritor of relid (not relid itself) has a live column col,
+ * as the live catalog or the script's view of it says; *att is a copy of
+ * its attribute row with attnum 0 (no column of relid).  ADD COLUMN of
+ * that name on relid merges into that column instead of adding a new one:
+ * the column is not new, and what later renames or retypes it on relid
+ * recurses into a column that readers of the inheritor know.
+ */
+bool
+EltInheritorHasColumn(EltClassified *c, Oid relid, const char *col, FormData_pg_attribute *att)
+{
+	ListCell   *lc;
+
+	if (col == NULL || !has_subclass(relid))
+		return false;
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	{
+		Oid			child = lfirst_oid(lc);
+
+		if (child != relid && EltFindColumn(c, child, col, att) == FOUND_LIVE)
+		{
+			att->attnum = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* ------------------------------------------------------------------------
  * Types: widening and rewrites
  * ------------------------------------------------------------------------

@@ -221,8 +221,12 @@ script_apply(EltClassified *c, Node *stmt)
 					/* ADD COLUMN IF NOT EXISTS on a live column does nothing */
 					if (cmd->subtype == AT_AddColumn && cmd->def && IsA(cmd->def, ColumnDef))
 					{
-						if (EltFindColumn(c, relid, ((ColumnDef *) cmd->def)->colname, &att) != FOUND_LIVE)
-							script_add_col(s, relid, ((ColumnDef *) cmd->def)->colname, 0);
+						const char *name = ((ColumnDef *) cmd->def)->colname;
+
+						/* (merged into an inheritor's column: not new) */
+						if (EltFindColumn(c, relid, name, &att) != FOUND_LIVE &&
+							!EltInheritorHasColumn(c, relid, name, &att))
+							script_add_col(s, relid, name, 0);
 					}
 					else if (cmd->subtype == AT_DropColumn && cmd->name)
 						script_add_col(s, relid, cmd->name, -1);

@@ -887,7 +887,8 @@ remember_alter_table(EltClassified *c, AlterTableStmt *at)
 					EltScriptCol *n;
 
 					if (cd == NULL || !IsA(cd, ColumnDef) ||
-						EltFindColumn(c, relid, cd->colname, &att) == FOUND_LIVE)
+						EltFindColumn(c, relid, cd->colname, &att) == FOUND_LIVE ||
+						EltInheritorHasColumn(c, relid, cd->colname, &att))
 						break;
 					n = col_note(s, NULL, relid, cd->colname);
 					tup = cd->typeName ? LookupTypeName(NULL, cd->typeName, &n->typmod, true) : NULL;
@@ -1108,8 +1109,12 @@ EltLiveAddedColumns(EltClassified *c, Node *stmt)
 			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
 			ColumnDef  *cd = (ColumnDef *) cmd->def;
 
+			FormData_pg_attribute att;
+
+			/* merged into an inheritor's column of that name: not new */
 			if (cmd->subtype == AT_AddColumn && cd != NULL && IsA(cd, ColumnDef) &&
-				get_attnum(relid, cd->colname) == InvalidAttrNumber)
+				get_attnum(relid, cd->colname) == InvalidAttrNumber &&
+				!EltInheritorHasColumn(c, relid, cd->colname, &att))
 				added = lappend(added, EltColKey(relid, cd->colname));
 		}
 	}
