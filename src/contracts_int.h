@@ -159,7 +159,15 @@ typedef struct EltScript
 	List	   *cols;			/* EltScriptCol *: columns the script added */
 	List	   *created_funcs;	/* char *: names of functions and procedures */
 	struct EltScript *saved;	/* the state at BEGIN, for ROLLBACK */
+	List	   *savepoints;		/* EltScriptSavepoint *, innermost last */
 } EltScript;
+
+/* A SAVEPOINT of the script: its name and the state it saved. */
+typedef struct EltScriptSavepoint
+{
+	char	   *name;
+	EltScript  *state;
+} EltScriptSavepoint;
 
 /* A constraint the script added, validated, renamed or dropped. */
 typedef struct EltScriptCon

@@ -29,6 +29,7 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_constraint.h"
@@ -63,7 +64,15 @@ lock_timeout_now(EltScript *s)
 	s->lock_timeout = (s->in_block && s->lt_local >= 0) ? s->lt_local == 1 : s->lt_session;
 }
 
-/* A copy of the script's state, for ROLLBACK to restore. */
+/*
+ * A copy of the script's state, for ROLLBACK or ROLLBACK TO to restore.
+ * Every List field is copied (lappend may grow a list in place, which the
+ * copy must not see): created, created_types, created_schemas,
+ * alias_names, alias_oids, gone, col_keys, col_attnums, index_stmts,
+ * held_ae, emptied, cons, unnamed_con_rels, cols, created_funcs,
+ * savepoints.  Their members are never changed in place (a new state is a
+ * new entry), so a shallow copy is enough.  saved is not copied.
+ */
 static EltScript *
 script_copy(EltScript *s)
 {
@@ -78,12 +87,81 @@ script_copy(EltScript *s)
 	copy->gone = list_copy(s->gone);
 	copy->col_keys = list_copy(s->col_keys);
 	copy->col_attnums = list_copy(s->col_attnums);
+	copy->index_stmts = list_copy(s->index_stmts);
+	copy->held_ae = list_copy(s->held_ae);
+	copy->emptied = list_copy(s->emptied);
 	copy->cons = list_copy(s->cons);
 	copy->unnamed_con_rels = list_copy(s->unnamed_con_rels);
 	copy->cols = list_copy(s->cols);
 	copy->created_funcs = list_copy(s->created_funcs);
+	copy->savepoints = list_copy(s->savepoints);
 	copy->saved = NULL;
 	return copy;
+}
+
+/* Restore a saved state (a copy of it: the saved one may be restored again). */
+static void
+script_restore(EltScript *s, EltScript *state)
+{
+	EltScript  *copy = script_copy(state);
+
+	memcpy(s, copy, sizeof(EltScript));
+	EltScriptSchemas = s->created_schemas;
+}
+
+/* The position of the innermost savepoint of that name, or -1. */
+static int
+savepoint_find(EltScript *s, const char *name)
+{
+	int			found = -1;
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, s->savepoints)
+	{
+		if (name != NULL && strcmp(((EltScriptSavepoint *) lfirst(lc))->name, name) == 0)
+			found = i;
+		i++;
+	}
+	return found;
+}
+
+/*
+ * SAVEPOINT, RELEASE, ROLLBACK TO inside a block: a savepoint saves the
+ * state; RELEASE forgets it and the ones after it; ROLLBACK TO restores
+ * it (locks, SET LOCAL and everything the script remembered) and keeps it,
+ * forgetting the ones after it.  Outside a block they fail: nothing.
+ */
+static void
+script_savepoint(EltScript *s, TransactionStmt *ts)
+{
+	int			i;
+
+	if (!s->in_block)
+		return;
+	if (ts->kind == TRANS_STMT_SAVEPOINT)
+	{
+		EltScriptSavepoint *sp = palloc(sizeof(EltScriptSavepoint));
+
+		sp->name = pstrdup(ts->savepoint_name);
+		sp->state = script_copy(s);
+		s->savepoints = lappend(s->savepoints, sp);
+		return;
+	}
+	if ((i = savepoint_find(s, ts->savepoint_name)) < 0)
+		return;
+	if (ts->kind == TRANS_STMT_RELEASE)
+		s->savepoints = list_truncate(list_copy(s->savepoints), i);
+	else
+	{
+		EltScript  *saved = s->saved;
+		List	   *savepoints = list_truncate(list_copy(s->savepoints), i + 1);
+
+		script_restore(s, ((EltScriptSavepoint *) list_nth(savepoints, i))->state);
+		s->saved = saved;
+		s->savepoints = savepoints;
+		lock_timeout_now(s);
+	}
 }
 
 /* Open a transaction block. */
@@ -135,23 +213,27 @@ EltScriptTransaction(EltScript *s, Node *stmt)
 			break;
 		case TRANS_STMT_ROLLBACK:
 			if (s->in_block && s->saved != NULL)
-			{
-				EltScript  *saved = s->saved;
-
-				memcpy(s, saved, sizeof(EltScript));
-				EltScriptSchemas = s->created_schemas;
-			}
+				script_restore(s, s->saved);
 			s->in_block = false;
 			s->saved = NULL;
 			break;
+		case TRANS_STMT_SAVEPOINT:
+		case TRANS_STMT_RELEASE:
+		case TRANS_STMT_ROLLBACK_TO:
+			script_savepoint(s, ts);
+			return true;
 		default:
-			/* SAVEPOINT, RELEASE, ROLLBACK TO, COMMIT/ROLLBACK PREPARED */
+			/* COMMIT/ROLLBACK PREPARED */
 			return true;
 	}
+	s->savepoints = NIL;
 	s->held_ae = NIL;
 	s->emptied = NIL;
 	s->lt_local = -1;
 	lock_timeout_now(s);
+	/* COMMIT AND CHAIN, ROLLBACK AND CHAIN: a new block at once */
+	if (ts->chain && ts->kind != TRANS_STMT_PREPARE)
+		block_open(s);
 	return true;
 }
 
@@ -1007,9 +1089,21 @@ EltScriptRemember(EltClassified *c, Node *stmt)
  * ------------------------------------------------------------------------
  */
 
-/* Columns ("<oid>.<name>") the current transaction added, and its lxid. */
+/*
+ * A column ("<oid>.<name>") the current transaction added, and the
+ * (sub)transaction nesting level that added it: a subtransaction rolled
+ * back takes its columns with it; one committed hands them to its parent.
+ */
+typedef struct LiveAdded
+{
+	char	   *key;
+	int			level;
+} LiveAdded;
+
+/* The columns (LiveAdded *) the current transaction added, and its lxid. */
 static List *live_added = NIL;
 static LocalTransactionId live_added_lxid = InvalidLocalTransactionId;
+static bool live_callback_set = false;
 
 /* The list of the current transaction (a new one starts empty). */
 static List *
@@ -1021,6 +1115,80 @@ live_added_now(void)
 		live_added_lxid = EltMyLocalTransactionId();
 	}
 	return live_added;
+}
+
+/*
+ * Subtransaction end: a rolled-back one (ROLLBACK TO, or the error of a
+ * statement blocked or failing inside a savepoint) forgets the columns it
+ * noted; a released one hands them to its parent.
+ */
+static void
+live_added_subxact(SubXactEvent event, SubTransactionId mySubid,
+				   SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	List	   *kept = NIL;
+	ListCell   *lc;
+	MemoryContext old;
+
+	if ((event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) ||
+		live_added == NIL || live_added_lxid != EltMyLocalTransactionId())
+		return;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	foreach(lc, live_added)
+	{
+		LiveAdded  *a = (LiveAdded *) lfirst(lc);
+
+		if (a->level < level)
+			kept = lappend(kept, a);
+		else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			a->level = level - 1;
+			kept = lappend(kept, a);
+		}
+	}
+	live_added = kept;
+	MemoryContextSwitchTo(old);
+}
+
+/* Whether key is a column the transaction added (and still has). */
+static bool
+live_added_has(List *added, const char *key)
+{
+	ListCell   *lc;
+
+	foreach(lc, added)
+	{
+		if (strcmp(((LiveAdded *) lfirst(lc))->key, key) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Forget key: the column was dropped, or another one takes its name. */
+static List *
+live_added_forget(List *added, const char *key)
+{
+	List	   *kept = NIL;
+	ListCell   *lc;
+
+	foreach(lc, added)
+	{
+		if (strcmp(((LiveAdded *) lfirst(lc))->key, key) != 0)
+			kept = lappend(kept, lfirst(lc));
+	}
+	return kept;
+}
+
+/* Note key as added at the current nesting level. */
+static List *
+live_added_note(List *added, char *key)
+{
+	LiveAdded  *a = palloc(sizeof(LiveAdded));
+
+	a->key = key;
+	a->level = GetCurrentTransactionNestLevel();
+	return lappend(live_added_forget(added, key), a);
 }
 
 /* Whether a finding on a column the transaction added still applies. */
@@ -1056,9 +1224,11 @@ added_finding_applies(EltCandidate *cand)
  * A live statement: judge the columns the current transaction added as
  * check_ddl judges the columns a script added (only what still applies to
  * them), and note the columns this statement adds, renames or drops.
- * Noted at ddl_command_start: a statement that then fails aborts the
- * transaction (a savepoint rolled back leaves a name that can only be
- * added again, as new).
+ * Noted at ddl_command_start: a statement that is then blocked or fails
+ * aborts its (sub)transaction, and live_added_subxact forgets what a
+ * rolled-back subtransaction noted.  A column dropped, or a name another
+ * column is renamed into, is forgotten; a column merged into an
+ * inheritor's column of the same name is not new.
  */
 void
 EltLiveAddedColumns(EltClassified *c, Node *stmt)
@@ -1067,6 +1237,12 @@ EltLiveAddedColumns(EltClassified *c, Node *stmt)
 	MemoryContext old;
 	Oid			relid;
 	ListCell   *lc;
+
+	if (!live_callback_set)
+	{
+		RegisterSubXactCallback(live_added_subxact, NULL);
+		live_callback_set = true;
+	}
 
 	if (IsA(stmt, AlterTableStmt) && ((AlterTableStmt *) stmt)->objtype == OBJECT_TABLE &&
 		((AlterTableStmt *) stmt)->relation != NULL)
@@ -1087,7 +1263,7 @@ EltLiveAddedColumns(EltClassified *c, Node *stmt)
 			EltCandidate *cand = (EltCandidate *) lfirst(lc);
 
 			if (cand->rule >= 0 && cand->relid == relid && cand->colname != NULL &&
-				EltStringMember(added, EltColKey(relid, cand->colname)) &&
+				live_added_has(added, EltColKey(relid, cand->colname)) &&
 				!added_finding_applies(cand))
 				continue;
 			kept = lappend(kept, cand);
@@ -1099,8 +1275,11 @@ EltLiveAddedColumns(EltClassified *c, Node *stmt)
 	{
 		RenameStmt *rs = (RenameStmt *) stmt;
 
-		if (EltStringMember(added, EltColKey(relid, rs->subname)))
-			added = lappend(added, EltColKey(relid, rs->newname));
+		if (live_added_has(added, EltColKey(relid, rs->subname)))
+			added = live_added_note(live_added_forget(added, EltColKey(relid, rs->subname)),
+									EltColKey(relid, rs->newname));
+		else
+			added = live_added_forget(added, EltColKey(relid, rs->newname));
 	}
 	else
 	{
@@ -1115,7 +1294,9 @@ EltLiveAddedColumns(EltClassified *c, Node *stmt)
 			if (cmd->subtype == AT_AddColumn && cd != NULL && IsA(cd, ColumnDef) &&
 				get_attnum(relid, cd->colname) == InvalidAttrNumber &&
 				!EltInheritorHasColumn(c, relid, cd->colname, &att))
-				added = lappend(added, EltColKey(relid, cd->colname));
+				added = live_added_note(added, EltColKey(relid, cd->colname));
+			else if (cmd->subtype == AT_DropColumn && cmd->name != NULL)
+				added = live_added_forget(added, EltColKey(relid, cmd->name));
 		}
 	}
 	live_added = added;

@@ -43,3 +43,133 @@ ALTER TABLE scratch.base ALTER COLUMN x TYPE smallint;
 ROLLBACK;
 RESET client_min_messages;
 SELECT attname FROM pg_attribute WHERE attrelid = 'app.child'::regclass AND attnum > 0 ORDER BY attnum;
+
+-- 2. SAVEPOINT / ROLLBACK TO / RELEASE in check_ddl: ROLLBACK TO undoes
+-- what followed the savepoint (a CHECK validated, a lock taken, an index
+-- built) and keeps the savepoint; RELEASE keeps it all; COMMIT AND CHAIN
+-- opens the next block at once
+ALTER TABLE app.t ADD CONSTRAINT nn2 CHECK (b > 0) NOT VALID;
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+BEGIN;
+SAVEPOINT a;
+ALTER TABLE app.t ADD CONSTRAINT nn CHECK (x IS NOT NULL) NOT VALID;
+ALTER TABLE app.t VALIDATE CONSTRAINT nn;
+ROLLBACK TO a;
+SET LOCAL lock_timeout = 1000;
+ALTER TABLE app.t ALTER COLUMN x SET NOT NULL;
+COMMIT;
+$$) ORDER BY 1, 2;
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+BEGIN;
+SAVEPOINT a;
+ALTER TABLE app.t ADD CONSTRAINT nn CHECK (x IS NOT NULL) NOT VALID;
+ALTER TABLE app.t VALIDATE CONSTRAINT nn;
+RELEASE a;
+SET LOCAL lock_timeout = 1000;
+ALTER TABLE app.t ALTER COLUMN x SET NOT NULL;
+COMMIT;
+$$) ORDER BY 1, 2;
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+SET lock_timeout = 1000;
+BEGIN;
+SAVEPOINT a;
+LOCK app.t IN ACCESS EXCLUSIVE MODE;
+ROLLBACK TO a;
+ALTER TABLE app.t VALIDATE CONSTRAINT nn2;
+SAVEPOINT a;
+LOCK app.t IN ACCESS EXCLUSIVE MODE;
+ROLLBACK TO a;
+ROLLBACK TO a;
+ALTER TABLE app.t VALIDATE CONSTRAINT nn2;
+SAVEPOINT b;
+LOCK app.t IN ACCESS EXCLUSIVE MODE;
+RELEASE b;
+ALTER TABLE app.t VALIDATE CONSTRAINT nn2;
+COMMIT AND CHAIN;
+ALTER TABLE app.t VALIDATE CONSTRAINT nn2;
+CREATE INDEX CONCURRENTLY ON app.t (b);
+COMMIT;
+$$) ORDER BY 1, 2;
+-- (ROLLBACK undoes an index the block built)
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+SET lock_timeout = 1000;
+BEGIN;
+CREATE UNIQUE INDEX t_b_key ON app.t (b);
+ROLLBACK;
+ALTER TABLE app.t ADD CONSTRAINT t_b_key UNIQUE USING INDEX t_b_key;
+$$) ORDER BY 1, 2;
+-- live: the rolled-back validation proves nothing
+\set VERBOSITY terse
+BEGIN;
+SAVEPOINT a;
+ALTER TABLE app.t ADD CONSTRAINT nn CHECK (x IS NOT NULL) NOT VALID;
+ALTER TABLE app.t VALIDATE CONSTRAINT nn;
+ROLLBACK TO a;
+SET LOCAL lock_timeout = 1000;
+ALTER TABLE app.t ALTER COLUMN x SET NOT NULL;
+ROLLBACK;
+
+-- 3. the live list of columns the transaction added: a rolled-back
+-- savepoint (or a statement that failed in one) takes its columns with it;
+-- a dropped column, or a name another column is renamed into, is no longer
+-- one it added (wn is governed 'warn': the warnings show what is judged)
+SET client_min_messages = warning;
+CREATE SCHEMA wn;
+CREATE TABLE wn.t (id int, b int, w int);
+CREATE VIEW wn.v AS SELECT id, b, w FROM wn.t;
+SELECT elt.govern('wn', policy => 'warn');
+SET lock_timeout = 1000;
+BEGIN;
+SAVEPOINT s;
+ALTER TABLE wn.t ADD COLUMN c int;
+ROLLBACK TO s;
+ALTER TABLE wn.t RENAME COLUMN w TO c;
+ALTER TABLE wn.t DROP COLUMN c CASCADE;
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+ALTER TABLE wn.t ADD COLUMN c int, ADD COLUMN c2 no_such_type;
+ROLLBACK TO s;
+ALTER TABLE wn.t RENAME COLUMN w TO c;
+ALTER TABLE wn.t DROP COLUMN c CASCADE;
+ROLLBACK;
+BEGIN;
+ALTER TABLE wn.t ADD COLUMN c int;
+ALTER TABLE wn.t DROP COLUMN c;
+ALTER TABLE wn.t RENAME COLUMN w TO c;
+ALTER TABLE wn.t DROP COLUMN c CASCADE;
+ROLLBACK;
+BEGIN;
+ALTER TABLE wn.t ADD COLUMN c int;
+ALTER TABLE wn.t RENAME COLUMN c TO d;
+ALTER TABLE wn.t RENAME COLUMN w TO c;
+ALTER TABLE wn.t DROP COLUMN c CASCADE;
+ALTER TABLE wn.t DROP COLUMN d;
+ROLLBACK;
+-- (released: still added, nothing to judge)
+BEGIN;
+SAVEPOINT s;
+ALTER TABLE wn.t ADD COLUMN c int;
+RELEASE s;
+SAVEPOINT s2;
+ALTER TABLE wn.t DROP COLUMN c;
+ROLLBACK;
+-- the same in check_ddl
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+BEGIN;
+SAVEPOINT s;
+ALTER TABLE wn.t ADD COLUMN c int;
+ROLLBACK TO s;
+ALTER TABLE wn.t RENAME COLUMN w TO c;
+ALTER TABLE wn.t DROP COLUMN c CASCADE;
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+ALTER TABLE wn.t ADD COLUMN c int;
+RELEASE s;
+ALTER TABLE wn.t DROP COLUMN c;
+ROLLBACK;
+$$) ORDER BY 1, 2;
+RESET lock_timeout;
+RESET client_min_messages;
+\set VERBOSITY default
