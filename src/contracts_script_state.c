@@ -27,8 +27,10 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
@@ -45,6 +47,7 @@
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -615,6 +618,74 @@ con_notnull_key(Constraint *con)
 }
 
 /*
+ * The name the script now gives live column attnum of relid (renamed by
+ * the script, or as in the catalog), or NULL if the script dropped it.
+ */
+static char *
+live_col_now(EltScript *s, Oid relid, AttrNumber attnum)
+{
+	char	   *prefix = psprintf("%u.", relid);
+	size_t		len = strlen(prefix);
+	char	   *live = get_attname(relid, attnum, true);
+	char	   *live_key = live ? EltColKey(relid, live) : NULL;
+	bool		live_touched = false;
+	ListCell   *lk;
+	ListCell   *la;
+
+	/* the last name whose last entry is attnum */
+	for (int i = list_length(s->col_keys) - 1; i >= 0; i--)
+	{
+		char	   *key = (char *) list_nth(s->col_keys, i);
+		int			j;
+
+		if (strncmp(key, prefix, len) != 0)
+			continue;
+		/* only the last entry of each name counts */
+		for (j = list_length(s->col_keys) - 1; j > i; j--)
+			if (strcmp((char *) list_nth(s->col_keys, j), key) == 0)
+				break;
+		if (j > i)
+			continue;
+		if (list_nth_int(s->col_attnums, i) == attnum)
+			return pstrdup(key + len);
+	}
+	forboth(lk, s->col_keys, la, s->col_attnums)
+	{
+		if (live_key != NULL && strcmp((char *) lfirst(lk), live_key) == 0)
+			live_touched = true;
+	}
+	return live_touched ? NULL : live;
+}
+
+/*
+ * A column of relid renamed (newname) or dropped (newname NULL) by the
+ * script: the CHECK (col IS NOT NULL) entries on it follow (a dropped
+ * column takes its constraints with it).
+ */
+static void
+cons_follow_column(EltScript *s, Oid relid, const char *oldname, const char *newname)
+{
+	ListCell   *lc;
+	List	   *now = NIL;
+
+	foreach(lc, s->cons)
+	{
+		EltScriptCon *k = (EltScriptCon *) lfirst(lc);
+
+		if (k->relid == relid && !k->gone && k->notnull_col != NULL &&
+			strcmp(k->notnull_col, oldname) == 0 && con_find(s, relid, k->name) == k)
+			now = lappend(now, k);
+	}
+	foreach(lc, now)
+	{
+		EltScriptCon *k = (EltScriptCon *) lfirst(lc);
+
+		con_note(s, relid, k->name, newname == NULL, newname != NULL && k->valid,
+				 newname ? pstrdup(newname) : NULL);
+	}
+}
+
+/*
  * A live constraint as the script first meets it: noted with whether it
  * is validated and, for CHECK (col IS NOT NULL), its column; NULL if the
  * table has none of that name.
@@ -648,7 +719,7 @@ con_live(EltScript *s, Oid relid, const char *name)
 
 			if (IsA(expr, NullTest) && ((NullTest *) expr)->nulltesttype == IS_NOT_NULL &&
 				IsA(((NullTest *) expr)->arg, Var))
-				col = get_attname(relid, ((Var *) ((NullTest *) expr)->arg)->varattno, true);
+				col = live_col_now(s, relid, ((Var *) ((NullTest *) expr)->arg)->varattno);
 		}
 	}
 	ReleaseSysCache(tup);
@@ -820,7 +891,58 @@ classify_added_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 	}
 }
 
-/* Drop NOT NULL candidates a validated CHECK (col IS NOT NULL) of the script proves. */
+/*
+ * Whether a live validated CHECK (col IS NOT NULL) the script has not
+ * touched proves column colname of relid (the name the script now gives
+ * it) NOT NULL.
+ */
+static bool
+live_proof(EltClassified *c, Oid relid, const char *colname)
+{
+	FormData_pg_attribute att;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		proven = false;
+
+	if (EltFindColumn(c, relid, colname, &att) != FOUND_LIVE)
+		return false;
+	rel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, ConstraintRelidTypidNameIndexId, true, NULL, 1, &key);
+	while (!proven && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+		bool		isnull;
+		Datum		bin;
+		Node	   *expr;
+
+		/* one the script renamed, dropped or validated is in s->cons */
+		if (con->contype != CONSTRAINT_CHECK || !con->convalidated ||
+			con_find(c->script, relid, NameStr(con->conname)) != NULL)
+			continue;
+		bin = heap_getattr(tup, Anum_pg_constraint_conbin, RelationGetDescr(rel), &isnull);
+		if (isnull)
+			continue;
+		expr = stringToNode(TextDatumGetCString(bin));
+		if (IsA(expr, NullTest) && ((NullTest *) expr)->nulltesttype == IS_NOT_NULL &&
+			IsA(((NullTest *) expr)->arg, Var) &&
+			((Var *) ((NullTest *) expr)->arg)->varattno == att.attnum)
+			proven = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return proven;
+}
+
+/*
+ * Drop NOT NULL candidates a validated CHECK (col IS NOT NULL) proves, as
+ * the script left the constraints and the columns (renamed, dropped); the
+ * others lose CAND_NOT_NULL_PROOF: the judge's live lookup by name would
+ * not see what the script did.
+ */
 static void
 drop_proven(EltClassified *c)
 {
@@ -846,6 +968,9 @@ drop_proven(EltClassified *c)
 					con_find(c->script, k->relid, k->name) == k)
 					proven = true;
 			}
+			if (!proven)
+				proven = live_proof(c, cand->relid, cand->colname);
+			cand->flags &= ~CAND_NOT_NULL_PROOF;
 		}
 		if (!proven)
 			kept = lappend(kept, cand);
@@ -961,6 +1086,10 @@ remember_alter_table(EltClassified *c, AlterTableStmt *at)
 				if (cmd->name != NULL)
 					con_note(s, relid, cmd->name, true, false, NULL);
 				break;
+			case AT_DropColumn:
+				if (cmd->name != NULL)
+					cons_follow_column(s, relid, cmd->name, NULL);
+				break;
 			case AT_AddColumn:
 				{
 					ColumnDef  *cd = (ColumnDef *) cmd->def;
@@ -1071,6 +1200,7 @@ EltScriptRemember(EltClassified *c, Node *stmt)
 
 					if (k != NULL)
 						col_note(s, k, relid, rs->newname);
+					cons_follow_column(s, relid, rs->subname, rs->newname);
 				}
 				break;
 			}

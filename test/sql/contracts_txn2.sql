@@ -173,3 +173,51 @@ $$) ORDER BY 1, 2;
 RESET lock_timeout;
 RESET client_min_messages;
 \set VERBOSITY default
+
+-- 4. a NOT NULL proof follows the script's renames and drops: of the
+-- column (a CHECK the script validated, or a live one) and of the CHECK
+SET client_min_messages = warning;
+CREATE TABLE app.p (id int, x int, y int, CONSTRAINT xnn CHECK (x IS NOT NULL),
+                    CONSTRAINT ynn CHECK (y IS NOT NULL));
+INSERT INTO app.p SELECT g, g, g FROM generate_series(1, 1000) g;
+ANALYZE app.p;
+RESET client_min_messages;
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+SET lock_timeout = 1000;
+ALTER TABLE app.p ADD COLUMN w int;
+ALTER TABLE app.p ADD CONSTRAINT wnn CHECK (w IS NOT NULL) NOT VALID;
+ALTER TABLE app.p VALIDATE CONSTRAINT wnn;
+BEGIN;
+ALTER TABLE app.p RENAME COLUMN w TO w2;
+ALTER TABLE app.p ALTER COLUMN w2 SET NOT NULL;
+ALTER TABLE app.p DROP COLUMN w2;
+ALTER TABLE app.p ADD COLUMN w2 int;
+ALTER TABLE app.p ALTER COLUMN w2 SET NOT NULL;
+COMMIT;
+$$) ORDER BY 1, 2;
+-- a live CHECK dropped by the script proves nothing; one whose column the
+-- script renamed still proves it under the new name
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+SET lock_timeout = 1000;
+ALTER TABLE app.p DROP CONSTRAINT xnn;
+ALTER TABLE app.p ALTER COLUMN x SET NOT NULL;
+ALTER TABLE app.p RENAME COLUMN y TO y2;
+ALTER TABLE app.p ALTER COLUMN y2 SET NOT NULL;
+$$) ORDER BY 1, 2;
+-- live, the same verdicts
+SET lock_timeout = 1000;
+BEGIN;
+ALTER TABLE app.p DROP CONSTRAINT xnn;
+ALTER TABLE app.p ALTER COLUMN x SET NOT NULL;
+ROLLBACK;
+SET client_min_messages = warning;
+CREATE TABLE wn.p (id int, y int, CONSTRAINT ynn CHECK (y IS NOT NULL));
+INSERT INTO wn.p SELECT g, g FROM generate_series(1, 1000) g;
+ANALYZE wn.p;
+SELECT elt.govern('wn', policy => 'warn');
+BEGIN;
+ALTER TABLE wn.p RENAME COLUMN y TO y2;
+ALTER TABLE wn.p ALTER COLUMN y2 SET NOT NULL;
+ROLLBACK;
+RESET client_min_messages;
+RESET lock_timeout;
