@@ -217,10 +217,9 @@ classify_add_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 
 	if (cd == NULL || !IsA(cd, ColumnDef))
 		return;
-	if (EltFindColumn(c, relid, cd->colname, &att) == FOUND_LIVE)
-	{
-		return;					/* IF NOT EXISTS does nothing; else it fails */
-	}
+	/* live, or added by the script: IF NOT EXISTS does nothing; else it fails */
+	if (EltFindColumn(c, relid, cd->colname, &att) != FOUND_MISSING)
+		return;
 	object = EltColDisplay(relid, cd->colname);
 	if (EltIsSerialType(cd->typeName))
 	{
@@ -481,6 +480,17 @@ constraint_type(Oid relid, const char *conname)
 		ReleaseSysCache(tup);
 	}
 	return contype;
+}
+
+/* Whether relid's schema has a relation of that name, live or as the script left it. */
+static bool
+index_named(EltClassified *c, Oid relid, const char *name)
+{
+	Oid			found;
+
+	return name != NULL &&
+		EltFindRelation(c, makeRangeVar(get_namespace_name(get_rel_namespace(relid)),
+										pstrdup(name), -1), &found) != FOUND_MISSING;
 }
 
 /* ALTER TABLE: every subcommand on a table or partitioned table. */
@@ -1051,9 +1061,8 @@ classify_index(EltClassified *c, IndexStmt *stmt)
 	if (stmt->relation == NULL ||
 		!target_relation(c, stmt->relation, false, is_table_kind, &relid, &relkind))
 		return;
-	/* IF NOT EXISTS on an index that exists does nothing */
-	if (stmt->if_not_exists && stmt->idxname != NULL &&
-		OidIsValid(get_relname_relid(stmt->idxname, get_rel_namespace(relid))))
+	/* IF NOT EXISTS on an index that exists (live or the script's) does nothing */
+	if (stmt->if_not_exists && index_named(c, relid, stmt->idxname))
 		return;
 	c->recurse = stmt->relation->inh;
 	table = EltRelDisplay(relid);
@@ -1180,11 +1189,18 @@ EltClassify(EltClassified *c, Node *stmt)
 			classify_domain(c, (AlterDomainStmt *) stmt);
 			break;
 		case T_IndexStmt:
-			classify_index(c, (IndexStmt *) stmt);
-			/* a key swap later in the script may use it (EltKeySwapKeepsKey) */
-			if (c->script != NULL && ((IndexStmt *) stmt)->unique &&
-				((IndexStmt *) stmt)->idxname != NULL)
-				c->script->index_stmts = lappend(c->script->index_stmts, copyObject(stmt));
+			{
+				IndexStmt  *is = (IndexStmt *) stmt;
+				Oid			relid;
+
+				/* a key swap later in the script may use it (EltKeySwapKeepsKey) */
+				if (c->script != NULL && is->unique && is->idxname != NULL &&
+					is->relation != NULL &&
+					EltFindRelation(c, is->relation, &relid) == FOUND_LIVE &&
+					!(is->if_not_exists && index_named(c, relid, is->idxname)))
+					c->script->index_stmts = lappend(c->script->index_stmts, copyObject(stmt));
+				classify_index(c, is);
+			}
 			break;
 		case T_TruncateStmt:
 			classify_truncate(c, (TruncateStmt *) stmt);

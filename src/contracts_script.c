@@ -167,7 +167,9 @@ script_apply(EltClassified *c, Node *stmt)
 					EltFindRelation(c, is->relation, &relid) != FOUND_LIVE)
 					break;
 				nsp = get_rel_namespace(relid);
-				if (is->if_not_exists && OidIsValid(get_relname_relid(is->idxname, nsp)))
+				if (is->if_not_exists &&
+					EltFindRelation(c, makeRangeVar(get_namespace_name(nsp), is->idxname, -1),
+									&relid) != FOUND_MISSING)
 					break;
 				s->created = lappend(s->created,
 									 quote_qualified_identifier(get_namespace_name(nsp), is->idxname));

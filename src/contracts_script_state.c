@@ -1097,8 +1097,9 @@ remember_alter_table(EltClassified *c, AlterTableStmt *at)
 					Type		tup;
 					EltScriptCol *n;
 
+					/* (IF NOT EXISTS on one the script added: its state stays) */
 					if (cd == NULL || !IsA(cd, ColumnDef) ||
-						EltFindColumn(c, relid, cd->colname, &att) == FOUND_LIVE ||
+						EltFindColumn(c, relid, cd->colname, &att) != FOUND_MISSING ||
 						EltInheritorHasColumn(c, relid, cd->colname, &att))
 						break;
 					n = col_note(s, NULL, relid, cd->colname);

@@ -221,3 +221,17 @@ ALTER TABLE wn.p ALTER COLUMN y2 SET NOT NULL;
 ROLLBACK;
 RESET client_min_messages;
 RESET lock_timeout;
+
+-- 5. IF NOT EXISTS on a column or index the script itself added does
+-- nothing: the column keeps its state (NOT NULL with a default), the
+-- index is not built again
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+SET lock_timeout = 1000;
+BEGIN;
+ALTER TABLE app.t ADD COLUMN c int NOT NULL DEFAULT 0;
+ALTER TABLE app.t ADD COLUMN IF NOT EXISTS c int;
+ALTER TABLE app.t ALTER COLUMN c DROP DEFAULT;
+COMMIT;
+CREATE INDEX i1 ON app.t (b);
+CREATE INDEX IF NOT EXISTS i1 ON app.t (b);
+$$) ORDER BY 1, 2;
