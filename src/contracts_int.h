@@ -152,7 +152,8 @@ typedef struct EltScript
 	bool		in_block;		/* inside BEGIN ... COMMIT */
 	bool		lt_session;		/* session lock_timeout set */
 	int			lt_local;		/* SET LOCAL in the block: -1 none, 0 off, 1 on */
-	List	   *held_ae;		/* Oid: ACCESS EXCLUSIVE held in the transaction */
+	List	   *held_rels;		/* Oid: relations the transaction has locked */
+	List	   *held_modes;		/* int: the strongest LOCKMODE held on each */
 	List	   *emptied;		/* Oid: truncated by it, not loaded since */
 	List	   *cons;			/* EltScriptCon *: last entry per name wins */
 	List	   *unnamed_con_rels;	/* Oid: got a constraint of a generated name */
@@ -204,7 +205,15 @@ typedef struct EltClassified
 	MemoryContext cxt;			/* where candidates live */
 	Oid			actor;			/* the role running the statement */
 	bool		recurse;		/* the statement also acts on inheritors */
+	List	   *locks;			/* EltLock *: every lock EltAddLock was told of */
 } EltClassified;
+
+/* A lock a statement takes (EltAddLock), held or not before it. */
+typedef struct EltLock
+{
+	Oid			relid;
+	LOCKMODE	mode;
+} EltLock;
 
 /* contracts_rules.c */
 extern EltCandidate *EltAddCandidate(EltClassified *c, int rule, Oid relid, AttrNumber attnum,
@@ -240,6 +249,8 @@ extern void EltClassifyDropNotNullConstraint(EltClassified *c, Oid relid, const 
 /* contracts_maintain.c */
 extern void EltClassifyMaintain(EltClassified *c, Node *stmt);
 extern void EltAddLock(EltClassified *c, Oid relid, LOCKMODE mode);
+extern bool EltLockHeld(EltClassified *c, Oid relid, LOCKMODE mode);
+extern LOCKMODE EltStatementLock(EltClassified *c, Oid relid);
 extern void EltAlterTableLocks(EltClassified *c, Oid relid, AlterTableStmt *stmt);
 extern void EltAddDomainScans(EltClassified *c, Oid typid, int rule, const char *what);
 extern char *EltIndexesRebuilt(Oid relid, AttrNumber attnum, Oid otyp, Oid ocoll,

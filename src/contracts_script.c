@@ -472,6 +472,7 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 		if (EltScriptTransaction(&script, rs->stmt))
 			continue;
 		c.cands = NIL;
+		c.locks = NIL;
 		EltClassify(&c, rs->stmt);
 		EltClassifyHeldLocks(&c, rs->stmt);
 		EltScriptClassify(&c, rs->stmt);

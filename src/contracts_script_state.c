@@ -72,7 +72,7 @@ lock_timeout_now(EltScript *s)
  * Every List field is copied (lappend may grow a list in place, which the
  * copy must not see): created, created_types, created_schemas,
  * alias_names, alias_oids, gone, col_keys, col_attnums, index_stmts,
- * held_ae, emptied, cons, unnamed_con_rels, cols, created_funcs,
+ * held_rels, held_modes, emptied, cons, unnamed_con_rels, cols, created_funcs,
  * savepoints.  Their members are never changed in place (a new state is a
  * new entry), so a shallow copy is enough.  saved is not copied.
  */
@@ -91,7 +91,8 @@ script_copy(EltScript *s)
 	copy->col_keys = list_copy(s->col_keys);
 	copy->col_attnums = list_copy(s->col_attnums);
 	copy->index_stmts = list_copy(s->index_stmts);
-	copy->held_ae = list_copy(s->held_ae);
+	copy->held_rels = list_copy(s->held_rels);
+	copy->held_modes = list_copy(s->held_modes);
 	copy->emptied = list_copy(s->emptied);
 	copy->cons = list_copy(s->cons);
 	copy->unnamed_con_rels = list_copy(s->unnamed_con_rels);
@@ -174,7 +175,8 @@ block_open(EltScript *s)
 	s->saved = script_copy(s);
 	s->in_block = true;
 	s->lt_local = -1;
-	s->held_ae = NIL;
+	s->held_rels = NIL;
+	s->held_modes = NIL;
 	s->emptied = NIL;
 	lock_timeout_now(s);
 }
@@ -230,7 +232,8 @@ EltScriptTransaction(EltScript *s, Node *stmt)
 			return true;
 	}
 	s->savepoints = NIL;
-	s->held_ae = NIL;
+	s->held_rels = NIL;
+	s->held_modes = NIL;
 	s->emptied = NIL;
 	s->lt_local = -1;
 	lock_timeout_now(s);
@@ -246,7 +249,8 @@ EltScriptEndStatement(EltScript *s)
 {
 	if (!s->in_block)
 	{
-		s->held_ae = NIL;
+		s->held_rels = NIL;
+	s->held_modes = NIL;
 		s->emptied = NIL;
 		s->lt_local = -1;
 		lock_timeout_now(s);
@@ -351,19 +355,20 @@ EltScriptBlockFindings(EltClassified *c, Node *stmt)
  * ------------------------------------------------------------------------
  */
 
-/* Whether the transaction holds ACCESS EXCLUSIVE on relid before stmt. */
+/*
+ * Whether the transaction holds ACCESS EXCLUSIVE on relid before stmt
+ * (EltLockHeld), on a table that is not empty: a table the transaction
+ * truncated (a script: and has not loaded since; live: with no blocks) is
+ * scanned at once.  The empty-table rule is EG210's only: EG208 is about
+ * waiting for the lock, which an empty table does not shorten.
+ */
 static bool
 held_ae(EltClassified *c, Oid relid)
 {
-	LOCKTAG		tag;
-
-	/* a table truncated by the transaction is empty: its scan is instant */
-	if (c->script != NULL)
-		return list_member_oid(c->script->held_ae, relid) &&
-			!list_member_oid(c->script->emptied, relid);
-	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
-	if (!EltLockHeldByMe(&tag, AccessExclusiveLock))
+	if (!EltLockHeld(c, relid, AccessExclusiveLock))
 		return false;
+	if (c->script != NULL)
+		return !list_member_oid(c->script->emptied, relid);
 	/* held: opening it waits for nothing; truncated (or created) and empty */
 	{
 		Relation	rel = relation_open(relid, NoLock);
@@ -432,7 +437,7 @@ EltClassifyHeldLocks(EltClassified *c, Node *stmt)
 				continue;
 			if (!earlier && !same)
 				same = list_length(at->cmds) > 1 &&
-					AlterTableGetLockLevel(at->cmds) == AccessExclusiveLock;
+					EltStatementLock(c, relid) == AccessExclusiveLock;
 			if (!earlier && !same)
 				continue;
 			what = fk == NULL ? psprintf("validates constraint %s", quote_identifier(cmd->name)) :
@@ -450,7 +455,7 @@ EltClassifyHeldLocks(EltClassified *c, Node *stmt)
 		IndexStmt  *is = (IndexStmt *) stmt;
 
 		if (is->concurrent || is->relation == NULL ||
-			(c->script != NULL && c->script->held_ae == NIL) ||
+			(c->script != NULL && c->script->held_rels == NIL) ||
 			EltFindRelation(c, is->relation, &relid) != FOUND_LIVE || !held_ae(c, relid))
 			goto done;
 		add_held(c, relid,
@@ -462,45 +467,48 @@ done:
 	MemoryContextSwitchTo(old);
 }
 
-/* Note an ACCESS EXCLUSIVE lock the statement takes on a live relation. */
+/* Note a lock the transaction now holds on a live relation (the strongest wins). */
 static void
-note_ae(EltClassified *c, const RangeVar *rv)
+note_held(EltScript *s, Oid relid, LOCKMODE mode)
 {
-	Oid			relid;
+	ListCell   *lr;
+	ListCell   *lm;
 
-	if (rv != NULL && EltFindRelation(c, rv, &relid) == FOUND_LIVE)
-		c->script->held_ae = list_append_unique_oid(c->script->held_ae, relid);
+	forboth(lr, s->held_rels, lm, s->held_modes)
+	{
+		if (lfirst_oid(lr) == relid)
+		{
+			if (mode > lfirst_int(lm))
+				lfirst_int(lm) = mode;	/* (s's own copy: see script_copy) */
+			return;
+		}
+	}
+	s->held_rels = lappend_oid(s->held_rels, relid);
+	s->held_modes = lappend_int(s->held_modes, mode);
 }
 
-/* The ACCESS EXCLUSIVE locks a statement takes, held to the end of its transaction. */
+/*
+ * The locks a statement takes, held to the end of its transaction: those
+ * its classification told EltAddLock of, and LOCK TABLE's; and which
+ * tables it empties (TRUNCATE) or loads again (INSERT, COPY FROM).
+ */
 static void
 remember_locks(EltClassified *c, Node *stmt)
 {
 	ListCell   *lc;
+	Oid			relid;
 
+	foreach(lc, c->locks)
+	{
+		EltLock    *l = (EltLock *) lfirst(lc);
+
+		note_held(c->script, l->relid, l->mode);
+	}
 	switch (nodeTag(stmt))
 	{
-		case T_AlterTableStmt:
-			{
-				AlterTableStmt *at = (AlterTableStmt *) stmt;
-
-				if (at->objtype == OBJECT_TABLE &&
-					AlterTableGetLockLevel(at->cmds) == AccessExclusiveLock)
-					note_ae(c, at->relation);
-				break;
-			}
-		case T_RenameStmt:
-			note_ae(c, ((RenameStmt *) stmt)->relation);
-			break;
-		case T_AlterObjectSchemaStmt:
-			note_ae(c, ((AlterObjectSchemaStmt *) stmt)->relation);
-			break;
 		case T_TruncateStmt:
 			foreach(lc, ((TruncateStmt *) stmt)->relations)
 			{
-				Oid			relid;
-
-				note_ae(c, (RangeVar *) lfirst(lc));
 				if (EltFindRelation(c, (RangeVar *) lfirst(lc), &relid) == FOUND_LIVE)
 					c->script->emptied = list_append_unique_oid(c->script->emptied, relid);
 			}
@@ -510,7 +518,6 @@ remember_locks(EltClassified *c, Node *stmt)
 			{
 				RangeVar   *rv = IsA(stmt, InsertStmt) ? ((InsertStmt *) stmt)->relation :
 					((CopyStmt *) stmt)->is_from ? ((CopyStmt *) stmt)->relation : NULL;
-				Oid			relid;
 
 				/* loaded again: as large as its statistics say (the live size may differ) */
 				if (rv != NULL && EltFindRelation(c, rv, &relid) == FOUND_LIVE)
@@ -518,31 +525,12 @@ remember_locks(EltClassified *c, Node *stmt)
 				break;
 			}
 		case T_LockStmt:
-			if (((LockStmt *) stmt)->mode == AccessExclusiveLock)
-				foreach(lc, ((LockStmt *) stmt)->relations)
-					note_ae(c, (RangeVar *) lfirst(lc));
-			break;
-		case T_DropStmt:
+			foreach(lc, ((LockStmt *) stmt)->relations)
 			{
-				DropStmt   *ds = (DropStmt *) stmt;
-
-				/* DROP INDEX without CONCURRENTLY locks its table */
-				if (ds->removeType != OBJECT_INDEX || ds->concurrent)
-					break;
-				foreach(lc, ds->objects)
-				{
-					Oid			idx;
-					Oid			table;
-
-					if (EltFindRelation(c, makeRangeVarFromNameList(castNode(List, lfirst(lc))),
-										&idx) != FOUND_LIVE)
-						continue;
-					table = IndexGetRelation(idx, true);
-					if (OidIsValid(table))
-						c->script->held_ae = list_append_unique_oid(c->script->held_ae, table);
-				}
-				break;
+				if (EltFindRelation(c, (RangeVar *) lfirst(lc), &relid) == FOUND_LIVE)
+					note_held(c->script, relid, ((LockStmt *) stmt)->mode);
 			}
+			break;
 		default:
 			break;
 	}

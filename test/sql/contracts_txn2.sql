@@ -13,6 +13,7 @@ CREATE TABLE app.child (id int, x bigint);
 CREATE VIEW app.cv AS SELECT id, x FROM app.child;
 CREATE TABLE scratch.base (id int);
 ALTER TABLE app.child INHERIT scratch.base;
+CREATE INDEX t_b_idx ON app.t (b);
 ANALYZE app.t;
 SELECT elt.govern('app', policy => 'enforce');
 RESET client_min_messages;
@@ -235,3 +236,30 @@ COMMIT;
 CREATE INDEX i1 ON app.t (b);
 CREATE INDEX IF NOT EXISTS i1 ON app.t (b);
 $$) ORDER BY 1, 2;
+
+-- 6. the locks a statement takes come from one place (EltAddLock): in a
+-- block, CLUSTER's ACCESS EXCLUSIVE lock makes a later validation EG210;
+-- a SHARE lock held (CREATE INDEX, LOCK TABLE IN SHARE MODE) spares a
+-- later CREATE INDEX its EG208, not a later ALTER TABLE (stronger)
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+BEGIN;
+CLUSTER app.t USING t_b_idx;
+ALTER TABLE app.t VALIDATE CONSTRAINT nn2;
+ROLLBACK;
+BEGIN;
+CREATE INDEX ON app.t (x);
+CREATE INDEX ON app.t (w);
+LOCK app.p IN SHARE MODE;
+CREATE INDEX ON app.p (x);
+ALTER TABLE app.p ADD COLUMN z int;
+COMMIT;
+$$) ORDER BY 1, 2;
+-- live (wn is 'warn'): the same
+SET client_min_messages = warning;
+CREATE INDEX p_id_idx ON wn.p (id);
+ALTER TABLE wn.p ADD CONSTRAINT pid CHECK (id > 0) NOT VALID;
+BEGIN;
+CLUSTER wn.p USING p_id_idx;
+ALTER TABLE wn.p VALIDATE CONSTRAINT pid;
+ROLLBACK;
+RESET client_min_messages;
