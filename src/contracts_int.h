@@ -145,7 +145,8 @@ typedef struct EltScript
 	List	   *alias_oids;		/* its oid */
 	List	   *gone;			/* oids dropped, renamed or moved away */
 	List	   *col_keys;		/* char *: "<oid>.<name>" */
-	List	   *col_attnums;	/* int: live attnum, 0 new, -1 gone */
+	List	   *col_attnums;	/* int: live attnum, 0 new, -1 gone,
+								 * ELT_COL_EARLIER */
 	List	   *index_stmts;	/* IndexStmt *: CREATE UNIQUE INDEX with a name */
 	bool		lock_timeout;	/* a lock_timeout is in force now */
 	/* contracts_script_state.c: transactions and what else the script did */
@@ -162,6 +163,14 @@ typedef struct EltScript
 	struct EltScript *saved;	/* the state at BEGIN, for ROLLBACK */
 	List	   *savepoints;		/* EltScriptSavepoint *, innermost last */
 } EltScript;
+
+/*
+ * col_attnums: a column an earlier transaction of the script added (its
+ * EltScriptCol in cols says its type): judged as a live column, as the
+ * live trigger judges it in a later transaction; as an attnum, no column
+ * of the catalog (only whole-row dependents).
+ */
+#define ELT_COL_EARLIER (-100)
 
 /* A SAVEPOINT of the script: its name and the state it saved. */
 typedef struct EltScriptSavepoint

@@ -303,6 +303,39 @@ EltColKey(Oid relid, const char *col)
 	return psprintf("%u.%s", relid, col);
 }
 
+/*
+ * A column an earlier transaction of the script added: *att as its
+ * EltScriptCol says (attnum ELT_COL_EARLIER); FOUND_LIVE.
+ */
+static EltFound
+earlier_column(EltScript *s, Oid relid, const char *col, FormData_pg_attribute *att)
+{
+	EltScriptCol *k = NULL;
+	ListCell   *lc;
+
+	foreach(lc, s->cols)
+	{
+		EltScriptCol *e = (EltScriptCol *) lfirst(lc);
+
+		if (e->relid == relid && strcmp(e->name, col) == 0)
+			k = e;
+	}
+	memset(att, 0, ATTRIBUTE_FIXED_PART_SIZE);
+	att->attrelid = relid;
+	namestrcpy(&att->attname, col);
+	att->attnum = ELT_COL_EARLIER;
+	att->atttypmod = -1;
+	if (k != NULL)
+	{
+		att->atttypid = k->typid;
+		att->atttypmod = k->typmod;
+		att->attnotnull = k->not_null;
+		att->atthasdef = k->has_default;
+		att->attcollation = OidIsValid(k->typid) ? get_typcollation(k->typid) : InvalidOid;
+	}
+	return FOUND_LIVE;
+}
+
 /* Find a column of a live relation; *att is a copy of its attribute row. */
 EltFound
 EltFindColumn(EltClassified *c, Oid relid, const char *col, FormData_pg_attribute *att)
@@ -329,6 +362,8 @@ EltFindColumn(EltClassified *c, Oid relid, const char *col, FormData_pg_attribut
 		}
 		if (found && last == 0)
 			return FOUND_NEW;
+		if (found && last == ELT_COL_EARLIER)
+			return earlier_column(c->script, relid, col, att);
 		if (found && last < 0)
 			return FOUND_MISSING;
 		if (found)

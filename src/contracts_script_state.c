@@ -60,6 +60,8 @@
  * ------------------------------------------------------------------------
  */
 
+static void cols_end_transaction(EltScript *s);
+
 /* Recompute whether a lock_timeout is in force. */
 static void
 lock_timeout_now(EltScript *s)
@@ -213,6 +215,7 @@ EltScriptTransaction(EltScript *s, Node *stmt)
 			break;
 		case TRANS_STMT_COMMIT:
 		case TRANS_STMT_PREPARE:
+			cols_end_transaction(s);
 			s->in_block = false;
 			s->saved = NULL;
 			break;
@@ -243,12 +246,41 @@ EltScriptTransaction(EltScript *s, Node *stmt)
 	return true;
 }
 
+/*
+ * The end of a transaction of the script: the columns it added are now
+ * columns readers may know (the live trigger judges them in full in a
+ * later transaction): ELT_COL_EARLIER from now on.
+ */
+static void
+cols_end_transaction(EltScript *s)
+{
+	int			n = list_length(s->col_keys);
+
+	for (int i = 0; i < n; i++)
+	{
+		char	   *key = (char *) list_nth(s->col_keys, i);
+		int			j;
+
+		if (list_nth_int(s->col_attnums, i) != 0)
+			continue;
+		/* only a name's last entry counts */
+		for (j = i + 1; j < list_length(s->col_keys); j++)
+			if (strcmp((char *) list_nth(s->col_keys, j), key) == 0)
+				break;
+		if (j < list_length(s->col_keys))
+			continue;
+		s->col_keys = lappend(s->col_keys, key);
+		s->col_attnums = lappend_int(s->col_attnums, ELT_COL_EARLIER);
+	}
+}
+
 /* After a statement: outside a block its transaction ends with it. */
 void
 EltScriptEndStatement(EltScript *s)
 {
 	if (!s->in_block)
 	{
+		cols_end_transaction(s);
 		s->held_rels = NIL;
 	s->held_modes = NIL;
 		s->emptied = NIL;

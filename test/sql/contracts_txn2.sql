@@ -263,3 +263,23 @@ CLUSTER wn.p USING p_id_idx;
 ALTER TABLE wn.p VALIDATE CONSTRAINT pid;
 ROLLBACK;
 RESET client_min_messages;
+
+-- 7. a column the script added is new only in the transaction that added
+-- it: after COMMIT (or, outside a block, after its statement) it is judged
+-- as a live column, as the live trigger judges it in a later transaction
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+SET lock_timeout = 1000;
+ALTER TABLE app.t ADD COLUMN e int;
+ALTER TABLE app.t ALTER COLUMN e TYPE smallint;
+BEGIN;
+ALTER TABLE app.t ADD COLUMN f int NOT NULL DEFAULT 0;
+ALTER TABLE app.t RENAME COLUMN f TO f2;
+COMMIT;
+ALTER TABLE app.t ALTER COLUMN f2 DROP NOT NULL;
+ALTER TABLE app.t DROP COLUMN f2;
+ALTER TABLE app.t DROP COLUMN e;
+$$) ORDER BY 1, 2;
+SET lock_timeout = 1000;
+ALTER TABLE app.t ADD COLUMN e int;
+ALTER TABLE app.t DROP COLUMN e;
+RESET lock_timeout;
