@@ -160,6 +160,8 @@ typedef struct EltScript
 	List	   *unnamed_con_rels;	/* Oid: got a constraint of a generated name */
 	List	   *cols;			/* EltScriptCol *: columns the script added */
 	List	   *created_funcs;	/* char *: names of functions and procedures */
+	List	   *nn_keys;		/* char *: "+<oid>.<name>" SET NOT NULL, "-..."
+								 * DROP NOT NULL by the script; last wins */
 	struct EltScript *saved;	/* the state at BEGIN, for ROLLBACK */
 	List	   *savepoints;		/* EltScriptSavepoint *, innermost last */
 } EltScript;
@@ -228,6 +230,7 @@ typedef struct EltLock
 extern EltCandidate *EltAddCandidate(EltClassified *c, int rule, Oid relid, AttrNumber attnum,
 									 const char *colname, char *object, char *reason,
 									 int flags);
+extern void EltAddMissing(EltClassified *c, char *object, const char *what);
 extern const EltRule EltContractRules[R_COUNT];
 extern List *EltScriptSchemas;
 extern char *EltRelDisplay(Oid relid);
@@ -280,6 +283,9 @@ extern void EltScriptClassify(EltClassified *c, Node *stmt);
 extern List *EltScriptBlockFindings(EltClassified *c, Node *stmt);
 extern void EltScriptRemember(EltClassified *c, Node *stmt);
 extern void EltScriptEndStatement(EltScript *s);
+extern void EltScriptLockTimeoutNow(EltScript *s);
+extern bool EltScriptColumnNotNull(EltClassified *c, Oid relid, AttrNumber attnum,
+								   const char *col);
 
 /* contracts_judge.c */
 extern void EltJudge(EltClassified *c, bool lock_timeout_set);

@@ -465,10 +465,8 @@ rebuild_target(EltClassified *c, RangeVar *rv)
 
 	if (f == FOUND_LIVE)
 		return relid;
-	if (f == FOUND_MISSING && c->script != NULL)
-		new_cand(c, R_MISSING, InvalidOid, EltRangeVarQualified(rv),
-				 psprintf("relation %s does not exist, so the statement would fail",
-						  EltRangeVarQualified(rv)), 0, NoLock);
+	if (f == FOUND_MISSING)
+		EltAddMissing(c, EltRangeVarQualified(rv), "relation");
 	return InvalidOid;
 }
 

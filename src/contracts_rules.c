@@ -410,6 +410,20 @@ EltInheritorHasColumn(EltClassified *c, Oid relid, const char *col, FormData_pg_
 	return false;
 }
 
+/*
+ * EG001: the statement names something that is not there (what: "relation",
+ * "column", "index", ...).  Only for check_ddl: a live statement fails by
+ * itself.  Every "would fail because X does not exist" comes from here.
+ */
+void
+EltAddMissing(EltClassified *c, char *object, const char *what)
+{
+	if (c->script == NULL)
+		return;
+	EltAddCandidate(c, R_MISSING, InvalidOid, 0, NULL, object,
+					psprintf("%s %s does not exist, so the statement would fail", what, object), 0);
+}
+
 /* ------------------------------------------------------------------------
  * Types: widening and rewrites
  * ------------------------------------------------------------------------

@@ -328,8 +328,7 @@ script_apply(EltClassified *c, Node *stmt)
 						s->lt_session = set;
 						s->lt_local = -1;
 					}
-					s->lock_timeout = (s->in_block && s->lt_local >= 0) ? s->lt_local == 1 :
-						s->lt_session;
+					EltScriptLockTimeoutNow(s);
 				}
 				break;
 			}

@@ -61,10 +61,15 @@
  */
 
 static void cols_end_transaction(EltScript *s);
+static EltScriptCol *col_find(EltScript *s, Oid relid, const char *name);
 
-/* Recompute whether a lock_timeout is in force. */
-static void
-lock_timeout_now(EltScript *s)
+/*
+ * Recompute whether a lock_timeout is in force: SET LOCAL inside a block,
+ * else the session's.  The one place that says so (contracts_script.c
+ * calls it after a SET).
+ */
+void
+EltScriptLockTimeoutNow(EltScript *s)
 {
 	s->lock_timeout = (s->in_block && s->lt_local >= 0) ? s->lt_local == 1 : s->lt_session;
 }
@@ -75,7 +80,7 @@ lock_timeout_now(EltScript *s)
  * copy must not see): created, created_types, created_schemas,
  * alias_names, alias_oids, gone, col_keys, col_attnums, index_stmts,
  * held_rels, held_modes, emptied, cons, unnamed_con_rels, cols, created_funcs,
- * savepoints.  Their members are never changed in place (a new state is a
+ * nn_keys, savepoints.  Their members are never changed in place (a new state is a
  * new entry), so a shallow copy is enough.  saved is not copied.
  */
 static EltScript *
@@ -100,6 +105,7 @@ script_copy(EltScript *s)
 	copy->unnamed_con_rels = list_copy(s->unnamed_con_rels);
 	copy->cols = list_copy(s->cols);
 	copy->created_funcs = list_copy(s->created_funcs);
+	copy->nn_keys = list_copy(s->nn_keys);
 	copy->savepoints = list_copy(s->savepoints);
 	copy->saved = NULL;
 	return copy;
@@ -166,7 +172,7 @@ script_savepoint(EltScript *s, TransactionStmt *ts)
 		script_restore(s, ((EltScriptSavepoint *) list_nth(savepoints, i))->state);
 		s->saved = saved;
 		s->savepoints = savepoints;
-		lock_timeout_now(s);
+		EltScriptLockTimeoutNow(s);
 	}
 }
 
@@ -180,7 +186,7 @@ block_open(EltScript *s)
 	s->held_rels = NIL;
 	s->held_modes = NIL;
 	s->emptied = NIL;
-	lock_timeout_now(s);
+	EltScriptLockTimeoutNow(s);
 }
 
 /* Start of a script: the session's lock_timeout, and -1's block. */
@@ -191,7 +197,7 @@ EltScriptBegin(EltScript *s, bool single_transaction)
 	s->lt_local = -1;
 	if (single_transaction)
 		block_open(s);
-	lock_timeout_now(s);
+	EltScriptLockTimeoutNow(s);
 }
 
 /*
@@ -239,7 +245,7 @@ EltScriptTransaction(EltScript *s, Node *stmt)
 	s->held_modes = NIL;
 	s->emptied = NIL;
 	s->lt_local = -1;
-	lock_timeout_now(s);
+	EltScriptLockTimeoutNow(s);
 	/* COMMIT AND CHAIN, ROLLBACK AND CHAIN: a new block at once */
 	if (ts->chain && ts->kind != TRANS_STMT_PREPARE)
 		block_open(s);
@@ -285,7 +291,7 @@ EltScriptEndStatement(EltScript *s)
 	s->held_modes = NIL;
 		s->emptied = NIL;
 		s->lt_local = -1;
-		lock_timeout_now(s);
+		EltScriptLockTimeoutNow(s);
 	}
 }
 
@@ -705,6 +711,77 @@ cons_follow_column(EltScript *s, Oid relid, const char *oldname, const char *new
 	}
 }
 
+/* SET/DROP NOT NULL the script did on a column: '+', '-', or 0 for none. */
+static char
+nn_last(EltScript *s, Oid relid, const char *col)
+{
+	char	   *key = EltColKey(relid, col);
+	char		last = 0;
+	ListCell   *lc;
+
+	foreach(lc, s->nn_keys)
+	{
+		char	   *e = (char *) lfirst(lc);
+
+		if (strcmp(e + 1, key) == 0)
+			last = e[0];
+	}
+	return last == '0' ? 0 : last;	/* '0': dropped or added since */
+}
+
+/* A column renamed by the script keeps what SET/DROP NOT NULL did to it. */
+static void
+nn_follow_column(EltScript *s, Oid relid, const char *oldname, const char *newname)
+{
+	char		last = nn_last(s, relid, oldname);
+
+	if (last != 0)
+		s->nn_keys = lappend(s->nn_keys, psprintf("%c%s", last, EltColKey(relid, newname)));
+}
+
+/*
+ * Whether a column of relid is NOT NULL before the statement, as the
+ * script left it: col by the name the script now gives it, or (col NULL)
+ * live column attnum.  A column the script dropped counts as NOT NULL (the
+ * statement fails anyway).  Live: the catalog.
+ */
+bool
+EltScriptColumnNotNull(EltClassified *c, Oid relid, AttrNumber attnum, const char *col)
+{
+	FormData_pg_attribute att;
+	char		last;
+
+	if (c->script == NULL)
+	{
+		HeapTuple	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+		bool		nn = true;
+
+		if (HeapTupleIsValid(tup))
+		{
+			nn = ((Form_pg_attribute) GETSTRUCT(tup))->attnotnull;
+			ReleaseSysCache(tup);
+		}
+		return nn;
+	}
+	if (col == NULL && (col = live_col_now(c->script, relid, attnum)) == NULL)
+		return true;
+	if ((last = nn_last(c->script, relid, col)) != 0)
+		return last == '+';
+	switch (EltFindColumn(c, relid, col, &att))
+	{
+		case FOUND_LIVE:
+			return att.attnotnull;
+		case FOUND_NEW:
+			{
+				EltScriptCol *k = col_find(c->script, relid, col);
+
+				return k != NULL && k->not_null;
+			}
+		default:
+			return true;
+	}
+}
+
 /*
  * A live constraint as the script first meets it: noted with whether it
  * is validated and, for CHECK (col IS NOT NULL), its column; NULL if the
@@ -788,21 +865,6 @@ col_note(EltScript *s, EltScriptCol *from, Oid relid, const char *name)
 	return k;
 }
 
-/* Append a candidate to c. */
-static EltCandidate *
-cand_add(EltClassified *c, int rule, Oid relid, char *object, char *reason, int flags)
-{
-	return EltAddCandidate(c, rule, relid, 0, NULL, object, reason, flags);
-}
-
-/* EG001: the statement names something that is not there. */
-static void
-cand_missing(EltClassified *c, char *object, const char *what)
-{
-	cand_add(c, R_MISSING, InvalidOid, object,
-			 psprintf("%s %s does not exist, so the statement would fail", what, object), 0);
-}
-
 /* Walker: EG001 for each function a default calls that does not exist. */
 static bool
 missing_func_walker(Node *node, void *context)
@@ -818,7 +880,7 @@ missing_func_walker(Node *node, void *context)
 
 		if (!EltStringMember(c->script->created_funcs, name) &&
 			FuncnameGetCandidates(fc->funcname, -1, NIL, false, false, false, true) == NULL)
-			cand_missing(c, NameListToQuotedString(fc->funcname), "function");
+			EltAddMissing(c, NameListToQuotedString(fc->funcname), "function");
 	}
 	return raw_expression_tree_walker(node, missing_func_walker, context);
 }
@@ -847,7 +909,7 @@ check_con(EltClassified *c, Oid relid, const char *name)
 		(con_find(c->script, relid, name) == NULL &&
 		 list_member_oid(c->script->unnamed_con_rels, relid)))
 		return;
-	cand_missing(c, psprintf("%s on %s", quote_identifier(name), EltRelDisplay(relid)),
+	EltAddMissing(c, psprintf("%s on %s", quote_identifier(name), EltRelDisplay(relid)),
 				 "constraint");
 }
 
@@ -868,7 +930,7 @@ classify_added_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 		case AT_ColumnDefault:
 			if ((cmd->def == NULL || (IsA(cmd->def, A_Const) && ((A_Const *) cmd->def)->isnull)) &&
 				k->has_default && k->not_null)
-				cand_add(c, R_DROP_DEFAULT, relid, object,
+				EltAddCandidate(c, R_DROP_DEFAULT, relid, 0, NULL, object,
 						 psprintf("drops the default of column %s, which the script added NOT NULL: every INSERT that does not name it fails", object),
 						 CAND_WRITERS);
 			break;
@@ -877,10 +939,10 @@ classify_added_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 				break;
 			/* with a default, no writer that knows the column yet stores NULL */
 			if (!k->has_default)
-				cand_add(c, R_SET_NOT_NULL, relid, object,
+				EltAddCandidate(c, R_SET_NOT_NULL, relid, 0, NULL, object,
 						 psprintf("sets column %s, which the script added without a default, NOT NULL: every INSERT that does not name it fails", object),
 						 CAND_WRITERS | CAND_NOT_NULL_PROOF)->colname = pstrdup(cmd->name);
-			cand_add(c, R_NOT_NULL_SCAN, relid, object,
+			EltAddCandidate(c, R_NOT_NULL_SCAN, relid, 0, NULL, object,
 					 psprintf("sets column %s NOT NULL: the whole table is scanned under an ACCESS EXCLUSIVE lock", object),
 					 CAND_NOT_NULL_PROOF)->colname = pstrdup(cmd->name);
 			break;
@@ -899,7 +961,7 @@ classify_added_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 				ReleaseSysCache(tup);
 				if (!EltTypeChangeRewrites(k->typid, k->typmod, ntyp, nmod, cd->raw_default != NULL))
 					break;
-				cand = cand_add(c, R_TYPE_REWRITE, relid, object,
+				cand = EltAddCandidate(c, R_TYPE_REWRITE, relid, 0, NULL, object,
 								psprintf("changes column %s, which the script added, from %s to %s, which rewrites the table and its indexes under an ACCESS EXCLUSIVE lock",
 										 object, format_type_with_typemod(k->typid, k->typmod),
 										 format_type_with_typemod(ntyp, nmod)), CAND_NEEDS_SIZE);
@@ -1020,7 +1082,7 @@ EltScriptClassify(EltClassified *c, Node *stmt)
 		if (at->objtype == OBJECT_INDEX)
 		{
 			if (EltFindRelation(c, at->relation, &relid) == FOUND_MISSING && !at->missing_ok)
-				cand_missing(c, EltRangeVarQualified(at->relation), "index");
+				EltAddMissing(c, EltRangeVarQualified(at->relation), "index");
 			goto done;
 		}
 		if (at->objtype != OBJECT_TABLE || EltFindRelation(c, at->relation, &relid) != FOUND_LIVE)
@@ -1050,7 +1112,7 @@ EltScriptClassify(EltClassified *c, Node *stmt)
 			goto done;
 		if (rs->renameType == OBJECT_INDEX &&
 			EltFindRelation(c, rs->relation, &relid) == FOUND_MISSING && !rs->missing_ok)
-			cand_missing(c, EltRangeVarQualified(rs->relation), "index");
+			EltAddMissing(c, EltRangeVarQualified(rs->relation), "index");
 		else if (rs->renameType == OBJECT_TABCONSTRAINT && rs->subname != NULL &&
 				 EltFindRelation(c, rs->relation, &relid) == FOUND_LIVE)
 			check_con(c, relid, rs->subname);
@@ -1108,7 +1170,10 @@ remember_alter_table(EltClassified *c, AlterTableStmt *at)
 				break;
 			case AT_DropColumn:
 				if (cmd->name != NULL)
+				{
 					cons_follow_column(s, relid, cmd->name, NULL);
+					s->nn_keys = lappend(s->nn_keys, psprintf("0%s", EltColKey(relid, cmd->name)));
+				}
 				break;
 			case AT_AddColumn:
 				{
@@ -1159,6 +1224,10 @@ remember_alter_table(EltClassified *c, AlterTableStmt *at)
 			case AT_DropNotNull:
 				if (k != NULL)
 					col_note(s, k, relid, cmd->name)->not_null = cmd->subtype == AT_SetNotNull;
+				if (cmd->name != NULL)
+					s->nn_keys = lappend(s->nn_keys,
+										 psprintf("%c%s", cmd->subtype == AT_SetNotNull ? '+' : '-',
+												  EltColKey(relid, cmd->name)));
 				break;
 			case AT_AlterColumnType:
 				if (k != NULL && cmd->def != NULL && IsA(cmd->def, ColumnDef))
@@ -1222,6 +1291,7 @@ EltScriptRemember(EltClassified *c, Node *stmt)
 					if (k != NULL)
 						col_note(s, k, relid, rs->newname);
 					cons_follow_column(s, relid, rs->subname, rs->newname);
+					nn_follow_column(s, relid, rs->subname, rs->newname);
 				}
 				break;
 			}

@@ -283,3 +283,25 @@ SET lock_timeout = 1000;
 ALTER TABLE app.t ADD COLUMN e int;
 ALTER TABLE app.t DROP COLUMN e;
 RESET lock_timeout;
+
+-- 8. PRIMARY KEY USING INDEX an index the script built: its columns are
+-- checked for NOT NULL as the script left them; USING INDEX an index that
+-- is not there (never built, rolled back, renamed away) is EG001
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+SET lock_timeout = 1000;
+CREATE UNIQUE INDEX CONCURRENTLY p_x_key ON app.p (x);
+ALTER TABLE app.p ADD CONSTRAINT p_pk PRIMARY KEY USING INDEX p_x_key;
+$$) ORDER BY 1, 2;
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+SET lock_timeout = 1000;
+CREATE UNIQUE INDEX CONCURRENTLY p_id_key ON app.p (id);
+ALTER TABLE app.p ALTER COLUMN id SET NOT NULL;
+ALTER TABLE app.p ADD CONSTRAINT p_pk PRIMARY KEY USING INDEX p_id_key;
+ALTER TABLE app.p ADD CONSTRAINT p_u UNIQUE USING INDEX nope;
+ALTER INDEX app.t_b_idx RENAME TO t_b_idx2;
+ALTER TABLE app.t ADD CONSTRAINT t_u UNIQUE USING INDEX t_b_idx;
+BEGIN;
+CREATE UNIQUE INDEX t_w_key ON app.t (w);
+ROLLBACK;
+ALTER TABLE app.t ADD CONSTRAINT t_u UNIQUE USING INDEX t_w_key;
+$$) ORDER BY 1, 2;
