@@ -669,8 +669,11 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 			case AT_SetLogged:
 			case AT_SetUnLogged:
 			case AT_SetAccessMethod:
+				/* (the catalog's setting is not the one the script left) */
 				if (relkind == RELKIND_PARTITIONED_TABLE ||
-					EltTableSettingIsNoop(relid, cmd))
+					((c->script == NULL ||
+					  !list_member_oid(c->script->settings_changed, relid)) &&
+					 EltTableSettingIsNoop(relid, cmd)))
 					break;		/* no storage of its own to copy, or no change */
 				EltAddCandidate(c, R_TABLE_REWRITE, relid, 0, NULL, EltRelDisplay(relid),
 						 psprintf("%s copies every row of %s under an ACCESS EXCLUSIVE lock",

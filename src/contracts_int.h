@@ -160,6 +160,10 @@ typedef struct EltScript
 	List	   *unnamed_con_rels;	/* Oid: got a constraint of a generated name */
 	List	   *cols;			/* EltScriptCol *: columns the script added */
 	List	   *created_funcs;	/* char *: names of functions and procedures */
+	List	   *settings_changed;	/* Oid: SET [UN]LOGGED, TABLESPACE or
+									 * ACCESS METHOD by the script */
+	bool		created_extension;	/* CREATE EXTENSION ran: its functions
+									 * are unknown */
 	List	   *nn_keys;		/* char *: "+<oid>.<name>" SET NOT NULL, "-..."
 								 * DROP NOT NULL by the script; last wins */
 	struct EltScript *saved;	/* the state at BEGIN, for ROLLBACK */

@@ -80,7 +80,7 @@ EltScriptLockTimeoutNow(EltScript *s)
  * copy must not see): created, created_types, created_schemas,
  * alias_names, alias_oids, gone, col_keys, col_attnums, index_stmts,
  * held_rels, held_modes, emptied, cons, unnamed_con_rels, cols, created_funcs,
- * nn_keys, savepoints.  Their members are never changed in place (a new state is a
+ * nn_keys, settings_changed, savepoints.  Their members are never changed in place (a new state is a
  * new entry), so a shallow copy is enough.  saved is not copied.
  */
 static EltScript *
@@ -106,6 +106,7 @@ script_copy(EltScript *s)
 	copy->cols = list_copy(s->cols);
 	copy->created_funcs = list_copy(s->created_funcs);
 	copy->nn_keys = list_copy(s->nn_keys);
+	copy->settings_changed = list_copy(s->settings_changed);
 	copy->savepoints = list_copy(s->savepoints);
 	copy->saved = NULL;
 	return copy;
@@ -878,7 +879,9 @@ missing_func_walker(Node *node, void *context)
 		FuncCall   *fc = (FuncCall *) node;
 		char	   *name = strVal(llast(fc->funcname));
 
-		if (!EltStringMember(c->script->created_funcs, name) &&
+		/* (an extension the script created brings functions we cannot see) */
+		if (!c->script->created_extension &&
+			!EltStringMember(c->script->created_funcs, name) &&
 			FuncnameGetCandidates(fc->funcname, -1, NIL, false, false, false, true) == NULL)
 			EltAddMissing(c, NameListToQuotedString(fc->funcname), "function");
 	}
@@ -1168,6 +1171,12 @@ remember_alter_table(EltClassified *c, AlterTableStmt *at)
 				if (cmd->name != NULL)
 					con_note(s, relid, cmd->name, true, false, NULL);
 				break;
+			case AT_SetLogged:
+			case AT_SetUnLogged:
+			case AT_SetTableSpace:
+			case AT_SetAccessMethod:
+				s->settings_changed = list_append_unique_oid(s->settings_changed, relid);
+				break;
 			case AT_DropColumn:
 				if (cmd->name != NULL)
 				{
@@ -1295,6 +1304,9 @@ EltScriptRemember(EltClassified *c, Node *stmt)
 				}
 				break;
 			}
+		case T_CreateExtensionStmt:
+			s->created_extension = true;
+			break;
 		case T_CreateFunctionStmt:
 			s->created_funcs = lappend(s->created_funcs,
 									   pstrdup(strVal(llast(((CreateFunctionStmt *) stmt)->funcname))));

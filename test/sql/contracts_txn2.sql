@@ -305,3 +305,25 @@ CREATE UNIQUE INDEX t_w_key ON app.t (w);
 ROLLBACK;
 ALTER TABLE app.t ADD CONSTRAINT t_u UNIQUE USING INDEX t_w_key;
 $$) ORDER BY 1, 2;
+
+-- 9. a table whose persistence the script changed is not judged by the
+-- catalog's setting (SET LOGGED after SET UNLOGGED copies the table again);
+-- after CREATE EXTENSION, a default may call functions it brought
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+SET lock_timeout = 1000;
+ALTER TABLE app.p SET LOGGED;
+ALTER TABLE app.p SET UNLOGGED;
+ALTER TABLE app.p SET LOGGED;
+$$) ORDER BY 1, 2;
+SET client_min_messages = warning;
+SET lock_timeout = 1000;
+ALTER TABLE wn.p SET UNLOGGED;
+ALTER TABLE wn.p SET LOGGED;
+RESET lock_timeout;
+RESET client_min_messages;
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+SET lock_timeout = 1000;
+ALTER TABLE app.p ADD COLUMN h1 int DEFAULT ext_func_nowhere();
+CREATE EXTENSION IF NOT EXISTS some_extension;
+ALTER TABLE app.p ADD COLUMN h2 int DEFAULT ext_func_nowhere();
+$$) ORDER BY 1, 2;
