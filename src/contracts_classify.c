@@ -672,7 +672,7 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 				/* (the catalog's setting is not the one the script left) */
 				if (relkind == RELKIND_PARTITIONED_TABLE ||
 					((c->script == NULL ||
-					  !list_member_oid(c->script->settings_changed, relid)) &&
+					  !EltStringMember(c->script->settings_changed, EltSettingKey(relid, cmd))) &&
 					 EltTableSettingIsNoop(relid, cmd)))
 					break;		/* no storage of its own to copy, or no change */
 				EltAddCandidate(c, R_TABLE_REWRITE, relid, 0, NULL, EltRelDisplay(relid),

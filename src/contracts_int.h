@@ -160,8 +160,8 @@ typedef struct EltScript
 	List	   *unnamed_con_rels;	/* Oid: got a constraint of a generated name */
 	List	   *cols;			/* EltScriptCol *: columns the script added */
 	List	   *created_funcs;	/* char *: names of functions and procedures */
-	List	   *settings_changed;	/* Oid: SET [UN]LOGGED, TABLESPACE or
-									 * ACCESS METHOD by the script */
+	List	   *settings_changed;	/* char *: EltSettingKey of a table
+									 * setting the script changed */
 	bool		created_extension;	/* CREATE EXTENSION ran: its functions
 									 * are unknown */
 	List	   *nn_keys;		/* char *: "+<oid>.<name>" SET NOT NULL, "-..."
@@ -272,6 +272,7 @@ extern void EltAddDomainScans(EltClassified *c, Oid typid, int rule, const char 
 extern char *EltIndexesRebuilt(Oid relid, AttrNumber attnum, Oid otyp, Oid ocoll,
 							   Oid ntyp, Oid ncoll);
 extern bool EltTableSettingIsNoop(Oid relid, AlterTableCmd *cmd);
+extern char *EltSettingKey(Oid relid, AlterTableCmd *cmd);
 
 /* contracts_keys.c */
 extern bool EltUniqueIndexIsDuplicate(Oid relid, IndexStmt *stmt);

@@ -424,6 +424,19 @@ EltAddMissing(EltClassified *c, char *object, const char *what)
 					psprintf("%s %s does not exist, so the statement would fail", what, object), 0);
 }
 
+/*
+ * The key of the table setting an ALTER TABLE subcommand changes:
+ * persistence (SET LOGGED / UNLOGGED), tablespace or access method.
+ */
+char *
+EltSettingKey(Oid relid, AlterTableCmd *cmd)
+{
+	char		kind = cmd->subtype == AT_SetTableSpace ? 't' :
+		cmd->subtype == AT_SetAccessMethod ? 'a' : 'p';
+
+	return psprintf("%c%u", kind, relid);
+}
+
 /* ------------------------------------------------------------------------
  * Types: widening and rewrites
  * ------------------------------------------------------------------------

@@ -1175,7 +1175,9 @@ remember_alter_table(EltClassified *c, AlterTableStmt *at)
 			case AT_SetUnLogged:
 			case AT_SetTableSpace:
 			case AT_SetAccessMethod:
-				s->settings_changed = list_append_unique_oid(s->settings_changed, relid);
+				/* (from then on the catalog's setting is not the table's) */
+				if (!EltTableSettingIsNoop(relid, cmd))
+					s->settings_changed = lappend(s->settings_changed, EltSettingKey(relid, cmd));
 				break;
 			case AT_DropColumn:
 				if (cmd->name != NULL)
