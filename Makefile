@@ -45,6 +45,7 @@ OBJS = \
 	src/contracts_rules.o \
 	src/contracts_script.o \
 	src/contracts_script_state.o \
+	src/contracts_live.o \
 	src/migrations.o \
 	src/backfill.o \
 	src/backfill_chunk.o \

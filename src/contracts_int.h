@@ -12,8 +12,8 @@
  *                         then block, warn or approve
  *   contracts_script_state.c  what a script remembers (transaction blocks,
  *                         locks held, constraints, added columns) and the
- *                         findings that follow; EG210 and the columns a
- *                         transaction added, live too
+ *                         findings that follow; EG210, live too
+ *   contracts_live.c      the columns a live transaction added
  *   contracts_classify.c  a statement's parse tree into candidates
  *   contracts_newer.c     the same for ALTER TABLE forms of 17 and 18 (SET
  *                         EXPRESSION, NOT NULL constraints, ENFORCED)
@@ -283,7 +283,6 @@ extern bool EltKeySwapKeepsKey(EltClassified *c, Oid relid, const char *conname,
 extern void EltScriptBegin(EltScript *s, bool single_transaction);
 extern bool EltScriptTransaction(EltScript *s, Node *stmt);
 extern void EltClassifyHeldLocks(EltClassified *c, Node *stmt);
-extern void EltLiveAddedColumns(EltClassified *c, Node *stmt);
 extern void EltScriptClassify(EltClassified *c, Node *stmt);
 extern List *EltScriptBlockFindings(EltClassified *c, Node *stmt);
 extern void EltScriptRemember(EltClassified *c, Node *stmt);
@@ -291,6 +290,9 @@ extern void EltScriptEndStatement(EltScript *s);
 extern void EltScriptLockTimeoutNow(EltScript *s);
 extern bool EltScriptColumnNotNull(EltClassified *c, Oid relid, AttrNumber attnum,
 								   const char *col);
+
+/* contracts_live.c */
+extern void EltLiveAddedColumns(EltClassified *c, Node *stmt);
 
 /* contracts_judge.c */
 extern void EltJudge(EltClassified *c, bool lock_timeout_set);
