@@ -327,3 +327,8 @@ ALTER TABLE app.p ADD COLUMN h1 int DEFAULT ext_func_nowhere();
 CREATE EXTENSION IF NOT EXISTS some_extension;
 ALTER TABLE app.p ADD COLUMN h2 int DEFAULT ext_func_nowhere();
 $$) ORDER BY 1, 2;
+
+DROP EXTENSION elt_governance;
+SET client_min_messages = warning;
+DROP SCHEMA app, scratch, wn CASCADE;
+RESET client_min_messages;
