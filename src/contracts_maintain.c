@@ -8,14 +8,18 @@
  * Owns: EltClassifyMaintain (EG211 REINDEX without CONCURRENTLY, EG209
  * VACUUM FULL and CLUSTER, EG212 REFRESH MATERIALIZED VIEW without
  * CONCURRENTLY, each on a large relation: CAND_NEEDS_SIZE); EltAddLock and
- * EltAlterTableLocks (EG208 candidates: a lock of SHARE or stronger on a
- * relation, kept by the judge only when no lock_timeout is set);
+ * EltAlterTableLocks (the one place that says which locks a statement
+ * takes, kept in c->locks for a script's held locks and EG210; EG208
+ * candidates: a lock of SHARE or stronger on a relation, not held already,
+ * kept by the judge only when no lock_timeout is set); EltLockHeld and
+ * EltStatementLock;
  * EltAddDomainScans (EG203, EG204, EG213: one candidate per table with a
  * column of the domain); EltIndexesRebuilt (EG214, after PostgreSQL's
  * CheckIndexCompatible); EltTableSettingIsNoop.
  *
  * Calls: contracts_rules.c (names, the script's view of relations);
- * PostgreSQL's catalogs.  Called by contracts_classify.c.
+ * PostgreSQL's catalogs and LockHeldByMe.  Called by contracts_classify.c
+ * and contracts_script_state.c.
  *
  * REINDEX, VACUUM and CLUSTER fire no event trigger on PostgreSQL 15: the
  * live check reaches them from the ProcessUtility hook (versions_capture.c),
