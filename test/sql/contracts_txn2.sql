@@ -328,6 +328,17 @@ CREATE EXTENSION IF NOT EXISTS some_extension;
 ALTER TABLE app.p ADD COLUMN h2 int DEFAULT ext_func_nowhere();
 $$) ORDER BY 1, 2;
 
+-- (ROLLBACK AND CHAIN: the lock is gone, the next block is open)
+SELECT statement_no, rule, class, object FROM elt.check_ddl($$
+SET lock_timeout = 1000;
+BEGIN;
+LOCK app.t IN ACCESS EXCLUSIVE MODE;
+ROLLBACK AND CHAIN;
+ALTER TABLE app.t VALIDATE CONSTRAINT nn2;
+CREATE INDEX CONCURRENTLY ON app.t (w);
+COMMIT;
+$$) ORDER BY 1, 2;
+
 DROP EXTENSION elt_governance;
 SET client_min_messages = warning;
 DROP SCHEMA app, scratch, wn CASCADE;
