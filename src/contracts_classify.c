@@ -81,16 +81,6 @@
 #include "settings.h"
 #include "util.h"
 
-/* EG001 for check_ddl: the statement names something that is not there. */
-static void
-missing(EltClassified *c, char *object, const char *what)
-{
-	if (c->script == NULL)
-		return;					/* a live statement fails by itself */
-	EltAddCandidate(c, R_MISSING, InvalidOid, 0, NULL, object,
-			 psprintf("%s %s does not exist, so the statement would fail", what, object), 0);
-}
-
 /* A type with its modifier, as in a column definition. */
 static char *
 type_display(Oid typid, int32 typmod)
@@ -142,7 +132,7 @@ target_relation(EltClassified *c, const RangeVar *rv, bool missing_ok,
 	if (f == FOUND_MISSING)
 	{
 		if (!missing_ok)
-			missing(c, EltRangeVarQualified(rv), "relation");
+			EltAddMissing(c, EltRangeVarQualified(rv), "relation");
 		return false;
 	}
 	*relkind = get_rel_relkind(*relid);
@@ -167,10 +157,13 @@ column_of(EltClassified *c, Oid relid, const char *name, bool missing_ok,
 	if (f == FOUND_NEW)
 		return false;
 	*object = EltColDisplay(relid, name);
+	/* a script's ADD COLUMN merged into an inheritor's column: judged as live */
+	if (f == FOUND_MISSING && c->script != NULL && EltInheritorHasColumn(c, relid, name, att))
+		return true;
 	if (f == FOUND_MISSING)
 	{
 		if (!missing_ok)
-			missing(c, *object, "column");
+			EltAddMissing(c, *object, "column");
 		return false;
 	}
 	return true;
@@ -214,10 +207,9 @@ classify_add_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 
 	if (cd == NULL || !IsA(cd, ColumnDef))
 		return;
-	if (EltFindColumn(c, relid, cd->colname, &att) == FOUND_LIVE)
-	{
-		return;					/* IF NOT EXISTS does nothing; else it fails */
-	}
+	/* live, or added by the script: IF NOT EXISTS does nothing; else it fails */
+	if (EltFindColumn(c, relid, cd->colname, &att) != FOUND_MISSING)
+		return;
 	object = EltColDisplay(relid, cd->colname);
 	if (EltIsSerialType(cd->typeName))
 	{
@@ -368,18 +360,52 @@ classify_type_change(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 	EltAddCandidate(c, -1, relid, att.attnum, cmd->name, object, NULL, 0);
 }
 
-/* Whether the columns of an existing index are all NOT NULL. */
+/*
+ * Whether the key columns of index indexname of relid are all NOT NULL, as
+ * the script left them (a column it SET NOT NULL counts; an index it built
+ * is read from its CREATE INDEX).  An index that is not there is EG001
+ * (the statement fails), and "true".
+ */
 static bool
-index_columns_not_null(Oid relid, const char *indexname)
+index_columns_not_null(EltClassified *c, Oid relid, const char *indexname)
 {
-	Oid			indexoid = get_relname_relid(indexname, get_rel_namespace(relid));
+	RangeVar   *rv = makeRangeVar(get_namespace_name(get_rel_namespace(relid)),
+								  pstrdup(indexname), -1);
+	Oid			indexoid;
 	HeapTuple	tup;
 	Form_pg_index idx;
 	bool		all = true;
 	int			i;
+	ListCell   *lc;
 
-	if (!OidIsValid(indexoid))
-		return true;
+	switch (EltFindRelation(c, rv, &indexoid))
+	{
+		case FOUND_MISSING:
+			EltAddMissing(c, EltRangeVarQualified(rv), "index");
+			return true;
+		case FOUND_NEW:
+			/* (not a unique index of relid the script built: the statement fails) */
+			foreach(lc, c->script->index_stmts)
+			{
+				IndexStmt  *is = (IndexStmt *) lfirst(lc);
+				ListCell   *ec;
+
+				if (strcmp(is->idxname, indexname) != 0 ||
+					RangeVarGetRelid(is->relation, NoLock, true) != relid)
+					continue;
+				all = true;
+				foreach(ec, is->indexParams)
+				{
+					IndexElem  *e = (IndexElem *) lfirst(ec);
+
+					if (e->name != NULL && !EltScriptColumnNotNull(c, relid, 0, e->name))
+						all = false;
+				}
+			}
+			return all;
+		default:
+			break;
+	}
 	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
 	if (!HeapTupleIsValid(tup))
 		return true;
@@ -387,14 +413,9 @@ index_columns_not_null(Oid relid, const char *indexname)
 	for (i = 0; i < idx->indnkeyatts; i++)
 	{
 		AttrNumber	a = idx->indkey.values[i];
-		HeapTuple	atup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(a));
 
-		if (HeapTupleIsValid(atup))
-		{
-			if (!((Form_pg_attribute) GETSTRUCT(atup))->attnotnull)
-				all = false;
-			ReleaseSysCache(atup);
-		}
+		if (a > 0 && !EltScriptColumnNotNull(c, relid, a, NULL))
+			all = false;
 	}
 	ReleaseSysCache(tup);
 	return all;
@@ -434,8 +455,8 @@ classify_add_constraint(EltClassified *c, Oid relid, Constraint *con)
 			if (con->indexname != NULL)
 			{
 				/* the index already enforces it; a primary key adds NOT NULL */
-				if (con->contype == CONSTR_PRIMARY &&
-					!index_columns_not_null(relid, con->indexname))
+				if (!index_columns_not_null(c, relid, con->indexname) &&
+					con->contype == CONSTR_PRIMARY)
 				{
 					EltAddCandidate(c, R_SET_NOT_NULL, relid, 0, NULL, table,
 							 psprintf("adds PRIMARY KEY %s over nullable columns, which become NOT NULL: writers that store NULL start to fail", name),
@@ -478,6 +499,17 @@ constraint_type(Oid relid, const char *conname)
 		ReleaseSysCache(tup);
 	}
 	return contype;
+}
+
+/* Whether relid's schema has a relation of that name, live or as the script left it. */
+static bool
+index_named(EltClassified *c, Oid relid, const char *name)
+{
+	Oid			found;
+
+	return name != NULL &&
+		EltFindRelation(c, makeRangeVar(get_namespace_name(get_rel_namespace(relid)),
+										pstrdup(name), -1), &found) != FOUND_MISSING;
 }
 
 /* ALTER TABLE: every subcommand on a table or partitioned table. */
@@ -637,8 +669,11 @@ classify_alter_table(EltClassified *c, AlterTableStmt *stmt)
 			case AT_SetLogged:
 			case AT_SetUnLogged:
 			case AT_SetAccessMethod:
+				/* (the catalog's setting is not the one the script left) */
 				if (relkind == RELKIND_PARTITIONED_TABLE ||
-					EltTableSettingIsNoop(relid, cmd))
+					((c->script == NULL ||
+					  !EltStringMember(c->script->settings_changed, EltSettingKey(relid, cmd))) &&
+					 EltTableSettingIsNoop(relid, cmd)))
 					break;		/* no storage of its own to copy, or no change */
 				EltAddCandidate(c, R_TABLE_REWRITE, relid, 0, NULL, EltRelDisplay(relid),
 						 psprintf("%s copies every row of %s under an ACCESS EXCLUSIVE lock",
@@ -792,7 +827,7 @@ classify_drop(EltClassified *c, DropStmt *stmt)
 			{
 				if (!stmt->missing_ok &&
 					(c->script == NULL || !EltStringMember(c->script->created_schemas, name)))
-					missing(c, pstrdup(quote_identifier(name)), "schema");
+					EltAddMissing(c, pstrdup(quote_identifier(name)), "schema");
 				continue;
 			}
 			cand = EltAddCandidate(c, R_DROP_SCHEMA, InvalidOid, 0, NULL,
@@ -898,7 +933,7 @@ target_type(EltClassified *c, List *names, char typtype, const char *what, Oid *
 	{
 		if (c->script != NULL &&
 			!EltStringMember(c->script->created_types, NameListToQuotedString(names)))
-			missing(c, NameListToQuotedString(names), what);
+			EltAddMissing(c, NameListToQuotedString(names), what);
 		return false;
 	}
 	return get_typtype(*typid) == typtype;
@@ -1048,9 +1083,8 @@ classify_index(EltClassified *c, IndexStmt *stmt)
 	if (stmt->relation == NULL ||
 		!target_relation(c, stmt->relation, false, is_table_kind, &relid, &relkind))
 		return;
-	/* IF NOT EXISTS on an index that exists does nothing */
-	if (stmt->if_not_exists && stmt->idxname != NULL &&
-		OidIsValid(get_relname_relid(stmt->idxname, get_rel_namespace(relid))))
+	/* IF NOT EXISTS on an index that exists (live or the script's) does nothing */
+	if (stmt->if_not_exists && index_named(c, relid, stmt->idxname))
 		return;
 	c->recurse = stmt->relation->inh;
 	table = EltRelDisplay(relid);
@@ -1177,15 +1211,23 @@ EltClassify(EltClassified *c, Node *stmt)
 			classify_domain(c, (AlterDomainStmt *) stmt);
 			break;
 		case T_IndexStmt:
-			classify_index(c, (IndexStmt *) stmt);
-			/* a key swap later in the script may use it (EltKeySwapKeepsKey) */
-			if (c->script != NULL && ((IndexStmt *) stmt)->unique &&
-				((IndexStmt *) stmt)->idxname != NULL)
 			{
-				/* the script's state outlives the statement's context */
-				MemoryContextSwitchTo(c->script->cxt);
-				c->script->index_stmts = lappend(c->script->index_stmts, copyObject(stmt));
-				MemoryContextSwitchTo(c->cxt);
+				IndexStmt  *is = (IndexStmt *) stmt;
+				Oid			relid;
+
+				/* a key swap later in the script may use it (EltKeySwapKeepsKey) */
+				if (c->script != NULL && is->unique && is->idxname != NULL &&
+					is->relation != NULL &&
+					EltFindRelation(c, is->relation, &relid) == FOUND_LIVE &&
+					!(is->if_not_exists && index_named(c, relid, is->idxname)))
+				{
+					/* the script's state outlives the statement's context */
+					MemoryContext old = MemoryContextSwitchTo(c->script->cxt);
+
+					c->script->index_stmts = lappend(c->script->index_stmts, copyObject(stmt));
+					MemoryContextSwitchTo(old);
+				}
+				classify_index(c, is);
 			}
 			break;
 		case T_TruncateStmt:

@@ -12,8 +12,8 @@
  *                         then block, warn or approve
  *   contracts_script_state.c  what a script remembers (transaction blocks,
  *                         locks held, constraints, added columns) and the
- *                         findings that follow; EG210 and the columns a
- *                         transaction added, live too
+ *                         findings that follow; EG210, live too
+ *   contracts_live.c      the columns a live transaction added
  *   contracts_classify.c  a statement's parse tree into candidates
  *   contracts_newer.c     the same for ALTER TABLE forms of 17 and 18 (SET
  *                         EXPRESSION, NOT NULL constraints, ENFORCED)
@@ -150,24 +150,48 @@ typedef struct EltScript
 	List	   *alias_oids;		/* its oid */
 	List	   *gone;			/* oids dropped, renamed or moved away */
 	List	   *col_keys;		/* char *: "<oid>.<name>" */
-	List	   *col_attnums;	/* int: live attnum, 0 new, -1 gone */
+	List	   *col_attnums;	/* int: live attnum, 0 new, -1 gone,
+								 * ELT_COL_EARLIER */
 	List	   *index_stmts;	/* IndexStmt *: CREATE UNIQUE INDEX with a name */
 	bool		lock_timeout;	/* a lock_timeout is in force now */
 	/* contracts_script_state.c: transactions and what else the script did */
 	bool		in_block;		/* inside BEGIN ... COMMIT */
 	bool		lt_session;		/* session lock_timeout set */
 	int			lt_local;		/* SET LOCAL in the block: -1 none, 0 off, 1 on */
-	List	   *held_ae;		/* Oid: ACCESS EXCLUSIVE held in the transaction */
+	List	   *held_rels;		/* Oid: relations the transaction has locked */
+	List	   *held_modes;		/* int: the strongest LOCKMODE held on each */
 	List	   *emptied;		/* Oid: truncated by it, not loaded since */
 	List	   *cons;			/* EltScriptCon *: last entry per name wins */
 	List	   *unnamed_con_rels;	/* Oid: got a constraint of a generated name */
 	List	   *cols;			/* EltScriptCol *: columns the script added */
 	List	   *created_funcs;	/* char *: names of functions and procedures */
+	List	   *settings_changed;	/* char *: EltSettingKey of a table
+									 * setting the script changed */
+	bool		created_extension;	/* CREATE EXTENSION ran: its functions
+									 * are unknown */
+	List	   *nn_keys;		/* char *: "+<oid>.<name>" SET NOT NULL, "-..."
+								 * DROP NOT NULL by the script; last wins */
 	struct EltScript *saved;	/* the state at BEGIN, for ROLLBACK */
 	MemoryContext cxt;			/* where this state lives, for the whole
 								 * check; a statement's candidates live in
 								 * c->cxt, reset after the statement */
+	List	   *savepoints;		/* EltScriptSavepoint *, innermost last */
 } EltScript;
+
+/*
+ * col_attnums: a column an earlier transaction of the script added (its
+ * EltScriptCol in cols says its type): judged as a live column, as the
+ * live trigger judges it in a later transaction; as an attnum, no column
+ * of the catalog (only whole-row dependents).
+ */
+#define ELT_COL_EARLIER (-100)
+
+/* A SAVEPOINT of the script: its name and the state it saved. */
+typedef struct EltScriptSavepoint
+{
+	char	   *name;
+	EltScript  *state;
+} EltScriptSavepoint;
 
 /* A constraint the script added, validated, renamed or dropped. */
 typedef struct EltScriptCon
@@ -204,12 +228,21 @@ typedef struct EltClassified
 	MemoryContext cxt;			/* where candidates live */
 	Oid			actor;			/* the role running the statement */
 	bool		recurse;		/* the statement also acts on inheritors */
+	List	   *locks;			/* EltLock *: every lock EltAddLock was told of */
 } EltClassified;
+
+/* A lock a statement takes (EltAddLock), held or not before it. */
+typedef struct EltLock
+{
+	Oid			relid;
+	LOCKMODE	mode;
+} EltLock;
 
 /* contracts_rules.c */
 extern EltCandidate *EltAddCandidate(EltClassified *c, int rule, Oid relid, AttrNumber attnum,
 									 const char *colname, char *object, char *reason,
 									 int flags);
+extern void EltAddMissing(EltClassified *c, char *object, const char *what);
 extern const EltRule EltContractRules[R_COUNT];
 extern List *EltScriptSchemas;
 extern char *EltRelDisplay(Oid relid);
@@ -220,6 +253,8 @@ extern EltFound EltFindRelation(EltClassified *c, const RangeVar *rv, Oid *relid
 extern char *EltColKey(Oid relid, const char *col);
 extern EltFound EltFindColumn(EltClassified *c, Oid relid, const char *col,
 							  FormData_pg_attribute *att);
+extern bool EltInheritorHasColumn(EltClassified *c, Oid relid, const char *col,
+								  FormData_pg_attribute *att);
 extern bool EltTypeIsWidening(Oid otyp, int32 omod, Oid ntyp, int32 nmod);
 extern bool EltTypeChangeRewrites(Oid otyp, int32 omod, Oid ntyp, int32 nmod, bool using);
 extern bool EltRawVolatileWalker(Node *node, void *context);
@@ -239,12 +274,15 @@ extern void EltClassifyDropNotNullConstraint(EltClassified *c, Oid relid, const 
 extern void EltClassifyMaintain(EltClassified *c, Node *stmt);
 extern void EltClassifyLockOnly(EltClassified *c, Node *stmt);
 extern void EltAddLock(EltClassified *c, Oid relid, LOCKMODE mode);
+extern bool EltLockHeld(EltClassified *c, Oid relid, LOCKMODE mode);
+extern LOCKMODE EltStatementLock(EltClassified *c, Oid relid);
 extern void EltAlterTableLocks(EltClassified *c, Oid relid, AlterTableStmt *stmt);
 extern void EltAddDomainScans(EltClassified *c, Oid typid, int rule, const char *what);
 extern char *EltIndexesRebuilt(Oid relid, AttrNumber attnum, Oid otyp, Oid ocoll,
 							   Oid ntyp, Oid ncoll);
 extern bool EltTableSettingIsNoop(Oid relid, AlterTableCmd *cmd);
 extern double EltEstimatedRows(Oid relid, LOCKMODE lockmode, bool live);
+extern char *EltSettingKey(Oid relid, AlterTableCmd *cmd);
 
 /* contracts_keys.c */
 extern bool EltUniqueIndexIsDuplicate(Oid relid, IndexStmt *stmt);
@@ -255,11 +293,16 @@ extern bool EltKeySwapKeepsKey(EltClassified *c, Oid relid, const char *conname,
 extern void EltScriptBegin(EltScript *s, bool single_transaction);
 extern bool EltScriptTransaction(EltScript *s, Node *stmt);
 extern void EltClassifyHeldLocks(EltClassified *c, Node *stmt);
-extern void EltLiveAddedColumns(EltClassified *c, Node *stmt);
 extern void EltScriptClassify(EltClassified *c, Node *stmt);
 extern List *EltScriptBlockFindings(EltClassified *c, Node *stmt);
 extern void EltScriptRemember(EltClassified *c, Node *stmt);
 extern void EltScriptEndStatement(EltScript *s);
+extern void EltScriptLockTimeoutNow(EltScript *s);
+extern bool EltScriptColumnNotNull(EltClassified *c, Oid relid, AttrNumber attnum,
+								   const char *col);
+
+/* contracts_live.c */
+extern void EltLiveAddedColumns(EltClassified *c, Node *stmt);
 
 /* contracts_judge.c */
 extern void EltJudge(EltClassified *c, bool lock_timeout_set);

@@ -1376,7 +1376,12 @@ EltContractsCheck(Node *parsetree, CommandTag tag)
 	c.cxt = CurrentMemoryContext;
 	c.actor = GetUserId();
 	EltClassify(&c, parsetree);
-	/* before anything here locks: the locks the transaction already holds */
+	/*
+	 * The locks the transaction already holds: looked up before the
+	 * statement takes its own and before the judging locks anything
+	 * (EltClassify itself takes at most ACCESS SHARE, which no check here
+	 * counts).
+	 */
 	EltClassifyHeldLocks(&c, parsetree);
 	EltLiveAddedColumns(&c, parsetree);
 	if (c.cands == NIL)

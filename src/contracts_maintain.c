@@ -8,8 +8,11 @@
  * Owns: EltClassifyMaintain (EG211 REINDEX without CONCURRENTLY, EG209
  * VACUUM FULL and CLUSTER, EG212 REFRESH MATERIALIZED VIEW without
  * CONCURRENTLY, each on a large relation: CAND_NEEDS_SIZE); EltAddLock and
- * EltAlterTableLocks (EG208 candidates: a lock of SHARE or stronger on a
- * relation, kept by the judge only when no lock_timeout is set);
+ * EltAlterTableLocks (the one place that says which locks a statement
+ * takes, kept in c->locks for a script's held locks and EG210; EG208
+ * candidates: a lock of SHARE or stronger on a relation, not held already,
+ * kept by the judge only when no lock_timeout is set); EltLockHeld and
+ * EltStatementLock;
  * EltClassifyLockOnly (EG208 of CREATE TRIGGER, POLICY, RULE, their DROP
  * and RENAME, LOCK TABLE);
  * EltAddDomainScans (EG203, EG204, EG213: one candidate per table with a
@@ -18,7 +21,8 @@
  * size the judge weighs CAND_NEEDS_SIZE by).
  *
  * Calls: contracts_rules.c (names, the script's view of relations);
- * PostgreSQL's catalogs.  Called by contracts_classify.c.
+ * PostgreSQL's catalogs and LockHeldByMe.  Called by contracts_classify.c
+ * and contracts_script_state.c.
  *
  * REINDEX, VACUUM and CLUSTER fire no event trigger on PostgreSQL 15: the
  * live check reaches them from the ProcessUtility hook (versions_capture.c),
@@ -142,19 +146,30 @@ lock_reason(Oid relid, LOCKMODE mode)
 /*
  * Whether the transaction already holds mode (or a stronger lock) on relid
  * from an earlier statement: then the statement waits for nothing, and
- * queues no one.  A dry run knows the ACCESS EXCLUSIVE locks the script's
- * open block took; a live statement asks the lock manager (at
+ * queues no one.  A dry run knows the locks the script's open block took
+ * (EltScriptRemember notes each statement's EltAddLock calls, with the
+ * strongest mode per relation); a live statement asks the lock manager (at
  * ddl_command_start, or in the ProcessUtility hook, the statement has not
  * locked yet, and classifying takes nothing stronger than ACCESS SHARE).
  */
-static bool
-lock_already_held(EltClassified *c, Oid relid, LOCKMODE mode)
+bool
+EltLockHeld(EltClassified *c, Oid relid, LOCKMODE mode)
 {
 	LOCKTAG		tag;
 	LOCKMODE	m;
 
 	if (c->script != NULL)
-		return list_member_oid(c->script->held_ae, relid);
+	{
+		ListCell   *lr;
+		ListCell   *lm;
+
+		forboth(lr, c->script->held_rels, lm, c->script->held_modes)
+		{
+			if (lfirst_oid(lr) == relid)
+				return lfirst_int(lm) >= mode;
+		}
+		return false;
+	}
 	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
 	for (m = mode; m <= MaxLockMode; m++)
 	{
@@ -164,18 +179,46 @@ lock_already_held(EltClassified *c, Oid relid, LOCKMODE mode)
 	return false;
 }
 
+/* The strongest lock the statement takes on relid (EltAddLock), or NoLock. */
+LOCKMODE
+EltStatementLock(EltClassified *c, Oid relid)
+{
+	LOCKMODE	mode = NoLock;
+	ListCell   *lc;
+
+	foreach(lc, c->locks)
+	{
+		EltLock    *l = (EltLock *) lfirst(lc);
+
+		if (l->relid == relid && l->mode > mode)
+			mode = l->mode;
+	}
+	return mode;
+}
+
 /*
- * EG208 candidate: the statement takes mode on relid.  Only locks that
- * block writes or reads (SHARE or stronger) count; one candidate per
- * relation, with the strongest lock.  The judge keeps it on a live
- * governed relation when no lock_timeout is set.
+ * The statement takes mode on relid: the one place that says which locks
+ * a statement takes.  Every call is kept in c->locks (a script remembers
+ * them as held to the end of its block; EG210 asks whether the statement
+ * itself takes ACCESS EXCLUSIVE).  EG208 candidate: only locks that block
+ * writes or reads (SHARE or stronger) and that the transaction does not
+ * hold already count; one candidate per relation, with the strongest
+ * lock.  The judge keeps it on a live governed relation when no
+ * lock_timeout is set.
  */
 void
 EltAddLock(EltClassified *c, Oid relid, LOCKMODE mode)
 {
 	ListCell   *lc;
+	EltLock    *l;
 
-	if (mode < ShareLock || !OidIsValid(relid) || lock_already_held(c, relid, mode))
+	if (!OidIsValid(relid) || mode == NoLock)
+		return;
+	l = palloc(sizeof(EltLock));
+	l->relid = relid;
+	l->mode = mode;
+	c->locks = lappend(c->locks, l);
+	if (mode < ShareLock || EltLockHeld(c, relid, mode))
 		return;
 	foreach(lc, c->cands)
 	{
@@ -544,10 +587,8 @@ rebuild_target(EltClassified *c, RangeVar *rv)
 
 	if (f == FOUND_LIVE)
 		return relid;
-	if (f == FOUND_MISSING && c->script != NULL)
-		new_cand(c, R_MISSING, InvalidOid, EltRangeVarQualified(rv),
-				 psprintf("relation %s does not exist, so the statement would fail",
-						  EltRangeVarQualified(rv)), 0, NoLock);
+	if (f == FOUND_MISSING)
+		EltAddMissing(c, EltRangeVarQualified(rv), "relation");
 	return InvalidOid;
 }
 

@@ -31,15 +31,6 @@
 
 #include "contracts_int.h"
 
-/* EG001 for check_ddl (a live statement fails by itself). */
-static void
-newer_missing(EltClassified *c, char *object, const char *what)
-{
-	if (c->script != NULL)
-		EltAddCandidate(c, R_MISSING, InvalidOid, 0, NULL, object,
-						psprintf("%s %s does not exist, so the statement would fail", what, object), 0);
-}
-
 /*
  * 17: ALTER COLUMN ... SET EXPRESSION AS (...).  Every reader sees new
  * values (EG123); a stored column is recomputed by rewriting the table
@@ -61,7 +52,7 @@ classify_set_expression(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 	object = EltColDisplay(relid, cmd->name);
 	if (f == FOUND_MISSING)
 	{
-		newer_missing(c, object, "column");
+		EltAddMissing(c, object, "column");
 		return;
 	}
 	if (att.attgenerated == '\0')
@@ -94,7 +85,7 @@ classify_enforce(EltClassified *c, Oid relid, const char *conname)
 
 	if (!OidIsValid(conoid))
 	{
-		newer_missing(c, psprintf("%s on %s", quote_identifier(conname), table), "constraint");
+		EltAddMissing(c, psprintf("%s on %s", quote_identifier(conname), table), "constraint");
 		return;
 	}
 	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
@@ -163,7 +154,7 @@ EltClassifyNotNullConstraint(EltClassified *c, Oid relid, Constraint *con)
 	object = EltColDisplay(relid, col);
 	if (f == FOUND_MISSING)
 	{
-		newer_missing(c, object, "column");
+		EltAddMissing(c, object, "column");
 		return;
 	}
 	state = EltAttNotNullState(relid, att.attnum, att.attnotnull);

@@ -303,6 +303,39 @@ EltColKey(Oid relid, const char *col)
 	return psprintf("%u.%s", relid, col);
 }
 
+/*
+ * A column an earlier transaction of the script added: *att as its
+ * EltScriptCol says (attnum ELT_COL_EARLIER); FOUND_LIVE.
+ */
+static EltFound
+earlier_column(EltScript *s, Oid relid, const char *col, FormData_pg_attribute *att)
+{
+	EltScriptCol *k = NULL;
+	ListCell   *lc;
+
+	foreach(lc, s->cols)
+	{
+		EltScriptCol *e = (EltScriptCol *) lfirst(lc);
+
+		if (e->relid == relid && strcmp(e->name, col) == 0)
+			k = e;
+	}
+	memset(att, 0, ATTRIBUTE_FIXED_PART_SIZE);
+	att->attrelid = relid;
+	namestrcpy(&att->attname, col);
+	att->attnum = ELT_COL_EARLIER;
+	att->atttypmod = -1;
+	if (k != NULL)
+	{
+		att->atttypid = k->typid;
+		att->atttypmod = k->typmod;
+		att->attnotnull = k->not_null;
+		att->atthasdef = k->has_default;
+		att->attcollation = OidIsValid(k->typid) ? get_typcollation(k->typid) : InvalidOid;
+	}
+	return FOUND_LIVE;
+}
+
 /* Find a column of a live relation; *att is a copy of its attribute row. */
 EltFound
 EltFindColumn(EltClassified *c, Oid relid, const char *col, FormData_pg_attribute *att)
@@ -329,6 +362,8 @@ EltFindColumn(EltClassified *c, Oid relid, const char *col, FormData_pg_attribut
 		}
 		if (found && last == 0)
 			return FOUND_NEW;
+		if (found && last == ELT_COL_EARLIER)
+			return earlier_column(c->script, relid, col, att);
 		if (found && last < 0)
 			return FOUND_MISSING;
 		if (found)
@@ -345,6 +380,61 @@ EltFindColumn(EltClassified *c, Oid relid, const char *col, FormData_pg_attribut
 	if (att->attisdropped || att->attnum <= 0)
 		return FOUND_MISSING;
 	return FOUND_LIVE;
+}
+
+/*
+ * Whether an inheritor of relid (not relid itself) has a live column col,
+ * as the live catalog or the script's view of it says; *att is a copy of
+ * its attribute row with attnum 0 (no column of relid).  ADD COLUMN of
+ * that name on relid merges into that column instead of adding a new one:
+ * the column is not new, and what later renames or retypes it on relid
+ * recurses into a column that readers of the inheritor know.
+ */
+bool
+EltInheritorHasColumn(EltClassified *c, Oid relid, const char *col, FormData_pg_attribute *att)
+{
+	ListCell   *lc;
+
+	if (col == NULL || !has_subclass(relid))
+		return false;
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	{
+		Oid			child = lfirst_oid(lc);
+
+		if (child != relid && EltFindColumn(c, child, col, att) == FOUND_LIVE)
+		{
+			att->attnum = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * EG001: the statement names something that is not there (what: "relation",
+ * "column", "index", ...).  Only for check_ddl: a live statement fails by
+ * itself.  Every "would fail because X does not exist" comes from here.
+ */
+void
+EltAddMissing(EltClassified *c, char *object, const char *what)
+{
+	if (c->script == NULL)
+		return;
+	EltAddCandidate(c, R_MISSING, InvalidOid, 0, NULL, object,
+					psprintf("%s %s does not exist, so the statement would fail", what, object), 0);
+}
+
+/*
+ * The key of the table setting an ALTER TABLE subcommand changes:
+ * persistence (SET LOGGED / UNLOGGED), tablespace or access method.
+ */
+char *
+EltSettingKey(Oid relid, AlterTableCmd *cmd)
+{
+	char		kind = cmd->subtype == AT_SetTableSpace ? 't' :
+		cmd->subtype == AT_SetAccessMethod ? 'a' : 'p';
+
+	return psprintf("%c%u", kind, relid);
 }
 
 /* ------------------------------------------------------------------------

@@ -172,7 +172,9 @@ script_apply(EltClassified *c, Node *stmt)
 					EltFindRelation(c, is->relation, &relid) != FOUND_LIVE)
 					break;
 				nsp = get_rel_namespace(relid);
-				if (is->if_not_exists && OidIsValid(get_relname_relid(is->idxname, nsp)))
+				if (is->if_not_exists &&
+					EltFindRelation(c, makeRangeVar(get_namespace_name(nsp), is->idxname, -1),
+									&relid) != FOUND_MISSING)
 					break;
 				s->created = lappend(s->created,
 									 quote_qualified_identifier(get_namespace_name(nsp), is->idxname));
@@ -226,8 +228,12 @@ script_apply(EltClassified *c, Node *stmt)
 					/* ADD COLUMN IF NOT EXISTS on a live column does nothing */
 					if (cmd->subtype == AT_AddColumn && cmd->def && IsA(cmd->def, ColumnDef))
 					{
-						if (EltFindColumn(c, relid, ((ColumnDef *) cmd->def)->colname, &att) != FOUND_LIVE)
-							script_add_col(s, relid, ((ColumnDef *) cmd->def)->colname, 0);
+						const char *name = ((ColumnDef *) cmd->def)->colname;
+
+						/* (merged into an inheritor's column: not new) */
+						if (EltFindColumn(c, relid, name, &att) != FOUND_LIVE &&
+							!EltInheritorHasColumn(c, relid, name, &att))
+							script_add_col(s, relid, name, 0);
 					}
 					else if (cmd->subtype == AT_DropColumn && cmd->name)
 						script_add_col(s, relid, cmd->name, -1);
@@ -327,8 +333,7 @@ script_apply(EltClassified *c, Node *stmt)
 						s->lt_session = set;
 						s->lt_local = -1;
 					}
-					s->lock_timeout = (s->in_block && s->lt_local >= 0) ? s->lt_local == 1 :
-						s->lt_session;
+					EltScriptLockTimeoutNow(s);
 				}
 				break;
 			}
@@ -491,6 +496,7 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 		text = statement_text(sql, rs);
 		c.cxt = stmt_cxt;
 		c.cands = NIL;
+		c.locks = NIL;
 		EltClassify(&c, rs->stmt);
 		/* these note what they look up in the script's state (con_live) */
 		c.cxt = script.cxt;

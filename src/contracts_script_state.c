@@ -1,40 +1,51 @@
 /*
  * contracts_script_state.c — what a check_ddl script remembers beyond the
- * relations it creates, renames and drops: its transaction blocks, the
- * ACCESS EXCLUSIVE locks a transaction holds, SET [LOCAL] lock_timeout, the
- * constraints, columns, functions and indexes it adds; and the findings
+ * relations it creates, renames and drops: its transaction blocks and
+ * savepoints, the locks a transaction holds (with the strongest mode per
+ * relation), SET [LOCAL] lock_timeout, the constraints, columns, NOT NULL
+ * changes, table settings, functions and indexes it adds; and the findings
  * that follow from them (EG002, EG210, EG001, and the rules that still
- * apply to a column the script added).
+ * apply to a column the script added in the same transaction).
  *
- * Owns: the transaction model of elt.check_ddl() and EltClassifyHeldLocks,
+ * Owns: the transaction model of elt.check_ddl(); EltClassifyHeldLocks,
  * which contracts_judge.c also calls for a live statement (there the locks
  * are the ones the transaction really holds, looked up at
- * ddl_command_start, before the statement takes its own and before the
- * judging takes any).
+ * ddl_command_start, before the statement takes its own).  The live list
+ * of the columns a transaction added is contracts_live.c's.
  *
  * The model.  Outside a block every statement is a transaction of its own.
  * BEGIN / START TRANSACTION opens a block (a second one is ignored, as
  * PostgreSQL does with a warning); COMMIT / END / PREPARE TRANSACTION closes
  * it and lets go of its locks and its SET LOCAL; ROLLBACK / ABORT closes it
  * and undoes everything the script remembered from it (objects created,
- * renamed or dropped, columns, constraints, SET lock_timeout; SET
- * search_path is not undone).  SAVEPOINT, RELEASE and ROLLBACK TO are
- * ignored: what was done after the savepoint is kept.  single_transaction
- * opens a block before the first statement, as psql -1 does: a COMMIT in
- * the script ends it, and the statements after it run each on its own.
+ * renamed or dropped, columns, constraints, indexes, locks, SET
+ * lock_timeout; SET search_path is not undone); AND CHAIN opens the next
+ * block at once.  SAVEPOINT saves the state; ROLLBACK TO restores it (and
+ * keeps the savepoint); RELEASE forgets it and the later ones.  A column
+ * the script added is new (only what still applies to it is judged) until
+ * its transaction ends; then it is judged as a live column.
+ * single_transaction opens a block before the first statement, as psql -1
+ * does: a COMMIT in the script ends it, and the statements after it run
+ * each on its own.
  *
- * Calls: contracts_rules.c.  Locking: none taken; LockHeldByMe only looks.
+ * Calls: contracts_rules.c, contracts_maintain.c (EltLockHeld,
+ * EltStatementLock, EltTableSettingIsNoop); PostgreSQL's
+ * FuncnameGetCandidates, LockHeldByMe (EltLockHeldByMe, through
+ * EltLockHeld).  Locking: AccessShareLock on
+ * pg_constraint to read live CHECK constraints; nothing else.
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
+#include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_proc.h"
 #include "commands/defrem.h"
-#include "commands/tablecmds.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -44,6 +55,7 @@
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -56,14 +68,29 @@
  * ------------------------------------------------------------------------
  */
 
-/* Recompute whether a lock_timeout is in force. */
-static void
-lock_timeout_now(EltScript *s)
+static void cols_end_transaction(EltScript *s);
+static EltScriptCol *col_find(EltScript *s, Oid relid, const char *name);
+
+/*
+ * Recompute whether a lock_timeout is in force: SET LOCAL inside a block,
+ * else the session's.  The one place that says so (contracts_script.c
+ * calls it after a SET).
+ */
+void
+EltScriptLockTimeoutNow(EltScript *s)
 {
 	s->lock_timeout = (s->in_block && s->lt_local >= 0) ? s->lt_local == 1 : s->lt_session;
 }
 
-/* A copy of the script's state, for ROLLBACK to restore. */
+/*
+ * A copy of the script's state, for ROLLBACK or ROLLBACK TO to restore.
+ * Every List field is copied (lappend may grow a list in place, which the
+ * copy must not see): created, created_types, created_schemas,
+ * alias_names, alias_oids, gone, col_keys, col_attnums, index_stmts,
+ * held_rels, held_modes, emptied, cons, unnamed_con_rels, cols, created_funcs,
+ * nn_keys, settings_changed, savepoints.  Their members are never changed in place (a new state is a
+ * new entry), so a shallow copy is enough.  saved is not copied.
+ */
 static EltScript *
 script_copy(EltScript *s)
 {
@@ -78,12 +105,84 @@ script_copy(EltScript *s)
 	copy->gone = list_copy(s->gone);
 	copy->col_keys = list_copy(s->col_keys);
 	copy->col_attnums = list_copy(s->col_attnums);
+	copy->index_stmts = list_copy(s->index_stmts);
+	copy->held_rels = list_copy(s->held_rels);
+	copy->held_modes = list_copy(s->held_modes);
+	copy->emptied = list_copy(s->emptied);
 	copy->cons = list_copy(s->cons);
 	copy->unnamed_con_rels = list_copy(s->unnamed_con_rels);
 	copy->cols = list_copy(s->cols);
 	copy->created_funcs = list_copy(s->created_funcs);
+	copy->nn_keys = list_copy(s->nn_keys);
+	copy->settings_changed = list_copy(s->settings_changed);
+	copy->savepoints = list_copy(s->savepoints);
 	copy->saved = NULL;
 	return copy;
+}
+
+/* Restore a saved state (a copy of it: the saved one may be restored again). */
+static void
+script_restore(EltScript *s, EltScript *state)
+{
+	EltScript  *copy = script_copy(state);
+
+	memcpy(s, copy, sizeof(EltScript));
+	EltScriptSchemas = s->created_schemas;
+}
+
+/* The position of the innermost savepoint of that name, or -1. */
+static int
+savepoint_find(EltScript *s, const char *name)
+{
+	int			found = -1;
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, s->savepoints)
+	{
+		if (name != NULL && strcmp(((EltScriptSavepoint *) lfirst(lc))->name, name) == 0)
+			found = i;
+		i++;
+	}
+	return found;
+}
+
+/*
+ * SAVEPOINT, RELEASE, ROLLBACK TO inside a block: a savepoint saves the
+ * state; RELEASE forgets it and the ones after it; ROLLBACK TO restores
+ * it (locks, SET LOCAL and everything the script remembered) and keeps it,
+ * forgetting the ones after it.  Outside a block they fail: nothing.
+ */
+static void
+script_savepoint(EltScript *s, TransactionStmt *ts)
+{
+	int			i;
+
+	if (!s->in_block)
+		return;
+	if (ts->kind == TRANS_STMT_SAVEPOINT)
+	{
+		EltScriptSavepoint *sp = palloc(sizeof(EltScriptSavepoint));
+
+		sp->name = pstrdup(ts->savepoint_name);
+		sp->state = script_copy(s);
+		s->savepoints = lappend(s->savepoints, sp);
+		return;
+	}
+	if ((i = savepoint_find(s, ts->savepoint_name)) < 0)
+		return;
+	if (ts->kind == TRANS_STMT_RELEASE)
+		s->savepoints = list_truncate(list_copy(s->savepoints), i);
+	else
+	{
+		EltScript  *saved = s->saved;
+		List	   *savepoints = list_truncate(list_copy(s->savepoints), i + 1);
+
+		script_restore(s, ((EltScriptSavepoint *) list_nth(savepoints, i))->state);
+		s->saved = saved;
+		s->savepoints = savepoints;
+		EltScriptLockTimeoutNow(s);
+	}
 }
 
 /* Open a transaction block. */
@@ -93,9 +192,10 @@ block_open(EltScript *s)
 	s->saved = script_copy(s);
 	s->in_block = true;
 	s->lt_local = -1;
-	s->held_ae = NIL;
+	s->held_rels = NIL;
+	s->held_modes = NIL;
 	s->emptied = NIL;
-	lock_timeout_now(s);
+	EltScriptLockTimeoutNow(s);
 }
 
 /* Start of a script: the session's lock_timeout, and -1's block. */
@@ -106,7 +206,7 @@ EltScriptBegin(EltScript *s, bool single_transaction)
 	s->lt_local = -1;
 	if (single_transaction)
 		block_open(s);
-	lock_timeout_now(s);
+	EltScriptLockTimeoutNow(s);
 }
 
 /*
@@ -130,29 +230,63 @@ EltScriptTransaction(EltScript *s, Node *stmt)
 			break;
 		case TRANS_STMT_COMMIT:
 		case TRANS_STMT_PREPARE:
+			cols_end_transaction(s);
 			s->in_block = false;
 			s->saved = NULL;
 			break;
 		case TRANS_STMT_ROLLBACK:
 			if (s->in_block && s->saved != NULL)
-			{
-				EltScript  *saved = s->saved;
-
-				memcpy(s, saved, sizeof(EltScript));
-				EltScriptSchemas = s->created_schemas;
-			}
+				script_restore(s, s->saved);
 			s->in_block = false;
 			s->saved = NULL;
 			break;
+		case TRANS_STMT_SAVEPOINT:
+		case TRANS_STMT_RELEASE:
+		case TRANS_STMT_ROLLBACK_TO:
+			script_savepoint(s, ts);
+			return true;
 		default:
-			/* SAVEPOINT, RELEASE, ROLLBACK TO, COMMIT/ROLLBACK PREPARED */
+			/* COMMIT/ROLLBACK PREPARED */
 			return true;
 	}
-	s->held_ae = NIL;
+	s->savepoints = NIL;
+	s->held_rels = NIL;
+	s->held_modes = NIL;
 	s->emptied = NIL;
 	s->lt_local = -1;
-	lock_timeout_now(s);
+	EltScriptLockTimeoutNow(s);
+	/* COMMIT AND CHAIN, ROLLBACK AND CHAIN: a new block at once */
+	if (ts->chain && ts->kind != TRANS_STMT_PREPARE)
+		block_open(s);
 	return true;
+}
+
+/*
+ * The end of a transaction of the script: the columns it added are now
+ * columns readers may know (the live trigger judges them in full in a
+ * later transaction): ELT_COL_EARLIER from now on.
+ */
+static void
+cols_end_transaction(EltScript *s)
+{
+	int			n = list_length(s->col_keys);
+
+	for (int i = 0; i < n; i++)
+	{
+		char	   *key = (char *) list_nth(s->col_keys, i);
+		int			j;
+
+		if (list_nth_int(s->col_attnums, i) != 0)
+			continue;
+		/* only a name's last entry counts */
+		for (j = i + 1; j < list_length(s->col_keys); j++)
+			if (strcmp((char *) list_nth(s->col_keys, j), key) == 0)
+				break;
+		if (j < list_length(s->col_keys))
+			continue;
+		s->col_keys = lappend(s->col_keys, key);
+		s->col_attnums = lappend_int(s->col_attnums, ELT_COL_EARLIER);
+	}
 }
 
 /* After a statement: outside a block its transaction ends with it. */
@@ -161,10 +295,12 @@ EltScriptEndStatement(EltScript *s)
 {
 	if (!s->in_block)
 	{
-		s->held_ae = NIL;
+		cols_end_transaction(s);
+		s->held_rels = NIL;
+	s->held_modes = NIL;
 		s->emptied = NIL;
 		s->lt_local = -1;
-		lock_timeout_now(s);
+		EltScriptLockTimeoutNow(s);
 	}
 }
 
@@ -266,19 +402,20 @@ EltScriptBlockFindings(EltClassified *c, Node *stmt)
  * ------------------------------------------------------------------------
  */
 
-/* Whether the transaction holds ACCESS EXCLUSIVE on relid before stmt. */
+/*
+ * Whether the transaction holds ACCESS EXCLUSIVE on relid before stmt
+ * (EltLockHeld), on a table that is not empty: a table the transaction
+ * truncated (a script: and has not loaded since; live: with no blocks) is
+ * scanned at once.  The empty-table rule is EG210's only: EG208 is about
+ * waiting for the lock, which an empty table does not shorten.
+ */
 static bool
 held_ae(EltClassified *c, Oid relid)
 {
-	LOCKTAG		tag;
-
-	/* a table truncated by the transaction is empty: its scan is instant */
-	if (c->script != NULL)
-		return list_member_oid(c->script->held_ae, relid) &&
-			!list_member_oid(c->script->emptied, relid);
-	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
-	if (!EltLockHeldByMe(&tag, AccessExclusiveLock))
+	if (!EltLockHeld(c, relid, AccessExclusiveLock))
 		return false;
+	if (c->script != NULL)
+		return !list_member_oid(c->script->emptied, relid);
 	/* held: opening it waits for nothing; truncated (or created) and empty */
 	{
 		Relation	rel = relation_open(relid, NoLock);
@@ -347,7 +484,7 @@ EltClassifyHeldLocks(EltClassified *c, Node *stmt)
 				continue;
 			if (!earlier && !same)
 				same = list_length(at->cmds) > 1 &&
-					AlterTableGetLockLevel(at->cmds) == AccessExclusiveLock;
+					EltStatementLock(c, relid) == AccessExclusiveLock;
 			if (!earlier && !same)
 				continue;
 			what = fk == NULL ? psprintf("validates constraint %s", quote_identifier(cmd->name)) :
@@ -365,7 +502,7 @@ EltClassifyHeldLocks(EltClassified *c, Node *stmt)
 		IndexStmt  *is = (IndexStmt *) stmt;
 
 		if (is->concurrent || is->relation == NULL ||
-			(c->script != NULL && c->script->held_ae == NIL) ||
+			(c->script != NULL && c->script->held_rels == NIL) ||
 			EltFindRelation(c, is->relation, &relid) != FOUND_LIVE || !held_ae(c, relid))
 			goto done;
 		add_held(c, relid,
@@ -377,45 +514,48 @@ done:
 	MemoryContextSwitchTo(old);
 }
 
-/* Note an ACCESS EXCLUSIVE lock the statement takes on a live relation. */
+/* Note a lock the transaction now holds on a live relation (the strongest wins). */
 static void
-note_ae(EltClassified *c, const RangeVar *rv)
+note_held(EltScript *s, Oid relid, LOCKMODE mode)
 {
-	Oid			relid;
+	ListCell   *lr;
+	ListCell   *lm;
 
-	if (rv != NULL && EltFindRelation(c, rv, &relid) == FOUND_LIVE)
-		c->script->held_ae = list_append_unique_oid(c->script->held_ae, relid);
+	forboth(lr, s->held_rels, lm, s->held_modes)
+	{
+		if (lfirst_oid(lr) == relid)
+		{
+			if (mode > lfirst_int(lm))
+				lfirst_int(lm) = mode;	/* (s's own copy: see script_copy) */
+			return;
+		}
+	}
+	s->held_rels = lappend_oid(s->held_rels, relid);
+	s->held_modes = lappend_int(s->held_modes, mode);
 }
 
-/* The ACCESS EXCLUSIVE locks a statement takes, held to the end of its transaction. */
+/*
+ * The locks a statement takes, held to the end of its transaction: those
+ * its classification told EltAddLock of, and LOCK TABLE's; and which
+ * tables it empties (TRUNCATE) or loads again (INSERT, COPY FROM).
+ */
 static void
 remember_locks(EltClassified *c, Node *stmt)
 {
 	ListCell   *lc;
+	Oid			relid;
 
+	foreach(lc, c->locks)
+	{
+		EltLock    *l = (EltLock *) lfirst(lc);
+
+		note_held(c->script, l->relid, l->mode);
+	}
 	switch (nodeTag(stmt))
 	{
-		case T_AlterTableStmt:
-			{
-				AlterTableStmt *at = (AlterTableStmt *) stmt;
-
-				if (at->objtype == OBJECT_TABLE &&
-					AlterTableGetLockLevel(at->cmds) == AccessExclusiveLock)
-					note_ae(c, at->relation);
-				break;
-			}
-		case T_RenameStmt:
-			note_ae(c, ((RenameStmt *) stmt)->relation);
-			break;
-		case T_AlterObjectSchemaStmt:
-			note_ae(c, ((AlterObjectSchemaStmt *) stmt)->relation);
-			break;
 		case T_TruncateStmt:
 			foreach(lc, ((TruncateStmt *) stmt)->relations)
 			{
-				Oid			relid;
-
-				note_ae(c, (RangeVar *) lfirst(lc));
 				if (EltFindRelation(c, (RangeVar *) lfirst(lc), &relid) == FOUND_LIVE)
 					c->script->emptied = list_append_unique_oid(c->script->emptied, relid);
 			}
@@ -425,7 +565,6 @@ remember_locks(EltClassified *c, Node *stmt)
 			{
 				RangeVar   *rv = IsA(stmt, InsertStmt) ? ((InsertStmt *) stmt)->relation :
 					((CopyStmt *) stmt)->is_from ? ((CopyStmt *) stmt)->relation : NULL;
-				Oid			relid;
 
 				/* loaded again: as large as its statistics say (the live size may differ) */
 				if (rv != NULL && EltFindRelation(c, rv, &relid) == FOUND_LIVE)
@@ -433,31 +572,12 @@ remember_locks(EltClassified *c, Node *stmt)
 				break;
 			}
 		case T_LockStmt:
-			if (((LockStmt *) stmt)->mode == AccessExclusiveLock)
-				foreach(lc, ((LockStmt *) stmt)->relations)
-					note_ae(c, (RangeVar *) lfirst(lc));
-			break;
-		case T_DropStmt:
+			foreach(lc, ((LockStmt *) stmt)->relations)
 			{
-				DropStmt   *ds = (DropStmt *) stmt;
-
-				/* DROP INDEX without CONCURRENTLY locks its table */
-				if (ds->removeType != OBJECT_INDEX || ds->concurrent)
-					break;
-				foreach(lc, ds->objects)
-				{
-					Oid			idx;
-					Oid			table;
-
-					if (EltFindRelation(c, makeRangeVarFromNameList(castNode(List, lfirst(lc))),
-										&idx) != FOUND_LIVE)
-						continue;
-					table = IndexGetRelation(idx, true);
-					if (OidIsValid(table))
-						c->script->held_ae = list_append_unique_oid(c->script->held_ae, table);
-				}
-				break;
+				if (EltFindRelation(c, (RangeVar *) lfirst(lc), &relid) == FOUND_LIVE)
+					note_held(c->script, relid, ((LockStmt *) stmt)->mode);
 			}
+			break;
 		default:
 			break;
 	}
@@ -533,6 +653,145 @@ con_notnull_key(Constraint *con)
 }
 
 /*
+ * The name the script now gives live column attnum of relid (renamed by
+ * the script, or as in the catalog), or NULL if the script dropped it.
+ */
+static char *
+live_col_now(EltScript *s, Oid relid, AttrNumber attnum)
+{
+	char	   *prefix = psprintf("%u.", relid);
+	size_t		len = strlen(prefix);
+	char	   *live = get_attname(relid, attnum, true);
+	char	   *live_key = live ? EltColKey(relid, live) : NULL;
+	bool		live_touched = false;
+	ListCell   *lk;
+	ListCell   *la;
+
+	/* the last name whose last entry is attnum */
+	for (int i = list_length(s->col_keys) - 1; i >= 0; i--)
+	{
+		char	   *key = (char *) list_nth(s->col_keys, i);
+		int			j;
+
+		if (strncmp(key, prefix, len) != 0)
+			continue;
+		/* only the last entry of each name counts */
+		for (j = list_length(s->col_keys) - 1; j > i; j--)
+			if (strcmp((char *) list_nth(s->col_keys, j), key) == 0)
+				break;
+		if (j > i)
+			continue;
+		if (list_nth_int(s->col_attnums, i) == attnum)
+			return pstrdup(key + len);
+	}
+	forboth(lk, s->col_keys, la, s->col_attnums)
+	{
+		if (live_key != NULL && strcmp((char *) lfirst(lk), live_key) == 0)
+			live_touched = true;
+	}
+	return live_touched ? NULL : live;
+}
+
+/*
+ * A column of relid renamed (newname) or dropped (newname NULL) by the
+ * script: the CHECK (col IS NOT NULL) entries on it follow (a dropped
+ * column takes its constraints with it).
+ */
+static void
+cons_follow_column(EltScript *s, Oid relid, const char *oldname, const char *newname)
+{
+	ListCell   *lc;
+	List	   *now = NIL;
+
+	foreach(lc, s->cons)
+	{
+		EltScriptCon *k = (EltScriptCon *) lfirst(lc);
+
+		if (k->relid == relid && !k->gone && k->notnull_col != NULL &&
+			strcmp(k->notnull_col, oldname) == 0 && con_find(s, relid, k->name) == k)
+			now = lappend(now, k);
+	}
+	foreach(lc, now)
+	{
+		EltScriptCon *k = (EltScriptCon *) lfirst(lc);
+
+		con_note(s, relid, k->name, newname == NULL, newname != NULL && k->valid,
+				 newname ? pstrdup(newname) : NULL);
+	}
+}
+
+/* SET/DROP NOT NULL the script did on a column: '+', '-', or 0 for none. */
+static char
+nn_last(EltScript *s, Oid relid, const char *col)
+{
+	char	   *key = EltColKey(relid, col);
+	char		last = 0;
+	ListCell   *lc;
+
+	foreach(lc, s->nn_keys)
+	{
+		char	   *e = (char *) lfirst(lc);
+
+		if (strcmp(e + 1, key) == 0)
+			last = e[0];
+	}
+	return last == '0' ? 0 : last;	/* '0': dropped or added since */
+}
+
+/* A column renamed by the script keeps what SET/DROP NOT NULL did to it. */
+static void
+nn_follow_column(EltScript *s, Oid relid, const char *oldname, const char *newname)
+{
+	char		last = nn_last(s, relid, oldname);
+
+	if (last != 0)
+		s->nn_keys = lappend(s->nn_keys, psprintf("%c%s", last, EltColKey(relid, newname)));
+}
+
+/*
+ * Whether a column of relid is NOT NULL before the statement, as the
+ * script left it: col by the name the script now gives it, or (col NULL)
+ * live column attnum.  A column the script dropped counts as NOT NULL (the
+ * statement fails anyway).  Live: the catalog.
+ */
+bool
+EltScriptColumnNotNull(EltClassified *c, Oid relid, AttrNumber attnum, const char *col)
+{
+	FormData_pg_attribute att;
+	char		last;
+
+	if (c->script == NULL)
+	{
+		HeapTuple	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+		bool		nn = true;
+
+		if (HeapTupleIsValid(tup))
+		{
+			nn = ((Form_pg_attribute) GETSTRUCT(tup))->attnotnull;
+			ReleaseSysCache(tup);
+		}
+		return nn;
+	}
+	if (col == NULL && (col = live_col_now(c->script, relid, attnum)) == NULL)
+		return true;
+	if ((last = nn_last(c->script, relid, col)) != 0)
+		return last == '+';
+	switch (EltFindColumn(c, relid, col, &att))
+	{
+		case FOUND_LIVE:
+			return att.attnotnull;
+		case FOUND_NEW:
+			{
+				EltScriptCol *k = col_find(c->script, relid, col);
+
+				return k != NULL && k->not_null;
+			}
+		default:
+			return true;
+	}
+}
+
+/*
  * A live constraint as the script first meets it: noted with whether it
  * is validated and, for CHECK (col IS NOT NULL), its column; NULL if the
  * table has none of that name.
@@ -566,7 +825,7 @@ con_live(EltScript *s, Oid relid, const char *name)
 
 			if (IsA(expr, NullTest) && ((NullTest *) expr)->nulltesttype == IS_NOT_NULL &&
 				IsA(((NullTest *) expr)->arg, Var))
-				col = get_attname(relid, ((Var *) ((NullTest *) expr)->arg)->varattno, true);
+				col = live_col_now(s, relid, ((Var *) ((NullTest *) expr)->arg)->varattno);
 		}
 	}
 	ReleaseSysCache(tup);
@@ -615,21 +874,6 @@ col_note(EltScript *s, EltScriptCol *from, Oid relid, const char *name)
 	return k;
 }
 
-/* Append a candidate to c. */
-static EltCandidate *
-cand_add(EltClassified *c, int rule, Oid relid, char *object, char *reason, int flags)
-{
-	return EltAddCandidate(c, rule, relid, 0, NULL, object, reason, flags);
-}
-
-/* EG001: the statement names something that is not there. */
-static void
-cand_missing(EltClassified *c, char *object, const char *what)
-{
-	cand_add(c, R_MISSING, InvalidOid, object,
-			 psprintf("%s %s does not exist, so the statement would fail", what, object), 0);
-}
-
 /* Walker: EG001 for each function a default calls that does not exist. */
 static bool
 missing_func_walker(Node *node, void *context)
@@ -643,9 +887,11 @@ missing_func_walker(Node *node, void *context)
 		FuncCall   *fc = (FuncCall *) node;
 		char	   *name = strVal(llast(fc->funcname));
 
-		if (!EltStringMember(c->script->created_funcs, name) &&
+		/* (an extension the script created brings functions we cannot see) */
+		if (!c->script->created_extension &&
+			!EltStringMember(c->script->created_funcs, name) &&
 			FuncnameGetCandidates(fc->funcname, -1, NIL, false, false, false, true) == NULL)
-			cand_missing(c, NameListToQuotedString(fc->funcname), "function");
+			EltAddMissing(c, NameListToQuotedString(fc->funcname), "function");
 	}
 	return raw_expression_tree_walker(node, missing_func_walker, context);
 }
@@ -674,7 +920,7 @@ check_con(EltClassified *c, Oid relid, const char *name)
 		(con_find(c->script, relid, name) == NULL &&
 		 list_member_oid(c->script->unnamed_con_rels, relid)))
 		return;
-	cand_missing(c, psprintf("%s on %s", quote_identifier(name), EltRelDisplay(relid)),
+	EltAddMissing(c, psprintf("%s on %s", quote_identifier(name), EltRelDisplay(relid)),
 				 "constraint");
 }
 
@@ -695,7 +941,7 @@ classify_added_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 		case AT_ColumnDefault:
 			if ((cmd->def == NULL || (IsA(cmd->def, A_Const) && ((A_Const *) cmd->def)->isnull)) &&
 				k->has_default && k->not_null)
-				cand_add(c, R_DROP_DEFAULT, relid, object,
+				EltAddCandidate(c, R_DROP_DEFAULT, relid, 0, NULL, object,
 						 psprintf("drops the default of column %s, which the script added NOT NULL: every INSERT that does not name it fails", object),
 						 CAND_WRITERS);
 			break;
@@ -704,10 +950,10 @@ classify_added_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 				break;
 			/* with a default, no writer that knows the column yet stores NULL */
 			if (!k->has_default)
-				cand_add(c, R_SET_NOT_NULL, relid, object,
+				EltAddCandidate(c, R_SET_NOT_NULL, relid, 0, NULL, object,
 						 psprintf("sets column %s, which the script added without a default, NOT NULL: every INSERT that does not name it fails", object),
 						 CAND_WRITERS | CAND_NOT_NULL_PROOF)->colname = pstrdup(cmd->name);
-			cand_add(c, R_NOT_NULL_SCAN, relid, object,
+			EltAddCandidate(c, R_NOT_NULL_SCAN, relid, 0, NULL, object,
 					 psprintf("sets column %s NOT NULL: the whole table is scanned under an ACCESS EXCLUSIVE lock", object),
 					 CAND_NOT_NULL_PROOF)->colname = pstrdup(cmd->name);
 			break;
@@ -726,7 +972,7 @@ classify_added_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 				ReleaseSysCache(tup);
 				if (!EltTypeChangeRewrites(k->typid, k->typmod, ntyp, nmod, cd->raw_default != NULL))
 					break;
-				cand = cand_add(c, R_TYPE_REWRITE, relid, object,
+				cand = EltAddCandidate(c, R_TYPE_REWRITE, relid, 0, NULL, object,
 								psprintf("changes column %s, which the script added, from %s to %s, which rewrites the table and its indexes under an ACCESS EXCLUSIVE lock",
 										 object, format_type_with_typemod(k->typid, k->typmod),
 										 format_type_with_typemod(ntyp, nmod)), CAND_NEEDS_SIZE);
@@ -738,7 +984,58 @@ classify_added_column(EltClassified *c, Oid relid, AlterTableCmd *cmd)
 	}
 }
 
-/* Drop NOT NULL candidates a validated CHECK (col IS NOT NULL) of the script proves. */
+/*
+ * Whether a live validated CHECK (col IS NOT NULL) the script has not
+ * touched proves column colname of relid (the name the script now gives
+ * it) NOT NULL.
+ */
+static bool
+live_proof(EltClassified *c, Oid relid, const char *colname)
+{
+	FormData_pg_attribute att;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		proven = false;
+
+	if (EltFindColumn(c, relid, colname, &att) != FOUND_LIVE)
+		return false;
+	rel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, ConstraintRelidTypidNameIndexId, true, NULL, 1, &key);
+	while (!proven && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+		bool		isnull;
+		Datum		bin;
+		Node	   *expr;
+
+		/* one the script renamed, dropped or validated is in s->cons */
+		if (con->contype != CONSTRAINT_CHECK || !con->convalidated ||
+			con_find(c->script, relid, NameStr(con->conname)) != NULL)
+			continue;
+		bin = heap_getattr(tup, Anum_pg_constraint_conbin, RelationGetDescr(rel), &isnull);
+		if (isnull)
+			continue;
+		expr = stringToNode(TextDatumGetCString(bin));
+		if (IsA(expr, NullTest) && ((NullTest *) expr)->nulltesttype == IS_NOT_NULL &&
+			IsA(((NullTest *) expr)->arg, Var) &&
+			((Var *) ((NullTest *) expr)->arg)->varattno == att.attnum)
+			proven = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return proven;
+}
+
+/*
+ * Drop NOT NULL candidates a validated CHECK (col IS NOT NULL) proves, as
+ * the script left the constraints and the columns (renamed, dropped); the
+ * others lose CAND_NOT_NULL_PROOF: the judge's live lookup by name would
+ * not see what the script did.
+ */
 static void
 drop_proven(EltClassified *c)
 {
@@ -764,6 +1061,9 @@ drop_proven(EltClassified *c)
 					con_find(c->script, k->relid, k->name) == k)
 					proven = true;
 			}
+			if (!proven)
+				proven = live_proof(c, cand->relid, cand->colname);
+			cand->flags &= ~CAND_NOT_NULL_PROOF;
 		}
 		if (!proven)
 			kept = lappend(kept, cand);
@@ -793,7 +1093,7 @@ EltScriptClassify(EltClassified *c, Node *stmt)
 		if (at->objtype == OBJECT_INDEX)
 		{
 			if (EltFindRelation(c, at->relation, &relid) == FOUND_MISSING && !at->missing_ok)
-				cand_missing(c, EltRangeVarQualified(at->relation), "index");
+				EltAddMissing(c, EltRangeVarQualified(at->relation), "index");
 			goto done;
 		}
 		if (at->objtype != OBJECT_TABLE || EltFindRelation(c, at->relation, &relid) != FOUND_LIVE)
@@ -823,7 +1123,7 @@ EltScriptClassify(EltClassified *c, Node *stmt)
 			goto done;
 		if (rs->renameType == OBJECT_INDEX &&
 			EltFindRelation(c, rs->relation, &relid) == FOUND_MISSING && !rs->missing_ok)
-			cand_missing(c, EltRangeVarQualified(rs->relation), "index");
+			EltAddMissing(c, EltRangeVarQualified(rs->relation), "index");
 		else if (rs->renameType == OBJECT_TABCONSTRAINT && rs->subname != NULL &&
 				 EltFindRelation(c, rs->relation, &relid) == FOUND_LIVE)
 			check_con(c, relid, rs->subname);
@@ -879,6 +1179,21 @@ remember_alter_table(EltClassified *c, AlterTableStmt *at)
 				if (cmd->name != NULL)
 					con_note(s, relid, cmd->name, true, false, NULL);
 				break;
+			case AT_SetLogged:
+			case AT_SetUnLogged:
+			case AT_SetTableSpace:
+			case AT_SetAccessMethod:
+				/* (from then on the catalog's setting is not the table's) */
+				if (!EltTableSettingIsNoop(relid, cmd))
+					s->settings_changed = lappend(s->settings_changed, EltSettingKey(relid, cmd));
+				break;
+			case AT_DropColumn:
+				if (cmd->name != NULL)
+				{
+					cons_follow_column(s, relid, cmd->name, NULL);
+					s->nn_keys = lappend(s->nn_keys, psprintf("0%s", EltColKey(relid, cmd->name)));
+				}
+				break;
 			case AT_AddColumn:
 				{
 					ColumnDef  *cd = (ColumnDef *) cmd->def;
@@ -886,8 +1201,10 @@ remember_alter_table(EltClassified *c, AlterTableStmt *at)
 					Type		tup;
 					EltScriptCol *n;
 
+					/* (IF NOT EXISTS on one the script added: its state stays) */
 					if (cd == NULL || !IsA(cd, ColumnDef) ||
-						EltFindColumn(c, relid, cd->colname, &att) == FOUND_LIVE)
+						EltFindColumn(c, relid, cd->colname, &att) != FOUND_MISSING ||
+						EltInheritorHasColumn(c, relid, cd->colname, &att))
 						break;
 					n = col_note(s, NULL, relid, cd->colname);
 					tup = cd->typeName ? LookupTypeName(NULL, cd->typeName, &n->typmod, true) : NULL;
@@ -926,6 +1243,10 @@ remember_alter_table(EltClassified *c, AlterTableStmt *at)
 			case AT_DropNotNull:
 				if (k != NULL)
 					col_note(s, k, relid, cmd->name)->not_null = cmd->subtype == AT_SetNotNull;
+				if (cmd->name != NULL)
+					s->nn_keys = lappend(s->nn_keys,
+										 psprintf("%c%s", cmd->subtype == AT_SetNotNull ? '+' : '-',
+												  EltColKey(relid, cmd->name)));
 				break;
 			case AT_AlterColumnType:
 				if (k != NULL && cmd->def != NULL && IsA(cmd->def, ColumnDef))
@@ -988,9 +1309,14 @@ EltScriptRemember(EltClassified *c, Node *stmt)
 
 					if (k != NULL)
 						col_note(s, k, relid, rs->newname);
+					cons_follow_column(s, relid, rs->subname, rs->newname);
+					nn_follow_column(s, relid, rs->subname, rs->newname);
 				}
 				break;
 			}
+		case T_CreateExtensionStmt:
+			s->created_extension = true;
+			break;
 		case T_CreateFunctionStmt:
 			s->created_funcs = lappend(s->created_funcs,
 									   pstrdup(strVal(llast(((CreateFunctionStmt *) stmt)->funcname))));
@@ -998,121 +1324,5 @@ EltScriptRemember(EltClassified *c, Node *stmt)
 		default:
 			break;
 	}
-	MemoryContextSwitchTo(old);
-}
-
-/* ------------------------------------------------------------------------
- * Live: columns added by the current transaction
- * ------------------------------------------------------------------------
- */
-
-/* Columns ("<oid>.<name>") the current transaction added, and its lxid. */
-static List *live_added = NIL;
-static LocalTransactionId live_added_lxid = InvalidLocalTransactionId;
-
-/* The list of the current transaction (a new one starts empty). */
-static List *
-live_added_now(void)
-{
-	if (live_added_lxid != EltMyLocalTransactionId())
-	{
-		live_added = NIL;		/* freed with the transaction that made it */
-		live_added_lxid = EltMyLocalTransactionId();
-	}
-	return live_added;
-}
-
-/* Whether a finding on a column the transaction added still applies. */
-static bool
-added_finding_applies(EltCandidate *cand)
-{
-	FormData_pg_attribute att;
-	HeapTuple	tup;
-
-	switch (cand->rule)
-	{
-		case R_DROP_COLUMN:
-		case R_RENAME_COLUMN:
-		case R_TYPE_NARROWING:
-		case R_DROP_NOT_NULL:
-		case R_CONSUMER_COLUMN:
-			return false;		/* no reader knows it yet */
-		case R_SET_NOT_NULL:
-		case R_DROP_DEFAULT:
-			tup = SearchSysCacheAttName(cand->relid, cand->colname);
-			if (!HeapTupleIsValid(tup))
-				return true;
-			memcpy(&att, GETSTRUCT(tup), ATTRIBUTE_FIXED_PART_SIZE);
-			ReleaseSysCache(tup);
-			/* writers that know it yet: only those that leave it out */
-			return cand->rule == R_SET_NOT_NULL ? !att.atthasdef : att.attnotnull;
-		default:
-			return true;
-	}
-}
-
-/*
- * A live statement: judge the columns the current transaction added as
- * check_ddl judges the columns a script added (only what still applies to
- * them), and note the columns this statement adds, renames or drops.
- * Noted at ddl_command_start: a statement that then fails aborts the
- * transaction (a savepoint rolled back leaves a name that can only be
- * added again, as new).
- */
-void
-EltLiveAddedColumns(EltClassified *c, Node *stmt)
-{
-	List	   *added = live_added_now();
-	MemoryContext old;
-	Oid			relid;
-	ListCell   *lc;
-
-	if (IsA(stmt, AlterTableStmt) && ((AlterTableStmt *) stmt)->objtype == OBJECT_TABLE &&
-		((AlterTableStmt *) stmt)->relation != NULL)
-		relid = RangeVarGetRelid(((AlterTableStmt *) stmt)->relation, NoLock, true);
-	else if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->renameType == OBJECT_COLUMN &&
-			 ((RenameStmt *) stmt)->relation != NULL)
-		relid = RangeVarGetRelid(((RenameStmt *) stmt)->relation, NoLock, true);
-	else
-		return;
-	if (!OidIsValid(relid))
-		return;
-	if (added != NIL)
-	{
-		List	   *kept = NIL;
-
-		foreach(lc, c->cands)
-		{
-			EltCandidate *cand = (EltCandidate *) lfirst(lc);
-
-			if (cand->rule >= 0 && cand->relid == relid && cand->colname != NULL &&
-				EltStringMember(added, EltColKey(relid, cand->colname)) &&
-				!added_finding_applies(cand))
-				continue;
-			kept = lappend(kept, cand);
-		}
-		c->cands = kept;
-	}
-	old = MemoryContextSwitchTo(TopTransactionContext);
-	if (IsA(stmt, RenameStmt))
-	{
-		RenameStmt *rs = (RenameStmt *) stmt;
-
-		if (EltStringMember(added, EltColKey(relid, rs->subname)))
-			added = lappend(added, EltColKey(relid, rs->newname));
-	}
-	else
-	{
-		foreach(lc, ((AlterTableStmt *) stmt)->cmds)
-		{
-			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
-			ColumnDef  *cd = (ColumnDef *) cmd->def;
-
-			if (cmd->subtype == AT_AddColumn && cd != NULL && IsA(cd, ColumnDef) &&
-				get_attnum(relid, cd->colname) == InvalidAttrNumber)
-				added = lappend(added, EltColKey(relid, cd->colname));
-		}
-	}
-	live_added = added;
 	MemoryContextSwitchTo(old);
 }

@@ -176,7 +176,8 @@ ALTER TABLE t.big DROP CONSTRAINT n_not_null;
 ALTER TABLE t.big ALTER COLUMN n SET NOT NULL;
 $$) ORDER BY 1, 2;
 
--- 4. columns the script adds: what still applies to them
+-- 4. columns the script adds: what still applies to them in the
+-- transaction that added them (contracts_txn2: after it, everything)
 SELECT statement_no, rule, class, object FROM elt.check_ddl($$
 SET lock_timeout = '2s';
 ALTER TABLE t.big ADD COLUMN c int DEFAULT 10 NOT NULL;
@@ -197,7 +198,7 @@ ALTER TABLE t.small ALTER COLUMN g TYPE bigint;
 ALTER TABLE t.big ADD COLUMN h int NOT NULL DEFAULT 0;
 ALTER TABLE t.big ALTER COLUMN h DROP NOT NULL;
 ALTER TABLE t.big ALTER COLUMN h DROP DEFAULT;
-$$) ORDER BY 1, 2;
+$$, single_transaction => true) ORDER BY 1, 2;
 
 -- 5. missing objects: functions in defaults, constraints and indexes
 SELECT statement_no, rule, class, object FROM elt.check_ddl($$
