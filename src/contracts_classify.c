@@ -1222,10 +1222,10 @@ EltClassify(EltClassified *c, Node *stmt)
 					!(is->if_not_exists && index_named(c, relid, is->idxname)))
 				{
 					/* the script's state outlives the statement's context */
-					MemoryContext old = MemoryContextSwitchTo(c->script->cxt);
+					MemoryContext prev = MemoryContextSwitchTo(c->script->cxt);
 
 					c->script->index_stmts = lappend(c->script->index_stmts, copyObject(stmt));
-					MemoryContextSwitchTo(old);
+					MemoryContextSwitchTo(prev);
 				}
 				classify_index(c, is);
 			}
