@@ -32,6 +32,7 @@ OBJS = \
 	src/audit_verify.o \
 	src/audit_replay.o \
 	src/govern.o \
+	src/govern_lookup.o \
 	src/versions_store.o \
 	src/versions_shape.o \
 	src/versions_capture.o \

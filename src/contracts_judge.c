@@ -302,7 +302,6 @@ static const char *
 relation_policy(Oid relid, bool recurse, bool live, bool *created_now)
 {
 	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr plain_plan = NULL;
 	Oid			argtypes[3] = {OIDOID, BOOLOID, BOOLOID};
 	Datum		args[3];
 	bool		isnull;
@@ -310,24 +309,30 @@ relation_policy(Oid relid, bool recurse, bool live, bool *created_now)
 	if (!has_superclass(relid) && !(recurse && has_subclass(relid)))
 	{
 		/* the common case: no inheritance to follow */
-		EltPrepare(&plain_plan,
-				   "SELECT COALESCE("
-				   "  (SELECT g.policy FROM elt.governed_targets g"
-				   "   WHERE g.kind = 'table' AND g.rel = $1::pg_catalog.regclass),"
-				   "  (SELECT g.policy FROM elt.governed_targets g"
-				   "   JOIN pg_catalog.pg_namespace n ON n.nspname = g.schema_name"
-				   "   JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
-				   "   WHERE g.kind = 'schema' AND c.oid = $1 AND c.relpersistence <> 't'))"
-				   "    AS policy, "
-				   CREATED_NOW_SQL("$1::pg_catalog.regclass")
-				   " OR " DETACHED_NOW_SQL("$1") " AS created_now",
-				   1, argtypes);
+		static SPIPlanPtr now_plan = NULL;
+		const char *policy;
+
+		policy = EltTargetPolicy(relid);
 		args[0] = ObjectIdGetDatum(relid);
-		EltExecLatest(plain_plan, args, NULL, 1);
-		if (SPI_processed == 0)
-			return NULL;
-		*created_now = EltSpiGetBool(0, "created_now", &isnull);
-		return EltSpiGetText(0, "policy");
+		*created_now = false;
+
+		/*
+		 * Both conditions look for a version carrying our xid: a transaction
+		 * that has none yet has written nothing, so it created and detached
+		 * nothing (the first DDL statement of every transaction).
+		 */
+		if (policy != NULL &&
+			FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
+		{
+			EltPrepare(&now_plan,
+					   "SELECT " CREATED_NOW_SQL("$1::pg_catalog.regclass")
+					   " OR " DETACHED_NOW_SQL("$1") " AS created_now",
+					   1, argtypes);
+			EltExecLatest(now_plan, args, NULL, 1);
+			*created_now = SPI_processed > 0 &&
+				EltSpiGetBool(0, "created_now", &isnull);
+		}
+		return policy;
 	}
 	EltPrepare(&plan,
 			   "WITH RECURSIVE up(oid) AS ("

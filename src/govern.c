@@ -1,10 +1,12 @@
 /*
  * govern.c — putting schemas and tables under governance: elt.govern() and
  * elt.ungovern().  Owns elt.governed_targets, and answers the questions
- * asked of it: is anything governed (EltAnyTarget), is this table in scope
- * (EltTableScope), which tables does a schema hold (EltSchemaTables); and
+ * asked of it: which tables does a schema hold (EltSchemaTables); and
  * the changes of targets that DDL causes (a dropped table or schema, a
- * renamed schema, a table target whose model a swap rebuilt).
+ * renamed schema, a table target whose model a swap rebuilt).  The questions
+ * every DDL statement asks (is anything governed, is this table in scope,
+ * which policy applies, is it a partition of a governed parent) are
+ * answered in govern_lookup.c.
  *
  * Layering: the policy layer, under the engines.  The capture triggers
  * (versions_capture.c) and contracts call it; it calls the version store
@@ -68,8 +70,6 @@ static SPIPlanPtr target_lookup_plan = NULL;
 static SPIPlanPtr target_insert_plan = NULL;
 static SPIPlanPtr target_policy_plan = NULL;
 static SPIPlanPtr target_delete_plan = NULL;
-static SPIPlanPtr any_target_plan = NULL;
-static SPIPlanPtr scope_plan = NULL;
 static SPIPlanPtr schema_rename_plan = NULL;
 
 /* Validate a policy name. */
@@ -288,108 +288,6 @@ target_tables(EltTarget *t)
 			UnlockRelationOid(relid, ShareUpdateExclusiveLock);
 	}
 	return tables;
-}
-
-/* Whether anything at all is governed; the fast path for everything else. */
-bool
-EltAnyTarget(void)
-{
-	bool		isnull;
-
-	EltPrepare(&any_target_plan,
-			   "SELECT EXISTS (SELECT 1 FROM elt.governed_targets) AS any", 0, NULL);
-	EltExecLatest(any_target_plan, NULL, NULL, 1);
-	return EltSpiGetBool(0, "any", &isnull);
-}
-
-/*
- * SQL condition: the relation (alias c of pg_class) is a partition whose
- * parent is governed, by its own target or its schema's.  Such a partition
- * is no table of its own for governance: its rows are the parent's, and
- * creating, attaching, detaching and dropping it is recorded in the
- * parent's history.  A table target on the partition itself still governs
- * it.
- */
-#define PARTITION_OF_GOVERNED_SQL(c) \
-	"(" c ".relispartition AND EXISTS (" \
-	"   SELECT 1 FROM pg_inherits i" \
-	"   JOIN pg_class pc ON pc.oid = i.inhparent" \
-	"   JOIN pg_namespace pn ON pn.oid = pc.relnamespace" \
-	"   JOIN elt.governed_targets pg" \
-	"     ON (pg.kind = 'table' AND pg.rel = pc.oid::regclass)" \
-	"     OR (pg.kind = 'schema' AND pg.schema_name = pn.nspname)" \
-	"   WHERE i.inhrelid = " c ".oid))"
-
-/*
- * Whether a live table is in the scope of a governed target now; *tracked
- * tells whether it has a history.  *was_in_scope (when not NULL) tells
- * whether the schema or table under which it was last recorded is governed.
- * Returns false for anything that is not an ordinary or partitioned
- * permanent table, and for a partition of a governed parent that is not
- * governed on its own (see PARTITION_OF_GOVERNED_SQL).
- */
-bool
-EltTableScope(Oid relid, bool *tracked, bool *was_in_scope)
-{
-	Datum		args[1];
-	Oid			argtypes[1] = {OIDOID};
-	bool		isnull;
-
-	EltPrepare(&scope_plan,
-			   "SELECT c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AS is_table,"
-			   "       t.table_id IS NOT NULL AS tracked,"
-			   "       EXISTS (SELECT 1 FROM elt.governed_targets g"
-			   "               WHERE (g.kind = 'table' AND g.rel = c.oid::regclass)"
-			   "                  OR (g.kind = 'schema' AND g.schema_name = n.nspname"
-			   "                      AND NOT " PARTITION_OF_GOVERNED_SQL("c") "))"
-			   "         AS in_scope,"
-			   "       t.table_id IS NOT NULL AND"
-			   "       EXISTS (SELECT 1 FROM elt.governed_targets g"
-			   "               WHERE (g.kind = 'table' AND g.rel = t.relid)"
-			   "                  OR (g.kind = 'schema' AND g.schema_name = t.schema_name"
-			   "                      AND NOT " PARTITION_OF_GOVERNED_SQL("c") "))"
-			   "         AS was_in_scope"
-			   " FROM pg_class c"
-			   " JOIN pg_namespace n ON n.oid = c.relnamespace"
-			   " LEFT JOIN elt.tracked_tables t ON t.relid = c.oid::regclass"
-			   " WHERE c.oid = $1",
-			   1, argtypes);
-	args[0] = ObjectIdGetDatum(relid);
-	EltExecLatest(scope_plan, args, NULL, 1);
-	if (SPI_processed == 0 || !EltSpiGetBool(0, "is_table", &isnull))
-	{
-		*tracked = false;
-		if (was_in_scope)
-			*was_in_scope = false;
-		return false;
-	}
-	*tracked = EltSpiGetBool(0, "tracked", &isnull);
-	if (was_in_scope)
-		*was_in_scope = EltSpiGetBool(0, "was_in_scope", &isnull);
-	return EltSpiGetBool(0, "in_scope", &isnull);
-}
-
-/*
- * Whether a live relation is a partition of a governed parent (by the
- * parent's own target or its schema's): see PARTITION_OF_GOVERNED_SQL.
- */
-bool
-EltPartitionOfGoverned(Oid relid)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
-	bool		isnull;
-
-	if (!get_rel_relispartition(relid))
-		return false;
-	EltPrepare(&plan,
-			   "SELECT " PARTITION_OF_GOVERNED_SQL("c") " AS partition_of_governed"
-			   " FROM pg_class c WHERE c.oid = $1",
-			   1, argtypes);
-	args[0] = ObjectIdGetDatum(relid);
-	EltExecLatest(plan, args, NULL, 1);
-	return SPI_processed > 0 && EltSpiGetBool(0, "partition_of_governed", &isnull);
 }
 
 /* EltTableScope without was_in_scope, for the governing functions. */

@@ -9,10 +9,14 @@
 
 #include "util.h"
 
+/* govern_lookup.c */
 extern bool EltAnyTarget(void);
+extern const char *EltTargetPolicy(Oid relid);
 extern bool EltTableScope(Oid relid, bool *tracked, bool *was_in_scope);
-extern bool EltTableInScope(Oid relid, bool *tracked);
 extern bool EltPartitionOfGoverned(Oid relid);
+
+/* govern.c */
+extern bool EltTableInScope(Oid relid, bool *tracked);
 extern List *EltSchemaTables(Oid nspoid, List *tables);
 extern void EltMoveTableTarget(Oid old_relid, Oid new_relid);
 extern void EltRemoveTableTarget(EltCatalogWrite *cw, Oid relid, int64 table_id,

@@ -153,22 +153,36 @@ is($node->safe_psql('postgres', q{SELECT valid FROM elt.audit_verify()}),
 
 # 6. a partition governed on its own under enforce is judged on its own: its
 # drop by retention is blocked, and run_maintenance() is one transaction ...
+# The worker is stopped meanwhile: a run of its own that began before the
+# new settings committed reads each set's settings afresh (READ COMMITTED)
+# and could premake the other set's partition while this run is checked.
+$node->append_conf('postgresql.conf', q{pg_partman_bgw.dbname = ''});
+$node->restart;
 my $own = part('ev.events', -2);
+# the day after the other set's last partition: how far premake reaches
+# depends on the time of day (pg_partman rounds), so premake goes from 6 to
+# 9, which reaches past it at any hour
+my $m_next = $node->safe_psql('postgres', q{
+SELECT 'other.metrics_p' || to_char(max(to_date(substring(c.relname FROM '_p(\d{4}_\d\d_\d\d)$'),
+                                                'YYYY_MM_DD')) + 1, 'YYYY_MM_DD')
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'other.metrics'::regclass});
 $node->safe_psql('postgres', qq{
 SELECT elt.govern('$own', 'enforce');
 UPDATE partman.part_config SET retention = '1 day', retention_keep_table = false,
-    premake = 7 WHERE parent_table IN ('ev.events', 'other.metrics');
+    premake = 9 WHERE parent_table IN ('ev.events', 'other.metrics');
 });
 ($ret, $out, $err) = $node->psql('postgres', 'SELECT partman.run_maintenance()');
 like($err, qr/EG101: drops table \Q$own\E/,
 	'retention reaching a partition governed on its own is blocked');
-my $m_next = part('other.metrics', 7);
 is($node->safe_psql('postgres', qq{SELECT to_regclass('$m_next') IS NULL}),
 	't', 'and that run left the other set unmaintained');
 # ... so such a set is maintained on its own: automatic maintenance off
 $node->safe_psql('postgres', q{
 UPDATE partman.part_config SET automatic_maintenance = 'off' WHERE parent_table = 'ev.events';
 });
+$node->append_conf('postgresql.conf', q{pg_partman_bgw.dbname = 'postgres'});
+$node->restart;
 ok($node->poll_query_until('postgres', qq{SELECT to_regclass('$m_next') IS NOT NULL}),
 	'with automatic_maintenance off for the blocked set, the worker maintains the others');
 ($ret, $out, $err) = $node->psql('postgres', q{SELECT partman.run_maintenance('ev.events')});
