@@ -508,6 +508,13 @@ elt_check_ddl(PG_FUNCTION_ARGS)
 			EltCatalogWrite cw;
 
 			EltCatalogWriteBegin(&cw);
+
+			/*
+			 * SPI_connect left us in SPI's procedure context, which
+			 * EltCatalogWriteEnd frees: the findings (their dependents:
+			 * thousands for a widely used type) are read after it.
+			 */
+			MemoryContextSwitchTo(stmt_cxt);
 			if (governed)
 				EltJudge(&c, script.lock_timeout);
 			else

@@ -457,12 +457,18 @@ EltSessionHasTempObjects(void)
 	return found;
 }
 
-/* Prepare a statement once per backend, with a generic plan, and keep it. */
+/*
+ * Prepare a statement once per backend, with a generic plan, and keep it.
+ * Returns in the caller's memory context, like EltExec: SPI_prepare leaves
+ * SPI's procedure context current, and what a caller allocated next (the
+ * first time a lookup ran in a backend) was freed by SPI_finish.
+ */
 SPIPlanPtr
 EltPrepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*cache == NULL)
 	{
+		MemoryContext caller = CurrentMemoryContext;
 		/*
 		 * A generic plan, made once: these are short catalog lookups, and
 		 * re-planning them with their parameters (the plan cache's default
@@ -478,6 +484,7 @@ EltPrepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "SPI_keepplan failed");
 		*cache = plan;
+		MemoryContextSwitchTo(caller);
 	}
 	return *cache;
 }

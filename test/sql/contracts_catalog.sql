@@ -93,3 +93,32 @@ DROP SCHEMA g CASCADE;
 DROP SCHEMA u CASCADE;
 DROP DOMAIN public.codes_d, public.code_d, public.moods_d, public.mood_d;
 DROP TYPE public.mood, public.only_u, public.unused CASCADE;
+
+-- a type 1,000 governed tables use (3,000 columns), judged in a new session:
+-- the first call prepares the lookup's plan, and the 3,000 dependents must
+-- outlive the SPI memory that preparing left current (it crashed the backend)
+CREATE EXTENSION elt_governance;
+CREATE TYPE public.wide AS ENUM ('new', 'open', 'done');
+CREATE DOMAIN public.wide_d AS public.wide;
+DO $$ BEGIN
+  FOR s IN 1..50 LOOP
+    EXECUTE format('CREATE SCHEMA w%s', s);
+    FOR t IN 1..20 LOOP
+      EXECUTE format('CREATE TABLE w%s.t%s (id int, st public.wide, sd public.wide_d, tags public.wide[])', s, t);
+    END LOOP;
+    PERFORM elt.govern(format('w%s', s));
+  END LOOP;
+END $$;
+\c
+SELECT statement_no, rule, class, object, cardinality(dependents) AS dependents,
+       dependents[1] AS first_dependent
+FROM elt.check_ddl($$ALTER TYPE public.wide RENAME VALUE 'new' TO 'fresh'$$);
+DROP EXTENSION elt_governance;
+SET client_min_messages = warning;
+DO $$ BEGIN
+  FOR s IN 1..50 LOOP
+    EXECUTE format('DROP SCHEMA w%s CASCADE', s);
+  END LOOP;
+END $$;
+DROP DOMAIN public.wide_d;
+DROP TYPE public.wide;
