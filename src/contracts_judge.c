@@ -526,19 +526,18 @@ type_policy(Oid typid, List **dependents)
 			   "    AND d.refobjsubid = 0 AND d.objsubid > 0"
 			   "    AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass)"
 			   " SELECT format('column %s.%I', c.oid::pg_catalog.regclass, a.attname) AS dependent,"
-			   "        p.policy"
+			   "        COALESCE(gt.policy, gs.policy) AS policy"
 			   " FROM col"
 			   " JOIN pg_catalog.pg_class c ON c.oid = col.relid"
-			   " JOIN pg_catalog.pg_attribute a ON a.attrelid = col.relid AND a.attnum = col.attnum,"
-			   " LATERAL (SELECT COALESCE("
-			   "    (SELECT g.policy FROM elt.governed_targets g"
-			   "     WHERE g.kind = 'table' AND g.rel = c.oid::pg_catalog.regclass),"
-			   "    (SELECT g.policy FROM elt.governed_targets g"
-			   "     JOIN pg_catalog.pg_namespace n ON n.nspname = g.schema_name"
-			   "     WHERE g.kind = 'schema' AND n.oid = c.relnamespace"
-			   "       AND c.relpersistence <> 't')) AS policy) p"
+			   " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+			   " JOIN pg_catalog.pg_attribute a ON a.attrelid = col.relid AND a.attnum = col.attnum"
+			   /* joins, not a sub-select per column: thousands of columns, hundreds of targets */
+			   " LEFT JOIN elt.governed_targets gt"
+			   "   ON gt.kind = 'table' AND gt.rel = c.oid::pg_catalog.regclass"
+			   " LEFT JOIN elt.governed_targets gs"
+			   "   ON gs.kind = 'schema' AND gs.schema_name = n.nspname AND c.relpersistence <> 't'"
 			   " WHERE c.relkind IN ('r', 'p') AND NOT a.attisdropped AND a.atttypid = col.typ"
-			   "   AND p.policy IS NOT NULL"
+			   "   AND COALESCE(gt.policy, gs.policy) IS NOT NULL"
 			   " ORDER BY 1",
 			   1, argtypes);
 	args[0] = ObjectIdGetDatum(typid);
