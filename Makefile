@@ -54,6 +54,7 @@ OBJS = \
 	src/transform.o \
 	src/transform_run.o \
 	src/lineage.o \
+	src/lineage_functions.o \
 	src/lineage_keys.o \
 	src/lineage_rows.o \
 	src/lineage_capture.o \

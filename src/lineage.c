@@ -320,33 +320,15 @@ check_one_function(Oid funcid, void *context)
 		*fc->nondeterministic = add_name(*fc->nondeterministic,
 										 psprintf("%s()", NameStr(proc->proname)));
 
-	/*
-	 * A function written in SQL or a procedural language may read tables
-	 * that the query tree does not show; row lineage would miss them.  So
-	 * do the built-in functions that run a query given as text.
-	 */
-	if (fc->rw != NULL && proc->pronamespace == PG_CATALOG_NAMESPACE &&
-		(strncmp(NameStr(proc->proname), "query_to_xml", 12) == 0 ||
-		 strncmp(NameStr(proc->proname), "cursor_to_xml", 13) == 0 ||
-		 strncmp(NameStr(proc->proname), "table_to_xml", 12) == 0 ||
-		 strncmp(NameStr(proc->proname), "schema_to_xml", 13) == 0 ||
-		 strncmp(NameStr(proc->proname), "database_to_xml", 15) == 0 ||
-		 strcmp(NameStr(proc->proname), "ts_stat") == 0))
-		block(fc->rw,
-			  "Read the tables in the query itself, or create the transform with options => '{\"lineage\": \"table\"}'.",
-			  "function %s() runs a query that row lineage cannot see",
-			  NameStr(proc->proname));
-	if (fc->rw != NULL && strncmp(NameStr(proc->proname), "dblink", 6) == 0)
-		block(fc->rw,
-			  "Load the remote rows into a table first, or create the transform with options => '{\"lineage\": \"table\"}'.",
-			  "function %s() reads rows that row lineage cannot see",
-			  NameStr(proc->proname));
-	if (fc->rw != NULL && proc->prolang != INTERNALlanguageId &&
-		proc->prolang != ClanguageId && proc->provolatile != PROVOLATILE_IMMUTABLE)
-		block(fc->rw,
-			  "Declare the function IMMUTABLE if it reads no tables, or create the transform with options => '{\"lineage\": \"table\"}'.",
-			  "function %s() may read tables that row lineage cannot see",
-			  NameStr(proc->proname));
+	/* what the query tree does not show, row lineage would miss */
+	if (fc->rw != NULL)
+	{
+		EltHiddenRead r = EltFunctionHiddenRead(funcid);
+
+		if (r != ELT_READS_NOTHING_HIDDEN)
+			block(fc->rw, EltHiddenReadHint(r), "function %s() %s",
+				  NameStr(proc->proname), EltHiddenReadWhat(r));
+	}
 	ReleaseSysCache(tup);
 	return false;
 }

@@ -57,6 +57,20 @@ extern Query *EltAnalyzeSelectRemapped(const char *sql, List *remap);
 extern List *EltRawRelationRefs(const char *sql);
 extern EltLineageInfo *EltLineageAnalyze(const char *sql, bool rewrite);
 extern List *EltPrimaryKeyColumns(Relation rel);
+
+/* lineage_functions.c: what a function may read that row lineage cannot see */
+typedef enum EltHiddenRead
+{
+	ELT_READS_NOTHING_HIDDEN,
+	ELT_RUNS_QUERY,				/* query_to_xml, ts_stat: a query given as text */
+	ELT_READS_REMOTE,			/* dblink */
+	ELT_READS_SERVER_DATA,		/* pg_read_file, lo_get */
+	ELT_MAY_READ_TABLES			/* a body that may select from tables */
+} EltHiddenRead;
+extern EltHiddenRead EltFunctionHiddenRead(Oid funcid);
+extern const char *EltHiddenReadWhat(EltHiddenRead r);
+extern const char *EltHiddenReadHint(EltHiddenRead r);
+
 extern bool EltIntegerKeyType(Oid typid);
 
 /* lineage_rows.c */

@@ -592,7 +592,12 @@ trace_walk(FunctionCallInfo fcinfo, bool upstream)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("rel must not be null")));
 	relid = PG_GETARG_OID(0);
-	key = EltRequiredText(fcinfo, 1, "key");
+	/* an empty text key is a key like any other ('' is a valid text value) */
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("key must not be null")));
+	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (!PG_ARGISNULL(2))
 	{
 		maxdepth = PG_GETARG_INT32(2);

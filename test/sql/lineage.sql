@@ -364,6 +364,44 @@ SELECT elt.transform_run('order_copy', '{}', 'none') > 0 AS ran_again;
 SELECT count(*) AS traced_log FROM elt.trace('mart.order_log', '1');
 
 -------------------------------------------------------------------------------
+-- Built-in functions that read no table, whatever their volatility: '' || on
+-- a bigint (textanycat, written in SQL), date_trunc on timestamptz, to_char,
+-- format, quote_literal(anyelement) (old-style SQL); an empty text key
+-------------------------------------------------------------------------------
+CREATE TABLE raw.moves (id bigint PRIMARY KEY, at timestamptz NOT NULL, code text NOT NULL,
+                        amount numeric);
+INSERT INTO raw.moves
+SELECT g, timestamptz '2026-01-01 10:00+00' + g * interval '7 hours',
+       CASE WHEN g % 3 = 0 THEN '' ELSE 'c' || g END, g * 1.5
+FROM generate_series(1, 6) g;
+CREATE TABLE mart.moves (id text PRIMARY KEY, day timestamptz, label text, q text);
+SELECT elt.transform_create('moves', 'mart.moves',
+  $$SELECT 'o' || id AS id, date_trunc('day', at) AS day,
+           format('%s-%s', code, to_char(at, 'YYYY')) AS label, quote_literal(amount) AS q
+    FROM raw.moves$$) > 0 AS created;
+SELECT elt.transform_run('moves') AS run \gset
+SELECT * FROM lineage_diff(:run, $$
+  SELECT 'o' || id, 'raw.moves'::regclass, id::text FROM raw.moves$$);
+SELECT depth, relation, key FROM elt.trace('mart.moves', 'o3');
+CREATE TABLE mart.move_codes (code text PRIMARY KEY, n bigint);
+SELECT elt.transform_create('move_codes', 'mart.move_codes',
+  'SELECT code, count(*) AS n FROM raw.moves GROUP BY code') > 0 AS created;
+SELECT elt.transform_run('move_codes') AS run \gset
+SELECT * FROM lineage_diff(:run, $$
+  SELECT code, 'raw.moves'::regclass, id::text FROM raw.moves$$);
+-- the empty key: traced like any other
+SELECT depth, relation, key FROM elt.trace('mart.move_codes', '') ORDER BY key;
+SELECT elt.trace('mart.move_codes', NULL);
+-- a function of one's own named like the built-in changes nothing: || still
+-- resolves to pg_catalog's
+CREATE FUNCTION public.textanycat(text, bigint) RETURNS text LANGUAGE sql STABLE
+  AS 'SELECT count(*)::text FROM raw.customers';
+SELECT elt.transform_update('moves',
+  $$SELECT 'o' || id AS id, date_trunc('day', at) AS day, code AS label, NULL AS q
+    FROM raw.moves$$) > 0 AS updated;
+DROP FUNCTION public.textanycat(text, bigint);
+
+-------------------------------------------------------------------------------
 -- Constructs whose row lineage cannot be exact: an error naming them
 -------------------------------------------------------------------------------
 CREATE TABLE mart.any_orders (id bigint PRIMARY KEY, n bigint);
@@ -404,6 +442,16 @@ SELECT elt.transform_create('bad', 'mart.any_orders',
 SELECT elt.transform_create('bad', 'mart.any_orders',
   'SELECT id, length(query_to_xml(''SELECT * FROM raw.customers'', true, false, '''')::text)::bigint AS n
    FROM raw.orders');
+-- built-ins that read what the tree does not show: a catalog table from a
+-- body written in SQL, server files, large objects
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, length(col_description(''raw.orders''::regclass, 1))::bigint AS n FROM raw.orders');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, length(obj_description(''raw.orders''::regclass))::bigint AS n FROM raw.orders');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, length(pg_read_file(''postgresql.conf''))::bigint AS n FROM raw.orders');
+SELECT elt.transform_create('bad', 'mart.any_orders',
+  'SELECT id, length(lo_get(1))::bigint AS n FROM raw.orders');
 CREATE TABLE raw.parent (id bigint PRIMARY KEY);
 CREATE TABLE raw.child () INHERITS (raw.parent);
 SELECT elt.transform_create('bad', 'mart.any_orders', 'SELECT id, 1 AS n FROM raw.parent');
