@@ -194,6 +194,11 @@ SELECT elt.transform_run('region_months') AS run_3 \gset
 SELECT run_id, d.name AS transform, version, r.lineage, status, rows_read, rows_written, rows_deleted,
        round(extract(epoch FROM finished_at - started_at) * 1000) AS ms
 FROM elt.transform_runs r JOIN elt.transform_defs d USING (transform_id) ORDER BY run_id;
+\echo '-- transforms are consumers too: with raw governed, dropping a column that'
+\echo '-- customer_days reads is blocked before it runs, naming the transform'
+SELECT elt.govern('raw', 'enforce', 'the marts are built from it') AS baselines;
+ALTER TABLE raw.orders DROP COLUMN amount;
+SELECT elt.ungovern('raw', 'demo: back to ungoverned') IS NULL AS ungoverned;
 
 \echo
 \echo '== 14. "Why is this number what it is?" Trace it down to the raw rows'

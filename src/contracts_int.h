@@ -249,6 +249,7 @@ extern char *EltRelDisplay(Oid relid);
 extern char *EltColDisplay(Oid relid, const char *col);
 extern char *EltRangeVarQualified(const RangeVar *rv);
 extern bool EltStringMember(List *list, const char *s);
+extern bool EltSelectWritesColumn(const char *sql, const char *colname);
 extern EltFound EltFindRelation(EltClassified *c, const RangeVar *rv, Oid *relid);
 extern char *EltColKey(Oid relid, const char *col);
 extern EltFound EltFindColumn(EltClassified *c, Oid relid, const char *col,

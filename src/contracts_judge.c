@@ -375,7 +375,7 @@ relation_policy(Oid relid, bool recurse, bool live, bool *created_now)
 }
 
 static void add_dependents(Oid relid, AttrNumber attnum, bool writers_only, List **out);
-static void add_consumers(Oid relid, const char *colname, List **out);
+static void add_consumers(Oid relid, const char *colname, bool transforms, List **out);
 
 /* See the declaration above. */
 static bool
@@ -405,7 +405,8 @@ swap_rename_out(EltClassified *c, EltCandidate *cand)
 		return false;
 	}
 	add_dependents(cand->relid, 0, false, &deps);
-	add_consumers(cand->relid, NULL, &deps);
+	/* transforms read it by name: after the swap, the new relation */
+	add_consumers(cand->relid, NULL, false, &deps);
 	/* views (and views on them) follow; anything else would be lost */
 	foreach(lc, deps)
 	{
@@ -634,17 +635,25 @@ add_dependents(Oid relid, AttrNumber attnum, bool writers_only, List **out)
 	cache_append(found, out);
 }
 
-/* Registered consumers of a relation, or of one of its columns. */
+/*
+ * Registered consumers of a relation, or of one of its columns; with
+ * transforms, also the transforms whose current version reads it (its
+ * column lineage names the relation, or the column) or writes it (the
+ * target, or a column of it the SQL outputs): their next run fails when it
+ * is dropped, renamed or narrowed.  Named with their owner, as
+ * elt.transforms shows them to everyone.
+ */
 static void
-add_consumers(Oid relid, const char *colname, List **out)
+add_consumers(Oid relid, const char *colname, bool transforms, List **out)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[2] = {OIDOID, TEXTOID};
-	Datum		args[2];
-	char		nulls[2] = {' ', ' '};
+	Oid			argtypes[3] = {OIDOID, TEXTOID, BOOLOID};
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
 	uint64		i;
 	bool		hit;
-	JudgeCacheEntry *e = cache_entry('c', relid, colname ? 1 : 0, colname, &hit);
+	JudgeCacheEntry *e = cache_entry(transforms ? 'C' : 'c', relid, colname ? 1 : 0,
+									 colname, &hit);
 	List	   *found = NIL;
 
 	if (hit)
@@ -657,16 +666,49 @@ add_consumers(Oid relid, const char *colname, List **out)
 			   " FROM elt.consumer_registrations r"
 			   " WHERE r.rel = $1::pg_catalog.regclass"
 			   "   AND ($2 IS NULL OR r.columns IS NULL OR $2 = ANY (r.columns))"
-			   " ORDER BY r.consumer",
-			   2, argtypes);
+			   " UNION ALL"
+			   " SELECT pg_catalog.format('transform %s (owner %s)', d.name, d.owner)"
+			   " FROM elt.transform_defs d"
+			   " WHERE $3 AND EXISTS ("
+			   "   SELECT 1 FROM elt.lineage_columns c"
+			   "   WHERE c.transform_id = d.transform_id"
+			   "     AND c.version = (SELECT max(v.version) FROM elt.transform_code v"
+			   "                      WHERE v.transform_id = d.transform_id)"
+			   "     AND c.source_rel = $1::pg_catalog.regclass"
+			   "     AND ($2 IS NULL OR c.source_column = $2))"
+			   "   OR ($3 AND $2 IS NULL AND d.target = $1::pg_catalog.regclass)"
+			   " ORDER BY 1",
+			   3, argtypes);
 	args[0] = ObjectIdGetDatum(relid);
 	if (colname)
 		args[1] = CStringGetTextDatum(colname);
 	else
 		nulls[1] = 'n';
+	args[2] = BoolGetDatum(transforms);
 	EltExecLatest(plan, args, nulls, 0);
 	for (i = 0; i < SPI_processed; i++)
 		found = lappend(found, EltSpiGetText((int) i, "dependent"));
+	if (transforms && colname)
+	{
+		/* the target's column, if the current version's SQL outputs it */
+		static SPIPlanPtr target_plan = NULL;
+
+		EltPrepare(&target_plan,
+				   "SELECT pg_catalog.format('transform %s (owner %s)', d.name, d.owner) AS dependent,"
+				   "       (SELECT v.sql FROM elt.transform_code v WHERE v.transform_id = d.transform_id"
+				   "        ORDER BY v.version DESC LIMIT 1) AS sql"
+				   " FROM elt.transform_defs d WHERE d.target = $1::pg_catalog.regclass ORDER BY 1",
+				   1, argtypes);
+		EltExecLatest(target_plan, args, NULL, 0);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			char	   *dep = EltSpiGetText((int) i, "dependent");
+
+			if (!EltStringMember(found, dep) &&
+				EltSelectWritesColumn(EltSpiGetText((int) i, "sql"), colname))
+				found = lappend(found, dep);
+		}
+	}
 	cache_keep(e, found);
 	cache_append(found, out);
 }
@@ -692,7 +734,7 @@ add_schema_dependents(Oid nspoid, List **out)
 	foreach(lc, rels)
 	{
 		add_dependents(lfirst_oid(lc), 0, false, out);
-		add_consumers(lfirst_oid(lc), NULL, out);
+		add_consumers(lfirst_oid(lc), NULL, true, out);
 	}
 	/* what lives in the schema goes with it */
 	{
@@ -920,11 +962,15 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 
 		if (cand->rule < 0)
 		{
-			/* a touched column that a registered consumer uses: EG117 */
+			/*
+			 * A touched column that a registered consumer uses: EG117 (not
+			 * the transforms that read it: a change that keeps its values
+			 * readable keeps them running).
+			 */
 			if (cand->attnum > 0 &&
 				!has_breaking_on_column(c->cands, cand->relid, cand->attnum))
 			{
-				add_consumers(cand->relid, cand->colname, &deps);
+				add_consumers(cand->relid, cand->colname, false, &deps);
 				if (deps != NIL)
 				{
 					cand->rule = R_CONSUMER_COLUMN;
@@ -975,7 +1021,7 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 			else
 			{
 				add_dependents(cand->relid, cand->attnum, false, &deps);
-				add_consumers(cand->relid, cand->colname, &deps);
+				add_consumers(cand->relid, cand->colname, true, &deps);
 			}
 			/* a table its own migration created, that nothing reads yet */
 			if (deps == NIL && c->script == NULL && OidIsValid(cand->relid) &&

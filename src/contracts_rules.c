@@ -41,6 +41,7 @@
 #include "mb/pg_wchar.h"
 #include "optimizer/plancat.h"
 #include "parser/parse_coerce.h"
+#include "parser/parse_target.h"
 #include "parser/parse_type.h"
 #include "parser/parser.h"
 #include "storage/lmgr.h"
@@ -624,4 +625,41 @@ elt_rules(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * Whether a SELECT outputs a column of the given name (a transform writes
+ * its target's columns by the names of its output).  Read from the raw
+ * parse tree, without looking anything up: the first branch of a set
+ * operation names the columns; an unnamed output gets the name PostgreSQL
+ * would give it; a * or a VALUES list may output anything, so it counts.
+ */
+bool
+EltSelectWritesColumn(const char *sql, const char *colname)
+{
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	SelectStmt *sel;
+	ListCell   *lc;
+
+	if (list_length(raw) != 1 || !IsA(linitial_node(RawStmt, raw)->stmt, SelectStmt))
+		return true;
+	sel = (SelectStmt *) linitial_node(RawStmt, raw)->stmt;
+	while (sel->op != SETOP_NONE && sel->larg != NULL)
+		sel = sel->larg;
+	if (sel->valuesLists != NIL)
+		return true;
+	foreach(lc, sel->targetList)
+	{
+		ResTarget  *rt = lfirst_node(ResTarget, lc);
+		const char *name = rt->name;
+
+		if (name == NULL && IsA(rt->val, ColumnRef) &&
+			IsA(llast(((ColumnRef *) rt->val)->fields), A_Star))
+			return true;
+		if (name == NULL)
+			name = FigureColname(rt->val);
+		if (strcmp(name, colname) == 0)
+			return true;
+	}
+	return false;
 }
