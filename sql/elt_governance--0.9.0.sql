@@ -1020,6 +1020,68 @@ CREATE FUNCTION elt.check_ddl(sql text, single_transaction boolean DEFAULT false
     RETURNS SETOF record
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'elt_check_ddl';
 
+-- What a script would break, through the lineage graph: the dependents of
+-- every breaking finding of check_ddl (depth 1), and for each transform
+-- among them, what its next failed run leaves stale: its target, the
+-- transforms whose current version reads that target (and so on, depth 2,
+-- 3, ...), and the consumers registered on each stale target.
+CREATE FUNCTION elt.impact_of_ddl(sql text, single_transaction boolean DEFAULT false)
+    RETURNS TABLE (statement_no integer, rule text, object text, depth integer,
+                   kind text, name text, via text)
+    LANGUAGE sql STRICT
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE
+    found AS (
+        SELECT f.statement_no, f.rule, f.object, d.dependent,
+               t.transform_id
+        FROM elt.check_ddl($1, $2) f
+        CROSS JOIN LATERAL unnest(f.dependents) d(dependent)
+        LEFT JOIN elt.transform_defs t
+          ON d.dependent OPERATOR(pg_catalog.=) format('transform %s (owner %s)', t.name, t.owner)
+        WHERE f.class OPERATOR(pg_catalog.=) 'breaking'),
+    walk (statement_no, rule, object, depth, transform_id, via, path) AS (
+        SELECT f.statement_no, f.rule, f.object, 1, f.transform_id, NULL::text,
+               ARRAY[f.transform_id]
+        FROM found f WHERE f.transform_id IS NOT NULL
+        UNION ALL
+        SELECT w.statement_no, w.rule, w.object, w.depth OPERATOR(pg_catalog.+) 1,
+               t2.transform_id, t1.name, w.path OPERATOR(pg_catalog.||) t2.transform_id
+        FROM walk w
+        JOIN elt.transform_defs t1 ON t1.transform_id OPERATOR(pg_catalog.=) w.transform_id
+        JOIN elt.transform_defs t2 ON t2.transform_id OPERATOR(pg_catalog.<>) ALL (w.path)
+        WHERE t1.target OPERATOR(pg_catalog.=) ANY (
+                  (SELECT v.sources FROM elt.transform_code v
+                   WHERE v.transform_id OPERATOR(pg_catalog.=) t2.transform_id
+                   ORDER BY v.version DESC LIMIT 1)::regclass[])),
+    stale AS (
+        SELECT DISTINCT ON (w.statement_no, w.rule, w.object, w.transform_id)
+               w.*, t.name AS transform, t.target
+        FROM walk w JOIN elt.transform_defs t USING (transform_id)
+        ORDER BY w.statement_no, w.rule, w.object, w.transform_id, w.depth)
+    SELECT f.statement_no, f.rule, f.object, 1,
+           CASE WHEN f.transform_id IS NOT NULL THEN 'transform'
+                WHEN f.dependent LIKE 'materialized view %' THEN 'materialized view'
+                ELSE split_part(f.dependent, ' ', 1) END,
+           CASE WHEN f.transform_id IS NOT NULL
+                THEN (SELECT t.name FROM elt.transform_defs t
+                      WHERE t.transform_id OPERATOR(pg_catalog.=) f.transform_id)
+                WHEN f.dependent LIKE 'materialized view %' THEN substr(f.dependent, 19)
+                ELSE substr(f.dependent, strpos(f.dependent, ' ') OPERATOR(pg_catalog.+) 1) END,
+           NULL::text
+    FROM found f
+    UNION ALL
+    SELECT s.statement_no, s.rule, s.object, s.depth, 'transform', s.transform, s.via
+    FROM stale s WHERE s.depth OPERATOR(pg_catalog.>) 1
+    UNION ALL
+    SELECT s.statement_no, s.rule, s.object, s.depth, 'target', s.target::text, s.transform
+    FROM stale s
+    UNION ALL
+    SELECT s.statement_no, s.rule, s.object, s.depth, 'consumer', r.consumer, s.transform
+    FROM stale s JOIN elt.consumer_registrations r ON r.rel OPERATOR(pg_catalog.=) s.target
+    ORDER BY 1, 2, 3, 4, 5, 6
+$$;
+
 -- ==========================================================================
 -- 6. Backfills
 -- ==========================================================================

@@ -637,16 +637,17 @@ add_dependents(Oid relid, AttrNumber attnum, bool writers_only, List **out)
 
 /*
  * Registered consumers of a relation, or of one of its columns; with
- * transforms, also the transforms whose current version reads it (its
- * column lineage names the relation, or the column) or writes it (the
- * target, or a column of it the SQL outputs): their next run fails when it
- * is dropped, renamed or narrowed.  Named with their owner, as
+ * transforms, also the transforms whose current version reads it (its SQL
+ * reads the relation; its column lineage names the column) or writes it
+ * (the target, or a column of it the SQL outputs): their next run fails
+ * when it is dropped, renamed or narrowed.  Named with their owner, as
  * elt.transforms shows them to everyone.
  */
 static void
 add_consumers(Oid relid, const char *colname, bool transforms, List **out)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr consumers_plan = NULL;
 	Oid			argtypes[3] = {OIDOID, TEXTOID, BOOLOID};
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', ' '};
@@ -661,31 +662,48 @@ add_consumers(Oid relid, const char *colname, bool transforms, List **out)
 		cache_append(e->list, out);
 		return;
 	}
-	EltPrepare(&plan,
-			   "SELECT 'consumer ' || r.consumer AS dependent"
-			   " FROM elt.consumer_registrations r"
-			   " WHERE r.rel = $1::pg_catalog.regclass"
-			   "   AND ($2 IS NULL OR r.columns IS NULL OR $2 = ANY (r.columns))"
-			   " UNION ALL"
-			   " SELECT pg_catalog.format('transform %s (owner %s)', d.name, d.owner)"
-			   " FROM elt.transform_defs d"
-			   " WHERE $3 AND EXISTS ("
-			   "   SELECT 1 FROM elt.lineage_columns c"
-			   "   WHERE c.transform_id = d.transform_id"
-			   "     AND c.version = (SELECT max(v.version) FROM elt.transform_code v"
-			   "                      WHERE v.transform_id = d.transform_id)"
-			   "     AND c.source_rel = $1::pg_catalog.regclass"
-			   "     AND ($2 IS NULL OR c.source_column = $2))"
-			   "   OR ($3 AND $2 IS NULL AND d.target = $1::pg_catalog.regclass)"
-			   " ORDER BY 1",
-			   3, argtypes);
+	/* a catalog from before transforms and column lineage (0.4.0) has none */
+	transforms = transforms && OidIsValid(EltCatalogRelid("transform_defs")) &&
+		OidIsValid(EltCatalogRelid("lineage_columns"));
 	args[0] = ObjectIdGetDatum(relid);
 	if (colname)
 		args[1] = CStringGetTextDatum(colname);
 	else
 		nulls[1] = 'n';
 	args[2] = BoolGetDatum(transforms);
-	EltExecLatest(plan, args, nulls, 0);
+	if (!transforms)
+	{
+		EltPrepare(&consumers_plan,
+				   "SELECT 'consumer ' || r.consumer AS dependent"
+				   " FROM elt.consumer_registrations r"
+				   " WHERE r.rel = $1::pg_catalog.regclass"
+				   "   AND ($2 IS NULL OR r.columns IS NULL OR $2 = ANY (r.columns))"
+				   " ORDER BY r.consumer",
+				   2, argtypes);
+		EltExecLatest(consumers_plan, args, nulls, 0);
+	}
+	else
+	{
+		EltPrepare(&plan,
+				   "SELECT 'consumer ' || r.consumer AS dependent"
+				   " FROM elt.consumer_registrations r"
+				   " WHERE r.rel = $1::pg_catalog.regclass"
+				   "   AND ($2 IS NULL OR r.columns IS NULL OR $2 = ANY (r.columns))"
+				   " UNION ALL"
+				   " SELECT pg_catalog.format('transform %s (owner %s)', d.name, d.owner)"
+				   " FROM elt.transform_defs d"
+				   " JOIN LATERAL (SELECT v.version, v.sources FROM elt.transform_code v"
+				   "               WHERE v.transform_id = d.transform_id"
+				   "               ORDER BY v.version DESC LIMIT 1) cv ON true"
+				   " WHERE $3 AND ($2 IS NULL"
+				   "   AND ($1::pg_catalog.regclass = ANY (cv.sources) OR d.target = $1::pg_catalog.regclass)"
+				   "   OR EXISTS (SELECT 1 FROM elt.lineage_columns c"
+				   "              WHERE c.transform_id = d.transform_id AND c.version = cv.version"
+				   "                AND c.source_rel = $1::pg_catalog.regclass AND c.source_column = $2))"
+				   " ORDER BY 1",
+				   3, argtypes);
+		EltExecLatest(plan, args, nulls, 0);
+	}
 	for (i = 0; i < SPI_processed; i++)
 		found = lappend(found, EltSpiGetText((int) i, "dependent"));
 	if (transforms && colname)

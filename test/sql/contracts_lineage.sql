@@ -15,16 +15,22 @@ INSERT INTO cl_raw.customers VALUES (1, 'a'), (2, 'b');
 INSERT INTO cl_raw.orders SELECT g, 1 + g % 2, g * 1.5, g, 'n' || g, 'r' FROM generate_series(1, 10) g;
 CREATE TABLE cl_mart.revenue (customer text PRIMARY KEY, total numeric, n bigint,
                               loaded_at timestamptz DEFAULT now());
+CREATE TABLE cl_raw.events (id bigint PRIMARY KEY);
+CREATE TABLE cl_mart.event_count (k text PRIMARY KEY, n bigint);
 GRANT USAGE ON SCHEMA cl_raw, cl_mart TO cl_etl;
 GRANT SELECT ON ALL TABLES IN SCHEMA cl_raw TO cl_etl;
-GRANT ALL ON cl_mart.revenue TO cl_etl;
+GRANT ALL ON ALL TABLES IN SCHEMA cl_mart TO cl_etl;
 SET ROLE cl_etl;
 SELECT elt.transform_create('cl_revenue', 'cl_mart.revenue',
   $$SELECT c.name AS customer, sum(o.amount) AS total, count(*) AS n
     FROM cl_raw.orders o JOIN cl_raw.customers c ON c.id = o.customer_id
     WHERE o.qty > 0 GROUP BY c.name$$) > 0 AS created;
+-- a transform that reads a table without naming a column of it
+SELECT elt.transform_create('cl_event_count', 'cl_mart.event_count',
+  'SELECT ''all'' AS k, count(*) AS n FROM cl_raw.events') > 0 AS created;
 RESET ROLE;
 SELECT elt.govern('cl_raw', 'enforce');
+DROP TABLE cl_raw.events;
 
 -- read as a value, as a join key, as a filter: each names the transform
 ALTER TABLE cl_raw.orders DROP COLUMN amount;
@@ -70,6 +76,23 @@ SELECT elt.transform_update('cl_revenue',
     FROM cl_raw.orders o JOIN cl_raw.customers c ON c.id = o.customer_id GROUP BY c.name$$) > 0 AS updated;
 RESET ROLE;
 SELECT rule, dependents FROM elt.check_ddl('ALTER TABLE cl_raw.orders DROP COLUMN qty');
+
+-- impact_of_ddl walks the lineage graph: the transform that breaks, its
+-- target left stale, the transforms that read that target, their targets,
+-- and the consumers registered on them
+CREATE TABLE cl_mart.top (customer text PRIMARY KEY, total numeric);
+GRANT ALL ON cl_mart.top TO cl_etl;
+SET ROLE cl_etl;
+SELECT elt.transform_create('cl_top', 'cl_mart.top',
+  'SELECT customer, total FROM cl_mart.revenue WHERE total > 0') > 0 AS created;
+RESET ROLE;
+SELECT elt.consumer_register('cl_mart.top', 'finance_dashboard');
+SELECT * FROM elt.impact_of_ddl($$
+ALTER TABLE cl_raw.orders DROP COLUMN customer_id;
+ALTER TABLE cl_raw.orders DROP COLUMN region;
+$$);
+SELECT count(*) AS nothing_breaks FROM elt.impact_of_ddl('ALTER TABLE cl_raw.orders ADD COLUMN x int');
+SELECT elt.impact_of_ddl(NULL);
 
 SELECT elt.ungovern('cl_raw');
 SELECT elt.ungovern('cl_mart');
