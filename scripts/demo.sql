@@ -197,7 +197,9 @@ FROM elt.transform_runs r JOIN elt.transform_defs d USING (transform_id) ORDER B
 \echo '-- transforms are consumers too: with raw governed, dropping a column that'
 \echo '-- customer_days reads is blocked before it runs, naming the transform'
 SELECT elt.govern('raw', 'enforce', 'the marts are built from it') AS baselines;
+\set ON_ERROR_STOP 0
 ALTER TABLE raw.orders DROP COLUMN amount;
+\set ON_ERROR_STOP 1
 SELECT elt.ungovern('raw', 'demo: back to ungoverned') IS NULL AS ungoverned;
 
 \echo
