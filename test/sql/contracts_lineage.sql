@@ -92,6 +92,21 @@ ALTER TABLE cl_raw.orders DROP COLUMN customer_id;
 ALTER TABLE cl_raw.orders DROP COLUMN region;
 $$);
 SELECT count(*) AS nothing_breaks FROM elt.impact_of_ddl('ALTER TABLE cl_raw.orders ADD COLUMN x int');
+-- a role that owns nothing: names are resolved with its rights (no USAGE
+-- on the schema, check_ddl's error); with USAGE it sees what everyone sees
+-- (transforms, their owners and consumers are public); nothing changes
+CREATE ROLE cl_nobody;
+SET ROLE cl_nobody;
+SELECT depth, kind, name, via FROM elt.impact_of_ddl('ALTER TABLE cl_raw.orders DROP COLUMN customer_id');
+RESET ROLE;
+GRANT USAGE ON SCHEMA cl_raw TO cl_nobody;
+SET ROLE cl_nobody;
+SELECT depth, kind, name, via FROM elt.impact_of_ddl('ALTER TABLE cl_raw.orders DROP COLUMN customer_id');
+RESET ROLE;
+REVOKE USAGE ON SCHEMA cl_raw FROM cl_nobody;
+DROP ROLE cl_nobody;
+SELECT attnum > 0 AS column_still_there FROM pg_attribute
+WHERE attrelid = 'cl_raw.orders'::regclass AND attname = 'customer_id';
 SELECT elt.impact_of_ddl(NULL);
 
 SELECT elt.ungovern('cl_raw');
