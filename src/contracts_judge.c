@@ -641,10 +641,10 @@ static void
 add_consumers(Oid relid, const char *colname, bool transforms, List **out)
 {
 	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr consumers_plan = NULL;
-	Oid			argtypes[3] = {OIDOID, TEXTOID, BOOLOID};
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	static SPIPlanPtr transforms_plan = NULL;
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
 	uint64		i;
 	bool		hit;
 	JudgeCacheEntry *e = cache_entry(transforms ? 'C' : 'c', relid, colname ? 1 : 0,
@@ -656,68 +656,55 @@ add_consumers(Oid relid, const char *colname, bool transforms, List **out)
 		cache_append(e->list, out);
 		return;
 	}
-	/* a catalog from before transforms and column lineage (0.4.0) has none */
-	transforms = transforms && OidIsValid(EltCatalogRelid("lineage_columns"));
 	args[0] = ObjectIdGetDatum(relid);
 	if (colname)
 		args[1] = CStringGetTextDatum(colname);
 	else
 		nulls[1] = 'n';
-	args[2] = BoolGetDatum(transforms);
-	if (!transforms)
-	{
-		EltPrepare(&consumers_plan,
-				   "SELECT 'consumer ' || r.consumer AS dependent"
-				   " FROM elt.consumer_registrations r"
-				   " WHERE r.rel = $1::pg_catalog.regclass"
-				   "   AND ($2 IS NULL OR r.columns IS NULL OR $2 = ANY (r.columns))"
-				   " ORDER BY r.consumer",
-				   2, argtypes);
-		EltExecLatest(consumers_plan, args, nulls, 0);
-	}
-	else
-	{
-		EltPrepare(&plan,
-				   "SELECT 'consumer ' || r.consumer AS dependent"
-				   " FROM elt.consumer_registrations r"
-				   " WHERE r.rel = $1::pg_catalog.regclass"
-				   "   AND ($2 IS NULL OR r.columns IS NULL OR $2 = ANY (r.columns))"
-				   " UNION ALL"
-				   " SELECT pg_catalog.format('transform %s (owner %s)', d.name, d.owner)"
-				   " FROM elt.transform_defs d"
-				   " JOIN LATERAL (SELECT v.version, v.sources FROM elt.transform_code v"
-				   "               WHERE v.transform_id = d.transform_id"
-				   "               ORDER BY v.version DESC LIMIT 1) cv ON true"
-				   " WHERE $3 AND ($2 IS NULL"
-				   "   AND ($1::pg_catalog.regclass = ANY (cv.sources) OR d.target = $1::pg_catalog.regclass)"
-				   "   OR EXISTS (SELECT 1 FROM elt.lineage_columns c"
-				   "              WHERE c.transform_id = d.transform_id AND c.version = cv.version"
-				   "                AND c.source_rel = $1::pg_catalog.regclass AND c.source_column = $2))"
-				   " ORDER BY 1",
-				   3, argtypes);
-		EltExecLatest(plan, args, nulls, 0);
-	}
+	EltPrepare(&plan,
+			   "SELECT 'consumer ' || r.consumer AS dependent"
+			   " FROM elt.consumer_registrations r"
+			   " WHERE r.rel = $1::pg_catalog.regclass"
+			   "   AND ($2 IS NULL OR r.columns IS NULL OR $2 = ANY (r.columns))"
+			   " ORDER BY r.consumer",
+			   2, argtypes);
+	EltExecLatest(plan, args, nulls, 0);
 	for (i = 0; i < SPI_processed; i++)
 		found = lappend(found, EltSpiGetText((int) i, "dependent"));
-	if (transforms && colname)
-	{
-		/* the target's column, if the current version's SQL outputs it */
-		static SPIPlanPtr target_plan = NULL;
 
-		EltPrepare(&target_plan,
-				   "SELECT pg_catalog.format('transform %s (owner %s)', d.name, d.owner) AS dependent,"
-				   "       (SELECT v.sql FROM elt.transform_code v WHERE v.transform_id = d.transform_id"
-				   "        ORDER BY v.version DESC LIMIT 1) AS sql"
-				   " FROM elt.transform_defs d WHERE d.target = $1::pg_catalog.regclass ORDER BY 1",
-				   1, argtypes);
-		EltExecLatest(target_plan, args, NULL, 0);
+	/* a catalog from before transforms and column lineage (0.4.0) has none */
+	if (transforms && OidIsValid(EltCatalogRelid("lineage_columns")))
+	{
+		/*
+		 * Each transform with its current version's SQL: it depends on the
+		 * column if its column lineage reads it, or if the relation is its
+		 * target and the SQL outputs the column; on the relation if the SQL
+		 * reads it or writes it.
+		 */
+		EltPrepare(&transforms_plan,
+				   "SELECT t.dependent, t.sql, t.reads FROM ("
+				   " SELECT pg_catalog.format('transform %s (owner %s)', d.name, d.owner) AS dependent,"
+				   "        cv.sql, d.target = $1::pg_catalog.regclass AS writes,"
+				   "        ($2 IS NULL AND $1::pg_catalog.regclass = ANY (cv.sources)"
+				   "         OR EXISTS (SELECT 1 FROM elt.lineage_columns c"
+				   "                    WHERE c.transform_id = d.transform_id AND c.version = cv.version"
+				   "                      AND c.source_rel = $1::pg_catalog.regclass"
+				   "                      AND c.source_column = $2)) AS reads"
+				   " FROM elt.transform_defs d"
+				   " JOIN LATERAL (SELECT v.version, v.sources, v.sql FROM elt.transform_code v"
+				   "               WHERE v.transform_id = d.transform_id"
+				   "               ORDER BY v.version DESC LIMIT 1) cv ON true) t"
+				   " WHERE t.reads OR t.writes ORDER BY 1",
+				   2, argtypes);
+		EltExecLatest(transforms_plan, args, nulls, 0);
 		for (i = 0; i < SPI_processed; i++)
 		{
-			char	   *dep = EltSpiGetText((int) i, "dependent");
+			bool		isnull;
 
-			if (!EltStringMember(found, dep) &&
+			/* the rest write the relation: the whole of it, or that column */
+			if (EltSpiGetBool((int) i, "reads", &isnull) || colname == NULL ||
 				EltSelectWritesColumn(EltSpiGetText((int) i, "sql"), colname))
-				found = lappend(found, dep);
+				found = lappend(found, EltSpiGetText((int) i, "dependent"));
 		}
 	}
 	cache_keep(e, found);
