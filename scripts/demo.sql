@@ -218,7 +218,7 @@ WHERE c.region = 'north' AND o.ordered_at = date '2026-02-03' ORDER BY order_id 
 SELECT depth, relation, key, transform, run_id FROM elt.impact('raw.orders', :'order_to_follow') ORDER BY depth;
 
 \echo
-\echo '== 15. Column lineage, an OpenLineage event, and a new version'
+\echo '== 15. Column lineage, an OpenLineage event, a new version, and a bad run undone'
 SELECT target_column, source_relation, source_column, kind FROM elt.column_lineage('marts.customer_days');
 SELECT e->>'eventType' AS event, e->'job'->>'name' AS job, e->'run'->>'runId' AS run_id,
        (SELECT string_agg(i->>'name', ', ') FROM jsonb_array_elements(e->'inputs') i) AS inputs,
@@ -236,6 +236,19 @@ SELECT elt.transform_update('region_days', $$
   SELECT region, day, round(sum(revenue), 0) AS revenue FROM marts.customer_days GROUP BY region, day $$) AS version;
 SELECT transform, version, current, left(code_hash, 16) AS code_hash, created_by
 FROM elt.transform_versions WHERE transform = 'region_days' ORDER BY version;
+\echo '-- a bad load: one day of orders arrives in cents, and the chain runs on it'
+UPDATE raw.orders SET amount = amount * 100 WHERE ordered_at = date '2026-02-03';
+SELECT elt.transform_run('customer_days') AS bad_run \gset
+SELECT elt.transform_run('region_days') > 0 AS ran, elt.transform_run('region_months') > 0 AS ran;
+SELECT region, month, revenue AS wrong_revenue FROM marts.region_months
+WHERE region = 'north' AND month = '2026-02-01';
+\echo '-- what read the rows of the bad run; then undo it and all built on it, newest first'
+SELECT run_id, depth, transform, via FROM elt.run_dependents(:bad_run) ORDER BY depth;
+SELECT run_id, transform, target, rows_removed, rows_restored, cascade_of
+FROM elt.run_revert(:bad_run, 'INC-7: orders of 2026-02-03 loaded in cents', cascade => true);
+SELECT region, month, revenue AS revenue_again FROM marts.region_months
+WHERE region = 'north' AND month = '2026-02-01';
+UPDATE raw.orders SET amount = amount / 100 WHERE ordered_at = date '2026-02-03';
 
 \echo
 \echo '== 16. Reproducibility, first part: what a result depends on, and what the data is'

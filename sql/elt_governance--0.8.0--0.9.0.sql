@@ -146,3 +146,137 @@ BEGIN
     RETURN jsonb_build_object('id', encode(sha256(convert_to(f::text, 'UTF8')), 'hex')) || f;
 END
 $$;
+
+-- Undo of transform runs: elt.run_revert(), elt.run_dependents()
+-- Undo of transform runs (elt.run_revert()).  One row per transform run
+-- that committed and wrote its target since 0.9.0: the transaction id its
+-- rows carry (xmin, 32 bits), the target's columns and primary key then,
+-- and its before-images: 'kept', 'over_limit' (it updated or deleted more
+-- rows than elt.undo_max_rows, so none were kept) or 'purged' (finished
+-- more than elt.undo_retention ago, or purged by elt.run_undo_purge()).
+-- Not dumped: transaction ids do not survive a dump and restore.
+CREATE TABLE elt.run_undo (
+    run_id       bigint PRIMARY KEY,
+    transform_id bigint NOT NULL,
+    target       regclass NOT NULL,
+    xid          bigint NOT NULL,
+    shape        text NOT NULL,
+    images       bigint NOT NULL,
+    state        text NOT NULL CHECK (state IN ('kept', 'over_limit', 'purged')),
+    finished_at  timestamptz NOT NULL
+);
+CREATE INDEX run_undo_target_idx ON elt.run_undo (target, run_id);
+CREATE INDEX run_undo_xid_idx ON elt.run_undo (target, xid);
+CREATE INDEX run_undo_finished_idx ON elt.run_undo (transform_id, finished_at) WHERE state <> 'purged';
+
+-- The rows a run updated or deleted, as they were before it: the row's
+-- text under canonical settings, its key (elt._lineage_key_text of its
+-- primary key as a row) and the transaction id that wrote it (for a row a
+-- revert put back, the one of the run that first wrote it).
+CREATE TABLE elt.run_undo_images (
+    run_id    bigint NOT NULL,
+    key       text NOT NULL,
+    image     text NOT NULL,
+    image_xid bigint NOT NULL
+);
+CREATE INDEX run_undo_images_run_idx ON elt.run_undo_images (run_id);
+CREATE INDEX run_undo_images_xid_idx ON elt.run_undo_images (image_xid);
+
+-- Rows a revert put back: they carry the revert's transaction id (xid);
+-- owner_xid is the run that wrote them, for a later revert of that run.
+CREATE TABLE elt.run_undo_restored (
+    rel         regclass NOT NULL,
+    xid         bigint NOT NULL,
+    key         text NOT NULL,
+    owner_xid   bigint NOT NULL,
+    restored_at timestamptz NOT NULL
+);
+CREATE INDEX run_undo_restored_row_idx ON elt.run_undo_restored (rel, xid, key);
+CREATE INDEX run_undo_restored_owner_idx ON elt.run_undo_restored (rel, owner_xid);
+
+-- Reverted runs (history): who reverted them, why, and, for a run reverted
+-- because another was (cascade), that run.
+CREATE TABLE elt.run_reverts (
+    run_id        bigint PRIMARY KEY,
+    reverted_at   timestamptz NOT NULL,
+    reverted_by   name NOT NULL,
+    reason        text NOT NULL,
+    cascade_of    bigint,
+    rows_removed  bigint NOT NULL,
+    rows_restored bigint NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('elt.run_reverts', '');
+REVOKE ALL ON elt.run_undo, elt.run_undo_images, elt.run_undo_restored, elt.run_reverts FROM PUBLIC;
+GRANT SELECT ON elt.run_undo, elt.run_reverts TO elt_reader;
+CREATE TRIGGER run_reverts_append_only
+    BEFORE UPDATE OR DELETE ON elt.run_reverts
+    FOR EACH ROW EXECUTE FUNCTION elt.refuse_history_change();
+CREATE TRIGGER run_reverts_no_truncate
+    BEFORE TRUNCATE ON elt.run_reverts
+    FOR EACH STATEMENT EXECUTE FUNCTION elt.refuse_history_change();
+
+CREATE OR REPLACE VIEW elt.transform_run_history AS
+SELECT r.run_id, d.name AS transform, r.transform_id, r.version, r.code_hash,
+       CASE WHEN v.sees THEN r.params END AS params,
+       r.lineage, r.status, r.started_at, r.finished_at, r.rows_read, r.rows_written,
+       r.rows_deleted, r.role,
+       CASE WHEN v.sees THEN r.error END AS error,
+       r.random_seed,
+       rv.reverted_at
+FROM elt.transform_runs r
+JOIN elt.transform_defs d ON d.transform_id = r.transform_id
+LEFT JOIN elt.run_reverts rv ON rv.run_id = r.run_id
+CROSS JOIN LATERAL (SELECT elt._sees_role_name(r.role) OR elt._sees_role_name(d.owner) AS sees) v;
+
+CREATE OR REPLACE VIEW elt.runs WITH (security_barrier = true) AS
+SELECT r.run_id,
+       r.pipeline,
+       r.kind,
+       CASE WHEN m.run_id IS NOT NULL THEN 'finished'
+            WHEN elt._backend_alive(r.backend_pid, r.backend_start) THEN 'open'
+            ELSE 'abandoned' END AS status,
+       r.snapshot_policy,
+       r.params,
+       r.clock,
+       r.random_seed,
+       (SELECT count(*) FROM elt.run_steps s WHERE s.run_id = r.run_id) AS steps,
+       r.role,
+       r.started_at,
+       m.finished_at,
+       m.manifest_id,
+       r.replay_of,
+       r.sandbox,
+       r.imported,
+       CASE r.kind
+           WHEN 'transform' THEN (SELECT v.reverted_at FROM elt.run_reverts v WHERE v.run_id = r.run_id)
+           WHEN 'pipeline' THEN (SELECT max(v.reverted_at)
+                                 FROM elt.run_steps s
+                                 LEFT JOIN elt.run_reverts v ON v.run_id = s.transform_run_id
+                                 WHERE s.run_id = r.run_id AND s.transform_run_id IS NOT NULL
+                                 HAVING count(v.run_id) = count(*) AND count(*) > 0)
+       END AS reverted_at
+FROM elt.run_defs r
+LEFT JOIN elt.run_manifests m ON m.run_id = r.run_id
+WHERE elt._sees_role(r.role::oid);
+
+-- Undo: revert a run (and, with cascade, the runs that changed or read
+-- what it wrote), list the runs that read what it wrote, purge undo.
+CREATE FUNCTION elt.run_revert(run_id bigint, reason text DEFAULT NULL, "cascade" boolean DEFAULT false)
+    RETURNS TABLE (run_id bigint, transform text, target regclass, rows_removed bigint,
+                   rows_restored bigint, cascade_of bigint)
+    LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_run_revert';
+CREATE FUNCTION elt.run_dependents(run_id bigint)
+    RETURNS TABLE (run_id bigint, depth integer, transform text, target regclass, via text,
+                   finished_at timestamptz)
+    LANGUAGE c STABLE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_run_dependents';
+CREATE FUNCTION elt.run_undo_purge(before timestamptz) RETURNS bigint
+    LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_run_undo_purge';
+
+-- Internal: called by a run's statement for each row it is about to update
+-- or delete (with the run's token), and read once by the run's record.
+CREATE FUNCTION elt._undo_image(bigint, xid, text, record) RETURNS boolean
+    LANGUAGE c AS 'MODULE_PATHNAME', 'elt_undo_image';
+CREATE FUNCTION elt._undo_pending()
+    RETURNS TABLE (key text, image text, image_xid bigint)
+    LANGUAGE c AS 'MODULE_PATHNAME', 'elt_undo_pending';
+REVOKE EXECUTE ON FUNCTION elt._undo_pending() FROM PUBLIC;

@@ -24,6 +24,7 @@
 #include "migrations.h"
 #include "openlineage.h"
 #include "settings.h"
+#include "transform.h"
 #include "versions_capture.h"
 
 PG_MODULE_MAGIC;
@@ -61,6 +62,26 @@ _PG_init(void)
 							0, INT_MAX,
 							PGC_SUSET,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("elt.undo_max_rows",
+							"Rows a transform run updates or deletes above which it keeps no before-images.",
+							"A run that changes more rows cannot be reverted; 0 keeps none (only appends are revertible).",
+							&elt_undo_max_rows,
+							1000000,
+							0, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("elt.undo_retention",
+							"How long a transform run can be reverted after it finished.",
+							"Its before-images are purged after that; 0 keeps nothing and no run can be reverted.",
+							&elt_undo_retention,
+							7 * 24 * 3600,
+							0, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("elt.require_second_approver",

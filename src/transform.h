@@ -58,4 +58,17 @@ extern void EltReplayStep(const char *sql, const char *search_path, List *remap,
 						  int64 *written, int64 *deleted);
 extern PGDLLEXPORT void elt_transform_failure_main(Datum main_arg);
 
+/* transform_undo.c: what a run keeps for its revert (transform_revert.c) */
+extern int	elt_undo_max_rows;
+extern int	elt_undo_retention;
+extern bool EltUndoEnabled(void);
+extern void EltUndoBegin(int64 token, MemoryContext cxt);
+extern void EltUndoEnd(int64 *images, bool *over);
+extern void EltUndoDrop(void);
+extern char *EltUndoShape(Oid relid);
+extern char *EltUndoKeySql(Oid relid, const char *alias);
+extern char *EltUndoImageSql(Oid relid, const char *alias);
+extern void EltUndoRecord(int64 run_id, int64 transform_id, Oid target, TransactionId xid,
+						  const char *shape, TimestampTz finished);
+
 #endif							/* ELT_TRANSFORM_H */

@@ -157,10 +157,12 @@ target_key_sql(Oid target, EltTargetInfo *ti)
 /*
  * The statement of a run: one INSERT ... SELECT.  With row lineage its
  * WHERE clause hands each written row's target key and key columns to
- * elt._lineage_capture(), with the run's token as $1, which keeps them.
+ * elt._lineage_capture(), with the run's token as $1, which keeps them;
+ * with undo, merge's DO UPDATE hands each row it replaces to
+ * elt._undo_image() (transform_undo.c).
  */
 static char *
-run_statement(EltTransform *t, EltLineageInfo *info, EltTargetInfo *ti, bool row)
+run_statement(EltTransform *t, EltLineageInfo *info, EltTargetInfo *ti, bool row, bool undo)
 {
 	StringInfoData s;
 	StringInfoData cols;
@@ -254,16 +256,31 @@ run_statement(EltTransform *t, EltLineageInfo *info, EltTargetInfo *ti, bool row
 			appendStringInfo(&set, "%s = EXCLUDED.%s", c, c);
 		}
 		appendStringInfo(&s, ") DO UPDATE SET %s", set.data);
+		/* the row it replaces, kept for a revert */
+		if (undo)
+			appendStringInfo(&s, " WHERE %s", EltUndoImageSql(t->target, "__elt_t"));
 		table_close(rel, AccessShareLock);
 	}
 	return s.data;
 }
 
+/* Counts of one run, and what it keeps for a revert. */
+typedef struct RunCounts
+{
+	int64		read;
+	int64		written;
+	int64		deleted;
+	int64		lineage_rows;	/* (target row, source relation) pairs */
+	bool		undo;			/* keeps undo (elt.undo_retention > 0) */
+	TransactionId xid;			/* its rows' xmin; invalid: it wrote none */
+	char	   *shape;			/* of the target (EltUndoShape) */
+} RunCounts;
+
 /* Record a run, store its lineage and apply keep_runs (inside a catalog write). */
 static int64
 record_run(EltTransform *t, int64 seed, Jsonb *params, const char *lineage,
-		   TimestampTz started, TimestampTz finished, int64 read, int64 written,
-		   int64 deleted, bool store_lineage, int64 lineage_rows, Oid actor, const char *relname)
+		   TimestampTz started, TimestampTz finished, const RunCounts *counts,
+		   bool store_lineage, Oid actor, const char *relname)
 {
 	static SPIPlanPtr run_plan = NULL;
 	static SPIPlanPtr lineage_plan = NULL;
@@ -295,9 +312,9 @@ record_run(EltTransform *t, int64 seed, Jsonb *params, const char *lineage,
 	v[4] = CStringGetTextDatum(lineage);
 	v[5] = TimestampTzGetDatum(started);
 	v[6] = TimestampTzGetDatum(finished);
-	v[7] = Int64GetDatum(read);
-	v[8] = Int64GetDatum(written);
-	v[9] = Int64GetDatum(deleted);
+	v[7] = Int64GetDatum(counts->read);
+	v[8] = Int64GetDatum(counts->written);
+	v[9] = Int64GetDatum(counts->deleted);
 	if (strcmp(t->mode, "replace") != 0)
 		n[9] = 'n';
 	v[10] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(actor, false)));
@@ -325,6 +342,8 @@ record_run(EltTransform *t, int64 seed, Jsonb *params, const char *lineage,
 		EltExec(lineage_plan, lv, NULL, 0);
 		EltCaptureOpenPending(false);
 	}
+	if (counts->undo)
+		EltUndoRecord(run_id, t->id, t->target, counts->xid, counts->shape, finished);
 	if (t->keep_runs > 0)
 	{
 		Oid			ktypes[2] = {INT8OID, INT4OID};
@@ -345,28 +364,23 @@ record_run(EltTransform *t, int64 seed, Jsonb *params, const char *lineage,
 	EltJsonInt(&extra, "run_id", run_id);
 	EltJsonString(&extra, "status", "succeeded");
 	EltJsonString(&extra, "lineage", lineage);
-	EltJsonInt(&extra, "rows_written", written);
-	EltJsonInt(&extra, "lineage_rows", lineage_rows);
+	EltJsonInt(&extra, "rows_written", counts->written);
+	EltJsonInt(&extra, "lineage_rows", counts->lineage_rows);
 	EltJsonString(&extra, "run_hash", run_hash);
 	EltAuditRecord(actor, "transform_run", t->name, EltJsonFinish(&extra), EltAuditReason(NULL));
 	return run_id;
 }
 
-/* Counts of one run. */
-typedef struct RunCounts
-{
-	int64		read;
-	int64		written;
-	int64		deleted;
-	int64		lineage_rows;	/* (target row, source relation) pairs */
-} RunCounts;
-
 /* Execute a run's statement as the caller, with the run's state set. */
 static void
 execute_run(EltTransform *t, RunState *run, EltLineageInfo *info, EltTargetInfo *ti, bool row,
-			const char *stmt, int64 token, MemoryContext cxt, RunCounts *counts)
+			bool undo, const char *stmt, int64 token, MemoryContext cxt, RunCounts *counts)
 {
+	Oid			types[1] = {INT8OID};
+	Datum		args[1];
+
 	memset(counts, 0, sizeof(*counts));
+	counts->undo = undo;
 	current_run = run;
 	EltTransformRunEnter(run->run_id);
 	PG_TRY();
@@ -376,6 +390,9 @@ execute_run(EltTransform *t, RunState *run, EltLineageInfo *info, EltTargetInfo 
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
+		args[0] = Int64GetDatum(token);
+		if (undo)
+			EltUndoBegin(token, cxt);
 		if (strcmp(t->mode, "replace") == 0)
 		{
 			if (IsolationUsesXactSnapshot())
@@ -387,7 +404,13 @@ execute_run(EltTransform *t, RunState *run, EltLineageInfo *info, EltTargetInfo 
 			rc = SPI_execute(psprintf("LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", ti->relname), false, 0);
 			if (rc < 0)
 				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
-			rc = SPI_execute(psprintf("DELETE FROM %s", ti->relname), false, 0);
+			/* the rows it deletes are kept for a revert */
+			if (undo)
+				rc = SPI_execute_with_args(psprintf("DELETE FROM %s AS __elt_t WHERE %s", ti->relname,
+													EltUndoImageSql(t->target, "__elt_t")),
+										   1, types, args, NULL, false, 0);
+			else
+				rc = SPI_execute(psprintf("DELETE FROM %s", ti->relname), false, 0);
 			if (rc < 0)
 				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 			counts->deleted = (int64) SPI_processed;
@@ -395,19 +418,15 @@ execute_run(EltTransform *t, RunState *run, EltLineageInfo *info, EltTargetInfo 
 		before = rows_read(info->sources);
 		if (row)
 			EltCaptureBegin(t->target, ti->key_text ? list_length(ti->pk) : 0, info->slots, token, cxt);
-		{
-			Oid			types[1] = {INT8OID};
-			Datum		args[1];
-
-			args[0] = Int64GetDatum(token);
-			rc = SPI_execute_with_args(stmt, row ? 1 : 0, types, args, NULL, false, 0);
-		}
+		rc = SPI_execute_with_args(stmt, (row || undo) ? 1 : 0, types, args, NULL, false, 0);
 		if (rc < 0)
 			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 		counts->written = (int64) SPI_processed;
 		if (row)
 			counts->lineage_rows = EltCaptureEnd();
 		counts->read = rows_read(info->sources) - before;
+		/* the run's subtransaction: its rows carry this xid */
+		counts->xid = GetCurrentTransactionIdIfAny();
 		SPI_finish();
 	}
 	PG_FINALLY();
@@ -428,17 +447,18 @@ store_run(EltTransform *t, int64 seed, Jsonb *params, const char *lineage,
 
 	PG_TRY();
 	{
-		run_id = record_run(t, seed, params, lineage, started, finished, counts->read,
-							counts->written, counts->deleted, store_lineage, counts->lineage_rows,
-							actor, relname);
+		run_id = record_run(t, seed, params, lineage, started, finished, counts,
+							store_lineage, actor, relname);
 	}
 	PG_CATCH();
 	{
 		EltCaptureDrop();
+		EltUndoDrop();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	EltCaptureDrop();
+	EltUndoDrop();
 	return run_id;
 }
 
@@ -449,6 +469,7 @@ typedef struct RunCall
 	RunState	run;
 	const char *lineage;		/* what the run records */
 	bool		row;
+	bool		undo;			/* keep what a revert needs */
 	MemoryContext cxt;
 	EltRunStep	step;			/* its part of a run manifest */
 } RunCall;
@@ -494,10 +515,12 @@ run_body(void *arg)
 						 t->version)));
 	if (!pg_strong_random(&token, sizeof(token)))
 		token = (int64) pg_prng_uint64(&pg_global_prng_state);
-	stmt = run_statement(t, info, &ti, rc->row);
+	stmt = run_statement(t, info, &ti, rc->row, rc->undo);
 	/* the manifest's inputs: what the statement is about to read */
 	EltRunStepInputs(&rc->step, info->sources);
-	execute_run(t, &rc->run, info, &ti, rc->row, stmt, token, rc->cxt, &counts);
+	execute_run(t, &rc->run, info, &ti, rc->row, rc->undo, stmt, token, rc->cxt, &counts);
+	if (rc->undo)
+		counts.shape = EltUndoShape(t->target);
 	rc->step.rows_read = counts.read;
 	rc->step.rows_written = counts.written;
 	rc->step.rows_deleted = counts.deleted;
@@ -760,6 +783,7 @@ elt_transform_run(PG_FUNCTION_ARGS)
 	/* a version that only supports table lineage records table lineage */
 	rc->row = strcmp(lineage, "row") == 0 && strcmp(rc->t.lineage_level, "row") == 0;
 	rc->lineage = (strcmp(lineage, "row") == 0 && !rc->row) ? "table" : lineage;
+	rc->undo = EltUndoEnabled();
 	rc->run.params = params;
 	rc->run.started_at = GetCurrentTimestamp();
 
@@ -785,6 +809,7 @@ elt_transform_run(PG_FUNCTION_ARGS)
 	if (edata != NULL)
 	{
 		EltCaptureDrop();
+		EltUndoDrop();
 		current_run = NULL;
 		EltTransformRunLeave();
 		record_failure(rc, edata);
@@ -906,7 +931,7 @@ EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 							 GUC_ACTION_SAVE, true, 0, false);
 	info.query = EltAnalyzeSelectRemapped(sql, remap);
 	EltTransformCheckTarget(info.query, target, mode, false, &ti, &blocker);
-	stmt = run_statement(&t, &info, &ti, false);
+	stmt = run_statement(&t, &info, &ti, false, false);
 
 	memset(&run, 0, sizeof(run));
 	run.seed = seed;
@@ -914,7 +939,7 @@ EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 	run.started_at = GetCurrentTimestamp();
 	run.clock = clock;
 	pg_prng_seed(&run.prng, (uint64) seed);
-	execute_run(&t, &run, &info, &ti, false, stmt, 0, CurrentMemoryContext, &counts);
+	execute_run(&t, &run, &info, &ti, false, false, stmt, 0, CurrentMemoryContext, &counts);
 	AtEOXact_GUC(false, guc_level);
 	*written = counts.written;
 	*deleted = counts.deleted;

@@ -1,0 +1,1073 @@
+/*
+ * transform_revert.c — undoing transform runs: elt.run_revert() and
+ * elt.run_dependents().
+ *
+ * A run's rows are the rows of its target whose xmin is the run's
+ * transaction id (transform_undo.c records it), and the rows a revert put
+ * back that it had written (elt.run_undo_restored).  Reverting it deletes
+ * them and inserts its before-images, in the caller's transaction and, like
+ * the run, as the transform's owner (restricted when the caller is another
+ * role: a superuser reverting someone's run does not run their triggers
+ * with superuser rights); then its lineage is deleted (no
+ * longer traced) and the revert recorded and audited.  It is refused,
+ * before anything changes, when a later run that is not reverted changed
+ * or deleted rows it wrote (its before-images name it), holds a key it must
+ * put back, or read rows it wrote (its row lineage says so, or its table
+ * lineage when either kept no row lineage); with cascade they are reverted
+ * first, newest first, each checked the same way.  What the checks cannot
+ * see (an UPDATE or DELETE outside transform runs) shows in the count of
+ * the run's rows: the revert fails, and the transaction with it.
+ *
+ * Locking: SHARE ROW EXCLUSIVE on each target, before its run is read
+ * again: a run of the same target waits for the revert, and a revert
+ * waiting for a run sees it once it commits.  READ COMMITTED only (a
+ * transaction snapshot would not see the run that committed meanwhile).
+ *
+ * Layering: part of the transform engine; calls transform_undo.c (shapes
+ * and keys), roles, audit and util.  Catalog statements run as the
+ * extension's owner (owner_begin/end), statements on targets as the
+ * transform's owner (target_begin/end).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "access/table.h"
+
+#include "audit.h"
+#include "lineage.h"
+#include "roles.h"
+#include "transform.h"
+#include "util.h"
+
+/* rows read back and put back at a time */
+#define REVERT_BATCH 10000
+
+/* A transform run as a revert reads it. */
+typedef struct RevRun
+{
+	int64		run_id;
+	int64		transform_id;
+	char	   *transform;
+	char	   *owner;
+	Oid			target;
+	char	   *role;
+	char	   *status;
+	char	   *lineage;
+	int64		rows_written;
+	bool		reverted;
+	bool		has_undo;
+	char	   *state;
+	int64		xid;
+	char	   *shape;
+	int64		images;
+	char	   *finished_at;
+} RevRun;
+
+/* A later run that stands in the way, and why. */
+typedef struct Blocker
+{
+	int64		run_id;
+	const char *why;
+} Blocker;
+
+/* One call of elt.run_revert(). */
+typedef struct Revert
+{
+	bool		cascade;
+	const char *reason;
+	Oid			caller;
+	int			caller_sec;
+	Oid			owner;			/* the extension's */
+	List	   *done;			/* run ids reverted by this call (int64 *) */
+	Tuplestorestate *out;
+	TupleDesc	desc;
+	MemoryContext cxt;			/* the call's */
+} Revert;
+
+typedef struct OwnerSave
+{
+	Oid			userid;
+	int			sec;
+} OwnerSave;
+
+/* Catalog statements: as the extension's owner, restricted. */
+static void
+owner_begin(OwnerSave *s)
+{
+	GetUserIdAndSecContext(&s->userid, &s->sec);
+	SetUserIdAndSecContext(EltExtensionOwner(), s->sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+static void
+owner_end(OwnerSave *s)
+{
+	SetUserIdAndSecContext(s->userid, s->sec);
+}
+
+/* Statements on a run's target: as the transform's owner, like the run. */
+static void
+target_begin(EltAsRole *ar, const char *owner)
+{
+	Oid			role = get_role_oid(owner, false);
+
+	EltAsRoleBegin(ar, role, "pg_catalog, pg_temp", role != GetUserId());
+}
+
+static bool
+done_has(List *done, int64 run_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, done)
+		if (*(int64 *) lfirst(lc) == run_id)
+			return true;
+	return false;
+}
+
+/* A text column of the SPI result, copied into cxt (NULL stays NULL). */
+static char *
+get_text(int row, const char *col, MemoryContext cxt)
+{
+	char	   *v = EltSpiGetText(row, col);
+
+	return v ? MemoryContextStrdup(cxt, v) : NULL;
+}
+
+/* Read a transform run; false when there is none. */
+static bool
+load_run(int64 run_id, RevRun *r, MemoryContext cxt)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {INT8OID};
+	Datum		v[1];
+	OwnerSave	os;
+	bool		isnull;
+
+	owner_begin(&os);
+	EltPrepare(&plan,
+			   "SELECT r.run_id, r.transform_id, d.name, d.owner, d.target::pg_catalog.oid AS target,"
+			   "       r.role, r.status, r.lineage, r.rows_written,"
+			   "       EXISTS (SELECT 1 FROM elt.run_reverts v WHERE v.run_id = r.run_id) AS reverted,"
+			   "       u.run_id IS NOT NULL AS has_undo, u.state, u.xid, u.shape, u.images,"
+			   "       r.finished_at::pg_catalog.text AS finished_at"
+			   " FROM elt.transform_runs r"
+			   " JOIN elt.transform_defs d ON d.transform_id = r.transform_id"
+			   " LEFT JOIN elt.run_undo u ON u.run_id = r.run_id"
+			   " WHERE r.run_id = $1",
+			   1, types);
+	v[0] = Int64GetDatum(run_id);
+	EltExec(plan, v, NULL, 1);
+	owner_end(&os);
+	if (SPI_processed == 0)
+		return false;
+	memset(r, 0, sizeof(*r));
+	r->run_id = run_id;
+	r->transform_id = EltSpiGetInt64(0, "transform_id", &isnull);
+	r->transform = get_text(0, "name", cxt);
+	r->owner = get_text(0, "owner", cxt);
+	r->target = (Oid) EltSpiGetInt64(0, "target", &isnull);
+	r->role = get_text(0, "role", cxt);
+	r->status = get_text(0, "status", cxt);
+	r->lineage = get_text(0, "lineage", cxt);
+	r->rows_written = EltSpiGetInt64(0, "rows_written", &isnull);
+	r->reverted = EltSpiGetBool(0, "reverted", &isnull);
+	r->has_undo = EltSpiGetBool(0, "has_undo", &isnull);
+	r->state = get_text(0, "state", cxt);
+	r->xid = EltSpiGetInt64(0, "xid", &isnull);
+	r->shape = get_text(0, "shape", cxt);
+	r->images = EltSpiGetInt64(0, "images", &isnull);
+	r->finished_at = get_text(0, "finished_at", cxt);
+	return true;
+}
+
+/* May the caller revert this run: a member of the role that ran it or of the transform's owner. */
+static bool
+may_revert(Oid caller, RevRun *r)
+{
+	Oid			role = get_role_oid(r->role, true);
+	Oid			owner = get_role_oid(r->owner, true);
+
+	return (OidIsValid(role) && has_privs_of_role(caller, role)) ||
+		(OidIsValid(owner) && has_privs_of_role(caller, owner));
+}
+
+/* The refusals that concern the run itself, in the order a user meets them. */
+static void
+check_run(Revert *rv, RevRun *r, int64 cascade_of)
+{
+	if (!may_revert(rv->caller, r))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to revert run %lld", (long long) r->run_id),
+				 cascade_of ? errdetail("Run %lld of transform \"%s\" was run by role \"%s\", and it changed or read rows run %lld wrote; only members of that role or of the transform's owner can revert it.",
+										(long long) r->run_id, r->transform, r->role, (long long) cascade_of)
+				 : errdetail("Run %lld of transform \"%s\" was run by role \"%s\"; only members of that role or of the transform's owner \"%s\" can revert it.",
+							 (long long) r->run_id, r->transform, r->role, r->owner)));
+	if (strcmp(r->status, "succeeded") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run %lld failed: it wrote nothing to revert", (long long) r->run_id)));
+	if (r->reverted)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run %lld was already reverted", (long long) r->run_id),
+				 errhint("elt.transform_run_history shows when.")));
+	if (!r->has_undo)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run %lld cannot be reverted: it kept no undo", (long long) r->run_id),
+				 errdetail("It ran before elt_governance 0.9.0, while elt.undo_retention was 0, or in the database this one was restored from.")));
+	if (strcmp(r->state, "over_limit") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run %lld cannot be reverted: it changed more rows than elt.undo_max_rows", (long long) r->run_id),
+				 errdetail("It updated or deleted more rows than elt.undo_max_rows allowed when it ran, so it kept no before-images."),
+				 errhint("Raise elt.undo_max_rows for the runs that must stay revertible.")));
+	if (strcmp(r->state, "purged") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run %lld cannot be reverted: its undo was purged", (long long) r->run_id),
+				 errdetail("It finished at %s; runs stay revertible for elt.undo_retention, unless elt.run_undo_purge() removes their undo sooner.",
+						   r->finished_at)));
+	if (get_rel_name(r->target) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("run %lld cannot be reverted: its target no longer exists", (long long) r->run_id)));
+}
+
+/* The target's privileges and shape: what the revert itself needs. */
+static void
+check_target(RevRun *r)
+{
+	char	   *now = EltUndoShape(r->target);
+
+	if (pg_class_aclcheck(r->target, get_role_oid(r->owner, false),
+						  ACL_SELECT | ACL_INSERT | ACL_DELETE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", EltRelDisplayName(r->target)),
+				 errdetail("Reverting run %lld deletes the rows it wrote and inserts the rows it replaced, as the transform's owner \"%s\": it needs SELECT, INSERT and DELETE on the table.",
+						   (long long) r->run_id, r->owner)));
+	if (strcmp(now, r->shape) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run %lld cannot be reverted: table %s changed since", (long long) r->run_id,
+						EltRelDisplayName(r->target)),
+				 errdetail("When the run wrote it: %s. Now: %s.", r->shape, now),
+				 errhint("A revert puts back rows of the shape the run replaced; reverse the schema change first.")));
+}
+
+static void
+add_blocker(List **out, int64 run_id, const char *why)
+{
+	Blocker    *b;
+	ListCell   *lc;
+
+	foreach(lc, *out)
+		if (((Blocker *) lfirst(lc))->run_id == run_id)
+			return;
+	b = palloc(sizeof(Blocker));
+	b->run_id = run_id;
+	b->why = why;
+	*out = lappend(*out, b);
+}
+
+/*
+ * The later runs that read rows r wrote: of its target's readers, those
+ * whose row lineage holds one of the keys r's row lineage wrote, and, when
+ * either kept no row lineage, every one that read the target ('table').
+ */
+static void
+dependents_of(RevRun *r, List **out, List **via)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {INT8OID, OIDOID, BOOLOID};
+	Datum		v[3];
+	OwnerSave	os;
+	uint64		i;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (r->rows_written == 0)
+		return;
+	owner_begin(&os);
+	EltPrepare(&plan,
+			   "WITH mine AS MATERIALIZED ("
+			   "   SELECT DISTINCT coalesce(e.key::pg_catalog.text, e.key_text) AS k"
+			   "   FROM elt.lineage_chunks x, LATERAL elt._lineage_chunk_entries(x.data) e"
+			   "   WHERE x.run_id = $1 AND x.rel = $2::pg_catalog.regclass AND x.dir = 't'),"
+			   " readers AS ("
+			   "   SELECT t.run_id, t.lineage = 'row' AND $3 AND EXISTS (SELECT 1 FROM mine)"
+			   "          AND EXISTS (SELECT 1 FROM elt.lineage_chunks y WHERE y.run_id = t.run_id) AS by_rows"
+			   "   FROM elt.transform_runs t"
+			   "   JOIN elt.transform_code c ON c.transform_id = t.transform_id AND c.version = t.version"
+			   "   WHERE t.run_id > $1 AND t.status = 'succeeded' AND t.rows_written > 0"
+			   "     AND $2::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (c.sources)"
+			   "     AND NOT EXISTS (SELECT 1 FROM elt.run_reverts v WHERE v.run_id = t.run_id))"
+			   " SELECT d.run_id, CASE WHEN d.by_rows THEN 'rows' ELSE 'table' END AS via FROM readers d"
+			   " WHERE NOT d.by_rows OR EXISTS ("
+			   "   SELECT 1 FROM elt.lineage_chunks y, LATERAL elt._lineage_chunk_entries(y.data) e"
+			   "   WHERE y.run_id = d.run_id AND y.rel = $2::pg_catalog.regclass AND y.dir = 's'"
+			   "     AND coalesce(e.key::pg_catalog.text, e.key_text) IN (SELECT m.k FROM mine m))"
+			   " ORDER BY d.run_id",
+			   3, types);
+	v[0] = Int64GetDatum(r->run_id);
+	v[1] = ObjectIdGetDatum(r->target);
+	v[2] = BoolGetDatum(strcmp(r->lineage, "row") == 0);
+	EltExec(plan, v, NULL, 0);
+	owner_end(&os);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = EltSpiGetInt64(i, "run_id", &isnull);
+		char	   *how = EltSpiGetText(i, "via");
+
+		if (strcmp(how, "rows") == 0)
+			add_blocker(out, id, "read rows it wrote");
+		else
+			add_blocker(out, id, "read its target after it (no row lineage to tell which rows)");
+		if (via)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			*via = lappend(*via, pstrdup(how));
+			MemoryContextSwitchTo(old);
+		}
+	}
+}
+
+/* The key of a target row, over alias t (as the images keep it). */
+static char *
+key_sql(RevRun *r)
+{
+	return EltUndoKeySql(r->target, "t");
+}
+
+/*
+ * The rows r must put back that the target holds under the same key and
+ * that are not r's: the runs that wrote them (later, not reverted), or an
+ * error when something else did.
+ */
+static void
+holders_of_keys(RevRun *r, List **out)
+{
+	static SPIPlanPtr img_plan = NULL;
+	Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
+	Oid			xtypes[3] = {OIDOID, INT8ARRAYOID, TEXTARRAYOID};
+	Datum		v[3];
+	char	   *last = "";
+	OwnerSave	os;
+	char	   *relname = EltRelDisplayName(r->target);
+	char	   *key = key_sql(r);
+	MemoryContext cxt = CurrentMemoryContext;
+	Relation	rel;
+	List	   *pk;
+	StringInfoData tcols;
+	StringInfoData scols;
+	ListCell   *lc;
+
+	if (r->images == 0)
+		return;
+	/* without a primary key no row can hold a key the revert puts back */
+	rel = table_open(r->target, AccessShareLock);
+	pk = EltPrimaryKeyColumns(rel);
+	initStringInfo(&tcols);
+	initStringInfo(&scols);
+	foreach(lc, pk)
+	{
+		const char *c = quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel), lfirst_int(lc) - 1)->attname));
+
+		appendStringInfo(&tcols, "%st.%s", tcols.len ? ", " : "", c);
+		appendStringInfo(&scols, "%s(s.r).%s", scols.len ? ", " : "", c);
+	}
+	table_close(rel, AccessShareLock);
+	if (pk == NIL)
+		return;
+	for (;;)
+	{
+		ArrayBuildState *keys = NULL;
+		ArrayBuildState *xids = NULL;
+		uint64		i,
+					n;
+		int			rc;
+
+		owner_begin(&os);
+		EltPrepare(&img_plan,
+				   "SELECT i.key, i.image FROM elt.run_undo_images i WHERE i.run_id = $1 AND i.key > $2"
+				   " ORDER BY i.key LIMIT $3",
+				   3, types);
+		v[0] = Int64GetDatum(r->run_id);
+		v[1] = CStringGetTextDatum(last);
+		v[2] = Int32GetDatum(REVERT_BATCH);
+		EltExec(img_plan, v, NULL, 0);
+		owner_end(&os);
+		n = SPI_processed;
+		if (n == 0)
+			break;
+		for (i = 0; i < n; i++)
+			keys = accumArrayResult(keys, CStringGetTextDatum(EltSpiGetText(i, "image")), false, TEXTOID, cxt);
+		last = MemoryContextStrdup(cxt, EltSpiGetText(n - 1, "key"));
+
+		/* as the transform's owner: the rows holding those keys that are not r's */
+		{
+			Oid			ctypes[2] = {TEXTARRAYOID, INT8OID};
+			Datum		cv[2];
+			EltAsRole	ar;
+
+			cv[0] = makeArrayResult(keys, cxt);
+			cv[1] = Int64GetDatum(r->xid);
+			target_begin(&ar, r->owner);
+			rc = SPI_execute_with_args(psprintf("SELECT t.xmin::pg_catalog.text::pg_catalog.int8 AS x, %s AS k"
+												" FROM %s AS t WHERE (%s) IN (SELECT %s FROM"
+												"   (SELECT CAST(i AS %s) AS r FROM pg_catalog.unnest($1) AS i) s)"
+												"   AND t.xmin::pg_catalog.text::pg_catalog.int8 <> $2",
+												key, relname, tcols.data, scols.data, relname),
+									   2, ctypes, cv, NULL, false, 0);
+			EltAsRoleEnd(&ar);
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+		}
+		if (SPI_processed == 0)
+		{
+			if (n < REVERT_BATCH)
+				break;
+			continue;
+		}
+		keys = NULL;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+
+			xids = accumArrayResult(xids, Int64GetDatum(EltSpiGetInt64(i, "x", &isnull)), false, INT8OID, cxt);
+			keys = accumArrayResult(keys, CStringGetTextDatum(EltSpiGetText(i, "k")), false, TEXTOID, cxt);
+		}
+		/* who wrote them: a run by its xid, or a row a revert put back by its writer */
+		owner_begin(&os);
+		v[0] = ObjectIdGetDatum(r->target);
+		v[1] = makeArrayResult(xids, cxt);
+		v[2] = makeArrayResult(keys, cxt);
+		rc = SPI_execute_with_args("WITH h AS (SELECT h.x, h.k FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS h(x, k)),"
+								   " w AS (SELECT h.k, coalesce(rs.owner_xid, h.x) AS x FROM h"
+								   "       LEFT JOIN elt.run_undo_restored rs"
+								   "         ON rs.rel = $1::pg_catalog.regclass AND rs.xid = h.x AND rs.key = h.k)"
+								   " SELECT w.k, w.x, u.run_id, v.run_id IS NOT NULL AS reverted FROM w"
+								   " LEFT JOIN elt.run_undo u ON u.target = $1::pg_catalog.regclass AND u.xid = w.x"
+								   " LEFT JOIN elt.run_reverts v ON v.run_id = u.run_id",
+								   3, xtypes, v, NULL, false, 0);
+		owner_end(&os);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			int64		x = EltSpiGetInt64(i, "x", &isnull);
+			int64		id = EltSpiGetInt64(i, "run_id", &isnull);
+
+			if (x == r->xid)
+				continue;		/* r's own row, put back by a revert */
+			if (isnull || id < r->run_id || EltSpiGetBool(i, "reverted", &isnull))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("run %lld cannot be reverted: a row it wrote or must put back was changed outside transform runs",
+								(long long) r->run_id),
+						 errdetail("Table %s holds key %s, written by a transaction that is not a later transform run.",
+								   relname, EltSpiGetText(i, "k")),
+						 errhint("Delete or restore that row by hand, then revert again.")));
+			add_blocker(out, id, "wrote a key it must put back");
+		}
+		if (n < REVERT_BATCH)
+			break;
+	}
+}
+
+/* The later runs that stand in the way of reverting r, oldest first. */
+static List *
+blockers_of(RevRun *r)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {INT8OID, OIDOID, INT8OID};
+	Datum		v[3];
+	OwnerSave	os;
+	List	   *out = NIL;
+	uint64		i;
+
+	/* runs that updated or deleted its rows (their images say who wrote them), or may have */
+	owner_begin(&os);
+	EltPrepare(&plan,
+			   "SELECT u.run_id, u.state FROM elt.run_undo u"
+			   " WHERE u.target = $2::pg_catalog.regclass AND u.run_id > $1"
+			   "   AND NOT EXISTS (SELECT 1 FROM elt.run_reverts v WHERE v.run_id = u.run_id)"
+			   "   AND (u.state = 'over_limit'"
+			   "        OR EXISTS (SELECT 1 FROM elt.run_undo_images i"
+			   "                   WHERE i.image_xid = $3 AND i.run_id = u.run_id))"
+			   " ORDER BY u.run_id",
+			   3, types);
+	v[0] = Int64GetDatum(r->run_id);
+	v[1] = ObjectIdGetDatum(r->target);
+	v[2] = Int64GetDatum(r->xid);
+	EltExec(plan, v, NULL, 0);
+	owner_end(&os);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = EltSpiGetInt64(i, "run_id", &isnull);
+
+		add_blocker(&out, id, strcmp(EltSpiGetText(i, "state"), "over_limit") == 0
+					? "kept no before-images, so it may have changed rows it wrote"
+					: "changed or deleted rows it wrote");
+	}
+	holders_of_keys(r, &out);
+	dependents_of(r, &out, NULL);
+	return out;
+}
+
+static int
+cmp_blocker_desc(const ListCell *a, const ListCell *b)
+{
+	int64		x = ((Blocker *) lfirst(a))->run_id;
+	int64		y = ((Blocker *) lfirst(b))->run_id;
+
+	return x < y ? 1 : (x > y ? -1 : 0);
+}
+
+/* "run 12 (transform "x", changed ...), ..." for an error's detail. */
+static char *
+describe_blockers(List *blockers, MemoryContext cxt)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	int			shown = 0;
+
+	initStringInfo(&buf);
+	foreach(lc, blockers)
+	{
+		Blocker    *b = lfirst(lc);
+		RevRun		br;
+
+		if (shown == 10)
+		{
+			appendStringInfo(&buf, ", and %d more", list_length(blockers) - shown);
+			break;
+		}
+		if (!load_run(b->run_id, &br, cxt))
+			continue;
+		appendStringInfo(&buf, "%srun %lld of transform \"%s\" (%s)", shown ? "; " : "",
+						 (long long) b->run_id, br.transform, b->why);
+		shown++;
+	}
+	return buf.data;
+}
+
+/* Put back r's before-images, REVERT_BATCH at a time; returns how many. */
+static int64
+put_back(RevRun *r)
+{
+	static SPIPlanPtr img_plan = NULL;
+	Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
+	Datum		v[3];
+	OwnerSave	os;
+	Relation	rel;
+	TupleDesc	desc;
+	StringInfoData cols;
+	StringInfoData vals;
+	bool		override = false;
+	int			a;
+	char	   *relname = EltRelDisplayName(r->target);
+	char	   *insert;
+	char	   *last = "";
+	int64		total = 0;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (r->images == 0)
+		return 0;
+	/* every column but generated ones, identity values as they were */
+	rel = table_open(r->target, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	initStringInfo(&cols);
+	initStringInfo(&vals);
+	for (a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		if (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+			override = true;
+		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", quote_identifier(NameStr(att->attname)));
+		appendStringInfo(&vals, "%s(s.r).%s", vals.len ? ", " : "", quote_identifier(NameStr(att->attname)));
+	}
+	table_close(rel, AccessShareLock);
+	insert = psprintf("INSERT INTO %s (%s)%s SELECT %s FROM"
+					  " (SELECT CAST(i AS %s) AS r FROM pg_catalog.unnest($1) AS i) s",
+					  relname, cols.data, override ? " OVERRIDING SYSTEM VALUE" : "", vals.data, relname);
+	for (;;)
+	{
+		ArrayBuildState *images = NULL;
+		uint64		i,
+					n;
+		int			rc;
+		Oid			itypes[1] = {TEXTARRAYOID};
+		Datum		iv[1];
+
+		/* keyset pages: (key, image) is unique in a run unless two rows are equal whole */
+		owner_begin(&os);
+		EltPrepare(&img_plan,
+				   "SELECT i.key, i.image FROM elt.run_undo_images i WHERE i.run_id = $1 AND i.key > $2"
+				   " ORDER BY i.key LIMIT $3",
+				   3, types);
+		v[0] = Int64GetDatum(r->run_id);
+		v[1] = CStringGetTextDatum(last);
+		v[2] = Int32GetDatum(REVERT_BATCH);
+		EltExec(img_plan, v, NULL, 0);
+		owner_end(&os);
+		n = SPI_processed;
+		if (n == 0)
+			break;
+		for (i = 0; i < n; i++)
+			images = accumArrayResult(images, CStringGetTextDatum(EltSpiGetText(i, "image")), false,
+									  TEXTOID, cxt);
+		last = MemoryContextStrdup(cxt, EltSpiGetText(n - 1, "key"));
+		/* rows with the last key may continue on the next page: take them all now */
+		if (n == REVERT_BATCH)
+		{
+			int			rc2;
+			Oid			ltypes[2] = {INT8OID, TEXTOID};
+			Datum		lv[2];
+			uint64		same = 0;
+
+			for (i = n; i > 0 && strcmp(EltSpiGetText(i - 1, "key"), last) == 0; i--)
+				same++;
+			owner_begin(&os);
+			lv[0] = Int64GetDatum(r->run_id);
+			lv[1] = CStringGetTextDatum(last);
+			rc2 = SPI_execute_with_args("SELECT i.image FROM elt.run_undo_images i WHERE i.run_id = $1 AND i.key = $2",
+										2, ltypes, lv, NULL, true, 0);
+			owner_end(&os);
+			if (rc2 != SPI_OK_SELECT)
+				elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc2));
+			for (i = same; i < SPI_processed; i++)
+				images = accumArrayResult(images, CStringGetTextDatum(EltSpiGetText(i, "image")), false,
+										  TEXTOID, cxt);
+		}
+		iv[0] = makeArrayResult(images, cxt);
+		{
+			EltAsRole	ar;
+
+			target_begin(&ar, r->owner);
+			rc = SPI_execute_with_args(insert, 1, itypes, iv, NULL, false, 0);
+			EltAsRoleEnd(&ar);
+		}
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+		total += (int64) SPI_processed;
+		if (n < REVERT_BATCH)
+			break;
+	}
+	return total;
+}
+
+/* Revert one run: its blockers first (with cascade), then its rows. */
+static void
+revert_one(Revert *rv, int64 run_id, int64 cascade_of)
+{
+	RevRun		r;
+	List	   *blockers;
+	char	   *relname;
+	int64		removed;
+	int64		restored;
+	TransactionId xid;
+	OwnerSave	os;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	CHECK_FOR_INTERRUPTS();
+	check_stack_depth();
+	if (done_has(rv->done, run_id))
+		return;
+	if (!load_run(run_id, &r, cxt))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("run %lld does not exist", (long long) run_id)));
+	check_run(rv, &r, cascade_of);
+	/* the lock orders us with the runs and reverts of the target; then read it again */
+	LockRelationOid(r.target, ShareRowExclusiveLock);
+	if (!load_run(run_id, &r, cxt))
+		elog(ERROR, "run %lld disappeared", (long long) run_id);
+	check_run(rv, &r, cascade_of);
+	check_target(&r);
+	relname = EltRelDisplayName(r.target);
+
+	while ((blockers = blockers_of(&r)) != NIL)
+	{
+		ListCell   *lc;
+
+		if (!rv->cascade)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("run %lld cannot be reverted alone: later runs depend on what it wrote",
+							(long long) r.run_id),
+					 errdetail("%s.", describe_blockers(blockers, cxt)),
+					 errhint("Revert them first, or revert them with it, newest first: elt.run_revert(%lld, reason, cascade => true).",
+							 (long long) r.run_id)));
+		list_sort(blockers, cmp_blocker_desc);
+		foreach(lc, blockers)
+			revert_one(rv, ((Blocker *) lfirst(lc))->run_id, r.run_id);
+	}
+
+	/* as the transform's owner: delete its rows (by xid, or put back for it by a revert) */
+	{
+		static SPIPlanPtr mine_plan = NULL;
+		Oid			types[2] = {OIDOID, INT8OID};
+		Datum		v[2];
+		Oid			dtypes[3] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID};
+		Datum		dv[3];
+		ArrayBuildState *xs = NULL;
+		ArrayBuildState *ks = NULL;
+		uint64		i;
+		int			rc;
+		EltAsRole	ar;
+
+		owner_begin(&os);
+		EltPrepare(&mine_plan,
+				   "SELECT s.xid, s.key FROM elt.run_undo_restored s"
+				   " WHERE s.rel = $1::pg_catalog.regclass AND s.owner_xid = $2",
+				   2, types);
+		v[0] = ObjectIdGetDatum(r.target);
+		v[1] = Int64GetDatum(r.xid);
+		EltExec(mine_plan, v, NULL, 0);
+		owner_end(&os);
+		xs = initArrayResult(INT8OID, cxt, false);
+		ks = initArrayResult(TEXTOID, cxt, false);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+
+			accumArrayResult(xs, Int64GetDatum(EltSpiGetInt64(i, "xid", &isnull)), false, INT8OID, cxt);
+			accumArrayResult(ks, CStringGetTextDatum(EltSpiGetText(i, "key")), false, TEXTOID, cxt);
+		}
+		dv[0] = Int64GetDatum(r.xid);
+		dv[1] = makeArrayResult(xs, cxt);
+		dv[2] = makeArrayResult(ks, cxt);
+		target_begin(&ar, r.owner);
+		rc = SPI_execute_with_args(psprintf("DELETE FROM %s AS t"
+											" WHERE t.xmin::pg_catalog.text::pg_catalog.int8 = $1"
+											"    OR (t.xmin::pg_catalog.text::pg_catalog.int8, %s)"
+											"       IN (SELECT * FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)))",
+											relname, key_sql(&r)),
+								   3, dtypes, dv, NULL, false, 0);
+		EltAsRoleEnd(&ar);
+		if (rc != SPI_OK_DELETE)
+			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+		removed = (int64) SPI_processed;
+	}
+	if (removed != r.rows_written)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run %lld cannot be reverted: %lld of the %lld rows it wrote to %s are no longer as it wrote them",
+						(long long) r.run_id, (long long) (r.rows_written - removed),
+						(long long) r.rows_written, relname),
+				 errdetail("They were changed or deleted since by writes that are not transform runs (UPDATE, DELETE, TRUNCATE, or a rewrite such as pg_repack that gives rows new transaction ids)."),
+				 errhint("Nothing was reverted. Put those rows back as the run wrote them, or correct the table by hand.")));
+	restored = put_back(&r);
+	xid = GetCurrentTransactionIdIfAny();
+
+	/* record: what was put back and for whom, the revert; the run's lineage and images go */
+	{
+		static SPIPlanPtr rec_plan = NULL;
+		Oid			types[8] = {INT8OID, OIDOID, INT8OID, NAMEOID, TEXTOID, INT8OID, INT8OID, INT8OID};
+		Datum		v[8];
+		char		n[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		EltJson		details;
+
+		owner_begin(&os);
+		EltPrepare(&rec_plan,
+				   "WITH s AS (INSERT INTO elt.run_undo_restored (rel, xid, key, owner_xid, restored_at)"
+				   "           SELECT $2::pg_catalog.regclass, $3, i.key, i.image_xid, pg_catalog.now()"
+				   "           FROM elt.run_undo_images i WHERE i.run_id = $1),"
+				   " v AS (INSERT INTO elt.run_reverts (run_id, reverted_at, reverted_by, reason, cascade_of,"
+				   "                                    rows_removed, rows_restored)"
+				   "       VALUES ($1, pg_catalog.now(), $4, $5, $6, $7, $8)),"
+				   " l AS (DELETE FROM elt.lineage_chunks c WHERE c.run_id = $1)"
+				   " DELETE FROM elt.run_undo_images i WHERE i.run_id = $1",
+				   8, types);
+		v[0] = Int64GetDatum(r.run_id);
+		v[1] = ObjectIdGetDatum(r.target);
+		v[2] = Int64GetDatum((int64) xid);
+		v[3] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(rv->caller, false)));
+		v[4] = CStringGetTextDatum(rv->reason);
+		v[5] = Int64GetDatum(cascade_of);
+		if (cascade_of == 0)
+			n[5] = 'n';
+		v[6] = Int64GetDatum(removed);
+		v[7] = Int64GetDatum(restored);
+		EltExec(rec_plan, v, n, 0);
+		EltJsonBegin(&details);
+		EltJsonInt(&details, "run_id", r.run_id);
+		EltJsonString(&details, "target", relname);
+		EltJsonInt(&details, "rows_removed", removed);
+		EltJsonInt(&details, "rows_restored", restored);
+		if (cascade_of)
+			EltJsonInt(&details, "cascade_of", cascade_of);
+		EltAuditRecord(rv->caller, "run_revert", r.transform, EltJsonFinish(&details), rv->reason);
+		owner_end(&os);
+	}
+
+	{
+		MemoryContext old = MemoryContextSwitchTo(rv->cxt);
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+		int64	   *id = palloc(sizeof(int64));
+
+		*id = r.run_id;
+		rv->done = lappend(rv->done, id);
+		values[0] = Int64GetDatum(r.run_id);
+		values[1] = CStringGetTextDatum(r.transform);
+		values[2] = ObjectIdGetDatum(r.target);
+		values[3] = Int64GetDatum(removed);
+		values[4] = Int64GetDatum(restored);
+		values[5] = Int64GetDatum(cascade_of);
+		nulls[5] = cascade_of == 0;
+		tuplestore_putvalues(rv->out, rv->desc, values, nulls);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * The transform runs a run id stands for: itself, or the transform runs of
+ * a finished pipeline run, newest first.  Refuses what cannot be reverted.
+ */
+static List *
+runs_of(int64 run_id, MemoryContext cxt)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {INT8OID};
+	Datum		v[1];
+	OwnerSave	os;
+	List	   *out = NIL;
+	uint64		i;
+	char	   *kind;
+
+	owner_begin(&os);
+	EltPrepare(&plan,
+			   "SELECT 'transform' AS kind, NULL::pg_catalog.int8 AS step_run, true AS finished, NULL::pg_catalog.text AS role"
+			   " FROM elt.transform_runs t WHERE t.run_id = $1"
+			   " UNION ALL"
+			   " SELECT r.kind, s.transform_run_id, m.run_id IS NOT NULL, r.role::pg_catalog.text"
+			   " FROM elt.run_defs r"
+			   " LEFT JOIN elt.run_manifests m ON m.run_id = r.run_id"
+			   " LEFT JOIN elt.run_steps s ON s.run_id = r.run_id AND s.transform_run_id IS NOT NULL"
+			   " WHERE r.run_id = $1 AND r.kind <> 'transform'"
+			   " ORDER BY 2 DESC NULLS LAST",
+			   1, types);
+	v[0] = Int64GetDatum(run_id);
+	EltExec(plan, v, NULL, 0);
+	owner_end(&os);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("run %lld does not exist", (long long) run_id),
+				 errhint("elt.transform_run_history and elt.runs list the runs.")));
+	kind = EltSpiGetText(0, "kind");
+	if (strcmp(kind, "transform") == 0)
+	{
+		int64	   *id = MemoryContextAlloc(cxt, sizeof(int64));
+
+		*id = run_id;
+		return list_make1(id);
+	}
+	{
+		bool		isnull;
+		Oid			role = get_role_oid(EltSpiGetText(0, "role"), true);
+
+		if (!OidIsValid(role) || !has_privs_of_role(GetUserId(), role))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to revert run %lld", (long long) run_id),
+					 errdetail("Only members of the role that began it can revert a pipeline run.")));
+		if (strcmp(kind, "replay") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("run %lld is a replay: it wrote a sandbox, not its targets", (long long) run_id),
+					 errhint("Drop the replay's schema to undo it.")));
+		if (!EltSpiGetBool(0, "finished", &isnull))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("run %lld is not finished", (long long) run_id),
+					 errhint("End it with elt.run_end() first (in the session that began it).")));
+	}
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		step = EltSpiGetInt64(i, "step_run", &isnull);
+		int64	   *id;
+
+		if (isnull)
+			continue;
+		id = MemoryContextAlloc(cxt, sizeof(int64));
+		*id = step;
+		out = lappend(out, id);
+	}
+	if (out == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run %lld ran no transform: there is nothing to revert", (long long) run_id)));
+	return out;
+}
+
+PG_FUNCTION_INFO_V1(elt_run_revert);
+
+/*
+ * elt.run_revert(run_id, reason, cascade): put every relation the run
+ * wrote back as it was just before it, in the caller's transaction.
+ */
+Datum
+elt_run_revert(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Revert		rv;
+	int64		run_id;
+	List	   *runs;
+	ListCell   *lc;
+	int			guc_level;
+
+	EltRequireCatalog("run_undo");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run_id must not be null")));
+	run_id = PG_GETARG_INT64(0);
+	memset(&rv, 0, sizeof(rv));
+	rv.reason = EltAuditReason(PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	if (rv.reason == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a reason is required to revert a run"),
+				 errhint("Pass reason => '...', or set elt.reason.")));
+	rv.cascade = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("elt.run_revert() runs only at isolation level READ COMMITTED"),
+				 errdetail("Under a transaction snapshot, a run that wrote the same rows meanwhile would not be seen."),
+				 errhint("Revert in a READ COMMITTED transaction.")));
+	rv.caller = GetUserId();
+	rv.cxt = CurrentMemoryContext;
+
+	InitMaterializedSRF(fcinfo, 0);
+	rv.out = rsinfo->setResult;
+	rv.desc = rsinfo->setDesc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* names qualified, values printed and read back the canonical way */
+	guc_level = EltPinPrintSettings();
+	runs = runs_of(run_id, rv.cxt);
+	foreach(lc, runs)
+		revert_one(&rv, *(int64 *) lfirst(lc), 0);
+	AtEOXact_GUC(true, guc_level);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(elt_run_dependents);
+
+/*
+ * elt.run_dependents(run_id): the runs that read what the run wrote, and
+ * the runs that read what those wrote, with their distance.
+ */
+Datum
+elt_run_dependents(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext cxt = CurrentMemoryContext;
+	int64		run_id;
+	List	   *frontier;
+	List	   *seen = NIL;
+	int			depth = 0;
+	RevRun		r;
+	ListCell   *lc;
+
+	EltRequireCatalog("run_undo");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run_id must not be null")));
+	run_id = PG_GETARG_INT64(0);
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	frontier = runs_of(run_id, cxt);
+	foreach(lc, frontier)
+	{
+		int64	   *id = lfirst(lc);
+
+		if (!load_run(*id, &r, cxt))
+			continue;
+		if (!EltRoleSeesRole(GetUserId(), get_role_oid(r.role, true)) &&
+			!EltRoleSeesRole(GetUserId(), get_role_oid(r.owner, true)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to see the dependents of run %lld", (long long) run_id),
+					 errdetail("Only members of the role that ran it or of the transform's owner, and elt_reader, see what read its rows.")));
+	}
+	while (frontier != NIL)
+	{
+		List	   *next = NIL;
+
+		depth++;
+		foreach(lc, frontier)
+		{
+			int64	   *id = lfirst(lc);
+			List	   *found = NIL;
+			List	   *via = NIL;
+			ListCell   *l1,
+					   *l2;
+
+			if (!load_run(*id, &r, cxt) || strcmp(r.status, "succeeded") != 0)
+				continue;
+			dependents_of(&r, &found, &via);
+			forboth(l1, found, l2, via)
+			{
+				Blocker    *b = lfirst(l1);
+				RevRun		d;
+				Datum		values[6];
+				bool		nulls[6] = {false, false, false, false, false, false};
+				MemoryContext old;
+				int64	   *nid;
+
+				if (done_has(seen, b->run_id) || !load_run(b->run_id, &d, cxt))
+					continue;
+				old = MemoryContextSwitchTo(cxt);
+				nid = palloc(sizeof(int64));
+				*nid = b->run_id;
+				seen = lappend(seen, nid);
+				next = lappend(next, nid);
+				values[0] = Int64GetDatum(d.run_id);
+				values[1] = Int32GetDatum(depth);
+				values[2] = CStringGetTextDatum(d.transform);
+				values[3] = ObjectIdGetDatum(d.target);
+				values[4] = CStringGetTextDatum((char *) lfirst(l2));
+				values[5] = DirectFunctionCall3(timestamptz_in, CStringGetDatum(d.finished_at),
+												ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+				MemoryContextSwitchTo(old);
+			}
+		}
+		frontier = next;
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

@@ -1,0 +1,225 @@
+-- Undoing a run (issue 23): elt.run_revert() puts the target back as it was
+-- just before the run (appended rows removed, updated and deleted rows
+-- restored), refuses when later runs changed or read what it wrote unless
+-- cascade => true, and elt.run_dependents() lists the runs that read it.
+-- Every revert is checked against a copy of the table taken before the run
+-- (the oracle): the two must hold the same rows.
+CREATE EXTENSION IF NOT EXISTS elt_governance;
+SET client_min_messages = notice;
+CREATE ROLE rv_etl;
+CREATE ROLE rv_member IN ROLE rv_etl;
+CREATE ROLE rv_nobody;
+CREATE SCHEMA rv;
+GRANT USAGE ON SCHEMA rv TO rv_etl, rv_nobody;
+CREATE TABLE rv.src (id int PRIMARY KEY, grp int NOT NULL, v numeric NOT NULL,
+                     at timestamptz NOT NULL, tag text);
+INSERT INTO rv.src SELECT g, g % 3, g * 1.5, timestamptz '2026-01-01 10:00+00' + g * interval '1 hour',
+                          CASE WHEN g % 4 = 0 THEN NULL ELSE 'tag "' || g || '", x' END
+FROM generate_series(1, 12) g;
+-- targets: every kind of column a revert must put back exactly
+CREATE TABLE rv.copy (id int PRIMARY KEY, grp int, v numeric, at timestamptz, tag text,
+                      doubled numeric GENERATED ALWAYS AS (v * 2) STORED);
+CREATE TABLE rv.totals (grp int PRIMARY KEY, total numeric, n bigint);
+CREATE TABLE rv.log (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, grp int, total numeric);
+GRANT SELECT ON rv.src TO rv_etl;
+GRANT ALL ON rv.copy, rv.totals, rv.log TO rv_etl;
+GRANT USAGE ON SEQUENCE rv.log_id_seq TO rv_etl;
+-- run ids in messages do not depend on the suites before
+SELECT setval('elt.run_id_seq', 1000000) > 0 AS ids_pinned;
+SET ROLE rv_etl;
+SELECT elt.transform_create('rv_copy', 'rv.copy',
+  'SELECT id, grp, v, at, tag FROM rv.src WHERE id <= elt.param(''upto'')::int', 'merge') > 0 AS created;
+SELECT elt.transform_create('rv_totals', 'rv.totals',
+  'SELECT grp, sum(v) AS total, count(*) AS n FROM rv.copy GROUP BY grp', 'replace') > 0 AS created;
+SELECT elt.transform_create('rv_log', 'rv.log',
+  'SELECT grp, total FROM rv.totals', 'append') > 0 AS created;
+RESET ROLE;
+
+-- compare a table with its oracle copy: rows only in one of them
+CREATE FUNCTION rv.differs(a regclass, b regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM ((TABLE %s EXCEPT ALL TABLE %s) UNION ALL (TABLE %s EXCEPT ALL TABLE %s)) d',
+                 a, b, b, a) INTO n;
+  RETURN n;
+END $$;
+
+-- 1. merge: inserted rows removed, updated rows restored
+SET ROLE rv_etl;
+SELECT elt.transform_run('rv_copy', '{"upto": 6}') AS r1 \gset
+RESET ROLE;
+CREATE TABLE rv.copy_before_r2 AS SELECT id, grp, v, at, tag FROM rv.copy;
+UPDATE rv.src SET v = v + 100, tag = 'changed' WHERE id IN (2, 3);
+SET ROLE rv_etl;
+SELECT elt.transform_run('rv_copy', '{"upto": 9}') AS r2 \gset
+RESET ROLE;
+SELECT count(*) AS rows, count(*) FILTER (WHERE tag = 'changed') AS changed FROM rv.copy;
+SELECT state, images FROM elt.run_undo WHERE run_id = :r2;
+SET ROLE rv_etl;
+SELECT run_id = :r2 AS r2, transform, target, rows_removed, rows_restored, cascade_of
+FROM elt.run_revert(:r2, 'bad source load');
+RESET ROLE;
+CREATE TABLE rv.copy_now AS SELECT id, grp, v, at, tag FROM rv.copy;
+SELECT rv.differs('rv.copy_now', 'rv.copy_before_r2') AS differences;
+SELECT doubled = v * 2 AS generated_recomputed FROM rv.copy WHERE id = 2;
+DROP TABLE rv.copy_now;
+-- shown in the history and the runs view, audited, its lineage no longer traced
+SELECT reverted_at IS NOT NULL AS reverted FROM elt.transform_run_history WHERE run_id = :r2;
+SELECT reverted_at IS NOT NULL AS reverted FROM elt.runs WHERE run_id = :r2;
+SELECT action, object, details->>'rows_removed' AS removed, details->>'rows_restored' AS restored, reason
+FROM elt.audit_trail WHERE action = 'run_revert' ORDER BY id DESC LIMIT 1;
+SELECT count(*) AS lineage_chunks FROM elt.lineage_chunks WHERE run_id = :r2;
+SELECT count(*) AS traced_to_r2 FROM elt.trace('rv.copy', '8') WHERE run_id = :r2;
+-- a reverted run stays reverted
+SELECT * FROM elt.run_revert(:r2, 'again');
+
+-- 2. replace and append: r3 (totals), r4 (copy), r5 (totals, reads copy), r6 (log, reads totals)
+UPDATE rv.src SET v = v + 1000 WHERE id = 1;
+CREATE TABLE rv.totals_before AS TABLE rv.totals;
+SET ROLE rv_etl;
+SELECT elt.transform_run('rv_totals') AS r3 \gset
+RESET ROLE;
+CREATE TABLE rv.totals_before_r4 AS TABLE rv.totals;
+SET ROLE rv_etl;
+SELECT elt.transform_run('rv_copy', '{"upto": 12}') AS r4 \gset
+SELECT elt.transform_run('rv_totals') AS r5 \gset
+SELECT elt.transform_run('rv_log') AS r6 \gset
+RESET ROLE;
+-- what read r4's rows: r5 by its row lineage, r6 through r5
+SELECT run_id = :r5 AS is_r5, run_id = :r6 AS is_r6, depth, transform, target, via
+FROM elt.run_dependents(:r4) ORDER BY depth;
+-- r3 wrote totals; r5 replaced all of them (changed its rows)
+SELECT * FROM elt.run_revert(:r3, 'x');
+SELECT * FROM elt.run_revert(:r4, 'x');
+-- nothing changed by the refusals
+SELECT count(*) AS copy_rows FROM rv.copy;
+SELECT count(*) AS log_rows FROM rv.log;
+-- revert the last one alone: append rows removed
+SELECT run_id = :r6 AS r6, rows_removed, rows_restored FROM elt.run_revert(:r6, 'x');
+SELECT count(*) AS log_rows FROM rv.log;
+-- replace: every row it deleted is back
+SELECT run_id = :r5 AS r5, rows_removed, rows_restored FROM elt.run_revert(:r5, 'x');
+SELECT rv.differs('rv.totals', 'rv.totals_before_r4') AS differences;
+-- cascade: r3 is reverted after nothing is left in its way; r4 with it only if asked
+SELECT run_id = :r3 AS r3, rows_removed, rows_restored, cascade_of FROM elt.run_revert(:r3, 'x');
+SELECT rv.differs('rv.totals', 'rv.totals_before') AS differences;
+
+-- 3. cascade through the lineage graph, newest first
+SET ROLE rv_etl;
+SELECT elt.transform_run('rv_totals') AS r7 \gset
+SELECT elt.transform_run('rv_log') AS r8 \gset
+RESET ROLE;
+SELECT * FROM elt.run_revert(:r4, 'x');
+SELECT CASE run_id WHEN :r4 THEN 'r4' WHEN :r7 THEN 'r7' WHEN :r8 THEN 'r8' END AS run,
+       transform, rows_removed, rows_restored,
+       CASE cascade_of WHEN :r4 THEN 'r4' WHEN :r7 THEN 'r7' END AS cascade_of
+FROM elt.run_revert(:r4, 'bad transform version', cascade => true);
+CREATE TABLE rv.copy_now AS SELECT id, grp, v, at, tag FROM rv.copy;
+SELECT rv.differs('rv.copy_now', 'rv.copy_before_r2') AS differences;
+DROP TABLE rv.copy_now;
+SELECT rv.differs('rv.totals', 'rv.totals_before') AS differences;
+SELECT count(*) AS log_rows FROM rv.log;
+-- rows a revert put back are the earlier run's again: r1 can be reverted now
+SELECT run_id = :r1 AS r1, rows_removed, rows_restored FROM elt.run_revert(:r1, 'x');
+SELECT count(*) AS copy_rows FROM rv.copy;
+
+-- 4. refusals: each changes nothing
+SET ROLE rv_etl;
+SELECT elt.transform_run('rv_copy', '{"upto": 4}') AS r9 \gset
+RESET ROLE;
+SELECT elt.table_checksum('rv.copy') AS sum_before \gset
+-- no reason
+SELECT * FROM elt.run_revert(:r9);
+SELECT * FROM elt.run_revert(:r9, '');
+SELECT * FROM elt.run_revert(NULL, 'x');
+SELECT * FROM elt.run_revert(-1, 'x');
+-- a role that owns nothing; a member of the owner may
+SET ROLE rv_nobody;
+SELECT * FROM elt.run_revert(:r9, 'x');
+SELECT * FROM elt.run_dependents(:r9);
+RESET ROLE;
+-- a transaction snapshot
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT * FROM elt.run_revert(:r9, 'x');
+ROLLBACK;
+-- rows changed outside transform runs
+BEGIN;
+UPDATE rv.copy SET tag = 'by hand' WHERE id = 1;
+SELECT * FROM elt.run_revert(:r9, 'x');
+ROLLBACK;
+-- the target changed shape
+BEGIN;
+ALTER TABLE rv.copy ADD COLUMN extra int;
+SELECT * FROM elt.run_revert(:r9, 'x');
+ROLLBACK;
+SELECT elt.table_checksum('rv.copy') = :'sum_before' AS unchanged;
+-- a failed run
+SET ROLE rv_etl;
+\set VERBOSITY terse
+SELECT elt.transform_run('rv_copy', '{"upto": "x"}');
+\set VERBOSITY default
+RESET ROLE;
+SELECT max(run_id) AS failed FROM elt.transform_runs WHERE status = 'failed' \gset
+SELECT * FROM elt.run_revert(:failed, 'x');
+-- a member of the owner reverts it
+SET ROLE rv_member;
+SELECT run_id = :r9 AS r9, rows_removed FROM elt.run_revert(:r9, 'x');
+RESET ROLE;
+
+-- 5. retention: over elt.undo_max_rows, and purged
+SET elt.undo_max_rows = 2;
+SET ROLE rv_etl;
+SELECT elt.transform_run('rv_copy', '{"upto": 4}') AS r10 \gset
+SELECT elt.transform_run('rv_copy', '{"upto": 5}') AS r11 \gset
+RESET ROLE;
+RESET elt.undo_max_rows;
+SELECT state, images FROM elt.run_undo WHERE run_id = :r11;
+SELECT * FROM elt.run_revert(:r11, 'x');
+-- r10 cannot be reverted alone: r11 may have changed its rows
+SELECT * FROM elt.run_revert(:r10, 'x');
+SET ROLE rv_nobody;
+SELECT elt.run_undo_purge(now());
+RESET ROLE;
+SELECT state FROM elt.run_undo WHERE run_id = :r10;
+SET ROLE rv_etl;
+SELECT elt.run_undo_purge(now()) >= 2 AS purged;
+RESET ROLE;
+\set VERBOSITY terse
+SELECT * FROM elt.run_revert(:r10, 'x');
+\set VERBOSITY default
+SELECT count(*) AS images_left FROM elt.run_undo_images WHERE run_id IN (:r10, :r11);
+-- with elt.undo_retention = 0 runs keep nothing
+SET elt.undo_retention = 0;
+SET ROLE rv_etl;
+SELECT elt.transform_run('rv_copy', '{"upto": 4}') AS r12 \gset
+RESET ROLE;
+RESET elt.undo_retention;
+SELECT * FROM elt.run_revert(:r12, 'x');
+
+-- 6. a pipeline run: its transform runs, newest first.  A superuser
+-- reverting rv_etl's runs writes the target as rv_etl (its trigger says so)
+CREATE TABLE rv.who (u name);
+GRANT INSERT ON rv.who TO rv_etl;
+CREATE FUNCTION rv.note() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO rv.who VALUES (current_user); RETURN NULL; END$$;
+CREATE TRIGGER note AFTER DELETE ON rv.log FOR EACH STATEMENT EXECUTE FUNCTION rv.note();
+SELECT elt.transform_run('rv_totals') AS r13 \gset
+CREATE TABLE rv.totals_before_p AS TABLE rv.totals;
+SELECT elt.run_begin('rv_pipeline', '{}', 'none') AS p \gset
+SELECT * FROM elt.run_revert(:p, 'x');
+SELECT elt.transform_run('rv_totals') > 0 AS ran;
+SELECT elt.transform_run('rv_log') > 0 AS ran;
+SELECT elt.run_end() = :p AS ended;
+SELECT transform, rows_removed, cascade_of FROM elt.run_revert(:p, 'pipeline rerun needed');
+SELECT rv.differs('rv.totals', 'rv.totals_before_p') AS differences;
+SELECT reverted_at IS NOT NULL AS reverted FROM elt.runs WHERE run_id = :p;
+SELECT DISTINCT u AS deleted_as FROM rv.who;
+
+-- internal functions refuse to be called outside a run
+SELECT elt._undo_image(1, '1'::xid, 'k', ROW(1));
+SELECT * FROM elt._undo_pending();
+
+DROP SCHEMA rv CASCADE;
+DROP ROLE rv_member;
+DROP ROLE rv_nobody;
+DROP ROLE rv_etl;
