@@ -153,8 +153,8 @@ static bool
 load_run(int64 run_id, RevRun *r, MemoryContext cxt)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[1] = {INT8OID};
-	Datum		v[1];
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		v[2];
 	OwnerSave	os;
 	bool		isnull;
 
@@ -164,13 +164,15 @@ load_run(int64 run_id, RevRun *r, MemoryContext cxt)
 			   "       r.role, r.status, r.lineage, r.rows_written,"
 			   "       EXISTS (SELECT 1 FROM elt.run_reverts v WHERE v.run_id = r.run_id) AS reverted,"
 			   "       u.run_id IS NOT NULL AS has_undo, u.state, u.xid, u.shape, u.images,"
-			   "       r.finished_at::pg_catalog.text AS finished_at"
+			   "       r.finished_at::pg_catalog.text AS finished_at,"
+			   "       u.finished_at < pg_catalog.now() - pg_catalog.make_interval(secs => $2) AS expired"
 			   " FROM elt.transform_runs r"
 			   " JOIN elt.transform_defs d ON d.transform_id = r.transform_id"
 			   " LEFT JOIN elt.run_undo u ON u.run_id = r.run_id"
 			   " WHERE r.run_id = $1",
-			   1, types);
+			   2, types);
 	v[0] = Int64GetDatum(run_id);
+	v[1] = Int32GetDatum(elt_undo_retention);
 	EltExec(plan, v, NULL, 1);
 	owner_end(&os);
 	if (SPI_processed == 0)
@@ -192,18 +194,22 @@ load_run(int64 run_id, RevRun *r, MemoryContext cxt)
 	r->shape = get_text(0, "shape", cxt);
 	r->images = EltSpiGetInt64(0, "images", &isnull);
 	r->finished_at = get_text(0, "finished_at", cxt);
+	/* past elt.undo_retention, whether or not a run of the transform has retired it yet */
+	if (r->has_undo && EltSpiGetBool(0, "expired", &isnull) && strcmp(r->state, "kept") == 0)
+		r->state = "purged";
 	return true;
 }
 
-/* May the caller revert this run: a member of the role that ran it or of the transform's owner. */
+/*
+ * May the caller revert this run: it has, now, the privileges of the
+ * transform's owner, as whoever ran it had (a member since revoked may not).
+ */
 static bool
 may_revert(Oid caller, RevRun *r)
 {
-	Oid			role = get_role_oid(r->role, true);
 	Oid			owner = get_role_oid(r->owner, true);
 
-	return (OidIsValid(role) && has_privs_of_role(caller, role)) ||
-		(OidIsValid(owner) && has_privs_of_role(caller, owner));
+	return OidIsValid(owner) && has_privs_of_role(caller, owner);
 }
 
 /* The refusals that concern the run itself, in the order a user meets them. */
@@ -214,10 +220,10 @@ check_run(Revert *rv, RevRun *r, int64 cascade_of)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to revert run %lld", (long long) r->run_id),
-				 cascade_of ? errdetail("Run %lld of transform \"%s\" was run by role \"%s\", and it changed or read rows run %lld wrote; only members of that role or of the transform's owner can revert it.",
-										(long long) r->run_id, r->transform, r->role, (long long) cascade_of)
-				 : errdetail("Run %lld of transform \"%s\" was run by role \"%s\"; only members of that role or of the transform's owner \"%s\" can revert it.",
-							 (long long) r->run_id, r->transform, r->role, r->owner)));
+				 cascade_of ? errdetail("Run %lld of transform \"%s\" changed or read rows run %lld wrote; only roles with the privileges of its owner \"%s\" can revert it.",
+										(long long) r->run_id, r->transform, (long long) cascade_of, r->owner)
+				 : errdetail("Only roles with the privileges of the owner of transform \"%s\", \"%s\", can revert its runs.",
+							 r->transform, r->owner)));
 	if (strcmp(r->status, "succeeded") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -367,8 +373,8 @@ holders_of_keys(RevRun *r, List **out)
 {
 	static SPIPlanPtr img_plan = NULL;
 	Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
-	Oid			xtypes[3] = {OIDOID, INT8ARRAYOID, TEXTARRAYOID};
-	Datum		v[3];
+	Oid			xtypes[5] = {OIDOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum		v[5];
 	char	   *last = "";
 	OwnerSave	os;
 	char	   *relname = EltRelDisplayName(r->target);
@@ -401,13 +407,15 @@ holders_of_keys(RevRun *r, List **out)
 	{
 		ArrayBuildState *keys = NULL;
 		ArrayBuildState *xids = NULL;
+		ArrayBuildState *ikeys = NULL;
+		ArrayBuildState *ixids = NULL;
 		uint64		i,
 					n;
 		int			rc;
 
 		owner_begin(&os);
 		EltPrepare(&img_plan,
-				   "SELECT i.key, i.image FROM elt.run_undo_images i WHERE i.run_id = $1 AND i.key > $2"
+				   "SELECT i.key, i.image, i.image_xid FROM elt.run_undo_images i WHERE i.run_id = $1 AND i.key > $2"
 				   " ORDER BY i.key LIMIT $3",
 				   3, types);
 		v[0] = Int64GetDatum(r->run_id);
@@ -419,7 +427,14 @@ holders_of_keys(RevRun *r, List **out)
 		if (n == 0)
 			break;
 		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+
 			keys = accumArrayResult(keys, CStringGetTextDatum(EltSpiGetText(i, "image")), false, TEXTOID, cxt);
+			ikeys = accumArrayResult(ikeys, CStringGetTextDatum(EltSpiGetText(i, "key")), false, TEXTOID, cxt);
+			ixids = accumArrayResult(ixids, Int64GetDatum(EltSpiGetInt64(i, "image_xid", &isnull)), false,
+									 INT8OID, cxt);
+		}
 		last = MemoryContextStrdup(cxt, EltSpiGetText(n - 1, "key"));
 
 		/* as the transform's owner: the rows holding those keys that are not r's */
@@ -455,19 +470,27 @@ holders_of_keys(RevRun *r, List **out)
 			xids = accumArrayResult(xids, Int64GetDatum(EltSpiGetInt64(i, "x", &isnull)), false, INT8OID, cxt);
 			keys = accumArrayResult(keys, CStringGetTextDatum(EltSpiGetText(i, "k")), false, TEXTOID, cxt);
 		}
-		/* who wrote them: a run by its xid, or a row a revert put back by its writer */
+		/*
+		 * who wrote them: a run by its xid, or a row a revert put back by its
+		 * writer.  A row still as the image has it was never changed by r (a
+		 * BEFORE trigger cancelled the update or delete): not in the way.
+		 */
 		owner_begin(&os);
 		v[0] = ObjectIdGetDatum(r->target);
 		v[1] = makeArrayResult(xids, cxt);
 		v[2] = makeArrayResult(keys, cxt);
+		v[3] = makeArrayResult(ikeys, cxt);
+		v[4] = makeArrayResult(ixids, cxt);
 		rc = SPI_execute_with_args("WITH h AS (SELECT h.x, h.k FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS h(x, k)),"
-								   " w AS (SELECT h.k, coalesce(rs.owner_xid, h.x) AS x FROM h"
-								   "       LEFT JOIN elt.run_undo_restored rs"
-								   "         ON rs.rel = $1::pg_catalog.regclass AND rs.xid = h.x AND rs.key = h.k)"
+								   " w AS (SELECT h.k, coalesce((SELECT rs.owner_xid FROM elt.run_undo_restored rs"
+								   "                             WHERE rs.rel = $1::pg_catalog.regclass AND rs.xid = h.x"
+								   "                               AND rs.key = h.k LIMIT 1), h.x) AS x FROM h),"
+								   " img AS (SELECT m.k, m.x FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5)) AS m(k, x))"
 								   " SELECT w.k, w.x, u.run_id, v.run_id IS NOT NULL AS reverted FROM w"
 								   " LEFT JOIN elt.run_undo u ON u.target = $1::pg_catalog.regclass AND u.xid = w.x"
-								   " LEFT JOIN elt.run_reverts v ON v.run_id = u.run_id",
-								   3, xtypes, v, NULL, false, 0);
+								   " LEFT JOIN elt.run_reverts v ON v.run_id = u.run_id"
+								   " WHERE NOT EXISTS (SELECT 1 FROM img WHERE img.k = w.k AND img.x = w.x)",
+								   5, xtypes, v, NULL, false, 0);
 		owner_end(&os);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
@@ -572,11 +595,57 @@ describe_blockers(List *blockers, MemoryContext cxt)
 	return buf.data;
 }
 
-/* Put back r's before-images, REVERT_BATCH at a time; returns how many. */
-static int64
-put_back(RevRun *r)
+/* What the apply step of a revert works with (in a subtransaction of its own). */
+typedef struct Apply
+{
+	RevRun	   *r;
+	char	   *relname;
+	Datum		mine_x;			/* rows a revert put back for r: their xmin, */
+	Datum		mine_k;			/* and their key */
+	int64		updated;		/* rows r updated or replaced, put back in place */
+	int64		inserted;		/* rows r deleted, inserted again */
+	int64		removed;		/* rows r added, deleted */
+	TransactionId xid;			/* of the subtransaction: carried by the rows put back */
+} Apply;
+
+/* "t is a row of r" with the parameters $n ($n: r's xid, $n+1, $n+2: mine_x, mine_k). */
+static char *
+mine_pred(RevRun *r, int n)
+{
+	return psprintf("(t.xmin::pg_catalog.text::pg_catalog.int8 = $%d"
+					" OR (t.xmin::pg_catalog.text::pg_catalog.int8, %s)"
+					"    IN (SELECT * FROM ROWS FROM (pg_catalog.unnest($%d), pg_catalog.unnest($%d))))",
+					n, key_sql(r), n + 1, n + 2);
+}
+
+/* Run one statement on the target as the transform's owner; returns the rows it processed. */
+static uint64
+on_target(RevRun *r, const char *sql, int nargs, Oid *types, Datum *values, int expect)
+{
+	EltAsRole	ar;
+	int			rc;
+
+	target_begin(&ar, r->owner);
+	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	EltAsRoleEnd(&ar);
+	if (rc != expect)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
+ * Put back r's before-images, REVERT_BATCH at a time: a row r updated (or
+ * replaced under the same key) is updated back in place, so that foreign
+ * keys that reference it see no delete; a row r deleted is inserted again.
+ * A row an image stands for that is still there and not r's (a BEFORE
+ * trigger cancelled r's change) is left as it is.  Without a primary key,
+ * r's rows are deleted first and every image inserted.
+ */
+static void
+put_back(Apply *ap, List *pk)
 {
 	static SPIPlanPtr img_plan = NULL;
+	RevRun	   *r = ap->r;
 	Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
 	Datum		v[3];
 	OwnerSave	os;
@@ -584,49 +653,92 @@ put_back(RevRun *r)
 	TupleDesc	desc;
 	StringInfoData cols;
 	StringInfoData vals;
+	StringInfoData set_cols;
+	StringInfoData set_vals;
+	StringInfoData tkey;
+	StringInfoData skey;
 	bool		override = false;
 	int			a;
-	char	   *relname = EltRelDisplayName(r->target);
+	ListCell   *lc;
 	char	   *insert;
+	char	   *update = NULL;
 	char	   *last = "";
-	int64		total = 0;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	if (r->images == 0)
-		return 0;
+		return;
 	/* every column but generated ones, identity values as they were */
 	rel = table_open(r->target, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	initStringInfo(&cols);
 	initStringInfo(&vals);
+	initStringInfo(&set_cols);
+	initStringInfo(&set_vals);
+	initStringInfo(&tkey);
+	initStringInfo(&skey);
 	for (a = 0; a < desc->natts; a++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, a);
+		const char *c = quote_identifier(NameStr(att->attname));
 
 		if (att->attisdropped || att->attgenerated)
 			continue;
 		if (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
 			override = true;
-		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", quote_identifier(NameStr(att->attname)));
-		appendStringInfo(&vals, "%s(s.r).%s", vals.len ? ", " : "", quote_identifier(NameStr(att->attname)));
+		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", c);
+		appendStringInfo(&vals, "%s(s.r).%s", vals.len ? ", " : "", c);
+		/* an update puts back what merge's DO UPDATE can change: not the key, not ALWAYS identities */
+		if (list_member_int(pk, att->attnum) || att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+			continue;
+		appendStringInfo(&set_cols, "%s%s", set_cols.len ? ", " : "", c);
+		appendStringInfo(&set_vals, "%s(s.r).%s", set_vals.len ? ", " : "", c);
+	}
+	foreach(lc, pk)
+	{
+		const char *c = quote_identifier(NameStr(TupleDescAttr(desc, lfirst_int(lc) - 1)->attname));
+
+		appendStringInfo(&tkey, "%st.%s", tkey.len ? ", " : "", c);
+		appendStringInfo(&skey, "%s(s.r).%s", skey.len ? ", " : "", c);
 	}
 	table_close(rel, AccessShareLock);
-	insert = psprintf("INSERT INTO %s (%s)%s SELECT %s FROM"
-					  " (SELECT CAST(i AS %s) AS r FROM pg_catalog.unnest($1) AS i) s",
-					  relname, cols.data, override ? " OVERRIDING SYSTEM VALUE" : "", vals.data, relname);
+	if (pk != NIL)
+	{
+		const char *first = quote_identifier(get_attname(r->target, linitial_int(pk), false));
+
+		update = psprintf("UPDATE %s AS t SET %s FROM (SELECT CAST(i AS %s) AS r FROM pg_catalog.unnest($1) AS i) s"
+						  " WHERE (%s) = (%s) AND %s",
+						  ap->relname,
+						  set_cols.len ? psprintf("(%s) = ROW(%s)", set_cols.data, set_vals.data)
+						  : psprintf("%s = t.%s", first, first),
+						  ap->relname, tkey.data, skey.data, mine_pred(r, 2));
+		insert = psprintf("INSERT INTO %s AS t (%s)%s SELECT %s FROM"
+						  " (SELECT CAST(i AS %s) AS r FROM pg_catalog.unnest($1) AS i) s"
+						  " WHERE NOT EXISTS (SELECT 1 FROM %s AS t WHERE (%s) = (%s))",
+						  ap->relname, cols.data, override ? " OVERRIDING SYSTEM VALUE" : "", vals.data,
+						  ap->relname, ap->relname, tkey.data, skey.data);
+	}
+	else
+		insert = psprintf("INSERT INTO %s (%s)%s SELECT %s FROM"
+						  " (SELECT CAST(m.i AS %s) AS r, m.k, m.x"
+						  "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS m(i, k, x)) s"
+						  " WHERE NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.xmin::pg_catalog.text::pg_catalog.int8 = s.x"
+						  "                   AND %s = s.k)",
+						  ap->relname, cols.data, override ? " OVERRIDING SYSTEM VALUE" : "", vals.data,
+						  ap->relname, ap->relname, key_sql(r));
 	for (;;)
 	{
 		ArrayBuildState *images = NULL;
+		ArrayBuildState *keys = NULL;
+		ArrayBuildState *xids = NULL;
 		uint64		i,
 					n;
-		int			rc;
-		Oid			itypes[1] = {TEXTARRAYOID};
-		Datum		iv[1];
+		Oid			itypes[6] = {TEXTARRAYOID, INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+		Datum		iv[6];
 
 		/* keyset pages: (key, image) is unique in a run unless two rows are equal whole */
 		owner_begin(&os);
 		EltPrepare(&img_plan,
-				   "SELECT i.key, i.image FROM elt.run_undo_images i WHERE i.run_id = $1 AND i.key > $2"
+				   "SELECT i.key, i.image, i.image_xid FROM elt.run_undo_images i WHERE i.run_id = $1 AND i.key > $2"
 				   " ORDER BY i.key LIMIT $3",
 				   3, types);
 		v[0] = Int64GetDatum(r->run_id);
@@ -638,8 +750,15 @@ put_back(RevRun *r)
 		if (n == 0)
 			break;
 		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+
 			images = accumArrayResult(images, CStringGetTextDatum(EltSpiGetText(i, "image")), false,
 									  TEXTOID, cxt);
+			keys = accumArrayResult(keys, CStringGetTextDatum(EltSpiGetText(i, "key")), false, TEXTOID, cxt);
+			xids = accumArrayResult(xids, Int64GetDatum(EltSpiGetInt64(i, "image_xid", &isnull)), false,
+									INT8OID, cxt);
+		}
 		last = MemoryContextStrdup(cxt, EltSpiGetText(n - 1, "key"));
 		/* rows with the last key may continue on the next page: take them all now */
 		if (n == REVERT_BATCH)
@@ -654,30 +773,201 @@ put_back(RevRun *r)
 			owner_begin(&os);
 			lv[0] = Int64GetDatum(r->run_id);
 			lv[1] = CStringGetTextDatum(last);
-			rc2 = SPI_execute_with_args("SELECT i.image FROM elt.run_undo_images i WHERE i.run_id = $1 AND i.key = $2",
+			rc2 = SPI_execute_with_args("SELECT i.key, i.image, i.image_xid FROM elt.run_undo_images i"
+										" WHERE i.run_id = $1 AND i.key = $2",
 										2, ltypes, lv, NULL, true, 0);
 			owner_end(&os);
 			if (rc2 != SPI_OK_SELECT)
 				elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc2));
 			for (i = same; i < SPI_processed; i++)
+			{
+				bool		isnull;
+
 				images = accumArrayResult(images, CStringGetTextDatum(EltSpiGetText(i, "image")), false,
 										  TEXTOID, cxt);
+				keys = accumArrayResult(keys, CStringGetTextDatum(EltSpiGetText(i, "key")), false, TEXTOID, cxt);
+				xids = accumArrayResult(xids, Int64GetDatum(EltSpiGetInt64(i, "image_xid", &isnull)), false,
+										INT8OID, cxt);
+			}
 		}
 		iv[0] = makeArrayResult(images, cxt);
-		{
-			EltAsRole	ar;
-
-			target_begin(&ar, r->owner);
-			rc = SPI_execute_with_args(insert, 1, itypes, iv, NULL, false, 0);
-			EltAsRoleEnd(&ar);
-		}
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-		total += (int64) SPI_processed;
+		iv[1] = Int64GetDatum(r->xid);
+		iv[2] = ap->mine_x;
+		iv[3] = ap->mine_k;
+		iv[4] = makeArrayResult(keys, cxt);
+		iv[5] = makeArrayResult(xids, cxt);
+		if (update)
+			ap->updated += on_target(r, update, 4, itypes, iv, SPI_OK_UPDATE);
+		ap->inserted += on_target(r, insert, pk != NIL ? 1 : 6, itypes, iv, SPI_OK_INSERT);
 		if (n < REVERT_BATCH)
 			break;
 	}
-	return total;
+}
+
+/*
+ * Deleting the rows r added must not reach other tables: refuse when a row
+ * of another table references one of them through a foreign key that would
+ * cascade, or set it to NULL or to its default.  Asked as the extension's
+ * owner (it reads the referencing tables, as the foreign key's own action
+ * would), and answered with no value of theirs.
+ */
+static void
+check_cascading_keys(Apply *ap)
+{
+	RevRun	   *r = ap->r;
+	Oid			types[1] = {OIDOID};
+	Datum		v[1];
+	int			rc;
+	uint64		i,
+				nkeys;
+	List	   *checks = NIL;
+	List	   *names = NIL;
+	ListCell   *l1,
+			   *l2;
+	OwnerSave	os;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	v[0] = ObjectIdGetDatum(r->target);
+	owner_begin(&os);
+	rc = SPI_execute_with_args("SELECT c.conname::pg_catalog.text AS conname,"
+							   "       c.conrelid::pg_catalog.regclass::pg_catalog.text AS rel,"
+							   "       CASE c.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL'"
+							   "            ELSE 'SET DEFAULT' END AS action,"
+							   "       (SELECT pg_catalog.string_agg(pg_catalog.format('c.%I', a.attname), ', ' ORDER BY k.n)"
+							   "        FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(attnum, n)"
+							   "        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) AS fk,"
+							   "       (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.n)"
+							   "        FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(attnum, n)"
+							   "        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum) AS pk"
+							   " FROM pg_catalog.pg_constraint c"
+							   " WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd') AND c.conparentid = 0"
+							   "   AND c.confrelid IN (SELECT $1 UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i"
+							   "                       WHERE i.inhrelid = $1)"
+							   " ORDER BY 1",
+							   1, types, v, NULL, true, 0);
+	owner_end(&os);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	nkeys = SPI_processed;
+	for (i = 0; i < nkeys; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		checks = lappend(checks, psprintf("SELECT EXISTS (SELECT 1 FROM %s AS t JOIN %s AS c ON (%s) = (%s) WHERE %s) AS hit",
+										  ap->relname, EltSpiGetText(i, "rel"), EltSpiGetText(i, "pk"),
+										  EltSpiGetText(i, "fk"), mine_pred(r, 1)));
+		names = lappend(names, psprintf("Foreign key \"%s\" of %s references it ON DELETE %s.",
+										EltSpiGetText(i, "conname"), EltSpiGetText(i, "rel"),
+										EltSpiGetText(i, "action")));
+		MemoryContextSwitchTo(old);
+	}
+	forboth(l1, checks, l2, names)
+	{
+		Oid			ptypes[3] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID};
+		Datum		pv[3];
+		bool		isnull;
+
+		pv[0] = Int64GetDatum(r->xid);
+		pv[1] = ap->mine_x;
+		pv[2] = ap->mine_k;
+		owner_begin(&os);
+		/* not read-only: it must see the rows put back in place just now */
+		rc = SPI_execute_with_args((char *) lfirst(l1), 3, ptypes, pv, NULL, false, 0);
+		owner_end(&os);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+		if (EltSpiGetBool(0, "hit", &isnull))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("run %lld cannot be reverted: deleting the rows it added to %s would change rows that reference them",
+							(long long) r->run_id, ap->relname),
+					 errdetail_internal("%s", (char *) lfirst(l2)),
+					 errhint("Delete or change the rows that reference them first (the revert does not decide that for you), then revert again.")));
+	}
+}
+
+/* The body of a revert's subtransaction: the rows of the target, then the record of what was put back. */
+static void
+apply_revert(void *arg)
+{
+	Apply	   *ap = arg;
+	RevRun	   *r = ap->r;
+	Relation	rel;
+	List	   *pk;
+	Oid			types[3] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID};
+	Datum		v[3];
+	char	   *count_sql;
+	char	   *delete_sql;
+	int64		mine;
+	OwnerSave	os;
+
+	/* every row the revert writes carries this subtransaction's id, unlike any other */
+	ap->xid = GetCurrentTransactionId();
+	rel = table_open(r->target, AccessShareLock);
+	pk = EltPrimaryKeyColumns(rel);
+	table_close(rel, AccessShareLock);
+	v[0] = Int64GetDatum(r->xid);
+	v[1] = ap->mine_x;
+	v[2] = ap->mine_k;
+
+	/* r's rows are all there, as it wrote them */
+	count_sql = psprintf("SELECT pg_catalog.count(*) AS n FROM %s AS t WHERE %s", ap->relname, mine_pred(r, 1));
+	on_target(r, count_sql, 3, types, v, SPI_OK_SELECT);
+	{
+		bool		isnull;
+
+		mine = EltSpiGetInt64(0, "n", &isnull);
+	}
+	if (mine != r->rows_written)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run %lld cannot be reverted: %lld of the %lld rows it wrote to %s are no longer as it wrote them",
+						(long long) r->run_id, (long long) (r->rows_written - mine),
+						(long long) r->rows_written, ap->relname),
+				 errdetail("They were changed or deleted since by writes that are not transform runs (UPDATE, DELETE, TRUNCATE, or a rewrite such as pg_repack that gives rows new transaction ids)."),
+				 errhint("Nothing was reverted. Put those rows back as the run wrote them, or correct the table by hand.")));
+
+	delete_sql = psprintf("DELETE FROM %s AS t WHERE %s", ap->relname, mine_pred(r, 1));
+	if (pk == NIL)
+	{
+		if (mine > 0)
+			check_cascading_keys(ap);
+		ap->removed = on_target(r, delete_sql, 3, types, v, SPI_OK_DELETE);
+		put_back(ap, pk);
+	}
+	else
+	{
+		put_back(ap, pk);
+		/* what is left of r's rows, it added */
+		if (mine > ap->updated)
+			check_cascading_keys(ap);
+		ap->removed = on_target(r, delete_sql, 3, types, v, SPI_OK_DELETE);
+	}
+	if (ap->removed + ap->updated != r->rows_written)
+		elog(ERROR, "revert of run %lld: %lld rows deleted and %lld updated, of %lld it wrote",
+			 (long long) r->run_id, (long long) ap->removed, (long long) ap->updated,
+			 (long long) r->rows_written);
+
+	/* rows put back are the runs' that wrote them; what was r's is gone */
+	{
+		static SPIPlanPtr plan = NULL;
+		Oid			mtypes[3] = {INT8OID, OIDOID, INT8OID};
+		Datum		mv[3];
+
+		owner_begin(&os);
+		EltPrepare(&plan,
+				   "WITH gone AS (DELETE FROM elt.run_undo_restored s"
+				   "              WHERE s.rel = $2::pg_catalog.regclass AND s.owner_xid = (SELECT u.xid FROM elt.run_undo u WHERE u.run_id = $1))"
+				   " INSERT INTO elt.run_undo_restored (rel, xid, key, owner_xid, restored_at)"
+				   " SELECT $2::pg_catalog.regclass, $3, i.key, i.image_xid, pg_catalog.now()"
+				   " FROM elt.run_undo_images i WHERE i.run_id = $1",
+				   3, mtypes);
+		mv[0] = Int64GetDatum(r->run_id);
+		mv[1] = ObjectIdGetDatum(r->target);
+		mv[2] = Int64GetDatum((int64) ap->xid);
+		EltExec(plan, mv, NULL, 0);
+		owner_end(&os);
+	}
 }
 
 /* Revert one run: its blockers first (with cascade), then its rows. */
@@ -689,7 +979,7 @@ revert_one(Revert *rv, int64 run_id, int64 cascade_of)
 	char	   *relname;
 	int64		removed;
 	int64		restored;
-	TransactionId xid;
+	Apply		ap;
 	OwnerSave	os;
 	MemoryContext cxt = CurrentMemoryContext;
 
@@ -727,18 +1017,15 @@ revert_one(Revert *rv, int64 run_id, int64 cascade_of)
 			revert_one(rv, ((Blocker *) lfirst(lc))->run_id, r.run_id);
 	}
 
-	/* as the transform's owner: delete its rows (by xid, or put back for it by a revert) */
+	/* the rows a revert put back for r, then the target, in a subtransaction of its own */
 	{
 		static SPIPlanPtr mine_plan = NULL;
 		Oid			types[2] = {OIDOID, INT8OID};
 		Datum		v[2];
-		Oid			dtypes[3] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID};
-		Datum		dv[3];
-		ArrayBuildState *xs = NULL;
-		ArrayBuildState *ks = NULL;
+		ArrayBuildState *xs;
+		ArrayBuildState *ks;
 		uint64		i;
-		int			rc;
-		EltAsRole	ar;
+		ErrorData  *edata;
 
 		owner_begin(&os);
 		EltPrepare(&mine_plan,
@@ -758,61 +1045,42 @@ revert_one(Revert *rv, int64 run_id, int64 cascade_of)
 			accumArrayResult(xs, Int64GetDatum(EltSpiGetInt64(i, "xid", &isnull)), false, INT8OID, cxt);
 			accumArrayResult(ks, CStringGetTextDatum(EltSpiGetText(i, "key")), false, TEXTOID, cxt);
 		}
-		dv[0] = Int64GetDatum(r.xid);
-		dv[1] = makeArrayResult(xs, cxt);
-		dv[2] = makeArrayResult(ks, cxt);
-		target_begin(&ar, r.owner);
-		rc = SPI_execute_with_args(psprintf("DELETE FROM %s AS t"
-											" WHERE t.xmin::pg_catalog.text::pg_catalog.int8 = $1"
-											"    OR (t.xmin::pg_catalog.text::pg_catalog.int8, %s)"
-											"       IN (SELECT * FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)))",
-											relname, key_sql(&r)),
-								   3, dtypes, dv, NULL, false, 0);
-		EltAsRoleEnd(&ar);
-		if (rc != SPI_OK_DELETE)
-			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-		removed = (int64) SPI_processed;
+		memset(&ap, 0, sizeof(ap));
+		ap.r = &r;
+		ap.relname = relname;
+		ap.mine_x = makeArrayResult(xs, cxt);
+		ap.mine_k = makeArrayResult(ks, cxt);
+		edata = EltTrySubxact(apply_revert, &ap);
+		if (edata != NULL)
+			ReThrowError(edata);
+		removed = ap.removed;
+		restored = ap.updated + ap.inserted;
 	}
-	if (removed != r.rows_written)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("run %lld cannot be reverted: %lld of the %lld rows it wrote to %s are no longer as it wrote them",
-						(long long) r.run_id, (long long) (r.rows_written - removed),
-						(long long) r.rows_written, relname),
-				 errdetail("They were changed or deleted since by writes that are not transform runs (UPDATE, DELETE, TRUNCATE, or a rewrite such as pg_repack that gives rows new transaction ids)."),
-				 errhint("Nothing was reverted. Put those rows back as the run wrote them, or correct the table by hand.")));
-	restored = put_back(&r);
-	xid = GetCurrentTransactionIdIfAny();
 
 	/* record: what was put back and for whom, the revert; the run's lineage and images go */
 	{
 		static SPIPlanPtr rec_plan = NULL;
-		Oid			types[8] = {INT8OID, OIDOID, INT8OID, NAMEOID, TEXTOID, INT8OID, INT8OID, INT8OID};
-		Datum		v[8];
-		char		n[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		Oid			types[6] = {INT8OID, NAMEOID, TEXTOID, INT8OID, INT8OID, INT8OID};
+		Datum		v[6];
+		char		n[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 		EltJson		details;
 
 		owner_begin(&os);
 		EltPrepare(&rec_plan,
-				   "WITH s AS (INSERT INTO elt.run_undo_restored (rel, xid, key, owner_xid, restored_at)"
-				   "           SELECT $2::pg_catalog.regclass, $3, i.key, i.image_xid, pg_catalog.now()"
-				   "           FROM elt.run_undo_images i WHERE i.run_id = $1),"
-				   " v AS (INSERT INTO elt.run_reverts (run_id, reverted_at, reverted_by, reason, cascade_of,"
+				   "WITH v AS (INSERT INTO elt.run_reverts (run_id, reverted_at, reverted_by, reason, cascade_of,"
 				   "                                    rows_removed, rows_restored)"
-				   "       VALUES ($1, pg_catalog.now(), $4, $5, $6, $7, $8)),"
+				   "       VALUES ($1, pg_catalog.now(), $2, $3, $4, $5, $6)),"
 				   " l AS (DELETE FROM elt.lineage_chunks c WHERE c.run_id = $1)"
 				   " DELETE FROM elt.run_undo_images i WHERE i.run_id = $1",
-				   8, types);
+				   6, types);
 		v[0] = Int64GetDatum(r.run_id);
-		v[1] = ObjectIdGetDatum(r.target);
-		v[2] = Int64GetDatum((int64) xid);
-		v[3] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(rv->caller, false)));
-		v[4] = CStringGetTextDatum(rv->reason);
-		v[5] = Int64GetDatum(cascade_of);
+		v[1] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(rv->caller, false)));
+		v[2] = CStringGetTextDatum(rv->reason);
+		v[3] = Int64GetDatum(cascade_of);
 		if (cascade_of == 0)
-			n[5] = 'n';
-		v[6] = Int64GetDatum(removed);
-		v[7] = Int64GetDatum(restored);
+			n[3] = 'n';
+		v[4] = Int64GetDatum(removed);
+		v[5] = Int64GetDatum(restored);
 		EltExec(rec_plan, v, n, 0);
 		EltJsonBegin(&details);
 		EltJsonInt(&details, "run_id", r.run_id);

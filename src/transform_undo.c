@@ -208,8 +208,10 @@ EltUndoShape(Oid relid)
 
 		if (a->attisdropped)
 			continue;
+		/* qualified: the same text whatever the search_path */
 		appendStringInfo(&buf, "%s%s %s", buf.len ? ", " : "", quote_identifier(NameStr(a->attname)),
-						 format_type_with_typemod(a->atttypid, a->atttypmod));
+						 format_type_extended(a->atttypid, a->atttypmod,
+											  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
 	}
 	appendStringInfoString(&buf, "; primary key (");
 	foreach(lc, pk)
@@ -314,10 +316,11 @@ EltUndoRecord(int64 run_id, int64 transform_id, Oid target, TransactionId xid,
 	{
 		EltPrepare(&images_plan,
 				   "INSERT INTO elt.run_undo_images (run_id, key, image, image_xid)"
-				   " SELECT $1, p.key, p.image, coalesce(r.owner_xid, p.image_xid)"
-				   " FROM elt._undo_pending() p"
-				   " LEFT JOIN elt.run_undo_restored r"
-				   "   ON r.rel = $2::pg_catalog.regclass AND r.xid = p.image_xid AND r.key = p.key",
+				   " SELECT $1, p.key, p.image,"
+				   "        coalesce((SELECT r.owner_xid FROM elt.run_undo_restored r"
+				   "                  WHERE r.rel = $2::pg_catalog.regclass AND r.xid = p.image_xid"
+				   "                    AND r.key = p.key LIMIT 1), p.image_xid)"
+				   " FROM elt._undo_pending() p",
 				   2, itypes);
 		v[1] = ObjectIdGetDatum(target);
 		undo_pending_open = true;

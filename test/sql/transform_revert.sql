@@ -215,6 +215,112 @@ SELECT rv.differs('rv.totals', 'rv.totals_before_p') AS differences;
 SELECT reverted_at IS NOT NULL AS reverted FROM elt.runs WHERE run_id = :p;
 SELECT DISTINCT u AS deleted_as FROM rv.who;
 
+-- 7. cases found by attacking it (each against its oracle)
+-- a table without a primary key, identical rows, replaced and reverted twice
+CREATE TABLE rv.bag (v text);
+INSERT INTO rv.bag VALUES ('a'), ('a');
+CREATE TABLE rv.bag_before AS TABLE rv.bag;
+CREATE TABLE rv.one (id int PRIMARY KEY, v text);
+INSERT INTO rv.one VALUES (1, 'new');
+SELECT elt.transform_create('rv_bag', 'rv.bag', 'SELECT v FROM rv.one', 'replace', '{"lineage": "table"}') > 0 AS created;
+SELECT elt.transform_run('rv_bag') AS b1 \gset
+SELECT rows_removed, rows_restored FROM elt.run_revert(:b1, 'x');
+SELECT elt.transform_run('rv_bag') AS b2 \gset
+SELECT rows_removed, rows_restored FROM elt.run_revert(:b2, 'x');
+SELECT rv.differs('rv.bag', 'rv.bag_before') AS differences;
+-- a cascade, then a later run of the same key: it reverts
+CREATE TABLE rv.k (id int PRIMARY KEY, v text);
+INSERT INTO rv.k VALUES (1, 'outside');
+CREATE TABLE rv.k_before AS TABLE rv.k;
+SELECT elt.transform_create('rv_k', 'rv.k', 'SELECT id, v FROM rv.one', 'merge', '{"lineage": "table"}') > 0 AS created;
+SELECT elt.transform_run('rv_k') AS ka \gset
+UPDATE rv.one SET v = 'B';
+SELECT elt.transform_run('rv_k') AS kb \gset
+SELECT count(*) AS reverted FROM elt.run_revert(:ka, 'x', cascade => true);
+UPDATE rv.one SET v = 'C';
+SELECT elt.transform_run('rv_k') AS kc \gset
+SELECT rows_removed, rows_restored FROM elt.run_revert(:kc, 'x');
+SELECT rv.differs('rv.k', 'rv.k_before') AS differences;
+-- a row a merge run only updated is put back in place: a foreign key ON
+-- DELETE CASCADE that references it keeps its rows; deleting rows the run
+-- added would cascade, and is refused
+CREATE TABLE rv.parent (id int PRIMARY KEY, v text);
+INSERT INTO rv.parent VALUES (1, 'orig');
+CREATE TABLE rv.child (id int PRIMARY KEY, parent int REFERENCES rv.parent ON DELETE CASCADE);
+INSERT INTO rv.child VALUES (10, 1);
+CREATE TABLE rv.parent_before AS TABLE rv.parent;
+SELECT elt.transform_create('rv_parent', 'rv.parent', 'SELECT id, v FROM rv.one', 'merge') > 0 AS created;
+SELECT elt.transform_run('rv_parent') AS pa \gset
+SELECT rows_removed, rows_restored FROM elt.run_revert(:pa, 'x');
+SELECT rv.differs('rv.parent', 'rv.parent_before') AS differences, (SELECT count(*) FROM rv.child) AS children;
+INSERT INTO rv.one VALUES (2, 'added');
+SELECT elt.transform_run('rv_parent') AS pb \gset
+INSERT INTO rv.child VALUES (20, 2);
+SELECT * FROM elt.run_revert(:pb, 'x');
+SELECT count(*) AS children FROM rv.child;
+DELETE FROM rv.child WHERE id = 20;
+SELECT rows_removed, rows_restored FROM elt.run_revert(:pb, 'x');
+SELECT rv.differs('rv.parent', 'rv.parent_before') AS differences;
+DELETE FROM rv.one WHERE id = 2;
+-- a BEFORE trigger that cancels the run's delete (replace) or update (merge):
+-- the row it kept is left as it is
+CREATE TABLE rv.guarded (v text, keep bool);
+INSERT INTO rv.guarded VALUES ('protected', true), ('normal', false);
+CREATE FUNCTION rv.protect() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN IF OLD.keep THEN RETURN NULL; END IF; RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END; END$$;
+CREATE TRIGGER protect BEFORE DELETE ON rv.guarded FOR EACH ROW EXECUTE FUNCTION rv.protect();
+CREATE TABLE rv.guarded_before AS TABLE rv.guarded;
+SELECT elt.transform_create('rv_guarded', 'rv.guarded', 'SELECT v, false AS keep FROM rv.one', 'replace',
+                            '{"lineage": "table"}') > 0 AS created;
+SELECT elt.transform_run('rv_guarded') AS g1 \gset
+SELECT rows_removed, rows_restored FROM elt.run_revert(:g1, 'x');
+SELECT rv.differs('rv.guarded', 'rv.guarded_before') AS differences;
+CREATE TABLE rv.guarded_k (id int PRIMARY KEY, v text, keep bool);
+INSERT INTO rv.guarded_k VALUES (1, 'protected', true);
+CREATE TRIGGER protect BEFORE UPDATE ON rv.guarded_k FOR EACH ROW EXECUTE FUNCTION rv.protect();
+CREATE TABLE rv.guarded_k_before AS TABLE rv.guarded_k;
+SELECT elt.transform_create('rv_guarded_k', 'rv.guarded_k', 'SELECT id, v, false AS keep FROM rv.one', 'merge')
+  > 0 AS created;
+SELECT elt.transform_run('rv_guarded_k') AS g2 \gset
+SELECT rows_removed, rows_restored FROM elt.run_revert(:g2, 'x');
+SELECT rv.differs('rv.guarded_k', 'rv.guarded_k_before') AS differences;
+-- a change made by hand in the transaction of a revert is not the revert's
+SELECT elt.transform_run('rv_k') AS k1 \gset
+UPDATE rv.one SET v = 'D';
+SELECT elt.transform_run('rv_k') AS k2 \gset
+BEGIN;
+SELECT rows_removed, rows_restored FROM elt.run_revert(:k2, 'x');
+UPDATE rv.k SET v = 'fixed by hand' WHERE id = 1;
+COMMIT;
+SELECT * FROM elt.run_revert(:k1, 'x');
+-- a column of a user type, the run under a search_path that shows the type
+CREATE TYPE rv.mood AS ENUM ('sad', 'ok');
+CREATE TABLE rv.moods (id int PRIMARY KEY, m rv.mood);
+SELECT elt.transform_create('rv_moods', 'rv.moods', 'SELECT id, ''ok''::rv.mood AS m FROM rv.one', 'merge')
+  > 0 AS created;
+SET search_path = rv, public;
+SELECT elt.transform_run('rv_moods') AS m1 \gset
+RESET search_path;
+SELECT rows_removed, rows_restored FROM elt.run_revert(:m1, 'x');
+-- past elt.undo_retention, a run is not revertible even if nothing retired it
+SELECT elt.transform_run('rv_moods') AS m2 \gset
+SELECT pg_sleep(1.1);
+SET elt.undo_retention = 1;
+\set VERBOSITY terse
+SELECT * FROM elt.run_revert(:m2, 'x');
+\set VERBOSITY default
+RESET elt.undo_retention;
+-- a role that ran it and was since revoked from the owner may no longer revert
+CREATE ROLE rv_former IN ROLE rv_etl;
+SET ROLE rv_former;
+SELECT elt.transform_run('rv_copy', '{"upto": 2}') AS f1 \gset
+RESET ROLE;
+REVOKE rv_etl FROM rv_former;
+SET ROLE rv_former;
+SELECT * FROM elt.run_revert(:f1, 'x');
+RESET ROLE;
+DROP ROLE rv_former;
+
 -- internal functions refuse to be called outside a run
 SELECT elt._undo_image(1, '1'::xid, 'k', ROW(1));
 SELECT * FROM elt._undo_pending();
