@@ -1423,7 +1423,7 @@ CREATE TABLE elt.run_undo_images (
     image     text NOT NULL,
     image_xid bigint NOT NULL
 );
-CREATE INDEX run_undo_images_run_idx ON elt.run_undo_images (run_id);
+CREATE INDEX run_undo_images_run_idx ON elt.run_undo_images (run_id, key);
 CREATE INDEX run_undo_images_xid_idx ON elt.run_undo_images (image_xid);
 
 -- Rows a revert put back: they carry the revert's transaction id (xid);

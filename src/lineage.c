@@ -823,12 +823,11 @@ rewrite_query(Rewrite *rw, Query *q, Scope *parent, List **exprs)
 	if (q->hasTargetSRFs)
 		block(rw, "Call the function in FROM (LATERAL) instead, or create the transform with options => '{\"lineage\": \"table\"}'.",
 			  "a set-returning function in the select list");
-	if (q->hasDistinctOn)
-		block(rw, "Use GROUP BY with aggregates instead, or create the transform with options => '{\"lineage\": \"table\"}'.",
-			  "DISTINCT ON");
-	if (q->limitCount != NULL || q->limitOffset != NULL)
-		block(rw, "Filter rows with WHERE instead, or create the transform with options => '{\"lineage\": \"table\"}'.",
-			  "LIMIT or OFFSET");
+	/*
+	 * DISTINCT ON, LIMIT and OFFSET keep some of the level's rows whole: a
+	 * row kept carries its own keys (or its group's), which the columns
+	 * added for them do not change.
+	 */
 	if (q->hasRecursive)
 		block(rw, "Create the transform with options => '{\"lineage\": \"table\"}'.", "a recursive WITH query");
 	if (q->hasSubLinks)
@@ -1035,7 +1034,7 @@ rewrite_query(Rewrite *rw, Query *q, Scope *parent, List **exprs)
 
 	grouped = q->hasAggs || q->groupClause != NIL || q->groupingSets != NIL ||
 		q->havingQual != NULL;
-	if (q->distinctClause != NIL)
+	if (q->distinctClause != NIL && !q->hasDistinctOn)
 	{
 		if (grouped)
 		{

@@ -507,7 +507,7 @@ holders_of_keys(RevRun *r, List **out)
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("run %lld cannot be reverted: a row it wrote or must put back was changed outside transform runs",
 								(long long) r->run_id),
-						 errdetail("Table %s holds key %s, written by a transaction that is not a later transform run.",
+						 errdetail("Table %s holds key %s, written by a transaction that is not a later transform run that kept its undo (a write outside transform runs, or a run made while elt.undo_retention was 0).",
 								   relname, EltSpiGetText(i, "k")),
 						 errhint("Delete or restore that row by hand, then revert again.")));
 			add_blocker(out, id, "wrote a key it must put back");
@@ -960,7 +960,10 @@ apply_revert(void *arg)
 				   "              WHERE s.rel = $2::pg_catalog.regclass AND s.owner_xid = (SELECT u.xid FROM elt.run_undo u WHERE u.run_id = $1))"
 				   " INSERT INTO elt.run_undo_restored (rel, xid, key, owner_xid, restored_at)"
 				   " SELECT $2::pg_catalog.regclass, $3, i.key, i.image_xid, pg_catalog.now()"
-				   " FROM elt.run_undo_images i WHERE i.run_id = $1",
+				   " FROM elt.run_undo_images i WHERE i.run_id = $1"
+				   /* only rows of runs that can still be reverted need to be found again */
+				   "   AND EXISTS (SELECT 1 FROM elt.run_undo u WHERE u.target = $2::pg_catalog.regclass"
+				   "               AND u.xid = i.image_xid AND u.state <> 'purged')",
 				   3, mtypes);
 		mv[0] = Int64GetDatum(r->run_id);
 		mv[1] = ObjectIdGetDatum(r->target);

@@ -411,10 +411,6 @@ SELECT elt.transform_create('bad', 'mart.any_orders',
 SELECT elt.transform_create('bad', 'mart.any_orders',
   'SELECT id, generate_series(1, 2) AS n FROM raw.orders');
 SELECT elt.transform_create('bad', 'mart.any_orders',
-  'SELECT DISTINCT ON (customer_id) id, customer_id AS n FROM raw.orders');
-SELECT elt.transform_create('bad', 'mart.any_orders',
-  'SELECT id, 1 AS n FROM raw.orders LIMIT 10');
-SELECT elt.transform_create('bad', 'mart.any_orders',
   'SELECT id, 1 AS n FROM raw.orders INTERSECT SELECT id, 1 FROM raw.customers');
 SELECT elt.transform_create('bad', 'mart.any_orders',
   'SELECT id, 1 AS n FROM raw.orders EXCEPT SELECT id, 1 FROM raw.customers');
