@@ -1395,7 +1395,8 @@ CREATE TRIGGER transform_runs_no_truncate
 -- Undo of transform runs (elt.run_revert()).  One row per transform run
 -- that committed and wrote its target since 0.9.0: the transaction id its
 -- rows carry (xmin, 32 bits), the target's columns and primary key then,
--- and its before-images: 'kept', 'over_limit' (it updated or deleted more
+-- the transaction ids that wrote the rows its images hold (image_xids), and
+-- its before-images: 'kept', 'over_limit' (it updated or deleted more
 -- rows than elt.undo_max_rows, so none were kept) or 'purged' (finished
 -- more than elt.undo_retention ago, or purged by elt.run_undo_purge()).
 -- Not dumped: transaction ids do not survive a dump and restore.
@@ -1406,6 +1407,7 @@ CREATE TABLE elt.run_undo (
     xid          bigint NOT NULL,
     shape        text NOT NULL,
     images       bigint NOT NULL,
+    image_xids   bigint[] NOT NULL DEFAULT '{}',
     state        text NOT NULL CHECK (state IN ('kept', 'over_limit', 'purged')),
     finished_at  timestamptz NOT NULL
 );
@@ -1423,8 +1425,7 @@ CREATE TABLE elt.run_undo_images (
     image     text NOT NULL,
     image_xid bigint NOT NULL
 );
-CREATE INDEX run_undo_images_run_idx ON elt.run_undo_images (run_id, key);
-CREATE INDEX run_undo_images_xid_idx ON elt.run_undo_images (image_xid);
+CREATE INDEX run_undo_images_run_idx ON elt.run_undo_images (run_id);
 
 -- Rows a revert put back: they carry the revert's transaction id (xid);
 -- owner_xid is the run that wrote them, for a later revert of that run.

@@ -363,6 +363,39 @@ key_sql(RevRun *r)
 	return EltUndoKeySql(r->target, "t");
 }
 
+/* A cursor over a run's before-images, read as the extension's owner. */
+static Portal
+images_open(int64 run_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {INT8OID};
+	Datum		v[1];
+	OwnerSave	os;
+	Portal		portal;
+
+	owner_begin(&os);
+	EltPrepare(&plan,
+			   "SELECT i.key, i.image, i.image_xid FROM elt.run_undo_images i WHERE i.run_id = $1",
+			   1, types);
+	v[0] = Int64GetDatum(run_id);
+	/* not read-only: a fresh snapshot, which sees a run that committed while the revert waited */
+	portal = SPI_cursor_open(NULL, plan, v, NULL, false);
+	owner_end(&os);
+	return portal;
+}
+
+/* The next REVERT_BATCH images into SPI_tuptable; how many (0: no more). */
+static uint64
+images_next(Portal portal)
+{
+	OwnerSave	os;
+
+	owner_begin(&os);
+	SPI_cursor_fetch(portal, true, REVERT_BATCH);
+	owner_end(&os);
+	return SPI_processed;
+}
+
 /*
  * The rows r must put back that the target holds under the same key and
  * that are not r's: the runs that wrote them (later, not reverted), or an
@@ -371,11 +404,9 @@ key_sql(RevRun *r)
 static void
 holders_of_keys(RevRun *r, List **out)
 {
-	static SPIPlanPtr img_plan = NULL;
-	Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
 	Oid			xtypes[5] = {OIDOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
 	Datum		v[5];
-	char	   *last = "";
+	Portal		cur;
 	OwnerSave	os;
 	char	   *relname = EltRelDisplayName(r->target);
 	char	   *key = key_sql(r);
@@ -403,6 +434,7 @@ holders_of_keys(RevRun *r, List **out)
 	table_close(rel, AccessShareLock);
 	if (pk == NIL)
 		return;
+	cur = images_open(r->run_id);
 	for (;;)
 	{
 		ArrayBuildState *keys = NULL;
@@ -413,17 +445,7 @@ holders_of_keys(RevRun *r, List **out)
 					n;
 		int			rc;
 
-		owner_begin(&os);
-		EltPrepare(&img_plan,
-				   "SELECT i.key, i.image, i.image_xid FROM elt.run_undo_images i WHERE i.run_id = $1 AND i.key > $2"
-				   " ORDER BY i.key LIMIT $3",
-				   3, types);
-		v[0] = Int64GetDatum(r->run_id);
-		v[1] = CStringGetTextDatum(last);
-		v[2] = Int32GetDatum(REVERT_BATCH);
-		EltExec(img_plan, v, NULL, 0);
-		owner_end(&os);
-		n = SPI_processed;
+		n = images_next(cur);
 		if (n == 0)
 			break;
 		for (i = 0; i < n; i++)
@@ -435,7 +457,6 @@ holders_of_keys(RevRun *r, List **out)
 			ixids = accumArrayResult(ixids, Int64GetDatum(EltSpiGetInt64(i, "image_xid", &isnull)), false,
 									 INT8OID, cxt);
 		}
-		last = MemoryContextStrdup(cxt, EltSpiGetText(n - 1, "key"));
 
 		/* as the transform's owner: the rows holding those keys that are not r's */
 		{
@@ -515,6 +536,7 @@ holders_of_keys(RevRun *r, List **out)
 		if (n < REVERT_BATCH)
 			break;
 	}
+	SPI_cursor_close(cur);
 }
 
 /* The later runs that stand in the way of reverting r, oldest first. */
@@ -534,9 +556,7 @@ blockers_of(RevRun *r)
 			   "SELECT u.run_id, u.state FROM elt.run_undo u"
 			   " WHERE u.target = $2::pg_catalog.regclass AND u.run_id > $1"
 			   "   AND NOT EXISTS (SELECT 1 FROM elt.run_reverts v WHERE v.run_id = u.run_id)"
-			   "   AND (u.state = 'over_limit'"
-			   "        OR EXISTS (SELECT 1 FROM elt.run_undo_images i"
-			   "                   WHERE i.image_xid = $3 AND i.run_id = u.run_id))"
+			   "   AND (u.state = 'over_limit' OR $3 OPERATOR(pg_catalog.=) ANY (u.image_xids))"
 			   " ORDER BY u.run_id",
 			   3, types);
 	v[0] = Int64GetDatum(r->run_id);
@@ -644,11 +664,8 @@ on_target(RevRun *r, const char *sql, int nargs, Oid *types, Datum *values, int 
 static void
 put_back(Apply *ap, List *pk)
 {
-	static SPIPlanPtr img_plan = NULL;
 	RevRun	   *r = ap->r;
-	Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
-	Datum		v[3];
-	OwnerSave	os;
+	Portal		cur;
 	Relation	rel;
 	TupleDesc	desc;
 	StringInfoData cols;
@@ -662,7 +679,6 @@ put_back(Apply *ap, List *pk)
 	ListCell   *lc;
 	char	   *insert;
 	char	   *update = NULL;
-	char	   *last = "";
 	MemoryContext cxt = CurrentMemoryContext;
 
 	if (r->images == 0)
@@ -725,6 +741,7 @@ put_back(Apply *ap, List *pk)
 						  "                   AND %s = s.k)",
 						  ap->relname, cols.data, override ? " OVERRIDING SYSTEM VALUE" : "", vals.data,
 						  ap->relname, ap->relname, key_sql(r));
+	cur = images_open(r->run_id);
 	for (;;)
 	{
 		ArrayBuildState *images = NULL;
@@ -735,18 +752,7 @@ put_back(Apply *ap, List *pk)
 		Oid			itypes[6] = {TEXTARRAYOID, INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
 		Datum		iv[6];
 
-		/* keyset pages: (key, image) is unique in a run unless two rows are equal whole */
-		owner_begin(&os);
-		EltPrepare(&img_plan,
-				   "SELECT i.key, i.image, i.image_xid FROM elt.run_undo_images i WHERE i.run_id = $1 AND i.key > $2"
-				   " ORDER BY i.key LIMIT $3",
-				   3, types);
-		v[0] = Int64GetDatum(r->run_id);
-		v[1] = CStringGetTextDatum(last);
-		v[2] = Int32GetDatum(REVERT_BATCH);
-		EltExec(img_plan, v, NULL, 0);
-		owner_end(&os);
-		n = SPI_processed;
+		n = images_next(cur);
 		if (n == 0)
 			break;
 		for (i = 0; i < n; i++)
@@ -758,37 +764,6 @@ put_back(Apply *ap, List *pk)
 			keys = accumArrayResult(keys, CStringGetTextDatum(EltSpiGetText(i, "key")), false, TEXTOID, cxt);
 			xids = accumArrayResult(xids, Int64GetDatum(EltSpiGetInt64(i, "image_xid", &isnull)), false,
 									INT8OID, cxt);
-		}
-		last = MemoryContextStrdup(cxt, EltSpiGetText(n - 1, "key"));
-		/* rows with the last key may continue on the next page: take them all now */
-		if (n == REVERT_BATCH)
-		{
-			int			rc2;
-			Oid			ltypes[2] = {INT8OID, TEXTOID};
-			Datum		lv[2];
-			uint64		same = 0;
-
-			for (i = n; i > 0 && strcmp(EltSpiGetText(i - 1, "key"), last) == 0; i--)
-				same++;
-			owner_begin(&os);
-			lv[0] = Int64GetDatum(r->run_id);
-			lv[1] = CStringGetTextDatum(last);
-			rc2 = SPI_execute_with_args("SELECT i.key, i.image, i.image_xid FROM elt.run_undo_images i"
-										" WHERE i.run_id = $1 AND i.key = $2",
-										2, ltypes, lv, NULL, true, 0);
-			owner_end(&os);
-			if (rc2 != SPI_OK_SELECT)
-				elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc2));
-			for (i = same; i < SPI_processed; i++)
-			{
-				bool		isnull;
-
-				images = accumArrayResult(images, CStringGetTextDatum(EltSpiGetText(i, "image")), false,
-										  TEXTOID, cxt);
-				keys = accumArrayResult(keys, CStringGetTextDatum(EltSpiGetText(i, "key")), false, TEXTOID, cxt);
-				xids = accumArrayResult(xids, Int64GetDatum(EltSpiGetInt64(i, "image_xid", &isnull)), false,
-										INT8OID, cxt);
-			}
 		}
 		iv[0] = makeArrayResult(images, cxt);
 		iv[1] = Int64GetDatum(r->xid);
@@ -802,6 +777,7 @@ put_back(Apply *ap, List *pk)
 		if (n < REVERT_BATCH)
 			break;
 	}
+	SPI_cursor_close(cur);
 }
 
 /*
@@ -844,7 +820,7 @@ check_cascading_keys(Apply *ap)
 							   "   AND c.confrelid IN (SELECT $1 UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i"
 							   "                       WHERE i.inhrelid = $1)"
 							   " ORDER BY 1",
-							   1, types, v, NULL, true, 0);
+							   1, types, v, NULL, false, 0);
 	owner_end(&os);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));

@@ -291,6 +291,7 @@ EltUndoRecord(int64 run_id, int64 transform_id, Oid target, TransactionId xid,
 {
 	static SPIPlanPtr undo_plan = NULL;
 	static SPIPlanPtr images_plan = NULL;
+	static SPIPlanPtr plain_plan = NULL;
 	Oid			types[8] = {INT8OID, INT8OID, OIDOID, INT8OID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID};
 	Oid			itypes[2] = {INT8OID, OIDOID};
 	Datum		v[8];
@@ -314,19 +315,52 @@ EltUndoRecord(int64 run_id, int64 transform_id, Oid target, TransactionId xid,
 	EltExec(undo_plan, v, NULL, 0);
 	if (!over && images > 0)
 	{
-		EltPrepare(&images_plan,
-				   "INSERT INTO elt.run_undo_images (run_id, key, image, image_xid)"
-				   " SELECT $1, p.key, p.image,"
-				   "        coalesce((SELECT r.owner_xid FROM elt.run_undo_restored r"
-				   "                  WHERE r.rel = $2::pg_catalog.regclass AND r.xid = p.image_xid"
-				   "                    AND r.key = p.key LIMIT 1), p.image_xid)"
-				   " FROM elt._undo_pending() p",
-				   2, itypes);
+		/*
+		 * The images, each with the run that wrote its row (a row a revert
+		 * put back: the run that first wrote it, looked up only when there
+		 * are such rows), and the distinct writers on the run's record, for
+		 * a revert to find the later runs that changed a run's rows.
+		 */
+		bool		restored = false;
+		SPIPlanPtr volatile plan;
+
+		{
+			Oid			rtypes[1] = {OIDOID};
+			Datum		rv[1];
+			static SPIPlanPtr any_plan = NULL;
+			bool		isnull;
+
+			EltPrepare(&any_plan,
+					   "SELECT EXISTS (SELECT 1 FROM elt.run_undo_restored r WHERE r.rel = $1::pg_catalog.regclass) AS any",
+					   1, rtypes);
+			rv[0] = ObjectIdGetDatum(target);
+			EltExec(any_plan, rv, NULL, 1);
+			restored = EltSpiGetBool(0, "any", &isnull);
+		}
+		if (restored)
+			plan = EltPrepare(&images_plan,
+							  "WITH i AS (INSERT INTO elt.run_undo_images (run_id, key, image, image_xid)"
+							  " SELECT $1, p.key, p.image,"
+							  "        coalesce((SELECT r.owner_xid FROM elt.run_undo_restored r"
+							  "                  WHERE r.rel = $2::pg_catalog.regclass AND r.xid = p.image_xid"
+							  "                    AND r.key = p.key LIMIT 1), p.image_xid)"
+							  " FROM elt._undo_pending() p RETURNING image_xid)"
+							  " UPDATE elt.run_undo u SET image_xids = (SELECT pg_catalog.array_agg(DISTINCT i.image_xid) FROM i)"
+							  " WHERE u.run_id = $1",
+							  2, itypes);
+		else
+			plan = EltPrepare(&plain_plan,
+							  "WITH i AS (INSERT INTO elt.run_undo_images (run_id, key, image, image_xid)"
+							  " SELECT $1, p.key, p.image, p.image_xid FROM elt._undo_pending() p"
+							  " RETURNING image_xid)"
+							  " UPDATE elt.run_undo u SET image_xids = (SELECT pg_catalog.array_agg(DISTINCT i.image_xid) FROM i)"
+							  " WHERE u.run_id = $1",
+							  2, itypes);
 		v[1] = ObjectIdGetDatum(target);
 		undo_pending_open = true;
 		PG_TRY();
 		{
-			EltExec(images_plan, v, NULL, 0);
+			EltExec(plan, v, NULL, 0);
 		}
 		PG_FINALLY();
 		{
