@@ -1059,26 +1059,14 @@ PG_FUNCTION_INFO_V1(elt_lineage_pending);
 Datum
 elt_lineage_pending(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Capture    *c = capture;
+	Tuplestorestate *none = NULL;
 
 	if (!pending_open)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("elt._lineage_pending() is used only by elt.transform_run()")));
-	if (c == NULL || c->store == NULL)
-	{
-		InitMaterializedSRF(fcinfo, 0);
-		return (Datum) 0;
-	}
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = c->store;
-	rsinfo->setDesc = CreateTupleDescCopy(c->desc);
-	c->store = NULL;
-	return (Datum) 0;
+	if (c == NULL)
+		return EltReturnStoreOnce(fcinfo, &none, NULL);
+	return EltReturnStoreOnce(fcinfo, &c->store, c->desc);
 }

@@ -63,6 +63,7 @@ typedef struct RevRun
 	int64		transform_id;
 	char	   *transform;
 	char	   *owner;
+	char	   *mode;			/* of the transform: append, merge, replace */
 	Oid			target;
 	char	   *role;
 	char	   *status;
@@ -119,6 +120,21 @@ owner_end(OwnerSave *s)
 	SetUserIdAndSecContext(s->userid, s->sec);
 }
 
+/* Run one catalog query as the extension's owner; returns the rows it processed. */
+static uint64
+as_owner(const char *sql, int nargs, Oid *types, Datum *values, int expect)
+{
+	OwnerSave	os;
+	int			rc;
+
+	owner_begin(&os);
+	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	owner_end(&os);
+	if (rc != expect)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
 /* Statements on a run's target: as the transform's owner, like the run. */
 static void
 target_begin(EltAsRole *ar, const char *owner)
@@ -160,7 +176,7 @@ load_run(int64 run_id, RevRun *r, MemoryContext cxt)
 
 	owner_begin(&os);
 	EltPrepare(&plan,
-			   "SELECT r.run_id, r.transform_id, d.name, d.owner, d.target::pg_catalog.oid AS target,"
+			   "SELECT r.run_id, r.transform_id, d.name, d.owner, d.mode, d.target::pg_catalog.oid AS target,"
 			   "       r.role, r.status, r.lineage, r.rows_written,"
 			   "       EXISTS (SELECT 1 FROM elt.run_reverts v WHERE v.run_id = r.run_id) AS reverted,"
 			   "       u.run_id IS NOT NULL AS has_undo, u.state, u.xid, u.shape, u.images,"
@@ -182,6 +198,7 @@ load_run(int64 run_id, RevRun *r, MemoryContext cxt)
 	r->transform_id = EltSpiGetInt64(0, "transform_id", &isnull);
 	r->transform = get_text(0, "name", cxt);
 	r->owner = get_text(0, "owner", cxt);
+	r->mode = get_text(0, "mode", cxt);
 	r->target = (Oid) EltSpiGetInt64(0, "target", &isnull);
 	r->role = get_text(0, "role", cxt);
 	r->status = get_text(0, "status", cxt);
@@ -263,11 +280,12 @@ check_target(RevRun *r)
 	char	   *now = EltUndoShape(r->target);
 
 	if (pg_class_aclcheck(r->target, get_role_oid(r->owner, false),
-						  ACL_SELECT | ACL_INSERT | ACL_DELETE) != ACLCHECK_OK)
+						  ACL_SELECT | ACL_INSERT | ACL_DELETE |
+						  (strcmp(r->mode, "merge") == 0 ? ACL_UPDATE : 0)) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table %s", EltRelDisplayName(r->target)),
-				 errdetail("Reverting run %lld deletes the rows it wrote and inserts the rows it replaced, as the transform's owner \"%s\": it needs SELECT, INSERT and DELETE on the table.",
+				 errdetail("Reverting run %lld deletes the rows it wrote and puts back the rows it replaced, as the transform's owner \"%s\": it needs SELECT, INSERT and DELETE on the table (and UPDATE for a merge run).",
 						   (long long) r->run_id, r->owner)));
 	if (strcmp(now, r->shape) != 0)
 		ereport(ERROR,
@@ -308,7 +326,8 @@ dependents_of(RevRun *r, List **out, List **via)
 	uint64		i;
 	MemoryContext cxt = CurrentMemoryContext;
 
-	if (r->rows_written == 0)
+	/* a run that changed nothing has no readers; one that emptied the table has */
+	if (r->rows_written == 0 && r->images == 0)
 		return;
 	owner_begin(&os);
 	EltPrepare(&plan,
@@ -322,7 +341,15 @@ dependents_of(RevRun *r, List **out, List **via)
 			   "   FROM elt.transform_runs t"
 			   "   JOIN elt.transform_code c ON c.transform_id = t.transform_id AND c.version = t.version"
 			   "   WHERE t.run_id > $1 AND t.status = 'succeeded' AND t.rows_written > 0"
-			   "     AND $2::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (c.sources)"
+			   /* it reads the target, itself or through views */
+			   "     AND $2::pg_catalog.oid IN (WITH RECURSIVE b(rel) AS ("
+			   "           SELECT s::pg_catalog.oid FROM pg_catalog.unnest(c.sources) s"
+			   "           UNION SELECT d.refobjid FROM b"
+			   "           JOIN pg_catalog.pg_rewrite w ON w.ev_class = b.rel"
+			   "           JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+			   "            AND d.objid = w.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+			   "            AND d.refobjid <> w.ev_class)"
+			   "         SELECT b.rel FROM b)"
 			   "     AND NOT EXISTS (SELECT 1 FROM elt.run_reverts v WHERE v.run_id = t.run_id))"
 			   " SELECT d.run_id, CASE WHEN d.by_rows THEN 'rows' ELSE 'table' END AS via FROM readers d"
 			   " WHERE NOT d.by_rows OR EXISTS ("
@@ -333,7 +360,12 @@ dependents_of(RevRun *r, List **out, List **via)
 			   3, types);
 	v[0] = Int64GetDatum(r->run_id);
 	v[1] = ObjectIdGetDatum(r->target);
-	v[2] = BoolGetDatum(strcmp(r->lineage, "row") == 0);
+	/*
+	 * By rows only when r kept row lineage and deleted nothing: a later run
+	 * that read the target after r deleted rows depends on their absence,
+	 * which no key records.
+	 */
+	v[2] = BoolGetDatum(strcmp(r->lineage, "row") == 0 && strcmp(r->mode, "replace") != 0);
 	EltExec(plan, v, NULL, 0);
 	owner_end(&os);
 	for (i = 0; i < SPI_processed; i++)
@@ -384,16 +416,65 @@ images_open(int64 run_id)
 	return portal;
 }
 
-/* The next REVERT_BATCH images into SPI_tuptable; how many (0: no more). */
-static uint64
-images_next(Portal portal)
+/* A batch of a run's before-images, as arrays for one statement. */
+typedef struct ImageBatch
+{
+	uint64		n;
+	Datum		images;			/* text[] */
+	Datum		keys;			/* text[] */
+	Datum		xids;			/* bigint[]: the writers of the rows */
+} ImageBatch;
+
+/* The next REVERT_BATCH images; false when there are no more. */
+static bool
+images_next(Portal portal, ImageBatch *b, MemoryContext cxt)
 {
 	OwnerSave	os;
+	ArrayBuildState *images = initArrayResult(TEXTOID, cxt, false);
+	ArrayBuildState *keys = initArrayResult(TEXTOID, cxt, false);
+	ArrayBuildState *xids = initArrayResult(INT8OID, cxt, false);
+	uint64		i;
 
 	owner_begin(&os);
 	SPI_cursor_fetch(portal, true, REVERT_BATCH);
 	owner_end(&os);
-	return SPI_processed;
+	b->n = SPI_processed;
+	for (i = 0; i < b->n; i++)
+	{
+		bool		isnull;
+
+		accumArrayResult(images, CStringGetTextDatum(EltSpiGetText(i, "image")), false, TEXTOID, cxt);
+		accumArrayResult(keys, CStringGetTextDatum(EltSpiGetText(i, "key")), false, TEXTOID, cxt);
+		accumArrayResult(xids, Int64GetDatum(EltSpiGetInt64(i, "image_xid", &isnull)), false, INT8OID, cxt);
+	}
+	b->images = makeArrayResult(images, cxt);
+	b->keys = makeArrayResult(keys, cxt);
+	b->xids = makeArrayResult(xids, cxt);
+	return b->n > 0;
+}
+
+/*
+ * The primary key of a run's target: its columns (attnums), and in tkey
+ * and skey their list over the target row "t" and over an image "(s.r)".
+ */
+static List *
+target_key_columns(Oid target, StringInfo tkey, StringInfo skey)
+{
+	Relation	rel = table_open(target, AccessShareLock);
+	List	   *pk = EltPrimaryKeyColumns(rel);
+	ListCell   *lc;
+
+	initStringInfo(tkey);
+	initStringInfo(skey);
+	foreach(lc, pk)
+	{
+		const char *c = quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel), lfirst_int(lc) - 1)->attname));
+
+		appendStringInfo(tkey, "%st.%s", tkey->len ? ", " : "", c);
+		appendStringInfo(skey, "%s(s.r).%s", skey->len ? ", " : "", c);
+	}
+	table_close(rel, AccessShareLock);
+	return pk;
 }
 
 /*
@@ -407,56 +488,27 @@ holders_of_keys(RevRun *r, List **out)
 	Oid			xtypes[5] = {OIDOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
 	Datum		v[5];
 	Portal		cur;
-	OwnerSave	os;
 	char	   *relname = EltRelDisplayName(r->target);
 	char	   *key = key_sql(r);
 	MemoryContext cxt = CurrentMemoryContext;
-	Relation	rel;
 	List	   *pk;
 	StringInfoData tcols;
 	StringInfoData scols;
-	ListCell   *lc;
+	ImageBatch	b;
 
 	if (r->images == 0)
 		return;
 	/* without a primary key no row can hold a key the revert puts back */
-	rel = table_open(r->target, AccessShareLock);
-	pk = EltPrimaryKeyColumns(rel);
-	initStringInfo(&tcols);
-	initStringInfo(&scols);
-	foreach(lc, pk)
-	{
-		const char *c = quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel), lfirst_int(lc) - 1)->attname));
-
-		appendStringInfo(&tcols, "%st.%s", tcols.len ? ", " : "", c);
-		appendStringInfo(&scols, "%s(s.r).%s", scols.len ? ", " : "", c);
-	}
-	table_close(rel, AccessShareLock);
+	pk = target_key_columns(r->target, &tcols, &scols);
 	if (pk == NIL)
 		return;
 	cur = images_open(r->run_id);
-	for (;;)
+	while (images_next(cur, &b, cxt))
 	{
 		ArrayBuildState *keys = NULL;
 		ArrayBuildState *xids = NULL;
-		ArrayBuildState *ikeys = NULL;
-		ArrayBuildState *ixids = NULL;
-		uint64		i,
-					n;
+		uint64		i;
 		int			rc;
-
-		n = images_next(cur);
-		if (n == 0)
-			break;
-		for (i = 0; i < n; i++)
-		{
-			bool		isnull;
-
-			keys = accumArrayResult(keys, CStringGetTextDatum(EltSpiGetText(i, "image")), false, TEXTOID, cxt);
-			ikeys = accumArrayResult(ikeys, CStringGetTextDatum(EltSpiGetText(i, "key")), false, TEXTOID, cxt);
-			ixids = accumArrayResult(ixids, Int64GetDatum(EltSpiGetInt64(i, "image_xid", &isnull)), false,
-									 INT8OID, cxt);
-		}
 
 		/* as the transform's owner: the rows holding those keys that are not r's */
 		{
@@ -464,7 +516,7 @@ holders_of_keys(RevRun *r, List **out)
 			Datum		cv[2];
 			EltAsRole	ar;
 
-			cv[0] = makeArrayResult(keys, cxt);
+			cv[0] = b.images;
 			cv[1] = Int64GetDatum(r->xid);
 			target_begin(&ar, r->owner);
 			rc = SPI_execute_with_args(psprintf("SELECT t.xmin::pg_catalog.text::pg_catalog.int8 AS x, %s AS k"
@@ -478,12 +530,7 @@ holders_of_keys(RevRun *r, List **out)
 				elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 		}
 		if (SPI_processed == 0)
-		{
-			if (n < REVERT_BATCH)
-				break;
 			continue;
-		}
-		keys = NULL;
 		for (i = 0; i < SPI_processed; i++)
 		{
 			bool		isnull;
@@ -496,25 +543,21 @@ holders_of_keys(RevRun *r, List **out)
 		 * writer.  A row still as the image has it was never changed by r (a
 		 * BEFORE trigger cancelled the update or delete): not in the way.
 		 */
-		owner_begin(&os);
 		v[0] = ObjectIdGetDatum(r->target);
 		v[1] = makeArrayResult(xids, cxt);
 		v[2] = makeArrayResult(keys, cxt);
-		v[3] = makeArrayResult(ikeys, cxt);
-		v[4] = makeArrayResult(ixids, cxt);
-		rc = SPI_execute_with_args("WITH h AS (SELECT h.x, h.k FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS h(x, k)),"
-								   " w AS (SELECT h.k, coalesce((SELECT rs.owner_xid FROM elt.run_undo_restored rs"
-								   "                             WHERE rs.rel = $1::pg_catalog.regclass AND rs.xid = h.x"
-								   "                               AND rs.key = h.k LIMIT 1), h.x) AS x FROM h),"
-								   " img AS (SELECT m.k, m.x FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5)) AS m(k, x))"
-								   " SELECT w.k, w.x, u.run_id, v.run_id IS NOT NULL AS reverted FROM w"
-								   " LEFT JOIN elt.run_undo u ON u.target = $1::pg_catalog.regclass AND u.xid = w.x"
-								   " LEFT JOIN elt.run_reverts v ON v.run_id = u.run_id"
-								   " WHERE NOT EXISTS (SELECT 1 FROM img WHERE img.k = w.k AND img.x = w.x)",
-								   5, xtypes, v, NULL, false, 0);
-		owner_end(&os);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+		v[3] = b.keys;
+		v[4] = b.xids;
+		(void) as_owner("WITH h AS (SELECT h.x, h.k FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS h(x, k)),"
+						" w AS (SELECT h.k, coalesce((SELECT rs.owner_xid FROM elt.run_undo_restored rs"
+						"                             WHERE rs.rel = $1::pg_catalog.regclass AND rs.xid = h.x"
+						"                               AND rs.key = h.k LIMIT 1), h.x) AS x FROM h),"
+						" img AS (SELECT m.k, m.x FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5)) AS m(k, x))"
+						" SELECT w.k, w.x, u.run_id, v.run_id IS NOT NULL AS reverted FROM w"
+						" LEFT JOIN elt.run_undo u ON u.target = $1::pg_catalog.regclass AND u.xid = w.x"
+						" LEFT JOIN elt.run_reverts v ON v.run_id = u.run_id"
+						" WHERE NOT EXISTS (SELECT 1 FROM img WHERE img.k = w.k AND img.x = w.x)",
+						5, xtypes, v, SPI_OK_SELECT);
 		for (i = 0; i < SPI_processed; i++)
 		{
 			bool		isnull;
@@ -533,8 +576,6 @@ holders_of_keys(RevRun *r, List **out)
 						 errhint("Delete or restore that row by hand, then revert again.")));
 			add_blocker(out, id, "wrote a key it must put back");
 		}
-		if (n < REVERT_BATCH)
-			break;
 	}
 	SPI_cursor_close(cur);
 }
@@ -628,14 +669,21 @@ typedef struct Apply
 	TransactionId xid;			/* of the subtransaction: carried by the rows put back */
 } Apply;
 
-/* "t is a row of r" with the parameters $n ($n: r's xid, $n+1, $n+2: mine_x, mine_k). */
+/* "alias is a row of r" with the parameters $n ($n: r's xid, $n+1, $n+2: mine_x, mine_k). */
+static char *
+mine_pred_of(RevRun *r, const char *alias, int n)
+{
+	return psprintf("(%s.xmin::pg_catalog.text::pg_catalog.int8 = $%d"
+					" OR (%s.xmin::pg_catalog.text::pg_catalog.int8, %s)"
+					"    IN (SELECT * FROM ROWS FROM (pg_catalog.unnest($%d), pg_catalog.unnest($%d))))",
+					alias, n, alias, EltUndoKeySql(r->target, alias), n + 1, n + 2);
+}
+
+/* "t is a row of r". */
 static char *
 mine_pred(RevRun *r, int n)
 {
-	return psprintf("(t.xmin::pg_catalog.text::pg_catalog.int8 = $%d"
-					" OR (t.xmin::pg_catalog.text::pg_catalog.int8, %s)"
-					"    IN (SELECT * FROM ROWS FROM (pg_catalog.unnest($%d), pg_catalog.unnest($%d))))",
-					n, key_sql(r), n + 1, n + 2);
+	return mine_pred_of(r, "t", n);
 }
 
 /* Run one statement on the target as the transform's owner; returns the rows it processed. */
@@ -654,15 +702,17 @@ on_target(RevRun *r, const char *sql, int nargs, Oid *types, Datum *values, int 
 }
 
 /*
- * Put back r's before-images, REVERT_BATCH at a time: a row r updated (or
- * replaced under the same key) is updated back in place, so that foreign
- * keys that reference it see no delete; a row r deleted is inserted again.
- * A row an image stands for that is still there and not r's (a BEFORE
- * trigger cancelled r's change) is left as it is.  Without a primary key,
- * r's rows are deleted first and every image inserted.
+ * Put back r's before-images, REVERT_BATCH at a time.  With in_place, a
+ * row r updated is updated back (foreign keys that reference it see no
+ * delete); otherwise an image whose row is not there is inserted: the row
+ * r deleted (replace), or the row r updated once r's rows are deleted.  A
+ * row an image stands for that is still there and not r's (a BEFORE trigger
+ * cancelled r's change) is left as it is.  Each batch counts what it must
+ * do first, and a trigger or rule that keeps the revert's own write from
+ * happening fails the revert.
  */
 static void
-put_back(Apply *ap, List *pk)
+put_back(Apply *ap, List *pk, bool in_place)
 {
 	RevRun	   *r = ap->r;
 	Portal		cur;
@@ -676,8 +726,11 @@ put_back(Apply *ap, List *pk)
 	StringInfoData skey;
 	bool		override = false;
 	int			a;
-	ListCell   *lc;
 	char	   *insert;
+	char	   *insert_count;
+	char	   *missing;
+	char	   *update_count = NULL;
+	ImageBatch	b;
 	char	   *update = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
 
@@ -690,8 +743,6 @@ put_back(Apply *ap, List *pk)
 	initStringInfo(&vals);
 	initStringInfo(&set_cols);
 	initStringInfo(&set_vals);
-	initStringInfo(&tkey);
-	initStringInfo(&skey);
 	for (a = 0; a < desc->natts; a++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, a);
@@ -709,75 +760,89 @@ put_back(Apply *ap, List *pk)
 		appendStringInfo(&set_cols, "%s%s", set_cols.len ? ", " : "", c);
 		appendStringInfo(&set_vals, "%s(s.r).%s", set_vals.len ? ", " : "", c);
 	}
-	foreach(lc, pk)
-	{
-		const char *c = quote_identifier(NameStr(TupleDescAttr(desc, lfirst_int(lc) - 1)->attname));
-
-		appendStringInfo(&tkey, "%st.%s", tkey.len ? ", " : "", c);
-		appendStringInfo(&skey, "%s(s.r).%s", skey.len ? ", " : "", c);
-	}
 	table_close(rel, AccessShareLock);
+	(void) target_key_columns(r->target, &tkey, &skey);
 	if (pk != NIL)
 	{
 		const char *first = quote_identifier(get_attname(r->target, linitial_int(pk), false));
 
-		update = psprintf("UPDATE %s AS t SET %s FROM (SELECT CAST(i AS %s) AS r FROM pg_catalog.unnest($1) AS i) s"
-						  " WHERE (%s) = (%s) AND %s",
+		char	   *images = psprintf("(SELECT CAST(i AS %s) AS r FROM pg_catalog.unnest($1) AS i) s",
+									  ap->relname);
+
+		update = psprintf("UPDATE %s AS t SET %s FROM %s WHERE (%s) = (%s) AND %s",
 						  ap->relname,
 						  set_cols.len ? psprintf("(%s) = ROW(%s)", set_cols.data, set_vals.data)
 						  : psprintf("%s = t.%s", first, first),
-						  ap->relname, tkey.data, skey.data, mine_pred(r, 2));
-		insert = psprintf("INSERT INTO %s AS t (%s)%s SELECT %s FROM"
-						  " (SELECT CAST(i AS %s) AS r FROM pg_catalog.unnest($1) AS i) s"
-						  " WHERE NOT EXISTS (SELECT 1 FROM %s AS t WHERE (%s) = (%s))",
-						  ap->relname, cols.data, override ? " OVERRIDING SYSTEM VALUE" : "", vals.data,
-						  ap->relname, ap->relname, tkey.data, skey.data);
+						  images, tkey.data, skey.data, mine_pred(r, 2));
+		update_count = psprintf("SELECT pg_catalog.count(*) AS n FROM %s AS t, %s WHERE (%s) = (%s) AND %s",
+								ap->relname, images, tkey.data, skey.data, mine_pred(r, 2));
+		missing = psprintf("FROM %s WHERE NOT EXISTS (SELECT 1 FROM %s AS t WHERE (%s) = (%s))",
+						   images, ap->relname, tkey.data, skey.data);
 	}
 	else
-		insert = psprintf("INSERT INTO %s (%s)%s SELECT %s FROM"
-						  " (SELECT CAST(m.i AS %s) AS r, m.k, m.x"
-						  "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS m(i, k, x)) s"
-						  " WHERE NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.xmin::pg_catalog.text::pg_catalog.int8 = s.x"
-						  "                   AND %s = s.k)",
-						  ap->relname, cols.data, override ? " OVERRIDING SYSTEM VALUE" : "", vals.data,
-						  ap->relname, ap->relname, key_sql(r));
+		missing = psprintf("FROM (SELECT CAST(m.i AS %s) AS r, m.k, m.x"
+						   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS m(i, k, x)) s"
+						   " WHERE NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.xmin::pg_catalog.text::pg_catalog.int8 = s.x"
+						   "                   AND %s = s.k)",
+						   ap->relname, ap->relname, key_sql(r));
+	insert = psprintf("INSERT INTO %s (%s)%s SELECT %s %s",
+					  ap->relname, cols.data, override ? " OVERRIDING SYSTEM VALUE" : "", vals.data, missing);
+	insert_count = psprintf("SELECT pg_catalog.count(*) AS n %s", missing);
 	cur = images_open(r->run_id);
-	for (;;)
+	while (images_next(cur, &b, cxt))
 	{
-		ArrayBuildState *images = NULL;
-		ArrayBuildState *keys = NULL;
-		ArrayBuildState *xids = NULL;
-		uint64		i,
-					n;
 		Oid			itypes[6] = {TEXTARRAYOID, INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
 		Datum		iv[6];
+		int64		want;
+		int64		done;
+		bool		isnull;
 
-		n = images_next(cur);
-		if (n == 0)
-			break;
-		for (i = 0; i < n; i++)
-		{
-			bool		isnull;
-
-			images = accumArrayResult(images, CStringGetTextDatum(EltSpiGetText(i, "image")), false,
-									  TEXTOID, cxt);
-			keys = accumArrayResult(keys, CStringGetTextDatum(EltSpiGetText(i, "key")), false, TEXTOID, cxt);
-			xids = accumArrayResult(xids, Int64GetDatum(EltSpiGetInt64(i, "image_xid", &isnull)), false,
-									INT8OID, cxt);
-		}
-		iv[0] = makeArrayResult(images, cxt);
+		iv[0] = b.images;
 		iv[1] = Int64GetDatum(r->xid);
 		iv[2] = ap->mine_x;
 		iv[3] = ap->mine_k;
-		iv[4] = makeArrayResult(keys, cxt);
-		iv[5] = makeArrayResult(xids, cxt);
-		if (update)
-			ap->updated += on_target(r, update, 4, itypes, iv, SPI_OK_UPDATE);
-		ap->inserted += on_target(r, insert, pk != NIL ? 1 : 6, itypes, iv, SPI_OK_INSERT);
-		if (n < REVERT_BATCH)
-			break;
+		iv[4] = b.keys;
+		iv[5] = b.xids;
+		if (in_place)
+		{
+			on_target(r, update_count, 4, itypes, iv, SPI_OK_SELECT);
+			want = EltSpiGetInt64(0, "n", &isnull);
+			done = (int64) on_target(r, update, 4, itypes, iv, SPI_OK_UPDATE);
+			ap->updated += done;
+		}
+		else
+		{
+			on_target(r, insert_count, pk != NIL ? 1 : 6, itypes, iv, SPI_OK_SELECT);
+			want = EltSpiGetInt64(0, "n", &isnull);
+			done = (int64) on_target(r, insert, pk != NIL ? 1 : 6, itypes, iv, SPI_OK_INSERT);
+			ap->inserted += done;
+		}
+		if (done != want)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("run %lld cannot be reverted: a trigger or rule on %s kept %lld of the rows it replaced from being put back",
+							(long long) r->run_id, ap->relname, (long long) (want - done)),
+					 errdetail("The revert %s them as the transform's owner, and the table's BEFORE triggers or rules skipped them.",
+							   in_place ? "updated" : "inserted"),
+					 errhint("Nothing was reverted. Disable the trigger for the revert (ALTER TABLE … DISABLE TRIGGER) or put the rows back by hand.")));
 	}
 	SPI_cursor_close(cur);
+}
+
+/* Does a foreign key reference the target (or a table it is a partition of)? */
+static bool
+target_referenced(Oid target)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		v[1];
+	bool		isnull;
+
+	v[0] = ObjectIdGetDatum(target);
+	(void) as_owner("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.contype = 'f'"
+					"  AND c.confrelid IN (SELECT $1 UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i"
+					"                      WHERE i.inhrelid = $1)) AS referenced",
+					1, types, v, SPI_OK_SELECT);
+	return EltSpiGetBool(0, "referenced", &isnull);
 }
 
 /*
@@ -793,45 +858,45 @@ check_cascading_keys(Apply *ap)
 	RevRun	   *r = ap->r;
 	Oid			types[1] = {OIDOID};
 	Datum		v[1];
-	int			rc;
 	uint64		i,
 				nkeys;
 	List	   *checks = NIL;
 	List	   *names = NIL;
 	ListCell   *l1,
 			   *l2;
-	OwnerSave	os;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	v[0] = ObjectIdGetDatum(r->target);
-	owner_begin(&os);
-	rc = SPI_execute_with_args("SELECT c.conname::pg_catalog.text AS conname,"
-							   "       c.conrelid::pg_catalog.regclass::pg_catalog.text AS rel,"
-							   "       CASE c.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL'"
-							   "            ELSE 'SET DEFAULT' END AS action,"
-							   "       (SELECT pg_catalog.string_agg(pg_catalog.format('c.%I', a.attname), ', ' ORDER BY k.n)"
-							   "        FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(attnum, n)"
-							   "        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) AS fk,"
-							   "       (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.n)"
-							   "        FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(attnum, n)"
-							   "        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum) AS pk"
-							   " FROM pg_catalog.pg_constraint c"
-							   " WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd') AND c.conparentid = 0"
-							   "   AND c.confrelid IN (SELECT $1 UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i"
-							   "                       WHERE i.inhrelid = $1)"
-							   " ORDER BY 1",
-							   1, types, v, NULL, false, 0);
-	owner_end(&os);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	(void) as_owner("SELECT c.conname::pg_catalog.text AS conname,"
+					"       c.conrelid::pg_catalog.regclass::pg_catalog.text AS rel,"
+					"       c.conrelid IN (SELECT $1 UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i"
+					"                      WHERE i.inhrelid = $1) AS self,"
+					"       CASE c.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL'"
+					"            ELSE 'SET DEFAULT' END AS action,"
+					"       (SELECT pg_catalog.string_agg(pg_catalog.format('c.%I', a.attname), ', ' ORDER BY k.n)"
+					"        FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(attnum, n)"
+					"        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) AS fk,"
+					"       (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.n)"
+					"        FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(attnum, n)"
+					"        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum) AS pk"
+					" FROM pg_catalog.pg_constraint c"
+					" WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd') AND c.conparentid = 0"
+					"   AND c.confrelid IN (SELECT $1 UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i"
+					"                       WHERE i.inhrelid = $1)"
+					" ORDER BY 1",
+					1, types, v, SPI_OK_SELECT);
 	nkeys = SPI_processed;
 	for (i = 0; i < nkeys; i++)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
+		bool		isnull;
 
-		checks = lappend(checks, psprintf("SELECT EXISTS (SELECT 1 FROM %s AS t JOIN %s AS c ON (%s) = (%s) WHERE %s) AS hit",
+		/* a row of r that references another is deleted with it: not in the way */
+		checks = lappend(checks, psprintf("SELECT EXISTS (SELECT 1 FROM %s AS t JOIN %s AS c ON (%s) = (%s) WHERE %s%s) AS hit",
 										  ap->relname, EltSpiGetText(i, "rel"), EltSpiGetText(i, "pk"),
-										  EltSpiGetText(i, "fk"), mine_pred(r, 1)));
+										  EltSpiGetText(i, "fk"), mine_pred(r, 1),
+										  EltSpiGetBool(i, "self", &isnull)
+										  ? psprintf(" AND NOT %s", mine_pred_of(r, "c", 1)) : ""));
 		names = lappend(names, psprintf("Foreign key \"%s\" of %s references it ON DELETE %s.",
 										EltSpiGetText(i, "conname"), EltSpiGetText(i, "rel"),
 										EltSpiGetText(i, "action")));
@@ -846,12 +911,8 @@ check_cascading_keys(Apply *ap)
 		pv[0] = Int64GetDatum(r->xid);
 		pv[1] = ap->mine_x;
 		pv[2] = ap->mine_k;
-		owner_begin(&os);
 		/* not read-only: it must see the rows put back in place just now */
-		rc = SPI_execute_with_args((char *) lfirst(l1), 3, ptypes, pv, NULL, false, 0);
-		owner_end(&os);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+		(void) as_owner((char *) lfirst(l1), 3, ptypes, pv, SPI_OK_SELECT);
 		if (EltSpiGetBool(0, "hit", &isnull))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -903,22 +964,20 @@ apply_revert(void *arg)
 				 errdetail("They were changed or deleted since by writes that are not transform runs (UPDATE, DELETE, TRUNCATE, or a rewrite such as pg_repack that gives rows new transaction ids)."),
 				 errhint("Nothing was reverted. Put those rows back as the run wrote them, or correct the table by hand.")));
 
+	/*
+	 * A merge run's updated rows, in a table that foreign keys reference,
+	 * are updated back in place: deleting them would fire the keys' ON
+	 * DELETE actions.  Everywhere else r's rows are deleted first, so that
+	 * the rows put back meet no unique value of theirs.
+	 */
 	delete_sql = psprintf("DELETE FROM %s AS t WHERE %s", ap->relname, mine_pred(r, 1));
-	if (pk == NIL)
-	{
-		if (mine > 0)
-			check_cascading_keys(ap);
-		ap->removed = on_target(r, delete_sql, 3, types, v, SPI_OK_DELETE);
-		put_back(ap, pk);
-	}
-	else
-	{
-		put_back(ap, pk);
-		/* what is left of r's rows, it added */
-		if (mine > ap->updated)
-			check_cascading_keys(ap);
-		ap->removed = on_target(r, delete_sql, 3, types, v, SPI_OK_DELETE);
-	}
+	if (pk != NIL && strcmp(r->mode, "merge") == 0 && target_referenced(r->target))
+		put_back(ap, pk, true);
+	/* what is left of r's rows, it added (or all of them) */
+	if (mine > ap->updated)
+		check_cascading_keys(ap);
+	ap->removed = on_target(r, delete_sql, 3, types, v, SPI_OK_DELETE);
+	put_back(ap, pk, false);
 	if (ap->removed + ap->updated != r->rows_written)
 		elog(ERROR, "revert of run %lld: %lld rows deleted and %lld updated, of %lld it wrote",
 			 (long long) r->run_id, (long long) ap->removed, (long long) ap->updated,

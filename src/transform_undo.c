@@ -162,28 +162,16 @@ PG_FUNCTION_INFO_V1(elt_undo_pending);
 Datum
 elt_undo_pending(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	UndoCapture *u = undo;
+	Tuplestorestate *none = NULL;
 
 	if (!undo_pending_open)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("elt._undo_pending() is used only by elt.transform_run()")));
-	if (u == NULL || u->store == NULL)
-	{
-		InitMaterializedSRF(fcinfo, 0);
-		return (Datum) 0;
-	}
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = u->store;
-	rsinfo->setDesc = CreateTupleDescCopy(u->desc);
-	u->store = NULL;
-	return (Datum) 0;
+	if (u == NULL)
+		return EltReturnStoreOnce(fcinfo, &none, NULL);
+	return EltReturnStoreOnce(fcinfo, &u->store, u->desc);
 }
 
 /*

@@ -3,7 +3,8 @@
  *
  * Owns: SHA-256 through OpenSSL; the canonical serialization behind every
  * hash the extension stores; the "catalog write" context in which an engine
- * writes the elt catalog on behalf of the calling role; SPI conveniences.
+ * writes the elt catalog on behalf of the calling role; SPI conveniences;
+ * a tuplestore handed once to the executor (EltReturnStoreOnce).
  *
  * Transaction rules: EltCatalogWriteBegin and EltCatalogWriteEnd pair up in
  * one (sub)transaction.  Between them the user id is the extension owner's,
@@ -26,6 +27,7 @@
 #include "catalog/pg_type.h"
 #include "catalog/pg_namespace.h"
 #include "commands/extension.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/value.h"
 #include "storage/proc.h"
@@ -40,6 +42,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "util.h"
 
@@ -680,4 +683,31 @@ EltCmpInt64(const void *a, const void *b)
 	int64		y = *(const int64 *) b;
 
 	return (x > y) - (x < y);
+}
+
+/*
+ * Return *store as the result of a set-returning function, once: the
+ * executor takes it over (and frees it), and *store is left NULL.  An
+ * empty result when there is none.
+ */
+Datum
+EltReturnStoreOnce(FunctionCallInfo fcinfo, Tuplestorestate **store, TupleDesc desc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	if (*store == NULL)
+	{
+		InitMaterializedSRF(fcinfo, 0);
+		return (Datum) 0;
+	}
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = *store;
+	rsinfo->setDesc = CreateTupleDescCopy(desc);
+	*store = NULL;
+	return (Datum) 0;
 }

@@ -95,6 +95,7 @@ extern int64 EltSpiGetInt64(int row, const char *column, bool *isnull);
 extern bool EltSpiGetBool(int row, const char *column, bool *isnull);
 extern Datum EltSpiGetDatum(int row, const char *column, bool *isnull);
 extern List *EltSpiAppendOids(List *list);
+extern Datum EltReturnStoreOnce(FunctionCallInfo fcinfo, Tuplestorestate **store, TupleDesc desc);
 
 
 /* util_sql.c: SQL text normalized for a code hash */

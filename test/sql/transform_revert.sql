@@ -321,6 +321,83 @@ SELECT * FROM elt.run_revert(:f1, 'x');
 RESET ROLE;
 DROP ROLE rv_former;
 
+-- 8. cases found by the second attack
+-- a BEFORE trigger that skips the revert's own update or insert: refused, nothing changed
+CREATE TABLE rv.s8 (id int PRIMARY KEY, v text, ver int);
+INSERT INTO rv.s8 VALUES (1, 'old', 1), (2, 'old', 1);
+CREATE TABLE rv.t8 (id int PRIMARY KEY, v text, ver int);
+INSERT INTO rv.t8 VALUES (1, 'old', 1), (2, 'old', 1);
+CREATE TABLE rv.t8_child (id int PRIMARY KEY, t8 int REFERENCES rv.t8);
+CREATE FUNCTION rv.no_stale() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN IF NEW.ver < OLD.ver THEN RETURN NULL; END IF; RETURN NEW; END$$;
+CREATE TRIGGER no_stale BEFORE UPDATE ON rv.t8 FOR EACH ROW EXECUTE FUNCTION rv.no_stale();
+SELECT elt.transform_create('rv_t8', 'rv.t8', 'SELECT id, v, ver FROM rv.s8', 'merge') > 0 AS created;
+UPDATE rv.s8 SET v = 'new', ver = 2 WHERE id = 1;
+SELECT elt.transform_run('rv_t8') AS t8 \gset
+SELECT * FROM elt.run_revert(:t8, 'x');
+SELECT id, v, ver FROM rv.t8 ORDER BY id;
+CREATE TABLE rv.t9 (id int PRIMARY KEY, v text, legacy bool DEFAULT false);
+INSERT INTO rv.t9 VALUES (1, 'o', false), (2, 'legacy row', true);
+CREATE FUNCTION rv.no_legacy() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN IF NEW.legacy THEN RETURN NULL; END IF; RETURN NEW; END$$;
+CREATE TRIGGER no_legacy BEFORE INSERT ON rv.t9 FOR EACH ROW EXECUTE FUNCTION rv.no_legacy();
+SELECT elt.transform_create('rv_t9', 'rv.t9', 'SELECT id, v FROM rv.one', 'replace') > 0 AS created;
+SELECT elt.transform_run('rv_t9') AS t9 \gset
+SELECT * FROM elt.run_revert(:t9, 'x');
+SELECT count(*) AS rows FROM rv.t9;
+-- unique values other than the key: a dimension with an identity key and a
+-- unique code, replaced; two rows swapping a unique position; a merge that
+-- moved a unique value to a new row
+CREATE TABLE rv.codes (code text PRIMARY KEY, name text);
+INSERT INTO rv.codes VALUES ('a', 'A2'), ('b', 'B2');
+CREATE TABLE rv.dim (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, code text UNIQUE NOT NULL, name text);
+INSERT INTO rv.dim (code, name) VALUES ('a', 'A1'), ('b', 'B1');
+CREATE TABLE rv.dim_before AS TABLE rv.dim;
+SELECT elt.transform_create('rv_dim', 'rv.dim', 'SELECT code, name FROM rv.codes', 'replace') > 0 AS created;
+SELECT elt.transform_run('rv_dim') AS d1 \gset
+SELECT rows_removed, rows_restored FROM elt.run_revert(:d1, 'x');
+SELECT rv.differs('rv.dim', 'rv.dim_before') AS differences;
+CREATE TABLE rv.pos_src (id int PRIMARY KEY, pos int);
+INSERT INTO rv.pos_src VALUES (1, 7), (3, 1);
+CREATE TABLE rv.pos (id int PRIMARY KEY, pos int UNIQUE);
+INSERT INTO rv.pos VALUES (1, 1);
+CREATE TABLE rv.pos_before AS TABLE rv.pos;
+SELECT elt.transform_create('rv_pos', 'rv.pos', 'SELECT id, pos FROM rv.pos_src', 'merge') > 0 AS created;
+SELECT elt.transform_run('rv_pos') AS p1 \gset
+SELECT rows_removed, rows_restored FROM elt.run_revert(:p1, 'x');
+SELECT rv.differs('rv.pos', 'rv.pos_before') AS differences;
+-- replace: an identity column that is not the key comes back as it was
+CREATE TABLE rv.seq (code text PRIMARY KEY, id int GENERATED ALWAYS AS IDENTITY, name text);
+INSERT INTO rv.seq (code, name) VALUES ('a', 'A1');
+CREATE TABLE rv.seq_before AS TABLE rv.seq;
+SELECT elt.transform_create('rv_seq', 'rv.seq', 'SELECT ''a'' AS code, ''A2'' AS name', 'replace') > 0 AS created;
+SELECT elt.transform_run('rv_seq') AS q1 \gset
+SELECT rows_removed, rows_restored FROM elt.run_revert(:q1, 'x');
+SELECT rv.differs('rv.seq', 'rv.seq_before') AS differences;
+-- a self-referencing target: rows the run added that reference each other go together
+CREATE TABLE rv.tree (id int PRIMARY KEY, parent int REFERENCES rv.tree ON DELETE CASCADE, name text);
+INSERT INTO rv.tree VALUES (1, NULL, 'root');
+CREATE TABLE rv.tree_src (id int PRIMARY KEY, parent int, name text);
+INSERT INTO rv.tree_src VALUES (10, 1, 'x'), (11, 10, 'y');
+SELECT elt.transform_create('rv_tree', 'rv.tree', 'SELECT id, parent, name FROM rv.tree_src', 'append') > 0 AS created;
+SELECT elt.transform_run('rv_tree') AS tr \gset
+SELECT rows_removed, rows_restored FROM elt.run_revert(:tr, 'x');
+SELECT count(*) AS rows FROM rv.tree;
+-- a later run that read the target through a view, or read it emptied, depends on the run
+CREATE TABLE rv.stage (id int PRIMARY KEY, v int);
+INSERT INTO rv.stage VALUES (1, 10), (2, 20);
+CREATE VIEW rv.stage_v AS SELECT * FROM rv.stage;
+CREATE TABLE rv.mart (k int PRIMARY KEY, n bigint);
+CREATE TABLE rv.empty_src (id int PRIMARY KEY, v int);
+SELECT elt.transform_create('rv_stage', 'rv.stage', 'SELECT id, v FROM rv.empty_src', 'replace') > 0 AS created;
+SELECT elt.transform_create('rv_mart', 'rv.mart', 'SELECT 1 AS k, count(*) AS n FROM rv.stage_v', 'merge',
+                            '{"lineage": "table"}') > 0 AS created;
+SELECT elt.transform_run('rv_stage') AS st \gset
+SELECT elt.transform_run('rv_mart') AS mt \gset
+SELECT run_id = :mt AS is_mart_run, depth, via FROM elt.run_dependents(:st);
+SELECT count(*) AS reverted FROM elt.run_revert(:st, 'x', cascade => true);
+SELECT count(*) AS stage_rows, (SELECT count(*) FROM rv.mart) AS mart_rows FROM rv.stage;
+
 -- internal functions refuse to be called outside a run
 SELECT elt._undo_image(1, '1'::xid, 'k', ROW(1));
 SELECT * FROM elt._undo_pending();
