@@ -120,21 +120,6 @@ owner_end(OwnerSave *s)
 	SetUserIdAndSecContext(s->userid, s->sec);
 }
 
-/* Run one catalog query as the extension's owner; returns the rows it processed. */
-static uint64
-as_owner(const char *sql, int nargs, Oid *types, Datum *values, int expect)
-{
-	OwnerSave	os;
-	int			rc;
-
-	owner_begin(&os);
-	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-	owner_end(&os);
-	if (rc != expect)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-	return SPI_processed;
-}
-
 /* Statements on a run's target: as the transform's owner, like the run. */
 static void
 target_begin(EltAsRole *ar, const char *owner)
@@ -143,6 +128,33 @@ target_begin(EltAsRole *ar, const char *owner)
 
 	EltAsRoleBegin(ar, role, "pg_catalog, pg_temp", role != GetUserId());
 }
+
+/*
+ * Run one statement through SPI, checking its result: as the transform's
+ * owner when r is given (a statement on its target), else as the
+ * extension's owner (the catalog).  Returns the rows it processed.
+ */
+static uint64
+exec_as(RevRun *r, const char *sql, int nargs, Oid *types, Datum *values, int expect)
+{
+	EltAsRole	ar;
+	OwnerSave	os;
+	int			rc;
+
+	if (r != NULL)
+		target_begin(&ar, r->owner);
+	else
+		owner_begin(&os);
+	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	if (r != NULL)
+		EltAsRoleEnd(&ar);
+	else
+		owner_end(&os);
+	if (rc != expect)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
 
 static bool
 done_has(List *done, int64 run_id)
@@ -335,6 +347,14 @@ dependents_of(RevRun *r, List **out, List **via)
 			   "   SELECT DISTINCT coalesce(e.key::pg_catalog.text, e.key_text) AS k"
 			   "   FROM elt.lineage_chunks x, LATERAL elt._lineage_chunk_entries(x.data) e"
 			   "   WHERE x.run_id = $1 AND x.rel = $2::pg_catalog.regclass AND x.dir = 't'),"
+			   /* the target and the views that read it, at any depth */
+			   " via AS (WITH RECURSIVE v(rel) AS ("
+			   "           SELECT $2::pg_catalog.oid"
+			   "           UNION SELECT w.ev_class FROM v"
+			   "           JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+			   "            AND d.refobjid = v.rel AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+			   "           JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid AND w.ev_class <> v.rel)"
+			   "         SELECT pg_catalog.array_agg(v.rel) AS rels FROM v),"
 			   " readers AS ("
 			   "   SELECT t.run_id, t.lineage = 'row' AND $3 AND EXISTS (SELECT 1 FROM mine)"
 			   "          AND EXISTS (SELECT 1 FROM elt.lineage_chunks y WHERE y.run_id = t.run_id) AS by_rows"
@@ -342,14 +362,7 @@ dependents_of(RevRun *r, List **out, List **via)
 			   "   JOIN elt.transform_code c ON c.transform_id = t.transform_id AND c.version = t.version"
 			   "   WHERE t.run_id > $1 AND t.status = 'succeeded' AND t.rows_written > 0"
 			   /* it reads the target, itself or through views */
-			   "     AND $2::pg_catalog.oid IN (WITH RECURSIVE b(rel) AS ("
-			   "           SELECT s::pg_catalog.oid FROM pg_catalog.unnest(c.sources) s"
-			   "           UNION SELECT d.refobjid FROM b"
-			   "           JOIN pg_catalog.pg_rewrite w ON w.ev_class = b.rel"
-			   "           JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
-			   "            AND d.objid = w.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-			   "            AND d.refobjid <> w.ev_class)"
-			   "         SELECT b.rel FROM b)"
+			   "     AND c.sources::pg_catalog.oid[] OPERATOR(pg_catalog.&&) (SELECT via.rels FROM via)"
 			   "     AND NOT EXISTS (SELECT 1 FROM elt.run_reverts v WHERE v.run_id = t.run_id))"
 			   " SELECT d.run_id, CASE WHEN d.by_rows THEN 'rows' ELSE 'table' END AS via FROM readers d"
 			   " WHERE NOT d.by_rows OR EXISTS ("
@@ -548,7 +561,7 @@ holders_of_keys(RevRun *r, List **out)
 		v[2] = makeArrayResult(keys, cxt);
 		v[3] = b.keys;
 		v[4] = b.xids;
-		(void) as_owner("WITH h AS (SELECT h.x, h.k FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS h(x, k)),"
+		(void) exec_as(NULL, "WITH h AS (SELECT h.x, h.k FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS h(x, k)),"
 						" w AS (SELECT h.k, coalesce((SELECT rs.owner_xid FROM elt.run_undo_restored rs"
 						"                             WHERE rs.rel = $1::pg_catalog.regclass AND rs.xid = h.x"
 						"                               AND rs.key = h.k LIMIT 1), h.x) AS x FROM h),"
@@ -686,20 +699,6 @@ mine_pred(RevRun *r, int n)
 	return mine_pred_of(r, "t", n);
 }
 
-/* Run one statement on the target as the transform's owner; returns the rows it processed. */
-static uint64
-on_target(RevRun *r, const char *sql, int nargs, Oid *types, Datum *values, int expect)
-{
-	EltAsRole	ar;
-	int			rc;
-
-	target_begin(&ar, r->owner);
-	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-	EltAsRoleEnd(&ar);
-	if (rc != expect)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-	return SPI_processed;
-}
 
 /*
  * Put back r's before-images, REVERT_BATCH at a time.  With in_place, a
@@ -805,16 +804,16 @@ put_back(Apply *ap, List *pk, bool in_place)
 		iv[5] = b.xids;
 		if (in_place)
 		{
-			on_target(r, update_count, 4, itypes, iv, SPI_OK_SELECT);
+			exec_as(r, update_count, 4, itypes, iv, SPI_OK_SELECT);
 			want = EltSpiGetInt64(0, "n", &isnull);
-			done = (int64) on_target(r, update, 4, itypes, iv, SPI_OK_UPDATE);
+			done = (int64) exec_as(r, update, 4, itypes, iv, SPI_OK_UPDATE);
 			ap->updated += done;
 		}
 		else
 		{
-			on_target(r, insert_count, pk != NIL ? 1 : 6, itypes, iv, SPI_OK_SELECT);
+			exec_as(r, insert_count, pk != NIL ? 1 : 6, itypes, iv, SPI_OK_SELECT);
 			want = EltSpiGetInt64(0, "n", &isnull);
-			done = (int64) on_target(r, insert, pk != NIL ? 1 : 6, itypes, iv, SPI_OK_INSERT);
+			done = (int64) exec_as(r, insert, pk != NIL ? 1 : 6, itypes, iv, SPI_OK_INSERT);
 			ap->inserted += done;
 		}
 		if (done != want)
@@ -838,7 +837,7 @@ target_referenced(Oid target)
 	bool		isnull;
 
 	v[0] = ObjectIdGetDatum(target);
-	(void) as_owner("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.contype = 'f'"
+	(void) exec_as(NULL, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.contype = 'f'"
 					"  AND c.confrelid IN (SELECT $1 UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i"
 					"                      WHERE i.inhrelid = $1)) AS referenced",
 					1, types, v, SPI_OK_SELECT);
@@ -867,7 +866,7 @@ check_cascading_keys(Apply *ap)
 	MemoryContext cxt = CurrentMemoryContext;
 
 	v[0] = ObjectIdGetDatum(r->target);
-	(void) as_owner("SELECT c.conname::pg_catalog.text AS conname,"
+	(void) exec_as(NULL, "SELECT c.conname::pg_catalog.text AS conname,"
 					"       c.conrelid::pg_catalog.regclass::pg_catalog.text AS rel,"
 					"       c.conrelid IN (SELECT $1 UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i"
 					"                      WHERE i.inhrelid = $1) AS self,"
@@ -912,7 +911,7 @@ check_cascading_keys(Apply *ap)
 		pv[1] = ap->mine_x;
 		pv[2] = ap->mine_k;
 		/* not read-only: it must see the rows put back in place just now */
-		(void) as_owner((char *) lfirst(l1), 3, ptypes, pv, SPI_OK_SELECT);
+		(void) exec_as(NULL, (char *) lfirst(l1), 3, ptypes, pv, SPI_OK_SELECT);
 		if (EltSpiGetBool(0, "hit", &isnull))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -949,7 +948,7 @@ apply_revert(void *arg)
 
 	/* r's rows are all there, as it wrote them */
 	count_sql = psprintf("SELECT pg_catalog.count(*) AS n FROM %s AS t WHERE %s", ap->relname, mine_pred(r, 1));
-	on_target(r, count_sql, 3, types, v, SPI_OK_SELECT);
+	exec_as(r, count_sql, 3, types, v, SPI_OK_SELECT);
 	{
 		bool		isnull;
 
@@ -976,7 +975,7 @@ apply_revert(void *arg)
 	/* what is left of r's rows, it added (or all of them) */
 	if (mine > ap->updated)
 		check_cascading_keys(ap);
-	ap->removed = on_target(r, delete_sql, 3, types, v, SPI_OK_DELETE);
+	ap->removed = exec_as(r, delete_sql, 3, types, v, SPI_OK_DELETE);
 	put_back(ap, pk, false);
 	if (ap->removed + ap->updated != r->rows_written)
 		elog(ERROR, "revert of run %lld: %lld rows deleted and %lld updated, of %lld it wrote",
