@@ -281,3 +281,10 @@ CREATE FUNCTION elt._undo_pending()
     RETURNS TABLE (key text, image text, image_xid bigint)
     LANGUAGE c AS 'MODULE_PATHNAME', 'elt_undo_pending';
 REVOKE EXECUTE ON FUNCTION elt._undo_pending() FROM PUBLIC;
+
+-- Row lineage lookups read a key's chunks newest run first and stop at
+-- the run that last wrote it: the lookup index orders a bucket's chunks
+-- by run.  Chunks are written in format 2 from now on (no byte length
+-- before each list); the format 1 chunks already stored are still read.
+DROP INDEX elt.lineage_chunks_lookup_idx;
+CREATE INDEX lineage_chunks_lookup_idx ON elt.lineage_chunks (rel, dir, bucket, run_id);

@@ -1595,7 +1595,7 @@ CREATE TABLE elt.lineage_chunks (
     entries   integer NOT NULL,
     data      bytea NOT NULL
 ) WITH (toast_tuple_target = 8160);
-CREATE INDEX lineage_chunks_lookup_idx ON elt.lineage_chunks (rel, dir, bucket);
+CREATE INDEX lineage_chunks_lookup_idx ON elt.lineage_chunks (rel, dir, bucket, run_id);
 CREATE INDEX lineage_chunks_run_idx ON elt.lineage_chunks (run_id);
 
 -- The bucket sizes (bits) in use for a relation and direction: a lookup

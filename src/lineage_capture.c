@@ -422,7 +422,7 @@ cap_encode_row(Capture *c, CapRel *r, uint32 thash, int64 tkey)
 		EltChunkPutIntList(list, r->ints, r->n);
 	tk = c->pack ? &c->keypack : &c->keybuf;
 	s = &r->tpart[thash >> (32 - PART_BITS)];
-	/* hash, length, three varints, the key's and the list's bytes */
+	/* hash, length, two varints, the key's and the list's bytes */
 	p = part_reserve(c, s, 2 * sizeof(uint32) + 3 * 10 + tk->len + list->len);
 	memcpy(p, &thash, sizeof(thash));
 	lenp = p + sizeof(uint32);
@@ -438,7 +438,6 @@ cap_encode_row(Capture *c, CapRel *r, uint32 thash, int64 tkey)
 		}
 		else
 			p = EltWriteVarint(p, zigzag(tkey));
-		p = EltWriteVarint(p, (uint64) list->len);
 		p = EltWriteVarint(p, r->n);
 		memcpy(p, list->data, list->len);
 		p += list->len;
@@ -893,7 +892,6 @@ flush_source(Capture *c, int k)
 					tk[x - i] = recs[x].t;
 				EltChunkPutIntList(list, tk, cnt);
 			}
-			put_varint(&o.buf, (uint64) list->len);
 			put_varint(&o.buf, cnt);
 			appendBinaryStringInfo(&o.buf, list->data, list->len);
 			o.entries++;

@@ -2,12 +2,13 @@
  * lineage_chunk.c — the encoding of a chunk of elt.lineage_chunks: how
  * keys and lists of keys are written and read back, and packed target keys.
  *
- * Encoding of a chunk (format 1): a format byte, a flags byte (1: entry
+ * Encoding of a chunk (format 2): a format byte, a flags byte (1: entry
  * keys are text, 2: listed keys are text, 4: listed keys are packed target
  * keys, 8: entry keys are packed target keys), with 4 or 8 the layout of
  * packed keys (a byte for the number of columns, a byte per column for its
- * kind), then per entry: the key, the byte length of its list, the list's
- * count, the list.  Integers are zigzag varints; a list of integers is
+ * kind), then per entry: the key, the list's count, the list.  Format 1
+ * (0.4.0 to 0.8.0) also has the list's byte length before its count; it
+ * is still read, so a store kept across upgrades needs no rewrite.  Integers are zigzag varints; a list of integers is
  * sorted, stored as its first value and the gaps; a text is its length as
  * a varint and its bytes; a packed key is a text whose bytes are, per
  * column, a zigzag varint (integers, dates) or a text (canonical text of
@@ -356,8 +357,9 @@ EltChunkHeader(Reader *r, bytea *data, bool *key_text, bool *list_text)
 {
 	r->p = (const unsigned char *) VARDATA_ANY(data);
 	r->end = r->p + VARSIZE_ANY_EXHDR(data);
-	if (r->end - r->p < 2 || r->p[0] != CHUNK_FORMAT)
+	if (r->end - r->p < 2 || (r->p[0] != CHUNK_FORMAT && r->p[0] != 1))
 		EltChunkCorrupt();
+	r->list_len = (r->p[0] == 1);
 	*key_text = (r->p[1] & FLAG_KEY_TEXT) != 0;
 	*list_text = (r->p[1] & FLAG_LIST_TEXT) != 0;
 	r->ncols = 0;

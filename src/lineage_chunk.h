@@ -14,7 +14,7 @@
 #include "lineage_keys.h"
 #include "util.h"
 
-#define CHUNK_FORMAT 1
+#define CHUNK_FORMAT 2			/* written; format 1 (lists with their byte length) is read too */
 #define CHUNK_BYTES 2048		/* at most this much encoded lineage per chunk, on average */
 #define CHUNK_MAX_BITS 20
 
@@ -100,6 +100,7 @@ typedef struct Reader
 	const unsigned char *kinds;
 	bool		key_packed;
 	bool		list_packed;
+	bool		list_len;		/* format 1: each list follows its byte length */
 } Reader;
 
 pg_noreturn extern void EltChunkCorrupt(void);
@@ -135,6 +136,64 @@ get_text(Reader *r, int *len)
 	r->p += n;
 	*len = (int) n;
 	return s;
+}
+
+/*
+ * The list of the entry whose key r has just read: returns its count, sets
+ * *lr to a reader over the list's bytes and leaves r at the next entry.
+ * Format 1 gives each list's byte length; format 2 does not (a byte per
+ * entry saved), and the list is stepped over key by key.
+ */
+static inline uint64
+get_list(Reader *r, bool list_text, Reader *lr)
+{
+	uint64		count;
+
+	if (r->list_len)
+	{
+		uint64		len = get_varint(r);
+
+		count = get_varint(r);
+		if (len > (uint64) (r->end - r->p))
+			EltChunkCorrupt();
+		*lr = *r;
+		lr->end = r->p + len;
+		r->p += len;
+		return count;
+	}
+	count = get_varint(r);
+	/* every key takes a byte at least */
+	if (count > (uint64) (r->end - r->p))
+		EltChunkCorrupt();
+	*lr = *r;
+	if (list_text)
+	{
+		uint64		i;
+
+		for (i = 0; i < count; i++)
+		{
+			int			len;
+
+			(void) get_text(r, &len);
+		}
+	}
+	else
+	{
+		const unsigned char *p = r->p;
+		uint64		left = count;
+
+		/* a varint ends at its first byte without the high bit */
+		while (left > 0)
+		{
+			if (p >= r->end)
+				EltChunkCorrupt();
+			if ((*p++ & 0x80) == 0)
+				left--;
+		}
+		r->p = p;
+	}
+	lr->end = r->p;
+	return count;
 }
 
 /* lineage_chunk.c */

@@ -83,8 +83,7 @@ elt_lineage_chunk_entries(PG_FUNCTION_ARGS)
 	{
 		Datum		values[4];
 		bool		nulls[4] = {true, true, true, true};
-		uint64		len,
-					count,
+		uint64		count,
 					i;
 		Reader		lr;
 		int64	   *ints = NULL;
@@ -114,13 +113,7 @@ elt_lineage_chunk_entries(PG_FUNCTION_ARGS)
 			values[0] = Int64GetDatum(unzigzag(get_varint(&r)));
 			nulls[0] = false;
 		}
-		len = get_varint(&r);
-		count = get_varint(&r);
-		if (len > (uint64) (r.end - r.p))
-			EltChunkCorrupt();
-		lr = r;
-		lr.end = r.p + len;
-		r.p += len;
+		count = get_list(&r, list_text, &lr);
 		EltChunkDecodeList(&lr, list_text, count, &ints, &texts);
 		elems = palloc(sizeof(Datum) * Max(count, 1));
 		for (i = 0; i < count; i++)
@@ -256,11 +249,35 @@ packed_want_layout(PackedWant *pw, const Reader *r, int n, const bool *is_int, c
 	qsort(pw->byhash, pw->nbyhash, sizeof(WantKey), cmp_want);
 }
 
-/* Call fn for each wanted key equal to the packed entry key ks. */
-static void
-packed_want_match(PackedWant *pw, const char *ks, int klen, HitFn fn, void *arg, int64 run_id,
-				  Oid other, bool list_text, uint64 count, const Reader *list)
+/* What scan_chunk() needs to know of a lookup. */
+typedef struct ChunkScan
 {
+	int			n;
+	WantKey    *want;			/* the wanted keys by hash */
+	const bool *is_int;
+	const int64 *ivals;
+	char	   *const *tvals;
+	int		   *wlen;
+	PackedWant	packed;
+	int64	   *found;			/* per key, the latest run found; NULL if not kept */
+	HitFn		fn;
+	void	   *arg;
+} ChunkScan;
+
+static inline void
+scan_hit(ChunkScan *sc, int x, int64 run_id, Oid other, bool list_text, uint64 count, Reader *list)
+{
+	if (sc->found && run_id > sc->found[x])
+		sc->found[x] = run_id;
+	sc->fn(sc->arg, x, run_id, other, list_text, count, list);
+}
+
+/* scan_hit() for each wanted key equal to the packed entry key ks. */
+static void
+packed_want_match(ChunkScan *sc, const char *ks, int klen, int64 run_id, Oid other, bool list_text,
+				  uint64 count, const Reader *list)
+{
+	PackedWant *pw = &sc->packed;
 	uint32		h = hash_text_key(ks, klen);
 	int			lo = 0,
 				hi = pw->nbyhash;
@@ -280,31 +297,184 @@ packed_want_match(PackedWant *pw, const char *ks, int klen, HitFn fn, void *arg,
 		Reader		copy = *list;
 
 		if (pw->len[x] == klen && memcmp(pw->keys[x], ks, klen) == 0)
-			fn(arg, x, run_id, other, list_text, count, &copy);
+			scan_hit(sc, x, run_id, other, list_text, count, &copy);
 	}
 }
 
+
+/* The range [*first, *last) of want[] whose keys fall in bucket. */
 static void
-scan_chunks(Oid rel, char dir, int n, const bool *is_int, const int64 *ivals,
+bucket_range(const ChunkScan *sc, uint64 bucket, int *first, int *last)
+{
+	int			bbits = (int) (bucket >> 32);
+	uint32		prefix = (uint32) bucket;
+	int			lo = 0,
+				hi = sc->n;
+
+	*first = 0;
+	*last = sc->n;
+	if (bbits == 0)
+		return;
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if ((sc->want[mid].hash >> (32 - bbits)) < prefix)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*first = lo;
+	hi = sc->n;
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if ((sc->want[mid].hash >> (32 - bbits)) <= prefix)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*last = lo;
+}
+
+/* The entries of one chunk whose key is wanted, each given to scan_hit(). */
+static void
+scan_chunk(ChunkScan *sc, int64 run_id, Oid other, uint64 bucket, bytea *data)
+{
+	int			first,
+				last;
+	bool		by_hash;
+	Reader		r;
+	bool		key_text,
+				list_text;
+
+	/* the wanted keys in this chunk's bucket: a range of want[] */
+	bucket_range(sc, bucket, &first, &last);
+	if (first == last)
+		return;
+	/* few keys: compare each entry with them; many: look each entry up by hash */
+	by_hash = (last - first > 4);
+
+	EltChunkHeader(&r, data, &key_text, &list_text);
+	if (r.key_packed)
+		packed_want_layout(&sc->packed, &r, sc->n, sc->is_int, sc->tvals);
+	while (r.p < r.end)
+	{
+		bool		kint = !key_text;
+		int64		kv = 0;
+		const char *ks = NULL;
+		int			klen = 0;
+		uint64		count;
+		Reader		lr;
+		int			lo;
+		uint32		h = 0;
+
+		if (key_text)
+			ks = get_text(&r, &klen);
+		else
+			kv = unzigzag(get_varint(&r));
+		count = get_list(&r, list_text, &lr);
+
+		if (by_hash)
+		{
+			int			hi = last;
+
+			if (r.key_packed)
+			{
+				/* compare packed forms, found by their own hash */
+				packed_want_match(sc, ks, klen, run_id, other, list_text, count, &lr);
+				continue;
+			}
+			/* the first wanted key with this hash */
+			h = kint ? hash_int_key(kv) : hash_text_key(ks, klen);
+			lo = first;
+			while (lo < hi)
+			{
+				int			mid = (lo + hi) / 2;
+
+				if (sc->want[mid].hash < h)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+		}
+		else
+			lo = first;
+		for (; lo < last; lo++)
+		{
+			int			x = sc->want[lo].index;
+			Reader		copy = lr;
+
+			if (by_hash && sc->want[lo].hash != h)
+				break;
+			if (sc->is_int[x] != kint)
+				continue;
+			if (r.key_packed)
+			{
+				if (sc->packed.len[x] != klen || memcmp(sc->packed.keys[x], ks, klen) != 0)
+					continue;
+			}
+			else if (kint ? sc->ivals[x] != kv
+					 : (sc->wlen[x] != klen || memcmp(sc->tvals[x], ks, klen) != 0))
+				continue;
+			scan_hit(sc, x, run_id, other, list_text, count, &copy);
+		}
+	}
+}
+
+/* The columns of a chunk row SPI returned: run_id, other_rel, bucket, data. */
+static void
+scan_row(ChunkScan *sc, SPITupleTable *tt, uint64 row, int64 *run_id, uint64 *bucket)
+{
+	HeapTuple	tup = tt->vals[row];
+	bool		isnull;
+	Oid			other;
+	bytea	   *data;
+
+	*run_id = DatumGetInt64(SPI_getbinval(tup, tt->tupdesc, 1, &isnull));
+	other = DatumGetObjectId(SPI_getbinval(tup, tt->tupdesc, 2, &isnull));
+	*bucket = (uint64) DatumGetInt64(SPI_getbinval(tup, tt->tupdesc, 3, &isnull));
+	data = DatumGetByteaPP(SPI_getbinval(tup, tt->tupdesc, 4, &isnull));
+	scan_chunk(sc, *run_id, other, *bucket, data);
+}
+
+/*
+ * How many rounds a latest-only lookup reads newest chunks before it reads
+ * what is left in one go: round k reads, per bucket still open, the chunks
+ * of the newest 2^k chunks' runs.
+ */
+#define LATEST_ROUNDS 5
+
+/*
+ * Give fn the entries of direction dir whose key (of relation rel) is one
+ * of the n keys given.  With latest_only, only entries of each key's latest
+ * run matter to fn (it ignores older ones): chunks are then read newest
+ * first, bucket by bucket, and a bucket is left as soon as every wanted
+ * key in it has been found in a run at least as new as any chunk left in
+ * it (a key rewritten by 60 runs costs one chunk, not 60).  Otherwise
+ * every chunk of the keys' buckets is read.
+ */
+static void
+scan_chunks(Oid rel, char dir, bool latest_only, int n, const bool *is_int, const int64 *ivals,
 			char *const *tvals, HitFn fn, void *arg)
 {
 	static SPIPlanPtr bits_plan = NULL;
 	static SPIPlanPtr chunk_plan = NULL;
+	static SPIPlanPtr newest_plan = NULL;
 	Oid			btypes[2] = {OIDOID, CHAROID};
 	Oid			ctypes[3] = {OIDOID, CHAROID, INT8ARRAYOID};
-	Datum		args[3];
+	Oid			ntypes[5] = {OIDOID, CHAROID, INT8ARRAYOID, INT8ARRAYOID, INT8OID};
+	Datum		args[5];
 	int		   *bits;
-	int		   *wlen;
-	PackedWant	packed;
+	ChunkScan		sc;
 	int			nbits,
 				i,
 				j;
-	WantKey    *want;
 	uint64	   *buckets;
 	int			nb = 0;
 	Datum	   *elems;
-	uint64		row,
-				nrows;
+	uint64		row;
 	SPITupleTable *tt;
 
 	if (n == 0)
@@ -326,160 +496,138 @@ scan_chunks(Oid rel, char dir, int n, const bool *is_int, const int64 *ivals,
 		bits[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 
-	want = palloc(sizeof(WantKey) * n);
+	memset(&sc, 0, sizeof(sc));
+	sc.n = n;
+	sc.is_int = is_int;
+	sc.ivals = ivals;
+	sc.tvals = tvals;
+	sc.fn = fn;
+	sc.arg = arg;
+	sc.want = palloc(sizeof(WantKey) * n);
+	sc.wlen = palloc(sizeof(int) * n);
 	buckets = palloc(sizeof(uint64) * n * nbits);
 	for (i = 0; i < n; i++)
 	{
-		want[i].index = i;
-		want[i].hash = is_int[i] ? hash_int_key(ivals[i]) : hash_text_key(tvals[i], strlen(tvals[i]));
+		sc.want[i].index = i;
+		sc.want[i].hash = is_int[i] ? hash_int_key(ivals[i]) : hash_text_key(tvals[i], strlen(tvals[i]));
+		sc.wlen[i] = is_int[i] ? 0 : (int) strlen(tvals[i]);
 		for (j = 0; j < nbits; j++)
-			buckets[nb++] = bucket_of(want[i].hash, bits[j]);
+			buckets[nb++] = bucket_of(sc.want[i].hash, bits[j]);
 	}
-	qsort(want, n, sizeof(WantKey), cmp_want);
+	qsort(sc.want, n, sizeof(WantKey), cmp_want);
 	/* buckets are below 2^37: they sort as signed */
 	qsort(buckets, nb, sizeof(uint64), EltCmpInt64);
-	elems = palloc(sizeof(Datum) * nb);
 	for (i = 0, j = 0; i < nb; i++)
 		if (i == 0 || buckets[i] != buckets[i - 1])
-			elems[j++] = Int64GetDatum((int64) buckets[i]);
+			buckets[j++] = buckets[i];
+	nb = j;
+	elems = palloc(sizeof(Datum) * nb);
+	for (i = 0; i < nb; i++)
+		elems[i] = Int64GetDatum((int64) buckets[i]);
 
-	EltPrepare(&chunk_plan,
-			   "SELECT run_id, other_rel::pg_catalog.oid, bucket, data FROM elt.lineage_chunks"
-			   " WHERE rel = $1::pg_catalog.regclass AND dir = $2 AND bucket = ANY ($3)",
-			   3, ctypes);
-	args[2] = PointerGetDatum(construct_array(elems, j, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	EltExec(chunk_plan, args, NULL, 0);
-	tt = SPI_tuptable;
-	nrows = SPI_processed;
-
-	wlen = palloc(sizeof(int) * n);
-	for (i = 0; i < n; i++)
-		wlen[i] = is_int[i] ? 0 : (int) strlen(tvals[i]);
-	memset(&packed, 0, sizeof(packed));
-	for (row = 0; row < nrows; row++)
+	if (!latest_only)
 	{
-		HeapTuple	tup = tt->vals[row];
-		bool		isnull;
-		int64		run_id = DatumGetInt64(SPI_getbinval(tup, tt->tupdesc, 1, &isnull));
-		Oid			other = DatumGetObjectId(SPI_getbinval(tup, tt->tupdesc, 2, &isnull));
-		uint64		bucket = (uint64) DatumGetInt64(SPI_getbinval(tup, tt->tupdesc, 3, &isnull));
-		bytea	   *data = DatumGetByteaPP(SPI_getbinval(tup, tt->tupdesc, 4, &isnull));
-		int			bbits = (int) (bucket >> 32);
-		uint32		prefix = (uint32) bucket;
-		int			first,
-					last;
-		bool		by_hash;
-		Reader		r;
-		bool		key_text,
-					list_text;
-
-		/* the wanted keys in this chunk's bucket: a range of want[] */
-		first = 0;
-		last = n;
-		if (bbits > 0)
+		EltPrepare(&chunk_plan,
+				   "SELECT run_id, other_rel::pg_catalog.oid, bucket, data FROM elt.lineage_chunks"
+				   " WHERE rel = $1::pg_catalog.regclass AND dir = $2 AND bucket = ANY ($3)",
+				   3, ctypes);
+		args[2] = PointerGetDatum(construct_array(elems, nb, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		EltExec(chunk_plan, args, NULL, 0);
+		tt = SPI_tuptable;
+		for (row = 0; row < SPI_processed; row++)
 		{
-			int			lo = 0,
-						hi = n;
+			int64		run_id;
+			uint64		bucket;
 
-			while (lo < hi)
-			{
-				int			mid = (lo + hi) / 2;
-
-				if ((want[mid].hash >> (32 - bbits)) < prefix)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			first = lo;
-			hi = n;
-			while (lo < hi)
-			{
-				int			mid = (lo + hi) / 2;
-
-				if ((want[mid].hash >> (32 - bbits)) <= prefix)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			last = lo;
+			scan_row(&sc, tt, row, &run_id, &bucket);
 		}
-		if (first == last)
-			continue;
-		/* few keys: compare each entry with them; many: look each entry up by hash */
-		by_hash = (last - first > 4);
+		return;
+	}
 
-		EltChunkHeader(&r, data, &key_text, &list_text);
-		if (r.key_packed)
-			packed_want_layout(&packed, &r, n, is_int, tvals);
-		while (r.p < r.end)
+	/*
+	 * Newest first.  Per open bucket (kept sorted), everything at or above
+	 * below[] has been read; a round reads the chunks from the run of the
+	 * bucket's 2^round-th newest chunk under below[] (all of them if it has
+	 * fewer, and in the last round), and the oldest run it read becomes
+	 * below[].  A bucket where a round read nothing is done.
+	 */
+	EltPrepare(&newest_plan,
+			   "SELECT c.run_id, c.other_rel::pg_catalog.oid, c.bucket, c.data"
+			   " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS w(bucket, below)"
+			   " JOIN elt.lineage_chunks c ON c.rel = $1::pg_catalog.regclass AND c.dir = $2"
+			   "  AND c.bucket = w.bucket AND c.run_id < w.below"
+			   "  AND c.run_id >= COALESCE((SELECT m.run_id FROM elt.lineage_chunks m"
+			   "    WHERE m.rel = $1::pg_catalog.regclass AND m.dir = $2 AND m.bucket = w.bucket"
+			   "      AND m.run_id < w.below ORDER BY m.run_id DESC OFFSET $5 LIMIT 1), 0)",
+			   5, ntypes);
+	{
+		int64	   *below = palloc(sizeof(int64) * nb);
+		int64	   *bound = palloc(sizeof(int64) * nb);
+		Datum	   *belems = palloc(sizeof(Datum) * nb);
+		int			round;
+
+		sc.found = palloc0(sizeof(int64) * n);
+		for (i = 0; i < nb; i++)
+			below[i] = PG_INT64_MAX;
+		for (round = 0; nb > 0; round++)
 		{
-			bool		kint = !key_text;
-			int64		kv = 0;
-			const char *ks = NULL;
-			int			klen = 0;
-			uint64		len,
-						count;
-			Reader		lr;
-			int			lo;
-			uint32		h = 0;
+			bool		last = (round == LATEST_ROUNDS - 1);
 
-			if (key_text)
-				ks = get_text(&r, &klen);
-			else
-				kv = unzigzag(get_varint(&r));
-			len = get_varint(&r);
-			count = get_varint(&r);
-			if (len > (uint64) (r.end - r.p))
-				EltChunkCorrupt();
-			lr = r;
-			lr.end = r.p + len;
-			r.p += len;
-
-			if (by_hash)
+			for (i = 0; i < nb; i++)
 			{
-				int			hi = last;
+				elems[i] = Int64GetDatum((int64) buckets[i]);
+				belems[i] = Int64GetDatum(below[i]);
+				bound[i] = 0;	/* nothing read: the bucket is done */
+			}
+			args[2] = PointerGetDatum(construct_array(elems, nb, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[3] = PointerGetDatum(construct_array(belems, nb, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[4] = Int64GetDatum(last ? PG_INT64_MAX : ((int64) 1 << round) - 1);
+			EltExec(newest_plan, args, NULL, 0);
+			tt = SPI_tuptable;
+			for (row = 0; row < SPI_processed; row++)
+			{
+				int64		run_id;
+				uint64		bucket;
+				int			lo = 0,
+							hi = nb;
 
-				if (r.key_packed)
-				{
-					/* compare packed forms, found by their own hash */
-					packed_want_match(&packed, ks, klen, fn, arg, run_id, other, list_text,
-									  count, &lr);
-					continue;
-				}
-				/* the first wanted key with this hash */
-				h = kint ? hash_int_key(kv) : hash_text_key(ks, klen);
-				lo = first;
+				scan_row(&sc, tt, row, &run_id, &bucket);
 				while (lo < hi)
 				{
 					int			mid = (lo + hi) / 2;
 
-					if (want[mid].hash < h)
+					if (buckets[mid] < bucket)
 						lo = mid + 1;
 					else
 						hi = mid;
 				}
+				if (lo < nb && buckets[lo] == bucket && (bound[lo] == 0 || run_id < bound[lo]))
+					bound[lo] = run_id;
 			}
-			else
-				lo = first;
-			for (; lo < last; lo++)
+			/* hits hold copies of what they need */
+			SPI_freetuptable(tt);
+			if (last)
+				break;
+			/* keep the buckets where a wanted key may have a newer run still unread */
+			for (i = 0, j = 0; i < nb; i++)
 			{
-				int			x = want[lo].index;
-				Reader		copy = lr;
+				int			first,
+							lastk,
+							k;
+				bool		open = false;
 
-				if (by_hash && want[lo].hash != h)
-					break;
-				if (is_int[x] != kint)
+				if (bound[i] <= 0)
 					continue;
-				if (r.key_packed)
-				{
-					if (packed.len[x] != klen || memcmp(packed.keys[x], ks, klen) != 0)
-						continue;
-				}
-				else if (kint ? ivals[x] != kv
-						 : (wlen[x] != klen || memcmp(tvals[x], ks, klen) != 0))
+				bucket_range(&sc, buckets[i], &first, &lastk);
+				for (k = first; k < lastk && !open; k++)
+					open = sc.found[sc.want[k].index] < bound[i];
+				if (!open)
 					continue;
-				fn(arg, x, run_id, other, list_text, count, &copy);
+				buckets[j] = buckets[i];
+				below[j] = bound[i];
+				j++;
 			}
+			nb = j;
 		}
 	}
 }
@@ -572,7 +720,7 @@ EltLineageLookup(Oid rel, bool upstream, bool want_keys, int n, const bool *is_i
 		st.want_keys = want_keys;
 		st.latest = palloc0(sizeof(int64) * Max(n, 1));
 		st.hits = palloc0(sizeof(List *) * Max(n, 1));
-		scan_chunks(rel, 't', n, is_int, ivals, tvals, up_hit, &st);
+		scan_chunks(rel, 't', true, n, is_int, ivals, tvals, up_hit, &st);
 		hide = hiding_run(rel);
 		for (i = 0; i < n; i++)
 			if (st.hits[i] != NIL && st.latest[i] >= hide)
@@ -587,7 +735,7 @@ EltLineageLookup(Oid rel, bool upstream, bool want_keys, int n, const bool *is_i
 		ListCell   *lt;
 
 		st.hits = NIL;
-		scan_chunks(rel, 's', n, is_int, ivals, tvals, down_hit, &st);
+		scan_chunks(rel, 's', false, n, is_int, ivals, tvals, down_hit, &st);
 		/* the targets reached, each checked against its rows' latest runs */
 		foreach(lc, st.hits)
 			targets = list_append_unique_oid(targets, ((EltLineageHit *) lfirst(lc))->rel);
@@ -629,7 +777,7 @@ EltLineageLookup(Oid rel, bool upstream, bool want_keys, int n, const bool *is_i
 						ttv[m] = h->texts[x];
 				}
 			}
-			scan_chunks(target, 't', m, tint, tiv, ttv, latest_hit, latest);
+			scan_chunks(target, 't', true, m, tint, tiv, ttv, latest_hit, latest);
 			m = 0;
 			foreach(lc, st.hits)
 			{

@@ -578,7 +578,7 @@ SELECT * FROM lineage_diff(:run, $$
 SELECT count(*) > 1 AS batches FROM elt.lineage_chunks c, elt._lineage_chunk_entries(c.data) e
 WHERE c.run_id = :run AND c.dir = 's' AND c.rel = 'raw.customers'::regclass AND e.key = 1;
 -- a damaged chunk is an error, not a crash
-SELECT * FROM elt._lineage_chunk_entries('\x0200'::bytea);
+SELECT * FROM elt._lineage_chunk_entries('\x0300'::bytea);
 SELECT * FROM elt._lineage_chunk_entries('\x010005'::bytea);
 SELECT * FROM elt._lineage_chunk_entries('\x010902'::bytea);
 SELECT * FROM elt._lineage_chunk_entries('\x0109010903'::bytea);
@@ -586,6 +586,19 @@ SELECT * FROM elt._lineage_chunk_entries('\x01090103020501'::bytea);
 -- a packed text field with a zero byte, a day number out of range
 SELECT * FROM elt._lineage_chunk_entries('\x0109020505060300204101610000'::bytea);
 SELECT * FROM elt._lineage_chunk_entries('\x0109010405fcffffff0f0000'::bytea);
+-- chunks are written in format 2 (a list's count, then the list); format 1
+-- (its byte length first), which 0.4.0 to 0.8.0 wrote, reads the same
+SELECT DISTINCT get_byte(data, 0) AS format FROM elt.lineage_chunks;
+SELECT * FROM elt._lineage_chunk_entries('\x020002020a03'::bytea);
+SELECT * FROM elt._lineage_chunk_entries('\x01000202020a03'::bytea);
+SELECT * FROM elt._lineage_chunk_entries('\x0202020103616263'::bytea);
+SELECT * FROM elt._lineage_chunk_entries('\x010202040103616263'::bytea);
+-- format 2 damaged: no count, a count past the end, a list that runs off
+-- the end, a text longer than what is left
+SELECT * FROM elt._lineage_chunk_entries('\x020002'::bytea);
+SELECT * FROM elt._lineage_chunk_entries('\x02000205'::bytea);
+SELECT * FROM elt._lineage_chunk_entries('\x0200020280'::bytea);
+SELECT * FROM elt._lineage_chunk_entries('\x020202010561'::bytea);
 -- and chunks of small entries stay small (a customer's entry by source
 -- key lists thousands of target keys: it is one entry, whatever its size)
 SELECT count(*) > 100 AS many_chunks,
@@ -701,3 +714,53 @@ SELECT depth, relation, key, transform FROM elt.impact('zk.src', '1') ORDER BY d
 SELECT depth, relation, left(key, 16) AS key_start FROM elt.trace('zk.total', '1') ORDER BY depth, relation::text, key;
 SELECT (SELECT array_agg(key::int ORDER BY key::int) FROM elt.trace('zk.total', '1')
         WHERE relation = 'zk.src'::regclass) = (SELECT array_agg(id ORDER BY id) FROM zk.src) AS exact;
+
+-------------------------------------------------------------------------------
+-- A lookup reads a key's chunks newest run first and stops at the run that
+-- last wrote it.  Run "all" writes 2000 rows (chunks of several buckets),
+-- then 40 one-row runs (all in one bucket) each rewrite one of rows 1..40,
+-- then run "upper" rewrites rows 1001..2000.  Every row's latest run is
+-- known here: each key is traced and impacted and must show that run
+-- only, whether it is found in the newest chunk of its bucket, after a
+-- few rounds, or only in what the last round reads (rows 41..1000: 40
+-- newer chunks in one bucket, a newer run in the other).
+-------------------------------------------------------------------------------
+CREATE SCHEMA nf;
+CREATE TABLE nf.src (id int PRIMARY KEY, v int);
+INSERT INTO nf.src SELECT g, g * 7 FROM generate_series(1, 2000) g;
+CREATE TABLE nf.tgt (id int PRIMARY KEY, v int);
+SELECT elt.transform_create('nf', 'nf.tgt',
+  'SELECT id, v FROM nf.src WHERE id BETWEEN elt.param(''lo'')::int AND elt.param(''hi'')::int',
+  'merge') > 0 AS created;
+CREATE TABLE nf.writer (id int PRIMARY KEY, run_id bigint);
+SELECT elt.transform_run('nf', '{"lo": 1, "hi": 2000}') AS nf_all \gset
+INSERT INTO nf.writer SELECT g, :nf_all FROM generate_series(1, 2000) g;
+DO $$
+DECLARE r bigint;
+BEGIN
+  FOR i IN 1..40 LOOP
+    r := elt.transform_run('nf', jsonb_build_object('lo', i, 'hi', i));
+    UPDATE nf.writer SET run_id = r WHERE id = i;
+  END LOOP;
+  r := elt.transform_run('nf', '{"lo": 1001, "hi": 2000}');
+  UPDATE nf.writer SET run_id = r WHERE id > 1000;
+END $$;
+SELECT count(DISTINCT run_id) AS runs, count(DISTINCT bucket >> 32) > 1 AS several_layouts
+FROM elt.lineage_chunks WHERE rel = 'nf.tgt'::regclass;
+-- upstream: each row's sources are from its latest run, and only that run
+SELECT count(*) AS rows_traced_wrong FROM nf.writer w
+WHERE (SELECT array_agg(DISTINCT run_id::text) || array_agg(DISTINCT key) FROM elt.trace('nf.tgt', w.id::text))
+      IS DISTINCT FROM ARRAY[w.run_id::text, w.id::text];
+-- downstream: each source row made its target row in the row's latest run
+SELECT count(*) AS rows_impacted_wrong FROM nf.writer w
+WHERE (SELECT array_agg(DISTINCT run_id::text) || array_agg(DISTINCT key) FROM elt.impact('nf.src', w.id::text))
+      IS DISTINCT FROM ARRAY[w.run_id::text, w.id::text];
+-- all keys at once: a total over nf.tgt traced two levels up looks up its
+-- 2000 rows in one go
+CREATE TABLE nf.total (id int PRIMARY KEY, v bigint);
+SELECT elt.transform_create('nf_total', 'nf.total', 'SELECT 1 AS id, sum(v) AS v FROM nf.tgt GROUP BY 1',
+  'replace') > 0 AS created;
+SELECT elt.transform_run('nf_total') > 0 AS ran;
+SELECT count(*) AS sources, count(*) FILTER (WHERE t.run_id = w.run_id) AS from_latest_run
+FROM elt.trace('nf.total', '1') t JOIN nf.writer w ON w.id = t.key::int
+WHERE t.relation = 'nf.src'::regclass;
