@@ -3074,3 +3074,84 @@ CREATE EVENT TRIGGER elt_sql_drop ON sql_drop
     EXECUTE FUNCTION elt.on_sql_drop();
 CREATE EVENT TRIGGER elt_ddl_command_end ON ddl_command_end
     EXECUTE FUNCTION elt.on_ddl_command_end();
+
+------------------------------------------------------------------------------
+-- Masking rules (src/mask.c, src/mask_rules.c)
+------------------------------------------------------------------------------
+-- A rule for one column (relation, column_name: set by a member of the
+-- table's owner) or for every column whose name matches an ILIKE pattern,
+-- in one schema or all (pattern, in_schema: set by elt_admin).  A column
+-- gets its own rule, else the longest matching pattern of its schema, else
+-- of every schema; a pattern rule skips the columns whose type it does not
+-- fit.  Dumped with the database; readable through elt.masks.
+CREATE TABLE elt.mask_rules (
+    rule_id     bigserial PRIMARY KEY,
+    relation    regclass,
+    column_name name,
+    pattern     text,
+    in_schema   name,
+    rule        text NOT NULL CHECK (rule IN ('null', 'constant', 'hash', 'pseudonym', 'partial',
+                                              'noise', 'generalize', 'custom')),
+    args        jsonb NOT NULL DEFAULT '{}',
+    set_by      regrole NOT NULL,
+    set_at      timestamptz NOT NULL DEFAULT now(),
+    CHECK ((relation IS NULL) = (column_name IS NULL)),
+    CHECK ((relation IS NULL) <> (pattern IS NULL)),
+    CHECK (in_schema IS NULL OR pattern IS NOT NULL)
+);
+CREATE UNIQUE INDEX mask_rules_column_idx ON elt.mask_rules (relation, column_name)
+    WHERE relation IS NOT NULL;
+CREATE UNIQUE INDEX mask_rules_pattern_idx ON elt.mask_rules (pattern, (COALESCE(in_schema, ''::name)))
+    WHERE pattern IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('elt.mask_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('elt.mask_rules_rule_id_seq', '');
+
+-- The masking key: 32 random bytes, made on first use, readable by the
+-- extension's owner only (never by the roles that read masked data: with
+-- it, a masked value could be matched to a guess).  Dumped, so that a
+-- restored database masks the same way; elt.mask_key_rotate() replaces it.
+CREATE TABLE elt.mask_key (
+    id         integer PRIMARY KEY CHECK (id = 1),
+    key        bytea NOT NULL CHECK (pg_catalog.length(key) = 32),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('elt.mask_key', '');
+REVOKE ALL ON elt.mask_rules, elt.mask_key FROM PUBLIC;
+REVOKE ALL ON SEQUENCE elt.mask_rules_rule_id_seq FROM PUBLIC;
+
+-- The rules a role may see: pattern rules, and the column rules of the
+-- relations it owns (through membership) or may read a column of.
+CREATE VIEW elt.masks AS
+SELECT m.rule_id, m.relation, m.column_name, m.pattern, m.in_schema, m.rule, m.args,
+       m.set_by, m.set_at
+FROM elt.mask_rules m
+WHERE m.relation IS NULL
+   OR pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = m.relation), 'USAGE')
+   OR pg_catalog.has_any_column_privilege(m.relation, 'SELECT');
+GRANT SELECT ON elt.masks TO PUBLIC;
+
+CREATE FUNCTION elt.mask_set(rel regclass, col name, rule text, args jsonb DEFAULT '{}')
+    RETURNS bigint LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_mask_set';
+CREATE FUNCTION elt.mask_drop(rel regclass, col name)
+    RETURNS boolean LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_mask_drop';
+CREATE FUNCTION elt.mask_set_pattern(pattern text, rule text, args jsonb DEFAULT '{}',
+                                     in_schema name DEFAULT NULL)
+    RETURNS bigint LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_mask_set_pattern';
+CREATE FUNCTION elt.mask_drop_pattern(pattern text, in_schema name DEFAULT NULL)
+    RETURNS boolean LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_mask_drop_pattern';
+CREATE FUNCTION elt.mask_key_rotate(reason text)
+    RETURNS timestamptz LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_mask_key_rotate';
+CREATE FUNCTION elt.mask_for(rel regclass)
+    RETURNS TABLE (column_name name, type text, rule text, args jsonb, source text, rule_id bigint,
+                   note text)
+    LANGUAGE c STABLE CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_mask_for';
+CREATE FUNCTION elt.mask_suggest(schema name)
+    RETURNS TABLE (relation regclass, column_name name, type text, reason text, rule text, args jsonb)
+    LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_mask_suggest';
+CREATE FUNCTION elt.mask_preview(rel regclass, n integer DEFAULT 10)
+    RETURNS SETOF jsonb LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_mask_preview';
+-- Internal: applies the rule of a slot to a value, for the statement that
+-- holds the token (the caller's own statement, run by mask_preview and
+-- sandboxes); refused otherwise.
+CREATE FUNCTION elt._mask(token bigint, slot integer, value anyelement, rowkey text)
+    RETURNS anyelement LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_mask_value';

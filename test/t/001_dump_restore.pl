@@ -49,6 +49,15 @@ SELECT elt.transform_create('name_counts', 'analytics.name_counts',
 SELECT elt.transform_run('name_counts');
 });
 $node->safe_psql('src', q{SELECT elt.snapshot_create('analytics.customers')});
+# masking rules and the masking key: a restored database masks alike
+$node->safe_psql('src', q{
+SELECT elt.mask_set('analytics.customers', 'name', 'pseudonym', '{"kind": "name"}');
+SELECT elt.mask_set_pattern('%name%', 'hash', '{}', 'analytics');
+});
+my $mask_sql = q{SELECT string_agg(r::text, ',' ORDER BY r::text) FROM elt.mask_preview('analytics.customers', 1000) r};
+my $masked = $node->safe_psql('src', $mask_sql);
+my $rules_sql = q{SELECT string_agg(format('%s|%s|%s|%s|%s|%s', relation, column_name, pattern, in_schema, rule, args), ',' ORDER BY rule_id) FROM elt.mask_rules};
+my $rules = $node->safe_psql('src', $rules_sql);
 my $snapshot_sum = $node->safe_psql('src', q{SELECT checksum FROM elt.snapshots WHERE snapshot_id = 1});
 
 my $versions_sql = q{
@@ -85,6 +94,8 @@ $node->safe_psql('postgres', 'CREATE DATABASE dst');
 }
 
 is($node->safe_psql('dst', $versions_sql), $versions, 'schema versions restored unchanged');
+is($node->safe_psql('dst', $rules_sql), $rules, 'masking rules restored');
+is($node->safe_psql('dst', $mask_sql), $masked, 'the restored masking key masks alike');
 is($node->safe_psql('dst', $audit_sql), $audit, 'audit rows restored unchanged');
 is($node->safe_psql('dst', $targets_sql), $targets, 'governed targets restored');
 is($node->safe_psql('dst', $contracts_sql), $contracts,
@@ -144,5 +155,9 @@ $node->safe_psql('dst', 'CREATE TABLE analytics.newer (id int)');
 is($node->safe_psql('dst', q{SELECT table_id > 3 FROM elt.tracked_tables WHERE table_name = 'newer'}),
 	't', 'table ids continue after the restored ones');
 
+is($node->safe_psql('dst', q{SELECT elt.mask_set('analytics.customers', 'name', 'partial', '{"prefix": 1}') > 0}), 't',
+	'masking rules can be set after a restore (the sequence came along)');
+
 $node->stop;
+
 done_testing();
