@@ -335,7 +335,7 @@ REVOKE ALL ON SEQUENCE elt.mask_rules_rule_id_seq FROM PUBLIC;
 
 -- The rules a role may see: pattern rules, and the column rules of the
 -- relations it owns (through membership) or may read a column of.
-CREATE VIEW elt.masks AS
+CREATE VIEW elt.masks WITH (security_barrier = true) AS
 SELECT m.rule_id, m.relation, m.column_name, m.pattern, m.in_schema, m.rule, m.args,
        m.set_by, m.set_at
 FROM elt.mask_rules m

@@ -118,6 +118,7 @@ typedef struct MaskColumn
 	char	   *source;			/* "column", "pattern in schema", "pattern" */
 	char	   *misfit;			/* a pattern rule that matched but does not fit */
 	char	   *owner;			/* the table owner's name: its key domain */
+	bool		generated;		/* a generated column: not inserted into a copy */
 	EltMaskRule mr;
 } MaskColumn;
 
@@ -170,10 +171,25 @@ rule_try(EltMaskRule *mr, const char *column, Oid typid, int32 typmod, bool notn
 	return EltTrySubxact(rule_try_fn, &t);
 }
 
+/* A rule that may apply to a column, as read from elt.mask_rules. */
+typedef struct RuleRow
+{
+	int64		rule_id;
+	char	   *rule;
+	char	   *args;
+	char	   *source;
+	char	   *pattern;
+} RuleRow;
+
 /*
- * The rule every column of rel gets (inside SPI, as the extension's owner
- * or the caller: elt.mask_rules is read through the owner's rights by
- * mask.c only).  Columns without a rule have has_rule false.
+ * The rule every column of rel gets.  The candidate rules are read as the
+ * extension's owner (elt.mask_rules is not readable by PUBLIC) and checked
+ * as the caller, after: checking a rule reads the column's type, and no
+ * code of any type or domain may run with the owner's rights.  A column's
+ * own rule comes first, then those of the partitioned tables it is a
+ * partition of (nearest first), then the patterns of its schema, then
+ * those of every schema (longest first).  Columns without a rule have
+ * has_rule false.
  */
 static MaskColumn *
 rel_columns(Relation rel, int *ncols)
@@ -181,28 +197,18 @@ rel_columns(Relation rel, int *ncols)
 	static SPIPlanPtr plan = NULL;
 	TupleDesc	desc = RelationGetDescr(rel);
 	MaskColumn *cols = palloc0(sizeof(MaskColumn) * Max(desc->natts, 1));
+	List	  **candidates = palloc0(sizeof(List *) * Max(desc->natts, 1));
 	char	   *schema = get_namespace_name(RelationGetNamespace(rel));
+	char	   *relname = EltRelDisplayName(RelationGetRelid(rel));
+	MemoryContext outer = CurrentMemoryContext;
+	EltCatalogWrite cw;
 	int			n = 0;
 	int			i;
 
-	EltPrepare(&plan,
-			   "SELECT rule_id, rule, args::text AS args,"
-			   "       CASE WHEN relation IS NOT NULL THEN 'column'"
-			   "            WHEN in_schema IS NOT NULL THEN 'pattern in schema' ELSE 'pattern' END AS source,"
-			   "       pattern"
-			   " FROM elt.mask_rules"
-			   " WHERE (relation = $1 AND column_name = $2)"
-			   "    OR (pattern IS NOT NULL AND $2 OPERATOR(pg_catalog.~~*) pattern"
-			   "        AND (in_schema IS NULL OR in_schema = $3))"
-			   " ORDER BY relation IS NULL, in_schema IS NULL, pg_catalog.length(pattern) DESC, rule_id",
-			   3, (Oid[]) {OIDOID, NAMEOID, NAMEOID});
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 		MaskColumn *c;
-		uint64		row,
-					nrows;
-		SPITupleTable *tt;
 
 		if (att->attisdropped)
 			continue;
@@ -213,30 +219,79 @@ rel_columns(Relation rel, int *ncols)
 		c->typmod = att->atttypmod;
 		c->notnull = att->attnotnull;
 		c->owner = GetUserNameFromId(rel->rd_rel->relowner, false);
+		c->generated = att->attgenerated != '\0';
+	}
+
+	/* read as the owner: plain copies out, no rule checked here */
+	EltCatalogWriteBegin(&cw);
+	EltPrepare(&plan,
+			   "WITH a AS (SELECT $1::pg_catalog.oid AS relid, 0::pg_catalog.int8 AS lvl"
+			   "           UNION ALL"
+			   "           SELECT p.relid, pg_catalog.row_number() OVER ()"
+			   "           FROM pg_catalog.pg_partition_ancestors($1) AS p"
+			   "           WHERE p.relid OPERATOR(pg_catalog.<>) $1)"
+			   " SELECT r.rule_id, r.rule, r.args::pg_catalog.text AS args,"
+			   "        CASE WHEN r.relation IS NOT NULL AND a.lvl = 0 THEN 'column'"
+			   "             WHEN r.relation IS NOT NULL THEN 'partitioned table'"
+			   "             WHEN r.in_schema IS NOT NULL THEN 'pattern in schema' ELSE 'pattern' END AS source,"
+			   "        r.pattern"
+			   " FROM elt.mask_rules r LEFT JOIN a ON a.relid OPERATOR(pg_catalog.=) r.relation::pg_catalog.oid"
+			   " WHERE (a.relid IS NOT NULL AND r.column_name OPERATOR(pg_catalog.=) $2)"
+			   "    OR (r.pattern IS NOT NULL AND $2 OPERATOR(pg_catalog.~~*) r.pattern"
+			   "        AND (r.in_schema IS NULL OR r.in_schema OPERATOR(pg_catalog.=) $3))"
+			   " ORDER BY r.relation IS NULL, a.lvl, r.in_schema IS NULL,"
+			   "          pg_catalog.length(r.pattern) DESC, r.rule_id",
+			   3, (Oid[]) {OIDOID, NAMEOID, NAMEOID});
+	for (i = 0; i < n; i++)
+	{
+		uint64		row;
+		SPITupleTable *tt;
+		uint64		nrows;
+
 		EltExec(plan, (Datum[]) {ObjectIdGetDatum(RelationGetRelid(rel)),
-					DirectFunctionCall1(namein, CStringGetDatum(c->name)),
+					DirectFunctionCall1(namein, CStringGetDatum(cols[i].name)),
 				DirectFunctionCall1(namein, CStringGetDatum(schema))}, NULL, 0);
 		tt = SPI_tuptable;
 		nrows = SPI_processed;
-		for (row = 0; row < nrows && !c->has_rule; row++)
+		for (row = 0; row < nrows; row++)
 		{
+			MemoryContext spi = MemoryContextSwitchTo(outer);
+			RuleRow    *rr = palloc0(sizeof(RuleRow));
 			bool		isnull;
-			char	   *rule = SPI_getvalue(tt->vals[row], tt->tupdesc, 2);
-			char	   *args = SPI_getvalue(tt->vals[row], tt->tupdesc, 3);
-			char	   *source = SPI_getvalue(tt->vals[row], tt->tupdesc, 4);
+
+			rr->rule_id = DatumGetInt64(SPI_getbinval(tt->vals[row], tt->tupdesc, 1, &isnull));
+			rr->rule = SPI_getvalue(tt->vals[row], tt->tupdesc, 2);
+			rr->args = SPI_getvalue(tt->vals[row], tt->tupdesc, 3);
+			rr->source = SPI_getvalue(tt->vals[row], tt->tupdesc, 4);
+			rr->pattern = SPI_getvalue(tt->vals[row], tt->tupdesc, 5);
+			candidates[i] = lappend(candidates[i], rr);
+			MemoryContextSwitchTo(spi);
+		}
+	}
+	EltCatalogWriteEnd(&cw);
+	MemoryContextSwitchTo(outer);
+
+	/* checked as the caller: the first that fits */
+	for (i = 0; i < n; i++)
+	{
+		MaskColumn *c = &cols[i];
+		ListCell   *lc;
+		char	   *colname = psprintf("%s.%s", relname, quote_identifier(c->name));
+
+		foreach(lc, candidates[i])
+		{
+			RuleRow    *rr = lfirst(lc);
 			EltMaskRule mr;
-			char	   *colname = psprintf("%s.%s", EltRelDisplayName(RelationGetRelid(rel)),
-										   quote_identifier(c->name));
+			ErrorData  *edata;
 
 			memset(&mr, 0, sizeof(mr));
-			mr.kind = EltMaskKindFromName(rule);
-			if (strcmp(source, "column") == 0)
-				EltMaskRuleCheck(&mr, colname, c->typid, c->typmod, c->notnull, jsonb_of(args));
+			mr.kind = EltMaskKindFromName(rr->rule);
+			if (rr->pattern == NULL)
+				EltMaskRuleCheck(&mr, colname, c->typid, c->typmod, c->notnull, jsonb_of(rr->args));
 			else
 			{
 				/* a pattern rule applies where it fits, and says why it does not elsewhere */
-				ErrorData  *edata = rule_try(&mr, colname, c->typid, c->typmod, c->notnull, jsonb_of(args));
-
+				edata = rule_try(&mr, colname, c->typid, c->typmod, c->notnull, jsonb_of(rr->args));
 				if (edata)
 				{
 					if (edata->sqlerrcode == ERRCODE_DATATYPE_MISMATCH ||
@@ -244,8 +299,7 @@ rel_columns(Relation rel, int *ncols)
 						edata->sqlerrcode == ERRCODE_INVALID_TEXT_REPRESENTATION)
 					{
 						if (c->misfit == NULL)
-							c->misfit = psprintf("pattern '%s': %s", SPI_getvalue(tt->vals[row], tt->tupdesc, 5),
-												 edata->message);
+							c->misfit = psprintf("pattern '%s': %s", rr->pattern, edata->message);
 						FreeErrorData(edata);
 						continue;
 					}
@@ -253,12 +307,13 @@ rel_columns(Relation rel, int *ncols)
 				}
 			}
 			c->has_rule = true;
-			c->rule_id = DatumGetInt64(SPI_getbinval(tt->vals[row], tt->tupdesc, 1, &isnull));
-			c->rule = rule;
-			c->args = args;
-			c->source = source;
+			c->rule_id = rr->rule_id;
+			c->rule = rr->rule;
+			c->args = rr->args;
+			c->source = rr->source;
 			mr.salt = colname;
 			c->mr = mr;
+			break;
 		}
 	}
 	*ncols = n;
@@ -482,6 +537,9 @@ elt_mask_set_pattern(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("pattern must not be empty"),
 				 errhint("An ILIKE pattern on column names, such as 'email' or '%%phone%%'.")));
+	/* a pattern ILIKE cannot read (a trailing escape) is refused now, not at every use */
+	(void) DirectFunctionCall2Coll(texticlike, DEFAULT_COLLATION_OID, CStringGetTextDatum("x"),
+								   CStringGetTextDatum(pattern));
 	if (schema && !OidIsValid(get_namespace_oid(schema, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_SCHEMA),
@@ -624,23 +682,6 @@ elt_mask_key_rotate(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-/* The columns of rel with their rules, read as the extension's owner. */
-static MaskColumn *
-columns_as_owner(Relation rel, int *n)
-{
-	EltCatalogWrite cw;
-	MaskColumn *cols;
-	MemoryContext outer = CurrentMemoryContext;
-	MemoryContext spi;
-
-	EltCatalogWriteBegin(&cw);
-	spi = MemoryContextSwitchTo(outer);
-	cols = rel_columns(rel, n);
-	MemoryContextSwitchTo(spi);
-	EltCatalogWriteEnd(&cw);
-	return cols;
-}
-
 PG_FUNCTION_INFO_V1(elt_mask_for);
 
 /*
@@ -666,7 +707,7 @@ elt_mask_for(PG_FUNCTION_ARGS)
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	rel = open_maskable(PG_GETARG_OID(0));
 	require_read(GetUserId(), rel, "elt.mask_for");
-	cols = columns_as_owner(rel, &n);
+	cols = rel_columns(rel, &n);
 	for (i = 0; i < n; i++)
 	{
 		MaskColumn *c = &cols[i];
@@ -745,7 +786,12 @@ elt_mask_value(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
-/* The primary key of rel as a text expression over its columns (NULL if none). */
+/*
+ * The primary key of rel as a text expression over its columns (NULL if
+ * none): each column through format's %L, which prints with the type's
+ * output function (never a cast a user defined, which would run their
+ * code as the reader), under the pinned print settings.
+ */
 static char *
 row_key_sql(Relation rel)
 {
@@ -765,11 +811,14 @@ row_key_sql(Relation rel)
 		idx = (Form_pg_index) GETSTRUCT(tup);
 		if (idx->indisprimary)
 		{
-			appendStringInfoString(&buf, idx->indnkeyatts > 1 ? "CAST(ROW(" : "CAST((");
+			appendStringInfoString(&buf, "pg_catalog.format('");
 			for (k = 0; k < idx->indnkeyatts; k++)
-				appendStringInfo(&buf, "%sm.%s", k ? ", " : "",
+				appendStringInfoString(&buf, k ? ",%L" : "%L");
+			appendStringInfoChar(&buf, '\'');
+			for (k = 0; k < idx->indnkeyatts; k++)
+				appendStringInfo(&buf, ", m.%s",
 								 quote_identifier(get_attname(RelationGetRelid(rel), idx->indkey.values[k], false)));
-			appendStringInfoString(&buf, ") AS pg_catalog.text)");
+			appendStringInfoChar(&buf, ')');
 		}
 		ReleaseSysCache(tup);
 	}
@@ -777,28 +826,40 @@ row_key_sql(Relation rel)
 }
 
 /*
- * The select list that masks every column of rel read as alias m, for the
- * caller's statement; fills in the slots it uses.
+ * The select list that masks every column of rel read as alias m (the
+ * generated ones left out when for_insert), for the caller's statement;
+ * fills in the slots it uses.  *columns gets the quoted column names.
  */
 static char *
-masked_select_list(Relation rel, MaskColumn *cols, int n, EltMaskRule **slots, int *nslots)
+masked_select_list(Relation rel, MaskColumn *cols, int n, bool masked, bool for_insert,
+				   char **columns)
 {
 	StringInfoData buf;
+	StringInfoData names;
 	char	   *rowkey = row_key_sql(rel);
 	int			i;
+	bool		first = true;
 
-	*slots = palloc(sizeof(EltMaskRule) * Max(n, 1));
+	masking.slots = palloc(sizeof(EltMaskRule) * Max(n, 1));
 	masking.domains = palloc(sizeof(char *) * Max(n, 1));
-	*nslots = 0;
+	masking.nslots = 0;
 	initStringInfo(&buf);
+	initStringInfo(&names);
 	for (i = 0; i < n; i++)
 	{
 		MaskColumn *c = &cols[i];
 		char	   *qcol = psprintf("m.%s", quote_identifier(c->name));
 
-		if (i > 0)
+		if (for_insert && c->generated)
+			continue;
+		if (!first)
+		{
 			appendStringInfoString(&buf, ", ");
-		if (!c->has_rule)
+			appendStringInfoString(&names, ", ");
+		}
+		first = false;
+		appendStringInfoString(&names, quote_identifier(c->name));
+		if (!masked || !c->has_rule)
 			appendStringInfoString(&buf, qcol);
 		else if (c->mr.kind == ELT_MASK_CUSTOM)
 		{
@@ -810,24 +871,95 @@ masked_select_list(Relation rel, MaskColumn *cols, int n, EltMaskRule **slots, i
 		}
 		else
 		{
-			(*slots)[*nslots] = c->mr;
+			masking.slots[masking.nslots] = c->mr;
+
 			/*
 			 * Keyed rules use the key of a domain: the one an administrator
 			 * named, else the table owner's.  A role that fills a table of
 			 * its own with guesses gets them masked with its own key, not
 			 * with the key of the tables it may read only masked.
 			 */
-			masking.domains[*nslots] = c->mr.domain ? psprintf("domain:%s", c->mr.domain)
+			masking.domains[masking.nslots] = c->mr.domain ? psprintf("domain:%s", c->mr.domain)
 				: psprintf("owner:%s", c->owner);
-			appendStringInfo(&buf, "CAST(elt._mask($1, %d, %s, %s) AS %s)", *nslots, qcol,
+			/* of the base type: a domain's CHECK is its owner's code, not run here */
+			appendStringInfo(&buf, "CAST(elt._mask($1, %d, %s, %s) AS %s)", masking.nslots, qcol,
 							 rowkey ? rowkey : "NULL",
-							 format_type_extended(c->typid, c->typmod,
+							 format_type_extended(c->mr.basetype, c->mr.basetype == c->typid ? c->typmod : -1,
 												  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
-			(*nslots)++;
+			masking.nslots++;
 		}
 		appendStringInfo(&buf, " AS %s", quote_identifier(c->name));
 	}
+	if (columns)
+		*columns = names.data;
 	return buf.data;
+}
+
+/*
+ * Begin masking one statement that reads rel as alias m: returns its
+ * select list (each masked column through elt._mask($1, ...); unmasked
+ * when masked is false) and the quoted column names in *columns.  The
+ * statement passes EltMaskToken() as $1 and runs before EltMaskEnd(),
+ * which must be called on error too.  Called inside SPI, with search_path
+ * pinned to pg_catalog and the print settings pinned (EltPinPrintSettings),
+ * so that custom expressions resolve to built-ins and row keys print the
+ * canonical way.  The key is read as the extension's owner.
+ */
+char *
+EltMaskBegin(Relation rel, bool masked, bool for_insert, char **columns)
+{
+	MaskColumn *cols;
+	int			ncols;
+	char	   *list;
+	int			k;
+	MemoryContext outer = CurrentMemoryContext;
+
+	if (masking.active)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a masking statement cannot run inside another one")));
+	EltRequireCatalog("mask_rules");
+	cols = rel_columns(rel, &ncols);
+	{
+		EltCatalogWrite cw;
+
+		EltCatalogWriteBegin(&cw);
+		load_key(masking.key);
+		EltCatalogWriteEnd(&cw);
+	}
+	MemoryContextSwitchTo(outer);
+	masking.cxt = outer;
+	list = masked_select_list(rel, cols, ncols, masked, for_insert, columns);
+	masking.keys = palloc(ELT_MASK_KEY_BYTES * Max(masking.nslots, 1));
+	for (k = 0; k < masking.nslots; k++)
+		EltMaskDeriveKey(masking.key, masking.domains[k], masking.keys + k * ELT_MASK_KEY_BYTES);
+	memset(masking.key, 0, sizeof(masking.key));
+	if (!pg_strong_random(&masking.token, sizeof(masking.token)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a masking token")));
+	masking.active = true;
+	return list;
+}
+
+/* The token of the masking statement running now. */
+int64
+EltMaskToken(void)
+{
+	return masking.token;
+}
+
+/* End the masking statement: the token and the keys are forgotten. */
+void
+EltMaskEnd(void)
+{
+	masking.active = false;
+	masking.token = 0;
+	memset(masking.key, 0, sizeof(masking.key));
+	if (masking.keys)
+		memset(masking.keys, 0, ELT_MASK_KEY_BYTES * Max(masking.nslots, 1));
+	masking.keys = NULL;
+	masking.nslots = 0;
 }
 
 PG_FUNCTION_INFO_V1(elt_mask_preview);
@@ -842,11 +974,7 @@ elt_mask_preview(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo;
 	Relation	rel;
-	MaskColumn *cols;
-	int			ncols;
 	int64		limit;
-	char	   *sql;
-	MemoryContext outer = CurrentMemoryContext;
 	int			guc_level;
 
 	if (PG_ARGISNULL(0))
@@ -858,57 +986,27 @@ elt_mask_preview(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("n must not be negative")));
-	if (masking.active)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("elt.mask_preview cannot run inside another masking statement")));
 	EltRequireCatalog("mask_rules");
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	rel = open_maskable(PG_GETARG_OID(0));
 	require_read(GetUserId(), rel, "elt.mask_preview");
-	cols = columns_as_owner(rel, &ncols);
 
-	/* the key, read as the extension's owner */
-	{
-		EltCatalogWrite cw;
-
-		EltCatalogWriteBegin(&cw);
-		load_key(masking.key);
-		EltCatalogWriteEnd(&cw);
-	}
-	masking.cxt = outer;
-	if (!pg_strong_random(&masking.token, sizeof(masking.token)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a masking token")));
 	/* the caller's statement, with names resolved in pg_catalog and values printed the canonical way */
 	guc_level = EltPinPrintSettings();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	masking.active = true;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	PG_TRY();
 	{
 		uint64		row;
+		char	   *sql;
 
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		/* built inside SPI, under the pinned search_path: custom rules are checked again */
-		{
-			MemoryContext spi = MemoryContextSwitchTo(outer);
-
-			int			k;
-
-			sql = psprintf("SELECT pg_catalog.to_jsonb(s) FROM (SELECT %s FROM %s AS m LIMIT $2) AS s",
-						   masked_select_list(rel, cols, ncols, &masking.slots, &masking.nslots),
-						   EltRelDisplayName(RelationGetRelid(rel)));
-			masking.keys = palloc(ELT_MASK_KEY_BYTES * Max(masking.nslots, 1));
-			for (k = 0; k < masking.nslots; k++)
-				EltMaskDeriveKey(masking.key, masking.domains[k], masking.keys + k * ELT_MASK_KEY_BYTES);
-			MemoryContextSwitchTo(spi);
-		}
+		sql = psprintf("SELECT pg_catalog.to_jsonb(elt_mask_row) FROM (SELECT %s FROM %s AS m LIMIT $2) AS elt_mask_row",
+					   EltMaskBegin(rel, true, false, NULL), EltRelDisplayName(RelationGetRelid(rel)));
 		if (SPI_execute_with_args(sql, 2, (Oid[]) {INT8OID, INT8OID},
-								  (Datum[]) {Int64GetDatum(masking.token), Int64GetDatum(limit)},
+								  (Datum[]) {Int64GetDatum(EltMaskToken()), Int64GetDatum(limit)},
 								  NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "reading %s failed", EltRelDisplayName(RelationGetRelid(rel)));
 		for (row = 0; row < SPI_processed; row++)
@@ -920,18 +1018,13 @@ elt_mask_preview(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
 			MemoryContextSwitchTo(spi);
 		}
-		SPI_finish();
 	}
 	PG_FINALLY();
 	{
-		masking.active = false;
-		masking.token = 0;
-		memset(masking.key, 0, sizeof(masking.key));
-		if (masking.keys)
-			memset(masking.keys, 0, ELT_MASK_KEY_BYTES * Max(masking.nslots, 1));
-		masking.keys = NULL;
+		EltMaskEnd();
 	}
 	PG_END_TRY();
+	SPI_finish();
 	AtEOXact_GUC(true, guc_level);
 	table_close(rel, NoLock);
 	return (Datum) 0;
@@ -985,6 +1078,38 @@ static const PersonalKind personal[] = {
 	"partial", "{\"prefix\": 4}", "noise", "{\"amount\": 0.01}"},
 	{NULL, NULL, NULL, NULL, NULL, NULL, NULL}
 };
+
+/* A sample of a column's values matched against a pattern, in a subtransaction. */
+typedef struct SampleTry
+{
+	Oid			relid;
+	const char *column;
+	const char *regex;
+	int64		n;
+	int64		hits;
+} SampleTry;
+
+static void
+sample_try_fn(void *arg)
+{
+	SampleTry  *st = arg;
+	char	   *sql = psprintf("SELECT pg_catalog.count(*) AS n,"
+							   " pg_catalog.count(*) FILTER (WHERE v OPERATOR(pg_catalog.~) $1) AS hits"
+							   " FROM (SELECT CAST(%s AS pg_catalog.text) AS v FROM %s"
+							   "       WHERE %s IS NOT NULL LIMIT 200) AS s",
+							   quote_identifier(st->column), EltRelDisplayName(st->relid),
+							   quote_identifier(st->column));
+	bool		isnull;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(sql, 1, (Oid[]) {TEXTOID},
+							  (Datum[]) {CStringGetTextDatum(st->regex)}, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "sampling %s failed", EltRelDisplayName(st->relid));
+	st->n = EltSpiGetInt64(0, "n", &isnull);
+	st->hits = EltSpiGetInt64(0, "hits", &isnull);
+	SPI_finish();
+}
 
 PG_FUNCTION_INFO_V1(elt_mask_suggest);
 
@@ -1051,13 +1176,26 @@ elt_mask_suggest(PG_FUNCTION_ARGS)
 		MaskColumn *cols;
 		int			n,
 					i;
+		bool		sample_ok;
 
 		if (!may_read(me, rel))
 		{
 			table_close(rel, AccessShareLock);
 			continue;
 		}
-		cols = columns_as_owner(rel, &n);
+		/*
+		 * Values are sampled from tables and materialized views only, and
+		 * from a table with row-level security only by its owner's members
+		 * (and superusers, whom it does not apply to): a view's functions
+		 * and a policy's are their owner's code, which would run as the
+		 * caller without the caller having asked to read that relation.
+		 */
+		sample_ok = (rel->rd_rel->relkind == RELKIND_RELATION ||
+					 rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ||
+					 rel->rd_rel->relkind == RELKIND_MATVIEW) &&
+			(!rel->rd_rel->relrowsecurity || superuser_arg(me) ||
+			 has_privs_of_role(me, rel->rd_rel->relowner));
+		cols = rel_columns(rel, &n);
 		for (i = 0; i < n; i++)
 		{
 			MaskColumn *c = &cols[i];
@@ -1079,32 +1217,24 @@ elt_mask_suggest(PG_FUNCTION_ARGS)
 														 CStringGetTextDatum(lname),
 														 CStringGetTextDatum(k->name_re))))
 					reason = psprintf("its name looks like %s", k->what);
-				else if (is_text && k->value_re &&
+				else if (is_text && k->value_re && sample_ok &&
 						 (pg_class_aclcheck(relid, me, ACL_SELECT) == ACLCHECK_OK ||
 						  pg_attribute_aclcheck(relid, c->attnum, me, ACL_SELECT) == ACLCHECK_OK))
 				{
-					/* a sample of the values, read by the caller */
-					char	   *sql = psprintf("SELECT pg_catalog.count(*) AS n,"
-											   " pg_catalog.count(*) FILTER (WHERE v OPERATOR(pg_catalog.~) $1) AS hits"
-											   " FROM (SELECT CAST(%s AS pg_catalog.text) AS v FROM %s"
-											   "       WHERE %s IS NOT NULL LIMIT 200) AS s",
-											   quote_identifier(c->name), EltRelDisplayName(relid),
-											   quote_identifier(c->name));
-					int64		nvals,
-								hits;
-					bool		isnull;
+					/* a sample of the values, read by the caller; a table that fails is skipped */
+					SampleTry	st;
+					ErrorData  *edata;
 
-					if (SPI_connect() != SPI_OK_CONNECT)
-						elog(ERROR, "SPI_connect failed");
-					if (SPI_execute_with_args(sql, 1, (Oid[]) {TEXTOID},
-											  (Datum[]) {CStringGetTextDatum(k->value_re)}, NULL, true, 0) != SPI_OK_SELECT)
-						elog(ERROR, "sampling %s failed", EltRelDisplayName(relid));
-					nvals = EltSpiGetInt64(0, "n", &isnull);
-					hits = EltSpiGetInt64(0, "hits", &isnull);
-					SPI_finish();
-					if (nvals > 0 && hits * 2 >= nvals)
+					st.relid = relid;
+					st.column = c->name;
+					st.regex = k->value_re;
+					st.n = st.hits = 0;
+					edata = EltTrySubxact(sample_try_fn, &st);
+					if (edata)
+						FreeErrorData(edata);
+					else if (st.n > 0 && st.hits * 2 >= st.n)
 						reason = psprintf("%lld of %lld sampled values look like %s",
-										  (long long) hits, (long long) nvals, k->what);
+										  (long long) st.hits, (long long) st.n, k->what);
 				}
 				if (reason)
 				{
@@ -1143,4 +1273,21 @@ elt_mask_suggest(PG_FUNCTION_ARGS)
 		table_close(rel, AccessShareLock);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * A dropped relation's column rules go with it (called at sql_drop, inside
+ * the catalog write context): a rule must never attach to a relation that
+ * later gets the same OID.
+ */
+void
+EltMaskForget(Oid relid)
+{
+	static SPIPlanPtr plan = NULL;
+
+	if (!OidIsValid(EltCatalogRelid("mask_rules")))
+		return;
+	EltPrepare(&plan, "DELETE FROM elt.mask_rules WHERE relation OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+			   1, (Oid[]) {OIDOID});
+	EltExec(plan, (Datum[]) {ObjectIdGetDatum(relid)}, NULL, 0);
 }

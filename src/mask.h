@@ -7,6 +7,7 @@
 
 #include "postgres.h"
 #include "utils/jsonb.h"
+#include "utils/rel.h"
 
 /* The rules elt.mask_set() accepts. */
 typedef enum EltMaskKind
@@ -101,5 +102,11 @@ extern void EltMaskCustomCheck(const char *column, const char *expression, Oid t
 							   int32 typmod);
 extern char *EltMaskCustomSql(const char *expression, const char *column_sql, Oid typid,
 							  int32 typmod);
+
+/* mask.c: masking one statement over a relation */
+extern char *EltMaskBegin(Relation rel, bool masked, bool for_insert, char **columns);
+extern int64 EltMaskToken(void);
+extern void EltMaskEnd(void);
+extern void EltMaskForget(Oid relid);
 
 #endif							/* ELT_MASK_H */

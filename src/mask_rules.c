@@ -26,24 +26,29 @@
 #include "postgres.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "optimizer/optimizer.h"
+#include "parser/parse_type.h"
 #include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/guc.h"
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/plancache.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -474,9 +479,14 @@ EltMaskRuleCheck(EltMaskRule *r, const char *column, Oid typid, int32 typmod, bo
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("argument \"value\" of masking rule constant must be a string, a number, a boolean or null")));
-				/* the constant must be a value of the column's type (domain checks too) */
-				getTypeInputInfo(typid, &input, &ioparam);
-				r->constant = OidInputFunctionCall(input, text, ioparam, typmod);
+				/*
+				 * A value of the column's base type, read by the base type's
+				 * input function: a domain's CHECK is code of the domain's
+				 * owner, and must not run with the rights of whoever sets
+				 * or applies the rule (the copy's own constraints hold it).
+				 */
+				getTypeInputInfo(r->basetype, &input, &ioparam);
+				r->constant = OidInputFunctionCall(input, text, ioparam, basemod);
 				break;
 			}
 		case ELT_MASK_HASH:
@@ -711,6 +721,11 @@ custom_walker(Node *node, CustomWalk *w)
 		w->bad_what = "a parameter";
 		return true;
 	}
+	if (IsA(node, CoerceToDomain))
+	{
+		w->bad_what = "a domain (its constraints are its owner's code)";
+		return true;
+	}
 	if (check_functions_in_node(node, custom_function_bad, &w->bad_func))
 		return true;
 	return expression_tree_walker(node, custom_walker, (void *) w);
@@ -740,9 +755,41 @@ EltMaskCustomSql(const char *expression, const char *column_sql, Oid typid, int3
  * compute.  Its result must convert to the column's type.  Called inside
  * SPI, with search_path pg_catalog.
  */
+/* Every type named in a custom expression: built in, not a domain. */
+static bool
+custom_raw_types(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, TypeName))
+	{
+		TypeName   *tn = (TypeName *) node;
+		Type		t = LookupTypeName(NULL, tn, NULL, true);
+		bool		ok = false;
+
+		if (t != NULL)
+		{
+			Form_pg_type typ = (Form_pg_type) GETSTRUCT(t);
+
+			ok = typ->typnamespace == PG_CATALOG_NAMESPACE && typ->typtype != TYPTYPE_DOMAIN;
+			ReleaseSysCache(t);
+		}
+		if (!ok)
+		{
+			*(const char **) context = TypeNameToString(tn);
+			return true;
+		}
+		return false;
+	}
+	return raw_expression_tree_walker(node, custom_raw_types, context);
+}
+
 void
 EltMaskCustomCheck(const char *column, const char *expression, Oid typid, int32 typmod)
 {
+	MemoryContext outer = CurrentMemoryContext;
+	const char *bad_type = NULL;
+	int			guc_level;
 	List	   *raw;
 	RawStmt    *rs;
 	SelectStmt *sel;
@@ -768,9 +815,44 @@ EltMaskCustomCheck(const char *column, const char *expression, Oid typid, int32 
 				 errmsg("the expression of a custom masking rule must be one SQL expression over the column, called value"),
 				 errhint("For example: left(value, 1) || '***'.")));
 
+	/*
+	 * Types first, on the raw tree: parse analysis reads a literal of a type
+	 * with its input function, and a domain's with its CHECK constraints:
+	 * code that is not built in would run before anything else is judged.
+	 */
+	{
+		Oid			base = getBaseType(typid);
+
+		HeapTuple	tt = SearchSysCache1(TYPEOID, ObjectIdGetDatum(base));
+		bool		builtin = HeapTupleIsValid(tt) &&
+			((Form_pg_type) GETSTRUCT(tt))->typnamespace == PG_CATALOG_NAMESPACE;
+
+		if (HeapTupleIsValid(tt))
+			ReleaseSysCache(tt);
+		if (typid != base || !builtin)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("a custom masking rule cannot apply to column %s of type %s", column,
+							format_type_be(typid)),
+					 errdetail("A custom rule runs as whoever reads the column; a domain's constraints or a type that is not built in would run their owner's code with those rights."),
+					 errhint("Use another rule, or a custom rule on a column of a built-in type.")));
+	}
+	if (raw_expression_tree_walker((Node *) sel->targetList, custom_raw_types, (void *) &bad_type))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the expression of the custom masking rule for column %s names type %s, which is not a built-in type",
+						column, bad_type ? bad_type : "?"),
+				 errdetail("A custom rule may use only built-in types, functions and operators: it runs as whoever reads the column.")));
+
 	sql = psprintf("SELECT %s", EltMaskCustomSql(expression, psprintf("CAST(NULL AS %s)",
 																	  qualified_type(typid, typmod)),
 												 typid, typmod));
+	/* analysed in a connection of its own, names resolved in pg_catalog only */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	plan = SPI_prepare(sql, 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "preparing a custom masking expression failed: %s", SPI_result_code_string(SPI_result));
@@ -789,6 +871,10 @@ EltMaskCustomCheck(const char *column, const char *expression, Oid typid, int32 
 		(void) expression_tree_walker((Node *) inner->targetList, custom_walker, &w);
 	}
 	SPI_freeplan(plan);
+	AtEOXact_GUC(true, guc_level);
+	SPI_finish();
+	/* SPI leaves a context of its own current: what the caller allocates next must outlive it */
+	MemoryContextSwitchTo(outer);
 	if (OidIsValid(w.bad_func))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -885,29 +971,37 @@ follow_case(char *out, const char *orig, int len)
 static char *
 scramble(const uint8 *key, const char *tag, const char *s, int len, int keep_from)
 {
-	char	   *out = palloc(len + 1);
+	StringInfoData out;
 	uint64		h = 0;
-	int			i;
+	int			i = 0;
+	int			k = 0;
 
-	for (i = 0; i < len; i++)
+	initStringInfo(&out);
+	while (i < len)
 	{
 		unsigned char c = (unsigned char) s[i];
+		int			clen = (c < 0x80) ? 1 : Min(pg_mblen(s + i), len - i);
+		int			byte;
 
-		if (i % 8 == 0)
-			h = keyed(key, tag, (uint32) (i / 8), s, len);
+		if (k % 8 == 0)
+			h = keyed(key, tag, (uint32) (k / 8), s, len);
+		byte = (int) ((h >> ((k % 8) * 8)) & 0xff);
 		if (i >= keep_from)
-			out[i] = c;
+			appendBinaryStringInfo(&out, s + i, clen);
 		else if (c >= '0' && c <= '9')
-			out[i] = '0' + (char) ((h >> ((i % 8) * 8)) % 10);
+			appendStringInfoChar(&out, '0' + byte % 10);
 		else if (c >= 'a' && c <= 'z')
-			out[i] = 'a' + (char) ((h >> ((i % 8) * 8)) % 26);
+			appendStringInfoChar(&out, 'a' + byte % 26);
 		else if (c >= 'A' && c <= 'Z')
-			out[i] = 'A' + (char) ((h >> ((i % 8) * 8)) % 26);
+			appendStringInfoChar(&out, 'A' + byte % 26);
+		else if (clen > 1)
+			appendStringInfoChar(&out, 'a' + byte % 26);	/* any other letter of any script */
 		else
-			out[i] = c;			/* punctuation, spaces, non-ASCII bytes */
+			appendStringInfoChar(&out, (char) c);	/* punctuation, spaces */
+		i += clen;
+		k++;
 	}
-	out[len] = '\0';
-	return out;
+	return out.data;
 }
 
 /* An IBAN-like text: country kept, rest scrambled, check digits recomputed (ISO 7064 mod 97). */
@@ -1237,6 +1331,13 @@ EltMaskApply(const EltMaskRule *r, const uint8 *key, Datum value, const char *ro
 
 							if (!isfinite(v))
 								d = v;
+							else
+							{
+								/* within the type's range */
+								double		big = r->mtype == ELT_MT_FLOAT4 ? FLT_MAX : DBL_MAX;
+
+								d = isfinite(d) ? Min(Max(d, -big), big) : (d > 0 ? big : -big);
+							}
 							return r->mtype == ELT_MT_FLOAT4 ? Float4GetDatum((float4) d) : Float8GetDatum(d);
 						}
 					case ELT_MT_NUMERIC:
@@ -1310,16 +1411,22 @@ EltMaskApply(const EltMaskRule *r, const uint8 *key, Datum value, const char *ro
 				case ELT_MT_INT4:
 				case ELT_MT_INT8:
 					{
-						int64		step = (int64) strtod(r->step, NULL);
+						double		dstep = strtod(r->step, NULL);
+						int64		lo = r->mtype == ELT_MT_INT2 ? PG_INT16_MIN
+							: r->mtype == ELT_MT_INT4 ? PG_INT32_MIN : PG_INT64_MIN;
+						int64		step = dstep >= 9.2e18 ? PG_INT64_MAX : (int64) dstep;
 						int64		v = r->mtype == ELT_MT_INT2 ? DatumGetInt16(value)
 							: r->mtype == ELT_MT_INT4 ? DatumGetInt32(value) : DatumGetInt64(value);
 						int64		q = v / step;
+						int64		res;
 
 						if (v % step != 0 && v < 0)
 							q--;
-						v = q * step;
-						return r->mtype == ELT_MT_INT2 ? Int16GetDatum((int16) v)
-							: r->mtype == ELT_MT_INT4 ? Int32GetDatum((int32) v) : Int64GetDatum(v);
+						/* the start of the range, or the type's least value when that is below it */
+						if (pg_mul_s64_overflow(q, step, &res) || res < lo)
+							res = lo;
+						return r->mtype == ELT_MT_INT2 ? Int16GetDatum((int16) res)
+							: r->mtype == ELT_MT_INT4 ? Int32GetDatum((int32) res) : Int64GetDatum(res);
 					}
 				case ELT_MT_FLOAT4:
 				case ELT_MT_FLOAT8:

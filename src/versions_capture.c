@@ -79,6 +79,7 @@
 #include "deploy.h"
 #include "govern.h"
 #include "settings.h"
+#include "mask.h"
 #include "versions_capture.h"
 #include "versions_store.h"
 
@@ -811,6 +812,7 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 			if (capturing && strcmp(type, "foreign table") != 0)
 				EltContractsCheckCascade(&cw, objid, type, schema, name, NULL);
 			EltForgetConsumers(&cw, objid, quote_qualified_identifier(schema, name));
+			EltMaskForget(objid);
 		}
 		else if (capturing && (strcmp(type, "table column") == 0 ||
 							   strcmp(type, "default value") == 0))

@@ -420,6 +420,94 @@ RESET ROLE;
 \set VERBOSITY default
 
 -------------------------------------------------------------------------------
+-- Found by attack: no code of a table's owner runs with the rights of whoever
+-- sets, reads or applies rules; the catalog view leaks nothing to functions
+-- in a query's WHERE; odd tables and values
+-------------------------------------------------------------------------------
+CREATE TABLE public.ran_as (who name, via text);
+GRANT INSERT ON public.ran_as TO PUBLIC;
+SET ROLE mask_nobody;
+CREATE FUNCTION nob.spy(v text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.ran_as VALUES (current_user, 'check'); RETURN true; END $$;
+CREATE DOMAIN nob.dtext AS text CHECK (nob.spy(VALUE));
+CREATE TYPE nob.mood AS ENUM ('sad', 'ok');
+CREATE FUNCTION nob.mood_text(nob.mood) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.ran_as VALUES (current_user, 'cast'); RETURN 'x'; END $$;
+CREATE CAST (nob.mood AS text) WITH FUNCTION nob.mood_text(nob.mood);
+CREATE TABLE nob.trap (m nob.mood PRIMARY KEY, c nob.dtext, e text, s numeric);
+INSERT INTO nob.trap VALUES ('sad', 'a', 'x@y.test', 1.5), ('ok', 'b', 'z@y.test', 2.5);
+GRANT SELECT ON nob.trap TO mask_admin;
+\set VERBOSITY terse
+-- custom rules: no domain column, no type that is not built in, no domain cast
+SELECT elt.mask_set('nob.trap', 'c', 'custom', '{"expression": "upper(value)"}');
+SELECT elt.mask_set('nob.trap', 'e', 'custom', '{"expression": "value || CAST(''{x}'' AS nob.dtext[])::text"}');
+SELECT elt.mask_set('nob.trap', 'e', 'custom', '{"expression": "CAST(CAST(value AS nob.dtext) AS text)"}');
+\set VERBOSITY default
+SELECT elt.mask_set('nob.trap', 'e', 'hash') > 0 AS set;
+RESET ROLE;
+DELETE FROM public.ran_as;
+-- an administrator sets a constant on the domain column; a superuser and the
+-- administrator read the table's rules and preview it (the primary key, an
+-- enum with a cast of its owner's, keys the noise)
+SET ROLE mask_admin;
+SELECT elt.mask_set('nob.trap', 'c', 'constant', '{"value": "z"}') > 0 AS set;
+SELECT elt.mask_set('nob.trap', 's', 'noise', '{"ratio": 0.5}') > 0 AS set;
+SELECT count(*) AS rows FROM elt.mask_preview('nob.trap');
+SELECT count(*) AS columns FROM elt.mask_for('nob.trap');
+SELECT count(*) >= 0 AS suggested FROM elt.mask_suggest('nob');
+RESET ROLE;
+SELECT r->>'c' AS c, (r->>'s')::numeric BETWEEN 0.5 AND 4 AS s_near, r->>'e' !~ '@' AS e_masked
+FROM elt.mask_preview('nob.trap') r ORDER BY r->>'m';
+SELECT count(*) FILTER (WHERE who <> 'mask_nobody') AS ran_as_someone_else, count(*) AS ran FROM public.ran_as;
+-- the view of rules is a security barrier: a function in the WHERE sees only
+-- the rows the reader may see
+SET ROLE mask_nobody;
+CREATE FUNCTION nob.peek(r regclass) RETURNS boolean LANGUAGE plpgsql COST 0.0001 AS $$
+BEGIN INSERT INTO public.ran_as VALUES (current_user, COALESCE(r::text, 'pattern')); RETURN true; END $$;
+SELECT count(*) AS seen FROM elt.masks WHERE nob.peek(relation);
+RESET ROLE;
+SELECT count(*) FILTER (WHERE via LIKE 'crm.%') AS crm_rules_leaked FROM public.ran_as;
+-- a custom rule before other columns (its check must not free what follows)
+SET ROLE mask_owner;
+CREATE TABLE crm.ordered (a text PRIMARY KEY, b text, c int);
+INSERT INTO crm.ordered VALUES ('alpha', 'beta', 3);
+SELECT elt.mask_set('crm.ordered', 'a', 'custom', '{"expression": "upper(value)"}') > 0 AS set;
+SELECT elt.mask_set('crm.ordered', 'b', 'partial', '{"prefix": 1}') > 0 AS set;
+SELECT * FROM elt.mask_preview('crm.ordered');
+-- partitions take their parent's rules
+CREATE TABLE crm.events (id int, at date, email text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE crm.events_2026 PARTITION OF crm.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO crm.events VALUES (1, '2026-05-01', 'user1@mail1.test');
+SELECT elt.mask_set('crm.events', 'email', 'pseudonym', '{"kind": "email"}') > 0 AS set;
+SELECT column_name, rule, source FROM elt.mask_for('crm.events_2026') WHERE rule IS NOT NULL;
+SELECT (SELECT r->>'email' FROM elt.mask_preview('crm.events_2026') r)
+     = (SELECT r->>'email' FROM elt.mask_preview('crm.events') r) AS partition_masked_alike;
+-- ranges that would leave the type: the type's least value (and a column
+-- named s is a column, not the row)
+CREATE TABLE crm.edges (id int PRIMARY KEY, s smallint, i int, t text);
+INSERT INTO crm.edges VALUES (1, -5, -2147483648, 'Иван Петров'), (2, 32767, 2147483647, 'José Núñez');
+SELECT elt.mask_set('crm.edges', 's', 'generalize', '{"step": 100000}') > 0 AS set;
+SELECT elt.mask_set('crm.edges', 'i', 'generalize', '{"step": 10}') > 0 AS set;
+SELECT elt.mask_set('crm.edges', 't', 'pseudonym', '{"kind": "text"}') > 0 AS set;
+SELECT r->>'s' AS s, r->>'i' AS i, r->>'t' ~ '^[A-Za-z]+ [A-Za-z]+$' AS only_ascii_letters,
+       length(r->>'t') AS length
+FROM elt.mask_preview('crm.edges') r ORDER BY (r->>'id')::int;
+-- a pattern ILIKE cannot read is refused
+RESET ROLE;
+SET ROLE mask_admin;
+\set VERBOSITY terse
+SELECT elt.mask_set_pattern('%\', 'null');
+\set VERBOSITY default
+RESET ROLE;
+-- a dropped table's rules go with it
+SET ROLE mask_owner;
+CREATE TABLE crm.gone (id int PRIMARY KEY, email text);
+SELECT elt.mask_set('crm.gone', 'email', 'hash') > 0 AS set;
+DROP TABLE crm.gone;
+RESET ROLE;
+SELECT count(*) AS rules_of_dropped FROM elt.mask_rules WHERE relation::oid NOT IN (SELECT oid FROM pg_class);
+
+-------------------------------------------------------------------------------
 -- Rotation: a new key masks differently; audited
 -------------------------------------------------------------------------------
 SELECT r->>'mail' AS before FROM elt.mask_preview('crm.contacts', 1) r \gset
