@@ -2,7 +2,7 @@
 -- breaking changes before they run, approved migrations, schema versions,
 -- history and diffs, backfills, transforms traced to their raw rows,
 -- reproducible runs, blue-green deployments with quality gates, least
--- privilege for many roles, and the audit chain.
+-- privilege for many roles, masked sandboxes, and the audit chain.
 -- Run by `make demo` against a throwaway cluster with the library preloaded.
 
 \pset border 2
@@ -439,7 +439,45 @@ SELECT count(*) AS runs_seen, count(params) AS with_params FROM elt.runs;
 RESET ROLE;
 
 \echo
-\echo '== 23. The audit trail is a hash chain; keep its digest outside the database'
+\echo '== 23. Sandboxes: personal data masked once, a 1% sample closed under foreign keys, for the analyst'
+CREATE SCHEMA crm;
+CREATE TABLE crm.customers (id serial PRIMARY KEY, email text NOT NULL UNIQUE, full_name text,
+                            phone text, birth_date date, region text);
+CREATE TABLE crm.orders (id bigint PRIMARY KEY, customer_id int NOT NULL REFERENCES crm.customers,
+                         amount numeric(10,2) NOT NULL, ordered_at date NOT NULL);
+INSERT INTO crm.customers (email, full_name, phone, birth_date, region)
+SELECT 'customer' || g || '@mail.test', 'Customer ' || g, '+44 20 7946 ' || lpad(g::text, 4, '0'),
+       date '1960-01-01' + g * 11, (ARRAY['north', 'south'])[1 + g % 2]
+FROM generate_series(1, 2000) g;
+INSERT INTO crm.orders SELECT o, 1 + (o * 13) % 2000, (o % 300) + 0.99, date '2026-01-01' + o % 300
+FROM generate_series(1, 20000) o;
+\echo which columns look personal, by name or by their values?
+SELECT relation, column_name, reason, rule, args FROM elt.mask_suggest('crm');
+\echo mask them: pseudonyms that keep the format, a keyed hash for keys (joins survive), the birth year only
+SELECT elt.mask_set('crm.customers', 'email', 'pseudonym', '{"kind": "email"}') > 0 AS email,
+       elt.mask_set('crm.customers', 'full_name', 'pseudonym', '{"kind": "name"}') > 0 AS name,
+       elt.mask_set('crm.customers', 'phone', 'pseudonym', '{"kind": "phone"}') > 0 AS phone,
+       elt.mask_set('crm.customers', 'birth_date', 'generalize', '{"to": "year"}') > 0 AS birth,
+       elt.mask_set('crm.customers', 'id', 'hash') > 0 AS id,
+       elt.mask_set('crm.orders', 'customer_id', 'hash') > 0 AS order_customer,
+       elt.mask_set('crm.orders', 'amount', 'noise', '{"ratio": 0.05}') > 0 AS amount;
+SELECT * FROM elt.mask_preview('crm.customers', 2);
+\echo a 1% sample of the orders, with every customer they reference, masked, for demo_analyst for three days
+GRANT demo_analyst TO CURRENT_USER;
+SELECT * FROM elt.sandbox_create('sandbox_crm', ARRAY['crm'], '{"percent": 1, "seed": 2026}', true, '3 days', 'demo_analyst');
+SET ROLE demo_analyst;
+\echo the analyst reads the copies (the keys still join) and nothing of crm itself
+SELECT c.region, count(*) AS orders, round(sum(o.amount)) AS amount
+FROM sandbox_crm.orders o JOIN sandbox_crm.customers c ON c.id = o.customer_id GROUP BY 1 ORDER BY 1;
+SELECT email, full_name, phone, birth_date FROM sandbox_crm.customers ORDER BY id LIMIT 3;
+RESET ROLE;
+SELECT name, owner, expires_at > now() AS live, tables, masked, sample FROM elt.sandboxes;
+\echo the same query on the live tables, for comparison (a 1% sample: about 1/100 of the orders)
+SELECT c.region, count(*) AS orders, round(sum(o.amount)) AS amount
+FROM crm.orders o JOIN crm.customers c ON c.id = o.customer_id GROUP BY 1 ORDER BY 1;
+
+\echo
+\echo '== 24. The audit trail is a hash chain; keep its digest outside the database'
 SELECT count(*) AS audit_rows FROM elt.audit_log;
 SELECT * FROM (SELECT id, action, object, left(prev_hash, 12) AS prev_hash, left(row_hash, 12) AS row_hash
                FROM elt.audit_log ORDER BY id DESC LIMIT 8) last ORDER BY id;
@@ -448,14 +486,14 @@ SELECT elt.audit_digest() AS digest \gset
 SELECT * FROM elt.audit_verify(:'digest');
 
 \echo
-\echo '== 24. History cannot be rewritten through SQL ...'
+\echo '== 25. History cannot be rewritten through SQL ...'
 \set ON_ERROR_STOP 0
 UPDATE elt.schema_versions SET statement = 'nothing to see here' WHERE version = 2;
 DELETE FROM elt.audit_log WHERE id = 3;
 \set ON_ERROR_STOP 1
 
 \echo
-\echo '== 25. ... and a superuser who goes around the triggers is caught'
+\echo '== 26. ... and a superuser who goes around the triggers is caught'
 SET session_replication_role = replica;
 UPDATE elt.schema_versions SET statement = 'ALTER TABLE nothing'
 WHERE table_name = 'customers' AND version = 2;

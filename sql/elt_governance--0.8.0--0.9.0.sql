@@ -369,3 +369,55 @@ CREATE FUNCTION elt.mask_preview(rel regclass, n integer DEFAULT 10)
 -- sandboxes); refused otherwise.
 CREATE FUNCTION elt._mask(token bigint, slot integer, value anyelement, rowkey text)
     RETURNS anyelement LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_mask_value';
+
+------------------------------------------------------------------------------
+-- Sandboxes (src/sandbox.c)
+------------------------------------------------------------------------------
+-- One row per sandbox: a schema of copies of the tables of from_schemas,
+-- masked or not, whole or a sample closed under foreign keys, owned by
+-- `owner`, dropped by the launcher once expires_at has passed.  manifest:
+-- the seed, the sample, per table its source, copy, rows, the source's
+-- checksum before the copy and the masking rules applied.
+CREATE TABLE elt.sandbox_defs (
+    sandbox_id  bigserial PRIMARY KEY,
+    name        name NOT NULL UNIQUE,
+    owner       regrole NOT NULL,
+    created_by  regrole NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    sources     text[] NOT NULL,
+    sample      jsonb,
+    masked      boolean NOT NULL,
+    seed        bigint NOT NULL,
+    manifest    jsonb NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('elt.sandbox_defs', '');
+SELECT pg_catalog.pg_extension_config_dump('elt.sandbox_defs_sandbox_id_seq', '');
+REVOKE ALL ON elt.sandbox_defs FROM PUBLIC;
+REVOKE ALL ON SEQUENCE elt.sandbox_defs_sandbox_id_seq FROM PUBLIC;
+GRANT SELECT ON elt.sandbox_defs TO elt_reader;
+
+-- The sandboxes a role may see: those it owns or made (through membership),
+-- all for elt_reader; with their size now.
+CREATE VIEW elt.sandboxes WITH (security_barrier = true) AS
+SELECT s.name, s.owner, s.created_by, s.created_at, s.expires_at, s.sources, s.sample, s.masked,
+       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c
+        WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(pg_catalog.quote_ident(s.name))
+          AND c.relkind IN ('r', 'p')) AS tables,
+       (SELECT pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)) FROM pg_catalog.pg_class c
+        WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(pg_catalog.quote_ident(s.name))
+          AND c.relkind IN ('r', 'p'))::bigint AS size_bytes,
+       s.manifest
+FROM elt.sandbox_defs s
+WHERE elt._sees_role(s.owner::oid) OR elt._sees_role(s.created_by::oid);
+GRANT SELECT ON elt.sandboxes TO PUBLIC;
+
+CREATE FUNCTION elt.sandbox_create(name name, from_schemas name[], sample jsonb DEFAULT NULL,
+                                   masked boolean DEFAULT true, expires interval DEFAULT '7 days',
+                                   owner regrole DEFAULT NULL)
+    RETURNS TABLE (relation regclass, source regclass, rows bigint)
+    LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_sandbox_create';
+CREATE FUNCTION elt.sandbox_drop(name name, reason text DEFAULT NULL)
+    RETURNS boolean LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_sandbox_drop';
+CREATE FUNCTION elt.sandbox_expire()
+    RETURNS integer LANGUAGE c AS 'MODULE_PATHNAME', 'elt_sandbox_expire';

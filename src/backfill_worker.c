@@ -21,7 +21,8 @@
  * elt.launcher_naptime seconds starts, one database at a time, a short-lived
  * scanner in each database that accepts connections.  A scanner resumes the
  * backfills of its database that should be running on workers but have no
- * live process (resume_interrupted), then exits.  Scanners connect
+ * live process (resume_interrupted), drops the sandboxes past their expiry
+ * (EltSandboxExpire, sandbox.c), then exits.  Scanners connect
  * as the bootstrap superuser and run no user SQL; the workers they launch
  * connect as each backfill's owner.
  *
@@ -67,6 +68,7 @@
 #include "utils/snapmgr.h"
 
 #include "backfill_int.h"
+#include "sandbox.h"
 
 int			elt_launcher_naptime = 10;
 int			elt_max_backfill_workers = -1;
@@ -774,6 +776,21 @@ elt_backfill_scanner_main(Datum main_arg)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (EltCatalogReady() && OidIsValid(EltCatalogRelid("backfills")))
 		resume_interrupted();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	/* then, in a transaction of its own, the sandboxes past their expiry */
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (EltCatalogReady())
+	{
+		int			n = EltSandboxExpire();
+
+		if (n > 0)
+			ereport(LOG,
+					(errmsg("elt_governance: dropped %d expired %s", n, n == 1 ? "sandbox" : "sandboxes")));
+	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	proc_exit(0);

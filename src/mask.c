@@ -1291,3 +1291,27 @@ EltMaskForget(Oid relid)
 			   1, (Oid[]) {OIDOID});
 	EltExec(plan, (Datum[]) {ObjectIdGetDatum(relid)}, NULL, 0);
 }
+
+/* The rules rel's columns get, as JSON {column: {rule, args, source}}, for a sandbox's manifest. */
+char *
+EltMaskRulesJson(Relation rel)
+{
+	MaskColumn *cols;
+	int			n,
+				i;
+	EltJson		j;
+
+	cols = rel_columns(rel, &n);
+	EltJsonBegin(&j);
+	for (i = 0; i < n; i++)
+	{
+		if (!cols[i].has_rule)
+			continue;
+		EltJsonBeginObject(&j, cols[i].name);
+		EltJsonString(&j, "rule", cols[i].rule);
+		EltJsonRaw(&j, "args", cols[i].args);
+		EltJsonString(&j, "source", cols[i].source);
+		EltJsonEndObject(&j);
+	}
+	return EltJsonFinish(&j);
+}

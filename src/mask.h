@@ -108,5 +108,6 @@ extern char *EltMaskBegin(Relation rel, bool masked, bool for_insert, char **col
 extern int64 EltMaskToken(void);
 extern void EltMaskEnd(void);
 extern void EltMaskForget(Oid relid);
+extern char *EltMaskRulesJson(Relation rel);
 
 #endif							/* ELT_MASK_H */

@@ -1,0 +1,1130 @@
+/*
+ * sandbox.c — sandboxes: a schema of copies of the tables of one or more
+ * schemas, masked by their masking rules (mask.c), whole or a sample closed
+ * under foreign keys, owned by one role, dropped when they expire.
+ *
+ * elt.sandbox_create(name, from_schemas, sample, masked, expires, owner)
+ * makes schema `name` owned by `owner` and in it, per table of the source
+ * schemas (plain and partitioned tables; partitions are read through
+ * their parent), a table LIKE the source (defaults, NOT NULL and CHECK
+ * constraints, indexes, identity, generated columns, comments), new
+ * sequences for serial columns, the rows, then the foreign keys between
+ * the copied tables.  Everything is done as the owner: the copies are its
+ * own and nobody else's.  Rows are read by a statement of the creator's
+ * (masked) or of the owner's (masked => false: the owner sees unmasked
+ * only what it may read itself), so privileges, column grants and
+ * row-level security hold.
+ *
+ * Samples.  {"percent": p} keeps each row whose hash (of the whole row and
+ * the seed) falls under p%; {"rows": n} the n rows of each table with the
+ * smallest hashes; {"root": rel, "where": sql} the rows of rel where the
+ * condition holds and, following foreign keys down, the rows that
+ * reference them.  Then the sample is closed upwards: every row a kept row
+ * references is kept, until nothing is added, so every foreign key of the
+ * sandbox holds.  A closure that grows past max_rows (default ten times
+ * the rows first chosen, at least 10 000) is refused, naming the
+ * foreign key that pulled in the most rows.  Kept rows are tracked by ctid
+ * in temporary tables, under a SHARE lock on every source.
+ *
+ * Layering: an engine; calls mask.c, checksum.c, audit.c, roles.c and util.
+ * Called by backfill_worker.c's scanner (EltSandboxExpire).  Locks: SHARE on
+ * every source table for the whole copy; the new schema's own objects.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "parser/parser.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "audit.h"
+#include "checksum.h"
+#include "mask.h"
+#include "roles.h"
+#include "sandbox.h"
+#include "util.h"
+
+/* A source table and its copy. */
+typedef struct SbTable
+{
+	Oid			relid;
+	char	   *src;			/* qualified, quoted */
+	char	   *dst;			/* qualified, quoted */
+	char	   *keys;			/* the temporary table of kept ctids (samples) */
+	int64		rows;
+	char	   *checksum;		/* of the source, before the copy */
+	char	   *rules;			/* the masking rules applied, JSON */
+} SbTable;
+
+/* A foreign key between two copied tables. */
+typedef struct SbFkey
+{
+	Oid			conid;
+	char	   *name;
+	int			child;			/* index in tables */
+	int			parent;
+	char	   *join;			/* c.a = p.x AND ... */
+	char	   *def;			/* pg_get_constraintdef, for the copy */
+	int64		pulled;			/* rows it added to the closure */
+} SbFkey;
+
+typedef struct Sandbox
+{
+	char	   *name;
+	Oid			owner;
+	Oid			creator;
+	List	   *schemas;		/* char * */
+	bool		masked;
+	int64		seed;
+	Jsonb	   *sample;			/* NULL: full copies */
+	double		percent;		/* -1: none */
+	int64		nrows;			/* -1: none */
+	Oid			root;
+	char	   *where;
+	int64		max_rows;
+	SbTable    *tables;
+	int			ntables;
+	SbFkey	   *fkeys;
+	int			nfkeys;
+} Sandbox;
+
+/* ---------------------------------------------------------------------
+ * Arguments
+ * ---------------------------------------------------------------------
+ */
+
+static JsonbValue *
+jarg(Jsonb *j, const char *key)
+{
+	return getKeyJsonValueFromContainer(&j->root, key, strlen(key), NULL);
+}
+
+static double
+jnumber(JsonbValue *v, const char *key)
+{
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sample argument \"%s\" must be a number", key)));
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+}
+
+/* The sample argument, checked (sb->sample NULL: whole tables). */
+static void
+parse_sample(Sandbox *sb)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	JsonbValue *a;
+	int			modes = 0;
+
+	sb->percent = -1;
+	sb->nrows = -1;
+	sb->root = InvalidOid;
+	sb->where = NULL;
+	sb->max_rows = -1;
+	if (sb->sample == NULL)
+		return;
+	if (!JB_ROOT_IS_OBJECT(sb->sample))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sample must be a JSON object"),
+				 errhint("For example '{\"percent\": 1}', '{\"rows\": 1000}' or '{\"root\": \"shop.customers\", \"where\": \"region = ''north''\"}'.")));
+	it = JsonbIteratorInit(&sb->sample->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		static const char *const known[] = {"percent", "rows", "root", "where", "seed", "max_rows", NULL};
+		int			i;
+
+		if (tok != WJB_KEY)
+			continue;
+		for (i = 0; known[i]; i++)
+			if ((int) strlen(known[i]) == v.val.string.len &&
+				strncmp(known[i], v.val.string.val, v.val.string.len) == 0)
+				break;
+		if (known[i] == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown sample argument \"%.*s\"", v.val.string.len, v.val.string.val),
+					 errhint("A sample takes percent, rows, or root with where; and seed and max_rows.")));
+	}
+	if ((a = jarg(sb->sample, "percent")) != NULL)
+	{
+		sb->percent = jnumber(a, "percent");
+		if (!(sb->percent > 0 && sb->percent <= 100))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sample percent must be above 0 and at most 100")));
+		modes++;
+	}
+	if ((a = jarg(sb->sample, "rows")) != NULL)
+	{
+		double		d = jnumber(a, "rows");
+
+		if (!(d >= 1 && d <= 1e12) || d != floor(d))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sample rows must be a whole number, 1 at least")));
+		sb->nrows = (int64) d;
+		modes++;
+	}
+	if ((a = jarg(sb->sample, "root")) != NULL)
+	{
+		char	   *root;
+		List	   *names;
+
+		if (a->type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sample root must be a table name, as a string")));
+		root = pnstrdup(a->val.string.val, a->val.string.len);
+		names = stringToQualifiedNameList(root);
+		sb->root = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
+		if (!OidIsValid(sb->root))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("sample root \"%s\" does not exist", root)));
+		modes++;
+	}
+	if ((a = jarg(sb->sample, "where")) != NULL)
+	{
+		List	   *raw;
+		RawStmt    *rs;
+		SelectStmt *sel;
+
+		if (!OidIsValid(sb->root))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sample where needs a root: the table it filters")));
+		if (a->type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sample where must be an SQL condition, as a string")));
+		sb->where = pnstrdup(a->val.string.val, a->val.string.len);
+		/* one condition, nothing else (it runs in the reader's statement) */
+		raw = raw_parser(psprintf("SELECT 1 WHERE (%s)", sb->where), RAW_PARSE_DEFAULT);
+		rs = (list_length(raw) == 1) ? linitial_node(RawStmt, raw) : NULL;
+		sel = (rs && IsA(rs->stmt, SelectStmt)) ? (SelectStmt *) rs->stmt : NULL;
+		if (sel == NULL || sel->fromClause != NIL || sel->groupClause != NIL || sel->sortClause != NIL ||
+			sel->limitCount != NULL || sel->op != SETOP_NONE || sel->withClause != NULL ||
+			sel->havingClause != NULL || sel->lockingClause != NIL || list_length(sel->targetList) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sample where must be one SQL condition on the root's columns"),
+					 errhint("For example: region = 'north' AND created_at >= '2026-01-01'.")));
+	}
+	if (modes != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a sample takes one of percent, rows and root"),
+				 errhint("For example '{\"percent\": 1}'.")));
+	if ((a = jarg(sb->sample, "seed")) != NULL)
+	{
+		double		d = jnumber(a, "seed");
+
+		if (d != floor(d) || fabs(d) > 9e15)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sample seed must be a whole number")));
+		sb->seed = (int64) d;
+	}
+	if ((a = jarg(sb->sample, "max_rows")) != NULL)
+	{
+		double		d = jnumber(a, "max_rows");
+
+		if (!(d >= 1) || d != floor(d))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sample max_rows must be a whole number, 1 at least")));
+		sb->max_rows = (int64) d;
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * What is copied
+ * ---------------------------------------------------------------------
+ */
+
+/* The tables of the source schemas (plain and partitioned, not partitions), locked SHARE. */
+static void
+list_tables(Sandbox *sb)
+{
+	ListCell   *lc;
+	int			cap = 16;
+
+	MemoryContext mine = CurrentMemoryContext;
+
+	sb->tables = palloc0(sizeof(SbTable) * cap);
+	sb->ntables = 0;
+	foreach(lc, sb->schemas)
+	{
+		char	   *schema = lfirst(lc);
+		Oid			nsp = get_namespace_oid(schema, false);
+		uint64		i;
+
+		if (SPI_execute_with_args("SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = $1"
+								  " AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname",
+								  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "listing the tables of schema %s failed", schema);
+		/* SPI leaves a context of its own current: the list must outlive it */
+		MemoryContextSwitchTo(mine);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			SbTable    *t;
+
+			if (sb->ntables == cap)
+			{
+				cap *= 2;
+				sb->tables = repalloc(sb->tables, sizeof(SbTable) * cap);
+			}
+			t = &sb->tables[sb->ntables++];
+			memset(t, 0, sizeof(SbTable));
+			t->relid = relid;
+			t->src = EltRelDisplayName(relid);
+			t->dst = quote_qualified_identifier(sb->name, get_rel_name(relid));
+		}
+	}
+	if (sb->ntables == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the source schemas hold no tables")));
+}
+
+static int
+table_index(Sandbox *sb, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < sb->ntables; i++)
+		if (sb->tables[i].relid == relid)
+			return i;
+	return -1;
+}
+
+/* The foreign keys between copied tables; the others are reported and left out. */
+static void
+list_fkeys(Sandbox *sb)
+{
+	int			i;
+	MemoryContext mine = CurrentMemoryContext;
+
+	sb->fkeys = palloc0(sizeof(SbFkey) * 8);
+	sb->nfkeys = 0;
+	for (i = 0; i < sb->ntables; i++)
+	{
+		uint64		r;
+		SPITupleTable *tt;
+		uint64		n;
+
+		if (SPI_execute_with_args("SELECT k.oid, k.conname, k.confrelid,"
+								  " pg_catalog.pg_get_constraintdef(k.oid) AS def,"
+								  " (SELECT pg_catalog.string_agg(pg_catalog.format('c.%I OPERATOR(pg_catalog.=) p.%I',"
+								  "          ca.attname, pa.attname), ' AND ')"
+								  "  FROM ROWS FROM (pg_catalog.unnest(k.conkey), pg_catalog.unnest(k.confkey)) AS u(ck, pk)"
+								  "  JOIN pg_catalog.pg_attribute ca ON ca.attrelid = k.conrelid AND ca.attnum = u.ck"
+								  "  JOIN pg_catalog.pg_attribute pa ON pa.attrelid = k.confrelid AND pa.attnum = u.pk) AS join"
+								  " FROM pg_catalog.pg_constraint k WHERE k.conrelid = $1 AND k.contype = 'f'"
+								  " ORDER BY k.conname",
+								  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(sb->tables[i].relid)},
+								  NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "listing foreign keys failed");
+		MemoryContextSwitchTo(mine);
+		tt = SPI_tuptable;
+		n = SPI_processed;
+		for (r = 0; r < n; r++)
+		{
+			bool		isnull;
+			Oid			parent = DatumGetObjectId(SPI_getbinval(tt->vals[r], tt->tupdesc, 3, &isnull));
+			int			p = table_index(sb, parent);
+			SbFkey	   *f;
+
+			if (p < 0)
+			{
+				ereport(NOTICE,
+						(errmsg("foreign key %s of %s references %s, which is not copied: the sandbox leaves it out",
+								SPI_getvalue(tt->vals[r], tt->tupdesc, 2), sb->tables[i].src,
+								EltRelDisplayName(parent)),
+						 errhint("Name that table's schema in from_schemas to keep the foreign key.")));
+				continue;
+			}
+			if (sb->nfkeys % 8 == 0)
+				sb->fkeys = repalloc(sb->fkeys, sizeof(SbFkey) * (sb->nfkeys + 8));
+			f = &sb->fkeys[sb->nfkeys++];
+			memset(f, 0, sizeof(SbFkey));
+			f->conid = DatumGetObjectId(SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull));
+			f->name = SPI_getvalue(tt->vals[r], tt->tupdesc, 2);
+			f->child = i;
+			f->parent = p;
+			f->def = SPI_getvalue(tt->vals[r], tt->tupdesc, 4);
+			f->join = SPI_getvalue(tt->vals[r], tt->tupdesc, 5);
+		}
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Samples
+ * ---------------------------------------------------------------------
+ */
+
+static int64
+exec_count(const char *sql)
+{
+	if (SPI_execute(sql, false, 0) < 0)
+		elog(ERROR, "sampling failed: %s", sql);
+	return (int64) SPI_processed;
+}
+
+/* Choose the kept rows of every table, closed under the foreign keys. */
+static void
+sample(Sandbox *sb)
+{
+	int			i;
+	int64		chosen = 0;
+	int64		total = 0;
+	int64		bound;
+	bool		grew;
+	int			rounds = 0;
+
+	for (i = 0; i < sb->ntables; i++)
+	{
+		SbTable    *t = &sb->tables[i];
+
+		t->keys = psprintf("pg_temp.elt_sandbox_keys_%d", i);
+		EltSpiExec(psprintf("CREATE TEMPORARY TABLE %s (t pg_catalog.tid PRIMARY KEY) ON COMMIT DROP", t->keys));
+		if (sb->percent > 0)
+			chosen += exec_count(psprintf("INSERT INTO %s SELECT m.ctid FROM %s AS m"
+										  " WHERE (pg_catalog.hashtextextended(CAST(m AS pg_catalog.text), %lld)"
+										  "        OPERATOR(pg_catalog.&) 1048575) < %lld",
+										  t->keys, t->src, (long long) sb->seed,
+										  (long long) ceil(sb->percent / 100.0 * 1048576.0)));
+		else if (sb->nrows > 0)
+			chosen += exec_count(psprintf("INSERT INTO %s SELECT m.ctid FROM %s AS m"
+										  " ORDER BY pg_catalog.hashtextextended(CAST(m AS pg_catalog.text), %lld), m.ctid"
+										  " LIMIT %lld",
+										  t->keys, t->src, (long long) sb->seed, (long long) sb->nrows));
+		else if (t->relid == sb->root)
+			chosen += exec_count(psprintf("INSERT INTO %s SELECT m.ctid FROM %s AS m WHERE (%s)",
+										  t->keys, t->src, sb->where ? sb->where : "true"));
+	}
+	if (OidIsValid(sb->root) && table_index(sb, sb->root) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sample root %s is not a table of the source schemas", EltRelDisplayName(sb->root))));
+	bound = sb->max_rows > 0 ? sb->max_rows : Max(chosen * 10, 10000);
+
+	/* from a root, down: the rows that reference kept rows, level by level */
+	if (OidIsValid(sb->root))
+	{
+		do
+		{
+			grew = false;
+			for (i = 0; i < sb->nfkeys; i++)
+			{
+				SbFkey	   *f = &sb->fkeys[i];
+				int64		n;
+
+				if (f->child == f->parent && rounds > 1000)
+					continue;
+				n = exec_count(psprintf("INSERT INTO %s SELECT c.ctid FROM %s AS c JOIN %s AS p ON %s"
+										" WHERE p.ctid IN (SELECT t FROM %s) ON CONFLICT DO NOTHING",
+										sb->tables[f->child].keys, sb->tables[f->child].src,
+										sb->tables[f->parent].src, f->join, sb->tables[f->parent].keys));
+				f->pulled += n;
+				chosen += n;
+				grew |= (n > 0);
+				if (chosen > bound)
+					break;
+			}
+			rounds++;
+		} while (grew && chosen <= bound);
+	}
+
+	if (chosen > bound)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the sample chooses %lld rows, more than max_rows (%lld)", (long long) chosen,
+						(long long) bound),
+				 errhint("Sample less, or raise max_rows.")));
+	/* up: every row a kept row references, until nothing is added */
+	total = chosen;
+	do
+	{
+		grew = false;
+		for (i = 0; i < sb->nfkeys && total <= bound; i++)
+		{
+			SbFkey	   *f = &sb->fkeys[i];
+			int64		n;
+
+			n = exec_count(psprintf("INSERT INTO %s SELECT p.ctid FROM %s AS p JOIN %s AS c ON %s"
+									" WHERE c.ctid IN (SELECT t FROM %s) ON CONFLICT DO NOTHING",
+									sb->tables[f->parent].keys, sb->tables[f->parent].src,
+									sb->tables[f->child].src, f->join, sb->tables[f->child].keys));
+			f->pulled += n;
+			total += n;
+			grew |= (n > 0);
+		}
+	} while (grew && total <= bound);
+	if (total > bound)
+	{
+		SbFkey	   *worst = NULL;
+
+		for (i = 0; i < sb->nfkeys; i++)
+			if (sb->fkeys[i].pulled > 0 && (worst == NULL || sb->fkeys[i].pulled > worst->pulled))
+				worst = &sb->fkeys[i];
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the sample cannot be closed under foreign keys within %lld rows", (long long) bound),
+				 worst ? errdetail("Foreign key %s of %s pulled in %lld rows.", worst->name,
+								   sb->tables[worst->child].src, (long long) worst->pulled) : 0,
+				 errhint("Sample from a root instead ('{\"root\": \"schema.table\", \"where\": \"...\"}'), or raise max_rows.")));
+	}
+}
+/* The sample, chosen by the reader's statements. */
+static void
+sample_as(Sandbox *sb, Oid reader)
+{
+	Oid			save_user;
+	int			save_sec;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	if (reader != save_user)
+		SetUserIdAndSecContext(reader, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		sample(sb);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
+	PG_END_TRY();
+}
+
+/* ---------------------------------------------------------------------
+ * Copies
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Copying a table inserts its rows, which runs its constraints', indexes'
+ * and defaults' functions and its domains' checks with the rights of the
+ * role that copies.  Code of a role the caller is not a member of must not
+ * run with the caller's rights: such a table may only hold built-in
+ * functions and types.
+ */
+static void
+check_foreign_code(Sandbox *sb, SbTable *t)
+{
+	HeapTuple	ct = SearchSysCache1(RELOID, ObjectIdGetDatum(t->relid));
+	Oid			relowner;
+	char	   *what;
+
+	if (!HeapTupleIsValid(ct))
+		elog(ERROR, "cache lookup failed for relation %u", t->relid);
+	relowner = ((Form_pg_class) GETSTRUCT(ct))->relowner;
+	ReleaseSysCache(ct);
+
+	if (has_privs_of_role(sb->creator, relowner))
+		return;
+	if (SPI_execute_with_args(
+							  "SELECT pg_catalog.string_agg(x, ', ') FROM ("
+							  " SELECT DISTINCT d.refobjid::pg_catalog.regprocedure::pg_catalog.text AS x"
+							  " FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid"
+							  " WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+							  "   AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace"
+							  "   AND ((d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+							  "         AND d.objid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = $1))"
+							  "     OR (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = $1)"
+							  "     OR (d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass"
+							  "         AND d.objid IN (SELECT k.oid FROM pg_catalog.pg_constraint k WHERE k.conrelid = $1))"
+							  "     OR (d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass"
+							  "         AND d.objid IN (SELECT a.oid FROM pg_catalog.pg_attrdef a WHERE a.adrelid = $1)))"
+							  " UNION"
+							  " SELECT DISTINCT pg_catalog.format_type(a.atttypid, NULL)"
+							  " FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type y ON y.oid = a.atttypid"
+							  " WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped"
+							  "   AND y.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace AND y.typtype <> 'e') s",
+							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(t->relid)}, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading what %s depends on failed", t->src);
+	what = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (what != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("copying %s would run code of role %s with your rights: %s",
+						t->src, GetUserNameFromId(relowner, false), what),
+				 errdetail("Its constraints, indexes, defaults or column types use functions or types that are not built in; inserting the copy's rows runs them."),
+				 errhint("A member of role %s can create the sandbox.", GetUserNameFromId(relowner, false))));
+}
+
+/* While a foreign key is added to a copy: say what masking has to do with it. */
+static void
+fkey_context(void *arg)
+{
+	SbFkey	   *f = arg;
+
+	errcontext("adding foreign key %s to the sandbox: the referencing and referenced columns must be masked by the same rule (hash, in one key domain) or not at all",
+			   f->name);
+}
+
+/* INSERT the copy's rows, read and masked by the reader's statement; how many. */
+static int64
+copy_rows(Sandbox *sb, SbTable *t, Relation rel, Oid reader)
+{
+	Oid			save_user;
+	int			save_sec;
+	volatile int64 rows = 0;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	if (reader != save_user)
+		SetUserIdAndSecContext(reader, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		char	   *columns = NULL;
+		char	   *list = EltMaskBegin(rel, sb->masked, false, &columns);
+		char	   *sql = psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s AS m%s%s%s",
+								   t->dst, columns, list, t->src,
+								   t->keys ? " WHERE m.ctid IN (SELECT k.t FROM " : "",
+								   t->keys ? t->keys : "", t->keys ? " AS k)" : "");
+
+		if (SPI_execute_with_args(sql, 1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(EltMaskToken())},
+								  NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "copying %s failed", t->src);
+		rows = (int64) SPI_processed;
+	}
+	PG_FINALLY();
+	{
+		EltMaskEnd();
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
+	PG_END_TRY();
+	return rows;
+}
+
+/* The copy of one table, made by the caller; its rows read by `reader`. */
+static void
+copy_table(Sandbox *sb, SbTable *t, Oid reader)
+{
+	Relation	rel = table_open(t->relid, NoLock);
+	uint64		i;
+	SPITupleTable *tt;
+	uint64		n;
+	int64		rows;
+
+	/* generated columns become plain ones: their values are copied, not computed */
+	EltSpiExec(psprintf("CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
+						" INCLUDING INDEXES INCLUDING IDENTITY INCLUDING COMMENTS)",
+						t->dst, t->src));
+	/* serial columns: a sequence of the sandbox's own, not the source's */
+	if (SPI_execute_with_args("SELECT a.attname FROM pg_catalog.pg_attribute a"
+							  " WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped"
+							  " AND a.attidentity = '' AND pg_catalog.pg_get_serial_sequence($2, a.attname) IS NOT NULL"
+							  " ORDER BY a.attnum",
+							  2, (Oid[]) {OIDOID, TEXTOID},
+							  (Datum[]) {ObjectIdGetDatum(t->relid), CStringGetTextDatum(t->src)},
+							  NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "listing serial columns failed");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		char	   *col = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+		char	   *seq = quote_qualified_identifier(sb->name,
+													 psprintf("%s_%s_seq", get_rel_name(t->relid), col));
+
+		EltSpiExec(psprintf("CREATE SEQUENCE %s OWNED BY %s.%s", seq, t->dst, quote_identifier(col)));
+		EltSpiExec(psprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT pg_catalog.nextval(%s::pg_catalog.regclass)",
+							t->dst, quote_identifier(col), quote_literal_cstr(seq)));
+	}
+
+	/* the rows: read (and masked) by the reader's statement */
+	rows = copy_rows(sb, t, rel, reader);
+	t->rows = rows;
+	/* sequences and identities go on after the copied rows */
+	if (SPI_execute_with_args("SELECT a.attname, a.attidentity <> '' AS ident FROM pg_catalog.pg_attribute a"
+							  " WHERE a.attrelid = $1::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped"
+							  " AND (a.attidentity <> '' OR pg_catalog.pg_get_serial_sequence($2, a.attname) IS NOT NULL)",
+							  2, (Oid[]) {TEXTOID, TEXTOID},
+							  (Datum[]) {CStringGetTextDatum(t->dst), CStringGetTextDatum(t->dst)},
+							  NULL, false, 0) != SPI_OK_SELECT)	/* sees the new table */
+		elog(ERROR, "listing sequences failed");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		char	   *col = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+
+		EltSpiExec(psprintf("SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(%s, %s),"
+							" COALESCE((SELECT pg_catalog.max(%s) FROM %s), 0) + 1, false)",
+							quote_literal_cstr(t->dst), quote_literal_cstr(col), quote_identifier(col), t->dst));
+	}
+	table_close(rel, NoLock);
+}
+
+/* ---------------------------------------------------------------------
+ * SQL functions
+ * ---------------------------------------------------------------------
+ */
+
+/* The catalog row and the manifest of a new sandbox. */
+static int64
+record_sandbox(Sandbox *sb, TimestampTz expires, EltCatalogWrite *cw)
+{
+	StringInfoData tables;
+	EltJson		m;
+	int			i;
+	ArrayBuildState *schemas = NULL;
+	ListCell   *lc;
+	int64		id;
+	bool		isnull;
+	char	   *sample = sb->sample ? JsonbToCString(NULL, &sb->sample->root, VARSIZE(sb->sample)) : NULL;
+
+	initStringInfo(&tables);
+	EltJsonBegin(&m);
+	EltJsonInt(&m, "seed", sb->seed);
+	EltJsonBool(&m, "masked", sb->masked);
+	if (sample)
+		EltJsonRaw(&m, "sample", sample);
+	else
+		EltJsonNull(&m, "sample");
+	EltJsonBeginArray(&m, "tables");
+	for (i = 0; i < sb->ntables; i++)
+	{
+		SbTable    *t = &sb->tables[i];
+
+		EltJsonBeginObject(&m, NULL);
+		EltJsonString(&m, "source", t->src);
+		EltJsonString(&m, "copy", t->dst);
+		EltJsonInt(&m, "rows", t->rows);
+		EltJsonString(&m, "source_checksum", t->checksum);
+		EltJsonRaw(&m, "masking", sb->masked ? t->rules : "{}");
+		EltJsonEndObject(&m);
+	}
+	EltJsonEndArray(&m);
+	foreach(lc, sb->schemas)
+		schemas = accumArrayResult(schemas, CStringGetTextDatum(lfirst(lc)), false, TEXTOID, CurrentMemoryContext);
+	if (SPI_execute_with_args("INSERT INTO elt.sandbox_defs (name, owner, created_by, expires_at, sources,"
+							  " sample, masked, seed, manifest)"
+							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING sandbox_id",
+							  9, (Oid[]) {NAMEOID, OIDOID, OIDOID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, BOOLOID,
+								  INT8OID, JSONBOID},
+							  (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(sb->name)),
+								  ObjectIdGetDatum(sb->owner), ObjectIdGetDatum(sb->creator),
+								  TimestampTzGetDatum(expires), makeArrayResult(schemas, CurrentMemoryContext),
+								  sb->sample ? JsonbPGetDatum(sb->sample) : (Datum) 0, BoolGetDatum(sb->masked),
+								  Int64GetDatum(sb->seed),
+								  DirectFunctionCall1(jsonb_in, CStringGetDatum(EltJsonFinish(&m)))},
+							  sb->sample ? "         " : "     n   ", false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "recording the sandbox failed");
+	id = EltSpiGetInt64(0, "sandbox_id", &isnull);
+	return id;
+}
+
+/* Refuse a name that is taken, reserved or not a plain identifier. */
+static void
+check_new_name(const char *name)
+{
+	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("a sandbox needs a name of 1 to %d bytes", NAMEDATALEN - 1)));
+	if (OidIsValid(get_namespace_oid(name, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_SCHEMA),
+				 errmsg("schema \"%s\" already exists", name),
+				 errhint("A sandbox is a schema of its own: choose another name, or drop the old sandbox with elt.sandbox_drop.")));
+}
+
+/* Whether role may read every column of relid. */
+static bool
+reads_all(Oid relid, Oid role)
+{
+	return pg_class_aclcheck(relid, role, ACL_SELECT) == ACLCHECK_OK ||
+		pg_attribute_aclcheck_all(relid, role, ACL_SELECT, ACLMASK_ALL) == ACLCHECK_OK;
+}
+
+PG_FUNCTION_INFO_V1(elt_sandbox_create);
+
+/*
+ * elt.sandbox_create(name name, from_schemas name[], sample jsonb DEFAULT
+ * NULL, masked boolean DEFAULT true, expires interval DEFAULT '7 days',
+ * owner regrole DEFAULT NULL) RETURNS TABLE (relation regclass, source
+ * regclass, rows bigint): see the file header.
+ */
+Datum
+elt_sandbox_create(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo;
+	Sandbox		sb;
+	Interval   *expires;
+	TimestampTz expires_at;
+	Datum	   *elems;
+	bool	   *enulls;
+	int			nelems;
+	int			i;
+	Oid			reader;
+	int			guc_level;
+	int64		sandbox_id;
+	MemoryContext outer = CurrentMemoryContext;
+
+	memset(&sb, 0, sizeof(sb));
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("name and from_schemas must not be null")));
+	EltRequireCatalog("sandbox_defs");
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	sb.name = pstrdup(NameStr(*PG_GETARG_NAME(0)));
+	sb.sample = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P_COPY(2);
+	sb.masked = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
+	sb.creator = GetUserId();
+	sb.owner = PG_ARGISNULL(5) ? sb.creator : PG_GETARG_OID(5);
+	check_new_name(sb.name);
+
+	/* expiry: in the future */
+	if (PG_ARGISNULL(4))
+		expires_at = TimestampTzPlusMilliseconds(GetCurrentTransactionStartTimestamp(),
+												 (int64) 7 * 24 * 3600 * 1000);
+	else
+	{
+		expires = PG_GETARG_INTERVAL_P(4);
+		expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+															 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+															 IntervalPGetDatum(expires)));
+		if (expires_at <= GetCurrentTransactionStartTimestamp())
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("expires must be in the future"),
+					 errhint("Give how long the sandbox lives, for example interval '3 days'.")));
+	}
+
+	/* the owner: the caller, or a role whose privileges the caller has */
+	if (!OidIsValid(sb.owner) || !SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sb.owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("owner does not name a role")));
+	if (!has_privs_of_role(sb.creator, sb.owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to make a sandbox for role %s", GetUserNameFromId(sb.owner, false)),
+				 errhint("Be a member of role %s, or make the sandbox for yourself.",
+						 GetUserNameFromId(sb.owner, false))));
+	/* unmasked copies are read with the owner's rights: it gets only what it may read */
+	reader = sb.masked ? sb.creator : sb.owner;
+
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR,
+					  &elems, &enulls, &nelems);
+	if (nelems == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("from_schemas must name at least one schema")));
+	for (i = 0; i < nelems; i++)
+	{
+		char	   *schema;
+		Oid			nsp;
+
+		if (enulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("from_schemas must not hold nulls")));
+		schema = pstrdup(NameStr(*DatumGetName(elems[i])));
+		nsp = get_namespace_oid(schema, false);
+		if (pg_namespace_aclcheck(nsp, reader, ACL_USAGE) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for schema %s", schema),
+					 reader != sb.creator ? errdetail("An unmasked sandbox is read with the rights of its owner, %s.",
+													  GetUserNameFromId(reader, false)) : 0));
+		if (strcmp(schema, sb.name) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a sandbox cannot copy itself")));
+		sb.schemas = lappend(sb.schemas, schema);
+	}
+	if (!pg_strong_random(&sb.seed, sizeof(sb.seed)))
+		sb.seed = (int64) GetCurrentTransactionStartTimestamp();
+	sb.seed &= INT64CONST(0x1fffffffffffff);	/* a JSON number reads back exactly */
+	parse_sample(&sb);
+
+	guc_level = EltPinPrintSettings();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	{
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		list_tables(&sb);
+		MemoryContextSwitchTo(spi);
+	}
+	for (i = 0; i < sb.ntables; i++)
+	{
+		SbTable    *t = &sb.tables[i];
+
+		/* a consistent copy: no writes to the sources meanwhile */
+		LockRelationOid(t->relid, ShareLock);
+		if (!reads_all(t->relid, reader))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("role %s may not read every column of %s", GetUserNameFromId(reader, false), t->src),
+					 reader != sb.creator ? errdetail("An unmasked sandbox is read with the rights of its owner.")
+					 : errdetail("A sandbox copies whole tables: it needs SELECT on each."),
+					 errhint("Leave that schema out, or ask for SELECT on the table.")));
+		check_foreign_code(&sb, t);
+	}
+	{
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		list_fkeys(&sb);
+		MemoryContextSwitchTo(spi);
+	}
+	EltSpiExec(psprintf("CREATE SCHEMA %s", quote_identifier(sb.name)));
+	if (sb.sample)
+		sample_as(&sb, reader);
+	for (i = 0; i < sb.ntables; i++)
+	{
+		SbTable    *t = &sb.tables[i];
+		Relation	rel = table_open(t->relid, NoLock);
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		t->checksum = EltTableChecksum(t->relid, NIL);
+		t->rules = EltMaskRulesJson(rel);
+		MemoryContextSwitchTo(spi);
+		table_close(rel, NoLock);
+		copy_table(&sb, t, reader);
+	}
+	/* the foreign keys between the copies, checked on their rows */
+	for (i = 0; i < sb.nfkeys; i++)
+	{
+		SbFkey	   *f = &sb.fkeys[i];
+		char	   *from = psprintf("REFERENCES %s(", sb.tables[f->parent].src);
+		char	   *pos = strstr(f->def, from);
+		ErrorContextCallback cb;
+
+		if (pos == NULL)
+			elog(ERROR, "unexpected definition of foreign key %s: %s", f->name, f->def);
+		cb.callback = fkey_context;
+		cb.arg = f;
+		cb.previous = error_context_stack;
+		error_context_stack = &cb;
+		EltSpiExec(psprintf("ALTER TABLE %s ADD CONSTRAINT %s %.*sREFERENCES %s(%s",
+							sb.tables[f->child].dst, quote_identifier(f->name),
+							(int) (pos - f->def), f->def, sb.tables[f->parent].dst, pos + strlen(from)));
+		error_context_stack = cb.previous;
+	}
+	/* everything is the owner's */
+	if (sb.owner != sb.creator)
+	{
+		EltSpiExec(psprintf("ALTER SCHEMA %s OWNER TO %s", quote_identifier(sb.name),
+							quote_identifier(GetUserNameFromId(sb.owner, false))));
+		for (i = 0; i < sb.ntables; i++)
+			EltSpiExec(psprintf("ALTER TABLE %s OWNER TO %s", sb.tables[i].dst,
+								quote_identifier(GetUserNameFromId(sb.owner, false))));
+	}
+	EltSpiExec(psprintf("REVOKE ALL ON SCHEMA %s FROM PUBLIC", quote_identifier(sb.name)));
+	SPI_finish();
+	AtEOXact_GUC(true, guc_level);
+
+	{
+		EltCatalogWrite cw;
+		EltJson		d;
+
+		EltCatalogWriteBegin(&cw);
+		sandbox_id = record_sandbox(&sb, expires_at, &cw);
+		EltJsonBegin(&d);
+		EltJsonInt(&d, "sandbox_id", sandbox_id);
+		EltJsonString(&d, "owner", GetUserNameFromId(sb.owner, false));
+		EltJsonBool(&d, "masked", sb.masked);
+		EltJsonInt(&d, "tables", sb.ntables);
+		if (sb.sample)
+			EltJsonRaw(&d, "sample", JsonbToCString(NULL, &sb.sample->root, VARSIZE(sb.sample)));
+		EltAuditRecord(cw.actor, "sandbox_create", sb.name, EltJsonFinish(&d), EltAuditReason(NULL));
+		EltCatalogWriteEnd(&cw);
+	}
+	for (i = 0; i < sb.ntables; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = ObjectIdGetDatum(get_relname_relid(get_rel_name(sb.tables[i].relid),
+													   get_namespace_oid(sb.name, false)));
+		values[1] = ObjectIdGetDatum(sb.tables[i].relid);
+		values[2] = Int64GetDatum(sb.tables[i].rows);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * Drop a sandbox's schema as its owner, and its catalog row.  Inside the
+ * catalog write context.
+ */
+static void
+drop_sandbox(const char *name, Oid owner, Oid actor, const char *action, const char *reason)
+{
+	Oid			save_user;
+	int			save_sec;
+	int			guc_level;
+
+	if (OidIsValid(get_namespace_oid(name, true)))
+	{
+		GetUserIdAndSecContext(&save_user, &save_sec);
+		SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+		guc_level = NewGUCNestLevel();
+		(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		EltSpiExec(psprintf("DROP SCHEMA %s CASCADE", quote_identifier(name)));
+		AtEOXact_GUC(true, guc_level);
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
+	if (SPI_execute_with_args("DELETE FROM elt.sandbox_defs WHERE name = $1", 1, (Oid[]) {NAMEOID},
+							  (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(name))}, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "forgetting the sandbox failed");
+	EltAuditRecord(actor, action, name, "{}", EltAuditReason(reason));
+}
+
+PG_FUNCTION_INFO_V1(elt_sandbox_drop);
+
+/* elt.sandbox_drop(name name, reason text DEFAULT NULL) RETURNS boolean */
+Datum
+elt_sandbox_drop(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *reason = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	EltCatalogWrite cw;
+	Oid			owner,
+				creator;
+	bool		isnull;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("name must not be null")));
+	name = NameStr(*PG_GETARG_NAME(0));
+	EltRequireCatalog("sandbox_defs");
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute_with_args("SELECT owner::pg_catalog.oid AS owner, created_by::pg_catalog.oid AS creator"
+							  " FROM elt.sandbox_defs WHERE name = $1 FOR UPDATE",
+							  1, (Oid[]) {NAMEOID}, (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(name))},
+							  NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the sandbox failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("there is no sandbox \"%s\"", name),
+				 errhint("elt.sandboxes lists the sandboxes you may see.")));
+	owner = DatumGetObjectId(EltSpiGetDatum(0, "owner", &isnull));
+	creator = DatumGetObjectId(EltSpiGetDatum(0, "creator", &isnull));
+	if (!has_privs_of_role(cw.actor, owner) && !has_privs_of_role(cw.actor, creator) &&
+		!EltRoleIsAdmin(cw.actor))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to drop sandbox \"%s\"", name),
+				 errhint("Its owner, its creator, members of %s and superusers may.", ELT_ROLE_ADMIN)));
+	drop_sandbox(name, owner, cw.actor, "sandbox_drop", reason);
+	EltCatalogWriteEnd(&cw);
+	PG_RETURN_BOOL(true);
+}
+
+/* One expired sandbox dropped, in a subtransaction. */
+typedef struct ExpireOne
+{
+	char	   *name;
+	Oid			owner;
+	Oid			actor;
+} ExpireOne;
+
+static void
+expire_one_fn(void *arg)
+{
+	ExpireOne  *e = arg;
+
+	drop_sandbox(e->name, e->owner, e->actor, "sandbox_expire", "expired");
+}
+
+/*
+ * Drop every expired sandbox (each in a subtransaction: one that fails is
+ * logged and left for the next time); returns how many went.  Called by
+ * the launcher's scanner and by elt.sandbox_expire().
+ */
+int
+EltSandboxExpire(void)
+{
+	EltCatalogWrite cw;
+	uint64		i,
+				n;
+	int			dropped = 0;
+	ExpireOne  *todo;
+	MemoryContext outer = CurrentMemoryContext;
+
+	if (!OidIsValid(EltCatalogRelid("sandbox_defs")))
+		return 0;
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute("SELECT name::pg_catalog.text AS name, owner::pg_catalog.oid AS owner FROM elt.sandbox_defs"
+					" WHERE expires_at <= pg_catalog.now() ORDER BY expires_at", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the sandboxes failed");
+	n = SPI_processed;
+	todo = MemoryContextAllocZero(outer, sizeof(ExpireOne) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		todo[i].name = MemoryContextStrdup(outer, EltSpiGetText(i, "name"));
+		todo[i].owner = DatumGetObjectId(EltSpiGetDatum(i, "owner", &isnull));
+		todo[i].actor = cw.actor;
+	}
+	for (i = 0; i < n; i++)
+	{
+		ErrorData  *edata = EltTrySubxact(expire_one_fn, &todo[i]);
+
+		if (edata)
+		{
+			ereport(LOG,
+					(errmsg("elt_governance: could not drop expired sandbox \"%s\": %s",
+							todo[i].name, edata->message)));
+			FreeErrorData(edata);
+		}
+		else
+			dropped++;
+	}
+	EltCatalogWriteEnd(&cw);
+	return dropped;
+}
+
+PG_FUNCTION_INFO_V1(elt_sandbox_expire);
+
+/* elt.sandbox_expire() RETURNS integer: drop the expired sandboxes now (elt_admin). */
+Datum
+elt_sandbox_expire(PG_FUNCTION_ARGS)
+{
+	EltRequireCatalog("sandbox_defs");
+	if (!EltRoleIsAdmin(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to expire sandboxes"),
+				 errhint("Members of %s and superusers may; the launcher drops expired sandboxes by itself.",
+						 ELT_ROLE_ADMIN)));
+	PG_RETURN_INT32(EltSandboxExpire());
+}

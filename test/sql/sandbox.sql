@@ -1,0 +1,221 @@
+-- Sandboxes: masked copies of a star schema and a self-referencing table,
+-- whole and sampled (percent, rows, a root with a condition), closed under
+-- foreign keys; what they hold checked against the sources; bad input;
+-- privileges of the creator, the owner and roles that own nothing.
+CREATE EXTENSION IF NOT EXISTS elt_governance;
+SET client_min_messages = warning;
+SET DateStyle = ISO;
+SET TimeZone = 'UTC';
+SELECT COALESCE(pg_catalog.max(id), 0) AS audit_start FROM elt.audit_log \gset
+
+CREATE ROLE sb_owner;
+CREATE ROLE sb_analyst;
+CREATE ROLE sb_nobody;
+CREATE ROLE sb_admin IN ROLE elt_admin;
+CREATE SCHEMA star AUTHORIZATION sb_owner;
+GRANT USAGE ON SCHEMA star TO sb_admin;
+GRANT CREATE ON DATABASE contrib_regression TO sb_owner, sb_admin;
+
+SET ROLE sb_owner;
+CREATE TABLE star.customers (
+    id serial PRIMARY KEY,
+    email text NOT NULL UNIQUE,
+    name text,
+    region text NOT NULL,
+    referrer int REFERENCES star.customers
+);
+CREATE TABLE star.products (
+    id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL,
+    price numeric(8,2) NOT NULL CHECK (price >= 0)
+);
+CREATE TABLE star.orders (
+    id bigint PRIMARY KEY,
+    customer_id int NOT NULL REFERENCES star.customers,
+    product_id int NOT NULL REFERENCES star.products,
+    qty int NOT NULL,
+    amount numeric(10,2) NOT NULL,
+    doubled int GENERATED ALWAYS AS (qty * 2) STORED
+);
+CREATE INDEX orders_customer_idx ON star.orders (customer_id);
+INSERT INTO star.customers (email, name, region)
+SELECT 'user' || g || '@shop.test', 'Name ' || g, (ARRAY['north', 'south', 'east', 'west'])[1 + g % 4]
+FROM generate_series(1, 400) g;
+-- referral chains of up to five
+UPDATE star.customers SET referrer = id - 1 WHERE id % 5 <> 1;
+INSERT INTO star.products (name, price) SELECT 'product ' || g, g * 1.25 FROM generate_series(1, 40) g;
+INSERT INTO star.orders (id, customer_id, product_id, qty, amount)
+SELECT o, 1 + (o * 7) % 400, 1 + (o * 3) % 40, 1 + o % 5, (o % 97) * 3.5 + 1
+FROM generate_series(1, 4000) o;
+SELECT elt.mask_set('star.customers', 'id', 'hash') > 0 AS set;
+SELECT elt.mask_set('star.customers', 'referrer', 'hash') > 0 AS set;
+SELECT elt.mask_set('star.orders', 'customer_id', 'hash') > 0 AS set;
+SELECT elt.mask_set('star.customers', 'email', 'pseudonym', '{"kind": "email"}') > 0 AS set;
+SELECT elt.mask_set('star.customers', 'name', 'pseudonym', '{"kind": "name"}') > 0 AS set;
+SELECT elt.mask_set('star.orders', 'amount', 'noise', '{"ratio": 0.1}') > 0 AS set;
+RESET ROLE;
+
+-------------------------------------------------------------------------------
+-- A whole masked copy
+-------------------------------------------------------------------------------
+SET ROLE sb_owner;
+SELECT relation, source, rows FROM elt.sandbox_create('sb_full', ARRAY['star']) ORDER BY 1::text;
+-- the same shape: constraints, indexes, identity, foreign keys (validated)
+SELECT conrelid::regclass AS relation, contype, convalidated
+FROM pg_constraint WHERE connamespace = 'sb_full'::regnamespace ORDER BY 1::text, 2, conname;
+SELECT indexrelid::regclass AS index FROM pg_index
+WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'sb_full'::regnamespace) ORDER BY 1::text;
+-- every masked value differs from its source, keys stay distinct, joins hold
+SELECT (SELECT count(*) FROM sb_full.customers c JOIN star.customers s USING (email)) AS emails_kept,
+       (SELECT count(*) FROM sb_full.customers c JOIN star.customers s USING (name)) AS names_kept,
+       (SELECT count(DISTINCT id) FROM sb_full.customers) AS distinct_ids,
+       (SELECT count(*) FROM sb_full.customers WHERE id BETWEEN 1 AND 400) AS ids_in_source_range;
+SELECT count(*) AS orders, count(c.id) AS with_customer,
+       count(*) FILTER (WHERE o.amount BETWEEN s.amount * 0.9 - 0.01 AND s.amount * 1.1 + 0.01) AS amount_near,
+       count(*) FILTER (WHERE o.doubled = s.qty * 2) AS generated_copied
+FROM sb_full.orders o JOIN star.orders s USING (id) LEFT JOIN sb_full.customers c ON c.id = o.customer_id;
+-- the referral chains are kept, hashed
+SELECT count(*) AS referred, count(r.id) AS referrer_found
+FROM sb_full.customers c LEFT JOIN sb_full.customers r ON r.id = c.referrer WHERE c.referrer IS NOT NULL;
+-- new rows get new keys: the sandbox's own sequences, past the copied rows
+INSERT INTO sb_full.products (name, price) VALUES ('new', 1) RETURNING id;
+INSERT INTO sb_full.customers (email, region) VALUES ('new@shop.test', 'north') RETURNING id > 0 AS new_id;
+SELECT pg_get_serial_sequence('sb_full.customers', 'id') AS own_sequence;
+SELECT last_value FROM star.customers_id_seq;
+RESET ROLE;
+
+-------------------------------------------------------------------------------
+-- Samples, closed under foreign keys
+-------------------------------------------------------------------------------
+SET ROLE sb_owner;
+-- 5% of each table, and every row their rows reference
+SELECT relation, rows FROM elt.sandbox_create('sb_pct', ARRAY['star'], '{"percent": 5, "seed": 7}') ORDER BY 1::text;
+-- every foreign key holds (checked by the constraints, validated); no order
+-- lost its customer or product, no customer its referrer
+SELECT (SELECT count(*) FROM sb_pct.orders o LEFT JOIN sb_pct.customers c ON c.id = o.customer_id WHERE c.id IS NULL) AS orphan_orders,
+       (SELECT count(*) FROM sb_pct.customers c LEFT JOIN sb_pct.customers r ON r.id = c.referrer
+        WHERE c.referrer IS NOT NULL AND r.id IS NULL) AS orphan_referrals,
+       (SELECT bool_and(convalidated) FROM pg_constraint WHERE connamespace = 'sb_pct'::regnamespace AND contype = 'f') AS fkeys_valid;
+-- the same seed chooses the same rows
+SELECT relation, rows FROM elt.sandbox_create('sb_pct2', ARRAY['star'], '{"percent": 5, "seed": 7}') ORDER BY 1::text;
+SELECT (SELECT count(*) FROM (SELECT id FROM sb_pct.orders EXCEPT SELECT id FROM sb_pct2.orders) d) AS orders_differ;
+-- n rows of each table, closed
+SELECT relation, rows FROM elt.sandbox_create('sb_rows', ARRAY['star'], '{"rows": 10, "seed": 1}') ORDER BY 1::text;
+SELECT count(*) >= 10 AS at_least_ten FROM sb_rows.orders;
+-- from a root: the north customers, the orders that reference them, and
+-- what those reference (products; the referrers of the customers)
+SELECT relation, rows FROM elt.sandbox_create('sb_north', ARRAY['star'],
+  '{"root": "star.customers", "where": "region = ''north'' AND id <= 40"}') ORDER BY 1::text;
+SELECT (SELECT count(*) FROM star.orders WHERE customer_id IN (SELECT id FROM star.customers WHERE region = 'north' AND id <= 40))
+       <= (SELECT count(*) FROM sb_north.orders) AS their_orders_kept,
+       (SELECT count(*) FROM sb_north.orders o LEFT JOIN sb_north.products p ON p.id = o.product_id WHERE p.id IS NULL) AS orphan_orders;
+RESET ROLE;
+
+-------------------------------------------------------------------------------
+-- Bad input: clear errors, nothing created
+-------------------------------------------------------------------------------
+SELECT count(*) AS schemas_before FROM pg_namespace \gset
+SELECT count(*) AS sandboxes_before FROM elt.sandbox_defs \gset
+SET ROLE sb_owner;
+\set VERBOSITY terse
+SELECT * FROM elt.sandbox_create('sb_full', ARRAY['star']);
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], NULL, true, '-1 hour');
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['nosuch']);
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY[]::name[]);
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], '{"percent": 0}');
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], '{"percent": 5, "rows": 3}');
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], '{"fraction": 5}');
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], '{"rows": 2.5}');
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], '{"where": "true"}');
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], '{"root": "star.nosuch"}');
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], '{"root": "pg_catalog.pg_class"}');
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], '{"root": "star.customers", "where": "true; DROP TABLE star.orders"}');
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], '{"root": "star.customers", "where": "nosuch > 1"}');
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], '[1]');
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], NULL, true, '1 day', 'sb_analyst');
+SELECT * FROM elt.sandbox_create(NULL, ARRAY['star']);
+-- a sample too big to close within its bound: says so, suggests a root
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], '{"rows": 5, "max_rows": 20}');
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], '{"percent": 50, "max_rows": 100, "seed": 1}');
+\set VERBOSITY default
+RESET ROLE;
+SELECT count(*) = :schemas_before AS no_schema_made, (SELECT count(*) FROM elt.sandbox_defs) = :sandboxes_before AS none_recorded
+FROM pg_namespace;
+
+-------------------------------------------------------------------------------
+-- Privileges
+-------------------------------------------------------------------------------
+\set VERBOSITY terse
+-- a role that may not read the sources makes nothing
+SET ROLE sb_nobody;
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star']);
+SELECT count(*) AS sandboxes_seen FROM elt.sandboxes;
+SELECT * FROM sb_full.customers LIMIT 1;
+SELECT elt.sandbox_drop('sb_full');
+SELECT elt.sandbox_expire();
+RESET ROLE;
+-- an administrator that may read the tables but is not their owner's member:
+-- copying would run the owner's code (a CHECK calling its function) as it
+SET ROLE sb_owner;
+CREATE FUNCTION star.positive(numeric) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 >= 0';
+ALTER TABLE star.products ADD CONSTRAINT price_positive CHECK (star.positive(price));
+GRANT SELECT ON ALL TABLES IN SCHEMA star TO sb_admin;
+RESET ROLE;
+SET ROLE sb_admin;
+SELECT * FROM elt.sandbox_create('sb_adm', ARRAY['star']);
+RESET ROLE;
+SET ROLE sb_owner;
+ALTER TABLE star.products DROP CONSTRAINT price_positive;
+RESET ROLE;
+\set VERBOSITY default
+-- a masked sandbox for a role that may not read the sources: it reads the
+-- copies, masked, and nothing else; an unmasked one for it is refused (it
+-- would be read with its own rights)
+GRANT sb_analyst TO sb_owner;
+SET ROLE sb_owner;
+SELECT count(*) AS tables FROM elt.sandbox_create('sb_for_analyst', ARRAY['star'], '{"percent": 10, "seed": 3}',
+                                                  true, '2 days', 'sb_analyst');
+\set VERBOSITY terse
+SELECT * FROM elt.sandbox_create('sb_plain', ARRAY['star'], NULL, false, '2 days', 'sb_analyst');
+\set VERBOSITY default
+RESET ROLE;
+SET ROLE sb_analyst;
+SELECT count(*) > 0 AS reads_copies, bool_and(email LIKE '%@example.%') AS masked FROM sb_for_analyst.customers;
+SELECT name, owner, created_by, masked, tables FROM elt.sandboxes ORDER BY name;
+\set VERBOSITY terse
+SELECT count(*) FROM star.customers;
+SELECT count(*) FROM sb_full.customers;
+\set VERBOSITY default
+SELECT elt.sandbox_drop('sb_for_analyst', 'done');
+RESET ROLE;
+-- what was made from what: the manifest
+SELECT name, owner, masked, sources, sample, CASE WHEN sample IS NOT NULL THEN manifest->>'seed' END AS seed,
+       jsonb_path_query_array(manifest, '$.tables[*].rows') AS rows,
+       jsonb_path_query_array(manifest, '$.tables[*].source_checksum') @? '$[*] ? (@ like_regex "^v1:")' AS checksums,
+       manifest->'tables'->0->'masking'->'email'->>'rule' AS email_rule
+FROM elt.sandboxes WHERE name IN ('sb_pct', 'sb_full') ORDER BY name;
+
+-------------------------------------------------------------------------------
+-- Expiry and dropping
+-------------------------------------------------------------------------------
+-- (the launcher drops expired sandboxes by itself: test/t/024_sandbox_expiry.pl;
+-- here the expiry is moved back inside the transaction that expires it, so
+-- that the launcher cannot get there first)
+SET ROLE sb_owner;
+SELECT count(*) AS tables FROM elt.sandbox_create('sb_brief', ARRAY['star'], '{"rows": 1}', true, '1 hour');
+RESET ROLE;
+BEGIN;
+UPDATE elt.sandbox_defs SET expires_at = now() - interval '1 second' WHERE name = 'sb_brief';
+SET ROLE sb_admin;
+SELECT elt.sandbox_expire() AS expired;
+RESET ROLE;
+COMMIT;
+SELECT count(*) AS brief_left FROM pg_namespace WHERE nspname = 'sb_brief';
+SET ROLE sb_owner;
+SELECT elt.sandbox_drop('sb_pct2');
+\set VERBOSITY terse
+SELECT elt.sandbox_drop('sb_pct2');
+\set VERBOSITY default
+RESET ROLE;
+SELECT action, object, count(*) FROM elt.audit_log
+WHERE id > :audit_start AND action LIKE 'sandbox%' GROUP BY 1, 2 ORDER BY 1, 2;
