@@ -389,7 +389,10 @@ CREATE TABLE elt.sandbox_defs (
     sample      jsonb,
     masked      boolean NOT NULL,
     seed        bigint NOT NULL,
-    manifest    jsonb NOT NULL
+    manifest    jsonb NOT NULL,
+    -- the schema made: a drop finds it by OID, whatever its name now, and
+    -- never drops another schema that took the name
+    schema_oid  oid NOT NULL
 );
 SELECT pg_catalog.pg_extension_config_dump('elt.sandbox_defs', '');
 SELECT pg_catalog.pg_extension_config_dump('elt.sandbox_defs_sandbox_id_seq', '');
@@ -407,7 +410,12 @@ SELECT s.name, s.owner, s.created_by, s.created_at, s.expires_at, s.sources, s.s
        (SELECT pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)) FROM pg_catalog.pg_class c
         WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(pg_catalog.quote_ident(s.name))
           AND c.relkind IN ('r', 'p'))::bigint AS size_bytes,
-       s.manifest
+       -- the masking rules applied are for the sandbox's maker (and elt_reader),
+       -- not for its owner, who may not read the sources or their rules
+       CASE WHEN elt._sees_role(s.created_by::oid) THEN s.manifest
+            ELSE s.manifest - 'tables' || pg_catalog.jsonb_build_object('tables',
+                   (SELECT pg_catalog.jsonb_agg(t - 'masking' - 'source_checksum')
+                    FROM pg_catalog.jsonb_array_elements(s.manifest->'tables') t)) END AS manifest
 FROM elt.sandbox_defs s
 WHERE elt._sees_role(s.owner::oid) OR elt._sees_role(s.created_by::oid);
 GRANT SELECT ON elt.sandboxes TO PUBLIC;

@@ -267,6 +267,13 @@ EltManifestInit(void)
 	RegisterSubXactCallback(manifest_subxact_callback, NULL);
 }
 
+/* Whether manifests record checksums (elt.manifest_policy is not none); sandboxes ask too. */
+bool
+EltManifestChecksums(void)
+{
+	return manifest_policy != POLICY_NONE;
+}
+
 /* elt.now() outside a transform run: the clock of the run in progress. */
 bool
 EltPipelineClock(TimestampTz *clock)

@@ -56,6 +56,7 @@ typedef struct EltRunStep
 } EltRunStep;
 
 extern void EltManifestInit(void);
+extern bool EltManifestChecksums(void);
 extern void EltRunStepBegin(EltRunStep *st, TimestampTz started);
 extern void EltRunStepInputs(EltRunStep *st, List *sources);
 extern void EltRunStepOutput(EltRunStep *st);

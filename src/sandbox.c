@@ -26,7 +26,8 @@
  * foreign key that pulled in the most rows.  Kept rows are tracked by ctid
  * in temporary tables, under a SHARE lock on every source.
  *
- * Layering: an engine; calls mask.c, checksum.c, audit.c, roles.c and util.
+ * Layering: an engine; calls mask.c, checksum.c, manifest.c (the policy),
+ * audit.c, roles.c and util.
  * Called by backfill_worker.c's scanner (EltSandboxExpire).  Locks: SHARE on
  * every source table for the whole copy; the new schema's own objects.
  */
@@ -42,6 +43,7 @@
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "commands/defrem.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -53,11 +55,13 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "audit.h"
 #include "checksum.h"
+#include "manifest.h"
 #include "mask.h"
 #include "roles.h"
 #include "sandbox.h"
@@ -68,6 +72,7 @@ typedef struct SbTable
 {
 	Oid			relid;
 	char	   *src;			/* qualified, quoted */
+	char	   *from;			/* what reads its rows: ONLY src for a plain table */
 	char	   *dst;			/* qualified, quoted */
 	char	   *keys;			/* the temporary table of kept ctids (samples) */
 	int64		rows;
@@ -83,7 +88,8 @@ typedef struct SbFkey
 	int			child;			/* index in tables */
 	int			parent;
 	char	   *join;			/* c.a = p.x AND ... */
-	char	   *def;			/* pg_get_constraintdef, for the copy */
+	char	   *def;			/* FOREIGN KEY (...) REFERENCES, for the copy */
+	char	   *def_after;		/* (...) MATCH ... ON UPDATE ... ON DELETE ... DEFERRABLE */
 	int64		pulled;			/* rows it added to the closure */
 } SbFkey;
 
@@ -105,6 +111,7 @@ typedef struct Sandbox
 	int			ntables;
 	SbFkey	   *fkeys;
 	int			nfkeys;
+	Oid			schema_oid;
 } Sandbox;
 
 /* ---------------------------------------------------------------------
@@ -226,7 +233,8 @@ parse_sample(Sandbox *sb)
 		rs = (list_length(raw) == 1) ? linitial_node(RawStmt, raw) : NULL;
 		sel = (rs && IsA(rs->stmt, SelectStmt)) ? (SelectStmt *) rs->stmt : NULL;
 		if (sel == NULL || sel->fromClause != NIL || sel->groupClause != NIL || sel->sortClause != NIL ||
-			sel->limitCount != NULL || sel->op != SETOP_NONE || sel->withClause != NULL ||
+			sel->limitCount != NULL || sel->limitOffset != NULL || sel->windowClause != NIL ||
+			sel->distinctClause != NIL || sel->op != SETOP_NONE || sel->withClause != NULL ||
 			sel->havingClause != NULL || sel->lockingClause != NIL || list_length(sel->targetList) != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -281,6 +289,7 @@ list_tables(Sandbox *sb)
 		char	   *schema = lfirst(lc);
 		Oid			nsp = get_namespace_oid(schema, false);
 		uint64		i;
+		int			j;
 
 		if (SPI_execute_with_args("SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = $1"
 								  " AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname",
@@ -303,7 +312,15 @@ list_tables(Sandbox *sb)
 			memset(t, 0, sizeof(SbTable));
 			t->relid = relid;
 			t->src = EltRelDisplayName(relid);
+			/* a plain table's inheritance children are copied on their own, if at all */
+			t->from = get_rel_relkind(relid) == RELKIND_RELATION ? psprintf("ONLY %s", t->src) : t->src;
 			t->dst = quote_qualified_identifier(sb->name, get_rel_name(relid));
+			for (j = 0; j < sb->ntables - 1; j++)
+				if (strcmp(get_rel_name(sb->tables[j].relid), get_rel_name(relid)) == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_DUPLICATE_TABLE),
+							 errmsg("%s and %s would both be copied as %s", sb->tables[j].src, t->src, t->dst),
+							 errhint("Make a sandbox of each schema.")));
 		}
 	}
 	if (sb->ntables == 0)
@@ -338,14 +355,35 @@ list_fkeys(Sandbox *sb)
 		SPITupleTable *tt;
 		uint64		n;
 
+		/*
+		 * The copy's definition is built from the catalog, column by column
+		 * (never by editing pg_get_constraintdef's text, where a column's
+		 * name could hold anything)
+		 */
 		if (SPI_execute_with_args("SELECT k.oid, k.conname, k.confrelid,"
-								  " pg_catalog.pg_get_constraintdef(k.oid) AS def,"
-								  " (SELECT pg_catalog.string_agg(pg_catalog.format('c.%I OPERATOR(pg_catalog.=) p.%I',"
-								  "          ca.attname, pa.attname), ' AND ')"
-								  "  FROM ROWS FROM (pg_catalog.unnest(k.conkey), pg_catalog.unnest(k.confkey)) AS u(ck, pk)"
+								  " pg_catalog.format('FOREIGN KEY (%s) REFERENCES ', c.ccols) AS def,"
+								  " c.join,"
+								  " pg_catalog.format(' (%s)%s ON UPDATE %s ON DELETE %s%s',"
+								  "   c.pcols, CASE k.confmatchtype WHEN 'f' THEN ' MATCH FULL' ELSE '' END,"
+								  "   a.upd, a.del,"
+								  "   CASE WHEN k.condeferred THEN ' DEFERRABLE INITIALLY DEFERRED'"
+								  "        WHEN k.condeferrable THEN ' DEFERRABLE' ELSE '' END) AS def_after"
+								  " FROM pg_catalog.pg_constraint k"
+								  " CROSS JOIN LATERAL (SELECT"
+								  "   pg_catalog.string_agg(pg_catalog.quote_ident(ca.attname), ', ' ORDER BY u.ord) AS ccols,"
+								  "   pg_catalog.string_agg(pg_catalog.quote_ident(pa.attname), ', ' ORDER BY u.ord) AS pcols,"
+								  "   pg_catalog.string_agg(pg_catalog.format('c.%I OPERATOR(pg_catalog.=) p.%I',"
+								  "          ca.attname, pa.attname), ' AND ' ORDER BY u.ord) AS join"
+								  "  FROM ROWS FROM (pg_catalog.unnest(k.conkey), pg_catalog.unnest(k.confkey))"
+								  "       WITH ORDINALITY AS u(ck, pk, ord)"
 								  "  JOIN pg_catalog.pg_attribute ca ON ca.attrelid = k.conrelid AND ca.attnum = u.ck"
-								  "  JOIN pg_catalog.pg_attribute pa ON pa.attrelid = k.confrelid AND pa.attnum = u.pk) AS join"
-								  " FROM pg_catalog.pg_constraint k WHERE k.conrelid = $1 AND k.contype = 'f'"
+								  "  JOIN pg_catalog.pg_attribute pa ON pa.attrelid = k.confrelid AND pa.attnum = u.pk) c"
+								  " CROSS JOIN LATERAL (SELECT"
+								  "   CASE k.confupdtype WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL'"
+								  "        WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END AS upd,"
+								  "   CASE k.confdeltype WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL'"
+								  "        WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END AS del) a"
+								  " WHERE k.conrelid = $1 AND k.contype = 'f'"
 								  " ORDER BY k.conname",
 								  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(sb->tables[i].relid)},
 								  NULL, true, 0) != SPI_OK_SELECT)
@@ -379,6 +417,7 @@ list_fkeys(Sandbox *sb)
 			f->parent = p;
 			f->def = SPI_getvalue(tt->vals[r], tt->tupdesc, 4);
 			f->join = SPI_getvalue(tt->vals[r], tt->tupdesc, 5);
+			f->def_after = SPI_getvalue(tt->vals[r], tt->tupdesc, 6);
 		}
 	}
 }
@@ -396,10 +435,28 @@ exec_count(const char *sql)
 	return (int64) SPI_processed;
 }
 
-/* Choose the kept rows of every table, closed under the foreign keys. */
+/* A closure that needs more rounds than this is refused (a chain of references that long). */
+#define MAX_CLOSURE_ROUNDS 1000
+
+pg_noreturn static void
+too_many_rounds(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("closing the sample under foreign keys takes more than %d rounds", MAX_CLOSURE_ROUNDS),
+			 errdetail("A chain of references (a table that references itself) is longer than that."),
+			 errhint("Sample from a root whose rows reference fewer levels, or copy the table whole.")));
+}
+
+/*
+ * Choose the kept rows of every table, closed under the foreign keys.
+ * Kept rows are (tableoid, ctid): a partitioned table's partitions each
+ * have their own ctids.
+ */
 static void
 sample(Sandbox *sb)
 {
+	static int	serial = 0;
 	int			i;
 	int64		chosen = 0;
 	int64		total = 0;
@@ -411,22 +468,23 @@ sample(Sandbox *sb)
 	{
 		SbTable    *t = &sb->tables[i];
 
-		t->keys = psprintf("pg_temp.elt_sandbox_keys_%d", i);
-		EltSpiExec(psprintf("CREATE TEMPORARY TABLE %s (t pg_catalog.tid PRIMARY KEY) ON COMMIT DROP", t->keys));
+		t->keys = psprintf("pg_temp.elt_sandbox_keys_%d_%d", MyProcPid, ++serial);
+		EltSpiExec(psprintf("CREATE TEMPORARY TABLE %s (r pg_catalog.oid, t pg_catalog.tid, PRIMARY KEY (r, t))"
+							" ON COMMIT DROP", t->keys));
 		if (sb->percent > 0)
-			chosen += exec_count(psprintf("INSERT INTO %s SELECT m.ctid FROM %s AS m"
+			chosen += exec_count(psprintf("INSERT INTO %s SELECT m.tableoid, m.ctid FROM %s AS m"
 										  " WHERE (pg_catalog.hashtextextended(CAST(m AS pg_catalog.text), %lld)"
 										  "        OPERATOR(pg_catalog.&) 1048575) < %lld",
-										  t->keys, t->src, (long long) sb->seed,
+										  t->keys, t->from, (long long) sb->seed,
 										  (long long) ceil(sb->percent / 100.0 * 1048576.0)));
 		else if (sb->nrows > 0)
-			chosen += exec_count(psprintf("INSERT INTO %s SELECT m.ctid FROM %s AS m"
-										  " ORDER BY pg_catalog.hashtextextended(CAST(m AS pg_catalog.text), %lld), m.ctid"
-										  " LIMIT %lld",
-										  t->keys, t->src, (long long) sb->seed, (long long) sb->nrows));
+			chosen += exec_count(psprintf("INSERT INTO %s SELECT m.tableoid, m.ctid FROM %s AS m"
+										  " ORDER BY pg_catalog.hashtextextended(CAST(m AS pg_catalog.text), %lld),"
+										  " m.tableoid, m.ctid LIMIT %lld",
+										  t->keys, t->from, (long long) sb->seed, (long long) sb->nrows));
 		else if (t->relid == sb->root)
-			chosen += exec_count(psprintf("INSERT INTO %s SELECT m.ctid FROM %s AS m WHERE (%s)",
-										  t->keys, t->src, sb->where ? sb->where : "true"));
+			chosen += exec_count(psprintf("INSERT INTO %s SELECT m.tableoid, m.ctid FROM %s AS m WHERE (%s)",
+										  t->keys, t->from, sb->where ? sb->where : "true"));
 	}
 	if (OidIsValid(sb->root) && table_index(sb, sb->root) < 0)
 		ereport(ERROR,
@@ -440,24 +498,22 @@ sample(Sandbox *sb)
 		do
 		{
 			grew = false;
-			for (i = 0; i < sb->nfkeys; i++)
+			if (++rounds > MAX_CLOSURE_ROUNDS)
+				too_many_rounds();
+			for (i = 0; i < sb->nfkeys && chosen <= bound; i++)
 			{
 				SbFkey	   *f = &sb->fkeys[i];
 				int64		n;
 
-				if (f->child == f->parent && rounds > 1000)
-					continue;
-				n = exec_count(psprintf("INSERT INTO %s SELECT c.ctid FROM %s AS c JOIN %s AS p ON %s"
-										" WHERE p.ctid IN (SELECT t FROM %s) ON CONFLICT DO NOTHING",
-										sb->tables[f->child].keys, sb->tables[f->child].src,
-										sb->tables[f->parent].src, f->join, sb->tables[f->parent].keys));
+				n = exec_count(psprintf("INSERT INTO %s SELECT c.tableoid, c.ctid FROM %s AS c JOIN %s AS p ON %s"
+										" WHERE (p.tableoid, p.ctid) IN (SELECT k.r, k.t FROM %s AS k)"
+										" ON CONFLICT DO NOTHING",
+										sb->tables[f->child].keys, sb->tables[f->child].from,
+										sb->tables[f->parent].from, f->join, sb->tables[f->parent].keys));
 				f->pulled += n;
 				chosen += n;
 				grew |= (n > 0);
-				if (chosen > bound)
-					break;
 			}
-			rounds++;
 		} while (grew && chosen <= bound);
 	}
 
@@ -469,18 +525,22 @@ sample(Sandbox *sb)
 				 errhint("Sample less, or raise max_rows.")));
 	/* up: every row a kept row references, until nothing is added */
 	total = chosen;
+	rounds = 0;
 	do
 	{
 		grew = false;
+		if (++rounds > MAX_CLOSURE_ROUNDS)
+			too_many_rounds();
 		for (i = 0; i < sb->nfkeys && total <= bound; i++)
 		{
 			SbFkey	   *f = &sb->fkeys[i];
 			int64		n;
 
-			n = exec_count(psprintf("INSERT INTO %s SELECT p.ctid FROM %s AS p JOIN %s AS c ON %s"
-									" WHERE c.ctid IN (SELECT t FROM %s) ON CONFLICT DO NOTHING",
-									sb->tables[f->parent].keys, sb->tables[f->parent].src,
-									sb->tables[f->child].src, f->join, sb->tables[f->child].keys));
+			n = exec_count(psprintf("INSERT INTO %s SELECT p.tableoid, p.ctid FROM %s AS p JOIN %s AS c ON %s"
+									" WHERE (c.tableoid, c.ctid) IN (SELECT k.r, k.t FROM %s AS k)"
+									" ON CONFLICT DO NOTHING",
+									sb->tables[f->parent].keys, sb->tables[f->parent].from,
+									sb->tables[f->child].from, f->join, sb->tables[f->child].keys));
 			f->pulled += n;
 			total += n;
 			grew |= (n > 0);
@@ -528,54 +588,54 @@ sample_as(Sandbox *sb, Oid reader)
  */
 
 /*
- * Copying a table inserts its rows, which runs its constraints', indexes'
- * and defaults' functions and its domains' checks with the rights of the
- * role that copies.  Code of a role the caller is not a member of must not
- * run with the caller's rights: such a table may only hold built-in
- * functions and types.
+ * Copying a table inserts its rows, which runs its CHECK constraints',
+ * indexes', defaults' and generated columns' functions and operators and
+ * its domains' checks with the rights of whoever inserts them; and the
+ * copy keeps them, so the sandbox's owner would run them at every write.
+ * Code that is not built in (nor part of an extension, which a superuser
+ * installed) is someone's, and must not run with the caller's rights, a
+ * superuser's least of all: such a table is not copied.
  */
 static void
 check_foreign_code(Sandbox *sb, SbTable *t)
 {
-	HeapTuple	ct = SearchSysCache1(RELOID, ObjectIdGetDatum(t->relid));
-	Oid			relowner;
 	char	   *what;
 
-	if (!HeapTupleIsValid(ct))
-		elog(ERROR, "cache lookup failed for relation %u", t->relid);
-	relowner = ((Form_pg_class) GETSTRUCT(ct))->relowner;
-	ReleaseSysCache(ct);
-
-	if (has_privs_of_role(sb->creator, relowner))
-		return;
 	if (SPI_execute_with_args(
-							  "SELECT pg_catalog.string_agg(x, ', ') FROM ("
-							  " SELECT DISTINCT d.refobjid::pg_catalog.regprocedure::pg_catalog.text AS x"
-							  " FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid"
-							  " WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
-							  "   AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace"
-							  "   AND ((d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-							  "         AND d.objid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = $1))"
-							  "     OR (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = $1)"
+							  "SELECT pg_catalog.string_agg(DISTINCT x, ', ') FROM ("
+							  " SELECT CASE d.refclassid"
+							  "   WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN d.refobjid::pg_catalog.regprocedure::pg_catalog.text"
+							  "   WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN 'operator ' || d.refobjid::pg_catalog.regoperator::pg_catalog.text"
+							  "   ELSE 'type ' || pg_catalog.format_type(d.refobjid, NULL) END AS x"
+							  " FROM pg_catalog.pg_depend d"
+							  " WHERE ((d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+							  "         AND (d.objid = $1 OR d.objid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = $1)))"
 							  "     OR (d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass"
 							  "         AND d.objid IN (SELECT k.oid FROM pg_catalog.pg_constraint k WHERE k.conrelid = $1))"
 							  "     OR (d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass"
 							  "         AND d.objid IN (SELECT a.oid FROM pg_catalog.pg_attrdef a WHERE a.adrelid = $1)))"
-							  " UNION"
-							  " SELECT DISTINCT pg_catalog.format_type(a.atttypid, NULL)"
-							  " FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type y ON y.oid = a.atttypid"
-							  " WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped"
-							  "   AND y.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace AND y.typtype <> 'e') s",
+							  "   AND ((d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+							  "         AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = d.refobjid)"
+							  "             <> 'pg_catalog'::pg_catalog.regnamespace)"
+							  "     OR (d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass"
+							  "         AND (SELECT o.oprnamespace FROM pg_catalog.pg_operator o WHERE o.oid = d.refobjid)"
+							  "             <> 'pg_catalog'::pg_catalog.regnamespace)"
+							  "     OR (d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass"
+							  "         AND EXISTS (SELECT 1 FROM pg_catalog.pg_type y WHERE y.oid = d.refobjid"
+							  "                     AND y.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace"
+							  "                     AND y.typtype <> 'e' AND y.typrelid <> $1)))"
+							  "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = d.refclassid"
+							  "                   AND e.objid = d.refobjid AND e.deptype = 'e')) s",
 							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(t->relid)}, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading what %s depends on failed", t->src);
 	what = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	if (what != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("copying %s would run code of role %s with your rights: %s",
-						t->src, GetUserNameFromId(relowner, false), what),
-				 errdetail("Its constraints, indexes, defaults or column types use functions or types that are not built in; inserting the copy's rows runs them."),
-				 errhint("A member of role %s can create the sandbox.", GetUserNameFromId(relowner, false))));
+				 errmsg("%s cannot be copied into a sandbox: it uses code that is not built in: %s", t->src, what),
+				 errdetail("Inserting its rows runs its constraints, indexes, defaults and domains, and its copy would keep them; "
+						   "that code is its author's and would run with the rights of whoever copies or writes the copy."),
+				 errhint("Leave that table's schema out of from_schemas.")));
 }
 
 /* While a foreign key is added to a copy: say what masking has to do with it. */
@@ -597,15 +657,14 @@ copy_rows(Sandbox *sb, SbTable *t, Relation rel, Oid reader)
 	volatile int64 rows = 0;
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
-	if (reader != save_user)
-		SetUserIdAndSecContext(reader, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(reader, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
 		char	   *columns = NULL;
-		char	   *list = EltMaskBegin(rel, sb->masked, false, &columns);
+		char	   *list = EltMaskBegin(rel, sb->masked, true, &columns);
 		char	   *sql = psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s AS m%s%s%s",
-								   t->dst, columns, list, t->src,
-								   t->keys ? " WHERE m.ctid IN (SELECT k.t FROM " : "",
+								   t->dst, columns, list, t->from,
+								   t->keys ? " WHERE (m.tableoid, m.ctid) IN (SELECT k.r, k.t FROM " : "",
 								   t->keys ? t->keys : "", t->keys ? " AS k)" : "");
 
 		if (SPI_execute_with_args(sql, 1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(EltMaskToken())},
@@ -630,11 +689,11 @@ copy_table(Sandbox *sb, SbTable *t, Oid reader)
 	uint64		i;
 	SPITupleTable *tt;
 	uint64		n;
-	int64		rows;
+	Oid			nsp = get_namespace_oid(sb->name, false);
 
-	/* generated columns become plain ones: their values are copied, not computed */
+	/* generated columns are computed again, from the masked values */
 	EltSpiExec(psprintf("CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
-						" INCLUDING INDEXES INCLUDING IDENTITY INCLUDING COMMENTS)",
+						" INCLUDING INDEXES INCLUDING IDENTITY INCLUDING GENERATED INCLUDING COMMENTS)",
 						t->dst, t->src));
 	/* serial columns: a sequence of the sandbox's own, not the source's */
 	if (SPI_execute_with_args("SELECT a.attname FROM pg_catalog.pg_attribute a"
@@ -651,20 +710,24 @@ copy_table(Sandbox *sb, SbTable *t, Oid reader)
 	{
 		char	   *col = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
 		char	   *seq = quote_qualified_identifier(sb->name,
-													 psprintf("%s_%s_seq", get_rel_name(t->relid), col));
+													 ChooseRelationName(get_rel_name(t->relid), col, "seq", nsp, false));
 
 		EltSpiExec(psprintf("CREATE SEQUENCE %s OWNED BY %s.%s", seq, t->dst, quote_identifier(col)));
 		EltSpiExec(psprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT pg_catalog.nextval(%s::pg_catalog.regclass)",
 							t->dst, quote_identifier(col), quote_literal_cstr(seq)));
 	}
+	/* the owner's from the start (its sequences with it), so that its own reading can write it */
+	if (sb->owner != sb->creator)
+		EltSpiExec(psprintf("ALTER TABLE %s OWNER TO %s", t->dst,
+							quote_identifier(GetUserNameFromId(sb->owner, false))));
 
 	/* the rows: read (and masked) by the reader's statement */
-	rows = copy_rows(sb, t, rel, reader);
-	t->rows = rows;
-	/* sequences and identities go on after the copied rows */
-	if (SPI_execute_with_args("SELECT a.attname, a.attidentity <> '' AS ident FROM pg_catalog.pg_attribute a"
+	t->rows = copy_rows(sb, t, rel, reader);
+
+	/* sequences and identities go on after the copied rows (hashed keys may be anywhere) */
+	if (SPI_execute_with_args("SELECT a.attname FROM pg_catalog.pg_attribute a"
 							  " WHERE a.attrelid = $1::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped"
-							  " AND (a.attidentity <> '' OR pg_catalog.pg_get_serial_sequence($2, a.attname) IS NOT NULL)",
+							  " AND pg_catalog.pg_get_serial_sequence($2, a.attname) IS NOT NULL",
 							  2, (Oid[]) {TEXTOID, TEXTOID},
 							  (Datum[]) {CStringGetTextDatum(t->dst), CStringGetTextDatum(t->dst)},
 							  NULL, false, 0) != SPI_OK_SELECT)	/* sees the new table */
@@ -675,9 +738,13 @@ copy_table(Sandbox *sb, SbTable *t, Oid reader)
 	{
 		char	   *col = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
 
-		EltSpiExec(psprintf("SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(%s, %s),"
-							" COALESCE((SELECT pg_catalog.max(%s) FROM %s), 0) + 1, false)",
-							quote_literal_cstr(t->dst), quote_literal_cstr(col), quote_identifier(col), t->dst));
+		EltSpiExec(psprintf("SELECT pg_catalog.setval(x.seq, CASE WHEN x.v >= x.mx THEN x.mx"
+							"   ELSE GREATEST(x.v + 1, x.mn) END, x.v >= x.mx)"
+							" FROM (SELECT q.seq, p.seqmax AS mx, p.seqmin AS mn,"
+							"        COALESCE((SELECT pg_catalog.max(%s)::pg_catalog.int8 FROM %s), p.seqmin) AS v"
+							"       FROM (SELECT pg_catalog.pg_get_serial_sequence(%s, %s)::pg_catalog.regclass AS seq) q"
+							"       JOIN pg_catalog.pg_sequence p ON p.seqrelid OPERATOR(pg_catalog.=) q.seq) x",
+							quote_identifier(col), t->dst, quote_literal_cstr(t->dst), quote_literal_cstr(col)));
 	}
 	table_close(rel, NoLock);
 }
@@ -725,17 +792,18 @@ record_sandbox(Sandbox *sb, TimestampTz expires, EltCatalogWrite *cw)
 	foreach(lc, sb->schemas)
 		schemas = accumArrayResult(schemas, CStringGetTextDatum(lfirst(lc)), false, TEXTOID, CurrentMemoryContext);
 	if (SPI_execute_with_args("INSERT INTO elt.sandbox_defs (name, owner, created_by, expires_at, sources,"
-							  " sample, masked, seed, manifest)"
-							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING sandbox_id",
-							  9, (Oid[]) {NAMEOID, OIDOID, OIDOID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, BOOLOID,
-								  INT8OID, JSONBOID},
+							  " sample, masked, seed, manifest, schema_oid)"
+							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING sandbox_id",
+							  10, (Oid[]) {NAMEOID, OIDOID, OIDOID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, BOOLOID,
+								  INT8OID, JSONBOID, OIDOID},
 							  (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(sb->name)),
 								  ObjectIdGetDatum(sb->owner), ObjectIdGetDatum(sb->creator),
 								  TimestampTzGetDatum(expires), makeArrayResult(schemas, CurrentMemoryContext),
 								  sb->sample ? JsonbPGetDatum(sb->sample) : (Datum) 0, BoolGetDatum(sb->masked),
 								  Int64GetDatum(sb->seed),
-								  DirectFunctionCall1(jsonb_in, CStringGetDatum(EltJsonFinish(&m)))},
-							  sb->sample ? "         " : "     n   ", false, 0) != SPI_OK_INSERT_RETURNING)
+								  DirectFunctionCall1(jsonb_in, CStringGetDatum(EltJsonFinish(&m))),
+								  ObjectIdGetDatum(sb->schema_oid)},
+							  sb->sample ? "          " : "     n    ", false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "recording the sandbox failed");
 	id = EltSpiGetInt64(0, "sandbox_id", &isnull);
 	return id;
@@ -883,8 +951,6 @@ elt_sandbox_create(PG_FUNCTION_ARGS)
 	{
 		SbTable    *t = &sb.tables[i];
 
-		/* a consistent copy: no writes to the sources meanwhile */
-		LockRelationOid(t->relid, ShareLock);
 		if (!reads_all(t->relid, reader))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -893,6 +959,17 @@ elt_sandbox_create(PG_FUNCTION_ARGS)
 					 : errdetail("A sandbox copies whole tables: it needs SELECT on each."),
 					 errhint("Leave that schema out, or ask for SELECT on the table.")));
 		check_foreign_code(&sb, t);
+
+		/*
+		 * A consistent copy: no writes to the sources meanwhile, where the
+		 * caller may lock them so (LOCK TABLE … IN SHARE MODE needs UPDATE,
+		 * DELETE or TRUNCATE); under REPEATABLE READ every statement reads
+		 * one snapshot anyway.  Privileges are checked first: a role that
+		 * may not read a table never queues a lock on it.
+		 */
+		if (!IsolationUsesXactSnapshot() &&
+			pg_class_aclcheck(t->relid, sb.creator, ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE) == ACLCHECK_OK)
+			LockRelationOid(t->relid, ShareLock);
 	}
 	{
 		MemoryContext spi = MemoryContextSwitchTo(outer);
@@ -900,7 +977,8 @@ elt_sandbox_create(PG_FUNCTION_ARGS)
 		list_fkeys(&sb);
 		MemoryContextSwitchTo(spi);
 	}
-	EltSpiExec(psprintf("CREATE SCHEMA %s", quote_identifier(sb.name)));
+	EltSpiExec(psprintf("CREATE SCHEMA %s AUTHORIZATION %s", quote_identifier(sb.name),
+						quote_identifier(GetUserNameFromId(sb.owner, false))));
 	if (sb.sample)
 		sample_as(&sb, reader);
 	for (i = 0; i < sb.ntables; i++)
@@ -909,7 +987,13 @@ elt_sandbox_create(PG_FUNCTION_ARGS)
 		Relation	rel = table_open(t->relid, NoLock);
 		MemoryContext spi = MemoryContextSwitchTo(outer);
 
-		t->checksum = EltTableChecksum(t->relid, NIL);
+		/*
+		 * as for runs: elt.manifest_policy = none records no checksum; nor
+		 * does a table whose row-level security applies to the caller (its
+		 * checksum would be of rows it cannot see)
+		 */
+		t->checksum = (EltManifestChecksums() && check_enable_rls(t->relid, InvalidOid, true) != RLS_ENABLED)
+			? EltTableChecksum(t->relid, NIL) : NULL;
 		t->rules = EltMaskRulesJson(rel);
 		MemoryContextSwitchTo(spi);
 		table_close(rel, NoLock);
@@ -919,31 +1003,46 @@ elt_sandbox_create(PG_FUNCTION_ARGS)
 	for (i = 0; i < sb.nfkeys; i++)
 	{
 		SbFkey	   *f = &sb.fkeys[i];
-		char	   *from = psprintf("REFERENCES %s(", sb.tables[f->parent].src);
-		char	   *pos = strstr(f->def, from);
 		ErrorContextCallback cb;
 
-		if (pos == NULL)
-			elog(ERROR, "unexpected definition of foreign key %s: %s", f->name, f->def);
 		cb.callback = fkey_context;
 		cb.arg = f;
 		cb.previous = error_context_stack;
 		error_context_stack = &cb;
-		EltSpiExec(psprintf("ALTER TABLE %s ADD CONSTRAINT %s %.*sREFERENCES %s(%s",
-							sb.tables[f->child].dst, quote_identifier(f->name),
-							(int) (pos - f->def), f->def, sb.tables[f->parent].dst, pos + strlen(from)));
+		EltSpiExec(psprintf("ALTER TABLE %s ADD CONSTRAINT %s %s%s%s", sb.tables[f->child].dst,
+							quote_identifier(f->name), f->def, sb.tables[f->parent].dst, f->def_after));
 		error_context_stack = cb.previous;
 	}
-	/* everything is the owner's */
-	if (sb.owner != sb.creator)
+	/*
+	 * The owner's alone: whatever default privileges granted on the new
+	 * schema, tables and sequences to others is revoked.
+	 */
 	{
-		EltSpiExec(psprintf("ALTER SCHEMA %s OWNER TO %s", quote_identifier(sb.name),
-							quote_identifier(GetUserNameFromId(sb.owner, false))));
-		for (i = 0; i < sb.ntables; i++)
-			EltSpiExec(psprintf("ALTER TABLE %s OWNER TO %s", sb.tables[i].dst,
-								quote_identifier(GetUserNameFromId(sb.owner, false))));
+		uint64		r,
+					nr;
+		SPITupleTable *tt;
+		Oid			nsp = get_namespace_oid(sb.name, false);
+
+		if (SPI_execute_with_args("SELECT pg_catalog.format('REVOKE ALL ON %s %s FROM %s', o.kind, o.name,"
+								  "   CASE WHEN a.grantee = 0 THEN 'PUBLIC'"
+								  "        ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END) AS sql"
+								  " FROM (SELECT 'SCHEMA' AS kind, pg_catalog.quote_ident(n.nspname) AS name, n.nspacl AS acl,"
+								  "              n.nspowner AS owner FROM pg_catalog.pg_namespace n WHERE n.oid = $1"
+								  "       UNION ALL"
+								  "       SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,"
+								  "              pg_catalog.format('%I.%I', n.nspname, c.relname), c.relacl, c.relowner"
+								  "       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+								  "       WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p', 'S')) o,"
+								  "      pg_catalog.aclexplode(o.acl) a"
+								  " WHERE a.grantee <> o.owner GROUP BY 1",
+								  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "reading the sandbox's privileges failed");
+		tt = SPI_tuptable;
+		nr = SPI_processed;
+		for (r = 0; r < nr; r++)
+			EltSpiExec(SPI_getvalue(tt->vals[r], tt->tupdesc, 1));
+		sb.schema_oid = nsp;
 	}
-	EltSpiExec(psprintf("REVOKE ALL ON SCHEMA %s FROM PUBLIC", quote_identifier(sb.name)));
 	SPI_finish();
 	AtEOXact_GUC(true, guc_level);
 
@@ -978,31 +1077,71 @@ elt_sandbox_create(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The schema a sandbox is now: the one it was made as (by OID), whatever
+ * its name; after a dump and restore (new OIDs), the schema of its name if
+ * its recorded owner owns it.  InvalidOid when there is none: a schema that
+ * merely took the name is never the sandbox.  *owner gets its owner.
+ */
+static Oid
+sandbox_schema(const char *name, Oid schema_oid, Oid recorded_owner, Oid *owner)
+{
+	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(schema_oid));
+	Oid			nsp = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		nsp = schema_oid;
+		*owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+		ReleaseSysCache(tup);
+		return nsp;
+	}
+	nsp = get_namespace_oid(name, true);
+	if (OidIsValid(nsp) && EltNamespaceOwner(nsp) == recorded_owner)
+	{
+		/* made before a restore: only if no live sandbox row names that schema by OID */
+		if (SPI_execute_with_args("SELECT 1 FROM elt.sandbox_defs WHERE schema_oid = $1", 1, (Oid[]) {OIDOID},
+								  (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "reading the sandboxes failed");
+		if (SPI_processed == 0)
+		{
+			*owner = recorded_owner;
+			return nsp;
+		}
+	}
+	return InvalidOid;
+}
+
+/*
  * Drop a sandbox's schema as its owner, and its catalog row.  Inside the
  * catalog write context.
  */
 static void
-drop_sandbox(const char *name, Oid owner, Oid actor, const char *action, const char *reason)
+drop_sandbox(const char *name, Oid nsp, Oid owner, Oid actor, const char *action, const char *reason)
 {
 	Oid			save_user;
 	int			save_sec;
 	int			guc_level;
+	char	   *dropped = NULL;
+	EltJson		d;
 
-	if (OidIsValid(get_namespace_oid(name, true)))
+	if (OidIsValid(nsp))
 	{
+		dropped = get_namespace_name(nsp);
 		GetUserIdAndSecContext(&save_user, &save_sec);
 		SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 		guc_level = NewGUCNestLevel();
 		(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
-		EltSpiExec(psprintf("DROP SCHEMA %s CASCADE", quote_identifier(name)));
+		EltSpiExec(psprintf("DROP SCHEMA %s CASCADE", quote_identifier(dropped)));
 		AtEOXact_GUC(true, guc_level);
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
 	if (SPI_execute_with_args("DELETE FROM elt.sandbox_defs WHERE name = $1", 1, (Oid[]) {NAMEOID},
 							  (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(name))}, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "forgetting the sandbox failed");
-	EltAuditRecord(actor, action, name, "{}", EltAuditReason(reason));
+	EltJsonBegin(&d);
+	EltJsonString(&d, "schema_dropped", dropped);
+	EltAuditRecord(actor, action, name, EltJsonFinish(&d), EltAuditReason(reason));
 }
 
 PG_FUNCTION_INFO_V1(elt_sandbox_drop);
@@ -1014,8 +1153,10 @@ elt_sandbox_drop(PG_FUNCTION_ARGS)
 	char	   *name;
 	char	   *reason = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	EltCatalogWrite cw;
-	Oid			owner,
-				creator;
+	Oid			recorded_owner,
+				schema_oid,
+				owner,
+				nsp;
 	bool		isnull;
 
 	if (PG_ARGISNULL(0))
@@ -1025,7 +1166,7 @@ elt_sandbox_drop(PG_FUNCTION_ARGS)
 	name = NameStr(*PG_GETARG_NAME(0));
 	EltRequireCatalog("sandbox_defs");
 	EltCatalogWriteBegin(&cw);
-	if (SPI_execute_with_args("SELECT owner::pg_catalog.oid AS owner, created_by::pg_catalog.oid AS creator"
+	if (SPI_execute_with_args("SELECT owner::pg_catalog.oid AS owner, schema_oid"
 							  " FROM elt.sandbox_defs WHERE name = $1 FOR UPDATE",
 							  1, (Oid[]) {NAMEOID}, (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(name))},
 							  NULL, false, 0) != SPI_OK_SELECT)
@@ -1035,15 +1176,18 @@ elt_sandbox_drop(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("there is no sandbox \"%s\"", name),
 				 errhint("elt.sandboxes lists the sandboxes you may see.")));
-	owner = DatumGetObjectId(EltSpiGetDatum(0, "owner", &isnull));
-	creator = DatumGetObjectId(EltSpiGetDatum(0, "creator", &isnull));
-	if (!has_privs_of_role(cw.actor, owner) && !has_privs_of_role(cw.actor, creator) &&
+	recorded_owner = DatumGetObjectId(EltSpiGetDatum(0, "owner", &isnull));
+	schema_oid = DatumGetObjectId(EltSpiGetDatum(0, "schema_oid", &isnull));
+	owner = recorded_owner;
+	nsp = sandbox_schema(name, schema_oid, recorded_owner, &owner);
+	/* the rights of its owner now (or elt_admin): having made it once is not enough */
+	if (!has_privs_of_role(cw.actor, owner) && !has_privs_of_role(cw.actor, recorded_owner) &&
 		!EltRoleIsAdmin(cw.actor))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to drop sandbox \"%s\"", name),
-				 errhint("Its owner, its creator, members of %s and superusers may.", ELT_ROLE_ADMIN)));
-	drop_sandbox(name, owner, cw.actor, "sandbox_drop", reason);
+				 errhint("Members of its owner, members of %s and superusers may.", ELT_ROLE_ADMIN)));
+	drop_sandbox(name, nsp, owner, cw.actor, "sandbox_drop", reason);
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_BOOL(true);
 }
@@ -1053,6 +1197,7 @@ typedef struct ExpireOne
 {
 	char	   *name;
 	Oid			owner;
+	Oid			schema_oid;
 	Oid			actor;
 } ExpireOne;
 
@@ -1060,8 +1205,10 @@ static void
 expire_one_fn(void *arg)
 {
 	ExpireOne  *e = arg;
+	Oid			owner = e->owner;
+	Oid			nsp = sandbox_schema(e->name, e->schema_oid, e->owner, &owner);
 
-	drop_sandbox(e->name, e->owner, e->actor, "sandbox_expire", "expired");
+	drop_sandbox(e->name, nsp, owner, e->actor, "sandbox_expire", "expired");
 }
 
 /*
@@ -1082,7 +1229,7 @@ EltSandboxExpire(void)
 	if (!OidIsValid(EltCatalogRelid("sandbox_defs")))
 		return 0;
 	EltCatalogWriteBegin(&cw);
-	if (SPI_execute("SELECT name::pg_catalog.text AS name, owner::pg_catalog.oid AS owner FROM elt.sandbox_defs"
+	if (SPI_execute("SELECT name::pg_catalog.text AS name, owner::pg_catalog.oid AS owner, schema_oid FROM elt.sandbox_defs"
 					" WHERE expires_at <= pg_catalog.now() ORDER BY expires_at", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the sandboxes failed");
 	n = SPI_processed;
@@ -1093,6 +1240,7 @@ EltSandboxExpire(void)
 
 		todo[i].name = MemoryContextStrdup(outer, EltSpiGetText(i, "name"));
 		todo[i].owner = DatumGetObjectId(EltSpiGetDatum(i, "owner", &isnull));
+		todo[i].schema_oid = DatumGetObjectId(EltSpiGetDatum(i, "schema_oid", &isnull));
 		todo[i].actor = cw.actor;
 	}
 	for (i = 0; i < n; i++)

@@ -85,7 +85,8 @@ RESET ROLE;
 -- a known key, so that what a rule makes can be shown (the extension makes
 -- a random one on first use; see the end for rotation)
 INSERT INTO elt.mask_key (id, key)
-VALUES (1, decode('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'hex'));
+VALUES (1, decode('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'hex'))
+ON CONFLICT (id) DO UPDATE SET key = EXCLUDED.key;
 
 -------------------------------------------------------------------------------
 -- Declaring rules

@@ -59,12 +59,12 @@ RESET ROLE;
 -- A whole masked copy
 -------------------------------------------------------------------------------
 SET ROLE sb_owner;
-SELECT relation, source, rows FROM elt.sandbox_create('sb_full', ARRAY['star']) ORDER BY 1::text;
+SELECT relation, source, rows FROM elt.sandbox_create('sb_full', ARRAY['star']) ORDER BY 1::text COLLATE "C";
 -- the same shape: constraints, indexes, identity, foreign keys (validated)
 SELECT conrelid::regclass AS relation, contype, convalidated
-FROM pg_constraint WHERE connamespace = 'sb_full'::regnamespace ORDER BY 1::text, 2, conname;
+FROM pg_constraint WHERE connamespace = 'sb_full'::regnamespace ORDER BY 1::text COLLATE "C", 2, conname COLLATE "C";
 SELECT indexrelid::regclass AS index FROM pg_index
-WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'sb_full'::regnamespace) ORDER BY 1::text;
+WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'sb_full'::regnamespace) ORDER BY 1::text COLLATE "C";
 -- every masked value differs from its source, keys stay distinct, joins hold
 SELECT (SELECT count(*) FROM sb_full.customers c JOIN star.customers s USING (email)) AS emails_kept,
        (SELECT count(*) FROM sb_full.customers c JOIN star.customers s USING (name)) AS names_kept,
@@ -89,7 +89,7 @@ RESET ROLE;
 -------------------------------------------------------------------------------
 SET ROLE sb_owner;
 -- 5% of each table, and every row their rows reference
-SELECT relation, rows FROM elt.sandbox_create('sb_pct', ARRAY['star'], '{"percent": 5, "seed": 7}') ORDER BY 1::text;
+SELECT relation, rows FROM elt.sandbox_create('sb_pct', ARRAY['star'], '{"percent": 5, "seed": 7}') ORDER BY 1::text COLLATE "C";
 -- every foreign key holds (checked by the constraints, validated); no order
 -- lost its customer or product, no customer its referrer
 SELECT (SELECT count(*) FROM sb_pct.orders o LEFT JOIN sb_pct.customers c ON c.id = o.customer_id WHERE c.id IS NULL) AS orphan_orders,
@@ -97,15 +97,15 @@ SELECT (SELECT count(*) FROM sb_pct.orders o LEFT JOIN sb_pct.customers c ON c.i
         WHERE c.referrer IS NOT NULL AND r.id IS NULL) AS orphan_referrals,
        (SELECT bool_and(convalidated) FROM pg_constraint WHERE connamespace = 'sb_pct'::regnamespace AND contype = 'f') AS fkeys_valid;
 -- the same seed chooses the same rows
-SELECT relation, rows FROM elt.sandbox_create('sb_pct2', ARRAY['star'], '{"percent": 5, "seed": 7}') ORDER BY 1::text;
+SELECT relation, rows FROM elt.sandbox_create('sb_pct2', ARRAY['star'], '{"percent": 5, "seed": 7}') ORDER BY 1::text COLLATE "C";
 SELECT (SELECT count(*) FROM (SELECT id FROM sb_pct.orders EXCEPT SELECT id FROM sb_pct2.orders) d) AS orders_differ;
 -- n rows of each table, closed
-SELECT relation, rows FROM elt.sandbox_create('sb_rows', ARRAY['star'], '{"rows": 10, "seed": 1}') ORDER BY 1::text;
+SELECT relation, rows FROM elt.sandbox_create('sb_rows', ARRAY['star'], '{"rows": 10, "seed": 1}') ORDER BY 1::text COLLATE "C";
 SELECT count(*) >= 10 AS at_least_ten FROM sb_rows.orders;
 -- from a root: the north customers, the orders that reference them, and
 -- what those reference (products; the referrers of the customers)
 SELECT relation, rows FROM elt.sandbox_create('sb_north', ARRAY['star'],
-  '{"root": "star.customers", "where": "region = ''north'' AND id <= 40"}') ORDER BY 1::text;
+  '{"root": "star.customers", "where": "region = ''north'' AND id <= 40"}') ORDER BY 1::text COLLATE "C";
 SELECT (SELECT count(*) FROM star.orders WHERE customer_id IN (SELECT id FROM star.customers WHERE region = 'north' AND id <= 40))
        <= (SELECT count(*) FROM sb_north.orders) AS their_orders_kept,
        (SELECT count(*) FROM sb_north.orders o LEFT JOIN sb_north.products p ON p.id = o.product_id WHERE p.id IS NULL) AS orphan_orders;
@@ -218,4 +218,111 @@ SELECT elt.sandbox_drop('sb_pct2');
 \set VERBOSITY default
 RESET ROLE;
 SELECT action, object, count(*) FROM elt.audit_log
-WHERE id > :audit_start AND action LIKE 'sandbox%' GROUP BY 1, 2 ORDER BY 1, 2;
+WHERE id > :audit_start AND action LIKE 'sandbox%' GROUP BY 1, 2 ORDER BY 1, 2 COLLATE "C";
+
+-------------------------------------------------------------------------------
+-- Found by attack
+-------------------------------------------------------------------------------
+-- no code that is not built in is copied, not even by a superuser: a CHECK
+-- through an operator of the owner's, a cast to the owner's domain
+SET ROLE sb_owner;
+CREATE SCHEMA trap;
+CREATE FUNCTION trap.eq(int, int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 = $2';
+CREATE OPERATOR trap.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = trap.eq);
+CREATE TABLE trap.t1 (id int PRIMARY KEY CHECK (NOT (id OPERATOR(trap.===) -1)));
+CREATE DOMAIN trap.dom AS text CHECK (length(VALUE) < 100);
+CREATE SCHEMA trap2;
+CREATE TABLE trap2.t2 (id int PRIMARY KEY, v text CHECK ((v)::trap.dom IS NOT NULL));
+RESET ROLE;
+\set VERBOSITY terse
+SELECT * FROM elt.sandbox_create('sb_trap', ARRAY['trap']);
+SELECT * FROM elt.sandbox_create('sb_trap2', ARRAY['trap2']);
+\set VERBOSITY default
+-- a renamed sandbox is still the one dropped; a schema that took its name is not
+SET ROLE sb_owner;
+SELECT count(*) AS tables FROM elt.sandbox_create('sb_moved', ARRAY['star'], '{"rows": 1, "seed": 1}');
+ALTER SCHEMA sb_moved RENAME TO sb_moved_elsewhere;
+CREATE SCHEMA sb_moved;
+CREATE TABLE sb_moved.real_work (x int);
+SELECT elt.sandbox_drop('sb_moved');
+SELECT nspname FROM pg_namespace WHERE nspname LIKE 'sb_moved%' ORDER BY 1;
+SELECT count(*) AS real_work_kept FROM sb_moved.real_work;
+DROP SCHEMA sb_moved CASCADE;
+-- foreign keys are rebuilt from the catalog, whatever the columns' names;
+-- generated columns are computed from the masked values; partitions are
+-- sampled by (partition, row); serial sequences of their own, uniquely
+-- named, started past hashed (negative) keys
+CREATE SCHEMA odd;
+CREATE TABLE odd.p (id int PRIMARY KEY);
+INSERT INTO odd.p SELECT generate_series(1, 5);
+CREATE TABLE odd.c ("a REFERENCES odd.p(" int REFERENCES odd.p, "x%s" int, email text,
+                    local text GENERATED ALWAYS AS (split_part(email, '@', 1)) STORED);
+INSERT INTO odd.c VALUES (1, 1, 'alice@odd.test'), (2, 2, 'bob@odd.test');
+SELECT elt.mask_set('odd.c', 'email', 'pseudonym', '{"kind": "email"}') > 0 AS set;
+CREATE TABLE odd.a_b (c serial PRIMARY KEY, v int);
+CREATE TABLE odd.a (b_c serial PRIMARY KEY, v int);
+INSERT INTO odd.a_b (v) SELECT generate_series(1, 3);
+INSERT INTO odd.a (v) SELECT generate_series(1, 3);
+SELECT elt.mask_set('odd.a', 'b_c', 'hash') > 0 AS set;
+CREATE TABLE odd.events (id int, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+CREATE TABLE odd.events_n PARTITION OF odd.events FOR VALUES IN ('north');
+CREATE TABLE odd.events_s PARTITION OF odd.events FOR VALUES IN ('south');
+INSERT INTO odd.events SELECT g, r FROM generate_series(1, 5) g, (VALUES ('north'), ('south')) v(r);
+SELECT relation, rows FROM elt.sandbox_create('sb_odd', ARRAY['odd']) ORDER BY 1::text COLLATE "C";
+SELECT conrelid::regclass AS relation, confrelid::regclass AS references_table
+FROM pg_constraint WHERE connamespace = 'sb_odd'::regnamespace AND contype = 'f';
+SELECT email LIKE '%@example.%' AS masked, local = split_part(email, '@', 1) AS generated_from_masked
+FROM sb_odd.c ORDER BY 1, 2;
+INSERT INTO sb_odd.a (v) VALUES (4) RETURNING b_c > 0 AS new_key;
+INSERT INTO sb_odd.a_b (v) VALUES (4) RETURNING c;
+SELECT relation, rows FROM elt.sandbox_create('sb_odd_n', ARRAY['odd'],
+  '{"root": "odd.events", "where": "region = ''north'' AND id <= 2"}') WHERE relation::text LIKE '%events';
+SELECT region, id FROM sb_odd_n.events ORDER BY 1, 2;
+-- two sampled sandboxes in one transaction
+BEGIN;
+SELECT count(*) AS tables FROM elt.sandbox_create('sb_t1', ARRAY['odd'], '{"rows": 1, "seed": 2}');
+SELECT count(*) AS tables FROM elt.sandbox_create('sb_t2', ARRAY['odd'], '{"rows": 1, "seed": 2}');
+COMMIT;
+RESET ROLE;
+-- a role that may only read the sources copies them without locking them
+-- against writes; an unmasked sandbox for another role that may read them
+-- works; row-level security for the caller: no checksum, not an error
+CREATE SCHEMA ro;
+CREATE TABLE ro.t (id int PRIMARY KEY, owner_name text);
+INSERT INTO ro.t VALUES (1, 'sb_analyst'), (2, 'someone');
+ALTER TABLE ro.t ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mine ON ro.t FOR SELECT USING (owner_name = current_user);
+GRANT USAGE ON SCHEMA ro TO sb_analyst;
+GRANT SELECT ON ro.t TO sb_analyst;
+GRANT CREATE ON DATABASE contrib_regression TO sb_analyst;
+SET ROLE sb_analyst;
+BEGIN;
+SELECT relation, rows FROM elt.sandbox_create('sb_ro', ARRAY['ro']);
+SELECT string_agg(mode, ',' ORDER BY mode) AS locks_on_source FROM pg_locks
+WHERE relation = 'ro.t'::regclass AND pid = pg_backend_pid();
+COMMIT;
+SELECT manifest->'tables'->0->'source_checksum' AS checksum FROM elt.sandboxes WHERE name = 'sb_ro';
+RESET ROLE;
+GRANT sb_analyst TO sb_admin;
+SET ROLE sb_admin;
+SELECT relation, rows FROM elt.sandbox_create('sb_ro_plain', ARRAY['ro'], NULL, false, '1 day', 'sb_analyst');
+RESET ROLE;
+-- the owner of a sandbox made by another role sees no masking rules and no
+-- checksums in its manifest; default privileges of the maker are revoked
+SET ROLE sb_owner;
+ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO sb_nobody;
+SELECT count(*) AS tables FROM elt.sandbox_create('sb_given', ARRAY['star'], '{"rows": 2, "seed": 5}', true, '1 day', 'sb_analyst');
+ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM sb_nobody;
+RESET ROLE;
+SELECT count(*) AS grants_to_others FROM pg_class c, aclexplode(c.relacl) a
+WHERE c.relnamespace = 'sb_given'::regnamespace AND a.grantee <> c.relowner;
+SET ROLE sb_analyst;
+SELECT manifest->'tables'->0 ? 'masking' AS sees_masking, manifest->'tables'->0 ? 'rows' AS sees_rows
+FROM elt.sandboxes WHERE name = 'sb_given';
+RESET ROLE;
+-- a where that is more than a condition
+SET ROLE sb_owner;
+\set VERBOSITY terse
+SELECT * FROM elt.sandbox_create('sb_bad', ARRAY['star'], '{"root": "star.customers", "where": "true) OFFSET (1"}');
+\set VERBOSITY default
+RESET ROLE;
