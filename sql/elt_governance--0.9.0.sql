@@ -3211,6 +3211,9 @@ CREATE FUNCTION elt.sandbox_create(name name, from_schemas name[], sample jsonb 
                                    owner regrole DEFAULT NULL)
     RETURNS TABLE (relation regclass, source regclass, rows bigint)
     LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_sandbox_create';
+CREATE FUNCTION elt.sandbox_refresh(name name)
+    RETURNS TABLE (relation regclass, source regclass, rows bigint)
+    LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_sandbox_refresh';
 CREATE FUNCTION elt.sandbox_drop(name name, reason text DEFAULT NULL)
     RETURNS boolean LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_sandbox_drop';
 CREATE FUNCTION elt.sandbox_expire()

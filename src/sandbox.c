@@ -468,7 +468,7 @@ sample(Sandbox *sb)
 	{
 		SbTable    *t = &sb->tables[i];
 
-		t->keys = psprintf("pg_temp.elt_sandbox_keys_%d_%d", MyProcPid, ++serial);
+		t->keys = psprintf("pg_temp.elt_sandbox_keys_%d", ++serial);
 		EltSpiExec(psprintf("CREATE TEMPORARY TABLE %s (r pg_catalog.oid, t pg_catalog.tid, PRIMARY KEY (r, t))"
 							" ON COMMIT DROP", t->keys));
 		if (sb->percent > 0)
@@ -832,109 +832,54 @@ reads_all(Oid relid, Oid role)
 		pg_attribute_aclcheck_all(relid, role, ACL_SELECT, ACLMASK_ALL) == ACLCHECK_OK;
 }
 
-PG_FUNCTION_INFO_V1(elt_sandbox_create);
-
-/*
- * elt.sandbox_create(name name, from_schemas name[], sample jsonb DEFAULT
- * NULL, masked boolean DEFAULT true, expires interval DEFAULT '7 days',
- * owner regrole DEFAULT NULL) RETURNS TABLE (relation regclass, source
- * regclass, rows bigint): see the file header.
- */
-Datum
-elt_sandbox_create(PG_FUNCTION_ARGS)
+/* The source schemas, checked: they exist and the reader may use them. */
+static void
+set_sources(Sandbox *sb, Oid reader, char **names, int n)
 {
-	ReturnSetInfo *rsinfo;
-	Sandbox		sb;
-	Interval   *expires;
-	TimestampTz expires_at;
-	Datum	   *elems;
-	bool	   *enulls;
-	int			nelems;
 	int			i;
-	Oid			reader;
-	int			guc_level;
-	int64		sandbox_id;
-	MemoryContext outer = CurrentMemoryContext;
 
-	memset(&sb, 0, sizeof(sb));
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("name and from_schemas must not be null")));
-	EltRequireCatalog("sandbox_defs");
-	InitMaterializedSRF(fcinfo, 0);
-	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	sb.name = pstrdup(NameStr(*PG_GETARG_NAME(0)));
-	sb.sample = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P_COPY(2);
-	sb.masked = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
-	sb.creator = GetUserId();
-	sb.owner = PG_ARGISNULL(5) ? sb.creator : PG_GETARG_OID(5);
-	check_new_name(sb.name);
-
-	/* expiry: in the future */
-	if (PG_ARGISNULL(4))
-		expires_at = TimestampTzPlusMilliseconds(GetCurrentTransactionStartTimestamp(),
-												 (int64) 7 * 24 * 3600 * 1000);
-	else
-	{
-		expires = PG_GETARG_INTERVAL_P(4);
-		expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-															 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
-															 IntervalPGetDatum(expires)));
-		if (expires_at <= GetCurrentTransactionStartTimestamp())
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("expires must be in the future"),
-					 errhint("Give how long the sandbox lives, for example interval '3 days'.")));
-	}
-
-	/* the owner: the caller, or a role whose privileges the caller has */
-	if (!OidIsValid(sb.owner) || !SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sb.owner)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("owner does not name a role")));
-	if (!has_privs_of_role(sb.creator, sb.owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to make a sandbox for role %s", GetUserNameFromId(sb.owner, false)),
-				 errhint("Be a member of role %s, or make the sandbox for yourself.",
-						 GetUserNameFromId(sb.owner, false))));
-	/* unmasked copies are read with the owner's rights: it gets only what it may read */
-	reader = sb.masked ? sb.creator : sb.owner;
-
-	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR,
-					  &elems, &enulls, &nelems);
-	if (nelems == 0)
+	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("from_schemas must name at least one schema")));
-	for (i = 0; i < nelems; i++)
+	sb->schemas = NIL;
+	for (i = 0; i < n; i++)
 	{
-		char	   *schema;
+		char	   *schema = names[i];
 		Oid			nsp;
 
-		if (enulls[i])
+		if (schema == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("from_schemas must not hold nulls")));
-		schema = pstrdup(NameStr(*DatumGetName(elems[i])));
 		nsp = get_namespace_oid(schema, false);
 		if (pg_namespace_aclcheck(nsp, reader, ACL_USAGE) != ACLCHECK_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied for schema %s", schema),
-					 reader != sb.creator ? errdetail("An unmasked sandbox is read with the rights of its owner, %s.",
-													  GetUserNameFromId(reader, false)) : 0));
-		if (strcmp(schema, sb.name) == 0)
+					 reader != sb->creator ? errdetail("An unmasked sandbox is read with the rights of its owner, %s.",
+													   GetUserNameFromId(reader, false)) : 0));
+		if (strcmp(schema, sb->name) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("a sandbox cannot copy itself")));
-		sb.schemas = lappend(sb.schemas, schema);
+		sb->schemas = lappend(sb->schemas, schema);
 	}
-	if (!pg_strong_random(&sb.seed, sizeof(sb.seed)))
-		sb.seed = (int64) GetCurrentTransactionStartTimestamp();
-	sb.seed &= INT64CONST(0x1fffffffffffff);	/* a JSON number reads back exactly */
-	parse_sample(&sb);
+}
+
+/*
+ * Make the sandbox sb describes (its arguments checked), read by reader,
+ * expiring at expires_at; one result row per copy into rsinfo; audited as
+ * action.
+ */
+static void
+make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *action, ReturnSetInfo *rsinfo)
+{
+	Sandbox		sb = *sbp;
+	int			guc_level;
+	int			i;
+	int64		sandbox_id;
+	MemoryContext outer = CurrentMemoryContext;
 
 	guc_level = EltPinPrintSettings();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
@@ -1059,7 +1004,7 @@ elt_sandbox_create(PG_FUNCTION_ARGS)
 		EltJsonInt(&d, "tables", sb.ntables);
 		if (sb.sample)
 			EltJsonRaw(&d, "sample", JsonbToCString(NULL, &sb.sample->root, VARSIZE(sb.sample)));
-		EltAuditRecord(cw.actor, "sandbox_create", sb.name, EltJsonFinish(&d), EltAuditReason(NULL));
+		EltAuditRecord(cw.actor, action, sb.name, EltJsonFinish(&d), EltAuditReason(NULL));
 		EltCatalogWriteEnd(&cw);
 	}
 	for (i = 0; i < sb.ntables; i++)
@@ -1073,6 +1018,89 @@ elt_sandbox_create(PG_FUNCTION_ARGS)
 		values[2] = Int64GetDatum(sb.tables[i].rows);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+}
+
+
+PG_FUNCTION_INFO_V1(elt_sandbox_create);
+
+/*
+ * elt.sandbox_create(name name, from_schemas name[], sample jsonb DEFAULT
+ * NULL, masked boolean DEFAULT true, expires interval DEFAULT '7 days',
+ * owner regrole DEFAULT NULL) RETURNS TABLE (relation regclass, source
+ * regclass, rows bigint): see the file header.
+ */
+Datum
+elt_sandbox_create(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo;
+	Sandbox		sb;
+	Interval   *expires;
+	TimestampTz expires_at;
+	Datum	   *elems;
+	bool	   *enulls;
+	int			nelems;
+	int			i;
+	Oid			reader;
+	char	  **names;
+
+	memset(&sb, 0, sizeof(sb));
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("name and from_schemas must not be null")));
+	EltRequireCatalog("sandbox_defs");
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	sb.name = pstrdup(NameStr(*PG_GETARG_NAME(0)));
+	sb.sample = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P_COPY(2);
+	sb.masked = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
+	sb.creator = GetUserId();
+	sb.owner = PG_ARGISNULL(5) ? sb.creator : PG_GETARG_OID(5);
+	check_new_name(sb.name);
+
+	/* expiry: in the future */
+	if (PG_ARGISNULL(4))
+		expires_at = TimestampTzPlusMilliseconds(GetCurrentTransactionStartTimestamp(),
+												 (int64) 7 * 24 * 3600 * 1000);
+	else
+	{
+		expires = PG_GETARG_INTERVAL_P(4);
+		expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+															 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+															 IntervalPGetDatum(expires)));
+		if (expires_at <= GetCurrentTransactionStartTimestamp())
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("expires must be in the future"),
+					 errhint("Give how long the sandbox lives, for example interval '3 days'.")));
+	}
+
+	/* the owner: the caller, or a role whose privileges the caller has */
+	if (!OidIsValid(sb.owner) || !SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sb.owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("owner does not name a role")));
+	if (!has_privs_of_role(sb.creator, sb.owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to make a sandbox for role %s", GetUserNameFromId(sb.owner, false)),
+				 errhint("Be a member of role %s, or make the sandbox for yourself.",
+						 GetUserNameFromId(sb.owner, false))));
+	/* unmasked copies are read with the owner's rights: it gets only what it may read */
+	reader = sb.masked ? sb.creator : sb.owner;
+
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR,
+					  &elems, &enulls, &nelems);
+	names = palloc0(sizeof(char *) * Max(nelems, 1));
+	for (i = 0; i < nelems; i++)
+		names[i] = enulls[i] ? NULL : pstrdup(NameStr(*DatumGetName(elems[i])));
+	set_sources(&sb, reader, names, nelems);
+	if (!pg_strong_random(&sb.seed, sizeof(sb.seed)))
+		sb.seed = (int64) GetCurrentTransactionStartTimestamp();
+	sb.seed &= INT64CONST(0x1fffffffffffff);	/* a JSON number reads back exactly */
+	parse_sample(&sb);
+
+	make_sandbox(&sb, reader, expires_at, "sandbox_create", rsinfo);
 	return (Datum) 0;
 }
 
@@ -1139,6 +1167,8 @@ drop_sandbox(const char *name, Oid nsp, Oid owner, Oid actor, const char *action
 	if (SPI_execute_with_args("DELETE FROM elt.sandbox_defs WHERE name = $1", 1, (Oid[]) {NAMEOID},
 							  (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(name))}, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "forgetting the sandbox failed");
+	if (action == NULL)
+		return;					/* a refresh: audited once, when made again */
 	EltJsonBegin(&d);
 	EltJsonString(&d, "schema_dropped", dropped);
 	EltAuditRecord(actor, action, name, EltJsonFinish(&d), EltAuditReason(reason));
@@ -1190,6 +1220,101 @@ elt_sandbox_drop(PG_FUNCTION_ARGS)
 	drop_sandbox(name, nsp, owner, cw.actor, "sandbox_drop", reason);
 	EltCatalogWriteEnd(&cw);
 	PG_RETURN_BOOL(true);
+}
+
+PG_FUNCTION_INFO_V1(elt_sandbox_refresh);
+
+/*
+ * elt.sandbox_refresh(name name) RETURNS TABLE (relation regclass, source
+ * regclass, rows bigint): the sandbox made again from the same sources,
+ * sample and seed, masked the same way, for the same owner and expiry; its
+ * old copies are dropped first (in the same transaction).  By members of
+ * its owner, as sandbox_create.
+ */
+Datum
+elt_sandbox_refresh(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo;
+	Sandbox		sb;
+	EltCatalogWrite cw;
+	char	   *name;
+	Oid			owner,
+				schema_oid,
+				nsp,
+				reader;
+	TimestampTz expires_at;
+	Datum	   *elems;
+	bool	   *enulls;
+	int			nelems,
+				i;
+	char	  **names;
+	bool		isnull;
+	Datum		d;
+	MemoryContext outer = CurrentMemoryContext;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("name must not be null")));
+	EltRequireCatalog("sandbox_defs");
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	name = pstrdup(NameStr(*PG_GETARG_NAME(0)));
+	memset(&sb, 0, sizeof(sb));
+
+	EltCatalogWriteBegin(&cw);
+	if (SPI_execute_with_args("SELECT owner::pg_catalog.oid AS owner, schema_oid, expires_at, sources, sample,"
+							  " masked, seed FROM elt.sandbox_defs WHERE name = $1 FOR UPDATE",
+							  1, (Oid[]) {NAMEOID}, (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(name))},
+							  NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the sandbox failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("there is no sandbox \"%s\"", name),
+				 errhint("elt.sandboxes lists the sandboxes you may see.")));
+	{
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		owner = DatumGetObjectId(EltSpiGetDatum(0, "owner", &isnull));
+		schema_oid = DatumGetObjectId(EltSpiGetDatum(0, "schema_oid", &isnull));
+		expires_at = DatumGetTimestampTz(EltSpiGetDatum(0, "expires_at", &isnull));
+		d = EltSpiGetDatum(0, "sources", &isnull);
+		deconstruct_array(DatumGetArrayTypePCopy(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &nelems);
+		names = palloc0(sizeof(char *) * Max(nelems, 1));
+		for (i = 0; i < nelems; i++)
+			names[i] = enulls[i] ? NULL : TextDatumGetCString(elems[i]);
+		d = EltSpiGetDatum(0, "sample", &isnull);
+		sb.sample = isnull ? NULL : DatumGetJsonbPCopy(d);
+		sb.masked = DatumGetBool(EltSpiGetDatum(0, "masked", &isnull));
+		sb.seed = DatumGetInt64(EltSpiGetDatum(0, "seed", &isnull));
+		MemoryContextSwitchTo(spi);
+	}
+	if (expires_at <= GetCurrentTransactionStartTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sandbox \"%s\" has expired", name),
+				 errhint("Make a new one with elt.sandbox_create.")));
+	sb.name = name;
+	sb.owner = owner;
+	sb.creator = cw.actor;
+	if (!has_privs_of_role(sb.creator, sb.owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to refresh sandbox \"%s\"", name),
+				 errhint("Members of its owner, %s, may: it is made again as sandbox_create makes it.",
+						 GetUserNameFromId(sb.owner, false))));
+	nsp = sandbox_schema(name, schema_oid, owner, &owner);
+	drop_sandbox(name, nsp, owner, cw.actor, NULL, NULL);
+	EltCatalogWriteEnd(&cw);
+	MemoryContextSwitchTo(outer);
+
+	check_new_name(sb.name);
+	reader = sb.masked ? sb.creator : sb.owner;
+	set_sources(&sb, reader, names, nelems);
+	parse_sample(&sb);
+	make_sandbox(&sb, reader, expires_at, "sandbox_refresh", rsinfo);
+	return (Datum) 0;
 }
 
 /* One expired sandbox dropped, in a subtransaction. */

@@ -62,7 +62,7 @@ SET ROLE sb_owner;
 SELECT relation, source, rows FROM elt.sandbox_create('sb_full', ARRAY['star']) ORDER BY 1::text COLLATE "C";
 -- the same shape: constraints, indexes, identity, foreign keys (validated)
 SELECT conrelid::regclass AS relation, contype, convalidated
-FROM pg_constraint WHERE connamespace = 'sb_full'::regnamespace ORDER BY 1::text COLLATE "C", 2, conname COLLATE "C";
+FROM pg_constraint WHERE connamespace = 'sb_full'::regnamespace AND contype <> 'n' ORDER BY 1::text COLLATE "C", 2, conname COLLATE "C";
 SELECT indexrelid::regclass AS index FROM pg_index
 WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'sb_full'::regnamespace) ORDER BY 1::text COLLATE "C";
 -- every masked value differs from its source, keys stay distinct, joins hold
@@ -194,6 +194,30 @@ SELECT name, owner, masked, sources, sample, CASE WHEN sample IS NOT NULL THEN m
        jsonb_path_query_array(manifest, '$.tables[*].source_checksum') @? '$[*] ? (@ like_regex "^v1:")' AS checksums,
        manifest->'tables'->0->'masking'->'email'->>'rule' AS email_rule
 FROM elt.sandboxes WHERE name IN ('sb_pct', 'sb_full') ORDER BY name;
+
+-------------------------------------------------------------------------------
+-- Refreshing: made again from the same sources, sample, seed and rules
+-------------------------------------------------------------------------------
+SET ROLE sb_owner;
+SELECT pg_catalog.string_agg(id::text, ',' ORDER BY id) AS before FROM sb_pct.orders \gset
+SELECT expires_at AS expires_before FROM elt.sandboxes WHERE name = 'sb_pct' \gset
+-- the same data: the same rows
+SELECT relation, rows FROM elt.sandbox_refresh('sb_pct') ORDER BY 1::text COLLATE "C";
+SELECT pg_catalog.string_agg(id::text, ',' ORDER BY id) = :'before' AS same_orders FROM sb_pct.orders;
+SELECT expires_at = :'expires_before' AS same_expiry, sample FROM elt.sandboxes WHERE name = 'sb_pct';
+-- new source data shows after a refresh; the masking is the same
+UPDATE star.customers SET name = 'Renamed ' || id WHERE id = 1;
+SELECT count(*) AS tables FROM elt.sandbox_refresh('sb_full');
+SELECT count(*) AS renamed_unmasked FROM sb_full.customers WHERE name LIKE 'Renamed%';
+SELECT (SELECT count(*) FROM sb_full.orders o JOIN sb_full.customers c ON c.id = o.customer_id) AS joined_orders;
+RESET ROLE;
+\set VERBOSITY terse
+SET ROLE sb_nobody;
+SELECT * FROM elt.sandbox_refresh('sb_full');
+RESET ROLE;
+SELECT * FROM elt.sandbox_refresh('no_such_sandbox');
+SELECT * FROM elt.sandbox_refresh(NULL);
+\set VERBOSITY default
 
 -------------------------------------------------------------------------------
 -- Expiry and dropping
