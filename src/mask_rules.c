@@ -1176,9 +1176,16 @@ noise_unit(const EltMaskRule *r, const uint8 *key, const char *rowkey, const cha
 	return unit_interval(h);
 }
 
+/*
+ * A double as numeric, to six decimals: built from an integer where it
+ * fits (float8_numeric prints the double first, which costs more than the
+ * rest of a row's masking).
+ */
 static Datum
 numeric_of_double(double d)
 {
+	if (fabs(d) < 9e12)
+		return NumericGetDatum(int64_div_fast_to_numeric((int64) rint(d * 1e6), 6));
 	return DirectFunctionCall1(float8_numeric, Float8GetDatum(d));
 }
 
@@ -1296,13 +1303,18 @@ EltMaskApply(const EltMaskRule *r, const uint8 *key, Datum value, const char *ro
 			}
 		case ELT_MASK_NOISE:
 			{
-				Oid			out;
-				bool		varlena;
-				char	   *vtext;
+				char	   *vtext = NULL;
 				double		u;
 
-				getTypeOutputInfo(r->basetype, &out, &varlena);
-				vtext = OidOutputFunctionCall(out, value);
+				/* the value's text keys the noise only where there is no row key */
+				if (rowkey == NULL)
+				{
+					Oid			out;
+					bool		varlena;
+
+					getTypeOutputInfo(r->basetype, &out, &varlena);
+					vtext = OidOutputFunctionCall(out, value);
+				}
 				u = noise_unit(r, key, rowkey, vtext);
 				switch (r->mtype)
 				{

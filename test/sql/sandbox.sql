@@ -59,12 +59,14 @@ RESET ROLE;
 -- A whole masked copy
 -------------------------------------------------------------------------------
 SET ROLE sb_owner;
-SELECT relation, source, rows FROM elt.sandbox_create('sb_full', ARRAY['star']) ORDER BY 1::text COLLATE "C";
+SELECT relation, source, rows FROM elt.sandbox_create('sb_full', ARRAY['star']) ORDER BY relation::text COLLATE "C";
 -- the same shape: constraints, indexes, identity, foreign keys (validated)
 SELECT conrelid::regclass AS relation, contype, convalidated
-FROM pg_constraint WHERE connamespace = 'sb_full'::regnamespace AND contype <> 'n' ORDER BY 1::text COLLATE "C", 2, conname COLLATE "C";
+FROM pg_constraint WHERE connamespace = 'sb_full'::regnamespace AND contype <> 'n'
+ORDER BY conrelid::regclass::text COLLATE "C", contype, conname COLLATE "C";
 SELECT indexrelid::regclass AS index FROM pg_index
-WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'sb_full'::regnamespace) ORDER BY 1::text COLLATE "C";
+WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'sb_full'::regnamespace)
+ORDER BY indexrelid::regclass::text COLLATE "C";
 -- every masked value differs from its source, keys stay distinct, joins hold
 SELECT (SELECT count(*) FROM sb_full.customers c JOIN star.customers s USING (email)) AS emails_kept,
        (SELECT count(*) FROM sb_full.customers c JOIN star.customers s USING (name)) AS names_kept,
@@ -89,7 +91,7 @@ RESET ROLE;
 -------------------------------------------------------------------------------
 SET ROLE sb_owner;
 -- 5% of each table, and every row their rows reference
-SELECT relation, rows FROM elt.sandbox_create('sb_pct', ARRAY['star'], '{"percent": 5, "seed": 7}') ORDER BY 1::text COLLATE "C";
+SELECT relation, rows FROM elt.sandbox_create('sb_pct', ARRAY['star'], '{"percent": 5, "seed": 7}') ORDER BY relation::text COLLATE "C";
 -- every foreign key holds (checked by the constraints, validated); no order
 -- lost its customer or product, no customer its referrer
 SELECT (SELECT count(*) FROM sb_pct.orders o LEFT JOIN sb_pct.customers c ON c.id = o.customer_id WHERE c.id IS NULL) AS orphan_orders,
@@ -97,15 +99,15 @@ SELECT (SELECT count(*) FROM sb_pct.orders o LEFT JOIN sb_pct.customers c ON c.i
         WHERE c.referrer IS NOT NULL AND r.id IS NULL) AS orphan_referrals,
        (SELECT bool_and(convalidated) FROM pg_constraint WHERE connamespace = 'sb_pct'::regnamespace AND contype = 'f') AS fkeys_valid;
 -- the same seed chooses the same rows
-SELECT relation, rows FROM elt.sandbox_create('sb_pct2', ARRAY['star'], '{"percent": 5, "seed": 7}') ORDER BY 1::text COLLATE "C";
+SELECT relation, rows FROM elt.sandbox_create('sb_pct2', ARRAY['star'], '{"percent": 5, "seed": 7}') ORDER BY relation::text COLLATE "C";
 SELECT (SELECT count(*) FROM (SELECT id FROM sb_pct.orders EXCEPT SELECT id FROM sb_pct2.orders) d) AS orders_differ;
 -- n rows of each table, closed
-SELECT relation, rows FROM elt.sandbox_create('sb_rows', ARRAY['star'], '{"rows": 10, "seed": 1}') ORDER BY 1::text COLLATE "C";
+SELECT relation, rows FROM elt.sandbox_create('sb_rows', ARRAY['star'], '{"rows": 10, "seed": 1}') ORDER BY relation::text COLLATE "C";
 SELECT count(*) >= 10 AS at_least_ten FROM sb_rows.orders;
 -- from a root: the north customers, the orders that reference them, and
 -- what those reference (products; the referrers of the customers)
 SELECT relation, rows FROM elt.sandbox_create('sb_north', ARRAY['star'],
-  '{"root": "star.customers", "where": "region = ''north'' AND id <= 40"}') ORDER BY 1::text COLLATE "C";
+  '{"root": "star.customers", "where": "region = ''north'' AND id <= 40"}') ORDER BY relation::text COLLATE "C";
 SELECT (SELECT count(*) FROM star.orders WHERE customer_id IN (SELECT id FROM star.customers WHERE region = 'north' AND id <= 40))
        <= (SELECT count(*) FROM sb_north.orders) AS their_orders_kept,
        (SELECT count(*) FROM sb_north.orders o LEFT JOIN sb_north.products p ON p.id = o.product_id WHERE p.id IS NULL) AS orphan_orders;
@@ -202,7 +204,7 @@ SET ROLE sb_owner;
 SELECT pg_catalog.string_agg(id::text, ',' ORDER BY id) AS before FROM sb_pct.orders \gset
 SELECT expires_at AS expires_before FROM elt.sandboxes WHERE name = 'sb_pct' \gset
 -- the same data: the same rows
-SELECT relation, rows FROM elt.sandbox_refresh('sb_pct') ORDER BY 1::text COLLATE "C";
+SELECT relation, rows FROM elt.sandbox_refresh('sb_pct') ORDER BY relation::text COLLATE "C";
 SELECT pg_catalog.string_agg(id::text, ',' ORDER BY id) = :'before' AS same_orders FROM sb_pct.orders;
 SELECT expires_at = :'expires_before' AS same_expiry, sample FROM elt.sandboxes WHERE name = 'sb_pct';
 -- new source data shows after a refresh; the masking is the same
@@ -292,7 +294,7 @@ CREATE TABLE odd.events (id int, region text, PRIMARY KEY (id, region)) PARTITIO
 CREATE TABLE odd.events_n PARTITION OF odd.events FOR VALUES IN ('north');
 CREATE TABLE odd.events_s PARTITION OF odd.events FOR VALUES IN ('south');
 INSERT INTO odd.events SELECT g, r FROM generate_series(1, 5) g, (VALUES ('north'), ('south')) v(r);
-SELECT relation, rows FROM elt.sandbox_create('sb_odd', ARRAY['odd']) ORDER BY 1::text COLLATE "C";
+SELECT relation, rows FROM elt.sandbox_create('sb_odd', ARRAY['odd']) ORDER BY relation::text COLLATE "C";
 SELECT conrelid::regclass AS relation, confrelid::regclass AS references_table
 FROM pg_constraint WHERE connamespace = 'sb_odd'::regnamespace AND contype = 'f';
 SELECT email LIKE '%@example.%' AS masked, local = split_part(email, '@', 1) AS generated_from_masked
