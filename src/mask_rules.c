@@ -1055,13 +1055,15 @@ pseudonym(const EltMaskRule *r, const uint8 *key, const char *s, int len)
 				int			i;
 
 				/*
-				 * first.last and a number of up to 8 digits at a reserved
-				 * domain (RFC 2606: never a real mailbox): about 10^12
-				 * addresses, so distinct addresses rarely meet (a unique
-				 * column is better masked with hash)
+				 * first.last and a number of up to 13 digits (40 bits of
+				 * the keyed hash) at a reserved domain (RFC 2606: never a
+				 * real mailbox): about 10^16 addresses, so that a unique
+				 * column of a million addresses keeps them apart (two meet
+				 * with a chance of about 4 in 100,000; at ten million, 4 in
+				 * 1,000: hash such a column instead)
 				 */
-				out = psprintf("%s.%s%u@%s", pick(first_names, h), pick(last_names, h >> 20),
-							   (unsigned int) ((h2 >> 8) % 100000000), pick(domains, h2 >> 40));
+				out = psprintf("%s.%s" UINT64_FORMAT "@%s", pick(first_names, h), pick(last_names, h >> 20),
+							   (h2 >> 2) & UINT64CONST(0xffffffffff), pick(domains, h2 >> 42));
 				for (i = 0; out[i]; i++)
 					out[i] = pg_tolower((unsigned char) out[i]);
 				break;
