@@ -95,7 +95,7 @@ KEYS=(-c "ALTER TABLE peer.customers ADD PRIMARY KEY (id), ADD UNIQUE (email)"
 run_ms() {
   local t0 t1
   t0=$(now_ns)
-  psql_q "$@" >/dev/null
+  psql_q "$@" >/dev/null || { log "failed: $*"; return 1; }
   t1=$(now_ns)
   awk -v a="$t1" -v b="$t0" 'BEGIN {printf "%.1f", (a - b) / 1e6}'
 }
