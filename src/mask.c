@@ -363,6 +363,36 @@ jsonb_text(Jsonb *j)
 	return JsonbToCString(NULL, &j->root, VARSIZE(j));
 }
 
+/*
+ * The relation and column named by a column rule's first two arguments,
+ * opened, for a role that may change its rules (a member of its owner or
+ * of elt_admin); verb says what it would do, for the error.
+ */
+static Relation
+open_rule_target(FunctionCallInfo fcinfo, const char *verb, char **col)
+{
+	Oid			relid;
+	Relation	rel;
+	Oid			owner;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rel and col must not be null")));
+	relid = PG_GETARG_OID(0);
+	*col = NameStr(*PG_GETARG_NAME(1));
+	EltRequireCatalog("mask_rules");
+	rel = open_maskable(relid);
+	owner = rel->rd_rel->relowner;
+	if (!has_privs_of_role(GetUserId(), owner) && !EltRoleIsAdmin(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the owner of %s may %s its masking rules", EltRelDisplayName(relid), verb),
+				 errdetail("%s is owned by role %s.", EltRelDisplayName(relid), GetUserNameFromId(owner, true)),
+				 errhint("Members of the owner, members of %s and superusers may %s them.", ELT_ROLE_ADMIN, verb)));
+	return rel;
+}
+
 PG_FUNCTION_INFO_V1(elt_mask_set);
 
 /*
@@ -385,23 +415,9 @@ elt_mask_set(PG_FUNCTION_ARGS)
 	char	   *colname;
 	int64		rule_id;
 	bool		isnull;
-	Oid			owner;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("rel and col must not be null")));
-	relid = PG_GETARG_OID(0);
-	col = NameStr(*PG_GETARG_NAME(1));
-	EltRequireCatalog("mask_rules");
-	rel = open_maskable(relid);
-	owner = rel->rd_rel->relowner;
-	if (!has_privs_of_role(GetUserId(), owner) && !EltRoleIsAdmin(GetUserId()))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only the owner of %s may set its masking rules", EltRelDisplayName(relid)),
-				 errdetail("%s is owned by role %s.", EltRelDisplayName(relid), GetUserNameFromId(owner, true)),
-				 errhint("Members of the owner, members of %s and superusers may set them.", ELT_ROLE_ADMIN)));
+	rel = open_rule_target(fcinfo, "set", &col);
+	relid = RelationGetRelid(rel);
 	attnum = get_attnum(relid, col);
 	if (attnum == InvalidAttrNumber || attnum < 0)
 		ereport(ERROR,
@@ -457,23 +473,10 @@ elt_mask_drop(PG_FUNCTION_ARGS)
 	Oid			relid;
 	char	   *col;
 	Relation	rel;
-	Oid			owner;
 	EltCatalogWrite cw;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("rel and col must not be null")));
-	relid = PG_GETARG_OID(0);
-	col = NameStr(*PG_GETARG_NAME(1));
-	EltRequireCatalog("mask_rules");
-	rel = open_maskable(relid);
-	owner = rel->rd_rel->relowner;
-	if (!has_privs_of_role(GetUserId(), owner) && !EltRoleIsAdmin(GetUserId()))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only the owner of %s may drop its masking rules", EltRelDisplayName(relid)),
-				 errhint("Members of the owner, members of %s and superusers may drop them.", ELT_ROLE_ADMIN)));
+	rel = open_rule_target(fcinfo, "drop", &col);
+	relid = RelationGetRelid(rel);
 	EltCatalogWriteBegin(&cw);
 	if (SPI_execute_with_args("DELETE FROM elt.mask_rules WHERE relation = $1 AND column_name = $2 RETURNING rule_id",
 							  2, (Oid[]) {OIDOID, NAMEOID},

@@ -120,20 +120,25 @@ siphash(const uint8 *key, const uint8 *in, size_t len)
 static uint64
 keyed(const uint8 *key, const char *tag, uint32 counter, const char *s, int len)
 {
-	StringInfoData buf;
+	char		stack[256];
+	int			tlen = strlen(tag);
+	int			n = tlen + 1 + 4 + len;
+	char	   *buf = (n <= (int) sizeof(stack)) ? stack : palloc(n);
+	char	   *p = buf;
 	uint64		h;
 
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, tag);
-	appendStringInfoChar(&buf, '\0');
+	/* called for every masked value: no allocation for the usual short ones */
+	memcpy(p, tag, tlen + 1);	/* the tag and its zero byte */
+	p += tlen + 1;
 	/* little-endian whatever the machine: the same key masks the same way everywhere */
-	appendStringInfoChar(&buf, (char) (counter & 0xff));
-	appendStringInfoChar(&buf, (char) ((counter >> 8) & 0xff));
-	appendStringInfoChar(&buf, (char) ((counter >> 16) & 0xff));
-	appendStringInfoChar(&buf, (char) ((counter >> 24) & 0xff));
-	appendBinaryStringInfo(&buf, s, len);
-	h = siphash(key, (const uint8 *) buf.data, buf.len);
-	pfree(buf.data);
+	*p++ = (char) (counter & 0xff);
+	*p++ = (char) ((counter >> 8) & 0xff);
+	*p++ = (char) ((counter >> 16) & 0xff);
+	*p++ = (char) ((counter >> 24) & 0xff);
+	memcpy(p, s, len);
+	h = siphash(key, (const uint8 *) buf, n);
+	if (buf != stack)
+		pfree(buf);
 	return h;
 }
 

@@ -449,6 +449,29 @@ too_many_rounds(void)
 }
 
 /*
+ * One step of the closure along foreign key f: keep the rows that reference
+ * kept rows (down: the referencing table's) or that kept rows reference
+ * (up: the referenced table's); how many were added.
+ */
+static int64
+close_step(Sandbox *sb, SbFkey *f, bool down)
+{
+	SbTable    *to = &sb->tables[down ? f->child : f->parent];
+	SbTable    *from = &sb->tables[down ? f->parent : f->child];
+	const char *to_alias = down ? "c" : "p";
+	const char *from_alias = down ? "p" : "c";
+	int64		n;
+
+	n = exec_count(psprintf("INSERT INTO %s SELECT %s.tableoid, %s.ctid FROM %s AS %s JOIN %s AS %s ON %s"
+							" WHERE (%s.tableoid, %s.ctid) IN (SELECT k.r, k.t FROM %s AS k)"
+							" ON CONFLICT DO NOTHING",
+							to->keys, to_alias, to_alias, to->from, to_alias, from->from, from_alias, f->join,
+							from_alias, from_alias, from->keys));
+	f->pulled += n;
+	return n;
+}
+
+/*
  * Choose the kept rows of every table, closed under the foreign keys.
  * Kept rows are (tableoid, ctid): a partitioned table's partitions each
  * have their own ctids.
@@ -489,7 +512,8 @@ sample(Sandbox *sb)
 	if (OidIsValid(sb->root) && table_index(sb, sb->root) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("sample root %s is not a table of the source schemas", EltRelDisplayName(sb->root))));
+				 errmsg("sample root %s is not a table of the source schemas", EltRelDisplayName(sb->root)),
+				 errhint("Name a table of from_schemas as the root.")));
 	bound = sb->max_rows > 0 ? sb->max_rows : Max(chosen * 10, 10000);
 
 	/* from a root, down: the rows that reference kept rows, level by level */
@@ -505,12 +529,7 @@ sample(Sandbox *sb)
 				SbFkey	   *f = &sb->fkeys[i];
 				int64		n;
 
-				n = exec_count(psprintf("INSERT INTO %s SELECT c.tableoid, c.ctid FROM %s AS c JOIN %s AS p ON %s"
-										" WHERE (p.tableoid, p.ctid) IN (SELECT k.r, k.t FROM %s AS k)"
-										" ON CONFLICT DO NOTHING",
-										sb->tables[f->child].keys, sb->tables[f->child].from,
-										sb->tables[f->parent].from, f->join, sb->tables[f->parent].keys));
-				f->pulled += n;
+				n = close_step(sb, f, true);
 				chosen += n;
 				grew |= (n > 0);
 			}
@@ -536,12 +555,7 @@ sample(Sandbox *sb)
 			SbFkey	   *f = &sb->fkeys[i];
 			int64		n;
 
-			n = exec_count(psprintf("INSERT INTO %s SELECT p.tableoid, p.ctid FROM %s AS p JOIN %s AS c ON %s"
-									" WHERE (c.tableoid, c.ctid) IN (SELECT k.r, k.t FROM %s AS k)"
-									" ON CONFLICT DO NOTHING",
-									sb->tables[f->parent].keys, sb->tables[f->parent].from,
-									sb->tables[f->child].from, f->join, sb->tables[f->child].keys));
-			f->pulled += n;
+			n = close_step(sb, f, false);
 			total += n;
 			grew |= (n > 0);
 		}
