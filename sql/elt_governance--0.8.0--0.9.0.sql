@@ -432,3 +432,20 @@ CREATE FUNCTION elt.sandbox_drop(name name, reason text DEFAULT NULL)
     RETURNS boolean LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_sandbox_drop';
 CREATE FUNCTION elt.sandbox_expire()
     RETURNS integer LANGUAGE c AS 'MODULE_PATHNAME', 'elt_sandbox_expire';
+
+-- Runs in a sandbox: elt.transform_run(..., sandbox, sql, version) and
+-- elt.replay(..., sandbox); a transform run in a sandbox is a run of kind
+-- 'sandbox'.
+ALTER TABLE elt.run_defs DROP CONSTRAINT run_defs_kind_check;
+ALTER TABLE elt.run_defs ADD CONSTRAINT run_defs_kind_check
+    CHECK (kind IN ('transform', 'pipeline', 'replay', 'sandbox'));
+DROP FUNCTION elt.transform_run(text, jsonb, text);
+CREATE FUNCTION elt.transform_run(name text, params jsonb DEFAULT '{}',
+                                  lineage text DEFAULT 'row', sandbox name DEFAULT NULL,
+                                  sql text DEFAULT NULL, version integer DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_transform_run';
+DROP FUNCTION elt.replay(bigint, text, boolean);
+CREATE FUNCTION elt.replay(run_id bigint, into_schema text DEFAULT NULL,
+                           trust_imported boolean DEFAULT false, sandbox name DEFAULT NULL) RETURNS bigint
+    LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_replay';

@@ -1475,7 +1475,8 @@ CREATE FUNCTION elt.transform_update(name text, sql text)
     LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_transform_update';
 
 CREATE FUNCTION elt.transform_run(name text, params jsonb DEFAULT '{}',
-                                  lineage text DEFAULT 'row')
+                                  lineage text DEFAULT 'row', sandbox name DEFAULT NULL,
+                                  sql text DEFAULT NULL, version integer DEFAULT NULL)
     RETURNS bigint
     LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_transform_run';
 
@@ -1955,13 +1956,14 @@ $$;
 
 -- One row per run: a transform run on its own (kind 'transform', the same
 -- id as its transform run), the work between elt.run_begin() and
--- elt.run_end() (kind 'pipeline'), a replay (kind 'replay'), or a manifest
--- brought from another database (imported).  role is the role whose
--- members may read, replay and verify it.
+-- elt.run_end() (kind 'pipeline'), a replay (kind 'replay'), a transform
+-- run in a sandbox (kind 'sandbox'), or a manifest brought from another
+-- database (imported).  role is the role whose members may read, replay
+-- and verify it.
 CREATE TABLE elt.run_defs (
     run_id          bigint PRIMARY KEY,
     pipeline        text NOT NULL,
-    kind            text NOT NULL CHECK (kind IN ('transform', 'pipeline', 'replay')),
+    kind            text NOT NULL CHECK (kind IN ('transform', 'pipeline', 'replay', 'sandbox')),
     params          jsonb NOT NULL,
     snapshot_policy text NOT NULL CHECK (snapshot_policy IN ('none', 'checksum', 'full')),
     clock           timestamptz NOT NULL,       -- elt.now() inside the run
@@ -1970,7 +1972,7 @@ CREATE TABLE elt.run_defs (
     role            regrole NOT NULL,
     started_at      timestamptz NOT NULL,
     replay_of       bigint REFERENCES elt.run_defs (run_id),
-    sandbox         text,                       -- the schema a replay wrote
+    sandbox         text,                       -- the schema a replay wrote, or the sandbox a run ran in
     imported        boolean NOT NULL DEFAULT false,
     backend_pid     integer,                    -- a pipeline run: the session that began it
     backend_start   timestamptz
@@ -2160,7 +2162,7 @@ CREATE FUNCTION elt.run_manifest(run_id bigint) RETURNS jsonb
 CREATE FUNCTION elt.run_manifest_import(manifest jsonb) RETURNS bigint
     LANGUAGE c AS 'MODULE_PATHNAME', 'elt_run_manifest_import';
 CREATE FUNCTION elt.replay(run_id bigint, into_schema text DEFAULT NULL,
-                           trust_imported boolean DEFAULT false) RETURNS bigint
+                           trust_imported boolean DEFAULT false, sandbox name DEFAULT NULL) RETURNS bigint
     LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_replay';
 CREATE FUNCTION elt.verify_replay(original bigint, replay bigint,
                                   numeric_tolerance double precision DEFAULT 0)

@@ -1201,7 +1201,7 @@ elt_run_manifest_import(PG_FUNCTION_ARGS)
 			   " pg_catalog.jsonb_typeof($1 -> 'steps') AS steps,"
 			   " $1 -> 'run' ->> 'kind' AS kind, $1 -> 'run' ->> 'pipeline' AS pipeline,"
 			   " $1 -> 'run' ->> 'snapshot_policy' AS policy,"
-			   " ($1 -> 'run' ->> 'kind') IN ('transform', 'pipeline', 'replay')"
+			   " ($1 -> 'run' ->> 'kind') IN ('transform', 'pipeline', 'replay', 'sandbox')"
 			   "  AND ($1 -> 'run' ->> 'snapshot_policy') IN ('none', 'checksum', 'full')"
 			   "  AND pg_catalog.jsonb_typeof($1 -> 'run' -> 'random_seed') = 'number'"
 			   "  AND ($1 -> 'run' ->> 'clock') IS NOT NULL AND ($1 -> 'run' ->> 'started_at') IS NOT NULL"

@@ -41,6 +41,7 @@
 #include "utils/timestamp.h"
 
 #include "manifest.h"
+#include "sandbox.h"
 #include "transform.h"
 #include "util.h"
 
@@ -687,7 +688,7 @@ replay_step(ReplayStep *s, List *rels, const char *sandbox, TimestampTz clock, E
 	}
 	st->started_at = GetCurrentTimestamp();
 	EltReplayStep(s->sql, s->search_path, remap, target->sandbox_oid, s->mode, st->params,
-				  clock, s->seed, &st->rows_written, &st->rows_deleted);
+				  clock, s->seed, &st->rows_written, &st->rows_deleted, &st->rows_read);
 	st->rows_deleted_known = strcmp(s->mode, "replace") == 0;
 	st->finished_at = GetCurrentTimestamp();
 	EltRunStepOutput(st);
@@ -758,6 +759,103 @@ replay_role(int64 run_id, Oid role, const char *kind, bool imported, List *steps
 	return role;
 }
 
+/*
+ * The replay of every step of run run_id in sandbox `sandbox` (elt.replay
+ * with sandbox =>): each step's recorded SQL, search_path, parameters,
+ * clock and seed over the sandbox's copies of the relations it named,
+ * writing the sandbox's place of its target, as the sandbox's owner
+ * (sandbox_run.c).  The SQL is the run's role's.  Recorded as a replay
+ * (kind 'replay') of the sandbox's owner, with the sandbox.
+ */
+static int64
+replay_in_sandbox(int64 run_id, const char *sandbox, List *steps, Oid role, const char *pipeline_name,
+				  const char *params, TimestampTz clock, int64 seed, TimestampTz started)
+{
+	EltSandboxMap m;
+	List	   *done = NIL;
+	ListCell   *lc;
+	int64		replay_id;
+	EltCatalogWrite cw;
+	char	   *id;
+	const char *policy = EltManifestChecksums() ? "checksum" : "none";
+	MemoryContext fn = CurrentMemoryContext;
+
+	EltSandboxOpen(&m, sandbox);
+	foreach(lc, steps)
+	{
+		ReplayStep *s = lfirst(lc);
+		EltRunStep *st = palloc0(sizeof(EltRunStep));
+		List	   *relids = NIL;
+		List	   *names = NIL;
+		uint64		i;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("SELECT r FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb) r",
+								  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(s->relations)},
+								  NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "reading a step's relations failed");
+		for (i = 0; i < SPI_processed; i++)
+		{
+			char	   *name = EltSpiGetText(i, "r");
+			MemoryContext spi = MemoryContextSwitchTo(fn);
+
+			relids = lappend_oid(relids, name ? EltSandboxRelationByName(name) : InvalidOid);
+			names = lappend(names, pstrdup(name ? name : "?"));
+			MemoryContextSwitchTo(spi);
+		}
+		SPI_finish();
+		st->enabled = true;
+		st->policy = policy;
+		st->step = s->step;
+		st->clock = clock;
+		st->seed = s->seed;
+		st->transform = s->transform;
+		st->transform_id = s->transform_id;
+		st->version = s->version;
+		st->code_hash = s->code_hash;
+		st->mode = s->mode;
+		st->lineage = "none";
+		st->sql = s->sql;
+		st->search_path = s->search_path;
+		st->params = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s->params)));
+		st->target = EltSandboxRelationByName(s->target);
+		if (!OidIsValid(st->target))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("step %d of run " INT64_FORMAT " wrote %s, which no longer exists", s->step, run_id, s->target),
+					 errhint("In a sandbox a step writes the sandbox's place of its target, found by the target's name.")));
+		EltSandboxStep(&m, st, relids, names, role,
+					   psprintf("step %d of run " INT64_FORMAT " (transform \"%s\")", s->step, run_id, s->transform));
+		done = lappend(done, st);
+	}
+
+	EltCatalogWriteBegin(&cw);
+	replay_id = EltDrawRunId();
+	EltInsertRun(replay_id, pipeline_name, "replay",
+				 DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(params))),
+				 policy, clock, seed, EltCurrentFingerprint(), m.owner, started, run_id, m.name, false);
+	foreach(lc, done)
+	{
+		((EltRunStep *) lfirst(lc))->run_id = replay_id;
+		EltInsertStep(replay_id, lfirst(lc), 0);
+	}
+	id = EltStoreManifest(replay_id, GetCurrentTimestamp());
+	{
+		EltJson		extra;
+
+		EltAuditRunBegin(&extra, run_id);
+		EltJsonInt(&extra, "replay_id", replay_id);
+		EltJsonString(&extra, "sandbox", m.name);
+		EltJsonBool(&extra, "into_sandbox", true);
+		EltJsonString(&extra, "manifest_id", id);
+		EltAuditRun(cw.actor, "replay", pipeline_name, &extra);
+	}
+	EltCatalogWriteEnd(&cw);
+	MemoryContextSwitchTo(fn);
+	return replay_id;
+}
+
 PG_FUNCTION_INFO_V1(elt_replay);
 
 /*
@@ -775,6 +873,7 @@ elt_replay(PG_FUNCTION_ARGS)
 {
 	int64		run_id;
 	char	   *into;
+	char	   *sandbox;
 	char	   *manifest;
 	Oid			role;
 	char	   *kind;
@@ -807,6 +906,12 @@ elt_replay(PG_FUNCTION_ARGS)
 	run_id = PG_GETARG_INT64(0);
 	into = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	trust_imported = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	sandbox = (PG_NARGS() > 3 && !PG_ARGISNULL(3)) ? pstrdup(NameStr(*PG_GETARG_NAME(3))) : NULL;
+	if (into != NULL && sandbox != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("into_schema and sandbox cannot both be given"),
+				 errhint("into_schema makes a new schema from the run's snapshots; sandbox runs the steps over an existing sandbox's copies.")));
 	if (into != NULL && (into[0] == '\0' || strlen(into) >= NAMEDATALEN))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -841,6 +946,11 @@ elt_replay(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("run " INT64_FORMAT " is a replay", run_id),
 				 errhint("Replay the original run.")));
+	if (kind != NULL && strcmp(kind, "sandbox") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("run " INT64_FORMAT " ran in a sandbox", run_id),
+				 errhint("Run it again with elt.transform_run(name, sandbox => ...): its manifest has the SQL and the sandbox.")));
 	pipeline_name = MemoryContextStrdup(TopTransactionContext, EltSpiGetText(0, "pipeline"));
 	params = MemoryContextStrdup(TopTransactionContext, EltSpiGetText(0, "params"));
 	policy = MemoryContextStrdup(TopTransactionContext, EltSpiGetText(0, "policy"));
@@ -852,11 +962,26 @@ elt_replay(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	steps = replay_steps(manifest, run_id, fn);
-	rels = replay_relations(manifest, run_id, fn);
+	/* in a sandbox the steps read its copies, not the run's snapshots */
+	rels = sandbox != NULL ? NIL : replay_relations(manifest, run_id, fn);
 	SPI_finish();
 
 	/* the role whose SQL it is: the replay runs as that role, or not at all */
 	role = replay_role(run_id, role, kind, imported, steps);
+
+	if (sandbox != NULL)
+	{
+		int64		replay_id;
+
+		guc_level = NewGUCNestLevel();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		apply_recorded_settings(manifest, run_id);
+		SPI_finish();
+		replay_id = replay_in_sandbox(run_id, sandbox, steps, role, pipeline_name, params, clock, seed, started);
+		AtEOXact_GUC(true, guc_level);
+		PG_RETURN_INT64(replay_id);
+	}
 
 	/* the snapshots first: a missing one is an error naming what is missing */
 	foreach(lc, rels)

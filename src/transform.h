@@ -6,6 +6,7 @@
 #define ELT_TRANSFORM_H
 
 #include "postgres.h"
+#include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
@@ -55,7 +56,8 @@ extern void EltTransformRequireTarget(EltTransform *t);
 /* transform_run.c: running a transform, and a step of a replay */
 extern void EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 						  const char *mode, Jsonb *params, TimestampTz clock, int64 seed,
-						  int64 *written, int64 *deleted);
+						  int64 *written, int64 *deleted, int64 *read);
+extern Datum EltTransformRunLive(FunctionCallInfo fcinfo);
 extern PGDLLEXPORT void elt_transform_failure_main(Datum main_arg);
 
 /* transform_undo.c: what a run keeps for its revert (transform_revert.c) */

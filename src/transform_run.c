@@ -33,6 +33,7 @@
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
@@ -733,14 +734,13 @@ elt_transform_failure_main(Datum main_arg)
 	proc_exit(0);
 }
 
-PG_FUNCTION_INFO_V1(elt_transform_run);
-
 /*
- * elt.transform_run(name, params, lineage): run the current version in the
- * caller's transaction, as the transform's owner, and record the run.
+ * elt.transform_run(name, params, lineage) without a sandbox (the SQL
+ * function is sandbox_run.c's elt_transform_run): run the current version
+ * in the caller's transaction, as the transform's owner, and record the run.
  */
 Datum
-elt_transform_run(PG_FUNCTION_ARGS)
+EltTransformRunLive(FunctionCallInfo fcinfo)
 {
 	char	   *name;
 	Jsonb	   *params;
@@ -904,10 +904,29 @@ elt_random(PG_FUNCTION_ARGS)
  * operation (like run_body); anything else is a bug that would run the
  * recorded SQL with the caller's privileges.
  */
+/* query_tree_walker callback: the relations a query reads, into *context. */
+static bool
+read_relations(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION)
+			*(List **) context = list_append_unique_oid(*(List **) context, rte->relid);
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, read_relations, context, QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, read_relations, context);
+}
+
 void
 EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 			  const char *mode, Jsonb *params, TimestampTz clock, int64 seed,
-			  int64 *written, int64 *deleted)
+			  int64 *written, int64 *deleted, int64 *read)
 {
 	EltTransform	t;
 	EltLineageInfo info;
@@ -931,6 +950,8 @@ EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 							 GUC_ACTION_SAVE, true, 0, false);
 	info.query = EltAnalyzeSelectRemapped(sql, remap);
 	EltTransformCheckTarget(info.query, target, mode, false, &ti, &blocker);
+	if (read != NULL)
+		(void) read_relations((Node *) info.query, &info.sources);
 	stmt = run_statement(&t, &info, &ti, false, false);
 
 	memset(&run, 0, sizeof(run));
@@ -943,4 +964,6 @@ EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 	AtEOXact_GUC(false, guc_level);
 	*written = counts.written;
 	*deleted = counts.deleted;
+	if (read != NULL)
+		*read = counts.read;
 }
