@@ -971,8 +971,6 @@ elt_replay(PG_FUNCTION_ARGS)
 
 	if (sandbox != NULL)
 	{
-		int64		replay_id;
-
 		guc_level = NewGUCNestLevel();
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
