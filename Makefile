@@ -75,6 +75,7 @@ OBJS = \
 	src/mask.o \
 	src/sandbox.o \
 	src/sandbox_run.o \
+	src/sandbox_sample.o \
 	src/roles.o
 
 DATA = $(wildcard sql/elt_governance--*.sql)

@@ -885,8 +885,9 @@ masked_select_list(Relation rel, MaskColumn *cols, int n, bool masked, bool for_
 			masking.domains[masking.nslots] = c->mr.domain ? psprintf("domain:%s", c->mr.domain)
 				: psprintf("owner:%s", c->owner);
 			/* of the base type: a domain's CHECK is its owner's code, not run here */
+			/* the row's key only for the rule that reads it: it costs a format() per value */
 			appendStringInfo(&buf, "CAST(elt._mask($1, %d, %s, %s) AS %s)", masking.nslots, qcol,
-							 rowkey ? rowkey : "NULL",
+							 rowkey && c->mr.kind == ELT_MASK_NOISE ? rowkey : "NULL",
 							 format_type_extended(c->mr.basetype, c->mr.basetype == c->typid ? c->typmod : -1,
 												  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
 			masking.nslots++;

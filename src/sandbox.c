@@ -15,19 +15,20 @@
  * only what it may read itself), so privileges, column grants and
  * row-level security hold.
  *
- * Samples.  {"percent": p} keeps each row whose hash (of the whole row and
- * the seed) falls under p%; {"rows": n} the n rows of each table with the
- * smallest hashes; {"root": rel, "where": sql} the rows of rel where the
- * condition holds and, following foreign keys down, the rows that
- * reference them.  Then the sample is closed upwards: every row a kept row
- * references is kept, until nothing is added, so every foreign key of the
- * sandbox holds.  A closure that grows past max_rows (default ten times
- * the rows first chosen, at least 10 000) is refused, naming the
- * foreign key that pulled in the most rows.  Kept rows are tracked by ctid
+ * Samples (sandbox_sample.c).  {"percent": p} keeps each row whose hash
+ * (of its primary key, else the whole row, and the seed) falls under p%;
+ * {"rows": n} the n rows of each table with the smallest hashes;
+ * {"root": rel, "where": sql} the rows of rel where the condition holds
+ * and, following foreign keys down, the rows that reference them.  Then
+ * the sample is closed upwards: every row a kept row references is kept,
+ * until nothing is added, so every foreign key of the sandbox holds.  A
+ * closure that grows past max_rows (default ten times the rows first
+ * chosen, at least 10 000) is refused, naming the foreign key that pulled
+ * in the most rows.  Kept rows are tracked by ctid
  * in temporary tables, under a SHARE lock on every source.
  *
- * Layering: an engine; calls mask.c, checksum.c, manifest.c (the policy),
- * audit.c, roles.c and util.
+ * Layering: an engine; calls sandbox_sample.c, mask.c, checksum.c,
+ * manifest.c (the policy), audit.c, roles.c and util.
  * Called by backfill_worker.c's scanner (EltSandboxExpire).  Locks: SHARE on
  * every source table for the whole copy; the new schema's own objects.
  */
@@ -41,6 +42,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
@@ -67,52 +69,7 @@
 #include "sandbox.h"
 #include "util.h"
 
-/* A source table and its copy. */
-typedef struct SbTable
-{
-	Oid			relid;
-	char	   *src;			/* qualified, quoted */
-	char	   *from;			/* what reads its rows: ONLY src for a plain table */
-	char	   *dst;			/* qualified, quoted */
-	char	   *keys;			/* the temporary table of kept ctids (samples) */
-	int64		rows;
-	char	   *checksum;		/* of the source, before the copy */
-	char	   *rules;			/* the masking rules applied, JSON */
-} SbTable;
-
-/* A foreign key between two copied tables. */
-typedef struct SbFkey
-{
-	Oid			conid;
-	char	   *name;
-	int			child;			/* index in tables */
-	int			parent;
-	char	   *join;			/* c.a = p.x AND ... */
-	char	   *def;			/* FOREIGN KEY (...) REFERENCES, for the copy */
-	char	   *def_after;		/* (...) MATCH ... ON UPDATE ... ON DELETE ... DEFERRABLE */
-	int64		pulled;			/* rows it added to the closure */
-} SbFkey;
-
-typedef struct Sandbox
-{
-	char	   *name;
-	Oid			owner;
-	Oid			creator;
-	List	   *schemas;		/* char * */
-	bool		masked;
-	int64		seed;
-	Jsonb	   *sample;			/* NULL: full copies */
-	double		percent;		/* -1: none */
-	int64		nrows;			/* -1: none */
-	Oid			root;
-	char	   *where;
-	int64		max_rows;
-	SbTable    *tables;
-	int			ntables;
-	SbFkey	   *fkeys;
-	int			nfkeys;
-	Oid			schema_oid;
-} Sandbox;
+#include "sandbox_internal.h"
 
 /* ---------------------------------------------------------------------
  * Arguments
@@ -329,17 +286,6 @@ list_tables(Sandbox *sb)
 				 errmsg("the source schemas hold no tables")));
 }
 
-static int
-table_index(Sandbox *sb, Oid relid)
-{
-	int			i;
-
-	for (i = 0; i < sb->ntables; i++)
-		if (sb->tables[i].relid == relid)
-			return i;
-	return -1;
-}
-
 /* The foreign keys between copied tables; the others are reported and left out. */
 static void
 list_fkeys(Sandbox *sb)
@@ -395,7 +341,7 @@ list_fkeys(Sandbox *sb)
 		{
 			bool		isnull;
 			Oid			parent = DatumGetObjectId(SPI_getbinval(tt->vals[r], tt->tupdesc, 3, &isnull));
-			int			p = table_index(sb, parent);
+			int			p = EltSandboxTableIndex(sb, parent);
 			SbFkey	   *f;
 
 			if (p < 0)
@@ -420,180 +366,6 @@ list_fkeys(Sandbox *sb)
 			f->def_after = SPI_getvalue(tt->vals[r], tt->tupdesc, 6);
 		}
 	}
-}
-
-/* ---------------------------------------------------------------------
- * Samples
- * ---------------------------------------------------------------------
- */
-
-static int64
-exec_count(const char *sql)
-{
-	if (SPI_execute(sql, false, 0) < 0)
-		elog(ERROR, "sampling failed: %s", sql);
-	return (int64) SPI_processed;
-}
-
-/* A closure that needs more rounds than this is refused (a chain of references that long). */
-#define MAX_CLOSURE_ROUNDS 1000
-
-pg_noreturn static void
-too_many_rounds(void)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("closing the sample under foreign keys takes more than %d rounds", MAX_CLOSURE_ROUNDS),
-			 errdetail("A chain of references (a table that references itself) is longer than that."),
-			 errhint("Sample from a root whose rows reference fewer levels, or copy the table whole.")));
-}
-
-/*
- * One step of the closure along foreign key f: keep the rows that reference
- * kept rows (down: the referencing table's) or that kept rows reference
- * (up: the referenced table's); how many were added.
- */
-static int64
-close_step(Sandbox *sb, SbFkey *f, bool down)
-{
-	SbTable    *to = &sb->tables[down ? f->child : f->parent];
-	SbTable    *from = &sb->tables[down ? f->parent : f->child];
-	const char *to_alias = down ? "c" : "p";
-	const char *from_alias = down ? "p" : "c";
-	int64		n;
-
-	n = exec_count(psprintf("INSERT INTO %s SELECT %s.tableoid, %s.ctid FROM %s AS %s JOIN %s AS %s ON %s"
-							" WHERE (%s.tableoid, %s.ctid) IN (SELECT k.r, k.t FROM %s AS k)"
-							" ON CONFLICT DO NOTHING",
-							to->keys, to_alias, to_alias, to->from, to_alias, from->from, from_alias, f->join,
-							from_alias, from_alias, from->keys));
-	f->pulled += n;
-	return n;
-}
-
-/*
- * Choose the kept rows of every table, closed under the foreign keys.
- * Kept rows are (tableoid, ctid): a partitioned table's partitions each
- * have their own ctids.
- */
-static void
-sample(Sandbox *sb)
-{
-	static int	serial = 0;
-	int			i;
-	int64		chosen = 0;
-	int64		total = 0;
-	int64		bound;
-	bool		grew;
-	int			rounds = 0;
-
-	for (i = 0; i < sb->ntables; i++)
-	{
-		SbTable    *t = &sb->tables[i];
-
-		t->keys = psprintf("pg_temp.elt_sandbox_keys_%d", ++serial);
-		EltSpiExec(psprintf("CREATE TEMPORARY TABLE %s (r pg_catalog.oid, t pg_catalog.tid, PRIMARY KEY (r, t))"
-							" ON COMMIT DROP", t->keys));
-		if (sb->percent > 0)
-			chosen += exec_count(psprintf("INSERT INTO %s SELECT m.tableoid, m.ctid FROM %s AS m"
-										  " WHERE (pg_catalog.hashtextextended(CAST(m AS pg_catalog.text), %lld)"
-										  "        OPERATOR(pg_catalog.&) 1048575) < %lld",
-										  t->keys, t->from, (long long) sb->seed,
-										  (long long) ceil(sb->percent / 100.0 * 1048576.0)));
-		else if (sb->nrows > 0)
-			chosen += exec_count(psprintf("INSERT INTO %s SELECT m.tableoid, m.ctid FROM %s AS m"
-										  " ORDER BY pg_catalog.hashtextextended(CAST(m AS pg_catalog.text), %lld),"
-										  " m.tableoid, m.ctid LIMIT %lld",
-										  t->keys, t->from, (long long) sb->seed, (long long) sb->nrows));
-		else if (t->relid == sb->root)
-			chosen += exec_count(psprintf("INSERT INTO %s SELECT m.tableoid, m.ctid FROM %s AS m WHERE (%s)",
-										  t->keys, t->from, sb->where ? sb->where : "true"));
-	}
-	if (OidIsValid(sb->root) && table_index(sb, sb->root) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("sample root %s is not a table of the source schemas", EltRelDisplayName(sb->root)),
-				 errhint("Name a table of from_schemas as the root.")));
-	bound = sb->max_rows > 0 ? sb->max_rows : Max(chosen * 10, 10000);
-
-	/* from a root, down: the rows that reference kept rows, level by level */
-	if (OidIsValid(sb->root))
-	{
-		do
-		{
-			grew = false;
-			if (++rounds > MAX_CLOSURE_ROUNDS)
-				too_many_rounds();
-			for (i = 0; i < sb->nfkeys && chosen <= bound; i++)
-			{
-				SbFkey	   *f = &sb->fkeys[i];
-				int64		n;
-
-				n = close_step(sb, f, true);
-				chosen += n;
-				grew |= (n > 0);
-			}
-		} while (grew && chosen <= bound);
-	}
-
-	if (chosen > bound)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("the sample chooses %lld rows, more than max_rows (%lld)", (long long) chosen,
-						(long long) bound),
-				 errhint("Sample less, or raise max_rows.")));
-	/* up: every row a kept row references, until nothing is added */
-	total = chosen;
-	rounds = 0;
-	do
-	{
-		grew = false;
-		if (++rounds > MAX_CLOSURE_ROUNDS)
-			too_many_rounds();
-		for (i = 0; i < sb->nfkeys && total <= bound; i++)
-		{
-			SbFkey	   *f = &sb->fkeys[i];
-			int64		n;
-
-			n = close_step(sb, f, false);
-			total += n;
-			grew |= (n > 0);
-		}
-	} while (grew && total <= bound);
-	if (total > bound)
-	{
-		SbFkey	   *worst = NULL;
-
-		for (i = 0; i < sb->nfkeys; i++)
-			if (sb->fkeys[i].pulled > 0 && (worst == NULL || sb->fkeys[i].pulled > worst->pulled))
-				worst = &sb->fkeys[i];
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("the sample cannot be closed under foreign keys within %lld rows", (long long) bound),
-				 worst ? errdetail("Foreign key %s of %s pulled in %lld rows.", worst->name,
-								   sb->tables[worst->child].src, (long long) worst->pulled) : 0,
-				 errhint("Sample from a root instead ('{\"root\": \"schema.table\", \"where\": \"...\"}'), or raise max_rows.")));
-	}
-}
-/* The sample, chosen by the reader's statements. */
-static void
-sample_as(Sandbox *sb, Oid reader)
-{
-	Oid			save_user;
-	int			save_sec;
-
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	if (reader != save_user)
-		SetUserIdAndSecContext(reader, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	PG_TRY();
-	{
-		sample(sb);
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_user, save_sec);
-	}
-	PG_END_TRY();
 }
 
 /* ---------------------------------------------------------------------
@@ -735,8 +507,57 @@ copy_table(Sandbox *sb, SbTable *t, Oid reader)
 		EltSpiExec(psprintf("ALTER TABLE %s OWNER TO %s", t->dst,
 							quote_identifier(GetUserNameFromId(sb->owner, false))));
 
-	/* the rows: read (and masked) by the reader's statement */
-	t->rows = copy_rows(sb, t, rel, reader);
+	/*
+	 * Indexes (and the constraints they back) are built after the rows: one
+	 * sort each instead of an insert per row into them, which for hashed
+	 * keys lands on a random page every time.  Made again from the copy's
+	 * own definitions, with their comments.
+	 */
+	if (SPI_execute_with_args("SELECT CASE WHEN k.oid IS NULL THEN pg_catalog.pg_get_indexdef(i.indexrelid)"
+							  "   ELSE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', $2, k.conname,"
+							  "                          pg_catalog.pg_get_constraintdef(k.oid)) END AS make,"
+							  " CASE WHEN k.oid IS NULL THEN pg_catalog.format('DROP INDEX %s', i.indexrelid::pg_catalog.regclass)"
+							  "   ELSE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', $2, k.conname) END AS drop,"
+							  " CASE WHEN k.oid IS NULL THEN pg_catalog.format('COMMENT ON INDEX %s IS %L',"
+							  "        i.indexrelid::pg_catalog.regclass, pg_catalog.obj_description(i.indexrelid, 'pg_class'))"
+							  "   ELSE pg_catalog.format('COMMENT ON CONSTRAINT %I ON %s IS %L', k.conname, $2,"
+							  "        pg_catalog.obj_description(k.oid, 'pg_constraint')) END AS comment"
+							  " FROM pg_catalog.pg_index i"
+							  " LEFT JOIN pg_catalog.pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid"
+							  "      AND k.contype IN ('p', 'u', 'x')"
+							  " WHERE i.indrelid = $1::pg_catalog.regclass"
+							  " ORDER BY k.contype = 'p' DESC NULLS LAST, i.indexrelid",
+							  2, (Oid[]) {TEXTOID, TEXTOID},
+							  (Datum[]) {CStringGetTextDatum(t->dst), CStringGetTextDatum(t->dst)},
+							  NULL, false, 0) != SPI_OK_SELECT)	/* sees the new table */
+		elog(ERROR, "listing the copy's indexes failed");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	{
+		char	  **make = palloc0(sizeof(char *) * Max(n, 1));
+		char	  **drop = palloc0(sizeof(char *) * Max(n, 1));
+		char	  **comment = palloc0(sizeof(char *) * Max(n, 1));
+		uint64		nidx = n;
+
+		for (i = 0; i < nidx; i++)
+		{
+			make[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+			drop[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+			comment[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);	/* NULL: none */
+		}
+		for (i = 0; i < nidx; i++)
+			EltSpiExec(drop[i]);
+
+		/* the rows: read (and masked) by the reader's statement */
+		t->rows = copy_rows(sb, t, rel, reader);
+
+		for (i = 0; i < nidx; i++)
+		{
+			EltSpiExec(make[i]);
+			if (comment[i] != NULL)
+				EltSpiExec(comment[i]);
+		}
+	}
 
 	/* sequences and identities go on after the copied rows (hashed keys may be anywhere) */
 	if (SPI_execute_with_args("SELECT a.attname FROM pg_catalog.pg_attribute a"
@@ -939,7 +760,7 @@ make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *actio
 	EltSpiExec(psprintf("CREATE SCHEMA %s AUTHORIZATION %s", quote_identifier(sb.name),
 						quote_identifier(GetUserNameFromId(sb.owner, false))));
 	if (sb.sample)
-		sample_as(&sb, reader);
+		EltSandboxSample(&sb, reader);
 	for (i = 0; i < sb.ntables; i++)
 	{
 		SbTable    *t = &sb.tables[i];

@@ -1,0 +1,65 @@
+/*
+ * sandbox_internal.h — what sandbox.c and sandbox_sample.c share: a
+ * sandbox being made, its tables and the foreign keys between them.
+ */
+#ifndef ELT_SANDBOX_INTERNAL_H
+#define ELT_SANDBOX_INTERNAL_H
+
+#include "postgres.h"
+#include "utils/jsonb.h"
+
+/* A source table and its copy. */
+typedef struct SbTable
+{
+	Oid			relid;
+	char	   *src;			/* qualified, quoted */
+	char	   *from;			/* what reads its rows: ONLY src for a plain table */
+	char	   *dst;			/* qualified, quoted */
+	char	   *keys;			/* the temporary table of kept ctids (samples) */
+	char	   *delta;			/* the kept rows the closure's next round follows */
+	char	   *next;			/* the rows this round added */
+	int64		added;			/* rows in delta */
+	int64		added_next;		/* rows in next */
+	int64		rows;
+	char	   *checksum;		/* of the source, before the copy */
+	char	   *rules;			/* the masking rules applied, JSON */
+} SbTable;
+
+/* A foreign key between two copied tables. */
+typedef struct SbFkey
+{
+	Oid			conid;
+	char	   *name;
+	int			child;			/* index in tables */
+	int			parent;
+	char	   *join;			/* c.a = p.x AND ... */
+	char	   *def;			/* FOREIGN KEY (...) REFERENCES, for the copy */
+	char	   *def_after;		/* (...) MATCH ... ON UPDATE ... ON DELETE ... DEFERRABLE */
+	int64		pulled;			/* rows it added to the closure */
+} SbFkey;
+
+typedef struct Sandbox
+{
+	char	   *name;
+	Oid			owner;
+	Oid			creator;
+	List	   *schemas;		/* char * */
+	bool		masked;
+	int64		seed;
+	Jsonb	   *sample;			/* NULL: full copies */
+	double		percent;		/* -1: none */
+	int64		nrows;			/* -1: none */
+	Oid			root;
+	char	   *where;
+	int64		max_rows;
+	SbTable    *tables;
+	int			ntables;
+	SbFkey	   *fkeys;
+	int			nfkeys;
+	Oid			schema_oid;
+} Sandbox;
+
+extern int	EltSandboxTableIndex(Sandbox *sb, Oid relid);
+extern void EltSandboxSample(Sandbox *sb, Oid reader);
+
+#endif							/* ELT_SANDBOX_INTERNAL_H */
