@@ -78,6 +78,7 @@ typedef struct SbTable
 	int64		rows;
 	char	   *checksum;		/* of the source, before the copy */
 	char	   *rules;			/* the masking rules applied, JSON */
+	int64		asked;			/* synthetic: the rows it should get */
 } SbTable;
 
 /* A foreign key between two copied tables. */
@@ -112,6 +113,7 @@ typedef struct Sandbox
 	SbFkey	   *fkeys;
 	int			nfkeys;
 	Oid			schema_oid;
+	EltSynth   *synth;			/* synthetic rows (sandbox_synth.c), or NULL */
 } Sandbox;
 
 /* ---------------------------------------------------------------------
@@ -157,6 +159,9 @@ parse_sample(Sandbox *sb)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("sample must be a JSON object"),
 				 errhint("For example '{\"percent\": 1}', '{\"rows\": 1000}' or '{\"root\": \"shop.customers\", \"where\": \"region = ''north''\"}'.")));
+	/* generated rows, not chosen ones: sandbox_synth.c checks its own arguments */
+	if ((sb->synth = EltSynthParse(sb->sample, &sb->seed)) != NULL)
+		return;
 	it = JsonbIteratorInit(&sb->sample->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
@@ -670,6 +675,8 @@ copy_rows(Sandbox *sb, SbTable *t, Relation rel, Oid reader)
 	int			save_sec;
 	volatile int64 rows = 0;
 
+	if (sb->synth)
+		return EltSynthRows(sb->synth, t->relid, rel, sb->masked, reader, &t->asked);
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(reader, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
@@ -785,6 +792,7 @@ record_sandbox(Sandbox *sb, TimestampTz expires, EltCatalogWrite *cw)
 	EltJsonBegin(&m);
 	EltJsonInt(&m, "seed", sb->seed);
 	EltJsonBool(&m, "masked", sb->masked);
+	EltJsonBool(&m, "synthetic", sb->synth != NULL);
 	if (sample)
 		EltJsonRaw(&m, "sample", sample);
 	else
@@ -798,6 +806,8 @@ record_sandbox(Sandbox *sb, TimestampTz expires, EltCatalogWrite *cw)
 		EltJsonString(&m, "source", t->src);
 		EltJsonString(&m, "copy", t->dst);
 		EltJsonInt(&m, "rows", t->rows);
+		if (sb->synth)
+			EltJsonInt(&m, "rows_asked", t->asked);
 		EltJsonString(&m, "source_checksum", t->checksum);
 		EltJsonRaw(&m, "masking", sb->masked ? t->rules : "{}");
 		EltJsonEndObject(&m);
@@ -893,6 +903,7 @@ make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *actio
 	int			guc_level;
 	int			i;
 	int64		sandbox_id;
+	int		   *order = NULL;
 	MemoryContext outer = CurrentMemoryContext;
 
 	guc_level = EltPinPrintSettings();
@@ -926,7 +937,7 @@ make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *actio
 		 * one snapshot anyway.  Privileges are checked first: a role that
 		 * may not read a table never queues a lock on it.
 		 */
-		if (!IsolationUsesXactSnapshot() &&
+		if (!sb.synth && !IsolationUsesXactSnapshot() &&
 			pg_class_aclcheck(t->relid, sb.creator, ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE) == ACLCHECK_OK)
 			LockRelationOid(t->relid, ShareLock);
 	}
@@ -938,26 +949,45 @@ make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *actio
 	}
 	EltSpiExec(psprintf("CREATE SCHEMA %s AUTHORIZATION %s", quote_identifier(sb.name),
 						quote_identifier(GetUserNameFromId(sb.owner, false))));
-	if (sb.sample)
+	if (sb.synth)
+	{
+		/* synthetic rows: parents first, each copy's rows generated, not read */
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+		Oid		   *relids = palloc(sizeof(Oid) * sb.ntables);
+		const char **dsts = palloc(sizeof(char *) * sb.ntables);
+
+		for (i = 0; i < sb.ntables; i++)
+		{
+			relids[i] = sb.tables[i].relid;
+			dsts[i] = sb.tables[i].dst;
+		}
+		MemoryContextSwitchTo(spi);
+		order = EltSynthPlan(sb.synth, sb.seed, sb.ntables, relids, dsts, reader);
+	}
+	else if (sb.sample)
 		sample_as(&sb, reader);
 	for (i = 0; i < sb.ntables; i++)
 	{
-		SbTable    *t = &sb.tables[i];
+		SbTable    *t = &sb.tables[order ? order[i] : i];
 		Relation	rel = table_open(t->relid, NoLock);
 		MemoryContext spi = MemoryContextSwitchTo(outer);
 
 		/*
 		 * as for runs: elt.manifest_policy = none records no checksum; nor
 		 * does a table whose row-level security applies to the caller (its
-		 * checksum would be of rows it cannot see)
+		 * checksum would be of rows it cannot see); nor a synthetic copy
+		 * (no row of the source is read)
 		 */
-		t->checksum = (EltManifestChecksums() && check_enable_rls(t->relid, InvalidOid, true) != RLS_ENABLED)
+		t->checksum = (!sb.synth && EltManifestChecksums() &&
+					   check_enable_rls(t->relid, InvalidOid, true) != RLS_ENABLED)
 			? EltTableChecksum(t->relid, NIL) : NULL;
 		t->rules = EltMaskRulesJson(rel);
 		MemoryContextSwitchTo(spi);
 		table_close(rel, NoLock);
 		copy_table(&sb, t, reader);
 	}
+	if (sb.synth)
+		EltSynthFinish(sb.synth, reader);
 	/* the foreign keys between the copies, checked on their rows */
 	for (i = 0; i < sb.nfkeys; i++)
 	{
