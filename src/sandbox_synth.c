@@ -140,7 +140,8 @@ typedef struct SynthCol
 	int			nhist;
 	Datum		hist;			/* numeric: as float8[] (fixed width, O(1) to index) */
 	Oid			histtype;
-	int			hscale;			/* numeric: the most digits after the point of a bound */
+	int			hscale;			/* numeric: the most digits after the point of a bound;
+								 * timestamps: 0 when every bound is a whole second */
 	Datum		thresholds;		/* float8[]: null_frac, then cumulative MCV frequencies */
 	int64		lo;				/* unique integers start here */
 } SynthCol;
@@ -712,10 +713,18 @@ read_columns(EltSynth *s, SynthTable *t, Relation rel, int *ncols)
 										   " (s.histogram_bounds::pg_catalog.text)::pg_catalog.float8[] AS hist,"
 										   " (SELECT pg_catalog.max(pg_catalog.scale(x)) FROM"
 										   "  pg_catalog.unnest((s.histogram_bounds::pg_catalog.text)::pg_catalog.numeric[]) x) AS hscale"
+										   : c->kind == SK_TS
+										   ? psprintf("(s.most_common_vals::pg_catalog.text)::%s[] AS mcv,"
+													  " (s.histogram_bounds::pg_catalog.text)::%s[] AS hist,"
+													  " CASE WHEN (SELECT pg_catalog.bool_and(pg_catalog.date_trunc('second', x) = x)"
+													  "  FROM pg_catalog.unnest((s.histogram_bounds::pg_catalog.text)::%s[]) x) THEN 0 ELSE 6 END AS hscale",
+													  format_type_extended(c->basetype, -1, FORMAT_TYPE_FORCE_QUALIFY),
+													  format_type_extended(c->basetype, -1, FORMAT_TYPE_FORCE_QUALIFY),
+													  format_type_extended(c->basetype, -1, FORMAT_TYPE_FORCE_QUALIFY))
 										   : psprintf("(s.most_common_vals::pg_catalog.text)::%s[] AS mcv,"
 													  " (s.histogram_bounds::pg_catalog.text)::%s[] AS hist, 0 AS hscale",
-													  format_type_extended(c->basetype, -1, FORMAT_TYPE_FORCE_QUALIFY),
-													  format_type_extended(c->basetype, -1, FORMAT_TYPE_FORCE_QUALIFY))),
+													  format_type_extended(c->basetype, -1, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY),
+													  format_type_extended(c->basetype, -1, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY))),
 								  4, (Oid[]) {NAMEOID, NAMEOID, NAMEOID, BOOLOID},
 								  (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(schema)),
 									  DirectFunctionCall1(namein, CStringGetDatum(RelationGetRelationName(rel))),
@@ -834,9 +843,11 @@ value_sql(SynthSql *q, SynthCol *c, int n)
 								h, i, h, i, h, i, h, i, h, i, v, h, i, h, i, h, i);
 				break;
 			case SK_TS:
+				/* whole seconds when every bound is */
 				hist = psprintf("CASE WHEN pg_catalog.isfinite(%s[%s]) AND pg_catalog.isfinite(%s[%s + 1])"
-								" THEN %s[%s] + (%s[%s + 1] - %s[%s]) * %s ELSE %s[%s] END",
-								h, i, h, i, h, i, h, i, h, i, v, h, i);
+								" THEN %s%s[%s] + (%s[%s + 1] - %s[%s]) * %s%s ELSE %s[%s] END",
+								h, i, h, i, c->hscale == 0 ? "pg_catalog.date_trunc('second', " : "",
+								h, i, h, i, h, i, v, c->hscale == 0 ? ")" : "", h, i);
 				break;
 			default:
 				/* a bound, the buckets' ends equally often */
@@ -994,8 +1005,8 @@ needs_conflict(Relation rel, SynthCol *cols, int ncols, bool masked)
 	SPITupleTable *tt;
 	bool		needed = false;
 
-	if (SPI_execute_with_args("SELECT i.indimmediate, i.indnkeyatts = 1 AND i.indexprs IS NULL AND i.indpred IS NULL"
-							  "   AND i.indisunique AS simple, i.indkey[0] AS col"
+	if (SPI_execute_with_args("SELECT i.indimmediate, i.indisunique AND i.indexprs IS NULL AND i.indpred IS NULL AS plain,"
+							  " (i.indkey::pg_catalog.int2[])[0:i.indnkeyatts - 1] AS keys"
 							  " FROM pg_catalog.pg_index i WHERE i.indrelid = $1 AND (i.indisunique OR i.indisexclusion)",
 							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(RelationGetRelid(rel))},
 							  NULL, false, 0) != SPI_OK_SELECT)
@@ -1005,16 +1016,26 @@ needs_conflict(Relation rel, SynthCol *cols, int ncols, bool masked)
 	for (r = 0; r < n; r++)
 	{
 		bool		isnull;
-		AttrNumber	col = DatumGetInt16(SPI_getbinval(tt->vals[r], tt->tupdesc, 3, &isnull));
 		bool		distinct = false;
-		int			i;
+		Datum	   *keys;
+		int			nkeys,
+					i,
+					k;
 
 		if (!DatumGetBool(SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull)))
 			return false;
-		if (DatumGetBool(SPI_getbinval(tt->vals[r], tt->tupdesc, 2, &isnull)))
+		if (!DatumGetBool(SPI_getbinval(tt->vals[r], tt->tupdesc, 2, &isnull)))
+		{
+			needed = true;
+			continue;
+		}
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[r], tt->tupdesc, 3, &isnull)),
+						  INT2OID, 2, true, TYPALIGN_SHORT, &keys, NULL, &nkeys);
+		/* one column distinct by construction makes the whole key so */
+		for (k = 0; k < nkeys; k++)
 			for (i = 0; i < ncols; i++)
-				if (cols[i].attnum == col && cols[i].unique && cols[i].fk < 0 && !cols[i].deferred &&
-					(cols[i].kind == SK_INT || cols[i].kind == SK_UUID))
+				if (cols[i].attnum == DatumGetInt16(keys[k]) && cols[i].unique && cols[i].fk < 0 &&
+					!cols[i].deferred && (cols[i].kind == SK_INT || cols[i].kind == SK_UUID))
 				{
 					JsonbValue *rule = rules ? getKeyJsonValueFromContainer(&rules->root, cols[i].name,
 																			strlen(cols[i].name), NULL) : NULL;
@@ -1022,14 +1043,63 @@ needs_conflict(Relation rel, SynthCol *cols, int ncols, bool masked)
 
 					if (rule && rule->type == jbvBinary)
 						kind = getKeyJsonValueFromContainer(rule->val.binary.data, "rule", 4, NULL);
-					distinct = rule == NULL ||
+					if (rule == NULL ||
 						(kind && kind->type == jbvString && kind->val.string.len == 4 &&
-						 strncmp(kind->val.string.val, "hash", 4) == 0);
+						 strncmp(kind->val.string.val, "hash", 4) == 0))
+						distinct = true;
 				}
 		if (!distinct)
 			needed = true;
 	}
 	return needed;
+}
+
+/*
+ * A unique index of several columns none of which is generated distinct
+ * (a partitioned table's key with its partition column, say): its first
+ * integer column that is no foreign key is counted up instead, so that
+ * the key is unique by construction rather than by dropping the rows that
+ * repeat one (which would skew the other columns).
+ */
+static void
+count_composite_keys(Oid relid, SynthCol *cols, int ncols)
+{
+	uint64		r,
+				n;
+	SPITupleTable *tt;
+
+	if (SPI_execute_with_args("SELECT (i.indkey::pg_catalog.int2[])[0:i.indnkeyatts - 1] AS keys"
+							  " FROM pg_catalog.pg_index i WHERE i.indrelid = $1 AND i.indisunique"
+							  " AND i.indexprs IS NULL AND i.indpred IS NULL AND i.indnkeyatts > 1"
+							  " ORDER BY i.indisprimary DESC, i.indexrelid",
+							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)}, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading indexes failed");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (r = 0; r < n; r++)
+	{
+		bool		isnull;
+		Datum	   *keys;
+		int			nkeys,
+					i,
+					k;
+		SynthCol   *first = NULL;
+		bool		done = false;
+
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull)),
+						  INT2OID, 2, true, TYPALIGN_SHORT, &keys, NULL, &nkeys);
+		for (k = 0; k < nkeys; k++)
+			for (i = 0; i < ncols; i++)
+				if (cols[i].attnum == DatumGetInt16(keys[k]) && cols[i].fk < 0 && !cols[i].deferred)
+				{
+					if (cols[i].unique && (cols[i].kind == SK_INT || cols[i].kind == SK_UUID))
+						done = true;
+					else if (first == NULL && cols[i].kind == SK_INT)
+						first = &cols[i];
+				}
+		if (!done && first)
+			first->unique = true;
+	}
 }
 
 /*
@@ -1103,6 +1173,8 @@ fill_copy(EltSynth *s, int ti, Relation rel, bool masked, SynthSql *q, SynthPart
 	cols = read_columns(s, t, rel, &ncols);
 	MemoryContextSwitchTo(mine);
 
+	count_composite_keys(relid, cols, ncols);
+	MemoryContextSwitchTo(mine);
 	/* unique integers count up from the low end of what the statistics show */
 	for (i = 0; i < ncols; i++)
 	{
