@@ -38,6 +38,7 @@
 
 #include <math.h>
 
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -164,8 +165,8 @@ typedef struct SynthParts
 typedef struct SynthSql
 {
 	int			nparams;
-	Oid			types[FUNC_MAX_ARGS * 4];
-	Datum		values[FUNC_MAX_ARGS * 4];
+	Oid			types[MaxTupleAttributeNumber * 3 + 1];	/* the token; per column at most 3 */
+	Datum		values[MaxTupleAttributeNumber * 3 + 1];
 } SynthSql;
 
 /* ---------------------------------------------------------------------
@@ -478,7 +479,7 @@ plan_rows(EltSynth *s, Oid reader)
 	Oid			save_user;
 	int			save_sec;
 
-	as_reader_begin(reader, &save_user, &save_sec, false);
+	as_reader_begin(reader, &save_user, &save_sec, true);
 	for (i = 0; i < s->ntables; i++)
 	{
 		SynthTable *t = &s->tables[i];
@@ -519,7 +520,8 @@ plan_rows(EltSynth *s, Oid reader)
 			t->asked = Max((int64) 1, (int64) rint(s->scale * reltuples));
 		else
 			t->asked = 0;
-		if ((t->asked > 0 || reltuples < 0) && stats == 0)
+		/* rows to make, or rows there and no estimate of how many */
+		if ((t->asked > 0 && stats == 0) || (!t->given && reltuples < 0))
 		{
 			bool		rls = check_enable_rls(t->relid, reader, true) == RLS_ENABLED;
 
@@ -1199,6 +1201,13 @@ fill_copy(EltSynth *s, int ti, Relation rel, bool masked, SynthSql *q, SynthPart
 			if (!isnull)
 				c->lo = DatumGetInt64(d);
 			MemoryContextSwitchTo(mine);
+		}
+		/* room for the rows and as many again (top-ups) below the type's end */
+		{
+			int64		max = c->basetype == INT2OID ? PG_INT16_MAX : c->basetype == INT4OID ? PG_INT32_MAX : PG_INT64_MAX;
+
+			if (c->lo > max - 2 * t->asked)
+				c->lo = max - 2 * t->asked;
 		}
 	}
 

@@ -159,6 +159,35 @@ SELECT count(*) = count(DISTINCT email) AS distinct_emails, bool_and(email LIKE 
 FROM syn_plain.customers;
 
 -------------------------------------------------------------------------------
+-- Partitioned tables, keys of several columns, one-to-one keys, fewer rows
+-------------------------------------------------------------------------------
+CREATE SCHEMA more;
+-- a partitioned table's key holds its partition column: the id is counted up
+CREATE TABLE more.events (id int, region text, v numeric(8,3), PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+CREATE TABLE more.events_n PARTITION OF more.events FOR VALUES IN ('n');
+CREATE TABLE more.events_s PARTITION OF more.events FOR VALUES IN ('s');
+INSERT INTO more.events SELECT g, CASE WHEN g % 3 = 0 THEN 's' ELSE 'n' END, g / 7.0 FROM generate_series(1, 3000) g;
+-- a composite foreign key, and a one-to-one key (each parent once)
+CREATE TABLE more.tags (event int, region text, tag text NOT NULL, FOREIGN KEY (event, region) REFERENCES more.events);
+INSERT INTO more.tags SELECT id, region, 't' || id % 5 FROM more.events WHERE id % 2 = 0;
+CREATE TABLE more.details (event int, region text, info text, PRIMARY KEY (event, region),
+                           FOREIGN KEY (event, region) REFERENCES more.events);
+INSERT INTO more.details SELECT id, region, 'i' FROM more.events WHERE id % 4 = 0;
+-- a unique date of 30 days cannot have 100 rows
+CREATE TABLE more.days (d date NOT NULL UNIQUE);
+INSERT INTO more.days SELECT date '2026-06-01' + g FROM generate_series(0, 29) g;
+ANALYZE more.events, more.tags, more.details, more.days;
+SELECT relation, rows FROM elt.sandbox_create('syn_more', ARRAY['more'], '{"synthetic": true, "seed": 5, "rows": {"more.days": 100}}')
+ORDER BY relation::text COLLATE "C";
+SELECT abs((SELECT avg((region = 's')::int) FROM more.events) - (SELECT avg((region = 's')::int) FROM syn_more.events)) <= 0.03
+       AS region_within_3pp,
+       (SELECT count(*) FROM syn_more.tags t WHERE NOT EXISTS
+          (SELECT 1 FROM syn_more.events e WHERE (e.id, e.region) = (t.event, t.region))) AS tags_dangling,
+       (SELECT count(*) = count(DISTINCT (event, region)) FROM syn_more.details) AS details_one_each;
+SELECT (t->>'rows')::int < (t->>'rows_asked')::int AS fewer, (t->>'rows')::int <= 30 AS at_most_the_days
+FROM elt.sandboxes, jsonb_array_elements(manifest->'tables') t WHERE name = 'syn_more' AND t->>'copy' = 'syn_more.days';
+
+-------------------------------------------------------------------------------
 -- Self-references, statistics, bad input, privileges
 -------------------------------------------------------------------------------
 CREATE SCHEMA tree;
@@ -184,6 +213,9 @@ CREATE SCHEMA fresh;
 CREATE TABLE fresh.t (id int PRIMARY KEY, v text);
 INSERT INTO fresh.t VALUES (1, 'a'), (2, 'b');
 SELECT * FROM elt.sandbox_create('syn_bad', ARRAY['fresh'], '{"synthetic": true}');
+-- none is needed for no rows
+SELECT relation, rows FROM elt.sandbox_create('syn_fresh0', ARRAY['fresh'], '{"synthetic": true, "rows": {"fresh.t": 0}}');
+SELECT elt.sandbox_drop('syn_fresh0');
 -- an empty one needs none (and gets no rows)
 TRUNCATE fresh.t;
 SELECT relation, rows FROM elt.sandbox_create('syn_fresh', ARRAY['fresh'], '{"synthetic": true}');
@@ -208,8 +240,8 @@ SELECT count(*) AS schemas FROM pg_namespace WHERE nspname IN ('syn_nobody', 'sy
 
 -- clean up
 SELECT count(*) AS dropped FROM elt.sandboxes s, LATERAL elt.sandbox_drop(s.name)
-WHERE s.name IN ('syn', 'syn_half', 'syn_rows', 'syn_same', 'syn_other', 'syn_plain', 'syn_fresh');
+WHERE s.name IN ('syn', 'syn_half', 'syn_rows', 'syn_same', 'syn_other', 'syn_plain', 'syn_fresh', 'syn_more');
 SELECT elt.mask_drop('src.customers', 'email');
-DROP SCHEMA src, tree, fresh, sec CASCADE;
+DROP SCHEMA src, tree, fresh, sec, more CASCADE;
 REVOKE CREATE ON DATABASE contrib_regression FROM sy_nobody, sy_reader;
 DROP ROLE sy_owner, sy_nobody, sy_reader;
