@@ -25,11 +25,14 @@
  * the rows first chosen, at least 10 000) is refused, naming the
  * foreign key that pulled in the most rows.  Kept rows are tracked by ctid
  * in temporary tables, under a SHARE lock on every source.
+ * {"synthetic": true, ...} reads no row: sandbox_synth.c generates each
+ * copy's rows from the sources' statistics, parents first.
  *
- * Layering: an engine; calls mask.c, checksum.c, manifest.c (the policy),
- * audit.c, roles.c and util.
+ * Layering: an engine; calls sandbox_synth.c, mask.c, checksum.c,
+ * manifest.c (the policy), audit.c, roles.c and util.
  * Called by backfill_worker.c's scanner (EltSandboxExpire).  Locks: SHARE on
- * every source table for the whole copy; the new schema's own objects.
+ * every source table for the whole copy (none for synthetic rows); the new
+ * schema's own objects.
  */
 #include "postgres.h"
 

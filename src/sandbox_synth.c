@@ -1,7 +1,9 @@
 /*
  * sandbox_synth.c — synthetic sandboxes: rows generated from the sources'
- * statistics (pg_stats) and constraints instead of copied, so that no row
- * of the source is read at all.
+ * statistics (pg_stats) and constraints instead of copied, so that no
+ * value of a source reaches the sandbox other than through pg_stats (and
+ * masked as in copies).  No source is read, but for one row of a table
+ * never analyzed, to tell whether it is empty.
  *
  * sample => '{"synthetic": true, "scale": s, "rows": {"schema.table": n},
  * "seed": k}' (EltSynthParse).  sandbox.c makes the copies as for any
@@ -32,7 +34,7 @@
  * sandbox.c names (pg_stats' own filtering of column privileges and
  * row-level security applies), inside sandbox.c's SPI connection, with its
  * pinned search_path.  Locks: none of its own (the new copies are the
- * sandbox's; the sources are not read).
+ * sandbox's; the sources are not locked).
  */
 #include "postgres.h"
 
@@ -76,6 +78,7 @@ typedef struct SynthFk
 	bool		nullable;		/* every child column may be NULL */
 } SynthFk;
 
+/* A table of the sandbox: its source, copy and the rows it gets. */
 typedef struct SynthTable
 {
 	Oid			relid;
@@ -99,6 +102,7 @@ struct EltSynth
 	int		   *order;
 };
 
+/* A table "rows" names, with its count. */
 typedef struct SynthGiven
 {
 	char	   *name;
@@ -120,6 +124,7 @@ typedef enum SynthKind
 	SK_OTHER
 } SynthKind;
 
+/* A column to fill: how, and what pg_stats says of it. */
 typedef struct SynthCol
 {
 	char	   *name;
@@ -174,6 +179,7 @@ typedef struct SynthSql
  * ---------------------------------------------------------------------
  */
 
+/* A number of the sample (what: its name, for the error). */
 static double
 synth_number(JsonbValue *v, const char *what)
 {
@@ -236,7 +242,7 @@ EltSynthParse(Jsonb *sample, int64 *seed)
 		if (!(s->scale > 0 && s->scale <= 1e6))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("sample scale must be a number above 0"),
+					 errmsg("sample scale must be above 0 and at most 1000000"),
 					 errhint("Each table gets scale times its rows, for example 0.1 for a tenth.")));
 	}
 	if ((a = getKeyJsonValueFromContainer(&sample->root, "seed", strlen("seed"), NULL)) != NULL)
@@ -476,10 +482,7 @@ static void
 plan_rows(EltSynth *s, Oid reader)
 {
 	int			i;
-	Oid			save_user;
-	int			save_sec;
 
-	as_reader_begin(reader, &save_user, &save_sec, true);
 	for (i = 0; i < s->ntables; i++)
 	{
 		SynthTable *t = &s->tables[i];
@@ -536,7 +539,25 @@ plan_rows(EltSynth *s, Oid reader)
 					 : errhint("Run ANALYZE on it.")));
 		}
 	}
-	SetUserIdAndSecContext(save_user, save_sec);
+}
+
+/* plan_rows as the reader. */
+static void
+plan_rows_as(EltSynth *s, Oid reader)
+{
+	Oid			save_user;
+	int			save_sec;
+
+	as_reader_begin(reader, &save_user, &save_sec, true);
+	PG_TRY();
+	{
+		plan_rows(s, reader);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -568,7 +589,7 @@ EltSynthPlan(EltSynth *s, int64 seed, int ntables, const Oid *relids, const char
 		if (i < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("sample rows names %s, which is not a table of the source schemas", g->name),
+					 errmsg("sample rows names \"%s\", which is not a table of the source schemas", g->name),
 					 errhint("Name tables of from_schemas.")));
 		s->tables[i].given = true;
 		s->tables[i].given_rows = g->rows;
@@ -576,7 +597,7 @@ EltSynthPlan(EltSynth *s, int64 seed, int ntables, const Oid *relids, const char
 	MemoryContextSwitchTo(old);
 	read_fkeys(s);
 	order_tables(s);
-	plan_rows(s, reader);
+	plan_rows_as(s, reader);
 	MemoryContextSwitchTo(old);
 	return s->order;
 }
@@ -586,6 +607,7 @@ EltSynthPlan(EltSynth *s, int64 seed, int ntables, const Oid *relids, const char
  * ---------------------------------------------------------------------
  */
 
+/* How values of a base type are drawn. */
 static SynthKind
 kind_of(Oid type)
 {
