@@ -687,6 +687,7 @@ read_columns(EltSynth *s, SynthTable *t, Relation rel, int *ncols)
 		SynthCol   *c;
 		int32		typmod = att->atttypmod;
 		Oid			arr;
+		char	   *what;
 
 		if (att->attisdropped || att->attgenerated != '\0')
 			continue;
@@ -699,6 +700,7 @@ read_columns(EltSynth *s, SynthTable *t, Relation rel, int *ncols)
 		c->kind = kind_of(c->basetype);
 		c->notnull = att->attnotnull;
 		c->fk = -1;
+		c->lo = 1;
 		c->unique = columns_unique(t->relid, 1, &c->attnum);
 		for (k = 0; k < s->nfkeys; k++)
 		{
@@ -724,31 +726,38 @@ read_columns(EltSynth *s, SynthTable *t, Relation rel, int *ncols)
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("synthetic rows cannot fill %s: its column \"%s\" begins with \"#\"", t->src, c->name)));
 
-		/* pg_stats as the reader sees it; its arrays read as arrays of the column's type */
+		/*
+		 * pg_stats as the reader sees it; its arrays read as arrays of the
+		 * column's type (numeric bounds as float8), with what the draws need
+		 * of them: the digits of numeric bounds, whether timestamps are
+		 * whole seconds, where counted integers start
+		 */
 		arr = get_array_type(c->basetype);
+		if (OidIsValid(arr))
+		{
+			const char *ty = format_type_extended(c->basetype, -1, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+			char	   *mcv = psprintf("(s.most_common_vals::pg_catalog.text)::%s[]", ty);
+			char	   *hist = psprintf("(s.histogram_bounds::pg_catalog.text)::%s[]", ty);
+
+			what = psprintf("%s AS mcv, %s AS hist, %s AS hscale, %s AS lo", mcv,
+							c->kind == SK_NUMERIC ? "(s.histogram_bounds::pg_catalog.text)::pg_catalog.float8[]" : hist,
+							c->kind == SK_NUMERIC
+							? psprintf("(SELECT pg_catalog.max(pg_catalog.scale(x)) FROM pg_catalog.unnest(%s) x)", hist)
+							: c->kind == SK_TS
+							? psprintf("CASE WHEN (SELECT pg_catalog.bool_and(pg_catalog.date_trunc('second', x) = x)"
+									   " FROM pg_catalog.unnest(%s) x) THEN 0 ELSE 6 END", hist)
+							: "0",
+							c->kind == SK_INT
+							? psprintf("LEAST((SELECT pg_catalog.min(x) FROM pg_catalog.unnest(%s) x), (%s)[1])::pg_catalog.int8",
+									   mcv, hist)
+							: "NULL::pg_catalog.int8");
+		}
+		else
+			what = "NULL::pg_catalog.text AS mcv, NULL::pg_catalog.text AS hist, 0 AS hscale, NULL::pg_catalog.int8 AS lo";
 		if (SPI_execute_with_args(psprintf("SELECT s.null_frac::pg_catalog.float8 AS null_frac,"
 										   " s.most_common_freqs::pg_catalog.float8[] AS freqs, %s"
 										   " FROM pg_catalog.pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2"
-										   " AND s.attname = $3 AND s.inherited = $4",
-										   !OidIsValid(arr)
-										   ? "NULL::pg_catalog.text AS mcv, NULL::pg_catalog.text AS hist, 0 AS hscale"
-										   : c->kind == SK_NUMERIC
-										   ? "(s.most_common_vals::pg_catalog.text)::pg_catalog.numeric[] AS mcv,"
-										   " (s.histogram_bounds::pg_catalog.text)::pg_catalog.float8[] AS hist,"
-										   " (SELECT pg_catalog.max(pg_catalog.scale(x)) FROM"
-										   "  pg_catalog.unnest((s.histogram_bounds::pg_catalog.text)::pg_catalog.numeric[]) x) AS hscale"
-										   : c->kind == SK_TS
-										   ? psprintf("(s.most_common_vals::pg_catalog.text)::%s[] AS mcv,"
-													  " (s.histogram_bounds::pg_catalog.text)::%s[] AS hist,"
-													  " CASE WHEN (SELECT pg_catalog.bool_and(pg_catalog.date_trunc('second', x) = x)"
-													  "  FROM pg_catalog.unnest((s.histogram_bounds::pg_catalog.text)::%s[]) x) THEN 0 ELSE 6 END AS hscale",
-													  format_type_extended(c->basetype, -1, FORMAT_TYPE_FORCE_QUALIFY),
-													  format_type_extended(c->basetype, -1, FORMAT_TYPE_FORCE_QUALIFY),
-													  format_type_extended(c->basetype, -1, FORMAT_TYPE_FORCE_QUALIFY))
-										   : psprintf("(s.most_common_vals::pg_catalog.text)::%s[] AS mcv,"
-													  " (s.histogram_bounds::pg_catalog.text)::%s[] AS hist, 0 AS hscale",
-													  format_type_extended(c->basetype, -1, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY),
-													  format_type_extended(c->basetype, -1, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY))),
+										   " AND s.attname = $3 AND s.inherited = $4", what),
 								  4, (Oid[]) {NAMEOID, NAMEOID, NAMEOID, BOOLOID},
 								  (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(schema)),
 									  DirectFunctionCall1(namein, CStringGetDatum(RelationGetRelationName(rel))),
@@ -767,6 +776,9 @@ read_columns(EltSynth *s, SynthTable *t, Relation rel, int *ncols)
 			int			nfreqs = 0;
 
 			c->has_stats = true;
+			d = EltSpiGetDatum(0, "lo", &isnull);
+			if (!isnull)
+				c->lo = DatumGetInt64(d);
 			d = EltSpiGetDatum(0, "null_frac", &isnull);
 			c->null_frac = isnull ? 0 : DatumGetFloat8(d);
 			if (c->notnull)
@@ -1199,38 +1211,14 @@ fill_copy(EltSynth *s, int ti, Relation rel, bool masked, SynthSql *q, SynthPart
 
 	count_composite_keys(relid, cols, ncols);
 	MemoryContextSwitchTo(mine);
-	/* unique integers count up from the low end of what the statistics show */
+	/* counted integers: room for the rows and as many again (top-ups) below the type's end */
 	for (i = 0; i < ncols; i++)
 	{
 		SynthCol   *c = &cols[i];
+		int64		max = c->basetype == INT2OID ? PG_INT16_MAX : c->basetype == INT4OID ? PG_INT32_MAX : PG_INT64_MAX;
 
-		if (!(c->unique && c->kind == SK_INT))
-			continue;
-		c->lo = 1;
-		if (c->nhist > 0 || c->nmcv > 0)
-		{
-			bool		isnull;
-			Datum		d;
-
-			if (SPI_execute_with_args(psprintf("SELECT LEAST((SELECT pg_catalog.min(x) FROM pg_catalog.unnest($1::%s[]) x),"
-											   " (SELECT pg_catalog.min(x) FROM pg_catalog.unnest($2::%s[]) x))::pg_catalog.int8 AS lo",
-											   c->type, c->type),
-									  2, (Oid[]) {get_array_type(c->basetype), get_array_type(c->basetype)},
-									  (Datum[]) {c->hist, c->mcv},
-									  c->nhist > 0 ? (c->nmcv > 0 ? "  " : " n") : "n ", false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "reading the low end of %s failed", c->name);
-			d = EltSpiGetDatum(0, "lo", &isnull);
-			if (!isnull)
-				c->lo = DatumGetInt64(d);
-			MemoryContextSwitchTo(mine);
-		}
-		/* room for the rows and as many again (top-ups) below the type's end */
-		{
-			int64		max = c->basetype == INT2OID ? PG_INT16_MAX : c->basetype == INT4OID ? PG_INT32_MAX : PG_INT64_MAX;
-
-			if (c->lo > max - 2 * t->asked)
-				c->lo = max - 2 * t->asked;
-		}
+		if (c->unique && c->kind == SK_INT && c->lo > max - 2 * t->asked)
+			c->lo = max - 2 * t->asked;
 	}
 
 	/* the draws of each row */
