@@ -54,6 +54,7 @@
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/rls.h"
 
 #include "mask.h"
@@ -87,6 +88,7 @@ typedef struct SynthTable
 	int64		asked;
 	bool		given;			/* "rows" names it */
 	int64		given_rows;
+	bool		orphan;			/* a parent it needs has no rows: it gets none */
 } SynthTable;
 
 struct EltSynth
@@ -313,6 +315,22 @@ as_reader_begin(Oid reader, Oid *save_user, int *save_sec, bool restricted)
 	GetUserIdAndSecContext(save_user, save_sec);
 	SetUserIdAndSecContext(reader, *save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   (restricted ? SECURITY_RESTRICTED_OPERATION : 0));
+}
+
+/*
+ * Hash joins for the statements that follow, until AtEOXact_GUC(true, the
+ * level returned): the planner cannot estimate a join on a drawn row
+ * number, takes its keys for 200 values, and would sort a million rows
+ * for a merge join (or loop) instead.
+ */
+static int
+hash_joins(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_nestloop", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return level;
 }
 
 /* The index of relid among the tables (not inlined: called before a PG_TRY). */
@@ -1201,6 +1219,7 @@ fill_copy(EltSynth *s, int ti, Relation rel, bool masked, SynthSql *q, SynthPart
 	int64		next = 1;
 	int			rounds = 0;
 	bool		impossible = false;
+	Bitmapset  *pkey;
 	int			i,
 				k;
 	uint64		r;
@@ -1284,13 +1303,12 @@ fill_copy(EltSynth *s, int ti, Relation rel, bool masked, SynthSql *q, SynthPart
 							 uniform("g", fs), nf, uniform("g", fs + 1), (long long) Max(np, 1), k);
 		appendStringInfo(&p->joins, " LEFT JOIN %s AS \"#k%d\" ON \"#k%d\".i = w.\"#p%d\"", keys, k, k, k);
 	}
+	t->orphan = impossible;
 	if (impossible)
-	{
 		ereport(NOTICE,
 				(errmsg("%s gets no synthetic rows: a parent it references through NOT NULL columns has none", t->src)));
-		t->asked = 0;
-	}
 	/* the generating query (alias m), the raw foreign keys beside it, the final list */
+	pkey = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
 	for (i = 0; i < ncols; i++)
 	{
 		SynthCol   *c = &cols[i];
@@ -1298,8 +1316,18 @@ fill_copy(EltSynth *s, int ti, Relation rel, bool masked, SynthSql *q, SynthPart
 
 		if (c->fk >= 0)
 		{
-			appendStringInfo(&p->gen, "%s\"#k%d\".v%d AS %s", i ? ", " : "", c->fk, c->fkpos, qn);
-			appendStringInfo(&p->raws, ", m.%s AS \"#f%d\"", qn, i);
+			/*
+			 * the parent's key beside the values, as the final value; masked
+			 * with the rest only if it keys the row (noise is keyed by the
+			 * primary key), else not at all: the masked value is not used
+			 */
+			if (bms_is_member(c->attnum - FirstLowInvalidHeapAttributeNumber, pkey))
+				appendStringInfo(&p->gen, "%s\"#k%d\".v%d AS %s, \"#k%d\".v%d AS \"#f%d\"", i ? ", " : "",
+								 c->fk, c->fkpos, qn, c->fk, c->fkpos, i);
+			else
+				appendStringInfo(&p->gen, "%sNULL::%s AS %s, \"#k%d\".v%d AS \"#f%d\"", i ? ", " : "",
+								 c->type, qn, c->fk, c->fkpos, i);
+			appendStringInfo(&p->raws, ", m.\"#f%d\"", i);
 			appendStringInfo(&p->outer, "%sx.\"#f%d\" AS %s", i ? ", " : "", i, qn);
 		}
 		else
@@ -1366,6 +1394,7 @@ EltSynthRows(EltSynth *s, Oid relid, Relation rel, bool masked, Oid reader, int6
 	volatile int64 done = 0;
 	SynthSql   *q = palloc0(sizeof(SynthSql));
 	SynthParts *p = palloc0(sizeof(SynthParts));
+	int			guc_level;
 
 	if (ti < 0)
 		elog(ERROR, "table %u is not planned for synthetic rows", relid);
@@ -1377,6 +1406,7 @@ EltSynthRows(EltSynth *s, Oid relid, Relation rel, bool masked, Oid reader, int6
 	}
 	q->nparams = 1;				/* $1: the masking token */
 	q->types[0] = INT8OID;
+	guc_level = hash_joins();
 	as_reader_begin(reader, &save_user, &save_sec, true);
 	PG_TRY();
 	{
@@ -1387,8 +1417,9 @@ EltSynthRows(EltSynth *s, Oid relid, Relation rel, bool masked, Oid reader, int6
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
 	PG_END_TRY();
+	AtEOXact_GUC(true, guc_level);
 	*asked = t->asked;
-	if (done < t->asked)
+	if (done < t->asked && !t->orphan)
 		ereport(NOTICE,
 				(errmsg("%s got %lld synthetic rows of %lld", t->dst, (long long) done, (long long) t->asked),
 				 errdetail("Generated rows that failed a CHECK constraint or a unique index were dropped, and %d rounds did not make up for them.",
@@ -1407,6 +1438,7 @@ EltSynthFinish(EltSynth *s, Oid reader)
 	int			k;
 	Oid			save_user;
 	int			save_sec;
+	int			guc_level = hash_joins();
 
 	as_reader_begin(reader, &save_user, &save_sec, true);
 	PG_TRY();
@@ -1476,4 +1508,5 @@ EltSynthFinish(EltSynth *s, Oid reader)
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
 	PG_END_TRY();
+	AtEOXact_GUC(true, guc_level);
 }
