@@ -74,6 +74,7 @@ OBJS = \
 	src/mask_rules.o \
 	src/mask.o \
 	src/sandbox.o \
+	src/sandbox_synth_plan.o \
 	src/sandbox_synth.o \
 	src/roles.o
 

@@ -28,8 +28,8 @@
  * {"synthetic": true, ...} reads no row: sandbox_synth.c generates each
  * copy's rows from the sources' statistics, parents first.
  *
- * Layering: an engine; calls sandbox_synth.c, mask.c, checksum.c,
- * manifest.c (the policy), audit.c, roles.c and util.
+ * Layering: an engine; calls sandbox_synth_plan.c and sandbox_synth.c,
+ * mask.c, checksum.c, manifest.c (the policy), audit.c, roles.c and util.
  * Called by backfill_worker.c's scanner (EltSandboxExpire).  Locks: SHARE on
  * every source table for the whole copy (none for synthetic rows); the new
  * schema's own objects.

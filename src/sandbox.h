@@ -1,6 +1,7 @@
 /*
  * sandbox.h — sandboxes (sandbox.c): what the launcher's scanner calls;
- * synthetic rows (sandbox_synth.c): what sandbox.c calls.
+ * synthetic rows (sandbox_synth_plan.c, sandbox_synth.c): what sandbox.c
+ * calls.
  */
 #ifndef ELT_SANDBOX_H
 #define ELT_SANDBOX_H
@@ -11,7 +12,7 @@
 
 extern int	EltSandboxExpire(void);
 
-/* sandbox_synth.c: rows generated from the sources' statistics */
+/* sandbox_synth_plan.c and sandbox_synth.c: rows generated from the sources' statistics */
 typedef struct EltSynth EltSynth;
 
 extern EltSynth *EltSynthParse(Jsonb *sample, int64 *seed);

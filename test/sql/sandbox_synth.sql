@@ -176,14 +176,18 @@ INSERT INTO more.details SELECT id, region, 'i' FROM more.events WHERE id % 4 = 
 -- a unique date of 30 days cannot have 100 rows
 CREATE TABLE more.days (d date NOT NULL UNIQUE);
 INSERT INTO more.days SELECT date '2026-06-01' + g FROM generate_series(0, 29) g;
-ANALYZE more.events, more.tags, more.details, more.days;
+-- a unique self-reference: each row points at the one just before (a chain)
+CREATE TABLE more.chain (id int PRIMARY KEY, prev int UNIQUE REFERENCES more.chain);
+INSERT INTO more.chain SELECT g, NULLIF(g - 1, 0) FROM generate_series(1, 200) g;
+ANALYZE more.events, more.tags, more.details, more.days, more.chain;
 SELECT relation, rows FROM elt.sandbox_create('syn_more', ARRAY['more'], '{"synthetic": true, "seed": 5, "rows": {"more.days": 100}}')
 ORDER BY relation::text COLLATE "C";
 SELECT abs((SELECT avg((region = 's')::int) FROM more.events) - (SELECT avg((region = 's')::int) FROM syn_more.events)) <= 0.03
        AS region_within_3pp,
        (SELECT count(*) FROM syn_more.tags t WHERE NOT EXISTS
           (SELECT 1 FROM syn_more.events e WHERE (e.id, e.region) = (t.event, t.region))) AS tags_dangling,
-       (SELECT count(*) = count(DISTINCT (event, region)) FROM syn_more.details) AS details_one_each;
+       (SELECT count(*) = count(DISTINCT (event, region)) FROM syn_more.details) AS details_one_each,
+       (SELECT count(prev) = count(DISTINCT prev) AND bool_and(prev < id) FROM syn_more.chain) AS chain_unique_earlier;
 SELECT (t->>'rows')::int < (t->>'rows_asked')::int AS fewer, (t->>'rows')::int <= 30 AS at_most_the_days
 FROM elt.sandboxes, jsonb_array_elements(manifest->'tables') t WHERE name = 'syn_more' AND t->>'copy' = 'syn_more.days';
 
