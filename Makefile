@@ -76,6 +76,8 @@ OBJS = \
 	src/sandbox.o \
 	src/sandbox_run.o \
 	src/sandbox_sample.o \
+	src/sandbox_synth_plan.o \
+	src/sandbox_synth.o \
 	src/roles.o
 
 DATA = $(wildcard sql/elt_governance--*.sql)
@@ -89,7 +91,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter -DELT_
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites, one per engine (test/sql, test/expected)
-REGRESS = govern versions_capture versions_diff versions_history versions_partitions audit contracts contracts_script contracts_catalog contracts_rebuild contracts_txn contracts_txn2 backfill transform lineage checksum manifest deploy security security_lineage security_replay security_deploy backfill_caps checks snapshot migrations openlineage tools_dbt deploy_views contracts_lineage transform_revert lineage_constructs mask sandbox sandbox_run
+REGRESS = govern versions_capture versions_diff versions_history versions_partitions audit contracts contracts_script contracts_catalog contracts_rebuild contracts_txn contracts_txn2 backfill transform lineage checksum manifest deploy security security_lineage security_replay security_deploy backfill_caps checks snapshot migrations openlineage tools_dbt deploy_views contracts_lineage transform_revert lineage_constructs mask sandbox sandbox_run sandbox_synth
 # isolation specs (test/specs, test/expected)
 ISOLATION = versions_concurrent_ddl govern_race migrations_scope contracts_locks backfill_race backfill_writes transform_runs manifest_locks deploy_switch snapshot_lock revert_race
 # TAP tests (test/t)

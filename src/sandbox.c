@@ -26,11 +26,15 @@
  * chosen, at least 10 000) is refused, naming the foreign key that pulled
  * in the most rows.  Kept rows are tracked by ctid
  * in temporary tables, under a SHARE lock on every source.
+ * {"synthetic": true, ...} reads no row: sandbox_synth.c generates each
+ * copy's rows from the sources' statistics, parents first.
  *
- * Layering: an engine; calls sandbox_sample.c, mask.c, checksum.c,
- * manifest.c (the policy), audit.c, roles.c and util.
+ * Layering: an engine; calls sandbox_sample.c, sandbox_synth_plan.c and
+ * sandbox_synth.c, mask.c, checksum.c, manifest.c (the policy), audit.c,
+ * roles.c and util.
  * Called by backfill_worker.c's scanner (EltSandboxExpire).  Locks: SHARE on
- * every source table for the whole copy; the new schema's own objects.
+ * every source table for the whole copy (none for synthetic rows); the new
+ * schema's own objects.
  */
 #include "postgres.h"
 
@@ -114,6 +118,9 @@ parse_sample(Sandbox *sb)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("sample must be a JSON object"),
 				 errhint("For example '{\"percent\": 1}', '{\"rows\": 1000}' or '{\"root\": \"shop.customers\", \"where\": \"region = ''north''\"}'.")));
+	/* generated rows, not chosen ones: sandbox_synth.c checks its own arguments */
+	if ((sb->synth = EltSynthParse(sb->sample, &sb->seed)) != NULL)
+		return;
 	it = JsonbIteratorInit(&sb->sample->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
@@ -442,6 +449,8 @@ copy_rows(Sandbox *sb, SbTable *t, Relation rel, Oid reader)
 	int			save_sec;
 	volatile int64 rows = 0;
 
+	if (sb->synth)
+		return EltSynthRows(sb->synth, t->relid, rel, sb->masked, reader, &t->asked);
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(reader, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
@@ -508,10 +517,11 @@ copy_table(Sandbox *sb, SbTable *t, Oid reader)
 							quote_identifier(GetUserNameFromId(sb->owner, false))));
 
 	/*
-	 * Indexes (and the constraints they back) are built after the rows: one
-	 * sort each instead of an insert per row into them, which for hashed
-	 * keys lands on a random page every time.  Made again from the copy's
-	 * own definitions, with their comments.
+	 * Indexes (and the constraints they back) are built after copied rows:
+	 * one sort each instead of an insert per row into them, which for
+	 * hashed keys lands on a random page every time.  Made again from the
+	 * copy's own definitions, with their comments.  Not for synthetic rows,
+	 * which the unique indexes sort out as they are inserted.
 	 */
 	if (SPI_execute_with_args("SELECT CASE WHEN k.oid IS NULL THEN pg_catalog.pg_get_indexdef(i.indexrelid)"
 							  "   ELSE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', $2, k.conname,"
@@ -537,7 +547,8 @@ copy_table(Sandbox *sb, SbTable *t, Oid reader)
 		char	  **make = palloc0(sizeof(char *) * Max(n, 1));
 		char	  **drop = palloc0(sizeof(char *) * Max(n, 1));
 		char	  **comment = palloc0(sizeof(char *) * Max(n, 1));
-		uint64		nidx = n;
+		/* synthetic rows are checked against the unique indexes as they are made */
+		uint64		nidx = sb->synth ? 0 : n;
 
 		for (i = 0; i < nidx; i++)
 		{
@@ -606,6 +617,7 @@ record_sandbox(Sandbox *sb, TimestampTz expires, EltCatalogWrite *cw)
 	EltJsonBegin(&m);
 	EltJsonInt(&m, "seed", sb->seed);
 	EltJsonBool(&m, "masked", sb->masked);
+	EltJsonBool(&m, "synthetic", sb->synth != NULL);
 	if (sample)
 		EltJsonRaw(&m, "sample", sample);
 	else
@@ -619,6 +631,8 @@ record_sandbox(Sandbox *sb, TimestampTz expires, EltCatalogWrite *cw)
 		EltJsonString(&m, "source", t->src);
 		EltJsonString(&m, "copy", t->dst);
 		EltJsonInt(&m, "rows", t->rows);
+		if (sb->synth)
+			EltJsonInt(&m, "rows_asked", t->asked);
 		EltJsonString(&m, "source_checksum", t->checksum);
 		EltJsonRaw(&m, "masking", sb->masked ? t->rules : "{}");
 		EltJsonEndObject(&m);
@@ -714,6 +728,7 @@ make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *actio
 	int			guc_level;
 	int			i;
 	int64		sandbox_id;
+	int		   *order = NULL;
 	MemoryContext outer = CurrentMemoryContext;
 
 	guc_level = EltPinPrintSettings();
@@ -747,7 +762,7 @@ make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *actio
 		 * one snapshot anyway.  Privileges are checked first: a role that
 		 * may not read a table never queues a lock on it.
 		 */
-		if (!IsolationUsesXactSnapshot() &&
+		if (!sb.synth && !IsolationUsesXactSnapshot() &&
 			pg_class_aclcheck(t->relid, sb.creator, ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE) == ACLCHECK_OK)
 			LockRelationOid(t->relid, ShareLock);
 	}
@@ -759,26 +774,45 @@ make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *actio
 	}
 	EltSpiExec(psprintf("CREATE SCHEMA %s AUTHORIZATION %s", quote_identifier(sb.name),
 						quote_identifier(GetUserNameFromId(sb.owner, false))));
-	if (sb.sample)
+	if (sb.synth)
+	{
+		/* synthetic rows: parents first, each copy's rows generated, not read */
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+		Oid		   *relids = palloc(sizeof(Oid) * sb.ntables);
+		const char **dsts = palloc(sizeof(char *) * sb.ntables);
+
+		for (i = 0; i < sb.ntables; i++)
+		{
+			relids[i] = sb.tables[i].relid;
+			dsts[i] = sb.tables[i].dst;
+		}
+		MemoryContextSwitchTo(spi);
+		order = EltSynthPlan(sb.synth, sb.seed, sb.ntables, relids, dsts, reader);
+	}
+	else if (sb.sample)
 		EltSandboxSample(&sb, reader);
 	for (i = 0; i < sb.ntables; i++)
 	{
-		SbTable    *t = &sb.tables[i];
+		SbTable    *t = &sb.tables[order ? order[i] : i];
 		Relation	rel = table_open(t->relid, NoLock);
 		MemoryContext spi = MemoryContextSwitchTo(outer);
 
 		/*
 		 * as for runs: elt.manifest_policy = none records no checksum; nor
 		 * does a table whose row-level security applies to the caller (its
-		 * checksum would be of rows it cannot see)
+		 * checksum would be of rows it cannot see); nor a synthetic copy
+		 * (no row of the source is read)
 		 */
-		t->checksum = (EltManifestChecksums() && check_enable_rls(t->relid, InvalidOid, true) != RLS_ENABLED)
+		t->checksum = (!sb.synth && EltManifestChecksums() &&
+					   check_enable_rls(t->relid, InvalidOid, true) != RLS_ENABLED)
 			? EltTableChecksum(t->relid, NIL) : NULL;
 		t->rules = EltMaskRulesJson(rel);
 		MemoryContextSwitchTo(spi);
 		table_close(rel, NoLock);
 		copy_table(&sb, t, reader);
 	}
+	if (sb.synth)
+		EltSynthFinish(sb.synth, reader);
 	/* the foreign keys between the copies, checked on their rows */
 	for (i = 0; i < sb.nfkeys; i++)
 	{

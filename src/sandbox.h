@@ -1,6 +1,8 @@
 /*
- * sandbox.h — sandboxes: what the launcher's scanner calls (sandbox.c), and
- * runs in a sandbox (sandbox_run.c), called by transform_run.c and replay.c.
+ * sandbox.h — sandboxes: what the launcher's scanner calls (sandbox.c);
+ * runs in a sandbox (sandbox_run.c), called by transform_run.c and
+ * replay.c; synthetic rows (sandbox_synth_plan.c, sandbox_synth.c), what
+ * sandbox.c calls.
  */
 #ifndef ELT_SANDBOX_H
 #define ELT_SANDBOX_H
@@ -8,6 +10,7 @@
 #include "postgres.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
+#include "utils/rel.h"
 
 #include "manifest.h"
 
@@ -31,5 +34,15 @@ extern void EltSandboxStep(EltSandboxMap *m, EltRunStep *st, List *relids, List 
 						   const char *what);
 extern int64 EltSandboxTransformRun(const char *name, Jsonb *params, const char *sandbox, const char *sql,
 									int version);
+
+/* sandbox_synth_plan.c and sandbox_synth.c: rows generated from the sources' statistics */
+typedef struct EltSynth EltSynth;
+
+extern EltSynth *EltSynthParse(Jsonb *sample, int64 *seed);
+extern int *EltSynthPlan(EltSynth *s, int64 seed, int ntables, const Oid *relids,
+						 const char *const *dsts, Oid reader);
+extern int64 EltSynthRows(EltSynth *s, Oid relid, Relation rel, bool masked, Oid reader,
+						  int64 *asked);
+extern void EltSynthFinish(EltSynth *s, Oid reader);
 
 #endif							/* ELT_SANDBOX_H */

@@ -8,6 +8,8 @@
 #include "postgres.h"
 #include "utils/jsonb.h"
 
+#include "sandbox.h"
+
 /* A source table and its copy. */
 typedef struct SbTable
 {
@@ -23,6 +25,7 @@ typedef struct SbTable
 	int64		rows;
 	char	   *checksum;		/* of the source, before the copy */
 	char	   *rules;			/* the masking rules applied, JSON */
+	int64		asked;			/* synthetic: the rows it should get */
 } SbTable;
 
 /* A foreign key between two copied tables. */
@@ -57,6 +60,7 @@ typedef struct Sandbox
 	SbFkey	   *fkeys;
 	int			nfkeys;
 	Oid			schema_oid;
+	EltSynth   *synth;			/* synthetic rows (sandbox_synth.c), or NULL */
 } Sandbox;
 
 extern int	EltSandboxTableIndex(Sandbox *sb, Oid relid);
