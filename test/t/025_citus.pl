@@ -1,0 +1,313 @@
+# elt_governance on a real Citus cluster (issue 25): a coordinator and two
+# workers on this machine, Citus preloaded first.  A schema with a
+# distributed table (shop.orders, hash-distributed on id) and a reference
+# table (shop.customers) is governed on the coordinator, and each engine is
+# run against them:
+#   - CREATE EXTENSION on the coordinator reaches the workers;
+#   - ADD COLUMN is recorded once and reaches every shard;
+#   - DROP COLUMN, a type change, renames and DROP TABLE are refused under
+#     enforce before any shard changes; an approved migration goes through;
+#   - check_ddl, schema_diff, backfills (in the session and by two
+#     workers, every row exactly once), a merge transform from a
+#     distributed and a reference table into a distributed target with row
+#     lineage, audit_verify;
+#   - no node's log shows a crash.
+# What is known not to work yet on Citus is asserted as TODO, with what
+# happens today, so that the day it works shows in the output.
+#
+# Skipped when Citus is not installed for this PostgreSQL: make test-citus
+# (scripts/citus_build.sh) builds it.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $coord = PostgreSQL::Test::Cluster->new('coordinator');
+my $sharedir = $coord->config_data('--sharedir');
+plan skip_all =>
+  "Citus is not installed for this PostgreSQL (no $sharedir/extension/citus.control; make test-citus builds it)"
+  unless -f "$sharedir/extension/citus.control";
+
+my $w1 = PostgreSQL::Test::Cluster->new('worker1');
+my $w2 = PostgreSQL::Test::Cluster->new('worker2');
+my @nodes = ($coord, $w1, $w2);
+
+# Citus connects between nodes over TCP: every node listens on 127.0.0.1
+# (the port the framework picked is free there).  Citus comes first in
+# shared_preload_libraries, as Citus requires.  Statistics collection is
+# off: this machine has no network.
+foreach my $node (@nodes)
+{
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'citus,elt_governance'
+listen_addresses = '127.0.0.1'
+max_prepared_transactions = 20
+max_worker_processes = 20
+lc_messages = 'C'
+citus.local_hostname = '127.0.0.1'
+citus.enable_statistics_collection = off
+elt.launcher_naptime = 1
+});
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
+}
+my $port = $coord->port;
+$coord->safe_psql('postgres', qq{
+SELECT citus_set_coordinator_host('127.0.0.1', $port);
+SELECT citus_add_node('127.0.0.1', ${\ $w1->port});
+SELECT citus_add_node('127.0.0.1', ${\ $w2->port});
+CREATE EXTENSION elt_governance;
+});
+
+# SQL on the coordinator
+sub cq
+{
+	my ($sql) = @_;
+	return $coord->safe_psql('postgres', $sql);
+}
+
+# The error of a statement that must fail on the coordinator ('' if it ran).
+sub fails
+{
+	my ($sql) = @_;
+	my ($rc, $out, $err) = $coord->psql('postgres', $sql);
+	return $rc == 0 ? '' : $err;
+}
+
+# The columns of every shard of a table, one line per distinct column list,
+# with how many placements have it (on the workers and the coordinator).
+sub shard_columns
+{
+	my ($rel) = @_;
+	return cq(qq{
+SELECT result || ' x' || count(*) FROM run_command_on_placements('$rel',
+  \$\$SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+     WHERE attrelid = '%s'::regclass AND attnum > 0 AND NOT attisdropped\$\$)
+GROUP BY result ORDER BY 1});
+}
+
+# 1. the extension is on every node, in the same version
+is( cq(q{SELECT count(*) FROM pg_dist_node WHERE isactive}),
+	'3', 'a coordinator and two workers');
+my $version = cq(q{SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'});
+foreach my $w ($w1, $w2)
+{
+	is($w->safe_psql('postgres',
+			q{SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'}),
+		$version, 'CREATE EXTENSION on the coordinator reached worker ' . $w->name);
+}
+
+# 2. a governed schema with a distributed and a reference table
+cq(q{
+CREATE SCHEMA shop;
+CREATE TABLE shop.orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL,
+                          amount numeric NOT NULL, note text);
+CREATE TABLE shop.customers (id bigint PRIMARY KEY, name text NOT NULL, region text);
+SELECT create_distributed_table('shop.orders', 'id', shard_count => 4);
+SELECT create_reference_table('shop.customers');
+INSERT INTO shop.customers SELECT g, 'customer ' || g, CASE WHEN g % 2 = 0 THEN 'east' ELSE 'west' END
+  FROM generate_series(1, 10) g;
+INSERT INTO shop.orders SELECT g, 1 + g % 10, g * 1.5, 'n' FROM generate_series(1, 100) g;
+CREATE VIEW shop.order_list AS SELECT id, customer_id, amount, note FROM shop.orders;
+SELECT elt.govern('shop', 'enforce');
+});
+is(cq(q{SELECT string_agg(relid::text, ', ' ORDER BY relid::text) FROM elt.tracked_tables}),
+	'shop.customers, shop.orders',
+	'govern: the distributed and the reference table have a history, no shard');
+is(cq(q{SELECT count(*) FROM citus_shards WHERE table_name = 'shop.orders'::regclass}),
+	'4', 'shop.orders has four shards');
+
+# 3. ADD COLUMN: one version, on every shard
+cq(q{ALTER TABLE shop.orders ADD COLUMN status text});
+is(cq(q{SELECT string_agg(format('%s %s %s', table_name, version, summary), '; ' ORDER BY table_name, version)
+       FROM elt.schema_history}),
+	'customers 1 baseline with 3 columns; orders 1 baseline with 4 columns; orders 2 added column status text',
+	'ADD COLUMN on a distributed table is recorded once');
+is(shard_columns('shop.orders'), 'id,customer_id,amount,note,status x4',
+	'and every shard has the column');
+
+# 4. breaking DDL refused under enforce, before any shard changes
+my %breaking = (
+	'ALTER TABLE shop.orders DROP COLUMN note' => 'EG104',
+	'ALTER TABLE shop.customers DROP COLUMN region' => 'EG104',
+	'ALTER TABLE shop.orders ALTER COLUMN amount TYPE text' => 'EG107',
+	'ALTER TABLE shop.orders RENAME COLUMN note TO remark' => 'EG106',
+	'ALTER TABLE shop.orders RENAME TO orders_old' => 'EG105',
+	'DROP TABLE shop.customers' => 'EG101',
+	'DROP TABLE shop.orders CASCADE' => 'EG101');
+foreach my $sql (sort keys %breaking)
+{
+	like(fails($sql), qr/ERROR:  $breaking{$sql}: /, "enforce refuses: $sql");
+}
+is(shard_columns('shop.orders'), 'id,customer_id,amount,note,status x4',
+	'no shard of shop.orders changed');
+is(shard_columns('shop.customers'), 'id,name,region x3',
+	'no placement of shop.customers changed (two workers and the coordinator)');
+is(cq(q{SELECT count(*) FROM elt.schema_versions}), '3', 'and no version was recorded');
+
+# 5. an approved migration goes through, once, everywhere
+cq(q{
+SELECT elt.approver_add('alice');
+SELECT elt.migration_begin('drop-note', 'nobody reads it', 'alice');
+DROP VIEW shop.order_list;
+ALTER TABLE shop.orders DROP COLUMN note;
+SELECT elt.migration_end();
+});
+is(cq(q{SELECT string_agg(format('%s %s', version, summary), '; ' ORDER BY version)
+       FROM elt.schema_history WHERE table_name = 'orders'}),
+	'1 baseline with 4 columns; 2 added column status text; 3 dropped column note',
+	'the approved DROP COLUMN is recorded once');
+is(cq(q{SELECT migration_id FROM elt.schema_changes WHERE rule = 'EG104'}), '1',
+	'and linked to its migration');
+is(shard_columns('shop.orders'), 'id,customer_id,amount,status x4',
+	'and reached every shard');
+
+# 6. check_ddl and schema_diff
+is(cq(q{SELECT string_agg(rule, ',' ORDER BY rule) FROM elt.check_ddl(
+       'ALTER TABLE shop.customers DROP COLUMN region') WHERE class <> 'advice'}),
+	'EG104', 'check_ddl classifies a drop on the reference table');
+is(cq(q{SELECT string_agg(change || ' ' || object, ', ' ORDER BY change)
+       FROM elt.schema_diff('shop.orders', 1, 3)}),
+	'column_added status, column_dropped note', 'schema_diff of the distributed table');
+
+# 7. backfills on the distribution column: in the session, then two workers
+cq(q{
+ALTER TABLE shop.orders ADD COLUMN total numeric, ADD COLUMN applied int NOT NULL DEFAULT 0;
+SELECT elt.backfill_create('bf', 'shop.orders',
+  'UPDATE shop.orders SET total = amount * 2, applied = applied + 1 WHERE id >= $1 AND id < $2',
+  'id', chunk_rows => 10, options => '{"target_chunk_ms": 0}');
+CALL elt.backfill_run('bf');
+});
+is(cq(q{SELECT count(*) FILTER (WHERE total = amount * 2 AND applied = 1) FROM shop.orders}),
+	'100', 'backfill_run: every row of the distributed table updated once');
+is(cq(q{SELECT state || ' ' || rows_done FROM elt.backfill_status WHERE name = 'bf'}),
+	'finished 100', 'and the backfill finished over 100 rows');
+cq(q{
+SELECT elt.backfill_create('bf2', 'shop.orders',
+  'UPDATE shop.orders SET applied = applied + 1 WHERE id >= $1 AND id < $2',
+  'id', chunk_rows => 5, options => '{"target_chunk_ms": 0}');
+SELECT elt.backfill_start('bf2', 2);
+});
+$coord->poll_query_until('postgres',
+	q{SELECT state FROM elt.backfill_status WHERE name = 'bf2'}, 'finished')
+  or die 'backfill bf2 did not finish: '
+  . cq(q{SELECT state, state_reason, last_error FROM elt.backfill_status});
+is(cq(q{SELECT count(*) FILTER (WHERE applied = 2) FROM shop.orders}),
+	'100', 'two backfill workers: every row once');
+
+# 8. a merge transform from a distributed and a reference table into a
+# distributed target (colocated with the source), with row lineage
+cq(q{
+CREATE SCHEMA mart;
+CREATE TABLE mart.order_facts (id bigint PRIMARY KEY, customer_name text, amount numeric);
+SELECT create_distributed_table('mart.order_facts', 'id', colocate_with => 'shop.orders');
+SELECT elt.transform_create('facts', 'mart.order_facts',
+  'SELECT o.id, c.name AS customer_name, o.amount
+     FROM shop.orders o JOIN shop.customers c ON c.id = o.customer_id', 'merge');
+});
+# before-images for a revert (0.9.0) make the merge's ON CONFLICT call a
+# volatile function, which Citus refuses on a distributed target
+{
+	local $TODO = 'issue 25: a merge into a distributed target with undo kept';
+	is(fails(q{SELECT elt.transform_run('facts')}), '',
+		'merge transform into a distributed target with undo on');
+}
+cq(q{SET elt.undo_retention = 0; SELECT elt.transform_run('facts')});
+my $run = cq(q{SELECT max(run_id) FROM elt.transform_runs WHERE status = 'succeeded'});
+is(cq(q{SELECT count(*) FROM mart.order_facts WHERE customer_name = 'customer ' || (1 + id % 10)}),
+	'100', 'merge transform: every target row from its source rows');
+is(cq(q{SELECT string_agg(format('%s %s', relation, key), ', ' ORDER BY relation::text)
+       FROM elt.trace('mart.order_facts', '7')}),
+	'shop.customers 8, shop.orders 7', 'row lineage of a target row: its order and its customer');
+is(cq(q{SELECT count(*) FROM elt.lineage_rows}), '200', 'one edge per source row and target row');
+is(cq(qq{SELECT rows_written FROM elt.transform_runs WHERE run_id = $run}), '100',
+	'rows_written of the run');
+
+# 9. what is wrong today (issue 25)
+{
+	local $TODO = 'issue 25: checksums of distributed and reference tables';
+	cq(q{CREATE TABLE public.orders_local AS SELECT * FROM shop.orders});
+	is(cq(q{SELECT elt.table_checksum('shop.orders')}),
+		cq(q{SELECT elt.table_checksum('public.orders_local')}),
+		'table_checksum of a distributed table equals that of the same rows in a local table');
+	like(cq(q{SELECT elt.table_checksum('shop.customers')}), qr/^v1:10:/,
+		'table_checksum of a reference table counts its 10 rows');
+}
+{
+	local $TODO = 'issue 25: rows_read of a run over distributed tables';
+	isnt(cq(qq{SELECT rows_read FROM elt.transform_runs WHERE run_id = $run}), '0',
+		'rows_read of the run');
+}
+
+# 10. blue-green deployments of a schema with a distributed and a reference
+# table
+cq(q{
+CREATE SCHEMA app;
+CREATE TABLE app.items (id bigint PRIMARY KEY, kind int NOT NULL, v text);
+CREATE TABLE app.kinds (id int PRIMARY KEY, label text);
+SELECT create_distributed_table('app.items', 'id', shard_count => 4);
+SELECT create_reference_table('app.kinds');
+INSERT INTO app.items SELECT g, 1 + g % 2, 'v' || g FROM generate_series(1, 100) g;
+INSERT INTO app.kinds VALUES (1, 'a'), (2, 'b');
+CREATE SCHEMA app2;
+CREATE TABLE app2.kinds (id int PRIMARY KEY, label text);
+SELECT create_reference_table('app2.kinds');
+SELECT elt.govern('app2', 'enforce');
+});
+is(cq(q{SELECT elt.deploy_init('app')}), '2', 'deploy_init of an ungoverned schema');
+is(cq(q{SELECT string_agg(format('%s %s', logicalrelid, partmethod), ', ' ORDER BY logicalrelid::text)
+        FROM pg_dist_partition WHERE logicalrelid::text LIKE 'app\_\_blue.%'}),
+	'app__blue.items h, app__blue.kinds n', 'the blue tables stay distributed and reference');
+is(cq(q{SELECT count(*) FROM app.items JOIN app.kinds k ON k.id = items.kind}), '100',
+	'the interface views read them');
+{
+	local $TODO = 'issue 25: deploy_init of a governed schema with a reference table';
+	is(fails(q{SELECT elt.deploy_init('app2')}), '',
+		'deploy_init of a governed schema with a reference table');
+}
+cq(q{
+SELECT elt.deploy_prepare('app', true);
+UPDATE app__green.items SET v = 'changed' WHERE id = 5;
+});
+{
+	local $TODO = 'issue 25: candidate tables distributed like the live ones';
+	is(cq(q{SELECT string_agg(format('%s %s', logicalrelid, partmethod), ', ' ORDER BY logicalrelid::text)
+            FROM pg_dist_partition WHERE logicalrelid::text LIKE 'app\_\_green.%'}),
+		'app__green.items h, app__green.kinds n',
+		'deploy_prepare(copy_data): the green tables are distributed and reference');
+}
+{
+	local $TODO = 'issue 25: deploy_compare of distributed tables';
+	is(cq(q{SELECT format('%s %s %s', live_rows, candidate_rows, changed)
+            FROM elt.deploy_compare('app') WHERE relation = 'app.items'}),
+		'100 100 1', 'deploy_compare counts the live rows and finds the changed one');
+}
+{
+	local $TODO = 'issue 25: deploy_diff of distributed tables';
+	is(fails(q{SELECT * FROM elt.deploy_diff('app', 'items')}), '', 'deploy_diff runs');
+}
+{
+	local $TODO = 'issue 25: deploy_promote to candidate tables Citus does not know';
+	is(fails(q{SELECT elt.deploy_promote('app', 'go')}), '', 'deploy_promote runs');
+}
+{
+	local $TODO = 'issue 25: Citus cannot modify the interface views';
+	is(fails(q{INSERT INTO app.items VALUES (1000, 1, 'x')}), '',
+		'writes through an interface view');
+}
+
+# 11. the audit chain holds
+is(cq(q{SELECT valid FROM elt.audit_verify()}), 't', 'audit_verify');
+
+# 12. no crash on any node
+foreach my $node (@nodes)
+{
+	my $log = slurp_file($node->logfile);
+	unlike($log, qr/terminated by signal|PANIC|TRAP:/,
+		'no crash in the log of ' . $node->name);
+}
+
+$_->stop foreach @nodes;
+done_testing();
