@@ -33,6 +33,7 @@ OBJS = \
 	src/util_json.o \
 	src/util_subxact.o \
 	src/util_sql.o \
+	src/citus.o \
 	src/settings.o \
 	src/audit.o \
 	src/audit_verify.o \

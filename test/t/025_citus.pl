@@ -164,6 +164,38 @@ is(cq(q{SELECT migration_id FROM elt.schema_changes WHERE rule = 'EG104'}), '1',
 is(shard_columns('shop.orders'), 'id,customer_id,amount,status x4',
 	'and reached every shard');
 
+# 5b. governance sees tables, never shards: the coordinator's copy of a
+# reference table (shop.customers_<shard id>) is a local table in the same
+# schema, and Citus runs the table's DDL on it through our event triggers
+my $hidden = cq(q{SELECT format('shop.customers_%s', shardid) FROM pg_dist_shard
+                  WHERE logicalrelid = 'shop.customers'::regclass});
+is(cq(qq{SET citus.override_table_visibility = off; SELECT to_regclass('$hidden') IS NOT NULL}),
+	't', "the coordinator holds the reference table's copy $hidden");
+like(fails(qq{SELECT elt.govern('$hidden', 'warn')}),
+	qr/ERROR:  "\Q$hidden\E" is a Citus shard/, 'governing a shard by name is refused');
+# under warn (a table target) in a schema under enforce: one warning, on
+# the table, and the DROP runs; the copy is not judged under the schema's
+# policy
+cq(q{SELECT elt.govern('shop.customers', 'warn')});
+my ($rc, $out, $err) = $coord->psql('postgres', q{ALTER TABLE shop.customers DROP COLUMN region});
+is($rc, 0, 'DROP COLUMN on a reference table under warn runs');
+is(join("\n", $err =~ /WARNING:  (EG\d+: .*)$/mg),
+	'EG104: drops column shop.customers.region: readers that select it fail',
+	'with one warning, on the table, none on its copy');
+cq(q{SELECT elt.ungovern('shop.customers')});
+is(shard_columns('shop.customers'), 'id,name x3', 'the column left every placement');
+cq(q{ALTER TABLE shop.customers ADD COLUMN region text});
+is(cq(q{SELECT string_agg(format('%s %s', version, summary), '; ' ORDER BY version)
+        FROM elt.schema_history WHERE table_name = 'customers'}),
+	'1 baseline with 3 columns; 2 dropped column region; 3 added column region text',
+	'the reference table has one version per statement');
+is(cq(q{SELECT count(*) FROM elt.schema_history WHERE table_name ~ '_\d+$'}), '0',
+	'no shard has a history');
+is(cq(q{SELECT count(*) FROM elt.schema_changes WHERE object ~ '_\d+(\.|$)'}), '0',
+	'no change of a shard was classified');
+is(cq(q{SELECT count(*) FROM elt.audit_log WHERE object ~ '_\d+(\.|$)'}), '0',
+	'and the audit log names no shard');
+
 # 6. check_ddl and schema_diff
 is(cq(q{SELECT string_agg(rule, ',' ORDER BY rule) FROM elt.check_ddl(
        'ALTER TABLE shop.customers DROP COLUMN region') WHERE class <> 'advice'}),
@@ -262,11 +294,10 @@ is(cq(q{SELECT string_agg(format('%s %s', logicalrelid, partmethod), ', ' ORDER 
 	'app__blue.items h, app__blue.kinds n', 'the blue tables stay distributed and reference');
 is(cq(q{SELECT count(*) FROM app.items JOIN app.kinds k ON k.id = items.kind}), '100',
 	'the interface views read them');
-{
-	local $TODO = 'issue 25: deploy_init of a governed schema with a reference table';
-	is(fails(q{SELECT elt.deploy_init('app2')}), '',
-		'deploy_init of a governed schema with a reference table');
-}
+is(fails(q{SELECT elt.deploy_init('app2')}), '',
+	'deploy_init of a governed schema with a reference table (its copy is not judged)');
+is(cq(q{SELECT relid::text FROM elt.tracked_tables WHERE schema_name LIKE 'app2%'}),
+	'app2__blue.kinds', 'and the moved table keeps its history, no shard has one');
 cq(q{
 SELECT elt.deploy_prepare('app', true);
 UPDATE app__green.items SET v = 'changed' WHERE id = 5;
@@ -298,10 +329,54 @@ UPDATE app__green.items SET v = 'changed' WHERE id = 5;
 		'writes through an interface view');
 }
 
-# 11. the audit chain holds
+# 11. a reference table renamed, moved and dropped: Citus renames (moves)
+# the table before its copy, so while the copy's statement runs its name
+# (schema) lags behind; it is still known as a shard
+cq(q{
+CREATE SCHEMA refs;
+CREATE SCHEMA refs_old;
+CREATE TABLE refs.regions (id int PRIMARY KEY, name text);
+SELECT create_reference_table('refs.regions');
+SELECT elt.govern('refs', 'enforce');
+SELECT elt.migration_begin('rename-regions', 'a clearer name', 'alice');
+ALTER TABLE refs.regions RENAME TO areas;
+SELECT elt.migration_end();
+});
+is(cq(q{SELECT string_agg(object, ', ' ORDER BY change_id) FROM elt.schema_changes
+        WHERE migration_id = (SELECT max(migration_id) FROM elt.schema_changes)}),
+	'refs.regions', 'an approved rename of a reference table: one change, on the table');
+is(cq(q{SELECT string_agg(relid::text, ', ') FROM elt.tracked_tables WHERE schema_name = 'refs'}),
+	'refs.areas', 'which keeps its history under its new name');
+cq(q{SELECT elt.govern('refs.areas', 'warn')});
+($rc, $out, $err) = $coord->psql('postgres', q{ALTER TABLE refs.areas SET SCHEMA refs_old});
+is($rc, 0, 'moving a reference table to another schema under warn runs');
+is(join("\n", $err =~ /WARNING:  (EG\d+: .*)$/mg),
+	'EG105: moves table refs.areas to schema refs_old: readers that name it fail',
+	'with one warning, on the table');
+($rc, $out, $err) = $coord->psql('postgres', q{DROP TABLE refs_old.areas});
+is($rc, 0, 'dropping a reference table governed under warn runs');
+{
+	# Citus drops the copy from its own sql_drop trigger, a DROP TABLE
+	# inside ours: its ddl_command_start forgets what the outer DROP had
+	# judged, and our sql_drop then warns about the table again
+	local $TODO = 'issue 25: DDL that Citus runs on a shard inside a DROP';
+	is(join("\n", $err =~ /WARNING:  (EG\d+: .*)$/mg),
+		'EG101: drops table refs_old.areas: its readers fail and its rows are gone',
+		'with one warning, on the table');
+}
+
+# no shard anywhere in the catalog of governance
+is(cq(q{SELECT count(*) FROM elt.tracked_tables WHERE table_name ~ '_\d+$'}), '0',
+	'no shard was ever tracked');
+is(cq(q{SELECT count(*) FROM elt.schema_changes WHERE object ~ '_\d+(\.|$)'}), '0',
+	'no change of a shard was ever classified');
+is(cq(q{SELECT count(*) FROM elt.audit_log WHERE object ~ '_\d+(\.|$)'}), '0',
+	'and the audit log never names a shard');
+
+# 12. the audit chain holds
 is(cq(q{SELECT valid FROM elt.audit_verify()}), 't', 'audit_verify');
 
-# 12. no crash on any node
+# 13. no crash on any node
 foreach my $node (@nodes)
 {
 	my $log = slurp_file($node->logfile);
