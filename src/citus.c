@@ -1,7 +1,8 @@
 /*
  * citus.c — what governance needs to know about Citus: whether a relation
- * is a shard (EltIsCitusShard), and how a Citus table is distributed
- * (EltCitusTableInfo).
+ * is a shard (EltIsCitusShard), whether a DDL statement is one Citus runs
+ * on its shards (EltCitusShardStatement), and how a Citus table is
+ * distributed (EltCitusTableInfo).
  *
  * Governance sees tables, never shards.  On a Citus cluster a distributed
  * or reference table is a shell on the coordinator, and its rows live in
@@ -29,7 +30,9 @@
  * Citus itself asks for both (RelationIsAKnownShard); one is enough here
  * because Citus renames or moves the table before its shards, so while a
  * shard's own ALTER ... RENAME or SET SCHEMA runs, its name or its schema
- * still lags behind its table's.  The shards found are remembered for the
+ * still lags behind its table's.  And when the table is gone, the shard is
+ * being dropped with it (Citus drops the shards from its sql_drop trigger,
+ * before it deletes their rows).  The shards found are remembered for the
  * rest of the transaction (DDL on a Citus table touches many of them).
  *
  * Locking: AccessShareLock on the Citus catalog read, released at the end
@@ -45,6 +48,9 @@
 #include "catalog/pg_namespace.h"
 #include "common/hashfn.h"
 #include "mb/pg_wchar.h"
+#include "catalog/namespace.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
 #include "parser/parse_relation.h"
 #include "utils/builtins.h"
@@ -159,15 +165,14 @@ shard_table(CitusCatalogs *c, int64 shardid)
 }
 
 /*
- * Whether a relation is a Citus shard (see the file header).  False for a
- * relation that does not exist, and whenever Citus is not installed in the
- * database.
+ * Whether relname in namespace nspoid names a Citus shard (see the file
+ * header); relid is the relation if it exists, else InvalidOid (a shard
+ * being created, or dropped already).
  */
-bool
-EltIsCitusShard(Oid relid)
+static bool
+shard_named(Oid nspoid, const char *relname, Oid relid)
 {
-	char	   *relname;
-	const char *sep;
+	const char *sep = strrchr(relname, '_');
 	const char *p;
 	CitusCatalogs *c;
 	int64		shardid;
@@ -176,10 +181,6 @@ EltIsCitusShard(Oid relid)
 	char		expected[NAMEDATALEN];
 	bool		shard;
 
-	relname = get_rel_name(relid);
-	if (relname == NULL)
-		return false;
-	sep = strrchr(relname, '_');
 	/* at most 18 digits: a shard id is a positive int8 */
 	if (sep == NULL || sep[1] == '\0' || sep == relname || strlen(sep + 1) > 18)
 		return false;
@@ -191,18 +192,22 @@ EltIsCitusShard(Oid relid)
 	c = citus_catalogs();
 	if (!OidIsValid(c->dist_shard))
 		return false;
-	if (list_member_oid(c->shards, relid))
+	if (OidIsValid(relid) && list_member_oid(c->shards, relid))
 		return true;
 	shardid = pg_strtoint64(sep + 1);
 	table = shard_table(c, shardid);
-	if (!OidIsValid(table) || table == relid ||
-		(table_name = get_rel_name(table)) == NULL)
+	if (!OidIsValid(table) || table == relid)
 		return false;
-	/* the same schema or the name Citus gives it: one may lag, see above */
-	shard_name(table_name, (uint64) shardid, expected);
-	shard = get_rel_namespace(table) == get_rel_namespace(relid) ||
-		strcmp(expected, relname) == 0;
-	if (shard)
+	table_name = get_rel_name(table);
+	if (table_name == NULL)
+		shard = true;			/* its table is gone: Citus drops its shards */
+	else
+	{
+		/* the same schema or the name Citus gives it: one may lag, see above */
+		shard_name(table_name, (uint64) shardid, expected);
+		shard = get_rel_namespace(table) == nspoid || strcmp(expected, relname) == 0;
+	}
+	if (shard && OidIsValid(relid))
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 
@@ -210,6 +215,92 @@ EltIsCitusShard(Oid relid)
 		MemoryContextSwitchTo(old);
 	}
 	return shard;
+}
+
+/*
+ * Whether a relation is a Citus shard (see the file header).  False for a
+ * relation that does not exist, and whenever Citus is not installed in the
+ * database.
+ */
+bool
+EltIsCitusShard(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+
+	return relname != NULL && shard_named(get_rel_namespace(relid), relname, relid);
+}
+
+/* Whether a relation named in a statement is a Citus shard (or will be one). */
+static bool
+shard_rangevar(RangeVar *rv)
+{
+	Oid			relid;
+	Oid			nspoid;
+	size_t		len = strlen(rv->relname);
+
+	/* the cheap test first: a shard's name ends in a digit */
+	if (len == 0 || rv->relname[len - 1] < '0' || rv->relname[len - 1] > '9')
+		return false;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	if (OidIsValid(relid))
+		return EltIsCitusShard(relid);
+	/* Citus names a shard with its schema */
+	nspoid = rv->schemaname ? get_namespace_oid(rv->schemaname, true) : InvalidOid;
+	return OidIsValid(nspoid) && shard_named(nspoid, rv->relname, InvalidOid);
+}
+
+/*
+ * Whether a DDL statement is one Citus runs on its shards: every relation
+ * it names (a table or an index, to create, alter, rename, move, truncate
+ * or drop) is a shard.  Such a statement runs inside the statement on the table
+ * (DDL on a distributed or reference table reaches the shards on this
+ * node through the event triggers again); the triggers leave it alone.
+ */
+bool
+EltCitusShardStatement(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (parsetree == NULL)
+		return false;
+	switch (nodeTag(parsetree))
+	{
+		case T_AlterTableStmt:
+			return shard_rangevar(((AlterTableStmt *) parsetree)->relation);
+		case T_IndexStmt:
+			return shard_rangevar(((IndexStmt *) parsetree)->relation);
+		case T_CreateStmt:
+			return shard_rangevar(((CreateStmt *) parsetree)->relation);
+		case T_RenameStmt:
+			return ((RenameStmt *) parsetree)->relation != NULL &&
+				shard_rangevar(((RenameStmt *) parsetree)->relation);
+		case T_AlterObjectSchemaStmt:
+			return ((AlterObjectSchemaStmt *) parsetree)->relation != NULL &&
+				shard_rangevar(((AlterObjectSchemaStmt *) parsetree)->relation);
+		case T_TruncateStmt:
+			foreach(lc, ((TruncateStmt *) parsetree)->relations)
+			{
+				if (!shard_rangevar((RangeVar *) lfirst(lc)))
+					return false;
+			}
+			return ((TruncateStmt *) parsetree)->relations != NIL;
+		case T_DropStmt:
+			{
+				DropStmt   *ds = (DropStmt *) parsetree;
+
+				if (ds->removeType != OBJECT_TABLE && ds->removeType != OBJECT_INDEX &&
+					ds->removeType != OBJECT_FOREIGN_TABLE)
+					return false;
+				foreach(lc, ds->objects)
+				{
+					if (!shard_rangevar(makeRangeVarFromNameList((List *) lfirst(lc))))
+						return false;
+				}
+				return ds->objects != NIL;
+			}
+		default:
+			return false;
+	}
 }
 
 /*

@@ -8,6 +8,8 @@
 
 #include "postgres.h"
 
+#include "nodes/nodes.h"
+
 /* How a Citus table is distributed (pg_dist_partition). */
 typedef struct EltCitusTable
 {
@@ -18,6 +20,7 @@ typedef struct EltCitusTable
 } EltCitusTable;
 
 extern bool EltIsCitusShard(Oid relid);
+extern bool EltCitusShardStatement(Node *parsetree);
 extern bool EltCitusTableInfo(Oid relid, EltCitusTable *info);
 
 #endif							/* ELT_CITUS_H */
