@@ -256,17 +256,29 @@ is(cq(q{SELECT string_agg(format('%s %s', relation, key), ', ' ORDER BY relation
 is(cq(q{SELECT count(*) FROM elt.lineage_rows}), '200', 'one edge per source row and target row');
 is(cq(qq{SELECT rows_written FROM elt.transform_runs WHERE run_id = $run}), '100',
 	'rows_written of the run');
+is(cq(qq{SELECT string_agg(format('%s %s %s', i->>'relation', i->>'rows', i->>'checksum' = elt.table_checksum((i->>'relation')::regclass)), ', '
+                           ORDER BY i->>'relation')
+         FROM elt.run_steps s, jsonb_array_elements(s.fragment->'inputs') i
+         WHERE s.run_id = $run AND i->>'role' = 'source'}),
+	'shop.customers 10 t, shop.orders 100 t',
+	"the run's manifest has the rows and checksums of its distributed and reference inputs");
 
 # 9. what is wrong today (issue 25)
-{
-	local $TODO = 'issue 25: checksums of distributed and reference tables';
-	cq(q{CREATE TABLE public.orders_local AS SELECT * FROM shop.orders});
-	is(cq(q{SELECT elt.table_checksum('shop.orders')}),
-		cq(q{SELECT elt.table_checksum('public.orders_local')}),
-		'table_checksum of a distributed table equals that of the same rows in a local table');
-	like(cq(q{SELECT elt.table_checksum('shop.customers')}), qr/^v1:10:/,
-		'table_checksum of a reference table counts its 10 rows');
-}
+# checksums of a distributed and a reference table: each shard where it
+# lives, the sums added (the checksum of the same rows in a local table)
+cq(q{CREATE TABLE public.orders_local AS SELECT * FROM shop.orders;
+     CREATE TABLE public.customers_local AS SELECT * FROM shop.customers});
+is(cq(q{SELECT elt.table_checksum('shop.orders')}),
+	cq(q{SELECT elt.table_checksum('public.orders_local')}),
+	'table_checksum of a distributed table equals that of the same rows in a local table');
+like(cq(q{SELECT elt.table_checksum('shop.orders')}), qr/^v1:100:[0-9a-f]{32}$/,
+	'and counts its 100 rows');
+is(cq(q{SELECT elt.table_checksum('shop.customers')}),
+	cq(q{SELECT elt.table_checksum('public.customers_local')}),
+	'table_checksum of a reference table equals that of the same rows in a local table');
+is(cq(q{SELECT elt.table_checksum('shop.orders', ARRAY['amount', 'id'])}),
+	cq(q{SELECT elt.table_checksum('public.orders_local', ARRAY['amount', 'id'])}),
+	'and over the columns given, in their order');
 {
 	local $TODO = 'issue 25: rows_read of a run over distributed tables';
 	isnt(cq(qq{SELECT rows_read FROM elt.transform_runs WHERE run_id = $run}), '0',
