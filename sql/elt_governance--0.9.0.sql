@@ -430,6 +430,15 @@ changes AS (
     SELECT 0, 0, 2, 'partition_key_changed', NULL, a->>'partition_key', b->>'partition_key'
     WHERE (a->'partition_key') IS DISTINCT FROM (b->'partition_key')
     UNION ALL
+    SELECT 0, 0, 14, 'distribution_changed', NULL,
+           NULLIF(concat_ws(' ', a->'distribution'->>'method',
+                            '(' || quote_ident(a->'distribution'->>'column') || ')',
+                            'colocation ' || (a->'distribution'->>'colocation')), ''),
+           NULLIF(concat_ws(' ', b->'distribution'->>'method',
+                            '(' || quote_ident(b->'distribution'->>'column') || ')',
+                            'colocation ' || (b->'distribution'->>'colocation')), '')
+    WHERE COALESCE(a->'distribution', 'null') <> COALESCE(b->'distribution', 'null')
+    UNION ALL
     SELECT 0, 0, 3, 'options_changed', NULL,
            elt._json_list(a->'options'), elt._json_list(b->'options')
     WHERE COALESCE(a->'options', 'null') <> COALESCE(b->'options', 'null')
@@ -567,6 +576,10 @@ SELECT CASE change
     WHEN 'table_dropped' THEN 'dropped table'
     WHEN 'persistence_changed' THEN format('set %s', after)
     WHEN 'partition_key_changed' THEN format('changed partition key from %s to %s', before, after)
+    WHEN 'distribution_changed' THEN
+        CASE WHEN before IS NULL THEN format('distributed by Citus: %s', after)
+             WHEN after IS NULL THEN format('no longer distributed by Citus (was %s)', before)
+             ELSE format('changed Citus distribution from %s to %s', before, after) END
     WHEN 'options_changed' THEN format('changed storage options from %s to %s', COALESCE(before, 'none'), COALESCE(after, 'none'))
     WHEN 'row_security_changed' THEN format('row level security %s', after)
     WHEN 'replica_identity_changed' THEN format('set replica identity %s', after)

@@ -118,6 +118,14 @@ is(cq(q{SELECT string_agg(relid::text, ', ' ORDER BY relid::text) FROM elt.track
 	'govern: the distributed and the reference table have a history, no shard');
 is(cq(q{SELECT count(*) FROM citus_shards WHERE table_name = 'shop.orders'::regclass}),
 	'4', 'shop.orders has four shards');
+# the shape records the distribution: method, column, colocation group
+my $coloc = cq(q{SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'shop.orders'::regclass});
+is(cq(q{SELECT shape->'distribution' FROM elt.schema_versions v JOIN elt.tracked_tables t USING (table_id)
+        WHERE t.relid = 'shop.orders'::regclass AND v.version = 1}),
+	qq({"column": "id", "method": "hash", "colocation": $coloc}),
+	"the distributed table's baseline records its distribution");
+is(cq(q{SELECT elt.table_shape('shop.customers')->'distribution'->>'method'}), 'reference',
+	'and a reference table is recorded as one');
 
 # 3. ADD COLUMN: one version, on every shard
 cq(q{ALTER TABLE shop.orders ADD COLUMN status text});
@@ -189,6 +197,16 @@ is(cq(q{SELECT string_agg(format('%s %s', version, summary), '; ' ORDER BY versi
         FROM elt.schema_history WHERE table_name = 'customers'}),
 	'1 baseline with 3 columns; 2 dropped column region; 3 added column region text',
 	'the reference table has one version per statement');
+# a table distributed after it was governed: its next version says so
+cq(q{
+CREATE TABLE shop.events (id bigint PRIMARY KEY, at timestamptz);
+SELECT create_distributed_table('shop.events', 'id', colocate_with => 'shop.orders');
+ALTER TABLE shop.events ADD COLUMN kind text;
+});
+is(cq(q{SELECT string_agg(format('%s %s', version, summary), '; ' ORDER BY version)
+        FROM elt.schema_history WHERE table_name = 'events'}),
+	"1 created with 2 columns; 2 distributed by Citus: hash (id) colocation $coloc; added column kind text",
+	'a table distributed after its first version: the next version records the distribution');
 is(cq(q{SELECT count(*) FROM elt.schema_history WHERE table_name ~ '_\d+$'}), '0',
 	'no shard has a history');
 is(cq(q{SELECT count(*) FROM elt.schema_changes WHERE object ~ '_\d+(\.|$)'}), '0',
