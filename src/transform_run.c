@@ -51,6 +51,7 @@
 #include "utils/timestamp.h"
 
 #include "audit.h"
+#include "citus.h"
 #include "lineage.h"
 #include "manifest.h"
 #include "transform.h"
@@ -73,6 +74,27 @@ static RunState *current_run = NULL;
  * Runs
  * ---------------------------------------------------------------------
  */
+
+/*
+ * A run into a Citus distributed or reference table keeps no undo: its
+ * rows are written on the shards, where merge's DO UPDATE cannot hand the
+ * rows it replaces to this session (Citus refuses the volatile call) and
+ * the rows carry the workers' transaction ids, not ours.  Said once per
+ * run; elt.run_revert then says it kept no undo.
+ */
+static bool
+citus_target(EltTransform *t)
+{
+	EltCitusTable info;
+
+	if (!EltCitusTableInfo(t->target, &info))
+		return false;
+	ereport(NOTICE,
+			(errmsg("this run of transform \"%s\" keeps no undo: it cannot be reverted", t->name),
+			 errdetail("Its target %s is a Citus table, whose rows are written on its shards.",
+					   EltRelDisplayName(t->target))));
+	return true;
+}
 
 /* Rows read so far in this transaction from relations (and their partitions). */
 static int64
@@ -784,6 +806,8 @@ elt_transform_run(PG_FUNCTION_ARGS)
 	rc->row = strcmp(lineage, "row") == 0 && strcmp(rc->t.lineage_level, "row") == 0;
 	rc->lineage = (strcmp(lineage, "row") == 0 && !rc->row) ? "table" : lineage;
 	rc->undo = EltUndoEnabled();
+	if (rc->undo && citus_target(&rc->t))
+		rc->undo = false;
 	rc->run.params = params;
 	rc->run.started_at = GetCurrentTimestamp();
 
