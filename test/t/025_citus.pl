@@ -336,13 +336,14 @@ cq(q{
 SELECT elt.deploy_prepare('app', true);
 UPDATE app__green.items SET v = 'changed' WHERE id = 5;
 });
-{
-	local $TODO = 'issue 25: candidate tables distributed like the live ones';
-	is(cq(q{SELECT string_agg(format('%s %s', logicalrelid, partmethod), ', ' ORDER BY logicalrelid::text)
-            FROM pg_dist_partition WHERE logicalrelid::text LIKE 'app\_\_green.%'}),
-		'app__green.items h, app__green.kinds n',
-		'deploy_prepare(copy_data): the green tables are distributed and reference');
-}
+is(cq(q{SELECT string_agg(format('%s %s %s', logicalrelid, partmethod,
+                                 colocationid = (SELECT colocationid FROM pg_dist_partition
+                                                 WHERE logicalrelid = 'app__blue.items'::regclass)),
+                          ', ' ORDER BY logicalrelid::text)
+        FROM pg_dist_partition WHERE logicalrelid::text LIKE 'app\_\_green.%'}),
+	'app__green.items h t, app__green.kinds n f',
+	'deploy_prepare(copy_data): the candidates are a distributed table colocated with live, and a reference table');
+is(cq(q{SELECT count(*) FROM app__green.items}), '100', 'with the rows copied');
 {
 	local $TODO = 'issue 25: deploy_compare of distributed tables';
 	is(cq(q{SELECT format('%s %s %s', live_rows, candidate_rows, changed)
@@ -353,10 +354,11 @@ UPDATE app__green.items SET v = 'changed' WHERE id = 5;
 	local $TODO = 'issue 25: deploy_diff of distributed tables';
 	is(fails(q{SELECT * FROM elt.deploy_diff('app', 'items')}), '', 'deploy_diff runs');
 }
-{
-	local $TODO = 'issue 25: deploy_promote to candidate tables Citus does not know';
-	is(fails(q{SELECT elt.deploy_promote('app', 'go')}), '', 'deploy_promote runs');
-}
+is(fails(q{SELECT elt.deploy_promote('app', 'go')}), '',
+	'deploy_promote to distributed candidates');
+is(cq(q{SELECT v FROM app.items WHERE id = 5}), 'changed', 'the interface reads green');
+is(fails(q{SELECT elt.deploy_rollback('app', 'back')}), '', 'deploy_rollback');
+is(cq(q{SELECT v FROM app.items WHERE id = 5}), 'v5', 'the interface reads blue again');
 {
 	local $TODO = 'issue 25: Citus cannot modify the interface views';
 	is(fails(q{INSERT INTO app.items VALUES (1000, 1, 'x')}), '',
