@@ -71,6 +71,7 @@ OBJS = \
 	src/lineage_store.o \
 	src/openlineage.o \
 	src/checksum.o \
+	src/checksum_citus.o \
 	src/snapshot.o \
 	src/manifest.o \
 	src/replay.o \

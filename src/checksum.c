@@ -34,6 +34,9 @@
  *
  * Result: "v1:<rows>:<32 hex digits of the sum>".  The prefix versions the
  * format.
+ *
+ * A Citus distributed or reference table is checksummed on its shards,
+ * where its rows are, and the sums added (checksum_citus.c).
  */
 #include "postgres.h"
 
@@ -69,11 +72,11 @@
 #include "utils/syscache.h"
 
 #include "checksum.h"
+#include "checksum_int.h"
 #include "citus.h"
 #include "lineage_keys.h"
 #include "util.h"
 
-#define CHECKSUM_PREFIX "v1"
 
 /* ---------------------------------------------------------------------
  * SipHash-1-3, 128-bit output: one compression round per word and three
@@ -961,82 +964,16 @@ checksum_setup(Checksum *cs, Oid relid, List *colnames)
 	return rels;
 }
 
-/*
- * The rows of a Citus distributed or reference table live in its shards
- * (on the workers, and the coordinator's copy of a reference table), not
- * in the table on the coordinator: each shard is checksummed where it
- * lives, in parallel (Citus's run_command_on_shards, one placement per
- * shard), and the sums added as checksum_row adds rows.  The order of the
- * rows never mattered, so the result equals the checksum of the same rows
- * in a local table.  Each shard is read under its own snapshot: while
- * writes run, the total is not of one moment.
- */
-static void
-checksum_citus(Checksum *cs, Oid relid)
+/* The names of the columns a checksum reads. */
+static char **
+column_names(Checksum *cs)
 {
-	StringInfoData cols;
-	StringInfoData cmd;
-	Oid			argtypes[2] = {OIDOID, TEXTOID};
-	Datum		args[2];
+	char	  **names = palloc(sizeof(char *) * Max(cs->ncols, 1));
 	int			i;
-	uint64		n;
 
-	/* the column names as a text[] literal; '%' doubled for format() */
-	initStringInfo(&cols);
-	appendStringInfoChar(&cols, '{');
 	for (i = 0; i < cs->ncols; i++)
-	{
-		const char *c;
-
-		appendStringInfoString(&cols, i > 0 ? ",\"" : "\"");
-		for (c = cs->cols[i].name; *c; c++)
-		{
-			if (*c == '"' || *c == '\\')
-				appendStringInfoChar(&cols, '\\');
-			if (*c == '%')
-				appendStringInfoChar(&cols, '%');
-			appendStringInfoChar(&cols, *c);
-		}
-		appendStringInfoChar(&cols, '"');
-	}
-	appendStringInfoChar(&cols, '}');
-	initStringInfo(&cmd);
-	appendStringInfo(&cmd, "SELECT %s.table_checksum(%%L::pg_catalog.regclass, %s)",
-					 quote_identifier(ELT_SCHEMA_NAME),
-					 cs->ncols == 0 ? "NULL" :
-					 psprintf("%s::pg_catalog.text[]", quote_literal_cstr(cols.data)));
-	args[0] = ObjectIdGetDatum(relid);
-	args[1] = CStringGetTextDatum(cmd.data);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT success, result FROM pg_catalog.run_command_on_shards($1, $2)",
-							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "run_command_on_shards failed");
-	for (n = 0; n < SPI_processed; n++)
-	{
-		bool		isnull;
-		bool		ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[n],
-													SPI_tuptable->tupdesc, 1, &isnull));
-		char	   *result = SPI_getvalue(SPI_tuptable->vals[n], SPI_tuptable->tupdesc, 2);
-		uint64		rows;
-		char		hex[33];
-		uint64		part[2];
-
-		if (isnull || !ok || result == NULL ||
-			sscanf(result, CHECKSUM_PREFIX ":" UINT64_FORMAT ":%32[0-9a-f]", &rows, hex) != 2 ||
-			strlen(hex) != 32)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not checksum a shard of %s", EltRelDisplayName(relid)),
-					 errdetail("The shard answered: %s", result ? result : "nothing")));
-		part[0] = strtou64(hex + 16, NULL, 16);
-		hex[16] = '\0';
-		part[1] = strtou64(hex, NULL, 16);
-		cs->sum[0] += part[0];
-		cs->sum[1] += part[1] + (cs->sum[0] < part[0] ? 1 : 0);
-		cs->rows += rows;
-	}
-	SPI_finish();
+		names[i] = cs->cols[i].name;
+	return names;
 }
 
 static char *
@@ -1059,8 +996,9 @@ EltTableChecksum(Oid relid, List *colnames)
 
 	memset(&cs, 0, sizeof(cs));
 	rels = checksum_setup(&cs, relid, colnames);
+	/* a Citus table's rows are in its shards (checksum_citus.c) */
 	if (EltCitusTableInfo(relid, &citus))
-		checksum_citus(&cs, relid);
+		EltChecksumCitus(relid, column_names(&cs), cs.ncols, &cs.rows, cs.sum);
 	else
 		checksum_scan(&cs, rels);
 	MemoryContextDelete(cs.rowcxt);
@@ -1311,6 +1249,7 @@ checksum_ranges(FunctionCallInfo fcinfo, bool by_segments)
 	int32		typmod;
 	TypeCacheEntry *tc;
 	int			seg;
+	EltCitusTable citus;
 
 	InitMaterializedSRF(fcinfo, 0);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -1352,7 +1291,17 @@ checksum_ranges(FunctionCallInfo fcinfo, bool by_segments)
 		cs.bounds = given_bounds(&cs, PG_GETARG_ARRAYTYPE_P(2), &cs.nbounds);
 	cs.seg_sum = palloc0(sizeof(uint64) * 2 * (cs.nbounds + 2));
 	cs.seg_rows = palloc0(sizeof(uint64) * (cs.nbounds + 2));
-	checksum_scan(&cs, rels);
+	if (EltCitusTableInfo(relid, &citus))
+	{
+		char	  **bounds = palloc(sizeof(char *) * Max(cs.nbounds, 1));
+
+		for (seg = 0; seg < cs.nbounds; seg++)
+			bounds[seg] = EltLineageKeyText(cs.bounds[seg], cs.keytype);
+		EltChecksumRangesCitus(relid, key, column_names(&cs), cs.ncols, bounds, cs.nbounds,
+							   cs.seg_rows, cs.seg_sum);
+	}
+	else
+		checksum_scan(&cs, rels);
 	MemoryContextDelete(cs.rowcxt);
 
 	for (seg = 0; seg <= cs.nbounds + 1; seg++)

@@ -298,6 +298,11 @@ like(cq(q{SELECT elt.table_checksum('shop.orders')}), qr/^v1:100:[0-9a-f]{32}$/,
 is(cq(q{SELECT elt.table_checksum('shop.customers')}),
 	cq(q{SELECT elt.table_checksum('public.customers_local')}),
 	'table_checksum of a reference table equals that of the same rows in a local table');
+is(cq(q{SELECT string_agg(format('%s %s %s', segment, row_count, checksum), ', ' ORDER BY segment)
+        FROM elt.table_checksum_ranges('shop.orders', 'id', 4)}),
+	cq(q{SELECT string_agg(format('%s %s %s', segment, row_count, checksum), ', ' ORDER BY segment)
+        FROM elt.table_checksum_ranges('public.orders_local', 'id', 4)}),
+	'range checksums of a distributed table equal those of the same rows in a local table');
 is(cq(q{SELECT elt.table_checksum('shop.orders', ARRAY['amount', 'id'])}),
 	cq(q{SELECT elt.table_checksum('public.orders_local', ARRAY['amount', 'id'])}),
 	'and over the columns given, in their order');
@@ -344,12 +349,9 @@ is(cq(q{SELECT string_agg(format('%s %s %s', logicalrelid, partmethod,
 	'app__green.items h t, app__green.kinds n f',
 	'deploy_prepare(copy_data): the candidates are a distributed table colocated with live, and a reference table');
 is(cq(q{SELECT count(*) FROM app__green.items}), '100', 'with the rows copied');
-{
-	local $TODO = 'issue 25: deploy_compare of distributed tables';
-	is(cq(q{SELECT format('%s %s %s', live_rows, candidate_rows, changed)
-            FROM elt.deploy_compare('app') WHERE relation = 'app.items'}),
-		'100 100 1', 'deploy_compare counts the live rows and finds the changed one');
-}
+is(cq(q{SELECT format('%s %s %s %s %s', live_rows, candidate_rows, missing, extra, changed)
+        FROM elt.deploy_compare('app') WHERE relation = 'app.items'}),
+	'100 100 0 0 1', 'deploy_compare counts the rows of both colors and finds the changed one');
 is(cq(q{SELECT format('%s %s %s', key, change, columns) FROM elt.deploy_diff('app', 'items')}),
 	'{"id": 5} changed {v}', 'deploy_diff finds the changed row of the distributed table and its column');
 is(fails(q{SELECT elt.deploy_promote('app', 'go')}), '',
