@@ -96,9 +96,13 @@ citus_target(EltTransform *t)
 	return true;
 }
 
-/* Rows read so far in this transaction from relations (and their partitions). */
+/*
+ * Rows read so far in this transaction from relations (and their
+ * partitions).  *unknown: one of them is a Citus table, whose rows are read
+ * on its shards, by other sessions, whose counts this one does not see.
+ */
 static int64
-rows_read(List *sources)
+rows_read(List *sources, bool *unknown)
 {
 	int64		total = 0;
 	ListCell   *lc;
@@ -108,6 +112,10 @@ rows_read(List *sources)
 		Oid			relid = lfirst_oid(lc);
 		List	   *rels;
 		ListCell   *lc2;
+		EltCitusTable citus;
+
+		if (EltCitusTableInfo(relid, &citus))
+			*unknown = true;
 
 		if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
 			rels = find_all_inheritors(relid, NoLock, NULL);
@@ -290,6 +298,7 @@ run_statement(EltTransform *t, EltLineageInfo *info, EltTargetInfo *ti, bool row
 typedef struct RunCounts
 {
 	int64		read;
+	bool		read_unknown;	/* it read a Citus table (rows_read) */
 	int64		written;
 	int64		deleted;
 	int64		lineage_rows;	/* (target row, source relation) pairs */
@@ -335,6 +344,8 @@ record_run(EltTransform *t, int64 seed, Jsonb *params, const char *lineage,
 	v[5] = TimestampTzGetDatum(started);
 	v[6] = TimestampTzGetDatum(finished);
 	v[7] = Int64GetDatum(counts->read);
+	if (counts->read_unknown)
+		n[7] = 'n';
 	v[8] = Int64GetDatum(counts->written);
 	v[9] = Int64GetDatum(counts->deleted);
 	if (strcmp(t->mode, "replace") != 0)
@@ -437,7 +448,7 @@ execute_run(EltTransform *t, RunState *run, EltLineageInfo *info, EltTargetInfo 
 				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 			counts->deleted = (int64) SPI_processed;
 		}
-		before = rows_read(info->sources);
+		before = rows_read(info->sources, &counts->read_unknown);
 		if (row)
 			EltCaptureBegin(t->target, ti->key_text ? list_length(ti->pk) : 0, info->slots, token, cxt);
 		rc = SPI_execute_with_args(stmt, (row || undo) ? 1 : 0, types, args, NULL, false, 0);
@@ -446,7 +457,7 @@ execute_run(EltTransform *t, RunState *run, EltLineageInfo *info, EltTargetInfo 
 		counts->written = (int64) SPI_processed;
 		if (row)
 			counts->lineage_rows = EltCaptureEnd();
-		counts->read = rows_read(info->sources) - before;
+		counts->read = rows_read(info->sources, &counts->read_unknown) - before;
 		/* the run's subtransaction: its rows carry this xid */
 		counts->xid = GetCurrentTransactionIdIfAny();
 		SPI_finish();
@@ -544,6 +555,7 @@ run_body(void *arg)
 	if (rc->undo)
 		counts.shape = EltUndoShape(t->target);
 	rc->step.rows_read = counts.read;
+	rc->step.rows_read_unknown = counts.read_unknown;
 	rc->step.rows_written = counts.written;
 	rc->step.rows_deleted = counts.deleted;
 	rc->step.rows_deleted_known = strcmp(t->mode, "replace") == 0;
