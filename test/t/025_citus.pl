@@ -181,6 +181,8 @@ is(cq(qq{SET citus.override_table_visibility = off; SELECT to_regclass('$hidden'
 	't', "the coordinator holds the reference table's copy $hidden");
 like(fails(qq{SELECT elt.govern('$hidden', 'warn')}),
 	qr/ERROR:  "\Q$hidden\E" is a Citus shard/, 'governing a shard by name is refused');
+like(fails(qq{SELECT elt.snapshot_create('$hidden')}),
+	qr/ERROR:  \Q$hidden\E is a Citus shard/, 'and so is snapshotting one');
 # under warn (a table target) in a schema under enforce: one warning, on
 # the table, and the DROP runs; the copy is not judged under the schema's
 # policy
@@ -246,6 +248,12 @@ $coord->poll_query_until('postgres',
   . cq(q{SELECT state, state_reason, last_error FROM elt.backfill_status});
 is(cq(q{SELECT count(*) FILTER (WHERE applied = 2) FROM shop.orders}),
 	'100', 'two backfill workers: every row once');
+like(fails(q{SELECT elt.backfill_create('bf3', 'shop.orders',
+               'UPDATE shop.orders SET applied = 0 WHERE customer_id >= $1 AND customer_id < $2',
+               'customer_id', options => '{"allow_duplicate_keys": true}')}),
+	qr/key column "customer_id" of shop.orders is not its distribution column.*HINT:  Key the backfill on "id"/s,
+	'a backfill keyed on another column than the distribution column is refused');
+is(cq(q{SELECT count(*) FROM elt.backfills WHERE name = 'bf3'}), '0', 'and nothing was made');
 
 # 8. a merge transform from a distributed and a reference table into a
 # distributed target (colocated with the source), with row lineage
