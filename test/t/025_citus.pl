@@ -407,6 +407,29 @@ is(join("\n", $err =~ /WARNING:  (EG\d+: .*)$/mg),
 	'EG101: drops table refs_old.areas: its readers fail and its rows are gone',
 	'with one warning, on the table');
 
+# a distributed partitioned table: the partitions are the parent's history,
+# their shards (partitions of the parent's shards) nobody's
+cq(q{
+CREATE TABLE refs.visits (id bigint NOT NULL, at date NOT NULL, PRIMARY KEY (id, at))
+    PARTITION BY RANGE (at);
+CREATE TABLE refs.visits_y2024 PARTITION OF refs.visits FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+SELECT create_distributed_table('refs.visits', 'id', shard_count => 2);
+CREATE TABLE refs.visits_y2025 PARTITION OF refs.visits FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+ALTER TABLE refs.visits ADD COLUMN page text;
+INSERT INTO refs.visits SELECT g, date '2024-06-01' + g, 'p' FROM generate_series(1, 300) g;
+});
+is(cq(q{SELECT string_agg(format('%s %s', version, summary), '; ' ORDER BY version)
+        FROM elt.schema_history WHERE table_name = 'visits'}),
+	'1 created with 2 columns; 2 partition refs.visits_y2024 attached; '
+	  . '3 partition refs.visits_y2025 attached; distributed by Citus: hash (id) colocation '
+	  . cq(q{SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'refs.visits'::regclass})
+	  . '; 4 added column page text',
+	'a distributed partitioned table: one history, partitions in it');
+is(cq(q{SELECT string_agg(relid::text, ', ' ORDER BY relid::text) FROM elt.tracked_tables WHERE schema_name = 'refs'}),
+	'refs.visits', 'no partition and no shard has a history of its own');
+like(cq(q{SELECT elt.table_checksum('refs.visits')}), qr/^v1:300:/,
+	'the checksum of a distributed partitioned table counts its rows');
+
 # no shard anywhere in the catalog of governance
 is(cq(q{SELECT count(*) FROM elt.tracked_tables WHERE table_name ~ '_\d+$'}), '0',
 	'no shard was ever tracked');
