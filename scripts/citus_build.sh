@@ -91,7 +91,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-log "building Citus $CITUS_VERSION for $("$PG_CONFIG" --version) into $SRC (about 2 minutes on 2 cores)"
+log "building Citus $CITUS_VERSION for $("$PG_CONFIG" --version) into $SRC (1-2 minutes on 2 cores)"
 rm -rf "$SRC"
 mkdir -p "$SRC"
 tar -xJf "$TARBALL" -C "$SRC" --strip-components=1
