@@ -3,10 +3,13 @@
 # Two commands are for people (see README.md):
 #   make demo   install what is missing, build, install, run scripts/demo.sql
 #   make test   install what is missing, build, install, run every suite
+# and one for the Citus suite (docs/citus.md):
+#   make test-citus   build Citus 13.2.2 into that PostgreSQL once
+#                     (scripts/citus_build.sh), then run test/t/025_citus.pl
 # Both are driven by scripts in scripts/ and need no PostgreSQL headers to be
 # present beforehand, so they are defined before PGXS is included.
 
-ORCHESTRATION_GOALS := demo test setup
+ORCHESTRATION_GOALS := demo test test-citus setup
 ifneq ($(filter $(ORCHESTRATION_GOALS),$(MAKECMDGOALS)),)
 
 .PHONY: $(ORCHESTRATION_GOALS)
@@ -14,6 +17,9 @@ demo:
 	@bash scripts/demo.sh
 test:
 	@bash scripts/test.sh
+test-citus:
+	@bash scripts/citus_build.sh >/dev/null
+	@SUITES=citus bash scripts/test.sh
 setup:
 	@bash scripts/setup.sh
 
@@ -27,6 +33,7 @@ OBJS = \
 	src/util_json.o \
 	src/util_subxact.o \
 	src/util_sql.o \
+	src/citus.o \
 	src/settings.o \
 	src/audit.o \
 	src/audit_verify.o \
@@ -64,6 +71,7 @@ OBJS = \
 	src/lineage_store.o \
 	src/openlineage.o \
 	src/checksum.o \
+	src/checksum_citus.o \
 	src/snapshot.o \
 	src/manifest.o \
 	src/replay.o \

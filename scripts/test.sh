@@ -6,7 +6,10 @@
 # PG_MAJOR=16, 17 or 18 (make test PG_MAJOR=17) tests against that
 # PostgreSQL, built once into a cache by scripts/pg_build.sh; the default is
 # Debian's 15.  SUITES (default "regress isolation tap") picks the kinds of
-# suite to run: .ci/run runs only the pg_regress suites on 16 and 17.
+# suite to run: .ci/run runs only the pg_regress suites on 16 and 17;
+# "citus" is the Citus TAP file alone (make test-citus).  The TAP files
+# include test/t/025_citus.pl, which runs when Citus is installed for that
+# PostgreSQL (scripts/citus_build.sh) and says it is skipped otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -50,11 +53,13 @@ run_regress_kind() {
   failed=$((failed + bad))
 }
 
-# Each TAP file on its own, so that one failing file is counted as one.
+# Each TAP file on its own, so that one failing file is counted as one;
+# the files given, or every one.
 run_tap() {
-  local t rc
+  local t rc files=("$@")
   echo "=== installcheck-tap"
-  for t in "$WORK"/test/t/*.pl; do
+  [ ${#files[@]} -gt 0 ] || files=("$WORK"/test/t/*.pl)
+  for t in "${files[@]}"; do
     t=test/t/$(basename "$t")
     as_postgres make -C "$WORK" -s PG_CONFIG="$PG_CONFIG" installcheck-tap \
       PROVE_TESTS="$t" >"$WORK/tap.log" 2>&1
@@ -86,6 +91,7 @@ for kind in $SUITES; do
     regress) run_regress_kind installcheck-regress ;;
     isolation) run_regress_kind installcheck-isolation ;;
     tap) run_tap ;;
+    citus) run_tap "$WORK/test/t/025_citus.pl" ;;
     *) echo "unknown suite kind $kind"; failed=$((failed + 1)) ;;
   esac
 done

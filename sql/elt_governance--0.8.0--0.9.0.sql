@@ -449,3 +449,277 @@ DROP FUNCTION elt.replay(bigint, text, boolean);
 CREATE FUNCTION elt.replay(run_id bigint, into_schema text DEFAULT NULL,
                            trust_imported boolean DEFAULT false, sandbox name DEFAULT NULL) RETURNS bigint
     LANGUAGE c CALLED ON NULL INPUT AS 'MODULE_PATHNAME', 'elt_replay';
+
+-- Issue 25: the shape of a Citus table records its distribution (method,
+-- distribution column, colocation group); its changes are described.
+CREATE OR REPLACE FUNCTION elt._shape_diff(a jsonb, b jsonb)
+    RETURNS TABLE (change text, object text, before text, after text)
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+WITH ca AS (
+    SELECT (e->>'attnum')::int AS n, e
+    FROM jsonb_array_elements(COALESCE(a->'columns', '[]')) e),
+cb AS (
+    SELECT (e->>'attnum')::int AS n, e
+    FROM jsonb_array_elements(COALESCE(b->'columns', '[]')) e),
+cols AS (
+    SELECT COALESCE(ca.n, cb.n) AS n, ca.e AS x, cb.e AS y
+    FROM ca FULL JOIN cb ON ca.n = cb.n),
+ka AS (
+    SELECT e->>'name' AS nm, e
+    FROM jsonb_array_elements(COALESCE(a->'constraints', '[]')) e),
+kb AS (
+    SELECT e->>'name' AS nm, e
+    FROM jsonb_array_elements(COALESCE(b->'constraints', '[]')) e),
+cons AS (
+    SELECT COALESCE(ka.nm, kb.nm) AS nm, ka.e AS x, kb.e AS y
+    FROM ka FULL JOIN kb ON ka.nm = kb.nm),
+ia AS (
+    SELECT e->>'name' AS nm, e
+    FROM jsonb_array_elements(COALESCE(a->'indexes', '[]')) e),
+ib AS (
+    SELECT e->>'name' AS nm, e
+    FROM jsonb_array_elements(COALESCE(b->'indexes', '[]')) e),
+idx AS (
+    SELECT COALESCE(ia.nm, ib.nm) AS nm, ia.e AS x, ib.e AS y
+    FROM ia FULL JOIN ib ON ia.nm = ib.nm),
+changes AS (
+    SELECT 0 AS g, 0 AS n, 1 AS s, 'persistence_changed' AS change, NULL::text AS object,
+           CASE WHEN (a->>'unlogged')::boolean THEN 'UNLOGGED' ELSE 'LOGGED' END AS before,
+           CASE WHEN (b->>'unlogged')::boolean THEN 'UNLOGGED' ELSE 'LOGGED' END AS after
+    WHERE (a->'unlogged') IS DISTINCT FROM (b->'unlogged')
+    UNION ALL
+    SELECT 0, 0, 2, 'partition_key_changed', NULL, a->>'partition_key', b->>'partition_key'
+    WHERE (a->'partition_key') IS DISTINCT FROM (b->'partition_key')
+    UNION ALL
+    SELECT 0, 0, 14, 'distribution_changed', NULL,
+           NULLIF(concat_ws(' ', a->'distribution'->>'method',
+                            '(' || quote_ident(a->'distribution'->>'column') || ')',
+                            'colocation ' || (a->'distribution'->>'colocation')), ''),
+           NULLIF(concat_ws(' ', b->'distribution'->>'method',
+                            '(' || quote_ident(b->'distribution'->>'column') || ')',
+                            'colocation ' || (b->'distribution'->>'colocation')), '')
+    WHERE COALESCE(a->'distribution', 'null') <> COALESCE(b->'distribution', 'null')
+    UNION ALL
+    SELECT 0, 0, 3, 'options_changed', NULL,
+           elt._json_list(a->'options'), elt._json_list(b->'options')
+    WHERE COALESCE(a->'options', 'null') <> COALESCE(b->'options', 'null')
+    UNION ALL
+    SELECT 0, 0, 4, 'row_security_changed', NULL, a->>'row_security', b->>'row_security'
+    WHERE (a->'row_security') IS DISTINCT FROM (b->'row_security')
+    UNION ALL
+    SELECT 0, 0, 5, 'replica_identity_changed', NULL, a->>'replica_identity', b->>'replica_identity'
+    WHERE (a->'replica_identity') IS DISTINCT FROM (b->'replica_identity')
+    UNION ALL
+    SELECT 0, 0, 6, 'owner_changed', NULL, a->>'owner', b->>'owner'
+    WHERE (a->'owner') IS DISTINCT FROM (b->'owner')
+    UNION ALL
+    SELECT 0, 0, 12, 'access_method_changed', NULL, a->>'access_method', b->>'access_method'
+    WHERE COALESCE(a->'access_method', 'null') <> COALESCE(b->'access_method', 'null')
+    UNION ALL
+    SELECT 0, 0, 13, 'of_type_changed', NULL, a->>'of_type', b->>'of_type'
+    WHERE COALESCE(a->'of_type', 'null') <> COALESCE(b->'of_type', 'null')
+    UNION ALL
+    SELECT 0, 0, 7, 'tablespace_changed', NULL, a->>'tablespace', b->>'tablespace'
+    WHERE COALESCE(a->'tablespace', 'null') <> COALESCE(b->'tablespace', 'null')
+    UNION ALL
+    SELECT 0, 0, 8, 'inheritance_changed', NULL,
+           elt._json_list(a->'inherits'), elt._json_list(b->'inherits')
+    WHERE COALESCE(a->'inherits', '[]') <> COALESCE(b->'inherits', '[]')
+    UNION ALL
+    SELECT 0, 0, 9, 'partition_of_changed', NULL,
+           NULLIF(concat_ws(' ', a->>'partition_of', a->>'partition_bound'), ''),
+           NULLIF(concat_ws(' ', b->>'partition_of', b->>'partition_bound'), '')
+    WHERE COALESCE(a->'partition_of', 'null') <> COALESCE(b->'partition_of', 'null')
+       OR COALESCE(a->'partition_bound', 'null') <> COALESCE(b->'partition_bound', 'null')
+    UNION ALL
+    SELECT 0, 0, 10, 'partition_attached', x, NULL, x
+    FROM jsonb_array_elements_text(CASE jsonb_typeof(b->'partitions')
+                                   WHEN 'array' THEN b->'partitions' ELSE '[]' END) x
+    WHERE NOT (jsonb_typeof(a->'partitions') = 'array'
+               AND a->'partitions' @> jsonb_build_array(x))
+    UNION ALL
+    SELECT 0, 0, 10, 'partition_detached', x, x, NULL
+    FROM jsonb_array_elements_text(CASE jsonb_typeof(a->'partitions')
+                                   WHEN 'array' THEN a->'partitions' ELSE '[]' END) x
+    WHERE NOT (jsonb_typeof(b->'partitions') = 'array'
+               AND b->'partitions' @> jsonb_build_array(x))
+    UNION ALL
+    SELECT 0, 0, 11, 'clustered_on_changed', NULL, a->>'clustered_on', b->>'clustered_on'
+    WHERE COALESCE(a->'clustered_on', 'null') <> COALESCE(b->'clustered_on', 'null')
+    UNION ALL
+    SELECT 1, n, 1, 'column_dropped', x->>'name', elt._column_text(x), NULL
+    FROM cols WHERE y IS NULL
+    UNION ALL
+    SELECT 1, n, 1, 'column_added', y->>'name', NULL, elt._column_text(y)
+    FROM cols WHERE x IS NULL
+    UNION ALL
+    SELECT 1, n, 2, 'column_renamed', y->>'name', x->>'name', y->>'name'
+    FROM cols WHERE x->>'name' <> y->>'name'
+    UNION ALL
+    SELECT 1, n, 3, 'column_type_changed', y->>'name', x->>'type', y->>'type'
+    FROM cols WHERE x->>'type' <> y->>'type'
+    UNION ALL
+    SELECT 1, n, 4, 'nullability_changed', y->>'name',
+           CASE WHEN (x->>'not_null')::boolean THEN 'NOT NULL' ELSE 'NULL' END,
+           CASE WHEN (y->>'not_null')::boolean THEN 'NOT NULL' ELSE 'NULL' END
+    FROM cols WHERE x->'not_null' <> y->'not_null'
+    UNION ALL
+    SELECT 1, n, 5, 'default_changed', y->>'name', x->>'default', y->>'default'
+    FROM cols
+    WHERE x IS NOT NULL AND y IS NOT NULL
+      AND (x->'default') IS DISTINCT FROM (y->'default')
+    UNION ALL
+    SELECT 1, n, 6, 'collation_changed', y->>'name', x->>'collation', y->>'collation'
+    FROM cols
+    WHERE x IS NOT NULL AND y IS NOT NULL
+      AND (x->'collation') IS DISTINCT FROM (y->'collation')
+    UNION ALL
+    SELECT 1, n, 7, 'identity_changed', y->>'name', x->>'identity', y->>'identity'
+    FROM cols
+    WHERE x IS NOT NULL AND y IS NOT NULL
+      AND (x->'identity') IS DISTINCT FROM (y->'identity')
+    UNION ALL
+    SELECT 1, n, 8, 'generated_changed', y->>'name', x->>'generated', y->>'generated'
+    FROM cols
+    WHERE x IS NOT NULL AND y IS NOT NULL
+      AND (x->'generated') IS DISTINCT FROM (y->'generated')
+    UNION ALL
+    SELECT 1, n, 9, 'storage_changed', y->>'name', x->>'storage', y->>'storage'
+    FROM cols
+    WHERE x IS NOT NULL AND y IS NOT NULL
+      AND COALESCE(x->'storage', 'null') <> COALESCE(y->'storage', 'null')
+    UNION ALL
+    SELECT 1, n, 10, 'compression_changed', y->>'name', x->>'compression', y->>'compression'
+    FROM cols
+    WHERE x IS NOT NULL AND y IS NOT NULL
+      AND COALESCE(x->'compression', 'null') <> COALESCE(y->'compression', 'null')
+    UNION ALL
+    SELECT 1, n, 11, 'statistics_changed', y->>'name', x->>'statistics', y->>'statistics'
+    FROM cols
+    WHERE x IS NOT NULL AND y IS NOT NULL
+      AND COALESCE(x->'statistics', 'null') <> COALESCE(y->'statistics', 'null')
+    UNION ALL
+    -- a constraint whose definition changed only by losing NOT VALID
+    SELECT 2, 0, 1, 'constraint_validated', nm, x->>'definition', y->>'definition'
+    FROM cons
+    WHERE x IS NOT NULL AND y IS NOT NULL
+      AND NOT (x->>'validated')::boolean AND (y->>'validated')::boolean
+      AND x->>'definition' = (y->>'definition') || ' NOT VALID'
+    UNION ALL
+    SELECT 2, 0, 2, 'constraint_dropped', nm, x->>'definition', NULL
+    FROM cons
+    WHERE x IS NOT NULL
+      AND (y IS NULL OR (x->>'definition' <> y->>'definition'
+                         AND x->>'definition' <> (y->>'definition') || ' NOT VALID'))
+    UNION ALL
+    SELECT 2, 0, 3, 'constraint_added', nm, NULL, y->>'definition'
+    FROM cons
+    WHERE y IS NOT NULL
+      AND (x IS NULL OR (x->>'definition' <> y->>'definition'
+                         AND x->>'definition' <> (y->>'definition') || ' NOT VALID'))
+    UNION ALL
+    SELECT 3, 0, 1, 'index_dropped', nm, x->>'definition', NULL
+    FROM idx WHERE x IS NOT NULL AND (y IS NULL OR x->>'definition' <> y->>'definition')
+    UNION ALL
+    SELECT 3, 0, 2, 'index_added', nm, NULL, y->>'definition'
+    FROM idx WHERE y IS NOT NULL AND (x IS NULL OR x->>'definition' <> y->>'definition'))
+SELECT change, object, before, after FROM changes ORDER BY g, n, object, s
+$$;
+
+CREATE OR REPLACE FUNCTION elt._describe_change(change text, object text, before text, after text)
+    RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT CASE change
+    WHEN 'table_renamed' THEN format('renamed table %s to %s', before, after)
+    WHEN 'table_dropped' THEN 'dropped table'
+    WHEN 'persistence_changed' THEN format('set %s', after)
+    WHEN 'partition_key_changed' THEN format('changed partition key from %s to %s', before, after)
+    WHEN 'distribution_changed' THEN
+        CASE WHEN before IS NULL THEN format('distributed by Citus: %s', after)
+             WHEN after IS NULL THEN format('no longer distributed by Citus (was %s)', before)
+             ELSE format('changed Citus distribution from %s to %s', before, after) END
+    WHEN 'options_changed' THEN format('changed storage options from %s to %s', COALESCE(before, 'none'), COALESCE(after, 'none'))
+    WHEN 'row_security_changed' THEN format('row level security %s', after)
+    WHEN 'replica_identity_changed' THEN format('set replica identity %s', after)
+    WHEN 'owner_changed' THEN format('changed owner from %s to %s', before, after)
+    WHEN 'access_method_changed' THEN format('changed access method from %s to %s', before, after)
+    WHEN 'of_type_changed' THEN
+        CASE WHEN after IS NULL THEN format('no longer of type %s', before)
+             ELSE format('made of type %s', after) END
+    WHEN 'tablespace_changed' THEN format('moved to tablespace %s', COALESCE(after, 'pg_default'))
+    WHEN 'inheritance_changed' THEN format('changed inheritance parents from %s to %s', COALESCE(before, 'none'), COALESCE(after, 'none'))
+    WHEN 'partition_of_changed' THEN
+        CASE WHEN after IS NULL THEN format('detached from %s', before)
+             WHEN before IS NULL THEN format('attached as partition of %s', after)
+             ELSE format('changed partition from %s to %s', before, after) END
+    WHEN 'partition_attached' THEN format('partition %s attached', object)
+    WHEN 'partition_detached' THEN format('partition %s detached', object)
+    WHEN 'partition_dropped' THEN format('partition %s dropped', object)
+    WHEN 'clustered_on_changed' THEN
+        CASE WHEN after IS NULL THEN 'removed clustering'
+             ELSE format('clustered on index %s', quote_ident(after)) END
+    WHEN 'storage_changed' THEN format('set storage of %s to %s', quote_ident(object), COALESCE(after, 'default'))
+    WHEN 'compression_changed' THEN format('set compression of %s to %s', quote_ident(object), COALESCE(after, 'default'))
+    WHEN 'statistics_changed' THEN format('set statistics target of %s to %s', quote_ident(object), COALESCE(after, 'default'))
+    WHEN 'column_added' THEN format('added column %s %s', quote_ident(object), after)
+    WHEN 'column_dropped' THEN format('dropped column %s', quote_ident(object))
+    WHEN 'column_renamed' THEN format('renamed column %s to %s', quote_ident(before), quote_ident(after))
+    WHEN 'column_type_changed' THEN format('changed type of %s from %s to %s', quote_ident(object), before, after)
+    WHEN 'nullability_changed' THEN
+        CASE after WHEN 'NOT NULL' THEN format('set %s NOT NULL', quote_ident(object))
+                   ELSE format('dropped NOT NULL on %s', quote_ident(object)) END
+    WHEN 'default_changed' THEN
+        CASE WHEN after IS NULL THEN format('dropped default of %s', quote_ident(object))
+             WHEN before IS NULL THEN format('set default of %s to %s', quote_ident(object), after)
+             ELSE format('changed default of %s from %s to %s', quote_ident(object), before, after) END
+    WHEN 'collation_changed' THEN format('changed collation of %s from %s to %s', quote_ident(object), COALESCE(before, 'none'), COALESCE(after, 'none'))
+    WHEN 'identity_changed' THEN format('changed identity of %s from %s to %s', quote_ident(object), COALESCE(before, 'none'), COALESCE(after, 'none'))
+    WHEN 'generated_changed' THEN format('changed generation of %s from %s to %s', quote_ident(object), COALESCE(before, 'none'), COALESCE(after, 'none'))
+    WHEN 'constraint_added' THEN format('added constraint %s %s', quote_ident(object), after)
+    WHEN 'constraint_dropped' THEN format('dropped constraint %s', quote_ident(object))
+    WHEN 'constraint_validated' THEN format('validated constraint %s', quote_ident(object))
+    WHEN 'index_added' THEN format('added index %s %s', quote_ident(object), after)
+    WHEN 'index_dropped' THEN format('dropped index %s', quote_ident(object))
+    ELSE change END
+$$;
+
+-- Issue 25: elt.deploy_diff finds the differing rows first, then their
+-- differing columns, so that Citus can run it over distributed tables.
+CREATE OR REPLACE FUNCTION elt._deploy_diff_rows(live_rel regclass, candidate_rel regclass, max_rows integer)
+RETURNS TABLE (key jsonb, change text, columns text[], live jsonb, candidate jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m record;
+    collist text;
+BEGIN
+    SELECT * INTO m FROM elt._deploy_rowmatch(live_rel, candidate_rel);
+    collist := (SELECT string_agg(format('%I', x), ', ') FROM unnest(m.cols) x);
+    -- the rows that differ first, then their differing columns: a Citus
+    -- cluster runs the first part on the shards and cannot run the second
+    -- there (a function in FROM over each row)
+    RETURN QUERY EXECUTE format(
+        'WITH d AS MATERIALIZED ('
+        ' SELECT jsonb_build_object(%1$s) AS key,'
+        '  CASE WHEN c.%2$I IS NULL THEN ''missing'' WHEN l.%2$I IS NULL THEN ''extra'' ELSE ''changed'' END AS change,'
+        '  to_jsonb(l) AS live, to_jsonb(c) AS candidate, %8$s'
+        ' FROM (SELECT %3$s FROM %4$s) l FULL JOIN (SELECT %3$s FROM %5$s) c ON %6$s'
+        ' WHERE c.%2$I IS NULL OR l.%2$I IS NULL OR (%7$s)'
+        ' ORDER BY %10$s LIMIT %9$s)'
+        ' SELECT d.key, d.change,'
+        '  CASE WHEN d.change = ''changed'' THEN'
+        '   ARRAY(SELECT k FROM jsonb_object_keys(d.live) k'
+        '         WHERE (d.live -> k)::text IS DISTINCT FROM (d.candidate -> k)::text ORDER BY k) END,'
+        '  d.live, d.candidate'
+        ' FROM d ORDER BY %10$s',
+        (SELECT string_agg(format('%1$L, coalesce(l.%1$I, c.%1$I)', k), ', ') FROM unnest(m.key) k),
+        m.key[1], collist, live_rel, candidate_rel, m.joincond, m.diffcond,
+        (SELECT string_agg(format('coalesce(l.%1$I, c.%1$I) AS __elt_k%2$s', u.k, u.o), ', ')
+         FROM unnest(m.key) WITH ORDINALITY u(k, o)),
+        max_rows,
+        (SELECT string_agg(format('__elt_k%s', u.o), ', ') FROM unnest(m.key) WITH ORDINALITY u(k, o)));
+END
+$$;

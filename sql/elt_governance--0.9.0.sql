@@ -430,6 +430,15 @@ changes AS (
     SELECT 0, 0, 2, 'partition_key_changed', NULL, a->>'partition_key', b->>'partition_key'
     WHERE (a->'partition_key') IS DISTINCT FROM (b->'partition_key')
     UNION ALL
+    SELECT 0, 0, 14, 'distribution_changed', NULL,
+           NULLIF(concat_ws(' ', a->'distribution'->>'method',
+                            '(' || quote_ident(a->'distribution'->>'column') || ')',
+                            'colocation ' || (a->'distribution'->>'colocation')), ''),
+           NULLIF(concat_ws(' ', b->'distribution'->>'method',
+                            '(' || quote_ident(b->'distribution'->>'column') || ')',
+                            'colocation ' || (b->'distribution'->>'colocation')), '')
+    WHERE COALESCE(a->'distribution', 'null') <> COALESCE(b->'distribution', 'null')
+    UNION ALL
     SELECT 0, 0, 3, 'options_changed', NULL,
            elt._json_list(a->'options'), elt._json_list(b->'options')
     WHERE COALESCE(a->'options', 'null') <> COALESCE(b->'options', 'null')
@@ -567,6 +576,10 @@ SELECT CASE change
     WHEN 'table_dropped' THEN 'dropped table'
     WHEN 'persistence_changed' THEN format('set %s', after)
     WHEN 'partition_key_changed' THEN format('changed partition key from %s to %s', before, after)
+    WHEN 'distribution_changed' THEN
+        CASE WHEN before IS NULL THEN format('distributed by Citus: %s', after)
+             WHEN after IS NULL THEN format('no longer distributed by Citus (was %s)', before)
+             ELSE format('changed Citus distribution from %s to %s', before, after) END
     WHEN 'options_changed' THEN format('changed storage options from %s to %s', COALESCE(before, 'none'), COALESCE(after, 'none'))
     WHEN 'row_security_changed' THEN format('row level security %s', after)
     WHEN 'replica_identity_changed' THEN format('set replica identity %s', after)
@@ -2985,20 +2998,29 @@ DECLARE
 BEGIN
     SELECT * INTO m FROM elt._deploy_rowmatch(live_rel, candidate_rel);
     collist := (SELECT string_agg(format('%I', x), ', ') FROM unnest(m.cols) x);
+    -- the rows that differ first, then their differing columns: a Citus
+    -- cluster runs the first part on the shards and cannot run the second
+    -- there (a function in FROM over each row)
     RETURN QUERY EXECUTE format(
-        'SELECT jsonb_build_object(%1$s),'
-        ' CASE WHEN c.%2$I IS NULL THEN ''missing'' WHEN l.%2$I IS NULL THEN ''extra'' ELSE ''changed'' END,'
-        ' CASE WHEN c.%2$I IS NOT NULL AND l.%2$I IS NOT NULL THEN'
-        '  ARRAY(SELECT a.key FROM jsonb_each(to_jsonb(l)) a JOIN jsonb_each(to_jsonb(c)) b USING (key)'
-        '        WHERE a.value::text IS DISTINCT FROM b.value::text ORDER BY a.key) END,'
-        ' to_jsonb(l), to_jsonb(c)'
+        'WITH d AS MATERIALIZED ('
+        ' SELECT jsonb_build_object(%1$s) AS key,'
+        '  CASE WHEN c.%2$I IS NULL THEN ''missing'' WHEN l.%2$I IS NULL THEN ''extra'' ELSE ''changed'' END AS change,'
+        '  to_jsonb(l) AS live, to_jsonb(c) AS candidate, %8$s'
         ' FROM (SELECT %3$s FROM %4$s) l FULL JOIN (SELECT %3$s FROM %5$s) c ON %6$s'
         ' WHERE c.%2$I IS NULL OR l.%2$I IS NULL OR (%7$s)'
-        ' ORDER BY %8$s LIMIT %9$s',
+        ' ORDER BY %10$s LIMIT %9$s)'
+        ' SELECT d.key, d.change,'
+        '  CASE WHEN d.change = ''changed'' THEN'
+        '   ARRAY(SELECT k FROM jsonb_object_keys(d.live) k'
+        '         WHERE (d.live -> k)::text IS DISTINCT FROM (d.candidate -> k)::text ORDER BY k) END,'
+        '  d.live, d.candidate'
+        ' FROM d ORDER BY %10$s',
         (SELECT string_agg(format('%1$L, coalesce(l.%1$I, c.%1$I)', k), ', ') FROM unnest(m.key) k),
         m.key[1], collist, live_rel, candidate_rel, m.joincond, m.diffcond,
-        (SELECT string_agg(format('coalesce(l.%1$I, c.%1$I)', k), ', ') FROM unnest(m.key) k),
-        max_rows);
+        (SELECT string_agg(format('coalesce(l.%1$I, c.%1$I) AS __elt_k%2$s', u.k, u.o), ', ')
+         FROM unnest(m.key) WITH ORDINALITY u(k, o)),
+        max_rows,
+        (SELECT string_agg(format('__elt_k%s', u.o), ', ') FROM unnest(m.key) WITH ORDINALITY u(k, o)));
 END
 $$;
 

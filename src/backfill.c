@@ -59,6 +59,7 @@
 
 #include "audit.h"
 #include "backfill_int.h"
+#include "citus.h"
 #include "roles.h"
 
 /* the option names, in the order they are documented */
@@ -339,6 +340,26 @@ option_bool(const char *key, const char *type, const char *value)
 }
 
 /*
+ * A backfill of a hash-distributed Citus table is keyed on its
+ * distribution column: a chunk is then a range of that column, which the
+ * shards split by hash, and never a statement that must find its rows by
+ * another column on every shard.
+ */
+static void
+check_citus_key(Oid relid, const char *key, const char *relname)
+{
+	EltCitusTable citus;
+
+	if (EltCitusTableInfo(relid, &citus) && citus.method == 'h' && citus.column != NULL &&
+		strcmp(citus.column, key) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key column \"%s\" of %s is not its distribution column", key, relname),
+				 errdetail("%s is a Citus table distributed by column \"%s\".", relname, citus.column),
+				 errhint("Key the backfill on \"%s\": key => '%s'.", citus.column, citus.column)));
+}
+
+/*
  * Validate options and fill every option with its value or default, as the
  * JSON stored in elt.backfills.options.
  */
@@ -579,6 +600,7 @@ elt_backfill_create(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to read key column \"%s\" of %s", key, relname),
 				 errhint("Chunks are planned by reading the key column, as the backfill's owner.")));
+	check_citus_key(relid, key, relname);
 	get_atttypetypmodcoll(relid, attnum, &keytype, &keytypmod, &keycoll);
 	if (!supported_key_type(keytype))
 		ereport(ERROR,

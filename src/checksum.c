@@ -34,6 +34,9 @@
  *
  * Result: "v1:<rows>:<32 hex digits of the sum>".  The prefix versions the
  * format.
+ *
+ * A Citus distributed or reference table is checksummed on its shards,
+ * where its rows are, and the sums added (checksum_citus.c).
  */
 #include "postgres.h"
 
@@ -69,10 +72,11 @@
 #include "utils/syscache.h"
 
 #include "checksum.h"
+#include "checksum_int.h"
+#include "citus.h"
 #include "lineage_keys.h"
 #include "util.h"
 
-#define CHECKSUM_PREFIX "v1"
 
 /* ---------------------------------------------------------------------
  * SipHash-1-3, 128-bit output: one compression round per word and three
@@ -960,6 +964,18 @@ checksum_setup(Checksum *cs, Oid relid, List *colnames)
 	return rels;
 }
 
+/* The names of the columns a checksum reads. */
+static char **
+column_names(Checksum *cs)
+{
+	char	  **names = palloc(sizeof(char *) * Max(cs->ncols, 1));
+	int			i;
+
+	for (i = 0; i < cs->ncols; i++)
+		names[i] = cs->cols[i].name;
+	return names;
+}
+
 static char *
 format_checksum(uint64 rows, const uint64 *sum)
 {
@@ -976,10 +992,15 @@ EltTableChecksum(Oid relid, List *colnames)
 {
 	Checksum	cs;
 	List	   *rels;
+	EltCitusTable citus;
 
 	memset(&cs, 0, sizeof(cs));
 	rels = checksum_setup(&cs, relid, colnames);
-	checksum_scan(&cs, rels);
+	/* a Citus table's rows are in its shards (checksum_citus.c) */
+	if (EltCitusTableInfo(relid, &citus))
+		EltChecksumCitus(relid, column_names(&cs), cs.ncols, &cs.rows, cs.sum);
+	else
+		checksum_scan(&cs, rels);
 	MemoryContextDelete(cs.rowcxt);
 	return format_checksum(cs.rows, cs.sum);
 }
@@ -1228,6 +1249,7 @@ checksum_ranges(FunctionCallInfo fcinfo, bool by_segments)
 	int32		typmod;
 	TypeCacheEntry *tc;
 	int			seg;
+	EltCitusTable citus;
 
 	InitMaterializedSRF(fcinfo, 0);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -1269,7 +1291,17 @@ checksum_ranges(FunctionCallInfo fcinfo, bool by_segments)
 		cs.bounds = given_bounds(&cs, PG_GETARG_ARRAYTYPE_P(2), &cs.nbounds);
 	cs.seg_sum = palloc0(sizeof(uint64) * 2 * (cs.nbounds + 2));
 	cs.seg_rows = palloc0(sizeof(uint64) * (cs.nbounds + 2));
-	checksum_scan(&cs, rels);
+	if (EltCitusTableInfo(relid, &citus))
+	{
+		char	  **bounds = palloc(sizeof(char *) * Max(cs.nbounds, 1));
+
+		for (seg = 0; seg < cs.nbounds; seg++)
+			bounds[seg] = EltLineageKeyText(cs.bounds[seg], cs.keytype);
+		EltChecksumRangesCitus(relid, key, column_names(&cs), cs.ncols, bounds, cs.nbounds,
+							   cs.seg_rows, cs.seg_sum);
+	}
+	else
+		checksum_scan(&cs, rels);
 	MemoryContextDelete(cs.rowcxt);
 
 	for (seg = 0; seg <= cs.nbounds + 1; seg++)

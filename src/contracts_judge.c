@@ -96,6 +96,7 @@
 
 #include "audit.h"
 #include "backfill.h"
+#include "citus.h"
 #include "contracts.h"
 #include "contracts_int.h"
 #include "deploy.h"
@@ -527,7 +528,7 @@ type_policy(Oid typid, List **dependents)
 			   "    AND d.refobjsubid = 0 AND d.objsubid > 0"
 			   "    AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass)"
 			   " SELECT format('column %s.%I', c.oid::pg_catalog.regclass, a.attname) AS dependent,"
-			   "        COALESCE(gt.policy, gs.policy) AS policy"
+			   "        COALESCE(gt.policy, gs.policy) AS policy, c.oid AS relid"
 			   " FROM col"
 			   " JOIN pg_catalog.pg_class c ON c.oid = col.relid"
 			   " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
@@ -546,7 +547,13 @@ type_policy(Oid typid, List **dependents)
 	for (i = 0; i < SPI_processed; i++)
 	{
 		char	   *p = EltSpiGetText((int) i, "policy");
+		bool		isnull;
 
+		/* a Citus shard's column is its table's, listed already */
+		if (EltIsCitusShard(DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc,
+														   3, &isnull))))
+			continue;
 		if (policy_rank(p) > policy_rank(policy))
 			policy = p;
 		found = lappend(found, EltSpiGetText((int) i, "dependent"));
@@ -886,6 +893,12 @@ EltJudge(EltClassified *c, bool lock_timeout_set)
 			continue;
 		}
 		if (!actor_may(c, cand))
+			continue;
+		/*
+		 * A Citus shard: the statement on its table was judged on the
+		 * coordinator, and Citus runs it on each shard (citus.c).
+		 */
+		if (OidIsValid(cand->relid) && EltIsCitusShard(cand->relid))
 			continue;
 		/* EG208: a lock taken with a lock_timeout cannot queue traffic for long */
 		if ((cand->flags & CAND_LOCK) && lock_timeout_set)
@@ -1297,8 +1310,9 @@ EltContractsCheckCascade(EltCatalogWrite *cw, Oid relid, const char *type,
 	char	   *object;
 	char	   *reason;
 
+	/* a Citus shard's column goes with its table's, judged already */
 	if (!elt_enabled || EltCurrentMigration() > 0 || !EltContractsReady() ||
-		list_member_oid(judged_relids, relid) ||
+		list_member_oid(judged_relids, relid) || EltIsCitusShard(relid) ||
 		(column == NULL && EltSwapRetired(relid)))
 		return;
 	EltPrepare(&plan,

@@ -77,6 +77,7 @@
 #include "utils/timestamp.h"
 
 #include "audit.h"
+#include "citus.h"
 #include "deploy.h"
 #include "deploy_int.h"
 #include "util.h"
@@ -916,6 +917,36 @@ require_owner_can_build(Oid owner, const char *from, const char *live_schema, co
 PG_FUNCTION_INFO_V1(elt_deploy_prepare);
 
 /*
+ * The candidate of a Citus table is a Citus table of the same kind: a
+ * distributed table on the same column, colocated with the live one (so
+ * with as many shards, placed alike), or a reference table.  As the
+ * owner, like the rest of the build.  Any other kind of Citus table is
+ * refused rather than made local without a word.
+ */
+static void
+distribute_like(Oid owner, Oid relid, const char *from, const char *to)
+{
+	EltCitusTable info;
+	char	   *stmt;
+
+	if (!EltCitusTableInfo(relid, &info))
+		return;
+	if (info.method == 'h' && info.column != NULL)
+		stmt = psprintf("SELECT pg_catalog.create_distributed_table(%s, %s, colocate_with => %s)",
+						quote_literal_cstr(to), quote_literal_cstr(info.column),
+						quote_literal_cstr(from));
+	else if (info.method == 'n' && info.replication == 't')
+		stmt = psprintf("SELECT pg_catalog.create_reference_table(%s)", quote_literal_cstr(to));
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot prepare a candidate of Citus table %s", from),
+				 errdetail("Only hash-distributed and reference tables get candidates distributed like them."),
+				 errhint("Make %s a hash-distributed or a reference table, or take it out of the interface.", from)));
+	exec_as_owner(owner, list_make1(stmt));
+}
+
+/*
  * elt.deploy_prepare(interface text, copy_data boolean DEFAULT false)
  * RETURNS text: make the idle color's schema with the live tables'
  * definitions (and rows, if asked) for the new version to build into;
@@ -1043,6 +1074,8 @@ elt_deploy_prepare(PG_FUNCTION_ARGS)
 					   (Datum[]) {ObjectIdGetDatum(relid), CStringGetTextDatum(idle_schema), CStringGetTextDatum(to)}));
 		/* the grants and column grants, given by the caller (a member of the owner, or a superuser) */
 		EltDeployCopyRelationGrants(relid, psprintf("TABLE %s", to), to, false);
+		/* a Citus table's candidate is distributed as it is, before any row */
+		distribute_like(owner, relid, from, to);
 		if (copy_data)
 			exec_as_owner(owner, list_make1(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s",
 													 to, (char *) lthird(t), (char *) lthird(t), from)));

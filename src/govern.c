@@ -47,6 +47,7 @@
 #include "utils/syscache.h"
 
 #include "audit.h"
+#include "citus.h"
 #include "govern.h"
 #include "roles.h"
 #include "settings.h"
@@ -132,6 +133,12 @@ check_table_target(const RangeVar *relation, Oid relid, Oid oldrelid, void *arg)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", t->label),
 				 errdetail("Only ordinary and partitioned tables can be governed.")));
+	if (EltIsCitusShard(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is a Citus shard", t->label),
+				 errdetail("A shard is governed through its distributed or reference table."),
+				 errhint("Govern the table the shard belongs to, or its schema.")));
 	if (!pg_class_ownercheck(relid, GetUserId()) && !EltRoleIsAdmin(GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -299,7 +306,7 @@ EltTableInScope(Oid relid, bool *tracked)
 
 /*
  * Add the ordinary and partitioned tables of a schema to a list, read with
- * the latest snapshot.  Used for a renamed schema and by elt.govern().
+ * the latest snapshot; not its Citus shards.  Used for a renamed schema and by elt.govern().
  */
 List *
 EltSchemaTables(Oid nspoid, List *tables)
@@ -307,6 +314,7 @@ EltSchemaTables(Oid nspoid, List *tables)
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
+	uint64		i;
 
 	EltPrepare(&plan,
 			   "SELECT c.oid FROM pg_class c"
@@ -315,7 +323,17 @@ EltSchemaTables(Oid nspoid, List *tables)
 			   1, argtypes);
 	args[0] = ObjectIdGetDatum(nspoid);
 	EltExecLatest(plan, args, NULL, 0);
-	return EltSpiAppendOids(tables);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 1, &isnull));
+
+		/* a Citus shard is no table of the schema for governance (citus.c) */
+		if (!EltIsCitusShard(relid))
+			tables = list_append_unique_oid(tables, relid);
+	}
+	return tables;
 }
 
 /*

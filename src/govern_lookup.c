@@ -20,7 +20,7 @@
  * The indexes are found by name; if one was renamed, the table is scanned.
  *
  * Layering: the policy layer, under govern.c, which owns the tables and
- * calls it.  Calls util.c only.
+ * calls it.  Calls util.c and citus.c only.
  */
 #include "postgres.h"
 
@@ -39,6 +39,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "citus.h"
 #include "govern.h"
 #include "util.h"
 
@@ -154,7 +155,8 @@ EltAnyTarget(void)
 
 /*
  * The policy of a relation's own target, else of its schema's (a temporary
- * table is in no schema's scope); NULL if neither is governed.  Ancestors
+ * table is in no schema's scope); NULL if neither is governed, and for a
+ * Citus shard, which is governed only through its table.  Ancestors
  * are the caller's concern.
  *
  * COALESCE((SELECT policy ... WHERE kind = 'table' AND rel = $1),
@@ -164,9 +166,13 @@ EltAnyTarget(void)
 const char *
 EltTargetPolicy(Oid relid)
 {
-	char	   *policy = target_policy("table", relid, NULL);
+	char	   *policy;
 	HeapTuple	tup;
 
+	/* a Citus shard is governed through its table, never on its own */
+	if (EltIsCitusShard(relid))
+		return NULL;
+	policy = target_policy("table", relid, NULL);
 	if (policy != NULL)
 		return policy;
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
@@ -263,8 +269,9 @@ EltPartitionOfGoverned(Oid relid)
  * tells whether it has a history.  *was_in_scope (when not NULL) tells
  * whether the schema or table under which it was last recorded is governed.
  * Returns false for anything that is not an ordinary or partitioned
- * permanent table.  A partition of a governed parent (EltPartitionOfGoverned)
- * is in scope only by a table target of its own: its rows are the parent's.
+ * permanent table, and for a Citus shard (citus.c).  A partition of a
+ * governed parent (EltPartitionOfGoverned) is in scope only by a table
+ * target of its own: its rows are the parent's.
  *
  * in_scope:     a table target on it, or a schema target on its schema
  *               when it is not a partition of a governed parent
@@ -300,6 +307,9 @@ EltTableScope(Oid relid, bool *tracked, bool *was_in_scope)
 	ReleaseSysCache(tup);
 	if ((relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE) ||
 		relpersistence == RELPERSISTENCE_TEMP)
+		return false;
+	/* a Citus shard: its table's DDL is recorded on the table (citus.c) */
+	if (EltIsCitusShard(relid))
 		return false;
 
 	*tracked = tracked_row(relid, &recorded_schema);

@@ -767,7 +767,8 @@ step_json(EltRunStep *st, int64 transform_run_id)
 	EltJsonString(&buf, "started_at", utc_text(st->started_at));
 	EltJsonString(&buf, "finished_at", utc_text(st->finished_at));
 	EltJsonRaw(&buf, "duration_ms", psprintf("%.3f", (double) (st->finished_at - st->started_at) / 1000.0));
-	EltJsonInt(&buf, "rows_read", st->rows_read);
+	if (!st->rows_read_unknown)
+		EltJsonInt(&buf, "rows_read", st->rows_read);
 	EltJsonInt(&buf, "rows_written", st->rows_written);
 	if (st->rows_deleted_known)
 		EltJsonInt(&buf, "rows_deleted", st->rows_deleted);

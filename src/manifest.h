@@ -44,6 +44,7 @@ typedef struct EltRunStep
 	int64		rows_written;
 	int64		rows_deleted;
 	bool		rows_deleted_known;
+	bool		rows_read_unknown;	/* it read a Citus table: no rows_read */
 
 	/* what was read and written, set by manifest.c */
 	List	   *relations;		/* names of the SQL's relation references */

@@ -65,6 +65,7 @@
 
 #include "audit.h"
 #include "checksum.h"
+#include "citus.h"
 #include "manifest.h"
 #include "roles.h"
 #include "util.h"
@@ -418,6 +419,12 @@ elt_snapshot_create(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("rel must not be null")));
+	if (EltIsCitusShard(PG_GETARG_OID(0)))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s is a Citus shard", EltRelDisplayName(PG_GETARG_OID(0))),
+				 errdetail("A shard holds part of the rows of its table."),
+				 errhint("Snapshot the distributed or reference table it belongs to.")));
 	EltRequireCatalog("snapshot_defs");
 	PG_RETURN_INT64(EltSnapshotCreate(PG_GETARG_OID(0), &checksum, &shape_hash));
 }

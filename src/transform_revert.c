@@ -266,7 +266,7 @@ check_run(Revert *rv, RevRun *r, int64 cascade_of)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("run %lld cannot be reverted: it kept no undo", (long long) r->run_id),
-				 errdetail("It ran before elt_governance 0.9.0, while elt.undo_retention was 0, or in the database this one was restored from.")));
+				 errdetail("It ran before elt_governance 0.9.0, while elt.undo_retention was 0, into a Citus table, or in the database this one was restored from.")));
 	if (strcmp(r->state, "over_limit") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

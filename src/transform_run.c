@@ -52,6 +52,7 @@
 #include "utils/timestamp.h"
 
 #include "audit.h"
+#include "citus.h"
 #include "lineage.h"
 #include "manifest.h"
 #include "transform.h"
@@ -75,9 +76,34 @@ static RunState *current_run = NULL;
  * ---------------------------------------------------------------------
  */
 
-/* Rows read so far in this transaction from relations (and their partitions). */
+/*
+ * A run into a Citus distributed or reference table keeps no undo: its
+ * rows are written on the shards, where merge's DO UPDATE cannot hand the
+ * rows it replaces to this session (Citus refuses the volatile call) and
+ * the rows carry the workers' transaction ids, not ours.  Said once per
+ * run; elt.run_revert then says it kept no undo.
+ */
+static bool
+citus_target(EltTransform *t)
+{
+	EltCitusTable info;
+
+	if (!EltCitusTableInfo(t->target, &info))
+		return false;
+	ereport(NOTICE,
+			(errmsg("this run of transform \"%s\" keeps no undo: it cannot be reverted", t->name),
+			 errdetail("Its target %s is a Citus table, whose rows are written on its shards.",
+					   EltRelDisplayName(t->target))));
+	return true;
+}
+
+/*
+ * Rows read so far in this transaction from relations (and their
+ * partitions).  *unknown: one of them is a Citus table, whose rows are read
+ * on its shards, by other sessions, whose counts this one does not see.
+ */
 static int64
-rows_read(List *sources)
+rows_read(List *sources, bool *unknown)
 {
 	int64		total = 0;
 	ListCell   *lc;
@@ -87,6 +113,10 @@ rows_read(List *sources)
 		Oid			relid = lfirst_oid(lc);
 		List	   *rels;
 		ListCell   *lc2;
+		EltCitusTable citus;
+
+		if (EltCitusTableInfo(relid, &citus))
+			*unknown = true;
 
 		if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
 			rels = find_all_inheritors(relid, NoLock, NULL);
@@ -269,6 +299,7 @@ run_statement(EltTransform *t, EltLineageInfo *info, EltTargetInfo *ti, bool row
 typedef struct RunCounts
 {
 	int64		read;
+	bool		read_unknown;	/* it read a Citus table (rows_read) */
 	int64		written;
 	int64		deleted;
 	int64		lineage_rows;	/* (target row, source relation) pairs */
@@ -314,6 +345,8 @@ record_run(EltTransform *t, int64 seed, Jsonb *params, const char *lineage,
 	v[5] = TimestampTzGetDatum(started);
 	v[6] = TimestampTzGetDatum(finished);
 	v[7] = Int64GetDatum(counts->read);
+	if (counts->read_unknown)
+		n[7] = 'n';
 	v[8] = Int64GetDatum(counts->written);
 	v[9] = Int64GetDatum(counts->deleted);
 	if (strcmp(t->mode, "replace") != 0)
@@ -416,7 +449,7 @@ execute_run(EltTransform *t, RunState *run, EltLineageInfo *info, EltTargetInfo 
 				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 			counts->deleted = (int64) SPI_processed;
 		}
-		before = rows_read(info->sources);
+		before = rows_read(info->sources, &counts->read_unknown);
 		if (row)
 			EltCaptureBegin(t->target, ti->key_text ? list_length(ti->pk) : 0, info->slots, token, cxt);
 		rc = SPI_execute_with_args(stmt, (row || undo) ? 1 : 0, types, args, NULL, false, 0);
@@ -425,7 +458,7 @@ execute_run(EltTransform *t, RunState *run, EltLineageInfo *info, EltTargetInfo 
 		counts->written = (int64) SPI_processed;
 		if (row)
 			counts->lineage_rows = EltCaptureEnd();
-		counts->read = rows_read(info->sources) - before;
+		counts->read = rows_read(info->sources, &counts->read_unknown) - before;
 		/* the run's subtransaction: its rows carry this xid */
 		counts->xid = GetCurrentTransactionIdIfAny();
 		SPI_finish();
@@ -523,6 +556,7 @@ run_body(void *arg)
 	if (rc->undo)
 		counts.shape = EltUndoShape(t->target);
 	rc->step.rows_read = counts.read;
+	rc->step.rows_read_unknown = counts.read_unknown;
 	rc->step.rows_written = counts.written;
 	rc->step.rows_deleted = counts.deleted;
 	rc->step.rows_deleted_known = strcmp(t->mode, "replace") == 0;
@@ -784,6 +818,8 @@ EltTransformRunLive(FunctionCallInfo fcinfo)
 	rc->row = strcmp(lineage, "row") == 0 && strcmp(rc->t.lineage_level, "row") == 0;
 	rc->lineage = (strcmp(lineage, "row") == 0 && !rc->row) ? "table" : lineage;
 	rc->undo = EltUndoEnabled();
+	if (rc->undo && citus_target(&rc->t))
+		rc->undo = false;
 	rc->run.params = params;
 	rc->run.started_at = GetCurrentTimestamp();
 

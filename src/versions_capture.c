@@ -12,7 +12,8 @@
  * write versions and histories, govern.c for what is governed and for the
  * targets a drop or a schema rename changes, contracts_judge.c to judge the
  * statement, contracts_swap.c for the swap whose new relation takes over the
- * old one's history, deploy.c's row security guard, settings.c, audit.c and util.c.
+ * old one's history, deploy.c's row security guard, citus.c (statements
+ * Citus runs on its shards), settings.c, audit.c and util.c.
  * Nothing but _PG_init (EltDdlCaptureInit) and the event triggers calls it.
  *
  * Flow of one DDL statement:
@@ -74,6 +75,7 @@
 #include "utils/syscache.h"
 
 #include "audit.h"
+#include "citus.h"
 #include "contracts.h"
 #include "contracts_swap.h"
 #include "deploy.h"
@@ -95,6 +97,17 @@ static List *pending_attached = NIL;	/* oids of tables being attached */
 static char *pending_schema_rename = NULL;	/* old name of a renamed schema */
 static Oid	pending_schema_oid = InvalidOid;	/* and its oid */
 static bool pending_noop = false;	/* ADD VALUE IF NOT EXISTS that will skip */
+
+/*
+ * Statements Citus runs on its shards inside one of ours (DDL on a
+ * distributed or reference table reaches this node's shards through the
+ * event triggers again; Citus drops them from its own sql_drop trigger):
+ * their parse trees, innermost last, in the transaction shard_lxid.  Their
+ * events return at once and leave the notes of the statement around them
+ * alone (citus.c).
+ */
+static List *shard_statements = NIL;
+static LocalTransactionId shard_lxid = InvalidLocalTransactionId;
 
 static SPIPlanPtr tracked_drop_plan = NULL;
 static SPIPlanPtr commands_plan = NULL;
@@ -188,7 +201,8 @@ elt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		 * TRUNCATE, VACUUM and CLUSTER fire no event trigger, nor does
 		 * REINDEX before PostgreSQL 17: classify them here
 		 */
-		if (IsA(pstmt->utilityStmt, TruncateStmt) && elt_enabled)
+		if (IsA(pstmt->utilityStmt, TruncateStmt) && elt_enabled &&
+			!EltCitusShardStatement(pstmt->utilityStmt))
 			EltContractsCheck(pstmt->utilityStmt, CMDTAG_TRUNCATE_TABLE);
 		else if (((IsA(pstmt->utilityStmt, ReindexStmt) && !ELT_REINDEX_FIRES_EVENT_TRIGGERS) ||
 				  IsA(pstmt->utilityStmt, VacuumStmt) ||
@@ -627,6 +641,43 @@ event_trigger_data(FunctionCallInfo fcinfo, const char *fname)
 	return (EventTriggerData *) fcinfo->context;
 }
 
+/*
+ * ddl_command_start: whether the statement is one Citus runs on its shards
+ * (remembered until its ddl_command_end).  Any other statement is one of
+ * the user's: what is left of shard statements is stale (one failed).
+ */
+static bool
+shard_statement_begins(Node *parsetree)
+{
+	bool		shard = EltCitusShardStatement(parsetree);
+	MemoryContext old;
+
+	if (!shard || shard_lxid != EltMyLocalTransactionId())
+	{
+		list_free(shard_statements);
+		shard_statements = NIL;
+		shard_lxid = EltMyLocalTransactionId();
+	}
+	if (!shard)
+		return false;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	shard_statements = lappend(shard_statements, parsetree);
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* sql_drop, ddl_command_end: whether the statement is a shard statement. */
+static bool
+in_shard_statement(Node *parsetree, bool ending)
+{
+	if (shard_statements == NIL || shard_lxid != EltMyLocalTransactionId() ||
+		llast(shard_statements) != parsetree)
+		return false;
+	if (ending)
+		shard_statements = list_delete_last(shard_statements);
+	return true;
+}
+
 /* ddl_command_start: forget old notes; note a schema rename. */
 PG_FUNCTION_INFO_V1(elt_on_ddl_command_start);
 Datum
@@ -634,6 +685,9 @@ elt_on_ddl_command_start(PG_FUNCTION_ARGS)
 {
 	EventTriggerData *trigdata = event_trigger_data(fcinfo, "on_ddl_command_start");
 
+	/* Citus running its table's statement on a shard: see citus.c */
+	if (shard_statement_begins(trigdata->parsetree))
+		PG_RETURN_NULL();
 	reset_pending();
 
 	/* a security invariant, enforced even with capture off: see deploy.h */
@@ -779,8 +833,9 @@ elt_on_sql_drop(PG_FUNCTION_ARGS)
 	uint64		i;
 	bool		capturing;
 
-	(void) event_trigger_data(fcinfo, "on_sql_drop");
-	if (!EltCatalogReady())
+	EventTriggerData *trigdata = event_trigger_data(fcinfo, "on_sql_drop");
+
+	if (!EltCatalogReady() || in_shard_statement(trigdata->parsetree, false))
 		PG_RETURN_NULL();
 
 	EltCatalogWriteBegin(&cw);
@@ -926,6 +981,8 @@ elt_on_ddl_command_end(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	bool		renaming;
 
+	if (in_shard_statement(trigdata->parsetree, true))
+		PG_RETURN_NULL();
 	if (!EltCatalogReady() ||
 		(!elt_enabled && pending_schema_rename == NULL))
 	{

@@ -4,7 +4,8 @@
  * the type of a typed table, owner, tablespace,
  * row level security, replica identity, inheritance and partitions, the
  * clustering index, columns (with storage, compression and statistics
- * target where not the default), primary key, constraints and indexes.
+ * target where not the default), primary key, constraints and indexes;
+ * for a Citus table, its distribution.
  *
  * Built in C from the relcache and the syscache (one index scan of
  * pg_constraint), because it runs for every DDL statement on a governed
@@ -16,8 +17,8 @@
  * The document is written with EltJson (util_json.c) and parsed into jsonb.
  *
  * Layering: a leaf of the versions engine.  The version store
- * (versions_store.c) and elt.table_shape() call it; it calls only util.c
- * and util_json.c.
+ * (versions_store.c) and elt.table_shape() call it; it calls only util.c,
+ * util_json.c and citus.c.
  *
  * Locking: takes AccessShareLock on the table, kept to the end of the
  * transaction, like any reader of its definition.
@@ -52,6 +53,7 @@
 #include "utils/relcache.h"
 #include "utils/syscache.h"
 
+#include "citus.h"
 #include "versions_shape.h"
 #include "util.h"
 
@@ -593,6 +595,43 @@ append_indexes(EltJson *out, Relation rel)
 }
 
 /*
+ * A Citus table's distribution (citus.c): its method, distribution column
+ * and colocation group, under "distribution"; nothing for any other table.
+ * A shard is never shaped (it is never governed).
+ */
+static void
+append_distribution(EltJson *out, Oid relid)
+{
+	EltCitusTable t;
+	const char *method;
+
+	if (!EltCitusTableInfo(relid, &t))
+		return;
+	switch (t.method)
+	{
+		case 'h':
+			method = "hash";
+			break;
+		case 'r':
+			method = "range";
+			break;
+		case 'a':
+			method = "append";
+			break;
+		default:
+			/* no distribution column: copied everywhere, one shard, or local */
+			method = t.replication == 't' ? "reference" :
+				t.colocation != 0 ? "single shard" : "citus local";
+			break;
+	}
+	EltJsonBeginObject(out, "distribution");
+	EltJsonString(out, "method", method);
+	EltJsonString(out, "column", t.column);
+	EltJsonInt(out, "colocation", t.colocation);
+	EltJsonEndObject(out);
+}
+
+/*
  * The shape of a relation as a jsonb datum, or (Datum) 0 if no relation has
  * that oid.
  */
@@ -619,6 +658,7 @@ EltTableShape(Oid relid)
 	EltJsonString(&out, "partition_key",
 				  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ?
 				  deparse_oid(pg_get_partkeydef, relid) : NULL);
+	append_distribution(&out, relid);
 	append_table_options(&out, rel);
 	append_inheritance(&out, rel);
 	append_columns(&out, rel);

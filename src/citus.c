@@ -1,0 +1,354 @@
+/*
+ * citus.c — what governance needs to know about Citus: whether a relation
+ * is a shard (EltIsCitusShard), whether a DDL statement is one Citus runs
+ * on its shards (EltCitusShardStatement), and how a Citus table is
+ * distributed (EltCitusTableInfo).
+ *
+ * Governance sees tables, never shards.  On a Citus cluster a distributed
+ * or reference table is a shell on the coordinator, and its rows live in
+ * shards, ordinary tables named <table>_<shard id> in the same schema: on
+ * the workers, and on the coordinator for the coordinator's copy of each
+ * reference table (and for any shard placed there).  DDL on the table is
+ * judged and recorded on the coordinator, against the shell; Citus then
+ * runs the same DDL on each shard, and where a shard is local that DDL
+ * fires our event triggers again.  Every place that decides whether a
+ * relation is in scope asks EltIsCitusShard first, so a shard is never
+ * governed, judged, versioned or listed.
+ *
+ * Citus is not linked against: its catalogs (pg_dist_shard,
+ * pg_dist_partition, in pg_catalog) are found by name, once per
+ * transaction, and read through their indexes like any table.  Without
+ * Citus in the database the catalogs are not found and every answer is
+ * false, at the cost of a name check and, for a name ending in _<digits>,
+ * one syscache lookup.
+ *
+ * A relation is a shard when its name ends in _<digits>, pg_dist_shard has
+ * a row with that shard id for another relation (its table), and the
+ * shard is in its table's schema or has the name Citus gives that shard of
+ * its table (AppendShardIdToName in Citus: <name>_<shard id>, or for a
+ * long name a clipped name, a hash of the whole name and the shard id).
+ * Citus itself asks for both (RelationIsAKnownShard); one is enough here
+ * because Citus renames or moves the table before its shards, so while a
+ * shard's own ALTER ... RENAME or SET SCHEMA runs, its name or its schema
+ * still lags behind its table's.  And when the table is gone, the shard is
+ * being dropped with it (Citus drops the shards from its sql_drop trigger,
+ * before it deletes their rows).  The shards found are remembered for the
+ * rest of the transaction (DDL on a Citus table touches many of them).
+ *
+ * Locking: AccessShareLock on the Citus catalog read, released at the end
+ * of the transaction like any catalog read.  No state outlives a
+ * transaction.  Layering: a shared layer; calls PostgreSQL only.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_namespace.h"
+#include "common/hashfn.h"
+#include "mb/pg_wchar.h"
+#include "catalog/namespace.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "nodes/primnodes.h"
+#include "parser/parse_relation.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "citus.h"
+#include "pg_compat.h"
+
+/* The Citus catalogs of this transaction (InvalidOid: not there). */
+typedef struct CitusCatalogs
+{
+	LocalTransactionId lxid;
+	Oid			dist_shard;
+	Oid			dist_shard_idx;
+	Oid			dist_partition;
+	Oid			dist_partition_idx;
+	List	   *shards;			/* shards found (in TopTransactionContext) */
+} CitusCatalogs;
+
+static CitusCatalogs catalogs = {InvalidLocalTransactionId};
+
+/* The Citus catalogs, looked up by name once per transaction. */
+static CitusCatalogs *
+citus_catalogs(void)
+{
+	if (catalogs.lxid != EltMyLocalTransactionId())
+	{
+		catalogs.lxid = EltMyLocalTransactionId();
+		catalogs.dist_shard = get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE);
+		catalogs.dist_shard_idx = get_relname_relid("pg_dist_shard_shardid_index",
+													PG_CATALOG_NAMESPACE);
+		catalogs.dist_partition = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
+		catalogs.dist_partition_idx = get_relname_relid("pg_dist_partition_logical_relid_index",
+														PG_CATALOG_NAMESPACE);
+		catalogs.shards = NIL;	/* the list died with the last transaction */
+	}
+	return &catalogs;
+}
+
+/* A column of a Citus catalog, by name (Citus may add columns). */
+static AttrNumber
+citus_column(Relation rel, const char *name)
+{
+	AttrNumber	attnum = attnameAttNum(rel, name, false);
+
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of Citus catalog \"%s\" is missing",
+						name, RelationGetRelationName(rel)),
+				 errhint("This Citus version is not supported by elt_governance.")));
+	return attnum;
+}
+
+/*
+ * The name Citus gives shard shardid of a relation called name
+ * (AppendShardIdToName in Citus's relay_event_utility.c).
+ */
+static void
+shard_name(const char *name, uint64 shardid, char *out)
+{
+	char		suffix[NAMEDATALEN];
+	int			len = strlen(name);
+	int			suffixlen;
+
+	snprintf(suffix, sizeof(suffix), "_" UINT64_FORMAT, shardid);
+	suffixlen = strlen(suffix);
+	if (len < NAMEDATALEN - suffixlen)
+		snprintf(out, NAMEDATALEN, "%s%s", name, suffix);
+	else
+	{
+		uint32		hash = DatumGetUInt32(hash_any((const unsigned char *) name, len));
+		int			clip = pg_mbcliplen(name, len, NAMEDATALEN - suffixlen - 10);
+
+		snprintf(out, NAMEDATALEN, "%.*s_%.8x%s", clip, name, hash, suffix);
+	}
+}
+
+/*
+ * The table a shard id belongs to (pg_dist_shard.logicalrelid), or
+ * InvalidOid.
+ */
+static Oid
+shard_table(CitusCatalogs *c, int64 shardid)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			table = InvalidOid;
+
+	rel = table_open(c->dist_shard, AccessShareLock);
+	ScanKeyInit(&key, citus_column(rel, "shardid"), BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(shardid));
+	scan = systable_beginscan(rel, c->dist_shard_idx, OidIsValid(c->dist_shard_idx),
+							  NULL, 1, &key);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, citus_column(rel, "logicalrelid"),
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			table = DatumGetObjectId(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return table;
+}
+
+/*
+ * Whether relname in namespace nspoid names a Citus shard (see the file
+ * header); relid is the relation if it exists, else InvalidOid (a shard
+ * being created, or dropped already).
+ */
+static bool
+shard_named(Oid nspoid, const char *relname, Oid relid)
+{
+	const char *sep = strrchr(relname, '_');
+	const char *p;
+	CitusCatalogs *c;
+	int64		shardid;
+	Oid			table;
+	char	   *table_name;
+	char		expected[NAMEDATALEN];
+	bool		shard;
+
+	/* at most 18 digits: a shard id is a positive int8 */
+	if (sep == NULL || sep[1] == '\0' || sep == relname || strlen(sep + 1) > 18)
+		return false;
+	for (p = sep + 1; *p; p++)
+	{
+		if (*p < '0' || *p > '9')
+			return false;
+	}
+	c = citus_catalogs();
+	if (!OidIsValid(c->dist_shard))
+		return false;
+	if (OidIsValid(relid) && list_member_oid(c->shards, relid))
+		return true;
+	shardid = pg_strtoint64(sep + 1);
+	table = shard_table(c, shardid);
+	if (!OidIsValid(table) || table == relid)
+		return false;
+	table_name = get_rel_name(table);
+	if (table_name == NULL)
+		shard = true;			/* its table is gone: Citus drops its shards */
+	else
+	{
+		/* the same schema or the name Citus gives it: one may lag, see above */
+		shard_name(table_name, (uint64) shardid, expected);
+		shard = get_rel_namespace(table) == nspoid || strcmp(expected, relname) == 0;
+	}
+	if (shard && OidIsValid(relid))
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		c->shards = lappend_oid(c->shards, relid);
+		MemoryContextSwitchTo(old);
+	}
+	return shard;
+}
+
+/*
+ * Whether a relation is a Citus shard (see the file header).  False for a
+ * relation that does not exist, and whenever Citus is not installed in the
+ * database.
+ */
+bool
+EltIsCitusShard(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+
+	return relname != NULL && shard_named(get_rel_namespace(relid), relname, relid);
+}
+
+/* Whether a relation named in a statement is a Citus shard (or will be one). */
+static bool
+shard_rangevar(RangeVar *rv)
+{
+	Oid			relid;
+	Oid			nspoid;
+	size_t		len = strlen(rv->relname);
+
+	/* the cheap test first: a shard's name ends in a digit */
+	if (len == 0 || rv->relname[len - 1] < '0' || rv->relname[len - 1] > '9')
+		return false;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	if (OidIsValid(relid))
+		return EltIsCitusShard(relid);
+	/* Citus names a shard with its schema */
+	nspoid = rv->schemaname ? get_namespace_oid(rv->schemaname, true) : InvalidOid;
+	return OidIsValid(nspoid) && shard_named(nspoid, rv->relname, InvalidOid);
+}
+
+/*
+ * Whether a DDL statement is one Citus runs on its shards: every relation
+ * it names (a table or an index, to create, alter, rename, move, truncate
+ * or drop) is a shard.  Such a statement runs inside the statement on the table
+ * (DDL on a distributed or reference table reaches the shards on this
+ * node through the event triggers again); the triggers leave it alone.
+ */
+bool
+EltCitusShardStatement(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (parsetree == NULL)
+		return false;
+	switch (nodeTag(parsetree))
+	{
+		case T_AlterTableStmt:
+			return shard_rangevar(((AlterTableStmt *) parsetree)->relation);
+		case T_IndexStmt:
+			return shard_rangevar(((IndexStmt *) parsetree)->relation);
+		case T_CreateStmt:
+			return shard_rangevar(((CreateStmt *) parsetree)->relation);
+		case T_RenameStmt:
+			return ((RenameStmt *) parsetree)->relation != NULL &&
+				shard_rangevar(((RenameStmt *) parsetree)->relation);
+		case T_AlterObjectSchemaStmt:
+			return ((AlterObjectSchemaStmt *) parsetree)->relation != NULL &&
+				shard_rangevar(((AlterObjectSchemaStmt *) parsetree)->relation);
+		case T_TruncateStmt:
+			foreach(lc, ((TruncateStmt *) parsetree)->relations)
+			{
+				if (!shard_rangevar((RangeVar *) lfirst(lc)))
+					return false;
+			}
+			return ((TruncateStmt *) parsetree)->relations != NIL;
+		case T_DropStmt:
+			{
+				DropStmt   *ds = (DropStmt *) parsetree;
+
+				if (ds->removeType != OBJECT_TABLE && ds->removeType != OBJECT_INDEX &&
+					ds->removeType != OBJECT_FOREIGN_TABLE)
+					return false;
+				foreach(lc, ds->objects)
+				{
+					if (!shard_rangevar(makeRangeVarFromNameList((List *) lfirst(lc))))
+						return false;
+				}
+				return ds->objects != NIL;
+			}
+		default:
+			return false;
+	}
+}
+
+/*
+ * How a Citus table is distributed: false (info untouched) when relid is
+ * not in pg_dist_partition or Citus is not installed.
+ */
+bool
+EltCitusTableInfo(Oid relid, EltCitusTable *info)
+{
+	CitusCatalogs *c = citus_catalogs();
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!OidIsValid(c->dist_partition))
+		return false;
+	rel = table_open(c->dist_partition, AccessShareLock);
+	ScanKeyInit(&key, citus_column(rel, "logicalrelid"), BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, c->dist_partition_idx, OidIsValid(c->dist_partition_idx),
+							  NULL, 1, &key);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		d;
+
+		found = true;
+		d = heap_getattr(tup, citus_column(rel, "partmethod"), desc, &isnull);
+		info->method = isnull ? 'n' : DatumGetChar(d);
+		d = heap_getattr(tup, citus_column(rel, "colocationid"), desc, &isnull);
+		info->colocation = isnull ? 0 : DatumGetInt32(d);
+		d = heap_getattr(tup, citus_column(rel, "repmodel"), desc, &isnull);
+		info->replication = isnull ? 's' : DatumGetChar(d);
+		info->column = NULL;
+		d = heap_getattr(tup, citus_column(rel, "partkey"), desc, &isnull);
+		if (!isnull)
+		{
+			/* the distribution column, as a Var in node form */
+			Node	   *key_node = stringToNode(TextDatumGetCString(d));
+
+			if (key_node != NULL && IsA(key_node, Var))
+				info->column = get_attname(relid, ((Var *) key_node)->varattno, true);
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
