@@ -14,13 +14,14 @@
  * Nothing outside the sandbox is written; no lineage is recorded.
  *
  * Privileges.  The caller must be a member of the sandbox's owner; the
- * SQL runs as that owner, in a security-restricted operation, reading and
- * writing the owner's copies only.  The SQL is its author's: the
- * transform's owner (a version), the run's role (a replay) or the caller
- * (sql =>).  When the sandbox's owner does not have the author's
- * privileges, the SQL may use only types, functions and operators that
- * are built in or belong to an extension: anything else is the author's
- * code and would run with the sandbox owner's rights.
+ * SQL runs as that owner, in a security-restricted operation, reading the
+ * owner's copies.  So it must be the owner's own SQL: a version of the
+ * owner's transform, a run of the owner's, SQL the caller passes (sql =>),
+ * or a superuser's (which runs with less than its author's rights there).
+ * Another role's SQL is refused: anything it calls, built-ins included,
+ * would act with the owner's rights on that role's behalf.  The target it
+ * writes is a plain table of the owner's in the sandbox, without triggers
+ * or rules.
  *
  * Layering: an engine over sandbox.c's catalog (elt.sandbox_defs), the
  * runs engine (transform_run.c's EltReplayStep, manifest.c's recording)
@@ -92,21 +93,19 @@ EltSandboxOpen(EltSandboxMap *m, const char *name)
 							  1, (Oid[]) {NAMEOID}, (Datum[]) {DirectFunctionCall1(namein, CStringGetDatum(name))},
 							  NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the sandbox failed");
-	if (SPI_processed == 0)
+	/* a sandbox the caller may not run in is one it does not see: no owner, no existence told */
+	if (SPI_processed > 0)
+	{
+		m->owner = DatumGetObjectId(EltSpiGetDatum(0, "owner", &isnull));
+		schema_oid = DatumGetObjectId(EltSpiGetDatum(0, "schema_oid", &isnull));
+		expires_at = DatumGetTimestampTz(EltSpiGetDatum(0, "expires_at", &isnull));
+	}
+	if (SPI_processed == 0 || !has_privs_of_role(cw.actor, m->owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("there is no sandbox \"%s\"", name),
-				 errhint("elt.sandboxes lists the sandboxes you may see; elt.sandbox_create makes one.")));
-	m->owner = DatumGetObjectId(EltSpiGetDatum(0, "owner", &isnull));
-	schema_oid = DatumGetObjectId(EltSpiGetDatum(0, "schema_oid", &isnull));
-	expires_at = DatumGetTimestampTz(EltSpiGetDatum(0, "expires_at", &isnull));
-	if (!has_privs_of_role(cw.actor, m->owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to run in sandbox \"%s\"", name),
-				 errdetail("A run in a sandbox reads and writes its copies as its owner, %s.",
-						   GetUserNameFromId(m->owner, false)),
-				 errhint("Members of its owner may; or make a sandbox of your own with elt.sandbox_create.")));
+				 errmsg("there is no sandbox \"%s\" you may run in", name),
+				 errdetail("A run in a sandbox reads and writes its copies as the sandbox's owner: only members of the owner may ask for one."),
+				 errhint("elt.sandboxes lists the sandboxes you own; elt.sandbox_create makes one.")));
 	if (expires_at <= GetCurrentTransactionStartTimestamp())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -189,19 +188,42 @@ trusted_type(Oid typid, Oid runner)
 	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
 	Form_pg_type typ;
 	bool		ok;
+	Oid			relid;
 
 	if (!HeapTupleIsValid(tup))
 		return false;
 	typ = (Form_pg_type) GETSTRUCT(tup);
-	/* a table's row type carries no code of its own */
-	ok = OidIsValid(typ->typrelid) && typ->typtype == TYPTYPE_COMPOSITE
-		? true
-		: trusted_object(TypeRelationId, typid, typ->typnamespace, typ->typowner, runner);
+	ok = trusted_object(TypeRelationId, typid, typ->typnamespace, typ->typowner, runner);
+	relid = typ->typtype == TYPTYPE_COMPOSITE ? typ->typrelid : InvalidOid;
 	if (ok && typ->typtype == TYPTYPE_DOMAIN)
 		ok = trusted_type(typ->typbasetype, runner);
 	if (ok && OidIsValid(typ->typelem) && typ->typelem != typid && IsTrueArrayType(typ))
 		ok = trusted_type(typ->typelem, runner);
+	if (ok && typ->typtype == TYPTYPE_RANGE)
+		ok = trusted_type(get_range_subtype(typid), runner);
+	if (ok && typ->typtype == TYPTYPE_MULTIRANGE)
+		ok = trusted_type(get_multirange_range(typid), runner);
 	ReleaseSysCache(tup);
+	/* a composite's attributes (a domain among them runs its CHECK on input) */
+	if (ok && OidIsValid(relid))
+	{
+		HeapTuple	ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		int			natts = HeapTupleIsValid(ctup) ? ((Form_pg_class) GETSTRUCT(ctup))->relnatts : 0;
+		int			k;
+
+		if (HeapTupleIsValid(ctup))
+			ReleaseSysCache(ctup);
+		for (k = 1; ok && k <= natts; k++)
+		{
+			HeapTuple	atup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(k));
+
+			if (!HeapTupleIsValid(atup))
+				continue;
+			if (!((Form_pg_attribute) GETSTRUCT(atup))->attisdropped)
+				ok = trusted_type(((Form_pg_attribute) GETSTRUCT(atup))->atttypid, runner);
+			ReleaseSysCache(atup);
+		}
+	}
 	return ok;
 }
 
@@ -233,13 +255,36 @@ EltSandboxTarget(EltSandboxMap *m, Oid target)
 	existing = get_relname_relid(relname, m->nsp);
 	if (OidIsValid(existing))
 	{
+		HeapTuple	tup;
+		Form_pg_class c;
+		bool		plain;
+
 		if (list_member_oid(m->copies, existing))
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_TABLE),
 					 errmsg("sandbox \"%s\" has no copy of %s, and its table %s is the copy of another source",
 							m->name, EltRelDisplayName(target), quote_identifier(relname)),
 					 errhint("Make the sandbox from the target's schema too, so that it has a copy of the target.")));
-		/* made by an earlier run in the sandbox (or by its owner): written as it is */
+		/*
+		 * made by an earlier run in the sandbox (or by its owner): written as
+		 * it is if it is a plain table of the owner's that writes nothing
+		 * else (no view over another table, no trigger, no rule)
+		 */
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(existing));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for relation %u", existing);
+		c = (Form_pg_class) GETSTRUCT(tup);
+		plain = (c->relkind == RELKIND_RELATION || c->relkind == RELKIND_PARTITIONED_TABLE) &&
+			c->relowner == m->owner && !c->relhastriggers && !c->relhasrules &&
+			c->relpersistence != RELPERSISTENCE_TEMP;
+		ReleaseSysCache(tup);
+		if (!plain)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("%s in sandbox \"%s\" is not a plain table of its owner's: a run does not write it",
+							quote_qualified_identifier(m->schema, relname), m->name),
+					 errdetail("A run writes only a table of the sandbox, owned by the sandbox's owner, without triggers or rules."),
+					 errhint("Drop or rename it: the run makes the table it writes itself.")));
 		return existing;
 	}
 
@@ -314,89 +359,33 @@ EltSandboxTarget(EltSandboxMap *m, Oid target)
 }
 
 /* ---------------------------------------------------------------------
- * Whose code runs
+ * Whose SQL runs
  * ---------------------------------------------------------------------
  */
 
-typedef struct CodeCheck
-{
-	Oid			runner;
-	const char *bad;
-} CodeCheck;
-
-static bool
-function_bad(Oid funcid, void *context)
-{
-	CodeCheck  *cc = context;
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
-	Form_pg_proc p;
-	bool		ok;
-
-	if (!HeapTupleIsValid(tup))
-		return false;
-	p = (Form_pg_proc) GETSTRUCT(tup);
-	ok = trusted_object(ProcedureRelationId, funcid, p->pronamespace, p->proowner, cc->runner);
-	if (!ok)
-		cc->bad = psprintf("function %s", format_procedure(funcid));
-	ReleaseSysCache(tup);
-	return !ok;
-}
-
-static bool
-query_code_walker(Node *node, void *context)
-{
-	CodeCheck  *cc = context;
-	Oid			typid = InvalidOid;
-
-	if (node == NULL)
-		return false;
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, query_code_walker, context, 0);
-	if (IsA(node, CoerceToDomain))
-		typid = ((CoerceToDomain *) node)->resulttype;
-	else if (IsA(node, Const))
-		typid = ((Const *) node)->consttype;
-	if (OidIsValid(typid) && !trusted_type(typid, cc->runner))
-	{
-		cc->bad = psprintf("type %s", format_type_be(typid));
-		return true;
-	}
-	if (check_functions_in_node(node, function_bad, context))
-		return true;
-	return expression_tree_walker(node, query_code_walker, context);
-}
-
 /*
- * In a sandbox the SQL runs as the sandbox's owner: every type, function
- * and operator it uses must be built in, part of an extension, or owned by
- * a superuser or by the sandbox's owner — anyone else's code would run
- * with the owner's rights (a superuser's, when a superuser owns the
- * sandbox).  The SQL is analysed for this as its author: analysing runs
- * the input functions of the types of its literals, which must not run as
- * the owner before they are judged.  An author who may use the sandbox
- * analyses it over the copies (remap); another over the live relations it
- * names (its own view of them, as when it runs live).
+ * In a sandbox the SQL runs as the sandbox's owner, so it must be the
+ * owner's own: a version of a transform the owner owns, a run of the
+ * owner's, or SQL the caller (a member of the owner) passes itself.  A
+ * superuser's SQL runs with less than its author's rights there, which
+ * is allowed too.  Another role's SQL is not run: whatever it calls —
+ * its own functions, or built-ins that read what the owner may read
+ * (query_to_xml) or act on the owner's behalf (pg_notify, setval, lo_*) —
+ * would run with the owner's rights on that role's behalf.
  */
 static void
-check_code(EltSandboxMap *m, const char *sql, const char *search_path, List *remap, Oid author,
-		   const char *what)
+check_author(EltSandboxMap *m, Oid author, const char *what)
 {
-	CodeCheck	cc = {m->owner, NULL};
-	EltAsRole	ra;
-	Query	   *q;
-
-	EltAsRoleBegin(&ra, author, search_path, true);
-	q = has_privs_of_role(author, m->owner) ? EltAnalyzeSelectRemapped(sql, remap) : EltAnalyzeSelect(sql);
-	(void) query_code_walker((Node *) q, &cc);
-	EltAsRoleEnd(&ra);
-	if (cc.bad != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s cannot run in sandbox \"%s\": its SQL uses %s, which is neither built in nor part of an extension",
-						what, m->name, cc.bad),
-				 errdetail("In the sandbox it runs as role %s, and that code is another role's: it would run with %s's rights.",
-						   GetUserNameFromId(m->owner, false), GetUserNameFromId(m->owner, false)),
-				 errhint("In a sandbox, use only built-in functions and types, those of extensions, and the sandbox owner's own.")));
+	if (author == m->owner || superuser_arg(author))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is role %s's SQL: it does not run in sandbox \"%s\" of role %s", what,
+					GetUserNameFromId(author, false), m->name, GetUserNameFromId(m->owner, false)),
+			 errdetail("In a sandbox the SQL runs as the sandbox's owner: another role's SQL would run with the owner's rights."),
+			 errhint("Read the SQL (elt.transform_versions, elt.run_manifest), and to run it, pass it yourself: "
+					 "elt.transform_run(name, sandbox => ..., sql => ...); or run it in a sandbox of role %s.",
+					 GetUserNameFromId(author, false))));
 }
 
 /* ---------------------------------------------------------------------
@@ -421,6 +410,7 @@ EltSandboxStep(EltSandboxMap *m, EltRunStep *st, List *relids, List *names, Oid 
 			   *ln;
 	EltAsRole	ra;
 
+	check_author(m, author, what);
 	target_copy = EltSandboxTarget(m, st->target);
 	forboth(lc, relids, ln, names)
 	{
@@ -440,7 +430,6 @@ EltSandboxStep(EltSandboxMap *m, EltRunStep *st, List *relids, List *names, Oid 
 		remap = lappend(remap, get_rel_name(copy));
 		read = list_append_unique_oid(read, copy);
 	}
-	check_code(m, st->sql, st->search_path, remap, author, what);
 
 	st->relations = NIL;
 	for (lc = list_head(remap); lc != NULL; lc = lnext(remap, lnext(remap, lc)))
@@ -495,13 +484,13 @@ EltSandboxRelationByName(const char *qualified)
 }
 
 /*
- * The live relations sql's references name, in order, as its author reads
- * them under search_path.  Only to find their copies: a qualified name is
+ * The live relations sql's references name, in order, as role (the
+ * sandbox's owner, who runs it) reads them under search_path.  Only to find their copies: a qualified name is
  * looked up without the author's USAGE on its schema (an analyst's SQL
  * names the production tables it has never been allowed to read).
  */
 static void
-resolve_references(const char *sql, const char *search_path, Oid author, List **relids, List **names)
+resolve_references(const char *sql, const char *search_path, Oid role, List **relids, List **names)
 {
 	EltAsRole	ra;
 	ListCell   *lc;
@@ -509,7 +498,7 @@ resolve_references(const char *sql, const char *search_path, Oid author, List **
 
 	*relids = NIL;
 	*names = NIL;
-	EltAsRoleBegin(&ra, author, search_path, true);
+	EltAsRoleBegin(&ra, role, search_path, true);
 	foreach(lc, refs)
 	{
 		RangeVar   *rv = lfirst_node(RangeVar, lc);
@@ -583,6 +572,7 @@ EltSandboxTransformRun(const char *name, Jsonb *params, const char *sandbox, con
 	EltCatalogWriteEnd(&cw);
 	MemoryContextSwitchTo(cxt);
 	author = get_role_oid(t.owner, false);
+	EltSandboxOpen(&m, sandbox);
 	if (sql != NULL)
 	{
 		char		hash[ELT_SHA256_HEX_LEN + 1];
@@ -593,12 +583,11 @@ EltSandboxTransformRun(const char *name, Jsonb *params, const char *sandbox, con
 		t.code_hash = pstrdup(hash);
 		t.search_path = GetConfigOptionByName("search_path", NULL, false);
 		t.version = 0;
-		author = GetUserId();
+		/* the caller's, who has the owner's privileges: as if the owner wrote it */
+		author = m.owner;
 	}
 	what = t.version != 0 ? psprintf("version %d of transform \"%s\"", t.version, t.name)
 		: psprintf("the SQL given for transform \"%s\"", t.name);
-
-	EltSandboxOpen(&m, sandbox);
 
 	memset(&st, 0, sizeof(st));
 	st.enabled = true;
@@ -616,7 +605,7 @@ EltSandboxTransformRun(const char *name, Jsonb *params, const char *sandbox, con
 	st.search_path = t.search_path;
 	st.params = params;
 	st.target = t.target;
-	resolve_references(t.sql, t.search_path, author, &relids, &names);
+	resolve_references(t.sql, t.search_path, m.owner, &relids, &names);
 	EltSandboxStep(&m, &st, relids, names, author, what);
 
 	EltCatalogWriteBegin(&cw);

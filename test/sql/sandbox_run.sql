@@ -60,13 +60,13 @@ SELECT elt.table_checksum('sr_mart.customer_totals') AS live_checksum \gset
 SELECT count(*) AS transform_runs_before FROM elt.transform_runs \gset
 
 -------------------------------------------------------------------------------
--- The current version, in the analyst's masked 20% sandbox
+-- The current version, in its owner's masked 20% sandbox
 -------------------------------------------------------------------------------
-SET ROLE sr_analyst;
+SET ROLE sr_etl;
 SELECT relation, rows > 0 AS has_rows
 FROM elt.sandbox_create('sb_a', ARRAY['sr_shop'], '{"percent": 20, "seed": 7}') ORDER BY relation::text COLLATE "C";
 SELECT elt.transform_run('totals', sandbox => 'sb_a') AS r1 \gset
--- the sandbox got a table shaped like the target: its columns and key, the analyst's alone
+-- the sandbox got a table shaped like the target: its columns and key, the owner's alone
 SELECT c.relname, pg_get_userbyid(c.relowner) AS owner, c.relacl IS NULL AS default_acl,
        (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
                           ', ' ORDER BY a.attnum)
@@ -103,7 +103,7 @@ SELECT elt.table_checksum('sr_mart.customer_totals') = :'live_checksum' AS live_
 -------------------------------------------------------------------------------
 -- A new version tried first: SQL not recorded yet, compared with the current one
 -------------------------------------------------------------------------------
-SET ROLE sr_analyst;
+SET ROLE sr_etl;
 CREATE TABLE sb_a.current_output AS SELECT * FROM sb_a.customer_totals;
 SELECT elt.transform_run('totals', sandbox => 'sb_a', sql => $$
   SELECT o.customer_id, count(*) AS orders,
@@ -124,7 +124,7 @@ SELECT count(*) FROM sb_a.customer_totals;
 RESET ROLE;
 
 -- a merge target the sandbox copied is written in its copy
-SET ROLE sr_analyst;
+SET ROLE sr_etl;
 SELECT elt.transform_run('region_days', sandbox => 'sb_a') > 0 AS merged;
 SELECT r.region, r.orders = (SELECT count(*) FROM sb_a.orders o JOIN sb_a.customers c ON c.id = o.customer_id
                              WHERE c.region = r.region) AS right_count
@@ -133,29 +133,69 @@ RESET ROLE;
 SELECT count(*) AS live_region_days FROM sr_shop.region_days;
 
 -------------------------------------------------------------------------------
--- Whose code runs: the transform owner's function, in other roles' sandboxes
+-- Whose SQL runs: in a sandbox, the owner's own (or a superuser's) only
 -------------------------------------------------------------------------------
 SET ROLE sr_etl;
 CREATE FUNCTION sr_mart.twice(numeric) RETURNS numeric LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2';
-CREATE DOMAIN sr_mart.positive AS numeric CHECK (VALUE > 0);
 SELECT elt.transform_update('totals',
   'SELECT o.customer_id, count(*) AS orders, sr_mart.twice(sum(o.amount)) AS total FROM sr_shop.orders o GROUP BY o.customer_id') AS version;
+SELECT elt.transform_run('totals', sandbox => 'sb_a', version => 1) > 0 AS older_version;
+SELECT elt.transform_run('totals', sandbox => 'sb_a') > 0 AS own_function;
+SELECT (SELECT sum(total) FROM sb_a.customer_totals) = 2 * (SELECT sum(amount) FROM sb_a.orders) AS twice;
 RESET ROLE;
+-- the analyst's sandbox does not run the owner's SQL, any version
 SET ROLE sr_analyst;
-SELECT elt.transform_run('totals', sandbox => 'sb_a');
--- its own SQL cannot name them either; an older version can run
-SELECT elt.transform_run('totals', sandbox => 'sb_a', sql =>
-  'SELECT o.customer_id, count(*) AS orders, sum(o.amount)::sr_mart.positive AS total FROM sr_shop.orders o GROUP BY o.customer_id');
-SELECT elt.transform_run('totals', sandbox => 'sb_a', sql =>
-  'SELECT o.customer_id, count(*) AS orders, sum(o.amount) + $$1$$::sr_mart.positive AS total FROM sr_shop.orders o GROUP BY o.customer_id');
-SELECT elt.transform_run('totals', sandbox => 'sb_a', version => 1) > 0 AS version_1;
+SELECT relation, rows > 0 AS has_rows
+FROM elt.sandbox_create('sb_an', ARRAY['sr_shop'], '{"percent": 20, "seed": 7}') ORDER BY relation::text COLLATE "C";
+SELECT elt.transform_run('totals', sandbox => 'sb_an');
+SELECT elt.transform_run('totals', sandbox => 'sb_an', version => 1);
+-- read, and passed by the analyst itself, it is the analyst's SQL
+SELECT elt.transform_run('totals', sandbox => 'sb_an',
+  sql => (SELECT v.sql FROM elt.transform_versions v WHERE v.transform = 'totals' AND v.version = 1)) > 0 AS passed;
+SELECT count(*) > 0 AS written FROM sb_an.customer_totals;
 RESET ROLE;
--- a superuser's sandbox does not run it as the superuser either
+-- nor does a superuser's: the owner's type, whose domain runs a CHECK on input
+SET ROLE sr_etl;
+CREATE FUNCTION sr_mart.positive(numeric) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 0';
+CREATE DOMAIN sr_mart.amount AS numeric CHECK (sr_mart.positive(VALUE));
+CREATE TYPE sr_mart.wrapped AS (a sr_mart.amount);
+SELECT elt.transform_update('totals',
+  'SELECT o.customer_id, count(*) AS orders, ((''(5)''::sr_mart.wrapped).a)::numeric AS total FROM sr_shop.orders o GROUP BY o.customer_id') AS version;
+RESET ROLE;
 SELECT count(*) AS tables FROM elt.sandbox_create('sb_su', ARRAY['sr_shop'], '{"percent": 20, "seed": 7}');
 SELECT elt.transform_run('totals', sandbox => 'sb_su');
+SELECT elt.transform_run('totals', sandbox => 'sb_su', version => 1);
+-- a superuser's transform runs in another role's sandbox, as that role
+CREATE TABLE sr_mart.order_count (n bigint PRIMARY KEY);
+SELECT elt.transform_create('order_count', 'sr_mart.order_count', 'SELECT count(*) AS n FROM sr_shop.orders', 'replace') > 0 AS created;
+SET ROLE sr_analyst;
+SELECT elt.transform_run('order_count', sandbox => 'sb_an') > 0 AS superuser_sql;
+SELECT n = (SELECT count(*) FROM sb_an.orders) AS counted, pg_get_userbyid(c.relowner) AS owner
+FROM sb_an.order_count, pg_class c WHERE c.oid = 'sb_an.order_count'::regclass;
+RESET ROLE;
 SELECT elt.sandbox_drop('sb_su');
--- in a sandbox of its own, the owner's function runs
+-- the table a run writes is a plain table of the owner's: not a view over a live table, nor one with triggers
 SET ROLE sr_etl;
+CREATE TABLE sr_mart.flags (id bigint PRIMARY KEY);
+CREATE TABLE sr_mart.flags_live (id bigint PRIMARY KEY);
+SELECT elt.transform_create('flags', 'sr_mart.flags', 'SELECT o.id FROM sr_shop.orders o WHERE o.id % 10 = 1', 'append') > 0 AS created;
+CREATE VIEW sb_a.flags AS SELECT id FROM sr_mart.flags_live;
+SELECT elt.transform_run('flags', sandbox => 'sb_a');
+SELECT count(*) AS live_untouched FROM sr_mart.flags_live;
+DROP VIEW sb_a.flags;
+CREATE TABLE sb_a.flags (id bigint PRIMARY KEY);
+CREATE FUNCTION sb_a.flag_copy() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO sr_mart.flags_live VALUES (NEW.id); RETURN NEW; END$$;
+CREATE TRIGGER copy_out AFTER INSERT ON sb_a.flags FOR EACH ROW EXECUTE FUNCTION sb_a.flag_copy();
+SELECT elt.transform_run('flags', sandbox => 'sb_a');
+DROP TABLE sb_a.flags;
+SELECT elt.transform_run('flags', sandbox => 'sb_a') > 0 AS made_its_own;
+SELECT count(*) = (SELECT count(*) FROM sb_a.orders WHERE id % 10 = 1) AS flags FROM sb_a.flags;
+RESET ROLE;
+
+-- and a sandbox of its own runs the owner's SQL
+SET ROLE sr_etl;
+SELECT elt.transform_update('totals',
+  'SELECT o.customer_id, count(*) AS orders, sr_mart.twice(sum(o.amount)) AS total FROM sr_shop.orders o GROUP BY o.customer_id') AS version;
 SELECT count(*) AS tables FROM elt.sandbox_create('sb_e', ARRAY['sr_shop'], '{"percent": 20, "seed": 7}');
 SELECT elt.transform_run('totals', sandbox => 'sb_e') > 0 AS own_code;
 SELECT (SELECT sum(total) FROM sb_e.customer_totals) = 2 * (SELECT sum(amount) FROM sb_e.orders) AS twice;
@@ -184,16 +224,20 @@ SELECT elt.replay(:p, into_schema => 'elsewhere', sandbox => 'sb_e');
 RESET ROLE;
 -- the analyst may not replay the owner's run, into its sandbox or any
 SET ROLE sr_analyst;
-SELECT pg_temp.error_of(format('SELECT elt.replay(%s, sandbox => %L)', :p, 'sb_a'));
+SELECT pg_temp.error_of(format('SELECT elt.replay(%s, sandbox => %L)', :p, 'sb_an'));
 RESET ROLE;
+-- a superuser may, but not into a sandbox of another role: the SQL is the run's role's
+SELECT pg_temp.error_of(format('SELECT elt.replay(%s, sandbox => %L)', :p, 'sb_an'));
 
 -------------------------------------------------------------------------------
 -- Privileges and bad input: clear errors, nothing written
 -------------------------------------------------------------------------------
 SET ROLE sr_nobody;
+-- a sandbox it may not run in reads as one that does not exist
 SELECT elt.transform_run('totals', sandbox => 'sb_a');
+SELECT elt.transform_run('totals', sandbox => 'nowhere');
 RESET ROLE;
-SET ROLE sr_analyst;
+SET ROLE sr_etl;
 SELECT elt.transform_run('totals', sandbox => 'nowhere');
 SELECT elt.transform_run('nothing', sandbox => 'sb_a');
 SELECT elt.transform_run('totals', version => 1);
@@ -215,7 +259,7 @@ SELECT elt.run_end() > 0 AS ended;
 RESET ROLE;
 -- an expired sandbox
 UPDATE elt.sandbox_defs SET expires_at = now() - interval '1 minute' WHERE name = 'sb_a';
-SET ROLE sr_analyst;
+SET ROLE sr_etl;
 SELECT elt.transform_run('totals', sandbox => 'sb_a', version => 1);
 RESET ROLE;
 
@@ -226,6 +270,7 @@ ORDER BY id;
 
 -- cleanup
 SELECT elt.sandbox_drop('sb_a');
+SELECT elt.sandbox_drop('sb_an');
 SET ROLE sr_etl;
 SELECT elt.sandbox_drop('sb_e');
 RESET ROLE;
