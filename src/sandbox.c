@@ -457,10 +457,9 @@ copy_rows(Sandbox *sb, SbTable *t, Relation rel, Oid reader)
 	{
 		char	   *columns = NULL;
 		char	   *list = EltMaskBegin(rel, sb->masked, true, &columns);
-		char	   *sql = psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s AS m%s%s%s",
-								   t->dst, columns, list, t->from,
-								   t->keys ? " WHERE (m.tableoid, m.ctid) IN (SELECT k.r, k.t FROM " : "",
-								   t->keys ? t->keys : "", t->keys ? " AS k)" : "");
+		char	   *sql = psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s AS m%s%s",
+								   t->dst, columns, list, t->from, t->keys ? " WHERE " : "",
+								   t->keys ? EltSandboxKeptRows(t, "m", t->keys) : "");
 
 		if (SPI_execute_with_args(sql, 1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(EltMaskToken())},
 								  NULL, false, 0) != SPI_OK_INSERT)

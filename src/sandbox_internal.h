@@ -65,5 +65,6 @@ typedef struct Sandbox
 
 extern int	EltSandboxTableIndex(Sandbox *sb, Oid relid);
 extern void EltSandboxSample(Sandbox *sb, Oid reader);
+extern char *EltSandboxKeptRows(SbTable *t, const char *alias, const char *keys);
 
 #endif							/* ELT_SANDBOX_INTERNAL_H */

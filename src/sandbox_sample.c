@@ -19,6 +19,7 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -67,6 +68,21 @@ EltSandboxTableIndex(Sandbox *sb, Oid relid)
 		if (sb->tables[i].relid == relid)
 			return i;
 	return -1;
+}
+
+/*
+ * The condition that keeps t's rows (read as alias) listed in the
+ * temporary table keys: for a plain table a TID scan of exactly those rows
+ * (ctid = ANY of the list, read once), not a scan of the whole table
+ * joined with the list; a partitioned table's rows are told apart by
+ * their partition too.
+ */
+char *
+EltSandboxKeptRows(SbTable *t, const char *alias, const char *keys)
+{
+	if (get_rel_relkind(t->relid) == RELKIND_RELATION)
+		return psprintf("%s.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT k.t FROM %s AS k))", alias, keys);
+	return psprintf("(%s.tableoid, %s.ctid) IN (SELECT k.r, k.t FROM %s AS k)", alias, alias, keys);
 }
 
 /*
@@ -138,11 +154,11 @@ close_step(Sandbox *sb, SbFkey *f, bool down)
 	if (from->added == 0)
 		return 0;
 	n = exec_count(psprintf("WITH added AS (INSERT INTO %s SELECT %s.tableoid, %s.ctid FROM %s AS %s JOIN %s AS %s ON %s"
-							" WHERE (%s.tableoid, %s.ctid) IN (SELECT k.r, k.t FROM %s AS k)"
+							" WHERE %s"
 							" ON CONFLICT DO NOTHING RETURNING r, t)"
 							" INSERT INTO %s SELECT a.r, a.t FROM added AS a",
 							to->keys, to_alias, to_alias, to->from, to_alias, from->from, from_alias, f->join,
-							from_alias, from_alias, from->delta, to->next));
+							EltSandboxKeptRows(from, from_alias, from->delta), to->next));
 	f->pulled += n;
 	to->added_next += n;
 	return n;
