@@ -81,6 +81,17 @@
 #endif
 
 /*
+ * 16: a membership may grant a role's privileges without the right to
+ * become it (GRANT ... WITH SET FALSE); code that acts as the role asks
+ * for the right to SET it.  Before 16 every member could.
+ */
+#if PG_VERSION_NUM >= 160000
+#define EltCanSetRole(member, role) member_can_set_role((member), (role))
+#else
+#define EltCanSetRole(member, role) is_member_of_role((member), (role))
+#endif
+
+/*
  * 18: RelationGetPrimaryKeyIndex says whether a deferrable primary key
  * counts; before 18 it always did.
  */

@@ -385,9 +385,10 @@ list_fkeys(Sandbox *sb)
  * indexes', defaults' and generated columns' functions and operators and
  * its domains' checks with the rights of whoever inserts them; and the
  * copy keeps them, so the sandbox's owner would run them at every write.
- * Code that is not built in (nor part of an extension, which a superuser
- * installed) is someone's, and must not run with the caller's rights, a
- * superuser's least of all: such a table is not copied.
+ * Code that is not built in nor a superuser's (an extension's own objects
+ * are: its script ran as a superuser — but not objects the owner of a
+ * trusted extension added to it) is someone's, and must not run with the
+ * caller's rights, a superuser's least of all: such a table is not copied.
  */
 static void
 check_foreign_code(Sandbox *sb, SbTable *t)
@@ -417,8 +418,12 @@ check_foreign_code(Sandbox *sb, SbTable *t)
 							  "         AND EXISTS (SELECT 1 FROM pg_catalog.pg_type y WHERE y.oid = d.refobjid"
 							  "                     AND y.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace"
 							  "                     AND y.typtype <> 'e' AND y.typrelid <> $1)))"
-							  "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = d.refclassid"
-							  "                   AND e.objid = d.refobjid AND e.deptype = 'e')) s",
+							  "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolsuper AND r.oid = CASE d.refclassid"
+							  "         WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass"
+							  "           THEN (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = d.refobjid)"
+							  "         WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass"
+							  "           THEN (SELECT o.oprowner FROM pg_catalog.pg_operator o WHERE o.oid = d.refobjid)"
+							  "         ELSE (SELECT y.typowner FROM pg_catalog.pg_type y WHERE y.oid = d.refobjid) END)) s",
 							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(t->relid)}, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading what %s depends on failed", t->src);
 	what = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -948,7 +953,7 @@ elt_sandbox_create(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("owner does not name a role")));
-	if (!has_privs_of_role(sb.creator, sb.owner))
+	if (!EltCanSetRole(sb.creator, sb.owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to make a sandbox for role %s", GetUserNameFromId(sb.owner, false)),
@@ -1166,7 +1171,7 @@ elt_sandbox_refresh(PG_FUNCTION_ARGS)
 	sb.name = name;
 	sb.owner = owner;
 	sb.creator = cw.actor;
-	if (!has_privs_of_role(sb.creator, sb.owner))
+	if (!EltCanSetRole(sb.creator, sb.owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to refresh sandbox \"%s\"", name),

@@ -35,6 +35,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
@@ -100,11 +101,11 @@ EltSandboxOpen(EltSandboxMap *m, const char *name)
 		schema_oid = DatumGetObjectId(EltSpiGetDatum(0, "schema_oid", &isnull));
 		expires_at = DatumGetTimestampTz(EltSpiGetDatum(0, "expires_at", &isnull));
 	}
-	if (SPI_processed == 0 || !has_privs_of_role(cw.actor, m->owner))
+	if (SPI_processed == 0 || !EltCanSetRole(cw.actor, m->owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("there is no sandbox \"%s\" you may run in", name),
-				 errdetail("A run in a sandbox reads and writes its copies as the sandbox's owner: only members of the owner may ask for one."),
+				 errdetail("A run in a sandbox reads and writes its copies as the sandbox's owner: only roles that may SET ROLE to the owner may ask for one."),
 				 errhint("elt.sandboxes lists the sandboxes you own; elt.sandbox_create makes one.")));
 	if (expires_at <= GetCurrentTransactionStartTimestamp())
 		ereport(ERROR,
@@ -169,15 +170,15 @@ copy_of(EltSandboxMap *m, Oid relid)
 }
 
 /*
- * Code that may run as runner: built in, part of an extension (which a
- * superuser installed), or owned by a superuser or by runner itself.
+ * Code that may run as runner: built in, or owned by a superuser (an
+ * extension's own objects are) or by runner itself.  Membership of an
+ * extension is not enough: the owner of a trusted extension may add any
+ * object of its own to it.
  */
 static bool
 trusted_object(Oid classid, Oid objid, Oid nspid, Oid owner, Oid runner)
 {
 	if (nspid == PG_CATALOG_NAMESPACE || objid < FirstNormalObjectId)
-		return true;
-	if (OidIsValid(getExtensionOfObject(classid, objid)))
 		return true;
 	return owner == runner || superuser_arg(owner);
 }
@@ -255,36 +256,13 @@ EltSandboxTarget(EltSandboxMap *m, Oid target)
 	existing = get_relname_relid(relname, m->nsp);
 	if (OidIsValid(existing))
 	{
-		HeapTuple	tup;
-		Form_pg_class c;
-		bool		plain;
-
 		if (list_member_oid(m->copies, existing))
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_TABLE),
 					 errmsg("sandbox \"%s\" has no copy of %s, and its table %s is the copy of another source",
 							m->name, EltRelDisplayName(target), quote_identifier(relname)),
 					 errhint("Make the sandbox from the target's schema too, so that it has a copy of the target.")));
-		/*
-		 * made by an earlier run in the sandbox (or by its owner): written as
-		 * it is if it is a plain table of the owner's that writes nothing
-		 * else (no view over another table, no trigger, no rule)
-		 */
-		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(existing));
-		if (!HeapTupleIsValid(tup))
-			elog(ERROR, "cache lookup failed for relation %u", existing);
-		c = (Form_pg_class) GETSTRUCT(tup);
-		plain = (c->relkind == RELKIND_RELATION || c->relkind == RELKIND_PARTITIONED_TABLE) &&
-			c->relowner == m->owner && !c->relhastriggers && !c->relhasrules &&
-			c->relpersistence != RELPERSISTENCE_TEMP;
-		ReleaseSysCache(tup);
-		if (!plain)
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("%s in sandbox \"%s\" is not a plain table of its owner's: a run does not write it",
-							quote_qualified_identifier(m->schema, relname), m->name),
-					 errdetail("A run writes only a table of the sandbox, owned by the sandbox's owner, without triggers or rules."),
-					 errhint("Drop or rename it: the run makes the table it writes itself.")));
+		/* made by an earlier run in the sandbox (or by its owner): checked by the caller */
 		return existing;
 	}
 
@@ -314,7 +292,7 @@ EltSandboxTarget(EltSandboxMap *m, Oid target)
 		if (!trusted_type(typid, m->owner))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("column %s of %s has type %s, which is neither built in nor part of an extension",
+					 errmsg("column %s of %s has type %s, which is neither built in nor a superuser's",
 							quote_identifier(col), EltRelDisplayName(target), format_type_be(typid)),
 					 errdetail("Writing a value of that type runs its owner's code with the rights of the sandbox's owner."),
 					 errhint("Make the sandbox from the target's schema, or write into a target of built-in types.")));
@@ -356,6 +334,43 @@ EltSandboxTarget(EltSandboxMap *m, Oid target)
 	EltAsRoleEnd(&ra);
 	SPI_finish();
 	return existing;
+}
+
+/*
+ * The table a run writes must write nothing else: a plain table of the
+ * sandbox's owner in the sandbox (or a partitioned one all of whose
+ * partitions are), without triggers or rules — not a view over a live
+ * table, nor a partition attached from elsewhere.  Whether it is a copy
+ * or not: the owner may have replaced a copy since the sandbox was made.
+ */
+static void
+check_written(EltSandboxMap *m, Oid relid)
+{
+	List	   *rels = get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE
+		? find_all_inheritors(relid, NoLock, NULL) : list_make1_oid(relid);
+	ListCell   *lc;
+
+	foreach(lc, rels)
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
+		Form_pg_class c;
+		bool		plain;
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for relation %u", lfirst_oid(lc));
+		c = (Form_pg_class) GETSTRUCT(tup);
+		plain = (c->relkind == RELKIND_RELATION || c->relkind == RELKIND_PARTITIONED_TABLE) &&
+			c->relnamespace == m->nsp && c->relowner == m->owner && !c->relhastriggers &&
+			!c->relhasrules && c->relpersistence != RELPERSISTENCE_TEMP;
+		ReleaseSysCache(tup);
+		if (!plain)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("%s is not a plain table of sandbox \"%s\": a run does not write it",
+							EltRelDisplayName(lfirst_oid(lc)), m->name),
+					 errdetail("A run writes only a table in the sandbox's schema, owned by the sandbox's owner, without triggers or rules (and so are its partitions)."),
+					 errhint("Drop or rename it (elt.sandbox_refresh makes the copies again): the run makes the table it writes itself.")));
+	}
 }
 
 /* ---------------------------------------------------------------------
@@ -412,6 +427,7 @@ EltSandboxStep(EltSandboxMap *m, EltRunStep *st, List *relids, List *names, Oid 
 
 	check_author(m, author, what);
 	target_copy = EltSandboxTarget(m, st->target);
+	check_written(m, target_copy);
 	forboth(lc, relids, ln, names)
 	{
 		Oid			relid = lfirst_oid(lc);

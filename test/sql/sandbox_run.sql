@@ -192,6 +192,42 @@ SELECT elt.transform_run('flags', sandbox => 'sb_a') > 0 AS made_its_own;
 SELECT count(*) = (SELECT count(*) FROM sb_a.orders WHERE id % 10 = 1) AS flags FROM sb_a.flags;
 RESET ROLE;
 
+-- a copy replaced by a view over a live table is not written either
+SET ROLE sr_etl;
+DROP TABLE sb_a.region_days;
+CREATE VIEW sb_a.region_days AS SELECT * FROM sr_shop.region_days;
+SELECT elt.transform_run('region_days', sandbox => 'sb_a');
+SELECT count(*) AS live_untouched FROM sr_shop.region_days;
+DROP VIEW sb_a.region_days;
+-- nor a partitioned table with a partition attached from outside the sandbox
+CREATE TABLE sb_a.region_days (region text PRIMARY KEY, orders bigint NOT NULL) PARTITION BY LIST (region);
+CREATE TABLE sr_mart.north_days (region text PRIMARY KEY, orders bigint NOT NULL);
+ALTER TABLE sb_a.region_days ATTACH PARTITION sr_mart.north_days FOR VALUES IN ('north');
+SELECT elt.transform_run('region_days', sandbox => 'sb_a');
+SELECT count(*) AS live_untouched FROM sr_mart.north_days;
+DROP TABLE sb_a.region_days;
+RESET ROLE;
+-- an object added to an extension is not trusted for that: the owner of a
+-- trusted extension may add any of its own (here a domain whose CHECK is its function)
+SET ROLE sr_etl;
+CREATE EXTENSION citext SCHEMA sr_mart;
+CREATE FUNCTION sr_mart.even(integer) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 % 2 = 0';
+CREATE DOMAIN sr_mart.even_int AS integer CHECK (sr_mart.even(VALUE));
+ALTER EXTENSION citext ADD FUNCTION sr_mart.even(integer);
+ALTER EXTENSION citext ADD DOMAIN sr_mart.even_int;
+CREATE TABLE sr_mart.evens (id sr_mart.even_int PRIMARY KEY);
+SELECT elt.transform_create('evens', 'sr_mart.evens', 'SELECT o.id FROM sr_shop.orders o WHERE o.id % 2 = 0', 'append') > 0 AS created;
+RESET ROLE;
+SET ROLE sr_analyst;
+SELECT elt.transform_run('evens', sandbox => 'sb_an', sql => 'SELECT o.id FROM sr_shop.orders o WHERE o.id % 2 = 0');
+RESET ROLE;
+SELECT count(*) FROM elt.sandbox_create('sb_ext', ARRAY['sr_mart']);
+SELECT count(*) = 0 AS not_made FROM pg_namespace WHERE nspname = 'sb_ext';
+SET ROLE sr_etl;
+DROP TABLE sr_mart.evens;
+DROP EXTENSION citext;
+RESET ROLE;
+
 -- and a sandbox of its own runs the owner's SQL
 SET ROLE sr_etl;
 SELECT elt.transform_update('totals',
