@@ -261,6 +261,7 @@ check_applied() {
 }
 CHUNKS_CITUS=""
 CHUNKS_ONE=""
+declare -A CHUNK_STATS
 for rep in $(seq 1 "$REPEATS"); do
   BF="UPDATE bench.orders SET total = amount * 2, applied = applied + 1 WHERE id >= \$1 AND id < \$2"
   for n in coord one; do
@@ -280,6 +281,14 @@ for rep in $(seq 1 "$REPEATS"); do
   cq -c "VACUUM bench.orders"; oq -c "VACUUM bench.orders"
   CHUNKS_CITUS="${CHUNKS_CITUS:+$CHUNKS_CITUS / }$(cq -c "SELECT chunks_done FROM elt.backfill_status WHERE name = 'bf$rep'")"
   CHUNKS_ONE="${CHUNKS_ONE:+$CHUNKS_ONE / }$(oq -c "SELECT chunks_done FROM elt.backfill_status WHERE name = 'bf$rep'")"
+  # the chunks' statements against the whole call: what planning the next
+  # chunk and committing cost
+  for n in coord one; do
+    CHUNK_STATS[$n]="${CHUNK_STATS[$n]:+${CHUNK_STATS[$n]}; }$(pq "$n" -c "SELECT format('%s chunks, %s rows each on average, chunk statement p50 %s ms, chunk statements %s s in all',
+        count(*), round(avg(rows_affected)), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms)::numeric),
+        round(sum(duration_ms)::numeric / 1000, 1))
+      FROM elt.backfill_chunk_status WHERE backfill = 'bf$rep' AND state = 'done'")"
+  done
 done
 for n in coord one; do
   s=$(pq "$n" -c "SELECT string_agg(state || ' ' || rows_done, ', ') FROM elt.backfill_status")
@@ -319,6 +328,7 @@ row backfill_one    "backfill_run, one node ($CHUNKS_ONE chunks)" update_one "UP
 row backfill_citus  "backfill_run, Citus ($CHUNKS_CITUS chunks)" update_citus "Citus UPDATE"
 echo
 echo "Ratios across sides: transform Citus × transform one node $(ratio "$(median <<<"${MS[transform_citus]}")" "$(median <<<"${MS[transform_one]}")"), backfill Citus × backfill one node $(ratio "$(median <<<"${MS[backfill_citus]}")" "$(median <<<"${MS[backfill_one]}")")."
+echo "Backfill chunks: Citus ${CHUNK_STATS[coord]}; one node ${CHUNK_STATS[one]}."
 echo "Correct: checksums equal on both sides ($SUM_ONE after the backfills); every target of a transform or INSERT the same ($T_SUMS); each run wrote $ROWS rows; elt.trace of sampled target rows gives their source row; every row updated exactly once per UPDATE or backfill ($applied in all). Lineage stored: $LINEAGE_SIZE_CITUS on the coordinator, $LINEAGE_SIZE_ONE on one node."
 bench_load_end
 bench_check_library
