@@ -2,7 +2,8 @@
  * citus.c — what governance needs to know about Citus: whether a relation
  * is a shard (EltIsCitusShard), whether a DDL statement is one Citus runs
  * on its shards (EltCitusShardStatement), and how a Citus table is
- * distributed (EltCitusTableInfo).
+ * distributed (EltCitusTableInfo) and that distribution as JSON
+ * (EltCitusDistributionJson).
  *
  * Governance sees tables, never shards.  On a Citus cluster a distributed
  * or reference table is a shell on the coordinator, and its rows live in
@@ -351,4 +352,42 @@ EltCitusTableInfo(Oid relid, EltCitusTable *info)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/*
+ * A Citus table's distribution as JSON: its method, distribution column
+ * and colocation group, under "distribution", appended to out; nothing for
+ * any other table.  Both a table's shape (versions_shape.c) and a run
+ * manifest's relations (manifest.c) record it, in this one form.
+ */
+void
+EltCitusDistributionJson(EltJson *out, Oid relid)
+{
+	EltCitusTable t;
+	const char *method;
+
+	if (!EltCitusTableInfo(relid, &t))
+		return;
+	switch (t.method)
+	{
+		case 'h':
+			method = "hash";
+			break;
+		case 'r':
+			method = "range";
+			break;
+		case 'a':
+			method = "append";
+			break;
+		default:
+			/* no distribution column: copied everywhere, one shard, or local */
+			method = t.replication == 't' ? "reference" :
+				t.colocation != 0 ? "single shard" : "citus local";
+			break;
+	}
+	EltJsonBeginObject(out, "distribution");
+	EltJsonString(out, "method", method);
+	EltJsonString(out, "column", t.column);
+	EltJsonInt(out, "colocation", t.colocation);
+	EltJsonEndObject(out);
 }

@@ -10,6 +10,8 @@
 
 #include "nodes/nodes.h"
 
+#include "util.h"
+
 /* How a Citus table is distributed (pg_dist_partition). */
 typedef struct EltCitusTable
 {
@@ -22,5 +24,6 @@ typedef struct EltCitusTable
 extern bool EltIsCitusShard(Oid relid);
 extern bool EltCitusShardStatement(Node *parsetree);
 extern bool EltCitusTableInfo(Oid relid, EltCitusTable *info);
+extern void EltCitusDistributionJson(EltJson *out, Oid relid);
 
 #endif							/* ELT_CITUS_H */

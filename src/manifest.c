@@ -65,6 +65,7 @@
 
 #include "audit.h"
 #include "checksum.h"
+#include "citus.h"
 #include "lineage.h"
 #include "manifest.h"
 #include "roles.h"
@@ -385,7 +386,8 @@ unlocked_note(bool target)
 /*
  * The JSON of a relation read or written by a step: its name, columns,
  * primary key and schema version, and by policy its rows, checksum and
- * snapshot.  Read with the active snapshot, as the current user.  A
+ * snapshot; a Citus table's distribution (method, column, colocation
+ * group).  Read with the active snapshot, as the current user.  A
  * relation the step could not lock (st->unlocked) is not checksummed.
  * A replay's output also names its sandbox table.
  */
@@ -478,6 +480,8 @@ EltRelationJson(EltRunStep *st, Oid relid, const char *role, bool output)
 	EltJsonRaw(&buf, "columns", columns);
 	EltJsonRaw(&buf, "primary_key", primary_key);
 	EltJsonRaw(&buf, "schema_version", schema_version);
+	/* a Citus table: how it is distributed (nothing for a plain table) */
+	EltCitusDistributionJson(&buf, relid);
 	if (checksum)
 		EltJsonInt(&buf, "rows", EltChecksumRows(checksum));
 	else

@@ -595,43 +595,6 @@ append_indexes(EltJson *out, Relation rel)
 }
 
 /*
- * A Citus table's distribution (citus.c): its method, distribution column
- * and colocation group, under "distribution"; nothing for any other table.
- * A shard is never shaped (it is never governed).
- */
-static void
-append_distribution(EltJson *out, Oid relid)
-{
-	EltCitusTable t;
-	const char *method;
-
-	if (!EltCitusTableInfo(relid, &t))
-		return;
-	switch (t.method)
-	{
-		case 'h':
-			method = "hash";
-			break;
-		case 'r':
-			method = "range";
-			break;
-		case 'a':
-			method = "append";
-			break;
-		default:
-			/* no distribution column: copied everywhere, one shard, or local */
-			method = t.replication == 't' ? "reference" :
-				t.colocation != 0 ? "single shard" : "citus local";
-			break;
-	}
-	EltJsonBeginObject(out, "distribution");
-	EltJsonString(out, "method", method);
-	EltJsonString(out, "column", t.column);
-	EltJsonInt(out, "colocation", t.colocation);
-	EltJsonEndObject(out);
-}
-
-/*
  * The shape of a relation as a jsonb datum, or (Datum) 0 if no relation has
  * that oid.
  */
@@ -658,7 +621,7 @@ EltTableShape(Oid relid)
 	EltJsonString(&out, "partition_key",
 				  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ?
 				  deparse_oid(pg_get_partkeydef, relid) : NULL);
-	append_distribution(&out, relid);
+	EltCitusDistributionJson(&out, relid);
 	append_table_options(&out, rel);
 	append_inheritance(&out, rel);
 	append_columns(&out, rel);

@@ -10,7 +10,8 @@
 #   - check_ddl, schema_diff, backfills (in the session and by two
 #     workers, every row exactly once), a merge transform from a
 #     distributed and a reference table into a distributed target with row
-#     lineage, audit_verify;
+#     lineage (its manifest recording each relation's distribution;
+#     none for a run between plain tables), audit_verify;
 #   - no node's log shows a crash.
 # What is known not to work yet on Citus is asserted as TODO, with what
 # happens today, so that the day it works shows in the output.
@@ -286,6 +287,17 @@ is(cq(qq{SELECT string_agg(format('%s %s %s', i->>'relation', i->>'rows', i->>'c
          WHERE s.run_id = $run AND i->>'role' = 'source'}),
 	'shop.customers 10 t, shop.orders 100 t',
 	"the run's manifest has the rows and checksums of its distributed and reference inputs");
+# the manifest records how each Citus relation is distributed
+my $ref_coloc = cq(q{SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'shop.customers'::regclass});
+is(cq(qq{SELECT string_agg(format('%s %s %s', r->>'relation', coalesce(r->>'role', 'output'), r->'distribution'), '; '
+                           ORDER BY r->>'relation', coalesce(r->>'role', 'output'))
+         FROM (SELECT jsonb_array_elements(m->'inputs') r FROM elt.run_manifest($run) m
+               UNION ALL SELECT jsonb_array_elements(m->'outputs') FROM elt.run_manifest($run) m) x}),
+	qq(mart.order_facts output {"column": "id", "method": "hash", "colocation": $coloc}; )
+	  . qq(mart.order_facts target {"column": "id", "method": "hash", "colocation": $coloc}; )
+	  . qq(shop.customers source {"column": null, "method": "reference", "colocation": $ref_coloc}; )
+	  . qq(shop.orders source {"column": "id", "method": "hash", "colocation": $coloc}),
+	"the run's manifest records the distribution of its inputs and output: method, column, colocation");
 like(fails(qq{SELECT elt.run_revert($run, 'test')}), qr/run $run cannot be reverted: it kept no undo/,
 	'run_revert of the run says why it cannot');
 cq(q{UPDATE shop.orders SET amount = amount + 1000 WHERE id <= 10;
@@ -314,6 +326,15 @@ is(cq(q{SELECT string_agg(format('%s %s %s', segment, row_count, checksum), ', '
 is(cq(q{SELECT elt.table_checksum('shop.orders', ARRAY['amount', 'id'])}),
 	cq(q{SELECT elt.table_checksum('public.orders_local', ARRAY['amount', 'id'])}),
 	'and over the columns given, in their order');
+# a run between plain tables on the same cluster: no distribution in its manifest
+cq(q{ALTER TABLE public.orders_local ADD PRIMARY KEY (id);
+     CREATE TABLE public.orders_copy (id bigint PRIMARY KEY, amount numeric);
+     SELECT elt.transform_create('local_copy', 'public.orders_copy', 'SELECT id, amount FROM public.orders_local', 'append')});
+my $local_run = cq(q{SELECT elt.transform_run('local_copy')});
+is(cq(qq{SELECT count(*) FILTER (WHERE r ? 'distribution') || ' of ' || count(*)
+         FROM (SELECT jsonb_array_elements(m->'inputs') r FROM elt.run_manifest($local_run) m
+               UNION ALL SELECT jsonb_array_elements(m->'outputs') FROM elt.run_manifest($local_run) m) x}),
+	'0 of 3', "a run's manifest records no distribution for plain tables");
 # rows_read: the shards are read by other sessions, whose counts the run's
 # session does not see; unknown (NULL), not a wrong 0
 is(cq(qq{SELECT coalesce(rows_read::text, 'unknown') FROM elt.transform_runs WHERE run_id = $run}),
