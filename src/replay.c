@@ -578,6 +578,26 @@ load_sandbox(ReplayRel *r, ReplayInput *in)
 	r->loaded = in;
 }
 
+/* What a replayed step runs, as its run recorded it, into st (no lineage). */
+static void
+replayed_step(EltRunStep *st, ReplayStep *s, const char *policy, TimestampTz clock)
+{
+	st->enabled = true;
+	st->policy = policy;
+	st->step = s->step;
+	st->clock = clock;
+	st->seed = s->seed;
+	st->transform = s->transform;
+	st->transform_id = s->transform_id;
+	st->version = s->version;
+	st->code_hash = s->code_hash;
+	st->mode = s->mode;
+	st->lineage = "none";
+	st->sql = s->sql;
+	st->search_path = s->search_path;
+	st->params = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s->params)));
+}
+
 /*
  * The replay of one step, executed and recorded in st, as the role the
  * replay runs as (elt_replay has switched to it).
@@ -660,21 +680,8 @@ replay_step(ReplayStep *s, List *rels, const char *sandbox, TimestampTz clock, E
 			appendStringInfoString(&st->inputs, rename_relation_json(json, r, r->sandbox));
 		}
 	}
-	st->enabled = true;
+	replayed_step(st, s, "checksum", clock);
 	st->run_id = run_id;
-	st->policy = "checksum";
-	st->step = s->step;
-	st->clock = clock;
-	st->seed = s->seed;
-	st->transform = s->transform;
-	st->transform_id = s->transform_id;
-	st->version = s->version;
-	st->code_hash = s->code_hash;
-	st->mode = s->mode;
-	st->lineage = "none";
-	st->sql = s->sql;
-	st->search_path = s->search_path;
-	st->params = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s->params)));
 	st->target = target->sandbox_oid;
 	st->sandbox_target = target->sandbox;
 	st->relations = NIL;
@@ -805,20 +812,7 @@ replay_in_sandbox(int64 run_id, const char *sandbox, List *steps, Oid role, cons
 			MemoryContextSwitchTo(spi);
 		}
 		SPI_finish();
-		st->enabled = true;
-		st->policy = policy;
-		st->step = s->step;
-		st->clock = clock;
-		st->seed = s->seed;
-		st->transform = s->transform;
-		st->transform_id = s->transform_id;
-		st->version = s->version;
-		st->code_hash = s->code_hash;
-		st->mode = s->mode;
-		st->lineage = "none";
-		st->sql = s->sql;
-		st->search_path = s->search_path;
-		st->params = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s->params)));
+		replayed_step(st, s, policy, clock);
 		st->target = EltSandboxRelationByName(s->target);
 		if (!OidIsValid(st->target))
 			ereport(ERROR,

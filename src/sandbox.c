@@ -100,9 +100,7 @@ jnumber(JsonbValue *v, const char *key)
 static void
 parse_sample(Sandbox *sb)
 {
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
+	char	   *unknown;
 	JsonbValue *a;
 	int			modes = 0;
 
@@ -121,24 +119,12 @@ parse_sample(Sandbox *sb)
 	/* generated rows, not chosen ones: sandbox_synth.c checks its own arguments */
 	if ((sb->synth = EltSynthParse(sb->sample, &sb->seed)) != NULL)
 		return;
-	it = JsonbIteratorInit(&sb->sample->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		static const char *const known[] = {"percent", "rows", "root", "where", "seed", "max_rows", NULL};
-		int			i;
-
-		if (tok != WJB_KEY)
-			continue;
-		for (i = 0; known[i]; i++)
-			if ((int) strlen(known[i]) == v.val.string.len &&
-				strncmp(known[i], v.val.string.val, v.val.string.len) == 0)
-				break;
-		if (known[i] == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown sample argument \"%.*s\"", v.val.string.len, v.val.string.val),
-					 errhint("A sample takes percent, rows, or root with where; and seed and max_rows.")));
-	}
+	unknown = EltSandboxUnknownKey(sb->sample, (const char *const[]) {"percent", "rows", "root", "where", "seed", "max_rows", NULL});
+	if (unknown != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown sample argument \"%s\"", unknown),
+				 errhint("A sample takes percent, rows, or root with where; and seed and max_rows.")));
 	if ((a = jarg(sb->sample, "percent")) != NULL)
 	{
 		sb->percent = jnumber(a, "percent");

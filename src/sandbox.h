@@ -15,6 +15,7 @@
 #include "manifest.h"
 
 extern int	EltSandboxExpire(void);
+extern char *EltSandboxUnknownKey(Jsonb *j, const char *const *known);
 
 /* A sandbox opened for a run: its schema, and its copies by source. */
 typedef struct EltSandboxMap

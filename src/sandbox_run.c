@@ -11,21 +11,23 @@
  * parameters, clock and seed.  Either is recorded as a run of its own
  * (kind 'sandbox' or 'replay', with the sandbox) with a manifest: the
  * sandbox's copies it read, with their checksums, and what it wrote.
- * Nothing outside the sandbox is written; no lineage is recorded.
+ * The run writes only the sandbox's table; no lineage is recorded.
  *
- * Privileges.  The caller must be a member of the sandbox's owner; the
+ * Privileges.  The caller must be able to SET ROLE to the sandbox's owner; the
  * SQL runs as that owner, in a security-restricted operation, reading the
  * owner's copies.  So it must be the owner's own SQL: a version of the
  * owner's transform, a run of the owner's, SQL the caller passes (sql =>),
  * or a superuser's (which runs with less than its author's rights there).
  * Another role's SQL is refused: anything it calls, built-ins included,
- * would act with the owner's rights on that role's behalf.  The target it
+ * would act with the owner's rights on that role's behalf.  The table it
  * writes is a plain table of the owner's in the sandbox, without triggers
- * or rules.
+ * or rules, and so are its partitions; the types of a table it makes are
+ * built in or a superuser's.
  *
  * Layering: an engine over sandbox.c's catalog (elt.sandbox_defs), the
  * runs engine (transform_run.c's EltReplayStep, manifest.c's recording)
- * and lineage.c's parsing.  Called by transform_run.c and replay.c.
+ * and lineage.c's parsing.  Called by replay.c; its elt_transform_run is
+ * the SQL function, which hands live runs to transform_run.c.
  * Locks: those the step's statements take on the sandbox's copies.
  */
 #include "postgres.h"

@@ -58,6 +58,30 @@ too_many_rounds(void)
 			 errhint("Sample from a root whose rows reference fewer levels, or copy the table whole.")));
 }
 
+/* The first key of object j that is not in known (NULL-ended), or NULL. */
+char *
+EltSandboxUnknownKey(Jsonb *j, const char *const *known)
+{
+	JsonbIterator *it = JsonbIteratorInit(&j->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		int			i;
+
+		if (tok != WJB_KEY)
+			continue;
+		for (i = 0; known[i]; i++)
+			if ((int) strlen(known[i]) == v.val.string.len &&
+				strncmp(known[i], v.val.string.val, v.val.string.len) == 0)
+				break;
+		if (known[i] == NULL)
+			return pnstrdup(v.val.string.val, v.val.string.len);
+	}
+	return NULL;
+}
+
 /* The index of relid in sb->tables, or -1. */
 int
 EltSandboxTableIndex(Sandbox *sb, Oid relid)

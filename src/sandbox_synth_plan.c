@@ -62,9 +62,8 @@ EltSynth *
 EltSynthParse(Jsonb *sample, int64 *seed)
 {
 	JsonbValue *a;
-	JsonbIterator *it;
-	JsonbValue	v;
 	JsonbIteratorToken tok;
+	char	   *unknown;
 	EltSynth   *s;
 
 	if (sample == NULL || !JB_ROOT_IS_OBJECT(sample))
@@ -80,25 +79,13 @@ EltSynthParse(Jsonb *sample, int64 *seed)
 	s = palloc0(sizeof(EltSynth));
 	s->cxt = CurrentMemoryContext;
 	s->scale = 1;
-	it = JsonbIteratorInit(&sample->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		static const char *const known[] = {"synthetic", "scale", "rows", "seed", NULL};
-		int			i;
-
-		if (tok != WJB_KEY)
-			continue;
-		for (i = 0; known[i]; i++)
-			if ((int) strlen(known[i]) == v.val.string.len &&
-				strncmp(known[i], v.val.string.val, v.val.string.len) == 0)
-				break;
-		if (known[i] == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("a synthetic sample takes no \"%.*s\"", v.val.string.len, v.val.string.val),
-					 errdetail("Synthetic rows are generated from statistics: no row of the source is chosen."),
-					 errhint("A synthetic sample takes scale, rows (an object of row counts per table) and seed.")));
-	}
+	unknown = EltSandboxUnknownKey(sample, (const char *const[]) {"synthetic", "scale", "rows", "seed", NULL});
+	if (unknown != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a synthetic sample takes no \"%s\"", unknown),
+				 errdetail("Synthetic rows are generated from statistics: no row of the source is chosen."),
+				 errhint("A synthetic sample takes scale, rows (an object of row counts per table) and seed.")));
 	if ((a = getKeyJsonValueFromContainer(&sample->root, "scale", strlen("scale"), NULL)) != NULL)
 	{
 		s->scale = synth_number(a, "scale");
