@@ -37,6 +37,9 @@ SHARED="${ELT_SHARED:-$(cd "$HERE/.." && pwd)/shared}"
 TARBALL="$SHARED/citus/citus-$CITUS_VERSION.tar.xz"
 SUMS="$SHARED/citus/SHA256SUMS"
 log() { echo "citus_build.sh: $*" >&2; }
+# make test-citus calls this from make: the build is a make of its own, not
+# a sub-make of that one (see scripts/pg_build.sh).
+unset MAKELEVEL MAKEFLAGS MFLAGS
 
 # the PostgreSQL of PG_MAJOR, with what building against it needs
 if [ -z "${ELT_PG_CONFIG_GIVEN:-}" ]; then

@@ -31,6 +31,12 @@ if [ -f "$STAMP" ] && [ -x "$PREFIX/bin/pg_config" ]; then
 fi
 
 log() { echo "pg_build.sh: $*" >&2; }
+# Called from make test (make -> scripts/test.sh -> here), the environment
+# carries the outer make's MAKELEVEL and MAKEFLAGS.  PostgreSQL's top-level
+# make generates its headers (utils/errcodes.h, the grammar) first only
+# when MAKELEVEL is 0: inherited, a parallel build compiles before they
+# exist and fails.  The build is a make of its own.
+unset MAKELEVEL MAKEFLAGS MFLAGS
 SRC="$CACHE/src/pg$MAJOR"
 rm -rf "$SRC" "$PREFIX"
 mkdir -p "$SRC" "$PREFIX"

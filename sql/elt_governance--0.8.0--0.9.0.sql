@@ -414,7 +414,7 @@ SELECT s.name, s.owner, s.created_by, s.created_at, s.expires_at, s.sources, s.s
        -- not for its owner, who may not read the sources or their rules
        CASE WHEN elt._sees_role(s.created_by::oid) THEN s.manifest
             ELSE s.manifest - 'tables' || pg_catalog.jsonb_build_object('tables',
-                   (SELECT pg_catalog.jsonb_agg(t - 'masking' - 'source_checksum')
+                   (SELECT pg_catalog.jsonb_agg(t - 'masking' - 'source_checksum' - 'sampled_checksum')
                     FROM pg_catalog.jsonb_array_elements(s.manifest->'tables') t)) END AS manifest
 FROM elt.sandbox_defs s
 WHERE elt._sees_role(s.owner::oid) OR elt._sees_role(s.created_by::oid);

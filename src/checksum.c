@@ -216,6 +216,10 @@ typedef struct Checksum
 	Datum	   *bounds;
 	uint64	   *seg_sum;		/* 2 words per segment */
 	uint64	   *seg_rows;
+	/* some rows only (EltRowsChecksum): rows tids[i] of relation rels[i] */
+	int64		nsel;
+	const Oid  *sel_rels;
+	const ItemPointerData *sel_tids;
 } Checksum;
 
 /* How values of type typid are encoded; arrays and composites recursively. */
@@ -786,6 +790,33 @@ checksum_row(Checksum *cs, const Datum *values, const bool *nulls)
 	cs->rows++;
 }
 
+/*
+ * Add the selected rows of rel (EltRowsChecksum) that the active snapshot
+ * sees, each fetched by its TID.
+ */
+static void
+checksum_selected(Checksum *cs, Relation rel)
+{
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Oid			relid = RelationGetRelid(rel);
+	int64		i;
+
+	/* the rows are sorted by relation: rel's are one run */
+	for (i = 0; i < cs->nsel && cs->sel_rels[i] != relid; i++)
+		;
+	for (; i < cs->nsel && cs->sel_rels[i] == relid; i++)
+	{
+		ItemPointerData tid = cs->sel_tids[i];
+
+		CHECK_FOR_INTERRUPTS();
+		if (!table_tuple_fetch_row_version(rel, &tid, GetActiveSnapshot(), slot))
+			continue;
+		slot_getallattrs(slot);
+		checksum_row(cs, slot->tts_values, slot->tts_isnull);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+}
+
 /* Add the rows of one relation (a table, a leaf partition or a materialized view). */
 static void
 checksum_relation(Checksum *cs, Relation rel)
@@ -809,6 +840,11 @@ checksum_relation(Checksum *cs, Relation rel)
 		cs->keyattnum = get_attnum(RelationGetRelid(rel), cs->keyname);
 		if (cs->keyattnum == InvalidAttrNumber)
 			elog(ERROR, "column \"%s\" not found in %s", cs->keyname, RelationGetRelationName(rel));
+	}
+	if (cs->sel_tids != NULL)
+	{
+		checksum_selected(cs, rel);
+		return;
 	}
 	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	if (rel->rd_rel->relam == HEAP_TABLE_AM_OID)
@@ -1001,6 +1037,34 @@ EltTableChecksum(Oid relid, List *colnames)
 		EltChecksumCitus(relid, column_names(&cs), cs.ncols, &cs.rows, cs.sum);
 	else
 		checksum_scan(&cs, rels);
+	MemoryContextDelete(cs.rowcxt);
+	return format_checksum(cs.rows, cs.sum);
+}
+
+/*
+ * The checksum of some rows of relid, over all its columns: row tids[i] of
+ * relation rels[i] (relid, or a leaf partition of it), n in all, sorted
+ * by relation (then by TID, for a sequential read), each counted when the
+ * active snapshot sees it.  Equals elt.table_checksum()
+ * of a table holding just those rows.  Checks privileges as
+ * EltTableChecksum does; not for a Citus table (its rows are on shards).
+ */
+char *
+EltRowsChecksum(Oid relid, int64 n, const Oid *rels, const ItemPointerData *tids)
+{
+	Checksum	cs;
+	List	   *leaves;
+	int64		i;
+
+	memset(&cs, 0, sizeof(cs));
+	leaves = checksum_setup(&cs, relid, NIL);
+	for (i = 0; i < n; i++)
+		if (!list_member_oid(leaves, rels[i]) || (i > 0 && rels[i] < rels[i - 1]))
+			elog(ERROR, "rows of relation %u are not sorted rows of %s", rels[i], EltRelDisplayName(relid));
+	cs.nsel = n;
+	cs.sel_rels = rels;
+	cs.sel_tids = tids;
+	checksum_scan(&cs, leaves);
 	MemoryContextDelete(cs.rowcxt);
 	return format_checksum(cs.rows, cs.sum);
 }

@@ -624,6 +624,8 @@ record_sandbox(Sandbox *sb, TimestampTz expires, EltCatalogWrite *cw)
 		if (sb->synth)
 			EltJsonInt(&m, "rows_asked", t->asked);
 		EltJsonString(&m, "source_checksum", t->checksum);
+		if (sb->sample && !sb->synth)
+			EltJsonString(&m, "sampled_checksum", t->sampled);
 		EltJsonRaw(&m, "masking", sb->masked ? t->rules : "{}");
 		EltJsonEndObject(&m);
 	}
@@ -793,9 +795,15 @@ make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *actio
 		 * checksum would be of rows it cannot see); nor a synthetic copy
 		 * (no row of the source is read)
 		 */
-		t->checksum = (!sb.synth && EltManifestChecksums() &&
-					   check_enable_rls(t->relid, InvalidOid, true) != RLS_ENABLED)
-			? EltTableChecksum(t->relid, NIL) : NULL;
+		if (!sb.synth && EltManifestChecksums() &&
+			check_enable_rls(t->relid, InvalidOid, true) != RLS_ENABLED)
+		{
+			/* a sample: of the rows it took, not of the whole source */
+			if (t->keys != NULL)
+				t->sampled = EltSandboxKeptChecksum(t);
+			else
+				t->checksum = EltTableChecksum(t->relid, NIL);
+		}
 		t->rules = EltMaskRulesJson(rel);
 		MemoryContextSwitchTo(spi);
 		table_close(rel, NoLock);

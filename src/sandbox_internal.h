@@ -23,7 +23,8 @@ typedef struct SbTable
 	int64		added;			/* rows in delta */
 	int64		added_next;		/* rows in next */
 	int64		rows;
-	char	   *checksum;		/* of the source, before the copy */
+	char	   *checksum;		/* of the whole source, before a whole copy */
+	char	   *sampled;		/* of the source rows a sample took */
 	char	   *rules;			/* the masking rules applied, JSON */
 	int64		asked;			/* synthetic: the rows it should get */
 } SbTable;
@@ -66,5 +67,6 @@ typedef struct Sandbox
 extern int	EltSandboxTableIndex(Sandbox *sb, Oid relid);
 extern void EltSandboxSample(Sandbox *sb, Oid reader);
 extern char *EltSandboxKeptRows(SbTable *t, const char *alias, const char *keys);
+extern char *EltSandboxKeptChecksum(SbTable *t);
 
 #endif							/* ELT_SANDBOX_INTERNAL_H */

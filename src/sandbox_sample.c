@@ -24,11 +24,14 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/itemptr.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
+#include "checksum.h"
 #include "sandbox_internal.h"
 #include "util.h"
 
@@ -107,6 +110,46 @@ EltSandboxKeptRows(SbTable *t, const char *alias, const char *keys)
 	if (get_rel_relkind(t->relid) == RELKIND_RELATION)
 		return psprintf("%s.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT k.t FROM %s AS k))", alias, keys);
 	return psprintf("(%s.tableoid, %s.ctid) IN (SELECT k.r, k.t FROM %s AS k)", alias, alias, keys);
+}
+
+/*
+ * The checksum of the source rows a sample took (all columns, before
+ * masking): what the sample was made from, which a manifest records rather
+ * than a checksum of the whole source (a read of every row, most of a
+ * small sample's time).  Equals elt.table_checksum() of a table holding
+ * just those rows.
+ */
+char *
+EltSandboxKeptChecksum(SbTable *t)
+{
+	Oid		   *rels;
+	ItemPointerData *tids;
+	int64		n;
+	int64		i;
+	char	   *result;
+
+	/* not read-only: the list was filled by this transaction's last commands */
+	if (SPI_execute(psprintf("SELECT k.r, k.t FROM %s AS k ORDER BY k.r, k.t", t->keys), false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the rows of a sample failed");
+	n = (int64) SPI_processed;
+	rels = palloc(sizeof(Oid) * Max(n, 1));
+	tids = palloc(sizeof(ItemPointerData) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+
+		rels[i] = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		tids[i] = *(ItemPointer) DatumGetPointer(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	/* under the snapshot the copy's statement will take, as the list was made */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	result = EltRowsChecksum(t->relid, n, rels, tids);
+	PopActiveSnapshot();
+	pfree(rels);
+	pfree(tids);
+	return result;
 }
 
 /*

@@ -184,6 +184,9 @@ RESET ROLE;
 SET ROLE sb_analyst;
 SELECT count(*) > 0 AS reads_copies, bool_and(email LIKE '%@example.%') AS masked FROM sb_for_analyst.customers;
 SELECT name, owner, created_by, masked, tables FROM elt.sandboxes ORDER BY name;
+-- its owner, who did not make it, sees neither the rules nor the checksums of the sources
+SELECT count(*) AS tables, count(*) FILTER (WHERE t ? 'masking' OR t ? 'source_checksum' OR t ? 'sampled_checksum') AS shown
+FROM elt.sandboxes, jsonb_array_elements(manifest->'tables') t WHERE name = 'sb_for_analyst';
 \set VERBOSITY terse
 SELECT count(*) FROM star.customers;
 SELECT count(*) FROM sb_full.customers;
@@ -193,9 +196,25 @@ RESET ROLE;
 -- what was made from what: the manifest
 SELECT name, owner, masked, sources, sample, CASE WHEN sample IS NOT NULL THEN manifest->>'seed' END AS seed,
        jsonb_path_query_array(manifest, '$.tables[*].rows') AS rows,
-       jsonb_path_query_array(manifest, '$.tables[*].source_checksum') @? '$[*] ? (@ like_regex "^v1:")' AS checksums,
+       jsonb_path_query_array(manifest, '$.tables[*].source_checksum') @? '$[*] ? (@ like_regex "^v1:")' AS whole_checksums,
        manifest->'tables'->0->'masking'->'email'->>'rule' AS email_rule
 FROM elt.sandboxes WHERE name IN ('sb_pct', 'sb_full') ORDER BY name;
+-- a sample records the checksum of the source rows it took (as
+-- elt.table_checksum of a table holding just those rows), not of the
+-- whole source, which it does not read again
+CREATE TEMP TABLE kept_orders AS SELECT * FROM star.orders WHERE id IN (SELECT id FROM sb_pct.orders);
+CREATE TEMP TABLE kept_products AS SELECT * FROM star.products WHERE id IN (SELECT id FROM sb_pct.products);
+SELECT t->>'source' AS source, t->'source_checksum' AS whole,
+       t->>'sampled_checksum' = elt.table_checksum(CASE t->>'source' WHEN 'star.orders' THEN 'kept_orders'
+                                                   ELSE 'kept_products' END::regclass) AS sampled_as_oracle,
+       t->>'sampled_checksum' <> elt.table_checksum((t->>'source')::regclass) AS not_whole
+FROM elt.sandboxes, jsonb_array_elements(manifest->'tables') t
+WHERE name = 'sb_pct' AND t->>'source' IN ('star.orders', 'star.products') ORDER BY 1;
+SELECT count(*) AS sampled_checksums FROM elt.sandboxes, jsonb_array_elements(manifest->'tables') t
+WHERE name = 'sb_pct' AND t->>'sampled_checksum' LIKE 'v1:%';
+SELECT count(*) AS whole_has_no_sampled FROM elt.sandboxes, jsonb_array_elements(manifest->'tables') t
+WHERE name = 'sb_full' AND t ? 'sampled_checksum';
+DROP TABLE kept_orders, kept_products;
 
 -------------------------------------------------------------------------------
 -- Refreshing: made again from the same sources, sample, seed and rules
