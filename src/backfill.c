@@ -91,7 +91,7 @@ bf_check_control(Backfill *bf, Oid actor)
 {
 	if (EltRoleIsOperator(actor))
 		return;
-	if (!OidIsValid(bf->owner_oid) || !has_privs_of_role(actor, bf->owner_oid))
+	if (!EltRoleMayActAs(actor, bf->owner_oid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for backfill \"%s\"", bf->name),

@@ -130,7 +130,7 @@ run_job_query(void *arg)
 	 * before 0.7.0 has none: a member of the owner keeps its own, anyone
 	 * else gets pg_catalog only.
 	 */
-	if (path == NULL && !has_privs_of_role(GetUserId(), j->owner))
+	if (path == NULL && !EltRoleMayActAs(GetUserId(), j->owner))
 		path = "pg_catalog, pg_temp";
 	EltAsRoleBegin(&ar, j->owner, path, true);
 	if (SPI_execute_with_args(psprintf("WITH q AS MATERIALIZED (%s)"
@@ -161,7 +161,7 @@ run_job(CheckJob *j)
 	ErrorData  *e;
 
 	j->failing_null = true;
-	if (!has_privs_of_role(GetUserId(), j->owner) && !EltRoleIsOperator(GetUserId()))
+	if (!EltRoleMayActAs(GetUserId(), j->owner) && !EltRoleIsOperator(GetUserId()))
 	{
 		const char *owner = GetUserNameFromId(j->owner, true);
 
@@ -171,7 +171,7 @@ run_job(CheckJob *j)
 		j->refused = true;
 		return;
 	}
-	if (!has_privs_of_role(GetUserId(), j->owner) && EltSessionHasTempObjects())
+	if (!EltRoleMayActAs(GetUserId(), j->owner) && EltSessionHasTempObjects())
 	{
 		j->status = "error";
 		j->message = psprintf("check \"%s\" runs as its owner, and this session has temporary tables or types: "

@@ -59,6 +59,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
+#include "storage/bufmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -799,6 +800,7 @@ checksum_selected(Checksum *cs, Relation rel)
 {
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	Oid			relid = RelationGetRelid(rel);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
 	int64		i;
 
 	/* the rows are sorted by relation: rel's are one run */
@@ -809,7 +811,9 @@ checksum_selected(Checksum *cs, Relation rel)
 		ItemPointerData tid = cs->sel_tids[i];
 
 		CHECK_FOR_INTERRUPTS();
-		if (!table_tuple_fetch_row_version(rel, &tid, GetActiveSnapshot(), slot))
+		/* a row past the end (the table was truncated since) is gone */
+		if (ItemPointerGetBlockNumber(&tid) >= nblocks ||
+			!table_tuple_fetch_row_version(rel, &tid, GetActiveSnapshot(), slot))
 			continue;
 		slot_getallattrs(slot);
 		checksum_row(cs, slot->tts_values, slot->tts_isnull);

@@ -32,6 +32,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
+#include "pg_compat.h"
 #include "roles.h"
 
 /* Whether role has the privileges of the named group role (absent: no). */
@@ -114,4 +115,20 @@ elt_sees_role_name(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(0))
 		other = get_role_oid(NameStr(*PG_GETARG_NAME(0)), true);
 	PG_RETURN_BOOL(EltRoleSeesRole(GetUserId(), other));
+}
+
+/*
+ * Whether role may have code run as owner on its behalf (a transform's run
+ * or new version, a backfill's chunks, a check, a revert's writes): it has
+ * owner's privileges and may become owner.  On PostgreSQL 16 and later a
+ * membership granted WITH SET FALSE gives the privileges but not the right
+ * to act as the role (to SET ROLE, to make objects it owns); running code
+ * as owner would give that right back.  Superusers may.
+ */
+bool
+EltRoleMayActAs(Oid role, Oid owner)
+{
+	if (superuser_arg(role))
+		return true;
+	return OidIsValid(owner) && has_privs_of_role(role, owner) && EltCanSetRole(role, owner);
 }

@@ -16,5 +16,6 @@ extern bool EltRoleIsReader(Oid role);
 extern bool EltRoleIsOperator(Oid role);
 extern bool EltRoleIsAdmin(Oid role);
 extern bool EltRoleSeesRole(Oid role, Oid other);
+extern bool EltRoleMayActAs(Oid role, Oid owner);
 
 #endif							/* ELT_ROLES_H */

@@ -9,7 +9,7 @@
  * version; running one is transform_run.c's, which uses those checks
  * (EltTransformCheckTarget, EltTransformLoad, ...).
  *
- * Layering: an engine; it calls lineage.c (analysis), audit and util,
+ * Layering: an engine; it calls lineage.c (analysis), roles.c, audit and util,
  * never transform_run.c or manifest.c.
  *
  * Locking: new versions lock the transform's row (SELECT ... FOR UPDATE
@@ -39,6 +39,7 @@
 
 #include "audit.h"
 #include "lineage.h"
+#include "roles.h"
 #include "transform.h"
 #include "util.h"
 
@@ -604,7 +605,7 @@ EltTransformCheckOwner(EltTransform *t, Oid actor, const char *verb)
 	if (superuser_arg(actor))
 		return;
 	owner = get_role_oid(t->owner, true);
-	if (!OidIsValid(owner) || !has_privs_of_role(actor, owner))
+	if (!EltRoleMayActAs(actor, owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for transform \"%s\"", t->name),

@@ -238,7 +238,7 @@ may_revert(Oid caller, RevRun *r)
 {
 	Oid			owner = get_role_oid(r->owner, true);
 
-	return OidIsValid(owner) && has_privs_of_role(caller, owner);
+	return EltRoleMayActAs(caller, owner);
 }
 
 /* The refusals that concern the run itself, in the order a user meets them. */
@@ -1197,7 +1197,7 @@ runs_of(int64 run_id, MemoryContext cxt)
 		bool		isnull;
 		Oid			role = get_role_oid(EltSpiGetText(0, "role"), true);
 
-		if (!OidIsValid(role) || !has_privs_of_role(GetUserId(), role))
+		if (!EltRoleMayActAs(GetUserId(), role))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to revert run %lld", (long long) run_id),
