@@ -297,7 +297,8 @@ for rep in $(seq 1 "$REPEATS"); do
   # chunk and committing cost
   for n in coord one; do
     CHUNK_STATS[$n]="${CHUNK_STATS[$n]:+${CHUNK_STATS[$n]}; }$(pq "$n" -c "SELECT format('%s chunks (%s per shard, in %s shards), %s rows each on average, chunk statement p50 %s ms, chunk statements %s s in all',
-        count(*), CASE WHEN count(c.shard_id) = count(*) THEN 'all' ELSE 'none' END, count(DISTINCT c.shard_id),
+        count(*), CASE WHEN count(to_jsonb(c)->>'shard_id') = count(*) THEN 'all' ELSE 'none' END,
+        count(DISTINCT to_jsonb(c)->>'shard_id'),
         round(avg(s.rows_affected)), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY s.duration_ms)::numeric),
         round(sum(s.duration_ms)::numeric / 1000, 1))
       FROM elt.backfill_chunk_status s JOIN elt.backfills b ON b.name = s.backfill
