@@ -754,24 +754,41 @@ bf_standby_lag(void)
 	return spi_int(0, "lag");
 }
 
+/*
+ * Whether elt.backfill_chunks has the shard columns (0.9.0): the library
+ * may run before ALTER EXTENSION ... UPDATE reached that version.
+ */
+static bool
+bf_has_shard_columns(void)
+{
+	return get_attnum(EltCatalogRelid("backfill_chunks"), "shard_id") != InvalidAttrNumber;
+}
+
+/* The shard columns of a chunk, or NULLs before 0.9.0. */
+#define BF_SHARD_COLUMNS(has) \
+	((has) ? " shard_id, shard_min, shard_max" \
+	 : " NULL::pg_catalog.int8 AS shard_id, NULL::pg_catalog.int4 AS shard_min," \
+	   " NULL::pg_catalog.int4 AS shard_max")
+
 /* Claim a pending chunk that is due, inside the catalog write context. */
 static bool
 bf_claim(Backfill *bf, BfChunk *ch, MemoryContext cxt)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
 	Oid			types[1] = {INT8OID};
 	Datum		arg = Int64GetDatum(bf->id);
 	bool		isnull;
+	bool		has = bf_has_shard_columns();
 
-	EltPrepare(&plan,
-			   "SELECT chunk_no, lower_bound, upper_bound, final, attempts, rows_planned,"
-			   " shard_id, shard_min, shard_max"
-			   " FROM elt.backfill_chunks"
-			   " WHERE backfill_id = $1 AND state = 'pending'"
-			   "   AND (retry_at IS NULL OR retry_at <= pg_catalog.clock_timestamp())"
-			   " ORDER BY chunk_no LIMIT 1 FOR UPDATE SKIP LOCKED",
+	EltPrepare(&plans[has],
+			   psprintf("SELECT chunk_no, lower_bound, upper_bound, final, attempts, rows_planned,%s"
+						" FROM elt.backfill_chunks"
+						" WHERE backfill_id = $1 AND state = 'pending'"
+						"   AND (retry_at IS NULL OR retry_at <= pg_catalog.clock_timestamp())"
+						" ORDER BY chunk_no LIMIT 1 FOR UPDATE SKIP LOCKED",
+						BF_SHARD_COLUMNS(has)),
 			   1, types);
-	EltExec(plan, &arg, NULL, 1);
+	EltExec(plans[has], &arg, NULL, 1);
 	if (SPI_processed == 0)
 		return false;
 	ch->chunk_no = (int) spi_int(0, "chunk_no");
@@ -1070,9 +1087,10 @@ bf_next_size(Backfill *bf)
 static void
 bf_plan(Backfill *bf, EltCatalogWrite *cw, MemoryContext cxt)
 {
-	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr insert_plans[2] = {NULL, NULL};
 	static SPIPlanPtr cursor_plan = NULL;
-	static SPIPlanPtr last_plan = NULL;
+	static SPIPlanPtr last_plans[2] = {NULL, NULL};
+	bool		has = bf_has_shard_columns();
 	Oid			itypes[9] = {INT8OID, INT4OID, TEXTOID, TEXTOID, BOOLOID, INT8OID,
 	INT8OID, INT4OID, INT4OID};
 	Oid			ctypes[5] = {INT8OID, INT4OID, TEXTOID, BOOLOID, INT4OID};
@@ -1101,11 +1119,12 @@ bf_plan(Backfill *bf, EltCatalogWrite *cw, MemoryContext cxt)
 		Oid			ltypes[1] = {INT8OID};
 		Datum		id = Int64GetDatum(bf->id);
 
-		EltPrepare(&last_plan,
-				   "SELECT shard_id, shard_min, shard_max, final FROM elt.backfill_chunks"
-				   " WHERE backfill_id = $1 ORDER BY chunk_no DESC LIMIT 1",
+		EltPrepare(&last_plans[has],
+				   psprintf("SELECT%s, final FROM elt.backfill_chunks"
+							" WHERE backfill_id = $1 ORDER BY chunk_no DESC LIMIT 1",
+							BF_SHARD_COLUMNS(has)),
 				   1, ltypes);
-		EltExec(last_plan, &id, NULL, 1);
+		EltExec(last_plans[has], &id, NULL, 1);
 		if (SPI_processed > 0)
 		{
 			bool		isnull;
@@ -1119,7 +1138,7 @@ bf_plan(Backfill *bf, EltCatalogWrite *cw, MemoryContext cxt)
 	EltCatalogWriteEnd(cw);
 	q = quote_identifier(bf->key);	/* after SPI_finish: it must outlive it */
 	EltBackfillCheckRelation(bf);
-	if (bf->chunks_planned == 0 && EltBackfillPerShard(bf))
+	if (bf->chunks_planned == 0 && has && EltBackfillPerShard(bf))
 	{
 		if (!EltBackfillShardNext(bf->relid, true, 0, &shard))
 			shard.shard_id = 0;
@@ -1196,12 +1215,15 @@ bf_plan(Backfill *bf, EltCatalogWrite *cw, MemoryContext cxt)
 	values[8] = Int32GetDatum(shard.hash_max);
 	if (shard.shard_id == 0)
 		nulls[6] = nulls[7] = nulls[8] = 'n';
-	EltPrepare(&insert_plan,
-			   "INSERT INTO elt.backfill_chunks (backfill_id, chunk_no, lower_bound, upper_bound,"
+	EltPrepare(&insert_plans[has],
+			   has ? "INSERT INTO elt.backfill_chunks (backfill_id, chunk_no, lower_bound, upper_bound,"
 			   " final, rows_planned, planned_at, shard_id, shard_min, shard_max)"
-			   " VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.clock_timestamp(), $7, $8, $9)",
-			   9, itypes);
-	EltExec(insert_plan, values, nulls, 0);
+			   " VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.clock_timestamp(), $7, $8, $9)"
+			   : "INSERT INTO elt.backfill_chunks (backfill_id, chunk_no, lower_bound, upper_bound,"
+			   " final, rows_planned, planned_at)"
+			   " VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.clock_timestamp())",
+			   has ? 9 : 6, itypes);
+	EltExec(insert_plans[has], values, nulls, 0);
 
 	values[2] = values[3];
 	nulls[2] = nulls[3];
