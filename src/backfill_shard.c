@@ -29,7 +29,13 @@
  * A chunk's statement then writes one node while its checkpoint is written
  * on the coordinator: EltBackfillShardTwoPhase asks Citus to commit the
  * chunk in two phases, as it does for a statement on several shards, so
- * that the chunk's rows and its checkpoint commit together even then.
+ * that the chunk's rows and its checkpoint commit together even if the
+ * coordinator crashes at commit.  It can only where Citus's library
+ * exports the function that does so (PostgreSQL 15; from 16 modules are
+ * built with hidden symbols): elsewhere Citus commits the worker's part
+ * at pre-commit, then the coordinator commits, and an error still rolls
+ * both back, but a crash in between leaves the chunk to run again
+ * (docs/citus.md, Not yet).
  *
  * State: one scope at a time, per process, set only around the SPI call
  * that runs the statement or a planning query, and cleared by
@@ -403,7 +409,8 @@ EltBackfillPerShard(Backfill *bf)
 /*
  * Have Citus commit this transaction in two phases when it wrote another
  * node: the chunk's rows on a worker and its checkpoint here commit
- * together (file header).  Nothing when Citus's library is not loaded.
+ * together (file header).  Nothing where Citus's library hides the
+ * function (PostgreSQL 16 and later).
  */
 void
 EltBackfillShardTwoPhase(void)
