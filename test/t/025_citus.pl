@@ -12,6 +12,9 @@
 #     distributed and a reference table into a distributed target with row
 #     lineage (its manifest recording each relation's distribution;
 #     none for a run between plain tables), audit_verify;
+#   - backfills planned per shard (section 7b): chunks within one shard's
+#     hash range, each chunk's statement sent to that shard alone, two
+#     workers, a failed chunk resumed, every row exactly once;
 #   - no node's log shows a crash.
 # What is known not to work yet on Citus is asserted as TODO, with what
 # happens today, so that the day it works shows in the output.
