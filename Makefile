@@ -57,6 +57,7 @@ OBJS = \
 	src/migrations.o \
 	src/backfill.o \
 	src/backfill_chunk.o \
+	src/backfill_shard.o \
 	src/backfill_worker.o \
 	src/transform.o \
 	src/transform_run.o \

@@ -60,11 +60,15 @@
 # clusters go (default /tmp).
 #
 # Usage: bash bench/citus.sh [repeats, default 1] [rows, default 10000000]
+# PARTS (default "checksum transform backfill") runs only the parts named,
+# for example PARTS=backfill.
 . "$(dirname "$0")/lib.sh"
 
 REPEATS="${1:-1}"
 ROWS="${2:-10000000}"
 SHARDS="${SHARDS:-32}"
+PARTS="${PARTS:-checksum transform backfill}"
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 PORT="${BENCH_PORT:-5561}"
 P_COORD=$PORT
 P_W1=$((PORT + 1))
@@ -156,7 +160,7 @@ cq -c "SELECT citus_set_coordinator_host('127.0.0.1', $P_COORD)" \
    -c "CREATE EXTENSION elt_governance" >/dev/null
 oq -c "CREATE EXTENSION elt_governance"
 
-echo "# command: bash bench/citus.sh $*  (repeats=$REPEATS, rows=$ROWS, shards=$SHARDS)"
+echo "# command: bash bench/citus.sh $*  (repeats=$REPEATS, rows=$ROWS, shards=$SHARDS, parts: $PARTS)"
 echo "# PostgreSQL $(cq -c 'SHOW server_version'), Citus $(cq -c "SELECT extversion FROM pg_extension WHERE extname = 'citus'"), elt_governance $(cq -c "SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'") $(bench_build)"
 bench_tree
 bench_machine
@@ -208,6 +212,7 @@ add() { MS[$1]="${MS[$1]:-} $2"; log "run $rep $1: $2 ms"; }
 ##############################################################################
 SUM_CITUS=""
 for rep in $(seq 1 "$REPEATS"); do
+  part checksum || break
   checkpoint_all
   add checksum_citus "$(run_ms coord -c "SELECT elt.table_checksum('bench.orders')")"
   checkpoint_all
@@ -223,7 +228,11 @@ log "checksums agree: $SUM_CITUS"
 # 2. transforms with row lineage, and Citus's INSERT ... SELECT
 ##############################################################################
 TRUNC="TRUNCATE bench.facts, bench.facts_peer, elt.lineage_chunks, elt.lineage_layout"
+T_SUMS="(not run)"
+LINEAGE_SIZE_CITUS="-"
+LINEAGE_SIZE_ONE="-"
 for rep in $(seq 1 "$REPEATS"); do
+  part transform || break
   cq -c "$TRUNC"; oq -c "$TRUNC"
   checkpoint_all
   add insert_citus "$(run_ms coord -c "$PEER_SQL")"
@@ -234,6 +243,7 @@ for rep in $(seq 1 "$REPEATS"); do
   checkpoint_all
   add transform_one "$(run_ms one -c "SELECT elt.transform_run('facts')")"
 done
+if part transform; then
 T_SUMS=$(for n in coord one; do for t in facts facts_peer; do
   pq "$n" -c "SELECT elt.table_checksum('bench.$t')"; done; done | sort -u)
 [ "$(wc -l <<<"$T_SUMS")" = 1 ] || fail "the targets differ: $T_SUMS"
@@ -249,6 +259,7 @@ done
 log "every target agrees ($T_SUMS); each run wrote $ROWS rows; lineage traces sampled rows to their source"
 LINEAGE_SIZE_CITUS=$(cq -c "SELECT pg_size_pretty(pg_total_relation_size('elt.lineage_chunks'))")
 LINEAGE_SIZE_ONE=$(oq -c "SELECT pg_size_pretty(pg_total_relation_size('elt.lineage_chunks'))")
+fi
 
 ##############################################################################
 # 3. backfills, and one plain UPDATE
@@ -263,6 +274,7 @@ CHUNKS_CITUS=""
 CHUNKS_ONE=""
 declare -A CHUNK_STATS
 for rep in $(seq 1 "$REPEATS"); do
+  part backfill || break
   BF="UPDATE bench.orders SET total = amount * 2, applied = applied + 1 WHERE id >= \$1 AND id < \$2"
   for n in coord one; do
     pq "$n" -c "SELECT elt.backfill_create('bf$rep', 'bench.orders', '$BF', 'id')" >/dev/null
@@ -284,13 +296,17 @@ for rep in $(seq 1 "$REPEATS"); do
   # the chunks' statements against the whole call: what planning the next
   # chunk and committing cost
   for n in coord one; do
-    CHUNK_STATS[$n]="${CHUNK_STATS[$n]:+${CHUNK_STATS[$n]}; }$(pq "$n" -c "SELECT format('%s chunks, %s rows each on average, chunk statement p50 %s ms, chunk statements %s s in all',
-        count(*), round(avg(rows_affected)), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms)::numeric),
-        round(sum(duration_ms)::numeric / 1000, 1))
-      FROM elt.backfill_chunk_status WHERE backfill = 'bf$rep' AND state = 'done'")"
+    CHUNK_STATS[$n]="${CHUNK_STATS[$n]:+${CHUNK_STATS[$n]}; }$(pq "$n" -c "SELECT format('%s chunks (%s per shard, in %s shards), %s rows each on average, chunk statement p50 %s ms, chunk statements %s s in all',
+        count(*), CASE WHEN count(to_jsonb(c)->>'shard_id') = count(*) THEN 'all' ELSE 'none' END,
+        count(DISTINCT to_jsonb(c)->>'shard_id'),
+        round(avg(s.rows_affected)), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY s.duration_ms)::numeric),
+        round(sum(s.duration_ms)::numeric / 1000, 1))
+      FROM elt.backfill_chunk_status s JOIN elt.backfills b ON b.name = s.backfill
+      JOIN elt.backfill_chunks c ON c.backfill_id = b.backfill_id AND c.chunk_no = s.chunk_no
+      WHERE s.backfill = 'bf$rep' AND s.state = 'done'")"
   done
 done
-for n in coord one; do
+part backfill && for n in coord one; do
   s=$(pq "$n" -c "SELECT string_agg(state || ' ' || rows_done, ', ') FROM elt.backfill_status")
   [[ "$s" =~ ^(finished\ $ROWS(,\ )?)+$ ]] || fail "$n: backfills ended as: $s"
 done
@@ -304,6 +320,7 @@ log "every row updated exactly once per run ($applied in all) on both sides; che
 ##############################################################################
 row() {  # contender, what, peer contender for the ratio
   local m p
+  [ -n "${MS[$1]:-}" ] || return 0
   m=$(median <<<"${MS[$1]}")
   p=$(median <<<"${MS[$3]}")
   echo "| $2 | $(echo ${MS[$1]} | sed 's/ / \/ /g') | $m | $(ratio "$m" "$p") × $4 |"
@@ -327,7 +344,7 @@ row update_citus    "Citus UPDATE, multi-shard" update_one "one node"
 row backfill_one    "backfill_run, one node ($CHUNKS_ONE chunks)" update_one "UPDATE, one node"
 row backfill_citus  "backfill_run, Citus ($CHUNKS_CITUS chunks)" update_citus "Citus UPDATE"
 echo
-echo "Ratios across sides: transform Citus × transform one node $(ratio "$(median <<<"${MS[transform_citus]}")" "$(median <<<"${MS[transform_one]}")"), backfill Citus × backfill one node $(ratio "$(median <<<"${MS[backfill_citus]}")" "$(median <<<"${MS[backfill_one]}")")."
+part transform && part backfill && echo "Ratios across sides: transform Citus × transform one node $(ratio "$(median <<<"${MS[transform_citus]}")" "$(median <<<"${MS[transform_one]}")"), backfill Citus × backfill one node $(ratio "$(median <<<"${MS[backfill_citus]}")" "$(median <<<"${MS[backfill_one]}")")."
 echo "Backfill chunks: Citus ${CHUNK_STATS[coord]}; one node ${CHUNK_STATS[one]}."
 echo "Correct: checksums equal on both sides ($SUM_ONE after the backfills); every target of a transform or INSERT the same ($T_SUMS); each run wrote $ROWS rows; elt.trace of sampled target rows gives their source row; every row updated exactly once per UPDATE or backfill ($applied in all). Lineage stored: $LINEAGE_SIZE_CITUS on the coordinator, $LINEAGE_SIZE_ONE on one node."
 bench_load_end

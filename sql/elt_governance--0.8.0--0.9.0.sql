@@ -723,3 +723,12 @@ BEGIN
         (SELECT string_agg(format('__elt_k%s', u.o), ', ') FROM unnest(m.key) WITH ORDINALITY u(k, o)));
 END
 $$;
+
+-- --------------------------------------------------------------------------
+-- Backfills on Citus (issue 25): the chunks of a hash-distributed table are
+-- planned per shard; each chunk records the shard it lies in
+-- --------------------------------------------------------------------------
+ALTER TABLE elt.backfill_chunks
+    ADD COLUMN shard_id bigint,
+    ADD COLUMN shard_min integer,
+    ADD COLUMN shard_max integer;

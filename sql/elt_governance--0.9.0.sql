@@ -1137,8 +1137,9 @@ CREATE TABLE elt.backfills (
 );
 CREATE INDEX backfills_rel_idx ON elt.backfills (rel);
 
--- One row per planned chunk: [lower_bound, upper_bound) of the key.  The
--- final chunk gets its upper bound (above the greatest key) when it runs.
+-- One row per planned chunk: [lower_bound, upper_bound) of the key (on a
+-- hash-distributed Citus table, within one shard).  The final chunk gets its
+-- upper bound (above the greatest key) when it runs.
 -- A chunk's statement and its update to 'done' commit together.
 CREATE TABLE elt.backfill_chunks (
     backfill_id    bigint NOT NULL REFERENCES elt.backfills (backfill_id) ON DELETE CASCADE,
@@ -1156,6 +1157,11 @@ CREATE TABLE elt.backfill_chunks (
     last_error     text,
     planned_at     timestamptz NOT NULL,
     finished_at    timestamptz,
+    -- on Citus, the shard a chunk lies in (its shard id and hash range when
+    -- planned); NULL for a chunk planned over the whole relation
+    shard_id       bigint,
+    shard_min      integer,
+    shard_max      integer,
     PRIMARY KEY (backfill_id, chunk_no)
 );
 -- claims scan only pending chunks; progress reads recent finished ones

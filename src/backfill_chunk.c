@@ -95,6 +95,7 @@ typedef struct BfChunk
 	bool		final;
 	int			attempts;
 	int64		rows_planned;	/* keys in the range when planned (not final) */
+	EltBackfillShard shard;		/* on Citus, the shard it lies in (shard_id 0: none) */
 } BfChunk;
 
 /* What a chunk's statement did. */
@@ -134,6 +135,9 @@ typedef EltAsRole BfAsOwner;
 	" FROM elt.backfills"
 
 static TimeoutId chunk_timeout_id = MAX_TIMEOUTS;
+
+/* the shard the queries of bf_query are sent to (backfill_shard.c); shard_id 0: all */
+static EltBackfillShard query_shard;
 static volatile sig_atomic_t chunk_timed_out = false;
 
 /* ---------------------------------------------------------------------
@@ -457,6 +461,28 @@ bf_as_owner_end(BfAsOwner *s)
 }
 
 /*
+ * Run a query of bf_query, sent to query_shard's shard when there is one;
+ * its result in SPI_tuptable.
+ */
+static void
+bf_query_exec(Backfill *bf, const char *sql, int nargs, Oid *types, Datum *values)
+{
+	if (query_shard.shard_id != 0)
+		EltBackfillShardScopeBegin(bf, &query_shard, false);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(sql, nargs, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "query on the backfill's relation failed: %s", sql);
+	}
+	PG_FINALLY();
+	{
+		if (query_shard.shard_id != 0)
+			(void) EltBackfillShardScopeEnd();
+	}
+	PG_END_TRY();
+}
+
+/*
  * One value from the relation, as its owner: "SELECT <what> FROM rel
  * <tail>" with up to two key arguments and an optional integer (after
  * them).  The value is copied into cxt; found is false when there is no row
@@ -488,8 +514,7 @@ bf_query(Backfill *bf, const char *what, const char *tail, int nkeys, Datum *key
 	}
 	sql = psprintf("SELECT %s FROM %s %s", what, bf->relname, tail);
 	bf_as_owner_begin(bf, &s, true);
-	if (SPI_execute_with_args(sql, nargs, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "query on the backfill's relation failed: %s", sql);
+	bf_query_exec(bf, sql, nargs, types, values);
 	*found = SPI_processed > 0;
 	if (*found)
 	{
@@ -729,23 +754,41 @@ bf_standby_lag(void)
 	return spi_int(0, "lag");
 }
 
+/*
+ * Whether elt.backfill_chunks has the shard columns (0.9.0): the library
+ * may run before ALTER EXTENSION ... UPDATE reached that version.
+ */
+static bool
+bf_has_shard_columns(void)
+{
+	return get_attnum(EltCatalogRelid("backfill_chunks"), "shard_id") != InvalidAttrNumber;
+}
+
+/* The shard columns of a chunk, or NULLs before 0.9.0. */
+#define BF_SHARD_COLUMNS(has) \
+	((has) ? " shard_id, shard_min, shard_max" \
+	 : " NULL::pg_catalog.int8 AS shard_id, NULL::pg_catalog.int4 AS shard_min," \
+	   " NULL::pg_catalog.int4 AS shard_max")
+
 /* Claim a pending chunk that is due, inside the catalog write context. */
 static bool
 bf_claim(Backfill *bf, BfChunk *ch, MemoryContext cxt)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
 	Oid			types[1] = {INT8OID};
 	Datum		arg = Int64GetDatum(bf->id);
 	bool		isnull;
+	bool		has = bf_has_shard_columns();
 
-	EltPrepare(&plan,
-			   "SELECT chunk_no, lower_bound, upper_bound, final, attempts, rows_planned"
-			   " FROM elt.backfill_chunks"
-			   " WHERE backfill_id = $1 AND state = 'pending'"
-			   "   AND (retry_at IS NULL OR retry_at <= pg_catalog.clock_timestamp())"
-			   " ORDER BY chunk_no LIMIT 1 FOR UPDATE SKIP LOCKED",
+	EltPrepare(&plans[has],
+			   psprintf("SELECT chunk_no, lower_bound, upper_bound, final, attempts, rows_planned,%s"
+						" FROM elt.backfill_chunks"
+						" WHERE backfill_id = $1 AND state = 'pending'"
+						"   AND (retry_at IS NULL OR retry_at <= pg_catalog.clock_timestamp())"
+						" ORDER BY chunk_no LIMIT 1 FOR UPDATE SKIP LOCKED",
+						BF_SHARD_COLUMNS(has)),
 			   1, types);
-	EltExec(plan, &arg, NULL, 1);
+	EltExec(plans[has], &arg, NULL, 1);
 	if (SPI_processed == 0)
 		return false;
 	ch->chunk_no = (int) spi_int(0, "chunk_no");
@@ -754,6 +797,9 @@ bf_claim(Backfill *bf, BfChunk *ch, MemoryContext cxt)
 	ch->final = EltSpiGetBool(0, "final", &isnull);
 	ch->attempts = (int) spi_int(0, "attempts");
 	ch->rows_planned = spi_int(0, "rows_planned");
+	ch->shard.shard_id = spi_int(0, "shard_id");
+	ch->shard.hash_min = (int32) spi_int(0, "shard_min");
+	ch->shard.hash_max = (int32) spi_int(0, "shard_max");
 	return true;
 }
 
@@ -790,6 +836,7 @@ bf_execute(Backfill *bf, BfChunk *ch, EltBackfillRunner *r, BfOutcome *out)
 		int			rc;
 
 		level = EltPinPrintSettings();
+		query_shard = ch->shard;
 		if (ch->lower != NULL)
 			bounds[0] = bf_key_in(bf, ch->lower);
 		if (ch->upper != NULL)
@@ -846,10 +893,23 @@ bf_execute(Backfill *bf, BfChunk *ch, EltBackfillRunner *r, BfOutcome *out)
 				timer = true;
 			}
 			INSTR_TIME_SET_CURRENT(start);
+			if (query_shard.shard_id != 0)
+				EltBackfillShardScopeBegin(bf, &query_shard, true);
 			rc = SPI_execute_with_args(bf->sql, 2, types, bounds, NULL, false, 0);
+			if (query_shard.shard_id != 0 && !EltBackfillShardScopeEnd())
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("the chunk statement of backfill \"%s\" could not be kept to shard " INT64_FORMAT,
+								bf->name, query_shard.shard_id),
+						 errdetail("Its chunks are planned per shard, which needs an UPDATE or DELETE of %s.",
+								   bf->relname),
+						 errhint("Cancel the backfill and create it again.")));
 			if (rc < 0)
 				elog(ERROR, "chunk statement failed: %s", SPI_result_code_string(rc));
 			out->rows_affected = (int64) SPI_processed;
+			/* its rows on a worker, its checkpoint here: one commit */
+			if (query_shard.shard_id != 0)
+				EltBackfillShardTwoPhase();
 			INSTR_TIME_SET_CURRENT(duration);
 			INSTR_TIME_SUBTRACT(duration, start);
 			out->duration_ms = INSTR_TIME_GET_MILLISEC(duration);
@@ -872,6 +932,8 @@ bf_execute(Backfill *bf, BfChunk *ch, EltBackfillRunner *r, BfOutcome *out)
 
 		if (timer)
 			disable_timeout(chunk_timeout_id, false);
+		(void) EltBackfillShardScopeEnd();
+		query_shard.shard_id = 0;
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -891,6 +953,7 @@ bf_execute(Backfill *bf, BfChunk *ch, EltBackfillRunner *r, BfOutcome *out)
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	query_shard.shard_id = 0;
 	chunk_timed_out = false;
 }
 
@@ -1024,13 +1087,21 @@ bf_next_size(Backfill *bf)
 static void
 bf_plan(Backfill *bf, EltCatalogWrite *cw, MemoryContext cxt)
 {
-	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr insert_plans[2] = {NULL, NULL};
 	static SPIPlanPtr cursor_plan = NULL;
-	Oid			itypes[6] = {INT8OID, INT4OID, TEXTOID, TEXTOID, BOOLOID, INT8OID};
+	static SPIPlanPtr last_plans[2] = {NULL, NULL};
+	bool		has = bf_has_shard_columns();
+	Oid			itypes[9] = {INT8OID, INT4OID, TEXTOID, TEXTOID, BOOLOID, INT8OID,
+	INT8OID, INT4OID, INT4OID};
 	Oid			ctypes[5] = {INT8OID, INT4OID, TEXTOID, BOOLOID, INT4OID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int			size = bf_next_size(bf);
+	EltBackfillShard shard = {0, 0, 0};
+	EltBackfillShard more;
+	bool		first_in_shard = bf->chunks_planned == 0;
+	bool		last_final = false;
+	bool		planning_done;
 	int			level;
 	bool		found;
 	bool		final = false;
@@ -1042,11 +1113,46 @@ bf_plan(Backfill *bf, EltCatalogWrite *cw, MemoryContext cxt)
 	int64		rows = size;
 	const char *q;
 
+	/* per shard on Citus: the shard of the last chunk planned */
+	if (bf->chunks_planned > 0)
+	{
+		Oid			ltypes[1] = {INT8OID};
+		Datum		id = Int64GetDatum(bf->id);
+
+		EltPrepare(&last_plans[has],
+				   psprintf("SELECT%s, final FROM elt.backfill_chunks"
+							" WHERE backfill_id = $1 ORDER BY chunk_no DESC LIMIT 1",
+							BF_SHARD_COLUMNS(has)),
+				   1, ltypes);
+		EltExec(last_plans[has], &id, NULL, 1);
+		if (SPI_processed > 0)
+		{
+			bool		isnull;
+
+			shard.shard_id = spi_int(0, "shard_id");
+			shard.hash_min = (int32) spi_int(0, "shard_min");
+			shard.hash_max = (int32) spi_int(0, "shard_max");
+			last_final = EltSpiGetBool(0, "final", &isnull);
+		}
+	}
 	EltCatalogWriteEnd(cw);
 	q = quote_identifier(bf->key);	/* after SPI_finish: it must outlive it */
 	EltBackfillCheckRelation(bf);
+	if (bf->chunks_planned == 0 && has && EltBackfillPerShard(bf))
+	{
+		if (!EltBackfillShardNext(bf->relid, true, 0, &shard))
+			shard.shard_id = 0;
+	}
+	else if (shard.shard_id != 0 && last_final)
+	{
+		/* the last shard's chunks are planned: on to the next one */
+		if (!EltBackfillShardNext(bf->relid, false, shard.hash_max, &shard))
+			elog(ERROR, "backfill \"%s\" has no shard left to plan", bf->name);
+		first_in_shard = true;
+	}
+	query_shard = shard;
 	level = EltPinPrintSettings();
-	if (bf->chunks_planned == 0)
+	if (first_in_shard)
 	{
 		lower = bf_key_query(bf, psprintf("WHERE %s IS NOT NULL ORDER BY 1 LIMIT 1", q),
 							 0, NULL, -1, &have_lower, cxt);
@@ -1084,6 +1190,10 @@ bf_plan(Backfill *bf, EltCatalogWrite *cw, MemoryContext cxt)
 	if (!final)
 		upper_text = bf_key_out(bf, upper);
 	AtEOXact_GUC(true, level);
+	query_shard.shard_id = 0;
+	/* per shard, planning is done after the last shard's final chunk */
+	planning_done = final &&
+		!(shard.shard_id != 0 && EltBackfillShardNext(bf->relid, false, shard.hash_max, &more));
 	EltCatalogWriteBegin(cw);
 
 	values[0] = Int64GetDatum(bf->id);
@@ -1100,16 +1210,24 @@ bf_plan(Backfill *bf, EltCatalogWrite *cw, MemoryContext cxt)
 	values[5] = Int64GetDatum(rows);
 	if (final)
 		nulls[5] = 'n';
-	EltPrepare(&insert_plan,
-			   "INSERT INTO elt.backfill_chunks (backfill_id, chunk_no, lower_bound, upper_bound,"
+	values[6] = Int64GetDatum(shard.shard_id);
+	values[7] = Int32GetDatum(shard.hash_min);
+	values[8] = Int32GetDatum(shard.hash_max);
+	if (shard.shard_id == 0)
+		nulls[6] = nulls[7] = nulls[8] = 'n';
+	EltPrepare(&insert_plans[has],
+			   has ? "INSERT INTO elt.backfill_chunks (backfill_id, chunk_no, lower_bound, upper_bound,"
+			   " final, rows_planned, planned_at, shard_id, shard_min, shard_max)"
+			   " VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.clock_timestamp(), $7, $8, $9)"
+			   : "INSERT INTO elt.backfill_chunks (backfill_id, chunk_no, lower_bound, upper_bound,"
 			   " final, rows_planned, planned_at)"
 			   " VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.clock_timestamp())",
-			   6, itypes);
-	EltExec(insert_plan, values, nulls, 0);
+			   has ? 9 : 6, itypes);
+	EltExec(insert_plans[has], values, nulls, 0);
 
 	values[2] = values[3];
 	nulls[2] = nulls[3];
-	values[3] = BoolGetDatum(final);
+	values[3] = BoolGetDatum(planning_done);
 	nulls[3] = ' ';
 	values[4] = Int32GetDatum(size);
 	nulls[4] = ' ';
@@ -1246,6 +1364,7 @@ EltBackfillStepRun(EltBackfillRunner *r)
 	r->rows = 0;
 	r->wait_ms = 0;
 	r->state = NULL;
+	query_shard.shard_id = 0;
 
 	EltCatalogWriteBegin(&cw);
 	/* a worker's first step waits for the transaction that launched it */

@@ -148,6 +148,22 @@ extern void EltBackfillAdvisoryLock(int64 backfill_id, bool acquire);
 extern void EltBackfillPauseAfterError(int64 backfill_id, int32 generation,
 									   const char *error);
 
+/* A chunk's shard on Citus (backfill_shard.c); shard_id 0: not per shard. */
+typedef struct EltBackfillShard
+{
+	int64		shard_id;		/* pg_dist_shard.shardid when planned */
+	int32		hash_min;		/* its hash range, inclusive */
+	int32		hash_max;
+} EltBackfillShard;
+
+/* backfill_shard.c: chunks per shard on Citus, for backfill_chunk.c */
+extern void EltBackfillShardInit(void);
+extern bool EltBackfillPerShard(Backfill *bf);
+extern bool EltBackfillShardNext(Oid relid, bool first, int32 after, EltBackfillShard *s);
+extern void EltBackfillShardScopeBegin(Backfill *bf, const EltBackfillShard *s, bool inject);
+extern bool EltBackfillShardScopeEnd(void);
+extern void EltBackfillShardTwoPhase(void);
+
 /* backfill_worker.c: launching under the caps, for the SQL API */
 extern void EltBackfillLaunchLock(void);
 extern void EltBackfillLaunchUnlock(void);

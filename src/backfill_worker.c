@@ -129,6 +129,8 @@ EltBackfillInit(void)
 							0,
 							NULL, NULL, NULL);
 
+	/* chunks per shard on Citus: planner hooks in every backend */
+	EltBackfillShardInit();
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	memset(&worker, 0, sizeof(worker));
