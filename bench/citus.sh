@@ -32,7 +32,12 @@
 #   transform    elt.transform_run('facts') (append, row lineage) of
 #                  SELECT id, customer_id, amount, amount * 2 AS doubled
 #                  FROM bench.orders
-#                into bench.facts; on Citus and on one node.  The peer on
+#                into bench.facts; on Citus and on one node.  On Citus
+#                twice: with elt.citus_pushdown off (the SELECT pulled
+#                to the coordinator, capture there, rows sent back: the
+#                path before pushdown) and by default (the row work on
+#                the shards through a colocated staging table, only the
+#                keys back to the coordinator's capture).  The peer on
 #                Citus is the same INSERT INTO bench.facts_peer SELECT ...
 #                run by Citus without lineage (colocated: pushed down to
 #                the shards, in parallel); on one node the plain INSERT too.
@@ -60,11 +65,15 @@
 # clusters go (default /tmp).
 #
 # Usage: bash bench/citus.sh [repeats, default 1] [rows, default 10000000]
+# PARTS=transform (or checksum, backfill; default all three, the checksum
+# always) measures only those parts.
 . "$(dirname "$0")/lib.sh"
 
 REPEATS="${1:-1}"
 ROWS="${2:-10000000}"
 SHARDS="${SHARDS:-32}"
+PARTS="${PARTS:-checksum transform backfill}"
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 PORT="${BENCH_PORT:-5561}"
 P_COORD=$PORT
 P_W1=$((PORT + 1))
@@ -222,11 +231,16 @@ log "checksums agree: $SUM_CITUS"
 ##############################################################################
 # 2. transforms with row lineage, and Citus's INSERT ... SELECT
 ##############################################################################
+if part transform; then
 TRUNC="TRUNCATE bench.facts, bench.facts_peer, elt.lineage_chunks, elt.lineage_layout"
 for rep in $(seq 1 "$REPEATS"); do
   cq -c "$TRUNC"; oq -c "$TRUNC"
   checkpoint_all
   add insert_citus "$(run_ms coord -c "$PEER_SQL")"
+  checkpoint_all
+  add transform_citus_coord "$(run_ms coord -c "SET client_min_messages = warning" -c "SET elt.citus_pushdown = off" -c "SELECT elt.transform_run('facts')")"
+  COORD_RUN=$(cq -c "SELECT max(run_id) FROM elt.transform_runs")
+  cq -c "TRUNCATE bench.facts, elt.lineage_chunks, elt.lineage_layout"
   checkpoint_all
   add transform_citus "$(run_ms coord -c "SET client_min_messages = warning" -c "SELECT elt.transform_run('facts')")"
   checkpoint_all
@@ -246,14 +260,22 @@ for n in coord one; do
     [ "$tr" = "bench.orders $k" ] || fail "$n: the lineage of bench.facts $k is '$tr'"
   done
 done
+# on Citus: the last run pushed its row work down to the shards, the one
+# with elt.citus_pushdown off did not
+PD=$(cq -c "SELECT string_agg(coalesce(details->>'pushed_down', 'false'), ' ' ORDER BY (details->>'run_id')::bigint)
+            FROM elt.audit_log WHERE action = 'transform_run'
+             AND (details->>'run_id')::bigint IN ($COORD_RUN, (SELECT max(run_id) FROM elt.transform_runs))")
+[ "$PD" = "false true" ] || fail "pushed down (coordinator run, default run): $PD"
 log "every target agrees ($T_SUMS); each run wrote $ROWS rows; lineage traces sampled rows to their source"
 LINEAGE_SIZE_CITUS=$(cq -c "SELECT pg_size_pretty(pg_total_relation_size('elt.lineage_chunks'))")
 LINEAGE_SIZE_ONE=$(oq -c "SELECT pg_size_pretty(pg_total_relation_size('elt.lineage_chunks'))")
+fi
 
 ##############################################################################
 # 3. backfills, and one plain UPDATE
 ##############################################################################
 applied=0
+if part backfill; then
 check_applied() {
   local n=$1 c
   c=$(pq "$n" -c "SELECT count(*) FILTER (WHERE applied = $applied AND total = amount * 2) FROM bench.orders")
@@ -298,12 +320,14 @@ SUM_CITUS=$(cq -c "SELECT elt.table_checksum('bench.orders')")
 SUM_ONE=$(oq -c "SELECT elt.table_checksum('bench.orders')")
 [ "$SUM_CITUS" = "$SUM_ONE" ] || fail "after the backfills the checksums differ: Citus $SUM_CITUS, one node $SUM_ONE"
 log "every row updated exactly once per run ($applied in all) on both sides; checksums agree: $SUM_CITUS"
+fi
 
 ##############################################################################
 # report
 ##############################################################################
 row() {  # contender, what, peer contender for the ratio
   local m p
+  [ -n "${MS[$1]:-}" ] || return 0
   m=$(median <<<"${MS[$1]}")
   p=$(median <<<"${MS[$3]}")
   echo "| $2 | $(echo ${MS[$1]} | sed 's/ / \/ /g') | $m | $(ratio "$m" "$p") × $4 |"
@@ -321,15 +345,17 @@ row checksum_citus  "checksum, Citus ($SHARDS shards in parallel)" checksum_one 
 row insert_one      "plain INSERT … SELECT, one node" insert_one "one node"
 row insert_citus    "Citus INSERT … SELECT, colocated, no lineage" insert_one "one node"
 row transform_one   "transform, row lineage, one node" insert_one "INSERT, one node"
-row transform_citus "transform, row lineage, Citus" insert_citus "Citus INSERT"
+row transform_citus_coord "transform, row lineage, Citus, on the coordinator (elt.citus_pushdown off)" insert_citus "Citus INSERT"
+row transform_citus "transform, row lineage, Citus, pushed down (default)" insert_citus "Citus INSERT"
 row update_one      "plain UPDATE, one node" update_one "one node"
 row update_citus    "Citus UPDATE, multi-shard" update_one "one node"
 row backfill_one    "backfill_run, one node ($CHUNKS_ONE chunks)" update_one "UPDATE, one node"
 row backfill_citus  "backfill_run, Citus ($CHUNKS_CITUS chunks)" update_citus "Citus UPDATE"
 echo
-echo "Ratios across sides: transform Citus × transform one node $(ratio "$(median <<<"${MS[transform_citus]}")" "$(median <<<"${MS[transform_one]}")"), backfill Citus × backfill one node $(ratio "$(median <<<"${MS[backfill_citus]}")" "$(median <<<"${MS[backfill_one]}")")."
-echo "Backfill chunks: Citus ${CHUNK_STATS[coord]}; one node ${CHUNK_STATS[one]}."
-echo "Correct: checksums equal on both sides ($SUM_ONE after the backfills); every target of a transform or INSERT the same ($T_SUMS); each run wrote $ROWS rows; elt.trace of sampled target rows gives their source row; every row updated exactly once per UPDATE or backfill ($applied in all). Lineage stored: $LINEAGE_SIZE_CITUS on the coordinator, $LINEAGE_SIZE_ONE on one node."
+part transform && echo "Ratios across sides: transform Citus pushed down × on the coordinator $(ratio "$(median <<<"${MS[transform_citus]}")" "$(median <<<"${MS[transform_citus_coord]}")"), transform Citus × transform one node $(ratio "$(median <<<"${MS[transform_citus]}")" "$(median <<<"${MS[transform_one]}")")."
+part backfill && echo "Ratios across sides: backfill Citus × backfill one node $(ratio "$(median <<<"${MS[backfill_citus]}")" "$(median <<<"${MS[backfill_one]}")")."
+part backfill && echo "Backfill chunks: Citus ${CHUNK_STATS[coord]}; one node ${CHUNK_STATS[one]}."
+echo "Correct: checksums equal on both sides ($SUM_ONE$(part backfill && echo " after the backfills"))$(part transform && echo "; every target of a transform or INSERT the same ($T_SUMS); each run wrote $ROWS rows; elt.trace of sampled target rows gives their source row")$(part backfill && echo "; every row updated exactly once per UPDATE or backfill ($applied in all)").$(part transform && echo " Lineage stored: $LINEAGE_SIZE_CITUS on the coordinator, $LINEAGE_SIZE_ONE on one node.")"
 bench_load_end
 bench_check_library
 log "done"
