@@ -36,6 +36,11 @@
  * before it deletes their rows).  The shards found are remembered for the
  * rest of the transaction (DDL on a Citus table touches many of them).
  *
+ * The staging table of a transform run pushed down to the shards
+ * (transform_pushdown.c) is treated like a shard while that run uses it
+ * in this backend (EltCitusStageBegin/End): created and dropped inside the
+ * run, it is never governed or judged.
+ *
  * Locking: AccessShareLock on the Citus catalog read, released at the end
  * of the transaction like any catalog read.  No state outlives a
  * transaction.  Layering: a shared layer; calls PostgreSQL only.

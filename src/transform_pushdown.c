@@ -441,7 +441,11 @@ EltPushdownRun(EltPushdown *pd, int64 *written)
 	volatile bool pushed = false;
 
 	if (!check_pushdown(pd->check))
+	{
+		ereport(DEBUG1,
+				(errmsg_internal("transform run not pushed down to Citus's shards: Citus would not push its INSERT ... SELECT down")));
 		return false;
+	}
 	/* governance leaves the stage alone, as it does shards (citus.c) */
 	EltCitusStageBegin(pd->nspoid, pd->stage_name);
 	PG_TRY();
