@@ -275,6 +275,8 @@ fi
 # 3. backfills, and one plain UPDATE
 ##############################################################################
 applied=0
+CHUNKS_CITUS=""
+CHUNKS_ONE=""
 if part backfill; then
 check_applied() {
   local n=$1 c
