@@ -615,6 +615,19 @@ is($lineage_of->($on), $lineage_of->($off),
 	'a pushed-down run records the same lineage as the same run on the coordinator');
 like($lineage_of->($on), qr/^1 dw\.sales \{[^}]*"\(1,17\)"/, 'which lists each group\'s sales');
 is(cq(q{SELECT n FROM dw.sale_counts WHERE customer_id = 18}), '2', 'and the merge added the new customer');
+# replace mode: the target's rows deleted, then written from the stage
+cq(q{SET ROLE dw_owner;
+     CREATE TABLE dw.sale_counts_r (customer_id bigint PRIMARY KEY, n bigint);
+     SELECT create_distributed_table('dw.sale_counts_r', 'customer_id', colocate_with => 'dw.customers');
+     SELECT elt.transform_create('dw_counts_r', 'dw.sale_counts_r',
+       'SELECT customer_id, count(*) AS n FROM dw.sales GROUP BY customer_id', 'replace');
+     RESET ROLE});
+cq(q{SELECT elt.transform_run('dw_counts_r')});
+my $replaced = cq(q{SELECT elt.transform_run('dw_counts_r')});
+is(pushed_down($replaced), 'true', 'a replace run between colocated tables is pushed down');
+is(cq(qq{SELECT format('%s %s', rows_written, rows_deleted) FROM elt.transform_runs WHERE run_id = $replaced}),
+	'18 18', 'and deletes the rows of the run before it, then writes its own');
+is($lineage_of->($replaced), $lineage_of->($off), 'with the same lineage as the merge on the coordinator');
 
 # a pushed-down run that fails on the shards (a merge writing one target
 # row twice) leaves nothing: no row, no lineage, no staging table; the run
