@@ -16,8 +16,12 @@
  * failed in a transaction of its own, before the error goes on to the
  * caller.
  *
+ * On Citus, a run with row lineage whose tables are colocated computes its
+ * rows and their keys on the shards (transform_pushdown.c) instead of in
+ * the one statement; everything else about the run is the same.
+ *
  * Layering: an engine.  It calls transform.c (loading and checking a
- * transform), manifest.c (the run's step of a manifest, the run id, the
+ * transform), transform_pushdown.c (the Citus pushdown), manifest.c (the run's step of a manifest, the run id, the
  * pipeline's clock and seed), lineage, audit and util; only replay.c calls
  * into it (EltReplayStep).
  *
