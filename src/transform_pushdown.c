@@ -43,7 +43,10 @@
  *
  * Layering: an engine helper, called by transform_run.c only; calls
  * lineage_capture.c (EltCaptureRow), citus.c and util.  Locking: what the
- * statements take (the stage's creation and drop lock only the stage).
+ * statements take; distributing the stage also takes Citus's placement
+ * lock of the target's colocation group in share mode, so shard moves and
+ * splits of that group wait for the run's transaction (other runs and
+ * writers do not).
  */
 #include "postgres.h"
 
