@@ -61,6 +61,7 @@ OBJS = \
 	src/backfill_worker.o \
 	src/transform.o \
 	src/transform_run.o \
+	src/transform_pushdown.o \
 	src/transform_undo.o \
 	src/transform_revert.o \
 	src/lineage.o \

@@ -32,7 +32,12 @@
 #   transform    elt.transform_run('facts') (append, row lineage) of
 #                  SELECT id, customer_id, amount, amount * 2 AS doubled
 #                  FROM bench.orders
-#                into bench.facts; on Citus and on one node.  The peer on
+#                into bench.facts; on Citus and on one node.  On Citus
+#                twice: with elt.citus_pushdown off (the SELECT pulled
+#                to the coordinator, capture there, rows sent back: the
+#                path before pushdown) and by default (the row work on
+#                the shards through a colocated staging table, only the
+#                keys back to the coordinator's capture).  The peer on
 #                Citus is the same INSERT INTO bench.facts_peer SELECT ...
 #                run by Citus without lineage (colocated: pushed down to
 #                the shards, in parallel); on one node the plain INSERT too.
@@ -60,8 +65,8 @@
 # clusters go (default /tmp).
 #
 # Usage: bash bench/citus.sh [repeats, default 1] [rows, default 10000000]
-# PARTS (default "checksum transform backfill") runs only the parts named,
-# for example PARTS=backfill.
+# PARTS=transform (or checksum, backfill; default all three, the checksum
+# always) measures only those parts.
 . "$(dirname "$0")/lib.sh"
 
 REPEATS="${1:-1}"
@@ -160,7 +165,7 @@ cq -c "SELECT citus_set_coordinator_host('127.0.0.1', $P_COORD)" \
    -c "CREATE EXTENSION elt_governance" >/dev/null
 oq -c "CREATE EXTENSION elt_governance"
 
-echo "# command: bash bench/citus.sh $*  (repeats=$REPEATS, rows=$ROWS, shards=$SHARDS, parts: $PARTS)"
+echo "# command: bash bench/citus.sh $*  (repeats=$REPEATS, rows=$ROWS, shards=$SHARDS)"
 echo "# PostgreSQL $(cq -c 'SHOW server_version'), Citus $(cq -c "SELECT extversion FROM pg_extension WHERE extname = 'citus'"), elt_governance $(cq -c "SELECT extversion FROM pg_extension WHERE extname = 'elt_governance'") $(bench_build)"
 bench_tree
 bench_machine
@@ -212,7 +217,6 @@ add() { MS[$1]="${MS[$1]:-} $2"; log "run $rep $1: $2 ms"; }
 ##############################################################################
 SUM_CITUS=""
 for rep in $(seq 1 "$REPEATS"); do
-  part checksum || break
   checkpoint_all
   add checksum_citus "$(run_ms coord -c "SELECT elt.table_checksum('bench.orders')")"
   checkpoint_all
@@ -227,15 +231,16 @@ log "checksums agree: $SUM_CITUS"
 ##############################################################################
 # 2. transforms with row lineage, and Citus's INSERT ... SELECT
 ##############################################################################
+if part transform; then
 TRUNC="TRUNCATE bench.facts, bench.facts_peer, elt.lineage_chunks, elt.lineage_layout"
-T_SUMS="(not run)"
-LINEAGE_SIZE_CITUS="-"
-LINEAGE_SIZE_ONE="-"
 for rep in $(seq 1 "$REPEATS"); do
-  part transform || break
   cq -c "$TRUNC"; oq -c "$TRUNC"
   checkpoint_all
   add insert_citus "$(run_ms coord -c "$PEER_SQL")"
+  checkpoint_all
+  add transform_citus_coord "$(run_ms coord -c "SET client_min_messages = warning" -c "SET elt.citus_pushdown = off" -c "SELECT elt.transform_run('facts')")"
+  COORD_RUN=$(cq -c "SELECT max(run_id) FROM elt.transform_runs")
+  cq -c "TRUNCATE bench.facts, elt.lineage_chunks, elt.lineage_layout"
   checkpoint_all
   add transform_citus "$(run_ms coord -c "SET client_min_messages = warning" -c "SELECT elt.transform_run('facts')")"
   checkpoint_all
@@ -243,7 +248,6 @@ for rep in $(seq 1 "$REPEATS"); do
   checkpoint_all
   add transform_one "$(run_ms one -c "SELECT elt.transform_run('facts')")"
 done
-if part transform; then
 T_SUMS=$(for n in coord one; do for t in facts facts_peer; do
   pq "$n" -c "SELECT elt.table_checksum('bench.$t')"; done; done | sort -u)
 [ "$(wc -l <<<"$T_SUMS")" = 1 ] || fail "the targets differ: $T_SUMS"
@@ -256,6 +260,12 @@ for n in coord one; do
     [ "$tr" = "bench.orders $k" ] || fail "$n: the lineage of bench.facts $k is '$tr'"
   done
 done
+# on Citus: the last run pushed its row work down to the shards, the one
+# with elt.citus_pushdown off did not
+PD=$(cq -c "SELECT string_agg(coalesce(details->>'pushed_down', 'false'), ' ' ORDER BY (details->>'run_id')::bigint)
+            FROM elt.audit_log WHERE action = 'transform_run'
+             AND (details->>'run_id')::bigint IN ($COORD_RUN, (SELECT max(run_id) FROM elt.transform_runs))")
+[ "$PD" = "false true" ] || fail "pushed down (coordinator run, default run): $PD"
 log "every target agrees ($T_SUMS); each run wrote $ROWS rows; lineage traces sampled rows to their source"
 LINEAGE_SIZE_CITUS=$(cq -c "SELECT pg_size_pretty(pg_total_relation_size('elt.lineage_chunks'))")
 LINEAGE_SIZE_ONE=$(oq -c "SELECT pg_size_pretty(pg_total_relation_size('elt.lineage_chunks'))")
@@ -265,6 +275,9 @@ fi
 # 3. backfills, and one plain UPDATE
 ##############################################################################
 applied=0
+CHUNKS_CITUS=""
+CHUNKS_ONE=""
+if part backfill; then
 check_applied() {
   local n=$1 c
   c=$(pq "$n" -c "SELECT count(*) FILTER (WHERE applied = $applied AND total = amount * 2) FROM bench.orders")
@@ -274,7 +287,6 @@ CHUNKS_CITUS=""
 CHUNKS_ONE=""
 declare -A CHUNK_STATS
 for rep in $(seq 1 "$REPEATS"); do
-  part backfill || break
   BF="UPDATE bench.orders SET total = amount * 2, applied = applied + 1 WHERE id >= \$1 AND id < \$2"
   for n in coord one; do
     pq "$n" -c "SELECT elt.backfill_create('bf$rep', 'bench.orders', '$BF', 'id')" >/dev/null
@@ -314,6 +326,7 @@ SUM_CITUS=$(cq -c "SELECT elt.table_checksum('bench.orders')")
 SUM_ONE=$(oq -c "SELECT elt.table_checksum('bench.orders')")
 [ "$SUM_CITUS" = "$SUM_ONE" ] || fail "after the backfills the checksums differ: Citus $SUM_CITUS, one node $SUM_ONE"
 log "every row updated exactly once per run ($applied in all) on both sides; checksums agree: $SUM_CITUS"
+fi
 
 ##############################################################################
 # report
@@ -338,15 +351,17 @@ row checksum_citus  "checksum, Citus ($SHARDS shards in parallel)" checksum_one 
 row insert_one      "plain INSERT … SELECT, one node" insert_one "one node"
 row insert_citus    "Citus INSERT … SELECT, colocated, no lineage" insert_one "one node"
 row transform_one   "transform, row lineage, one node" insert_one "INSERT, one node"
-row transform_citus "transform, row lineage, Citus" insert_citus "Citus INSERT"
+row transform_citus_coord "transform, row lineage, Citus, on the coordinator (elt.citus_pushdown off)" insert_citus "Citus INSERT"
+row transform_citus "transform, row lineage, Citus, pushed down (default)" insert_citus "Citus INSERT"
 row update_one      "plain UPDATE, one node" update_one "one node"
 row update_citus    "Citus UPDATE, multi-shard" update_one "one node"
 row backfill_one    "backfill_run, one node ($CHUNKS_ONE chunks)" update_one "UPDATE, one node"
 row backfill_citus  "backfill_run, Citus ($CHUNKS_CITUS chunks)" update_citus "Citus UPDATE"
 echo
-part transform && part backfill && echo "Ratios across sides: transform Citus × transform one node $(ratio "$(median <<<"${MS[transform_citus]}")" "$(median <<<"${MS[transform_one]}")"), backfill Citus × backfill one node $(ratio "$(median <<<"${MS[backfill_citus]}")" "$(median <<<"${MS[backfill_one]}")")."
-echo "Backfill chunks: Citus ${CHUNK_STATS[coord]}; one node ${CHUNK_STATS[one]}."
-echo "Correct: checksums equal on both sides ($SUM_ONE after the backfills); every target of a transform or INSERT the same ($T_SUMS); each run wrote $ROWS rows; elt.trace of sampled target rows gives their source row; every row updated exactly once per UPDATE or backfill ($applied in all). Lineage stored: $LINEAGE_SIZE_CITUS on the coordinator, $LINEAGE_SIZE_ONE on one node."
+part transform && echo "Ratios across sides: transform Citus pushed down × on the coordinator $(ratio "$(median <<<"${MS[transform_citus]}")" "$(median <<<"${MS[transform_citus_coord]}")"), transform Citus × transform one node $(ratio "$(median <<<"${MS[transform_citus]}")" "$(median <<<"${MS[transform_one]}")")."
+part backfill && echo "Ratios across sides: backfill Citus × backfill one node $(ratio "$(median <<<"${MS[backfill_citus]}")" "$(median <<<"${MS[backfill_one]}")")."
+part backfill && echo "Backfill chunks: Citus ${CHUNK_STATS[coord]}; one node ${CHUNK_STATS[one]}."
+echo "Correct: checksums equal on both sides ($SUM_ONE$(part backfill && echo " after the backfills"))$(part transform && echo "; every target of a transform or INSERT the same ($T_SUMS); each run wrote $ROWS rows; elt.trace of sampled target rows gives their source row")$(part backfill && echo "; every row updated exactly once per UPDATE or backfill ($applied in all)").$(part transform && echo " Lineage stored: $LINEAGE_SIZE_CITUS on the coordinator, $LINEAGE_SIZE_ONE on one node.")"
 bench_load_end
 bench_check_library
 log "done"

@@ -36,6 +36,11 @@
  * before it deletes their rows).  The shards found are remembered for the
  * rest of the transaction (DDL on a Citus table touches many of them).
  *
+ * The staging table of a transform run pushed down to the shards
+ * (transform_pushdown.c) is treated like a shard while that run uses it
+ * in this backend (EltCitusStageBegin/End): created and dropped inside the
+ * run, it is never governed or judged.
+ *
  * Locking: AccessShareLock on the Citus catalog read, released at the end
  * of the transaction like any catalog read.  No state outlives a
  * transaction.  Layering: a shared layer; calls PostgreSQL only.
@@ -166,6 +171,36 @@ shard_table(CitusCatalogs *c, int64 shardid)
 }
 
 /*
+ * The staging table of the transform run in progress in this backend
+ * (transform_pushdown.c): like a shard, the run's own scaffolding, created
+ * and dropped inside the run's transaction, never governed or judged.
+ * Known by schema and name, set only while the run uses it.
+ */
+static Oid	run_stage_nsp = InvalidOid;
+static char run_stage_name[NAMEDATALEN] = "";
+
+void
+EltCitusStageBegin(Oid nspoid, const char *relname)
+{
+	run_stage_nsp = nspoid;
+	strlcpy(run_stage_name, relname, NAMEDATALEN);
+}
+
+void
+EltCitusStageEnd(void)
+{
+	run_stage_nsp = InvalidOid;
+	run_stage_name[0] = '\0';
+}
+
+static bool
+run_stage_named(Oid nspoid, const char *relname)
+{
+	return run_stage_name[0] != '\0' && nspoid == run_stage_nsp &&
+		strcmp(relname, run_stage_name) == 0;
+}
+
+/*
  * Whether relname in namespace nspoid names a Citus shard (see the file
  * header); relid is the relation if it exists, else InvalidOid (a shard
  * being created, or dropped already).
@@ -228,6 +263,8 @@ EltIsCitusShard(Oid relid)
 {
 	char	   *relname = get_rel_name(relid);
 
+	if (relname != NULL && run_stage_named(get_rel_namespace(relid), relname))
+		return true;
 	return relname != NULL && shard_named(get_rel_namespace(relid), relname, relid);
 }
 
@@ -239,6 +276,9 @@ shard_rangevar(RangeVar *rv)
 	Oid			nspoid;
 	size_t		len = strlen(rv->relname);
 
+	if (run_stage_name[0] != '\0' && strcmp(rv->relname, run_stage_name) == 0)
+		return rv->schemaname != NULL &&
+			run_stage_named(get_namespace_oid(rv->schemaname, true), rv->relname);
 	/* the cheap test first: a shard's name ends in a digit */
 	if (len == 0 || rv->relname[len - 1] < '0' || rv->relname[len - 1] > '9')
 		return false;

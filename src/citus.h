@@ -22,6 +22,8 @@ typedef struct EltCitusTable
 } EltCitusTable;
 
 extern bool EltIsCitusShard(Oid relid);
+extern void EltCitusStageBegin(Oid nspoid, const char *relname);
+extern void EltCitusStageEnd(void);
 extern bool EltCitusShardStatement(Node *parsetree);
 extern bool EltCitusTableInfo(Oid relid, EltCitusTable *info);
 extern void EltCitusDistributionJson(EltJson *out, Oid relid);

@@ -84,6 +84,15 @@ _PG_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("elt.citus_pushdown",
+							 "Runs a transform's row work on Citus's shards when its tables are colocated.",
+							 "Off: every transform run with row lineage into a Citus table is pulled to the coordinator.",
+							 &elt_citus_pushdown,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomBoolVariable("elt.require_second_approver",
 							 "Refuses a migration approved by the session user.",
 							 "With it on, elt.migration_begin() needs an approver other than the session user.",

@@ -79,6 +79,7 @@ extern char *EltNormalizeKey(Oid relid, const char *key, bool *is_int, int64 *iv
 /* lineage_capture.c */
 extern void EltCaptureBegin(Oid target, int key_cols, List *slots, int64 token,
 							MemoryContext cxt);
+extern void EltCaptureRow(const Datum *values, const bool *nulls, const Oid *types, int natts);
 extern int64 EltCaptureEnd(void);
 extern void EltCaptureDrop(void);
 extern void EltCaptureOpenPending(bool open);

@@ -12,7 +12,12 @@
  * elt._lineage_pending() (opened only for that insert by
  * EltCaptureOpenPending).
  *
- * Layering: called by transform_run.c (EltCaptureBegin/End/Drop/OpenPending);
+ * A run pushed down to Citus's workers (transform_pushdown.c) hands each
+ * row that its statement returns to EltCaptureRow() instead: the same
+ * encoding, called from C, so no token is needed.
+ *
+ * Layering: called by transform_run.c (EltCaptureBegin/End/Drop/OpenPending)
+ * and transform_pushdown.c (EltCaptureRow);
  * calls lineage_chunk.c (the encoding of a chunk) and lineage_keys.c
  * (canonical key text).  One capture at a time per backend, held in a
  * static for the run that started it and checked by the run's token; its
@@ -961,31 +966,23 @@ EltCaptureOpenPending(bool open)
 	pending_open = open;
 }
 
-PG_FUNCTION_INFO_V1(elt_lineage_capture);
-
 /*
- * elt._lineage_capture(token, target key columns, key columns): keep the
- * lineage of one row the running transform writes.  Always true.
+ * Keep the lineage of one written row: vals[0 .. key_cols-1] are its target
+ * key (a bigint, or the key columns to print), the rest one value per slot.
+ * key_types: the types of the key columns, read at the first row of a text
+ * key.
  */
-Datum
-elt_lineage_capture(PG_FUNCTION_ARGS)
+static void
+capture_row(Capture *c, const Datum *vals, const bool *nulls, const Oid *key_types)
 {
-	Capture    *c = capture;
 	MemoryContext old;
 	uint32		thash;
 	int64		tkey = 0;
 	int			i,
 				k;
 
-	if (c == NULL || c->arena == NULL || PG_ARGISNULL(0) || PG_GETARG_INT64(0) != c->token)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("elt._lineage_capture() is used only by elt.transform_run()")));
-	if (PG_NARGS() != c->nslots + 1 + c->key_cols)
-		elog(ERROR, "elt._lineage_capture() expected %d arguments, got %d",
-			 c->nslots + 1 + c->key_cols, PG_NARGS());
-	for (i = 1; i <= c->key_cols; i++)
-		if (PG_ARGISNULL(i))
+	for (i = 0; i < c->key_cols; i++)
+		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
 					 errmsg("a row written by the transform has a NULL primary key")));
@@ -995,16 +992,12 @@ elt_lineage_capture(PG_FUNCTION_ARGS)
 	{
 		if (!c->keyprint_set)
 		{
-			Oid		   *types = palloc(sizeof(Oid) * c->key_cols);
-
-			for (i = 0; i < c->key_cols; i++)
-				types[i] = get_fn_expr_argtype(fcinfo->flinfo, i + 1);
-			EltKeyPrinterInit(&c->keyprint, c->key_cols, types, c->cxt);
+			EltKeyPrinterInit(&c->keyprint, c->key_cols, key_types, c->cxt);
 			c->pack = EltKeyPackWorth(&c->keyprint);
 			c->keyprint_set = true;
 		}
 		for (i = 0; i < c->key_cols; i++)
-			c->keyvals[i] = PG_GETARG_DATUM(i + 1);
+			c->keyvals[i] = vals[i];
 		resetStringInfo(&c->keybuf);
 		EltKeyPrint(&c->keyprint, c->keyvals, c->keynulls, &c->keybuf);
 		if (c->pack)
@@ -1016,7 +1009,7 @@ elt_lineage_capture(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		tkey = PG_GETARG_INT64(1);
+		tkey = DatumGetInt64(vals[0]);
 		thash = hash_int_key(tkey);
 	}
 	for (k = 0; k < c->nrels; k++)
@@ -1027,9 +1020,9 @@ elt_lineage_capture(PG_FUNCTION_ARGS)
 		r->n = 0;
 		for (i = 0; i < c->nslots; i++)
 		{
-			if (c->slot_rel[i] != k || PG_ARGISNULL(i + 1 + c->key_cols))
+			if (c->slot_rel[i] != k || nulls[i + c->key_cols])
 				continue;
-			cap_add(c, r, &c->slots[i], PG_GETARG_DATUM(i + 1 + c->key_cols));
+			cap_add(c, r, &c->slots[i], vals[i + c->key_cols]);
 			used++;
 		}
 		if (r->n == 0)
@@ -1048,6 +1041,75 @@ elt_lineage_capture(PG_FUNCTION_ARGS)
 	MemoryContextReset(c->rowcxt);
 	if (c->mem > c->limit || c->n >= PG_UINT32_MAX - 1)
 		cap_flush(c);
+}
+
+/*
+ * Keep the lineage of one row that a run's statement returned (RETURNING
+ * of a Citus pushdown, transform_pushdown.c): values as for
+ * elt._lineage_capture() without the token, types of the key columns
+ * first.  Called only by the run's own code, never from SQL.
+ */
+void
+EltCaptureRow(const Datum *values, const bool *nulls, const Oid *types, int natts)
+{
+	Capture    *c = capture;
+
+	if (c == NULL || c->arena == NULL)
+		elog(ERROR, "no lineage capture is running");
+	if (natts != c->nslots + c->key_cols)
+		elog(ERROR, "a returned lineage row has %d columns, expected %d",
+			 natts, c->nslots + c->key_cols);
+	capture_row(c, values, nulls, types);
+}
+
+PG_FUNCTION_INFO_V1(elt_lineage_capture);
+
+/*
+ * elt._lineage_capture(token, target key columns, key columns): keep the
+ * lineage of one row the running transform writes.  Always true.
+ */
+Datum
+elt_lineage_capture(PG_FUNCTION_ARGS)
+{
+	Capture    *c = capture;
+	Datum		vbuf[16];
+	bool		nbuf[16];
+	Oid			tbuf[16];
+	Datum	   *vals = vbuf;
+	bool	   *nulls = nbuf;
+	Oid		   *types = NULL;
+	int			n = PG_NARGS() - 1;
+	int			i;
+
+	if (c == NULL || c->arena == NULL || PG_ARGISNULL(0) || PG_GETARG_INT64(0) != c->token)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("elt._lineage_capture() is used only by elt.transform_run()")));
+	if (n != c->nslots + c->key_cols)
+		elog(ERROR, "elt._lineage_capture() expected %d arguments, got %d",
+			 c->nslots + 1 + c->key_cols, PG_NARGS());
+	if (n > 16)
+	{
+		vals = palloc(sizeof(Datum) * n);
+		nulls = palloc(sizeof(bool) * n);
+	}
+	for (i = 0; i < n; i++)
+	{
+		nulls[i] = PG_ARGISNULL(i + 1);
+		vals[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i + 1);
+	}
+	if (c->target_text && !c->keyprint_set)
+	{
+		types = c->key_cols > 16 ? palloc(sizeof(Oid) * c->key_cols) : tbuf;
+		for (i = 0; i < c->key_cols; i++)
+			types[i] = get_fn_expr_argtype(fcinfo->flinfo, i + 1);
+	}
+	capture_row(c, vals, nulls, types);
+	if (vals != vbuf)
+	{
+		pfree(vals);
+		pfree(nulls);
+	}
 	PG_RETURN_BOOL(true);
 }
 

@@ -60,6 +60,26 @@ extern void EltReplayStep(const char *sql, const char *search_path, List *remap,
 extern Datum EltTransformRunLive(FunctionCallInfo fcinfo);
 extern PGDLLEXPORT void elt_transform_failure_main(Datum main_arg);
 
+/* transform_pushdown.c: a run's row work pushed down to Citus's shards */
+typedef struct EltPushdown
+{
+	char	   *stage;			/* the staging table, qualified and quoted */
+	char	   *stage_name;		/* its name, unquoted */
+	Oid			nspoid;			/* its schema: the target's */
+	char	   *dist_column;	/* the target's distribution column */
+	char	   *target_name;	/* the target, qualified and quoted */
+	char	   *check;			/* the run's INSERT without capture */
+	char	   *create;			/* CREATE of the staging table */
+	char	   *fill;			/* INSERT INTO stage ... RETURNING the keys */
+	char	   *write;			/* INSERT INTO target ... FROM stage */
+} EltPushdown;
+
+extern bool elt_citus_pushdown;
+struct EltLineageInfo;
+extern bool EltPushdownPrepare(EltPushdown *pd, Oid target, struct EltLineageInfo *info,
+							   EltTargetInfo *ti, const char *key_sql, const char *conflict);
+extern bool EltPushdownRun(EltPushdown *pd, int64 *written);
+
 /* transform_undo.c: what a run keeps for its revert (transform_revert.c) */
 extern int	elt_undo_max_rows;
 extern int	elt_undo_retention;

@@ -16,8 +16,12 @@
  * failed in a transaction of its own, before the error goes on to the
  * caller.
  *
+ * On Citus, a run with row lineage whose tables are colocated computes its
+ * rows and their keys on the shards (transform_pushdown.c) instead of in
+ * the one statement; everything else about the run is the same.
+ *
  * Layering: an engine.  It calls transform.c (loading and checking a
- * transform), manifest.c (the run's step of a manifest, the run id, the
+ * transform), transform_pushdown.c (the Citus pushdown), manifest.c (the run's step of a manifest, the run id, the
  * pipeline's clock and seed), lineage, audit and util; only replay.c calls
  * into it (EltReplayStep).
  *
@@ -186,6 +190,56 @@ target_key_sql(Oid target, EltTargetInfo *ti)
 }
 
 /*
+ * The ON CONFLICT clause of a merge run's INSERT (empty for the other
+ * modes): upsert on the target's primary key; with undo, the row it
+ * replaces goes to elt._undo_image() (transform_undo.c).
+ */
+static char *
+conflict_clause(EltTransform *t, EltTargetInfo *ti, bool undo)
+{
+	StringInfoData s;
+	ListCell   *lc;
+	int			i;
+
+	initStringInfo(&s);
+	if (strcmp(t->mode, "merge") == 0)
+	{
+		Relation	rel = table_open(t->target, AccessShareLock);
+		List	   *pk = EltPrimaryKeyColumns(rel);
+		StringInfoData set;
+
+		initStringInfo(&set);
+		appendStringInfoString(&s, " ON CONFLICT (");
+		i = 0;
+		foreach(lc, pk)
+			appendStringInfo(&s, "%s%s", i++ ? ", " : "",
+							 quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel), lfirst_int(lc) - 1)->attname)));
+		foreach(lc, ti->columns)
+		{
+			const char *c = (char *) lfirst(lc);
+			AttrNumber	attnum = get_attnum(t->target, c);
+
+			if (list_member_int(pk, attnum))
+				continue;
+			appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
+							 quote_identifier(c), quote_identifier(c));
+		}
+		if (set.len == 0)
+		{
+			const char *c = quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel), linitial_int(pk) - 1)->attname));
+
+			appendStringInfo(&set, "%s = EXCLUDED.%s", c, c);
+		}
+		appendStringInfo(&s, ") DO UPDATE SET %s", set.data);
+		/* the row it replaces, kept for a revert */
+		if (undo)
+			appendStringInfo(&s, " WHERE %s", EltUndoImageSql(t->target, "__elt_t"));
+		table_close(rel, AccessShareLock);
+	}
+	return s.data;
+}
+
+/*
  * The statement of a run: one INSERT ... SELECT.  With row lineage its
  * WHERE clause hands each written row's target key and key columns to
  * elt._lineage_capture(), with the run's token as $1, which keeps them;
@@ -258,40 +312,7 @@ run_statement(EltTransform *t, EltLineageInfo *info, EltTargetInfo *ti, bool row
 			appendStringInfo(&s, ", __elt_src." ELT_KEY_PREFIX "%d", i);
 		appendStringInfoChar(&s, ')');
 	}
-	if (strcmp(t->mode, "merge") == 0)
-	{
-		Relation	rel = table_open(t->target, AccessShareLock);
-		List	   *pk = EltPrimaryKeyColumns(rel);
-		StringInfoData set;
-
-		initStringInfo(&set);
-		appendStringInfoString(&s, " ON CONFLICT (");
-		i = 0;
-		foreach(lc, pk)
-			appendStringInfo(&s, "%s%s", i++ ? ", " : "",
-							 quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel), lfirst_int(lc) - 1)->attname)));
-		foreach(lc, ti->columns)
-		{
-			const char *c = (char *) lfirst(lc);
-			AttrNumber	attnum = get_attnum(t->target, c);
-
-			if (list_member_int(pk, attnum))
-				continue;
-			appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
-							 quote_identifier(c), quote_identifier(c));
-		}
-		if (set.len == 0)
-		{
-			const char *c = quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel), linitial_int(pk) - 1)->attname));
-
-			appendStringInfo(&set, "%s = EXCLUDED.%s", c, c);
-		}
-		appendStringInfo(&s, ") DO UPDATE SET %s", set.data);
-		/* the row it replaces, kept for a revert */
-		if (undo)
-			appendStringInfo(&s, " WHERE %s", EltUndoImageSql(t->target, "__elt_t"));
-		table_close(rel, AccessShareLock);
-	}
+	appendStringInfoString(&s, conflict_clause(t, ti, undo));
 	return s.data;
 }
 
@@ -304,6 +325,7 @@ typedef struct RunCounts
 	int64		deleted;
 	int64		lineage_rows;	/* (target row, source relation) pairs */
 	bool		undo;			/* keeps undo (elt.undo_retention > 0) */
+	bool		pushed_down;	/* its row work ran on Citus's shards */
 	TransactionId xid;			/* its rows' xmin; invalid: it wrote none */
 	char	   *shape;			/* of the target (EltUndoShape) */
 } RunCounts;
@@ -400,6 +422,9 @@ record_run(EltTransform *t, int64 seed, Jsonb *params, const char *lineage,
 	EltJsonString(&extra, "lineage", lineage);
 	EltJsonInt(&extra, "rows_written", counts->written);
 	EltJsonInt(&extra, "lineage_rows", counts->lineage_rows);
+	/* on Citus: the row work ran on the shards (transform_pushdown.c) */
+	if (counts->pushed_down)
+		EltJsonBool(&extra, "pushed_down", true);
 	EltJsonString(&extra, "run_hash", run_hash);
 	EltAuditRecord(actor, "transform_run", t->name, EltJsonFinish(&extra), EltAuditReason(NULL));
 	return run_id;
@@ -408,7 +433,8 @@ record_run(EltTransform *t, int64 seed, Jsonb *params, const char *lineage,
 /* Execute a run's statement as the caller, with the run's state set. */
 static void
 execute_run(EltTransform *t, RunState *run, EltLineageInfo *info, EltTargetInfo *ti, bool row,
-			bool undo, const char *stmt, int64 token, MemoryContext cxt, RunCounts *counts)
+			bool undo, const char *stmt, EltPushdown *pd, int64 token, MemoryContext cxt,
+			RunCounts *counts)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		args[1];
@@ -452,10 +478,16 @@ execute_run(EltTransform *t, RunState *run, EltLineageInfo *info, EltTargetInfo 
 		before = rows_read(info->sources, &counts->read_unknown);
 		if (row)
 			EltCaptureBegin(t->target, ti->key_text ? list_length(ti->pk) : 0, info->slots, token, cxt);
-		rc = SPI_execute_with_args(stmt, (row || undo) ? 1 : 0, types, args, NULL, false, 0);
-		if (rc < 0)
-			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
-		counts->written = (int64) SPI_processed;
+		/* the row work on Citus's shards, or the one statement */
+		if (pd != NULL && EltPushdownRun(pd, &counts->written))
+			counts->pushed_down = true;
+		else
+		{
+			rc = SPI_execute_with_args(stmt, (row || undo) ? 1 : 0, types, args, NULL, false, 0);
+			if (rc < 0)
+				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+			counts->written = (int64) SPI_processed;
+		}
 		if (row)
 			counts->lineage_rows = EltCaptureEnd();
 		counts->read = rows_read(info->sources, &counts->read_unknown) - before;
@@ -525,6 +557,8 @@ run_body(void *arg)
 	RunCounts	counts;
 	TimestampTz finished;
 	EltCatalogWrite cw;
+	EltPushdown pd;
+	EltPushdown *pdp = NULL;
 	Oid			owner = get_role_oid(t->owner, false);
 	EltAsRole	ar;
 
@@ -550,9 +584,14 @@ run_body(void *arg)
 	if (!pg_strong_random(&token, sizeof(token)))
 		token = (int64) pg_prng_uint64(&pg_global_prng_state);
 	stmt = run_statement(t, info, &ti, rc->row, rc->undo);
+	/* on Citus, the row work on the shards when the tables are colocated */
+	if (rc->row && !rc->undo &&
+		EltPushdownPrepare(&pd, t->target, info, &ti, target_key_sql(t->target, &ti),
+						   conflict_clause(t, &ti, false)))
+		pdp = &pd;
 	/* the manifest's inputs: what the statement is about to read */
 	EltRunStepInputs(&rc->step, info->sources);
-	execute_run(t, &rc->run, info, &ti, rc->row, rc->undo, stmt, token, rc->cxt, &counts);
+	execute_run(t, &rc->run, info, &ti, rc->row, rc->undo, stmt, pdp, token, rc->cxt, &counts);
 	if (rc->undo)
 		counts.shape = EltUndoShape(t->target);
 	rc->step.rows_read = counts.read;
@@ -996,7 +1035,7 @@ EltReplayStep(const char *sql, const char *search_path, List *remap, Oid target,
 	run.started_at = GetCurrentTimestamp();
 	run.clock = clock;
 	pg_prng_seed(&run.prng, (uint64) seed);
-	execute_run(&t, &run, &info, &ti, false, false, stmt, 0, CurrentMemoryContext, &counts);
+	execute_run(&t, &run, &info, &ti, false, false, stmt, NULL, 0, CurrentMemoryContext, &counts);
 	AtEOXact_GUC(false, guc_level);
 	*written = counts.written;
 	*deleted = counts.deleted;

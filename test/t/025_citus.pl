@@ -616,6 +616,195 @@ is(cq(q{SELECT count(*) FROM elt.schema_changes WHERE object ~ '_\d+(\.|$)'}), '
 is(cq(q{SELECT count(*) FROM elt.audit_log WHERE object ~ '_\d+(\.|$)'}), '0',
 	'and the audit log never names a shard');
 
+# 11b. transforms between colocated tables (issue 25): the row work (joins,
+# grouping, each group's source keys) runs on the shards, through a staging
+# table colocated with the target; only the keys come back to the
+# coordinator, where the run captures them.  Sales are distributed by
+# customer, colocated with the customers and the targets; a target that is
+# not colocated stays on the coordinator.  For every target row, elt.trace
+# must equal its sources found by plain SQL.  The transforms belong to a
+# role that is not a superuser and are run by the superuser (as their
+# owner, restricted).
+cq(q{
+CREATE ROLE dw_owner LOGIN;
+CREATE SCHEMA dw AUTHORIZATION dw_owner;
+SET ROLE dw_owner;
+CREATE TABLE dw.customers (id bigint PRIMARY KEY, name text NOT NULL, region text NOT NULL);
+CREATE TABLE dw.sales (customer_id bigint NOT NULL, id bigint NOT NULL, amount numeric NOT NULL,
+                       PRIMARY KEY (customer_id, id));
+CREATE TABLE dw.customer_totals (customer_id bigint PRIMARY KEY, name text, n bigint, total numeric);
+CREATE TABLE dw.sale_facts (customer_id bigint NOT NULL, id bigint NOT NULL, name text, amount numeric,
+                            PRIMARY KEY (customer_id, id));
+CREATE TABLE dw.sale_counts (customer_id bigint PRIMARY KEY, n bigint);
+CREATE TABLE dw.region_totals (region text PRIMARY KEY, n bigint, total numeric);
+SELECT create_distributed_table('dw.customers', 'id', shard_count => 4);
+SELECT create_distributed_table('dw.sales', 'customer_id', colocate_with => 'dw.customers');
+SELECT create_distributed_table('dw.customer_totals', 'customer_id', colocate_with => 'dw.customers');
+SELECT create_distributed_table('dw.sale_facts', 'customer_id', colocate_with => 'dw.customers');
+SELECT create_distributed_table('dw.sale_counts', 'customer_id', colocate_with => 'dw.customers');
+SELECT create_distributed_table('dw.region_totals', 'region', shard_count => 4);
+INSERT INTO dw.customers
+  SELECT g, 'customer ' || g, CASE WHEN g % 3 = 0 THEN 'east' ELSE 'west' END FROM generate_series(1, 20) g;
+-- customers 18 to 20 have no sales
+INSERT INTO dw.sales SELECT 1 + g % 17, g, g * 0.5 FROM generate_series(1, 300) g;
+SELECT elt.transform_create('dw_totals', 'dw.customer_totals',
+  'SELECT c.id AS customer_id, c.name, count(*) AS n, sum(s.amount) AS total
+     FROM dw.customers c JOIN dw.sales s ON s.customer_id = c.id GROUP BY c.id, c.name', 'merge');
+SELECT elt.transform_create('dw_facts', 'dw.sale_facts',
+  'SELECT s.customer_id, s.id, c.name, s.amount
+     FROM dw.sales s JOIN dw.customers c ON c.id = s.customer_id', 'append');
+SELECT elt.transform_create('dw_counts', 'dw.sale_counts',
+  'SELECT customer_id, count(*) AS n FROM dw.sales GROUP BY customer_id', 'merge');
+SELECT elt.transform_create('dw_regions', 'dw.region_totals',
+  'SELECT c.region, count(*) AS n, sum(s.amount) AS total
+     FROM dw.customers c JOIN dw.sales s ON s.customer_id = c.id GROUP BY c.region', 'merge');
+RESET ROLE;
+SELECT elt.govern('dw', 'enforce');
+});
+
+# "<mismatches> of <rows>": target rows of $target (key expression $key)
+# whose elt.trace differs from $oracle (relation and key text of each
+# source row, for the target row t), computed over local copies of the
+# tables (l_customers, l_sales): Citus does not run elt.trace() or these
+# correlated subqueries over distributed tables
+sub trace_mismatches
+{
+	my ($target, $key, $oracle) = @_;
+	return cq(qq{
+CREATE TEMP TABLE l_target AS SELECT * FROM $target;
+CREATE TEMP TABLE l_customers AS SELECT * FROM dw.customers;
+CREATE TEMP TABLE l_sales AS SELECT * FROM dw.sales;
+SELECT count(*) FILTER (WHERE traced IS DISTINCT FROM expected) || ' of ' || count(*)
+  FROM (SELECT (SELECT string_agg(relation::text || ' ' || key, ', ' ORDER BY relation::text, key)
+                  FROM elt.trace('$target', $key, 1)) AS traced,
+               (SELECT string_agg(r || ' ' || k, ', ' ORDER BY r, k) FROM ($oracle) o(r, k)) AS expected
+          FROM l_target t) x});
+}
+my $totals_oracle = q{SELECT 'dw.customers', c.id::text FROM l_customers c WHERE c.id = t.customer_id
+                      UNION ALL
+                      SELECT 'dw.sales', format('(%s,%s)', s.customer_id, s.id) FROM l_sales s
+                       WHERE s.customer_id = t.customer_id};
+my $facts_oracle = q{SELECT 'dw.customers', c.id::text FROM l_customers c JOIN l_sales s ON s.customer_id = c.id
+                      WHERE (s.customer_id, s.id) = (t.customer_id, t.id)
+                     UNION ALL
+                     SELECT 'dw.sales', format('(%s,%s)', s.customer_id, s.id) FROM l_sales s
+                      WHERE (s.customer_id, s.id) = (t.customer_id, t.id)};
+my $counts_oracle = q{SELECT 'dw.sales', format('(%s,%s)', s.customer_id, s.id) FROM l_sales s
+                       WHERE s.customer_id = t.customer_id};
+my $regions_oracle = q{SELECT 'dw.customers', c.id::text FROM l_customers c
+                        WHERE c.region = t.region AND EXISTS (SELECT FROM l_sales s WHERE s.customer_id = c.id)
+                       UNION ALL
+                       SELECT 'dw.sales', format('(%s,%s)', s.customer_id, s.id)
+                         FROM l_sales s JOIN l_customers c ON c.id = s.customer_id WHERE c.region = t.region};
+
+# where each run's row work ran: the audit row of the run says so
+sub pushed_down
+{
+	my ($run) = @_;
+	return cq(qq{SELECT coalesce(details->>'pushed_down', 'false') FROM elt.audit_log
+                 WHERE action = 'transform_run' AND (details->>'run_id')::bigint = $run});
+}
+# staging tables left anywhere (coordinator, workers, their shards)
+sub stages_left
+{
+	my $n = 0;
+	foreach my $node (@nodes)
+	{
+		$n += $node->safe_psql('postgres',
+			q{SELECT count(*) FROM pg_class WHERE relname LIKE '\_\_elt\_stage%'});
+	}
+	return $n;
+}
+
+my %runs;
+foreach my $tr (qw(dw_totals dw_facts dw_counts dw_regions))
+{
+	($rc, $out, $err) = $coord->psql('postgres', qq{SELECT elt.transform_run('$tr')});
+	is($rc, 0, "transform $tr runs") or diag($err);
+	$runs{$tr} = $out;
+}
+is(pushed_down($runs{dw_totals}), 'true',
+	'a join of colocated tables grouped by the distribution column: the row work runs on the shards');
+is(pushed_down($runs{dw_facts}), 'true', 'and so does a join of colocated tables, ungrouped');
+is(pushed_down($runs{dw_counts}), 'true', 'and a GROUP BY the distribution column of one table');
+is(pushed_down($runs{dw_regions}), 'false',
+	'a target grouped by another column than the distribution column stays on the coordinator');
+is(cq(q{SELECT format('%s %s %s', count(*), sum(n), sum(total)) FROM dw.customer_totals}),
+	cq(q{SELECT format('%s %s %s', count(DISTINCT customer_id), count(*), sum(amount)) FROM dw.sales}),
+	'the pushed-down grouped run wrote one row per customer with sales, with their sums');
+is(cq(qq{SELECT rows_written FROM elt.transform_runs WHERE run_id = $runs{dw_facts}}), '300',
+	'rows_written of a pushed-down run');
+is(cq(qq{SELECT string_agg(format('%s %s', (details->>'run_id'), details->>'lineage_rows'), ', '
+                           ORDER BY (details->>'run_id')::bigint)
+         FROM elt.audit_log WHERE action = 'transform_run'
+          AND (details->>'run_id')::bigint IN ($runs{dw_totals}, $runs{dw_facts})}),
+	"$runs{dw_totals} 34, $runs{dw_facts} 600",
+	'lineage_rows: one per target row and source table');
+is(trace_mismatches('dw.customer_totals', 't.customer_id::text', $totals_oracle), '0 of 17',
+	'pushed down, grouped: elt.trace of every target row equals its customer and its sales');
+is(trace_mismatches('dw.sale_facts', q{format('(%s,%s)', t.customer_id, t.id)}, $facts_oracle),
+	'0 of 300', 'pushed down, a join: elt.trace of every target row equals its sale and its customer');
+is(trace_mismatches('dw.sale_counts', 't.customer_id::text', $counts_oracle), '0 of 17',
+	'pushed down, grouped by the distribution column: elt.trace of every target row equals its sales');
+is(trace_mismatches('dw.region_totals', 't.region', $regions_oracle), '0 of 2',
+	'on the coordinator: elt.trace of every target row equals its customers and sales');
+is(stages_left(), 0, 'no staging table is left on any node');
+is(cq(q{SELECT count(*) FROM elt.schema_history WHERE table_name LIKE '\_\_elt\_stage%'})
+	  . ' ' . cq(q{SELECT count(*) FROM elt.audit_log WHERE object LIKE '%\_\_elt\_stage%'}),
+	'0 0', 'the governed schema\'s history and the audit log never name a staging table');
+
+# the same transform with elt.citus_pushdown off: the same lineage, from
+# the coordinator; a second pushed-down run after a change: the same as
+# the coordinator's again
+cq(q{UPDATE dw.sales SET amount = amount + 1 WHERE id % 5 = 0;
+     INSERT INTO dw.sales VALUES (18, 1001, 7), (18, 1002, 8)});
+my $off = cq(q{SET elt.citus_pushdown = off; SELECT elt.transform_run('dw_counts')});
+my $on = cq(q{SELECT elt.transform_run('dw_counts')});
+is(pushed_down($off) . ' ' . pushed_down($on), 'false true',
+	'elt.citus_pushdown off keeps a colocated run on the coordinator');
+my $lineage_of = sub {
+	my ($run) = @_;
+	return cq(qq{SELECT string_agg(format('%s %s %s', target_key, source_rel, source_keys_text), '; '
+                                   ORDER BY target_key)
+                 FROM elt.lineage_rows WHERE run_id = $run});
+};
+is($lineage_of->($on), $lineage_of->($off),
+	'a pushed-down run records the same lineage as the same run on the coordinator');
+like($lineage_of->($on), qr/^1 dw\.sales \{[^}]*"\(1,17\)"/, 'which lists each group\'s sales');
+is(cq(q{SELECT n FROM dw.sale_counts WHERE customer_id = 18}), '2', 'and the merge added the new customer');
+# replace mode: the target's rows deleted, then written from the stage
+cq(q{SET ROLE dw_owner;
+     CREATE TABLE dw.sale_counts_r (customer_id bigint PRIMARY KEY, n bigint);
+     SELECT create_distributed_table('dw.sale_counts_r', 'customer_id', colocate_with => 'dw.customers');
+     SELECT elt.transform_create('dw_counts_r', 'dw.sale_counts_r',
+       'SELECT customer_id, count(*) AS n FROM dw.sales GROUP BY customer_id', 'replace');
+     RESET ROLE});
+cq(q{SELECT elt.transform_run('dw_counts_r')});
+my $replaced = cq(q{SELECT elt.transform_run('dw_counts_r')});
+is(pushed_down($replaced), 'true', 'a replace run between colocated tables is pushed down');
+is(cq(qq{SELECT format('%s %s', rows_written, rows_deleted) FROM elt.transform_runs WHERE run_id = $replaced}),
+	'18 18', 'and deletes the rows of the run before it, then writes its own');
+is($lineage_of->($replaced), $lineage_of->($off), 'with the same lineage as the merge on the coordinator');
+
+# a pushed-down run that fails on the shards (a merge writing one target
+# row twice) leaves nothing: no row, no lineage, no staging table; the run
+# is recorded as failed
+cq(q{SET ROLE dw_owner;
+     SELECT elt.transform_create('dw_dup', 'dw.sale_counts',
+       'SELECT s.customer_id, count(*) AS n FROM dw.sales s GROUP BY s.customer_id, s.id % 2', 'merge');
+     RESET ROLE});
+my $before = cq(q{SELECT format('%s %s', count(*), sum(n)) FROM dw.sale_counts});
+my $chunks = cq(q{SELECT count(*) FROM elt.lineage_chunks});
+like(fails(q{SELECT elt.transform_run('dw_dup')}),
+	qr/ON CONFLICT DO UPDATE command cannot affect row a second time/,
+	'a pushed-down merge that writes a row twice fails with the shard\'s error');
+is(cq(q{SELECT format('%s %s', count(*), sum(n)) FROM dw.sale_counts}), $before,
+	'and changes no target row');
+is(cq(q{SELECT count(*) FROM elt.lineage_chunks}), $chunks, 'stores no lineage');
+is(cq(q{SELECT status FROM elt.transform_runs r JOIN elt.transform_defs t USING (transform_id)
+        WHERE t.name = 'dw_dup'}), 'failed', 'and is recorded as failed');
+is(stages_left(), 0, 'and leaves no staging table on any node');
+
 # 12. the audit chain holds
 is(cq(q{SELECT valid FROM elt.audit_verify()}), 't', 'audit_verify');
 
