@@ -36,7 +36,11 @@
  * format.
  *
  * A Citus distributed or reference table is checksummed on its shards,
- * where its rows are, and the sums added (checksum_citus.c).
+ * where its rows are, and the sums added (checksum_citus.c); one made or
+ * written by this transaction is read through Citus over the
+ * transaction's own connections and checksummed on the coordinator
+ * (checksum_citus_here): other connections do not see its uncommitted
+ * shards and rows.
  */
 #include "postgres.h"
 
@@ -870,6 +874,78 @@ checksum_scan(Checksum *cs, List *rels)
 }
 
 /*
+ * Add the rows of Citus table relid as this transaction sees them: read by
+ * a query that Citus runs over the transaction's own connections to the
+ * shards, the rows sent to the coordinator and checksummed here.  For a
+ * table whose shards this transaction made or wrote: run_command_on_shards
+ * (checksum_citus.c) reads each shard over a connection of its own, which
+ * sees only what is committed.
+ */
+static void
+checksum_citus_here(Checksum *cs, Oid relid)
+{
+	StringInfoData sql;
+	int			save_encoding = pg_get_client_encoding();
+	int			i;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	for (i = 0; i < cs->ncols; i++)
+	{
+		appendStringInfo(&sql, "%sm.%s", i > 0 ? ", " : "", quote_identifier(cs->cols[i].name));
+		cs->cols[i].attnum = i + 1;
+	}
+	appendStringInfo(&sql, " FROM %s%s AS m", get_rel_relkind(relid) == RELKIND_RELATION ? "ONLY " : "",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid)));
+	if (save_encoding != GetDatabaseEncoding())
+		SetClientEncoding(GetDatabaseEncoding());
+	PG_TRY();
+	{
+		Datum	   *values = palloc(sizeof(Datum) * Max(cs->ncols, 1));
+		bool	   *nulls = palloc(sizeof(bool) * Max(cs->ncols, 1));
+		Portal		portal;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, 0);
+		for (;;)
+		{
+			uint64		n;
+
+			SPI_cursor_fetch(portal, true, 1000);
+			if (SPI_processed == 0)
+				break;
+			for (n = 0; n < SPI_processed; n++)
+			{
+				CHECK_FOR_INTERRUPTS();
+				heap_deform_tuple(SPI_tuptable->vals[n], SPI_tuptable->tupdesc, values, nulls);
+				checksum_row(cs, values, nulls);
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		if (pg_get_client_encoding() != save_encoding)
+			SetClientEncoding(save_encoding);
+	}
+	PG_END_TRY();
+}
+
+/* Whether relid was made in this transaction (its Citus shards are not committed). */
+static bool
+made_here(Oid relid)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	bool		here = rel->rd_createSubid != InvalidSubTransactionId;
+
+	relation_close(rel, AccessShareLock);
+	return here;
+}
+
+/*
  * Check relid and the named columns (all, in order, if NIL) and the
  * caller's right to read them, and list the relations to scan.
  */
@@ -990,6 +1066,17 @@ format_checksum(uint64 rows, const uint64 *sum)
 char *
 EltTableChecksum(Oid relid, List *colnames)
 {
+	return EltTableChecksumHere(relid, colnames, false);
+}
+
+/*
+ * EltTableChecksum, of the rows as this transaction sees them when written
+ * (or when the table was made in it): a Citus table's rows are then read
+ * over the transaction's own connections, not each shard's committed rows.
+ */
+char *
+EltTableChecksumHere(Oid relid, List *colnames, bool written)
+{
 	Checksum	cs;
 	List	   *rels;
 	EltCitusTable citus;
@@ -998,7 +1085,12 @@ EltTableChecksum(Oid relid, List *colnames)
 	rels = checksum_setup(&cs, relid, colnames);
 	/* a Citus table's rows are in its shards (checksum_citus.c) */
 	if (EltCitusTableInfo(relid, &citus))
-		EltChecksumCitus(relid, column_names(&cs), cs.ncols, &cs.rows, cs.sum);
+	{
+		if (written || made_here(relid))
+			checksum_citus_here(&cs, relid);
+		else
+			EltChecksumCitus(relid, column_names(&cs), cs.ncols, &cs.rows, cs.sum);
+	}
 	else
 		checksum_scan(&cs, rels);
 	MemoryContextDelete(cs.rowcxt);

@@ -9,6 +9,7 @@
 
 /* "v1:<rows>:<hex>" over the named columns of relid (all if NIL); checks privileges. */
 extern char *EltTableChecksum(Oid relid, List *colnames);
+extern char *EltTableChecksumHere(Oid relid, List *colnames, bool written);
 extern int64 EltChecksumRows(const char *checksum);
 
 #endif							/* ELT_CHECKSUM_H */
