@@ -57,6 +57,7 @@
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
+#include "parser/parse_func.h"
 #include "parser/parse_relation.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -505,4 +506,24 @@ EltCitusSequentialForSchema(Oid nsp)
 	(void) set_config_option("citus.multi_shard_modify_mode", "sequential", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	return level;
+}
+
+/*
+ * The session's global process id, as Citus numbers it (citus_backend_gpid):
+ * the same in the coordinator's backend and in every connection Citus opens
+ * to the workers on its behalf, where Citus runs the shards' part of its
+ * queries.  False when Citus is not installed.
+ */
+bool
+EltCitusSessionGpid(int64 *gpid)
+{
+	Oid			fn;
+
+	if (!EltCitusInstalled())
+		return false;
+	fn = LookupFuncName(list_make2(makeString("pg_catalog"), makeString("citus_backend_gpid")), 0, NULL, true);
+	if (!OidIsValid(fn))
+		return false;
+	*gpid = DatumGetInt64(OidFunctionCall0(fn));
+	return true;
 }
