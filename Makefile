@@ -74,6 +74,7 @@ OBJS = \
 	src/openlineage.o \
 	src/checksum.o \
 	src/checksum_citus.o \
+	src/checksum_ranges.o \
 	src/snapshot.o \
 	src/manifest.o \
 	src/replay.o \

@@ -35,8 +35,15 @@
  * Result: "v1:<rows>:<32 hex digits of the sum>".  The prefix versions the
  * format.
  *
+ * elt.table_checksum_ranges(), the same by ranges of a key column, is
+ * checksum_ranges.c's, over this file's setup and scan (checksum_int.h).
+ *
  * A Citus distributed or reference table is checksummed on its shards,
- * where its rows are, and the sums added (checksum_citus.c).
+ * where its rows are, and the sums added (checksum_citus.c); one made or
+ * written by this transaction is read through Citus over the
+ * transaction's own connections and checksummed on the coordinator
+ * (checksum_citus_here): other connections do not see its uncommitted
+ * shards and rows.
  */
 #include "postgres.h"
 
@@ -75,7 +82,6 @@
 #include "checksum.h"
 #include "checksum_int.h"
 #include "citus.h"
-#include "lineage_keys.h"
 #include "util.h"
 
 
@@ -163,65 +169,6 @@ siphash128(const uint8 *in, size_t len, const uint8 *key, uint64 out[2])
  * Row encoding
  * ---------------------------------------------------------------------
  */
-
-typedef enum ColKind
-{
-	CK_BOOL,
-	CK_INT2,
-	CK_INT4,					/* int4, oid, date */
-	CK_INT8,					/* int8, time, timestamp(tz) */
-	CK_FLOAT4,
-	CK_FLOAT8,
-	CK_STRING,					/* text, varchar, bpchar, json */
-	CK_NAME,
-	CK_NUMERIC,					/* as numeric_send writes it, without the call */
-	CK_JSONB,					/* a token stream */
-	CK_ARRAY,					/* dimensions, then each element */
-	CK_RECORD,					/* each field */
-	CK_SEND
-} ColKind;
-
-typedef struct ChecksumCol
-{
-	char	   *name;
-	ColKind		kind;
-	FmgrInfo	send;
-	AttrNumber	attnum;			/* in the relation being read */
-	/* CK_ARRAY: the element */
-	struct ChecksumCol *elem;
-	Oid			elemtype;
-	int16		elmlen;
-	bool		elmbyval;
-	char		elmalign;
-	/* CK_RECORD: the fields (dropped ones included, and skipped) */
-	TupleDesc	fdesc;
-	struct ChecksumCol *fields;
-} ChecksumCol;
-
-typedef struct Checksum
-{
-	int			ncols;
-	ChecksumCol *cols;
-	uint64		sum[2];			/* [0] low, [1] high word */
-	uint64		rows;
-	StringInfoData buf;
-	StringInfoData scratch;		/* an aligned copy of a jsonb value */
-	MemoryContext rowcxt;
-	/* by ranges of a key column: segment 0 holds NULL keys, segment i >= 1 the keys in [bounds[i-2], bounds[i-1]) */
-	char	   *keyname;		/* NULL: one sum for the table */
-	AttrNumber	keyattnum;		/* in the relation being read */
-	Oid			keytype;
-	Oid			keycoll;
-	FmgrInfo	cmp;
-	int			nbounds;
-	Datum	   *bounds;
-	uint64	   *seg_sum;		/* 2 words per segment */
-	uint64	   *seg_rows;
-	/* some rows only (EltRowsChecksum): rows tids[i] of relation rels[i] */
-	int64		nsel;
-	const Oid  *sel_rels;
-	const ItemPointerData *sel_tids;
-} Checksum;
 
 /* How values of type typid are encoded; arrays and composites recursively. */
 static void
@@ -883,8 +830,8 @@ checksum_relation(Checksum *cs, Relation rel)
 }
 
 /* Run the scans with client_encoding set to the database's (send functions convert text to it). */
-static void
-checksum_scan(Checksum *cs, List *rels)
+void
+EltChecksumScan(Checksum *cs, List *rels)
 {
 	int			save_encoding = pg_get_client_encoding();
 	ListCell   *lc;
@@ -910,11 +857,83 @@ checksum_scan(Checksum *cs, List *rels)
 }
 
 /*
+ * Add the rows of Citus table relid as this transaction sees them: read by
+ * a query that Citus runs over the transaction's own connections to the
+ * shards, the rows sent to the coordinator and checksummed here.  For a
+ * table whose shards this transaction made or wrote: run_command_on_shards
+ * (checksum_citus.c) reads each shard over a connection of its own, which
+ * sees only what is committed.
+ */
+static void
+checksum_citus_here(Checksum *cs, Oid relid)
+{
+	StringInfoData sql;
+	int			save_encoding = pg_get_client_encoding();
+	int			i;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	for (i = 0; i < cs->ncols; i++)
+	{
+		appendStringInfo(&sql, "%sm.%s", i > 0 ? ", " : "", quote_identifier(cs->cols[i].name));
+		cs->cols[i].attnum = i + 1;
+	}
+	appendStringInfo(&sql, " FROM %s%s AS m", get_rel_relkind(relid) == RELKIND_RELATION ? "ONLY " : "",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid)));
+	if (save_encoding != GetDatabaseEncoding())
+		SetClientEncoding(GetDatabaseEncoding());
+	PG_TRY();
+	{
+		Datum	   *values = palloc(sizeof(Datum) * Max(cs->ncols, 1));
+		bool	   *nulls = palloc(sizeof(bool) * Max(cs->ncols, 1));
+		Portal		portal;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, 0);
+		for (;;)
+		{
+			uint64		n;
+
+			SPI_cursor_fetch(portal, true, 1000);
+			if (SPI_processed == 0)
+				break;
+			for (n = 0; n < SPI_processed; n++)
+			{
+				CHECK_FOR_INTERRUPTS();
+				heap_deform_tuple(SPI_tuptable->vals[n], SPI_tuptable->tupdesc, values, nulls);
+				checksum_row(cs, values, nulls);
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		if (pg_get_client_encoding() != save_encoding)
+			SetClientEncoding(save_encoding);
+	}
+	PG_END_TRY();
+}
+
+/* Whether relid was made in this transaction (its Citus shards are not committed). */
+static bool
+made_here(Oid relid)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	bool		here = rel->rd_createSubid != InvalidSubTransactionId;
+
+	relation_close(rel, AccessShareLock);
+	return here;
+}
+
+/*
  * Check relid and the named columns (all, in order, if NIL) and the
  * caller's right to read them, and list the relations to scan.
  */
-static List *
-checksum_setup(Checksum *cs, Oid relid, List *colnames)
+List *
+EltChecksumSetup(Checksum *cs, Oid relid, List *colnames)
 {
 	Relation	rel = EltOpenGivenRelation(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -1005,8 +1024,8 @@ checksum_setup(Checksum *cs, Oid relid, List *colnames)
 }
 
 /* The names of the columns a checksum reads. */
-static char **
-column_names(Checksum *cs)
+char **
+EltChecksumColumnNames(Checksum *cs)
 {
 	char	  **names = palloc(sizeof(char *) * Max(cs->ncols, 1));
 	int			i;
@@ -1016,8 +1035,8 @@ column_names(Checksum *cs)
 	return names;
 }
 
-static char *
-format_checksum(uint64 rows, const uint64 *sum)
+char *
+EltChecksumFormat(uint64 rows, const uint64 *sum)
 {
 	return psprintf(CHECKSUM_PREFIX ":" UINT64_FORMAT ":" ELT_INT64_HEX ELT_INT64_HEX,
 					rows, sum[1], sum[0]);
@@ -1030,19 +1049,35 @@ format_checksum(uint64 rows, const uint64 *sum)
 char *
 EltTableChecksum(Oid relid, List *colnames)
 {
+	return EltTableChecksumHere(relid, colnames, false);
+}
+
+/*
+ * EltTableChecksum, of the rows as this transaction sees them when written
+ * (or when the table was made in it): a Citus table's rows are then read
+ * over the transaction's own connections, not each shard's committed rows.
+ */
+char *
+EltTableChecksumHere(Oid relid, List *colnames, bool written)
+{
 	Checksum	cs;
 	List	   *rels;
 	EltCitusTable citus;
 
 	memset(&cs, 0, sizeof(cs));
-	rels = checksum_setup(&cs, relid, colnames);
+	rels = EltChecksumSetup(&cs, relid, colnames);
 	/* a Citus table's rows are in its shards (checksum_citus.c) */
 	if (EltCitusTableInfo(relid, &citus))
-		EltChecksumCitus(relid, column_names(&cs), cs.ncols, &cs.rows, cs.sum);
+	{
+		if (written || made_here(relid))
+			checksum_citus_here(&cs, relid);
+		else
+			EltChecksumCitus(relid, EltChecksumColumnNames(&cs), cs.ncols, &cs.rows, cs.sum);
+	}
 	else
-		checksum_scan(&cs, rels);
+		EltChecksumScan(&cs, rels);
 	MemoryContextDelete(cs.rowcxt);
-	return format_checksum(cs.rows, cs.sum);
+	return EltChecksumFormat(cs.rows, cs.sum);
 }
 
 /*
@@ -1061,23 +1096,23 @@ EltRowsChecksum(Oid relid, int64 n, const Oid *rels, const ItemPointerData *tids
 	int64		i;
 
 	memset(&cs, 0, sizeof(cs));
-	leaves = checksum_setup(&cs, relid, NIL);
+	leaves = EltChecksumSetup(&cs, relid, NIL);
 	for (i = 0; i < n; i++)
 		if (!list_member_oid(leaves, rels[i]) || (i > 0 && rels[i] < rels[i - 1]))
 			elog(ERROR, "rows of relation %u are not sorted rows of %s", rels[i], EltRelDisplayName(relid));
 	cs.nsel = n;
 	cs.sel_rels = rels;
 	cs.sel_tids = tids;
-	checksum_scan(&cs, leaves);
+	EltChecksumScan(&cs, leaves);
 	MemoryContextDelete(cs.rowcxt);
-	return format_checksum(cs.rows, cs.sum);
+	return EltChecksumFormat(cs.rows, cs.sum);
 }
 
 PG_FUNCTION_INFO_V1(elt_table_checksum);
 
 /* The column names of a columns argument (NIL for NULL: all columns). */
-static List *
-column_list(FunctionCallInfo fcinfo, int argno)
+List *
+EltChecksumColumnList(FunctionCallInfo fcinfo, int argno)
 {
 	List	   *cols = NIL;
 	ArrayType  *a;
@@ -1112,7 +1147,7 @@ elt_table_checksum(PG_FUNCTION_ARGS)
 {
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(EltTableChecksum(PG_GETARG_OID(0), column_list(fcinfo, 1))));
+	PG_RETURN_TEXT_P(cstring_to_text(EltTableChecksum(PG_GETARG_OID(0), EltChecksumColumnList(fcinfo, 1))));
 }
 
 PG_FUNCTION_INFO_V1(elt_checksum_selftest);
@@ -1185,229 +1220,6 @@ elt_checksum_selftest(PG_FUNCTION_ARGS)
 		}
 	}
 	PG_RETURN_BOOL(true);
-}
-
-/* The distinct values of the key at the quantiles i / segments (0 < i < segments), sorted. */
-static Datum *
-quantile_bounds(Checksum *cs, Oid relid, int segments, int *nbounds)
-{
-	Datum	   *fr;
-	Datum		arg;
-	Oid			argtype = FLOAT8ARRAYOID;
-	char	   *sql;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	Datum	   *bounds = NULL;
-	int			n = 0,
-				i;
-	MemoryContext outer = CurrentMemoryContext;
-
-	*nbounds = 0;
-	if (segments < 2)
-		return NULL;
-	fr = palloc(sizeof(Datum) * (segments - 1));
-	for (i = 1; i < segments; i++)
-		fr[i - 1] = Float8GetDatum((double) i / segments);
-	arg = PointerGetDatum(construct_array(fr, segments - 1, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	/* the rows the scan reads: a table's own (ONLY), a partitioned table's partitions' */
-	sql = psprintf("SELECT pg_catalog.percentile_disc($1) WITHIN GROUP (ORDER BY %s) FROM %s%s",
-				   quote_identifier(cs->keyname),
-				   get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
-				   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-											  get_rel_name(relid)));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the quantiles of %s", cs->keyname);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		a = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-		{
-			Datum	   *elems;
-			bool	   *nulls;
-			int			ne;
-			MemoryContext spi = MemoryContextSwitchTo(outer);
-
-			ArrayType  *arr = DatumGetArrayTypeP(a);
-
-			get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
-			deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign,
-							  &elems, &nulls, &ne);
-			bounds = palloc(sizeof(Datum) * Max(ne, 1));
-			for (i = 0; i < ne; i++)
-				if (!nulls[i])
-					bounds[n++] = datumCopy(elems[i], typbyval, typlen);
-			MemoryContextSwitchTo(spi);
-		}
-	}
-	SPI_finish();
-	/* sorted already (quantiles ascend); drop repeats */
-	if (n > 1)
-	{
-		int			j = 0;
-
-		for (i = 1; i < n; i++)
-			if (DatumGetInt32(FunctionCall2Coll(&cs->cmp, cs->keycoll, bounds[j], bounds[i])) != 0)
-				bounds[++j] = bounds[i];
-		n = j + 1;
-	}
-	*nbounds = n;
-	return bounds;
-}
-
-/*
- * Bounds given as text: read with the input function of the key's type
- * (of its base type for a domain: a domain's CHECK is code of the domain's
- * owner, and a bound need not be a value of the domain), strictly
- * increasing.
- */
-static Datum *
-given_bounds(Checksum *cs, ArrayType *arr, int *nbounds)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n,
-				i;
-	Oid			infn,
-				ioparam;
-	Datum	   *bounds;
-
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	getTypeInputInfo(getBaseType(cs->keytype), &infn, &ioparam);
-	bounds = palloc(sizeof(Datum) * Max(n, 1));
-	for (i = 0; i < n; i++)
-	{
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("bounds contains a NULL")));
-		bounds[i] = OidInputFunctionCall(infn, TextDatumGetCString(elems[i]), ioparam, -1);
-		if (i > 0 &&
-			DatumGetInt32(FunctionCall2Coll(&cs->cmp, cs->keycoll, bounds[i - 1], bounds[i])) >= 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("bounds must be strictly increasing: \"%s\" does not follow \"%s\"",
-							TextDatumGetCString(elems[i]), TextDatumGetCString(elems[i - 1]))));
-	}
-	*nbounds = n;
-	return bounds;
-}
-
-/*
- * elt.table_checksum_ranges(rel, key, segments int) and
- * elt.table_checksum_ranges(rel, key, bounds text[]): the rows and checksum
- * of each range of the key column, cut at the key's quantiles or at the
- * bounds given; one scan of the table.
- */
-static List *column_list(FunctionCallInfo fcinfo, int argno);
-
-static Datum
-checksum_ranges(FunctionCallInfo fcinfo, bool by_segments)
-{
-	ReturnSetInfo *rsinfo;
-	Oid			relid;
-	char	   *key;
-	Checksum	cs;
-	List	   *rels;
-	AttrNumber	ka;
-	int32		typmod;
-	TypeCacheEntry *tc;
-	int			seg;
-	EltCitusTable citus;
-
-	InitMaterializedSRF(fcinfo, 0);
-	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("elt.table_checksum_ranges() needs a relation, a key column and segments or bounds")));
-	relid = PG_GETARG_OID(0);
-	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	memset(&cs, 0, sizeof(cs));
-	rels = checksum_setup(&cs, relid, column_list(fcinfo, 3));
-	ka = get_attnum(relid, key);
-	if (ka == InvalidAttrNumber || ka < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of %s does not exist", key, EltRelDisplayName(relid)),
-				 errhint("Give the column that identifies rows, usually the primary key.")));
-	cs.keyname = key;
-	get_atttypetypmodcoll(relid, ka, &cs.keytype, &typmod, &cs.keycoll);
-	tc = lookup_type_cache(cs.keytype, TYPECACHE_CMP_PROC_FINFO);
-	if (!OidIsValid(tc->cmp_proc))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("column \"%s\" of %s has type %s, which has no ordering",
-						key, EltRelDisplayName(relid), format_type_be(cs.keytype)),
-				 errhint("Give a key column whose type has a btree operator class.")));
-	fmgr_info_copy(&cs.cmp, &tc->cmp_proc_finfo, CurrentMemoryContext);
-	if (by_segments)
-	{
-		int			segments = PG_GETARG_INT32(2);
-
-		if (segments < 1 || segments > 100000)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("segments must be between 1 and 100000, not %d", segments)));
-		cs.bounds = quantile_bounds(&cs, relid, segments, &cs.nbounds);
-	}
-	else
-		cs.bounds = given_bounds(&cs, PG_GETARG_ARRAYTYPE_P(2), &cs.nbounds);
-	cs.seg_sum = palloc0(sizeof(uint64) * 2 * (cs.nbounds + 2));
-	cs.seg_rows = palloc0(sizeof(uint64) * (cs.nbounds + 2));
-	if (EltCitusTableInfo(relid, &citus))
-	{
-		char	  **bounds = palloc(sizeof(char *) * Max(cs.nbounds, 1));
-
-		for (seg = 0; seg < cs.nbounds; seg++)
-			bounds[seg] = EltLineageKeyText(cs.bounds[seg], cs.keytype);
-		EltChecksumRangesCitus(relid, key, column_names(&cs), cs.ncols, bounds, cs.nbounds,
-							   cs.seg_rows, cs.seg_sum);
-	}
-	else
-		checksum_scan(&cs, rels);
-	MemoryContextDelete(cs.rowcxt);
-
-	for (seg = 0; seg <= cs.nbounds + 1; seg++)
-	{
-		Datum		values[5];
-		bool		nulls[5] = {false, true, true, false, false};
-
-		values[0] = Int32GetDatum(seg);
-		if (seg >= 2)
-		{
-			values[1] = CStringGetTextDatum(EltLineageKeyText(cs.bounds[seg - 2], cs.keytype));
-			nulls[1] = false;
-		}
-		if (seg >= 1 && seg <= cs.nbounds)
-		{
-			values[2] = CStringGetTextDatum(EltLineageKeyText(cs.bounds[seg - 1], cs.keytype));
-			nulls[2] = false;
-		}
-		values[3] = Int64GetDatum((int64) cs.seg_rows[seg]);
-		values[4] = CStringGetTextDatum(format_checksum(cs.seg_rows[seg], &cs.seg_sum[2 * seg]));
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	return (Datum) 0;
-}
-
-PG_FUNCTION_INFO_V1(elt_table_checksum_ranges_n);
-PG_FUNCTION_INFO_V1(elt_table_checksum_ranges_b);
-
-Datum
-elt_table_checksum_ranges_n(PG_FUNCTION_ARGS)
-{
-	return checksum_ranges(fcinfo, true);
-}
-
-Datum
-elt_table_checksum_ranges_b(PG_FUNCTION_ARGS)
-{
-	return checksum_ranges(fcinfo, false);
 }
 
 /* The row count in a checksum "v1:<rows>:<hex>". */

@@ -3,7 +3,8 @@
  * is a shard (EltIsCitusShard), whether a DDL statement is one Citus runs
  * on its shards (EltCitusShardStatement), and how a Citus table is
  * distributed (EltCitusTableInfo) and that distribution as JSON
- * (EltCitusDistributionJson).
+ * (EltCitusDistributionJson); and making a copy a Citus table distributed
+ * like its source (EltCitusDistributeLike).
  *
  * Governance sees tables, never shards.  On a Citus cluster a distributed
  * or reference table is a shell on the coordinator, and its rows live in
@@ -43,7 +44,8 @@
  *
  * Locking: AccessShareLock on the Citus catalog read, released at the end
  * of the transaction like any catalog read.  No state outlives a
- * transaction.  Layering: a shared layer; calls PostgreSQL only.
+ * transaction.  Layering: a shared layer; calls PostgreSQL, util, and
+ * Citus's own SQL functions (to distribute a copy) through SPI.
  */
 #include "postgres.h"
 
@@ -51,6 +53,8 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "catalog/pg_namespace.h"
 #include "common/hashfn.h"
 #include "mb/pg_wchar.h"
@@ -58,9 +62,11 @@
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
+#include "parser/parse_func.h"
 #include "parser/parse_relation.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -430,4 +436,134 @@ EltCitusDistributionJson(EltJson *out, Oid relid)
 	EltJsonString(out, "column", t.column);
 	EltJsonInt(out, "colocation", t.colocation);
 	EltJsonEndObject(out);
+}
+
+/* Whether Citus is installed in this database. */
+bool
+EltCitusInstalled(void)
+{
+	return OidIsValid(citus_catalogs()->dist_partition);
+}
+
+/*
+ * Make copy, a new empty table, a Citus table distributed as method says
+ * ("hash" on column, colocated with colocate_with when given, else in
+ * Citus's default group for its column type; "reference"): the form a
+ * manifest records (EltCitusDistributionJson).  Returns 'h' or 'r', or 0
+ * for any other method (the copy stays a plain table) and when Citus is
+ * not installed.  Run as the copy's owner (Citus requires it), SPI
+ * connected.
+ */
+char
+EltCitusDistributeAs(Oid copy, const char *method, const char *column, Oid colocate_with)
+{
+	char	   *copyname = EltRelDisplayName(copy);
+
+	if (method == NULL || !EltCitusInstalled())
+		return 0;
+	if (strcmp(method, "hash") == 0 && column != NULL)
+	{
+		if (SPI_execute_with_args("SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, $2,"
+								  " colocate_with => $3)",
+								  3, (Oid[]) {OIDOID, TEXTOID, TEXTOID},
+								  (Datum[]) {ObjectIdGetDatum(copy), CStringGetTextDatum(column),
+									  CStringGetTextDatum(OidIsValid(colocate_with)
+														  ? EltRelDisplayName(colocate_with) : "default")},
+								  NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "distributing %s failed", copyname);
+		return 'h';
+	}
+	if (strcmp(method, "reference") == 0)
+	{
+		if (SPI_execute_with_args("SELECT pg_catalog.create_reference_table($1::pg_catalog.regclass)",
+								  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(copy)},
+								  NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "making %s a reference table failed", copyname);
+		return 'r';
+	}
+	return 0;
+}
+
+/*
+ * Make copy, a new empty table with the columns of source, a Citus table
+ * distributed like source: a hash-distributed source gives a table
+ * distributed on the same column and colocated with colocate_with (source
+ * itself when not given), so that the copy has as many shards, placed
+ * alike, and a statement joining or copying between them runs on the
+ * shards; a reference table gives a reference table.  Returns the kind
+ * made ('h', 'r'), or 0 when source is no such Citus table (the copy stays
+ * a plain table).  Run as the copy's owner, SPI connected.
+ */
+char
+EltCitusDistributeLike(Oid copy, Oid source, Oid colocate_with)
+{
+	EltCitusTable t;
+
+	if (!EltCitusTableInfo(source, &t))
+		return 0;
+	if (t.method == 'h' && t.column != NULL)
+		return EltCitusDistributeAs(copy, "hash", t.column,
+									OidIsValid(colocate_with) ? colocate_with : source);
+	if (t.method == 'n' && t.replication == 't')
+		return EltCitusDistributeAs(copy, "reference", NULL, InvalidOid);
+	return 0;
+}
+
+/*
+ * Before the first Citus table is made in schema nsp (InvalidOid: a schema
+ * not made yet) in this transaction: Citus creates the schema on the
+ * workers when it distributes that table, one connection per node, and
+ * refuses to if a statement of the transaction ran on the shards in
+ * parallel before.  So until the caller's AtEOXact_GUC(true, level), the
+ * statements on several shards run one connection per node
+ * (citus.multi_shard_modify_mode = sequential).  Returns the GUC nest
+ * level to end, or 0 when nothing was set (no Citus, or the schema is
+ * already on the workers).
+ */
+int
+EltCitusSequentialForSchema(Oid nsp)
+{
+	int			level;
+
+	if (!EltCitusInstalled())
+		return 0;
+	if (OidIsValid(nsp))
+	{
+		bool		known;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_object"
+								  " WHERE classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND objid = $1",
+								  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(nsp)}, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "reading pg_dist_object failed");
+		known = SPI_processed > 0;
+		SPI_finish();
+		if (known)
+			return 0;
+	}
+	level = NewGUCNestLevel();
+	(void) set_config_option("citus.multi_shard_modify_mode", "sequential", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+/*
+ * The session's global process id, as Citus numbers it (citus_backend_gpid):
+ * the same in the coordinator's backend and in every connection Citus opens
+ * to the workers on its behalf, where Citus runs the shards' part of its
+ * queries.  False when Citus is not installed.
+ */
+bool
+EltCitusSessionGpid(int64 *gpid)
+{
+	Oid			fn;
+
+	if (!EltCitusInstalled())
+		return false;
+	fn = LookupFuncName(list_make2(makeString("pg_catalog"), makeString("citus_backend_gpid")), 0, NULL, true);
+	if (!OidIsValid(fn))
+		return false;
+	*gpid = DatumGetInt64(OidFunctionCall0(fn));
+	return true;
 }

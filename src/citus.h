@@ -27,5 +27,10 @@ extern void EltCitusStageEnd(void);
 extern bool EltCitusShardStatement(Node *parsetree);
 extern bool EltCitusTableInfo(Oid relid, EltCitusTable *info);
 extern void EltCitusDistributionJson(EltJson *out, Oid relid);
+extern bool EltCitusInstalled(void);
+extern char EltCitusDistributeAs(Oid copy, const char *method, const char *column, Oid colocate_with);
+extern char EltCitusDistributeLike(Oid copy, Oid source, Oid colocate_with);
+extern int	EltCitusSequentialForSchema(Oid nsp);
+extern bool EltCitusSessionGpid(int64 *gpid);
 
 #endif							/* ELT_CITUS_H */

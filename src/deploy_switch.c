@@ -49,6 +49,7 @@
 #include "utils/timestamp.h"
 
 #include "audit.h"
+#include "citus.h"
 #include "checks.h"
 #include "migrations.h"
 #include "deploy.h"
@@ -649,9 +650,11 @@ PG_FUNCTION_INFO_V1(elt_deploy_canary_reads);
  * canary.  True when the current role is one of roles or a member of one
  * (superusers only when they are: a pipeline running as a superuser keeps
  * reading live), or when the session falls in the percent share.  The share is drawn from
- * the session's backend slot (the leader's, in a parallel worker) and the
- * deployment, so that it holds for the whole session, in parallel workers
- * too, and differs between deployments.  The canary's views call it with
+ * the session's backend slot (the leader's, in a parallel worker; on
+ * Citus, the session's global process id, which the workers' connections
+ * for it share) and the deployment, so that it holds for the whole
+ * session, in parallel workers and on every shard too, and differs
+ * between deployments.  The canary's views call it with
  * constants only, so the planner makes it a one-time filter: each query
  * reads one branch.
  */
@@ -675,8 +678,20 @@ elt_deploy_canary_reads(PG_FUNCTION_ARGS)
 	}
 	if (!PG_ARGISNULL(2))
 	{
-		uint32		h = hash_combine(hash_uint32((uint32) BackendIdForTempRelations()),
-									 hash_uint32((uint32) deployment ^ (uint32) (deployment >> 32)));
+		uint32		session = (uint32) BackendIdForTempRelations();
+		int64		gpid;
+		uint32		h;
+
+		/*
+		 * On Citus the views' filters run on the workers too, in
+		 * connections Citus opens for the session: the share is drawn
+		 * from the session's global process id, the same there, so that
+		 * a session reads every shard of one color
+		 */
+		if (EltCitusSessionGpid(&gpid))
+			session = (uint32) gpid ^ (uint32) (gpid >> 32);
+		h = hash_combine(hash_uint32(session),
+						 hash_uint32((uint32) deployment ^ (uint32) (deployment >> 32)));
 
 		PG_RETURN_BOOL((int) (h % 100) < PG_GETARG_INT32(2));
 	}

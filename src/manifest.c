@@ -466,7 +466,7 @@ EltRelationJson(EltRunStep *st, Oid relid, const char *role, bool output)
 			st->snapshots = lappend(st->snapshots, psprintf(INT64_FORMAT, id));
 		}
 		else if (note == NULL)
-			checksum = EltTableChecksum(relid, NIL);
+			checksum = EltTableChecksumHere(relid, NIL, output);
 	}
 
 	EltJsonBegin(&buf);

@@ -7,9 +7,11 @@
  * replay as a run of its own; elt.verify_replay() compares the two.  Both
  * run as the run's role in a security-restricted operation, never as the
  * caller (who makes the sandbox schema for that role): the sandbox, its
- * rows and the code that writes and reads them are that role's.
+ * rows and the code that writes and reads them are that role's.  A
+ * relation the manifest records as a Citus table ("distribution") gets a
+ * copy distributed the same way, colocated as the run's relations were.
  *
- * Layering: the top of the runs engine.  It calls manifest.c (the run
+ * Layering: the top of the runs engine.  It calls citus.c, manifest.c (the run
  * record: loading a manifest, recording the replay as a run and its steps)
  * and transform_run.c (EltReplayStep, one step's statement); neither calls
  * back.  Locking: a replay writes only its own sandbox schema; reading a
@@ -40,6 +42,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "citus.h"
 #include "manifest.h"
 #include "sandbox.h"
 #include "transform.h"
@@ -84,7 +87,56 @@ typedef struct ReplayRel
 	char	   *sandbox;		/* qualified, quoted */
 	Oid			sandbox_oid;
 	ReplayInput *loaded;		/* the input whose rows the copy holds */
+	char	   *dist_method;	/* its recorded Citus distribution, or NULL */
+	char	   *dist_column;
+	char	   *dist_colocation;
+	char		distributed;	/* how its copy was made: 'h', 'r' or 0 (plain) */
 } ReplayRel;
+
+/*
+ * Make r's new, empty sandbox copy a Citus table distributed as the run
+ * recorded r ("distribution" in the manifest): hash on the same column,
+ * colocated with the copies of the relations that were colocated with it,
+ * or a reference table.  Nothing for a relation that was a plain table,
+ * or where Citus is not installed.  SPI connected, as the copy's owner.
+ */
+static void
+distribute_copy(ReplayRel *r, List *rels)
+{
+	ListCell   *lc;
+	Oid			with = InvalidOid;
+
+	if (r->dist_method == NULL)
+		return;
+	foreach(lc, rels)
+	{
+		ReplayRel  *o = lfirst(lc);
+
+		if (o != r && o->distributed == 'h' && r->dist_colocation != NULL && o->dist_colocation != NULL &&
+			strcmp(o->dist_colocation, r->dist_colocation) == 0)
+		{
+			with = o->sandbox_oid;
+			break;
+		}
+	}
+	CommandCounterIncrement();
+	r->distributed = EltCitusDistributeAs(RangeVarGetRelid(makeRangeVar(r->sandbox_schema, r->sandbox_name, -1),
+														   NoLock, false),
+										  r->dist_method, r->dist_column, with);
+}
+
+static char *spi_text(MemoryContext cxt, uint64 row, const char *column);
+
+/* The recorded distribution of a relation (columns dist_*), if r has none yet. */
+static void
+read_distribution(ReplayRel *r, MemoryContext cxt, uint64 row)
+{
+	if (r->dist_method != NULL || EltSpiGetText(row, "dist_method") == NULL)
+		return;
+	r->dist_method = spi_text(cxt, row, "dist_method");
+	r->dist_column = spi_text(cxt, row, "dist_column");
+	r->dist_colocation = spi_text(cxt, row, "dist_colocation");
+}
 
 static ReplayRel *
 find_rel(List *rels, const char *relation)
@@ -251,7 +303,9 @@ replay_relations(const char *manifest, int64 run_id, MemoryContext cxt)
 	rc = SPI_execute_with_args("SELECT i ->> 'relation' AS relation, i ->> 'schema' AS schema, i ->> 'name' AS name,"
 							   " (i ->> 'step')::int AS step, i ->> 'role' AS role, (i -> 'columns')::text AS columns,"
 							   " i -> 'snapshot' ->> 'id' AS snapshot_id, i -> 'snapshot' ->> 'checksum' AS snapshot_checksum,"
-							   " i -> 'snapshot' ->> 'shape_hash' AS snapshot_shape, i ->> 'not_checksummed' AS not_checksummed"
+							   " i -> 'snapshot' ->> 'shape_hash' AS snapshot_shape, i ->> 'not_checksummed' AS not_checksummed,"
+							   " i -> 'distribution' ->> 'method' AS dist_method, i -> 'distribution' ->> 'column' AS dist_column,"
+							   " i -> 'distribution' ->> 'colocation' AS dist_colocation"
 							   " FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb -> 'inputs') WITH ORDINALITY e(i, n)"
 							   " ORDER BY (i ->> 'step')::int, n",
 							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(manifest)}, NULL, true, 0);
@@ -303,10 +357,13 @@ replay_relations(const char *manifest, int64 run_id, MemoryContext cxt)
 		}
 		r->inputs = lappend(r->inputs, in);
 		MemoryContextSwitchTo(old);
+		read_distribution(r, cxt, i);
 	}
 	rc = SPI_execute_with_args("SELECT o ->> 'relation' AS relation, o ->> 'schema' AS schema, o ->> 'name' AS name,"
 							   " pg_catalog.jsonb_build_object('columns', o -> 'columns',"
-							   "  'primary_key', o -> 'primary_key')::text AS shape"
+							   "  'primary_key', o -> 'primary_key')::text AS shape,"
+							   " o -> 'distribution' ->> 'method' AS dist_method, o -> 'distribution' ->> 'column' AS dist_column,"
+							   " o -> 'distribution' ->> 'colocation' AS dist_colocation"
 							   " FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb -> 'outputs') o",
 							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(manifest)}, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
@@ -332,6 +389,7 @@ replay_relations(const char *manifest, int64 run_id, MemoryContext cxt)
 			MemoryContextSwitchTo(old);
 		}
 		r->output_shape = spi_text(cxt, i, "shape");
+		read_distribution(r, cxt, i);
 	}
 	return rels;
 }
@@ -545,7 +603,7 @@ rename_relation_json(const char *json, ReplayRel *r, const char *sandbox_relatio
  * again) first.
  */
 static void
-load_sandbox(ReplayRel *r, ReplayInput *in)
+load_sandbox(ReplayRel *r, ReplayInput *in, List *rels)
 {
 	if (r->output_shape != NULL)
 	{
@@ -568,10 +626,25 @@ load_sandbox(ReplayRel *r, ReplayInput *in)
 	}
 	else
 	{
-		/* its columns may have changed between the steps that read it */
+		/*
+		 * its columns may have changed between the steps that read it; a
+		 * relation that was a Citus table is distributed as it was before
+		 * its rows are copied (by Citus, shard to shard when the snapshot
+		 * is colocated with it)
+		 */
 		if (r->loaded != NULL)
+		{
 			EltSpiExec(psprintf("DROP TABLE %s", r->sandbox));
-		EltSpiExec(psprintf("CREATE TABLE %s AS SELECT * FROM %s", r->sandbox, in->storage));
+			r->distributed = 0;
+		}
+		if (r->dist_method != NULL && EltCitusInstalled())
+		{
+			EltSpiExec(psprintf("CREATE TABLE %s AS SELECT * FROM %s WITH NO DATA", r->sandbox, in->storage));
+			distribute_copy(r, rels);
+			EltSpiExec(psprintf("INSERT INTO %s SELECT * FROM %s", r->sandbox, in->storage));
+		}
+		else
+			EltSpiExec(psprintf("CREATE TABLE %s AS SELECT * FROM %s", r->sandbox, in->storage));
 	}
 	CommandCounterIncrement();
 	r->sandbox_oid = RangeVarGetRelid(makeRangeVar(r->sandbox_schema, r->sandbox_name, -1), NoLock, false);
@@ -666,7 +739,7 @@ replay_step(ReplayStep *s, List *rels, const char *sandbox, TimestampTz clock, E
 			{
 				if (SPI_connect() != SPI_OK_CONNECT)
 					elog(ERROR, "SPI_connect failed");
-				load_sandbox(r, in);
+				load_sandbox(r, in, rels);
 				SPI_finish();
 			}
 			memset(&ist, 0, sizeof(ist));
@@ -1002,6 +1075,15 @@ elt_replay(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	apply_recorded_settings(manifest, run_id);
 	SPI_finish();
+	/* Citus puts the new schema on the workers with its first distributed copy (ended with guc_level) */
+	foreach(lc, rels)
+	{
+		if (((ReplayRel *) lfirst(lc))->dist_method != NULL)
+		{
+			(void) EltCitusSequentialForSchema(InvalidOid);
+			break;
+		}
+	}
 
 	EltCatalogWriteBegin(&cw);
 	replay_id = EltDrawRunId();
@@ -1048,10 +1130,11 @@ elt_replay(PG_FUNCTION_ARGS)
 			EltSpiExec(sandbox_table_sql(r));
 			CommandCounterIncrement();
 			r->sandbox_oid = RangeVarGetRelid(makeRangeVar(into, r->sandbox_name, -1), NoLock, false);
+			distribute_copy(r, rels);
 		}
 		/* the rows the first step that read it found */
 		if (r->inputs != NIL)
-			load_sandbox(r, linitial(r->inputs));
+			load_sandbox(r, linitial(r->inputs), rels);
 	}
 	SPI_finish();
 

@@ -29,8 +29,17 @@
  * {"synthetic": true, ...} reads no row: sandbox_synth.c generates each
  * copy's rows from the sources' statistics, parents first.
  *
+ * Citus.  The copy of a hash-distributed table is distributed on the same
+ * column and colocated with its source, a reference table's is a
+ * reference table (so the foreign keys Citus allowed between the sources
+ * hold between the copies); another kind of Citus table is refused.  A
+ * sample of Citus tables keeps rows by key, not ctid (sandbox_sample.c).
+ * Masked rows are read into a temporary table first and masked from it on
+ * the coordinator: elt._mask's token and keys exist only in this backend,
+ * and the copying statement must not run on the shards.
+ *
  * Layering: an engine; calls sandbox_sample.c, sandbox_synth_plan.c and
- * sandbox_synth.c, mask.c, checksum.c, manifest.c (the policy), audit.c,
+ * sandbox_synth.c, mask.c, checksum.c, citus.c, manifest.c (the policy), audit.c,
  * roles.c and util.
  * Called by backfill_worker.c's scanner (EltSandboxExpire).  Locks: SHARE on
  * every source table for the whole copy (none for synthetic rows); the new
@@ -67,6 +76,7 @@
 
 #include "audit.h"
 #include "checksum.h"
+#include "citus.h"
 #include "manifest.h"
 #include "mask.h"
 #include "roles.h"
@@ -422,6 +432,32 @@ check_foreign_code(Sandbox *sb, SbTable *t)
 				 errhint("Leave that table's schema out of from_schemas.")));
 }
 
+/*
+ * A Citus table is copied as a table of the same kind: hash-distributed on
+ * the same column and colocated with it, or a reference table; a table
+ * Citus manages on the coordinator alone (a Citus local table) as a plain
+ * table.  Any other kind (append or range distribution, a single shard)
+ * cannot be made alike: refused, before anything is made.
+ */
+static void
+check_citus_kind(Sandbox *sb, SbTable *t)
+{
+	EltCitusTable ct;
+
+	if (!EltCitusTableInfo(t->relid, &ct))
+		return;
+	sb->citus = true;
+	if ((ct.method == 'h' && ct.column != NULL) || (ct.method == 'n' && ct.replication == 't') ||
+		(ct.method == 'n' && ct.colocation == 0))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s cannot be copied into a sandbox: it is a Citus table neither hash-distributed nor a reference table",
+					t->src),
+			 errdetail("A sandbox's copy is distributed like its source, and only those two kinds are made alike."),
+			 errhint("Leave that table's schema out of from_schemas.")));
+}
+
 /* While a foreign key is added to a copy: say what masking has to do with it. */
 static void
 fkey_context(void *arg)
@@ -436,21 +472,48 @@ fkey_context(void *arg)
 static int64
 copy_rows(Sandbox *sb, SbTable *t, Relation rel, Oid reader)
 {
+	static int	serial = 0;
 	Oid			save_user;
 	int			save_sec;
 	volatile int64 rows = 0;
+	char	   *volatile stage = NULL;
+	EltCitusTable ct;
 
 	if (sb->synth)
 		return EltSynthRows(sb->synth, t->relid, rel, sb->masked, reader, &t->asked);
+	/*
+	 * A masked copy of a Citus table: elt._mask works only in this backend
+	 * (its token and keys never leave it), and Citus would run the copying
+	 * statement on the shards, in the workers' backends, where it refuses.
+	 * So the rows are first read (unmasked, by the reader, who may read
+	 * them) into a temporary table of this backend, and masked from there
+	 * on the coordinator; Citus then writes them to the copy's shards.
+	 */
+	if (sb->masked && EltCitusTableInfo(t->relid, &ct))
+	{
+		stage = psprintf("pg_temp.elt_sandbox_rows_%d", ++serial);
+		EltSpiExec(psprintf("CREATE TEMPORARY TABLE %s ON COMMIT DROP AS SELECT * FROM %s WITH NO DATA",
+							stage, t->from));
+	}
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(reader, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
 		char	   *columns = NULL;
 		char	   *list = EltMaskBegin(rel, sb->masked, true, &columns);
-		char	   *sql = psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s AS m%s%s",
-								   t->dst, columns, list, t->from, t->keys ? " WHERE " : "",
-								   t->keys ? EltSandboxKeptRows(t, "m", t->keys) : "");
+		const char *from = t->from;
+		const char *kept = t->keys ? EltSandboxKeptRows(t, "m", t->keys) : NULL;
+		char	   *sql;
+
+		if (stage != NULL)
+		{
+			EltSpiExec(psprintf("INSERT INTO %s SELECT * FROM %s AS m%s%s", stage, t->from,
+								kept ? " WHERE " : "", kept ? kept : ""));
+			from = stage;
+			kept = NULL;
+		}
+		sql = psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s AS m%s%s",
+					   t->dst, columns, list, from, kept ? " WHERE " : "", kept ? kept : "");
 
 		if (SPI_execute_with_args(sql, 1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(EltMaskToken())},
 								  NULL, false, 0) != SPI_OK_INSERT)
@@ -463,6 +526,8 @@ copy_rows(Sandbox *sb, SbTable *t, Relation rel, Oid reader)
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
 	PG_END_TRY();
+	if (stage != NULL)
+		EltSpiExec(psprintf("DROP TABLE %s", stage));
 	return rows;
 }
 
@@ -501,6 +566,14 @@ copy_table(Sandbox *sb, SbTable *t, Oid reader)
 		EltSpiExec(psprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT pg_catalog.nextval(%s::pg_catalog.regclass)",
 							t->dst, quote_identifier(col), quote_literal_cstr(seq)));
 	}
+	/*
+	 * A copy of a Citus table is distributed like it, colocated with it (a
+	 * reference table's copy is a reference table), while the caller owns
+	 * it (Citus distributes only its owner's tables)
+	 */
+	CommandCounterIncrement();
+	if (sb->citus)
+		(void) EltCitusDistributeLike(get_relname_relid(get_rel_name(t->relid), nsp), t->relid, InvalidOid);
 	/* the owner's from the start (its sequences with it), so that its own reading can write it */
 	if (sb->owner != sb->creator)
 		EltSpiExec(psprintf("ALTER TABLE %s OWNER TO %s", t->dst,
@@ -721,6 +794,7 @@ make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *actio
 	int			i;
 	int64		sandbox_id;
 	int		   *order = NULL;
+	int			citus_level = 0;
 	MemoryContext outer = CurrentMemoryContext;
 
 	guc_level = EltPinPrintSettings();
@@ -746,6 +820,7 @@ make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *actio
 					 : errdetail("A sandbox copies whole tables: it needs SELECT on each."),
 					 errhint("Leave that schema out, or ask for SELECT on the table.")));
 		check_foreign_code(&sb, t);
+		check_citus_kind(&sb, t);
 
 		/*
 		 * A consistent copy: no writes to the sources meanwhile, where the
@@ -758,6 +833,15 @@ make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *actio
 			pg_class_aclcheck(t->relid, sb.creator, ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE) == ACLCHECK_OK)
 			LockRelationOid(t->relid, ShareLock);
 	}
+	/*
+	 * Citus puts the new schema on the workers with its first copy, and
+	 * only if nothing ran on shards in parallel before in the transaction
+	 */
+	if (sb.citus)
+		citus_level = EltCitusSequentialForSchema(InvalidOid);
+	/* a sandbox of Citus tables tells kept rows apart by key (sandbox_sample.c) */
+	for (i = 0; i < sb.ntables; i++)
+		sb.tables[i].bykey = sb.citus;
 	{
 		MemoryContext spi = MemoryContextSwitchTo(outer);
 
@@ -798,8 +882,11 @@ make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *actio
 		if (!sb.synth && EltManifestChecksums() &&
 			check_enable_rls(t->relid, InvalidOid, true) != RLS_ENABLED)
 		{
-			/* a sample: of the rows it took, not of the whole source */
-			if (t->keys != NULL)
+			/*
+			 * a sample: of the rows it took, not of the whole source (but
+			 * for Citus tables, whose rows it keeps by key, not by TID)
+			 */
+			if (t->keys != NULL && !t->bykey)
 				t->sampled = EltSandboxKeptChecksum(t);
 			else
 				t->checksum = EltTableChecksum(t->relid, NIL);
@@ -856,6 +943,8 @@ make_sandbox(Sandbox *sbp, Oid reader, TimestampTz expires_at, const char *actio
 		sb.schema_oid = nsp;
 	}
 	SPI_finish();
+	if (citus_level > 0)
+		AtEOXact_GUC(true, citus_level);
 	AtEOXact_GUC(true, guc_level);
 
 	{

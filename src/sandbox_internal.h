@@ -20,6 +20,7 @@ typedef struct SbTable
 	char	   *keys;			/* the temporary table of kept ctids (samples) */
 	char	   *delta;			/* the kept rows the closure's next round follows */
 	char	   *next;			/* the rows this round added */
+	char	   *scratch;		/* by key: the rows a step found, before dedup */
 	int64		added;			/* rows in delta */
 	int64		added_next;		/* rows in next */
 	int64		rows;
@@ -27,6 +28,7 @@ typedef struct SbTable
 	char	   *sampled;		/* of the source rows a sample took */
 	char	   *rules;			/* the masking rules applied, JSON */
 	int64		asked;			/* synthetic: the rows it should get */
+	bool		bykey;			/* kept rows told apart by key (Citus), not by ctid */
 } SbTable;
 
 /* A foreign key between two copied tables. */
@@ -62,6 +64,7 @@ typedef struct Sandbox
 	int			nfkeys;
 	Oid			schema_oid;
 	EltSynth   *synth;			/* synthetic rows (sandbox_synth.c), or NULL */
+	bool		citus;			/* a source is a Citus table: rows kept by key, not ctid */
 } Sandbox;
 
 extern int	EltSandboxTableIndex(Sandbox *sb, Oid relid);

@@ -11,7 +11,9 @@
  * parameters, clock and seed.  Either is recorded as a run of its own
  * (kind 'sandbox' or 'replay', with the sandbox) with a manifest: the
  * sandbox's copies it read, with their checksums, and what it wrote.
- * The run writes only the sandbox's table; no lineage is recorded.
+ * The run writes only the sandbox's table; no lineage is recorded.  A
+ * table made for a Citus target is distributed like it (citus.c),
+ * colocated with the sandbox's copies it was colocated with.
  *
  * Privileges.  The caller must be able to SET ROLE to the sandbox's owner; the
  * SQL runs as that owner, in a security-restricted operation, reading the
@@ -33,6 +35,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -48,12 +51,14 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "audit.h"
+#include "citus.h"
 #include "lineage.h"
 #include "manifest.h"
 #include "sandbox.h"
@@ -223,6 +228,29 @@ trusted_type(Oid typid, Oid runner)
 }
 
 /*
+ * A copy in sandbox m of a hash-distributed table colocated with target
+ * (its copy is colocated with it, sandbox.c), or InvalidOid.
+ */
+static Oid
+colocated_copy(EltSandboxMap *m, Oid target)
+{
+	EltCitusTable tt;
+	EltCitusTable st;
+	ListCell   *a;
+	ListCell   *b;
+
+	if (!EltCitusTableInfo(target, &tt) || tt.method != 'h')
+		return InvalidOid;
+	forboth(a, m->sources, b, m->copies)
+	{
+		if (EltCitusTableInfo(lfirst_oid(a), &st) && st.method == 'h' && st.colocation == tt.colocation &&
+			EltCitusTableInfo(lfirst_oid(b), &st) && st.method == 'h')
+			return lfirst_oid(b);
+	}
+	return InvalidOid;
+}
+
+/*
  * The target's place in the sandbox: its copy, or a table of its columns
  * and primary key made in the sandbox (as its owner) the first time, named
  * as the target.  A table of that name the sandbox made for another source
@@ -311,6 +339,12 @@ EltSandboxTarget(EltSandboxMap *m, Oid target)
 	EltSpiExec(sql.data);
 	CommandCounterIncrement();
 	existing = get_relname_relid(relname, m->nsp);
+	/*
+	 * a Citus target's table is distributed like it: colocated with the
+	 * sandbox's copies of the tables the target was colocated with (the
+	 * owner's own), else with the target
+	 */
+	(void) EltCitusDistributeLike(existing, target, colocated_copy(m, target));
 	/* the owner's alone, as the sandbox's copies: default privileges revoked */
 	if (SPI_execute_with_args("SELECT pg_catalog.format('REVOKE ALL ON TABLE %s FROM %s', $2,"
 							  "   CASE WHEN a.grantee = 0 THEN 'PUBLIC'"
@@ -331,9 +365,35 @@ EltSandboxTarget(EltSandboxMap *m, Oid target)
 }
 
 /*
+ * Whether relid has a trigger other than Citus's own on a Citus table (the
+ * statement trigger citus_truncate_trigger, in pg_catalog, that Citus
+ * gives each distributed and reference table to truncate its shards).
+ */
+static bool
+has_triggers(Oid relid)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	bool		found = false;
+	int			i;
+
+	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
+	{
+		Oid			fn = rel->trigdesc->triggers[i].tgfoid;
+		char	   *name = get_func_name(fn);
+
+		if (!(name && strcmp(name, "citus_truncate_trigger") == 0 &&
+			  get_func_namespace(fn) == PG_CATALOG_NAMESPACE))
+			found = true;
+	}
+	relation_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
  * The table a run writes must write nothing else: a plain table of the
  * sandbox's owner in the sandbox (or a partitioned one all of whose
- * partitions are), without triggers or rules — not a view over a live
+ * partitions are), without triggers (Citus's truncate trigger aside) or
+ * rules — not a view over a live
  * table, nor a partition attached from elsewhere.  Whether it is a copy
  * or not: the owner may have replaced a copy since the sandbox was made.
  */
@@ -354,9 +414,10 @@ check_written(EltSandboxMap *m, Oid relid)
 			elog(ERROR, "cache lookup failed for relation %u", lfirst_oid(lc));
 		c = (Form_pg_class) GETSTRUCT(tup);
 		plain = (c->relkind == RELKIND_RELATION || c->relkind == RELKIND_PARTITIONED_TABLE) &&
-			c->relnamespace == m->nsp && c->relowner == m->owner && !c->relhastriggers &&
+			c->relnamespace == m->nsp && c->relowner == m->owner &&
 			!c->relhasrules && c->relpersistence != RELPERSISTENCE_TEMP;
 		ReleaseSysCache(tup);
+		plain = plain && !has_triggers(lfirst_oid(lc));
 		if (!plain)
 			ereport(ERROR,
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),

@@ -98,15 +98,81 @@ EltSandboxTableIndex(Sandbox *sb, Oid relid)
 }
 
 /*
+ * A row's key as text, read as alias: its primary key's columns, each
+ * printed by format's %L (the type's output function, under the pinned
+ * print settings), else the whole row.  Two rows with the same key are
+ * the same row of the table.
+ */
+static char *
+row_key_sql(Oid relid, const char *alias)
+{
+	StringInfoData fmt;
+	StringInfoData args;
+	List	   *indexes;
+	ListCell   *lc;
+	Relation	rel = table_open(relid, NoLock);
+
+	indexes = RelationGetIndexList(rel);
+	table_close(rel, NoLock);
+	initStringInfo(&fmt);
+	initStringInfo(&args);
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+		Form_pg_index idx;
+		int			k;
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		idx = (Form_pg_index) GETSTRUCT(tup);
+		if (idx->indisprimary && fmt.len == 0)
+		{
+			for (k = 0; k < idx->indnkeyatts; k++)
+			{
+				appendStringInfoString(&fmt, k ? ",%L" : "%L");
+				appendStringInfo(&args, ", %s.%s", alias, quote_identifier(get_attname(relid, idx->indkey.values[k], false)));
+			}
+		}
+		ReleaseSysCache(tup);
+	}
+	if (fmt.len == 0)
+		return psprintf("CAST(%s AS pg_catalog.text)", alias);
+	return psprintf("pg_catalog.format('%s'%s)", fmt.data, args.data);
+}
+
+/*
+ * How t's kept rows are told apart, read as alias: (tableoid, ctid), or on
+ * a sandbox of Citus tables the row's key as text (row_key_sql).  A Citus
+ * table's rows live in shards, each with its own ctids and its own OID on
+ * its node: a ctid names no row of the table.
+ */
+static char *
+kept_id(SbTable *t, const char *alias)
+{
+	if (!t->bykey)
+		return psprintf("%s.tableoid, %s.ctid", alias, alias);
+	return row_key_sql(t->relid, alias);
+}
+
+/* The columns of a table of kept rows, read as alias k. */
+static const char *
+kept_cols(SbTable *t, const char *alias)
+{
+	return !t->bykey ? psprintf("%s.r, %s.t", alias, alias) : psprintf("%s.k", alias);
+}
+
+/*
  * The condition that keeps t's rows (read as alias) listed in the
  * temporary table keys: for a plain table a TID scan of exactly those rows
  * (ctid = ANY of the list, read once), not a scan of the whole table
  * joined with the list; a partitioned table's rows are told apart by
- * their partition too.
+ * their partition too; a Citus table's by their key (kept_id).
  */
 char *
 EltSandboxKeptRows(SbTable *t, const char *alias, const char *keys)
 {
+	if (t->bykey)
+		return psprintf("%s IN (SELECT k.k FROM %s AS k)", kept_id(t, alias), keys);
 	if (get_rel_relkind(t->relid) == RELKIND_RELATION)
 		return psprintf("%s.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT k.t FROM %s AS k))", alias, keys);
 	return psprintf("(%s.tableoid, %s.ctid) IN (SELECT k.r, k.t FROM %s AS k)", alias, alias, keys);
@@ -220,12 +286,28 @@ close_step(Sandbox *sb, SbFkey *f, bool down)
 	/* only from the rows the last round added: the others were followed already */
 	if (from->added == 0)
 		return 0;
-	n = exec_count(psprintf("WITH added AS (INSERT INTO %s SELECT %s.tableoid, %s.ctid FROM %s AS %s JOIN %s AS %s ON %s"
-							" WHERE %s"
-							" ON CONFLICT DO NOTHING RETURNING r, t)"
-							" INSERT INTO %s SELECT a.r, a.t FROM added AS a",
-							to->keys, to_alias, to_alias, to->from, to_alias, from->from, from_alias, f->join,
-							EltSandboxKeptRows(from, from_alias, from->delta), to->next));
+	if (to->bykey)
+	{
+		/*
+		 * Citus tables: the rows found (read on the shards) first, then
+		 * those not kept yet, by a statement on temporary tables alone
+		 */
+		exec_count(psprintf("INSERT INTO %s SELECT %s FROM %s AS %s JOIN %s AS %s ON %s WHERE %s",
+							to->scratch, kept_id(to, to_alias), to->from, to_alias, from->from, from_alias,
+							f->join, EltSandboxKeptRows(from, from_alias, from->delta)));
+		n = exec_count(psprintf("WITH added AS (INSERT INTO %s SELECT s.k FROM %s AS s"
+								" ON CONFLICT DO NOTHING RETURNING k)"
+								" INSERT INTO %s SELECT a.k FROM added AS a",
+								to->keys, to->scratch, to->next));
+		EltSpiExec(psprintf("TRUNCATE %s", to->scratch));
+	}
+	else
+		n = exec_count(psprintf("WITH added AS (INSERT INTO %s SELECT %s.tableoid, %s.ctid FROM %s AS %s JOIN %s AS %s ON %s"
+								" WHERE %s"
+								" ON CONFLICT DO NOTHING RETURNING r, t)"
+								" INSERT INTO %s SELECT a.r, a.t FROM added AS a",
+								to->keys, to_alias, to_alias, to->from, to_alias, from->from, from_alias, f->join,
+								EltSandboxKeptRows(from, from_alias, from->delta), to->next));
 	f->pulled += n;
 	to->added_next += n;
 	return n;
@@ -256,7 +338,8 @@ next_round(Sandbox *sb)
 /*
  * Choose the kept rows of every table, closed under the foreign keys.
  * Kept rows are (tableoid, ctid): a partitioned table's partitions each
- * have their own ctids.
+ * have their own ctids; in a sandbox of Citus tables, their keys
+ * (kept_id).
  */
 static void
 sample(Sandbox *sb)
@@ -274,31 +357,39 @@ sample(Sandbox *sb)
 		SbTable    *t = &sb->tables[i];
 		char	   *hashed = row_hash_sql(t->relid, sb->seed);
 
+		const char *cols = t->bykey ? "k pg_catalog.text" : "r pg_catalog.oid, t pg_catalog.tid";
+		char	   *id = kept_id(t, "m");
+
 		t->keys = psprintf("pg_temp.elt_sandbox_keys_%d", ++serial);
 		t->delta = psprintf("pg_temp.elt_sandbox_delta_%d", serial);
 		t->next = psprintf("pg_temp.elt_sandbox_next_%d", serial);
-		EltSpiExec(psprintf("CREATE TEMPORARY TABLE %s (r pg_catalog.oid, t pg_catalog.tid, PRIMARY KEY (r, t))"
-							" ON COMMIT DROP", t->keys));
-		EltSpiExec(psprintf("CREATE TEMPORARY TABLE %s (r pg_catalog.oid, t pg_catalog.tid) ON COMMIT DROP", t->delta));
-		EltSpiExec(psprintf("CREATE TEMPORARY TABLE %s (r pg_catalog.oid, t pg_catalog.tid) ON COMMIT DROP", t->next));
+		EltSpiExec(psprintf("CREATE TEMPORARY TABLE %s (%s, PRIMARY KEY (%s))"
+							" ON COMMIT DROP", t->keys, cols, t->bykey ? "k" : "r, t"));
+		EltSpiExec(psprintf("CREATE TEMPORARY TABLE %s (%s) ON COMMIT DROP", t->delta, cols));
+		EltSpiExec(psprintf("CREATE TEMPORARY TABLE %s (%s) ON COMMIT DROP", t->next, cols));
+		if (t->bykey)
+		{
+			t->scratch = psprintf("pg_temp.elt_sandbox_found_%d", serial);
+			EltSpiExec(psprintf("CREATE TEMPORARY TABLE %s (%s) ON COMMIT DROP", t->scratch, cols));
+		}
 		if (sb->percent > 0)
-			t->added = exec_count(psprintf("INSERT INTO %s SELECT m.tableoid, m.ctid FROM %s AS m"
+			t->added = exec_count(psprintf("INSERT INTO %s SELECT %s FROM %s AS m"
 										   " WHERE (%s OPERATOR(pg_catalog.&) 1048575) < %lld",
-										   t->keys, t->from, hashed,
+										   t->keys, id, t->from, hashed,
 										   (long long) ceil(sb->percent / 100.0 * 1048576.0)));
 		else if (sb->nrows > 0)
-			t->added = exec_count(psprintf("INSERT INTO %s SELECT m.tableoid, m.ctid FROM %s AS m"
-										   " ORDER BY %s, m.tableoid, m.ctid LIMIT %lld",
-										   t->keys, t->from, hashed, (long long) sb->nrows));
+			t->added = exec_count(psprintf("INSERT INTO %s SELECT %s FROM %s AS m"
+										   " ORDER BY %s, %s LIMIT %lld",
+										   t->keys, id, t->from, hashed, id, (long long) sb->nrows));
 		else if (t->relid == sb->root)
-			t->added = exec_count(psprintf("INSERT INTO %s SELECT m.tableoid, m.ctid FROM %s AS m WHERE (%s)",
-										   t->keys, t->from, sb->where ? sb->where : "true"));
+			t->added = exec_count(psprintf("INSERT INTO %s SELECT %s FROM %s AS m WHERE (%s)",
+										   t->keys, id, t->from, sb->where ? sb->where : "true"));
 		else
 			t->added = 0;
 		chosen += t->added;
 		/* what the closure starts from */
 		if (t->added > 0)
-			EltSpiExec(psprintf("INSERT INTO %s SELECT k.r, k.t FROM %s AS k", t->delta, t->keys));
+			EltSpiExec(psprintf("INSERT INTO %s SELECT %s FROM %s AS k", t->delta, kept_cols(t, "k"), t->keys));
 	}
 	if (OidIsValid(sb->root) && EltSandboxTableIndex(sb, sb->root) < 0)
 		ereport(ERROR,
@@ -332,7 +423,7 @@ sample(Sandbox *sb)
 			SbTable    *t = &sb->tables[i];
 
 			EltSpiExec(psprintf("TRUNCATE %s", t->delta));
-			t->added = exec_count(psprintf("INSERT INTO %s SELECT k.r, k.t FROM %s AS k", t->delta, t->keys));
+			t->added = exec_count(psprintf("INSERT INTO %s SELECT %s FROM %s AS k", t->delta, kept_cols(t, "k"), t->keys));
 		}
 	}
 

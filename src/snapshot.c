@@ -38,9 +38,16 @@
  * that does so in the other order; PostgreSQL detects it and cancels one.
  * elt.snapshot_defs lists snapshots; elt.snapshots shows each role its own.
  *
+ * Citus.  The snapshot of a hash-distributed table is a table distributed
+ * on the same column and colocated with it (as many shards, placed alike),
+ * so that Citus copies the rows shard to shard, on the nodes that hold
+ * them; a reference table's is a reference table (citus.c).  Its shape
+ * hash covers the distribution: a snapshot is reused only for a source
+ * distributed the same way.  Its immutable trigger is made on every shard.
+ *
  * Layering: a shared layer of the runs engine: manifest.c calls
  * EltSnapshotCreate (declared in manifest.h) for a run under 'full'; this
- * file calls only checksum, audit, roles and util.
+ * file calls only checksum, citus, audit, roles and util.
  */
 #include "postgres.h"
 
@@ -126,6 +133,26 @@ shape_json(Oid relid)
 	}
 	relation_close(rel, AccessShareLock);
 	return EltJsonFinish(&buf);
+}
+
+/*
+ * What a snapshot's shape hash is taken of: its shape, and for a Citus
+ * table how it is distributed, so that a snapshot is reused only for a
+ * source distributed the same way (a distributed table's snapshot is a
+ * distributed table, a plain table's a plain one).  Plain tables keep the
+ * hash of their shape alone.
+ */
+static char *
+shape_key(Oid relid, const char *shape)
+{
+	EltJson		d;
+	EltCitusTable t;
+
+	if (!EltCitusTableInfo(relid, &t))
+		return pstrdup(shape);
+	EltJsonBegin(&d);
+	EltCitusDistributionJson(&d, relid);
+	return psprintf("%s %s", shape, EltJsonFinish(&d));
 }
 
 /* The role's snapshot with this shape and checksum, or 0; with its storage name. */
@@ -269,6 +296,9 @@ copy_rows(Oid relid, const char *tmp, Oid actor)
 	EltAsRole	ar;
 
 	EltSpiExec(psprintf("CREATE TABLE %s AS SELECT * FROM %s WITH NO DATA", dst, src));
+	CommandCounterIncrement();
+	/* a distributed copy of a distributed table, colocated: Citus copies shard to shard */
+	(void) EltCitusDistributeLike(storage_relid(tmp), relid, InvalidOid);
 	EltSpiExec(psprintf("GRANT INSERT ON %s TO %s", dst, quote_identifier(GetUserNameFromId(actor, false))));
 	CommandCounterIncrement();
 	EltAsRoleBegin(&ar, actor, "pg_catalog", true);
@@ -313,12 +343,25 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 	EltCatalogWrite cw;
 	int64		id;
 	MemoryContext outer = CurrentMemoryContext;
+	EltCitusTable citus;
+	int			citus_level = 0;
 
 	relname = EltRelDisplayName(relid);
-	/* the caller's right to read every row and column, and the content now */
-	checksum = EltTableChecksum(relid, NIL);
+	/* a Citus table's first snapshot puts elt_snapshots on the workers */
+	if (EltCitusTableInfo(relid, &citus))
+		citus_level = EltCitusSequentialForSchema(get_namespace_oid(SNAPSHOT_SCHEMA, true));
+	/*
+	 * the caller's right to read every row and column, and the content now
+	 * (of a Citus table, as this transaction sees it: a run's output is
+	 * snapshotted after the run wrote it)
+	 */
+	checksum = EltTableChecksumHere(relid, NIL, true);
 	shape = shape_json(relid);
-	EltSha256Hex(shape, strlen(shape), shape_hash);
+	{
+		char	   *key = shape_key(relid, shape);
+
+		EltSha256Hex(key, strlen(key), shape_hash);
+	}
 
 	EltCatalogWriteBegin(&cw);
 	/* one creator per role at a time: two copying the same content would collide */
@@ -365,6 +408,8 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 			*checksum_out = MemoryContextStrdup(outer, copy_checksum);
 			*shape_hash_out = MemoryContextStrdup(outer, shape_hash);
 			EltCatalogWriteEnd(&cw);
+			if (citus_level > 0)
+				AtEOXact_GUC(true, citus_level);
 			return id;
 		}
 		key = psprintf("%s:%s:%u", shape_hash, copy_checksum, cw.actor);
@@ -373,9 +418,34 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 		EltSpiExec(psprintf("ALTER TABLE %s.%s RENAME TO %s", SNAPSHOT_SCHEMA, quote_identifier(tmp),
 						  quote_identifier(storage)));
 		EltSpiExec(psprintf("REVOKE ALL ON %s.%s FROM PUBLIC", SNAPSHOT_SCHEMA, quote_identifier(storage)));
-		EltSpiExec(psprintf("CREATE TRIGGER immutable BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE"
-						  " ON %s.%s FOR EACH STATEMENT EXECUTE FUNCTION elt._snapshot_immutable()",
-						  SNAPSHOT_SCHEMA, quote_identifier(storage)));
+		{
+			EltCitusTable ct;
+			int			guc_level = NewGUCNestLevel();
+
+			/*
+			 * A Citus copy's trigger is made on each of its shards, where
+			 * the rows are written; Citus makes it only when told that
+			 * the trigger is safe (it runs on the shard, reading nothing),
+			 * and never a TRUNCATE trigger there: that one is on the table
+			 * alone, which every TRUNCATE goes through
+			 */
+			if (EltCitusTableInfo(copy_oid, &ct))
+			{
+				(void) set_config_option("citus.enable_unsafe_triggers", "on", PGC_USERSET, PGC_S_SESSION,
+										 GUC_ACTION_SAVE, true, 0, false);
+				EltSpiExec(psprintf("CREATE TRIGGER immutable BEFORE INSERT OR UPDATE OR DELETE"
+									" ON %s.%s FOR EACH STATEMENT EXECUTE FUNCTION elt._snapshot_immutable()",
+									SNAPSHOT_SCHEMA, quote_identifier(storage)));
+				EltSpiExec(psprintf("CREATE TRIGGER immutable_truncate BEFORE TRUNCATE"
+									" ON %s.%s FOR EACH STATEMENT EXECUTE FUNCTION elt._snapshot_immutable()",
+									SNAPSHOT_SCHEMA, quote_identifier(storage)));
+			}
+			else
+				EltSpiExec(psprintf("CREATE TRIGGER immutable BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE"
+									" ON %s.%s FOR EACH STATEMENT EXECUTE FUNCTION elt._snapshot_immutable()",
+									SNAPSHOT_SCHEMA, quote_identifier(storage)));
+			AtEOXact_GUC(true, guc_level);
+		}
 		grant_read(storage, cw.actor);
 		rows = EltChecksumRows(copy_checksum);
 		EltPrepare(&ins,
@@ -403,6 +473,8 @@ EltSnapshotCreate(Oid relid, char **checksum_out, char **shape_hash_out)
 	*checksum_out = MemoryContextStrdup(outer, checksum);
 	*shape_hash_out = MemoryContextStrdup(outer, shape_hash);
 	EltCatalogWriteEnd(&cw);
+	if (citus_level > 0)
+		AtEOXact_GUC(true, citus_level);
 	return id;
 }
 
