@@ -790,13 +790,14 @@ elt_mask_value(PG_FUNCTION_ARGS)
 }
 
 /*
- * The primary key of rel as a text expression over its columns (NULL if
- * none): each column through format's %L, which prints with the type's
- * output function (never a cast a user defined, which would run their
- * code as the reader), under the pinned print settings.
+ * The primary key of rel as a text expression over its columns read as
+ * alias (NULL if none): each column through format's %L, which prints with
+ * the type's output function (never a cast a user defined, which would
+ * run their code as the reader), under the pinned print settings.  Two
+ * rows with the same key are the same row of the table.
  */
-static char *
-row_key_sql(Relation rel)
+char *
+EltMaskRowKeySql(Relation rel, const char *alias)
 {
 	List	   *indexes = RelationGetIndexList(rel);
 	ListCell   *lc;
@@ -819,7 +820,7 @@ row_key_sql(Relation rel)
 				appendStringInfoString(&buf, k ? ",%L" : "%L");
 			appendStringInfoChar(&buf, '\'');
 			for (k = 0; k < idx->indnkeyatts; k++)
-				appendStringInfo(&buf, ", m.%s",
+				appendStringInfo(&buf, ", %s.%s", alias,
 								 quote_identifier(get_attname(RelationGetRelid(rel), idx->indkey.values[k], false)));
 			appendStringInfoChar(&buf, ')');
 		}
@@ -839,7 +840,7 @@ masked_select_list(Relation rel, MaskColumn *cols, int n, bool masked, bool for_
 {
 	StringInfoData buf;
 	StringInfoData names;
-	char	   *rowkey = row_key_sql(rel);
+	char	   *rowkey = EltMaskRowKeySql(rel, "m");
 	int			i;
 	bool		first = true;
 

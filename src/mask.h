@@ -109,5 +109,6 @@ extern int64 EltMaskToken(void);
 extern void EltMaskEnd(void);
 extern void EltMaskForget(Oid relid);
 extern char *EltMaskRulesJson(Relation rel);
+extern char *EltMaskRowKeySql(Relation rel, const char *alias);
 
 #endif							/* ELT_MASK_H */

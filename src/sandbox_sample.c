@@ -10,8 +10,10 @@
  * again.  Everything runs as the reader (sandbox.c switched to it), so
  * its privileges and row-level security choose what may be kept.
  *
- * Layering: part of the sandbox engine; called by sandbox.c only.  Locks:
- * none of its own (sandbox.c holds SHARE on the sources).
+ * Layering: part of the sandbox engine; called by sandbox.c only; calls
+ * lineage.c (primary key columns), mask.c (a row's key as text),
+ * checksum.c (the rows taken) and util.  Locks: none of its own
+ * (sandbox.c holds SHARE on the sources).
  */
 #include "postgres.h"
 
@@ -32,6 +34,8 @@
 #include "utils/syscache.h"
 
 #include "checksum.h"
+#include "lineage.h"
+#include "mask.h"
 #include "sandbox_internal.h"
 #include "util.h"
 
@@ -98,46 +102,18 @@ EltSandboxTableIndex(Sandbox *sb, Oid relid)
 }
 
 /*
- * A row's key as text, read as alias: its primary key's columns, each
- * printed by format's %L (the type's output function, under the pinned
- * print settings), else the whole row.  Two rows with the same key are
+ * A row's key as text, read as alias: its primary key's columns
+ * (EltMaskRowKeySql), else the whole row.  Two rows with the same key are
  * the same row of the table.
  */
 static char *
 row_key_sql(Oid relid, const char *alias)
 {
-	StringInfoData fmt;
-	StringInfoData args;
-	List	   *indexes;
-	ListCell   *lc;
 	Relation	rel = table_open(relid, NoLock);
+	char	   *key = EltMaskRowKeySql(rel, alias);
 
-	indexes = RelationGetIndexList(rel);
 	table_close(rel, NoLock);
-	initStringInfo(&fmt);
-	initStringInfo(&args);
-	foreach(lc, indexes)
-	{
-		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
-		Form_pg_index idx;
-		int			k;
-
-		if (!HeapTupleIsValid(tup))
-			continue;
-		idx = (Form_pg_index) GETSTRUCT(tup);
-		if (idx->indisprimary && fmt.len == 0)
-		{
-			for (k = 0; k < idx->indnkeyatts; k++)
-			{
-				appendStringInfoString(&fmt, k ? ",%L" : "%L");
-				appendStringInfo(&args, ", %s.%s", alias, quote_identifier(get_attname(relid, idx->indkey.values[k], false)));
-			}
-		}
-		ReleaseSysCache(tup);
-	}
-	if (fmt.len == 0)
-		return psprintf("CAST(%s AS pg_catalog.text)", alias);
-	return psprintf("pg_catalog.format('%s'%s)", fmt.data, args.data);
+	return key ? key : psprintf("CAST(%s AS pg_catalog.text)", alias);
 }
 
 /*
@@ -228,45 +204,26 @@ static char *
 row_hash_sql(Oid relid, int64 seed)
 {
 	StringInfoData buf;
-	HeapTuple	tup;
-	List	   *indexes;
-	ListCell   *lc;
 	Relation	rel = table_open(relid, NoLock);
+	List	   *pk = EltPrimaryKeyColumns(rel);
+	ListCell   *lc;
 
-	indexes = RelationGetIndexList(rel);
 	table_close(rel, NoLock);
+	if (pk == NIL)
+		return psprintf("pg_catalog.hashtextextended(CAST(m AS pg_catalog.text), %lld)", (long long) seed);
 	initStringInfo(&buf);
-	foreach(lc, indexes)
+	if (list_length(pk) == 1 && EltIntegerKeyType(get_atttype(relid, linitial_int(pk))))
+		appendStringInfo(&buf, "pg_catalog.hashint8extended(m.%s::pg_catalog.int8, %lld)",
+						 quote_identifier(get_attname(relid, linitial_int(pk), false)), (long long) seed);
+	else
 	{
-		Form_pg_index idx;
-		int			k;
-
-		tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
-		if (!HeapTupleIsValid(tup))
-			continue;
-		idx = (Form_pg_index) GETSTRUCT(tup);
-		if (idx->indisprimary)
-		{
-			Oid			typid = idx->indnkeyatts == 1 ? get_atttype(relid, idx->indkey.values[0]) : InvalidOid;
-			const char *first = idx->indnkeyatts >= 1
-				? quote_identifier(get_attname(relid, idx->indkey.values[0], false)) : NULL;
-
-			if (typid == INT2OID || typid == INT4OID || typid == INT8OID)
-				appendStringInfo(&buf, "pg_catalog.hashint8extended(m.%s::pg_catalog.int8, %lld)", first,
-								 (long long) seed);
-			else
-			{
-				appendStringInfoString(&buf, "pg_catalog.hashtextextended(CAST(ROW(");
-				for (k = 0; k < idx->indnkeyatts; k++)
-					appendStringInfo(&buf, "%sm.%s", k ? ", " : "",
-									 quote_identifier(get_attname(relid, idx->indkey.values[k], false)));
-				appendStringInfo(&buf, ") AS pg_catalog.text), %lld)", (long long) seed);
-			}
-		}
-		ReleaseSysCache(tup);
+		appendStringInfoString(&buf, "pg_catalog.hashtextextended(CAST(ROW(");
+		foreach(lc, pk)
+			appendStringInfo(&buf, "%sm.%s", foreach_current_index(lc) ? ", " : "",
+							 quote_identifier(get_attname(relid, lfirst_int(lc), false)));
+		appendStringInfo(&buf, ") AS pg_catalog.text), %lld)", (long long) seed);
 	}
-	return buf.len > 0 ? buf.data
-		: psprintf("pg_catalog.hashtextextended(CAST(m AS pg_catalog.text), %lld)", (long long) seed);
+	return buf.data;
 }
 
 /*

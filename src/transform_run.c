@@ -559,6 +559,7 @@ run_body(void *arg)
 	EltCatalogWrite cw;
 	EltPushdown pd;
 	EltPushdown *pdp = NULL;
+	EltCitusTable citus;
 	Oid			owner = get_role_oid(t->owner, false);
 	EltAsRole	ar;
 
@@ -584,8 +585,11 @@ run_body(void *arg)
 	if (!pg_strong_random(&token, sizeof(token)))
 		token = (int64) pg_prng_uint64(&pg_global_prng_state);
 	stmt = run_statement(t, info, &ti, rc->row, rc->undo);
-	/* on Citus, the row work on the shards when the tables are colocated */
-	if (rc->row && !rc->undo &&
+	/*
+	 * on Citus, the row work on the shards when the tables are colocated
+	 * (the pushdown's SQL is built only for a Citus target)
+	 */
+	if (rc->row && !rc->undo && elt_citus_pushdown && EltCitusTableInfo(t->target, &citus) &&
 		EltPushdownPrepare(&pd, t->target, info, &ti, target_key_sql(t->target, &ti),
 						   conflict_clause(t, &ti, false)))
 		pdp = &pd;
