@@ -27,15 +27,17 @@
  * predicate then keeps in the shard.
  *
  * A chunk's statement then writes one node while its checkpoint is written
- * on the coordinator: EltBackfillShardTwoPhase asks Citus to commit the
- * chunk in two phases, as it does for a statement on several shards, so
- * that the chunk's rows and its checkpoint commit together even if the
- * coordinator crashes at commit.  It can only where Citus's library
- * exports the function that does so (PostgreSQL 15; from 16 modules are
- * built with hidden symbols): elsewhere Citus commits the worker's part
- * at pre-commit, then the coordinator commits, and an error still rolls
- * both back, but a crash in between leaves the chunk to run again
- * (docs/citus.md, Not yet).
+ * on the coordinator, and the two must commit together even if the
+ * coordinator crashes at commit: in two phases.  Citus commits a statement
+ * sent to one shard in one phase (the worker's part at pre-commit, then the
+ * coordinator), and a statement sent to several shards in two.  Where
+ * Citus's library exports the function that turns two-phase commit on
+ * (PostgreSQL 15), EltBackfillShardTwoPhase calls it.  Where it does not
+ * (from 16 modules are built with hidden symbols), the statement is routed
+ * to its shard and to a partner shard, the next in hash order: the hash
+ * range predicate leaves the partner's rows untouched (its part changes no
+ * row), and the two tasks make Citus commit in two phases.  A table of one
+ * shard has no partner, and commits such chunks in one phase.
  *
  * State: one scope at a time, per process, set only around the SPI call
  * that runs the statement or a planning query, and cleared by
@@ -89,6 +91,8 @@ typedef struct ShardScope
 	int32		hash_max;
 	bool		inject;			/* add the hash range predicate to the statement */
 	bool		route;			/* tell Citus the shard */
+	bool		partner;		/* and a partner shard, starting at partner_min */
+	int32		partner_min;
 	bool		injected;		/* the predicate was added */
 	bool		routed;			/* the restriction was added */
 	int			depth;			/* planner calls under way in the scope */
@@ -245,10 +249,16 @@ shard_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEn
 		(root->parse->resultRelation == 0 || root->parse->resultRelation == (int) rti))
 	{
 		Var		   *hashed = makeVar(rti, CITUS_HASHED_COLUMN, INT4OID, -1, InvalidOid, 0);
+		Expr	   *clause;
 		RestrictInfo *ri;
 
-		ri = make_simple_restrictinfo(root, int4_op(">=", (Expr *) hashed,
-													(Expr *) int4_const(scope.hash_min)));
+		/* Citus reads hashed >= v as "the shard of hash value v" */
+		clause = int4_op(">=", (Expr *) hashed, (Expr *) int4_const(scope.hash_min));
+		if (scope.partner)
+			clause = make_orclause(list_make2(clause,
+											  int4_op(">=", (Expr *) copyObject(hashed),
+													  (Expr *) int4_const(scope.partner_min))));
+		ri = make_simple_restrictinfo(root, clause);
 		/* never a qual of PostgreSQL's scan of the shell: Citus alone reads it */
 		ri->pseudoconstant = true;
 		rel->baserestrictinfo = lappend(rel->baserestrictinfo, ri);
@@ -291,16 +301,44 @@ one_shard_holds(Oid relid, int32 min, int32 max)
 }
 
 /*
+ * Citus's Use2PCForCoordinatedTransaction, where its library exports it
+ * (PostgreSQL 15); NULL elsewhere.
+ */
+static void (*
+			 citus_use2pc(void)) (void)
+{
+	static void (*use2pc) (void) = NULL;
+	static bool looked = false;
+
+	if (!looked)
+	{
+		looked = true;
+		use2pc = (void (*) (void)) load_external_function("$libdir/citus",
+														  "Use2PCForCoordinatedTransaction",
+														  false, NULL);
+	}
+	return use2pc;
+}
+
+/*
  * Enter the scope of a chunk in shard s of bf's relation: inject adds the
  * hash range predicate to the statement about to be planned (the chunk's
  * statement; planning queries need none).  Routing is asked for when one
- * shard still holds the range.
+ * shard still holds the range; for the statement, to a partner shard too
+ * when Citus cannot be asked for two phases otherwise (file header).
  */
 void
 EltBackfillShardScopeBegin(Backfill *bf, const EltBackfillShard *s, bool inject)
 {
 	AttrNumber	attnum = get_attnum(bf->relid, bf->key);
 	bool		route = one_shard_holds(bf->relid, s->hash_min, s->hash_max);
+	EltBackfillShard partner;
+	bool		has_partner = false;
+
+	if (inject && route && citus_use2pc() == NULL)
+		has_partner = (EltBackfillShardNext(bf->relid, false, s->hash_min, &partner) ||
+					   EltBackfillShardNext(bf->relid, true, 0, &partner)) &&
+			partner.hash_min != s->hash_min;
 
 	memset(&scope, 0, sizeof(scope));
 	scope.relid = bf->relid;
@@ -310,6 +348,8 @@ EltBackfillShardScopeBegin(Backfill *bf, const EltBackfillShard *s, bool inject)
 	scope.hash_max = s->hash_max;
 	scope.inject = inject;
 	scope.route = route;
+	scope.partner = has_partner;
+	scope.partner_min = has_partner ? partner.hash_min : 0;
 	scope.active = true;
 }
 
@@ -410,21 +450,14 @@ EltBackfillPerShard(Backfill *bf)
  * Have Citus commit this transaction in two phases when it wrote another
  * node: the chunk's rows on a worker and its checkpoint here commit
  * together (file header).  Nothing where Citus's library hides the
- * function (PostgreSQL 16 and later).
+ * function (PostgreSQL 16 and later): there the statement went to a
+ * partner shard too.
  */
 void
 EltBackfillShardTwoPhase(void)
 {
-	static void (*use2pc) (void) = NULL;
-	static bool looked = false;
+	void		(*use2pc) (void) = citus_use2pc();
 
-	if (!looked)
-	{
-		looked = true;
-		use2pc = (void (*) (void)) load_external_function("$libdir/citus",
-														  "Use2PCForCoordinatedTransaction",
-														  false, NULL);
-	}
 	if (use2pc)
 		use2pc();
 }

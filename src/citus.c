@@ -543,9 +543,27 @@ EltCitusSequentialForSchema(Oid nsp)
 			return 0;
 	}
 	level = NewGUCNestLevel();
+	EltCitusSequential();
+	return level;
+}
+
+/*
+ * From here to the end of the caller's GUC nest level, Citus runs a
+ * statement on several shards over one connection per node
+ * (citus.multi_shard_modify_mode = sequential).  Needed where one
+ * transaction writes tables of two colocation groups, then runs a
+ * statement that reads or writes both: Citus requires the placements a
+ * task touches to have been written over one connection, and in parallel
+ * mode which connection wrote which is left to timing.  Nothing without
+ * Citus.
+ */
+void
+EltCitusSequential(void)
+{
+	if (!EltCitusInstalled())
+		return;
 	(void) set_config_option("citus.multi_shard_modify_mode", "sequential", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	return level;
 }
 
 /*

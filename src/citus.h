@@ -31,6 +31,7 @@ extern bool EltCitusInstalled(void);
 extern char EltCitusDistributeAs(Oid copy, const char *method, const char *column, Oid colocate_with);
 extern char EltCitusDistributeLike(Oid copy, Oid source, Oid colocate_with);
 extern int	EltCitusSequentialForSchema(Oid nsp);
+extern void EltCitusSequential(void);
 extern bool EltCitusSessionGpid(int64 *gpid);
 
 #endif							/* ELT_CITUS_H */

@@ -101,6 +101,21 @@ citus_target(EltTransform *t)
 	return true;
 }
 
+/* Whether target or one of sources is a Citus table. */
+static bool
+any_citus(List *sources, Oid target)
+{
+	EltCitusTable info;
+	ListCell   *lc;
+
+	if (EltCitusTableInfo(target, &info))
+		return true;
+	foreach(lc, sources)
+		if (EltCitusTableInfo(lfirst_oid(lc), &info))
+			return true;
+	return false;
+}
+
 /*
  * Rows read so far in this transaction from relations (and their
  * partitions).  *unknown: one of them is a Citus table, whose rows are read
@@ -593,6 +608,15 @@ run_body(void *arg)
 		EltPushdownPrepare(&pd, t->target, info, &ti, target_key_sql(t->target, &ti),
 						   conflict_clause(t, &ti, false)))
 		pdp = &pd;
+	/*
+	 * Under the full policy the step copies its Citus tables (snapshots
+	 * of two colocation groups at least: a reference table's and a
+	 * distributed table's) in this transaction, then reads them together:
+	 * one connection per node until EltAsRoleEnd (EltCitusSequential).
+	 */
+	if (rc->step.enabled && strcmp(rc->step.policy, "full") == 0 &&
+		any_citus(info->sources, t->target))
+		EltCitusSequential();
 	/* the manifest's inputs: what the statement is about to read */
 	EltRunStepInputs(&rc->step, info->sources);
 	execute_run(t, &rc->run, info, &ti, rc->row, rc->undo, stmt, pdp, token, rc->cxt, &counts);
