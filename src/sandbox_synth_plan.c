@@ -6,10 +6,12 @@
  * how many rows each table gets, by scale times its row estimate or as
  * "rows" says; a table that should get rows and whose statistics the
  * reader cannot see (never analyzed, or hidden by pg_stats for row-level
- * security) is refused.  sandbox_synth.c generates the rows.
+ * security) is refused, and so is a Citus table (its statistics are on
+ * its shards).  sandbox_synth.c generates the rows.
  *
  * Layering: called by sandbox.c (EltSynthParse, EltSynthPlan) and
- * sandbox_synth.c (the helpers of sandbox_synth_int.h); calls util.
+ * sandbox_synth.c (the helpers of sandbox_synth_int.h); calls util and
+ * citus.c.
  * Reads the catalog and pg_stats inside sandbox.c's SPI connection, as the
  * reader where pg_stats' filtering matters; reads one row of a source
  * never analyzed, to tell whether it is empty.  Locks: none.
@@ -32,6 +34,7 @@
 #include "utils/rls.h"
 #include "utils/syscache.h"
 
+#include "citus.h"
 #include "pg_compat.h"
 #include "sandbox.h"
 #include "sandbox_synth_int.h"
@@ -429,6 +432,19 @@ EltSynthPlan(EltSynth *s, int64 seed, int ntables, const Oid *relids, const char
 	s->tables = palloc0(sizeof(SynthTable) * Max(ntables, 1));
 	for (i = 0; i < ntables; i++)
 	{
+		EltCitusTable citus;
+
+		/*
+		 * A Citus table's rows, and so their statistics, are on its
+		 * shards: the coordinator's pg_stats holds nothing for it
+		 */
+		if (EltCitusTableInfo(relids[i], &citus))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("synthetic rows cannot be generated for %s: it is a Citus table",
+							EltRelDisplayName(relids[i])),
+					 errdetail("Synthetic rows are drawn from pg_stats, and a Citus table's statistics are on its shards, not on the coordinator."),
+					 errhint("Make a masked sample of its real rows instead (for example sample => '{\"percent\": 1}'), or leave its schema out.")));
 		s->tables[i].relid = relids[i];
 		s->tables[i].src = EltRelDisplayName(relids[i]);
 		s->tables[i].dst = pstrdup(dsts[i]);

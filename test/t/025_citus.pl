@@ -973,6 +973,15 @@ is(cq(q{SELECT count(*) FROM crm_smp.contacts c LEFT JOIN crm_smp.accounts a ON 
 cq(q{SELECT count(*) FROM elt.sandbox_refresh('crm_smp')});
 is(dist_of('crm_smp.accounts'), 'h s id', 'sandbox_refresh makes it distributed again');
 cq(q{SELECT elt.sandbox_drop('crm_smp')});
+# synthetic rows are drawn from pg_stats, which the coordinator does not
+# have for a Citus table: refused, saying what to do, nothing made
+cq(q{ANALYZE crm.accounts});
+like(fails(q{SELECT elt.sandbox_create('crm_syn', ARRAY['crm'], '{"synthetic": true, "seed": 1}')}),
+	qr/ERROR:  synthetic rows cannot be generated for crm\.\w+: it is a Citus table.*HINT:  Make a masked sample/s,
+	'a synthetic sandbox of Citus tables is refused, with what to do');
+is(cq(q{SELECT count(*) FROM pg_namespace WHERE nspname = 'crm_syn'}) . ' '
+	  . cq(q{SELECT count(*) FROM elt.sandboxes WHERE name = 'crm_syn'}),
+	'0 0', 'and nothing is made');
 is(cq(q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'crm\_smp.%'}), '0',
 	'sandbox_drop drops its distributed copies');
 
