@@ -37,7 +37,10 @@
  * to its shard and to a partner shard, the next in hash order: the hash
  * range predicate leaves the partner's rows untouched (its part changes no
  * row), and the two tasks make Citus commit in two phases.  A table of one
- * shard has no partner, and commits such chunks in one phase.
+ * shard has no partner, and commits such chunks in one phase.  The
+ * statement then runs as a multi-shard one: a statement Citus can run
+ * only as a router query (one shard) fails there, as it does over the
+ * whole table.
  *
  * State: one scope at a time, per process, set only around the SPI call
  * that runs the statement or a planning query, and cleared by
@@ -68,6 +71,7 @@
 #include "parser/parse_func.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/plancache.h"
 #include "utils/typcache.h"
@@ -351,6 +355,21 @@ EltBackfillShardScopeBegin(Backfill *bf, const EltBackfillShard *s, bool inject)
 	scope.partner = has_partner;
 	scope.partner_min = has_partner ? partner.hash_min : 0;
 	scope.active = true;
+
+	/*
+	 * A statement on two shards takes Citus's executor lock of each in
+	 * SHARE UPDATE EXCLUSIVE mode, which conflicts with itself: two
+	 * workers' chunks sharing a shard as their own and the other's
+	 * partner, or a user's multi-shard UPDATE, would wait for each other.
+	 * That lock guards against concurrent multi-shard statements locking
+	 * rows of several shards in different orders; the partner's part
+	 * locks no row (the hash range predicate leaves all its rows out), so
+	 * the chunk asks for ROW EXCLUSIVE, as a statement on one shard does.
+	 * Saved in the caller's GUC nest level (the chunk's, as its owner).
+	 */
+	if (has_partner)
+		(void) set_config_option("citus.enable_deadlock_prevention", "off", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
 
 /* Leave the scope; whether the statement got its predicate. */
